@@ -1,0 +1,40 @@
+# Two commands set dosezoo up: `make demo` and `make test`. Both create .venv when absent.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# The first interpreter found that is Python >= 3.12 (pyenv's 3.12 is pinned by .python-version).
+PYTHON_FOR_VENV := $(shell for p in python3.12 python3.13 python3.14 python3 python; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; \
+	then command -v $$p; break; fi; done)
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export OMP_NUM_THREADS := 1
+
+.PHONY: demo test test-slow lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+		if [ -z "$(PYTHON_FOR_VENV)" ]; then echo "No Python >= 3.12 found on PATH" >&2; exit 1; fi; \
+		$(PYTHON_FOR_VENV) -m venv $(VENV); \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all]"
+	@touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m dosezoo.cli demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n 2
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_3pnd.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,140 @@
+"""InferenceData (``xarray.DataTree``) from arrays of draws, in ``pm.sample``'s exact schema.
+
+Kernel engines compute draws with numba; :class:`IdataBuilder` turns them into the groups,
+variables, dims, coords and attribute keys that ``pm.sample`` produces for the same PyMC
+model, so every rule, plot and diagnostic works on any engine's output. Model-dependent
+work (coords, dims, the deterministics' compiled function) is done once per model.
+"""
+
+from datetime import UTC, datetime
+from importlib.metadata import version
+
+import numpy as np
+import pymc as pm
+import pytensor
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
+from pytensor.graph.replace import vectorize_graph
+
+_LIBRARY_ATTRS = {
+    "creation_library": "ArviZ",
+    "creation_library_version": version("arviz-base"),
+    "creation_library_language": "Python",
+    "inference_library": "dosezoo",
+    "inference_library_version": version("dosezoo"),
+}
+
+
+def _attrs(sample_dims: tuple[str, ...], **extra: object) -> dict:
+    return {
+        "created_at": datetime.now(UTC).isoformat(),
+        **_LIBRARY_ATTRS,
+        "sample_dims": list(sample_dims),
+        **extra,
+    }
+
+
+class IdataBuilder:
+    """Build ``pm.sample``-shaped DataTrees for one PyMC model from constrained draws.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        The model the draws target. Call :meth:`refresh_data` after ``pm.set_data``.
+    """
+
+    def __init__(self, model: pm.Model) -> None:
+        self.model = model
+        transforms = model.rvs_to_transforms
+        free = model.free_RVs
+        self.free_names = [rv.name for rv in free]
+        self.posterior_names = [rv.name for rv in free if transforms[rv] is None] + [
+            rv.name for rv in free if transforms[rv] is not None
+        ]
+        self.deterministic_names = [d.name for d in model.deterministics]
+        batched = {
+            rv: pt.tensor(name=rv.name, dtype=rv.dtype, shape=(None, *rv.type.shape)) for rv in free
+        }
+        self._deterministics = None
+        if self.deterministic_names:
+            outputs = vectorize_graph(model.deterministics, replace=batched)
+            self._deterministics = pytensor.function(list(batched.values()), outputs)
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Re-read coords, observed and constant data from the model."""
+        self.coords, self.dims = coords_and_dims_for_inferencedata(self.model)
+        self.static = {
+            group: self._dataset(values, ())
+            for group, values in (
+                ("observed_data", find_observations(self.model)),
+                ("constant_data", find_constants(self.model)),
+            )
+            if values
+        }
+
+    def _dataset(self, values: dict, sample_dims: tuple[str, ...], **attrs: object) -> xr.Dataset:
+        data_vars, coords = {}, {}
+        for name, array in values.items():
+            array = np.asarray(array)
+            dims = list(self.dims.get(name, []))
+            dims += [f"{name}_dim_{i}" for i in range(len(dims), array.ndim - len(sample_dims))]
+            var_dims = (*sample_dims, *dims)
+            for dim, size in zip(var_dims, array.shape, strict=True):
+                known = self.coords.get(dim)
+                coords.setdefault(
+                    dim, np.asarray(known) if known is not None and len(known) == size else np.arange(size)
+                )
+            data_vars[name] = xr.Variable(var_dims, array)
+        return xr.Dataset(data_vars, coords=coords, attrs=_attrs(sample_dims, **attrs))
+
+    def __call__(
+        self,
+        draws: dict[str, np.ndarray],
+        stats: dict[str, np.ndarray],
+        *,
+        sampling_time: float,
+        tuning_steps: int,
+        root_attrs: dict | None = None,
+    ) -> xr.DataTree:
+        """Assemble the DataTree.
+
+        Parameters
+        ----------
+        draws : dict
+            Constrained values of every free variable, shaped ``(chain, draw, *shape)``.
+        stats : dict
+            Sampler statistics shaped ``(chain, draw, ...)``.
+        sampling_time : float
+            Seconds spent sampling, stored as ``pm.sample`` does.
+        tuning_steps : int
+            Burn-in iterations per chain.
+        root_attrs : dict, optional
+            Attributes of the root node (e.g. the model's identity).
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        n_chains, n_draws = next(iter(draws.values())).shape[:2]
+        posterior = {name: draws[name] for name in self.posterior_names}
+        if self._deterministics is not None:
+            flat = [
+                np.reshape(draws[name], (n_chains * n_draws, *np.shape(draws[name])[2:]))
+                for name in self.free_names
+            ]
+            outputs = self._deterministics(*flat)
+            posterior |= {
+                name: value.reshape(n_chains, n_draws, *value.shape[1:])
+                for name, value in zip(self.deterministic_names, outputs, strict=True)
+            }
+        run = {"sampling_time": sampling_time, "tuning_steps": tuning_steps}
+        groups = {
+            "posterior": self._dataset(posterior, ("chain", "draw"), **run),
+            "sample_stats": self._dataset(stats, ("chain", "draw"), **run),
+            **self.static,
+        }
+        tree = xr.DataTree(children={group: xr.DataTree(ds) for group, ds in groups.items()})
+        tree.attrs.update(root_attrs or {})
+        return tree

@@ -1,0 +1,410 @@
+r"""The three-parameter non-linear dose-finder (3PND) for continuous toxicity.
+
+Lee, S.Y. (2023). A flexible dose-response modeling framework based on continuous toxicity
+outcomes in phase I cancer clinical trials. *Trials* 24, 745 (seed 001), eqs (5)-(9):
+
+.. math::
+
+    y_i \mid \beta, \nu, \sigma &\sim N\big(\beta (x_i - x_{min})^\nu, \sigma^2\big) \\
+    \beta \mid \nu, \sigma &\sim U\big(l(\sigma, \nu), u(\sigma, \nu)\big), \quad
+        l = \frac{\eta - \sigma z}{R^\nu}, \quad u = \frac{\eta}{R^\nu} + \sigma z \\
+    \sigma &\sim C^+(0, 1) \, 1_{(0, \eta / z)} \\
+    \nu &\sim \log N(0, \delta^2) \\
+    \mathrm{MTD} &= x_{min} + \left(\frac{\eta - \sigma z}{\beta}\right)^{1/\nu}
+
+with :math:`z = \Phi^{-1}(\gamma)` and :math:`R = x_{max} - x_{min}`. The MTD is the largest
+dose at which :math:`P(Y \ge \eta) \le 1 - \gamma`; the prior guarantees
+:math:`x_{min} < \mathrm{MTD} < x_{max}`. The uniform prior of :math:`\beta` is the
+normalised density :math:`1/(u - l)`, which PyMC's ``Uniform`` with random bounds is. The
+samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
+"""
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.util import get_random_generator
+from scipy.special import ndtri
+
+from dosezoo.data import TrialData
+from dosezoo.inference import IdataBuilder
+from dosezoo.samplers import three_pnd_kernels as kernels
+
+Engine = Literal["pymc", "nuts", "kernel"]
+ENGINES = ("pymc", "nuts", "kernel")
+#: Posterior variables of every engine's output.
+PARAMETERS = ("beta", "sigma", "nu", "mtd")
+
+
+@dataclass(frozen=True)
+class ThreePND:
+    """The 3PND model of seed 001 with its hyper-parameters.
+
+    Parameters
+    ----------
+    eta : float
+        Maximum toxicity level (> 0): a response ``y >= eta`` is a DLT.
+    gamma : float
+        Homogeneity constant in (0.5, 1); ``1 - gamma`` is the target toxicity level.
+    x_min, x_max : float
+        Dose range, ``0 <= x_min < x_max``; every dose must lie strictly inside it.
+    delta : float
+        Scale (> 0) of the log-normal prior of the non-linearity ``nu``.
+
+    Examples
+    --------
+    >>> model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
+    """
+
+    eta: float
+    gamma: float
+    x_min: float
+    x_max: float
+    delta: float = 0.5
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the hyper-parameters, naming the one at fault."""
+        for name in ("eta", "gamma", "x_min", "x_max", "delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+                raise ValueError(f"ThreePND: {name} must be a real number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"ThreePND: {name} must be finite, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.eta <= 0:
+            raise ValueError(f"ThreePND: eta must be > 0, got {self.eta!r}")
+        if not 0.5 < self.gamma < 1:
+            raise ValueError(f"ThreePND: gamma must lie in (0.5, 1), got {self.gamma!r}")
+        if self.x_min < 0:
+            raise ValueError(f"ThreePND: x_min must be >= 0, got {self.x_min!r}")
+        if not self.x_min < self.x_max:
+            raise ValueError(
+                f"ThreePND: x_min must be < x_max, got x_min={self.x_min!r}, x_max={self.x_max!r}"
+            )
+        if self.delta <= 0:
+            raise ValueError(f"ThreePND: delta must be > 0, got {self.delta!r}")
+
+    @property
+    def z(self) -> float:
+        """``Phi^-1(gamma)``."""
+        return float(ndtri(self.gamma))
+
+    @property
+    def sigma_max(self) -> float:
+        """Upper end ``eta / Phi^-1(gamma)`` of the support of sigma."""
+        return self.eta / self.z
+
+    @property
+    def hyper(self) -> np.ndarray:
+        """The hyper-parameters laid out for the numba kernels."""
+        return kernels.pack_hyper(self.eta, self.z, self.x_min, self.x_max, self.delta)
+
+    def parameters(self) -> dict[str, float]:
+        """The hyper-parameters as a plain dict (recorded in every fit's attributes)."""
+        return {name: getattr(self, name) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
+
+    # ------------------------------------------------------------------ data
+
+    def _arrays(self, data: TrialData, *, min_patients: int) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(data, TrialData):
+            raise TypeError(f"ThreePND needs a TrialData, got {type(data).__name__}")
+        data.require("y", min_patients=min_patients, model="ThreePND")
+        data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
+        return np.asarray(data.dose, dtype=float), np.asarray(data.column("y"), dtype=float)
+
+    # ----------------------------------------------------------------- model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """The PyMC model of eqs (6)-(9), with the data in ``pm.Data`` containers.
+
+        ``pm.set_data({"dose": ..., "response": ...}, coords={"patient": ...})`` moves it to
+        new data without a rebuild. The hyper-parameters are ``pm.Data`` scalars too, so
+        they are recorded in ``constant_data`` and the step methods read them from the model.
+
+        Parameters
+        ----------
+        data : TrialData
+            Needs ``dose`` and ``y``; may be empty (for prior checks).
+
+        Returns
+        -------
+        pymc.Model
+        """
+        dose, y = self._arrays(data, min_patients=0)
+        with pm.Model(coords={"patient": np.arange(dose.size)}) as model:
+            eta = pm.Data("eta", self.eta)
+            gamma = pm.Data("gamma", self.gamma)
+            x_min = pm.Data("x_min", self.x_min)
+            x_max = pm.Data("x_max", self.x_max)
+            delta = pm.Data("delta", self.delta)
+            dose_data = pm.Data("dose", dose, dims="patient")
+            response = pm.Data("response", y, dims="patient")
+            z = math.sqrt(2.0) * pt.erfinv(2.0 * gamma - 1.0)
+            sigma = pm.Truncated(
+                "sigma",
+                pm.HalfCauchy.dist(1.0),
+                lower=0.0,
+                upper=eta / z,
+                initval=min(1.0, 0.5 * self.sigma_max),
+            )
+            nu = pm.LogNormal("nu", 0.0, delta)
+            range_power = (x_max - x_min) ** nu
+            beta = pm.Uniform("beta", lower=(eta - sigma * z) / range_power, upper=eta / range_power + sigma * z)
+            pm.Deterministic("mtd", x_min + ((eta - sigma * z) / beta) ** (1.0 / nu))
+            pm.Normal("y", mu=beta * (dose_data - x_min) ** nu, sigma=sigma, observed=response, dims="patient")
+        return model
+
+    # ------------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        data: TrialData,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        engine: Engine = "pymc",
+        random_seed: int | np.random.Generator | None = None,
+        progressbar: bool = False,
+    ) -> xr.DataTree:
+        """Sample the posterior.
+
+        Parameters
+        ----------
+        data : TrialData
+            At least one patient, columns ``dose`` and ``y``.
+        draws, tune, chains : int
+            Kept draws and burn-in iterations per chain, number of chains.
+        engine : {"pymc", "nuts", "kernel"}
+            ``"pymc"``: ``pm.sample`` with this package's step methods (beta Gibbs, sigma
+            slice, nu elliptical slice, ridge move); ``"nuts"``: PyMC's NUTS, the reference;
+            ``"kernel"``: the same sweep compiled with numba (milliseconds).
+        random_seed : int or numpy.random.Generator, optional
+            Seed; the same seed gives the same draws.
+        progressbar : bool
+            Show ``pm.sample``'s progress bar.
+
+        Returns
+        -------
+        xarray.DataTree
+            InferenceData with ``beta``, ``sigma``, ``nu`` and ``mtd`` (dims chain, draw) in
+            ``posterior``, plus ``sample_stats``, ``observed_data`` and ``constant_data``; the
+            root attributes name the model, its hyper-parameters and the engine.
+        """
+        if engine not in ENGINES:
+            raise ValueError(f"ThreePND.fit: engine must be one of {ENGINES}, got {engine!r}")
+        for name, value, smallest in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+            if isinstance(value, bool) or int(value) != value or value < smallest:
+                raise ValueError(f"ThreePND.fit: {name} must be an integer >= {smallest}, got {value!r}")
+        dose, y = self._arrays(data, min_patients=1)
+        if engine == "kernel":
+            idata = self._fit_kernel(dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        else:
+            from dosezoo.samplers.three_pnd import three_pnd_steps
+
+            model = self.build(data)
+            with model:
+                step = three_pnd_steps(model) if engine == "pymc" else None
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=1,
+                    step=step,
+                    random_seed=random_seed,
+                    progressbar=progressbar,
+                    nuts_sampler="pymc",
+                    quiet=not progressbar,
+                    **({"target_accept": 0.95} if engine == "nuts" else {}),
+                )
+        idata.attrs.update(self._identity(engine))
+        return idata
+
+    def _identity(self, engine: str) -> dict:
+        from dosezoo import __version__
+
+        return {
+            "model": "ThreePND",
+            "model_parameters": json.dumps(self.parameters()),
+            "engine": engine,
+            "dosezoo_version": __version__,
+        }
+
+    def initial_state(self) -> tuple[float, float, float]:
+        """The constrained initial point ``(beta, sigma, nu)`` every engine starts from.
+
+        It is the PyMC model's initial point: sigma = min(1, sigma_max / 2), nu at its
+        log-normal mean ``exp(delta^2 / 2)``, beta at the middle of its support.
+        """
+        sigma = min(1.0, 0.5 * self.sigma_max)
+        nu = math.exp(0.5 * self.delta**2)
+        lower, upper = kernels.beta_bounds(sigma, nu, self.hyper)
+        return 0.5 * (lower + upper), sigma, nu
+
+    def sample_kernel(
+        self,
+        dose: np.ndarray,
+        y: np.ndarray,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        random_seed: int | np.random.Generator | None,
+    ) -> dict[str, np.ndarray]:
+        """Run the numba sweep and return raw arrays, without building InferenceData.
+
+        This is the path for simulation loops. Seeding follows ``pm.sample``: one
+        generator per chain from ``spawn``, one integer drawn from each (``pm.sample``
+        spends it on the initial point), then the sweep.
+
+        Returns
+        -------
+        dict
+            ``beta``, ``sigma``, ``nu``, ``mtd`` shaped (chain, draw), and the sweep's
+            statistics of the same shape.
+        """
+        obs = kernels.summarise(dose, y, self.x_min)
+        hyper = self.hyper
+        start = self.initial_state()
+        rngs = get_random_generator(random_seed).spawn(chains)
+        out: dict[str, list] = {}
+        for rng in rngs:
+            rng.integers(2**30)
+            values, fallback, nu_shrinks, sigma_evals, ridge_shrinks = kernels.run_chain(
+                rng, *start, obs, hyper, tune, draws
+            )
+            for name, column in zip(PARAMETERS, values.T, strict=True):
+                out.setdefault(name, []).append(column)
+            for name, stat in (
+                ("sigma_slice_fallback", fallback),
+                ("nu_ess_shrinks", nu_shrinks),
+                ("ridge_sigma_evals", sigma_evals),
+                ("ridge_nu_shrinks", ridge_shrinks),
+            ):
+                out.setdefault(name, []).append(stat)
+        return {name: np.stack(arrays) for name, arrays in out.items()}
+
+    def _builder(self, dose: np.ndarray, y: np.ndarray) -> IdataBuilder:
+        """A cached model and InferenceData builder, moved to this data with ``pm.set_data``."""
+        builder = self._cache.get("builder")
+        if builder is None:
+            builder = self._cache["builder"] = IdataBuilder(
+                self.build(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+            )
+        else:
+            pm.set_data(
+                {"dose": dose, "response": y}, coords={"patient": np.arange(dose.size)}, model=builder.model
+            )
+            builder.refresh_data()
+        return builder
+
+    def _fit_kernel(self, dose, y, *, draws, tune, chains, random_seed) -> xr.DataTree:
+        started = time.perf_counter()
+        arrays = self.sample_kernel(dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        elapsed = time.perf_counter() - started
+        free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
+        stats = {name: arrays[name] for name in arrays if name not in PARAMETERS}
+        return self._builder(dose, y)(free, stats, sampling_time=elapsed, tuning_steps=tune)
+
+    # ------------------------------------------------------------ predictive
+
+    def sample_prior_predictive(
+        self,
+        data: TrialData | None = None,
+        *,
+        draws: int = 1000,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Draws from the prior: ``beta``, ``sigma``, ``nu``, ``mtd`` and responses ``y``.
+
+        Parameters
+        ----------
+        data : TrialData, optional
+            Doses at which to draw prior responses; none by default (prior of the
+            parameters and the MTD only).
+        draws : int
+            Number of prior draws.
+        random_seed : int or Generator, optional
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``prior`` (and ``prior_predictive`` when ``data`` has patients).
+        """
+        data = TrialData.empty(outcomes=("y",)) if data is None else data
+        with self.build(data):
+            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        idata.attrs.update(self._identity("prior"))
+        return idata
+
+    def sample_posterior_predictive(
+        self,
+        idata: xr.DataTree,
+        data: TrialData,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Replicated responses ``y`` for each patient of ``data``, one per posterior draw.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            A fit of this model (any engine).
+        data : TrialData
+            The data it was fitted to.
+        random_seed : int or Generator, optional
+
+        Returns
+        -------
+        xarray.DataTree
+            ``idata`` extended with ``posterior_predictive``.
+        """
+        with self.build(data):
+            return pm.sample_posterior_predictive(
+                idata, extend_inferencedata=True, random_seed=random_seed, progressbar=False
+            )
+
+    # ------------------------------------------------------- derived curves
+
+    def mean_response(self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior") -> xr.DataArray:
+        """Dose-response curve ``beta (x - x_min)^nu`` per draw at ``doses``.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, dose)``.
+        """
+        draws = idata[group]
+        grid = self._grid(doses)
+        return draws["beta"] * (grid - self.x_min) ** draws["nu"]
+
+    def prob_toxicity(self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior") -> xr.DataArray:
+        """Probability of a DLT, ``P(Y >= eta | x) = 1 - Phi((eta - mean) / sigma)``, per draw.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, dose)``.
+        """
+        from scipy.special import ndtr
+
+        mean = self.mean_response(idata, doses, group=group)
+        return xr.apply_ufunc(ndtr, (mean - self.eta) / idata[group]["sigma"])
+
+    def _grid(self, doses: Sequence[float]) -> xr.DataArray:
+        grid = np.atleast_1d(np.asarray(doses, dtype=float))
+        outside = (grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)
+        if outside.any():
+            bad = grid[outside][0]
+            raise ValueError(f"ThreePND: dose {bad!r} is outside the dose range ({self.x_min}, {self.x_max})")
+        return xr.DataArray(grid, dims="dose", coords={"dose": grid})

@@ -1,0 +1,204 @@
+"""PyMC step methods for the 3PND posterior (seed 001, Appendix, Algorithms 3-5).
+
+Four step methods, each a thin PyMC wrapper around a numba move of
+:mod:`dosezoo.samplers.three_pnd_kernels` (where the full conditionals are derived):
+
+* :class:`BetaTruncatedNormalGibbs`: exact Gibbs draw of beta (Algorithm 3, step 1);
+* :class:`SigmaAuxiliarySlice`: slice move on ``tau = sigma^2`` (Algorithm 4);
+* :class:`NuEllipticalSlice`: elliptical slice on ``phi = log(nu)`` (Algorithm 5, with the
+  factor the seed drops restored);
+* :class:`RidgeMove`: (sigma, nu) updated with beta integrated out, then beta redrawn, so
+  beta and nu move along their posterior ridge.
+
+PyMC samples on the value scale: ``sigma_interval__``, ``nu_log__`` and ``beta_interval__``
+(whose interval ``(l, u)`` depends on sigma and nu). Each step decodes the point to
+``(beta, sigma, nu)``, moves on the constrained scale, and encodes all three back: a move of
+sigma or nu that holds the constrained beta fixed must re-encode beta, because the same
+``beta_interval__`` means a different beta once its bounds have moved.
+
+Use :func:`three_pnd_steps` to get the sweep that ``ThreePND.fit(engine="pymc")`` runs.
+"""
+
+from abc import abstractmethod
+
+import numpy as np
+import pymc as pm
+from pymc.pytensorf import extract_obs_data
+from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
+from pymc.util import get_random_generator, get_value_vars_from_user_vars
+from scipy.special import expit, ndtri
+
+from dosezoo.samplers import three_pnd_kernels as kernels
+
+_FREE = ("beta", "sigma", "nu")
+
+
+class ThreePNDLayout:
+    """Where (beta, sigma, nu) and the data live in a 3PND PyMC model.
+
+    Hyper-parameters are read once from the model's ``pm.Data`` scalars; the data are read
+    at every call of :meth:`observations`, so ``pm.set_data`` and ``pm.observe`` are seen.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model built by :meth:`dosezoo.models.ThreePND.build` (or ``pm.observe`` of one).
+    """
+
+    def __init__(self, model: pm.Model) -> None:
+        missing = [name for name in (*_FREE, "y", "dose", "eta", "gamma", "x_min", "x_max", "delta") if name not in model]
+        if missing:
+            raise ValueError(f"not a ThreePND model: it lacks {missing}")
+        self.value_names = {name: model.rvs_to_values[model[name]].name for name in _FREE}
+        scalar = {name: float(extract_obs_data(model[name])) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
+        self.x_min = scalar["x_min"]
+        self.hyper = kernels.pack_hyper(
+            scalar["eta"], float(ndtri(scalar["gamma"])), scalar["x_min"], scalar["x_max"], scalar["delta"]
+        )
+        self._dose = model["dose"]
+        self._y = model.rvs_to_values[model["y"]]
+
+    def observations(self) -> tuple:
+        """The current data as the kernels' per-dose statistics."""
+        return kernels.summarise(extract_obs_data(self._dose), extract_obs_data(self._y), self.x_min)
+
+    def decode(self, point: dict) -> tuple[float, float, float]:
+        """Constrained ``(beta, sigma, nu)`` of a value-scale point (PyMC's inverse transforms)."""
+        fraction = expit(float(point[self.value_names["sigma"]]))
+        sigma = fraction * self.hyper[kernels.SIGMA_MAX]
+        nu = float(np.exp(point[self.value_names["nu"]]))
+        lower, upper = kernels.beta_bounds(sigma, nu, self.hyper)
+        fraction = expit(float(point[self.value_names["beta"]]))
+        return fraction * upper + (1.0 - fraction) * lower, sigma, nu
+
+    def encode(self, point: dict, beta: float, sigma: float, nu: float) -> dict:
+        """A copy of ``point`` holding ``(beta, sigma, nu)`` on the value scale, keys in order."""
+        lower, upper = kernels.beta_bounds(sigma, nu, self.hyper)
+        new = point.copy()
+        new[self.value_names["sigma"]] = np.asarray(np.log(sigma) - np.log(self.hyper[kernels.SIGMA_MAX] - sigma))
+        new[self.value_names["nu"]] = np.asarray(np.log(nu))
+        new[self.value_names["beta"]] = np.asarray(np.log(beta - lower) - np.log(upper - beta))
+        return new
+
+
+class ThreePNDStep(BlockedStep):
+    """Base of the 3PND step methods: decode, run one numba move, encode.
+
+    Subclasses set ``updates`` (the free variables they change), ``stats_dtypes_shapes``
+    and :meth:`move`. Keyword-only options follow PyMC's step-method conventions.
+    """
+
+    updates: tuple[str, ...] = ()
+    _state_class = StepMethodState
+
+    def __init__(
+        self,
+        vars=None,
+        *,
+        model=None,
+        rng=None,
+        initial_point=None,
+        compile_kwargs=None,
+        blocked=True,
+    ) -> None:
+        model = pm.modelcontext(model)
+        self.layout = ThreePNDLayout(model)
+        if vars is None:
+            vars = [model[name] for name in self.updates]
+        self.vars = get_value_vars_from_user_vars(vars, model)
+        expected = {self.layout.value_names[name] for name in self.updates}
+        if {v.name for v in self.vars} != expected:
+            raise ValueError(
+                f"{type(self).__name__} updates {sorted(self.updates)}; got {[v.name for v in self.vars]}"
+            )
+        self.rng = get_random_generator(rng)
+
+    def step(self, point: dict) -> tuple[dict, list[dict]]:
+        """Advance the chain by one move of this step's variables."""
+        beta, sigma, nu = self.layout.decode(point)
+        (beta, sigma, nu), stats = self.move(beta, sigma, nu, self.layout.observations(), self.layout.hyper)
+        return self.layout.encode(point, beta, sigma, nu), [stats]
+
+    @abstractmethod
+    def move(self, beta: float, sigma: float, nu: float, obs: tuple, hyper: np.ndarray) -> tuple:
+        """Return the new ``(beta, sigma, nu)`` and this step's statistics."""
+
+    @staticmethod
+    def competence(var, has_grad):
+        """Never assigned automatically: these steps need the 3PND model's structure."""
+        return Competence.INCOMPATIBLE
+
+
+def _stats(spec: dict) -> dict:
+    return {name: (dtype, []) for name, dtype in spec.items()}
+
+
+class BetaTruncatedNormalGibbs(ThreePNDStep):
+    """Exact Gibbs draw of beta from ``N(S_wy/S_ww, sigma^2/S_ww)`` truncated to ``(l, u)``."""
+
+    name = "three_pnd_beta_gibbs"
+    updates = ("beta",)
+    stats_dtypes_shapes = _stats(kernels.BETA_STATS)
+
+    def move(self, beta, sigma, nu, obs, hyper):
+        """Draw beta given sigma and nu."""
+        return (kernels.draw_beta(self.rng, sigma, nu, obs, hyper), sigma, nu), {}
+
+
+class SigmaAuxiliarySlice(ThreePNDStep):
+    """Slice move on ``tau = sigma^2`` with the auxiliary variable of the seed's Algorithm 4."""
+
+    name = "three_pnd_sigma_slice"
+    updates = ("sigma",)
+    stats_dtypes_shapes = _stats(kernels.SIGMA_STATS)
+
+    def move(self, beta, sigma, nu, obs, hyper):
+        """Draw sigma given beta and nu."""
+        sigma, fallback = kernels.draw_sigma_slice(self.rng, beta, sigma, nu, obs, hyper)
+        return (beta, sigma, nu), {"sigma_slice_fallback": bool(fallback)}
+
+
+class NuEllipticalSlice(ThreePNDStep):
+    """Elliptical slice move on ``phi = log(nu)`` with its N(0, delta^2) prior (Algorithm 5)."""
+
+    name = "three_pnd_nu_ess"
+    updates = ("nu",)
+    stats_dtypes_shapes = _stats(kernels.NU_STATS)
+
+    def move(self, beta, sigma, nu, obs, hyper):
+        """Draw nu given beta and sigma."""
+        nu, shrinks = kernels.draw_nu_elliptical(self.rng, beta, sigma, nu, obs, hyper)
+        return (beta, sigma, nu), {"nu_ess_shrinks": int(shrinks)}
+
+
+class RidgeMove(ThreePNDStep):
+    """(sigma, nu) from their marginal with beta integrated out, then beta redrawn exactly."""
+
+    name = "three_pnd_ridge"
+    updates = ("beta", "sigma", "nu")
+    stats_dtypes_shapes = _stats(kernels.RIDGE_STATS)
+
+    def move(self, beta, sigma, nu, obs, hyper):
+        """Move along the beta-nu ridge."""
+        beta, sigma, nu, sigma_evals, nu_shrinks = kernels.ridge_move(self.rng, sigma, nu, obs, hyper)
+        return (beta, sigma, nu), {"ridge_sigma_evals": int(sigma_evals), "ridge_nu_shrinks": int(nu_shrinks)}
+
+
+def three_pnd_steps(model: pm.Model | None = None) -> list[ThreePNDStep]:
+    """The sweep of ``ThreePND.fit(engine="pymc")``, in the kernel's order.
+
+    Parameters
+    ----------
+    model : pymc.Model, optional
+        A 3PND model; the model on the context stack by default.
+
+    Returns
+    -------
+    list of ThreePNDStep
+        Beta Gibbs, sigma slice, nu elliptical slice, ridge move.
+    """
+    model = pm.modelcontext(model)
+    return [
+        cls(model=model)
+        for cls in (BetaTruncatedNormalGibbs, SigmaAuxiliarySlice, NuEllipticalSlice, RidgeMove)
+    ]

@@ -1,0 +1,506 @@
+r"""Numba kernels that sample the 3PND posterior (Lee 2023, seed 001, eqs (6)-(9)).
+
+The PyMC model :class:`dosezoo.models.ThreePND` is the specification; the step methods in
+:mod:`dosezoo.samplers.three_pnd` and the kernel engine (:func:`run_chain`) both call the
+functions below, so they target the same posterior.
+
+Model
+-----
+With :math:`w_i(\nu) = (x_i - x_{min})^\nu`, :math:`z = \Phi^{-1}(\gamma)`,
+:math:`R = x_{max} - x_{min}` and :math:`S = \eta / z`:
+
+.. math::
+
+    y_i \mid \beta, \sigma, \nu &\sim N(\beta w_i(\nu), \sigma^2) \\
+    \beta \mid \sigma, \nu &\sim U(l, u), \quad l = (\eta - \sigma z) R^{-\nu},
+        \quad u = \eta R^{-\nu} + \sigma z \\
+    \sigma &\sim C^+(0, 1) \text{ truncated to } (0, S) \\
+    \nu &\sim \log N(0, \delta^2)
+
+The uniform prior of :math:`\beta` is *normalised*: its density is
+:math:`1 / (u - l) = 1 / \{\sigma z (1 + R^{-\nu})\}`, which depends on :math:`\sigma` and
+:math:`\nu`. The joint posterior density is therefore
+
+.. math::
+
+    p(\beta, \sigma, \nu \mid y) \propto \sigma^{-n}
+        \exp\{-c(\beta, \nu) / \sigma^2\}
+        \cdot \frac{1\{l < \beta < u\}}{\sigma (1 + R^{-\nu})}
+        \cdot \frac{1\{0 < \sigma < S\}}{1 + \sigma^2}
+        \cdot \log N(\nu \mid 0, \delta^2),
+    \qquad c(\beta, \nu) = \tfrac12 \sum_i (y_i - \beta w_i(\nu))^2 .
+
+Full conditionals (derived here; they are what each move leaves invariant)
+---------------------------------------------------------------------------
+**beta** (Gibbs, :func:`draw_beta`). Only the likelihood and the indicator depend on
+:math:`\beta`: with :math:`S_{ww} = \sum w_i^2`, :math:`S_{wy} = \sum w_i y_i`,
+
+.. math:: \beta \mid \sigma, \nu, y \sim N(S_{wy}/S_{ww}, \sigma^2 / S_{ww})
+          \text{ truncated to } (l, u),
+
+drawn exactly by inversion of the normal CDF in log space (:func:`truncated_normal`).
+
+**sigma** (slice with the auxiliary variable of the seed's Algorithm 4,
+:func:`draw_sigma_slice`). The support :math:`l < \beta < u` is a constraint on
+:math:`\sigma` too: :math:`\beta > l \iff \sigma > (\eta - \beta R^\nu)/z` and
+:math:`\beta < u \iff \sigma > (\beta - \eta R^{-\nu})/z`, so
+:math:`h < \sigma < S` with :math:`h = \max\{0, (\eta - \beta R^\nu)/z,
+(\beta - \eta R^{-\nu})/z\}`. In :math:`\tau = \sigma^2`
+(:math:`d\sigma/d\tau = \tau^{-1/2}/2`),
+
+.. math:: p(\tau \mid \beta, \nu, y) \propto \tau^{-n/2 - 1} e^{-c/\tau} \cdot
+          \frac{1}{1 + \tau} \cdot 1\{h^2 < \tau < S^2\},
+
+the seed's eq (19): the factor :math:`1/\sigma` of the normalised uniform prior is what
+turns :math:`\tau^{-(n+1)/2}` into :math:`\tau^{-n/2-1}`. With
+:math:`g(\tau) = 1/(1+\tau)` and an auxiliary :math:`v \mid \tau \sim U(0, g(\tau))`, the
+conditional of :math:`\tau` given :math:`v` is the inverse gamma :math:`IG(n/2, c)`
+truncated to :math:`(h^2, \min\{S^2, (1-v)/v\})`; :math:`1/\tau` is then a truncated
+:math:`\mathrm{Gamma}(n/2, \text{rate } c)`, drawn exactly by inverting the regularised
+incomplete gamma function in whichever tail is accurate (:func:`truncated_gamma`).
+
+**nu** (elliptical slice on :math:`\phi = \log\nu`, the seed's Algorithm 5,
+:func:`draw_nu_elliptical`). The log-normal prior with its Jacobian is exactly
+:math:`N(\phi \mid 0, \delta^2)`, the Gaussian "prior" of elliptical slice sampling; the
+"likelihood" is everything else that depends on :math:`\nu`:
+
+.. math:: L(\phi) = \exp\{-c(\beta, e^\phi)/\sigma^2\} \cdot
+          \frac{1\{l(\sigma, e^\phi) < \beta < u(\sigma, e^\phi)\}}{1 + R^{-e^\phi}} .
+
+*Where the seed is wrong.* Its eq (20) omits the factor :math:`1/(1 + R^{-\nu})` of the
+normalised uniform prior and the support indicator; both are kept here. Without them the
+sampler targets a different posterior than the model it states.
+
+Ridge move (:func:`ridge_move`)
+-------------------------------
+With informative data :math:`\beta` and :math:`\nu` lie on a narrow ridge and the
+component-wise sweep above barely moves along it. The ridge move integrates
+:math:`\beta` out. Writing :math:`\mu = S_{wy}/S_{ww}`, :math:`s = \sigma/\sqrt{S_{ww}}`,
+:math:`Q = \sum_i (y_i - \mu w_i)^2`,
+
+.. math::
+
+    \int_l^u \prod_i N(y_i \mid \beta w_i, \sigma^2) \, d\beta
+      = (2\pi\sigma^2)^{-n/2} e^{-Q/(2\sigma^2)} \sqrt{2\pi} \, s
+        \left\{\Phi\!\left(\tfrac{u - \mu}{s}\right) - \Phi\!\left(\tfrac{l - \mu}{s}\right)\right\},
+
+so the marginal posterior of :math:`(\sigma, \nu)` is, up to a constant,
+
+.. math::
+
+    p(\sigma, \nu \mid y) \propto \sigma^{-n} e^{-Q/(2\sigma^2)} S_{ww}^{-1/2}
+        \left\{\Phi(b) - \Phi(a)\right\} \frac{1}{(1 + R^{-\nu})(1 + \sigma^2)}
+        \, 1\{0 < \sigma < S\} \, \log N(\nu \mid 0, \delta^2).
+
+The move updates :math:`\log\sigma` by univariate slice sampling (stepping out and
+shrinkage, Neal 2003) and :math:`\phi = \log\nu` by elliptical slice sampling, both on this
+marginal, then draws :math:`\beta` exactly from its truncated-normal conditional. A kernel
+that leaves the marginal of :math:`(\sigma, \nu)` invariant followed by an exact draw from
+:math:`\beta \mid \sigma, \nu` leaves the joint posterior invariant (partially collapsed
+Gibbs, van Dyk & Park 2008), and since :math:`\beta` is redrawn given the new
+:math:`(\sigma, \nu)`, the chain moves along the ridge freely.
+
+All functions take the hyper-parameters as one float array ``hyper`` laid out by
+:func:`pack_hyper` and the data as the per-dose statistics ``obs`` of :func:`summarise`.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from dosezoo.samplers.special import gammainc, gammaincc, gammainccinv, gammaincinv, log_ndtr, ndtri_exp
+
+# Layout of the ``hyper`` array.
+ETA, Z, SIGMA_MAX, X_MIN, LOG_RANGE, DELTA = range(6)
+
+#: Width of the slice on log(sigma) before stepping out, and the stepping-out budget.
+SLICE_WIDTH = 1.0
+SLICE_MAX_STEPS = 32
+
+#: Shrinkages after which a slice bracket has collapsed onto the current point (it keeps it).
+MAX_SHRINKS = 200
+
+#: Names and dtypes of the statistics each move reports (shared with the step methods).
+BETA_STATS = {}
+SIGMA_STATS = {"sigma_slice_fallback": np.bool_}
+NU_STATS = {"nu_ess_shrinks": np.int64}
+RIDGE_STATS = {"ridge_sigma_evals": np.int64, "ridge_nu_shrinks": np.int64}
+
+
+def pack_hyper(eta: float, z: float, x_min: float, x_max: float, delta: float) -> np.ndarray:
+    """Lay the 3PND hyper-parameters out as the kernels expect them.
+
+    Parameters
+    ----------
+    eta, z, x_min, x_max, delta : float
+        Maximum toxicity level, ``Phi^-1(gamma)``, dose range and log-normal scale of nu.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[eta, z, eta / z, x_min, log(x_max - x_min), delta]``.
+    """
+    return np.array([eta, z, eta / z, x_min, math.log(x_max - x_min), delta])
+
+
+@njit(cache=True)
+def beta_bounds(sigma, nu, hyper):
+    """Support ``(l, u)`` of beta given sigma and nu (seed 001, eq (7))."""
+    r_neg = math.exp(-nu * hyper[LOG_RANGE])
+    return (hyper[ETA] - sigma * hyper[Z]) * r_neg, hyper[ETA] * r_neg + sigma * hyper[Z]
+
+
+@njit(cache=True)
+def sigma_floor(beta, nu, hyper):
+    """Smallest sigma for which ``l(sigma, nu) < beta < u(sigma, nu)``."""
+    r_pos = math.exp(nu * hyper[LOG_RANGE])
+    from_lower = (hyper[ETA] - beta * r_pos) / hyper[Z]
+    from_upper = (beta - hyper[ETA] / r_pos) / hyper[Z]
+    return max(0.0, from_lower, from_upper)
+
+
+@njit(cache=True)
+def mtd(beta, sigma, nu, hyper):
+    """MTD of eq (5): ``x_min + ((eta - sigma z) / beta)^(1/nu)``."""
+    return hyper[X_MIN] + ((hyper[ETA] - sigma * hyper[Z]) / beta) ** (1.0 / nu)
+
+
+def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
+    """Reduce the data to per-dose sufficient statistics, the form every kernel takes.
+
+    Trials use a handful of dose levels, so working per level costs ``K`` exponentials per
+    likelihood evaluation instead of ``n``. The within-level sum of squares keeps
+    ``c(beta, nu)`` free of cancellation.
+
+    Parameters
+    ----------
+    dose, y : numpy.ndarray
+        One entry per patient; doses above ``x_min``.
+    x_min : float
+        Lower end of the dose range.
+
+    Returns
+    -------
+    tuple
+        ``(log_dx, count, mean, within_ss, n)``: per level ``log(x - x_min)``, number of
+        patients and mean response (float arrays), then the within-level sum of squares and
+        the number of patients (floats).
+    """
+    levels, index, count = np.unique(np.asarray(dose, float), return_inverse=True, return_counts=True)
+    y = np.asarray(y, float)
+    mean = np.bincount(index, weights=y, minlength=levels.size) / np.maximum(count, 1)
+    within_ss = float(np.sum((y - mean[index]) ** 2))
+    return np.log(levels - x_min), count.astype(float), mean, within_ss, float(y.size)
+
+
+@njit(cache=True)
+def moments(nu, obs):
+    """Return ``S_ww = sum_i w_i^2`` and ``S_wy = sum_i w_i y_i`` for ``w = (x - x_min)^nu``."""
+    log_dx, count, mean = obs[0], obs[1], obs[2]
+    s_ww = 0.0
+    s_wy = 0.0
+    for j in range(log_dx.size):
+        w = math.exp(nu * log_dx[j])
+        s_ww += count[j] * w * w
+        s_wy += count[j] * w * mean[j]
+    return s_ww, s_wy
+
+
+@njit(cache=True)
+def half_sum_squares(beta, nu, obs):
+    """``c(beta, nu) = sum_i (y_i - beta w_i)^2 / 2``, from the per-level statistics."""
+    log_dx, count, mean = obs[0], obs[1], obs[2]
+    total = obs[3]
+    for j in range(log_dx.size):
+        r = mean[j] - beta * math.exp(nu * log_dx[j])
+        total += count[j] * r * r
+    return 0.5 * total
+
+
+@njit(cache=True)
+def log_normal_mass(a, b):
+    """``log(Phi(b) - Phi(a))`` for ``a < b``, accurate in both tails."""
+    if a + b > 0.0:
+        a, b = -b, -a
+    log_a = log_ndtr(a)
+    log_b = log_ndtr(b)
+    if log_a >= log_b:
+        return -np.inf
+    return log_b + math.log1p(-math.exp(log_a - log_b))
+
+
+@njit(cache=True)
+def _inside(value, lower, upper):
+    """Clamp a draw into the open interval (lower, upper) against rounding."""
+    if value <= lower:
+        return np.nextafter(lower, upper)
+    if value >= upper:
+        return np.nextafter(upper, lower)
+    return value
+
+
+@njit(cache=True)
+def truncated_normal(rng, mean, sd, lower, upper):
+    """Exact draw from ``N(mean, sd^2)`` truncated to ``(lower, upper)``.
+
+    Inverts the CDF in log space (``log_ndtr`` / ``ndtri_exp``) on whichever side of the
+    mean the interval mostly lies, so intervals far in a tail are handled exactly.
+    """
+    a = (lower - mean) / sd
+    b = (upper - mean) / sd
+    flip = a + b > 0.0
+    if flip:
+        a, b = -b, -a
+    log_a = log_ndtr(a)
+    log_b = log_ndtr(b)
+    ratio = math.exp(log_a - log_b)
+    standard = ndtri_exp(log_b + math.log(ratio + rng.uniform() * (1.0 - ratio)))
+    standard = min(max(standard, a), b)
+    if flip:
+        standard = -standard
+    return _inside(mean + sd * standard, lower, upper)
+
+
+@njit(cache=True)
+def truncated_gamma(rng, shape, rate, lower, upper):
+    """Exact draw from ``Gamma(shape, rate)`` truncated to ``(lower, upper)``.
+
+    Returns ``(draw, ok)``; ``ok`` is False when the interval's probability underflows
+    in double precision (the caller then keeps its current state and reports it).
+    """
+    x_lo = rate * lower
+    x_hi = rate * upper
+    p_lo = gammainc(shape, x_lo)
+    if p_lo < 0.5:
+        p_hi = gammainc(shape, x_hi)
+        if not p_hi > p_lo:
+            return 0.0, False
+        x = gammaincinv(shape, p_lo + rng.uniform() * (p_hi - p_lo))
+    else:
+        q_lo = gammaincc(shape, x_lo)
+        q_hi = gammaincc(shape, x_hi)
+        if not q_lo > q_hi:
+            return 0.0, False
+        x = gammainccinv(shape, q_lo - rng.uniform() * (q_lo - q_hi))
+    if not (x > 0.0 and x < np.inf):
+        return 0.0, False
+    return _inside(x, x_lo, x_hi) / rate, True
+
+
+@njit(cache=True)
+def draw_beta(rng, sigma, nu, obs, hyper):
+    """Exact Gibbs draw of beta from its truncated-normal full conditional."""
+    lower, upper = beta_bounds(sigma, nu, hyper)
+    if obs[4] == 0.0:
+        return _inside(lower + rng.uniform() * (upper - lower), lower, upper)
+    s_ww, s_wy = moments(nu, obs)
+    return truncated_normal(rng, s_wy / s_ww, sigma / math.sqrt(s_ww), lower, upper)
+
+
+@njit(cache=True)
+def draw_sigma_slice(rng, beta, sigma, nu, obs, hyper):
+    """Slice move on ``tau = sigma^2`` with the auxiliary variable of Algorithm 4.
+
+    Returns ``(sigma, fallback)``; ``fallback`` flags the (numerically rare) case where the
+    truncated gamma could not be inverted and sigma was left unchanged.
+    """
+    tau = sigma * sigma
+    aux = rng.uniform() / (1.0 + tau)
+    tau_hi = hyper[SIGMA_MAX] ** 2
+    if aux > 0.0:
+        tau_hi = min(tau_hi, (1.0 - aux) / aux)
+    tau_lo = sigma_floor(beta, nu, hyper) ** 2
+    omega_hi = np.inf if tau_lo == 0.0 else 1.0 / tau_lo
+    precision, ok = truncated_gamma(
+        rng, 0.5 * obs[4], half_sum_squares(beta, nu, obs), 1.0 / tau_hi, omega_hi
+    )
+    if not ok:
+        return sigma, True
+    return _inside(1.0 / math.sqrt(precision), 0.0, hyper[SIGMA_MAX]), False
+
+
+@njit(cache=True)
+def nu_log_likelihood(phi, beta, sigma, obs, hyper):
+    """``log L(phi)`` of the elliptical slice on ``phi = log(nu)`` (everything but its prior)."""
+    nu = math.exp(phi)
+    lower, upper = beta_bounds(sigma, nu, hyper)
+    if not (lower < beta < upper):
+        return -np.inf
+    return -half_sum_squares(beta, nu, obs) / (sigma * sigma) - math.log1p(
+        math.exp(-nu * hyper[LOG_RANGE])
+    )
+
+
+@njit(cache=True)
+def collapsed_log_density(sigma, nu, obs, hyper):
+    """Log marginal posterior of ``(sigma, nu)`` with beta integrated out, minus nu's prior."""
+    if not (0.0 < sigma < hyper[SIGMA_MAX]):
+        return -np.inf
+    if obs[4] == 0.0:
+        return -math.log1p(sigma * sigma)  # the normalised uniform integrates to one
+    s_ww, s_wy = moments(nu, obs)
+    lower, upper = beta_bounds(sigma, nu, hyper)
+    mean = s_wy / s_ww
+    sd = sigma / math.sqrt(s_ww)
+    return (
+        -obs[4] * math.log(sigma)
+        - half_sum_squares(mean, nu, obs) / (sigma * sigma)
+        - 0.5 * math.log(s_ww)
+        + log_normal_mass((lower - mean) / sd, (upper - mean) / sd)
+        - math.log1p(math.exp(-nu * hyper[LOG_RANGE]))
+        - math.log1p(sigma * sigma)
+    )
+
+
+# Targets of the generic slice updates below (numba cannot cache a kernel that takes a
+# function argument, so the target is chosen by a code instead).
+NU_CONDITIONAL, RIDGE_PHI, RIDGE_LOG_SIGMA = 0, 1, 2
+
+
+@njit(cache=True)
+def log_target(target, value, beta, sigma, nu, obs, hyper):
+    """Log density (up to a constant) of one slice update's variable ``value``.
+
+    ``NU_CONDITIONAL``: ``log L(phi)`` of ``phi = log(nu)`` given beta and sigma.
+    ``RIDGE_PHI``: the collapsed likelihood of ``phi`` given sigma (beta integrated out).
+    ``RIDGE_LOG_SIGMA``: the collapsed density of ``log(sigma)`` given nu, with its Jacobian.
+    """
+    if target == NU_CONDITIONAL:
+        return nu_log_likelihood(value, beta, sigma, obs, hyper)
+    if target == RIDGE_PHI:
+        return collapsed_log_density(sigma, math.exp(value), obs, hyper)
+    return collapsed_log_density(math.exp(value), nu, obs, hyper) + value
+
+
+@njit(cache=True)
+def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
+    """One elliptical slice update (Murray, Adams & MacKay 2010) of a scalar with prior N(0, sd^2).
+
+    The likelihood is :func:`log_target` of ``target``; it must be finite at ``phi``. Returns the new
+    value and the number of bracket shrinkages.
+    """
+    threshold = log_target(target, phi, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
+    auxiliary = rng.normal() * prior_sd
+    angle = rng.uniform() * 2.0 * math.pi
+    lower, upper = angle - 2.0 * math.pi, angle
+    shrinks = 0
+    while True:
+        proposal = phi * math.cos(angle) + auxiliary * math.sin(angle)
+        if log_target(target, proposal, beta, sigma, nu, obs, hyper) > threshold:
+            return proposal, shrinks
+        shrinks += 1
+        if shrinks >= MAX_SHRINKS:
+            return phi, shrinks
+        if angle < 0.0:
+            lower = angle
+        else:
+            upper = angle
+        angle = lower + rng.uniform() * (upper - lower)
+
+
+@njit(cache=True)
+def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, hyper):
+    """One univariate slice update with stepping out and shrinkage (Neal 2003, Figs 3 and 5).
+
+    The density is :func:`log_target` of ``target``. Returns the new value and the number of
+    density evaluations.
+    """
+    threshold = log_target(target, x, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
+    left = x - width * rng.uniform()
+    right = left + width
+    steps_left = int(math.floor(max_steps * rng.uniform()))
+    steps_right = max_steps - 1 - steps_left
+    evals = 1
+    while steps_left > 0 and log_target(target, left, beta, sigma, nu, obs, hyper) > threshold:
+        left -= width
+        steps_left -= 1
+        evals += 1
+    while steps_right > 0 and log_target(target, right, beta, sigma, nu, obs, hyper) > threshold:
+        right += width
+        steps_right -= 1
+        evals += 1
+    while True:
+        proposal = left + rng.uniform() * (right - left)
+        evals += 1
+        if log_target(target, proposal, beta, sigma, nu, obs, hyper) > threshold:
+            return proposal, evals
+        if evals >= MAX_SHRINKS + max_steps:
+            return x, evals
+        if proposal < x:
+            left = proposal
+        else:
+            right = proposal
+
+
+@njit(cache=True)
+def draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper):
+    """Elliptical slice move on ``phi = log(nu)`` given beta and sigma (Algorithm 5, corrected)."""
+    phi, shrinks = elliptical_slice(
+        rng, math.log(nu), hyper[DELTA], NU_CONDITIONAL, beta, sigma, nu, obs, hyper
+    )
+    return math.exp(phi), shrinks
+
+
+@njit(cache=True)
+def ridge_move(rng, sigma, nu, obs, hyper):
+    """Update (sigma, nu) on their marginal with beta integrated out, then redraw beta exactly.
+
+    Returns ``(beta, sigma, nu, sigma_evals, nu_shrinks)``.
+    """
+    log_sigma, sigma_evals = slice_stepping_out(
+        rng, math.log(sigma), SLICE_WIDTH, SLICE_MAX_STEPS, RIDGE_LOG_SIGMA, 0.0, sigma, nu, obs, hyper
+    )
+    sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
+    phi, nu_shrinks = elliptical_slice(
+        rng, math.log(nu), hyper[DELTA], RIDGE_PHI, 0.0, sigma, nu, obs, hyper
+    )
+    nu = math.exp(phi)
+    return draw_beta(rng, sigma, nu, obs, hyper), sigma, nu, sigma_evals, nu_shrinks
+
+
+@njit(cache=True)
+def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws):
+    """Run one chain of the full sweep (beta Gibbs, sigma slice, nu ESS, ridge move).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The chain's generator; numba draws numpy's exact stream from it.
+    beta, sigma, nu : float
+        Initial state, inside the support.
+    obs : tuple
+        Per-dose statistics from :func:`summarise`.
+    hyper : numpy.ndarray
+        From :func:`pack_hyper`.
+    n_tune, n_draws : int
+        Iterations discarded as burn-in, then kept.
+
+    Returns
+    -------
+    draws : numpy.ndarray
+        ``(n_draws, 4)``: beta, sigma, nu, mtd.
+    fallback : numpy.ndarray of bool
+    nu_shrinks, ridge_sigma_evals, ridge_nu_shrinks : numpy.ndarray of int64
+    """
+    draws = np.empty((n_draws, 4))
+    fallback = np.zeros(n_draws, dtype=np.bool_)
+    nu_shrinks = np.zeros(n_draws, dtype=np.int64)
+    ridge_sigma_evals = np.zeros(n_draws, dtype=np.int64)
+    ridge_nu_shrinks = np.zeros(n_draws, dtype=np.int64)
+    for it in range(n_tune + n_draws):
+        beta = draw_beta(rng, sigma, nu, obs, hyper)
+        sigma, fell_back = draw_sigma_slice(rng, beta, sigma, nu, obs, hyper)
+        nu, shrinks = draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper)
+        beta, sigma, nu, s_evals, r_shrinks = ridge_move(rng, sigma, nu, obs, hyper)
+        k = it - n_tune
+        if k >= 0:
+            draws[k, 0] = beta
+            draws[k, 1] = sigma
+            draws[k, 2] = nu
+            draws[k, 3] = mtd(beta, sigma, nu, hyper)
+            fallback[k] = fell_back
+            nu_shrinks[k] = shrinks
+            ridge_sigma_evals[k] = s_evals
+            ridge_nu_shrinks[k] = r_shrinks
+    return draws, fallback, nu_shrinks, ridge_sigma_evals, ridge_nu_shrinks
