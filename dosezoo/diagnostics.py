@@ -41,7 +41,9 @@ def convergence_table(idata: xr.DataTree, var_names: Sequence[str] | None = None
     rows = {}
     for name in names:
         if name not in posterior.data_vars:
-            raise KeyError(f"variable {name!r} is not in the posterior; it has {list(posterior.data_vars)}")
+            raise KeyError(
+                f"variable {name!r} is not in the posterior; it has {list(posterior.data_vars)}"
+            )
         values = posterior[name].transpose("chain", "draw", ...).to_numpy()
         columns = values.reshape(values.shape[0], values.shape[1], -1)
         per_element = [columns[:, :, k] for k in range(columns.shape[2])]
@@ -55,7 +57,7 @@ def convergence_table(idata: xr.DataTree, var_names: Sequence[str] | None = None
 
 
 def count_divergences(idata: xr.DataTree) -> int:
-    """Number of divergent transitions (0 for samplers that have none)."""
+    """Count divergent transitions (0 for samplers that have none)."""
     stats = idata.get("sample_stats")
     if stats is None or "diverging" not in stats.data_vars:
         return 0
@@ -90,7 +92,9 @@ class ConvergenceCriteria:
             if not (np.isfinite(value) and value >= 0):
                 raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
         if int(self.max_divergences) != self.max_divergences or self.max_divergences < 0:
-            raise ValueError(f"max_divergences must be an integer >= 0, got {self.max_divergences!r}")
+            raise ValueError(
+                f"max_divergences must be an integer >= 0, got {self.max_divergences!r}"
+            )
 
     def check(self, idata: xr.DataTree, var_names: Sequence[str]) -> "ConvergenceReport":
         """Judge a fit on the variables ``var_names``.

@@ -84,7 +84,10 @@ class IdataBuilder:
             for dim, size in zip(var_dims, array.shape, strict=True):
                 known = self.coords.get(dim)
                 coords.setdefault(
-                    dim, np.asarray(known) if known is not None and len(known) == size else np.arange(size)
+                    dim,
+                    np.asarray(known)
+                    if known is not None and len(known) == size
+                    else np.arange(size),
                 )
             data_vars[name] = xr.Variable(var_dims, array)
         return xr.Dataset(data_vars, coords=coords, attrs=_attrs(sample_dims, **attrs))

@@ -31,12 +31,12 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from dosezoo.samplers import three_pnd_kernels as kernels
 from pymc.util import get_random_generator
 from scipy.special import ndtri
 
-from dosezoo.data import TrialData
+from dosezoo.data import DataError, TrialData
 from dosezoo.inference import IdataBuilder
-from dosezoo.samplers import three_pnd_kernels as kernels
 
 Engine = Literal["pymc", "nuts", "kernel"]
 ENGINES = ("pymc", "nuts", "kernel")
@@ -59,6 +59,12 @@ class ThreePND:
     delta : float
         Scale (> 0) of the log-normal prior of the non-linearity ``nu``.
 
+    Notes
+    -----
+    If every response is exactly 0 the posterior is improper: as nu grows,
+    ``beta (x - x_min)^nu`` tends to 0 at every dose inside the range, fits the data exactly,
+    and the likelihood grows without bound as sigma shrinks. ``fit`` refuses such data.
+
     Examples
     --------
     >>> model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
@@ -76,7 +82,9 @@ class ThreePND:
         """Validate the hyper-parameters, naming the one at fault."""
         for name in ("eta", "gamma", "x_min", "x_max", "delta"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            if isinstance(value, bool) or not isinstance(
+                value, int | float | np.integer | np.floating
+            ):
                 raise ValueError(f"ThreePND: {name} must be a real number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"ThreePND: {name} must be finite, got {value!r}")
@@ -110,7 +118,7 @@ class ThreePND:
         return kernels.pack_hyper(self.eta, self.z, self.x_min, self.x_max, self.delta)
 
     def parameters(self) -> dict[str, float]:
-        """The hyper-parameters as a plain dict (recorded in every fit's attributes)."""
+        """Return the hyper-parameters as a plain dict (recorded in every fit's attributes)."""
         return {name: getattr(self, name) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
 
     # ------------------------------------------------------------------ data
@@ -120,12 +128,18 @@ class ThreePND:
             raise TypeError(f"ThreePND needs a TrialData, got {type(data).__name__}")
         data.require("y", min_patients=min_patients, model="ThreePND")
         data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
-        return np.asarray(data.dose, dtype=float), np.asarray(data.column("y"), dtype=float)
+        y = np.asarray(data.column("y"), dtype=float)
+        if min_patients and not np.any(y):
+            raise DataError(
+                f"column 'y': all {y.size} responses are 0; the 3PND posterior is then improper "
+                "(as nu grows, beta (x - x_min)^nu fits them exactly while sigma goes to 0)"
+            )
+        return np.asarray(data.dose, dtype=float), y
 
     # ----------------------------------------------------------------- model
 
     def build(self, data: TrialData) -> pm.Model:
-        """The PyMC model of eqs (6)-(9), with the data in ``pm.Data`` containers.
+        """Build the PyMC model of eqs (6)-(9), with the data in ``pm.Data`` containers.
 
         ``pm.set_data({"dose": ..., "response": ...}, coords={"patient": ...})`` moves it to
         new data without a rebuild. The hyper-parameters are ``pm.Data`` scalars too, so
@@ -159,9 +173,17 @@ class ThreePND:
             )
             nu = pm.LogNormal("nu", 0.0, delta)
             range_power = (x_max - x_min) ** nu
-            beta = pm.Uniform("beta", lower=(eta - sigma * z) / range_power, upper=eta / range_power + sigma * z)
+            beta = pm.Uniform(
+                "beta", lower=(eta - sigma * z) / range_power, upper=eta / range_power + sigma * z
+            )
             pm.Deterministic("mtd", x_min + ((eta - sigma * z) / beta) ** (1.0 / nu))
-            pm.Normal("y", mu=beta * (dose_data - x_min) ** nu, sigma=sigma, observed=response, dims="patient")
+            pm.Normal(
+                "y",
+                mu=beta * (dose_data - x_min) ** nu,
+                sigma=sigma,
+                observed=response,
+                dims="patient",
+            )
         return model
 
     # ------------------------------------------------------------------- fit
@@ -203,12 +225,20 @@ class ThreePND:
         """
         if engine not in ENGINES:
             raise ValueError(f"ThreePND.fit: engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, smallest in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        for name, value, smallest in (
+            ("draws", draws, 1),
+            ("tune", tune, 0),
+            ("chains", chains, 1),
+        ):
             if isinstance(value, bool) or int(value) != value or value < smallest:
-                raise ValueError(f"ThreePND.fit: {name} must be an integer >= {smallest}, got {value!r}")
+                raise ValueError(
+                    f"ThreePND.fit: {name} must be an integer >= {smallest}, got {value!r}"
+                )
         dose, y = self._arrays(data, min_patients=1)
         if engine == "kernel":
-            idata = self._fit_kernel(dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+            idata = self._fit_kernel(
+                dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+            )
         else:
             from dosezoo.samplers.three_pnd import three_pnd_steps
 
@@ -241,7 +271,7 @@ class ThreePND:
         }
 
     def initial_state(self) -> tuple[float, float, float]:
-        """The constrained initial point ``(beta, sigma, nu)`` every engine starts from.
+        """Return the constrained initial point ``(beta, sigma, nu)`` every engine starts from.
 
         It is the PyMC model's initial point: sigma = min(1, sigma_max / 2), nu at its
         log-normal mean ``exp(delta^2 / 2)``, beta at the middle of its support.
@@ -295,7 +325,7 @@ class ThreePND:
         return {name: np.stack(arrays) for name, arrays in out.items()}
 
     def _builder(self, dose: np.ndarray, y: np.ndarray) -> IdataBuilder:
-        """A cached model and InferenceData builder, moved to this data with ``pm.set_data``."""
+        """Return the cached model and DataTree builder, moved to this data by ``pm.set_data``."""
         builder = self._cache.get("builder")
         if builder is None:
             builder = self._cache["builder"] = IdataBuilder(
@@ -303,14 +333,18 @@ class ThreePND:
             )
         else:
             pm.set_data(
-                {"dose": dose, "response": y}, coords={"patient": np.arange(dose.size)}, model=builder.model
+                {"dose": dose, "response": y},
+                coords={"patient": np.arange(dose.size)},
+                model=builder.model,
             )
             builder.refresh_data()
         return builder
 
     def _fit_kernel(self, dose, y, *, draws, tune, chains, random_seed) -> xr.DataTree:
         started = time.perf_counter()
-        arrays = self.sample_kernel(dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        arrays = self.sample_kernel(
+            dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
         elapsed = time.perf_counter() - started
         free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
         stats = {name: arrays[name] for name in arrays if name not in PARAMETERS}
@@ -376,7 +410,9 @@ class ThreePND:
 
     # ------------------------------------------------------- derived curves
 
-    def mean_response(self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior") -> xr.DataArray:
+    def mean_response(
+        self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior"
+    ) -> xr.DataArray:
         """Dose-response curve ``beta (x - x_min)^nu`` per draw at ``doses``.
 
         Returns
@@ -388,7 +424,9 @@ class ThreePND:
         grid = self._grid(doses)
         return draws["beta"] * (grid - self.x_min) ** draws["nu"]
 
-    def prob_toxicity(self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior") -> xr.DataArray:
+    def prob_toxicity(
+        self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior"
+    ) -> xr.DataArray:
         """Probability of a DLT, ``P(Y >= eta | x) = 1 - Phi((eta - mean) / sigma)``, per draw.
 
         Returns
@@ -406,5 +444,7 @@ class ThreePND:
         outside = (grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)
         if outside.any():
             bad = grid[outside][0]
-            raise ValueError(f"ThreePND: dose {bad!r} is outside the dose range ({self.x_min}, {self.x_max})")
+            raise ValueError(
+                f"ThreePND: dose {bad!r} is outside the dose range ({self.x_min}, {self.x_max})"
+            )
         return xr.DataArray(grid, dims="dose", coords={"dose": grid})

@@ -18,7 +18,9 @@ _BINARY = types.float64(types.float64, types.float64)
 
 def _bind(cython_name: str, signature: Signature) -> types.ExternalFunction:
     symbol = f"dosezoo_{cython_name.removeprefix('__pyx_fuse_1')}"
-    llvm.add_symbol(symbol, get_cython_function_address("scipy.special.cython_special", cython_name))
+    llvm.add_symbol(
+        symbol, get_cython_function_address("scipy.special.cython_special", cython_name)
+    )
     return types.ExternalFunction(symbol, signature)
 
 

@@ -23,12 +23,11 @@ from abc import abstractmethod
 
 import numpy as np
 import pymc as pm
+from dosezoo.samplers import three_pnd_kernels as kernels
 from pymc.pytensorf import extract_obs_data
 from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
 from pymc.util import get_random_generator, get_value_vars_from_user_vars
 from scipy.special import expit, ndtri
-
-from dosezoo.samplers import three_pnd_kernels as kernels
 
 _FREE = ("beta", "sigma", "nu")
 
@@ -46,21 +45,34 @@ class ThreePNDLayout:
     """
 
     def __init__(self, model: pm.Model) -> None:
-        missing = [name for name in (*_FREE, "y", "dose", "eta", "gamma", "x_min", "x_max", "delta") if name not in model]
+        missing = [
+            name
+            for name in (*_FREE, "y", "dose", "eta", "gamma", "x_min", "x_max", "delta")
+            if name not in model
+        ]
         if missing:
             raise ValueError(f"not a ThreePND model: it lacks {missing}")
         self.value_names = {name: model.rvs_to_values[model[name]].name for name in _FREE}
-        scalar = {name: float(extract_obs_data(model[name])) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
+        scalar = {
+            name: float(extract_obs_data(model[name]))
+            for name in ("eta", "gamma", "x_min", "x_max", "delta")
+        }
         self.x_min = scalar["x_min"]
         self.hyper = kernels.pack_hyper(
-            scalar["eta"], float(ndtri(scalar["gamma"])), scalar["x_min"], scalar["x_max"], scalar["delta"]
+            scalar["eta"],
+            float(ndtri(scalar["gamma"])),
+            scalar["x_min"],
+            scalar["x_max"],
+            scalar["delta"],
         )
         self._dose = model["dose"]
         self._y = model.rvs_to_values[model["y"]]
 
     def observations(self) -> tuple:
-        """The current data as the kernels' per-dose statistics."""
-        return kernels.summarise(extract_obs_data(self._dose), extract_obs_data(self._y), self.x_min)
+        """Return the current data as the kernels' per-dose statistics."""
+        return kernels.summarise(
+            extract_obs_data(self._dose), extract_obs_data(self._y), self.x_min
+        )
 
     def decode(self, point: dict) -> tuple[float, float, float]:
         """Constrained ``(beta, sigma, nu)`` of a value-scale point (PyMC's inverse transforms)."""
@@ -72,10 +84,12 @@ class ThreePNDLayout:
         return fraction * upper + (1.0 - fraction) * lower, sigma, nu
 
     def encode(self, point: dict, beta: float, sigma: float, nu: float) -> dict:
-        """A copy of ``point`` holding ``(beta, sigma, nu)`` on the value scale, keys in order."""
+        """Copy ``point`` with ``(beta, sigma, nu)`` put on the value scale, keys in order."""
         lower, upper = kernels.beta_bounds(sigma, nu, self.hyper)
         new = point.copy()
-        new[self.value_names["sigma"]] = np.asarray(np.log(sigma) - np.log(self.hyper[kernels.SIGMA_MAX] - sigma))
+        new[self.value_names["sigma"]] = np.asarray(
+            np.log(sigma) - np.log(self.hyper[kernels.SIGMA_MAX] - sigma)
+        )
         new[self.value_names["nu"]] = np.asarray(np.log(nu))
         new[self.value_names["beta"]] = np.asarray(np.log(beta - lower) - np.log(upper - beta))
         return new
@@ -109,14 +123,17 @@ class ThreePNDStep(BlockedStep):
         expected = {self.layout.value_names[name] for name in self.updates}
         if {v.name for v in self.vars} != expected:
             raise ValueError(
-                f"{type(self).__name__} updates {sorted(self.updates)}; got {[v.name for v in self.vars]}"
+                f"{type(self).__name__} updates {sorted(self.updates)}; "
+                f"got {[v.name for v in self.vars]}"
             )
         self.rng = get_random_generator(rng)
 
     def step(self, point: dict) -> tuple[dict, list[dict]]:
         """Advance the chain by one move of this step's variables."""
         beta, sigma, nu = self.layout.decode(point)
-        (beta, sigma, nu), stats = self.move(beta, sigma, nu, self.layout.observations(), self.layout.hyper)
+        (beta, sigma, nu), stats = self.move(
+            beta, sigma, nu, self.layout.observations(), self.layout.hyper
+        )
         return self.layout.encode(point, beta, sigma, nu), [stats]
 
     @abstractmethod
@@ -180,12 +197,17 @@ class RidgeMove(ThreePNDStep):
 
     def move(self, beta, sigma, nu, obs, hyper):
         """Move along the beta-nu ridge."""
-        beta, sigma, nu, sigma_evals, nu_shrinks = kernels.ridge_move(self.rng, sigma, nu, obs, hyper)
-        return (beta, sigma, nu), {"ridge_sigma_evals": int(sigma_evals), "ridge_nu_shrinks": int(nu_shrinks)}
+        beta, sigma, nu, sigma_evals, nu_shrinks = kernels.ridge_move(
+            self.rng, sigma, nu, obs, hyper
+        )
+        return (beta, sigma, nu), {
+            "ridge_sigma_evals": int(sigma_evals),
+            "ridge_nu_shrinks": int(nu_shrinks),
+        }
 
 
 def three_pnd_steps(model: pm.Model | None = None) -> list[ThreePNDStep]:
-    """The sweep of ``ThreePND.fit(engine="pymc")``, in the kernel's order.
+    """Return the sweep of ``ThreePND.fit(engine="pymc")``, in the kernel's order.
 
     Parameters
     ----------

@@ -82,7 +82,7 @@ component-wise sweep above barely moves along it. The ridge move integrates
 
     \int_l^u \prod_i N(y_i \mid \beta w_i, \sigma^2) \, d\beta
       = (2\pi\sigma^2)^{-n/2} e^{-Q/(2\sigma^2)} \sqrt{2\pi} \, s
-        \left\{\Phi\!\left(\tfrac{u - \mu}{s}\right) - \Phi\!\left(\tfrac{l - \mu}{s}\right)\right\},
+        \{\Phi((u - \mu)/s) - \Phi((l - \mu)/s)\},
 
 so the marginal posterior of :math:`(\sigma, \nu)` is, up to a constant,
 
@@ -107,9 +107,15 @@ All functions take the hyper-parameters as one float array ``hyper`` laid out by
 import math
 
 import numpy as np
+from dosezoo.samplers.special import (
+    gammainc,
+    gammaincc,
+    gammainccinv,
+    gammaincinv,
+    log_ndtr,
+    ndtri_exp,
+)
 from numba import njit
-
-from dosezoo.samplers.special import gammainc, gammaincc, gammainccinv, gammaincinv, log_ndtr, ndtri_exp
 
 # Layout of the ``hyper`` array.
 ETA, Z, SIGMA_MAX, X_MIN, LOG_RANGE, DELTA = range(6)
@@ -187,7 +193,9 @@ def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
         patients and mean response (float arrays), then the within-level sum of squares and
         the number of patients (floats).
     """
-    levels, index, count = np.unique(np.asarray(dose, float), return_inverse=True, return_counts=True)
+    levels, index, count = np.unique(
+        np.asarray(dose, float), return_inverse=True, return_counts=True
+    )
     y = np.asarray(y, float)
     mean = np.bincount(index, weights=y, minlength=levels.size) / np.maximum(count, 1)
     within_ss = float(np.sum((y - mean[index]) ** 2))
@@ -377,8 +385,8 @@ def log_target(target, value, beta, sigma, nu, obs, hyper):
 def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
     """One elliptical slice update (Murray, Adams & MacKay 2010) of a scalar with prior N(0, sd^2).
 
-    The likelihood is :func:`log_target` of ``target``; it must be finite at ``phi``. Returns the new
-    value and the number of bracket shrinkages.
+    The likelihood is :func:`log_target` of ``target``; it must be finite at ``phi``. Returns
+    the new value and the number of bracket shrinkages.
     """
     threshold = log_target(target, phi, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
     auxiliary = rng.normal() * prior_sd
@@ -409,7 +417,7 @@ def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, h
     threshold = log_target(target, x, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
     left = x - width * rng.uniform()
     right = left + width
-    steps_left = int(math.floor(max_steps * rng.uniform()))
+    steps_left = math.floor(max_steps * rng.uniform())
     steps_right = max_steps - 1 - steps_left
     evals = 1
     while steps_left > 0 and log_target(target, left, beta, sigma, nu, obs, hyper) > threshold:
@@ -449,7 +457,16 @@ def ridge_move(rng, sigma, nu, obs, hyper):
     Returns ``(beta, sigma, nu, sigma_evals, nu_shrinks)``.
     """
     log_sigma, sigma_evals = slice_stepping_out(
-        rng, math.log(sigma), SLICE_WIDTH, SLICE_MAX_STEPS, RIDGE_LOG_SIGMA, 0.0, sigma, nu, obs, hyper
+        rng,
+        math.log(sigma),
+        SLICE_WIDTH,
+        SLICE_MAX_STEPS,
+        RIDGE_LOG_SIGMA,
+        0.0,
+        sigma,
+        nu,
+        obs,
+        hyper,
     )
     sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
     phi, nu_shrinks = elliptical_slice(

@@ -1,0 +1,1185 @@
+"""Validated phase-I trial data: one row per patient, in enrolment order.
+
+`TrialData` is the input of every dose-finding model of dosezoo. It holds the
+dose(s) given to each patient, the cohort each patient was enrolled in, the
+observed outcomes and any declared covariates, all as read-only numpy arrays.
+Every constructor validates the data and raises `DataError` naming the column,
+the row and the offending value; nothing is coerced silently.
+
+Columns
+-------
+dose
+    Dose given to the patient, a finite float > 0. Drug combinations use
+    several dose columns named by ``dose_columns`` instead; a component of a
+    combination may be 0 (drug not given) but not all components of a row.
+cohort
+    Optional positive integers, non-decreasing in row order. When absent, every
+    patient is a cohort of their own, numbered 1..n.
+y, dlt, efficacy, time, event
+    Outcome columns, detected by name: ``y`` any finite float (continuous
+    response), ``dlt`` 0/1, ``efficacy`` 0/1/2 (ordinal), ``time`` a finite
+    float > 0 that requires ``event`` 0/1 (1 = event observed, 0 = censored) and
+    vice versa.
+covariates
+    Extra columns named by ``covariates``: numeric ones must be finite,
+    non-numeric ones (strata) must not be missing.
+
+Columns that are neither known nor declared are ignored and not stored. Rows
+are numbered from 0 in messages; for CSV files the line number is given too
+(row r is line r + 2, the header being line 1).
+"""
+
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, InitVar, dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple, Self
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from dosezoo.errors import DataError
+
+__all__ = ["DataError", "TrialData"]
+
+DoseRange = tuple[float, float] | Mapping[str, tuple[float, float]]
+"""A dose range: one open interval ``(lo, hi)`` or one per dose column."""
+
+RowLabel = Callable[[int], str]
+
+_COHORT = "cohort"
+_OUTCOMES: tuple[str, ...] = ("y", "dlt", "efficacy", "time", "event")
+_MAX_EXACT_INT = 2.0**53
+_CSV_BOOLS = {
+    "True": True,
+    "TRUE": True,
+    "true": True,
+    "False": False,
+    "FALSE": False,
+    "false": False,
+}
+
+
+class _Rule(NamedTuple):
+    """Validity rule of an outcome column."""
+
+    integer: bool
+    allow_bool: bool
+    allowed: tuple[int, ...] | None
+    positive: bool
+    requirement: str
+
+
+_OUTCOME_RULES: dict[str, _Rule] = {
+    "y": _Rule(False, False, None, False, ""),
+    "dlt": _Rule(True, True, (0, 1), False, "must be 0 or 1 (1 = dose-limiting toxicity)"),
+    "efficacy": _Rule(True, False, (0, 1, 2), False, "must be 0, 1 or 2 (ordinal efficacy)"),
+    "time": _Rule(False, False, None, True, "must be > 0"),
+    "event": _Rule(True, True, (0, 1), False, "must be 0 or 1 (1 = event, 0 = censored)"),
+}
+
+
+class _Check(NamedTuple):
+    """One validity check: the rows where it fails and how to describe a failure."""
+
+    where: str
+    mask: npt.NDArray[np.bool_]
+    message: Callable[[int], str]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _default_row_label(row: int) -> str:
+    return f"row {row}"
+
+
+def _csv_row_label(row: int) -> str:
+    return f"row {row} (CSV line {row + 2})"
+
+
+def _fmt(value: object) -> str:
+    """Show a value as the user wrote it (numpy scalars as Python scalars)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _names(value: str | Sequence[str], what: str) -> tuple[str, ...]:
+    """Normalise a column-name argument to a tuple of distinct non-empty strings."""
+    names = (value,) if isinstance(value, str) else tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{what} must be column names (non-empty strings); got {name!r}")
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"{what} names column {duplicated[0]!r} more than once")
+    return names
+
+
+def _pair(value: Any, what: str) -> tuple[float, float]:
+    """Normalise ``(lo, hi)`` to floats with lo < hi."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a pair (lo, hi) of numbers; got {value!r}") from None
+    if not lo < hi:
+        raise ValueError(f"{what} must satisfy lo < hi; got ({lo!r}, {hi!r})")
+    return lo, hi
+
+
+def _normalize_dose_range(
+    dose_range: DoseRange | None, dose_columns: tuple[str, ...]
+) -> tuple[DoseRange | None, dict[str, tuple[float, float]]]:
+    """Return the public form of a dose range and the interval of each dose column."""
+    if dose_range is None:
+        return None, {}
+    if isinstance(dose_range, Mapping):
+        ranges: dict[str, tuple[float, float]] = {}
+        for name, pair in dose_range.items():
+            if name not in dose_columns:
+                raise ValueError(
+                    f"dose_range names {name!r}, which is not a dose column "
+                    f"(dose columns: {', '.join(dose_columns)})"
+                )
+            ranges[name] = _pair(pair, f"dose_range[{name!r}]")
+        return MappingProxyType(dict(ranges)), ranges
+    pair = _pair(dose_range, "dose_range")
+    return pair, dict.fromkeys(dose_columns, pair)
+
+
+def _pandas_to_numpy(values: pd.Series) -> np.ndarray:
+    """Copy a pandas column to numpy without losing missing values or coercing strings."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype):
+        if dtype.kind in "biuf":
+            return values.to_numpy(dtype=dtype, copy=True)
+        return values.to_numpy(dtype=object, copy=True)
+    has_missing = bool(values.isna().any())
+    if pd.api.types.is_bool_dtype(dtype):
+        return values.to_numpy(dtype=object if has_missing else bool, copy=True)
+    if pd.api.types.is_integer_dtype(dtype) and not has_missing:
+        return values.to_numpy(dtype=np.int64, copy=True)
+    if pd.api.types.is_numeric_dtype(dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    return values.to_numpy(dtype=object, copy=True)
+
+
+def _to_numpy(values: Any) -> np.ndarray:
+    """Convert column values to a numeric or an object numpy array (any shape)."""
+    if isinstance(values, pd.Index):
+        values = values.to_series()
+    if isinstance(values, pd.api.extensions.ExtensionArray):
+        values = pd.Series(values)
+    if isinstance(values, pd.Series):
+        return _pandas_to_numpy(values)
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":
+        # Keep the caller's objects: np.asarray([40, "abc"]) would turn 40 into "40".
+        array = np.asarray(values, dtype=object)
+    return array
+
+
+def _column_array(values: Any, name: str) -> np.ndarray:
+    """Convert one column to a one-dimensional numpy array."""
+    if isinstance(values, pd.DataFrame):
+        raise DataError(f"column {name!r} appears more than once")
+    array = _to_numpy(values)
+    if array.ndim != 1:
+        raise DataError(
+            f"column {name!r} must be one-dimensional (one value per patient); "
+            f"got shape {array.shape}"
+        )
+    return array
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT
+
+
+def _numeric(raw: np.ndarray, *, allow_bool: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Float values of a column and the mask of its non-numeric entries.
+
+    Missing entries (None, NA, NaN) become NaN; non-numeric entries are NaN too
+    and flagged in the mask.
+    """
+    n = raw.shape[0]
+    kind = raw.dtype.kind
+    if kind == "b":
+        if allow_bool:
+            return raw.astype(np.float64), np.zeros(n, dtype=bool)
+        return np.full(n, np.nan), np.ones(n, dtype=bool)
+    if kind in "iuf":
+        return raw.astype(np.float64), np.zeros(n, dtype=bool)
+    values = np.full(n, np.nan)
+    non_numeric = np.zeros(n, dtype=bool)
+    for i, value in enumerate(raw):
+        if _is_missing(value):
+            continue
+        if isinstance(value, bool | np.bool_):
+            if allow_bool:
+                values[i] = float(value)
+            else:
+                non_numeric[i] = True
+        elif isinstance(value, numbers.Real):
+            try:
+                values[i] = float(value)
+            except OverflowError:
+                values[i] = math.copysign(math.inf, value)
+        else:
+            non_numeric[i] = True
+    return values, non_numeric
+
+
+def _is_numeric_like(raw: np.ndarray) -> bool:
+    """Whether a covariate column holds numbers (possibly with missing entries)."""
+    if raw.dtype.kind in "biuf":
+        return True
+    return all(_is_missing(v) or isinstance(v, numbers.Real) for v in raw) and not bool(
+        np.all(pd.isna(raw))
+    )
+
+
+def _number_checks(
+    where: str, raw: np.ndarray, *, allow_bool: bool = False
+) -> tuple[np.ndarray, list[_Check]]:
+    """Float values of a numeric column and its non-numeric / NaN / inf checks."""
+    values, non_numeric = _numeric(raw, allow_bool=allow_bool)
+
+    def not_numeric(i: int) -> str:
+        if isinstance(raw[i], bool | np.bool_):
+            return f"value {_fmt(raw[i])} is boolean, not numeric"
+        return f"value {_fmt(raw[i])} is not numeric"
+
+    def not_a_number(i: int) -> str:
+        value = raw[i]
+        if isinstance(value, float | np.floating):
+            return f"value {_fmt(value)} is NaN (missing)"
+        return f"value {_fmt(value)} is missing (NaN)"
+
+    def infinite(i: int) -> str:
+        return f"value {_fmt(raw[i])} is infinite"
+
+    checks = [
+        _Check(where, non_numeric, not_numeric),
+        _Check(where, np.isnan(values) & ~non_numeric, not_a_number),
+        _Check(where, np.isinf(values), infinite),
+    ]
+    return values, checks
+
+
+def _value_check(where: str, raw: np.ndarray, mask: np.ndarray, requirement: str) -> _Check:
+    """Build a check whose message is ``value <v> <requirement>``."""
+    return _Check(where, mask, lambda i: f"value {_fmt(raw[i])} {requirement}")
+
+
+def _raise_first(checks: Sequence[_Check], row_label: RowLabel) -> None:
+    """Raise a DataError for the lowest failing row of all checks (first check on ties)."""
+    first: tuple[int, _Check] | None = None
+    for check in checks:
+        rows = np.flatnonzero(check.mask)
+        if rows.size and (first is None or rows[0] < first[0]):
+            first = (int(rows[0]), check)
+    if first is not None:
+        row, check = first
+        raise DataError(f"{check.where}, {row_label(row)}: {check.message(row)}")
+
+
+def _range_text(lo: float, hi: float) -> str:
+    return f"the open interval ({lo!r}, {hi!r})"
+
+
+def _lock(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+class _Validated(NamedTuple):
+    outcomes: tuple[str, ...]
+    columns: dict[str, np.ndarray]
+    doses: np.ndarray
+
+
+def _validate(
+    source: Mapping[str, Any] | pd.DataFrame,
+    *,
+    dose_columns: tuple[str, ...],
+    covariates: tuple[str, ...],
+    ranges: Mapping[str, tuple[float, float]],
+    row_label: RowLabel,
+) -> _Validated:
+    """Validate raw columns and return clean, read-only arrays.
+
+    Every constructor of `TrialData` goes through this function. Structural
+    problems (missing columns, unequal lengths) are reported first, then the
+    lowest row that fails any check.
+    """
+    available = ", ".join(str(name) for name in source.keys()) or "no columns"
+    for name in dose_columns:
+        if name not in source:
+            raise DataError(f"missing required column {name!r}; the data have: {available}")
+    for name in covariates:
+        if name not in source:
+            raise DataError(
+                f"missing covariate column {name!r} (declared in covariates); "
+                f"the data have: {available}"
+            )
+    outcomes = tuple(name for name in _OUTCOMES if name in source)
+    if ("time" in outcomes) != ("event" in outcomes):
+        present, absent = ("time", "event") if "time" in outcomes else ("event", "time")
+        raise DataError(
+            f"column {present!r} is present but column {absent!r} is missing: time-to-event "
+            "data need both 'time' (> 0) and 'event' (1 = event observed, 0 = censored)"
+        )
+    has_cohort = _COHORT in source
+    names = [*dose_columns, *([_COHORT] if has_cohort else []), *outcomes, *covariates]
+    raw = {name: _column_array(source[name], name) for name in names}
+    n = raw[dose_columns[0]].shape[0]
+    for name, array in raw.items():
+        if array.shape[0] != n:
+            raise DataError(
+                f"column {name!r} has {array.shape[0]} rows but column {dose_columns[0]!r} has {n}"
+            )
+
+    checks: list[_Check] = []
+    clean: dict[str, np.ndarray] = {}
+    combination = len(dose_columns) > 1
+
+    # Doses.
+    dose_values: list[np.ndarray] = []
+    for name in dose_columns:
+        where = f"column {name!r}"
+        values, value_checks = _number_checks(where, raw[name])
+        checks += value_checks
+        if combination:
+            checks.append(
+                _value_check(where, raw[name], values < 0, "must be >= 0 (0 = drug not given)")
+            )
+        else:
+            checks.append(_value_check(where, raw[name], values <= 0, "must be > 0"))
+        if name in ranges:
+            lo, hi = ranges[name]
+            outside = np.isfinite(values) & ~((values > lo) & (values < hi))
+            if combination:
+                outside &= values != 0
+            checks.append(
+                _value_check(
+                    where,
+                    raw[name],
+                    outside,
+                    f"is outside the declared dose range: doses must lie in {_range_text(lo, hi)}",
+                )
+            )
+        dose_values.append(values)
+    doses = np.column_stack(dose_values) if n else np.empty((0, len(dose_columns)))
+    if combination:
+        all_zero = np.all(doses == 0, axis=1)
+        where = "columns " + ", ".join(repr(name) for name in dose_columns)
+        checks.append(
+            _Check(
+                where,
+                all_zero,
+                lambda i: (
+                    f"values ({', '.join(_fmt(raw[c][i]) for c in dose_columns)}) are all 0: "
+                    "at least one drug of a combination must be given at a dose > 0"
+                ),
+            )
+        )
+
+    # Cohorts.
+    if has_cohort:
+        where = f"column {_COHORT!r}"
+        cohort_raw = raw[_COHORT]
+        cohorts, value_checks = _number_checks(where, cohort_raw)
+        checks += value_checks
+        not_positive_int = np.isfinite(cohorts) & (
+            (cohorts != np.floor(cohorts)) | (cohorts < 1) | (cohorts > _MAX_EXACT_INT)
+        )
+        checks.append(
+            _value_check(where, cohort_raw, not_positive_int, "must be a positive integer")
+        )
+        decreasing = np.zeros(n, dtype=bool)
+        decreasing[1:] = cohorts[1:] < cohorts[:-1]
+        checks.append(
+            _Check(
+                where,
+                decreasing,
+                lambda i: (
+                    f"value {_fmt(cohort_raw[i])} is lower than cohort {_fmt(cohort_raw[i - 1])} "
+                    f"in {row_label(i - 1)}: patients are listed in enrolment order, so cohort "
+                    "numbers cannot decrease (unknown cohort order)"
+                ),
+            )
+        )
+
+    # Outcomes.
+    outcome_values: dict[str, np.ndarray] = {}
+    for name in outcomes:
+        rule = _OUTCOME_RULES[name]
+        where = f"column {name!r}"
+        values, value_checks = _number_checks(where, raw[name], allow_bool=rule.allow_bool)
+        checks += value_checks
+        finite = np.isfinite(values)
+        if rule.allowed is not None:
+            invalid = finite & ~np.isin(values, rule.allowed)
+            checks.append(_value_check(where, raw[name], invalid, rule.requirement))
+        if rule.positive:
+            checks.append(_value_check(where, raw[name], finite & (values <= 0), rule.requirement))
+        outcome_values[name] = values
+
+    # Covariates.
+    covariate_values: dict[str, np.ndarray] = {}
+    for name in covariates:
+        where = f"column {name!r}"
+        array = raw[name]
+        if array.dtype.kind in "biu":
+            covariate_values[name] = array.copy()
+        elif _is_numeric_like(array):
+            values, value_checks = _number_checks(where, array, allow_bool=True)
+            checks += value_checks
+            covariate_values[name] = values
+        else:
+            missing = np.asarray(pd.isna(array), dtype=bool)
+            checks.append(
+                _value_check(
+                    where, array, missing, "is missing: covariate values must not be missing"
+                )
+            )
+            covariate_values[name] = array.copy()
+
+    _raise_first(checks, row_label)
+
+    doses = _lock(np.ascontiguousarray(doses, dtype=np.float64))
+    for j, name in enumerate(dose_columns):
+        clean[name] = doses[:, j]
+    if has_cohort:
+        clean[_COHORT] = _lock(cohorts.astype(np.int64))
+    else:
+        clean[_COHORT] = _lock(np.arange(1, n + 1, dtype=np.int64))
+    for name, values in outcome_values.items():
+        clean[name] = _lock(values.astype(np.int64 if _OUTCOME_RULES[name].integer else np.float64))
+    for name, values in covariate_values.items():
+        clean[name] = _lock(values)
+    return _Validated(outcomes, clean, doses)
+
+
+def _parse_csv_numbers(values: pd.Series, *, allow_bool: bool) -> np.ndarray:
+    """Parse the numeric-looking strings of a CSV column that pandas left as text.
+
+    Entries that are not numbers stay strings, so validation reports them.
+    """
+    array = values.to_numpy(dtype=object, copy=True)
+    for i, value in enumerate(array):
+        if not isinstance(value, str):
+            continue
+        text = value.strip()
+        if allow_bool and text in _CSV_BOOLS:
+            array[i] = _CSV_BOOLS[text]
+            continue
+        try:
+            array[i] = float(text)
+        except ValueError:
+            pass
+    return array
+
+
+# --------------------------------------------------------------------------- TrialData
+
+
+@dataclass(frozen=True, eq=False)
+class TrialData:
+    """Validated, immutable phase-I trial data: one row per patient in enrolment order.
+
+    Prefer the constructors `from_dataframe`, `from_csv` and `empty`; calling the
+    class directly with a mapping of column arrays validates the data the same way.
+
+    Parameters
+    ----------
+    source : Mapping[str, array_like] or pandas.DataFrame
+        Columns by name. Known columns (dose column(s), ``cohort``, ``y``, ``dlt``,
+        ``efficacy``, ``time``, ``event``) and declared covariates are stored; other
+        columns are ignored.
+    dose_columns : tuple of str, default ("dose",)
+        Names of the dose columns; more than one for drug combinations.
+    covariates : tuple of str, default ()
+        Names of covariate / stratum columns to keep.
+    dose_range : (float, float) or Mapping[str, (float, float)], optional
+        Open interval ``(lo, hi)`` every dose must lie in, or one interval per dose
+        column. For combinations a component equal to 0 (drug not given) is exempt.
+
+    Attributes
+    ----------
+    dose_columns : tuple of str
+        Names of the dose columns.
+    covariates : tuple of str
+        Names of the covariate columns.
+    dose_range : (float, float) or Mapping[str, (float, float)] or None
+        Declared dose range, as given.
+    outcomes : tuple of str
+        Outcome columns present, in the order y, dlt, efficacy, time, event.
+
+    Raises
+    ------
+    DataError
+        If the data are invalid; the message names the column, the row and the value.
+
+    Examples
+    --------
+    >>> data = TrialData.from_dataframe(
+    ...     pd.DataFrame({"dose": [10.0, 10.0, 20.0], "cohort": [1, 1, 2], "y": [0.1, 0.3, 0.9]})
+    ... )
+    >>> data
+    TrialData(3 patients in 2 cohorts; dose; outcomes: y)
+    >>> data.with_cohort(40.0, y=[1.2, 3.4])
+    TrialData(5 patients in 3 cohorts; dose; outcomes: y)
+    """
+
+    source: InitVar[Mapping[str, Any] | pd.DataFrame]
+    _: KW_ONLY
+    dose_columns: tuple[str, ...] = ("dose",)
+    covariates: tuple[str, ...] = ()
+    dose_range: DoseRange | None = None
+    _row_label: InitVar[RowLabel | None] = None
+    outcomes: tuple[str, ...] = field(init=False)
+    _columns: dict[str, np.ndarray] = field(init=False, repr=False)
+    _doses: np.ndarray = field(init=False, repr=False)
+    _ranges: dict[str, tuple[float, float]] = field(init=False, repr=False)
+
+    def __post_init__(
+        self, source: Mapping[str, Any] | pd.DataFrame, _row_label: RowLabel | None
+    ) -> None:
+        """Normalise the schema and validate the columns."""
+        dose_columns = _names(self.dose_columns, "dose_columns")
+        if not dose_columns:
+            raise ValueError("dose_columns must name at least one column")
+        covariates = _names(self.covariates, "covariates")
+        reserved = {_COHORT, *_OUTCOMES}
+        for name in dose_columns:
+            if name in reserved:
+                raise ValueError(f"{name!r} cannot be a dose column: it is a reserved column name")
+        for name in covariates:
+            if name in reserved or name in dose_columns:
+                raise ValueError(
+                    f"{name!r} cannot be a covariate: it is a dose, cohort or outcome column"
+                )
+        dose_range, ranges = _normalize_dose_range(self.dose_range, dose_columns)
+        validated = _validate(
+            source,
+            dose_columns=dose_columns,
+            covariates=covariates,
+            ranges=ranges,
+            row_label=_row_label or _default_row_label,
+        )
+        object.__setattr__(self, "dose_columns", dose_columns)
+        object.__setattr__(self, "covariates", covariates)
+        object.__setattr__(self, "dose_range", dose_range)
+        object.__setattr__(self, "outcomes", validated.outcomes)
+        object.__setattr__(self, "_columns", validated.columns)
+        object.__setattr__(self, "_doses", validated.doses)
+        object.__setattr__(self, "_ranges", ranges)
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: pd.DataFrame,
+        *,
+        dose_columns: Sequence[str] = ("dose",),
+        covariates: Sequence[str] = (),
+        dose_range: DoseRange | None = None,
+    ) -> Self:
+        """Build validated trial data from a DataFrame with one row per patient.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            One row per patient in enrolment order. The index is ignored; rows are
+            numbered 0..n-1 in error messages.
+        dose_columns : sequence of str, default ("dose",)
+            Names of the dose columns; more than one for drug combinations.
+        covariates : sequence of str, default ()
+            Names of covariate / stratum columns to keep.
+        dose_range : (float, float) or Mapping[str, (float, float)], optional
+            Open interval every dose must lie in (or one per dose column).
+
+        Returns
+        -------
+        TrialData
+            The validated data.
+
+        Raises
+        ------
+        DataError
+            If a required column is missing or a value is invalid.
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"from_dataframe needs a pandas DataFrame; got {type(df).__name__}")
+        return cls(
+            df,
+            dose_columns=tuple(_names(dose_columns, "dose_columns")),
+            covariates=tuple(_names(covariates, "covariates")),
+            dose_range=dose_range,
+        )
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dose_columns: Sequence[str] = ("dose",),
+        covariates: Sequence[str] = (),
+        dose_range: DoseRange | None = None,
+    ) -> Self:
+        """Read validated trial data from a CSV file with a header line.
+
+        Error messages give the CSV line number as well as the row: row r (counted
+        from 0) is line r + 2, assuming no blank or comment lines.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            CSV file, one line per patient in enrolment order.
+        dose_columns : sequence of str, default ("dose",)
+            Names of the dose columns; more than one for drug combinations.
+        covariates : sequence of str, default ()
+            Names of covariate / stratum columns to keep.
+        dose_range : (float, float) or Mapping[str, (float, float)], optional
+            Open interval every dose must lie in (or one per dose column).
+
+        Returns
+        -------
+        TrialData
+            The validated data.
+
+        Raises
+        ------
+        DataError
+            If the file cannot be parsed, a required column is missing or a value
+            is invalid.
+        """
+        try:
+            df = pd.read_csv(path, low_memory=False)
+        except pd.errors.EmptyDataError as error:
+            raise DataError(f"CSV file {os.fspath(path)!r} is empty (no header line)") from error
+        except pd.errors.ParserError as error:
+            raise DataError(f"CSV file {os.fspath(path)!r} cannot be parsed: {error}") from error
+        dose_columns = _names(dose_columns, "dose_columns")
+        source: dict[str, Any] = {str(name): df[name] for name in df.columns}
+        for name in (*dose_columns, _COHORT, *_OUTCOMES):
+            column = source.get(name)
+            if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
+                allow_bool = name in _OUTCOME_RULES and _OUTCOME_RULES[name].allow_bool
+                source[name] = _parse_csv_numbers(column, allow_bool=allow_bool)
+        return cls(
+            source,
+            dose_columns=dose_columns,
+            covariates=_names(covariates, "covariates"),
+            dose_range=dose_range,
+            _row_label=_csv_row_label,
+        )
+
+    @classmethod
+    def empty(
+        cls,
+        outcomes: Sequence[str] = ("y",),
+        dose_columns: Sequence[str] = ("dose",),
+        *,
+        covariates: Sequence[str] = (),
+        dose_range: DoseRange | None = None,
+    ) -> Self:
+        """Trial data with no patients yet, the starting point of a design.
+
+        Parameters
+        ----------
+        outcomes : sequence of str, default ("y",)
+            Outcome columns the trial will record (``y``, ``dlt``, ``efficacy``,
+            ``time`` and ``event``). With no outcomes, the first `with_cohort` call
+            decides them.
+        dose_columns : sequence of str, default ("dose",)
+            Names of the dose columns; more than one for drug combinations.
+        covariates : sequence of str, default ()
+            Names of covariate / stratum columns the trial will record.
+        dose_range : (float, float) or Mapping[str, (float, float)], optional
+            Open interval every dose must lie in (or one per dose column).
+
+        Returns
+        -------
+        TrialData
+            Data with zero patients.
+
+        Raises
+        ------
+        DataError
+            If an outcome name is unknown, or only one of ``time`` and ``event`` is given.
+        """
+        outcome_names = _names(outcomes, "outcomes")
+        for name in outcome_names:
+            if name not in _OUTCOME_RULES:
+                raise DataError(f"unknown outcome {name!r}; known outcomes: {', '.join(_OUTCOMES)}")
+        dose_columns = _names(dose_columns, "dose_columns")
+        covariates = _names(covariates, "covariates")
+        source: dict[str, np.ndarray] = {name: np.empty(0) for name in dose_columns}
+        source[_COHORT] = np.empty(0, dtype=np.int64)
+        for name in outcome_names:
+            source[name] = np.empty(0, np.int64 if _OUTCOME_RULES[name].integer else np.float64)
+        for name in covariates:
+            source[name] = np.empty(0)
+        return cls(source, dose_columns=dose_columns, covariates=covariates, dose_range=dose_range)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def n_patients(self) -> int:
+        """Number of patients (rows)."""
+        return int(self._doses.shape[0])
+
+    @property
+    def dose(self) -> np.ndarray:
+        """Dose of each patient, a read-only float array of shape (n,).
+
+        Raises
+        ------
+        DataError
+            For drug combinations, which have several dose columns (use `doses`).
+        """
+        if len(self.dose_columns) > 1:
+            raise DataError(
+                f"combination data have {len(self.dose_columns)} dose columns "
+                f"({', '.join(self.dose_columns)}): use `doses` (an (n, "
+                f"{len(self.dose_columns)}) array) or `column(name)` instead of `dose`"
+            )
+        return self._columns[self.dose_columns[0]]
+
+    @property
+    def doses(self) -> np.ndarray:
+        """Doses as a read-only float array of shape (n, number of dose columns)."""
+        return self._doses
+
+    @property
+    def cohort(self) -> np.ndarray:
+        """Cohort number of each patient, a read-only int64 array of shape (n,)."""
+        return self._columns[_COHORT]
+
+    @property
+    def n_cohorts(self) -> int:
+        """Number of distinct cohorts."""
+        cohort = self.cohort
+        return 0 if cohort.size == 0 else 1 + int(np.count_nonzero(np.diff(cohort)))
+
+    @property
+    def last_dose(self) -> float | tuple[float, ...] | None:
+        """Dose of the last patient (a tuple for combinations), or None if empty."""
+        if self.n_patients == 0:
+            return None
+        last = self._doses[-1]
+        if len(self.dose_columns) > 1:
+            return tuple(float(value) for value in last)
+        return float(last[0])
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Names of the stored columns: dose column(s), cohort, outcomes, covariates."""
+        return (*self.dose_columns, _COHORT, *self.outcomes, *self.covariates)
+
+    # ------------------------------------------------------------------ access
+
+    def column(self, name: str) -> np.ndarray:
+        """Return one column as a read-only numpy array.
+
+        Parameters
+        ----------
+        name : str
+            Column name (a dose column, ``cohort``, an outcome or a covariate).
+
+        Returns
+        -------
+        numpy.ndarray
+            The column values, one per patient.
+
+        Raises
+        ------
+        DataError
+            If the data have no such column; the message lists the available ones.
+        """
+        try:
+            return self._columns[name]
+        except KeyError:
+            raise DataError(
+                f"no column {name!r}; the data have: {', '.join(self.columns)}"
+            ) from None
+
+    def require(self, *columns: str, min_patients: int = 1, model: str | None = None) -> None:
+        """Check that the data have what a model needs.
+
+        Parameters
+        ----------
+        *columns : str
+            Columns the model needs.
+        min_patients : int, default 1
+            Minimum number of patients the model needs.
+        model : str, optional
+            Name of the model, used in the error message.
+
+        Raises
+        ------
+        DataError
+            If a column is missing or there are fewer than `min_patients` patients.
+        """
+        who = f"model {model!r}" if model else "the model"
+        for name in columns:
+            if name not in self._columns:
+                raise DataError(
+                    f"{who} needs column {name!r}; the data have: {', '.join(self.columns)}"
+                )
+        n = self.n_patients
+        if n < min_patients:
+            needed = _plural(min_patients, "patient")
+            if n == 0:
+                raise DataError(f"empty data: {who} needs at least {needed}")
+            raise DataError(f"too few patients: {who} needs at least {needed}; the data have {n}")
+
+    def check_dose_range(
+        self,
+        lo: float,
+        hi: float,
+        *,
+        model: str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        """Check that every dose lies in the open interval (lo, hi).
+
+        Models call this because their dose range is a model hyper-parameter. For
+        combinations a component equal to 0 (drug not given) is exempt.
+
+        Parameters
+        ----------
+        lo, hi : float
+            Bounds of the open interval, lo < hi.
+        model : str, optional
+            Name of the model, used in the error message.
+        columns : sequence of str, optional
+            Dose columns to check (default: all of them), e.g. to give each drug of
+            a combination its own range.
+
+        Raises
+        ------
+        DataError
+            For the first row with a dose outside (lo, hi), naming row and value.
+        """
+        lo, hi = _pair((lo, hi), "dose range")
+        names = self.dose_columns if columns is None else _names(columns, "columns")
+        for name in names:
+            if name not in self.dose_columns:
+                raise ValueError(
+                    f"{name!r} is not a dose column (dose columns: {', '.join(self.dose_columns)})"
+                )
+        whose = f" of model {model!r}" if model else ""
+        checks = []
+        for name in names:
+            values = self._columns[name]
+            outside = ~((values > lo) & (values < hi))
+            if len(self.dose_columns) > 1:
+                outside &= values != 0
+            checks.append(
+                _value_check(
+                    f"column {name!r}",
+                    values,
+                    outside,
+                    f"is outside the dose range{whose}: doses must lie in {_range_text(lo, hi)}",
+                )
+            )
+        _raise_first(checks, _default_row_label)
+
+    # ------------------------------------------------------------------ growing
+
+    def with_cohort(self, dose: npt.ArrayLike, **values: npt.ArrayLike) -> Self:
+        """Return new data with one more cohort of patients appended.
+
+        The new patients get cohort number last cohort + 1 (1 if the data are
+        empty). The original object is unchanged.
+
+        Parameters
+        ----------
+        dose : float or array_like
+            Dose of the cohort: a scalar for every patient or one value per patient.
+            For combinations, one value per dose column (broadcast to every patient)
+            or an array of shape (n, number of dose columns).
+        **values : array_like
+            Outcomes, one value per patient (e.g. ``y=[1.2, 3.4, 5.0]``), and the
+            declared covariates (one value per patient, or a scalar for all). The
+            outcomes must be exactly those of the data, unless the data are empty
+            and declare no outcomes.
+
+        Returns
+        -------
+        TrialData
+            New data with the cohort appended.
+
+        Raises
+        ------
+        DataError
+            If an outcome is missing or unknown, lengths disagree, or a new value is
+            invalid (the message names its row in the new data).
+        """
+        names = tuple(name for name in values if name not in self.covariates)
+        outcomes = self._check_new_outcomes(names, "with_cohort")
+        for name in self.covariates:
+            if name not in values:
+                raise DataError(f"with_cohort: covariate {name!r} is missing")
+
+        lengths: list[tuple[str, int]] = []
+        arrays: dict[str, np.ndarray] = {}
+        for name in outcomes:
+            array = _to_numpy(values[name])
+            if array.ndim == 0:
+                array = array.reshape(1)
+            if array.ndim != 1:
+                raise DataError(
+                    f"with_cohort: outcome {name!r} must be one-dimensional; "
+                    f"got shape {array.shape}"
+                )
+            arrays[name] = array
+            lengths.append((f"outcome {name!r}", array.shape[0]))
+
+        k = len(self.dose_columns)
+        dose_array = _to_numpy(dose)
+        if k == 1:
+            if dose_array.ndim == 2 and dose_array.shape[1] == 1:
+                dose_array = dose_array[:, 0]
+            if dose_array.ndim > 1:
+                raise DataError(
+                    "with_cohort: dose must be a scalar or one value per patient; "
+                    f"got shape {dose_array.shape}"
+                )
+            if dose_array.ndim == 1:
+                lengths.append(("dose", dose_array.shape[0]))
+        else:
+            if dose_array.ndim == 1 and dose_array.shape[0] == k:
+                dose_array = dose_array.reshape(1, k)
+                broadcast = True
+            elif dose_array.ndim == 2 and dose_array.shape[1] == k:
+                broadcast = False
+                lengths.append(("dose", dose_array.shape[0]))
+            else:
+                raise DataError(
+                    f"with_cohort: a combination dose needs {k} components "
+                    f"({', '.join(self.dose_columns)}), as a sequence of length {k} or an "
+                    f"(n, {k}) array; got shape {dose_array.shape}"
+                )
+
+        for name in self.covariates:
+            array = _to_numpy(values[name])
+            if array.ndim > 1:
+                raise DataError(
+                    f"with_cohort: covariate {name!r} must be a scalar or one value per "
+                    f"patient; got shape {array.shape}"
+                )
+            if array.ndim == 1:
+                lengths.append((f"covariate {name!r}", array.shape[0]))
+            arrays[name] = array
+
+        if lengths:
+            reference, n = lengths[0]
+            for label, length in lengths[1:]:
+                if length != n:
+                    raise DataError(
+                        f"with_cohort: {label} has {_plural(length, 'value')} "
+                        f"but {reference} has {n}"
+                    )
+        else:
+            n = 1
+        if n == 0:
+            raise DataError("with_cohort: a cohort needs at least one patient; got 0 values")
+
+        new: dict[str, np.ndarray] = {}
+        if k == 1:
+            new[self.dose_columns[0]] = (
+                np.full(n, dose_array.item(), dtype=dose_array.dtype)
+                if dose_array.ndim == 0
+                else dose_array
+            )
+        else:
+            if broadcast:
+                dose_array = np.repeat(dose_array, n, axis=0)
+            for j, name in enumerate(self.dose_columns):
+                new[name] = dose_array[:, j]
+        last = int(self.cohort[-1]) if self.n_patients else 0
+        new[_COHORT] = np.full(n, last + 1, dtype=np.int64)
+        for name in outcomes:
+            new[name] = arrays[name]
+        for name in self.covariates:
+            array = arrays[name]
+            new[name] = np.full(n, array.item(), dtype=array.dtype) if array.ndim == 0 else array
+        return self._extend(new, "patient {} of the new cohort")
+
+    def append(self, df: pd.DataFrame) -> Self:
+        """Return new data with the rows of a DataFrame appended.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            New patients in enrolment order, with the same dose columns, outcomes and
+            covariates as the data. Cohort numbers, if given, must not be lower than
+            the last cohort of the data; if absent, each new patient is a cohort of
+            their own.
+
+        Returns
+        -------
+        TrialData
+            New data with the rows appended; the original object is unchanged.
+
+        Raises
+        ------
+        DataError
+            If a column is missing or unknown to the data, or a new value is invalid
+            (the message names its row in the new data).
+        """
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"append needs a pandas DataFrame; got {type(df).__name__}")
+        available = ", ".join(str(name) for name in df.columns) or "no columns"
+        for name in (*self.dose_columns, *self.covariates):
+            if name not in df.columns:
+                raise DataError(
+                    f"append: missing required column {name!r}; the new rows have: {available}"
+                )
+        outcomes = self._check_new_outcomes(
+            tuple(name for name in _OUTCOMES if name in df.columns), "append"
+        )
+        new = {
+            name: _column_array(df[name], name)
+            for name in (*self.dose_columns, *outcomes, *self.covariates)
+        }
+        if _COHORT in df.columns:
+            new[_COHORT] = _column_array(df[_COHORT], _COHORT)
+        else:
+            last = int(self.cohort[-1]) if self.n_patients else 0
+            new[_COHORT] = np.arange(last + 1, last + 1 + len(df), dtype=np.int64)
+        return self._extend(new, "appended row {}")
+
+    def _check_new_outcomes(self, names: tuple[str, ...], what: str) -> tuple[str, ...]:
+        """Check the outcome names of new rows; return them in canonical order."""
+        for name in names:
+            if name not in _OUTCOME_RULES:
+                covariates = ", ".join(self.covariates)
+                covariates = f"; covariates: {covariates}" if covariates else ""
+                raise DataError(
+                    f"{what}: unknown outcome {name!r}; known outcomes: "
+                    f"{', '.join(_OUTCOMES)}{covariates}"
+                )
+        if self.n_patients == 0 and not self.outcomes:
+            return tuple(name for name in _OUTCOMES if name in names)
+        have = ", ".join(self.outcomes) or "none"
+        for name in self.outcomes:
+            if name not in names:
+                raise DataError(
+                    f"{what}: outcome {name!r} is missing; the data have outcomes: {have}"
+                )
+        for name in names:
+            if name not in self.outcomes:
+                raise DataError(
+                    f"{what}: outcome {name!r} is not an outcome of these data "
+                    f"(they have outcomes: {have})"
+                )
+        return self.outcomes
+
+    def _extend(self, new: dict[str, np.ndarray], new_row: str) -> Self:
+        """Append validated-on-construction rows to a copy of the data."""
+        n_old = self.n_patients
+        merged: dict[str, np.ndarray] = {}
+        for name, array in new.items():
+            if n_old == 0:
+                merged[name] = array
+                continue
+            old = self._columns[name]
+            if name in self.covariates and array.shape[0]:
+                old_numeric, new_numeric = _is_numeric_like(old), _is_numeric_like(array)
+                if old_numeric != new_numeric:
+                    kinds = ("numeric", "non-numeric")
+                    raise DataError(
+                        f"covariate {name!r} is {kinds[not old_numeric]} in the data but the new "
+                        f"values are {kinds[not new_numeric]} (first new value "
+                        f"{_fmt(array[0])})"
+                    )
+            merged[name] = np.concatenate([old, array])
+
+        def row_label(row: int) -> str:
+            if row < n_old:
+                return f"row {row}"
+            return f"row {row} ({new_row.format(row - n_old)})"
+
+        return type(self)(
+            merged,
+            dose_columns=self.dose_columns,
+            covariates=self.covariates,
+            dose_range=self.dose_range,
+            _row_label=row_label,
+        )
+
+    # ------------------------------------------------------------------ export
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Return the data as a new DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A fresh copy with columns dose column(s), cohort, outcomes, covariates.
+        """
+        return pd.DataFrame({name: self._columns[name].copy() for name in self.columns})
+
+    # ------------------------------------------------------------------ dunder
+
+    def __len__(self) -> int:
+        """Return the number of patients."""
+        return self.n_patients
+
+    def __eq__(self, other: object) -> bool:
+        """Compare schema (columns, dose range) and values."""
+        if not isinstance(other, TrialData):
+            return NotImplemented
+        if self.columns != other.columns or self.n_patients != other.n_patients:
+            return False
+        if self._ranges != other._ranges:
+            return False
+        return all(np.array_equal(self._columns[n], other._columns[n]) for n in self.columns)
+
+    def __repr__(self) -> str:
+        """Summarise size and schema, e.g. ``TrialData(12 patients in 4 cohorts; ...)``."""
+        parts = [
+            f"{_plural(self.n_patients, 'patient')} in {_plural(self.n_cohorts, 'cohort')}",
+            ", ".join(self.dose_columns),
+            f"outcomes: {', '.join(self.outcomes) or 'none'}",
+        ]
+        if self.covariates:
+            parts.append(f"covariates: {', '.join(self.covariates)}")
+        if self.dose_range is not None:
+            if isinstance(self.dose_range, Mapping):
+                ranges = ", ".join(f"{k} {v}" for k, v in self.dose_range.items())
+                parts.append(f"dose range: {ranges}")
+            else:
+                parts.append(f"dose range: {self.dose_range}")
+        return f"TrialData({'; '.join(parts)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return picklable state (mapping proxies become dicts)."""
+        state = dict(self.__dict__)
+        if isinstance(state["dose_range"], MappingProxyType):
+            state["dose_range"] = dict(state["dose_range"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore state from a pickle, making the arrays read-only again."""
+        if isinstance(state["dose_range"], dict):
+            state["dose_range"] = MappingProxyType(state["dose_range"])
+        self.__dict__.update(state)
+        _lock(self._doses)
+        for array in self._columns.values():
+            array.flags.writeable = False

@@ -1,0 +1,650 @@
+"""Tests of dosezoo.data: validation, construction, growth and immutability of TrialData."""
+
+import dataclasses
+import pickle
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dosezoo.data import DataError, TrialData
+
+
+def frame(**columns):
+    return pd.DataFrame(columns)
+
+
+def message(text):
+    """Regex matching `text` literally (column, row and value)."""
+    return re.escape(text)
+
+
+@pytest.fixture
+def data():
+    return TrialData.from_dataframe(
+        frame(
+            dose=[10.0, 10.0, 20.0, 20.0, 40.0],
+            cohort=[1, 1, 2, 2, 3],
+            y=[0.1, 0.2, 0.8, 1.1, 2.5],
+        )
+    )
+
+
+# --------------------------------------------------------------------------- validation errors
+
+
+def test_missing_required_column():
+    with pytest.raises(
+        DataError, match=message("missing required column 'dose'; the data have: y")
+    ):
+        TrialData.from_dataframe(frame(y=[1.0, 2.0]))
+
+
+def test_missing_combination_dose_column():
+    with pytest.raises(DataError, match=message("missing required column 'dose_b'")):
+        TrialData.from_dataframe(frame(dose_a=[1.0]), dose_columns=("dose_a", "dose_b"))
+
+
+def test_nan_is_named():
+    with pytest.raises(DataError, match=message("column 'y', row 2: value nan is NaN (missing)")):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0], y=[0.1, 0.2, np.nan]))
+
+
+def test_none_is_missing():
+    with pytest.raises(DataError, match=message("column 'dose', row 1: value None is missing")):
+        TrialData.from_dataframe(frame(dose=[1.0, None, "x"]))
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_inf_is_named(value):
+    shown = repr(float(value))
+    with pytest.raises(DataError, match=message(f"column 'y', row 1: value {shown} is infinite")):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0], y=[0.5, value]))
+
+
+def test_non_numeric_value():
+    with pytest.raises(
+        DataError, match=message("column 'dose', row 3: value 'abc' is not numeric")
+    ):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0, "abc"]))
+
+
+def test_numeric_string_is_not_coerced():
+    with pytest.raises(DataError, match=message("column 'y', row 0: value '1.5' is not numeric")):
+        TrialData.from_dataframe(frame(dose=[1.0], y=["1.5"]))
+
+
+def test_boolean_dose_is_rejected():
+    with pytest.raises(DataError, match=message("column 'dose', row 0: value True is boolean")):
+        TrialData.from_dataframe(frame(dose=[True, False]))
+
+
+@pytest.mark.parametrize("value", [0.0, -5.0])
+def test_dose_must_be_positive(value):
+    with pytest.raises(
+        DataError, match=message(f"column 'dose', row 3: value {value} must be > 0")
+    ):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0, value]))
+
+
+def test_dose_outside_declared_range():
+    pattern = message("column 'dose', row 2: value 100.0 is outside the declared dose range")
+    with pytest.raises(DataError, match=pattern + ".*" + message("(0.0, 100.0)")):
+        TrialData.from_dataframe(frame(dose=[10.0, 50.0, 100.0]), dose_range=(0, 100))
+
+
+def test_dose_range_is_open():
+    with pytest.raises(DataError, match=message("column 'dose', row 0: value 1.0 is outside")):
+        TrialData.from_dataframe(frame(dose=[1.0, 50.0]), dose_range=(1.0, 100.0))
+
+
+def test_dose_inside_declared_range():
+    data = TrialData.from_dataframe(frame(dose=[10.0, 99.5]), dose_range=(0, 100))
+    assert data.dose_range == (0.0, 100.0)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5])
+def test_cohort_must_be_positive_integer(value):
+    pattern = message(f"column 'cohort', row 1: value {value} must be a positive integer")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0], cohort=[1, value, 7]))
+
+
+def test_cohort_order_decreasing():
+    pattern = message("column 'cohort', row 3: value 1 is lower than cohort 2 in row 2")
+    with pytest.raises(DataError, match=pattern + ".*unknown cohort order"):
+        TrialData.from_dataframe(frame(dose=[1.0, 1.0, 2.0, 2.0], cohort=[1, 1, 2, 1]))
+
+
+def test_non_numeric_cohort():
+    with pytest.raises(
+        DataError, match=message("column 'cohort', row 0: value 'A' is not numeric")
+    ):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0], cohort=["A", "B"]))
+
+
+@pytest.mark.parametrize("column", ["dlt", "event"])
+@pytest.mark.parametrize("value", [1.5, 2, -1])
+def test_binary_outcome_must_be_0_or_1(column, value):
+    columns = {"dose": [1.0, 2.0], column: [0, value]}
+    if column == "event":
+        columns["time"] = [1.0, 2.0]
+    pattern = message(f"column '{column}', row 1: value {value} must be 0 or 1")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(pd.DataFrame(columns))
+
+
+def test_binary_outcomes_accept_float_and_bool():
+    data = TrialData.from_dataframe(
+        frame(dose=[1.0, 2.0], dlt=[1.0, 0.0], time=[3.0, 4.5], event=[True, False])
+    )
+    assert data.column("dlt").dtype == np.int64
+    np.testing.assert_array_equal(data.column("dlt"), [1, 0])
+    np.testing.assert_array_equal(data.column("event"), [1, 0])
+    assert data.outcomes == ("dlt", "time", "event")
+
+
+@pytest.mark.parametrize("value", [3, -1, 0.5])
+def test_efficacy_must_be_ordinal(value):
+    pattern = message(f"column 'efficacy', row 2: value {value} must be 0, 1 or 2")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0], efficacy=[0, 2, value]))
+
+
+@pytest.mark.parametrize("value", [0.0, -2.5])
+def test_time_must_be_positive(value):
+    pattern = message(f"column 'time', row 1: value {value} must be > 0")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0], time=[3.0, value], event=[1, 0]))
+
+
+def test_time_without_event():
+    with pytest.raises(DataError, match="column 'time' is present but column 'event' is missing"):
+        TrialData.from_dataframe(frame(dose=[1.0], time=[2.0]))
+
+
+def test_event_without_time():
+    with pytest.raises(DataError, match="column 'event' is present but column 'time' is missing"):
+        TrialData.from_dataframe(frame(dose=[1.0], event=[1]))
+
+
+def test_missing_covariate_column():
+    with pytest.raises(DataError, match=message("missing covariate column 'age'")):
+        TrialData.from_dataframe(frame(dose=[1.0], y=[0.0]), covariates=("age",))
+
+
+def test_missing_stratum_value():
+    # pandas stores the missing string as NaN.
+    pattern = message("column 'stratum', row 1: value nan is missing")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(
+            frame(dose=[1.0, 2.0, 3.0], stratum=["a", None, "b"]), covariates=("stratum",)
+        )
+
+
+def test_numeric_covariate_must_be_finite():
+    pattern = message("column 'age', row 2: value nan is NaN (missing)")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(
+            frame(dose=[1.0, 2.0, 3.0], age=[50.0, 61.0, np.nan]), covariates="age"
+        )
+
+
+def test_first_offending_row_is_reported():
+    # Row 1 is the lowest bad row although its column comes after 'dose'.
+    df = frame(dose=[1.0, 2.0, -3.0], cohort=[1, 1, 2], y=[0.0, np.nan, 1.0])
+    with pytest.raises(DataError, match=message("column 'y', row 1: value nan")):
+        TrialData.from_dataframe(df)
+    df = frame(dose=[1.0, "abc", -3.0, 0.0])
+    with pytest.raises(DataError, match=message("column 'dose', row 1: value 'abc'")):
+        TrialData.from_dataframe(df)
+
+
+def test_unequal_column_lengths():
+    with pytest.raises(DataError, match=message("column 'y' has 2 rows but column 'dose' has 3")):
+        TrialData({"dose": [1.0, 2.0, 3.0], "y": [1.0, 2.0]})
+
+
+def test_duplicated_column():
+    df = pd.DataFrame([[1.0, 2.0]], columns=["dose", "dose"])
+    with pytest.raises(DataError, match="column 'dose' appears more than once"):
+        TrialData.from_dataframe(df)
+
+
+# --------------------------------------------------------------------------- require / ranges
+
+
+def test_require_missing_column():
+    data = TrialData.from_dataframe(frame(dose=[1.0], dlt=[0]))
+    pattern = message("model 'ThreePND' needs column 'y'; the data have: dose, cohort, dlt")
+    with pytest.raises(DataError, match=pattern):
+        data.require("y", model="ThreePND")
+
+
+def test_require_empty_data():
+    pattern = message("empty data: model 'ThreePND' needs at least 1 patient")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.empty().require("dose", "y", model="ThreePND")
+
+
+def test_require_too_few_patients(data):
+    with pytest.raises(DataError, match="needs at least 6 patients; the data have 5"):
+        data.require("y", min_patients=6, model="ThreePND")
+    data.require("dose", "cohort", "y", min_patients=5, model="ThreePND")
+
+
+def test_check_dose_range(data):
+    data.check_dose_range(0.0, 50.0, model="ThreePND")
+    pattern = message(
+        "column 'dose', row 4: value 40.0 is outside the dose range of model 'ThreePND'"
+    )
+    with pytest.raises(DataError, match=pattern + ".*" + message("(0.0, 40.0)")):
+        data.check_dose_range(0.0, 40.0, model="ThreePND")
+    with pytest.raises(DataError, match=message("column 'dose', row 0: value 10.0")):
+        data.check_dose_range(10.0, 50.0)
+
+
+# --------------------------------------------------------------------------- construction & export
+
+
+def test_properties(data):
+    assert data.n_patients == len(data) == 5
+    assert data.n_cohorts == 3
+    assert data.last_dose == 40.0
+    assert data.outcomes == ("y",)
+    assert data.dose_columns == ("dose",)
+    assert data.covariates == ()
+    assert data.dose_range is None
+    assert data.columns == ("dose", "cohort", "y")
+    assert data.dose.dtype == np.float64
+    assert data.cohort.dtype == np.int64
+    np.testing.assert_array_equal(data.cohort, [1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(data.doses, data.dose[:, None])
+    assert repr(data) == "TrialData(5 patients in 3 cohorts; dose; outcomes: y)"
+
+
+def test_column_lookup(data):
+    np.testing.assert_array_equal(data.column("y"), [0.1, 0.2, 0.8, 1.1, 2.5])
+    with pytest.raises(DataError, match=message("no column 'dlt'; the data have: dose, cohort, y")):
+        data.column("dlt")
+
+
+def test_cohort_defaults_to_one_per_patient():
+    data = TrialData.from_dataframe(frame(dose=[1.0, 2.0, 4.0], y=[0.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(data.cohort, [1, 2, 3])
+    assert data.n_cohorts == 3
+
+
+def test_unknown_columns_are_ignored():
+    data = TrialData.from_dataframe(frame(dose=[1.0], y=[2.0], note=["first patient"]))
+    assert data.columns == ("dose", "cohort", "y")
+    assert "note" not in data.to_dataframe()
+
+
+def test_dataframe_round_trip():
+    df = frame(dose=[5.0, 5.0, 10.0], cohort=[1, 1, 2], y=[0.5, -1.25, 3.0], dlt=[0, 0, 1])
+    out = TrialData.from_dataframe(df).to_dataframe()
+    pd.testing.assert_frame_equal(out, df[["dose", "cohort", "y", "dlt"]])
+
+
+def test_csv_round_trip(tmp_path, data):
+    path = tmp_path / "trial.csv"
+    data.to_dataframe().to_csv(path, index=False)
+    assert TrialData.from_csv(path) == data
+
+
+def test_csv_round_trip_with_covariates(tmp_path):
+    df = frame(
+        dose=[0.1, 1 / 3, 2.0], cohort=[1, 1, 2], y=[1e-300, -0.7, 2.2], stratum=["a", "b", "a"]
+    )
+    df["age"] = [50, 61, 70]
+    path = tmp_path / "trial.csv"
+    df.to_csv(path, index=False)
+    data = TrialData.from_csv(path, covariates=("stratum", "age"))
+    pd.testing.assert_frame_equal(data.to_dataframe(), df)
+
+
+def test_csv_error_names_line(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,y\n1,0.5\n2,0.7\n3,0.1\nabc,0.2\n")
+    pattern = message("column 'dose', row 3 (CSV line 5): value 'abc' is not numeric")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+
+
+def test_csv_negative_dose_names_line(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,cohort,dlt\n1,1,0\n2,2,1\n-5,3,0\n")
+    with pytest.raises(
+        DataError, match=message("column 'dose', row 2 (CSV line 4): value -5 must be > 0")
+    ):
+        TrialData.from_csv(path)
+
+
+def test_csv_empty_cell_is_missing(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,y\n1,0.5\n2,\n")
+    with pytest.raises(
+        DataError, match=message("column 'y', row 1 (CSV line 3): value nan is NaN")
+    ):
+        TrialData.from_csv(path)
+
+
+def test_to_dataframe_is_a_copy(data):
+    df = data.to_dataframe()
+    df.loc[0, "dose"] = 999.0
+    assert data.dose[0] == 10.0
+    assert data.to_dataframe().loc[0, "dose"] == 10.0
+
+
+def test_input_frame_is_copied():
+    df = frame(dose=[1.0, 2.0], y=[0.0, 1.0])
+    data = TrialData.from_dataframe(df)
+    df.loc[0, "dose"] = 50.0
+    assert data.dose[0] == 1.0
+
+
+def test_equality(data):
+    same = TrialData.from_dataframe(data.to_dataframe())
+    assert same == data
+    assert data.with_cohort(5.0, y=[1.0]) != data
+    assert TrialData.from_dataframe(data.to_dataframe(), dose_range=(0, 100)) != data
+    assert data != "not trial data"
+
+
+def test_pickle_keeps_arrays_read_only(data):
+    copy = pickle.loads(pickle.dumps(data))
+    assert copy == data
+    with pytest.raises(ValueError, match="read-only"):
+        copy.dose[0] = 1.0
+
+
+# --------------------------------------------------------------------------- immutability
+
+
+@pytest.mark.parametrize("name", ["dose", "cohort", "doses"])
+def test_arrays_are_read_only(data, name):
+    array = getattr(data, name)
+    with pytest.raises(ValueError, match="read-only"):
+        array[0] = 1
+
+
+def test_column_is_read_only(data):
+    with pytest.raises(ValueError, match="read-only"):
+        data.column("y")[0] = 1.0
+
+
+def test_attributes_are_frozen(data):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.outcomes = ("dlt",)
+
+
+def test_with_cohort_leaves_original_unchanged(data):
+    before = data.to_dataframe()
+    grown = data.with_cohort(80.0, y=[3.0, 4.0, 5.0])
+    pd.testing.assert_frame_equal(data.to_dataframe(), before)
+    assert len(data) == 5
+    assert len(grown) == 8
+
+
+# --------------------------------------------------------------------------- growing
+
+
+def test_with_cohort_numbering(data):
+    grown = data.with_cohort(80.0, y=[3.0, 4.0, 5.0])
+    np.testing.assert_array_equal(grown.cohort, [1, 1, 2, 2, 3, 4, 4, 4])
+    np.testing.assert_array_equal(grown.dose[-3:], [80.0, 80.0, 80.0])
+    assert grown.n_cohorts == 4
+    assert grown.last_dose == 80.0
+    gapped = TrialData.from_dataframe(frame(dose=[1.0, 1.0], cohort=[3, 7], y=[0.0, 0.0]))
+    np.testing.assert_array_equal(gapped.with_cohort(2.0, y=[1.0]).cohort, [3, 7, 8])
+
+
+def test_with_cohort_per_patient_doses(data):
+    grown = data.with_cohort([50.0, 60.0], y=np.array([1.0, 2.0]))
+    np.testing.assert_array_equal(grown.dose[-2:], [50.0, 60.0])
+    np.testing.assert_array_equal(grown.cohort[-2:], [4, 4])
+
+
+def test_with_cohort_unknown_outcome(data):
+    with pytest.raises(DataError, match="unknown outcome 'toxicity'"):
+        data.with_cohort(40.0, y=[1.0], toxicity=[1])
+
+
+def test_with_cohort_outcome_not_in_data(data):
+    with pytest.raises(DataError, match="outcome 'dlt' is not an outcome of these data"):
+        data.with_cohort(40.0, y=[1.0], dlt=[0])
+
+
+def test_with_cohort_missing_outcome():
+    data = TrialData.from_dataframe(frame(dose=[1.0], y=[0.2], dlt=[0]))
+    with pytest.raises(DataError, match="with_cohort: outcome 'dlt' is missing"):
+        data.with_cohort(40.0, y=[1.0])
+
+
+def test_with_cohort_mismatched_lengths():
+    data = TrialData.from_dataframe(frame(dose=[1.0], y=[0.2], dlt=[0]))
+    pattern = message("with_cohort: outcome 'dlt' has 2 values but outcome 'y' has 3")
+    with pytest.raises(DataError, match=pattern):
+        data.with_cohort(40.0, y=[1.0, 2.0, 3.0], dlt=[0, 1])
+    pattern = message("with_cohort: dose has 2 values but outcome 'y' has 3")
+    with pytest.raises(DataError, match=pattern):
+        data.with_cohort([40.0, 50.0], y=[1.0, 2.0, 3.0], dlt=[0, 1, 0])
+
+
+def test_with_cohort_validates_new_rows(data):
+    pattern = message("column 'y', row 6 (patient 1 of the new cohort): value nan is NaN")
+    with pytest.raises(DataError, match=pattern):
+        data.with_cohort(40.0, y=[1.0, np.nan])
+    with pytest.raises(
+        DataError, match=message("column 'dose', row 5 (patient 0 of the new cohort)")
+    ):
+        data.with_cohort(-1.0, y=[1.0])
+    with pytest.raises(
+        DataError, match=message("column 'dose', row 5 (patient 0 of the new cohort)")
+    ):
+        data.with_cohort("abc", y=[1.0])
+
+
+def test_with_cohort_respects_dose_range():
+    data = TrialData.empty(dose_range=(0.0, 100.0))
+    with pytest.raises(
+        DataError, match=message("column 'dose', row 0 (patient 0 of the new cohort): value 150.0")
+    ):
+        data.with_cohort(150.0, y=[1.0])
+
+
+def test_with_cohort_empty_cohort(data):
+    with pytest.raises(DataError, match="at least one patient"):
+        data.with_cohort(40.0, y=[])
+
+
+def test_empty_then_with_cohort():
+    empty = TrialData.empty(outcomes=("y",))
+    assert len(empty) == 0
+    assert empty.n_cohorts == 0
+    assert empty.last_dose is None
+    assert empty.outcomes == ("y",)
+    assert repr(empty) == "TrialData(0 patients in 0 cohorts; dose; outcomes: y)"
+    first = empty.with_cohort(10.0, y=[0.1, 0.2, 0.3])
+    second = first.with_cohort(20.0, y=[0.4, 0.5, 0.6])
+    np.testing.assert_array_equal(second.cohort, [1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(second.dose, [10.0] * 3 + [20.0] * 3)
+    assert len(empty) == 0
+    with pytest.raises(DataError, match="outcome 'dlt' is not an outcome of these data"):
+        empty.with_cohort(10.0, y=[0.1], dlt=[0])
+    with pytest.raises(DataError, match="outcome 'y' is missing"):
+        empty.with_cohort(10.0, dlt=[0])
+
+
+def test_empty_without_outcomes_adopts_the_first_cohorts():
+    data = TrialData.empty(outcomes=()).with_cohort(10.0, dlt=[0, 0, 1])
+    assert data.outcomes == ("dlt",)
+    np.testing.assert_array_equal(data.column("dlt"), [0, 0, 1])
+
+
+def test_empty_rejects_unknown_outcome():
+    with pytest.raises(DataError, match="unknown outcome 'toxicity'"):
+        TrialData.empty(outcomes=("toxicity",))
+
+
+def test_empty_to_dataframe():
+    df = TrialData.empty(outcomes=("dlt",)).to_dataframe()
+    assert list(df.columns) == ["dose", "cohort", "dlt"]
+    assert len(df) == 0
+
+
+def test_append(data):
+    grown = data.append(frame(dose=[80.0, 80.0], cohort=[4, 4], y=[3.0, 3.5]))
+    np.testing.assert_array_equal(grown.cohort[-2:], [4, 4])
+    sequential = data.append(frame(dose=[80.0, 90.0], y=[3.0, 3.5]))
+    np.testing.assert_array_equal(sequential.cohort[-2:], [4, 5])
+    assert len(data) == 5
+
+
+def test_append_cohort_must_continue(data):
+    pattern = message("column 'cohort', row 5 (appended row 0): value 2 is lower than cohort 3")
+    with pytest.raises(DataError, match=pattern):
+        data.append(frame(dose=[80.0], cohort=[2], y=[3.0]))
+
+
+def test_append_outcomes_must_match(data):
+    with pytest.raises(DataError, match="append: outcome 'y' is missing"):
+        data.append(frame(dose=[80.0], dlt=[1]))
+
+
+# --------------------------------------------------------------------------- combinations
+
+
+@pytest.fixture
+def combo():
+    return TrialData.from_dataframe(
+        frame(dose_a=[1.0, 1.0, 2.0], dose_b=[0.0, 0.5, 0.5], cohort=[1, 1, 2], dlt=[0, 0, 1]),
+        dose_columns=("dose_a", "dose_b"),
+    )
+
+
+def test_combination_doses(combo):
+    assert combo.dose_columns == ("dose_a", "dose_b")
+    assert combo.doses.shape == (3, 2)
+    np.testing.assert_array_equal(combo.doses, [[1.0, 0.0], [1.0, 0.5], [2.0, 0.5]])
+    np.testing.assert_array_equal(combo.column("dose_b"), [0.0, 0.5, 0.5])
+    assert combo.last_dose == (2.0, 0.5)
+    with pytest.raises(DataError, match="use `doses`"):
+        _ = combo.dose
+    assert repr(combo) == "TrialData(3 patients in 2 cohorts; dose_a, dose_b; outcomes: dlt)"
+
+
+def test_combination_all_zero_row():
+    pattern = message("columns 'dose_a', 'dose_b', row 1: values (0.0, 0.0) are all 0")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(
+            frame(dose_a=[1.0, 0.0], dose_b=[0.0, 0.0]), dose_columns=("dose_a", "dose_b")
+        )
+
+
+def test_combination_negative_component():
+    pattern = message("column 'dose_b', row 0: value -1.0 must be >= 0")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_dataframe(
+            frame(dose_a=[1.0], dose_b=[-1.0]), dose_columns=("dose_a", "dose_b")
+        )
+
+
+def test_combination_with_cohort(combo):
+    grown = combo.with_cohort((2.0, 1.0), dlt=[0, 1])
+    np.testing.assert_array_equal(grown.doses[-2:], [[2.0, 1.0], [2.0, 1.0]])
+    np.testing.assert_array_equal(grown.cohort[-2:], [3, 3])
+    per_patient = combo.with_cohort(np.array([[2.0, 1.0], [3.0, 0.0]]), dlt=[0, 1])
+    np.testing.assert_array_equal(per_patient.doses[-2:], [[2.0, 1.0], [3.0, 0.0]])
+    with pytest.raises(DataError, match="needs 2 components"):
+        combo.with_cohort(2.0, dlt=[0])
+
+
+def test_combination_dose_ranges():
+    df = frame(dose_a=[1.0, 0.0], dose_b=[5.0, 20.0])
+    columns = ("dose_a", "dose_b")
+    ranges = {"dose_a": (0.0, 10.0), "dose_b": (0.0, 50.0)}
+    data = TrialData.from_dataframe(df, dose_columns=columns, dose_range=ranges)
+    assert dict(data.dose_range) == ranges
+    with pytest.raises(DataError, match=message("column 'dose_b', row 1: value 20.0 is outside")):
+        TrialData.from_dataframe(df, dose_columns=columns, dose_range={"dose_b": (0.0, 10.0)})
+    # A zero component (drug not given) is exempt from the range.
+    data.check_dose_range(0.5, 30.0)
+    with pytest.raises(DataError, match=message("column 'dose_a', row 0: value 1.0")):
+        data.check_dose_range(2.0, 30.0, columns=("dose_a",))
+
+
+# --------------------------------------------------------------------------- covariates
+
+
+def test_covariates_are_stored():
+    df = frame(dose=[1.0, 2.0], y=[0.0, 1.0], stratum=["A", "B"], age=[54.0, 61.5], other=[1, 2])
+    data = TrialData.from_dataframe(df, covariates=("stratum", "age"))
+    assert data.covariates == ("stratum", "age")
+    assert data.columns == ("dose", "cohort", "y", "stratum", "age")
+    assert list(data.column("stratum")) == ["A", "B"]
+    np.testing.assert_array_equal(data.column("age"), [54.0, 61.5])
+    assert "covariates: stratum, age" in repr(data)
+
+
+def test_with_cohort_covariates():
+    data = TrialData.empty(outcomes=("dlt",), covariates=("stratum",))
+    data = data.with_cohort(10.0, dlt=[0, 1], stratum="A").with_cohort(
+        20.0, dlt=[0, 0], stratum=["A", "B"]
+    )
+    assert list(data.column("stratum")) == ["A", "A", "A", "B"]
+    with pytest.raises(DataError, match="covariate 'stratum' is missing"):
+        data.with_cohort(20.0, dlt=[0])
+    with pytest.raises(
+        DataError,
+        match=message(
+            "column 'stratum', row 4 (patient 0 of the new cohort): value None is missing"
+        ),
+    ):
+        data.with_cohort(20.0, dlt=[0], stratum=[None])
+
+
+def test_covariate_names_must_not_clash():
+    with pytest.raises(ValueError, match="cannot be a covariate"):
+        TrialData.from_dataframe(frame(dose=[1.0], y=[0.0]), covariates=("y",))
+
+
+# --------------------------------------------------------------------------- property test
+
+
+@st.composite
+def valid_frames(draw):
+    n = draw(st.integers(min_value=0, max_value=25))
+    doses = draw(
+        st.lists(
+            st.floats(min_value=0.0, exclude_min=True, allow_infinity=False, allow_nan=False),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    ys = draw(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=n, max_size=n))
+    steps = draw(st.lists(st.integers(min_value=0, max_value=3), min_size=n, max_size=n))
+    first = draw(st.integers(min_value=1, max_value=5))
+    cohorts = first + np.cumsum(np.asarray(steps, dtype=np.int64)) if n else []
+    return pd.DataFrame(
+        {
+            "dose": np.asarray(doses, dtype=np.float64),
+            "cohort": np.asarray(cohorts, dtype=np.int64),
+            "y": np.asarray(ys, dtype=np.float64),
+        }
+    )
+
+
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(valid_frames())
+def test_valid_frames_round_trip(df):
+    data = TrialData.from_dataframe(df)
+    assert len(data) == len(df)
+    pd.testing.assert_frame_equal(data.to_dataframe(), df, check_exact=True)
+    assert TrialData.from_dataframe(data.to_dataframe()) == data
