@@ -67,12 +67,15 @@ class ThreePNDLayout:
         )
         self._dose = model["dose"]
         self._y = model.rvs_to_values[model["y"]]
+        self._seen = None
 
     def observations(self) -> tuple:
-        """Return the current data as the kernels' per-dose statistics."""
-        return kernels.summarise(
-            extract_obs_data(self._dose), extract_obs_data(self._y), self.x_min
-        )
+        """Return the current data as the kernels' per-dose statistics (recomputed on change)."""
+        dose, y = extract_obs_data(self._dose), extract_obs_data(self._y)
+        seen = self._seen
+        if seen is None or not (np.array_equal(dose, seen[0]) and np.array_equal(y, seen[1])):
+            self._seen = (np.array(dose), np.array(y), kernels.summarise(dose, y, self.x_min))
+        return self._seen[2]
 
     def decode(self, point: dict) -> tuple[float, float, float]:
         """Constrained ``(beta, sigma, nu)`` of a value-scale point (PyMC's inverse transforms)."""
