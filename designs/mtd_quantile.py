@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
-from dosezoo.designs.decision import Decision
 
 from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 

@@ -31,12 +31,12 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from dosezoo.samplers import three_pnd_kernels as kernels
 from pymc.util import get_random_generator
 from scipy.special import ndtri
 
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import IdataBuilder
+from dosezoo.samplers import three_pnd_kernels as kernels
 
 Engine = Literal["pymc", "nuts", "kernel"]
 ENGINES = ("pymc", "nuts", "kernel")
@@ -176,7 +176,11 @@ class ThreePND:
             beta = pm.Uniform(
                 "beta", lower=(eta - sigma * z) / range_power, upper=eta / range_power + sigma * z
             )
-            pm.Deterministic("mtd", x_min + ((eta - sigma * z) / beta) ** (1.0 / nu))
+            # Eq (5), kept strictly inside the dose range where it rounds to an end point.
+            inside = (np.nextafter(self.x_min, self.x_max), np.nextafter(self.x_max, self.x_min))
+            pm.Deterministic(
+                "mtd", pt.clip(x_min + ((eta - sigma * z) / beta) ** (1.0 / nu), *inside)
+            )
             pm.Normal(
                 "y",
                 mu=beta * (dose_data - x_min) ** nu,
@@ -197,6 +201,7 @@ class ThreePND:
         chains: int = 2,
         engine: Engine = "pymc",
         random_seed: int | np.random.Generator | None = None,
+        ridge: bool = True,
         progressbar: bool = False,
     ) -> xr.DataTree:
         """Sample the posterior.
@@ -213,6 +218,10 @@ class ThreePND:
             ``"kernel"``: the same sweep compiled with numba (milliseconds).
         random_seed : int or numpy.random.Generator, optional
             Seed; the same seed gives the same draws.
+        ridge : bool
+            Include the ridge move in the ``"pymc"`` and ``"kernel"`` sweeps (default).
+            Without it the sweep is the seed's Algorithm 3, whose beta and nu mix slowly
+            (see the benchmarks).
         progressbar : bool
             Show ``pm.sample``'s progress bar.
 
@@ -237,14 +246,14 @@ class ThreePND:
         dose, y = self._arrays(data, min_patients=1)
         if engine == "kernel":
             idata = self._fit_kernel(
-                dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+                dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
             )
         else:
             from dosezoo.samplers.three_pnd import three_pnd_steps
 
             model = self.build(data)
             with model:
-                step = three_pnd_steps(model) if engine == "pymc" else None
+                step = three_pnd_steps(model, ridge=ridge) if engine == "pymc" else None
                 idata = pm.sample(
                     draws=draws,
                     tune=tune,
@@ -290,6 +299,7 @@ class ThreePND:
         tune: int,
         chains: int,
         random_seed: int | np.random.Generator | None,
+        ridge: bool = True,
     ) -> dict[str, np.ndarray]:
         """Run the numba sweep and return raw arrays, without building InferenceData.
 
@@ -301,28 +311,25 @@ class ThreePND:
         -------
         dict
             ``beta``, ``sigma``, ``nu``, ``mtd`` shaped (chain, draw), and the sweep's
-            statistics of the same shape.
+            statistics of the same shape (the ridge move's only when ``ridge``).
         """
         obs = kernels.summarise(dose, y, self.x_min)
         hyper = self.hyper
         start = self.initial_state()
-        rngs = get_random_generator(random_seed).spawn(chains)
-        out: dict[str, list] = {}
-        for rng in rngs:
+        values, stats = [], []
+        for rng in get_random_generator(random_seed).spawn(chains):
             rng.integers(2**30)
-            values, fallback, nu_shrinks, sigma_evals, ridge_shrinks = kernels.run_chain(
-                rng, *start, obs, hyper, tune, draws
+            chain_values, chain_stats = kernels.run_chain(
+                rng, *start, obs, hyper, tune, draws, ridge
             )
-            for name, column in zip(PARAMETERS, values.T, strict=True):
-                out.setdefault(name, []).append(column)
-            for name, stat in (
-                ("sigma_slice_fallback", fallback),
-                ("nu_ess_shrinks", nu_shrinks),
-                ("ridge_sigma_evals", sigma_evals),
-                ("ridge_nu_shrinks", ridge_shrinks),
-            ):
-                out.setdefault(name, []).append(stat)
-        return {name: np.stack(arrays) for name, arrays in out.items()}
+            values.append(chain_values)
+            stats.append(chain_stats)
+        values, stats = np.stack(values), np.stack(stats)
+        out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
+        for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
+            if ridge or name not in kernels.RIDGE_STATS:
+                out[name] = stats[:, :, i].astype(dtype)
+        return out
 
     def _builder(self, dose: np.ndarray, y: np.ndarray) -> IdataBuilder:
         """Return the cached model and DataTree builder, moved to this data by ``pm.set_data``."""
@@ -340,10 +347,10 @@ class ThreePND:
             builder.refresh_data()
         return builder
 
-    def _fit_kernel(self, dose, y, *, draws, tune, chains, random_seed) -> xr.DataTree:
+    def _fit_kernel(self, dose, y, *, draws, tune, chains, random_seed, ridge) -> xr.DataTree:
         started = time.perf_counter()
         arrays = self.sample_kernel(
-            dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+            dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
         )
         elapsed = time.perf_counter() - started
         free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
@@ -373,7 +380,8 @@ class ThreePND:
         Returns
         -------
         xarray.DataTree
-            Groups ``prior`` (and ``prior_predictive`` when ``data`` has patients).
+            Groups ``prior``, ``prior_predictive`` (responses at the patients' doses; empty
+            when ``data`` has none) and ``observed_data``.
         """
         data = TrialData.empty(outcomes=("y",)) if data is None else data
         with self.build(data):
@@ -401,11 +409,12 @@ class ThreePND:
         Returns
         -------
         xarray.DataTree
-            ``idata`` extended with ``posterior_predictive``.
+            A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
+            left unchanged).
         """
         with self.build(data):
             return pm.sample_posterior_predictive(
-                idata, extend_inferencedata=True, random_seed=random_seed, progressbar=False
+                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
             )
 
     # ------------------------------------------------------- derived curves

@@ -23,11 +23,12 @@ from abc import abstractmethod
 
 import numpy as np
 import pymc as pm
-from dosezoo.samplers import three_pnd_kernels as kernels
 from pymc.pytensorf import extract_obs_data
 from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
 from pymc.util import get_random_generator, get_value_vars_from_user_vars
 from scipy.special import expit, ndtri
+
+from dosezoo.samplers import three_pnd_kernels as kernels
 
 _FREE = ("beta", "sigma", "nu")
 
@@ -200,30 +201,30 @@ class RidgeMove(ThreePNDStep):
 
     def move(self, beta, sigma, nu, obs, hyper):
         """Move along the beta-nu ridge."""
-        beta, sigma, nu, sigma_evals, nu_shrinks = kernels.ridge_move(
-            self.rng, sigma, nu, obs, hyper
-        )
+        beta, sigma, nu, sigma_evals, nu_evals = kernels.ridge_move(self.rng, sigma, nu, obs, hyper)
         return (beta, sigma, nu), {
             "ridge_sigma_evals": int(sigma_evals),
-            "ridge_nu_shrinks": int(nu_shrinks),
+            "ridge_nu_evals": int(nu_evals),
         }
 
 
-def three_pnd_steps(model: pm.Model | None = None) -> list[ThreePNDStep]:
+def three_pnd_steps(model: pm.Model | None = None, *, ridge: bool = True) -> list[ThreePNDStep]:
     """Return the sweep of ``ThreePND.fit(engine="pymc")``, in the kernel's order.
 
     Parameters
     ----------
     model : pymc.Model, optional
         A 3PND model; the model on the context stack by default.
+    ridge : bool
+        Include the ridge move (default); without it, the seed's Algorithm 3.
 
     Returns
     -------
     list of ThreePNDStep
-        Beta Gibbs, sigma slice, nu elliptical slice, ridge move.
+        Beta Gibbs, sigma slice, nu elliptical slice and (if ``ridge``) the ridge move.
     """
     model = pm.modelcontext(model)
-    return [
-        cls(model=model)
-        for cls in (BetaTruncatedNormalGibbs, SigmaAuxiliarySlice, NuEllipticalSlice, RidgeMove)
-    ]
+    classes = [BetaTruncatedNormalGibbs, SigmaAuxiliarySlice, NuEllipticalSlice]
+    if ridge:
+        classes.append(RidgeMove)
+    return [cls(model=model) for cls in classes]

@@ -92,13 +92,31 @@ so the marginal posterior of :math:`(\sigma, \nu)` is, up to a constant,
         \left\{\Phi(b) - \Phi(a)\right\} \frac{1}{(1 + R^{-\nu})(1 + \sigma^2)}
         \, 1\{0 < \sigma < S\} \, \log N(\nu \mid 0, \delta^2).
 
-The move updates :math:`\log\sigma` by univariate slice sampling (stepping out and
-shrinkage, Neal 2003) and :math:`\phi = \log\nu` by elliptical slice sampling, both on this
-marginal, then draws :math:`\beta` exactly from its truncated-normal conditional. A kernel
-that leaves the marginal of :math:`(\sigma, \nu)` invariant followed by an exact draw from
-:math:`\beta \mid \sigma, \nu` leaves the joint posterior invariant (partially collapsed
+The move updates :math:`\log\sigma` and then :math:`\phi = \log\nu` by univariate slice
+sampling (stepping out and shrinkage, Neal 2003) on this marginal, then draws
+:math:`\beta` exactly from its truncated-normal conditional. A kernel that leaves the marginal of
+:math:`(\sigma, \nu)` invariant followed by an exact draw from :math:`\beta \mid \sigma, \nu`
+leaves the joint posterior invariant (partially collapsed
 Gibbs, van Dyk & Park 2008), and since :math:`\beta` is redrawn given the new
-:math:`(\sigma, \nu)`, the chain moves along the ridge freely.
+:math:`(\sigma, \nu)`, the chain moves along the ridge freely. (The marginal of
+:math:`(\sigma, \nu)` is nearly uncorrelated on the O6-BG data, so one-at-a-time slice
+updates mix well there; slice rather than elliptical slice for :math:`\phi` because its
+posterior is often much narrower than its prior, where elliptical slice moves take small
+steps.)
+
+Numerical support: where :math:`S_{ww}(\nu) = \sum_i (x_i - x_{min})^{2\nu}` underflows
+(below ``MIN_BASIS_MASS`` = 1e-280, i.e. :math:`\nu` in the hundreds when every dose is
+within one unit of :math:`x_{min}`) the likelihood cannot be evaluated in double precision;
+the moves treat such :math:`\nu` as outside the support. The posterior mass cut off is
+negligible except for degenerate data that push :math:`\nu` to infinity (see
+:class:`dosezoo.models.ThreePND`). The MTD is clamped into the open interval
+:math:`(x_{min}, x_{max})` by at most one unit in the last place, where eq (5) rounds to an end
+point.
+
+Numerics: the kernels use numba's numpy error model, so an overflow far out in a tail (say
+:math:`(x - x_{min})^\nu` for an extreme :math:`\nu` tried while stepping out) gives
+``inf``/``nan`` rather than an exception; a ``nan`` log density compares as outside every
+slice, so such points, whose posterior mass is negligible, are never accepted.
 
 All functions take the hyper-parameters as one float array ``hyper`` laid out by
 :func:`pack_hyper` and the data as the per-dose statistics ``obs`` of :func:`summarise`.
@@ -107,6 +125,8 @@ All functions take the hyper-parameters as one float array ``hyper`` laid out by
 import math
 
 import numpy as np
+from numba import njit
+
 from dosezoo.samplers.special import (
     gammainc,
     gammaincc,
@@ -115,23 +135,27 @@ from dosezoo.samplers.special import (
     log_ndtr,
     ndtri_exp,
 )
-from numba import njit
 
 # Layout of the ``hyper`` array.
-ETA, Z, SIGMA_MAX, X_MIN, LOG_RANGE, DELTA = range(6)
+ETA, Z, SIGMA_MAX, X_MIN, LOG_RANGE, DELTA, X_MAX = range(7)
 
-#: Width of the slice on log(sigma) before stepping out, and the stepping-out budget.
-SLICE_WIDTH = 1.0
+#: Smallest ``S_ww`` for which the likelihood is evaluated (see "Numerical support").
+MIN_BASIS_MASS = 1e-280
+
+#: Initial slice width on log(sigma) (on log(nu) it is delta), and the stepping-out budget.
+LOG_SIGMA_SLICE_WIDTH = 1.0
 SLICE_MAX_STEPS = 32
 
 #: Shrinkages after which a slice bracket has collapsed onto the current point (it keeps it).
 MAX_SHRINKS = 200
 
-#: Names and dtypes of the statistics each move reports (shared with the step methods).
+#: Names and dtypes of the statistics each move reports (shared with the step methods), in
+#: the order of the columns of :func:`run_chain`'s statistics.
 BETA_STATS = {}
 SIGMA_STATS = {"sigma_slice_fallback": np.bool_}
 NU_STATS = {"nu_ess_shrinks": np.int64}
-RIDGE_STATS = {"ridge_sigma_evals": np.int64, "ridge_nu_shrinks": np.int64}
+RIDGE_STATS = {"ridge_sigma_evals": np.int64, "ridge_nu_evals": np.int64}
+SWEEP_STATS = BETA_STATS | SIGMA_STATS | NU_STATS | RIDGE_STATS
 
 
 def pack_hyper(eta: float, z: float, x_min: float, x_max: float, delta: float) -> np.ndarray:
@@ -145,19 +169,19 @@ def pack_hyper(eta: float, z: float, x_min: float, x_max: float, delta: float) -
     Returns
     -------
     numpy.ndarray
-        ``[eta, z, eta / z, x_min, log(x_max - x_min), delta]``.
+        ``[eta, z, eta / z, x_min, log(x_max - x_min), delta, x_max]``.
     """
-    return np.array([eta, z, eta / z, x_min, math.log(x_max - x_min), delta])
+    return np.array([eta, z, eta / z, x_min, math.log(x_max - x_min), delta, x_max])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def beta_bounds(sigma, nu, hyper):
     """Support ``(l, u)`` of beta given sigma and nu (seed 001, eq (7))."""
     r_neg = math.exp(-nu * hyper[LOG_RANGE])
     return (hyper[ETA] - sigma * hyper[Z]) * r_neg, hyper[ETA] * r_neg + sigma * hyper[Z]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def sigma_floor(beta, nu, hyper):
     """Smallest sigma for which ``l(sigma, nu) < beta < u(sigma, nu)``."""
     r_pos = math.exp(nu * hyper[LOG_RANGE])
@@ -166,10 +190,11 @@ def sigma_floor(beta, nu, hyper):
     return max(0.0, from_lower, from_upper)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def mtd(beta, sigma, nu, hyper):
-    """MTD of eq (5): ``x_min + ((eta - sigma z) / beta)^(1/nu)``."""
-    return hyper[X_MIN] + ((hyper[ETA] - sigma * hyper[Z]) / beta) ** (1.0 / nu)
+    """MTD of eq (5): ``x_min + ((eta - sigma z) / beta)^(1/nu)``, inside ``(x_min, x_max)``."""
+    value = hyper[X_MIN] + ((hyper[ETA] - sigma * hyper[Z]) / beta) ** (1.0 / nu)
+    return _inside(value, hyper[X_MIN], hyper[X_MAX])
 
 
 def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
@@ -202,7 +227,7 @@ def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
     return np.log(levels - x_min), count.astype(float), mean, within_ss, float(y.size)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def moments(nu, obs):
     """Return ``S_ww = sum_i w_i^2`` and ``S_wy = sum_i w_i y_i`` for ``w = (x - x_min)^nu``."""
     log_dx, count, mean = obs[0], obs[1], obs[2]
@@ -215,7 +240,7 @@ def moments(nu, obs):
     return s_ww, s_wy
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def half_sum_squares(beta, nu, obs):
     """``c(beta, nu) = sum_i (y_i - beta w_i)^2 / 2``, from the per-level statistics."""
     log_dx, count, mean = obs[0], obs[1], obs[2]
@@ -226,7 +251,7 @@ def half_sum_squares(beta, nu, obs):
     return 0.5 * total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_normal_mass(a, b):
     """``log(Phi(b) - Phi(a))`` for ``a < b``, accurate in both tails."""
     if a + b > 0.0:
@@ -238,7 +263,7 @@ def log_normal_mass(a, b):
     return log_b + math.log1p(-math.exp(log_a - log_b))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _inside(value, lower, upper):
     """Clamp a draw into the open interval (lower, upper) against rounding."""
     if value <= lower:
@@ -248,7 +273,7 @@ def _inside(value, lower, upper):
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def truncated_normal(rng, mean, sd, lower, upper):
     """Exact draw from ``N(mean, sd^2)`` truncated to ``(lower, upper)``.
 
@@ -270,7 +295,7 @@ def truncated_normal(rng, mean, sd, lower, upper):
     return _inside(mean + sd * standard, lower, upper)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def truncated_gamma(rng, shape, rate, lower, upper):
     """Exact draw from ``Gamma(shape, rate)`` truncated to ``(lower, upper)``.
 
@@ -296,17 +321,17 @@ def truncated_gamma(rng, shape, rate, lower, upper):
     return _inside(x, x_lo, x_hi) / rate, True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def draw_beta(rng, sigma, nu, obs, hyper):
     """Exact Gibbs draw of beta from its truncated-normal full conditional."""
     lower, upper = beta_bounds(sigma, nu, hyper)
-    if obs[4] == 0.0:
-        return _inside(lower + rng.uniform() * (upper - lower), lower, upper)
     s_ww, s_wy = moments(nu, obs)
+    if not s_ww >= MIN_BASIS_MASS:  # no data, or a likelihood flat in beta (its exact limit)
+        return _inside(lower + rng.uniform() * (upper - lower), lower, upper)
     return truncated_normal(rng, s_wy / s_ww, sigma / math.sqrt(s_ww), lower, upper)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def draw_sigma_slice(rng, beta, sigma, nu, obs, hyper):
     """Slice move on ``tau = sigma^2`` with the auxiliary variable of Algorithm 4.
 
@@ -328,19 +353,21 @@ def draw_sigma_slice(rng, beta, sigma, nu, obs, hyper):
     return _inside(1.0 / math.sqrt(precision), 0.0, hyper[SIGMA_MAX]), False
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def nu_log_likelihood(phi, beta, sigma, obs, hyper):
     """``log L(phi)`` of the elliptical slice on ``phi = log(nu)`` (everything but its prior)."""
     nu = math.exp(phi)
     lower, upper = beta_bounds(sigma, nu, hyper)
     if not (lower < beta < upper):
         return -np.inf
+    if obs[4] > 0.0 and not moments(nu, obs)[0] >= MIN_BASIS_MASS:
+        return -np.inf
     return -half_sum_squares(beta, nu, obs) / (sigma * sigma) - math.log1p(
         math.exp(-nu * hyper[LOG_RANGE])
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def collapsed_log_density(sigma, nu, obs, hyper):
     """Log marginal posterior of ``(sigma, nu)`` with beta integrated out, minus nu's prior."""
     if not (0.0 < sigma < hyper[SIGMA_MAX]):
@@ -348,12 +375,15 @@ def collapsed_log_density(sigma, nu, obs, hyper):
     if obs[4] == 0.0:
         return -math.log1p(sigma * sigma)  # the normalised uniform integrates to one
     s_ww, s_wy = moments(nu, obs)
-    lower, upper = beta_bounds(sigma, nu, hyper)
+    if not s_ww >= MIN_BASIS_MASS:
+        return -np.inf
     mean = s_wy / s_ww
+    residual_half_ss = half_sum_squares(mean, nu, obs)
+    lower, upper = beta_bounds(sigma, nu, hyper)
     sd = sigma / math.sqrt(s_ww)
     return (
         -obs[4] * math.log(sigma)
-        - half_sum_squares(mean, nu, obs) / (sigma * sigma)
+        - residual_half_ss / (sigma * sigma)
         - 0.5 * math.log(s_ww)
         + log_normal_mass((lower - mean) / sd, (upper - mean) / sd)
         - math.log1p(math.exp(-nu * hyper[LOG_RANGE]))
@@ -366,22 +396,24 @@ def collapsed_log_density(sigma, nu, obs, hyper):
 NU_CONDITIONAL, RIDGE_PHI, RIDGE_LOG_SIGMA = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def log_target(target, value, beta, sigma, nu, obs, hyper):
     """Log density (up to a constant) of one slice update's variable ``value``.
 
     ``NU_CONDITIONAL``: ``log L(phi)`` of ``phi = log(nu)`` given beta and sigma.
-    ``RIDGE_PHI``: the collapsed likelihood of ``phi`` given sigma (beta integrated out).
+    ``RIDGE_PHI``: the collapsed density of ``phi`` given sigma (beta integrated out), with
+    its N(0, delta^2) prior.
     ``RIDGE_LOG_SIGMA``: the collapsed density of ``log(sigma)`` given nu, with its Jacobian.
     """
     if target == NU_CONDITIONAL:
         return nu_log_likelihood(value, beta, sigma, obs, hyper)
     if target == RIDGE_PHI:
-        return collapsed_log_density(sigma, math.exp(value), obs, hyper)
+        standard = value / hyper[DELTA]
+        return collapsed_log_density(sigma, math.exp(value), obs, hyper) - 0.5 * standard * standard
     return collapsed_log_density(math.exp(value), nu, obs, hyper) + value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
     """One elliptical slice update (Murray, Adams & MacKay 2010) of a scalar with prior N(0, sd^2).
 
@@ -407,7 +439,7 @@ def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
         angle = lower + rng.uniform() * (upper - lower)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, hyper):
     """One univariate slice update with stepping out and shrinkage (Neal 2003, Figs 3 and 5).
 
@@ -441,7 +473,7 @@ def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, h
             right = proposal
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper):
     """Elliptical slice move on ``phi = log(nu)`` given beta and sigma (Algorithm 5, corrected)."""
     phi, shrinks = elliptical_slice(
@@ -450,16 +482,16 @@ def draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper):
     return math.exp(phi), shrinks
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ridge_move(rng, sigma, nu, obs, hyper):
     """Update (sigma, nu) on their marginal with beta integrated out, then redraw beta exactly.
 
-    Returns ``(beta, sigma, nu, sigma_evals, nu_shrinks)``.
+    Returns ``(beta, sigma, nu, sigma_evals, nu_evals)``.
     """
     log_sigma, sigma_evals = slice_stepping_out(
         rng,
         math.log(sigma),
-        SLICE_WIDTH,
+        LOG_SIGMA_SLICE_WIDTH,
         SLICE_MAX_STEPS,
         RIDGE_LOG_SIGMA,
         0.0,
@@ -469,16 +501,16 @@ def ridge_move(rng, sigma, nu, obs, hyper):
         hyper,
     )
     sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
-    phi, nu_shrinks = elliptical_slice(
-        rng, math.log(nu), hyper[DELTA], RIDGE_PHI, 0.0, sigma, nu, obs, hyper
+    phi, nu_evals = slice_stepping_out(
+        rng, math.log(nu), hyper[DELTA], SLICE_MAX_STEPS, RIDGE_PHI, 0.0, sigma, nu, obs, hyper
     )
     nu = math.exp(phi)
-    return draw_beta(rng, sigma, nu, obs, hyper), sigma, nu, sigma_evals, nu_shrinks
+    return draw_beta(rng, sigma, nu, obs, hyper), sigma, nu, sigma_evals, nu_evals
 
 
-@njit(cache=True)
-def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws):
-    """Run one chain of the full sweep (beta Gibbs, sigma slice, nu ESS, ridge move).
+@njit(cache=True, error_model="numpy")
+def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
+    """Run one chain of the sweep: beta Gibbs, sigma slice, nu ESS, then the ridge move.
 
     Parameters
     ----------
@@ -492,32 +524,35 @@ def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws):
         From :func:`pack_hyper`.
     n_tune, n_draws : int
         Iterations discarded as burn-in, then kept.
+    ridge : bool
+        Include the ridge move; without it the sweep is the seed's Algorithm 3 (with the
+        corrected nu conditional).
 
     Returns
     -------
     draws : numpy.ndarray
         ``(n_draws, 4)``: beta, sigma, nu, mtd.
-    fallback : numpy.ndarray of bool
-    nu_shrinks, ridge_sigma_evals, ridge_nu_shrinks : numpy.ndarray of int64
+    stats : numpy.ndarray
+        ``(n_draws, 4)``, columns in the order of ``SWEEP_STATS`` (0 for the ridge's when
+        ``ridge`` is False).
     """
     draws = np.empty((n_draws, 4))
-    fallback = np.zeros(n_draws, dtype=np.bool_)
-    nu_shrinks = np.zeros(n_draws, dtype=np.int64)
-    ridge_sigma_evals = np.zeros(n_draws, dtype=np.int64)
-    ridge_nu_shrinks = np.zeros(n_draws, dtype=np.int64)
+    stats = np.zeros((n_draws, 4))
+    fell_back, shrinks, sigma_evals, nu_evals = False, 0, 0, 0
     for it in range(n_tune + n_draws):
         beta = draw_beta(rng, sigma, nu, obs, hyper)
         sigma, fell_back = draw_sigma_slice(rng, beta, sigma, nu, obs, hyper)
         nu, shrinks = draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper)
-        beta, sigma, nu, s_evals, r_shrinks = ridge_move(rng, sigma, nu, obs, hyper)
+        if ridge:
+            beta, sigma, nu, sigma_evals, nu_evals = ridge_move(rng, sigma, nu, obs, hyper)
         k = it - n_tune
         if k >= 0:
             draws[k, 0] = beta
             draws[k, 1] = sigma
             draws[k, 2] = nu
             draws[k, 3] = mtd(beta, sigma, nu, hyper)
-            fallback[k] = fell_back
-            nu_shrinks[k] = shrinks
-            ridge_sigma_evals[k] = s_evals
-            ridge_nu_shrinks[k] = r_shrinks
-    return draws, fallback, nu_shrinks, ridge_sigma_evals, ridge_nu_shrinks
+            stats[k, 0] = fell_back
+            stats[k, 1] = shrinks
+            stats[k, 2] = sigma_evals
+            stats[k, 3] = nu_evals
+    return draws, stats

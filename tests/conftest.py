@@ -1,7 +1,7 @@
 import pytest
-from dosezoo.models import ThreePND
 
 from dosezoo.datasets import load_o6bg
+from dosezoo.models import ThreePND
 
 
 @pytest.fixture(scope="session")

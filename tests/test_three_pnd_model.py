@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
-from dosezoo.models import ThreePND
-from dosezoo.samplers import three_pnd_kernels as kernels
-from dosezoo.samplers.three_pnd import ThreePNDLayout
 from scipy import stats
 
 from dosezoo.data import DataError, TrialData
+from dosezoo.models import ThreePND
+from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.three_pnd import ThreePNDLayout
 
 GOOD = {"eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0, "delta": 0.5}
 
@@ -128,7 +128,7 @@ def test_pymc_engine_is_reproducible(o6bg_model, o6bg):
         "sigma_slice_fallback",
         "nu_ess_shrinks",
         "ridge_sigma_evals",
-        "ridge_nu_shrinks",
+        "ridge_nu_evals",
     }
 
 

@@ -5,14 +5,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from dosezoo.models import ThreePND
-from dosezoo.samplers import three_pnd_kernels as kernels
-from dosezoo.samplers.three_pnd import ThreePNDLayout, three_pnd_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import integrate, stats
 
 from dosezoo.data import TrialData
+from dosezoo.models import ThreePND
+from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.three_pnd import ThreePNDLayout, three_pnd_steps
 from dosezoo.validation import agreement_z
 
 PARAMS = ("beta", "sigma", "nu", "mtd")
@@ -120,17 +120,21 @@ def test_sigma_slice_targets_the_pymc_conditional(pymc_density, typical_state):
 def test_nu_elliptical_slice_targets_the_pymc_conditional(pymc_density, typical_state):
     density, layout = pymc_density
     beta, sigma, nu = typical_state
-    grid = np.linspace(0.02, 3.0, 6000)
-    lower, upper = np.transpose([kernels.beta_bounds(sigma, v, layout.hyper) for v in grid])
-    inside = (lower < beta) & (beta < upper)
-    log_density = np.full(grid.size, -np.inf)
-    log_density[inside] = [density(beta, sigma, v) for v in grid[inside]]
-    cdf = _cdf_on_grid(grid, log_density)
+
+    def in_support(v):
+        lower, upper = kernels.beta_bounds(sigma, v, layout.hyper)
+        return lower < beta < upper
+
+    # The support in nu given (beta, sigma) is a narrow interval: locate it, then grid it finely.
+    coarse = np.geomspace(0.01, 5.0, 20001)
+    inside = coarse[[in_support(v) for v in coarse]]
+    grid = np.linspace(inside[0], inside[-1], 4001)
+    grid = grid[[in_support(v) for v in grid]]
+    cdf = _cdf_on_grid(grid, np.array([density(beta, sigma, v) for v in grid]))
     rng = np.random.default_rng(5)
     obs = layout.observations()
-    draws = _chain(
-        lambda v: kernels.draw_nu_elliptical(rng, beta, sigma, v, obs, layout.hyper)[0], nu, 3000
-    )
+    move = lambda v: kernels.draw_nu_elliptical(rng, beta, sigma, v, obs, layout.hyper)[0]  # noqa: E731
+    draws = _chain(move, nu, 3000, thin=10)
     assert stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
 
 

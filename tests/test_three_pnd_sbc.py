@@ -42,8 +42,14 @@ def _kernel_fit(hyper):
 
     def fit(y, seed):
         rng = np.random.default_rng(seed)
-        draws, *_ = kernels.run_chain(
-            rng, *MODEL.initial_state(), kernels.summarise(DOSES, y, MODEL.x_min), hyper, 200, KEPT
+        draws, _ = kernels.run_chain(
+            rng,
+            *MODEL.initial_state(),
+            kernels.summarise(DOSES, y, MODEL.x_min),
+            hyper,
+            200,
+            KEPT,
+            True,
         )
         return dict(zip(NAMES, draws.T, strict=True))
 
