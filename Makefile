@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench validate clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -35,6 +35,9 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py
+
+validate: $(VENV)/.installed
+	$(PY) benchmarks/validate_3pnd.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -9,10 +9,14 @@ Carlo standard errors, which, unlike a pooled R-hat, catch a small shift.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import arviz as az
 import numpy as np
 from scipy import stats
+
+if TYPE_CHECKING:
+    from dosezoo.models import ThreePND
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,89 @@ def agreement_z(
         )
         z[f"q{p:g}"] = abs(np.quantile(a, p) - np.quantile(b, p)) / se
     return {k: float(v) for k, v in z.items()}
+
+
+def three_pnd_sbc(
+    model: "ThreePND",
+    doses: Sequence[float],
+    *,
+    engine: str,
+    n_reps: int,
+    random_seed: int,
+    sampler_hyper: np.ndarray | None = None,
+    kept: int = 990,
+    thin: int = 10,
+    tune: int = 200,
+) -> SBCResult:
+    """SBC of a 3PND engine on a fixed design: parameters and data from PyMC's forward sampler.
+
+    Parameters
+    ----------
+    model : ThreePND
+        The model whose prior generates the replications.
+    doses : sequence of float
+        The design: one dose per patient.
+    engine : {"kernel", "pymc"}
+        The numba sweep, or ``pm.sample`` with the step methods.
+    n_reps : int
+        Replications.
+    random_seed : int
+        Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
+    sampler_hyper : numpy.ndarray, optional
+        Hyper-parameters as the sampler reads them (``kernels.pack_hyper`` layout); the
+        model's by default. A negative control passes deliberately wrong ones.
+    kept, thin, tune : int
+        Draws kept per fit (one chain), thinning, burn-in.
+
+    Returns
+    -------
+    SBCResult
+    """
+    import pandas as pd
+    import pymc as pm
+
+    from dosezoo.data import TrialData
+    from dosezoo.samplers import three_pnd_kernels as kernels
+    from dosezoo.samplers.three_pnd import three_pnd_steps
+
+    names = ("beta", "sigma", "nu", "mtd")
+    doses = np.asarray(doses, dtype=float)
+    hyper = model.hyper if sampler_hyper is None else np.asarray(sampler_hyper, dtype=float)
+    pm_model = model.build(
+        TrialData.from_dataframe(pd.DataFrame({"dose": doses, "y": np.ones(doses.size)}))
+    )
+    *params, responses = pm.draw(
+        [pm_model[name] for name in (*names, "y")], draws=n_reps, random_seed=random_seed
+    )
+
+    def kernel_fit(y, seed):
+        obs = kernels.summarise(doses, y, model.x_min)
+        draws, _ = kernels.run_chain(
+            np.random.default_rng(seed), *model.initial_state(), obs, hyper, tune, kept, True
+        )
+        return dict(zip(names, draws.T, strict=True))
+
+    def pymc_fit(y, seed):
+        pm.set_data({"response": y}, model=pm_model)
+        steps = three_pnd_steps(pm_model)
+        for step in steps:
+            step.layout.hyper = hyper
+        idata = pm.sample(
+            draws=kept,
+            tune=tune,
+            chains=1,
+            step=steps,
+            model=pm_model,
+            random_seed=seed,
+            progressbar=False,
+            quiet=True,
+        )
+        return {name: idata["posterior"][name].to_numpy() for name in names}
+
+    fits = {"kernel": kernel_fit, "pymc": pymc_fit}
+    if engine not in fits:
+        raise ValueError(f"three_pnd_sbc: engine must be one of {tuple(fits)}, got {engine!r}")
+    truth = dict(zip(names, params, strict=True))
+    return simulation_based_calibration(
+        truth, list(responses), fits[engine], thin=thin, random_seed=random_seed + 1
+    )

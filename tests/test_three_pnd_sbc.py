@@ -7,30 +7,16 @@ reads ``log N(0, delta^2)`` as scale ``delta^2`` (subtle), and one that uses ``g
 """
 
 import numpy as np
-import pandas as pd
-import pymc as pm
 import pytest
 
-from dosezoo.data import TrialData
 from dosezoo.models import ThreePND
 from dosezoo.samplers import three_pnd_kernels as kernels
-from dosezoo.samplers.three_pnd import three_pnd_steps
-from dosezoo.validation import simulation_based_calibration
+from dosezoo.validation import three_pnd_sbc
 
 MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
 DOSES = np.repeat([40.0, 60.0, 80.0, 100.0], 3)
-NAMES = ("beta", "sigma", "nu", "mtd")
 KEPT, THIN = 990, 10  # 99 thinned draws: ranks 0..99 fall evenly into 10 or 20 bins
 ALPHA = 0.001
-
-
-def _replications(n_reps, seed):
-    pm_model = MODEL.build(
-        TrialData.from_dataframe(pd.DataFrame({"dose": DOSES, "y": np.ones(DOSES.size)}))
-    )
-    *params, y = pm.draw([pm_model[name] for name in (*NAMES, "y")], draws=n_reps, random_seed=seed)
-    return pm_model, dict(zip(NAMES, params, strict=True)), list(y)
-
 
 # Hyper-parameters as the sampler reads them: correct, and the two bugs.
 CORRECT = MODEL.hyper
@@ -38,49 +24,17 @@ PROBIT_BUG = kernels.pack_hyper(MODEL.eta, MODEL.gamma, MODEL.x_min, MODEL.x_max
 DELTA_BUG = kernels.pack_hyper(MODEL.eta, MODEL.z, MODEL.x_min, MODEL.x_max, MODEL.delta**2)
 
 
-def _kernel_fit(hyper):
-
-    def fit(y, seed):
-        rng = np.random.default_rng(seed)
-        draws, _ = kernels.run_chain(
-            rng,
-            *MODEL.initial_state(),
-            kernels.summarise(DOSES, y, MODEL.x_min),
-            hyper,
-            200,
-            KEPT,
-            True,
-        )
-        return dict(zip(NAMES, draws.T, strict=True))
-
-    return fit
-
-
-def _pymc_fit(pm_model, hyper):
-    def fit(y, seed):
-        pm.set_data({"response": y}, model=pm_model)
-        steps = three_pnd_steps(pm_model)
-        for step in steps:
-            step.layout.hyper = hyper
-        idata = pm.sample(
-            draws=KEPT,
-            tune=200,
-            chains=1,
-            step=steps,
-            model=pm_model,
-            random_seed=seed,
-            progressbar=False,
-            quiet=True,
-        )
-        return {name: idata["posterior"][name].to_numpy() for name in NAMES}
-
-    return fit
-
-
 def _sbc(engine, n_reps, seed, hyper):
-    pm_model, truth, data = _replications(n_reps, seed)
-    fit = _kernel_fit(hyper) if engine == "kernel" else _pymc_fit(pm_model, hyper)
-    return simulation_based_calibration(truth, data, fit, thin=THIN, random_seed=seed + 1)
+    return three_pnd_sbc(
+        MODEL,
+        DOSES,
+        engine=engine,
+        n_reps=n_reps,
+        random_seed=seed,
+        sampler_hyper=hyper,
+        kept=KEPT,
+        thin=THIN,
+    )
 
 
 def _assert_calibrated(result):
