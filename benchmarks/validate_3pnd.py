@@ -29,7 +29,7 @@ SBC_RUNS = {
     "step methods": ("pymc", 500, None),
     "kernel, negative control: delta read as delta^2": (
         "kernel",
-        2000,
+        4000,
         kernels.pack_hyper(MODEL.eta, MODEL.z, MODEL.x_min, MODEL.x_max, MODEL.delta**2),
     ),
     "kernel, negative control: gamma for Phi^-1(gamma)": (

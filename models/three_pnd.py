@@ -32,7 +32,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.util import get_random_generator
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import IdataBuilder
@@ -443,8 +443,6 @@ class ThreePND:
         xarray.DataArray
             Dims ``(chain, draw, dose)``.
         """
-        from scipy.special import ndtr
-
         mean = self.mean_response(idata, doses, group=group)
         return xr.apply_ufunc(ndtr, (mean - self.eta) / idata[group]["sigma"])
 

@@ -72,7 +72,7 @@ def test_sbc_thorough(engine, n_reps):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("engine", "n_reps", "bug"),
-    [("kernel", 2000, "delta"), ("kernel", 500, "probit"), ("pymc", 500, "probit")],
+    [("kernel", 4000, "delta"), ("kernel", 500, "probit"), ("pymc", 500, "probit")],
 )
 def test_sbc_thorough_rejects_the_broken_sampler(engine, n_reps, bug):
     hyper = {"delta": DELTA_BUG, "probit": PROBIT_BUG}[bug]
