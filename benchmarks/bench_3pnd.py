@@ -86,8 +86,10 @@ def bench_kernel(
         min_ess.append(min(e for e, _ in per_param.values()))
         rhat.append(max(r for _, r in per_param.values()))
     seconds = statistics.median(times)
-    started = time.perf_counter()
+    # The first fit() builds the PyMC model behind the InferenceData; later fits reuse it.
     model.fit(data, engine="kernel", draws=draws, tune=tune, chains=2, random_seed=0, ridge=ridge)
+    started = time.perf_counter()
+    model.fit(data, engine="kernel", draws=draws, tune=tune, chains=2, random_seed=1, ridge=ridge)
     with_idata = time.perf_counter() - started
     return {
         "settings": f"2 x ({tune} tune + {draws} draws), median of {KERNEL_REPEATS}",
@@ -142,7 +144,8 @@ def markdown(results: dict) -> str:
             f"{kernel['mtd_ess_per_second'] / nuts['mtd_ess_per_second']:,.0f}x; the kernel's smallest "
             f"mtd ESS over {KERNEL_REPEATS} seeds was {kernel['mtd_ess_bulk_min_over_repeats']:,.0f} and its "
             f"largest R-hat (any parameter) {kernel['max_rhat_over_repeats']:.4f}; with the InferenceData "
-            f"built, one kernel fit took {kernel['seconds_with_inferencedata'] * 1e3:,.1f} ms."
+            f"built (model already built by an earlier fit), one kernel fit took "
+            f"{kernel['seconds_with_inferencedata'] * 1e3:,.1f} ms."
         )
     first = results["first_call_seconds"]
     lines.append(
