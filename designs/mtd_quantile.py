@@ -52,7 +52,12 @@ class MTDQuantileRule:
         if not (isinstance(self.alpha, int | float) and 0 < self.alpha <= 0.5):
             raise ValueError(f"MTDQuantileRule: alpha must lie in (0, 0.5], got {self.alpha!r}")
         if self.dose_levels is not None:
-            levels = np.asarray(self.dose_levels, dtype=float)
+            try:
+                levels = np.asarray(self.dose_levels, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"MTDQuantileRule: dose_levels must be numbers, got {self.dose_levels!r}"
+                ) from None
             if (
                 levels.ndim != 1
                 or levels.size == 0

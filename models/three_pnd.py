@@ -102,6 +102,16 @@ class ThreePND:
         if self.delta <= 0:
             raise ValueError(f"ThreePND: delta must be > 0, got {self.delta!r}")
 
+    def __getstate__(self) -> dict:
+        """Pickle the hyper-parameters only: the cached PyMC model is rebuilt on demand."""
+        return self.parameters()
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore from :meth:`__getstate__` (used by process pools)."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_cache", {})
+
     @property
     def z(self) -> float:
         """``Phi^-1(gamma)``."""

@@ -1,10 +1,10 @@
 """SciPy's special functions, callable from numba-compiled code.
 
 numba has no ``scipy.special``; these bind the C entry points that SciPy exports in
-``scipy.special.cython_special``, so kernels get exactly SciPy's numerics. Each address is
-registered with LLVM under a fixed symbol name and declared as an external function, which
-keeps the kernels that call them cacheable (``cache=True``): a ctypes pointer would be a
-dynamic global and disable numba's on-disk cache.
+``scipy.special.cython_special``, so kernels get exactly SciPy's numerics (only the ones the
+kernels call are bound). Each address is registered with LLVM under a fixed symbol name and
+declared as an external function, which keeps the kernels that call them cacheable
+(``cache=True``): a ctypes pointer would be a dynamic global and disable numba's disk cache.
 """
 
 import llvmlite.binding as llvm
@@ -24,12 +24,8 @@ def _bind(cython_name: str, signature: Signature) -> types.ExternalFunction:
     return types.ExternalFunction(symbol, signature)
 
 
-#: Standard normal CDF.
-ndtr = _bind("__pyx_fuse_1ndtr", _UNARY)
 #: Log of the standard normal CDF, accurate far in the lower tail.
 log_ndtr = _bind("__pyx_fuse_1log_ndtr", _UNARY)
-#: Inverse of the standard normal CDF.
-ndtri = _bind("ndtri", _UNARY)
 #: Inverse of ``log_ndtr``: ``ndtri_exp(log_ndtr(x)) == x``.
 ndtri_exp = _bind("ndtri_exp", _UNARY)
 #: Regularised lower incomplete gamma function P(a, x).

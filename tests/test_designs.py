@@ -89,6 +89,7 @@ def test_refuses_divergences(well_mixed):
         ({"alpha": 0.7}, "alpha"),
         ({"dose_levels": [60, 40]}, "increasing"),
         ({"dose_levels": [0, 40]}, "dose_levels"),
+        ({"dose_levels": ["low", "high"]}, "dose_levels must be numbers"),
         ({"max_increment": -1.0}, "max_increment"),
     ],
 )

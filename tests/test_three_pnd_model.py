@@ -185,6 +185,17 @@ def test_kernel_initial_state_is_pymc_initial_point(o6bg_model, o6bg):
     assert lower < beta < upper
 
 
+def test_model_pickles_without_its_cached_pymc_model(o6bg_model, o6bg):
+    import pickle
+
+    o6bg_model.fit(o6bg, engine="kernel", draws=20, tune=10, random_seed=0)  # fills the cache
+    copy = pickle.loads(pickle.dumps(o6bg_model))
+    assert copy == o6bg_model
+    assert copy._cache == {}
+    fit = copy.fit(o6bg, engine="kernel", draws=20, tune=10, random_seed=0)
+    assert fit["posterior"]["mtd"].shape == (2, 20)
+
+
 def test_build_uses_data_containers(o6bg_model, o6bg):
     model = o6bg_model.build(o6bg)
     pm.set_data(
