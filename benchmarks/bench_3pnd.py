@@ -147,6 +147,18 @@ def markdown(results: dict) -> str:
             f"built (model already built by an earlier fit), one kernel fit took "
             f"{kernel['seconds_with_inferencedata'] * 1e3:,.1f} ms."
         )
+    for data_name, engines in results["runs"].items():
+        kernel = engines["kernel"]
+        met = (
+            kernel["seconds"] <= 0.010
+            and kernel["mtd_ess_bulk"] >= 1000
+            and kernel["max_rhat"] < 1.01
+        )
+        lines.append(
+            f"- Target (issue 2: >= 1000 effective draws of mtd in <= 10 ms, R-hat < 1.01) on {data_name}: "
+            f"{'met' if met else 'NOT met'} in this run (median {kernel['seconds'] * 1e3:.1f} ms, median mtd "
+            f"ESS {kernel['mtd_ess_bulk']:,.0f})."
+        )
     first = results["first_call_seconds"]
     lines.append(
         f"- First kernel call in a new process: {first['cold_compile']:.1f} s with numba compiling, "
