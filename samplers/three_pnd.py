@@ -163,7 +163,8 @@ class BetaTruncatedNormalGibbs(ThreePNDStep):
 
     def move(self, beta, sigma, nu, obs, hyper):
         """Draw beta given sigma and nu."""
-        return (kernels.draw_beta(self.rng, sigma, nu, obs, hyper), sigma, nu), {}
+        beta = kernels.draw_beta(self.rng, sigma, nu, kernels.moments(nu, obs), obs, hyper)
+        return (beta, sigma, nu), {}
 
 
 class SigmaAuxiliarySlice(ThreePNDStep):
@@ -175,7 +176,9 @@ class SigmaAuxiliarySlice(ThreePNDStep):
 
     def move(self, beta, sigma, nu, obs, hyper):
         """Draw sigma given beta and nu."""
-        sigma, fallback = kernels.draw_sigma_slice(self.rng, beta, sigma, nu, obs, hyper)
+        sigma, fallback = kernels.draw_sigma_slice(
+            self.rng, beta, sigma, nu, kernels.moments(nu, obs), obs, hyper
+        )
         return (beta, sigma, nu), {"sigma_slice_fallback": bool(fallback)}
 
 

@@ -331,18 +331,23 @@ def truncated_gamma(rng, shape, rate, lower, upper):
 
 
 @njit(cache=True, error_model="numpy")
-def draw_beta(rng, sigma, nu, obs, hyper):
-    """Exact Gibbs draw of beta from its truncated-normal full conditional."""
+def draw_beta(rng, sigma, nu, nu_moments, obs, hyper):
+    """Exact Gibbs draw of beta from its truncated-normal full conditional.
+
+    ``nu_moments`` is ``moments(nu, obs)``: callers that hold nu fixed compute it once.
+    """
     lower, upper = beta_bounds(sigma, nu, hyper)
-    s_ww, s_wy = moments(nu, obs)
+    s_ww, s_wy = nu_moments
     if not s_ww >= MIN_BASIS_MASS:  # no data, or a likelihood flat in beta (its exact limit)
         return _inside(lower + rng.uniform() * (upper - lower), lower, upper)
     return truncated_normal(rng, s_wy / s_ww, sigma / math.sqrt(s_ww), lower, upper)
 
 
 @njit(cache=True, error_model="numpy")
-def draw_sigma_slice(rng, beta, sigma, nu, obs, hyper):
+def draw_sigma_slice(rng, beta, sigma, nu, nu_moments, obs, hyper):
     """Slice move on ``tau = sigma^2`` with the auxiliary variable of Algorithm 4.
+
+    ``nu_moments`` is ``moments(nu, obs)``.
 
     Returns ``(sigma, fallback)``; ``fallback`` flags the (numerically rare) case where the
     truncated gamma could not be inverted and sigma was left unchanged.
@@ -357,7 +362,7 @@ def draw_sigma_slice(rng, beta, sigma, nu, obs, hyper):
     precision, ok = truncated_gamma(
         rng,
         0.5 * obs[4],
-        half_sum_squares(beta, nu, obs, *moments(nu, obs)),
+        half_sum_squares(beta, nu, obs, *nu_moments),
         1.0 / tau_hi,
         omega_hi,
     )
@@ -388,7 +393,15 @@ def collapsed_log_density(sigma, nu, obs, hyper):
         return -np.inf
     if obs[4] == 0.0:
         return -math.log1p(sigma * sigma)  # the normalised uniform integrates to one
-    s_ww, s_wy = moments(nu, obs)
+    return collapsed_log_density_from_moments(sigma, nu, moments(nu, obs), obs, hyper)
+
+
+@njit(cache=True, error_model="numpy")
+def collapsed_log_density_from_moments(sigma, nu, nu_moments, obs, hyper):
+    """:func:`collapsed_log_density` given ``nu_moments = moments(nu, obs)``, with data."""
+    if not (0.0 < sigma < hyper[SIGMA_MAX]):
+        return -np.inf
+    s_ww, s_wy = nu_moments
     if not s_ww >= MIN_BASIS_MASS:
         return -np.inf
     mean = s_wy / s_ww
@@ -411,37 +424,43 @@ NU_CONDITIONAL, RIDGE_PHI, RIDGE_LOG_SIGMA = 0, 1, 2
 
 
 @njit(cache=True, error_model="numpy")
-def log_target(target, value, beta, sigma, nu, obs, hyper):
+def log_target(target, value, beta, sigma, nu, nu_moments, obs, hyper):
     """Log density (up to a constant) of one slice update's variable ``value``.
 
     ``NU_CONDITIONAL``: ``log L(phi)`` of ``phi = log(nu)`` given beta and sigma.
     ``RIDGE_PHI``: the collapsed density of ``phi`` given sigma (beta integrated out), with
     its N(0, delta^2) prior.
-    ``RIDGE_LOG_SIGMA``: the collapsed density of ``log(sigma)`` given nu, with its Jacobian.
+    ``RIDGE_LOG_SIGMA``: the collapsed density of ``log(sigma)`` given nu, with its Jacobian;
+    nu does not change during the update, so ``nu_moments = moments(nu, obs)`` is computed
+    once by the caller. Arguments a target does not use are ignored.
     """
     if target == NU_CONDITIONAL:
         return nu_log_likelihood(value, beta, sigma, obs, hyper)
     if target == RIDGE_PHI:
         standard = value / hyper[DELTA]
         return collapsed_log_density(sigma, math.exp(value), obs, hyper) - 0.5 * standard * standard
-    return collapsed_log_density(math.exp(value), nu, obs, hyper) + value
+    if obs[4] == 0.0:
+        return collapsed_log_density(math.exp(value), nu, obs, hyper) + value
+    return collapsed_log_density_from_moments(math.exp(value), nu, nu_moments, obs, hyper) + value
 
 
 @njit(cache=True, error_model="numpy")
-def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
+def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, nu_moments, obs, hyper):
     """One elliptical slice update (Murray, Adams & MacKay 2010) of a scalar with prior N(0, sd^2).
 
     The likelihood is :func:`log_target` of ``target``; it must be finite at ``phi``. Returns
     the new value and the number of bracket shrinkages.
     """
-    threshold = log_target(target, phi, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
+    threshold = log_target(target, phi, beta, sigma, nu, nu_moments, obs, hyper) + math.log(
+        rng.uniform()
+    )
     auxiliary = rng.normal() * prior_sd
     angle = rng.uniform() * 2.0 * math.pi
     lower, upper = angle - 2.0 * math.pi, angle
     shrinks = 0
     while True:
         proposal = phi * math.cos(angle) + auxiliary * math.sin(angle)
-        if log_target(target, proposal, beta, sigma, nu, obs, hyper) > threshold:
+        if log_target(target, proposal, beta, sigma, nu, nu_moments, obs, hyper) > threshold:
             return proposal, shrinks
         shrinks += 1
         if shrinks >= MAX_SHRINKS:
@@ -454,30 +473,38 @@ def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, obs, hyper):
 
 
 @njit(cache=True, error_model="numpy")
-def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, hyper):
+def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, nu_moments, obs, hyper):
     """One univariate slice update with stepping out and shrinkage (Neal 2003, Figs 3 and 5).
 
     The density is :func:`log_target` of ``target``. Returns the new value and the number of
     density evaluations.
     """
-    threshold = log_target(target, x, beta, sigma, nu, obs, hyper) + math.log(rng.uniform())
+    threshold = log_target(target, x, beta, sigma, nu, nu_moments, obs, hyper) + math.log(
+        rng.uniform()
+    )
     left = x - width * rng.uniform()
     right = left + width
     steps_left = math.floor(max_steps * rng.uniform())
     steps_right = max_steps - 1 - steps_left
     evals = 1
-    while steps_left > 0 and log_target(target, left, beta, sigma, nu, obs, hyper) > threshold:
+    while (
+        steps_left > 0
+        and log_target(target, left, beta, sigma, nu, nu_moments, obs, hyper) > threshold
+    ):
         left -= width
         steps_left -= 1
         evals += 1
-    while steps_right > 0 and log_target(target, right, beta, sigma, nu, obs, hyper) > threshold:
+    while (
+        steps_right > 0
+        and log_target(target, right, beta, sigma, nu, nu_moments, obs, hyper) > threshold
+    ):
         right += width
         steps_right -= 1
         evals += 1
     while True:
         proposal = left + rng.uniform() * (right - left)
         evals += 1
-        if log_target(target, proposal, beta, sigma, nu, obs, hyper) > threshold:
+        if log_target(target, proposal, beta, sigma, nu, nu_moments, obs, hyper) > threshold:
             return proposal, evals
         if evals >= MAX_SHRINKS + max_steps:
             return x, evals
@@ -491,7 +518,7 @@ def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, obs, h
 def draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper):
     """Elliptical slice move on ``phi = log(nu)`` given beta and sigma (Algorithm 5, corrected)."""
     phi, shrinks = elliptical_slice(
-        rng, math.log(nu), hyper[DELTA], NU_CONDITIONAL, beta, sigma, nu, obs, hyper
+        rng, math.log(nu), hyper[DELTA], NU_CONDITIONAL, beta, sigma, nu, (0.0, 0.0), obs, hyper
     )
     return math.exp(phi), shrinks
 
@@ -511,15 +538,27 @@ def ridge_move(rng, sigma, nu, obs, hyper):
         0.0,
         sigma,
         nu,
+        moments(nu, obs),
         obs,
         hyper,
     )
     sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
     phi, nu_evals = slice_stepping_out(
-        rng, math.log(nu), hyper[DELTA], SLICE_MAX_STEPS, RIDGE_PHI, 0.0, sigma, nu, obs, hyper
+        rng,
+        math.log(nu),
+        hyper[DELTA],
+        SLICE_MAX_STEPS,
+        RIDGE_PHI,
+        0.0,
+        sigma,
+        nu,
+        (0.0, 0.0),
+        obs,
+        hyper,
     )
     nu = math.exp(phi)
-    return draw_beta(rng, sigma, nu, obs, hyper), sigma, nu, sigma_evals, nu_evals
+    beta = draw_beta(rng, sigma, nu, moments(nu, obs), obs, hyper)
+    return beta, sigma, nu, sigma_evals, nu_evals
 
 
 @njit(cache=True, error_model="numpy")
@@ -554,8 +593,9 @@ def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
     stats = np.zeros((n_draws, 4))
     fell_back, shrinks, sigma_evals, nu_evals = False, 0, 0, 0
     for it in range(n_tune + n_draws):
-        beta = draw_beta(rng, sigma, nu, obs, hyper)
-        sigma, fell_back = draw_sigma_slice(rng, beta, sigma, nu, obs, hyper)
+        nu_moments = moments(nu, obs)  # shared by the beta and sigma moves, which keep nu
+        beta = draw_beta(rng, sigma, nu, nu_moments, obs, hyper)
+        sigma, fell_back = draw_sigma_slice(rng, beta, sigma, nu, nu_moments, obs, hyper)
         nu, shrinks = draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper)
         if ridge:
             beta, sigma, nu, sigma_evals, nu_evals = ridge_move(rng, sigma, nu, obs, hyper)

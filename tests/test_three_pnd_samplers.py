@@ -99,7 +99,10 @@ def test_beta_gibbs_targets_the_pymc_conditional(pymc_density, typical_state):
     cdf = _cdf_on_grid(grid, np.array([density(b, sigma, nu) for b in grid]))
     rng = np.random.default_rng(3)
     obs = layout.observations()
-    draws = np.array([kernels.draw_beta(rng, sigma, nu, obs, layout.hyper) for _ in range(3000)])
+    at_nu = kernels.moments(nu, obs)
+    draws = np.array(
+        [kernels.draw_beta(rng, sigma, nu, at_nu, obs, layout.hyper) for _ in range(3000)]
+    )
     assert stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
 
 
@@ -111,8 +114,11 @@ def test_sigma_slice_targets_the_pymc_conditional(pymc_density, typical_state):
     cdf = _cdf_on_grid(grid, np.array([density(beta, s, nu) for s in grid]))
     rng = np.random.default_rng(4)
     obs = layout.observations()
+    at_nu = kernels.moments(nu, obs)
     draws = _chain(
-        lambda s: kernels.draw_sigma_slice(rng, beta, s, nu, obs, layout.hyper)[0], sigma, 3000
+        lambda s: kernels.draw_sigma_slice(rng, beta, s, nu, at_nu, obs, layout.hyper)[0],
+        sigma,
+        3000,
     )
     assert stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
 
