@@ -37,9 +37,10 @@ from scipy.special import ndtr, ndtri
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import IdataBuilder
 from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
-Engine = Literal["pymc", "nuts", "kernel"]
-ENGINES = ("pymc", "nuts", "kernel")
+Engine = Literal["pymc", "nuts", "kernel", "quadrature"]
+ENGINES = ("pymc", "nuts", "kernel", "quadrature")
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
 
@@ -139,7 +140,7 @@ class ThreePND:
         data.require("y", min_patients=min_patients, model="ThreePND")
         data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
         y = np.asarray(data.column("y"), dtype=float)
-        if min_patients and not np.any(y):
+        if y.size and not np.any(y):
             raise DataError(
                 f"column 'y': all {y.size} responses are 0; the 3PND posterior is then improper "
                 "(as nu grows, beta (x - x_min)^nu fits them exactly while sigma goes to 0)"
@@ -222,10 +223,13 @@ class ThreePND:
             At least one patient, columns ``dose`` and ``y``.
         draws, tune, chains : int
             Kept draws and burn-in iterations per chain, number of chains.
-        engine : {"pymc", "nuts", "kernel"}
+        engine : {"pymc", "nuts", "kernel", "quadrature"}
             ``"pymc"``: ``pm.sample`` with this package's step methods (beta Gibbs, sigma
             slice, nu elliptical slice, ridge move); ``"nuts"``: PyMC's NUTS, the reference;
-            ``"kernel"``: the same sweep compiled with numba (milliseconds).
+            ``"kernel"``: the same sweep compiled with numba (milliseconds);
+            ``"quadrature"``: independent draws from the quadrature posterior of
+            :meth:`mtd_posterior` (``tune`` is unused; draws are exact given the grid cell,
+            within which ``(log sigma, log nu)`` is uniform).
         random_seed : int or numpy.random.Generator, optional
             Seed; the same seed gives the same draws.
         ridge : bool
@@ -257,6 +261,10 @@ class ThreePND:
         if engine == "kernel":
             idata = self._fit_kernel(
                 dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
+            )
+        elif engine == "quadrature":
+            idata = self._fit_quadrature(
+                dose, y, draws=draws, chains=chains, random_seed=random_seed
             )
         else:
             from dosezoo.samplers.three_pnd import three_pnd_steps
@@ -366,6 +374,43 @@ class ThreePND:
         free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
         stats = {name: arrays[name] for name in arrays if name not in PARAMETERS}
         return self._builder(dose, y)(free, stats, sampling_time=elapsed, tuning_steps=tune)
+
+    def _fit_quadrature(self, dose, y, *, draws, chains, random_seed) -> xr.DataTree:
+        started = time.perf_counter()
+        grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
+        sample = grid.sample(draws * chains, get_random_generator(random_seed))
+        free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
+        return self._builder(dose, y)(
+            free, {}, sampling_time=time.perf_counter() - started, tuning_steps=0
+        )
+
+    def mtd_posterior(self, data: TrialData, *, grid_size: int = 48) -> QuadratureGrid:
+        """Compute the exact posterior of the MTD by quadrature (no Monte Carlo error).
+
+        ``beta`` is integrated out analytically, ``(log sigma, log nu)`` on an adaptive
+        ``grid_size x grid_size`` grid, and the MTD's CDF is a sum of normal masses; see
+        :mod:`dosezoo.samplers.three_pnd_quadrature`. With no patients it is the prior.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` and ``y``; may be empty.
+        grid_size : int
+            Cells per direction of the grid.
+
+        Returns
+        -------
+        QuadratureGrid
+            ``.quantile(p)``, ``.cdf(x)`` (``P(MTD <= x)``), ``.sample(n, rng)``, ``.report``.
+        """
+        if isinstance(grid_size, bool) or int(grid_size) != grid_size or grid_size < 8:
+            raise ValueError(
+                f"ThreePND.mtd_posterior: grid_size must be an integer >= 8, got {grid_size!r}"
+            )
+        dose, y = self._arrays(data, min_patients=0)
+        return posterior_grid(
+            kernels.summarise(dose, y, self.x_min), self.hyper, size=int(grid_size)
+        )
 
     # ------------------------------------------------------------ predictive
 

@@ -1,0 +1,116 @@
+"""The quadrature posterior of the 3PND MTD against independent calculations."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import ndtri
+
+from dosezoo.data import TrialData
+from dosezoo.designs import MTDQuantileRule
+
+PROBABILITIES = (0.01, 0.1, 0.5, 0.9)
+
+
+def _importance_sampled_cdf(model, dose, y, x, size=2_000_000, seed=11):
+    """P(MTD <= x) by importance sampling from the prior of eqs (7)-(9), written from scratch.
+
+    Returns the estimates and the effective sample size of the weights.
+    """
+    rng = np.random.default_rng(seed)
+    z = ndtri(model.gamma)
+    span = model.x_max - model.x_min
+    sigma = np.tan(rng.random(size) * np.arctan(model.eta / z))  # half-Cauchy on (0, eta / z)
+    nu = np.exp(model.delta * rng.standard_normal(size))
+    lower = (model.eta - sigma * z) / span**nu
+    upper = model.eta / span**nu + sigma * z
+    beta = rng.uniform(lower, upper)
+    log_weight = sum(
+        stats.norm.logpdf(response, beta * (d - model.x_min) ** nu, sigma)
+        for d, response in zip(dose, y, strict=True)
+    )
+    weight = np.exp(log_weight - log_weight.max())
+    mtd = model.x_min + ((model.eta - sigma * z) / beta) ** (1 / nu)
+    estimates = np.array([weight[mtd <= point].sum() for point in x]) / weight.sum()
+    return estimates, weight.sum() ** 2 / np.sum(weight**2)
+
+
+@pytest.fixture(scope="module")
+def small_trial():
+    return TrialData.from_dataframe(
+        pd.DataFrame({"dose": [40.0, 60.0, 80.0, 80.0], "y": [30.0, 41.0, 47.0, 50.0]})
+    )
+
+
+def test_cdf_agrees_with_importance_sampling_from_the_prior(o6bg_model, small_trial):
+    grid = o6bg_model.mtd_posterior(small_trial)
+    probabilities = np.array([0.05, 0.25, 0.5, 0.75, 0.95])
+    points = [grid.quantile(p) for p in probabilities]
+    reference, ess = _importance_sampled_cdf(
+        o6bg_model, small_trial.dose, small_trial.column("y"), points
+    )
+    assert ess > 10000
+    np.testing.assert_array_less(
+        np.abs(reference - probabilities), 4 * np.sqrt(probabilities * (1 - probabilities) / ess)
+    )
+
+
+def test_quantiles_agree_with_a_long_kernel_run(o6bg_model, o6bg):
+    grid = o6bg_model.mtd_posterior(o6bg)
+    draws = o6bg_model.sample_kernel(
+        o6bg.dose, o6bg.column("y"), draws=20000, tune=500, chains=4, random_seed=5
+    )["mtd"].ravel()
+    sd = draws.std()
+    for p in PROBABILITIES:
+        assert grid.quantile(p) == pytest.approx(np.quantile(draws, p), abs=0.06 * sd)
+
+
+def test_grid_refinement_changes_quantiles_by_little(o6bg_model, o6bg):
+    coarse, fine = o6bg_model.mtd_posterior(o6bg), o6bg_model.mtd_posterior(o6bg, grid_size=128)
+    sd = np.std(fine.sample(4000, np.random.default_rng(0))["mtd"])
+    for p in (0.001, *PROBABILITIES):
+        assert coarse.quantile(p) == pytest.approx(fine.quantile(p), abs=0.01 * sd)
+
+
+def test_without_patients_it_is_the_prior_of_the_pymc_model(o6bg_model):
+    grid = o6bg_model.mtd_posterior(TrialData.empty(outcomes=("y",)))
+    prior = o6bg_model.sample_prior_predictive(draws=20000, random_seed=3)
+    mtd = prior["prior"]["mtd"].to_numpy().ravel()
+    for p in PROBABILITIES:
+        x = grid.quantile(p)
+        assert np.mean(mtd <= x) == pytest.approx(p, abs=4 * np.sqrt(p * (1 - p) / mtd.size))
+
+
+def test_cdf_inverts_the_quantile_and_is_monotone(o6bg_model, o6bg):
+    grid = o6bg_model.mtd_posterior(o6bg)
+    for p in (1e-4, 0.001, 0.3, 0.999):
+        assert grid.cdf(grid.quantile(p)) == pytest.approx(p, rel=1e-6)
+    values = [grid.cdf(x) for x in np.linspace(20.0, 140.0, 60)]
+    assert values[0] == 0.0 and values[-1] == 1.0
+    assert np.all(np.diff(values) >= 0)
+    with pytest.raises(ValueError, match="p must lie in"):
+        grid.quantile(1.0)
+
+
+def test_quadrature_fit_has_the_schema_and_the_distribution(o6bg_model, o6bg):
+    idata = o6bg_model.fit(o6bg, engine="quadrature", draws=2000, chains=2, random_seed=1)
+    kernel = o6bg_model.fit(o6bg, engine="kernel", draws=50, tune=50, random_seed=1)
+    for name in ("beta", "sigma", "nu", "mtd"):
+        assert idata["posterior"][name].dims == kernel["posterior"][name].dims
+    assert idata.attrs["engine"] == "quadrature"
+    grid = o6bg_model.mtd_posterior(o6bg)
+    mtd = idata["posterior"]["mtd"].to_numpy().ravel()
+    assert stats.kstest(mtd, np.vectorize(grid.cdf)).pvalue > 1e-3
+
+
+def test_rule_on_the_quadrature_posterior_is_exact(o6bg_model, o6bg):
+    grid = o6bg_model.mtd_posterior(o6bg)
+    decision = MTDQuantileRule(alpha=0.05).choose(grid, o6bg)
+    assert decision.next_dose == pytest.approx(grid.quantile(0.05))
+    assert decision.quantities["p_overdose"] == pytest.approx(0.05, rel=1e-6)
+    assert decision.diagnostics.loc["mtd", "engine"] == "quadrature"
+
+
+def test_grid_size_is_validated(o6bg_model, o6bg):
+    with pytest.raises(ValueError, match="grid_size must be an integer >= 8"):
+        o6bg_model.mtd_posterior(o6bg, grid_size=4)
