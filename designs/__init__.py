@@ -1,6 +1,14 @@
-"""Dose-finding rules: functions of a posterior that return a :class:`Decision`."""
+"""Dose-finding rules (functions of a posterior that return a :class:`Decision`) and designs."""
 
 from dosezoo.designs.decision import Decision
-from dosezoo.designs.mtd_quantile import MTDQuantileRule
+from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
+from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
 
-__all__ = ["Decision", "MTDQuantileRule"]
+__all__ = [
+    "Decision",
+    "MTDPosterior",
+    "MTDQuantileDesign",
+    "MTDQuantileRule",
+    "SampledMTD",
+    "ToxicityStopping",
+]

@@ -41,6 +41,7 @@ decays to :math:`e^{-36}` within the grid is accurate far beyond Monte Carlo err
 compare grids of different sizes and compare with long MCMC runs and NUTS).
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -231,16 +232,7 @@ class QuadratureGrid:
     @property
     def report(self) -> ConvergenceReport:
         """Diagnostics of the quadrature (it has no Monte Carlo error to fail on)."""
-        table = pd.DataFrame(
-            {
-                "engine": ["quadrature"],
-                "grid": [f"{self.shape[0]}x{self.shape[1]}"],
-                "cells": [self.weight.size],
-                "refits": [self.refits],
-            },
-            index=pd.Index(["mtd"], name="variable"),
-        )
-        return ConvergenceReport(table=table, divergences=0, failures=())
+        return _quadrature_report(self.shape)
 
     def cdf(self, x: float) -> float:
         """Posterior ``P(MTD <= x)``; 0 at or below ``x_min``, 1 at or above ``x_max``."""
@@ -270,6 +262,16 @@ class QuadratureGrid:
         nu = np.exp(log_nu)
         beta, mtd = _draw_beta_and_mtd(rng, sigma, nu, self.obs, self.hyper)
         return {"beta": beta, "sigma": sigma, "nu": nu, "mtd": mtd}
+
+
+@functools.cache
+def _quadrature_report(shape: tuple[int, int]) -> ConvergenceReport:
+    """One shared (read-only) report per grid shape: a DataFrame costs as much as a decision."""
+    table = pd.DataFrame(
+        {"engine": ["quadrature"], "grid": [f"{shape[0]}x{shape[1]}"]},
+        index=pd.Index(["mtd"], name="variable"),
+    )
+    return ConvergenceReport(table=table, divergences=0, failures=())
 
 
 @njit(cache=True, error_model="numpy")

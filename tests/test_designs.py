@@ -2,11 +2,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dosezoo.data import TrialData
-from dosezoo.designs import Decision, MTDQuantileRule
+from dosezoo.designs import (
+    Decision,
+    MTDQuantileDesign,
+    MTDQuantileRule,
+    SampledMTD,
+    ToxicityStopping,
+)
 from dosezoo.diagnostics import ConvergenceCriteria, convergence_table
 from dosezoo.errors import ConvergenceError
+from dosezoo.models import ThreePND
 
 
 def _posterior(mtd):
@@ -141,3 +150,159 @@ def test_on_a_real_fit(o6bg_model, o6bg):
     decision = MTDQuantileRule(alpha=0.05).decide(idata, o6bg)
     assert o6bg_model.x_min < decision.next_dose < o6bg_model.x_max
     assert decision.quantities["p_overdose"] == pytest.approx(0.05, abs=2e-3)
+
+
+# ------------------------------------------------------------- rule options, any posterior
+
+LEVELS = (40.0, 60.0, 80.0, 100.0, 120.0)
+
+
+@st.composite
+def _rule_cases(draw):
+    draws = np.asarray(
+        draw(
+            st.lists(
+                st.floats(21.0, 139.0, allow_nan=False), min_size=20, max_size=200, unique=True
+            )
+        )
+    )
+    levels = draw(st.one_of(st.none(), st.just(LEVELS)))
+    last = draw(st.sampled_from(LEVELS)) if levels else draw(st.floats(25.0, 135.0))
+    rule = MTDQuantileRule(
+        alpha=draw(st.sampled_from([0.001, 0.01, 0.05, 0.1, 0.25, 0.5])),
+        dose_levels=levels,
+        rounding=draw(st.sampled_from(["nearest", "down"])),
+        monotone=draw(st.booleans()),
+        max_increment=draw(st.one_of(st.none(), st.floats(1.0, 60.0))),
+        convergence=ConvergenceCriteria(max_rhat=1e9, min_ess_bulk=0, min_ess_tail=0),
+    )
+    return rule, draws, last
+
+
+@settings(max_examples=300, deadline=None)
+@given(_rule_cases())
+def test_rule_options_hold_for_any_posterior(case):
+    rule, draws, last = case
+    posterior = SampledMTD(draws, ConvergenceCriteria().check(_posterior(draws[None, :]), []))
+    decision = rule.choose(posterior, _trial(last))
+    dose, quantile = decision.next_dose, decision.quantities["mtd_quantile"]
+    if rule.monotone:
+        assert dose >= last
+    if rule.max_increment is not None:
+        assert dose <= last + rule.max_increment or (
+            # the only levels within reach are below the last dose and monotone forbids them
+            rule.dose_levels and rule.monotone and dose == last
+        )
+    if rule.dose_levels:
+        assert dose in rule.dose_levels
+    assert decision.quantities["p_overdose"] == pytest.approx(np.mean(draws < dose))
+    if dose <= quantile:
+        # overdose control holds up to the resolution of the draws
+        assert decision.quantities["p_overdose"] <= rule.alpha + 1 / draws.size
+    else:
+        assert {"monotone", "dose_levels"} & set(decision.bound_by)
+    if rule.dose_levels and rule.rounding == "down" and dose > quantile:
+        assert "monotone" in decision.bound_by or dose == min(
+            v for v in rule.dose_levels if v >= (last if rule.monotone else -np.inf)
+        )
+
+
+def test_rounding_down_keeps_overdose_control(well_mixed):
+    rule = MTDQuantileRule(alpha=0.1, dose_levels=LEVELS, rounding="down")
+    decision = rule.decide(well_mixed, _trial(60.0))
+    assert decision.next_dose == 80.0  # the 0.1-quantile is about 82
+    assert decision.quantities["p_overdose"] <= 0.1
+
+
+def test_rule_rejects_bad_inputs(well_mixed):
+    with pytest.raises(TypeError, match="needs a TrialData"):
+        MTDQuantileRule().decide(well_mixed, pd.DataFrame({"dose": [40.0]}))
+    with pytest.raises(TypeError, match="InferenceData"):
+        MTDQuantileRule().decide({"mtd": [1.0]}, _trial(60.0))
+    with pytest.raises(ValueError, match="monotone must be True or False"):
+        MTDQuantileRule(monotone="yes")
+    with pytest.raises(ValueError, match="rounding must be"):
+        MTDQuantileRule(rounding="up")
+
+
+# ------------------------------------------------------------------------------ designs
+
+
+@pytest.fixture(scope="module")
+def seed_model():
+    return ThreePND(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, delta=0.1)
+
+
+def _data(doses, ys):
+    return TrialData.from_dataframe(pd.DataFrame({"dose": doses, "y": ys}))
+
+
+def test_design_starts_at_the_start_dose_then_follows_the_rule(seed_model):
+    design = MTDQuantileDesign(seed_model, MTDQuantileRule(alpha=0.01), start_dose=6.0)
+    first = design.next(TrialData.empty(outcomes=("y",)))
+    assert first.next_dose == 6.0 and first.bound_by == ("start_dose",)
+    data = _data([6.0, 10.0, 20.0], [0.06, 0.3, 0.9])
+    decision = design.next(data)
+    assert decision.next_dose == pytest.approx(seed_model.mtd_posterior(data).quantile(0.01))
+    assert decision.quantities["p_overdose"] == pytest.approx(0.01, rel=1e-6)
+
+
+def test_design_stops_at_the_sample_size_and_on_toxicity(seed_model):
+    design = MTDQuantileDesign(
+        seed_model,
+        MTDQuantileRule(alpha=0.01),
+        start_dose=6.0,
+        sample_size=4,
+        stopping=ToxicityStopping(threshold=3.0, max_toxicities=1),
+    )
+    full = _data([6.0, 10.0, 20.0, 30.0], [0.06, 0.3, 0.9, 1.5])
+    assert design.next(full).stop_reason == "sample size reached: 4 of 4"
+    assert design.recommend(full).next_dose is not None
+    toxic = _data([6.0, 40.0, 40.0], [0.1, 3.2, 3.1])
+    for decision in (design.next(toxic), design.recommend(toxic)):
+        assert decision.stop_reason == "toxicity: 2 patients with y >= 3, more than 1"
+
+
+def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
+    design = MTDQuantileDesign(
+        seed_model,
+        MTDQuantileRule(alpha=0.1),
+        start_dose=6.0,
+        engine="kernel",
+        draws=1000,
+        tune=200,
+    )
+    data = _data([6.0, 10.0, 20.0, 25.0], [0.06, 0.3, 0.9, 1.2])
+    first, again = design.next(data), design.next(data)
+    assert first.next_dose == again.next_dose
+    exact = seed_model.mtd_posterior(data)
+    assert exact.cdf(first.next_dose) == pytest.approx(0.1, abs=0.03)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"start_dose": 5.0}, r"start_dose must lie in \(5, 80\)"),
+        ({"start_dose": 7.0, "rule": MTDQuantileRule(dose_levels=[6.0, 10.0])}, "not one of"),
+        ({"cohort_size": 0}, "cohort_size must be an integer >= 1"),
+        ({"cohort_size": 3, "sample_size": 2}, "cohort_size 3 exceeds sample_size 2"),
+        ({"engine": "grid"}, "engine must be"),
+        ({"rule": MTDQuantileRule(dose_levels=[6.0, 90.0])}, "must lie in"),
+    ],
+)
+def test_design_is_validated(seed_model, kwargs, message):
+    options = {"rule": MTDQuantileRule(), "start_dose": 6.0} | kwargs
+    with pytest.raises(ValueError, match=message):
+        MTDQuantileDesign(seed_model, **options)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threshold": float("nan"), "max_toxicities": 1}, "threshold must be a finite number"),
+        ({"threshold": 3.0, "max_toxicities": -1}, "max_toxicities must be an integer >= 0"),
+    ],
+)
+def test_stopping_is_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ToxicityStopping(**kwargs)

@@ -1,0 +1,238 @@
+r"""Scenarios: the truth a simulated trial's patients respond by, and how a trial is scored.
+
+:class:`ContinuousToxicityScenario` is seed 001's simulation setting ("Simulation
+experiments"): responses :math:`y \sim N(\beta_0 (x - x_{min})^{\nu_0}, \sigma_0^2)` with
+:math:`\beta_0 = (\eta - \sigma_0 \Phi^{-1}(\gamma)) / (\xi_0 - x_{min})^{\nu_0}` from eq (5),
+so that the true MTD is :math:`\xi_0`. A trial is scored by the seed's four metrics at
+:math:`n = N`:
+
+- NPD, number of patients with a DLT: :math:`\sum_i 1(y_i \ge \eta)`;
+- NPO, number of patients overdosed: :math:`\sum_i 1(x_i > \xi_0)`;
+- BTM, bias to the MTD: :math:`x_N - \xi_0`;
+- RMSE, relative error: :math:`|x_N - \xi_0| / \xi_0`,
+
+where :math:`x_N` is the dose given to the last patient (the seed's estimate of the MTD).
+``BTM_recommended`` and ``RMSE_recommended`` score the design's recommendation after the
+last patient's response instead. A trial that stopped early has no :math:`x_N` estimate: its
+BTM and RMSE are NaN (it still counts in NPD and NPO).
+
+:class:`O6BGResampling` is the seed's re-design of the O6-benzylguanine trial
+("Application"): a patient at one of the trial's dose levels gets the tumour AGT activity of
+a patient drawn at random from those treated at that level, plus a uniform perturbation of
++-8, +-6, +-4, +-2 fmol/mg at 40, 60, 80, 100 mg/m^2; the 3PND response is ``60 - AGT``.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from scipy.special import ndtri
+
+from dosezoo.data import TrialData
+from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
+from dosezoo.designs.decision import Decision
+
+
+def _finite(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ContinuousToxicityScenario:
+    r"""Seed 001's true dose-toxicity curve, with its true MTD.
+
+    Parameters
+    ----------
+    true_mtd : float
+        :math:`\xi_0`, inside ``(x_min, x_max)`` of the design.
+    nu : float
+        :math:`\nu_0 > 0`, the curvature (1 linear, < 1 concave, > 1 convex).
+    sigma : float
+        :math:`\sigma_0 > 0`, the response's standard deviation.
+    eta, gamma, x_min : float
+        As in the model: DLT threshold, homogeneity constant and dose-range start; they
+        define the MTD and so :math:`\beta_0`.
+    """
+
+    true_mtd: float
+    nu: float
+    sigma: float
+    eta: float
+    gamma: float
+    x_min: float
+    outcomes: tuple[str, ...] = field(default=("y",), init=False)
+
+    def __post_init__(self) -> None:
+        """Validate the truth, naming the field at fault."""
+        owner = "ContinuousToxicityScenario"
+        for name in ("true_mtd", "nu", "sigma", "eta", "gamma", "x_min"):
+            object.__setattr__(self, name, _finite(owner, name, getattr(self, name)))
+        for name in ("nu", "sigma", "eta"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{owner}: {name} must be > 0, got {getattr(self, name)!r}")
+        if not 0.5 < self.gamma < 1:
+            raise ValueError(f"{owner}: gamma must lie in (0.5, 1), got {self.gamma!r}")
+        if self.true_mtd <= self.x_min:
+            raise ValueError(
+                f"{owner}: true_mtd must exceed x_min={self.x_min!r}, got {self.true_mtd!r}"
+            )
+        if self.sigma * ndtri(self.gamma) >= self.eta:
+            raise ValueError(
+                f"{owner}: sigma * Phi^-1(gamma) must be below eta so that the MTD exists, got "
+                f"sigma={self.sigma!r}"
+            )
+
+    @property
+    def beta(self) -> float:
+        r""":math:`\beta_0` of eq (5)."""
+        return (self.eta - self.sigma * ndtri(self.gamma)) / (self.true_mtd - self.x_min) ** self.nu
+
+    def mean_response(self, doses: np.ndarray) -> np.ndarray:
+        """Return the true mean response ``beta_0 (x - x_min)^nu_0``."""
+        return self.beta * (np.asarray(doses, float) - self.x_min) ** self.nu
+
+    def empty_data(self) -> TrialData:
+        """Return the data of a trial before its first patient."""
+        return TrialData.empty(outcomes=self.outcomes)
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Responses of new patients at ``doses``."""
+        return {"y": rng.normal(self.mean_response(doses), self.sigma)}
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """NPD, NPO, BTM and RMSE of seed 001, and BTM, RMSE of the recommendation."""
+        dose, y = data.dose, data.column("y")
+        completed = data.n_patients > 0 and recommendation.next_dose is not None
+        last = float(dose[-1]) if completed else math.nan
+        recommended = recommendation.next_dose if completed else math.nan
+        return {
+            "NPD": float(np.sum(y >= self.eta)),
+            "NPO": float(np.sum(dose > self.true_mtd)),
+            "BTM": last - self.true_mtd,
+            "RMSE": abs(last - self.true_mtd) / self.true_mtd,
+            "BTM_recommended": recommended - self.true_mtd,
+            "RMSE_recommended": abs(recommended - self.true_mtd) / self.true_mtd,
+        }
+
+    def describe(self) -> dict[str, float | str]:
+        """Flat record of the truth (for simulation results)."""
+        return {
+            "scenario": "ContinuousToxicityScenario",
+            "true_mtd": self.true_mtd,
+            "nu": self.nu,
+            "sigma": self.sigma,
+            "beta": self.beta,
+            "eta": self.eta,
+            "gamma": self.gamma,
+            "x_min": self.x_min,
+        }
+
+
+#: Half-widths (fmol/mg) of the uniform perturbations of seed 001's O6-BG re-design.
+O6BG_PERTURBATION = MappingProxyType({40.0: 8.0, 60.0: 6.0, 80.0: 4.0, 100.0: 2.0})
+
+
+def _o6bg_agt() -> dict[float, tuple[float, ...]]:
+    frame = o6bg_frame()
+    return {float(d): tuple(group["agt"].astype(float)) for d, group in frame.groupby("dose")}
+
+
+@dataclass(frozen=True)
+class O6BGResampling:
+    """Seed 001's re-design scenario: resampled O6-BG tumour AGT activity, perturbed.
+
+    A patient at dose ``d`` gets ``AGT = a + U(-w_d, w_d)`` with ``a`` drawn uniformly from
+    the AGT values of the trial's patients at ``d`` and ``w_d`` from ``perturbation``; the
+    response is ``60 - AGT``.
+
+    The trial treated nobody at 120 mg/m^2, so the seed's scenario does not say what such a
+    patient gets. Here a dose with no data takes the values and the perturbation of the
+    highest dose below it that has data (100 for 120): AGT depletion is taken
+    to have saturated at 100 mg/m^2, where the trial's values already sit at the assay's
+    5 fmol/mg detection limit. That is an assumption, stated in the scenario's record; it
+    cannot make 120 look worse than 100, so the re-design's selections of 120 are not caused
+    by an invented toxicity.
+
+    Parameters
+    ----------
+    agt : Mapping[float, tuple of float]
+        AGT values per dose level; the bundled trial data by default.
+    perturbation : Mapping[float, float]
+        Half-width of the uniform perturbation per dose level.
+    """
+
+    agt: Mapping[float, tuple[float, ...]] = field(default_factory=_o6bg_agt)
+    perturbation: Mapping[float, float] = field(default_factory=lambda: dict(O6BG_PERTURBATION))
+    outcomes: tuple[str, ...] = field(default=("y",), init=False)
+
+    def __post_init__(self) -> None:
+        """Check that every level with data has a perturbation; keep plain (picklable) dicts."""
+        object.__setattr__(self, "agt", {float(k): tuple(v) for k, v in self.agt.items()})
+        object.__setattr__(
+            self, "perturbation", {float(k): v for k, v in self.perturbation.items()}
+        )
+        missing = sorted(set(self.agt) - set(self.perturbation))
+        if missing:
+            raise ValueError(f"O6BGResampling: no perturbation for the dose levels {missing}")
+        for level, width in self.perturbation.items():
+            _finite("O6BGResampling", f"perturbation[{level:g}]", width)
+            if width < 0:
+                raise ValueError(
+                    f"O6BGResampling: perturbation[{level:g}] must be >= 0, got {width!r}"
+                )
+
+    def source_level(self, dose: float) -> float:
+        """Return the dose level whose patients a patient at ``dose`` is resampled from."""
+        below = [level for level in self.agt if level <= dose]
+        if not below:
+            raise ValueError(
+                f"O6BGResampling: dose {dose:g} is below every level with data {sorted(self.agt)}"
+            )
+        return max(below)
+
+    def empty_data(self) -> TrialData:
+        """Return the data of a trial before its first patient."""
+        return TrialData.empty(outcomes=self.outcomes)
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Responses ``60 - AGT`` of new patients at ``doses``."""
+        agt = np.empty(len(doses))
+        for i, dose in enumerate(np.asarray(doses, float)):
+            level = self.source_level(dose)
+            values = self.agt[level]
+            width = self.perturbation[level]
+            agt[i] = values[rng.integers(len(values))] + rng.uniform(-width, width)
+        return {"y": O6BG_RESPONSE_OFFSET - agt}
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """Patients with undetectable AGT (< 5 fmol/mg), at 120 mg/m^2, final doses."""
+        agt = O6BG_RESPONSE_OFFSET - data.column("y")
+        dose = data.dose
+        return {
+            "n_agt_below_5": float(np.sum(agt < O6BG_AGT_UNDETECTABLE)),
+            "n_above_100": float(np.sum(dose > 100.0)),
+            "final_dose": float(dose[-1]) if data.n_patients else math.nan,
+            "recommended": (
+                math.nan if recommendation.next_dose is None else recommendation.next_dose
+            ),
+        }
+
+    def describe(self) -> dict[str, str]:
+        """Flat record of the scenario (for simulation results)."""
+        return {
+            "scenario": "O6BGResampling",
+            "agt": "; ".join(
+                f"{level:g}: " + ",".join(f"{v:g}" for v in values)
+                for level, values in sorted(self.agt.items())
+            ),
+            "perturbation": ", ".join(
+                f"{level:g}: +-{width:g}" for level, width in sorted(self.perturbation.items())
+            ),
+            "untreated_levels": "resampled from the highest lower level with data (plateau)",
+        }
