@@ -220,7 +220,7 @@ class MTDQuantileDesign:
         """Flat record of the design's parameters (for simulation results)."""
         rule = self.rule
         record: dict[str, float | int | str | bool | None] = {
-            "design": "MTDQuantileDesign",
+            "name": "MTDQuantileDesign",
             "model": "ThreePND",
             **self.model.parameters(),
             "alpha": rule.alpha,

@@ -123,7 +123,7 @@ class ContinuousToxicityScenario:
     def describe(self) -> dict[str, float | str]:
         """Flat record of the truth (for simulation results)."""
         return {
-            "scenario": "ContinuousToxicityScenario",
+            "name": "ContinuousToxicityScenario",
             "true_mtd": self.true_mtd,
             "nu": self.nu,
             "sigma": self.sigma,
@@ -226,7 +226,7 @@ class O6BGResampling:
     def describe(self) -> dict[str, str]:
         """Flat record of the scenario (for simulation results)."""
         return {
-            "scenario": "O6BGResampling",
+            "name": "O6BGResampling",
             "agt": "; ".join(
                 f"{level:g}: " + ",".join(f"{v:g}" for v in values)
                 for level, values in sorted(self.agt.items())

@@ -1,0 +1,938 @@
+"""Trial simulation: run a design against a scenario many times, reproducibly.
+
+The engine knows nothing about models. It talks to a *design* (how a trial is
+conducted: `Design.next`, `Design.recommend`, the cohort and sample sizes) and to a
+*scenario* (the truth: `Scenario.respond`, `Scenario.trial_metrics`) only through
+the `Design` and `Scenario` protocols, so any model, rule or data-generating process
+offering those methods can be simulated.
+
+One trial (`run_trial`) starts from ``scenario.empty_data()``; the design names the
+dose of the next cohort, the scenario answers with the outcomes of the cohort at
+that dose, and so on until the design stops or the sample size is reached. The
+design then recommends a dose and the scenario scores the trial.
+
+`simulate` runs many trials in process, on local worker processes (joblib, loky
+backend) or on a dask cluster, and gathers them in one `xarray.Dataset` with one
+entry per trial. With ``path``, every finished batch of trials is saved at once, so
+a run that was killed resumes where it stopped: only the missing trials are run.
+`operating_characteristics` summarises the per-trial metrics with their Monte Carlo
+standard errors.
+
+Reproducibility
+---------------
+Trial ``i`` draws its random numbers from ``numpy.random.default_rng(children[i])``,
+where ``children = numpy.random.SeedSequence(random_seed).spawn(n_trials)``, and from
+nothing else. The result of `simulate` therefore depends only on the design, the
+scenario, ``n_trials`` and ``random_seed``: not on ``n_jobs``, ``batch_size``, the
+use of dask, the order in which workers finish, nor on how often a run was
+interrupted and resumed. This holds provided the design is a deterministic function
+of the data it is given (a design that fits a posterior by MCMC must seed the fit
+from its own settings and the data, never from global state).
+"""
+
+import math
+import numbers
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypedDict
+
+import numpy as np
+import xarray as xr
+from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from dosezoo import __version__
+from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+__all__ = [
+    "Design",
+    "Scenario",
+    "TrialRecord",
+    "operating_characteristics",
+    "run_trial",
+    "simulate",
+]
+
+Described = dict[str, float | int | str | bool | None]
+"""Flat parameters returned by ``describe()``."""
+
+AttrValue = str | int | float
+"""A netCDF-safe attribute value."""
+
+_RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
+_DESCRIBED_PREFIXES = ("design_", "scenario_")
+_RESERVED = (
+    "trial",
+    "patient",
+    "decision",
+    "dose",
+    "cohort",
+    "n_patients",
+    "stop_reason",
+    "recommended_dose",
+)
+_DECISION_TEXT = ("stop_reason", "bound_by", "kind")
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_OPTIONAL_PACKAGES = ("pymc", "arviz")
+_MAX_BATCH = 100
+_BATCHES_PER_WORKER = 4
+_BOOTSTRAP_CELLS = 2**22
+_PART_GLOB = "trials-*.nc"
+
+
+class Design(Protocol):
+    """How a trial is conducted, as the engine sees it.
+
+    `next` and `recommend` get no random generator: they must be deterministic
+    functions of the data (see the module's reproducibility guarantee). Doses are
+    scalars (data with one dose column).
+
+    Attributes
+    ----------
+    start_dose : float
+        Dose of the first cohort, which ``next`` returns for data with no patients.
+        The engine does not read it.
+    cohort_size : int
+        Patients per cohort; the last cohort is truncated to ``sample_size``.
+    sample_size : int
+        Maximum number of patients.
+    """
+
+    start_dose: float
+    cohort_size: int
+    sample_size: int
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide the dose of the next cohort, or to stop the trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            Everything observed so far (no patients at the start).
+
+        Returns
+        -------
+        Decision
+            ``next_dose`` for the next cohort, or ``next_dose=None`` with a non-empty
+            ``stop_reason``.
+        """
+        ...
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Recommend a dose at the end of a trial that reached its sample size.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+            The recommended dose as ``next_dose``, or a stop with a non-empty
+            ``stop_reason`` when no dose can be recommended.
+        """
+        ...
+
+    def describe(self) -> Described:
+        """Return the design's parameters, flat, to be recorded in the results.
+
+        Returns
+        -------
+        dict of str to float, int, str, bool or None
+            One entry per parameter.
+        """
+        ...
+
+
+class Scenario(Protocol):
+    """The truth a design is simulated against.
+
+    Attributes
+    ----------
+    outcomes : tuple of str
+        Outcome columns of the trial data (e.g. ``("y",)``).
+    """
+
+    outcomes: tuple[str, ...]
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the outcomes of new patients.
+
+        Parameters
+        ----------
+        doses : numpy.ndarray
+            Dose of each new patient, shape (n,).
+        rng : numpy.random.Generator
+            The trial's generator, the only source of randomness allowed.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array of shape (n,) per name in `outcomes`.
+        """
+        ...
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """Score one finished trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+        recommendation : Decision
+            The design's recommendation, or the decision that stopped the trial early.
+
+        Returns
+        -------
+        dict of str to float
+            Operating metrics of the trial (e.g. NPD, NPO, BTM, RMSE); a metric that is
+            undefined for this trial is NaN.
+        """
+        ...
+
+    def describe(self) -> Described:
+        """Return the truth, flat, to be recorded in the results.
+
+        Returns
+        -------
+        dict of str to float, int, str, bool or None
+            One entry per parameter.
+        """
+        ...
+
+    def empty_data(self) -> TrialData:
+        """Return the data a trial starts from.
+
+        Returns
+        -------
+        TrialData
+            No patients, with the scenario's `outcomes` (``TrialData.empty``).
+        """
+        ...
+
+
+class TrialRecord(TypedDict):
+    """One simulated trial as plain arrays (small and picklable).
+
+    Decisions are every `Decision` of the trial in order: those of ``design.next``
+    (kind ``"next"``), then, when the trial was not stopped early, the one of
+    ``design.recommend`` (kind ``"recommend"``).
+    """
+
+    dose: np.ndarray
+    """Dose of each patient, float, shape (n_patients,)."""
+    cohort: np.ndarray
+    """Cohort of each patient, int64, shape (n_patients,)."""
+    outcomes: dict[str, np.ndarray]
+    """Each outcome column as floats, shape (n_patients,)."""
+    decision_dose: np.ndarray
+    """``next_dose`` of each decision, NaN for a stop, shape (n_decisions,)."""
+    decision_stop_reason: np.ndarray
+    """``stop_reason`` of each decision, ``""`` when it names a dose."""
+    decision_bound_by: np.ndarray
+    """``bound_by`` of each decision, comma-joined."""
+    decision_kind: np.ndarray
+    """``"next"`` or ``"recommend"``."""
+    decision_quantities: dict[str, np.ndarray]
+    """Each real scalar quantity of the decisions, NaN where a decision lacks it."""
+    n_patients: int
+    """Number of patients enrolled."""
+    stop_reason: str
+    """Why the design stopped the trial early; ``""`` when it reached its sample size."""
+    recommended_dose: float
+    """The recommended dose; NaN when the trial stopped or nothing was recommended."""
+    metrics: dict[str, float]
+    """What ``scenario.trial_metrics`` returned."""
+
+
+class _Layout(NamedTuple):
+    """Shape of the result of one simulation, shared by every batch."""
+
+    outcomes: tuple[str, ...]
+    sample_size: int
+    n_decisions: int
+    fingerprint: dict[str, AttrValue]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def _seed(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
+    return int(value)
+
+
+def _conduct(design: Design) -> tuple[int, int]:
+    """Return the validated ``(cohort_size, sample_size)`` of a design."""
+    cohort_size = _positive_int(getattr(design, "cohort_size", None), "design.cohort_size")
+    sample_size = _positive_int(getattr(design, "sample_size", None), "design.sample_size")
+    return cohort_size, sample_size
+
+
+def _real_scalar(value: object) -> float | None:
+    """Return a real scalar (Python, numpy or 0-d array) as a float, anything else as None."""
+    if isinstance(value, str | bytes):
+        return None
+    array = np.asarray(value)
+    if array.ndim != 0 or array.dtype.kind not in "biuf":
+        return None
+    return float(array)
+
+
+def _checked(decision: object, who: str) -> Decision:
+    if not isinstance(decision, Decision):
+        raise TypeError(f"{who} must return a Decision; got {decision!r}")
+    if decision.next_dose is None and not decision.stop_reason:
+        raise ValueError(f"{who} stopped with an empty stop_reason; give the reason to stop")
+    return decision
+
+
+def _attr_value(value: object, name: str) -> AttrValue:
+    """Convert a described parameter to a netCDF-safe attribute value."""
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{name} must be a str, int, float, bool or None; got {value!r}")
+
+
+# --------------------------------------------------------------------------- one trial
+
+
+def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> TrialRecord:
+    """Simulate one trial of a design under a scenario.
+
+    Parameters
+    ----------
+    design : Design
+        How the trial is conducted.
+    scenario : Scenario
+        The truth the outcomes are drawn from.
+    rng : numpy.random.Generator
+        The trial's only source of randomness, handed to ``scenario.respond``.
+
+    Returns
+    -------
+    TrialRecord
+        The patients, every decision, the recommendation and the metrics of the trial.
+
+    Raises
+    ------
+    ValueError
+        If the design's sizes are not positive integers, ``scenario.empty_data()`` has
+        patients, a decision stops without a reason, or a metric or quantity name
+        clashes with a variable of the results.
+    TypeError
+        If the design returns something else than a `Decision`.
+    """
+    cohort_size, sample_size = _conduct(design)
+    data = scenario.empty_data()
+    if data.n_patients:
+        raise ValueError(
+            f"scenario.empty_data() must return data with no patients; got {data.n_patients}"
+        )
+    decisions: list[Decision] = []
+    stop: Decision | None = None
+    while data.n_patients < sample_size:
+        decision = _checked(design.next(data), "design.next")
+        decisions.append(decision)
+        if decision.next_dose is None:
+            stop = decision
+            break
+        n = min(cohort_size, sample_size - data.n_patients)
+        dose = float(decision.next_dose)
+        data = data.with_cohort(dose, **scenario.respond(np.full(n, dose), rng))
+    kinds = ["next"] * len(decisions)
+    if stop is None:
+        recommendation = _checked(design.recommend(data), "design.recommend")
+        decisions.append(recommendation)
+        kinds.append("recommend")
+    else:
+        recommendation = stop
+
+    metrics: dict[str, float] = {}
+    for name, value in scenario.trial_metrics(data, recommendation).items():
+        if (
+            name in _RESERVED
+            or name in scenario.outcomes
+            or name.startswith("decision_")
+            or "," in name
+        ):
+            raise ValueError(
+                f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
+                "the results or contains a comma; rename it"
+            )
+        number = _real_scalar(value)
+        if number is None:
+            raise TypeError(
+                f"scenario.trial_metrics: metric {name!r} is not a real number: {value!r}"
+            )
+        metrics[name] = number
+
+    quantities: dict[str, np.ndarray] = {}
+    for i, decision in enumerate(decisions):
+        for key, value in decision.quantities.items():
+            if key == "dose" or key in _DECISION_TEXT:
+                raise ValueError(
+                    f"decision quantity {key!r} clashes with the variable 'decision_{key}' "
+                    "of the results; rename it"
+                )
+            number = _real_scalar(value)
+            if number is not None:
+                quantities.setdefault(key, np.full(len(decisions), np.nan))[i] = number
+
+    return TrialRecord(
+        dose=np.asarray(data.dose, dtype=float),
+        cohort=np.asarray(data.cohort, dtype=np.int64),
+        outcomes={name: np.asarray(data.column(name), dtype=float) for name in scenario.outcomes},
+        decision_dose=np.array(
+            [np.nan if d.next_dose is None else float(d.next_dose) for d in decisions]
+        ),
+        decision_stop_reason=np.array([d.stop_reason or "" for d in decisions], dtype=str),
+        decision_bound_by=np.array([",".join(d.bound_by) for d in decisions], dtype=str),
+        decision_kind=np.array(kinds, dtype=str),
+        decision_quantities=quantities,
+        n_patients=data.n_patients,
+        stop_reason="" if stop is None else str(stop.stop_reason),
+        recommended_dose=(
+            np.nan if recommendation.next_dose is None else float(recommendation.next_dose)
+        ),
+        metrics=metrics,
+    )
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
+    """Pad the records of a batch of trials into one Dataset (dims trial, patient, decision)."""
+    n = len(records)
+    patient_shape, decision_shape = (n, layout.sample_size), (n, layout.n_decisions)
+    dose = np.full(patient_shape, np.nan)
+    cohort = np.full(patient_shape, -1, dtype=np.int64)
+    outcomes = {name: np.full(patient_shape, np.nan) for name in layout.outcomes}
+    decision_dose = np.full(decision_shape, np.nan)
+    decision_text = {key: np.full(decision_shape, "", dtype=object) for key in _DECISION_TEXT}
+    quantities: dict[str, np.ndarray] = {}
+    metrics: dict[str, np.ndarray] = {}
+    for row, record in enumerate(records):
+        k, m = record["n_patients"], record["decision_dose"].size
+        dose[row, :k] = record["dose"]
+        cohort[row, :k] = record["cohort"]
+        for name in layout.outcomes:
+            outcomes[name][row, :k] = record["outcomes"][name]
+        decision_dose[row, :m] = record["decision_dose"]
+        for key in _DECISION_TEXT:
+            decision_text[key][row, :m] = record[f"decision_{key}"]
+        for key, values in record["decision_quantities"].items():
+            quantities.setdefault(key, np.full(decision_shape, np.nan))[row, :m] = values
+        for name, value in record["metrics"].items():
+            metrics.setdefault(name, np.full(n, np.nan))[row] = value
+
+    patient, decision = ("trial", "patient"), ("trial", "decision")
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        "dose": (patient, dose),
+        "cohort": (patient, cohort),
+        **{name: (patient, values) for name, values in outcomes.items()},
+        "decision_dose": (decision, decision_dose),
+        **{f"decision_{key}": (decision, text.astype(str)) for key, text in decision_text.items()},
+        **{f"decision_{key}": (decision, values) for key, values in quantities.items()},
+        "n_patients": (("trial",), np.array([r["n_patients"] for r in records], dtype=np.int64)),
+        "stop_reason": (("trial",), np.array([r["stop_reason"] for r in records], dtype=str)),
+        "recommended_dose": (("trial",), np.array([r["recommended_dose"] for r in records])),
+        **{name: (("trial",), values) for name, values in metrics.items()},
+    }
+    return xr.Dataset(
+        variables,
+        coords={"trial": np.asarray(trials, dtype=np.int64)},
+        attrs={**layout.fingerprint, "metrics": ",".join(metrics)},
+    )
+
+
+def _run_batch(
+    design: Design,
+    scenario: Scenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+    advance: Callable[[int], None] | None = None,
+) -> xr.Dataset:
+    """Run the trials of one batch, each with the generator of its own seed."""
+    records = []
+    for seed in seeds:
+        records.append(run_trial(design, scenario, np.random.default_rng(seed)))
+        if advance is not None:
+            advance(1)
+    return _to_dataset(records, trials, layout)
+
+
+def _run_batch_in_worker(
+    design: Design,
+    scenario: Scenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+) -> xr.Dataset:
+    """`_run_batch` in a worker process: one BLAS thread unless the user chose otherwise."""
+    for name in _BLAS_THREADS:
+        os.environ.setdefault(name, "1")
+    return _run_batch(design, scenario, trials, seeds, layout)
+
+
+def _run_batches(
+    design: Design,
+    scenario: Scenario,
+    batches: Sequence[np.ndarray],
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+    *,
+    n_jobs: int,
+    client: "Client | None",
+    advance: Callable[[int], None],
+) -> Iterator[xr.Dataset]:
+    """Yield the Dataset of every batch as soon as it is finished, in any order."""
+    if client is not None:
+        from distributed import as_completed
+
+        design_future, scenario_future = client.scatter(
+            [design, scenario], broadcast=True, hash=False
+        )
+        futures = [
+            client.submit(
+                _run_batch_in_worker,
+                design_future,
+                scenario_future,
+                trials,
+                [seeds[i] for i in trials],
+                layout,
+                pure=False,
+            )
+            for trials in batches
+        ]
+        try:
+            for future in as_completed(futures):
+                part = future.result()
+                advance(part.sizes["trial"])
+                yield part
+        finally:
+            client.cancel(futures)
+    elif n_jobs == 1:
+        for trials in batches:
+            yield _run_batch(design, scenario, trials, [seeds[i] for i in trials], layout, advance)
+    else:
+        from joblib import Parallel, delayed
+
+        tasks = (
+            delayed(_run_batch_in_worker)(
+                design, scenario, trials, [seeds[i] for i in trials], layout
+            )
+            for trials in batches
+        )
+        for part in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks):
+            advance(part.sizes["trial"])
+            yield part
+
+
+@contextmanager
+def _progress_bar(show: bool, total: int, completed: int) -> Iterator[Callable[[int], None]]:
+    """Show a bar over finished trials; yield the function that advances it."""
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not show) as bar:
+        task = bar.add_task("simulating trials", total=total, completed=completed)
+        yield lambda n: bar.advance(task, n)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def _fingerprint(design: Design, scenario: Scenario, run: dict[str, int]) -> dict[str, AttrValue]:
+    """Attributes that identify a simulation: run settings and both descriptions."""
+    attrs: dict[str, AttrValue] = dict(run)
+    for prefix, described in (("design", design.describe()), ("scenario", scenario.describe())):
+        for key, value in described.items():
+            attrs[f"{prefix}_{key}"] = _attr_value(value, f"{prefix}.describe()[{key!r}]")
+    return attrs
+
+
+def _same_value(a: object, b: object) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
+
+
+def _check_fingerprint(attrs: dict, fingerprint: dict[str, AttrValue], path: Path) -> None:
+    """Raise ValueError if stored attributes belong to another simulation."""
+    stored = {
+        key: value.item() if isinstance(value, np.generic) else value
+        for key, value in attrs.items()
+        if key in _RUN_KEYS or key.startswith(_DESCRIBED_PREFIXES)
+    }
+    differences = [
+        f"{key}: stored {stored.get(key, 'nothing')!r}, now {fingerprint.get(key, 'nothing')!r}"
+        for key in dict.fromkeys([*stored, *fingerprint])
+        if key not in stored
+        or key not in fingerprint
+        or not _same_value(stored[key], fingerprint[key])
+    ]
+    if differences:
+        raise ValueError(
+            f"path {str(path)!r} holds a different simulation ({'; '.join(differences)}); "
+            "choose another path or delete it"
+        )
+
+
+def _write_atomically(dataset: xr.Dataset, target: Path) -> None:
+    """Write netCDF to a temporary name next to ``target``, then rename it."""
+    temporary = target.with_name(f".{target.name}.tmp")
+    dataset.to_netcdf(temporary, engine="h5netcdf")
+    os.replace(temporary, target)
+
+
+class _Store:
+    """The netCDF file of a simulation and the directory of its saved batches."""
+
+    def __init__(self, path: Path, fingerprint: dict[str, AttrValue]) -> None:
+        self.path = path
+        self.parts_dir = path.with_name(f"{path.name}.parts")
+        self.fingerprint = fingerprint
+
+    def finished(self) -> xr.Dataset | None:
+        """Load the finished file of this simulation, if there is one."""
+        if not self.path.exists():
+            return None
+        finished = xr.load_dataset(self.path, engine="h5netcdf")
+        _check_fingerprint(finished.attrs, self.fingerprint, self.path)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        return finished
+
+    def parts(self) -> list[xr.Dataset]:
+        """Load the saved batches, checking they belong to this simulation."""
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.parts_dir.glob(".*.tmp"):
+            stale.unlink()
+        loaded = []
+        for file in sorted(self.parts_dir.glob(_PART_GLOB)):
+            part = xr.load_dataset(file, engine="h5netcdf").drop_encoding()
+            _check_fingerprint(part.attrs, self.fingerprint, self.path)
+            loaded.append(part)
+        return loaded
+
+    def save(self, part: xr.Dataset) -> None:
+        """Save one finished batch at once."""
+        trials = part["trial"].values
+        _write_atomically(part, self.parts_dir / f"trials-{trials[0]:09d}-{trials[-1]:09d}.nc")
+
+    def finish(self, result: xr.Dataset) -> None:
+        """Write the combined results and remove the saved batches."""
+        _write_atomically(result, self.path)
+        shutil.rmtree(self.parts_dir)
+
+
+def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrValue]) -> xr.Dataset:
+    """Concatenate batches into one Dataset sorted by trial, checking every trial is there once."""
+    parts = sorted(parts, key=lambda part: int(part["trial"][0]))
+    templates: dict[str, xr.DataArray] = {}
+    metrics: dict[str, None] = {}
+    for part in parts:
+        for name, variable in part.data_vars.items():
+            templates.setdefault(str(name), variable)
+        metrics.update(dict.fromkeys(filter(None, part.attrs["metrics"].split(","))))
+    filled = []
+    for part in parts:
+        missing = {
+            name: (
+                template.dims,
+                np.full((part.sizes["trial"], *template.shape[1:]), np.nan),
+            )
+            for name, template in templates.items()
+            if name not in part
+        }
+        filled.append(part.assign(missing)[list(templates)])
+    combined = xr.concat(
+        filled,
+        dim="trial",
+        data_vars="all",
+        coords="minimal",
+        compat="equals",
+        join="exact",
+        combine_attrs="drop",
+    )
+    trials = combined["trial"].values
+    if not np.array_equal(np.sort(trials), np.arange(n_trials)):
+        raise RuntimeError(
+            f"the batches hold {trials.size} trials, not each of the {n_trials} trials once; "
+            "the simulation store is corrupt"
+        )
+    combined = combined.isel(trial=np.argsort(trials))
+    combined.attrs = {**attrs, "metrics": ",".join(metrics), **_versions()}
+    return combined
+
+
+def _versions() -> dict[str, str]:
+    """Versions of dosezoo and the packages that shape its results."""
+    versions = {"version_dosezoo": __version__}
+    for package in ("numpy", "xarray", "scipy", *_OPTIONAL_PACKAGES):
+        try:
+            versions[f"version_{package}"] = version(package)
+        except PackageNotFoundError:
+            if package not in _OPTIONAL_PACKAGES:
+                raise
+    return versions
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def simulate(
+    design: Design,
+    scenario: Scenario,
+    n_trials: int,
+    *,
+    random_seed: int,
+    n_jobs: int = 1,
+    client: "Client | None" = None,
+    path: str | os.PathLike[str] | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Simulate many trials of a design under a scenario.
+
+    Parameters
+    ----------
+    design : Design
+        How each trial is conducted.
+    scenario : Scenario
+        The truth the outcomes are drawn from.
+    n_trials : int
+        Number of trials, a positive integer.
+    random_seed : int
+        Non-negative seed; trial ``i`` uses child ``i`` of
+        ``numpy.random.SeedSequence(random_seed).spawn(n_trials)``, so the result does
+        not depend on ``n_jobs``, ``batch_size``, ``client`` or on resuming.
+    n_jobs : int, default 1
+        Local worker processes (joblib, loky backend); -1 for one per CPU. With 1 and no
+        ``client`` the trials run in this process.
+    client : distributed.Client, optional
+        Run the batches on this dask cluster instead (then ``n_jobs`` must be 1).
+    path : str or path-like, optional
+        netCDF file of the results. Each finished batch is saved at once in the
+        directory ``<path>.parts``; a later call with the same arguments runs only the
+        trials not saved yet, then writes ``path`` and removes the parts. If ``path``
+        already holds this simulation, it is loaded and returned.
+    batch_size : int, optional
+        Trials per batch (the unit of work sent to a worker and of saving). Default:
+        about four batches per worker, at most 100 trials each.
+    progress : bool, default True
+        Show a progress bar over finished trials.
+
+    Returns
+    -------
+    xarray.Dataset
+        One entry per trial, dims ``trial`` (coordinate 0..n_trials-1), ``patient``
+        (``design.sample_size``) and ``decision`` (``ceil(sample_size / cohort_size)
+        + 1``; a trial's decisions are those of ``design.next`` and then, unless it
+        stopped early, the one of ``design.recommend``). Per patient: ``dose``,
+        ``cohort`` (-1 past the last patient) and one float variable per outcome (NaN
+        past the last patient). Per decision: ``decision_dose`` (NaN for a stop),
+        ``decision_stop_reason``, ``decision_bound_by`` (comma-joined),
+        ``decision_kind`` (``"next"``, ``"recommend"``, ``""`` past the last decision)
+        and ``decision_<key>`` for every real scalar in ``Decision.quantities``. Per
+        trial: ``n_patients``, ``stop_reason`` (``""`` when the trial reached its
+        sample size), ``recommended_dose`` (NaN if none) and one variable per metric.
+        Attributes: ``random_seed``, ``n_trials``, ``sample_size``, ``cohort_size``,
+        ``design_<key>`` and ``scenario_<key>`` from ``describe()`` (bool as int, None
+        as ``"none"``), ``metrics`` (comma-joined names) and ``version_<package>``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is invalid (the message names it), or ``path`` holds a
+        different simulation.
+    """
+    n_trials = _positive_int(n_trials, "n_trials")
+    random_seed = _seed(random_seed, "random_seed")
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, numbers.Integral)
+        or not (n_jobs >= 1 or n_jobs == -1)
+    ):
+        raise ValueError(f"n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}")
+    if client is not None and n_jobs != 1:
+        raise ValueError(
+            f"n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
+        )
+    if batch_size is not None:
+        batch_size = _positive_int(batch_size, "batch_size")
+    cohort_size, sample_size = _conduct(design)
+    run = {
+        "random_seed": random_seed,
+        "n_trials": n_trials,
+        "sample_size": sample_size,
+        "cohort_size": cohort_size,
+    }
+    fingerprint = _fingerprint(design, scenario, run)
+    layout = _Layout(
+        outcomes=tuple(scenario.outcomes),
+        sample_size=sample_size,
+        n_decisions=math.ceil(sample_size / cohort_size) + 1,
+        fingerprint=fingerprint,
+    )
+
+    store = None if path is None else _Store(Path(path), fingerprint)
+    parts: list[xr.Dataset] = []
+    if store is not None:
+        finished = store.finished()
+        if finished is not None:
+            return finished
+        parts = store.parts()
+
+    done = np.concatenate([part["trial"].values for part in parts]) if parts else []
+    todo = np.setdiff1d(np.arange(n_trials), done)
+    if batch_size is None:
+        if client is not None:
+            workers = sum(client.nthreads().values())
+        else:
+            workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+        batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
+    batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
+    seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
+
+    if batches:
+        with _progress_bar(progress, n_trials, n_trials - todo.size) as advance:
+            for part in _run_batches(
+                design,
+                scenario,
+                batches,
+                seeds,
+                layout,
+                n_jobs=int(n_jobs),
+                client=client,
+                advance=advance,
+            ):
+                if store is None:
+                    parts.append(part)
+                else:
+                    store.save(part)
+    if store is None:
+        return _combine(parts, n_trials, fingerprint)
+    result = _combine(store.parts(), n_trials, fingerprint)
+    store.finish(result)
+    return result
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _summary(values: np.ndarray, rng: np.random.Generator, n_bootstrap: int) -> tuple:
+    """Median, mean, their Monte Carlo SEs and n of the non-NaN values."""
+    x = values[~np.isnan(values)]
+    n = x.size
+    if n == 0:
+        return np.nan, np.nan, np.nan, np.nan, 0
+    if n == 1:
+        return float(x[0]), float(x[0]), np.nan, np.nan, 1
+    medians = np.empty(n_bootstrap)
+    rows = max(1, _BOOTSTRAP_CELLS // n)
+    for start in range(0, n_bootstrap, rows):
+        stop = min(n_bootstrap, start + rows)
+        medians[start:stop] = np.median(x[rng.integers(0, n, size=(stop - start, n))], axis=1)
+    return (
+        float(np.median(x)),
+        float(np.mean(x)),
+        float(np.std(medians, ddof=1)),
+        float(np.std(x, ddof=1) / math.sqrt(n)),
+        n,
+    )
+
+
+def operating_characteristics(
+    results: xr.Dataset, *, random_seed: int = 0, n_bootstrap: int = 1000
+) -> xr.Dataset:
+    """Summarise the per-trial metrics of a simulation.
+
+    Trials where a metric is NaN (undefined, e.g. no dose recommended) are left out of
+    that metric's summary; ``n`` counts the trials used.
+
+    Parameters
+    ----------
+    results : xarray.Dataset
+        What `simulate` returned (or its netCDF file, loaded).
+    random_seed : int, default 0
+        Seed of the bootstrap; metric ``j`` uses child ``j`` of
+        ``numpy.random.SeedSequence(random_seed).spawn(n_metrics)``.
+    n_bootstrap : int, default 1000
+        Bootstrap resamples for the Monte Carlo SE of the median, at least 2.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``metric`` (the names in ``results.attrs["metrics"]``), data variables
+        ``median``, ``mean``, ``mcse_median`` (bootstrap SD of the median), ``mcse_mean``
+        (SD / sqrt(n)), ``n`` and the scalar ``p_stopped_early`` (fraction of trials with
+        a non-empty ``stop_reason``). The SEs are NaN when n < 2. Attributes: those of
+        ``results`` plus ``bootstrap_seed`` and ``n_bootstrap``.
+
+    Raises
+    ------
+    ValueError
+        If ``results`` is not a simulation result, or an option is invalid.
+    """
+    if not (
+        isinstance(results, xr.Dataset) and "metrics" in results.attrs and "stop_reason" in results
+    ):
+        raise ValueError(
+            "results must be the Dataset returned by simulate (with attrs['metrics'] and "
+            f"a stop_reason variable); got {type(results).__name__}"
+        )
+    random_seed = _seed(random_seed, "random_seed")
+    n_bootstrap = _positive_int(n_bootstrap, "n_bootstrap")
+    if n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap must be at least 2; got {n_bootstrap!r}")
+    names = [name for name in str(results.attrs["metrics"]).split(",") if name]
+    for name in names:
+        if name not in results:
+            raise ValueError(f"results: metric {name!r} is in attrs['metrics'] but not a variable")
+    streams = np.random.SeedSequence(random_seed).spawn(len(names))
+    rows = [
+        _summary(
+            np.asarray(results[name].values, dtype=float),
+            np.random.default_rng(stream),
+            n_bootstrap,
+        )
+        for name, stream in zip(names, streams, strict=True)
+    ]
+    columns = list(zip(*rows, strict=True)) if rows else [()] * 5
+    stopped = results["stop_reason"].values != ""
+    return xr.Dataset(
+        {
+            "median": ("metric", np.array(columns[0], dtype=float)),
+            "mean": ("metric", np.array(columns[1], dtype=float)),
+            "mcse_median": ("metric", np.array(columns[2], dtype=float)),
+            "mcse_mean": ("metric", np.array(columns[3], dtype=float)),
+            "n": ("metric", np.array(columns[4], dtype=np.int64)),
+            "p_stopped_early": float(np.mean(stopped)),
+        },
+        coords={"metric": np.array(names, dtype=str)},
+        attrs={**results.attrs, "bootstrap_seed": random_seed, "n_bootstrap": n_bootstrap},
+    )

@@ -1,0 +1,384 @@
+import math
+import shutil
+import sys
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
+from dosezoo.simulate import operating_characteristics, run_trial, simulate
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Toy design: +step per cohort while the last cohort's mean y < threshold, else stop."""
+
+    start_dose: float = 1.0
+    step: float = 1.0
+    threshold: float = 2.0
+    cohort_size: int = 3
+    sample_size: int = 10
+
+    def next(self, data: TrialData) -> Decision:
+        if data.n_patients == 0:
+            return Decision(self.start_dose, quantities={"curve": np.arange(3.0)})
+        last = data.cohort == data.cohort[-1]
+        mean_y = float(np.mean(data.column("y")[last]))
+        if mean_y >= self.threshold:
+            return Decision(None, stop_reason="toxic cohort", quantities={"mean_y": mean_y})
+        bound_by = ("step", "cap") if mean_y < 0 else ()
+        return Decision(
+            float(data.dose[-1]) + self.step,
+            quantities={"mean_y": mean_y, "label": "escalate"},
+            bound_by=bound_by,
+        )
+
+    def recommend(self, data: TrialData) -> Decision:
+        return Decision(float(data.dose[-1]), quantities={"n_seen": data.n_patients})
+
+    def describe(self) -> dict:
+        return {
+            "name": "escalate",
+            "start_dose": self.start_dose,
+            "step": self.step,
+            "threshold": self.threshold,
+            "monotone": True,
+            "max_dose": None,
+        }
+
+
+@dataclass
+class Linear:
+    """Toy scenario: y ~ N(slope * dose, 1); respond raises after `fail_after` calls."""
+
+    slope: float = 0.5
+    fail_after: int | None = None
+    calls: int = field(default=0, compare=False)
+    outcomes: ClassVar[tuple[str, ...]] = ("y",)
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+        return {"y": self.slope * doses + rng.standard_normal(doses.size)}
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        mtd = Escalate.threshold / self.slope
+        error = np.nan if recommendation.stopped else recommendation.next_dose - mtd
+        return {
+            "error": float(error),
+            "residual": float(data.column("y")[0] - self.slope * data.dose[0]),
+            "mean_dose": float(np.mean(data.dose)),
+        }
+
+    def describe(self) -> dict:
+        return {"slope": self.slope, "model": "linear"}
+
+    def empty_data(self) -> TrialData:
+        return TrialData.empty(outcomes=self.outcomes, dose_range=(0.0, 100.0))
+
+
+N_TRIALS = 40
+SEED = 20240611
+
+
+@pytest.fixture(scope="module")
+def reference() -> xr.Dataset:
+    return simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, progress=False)
+
+
+def test_schema(reference):
+    ds = reference
+    assert dict(ds.sizes) == {"trial": N_TRIALS, "patient": 10, "decision": math.ceil(10 / 3) + 1}
+    assert ds["trial"].values.tolist() == list(range(N_TRIALS))
+    for name in ("dose", "cohort", "y"):
+        assert ds[name].dims == ("trial", "patient")
+    assert ds["cohort"].dtype == np.int64 and ds["n_patients"].dtype == np.int64
+    decision_vars = {name for name in ds.data_vars if name.startswith("decision_")}
+    assert decision_vars == {
+        "decision_dose",
+        "decision_stop_reason",
+        "decision_bound_by",
+        "decision_kind",
+        "decision_mean_y",
+        "decision_n_seen",
+    }  # non-scalar "curve" and the string "label" are skipped
+    assert set(ds.attrs["metrics"].split(",")) == {"error", "residual", "mean_dose"}
+    assert ds.attrs["design_monotone"] == 1 and ds.attrs["design_max_dose"] == "none"
+    assert ds.attrs["scenario_slope"] == 0.5 and ds.attrs["random_seed"] == SEED
+    assert ds.attrs["n_trials"] == N_TRIALS and ds.attrs["cohort_size"] == 3
+    for package in ("dosezoo", "numpy", "xarray", "scipy", "pymc", "arviz"):
+        assert isinstance(ds.attrs[f"version_{package}"], str)
+    for value in ds.attrs.values():
+        assert isinstance(value, str | int | float)
+
+    stopped = ds["stop_reason"].values != ""
+    assert 0 < stopped.sum() < N_TRIALS  # both kinds of trial occur with this seed
+    for i in range(N_TRIALS):
+        trial = ds.isel(trial=i)
+        n = int(trial["n_patients"])
+        kinds = [k for k in trial["decision_kind"].values.tolist() if k]
+        doses = trial["dose"].values
+        assert np.isnan(doses[n:]).all() and (trial["cohort"].values[n:] == -1).all()
+        assert not np.isnan(trial["y"].values[:n]).any()
+        # every patient got the dose decided for their cohort
+        cohort = trial["cohort"].values[:n]
+        np.testing.assert_array_equal(doses[:n], trial["decision_dose"].values[cohort - 1])
+        if stopped[i]:
+            assert kinds == ["next"] * len(kinds) and n < 10
+            assert trial["decision_stop_reason"].values[len(kinds) - 1] == "toxic cohort"
+            assert np.isnan(trial["recommended_dose"]) and np.isnan(trial["error"])
+        else:
+            assert n == 10 and kinds == ["next"] * 4 + ["recommend"]
+            assert float(trial["recommended_dose"]) == doses[n - 1]
+            assert float(trial["decision_n_seen"][4]) == 10
+        negative = trial["decision_mean_y"].values < 0
+        assert (trial["decision_bound_by"].values[negative] == "step,cap").all()
+
+
+def test_run_trial_is_reproducible_from_its_generator():
+    first = run_trial(Escalate(), Linear(), np.random.default_rng(3))
+    second = run_trial(Escalate(), Linear(), np.random.default_rng(3))
+    assert first["n_patients"] == first["dose"].size == first["outcomes"]["y"].size
+    np.testing.assert_array_equal(first["outcomes"]["y"], second["outcomes"]["y"])
+    assert first["metrics"] == second["metrics"]
+
+
+def test_seed_changes_the_result(reference):
+    other = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED + 1, progress=False)
+    assert not np.array_equal(other["y"].values, reference["y"].values, equal_nan=True)
+
+
+@pytest.fixture
+def toys_by_value():
+    """Let loky workers unpickle the toys of this module, which they cannot import."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    yield
+    cloudpickle.unregister_pickle_by_value(module)
+
+
+@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, 7), (1, 1), (2, None), (2, 3)])
+def test_independent_of_jobs_and_batches(reference, toys_by_value, n_jobs, batch_size):
+    result = simulate(
+        Escalate(),
+        Linear(),
+        N_TRIALS,
+        random_seed=SEED,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=False,
+    )
+    xr.testing.assert_identical(result, reference)
+
+
+def test_dask_client_gives_the_same_result(reference):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = simulate(
+            Escalate(), Linear(), N_TRIALS, random_seed=SEED, client=client, progress=False
+        )
+    xr.testing.assert_identical(result, reference)
+
+
+def test_progress_bar_does_not_change_the_result(reference, capsys):
+    result = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, progress=True)
+    xr.testing.assert_identical(result, reference)
+    assert f"{N_TRIALS}/{N_TRIALS}" in capsys.readouterr().out
+
+
+def test_netcdf_round_trip(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    result = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
+    xr.testing.assert_identical(result, reference)
+    loaded = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_identical(loaded, reference)
+    assert loaded.attrs == reference.attrs
+    for name in reference.variables:
+        assert loaded[name].dtype.kind == reference[name].dtype.kind, name
+    assert not path.with_name("sim.nc.parts").exists()
+    # a finished file is loaded, not recomputed: this scenario would fail at once
+    again = simulate(
+        Escalate(), Linear(fail_after=0), N_TRIALS, random_seed=SEED, path=path, progress=False
+    )
+    xr.testing.assert_identical(again, reference)
+
+
+def _interrupted(path, *, fail_after=60):
+    """Run until the scenario 'kills' the run; return the saved part files."""
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
+        simulate(
+            Escalate(),
+            Linear(fail_after=fail_after),
+            N_TRIALS,
+            random_seed=SEED,
+            path=path,
+            batch_size=4,
+            progress=False,
+        )
+    assert not path.exists()
+    return sorted(path.with_name(f"{path.name}.parts").glob("trials-*.nc"))
+
+
+def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    saved = _interrupted(path)
+    assert 0 < len(saved) < N_TRIALS / 4
+    kept = np.concatenate(
+        [xr.load_dataset(f, engine="h5netcdf")["trial"].values for f in saved[1:]]
+    )
+    saved[0].unlink()  # a lost part is simply run again
+    counting = Linear()
+    result = simulate(
+        Escalate(), counting, N_TRIALS, random_seed=SEED, path=path, batch_size=6, progress=False
+    )
+    xr.testing.assert_identical(result, reference)
+    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    assert not path.with_name("sim.nc.parts").exists()
+    # only the trials not kept were run (one respond call per cohort)
+    rerun = np.setdiff1d(np.arange(N_TRIALS), kept)
+    assert counting.calls == int(reference["cohort"].sel(trial=rerun).max("patient").sum())
+
+
+def test_duplicated_part_is_refused(tmp_path):
+    path = tmp_path / "sim.nc"
+    saved = _interrupted(path)
+    shutil.copy(saved[0], saved[0].with_name("trials-999999998-999999999.nc"))
+    with pytest.raises(RuntimeError, match="not each of the 40 trials once"):
+        simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
+    assert not path.exists()
+
+
+def test_resume_with_another_simulation_raises(tmp_path):
+    path = tmp_path / "sim.nc"
+    _interrupted(path)
+    with pytest.raises(ValueError, match=r"holds a different simulation \(design_threshold"):
+        simulate(
+            Escalate(threshold=3.0), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False
+        )
+    with pytest.raises(ValueError, match=r"holds a different simulation.*random_seed"):
+        simulate(Escalate(), Linear(), N_TRIALS, random_seed=1, path=path, progress=False)
+
+
+def test_finished_file_of_another_simulation_raises(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    reference.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(ValueError, match=r"holds a different simulation.*scenario_slope"):
+        simulate(Escalate(), Linear(slope=0.7), N_TRIALS, random_seed=SEED, path=path)
+
+
+def test_operating_characteristics_match_numpy(reference):
+    oc = operating_characteristics(reference, random_seed=1, n_bootstrap=500)
+    assert oc["metric"].values.tolist() == reference.attrs["metrics"].split(",")
+    for name in oc["metric"].values:
+        values = reference[name].values
+        x = values[~np.isnan(values)]
+        row = oc.sel(metric=name)
+        assert int(row["n"]) == x.size
+        np.testing.assert_allclose(float(row["median"]), np.median(x))
+        np.testing.assert_allclose(float(row["mean"]), np.mean(x))
+        np.testing.assert_allclose(float(row["mcse_mean"]), np.std(x, ddof=1) / np.sqrt(x.size))
+        assert float(row["mcse_median"]) >= 0
+    assert (oc["mcse_median"].sel(metric=["residual", "mean_dose"]) > 0).all()
+    assert int(oc["n"].sel(metric="error")) < N_TRIALS  # NaN trials are left out
+    stopped = np.mean(reference["stop_reason"].values != "")
+    assert float(oc["p_stopped_early"]) == stopped
+    assert oc.attrs["random_seed"] == SEED and oc.attrs["n_bootstrap"] == 500
+    again = operating_characteristics(reference, random_seed=1, n_bootstrap=500)
+    xr.testing.assert_identical(again, oc)
+
+
+def test_mcse_of_the_median_matches_the_normal_asymptotics():
+    rng = np.random.default_rng(7)
+    n = 4000
+    z = rng.normal(3.0, 2.0, n)
+    sparse = np.where(rng.random(n) < 0.5, np.nan, rng.normal(size=n))
+    results = xr.Dataset(
+        {
+            "z": ("trial", z),
+            "sparse": ("trial", sparse),
+            "stop_reason": ("trial", np.where(np.arange(n) < 1000, "stopped", "")),
+        },
+        attrs={"metrics": "z,sparse"},
+    )
+    oc = operating_characteristics(results, random_seed=3)
+    for name, x in (("z", z), ("sparse", sparse[~np.isnan(sparse)])):
+        asymptotic = 1.2533 * np.std(x, ddof=1) / np.sqrt(x.size)
+        assert abs(float(oc["mcse_median"].sel(metric=name)) / asymptotic - 1) < 0.3
+    assert float(oc["p_stopped_early"]) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_trials": 0}, "n_trials must be a positive integer; got 0"),
+        ({"n_trials": 2.5}, "n_trials must be a positive integer; got 2.5"),
+        ({"n_trials": True}, "n_trials must be a positive integer; got True"),
+        ({"random_seed": -1}, "random_seed must be a non-negative integer; got -1"),
+        ({"random_seed": 1.5}, "random_seed must be a non-negative integer; got 1.5"),
+        ({"n_jobs": 0}, r"n_jobs must be a positive integer or -1 \(one per CPU\); got 0"),
+        ({"n_jobs": -2}, "n_jobs must be a positive integer or -1.*got -2"),
+        ({"batch_size": 0}, "batch_size must be a positive integer; got 0"),
+        ({"n_jobs": 2, "client": object()}, "n_jobs must be 1 when a dask client.*n_jobs=2"),
+        ({"design": Escalate(cohort_size=0)}, "design.cohort_size must be a positive.*got 0"),
+        ({"design": Escalate(sample_size=-3)}, "design.sample_size must be a positive.*got -3"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    arguments = {
+        "design": Escalate(),
+        "scenario": Linear(),
+        "n_trials": 5,
+        "random_seed": 0,
+        "progress": False,
+    } | kwargs
+    with pytest.raises(ValueError, match=match):
+        simulate(**arguments)
+
+
+def test_stop_without_a_reason_is_refused():
+    @dataclass(frozen=True)
+    class Silent(Escalate):
+        def next(self, data: TrialData) -> Decision:
+            return Decision(None, stop_reason="")
+
+    with pytest.raises(ValueError, match=r"design\.next stopped with an empty stop_reason"):
+        run_trial(Silent(), Linear(), np.random.default_rng(0))
+
+
+def test_bad_describe_value_is_refused():
+    @dataclass(frozen=True)
+    class Listed(Escalate):
+        def describe(self) -> dict:
+            return {"levels": [1, 2, 3]}
+
+    with pytest.raises(TypeError, match=r"design.describe\(\)\['levels'\] must be a str"):
+        simulate(Listed(), Linear(), 2, random_seed=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_bootstrap": 1}, "n_bootstrap must be at least 2; got 1"),
+        ({"n_bootstrap": 0}, "n_bootstrap must be a positive integer; got 0"),
+        ({"random_seed": -5}, "random_seed must be a non-negative integer; got -5"),
+    ],
+)
+def test_bad_operating_characteristics_arguments(reference, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        operating_characteristics(reference, **kwargs)
+
+
+def test_operating_characteristics_needs_simulation_results():
+    with pytest.raises(ValueError, match="results must be the Dataset returned by simulate"):
+        operating_characteristics(xr.Dataset({"x": ("trial", [1.0])}))
