@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate clean
+.PHONY: demo test test-slow lint bench validate study redesign clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -38,6 +38,14 @@ bench: $(VENV)/.installed
 
 validate: $(VENV)/.installed
 	$(PY) benchmarks/validate_3pnd.py
+
+# Seed 001's simulation study (36 configurations x 1000 trials) on 2 worker processes.
+study: $(VENV)/.installed
+	$(PY) benchmarks/seed001_study.py --trials 1000 --jobs 2
+
+# Seed 001's O6-BG re-design: one seeded trial and 1000 replicates per design.
+redesign: $(VENV)/.installed
+	$(PY) benchmarks/o6bg_redesign.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
