@@ -6,9 +6,13 @@ Shared by the benchmark scripts that reproduce them (``benchmarks/seed001_study.
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from dosezoo.datasets import O6BG_RESPONSE_OFFSET
 from dosezoo.designs import MTDQuantileDesign, MTDQuantileRule
 from dosezoo.models import ThreePND
 from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
+from dosezoo.simulate import run_trial, simulate
 
 # ------------------------------------------------------- seed 001, "Simulation experiments"
 
@@ -91,3 +95,60 @@ def o6bg_design(alpha: float) -> MTDQuantileDesign:
 def o6bg_scenario() -> O6BGResampling:
     """Return the scenario of resampled, perturbed AGT responses of the O6-BG trial."""
     return O6BGResampling()
+
+
+def o6bg_trial(alpha: float, random_seed: int) -> dict:
+    """One seeded re-designed O6-BG trial: trial 0 of ``simulate(..., random_seed)``.
+
+    Returns
+    -------
+    dict
+        ``cohort_doses``, ``agt`` (per patient), ``p_overdose`` (posterior P(MTD < dose) of
+        each cohort's dose when it was chosen; none for the start dose), ``final_dose`` (the
+        last cohort's dose), ``recommended`` (the dose the design would give next),
+        ``n_agt_below_5`` and ``n_above_100``.
+    """
+    design, scenario = o6bg_design(alpha), o6bg_scenario()
+    record = run_trial(
+        design, scenario, np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0])
+    )
+    kinds = record["decision_kind"]
+    doses = record["decision_dose"][kinds == "next"]
+    p_overdose = record["decision_quantities"]["p_overdose"][kinds == "next"]
+    return {
+        "alpha": alpha,
+        "random_seed": random_seed,
+        "cohort_doses": doses.tolist(),
+        "p_overdose": [None if np.isnan(p) else round(float(p), 4) for p in p_overdose],
+        "agt": np.round(O6BG_RESPONSE_OFFSET - record["outcomes"]["y"], 2).tolist(),
+        "final_dose": float(record["dose"][-1]),
+        "recommended": record["recommended_dose"],
+        "n_agt_below_5": int(record["metrics"]["n_agt_below_5"]),
+        "n_above_100": int(record["metrics"]["n_above_100"]),
+    }
+
+
+def o6bg_replicates(alpha: float, n_trials: int, random_seed: int, n_jobs: int = 1) -> dict:
+    """Distribution of the final and recommended doses over replicated re-designed trials."""
+    results = simulate(
+        o6bg_design(alpha),
+        o6bg_scenario(),
+        n_trials,
+        random_seed=random_seed,
+        n_jobs=n_jobs,
+        progress=False,
+    )
+
+    def shares(values: np.ndarray) -> dict[str, float]:
+        return {f"{level:g}": float(np.mean(values == level)) for level in O6BG_LEVELS}
+
+    return {
+        "alpha": alpha,
+        "n_trials": n_trials,
+        "random_seed": random_seed,
+        "final_dose": shares(results["final_dose"].values),
+        "recommended": shares(results["recommended"].values),
+        "mean_n_agt_below_5": float(results["n_agt_below_5"].mean()),
+        "mean_n_above_100": float(results["n_above_100"].mean()),
+        "p_any_patient_above_100": float(np.mean(results["n_above_100"].values > 0)),
+    }
