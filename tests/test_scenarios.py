@@ -1,0 +1,169 @@
+"""Scenarios of seed 001, and the simulation engine running the real 3PND design."""
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy.special import ndtr
+
+from dosezoo.data import TrialData
+from dosezoo.datasets import o6bg_frame
+from dosezoo.designs import Decision, MTDQuantileDesign, MTDQuantileRule
+from dosezoo.models import ThreePND
+from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
+from dosezoo.simulate import operating_characteristics, simulate
+from dosezoo.studies import o6bg_design, o6bg_trial, seed001_configurations
+
+TRUTH = {"true_mtd": 50.0, "nu": 1.4, "sigma": 0.1, "eta": 3.0, "gamma": 0.9, "x_min": 5.0}
+
+
+def test_the_true_mtd_has_the_target_toxicity():
+    scenario = ContinuousToxicityScenario(**TRUTH)
+    mean = scenario.mean_response(np.array([scenario.true_mtd]))[0]
+    assert 1 - ndtr((scenario.eta - mean) / scenario.sigma) == pytest.approx(1 - scenario.gamma)
+    y = scenario.respond(np.full(20000, 30.0), np.random.default_rng(0))["y"]
+    assert y.mean() == pytest.approx(scenario.mean_response(np.array([30.0]))[0], abs=0.005)
+    assert y.std() == pytest.approx(0.1, rel=0.03)
+
+
+def test_seed001_metrics():
+    scenario = ContinuousToxicityScenario(**TRUTH)
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [6.0, 30.0, 52.0, 48.0], "y": [0.1, 1.2, 3.05, 2.9]})
+    )
+    metrics = scenario.trial_metrics(data, Decision(49.0))
+    assert metrics == pytest.approx(
+        {
+            "NPD": 1.0,
+            "NPO": 1.0,
+            "BTM": -2.0,
+            "RMSE": 0.04,
+            "BTM_recommended": -1.0,
+            "RMSE_recommended": 0.02,
+        }
+    )
+    stopped = scenario.trial_metrics(data, Decision(None, stop_reason="toxicity"))
+    assert math.isnan(stopped["BTM"]) and stopped["NPD"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"nu": 0.0}, "nu must be > 0"),
+        ({"gamma": 1.0}, r"gamma must lie in \(0.5, 1\)"),
+        ({"true_mtd": 4.0}, "true_mtd must exceed x_min"),
+        ({"sigma": 5.0}, "so that the MTD exists"),
+        ({"eta": float("nan")}, "eta must be finite"),
+    ],
+)
+def test_scenario_is_validated(change, message):
+    with pytest.raises(ValueError, match=message):
+        ContinuousToxicityScenario(**(TRUTH | change))
+
+
+def test_o6bg_resampling_draws_perturbed_trial_values():
+    scenario = O6BGResampling()
+    frame = o6bg_frame()
+    rng = np.random.default_rng(1)
+    for dose, width in ((40.0, 8.0), (100.0, 2.0)):
+        agt = 60.0 - scenario.respond(np.full(5000, dose), rng)["y"]
+        values = frame.loc[frame["dose"] == dose, "agt"].to_numpy()
+        distance = np.min(np.abs(agt[:, None] - values[None, :]), axis=1)
+        assert distance.max() <= width
+        assert agt.mean() == pytest.approx(values.mean(), abs=4 * width / np.sqrt(5000) + 0.5)
+    at_120 = 60.0 - scenario.respond(np.full(2000, 120.0), rng)["y"]
+    assert at_120.min() >= frame.loc[frame["dose"] == 100.0, "agt"].min() - 2.0
+    with pytest.raises(ValueError, match="below every level with data"):
+        scenario.respond(np.array([30.0]), rng)
+    with pytest.raises(ValueError, match=r"no perturbation for the dose levels \[60.0\]"):
+        O6BGResampling(perturbation={40.0: 8.0, 80.0: 4.0, 100.0: 2.0})
+
+
+def test_o6bg_seeded_trial_is_reproducible_and_monotone():
+    first, again = o6bg_trial(0.1, 7), o6bg_trial(0.1, 7)
+    assert first == again
+    assert first["cohort_doses"][0] == 40.0
+    assert first["cohort_doses"] == sorted(first["cohort_doses"])
+    assert len(first["agt"]) == 30
+
+
+def test_study_has_the_36_configurations_of_table_1():
+    configurations = seed001_configurations()
+    assert len(configurations) == 36
+    assert len({c.name for c in configurations}) == 36
+    cells = {(c.labels["design"], c.labels["N"], c.labels["nu0"]) for c in configurations}
+    designs = {"FSAD (acc)", "FSAD (std)", "CSAD (acc)", "CSAD (std)"}
+    assert cells == set(itertools.product(designs, (18, 30, 45), (0.6, 1.0, 1.4)))
+    standard = next(c for c in configurations if c.labels["design"] == "CSAD (std)")
+    assert (standard.design.model.gamma, standard.design.rule.alpha) == (0.99, 0.001)
+    assert standard.design.cohort_size == 3
+
+
+@pytest.fixture(scope="module")
+def small_design():
+    model = ThreePND(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, delta=0.1)
+    return MTDQuantileDesign(
+        model, MTDQuantileRule(alpha=0.01), start_dose=6.0, cohort_size=3, sample_size=9
+    )
+
+
+def test_3pnd_simulation_is_identical_for_any_number_of_workers(small_design):
+    scenario = ContinuousToxicityScenario(**TRUTH)
+    serial = simulate(small_design, scenario, 6, random_seed=11, progress=False)
+    parallel = simulate(small_design, scenario, 6, random_seed=11, n_jobs=2, progress=False)
+    xr.testing.assert_identical(serial.drop_attrs(), parallel.drop_attrs())
+    assert np.all(serial["dose"].isel(patient=slice(0, 3)) == 6.0)
+    summary = operating_characteristics(serial)
+    assert set(summary["metric"].values) >= {"NPD", "NPO", "BTM", "RMSE"}
+
+
+class Interrupted(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class FailingAfter(ContinuousToxicityScenario):
+    """The same truth, but the run is killed after a number of cohorts."""
+
+    budget: list = None
+
+    def respond(self, doses, rng):
+        if not self.budget:
+            raise Interrupted
+        self.budget.pop()
+        return super().respond(doses, rng)
+
+    def describe(self):
+        return ContinuousToxicityScenario(**TRUTH).describe()
+
+
+def test_3pnd_simulation_resumes_without_losing_or_repeating_trials(small_design, tmp_path):
+    scenario = ContinuousToxicityScenario(**TRUTH)
+    reference = simulate(small_design, scenario, 6, random_seed=5, progress=False)
+    path = tmp_path / "run.nc"
+    killed = FailingAfter(**TRUTH, budget=[None] * 10)  # 3 trials and a third of the 4th
+    with pytest.raises(Interrupted):
+        simulate(small_design, killed, 6, random_seed=5, path=path, batch_size=1, progress=False)
+    del killed
+    saved = sorted((tmp_path / "run.nc.parts").glob("trials-*.nc"))
+    assert len(saved) == 3
+    resumed = simulate(small_design, scenario, 6, random_seed=5, path=path, progress=False)
+    xr.testing.assert_identical(reference.drop_attrs(), resumed.drop_attrs())
+    assert xr.load_dataset(path, engine="h5netcdf").sizes["trial"] == 6
+
+
+def test_o6bg_design_matches_the_seed():
+    design = o6bg_design(0.05)
+    assert (design.cohort_size, design.sample_size, design.start_dose) == (3, 30, 40.0)
+    assert design.rule.monotone and design.rule.dose_levels == (40.0, 60.0, 80.0, 100.0, 120.0)
+    assert design.model.parameters() == {
+        "eta": 55.0,
+        "gamma": 0.6,
+        "x_min": 20.0,
+        "x_max": 140.0,
+        "delta": 0.5,
+    }
