@@ -9,7 +9,6 @@ between the ``bench-3pnd`` markers in README.md. Times are wall-clock on one cor
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
+from report import replace_readme_block
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
@@ -196,14 +196,7 @@ def main() -> None:
     (RESULTS / "3pnd.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (RESULTS / "3pnd.md").write_text(table + "\n")
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = f"<!-- bench-3pnd:start -->\n{table}\n<!-- bench-3pnd:end -->"
-    readme.write_text(
-        re.sub(
-            r"<!-- bench-3pnd:start -->.*<!-- bench-3pnd:end -->", lambda _: block, text, flags=re.S
-        )
-    )
+    replace_readme_block("bench-3pnd", table)
     print(table)
 
 

@@ -12,7 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from dosezoo.studies import O6BG_ALPHAS, o6bg_replicates, o6bg_scenario, o6bg_trial
+from report import replace_readme_block
+
+from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, o6bg_replicates, o6bg_scenario, o6bg_trial
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SEED = 2023
@@ -35,7 +37,39 @@ def main() -> None:
         }
     record["wall_seconds"] = round(time.perf_counter() - started, 1)
     (RESULTS / "o6bg_redesign.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
+    report = summary(record)
+    replace_readme_block("o6bg-redesign", report)
+    print(report)
+
+
+def summary(record: dict) -> str:
+    """Return the README block: the seeded trials and the distribution of the final doses."""
+    levels = [f"{level:g}" for level in O6BG_LEVELS]
+    lines = [
+        f"Made by `{record['command']}` (`make redesign`) in {record['wall_seconds']:.0f} s; "
+        "all numbers in `benchmarks/results/o6bg_redesign.json`.",
+        "",
+        "| design | seeded trial (seed 2023): cohort doses | final dose | recommended "
+        "| patients with AGT < 5 | "
+        + " | ".join(f"final {level}" for level in levels)
+        + " | mean patients with AGT < 5 | P(any patient at 120) |",
+        "|---|---|---|---|---|" + "---|" * len(levels) + "---|---|",
+    ]
+    for strategy in O6BG_ALPHAS:
+        trial, replicates = record[strategy]["seeded_trial"], record[strategy]["replicates"]
+        shares = " | ".join(f"{replicates['final_dose'][level]:.1%}" for level in levels)
+        lines.append(
+            f"| {strategy} (alpha = {trial['alpha']}) "
+            f"| {' -> '.join(f'{d:g}' for d in trial['cohort_doses'])} "
+            f"| {trial['final_dose']:g} | {trial['recommended']:g} | {trial['n_agt_below_5']} "
+            f"| {shares} | {replicates['mean_n_agt_below_5']:.2f} "
+            f"| {replicates['p_any_patient_above_100']:.1%} |"
+        )
+    lines.append(
+        f"\nShares of the final dose (the last cohort's) over {replicates['n_trials']} "
+        "replicated trials; the shares of the recommendation are in the JSON file."
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

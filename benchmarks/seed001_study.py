@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from md_table import md_table
+from report import md_table, replace_readme_block
 
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.studies import seed001_configurations
+from dosezoo.studies import SEED001_TRUE_MTD, seed001_configurations
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -40,6 +40,52 @@ def posterior_updates(results) -> int:
     kinds = results["decision_kind"].values
     starts = results["decision_bound_by"].values == "start_dose"
     return int(np.sum((kinds != "") & ~starts))
+
+
+def check_claims(table: pd.DataFrame) -> list[str]:
+    """Seed 001's claims about its Table 1, checked cell by cell against this table."""
+    keys = ["design", "nu0"]
+    lines = []
+    btm = table["BTM"]
+    negative = table[btm < 0]
+    lines.append(
+        f"- Small negative median BTM: negative in {len(negative)} of {len(table)} "
+        f"configurations; |median BTM| / xi0 at most {btm.abs().max() / SEED001_TRUE_MTD:.1%} "
+        f"(worst: {table.loc[btm.abs().idxmax(), 'design']}, N = "
+        f"{table.loc[btm.abs().idxmax(), 'N']}, nu0 = {table.loc[btm.abs().idxmax(), 'nu0']:g})."
+    )
+    decreasing, exceptions = 0, []
+    for (design, nu0), group in table.groupby(keys, sort=False):
+        rmse = group.sort_values("N")["RMSE"].to_numpy()
+        if np.all(np.diff(rmse) < 0):
+            decreasing += 1
+        else:
+            exceptions.append(f"{design}, nu0 = {nu0:g}")
+    lines.append(
+        f"- RMSE decreasing with N: in {decreasing} of {decreasing + len(exceptions)} "
+        f"(design, nu0) series" + (f"; not in {'; '.join(exceptions)}." if exceptions else ".")
+    )
+    standard = table[table["design"].str.contains("std")]
+    zero = standard[(standard["NPD"] == 0) & (standard["NPO"] == 0)]
+    lines.append(
+        f"- Median NPD = NPO = 0 for the standard designs: in {len(zero)} of {len(standard)} "
+        "configurations."
+    )
+    paired = table.assign(
+        schedule=table["design"].str.split().str[0], strategy=table["design"].str[-4:-1]
+    ).pivot_table(index=["schedule", "N", "nu0"], columns="strategy", values="RMSE")
+    smaller = int((paired["acc"] < paired["std"]).sum())
+    lines.append(
+        f"- Smaller RMSE for the accelerated designs: in {smaller} of {len(paired)} "
+        "(schedule, N, nu0) pairs."
+    )
+    accelerated = table[table["design"].str.contains("acc")]
+    risky = int(((accelerated["NPD"] > 0) | (accelerated["NPO"] > 0)).sum())
+    lines.append(
+        f"- For contrast, the accelerated designs have median NPD or NPO above 0 in {risky} of "
+        f"{len(accelerated)} configurations."
+    )
+    return lines
 
 
 def main() -> None:
@@ -86,10 +132,15 @@ def main() -> None:
             f"{m:.3g} ({s:.2g})"
             for m, s in zip(table[metric], table[f"{metric}_mcse"], strict=True)
         ]
-    (RESULTS / "seed001_study.md").write_text(
-        "Medians over trials (Monte Carlo SE), made by `python benchmarks/seed001_study.py "
-        f"--trials {args.trials} --jobs {args.jobs}`\n\n" + md_table(shown) + "\n"
+    report = (
+        f"Medians over {args.trials} trials per configuration (Monte Carlo SE of the median, "
+        "bootstrap); made by `python benchmarks/seed001_study.py "
+        f"--trials {args.trials} --jobs {args.jobs}` (`make study`).\n\n"
+        + md_table(shown)
+        + "\n\nSeed 001's claims, checked on this table:\n\n"
+        + "\n".join(check_claims(table))
     )
+    (RESULTS / "seed001_study.md").write_text(report + "\n")
     if not args.resume:
         record = {
             "wall_seconds": round(wall, 1),
@@ -104,8 +155,15 @@ def main() -> None:
             f"--jobs {args.jobs}",
         }
         (RESULTS / "seed001_study.json").write_text(json.dumps(record, indent=2) + "\n")
-        print(json.dumps(record, indent=2))
-    print(md_table(shown))
+    record = json.loads((RESULTS / "seed001_study.json").read_text())
+    report += (
+        f"\n\nWall time of the whole study: {record['wall_seconds'] / 60:.1f} min on "
+        f"{record['cores']} worker processes ({record['machine']}); "
+        f"{record['posterior_updates']:,} posterior updates, "
+        f"{record['updates_per_second_per_core']:g} per second per core (`{record['command']}`)."
+    )
+    replace_readme_block("seed001-study", report)
+    print(report)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ the tests in ``tests/test_three_pnd_samplers.py`` and ``tests/test_three_pnd_sbc
 """
 
 import json
-import re
 import time
 from pathlib import Path
 
 import numpy as np
+from report import replace_readme_block
 from scipy import stats
 
 from dosezoo.datasets import load_o6bg
@@ -104,16 +104,7 @@ def main() -> None:
     lines.append(f"\nWall time of this validation run: {results['wall_seconds'] / 60:.1f} min.")
     table = "\n".join(lines)
     (RESULTS / "3pnd_validation.md").write_text(table + "\n")
-    readme = ROOT / "README.md"
-    block = f"<!-- validate-3pnd:start -->\n{table}\n<!-- validate-3pnd:end -->"
-    readme.write_text(
-        re.sub(
-            r"<!-- validate-3pnd:start -->.*<!-- validate-3pnd:end -->",
-            lambda _: block,
-            readme.read_text(),
-            flags=re.S,
-        )
-    )
+    replace_readme_block("validate-3pnd", table)
     print(table)
 
 

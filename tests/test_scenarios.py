@@ -16,7 +16,7 @@ from dosezoo.designs import Decision, MTDQuantileDesign, MTDQuantileRule
 from dosezoo.models import ThreePND
 from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.studies import o6bg_design, o6bg_trial, seed001_configurations
+from dosezoo.studies import o6bg_design, o6bg_replicates, o6bg_trial, seed001_configurations
 
 TRUTH = {"true_mtd": 50.0, "nu": 1.4, "sigma": 0.1, "eta": 3.0, "gamma": 0.9, "x_min": 5.0}
 
@@ -167,3 +167,10 @@ def test_o6bg_design_matches_the_seed():
         "x_max": 140.0,
         "delta": 0.5,
     }
+
+
+def test_o6bg_replicates_summarise_the_final_doses():
+    summary = o6bg_replicates(0.1, 4, 3)
+    assert sum(summary["final_dose"].values()) == pytest.approx(1.0)
+    assert sum(summary["recommended"].values()) == pytest.approx(1.0)
+    assert 0.0 <= summary["p_any_patient_above_100"] <= 1.0

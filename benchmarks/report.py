@@ -1,0 +1,29 @@
+"""Helpers the benchmark scripts share: markdown tables and generated README blocks."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    """Return ``frame`` (index dropped) as a markdown table, cells as ``str``.
+
+    pandas' ``to_markdown`` would need the tabulate package.
+    """
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def replace_readme_block(name: str, content: str) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in README."""
+    text = README.read_text()
+    pattern = rf"<!-- {name}:start -->.*<!-- {name}:end -->"
+    if not re.search(pattern, text, flags=re.S):
+        raise KeyError(f"README.md has no block {name!r}")
+    block = f"<!-- {name}:start -->\n{content}\n<!-- {name}:end -->"
+    README.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
