@@ -24,6 +24,7 @@ from scipy.special import ndtri
 
 from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
+from dosezoo.designs import MTDQuantileRule
 from dosezoo.diagnostics import convergence_table
 from dosezoo.models import ThreePND
 
@@ -104,6 +105,18 @@ def bench_kernel(
     }
 
 
+def bench_quadrature(model: ThreePND, data: TrialData) -> dict:
+    """One exact posterior as a design uses it: the grid, the 0.1-quantile, P(MTD < dose)."""
+    rule = MTDQuantileRule(alpha=0.1)
+    rule.choose(model.mtd_posterior(data), data)  # JIT
+    times = []
+    for _ in range(KERNEL_REPEATS):
+        started = time.perf_counter()
+        rule.choose(model.mtd_posterior(data), data)
+        times.append(time.perf_counter() - started)
+    return {"seconds": statistics.median(times), "repeats": KERNEL_REPEATS}
+
+
 def first_call_cost() -> dict:
     """Seconds for the first kernel fit in a fresh process, without and with numba's disk cache."""
     code = (
@@ -159,6 +172,12 @@ def markdown(results: dict) -> str:
             f"{'met' if met else 'NOT met'} in this run (median {kernel['seconds'] * 1e3:.1f} ms, median mtd "
             f"ESS {kernel['mtd_ess_bulk']:,.0f})."
         )
+    for data_name, seconds in results["quadrature_seconds"].items():
+        lines.append(
+            f"- {data_name}: one exact quadrature posterior with the rule's decision (grid, "
+            f"0.1-quantile of the MTD, P(MTD < dose)) took {seconds * 1e3:.2f} ms "
+            f"(median of {KERNEL_REPEATS}); it has no Monte Carlo error, so no ESS."
+        )
     first = results["first_call_seconds"]
     lines.append(
         f"- First kernel call in a new process: {first['cold_compile']:.1f} s with numba compiling, "
@@ -188,6 +207,10 @@ def main() -> None:
         }
     results = {
         "runs": runs,
+        "quadrature_seconds": {
+            name: bench_quadrature(model, data)["seconds"]
+            for name, (model, data) in datasets.items()
+        },
         "first_call_seconds": first_call_cost(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),

@@ -224,8 +224,9 @@ class ThreePND:
         draws, tune, chains : int
             Kept draws and burn-in iterations per chain, number of chains.
         engine : {"pymc", "nuts", "kernel", "quadrature"}
-            ``"pymc"``: ``pm.sample`` with this package's step methods (beta Gibbs, sigma
-            slice, nu elliptical slice, ridge move); ``"nuts"``: PyMC's NUTS, the reference;
+            ``"pymc"``: ``pm.sample`` with this package's step methods (the sigma slice and
+            the ridge move; with ``ridge=False`` the seed's beta Gibbs, sigma slice and nu
+            elliptical slice); ``"nuts"``: PyMC's NUTS, the reference;
             ``"kernel"``: the same sweep compiled with numba (milliseconds);
             ``"quadrature"``: independent draws from the quadrature posterior of
             :meth:`mtd_posterior` (``tune`` is unused; draws are exact given the grid cell,
@@ -233,7 +234,7 @@ class ThreePND:
         random_seed : int or numpy.random.Generator, optional
             Seed; the same seed gives the same draws.
         ridge : bool
-            Include the ridge move in the ``"pymc"`` and ``"kernel"`` sweeps (default).
+            Use the ridge sweep in the ``"pymc"`` and ``"kernel"`` engines (default).
             Without it the sweep is the seed's Algorithm 3, whose beta and nu mix slowly
             (see the benchmarks).
         progressbar : bool
@@ -344,8 +345,9 @@ class ThreePND:
             stats.append(chain_stats)
         values, stats = np.stack(values), np.stack(stats)
         out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
+        made = kernels.SIGMA_STATS | (kernels.RIDGE_STATS if ridge else kernels.NU_STATS)
         for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
-            if ridge or name not in kernels.RIDGE_STATS:
+            if name in made:
                 out[name] = stats[:, :, i].astype(dtype)
         return out
 

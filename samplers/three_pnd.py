@@ -219,15 +219,18 @@ def three_pnd_steps(model: pm.Model | None = None, *, ridge: bool = True) -> lis
     model : pymc.Model, optional
         A 3PND model; the model on the context stack by default.
     ridge : bool
-        Include the ridge move (default); without it, the seed's Algorithm 3.
+        The ridge sweep (default); without it, the seed's Algorithm 3.
 
     Returns
     -------
     list of ThreePNDStep
-        Beta Gibbs, sigma slice, nu elliptical slice and (if ``ridge``) the ridge move.
+        Sigma slice then the ridge move; or (``ridge=False``) beta Gibbs, sigma slice and nu
+        elliptical slice. See :func:`dosezoo.samplers.three_pnd_kernels.run_chain` for why
+        the ridge sweep leaves out the other two.
     """
     model = pm.modelcontext(model)
-    classes = [BetaTruncatedNormalGibbs, SigmaAuxiliarySlice, NuEllipticalSlice]
     if ridge:
-        classes.append(RidgeMove)
+        classes = [SigmaAuxiliarySlice, RidgeMove]
+    else:
+        classes = [BetaTruncatedNormalGibbs, SigmaAuxiliarySlice, NuEllipticalSlice]
     return [cls(model=model) for cls in classes]

@@ -126,7 +126,6 @@ def test_pymc_engine_is_reproducible(o6bg_model, o6bg):
     np.testing.assert_array_equal(a["posterior"]["mtd"], b["posterior"]["mtd"])
     assert set(a["sample_stats"].data_vars) == {
         "sigma_slice_fallback",
-        "nu_ess_shrinks",
         "ridge_sigma_evals",
         "ridge_nu_evals",
     }
