@@ -204,7 +204,9 @@ class RidgeMove(ThreePNDStep):
 
     def move(self, beta, sigma, nu, obs, hyper):
         """Move along the beta-nu ridge."""
-        beta, sigma, nu, sigma_evals, nu_evals = kernels.ridge_move(self.rng, sigma, nu, obs, hyper)
+        beta, sigma, nu, sigma_evals, nu_evals = kernels.ridge_move(
+            self.rng, sigma, nu, kernels.moments(nu, obs), obs, hyper
+        )
         return (beta, sigma, nu), {
             "ridge_sigma_evals": int(sigma_evals),
             "ridge_nu_evals": int(nu_evals),

@@ -473,15 +473,16 @@ def elliptical_slice(rng, phi, prior_sd, target, beta, sigma, nu, nu_moments, ob
 
 
 @njit(cache=True, error_model="numpy")
-def slice_stepping_out(rng, x, width, max_steps, target, beta, sigma, nu, nu_moments, obs, hyper):
+def slice_stepping_out(
+    rng, x, log_density_x, width, max_steps, target, beta, sigma, nu, nu_moments, obs, hyper
+):
     """One univariate slice update with stepping out and shrinkage (Neal 2003, Figs 3 and 5).
 
-    The density is :func:`log_target` of ``target``. Returns the new value and the number of
-    density evaluations.
+    The density is :func:`log_target` of ``target``; ``log_density_x`` is its value at ``x``,
+    which the caller often has at hand. Returns the new value and the number of density
+    evaluations (counting the one at ``x``).
     """
-    threshold = log_target(target, x, beta, sigma, nu, nu_moments, obs, hyper) + math.log(
-        rng.uniform()
-    )
+    threshold = log_density_x + math.log(rng.uniform())
     left = x - width * rng.uniform()
     right = left + width
     steps_left = math.floor(max_steps * rng.uniform())
@@ -524,28 +525,38 @@ def draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper):
 
 
 @njit(cache=True, error_model="numpy")
-def ridge_move(rng, sigma, nu, obs, hyper):
+def ridge_move(rng, sigma, nu, nu_moments, obs, hyper):
     """Update (sigma, nu) on their marginal with beta integrated out, then redraw beta exactly.
 
-    Returns ``(beta, sigma, nu, sigma_evals, nu_evals)``.
+    ``nu_moments`` is ``moments(nu, obs)`` at the current nu. Returns
+    ``(beta, sigma, nu, sigma_evals, nu_evals)``.
     """
+    log_sigma = math.log(sigma)
     log_sigma, sigma_evals = slice_stepping_out(
         rng,
-        math.log(sigma),
+        log_sigma,
+        log_target(RIDGE_LOG_SIGMA, log_sigma, 0.0, sigma, nu, nu_moments, obs, hyper),
         LOG_SIGMA_SLICE_WIDTH,
         SLICE_MAX_STEPS,
         RIDGE_LOG_SIGMA,
         0.0,
         sigma,
         nu,
-        moments(nu, obs),
+        nu_moments,
         obs,
         hyper,
     )
     sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
+    phi = math.log(nu)
+    at_phi = (
+        collapsed_log_density(sigma, nu, obs, hyper)
+        if obs[4] == 0.0
+        else collapsed_log_density_from_moments(sigma, nu, nu_moments, obs, hyper)
+    )
     phi, nu_evals = slice_stepping_out(
         rng,
-        math.log(nu),
+        phi,
+        at_phi - 0.5 * (phi / hyper[DELTA]) ** 2,
         hyper[DELTA],
         SLICE_MAX_STEPS,
         RIDGE_PHI,
@@ -606,7 +617,9 @@ def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
             beta = draw_beta(rng, sigma, nu, nu_moments, obs, hyper)
         sigma, fell_back = draw_sigma_slice(rng, beta, sigma, nu, nu_moments, obs, hyper)
         if ridge:
-            beta, sigma, nu, sigma_evals, nu_evals = ridge_move(rng, sigma, nu, obs, hyper)
+            beta, sigma, nu, sigma_evals, nu_evals = ridge_move(
+                rng, sigma, nu, nu_moments, obs, hyper
+            )
         else:
             nu, shrinks = draw_nu_elliptical(rng, beta, sigma, nu, obs, hyper)
         k = it - n_tune
