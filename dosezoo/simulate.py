@@ -126,7 +126,10 @@ class Design(Protocol):
         ...
 
     def recommend(self, data: TrialData) -> Decision:
-        """Recommend a dose at the end of a trial that reached its sample size.
+        """Recommend a dose at the end of a trial, whether or not it stopped early.
+
+        A design that stopped for safety typically recommends nothing (a stop); one whose
+        stop ends the escalation (3+3, BOIN's cap on patients at a dose) names its MTD.
 
         Parameters
         ----------
@@ -188,7 +191,8 @@ class Scenario(Protocol):
         data : TrialData
             Every patient of the trial.
         recommendation : Decision
-            The design's recommendation, or the decision that stopped the trial early.
+            The design's recommendation at the end of the trial (a stop when it recommends
+            no dose).
 
         Returns
         -------
@@ -223,8 +227,7 @@ class TrialRecord(TypedDict):
     """One simulated trial as plain arrays (small and picklable).
 
     Decisions are every `Decision` of the trial in order: those of ``design.next``
-    (kind ``"next"``), then, when the trial was not stopped early, the one of
-    ``design.recommend`` (kind ``"recommend"``).
+    (kind ``"next"``), then the one of ``design.recommend`` (kind ``"recommend"``).
     """
 
     dose: np.ndarray
@@ -363,13 +366,9 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         n = min(cohort_size, sample_size - data.n_patients)
         dose = float(decision.next_dose)
         data = data.with_cohort(dose, **scenario.respond(np.full(n, dose), rng))
-    kinds = ["next"] * len(decisions)
-    if stop is None:
-        recommendation = _checked(design.recommend(data), "design.recommend")
-        decisions.append(recommendation)
-        kinds.append("recommend")
-    else:
-        recommendation = stop
+    recommendation = _checked(design.recommend(data), "design.recommend")
+    decisions.append(recommendation)
+    kinds = ["next"] * (len(decisions) - 1) + ["recommend"]
 
     metrics: dict[str, float] = {}
     for name, value in scenario.trial_metrics(data, recommendation).items():
@@ -751,8 +750,8 @@ def simulate(
     xarray.Dataset
         One entry per trial, dims ``trial`` (coordinate 0..n_trials-1), ``patient``
         (``design.sample_size``) and ``decision`` (``ceil(sample_size / cohort_size)
-        + 1``; a trial's decisions are those of ``design.next`` and then, unless it
-        stopped early, the one of ``design.recommend``). Per patient: ``dose``,
+        + 1``; a trial's decisions are those of ``design.next`` and then the one of
+        ``design.recommend``). Per patient: ``dose``,
         ``cohort`` (-1 past the last patient) and one float variable per outcome (NaN
         past the last patient). Per decision: ``decision_dose`` (NaN for a stop),
         ``decision_stop_reason``, ``decision_bound_by`` (comma-joined),

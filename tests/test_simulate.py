@@ -38,6 +38,9 @@ class Escalate:
         )
 
     def recommend(self, data: TrialData) -> Decision:
+        stop = self.next(data) if data.n_patients < self.sample_size else None
+        if stop is not None and stop.stopped:
+            return Decision(None, stop_reason=stop.stop_reason)
         return Decision(float(data.dose[-1]), quantities={"n_seen": data.n_patients})
 
     def describe(self) -> dict:
@@ -129,7 +132,9 @@ def test_schema(reference):
         cohort = trial["cohort"].values[:n]
         np.testing.assert_array_equal(doses[:n], trial["decision_dose"].values[cohort - 1])
         if stopped[i]:
-            assert kinds == ["next"] * len(kinds) and n < 10
+            assert kinds == ["next"] * (len(kinds) - 1) + ["recommend"] and n < 10
+            assert trial["decision_stop_reason"].values[len(kinds) - 2] == "toxic cohort"
+            # the engine asks for a recommendation after an early stop too; this one is a stop
             assert trial["decision_stop_reason"].values[len(kinds) - 1] == "toxic cohort"
             assert np.isnan(trial["recommended_dose"]) and np.isnan(trial["error"])
         else:
