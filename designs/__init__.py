@@ -1,14 +1,19 @@
 """Dose-finding rules (functions of a posterior that return a :class:`Decision`) and designs."""
 
+from dosezoo.designs.boin import BOINDesign, boin_boundaries
 from dosezoo.designs.decision import Decision
 from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
 from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
+from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 
 __all__ = [
+    "BOINDesign",
     "Decision",
     "MTDPosterior",
     "MTDQuantileDesign",
     "MTDQuantileRule",
     "SampledMTD",
+    "ThreePlusThreeDesign",
     "ToxicityStopping",
+    "boin_boundaries",
 ]

@@ -1,0 +1,587 @@
+r"""The Bayesian optimal interval (BOIN) design for binary dose-limiting toxicity.
+
+Liu, S. and Yuan, Y. (2015). Bayesian optimal interval designs for phase I clinical trials.
+*J. R. Stat. Soc. C* 64, 507-523; the elimination, stopping and MTD-selection rules are those
+of the authors' R package BOIN (Yan et al. 2020, *J. Stat. Softw.* 94(13); functions
+``get.boundary``, ``get.oc`` and ``select.mtd``). Seed 003 (Appendix C.2) uses BOIN with these
+defaults as a comparator and as the first stage of its two-stage designs.
+
+Escalation. With target :math:`\phi`, the highest sub-therapeutic rate :math:`\phi_1` and the
+lowest overly toxic rate :math:`\phi_2` (defaults :math:`0.6\phi` and :math:`1.4\phi`), the
+boundaries that minimise the probability of a wrong decision are
+
+.. math::
+
+    \lambda_e = \frac{\log\frac{1 - \phi_1}{1 - \phi}}
+                     {\log\frac{\phi (1 - \phi_1)}{\phi_1 (1 - \phi)}}, \qquad
+    \lambda_d = \frac{\log\frac{1 - \phi}{1 - \phi_2}}
+                     {\log\frac{\phi_2 (1 - \phi)}{\phi (1 - \phi_2)}}.
+
+With :math:`y_j` DLTs in :math:`n_j` patients at the current dose :math:`j` and
+:math:`\hat p_j = y_j / n_j`: escalate to :math:`j + 1` if :math:`\hat p_j \le \lambda_e`,
+de-escalate to :math:`j - 1` if :math:`\hat p_j \ge \lambda_d`, otherwise stay.
+
+Elimination. With a :math:`\mathrm{Beta}(a, b)` prior (the package's is :math:`a = b = 1`),
+dose :math:`j` and every higher dose are eliminated when :math:`n_j \ge 3` and
+:math:`P(p_j > \phi \mid y_j, n_j) > c_e` (``elimination_cutoff``, 0.95). No eliminated dose is
+given again; the trial stops, with no MTD, when the lowest dose is eliminated. With
+``extra_safe`` it also stops when :math:`n_1 \ge 3` and
+:math:`P(p_1 > \phi \mid y_1, n_1) > c_e - \text{offset}`. As in ``get.oc``, the trial stops
+(and selects an MTD) when :math:`n_j \ge` ``n_earlystop`` and the rule would stay at :math:`j`.
+
+MTD selection (``select.mtd``). Over the doses that were given and are not eliminated, the
+estimates :math:`\tilde p_j = (y_j + 0.05) / (n_j + 0.1)` are made non-decreasing by the
+pooled-adjacent-violators algorithm with weights :math:`1 / v_j`,
+:math:`v_j = (y_j + 0.05)(n_j - y_j + 0.05) / ((n_j + 0.1)^2 (n_j + 1.1))`; the MTD is the dose
+whose isotonic estimate is closest to :math:`\phi`. Among ties the package picks the highest
+dose if the tied estimates are below :math:`\phi` and the lowest otherwise (it adds
+:math:`k \cdot 10^{-10}` to the :math:`k`-th estimate); here estimates within
+:math:`10^{-10}` of the smallest distance are ties, and if any of them is below :math:`\phi`
+the highest of those below is chosen, else the lowest.
+
+Every decision is a deterministic function of the data: elimination is recomputed from the
+counts at each dose, which equals the package's sticky elimination because an eliminated dose
+receives no more patients.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import betaincc
+
+from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
+from dosezoo.errors import DataError
+
+__all__ = [
+    "BOINDesign",
+    "LevelCounts",
+    "boin_boundaries",
+    "isotonic_regression",
+    "level_counts",
+    "validate_dose_levels",
+    "validate_start_dose",
+]
+
+#: Pseudo-counts of the estimates that ``select.mtd`` makes isotonic.
+_SELECT_Y0, _SELECT_N0 = 0.05, 0.1
+#: Estimates whose distances to the target differ by less than this are ties.
+_TIE_TOLERANCE = 1e-10
+#: Patients a dose needs before it can be eliminated (or stop the trial, with extra_safe).
+_MIN_PATIENTS_TO_ELIMINATE = 3
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def _real(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _positive_int(owner: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def validate_dose_levels(owner: str, levels: object) -> tuple[float, ...]:
+    """Validate dose levels: finite, positive, strictly increasing; return them as floats.
+
+    Parameters
+    ----------
+    owner : str
+        Class named in error messages.
+    levels : sequence of float
+        The candidate doses, lowest first.
+
+    Returns
+    -------
+    tuple of float
+
+    Raises
+    ------
+    ValueError
+        Naming ``dose_levels`` and the offending value.
+    """
+    if isinstance(levels, str | bytes) or not isinstance(levels, Sequence | np.ndarray):
+        raise ValueError(f"{owner}: dose_levels must be a sequence of doses, got {levels!r}")
+    values = tuple(_real(owner, f"dose_levels[{i}]", v) for i, v in enumerate(levels))
+    if not values:
+        raise ValueError(f"{owner}: dose_levels must hold at least one dose, got {levels!r}")
+    for i, value in enumerate(values):
+        if value <= 0:
+            raise ValueError(f"{owner}: dose_levels[{i}] must be > 0, got {value!r}")
+        if i and value <= values[i - 1]:
+            raise ValueError(
+                f"{owner}: dose_levels must be strictly increasing, got {value!r} after "
+                f"{values[i - 1]!r} (dose_levels[{i}])"
+            )
+    return values
+
+
+def validate_start_dose(owner: str, start_dose: object, levels: tuple[float, ...]) -> float:
+    """Return the start dose as a float: one of ``levels``, the lowest when ``None``."""
+    if start_dose is None:
+        return levels[0]
+    start = _real(owner, "start_dose", start_dose)
+    if start not in levels:
+        raise ValueError(
+            f"{owner}: start_dose {start_dose!r} is not one of the dose levels {levels}"
+        )
+    return start
+
+
+class LevelCounts(NamedTuple):
+    """Patients and DLTs per dose level, and the level of the current (last) dose."""
+
+    n: np.ndarray
+    """Patients per level, int64, shape (K,)."""
+    y: np.ndarray
+    """DLTs per level, int64, shape (K,)."""
+    current: int
+    """Level index of the last patient's dose (-1 when there are no patients)."""
+
+
+def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str) -> LevelCounts:
+    """Count patients and DLTs per dose level.
+
+    Parameters
+    ----------
+    data : TrialData
+        One dose column and a ``dlt`` outcome (0/1, validated by TrialData).
+    dose_levels : tuple of float
+        The design's levels, increasing.
+    owner : str
+        Design named in error messages.
+
+    Returns
+    -------
+    LevelCounts
+
+    Raises
+    ------
+    DataError
+        If the data lack ``dlt`` or a dose is not one of ``dose_levels`` (naming row and
+        value).
+    """
+    if not isinstance(data, TrialData):
+        raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
+    data.require("dlt", min_patients=0, model=owner)
+    dose = np.asarray(data.dose, dtype=float)
+    levels = np.asarray(dose_levels, dtype=float)
+    index = np.minimum(np.searchsorted(levels, dose), levels.size - 1)
+    off = levels[index] != dose
+    if off.any():
+        row = int(np.argmax(off))
+        raise DataError(
+            f"{owner}: column 'dose', row {row}: dose {float(dose[row])!r} is not one of the "
+            f"dose levels {dose_levels}"
+        )
+    dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+    return LevelCounts(
+        n=np.bincount(index, minlength=levels.size).astype(np.int64),
+        y=np.bincount(index, weights=dlt, minlength=levels.size).astype(np.int64),
+        current=int(index[-1]) if index.size else -1,
+    )
+
+
+def isotonic_regression(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Fit the weighted least-squares non-decreasing sequence (pooled adjacent violators).
+
+    Adjacent blocks whose means decrease are pooled into their weighted mean until the
+    sequence is non-decreasing (Barlow et al. 1972); this is ``pava`` of the R package BOIN.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Values to make non-decreasing, shape (m,).
+    weights : numpy.ndarray
+        Positive weights, shape (m,).
+
+    Returns
+    -------
+    numpy.ndarray
+        The isotonic fit, shape (m,).
+    """
+    values = np.asarray(values, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if values.shape != weights.shape or values.ndim != 1:
+        raise ValueError(
+            f"isotonic_regression: values and weights must be 1-d of one shape, got "
+            f"{values.shape} and {weights.shape}"
+        )
+    if not np.all(weights > 0):
+        raise ValueError(f"isotonic_regression: weights must be > 0, got {weights!r}")
+    means: list[float] = []
+    totals: list[float] = []
+    sizes: list[int] = []
+    for value, weight in zip(values, weights, strict=True):
+        means.append(float(value))
+        totals.append(float(weight))
+        sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            weight_sum = totals[-2] + totals[-1]
+            pooled = (means[-2] * totals[-2] + means[-1] * totals[-1]) / weight_sum
+            size = sizes[-2] + sizes[-1]
+            del means[-1], totals[-1], sizes[-1]
+            means[-1], totals[-1], sizes[-1] = pooled, weight_sum, size
+    return np.repeat(means, sizes)
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+def _boundaries(
+    owner: str, target: float, phi1: float | None, phi2: float | None
+) -> tuple[float, float, float, float]:
+    """Validate ``(target, phi1, phi2)`` and return them with ``(lambda_e, lambda_d)``."""
+    phi = _real(owner, "target", target)
+    if not 0 < phi < 1:
+        raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
+    low = 0.6 * phi if phi1 is None else _real(owner, "phi1", phi1)
+    high = 1.4 * phi if phi2 is None else _real(owner, "phi2", phi2)
+    if not 0 < low < phi:
+        got = f"{phi1!r}" if phi1 is not None else f"the default 0.6 * target = {low:g}"
+        raise ValueError(f"{owner}: phi1 must lie in (0, target={phi!r}), got {got}")
+    if not phi < high < 1:
+        got = f"{phi2!r}" if phi2 is not None else f"the default 1.4 * target = {high:g}"
+        raise ValueError(f"{owner}: phi2 must lie in (target={phi!r}, 1), got {got}")
+    lambda_e = math.log((1 - low) / (1 - phi)) / math.log(phi * (1 - low) / (low * (1 - phi)))
+    lambda_d = math.log((1 - phi) / (1 - high)) / math.log(high * (1 - phi) / (phi * (1 - high)))
+    return low, high, lambda_e, lambda_d
+
+
+def boin_boundaries(
+    target: float, phi1: float | None = None, phi2: float | None = None
+) -> tuple[float, float]:
+    r"""Return BOIN's escalation and de-escalation boundaries :math:`(\lambda_e, \lambda_d)`.
+
+    .. math::
+
+        \lambda_e = \frac{\log\frac{1 - \phi_1}{1 - \phi}}
+                         {\log\frac{\phi (1 - \phi_1)}{\phi_1 (1 - \phi)}}, \qquad
+        \lambda_d = \frac{\log\frac{1 - \phi}{1 - \phi_2}}
+                         {\log\frac{\phi_2 (1 - \phi)}{\phi (1 - \phi_2)}}
+
+    (Liu and Yuan 2015). E.g. target 0.3 gives (0.2365, 0.3585).
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    phi1 : float, optional
+        Highest DLT rate deemed sub-therapeutic, in (0, target); default ``0.6 * target``.
+    phi2 : float, optional
+        Lowest DLT rate deemed overly toxic, in (target, 1); default ``1.4 * target``.
+
+    Returns
+    -------
+    tuple of float
+        ``(lambda_e, lambda_d)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument at fault, unless ``0 < phi1 < target < phi2 < 1``.
+    """
+    return _boundaries("boin_boundaries", target, phi1, phi2)[2:]
+
+
+# --------------------------------------------------------------------------- design
+
+
+@dataclass(frozen=True)
+class BOINDesign:
+    r"""The BOIN design (Liu and Yuan 2015) with the R package's safety rules.
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    dose_levels : sequence of float
+        Candidate doses, strictly increasing.
+    start_dose : float, optional
+        Dose of the first cohort, one of ``dose_levels``; the lowest by default.
+    cohort_size : int
+        Patients per cohort (3).
+    sample_size : int
+        Maximum number of patients (36).
+    phi1, phi2 : float, optional
+        Sub-therapeutic and overly toxic rates defining the boundaries; default
+        ``0.6 * target`` and ``1.4 * target``.
+    elimination_cutoff : float
+        :math:`c_e` in (0, 1): a dose with ``n >= 3`` and
+        :math:`P(p > \phi \mid \text{data}) > c_e` is eliminated with all higher doses (0.95).
+    extra_safe : bool
+        Also stop when the lowest dose has ``n >= 3`` and
+        :math:`P(p_1 > \phi \mid \text{data}) > c_e - \text{offset}`.
+    offset : float
+        In (0, 0.5) and below ``elimination_cutoff`` (0.05).
+    n_earlystop : int
+        Stop (and select an MTD) when the current dose has this many patients and the rule
+        would stay there (100, i.e. off for 36 patients).
+    prior_a, prior_b : float
+        Beta prior of each dose's DLT rate for elimination and stopping (1, 1).
+
+    Attributes
+    ----------
+    lambda_e, lambda_d : float
+        The escalation and de-escalation boundaries.
+
+    Notes
+    -----
+    Every decision after the first records, as floats, ``n_at_dose``, ``dlt_at_dose`` and
+    ``p_hat`` at the current dose, ``lambda_e``, ``lambda_d``, ``p_above_target``
+    (:math:`P(p_j > \phi \mid \text{data})` at the current dose) and ``n_eliminated`` (the
+    number of eliminated levels). A decision of ``next`` that stops the trial also records
+    ``selected_dose``, the dose :meth:`recommend` selects from the data (NaN when none), since
+    the simulation engine asks for a recommendation only of trials that reach
+    ``sample_size``.
+    """
+
+    target: float
+    dose_levels: Sequence[float]
+    _: KW_ONLY
+    start_dose: float | None = None
+    cohort_size: int = 3
+    sample_size: int = 36
+    phi1: float | None = None
+    phi2: float | None = None
+    elimination_cutoff: float = 0.95
+    extra_safe: bool = False
+    offset: float = 0.05
+    n_earlystop: int = 100
+    prior_a: float = 1.0
+    prior_b: float = 1.0
+    lambda_e: float = field(init=False, repr=False)
+    lambda_d: float = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault; derive the boundaries."""
+        owner = "BOINDesign"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        phi1, phi2, lambda_e, lambda_d = _boundaries(owner, self.target, self.phi1, self.phi2)
+        values = {
+            "target": float(self.target),
+            "dose_levels": levels,
+            "start_dose": validate_start_dose(owner, self.start_dose, levels),
+            "phi1": phi1,
+            "phi2": phi2,
+            "lambda_e": lambda_e,
+            "lambda_d": lambda_d,
+        }
+        for name in ("cohort_size", "sample_size", "n_earlystop"):
+            values[name] = _positive_int(owner, name, getattr(self, name))
+        if values["cohort_size"] > values["sample_size"]:
+            raise ValueError(
+                f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
+                f"{self.sample_size!r}"
+            )
+        for name in ("elimination_cutoff", "offset", "prior_a", "prior_b"):
+            values[name] = _real(owner, name, getattr(self, name))
+        if not 0 < values["elimination_cutoff"] < 1:
+            raise ValueError(
+                f"{owner}: elimination_cutoff must lie in (0, 1), got {self.elimination_cutoff!r}"
+            )
+        if not 0 < values["offset"] < min(0.5, values["elimination_cutoff"]):
+            raise ValueError(
+                f"{owner}: offset must lie in (0, 0.5) and be below elimination_cutoff, got "
+                f"{self.offset!r}"
+            )
+        for name in ("prior_a", "prior_b"):
+            if values[name] <= 0:
+                raise ValueError(f"{owner}: {name} must be > 0, got {getattr(self, name)!r}")
+        if not isinstance(self.extra_safe, bool | np.bool_):
+            raise ValueError(f"{owner}: extra_safe must be a bool, got {self.extra_safe!r}")
+        values["extra_safe"] = bool(self.extra_safe)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ posterior
+
+    def p_above_target(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+        r"""Return :math:`P(p_j > \phi \mid y_j, n_j)` under the Beta(prior_a, prior_b) prior."""
+        n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
+        return betaincc(self.prior_a + y, self.prior_b + n - y, self.target)
+
+    def first_eliminated(self, counts: LevelCounts) -> int:
+        """Return the lowest eliminated level (all from it up are out), or K if none is."""
+        eliminated = (counts.n >= _MIN_PATIENTS_TO_ELIMINATE) & (
+            self.p_above_target(counts.n, counts.y) > self.elimination_cutoff
+        )
+        return int(np.argmax(eliminated)) if eliminated.any() else counts.n.size
+
+    def _safety_stop(self, counts: LevelCounts) -> str | None:
+        """Why the trial must stop with no MTD, or None."""
+        if self.first_eliminated(counts) == 0:
+            return (
+                f"lowest dose {self.dose_levels[0]:g} eliminated: {counts.y[0]} DLTs in "
+                f"{counts.n[0]} patients, P(p > {self.target:g}) > {self.elimination_cutoff:g}"
+            )
+        if (
+            self.extra_safe
+            and counts.n[0] >= _MIN_PATIENTS_TO_ELIMINATE
+            and self.p_above_target(counts.n[0], counts.y[0])
+            > self.elimination_cutoff - self.offset
+        ):
+            return (
+                f"extra-safe stop at the lowest dose {self.dose_levels[0]:g}: {counts.y[0]} DLTs "
+                f"in {counts.n[0]} patients, P(p > {self.target:g}) > "
+                f"{self.elimination_cutoff - self.offset:g}"
+            )
+        return None
+
+    # ------------------------------------------------------------------ decisions
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide the dose of the next cohort, or to stop the trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            The trial so far: doses on ``dose_levels`` and a 0/1 ``dlt`` outcome (may be
+            empty: the first cohort gets ``start_dose``).
+
+        Returns
+        -------
+        Decision
+        """
+        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
+        if counts.current < 0:
+            return Decision(
+                self.start_dose,
+                bound_by=("start_dose",),
+                quantities={"lambda_e": self.lambda_e, "lambda_d": self.lambda_d},
+            )
+        top = len(self.dose_levels) - 1
+        current = counts.current
+        n, y = int(counts.n[current]), int(counts.y[current])
+        eliminated_from = self.first_eliminated(counts)
+        quantities = {
+            "n_at_dose": float(n),
+            "dlt_at_dose": float(y),
+            "p_hat": y / n,
+            "lambda_e": self.lambda_e,
+            "lambda_d": self.lambda_d,
+            "p_above_target": float(self.p_above_target(n, y)),
+            "n_eliminated": float(top + 1 - eliminated_from),
+        }
+
+        def stop(reason: str) -> Decision:
+            selected = self.recommend(data).next_dose
+            return Decision(
+                None,
+                stop_reason=reason,
+                quantities={
+                    **quantities,
+                    "selected_dose": math.nan if selected is None else selected,
+                },
+            )
+
+        if data.n_patients >= self.sample_size:
+            return stop(f"sample size reached: {data.n_patients} of {self.sample_size}")
+        reason = self._safety_stop(counts)
+        if reason:
+            return stop(reason)
+
+        bound_by: tuple[str, ...] = ()
+        if current >= eliminated_from:
+            level, bound_by = eliminated_from - 1, ("eliminated",)
+        elif y <= self.lambda_e * n:
+            if current == top:
+                level, bound_by = current, ("highest_dose",)
+            elif current + 1 >= eliminated_from:
+                level, bound_by = current, ("eliminated",)
+            else:
+                level = current + 1
+        elif y >= self.lambda_d * n:
+            if current == 0:
+                level, bound_by = current, ("lowest_dose",)
+            else:
+                level = current - 1
+        else:
+            level = current
+
+        if level == current and n >= self.n_earlystop:
+            return stop(f"n_earlystop: {n} patients at dose {self.dose_levels[current]:g}")
+        return Decision(self.dose_levels[level], bound_by=bound_by, quantities=quantities)
+
+    def isotonic_estimates(self, data: TrialData) -> np.ndarray:
+        """Return ``select.mtd``'s isotonic DLT-rate estimate per level (NaN if not admissible).
+
+        Admissible levels were given to at least one patient and are not eliminated.
+        """
+        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
+        estimates = np.full(len(self.dose_levels), np.nan)
+        admissible = counts.n > 0
+        admissible[self.first_eliminated(counts) :] = False
+        n, y = counts.n[admissible], counts.y[admissible]
+        if n.size:
+            phat = (y + _SELECT_Y0) / (n + _SELECT_N0)
+            variance = (
+                (y + _SELECT_Y0)
+                * (n - y + _SELECT_Y0)
+                / ((n + _SELECT_N0) ** 2 * (n + _SELECT_N0 + 1))
+            )
+            estimates[admissible] = isotonic_regression(phat, 1 / variance)
+        return estimates
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Select the MTD as ``select.mtd`` of the R package BOIN does.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+            The selected dose, with the isotonic estimates ``p_iso_<k>`` per level (NaN where
+            not admissible); a stop with the reason when no dose can be selected (lowest dose
+            eliminated, the extra-safe rule fired, or no admissible dose was given).
+        """
+        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
+        reason = self._safety_stop(counts)
+        if reason:
+            return Decision(None, stop_reason=f"no MTD: {reason}")
+        estimates = self.isotonic_estimates(data)
+        quantities = {f"p_iso_{k}": float(value) for k, value in enumerate(estimates)}
+        admissible = np.flatnonzero(~np.isnan(estimates))
+        if not admissible.size:
+            return Decision(
+                None, stop_reason="no MTD: no admissible dose was given", quantities=quantities
+            )
+        distance = np.abs(estimates[admissible] - self.target)
+        tied = admissible[distance <= distance.min() + _TIE_TOLERANCE]
+        below = tied[estimates[tied] < self.target]
+        level = int(below[-1]) if below.size else int(tied[0])
+        return Decision(self.dose_levels[level], quantities=quantities)
+
+    def describe(self) -> dict[str, float | int | str | bool | None]:
+        """Flat record of the design's parameters (for simulation results)."""
+        return {
+            "name": "BOINDesign",
+            "target": self.target,
+            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
+            "start_dose": self.start_dose,
+            "cohort_size": self.cohort_size,
+            "sample_size": self.sample_size,
+            "phi1": self.phi1,
+            "phi2": self.phi2,
+            "lambda_e": self.lambda_e,
+            "lambda_d": self.lambda_d,
+            "elimination_cutoff": self.elimination_cutoff,
+            "extra_safe": self.extra_safe,
+            "offset": self.offset,
+            "n_earlystop": self.n_earlystop,
+            "prior_a": self.prior_a,
+            "prior_b": self.prior_b,
+        }

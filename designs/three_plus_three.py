@@ -1,0 +1,194 @@
+r"""The 3+3 design: the A+B rule with A = B = 3, with de-escalation to confirm the MTD.
+
+Storer, B.E. (1989). Design and analysis of phase I clinical trials. *Biometrics* 45,
+925-937; Lin, Y. and Shih, W.J. (2001). Statistical properties of the traditional
+algorithm-based designs for phase I cancer clinical trials. *Biostatistics* 2, 203-215 (the
+A+B designs; this is their "3+3 with dose de-escalation"). Seed 003 (Introduction) cites it as
+the traditional comparator.
+
+Conventions, for the current dose level :math:`j` with :math:`y_j` DLTs in :math:`n_j`
+patients (every level gets cohorts of 3, at most 6 patients):
+
+- :math:`n_j = 3`: 0 DLTs: escalate to :math:`j + 1`; 1 DLT: 3 more patients at :math:`j`;
+  2 or 3 DLTs: dose :math:`j` is too toxic (de-escalate, below).
+- :math:`n_j = 6`: at most 1 DLT: escalate to :math:`j + 1`; 2 or more: too toxic.
+- Escalation is never to a dose that had 2 or more DLTs, nor beyond the highest dose: then
+  dose :math:`j` is completed to 6 patients (if it has 3) or, with 6, the trial stops with
+  MTD :math:`= j`.
+- De-escalation from a too-toxic dose goes to the next lower dose that is not too toxic: if
+  it already has 6 patients the trial stops with that dose as MTD; otherwise it gets 3 more
+  patients (and the rules above apply, never re-escalating to a too-toxic dose). A too-toxic
+  lowest dose stops the trial with no MTD.
+
+So the MTD is the highest dose at which at most 1 of 6 patients had a DLT, below every dose
+with 2 or more DLTs; :meth:`ThreePlusThreeDesign.recommend` selects it from the data, and a
+stop of :meth:`ThreePlusThreeDesign.next` records it as the quantity ``selected_dose``. No
+level gets more than 6 patients, so ``sample_size`` is 6 per level. Decisions are deterministic
+functions of the counts per level.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import (
+    LevelCounts,
+    level_counts,
+    validate_dose_levels,
+    validate_start_dose,
+)
+from dosezoo.designs.decision import Decision
+from dosezoo.errors import DataError
+
+__all__ = ["ThreePlusThreeDesign"]
+
+_COHORT = 3
+_FULL = 6
+_TOXIC = 2
+"""DLTs at a dose (in 3 or 6 patients) that make it too toxic."""
+
+
+@dataclass(frozen=True)
+class ThreePlusThreeDesign:
+    """The 3+3 design with de-escalation (conventions in the module docstring).
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        Candidate doses, strictly increasing.
+    start_dose : float, optional
+        Dose of the first cohort, one of ``dose_levels``; the lowest by default.
+
+    Attributes
+    ----------
+    cohort_size : int
+        3.
+    sample_size : int
+        The largest possible number of patients, 6 per level.
+
+    Notes
+    -----
+    Every decision after the first records, as floats, ``n_at_dose`` and ``dlt_at_dose`` at
+    the current dose; a stop records ``selected_dose`` (NaN when no dose is the MTD).
+    ``bound_by`` names what turned an escalation into more patients at the current dose or a
+    stop: ``"highest_dose"`` or ``"toxic_dose"`` (the next dose had 2 or more DLTs).
+    """
+
+    dose_levels: Sequence[float]
+    _: KW_ONLY
+    start_dose: float | None = None
+    cohort_size: int = field(init=False, default=_COHORT)
+    sample_size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Validate the levels and the start dose, naming the field at fault."""
+        owner = "ThreePlusThreeDesign"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        start = validate_start_dose(owner, self.start_dose, levels)
+        object.__setattr__(self, "dose_levels", levels)
+        object.__setattr__(self, "start_dose", start)
+        object.__setattr__(self, "sample_size", _FULL * len(levels))
+
+    def _counts(self, data: TrialData) -> LevelCounts:
+        counts = level_counts(data, self.dose_levels, owner="ThreePlusThreeDesign")
+        for level in np.flatnonzero(counts.n):
+            if counts.n[level] not in (_COHORT, _FULL):
+                raise DataError(
+                    f"ThreePlusThreeDesign: dose {self.dose_levels[level]:g} has "
+                    f"{counts.n[level]} patients; the 3+3 design treats 3 or 6 per level"
+                )
+        return counts
+
+    def _mtd(self, counts: LevelCounts) -> int | None:
+        """Return the highest level with <= 1 DLT in 6 below every too-toxic level, or None."""
+        toxic = np.flatnonzero(counts.y >= _TOXIC)
+        ceiling = int(toxic[0]) if toxic.size else len(self.dose_levels)
+        confirmed = np.flatnonzero((counts.n[:ceiling] == _FULL) & (counts.y[:ceiling] < _TOXIC))
+        return int(confirmed[-1]) if confirmed.size else None
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide the dose of the next cohort of 3, or to stop the trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            The trial so far: doses on ``dose_levels``, 3 or 6 patients per treated level, a
+            0/1 ``dlt`` outcome (may be empty: the first cohort gets ``start_dose``).
+
+        Returns
+        -------
+        Decision
+        """
+        counts = self._counts(data)
+        if counts.current < 0:
+            return Decision(self.start_dose, bound_by=("start_dose",))
+        current = counts.current
+        n, y = int(counts.n[current]), int(counts.y[current])
+        quantities = {"n_at_dose": float(n), "dlt_at_dose": float(y)}
+
+        def stop(reason: str, bound_by: tuple[str, ...] = ()) -> Decision:
+            mtd = self._mtd(counts)
+            selected = math.nan if mtd is None else self.dose_levels[mtd]
+            return Decision(
+                None,
+                stop_reason=reason,
+                bound_by=bound_by,
+                quantities={**quantities, "selected_dose": selected},
+            )
+
+        if data.n_patients >= self.sample_size:
+            return stop(f"sample size reached: {data.n_patients} of {self.sample_size}")
+        dose = self.dose_levels[current]
+        if y >= _TOXIC:
+            lower = current - 1
+            while lower >= 0 and counts.y[lower] >= _TOXIC:
+                lower -= 1
+            if lower < 0:
+                return stop(f"no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}")
+            if counts.n[lower] == _FULL:
+                return stop(
+                    f"MTD {self.dose_levels[lower]:g}: {y} DLTs in {n} patients at {dose:g}"
+                )
+            return Decision(self.dose_levels[lower], quantities=quantities)
+        if n == _COHORT and y == 1:
+            return Decision(dose, quantities=quantities)
+        if current == len(self.dose_levels) - 1:
+            blocked = ("highest_dose",)
+        elif counts.y[current + 1] >= _TOXIC:
+            blocked = ("toxic_dose",)
+        else:
+            return Decision(self.dose_levels[current + 1], quantities=quantities)
+        if n == _COHORT:
+            return Decision(dose, bound_by=blocked, quantities=quantities)
+        return stop(f"MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", blocked)
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Return the MTD: the highest dose with <= 1 DLT in 6, below every too-toxic dose.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+            The MTD, or a stop with the reason when no dose qualifies.
+        """
+        mtd = self._mtd(self._counts(data))
+        if mtd is None:
+            return Decision(None, stop_reason="no MTD: no dose had at most 1 DLT in 6 patients")
+        return Decision(self.dose_levels[mtd])
+
+    def describe(self) -> dict[str, float | int | str]:
+        """Flat record of the design's parameters (for simulation results)."""
+        return {
+            "name": "ThreePlusThreeDesign",
+            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
+            "start_dose": self.start_dose,
+            "cohort_size": self.cohort_size,
+            "sample_size": self.sample_size,
+        }

@@ -1,0 +1,200 @@
+r"""Binary-toxicity scenarios: true DLT probabilities per dose level, with common random numbers.
+
+:class:`BinaryToxicityScenario` is the simulation setting of the binary-DLT designs (seed 003,
+Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
+probability :math:`p_k`, and the true MTD is the level whose :math:`p_k` is closest to the
+target :math:`\phi`.
+
+Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent
+tolerance :math:`u_i \sim U(0, 1)`, the :math:`i`-th draw ``rng.random()`` of the trial's
+generator, and has a DLT at dose :math:`d` iff :math:`u_i < p(d)`. Trial :math:`t` of two
+designs simulated with the same ``random_seed`` therefore gives its :math:`i`-th patients the
+same tolerance, so two designs that give them the same dose see the same outcome, and the
+difference between designs is not blurred by different draws. With increasing :math:`p`, a
+patient with a DLT at one dose would have one at every higher dose.
+
+Per-trial metrics (seed 003, Section 5.2: PCS, PCA, POS, POA), where "treated" is the number
+of patients of the trial and "planned" the planned maximum sample size:
+
+- ``correct_selection``: 1 if the selected dose is the true MTD (0 if none is selected);
+- ``overdose_selection``: 1 if the selected dose is above the true MTD (a higher level, as in
+  seed 003's POS and the BOIN papers' "dose above the MTD");
+- ``no_selection``: 1 if no dose is selected (BOIN's "percentage of early stopping");
+- ``selected_<k>``: 1 if level :math:`k` (0-based) is selected;
+- ``n_at_<k>``: patients at level :math:`k`;
+- ``n_at_mtd_fraction`` / ``n_at_mtd_over_planned``: patients at the true MTD over treated
+  (PCA) / over planned;
+- ``n_overdosed_fraction`` / ``n_overdosed_over_planned``: patients above the true MTD over
+  treated (POA) / over planned;
+- ``dlt_rate`` / ``dlt_over_planned``: DLTs over treated / over planned;
+- ``stopped_early``: 1 if the design stopped the trial before its sample size (whether or not
+  it selected a dose);
+- ``n_treated``: patients of the trial (the engine's own ``n_patients`` holds it too; a metric
+  may not take that name).
+
+The selected dose is the recommendation's ``next_dose`` (the engine asks the design for a
+recommendation after an early stop too: BOIN's ``n_earlystop`` stop and every 3+3 stop select
+an MTD), none when the recommendation is a stop.
+"""
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import level_counts, validate_dose_levels
+from dosezoo.designs.decision import Decision
+
+__all__ = ["BinaryToxicityScenario"]
+
+#: Distances to the target that differ by less than this are ties (the lower level wins).
+_TIE_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class BinaryToxicityScenario:
+    r"""True DLT probabilities per dose level; a patient's DLT is ``u < p(dose)``, ``u ~ U(0,1)``.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        The dose levels, strictly increasing (those of the design).
+    p_true : sequence of float
+        True DLT probability of each level, in (0, 1) (need not increase).
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    planned_sample_size : int
+        The design's planned maximum sample size, denominator of the ``*_over_planned``
+        metrics.
+
+    Attributes
+    ----------
+    mtd_level : int
+        0-based level of the true MTD: :math:`\arg\min_k |p_k - \phi|`, the lowest level
+        among ties.
+    """
+
+    dose_levels: Sequence[float]
+    p_true: Sequence[float]
+    target: float
+    _: KW_ONLY
+    planned_sample_size: int
+    outcomes: tuple[str, ...] = field(default=("dlt",), init=False)
+    mtd_level: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Validate the truth, naming the field and value at fault."""
+        owner = "BinaryToxicityScenario"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        if isinstance(self.p_true, str | bytes) or not isinstance(
+            self.p_true, Sequence | np.ndarray
+        ):
+            raise ValueError(
+                f"{owner}: p_true must be a sequence of probabilities, got {self.p_true!r}"
+            )
+        p_true = []
+        for k, value in enumerate(self.p_true):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0 < float(value) < 1
+            ):
+                raise ValueError(f"{owner}: p_true[{k}] must lie in (0, 1), got {value!r}")
+            p_true.append(float(value))
+        if len(p_true) != len(levels):
+            raise ValueError(
+                f"{owner}: p_true has {len(p_true)} values but dose_levels has {len(levels)}"
+            )
+        if (
+            isinstance(self.target, bool)
+            or not isinstance(self.target, numbers.Real)
+            or not 0 < float(self.target) < 1
+        ):
+            raise ValueError(f"{owner}: target must lie in (0, 1), got {self.target!r}")
+        planned = self.planned_sample_size
+        if isinstance(planned, bool) or not isinstance(planned, numbers.Integral) or planned < 1:
+            raise ValueError(
+                f"{owner}: planned_sample_size must be an integer >= 1, got {planned!r}"
+            )
+        distance = np.round(np.abs(np.asarray(p_true) - float(self.target)), 12)
+        mtd = int(np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)[0])
+        object.__setattr__(self, "dose_levels", levels)
+        object.__setattr__(self, "p_true", tuple(p_true))
+        object.__setattr__(self, "target", float(self.target))
+        object.__setattr__(self, "planned_sample_size", int(planned))
+        object.__setattr__(self, "mtd_level", mtd)
+
+    def empty_data(self) -> TrialData:
+        """Return the data of a trial before its first patient."""
+        return TrialData.empty(outcomes=self.outcomes)
+
+    def probability(self, doses: np.ndarray) -> np.ndarray:
+        """Return the true DLT probability at each dose (each one of ``dose_levels``)."""
+        doses = np.asarray(doses, dtype=float)
+        levels = np.asarray(self.dose_levels)
+        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
+        off = levels[index] != doses
+        if off.any():
+            raise ValueError(
+                f"BinaryToxicityScenario: dose {float(doses[np.argmax(off)])!r} is not one of "
+                f"the dose levels {self.dose_levels}"
+            )
+        return np.asarray(self.p_true)[index]
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """DLTs of new patients: one latent tolerance ``rng.random()`` per patient, in order."""
+        tolerance = rng.random(len(doses))
+        return {"dlt": (tolerance < self.probability(doses)).astype(np.int64)}
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """Score one trial: selection, allocation and toxicity (see the module docstring)."""
+        counts = level_counts(data, self.dose_levels, owner="BinaryToxicityScenario")
+        selected_dose = recommendation.next_dose
+        if selected_dose is None:
+            selected = -1
+        elif float(selected_dose) in self.dose_levels:
+            selected = self.dose_levels.index(float(selected_dose))
+        else:
+            raise ValueError(
+                f"BinaryToxicityScenario: selected dose {selected_dose!r} is not one of the "
+                f"dose levels {self.dose_levels}"
+            )
+        treated = data.n_patients
+        planned = self.planned_sample_size
+        at_mtd = float(counts.n[self.mtd_level])
+        overdosed = float(counts.n[self.mtd_level + 1 :].sum())
+        dlts = float(counts.y.sum())
+
+        def per_treated(count: float) -> float:
+            return count / treated if treated else math.nan
+
+        return {
+            "correct_selection": float(selected == self.mtd_level),
+            "overdose_selection": float(selected > self.mtd_level),
+            "no_selection": float(selected < 0),
+            **{f"selected_{k}": float(selected == k) for k in range(len(self.dose_levels))},
+            **{f"n_at_{k}": float(n) for k, n in enumerate(counts.n)},
+            "n_at_mtd_fraction": per_treated(at_mtd),
+            "n_overdosed_fraction": per_treated(overdosed),
+            "n_at_mtd_over_planned": at_mtd / planned,
+            "n_overdosed_over_planned": overdosed / planned,
+            "dlt_rate": per_treated(dlts),
+            "dlt_over_planned": dlts / planned,
+            "stopped_early": float(treated < planned),
+            "n_treated": float(treated),
+        }
+
+    def describe(self) -> dict[str, float | int | str]:
+        """Flat record of the truth (for simulation results)."""
+        return {
+            "name": "BinaryToxicityScenario",
+            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
+            "p_true": ",".join(f"{p:g}" for p in self.p_true),
+            "target": self.target,
+            "mtd_level": self.mtd_level,
+            "mtd_dose": self.dose_levels[self.mtd_level],
+            "planned_sample_size": self.planned_sample_size,
+        }

@@ -1,0 +1,235 @@
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from dosezoo.binary_scenarios import BinaryToxicityScenario
+from dosezoo.data import TrialData
+from dosezoo.designs import ThreePlusThreeDesign
+from dosezoo.errors import DataError
+from dosezoo.simulate import operating_characteristics, simulate
+
+LEVELS = (10.0, 20.0, 30.0, 40.0)
+
+
+def _run(design, steps):
+    """Play (dlt of the cohort, expected next dose or stop text) steps from an empty trial."""
+    data = TrialData.empty(outcomes=("dlt",))
+    decision = design.next(data)
+    assert decision.next_dose == design.start_dose
+    for dlt, expected in steps:
+        data = data.with_cohort(decision.next_dose, dlt=dlt)
+        decision = design.next(data)
+        if isinstance(expected, str):
+            assert decision.stopped
+            assert decision.stop_reason.startswith(expected)
+        else:
+            assert decision.next_dose == expected
+    return data, decision
+
+
+def test_sizes():
+    design = ThreePlusThreeDesign(LEVELS)
+    assert (design.cohort_size, design.sample_size, design.start_dose) == (3, 24, 10.0)
+    assert ThreePlusThreeDesign(LEVELS, start_dose=20).start_dose == 20.0
+
+
+def test_one_of_six_escalates_then_two_of_three_stops_at_the_lower_dose():
+    data, decision = _run(
+        ThreePlusThreeDesign(LEVELS),
+        [
+            ([0, 0, 0], 20.0),  # 0/3 at 10: escalate
+            ([0, 1, 0], 20.0),  # 1/3 at 20: 3 more
+            ([0, 0, 0], 30.0),  # 1/6 at 20: escalate
+            ([1, 1, 0], "MTD 20: 2 DLTs in 3 patients at 30"),  # 20 already has 6
+        ],
+    )
+    assert decision.quantities == {"n_at_dose": 3.0, "dlt_at_dose": 2.0, "selected_dose": 20.0}
+    assert ThreePlusThreeDesign(LEVELS).recommend(data).next_dose == 20.0
+
+
+def test_deescalation_completes_the_lower_dose_to_six():
+    design = ThreePlusThreeDesign(LEVELS)
+    data, decision = _run(
+        design,
+        [
+            ([0, 0, 0], 20.0),
+            ([0, 0, 0], 30.0),
+            ([1, 0, 1], 20.0),  # 2/3 at 30: back to 20, which has only 3
+            ([0, 1, 0], "MTD 20: 1 DLTs in 6 patients"),  # 1/6 at 20; 30 is too toxic
+        ],
+    )
+    assert decision.bound_by == ("toxic_dose",)
+    assert decision.quantities["selected_dose"] == 20.0
+    assert design.recommend(data).next_dose == 20.0
+
+
+def test_two_of_six_deescalates_and_never_reescalates():
+    design = ThreePlusThreeDesign(LEVELS)
+    data, decision = _run(
+        design,
+        [
+            ([0, 0, 0], 20.0),
+            ([1, 0, 0], 20.0),
+            ([0, 1, 0], 10.0),  # 2/6 at 20: back to 10, which has only 3
+            ([0, 0, 0], "MTD 10: 0 DLTs in 6 patients"),  # 20 had 2 DLTs: no re-escalation
+        ],
+    )
+    assert decision.bound_by == ("toxic_dose",)
+    assert decision.quantities["selected_dose"] == 10.0
+    assert design.recommend(data).next_dose == 10.0
+
+
+def test_escalation_past_the_highest_dose_confirms_it_with_six():
+    design = ThreePlusThreeDesign(LEVELS)
+    data, decision = _run(
+        design,
+        [
+            ([0, 0, 0], 20.0),
+            ([0, 0, 0], 30.0),
+            ([0, 0, 0], 40.0),
+            ([0, 0, 0], 40.0),  # 0/3 at the highest dose: 3 more there
+            ([0, 0, 1], "MTD 40: 1 DLTs in 6 patients, no higher dose to try"),
+        ],
+    )
+    assert decision.bound_by == ("highest_dose",)
+    assert design.recommend(data).next_dose == 40.0
+
+
+def test_a_toxic_lowest_dose_stops_with_no_mtd():
+    design = ThreePlusThreeDesign(LEVELS)
+    data, decision = _run(design, [([1, 0, 0], 10.0), ([0, 1, 0], "no MTD: 2 DLTs in 6")])
+    assert math.isnan(decision.quantities["selected_dose"])
+    recommendation = design.recommend(data)
+    assert recommendation.stopped
+    assert recommendation.stop_reason == "no MTD: no dose had at most 1 DLT in 6 patients"
+    _run(design, [([1, 1, 0], "no MTD: 2 DLTs in 3 patients at the lowest dose 10")])
+
+
+def test_a_higher_start_dose_deescalates_to_an_untreated_dose():
+    design = ThreePlusThreeDesign(LEVELS, start_dose=20.0)
+    data, _ = _run(
+        design,
+        [
+            ([1, 1, 1], 10.0),  # 3/3 at the start dose: 3 patients at 10
+            ([0, 0, 0], 10.0),  # 0/3, but 20 is too toxic: complete 10 to 6
+            ([0, 0, 0], "MTD 10"),
+        ],
+    )
+    assert design.recommend(data).next_dose == 10.0
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="ThreePlusThreeDesign: dose_levels must be strictly"):
+        ThreePlusThreeDesign((10.0, 10.0))
+    with pytest.raises(ValueError, match="ThreePlusThreeDesign: start_dose 15 is not one of"):
+        ThreePlusThreeDesign(LEVELS, start_dose=15)
+    design = ThreePlusThreeDesign(LEVELS)
+    with pytest.raises(DataError, match="dose 10 has 4 patients; the 3\\+3 design treats 3 or 6"):
+        design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[0, 0, 0, 0]))
+    with pytest.raises(DataError, match=r"row 0: dose 12\.5 is not one of the dose levels"):
+        design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(12.5, dlt=[0, 0, 0]))
+
+
+def test_describe_is_flat():
+    record = ThreePlusThreeDesign(LEVELS).describe()
+    assert record == {
+        "name": "ThreePlusThreeDesign",
+        "dose_levels": "10,20,30,40",
+        "start_dose": 10.0,
+        "cohort_size": 3,
+        "sample_size": 24,
+    }
+
+
+# --------------------------------------------------------------------------- simulation
+
+P_TRUE = (0.05, 0.15, 0.35, 0.55)
+SCENARIO = BinaryToxicityScenario(LEVELS, P_TRUE, 0.3, planned_sample_size=24)
+
+
+def _exact_selection(design, p_true):
+    """Selection probabilities of the design, enumerating every outcome of every cohort."""
+    probabilities = np.zeros(len(p_true) + 1)  # the last entry: no MTD
+
+    def walk(data, weight):
+        decision = design.next(data)
+        if decision.stopped:
+            selected = decision.quantities["selected_dose"]
+            index = -1 if math.isnan(selected) else design.dose_levels.index(selected)
+            probabilities[index] += weight
+            return
+        p = p_true[design.dose_levels.index(decision.next_dose)]
+        for y in range(4):
+            cohort = data.with_cohort(decision.next_dose, dlt=[1] * y + [0] * (3 - y))
+            walk(cohort, weight * stats.binom.pmf(y, 3, p))
+
+    walk(TrialData.empty(outcomes=("dlt",)), 1.0)
+    return probabilities
+
+
+def _passes(p):
+    """P(escalate from a dose): 0/3, or 1/3 then 0/3 (Lin and Shih 2001, A = B = 3)."""
+    q = 1 - p
+    return q**3 + 3 * p * q**2 * q**3
+
+
+def _confirmed_at_the_top(p):
+    """P(the highest dose ends with <= 1/6): 0/3 then <= 1 of 3 more, or 1/3 then 0/3."""
+    q = 1 - p
+    return q**3 * (q**3 + 3 * p * q**2) + 3 * p * q**2 * q**3
+
+
+def test_exact_selection_agrees_with_closed_forms():
+    probabilities = _exact_selection(ThreePlusThreeDesign(LEVELS), P_TRUE)
+    assert probabilities.sum() == pytest.approx(1.0)
+    top = np.prod([_passes(p) for p in P_TRUE[:-1]]) * _confirmed_at_the_top(P_TRUE[-1])
+    assert probabilities[3] == pytest.approx(top)
+    single = _exact_selection(ThreePlusThreeDesign((10.0,)), (0.3,))
+    assert single[0] == pytest.approx(_confirmed_at_the_top(0.3))
+    assert single[-1] == pytest.approx(1 - _confirmed_at_the_top(0.3))
+
+
+@pytest.fixture(scope="module")
+def results():
+    return simulate(ThreePlusThreeDesign(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
+
+
+def test_simulated_selection_matches_the_exact_distribution(results):
+    exact = _exact_selection(ThreePlusThreeDesign(LEVELS), P_TRUE)
+    oc = operating_characteristics(results, n_bootstrap=2)["mean"].to_series()
+    simulated = [oc[f"selected_{k}"] for k in range(4)] + [oc["no_selection"]]
+    se = np.sqrt(exact * (1 - exact) / 200)
+    assert np.all(np.abs(np.array(simulated) - exact) <= 4.5 * se + 1e-12)
+    assert SCENARIO.mtd_level == 2  # |0.35 - 0.3| < |0.15 - 0.3|
+    assert oc["correct_selection"] == oc["selected_2"]
+    full = np.mean(results["n_patients"].values == 24)
+    assert oc["stopped_early"] == pytest.approx(1 - full)  # only full trials ask recommend()
+    assert 6.0 <= oc["n_treated"] <= 24.0
+    assert oc["n_treated"] == pytest.approx(sum(oc[f"n_at_{k}"] for k in range(4)))
+
+
+def test_same_seed_same_results(results):
+    again = simulate(ThreePlusThreeDesign(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
+    xr.testing.assert_identical(results, again)
+
+
+def test_every_stop_selects_what_recommend_selects(results):
+    design = ThreePlusThreeDesign(LEVELS)
+    for trial in range(20):
+        n = int(results["n_patients"][trial])
+        data = TrialData.empty(outcomes=("dlt",))
+        for dose, dlt in zip(
+            results["dose"].values[trial, :n], results["dlt"].values[trial, :n], strict=True
+        ):
+            data = data.with_cohort(float(dose), dlt=[int(dlt)])
+        recommendation = design.recommend(data)
+        selected = np.nan if recommendation.stopped else recommendation.next_dose
+        # the last decision is the engine's call of recommend(); the stop is just before it
+        last = int(np.sum(results["decision_kind"].values[trial] != "")) - 1
+        np.testing.assert_equal(
+            float(results["decision_selected_dose"].values[trial, last - 1]), selected
+        )
+        np.testing.assert_equal(float(results["recommended_dose"].values[trial]), selected)
