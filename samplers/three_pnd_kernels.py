@@ -194,7 +194,7 @@ def sigma_floor(beta, nu, hyper):
 def mtd(beta, sigma, nu, hyper):
     """MTD of eq (5): ``x_min + ((eta - sigma z) / beta)^(1/nu)``, inside ``(x_min, x_max)``."""
     value = hyper[X_MIN] + ((hyper[ETA] - sigma * hyper[Z]) / beta) ** (1.0 / nu)
-    return _inside(value, hyper[X_MIN], hyper[X_MAX])
+    return inside_open(value, hyper[X_MIN], hyper[X_MAX])
 
 
 def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
@@ -273,7 +273,7 @@ def log_normal_mass(a, b):
 
 
 @njit(cache=True, error_model="numpy")
-def _inside(value, lower, upper):
+def inside_open(value, lower, upper):
     """Clamp a draw into the open interval (lower, upper) against rounding."""
     if value <= lower:
         return np.nextafter(lower, upper)
@@ -301,7 +301,7 @@ def truncated_normal(rng, mean, sd, lower, upper):
     standard = min(max(standard, a), b)
     if flip:
         standard = -standard
-    return _inside(mean + sd * standard, lower, upper)
+    return inside_open(mean + sd * standard, lower, upper)
 
 
 @njit(cache=True, error_model="numpy")
@@ -327,7 +327,7 @@ def truncated_gamma(rng, shape, rate, lower, upper):
         x = gammainccinv(shape, q_lo - rng.uniform() * (q_lo - q_hi))
     if not (x > 0.0 and x < np.inf):
         return 0.0, False
-    return _inside(x, x_lo, x_hi) / rate, True
+    return inside_open(x, x_lo, x_hi) / rate, True
 
 
 @njit(cache=True, error_model="numpy")
@@ -339,7 +339,7 @@ def draw_beta(rng, sigma, nu, nu_moments, obs, hyper):
     lower, upper = beta_bounds(sigma, nu, hyper)
     s_ww, s_wy = nu_moments
     if not s_ww >= MIN_BASIS_MASS:  # no data, or a likelihood flat in beta (its exact limit)
-        return _inside(lower + rng.uniform() * (upper - lower), lower, upper)
+        return inside_open(lower + rng.uniform() * (upper - lower), lower, upper)
     return truncated_normal(rng, s_wy / s_ww, sigma / math.sqrt(s_ww), lower, upper)
 
 
@@ -368,7 +368,7 @@ def draw_sigma_slice(rng, beta, sigma, nu, nu_moments, obs, hyper):
     )
     if not ok:
         return sigma, True
-    return _inside(1.0 / math.sqrt(precision), 0.0, hyper[SIGMA_MAX]), False
+    return inside_open(1.0 / math.sqrt(precision), 0.0, hyper[SIGMA_MAX]), False
 
 
 @njit(cache=True, error_model="numpy")
@@ -546,7 +546,7 @@ def ridge_move(rng, sigma, nu, nu_moments, obs, hyper):
         obs,
         hyper,
     )
-    sigma = _inside(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
+    sigma = inside_open(math.exp(log_sigma), 0.0, hyper[SIGMA_MAX])
     phi = math.log(nu)
     at_phi = (
         collapsed_log_density(sigma, nu, obs, hyper)

@@ -157,7 +157,10 @@ def mtd_cdf_and_density(x, weight, sigma, nu, beta, hyper):
 def mtd_quantile(p, weight, sigma, nu, beta, hyper):
     """``F^{-1}(p)``: Newton steps on ``F(x) - p``, kept inside a shrinking bisection bracket.
 
-    The first guess is the ``p``-quantile of the cells' MTDs at beta's conditional mean.
+    The first guess is the ``p``-quantile of the cells' MTDs at beta's conditional mean. The
+    result is kept inside the open interval ``(x_min, x_max)`` (by one unit in the last place
+    where the posterior piles up at an end, as :func:`dosezoo.samplers.three_pnd_kernels.mtd`
+    does).
     """
     lower = hyper[kernels.X_MIN]
     upper = hyper[kernels.X_MAX]
@@ -190,9 +193,12 @@ def mtd_quantile(p, weight, sigma, nu, beta, hyper):
             step_ok = lower < candidate < upper
         new_x = candidate if step_ok else 0.5 * (lower + upper)
         if abs(new_x - x) <= tolerance:
-            return new_x
+            break
         x = new_x
-    return x
+    else:
+        new_x = x
+    # like the sampled MTD, keep a quantile piled up at an end inside the open dose range
+    return kernels.inside_open(new_x, hyper[kernels.X_MIN], hyper[kernels.X_MAX])
 
 
 @dataclass(frozen=True, eq=False)

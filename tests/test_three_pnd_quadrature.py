@@ -3,11 +3,15 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
 from dosezoo.designs import MTDQuantileRule
+from dosezoo.models import ThreePND
+from dosezoo.samplers.three_pnd_quadrature import QUANTILE_TOLERANCE
 
 PROBABILITIES = (0.01, 0.1, 0.5, 0.9)
 
@@ -114,3 +118,39 @@ def test_rule_on_the_quadrature_posterior_is_exact(o6bg_model, o6bg):
 def test_grid_size_is_validated(o6bg_model, o6bg):
     with pytest.raises(ValueError, match="grid_size must be an integer >= 8"):
         o6bg_model.mtd_posterior(o6bg, grid_size=4)
+
+
+@st.composite
+def _models_and_data(draw):
+    x_min = draw(st.floats(0.0, 10.0))
+    model = ThreePND(
+        eta=draw(st.floats(0.5, 60.0)),
+        gamma=draw(st.floats(0.55, 0.995)),
+        x_min=x_min,
+        x_max=x_min + draw(st.floats(5.0, 200.0)),
+        delta=draw(st.sampled_from([0.05, 0.1, 0.5, 1.0])),
+    )
+    span = model.x_max - model.x_min
+    n = draw(st.integers(1, 30))
+    unit = draw(st.lists(st.floats(0.01, 0.99), min_size=n, max_size=n))
+    dose = model.x_min + span * np.asarray(unit)
+    scale = draw(st.floats(-1.0, 2.0)) * model.eta
+    power = draw(st.floats(0.3, 3.0))
+    noise = draw(st.lists(st.floats(-2.0, 2.0), min_size=n, max_size=n))
+    y = scale * np.asarray(unit) ** power + draw(st.floats(0.01, 1.0)) * model.eta * np.asarray(
+        noise
+    )
+    return model, dose, y
+
+
+@settings(max_examples=40, deadline=None)
+@given(_models_and_data())
+def test_quantiles_stay_inside_the_dose_range_for_any_data(case):
+    model, dose, y = case
+    assume(np.any(y))  # all-zero responses are refused (improper posterior), tested elsewhere
+    grid = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+    quantiles = [grid.quantile(p) for p in (1e-4, 0.001, 0.1, 0.5, 0.9999)]
+    assert all(model.x_min < q < model.x_max for q in quantiles)
+    resolution = 2 * QUANTILE_TOLERANCE * (model.x_max - model.x_min)
+    assert np.all(np.diff(quantiles) >= -resolution)
+    assert abs(grid.weight.sum() - 1.0) < 1e-9
