@@ -58,7 +58,6 @@ class ThreePNDLayout:
             name: float(extract_obs_data(model[name]))
             for name in ("eta", "gamma", "x_min", "x_max", "delta")
         }
-        self.x_min = scalar["x_min"]
         self.hyper = kernels.pack_hyper(
             scalar["eta"],
             float(ndtri(scalar["gamma"])),
@@ -75,7 +74,11 @@ class ThreePNDLayout:
         dose, y = extract_obs_data(self._dose), extract_obs_data(self._y)
         seen = self._seen
         if seen is None or not (np.array_equal(dose, seen[0]) and np.array_equal(y, seen[1])):
-            self._seen = (np.array(dose), np.array(y), kernels.summarise(dose, y, self.x_min))
+            self._seen = (
+                np.array(dose),
+                np.array(y),
+                kernels.summarise(dose, y, self.hyper[kernels.X_MIN]),
+            )
         return self._seen[2]
 
     def decode(self, point: dict) -> tuple[float, float, float]:
