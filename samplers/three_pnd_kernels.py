@@ -580,8 +580,9 @@ def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
     which updates sigma and nu on their marginal and redraws beta exactly. The seed's beta
     Gibbs draw and nu elliptical slice are then redundant: beta is already an exact draw
     given (sigma, nu) when the next iteration starts, and the ridge's slice on log nu mixes
-    better than the elliptical slice, whose proposals come from nu's prior (7 bracket
-    shrinkages per update on 45 simulated patients, each a likelihood evaluation).
+    better than the elliptical slice, whose proposals come from nu's prior: with informative
+    data its bracket shrinks many times per update (``nu_ess_shrinks``), each shrinkage a
+    likelihood evaluation.
     Without ``ridge`` the sweep is the seed's Algorithm 3: beta Gibbs, sigma slice, nu
     elliptical slice (with the corrected nu conditional).
 
