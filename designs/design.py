@@ -121,11 +121,22 @@ class MTDQuantileDesign:
             raise TypeError(
                 f"MTDQuantileDesign: rule must be an MTDQuantileRule, got {self.rule!r}"
             )
-        for name in ("cohort_size", "sample_size", "draws", "chains"):
+        for name, smallest in (
+            ("cohort_size", 1),
+            ("sample_size", 1),
+            ("draws", 1),
+            ("chains", 1),
+            ("tune", 0),
+            ("random_seed", 0),
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | np.integer)
+                or value < smallest
+            ):
                 raise ValueError(
-                    f"MTDQuantileDesign: {name} must be an integer >= 1, got {value!r}"
+                    f"MTDQuantileDesign: {name} must be an integer >= {smallest}, got {value!r}"
                 )
         if self.cohort_size > self.sample_size:
             raise ValueError(
@@ -139,7 +150,8 @@ class MTDQuantileDesign:
             )
         start = self.start_dose
         if not (
-            isinstance(start, int | float | np.floating)
+            isinstance(start, int | float | np.integer | np.floating)
+            and not isinstance(start, bool)
             and self.model.x_min < start < self.model.x_max
         ):
             raise ValueError(

@@ -287,6 +287,9 @@ def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
         ({"cohort_size": 0}, "cohort_size must be an integer >= 1"),
         ({"cohort_size": 3, "sample_size": 2}, "cohort_size 3 exceeds sample_size 2"),
         ({"engine": "grid"}, "engine must be"),
+        ({"start_dose": True}, "start_dose must lie in"),
+        ({"random_seed": -1}, "random_seed must be an integer >= 0"),
+        ({"tune": 1.5}, "tune must be an integer >= 0"),
         ({"rule": MTDQuantileRule(dose_levels=[6.0, 90.0])}, "must lie in"),
     ],
 )
