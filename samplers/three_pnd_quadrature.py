@@ -242,6 +242,8 @@ class QuadratureGrid:
 
     def cdf(self, x: float) -> float:
         """Posterior ``P(MTD <= x)``; 0 at or below ``x_min``, 1 at or above ``x_max``."""
+        if not math.isfinite(x):
+            raise ValueError(f"cdf: x must be a finite dose, got {x!r}")
         if x <= self.hyper[kernels.X_MIN]:
             return 0.0
         if x >= self.hyper[kernels.X_MAX]:

@@ -94,6 +94,8 @@ def test_cdf_inverts_the_quantile_and_is_monotone(o6bg_model, o6bg):
     assert np.all(np.diff(values) >= 0)
     with pytest.raises(ValueError, match="p must lie in"):
         grid.quantile(1.0)
+    with pytest.raises(ValueError, match="x must be a finite dose, got nan"):
+        grid.cdf(float("nan"))
 
 
 def test_quadrature_fit_has_the_schema_and_the_distribution(o6bg_model, o6bg):
