@@ -47,14 +47,20 @@ receives no more patients.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from scipy.special import betaincc
 
 from dosezoo.data import TrialData
 from dosezoo.designs.decision import Decision
-from dosezoo.errors import DataError
+from dosezoo.levels import (
+    LevelCounts,
+    level_counts,
+    positive_int,
+    real_number,
+    validate_dose_levels,
+    validate_start_dose,
+)
 
 __all__ = [
     "BOINDesign",
@@ -74,122 +80,7 @@ _TIE_TOLERANCE = 1e-10
 _MIN_PATIENTS_TO_ELIMINATE = 3
 
 
-# --------------------------------------------------------------------------- shared helpers
-
-
-def _real(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _positive_int(owner: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def validate_dose_levels(owner: str, levels: object) -> tuple[float, ...]:
-    """Validate dose levels: finite, positive, strictly increasing; return them as floats.
-
-    Parameters
-    ----------
-    owner : str
-        Class named in error messages.
-    levels : sequence of float
-        The candidate doses, lowest first.
-
-    Returns
-    -------
-    tuple of float
-
-    Raises
-    ------
-    ValueError
-        Naming ``dose_levels`` and the offending value.
-    """
-    if isinstance(levels, str | bytes) or not isinstance(levels, Sequence | np.ndarray):
-        raise ValueError(f"{owner}: dose_levels must be a sequence of doses, got {levels!r}")
-    values = tuple(_real(owner, f"dose_levels[{i}]", v) for i, v in enumerate(levels))
-    if not values:
-        raise ValueError(f"{owner}: dose_levels must hold at least one dose, got {levels!r}")
-    for i, value in enumerate(values):
-        if value <= 0:
-            raise ValueError(f"{owner}: dose_levels[{i}] must be > 0, got {value!r}")
-        if i and value <= values[i - 1]:
-            raise ValueError(
-                f"{owner}: dose_levels must be strictly increasing, got {value!r} after "
-                f"{values[i - 1]!r} (dose_levels[{i}])"
-            )
-    return values
-
-
-def validate_start_dose(owner: str, start_dose: object, levels: tuple[float, ...]) -> float:
-    """Return the start dose as a float: one of ``levels``, the lowest when ``None``."""
-    if start_dose is None:
-        return levels[0]
-    start = _real(owner, "start_dose", start_dose)
-    if start not in levels:
-        raise ValueError(
-            f"{owner}: start_dose {start_dose!r} is not one of the dose levels {levels}"
-        )
-    return start
-
-
-class LevelCounts(NamedTuple):
-    """Patients and DLTs per dose level, and the level of the current (last) dose."""
-
-    n: np.ndarray
-    """Patients per level, int64, shape (K,)."""
-    y: np.ndarray
-    """DLTs per level, int64, shape (K,)."""
-    current: int
-    """Level index of the last patient's dose (-1 when there are no patients)."""
-
-
-def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str) -> LevelCounts:
-    """Count patients and DLTs per dose level.
-
-    Parameters
-    ----------
-    data : TrialData
-        One dose column and a ``dlt`` outcome (0/1, validated by TrialData).
-    dose_levels : tuple of float
-        The design's levels, increasing.
-    owner : str
-        Design named in error messages.
-
-    Returns
-    -------
-    LevelCounts
-
-    Raises
-    ------
-    DataError
-        If the data lack ``dlt`` or a dose is not one of ``dose_levels`` (naming row and
-        value).
-    """
-    if not isinstance(data, TrialData):
-        raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
-    data.require("dlt", min_patients=0, model=owner)
-    dose = np.asarray(data.dose, dtype=float)
-    levels = np.asarray(dose_levels, dtype=float)
-    index = np.minimum(np.searchsorted(levels, dose), levels.size - 1)
-    off = levels[index] != dose
-    if off.any():
-        row = int(np.argmax(off))
-        raise DataError(
-            f"{owner}: column 'dose', row {row}: dose {float(dose[row])!r} is not one of the "
-            f"dose levels {dose_levels}"
-        )
-    dlt = np.asarray(data.column("dlt"), dtype=np.int64)
-    return LevelCounts(
-        n=np.bincount(index, minlength=levels.size).astype(np.int64),
-        y=np.bincount(index, weights=dlt, minlength=levels.size).astype(np.int64),
-        current=int(index[-1]) if index.size else -1,
-    )
+# --------------------------------------------------------------------------- isotonic
 
 
 def isotonic_regression(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -242,11 +133,11 @@ def _boundaries(
     owner: str, target: float, phi1: float | None, phi2: float | None
 ) -> tuple[float, float, float, float]:
     """Validate ``(target, phi1, phi2)`` and return them with ``(lambda_e, lambda_d)``."""
-    phi = _real(owner, "target", target)
+    phi = real_number(owner, "target", target)
     if not 0 < phi < 1:
         raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
-    low = 0.6 * phi if phi1 is None else _real(owner, "phi1", phi1)
-    high = 1.4 * phi if phi2 is None else _real(owner, "phi2", phi2)
+    low = 0.6 * phi if phi1 is None else real_number(owner, "phi1", phi1)
+    high = 1.4 * phi if phi2 is None else real_number(owner, "phi2", phi2)
     if not 0 < low < phi:
         got = f"{phi1!r}" if phi1 is not None else f"the default 0.6 * target = {low:g}"
         raise ValueError(f"{owner}: phi1 must lie in (0, target={phi!r}), got {got}")
@@ -378,14 +269,14 @@ class BOINDesign:
             "lambda_d": lambda_d,
         }
         for name in ("cohort_size", "sample_size", "n_earlystop"):
-            values[name] = _positive_int(owner, name, getattr(self, name))
+            values[name] = positive_int(owner, name, getattr(self, name))
         if values["cohort_size"] > values["sample_size"]:
             raise ValueError(
                 f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
                 f"{self.sample_size!r}"
             )
         for name in ("elimination_cutoff", "offset", "prior_a", "prior_b"):
-            values[name] = _real(owner, name, getattr(self, name))
+            values[name] = real_number(owner, name, getattr(self, name))
         if not 0 < values["elimination_cutoff"] < 1:
             raise ValueError(
                 f"{owner}: elimination_cutoff must lie in (0, 1), got {self.elimination_cutoff!r}"

@@ -34,14 +34,14 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import (
+from dosezoo.designs.decision import Decision
+from dosezoo.errors import DataError
+from dosezoo.levels import (
     LevelCounts,
     level_counts,
     validate_dose_levels,
     validate_start_dose,
 )
-from dosezoo.designs.decision import Decision
-from dosezoo.errors import DataError
 
 __all__ = ["ThreePlusThreeDesign"]
 

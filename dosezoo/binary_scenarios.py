@@ -45,8 +45,8 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import level_counts, validate_dose_levels
 from dosezoo.designs.decision import Decision
+from dosezoo.levels import level_counts, validate_dose_levels
 
 __all__ = ["BinaryToxicityScenario"]
 
