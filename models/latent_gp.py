@@ -1,0 +1,702 @@
+r"""Latent-logit Gaussian-process dose-toxicity model (seed 003, Section 4.1-4.2, eqs 15-21).
+
+Seno, Matsui, Iwazaki, Inatsu, Takeno and Matsui (2025), *Dose-finding design based on level
+set estimation in phase I cancer clinical trials* (seed 003), following Takahashi and Suzuki
+(2021). With :math:`K` candidate doses scaled to :math:`x_1 < \dots < x_K` in [0, 1] (equally
+spaced by default, :math:`x_k = (k - 1)/(K - 1)`), a patient at dose :math:`k` has a DLT with
+probability :math:`p_k = \operatorname{logistic}(f(x_k))`:
+
+.. math::
+
+    f &\sim GP\big(m, \sigma_f^2 k_{SE}\big), \qquad
+        k_{SE}(x, x') = \exp\{-(x - x')^2 / (2 \ell^2)\} \\
+    \log \sigma_f &\sim N(\mu_\sigma, s_\sigma^2) \quad (21), \qquad
+        \mu_\sigma = \tfrac12 (\log L_\sigma + \log U_\sigma), \quad
+        s_\sigma = \frac{\log U_\sigma - \log L_\sigma}{2 \cdot 1.96} \\
+    y_i \mid f &\sim \mathrm{Bernoulli}(\operatorname{logistic}(f(x_{k_i}))) \quad (18)
+
+so that :math:`[L_\sigma, U_\sigma]` (``sigma_f_range``) is the central 95% prior interval of
+:math:`\sigma_f`. The length-scale :math:`\ell` is fixed (default 1, as the seed's Section
+4.2.2 and Appendix C.3). The PyMC model is written non-centred,
+:math:`f = m + \sigma_f L z` with :math:`z \sim N(0, I)` and :math:`L L^\top = k_{SE} +
+\epsilon I` (a fixed jitter :math:`\epsilon`, default :math:`10^{-6}`, part of the model for
+every engine), which is what NUTS and the custom samplers both sample.
+
+Prior mean (Section 4.2.1, :func:`quantile_prior_mean`)
+-------------------------------------------------------
+Prior statements about the lowest and highest doses,
+:math:`P(p_1 < \phi - \delta) = q_1` and :math:`P(p_K > \phi + \delta) = q_K`, with the
+marginal :math:`f(x_k) \sim N(m_k, \bar\sigma_f^2)` and :math:`\sigma_f` replaced by its prior
+mean :math:`\bar\sigma_f = \exp(\mu_\sigma + s_\sigma^2/2)`, give (eqs 19-20)
+
+.. math::
+
+    m_1 = \operatorname{logit}(\phi - \delta) - z_{q_1} \bar\sigma_f, \qquad
+    m_K = \operatorname{logit}(\phi + \delta) + z_{q_K} \bar\sigma_f ,
+
+:math:`z_q = \Phi^{-1}(q)`. Without a prior MTD location the other :math:`m_k` lie on the line
+through :math:`(x_1, m_1)` and :math:`(x_K, m_K)`. With a prior MTD level :math:`k^*`:
+
+(i) :math:`k^* = 1`: :math:`m_1 := \operatorname{logit}\phi`, line through
+    :math:`(x_1, \operatorname{logit}\phi)` and :math:`(x_K, m_K)`;
+(ii) :math:`1 < k^*` and :math:`x_{k^*} \le 1/2`: :math:`m_{k^*} := \operatorname{logit}\phi`,
+     line through :math:`(x_{k^*}, \operatorname{logit}\phi)` and :math:`(x_K, m_K)`;
+(iii) :math:`x_{k^*} > 1/2` and :math:`k^* < K`: :math:`m_{k^*} := \operatorname{logit}\phi`,
+      line through :math:`(x_1, m_1)` and :math:`(x_{k^*}, \operatorname{logit}\phi)`;
+(iv) :math:`k^* = K`: :math:`m_K := \operatorname{logit}\phi`, line through
+     :math:`(x_1, m_1)` and :math:`(x_K, \operatorname{logit}\phi)`.
+
+Choices where the seed's text lost its symbols (each is an option)
+------------------------------------------------------------------
+* which end point anchors the line in cases (ii) and (iii): the *farther* end from
+  :math:`x_{k^*}` (so the line is the least steep one through the MTD statement and one end
+  statement, and the extrapolated means stay moderate); the split is at the middle of the
+  scaled range, the middle dose itself falling in case (ii);
+* :math:`\delta = 0.05` (``margin``; the half-width of the proper dosing interval of mTPI and
+  the BLRM, to which the seed points), :math:`q_1 = q_K = 0.8` (``prob_low``, ``prob_high``);
+* :math:`[L_\sigma, U_\sigma] = [0.5, 2]` (``sigma_f_range``): on the logit scale a latent
+  standard deviation from 0.5 to 2 allows departures from the prior curve from modest to large
+  (at :math:`p = 0.2`, :math:`\pm 2` on the logit scale spans 0.03-0.65).
+
+An initial guess of the DLT probabilities (step 3 of Section 4.4) gives
+:math:`m_k = \operatorname{logit}(\hat p_k)` (:meth:`LatentGP.from_initial_guess`).
+"""
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.util import get_random_generator
+from scipy.special import logit, ndtri
+
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import level_counts, validate_dose_levels
+from dosezoo.inference import IdataBuilder
+from dosezoo.samplers import latent_gp_kernels as kernels
+
+Engine = Literal["kernel", "pymc", "nuts"]
+ENGINES = ("kernel", "pymc", "nuts")
+#: Default plausible range of sigma_f (the central 95% prior interval).
+SIGMA_F_RANGE = (0.5, 2.0)
+#: 95% central normal quantile used by eq (21).
+_Z95 = float(ndtri(0.975))
+
+
+def _real(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def sigma_f_lognormal(sigma_f_range: Sequence[float]) -> tuple[float, float]:
+    r"""Return :math:`(\mu_\sigma, s_\sigma)` of eq (21) from the plausible range of sigma_f.
+
+    :math:`P(L \le \sigma_f \le U) = 0.95` with the interval central on the log scale:
+    :math:`\mu = (\log L + \log U)/2`, :math:`s = (\log U - \log L) / (2 \cdot 1.96)`.
+
+    Parameters
+    ----------
+    sigma_f_range : (float, float)
+        ``(L, U)`` with ``0 < L < U``.
+    """
+    owner = "sigma_f_range"
+    if isinstance(sigma_f_range, str | bytes) or len(sigma_f_range) != 2:
+        raise ValueError(f"{owner} must be a pair (lower, upper), got {sigma_f_range!r}")
+    lower = _real(owner, "lower", sigma_f_range[0])
+    upper = _real(owner, "upper", sigma_f_range[1])
+    if not 0 < lower < upper:
+        raise ValueError(f"{owner} must satisfy 0 < lower < upper, got {sigma_f_range!r}")
+    return 0.5 * (math.log(lower) + math.log(upper)), (math.log(upper) - math.log(lower)) / (
+        2 * _Z95
+    )
+
+
+def equal_spacing(n_doses: int) -> np.ndarray:
+    """Scaled doses ``(k - 1) / (K - 1)``, ``k = 1..K`` (``[0.5]`` for one dose)."""
+    if n_doses == 1:
+        return np.array([0.5])
+    return np.linspace(0.0, 1.0, n_doses)
+
+
+def quantile_prior_mean(
+    target: float,
+    scaled_doses: Sequence[float],
+    *,
+    sigma_f_mean: float,
+    margin: float = 0.05,
+    prob_low: float = 0.8,
+    prob_high: float = 0.8,
+    prior_mtd_level: int | None = None,
+) -> np.ndarray:
+    r"""Quantile-based prior mean of the latent curve (seed 003, Section 4.2.1).
+
+    Parameters
+    ----------
+    target : float
+        Target DLT probability :math:`\phi`.
+    scaled_doses : sequence of float
+        :math:`x_1 < \dots < x_K` in [0, 1], at least two.
+    sigma_f_mean : float
+        :math:`\bar\sigma_f`, the prior mean of sigma_f.
+    margin : float
+        :math:`\delta`, with ``0 < target - margin`` and ``target + margin < 1``.
+    prob_low, prob_high : float
+        :math:`q_1 = P(p_1 < \phi - \delta)` and :math:`q_K = P(p_K > \phi + \delta)`, in
+        (0, 1).
+    prior_mtd_level : int, optional
+        0-based level :math:`k^* - 1` of the prior MTD (cases (i)-(iv) of the module
+        docstring).
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`m_1, \dots, m_K` on the logit scale.
+    """
+    owner = "quantile_prior_mean"
+    phi = _real(owner, "target", target)
+    delta = _real(owner, "margin", margin)
+    if not 0 < phi < 1:
+        raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
+    if not (delta > 0 and phi - delta > 0 and phi + delta < 1):
+        raise ValueError(
+            f"{owner}: margin must be > 0 with target - margin > 0 and target + margin < 1, "
+            f"got margin={margin!r} for target={target!r}"
+        )
+    for name, value in (("prob_low", prob_low), ("prob_high", prob_high)):
+        if not 0 < _real(owner, name, value) < 1:
+            raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
+    scale = _real(owner, "sigma_f_mean", sigma_f_mean)
+    if scale <= 0:
+        raise ValueError(f"{owner}: sigma_f_mean must be > 0, got {sigma_f_mean!r}")
+    x = np.asarray(scaled_doses, dtype=float)
+    if x.ndim != 1 or x.size < 2 or np.any(np.diff(x) <= 0):
+        raise ValueError(f"{owner}: scaled_doses must be >= 2 increasing values, got {x!r}")
+    low = float(logit(phi - delta) - ndtri(prob_low) * scale)
+    high = float(logit(phi + delta) + ndtri(prob_high) * scale)
+    at_target = float(logit(phi))
+    first, last = 0, x.size - 1
+    if prior_mtd_level is None:
+        anchors = ((x[first], low), (x[last], high))
+    else:
+        if (
+            isinstance(prior_mtd_level, bool)
+            or not isinstance(prior_mtd_level, int | np.integer)
+            or not 0 <= prior_mtd_level <= last
+        ):
+            raise ValueError(
+                f"{owner}: prior_mtd_level must be an integer in [0, {last}], "
+                f"got {prior_mtd_level!r}"
+            )
+        k = int(prior_mtd_level)
+        if k == first:  # case (i)
+            anchors = ((x[first], at_target), (x[last], high))
+        elif k == last:  # case (iv)
+            anchors = ((x[first], low), (x[last], at_target))
+        elif x[k] <= 0.5 * (x[first] + x[last]):  # case (ii): anchor on the highest dose
+            anchors = ((x[k], at_target), (x[last], high))
+        else:  # case (iii): anchor on the lowest dose
+            anchors = ((x[first], low), (x[k], at_target))
+    (x0, m0), (x1, m1) = anchors
+    return m0 + (m1 - m0) * (x - x0) / (x1 - x0)
+
+
+def squared_exponential(x: np.ndarray, length_scale: float) -> np.ndarray:
+    """Correlation matrix ``exp(-(x_i - x_j)^2 / (2 l^2))``."""
+    x = np.asarray(x, dtype=float)
+    return np.exp(-0.5 * ((x[:, None] - x[None, :]) / length_scale) ** 2)
+
+
+@dataclass(frozen=True)
+class LatentGP:
+    r"""The latent-logit GP model of seed 003 with its hyper-parameters.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        Candidate doses (original units), strictly increasing; data doses must be among them.
+    prior_mean : sequence of float
+        Prior mean :math:`m_k` of the latent curve at each dose, logit scale. Use
+        :meth:`from_quantiles` or :meth:`from_initial_guess` to construct it.
+    scaled_doses : sequence of float, optional
+        Positions :math:`x_k` in [0, 1], strictly increasing; equally spaced by default.
+        Unequal spacing, e.g. ``(d - d_1) / (d_K - d_1)``, is supported.
+    length_scale : float
+        :math:`\ell` of the squared-exponential kernel (1).
+    sigma_f_range : (float, float)
+        Central 95% prior interval of :math:`\sigma_f` (eq 21); default (0.5, 2).
+    jitter : float
+        Added to the diagonal of the correlation matrix before the Cholesky factorisation.
+    slice_width : float, optional
+        Initial width of the slice move on :math:`\log\sigma_f`; :math:`s_\sigma` by default.
+
+    Examples
+    --------
+    >>> model = LatentGP.from_quantiles([1, 2, 3, 4, 5], target=0.3, prior_mtd_level=2)
+    >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
+    """
+
+    dose_levels: Sequence[float]
+    prior_mean: Sequence[float]
+    _: KW_ONLY
+    scaled_doses: Sequence[float] | None = None
+    length_scale: float = 1.0
+    sigma_f_range: tuple[float, float] = SIGMA_F_RANGE
+    jitter: float = 1e-6
+    slice_width: float | None = None
+    log_sigma_mu: float = field(init=False, repr=False)
+    log_sigma_sd: float = field(init=False, repr=False)
+    chol: np.ndarray = field(init=False, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the hyper-parameters, naming the one at fault."""
+        owner = "LatentGP"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        if isinstance(self.prior_mean, str | bytes) or not isinstance(
+            self.prior_mean, Sequence | np.ndarray
+        ):
+            raise ValueError(f"{owner}: prior_mean must be a sequence, got {self.prior_mean!r}")
+        mean = tuple(_real(owner, f"prior_mean[{k}]", v) for k, v in enumerate(self.prior_mean))
+        if len(mean) != len(levels):
+            raise ValueError(
+                f"{owner}: prior_mean has {len(mean)} values but dose_levels has {len(levels)}"
+            )
+        if self.scaled_doses is None:
+            scaled = tuple(float(v) for v in equal_spacing(len(levels)))
+        else:
+            if isinstance(self.scaled_doses, str | bytes) or not isinstance(
+                self.scaled_doses, Sequence | np.ndarray
+            ):
+                raise ValueError(
+                    f"{owner}: scaled_doses must be a sequence, got {self.scaled_doses!r}"
+                )
+            scaled = tuple(
+                _real(owner, f"scaled_doses[{k}]", v) for k, v in enumerate(self.scaled_doses)
+            )
+            if len(scaled) != len(levels):
+                raise ValueError(
+                    f"{owner}: scaled_doses has {len(scaled)} values but dose_levels has "
+                    f"{len(levels)}"
+                )
+            for k, value in enumerate(scaled):
+                if not 0 <= value <= 1 or (k and value <= scaled[k - 1]):
+                    raise ValueError(
+                        f"{owner}: scaled_doses must increase strictly within [0, 1], got "
+                        f"{value!r} at scaled_doses[{k}]"
+                    )
+        length_scale = _real(owner, "length_scale", self.length_scale)
+        if length_scale <= 0:
+            raise ValueError(f"{owner}: length_scale must be > 0, got {self.length_scale!r}")
+        jitter = _real(owner, "jitter", self.jitter)
+        if not 0 < jitter < 1:
+            raise ValueError(f"{owner}: jitter must lie in (0, 1), got {self.jitter!r}")
+        mu, sd = sigma_f_lognormal(self.sigma_f_range)
+        width = sd if self.slice_width is None else _real(owner, "slice_width", self.slice_width)
+        if width <= 0:
+            raise ValueError(f"{owner}: slice_width must be > 0, got {self.slice_width!r}")
+        correlation = squared_exponential(np.asarray(scaled), length_scale)
+        chol = np.linalg.cholesky(correlation + jitter * np.eye(len(levels)))
+        chol.setflags(write=False)
+        values = {
+            "dose_levels": levels,
+            "prior_mean": mean,
+            "scaled_doses": scaled,
+            "length_scale": length_scale,
+            "sigma_f_range": (float(self.sigma_f_range[0]), float(self.sigma_f_range[1])),
+            "jitter": jitter,
+            "slice_width": width,
+            "log_sigma_mu": mu,
+            "log_sigma_sd": sd,
+            "chol": chol,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_quantiles(
+        cls,
+        dose_levels: Sequence[float],
+        target: float,
+        *,
+        margin: float = 0.05,
+        prob_low: float = 0.8,
+        prob_high: float = 0.8,
+        prior_mtd_level: int | None = None,
+        **options: object,
+    ) -> "LatentGP":
+        """Model whose prior mean is the quantile-based construction of Section 4.2.1.
+
+        ``options`` are the keyword options of the class (``scaled_doses``,
+        ``sigma_f_range``, ...); see :func:`quantile_prior_mean` for the others.
+        """
+        levels = validate_dose_levels("LatentGP", dose_levels)
+        scaled = options.get("scaled_doses")
+        scaled = equal_spacing(len(levels)) if scaled is None else scaled
+        mu, sd = sigma_f_lognormal(options.get("sigma_f_range", SIGMA_F_RANGE))
+        mean = quantile_prior_mean(
+            target,
+            scaled,
+            sigma_f_mean=math.exp(mu + 0.5 * sd**2),
+            margin=margin,
+            prob_low=prob_low,
+            prob_high=prob_high,
+            prior_mtd_level=prior_mtd_level,
+        )
+        return cls(levels, tuple(mean), **options)
+
+    @classmethod
+    def from_initial_guess(
+        cls, dose_levels: Sequence[float], p_guess: Sequence[float], **options: object
+    ) -> "LatentGP":
+        """Model with prior mean ``logit(p_guess)`` (an initial guess of the DLT rates)."""
+        if isinstance(p_guess, str | bytes) or not isinstance(p_guess, Sequence | np.ndarray):
+            raise ValueError(f"LatentGP: p_guess must be a sequence, got {p_guess!r}")
+        guess = [_real("LatentGP", f"p_guess[{k}]", v) for k, v in enumerate(p_guess)]
+        for k, value in enumerate(guess):
+            if not 0 < value < 1:
+                raise ValueError(f"LatentGP: p_guess[{k}] must lie in (0, 1), got {value!r}")
+        return cls(dose_levels, tuple(float(v) for v in logit(guess)), **options)
+
+    # -------------------------------------------------------------- properties
+
+    def __getstate__(self) -> dict:
+        """Pickle the hyper-parameters only (the cached PyMC model is rebuilt on demand)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "dose_levels",
+                "prior_mean",
+                "scaled_doses",
+                "length_scale",
+                "sigma_f_range",
+                "jitter",
+                "slice_width",
+                "log_sigma_mu",
+                "log_sigma_sd",
+                "chol",
+            )
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore from :meth:`__getstate__` (used by process pools)."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_cache", {})
+
+    @property
+    def n_doses(self) -> int:
+        """Number of candidate doses."""
+        return len(self.dose_levels)
+
+    @property
+    def sigma_f_mean(self) -> float:
+        """Prior mean of sigma_f, ``exp(mu + s^2 / 2)``."""
+        return math.exp(self.log_sigma_mu + 0.5 * self.log_sigma_sd**2)
+
+    def parameters(self) -> dict[str, object]:
+        """Hyper-parameters as a plain dict (recorded in every fit's attributes)."""
+        return {
+            "dose_levels": list(self.dose_levels),
+            "prior_mean": list(self.prior_mean),
+            "scaled_doses": list(self.scaled_doses),
+            "length_scale": self.length_scale,
+            "sigma_f_range": list(self.sigma_f_range),
+            "jitter": self.jitter,
+        }
+
+    # -------------------------------------------------------------------- data
+
+    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
+        """Patients and DLTs per dose level (float arrays), validating the data.
+
+        Raises
+        ------
+        DataError
+            If ``dlt`` is missing or a dose is not one of ``dose_levels`` (naming row and
+            value).
+        """
+        counts = level_counts(data, self.dose_levels, owner="LatentGP")
+        return counts.n.astype(float), counts.y.astype(float)
+
+    def _level_index(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
+        level_counts(data, self.dose_levels, owner="LatentGP")  # validates
+        dose = np.asarray(data.dose, dtype=float)
+        index = np.searchsorted(np.asarray(self.dose_levels), dose).astype(np.int64)
+        return index, np.asarray(data.column("dlt"), dtype=np.int64)
+
+    # ------------------------------------------------------------------- model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the non-centred PyMC model, data in ``pm.Data`` containers.
+
+        Free variables ``sigma_f`` (log-normal, eq 21) and ``z`` (dims ``dose``);
+        deterministics ``f = m + sigma_f L z`` and ``p_dlt = logistic(f)`` (dims ``dose``);
+        observed ``dlt`` (dims ``patient``). The prior mean, the Cholesky factor and the
+        log-normal parameters are ``pm.Data`` so the step methods read them from the model.
+
+        Parameters
+        ----------
+        data : TrialData
+            Doses among ``dose_levels`` and a 0/1 ``dlt`` column; may be empty.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        index, dlt = self._level_index(data)
+        coords = {
+            "dose": np.asarray(self.dose_levels),
+            "dose_col": np.arange(self.n_doses),
+            "patient": np.arange(index.size),
+        }
+        with pm.Model(coords=coords) as model:
+            prior_mean = pm.Data("prior_mean", np.asarray(self.prior_mean), dims="dose")
+            chol = pm.Data("chol", np.asarray(self.chol), dims=("dose", "dose_col"))
+            mu = pm.Data("log_sigma_mu", self.log_sigma_mu)
+            sd = pm.Data("log_sigma_sd", self.log_sigma_sd)
+            dose_index = pm.Data("dose_index", index, dims="patient")
+            dlt_obs = pm.Data("dlt_obs", dlt, dims="patient")
+            sigma_f = pm.LogNormal("sigma_f", mu=mu, sigma=sd)
+            z = pm.Normal("z", 0.0, 1.0, dims="dose")
+            f = pm.Deterministic("f", prior_mean + sigma_f * pt.dot(chol, z), dims="dose")
+            pm.Deterministic("p_dlt", pm.math.sigmoid(f), dims="dose")
+            pm.Bernoulli("dlt", logit_p=f[dose_index], observed=dlt_obs, dims="patient")
+        return model
+
+    # --------------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        data: TrialData,
+        *,
+        engine: Engine = "kernel",
+        draws: int = 1000,
+        tune: int = 500,
+        chains: int = 2,
+        random_seed: int | np.random.Generator | None = None,
+        progressbar: bool = False,
+    ) -> xr.DataTree:
+        """Sample the posterior.
+
+        Parameters
+        ----------
+        data : TrialData
+            Doses among ``dose_levels`` and a 0/1 ``dlt`` column (may be empty: the prior).
+        engine : {"kernel", "pymc", "nuts"}
+            ``"kernel"``: elliptical slice on ``z`` + slice on ``log sigma_f`` compiled with
+            numba (milliseconds); ``"pymc"``: ``pm.sample`` with the same moves as PyMC step
+            methods; ``"nuts"``: PyMC's NUTS on the same model, the reference.
+        draws, tune, chains : int
+            Kept draws and burn-in per chain, number of chains.
+        random_seed : int or numpy.random.Generator, optional
+            The same seed gives the same draws.
+        progressbar : bool
+            Show ``pm.sample``'s progress bar.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``sigma_f``, ``z``, ``f`` and ``p_dlt`` (dims chain, draw[, dose]) in
+            ``posterior``; ``sample_stats``, ``observed_data``, ``constant_data``; root
+            attributes name the model, its hyper-parameters and the engine.
+        """
+        if engine not in ENGINES:
+            raise ValueError(f"LatentGP.fit: engine must be one of {ENGINES}, got {engine!r}")
+        for name, value, smallest in (
+            ("draws", draws, 1),
+            ("tune", tune, 0),
+            ("chains", chains, 1),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | np.integer)
+                or value < smallest
+            ):
+                raise ValueError(
+                    f"LatentGP.fit: {name} must be an integer >= {smallest}, got {value!r}"
+                )
+        if engine == "kernel":
+            started = time.perf_counter()
+            n, y = self.counts(data)
+            raw = self.sample_kernel(
+                n, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+            )
+            elapsed = time.perf_counter() - started
+            free = {"sigma_f": np.exp(raw["log_sigma_f"]), "z": raw["z"]}
+            stats = {name: raw[name] for name in kernels.SWEEP_STATS}
+            idata = self._builder(data)(free, stats, sampling_time=elapsed, tuning_steps=tune)
+        else:
+            from dosezoo.samplers.latent_gp import latent_gp_steps
+
+            model = self.build(data)
+            with model:
+                step = latent_gp_steps(model) if engine == "pymc" else None
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=1,
+                    step=step,
+                    random_seed=random_seed,
+                    progressbar=progressbar,
+                    nuts_sampler="pymc",
+                    quiet=not progressbar,
+                    **({"target_accept": 0.95} if engine == "nuts" else {}),
+                )
+        idata.attrs.update(
+            {
+                "model": "LatentGP",
+                "model_parameters": json.dumps(self.parameters()),
+                "engine": engine,
+            }
+        )
+        return idata
+
+    def _builder(self, data: TrialData) -> IdataBuilder:
+        """Return the cached DataTree builder, moved to ``data`` by ``pm.set_data``."""
+        index, dlt = self._level_index(data)
+        builder = self._cache.get("builder")
+        if builder is None:
+            builder = self._cache["builder"] = IdataBuilder(self.build(data))
+        else:
+            pm.set_data(
+                {"dose_index": index, "dlt_obs": dlt},
+                coords={"patient": np.arange(index.size)},
+                model=builder.model,
+            )
+            builder.refresh_data()
+        return builder
+
+    def sample_kernel(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        *,
+        draws: int = 1000,
+        tune: int = 200,
+        chains: int = 1,
+        random_seed: int | np.random.Generator | None = None,
+        mean: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run the numba sampler on per-dose counts and return raw arrays (no InferenceData).
+
+        This is the path for simulation loops. Seeding follows ``pm.sample``: one generator
+        per chain from ``spawn``, one integer drawn from each, then the sweeps, which start
+        at ``z = 0``, ``log sigma_f = mu``.
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per dose level (floats), shape (K,).
+        mean : numpy.ndarray, optional
+            A prior mean to use instead of the model's (a design that re-derives the mean
+            from the data of its first stage passes it here without rebuilding the model).
+
+        Returns
+        -------
+        dict
+            ``z`` (chain, draw, K), ``log_sigma_f`` (chain, draw), ``p_dlt``
+            (chain, draw, K) and the sweep statistics (chain, draw).
+        """
+        m = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
+        n = np.ascontiguousarray(n, dtype=float)
+        y = np.ascontiguousarray(y, dtype=float)
+        chol = np.ascontiguousarray(self.chol)
+        z_all, t_all, s_all, p_all = [], [], [], []
+        start = np.zeros(self.n_doses)
+        for rng in get_random_generator(random_seed).spawn(chains):
+            rng.integers(2**30)
+            z, t, stats = kernels.run_chain(
+                rng,
+                start,
+                self.log_sigma_mu,
+                chol,
+                m,
+                n,
+                y,
+                self.log_sigma_mu,
+                self.log_sigma_sd,
+                self.slice_width,
+                int(tune),
+                int(draws),
+            )
+            z_all.append(z)
+            t_all.append(t)
+            s_all.append(stats)
+            p_all.append(kernels.dlt_probabilities(z, t, chol, m))
+        stats = np.stack(s_all)
+        out = {
+            "z": np.stack(z_all),
+            "log_sigma_f": np.stack(t_all),
+            "p_dlt": np.stack(p_all),
+        }
+        for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
+            out[name] = stats[:, :, i].astype(dtype)
+        return out
+
+    def seed_for(self, data: TrialData, base_seed: int) -> int:
+        """Return a seed that is a deterministic function of ``base_seed`` and the data."""
+        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
+        digest.update(np.asarray(data.column("dlt"), float).tobytes())
+        return int.from_bytes(digest.digest()[:8], "little") ^ int(base_seed)
+
+    # -------------------------------------------------------------- predictive
+
+    def sample_prior_predictive(
+        self,
+        data: TrialData | None = None,
+        *,
+        draws: int = 1000,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Draws of ``sigma_f``, ``z``, ``f``, ``p_dlt`` from the prior (and DLTs at ``data``)."""
+        data = TrialData.empty(outcomes=("dlt",)) if data is None else data
+        with self.build(data):
+            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        idata.attrs.update({"model": "LatentGP", "engine": "prior"})
+        return idata
+
+    # ------------------------------------------------------------ interpolation
+
+    def latent_between(self, f_draws: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        r"""Latent curve between the doses: the GP conditional mean given its values there.
+
+        For each draw, :math:`f(x) = m(x) + k(x, X) C^{-1} (f_X - m_X)` with :math:`m(x)` the
+        piecewise-linear interpolation of the prior mean (``sigma_f`` cancels).
+
+        Parameters
+        ----------
+        f_draws : numpy.ndarray
+            Latent values at the doses, shape (draws, K).
+        grid : numpy.ndarray
+            Scaled doses in [0, 1], shape (G,).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (draws, G).
+        """
+        x = np.asarray(self.scaled_doses)
+        grid = np.asarray(grid, dtype=float)
+        cross = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / self.length_scale) ** 2)
+        weights = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, cross.T)).T
+        mean_grid = np.interp(grid, x, np.asarray(self.prior_mean))
+        return mean_grid[None, :] + (f_draws - np.asarray(self.prior_mean)[None, :]) @ weights.T
+
+
+def frame_to_data(dose: Sequence[float], dlt: Sequence[int]) -> TrialData:
+    """Trial data from doses and 0/1 DLTs, one cohort per patient (for tests and examples)."""
+    return TrialData.from_dataframe(pd.DataFrame({"dose": list(dose), "dlt": list(dlt)}))

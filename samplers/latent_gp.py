@@ -1,0 +1,171 @@
+"""PyMC step methods for the latent-logit GP posterior (seed 003, eqs 15-18 and 21).
+
+Two step methods, thin wrappers around the numba moves of
+:mod:`dosezoo.samplers.latent_gp_kernels` (where the moves are derived):
+
+* :class:`WhitenedEllipticalSlice`: elliptical slice on the whitened latent ``z``
+  (``f = m + sigma_f L z``), whose prior is exactly N(0, I);
+* :class:`LogSigmaSlice`: slice move with stepping out on ``log sigma_f`` given ``z``.
+
+PyMC samples ``z`` (no transform) and ``sigma_f_log__``: the log-normal prior with its
+Jacobian is the normal density of ``log sigma_f``, so the value variable is the kernels'
+``t``. Use :func:`latent_gp_steps` to get the sweep of ``LatentGP.fit(engine="pymc")``.
+"""
+
+from abc import abstractmethod
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+from pymc.pytensorf import extract_obs_data
+from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
+from pymc.util import get_random_generator, get_value_vars_from_user_vars
+
+from dosezoo.samplers import latent_gp_kernels as kernels
+
+
+class LatentGPLayout:
+    """Where ``z``, ``sigma_f``, the hyper-parameters and the data live in a LatentGP model.
+
+    Hyper-parameters (prior mean, Cholesky factor, log-normal parameters) are read once from
+    the model's ``pm.Data``; the data are read at every call of :meth:`counts`, so
+    ``pm.set_data`` and ``pm.observe`` are seen. The attributes may be overwritten (a
+    negative control in the tests gives the sampler a wrong prior).
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model built by :meth:`dosezoo.models.latent_gp.LatentGP.build` (or
+        ``pm.observe`` of one).
+    """
+
+    def __init__(self, model: pm.Model) -> None:
+        required = ("z", "sigma_f", "dlt", "dose_index", "prior_mean", "chol")
+        missing = [
+            name for name in (*required, "log_sigma_mu", "log_sigma_sd") if name not in model
+        ]
+        if missing:
+            raise ValueError(f"not a LatentGP model: it lacks {missing}")
+        self.z_name = model.rvs_to_values[model["z"]].name
+        self.t_name = model.rvs_to_values[model["sigma_f"]].name
+        self.mean = np.ascontiguousarray(extract_obs_data(model["prior_mean"]), dtype=float)
+        self.chol = np.ascontiguousarray(extract_obs_data(model["chol"]), dtype=float)
+        self.log_sigma_mu = float(extract_obs_data(model["log_sigma_mu"]))
+        self.log_sigma_sd = float(extract_obs_data(model["log_sigma_sd"]))
+        self.slice_width = self.log_sigma_sd
+        self._index = model["dose_index"]
+        self._dlt = model.rvs_to_values[model["dlt"]]
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Patients and DLTs per dose from the model's current data."""
+        index = np.asarray(extract_obs_data(self._index), dtype=np.int64)
+        dlt = np.asarray(extract_obs_data(self._dlt), dtype=float)
+        size = self.mean.size
+        n = np.bincount(index, minlength=size).astype(float)
+        y = np.bincount(index, weights=dlt, minlength=size).astype(float)
+        return n, y
+
+
+class LatentGPStep(BlockedStep):
+    """Base of the LatentGP step methods: read ``(z, t)``, run one numba move, write back."""
+
+    updates: str = ""
+    _state_class = StepMethodState
+
+    def __init__(
+        self,
+        vars=None,
+        *,
+        model=None,
+        rng=None,
+        initial_point=None,
+        compile_kwargs=None,
+        blocked=True,
+    ) -> None:
+        model = pm.modelcontext(model)
+        self.layout = LatentGPLayout(model)
+        if vars is None:
+            vars = [model[self.updates]]
+        self.vars = get_value_vars_from_user_vars(vars, model)
+        expected = self.layout.z_name if self.updates == "z" else self.layout.t_name
+        if [v.name for v in self.vars] != [expected]:
+            raise ValueError(
+                f"{type(self).__name__} updates {self.updates!r}; got {[v.name for v in self.vars]}"
+            )
+        self.rng = get_random_generator(rng)
+
+    def step(self, point: dict) -> tuple[dict, list[dict]]:
+        """Advance the chain by one move of this step's variable."""
+        layout = self.layout
+        z = np.ascontiguousarray(point[layout.z_name], dtype=float)
+        t = float(point[layout.t_name])
+        n, y = layout.counts()
+        z, t, stats = self.move(z, t, n, y)
+        new = point.copy()  # keep the key order: the trace reads the values positionally
+        new[layout.z_name] = np.asarray(z)
+        new[layout.t_name] = np.asarray(t)
+        return new, [stats]
+
+    @abstractmethod
+    def move(self, z: np.ndarray, t: float, n: np.ndarray, y: np.ndarray) -> tuple:
+        """Return the new ``(z, t)`` and this step's statistics."""
+
+    @staticmethod
+    def competence(var, has_grad):
+        """Never assigned automatically: these steps need the LatentGP model's structure."""
+        return Competence.INCOMPATIBLE
+
+
+class WhitenedEllipticalSlice(LatentGPStep):
+    """Elliptical slice move of the whitened latent ``z`` given ``sigma_f``."""
+
+    name = "latent_gp_ess"
+    updates = "z"
+    stats_dtypes_shapes: ClassVar[dict] = {"ess_shrinks": (np.int64, [])}
+
+    def move(self, z, t, n, y):
+        """Draw ``z`` given ``log sigma_f``."""
+        layout = self.layout
+        z, shrinks = kernels.elliptical_slice(self.rng, z, t, layout.chol, layout.mean, n, y)
+        return z, t, {"ess_shrinks": int(shrinks)}
+
+
+class LogSigmaSlice(LatentGPStep):
+    """Slice move (stepping out, shrinkage) of ``log sigma_f`` given ``z``."""
+
+    name = "latent_gp_sigma_slice"
+    updates = "sigma_f"
+    stats_dtypes_shapes: ClassVar[dict] = {"slice_evaluations": (np.int64, [])}
+
+    def move(self, z, t, n, y):
+        """Draw ``log sigma_f`` given ``z``."""
+        layout = self.layout
+        t, evaluations = kernels.slice_log_sigma(
+            self.rng,
+            z,
+            t,
+            layout.chol,
+            layout.mean,
+            n,
+            y,
+            layout.log_sigma_mu,
+            layout.log_sigma_sd,
+            layout.slice_width,
+        )
+        return z, t, {"slice_evaluations": int(evaluations)}
+
+
+def latent_gp_steps(model: pm.Model | None = None) -> list[LatentGPStep]:
+    """Return the sweep of ``LatentGP.fit(engine="pymc")``: elliptical slice, then slice.
+
+    Parameters
+    ----------
+    model : pymc.Model, optional
+        A LatentGP model; the model on the context stack by default.
+
+    Returns
+    -------
+    list of LatentGPStep
+    """
+    model = pm.modelcontext(model)
+    return [WhitenedEllipticalSlice(model=model), LogSigmaSlice(model=model)]
