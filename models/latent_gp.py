@@ -79,8 +79,8 @@ from pymc.util import get_random_generator
 from scipy.special import logit, ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import level_counts, validate_dose_levels
 from dosezoo.inference import IdataBuilder
+from dosezoo.levels import level_counts, level_index, real_number, validate_dose_levels
 from dosezoo.samplers import latent_gp_kernels as kernels
 
 Engine = Literal["kernel", "pymc", "nuts"]
@@ -91,12 +91,7 @@ SIGMA_F_RANGE = (0.5, 2.0)
 _Z95 = float(ndtri(0.975))
 
 
-def _real(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
+_real = real_number
 
 
 def sigma_f_lognormal(sigma_f_range: Sequence[float]) -> tuple[float, float]:
@@ -432,9 +427,10 @@ class LatentGP:
         return counts.n.astype(float), counts.y.astype(float)
 
     def _level_index(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
-        level_counts(data, self.dose_levels, owner="LatentGP")  # validates
-        dose = np.asarray(data.dose, dtype=float)
-        index = np.searchsorted(np.asarray(self.dose_levels), dose).astype(np.int64)
+        if not isinstance(data, TrialData):
+            raise TypeError(f"LatentGP needs a TrialData, got {type(data).__name__}")
+        data.require("dlt", min_patients=0, model="LatentGP")
+        index = level_index(data.dose, self.dose_levels, owner="LatentGP")
         return index, np.asarray(data.column("dlt"), dtype=np.int64)
 
     # ------------------------------------------------------------------- model
@@ -671,7 +667,9 @@ class LatentGP:
 
     # ------------------------------------------------------------ interpolation
 
-    def latent_between(self, f_draws: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    def latent_between(
+        self, f_draws: np.ndarray, grid: np.ndarray, *, mean: np.ndarray | None = None
+    ) -> np.ndarray:
         r"""Latent curve between the doses: the GP conditional mean given its values there.
 
         For each draw, :math:`f(x) = m(x) + k(x, X) C^{-1} (f_X - m_X)` with :math:`m(x)` the
@@ -683,6 +681,8 @@ class LatentGP:
             Latent values at the doses, shape (draws, K).
         grid : numpy.ndarray
             Scaled doses in [0, 1], shape (G,).
+        mean : numpy.ndarray, optional
+            The prior mean the draws were sampled with (the model's by default).
 
         Returns
         -------
@@ -691,10 +691,15 @@ class LatentGP:
         """
         x = np.asarray(self.scaled_doses)
         grid = np.asarray(grid, dtype=float)
-        cross = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / self.length_scale) ** 2)
-        weights = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, cross.T)).T
-        mean_grid = np.interp(grid, x, np.asarray(self.prior_mean))
-        return mean_grid[None, :] + (f_draws - np.asarray(self.prior_mean)[None, :]) @ weights.T
+        key = ("kriging", grid.tobytes())
+        weights = self._cache.get(key)
+        if weights is None:
+            cross = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / self.length_scale) ** 2)
+            weights = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, cross.T)).T
+            self._cache[key] = weights
+        prior = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
+        mean_grid = np.interp(grid, x, prior)
+        return mean_grid[None, :] + (f_draws - prior[None, :]) @ weights.T
 
 
 def frame_to_data(dose: Sequence[float], dlt: Sequence[int]) -> TrialData:

@@ -1,0 +1,823 @@
+r"""Level-set-estimation (LSE) and Bayesian-optimisation (BO) dose finding on the latent GP.
+
+Seno et al. (2025), seed 003, Sections 4.3-4.4 and Appendices C.3 and D; the BO design of
+Takahashi and Suzuki (2021). The model is :class:`dosezoo.models.latent_gp.LatentGP`; from
+posterior draws of :math:`p_k` (the DLT probability at dose :math:`k`) and the target
+:math:`\phi`, write :math:`\pi_k = P(p_k < \phi \mid \text{data})` (probability that dose
+:math:`k` is in the sub-level set) and :math:`\bar\pi_k = P(p_k > \phi \mid \text{data})`.
+
+Acquisition functions
+---------------------
+* LSE, misclassification with overdose control (Section 4.3.3):
+  :math:`a_k = \min(\pi_k, 1 - \pi_k) \, (1 - \bar\pi_k)^\lambda`. The weight decreases in
+  :math:`\bar\pi_k` and :math:`\lambda = 0` gives the plain expected misclassification
+  probability (Section 4.3.2). The seed's eq (23) lost its symbols; this weight is the
+  simplest one with the stated properties.
+* LSE, classification ambiguity (Appendix D; Gotovos et al. 2013):
+  :math:`a_k = \min(u_k - \phi, \phi - l_k) \, (1 - \bar\pi_k)^\lambda`, with
+  :math:`[l_k, u_k]` the equal-tailed credible interval of :math:`p_k` (level 0.95 by
+  default, ``credible_level``).
+* BO, expected improvement (Appendix C.3): with :math:`g_k = |p_k - \phi|` and the current
+  best :math:`g^* = \min_{k \text{ tried}} E[g_k]`,
+  :math:`EI_k = E[\max(g^* - g_k, 0)]`.
+
+The next dose maximises the acquisition over the admissible set (eq 22); ties go to the lowest
+dose.
+
+Admissible set (Section 4.3.1, :class:`AdmissibleSet`)
+------------------------------------------------------
+(i) no dose more than ``max_escalation`` (1) level above the current dose;
+(ii) if :math:`\bar\pi_1 >` ``single_dose_threshold`` only the lowest dose;
+(iii) only doses with :math:`\bar\pi_k <` ``exclusion_threshold``.
+The seed requires the threshold of (ii) below that of (iii). Defaults: 0.8 and 0.9. 0.9 is
+BOIN's extra-safe stopping cut-off (0.95 - 0.05) and keeps (iii) less strict than BOIN's
+elimination (0.95). For (ii), 0.5 (the lowest dose classified in the super-level set) was
+tried and rejected: when stage 1 puts the prior MTD at the lowest dose, the prior itself has
+:math:`P(p_1 > \phi) = 1/2`, and a single DLT there confined the trial to the lowest dose
+for the rest of the trial even when its true rate was a quarter of the target.
+
+Safety stop: the trial stops (no MTD) when the lowest dose has at least ``stop_min_patients``
+(3) patients and :math:`\bar\pi_1 >` ``stop_threshold`` (0.9, BOIN's extra-safe convention).
+With ``stop_threshold <= exclusion_threshold`` the admissible set is never empty.
+
+Final recommendation (step 7 of Section 4.4, :meth:`LSERule.recommend`)
+-----------------------------------------------------------------------
+Doses with :math:`\pi_k > 0.5` form the estimated sub-level set, the others the super-level
+set. (a) all in the super-level set: the lowest dose; (b) all in the sub-level set: the
+highest dose; (c) otherwise, with :math:`d_L` the highest dose of the sub-level set and
+:math:`d_U = d_{L+1}`, :math:`q_j = P(\phi - \delta \le p_j \le \phi + \delta)`: :math:`d_U` if
+:math:`q_U > q_L + \epsilon` and :math:`d_U` was given to at least one patient, else
+:math:`d_L` (the seed's second condition is lost; never recommending an untried dose is our
+choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing interval) and
+:math:`\epsilon = 0.05` (``selection_margin``).
+
+The MTD estimate between doses is the boundary of the estimated level sets on the continuous
+scaled dose: with the latent curve between doses interpolated by the GP conditional mean
+given its values at the doses (:meth:`~dosezoo.models.latent_gp.LatentGP.latent_between`),
+the first scaled dose where :math:`P(p(x) < \phi) = 1/2`, mapped back to dose units by
+linear interpolation (the lowest / highest dose when no crossing exists).
+
+BO's final recommendation (Appendix C.3): the tried dose with the smallest :math:`E|p_k -
+\phi|`; the seed's two small constants :math:`\epsilon_1, \epsilon_2` were lost and are not
+used.
+
+Two-stage design (Section 4.4, :class:`TwoStageGPDesign`)
+---------------------------------------------------------
+Stage 1 is :class:`dosezoo.designs.boin.BOINDesign` from the lowest dose until the
+cumulative number of DLTs reaches ``stage1_dlts`` (2) or the highest dose has been given;
+its own stops (elimination of the lowest dose, and the extra-safe rule when enabled) end the
+trial. Stage 2 fits the GP after every cohort. Its prior mean is the quantile construction
+with the prior MTD at the dose BOIN would give next at the end of stage 1 (step 3; option
+``prior_mtd_from_stage1``). Every decision is a deterministic function of the data: the
+sampler is seeded from ``random_seed`` and a hash of the data, as
+:class:`dosezoo.designs.design.MTDQuantileDesign` does.
+"""
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import BOINDesign
+from dosezoo.designs.decision import Decision
+from dosezoo.levels import LevelCounts, level_counts, positive_int, real_number
+from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean
+
+__all__ = [
+    "AdmissibleSet",
+    "BORule",
+    "LSERule",
+    "TwoStageGPDesign",
+    "bo_design",
+    "expected_improvement",
+    "lse_acquisition",
+    "lse_design",
+    "mtd_between_doses",
+]
+
+#: Probabilities are clipped to this distance from 0 and 1 before taking logits.
+_P_CLIP = 1e-12
+#: Points of the scaled-dose grid on which the level-set boundary is located.
+_GRID_POINTS = 201
+#: Stage-1 histories whose prior MTD level a design remembers.
+_CACHE_SIZE = 4096
+
+
+def _probability(owner: str, name: str, value: object, *, closed: bool = False) -> float:
+    number = real_number(owner, name, value)
+    if not (0 <= number <= 1 if closed else 0 < number < 1):
+        interval = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
+    return number
+
+
+def _draws(p_draws: object, owner: str) -> np.ndarray:
+    draws = np.asarray(p_draws, dtype=float)
+    if draws.ndim != 2 or draws.shape[0] < 1 or draws.shape[1] < 1:
+        raise ValueError(f"{owner}: p_draws must have shape (draws, doses), got {draws.shape}")
+    if not np.all((draws >= 0) & (draws <= 1)):
+        raise ValueError(f"{owner}: p_draws must be probabilities in [0, 1]")
+    return draws
+
+
+# --------------------------------------------------------------------------- acquisitions
+
+
+def lse_acquisition(
+    p_draws: np.ndarray,
+    target: float,
+    *,
+    overdose_weight: float = 1.0,
+    kind: Literal["misclassification", "ambiguity"] = "misclassification",
+    credible_level: float = 0.95,
+) -> np.ndarray:
+    r"""LSE acquisition per dose (see the module docstring).
+
+    Parameters
+    ----------
+    p_draws : numpy.ndarray
+        Posterior draws of the DLT probabilities, shape (draws, K).
+    target : float
+        :math:`\phi`.
+    overdose_weight : float
+        :math:`\lambda \ge 0`.
+    kind : {"misclassification", "ambiguity"}
+        Section 4.3.3 or Appendix D.
+    credible_level : float
+        Level of the credible interval of the ambiguity acquisition.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (K,).
+    """
+    owner = "lse_acquisition"
+    draws = _draws(p_draws, owner)
+    phi = _probability(owner, "target", target)
+    weight_power = real_number(owner, "overdose_weight", overdose_weight)
+    if weight_power < 0:
+        raise ValueError(f"{owner}: overdose_weight must be >= 0, got {overdose_weight!r}")
+    below = np.mean(draws < phi, axis=0)
+    above = np.mean(draws > phi, axis=0)
+    weight = (1.0 - above) ** weight_power
+    if kind == "misclassification":
+        return np.minimum(below, 1.0 - below) * weight
+    if kind == "ambiguity":
+        level = _probability(owner, "credible_level", credible_level)
+        lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return np.minimum(upper - phi, phi - lower) * weight
+    raise ValueError(f"{owner}: kind must be 'misclassification' or 'ambiguity', got {kind!r}")
+
+
+def expected_improvement(p_draws: np.ndarray, target: float, tried: np.ndarray) -> np.ndarray:
+    r"""BO expected improvement on :math:`g_k = |p_k - \phi|` (Appendix C.3).
+
+    Parameters
+    ----------
+    p_draws : numpy.ndarray
+        Shape (draws, K).
+    target : float
+        :math:`\phi`.
+    tried : numpy.ndarray
+        Bool, shape (K,): doses given to at least one patient; :math:`g^*` is the smallest
+        posterior mean of :math:`g` among them (among all doses when none was tried).
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`E[\max(g^* - g_k, 0)]`, shape (K,).
+    """
+    draws = _draws(p_draws, "expected_improvement")
+    phi = _probability("expected_improvement", "target", target)
+    tried = np.asarray(tried, dtype=bool)
+    if tried.shape != (draws.shape[1],):
+        raise ValueError(
+            f"expected_improvement: tried must have shape ({draws.shape[1]},), got {tried.shape}"
+        )
+    gap = np.abs(draws - phi)
+    mean_gap = gap.mean(axis=0)
+    best = mean_gap[tried].min() if tried.any() else mean_gap.min()
+    return np.maximum(best - gap, 0.0).mean(axis=0)
+
+
+@dataclass(frozen=True)
+class AdmissibleSet:
+    r"""The admissible dose set of Section 4.3.1.
+
+    Parameters
+    ----------
+    max_escalation : int
+        Condition (i): at most this many levels above the current dose (1).
+    single_dose_threshold : float
+        Condition (ii): only the lowest dose when :math:`P(p_1 > \phi) >` this (0.8).
+    exclusion_threshold : float
+        Condition (iii): only doses with :math:`P(p_k > \phi) <` this (0.9). Must exceed
+        ``single_dose_threshold``.
+    """
+
+    max_escalation: int = 1
+    single_dose_threshold: float = 0.8
+    exclusion_threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        """Validate the thresholds, naming the field at fault."""
+        owner = "AdmissibleSet"
+        if (
+            isinstance(self.max_escalation, bool)
+            or not isinstance(self.max_escalation, int | np.integer)
+            or self.max_escalation < 0
+        ):
+            raise ValueError(
+                f"{owner}: max_escalation must be an integer >= 0, got {self.max_escalation!r}"
+            )
+        single = _probability(owner, "single_dose_threshold", self.single_dose_threshold)
+        exclusion = _probability(owner, "exclusion_threshold", self.exclusion_threshold)
+        if not single < exclusion:
+            raise ValueError(
+                f"{owner}: single_dose_threshold ({single!r}) must be below exclusion_threshold "
+                f"({exclusion!r}), as condition (ii) is stricter than (iii)"
+            )
+        object.__setattr__(self, "single_dose_threshold", single)
+        object.__setattr__(self, "exclusion_threshold", exclusion)
+
+    def mask(self, p_above: np.ndarray, current: int) -> np.ndarray:
+        r"""Bool mask of admissible levels.
+
+        Parameters
+        ----------
+        p_above : numpy.ndarray
+            :math:`P(p_k > \phi \mid \text{data})`, shape (K,).
+        current : int
+            0-based level of the current dose.
+
+        Returns
+        -------
+        numpy.ndarray
+            Bool, shape (K,). Empty only when even the lowest dose fails (iii) (the design's
+            safety stop then fires first when ``stop_threshold <= exclusion_threshold``).
+        """
+        p_above = np.asarray(p_above, dtype=float)
+        size = p_above.size
+        if not 0 <= current < size:
+            raise ValueError(f"AdmissibleSet: current level must lie in [0, {size}), got {current}")
+        allowed = p_above < self.exclusion_threshold
+        if p_above[0] > self.single_dose_threshold:
+            allowed[1:] = False
+        allowed[current + self.max_escalation + 1 :] = False
+        return allowed
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def mtd_between_doses(
+    model: LatentGP, p_draws: np.ndarray, target: float, *, mean: np.ndarray | None = None
+) -> float:
+    r"""MTD estimate between doses: where :math:`P(p(x) < \phi) = 1/2` first, in dose units.
+
+    Parameters
+    ----------
+    model : LatentGP
+        The model (scaled doses, length-scale).
+    p_draws : numpy.ndarray
+        Posterior draws at the doses, shape (draws, K).
+    target : float
+        :math:`\phi`.
+    mean : numpy.ndarray, optional
+        Prior mean the draws were sampled with.
+
+    Returns
+    -------
+    float
+        Dose (original units) in ``[dose_levels[0], dose_levels[-1]]``.
+    """
+    draws = np.clip(_draws(p_draws, "mtd_between_doses"), _P_CLIP, 1 - _P_CLIP)
+    x = np.asarray(model.scaled_doses)
+    grid = np.linspace(x[0], x[-1], _GRID_POINTS)
+    latent = model.latent_between(np.log(draws / (1 - draws)), grid, mean=mean)
+    below = np.mean(latent < math.log(target / (1 - target)), axis=0) - 0.5
+    crossing = np.flatnonzero(below <= 0)
+    if not crossing.size:
+        at = grid[-1]
+    elif crossing[0] == 0:
+        at = grid[0]
+    else:
+        j = crossing[0]
+        at = grid[j - 1] + (grid[j] - grid[j - 1]) * below[j - 1] / (below[j - 1] - below[j])
+    return float(np.interp(at, x, np.asarray(model.dose_levels)))
+
+
+@dataclass(frozen=True)
+class LSERule:
+    r"""The LSE rule: acquisition with overdose control and the final recommendation.
+
+    Parameters
+    ----------
+    target : float
+        :math:`\phi`.
+    overdose_weight : float
+        :math:`\lambda \ge 0` (1; 0 is the plain misclassification probability).
+    acquisition : {"misclassification", "ambiguity"}
+        Section 4.3.3, or the classification ambiguity of Appendix D.
+    credible_level : float
+        Credible level of the ambiguity acquisition (0.95).
+    margin : float
+        :math:`\delta` of the proper dosing interval of rule (c) (0.05).
+    selection_margin : float
+        :math:`\epsilon` of rule (c) (0.05).
+    """
+
+    target: float
+    _: KW_ONLY
+    overdose_weight: float = 1.0
+    acquisition: Literal["misclassification", "ambiguity"] = "misclassification"
+    credible_level: float = 0.95
+    margin: float = 0.05
+    selection_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "LSERule"
+        phi = _probability(owner, "target", self.target)
+        weight = real_number(owner, "overdose_weight", self.overdose_weight)
+        if weight < 0:
+            raise ValueError(f"{owner}: overdose_weight must be >= 0, got {weight!r}")
+        if self.acquisition not in ("misclassification", "ambiguity"):
+            raise ValueError(
+                f"{owner}: acquisition must be 'misclassification' or 'ambiguity', got "
+                f"{self.acquisition!r}"
+            )
+        level = _probability(owner, "credible_level", self.credible_level)
+        margin = real_number(owner, "margin", self.margin)
+        if not (0 < margin and phi - margin > 0 and phi + margin < 1):
+            raise ValueError(f"{owner}: margin must be > 0 and keep target +- margin in (0, 1)")
+        epsilon = _probability(owner, "selection_margin", self.selection_margin, closed=True)
+        for name, value in (
+            ("target", phi),
+            ("overdose_weight", weight),
+            ("credible_level", level),
+            ("margin", margin),
+            ("selection_margin", epsilon),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def label(self) -> str:
+        """Short name for results."""
+        return f"LSE_{self.acquisition}_lambda{self.overdose_weight:g}"
+
+    def acquisition_values(self, p_draws: np.ndarray, counts: LevelCounts) -> np.ndarray:
+        """Acquisition per dose (``counts`` unused; the signature is shared with BO)."""
+        return lse_acquisition(
+            p_draws,
+            self.target,
+            overdose_weight=self.overdose_weight,
+            kind=self.acquisition,
+            credible_level=self.credible_level,
+        )
+
+    def recommend(self, p_draws: np.ndarray, counts: LevelCounts) -> tuple[int, dict]:
+        """Recommended level by rules (a)-(c) of step 7, with the quantities that drove it."""
+        draws = _draws(p_draws, "LSERule.recommend")
+        below = np.mean(draws < self.target, axis=0)
+        sublevel = below > 0.5
+        quantities: dict[str, float] = {"n_sublevel": float(sublevel.sum())}
+        if not sublevel.any():
+            return 0, quantities | {"rule": 1.0}  # (a)
+        if sublevel.all():
+            return draws.shape[1] - 1, quantities | {"rule": 2.0}  # (b)
+        low = int(np.flatnonzero(sublevel)[-1])
+        high = low + 1
+        inside = (draws >= self.target - self.margin) & (draws <= self.target + self.margin)
+        q_low, q_high = float(inside[:, low].mean()), float(inside[:, high].mean())
+        quantities |= {"rule": 3.0, "q_lower": q_low, "q_upper": q_high}
+        if q_high > q_low + self.selection_margin and counts.n[high] > 0:
+            return high, quantities
+        return low, quantities
+
+    def describe(self) -> dict[str, float | str]:
+        """Flat record of the rule."""
+        return {
+            "rule": "LSE",
+            "overdose_weight": self.overdose_weight,
+            "acquisition": self.acquisition,
+            "credible_level": self.credible_level,
+            "margin": self.margin,
+            "selection_margin": self.selection_margin,
+        }
+
+
+@dataclass(frozen=True)
+class BORule:
+    r"""The BO rule of Takahashi and Suzuki (2021): expected improvement on :math:`|p - \phi|`.
+
+    Parameters
+    ----------
+    target : float
+        :math:`\phi`.
+    """
+
+    target: float
+
+    def __post_init__(self) -> None:
+        """Validate the target."""
+        object.__setattr__(self, "target", _probability("BORule", "target", self.target))
+
+    @property
+    def label(self) -> str:
+        """Short name for results."""
+        return "BO"
+
+    def acquisition_values(self, p_draws: np.ndarray, counts: LevelCounts) -> np.ndarray:
+        """Return the expected improvement per dose; the incumbent is the best tried dose."""
+        return expected_improvement(p_draws, self.target, counts.n > 0)
+
+    def recommend(self, p_draws: np.ndarray, counts: LevelCounts) -> tuple[int, dict]:
+        """Return the tried dose with the smallest posterior mean of ``|p - target|``."""
+        gap = np.abs(_draws(p_draws, "BORule.recommend") - self.target).mean(axis=0)
+        tried = np.flatnonzero(counts.n > 0)
+        candidates = tried if tried.size else np.arange(gap.size)
+        level = int(candidates[np.argmin(gap[candidates])])
+        return level, {"mean_gap": float(gap[level])}
+
+    def describe(self) -> dict[str, float | str]:
+        """Flat record of the rule."""
+        return {"rule": "BO"}
+
+
+# --------------------------------------------------------------------------- design
+
+
+@dataclass(frozen=True)
+class TwoStageGPDesign:
+    r"""Two-stage design of Section 4.4: BOIN first, then the latent-GP rule (LSE or BO).
+
+    Parameters
+    ----------
+    target : float
+        :math:`\phi`.
+    dose_levels : sequence of float
+        Candidate doses, increasing; the trial starts at the lowest.
+    rule : LSERule or BORule
+        Stage-2 rule; its target must equal ``target``.
+    cohort_size, sample_size : int
+        3 and 36.
+    stage1_dlts : int
+        Stage 1 ends once this many DLTs have been seen in total (2) or the highest dose has
+        been given.
+    boin_extra_safe : bool
+        Whether stage 1 uses BOIN's extra-safe stop (True, as the seed's Appendix C.2).
+    admissible : AdmissibleSet
+        Conditions (i)-(iii) of Section 4.3.1.
+    stop_threshold : float
+        Safety stop when :math:`P(p_1 > \phi) >` this (0.9) ...
+    stop_min_patients : int
+        ... and the lowest dose has at least this many patients (3).
+    margin, prob_low, prob_high : float
+        Quantile prior-mean construction (0.05, 0.8, 0.8; see :mod:`dosezoo.models.latent_gp`).
+    prior_mtd_from_stage1 : bool
+        Put the prior MTD at BOIN's next dose at the end of stage 1 (True) or use no prior
+        MTD location (False).
+    sigma_f_range : (float, float)
+        Plausible range of sigma_f (0.5, 2).
+    length_scale : float
+        1.
+    scaled_doses : sequence of float, optional
+        Positions in [0, 1] (equally spaced by default).
+    engine : {"kernel", "pymc", "nuts"}
+        Posterior engine; the kernel (one chain) is the only one fast enough to simulate.
+    draws, tune : int
+        Kept draws and burn-in of the one chain (1000, 200).
+    random_seed : int
+        Base seed; each fit's seed is derived from it and the data.
+    """
+
+    target: float
+    dose_levels: Sequence[float]
+    rule: LSERule | BORule
+    _: KW_ONLY
+    cohort_size: int = 3
+    sample_size: int = 36
+    stage1_dlts: int = 2
+    boin_extra_safe: bool = True
+    admissible: AdmissibleSet = field(default_factory=AdmissibleSet)
+    stop_threshold: float = 0.9
+    stop_min_patients: int = 3
+    margin: float = 0.05
+    prob_low: float = 0.8
+    prob_high: float = 0.8
+    prior_mtd_from_stage1: bool = True
+    sigma_f_range: tuple[float, float] = (0.5, 2.0)
+    length_scale: float = 1.0
+    scaled_doses: Sequence[float] | None = None
+    engine: Literal["kernel", "pymc", "nuts"] = "kernel"
+    draws: int = 1000
+    tune: int = 200
+    random_seed: int = 0
+    model: LatentGP = field(init=False, repr=False)
+    boin: BOINDesign = field(init=False, repr=False)
+    start_dose: float = field(init=False)
+    _means: tuple = field(init=False, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the conduct and build the model, the prior means and stage 1."""
+        owner = "TwoStageGPDesign"
+        phi = _probability(owner, "target", self.target)
+        if not isinstance(self.rule, LSERule | BORule):
+            raise TypeError(f"{owner}: rule must be an LSERule or a BORule, got {self.rule!r}")
+        if self.rule.target != phi:
+            raise ValueError(
+                f"{owner}: rule.target {self.rule.target!r} differs from target {phi!r}"
+            )
+        if not isinstance(self.admissible, AdmissibleSet):
+            raise TypeError(
+                f"{owner}: admissible must be an AdmissibleSet, got {self.admissible!r}"
+            )
+        values: dict[str, object] = {"target": phi}
+        for name in ("cohort_size", "sample_size", "stage1_dlts", "stop_min_patients", "draws"):
+            values[name] = positive_int(owner, name, getattr(self, name))
+        for name in ("tune", "random_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
+            values[name] = int(value)
+        if values["cohort_size"] > values["sample_size"]:
+            raise ValueError(
+                f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
+                f"{self.sample_size!r}"
+            )
+        stop = _probability(owner, "stop_threshold", self.stop_threshold)
+        if stop > self.admissible.exclusion_threshold:
+            raise ValueError(
+                f"{owner}: stop_threshold ({stop!r}) must not exceed "
+                f"admissible.exclusion_threshold ({self.admissible.exclusion_threshold!r}), or "
+                "the admissible set could be empty without a stop"
+            )
+        values["stop_threshold"] = stop
+        if self.engine not in ("kernel", "pymc", "nuts"):
+            raise ValueError(
+                f"{owner}: engine must be 'kernel', 'pymc' or 'nuts', got {self.engine!r}"
+            )
+        for name in ("boin_extra_safe", "prior_mtd_from_stage1"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{owner}: {name} must be a bool, got {getattr(self, name)!r}")
+        boin = BOINDesign(
+            phi,
+            self.dose_levels,
+            cohort_size=values["cohort_size"],
+            sample_size=values["sample_size"],
+            extra_safe=bool(self.boin_extra_safe),
+        )
+        model = LatentGP.from_quantiles(
+            boin.dose_levels,
+            phi,
+            margin=self.margin,
+            prob_low=self.prob_low,
+            prob_high=self.prob_high,
+            scaled_doses=self.scaled_doses,
+            sigma_f_range=self.sigma_f_range,
+            length_scale=self.length_scale,
+        )
+        means = tuple(
+            quantile_prior_mean(
+                phi,
+                model.scaled_doses,
+                sigma_f_mean=model.sigma_f_mean,
+                margin=self.margin,
+                prob_low=self.prob_low,
+                prob_high=self.prob_high,
+                prior_mtd_level=level,
+            )
+            for level in range(model.n_doses)
+        )
+        values |= {
+            "dose_levels": boin.dose_levels,
+            "model": model,
+            "boin": boin,
+            "start_dose": boin.dose_levels[0],
+            "_means": (np.asarray(model.prior_mean), *means),
+            "sigma_f_range": model.sigma_f_range,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ stages
+
+    def stage1_end(self, data: TrialData) -> int | None:
+        """Patients in stage 1 (a cohort boundary), or ``None`` while stage 1 goes on."""
+        index = np.searchsorted(np.asarray(self.dose_levels), np.asarray(data.dose, float))
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+        cohort = np.asarray(data.cohort)
+        last_of_cohort = np.flatnonzero(np.r_[cohort[1:] != cohort[:-1], True])
+        total_dlts = np.cumsum(dlt)[last_of_cohort]
+        reached_top = np.maximum.accumulate(index == len(self.dose_levels) - 1)[last_of_cohort]
+        done = np.flatnonzero((total_dlts >= self.stage1_dlts) | reached_top)
+        return int(last_of_cohort[done[0]] + 1) if done.size else None
+
+    def prior_mtd_level(self, data: TrialData, end: int) -> int | None:
+        """Level BOIN would give next at the end of stage 1 (``None`` if it would stop)."""
+        if not self.prior_mtd_from_stage1:
+            return None
+        dose = np.asarray(data.dose, dtype=float)[:end]
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)[:end]
+        key = dose.tobytes() + dlt.tobytes()
+        cache = self._cache
+        if key not in cache:
+            if len(cache) >= _CACHE_SIZE:  # stage-1 histories are few; bound memory anyway
+                cache.clear()
+            prefix = TrialData({"dose": dose, "cohort": np.asarray(data.cohort)[:end], "dlt": dlt})
+            decision = self.boin.next(prefix)
+            cache[key] = (
+                None
+                if decision.next_dose is None
+                else self.dose_levels.index(float(decision.next_dose))
+            )
+        return cache[key]
+
+    def prior_mean(self, data: TrialData, end: int) -> np.ndarray:
+        """Prior mean of the latent curve for the GP stage given the stage-1 data."""
+        level = self.prior_mtd_level(data, end)
+        return self._means[0] if level is None else self._means[level + 1]
+
+    # --------------------------------------------------------------- posterior
+
+    def posterior_draws(self, data: TrialData, mean: np.ndarray) -> np.ndarray:
+        """Posterior draws of the DLT probabilities, shape (draws, K), seeded from the data."""
+        n, y = self.model.counts(data)
+        seed = self._seed_for(data)
+        if self.engine == "kernel":
+            raw = self.model.sample_kernel(
+                n, y, draws=self.draws, tune=self.tune, chains=1, random_seed=seed, mean=mean
+            )
+            return raw["p_dlt"][0]
+        model = LatentGP(
+            self.model.dose_levels,
+            tuple(mean),
+            scaled_doses=self.model.scaled_doses,
+            length_scale=self.model.length_scale,
+            sigma_f_range=self.model.sigma_f_range,
+        )
+        idata = model.fit(
+            data, engine=self.engine, draws=self.draws, tune=self.tune, chains=1, random_seed=seed
+        )
+        return idata["posterior"]["p_dlt"].values[0]
+
+    def _seed_for(self, data: TrialData) -> int:
+        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
+        digest.update(np.asarray(data.column("dlt"), float).tobytes())
+        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
+
+    def _safety(self, p_above: np.ndarray, counts: LevelCounts) -> str | None:
+        if counts.n[0] >= self.stop_min_patients and p_above[0] > self.stop_threshold:
+            return (
+                f"safety stop at the lowest dose {self.dose_levels[0]:g}: "
+                f"P(p > {self.target:g}) = {p_above[0]:.3f} > {self.stop_threshold:g}"
+            )
+        return None
+
+    # --------------------------------------------------------------- protocol
+
+    def next(self, data: TrialData) -> Decision:
+        r"""Dose for the next cohort, or why the trial stops.
+
+        Parameters
+        ----------
+        data : TrialData
+            The trial so far (doses among ``dose_levels``, a 0/1 ``dlt``); may be empty.
+
+        Returns
+        -------
+        Decision
+            In stage 2 the quantities hold, per level ``k``, ``pi_below_k``
+            (:math:`P(p_k < \phi)`), ``p_above_k``, ``acquisition_k`` and ``admissible_k``.
+        """
+        counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
+        if counts.current < 0:
+            return Decision(self.start_dose, bound_by=("start_dose",), quantities={"stage": 1.0})
+        if data.n_patients >= self.sample_size:
+            return Decision(
+                None, stop_reason=f"sample size reached: {data.n_patients} of {self.sample_size}"
+            )
+        end = self.stage1_end(data)
+        if end is None:
+            decision = self.boin.next(data)
+            quantities = {"stage": 1.0}
+            if decision.next_dose is None:
+                return Decision(
+                    None,
+                    stop_reason=f"stage 1 (BOIN): {decision.stop_reason}",
+                    quantities=quantities,
+                )
+            return Decision(decision.next_dose, bound_by=("stage1_boin",), quantities=quantities)
+        return self._stage2(data, counts, end)
+
+    def _stage2(self, data: TrialData, counts: LevelCounts, end: int) -> Decision:
+        mean = self.prior_mean(data, end)
+        draws = self.posterior_draws(data, mean)
+        below = np.mean(draws < self.target, axis=0)
+        above = np.mean(draws > self.target, axis=0)
+        quantities: dict[str, float] = {"stage": 2.0}
+        prior_level = self.prior_mtd_level(data, end)
+        quantities["prior_mtd_level"] = math.nan if prior_level is None else float(prior_level)
+        quantities |= {f"pi_below_{k}": float(v) for k, v in enumerate(below)}
+        quantities |= {f"p_above_{k}": float(v) for k, v in enumerate(above)}
+        reason = self._safety(above, counts)
+        if reason:
+            return Decision(None, stop_reason=reason, quantities=quantities)
+        allowed = self.admissible.mask(above, counts.current)
+        values = self.rule.acquisition_values(draws, counts)
+        quantities |= {f"acquisition_{k}": float(v) for k, v in enumerate(values)}
+        quantities |= {f"admissible_{k}": float(v) for k, v in enumerate(allowed)}
+        if not allowed.any():  # only when stop_threshold's patient minimum is not met yet
+            return Decision(
+                self.dose_levels[0], bound_by=("admissible_empty",), quantities=quantities
+            )
+        level = int(np.flatnonzero(allowed)[np.argmax(values[allowed])])
+        bound_by = () if allowed.all() or values[level] >= values.max() else ("admissible",)
+        return Decision(self.dose_levels[level], bound_by=bound_by, quantities=quantities)
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Recommend the MTD at the end of the trial (rules (a)-(c), or BO's), or no dose.
+
+        The quantities include ``mtd_estimate``, the MTD between doses (dose units).
+        """
+        counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
+        if counts.current < 0:
+            return Decision(None, stop_reason="no MTD: no patient was treated")
+        end = self.stage1_end(data)
+        if end is None:
+            stage1 = self.boin.next(data)
+            if stage1.next_dose is None and data.n_patients < self.sample_size:
+                return Decision(None, stop_reason=f"no MTD: stage 1 (BOIN): {stage1.stop_reason}")
+            end = data.n_patients
+        mean = self.prior_mean(data, end)
+        draws = self.posterior_draws(data, mean)
+        above = np.mean(draws > self.target, axis=0)
+        reason = self._safety(above, counts)
+        if reason:
+            return Decision(None, stop_reason=f"no MTD: {reason}")
+        level, quantities = self.rule.recommend(draws, counts)
+        quantities = {
+            **quantities,
+            "mtd_estimate": mtd_between_doses(self.model, draws, self.target, mean=mean),
+            **{f"pi_below_{k}": float(v) for k, v in enumerate(np.mean(draws < self.target, 0))},
+        }
+        return Decision(self.dose_levels[level], quantities=quantities)
+
+    def describe(self) -> dict[str, float | int | str | bool | None]:
+        """Flat record of the design's parameters (for simulation results)."""
+        return {
+            "name": "TwoStageGPDesign",
+            "target": self.target,
+            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
+            **self.rule.describe(),
+            "cohort_size": self.cohort_size,
+            "sample_size": self.sample_size,
+            "stage1_dlts": self.stage1_dlts,
+            "boin_extra_safe": bool(self.boin_extra_safe),
+            "max_escalation": self.admissible.max_escalation,
+            "single_dose_threshold": self.admissible.single_dose_threshold,
+            "exclusion_threshold": self.admissible.exclusion_threshold,
+            "stop_threshold": self.stop_threshold,
+            "stop_min_patients": self.stop_min_patients,
+            "prior_margin": self.margin,
+            "prob_low": self.prob_low,
+            "prob_high": self.prob_high,
+            "prior_mtd_from_stage1": bool(self.prior_mtd_from_stage1),
+            "sigma_f_lower": self.sigma_f_range[0],
+            "sigma_f_upper": self.sigma_f_range[1],
+            "length_scale": self.length_scale,
+            "scaled_doses": ",".join(f"{v:g}" for v in self.model.scaled_doses),
+            "engine": self.engine,
+            "draws": self.draws,
+            "tune": self.tune,
+            "random_seed": self.random_seed,
+        }
+
+
+def lse_design(
+    target: float, dose_levels: Sequence[float], *, overdose_weight: float = 1.0, **options
+) -> TwoStageGPDesign:
+    """Two-stage LSE design (misclassification acquisition unless ``acquisition=`` says)."""
+    rule_options = {
+        key: options.pop(key)
+        for key in ("acquisition", "credible_level", "selection_margin")
+        if key in options
+    }
+    rule = LSERule(
+        target,
+        overdose_weight=overdose_weight,
+        margin=options.get("margin", 0.05),
+        **rule_options,
+    )
+    return TwoStageGPDesign(target, dose_levels, rule, **options)
+
+
+def bo_design(target: float, dose_levels: Sequence[float], **options) -> TwoStageGPDesign:
+    """Two-stage BO design of Takahashi and Suzuki (2021) with the admissible set of 4.3.1."""
+    return TwoStageGPDesign(target, dose_levels, BORule(target), **options)
