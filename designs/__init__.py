@@ -1,6 +1,7 @@
 """Dose-finding rules (functions of a posterior that return a :class:`Decision`) and designs."""
 
 from dosezoo.designs.boin import BOINDesign, boin_boundaries
+from dosezoo.designs.crm import CRMDesign
 from dosezoo.designs.decision import Decision
 from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
 from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
@@ -8,6 +9,7 @@ from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 
 __all__ = [
     "BOINDesign",
+    "CRMDesign",
     "Decision",
     "MTDPosterior",
     "MTDQuantileDesign",

@@ -99,13 +99,13 @@ class LevelCounts(NamedTuple):
     """Level index of the last patient's dose (-1 when there are no patients)."""
 
 
-def level_index(data: TrialData, dose_levels: tuple[float, ...], *, owner: str) -> np.ndarray:
+def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str) -> np.ndarray:
     """Return each patient's 0-based dose level.
 
     Parameters
     ----------
-    data : TrialData
-        One dose column.
+    dose : numpy.ndarray
+        Each patient's dose, shape (n,).
     dose_levels : tuple of float
         The levels, increasing.
     owner : str
@@ -121,7 +121,7 @@ def level_index(data: TrialData, dose_levels: tuple[float, ...], *, owner: str) 
     DataError
         If a dose is not one of ``dose_levels`` (naming the row and the value).
     """
-    dose = np.asarray(data.dose, dtype=float)
+    dose = np.asarray(dose, dtype=float)
     levels = np.asarray(dose_levels, dtype=float)
     index = np.minimum(np.searchsorted(levels, dose), levels.size - 1)
     off = levels[index] != dose
@@ -159,7 +159,7 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     if not isinstance(data, TrialData):
         raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
     data.require("dlt", min_patients=0, model=owner)
-    index = level_index(data, dose_levels, owner=owner)
+    index = level_index(data.dose, dose_levels, owner=owner)
     dlt = np.asarray(data.column("dlt"), dtype=np.int64)
     size = len(dose_levels)
     return LevelCounts(

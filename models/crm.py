@@ -1,0 +1,305 @@
+r"""The continual reassessment method (CRM) for binary DLTs, with dfcrm's conventions.
+
+O'Quigley, Pepe and Fisher (1990); Cheung (2011), *Dose Finding by the Continual Reassessment
+Method*, whose R package dfcrm fixes the conventions followed here. With skeleton
+:math:`s_1 < \dots < s_K` (prior guesses of the DLT probabilities at the dose levels), the
+one-parameter working models are
+
+.. math::
+
+    \text{empiric:}\quad p_k(\beta) = s_k^{\exp(\beta)}, \qquad
+    \text{logistic:}\quad \operatorname{logit} p_k(\beta) = a_0 + \exp(\beta)\, x_k, \quad
+    x_k = \operatorname{logit}(s_k) - a_0,
+
+with fixed intercept :math:`a_0 = 3` and :math:`\beta \sim N(0, 1.34)` (dfcrm's ``scale`` is
+:math:`\sqrt{1.34}`). Both give :math:`p_k(0) = s_k`. The posterior of :math:`\beta` is
+computed on an adaptive grid (:mod:`dosezoo.samplers.grid`, 512 cells), with NUTS as the
+reference. dfcrm's ``crm`` reports :math:`\hat p_k = p_k(E[\beta \mid \text{data}])`, the
+model evaluated at the posterior mean (``estimate="plugin"``); the posterior mean
+:math:`E[p_k \mid \text{data}]` (``"mean"``, used by seed 003, Appendix C.1) is reported too.
+
+Skeleton calibration (:func:`crm_skeleton`) follows Lee and Cheung (2009, *Clin. Trials* 6,
+227-238; dfcrm's ``getprior``). For half-width :math:`\delta` and prior MTD level :math:`\nu`,
+set :math:`s_\nu = \phi` and require the indifference interval of every level to be
+:math:`(\phi - \delta, \phi + \delta)`: level :math:`k` is the model's choice for
+:math:`\beta \in (b_k, b_{k+1})`, where :math:`p_k(b_k) = \phi + \delta` and
+:math:`p_{k-1}(b_k) = \phi - \delta`. For the empiric model this gives, downwards from
+:math:`\nu`, :math:`\exp(b_k) = \log(\phi + \delta) / \log s_k` and
+:math:`s_{k-1} = \exp(\log(\phi - \delta) / \exp(b_k))`; upwards,
+:math:`\exp(b_{k+1}) = \log(\phi - \delta) / \log s_k` and
+:math:`s_{k+1} = \exp(\log(\phi + \delta) / \exp(b_{k+1}))`. For the logistic model the same
+recursion runs on the scaled doses :math:`x_k` with :math:`\operatorname{logit}(\phi \pm \delta)
+- a_0` in place of :math:`\log(\phi \pm \delta)`, and :math:`s_k = \operatorname{expit}(a_0 +
+x_k)`.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import ClassVar, Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from scipy.special import log_expit, logit
+
+from dosezoo.data import TrialData
+from dosezoo.levels import level_index, positive_int, real_number, validate_dose_levels
+from dosezoo.models.binary import BinaryDoseModel
+
+__all__ = ["CRM", "crm_skeleton"]
+
+WorkingModel = Literal["empiric", "logistic"]
+_WORKING_MODELS = ("empiric", "logistic")
+
+
+def crm_skeleton(
+    target: float,
+    half_width: float,
+    prior_mtd_level: int,
+    n_doses: int,
+    *,
+    model: WorkingModel = "empiric",
+    intercept: float = 3.0,
+) -> tuple[float, ...]:
+    r"""Calibrate a CRM skeleton by indifference intervals (Lee and Cheung 2009).
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    half_width : float
+        Half-width :math:`\delta` of the indifference intervals, with
+        :math:`0 < \phi - \delta` and :math:`\phi + \delta < 1`.
+    prior_mtd_level : int
+        The prior guess of the MTD, 1-based as dfcrm's ``nu`` (1 <= level <= n_doses).
+    n_doses : int
+        Number of dose levels.
+    model : {"empiric", "logistic"}
+        The working model the skeleton is calibrated for.
+    intercept : float
+        The logistic model's fixed intercept :math:`a_0`.
+
+    Returns
+    -------
+    tuple of float
+        The skeleton, increasing, with ``skeleton[prior_mtd_level - 1] == target``.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument at fault.
+    """
+    owner = "crm_skeleton"
+    phi = real_number(owner, "target", target)
+    delta = real_number(owner, "half_width", half_width)
+    if not 0 < phi < 1:
+        raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
+    if not 0 < delta < min(phi, 1 - phi):
+        raise ValueError(
+            f"{owner}: half_width must lie in (0, min(target, 1 - target)) = "
+            f"(0, {min(phi, 1 - phi):g}), got {half_width!r}"
+        )
+    size = positive_int(owner, "n_doses", n_doses)
+    nu = positive_int(owner, "prior_mtd_level", prior_mtd_level)
+    if nu > size:
+        raise ValueError(
+            f"{owner}: prior_mtd_level must be between 1 and n_doses={size}, got {nu!r}"
+        )
+    if model not in _WORKING_MODELS:
+        raise ValueError(f"{owner}: model must be one of {_WORKING_MODELS}, got {model!r}")
+    a0 = real_number(owner, "intercept", intercept)
+    if model == "empiric":
+        low, high, centre = math.log(phi - delta), math.log(phi + delta), math.log(phi)
+    else:
+        low, high, centre = (logit(phi - delta) - a0, logit(phi + delta) - a0, logit(phi) - a0)
+    # Scaled doses: log s_k (empiric) or x_k (logistic); both models are exp(b) * scaled.
+    scaled = [math.nan] * size
+    scaled[nu - 1] = centre
+    for k in range(nu - 1, 0, -1):
+        slope = high / scaled[k]
+        scaled[k - 1] = low / slope
+    for k in range(nu - 1, size - 1):
+        slope = low / scaled[k]
+        scaled[k + 1] = high / slope
+    if model == "empiric":
+        return tuple(math.exp(x) for x in scaled)
+    return tuple(float(1 / (1 + math.exp(-(a0 + x)))) for x in scaled)
+
+
+@dataclass(frozen=True)
+class CRM(BinaryDoseModel):
+    r"""The one-parameter CRM (empiric or logistic working model) with a normal prior on beta.
+
+    Parameters
+    ----------
+    skeleton : sequence of float
+        Prior guesses of the DLT probability per level, strictly increasing in (0, 1).
+    target : float
+        Target DLT rate in (0, 1) (used by :meth:`estimate` to select the MTD).
+    model : {"empiric", "logistic"}
+        The working model.
+    prior_mean, prior_sd : float
+        Normal prior of :math:`\beta`; dfcrm's defaults 0 and :math:`\sqrt{1.34}`.
+    intercept : float
+        Fixed intercept :math:`a_0` of the logistic model (3).
+    dose_levels : sequence of float, optional
+        The dose of each level, increasing; by default the level numbers ``1, ..., K`` as in
+        dfcrm. Data doses must be among them.
+
+    Examples
+    --------
+    >>> crm = CRM(crm_skeleton(0.25, 0.05, 3, 5), target=0.25)
+    >>> posterior = crm.posterior(data)  # doctest: +SKIP
+    """
+
+    model_name: ClassVar[str] = "CRM"
+    coordinates: ClassVar[tuple[str, ...]] = ("beta",)
+    grid_size: ClassVar[int] = 512
+
+    skeleton: Sequence[float]
+    target: float
+    _: KW_ONLY
+    model: WorkingModel = "empiric"
+    prior_mean: float = 0.0
+    prior_sd: float = 1.34**0.5
+    intercept: float = 3.0
+    dose_levels: Sequence[float] | None = None
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "CRM"
+        if isinstance(self.skeleton, str | bytes) or not isinstance(
+            self.skeleton, Sequence | np.ndarray
+        ):
+            raise ValueError(f"{owner}: skeleton must be a sequence of probabilities")
+        skeleton = tuple(
+            real_number(owner, f"skeleton[{k}]", value) for k, value in enumerate(self.skeleton)
+        )
+        if not skeleton:
+            raise ValueError(f"{owner}: skeleton must hold at least one probability")
+        for k, value in enumerate(skeleton):
+            if not 0 < value < 1:
+                raise ValueError(f"{owner}: skeleton[{k}] must lie in (0, 1), got {value!r}")
+            if k and value <= skeleton[k - 1]:
+                raise ValueError(
+                    f"{owner}: skeleton must be strictly increasing, got {value!r} after "
+                    f"{skeleton[k - 1]!r} (skeleton[{k}])"
+                )
+        target = real_number(owner, "target", self.target)
+        if not 0 < target < 1:
+            raise ValueError(f"{owner}: target must lie in (0, 1), got {self.target!r}")
+        if self.model not in _WORKING_MODELS:
+            raise ValueError(f"{owner}: model must be one of {_WORKING_MODELS}, got {self.model!r}")
+        prior_sd = real_number(owner, "prior_sd", self.prior_sd)
+        if prior_sd <= 0:
+            raise ValueError(f"{owner}: prior_sd must be > 0, got {self.prior_sd!r}")
+        levels = (
+            tuple(float(k) for k in range(1, len(skeleton) + 1))
+            if self.dose_levels is None
+            else validate_dose_levels(owner, self.dose_levels)
+        )
+        if len(levels) != len(skeleton):
+            raise ValueError(
+                f"{owner}: dose_levels has {len(levels)} doses but skeleton has {len(skeleton)}"
+            )
+        values = {
+            "skeleton": skeleton,
+            "target": target,
+            "prior_mean": real_number(owner, "prior_mean", self.prior_mean),
+            "prior_sd": prior_sd,
+            "intercept": real_number(owner, "intercept", self.intercept),
+            "dose_levels": levels,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def parameters(self) -> dict:
+        """Return the options as a plain dict (recorded in every fit's attributes)."""
+        return {
+            "skeleton": list(self.skeleton),
+            "target": self.target,
+            "model": self.model,
+            "prior_mean": self.prior_mean,
+            "prior_sd": self.prior_sd,
+            "intercept": self.intercept,
+            "dose_levels": list(self.dose_levels),
+        }
+
+    @property
+    def scaled_doses(self) -> np.ndarray:
+        """``log s_k`` (empiric) or ``x_k = logit(s_k) - a0`` (logistic), shape (K,)."""
+        skeleton = np.asarray(self.skeleton)
+        if self.model == "empiric":
+            return np.log(skeleton)
+        return logit(skeleton) - self.intercept
+
+    def check_doses(self, dose: np.ndarray) -> None:
+        """Raise a DataError naming the row of a dose that is not one of the levels."""
+        level_index(dose, self.dose_levels, owner=self.model_name)
+
+    def p_dlt(self, beta: float | np.ndarray) -> np.ndarray:
+        """Return the DLT probability per level at ``beta`` (shape ``beta.shape + (K,)``)."""
+        log_p, _ = self._log_p_levels(np.asarray(beta, dtype=float)[..., None])
+        return np.exp(log_p)
+
+    def _log_p_levels(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log p`` and ``log(1 - p)`` at every level for ``beta`` of shape (..., 1)."""
+        slope = np.exp(beta) * self.scaled_doses
+        if self.model == "empiric":
+            log_p = slope
+            return log_p, np.log(-np.expm1(log_p))
+        eta = self.intercept + slope
+        return log_expit(eta), log_expit(-eta)
+
+    # ------------------------------------------------------------ grid engine
+
+    def log_p(self, theta: np.ndarray, dose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``log p`` and ``log(1 - p)`` at doses on the levels, shape (m, u)."""
+        index = np.searchsorted(np.asarray(self.dose_levels), dose)
+        log_p, log_q = self._log_p_levels(theta[:, :1])
+        return log_p[:, index], log_q[:, index]
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        """Return the normal log density of ``beta`` (up to a constant)."""
+        return -0.5 * ((theta[:, 0] - self.prior_mean) / self.prior_sd) ** 2
+
+    def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the prior mean and sd of ``beta``."""
+        return np.array([self.prior_mean]), np.array([self.prior_sd])
+
+    def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Return ``beta``, the grid coordinate itself (it is unconstrained)."""
+        return {"beta": theta[:, 0]}
+
+    # ------------------------------------------------------------ PyMC model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the PyMC model: ``beta`` ~ Normal, ``p_dlt`` per level, Bernoulli DLTs.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (on the levels) and ``dlt``; may be empty.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        self.summarise(data)
+        level = level_index(data.dose, self.dose_levels, owner=self.model_name)
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+        coords = {"dose": list(self.dose_levels), "patient": np.arange(level.size)}
+        with pm.Model(coords=coords) as model:
+            scaled = pm.Data("scaled_dose", self.scaled_doses, dims="dose")
+            level_data = pm.Data("level", level, dims="patient")
+            beta = pm.Normal("beta", self.prior_mean, self.prior_sd)
+            if self.model == "empiric":
+                log_p = pt.exp(beta) * scaled
+                logit_p = log_p - pt.log(-pt.expm1(log_p))
+            else:
+                logit_p = self.intercept + pt.exp(beta) * scaled
+            pm.Deterministic("p_dlt", pm.math.sigmoid(logit_p), dims="dose")
+            pm.Bernoulli("dlt", logit_p=logit_p[level_data], observed=dlt, dims="patient")
+        return model

@@ -1,0 +1,273 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate
+from scipy.special import expit, logit
+
+from dosezoo.data import TrialData
+from dosezoo.designs.crm import CRMDesign
+from dosezoo.errors import DataError
+from dosezoo.models.binary import DLTPosterior
+from dosezoo.models.crm import CRM, crm_skeleton
+
+SKELETON = (0.1, 0.15, 0.25, 0.35, 0.5)
+
+
+def _data(levels, dlts):
+    return TrialData.from_dataframe(
+        pd.DataFrame({"dose": np.asarray(levels, float), "dlt": np.asarray(dlts, int)})
+    )
+
+
+DATA = _data([2, 2, 2, 3, 3, 3], [0, 0, 0, 0, 1, 0])
+
+
+# --------------------------------------------------------------------------- skeleton
+
+
+@pytest.mark.parametrize("model", ["empiric", "logistic"])
+@pytest.mark.parametrize(("target", "nu", "size"), [(0.25, 3, 5), (0.2, 1, 6), (0.3, 4, 4)])
+def test_skeleton_has_the_requested_indifference_intervals(model, target, nu, size):
+    """Independent check of Lee & Cheung's definition, by root finding on the working model.
+
+    Level k is chosen for beta in (b_k, b_{k+1}) where p_k(b_k) = target + half_width and
+    p_{k-1}(b_k) = target - half_width: both equations must give the same b_k.
+    """
+    half_width = 0.05
+    skeleton = crm_skeleton(target, half_width, nu, size, model=model)
+    assert len(skeleton) == size
+    assert skeleton[nu - 1] == pytest.approx(target, abs=1e-12)
+    assert all(np.diff(skeleton) > 0)
+    crm = CRM(skeleton, target, model=model)
+
+    def crossing(level, p):
+        return _root(lambda b: crm.p_dlt(b)[level] - p)
+
+    for k in range(1, size):
+        assert crossing(k, target + half_width) == pytest.approx(
+            crossing(k - 1, target - half_width), abs=1e-8
+        )
+
+
+def _root(f):
+    from scipy.optimize import brentq
+
+    return brentq(f, -20, 20, xtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"target": 1.2}, "target"),
+        ({"half_width": 0.3}, "half_width"),
+        ({"prior_mtd_level": 6}, "prior_mtd_level"),
+        ({"prior_mtd_level": 0}, "prior_mtd_level"),
+        ({"n_doses": 0}, "n_doses"),
+        ({"model": "probit"}, "model"),
+    ],
+)
+def test_skeleton_rejects_bad_arguments_by_name(kwargs, field):
+    arguments = {"target": 0.25, "half_width": 0.05, "prior_mtd_level": 3, "n_doses": 5} | kwargs
+    with pytest.raises(ValueError, match=field):
+        crm_skeleton(**arguments)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def test_working_models_reproduce_the_skeleton_at_beta_zero():
+    for model in ("empiric", "logistic"):
+        assert CRM(SKELETON, 0.25, model=model).p_dlt(0.0) == pytest.approx(SKELETON)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"skeleton": (0.1, 0.3, 0.2)}, "skeleton"),
+        ({"skeleton": (0.0, 0.3)}, r"skeleton\[0\]"),
+        ({"target": 0.0}, "target"),
+        ({"model": "power"}, "model"),
+        ({"prior_sd": -1.0}, "prior_sd"),
+        ({"dose_levels": (10.0, 20.0)}, "dose_levels"),
+    ],
+)
+def test_crm_rejects_bad_options_by_name(kwargs, field):
+    arguments = {"skeleton": SKELETON, "target": 0.25} | kwargs
+    with pytest.raises(ValueError, match=field):
+        CRM(**arguments)
+
+
+def test_crm_rejects_doses_off_the_levels_naming_the_row():
+    crm = CRM(SKELETON, 0.25, dose_levels=(10, 20, 30, 40, 50))
+    with pytest.raises(DataError, match=r"row 1.*25\.0"):
+        crm.posterior(_data([10, 25], [0, 0]))
+
+
+def test_fit_refuses_empty_data():
+    with pytest.raises(DataError):
+        CRM(SKELETON, 0.25).fit(TrialData.empty(outcomes=("dlt",)))
+
+
+def test_fit_refuses_data_without_dlt():
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0], "y": [3.0]}))
+    with pytest.raises(DataError, match="dlt"):
+        CRM(SKELETON, 0.25).posterior(data)
+
+
+def _independent_moments(model: str, levels, dlts, skeleton=SKELETON, sd=math.sqrt(1.34)):
+    """Posterior moments by adaptive quadrature over beta, written from the model's equations."""
+    levels = np.asarray(levels, int) - 1
+    dlts = np.asarray(dlts)
+    s = np.asarray(skeleton)
+
+    def p(beta):
+        if model == "empiric":
+            return s ** math.exp(beta)
+        return expit(3.0 + math.exp(beta) * (logit(s) - 3.0))
+
+    def density(beta):
+        q = p(beta)[levels]
+        return math.exp(-0.5 * (beta / sd) ** 2) * np.prod(q**dlts * (1 - q) ** (1 - dlts))
+
+    def integral(f, upper=12 * sd):
+        return integrate.quad(f, -12 * sd, upper, limit=400, epsabs=0)[0]
+
+    mass = integral(density)
+    beta_mean = integral(lambda b: b * density(b)) / mass
+    p_mean = np.array([integral(lambda b, k=k: p(b)[k] * density(b)) for k in range(s.size)])
+    # p_1 decreases in beta: p_1 > 0.25 exactly when beta is below the root of p_1 = 0.25.
+    threshold = _root(lambda b: p(b)[0] - 0.25)
+    p_lowest_above = integral(density, upper=threshold) / mass
+    return beta_mean, p_mean / mass, p_lowest_above
+
+
+@pytest.mark.parametrize("model", ["empiric", "logistic"])
+@pytest.mark.parametrize(
+    ("levels", "dlts"),
+    [
+        ([2, 2, 2, 3, 3, 3], [0, 0, 0, 0, 1, 0]),
+        ([1, 1, 1], [1, 1, 1]),
+        (
+            [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5],
+            [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 1, 1],
+        ),
+    ],
+)
+def test_grid_posterior_agrees_with_independent_quadrature(model, levels, dlts):
+    crm = CRM(SKELETON, 0.25, model=model)
+    posterior = crm.posterior(_data(levels, dlts))
+    beta_mean, p_mean, p_lowest_above = _independent_moments(model, levels, dlts)
+    assert posterior.parameter_mean["beta"] == pytest.approx(beta_mean, abs=2e-4)
+    assert posterior.mean() == pytest.approx(p_mean, abs=2e-4)
+    assert posterior.prob_above(0.25)[0] == pytest.approx(p_lowest_above, abs=1e-3)
+
+
+def test_prior_posterior_is_the_prior():
+    posterior = CRM(SKELETON, 0.25).posterior(TrialData.empty(outcomes=("dlt",)))
+    assert posterior.parameter_mean["beta"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_grid_fit_and_nuts_agree_on_p_dlt():
+    crm = CRM(SKELETON, 0.25)
+    grid = crm.fit(DATA, engine="grid", draws=2000, chains=2, random_seed=3)
+    nuts = crm.fit(DATA, engine="nuts", draws=1000, tune=1000, chains=2, random_seed=4)
+    for idata in (grid, nuts):
+        assert idata["posterior"]["p_dlt"].dims == ("chain", "draw", "dose")
+        assert list(idata["posterior"]["p_dlt"]["dose"].values) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    a = grid["posterior"]["p_dlt"].stack(s=("chain", "draw")).values
+    b = nuts["posterior"]["p_dlt"].stack(s=("chain", "draw")).values
+    z = (a.mean(1) - b.mean(1)) / np.sqrt(a.var(1) / a.shape[1] + b.var(1) / 600)
+    assert np.max(np.abs(z)) < 4, z
+    assert grid.attrs["engine"] == "grid" and nuts.attrs["engine"] == "nuts"
+
+
+def test_predictive_draws_have_the_model_schema():
+    crm = CRM(SKELETON, 0.25)
+    prior = crm.sample_prior_predictive(DATA, draws=200, random_seed=1)
+    assert prior["prior"]["p_dlt"].shape == (1, 200, 5)
+    assert set(np.unique(prior["prior_predictive"]["dlt"].values)) <= {0, 1}
+    idata = crm.fit(DATA, draws=100, random_seed=1)
+    predictive = crm.sample_posterior_predictive(idata, DATA, random_seed=2)
+    assert predictive["posterior_predictive"]["dlt"].shape == (2, 100, 6)
+
+
+# --------------------------------------------------------------------------- design
+
+
+def test_design_reports_both_estimates_and_uses_the_chosen_one():
+    crm = CRM(SKELETON, 0.25)
+    plugin = CRMDesign(crm).next(DATA)
+    posterior = crm.posterior(DATA)
+    expected_plugin = crm.p_dlt(posterior.parameter_mean["beta"])
+    got = [plugin.quantities[f"p_plugin_{k}"] for k in range(5)]
+    assert got == pytest.approx(expected_plugin)
+    mean = [plugin.quantities[f"p_mean_{k}"] for k in range(5)]
+    assert mean == pytest.approx(posterior.mean())
+    assert plugin.next_dose == 1.0 + float(np.argmin(np.abs(expected_plugin - 0.25)))
+
+
+def test_design_does_not_skip_when_escalating():
+    crm = CRM(SKELETON, 0.25)
+    data = _data([1, 1, 1], [0, 0, 0])
+    free = CRMDesign(crm, max_step_up=None).next(data)
+    restricted = CRMDesign(crm).next(data)
+    assert free.next_dose > 2.0
+    assert restricted.next_dose == 2.0 and restricted.bound_by == ("max_step_up",)
+
+
+def test_design_stops_for_safety_and_recommends_nothing():
+    design = CRMDesign(CRM(SKELETON, 0.25))
+    data = _data([1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0])
+    decision = design.next(data)
+    assert decision.stopped and "safety" in decision.stop_reason
+    assert decision.quantities["p_lowest_too_toxic"] > 0.95
+    assert design.recommend(data).stopped
+
+
+def test_decide_on_an_idata_matches_the_grid_choice():
+    design = CRMDesign(CRM(SKELETON, 0.25))
+    idata = design.model.fit(DATA, draws=4000, random_seed=5)
+    assert design.decide(idata, DATA).next_dose == design.next(DATA).next_dose
+    assert DLTPosterior.from_idata(idata).report.ok
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.lists(st.integers(1, 5), min_size=1, max_size=12),
+    dlts=st.lists(st.integers(0, 1), min_size=12, max_size=12),
+    step_up=st.sampled_from([1, 2, None]),
+    step_down=st.sampled_from([1, None]),
+)
+def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_down):
+    design = CRMDesign(
+        CRM(SKELETON, 0.25), max_step_up=step_up, max_step_down=step_down, sample_size=36
+    )
+    data = _data(levels, dlts[: len(levels)])
+    decision = design.next(data)
+    if decision.stopped:
+        assert data.column("dlt")[np.asarray(data.dose) == 1.0].sum() >= 2
+        return
+    current = levels[-1]
+    assert decision.next_dose in design.model.dose_levels
+    if step_up is not None:
+        assert decision.next_dose <= current + step_up
+    if step_down is not None:
+        assert decision.next_dose >= current - step_down
+
+
+def test_design_rejects_bad_options_by_name():
+    crm = CRM(SKELETON, 0.25)
+    for kwargs, field in (
+        ({"estimate": "median"}, "estimate"),
+        ({"max_step_up": 0}, "max_step_up"),
+        ({"safety_cutoff": 1.5}, "safety_cutoff"),
+        ({"start_dose": 7.0}, "start_dose"),
+        ({"cohort_size": 40}, "cohort_size"),
+        ({"engine": "kernel"}, "engine"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            CRMDesign(crm, **kwargs)
