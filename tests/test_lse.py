@@ -1,0 +1,302 @@
+"""LSE and BO rules and the two-stage design of seed 003 (Sections 4.3-4.4, Appendices C.3, D)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dosezoo.binary_scenarios import BinaryToxicityScenario
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import BOINDesign
+from dosezoo.designs.lse import (
+    AdmissibleSet,
+    BORule,
+    LSERule,
+    TwoStageGPDesign,
+    bo_design,
+    expected_improvement,
+    lse_acquisition,
+    lse_design,
+    mtd_between_doses,
+)
+from dosezoo.errors import DataError
+from dosezoo.levels import LevelCounts
+from dosezoo.simulate import run_trial
+
+LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
+TARGET = 0.2
+
+
+def _data(doses, dlts, cohort_size=3):
+    cohort = np.arange(len(doses)) // cohort_size + 1
+    return TrialData.from_dataframe(pd.DataFrame({"dose": doses, "dlt": dlts, "cohort": cohort}))
+
+
+def _counts(n, y=None, current=0):
+    n = np.asarray(n, dtype=np.int64)
+    return LevelCounts(n, np.zeros_like(n) if y is None else np.asarray(y), current)
+
+
+def _beta_draws(means, size=4000, concentration=30.0, seed=0):
+    rng = np.random.default_rng(seed)
+    means = np.asarray(means, dtype=float)
+    return rng.beta(means * concentration, (1 - means) * concentration, size=(size, means.size))
+
+
+# ---------------------------------------------------------------- acquisitions
+
+
+def test_lambda_zero_is_the_misclassification_probability():
+    draws = _beta_draws([0.05, 0.15, 0.2, 0.3, 0.5])
+    below = np.mean(draws < TARGET, axis=0)
+    plain = lse_acquisition(draws, TARGET, overdose_weight=0.0)
+    assert np.allclose(plain, np.minimum(below, 1 - below))
+
+
+def test_overdose_weight_prefers_the_lower_of_two_equally_ambiguous_doses():
+    """Section 4.3.3's example: pi_k = 0.6 and pi_{k+1} = 0.4 tie without the weight."""
+    draws = np.zeros((10, 2))
+    draws[:6, 0], draws[6:, 0] = 0.1, 0.3  # P(p_k < phi) = 0.6
+    draws[:4, 1], draws[4:, 1] = 0.1, 0.3  # P(p_k+1 < phi) = 0.4
+    plain = lse_acquisition(draws, TARGET, overdose_weight=0.0)
+    assert plain[0] == pytest.approx(plain[1]) == pytest.approx(0.4)
+    for weight in (0.25, 1.0, 1.25):
+        weighted = lse_acquisition(draws, TARGET, overdose_weight=weight)
+        assert weighted[0] > weighted[1]
+        assert np.all(weighted <= plain + 1e-15)
+
+
+def test_larger_lambda_discounts_toxic_doses_more():
+    draws = _beta_draws([0.1, 0.2, 0.3])
+    values = [lse_acquisition(draws, TARGET, overdose_weight=w) for w in (0.0, 0.5, 1.0)]
+    ratios = [v[2] / v[0] for v in values]
+    assert ratios[0] > ratios[1] > ratios[2]
+
+
+def test_ambiguity_acquisition_is_largest_where_the_interval_straddles_the_target():
+    draws = _beta_draws([0.03, 0.2, 0.6], concentration=60)
+    values = lse_acquisition(draws, TARGET, kind="ambiguity", overdose_weight=0.0)
+    assert np.argmax(values) == 1
+    assert values[0] < 0 and values[2] < 0  # classified doses have negative ambiguity
+
+
+def test_expected_improvement():
+    draws = _beta_draws([0.05, 0.18, 0.5], concentration=100)
+    tried = np.array([True, False, False])
+    ei = expected_improvement(draws, TARGET, tried)
+    assert np.all(ei >= 0) and np.argmax(ei) == 1
+    gap = np.abs(draws - TARGET)
+    best = gap[:, 0].mean()
+    assert ei[1] == pytest.approx(np.maximum(best - gap[:, 1], 0).mean())
+
+
+# ---------------------------------------------------------------- admissible set
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    p_above=st.lists(st.floats(0.0, 1.0), min_size=2, max_size=8),
+    current_fraction=st.floats(0.0, 1.0, exclude_max=True),
+    single=st.floats(0.05, 0.9),
+    gap=st.floats(0.01, 0.09),
+)
+def test_admissible_set_properties(p_above, current_fraction, single, gap):
+    p_above = np.asarray(p_above)
+    current = int(current_fraction * p_above.size)
+    rules = AdmissibleSet(single_dose_threshold=single, exclusion_threshold=single + gap)
+    allowed = rules.mask(p_above, current)
+    levels = np.flatnonzero(allowed)
+    assert np.all(levels <= current + 1)  # (i) never more than one level above
+    assert np.all(p_above[levels] < rules.exclusion_threshold)  # (iii)
+    if p_above[0] > rules.single_dose_threshold:  # (ii) only the lowest dose
+        assert set(levels) <= {0}
+    else:
+        expected = (p_above < rules.exclusion_threshold) & (np.arange(p_above.size) <= current + 1)
+        assert np.array_equal(allowed, expected)
+
+
+def test_admissible_set_options_are_checked():
+    with pytest.raises(ValueError, match="must be below exclusion_threshold"):
+        AdmissibleSet(single_dose_threshold=0.9, exclusion_threshold=0.8)
+    with pytest.raises(ValueError, match="max_escalation must be an integer"):
+        AdmissibleSet(max_escalation=-1)
+    with pytest.raises(ValueError, match="current level must lie"):
+        AdmissibleSet().mask(np.zeros(3), 3)
+
+
+# ---------------------------------------------------------------- final recommendation
+
+
+def test_rule_a_all_superlevel_gives_the_lowest_dose():
+    rule = LSERule(TARGET)
+    level, q = rule.recommend(_beta_draws([0.4, 0.5, 0.6, 0.7, 0.8]), _counts([3, 3, 3, 3, 3]))
+    assert level == 0 and q["rule"] == 1.0
+
+
+def test_rule_b_all_sublevel_gives_the_highest_dose():
+    rule = LSERule(TARGET)
+    level, q = rule.recommend(_beta_draws([0.01, 0.02, 0.03, 0.05, 0.08]), _counts([3] * 5))
+    assert level == 4 and q["rule"] == 2.0
+
+
+def test_rule_c_chooses_between_the_boundary_doses():
+    rule = LSERule(TARGET)
+    # d_L = level 1 far below target, d_U = level 2 right at it: d_U, if it was tried.
+    draws = _beta_draws([0.05, 0.1, 0.21, 0.5, 0.7], concentration=200)
+    level, q = rule.recommend(draws, _counts([3, 3, 6, 3, 0]))
+    assert q["rule"] == 3.0 and q["q_upper"] > q["q_lower"] + rule.selection_margin
+    assert level == 2
+    untried, _ = rule.recommend(draws, _counts([3, 3, 0, 0, 0]))
+    assert untried == 1
+    # d_L close to the target: d_L.
+    close = _beta_draws([0.05, 0.19, 0.35, 0.5, 0.7], concentration=200)
+    assert rule.recommend(close, _counts([3] * 5))[0] == 1
+
+
+def test_bo_recommends_the_tried_dose_closest_to_target():
+    draws = _beta_draws([0.05, 0.1, 0.2, 0.3, 0.5], concentration=200)
+    assert BORule(TARGET).recommend(draws, _counts([3, 3, 3, 3, 0]))[0] == 2
+    assert BORule(TARGET).recommend(draws, _counts([3, 3, 0, 0, 0]))[0] == 1
+
+
+def test_mtd_between_doses_lies_where_the_curve_crosses_the_target():
+    model = lse_design(TARGET, LEVELS).model
+    curve = np.array([0.05, 0.1, 0.15, 0.25, 0.4])  # crosses 0.2 between doses 3 and 4
+    draws = np.clip(curve + np.random.default_rng(1).normal(0, 0.005, (2000, 5)), 0.001, 0.999)
+    estimate = mtd_between_doses(model, draws, TARGET)
+    assert 3.0 < estimate < 4.0
+    low = mtd_between_doses(model, np.full((10, 5), 0.5), TARGET)
+    high = mtd_between_doses(model, np.full((10, 5), 0.01), TARGET)
+    assert low == LEVELS[0] and high == LEVELS[-1]
+
+
+# ---------------------------------------------------------------- two-stage design
+
+
+@pytest.fixture(scope="module")
+def design():
+    return lse_design(TARGET, LEVELS, overdose_weight=1.0, random_seed=3)
+
+
+def test_stage_one_is_boin_until_two_dlts(design):
+    boin = BOINDesign(TARGET, LEVELS, extra_safe=True)
+    data = _data([1.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0])
+    assert design.stage1_end(data) is None
+    decision = design.next(data)
+    assert decision.next_dose == boin.next(data).next_dose
+    assert decision.quantities["stage"] == 1.0
+    more = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+    assert design.stage1_end(more) == 9
+    stage2 = design.next(more)
+    assert stage2.quantities["stage"] == 2.0
+    assert stage2.quantities["prior_mtd_level"] == LEVELS.index(boin.next(more).next_dose)
+
+
+def test_stage_one_ends_at_the_highest_dose(design):
+    doses = [1.0] * 3 + [2.0] * 3 + [3.0] * 3 + [4.0] * 3 + [5.0] * 3
+    data = _data(doses, [0] * 15)
+    assert design.stage1_end(data) == 15
+    assert design.next(data).quantities["stage"] == 2.0
+
+
+def test_decisions_are_deterministic_functions_of_the_data(design):
+    data = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+    first, second = design.next(data), design.next(data)
+    assert first.next_dose == second.next_dose and first.quantities == second.quantities
+    other_seed = lse_design(TARGET, LEVELS, random_seed=4).next(data)
+    assert other_seed.quantities["pi_below_0"] != first.quantities["pi_below_0"]
+
+
+def test_safety_stop_at_the_lowest_dose(design):
+    data = _data([1.0] * 6, [1, 1, 0, 1, 1, 1])
+    decision = design.next(data)
+    assert decision.stopped
+    recommendation = design.recommend(data)
+    assert recommendation.stopped and "no MTD" in recommendation.stop_reason
+
+
+@st.composite
+def _stage_two_trials(draw):
+    """Trials past stage 1: cohorts of 3, one level up at most per cohort."""
+    n_cohorts = draw(st.integers(2, 10))
+    level, doses, dlts = 0, [], []
+    for _ in range(n_cohorts):
+        doses += [LEVELS[level]] * 3
+        dlts += draw(st.lists(st.integers(0, 1), min_size=3, max_size=3))
+        level = min(len(LEVELS) - 1, max(0, level + draw(st.integers(-1, 1))))
+    if sum(dlts) < 2:
+        dlts[-1], dlts[-2] = 1, 1
+    return doses, dlts
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trial=_stage_two_trials(), weight=st.sampled_from([0.0, 1.0]), bo=st.booleans())
+def test_next_dose_respects_the_admissible_set(trial, weight, bo):
+    doses, dlts = trial
+    design = bo_design(TARGET, LEVELS, draws=300, tune=50) if bo else None
+    design = design or lse_design(TARGET, LEVELS, overdose_weight=weight, draws=300, tune=50)
+    data = _data(doses, dlts)
+    decision = design.next(data)
+    current = LEVELS.index(doses[-1])
+    q = decision.quantities
+    assert q["stage"] == 2.0
+    if decision.stopped:
+        assert q["p_above_0"] > design.stop_threshold
+        return
+    level = LEVELS.index(decision.next_dose)
+    assert level <= current + 1  # never more than one level above the current dose
+    assert q[f"p_above_{level}"] < design.admissible.exclusion_threshold
+    if q["p_above_0"] > design.admissible.single_dose_threshold:
+        assert level == 0  # only the lowest dose when it alone qualifies
+    admissible = [k for k in range(5) if q[f"admissible_{k}"] == 1.0]
+    assert q[f"acquisition_{level}"] == max(q[f"acquisition_{k}"] for k in admissible)
+
+
+def test_trial_runs_end_to_end_and_recommends_a_level():
+    scenario = BinaryToxicityScenario(
+        LEVELS, (0.04, 0.06, 0.2, 0.32, 0.5), TARGET, planned_sample_size=36
+    )
+    for design in (lse_design(TARGET, LEVELS), bo_design(TARGET, LEVELS)):
+        record = run_trial(design, scenario, np.random.default_rng(5))
+        assert record["n_patients"] == 36
+        assert record["recommended_dose"] in LEVELS
+        stages = record["decision_quantities"]["stage"]
+        assert stages[0] == 1.0 and np.nanmax(stages) == 2.0
+        assert np.isfinite(record["decision_quantities"]["mtd_estimate"][-1])
+
+
+def test_ambiguity_variant_runs():
+    design = lse_design(TARGET, LEVELS, acquisition="ambiguity")
+    assert design.rule.acquisition == "ambiguity"
+    data = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+    assert not design.next(data).stopped
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: LSERule(TARGET, overdose_weight=-1.0), "overdose_weight must be >= 0"),
+        (lambda: LSERule(TARGET, acquisition="ucb"), "acquisition must be"),
+        (lambda: LSERule(1.2), "target must lie in"),
+        (lambda: TwoStageGPDesign(0.3, LEVELS, LSERule(TARGET)), "differs from target"),
+        (lambda: lse_design(TARGET, LEVELS, stop_threshold=0.95), "must not exceed"),
+        (lambda: lse_design(TARGET, LEVELS, stage1_dlts=0), "stage1_dlts must be an integer"),
+        (lambda: lse_design(TARGET, LEVELS, cohort_size=40), "exceeds sample_size"),
+        (lambda: lse_design(TARGET, LEVELS, engine="gibbs"), "engine must be"),
+        (lambda: lse_design(TARGET, (1.0, 1.0, 2.0)), "strictly increasing"),
+    ],
+)
+def test_bad_options_are_named(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_bad_data_names_row_and_value(design):
+    with pytest.raises(DataError, match=r"row 1: dose 7"):
+        design.next(_data([1.0, 7.0, 1.0], [0, 0, 0]))
+    with pytest.raises(ValueError, match="p_draws must be probabilities"):
+        lse_acquisition(np.full((3, 2), 1.5), TARGET)
