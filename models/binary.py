@@ -207,8 +207,12 @@ class BinaryDoseModel(ABC):
         """Build the PyMC model (the specification) for ``data``."""
 
     @abstractmethod
-    def log_p(self, theta: np.ndarray, dose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``log p`` and ``log(1 - p)`` at ``dose`` (u,) for points ``theta`` (m, d)."""
+    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Return the DLT probability at ``dose`` (u,) for points ``theta`` (m, d), shape (m, u)."""
+
+    @abstractmethod
+    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
+        """Return the binomial log likelihood of points ``theta`` (m, d), shape (m,)."""
 
     @abstractmethod
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
@@ -249,13 +253,6 @@ class BinaryDoseModel(ABC):
             y=np.bincount(index, weights=dlt, minlength=distinct.size),
         )
 
-    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
-        """Binomial log likelihood of points ``theta`` (m, d), shape (m,)."""
-        if summary.dose.size == 0:
-            return np.zeros(theta.shape[0])
-        log_p, log_q = self.log_p(theta, summary.dose)
-        return log_p @ summary.y + log_q @ (summary.n - summary.y)
-
     def grid(self, data: TrialData) -> GridPosterior:
         """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
         summary = self.summarise(data)
@@ -281,11 +278,8 @@ class BinaryDoseModel(ABC):
         """
         grid = self.grid(data)
         levels = np.asarray(self.dose_levels, dtype=float)
-        p_dlt = np.exp(self.log_p(grid.nodes, levels)[0])
-        on_grid = p_dlt.reshape(*grid.shape, levels.size)
-        spread = sum(
-            np.abs(np.gradient(on_grid, axis=axis)) for axis in range(len(grid.shape))
-        ).reshape(p_dlt.shape)
+        p_dlt = self.prob(grid.nodes, levels)
+        spread = grid.spread(p_dlt)
         free = self.free_values(grid.nodes)
         return DLTPosterior(
             dose_levels=self.dose_levels,

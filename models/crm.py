@@ -45,7 +45,7 @@ from scipy.special import log_expit, logit
 
 from dosezoo.data import TrialData
 from dosezoo.levels import level_index, positive_int, real_number, validate_dose_levels
-from dosezoo.models.binary import BinaryDoseModel
+from dosezoo.models.binary import BinaryDoseModel, DoseSummary
 
 __all__ = ["CRM", "crm_skeleton"]
 
@@ -255,11 +255,16 @@ class CRM(BinaryDoseModel):
 
     # ------------------------------------------------------------ grid engine
 
-    def log_p(self, theta: np.ndarray, dose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``log p`` and ``log(1 - p)`` at doses on the levels, shape (m, u)."""
+    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Return the DLT probability at doses on the levels, shape (m, u)."""
         index = np.searchsorted(np.asarray(self.dose_levels), dose)
+        return np.exp(self._log_p_levels(theta[:, :1])[0][:, index])
+
+    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
+        """Return the binomial log likelihood of points ``theta`` (m, 1), shape (m,)."""
+        index = np.searchsorted(np.asarray(self.dose_levels), summary.dose)
         log_p, log_q = self._log_p_levels(theta[:, :1])
-        return log_p[:, index], log_q[:, index]
+        return log_p[:, index] @ summary.y + log_q[:, index] @ (summary.n - summary.y)
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the normal log density of ``beta`` (up to a constant)."""

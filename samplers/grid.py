@@ -9,14 +9,16 @@ posterior :math:`\ell(\theta)`
 1. on a coarse grid spanning ``span`` prior scales either side of the prior centre, doubling the
    span while the region where :math:`\ell > \max \ell - \text{drop}` touches its edge (a
    posterior that the data push far into the prior's tail);
-2. then on a fine grid of ``size`` cells per axis over the bounding box of that region, widened
-   by one coarse cell on each side, so that the cells outside hold less than
-   :math:`e^{-\text{drop}}` of the mass per coarse cell.
+2. then on a fine grid of ``size`` cells per axis in whitened coordinates
+   :math:`z = L^{-1}(\theta - \bar\theta)`, where :math:`\bar\theta` and :math:`L L^T`
+   are the mean and covariance of the coarse grid's posterior, over the bounding box (in
+   :math:`z`) of that region widened by ``margin`` on each side. Whitening puts the cells where
+   a correlated posterior has its mass; a box aligned with :math:`\theta`'s axes would waste
+   most of them.
 
 The fine grid defines the posterior: the density is taken constant over each cell, at its value
-at the cell centre (midpoint rule). :class:`GridPosterior` integrates exactly under that
-piecewise-constant density: expectations are weighted sums over cells, a coordinate's marginal
-CDF is piecewise linear, and :meth:`GridPosterior.sample` draws from it exactly (a cell by its
+at the cell centre (midpoint rule). Expectations are weighted sums over cells, and
+:meth:`GridPosterior.sample` draws from that piecewise-constant density exactly (a cell by its
 mass, then a uniform point in the cell). Rules, plots and the InferenceData of
 ``engine="grid"`` therefore all see the same distribution; its distance from the true
 posterior is the midpoint rule's, O(h^2) for smooth expectations, and the tests bound it
@@ -36,7 +38,7 @@ _MAX_DOUBLINGS = 6
 
 @dataclass(frozen=True)
 class GridPosterior:
-    """A posterior with constant density over each cell of a regular grid.
+    """A posterior with constant density over each cell of a regular grid in whitened coordinates.
 
     Attributes
     ----------
@@ -45,7 +47,10 @@ class GridPosterior:
     weights : numpy.ndarray
         Posterior mass of each cell, shape (m,), summing to 1.
     step : numpy.ndarray
-        Cell widths per coordinate, shape (d,).
+        Cell widths per whitened coordinate, shape (d,).
+    transform : numpy.ndarray
+        The whitening's Cholesky factor ``L`` (d, d): a cell spans ``L @ (step * u)`` around
+        its centre for ``u`` in ``[-1/2, 1/2]^d``.
     shape : tuple of int
         Cells per axis (``m`` is their product; nodes are in C order).
     log_evidence : float
@@ -55,6 +60,7 @@ class GridPosterior:
     nodes: np.ndarray
     weights: np.ndarray
     step: np.ndarray
+    transform: np.ndarray
     shape: tuple[int, ...]
     log_evidence: float
 
@@ -62,28 +68,15 @@ class GridPosterior:
         """Return the posterior mean of per-cell ``values`` (shape (m, ...))."""
         return np.tensordot(self.weights, values, axes=(0, 0))
 
-    def marginal_cdf(self, axis: int, x: float | np.ndarray) -> np.ndarray:
-        """Return ``P(theta[axis] <= x)``, piecewise linear in ``x``."""
-        edges, cumulative = self._marginal(axis)
-        return np.interp(x, edges, cumulative)
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        """Return how much per-cell ``values`` (m, ...) vary across each cell (finite differences).
 
-    def marginal_quantile(self, axis: int, p: float | np.ndarray) -> np.ndarray:
-        """Return the ``p``-quantile of coordinate ``axis`` (inverse of :meth:`marginal_cdf`)."""
-        edges, cumulative = self._marginal(axis)
-        # Cells of zero mass make flat stretches; keep the first edge of each level.
-        keep = np.concatenate(([True], np.diff(cumulative) > 0))
-        return np.interp(p, cumulative[keep], edges[keep])
-
-    def _marginal(self, axis: int) -> tuple[np.ndarray, np.ndarray]:
-        masses = self.weights.reshape(self.shape)
-        other = tuple(i for i in range(len(self.shape)) if i != axis)
-        mass = masses.sum(axis=other) if other else masses
-        centres = np.unique(self.nodes[:, axis])
-        edges = np.concatenate(
-            (centres - 0.5 * self.step[axis], [centres[-1] + 0.5 * self.step[axis]])
-        )
-        cumulative = np.concatenate(([0.0], np.cumsum(mass)))
-        return edges, np.minimum(cumulative / cumulative[-1], 1.0)
+        The sum over grid axes of the absolute change between neighbouring cells; for a
+        function linear within a cell it is the width of its range over the cell.
+        """
+        on_grid = values.reshape(*self.shape, *values.shape[1:])
+        total = sum(np.abs(np.gradient(on_grid, axis=axis)) for axis in range(len(self.shape)))
+        return np.asarray(total).reshape(values.shape)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` independent points: a cell by its mass, then uniformly within it.
@@ -94,8 +87,8 @@ class GridPosterior:
             Unconstrained draws, shape (n, d).
         """
         cells = rng.choice(self.weights.size, size=n, p=self.weights)
-        jitter = rng.random((n, self.step.size)) - 0.5
-        return self.nodes[cells] + jitter * self.step
+        jitter = (rng.random((n, self.step.size)) - 0.5) * self.step
+        return self.nodes[cells] + jitter @ self.transform.T
 
 
 def _grid(lower: np.ndarray, upper: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +105,10 @@ def adaptive_grid(
     scale: np.ndarray,
     *,
     size: int,
-    coarse_size: int = 48,
+    coarse_size: int = 32,
     span: float = 10.0,
-    drop: float = 30.0,
+    drop: float = 25.0,
+    margin: float = 0.5,
 ) -> GridPosterior:
     """Integrate a posterior on a grid fitted to where it has mass (see the module docstring).
 
@@ -133,6 +127,8 @@ def adaptive_grid(
         Half-width of the first coarse grid, in prior scales.
     drop : float
         Log-density drop below the maximum that bounds the fine grid.
+    margin : float
+        Widening of the fine grid's box on each side, in posterior standard deviations.
 
     Returns
     -------
@@ -146,13 +142,13 @@ def adaptive_grid(
     """
     centre = np.asarray(centre, dtype=float)
     scale = np.asarray(scale, dtype=float)
+    dim = centre.size
     for _ in range(_MAX_DOUBLINGS + 1):
         nodes, step = _grid(centre - span * scale, centre + span * scale, coarse_size)
         values = _checked(log_density(nodes))
         kept = values > values.max() - drop
-        index = np.stack(np.unravel_index(np.flatnonzero(kept), (coarse_size,) * centre.size), 1)
-        low, high = index.min(axis=0), index.max(axis=0)
-        if low.min() > 0 and high.max() < coarse_size - 1:
+        index = np.stack(np.unravel_index(np.flatnonzero(kept), (coarse_size,) * dim), 1)
+        if index.min() > 0 and index.max() < coarse_size - 1:
             break
         span *= 2.0
     else:
@@ -160,21 +156,32 @@ def adaptive_grid(
             f"the posterior's mass does not fit within {span / 2:g} prior scales of the prior "
             "centre; the data and the prior disagree too much for the grid engine"
         )
-    lower = centre - span * scale + low * step
-    upper = centre - span * scale + (high + 1) * step
-    # One coarse cell more on each side holds the tail beyond the drop.
-    fine_nodes, fine_step = _grid(lower - step, upper + step, size)
+    weights = np.exp(values - values.max())
+    weights /= weights.sum()
+    mean = weights @ nodes
+    deviation = nodes - mean
+    # The coarse cells' own width is added so that a posterior narrower than a coarse cell
+    # still gets a positive-definite, not too small, covariance.
+    covariance = (deviation * weights[:, None]).T @ deviation + np.diag(step**2) / 12
+    transform = np.linalg.cholesky(covariance)
+    corners = np.stack(np.meshgrid(*([-0.5, 0.5],) * dim, indexing="ij"), -1).reshape(-1, dim)
+    region = (nodes[kept][:, None, :] + corners * step).reshape(-1, dim)
+    whitened = np.linalg.solve(transform, (region - mean).T).T
+    lower, upper = whitened.min(axis=0) - margin, whitened.max(axis=0) + margin
+    fine, fine_step = _grid(lower, upper, size)
+    fine_nodes = mean + fine @ transform.T
     values = _checked(log_density(fine_nodes))
     highest = values.max()
     unnormalised = np.exp(values - highest)
     total = unnormalised.sum()
-    log_mass = highest + np.log(total)
+    volume = np.log(fine_step).sum() + np.log(np.diag(transform)).sum()
     return GridPosterior(
         nodes=fine_nodes,
         weights=unnormalised / total,
         step=fine_step,
-        shape=(size,) * centre.size,
-        log_evidence=float(log_mass + np.log(fine_step).sum()),
+        transform=transform,
+        shape=(size,) * dim,
+        log_evidence=float(highest + np.log(total) + volume),
     )
 
 

@@ -1,0 +1,362 @@
+r"""The Bayesian logistic regression model (BLRM) of Neuenschwander, Branson and Gsponer (2008).
+
+Neuenschwander, B., Branson, M. and Gsponer, T. (2008). Critical aspects of the Bayesian approach
+to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (seed 000 builds on it):
+
+.. math::
+
+    \operatorname{logit} p(d) = \log\alpha + \beta \log(d / d^*), \qquad
+    (\log\alpha, \log\beta) \sim N_2\big((\mu_\alpha, \mu_\beta),
+        \begin{pmatrix} \sigma_\alpha^2 & \rho\sigma_\alpha\sigma_\beta \\
+        \rho\sigma_\alpha\sigma_\beta & \sigma_\beta^2 \end{pmatrix}\big),
+
+with reference dose :math:`d^*` (:math:`\alpha` is the odds of a DLT at :math:`d^*`) and
+:math:`\beta > 0`, so that :math:`p` increases with dose. The PyMC model writes the bivariate
+normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. The grid engine integrates
+the posterior over :math:`(\log\alpha, \log\beta)` on an adaptive 96 x 96 grid.
+
+Default prior: :math:`\mu = (\operatorname{logit} 0.2, 0)`, :math:`\sigma = (2, 1)`,
+:math:`\rho = 0`, the weakly informative prior of OncoBayes2's examples. Two constructions of the
+paper are helpers:
+
+- :func:`blrm_prior_from_quantiles`: the bivariate normal whose implied 2.5%, 50% and 97.5%
+  quantiles of :math:`p(d)` at given doses are closest (least squares on the logit scale) to
+  stated ones. The quantiles of :math:`\operatorname{logit} p(d) = \log\alpha + e^{\log\beta} x`
+  (:math:`x = \log(d/d^*)`) are exact: given :math:`\log\beta` it is normal, so its CDF is a
+  Gauss-Hermite average of normal CDFs over :math:`\log\beta`, inverted by root finding.
+- :func:`blrm_minimal_informative_prior`: the paper's minimally informative prior (Appendix
+  A.1, as crmPack's ``MinimalInformative`` implements it): at the lowest dose
+  :math:`p \sim \mathrm{Beta}(1, b)` with :math:`P(p > q_{min}) = \pi_{min}`, at the highest
+  :math:`p \sim \mathrm{Beta}(a, 1)` with :math:`P(p < q_{max}) = \pi_{max}`; the quantiles of
+  the doses between are interpolated linearly in log dose on the logit scale (crmPack fits
+  beta distributions there whose medians follow that line; this construction keeps the line
+  for all three quantiles, which is our choice), and the bivariate normal is fitted to them by
+  :func:`blrm_prior_from_quantiles`.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+from scipy import optimize
+from scipy.special import expit, logit, ndtr
+
+from dosezoo.data import TrialData
+from dosezoo.errors import DataError
+from dosezoo.levels import real_number, validate_dose_levels
+from dosezoo.models.binary import BinaryDoseModel, DoseSummary
+from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+__all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
+
+_HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(48)
+_HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()
+
+
+@dataclass(frozen=True)
+class BLRMPrior:
+    r"""Bivariate normal prior of :math:`(\log\alpha, \log\beta)`.
+
+    Parameters
+    ----------
+    mean : tuple of float
+        :math:`(\mu_\alpha, \mu_\beta)`.
+    sd : tuple of float
+        :math:`(\sigma_\alpha, \sigma_\beta)`, both > 0.
+    correlation : float
+        :math:`\rho` in (-1, 1).
+    """
+
+    mean: tuple[float, float] = (float(logit(0.2)), 0.0)
+    sd: tuple[float, float] = (2.0, 1.0)
+    correlation: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Validate the parameters, naming the one at fault."""
+        owner = "BLRMPrior"
+        for name in ("mean", "sd"):
+            value = getattr(self, name)
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+                raise ValueError(f"{owner}: {name} must be a pair of numbers, got {value!r}")
+            if len(value) != 2:
+                raise ValueError(f"{owner}: {name} must be a pair of numbers, got {value!r}")
+            pair = tuple(real_number(owner, f"{name}[{i}]", v) for i, v in enumerate(value))
+            object.__setattr__(self, name, pair)
+        for i, value in enumerate(self.sd):
+            if value <= 0:
+                raise ValueError(f"{owner}: sd[{i}] must be > 0, got {value!r}")
+        correlation = real_number(owner, "correlation", self.correlation)
+        if not -1 < correlation < 1:
+            raise ValueError(f"{owner}: correlation must lie in (-1, 1), got {correlation!r}")
+        object.__setattr__(self, "correlation", correlation)
+
+    def logit_quantiles(self, x: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
+        r"""Return exact quantiles of :math:`\log\alpha + e^{\log\beta} x`, shape (len(x), len(p)).
+
+        Given :math:`\log\beta = \mu_\beta + \sigma_\beta z`, the sum is normal with mean
+        :math:`\mu_\alpha + \rho\sigma_\alpha z + e^{\log\beta} x` and sd
+        :math:`\sigma_\alpha\sqrt{1 - \rho^2}`; its CDF is the Gauss-Hermite average over
+        :math:`z`.
+        """
+        (mu_a, mu_b), (sd_a, sd_b), rho = self.mean, self.sd, self.correlation
+        slope = np.exp(mu_b + sd_b * _HERMITE_NODES)
+        centre = mu_a + rho * sd_a * _HERMITE_NODES
+        scale = sd_a * math.sqrt(1 - rho**2)
+        out = np.empty((len(x), len(probabilities)))
+        for i, xi in enumerate(np.asarray(x, dtype=float)):
+            means = centre + slope * xi
+
+            def cdf(t: float, means: np.ndarray = means) -> float:
+                return float(_HERMITE_WEIGHTS @ ndtr((t - means) / scale))
+
+            low, high = means.min() - 12 * scale, means.max() + 12 * scale
+            for j, p in enumerate(probabilities):
+                out[i, j] = optimize.brentq(lambda t, p=p: cdf(t) - p, low, high, xtol=1e-10)
+        return out
+
+
+def blrm_prior_from_quantiles(
+    doses: Sequence[float],
+    reference_dose: float,
+    quantiles: np.ndarray,
+    *,
+    probabilities: Sequence[float] = (0.025, 0.5, 0.975),
+) -> BLRMPrior:
+    r"""Fit the bivariate normal prior whose implied quantiles of p(d) match stated ones.
+
+    Parameters
+    ----------
+    doses : sequence of float
+        Doses at which quantiles are stated (> 0).
+    reference_dose : float
+        :math:`d^*` of the model.
+    quantiles : array-like
+        Stated quantiles of the DLT probability, shape (len(doses), len(probabilities)),
+        increasing along each row, in (0, 1).
+    probabilities : sequence of float
+        The quantile levels (2.5%, 50%, 97.5% by default).
+
+    Returns
+    -------
+    BLRMPrior
+        The least-squares fit on the logit scale (Nelder-Mead over means, log sds and the
+        Fisher transform of the correlation).
+    """
+    owner = "blrm_prior_from_quantiles"
+    x = np.log(
+        np.asarray(validate_dose_levels(owner, doses))
+        / _positive(owner, "reference_dose", reference_dose)
+    )
+    stated = np.asarray(quantiles, dtype=float)
+    if stated.shape != (x.size, len(probabilities)):
+        raise ValueError(
+            f"{owner}: quantiles must have shape ({x.size}, {len(probabilities)}), got "
+            f"{stated.shape}"
+        )
+    if not np.all((stated > 0) & (stated < 1)) or np.any(np.diff(stated, axis=1) <= 0):
+        raise ValueError(f"{owner}: quantiles must lie in (0, 1) and increase along each row")
+    target = logit(stated)
+
+    def unpack(v: np.ndarray) -> BLRMPrior:
+        return BLRMPrior((v[0], v[1]), (math.exp(v[2]), math.exp(v[3])), math.tanh(v[4]))
+
+    def loss(v: np.ndarray) -> float:
+        if not np.all(np.abs(v[2:]) < 5):
+            return math.inf
+        return float(np.sum((unpack(v).logit_quantiles(x, probabilities) - target) ** 2))
+
+    medians = target[:, len(probabilities) // 2]
+    start = np.array([np.interp(0.0, x, medians), 0.0, math.log(1.5), math.log(0.7), 0.0])
+    result = optimize.minimize(
+        loss, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-10, "maxiter": 4000}
+    )
+    return unpack(result.x)
+
+
+def blrm_minimal_informative_prior(
+    dose_levels: Sequence[float],
+    reference_dose: float,
+    *,
+    threshold_min: float = 0.2,
+    threshold_max: float = 0.3,
+    prob_min: float = 0.05,
+    prob_max: float = 0.05,
+) -> BLRMPrior:
+    r"""Build Neuenschwander et al.'s minimally informative prior (see the module docstring).
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        The dose grid; its lowest and highest doses carry the prior statements.
+    reference_dose : float
+        :math:`d^*`.
+    threshold_min, prob_min : float
+        At the lowest dose, :math:`P(p > \text{threshold\_min}) = \text{prob\_min}`.
+    threshold_max, prob_max : float
+        At the highest dose, :math:`P(p < \text{threshold\_max}) = \text{prob\_max}`.
+
+    Returns
+    -------
+    BLRMPrior
+    """
+    owner = "blrm_minimal_informative_prior"
+    levels = np.asarray(validate_dose_levels(owner, dose_levels))
+    if levels.size < 2:
+        raise ValueError(f"{owner}: dose_levels needs at least two doses, got {dose_levels!r}")
+    values = {}
+    for name, value in (
+        ("threshold_min", threshold_min),
+        ("threshold_max", threshold_max),
+        ("prob_min", prob_min),
+        ("prob_max", prob_max),
+    ):
+        values[name] = real_number(owner, name, value)
+        if not 0 < values[name] < 1:
+            raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
+    levels_probs = (0.025, 0.5, 0.975)
+    # Beta(1, b) at the lowest dose and Beta(a, 1) at the highest have closed-form quantiles.
+    b = math.log(values["prob_min"]) / math.log(1 - values["threshold_min"])
+    a = math.log(values["prob_max"]) / math.log(values["threshold_max"])
+    lowest = np.array([1 - (1 - q) ** (1 / b) for q in levels_probs])
+    highest = np.array([q ** (1 / a) for q in levels_probs])
+    log_dose = np.log(levels)
+    share = (log_dose - log_dose[0]) / (log_dose[-1] - log_dose[0])
+    logits = logit(lowest) + share[:, None] * (logit(highest) - logit(lowest))
+    quantiles = 1 / (1 + np.exp(-logits))
+    return blrm_prior_from_quantiles(levels, reference_dose, quantiles, probabilities=levels_probs)
+
+
+def _positive(owner: str, name: str, value: object) -> float:
+    number = real_number(owner, name, value)
+    if number <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class BLRM(BinaryDoseModel):
+    r"""Two-parameter logistic model of DLT in log dose with a bivariate normal prior.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        The candidate doses (> 0, increasing); ``p_dlt`` is reported at them.
+    reference_dose : float
+        :math:`d^*` (> 0).
+    prior : BLRMPrior
+        Prior of :math:`(\log\alpha, \log\beta)`.
+
+    Notes
+    -----
+    Data doses may be any positive dose (they need not be levels).
+    """
+
+    model_name: ClassVar[str] = "BLRM"
+    coordinates: ClassVar[tuple[str, ...]] = ("log_alpha", "log_beta")
+    grid_size: ClassVar[int] = 96
+
+    dose_levels: Sequence[float]
+    reference_dose: float
+    _: KW_ONLY
+    prior: BLRMPrior = field(default_factory=BLRMPrior)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        object.__setattr__(self, "dose_levels", validate_dose_levels("BLRM", self.dose_levels))
+        object.__setattr__(
+            self, "reference_dose", _positive("BLRM", "reference_dose", self.reference_dose)
+        )
+        if not isinstance(self.prior, BLRMPrior):
+            raise TypeError(f"BLRM: prior must be a BLRMPrior, got {self.prior!r}")
+
+    def parameters(self) -> dict:
+        """Return the options as a plain dict (recorded in every fit's attributes)."""
+        return {
+            "dose_levels": list(self.dose_levels),
+            "reference_dose": self.reference_dose,
+            "prior_mean": list(self.prior.mean),
+            "prior_sd": list(self.prior.sd),
+            "prior_correlation": self.prior.correlation,
+        }
+
+    def check_doses(self, dose: np.ndarray) -> None:
+        """Raise a DataError naming the row of a dose that is not > 0."""
+        bad = ~(dose > 0)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"BLRM: column 'dose', row {row}: dose {float(dose[row])!r} must be > 0 "
+                "(the model is linear in log dose)"
+            )
+
+    # ------------------------------------------------------------ grid engine
+
+    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Return the DLT probability at ``dose``, shape (m, u)."""
+        return expit(theta[:, :1] + np.exp(theta[:, 1:2]) * np.log(dose / self.reference_dose))
+
+    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
+        """Return the binomial log likelihood of points ``theta`` (m, 2), shape (m,)."""
+        return logistic_log_likelihood(
+            np.ascontiguousarray(theta[:, 0]),
+            np.exp(theta[:, 1]),
+            np.log(summary.dose / self.reference_dose),
+            summary.n,
+            summary.y,
+        )
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        """Return the bivariate normal log density (up to a constant)."""
+        (mu_a, mu_b), (sd_a, sd_b), rho = self.prior.mean, self.prior.sd, self.prior.correlation
+        za = (theta[:, 0] - mu_a) / sd_a
+        zb = (theta[:, 1] - mu_b) / sd_b
+        return -0.5 * (za**2 - 2 * rho * za * zb + zb**2) / (1 - rho**2)
+
+    def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the prior means and sds."""
+        return np.asarray(self.prior.mean), np.asarray(self.prior.sd)
+
+    def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Return ``log_alpha`` and ``log_beta``, the grid coordinates themselves."""
+        return {"log_alpha": theta[:, 0], "log_beta": theta[:, 1]}
+
+    # ------------------------------------------------------------ PyMC model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the PyMC model: bivariate normal prior, ``p_dlt`` per level, Bernoulli DLTs.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (> 0) and ``dlt``; may be empty.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        self.summarise(data)
+        dose = np.asarray(data.dose, dtype=float)
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+        (mu_a, mu_b), (sd_a, sd_b), rho = self.prior.mean, self.prior.sd, self.prior.correlation
+        coords = {"dose": list(self.dose_levels), "patient": np.arange(dose.size)}
+        with pm.Model(coords=coords) as model:
+            level_x = pm.Data(
+                "level_log_dose",
+                np.log(np.asarray(self.dose_levels) / self.reference_dose),
+                dims="dose",
+            )
+            patient_x = pm.Data("log_dose", np.log(dose / self.reference_dose), dims="patient")
+            log_alpha = pm.Normal("log_alpha", mu_a, sd_a)
+            log_beta = pm.Normal(
+                "log_beta",
+                mu_b + rho * sd_b / sd_a * (log_alpha - mu_a),
+                sd_b * math.sqrt(1 - rho**2),
+            )
+            beta = pm.math.exp(log_beta)
+            pm.Deterministic("p_dlt", pm.math.sigmoid(log_alpha + beta * level_x), dims="dose")
+            pm.Bernoulli("dlt", logit_p=log_alpha + beta * patient_x, observed=dlt, dims="patient")
+        return model

@@ -1,0 +1,267 @@
+r"""Escalation with overdose control (EWOC): the logistic model parameterised by the MTD.
+
+Babb, J., Rogatko, A. and Zacks, S. (1998). Cancer phase I clinical trials: efficient dose
+escalation with overdose control. *Statistics in Medicine* 17, 1103-1120; Tighiouart, M. and
+Rogatko, A. (2010), *Statistical Science* 25, 217-226. Seed 001 compares against it.
+
+The dose-toxicity model is :math:`\operatorname{logit} p(x) = \beta_0 + \beta_1 x` on the dose
+range :math:`[x_{min}, x_{max}]`, reparameterised by :math:`\rho_0 = p(x_{min})`, the DLT
+probability at the lowest dose, and :math:`\gamma`, the MTD, defined by :math:`p(\gamma) =
+\theta`:
+
+.. math::
+
+    \beta_1 = \frac{\operatorname{logit}\theta - \operatorname{logit}\rho_0}{\gamma - x_{min}},
+    \qquad \beta_0 = \operatorname{logit}\rho_0 - \beta_1 x_{min}.
+
+The prior makes :math:`\rho_0 / \theta` and :math:`(\gamma - x_{min}) / (x_{max} - x_{min})`
+independent Beta variables; Beta(1, 1) (the default) gives Babb et al.'s independent uniform
+priors on :math:`(0, \theta)` and :math:`(x_{min}, x_{max})`, and other shapes give Tighiouart
+and Rogatko's beta priors. So :math:`\rho_0 < \theta` and :math:`\beta_1 > 0`: toxicity
+increases with dose.
+
+The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_fraction``),
+with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid engine works in
+:math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
+with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
+adaptive 96 x 96 grid. The MTD's posterior CDF at a dose :math:`x` counts, like the interval
+probabilities of :class:`~dosezoo.models.binary.DLTPosterior`, the fraction of each cell where
+:math:`\gamma \le x`; its quantiles invert that CDF by bisection.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+from scipy.special import expit, log_expit, logit
+
+from dosezoo.data import TrialData
+from dosezoo.errors import DataError
+from dosezoo.levels import real_number
+from dosezoo.models.binary import BinaryDoseModel, DLTPosterior, DoseSummary
+from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+__all__ = ["EWOC"]
+
+#: Bisection steps of the MTD quantile: the dose range over 2**24.
+_BISECTIONS = 24
+
+
+def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
+        raise ValueError(f"{owner}: {name} must be a pair (a, b) of Beta shapes, got {value!r}")
+    shape = tuple(real_number(owner, f"{name}[{i}]", v) for i, v in enumerate(value))
+    for i, v in enumerate(shape):
+        if v <= 0:
+            raise ValueError(f"{owner}: {name}[{i}] must be > 0, got {v!r}")
+    return shape
+
+
+@dataclass(frozen=True)
+class EWOC(BinaryDoseModel):
+    r"""The EWOC logistic model with parameters :math:`(\rho_0, \gamma)`.
+
+    Parameters
+    ----------
+    theta : float
+        Target DLT probability at the MTD, in (0, 1).
+    x_min, x_max : float
+        Dose range; every dose must lie in ``[x_min, x_max]``.
+    dose_levels : sequence of float, optional
+        Doses at which ``p_dlt`` is reported (and the levels of a discrete design), inside the
+        range; by default 11 equally spaced doses from ``x_min`` to ``x_max``.
+    rho0_prior, mtd_prior : tuple of float
+        Beta shapes of :math:`\rho_0/\theta` and of the MTD's position in the range ((1, 1):
+        uniform).
+    """
+
+    model_name: ClassVar[str] = "EWOC"
+    coordinates: ClassVar[tuple[str, ...]] = ("logit_rho0_fraction", "logit_mtd_fraction")
+    grid_size: ClassVar[int] = 96
+
+    theta: float
+    x_min: float
+    x_max: float
+    _: KW_ONLY
+    dose_levels: Sequence[float] | None = None
+    rho0_prior: tuple[float, float] = (1.0, 1.0)
+    mtd_prior: tuple[float, float] = (1.0, 1.0)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "EWOC"
+        theta = real_number(owner, "theta", self.theta)
+        if not 0 < theta < 1:
+            raise ValueError(f"{owner}: theta must lie in (0, 1), got {self.theta!r}")
+        x_min = real_number(owner, "x_min", self.x_min)
+        x_max = real_number(owner, "x_max", self.x_max)
+        if not x_min < x_max:
+            raise ValueError(f"{owner}: x_min must be < x_max, got {x_min!r} and {x_max!r}")
+        if self.dose_levels is None:
+            levels = tuple(float(v) for v in np.linspace(x_min, x_max, 11))
+        else:
+            levels = tuple(
+                real_number(owner, f"dose_levels[{i}]", v) for i, v in enumerate(self.dose_levels)
+            )
+            if any(not x_min <= v <= x_max for v in levels):
+                raise ValueError(
+                    f"{owner}: dose_levels must lie in [x_min, x_max] = [{x_min:g}, {x_max:g}], "
+                    f"got {levels}"
+                )
+            if not levels or any(np.diff(levels) <= 0):
+                raise ValueError(f"{owner}: dose_levels must be strictly increasing, got {levels}")
+        values = {
+            "theta": theta,
+            "x_min": x_min,
+            "x_max": x_max,
+            "dose_levels": levels,
+            "rho0_prior": _beta_shape(owner, "rho0_prior", self.rho0_prior),
+            "mtd_prior": _beta_shape(owner, "mtd_prior", self.mtd_prior),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def parameters(self) -> dict:
+        """Return the options as a plain dict (recorded in every fit's attributes)."""
+        return {
+            "theta": self.theta,
+            "x_min": self.x_min,
+            "x_max": self.x_max,
+            "dose_levels": list(self.dose_levels),
+            "rho0_prior": list(self.rho0_prior),
+            "mtd_prior": list(self.mtd_prior),
+        }
+
+    def check_doses(self, dose: np.ndarray) -> None:
+        """Raise a DataError naming the row of a dose outside ``[x_min, x_max]``."""
+        bad = ~((dose >= self.x_min) & (dose <= self.x_max))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(
+                f"EWOC: column 'dose', row {row}: dose {float(dose[row])!r} is outside the dose "
+                f"range [{self.x_min:g}, {self.x_max:g}]"
+            )
+
+    # ------------------------------------------------------------ parameters
+
+    def coefficients(self, rho0: np.ndarray, mtd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""Return intercept and slope :math:`\beta_0, \beta_1` of the logit of p(x)."""
+        logit_rho0 = logit(rho0)
+        slope = (logit(self.theta) - logit_rho0) / (mtd - self.x_min)
+        return logit_rho0 - slope * self.x_min, slope
+
+    def _natural(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(rho0, mtd)`` of unconstrained points (m, 2)."""
+        rho0 = self.theta * expit(theta[:, 0])
+        mtd = self.x_min + (self.x_max - self.x_min) * expit(theta[:, 1])
+        return rho0, mtd
+
+    # ------------------------------------------------------------ grid engine
+
+    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Return the DLT probability at ``dose``, shape (m, u)."""
+        intercept, slope = self.coefficients(*self._natural(theta))
+        return expit(intercept[:, None] + slope[:, None] * dose)
+
+    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
+        """Return the binomial log likelihood of points ``theta`` (m, 2), shape (m,)."""
+        intercept, slope = self.coefficients(*self._natural(theta))
+        return logistic_log_likelihood(intercept, slope, summary.dose, summary.n, summary.y)
+
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        """Return the Beta log densities of the two fractions, with the logits' Jacobians."""
+        total = np.zeros(theta.shape[0])
+        for column, (a, b) in zip(theta.T, (self.rho0_prior, self.mtd_prior), strict=True):
+            total += a * log_expit(column) + b * log_expit(-column)
+        return total
+
+    def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return a centre and scale of the logit fractions under the prior."""
+        centre = [math.log(a / b) for a, b in (self.rho0_prior, self.mtd_prior)]
+        scale = [math.sqrt(1 / a + 1 / b) for a, b in (self.rho0_prior, self.mtd_prior)]
+        return np.asarray(centre), np.asarray(scale)
+
+    def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Return the two fractions (the PyMC model's free variables)."""
+        return {"rho0_fraction": expit(theta[:, 0]), "mtd_fraction": expit(theta[:, 1])}
+
+    def posterior(self, data: TrialData) -> DLTPosterior:
+        """Compute the exact posterior on the grid, with the MTD's CDF and quantiles.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (in the range) and ``dlt``; may be empty (the prior).
+
+        Returns
+        -------
+        DLTPosterior
+            With ``mtd_cdf`` and ``mtd_quantile``.
+        """
+        posterior = super().posterior(data)
+        grid = posterior.grid
+        mtd = self._natural(grid.nodes)[1]
+        spread = grid.spread(mtd)
+        weights = grid.weights
+
+        def mtd_cdf(x: float) -> float:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                below = np.clip(0.5 + (x - mtd) / spread, 0.0, 1.0)
+            return float(weights @ np.where(spread > 0, below, mtd <= x))
+
+        def mtd_quantile(p: float) -> float:
+            low, high = self.x_min, self.x_max
+            for _ in range(_BISECTIONS):
+                middle = 0.5 * (low + high)
+                low, high = (middle, high) if mtd_cdf(middle) < p else (low, middle)
+            return 0.5 * (low + high)
+
+        return DLTPosterior(
+            dose_levels=posterior.dose_levels,
+            p_dlt=posterior.p_dlt,
+            weights=weights,
+            parameter_mean=posterior.parameter_mean
+            | {"rho0": float(weights @ self._natural(grid.nodes)[0]), "mtd": float(weights @ mtd)},
+            mtd_quantile=mtd_quantile,
+            mtd_cdf=mtd_cdf,
+            grid=grid,
+            spread=posterior.spread,
+        )
+
+    # ------------------------------------------------------------ PyMC model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the PyMC model: Beta fractions, ``rho0``, ``mtd``, ``p_dlt``, Bernoulli DLTs.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (in the range) and ``dlt``; may be empty.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        self.summarise(data)
+        dose = np.asarray(data.dose, dtype=float)
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+        coords = {"dose": list(self.dose_levels), "patient": np.arange(dose.size)}
+        with pm.Model(coords=coords) as model:
+            levels = pm.Data("level_dose", np.asarray(self.dose_levels), dims="dose")
+            patient_dose = pm.Data("patient_dose", dose, dims="patient")
+            rho0_fraction = pm.Beta("rho0_fraction", *self.rho0_prior)
+            mtd_fraction = pm.Beta("mtd_fraction", *self.mtd_prior)
+            rho0 = pm.Deterministic("rho0", self.theta * rho0_fraction)
+            mtd = pm.Deterministic("mtd", self.x_min + (self.x_max - self.x_min) * mtd_fraction)
+            logit_rho0 = pm.math.logit(rho0)
+            slope = (logit(self.theta) - logit_rho0) / (mtd - self.x_min)
+            intercept = logit_rho0 - slope * self.x_min
+            pm.Deterministic("p_dlt", pm.math.sigmoid(intercept + slope * levels), dims="dose")
+            pm.Bernoulli(
+                "dlt", logit_p=intercept + slope * patient_dose, observed=dlt, dims="patient"
+            )
+        return model
