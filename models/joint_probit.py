@@ -1,0 +1,778 @@
+r"""Joint latent-probit model of binary toxicity and ordinal efficacy (seed 000).
+
+Seed 000 ("Safety-PD Biomarker Joint Modeling", Project Optimus slides) proposes to model the
+dose relation to toxicity and to an efficacy biomarker jointly by latent probit regression,
+with binary toxicity and ordinal efficacy :math:`E \in \{0, 1, 2\}` (none, medium, high). The
+slides give no equations; this module states the model mathematically.
+
+Model
+-----
+Doses are standardised on the log scale so that the lowest and highest dose levels sit at
+:math:`x = -1` and :math:`x = +1`:
+:math:`x(d) = (\log d - \tfrac12(\log d_1 + \log d_K)) / \tfrac12(\log d_K - \log d_1)`.
+Patient :math:`i` at dose :math:`d_i` has a latent pair
+
+.. math::
+
+    (Z_{T,i}, Z_{E,i}) \sim N_2\Big((\mu_T(x_i), \mu_E(x_i)),
+        \begin{pmatrix} 1 & \rho \\ \rho & 1 \end{pmatrix}\Big), \qquad
+    \mu_T(x) = \alpha_T + \beta_T x, \quad
+    \mu_E(x) = \alpha_E + \beta_E x + \gamma_E x^2,
+
+toxicity :math:`T_i = 1\{Z_{T,i} > 0\}` and efficacy :math:`E_i = 0` if :math:`Z_{E,i} \le 0`,
+:math:`1` if :math:`0 < Z_{E,i} \le c`, :math:`2` if :math:`Z_{E,i} > c`. Hence
+:math:`P(T = 1 \mid d) = \Phi(\mu_T)`, :math:`P(E \ge 1 \mid d) = \Phi(\mu_E)`,
+:math:`P(E = 2 \mid d) = \Phi(\mu_E - c)`, and :math:`\rho` is the latent correlation of
+toxicity and efficacy within a patient.
+
+Choices the seed leaves open, and why:
+
+- *Increasing toxicity*: :math:`\beta_T > 0` (a normal prior truncated at 0), so
+  :math:`P(T = 1)` increases in dose, which the overdose control presumes.
+- *Efficacy form*: quadratic in log dose. It can rise, plateau (vertex near the top dose) or
+  fall (vertex inside the range), it is linear in its coefficients, so their full conditional
+  given the latent variables is normal (exact Gibbs), and NUTS handles it without the
+  ridges of an Emax curve's ED50/Hill parameters, which five dose levels hardly identify.
+- *Identifiability of the ordinal cut points*: the first cut point is fixed at 0 and the
+  intercept :math:`\alpha_E` is kept; the second cut point :math:`c > 0` is free (log-normal
+  prior). An intercept plus two free cut points would be one location too many.
+- *Priors*: weakly informative on the probit scale. :func:`JointProbitPrior.from_statements`
+  derives the prior means from prior statements about the toxicity and response rates at the
+  lowest and highest doses (two equations, two unknowns at :math:`x = \mp 1`) and the share of
+  high responses among responses at the highest dose; the curvature :math:`\gamma_E` is
+  centred at 0 (no prior preference for rising or falling efficacy); :math:`\rho \sim U(-1, 1)`.
+
+Likelihood: the exact bivariate-normal rectangle probabilities. With :math:`h = -\mu_T`,
+:math:`k_0 = -\mu_E`, :math:`k_1 = c - \mu_E` and :math:`F(a, b) = \Phi_2(a, b; \rho)`,
+
+.. math::
+
+    P(T{=}0, E{=}0) &= F(h, k_0), & P(T{=}1, E{=}0) &= \Phi(k_0) - F(h, k_0), \\
+    P(T{=}0, E{=}1) &= F(h, k_1) - F(h, k_0), &
+        P(T{=}1, E{=}1) &= \Phi(k_1) - \Phi(k_0) - F(h, k_1) + F(h, k_0), \\
+    P(T{=}0, E{=}2) &= \Phi(h) - F(h, k_1), &
+        P(T{=}1, E{=}2) &= 1 - \Phi(k_1) - \Phi(h) + F(h, k_1).
+
+:math:`\Phi_2` is computed from Sheppard's formula
+:math:`\Phi_2(a, b; \rho) = \Phi(a)\Phi(b) + \frac{1}{2\pi}\int_0^{\arcsin\rho}
+\exp\{-(a^2 + b^2 - 2ab\sin t)/(2\cos^2 t)\}\,dt` by 32-point Gauss-Legendre quadrature
+(:func:`bivariate_normal_cdf`), differentiable for NUTS; its error against SciPy is measured in
+the tests. The observation of a patient is the cell :math:`3T + E` (a categorical variable
+``outcome``), so prior and posterior predictive draws are joint outcomes.
+
+Deterministics per dose level: ``p_tox``, ``p_response`` (:math:`E \ge 1`),
+``p_high_response`` (:math:`E = 2`), ``p_response_no_tox`` (:math:`T = 0, E \ge 1`, which
+involves :math:`\rho`) and ``target_met``, the indicator that the toxicity
+probability lies in ``tox_interval`` and the response probability is at least
+``efficacy_threshold``; its posterior mean is the joint posterior probability of the seed's
+criterion.
+
+Engines: ``"nuts"`` (PyMC's NUTS, the reference), ``"pymc"`` (``pm.sample`` with the
+data-augmentation step methods of :mod:`dosezoo.samplers.joint_probit`) and ``"kernel"`` (the
+same Gibbs sampler compiled with numba, :mod:`dosezoo.samplers.joint_probit_kernels`, where the
+full conditionals are derived). All return the same InferenceData schema.
+"""
+
+import contextlib
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field, fields
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.util import get_random_generator
+from scipy.special import ndtr, ndtri
+
+from dosezoo.data import DataError, TrialData
+from dosezoo.designs.boin import validate_dose_levels
+from dosezoo.inference import IdataBuilder
+from dosezoo.samplers import joint_probit_kernels as kernels
+
+Engine = Literal["nuts", "pymc", "kernel"]
+ENGINES = ("nuts", "pymc", "kernel")
+#: Free parameters of the model, in the kernels' ``theta`` layout.
+PARAMETERS = kernels.PARAMETERS
+#: Names of the six joint outcome cells, index ``3 T + E``.
+CELLS = ("T0E0", "T0E1", "T0E2", "T1E0", "T1E1", "T1E2")
+#: Gauss-Legendre nodes of the bivariate normal CDF (error <= 2e-10 for |rho| <= 0.999).
+QUADRATURE_NODES = 32
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
+#: Cell probabilities are floored here before normalising (a cell's rounding error is ~1e-10).
+_CELL_FLOOR = 1e-300
+
+
+def _real(owner: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _probability(owner: str, name: str, value: object) -> float:
+    number = _real(owner, name, value)
+    if not 0 < number < 1:
+        raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
+    return number
+
+
+@contextlib.contextmanager
+def forward_sampling() -> Iterator[None]:
+    """Silence one known warning of PyMC's forward sampler for this model.
+
+    PyTensor's numba backend has no native ``TruncatedNormal`` random variable (``beta_tox``'s
+    prior) and says it falls back to object mode; the draws are correct, only slower.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Numba will use object mode to run truncated_normal_rv",
+            category=UserWarning,
+        )
+        yield
+
+
+# --------------------------------------------------------------------------- Phi_2
+
+
+def bivariate_normal_cdf(a, b, rho):
+    r"""Return the bivariate normal CDF :math:`\Phi_2(a, b; \rho)` as a PyTensor expression.
+
+    Sheppard's formula integrated over :math:`t \in [0, \arcsin\rho]` by Gauss-Legendre
+    quadrature with ``QUADRATURE_NODES`` nodes; broadcasts over ``a`` and ``b``.
+    """
+    a = pt.as_tensor_variable(a)[..., None]
+    b = pt.as_tensor_variable(b)[..., None]
+    half = 0.5 * pt.arcsin(rho)
+    t = half * (_NODES + 1.0)
+    cos2 = pt.cos(t) ** 2
+    integrand = pt.exp(-(a * a + b * b - 2.0 * a * b * pt.sin(t)) / (2.0 * cos2))
+    integral = half * pt.sum(_WEIGHTS * integrand, axis=-1)
+    return _phi(a[..., 0]) * _phi(b[..., 0]) + integral / (2.0 * np.pi)
+
+
+def bivariate_normal_cdf_numpy(a, b, rho) -> np.ndarray:
+    """Compute :func:`bivariate_normal_cdf`'s quadrature in numpy (scenarios and tests)."""
+    a = np.asarray(a, float)[..., None]
+    b = np.asarray(b, float)[..., None]
+    half = 0.5 * np.arcsin(np.asarray(rho, float))[..., None]
+    t = half * (_NODES + 1.0)
+    integrand = np.exp(-(a * a + b * b - 2.0 * a * b * np.sin(t)) / (2.0 * np.cos(t) ** 2))
+    integral = half[..., 0] * np.sum(_WEIGHTS * integrand, axis=-1)
+    return ndtr(a[..., 0]) * ndtr(b[..., 0]) + integral / (2.0 * np.pi)
+
+
+def _phi(z):
+    return 0.5 * pt.erfc(-z / math.sqrt(2.0))
+
+
+def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=pt):
+    """Probabilities of the six cells ``3 T + E`` (last axis) by the rectangle formulas.
+
+    Parameters
+    ----------
+    mu_tox, mu_eff : tensor or numpy.ndarray
+        Latent means, same shape.
+    threshold, rho : scalar
+        Second cut point ``c`` and latent correlation.
+    lib : module
+        ``pytensor.tensor`` (default, for the PyMC model) or ``numpy``.
+
+    Returns
+    -------
+    tensor or numpy.ndarray
+        Shape ``(*mu_tox.shape, 6)``; each row sums to 1.
+    """
+    if lib is np:
+        cdf2, cdf = bivariate_normal_cdf_numpy, ndtr
+    else:
+        cdf2, cdf = bivariate_normal_cdf, _phi
+    h, k0, k1 = -mu_tox, -mu_eff, threshold - mu_eff
+    f0, f1 = cdf2(h, k0, rho), cdf2(h, k1, rho)
+    ph, p0, p1 = cdf(h), cdf(k0), cdf(k1)
+    cells = [f0, f1 - f0, ph - f1, p0 - f0, p1 - p0 - f1 + f0, 1.0 - p1 - ph + f1]
+    return lib.stack(cells, axis=-1)
+
+
+# --------------------------------------------------------------------------- prior
+
+
+@dataclass(frozen=True)
+class JointProbitPrior:
+    """Prior of the joint probit model: normal coefficients and a log-normal cut point.
+
+    ``beta_tox``'s normal is truncated to (0, inf); ``log(threshold)`` is normal; ``rho`` is
+    uniform on (-1, 1). Build it from prior statements with :meth:`from_statements`.
+
+    Parameters
+    ----------
+    alpha_tox_mean, alpha_tox_sd, beta_tox_mean, beta_tox_sd : float
+        Toxicity intercept and slope (probit scale, standardised log dose).
+    alpha_eff_mean, alpha_eff_sd, beta_eff_mean, beta_eff_sd, gamma_eff_mean, gamma_eff_sd : float
+        Efficacy intercept, linear and quadratic coefficients.
+    log_threshold_mean, log_threshold_sd : float
+        Normal prior of the log of the second cut point ``c``.
+    """
+
+    alpha_tox_mean: float
+    alpha_tox_sd: float
+    beta_tox_mean: float
+    beta_tox_sd: float
+    alpha_eff_mean: float
+    alpha_eff_sd: float
+    beta_eff_mean: float
+    beta_eff_sd: float
+    gamma_eff_mean: float
+    gamma_eff_sd: float
+    log_threshold_mean: float
+    log_threshold_sd: float
+
+    def __post_init__(self) -> None:
+        """Validate: finite numbers, positive sds."""
+        for f in fields(self):
+            value = _real("JointProbitPrior", f.name, getattr(self, f.name))
+            if f.name.endswith("_sd") and value <= 0:
+                raise ValueError(f"JointProbitPrior: {f.name} must be > 0, got {value!r}")
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_statements(
+        cls,
+        *,
+        tox_lowest: float = 0.05,
+        tox_highest: float = 0.45,
+        response_lowest: float = 0.1,
+        response_highest: float = 0.4,
+        high_share_highest: float = 0.5,
+        coefficient_sd: float = 1.0,
+        curvature_sd: float = 1.0,
+        log_threshold_sd: float = 0.5,
+    ) -> "JointProbitPrior":
+        r"""Derive the prior from statements about rates at the lowest and highest doses.
+
+        At :math:`x = \mp 1`, :math:`\Phi^{-1}(p) = \alpha \mp \beta`, so
+        :math:`\alpha = \tfrac12(\Phi^{-1}(p_K) + \Phi^{-1}(p_1))` and
+        :math:`\beta = \tfrac12(\Phi^{-1}(p_K) - \Phi^{-1}(p_1))` for toxicity and for
+        response (:math:`E \ge 1`); the curvature is centred at 0. The cut point's median is
+        the :math:`c` giving :math:`P(E = 2) = s \, P(E \ge 1)` at the highest dose:
+        :math:`c = \Phi^{-1}(p_K) - \Phi^{-1}(s \, p_K)`.
+
+        Parameters
+        ----------
+        tox_lowest, tox_highest : float
+            Prior guesses of the toxicity rate at the lowest and highest doses
+            (``tox_lowest < tox_highest``: toxicity increases with dose).
+        response_lowest, response_highest : float
+            Prior guesses of the response rate (E >= 1) at the lowest and highest doses.
+        high_share_highest : float
+            Prior guess of the share of high responses (E = 2) among responses at the highest
+            dose, in (0, 1).
+        coefficient_sd, curvature_sd, log_threshold_sd : float
+            Prior sds of the intercepts and slopes, of ``gamma_eff``, and of
+            ``log(threshold)``.
+
+        Returns
+        -------
+        JointProbitPrior
+        """
+        owner = "JointProbitPrior.from_statements"
+        t1, tk = (
+            _probability(owner, "tox_lowest", tox_lowest),
+            _probability(owner, "tox_highest", tox_highest),
+        )
+        if not t1 < tk:
+            raise ValueError(
+                f"{owner}: tox_lowest must be < tox_highest (toxicity increases with dose), "
+                f"got {tox_lowest!r} and {tox_highest!r}"
+            )
+        r1 = _probability(owner, "response_lowest", response_lowest)
+        rk = _probability(owner, "response_highest", response_highest)
+        share = _probability(owner, "high_share_highest", high_share_highest)
+        threshold = float(ndtri(rk) - ndtri(share * rk))
+        return cls(
+            alpha_tox_mean=float(ndtri(tk) + ndtri(t1)) / 2,
+            alpha_tox_sd=coefficient_sd,
+            beta_tox_mean=float(ndtri(tk) - ndtri(t1)) / 2,
+            beta_tox_sd=coefficient_sd,
+            alpha_eff_mean=float(ndtri(rk) + ndtri(r1)) / 2,
+            alpha_eff_sd=coefficient_sd,
+            beta_eff_mean=float(ndtri(rk) - ndtri(r1)) / 2,
+            beta_eff_sd=coefficient_sd,
+            gamma_eff_mean=0.0,
+            gamma_eff_sd=curvature_sd,
+            log_threshold_mean=math.log(threshold),
+            log_threshold_sd=log_threshold_sd,
+        )
+
+    def packed(self) -> np.ndarray:
+        """Return the prior laid out for the kernels (:func:`~joint_probit_kernels.pack_prior`)."""
+        names = ("alpha_tox", "beta_tox", "alpha_eff", "beta_eff", "gamma_eff")
+        return kernels.pack_prior(
+            [getattr(self, f"{n}_mean") for n in names],
+            [getattr(self, f"{n}_sd") for n in names],
+            (self.log_threshold_mean, self.log_threshold_sd),
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        """Return the hyper-parameters as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class JointProbit:
+    """The joint latent-probit model of toxicity and ordinal efficacy (seed 000).
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        Candidate doses, strictly increasing, at least two; the deterministics are per level
+        and the log-dose scale is standardised on the lowest and highest.
+    prior : JointProbitPrior
+        Default: :meth:`JointProbitPrior.from_statements` with its defaults.
+    tox_interval : tuple of float
+        Target toxicity interval ``(low, high)`` of the ``target_met`` deterministic
+        (seed 000: 0.16 and 0.33).
+    efficacy_threshold : float
+        Smallest acceptable response rate ``P(E >= 1)`` (seed 000: 0.2).
+
+    Examples
+    --------
+    >>> model = JointProbit([10, 20, 40, 80, 160])
+    >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
+    """
+
+    dose_levels: Sequence[float]
+    _: KW_ONLY
+    prior: JointProbitPrior = field(default_factory=JointProbitPrior.from_statements)
+    tox_interval: tuple[float, float] = (0.16, 0.33)
+    efficacy_threshold: float = 0.2
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the one at fault."""
+        owner = "JointProbit"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        if len(levels) < 2:
+            raise ValueError(f"{owner}: dose_levels needs at least two doses, got {levels!r}")
+        if not isinstance(self.prior, JointProbitPrior):
+            raise TypeError(f"{owner}: prior must be a JointProbitPrior, got {self.prior!r}")
+        try:
+            low, high = self.tox_interval
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{owner}: tox_interval must be a pair (low, high), got {self.tox_interval!r}"
+            ) from None
+        low = _probability(owner, "tox_interval[0]", low)
+        high = _probability(owner, "tox_interval[1]", high)
+        if not low < high:
+            raise ValueError(f"{owner}: tox_interval must have low < high, got {(low, high)!r}")
+        object.__setattr__(self, "dose_levels", levels)
+        object.__setattr__(self, "tox_interval", (low, high))
+        object.__setattr__(
+            self,
+            "efficacy_threshold",
+            _probability(owner, "efficacy_threshold", self.efficacy_threshold),
+        )
+
+    def __getstate__(self) -> dict:
+        """Pickle the options only: the cached PyMC model is rebuilt on demand."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_cache"}
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore from :meth:`__getstate__` (used by process pools)."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_cache", {})
+
+    def parameters(self) -> dict[str, object]:
+        """Return the options as a flat dict (recorded in every fit's attributes)."""
+        return {
+            "dose_levels": list(self.dose_levels),
+            **self.prior.as_dict(),
+            "tox_interval": list(self.tox_interval),
+            "efficacy_threshold": self.efficacy_threshold,
+        }
+
+    def standardise(self, doses: np.ndarray) -> np.ndarray:
+        """Standardised log dose: -1 at the lowest level, +1 at the highest."""
+        logs = np.log(np.asarray(self.dose_levels))
+        centre, half = 0.5 * (logs[0] + logs[-1]), 0.5 * (logs[-1] - logs[0])
+        return (np.log(np.asarray(doses, dtype=float)) - centre) / half
+
+    # ------------------------------------------------------------------ data
+
+    def arrays(self, data: TrialData, *, min_patients: int = 0) -> tuple[np.ndarray, ...]:
+        """Validate the data and return ``(x, dlt, efficacy)`` per patient.
+
+        Raises
+        ------
+        DataError
+            If ``dlt`` or ``efficacy`` is missing, or a dose lies outside the dose levels'
+            range (naming the row and value). Values of ``dlt`` outside {0, 1} and of
+            ``efficacy`` outside {0, 1, 2} are refused by :class:`TrialData` itself.
+        """
+        if not isinstance(data, TrialData):
+            raise TypeError(f"JointProbit needs a TrialData, got {type(data).__name__}")
+        data.require("dlt", "efficacy", min_patients=min_patients, model="JointProbit")
+        dose = np.asarray(data.dose, dtype=float)
+        lo, hi = self.dose_levels[0], self.dose_levels[-1]
+        outside = (dose < lo) | (dose > hi)
+        if outside.any():
+            row = int(np.argmax(outside))
+            raise DataError(
+                f"JointProbit: column 'dose', row {row}: dose {float(dose[row])!r} is outside "
+                f"the dose levels' range [{lo:g}, {hi:g}]"
+            )
+        tox = np.asarray(data.column("dlt"), dtype=np.int64)
+        eff = np.asarray(data.column("efficacy"), dtype=np.int64)
+        return self.standardise(dose), tox, eff
+
+    # ----------------------------------------------------------------- model
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the PyMC model (rectangle likelihood), data in ``pm.Data`` containers.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose``, ``dlt`` and ``efficacy``; may be empty (prior checks).
+
+        Returns
+        -------
+        pymc.Model
+            Free variables ``alpha_tox, beta_tox, alpha_eff, beta_eff, gamma_eff, threshold,
+            rho``; observed ``outcome`` (cell ``3 dlt + efficacy``, dims patient);
+            deterministics ``p_tox, p_response, p_high_response, p_response_no_tox,
+            target_met`` (dims dose).
+        """
+        x, tox, eff = self.arrays(data)
+        coords = {
+            "patient": np.arange(x.size),
+            "dose": np.asarray(self.dose_levels),
+            "hyper": list(kernels.PRIOR_NAMES),
+        }
+        with pm.Model(coords=coords) as model:
+            x_data = pm.Data("x", x, dims="patient")
+            cell = pm.Data("cell", 3 * tox + eff, dims="patient")
+            x_levels = pm.Data("x_levels", self.standardise(self.dose_levels), dims="dose")
+            # The prior as data, so that the step methods read it from the model itself.
+            hyper = pm.Data("prior_hyper", self.prior.packed(), dims="hyper")
+            mean, sd = hyper[: kernels.N_COEF], hyper[kernels.N_COEF : 2 * kernels.N_COEF]
+            alpha_tox = pm.Normal("alpha_tox", mean[0], sd[0])
+            beta_tox = pm.TruncatedNormal("beta_tox", mean[1], sd[1], lower=0.0)
+            alpha_eff = pm.Normal("alpha_eff", mean[2], sd[2])
+            beta_eff = pm.Normal("beta_eff", mean[3], sd[3])
+            gamma_eff = pm.Normal("gamma_eff", mean[4], sd[4])
+            threshold = pm.LogNormal(
+                "threshold",
+                hyper[kernels.LOG_THRESHOLD_MEAN],
+                hyper[kernels.LOG_THRESHOLD_SD],
+            )
+            rho = pm.Uniform("rho", -1.0, 1.0)
+
+            def mu_tox(x):
+                return alpha_tox + beta_tox * x
+
+            def mu_eff(x):
+                return alpha_eff + beta_eff * x + gamma_eff * x**2
+
+            cells = cell_probabilities(mu_tox(x_data), mu_eff(x_data), threshold, rho)
+            cells = pt.clip(cells, _CELL_FLOOR, 1.0)
+            cells = cells / pt.sum(cells, axis=-1, keepdims=True)
+            pm.Categorical("outcome", p=cells, observed=cell, dims="patient")
+
+            p_tox = pm.Deterministic("p_tox", _phi(mu_tox(x_levels)), dims="dose")
+            p_response = pm.Deterministic("p_response", _phi(mu_eff(x_levels)), dims="dose")
+            pm.Deterministic("p_high_response", _phi(mu_eff(x_levels) - threshold), dims="dose")
+            # P(T = 0, E >= 1) = Phi(h) - Phi_2(h, k_0): a response without a DLT.
+            h_levels = -mu_tox(x_levels)
+            pm.Deterministic(
+                "p_response_no_tox",
+                _phi(h_levels) - bivariate_normal_cdf(h_levels, -mu_eff(x_levels), rho),
+                dims="dose",
+            )
+            low, high = self.tox_interval
+            met = (p_tox >= low) & (p_tox <= high) & (p_response >= self.efficacy_threshold)
+            pm.Deterministic("target_met", pt.cast(met, "float64"), dims="dose")
+        return model
+
+    # ------------------------------------------------------------------- fit
+
+    def fit(
+        self,
+        data: TrialData,
+        *,
+        engine: Engine = "kernel",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        random_seed: int | np.random.Generator | None = None,
+        progressbar: bool = False,
+    ) -> xr.DataTree:
+        """Sample the posterior.
+
+        Parameters
+        ----------
+        data : TrialData
+            At least one patient; columns ``dose``, ``dlt`` and ``efficacy``.
+        engine : {"kernel", "pymc", "nuts"}
+            ``"kernel"``: the data-augmentation Gibbs sampler in numba (milliseconds);
+            ``"pymc"``: ``pm.sample`` with the same sampler as PyMC step methods;
+            ``"nuts"``: PyMC's NUTS on the rectangle likelihood (the reference).
+        draws, tune, chains : int
+            Kept draws and burn-in iterations per chain, number of chains.
+        random_seed : int or numpy.random.Generator, optional
+            The same seed gives the same draws.
+        progressbar : bool
+            Show ``pm.sample``'s progress bar.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``posterior`` (the seven parameters and the per-dose deterministics),
+            ``sample_stats``, ``observed_data``, ``constant_data``; root attributes name the
+            model, its options and the engine.
+        """
+        if engine not in ENGINES:
+            raise ValueError(f"JointProbit.fit: engine must be one of {ENGINES}, got {engine!r}")
+        for name, value, smallest in (
+            ("draws", draws, 1),
+            ("tune", tune, 0),
+            ("chains", chains, 1),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | np.integer)
+                or value < smallest
+            ):
+                raise ValueError(
+                    f"JointProbit.fit: {name} must be an integer >= {smallest}, got {value!r}"
+                )
+        self.arrays(data, min_patients=1)
+        if engine == "kernel":
+            started = time.perf_counter()
+            arrays = self.sample_kernel(
+                data, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+            )
+            elapsed = time.perf_counter() - started
+            free = {name: arrays[name] for name in PARAMETERS}
+            stats = {name: arrays[name] for name in kernels.SWEEP_STATS}
+            idata = self._builder(data)(free, stats, sampling_time=elapsed, tuning_steps=tune)
+        else:
+            from dosezoo.samplers.joint_probit import joint_probit_steps
+
+            with self.build(data) as model:
+                step = joint_probit_steps(model) if engine == "pymc" else None
+                idata = pm.sample(
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=1,
+                    step=step,
+                    random_seed=random_seed,
+                    progressbar=progressbar,
+                    nuts_sampler="pymc",
+                    quiet=not progressbar,
+                    **({"target_accept": 0.95} if engine == "nuts" else {}),
+                )
+        idata.attrs.update(self._identity(engine))
+        return idata
+
+    def _identity(self, engine: str) -> dict:
+        from dosezoo import __version__
+
+        return {
+            "model": "JointProbit",
+            "model_parameters": json.dumps(self.parameters()),
+            "engine": engine,
+            "dosezoo_version": __version__,
+        }
+
+    def initial_theta(self) -> np.ndarray:
+        """Return the kernel chains' initial parameters: prior means, median cut point, rho = 0."""
+        p = self.prior
+        theta = np.empty(len(PARAMETERS))
+        theta[kernels.ALPHA_TOX] = p.alpha_tox_mean
+        theta[kernels.BETA_TOX] = max(p.beta_tox_mean, p.beta_tox_sd)
+        theta[kernels.ALPHA_EFF] = p.alpha_eff_mean
+        theta[kernels.BETA_EFF] = p.beta_eff_mean
+        theta[kernels.GAMMA_EFF] = p.gamma_eff_mean
+        theta[kernels.THRESHOLD] = math.exp(p.log_threshold_mean)
+        theta[kernels.RHO] = 0.0
+        return theta
+
+    def sample_kernel(
+        self,
+        data: TrialData,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 2,
+        random_seed: int | np.random.Generator | None = None,
+        variant: int = kernels.CORRECT,
+    ) -> dict[str, np.ndarray]:
+        """Run the numba Gibbs sampler and return raw arrays (the path of simulation loops).
+
+        Seeding follows ``pm.sample``: one generator per chain from ``spawn``, one integer
+        drawn from each, then the sweep.
+
+        Parameters
+        ----------
+        variant : int
+            ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
+
+        Returns
+        -------
+        dict
+            The seven parameters and the sweep statistics, each shaped (chain, draw).
+        """
+        x, tox, eff = self.arrays(data, min_patients=1)
+        prior, start = self.prior.packed(), self.initial_theta()
+        values, stats = [], []
+        for rng in get_random_generator(random_seed).spawn(chains):
+            rng.integers(2**30)
+            chain, chain_stats = kernels.run_chain(
+                rng, start, x, tox, eff, prior, tune, draws, variant
+            )
+            values.append(chain)
+            stats.append(chain_stats)
+        values, stats = np.stack(values), np.stack(stats)
+        out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
+        for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
+            out[name] = stats[:, :, i].astype(dtype)
+        return out
+
+    def dose_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-dose rates of every draw (numpy), as the model's deterministics.
+
+        Parameters
+        ----------
+        draws : dict
+            Parameter draws of any common shape ``S`` (e.g. from :meth:`sample_kernel`).
+
+        Returns
+        -------
+        dict
+            Arrays shaped ``(*S, n_levels)``.
+        """
+        x = self.standardise(self.dose_levels)
+        a_t, b_t = (np.asarray(draws[n])[..., None] for n in ("alpha_tox", "beta_tox"))
+        a_e, b_e, g_e = (
+            np.asarray(draws[n])[..., None] for n in ("alpha_eff", "beta_eff", "gamma_eff")
+        )
+        mu_t, mu_e = a_t + b_t * x, a_e + b_e * x + g_e * x**2
+        rho = np.asarray(draws["rho"])[..., None]
+        return {
+            "p_tox": ndtr(mu_t),
+            "p_response": ndtr(mu_e),
+            "p_high_response": ndtr(mu_e - np.asarray(draws["threshold"])[..., None]),
+            "p_response_no_tox": ndtr(-mu_t) - bivariate_normal_cdf_numpy(-mu_t, -mu_e, rho),
+        }
+
+    def _builder(self, data: TrialData) -> IdataBuilder:
+        """Return the cached model and DataTree builder, moved to this data by ``pm.set_data``."""
+        x, tox, eff = self.arrays(data)
+        builder = self._cache.get("builder")
+        if builder is None:
+            builder = self._cache["builder"] = IdataBuilder(self.build(data))
+        else:
+            pm.set_data(
+                {"x": x, "cell": 3 * tox + eff},
+                coords={"patient": np.arange(x.size)},
+                model=builder.model,
+            )
+            builder.refresh_data()
+        return builder
+
+    # ------------------------------------------------------------ predictive
+
+    def sample_prior_predictive(
+        self,
+        data: TrialData | None = None,
+        *,
+        draws: int = 1000,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Draws from the prior: parameters, per-dose rates and joint outcomes.
+
+        Parameters
+        ----------
+        data : TrialData, optional
+            Patients (doses) at which to draw prior outcomes; none by default.
+        draws : int
+        random_seed : int or Generator, optional
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``prior`` (with ``p_tox``, ``p_response``, ... per dose) and
+            ``prior_predictive`` (``outcome``, ``dlt``, ``efficacy`` per patient).
+        """
+        data = TrialData.empty(outcomes=("dlt", "efficacy")) if data is None else data
+        with self.build(data), forward_sampling():
+            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        _split_outcome(idata, "prior_predictive")
+        idata.attrs.update(self._identity("prior"))
+        return idata
+
+    def sample_posterior_predictive(
+        self,
+        idata: xr.DataTree,
+        data: TrialData,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Replicated joint outcomes of every patient, one per posterior draw.
+
+        Returns
+        -------
+        xarray.DataTree
+            A copy of ``idata`` with ``posterior_predictive``: ``outcome`` (cell
+            ``3 dlt + efficacy``), ``dlt`` and ``efficacy``.
+        """
+        with self.build(data), forward_sampling():
+            out = pm.sample_posterior_predictive(
+                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
+            )
+        _split_outcome(out, "posterior_predictive")
+        return out
+
+    def prior_rates(
+        self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = None
+    ) -> pd.DataFrame:
+        """Summarise what the prior says about each dose: quantiles of the rates, P(target met).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by dose; for ``p_tox``, ``p_response`` and ``p_high_response`` the prior
+            5 %, 50 % and 95 % quantiles, and the prior probability of ``target_met``.
+        """
+        prior = self.sample_prior_predictive(draws=draws, random_seed=random_seed)["prior"]
+        table = {}
+        for name in ("p_tox", "p_response", "p_high_response"):
+            values = prior[name].stack(sample=("chain", "draw")).transpose("dose", "sample")
+            for q in (0.05, 0.5, 0.95):
+                table[f"{name}_q{q:g}"] = np.quantile(values.to_numpy(), q, axis=1)
+        table["p_target_met"] = prior["target_met"].mean(("chain", "draw")).to_numpy()
+        return pd.DataFrame(table, index=pd.Index(self.dose_levels, name="dose"))
+
+
+def _split_outcome(idata: xr.DataTree, group: str) -> None:
+    """Add ``dlt`` and ``efficacy`` (from the cell ``3 dlt + efficacy``) to a predictive group."""
+    if group not in idata.children or "outcome" not in idata[group].data_vars:
+        return
+    dataset = idata[group].to_dataset()
+    dataset["dlt"] = dataset["outcome"] // 3
+    dataset["efficacy"] = dataset["outcome"] % 3
+    idata[group] = xr.DataTree(dataset)

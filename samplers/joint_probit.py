@@ -1,0 +1,384 @@
+"""PyMC step methods of the data-augmentation Gibbs sampler for the joint latent-probit model.
+
+Three step methods, each a thin PyMC wrapper around numba moves of
+:mod:`dosezoo.samplers.joint_probit_kernels` (where the full conditionals are derived):
+
+* :class:`LatentCorrelationThresholdStep` (``rho``, ``threshold``): ``Z_T | Z_E`` exactly,
+  slice steps on rho and on log(threshold) with ``Z_E`` integrated out, then ``Z_E | Z_T``
+  exactly;
+* :class:`ToxicityCoefficientsGibbs` (``alpha_tox``, ``beta_tox``): exact block draw from the
+  normal conditional truncated to ``beta_tox > 0``;
+* :class:`EfficacyCoefficientsGibbs` (``alpha_eff``, ``beta_eff``, ``gamma_eff``): exact draw
+  from the normal conditional.
+
+The latent pairs ``(Z_T, Z_E)`` are not variables of the PyMC model (its likelihood integrates
+them out); they live in a :class:`LatentState` shared by the three steps, which together are a
+Markov chain on the augmented posterior ``p(theta, Z | data)`` whose ``theta``-marginal is the
+model's posterior. The steps are therefore valid only as a complete sweep, with no other step
+method changing these variables: use :func:`joint_probit_steps`. The latent state is reset at the
+start of every chain (``setup_chain``) and whenever the data change (``pm.set_data``).
+
+PyMC samples on the value scale: ``beta_tox_interval__`` (log), ``threshold_log__`` and
+``rho_interval__`` (``rho = tanh(v / 2)``); the steps decode the point, move on the constrained
+scale and encode back, keeping the point's key order.
+"""
+
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+from pymc.pytensorf import extract_obs_data
+from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
+from pymc.util import get_random_generator, get_value_vars_from_user_vars
+
+from dosezoo.samplers import joint_probit_kernels as kernels
+
+_PARAMETERS = kernels.PARAMETERS
+
+
+class JointProbitLayout:
+    """Where the parameters, the prior and the data live in a joint-probit PyMC model.
+
+    Parameters
+    ----------
+    model : pymc.Model
+        A model built by :meth:`dosezoo.models.joint_probit.JointProbit.build` (or
+        ``pm.observe`` of one).
+    """
+
+    def __init__(self, model: pm.Model) -> None:
+        missing = [
+            name for name in (*_PARAMETERS, "outcome", "x", "prior_hyper") if name not in model
+        ]
+        if missing:
+            raise ValueError(f"not a JointProbit model: it lacks {missing}")
+        self.value_names = {name: model.rvs_to_values[model[name]].name for name in _PARAMETERS}
+        self.prior = np.asarray(extract_obs_data(model["prior_hyper"]), dtype=float)
+        self._x = model["x"]
+        self._cell = model.rvs_to_values[model["outcome"]]
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the current ``(x, dlt, efficacy)`` per patient (sees ``pm.set_data``)."""
+        x = np.asarray(extract_obs_data(self._x), dtype=float)
+        cell = np.asarray(extract_obs_data(self._cell), dtype=np.int64)
+        return x, cell // 3, cell % 3
+
+    def decode(self, point: dict) -> np.ndarray:
+        """Constrained parameters (kernel layout) of a value-scale point."""
+        theta = np.empty(len(_PARAMETERS))
+        for index, name in enumerate(_PARAMETERS):
+            value = float(point[self.value_names[name]])
+            if name in ("beta_tox", "threshold"):
+                value = np.exp(value)
+            elif name == "rho":
+                value = np.tanh(0.5 * value)
+            theta[index] = value
+        return theta
+
+    def encode(self, point: dict, theta: np.ndarray, names: tuple[str, ...]) -> dict:
+        """Copy ``point`` with the parameters ``names`` of ``theta`` on the value scale."""
+        new = point.copy()
+        for name in names:
+            value = float(theta[_PARAMETERS.index(name)])
+            if name in ("beta_tox", "threshold"):
+                value = np.log(value)
+            elif name == "rho":
+                value = 2.0 * np.arctanh(value)
+            new[self.value_names[name]] = np.asarray(value)
+        return new
+
+
+class LatentState:
+    """The latent pairs ``(Z_T, Z_E)`` of one chain, shared by the three step methods."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the latent pairs (a new chain starts from a fresh draw)."""
+        self.z_tox: np.ndarray | None = None
+        self.z_eff: np.ndarray | None = None
+        self._data: tuple | None = None
+
+    def ensure(self, rng, theta, x, tox, eff) -> None:
+        """Draw a starting state inside the observed rectangles if there is none for this data."""
+        data = (x.tobytes(), tox.tobytes(), eff.tobytes())
+        if self.z_tox is None or data != self._data:
+            self.z_tox, self.z_eff = kernels.initial_latents(rng, theta, x, tox, eff)
+            self._data = data
+
+
+class JointProbitStep(BlockedStep):
+    """Base of the joint-probit step methods: decode, run one numba move, encode.
+
+    Subclasses set ``updates`` (the parameters they change), ``stats_dtypes_shapes`` and
+    :meth:`move`.
+
+    Parameters
+    ----------
+    vars : list, optional
+        The variables of ``updates`` (default).
+    latent : LatentState, optional
+        The latent pairs shared with the other steps of the sweep; a new one by default.
+    variant : int
+        ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
+    """
+
+    updates: tuple[str, ...] = ()
+    _state_class = StepMethodState
+
+    def __init__(
+        self,
+        vars=None,
+        *,
+        latent: LatentState | None = None,
+        variant: int = kernels.CORRECT,
+        model=None,
+        rng=None,
+        initial_point=None,
+        compile_kwargs=None,
+        blocked=True,
+    ) -> None:
+        model = pm.modelcontext(model)
+        self.layout = JointProbitLayout(model)
+        if vars is None:
+            vars = [model[name] for name in self.updates]
+        self.vars = get_value_vars_from_user_vars(vars, model)
+        expected = {self.layout.value_names[name] for name in self.updates}
+        if {v.name for v in self.vars} != expected:
+            raise ValueError(
+                f"{type(self).__name__} updates {sorted(self.updates)}; "
+                f"got {[v.name for v in self.vars]}"
+            )
+        self.latent = LatentState() if latent is None else latent
+        self.variant = int(variant)
+        self.rng = get_random_generator(rng)
+
+    def setup_chain(self, rng, tune: int, draws: int) -> None:
+        """Start a chain: own generator, and a fresh latent state."""
+        super().setup_chain(rng, tune, draws)
+        self.latent.reset()
+
+    def step(self, point: dict) -> tuple[dict, list[dict]]:
+        """Advance the chain by one move of this step's variables."""
+        theta = self.layout.decode(point)
+        x, tox, eff = self.layout.observations()
+        self.latent.ensure(self.rng, theta, x, tox, eff)
+        stats = self.move(theta, x, tox, eff)
+        return self.layout.encode(point, theta, self.updates), [stats]
+
+    def move(self, theta: np.ndarray, x, tox, eff) -> dict:
+        """Update ``theta`` (and the latent state) in place; return this step's statistics."""
+        raise NotImplementedError
+
+    @staticmethod
+    def competence(var, has_grad):
+        """Never assigned automatically: the steps are valid only as a complete sweep."""
+        return Competence.INCOMPATIBLE
+
+
+class LatentCorrelationThresholdStep(JointProbitStep):
+    """``Z_T | Z_E``; rho and log(threshold) by slice with ``Z_E`` integrated out; ``Z_E``."""
+
+    name = "joint_probit_latent"
+    updates = ("threshold", "rho")
+    stats_dtypes_shapes: ClassVar[dict] = {
+        name: (dtype, []) for name, dtype in kernels.SWEEP_STATS.items()
+    }
+
+    def move(self, theta, x, tox, eff):
+        """Run the latent block."""
+        rho_evals, threshold_evals = kernels.latent_block(
+            self.rng,
+            theta,
+            x,
+            tox,
+            eff,
+            self.latent.z_tox,
+            self.latent.z_eff,
+            self.layout.prior,
+            self.variant,
+        )
+        return {"rho_slice_evals": int(rho_evals), "threshold_slice_evals": int(threshold_evals)}
+
+
+class ToxicityCoefficientsGibbs(JointProbitStep):
+    """Exact draw of ``(alpha_tox, beta_tox)`` given the latent pairs, ``beta_tox > 0``."""
+
+    name = "joint_probit_toxicity"
+    updates = ("alpha_tox", "beta_tox")
+    stats_dtypes_shapes: ClassVar[dict] = {}
+
+    def move(self, theta, x, tox, eff):
+        """Draw the toxicity coefficients."""
+        kernels.draw_toxicity_coefficients(
+            self.rng,
+            theta,
+            x,
+            self.latent.z_tox,
+            self.latent.z_eff,
+            self.layout.prior,
+            self.variant,
+        )
+        return {}
+
+
+class EfficacyCoefficientsGibbs(JointProbitStep):
+    """Exact draw of ``(alpha_eff, beta_eff, gamma_eff)`` given the latent pairs."""
+
+    name = "joint_probit_efficacy"
+    updates = ("alpha_eff", "beta_eff", "gamma_eff")
+    stats_dtypes_shapes: ClassVar[dict] = {}
+
+    def move(self, theta, x, tox, eff):
+        """Draw the efficacy coefficients."""
+        kernels.draw_efficacy_coefficients(
+            self.rng,
+            theta,
+            x,
+            self.latent.z_tox,
+            self.latent.z_eff,
+            self.layout.prior,
+            self.variant,
+        )
+        return {}
+
+
+def joint_probit_steps(
+    model: pm.Model | None = None, *, variant: int = kernels.CORRECT
+) -> list[JointProbitStep]:
+    """Return the sweep of ``JointProbit.fit(engine="pymc")``, in the kernel's order.
+
+    Parameters
+    ----------
+    model : pymc.Model, optional
+        A joint-probit model; the model on the context stack by default.
+    variant : int
+        ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
+
+    Returns
+    -------
+    list of JointProbitStep
+        The latent block, then the toxicity and the efficacy coefficients, sharing one
+        :class:`LatentState`.
+    """
+    model = pm.modelcontext(model)
+    latent = LatentState()
+    return [
+        cls(model=model, latent=latent, variant=variant)
+        for cls in (
+            LatentCorrelationThresholdStep,
+            ToxicityCoefficientsGibbs,
+            EfficacyCoefficientsGibbs,
+        )
+    ]
+
+
+def joint_probit_sbc(
+    model,
+    doses,
+    *,
+    engine: str = "kernel",
+    n_reps: int,
+    random_seed: int,
+    variant: int = kernels.CORRECT,
+    kept: int = 495,
+    thin: int = 5,
+    tune: int = 200,
+):
+    """Simulation-based calibration of a joint-probit engine on a fixed allocation of doses.
+
+    Parameters and outcomes are drawn by PyMC's forward sampler from the model itself (so the
+    check is independent of the kernels), then each replication is fitted with one chain.
+
+    Parameters
+    ----------
+    model : dosezoo.models.joint_probit.JointProbit
+        The model whose prior generates the replications.
+    doses : sequence of float
+        One dose per patient.
+    engine : {"kernel", "pymc"}
+        The numba sampler, or ``pm.sample`` with the step methods.
+    n_reps : int
+        Replications.
+    random_seed : int
+        Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
+    variant : int
+        ``kernels.CORRECT``, or a ``kernels.*_BUG`` variant for a negative control.
+    kept, thin, tune : int
+        Draws per fit, thinning, burn-in.
+
+    Returns
+    -------
+    dosezoo.validation.SBCResult
+        Ranks of the seven parameters and of ``p_tox`` and ``p_response`` at the lowest and
+        highest doses.
+    """
+    import pandas as pd
+
+    from dosezoo.data import TrialData
+    from dosezoo.models.joint_probit import forward_sampling
+    from dosezoo.validation import simulation_based_calibration
+
+    doses = np.asarray(doses, dtype=float)
+    template = TrialData.from_dataframe(
+        pd.DataFrame({"dose": doses, "dlt": np.zeros(doses.size, int), "efficacy": 0})
+    )
+    pm_model = model.build(template)
+    with forward_sampling():
+        *params, outcomes = pm.draw(
+            [pm_model[name] for name in (*_PARAMETERS, "outcome")],
+            draws=n_reps,
+            random_seed=random_seed,
+        )
+    truth = dict(zip(_PARAMETERS, params, strict=True))
+    rates = model.dose_probabilities(truth)
+    last = len(model.dose_levels) - 1
+    for name in ("p_tox", "p_response"):
+        truth[f"{name}_lowest"] = rates[name][:, 0]
+        truth[f"{name}_highest"] = rates[name][:, last]
+
+    def data_of(cell):
+        return TrialData.from_dataframe(
+            pd.DataFrame({"dose": doses, "dlt": cell // 3, "efficacy": cell % 3})
+        )
+
+    def with_rates(draws):
+        draws = {name: np.asarray(draws[name]).reshape(-1) for name in _PARAMETERS}
+        fitted = model.dose_probabilities(draws)
+        for name in ("p_tox", "p_response"):
+            draws[f"{name}_lowest"] = fitted[name][:, 0]
+            draws[f"{name}_highest"] = fitted[name][:, last]
+        return draws
+
+    def kernel_fit(cell, seed):
+        raw = model.sample_kernel(
+            data_of(cell),
+            draws=kept,
+            tune=tune,
+            chains=1,
+            random_seed=np.random.default_rng(seed),
+            variant=variant,
+        )
+        return with_rates(raw)
+
+    def pymc_fit(cell, seed):
+        pm.set_data({"cell": cell}, model=pm_model)
+        idata = pm.sample(
+            draws=kept,
+            tune=tune,
+            chains=1,
+            step=joint_probit_steps(pm_model, variant=variant),
+            model=pm_model,
+            random_seed=np.random.default_rng(seed),
+            progressbar=False,
+            quiet=True,
+        )
+        return with_rates({name: idata["posterior"][name].to_numpy() for name in _PARAMETERS})
+
+    fits = {"kernel": kernel_fit, "pymc": pymc_fit}
+    if engine not in fits:
+        raise ValueError(f"joint_probit_sbc: engine must be one of {tuple(fits)}, got {engine!r}")
+    return simulation_based_calibration(
+        truth, list(outcomes), fits[engine], thin=thin, random_seed=random_seed + 1
+    )
