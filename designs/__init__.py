@@ -1,16 +1,20 @@
 """Dose-finding rules (functions of a posterior that return a :class:`Decision`) and designs."""
 
+from dosezoo.designs.blrm import BLRMDesign
 from dosezoo.designs.boin import BOINDesign, boin_boundaries
 from dosezoo.designs.crm import CRMDesign
 from dosezoo.designs.decision import Decision
 from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
+from dosezoo.designs.ewoc import EWOCDesign
 from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
 from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 
 __all__ = [
+    "BLRMDesign",
     "BOINDesign",
     "CRMDesign",
     "Decision",
+    "EWOCDesign",
     "MTDPosterior",
     "MTDQuantileDesign",
     "MTDQuantileRule",

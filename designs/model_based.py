@@ -21,7 +21,7 @@ from dosezoo.designs.decision import Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 from dosezoo.levels import positive_int, validate_start_dose
-from dosezoo.models.binary import BinaryDoseModel, DLTPosterior
+from dosezoo.models.binary import DLTPosterior, GridDoseModel
 
 __all__ = ["ModelBasedDesign"]
 
@@ -36,7 +36,7 @@ class ModelBasedDesign(ABC):
     from ``__post_init__``, and define :meth:`choose`, :meth:`select` and :meth:`describe`.
     """
 
-    model: BinaryDoseModel
+    model: GridDoseModel
     start_dose: float | None
     cohort_size: int
     sample_size: int

@@ -1,7 +1,26 @@
 """Dose-response models, each a PyMC model with fast engines that return the same schema."""
 
 from dosezoo.models.binary import DLTPosterior
+from dosezoo.models.blrm import (
+    BLRM,
+    BLRMPrior,
+    blrm_minimal_informative_prior,
+    blrm_prior_from_quantiles,
+)
+from dosezoo.models.boin import BOIN
 from dosezoo.models.crm import CRM, crm_skeleton
+from dosezoo.models.ewoc import EWOC
 from dosezoo.models.three_pnd import ThreePND
 
-__all__ = ["CRM", "DLTPosterior", "ThreePND", "crm_skeleton"]
+__all__ = [
+    "BLRM",
+    "BOIN",
+    "CRM",
+    "EWOC",
+    "BLRMPrior",
+    "DLTPosterior",
+    "ThreePND",
+    "blrm_minimal_informative_prior",
+    "blrm_prior_from_quantiles",
+    "crm_skeleton",
+]

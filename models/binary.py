@@ -35,7 +35,7 @@ from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 from dosezoo.inference import IdataBuilder
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
-__all__ = ["BinaryDoseModel", "DLTPosterior", "DoseSummary"]
+__all__ = ["BinaryDoseModel", "DLTPosterior", "DoseSummary", "GridDoseModel"]
 
 Engine = Literal["grid", "nuts"]
 ENGINES = ("grid", "nuts")
@@ -177,17 +177,14 @@ class DLTPosterior:
 
 
 class BinaryDoseModel(ABC):
-    """Base of the binary-DLT models: subclasses define the prior, p(d) and the PyMC model.
+    """Base of the binary-DLT models: data checks, fits and predictive draws.
 
     Subclasses are frozen dataclasses with a ``_cache`` field (``init=False``) and define
-    :attr:`dose_levels`, :meth:`build`, :meth:`parameters` and the grid-engine methods.
+    :attr:`dose_levels`, :meth:`build`, :meth:`parameters`, :meth:`check_doses` and
+    :meth:`exact_draws`.
     """
 
     model_name: ClassVar[str]
-    #: Names of the unconstrained coordinates of the grid (for messages and docs).
-    coordinates: ClassVar[tuple[str, ...]]
-    #: Fine cells per axis of the grid engine.
-    grid_size: ClassVar[int]
 
     dose_levels: tuple[float, ...]
     _cache: dict
@@ -207,24 +204,10 @@ class BinaryDoseModel(ABC):
         """Build the PyMC model (the specification) for ``data``."""
 
     @abstractmethod
-    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
-        """Return the DLT probability at ``dose`` (u,) for points ``theta`` (m, d), shape (m, u)."""
-
-    @abstractmethod
-    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
-        """Return the binomial log likelihood of points ``theta`` (m, d), shape (m,)."""
-
-    @abstractmethod
-    def log_prior(self, theta: np.ndarray) -> np.ndarray:
-        """Return the log prior density of unconstrained points ``theta`` (m, d), Jacobian in."""
-
-    @abstractmethod
-    def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return a centre and scale per unconstrained coordinate of the prior."""
-
-    @abstractmethod
-    def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
-        """Map unconstrained points (m, d) to the PyMC model's free variables (constrained)."""
+    def exact_draws(
+        self, data: TrialData, n: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Return ``n`` independent posterior draws of the PyMC model's free variables."""
 
     # ------------------------------------------------------------ shared
 
@@ -251,47 +234,6 @@ class BinaryDoseModel(ABC):
             dose=distinct,
             n=np.bincount(index, minlength=distinct.size).astype(float),
             y=np.bincount(index, weights=dlt, minlength=distinct.size),
-        )
-
-    def grid(self, data: TrialData) -> GridPosterior:
-        """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
-        summary = self.summarise(data)
-        centre, scale = self.prior_location()
-
-        def log_density(theta: np.ndarray) -> np.ndarray:
-            return self.log_prior(theta) + self.log_likelihood(theta, summary)
-
-        return adaptive_grid(log_density, centre, scale, size=self.grid_size)
-
-    def posterior(self, data: TrialData) -> DLTPosterior:
-        """Compute the exact posterior of the DLT probabilities per level on the grid.
-
-        Parameters
-        ----------
-        data : TrialData
-            Columns ``dose`` and ``dlt``; may be empty (the prior).
-
-        Returns
-        -------
-        DLTPosterior
-            Cells of the grid with their masses; ``p_dlt`` per cell and level.
-        """
-        grid = self.grid(data)
-        levels = np.asarray(self.dose_levels, dtype=float)
-        p_dlt = self.prob(grid.nodes, levels)
-        spread = grid.spread(p_dlt)
-        free = self.free_values(grid.nodes)
-        return DLTPosterior(
-            dose_levels=self.dose_levels,
-            p_dlt=p_dlt,
-            weights=grid.weights,
-            parameter_mean={
-                name: float(grid.weights @ value)
-                for name, value in free.items()
-                if np.ndim(value) == 1
-            },
-            grid=grid,
-            spread=spread,
         )
 
     def _identity(self, engine: str) -> dict:
@@ -331,8 +273,9 @@ class BinaryDoseModel(ABC):
         data : TrialData
             Columns ``dose`` and ``dlt``; at least one patient.
         engine : {"grid", "nuts"}
-            ``"grid"``: independent draws from the grid posterior (exact up to the grid's
-            midpoint rule; ``tune`` is unused); ``"nuts"``: PyMC's NUTS, the reference.
+            ``"grid"``: independent draws from the exact posterior (the grid's, exact up to
+            its midpoint rule, or a closed form; ``tune`` is unused); ``"nuts"``: PyMC's NUTS,
+            the reference.
         draws, tune, chains : int
             Draws kept and burn-in iterations per chain, number of chains.
         random_seed : int or numpy.random.Generator, optional
@@ -366,11 +309,10 @@ class BinaryDoseModel(ABC):
         data.require("dlt", min_patients=1, model=self.model_name)
         if engine == "grid":
             started = time.perf_counter()
-            grid = self.grid(data)
-            theta = grid.sample(draws * chains, get_random_generator(random_seed))
+            sample = self.exact_draws(data, draws * chains, get_random_generator(random_seed))
             free = {
                 name: value.reshape(chains, draws, *value.shape[1:])
-                for name, value in self.free_values(theta).items()
+                for name, value in sample.items()
             }
             idata = self._builder(data)(
                 free, {}, sampling_time=time.perf_counter() - started, tuning_steps=0
@@ -481,3 +423,82 @@ class BinaryDoseModel(ABC):
                 }
             )
         return pd.DataFrame(rows).set_index("dose")
+
+
+class GridDoseModel(BinaryDoseModel):
+    """Base of the one- and two-parameter models whose exact engine is the adaptive grid.
+
+    Subclasses define the prior and the likelihood in unconstrained coordinates.
+    """
+
+    #: Names of the unconstrained coordinates of the grid (for messages and docs).
+    coordinates: ClassVar[tuple[str, ...]]
+    #: Fine cells per axis of the grid engine.
+    grid_size: ClassVar[int]
+
+    @abstractmethod
+    def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
+        """Return the DLT probability at ``dose`` (u,) for points ``theta`` (m, d), shape (m, u)."""
+
+    @abstractmethod
+    def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
+        """Return the binomial log likelihood of points ``theta`` (m, d), shape (m,)."""
+
+    @abstractmethod
+    def log_prior(self, theta: np.ndarray) -> np.ndarray:
+        """Return the log prior density of unconstrained points ``theta`` (m, d), Jacobian in."""
+
+    @abstractmethod
+    def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return a centre and scale per unconstrained coordinate of the prior."""
+
+    @abstractmethod
+    def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Map unconstrained points (m, d) to the PyMC model's free variables (constrained)."""
+
+    def grid(self, data: TrialData) -> GridPosterior:
+        """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
+        summary = self.summarise(data)
+        centre, scale = self.prior_location()
+
+        def log_density(theta: np.ndarray) -> np.ndarray:
+            return self.log_prior(theta) + self.log_likelihood(theta, summary)
+
+        return adaptive_grid(log_density, centre, scale, size=self.grid_size)
+
+    def posterior(self, data: TrialData) -> DLTPosterior:
+        """Compute the exact posterior of the DLT probabilities per level on the grid.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` and ``dlt``; may be empty (the prior).
+
+        Returns
+        -------
+        DLTPosterior
+            Cells of the grid with their masses; ``p_dlt`` per cell and level.
+        """
+        grid = self.grid(data)
+        levels = np.asarray(self.dose_levels, dtype=float)
+        p_dlt = self.prob(grid.nodes, levels)
+        spread = grid.spread(p_dlt)
+        free = self.free_values(grid.nodes)
+        return DLTPosterior(
+            dose_levels=self.dose_levels,
+            p_dlt=p_dlt,
+            weights=grid.weights,
+            parameter_mean={
+                name: float(grid.weights @ value)
+                for name, value in free.items()
+                if np.ndim(value) == 1
+            },
+            grid=grid,
+            spread=spread,
+        )
+
+    def exact_draws(
+        self, data: TrialData, n: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Return ``n`` independent draws from the grid posterior (free variables)."""
+        return self.free_values(self.grid(data).sample(n, rng))

@@ -47,7 +47,7 @@ from scipy.special import expit, logit, ndtr
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import real_number, validate_dose_levels
-from dosezoo.models.binary import BinaryDoseModel, DoseSummary
+from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 __all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
@@ -237,7 +237,7 @@ def _positive(owner: str, name: str, value: object) -> float:
 
 
 @dataclass(frozen=True)
-class BLRM(BinaryDoseModel):
+class BLRM(GridDoseModel):
     r"""Two-parameter logistic model of DLT in log dose with a bivariate normal prior.
 
     Parameters

@@ -45,7 +45,7 @@ from scipy.special import log_expit, logit
 
 from dosezoo.data import TrialData
 from dosezoo.levels import level_index, positive_int, real_number, validate_dose_levels
-from dosezoo.models.binary import BinaryDoseModel, DoseSummary
+from dosezoo.models.binary import DoseSummary, GridDoseModel
 
 __all__ = ["CRM", "crm_skeleton"]
 
@@ -128,7 +128,7 @@ def crm_skeleton(
 
 
 @dataclass(frozen=True)
-class CRM(BinaryDoseModel):
+class CRM(GridDoseModel):
     r"""The one-parameter CRM (empiric or logistic working model) with a normal prior on beta.
 
     Parameters

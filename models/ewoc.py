@@ -41,7 +41,7 @@ from scipy.special import expit, log_expit, logit
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import real_number
-from dosezoo.models.binary import BinaryDoseModel, DLTPosterior, DoseSummary
+from dosezoo.models.binary import DLTPosterior, DoseSummary, GridDoseModel
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 __all__ = ["EWOC"]
@@ -61,7 +61,7 @@ def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class EWOC(BinaryDoseModel):
+class EWOC(GridDoseModel):
     r"""The EWOC logistic model with parameters :math:`(\rho_0, \gamma)`.
 
     Parameters
@@ -148,29 +148,36 @@ class EWOC(BinaryDoseModel):
 
     # ------------------------------------------------------------ parameters
 
-    def coefficients(self, rho0: np.ndarray, mtd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r"""Return intercept and slope :math:`\beta_0, \beta_1` of the logit of p(x)."""
-        logit_rho0 = logit(rho0)
-        slope = (logit(self.theta) - logit_rho0) / (mtd - self.x_min)
-        return logit_rho0 - slope * self.x_min, slope
-
     def _natural(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(rho0, mtd)`` of unconstrained points (m, 2)."""
         rho0 = self.theta * expit(theta[:, 0])
         mtd = self.x_min + (self.x_max - self.x_min) * expit(theta[:, 1])
         return rho0, mtd
 
+    def _logistic(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""Return :math:`\operatorname{logit}\rho_0` and the slope in ``x - x_min``.
+
+        Computed in log space, and with the MTD's position floored at 1e-12 of the range,
+        so that points deep in the prior's tails give finite values.
+        """
+        log_rho0 = math.log(self.theta) + log_expit(theta[:, 0])
+        logit_rho0 = log_rho0 - np.log1p(-np.exp(log_rho0))
+        position = np.maximum(expit(theta[:, 1]), 1e-12) * (self.x_max - self.x_min)
+        return logit_rho0, (logit(self.theta) - logit_rho0) / position
+
     # ------------------------------------------------------------ grid engine
 
     def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
         """Return the DLT probability at ``dose``, shape (m, u)."""
-        intercept, slope = self.coefficients(*self._natural(theta))
-        return expit(intercept[:, None] + slope[:, None] * dose)
+        logit_rho0, slope = self._logistic(theta)
+        return expit(logit_rho0[:, None] + slope[:, None] * (dose - self.x_min))
 
     def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
         """Return the binomial log likelihood of points ``theta`` (m, 2), shape (m,)."""
-        intercept, slope = self.coefficients(*self._natural(theta))
-        return logistic_log_likelihood(intercept, slope, summary.dose, summary.n, summary.y)
+        logit_rho0, slope = self._logistic(theta)
+        return logistic_log_likelihood(
+            logit_rho0, slope, summary.dose - self.x_min, summary.n, summary.y
+        )
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the Beta log densities of the two fractions, with the logits' Jacobians."""
@@ -180,9 +187,14 @@ class EWOC(BinaryDoseModel):
         return total
 
     def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return a centre and scale of the logit fractions under the prior."""
+        r"""Return a centre and scale of the logit fractions under the prior.
+
+        The scale is three times the logit-Beta's standard deviation (about
+        :math:`\sqrt{1/a + 1/b}`): its tails are exponential, not normal, so the grid's first
+        span must be wider than for a normal prior.
+        """
         centre = [math.log(a / b) for a, b in (self.rho0_prior, self.mtd_prior)]
-        scale = [math.sqrt(1 / a + 1 / b) for a, b in (self.rho0_prior, self.mtd_prior)]
+        scale = [3 * math.sqrt(1 / a + 1 / b) for a, b in (self.rho0_prior, self.mtd_prior)]
         return np.asarray(centre), np.asarray(scale)
 
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -259,9 +271,13 @@ class EWOC(BinaryDoseModel):
             mtd = pm.Deterministic("mtd", self.x_min + (self.x_max - self.x_min) * mtd_fraction)
             logit_rho0 = pm.math.logit(rho0)
             slope = (logit(self.theta) - logit_rho0) / (mtd - self.x_min)
-            intercept = logit_rho0 - slope * self.x_min
-            pm.Deterministic("p_dlt", pm.math.sigmoid(intercept + slope * levels), dims="dose")
+            pm.Deterministic(
+                "p_dlt", pm.math.sigmoid(logit_rho0 + slope * (levels - self.x_min)), dims="dose"
+            )
             pm.Bernoulli(
-                "dlt", logit_p=intercept + slope * patient_dose, observed=dlt, dims="patient"
+                "dlt",
+                logit_p=logit_rho0 + slope * (patient_dose - self.x_min),
+                observed=dlt,
+                dims="patient",
             )
         return model

@@ -1,0 +1,249 @@
+r"""The BLRM design: maximal target probability under overdose control (Neuenschwander et al. 2008).
+
+From the BLRM posterior (:class:`~dosezoo.models.BLRM`) each dose level gets the interval
+probabilities of underdosing :math:`p < 0.16`, target toxicity :math:`0.16 \le p < 0.33` and
+excessive toxicity :math:`p \ge 0.33`. A level is admissible when
+
+- :math:`P(\text{excessive}) <` ``overdose_cutoff`` (0.25: escalation with overdose control);
+- it is at most ``max_increase`` times the current dose (2: at most doubling; None: off);
+- with ``no_skipping``, it is at most one level above the highest level given so far.
+
+The next dose is the admissible level with the largest :math:`P(\text{target})` (the lower one
+among ties); with no admissible level the trial stops with no MTD. The trial also stops, and
+recommends the next dose, once that dose has at least ``stop_min_patients`` patients (6) and
+either :math:`P(\text{target}) \ge` ``stop_target_probability`` (0.5) or the trial has
+``stop_max_patients`` patients (off by default); these are the stopping rules of the Novartis
+BLRM designs. At the end of a trial, the recommended dose is the level with the largest
+:math:`P(\text{target})` among the levels that were given and satisfy the overdose control.
+"""
+
+from dataclasses import KW_ONLY, dataclass, field
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
+from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.levels import positive_int, real_number
+from dosezoo.models.binary import DLTPosterior
+from dosezoo.models.blrm import BLRM
+
+__all__ = ["BLRMDesign"]
+
+_TIE_TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class BLRMDesign(ModelBasedDesign):
+    r"""Bayesian logistic regression design with interval probabilities and overdose control.
+
+    Parameters
+    ----------
+    model : BLRM
+        The model and its dose levels.
+    start_dose : float, optional
+        First cohort's dose (the lowest level by default).
+    cohort_size, sample_size : int
+        Patients per cohort (3) and maximum (36).
+    target_interval : tuple of float
+        :math:`[0.16, 0.33)`: below is underdosing, from the upper end on excessive toxicity.
+    overdose_cutoff : float
+        Largest admissible :math:`P(\text{excessive})` (0.25).
+    max_increase : float or None
+        Largest ratio of the next dose to the current one (2.0); None: no limit.
+    no_skipping : bool
+        Never more than one level above the highest level given (True).
+    stop_min_patients : int or None
+        Patients the next dose needs before the trial may stop (6); None: never stop early.
+    stop_target_probability : float
+        Stop when, in addition, :math:`P(\text{target})` at the next dose is at least this.
+    stop_max_patients : int or None
+        Or when the trial has this many patients (None: off).
+    engine, draws, chains, random_seed, convergence
+        As in :class:`~dosezoo.designs.model_based.ModelBasedDesign`.
+    """
+
+    model: BLRM
+    _: KW_ONLY
+    start_dose: float | None = None
+    cohort_size: int = 3
+    sample_size: int = 36
+    target_interval: tuple[float, float] = (0.16, 0.33)
+    overdose_cutoff: float = 0.25
+    max_increase: float | None = 2.0
+    no_skipping: bool = True
+    stop_min_patients: int | None = 6
+    stop_target_probability: float = 0.5
+    stop_max_patients: int | None = None
+    engine: DesignEngine = "grid"
+    draws: int = 1000
+    chains: int = 2
+    random_seed: int = 0
+    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "BLRMDesign"
+        self._validate_conduct(owner, BLRM)
+        interval = self.target_interval
+        if isinstance(interval, str | bytes) or len(interval) != 2:
+            raise ValueError(f"{owner}: target_interval must be a pair, got {interval!r}")
+        low, high = (real_number(owner, f"target_interval[{i}]", v) for i, v in enumerate(interval))
+        if not 0 < low < high < 1:
+            raise ValueError(
+                f"{owner}: target_interval must satisfy 0 < lower < upper < 1, got {interval!r}"
+            )
+        object.__setattr__(self, "target_interval", (low, high))
+        for name in ("overdose_cutoff", "stop_target_probability"):
+            value = real_number(owner, name, getattr(self, name))
+            if not 0 < value <= 1:
+                raise ValueError(f"{owner}: {name} must lie in (0, 1], got {value!r}")
+            object.__setattr__(self, name, value)
+        if self.max_increase is not None:
+            increase = real_number(owner, "max_increase", self.max_increase)
+            if increase <= 1:
+                raise ValueError(f"{owner}: max_increase must be > 1 or None, got {increase!r}")
+            object.__setattr__(self, "max_increase", increase)
+        for name in ("stop_min_patients", "stop_max_patients"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
+        if not isinstance(self.no_skipping, bool | np.bool_):
+            raise ValueError(
+                f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
+            )
+
+    def interval_probabilities(self, posterior: DLTPosterior) -> dict[str, np.ndarray]:
+        """Return ``underdose``, ``target`` and ``excessive`` probabilities per level."""
+        low, high = self.target_interval
+        excessive = posterior.prob_above(high)
+        underdose = 1.0 - posterior.prob_above(low)
+        return {
+            "underdose": underdose,
+            "target": np.clip(1.0 - underdose - excessive, 0.0, 1.0),
+            "excessive": excessive,
+        }
+
+    def _quantities(self, intervals: dict[str, np.ndarray]) -> dict[str, float]:
+        return {
+            f"p_{name}_{k}": float(value)
+            for name, values in intervals.items()
+            for k, value in enumerate(values)
+        }
+
+    @staticmethod
+    def _best(candidates: np.ndarray, target: np.ndarray) -> int:
+        values = target[candidates]
+        return int(candidates[np.flatnonzero(values >= values.max() - _TIE_TOLERANCE)[0]])
+
+    def choose(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+        """Decide the next dose from the posterior of the trial so far.
+
+        Parameters
+        ----------
+        posterior : DLTPosterior
+            The BLRM posterior given ``data``.
+        data : TrialData
+            The trial so far, at least one patient.
+
+        Returns
+        -------
+        Decision
+            Quantities ``p_underdose_<k>``, ``p_target_<k>``, ``p_excessive_<k>``; ``bound_by``
+            names the options that excluded a level with a larger target probability.
+        """
+        intervals = self.interval_probabilities(posterior)
+        quantities = self._quantities(intervals)
+        levels = np.asarray(self.model.dose_levels)
+        safe = intervals["excessive"] < self.overdose_cutoff
+        allowed = safe.copy()
+        limits: list[tuple[str, np.ndarray]] = []
+        if self.max_increase is not None:
+            limits.append(
+                ("max_increase", levels <= self.max_increase * data.last_dose * (1 + 1e-12))
+            )
+        if self.no_skipping:
+            highest = np.searchsorted(levels, np.max(np.asarray(data.dose, float)), side="right")
+            limits.append(("no_skipping", np.arange(levels.size) <= highest))
+        for _, limit in limits:
+            allowed &= limit
+        if not allowed.any():
+            return Decision(
+                None,
+                stop_reason=(
+                    "no admissible dose: every allowed level has P(p >= "
+                    f"{self.target_interval[1]:g}) >= {self.overdose_cutoff:g}"
+                ),
+                quantities=quantities,
+            )
+        level = self._best(np.flatnonzero(allowed), intervals["target"])
+        unconstrained = (
+            self._best(np.flatnonzero(safe), intervals["target"]) if safe.any() else level
+        )
+        bound_by = tuple(
+            name for name, limit in limits if unconstrained != level and not limit[unconstrained]
+        )
+        next_dose = float(levels[level])
+        at_next = int(np.sum(np.asarray(data.dose, float) == next_dose))
+        if self.stop_min_patients is not None and at_next >= self.stop_min_patients:
+            enough_target = intervals["target"][level] >= self.stop_target_probability
+            enough_patients = (
+                self.stop_max_patients is not None and data.n_patients >= self.stop_max_patients
+            )
+            if enough_target or enough_patients:
+                return Decision(
+                    None,
+                    stop_reason=(
+                        f"stopping rule met at dose {next_dose:g}: {at_next} patients there and "
+                        + (
+                            f"P(target) = {intervals['target'][level]:.3f} >= "
+                            f"{self.stop_target_probability:g}"
+                            if enough_target
+                            else f"{data.n_patients} patients in the trial"
+                        )
+                    ),
+                    quantities=quantities | {"selected_dose": next_dose},
+                )
+        return Decision(next_dose, quantities=quantities, bound_by=bound_by)
+
+    def select(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+        """Recommend the given, overdose-controlled level with the largest P(target).
+
+        Parameters
+        ----------
+        posterior : DLTPosterior
+            The posterior given every patient.
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+            The MTD, or a stop when no level given satisfies the overdose control.
+        """
+        intervals = self.interval_probabilities(posterior)
+        quantities = self._quantities(intervals)
+        levels = np.asarray(self.model.dose_levels)
+        given = np.isin(levels, np.asarray(data.dose, float))
+        candidates = np.flatnonzero(given & (intervals["excessive"] < self.overdose_cutoff))
+        if not candidates.size:
+            return Decision(
+                None,
+                stop_reason="no MTD: no dose given satisfies the overdose control",
+                quantities=quantities,
+            )
+        return Decision(
+            float(levels[self._best(candidates, intervals["target"])]), quantities=quantities
+        )
+
+    def describe(self) -> dict[str, float | int | str | bool | None]:
+        """Flat record of the design's parameters (for simulation results)."""
+        return self._conduct_record() | {
+            "target_interval": ",".join(f"{v:g}" for v in self.target_interval),
+            "overdose_cutoff": self.overdose_cutoff,
+            "max_increase": self.max_increase,
+            "no_skipping": self.no_skipping,
+            "stop_min_patients": self.stop_min_patients,
+            "stop_target_probability": self.stop_target_probability,
+            "stop_max_patients": self.stop_max_patients,
+        }

@@ -1,0 +1,208 @@
+r"""The EWOC design: next dose = posterior alpha-quantile of the MTD (Babb et al. 1998).
+
+With the EWOC posterior (:class:`~dosezoo.models.EWOC`), the next dose :math:`x` satisfies
+:math:`P(\mathrm{MTD} < x \mid \text{data}) = \alpha`: the feasibility bound :math:`\alpha`
+caps the posterior probability of overdosing. :math:`\alpha` is fixed (``alpha``, 0.25) or
+increases during the trial (``alpha_step`` per patient treated, up to ``alpha_max``, as in
+Tighiouart and Rogatko 2010, who start at 0.1 and add 0.05 per patient up to 0.5).
+
+Doses are continuous in ``[x_min, x_max]`` (``doses="continuous"``), capped at the current dose
+plus ``max_increment``; or the model's dose levels (``doses="levels"``, default): the highest
+level not above the quantile (rounding down keeps the overdose control; the lowest level when
+every level is above it), at most one level above the highest level given (``no_skipping``).
+With ``safety_cutoff`` set, the trial stops with no MTD when
+:math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
+dose is the rule's dose given all data, not above the highest dose given.
+"""
+
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.designs.decision import Decision
+from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.levels import real_number
+from dosezoo.models.binary import DLTPosterior
+from dosezoo.models.ewoc import EWOC
+
+__all__ = ["EWOCDesign"]
+
+
+@dataclass(frozen=True)
+class EWOCDesign(ModelBasedDesign):
+    r"""Escalation with overdose control.
+
+    Parameters
+    ----------
+    model : EWOC
+        The model (its dose range and levels).
+    start_dose : float, optional
+        First cohort's dose (the lowest level by default).
+    cohort_size, sample_size : int
+        Patients per cohort (1, as Babb et al.) and maximum (36).
+    alpha : float
+        Feasibility bound at the start, in (0, 0.5] (0.25).
+    alpha_step : float
+        Increase of alpha per patient treated (0: fixed).
+    alpha_max : float
+        Largest alpha (0.5).
+    doses : {"levels", "continuous"}
+        Discrete levels (rounded down) or any dose in the range.
+    no_skipping : bool
+        Levels only: at most one level above the highest level given (True).
+    max_increment : float or None
+        Continuous doses only: largest increase over the current dose (None: off).
+    safety_cutoff : float or None
+        Stop when :math:`P(\mathrm{MTD} <` lowest level :math:`)` exceeds it (None: off).
+    engine, draws, chains, random_seed, convergence
+        As in :class:`~dosezoo.designs.model_based.ModelBasedDesign`.
+    """
+
+    model: EWOC
+    _: KW_ONLY
+    start_dose: float | None = None
+    cohort_size: int = 1
+    sample_size: int = 36
+    alpha: float = 0.25
+    alpha_step: float = 0.0
+    alpha_max: float = 0.5
+    doses: Literal["levels", "continuous"] = "levels"
+    no_skipping: bool = True
+    max_increment: float | None = None
+    safety_cutoff: float | None = None
+    engine: DesignEngine = "grid"
+    draws: int = 1000
+    chains: int = 2
+    random_seed: int = 0
+    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "EWOCDesign"
+        self._validate_conduct(owner, EWOC)
+        for name in ("alpha", "alpha_max"):
+            value = real_number(owner, name, getattr(self, name))
+            if not 0 < value <= 0.5:
+                raise ValueError(f"{owner}: {name} must lie in (0, 0.5], got {value!r}")
+            object.__setattr__(self, name, value)
+        if self.alpha > self.alpha_max:
+            raise ValueError(f"{owner}: alpha {self.alpha!r} exceeds alpha_max {self.alpha_max!r}")
+        step = real_number(owner, "alpha_step", self.alpha_step)
+        if step < 0:
+            raise ValueError(f"{owner}: alpha_step must be >= 0, got {step!r}")
+        object.__setattr__(self, "alpha_step", step)
+        if self.doses not in ("levels", "continuous"):
+            raise ValueError(f"{owner}: doses must be 'levels' or 'continuous', got {self.doses!r}")
+        if self.max_increment is not None:
+            increment = real_number(owner, "max_increment", self.max_increment)
+            if increment <= 0:
+                raise ValueError(f"{owner}: max_increment must be > 0, got {increment!r}")
+            object.__setattr__(self, "max_increment", increment)
+        if self.safety_cutoff is not None:
+            cutoff = real_number(owner, "safety_cutoff", self.safety_cutoff)
+            if not 0 < cutoff < 1:
+                raise ValueError(f"{owner}: safety_cutoff must lie in (0, 1), got {cutoff!r}")
+            object.__setattr__(self, "safety_cutoff", cutoff)
+        if not isinstance(self.no_skipping, bool | np.bool_):
+            raise ValueError(
+                f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
+            )
+
+    def alpha_for(self, data: TrialData) -> float:
+        """Return the feasibility bound after ``data.n_patients`` patients."""
+        return min(self.alpha_max, self.alpha + self.alpha_step * data.n_patients)
+
+    def _mtd(self, posterior: DLTPosterior) -> DLTPosterior:
+        if posterior.mtd_quantile is None or posterior.mtd_cdf is None:
+            raise ValueError("EWOCDesign needs a posterior with the MTD (an EWOC fit)")
+        return posterior
+
+    def _dose(self, quantile: float, data: TrialData, *, final: bool) -> tuple[float, list[str]]:
+        """Apply the dose options to the quantile; return the dose and the options that bound."""
+        given = np.asarray(data.dose, dtype=float)
+        bound_by: list[str] = []
+        if self.doses == "continuous":
+            dose = quantile
+            ceiling = (
+                given.max()
+                if final
+                else (
+                    data.last_dose + self.max_increment if self.max_increment is not None else None
+                )
+            )
+            if ceiling is not None and dose > ceiling:
+                dose = ceiling
+                bound_by.append("highest_given" if final else "max_increment")
+            return float(dose), bound_by
+        levels = np.asarray(self.model.dose_levels)
+        below = np.flatnonzero(levels <= quantile)
+        level = int(below[-1]) if below.size else 0
+        highest = int(np.searchsorted(levels, given.max(), side="right")) - 1
+        ceiling = highest if final else (highest + 1 if self.no_skipping else levels.size - 1)
+        if level > ceiling:
+            level = ceiling
+            bound_by.append("highest_given" if final else "no_skipping")
+        return float(levels[level]), bound_by
+
+    def _safety_stop(self, posterior: DLTPosterior) -> str | None:
+        if self.safety_cutoff is None:
+            return None
+        lowest = self.model.dose_levels[0]
+        p_overdose = posterior.mtd_cdf(lowest)
+        if p_overdose > self.safety_cutoff:
+            return (
+                f"safety: P(MTD < lowest dose {lowest:g}) = {p_overdose:.3f} > "
+                f"{self.safety_cutoff:g}"
+            )
+        return None
+
+    def _decision(self, posterior: DLTPosterior, data: TrialData, *, final: bool) -> Decision:
+        posterior = self._mtd(posterior)
+        alpha = self.alpha_for(data)
+        quantile = posterior.mtd_quantile(alpha)
+        quantities = {"alpha": alpha, "mtd_quantile": quantile}
+        reason = self._safety_stop(posterior)
+        if reason:
+            return Decision(
+                None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
+            )
+        dose, bound_by = self._dose(quantile, data, final=final)
+        quantities["p_overdose"] = posterior.mtd_cdf(dose)
+        return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
+
+    def choose(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+        """Decide the next dose: the alpha-quantile of the MTD under the dose options.
+
+        Parameters
+        ----------
+        posterior : DLTPosterior
+            The EWOC posterior given ``data`` (with ``mtd_quantile`` and ``mtd_cdf``).
+        data : TrialData
+            The trial so far, at least one patient.
+
+        Returns
+        -------
+        Decision
+            Quantities ``alpha``, ``mtd_quantile`` and ``p_overdose`` (``P(MTD < dose)`` at the
+            dose chosen).
+        """
+        return self._decision(posterior, data, final=False)
+
+    def select(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+        """Recommend the rule's dose given all data, not above the highest dose given."""
+        return self._decision(posterior, data, final=True)
+
+    def describe(self) -> dict[str, float | int | str | bool | None]:
+        """Flat record of the design's parameters (for simulation results)."""
+        return self._conduct_record() | {
+            "alpha": self.alpha,
+            "alpha_step": self.alpha_step,
+            "alpha_max": self.alpha_max,
+            "doses": self.doses,
+            "no_skipping": self.no_skipping,
+            "max_increment": self.max_increment,
+            "safety_cutoff": self.safety_cutoff,
+        }

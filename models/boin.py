@@ -1,0 +1,120 @@
+r"""BOIN's working model: independent beta-binomial DLT probabilities per dose level.
+
+Liu and Yuan (2015) make their escalation decisions from the observed rate at the current dose
+and their elimination and stopping rules from its posterior under independent priors
+:math:`p_k \sim \mathrm{Beta}(a, b)` (the R package BOIN uses :math:`a = b = 1`). With
+:math:`y_k` DLTs in :math:`n_k` patients the posterior is exact and conjugate,
+
+.. math::
+
+    p_k \mid \text{data} \sim \mathrm{Beta}(a + y_k,\, b + n_k - y_k),
+
+independently across levels. ``fit(engine="grid")`` draws from it directly; ``engine="nuts"``
+samples the PyMC model, the reference. :meth:`BOIN.prob_above` is the exact
+:math:`P(p_k > \phi \mid \text{data})` that the design's elimination rule uses
+(:class:`~dosezoo.designs.BOINDesign`).
+"""
+
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+from scipy.special import betaincc
+
+from dosezoo.data import TrialData
+from dosezoo.levels import level_counts, level_index, real_number, validate_dose_levels
+from dosezoo.models.binary import BinaryDoseModel
+
+__all__ = ["BOIN"]
+
+
+@dataclass(frozen=True)
+class BOIN(BinaryDoseModel):
+    r"""Independent Beta(a, b) priors on the DLT probability of each dose level.
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    dose_levels : sequence of float
+        The dose levels, increasing; data doses must be among them.
+    prior_a, prior_b : float
+        The Beta prior's shapes (1, 1).
+    """
+
+    model_name: ClassVar[str] = "BOIN"
+
+    target: float
+    dose_levels: Sequence[float]
+    _: KW_ONLY
+    prior_a: float = 1.0
+    prior_b: float = 1.0
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "BOIN"
+        target = real_number(owner, "target", self.target)
+        if not 0 < target < 1:
+            raise ValueError(f"{owner}: target must lie in (0, 1), got {self.target!r}")
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "dose_levels", validate_dose_levels(owner, self.dose_levels))
+        for name in ("prior_a", "prior_b"):
+            value = real_number(owner, name, getattr(self, name))
+            if value <= 0:
+                raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+            object.__setattr__(self, name, value)
+
+    def parameters(self) -> dict:
+        """Return the options as a plain dict (recorded in every fit's attributes)."""
+        return {
+            "target": self.target,
+            "dose_levels": list(self.dose_levels),
+            "prior_a": self.prior_a,
+            "prior_b": self.prior_b,
+        }
+
+    def check_doses(self, dose: np.ndarray) -> None:
+        """Raise a DataError naming the row of a dose that is not one of the levels."""
+        level_index(dose, self.dose_levels, owner=self.model_name)
+
+    def posterior_shapes(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
+        """Return the Beta posterior's shapes ``(a + y_k, b + n_k - y_k)`` per level."""
+        counts = level_counts(data, self.dose_levels, owner=self.model_name)
+        return self.prior_a + counts.y, self.prior_b + counts.n - counts.y
+
+    def prob_above(self, data: TrialData, threshold: float | None = None) -> np.ndarray:
+        """Return the exact ``P(p_k > threshold)`` per level (the target by default)."""
+        a, b = self.posterior_shapes(data)
+        return betaincc(a, b, self.target if threshold is None else threshold)
+
+    def exact_draws(
+        self, data: TrialData, n: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Return ``n`` independent draws of ``p_dlt`` from the conjugate posterior."""
+        a, b = self.posterior_shapes(data)
+        return {"p_dlt": rng.beta(a, b, size=(n, a.size))}
+
+    def build(self, data: TrialData) -> pm.Model:
+        """Build the PyMC model: ``p_dlt`` ~ Beta per level, Bernoulli DLTs.
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (on the levels) and ``dlt``; may be empty.
+
+        Returns
+        -------
+        pymc.Model
+        """
+        self.summarise(data)
+        level = level_index(data.dose, self.dose_levels, owner=self.model_name)
+        dlt = np.asarray(data.column("dlt"), dtype=np.int64)
+        coords = {"dose": list(self.dose_levels), "patient": np.arange(level.size)}
+        with pm.Model(coords=coords) as model:
+            level_data = pm.Data("level", level, dims="patient")
+            p_dlt = pm.Beta("p_dlt", self.prior_a, self.prior_b, dims="dose")
+            pm.Bernoulli("dlt", p=p_dlt[level_data], observed=dlt, dims="patient")
+        return model
