@@ -1,0 +1,309 @@
+"""BLRM, EWOC and BOIN models and the BLRM and EWOC designs.
+
+Each grid posterior is checked against a brute-force integration written here from the model's
+equations in its natural coordinates (no adaptivity, no whitening), and against NUTS.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import betaincc, expit, logit
+
+from dosezoo.data import TrialData
+from dosezoo.designs import BLRMDesign, EWOCDesign
+from dosezoo.errors import DataError
+from dosezoo.models import (
+    BLRM,
+    BOIN,
+    EWOC,
+    BLRMPrior,
+    blrm_minimal_informative_prior,
+    blrm_prior_from_quantiles,
+)
+
+LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+
+
+def _data(doses, dlts):
+    return TrialData.from_dataframe(
+        pd.DataFrame({"dose": np.asarray(doses, float), "dlt": np.asarray(dlts, int)})
+    )
+
+
+SMALL = _data([10, 10, 10, 20, 20, 20, 40, 40, 40], [0, 0, 0, 0, 0, 0, 0, 1, 1])
+LONGER = _data(
+    [10] * 3 + [20] * 3 + [40] * 6 + [80] * 6,
+    [0] * 3 + [0, 0, 0] + [0, 1, 0, 0, 0, 1] + [1, 0, 1, 1, 0, 0],
+)
+
+
+def _counts(data):
+    dose = np.asarray(data.dose, float)
+    dlt = np.asarray(data.column("dlt"), float)
+    distinct = np.unique(dose)
+    return (
+        distinct,
+        np.array([np.sum(dose == d) for d in distinct]),
+        np.array([dlt[dose == d].sum() for d in distinct]),
+    )
+
+
+def _brute_force(log_posterior, p_levels, axes):
+    """Midpoint-rule moments on a dense rectangle: mean p per level and P(p > t)."""
+    a, b = np.meshgrid(*axes, indexing="ij")
+    lp = log_posterior(a, b)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    p = p_levels(a, b)  # (..., K)
+    return w, p
+
+
+# --------------------------------------------------------------------------- BLRM
+
+
+@pytest.mark.parametrize("data", [SMALL, LONGER], ids=["small", "longer"])
+def test_blrm_grid_agrees_with_brute_force_integration(data):
+    prior = BLRMPrior(mean=(logit(0.2), 0.0), sd=(2.0, 1.0), correlation=0.3)
+    model = BLRM(LEVELS, 40.0, prior=prior)
+    dose, n, y = _counts(data)
+    x = np.log(dose / 40.0)
+    levels_x = np.log(np.asarray(LEVELS) / 40.0)
+
+    def log_posterior(la, lb):
+        za, zb = (la - prior.mean[0]) / 2.0, (lb - prior.mean[1]) / 1.0
+        total = -0.5 * (za**2 - 0.6 * za * zb + zb**2) / (1 - 0.09)
+        for xi, ni, yi in zip(x, n, y, strict=True):
+            eta = la + np.exp(lb) * xi
+            total = total - yi * np.logaddexp(0, -eta) - (ni - yi) * np.logaddexp(0, eta)
+        return total
+
+    axes = (np.linspace(-12, 10, 2001), np.linspace(-6, 5, 2001))
+    w, p = _brute_force(
+        log_posterior, lambda la, lb: expit(la[..., None] + np.exp(lb)[..., None] * levels_x), axes
+    )
+    posterior = model.posterior(data)
+    mean = np.tensordot(w, p, axes=([0, 1], [0, 1]))
+    assert posterior.mean() == pytest.approx(mean, abs=1e-3)
+    for threshold in (0.16, 0.33):
+        above = np.tensordot(w, p > threshold, axes=([0, 1], [0, 1]))
+        assert posterior.prob_above(threshold) == pytest.approx(above, abs=4e-3)
+
+
+def test_blrm_grid_fit_and_nuts_agree():
+    model = BLRM(LEVELS, 40.0)
+    grid = model.fit(LONGER, engine="grid", draws=2000, random_seed=1)
+    nuts = model.fit(LONGER, engine="nuts", draws=1000, tune=1000, random_seed=2)
+    assert set(grid["posterior"].data_vars) == set(nuts["posterior"].data_vars)
+    a = grid["posterior"]["p_dlt"].stack(s=("chain", "draw")).values
+    b = nuts["posterior"]["p_dlt"].stack(s=("chain", "draw")).values
+    z = (a.mean(1) - b.mean(1)) / np.sqrt(a.var(1) / a.shape[1] + b.var(1) / 500)
+    assert np.max(np.abs(z)) < 4, z
+
+
+def test_prior_from_quantiles_recovers_a_known_prior():
+    known = BLRMPrior(mean=(-1.0, 0.3), sd=(1.2, 0.6), correlation=-0.2)
+    doses = (10.0, 40.0, 160.0)
+    x = np.log(np.asarray(doses) / 40.0)
+    quantiles = expit(known.logit_quantiles(x, (0.025, 0.5, 0.975)))
+    fitted = blrm_prior_from_quantiles(doses, 40.0, quantiles)
+    assert fitted.mean == pytest.approx(known.mean, abs=0.02)
+    assert fitted.sd == pytest.approx(known.sd, abs=0.02)
+    assert fitted.correlation == pytest.approx(known.correlation, abs=0.05)
+
+
+def test_logit_quantiles_match_monte_carlo():
+    prior = BLRMPrior(mean=(-1.0, 0.3), sd=(1.2, 0.6), correlation=-0.4)
+    rng = np.random.default_rng(0)
+    cov = [[1.44, -0.4 * 1.2 * 0.6], [-0.4 * 1.2 * 0.6, 0.36]]
+    draws = rng.multivariate_normal(prior.mean, cov, size=400_000)
+    for x in (-1.0, 0.0, 1.5):
+        simulated = np.quantile(draws[:, 0] + np.exp(draws[:, 1]) * x, [0.025, 0.5, 0.975])
+        exact = prior.logit_quantiles(np.array([x]), (0.025, 0.5, 0.975))[0]
+        assert exact == pytest.approx(simulated, abs=0.03)
+
+
+def test_minimal_informative_prior_meets_its_statements_approximately():
+    prior = blrm_minimal_informative_prior(LEVELS, 40.0)
+    model = BLRM(LEVELS, 40.0, prior=prior)
+    at_prior = model.posterior(TrialData.empty(outcomes=("dlt",)))
+    # Least squares over all doses: the end-point statements hold only approximately.
+    assert 0.0 < at_prior.prob_above(0.2)[0] < 0.15
+    assert 0.0 < 1 - at_prior.prob_above(0.3)[-1] < 0.15
+
+
+def test_blrm_rejects_bad_input_by_name():
+    with pytest.raises(DataError, match=r"row 1.*must be > 0"):
+        BLRM(LEVELS, 40.0).posterior(_data([10, 0], [0, 0]))
+    with pytest.raises(ValueError, match=r"sd\[1\]"):
+        BLRMPrior(sd=(1.0, -1.0))
+    with pytest.raises(ValueError, match="correlation"):
+        BLRMPrior(correlation=1.0)
+    with pytest.raises(ValueError, match="reference_dose"):
+        BLRM(LEVELS, 0.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_cohorts=st.integers(1, 6),
+    levels=st.lists(st.integers(0, 4), min_size=6, max_size=6),
+    dlts=st.lists(st.integers(0, 3), min_size=6, max_size=6),
+)
+def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
+    design = BLRMDesign(BLRM(LEVELS, 40.0), stop_min_patients=None)
+    doses, outcomes = [], []
+    for level, count in zip(levels[:n_cohorts], dlts[:n_cohorts], strict=True):
+        doses += [LEVELS[level]] * 3
+        outcomes += [1] * count + [0] * (3 - count)
+    data = _data(doses, outcomes)
+    decision = design.next(data)
+    posterior = design.model.posterior(data)
+    excessive = design.interval_probabilities(posterior)["excessive"]
+    if decision.stopped:
+        allowed = [
+            k
+            for k, d in enumerate(LEVELS)
+            if d <= 2 * doses[-1] and k <= LEVELS.index(max(doses)) + 1
+        ]
+        assert all(excessive[k] >= 0.25 for k in allowed)
+        return
+    k = LEVELS.index(decision.next_dose)
+    assert excessive[k] < 0.25
+    assert decision.next_dose <= 2 * doses[-1]
+    assert k <= LEVELS.index(max(doses)) + 1
+
+
+def test_blrm_design_stops_when_enough_evidence_and_recommends_a_given_dose():
+    design = BLRMDesign(BLRM(LEVELS, 40.0), stop_target_probability=0.3)
+    data = _data([10] * 3 + [20] * 3 + [40] * 9, [0] * 6 + [0, 1, 0, 0, 0, 0, 0, 1, 0])
+    decision = design.next(data)
+    assert decision.stopped and "stopping rule" in decision.stop_reason
+    assert design.recommend(data).next_dose == decision.quantities["selected_dose"] == 40.0
+
+
+# --------------------------------------------------------------------------- EWOC
+
+
+@pytest.mark.parametrize("data", [SMALL, LONGER], ids=["small", "longer"])
+def test_ewoc_grid_agrees_with_brute_force_integration(data):
+    theta, x_min, x_max = 0.25, 10.0, 160.0
+    model = EWOC(theta, x_min, x_max, dose_levels=LEVELS)
+    dose, n, y = _counts(data)
+
+    def linear_predictor(rho0, gamma, x):
+        slope = (logit(theta) - logit(rho0)) / (gamma - x_min)
+        return logit(rho0) + slope * (x - x_min)
+
+    def probability(rho0, gamma, x):
+        return expit(linear_predictor(rho0, gamma, x))
+
+    def log_posterior(rho0, gamma):  # uniform priors: the likelihood alone
+        total = np.zeros_like(rho0)
+        for xi, ni, yi in zip(dose, n, y, strict=True):
+            eta = linear_predictor(rho0, gamma, xi)
+            total = total - yi * np.logaddexp(0, -eta) - (ni - yi) * np.logaddexp(0, eta)
+        return total
+
+    size = 1500
+    axes = ((np.arange(size) + 0.5) / size * theta, x_min + (np.arange(size) + 0.5) / size * 150)
+    w, p = _brute_force(
+        log_posterior,
+        lambda r, g: probability(r[..., None], g[..., None], np.asarray(LEVELS)),
+        axes,
+    )
+    posterior = model.posterior(data)
+    assert posterior.mean() == pytest.approx(np.tensordot(w, p, axes=([0, 1], [0, 1])), abs=2e-3)
+    gamma_marginal = w.sum(axis=0)
+    cdf = np.cumsum(gamma_marginal)
+    for q in (0.1, 0.25, 0.5):
+        expected = np.interp(q, cdf, axes[1] + 0.5 * 150 / size)
+        assert posterior.mtd_quantile(q) == pytest.approx(expected, abs=1.0)
+        assert posterior.mtd_cdf(posterior.mtd_quantile(q)) == pytest.approx(q, abs=1e-6)
+
+
+def test_ewoc_grid_fit_and_nuts_agree_on_the_mtd():
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
+    grid = model.fit(LONGER, engine="grid", draws=2000, random_seed=1)
+    nuts = model.fit(LONGER, engine="nuts", draws=1000, tune=1000, random_seed=2)
+    for name in ("mtd", "rho0"):
+        a = grid["posterior"][name].values.ravel()
+        b = nuts["posterior"][name].values.ravel()
+        z = (a.mean() - b.mean()) / math.sqrt(a.var() / a.size + b.var() / 500)
+        assert abs(z) < 4, (name, z)
+    assert grid["posterior"]["p_dlt"].dims == ("chain", "draw", "dose")
+
+
+def test_ewoc_rejects_doses_outside_the_range():
+    with pytest.raises(DataError, match=r"row 0.*outside the dose range"):
+        EWOC(0.25, 10.0, 160.0).posterior(_data([5], [0]))
+    with pytest.raises(ValueError, match="theta"):
+        EWOC(1.5, 10.0, 160.0)
+    with pytest.raises(ValueError, match="x_min"):
+        EWOC(0.25, 160.0, 10.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    levels=st.lists(st.integers(0, 4), min_size=1, max_size=8),
+    dlts=st.lists(st.integers(0, 1), min_size=8, max_size=8),
+    alpha=st.sampled_from([0.1, 0.25, 0.5]),
+)
+def test_ewoc_design_controls_overdosing_and_never_skips(levels, dlts, alpha):
+    design = EWOCDesign(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), alpha=alpha)
+    doses = [LEVELS[k] for k in levels]
+    data = _data(doses, dlts[: len(doses)])
+    decision = design.next(data)
+    k = LEVELS.index(decision.next_dose)
+    assert k <= LEVELS.index(max(doses)) + 1
+    if k > 0:
+        assert decision.quantities["p_overdose"] <= alpha + 1e-6
+        assert decision.next_dose <= decision.quantities["mtd_quantile"]
+
+
+def test_ewoc_alpha_increases_with_patients_up_to_its_maximum():
+    design = EWOCDesign(
+        EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), alpha=0.1, alpha_step=0.05, alpha_max=0.5
+    )
+    assert design.alpha_for(SMALL) == pytest.approx(0.5)
+    assert design.alpha_for(_data([10, 10], [0, 0])) == pytest.approx(0.2)
+
+
+def test_ewoc_continuous_doses_respect_the_increment():
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
+    design = EWOCDesign(model, doses="continuous", max_increment=15.0)
+    decision = design.next(_data([10, 10, 10], [0, 0, 0]))
+    assert decision.next_dose == pytest.approx(25.0)
+    assert decision.bound_by == ("max_increment",)
+
+
+# --------------------------------------------------------------------------- BOIN model
+
+
+def test_boin_model_posterior_is_the_conjugate_beta():
+    model = BOIN(0.3, LEVELS)
+    data = _data([10, 10, 10, 20, 20, 20], [0, 1, 0, 1, 1, 0])
+    assert model.prob_above(data)[:2] == pytest.approx([betaincc(2, 3, 0.3), betaincc(3, 2, 0.3)])
+    idata = model.fit(data, engine="grid", draws=4000, random_seed=3)
+    draws = idata["posterior"]["p_dlt"]
+    assert draws.dims == ("chain", "draw", "dose")
+    assert draws.mean(("chain", "draw")).values == pytest.approx(
+        [2 / 5, 3 / 5, 1 / 2, 1 / 2, 1 / 2], abs=0.01
+    )
+
+
+def test_boin_model_nuts_agrees_with_the_exact_posterior():
+    model = BOIN(0.3, LEVELS)
+    data = _data([10, 10, 10, 20, 20, 20], [0, 1, 0, 1, 1, 0])
+    nuts = model.fit(data, engine="nuts", draws=1000, tune=1000, random_seed=4)
+    mean = nuts["posterior"]["p_dlt"].mean(("chain", "draw")).values
+    sd = nuts["posterior"]["p_dlt"].std(("chain", "draw")).values
+    exact = np.array([2 / 5, 3 / 5, 1 / 2, 1 / 2, 1 / 2])
+    assert np.all(np.abs(mean - exact) < 4 * sd / math.sqrt(500))
+
+
+def test_boin_model_rejects_doses_off_the_levels():
+    with pytest.raises(DataError, match=r"row 1.*15\.0"):
+        BOIN(0.3, LEVELS).fit(_data([10, 15], [0, 0]))
