@@ -32,7 +32,7 @@ from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.inference import IdataBuilder
+from dosezoo.inference import IdataBuilder, PredictiveDraws
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
 __all__ = ["BinaryDoseModel", "DLTPosterior", "DoseSummary", "GridDoseModel"]
@@ -176,7 +176,7 @@ class DLTPosterior:
         return self.weights @ self._fraction_above(threshold)
 
 
-class BinaryDoseModel(ABC):
+class BinaryDoseModel(PredictiveDraws, ABC):
     """Base of the binary-DLT models: data checks, fits and predictive draws.
 
     Subclasses are frozen dataclasses with a ``_cache`` field (``init=False``) and define
@@ -185,6 +185,7 @@ class BinaryDoseModel(ABC):
     """
 
     model_name: ClassVar[str]
+    outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
 
     dose_levels: tuple[float, ...]
     _cache: dict
@@ -332,61 +333,6 @@ class BinaryDoseModel(ABC):
                 )
         idata.attrs.update(self._identity(engine))
         return idata
-
-    def sample_prior_predictive(
-        self,
-        data: TrialData | None = None,
-        *,
-        draws: int = 1000,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Draw from the prior: the parameters, ``p_dlt`` per level and DLTs at ``data``'s doses.
-
-        Parameters
-        ----------
-        data : TrialData, optional
-            Patients whose DLTs to draw (``prior_predictive``); none by default.
-        draws : int
-            Number of prior draws.
-        random_seed : int or numpy.random.Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            Groups ``prior`` and ``prior_predictive``.
-        """
-        data = TrialData.empty(outcomes=("dlt",)) if data is None else data
-        with self.build(data):
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        idata.attrs.update(self._identity("prior"))
-        return idata
-
-    def sample_posterior_predictive(
-        self,
-        idata: xr.DataTree,
-        data: TrialData,
-        *,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Replicate each patient's DLT once per posterior draw.
-
-        Parameters
-        ----------
-        idata : xarray.DataTree
-            A fit of this model (any engine) to ``data``.
-        data : TrialData
-            The data it was fitted to.
-        random_seed : int or numpy.random.Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            A copy of ``idata`` with a ``posterior_predictive`` group.
-        """
-        with self.build(data):
-            return pm.sample_posterior_predictive(
-                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
-            )
 
     def summary(self, posterior: DLTPosterior, *, target: float) -> pd.DataFrame:
         """Tabulate per level: posterior mean, 95% interval bounds and ``P(p > target)``.

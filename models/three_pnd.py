@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import IdataBuilder
+from dosezoo.inference import IdataBuilder, PredictiveDraws
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
@@ -46,7 +46,7 @@ PARAMETERS = ("beta", "sigma", "nu", "mtd")
 
 
 @dataclass(frozen=True)
-class ThreePND:
+class ThreePND(PredictiveDraws):
     """The 3PND model of seed 001 with its hyper-parameters.
 
     Parameters
@@ -77,6 +77,7 @@ class ThreePND:
     x_min: float
     x_max: float
     delta: float = 0.5
+    outcomes: ClassVar[tuple[str, ...]] = ("y",)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -413,66 +414,6 @@ class ThreePND:
         return posterior_grid(
             kernels.summarise(dose, y, self.x_min), self.hyper, size=int(grid_size)
         )
-
-    # ------------------------------------------------------------ predictive
-
-    def sample_prior_predictive(
-        self,
-        data: TrialData | None = None,
-        *,
-        draws: int = 1000,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Draws from the prior: ``beta``, ``sigma``, ``nu``, ``mtd`` and responses ``y``.
-
-        Parameters
-        ----------
-        data : TrialData, optional
-            Doses at which to draw prior responses; none by default (prior of the
-            parameters and the MTD only).
-        draws : int
-            Number of prior draws.
-        random_seed : int or Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            Groups ``prior``, ``prior_predictive`` (responses at the patients' doses; empty
-            when ``data`` has none) and ``observed_data``.
-        """
-        data = TrialData.empty(outcomes=("y",)) if data is None else data
-        with self.build(data):
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        idata.attrs.update(self._identity("prior"))
-        return idata
-
-    def sample_posterior_predictive(
-        self,
-        idata: xr.DataTree,
-        data: TrialData,
-        *,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Replicated responses ``y`` for each patient of ``data``, one per posterior draw.
-
-        Parameters
-        ----------
-        idata : xarray.DataTree
-            A fit of this model (any engine).
-        data : TrialData
-            The data it was fitted to.
-        random_seed : int or Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
-            left unchanged).
-        """
-        with self.build(data):
-            return pm.sample_posterior_predictive(
-                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
-            )
 
     # ------------------------------------------------------- derived curves
 
