@@ -6,10 +6,12 @@ Three step methods, each a thin PyMC wrapper around numba moves of
 * :class:`LatentCorrelationThresholdStep` (``rho``, ``threshold``): ``Z_T | Z_E`` exactly,
   slice steps on rho and on log(threshold) with ``Z_E`` integrated out, then ``Z_E | Z_T``
   exactly;
-* :class:`ToxicityCoefficientsGibbs` (``alpha_tox``, ``beta_tox``): exact block draw from the
-  normal conditional truncated to ``beta_tox > 0``;
-* :class:`EfficacyCoefficientsGibbs` (``alpha_eff``, ``beta_eff``, ``gamma_eff``): exact draw
-  from the normal conditional.
+* :class:`ToxicityCoefficientsGibbs` (``alpha_tox``, ``beta_tox``): slice steps with ``Z_T``
+  integrated out, ``Z_T | Z_E`` exactly, then the exact block draw from the normal conditional
+  truncated to ``beta_tox > 0``;
+* :class:`EfficacyCoefficientsGibbs` (``alpha_eff``, ``beta_eff``, ``gamma_eff``): slice steps
+  with ``Z_E`` integrated out, ``Z_E | Z_T`` exactly, then the exact draw from the normal
+  conditional.
 
 The latent pairs ``(Z_T, Z_E)`` are not variables of the PyMC model (its likelihood integrates
 them out); they live in a :class:`LatentState` shared by the three steps, which together are a
@@ -183,7 +185,8 @@ class LatentCorrelationThresholdStep(JointProbitStep):
     name = "joint_probit_latent"
     updates = ("threshold", "rho")
     stats_dtypes_shapes: ClassVar[dict] = {
-        name: (dtype, []) for name, dtype in kernels.SWEEP_STATS.items()
+        name: (kernels.SWEEP_STATS[name], [])
+        for name in ("rho_slice_evals", "threshold_slice_evals")
     }
 
     def move(self, theta, x, tox, eff):
@@ -203,45 +206,58 @@ class LatentCorrelationThresholdStep(JointProbitStep):
 
 
 class ToxicityCoefficientsGibbs(JointProbitStep):
-    """Exact draw of ``(alpha_tox, beta_tox)`` given the latent pairs, ``beta_tox > 0``."""
+    """Toxicity block: slice with ``Z_T`` integrated out, ``Z_T | Z_E``, then the normal draw.
+
+    ``(alpha_tox, beta_tox)`` take slice steps with ``Z_T`` integrated out, ``Z_T`` is redrawn
+    given ``Z_E``, then they are drawn from their normal conditional truncated to
+    ``beta_tox > 0``.
+    """
 
     name = "joint_probit_toxicity"
     updates = ("alpha_tox", "beta_tox")
-    stats_dtypes_shapes: ClassVar[dict] = {}
+    stats_dtypes_shapes: ClassVar[dict] = {
+        "toxicity_slice_evals": (kernels.SWEEP_STATS["toxicity_slice_evals"], [])
+    }
 
     def move(self, theta, x, tox, eff):
-        """Draw the toxicity coefficients."""
-        kernels.draw_toxicity_coefficients(
+        """Run the toxicity block."""
+        evals = kernels.toxicity_block(
             self.rng,
             theta,
             x,
+            tox,
+            eff,
             self.latent.z_tox,
             self.latent.z_eff,
             self.layout.prior,
             self.variant,
         )
-        return {}
+        return {"toxicity_slice_evals": int(evals)}
 
 
 class EfficacyCoefficientsGibbs(JointProbitStep):
-    """Exact draw of ``(alpha_eff, beta_eff, gamma_eff)`` given the latent pairs."""
+    """Efficacy block: slice with ``Z_E`` integrated out, ``Z_E | Z_T``, then the normal draw."""
 
     name = "joint_probit_efficacy"
     updates = ("alpha_eff", "beta_eff", "gamma_eff")
-    stats_dtypes_shapes: ClassVar[dict] = {}
+    stats_dtypes_shapes: ClassVar[dict] = {
+        "efficacy_slice_evals": (kernels.SWEEP_STATS["efficacy_slice_evals"], [])
+    }
 
     def move(self, theta, x, tox, eff):
-        """Draw the efficacy coefficients."""
-        kernels.draw_efficacy_coefficients(
+        """Run the efficacy block."""
+        evals = kernels.efficacy_block(
             self.rng,
             theta,
             x,
+            tox,
+            eff,
             self.latent.z_tox,
             self.latent.z_eff,
             self.layout.prior,
             self.variant,
         )
-        return {}
+        return {"efficacy_slice_evals": int(evals)}
 
 
 def joint_probit_steps(

@@ -128,37 +128,62 @@ def _slice_chain(move, n=3000, thin=3):
 
 
 def test_rho_slice_targets_the_collapsed_conditional(state):
-    theta, x, _, eff, z_tox, _, prior = state
+    theta, x, tox, eff, z_tox, z_eff, prior = state
     grid = np.linspace(-0.999, 0.999, 4001)
     cdf = _cdf_on_grid(grid, _collapsed_log_density(theta, x, eff, z_tox, prior, rho=grid))
     work = theta.copy()
     rng = np.random.default_rng(2)
 
     def move():
-        kernels.draw_rho(rng, work, x, eff, z_tox, prior)
+        kernels.draw_rho(rng, work, x, tox, eff, z_tox, z_eff, prior)
         return work[kernels.RHO]
 
     assert stats.kstest(_slice_chain(move), lambda v: np.interp(v, grid, cdf)).pvalue > 1e-3
 
 
 def test_threshold_slice_targets_the_collapsed_conditional(state):
-    theta, x, _, eff, z_tox, _, prior = state
+    theta, x, tox, eff, z_tox, z_eff, prior = state
     grid = np.linspace(1e-3, 6.0, 6001)
     cdf = _cdf_on_grid(grid, _collapsed_log_density(theta, x, eff, z_tox, prior, threshold=grid))
     work = theta.copy()
     rng = np.random.default_rng(3)
 
     def move():
-        kernels.draw_threshold(rng, work, x, eff, z_tox, prior, kernels.CORRECT)
+        kernels.draw_threshold(rng, work, x, tox, eff, z_tox, z_eff, prior, kernels.CORRECT)
         return work[kernels.THRESHOLD]
 
     assert stats.kstest(_slice_chain(move), lambda v: np.interp(v, grid, cdf)).pvalue > 1e-3
 
     def broken():
-        kernels.draw_threshold(rng, work, x, eff, z_tox, prior, kernels.JACOBIAN_BUG)
+        kernels.draw_threshold(rng, work, x, tox, eff, z_tox, z_eff, prior, kernels.JACOBIAN_BUG)
         return work[kernels.THRESHOLD]
 
     assert stats.kstest(_slice_chain(broken), lambda v: np.interp(v, grid, cdf)).pvalue < 1e-3
+
+
+def test_toxicity_slices_target_the_collapsed_conditional(state):
+    """alpha_T | beta_T, Z_E with Z_T integrated out: prod Phi(+-(mu_T + rho v) / s) x prior."""
+    theta, x, tox, eff, z_tox, z_eff, prior = state
+    rho = theta[kernels.RHO]
+    mu_e = theta[kernels.ALPHA_EFF] + theta[kernels.BETA_EFF] * x + theta[kernels.GAMMA_EFF] * x**2
+    grid = np.linspace(-6.0, 6.0, 4001)
+    mean_t = grid[:, None] + theta[kernels.BETA_TOX] * x + rho * (z_eff - mu_e)
+    signed = np.where(tox == 1, 1.0, -1.0) * mean_t / np.sqrt(1 - rho**2)
+    log_density = stats.norm.logcdf(signed).sum(axis=1) + stats.norm.logpdf(
+        grid, prior[kernels.ALPHA_TOX], prior[kernels.N_COEF + kernels.ALPHA_TOX]
+    )
+    cdf = _cdf_on_grid(grid, log_density)
+    work = theta.copy()
+    rng = np.random.default_rng(9)
+
+    def move():
+        value, _ = kernels.slice_update(
+            rng, 3, work[kernels.ALPHA_TOX], 1.0, work, x, tox, eff, z_tox, z_eff, prior
+        )
+        work[kernels.ALPHA_TOX] = value
+        return value
+
+    assert stats.kstest(_slice_chain(move), lambda v: np.interp(v, grid, cdf)).pvalue > 1e-3
 
 
 # ---------------------------------------------------------------- coefficients
@@ -291,19 +316,19 @@ def test_engines_agree_with_nuts():
 
 def _sbc(n_reps, seed, variant=kernels.CORRECT, engine="kernel"):
     return joint_probit_sbc(
-        MODEL, SBC_DOSES, engine=engine, n_reps=n_reps, random_seed=seed, variant=variant
+        MODEL, SBC_DOSES, engine=engine, n_reps=n_reps, random_seed=seed, variant=variant, tune=100
     )
 
 
 def test_kernel_sbc_quick():
-    result = _sbc(200, 100)
+    result = _sbc(100, 100)
     assert result.n_draws == 99
     p = result.p_values(bins=10)
     assert min(p.values()) > ALPHA / len(p), p
 
 
 def test_kernel_sbc_quick_rejects_the_jacobian_bug():
-    p = _sbc(300, 100, kernels.JACOBIAN_BUG).p_values(bins=10)
+    p = _sbc(150, 100, kernels.JACOBIAN_BUG).p_values(bins=10)
     assert p["threshold"] < ALPHA, p
 
 
