@@ -1,0 +1,313 @@
+"""Seed 003's comparison study (Section 5.2): LSE (lambda 0 and 1), BO, CRM and BOIN.
+
+Five doses, 12 cohorts of 3 (36 patients), start at the lowest dose, the 20 scenarios of
+Table 1 (:mod:`dosezoo.lse_scenarios`; target 0.2 for 1-10, 0.3 for 11-20), 2000 trials each
+by default. Designs:
+
+- ``LSE_lambda0``, ``LSE_lambda1``: :func:`dosezoo.designs.lse.lse_design` (two-stage, BOIN
+  until 2 DLTs, misclassification acquisition with overdose weight lambda);
+- ``BO``: :func:`dosezoo.designs.lse.bo_design` (same two stages, expected improvement);
+- ``CRM``: empiric model, Lee and Cheung skeleton (prior MTD at dose 3, half-width 0.05),
+  prior variance 1.34, posterior-mean estimates, no skipping up or down, safety stop with the
+  same cut-off as the GP designs (0.9);
+- ``BOIN``: Liu and Yuan's defaults with the R package's extra-safe stop.
+
+Every design uses the same ``random_seed`` per scenario, so trial ``t`` gives its patients
+the same latent tolerances under every design (common random numbers).
+
+Metrics (percent, with Monte Carlo SEs): PCS (correct selection), PCA (patients at the MTD),
+POS (selection above the MTD), POA (patients above the MTD), pDLT (DLTs); allocation metrics
+over the planned 36 patients (the paper's convention) in the CSV, and also over the patients
+treated in the markdown.
+
+Writes ``benchmarks/results/lse_comparison.csv`` (columns scenario, design, PCS, PCA, POS,
+POA, pDLT and their ``*_se``), ``.md`` and ``.json`` (``wall_seconds``, ``cores`` and the
+measured seconds per trial of each design). Per-cell netCDF files in
+``benchmarks/results/lse_runs/`` (not committed) make an interrupted run resume (simulate's
+``path=``). ``--lambda-sensitivity`` runs Section 5.2.3 (lambda in 0, 0.25, ..., 1.25) on
+``--sensitivity-scenarios`` and writes ``lse_lambda_sensitivity.csv`` / ``.md``.
+
+Usage: ``python benchmarks/lse_comparison.py --trials 2000 --jobs 2``.
+"""
+
+import os
+
+# One BLAS thread: the GP designs multiply small matrices, and threads only contend (the
+# variables must be set before numpy is imported).
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dosezoo.designs.boin import BOINDesign  # noqa: E402
+from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
+from dosezoo.lse_scenarios import (  # noqa: E402
+    SEED003_DOSE_LEVELS,
+    SEED003_SCENARIOS,
+    seed003_scenario,
+    seed003_target,
+)
+from dosezoo.simulate import operating_characteristics, simulate  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+RUNS = RESULTS / "lse_runs"
+SEED = 3003
+DESIGNS = ("LSE_lambda0", "LSE_lambda1", "BO", "CRM", "BOIN")
+#: Metric name in the table -> per-trial variable of BinaryToxicityScenario.
+PLANNED = {
+    "PCS": "correct_selection",
+    "PCA": "n_at_mtd_over_planned",
+    "POS": "overdose_selection",
+    "POA": "n_overdosed_over_planned",
+    "pDLT": "dlt_over_planned",
+}
+TREATED = {
+    "PCA_treated": "n_at_mtd_fraction",
+    "POA_treated": "n_overdosed_fraction",
+    "pDLT_treated": "dlt_rate",
+    "no_selection": "no_selection",
+}
+SENSITIVITY_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+SAFETY_CUTOFF = 0.9
+#: MCMC settings of the GP designs (one chain); --draws / --tune change them. Half the
+#: designs' defaults (1000 / 200): the kernel's ESS is about 0.9 per draw, so P(p_k < phi)
+#: carries a Monte Carlo SE of at most 0.025, and the study fits the 30-minute budget.
+MCMC = {"draws": 500, "tune": 100}
+
+
+def crm_design(target: float):
+    """Return the CRM arm of Appendix C.1, or None when dosezoo's CRM is not available."""
+    try:
+        from dosezoo.designs.crm import CRMDesign
+        from dosezoo.models.crm import CRM, crm_skeleton
+    except ImportError:
+        return None
+    skeleton = crm_skeleton(target, 0.05, 3, len(SEED003_DOSE_LEVELS))
+    model = CRM(skeleton, target, model="empiric", dose_levels=SEED003_DOSE_LEVELS)
+    return CRMDesign(
+        model,
+        cohort_size=3,
+        sample_size=36,
+        estimate="mean",
+        max_step_up=1,
+        max_step_down=1,
+        safety_cutoff=SAFETY_CUTOFF,
+    )
+
+
+def make_design(name: str, target: float):
+    """Return the design called ``name`` for a trial with this target."""
+    levels = SEED003_DOSE_LEVELS
+    if name.startswith("LSE_lambda"):
+        weight = float(name.removeprefix("LSE_lambda"))
+        return lse_design(target, levels, overdose_weight=weight, random_seed=SEED, **MCMC)
+    if name == "BO":
+        return bo_design(target, levels, random_seed=SEED, **MCMC)
+    if name == "CRM":
+        return crm_design(target)
+    if name == "BOIN":
+        return BOINDesign(target, levels, cohort_size=3, sample_size=36, extra_safe=True)
+    raise ValueError(f"unknown design {name!r}")
+
+
+def summarise(results, metrics: dict[str, str]) -> dict[str, float]:
+    """Means (percent) and their Monte Carlo SEs of per-trial metrics."""
+    summary = operating_characteristics(results).sel(metric=list(metrics.values()))
+    row = {}
+    for name, variable in metrics.items():
+        values = summary.sel(metric=variable)
+        row[name] = 100 * float(values["mean"])
+        row[f"{name}_se"] = 100 * float(values["mcse_mean"])
+    return row
+
+
+def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[dict, float]:
+    """Simulate one (design, scenario) cell; return its row and the seconds it took."""
+    design = make_design(design_name, seed003_target(scenario))
+    started = time.perf_counter()
+    results = simulate(
+        design,
+        seed003_scenario(scenario),
+        trials,
+        random_seed=SEED + scenario,
+        n_jobs=jobs,
+        # few, large batches: each saved batch is a netCDF write in this process
+        batch_size=max(1, min(500, -(-trials // (2 * jobs)))),
+        path=RUNS / f"{design_name}_s{scenario:02d}_n{trials}_d{MCMC['draws']}t{MCMC['tune']}.nc",
+        progress=False,
+    )
+    elapsed = time.perf_counter() - started
+    row = {"scenario": scenario, "design": design_name}
+    row |= summarise(results, PLANNED)
+    row |= summarise(results, TREATED)
+    return row, elapsed
+
+
+def _cell_text(table: pd.DataFrame, metric: str) -> pd.Series:
+    return (
+        table[metric].map("{:.1f}".format) + " (" + table[f"{metric}_se"].map("{:.1f}".format) + ")"
+    )
+
+
+def markdown(table: pd.DataFrame, header: str) -> str:
+    """Wide markdown tables: one per metric, scenarios as rows, designs as columns."""
+    parts = [header]
+    for metric in (*PLANNED, *TREATED):
+        wide = (
+            table.assign(cell=_cell_text(table, metric))
+            .pivot(index="scenario", columns="design", values="cell")
+            .reindex(columns=[d for d in DESIGNS if d in set(table["design"])])
+        )
+        parts.append(f"\n### {metric} (%)\n")
+        parts.append("| scenario | " + " | ".join(wide.columns) + " |")
+        parts.append("|---" * (len(wide.columns) + 1) + "|")
+        for scenario, values in wide.iterrows():
+            parts.append(f"| {scenario} | " + " | ".join(values) + " |")
+    return "\n".join(parts) + "\n"
+
+
+def claims(table: pd.DataFrame) -> list[str]:
+    """Seed 003's qualitative claims (Sections 5.2.1-5.2.2), counted on this table."""
+    pivot = {m: table.pivot(index="scenario", columns="design", values=m) for m in PLANNED}
+    lines = []
+    designs = [d for d in DESIGNS if d in pivot["PCS"].columns]
+    if "LSE_lambda1" in designs:
+        best = (pivot["PCS"][designs].idxmax(axis=1) == "LSE_lambda1").sum()
+        lines.append(
+            f"- LSE (lambda 1) has the highest PCS in {best} of {len(pivot['PCS'])} scenarios."
+        )
+    if {"LSE_lambda0", "LSE_lambda1"} <= set(designs):
+        lower = (pivot["POA"]["LSE_lambda1"] < pivot["POA"]["LSE_lambda0"]).sum()
+        lines.append(
+            f"- lambda 1 allocates fewer patients above the MTD than lambda 0 in {lower} scenarios."
+        )
+    if "CRM" in designs:
+        worst = (pivot["POA"][designs].idxmax(axis=1) == "CRM").sum()
+        lines.append(f"- CRM has the highest POA in {worst} scenarios.")
+    if "BOIN" in designs:
+        low = (pivot["POS"][designs].idxmin(axis=1) == "BOIN").sum()
+        lines.append(f"- BOIN has the lowest POS in {low} scenarios.")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=2000, help="trials per cell")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--scenarios", type=str, default="1-20", help="e.g. '1-20' or '1,5,13'")
+    parser.add_argument("--designs", type=str, default=",".join(DESIGNS))
+    parser.add_argument("--lambda-sensitivity", action="store_true")
+    parser.add_argument("--sensitivity-scenarios", type=str, default="1,4,5,8,11,14,15,18")
+    parser.add_argument("--draws", type=int, default=MCMC["draws"], help="GP draws per fit")
+    parser.add_argument("--tune", type=int, default=MCMC["tune"], help="GP burn-in per fit")
+    parser.add_argument(
+        "--output", type=str, default="lse_comparison", help="file stem in benchmarks/results"
+    )
+    args = parser.parse_args()
+    scenarios = parse_scenarios(args.scenarios)
+    MCMC.update(draws=args.draws, tune=args.tune)
+    designs = [name for name in args.designs.split(",") if name]
+    RUNS.mkdir(parents=True, exist_ok=True)
+
+    if "CRM" in designs and crm_design(0.2) is None:
+        print("CRM arm skipped: dosezoo.designs.crm / dosezoo.models.crm are not available")
+        designs.remove("CRM")
+
+    rows, seconds, started = [], {}, time.perf_counter()
+    for design_name in designs:
+        for scenario in scenarios:
+            row, elapsed = run_cell(design_name, scenario, args.trials, args.jobs)
+            rows.append(row)
+            seconds[design_name] = seconds.get(design_name, 0.0) + elapsed
+            print(
+                f"{design_name:12s} scenario {scenario:2d}: PCS {row['PCS']:5.1f} "
+                f"POA {row['POA']:5.1f}  ({elapsed:.1f} s)",
+                flush=True,
+            )
+    wall = time.perf_counter() - started
+    table = pd.DataFrame(rows)
+    columns = ["scenario", "design"] + [c for m in PLANNED for c in (m, f"{m}_se")]
+    command = (
+        f"python benchmarks/lse_comparison.py --trials {args.trials} --jobs {args.jobs} "
+        f"--scenarios {args.scenarios} --draws {args.draws} --tune {args.tune}"
+    )
+    table[columns].to_csv(RESULTS / f"{args.output}.csv", index=False, float_format="%.4g")
+    header = (
+        f"# Seed 003 comparison study\n\nMeans in percent (Monte Carlo SE) over {args.trials} "
+        f"trials per cell; made by `{command}` in {wall:.0f} s on {args.jobs} worker(s).\n"
+        "PCA, POA and pDLT are over the planned 36 patients; the `_treated` tables are over "
+        "the patients treated; `no_selection` is the percentage of trials with no MTD.\n\n"
+        "Seed 003's qualitative claims counted on this table:\n\n" + "\n".join(claims(table))
+    )
+    (RESULTS / f"{args.output}.md").write_text(markdown(table, header))
+    n_trials = args.trials * len(scenarios)
+    record = {
+        "wall_seconds": round(wall, 1),
+        "cores": args.jobs,
+        "trials_per_cell": args.trials,
+        "scenarios": scenarios,
+        "designs": designs,
+        "seconds_per_trial": {name: s * args.jobs / n_trials for name, s in seconds.items()},
+        "command": command,
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+    if args.lambda_sensitivity:
+        sensitivity(parse_scenarios(args.sensitivity_scenarios), args.trials, args.jobs)
+
+
+def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
+    """Section 5.2.3: the LSE design for lambda in 0, 0.25, ..., 1.25."""
+    rows = []
+    started = time.perf_counter()
+    for weight in SENSITIVITY_LAMBDAS:
+        for scenario in scenarios:
+            row, _ = run_cell(f"LSE_lambda{weight:g}", scenario, trials, jobs)
+            rows.append(row | {"lambda": weight})
+    wall = time.perf_counter() - started
+    table = pd.DataFrame(rows)
+    table.to_csv(RESULTS / "lse_lambda_sensitivity.csv", index=False, float_format="%.4g")
+    lines = [
+        f"# LSE lambda sensitivity (seed 003, 5.2.3)\n\n{trials} trials per cell, "
+        f"{wall:.0f} s on {jobs} worker(s). Percent (Monte Carlo SE).\n"
+    ]
+    for metric in PLANNED:
+        wide = table.assign(cell=_cell_text(table, metric)).pivot(
+            index="scenario", columns="lambda", values="cell"
+        )
+        lines.append(f"\n### {metric}\n")
+        lines.append("| scenario | " + " | ".join(f"lambda {c:g}" for c in wide.columns) + " |")
+        lines.append("|---" * (len(wide.columns) + 1) + "|")
+        lines += [f"| {s} | " + " | ".join(v) + " |" for s, v in wide.iterrows()]
+    (RESULTS / "lse_lambda_sensitivity.md").write_text("\n".join(lines) + "\n")
+
+
+def parse_scenarios(text: str) -> list[int]:
+    """'1-20' or '1,5,13' -> scenario numbers, each checked against Table 1."""
+    numbers: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            low, high = (int(v) for v in part.split("-"))
+            numbers += list(range(low, high + 1))
+        elif part:
+            numbers.append(int(part))
+    unknown = [n for n in numbers if n not in SEED003_SCENARIOS]
+    if unknown:
+        raise SystemExit(f"--scenarios: unknown scenario(s) {unknown}; Table 1 has 1..20")
+    return numbers
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -1,0 +1,54 @@
+"""The 20 toxicity scenarios of seed 003's comparison study (Section 5.2, Table 1).
+
+Five dose levels; the target DLT rate is 0.2 in scenarios 1-10 and 0.3 in scenarios 11-20
+(following Yan et al. 2017). The true MTD of each scenario is the level whose rate is closest
+to the target (:class:`dosezoo.binary_scenarios.BinaryToxicityScenario`).
+"""
+
+from dosezoo.binary_scenarios import BinaryToxicityScenario
+
+__all__ = ["SEED003_DOSE_LEVELS", "SEED003_SCENARIOS", "seed003_scenario", "seed003_target"]
+
+#: Dose levels 1..5 (the designs only use their order).
+SEED003_DOSE_LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
+
+#: True DLT probabilities per level, keyed by scenario number (Table 1 of seed 003).
+SEED003_SCENARIOS: dict[int, tuple[float, ...]] = {
+    1: (0.20, 0.26, 0.40, 0.45, 0.46),
+    2: (0.20, 0.29, 0.35, 0.35, 0.58),
+    3: (0.10, 0.20, 0.25, 0.35, 0.40),
+    4: (0.08, 0.20, 0.30, 0.45, 0.65),
+    5: (0.04, 0.06, 0.20, 0.32, 0.50),
+    6: (0.01, 0.10, 0.20, 0.26, 0.35),
+    7: (0.05, 0.06, 0.07, 0.20, 0.31),
+    8: (0.02, 0.04, 0.10, 0.20, 0.25),
+    9: (0.01, 0.02, 0.07, 0.08, 0.20),
+    10: (0.01, 0.02, 0.03, 0.04, 0.20),
+    11: (0.30, 0.36, 0.42, 0.45, 0.46),
+    12: (0.30, 0.40, 0.55, 0.60, 0.70),
+    13: (0.08, 0.30, 0.38, 0.42, 0.52),
+    14: (0.13, 0.30, 0.42, 0.50, 0.80),
+    15: (0.04, 0.07, 0.30, 0.35, 0.42),
+    16: (0.01, 0.12, 0.30, 0.41, 0.55),
+    17: (0.06, 0.07, 0.12, 0.30, 0.40),
+    18: (0.02, 0.05, 0.16, 0.30, 0.36),
+    19: (0.01, 0.02, 0.04, 0.06, 0.30),
+    20: (0.06, 0.07, 0.08, 0.12, 0.30),
+}
+
+
+def seed003_target(number: int) -> float:
+    """Target DLT rate of scenario ``number``: 0.2 for 1-10, 0.3 for 11-20."""
+    if number not in SEED003_SCENARIOS:
+        raise ValueError(f"seed 003 scenario must be one of 1..20, got {number!r}")
+    return 0.2 if number <= 10 else 0.3
+
+
+def seed003_scenario(number: int, *, planned_sample_size: int = 36) -> BinaryToxicityScenario:
+    """Scenario ``number`` of Table 1 as a simulation scenario."""
+    return BinaryToxicityScenario(
+        SEED003_DOSE_LEVELS,
+        SEED003_SCENARIOS[number],
+        seed003_target(number),
+        planned_sample_size=planned_sample_size,
+    )
