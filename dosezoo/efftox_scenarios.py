@@ -1,0 +1,288 @@
+r"""Efficacy-toxicity scenarios: per-dose toxicity and response rates, correlated, with CRN.
+
+:class:`EffToxScenario` is the truth for simulating designs that use binary toxicity and
+ordinal efficacy :math:`E \in \{0, 1, 2\}` (seed 000). Dose level :math:`k` has true toxicity
+probability :math:`p_{T,k}`, response probability :math:`p_{R,k} = P(E \ge 1)` and
+high-response probability :math:`p_{H,k} = P(E = 2) \le p_{R,k}`; toxicity and efficacy of a
+patient are correlated through a latent bivariate normal with correlation :math:`\rho` (the
+data-generating process of the joint probit model, with free per-dose rates).
+
+Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent pair
+:math:`(\epsilon_{T,i}, \epsilon_{E,i})`, standard bivariate normal with correlation
+:math:`\rho`, built from the :math:`i`-th pair of ``rng.standard_normal`` draws of the trial's
+generator; at dose :math:`d` the patient has a DLT iff
+:math:`\epsilon_{T,i} > -\Phi^{-1}(p_T(d))`, a response iff
+:math:`\epsilon_{E,i} > -\Phi^{-1}(p_R(d))` and a high response iff
+:math:`\epsilon_{E,i} > -\Phi^{-1}(p_H(d))`. Trial :math:`t` of two designs simulated with the
+same seed gives its :math:`i`-th patients the same latent pair, so two designs giving them the
+same dose see the same outcome. (A design that records only ``dlt`` sees the same DLTs.)
+
+Target doses (seed 000's criterion): the levels with :math:`p_{T,k}` in ``tox_interval`` and
+:math:`p_{R,k} \ge` ``efficacy_threshold``. A trial selects correctly when it recommends a
+target dose, or recommends nothing when there is none.
+
+Per-trial metrics:
+
+- ``correct_selection``, ``no_selection``, ``selected_<k>`` (0-based level);
+- ``selected_p_tox`` / ``selected_p_response``: true rates of the selected dose (NaN if none);
+- ``n_at_<k>``; ``n_at_target_fraction`` (patients at target doses over treated);
+- ``n_overtoxic_fraction``: patients at doses with :math:`p_T` above the interval, over treated;
+- ``dlt_rate``, ``response_rate``, ``high_response_rate``: over treated;
+- ``stopped_early``, ``n_treated``;
+- ``range_size`` and ``range_has_target`` (1 if the recommended dose range holds a target
+  dose) when the recommendation carries a range (``in_range_<k>`` quantities), NaN otherwise.
+"""
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
+
+import numpy as np
+from scipy.special import ndtri
+
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import level_counts, validate_dose_levels
+from dosezoo.designs.decision import Decision
+
+__all__ = ["EffToxScenario", "standard_efftox_scenarios"]
+
+
+def _probabilities(owner: str, name: str, values: object, size: int) -> tuple[float, ...]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+        raise ValueError(f"{owner}: {name} must be a sequence of probabilities, got {values!r}")
+    out = []
+    for k, value in enumerate(values):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+            raise ValueError(f"{owner}: {name}[{k}] must lie in (0, 1), got {value!r}")
+        out.append(float(value))
+    if len(out) != size:
+        raise ValueError(f"{owner}: {name} has {len(out)} values but dose_levels has {size}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class EffToxScenario:
+    r"""True toxicity, response and high-response rates per dose, and their latent correlation.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        Strictly increasing (those of the designs).
+    p_tox, p_response : sequence of float
+        True ``P(DLT)`` and ``P(E >= 1)`` per level, in (0, 1).
+    p_high_response : sequence of float, optional
+        True ``P(E = 2)`` per level, below ``p_response``; half of it by default.
+    rho : float
+        Latent correlation of toxicity and efficacy in (-1, 1).
+    planned_sample_size : int
+        The designs' planned maximum sample size.
+    tox_interval : tuple of float
+        Target toxicity interval (0.16, 0.33).
+    efficacy_threshold : float
+        Smallest acceptable response rate (0.2).
+    name : str
+        A label (e.g. "plateau").
+
+    Attributes
+    ----------
+    target_levels : tuple of int
+        0-based levels meeting seed 000's criterion.
+    """
+
+    dose_levels: Sequence[float]
+    p_tox: Sequence[float]
+    p_response: Sequence[float]
+    p_high_response: Sequence[float] | None = None
+    _: KW_ONLY
+    rho: float = 0.0
+    planned_sample_size: int
+    tox_interval: tuple[float, float] = (0.16, 0.33)
+    efficacy_threshold: float = 0.2
+    name: str = ""
+    outcomes: tuple[str, ...] = field(default=("dlt", "efficacy"), init=False)
+    target_levels: tuple[int, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Validate the truth, naming the field and value at fault."""
+        owner = "EffToxScenario"
+        levels = validate_dose_levels(owner, self.dose_levels)
+        size = len(levels)
+        p_tox = _probabilities(owner, "p_tox", self.p_tox, size)
+        p_response = _probabilities(owner, "p_response", self.p_response, size)
+        if self.p_high_response is None:
+            p_high = tuple(p / 2 for p in p_response)
+        else:
+            p_high = _probabilities(owner, "p_high_response", self.p_high_response, size)
+        for k, (high, response) in enumerate(zip(p_high, p_response, strict=True)):
+            if not high < response:
+                raise ValueError(
+                    f"{owner}: p_high_response[{k}] = {high!r} must be below p_response[{k}] = "
+                    f"{response!r} (a high response is a response)"
+                )
+        rho = self.rho
+        if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not -1 < rho < 1:
+            raise ValueError(f"{owner}: rho must lie in (-1, 1), got {rho!r}")
+        planned = self.planned_sample_size
+        if isinstance(planned, bool) or not isinstance(planned, numbers.Integral) or planned < 1:
+            raise ValueError(
+                f"{owner}: planned_sample_size must be an integer >= 1, got {planned!r}"
+            )
+        low, high = _probabilities(owner, "tox_interval", self.tox_interval, 2)
+        if not low < high:
+            raise ValueError(f"{owner}: tox_interval must have low < high, got {(low, high)!r}")
+        (threshold,) = _probabilities(owner, "efficacy_threshold", [self.efficacy_threshold], 1)
+        target = tuple(
+            k for k in range(size) if low <= p_tox[k] <= high and p_response[k] >= threshold
+        )
+        for name, value in (
+            ("dose_levels", levels),
+            ("p_tox", p_tox),
+            ("p_response", p_response),
+            ("p_high_response", p_high),
+            ("rho", float(rho)),
+            ("planned_sample_size", int(planned)),
+            ("tox_interval", (low, high)),
+            ("efficacy_threshold", threshold),
+            ("name", str(self.name)),
+            ("target_levels", target),
+        ):
+            object.__setattr__(self, name, value)
+
+    def empty_data(self) -> TrialData:
+        """Return the data of a trial before its first patient."""
+        return TrialData.empty(outcomes=self.outcomes)
+
+    def _levels(self, doses: np.ndarray) -> np.ndarray:
+        doses = np.asarray(doses, dtype=float)
+        levels = np.asarray(self.dose_levels)
+        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
+        off = levels[index] != doses
+        if off.any():
+            raise ValueError(
+                f"EffToxScenario: dose {float(doses[np.argmax(off)])!r} is not one of the dose "
+                f"levels {self.dose_levels}"
+            )
+        return index
+
+    def latent_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` patients' latent pairs (columns toxicity, efficacy), correlation rho."""
+        u = rng.standard_normal((n, 2))
+        return np.column_stack([u[:, 0], self.rho * u[:, 0] + math.sqrt(1 - self.rho**2) * u[:, 1]])
+
+    def outcomes_of(self, doses: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcomes of patients with these latent pairs at these doses."""
+        index = self._levels(doses)
+        p_tox = np.asarray(self.p_tox)[index]
+        p_response = np.asarray(self.p_response)[index]
+        p_high = np.asarray(self.p_high_response)[index]
+        dlt = latent[:, 0] > -ndtri(p_tox)
+        efficacy = (latent[:, 1] > -ndtri(p_response)).astype(np.int64) + (
+            latent[:, 1] > -ndtri(p_high)
+        )
+        return {"dlt": dlt.astype(np.int64), "efficacy": efficacy}
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Outcomes of new patients: one latent pair per patient, in enrolment order."""
+        return self.outcomes_of(doses, self.latent_pairs(len(doses), rng))
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """Score one trial (see the module docstring)."""
+        counts = level_counts(data, self.dose_levels, owner="EffToxScenario")
+        dose = recommendation.next_dose
+        if dose is None:
+            selected = -1
+        elif float(dose) in self.dose_levels:
+            selected = self.dose_levels.index(float(dose))
+        else:
+            raise ValueError(
+                f"EffToxScenario: selected dose {dose!r} is not one of the dose levels "
+                f"{self.dose_levels}"
+            )
+        treated = data.n_patients
+        efficacy = np.asarray(data.column("efficacy")) if treated else np.zeros(0)
+        overtoxic = [k for k, p in enumerate(self.p_tox) if p > self.tox_interval[1]]
+        correct = selected in self.target_levels if self.target_levels else selected < 0
+
+        def per_treated(count: float) -> float:
+            return count / treated if treated else math.nan
+
+        metrics = {
+            "correct_selection": float(correct),
+            "no_selection": float(selected < 0),
+            **{f"selected_{k}": float(selected == k) for k in range(len(self.dose_levels))},
+            "selected_p_tox": self.p_tox[selected] if selected >= 0 else math.nan,
+            "selected_p_response": self.p_response[selected] if selected >= 0 else math.nan,
+            **{f"n_at_{k}": float(n) for k, n in enumerate(counts.n)},
+            "n_at_target_fraction": per_treated(float(counts.n[list(self.target_levels)].sum())),
+            "n_overtoxic_fraction": per_treated(float(counts.n[overtoxic].sum())),
+            "dlt_rate": per_treated(float(counts.y.sum())),
+            "response_rate": per_treated(float(np.sum(efficacy >= 1))),
+            "high_response_rate": per_treated(float(np.sum(efficacy == 2))),
+            "stopped_early": float(treated < self.planned_sample_size),
+            "n_treated": float(treated),
+            "range_size": math.nan,
+            "range_has_target": math.nan,
+        }
+        in_range = [
+            recommendation.quantities.get(f"in_range_{k}") for k in range(len(self.dose_levels))
+        ]
+        if all(v is not None for v in in_range):
+            members = [k for k, v in enumerate(in_range) if v]
+            metrics["range_size"] = float(len(members))
+            metrics["range_has_target"] = float(any(k in self.target_levels for k in members))
+        return metrics
+
+    def describe(self) -> dict[str, float | int | str]:
+        """Flat record of the truth (for simulation results)."""
+
+        def joined(values: Sequence[float]) -> str:
+            return ",".join(f"{v:g}" for v in values)
+
+        return {
+            "name": self.name or "EffToxScenario",
+            "dose_levels": joined(self.dose_levels),
+            "p_tox": joined(self.p_tox),
+            "p_response": joined(self.p_response),
+            "p_high_response": joined(self.p_high_response),
+            "rho": self.rho,
+            "tox_low": self.tox_interval[0],
+            "tox_high": self.tox_interval[1],
+            "efficacy_threshold": self.efficacy_threshold,
+            "target_levels": ",".join(str(k) for k in self.target_levels) or "none",
+            "planned_sample_size": self.planned_sample_size,
+        }
+
+
+def standard_efftox_scenarios(
+    *, planned_sample_size: int = 36, rho: float = 0.3
+) -> dict[str, EffToxScenario]:
+    """Three efficacy shapes on the doses 10, 20, 40, 80, 160 (the study of this package).
+
+    - ``monotone``: efficacy rises with dose; the target dose is also the dose whose toxicity
+      is closest to 0.25 (the MTD of a toxicity-only design), so efficacy adds little;
+    - ``plateau``: efficacy saturates from the third dose; two doses meet the criterion;
+    - ``bell``: efficacy falls at high doses; the MTD (toxicity 0.27) is not efficacious
+      (response 0.15), the target dose is one level below.
+
+    Returns
+    -------
+    dict of str to EffToxScenario
+    """
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    shapes = {
+        "monotone": ((0.02, 0.06, 0.12, 0.22, 0.40), (0.05, 0.10, 0.18, 0.30, 0.45)),
+        "plateau": ((0.04, 0.10, 0.20, 0.32, 0.45), (0.10, 0.40, 0.45, 0.46, 0.46)),
+        "bell": ((0.03, 0.08, 0.18, 0.27, 0.40), (0.12, 0.30, 0.40, 0.15, 0.08)),
+    }
+    return {
+        name: EffToxScenario(
+            levels,
+            p_tox,
+            p_response,
+            rho=rho,
+            planned_sample_size=planned_sample_size,
+            name=name,
+        )
+        for name, (p_tox, p_response) in shapes.items()
+    }

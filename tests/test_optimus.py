@@ -1,0 +1,234 @@
+"""Seed 000's selection rule and the Optimus design: never an excluded or skipped dose."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.special import ndtr
+
+from dosezoo.data import DataError, TrialData
+from dosezoo.designs.optimus import OptimusDesign, OptimusRule, PosteriorRates, decide
+from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
+from dosezoo.efftox_scenarios import standard_efftox_scenarios
+from dosezoo.errors import ConvergenceError
+from dosezoo.models.joint_probit import JointProbit
+from dosezoo.simulate import run_trial
+
+LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+OK = ConvergenceReport(table=pd.DataFrame(), divergences=0, failures=())
+
+
+def rates_from(rng, centre_tox, slope_tox, centre_eff, curvature, n_draws=400) -> PosteriorRates:
+    """Random posterior draws of monotone toxicity and quadratic efficacy curves."""
+    x = np.linspace(-1, 1, len(LEVELS))
+    a = centre_tox + 0.5 * rng.normal(size=(n_draws, 1))
+    b = np.abs(slope_tox + 0.3 * rng.normal(size=(n_draws, 1))) + 1e-3
+    c = centre_eff + 0.5 * rng.normal(size=(n_draws, 1))
+    q = curvature + 0.3 * rng.normal(size=(n_draws, 1))
+    return PosteriorRates(ndtr(a + b * x), ndtr(c + q * x**2), OK)
+
+
+def data_with(levels_given: list[int], rng) -> TrialData:
+    doses = [LEVELS[k] for k in levels_given for _ in range(3)]
+    return TrialData.from_dataframe(
+        pd.DataFrame(
+            {
+                "dose": doses,
+                "dlt": rng.integers(0, 2, len(doses)),
+                "efficacy": rng.integers(0, 3, len(doses)),
+            }
+        )
+    )
+
+
+def _no_skipping(steps: list[int]) -> list[int]:
+    """A realistic path: each cohort at most one level above the highest so far."""
+    path: list[int] = []
+    for step in steps:
+        path.append(min(step, max(path, default=-1) + 1))
+    return path
+
+
+escalations = st.lists(st.integers(0, 4), min_size=1, max_size=8).map(_no_skipping)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=escalations,
+    centre_tox=st.floats(-2.5, 1.0),
+    slope_tox=st.floats(0.0, 2.0),
+    centre_eff=st.floats(-2.0, 1.5),
+    curvature=st.floats(-1.5, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_rule_never_picks_an_excluded_or_skipped_dose(
+    path, centre_tox, slope_tox, centre_eff, curvature, seed
+):
+    rng = np.random.default_rng(seed)
+    rule = OptimusRule(LEVELS, futility_cutoff=0.05)
+    rates = rates_from(rng, centre_tox, slope_tox, centre_eff, curvature)
+    data = data_with(path, rng)
+    summary = rule.summaries(rates)
+    decision = rule.choose(rates, data)
+    if decision.stopped:
+        assert decision.stop_reason.startswith(("safety", "futility"))
+        if decision.stop_reason.startswith("safety"):
+            assert summary["excluded"][0]
+        return
+    level = LEVELS.index(decision.next_dose)
+    assert not summary["excluded"][level]
+    assert level <= max(path) + 1
+    allowed = [k for k in range(len(LEVELS)) if not summary["excluded"][k] and k <= max(path) + 1]
+    # ... and it is the admissible dose with the largest posterior probability of the target.
+    assert summary["p_target"][level] == max(summary["p_target"][k] for k in allowed)
+    assert decision.quantities[f"p_target_{level}"] == summary["p_target"][level]
+
+    final = rule.recommend_from(rates, data)
+    members = [k for k in range(len(LEVELS)) if final.quantities[f"in_range_{k}"]]
+    for k in members:
+        assert k in path and not summary["excluded"][k]
+        assert summary["p_target"][k] >= rule.range_probability
+    if final.stopped:
+        assert not members
+    else:
+        assert LEVELS.index(final.next_dose) in members
+        assert final.quantities["range_lowest_dose"] == LEVELS[min(members)]
+        assert final.quantities["range_highest_dose"] == LEVELS[max(members)]
+
+
+def test_lowest_dose_overdosed_stops_for_safety():
+    rng = np.random.default_rng(1)
+    rates = rates_from(rng, centre_tox=1.5, slope_tox=0.5, centre_eff=0.5, curvature=0.0)
+    decision = OptimusRule(LEVELS).choose(rates, data_with([0], rng))
+    assert decision.stopped and decision.stop_reason.startswith("safety: the lowest dose 10")
+
+
+def test_futility_stop_needs_enough_patients():
+    rng = np.random.default_rng(2)
+    rates = rates_from(rng, centre_tox=-1.0, slope_tox=0.5, centre_eff=-3.0, curvature=0.0)
+    rule = OptimusRule(LEVELS, futility_cutoff=0.1, futility_min_patients=6)
+    assert not rule.choose(rates, data_with([0], rng)).stopped
+    decision = rule.choose(rates, data_with([0, 1], rng))
+    assert decision.stopped and decision.stop_reason.startswith("futility")
+
+
+def test_no_skipping_is_recorded():
+    rng = np.random.default_rng(3)
+    # P(toxicity in the interval) grows with dose and efficacy is good everywhere, so the
+    # unconstrained choice is the top dose; after the lowest dose only the next one is allowed.
+    share = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    p_tox = np.where(np.linspace(0, 1, 400)[:, None] < share, 0.25, 0.05)
+    rates = PosteriorRates(p_tox, np.full((400, 5), 0.5), OK)
+    decision = OptimusRule(LEVELS).choose(rates, data_with([0], rng))
+    assert decision.next_dose == LEVELS[1] and decision.bound_by == ("no_skipping",)
+    assert decision.quantities["p_target_4"] > decision.quantities["p_target_1"]
+
+
+def test_rule_refuses_a_fit_that_failed_convergence():
+    failed = ConvergenceReport(table=pd.DataFrame(), divergences=0, failures=("p_tox: R-hat 1.2",))
+    rates = rates_from(np.random.default_rng(4), -1.0, 1.0, 0.0, 0.0)
+    rates = PosteriorRates(rates.p_tox, rates.p_response, failed)
+    with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
+        OptimusRule(LEVELS).choose(rates, data_with([0], np.random.default_rng(4)))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = TrialData.from_dataframe(
+        pd.DataFrame(
+            {
+                "dose": np.repeat(LEVELS[:3], 3),
+                "dlt": [0, 0, 0, 0, 0, 1, 0, 1, 0],
+                "efficacy": [0, 0, 1, 0, 1, 1, 1, 2, 1],
+            }
+        )
+    )
+    model = JointProbit(LEVELS)
+    return model, data, model.fit(data, engine="kernel", draws=1000, tune=500, random_seed=8)
+
+
+def test_decide_reads_a_fit_and_agrees_with_the_model_deterministic(fitted):
+    _, data, idata = fitted
+    decision = decide(idata, data)
+    target = idata["posterior"]["target_met"].mean(("chain", "draw")).to_numpy()
+    for k in range(len(LEVELS)):
+        assert decision.quantities[f"p_target_{k}"] == pytest.approx(target[k], abs=1e-12)
+    assert set(decision.diagnostics.index) == {"p_tox", "p_response"}
+    assert decision.next_dose in LEVELS[:4]
+
+
+def test_design_conducts_a_trial(fitted):
+    model, data, _ = fitted
+    design = OptimusDesign(model, sample_size=12, draws=400, tune=200)
+    empty = TrialData.empty(outcomes=("dlt", "efficacy"))
+    assert design.next(empty).next_dose == LEVELS[0]
+    first, again = design.next(data), design.next(data)
+    # A deterministic function of the data.
+    assert (first.next_dose, first.quantities) == (again.next_dose, again.quantities)
+    assert first.quantities["refits"] in (0.0, 1.0)
+    full = data.with_cohort(LEVELS[2], dlt=[0, 0, 1], efficacy=[1, 1, 0])
+    assert design.next(full).stop_reason == "sample size reached: 12 of 12"
+    described = design.describe()
+    assert described["name"] == "OptimusDesign" and described["overdose_limit"] == 0.4
+    scenario = standard_efftox_scenarios(planned_sample_size=6)["bell"]
+    record = run_trial(
+        OptimusDesign(model, sample_size=6, draws=300, tune=100), scenario, np.random.default_rng(1)
+    )
+    assert record["n_patients"] == 6
+    assert record["decision_kind"][-1] == "recommend"
+    assert "range_size" in record["metrics"]
+
+
+def test_design_refits_then_refuses():
+    model = JointProbit(LEVELS)
+    impossible = ConvergenceCriteria(min_ess_bulk=10**9)
+    design = OptimusDesign(model, OptimusRule(LEVELS, convergence=impossible), draws=50, tune=20)
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [10.0] * 3, "dlt": [0, 0, 0], "efficacy": [0, 1, 0]})
+    )
+    _, refits = design.posterior(data)
+    assert refits == 1
+    with pytest.raises(ConvergenceError, match="bulk ESS"):
+        design.next(data)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tox_interval": (0.3, 0.2)}, "low < high"),
+        ({"overdose_cutoff": 1.0}, "overdose_cutoff"),
+        ({"futility_cutoff": 0.0}, "futility_cutoff"),
+        ({"futility_min_patients": 0}, "futility_min_patients"),
+        ({"convergence": "strict"}, "ConvergenceCriteria"),
+    ],
+)
+def test_bad_rule_options_name_the_field(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        OptimusRule(LEVELS, **kwargs)
+
+
+def test_bad_design_options_name_the_field():
+    model = JointProbit(LEVELS)
+    with pytest.raises(ValueError, match="start_dose 15"):
+        OptimusDesign(model, start_dose=15.0)
+    with pytest.raises(ValueError, match="differ from the model"):
+        OptimusDesign(model, OptimusRule((10.0, 20.0)))
+    with pytest.raises(ValueError, match="cohort_size 4 exceeds"):
+        OptimusDesign(model, cohort_size=4, sample_size=3)
+    with pytest.raises(ValueError, match="engine must be"):
+        OptimusDesign(model, engine="grid")
+
+
+def test_design_refuses_data_off_the_levels_or_without_efficacy():
+    design = OptimusDesign(JointProbit(LEVELS))
+    off = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [15.0] * 3, "dlt": [0, 0, 0], "efficacy": [0, 1, 0]})
+    )
+    with pytest.raises(
+        DataError, match=r"OptimusDesign: .* dose 15\.0 is not one of the dose levels"
+    ):
+        design.next(off)
+    no_eff = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [0]}))
+    with pytest.raises(DataError, match="needs column 'efficacy'"):
+        design.next(no_eff)
