@@ -38,7 +38,11 @@ for the rest of the trial even when its true rate was a quarter of the target.
 
 Safety stop: the trial stops (no MTD) when the lowest dose has at least ``stop_min_patients``
 (3) patients and :math:`\bar\pi_1 >` ``stop_threshold`` (0.9, BOIN's extra-safe convention).
-With ``stop_threshold <= exclusion_threshold`` the admissible set is never empty.
+The admissible set is empty only when the lowest dose fails (iii), i.e.
+:math:`\bar\pi_1 \ge` ``exclusion_threshold``; with ``stop_threshold <= exclusion_threshold``
+that is the safety stop except at the boundary (:math:`\bar\pi_1` exactly equal to both, or
+fewer than ``stop_min_patients`` at the lowest dose). The trial then stops too, with no MTD:
+no dose may be given (found by the property test of the admissible set).
 
 Final recommendation (step 7 of Section 4.4, :meth:`LSERule.recommend`)
 -----------------------------------------------------------------------
@@ -646,9 +650,16 @@ class TwoStageGPDesign:
 
     # --------------------------------------------------------------- posterior
 
-    def posterior_draws(self, data: TrialData, mean: np.ndarray) -> np.ndarray:
-        """Posterior draws of the DLT probabilities, shape (draws, K), seeded from the data."""
-        n, y = self.model.counts(data)
+    def posterior_draws(
+        self, data: TrialData, mean: np.ndarray, counts: LevelCounts | None = None
+    ) -> np.ndarray:
+        """Posterior draws of the DLT probabilities, shape (draws, K), seeded from the data.
+
+        ``counts`` (``level_counts`` of ``data``) saves recounting when the caller has them.
+        """
+        if counts is None:
+            counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
+        n, y = counts.n.astype(float), counts.y.astype(float)
         seed = self._seed_for(data)
         if self.engine == "kernel":
             raw = self.model.sample_kernel(
@@ -717,12 +728,12 @@ class TwoStageGPDesign:
         return self._stage2(data, counts, end)
 
     def _stage2(self, data: TrialData, counts: LevelCounts, end: int) -> Decision:
-        mean = self.prior_mean(data, end)
-        draws = self.posterior_draws(data, mean)
+        prior_level = self.prior_mtd_level(data, end)
+        mean = self._means[0] if prior_level is None else self._means[prior_level + 1]
+        draws = self.posterior_draws(data, mean, counts)
         below = np.mean(draws < self.target, axis=0)
         above = np.mean(draws > self.target, axis=0)
         quantities: dict[str, float] = {"stage": 2.0}
-        prior_level = self.prior_mtd_level(data, end)
         quantities["prior_mtd_level"] = math.nan if prior_level is None else float(prior_level)
         quantities |= {f"pi_below_{k}": float(v) for k, v in enumerate(below)}
         quantities |= {f"p_above_{k}": float(v) for k, v in enumerate(above)}
@@ -733,9 +744,14 @@ class TwoStageGPDesign:
         values = self.rule.acquisition_values(draws, counts)
         quantities |= {f"acquisition_{k}": float(v) for k, v in enumerate(values)}
         quantities |= {f"admissible_{k}": float(v) for k, v in enumerate(allowed)}
-        if not allowed.any():  # only when stop_threshold's patient minimum is not met yet
+        if not allowed.any():  # even the lowest dose fails (iii): no dose may be given
             return Decision(
-                self.dose_levels[0], bound_by=("admissible_empty",), quantities=quantities
+                None,
+                stop_reason=(
+                    f"no admissible dose: P(p > {self.target:g}) = {above[0]:.3f} >= "
+                    f"{self.admissible.exclusion_threshold:g} at the lowest dose"
+                ),
+                quantities=quantities,
             )
         level = int(np.flatnonzero(allowed)[np.argmax(values[allowed])])
         bound_by = () if allowed.all() or values[level] >= values.max() else ("admissible",)
@@ -756,11 +772,19 @@ class TwoStageGPDesign:
                 return Decision(None, stop_reason=f"no MTD: stage 1 (BOIN): {stage1.stop_reason}")
             end = data.n_patients
         mean = self.prior_mean(data, end)
-        draws = self.posterior_draws(data, mean)
+        draws = self.posterior_draws(data, mean, counts)
         above = np.mean(draws > self.target, axis=0)
         reason = self._safety(above, counts)
         if reason:
             return Decision(None, stop_reason=f"no MTD: {reason}")
+        if above[0] >= self.admissible.exclusion_threshold:
+            return Decision(
+                None,
+                stop_reason=(
+                    f"no MTD: no admissible dose, P(p > {self.target:g}) = {above[0]:.3f} >= "
+                    f"{self.admissible.exclusion_threshold:g} at the lowest dose"
+                ),
+            )
         level, quantities = self.rule.recommend(draws, counts)
         quantities = {
             **quantities,

@@ -208,6 +208,16 @@ def test_decisions_are_deterministic_functions_of_the_data(design):
     assert other_seed.quantities["pi_below_0"] != first.quantities["pi_below_0"]
 
 
+def test_no_admissible_dose_stops_the_trial():
+    """Found by the property test: P(p_1 > phi) equal to both thresholds left no dose."""
+    design = lse_design(TARGET, LEVELS, overdose_weight=0.0, draws=300, tune=50)
+    data = _data([1.0, 1.0, 1.0, 2.0, 2.0, 2.0], [0, 1, 1, 1, 0, 1])
+    decision = design.next(data)
+    assert decision.quantities["p_above_0"] == pytest.approx(0.9)
+    assert decision.stopped and "no admissible dose" in decision.stop_reason
+    assert design.recommend(data).stopped
+
+
 def test_safety_stop_at_the_lowest_dose(design):
     data = _data([1.0] * 6, [1, 1, 0, 1, 1, 1])
     decision = design.next(data)
@@ -241,8 +251,10 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     current = LEVELS.index(doses[-1])
     q = decision.quantities
     assert q["stage"] == 2.0
-    if decision.stopped:
-        assert q["p_above_0"] > design.stop_threshold
+    if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
+        assert q["p_above_0"] > design.stop_threshold or (
+            q["p_above_0"] >= design.admissible.exclusion_threshold
+        )
         return
     level = LEVELS.index(decision.next_dose)
     assert level <= current + 1  # never more than one level above the current dose
