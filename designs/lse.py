@@ -89,7 +89,7 @@ from dosezoo.data import TrialData
 from dosezoo.designs.boin import BOINDesign
 from dosezoo.designs.decision import Decision
 from dosezoo.levels import LevelCounts, level_counts, positive_int, real_number
-from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean
+from dosezoo.models.latent_gp import LatentGP, effective_sample_size, quantile_prior_mean
 
 __all__ = [
     "AdmissibleSet",
@@ -109,6 +109,8 @@ _P_CLIP = 1e-12
 _GRID_POINTS = 201
 #: Stage-1 histories whose prior MTD level a design remembers.
 _CACHE_SIZE = 4096
+#: Refits with doubled draws before a design refuses a fit whose ESS is too small.
+_MAX_REFITS = 2
 
 
 def _probability(owner: str, name: str, value: object, *, closed: bool = False) -> float:
@@ -496,6 +498,11 @@ class TwoStageGPDesign:
         Posterior engine; the kernel (one chain) is the only one fast enough to simulate.
     draws, tune : int
         Kept draws and burn-in of the one chain (1000, 200).
+    min_ess : float or None
+        Smallest acceptable effective sample size of the draws of each :math:`p_k` (100);
+        below it the fit is redone with more draws; a fit still below it is refused and the
+        trial stops, saying so (see :meth:`posterior`).
+        None: no check.
     random_seed : int
         Base seed; each fit's seed is derived from it and the data.
     """
@@ -521,6 +528,7 @@ class TwoStageGPDesign:
     engine: Literal["kernel", "pymc", "nuts"] = "kernel"
     draws: int = 1000
     tune: int = 200
+    min_ess: float | None = 100.0
     random_seed: int = 0
     model: LatentGP = field(init=False, repr=False)
     boin: BOINDesign = field(init=False, repr=False)
@@ -555,6 +563,11 @@ class TwoStageGPDesign:
                 f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
                 f"{self.sample_size!r}"
             )
+        if self.min_ess is not None:
+            min_ess = real_number(owner, "min_ess", self.min_ess)
+            if min_ess <= 0:
+                raise ValueError(f"{owner}: min_ess must be > 0 or None, got {self.min_ess!r}")
+            values["min_ess"] = min_ess
         stop = _probability(owner, "stop_threshold", self.stop_threshold)
         if stop > self.admissible.exclusion_threshold:
             raise ValueError(
@@ -656,14 +669,61 @@ class TwoStageGPDesign:
         """Posterior draws of the DLT probabilities, shape (draws, K), seeded from the data.
 
         ``counts`` (``level_counts`` of ``data``) saves recounting when the caller has them.
+        The draws pass the convergence check of :meth:`posterior`.
+        """
+        return self.posterior(data, mean, counts)[0]
+
+    def posterior(
+        self,
+        data: TrialData,
+        mean: np.ndarray,
+        counts: LevelCounts | None = None,
+        *,
+        checked_levels: int | None = None,
+    ) -> tuple[np.ndarray, float]:
+        """Posterior draws of the DLT probabilities and their smallest effective sample size.
+
+        The ESS is checked over the lowest ``checked_levels`` doses (all by default): the
+        doses a decision depends on. Untried doses far above the data are prior-dominated
+        and mix slowest, and no decision reads them. When the smallest ESS is below
+        ``min_ess``, the chain is rerun with twice the draws (at most ``_MAX_REFITS`` times,
+        seeded from the data as before). The caller refuses to act on draws whose ESS is still
+        too small (:meth:`next` and :meth:`recommend` then stop, saying so).
         """
         if counts is None:
             counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
         n, y = counts.n.astype(float), counts.y.astype(float)
         seed = self._seed_for(data)
+        draws = self.draws
+        for attempt in range(_MAX_REFITS + 1):
+            p = self._sample(data, mean, n, y, draws, seed + attempt)
+            ess = float(effective_sample_size(p[:, :checked_levels]).min())
+            if not self._poor_fit(ess):
+                break
+            draws *= 2
+        return p, ess
+
+    def _poor_fit(self, ess: float) -> bool:
+        return self.min_ess is not None and ess < self.min_ess
+
+    def _refusal(self, ess: float) -> str:
+        return (
+            f"fit refused: ESS {ess:.0f} < min_ess {self.min_ess:g} after {_MAX_REFITS} refits "
+            f"with more draws"
+        )
+
+    def _sample(
+        self,
+        data: TrialData,
+        mean: np.ndarray,
+        n: np.ndarray,
+        y: np.ndarray,
+        draws: int,
+        seed: int,
+    ) -> np.ndarray:
         if self.engine == "kernel":
             raw = self.model.sample_kernel(
-                n, y, draws=self.draws, tune=self.tune, chains=1, random_seed=seed, mean=mean
+                n, y, draws=draws, tune=self.tune, chains=1, random_seed=seed, mean=mean
             )
             return raw["p_dlt"][0]
         model = LatentGP(
@@ -674,7 +734,7 @@ class TwoStageGPDesign:
             sigma_f_range=self.model.sigma_f_range,
         )
         idata = model.fit(
-            data, engine=self.engine, draws=self.draws, tune=self.tune, chains=1, random_seed=seed
+            data, engine=self.engine, draws=draws, tune=self.tune, chains=1, random_seed=seed
         )
         return idata["posterior"]["p_dlt"].values[0]
 
@@ -730,10 +790,13 @@ class TwoStageGPDesign:
     def _stage2(self, data: TrialData, counts: LevelCounts, end: int) -> Decision:
         prior_level = self.prior_mtd_level(data, end)
         mean = self._means[0] if prior_level is None else self._means[prior_level + 1]
-        draws = self.posterior_draws(data, mean, counts)
+        # the decision reads the lowest dose (safety stop) and doses up to one above the current
+        draws, ess = self.posterior(data, mean, counts, checked_levels=counts.current + 2)
         below = np.mean(draws < self.target, axis=0)
         above = np.mean(draws > self.target, axis=0)
-        quantities: dict[str, float] = {"stage": 2.0}
+        quantities: dict[str, float] = {"stage": 2.0, "ess_min": ess}
+        if self._poor_fit(ess):
+            return Decision(None, stop_reason=self._refusal(ess), quantities=quantities)
         quantities["prior_mtd_level"] = math.nan if prior_level is None else float(prior_level)
         quantities |= {f"pi_below_{k}": float(v) for k, v in enumerate(below)}
         quantities |= {f"p_above_{k}": float(v) for k, v in enumerate(above)}
@@ -772,7 +835,11 @@ class TwoStageGPDesign:
                 return Decision(None, stop_reason=f"no MTD: stage 1 (BOIN): {stage1.stop_reason}")
             end = data.n_patients
         mean = self.prior_mean(data, end)
-        draws = self.posterior_draws(data, mean, counts)
+        # the recommendation reads the tried doses and the one above the highest of them
+        highest = int(np.flatnonzero(counts.n > 0)[-1])
+        draws, ess = self.posterior(data, mean, counts, checked_levels=highest + 2)
+        if self._poor_fit(ess):
+            return Decision(None, stop_reason=f"no MTD: {self._refusal(ess)}")
         above = np.mean(draws > self.target, axis=0)
         reason = self._safety(above, counts)
         if reason:
@@ -820,6 +887,7 @@ class TwoStageGPDesign:
             "engine": self.engine,
             "draws": self.draws,
             "tune": self.tune,
+            "min_ess": self.min_ess,
             "random_seed": self.random_seed,
         }
 

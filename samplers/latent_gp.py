@@ -5,7 +5,10 @@ Two step methods, thin wrappers around the numba moves of
 
 * :class:`WhitenedEllipticalSlice`: elliptical slice on the whitened latent ``z``
   (``f = m + sigma_f L z``), whose prior is exactly N(0, I);
-* :class:`LogSigmaSlice`: slice move with stepping out on ``log sigma_f`` given ``z``.
+* :class:`LogSigmaCentredSlice`: slice move on ``log sigma_f`` given ``f`` (``z`` rescaled so
+  that ``f`` is unchanged), the centred move;
+* :class:`LogSigmaSlice`: slice move with stepping out on ``log sigma_f`` given ``z``, the
+  non-centred move.
 
 PyMC samples ``z`` (no transform) and ``sigma_f_log__``: the log-normal prior with its
 Jacobian is the normal density of ``log sigma_f``, so the value variable is the kernels'
@@ -84,11 +87,13 @@ class LatentGPStep(BlockedStep):
     ) -> None:
         model = pm.modelcontext(model)
         self.layout = LatentGPLayout(model)
+        names = self.updates.split("+")
         if vars is None:
-            vars = [model[self.updates]]
+            vars = [model[name] for name in names]
         self.vars = get_value_vars_from_user_vars(vars, model)
-        expected = self.layout.z_name if self.updates == "z" else self.layout.t_name
-        if [v.name for v in self.vars] != [expected]:
+        value_names = {"z": self.layout.z_name, "sigma_f": self.layout.t_name}
+        expected = [value_names[name] for name in names]
+        if sorted(v.name for v in self.vars) != sorted(expected):
             raise ValueError(
                 f"{type(self).__name__} updates {self.updates!r}; got {[v.name for v in self.vars]}"
             )
@@ -130,6 +135,22 @@ class WhitenedEllipticalSlice(LatentGPStep):
         return z, t, {"ess_shrinks": int(shrinks)}
 
 
+class LogSigmaCentredSlice(LatentGPStep):
+    """Slice move of ``log sigma_f`` given ``f``; ``z`` is rescaled so ``f`` stays put."""
+
+    name = "latent_gp_sigma_centred_slice"
+    updates = "z+sigma_f"
+    stats_dtypes_shapes: ClassVar[dict] = {"centred_evaluations": (np.int64, [])}
+
+    def move(self, z, t, n, y):
+        """Draw ``log sigma_f`` given ``f``."""
+        layout = self.layout
+        z, t, evaluations = kernels.slice_log_sigma_centred(
+            self.rng, z, t, layout.log_sigma_mu, layout.log_sigma_sd, layout.slice_width
+        )
+        return z, t, {"centred_evaluations": int(evaluations)}
+
+
 class LogSigmaSlice(LatentGPStep):
     """Slice move (stepping out, shrinkage) of ``log sigma_f`` given ``z``."""
 
@@ -156,7 +177,9 @@ class LogSigmaSlice(LatentGPStep):
 
 
 def latent_gp_steps(model: pm.Model | None = None) -> list[LatentGPStep]:
-    """Return the sweep of ``LatentGP.fit(engine="pymc")``: elliptical slice, then slice.
+    """Return the sweep of ``LatentGP.fit(engine="pymc")``, in the kernel's order.
+
+    Elliptical slice on ``z``, centred slice on ``log sigma_f``, non-centred slice on it.
 
     Parameters
     ----------
@@ -168,4 +191,8 @@ def latent_gp_steps(model: pm.Model | None = None) -> list[LatentGPStep]:
     list of LatentGPStep
     """
     model = pm.modelcontext(model)
-    return [WhitenedEllipticalSlice(model=model), LogSigmaSlice(model=model)]
+    return [
+        WhitenedEllipticalSlice(model=model),
+        LogSigmaCentredSlice(model=model),
+        LogSigmaSlice(model=model),
+    ]

@@ -37,6 +37,20 @@ as elliptical slice on :math:`f` with prior :math:`N(m, \sigma_f^2 C)`, whitened
 sampler with stepping out and shrinkage (Neal 2003, Figs 3 and 5) leaves it invariant.
 Updating :math:`\sigma_f` with :math:`z` (not :math:`f`) fixed is the non-centred move: it
 mixes when the data say little about :math:`\sigma_f`, which is the rule in dose finding.
+
+**t given f** (:func:`slice_log_sigma_centred`). The centred move: with :math:`f` fixed,
+:math:`w = L^{-1}(f - m) = e^t z` is fixed and
+:math:`\log p(t \mid f) = -(t - \mu_\sigma)^2 / (2 s_\sigma^2) - K t - |w|^2 e^{-2t} / 2
++ \text{const}` (the density of :math:`f \mid \sigma_f`; the likelihood does not change), the
+same slice sampler moves :math:`t`, and :math:`z` is rescaled to :math:`e^{-t'} w`. When the
+data pull :math:`f` far from the prior mean, the non-centred move alone is slow (moving
+:math:`t` with :math:`z` fixed moves :math:`f`); alternating both moves (interweaving, Yu and
+Meng 2011) keeps :math:`\sigma_f` mixing in both regimes. Measured on 9 patients with 5 DLTs
+at the lowest dose and 6 with 2 at the next (target 0.2), the smallest ESS of :math:`p_k` per
+1200 draws went from 96 to 144-180 with it.
+
+One sweep of :func:`run_chain`: elliptical slice on :math:`z`, centred slice on :math:`t`,
+non-centred slice on :math:`t`.
 """
 
 import math
@@ -198,6 +212,64 @@ def slice_log_sigma(
 
 
 @njit(cache=True)
+def _log_target_t_centred(t: float, norm2: float, size: int, mu: float, sd: float) -> float:
+    return -0.5 * ((t - mu) / sd) ** 2 - size * t - 0.5 * norm2 * math.exp(-2.0 * t)
+
+
+@njit(cache=True)
+def slice_log_sigma_centred(
+    rng: np.random.Generator,
+    z: np.ndarray,
+    log_sigma: float,
+    mu: float,
+    sd: float,
+    width: float,
+) -> tuple[np.ndarray, float, int]:
+    """Slice move of ``t = log sigma_f`` given ``f`` (so ``z`` is rescaled); no likelihood.
+
+    Returns the new ``z`` (``f`` unchanged), the new ``t`` and the number of evaluations.
+    """
+    size = z.size
+    norm2 = 0.0
+    for i in range(size):
+        norm2 += z[i] * z[i]
+    norm2 *= math.exp(2.0 * log_sigma)  # |L^-1 (f - m)|^2
+    threshold = _log_target_t_centred(log_sigma, norm2, size, mu, sd) + math.log(rng.random())
+    left = log_sigma - width * rng.random()
+    right = left + width
+    budget = int(_MAX_STEP_OUT * rng.random())
+    evaluations = 1
+    steps = budget
+    while steps > 0 and _log_target_t_centred(left, norm2, size, mu, sd) > threshold:
+        left -= width
+        steps -= 1
+        evaluations += 1
+    steps = _MAX_STEP_OUT - 1 - budget
+    while steps > 0 and _log_target_t_centred(right, norm2, size, mu, sd) > threshold:
+        right += width
+        steps -= 1
+        evaluations += 1
+    new = log_sigma
+    while True:
+        proposal = rng.uniform(left, right)
+        evaluations += 1
+        if _log_target_t_centred(proposal, norm2, size, mu, sd) > threshold:
+            new = proposal
+            break
+        if proposal < log_sigma:
+            left = proposal
+        else:
+            right = proposal
+        if right - left < 1e-12:
+            break
+    scale = math.exp(log_sigma - new)
+    out = np.empty(size)
+    for i in range(size):
+        out[i] = z[i] * scale
+    return out, new, evaluations
+
+
+@njit(cache=True)
 def run_chain(
     rng: np.random.Generator,
     z0: np.ndarray,
@@ -231,7 +303,9 @@ def run_chain(
     stats = np.empty((draws, 2), dtype=np.int64)
     for it in range(tune + draws):
         z, shrinks = elliptical_slice(rng, z, t, chol, mean, n, y)
+        z, t, centred = slice_log_sigma_centred(rng, z, t, mu, sd, width)
         t, evaluations = slice_log_sigma(rng, z, t, chol, mean, n, y, mu, sd, width)
+        evaluations += centred
         if it >= tune:
             k = it - tune
             z_out[k] = z

@@ -2,6 +2,7 @@
 
 import math
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -13,6 +14,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.latent_gp import (
     LatentGP,
+    effective_sample_size,
     equal_spacing,
     quantile_prior_mean,
     sigma_f_lognormal,
@@ -161,6 +163,22 @@ def test_kernel_fit_has_the_schema_of_pm_sample():
     other = _data([1.0, 1.0, 1.0], [1, 1, 0])
     moved = model.fit(other, engine="kernel", draws=50, tune=10, chains=1, random_seed=3)
     assert moved["observed_data"]["dlt"].values.tolist() == [1, 1, 0]
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
+def test_effective_sample_size_matches_arviz_on_ar1_chains(phi):
+    rng = np.random.default_rng(7)
+    noise = rng.normal(size=(20000, 2))
+    x = np.empty_like(noise)
+    x[0] = noise[0]
+    for t in range(1, x.shape[0]):
+        x[t] = phi * x[t - 1] + noise[t]
+    ours = effective_sample_size(x)
+    reference = [float(az.ess(x[None, :, j], method="mean")) for j in range(2)]
+    assert np.allclose(ours, reference, rtol=0.1)
+    theory = noise.shape[0] * (1 - phi) / (1 + phi)
+    assert np.allclose(ours, theory, rtol=0.2)
+    assert effective_sample_size(np.ones(50)) == 50
 
 
 # ------------------------------------------------------------------ bad input

@@ -84,39 +84,27 @@ def test_layout_reads_the_model_and_its_data():
 
 
 def test_kernel_and_step_methods_share_the_moves():
-    """One sweep of the step methods equals one sweep of the kernel from the same generator."""
+    """One sweep of the step methods equals one sweep of the kernel from the same generators."""
     model = MODEL.build(DATA)
     steps = latent_gp_steps(model)
     n, y = MODEL.counts(DATA)
+    mean, chol = np.asarray(MODEL.prior_mean), MODEL.chol
     point = model.initial_point()
-    point[steps[0].layout.z_name] = np.full(5, 0.3)
-    rngs = np.random.default_rng(5).spawn(2)
-    steps[0].rng, steps[1].rng = rngs[0], rngs[1]
-    after, _ = steps[0].step(point)
-    after, _ = steps[1].step(after)
-    ref = np.random.default_rng(5).spawn(2)
-    z, _ = kernels.elliptical_slice(
-        ref[0],
-        np.full(5, 0.3),
-        float(point["sigma_f_log__"]),
-        MODEL.chol,
-        np.asarray(MODEL.prior_mean),
-        n,
-        y,
-    )
-    t, _ = kernels.slice_log_sigma(
-        ref[1],
-        z,
-        float(point["sigma_f_log__"]),
-        MODEL.chol,
-        np.asarray(MODEL.prior_mean),
-        n,
-        y,
-        MODEL.log_sigma_mu,
-        MODEL.log_sigma_sd,
-        MODEL.slice_width,
-    )
-    assert np.allclose(after["z"], z) and float(after["sigma_f_log__"]) == pytest.approx(t)
+    point["z"] = np.full(5, 0.3)
+    for step, rng in zip(steps, np.random.default_rng(5).spawn(3), strict=True):
+        step.rng = rng
+    after = point
+    for step in steps:
+        after, _ = step.step(after)
+    ref = np.random.default_rng(5).spawn(3)
+    t = float(point["sigma_f_log__"])
+    z, _ = kernels.elliptical_slice(ref[0], np.full(5, 0.3), t, chol, mean, n, y)
+    mu, sd, width = MODEL.log_sigma_mu, MODEL.log_sigma_sd, MODEL.slice_width
+    z_c, t_c, _ = kernels.slice_log_sigma_centred(ref[1], z, t, mu, sd, width)
+    f_before = kernels.whitened_to_latent(z, t, chol, mean)
+    assert np.allclose(kernels.whitened_to_latent(z_c, t_c, chol, mean), f_before)  # f kept
+    t_n, _ = kernels.slice_log_sigma(ref[2], z_c, t_c, chol, mean, n, y, mu, sd, width)
+    assert np.allclose(after["z"], z_c) and float(after["sigma_f_log__"]) == pytest.approx(t_n)
     assert list(after) == list(point)  # key order kept
 
 

@@ -209,13 +209,23 @@ def test_decisions_are_deterministic_functions_of_the_data(design):
 
 
 def test_no_admissible_dose_stops_the_trial():
-    """Found by the property test: P(p_1 > phi) equal to both thresholds left no dose."""
-    design = lse_design(TARGET, LEVELS, overdose_weight=0.0, draws=300, tune=50)
-    data = _data([1.0, 1.0, 1.0, 2.0, 2.0, 2.0], [0, 1, 1, 1, 0, 1])
+    """Without the safety stop (too few patients for it) an empty admissible set stops."""
+    design = lse_design(TARGET, LEVELS, overdose_weight=0.0, stop_min_patients=50)
+    data = _data([1.0] * 6, [1, 1, 1, 1, 0, 1])
     decision = design.next(data)
-    assert decision.quantities["p_above_0"] == pytest.approx(0.9)
+    assert decision.quantities["p_above_0"] >= design.admissible.exclusion_threshold
     assert decision.stopped and "no admissible dose" in decision.stop_reason
     assert design.recommend(data).stopped
+
+
+def test_a_fit_with_too_small_an_ess_is_refused():
+    data = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
+    checked = lse_design(TARGET, LEVELS, draws=300, tune=50)
+    assert checked.next(data).quantities["ess_min"] >= checked.min_ess
+    strict = lse_design(TARGET, LEVELS, draws=100, tune=50, min_ess=1e6)
+    refused = strict.next(data)
+    assert refused.stopped and refused.stop_reason.startswith("fit refused: ESS")
+    assert strict.recommend(data).stop_reason.startswith("no MTD: fit refused")
 
 
 def test_safety_stop_at_the_lowest_dose(design):
@@ -244,16 +254,20 @@ def _stage_two_trials(draw):
 @given(trial=_stage_two_trials(), weight=st.sampled_from([0.0, 1.0]), bo=st.booleans())
 def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     doses, dlts = trial
-    design = bo_design(TARGET, LEVELS, draws=300, tune=50) if bo else None
-    design = design or lse_design(TARGET, LEVELS, overdose_weight=weight, draws=300, tune=50)
+    design = bo_design(TARGET, LEVELS, draws=400, tune=100) if bo else None
+    design = design or lse_design(TARGET, LEVELS, overdose_weight=weight, draws=400, tune=100)
     data = _data(doses, dlts)
     decision = design.next(data)
     current = LEVELS.index(doses[-1])
     q = decision.quantities
     assert q["stage"] == 2.0
+    if decision.stopped and decision.stop_reason.startswith("fit refused"):
+        assert q["ess_min"] < design.min_ess  # an explicit refusal, never a silent action
+        return
     if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
-        assert q["p_above_0"] > design.stop_threshold or (
-            q["p_above_0"] >= design.admissible.exclusion_threshold
+        assert (
+            q["p_above_0"] > design.stop_threshold
+            or q["p_above_0"] >= design.admissible.exclusion_threshold
         )
         return
     level = LEVELS.index(decision.next_dose)
@@ -299,6 +313,7 @@ def test_ambiguity_variant_runs():
         (lambda: lse_design(TARGET, LEVELS, stage1_dlts=0), "stage1_dlts must be an integer"),
         (lambda: lse_design(TARGET, LEVELS, cohort_size=40), "exceeds sample_size"),
         (lambda: lse_design(TARGET, LEVELS, engine="gibbs"), "engine must be"),
+        (lambda: lse_design(TARGET, LEVELS, min_ess=0), "min_ess must be > 0"),
         (lambda: lse_design(TARGET, (1.0, 1.0, 2.0)), "strictly increasing"),
     ],
 )
