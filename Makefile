@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -46,6 +46,10 @@ study: $(VENV)/.installed
 # Seed 001's O6-BG re-design: one seeded trial and 1000 replicates per design.
 redesign: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py
+
+# Seed 003's comparison study (5 designs x 20 scenarios x 2000 trials) and its lambda sensitivity.
+lse-study: $(VENV)/.installed
+	$(PY) benchmarks/lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -10,6 +10,7 @@ from dosezoo.models.blrm import (
 from dosezoo.models.boin import BOIN
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
+from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean, sigma_f_lognormal
 from dosezoo.models.three_pnd import ThreePND
 
 __all__ = [
@@ -19,8 +20,11 @@ __all__ = [
     "EWOC",
     "BLRMPrior",
     "DLTPosterior",
+    "LatentGP",
     "ThreePND",
     "blrm_minimal_informative_prior",
     "blrm_prior_from_quantiles",
     "crm_skeleton",
+    "quantile_prior_mean",
+    "sigma_f_lognormal",
 ]
