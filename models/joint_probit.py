@@ -101,7 +101,7 @@ ENGINES = ("nuts", "pymc", "kernel")
 PARAMETERS = kernels.PARAMETERS
 #: Names of the six joint outcome cells, index ``3 T + E``.
 CELLS = ("T0E0", "T0E1", "T0E2", "T1E0", "T1E1", "T1E2")
-#: Gauss-Legendre nodes of the bivariate normal CDF (error <= 2e-10 for |rho| <= 0.999).
+#: Gauss-Legendre nodes of the bivariate normal CDF (checked against SciPy in the tests).
 QUADRATURE_NODES = 32
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
 #: Cell probabilities are floored here before normalising (a cell's rounding error is ~1e-10).

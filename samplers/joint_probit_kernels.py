@@ -79,9 +79,8 @@ normal conditional: an exact block draw.
 
 **Toxicity coefficients with** :math:`Z_T` **integrated out** (:func:`toxicity_block`). The
 normal draw above is exact but, as usual for Albert-Chib samplers of binary data, the
-coefficients and the latent :math:`Z_T` are strongly dependent and the chain moves slowly
-(bulk ESS of ``p_tox`` about 10 % of the draws in our runs). :math:`Z_{E,i}` alone is
-:math:`N(\mu_{E,i}, 1)` whatever :math:`(\alpha_T, \beta_T)`, so
+coefficients and the latent :math:`Z_T` are strongly dependent and the chain moves slowly.
+:math:`Z_{E,i}` alone is :math:`N(\mu_{E,i}, 1)` whatever :math:`(\alpha_T, \beta_T)`, so
 
 .. math::
 
