@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -50,6 +50,10 @@ redesign: $(VENV)/.installed
 # Seed 003's comparison study (5 designs x 20 scenarios x 2000 trials) and its lambda sensitivity.
 lse-study: $(VENV)/.installed
 	$(PY) benchmarks/lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity
+
+# Decision speed and operating characteristics of CRM, BOIN, 3+3, BLRM and EWOC (README block binary-designs).
+bench-binary: $(VENV)/.installed
+	$(PY) benchmarks/bench_binary.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
