@@ -91,7 +91,6 @@ from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
-from dosezoo.designs.boin import validate_dose_levels
 from dosezoo.inference import IdataBuilder
 from dosezoo.samplers import joint_probit_kernels as kernels
 
@@ -360,6 +359,10 @@ class JointProbit:
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
+        # Imported here: dosezoo.designs imports this module (OptimusDesign), so a module-level
+        # import of a designs module would be circular once both packages export them.
+        from dosezoo.designs.boin import validate_dose_levels
+
         owner = "JointProbit"
         levels = validate_dose_levels(owner, self.dose_levels)
         if len(levels) < 2:
