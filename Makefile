@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -54,6 +54,11 @@ lse-study: $(VENV)/.installed
 # Decision speed and operating characteristics of CRM, BOIN, 3+3, BLRM and EWOC (README block binary-designs).
 bench-binary: $(VENV)/.installed
 	$(PY) benchmarks/bench_binary.py
+
+# Seed 000's joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against CRM.
+joint-probit-study: $(VENV)/.installed
+	$(PY) benchmarks/joint_probit_study.py --part validate
+	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _seed_rule
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -15,6 +15,7 @@ from dosezoo.designs.lse import (
     lse_design,
 )
 from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
+from dosezoo.designs.optimus import OptimusDesign, OptimusRule
 from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "MTDPosterior",
     "MTDQuantileDesign",
     "MTDQuantileRule",
+    "OptimusDesign",
+    "OptimusRule",
     "SampledMTD",
     "ThreePlusThreeDesign",
     "ToxicityStopping",

@@ -10,6 +10,7 @@ from dosezoo.models.blrm import (
 from dosezoo.models.boin import BOIN
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
+from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
 from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean, sigma_f_lognormal
 from dosezoo.models.three_pnd import ThreePND
 
@@ -20,6 +21,8 @@ __all__ = [
     "EWOC",
     "BLRMPrior",
     "DLTPosterior",
+    "JointProbit",
+    "JointProbitPrior",
     "LatentGP",
     "ThreePND",
     "blrm_minimal_informative_prior",
