@@ -6,6 +6,8 @@ model, so every rule, plot and diagnostic works on any engine's output. Model-de
 work (coords, dims, the deterministics' compiled function) is done once per model.
 """
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import ClassVar
@@ -144,6 +146,66 @@ class IdataBuilder:
         tree = xr.DataTree(children={group: xr.DataTree(ds) for group, ds in groups.items()})
         tree.attrs.update(root_attrs or {})
         return tree
+
+
+def check_fit_settings(
+    owner: str, engine: str, engines: tuple[str, ...], draws: object, tune: object, chains: object
+) -> None:
+    """Validate a ``fit``'s engine and MCMC sizes, naming the argument and value at fault.
+
+    Raises
+    ------
+    ValueError
+        Unless ``engine`` is one of ``engines``, ``draws`` and ``chains`` are integers >= 1
+        and ``tune`` an integer >= 0.
+    """
+    if engine not in engines:
+        raise ValueError(f"{owner}: engine must be one of {engines}, got {engine!r}")
+    for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise ValueError(f"{owner}: {name} must be an integer >= {least}, got {value!r}")
+
+
+def sample_pymc(
+    model: pm.Model,
+    *,
+    engine: str,
+    steps: Callable[[pm.Model], object] | None,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | np.random.Generator | None,
+    progressbar: bool,
+) -> xr.DataTree:
+    """Run ``pm.sample`` on one core with the package's step methods, or NUTS as the reference.
+
+    ``steps(model)`` builds the step methods inside the model's context; with
+    ``engine="nuts"`` (``steps`` None) NUTS runs with ``target_accept=0.95``.
+    """
+    with model:
+        step = None if steps is None or engine == "nuts" else steps(model)
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=1,
+            step=step,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            nuts_sampler="pymc",
+            quiet=not progressbar,
+            **({"target_accept": 0.95} if engine == "nuts" else {}),
+        )
+
+
+def fit_identity(model_name: str, parameters: dict, engine: str) -> dict:
+    """Return the root attributes of a fit: the model, its options (JSON) and the engine."""
+    return {
+        "model": model_name,
+        "model_parameters": json.dumps(parameters),
+        "engine": engine,
+        "dosezoo_version": version("dosezoo"),
+    }
 
 
 class PredictiveDraws:

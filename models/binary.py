@@ -16,7 +16,6 @@ deterministic ``p_dlt`` per dose level (dims chain, draw, dose) and any other de
 :class:`DLTPosterior` directly.
 """
 
-import json
 import math
 import time
 from abc import ABC, abstractmethod
@@ -32,7 +31,13 @@ from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.inference import IdataBuilder, PredictiveDraws
+from dosezoo.inference import (
+    IdataBuilder,
+    PredictiveDraws,
+    check_fit_settings,
+    fit_identity,
+    sample_pymc,
+)
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
 __all__ = ["BinaryDoseModel", "DLTPosterior", "DoseSummary", "GridDoseModel"]
@@ -238,14 +243,7 @@ class BinaryDoseModel(PredictiveDraws, ABC):
         )
 
     def _identity(self, engine: str) -> dict:
-        from dosezoo import __version__
-
-        return {
-            "model": self.model_name,
-            "model_parameters": json.dumps(self.parameters()),
-            "engine": engine,
-            "dosezoo_version": __version__,
-        }
+        return fit_identity(self.model_name, self.parameters(), engine)
 
     def _builder(self, data: TrialData) -> IdataBuilder:
         """Return a DataTree builder of the PyMC model built for ``data`` (cached per size)."""
@@ -291,20 +289,7 @@ class BinaryDoseModel(PredictiveDraws, ABC):
             model's other deterministics), ``sample_stats``, ``observed_data`` and
             ``constant_data``; the root attributes name the model, its options and the engine.
         """
-        owner = f"{self.model_name}.fit"
-        if engine not in ENGINES:
-            raise ValueError(f"{owner}: engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, smallest in (
-            ("draws", draws, 1),
-            ("tune", tune, 0),
-            ("chains", chains, 1),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | np.integer)
-                or value < smallest
-            ):
-                raise ValueError(f"{owner}: {name} must be an integer >= {smallest}, got {value!r}")
+        check_fit_settings(f"{self.model_name}.fit", engine, ENGINES, draws, tune, chains)
         if not isinstance(data, TrialData):
             raise TypeError(f"{self.model_name} needs a TrialData, got {type(data).__name__}")
         data.require("dlt", min_patients=1, model=self.model_name)
@@ -319,18 +304,16 @@ class BinaryDoseModel(PredictiveDraws, ABC):
                 free, {}, sampling_time=time.perf_counter() - started, tuning_steps=0
             )
         else:
-            with self.build(data):
-                idata = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=1,
-                    random_seed=random_seed,
-                    progressbar=progressbar,
-                    nuts_sampler="pymc",
-                    quiet=not progressbar,
-                    target_accept=0.95,
-                )
+            idata = sample_pymc(
+                self.build(data),
+                engine=engine,
+                steps=None,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
         idata.attrs.update(self._identity(engine))
         return idata
 

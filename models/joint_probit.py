@@ -74,7 +74,6 @@ full conditionals are derived). All return the same InferenceData schema.
 """
 
 import contextlib
-import json
 import math
 import time
 import warnings
@@ -91,7 +90,7 @@ from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import IdataBuilder
+from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
 from dosezoo.samplers import joint_probit_kernels as kernels
 
 Engine = Literal["nuts", "pymc", "kernel"]
@@ -546,21 +545,7 @@ class JointProbit:
             ``sample_stats``, ``observed_data``, ``constant_data``; root attributes name the
             model, its options and the engine.
         """
-        if engine not in ENGINES:
-            raise ValueError(f"JointProbit.fit: engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, smallest in (
-            ("draws", draws, 1),
-            ("tune", tune, 0),
-            ("chains", chains, 1),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | np.integer)
-                or value < smallest
-            ):
-                raise ValueError(
-                    f"JointProbit.fit: {name} must be an integer >= {smallest}, got {value!r}"
-                )
+        check_fit_settings("JointProbit.fit", engine, ENGINES, draws, tune, chains)
         self.arrays(data, min_patients=1)
         if engine == "kernel":
             started = time.perf_counter()
@@ -574,32 +559,21 @@ class JointProbit:
         else:
             from dosezoo.samplers.joint_probit import joint_probit_steps
 
-            with self.build(data) as model:
-                step = joint_probit_steps(model) if engine == "pymc" else None
-                idata = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=1,
-                    step=step,
-                    random_seed=random_seed,
-                    progressbar=progressbar,
-                    nuts_sampler="pymc",
-                    quiet=not progressbar,
-                    **({"target_accept": 0.95} if engine == "nuts" else {}),
-                )
+            idata = sample_pymc(
+                self.build(data),
+                engine=engine,
+                steps=joint_probit_steps,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
         idata.attrs.update(self._identity(engine))
         return idata
 
     def _identity(self, engine: str) -> dict:
-        from dosezoo import __version__
-
-        return {
-            "model": "JointProbit",
-            "model_parameters": json.dumps(self.parameters()),
-            "engine": engine,
-            "dosezoo_version": __version__,
-        }
+        return fit_identity("JointProbit", self.parameters(), engine)
 
     def initial_theta(self) -> np.ndarray:
         """Return the kernel chains' initial parameters: prior means, median cut point, rho = 0."""

@@ -63,7 +63,6 @@ An initial guess of the DLT probabilities (step 3 of Section 4.4) gives
 """
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -79,7 +78,7 @@ from pymc.util import get_random_generator
 from scipy.special import logit, ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.inference import IdataBuilder
+from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
 from dosezoo.levels import level_counts, level_index, real_number, validate_dose_levels
 from dosezoo.samplers import latent_gp_kernels as kernels
 
@@ -509,21 +508,7 @@ class LatentGP:
             ``posterior``; ``sample_stats``, ``observed_data``, ``constant_data``; root
             attributes name the model, its hyper-parameters and the engine.
         """
-        if engine not in ENGINES:
-            raise ValueError(f"LatentGP.fit: engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, smallest in (
-            ("draws", draws, 1),
-            ("tune", tune, 0),
-            ("chains", chains, 1),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | np.integer)
-                or value < smallest
-            ):
-                raise ValueError(
-                    f"LatentGP.fit: {name} must be an integer >= {smallest}, got {value!r}"
-                )
+        check_fit_settings("LatentGP.fit", engine, ENGINES, draws, tune, chains)
         if engine == "kernel":
             started = time.perf_counter()
             n, y = self.counts(data)
@@ -537,28 +522,17 @@ class LatentGP:
         else:
             from dosezoo.samplers.latent_gp import latent_gp_steps
 
-            model = self.build(data)
-            with model:
-                step = latent_gp_steps(model) if engine == "pymc" else None
-                idata = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=1,
-                    step=step,
-                    random_seed=random_seed,
-                    progressbar=progressbar,
-                    nuts_sampler="pymc",
-                    quiet=not progressbar,
-                    **({"target_accept": 0.95} if engine == "nuts" else {}),
-                )
-        idata.attrs.update(
-            {
-                "model": "LatentGP",
-                "model_parameters": json.dumps(self.parameters()),
-                "engine": engine,
-            }
-        )
+            idata = sample_pymc(
+                self.build(data),
+                engine=engine,
+                steps=latent_gp_steps,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
+        idata.attrs.update(fit_identity("LatentGP", self.parameters(), engine))
         return idata
 
     def _builder(self, data: TrialData) -> IdataBuilder:

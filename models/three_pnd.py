@@ -19,7 +19,6 @@ normalised density :math:`1/(u - l)`, which PyMC's ``Uniform`` with random bound
 samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
 """
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -35,7 +34,13 @@ from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import IdataBuilder, PredictiveDraws
+from dosezoo.inference import (
+    IdataBuilder,
+    PredictiveDraws,
+    check_fit_settings,
+    fit_identity,
+    sample_pymc,
+)
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
@@ -248,17 +253,7 @@ class ThreePND(PredictiveDraws):
             ``posterior``, plus ``sample_stats``, ``observed_data`` and ``constant_data``; the
             root attributes name the model, its hyper-parameters and the engine.
         """
-        if engine not in ENGINES:
-            raise ValueError(f"ThreePND.fit: engine must be one of {ENGINES}, got {engine!r}")
-        for name, value, smallest in (
-            ("draws", draws, 1),
-            ("tune", tune, 0),
-            ("chains", chains, 1),
-        ):
-            if isinstance(value, bool) or int(value) != value or value < smallest:
-                raise ValueError(
-                    f"ThreePND.fit: {name} must be an integer >= {smallest}, got {value!r}"
-                )
+        check_fit_settings("ThreePND.fit", engine, ENGINES, draws, tune, chains)
         dose, y = self._arrays(data, min_patients=1)
         if engine == "kernel":
             idata = self._fit_kernel(
@@ -271,33 +266,21 @@ class ThreePND(PredictiveDraws):
         else:
             from dosezoo.samplers.three_pnd import three_pnd_steps
 
-            model = self.build(data)
-            with model:
-                step = three_pnd_steps(model, ridge=ridge) if engine == "pymc" else None
-                idata = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    cores=1,
-                    step=step,
-                    random_seed=random_seed,
-                    progressbar=progressbar,
-                    nuts_sampler="pymc",
-                    quiet=not progressbar,
-                    **({"target_accept": 0.95} if engine == "nuts" else {}),
-                )
+            idata = sample_pymc(
+                self.build(data),
+                engine=engine,
+                steps=lambda model: three_pnd_steps(model, ridge=ridge),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+                progressbar=progressbar,
+            )
         idata.attrs.update(self._identity(engine))
         return idata
 
     def _identity(self, engine: str) -> dict:
-        from dosezoo import __version__
-
-        return {
-            "model": "ThreePND",
-            "model_parameters": json.dumps(self.parameters()),
-            "engine": engine,
-            "dosezoo_version": __version__,
-        }
+        return fit_identity("ThreePND", self.parameters(), engine)
 
     def initial_state(self) -> tuple[float, float, float]:
         """Return the constrained initial point ``(beta, sigma, nu)`` every engine starts from.
