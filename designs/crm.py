@@ -133,8 +133,9 @@ class CRMDesign(ModelBasedDesign):
             )
         return None, p_too_toxic
 
-    def _quantities(self, posterior: DLTPosterior, p_too_toxic: float) -> dict[str, float]:
-        estimates = self.estimates(posterior)
+    def _quantities(
+        self, posterior: DLTPosterior, estimates: dict[str, np.ndarray], p_too_toxic: float
+    ) -> dict[str, float]:
         quantities = {
             "beta_mean": posterior.parameter_mean["beta"],
             "p_lowest_too_toxic": p_too_toxic,
@@ -163,12 +164,13 @@ class CRMDesign(ModelBasedDesign):
             ``p_mean_<k>``).
         """
         reason, p_too_toxic = self._safety_stop(posterior, data)
-        quantities = self._quantities(posterior, p_too_toxic)
+        estimates = self.estimates(posterior)
+        quantities = self._quantities(posterior, estimates, p_too_toxic)
         if reason:
             return Decision(None, stop_reason=reason, quantities=quantities)
         levels = self.model.dose_levels
         current = int(level_index(np.array([data.last_dose]), levels, owner="CRMDesign")[0])
-        level = self._closest(self.estimates(posterior)["used"])
+        level = self._closest(estimates["used"])
         bound_by: list[str] = []
         if self.max_step_up is not None and level > current + self.max_step_up:
             level = current + self.max_step_up
@@ -194,10 +196,11 @@ class CRMDesign(ModelBasedDesign):
             The MTD, or a stop when the safety rule applies.
         """
         reason, p_too_toxic = self._safety_stop(posterior, data)
-        quantities = self._quantities(posterior, p_too_toxic)
+        estimates = self.estimates(posterior)
+        quantities = self._quantities(posterior, estimates, p_too_toxic)
         if reason:
             return Decision(None, stop_reason=f"no MTD: {reason}", quantities=quantities)
-        level = self._closest(self.estimates(posterior)["used"])
+        level = self._closest(estimates["used"])
         return Decision(self.model.dose_levels[level], quantities=quantities)
 
     def describe(self) -> dict[str, float | int | str | bool | None]:
