@@ -21,15 +21,17 @@ class Decision:
     bound_by : tuple of str
         The options that moved the dose away from the unconstrained choice, in the order
         they were applied (e.g. ``("max_increment", "dose_levels")``).
-    diagnostics : pandas.DataFrame
-        Convergence diagnostics of the fit, per variable the decision used.
+    diagnostics : pandas.DataFrame or None
+        Convergence diagnostics of the fit, per variable the decision used; None when the
+        rule fitted no model (BOIN, 3+3; building an empty frame for each of the thousands
+        of decisions of a simulation would cost more than the decision itself).
     """
 
     next_dose: float | None
     stop_reason: str | None = None
     quantities: dict = field(default_factory=dict)
     bound_by: tuple[str, ...] = ()
-    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    diagnostics: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         """Check that a decision either names a dose or a reason to stop."""

@@ -84,6 +84,7 @@ class BinaryToxicityScenario:
     planned_sample_size: int
     outcomes: tuple[str, ...] = field(default=("dlt",), init=False)
     mtd_level: int = field(init=False)
+    _empty: TrialData = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the truth, naming the field and value at fault."""
@@ -126,10 +127,12 @@ class BinaryToxicityScenario:
         object.__setattr__(self, "target", float(self.target))
         object.__setattr__(self, "planned_sample_size", int(planned))
         object.__setattr__(self, "mtd_level", mtd)
+        # Trial data are immutable, so every trial can start from the same empty data.
+        object.__setattr__(self, "_empty", TrialData.empty(outcomes=self.outcomes))
 
     def empty_data(self) -> TrialData:
         """Return the data of a trial before its first patient."""
-        return TrialData.empty(outcomes=self.outcomes)
+        return self._empty
 
     def probability(self, doses: np.ndarray) -> np.ndarray:
         """Return the true DLT probability at each dose (each one of ``dose_levels``)."""

@@ -648,3 +648,71 @@ def test_valid_frames_round_trip(df):
     assert len(data) == len(df)
     pd.testing.assert_frame_equal(data.to_dataframe(), df, check_exact=True)
     assert TrialData.from_dataframe(data.to_dataframe()) == data
+
+
+# --------------------------------------------------------------------------- fast acceptance
+
+_EDGE_NUMBERS = st.sampled_from(
+    [0, 1, 2, 3, -1, 0.5, 1.0, 2.0, 40.0, 1e300, np.nan, np.inf, -np.inf]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    combination=st.booleans(),
+    outcome=st.sampled_from(["y", "dlt", "efficacy", "time"]),
+    values=st.lists(_EDGE_NUMBERS, min_size=20, max_size=20),
+    integer_dtype=st.booleans(),
+    previous=st.one_of(st.none(), st.integers(1, 3)),
+    dose_range=st.one_of(st.none(), st.just((0.5, 40.0))),
+)
+def test_fast_acceptance_agrees_with_full_validation(
+    n, combination, outcome, values, integer_dtype, previous, dose_range
+):
+    """The quick check of appended rows accepts exactly what `_validate` accepts, identically."""
+    from dosezoo import data as module
+
+    dose_columns = ("a", "b") if combination else ("dose",)
+    ranges = {name: dose_range for name in dose_columns} if dose_range else {}
+    numbers = iter(values)
+
+    def column():
+        array = np.array([next(numbers) for _ in range(n)], dtype=float)
+        if integer_dtype and np.isfinite(array).all() and (np.abs(array) < 2**62).all():
+            return array.astype(np.int64)
+        return array
+
+    source = {name: column() for name in dose_columns}
+    source["cohort"] = column()
+    source[outcome] = column()
+    if outcome == "time":
+        source["event"] = column()
+    fast = module._accept_plain_rows(
+        source, dose_columns=dose_columns, ranges=ranges, previous_cohort=previous
+    )
+    try:
+        full = module._validate(
+            source,
+            dose_columns=dose_columns,
+            covariates=(),
+            ranges=ranges,
+            row_label=str,
+            previous_cohort=previous,
+        )
+    except DataError:
+        full = None
+    assert (fast is None) == (full is None)
+    if fast is not None:
+        assert fast.outcomes == full.outcomes
+        np.testing.assert_array_equal(fast.doses, full.doses)
+        assert fast.columns.keys() == full.columns.keys()
+        for name, array in fast.columns.items():
+            assert array.dtype == full.columns[name].dtype, name
+            np.testing.assert_array_equal(array, full.columns[name])
+            assert not array.flags.writeable
+
+
+def test_with_cohort_names_the_bad_row_after_the_quick_check_declines(data):
+    with pytest.raises(DataError, match=message("column 'dose', row 6 (patient 1 of the new")):
+        data.with_cohort([20.0, -1.0], y=[0.1, 0.2])
