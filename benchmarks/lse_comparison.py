@@ -76,6 +76,9 @@ TREATED = {
     "no_selection": "no_selection",
 }
 SENSITIVITY_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+#: Cells whose results (or some of their batches) were on disk before this run: the wall
+#: time of a run that resumed any is not the time of the whole study, and the record says so.
+RESUMED: list[str] = []
 SAFETY_CUTOFF = 0.9
 #: MCMC settings of the GP designs (one chain); --draws / --tune change them. Half the
 #: designs' defaults (1000 / 200): the kernel's ESS is about 0.9 per draw, so P(p_k < phi)
@@ -132,6 +135,9 @@ def summarise(results, metrics: dict[str, str]) -> dict[str, float]:
 def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[dict, float]:
     """Simulate one (design, scenario) cell; return its row and the seconds it took."""
     design = make_design(design_name, seed003_target(scenario))
+    path = RUNS / f"{design_name}_s{scenario:02d}_n{trials}_d{MCMC['draws']}t{MCMC['tune']}.nc"
+    if path.exists() or path.with_name(path.name + ".parts").exists():
+        RESUMED.append(path.name)
     started = time.perf_counter()
     results = simulate(
         design,
@@ -141,7 +147,7 @@ def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[d
         n_jobs=jobs,
         # few, large batches: each saved batch is a netCDF write in this process
         batch_size=max(1, min(500, -(-trials // (2 * jobs)))),
-        path=RUNS / f"{design_name}_s{scenario:02d}_n{trials}_d{MCMC['draws']}t{MCMC['tune']}.nc",
+        path=path,
         progress=False,
     )
     elapsed = time.perf_counter() - started
@@ -257,6 +263,7 @@ def main() -> None:
         "designs": designs,
         "seconds_per_trial": {name: s * args.jobs / n_trials for name, s in seconds.items()},
         "command": command,
+        "resumed_cells": list(RESUMED),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
