@@ -42,6 +42,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import real_number
 from dosezoo.models.binary import DLTPosterior, DoseSummary, GridDoseModel
+from dosezoo.samplers.grid import soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 __all__ = ["EWOC"]
@@ -216,28 +217,24 @@ class EWOC(GridDoseModel):
         """
         posterior = super().posterior(data)
         grid = posterior.grid
-        mtd = self._natural(grid.nodes)[1]
+        rho0, mtd = self._natural(grid.nodes)
         spread = grid.spread(mtd)
         weights = grid.weights
 
         def mtd_cdf(x: float) -> float:
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                below = np.clip(0.5 + (x - mtd) / spread, 0.0, 1.0)
-            return float(weights @ np.where(spread > 0, below, mtd <= x))
+            return soft_mass_below(float(x), mtd, spread, weights)
 
         def mtd_quantile(p: float) -> float:
-            low, high = self.x_min, self.x_max
-            for _ in range(_BISECTIONS):
-                middle = 0.5 * (low + high)
-                low, high = (middle, high) if mtd_cdf(middle) < p else (low, middle)
-            return 0.5 * (low + high)
+            return soft_quantile(
+                float(p), self.x_min, self.x_max, _BISECTIONS, mtd, spread, weights
+            )
 
         return DLTPosterior(
             dose_levels=posterior.dose_levels,
             p_dlt=posterior.p_dlt,
             weights=weights,
             parameter_mean=posterior.parameter_mean
-            | {"rho0": float(weights @ self._natural(grid.nodes)[0]), "mtd": float(weights @ mtd)},
+            | {"rho0": float(weights @ rho0), "mtd": float(weights @ mtd)},
             mtd_quantile=mtd_quantile,
             mtd_cdf=mtd_cdf,
             grid=grid,

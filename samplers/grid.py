@@ -28,9 +28,10 @@ against independent integration and against NUTS.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-__all__ = ["GridPosterior", "adaptive_grid"]
+__all__ = ["GridPosterior", "adaptive_grid", "soft_mass_below", "soft_quantile"]
 
 #: How many times the coarse span may double before the posterior is declared unbounded.
 _MAX_DOUBLINGS = 6
@@ -191,3 +192,41 @@ def _checked(values: np.ndarray) -> np.ndarray:
     if not np.isfinite(values.max()):
         raise FloatingPointError("the log posterior is nowhere finite on the grid")
     return values
+
+
+@numba.njit(cache=True)
+def soft_mass_below(x: float, values: np.ndarray, spread: np.ndarray, weights: np.ndarray) -> float:
+    r"""Posterior mass where a per-cell quantity is at most ``x``, counting fractions of cells.
+
+    The quantity is taken linear within each cell, ranging over ``values +- spread / 2``
+    (:meth:`GridPosterior.spread`), so cell :math:`i` counts
+    :math:`w_i \min(1, \max(0, 1/2 + (x - v_i)/s_i))`, or :math:`w_i 1(v_i \le x)` where
+    :math:`s_i = 0`: the CDF of the quantity, continuous and piecewise linear in ``x``.
+    """
+    total = 0.0
+    for i in range(values.size):
+        if spread[i] > 0.0:
+            total += weights[i] * min(1.0, max(0.0, 0.5 + (x - values[i]) / spread[i]))
+        elif values[i] <= x:
+            total += weights[i]
+    return total
+
+
+@numba.njit(cache=True)
+def soft_quantile(
+    p: float,
+    low: float,
+    high: float,
+    bisections: int,
+    values: np.ndarray,
+    spread: np.ndarray,
+    weights: np.ndarray,
+) -> float:
+    """Invert :func:`soft_mass_below` on ``[low, high]`` by ``bisections`` halvings."""
+    for _ in range(bisections):
+        middle = 0.5 * (low + high)
+        if soft_mass_below(middle, values, spread, weights) < p:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
