@@ -503,8 +503,7 @@ def main(argv: list[str] | None = None) -> None:
     pd.DataFrame(oc).to_csv(RESULTS / "binary_oc.csv", index=False)
     text = markdown(results, command)
     (RESULTS / "binary_designs.md").write_text(text + "\n")
-    report.README = args.readme  # replace_readme_block writes to report.README
-    report.replace_readme_block("binary-designs", text)
+    report.replace_readme_block("binary-designs", text, args.readme)
     print(text)
 
 

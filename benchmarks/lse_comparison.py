@@ -45,6 +45,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from report import replace_readme_block  # noqa: E402
 
 from dosezoo.designs.boin import BOINDesign  # noqa: E402
 from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
@@ -204,6 +205,39 @@ def claims(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def readme_block(table: pd.DataFrame, record: dict) -> str:
+    """Return the README summary: PCS and POA per scenario and design, and the claims."""
+    lines = [
+        f"Made by `{record['command']}` (`make lse-study`): {record['trials_per_cell']} trials "
+        f"per cell, {len(record['scenarios'])} scenarios x {len(record['designs'])} designs in "
+        f"{record['wall_seconds'] / 60:.1f} min on {record['cores']} worker processes "
+        f"({record['machine']}, {record['cpu_count']} CPUs)"
+        + (
+            f"; resumed cells: {', '.join(record['resumed_cells'])}"
+            if record["resumed_cells"]
+            else ""
+        )
+        + ". Percent, Monte Carlo SE in brackets; POA over the planned 36 patients. Full "
+        "table (PCA, POS, pDLT, the over-treated variants): "
+        "`benchmarks/results/lse_comparison.md`.",
+        "",
+    ]
+    for metric, title in (("PCS", "correct selection"), ("POA", "patients above the MTD")):
+        wide = (
+            table.assign(cell=_cell_text(table, metric))
+            .pivot(index="scenario", columns="design", values="cell")
+            .reindex(columns=[d for d in DESIGNS if d in set(table["design"])])
+        )
+        lines.append(f"{metric} ({title}):\n")
+        lines.append("| scenario | " + " | ".join(wide.columns) + " |")
+        lines.append("|---" * (len(wide.columns) + 1) + "|")
+        lines += [f"| {s} | " + " | ".join(v) + " |" for s, v in wide.iterrows()]
+        lines.append("")
+    lines.append("Seed 003's qualitative claims, counted on this table:\n")
+    lines += claims(table)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000, help="trials per cell")
@@ -217,7 +251,21 @@ def main() -> None:
     parser.add_argument(
         "--output", type=str, default="lse_comparison", help="file stem in benchmarks/results"
     )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=ROOT / "README.md",
+        help="README whose block lse-study gets the summary ('none' to leave it)",
+    )
+    parser.add_argument(
+        "--readme-only",
+        action="store_true",
+        help="only rewrite the README block from the saved CSV and JSON (no simulation)",
+    )
     args = parser.parse_args()
+    if args.readme_only:
+        write_readme(args.readme, args.output)
+        return
     scenarios = parse_scenarios(args.scenarios)
     MCMC.update(draws=args.draws, tune=args.tune)
     designs = [name for name in args.designs.split(",") if name]
@@ -269,9 +317,18 @@ def main() -> None:
     }
     (RESULTS / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    if str(args.readme) != "none":
+        write_readme(args.readme, args.output)
 
     if args.lambda_sensitivity:
         sensitivity(parse_scenarios(args.sensitivity_scenarios), args.trials, args.jobs)
+
+
+def write_readme(readme: Path, output: str) -> None:
+    """Rewrite the README block ``lse-study`` from the saved table and record."""
+    table = pd.read_csv(RESULTS / f"{output}.csv")
+    record = json.loads((RESULTS / f"{output}.json").read_text())
+    replace_readme_block("lse-study", readme_block(table, record), readme)
 
 
 def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:

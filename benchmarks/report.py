@@ -19,11 +19,11 @@ def md_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def replace_readme_block(name: str, content: str) -> None:
-    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in README."""
-    text = README.read_text()
+def replace_readme_block(name: str, content: str, readme: Path = README) -> None:
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a README."""
+    text = readme.read_text()
     pattern = rf"<!-- {name}:start -->.*<!-- {name}:end -->"
     if not re.search(pattern, text, flags=re.S):
-        raise KeyError(f"README.md has no block {name!r}")
+        raise KeyError(f"{readme} has no block {name!r}")
     block = f"<!-- {name}:start -->\n{content}\n<!-- {name}:end -->"
-    README.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
+    readme.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
