@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from scipy.special import betaincc, expit, logit
 
 from dosezoo.data import TrialData
@@ -133,6 +134,32 @@ def test_minimal_informative_prior_meets_its_statements_approximately():
     # Least squares over all doses: the end-point statements hold only approximately.
     assert 0.0 < at_prior.prob_above(0.2)[0] < 0.15
     assert 0.0 < 1 - at_prior.prob_above(0.3)[-1] < 0.15
+
+
+def test_minimal_informative_prior_follows_crmpacks_construction():
+    """Quantiles built as crmPack's MinimalInformative builds them, independently, here."""
+    # Minimal informative betas: Beta(1, b) with P(p > 0.2) = 0.05 at the lowest dose,
+    # Beta(a, 1) with P(p < 0.3) = 0.05 at the highest; medians linear in log dose on the
+    # logit scale; at each dose the minimal informative beta with that median.
+    b = np.log(0.05) / np.log(0.8)
+    a = np.log(0.05) / np.log(0.3)
+    low_median, high_median = 1 - 0.5 ** (1 / b), 0.5 ** (1 / a)
+    share = np.log(np.asarray(LEVELS) / LEVELS[0]) / np.log(LEVELS[-1] / LEVELS[0])
+    medians = expit(logit(low_median) + share * (logit(high_median) - logit(low_median)))
+    expected = []
+    for median in medians:
+        shape = (
+            (np.log(0.5) / np.log(median), 1.0)
+            if median > 0.5
+            else (1.0, np.log(0.5) / np.log(1 - median))
+        )
+        expected.append(stats.beta(*shape).ppf([0.025, 0.5, 0.975]))
+    prior = blrm_minimal_informative_prior(LEVELS, 40.0)
+    implied = expit(prior.logit_quantiles(np.log(np.asarray(LEVELS) / 40.0), (0.025, 0.5, 0.975)))
+    # The bivariate normal cannot match 15 quantiles exactly; it is within 0.05 of each.
+    np.testing.assert_allclose(implied, np.asarray(expected), atol=0.05)
+    # A different construction (e.g. all three quantiles interpolated) would miss by more.
+    assert np.abs(implied[2, 1] - expected[2][1]) < 0.02
 
 
 def test_blrm_rejects_bad_input_by_name():
