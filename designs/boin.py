@@ -47,6 +47,7 @@ receives no more patients.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import betaincc
@@ -55,12 +56,18 @@ from dosezoo.data import TrialData
 from dosezoo.designs.decision import Decision
 from dosezoo.levels import (
     LevelCounts,
+    count_state,
+    format_rows,
+    last_true,
     level_counts,
     positive_int,
     real_number,
     validate_dose_levels,
     validate_start_dose,
 )
+
+if TYPE_CHECKING:
+    from dosezoo.simulate import CountDecisions
 
 __all__ = [
     "BOINDesign",
@@ -455,6 +462,192 @@ class BOINDesign:
         below = tied[estimates[tied] < self.target]
         level = int(below[-1]) if below.size else int(tied[0])
         return Decision(self.dose_levels[level], quantities=quantities)
+
+    # ------------------------------------------------------------------ array rule
+
+    def eliminated_from(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return, per row of counts (m, K), the lowest eliminated level, or K if none is."""
+        eliminated = (n >= _MIN_PATIENTS_TO_ELIMINATE) & (
+            self.p_above_target(n, y) > self.elimination_cutoff
+        )
+        return np.where(eliminated.any(axis=1), np.argmax(eliminated, axis=1), n.shape[1])
+
+    def _safety_reasons(
+        self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray
+    ) -> np.ndarray:
+        """Why each state must stop with no MTD, ``""`` where it need not (str objects, (m,))."""
+        reasons = np.full(n.shape[0], "", dtype=object)
+        lowest = {"dose": self.dose_levels[0], "y": y[:, 0], "n": n[:, 0], "target": self.target}
+        out = eliminated_from == 0
+        reasons[out] = format_rows(
+            "lowest dose {dose:g} eliminated: {y} DLTs in {n} patients, "
+            "P(p > {target:g}) > {cutoff:g}",
+            out,
+            cutoff=self.elimination_cutoff,
+            **lowest,
+        )
+        if self.extra_safe:
+            cutoff = self.elimination_cutoff - self.offset
+            extra = (
+                ~out
+                & (n[:, 0] >= _MIN_PATIENTS_TO_ELIMINATE)
+                & (self.p_above_target(n[:, 0], y[:, 0]) > cutoff)
+            )
+            reasons[extra] = format_rows(
+                "extra-safe stop at the lowest dose {dose:g}: {y} DLTs in {n} patients, "
+                "P(p > {target:g}) > {cutoff:g}",
+                extra,
+                cutoff=cutoff,
+                **lowest,
+            )
+        return reasons
+
+    def _isotonic(self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray) -> np.ndarray:
+        """``select.mtd``'s isotonic estimates per row of counts, NaN where not admissible."""
+        admissible = (n > 0) & (np.arange(n.shape[1]) < eliminated_from[:, None])
+        phat = (y + _SELECT_Y0) / (n + _SELECT_N0)
+        variance = (
+            (y + _SELECT_Y0) * (n - y + _SELECT_Y0) / ((n + _SELECT_N0) ** 2 * (n + _SELECT_N0 + 1))
+        )
+        estimates = np.where(admissible, phat, np.nan)
+        # Pooling changes only rows whose admissible estimates decrease somewhere; the others
+        # are their own isotonic fit, exactly (PAVA returns them unchanged).
+        highest_so_far = np.maximum.accumulate(np.where(admissible, phat, -np.inf), axis=1)
+        decreasing = admissible[:, 1:] & (phat[:, 1:] < highest_so_far[:, :-1])
+        for row in np.flatnonzero(decreasing.any(axis=1)):
+            keep = admissible[row]
+            estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
+        return estimates
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per level, (m, K) integers.
+        current : numpy.ndarray
+            Level of each state's last cohort, -1 before the first patient, (m,) integers.
+
+        Returns
+        -------
+        dosezoo.simulate.CountDecisions
+            Row ``i`` is :meth:`next` on data with the counts of row ``i``.
+        """
+        # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
+        from dosezoo.simulate import CountDecisions
+
+        n, y, current = count_state("BOINDesign", n, y, current, len(self.dose_levels))
+        size, top = current.size, len(self.dose_levels) - 1
+        doses = np.asarray(self.dose_levels)
+        started = current >= 0
+        at = np.maximum(current, 0)
+        n_at, y_at = n[np.arange(size), at], y[np.arange(size), at]
+        eliminated_from = self.eliminated_from(n, y)
+
+        # The boundaries, kept off eliminated levels and inside the dose range.
+        level = at.copy()
+        bound_by = np.full(size, "", dtype=object)
+        out = at >= eliminated_from
+        escalate = ~out & (y_at <= self.lambda_e * n_at)
+        deescalate = ~out & ~escalate & (y_at >= self.lambda_d * n_at)
+        at_top = escalate & (at == top)
+        blocked = escalate & ~at_top & (at + 1 >= eliminated_from)
+        at_bottom = deescalate & (at == 0)
+        level[out] = eliminated_from[out] - 1
+        level[escalate & ~at_top & ~blocked] += 1
+        level[deescalate & ~at_bottom] -= 1
+        bound_by[out | blocked] = "eliminated"
+        bound_by[at_top] = "highest_dose"
+        bound_by[at_bottom] = "lowest_dose"
+
+        # The stops, in the order they are checked.
+        stop_reason = np.full(size, "", dtype=object)
+        n_patients = n.sum(axis=1)
+        full = started & (n_patients >= self.sample_size)
+        stop_reason[full] = format_rows(
+            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self.sample_size
+        )
+        safety = self._safety_reasons(n, y, eliminated_from)
+        unsafe = started & ~full & (safety != "")
+        stop_reason[unsafe] = safety[unsafe]
+        early = started & ~full & ~unsafe & (level == at) & (n_at >= self.n_earlystop)
+        stop_reason[early] = format_rows(
+            "n_earlystop: {n} patients at dose {dose:g}", early, n=n_at, dose=doses[at]
+        )
+        stops = full | unsafe | early
+        level[stops], bound_by[stops] = -1, ""
+        level[~started], bound_by[~started] = self.dose_levels.index(self.start_dose), "start_dose"
+
+        # A stop records the dose recommend() selects from the same counts.
+        selected = np.full(size, math.nan)
+        if stops.any():
+            chosen = self.recommend_counts(n[stops], y[stops], current[stops]).level
+            selected[stops] = np.where(chosen >= 0, doses[np.maximum(chosen, 0)], math.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
+            p_hat = y_at / n_at
+        everywhere = np.ones(size, dtype=bool)
+        recorded = {
+            "n_at_dose": (n_at.astype(float), started),
+            "dlt_at_dose": (y_at.astype(float), started),
+            "p_hat": (p_hat, started),
+            "lambda_e": (np.full(size, self.lambda_e), everywhere),
+            "lambda_d": (np.full(size, self.lambda_d), everywhere),
+            "p_above_target": (self.p_above_target(n_at, y_at), started),
+            "n_eliminated": ((top + 1 - eliminated_from).astype(float), started),
+            "selected_dose": (selected, stops),
+        }
+        return CountDecisions(
+            level=level,
+            stop_reason=stop_reason,
+            bound_by=bound_by,
+            quantities={key: values for key, (values, _) in recorded.items()},
+            present={key: where for key, (_, where) in recorded.items()},
+        )
+
+    def recommend_counts(
+        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
+    ) -> "CountDecisions":
+        """Select as :meth:`recommend` does, for a batch of count states.
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per level, (m, K) integers.
+        current : numpy.ndarray
+            Level of each state's last cohort, -1 before the first patient, (m,) integers.
+
+        Returns
+        -------
+        dosezoo.simulate.CountDecisions
+            Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
+        """
+        from dosezoo.simulate import CountDecisions  # see decide_counts
+
+        n, y, current = count_state("BOINDesign", n, y, current, len(self.dose_levels))
+        size, levels = current.size, len(self.dose_levels)
+        eliminated_from = self.eliminated_from(n, y)
+        safety = self._safety_reasons(n, y, eliminated_from)
+        safe = safety == ""
+        estimates = np.full((size, levels), np.nan)
+        estimates[safe] = self._isotonic(n[safe], y[safe], eliminated_from[safe])
+        admissible = ~np.isnan(estimates)
+        distance = np.where(admissible, np.abs(estimates - self.target), np.inf)
+        tied = admissible & (distance <= distance.min(axis=1, keepdims=True) + _TIE_TOLERANCE)
+        below = last_true(tied & (estimates < self.target))
+        level = np.where(below >= 0, below, np.argmax(tied, axis=1))
+        stop_reason = np.full(size, "", dtype=object)
+        stop_reason[~safe] = [f"no MTD: {reason}" for reason in safety[~safe]]
+        none = safe & ~admissible.any(axis=1)
+        stop_reason[none] = "no MTD: no admissible dose was given"
+        level[~safe | none] = -1
+        return CountDecisions(
+            level=level,
+            stop_reason=stop_reason,
+            bound_by=np.full(size, "", dtype=object),
+            quantities={f"p_iso_{k}": estimates[:, k] for k in range(levels)},
+            present={f"p_iso_{k}": safe for k in range(levels)},
+        )
 
     def describe(self) -> dict[str, float | int | str | bool | None]:
         """Flat record of the design's parameters (for simulation results)."""

@@ -30,6 +30,7 @@ functions of the counts per level.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,10 +39,16 @@ from dosezoo.designs.decision import Decision
 from dosezoo.errors import DataError
 from dosezoo.levels import (
     LevelCounts,
+    count_state,
+    format_rows,
+    last_true,
     level_counts,
     validate_dose_levels,
     validate_start_dose,
 )
+
+if TYPE_CHECKING:
+    from dosezoo.simulate import CountDecisions
 
 __all__ = ["ThreePlusThreeDesign"]
 
@@ -182,6 +189,125 @@ class ThreePlusThreeDesign:
         if mtd is None:
             return Decision(None, stop_reason="no MTD: no dose had at most 1 DLT in 6 patients")
         return Decision(self.dose_levels[mtd])
+
+    # ------------------------------------------------------------------ array rule
+
+    def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return per row of counts the MTD level (see `_mtd`), -1 where there is none."""
+        levels = np.arange(n.shape[1])
+        toxic = y >= _TOXIC
+        ceiling = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), n.shape[1])
+        return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per level, (m, K) integers.
+        current : numpy.ndarray
+            Level of each state's last cohort, -1 before the first patient, (m,) integers.
+
+        Returns
+        -------
+        dosezoo.simulate.CountDecisions
+            Row ``i`` is :meth:`next` on data with the counts of row ``i``.
+        """
+        # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
+        from dosezoo.simulate import CountDecisions
+
+        n, y, current = count_state("ThreePlusThreeDesign", n, y, current, len(self.dose_levels))
+        size, top = current.size, len(self.dose_levels) - 1
+        rows = np.arange(size)
+        doses = np.asarray(self.dose_levels)
+        started = current >= 0
+        at = np.maximum(current, 0)
+        n_at, y_at = n[rows, at], y[rows, at]
+        level = at.copy()
+        bound_by = np.full(size, "", dtype=object)
+        stop_reason = np.full(size, "", dtype=object)
+        counts_at = {"y": y_at, "n": n_at, "dose": doses[at]}
+
+        n_patients = n.sum(axis=1)
+        full = started & (n_patients >= self.sample_size)
+        stop_reason[full] = format_rows(
+            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self.sample_size
+        )
+        # A too-toxic dose: down to the next lower dose that is not too toxic.
+        toxic = started & ~full & (y_at >= _TOXIC)
+        lower = last_true((y < _TOXIC) & (np.arange(top + 1) < at[:, None]))
+        no_mtd = toxic & (lower < 0)
+        lower_full = toxic & (lower >= 0) & (n[rows, np.maximum(lower, 0)] == _FULL)
+        level[toxic] = lower[toxic]
+        stop_reason[no_mtd] = format_rows(
+            "no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}", no_mtd, **counts_at
+        )
+        stop_reason[lower_full] = format_rows(
+            "MTD {lower:g}: {y} DLTs in {n} patients at {dose:g}",
+            lower_full,
+            lower=doses[np.maximum(lower, 0)],
+            **counts_at,
+        )
+        # Otherwise 3 more at 1/3, else up one level unless the highest or a too-toxic one.
+        climbing = started & ~full & ~toxic & ~((n_at == _COHORT) & (y_at == 1))
+        at_top = climbing & (at == top)
+        next_toxic = climbing & ~at_top & (y[rows, np.minimum(at + 1, top)] >= _TOXIC)
+        blocked = at_top | next_toxic
+        level[climbing & ~blocked] += 1
+        bound_by[at_top], bound_by[next_toxic] = "highest_dose", "toxic_dose"
+        confirmed = blocked & (n_at != _COHORT)
+        stop_reason[confirmed] = format_rows(
+            "MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", confirmed, **counts_at
+        )
+        stops = full | no_mtd | lower_full | confirmed
+        level[stops] = -1
+        level[~started], bound_by[~started] = self.dose_levels.index(self.start_dose), "start_dose"
+
+        mtd = self._mtd_levels(n, y)
+        return CountDecisions(
+            level=level,
+            stop_reason=stop_reason,
+            bound_by=bound_by,
+            quantities={
+                "n_at_dose": n_at.astype(float),
+                "dlt_at_dose": y_at.astype(float),
+                "selected_dose": np.where(mtd >= 0, doses[np.maximum(mtd, 0)], math.nan),
+            },
+            present={"n_at_dose": started, "dlt_at_dose": started, "selected_dose": stops},
+        )
+
+    def recommend_counts(
+        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
+    ) -> "CountDecisions":
+        """Select as :meth:`recommend` does, for a batch of count states.
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per level, (m, K) integers.
+        current : numpy.ndarray
+            Level of each state's last cohort, -1 before the first patient, (m,) integers.
+
+        Returns
+        -------
+        dosezoo.simulate.CountDecisions
+            Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
+        """
+        from dosezoo.simulate import CountDecisions  # see decide_counts
+
+        n, y, current = count_state("ThreePlusThreeDesign", n, y, current, len(self.dose_levels))
+        level = self._mtd_levels(n, y)
+        stop_reason = np.where(
+            level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
+        ).astype(object)
+        return CountDecisions(
+            level=level,
+            stop_reason=stop_reason,
+            bound_by=np.full(level.size, "", dtype=object),
+            quantities={},
+            present={},
+        )
 
     def describe(self) -> dict[str, float | int | str]:
         """Flat record of the design's parameters (for simulation results)."""

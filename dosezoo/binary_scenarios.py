@@ -35,6 +35,12 @@ of patients of the trial and "planned" the planned maximum sample size:
 The selected dose is the recommendation's ``next_dose`` (the engine asks the design for a
 recommendation after an early stop too: BOIN's ``n_earlystop`` stop and every 3+3 stop select
 an MTD), none when the recommendation is a stop.
+
+Array face. The scenario offers the engine's `dosezoo.simulate.LevelScenario` capability, so
+that many trials can be simulated in lockstep: ``draw_latent`` (the tolerances of the next
+patients), ``outcomes_at_levels`` (DLTs from levels and tolerances) and ``metrics_at_counts``
+(the metrics above for many trials from their counts per level). ``respond`` and
+``trial_metrics`` are these on one trial, so both faces give the same numbers.
 """
 
 import math
@@ -136,6 +142,10 @@ class BinaryToxicityScenario:
 
     def probability(self, doses: np.ndarray) -> np.ndarray:
         """Return the true DLT probability at each dose (each one of ``dose_levels``)."""
+        return np.asarray(self.p_true)[self._levels_of(doses)]
+
+    def _levels_of(self, doses: np.ndarray) -> np.ndarray:
+        """Return the level of each dose; raise ValueError naming a dose off the levels."""
         doses = np.asarray(doses, dtype=float)
         levels = np.asarray(self.dose_levels)
         index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
@@ -145,12 +155,77 @@ class BinaryToxicityScenario:
                 f"BinaryToxicityScenario: dose {float(doses[np.argmax(off)])!r} is not one of "
                 f"the dose levels {self.dose_levels}"
             )
-        return np.asarray(self.p_true)[index]
+        return index
+
+    def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
+        """Draw the latent tolerances of the next ``n_patients`` patients, in enrolment order.
+
+        One ``rng.random()`` per patient, so drawing for a whole trial at once gives the same
+        tolerances as drawing cohort by cohort.
+        """
+        return rng.random(n_patients)
+
+    def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """DLTs of patients at ``levels`` (any shape) with tolerances ``latent`` (same shape).
+
+        A patient has a DLT iff the tolerance is below the level's true DLT probability; the
+        DLTs are int64 of the shape of ``levels``.
+        """
+        return {"dlt": (latent < np.asarray(self.p_true)[levels]).astype(np.int64)}
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """DLTs of new patients: one latent tolerance ``rng.random()`` per patient, in order."""
-        tolerance = rng.random(len(doses))
-        return {"dlt": (tolerance < self.probability(doses)).astype(np.int64)}
+        tolerance = self.draw_latent(rng, len(doses))
+        return self.outcomes_at_levels(self._levels_of(doses), tolerance)
+
+    def metrics_at_counts(
+        self, n: np.ndarray, y: np.ndarray, selected: np.ndarray, treated: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Score ``m`` trials from their counts (see the module docstring for the metrics).
+
+        Parameters
+        ----------
+        n, y : numpy.ndarray
+            Patients and DLTs per level, (m, K) integers.
+        selected : numpy.ndarray
+            Level of the selected dose, -1 when none, (m,) integers.
+        treated : numpy.ndarray
+            Patients of each trial, (m,) integers.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each metric as floats, (m,); the ``*_fraction`` and ``dlt_rate`` metrics are NaN
+            for a trial with no patient.
+        """
+        n, y = np.asarray(n), np.asarray(y)
+        selected, treated = np.asarray(selected), np.asarray(treated)
+        planned = self.planned_sample_size
+        at_mtd = n[:, self.mtd_level].astype(float)
+        overdosed = n[:, self.mtd_level + 1 :].sum(axis=1).astype(float)
+        dlts = y.sum(axis=1).astype(float)
+        some = treated > 0
+
+        def per_treated(count: np.ndarray) -> np.ndarray:
+            return np.where(some, count / np.where(some, treated, 1), math.nan)
+
+        return {
+            "correct_selection": (selected == self.mtd_level).astype(float),
+            "overdose_selection": (selected > self.mtd_level).astype(float),
+            "no_selection": (selected < 0).astype(float),
+            **{
+                f"selected_{k}": (selected == k).astype(float) for k in range(len(self.dose_levels))
+            },
+            **{f"n_at_{k}": n[:, k].astype(float) for k in range(len(self.dose_levels))},
+            "n_at_mtd_fraction": per_treated(at_mtd),
+            "n_overdosed_fraction": per_treated(overdosed),
+            "n_at_mtd_over_planned": at_mtd / planned,
+            "n_overdosed_over_planned": overdosed / planned,
+            "dlt_rate": per_treated(dlts),
+            "dlt_over_planned": dlts / planned,
+            "stopped_early": (treated < planned).astype(float),
+            "n_treated": treated.astype(float),
+        }
 
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """Score one trial: selection, allocation and toxicity (see the module docstring)."""
@@ -165,30 +240,10 @@ class BinaryToxicityScenario:
                 f"BinaryToxicityScenario: selected dose {selected_dose!r} is not one of the "
                 f"dose levels {self.dose_levels}"
             )
-        treated = data.n_patients
-        planned = self.planned_sample_size
-        at_mtd = float(counts.n[self.mtd_level])
-        overdosed = float(counts.n[self.mtd_level + 1 :].sum())
-        dlts = float(counts.y.sum())
-
-        def per_treated(count: float) -> float:
-            return count / treated if treated else math.nan
-
-        return {
-            "correct_selection": float(selected == self.mtd_level),
-            "overdose_selection": float(selected > self.mtd_level),
-            "no_selection": float(selected < 0),
-            **{f"selected_{k}": float(selected == k) for k in range(len(self.dose_levels))},
-            **{f"n_at_{k}": float(n) for k, n in enumerate(counts.n)},
-            "n_at_mtd_fraction": per_treated(at_mtd),
-            "n_overdosed_fraction": per_treated(overdosed),
-            "n_at_mtd_over_planned": at_mtd / planned,
-            "n_overdosed_over_planned": overdosed / planned,
-            "dlt_rate": per_treated(dlts),
-            "dlt_over_planned": dlts / planned,
-            "stopped_early": float(treated < planned),
-            "n_treated": float(treated),
-        }
+        metrics = self.metrics_at_counts(
+            counts.n[None], counts.y[None], np.array([selected]), np.array([data.n_patients])
+        )
+        return {name: float(values[0]) for name, values in metrics.items()}
 
     def describe(self) -> dict[str, float | int | str]:
         """Flat record of the truth (for simulation results)."""

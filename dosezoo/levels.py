@@ -16,6 +16,9 @@ from dosezoo.errors import DataError
 
 __all__ = [
     "LevelCounts",
+    "count_state",
+    "format_rows",
+    "last_true",
     "level_counts",
     "level_index",
     "positive_int",
@@ -167,3 +170,91 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
         y=np.bincount(index, weights=dlt, minlength=size).astype(np.int64),
         current=int(index[-1]) if index.size else -1,
     )
+
+
+def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]:
+    """Format ``template`` once for each selected row, with that row's values.
+
+    Array rules (decisions for a batch of trials at once) explain their stops in text; this
+    builds the text of just the rows that need it, so that one template serves a batch of
+    any size, a batch of one included.
+
+    Parameters
+    ----------
+    template : str
+        A `str.format` template naming the columns, e.g. ``"{y} DLTs in {n} patients"``.
+    rows : numpy.ndarray
+        Boolean mask, shape (m,), of the rows to format.
+    **columns : numpy.ndarray or scalar
+        Values named in the template: arrays of shape (m,), or scalars shared by every row.
+
+    Returns
+    -------
+    list of str
+        One text per selected row, in row order.
+    """
+    selected = np.flatnonzero(rows)
+    per_row = {name: value for name, value in columns.items() if np.ndim(value)}
+    shared = {name: value for name, value in columns.items() if not np.ndim(value)}
+    return [
+        template.format(**shared, **{name: value[i] for name, value in per_row.items()})
+        for i in selected
+    ]
+
+
+def count_state(
+    owner: str, n: object, y: object, current: object, n_levels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check a batch of count states and return it as int64 arrays.
+
+    Parameters
+    ----------
+    owner : str
+        Rule named in error messages.
+    n, y : array_like
+        Patients and DLTs per level, shape (m, n_levels), with ``0 <= y <= n``.
+    current : array_like
+        Level of each state's last cohort, shape (m,): a level with patients, or -1 when
+        there are no patients.
+    n_levels : int
+        The rule's number of dose levels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(n, y, current)`` as int64.
+
+    Raises
+    ------
+    ValueError
+        If a shape is wrong, or naming the first row whose counts are impossible.
+    """
+    n, y = np.asarray(n, dtype=np.int64), np.asarray(y, dtype=np.int64)
+    current = np.asarray(current, dtype=np.int64)
+    if n.ndim != 2 or n.shape[1] != n_levels or y.shape != n.shape or current.shape != n.shape[:1]:
+        raise ValueError(
+            f"{owner}: counts n and y must have shape (m, {n_levels}) and current (m,), got "
+            f"{n.shape}, {y.shape} and {current.shape}"
+        )
+    rows = np.arange(current.size)
+    bad = (
+        np.any((y < 0) | (y > n), axis=1)
+        | (current < -1)
+        | (current >= n_levels)
+        | ((current >= 0) & (n[rows, np.clip(current, 0, n_levels - 1)] == 0))
+        | ((current == -1) & np.any(n > 0, axis=1))
+    )
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{owner}: count state row {row} is impossible: n={n[row].tolist()}, "
+            f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
+            "a level with patients, or -1 when there are none)"
+        )
+    return n, y, current
+
+
+def last_true(mask: np.ndarray) -> np.ndarray:
+    """Return the index of the last True of each row of a 2-d mask, -1 for a row with none."""
+    columns = mask.shape[1]
+    return np.where(mask.any(axis=1), columns - 1 - np.argmax(mask[:, ::-1], axis=1), -1)

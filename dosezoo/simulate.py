@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypedDict, runtime_checkable
 
 import numpy as np
 import xarray as xr
@@ -52,7 +52,10 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = [
+    "CountDecisions",
+    "CountRuleDesign",
     "Design",
+    "LevelScenario",
     "Scenario",
     "TrialRecord",
     "operating_characteristics",
@@ -85,6 +88,8 @@ _MAX_BATCH = 100
 _BATCHES_PER_WORKER = 4
 _BOOTSTRAP_CELLS = 2**22
 _PART_GLOB = "trials-*.nc"
+#: The outcome whose events a count rule counts per level (as ``dosezoo.levels.level_counts``).
+_COUNTED_OUTCOME = "dlt"
 
 
 class Design(Protocol):
@@ -223,6 +228,102 @@ class Scenario(Protocol):
         ...
 
 
+class CountDecisions(NamedTuple):
+    """The decisions of a count rule for a batch of ``m`` trial states, one row per state.
+
+    A count rule (`CountRuleDesign`) decides from the patients and DLTs per dose level and
+    the level of the last cohort only, for many trials at once; `decision` turns one row
+    into the `Decision` that ``design.next`` or ``design.recommend`` returns, so a design's
+    per-data methods and the vectorised simulation share one rule.
+    """
+
+    level: np.ndarray
+    """Level (0-based) of the next cohort or of the recommended dose, -1 for a stop, (m,)."""
+    stop_reason: np.ndarray
+    """Why each stop stops, ``""`` for a row that names a level; str objects, (m,)."""
+    bound_by: np.ndarray
+    """``Decision.bound_by`` of each row, comma-joined (``""`` for none); str objects, (m,)."""
+    quantities: dict[str, np.ndarray]
+    """Each quantity as floats, (m,), in the order a `Decision` lists them."""
+    present: dict[str, np.ndarray]
+    """For each quantity, whether each row's decision records it (bool, (m,)); a quantity
+    may be NaN and present (e.g. no dose selected)."""
+
+    def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
+        """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
+        level = int(self.level[row])
+        bound_by = str(self.bound_by[row])
+        options = {
+            "quantities": {
+                key: float(values[row])
+                for key, values in self.quantities.items()
+                if self.present[key][row]
+            },
+            "bound_by": tuple(bound_by.split(",")) if bound_by else (),
+        }
+        if level < 0:
+            return Decision(None, stop_reason=str(self.stop_reason[row]), **options)
+        return Decision(dose_levels[level], **options)
+
+
+@runtime_checkable
+class CountRuleDesign(Protocol):
+    """A design whose decisions depend on the counts per dose level only.
+
+    The state of a trial is ``n`` and ``y``, the patients and DLTs (the outcome ``dlt``) at
+    each of ``dose_levels``, and ``current``, the level of the last cohort (-1 before the
+    first patient). Both methods decide for a batch of ``m`` states at once: arrays ``n``,
+    ``y`` of shape (m, K) (int64) and ``current`` of shape (m,), and return a
+    `CountDecisions` whose row ``i`` is exactly what ``next`` / ``recommend`` return for
+    data with the counts of row ``i``. `simulate` then advances many trials in lockstep.
+    """
+
+    dose_levels: tuple[float, ...]
+    cohort_size: int
+    sample_size: int
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Decide the next level of each state (``next``), or to stop."""
+        ...
+
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Recommend a level for each finished trial (``recommend``), or none (a stop)."""
+        ...
+
+
+@runtime_checkable
+class LevelScenario(Protocol):
+    """A scenario whose outcomes are functions of each patient's dose level and latent draws.
+
+    ``draw_latent(rng, n)`` draws the latent variables of the next ``n`` patients of a
+    trial in enrolment order, such that drawing for ``n1`` then ``n2`` patients gives the
+    same values as drawing for ``n1 + n2`` at once (so the draws of a whole trial can be made
+    up front); ``respond`` must equal ``outcomes_at_levels`` of the dose levels and of
+    ``draw_latent(rng, len(doses))``. ``outcomes_at_levels`` maps levels (m, c) and their
+    latent draws (m, c) to the outcome arrays (m, c); ``metrics_at_counts`` scores ``m``
+    finished trials from their counts per level ``n``, ``y`` (m, K), the recommended level
+    (``-1`` for none) and the patients treated, each metric an array (m,), equal to
+    ``trial_metrics`` of each trial.
+    """
+
+    dose_levels: tuple[float, ...]
+    outcomes: tuple[str, ...]
+
+    def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
+        """Draw the latent variables of the next ``n_patients`` patients, (n_patients,)."""
+        ...
+
+    def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcomes of patients at ``levels`` with latent draws ``latent`` (same shape)."""
+        ...
+
+    def metrics_at_counts(
+        self, n: np.ndarray, y: np.ndarray, selected: np.ndarray, treated: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Score ``m`` trials from their counts; one array (m,) per metric."""
+        ...
+
+
 class TrialRecord(TypedDict):
     """One simulated trial as plain arrays (small and picklable).
 
@@ -305,6 +406,24 @@ def _checked(decision: object, who: str) -> Decision:
     return decision
 
 
+def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
+    """Raise ValueError if a metric's name would clash with a variable of the results."""
+    if name in _RESERVED or name in outcomes or name.startswith("decision_") or "," in name:
+        raise ValueError(
+            f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
+            "the results or contains a comma; rename it"
+        )
+
+
+def _check_quantity_key(key: str) -> None:
+    """Raise ValueError if a decision quantity would clash with a ``decision_*`` variable."""
+    if key == "dose" or key in _DECISION_TEXT:
+        raise ValueError(
+            f"decision quantity {key!r} clashes with the variable 'decision_{key}' "
+            "of the results; rename it"
+        )
+
+
 def _attr_value(value: object, name: str) -> AttrValue:
     """Convert a described parameter to a netCDF-safe attribute value."""
     if value is None:
@@ -372,16 +491,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
 
     metrics: dict[str, float] = {}
     for name, value in scenario.trial_metrics(data, recommendation).items():
-        if (
-            name in _RESERVED
-            or name in scenario.outcomes
-            or name.startswith("decision_")
-            or "," in name
-        ):
-            raise ValueError(
-                f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
-                "the results or contains a comma; rename it"
-            )
+        _check_metric_name(name, scenario.outcomes)
         number = _real_scalar(value)
         if number is None:
             raise TypeError(
@@ -392,11 +502,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     quantities: dict[str, np.ndarray] = {}
     for i, decision in enumerate(decisions):
         for key, value in decision.quantities.items():
-            if key == "dose" or key in _DECISION_TEXT:
-                raise ValueError(
-                    f"decision quantity {key!r} clashes with the variable 'decision_{key}' "
-                    "of the results; rename it"
-                )
+            _check_quantity_key(key)
             number = _real_scalar(value)
             if number is not None:
                 quantities.setdefault(key, np.full(len(decisions), np.nan))[i] = number
@@ -424,49 +530,229 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
 # --------------------------------------------------------------------------- batches
 
 
-def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
-    """Pad the records of a batch of trials into one Dataset (dims trial, patient, decision)."""
-    n = len(records)
-    patient_shape, decision_shape = (n, layout.sample_size), (n, layout.n_decisions)
-    dose = np.full(patient_shape, np.nan)
-    cohort = np.full(patient_shape, -1, dtype=np.int64)
-    outcomes = {name: np.full(patient_shape, np.nan) for name in layout.outcomes}
-    decision_dose = np.full(decision_shape, np.nan)
-    decision_text = {key: np.full(decision_shape, "", dtype=object) for key in _DECISION_TEXT}
-    quantities: dict[str, np.ndarray] = {}
-    metrics: dict[str, np.ndarray] = {}
-    for row, record in enumerate(records):
-        k, m = record["n_patients"], record["decision_dose"].size
-        dose[row, :k] = record["dose"]
-        cohort[row, :k] = record["cohort"]
-        for name in layout.outcomes:
-            outcomes[name][row, :k] = record["outcomes"][name]
-        decision_dose[row, :m] = record["decision_dose"]
-        for key in _DECISION_TEXT:
-            decision_text[key][row, :m] = record[f"decision_{key}"]
-        for key, values in record["decision_quantities"].items():
-            quantities.setdefault(key, np.full(decision_shape, np.nan))[row, :m] = values
-        for name, value in record["metrics"].items():
-            metrics.setdefault(name, np.full(n, np.nan))[row] = value
+class _Batch(NamedTuple):
+    """The padded arrays of a batch of trials, from which `_assemble` builds its Dataset."""
 
+    dose: np.ndarray
+    """(trial, patient) floats, NaN past a trial's last patient."""
+    cohort: np.ndarray
+    """(trial, patient) int64, -1 past a trial's last patient."""
+    outcomes: dict[str, np.ndarray]
+    """Each outcome, (trial, patient) floats, NaN past a trial's last patient."""
+    decision_dose: np.ndarray
+    """(trial, decision) floats, NaN for a stop and past a trial's last decision."""
+    decision_text: dict[str, np.ndarray]
+    """``stop_reason``, ``bound_by`` and ``kind`` of each decision, (trial, decision), objects."""
+    quantities: dict[str, np.ndarray]
+    """Each decision quantity, (trial, decision) floats, in the order of first appearance."""
+    metrics: dict[str, np.ndarray]
+    """Each metric, (trial,) floats, in the order of first appearance."""
+    n_patients: np.ndarray
+    """(trial,) int64."""
+    stop_reason: np.ndarray
+    """(trial,) objects: the reason of the early stop, ``""`` for none."""
+    recommended_dose: np.ndarray
+    """(trial,) floats, NaN when nothing was recommended."""
+
+
+def _empty_batch(n_trials: int, layout: _Layout) -> _Batch:
+    """Return the arrays of a batch of ``n_trials`` trials, all padding (no quantity, no metric)."""
+    patient_shape, decision_shape = (n_trials, layout.sample_size), (n_trials, layout.n_decisions)
+    return _Batch(
+        dose=np.full(patient_shape, np.nan),
+        cohort=np.full(patient_shape, -1, dtype=np.int64),
+        outcomes={name: np.full(patient_shape, np.nan) for name in layout.outcomes},
+        decision_dose=np.full(decision_shape, np.nan),
+        decision_text={key: np.full(decision_shape, "", dtype=object) for key in _DECISION_TEXT},
+        quantities={},
+        metrics={},
+        n_patients=np.zeros(n_trials, dtype=np.int64),
+        stop_reason=np.full(n_trials, "", dtype=object),
+        recommended_dose=np.full(n_trials, np.nan),
+    )
+
+
+def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
+    """Build the Dataset of a batch (dims trial, patient, decision) from its arrays."""
     patient, decision = ("trial", "patient"), ("trial", "decision")
     variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
-        "dose": (patient, dose),
-        "cohort": (patient, cohort),
-        **{name: (patient, values) for name, values in outcomes.items()},
-        "decision_dose": (decision, decision_dose),
-        **{f"decision_{key}": (decision, text.astype(str)) for key, text in decision_text.items()},
-        **{f"decision_{key}": (decision, values) for key, values in quantities.items()},
-        "n_patients": (("trial",), np.array([r["n_patients"] for r in records], dtype=np.int64)),
-        "stop_reason": (("trial",), np.array([r["stop_reason"] for r in records], dtype=str)),
-        "recommended_dose": (("trial",), np.array([r["recommended_dose"] for r in records])),
-        **{name: (("trial",), values) for name, values in metrics.items()},
+        "dose": (patient, batch.dose),
+        "cohort": (patient, batch.cohort),
+        **{name: (patient, values) for name, values in batch.outcomes.items()},
+        "decision_dose": (decision, batch.decision_dose),
+        **{
+            f"decision_{key}": (decision, text.astype(str))
+            for key, text in batch.decision_text.items()
+        },
+        **{f"decision_{key}": (decision, values) for key, values in batch.quantities.items()},
+        "n_patients": (("trial",), batch.n_patients),
+        "stop_reason": (("trial",), batch.stop_reason.astype(str)),
+        "recommended_dose": (("trial",), batch.recommended_dose),
+        **{name: (("trial",), values) for name, values in batch.metrics.items()},
     }
     return xr.Dataset(
         variables,
         coords={"trial": np.asarray(trials, dtype=np.int64)},
-        attrs={**layout.fingerprint, "metrics": ",".join(metrics)},
+        attrs={**layout.fingerprint, "metrics": ",".join(batch.metrics)},
     )
+
+
+def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
+    """Pad the records of a batch of trials into one Dataset (dims trial, patient, decision)."""
+    n = len(records)
+    batch = _empty_batch(n, layout)
+    for row, record in enumerate(records):
+        k, m = record["n_patients"], record["decision_dose"].size
+        batch.dose[row, :k] = record["dose"]
+        batch.cohort[row, :k] = record["cohort"]
+        for name in layout.outcomes:
+            batch.outcomes[name][row, :k] = record["outcomes"][name]
+        batch.decision_dose[row, :m] = record["decision_dose"]
+        for key in _DECISION_TEXT:
+            batch.decision_text[key][row, :m] = record[f"decision_{key}"]
+        for key, values in record["decision_quantities"].items():
+            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))[
+                row, :m
+            ] = values
+        for name, value in record["metrics"].items():
+            batch.metrics.setdefault(name, np.full(n, np.nan))[row] = value
+        batch.n_patients[row] = k
+        batch.stop_reason[row] = record["stop_reason"]
+        batch.recommended_dose[row] = record["recommended_dose"]
+    return _assemble(batch, trials, layout)
+
+
+def _counts_suffice(design: Design, scenario: Scenario) -> bool:
+    """Whether the trials can run in lockstep: both sides offer the count capabilities."""
+    return (
+        isinstance(design, CountRuleDesign)
+        and isinstance(scenario, LevelScenario)
+        and _COUNTED_OUTCOME in scenario.outcomes
+        and tuple(design.dose_levels) == tuple(scenario.dose_levels)
+    )
+
+
+def _record_decisions(
+    batch: _Batch,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    decisions: CountDecisions,
+    doses: np.ndarray,
+    kind: str,
+    first_seen: dict[str, tuple[int, int, int]],
+) -> None:
+    """Write the decisions of trials ``rows`` into decision slots ``columns`` of the batch.
+
+    ``first_seen`` keeps, for each quantity, the first (trial row, decision, position in the
+    decision) where it appears, so that the quantities can be put in the order in which
+    `_to_dataset` meets them in the per-trial records.
+    """
+    stops = decisions.level < 0
+    if np.any(stops & (decisions.stop_reason == "")):
+        who = "design.decide_counts" if kind == "next" else "design.recommend_counts"
+        raise ValueError(f"{who} stopped with an empty stop_reason; give the reason to stop")
+    batch.decision_dose[rows, columns] = np.where(
+        stops, np.nan, doses[np.maximum(decisions.level, 0)]
+    )
+    batch.decision_text["stop_reason"][rows, columns] = decisions.stop_reason
+    batch.decision_text["bound_by"][rows, columns] = decisions.bound_by
+    batch.decision_text["kind"][rows, columns] = kind
+    for position, (key, values) in enumerate(decisions.quantities.items()):
+        present = decisions.present[key]
+        if not present.any():
+            continue
+        _check_quantity_key(key)
+        first = int(np.argmax(present))
+        seen = (int(rows[first]), int(columns[first]), position)
+        first_seen[key] = min(first_seen.get(key, seen), seen)
+        target = batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))
+        target[rows[present], columns[present]] = values[present]
+
+
+def _run_count_batch(
+    design: CountRuleDesign,
+    scenario: LevelScenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+) -> xr.Dataset:
+    """Run the trials of one batch in lockstep on their counts per level (see `simulate`).
+
+    Every trial still running at step ``s`` has had ``s`` cohorts, so one call of the rule
+    decides cohort ``s`` of all of them, and the scenario answers for all at once from each
+    trial's latent draws, made up front from the generator of its own seed.
+    """
+    cohort_size, sample_size = _conduct(design)
+    n_trials = len(seeds)
+    doses = np.asarray(design.dose_levels, dtype=float)
+    latent = np.stack(
+        [scenario.draw_latent(np.random.default_rng(seed), sample_size) for seed in seeds]
+    )
+    batch = _empty_batch(n_trials, layout)
+    n = np.zeros((n_trials, doses.size), dtype=np.int64)
+    y = np.zeros_like(n)
+    current = np.full(n_trials, -1, dtype=np.int64)
+    running = np.ones(n_trials, dtype=bool)
+    decided = np.zeros(n_trials, dtype=np.int64)
+    first_seen: dict[str, tuple[int, int, int]] = {}
+    for step in range(layout.n_decisions - 1):
+        rows = np.flatnonzero(running)
+        if not rows.size:
+            break
+        decisions = design.decide_counts(n[rows], y[rows], current[rows])
+        _record_decisions(
+            batch, rows, np.full(rows.size, step), decisions, doses, "next", first_seen
+        )
+        decided[rows] += 1
+        stops = decisions.level < 0
+        batch.stop_reason[rows[stops]] = decisions.stop_reason[stops]
+        running[rows[stops]] = False
+        go, level = rows[~stops], decisions.level[~stops]
+        first, last = step * cohort_size, min(sample_size, (step + 1) * cohort_size)
+        levels = np.repeat(level[:, None], last - first, axis=1)
+        outcomes = scenario.outcomes_at_levels(levels, latent[go, first:last])
+        batch.dose[go, first:last] = doses[levels]
+        batch.cohort[go, first:last] = step + 1
+        for name in layout.outcomes:
+            batch.outcomes[name][go, first:last] = outcomes[name]
+        n[go, level] += last - first
+        y[go, level] += np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
+        current[go] = level
+    recommendations = design.recommend_counts(n, y, current)
+    _record_decisions(
+        batch, np.arange(n_trials), decided, recommendations, doses, "recommend", first_seen
+    )
+    selected = recommendations.level
+    batch.n_patients[:] = n.sum(axis=1)
+    batch.recommended_dose[:] = np.where(selected < 0, np.nan, doses[np.maximum(selected, 0)])
+    for name, values in scenario.metrics_at_counts(n, y, selected, batch.n_patients).items():
+        _check_metric_name(name, scenario.outcomes)
+        values = np.asarray(values)
+        if values.shape != (n_trials,) or values.dtype.kind not in "biuf":
+            raise TypeError(
+                f"scenario.metrics_at_counts: metric {name!r} is not {n_trials} real numbers: "
+                f"{values!r}"
+            )
+        batch.metrics[name] = values.astype(float)
+    ordered = sorted(batch.quantities.items(), key=lambda item: first_seen[item[0]])
+    return _assemble(batch._replace(quantities=dict(ordered)), trials, layout)
+
+
+def _run_trials_batch(
+    design: Design,
+    scenario: Scenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+    advance: Callable[[int], None] | None = None,
+) -> xr.Dataset:
+    """Run the trials of one batch one after the other, each with its own generator."""
+    records = []
+    for seed in seeds:
+        records.append(run_trial(design, scenario, np.random.default_rng(seed)))
+        if advance is not None:
+            advance(1)
+    return _to_dataset(records, trials, layout)
 
 
 def _run_batch(
@@ -477,13 +763,13 @@ def _run_batch(
     layout: _Layout,
     advance: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
-    """Run the trials of one batch, each with the generator of its own seed."""
-    records = []
-    for seed in seeds:
-        records.append(run_trial(design, scenario, np.random.default_rng(seed)))
-        if advance is not None:
-            advance(1)
-    return _to_dataset(records, trials, layout)
+    """Run the trials of one batch: in lockstep if counts suffice, else one by one."""
+    if not _counts_suffice(design, scenario):
+        return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
+    part = _run_count_batch(design, scenario, trials, seeds, layout)
+    if advance is not None:
+        advance(len(seeds))
+    return part
 
 
 def _run_batch_in_worker(

@@ -1,0 +1,273 @@
+"""The vectorised simulation of count rules (BOIN, 3+3) equals the trial-by-trial engine.
+
+Two claims are checked. (1) A count rule's array face, ``decide_counts`` / ``recommend_counts``
+on a batch of count states, gives row by row the `Decision` of ``next`` / ``recommend`` on a
+data set with those counts (property tests on random states and designs). (2) `simulate` of a
+design and scenario offering the count capabilities, which advances all the trials of a batch
+in lockstep, returns a Dataset identical to the one of the engine's per-trial path
+(``run_trial`` for each seed), which the engine takes for the same design hidden behind a
+proxy that offers only the `Design` protocol.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dosezoo.binary_scenarios import BinaryToxicityScenario
+from dosezoo.data import TrialData
+from dosezoo.designs.boin import BOINDesign
+from dosezoo.designs.decision import Decision
+from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
+from dosezoo.levels import count_state
+from dosezoo.simulate import CountRuleDesign, LevelScenario, simulate
+
+LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
+#: Seed 003's scenario 13 (target 0.3): the benchmark's scenario of issue 4.
+P_ISSUE = (0.08, 0.30, 0.38, 0.42, 0.52)
+P_TOXIC_LOWEST = (0.45, 0.55, 0.65, 0.75, 0.85)
+P_ALL_SAFE = (0.01, 0.02, 0.03, 0.04, 0.05)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _assert_same_decision(got: Decision, expected: Decision) -> None:
+    """Exactly the same decision: dose, reason, bounds and every quantity (NaN equals NaN)."""
+    assert got.next_dose == expected.next_dose
+    assert got.stop_reason == expected.stop_reason
+    assert got.bound_by == expected.bound_by
+    assert list(got.quantities) == list(expected.quantities)
+    np.testing.assert_equal(got.quantities, expected.quantities)
+    assert got.diagnostics is None and expected.diagnostics is None
+
+
+def _data_with_counts(levels, n, y, current) -> TrialData:
+    """Trial data with ``n[k]`` patients and ``y[k]`` DLTs at level k, the last at ``current``."""
+    data = TrialData.empty(outcomes=("dlt",))
+    order = [k for k in range(len(levels)) if n[k] and k != current]
+    if current >= 0:
+        order.append(current)
+    for k in order:
+        data = data.with_cohort(levels[k], dlt=[1] * y[k] + [0] * (n[k] - y[k]))
+    return data
+
+
+@st.composite
+def count_states(draw, n_levels: int, patients: st.SearchStrategy[int]):
+    """A batch of count states: (n, y, current), several rows, on ``n_levels`` levels."""
+    rows = draw(st.integers(1, 6))
+    n = np.array([[draw(patients) for _ in range(n_levels)] for _ in range(rows)], dtype=np.int64)
+    y = np.array([[draw(st.integers(0, int(v))) for v in row] for row in n], dtype=np.int64)
+    current = np.array(
+        [draw(st.sampled_from(np.flatnonzero(row).tolist() or [-1])) for row in n], dtype=np.int64
+    )
+    return n, y, current
+
+
+@st.composite
+def boin_cases(draw):
+    k = draw(st.integers(1, 5))
+    levels = LEVELS[:k]
+    cohort_size = draw(st.integers(1, 3))
+    design = BOINDesign(
+        draw(st.sampled_from([0.2, 0.25, 0.3])),
+        levels,
+        start_dose=draw(st.sampled_from(levels)),
+        cohort_size=cohort_size,
+        sample_size=draw(st.sampled_from([cohort_size, 12, 36])),
+        extra_safe=draw(st.booleans()),
+        n_earlystop=draw(st.sampled_from([3, 6, 9, 100])),
+        prior_a=draw(st.sampled_from([1.0, 0.5])),
+        prior_b=draw(st.sampled_from([1.0, 2.0])),
+    )
+    return design, draw(count_states(k, st.integers(0, 14)))
+
+
+@st.composite
+def three_plus_three_cases(draw):
+    k = draw(st.integers(1, 5))
+    levels = LEVELS[:k]
+    design = ThreePlusThreeDesign(levels, start_dose=draw(st.sampled_from(levels)))
+    return design, draw(count_states(k, st.sampled_from([0, 3, 6])))
+
+
+def _check_rows_against_per_data_rule(design, state) -> None:
+    n, y, current = state
+    decided = design.decide_counts(n, y, current)
+    recommended = design.recommend_counts(n, y, current)
+    for row in range(current.size):
+        data = _data_with_counts(design.dose_levels, n[row], y[row], int(current[row]))
+        _assert_same_decision(decided.decision(row, design.dose_levels), design.next(data))
+        _assert_same_decision(recommended.decision(row, design.dose_levels), design.recommend(data))
+
+
+# --------------------------------------------------------------------------- the array rules
+
+
+@settings(max_examples=300, deadline=None)
+@given(boin_cases())
+def test_boin_array_rule_equals_the_per_data_rule(case):
+    _check_rows_against_per_data_rule(*case)
+
+
+@settings(max_examples=300, deadline=None)
+@given(three_plus_three_cases())
+def test_three_plus_three_array_rule_equals_the_per_data_rule(case):
+    _check_rows_against_per_data_rule(*case)
+
+
+def test_count_states_that_cannot_happen_are_refused():
+    n, y = np.array([[3, 0]]), np.array([[1, 0]])
+    with pytest.raises(ValueError, match=r"must have shape \(m, 3\) and current \(m,\)"):
+        count_state("Rule", n, y, [0], 3)
+    with pytest.raises(ValueError, match=r"Rule: count state row 1 is impossible: .*y=\[4, 0\]"):
+        count_state("Rule", [[3, 0], [3, 0]], [[1, 0], [4, 0]], [0, 0], 2)
+    with pytest.raises(ValueError, match=r"row 0 is impossible: .*current=1"):
+        count_state("Rule", n, y, [1], 2)
+    with pytest.raises(ValueError, match=r"row 0 is impossible: .*current=-1"):
+        count_state("Rule", n, y, [-1], 2)
+    with pytest.raises(ValueError, match="BOINDesign: count state row 0"):
+        BOINDesign(0.3, (10.0, 20.0)).decide_counts(n, y, [1])
+
+
+def test_the_binary_scenario_responds_through_its_array_face():
+    scenario = BinaryToxicityScenario(LEVELS, P_ISSUE, 0.3, planned_sample_size=36)
+    doses = np.array([10.0, 10.0, 10.0, 40.0, 40.0, 40.0])
+    split = np.random.default_rng(8)
+    by_cohort = [scenario.respond(doses[:3], split)["dlt"], scenario.respond(doses[3:], split)]
+    tolerance = scenario.draw_latent(np.random.default_rng(8), 36)
+    levels = np.array([[0, 0, 0, 2, 2, 2]])
+    at_once = scenario.outcomes_at_levels(levels, tolerance[None, :6])["dlt"][0]
+    np.testing.assert_array_equal(np.concatenate([by_cohort[0], by_cohort[1]["dlt"]]), at_once)
+    np.testing.assert_array_equal(at_once, tolerance[:6] < np.array(P_ISSUE)[levels[0]])
+
+
+# --------------------------------------------------------------------------- simulations
+
+
+class PerTrial:
+    """A design offering only the `Design` protocol, so `simulate` runs it trial by trial."""
+
+    def __init__(self, design) -> None:
+        self.design = design
+        self.start_dose = design.start_dose
+        self.cohort_size = design.cohort_size
+        self.sample_size = design.sample_size
+
+    def next(self, data: TrialData) -> Decision:
+        return self.design.next(data)
+
+    def recommend(self, data: TrialData) -> Decision:
+        return self.design.recommend(data)
+
+    def describe(self) -> dict:
+        return self.design.describe()
+
+
+CASES = {
+    # name: (design, p_true, a stop reason some trial must reach, or None)
+    "boin": (BOINDesign(0.3, LEVELS), P_ISSUE, None),
+    "boin-extra-safe": (BOINDesign(0.3, LEVELS, extra_safe=True), P_TOXIC_LOWEST, "extra-safe"),
+    "boin-earlystop": (BOINDesign(0.3, LEVELS, n_earlystop=9), P_ISSUE, "n_earlystop: 9"),
+    "boin-toxic-lowest": (BOINDesign(0.3, LEVELS), P_TOXIC_LOWEST, "lowest dose 10 eliminated"),
+    "boin-cohorts-of-1": (
+        BOINDesign(0.25, LEVELS, cohort_size=1, sample_size=10, start_dose=40.0),
+        P_ISSUE,
+        None,
+    ),
+    "boin-cohorts-of-2": (
+        BOINDesign(0.3, LEVELS, cohort_size=2, sample_size=25, n_earlystop=8),
+        P_TOXIC_LOWEST,
+        "n_earlystop: 8",
+    ),
+    "3+3": (ThreePlusThreeDesign(LEVELS), P_ISSUE, "MTD"),
+    "3+3-toxic-lowest": (ThreePlusThreeDesign(LEVELS), P_TOXIC_LOWEST, "no MTD"),
+    "3+3-all-safe": (ThreePlusThreeDesign(LEVELS), P_ALL_SAFE, "no higher dose to try"),
+    "3+3-start-high": (ThreePlusThreeDesign(LEVELS, start_dose=40.0), P_ISSUE, "MTD"),
+}
+N_TRIALS = 200
+SEED = 20260611
+
+
+def _scenario(design, p_true) -> BinaryToxicityScenario:
+    return BinaryToxicityScenario(
+        design.dose_levels, p_true, 0.3, planned_sample_size=design.sample_size
+    )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_vectorised_simulation_is_identical_to_the_per_trial_engine(name):
+    design, p_true, reached = CASES[name]
+    scenario = _scenario(design, p_true)
+    assert isinstance(design, CountRuleDesign) and isinstance(scenario, LevelScenario)
+    assert not isinstance(PerTrial(design), CountRuleDesign)
+    per_trial = simulate(PerTrial(design), scenario, N_TRIALS, random_seed=SEED, progress=False)
+    vectorised = simulate(design, scenario, N_TRIALS, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(vectorised, per_trial)
+    assert list(vectorised.data_vars) == list(per_trial.data_vars)
+    for variable in vectorised.data_vars:
+        assert vectorised[variable].dtype == per_trial[variable].dtype, variable
+    if reached is not None:  # the case reaches the rule it is meant to exercise
+        reasons = vectorised["decision_stop_reason"].values.ravel()
+        assert any(reached in str(reason) for reason in reasons)
+
+
+@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, 7), (1, 1000), (2, 30)])
+def test_vectorised_simulation_does_not_depend_on_jobs_or_batches(n_jobs, batch_size):
+    design, p_true, _ = CASES["boin-earlystop"]
+    scenario = _scenario(design, p_true)
+    reference = simulate(design, scenario, 120, random_seed=SEED, progress=False)
+    result = simulate(
+        design,
+        scenario,
+        120,
+        random_seed=SEED,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=False,
+    )
+    xr.testing.assert_identical(result, reference)
+
+
+_BATCHES_BEFORE_THE_KILL = {"left": 0}
+
+
+class KilledScenario(BinaryToxicityScenario):
+    """The binary scenario (same description), killed after scoring a few batches."""
+
+    def metrics_at_counts(self, n, y, selected, treated):
+        if _BATCHES_BEFORE_THE_KILL["left"] == 0:
+            raise KeyboardInterrupt("simulated kill")
+        _BATCHES_BEFORE_THE_KILL["left"] -= 1
+        return super().metrics_at_counts(n, y, selected, treated)
+
+
+def test_a_killed_vectorised_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    design, p_true, _ = CASES["3+3"]
+    scenario = _scenario(design, p_true)
+    reference = simulate(design, scenario, N_TRIALS, random_seed=SEED, progress=False)
+    path = tmp_path / "sim.nc"
+    killed = KilledScenario(design.dose_levels, p_true, 0.3, planned_sample_size=30)
+    monkeypatch.setitem(_BATCHES_BEFORE_THE_KILL, "left", 3)
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
+        simulate(
+            design, killed, N_TRIALS, random_seed=SEED, path=path, batch_size=40, progress=False
+        )
+    assert len(list(path.with_name("sim.nc.parts").glob("trials-*.nc"))) == 3
+    result = simulate(
+        design, scenario, N_TRIALS, random_seed=SEED, path=path, batch_size=25, progress=False
+    )
+    xr.testing.assert_identical(result, reference)
+
+
+def test_other_dose_levels_fall_back_to_the_per_trial_engine():
+    # The scenario knows one more level than the design: counts per level do not line up, so
+    # the engine runs the trials one by one; the result is still that of the per-trial path.
+    design = BOINDesign(0.3, LEVELS[:4])
+    scenario = BinaryToxicityScenario(LEVELS, P_ISSUE, 0.3, planned_sample_size=36)
+    result = simulate(design, scenario, 30, random_seed=SEED, progress=False)
+    expected = simulate(PerTrial(design), scenario, 30, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(result, expected)
+    assert (result["n_at_4"] == 0).all() and (result["n_at_0"] > 0).all()
