@@ -87,6 +87,8 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.util import get_random_generator
+from scipy.integrate import quad
+from scipy.optimize import root
 from scipy.special import ndtr, ndtri
 
 from dosezoo.data import DataError, TrialData
@@ -202,6 +204,41 @@ def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=pt):
 # --------------------------------------------------------------------------- prior
 
 
+def _median_matched_tox_locations(
+    z_lowest: float, z_highest: float, sd: float
+) -> tuple[float, float]:
+    r"""Intercept mean and slope location giving the toxicity medians of prior statements.
+
+    With :math:`\alpha \sim N(a, s^2)` and :math:`\beta \sim N(b, s^2)` truncated to
+    :math:`(0, \infty)`, :math:`P(\alpha + c\beta \le v) = E_\beta[\Phi((v - c\beta - a)/s)]`
+    (by quadrature over the truncated density); returns :math:`(a, b)` solving
+    :math:`P(\alpha - \beta \le z_1) = P(\alpha + \beta \le z_K) = 1/2`.
+    """
+
+    def below(value: float, a: float, b: float, sign: float) -> float:
+        def integrand(slope: float) -> float:
+            density = math.exp(-0.5 * ((slope - b) / sd) ** 2)
+            return density * float(ndtr((value - sign * slope - a) / sd))
+
+        upper = max(b, 0.0) + 12 * sd
+        mass = quad(lambda slope: math.exp(-0.5 * ((slope - b) / sd) ** 2), 0.0, upper)[0]
+        return quad(integrand, 0.0, upper)[0] / mass
+
+    def equations(location: np.ndarray) -> list[float]:
+        a, b = location
+        return [below(z_lowest, a, b, -1.0) - 0.5, below(z_highest, a, b, 1.0) - 0.5]
+
+    start = [(z_highest + z_lowest) / 2, (z_highest - z_lowest) / 2]
+    solution = root(equations, start, method="hybr", options={"xtol": 1e-12})
+    if not solution.success or np.max(np.abs(equations(solution.x))) > 1e-8:
+        raise ValueError(
+            "JointProbitPrior.from_statements: no prior on (alpha_tox, beta_tox) has prior "
+            f"medians Phi({z_lowest:.4g}) and Phi({z_highest:.4g}) at the lowest and highest "
+            f"doses with coefficient_sd {sd:g} ({solution.message})"
+        )
+    return float(solution.x[0]), float(solution.x[1])
+
+
 @dataclass(frozen=True)
 class JointProbitPrior:
     """Prior of the joint probit model: normal coefficients and a log-normal cut point.
@@ -255,10 +292,18 @@ class JointProbitPrior:
     ) -> "JointProbitPrior":
         r"""Derive the prior from statements about rates at the lowest and highest doses.
 
-        At :math:`x = \mp 1`, :math:`\Phi^{-1}(p) = \alpha \mp \beta`, so
+        At :math:`x = \mp 1`, :math:`\Phi^{-1}(p) = \alpha \mp \beta` (plus :math:`\gamma`
+        for response, centred at 0), and the statements are the prior *medians* of the rates
+        there. For response (:math:`E \ge 1`), whose coefficients are normal,
         :math:`\alpha = \tfrac12(\Phi^{-1}(p_K) + \Phi^{-1}(p_1))` and
-        :math:`\beta = \tfrac12(\Phi^{-1}(p_K) - \Phi^{-1}(p_1))` for toxicity and for
-        response (:math:`E \ge 1`); the curvature is centred at 0. The cut point's median is
+        :math:`\beta = \tfrac12(\Phi^{-1}(p_K) - \Phi^{-1}(p_1))` give them. For toxicity
+        the slope's normal is truncated to :math:`(0, \infty)`, which moves the medians of
+        :math:`\alpha \pm \beta` up (with the default statements and sds, these means would put
+        the prior median toxicity at the highest dose at 0.62 instead of 0.45); so the intercept
+        mean and the slope's location are solved for, by quadrature over the truncated slope
+        and a two-dimensional root search, such that the medians of
+        :math:`\alpha - \beta` and :math:`\alpha + \beta` are :math:`\Phi^{-1}(p_1)` and
+        :math:`\Phi^{-1}(p_K)` exactly. The cut point's median is
         the :math:`c` giving :math:`P(E = 2) = s \, P(E \ge 1)` at the highest dose:
         :math:`c = \Phi^{-1}(p_K) - \Phi^{-1}(s \, p_K)`.
 
@@ -294,10 +339,16 @@ class JointProbitPrior:
         rk = _probability(owner, "response_highest", response_highest)
         share = _probability(owner, "high_share_highest", high_share_highest)
         threshold = float(ndtri(rk) - ndtri(share * rk))
+        coefficient_sd = _real(owner, "coefficient_sd", coefficient_sd)
+        if coefficient_sd <= 0:
+            raise ValueError(f"{owner}: coefficient_sd must be > 0, got {coefficient_sd!r}")
+        alpha_tox, beta_tox = _median_matched_tox_locations(
+            float(ndtri(t1)), float(ndtri(tk)), coefficient_sd
+        )
         return cls(
-            alpha_tox_mean=float(ndtri(tk) + ndtri(t1)) / 2,
+            alpha_tox_mean=alpha_tox,
             alpha_tox_sd=coefficient_sd,
-            beta_tox_mean=float(ndtri(tk) - ndtri(t1)) / 2,
+            beta_tox_mean=beta_tox,
             beta_tox_sd=coefficient_sd,
             alpha_eff_mean=float(ndtri(rk) + ndtri(r1)) / 2,
             alpha_eff_sd=coefficient_sd,
