@@ -13,6 +13,15 @@ every level is above it), at most one level above the highest level given (``no_
 With ``safety_cutoff`` set, the trial stops with no MTD when
 :math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
 dose is the rule's dose given all data, not above the highest dose given.
+
+Coherence (Cheung 2005, *Biometrika* 92, 863-873), option ``coherent`` (off by default, as in
+Babb et al.): a decision never escalates above the last cohort's dose after a DLT in it, nor
+de-escalates below it after a cohort without DLT. The posterior quantile is not coherent by
+construction: the rule takes the alpha-quantile of the MTD whatever the last outcome was, so
+a DLT-free cohort at a dose above that quantile (given under ``no_skipping`` or a fixed start)
+is followed by a lower dose (``tests/test_blrm_ewoc_boin.py`` shows a case). With the option
+on, coherence takes precedence over the feasibility bound for that decision; ``p_overdose``
+records the posterior probability of overdosing at the dose given.
 """
 
 from dataclasses import KW_ONLY, dataclass, field
@@ -57,6 +66,8 @@ class EWOCDesign(ModelBasedDesign):
         Continuous doses only: largest increase over the current dose (None: off).
     safety_cutoff : float or None
         Stop when :math:`P(\mathrm{MTD} <` lowest level :math:`)` exceeds it (None: off).
+    coherent : bool
+        Never escalate after a cohort with a DLT nor de-escalate after one without (False).
     engine, draws, chains, random_seed, convergence
         As in :class:`~dosezoo.designs.model_based.ModelBasedDesign`.
     """
@@ -73,6 +84,7 @@ class EWOCDesign(ModelBasedDesign):
     no_skipping: bool = True
     max_increment: float | None = None
     safety_cutoff: float | None = None
+    coherent: bool = False
     engine: DesignEngine = "grid"
     draws: int = 1000
     chains: int = 2
@@ -106,6 +118,9 @@ class EWOCDesign(ModelBasedDesign):
             if not 0 < cutoff < 1:
                 raise ValueError(f"{owner}: safety_cutoff must lie in (0, 1), got {cutoff!r}")
             object.__setattr__(self, "safety_cutoff", cutoff)
+        if not isinstance(self.coherent, bool | np.bool_):
+            raise ValueError(f"{owner}: coherent must be True or False, got {self.coherent!r}")
+        object.__setattr__(self, "coherent", bool(self.coherent))
         if not isinstance(self.no_skipping, bool | np.bool_):
             raise ValueError(
                 f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
@@ -147,6 +162,17 @@ class EWOCDesign(ModelBasedDesign):
             bound_by.append("highest_given" if final else "no_skipping")
         return float(levels[level]), bound_by
 
+    @staticmethod
+    def _coherent(dose: float, data: TrialData, bound_by: list[str]) -> float:
+        """Keep the last cohort's dose if the rule would move against its outcome."""
+        last_dose = float(data.last_dose)
+        last_cohort = data.cohort == data.cohort[-1]
+        had_dlt = bool(np.asarray(data.column("dlt"))[last_cohort].any())
+        if (had_dlt and dose > last_dose) or (not had_dlt and dose < last_dose):
+            bound_by.append("coherence")
+            return last_dose
+        return dose
+
     def _safety_stop(self, posterior: DLTPosterior) -> str | None:
         if self.safety_cutoff is None:
             return None
@@ -170,6 +196,8 @@ class EWOCDesign(ModelBasedDesign):
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
             )
         dose, bound_by = self._dose(quantile, data, final=final)
+        if self.coherent and not final:
+            dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = posterior.mtd_cdf(dose)
         return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
 
@@ -205,4 +233,5 @@ class EWOCDesign(ModelBasedDesign):
             "no_skipping": self.no_skipping,
             "max_increment": self.max_increment,
             "safety_cutoff": self.safety_cutoff,
+            "coherent": self.coherent,
         }

@@ -306,6 +306,33 @@ def test_ewoc_continuous_doses_respect_the_increment():
     assert decision.bound_by == ("max_increment",)
 
 
+def test_ewoc_quantile_rule_can_de_escalate_after_a_dlt_free_cohort_unless_coherent():
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
+    data = _data([160, 160, 160], [0, 0, 0])  # a high start, no DLT
+    plain = EWOCDesign(model).next(data)
+    assert plain.next_dose < 160.0
+    coherent = EWOCDesign(model, coherent=True).next(data)
+    assert coherent.next_dose == 160.0
+    assert "coherence" in coherent.bound_by
+    assert coherent.quantities["p_overdose"] > plain.quantities["p_overdose"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    levels=st.lists(st.integers(0, 4), min_size=1, max_size=6),
+    dlts=st.lists(st.integers(0, 1), min_size=6, max_size=6),
+)
+def test_coherent_ewoc_never_moves_against_the_last_outcome(levels, dlts):
+    design = EWOCDesign(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), coherent=True)
+    doses = [LEVELS[k] for k in levels]
+    data = _data(doses, dlts[: len(doses)])  # one patient per cohort
+    decision = design.next(data)
+    if dlts[len(doses) - 1]:
+        assert decision.next_dose <= doses[-1]
+    else:
+        assert decision.next_dose >= doses[-1]
+
+
 # --------------------------------------------------------------------------- BOIN model
 
 
