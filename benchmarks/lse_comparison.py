@@ -234,7 +234,14 @@ def readme_block(table: pd.DataFrame, record: dict) -> str:
         f"Made by `{record['command']}` (`make lse-study`): {record['trials_per_cell']} trials "
         f"per cell, {len(record['scenarios'])} scenarios x {len(record['designs'])} designs in "
         f"{record['wall_seconds'] / 60:.1f} min on {record['cores']} worker processes "
-        f"({record['machine']}, {record['cpu_count']} CPUs)"
+        f"({record['machine']}, {record['cpu_count']} CPUs"
+        + (
+            f"; load averages {record['load_average_before'][0]:.1f} before and "
+            f"{record['load_average_after'][0]:.1f} after"
+            if "load_average_before" in record
+            else ""
+        )
+        + ")"
         + (
             f"; resumed cells: {', '.join(record['resumed_cells'])}"
             if record["resumed_cells"]
@@ -302,6 +309,7 @@ def main() -> None:
         print("CRM arm skipped: dosezoo.designs.crm / dosezoo.models.crm are not available")
         designs.remove("CRM")
 
+    load_before = os.getloadavg()
     rows, seconds, started = [], {}, time.perf_counter()
     for design_name in designs:
         for scenario in scenarios:
@@ -339,6 +347,9 @@ def main() -> None:
         "seconds_per_trial": {name: s * args.jobs / n_trials for name, s in seconds.items()},
         "command": command,
         "resumed_cells": list(RESUMED),
+        # 1, 5 and 15-minute load averages: other jobs on the machine slow the run down.
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
     }
