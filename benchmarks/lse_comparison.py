@@ -164,20 +164,27 @@ def _cell_text(table: pd.DataFrame, metric: str) -> pd.Series:
     )
 
 
+def _wide_table(table: pd.DataFrame, metric: str) -> list[str]:
+    """Markdown lines of one metric: scenarios as rows, designs as columns, ``mean (SE)``."""
+    wide = (
+        table.assign(cell=_cell_text(table, metric))
+        .pivot(index="scenario", columns="design", values="cell")
+        .reindex(columns=[d for d in DESIGNS if d in set(table["design"])])
+    )
+    lines = ["| scenario | " + " | ".join(wide.columns) + " |"]
+    lines.append("|---" * (len(wide.columns) + 1) + "|")
+    lines += [
+        f"| {scenario} | " + " | ".join(values) + " |" for scenario, values in wide.iterrows()
+    ]
+    return lines
+
+
 def markdown(table: pd.DataFrame, header: str) -> str:
     """Wide markdown tables: one per metric, scenarios as rows, designs as columns."""
     parts = [header]
     for metric in (*PLANNED, *TREATED):
-        wide = (
-            table.assign(cell=_cell_text(table, metric))
-            .pivot(index="scenario", columns="design", values="cell")
-            .reindex(columns=[d for d in DESIGNS if d in set(table["design"])])
-        )
         parts.append(f"\n### {metric} (%)\n")
-        parts.append("| scenario | " + " | ".join(wide.columns) + " |")
-        parts.append("|---" * (len(wide.columns) + 1) + "|")
-        for scenario, values in wide.iterrows():
-            parts.append(f"| {scenario} | " + " | ".join(values) + " |")
+        parts += _wide_table(table, metric)
     return "\n".join(parts) + "\n"
 
 
@@ -253,16 +260,8 @@ def readme_block(table: pd.DataFrame, record: dict) -> str:
         "",
     ]
     for metric, title in (("PCS", "correct selection"), ("POA", "patients above the MTD")):
-        wide = (
-            table.assign(cell=_cell_text(table, metric))
-            .pivot(index="scenario", columns="design", values="cell")
-            .reindex(columns=[d for d in DESIGNS if d in set(table["design"])])
-        )
         lines.append(f"{metric} ({title}):\n")
-        lines.append("| scenario | " + " | ".join(wide.columns) + " |")
-        lines.append("|---" * (len(wide.columns) + 1) + "|")
-        lines += [f"| {s} | " + " | ".join(v) + " |" for s, v in wide.iterrows()]
-        lines.append("")
+        lines += [*_wide_table(table, metric), ""]
     lines.append("Seed 003's qualitative claims, counted on this table:\n")
     lines += claims(table)
     lines.append(
