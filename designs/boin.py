@@ -42,6 +42,13 @@ the highest of those below is chosen, else the lowest.
 Every decision is a deterministic function of the data: elimination is recomputed from the
 counts at each dose, which equals the package's sticky elimination because an eliminated dose
 receives no more patients.
+
+One rule, two faces. Decisions depend only on the patients and DLTs per level and on the level
+of the last cohort, so the rule is written once, for a batch of such count states
+(:meth:`BOINDesign.decide_counts`, :meth:`BOINDesign.recommend_counts`: the engine's
+``CountRuleDesign`` capability, with which `dosezoo.simulate.simulate` runs many trials in
+lockstep); :meth:`BOINDesign.next` and :meth:`BOINDesign.recommend` count the data and apply
+it to a batch of one.
 """
 
 import math
@@ -311,35 +318,14 @@ class BOINDesign:
 
     def first_eliminated(self, counts: LevelCounts) -> int:
         """Return the lowest eliminated level (all from it up are out), or K if none is."""
-        eliminated = (counts.n >= _MIN_PATIENTS_TO_ELIMINATE) & (
-            self.p_above_target(counts.n, counts.y) > self.elimination_cutoff
-        )
-        return int(np.argmax(eliminated)) if eliminated.any() else counts.n.size
-
-    def _safety_stop(self, counts: LevelCounts) -> str | None:
-        """Why the trial must stop with no MTD, or None."""
-        if self.first_eliminated(counts) == 0:
-            return (
-                f"lowest dose {self.dose_levels[0]:g} eliminated: {counts.y[0]} DLTs in "
-                f"{counts.n[0]} patients, P(p > {self.target:g}) > {self.elimination_cutoff:g}"
-            )
-        if (
-            self.extra_safe
-            and counts.n[0] >= _MIN_PATIENTS_TO_ELIMINATE
-            and self.p_above_target(counts.n[0], counts.y[0])
-            > self.elimination_cutoff - self.offset
-        ):
-            return (
-                f"extra-safe stop at the lowest dose {self.dose_levels[0]:g}: {counts.y[0]} DLTs "
-                f"in {counts.n[0]} patients, P(p > {self.target:g}) > "
-                f"{self.elimination_cutoff - self.offset:g}"
-            )
-        return None
+        return int(self.eliminated_from(counts.n[None], counts.y[None])[0])
 
     # ------------------------------------------------------------------ decisions
 
     def next(self, data: TrialData) -> Decision:
         """Decide the dose of the next cohort, or to stop the trial.
+
+        The rule is :meth:`decide_counts`, on the counts of ``data``.
 
         Parameters
         ----------
@@ -352,64 +338,8 @@ class BOINDesign:
         Decision
         """
         counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        if counts.current < 0:
-            return Decision(
-                self.start_dose,
-                bound_by=("start_dose",),
-                quantities={"lambda_e": self.lambda_e, "lambda_d": self.lambda_d},
-            )
-        top = len(self.dose_levels) - 1
-        current = counts.current
-        n, y = int(counts.n[current]), int(counts.y[current])
-        eliminated_from = self.first_eliminated(counts)
-        quantities = {
-            "n_at_dose": float(n),
-            "dlt_at_dose": float(y),
-            "p_hat": y / n,
-            "lambda_e": self.lambda_e,
-            "lambda_d": self.lambda_d,
-            "p_above_target": float(self.p_above_target(n, y)),
-            "n_eliminated": float(top + 1 - eliminated_from),
-        }
-
-        def stop(reason: str) -> Decision:
-            selected = self.recommend(data).next_dose
-            return Decision(
-                None,
-                stop_reason=reason,
-                quantities={
-                    **quantities,
-                    "selected_dose": math.nan if selected is None else selected,
-                },
-            )
-
-        if data.n_patients >= self.sample_size:
-            return stop(f"sample size reached: {data.n_patients} of {self.sample_size}")
-        reason = self._safety_stop(counts)
-        if reason:
-            return stop(reason)
-
-        bound_by: tuple[str, ...] = ()
-        if current >= eliminated_from:
-            level, bound_by = eliminated_from - 1, ("eliminated",)
-        elif y <= self.lambda_e * n:
-            if current == top:
-                level, bound_by = current, ("highest_dose",)
-            elif current + 1 >= eliminated_from:
-                level, bound_by = current, ("eliminated",)
-            else:
-                level = current + 1
-        elif y >= self.lambda_d * n:
-            if current == 0:
-                level, bound_by = current, ("lowest_dose",)
-            else:
-                level = current - 1
-        else:
-            level = current
-
-        if level == current and n >= self.n_earlystop:
-            return stop(f"n_earlystop: {n} patients at dose {self.dose_levels[current]:g}")
-        return Decision(self.dose_levels[level], bound_by=bound_by, quantities=quantities)
+        decided = self.decide_counts(counts.n[None], counts.y[None], [counts.current])
+        return decided.decision(0, self.dose_levels)
 
     def isotonic_estimates(self, data: TrialData) -> np.ndarray:
         """Return ``select.mtd``'s isotonic DLT-rate estimate per level (NaN if not admissible).
@@ -417,22 +347,13 @@ class BOINDesign:
         Admissible levels were given to at least one patient and are not eliminated.
         """
         counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        estimates = np.full(len(self.dose_levels), np.nan)
-        admissible = counts.n > 0
-        admissible[self.first_eliminated(counts) :] = False
-        n, y = counts.n[admissible], counts.y[admissible]
-        if n.size:
-            phat = (y + _SELECT_Y0) / (n + _SELECT_N0)
-            variance = (
-                (y + _SELECT_Y0)
-                * (n - y + _SELECT_Y0)
-                / ((n + _SELECT_N0) ** 2 * (n + _SELECT_N0 + 1))
-            )
-            estimates[admissible] = isotonic_regression(phat, 1 / variance)
-        return estimates
+        n, y = counts.n[None], counts.y[None]
+        return self._isotonic(n, y, self.eliminated_from(n, y))[0]
 
     def recommend(self, data: TrialData) -> Decision:
         """Select the MTD as ``select.mtd`` of the R package BOIN does.
+
+        The selection is :meth:`recommend_counts`, on the counts of ``data``.
 
         Parameters
         ----------
@@ -447,21 +368,8 @@ class BOINDesign:
             eliminated, the extra-safe rule fired, or no admissible dose was given).
         """
         counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        reason = self._safety_stop(counts)
-        if reason:
-            return Decision(None, stop_reason=f"no MTD: {reason}")
-        estimates = self.isotonic_estimates(data)
-        quantities = {f"p_iso_{k}": float(value) for k, value in enumerate(estimates)}
-        admissible = np.flatnonzero(~np.isnan(estimates))
-        if not admissible.size:
-            return Decision(
-                None, stop_reason="no MTD: no admissible dose was given", quantities=quantities
-            )
-        distance = np.abs(estimates[admissible] - self.target)
-        tied = admissible[distance <= distance.min() + _TIE_TOLERANCE]
-        below = tied[estimates[tied] < self.target]
-        level = int(below[-1]) if below.size else int(tied[0])
-        return Decision(self.dose_levels[level], quantities=quantities)
+        selected = self.recommend_counts(counts.n[None], counts.y[None], [counts.current])
+        return selected.decision(0, self.dose_levels)
 
     # ------------------------------------------------------------------ array rule
 

@@ -24,7 +24,11 @@ So the MTD is the highest dose at which at most 1 of 6 patients had a DLT, below
 with 2 or more DLTs; :meth:`ThreePlusThreeDesign.recommend` selects it from the data, and a
 stop of :meth:`ThreePlusThreeDesign.next` records it as the quantity ``selected_dose``. No
 level gets more than 6 patients, so ``sample_size`` is 6 per level. Decisions are deterministic
-functions of the counts per level.
+functions of the counts per level, so the rule is written once, for a batch of count states
+(:meth:`ThreePlusThreeDesign.decide_counts` and :meth:`ThreePlusThreeDesign.recommend_counts`:
+the engine's ``CountRuleDesign`` capability, with which `dosezoo.simulate.simulate` runs many
+trials in lockstep); :meth:`ThreePlusThreeDesign.next` and
+:meth:`ThreePlusThreeDesign.recommend` count the data and apply it to a batch of one.
 """
 
 import math
@@ -109,15 +113,10 @@ class ThreePlusThreeDesign:
                 )
         return counts
 
-    def _mtd(self, counts: LevelCounts) -> int | None:
-        """Return the highest level with <= 1 DLT in 6 below every too-toxic level, or None."""
-        toxic = np.flatnonzero(counts.y >= _TOXIC)
-        ceiling = int(toxic[0]) if toxic.size else len(self.dose_levels)
-        confirmed = np.flatnonzero((counts.n[:ceiling] == _FULL) & (counts.y[:ceiling] < _TOXIC))
-        return int(confirmed[-1]) if confirmed.size else None
-
     def next(self, data: TrialData) -> Decision:
         """Decide the dose of the next cohort of 3, or to stop the trial.
+
+        The rule is :meth:`decide_counts`, on the counts of ``data``.
 
         Parameters
         ----------
@@ -130,50 +129,13 @@ class ThreePlusThreeDesign:
         Decision
         """
         counts = self._counts(data)
-        if counts.current < 0:
-            return Decision(self.start_dose, bound_by=("start_dose",))
-        current = counts.current
-        n, y = int(counts.n[current]), int(counts.y[current])
-        quantities = {"n_at_dose": float(n), "dlt_at_dose": float(y)}
-
-        def stop(reason: str, bound_by: tuple[str, ...] = ()) -> Decision:
-            mtd = self._mtd(counts)
-            selected = math.nan if mtd is None else self.dose_levels[mtd]
-            return Decision(
-                None,
-                stop_reason=reason,
-                bound_by=bound_by,
-                quantities={**quantities, "selected_dose": selected},
-            )
-
-        if data.n_patients >= self.sample_size:
-            return stop(f"sample size reached: {data.n_patients} of {self.sample_size}")
-        dose = self.dose_levels[current]
-        if y >= _TOXIC:
-            lower = current - 1
-            while lower >= 0 and counts.y[lower] >= _TOXIC:
-                lower -= 1
-            if lower < 0:
-                return stop(f"no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}")
-            if counts.n[lower] == _FULL:
-                return stop(
-                    f"MTD {self.dose_levels[lower]:g}: {y} DLTs in {n} patients at {dose:g}"
-                )
-            return Decision(self.dose_levels[lower], quantities=quantities)
-        if n == _COHORT and y == 1:
-            return Decision(dose, quantities=quantities)
-        if current == len(self.dose_levels) - 1:
-            blocked = ("highest_dose",)
-        elif counts.y[current + 1] >= _TOXIC:
-            blocked = ("toxic_dose",)
-        else:
-            return Decision(self.dose_levels[current + 1], quantities=quantities)
-        if n == _COHORT:
-            return Decision(dose, bound_by=blocked, quantities=quantities)
-        return stop(f"MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", blocked)
+        decided = self.decide_counts(counts.n[None], counts.y[None], [counts.current])
+        return decided.decision(0, self.dose_levels)
 
     def recommend(self, data: TrialData) -> Decision:
         """Return the MTD: the highest dose with <= 1 DLT in 6, below every too-toxic dose.
+
+        The selection is :meth:`recommend_counts`, on the counts of ``data``.
 
         Parameters
         ----------
@@ -185,15 +147,33 @@ class ThreePlusThreeDesign:
         Decision
             The MTD, or a stop with the reason when no dose qualifies.
         """
-        mtd = self._mtd(self._counts(data))
-        if mtd is None:
-            return Decision(None, stop_reason="no MTD: no dose had at most 1 DLT in 6 patients")
-        return Decision(self.dose_levels[mtd])
+        counts = self._counts(data)
+        selected = self.recommend_counts(counts.n[None], counts.y[None], [counts.current])
+        return selected.decision(0, self.dose_levels)
 
     # ------------------------------------------------------------------ array rule
 
+    def _count_state(
+        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
+        owner = "ThreePlusThreeDesign"
+        n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
+        off = (n != 0) & (n != _COHORT) & (n != _FULL)
+        if off.any():
+            row, level = (int(i) for i in np.argwhere(off)[0])
+            raise ValueError(
+                f"{owner}: count state row {row}: dose {self.dose_levels[level]:g} has "
+                f"{n[row, level]} patients; the 3+3 design treats 3 or 6 per level"
+            )
+        return n, y, current
+
     def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Return per row of counts the MTD level (see `_mtd`), -1 where there is none."""
+        """Return per row of counts the MTD level, -1 where there is none.
+
+        The MTD is the highest level with at most 1 DLT in 6 patients below every level with
+        2 or more DLTs.
+        """
         levels = np.arange(n.shape[1])
         toxic = y >= _TOXIC
         ceiling = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), n.shape[1])
@@ -217,7 +197,7 @@ class ThreePlusThreeDesign:
         # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
         from dosezoo.simulate import CountDecisions
 
-        n, y, current = count_state("ThreePlusThreeDesign", n, y, current, len(self.dose_levels))
+        n, y, current = self._count_state(n, y, current)
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -296,7 +276,7 @@ class ThreePlusThreeDesign:
         """
         from dosezoo.simulate import CountDecisions  # see decide_counts
 
-        n, y, current = count_state("ThreePlusThreeDesign", n, y, current, len(self.dose_levels))
+        n, y, current = self._count_state(n, y, current)
         level = self._mtd_levels(n, y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""

@@ -11,6 +11,16 @@ dose of the next cohort, the scenario answers with the outcomes of the cohort at
 that dose, and so on until the design stops or the sample size is reached. The
 design then recommends a dose and the scenario scores the trial.
 
+Count rules in lockstep. When the design decides from the patients and DLTs per dose
+level only (`CountRuleDesign`: BOIN, 3+3) and the scenario answers for dose levels from
+latent per-patient draws (`LevelScenario`: the binary-toxicity scenario), on the same dose
+levels, a batch of trials runs in lockstep instead: every trial still running at step ``s``
+has had ``s`` cohorts, so one call of the design's array rule decides the next cohort of all
+of them, the scenario gives their outcomes from the latent draws each trial made up front
+from its own generator, and the batch's arrays go straight into its Dataset. The result is
+identical to the one of `run_trial`, trial by trial (the design's ``next`` and ``recommend``
+are its array rule on a batch of one); only the time differs.
+
 `simulate` runs many trials in process, on local worker processes (joblib, loky
 backend) or on a dask cluster, and gathers them in one `xarray.Dataset` with one
 entry per trial. With ``path``, every finished batch of trials is saved at once, so
@@ -935,43 +945,44 @@ class _Store:
 
 
 def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrValue]) -> xr.Dataset:
-    """Concatenate batches into one Dataset sorted by trial, checking every trial is there once."""
-    parts = sorted(parts, key=lambda part: int(part["trial"][0]))
-    templates: dict[str, xr.DataArray] = {}
+    """Concatenate batches into one Dataset sorted by trial, checking every trial is there once.
+
+    A variable missing from a batch (a quantity or metric none of its trials had) is NaN
+    there. The arrays are concatenated with numpy and the Dataset built once: ``xr.concat``
+    of many small batches cost more than simulating them.
+    """
+    parts = sorted(parts, key=lambda part: int(part["trial"].values[0]))
+    templates: dict[str, xr.Variable] = {}
     metrics: dict[str, None] = {}
     for part in parts:
-        for name, variable in part.data_vars.items():
-            templates.setdefault(str(name), variable)
+        for name in part.data_vars:
+            templates.setdefault(str(name), part.variables[name])
         metrics.update(dict.fromkeys(filter(None, part.attrs["metrics"].split(","))))
-    filled = []
-    for part in parts:
-        missing = {
-            name: (
-                template.dims,
-                np.full((part.sizes["trial"], *template.shape[1:]), np.nan),
-            )
-            for name, template in templates.items()
-            if name not in part
-        }
-        filled.append(part.assign(missing)[list(templates)])
-    combined = xr.concat(
-        filled,
-        dim="trial",
-        data_vars="all",
-        coords="minimal",
-        compat="equals",
-        join="exact",
-        combine_attrs="drop",
-    )
-    trials = combined["trial"].values
+    trials = np.concatenate([part["trial"].values for part in parts])
     if not np.array_equal(np.sort(trials), np.arange(n_trials)):
         raise RuntimeError(
             f"the batches hold {trials.size} trials, not each of the {n_trials} trials once; "
             "the simulation store is corrupt"
         )
-    combined = combined.isel(trial=np.argsort(trials))
-    combined.attrs = {**attrs, "metrics": ",".join(metrics), **_versions()}
-    return combined
+    order = np.argsort(trials)
+
+    def values(part: xr.Dataset, name: str, template: xr.Variable) -> np.ndarray:
+        if name in part.variables:
+            return part.variables[name].values
+        return np.full((part.sizes["trial"], *template.shape[1:]), np.nan)
+
+    variables = {
+        name: (
+            template.dims,
+            np.concatenate([values(part, name, template) for part in parts])[order],
+        )
+        for name, template in templates.items()
+    }
+    return xr.Dataset(
+        variables,
+        coords={"trial": trials[order]},
+        attrs={**attrs, "metrics": ",".join(metrics), **_versions()},
+    )
 
 
 def _versions() -> dict[str, str]:
@@ -1054,6 +1065,15 @@ def simulate(
     ValueError
         If an argument is invalid (the message names it), or ``path`` holds a
         different simulation.
+
+    Notes
+    -----
+    A design offering `CountRuleDesign` with a scenario offering `LevelScenario` on the same
+    dose levels (and an outcome ``dlt``) is simulated with its trials in lockstep (see the
+    module docstring): trial ``i`` still draws the latent variables of its patients from
+    ``numpy.random.default_rng(children[i])``, in enrolment order, so the result is identical
+    to the trial-by-trial run, for any ``n_jobs``, ``batch_size`` or resumption; any other
+    pair is run trial by trial with `run_trial`.
     """
     n_trials = _positive_int(n_trials, "n_trials")
     random_seed = _seed(random_seed, "random_seed")
