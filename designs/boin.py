@@ -338,7 +338,7 @@ class BOINDesign:
         Decision
         """
         counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        decided = self.decide_counts(counts.n[None], counts.y[None], [counts.current])
+        decided = self._decide(counts.n[None], counts.y[None], np.array([counts.current]))
         return decided.decision(0, self.dose_levels)
 
     def isotonic_estimates(self, data: TrialData) -> np.ndarray:
@@ -368,7 +368,7 @@ class BOINDesign:
             eliminated, the extra-safe rule fired, or no admissible dose was given).
         """
         counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        selected = self.recommend_counts(counts.n[None], counts.y[None], [counts.current])
+        selected = self._recommend(counts.n[None], counts.y[None], np.array([counts.current]))
         return selected.decision(0, self.dose_levels)
 
     # ------------------------------------------------------------------ array rule
@@ -442,10 +442,13 @@ class BOINDesign:
         dosezoo.simulate.CountDecisions
             Row ``i`` is :meth:`next` on data with the counts of row ``i``.
         """
+        return self._decide(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
+
+    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
         # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
         from dosezoo.simulate import CountDecisions
 
-        n, y, current = count_state("BOINDesign", n, y, current, len(self.dose_levels))
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
@@ -490,7 +493,7 @@ class BOINDesign:
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
         if stops.any():
-            chosen = self.recommend_counts(n[stops], y[stops], current[stops]).level
+            chosen = self._recommend(n[stops], y[stops], current[stops]).level
             selected[stops] = np.where(chosen >= 0, doses[np.maximum(chosen, 0)], math.nan)
         with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
             p_hat = y_at / n_at
@@ -530,9 +533,12 @@ class BOINDesign:
         dosezoo.simulate.CountDecisions
             Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
         """
-        from dosezoo.simulate import CountDecisions  # see decide_counts
+        return self._recommend(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
 
-        n, y, current = count_state("BOINDesign", n, y, current, len(self.dose_levels))
+    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
+        from dosezoo.simulate import CountDecisions  # see _decide
+
         size, levels = current.size, len(self.dose_levels)
         eliminated_from = self.eliminated_from(n, y)
         safety = self._safety_reasons(n, y, eliminated_from)

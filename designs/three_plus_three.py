@@ -129,7 +129,7 @@ class ThreePlusThreeDesign:
         Decision
         """
         counts = self._counts(data)
-        decided = self.decide_counts(counts.n[None], counts.y[None], [counts.current])
+        decided = self._decide(counts.n[None], counts.y[None], np.array([counts.current]))
         return decided.decision(0, self.dose_levels)
 
     def recommend(self, data: TrialData) -> Decision:
@@ -148,7 +148,7 @@ class ThreePlusThreeDesign:
             The MTD, or a stop with the reason when no dose qualifies.
         """
         counts = self._counts(data)
-        selected = self.recommend_counts(counts.n[None], counts.y[None], [counts.current])
+        selected = self._recommend(counts.n[None], counts.y[None], np.array([counts.current]))
         return selected.decision(0, self.dose_levels)
 
     # ------------------------------------------------------------------ array rule
@@ -194,10 +194,13 @@ class ThreePlusThreeDesign:
         dosezoo.simulate.CountDecisions
             Row ``i`` is :meth:`next` on data with the counts of row ``i``.
         """
+        return self._decide(*self._count_state(n, y, current))
+
+    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
         # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
         from dosezoo.simulate import CountDecisions
 
-        n, y, current = self._count_state(n, y, current)
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -244,7 +247,11 @@ class ThreePlusThreeDesign:
         level[stops] = -1
         level[~started], bound_by[~started] = self.dose_levels.index(self.start_dose), "start_dose"
 
-        mtd = self._mtd_levels(n, y)
+        # A stop records the dose recommend() selects from the same counts.
+        selected = np.full(size, math.nan)
+        if stops.any():
+            mtd = self._mtd_levels(n[stops], y[stops])
+            selected[stops] = np.where(mtd >= 0, doses[np.maximum(mtd, 0)], math.nan)
         return CountDecisions(
             level=level,
             stop_reason=stop_reason,
@@ -252,7 +259,7 @@ class ThreePlusThreeDesign:
             quantities={
                 "n_at_dose": n_at.astype(float),
                 "dlt_at_dose": y_at.astype(float),
-                "selected_dose": np.where(mtd >= 0, doses[np.maximum(mtd, 0)], math.nan),
+                "selected_dose": selected,
             },
             present={"n_at_dose": started, "dlt_at_dose": started, "selected_dose": stops},
         )
@@ -274,9 +281,12 @@ class ThreePlusThreeDesign:
         dosezoo.simulate.CountDecisions
             Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
         """
-        from dosezoo.simulate import CountDecisions  # see decide_counts
+        return self._recommend(*self._count_state(n, y, current))
 
-        n, y, current = self._count_state(n, y, current)
+    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+        """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
+        from dosezoo.simulate import CountDecisions  # see _decide
+
         level = self._mtd_levels(n, y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""

@@ -194,6 +194,8 @@ def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]
         One text per selected row, in row order.
     """
     selected = np.flatnonzero(rows)
+    if not selected.size:  # the common case in a decision: no row stops
+        return []
     per_row = {name: value for name, value in columns.items() if np.ndim(value)}
     shared = {name: value for name, value in columns.items() if not np.ndim(value)}
     return [
