@@ -54,13 +54,12 @@ it to a batch of one.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import betaincc
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.designs.decision import CountDecisions, Decision
 from dosezoo.levels import (
     LevelCounts,
     count_state,
@@ -72,9 +71,6 @@ from dosezoo.levels import (
     validate_dose_levels,
     validate_start_dose,
 )
-
-if TYPE_CHECKING:
-    from dosezoo.simulate import CountDecisions
 
 __all__ = [
     "BOINDesign",
@@ -427,7 +423,7 @@ class BOINDesign:
             estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
         return estimates
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
 
         Parameters
@@ -444,11 +440,8 @@ class BOINDesign:
         """
         return self._decide(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
 
-    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
-        # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
-        from dosezoo.simulate import CountDecisions
-
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
@@ -516,9 +509,7 @@ class BOINDesign:
             present={key: where for key, (_, where) in recorded.items()},
         )
 
-    def recommend_counts(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> "CountDecisions":
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select as :meth:`recommend` does, for a batch of count states.
 
         Parameters
@@ -535,10 +526,8 @@ class BOINDesign:
         """
         return self._recommend(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
 
-    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
-        from dosezoo.simulate import CountDecisions  # see _decide
-
         size, levels = current.size, len(self.dose_levels)
         eliminated_from = self.eliminated_from(n, y)
         safety = self._safety_reasons(n, y, eliminated_from)

@@ -1,7 +1,14 @@
-"""The record a dose-finding rule returns: the next dose, or why the trial stops, and why."""
+"""The records a dose-finding rule returns.
 
+A `Decision`: the next dose, or why the trial stops, and why. `CountDecisions`: the decisions
+of a count rule for a batch of trial states, row by row.
+"""
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 
@@ -44,3 +51,41 @@ class Decision:
     def stopped(self) -> bool:
         """Whether the rule stopped the trial."""
         return self.next_dose is None
+
+
+class CountDecisions(NamedTuple):
+    """The decisions of a count rule for a batch of ``m`` trial states, one row per state.
+
+    A count rule (`dosezoo.simulate.CountRuleDesign`) decides from the patients and DLTs per
+    dose level and the level of the last cohort only, for many trials at once; `decision`
+    turns one row into the `Decision` that ``design.next`` or ``design.recommend`` returns,
+    so a design's per-data methods and the vectorised simulation share one rule.
+    """
+
+    level: np.ndarray
+    """Level (0-based) of the next cohort or of the recommended dose, -1 for a stop, (m,)."""
+    stop_reason: np.ndarray
+    """Why each stop stops, ``""`` for a row that names a level; str objects, (m,)."""
+    bound_by: np.ndarray
+    """``Decision.bound_by`` of each row, comma-joined (``""`` for none); str objects, (m,)."""
+    quantities: dict[str, np.ndarray]
+    """Each quantity as floats, (m,), in the order a `Decision` lists them."""
+    present: dict[str, np.ndarray]
+    """For each quantity, whether each row's decision records it (bool, (m,)); a quantity
+    may be NaN and present (e.g. no dose selected)."""
+
+    def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
+        """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
+        level = int(self.level[row])
+        bound_by = str(self.bound_by[row])
+        options = {
+            "quantities": {
+                key: float(values[row])
+                for key, values in self.quantities.items()
+                if self.present[key][row]
+            },
+            "bound_by": tuple(bound_by.split(",")) if bound_by else (),
+        }
+        if level < 0:
+            return Decision(None, stop_reason=str(self.stop_reason[row]), **options)
+        return Decision(dose_levels[level], **options)

@@ -34,12 +34,11 @@ trials in lockstep); :meth:`ThreePlusThreeDesign.next` and
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.designs.decision import CountDecisions, Decision
 from dosezoo.errors import DataError
 from dosezoo.levels import (
     LevelCounts,
@@ -50,9 +49,6 @@ from dosezoo.levels import (
     validate_dose_levels,
     validate_start_dose,
 )
-
-if TYPE_CHECKING:
-    from dosezoo.simulate import CountDecisions
 
 __all__ = ["ThreePlusThreeDesign"]
 
@@ -179,7 +175,7 @@ class ThreePlusThreeDesign:
         ceiling = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), n.shape[1])
         return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
 
         Parameters
@@ -196,11 +192,8 @@ class ThreePlusThreeDesign:
         """
         return self._decide(*self._count_state(n, y, current))
 
-    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
-        # Imported here: dosezoo.simulate imports dosezoo.designs, which imports this module.
-        from dosezoo.simulate import CountDecisions
-
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -264,9 +257,7 @@ class ThreePlusThreeDesign:
             present={"n_at_dose": started, "dlt_at_dose": started, "selected_dose": stops},
         )
 
-    def recommend_counts(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> "CountDecisions":
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select as :meth:`recommend` does, for a batch of count states.
 
         Parameters
@@ -283,10 +274,8 @@ class ThreePlusThreeDesign:
         """
         return self._recommend(*self._count_state(n, y, current))
 
-    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> "CountDecisions":
+    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
-        from dosezoo.simulate import CountDecisions  # see _decide
-
         level = self._mtd_levels(n, y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""

@@ -56,7 +56,7 @@ from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from dosezoo import __version__
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.designs.decision import CountDecisions, Decision
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -236,44 +236,6 @@ class Scenario(Protocol):
             No patients, with the scenario's `outcomes` (``TrialData.empty``).
         """
         ...
-
-
-class CountDecisions(NamedTuple):
-    """The decisions of a count rule for a batch of ``m`` trial states, one row per state.
-
-    A count rule (`CountRuleDesign`) decides from the patients and DLTs per dose level and
-    the level of the last cohort only, for many trials at once; `decision` turns one row
-    into the `Decision` that ``design.next`` or ``design.recommend`` returns, so a design's
-    per-data methods and the vectorised simulation share one rule.
-    """
-
-    level: np.ndarray
-    """Level (0-based) of the next cohort or of the recommended dose, -1 for a stop, (m,)."""
-    stop_reason: np.ndarray
-    """Why each stop stops, ``""`` for a row that names a level; str objects, (m,)."""
-    bound_by: np.ndarray
-    """``Decision.bound_by`` of each row, comma-joined (``""`` for none); str objects, (m,)."""
-    quantities: dict[str, np.ndarray]
-    """Each quantity as floats, (m,), in the order a `Decision` lists them."""
-    present: dict[str, np.ndarray]
-    """For each quantity, whether each row's decision records it (bool, (m,)); a quantity
-    may be NaN and present (e.g. no dose selected)."""
-
-    def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
-        """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
-        level = int(self.level[row])
-        bound_by = str(self.bound_by[row])
-        options = {
-            "quantities": {
-                key: float(values[row])
-                for key, values in self.quantities.items()
-                if self.present[key][row]
-            },
-            "bound_by": tuple(bound_by.split(",")) if bound_by else (),
-        }
-        if level < 0:
-            return Decision(None, stop_reason=str(self.stop_reason[row]), **options)
-        return Decision(dose_levels[level], **options)
 
 
 @runtime_checkable
