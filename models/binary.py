@@ -19,6 +19,7 @@ deterministic ``p_dlt`` per dose level (dims chain, draw, dose) and any other de
 import math
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import ClassVar, Literal
@@ -358,7 +359,15 @@ class GridDoseModel(BinaryDoseModel):
     """Base of the one- and two-parameter models whose exact engine is the adaptive grid.
 
     Subclasses define the prior and the likelihood in unconstrained coordinates.
+
+    The posterior depends on the data only through the patients and DLTs at each distinct dose
+    (the binomial likelihood's sufficient statistic), so :meth:`posterior` keeps the last
+    ``posterior_cache_size`` posteriors by that summary: in a simulation, the states early in
+    a trial recur in trial after trial and are integrated once.
     """
+
+    #: Posteriors kept by :meth:`posterior` (least recently used dropped first).
+    posterior_cache_size: ClassVar[int] = 64
 
     #: Names of the unconstrained coordinates of the grid (for messages and docs).
     coordinates: ClassVar[tuple[str, ...]]
@@ -385,9 +394,9 @@ class GridDoseModel(BinaryDoseModel):
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Map unconstrained points (m, d) to the PyMC model's free variables (constrained)."""
 
-    def grid(self, data: TrialData) -> GridPosterior:
+    def grid(self, data: TrialData | DoseSummary) -> GridPosterior:
         """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
-        summary = self.summarise(data)
+        summary = data if isinstance(data, DoseSummary) else self.summarise(data)
         centre, scale = self.prior_location()
 
         def log_density(theta: np.ndarray) -> np.ndarray:
@@ -408,7 +417,21 @@ class GridDoseModel(BinaryDoseModel):
         DLTPosterior
             Cells of the grid with their masses; ``p_dlt`` per cell and level.
         """
-        grid = self.grid(data)
+        summary = self.summarise(data)
+        key = (summary.dose.tobytes(), summary.n.tobytes(), summary.y.tobytes())
+        cache = self._cache.setdefault("posteriors", OrderedDict())
+        posterior = cache.get(key)
+        if posterior is None:
+            posterior = cache[key] = self._posterior(summary)
+            if len(cache) > self.posterior_cache_size:
+                cache.popitem(last=False)
+        else:
+            cache.move_to_end(key)
+        return posterior
+
+    def _posterior(self, summary: DoseSummary) -> DLTPosterior:
+        """Integrate the posterior given the patients and DLTs per dose (no cache)."""
+        grid = self.grid(summary)
         levels = np.asarray(self.dose_levels, dtype=float)
         p_dlt = self.prob(grid.nodes, levels)
         spread = grid.spread(p_dlt)

@@ -202,20 +202,9 @@ class EWOC(GridDoseModel):
         """Return the two fractions (the PyMC model's free variables)."""
         return {"rho0_fraction": expit(theta[:, 0]), "mtd_fraction": expit(theta[:, 1])}
 
-    def posterior(self, data: TrialData) -> DLTPosterior:
-        """Compute the exact posterior on the grid, with the MTD's CDF and quantiles.
-
-        Parameters
-        ----------
-        data : TrialData
-            Columns ``dose`` (in the range) and ``dlt``; may be empty (the prior).
-
-        Returns
-        -------
-        DLTPosterior
-            With ``mtd_cdf`` and ``mtd_quantile``.
-        """
-        posterior = super().posterior(data)
+    def _posterior(self, summary: DoseSummary) -> DLTPosterior:
+        """Integrate the posterior on the grid, with the MTD's CDF and quantiles (no cache)."""
+        posterior = super()._posterior(summary)
         grid = posterior.grid
         rho0, mtd = self._natural(grid.nodes)
         spread = grid.spread(mtd)

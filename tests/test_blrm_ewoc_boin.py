@@ -162,6 +162,19 @@ def test_minimal_informative_prior_follows_crmpacks_construction():
     assert np.abs(implied[2, 1] - expected[2][1]) < 0.02
 
 
+def test_grid_posteriors_are_kept_by_the_counts_per_dose():
+    model = BLRM(LEVELS, 40.0)
+    first = model.posterior(_data([10, 20, 10], [0, 1, 0]))
+    # The same patients and DLTs per dose, in another order: the same posterior.
+    assert model.posterior(_data([20, 10, 10], [1, 0, 0])) is first
+    fresh = BLRM(LEVELS, 40.0).posterior(_data([10, 20, 10], [0, 1, 0]))
+    np.testing.assert_array_equal(first.p_dlt, fresh.p_dlt)
+    assert model.posterior(_data([10, 20, 10], [0, 1, 1])) is not first
+    for k in range(model.posterior_cache_size + 3):
+        model.posterior(_data([10.0] * (k + 1), [0] * (k + 1)))
+    assert len(model._cache["posteriors"]) == model.posterior_cache_size
+
+
 def test_blrm_rejects_bad_input_by_name():
     with pytest.raises(DataError, match=r"row 1.*must be > 0"):
         BLRM(LEVELS, 40.0).posterior(_data([10, 0], [0, 0]))
