@@ -498,7 +498,7 @@ def _accept_plain_rows(
     for name, values in zip(dose_columns, dose_values, strict=True):
         lo, hi = ranges.get(name, (-math.inf, math.inf))
         if len(dose_columns) > 1:
-            if not all(v == 0 or (lo < v < hi and math.isfinite(v)) for v in values):
+            if not all(v == 0 or (0 < v < math.inf and lo < v < hi) for v in values):
                 return None
         elif not all(0 < v < math.inf and lo < v < hi for v in values):
             return None

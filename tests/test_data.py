@@ -713,6 +713,22 @@ def test_fast_acceptance_agrees_with_full_validation(
             assert not array.flags.writeable
 
 
+def test_quick_check_declines_a_negative_combination_component():
+    """Found by the property test above: -1 in a combination without a dose range."""
+    from dosezoo import data as module
+
+    source = {
+        "a": np.array([0.0]),
+        "b": np.array([-1.0]),
+        "cohort": np.array([1]),
+        "y": np.array([0.0]),
+    }
+    accepted = module._accept_plain_rows(
+        source, dose_columns=("a", "b"), ranges={}, previous_cohort=None
+    )
+    assert accepted is None
+
+
 def test_with_cohort_names_the_bad_row_after_the_quick_check_declines(data):
     with pytest.raises(DataError, match=message("column 'dose', row 6 (patient 1 of the new")):
         data.with_cohort([20.0, -1.0], y=[0.1, 0.2])
