@@ -347,7 +347,9 @@ def posterior_grid(obs: tuple, hyper: np.ndarray, *, size: int = 48) -> Quadratu
         box = new_box
     else:
         raise FloatingPointError(
-            f"3PND quadrature: the grid did not settle on the posterior in {MAX_REFITS} refits"
+            f"3PND quadrature: the grid did not settle on the posterior in {MAX_REFITS} refits; "
+            "this happens when the posterior is improper or nearly so, e.g. responses that the "
+            "dose-response curve fits exactly, whose posterior piles up at sigma -> 0"
         )
     weight = np.exp(log_density[kept] - top)
     weight /= weight.sum()

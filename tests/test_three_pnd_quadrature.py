@@ -142,14 +142,25 @@ def _models_and_data(draw):
     y = scale * np.asarray(unit) ** power + draw(st.floats(0.01, 1.0)) * model.eta * np.asarray(
         noise
     )
-    return model, dose, y
+    return model, dose, y, np.asarray(noise)
+
+
+def test_responses_fitted_exactly_give_a_clear_error():
+    """Found by the property test below: ten patients at one dose with one response each."""
+    model = ThreePND(eta=7.0, gamma=0.75, x_min=0.0, x_max=5.0, delta=0.05)
+    dose = np.array([2.5, 3.75] + [2.5] * 9)
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": 1.4 * dose}))
+    with pytest.raises(FloatingPointError, match="fits exactly"):
+        model.mtd_posterior(data)
 
 
 @settings(max_examples=40, deadline=None)
 @given(_models_and_data())
 def test_quantiles_stay_inside_the_dose_range_for_any_data(case):
-    model, dose, y = case
+    model, dose, y, noise = case
     assume(np.any(y))  # all-zero responses are refused (improper posterior), tested elsewhere
+    # Noiseless responses on the curve: the posterior piles up at sigma -> 0 (next test).
+    assume(np.std(noise) > 0.05)
     grid = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
     quantiles = [grid.quantile(p) for p in (1e-4, 0.001, 0.1, 0.5, 0.9999)]
     assert all(model.x_min < q < model.x_max for q in quantiles)
