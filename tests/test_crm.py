@@ -249,7 +249,13 @@ def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_d
     data = _data(levels, dlts[: len(levels)])
     decision = design.next(data)
     if decision.stopped:
-        assert data.column("dlt")[np.asarray(data.dose) == 1.0].sum() >= 2
+        # Only the safety rule stops: enough patients at the lowest dose, and P(p_1 > target)
+        # above the cut-off (DLTs at higher doses count too: 1 DLT in 3 at the lowest dose
+        # and 3 in 3 at the next one stop the trial).
+        assert np.sum(np.asarray(data.dose) == 1.0) >= design.safety_min_patients
+        p_lowest = design.model.posterior(data).prob_above(design.model.target)[0]
+        assert p_lowest > design.safety_cutoff
+        assert decision.quantities["p_lowest_too_toxic"] == pytest.approx(p_lowest)
         return
     current = levels[-1]
     assert decision.next_dose in design.model.dose_levels
