@@ -52,7 +52,7 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.designs.decision import Decision
-from dosezoo.levels import level_counts, validate_dose_levels
+from dosezoo.levels import level_counts, selected_level, validate_dose_levels
 
 __all__ = ["BinaryToxicityScenario"]
 
@@ -229,17 +229,9 @@ class BinaryToxicityScenario:
 
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """Score one trial: selection, allocation and toxicity (see the module docstring)."""
-        counts = level_counts(data, self.dose_levels, owner="BinaryToxicityScenario")
-        selected_dose = recommendation.next_dose
-        if selected_dose is None:
-            selected = -1
-        elif float(selected_dose) in self.dose_levels:
-            selected = self.dose_levels.index(float(selected_dose))
-        else:
-            raise ValueError(
-                f"BinaryToxicityScenario: selected dose {selected_dose!r} is not one of the "
-                f"dose levels {self.dose_levels}"
-            )
+        owner = "BinaryToxicityScenario"
+        counts = level_counts(data, self.dose_levels, owner=owner)
+        selected = selected_level(owner, recommendation.next_dose, self.dose_levels)
         metrics = self.metrics_at_counts(
             counts.n[None], counts.y[None], np.array([selected]), np.array([data.n_patients])
         )

@@ -42,8 +42,8 @@ import numpy as np
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import level_counts, validate_dose_levels
 from dosezoo.designs.decision import Decision
+from dosezoo.levels import level_counts, selected_level, validate_dose_levels
 
 __all__ = ["EffToxScenario", "standard_efftox_scenarios"]
 
@@ -189,16 +189,7 @@ class EffToxScenario:
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """Score one trial (see the module docstring)."""
         counts = level_counts(data, self.dose_levels, owner="EffToxScenario")
-        dose = recommendation.next_dose
-        if dose is None:
-            selected = -1
-        elif float(dose) in self.dose_levels:
-            selected = self.dose_levels.index(float(dose))
-        else:
-            raise ValueError(
-                f"EffToxScenario: selected dose {dose!r} is not one of the dose levels "
-                f"{self.dose_levels}"
-            )
+        selected = selected_level("EffToxScenario", recommendation.next_dose, self.dose_levels)
         treated = data.n_patients
         efficacy = np.asarray(data.column("efficacy")) if treated else np.zeros(0)
         overtoxic = [k for k, p in enumerate(self.p_tox) if p > self.tox_interval[1]]

@@ -260,3 +260,18 @@ def last_true(mask: np.ndarray) -> np.ndarray:
     """Return the index of the last True of each row of a 2-d mask, -1 for a row with none."""
     columns = mask.shape[1]
     return np.where(mask.any(axis=1), columns - 1 - np.argmax(mask[:, ::-1], axis=1), -1)
+
+
+def selected_level(owner: str, dose: float | None, levels: Sequence[float]) -> int:
+    """Return the 0-based level of a recommended dose, -1 for none (a stop).
+
+    Raises
+    ------
+    ValueError
+        If ``dose`` is not one of ``levels``, naming the owner and the dose.
+    """
+    if dose is None:
+        return -1
+    if float(dose) not in levels:
+        raise ValueError(f"{owner}: selected dose {dose!r} is not one of the dose levels {levels}")
+    return list(levels).index(float(dose))
