@@ -3,7 +3,7 @@
 from dosezoo.designs.blrm import BLRMDesign
 from dosezoo.designs.boin import BOINDesign, boin_boundaries
 from dosezoo.designs.crm import CRMDesign
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
 from dosezoo.designs.ewoc import EWOCDesign
 from dosezoo.designs.lse import (

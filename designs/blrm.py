@@ -22,7 +22,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import positive_int, real_number

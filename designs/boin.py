@@ -59,7 +59,7 @@ import numpy as np
 from scipy.special import betaincc
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import CountDecisions, Decision
+from dosezoo.decision import CountDecisions, Decision
 from dosezoo.levels import (
     LevelCounts,
     count_state,

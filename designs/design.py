@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
 from dosezoo.models.three_pnd import ThreePND
 

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import real_number

@@ -87,7 +87,7 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.designs.boin import BOINDesign
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.levels import LevelCounts, level_counts, positive_int, real_number
 from dosezoo.models.latent_gp import LatentGP, effective_sample_size, quantile_prior_mean
 

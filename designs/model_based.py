@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 from dosezoo.levels import positive_int, validate_start_dose

@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 from dosezoo.errors import ConvergenceError
 

@@ -43,7 +43,7 @@ import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.designs.boin import level_counts, validate_dose_levels, validate_start_dose
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 from dosezoo.errors import ConvergenceError
 from dosezoo.models.joint_probit import JointProbit

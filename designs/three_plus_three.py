@@ -38,7 +38,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import CountDecisions, Decision
+from dosezoo.decision import CountDecisions, Decision
 from dosezoo.errors import DataError
 from dosezoo.levels import (
     LevelCounts,

@@ -51,7 +51,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, selected_level, validate_dose_levels
 
 __all__ = ["BinaryToxicityScenario"]

@@ -42,7 +42,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, selected_level, validate_dose_levels
 
 __all__ = ["EffToxScenario", "standard_efftox_scenarios"]

@@ -32,7 +32,7 @@ from scipy.special import ndtri
 
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 
 
 def _finite(owner: str, name: str, value: object) -> float:

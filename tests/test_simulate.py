@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from dosezoo.data import TrialData
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.simulate import operating_characteristics, run_trial, simulate
 
 

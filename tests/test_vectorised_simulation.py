@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs.boin import BOINDesign
-from dosezoo.designs.decision import Decision
+from dosezoo.decision import Decision
 from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 from dosezoo.levels import count_state
 from dosezoo.simulate import CountRuleDesign, LevelScenario, simulate

@@ -56,7 +56,7 @@ class Decision:
 class CountDecisions(NamedTuple):
     """The decisions of a count rule for a batch of ``m`` trial states, one row per state.
 
-    A count rule (`dosezoo.simulate.CountRuleDesign`) decides from the patients and DLTs per
+    A count rule (`dosezoo.protocols.CountRuleDesign`) decides from the patients and DLTs per
     dose level and the level of the last cohort only, for many trials at once; `decision`
     turns one row into the `Decision` that ``design.next`` or ``design.recommend`` returns,
     so a design's per-data methods and the vectorised simulation share one rule.

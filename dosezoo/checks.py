@@ -1,0 +1,75 @@
+"""Checks of options shared by every model, rule, conduct and scenario.
+
+Each check returns the value in its canonical type (a float, an int, a bool) or raises a
+ValueError whose message names the owner (the class or function), the option and the value,
+e.g. ``"CRM: target must lie in (0, 1), got 1.5"``. Nothing is coerced silently: a bool is not
+a number, a float is not an integer, a string is not a probability.
+"""
+
+import math
+from collections.abc import Collection
+
+import numpy as np
+
+__all__ = [
+    "choice",
+    "flag",
+    "integer",
+    "positive_int",
+    "positive_number",
+    "probability",
+    "real_number",
+]
+
+
+def real_number(owner: str, name: str, value: object) -> float:
+    """Return ``value`` as a float; raise a ValueError naming ``owner.name`` unless finite real."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    return float(value)
+
+
+def positive_number(owner: str, name: str, value: object) -> float:
+    """Return ``value`` as a float; raise a ValueError unless it is a finite real number > 0."""
+    number = real_number(owner, name, value)
+    if number <= 0:
+        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+    return number
+
+
+def probability(owner: str, name: str, value: object, *, closed: bool = False) -> float:
+    """Return ``value`` as a float in (0, 1), or in [0, 1] when ``closed``; else a ValueError."""
+    number = real_number(owner, name, value)
+    if not (0 <= number <= 1 if closed else 0 < number < 1):
+        interval = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
+    return number
+
+
+def integer(owner: str, name: str, value: object, *, minimum: int) -> int:
+    """Return ``value`` as an int; raise a ValueError unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_int(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as an int; raise a ValueError naming ``owner.name`` unless an int >= 1."""
+    return integer(owner, name, value, minimum=1)
+
+
+def flag(owner: str, name: str, value: object) -> bool:
+    """Return ``value`` as a bool; raise a ValueError unless it is True or False."""
+    if not isinstance(value, bool | np.bool_):
+        raise ValueError(f"{owner}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def choice(owner: str, name: str, value: object, options: Collection[object]) -> object:
+    """Return ``value`` if it is one of ``options``; else a ValueError listing them."""
+    if isinstance(value, list | dict | set) or value not in options:
+        listed = ", ".join(repr(option) for option in options)
+        raise ValueError(f"{owner}: {name} must be one of {listed}, got {value!r}")
+    return value

@@ -1,0 +1,290 @@
+r"""The one posterior every rule reads: per-dose rates as weighted points, and an MTD.
+
+A model's fast engine (a grid, a quadrature, a closed form, a numba sampler) and any fit in an
+InferenceData (:meth:`DosePosterior.from_idata`) give the same object, so a rule is written once,
+against :class:`DosePosterior`, and works on every engine's output.
+
+What it holds
+-------------
+Rates per dose level (``p_dlt``; ``p_tox`` and ``p_response`` for a joint model; any name a
+model defines) as ``m`` points of shape ``(m, K)``: either the cells of a grid with their masses
+(``weights``), or ``m`` equally weighted MCMC draws (``weights`` None, stored chain-major so
+that their Monte Carlo error can be estimated). A scalar with a distribution of its own, the
+MTD, is a :class:`Distribution` (``quantile`` and ``cdf``). Posterior probabilities are
+expectations of indicators,
+
+.. math:: P(p_k > t \mid \text{data}) = \sum_i w_i \, 1\{p_k^{(i)} > t\},
+
+computed for draws as the plain mean (so that a probability of ``250 / 1000`` draws is
+exactly 0.25); on a grid, the indicator of a cell is the fraction of the cell past the
+threshold with the rate linear within the cell (``spread``; see
+:class:`dosezoo.samplers.grid.GridPosterior`), which counting whole cells would miss by up to a
+cell's mass.
+
+Monte Carlo error
+-----------------
+A probability estimated from draws carries the Monte Carlo standard error
+:math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}` with the effective sample size of the
+indicator (ArviZ's rank-normalised bulk ESS over the chains); a grid or a closed form carries
+none (:meth:`DosePosterior.mcse`).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
+
+__all__ = ["Distribution", "DosePosterior", "SampledDistribution"]
+
+
+@runtime_checkable
+class Distribution(Protocol):
+    """The posterior of a scalar quantity (e.g. the MTD): its quantiles and its CDF."""
+
+    def quantile(self, p: float) -> float:
+        """Return the posterior ``p``-quantile."""
+        ...
+
+    def cdf(self, x: float) -> float:
+        """Return the posterior probability that the quantity is below ``x``."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class SampledDistribution:
+    """A scalar's posterior as MCMC draws.
+
+    Attributes
+    ----------
+    draws : numpy.ndarray
+        The draws, shape (chains, draws per chain).
+    """
+
+    draws: np.ndarray
+    _sorted: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Keep a sorted copy for the CDF."""
+        draws = np.atleast_2d(np.asarray(self.draws, dtype=float))
+        object.__setattr__(self, "draws", draws)
+        object.__setattr__(self, "_sorted", np.sort(draws.ravel()))
+
+    def quantile(self, p: float) -> float:
+        """Empirical ``p``-quantile of all draws."""
+        return float(np.quantile(self._sorted, p))
+
+    def cdf(self, x: float) -> float:
+        """Fraction of draws below ``x``."""
+        return float(np.searchsorted(self._sorted, x, side="left") / self._sorted.size)
+
+    def mcse_quantile(self, p: float) -> float:
+        """Monte Carlo standard error of the ``p``-quantile (ArviZ, over the chains)."""
+        return float(az.mcse(self.draws, method="quantile", prob=p))
+
+
+@dataclass(frozen=True, eq=False)
+class DosePosterior:
+    r"""Posterior of per-dose rates as weighted points, with an optional MTD distribution.
+
+    Attributes
+    ----------
+    dose_levels : tuple of float
+        The doses of the columns of every rate.
+    rates : mapping of str to numpy.ndarray
+        Each rate per point and level, shape (m, K): ``p_dlt`` for the binary-toxicity models.
+    weights : numpy.ndarray or None
+        Mass of each point, shape (m,), summing to 1; None for ``m`` equally weighted draws.
+    chains : int
+        Chains the draws come from, in chain-major order (draws only; for :meth:`mcse`).
+    spread : mapping of str to numpy.ndarray
+        Grid only: how much each rate varies across each cell, shape (m, K).
+    parameter_mean : mapping of str to float
+        Posterior mean of each scalar parameter of the model.
+    point_estimates : mapping of str to numpy.ndarray
+        Model-defined point estimates per level, e.g. CRM's plug-in :math:`p_k(E[\beta])`.
+    mtd : Distribution or None
+        The posterior of the MTD, for models that define one.
+    report : ConvergenceReport or None
+        Convergence diagnostics of a fit (None for a posterior with no Monte Carlo error).
+    grid : object or None
+        The grid the points are the cells of, when they are (e.g. for exact draws).
+    """
+
+    dose_levels: tuple[float, ...]
+    rates: Mapping[str, np.ndarray]
+    weights: np.ndarray | None = None
+    chains: int = 1
+    spread: Mapping[str, np.ndarray] = field(default_factory=dict)
+    parameter_mean: Mapping[str, float] = field(default_factory=dict)
+    point_estimates: Mapping[str, np.ndarray] = field(default_factory=dict)
+    mtd: Distribution | None = None
+    report: ConvergenceReport | None = None
+    grid: object | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_idata(
+        cls,
+        idata: xr.DataTree,
+        criteria: ConvergenceCriteria | None = None,
+        *,
+        checked: Sequence[str] | None = None,
+    ) -> "DosePosterior":
+        """Read every per-dose rate, the scalar parameters and the MTD from a fit.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            A fit (any engine) whose ``posterior`` has variables with dims
+            ``(chain, draw, dose)`` (the rates) and possibly ``mtd`` (chain, draw).
+        criteria : ConvergenceCriteria, optional
+            Checks recorded in :attr:`report` (default thresholds when None).
+        checked : sequence of str, optional
+            The variables judged by ``criteria``: every rate and ``mtd`` by default.
+
+        Returns
+        -------
+        DosePosterior
+
+        Raises
+        ------
+        TypeError
+            If ``idata`` is not a DataTree with a ``posterior`` group.
+        ValueError
+            If the posterior has no per-dose rate.
+        """
+        if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
+            raise TypeError(
+                "expected an InferenceData (xarray.DataTree) with a posterior group, got "
+                f"{type(idata).__name__}"
+            )
+        posterior = idata["posterior"].to_dataset()
+        per_dose = [
+            name
+            for name, value in posterior.data_vars.items()
+            if set(value.dims) == {"chain", "draw", "dose"}
+        ]
+        if not per_dose:
+            raise ValueError(
+                "the posterior has no per-dose rate (a variable with dims chain, draw, dose); "
+                f"it has {sorted(map(str, posterior.data_vars))}"
+            )
+        chains = posterior.sizes["chain"]
+        rates = {
+            str(name): posterior[name]
+            .transpose("chain", "draw", "dose")
+            .to_numpy()
+            .reshape(-1, posterior.sizes["dose"])
+            for name in per_dose
+        }
+        levels = tuple(float(d) for d in posterior["dose"].values)
+        scalars = {
+            str(name): float(value.mean())
+            for name, value in posterior.data_vars.items()
+            if value.dims == ("chain", "draw")
+        }
+        mtd = None
+        if "mtd" in posterior.data_vars:
+            mtd = SampledDistribution(posterior["mtd"].transpose("chain", "draw").to_numpy())
+        names = list(checked) if checked is not None else [*rates, *(["mtd"] if mtd else [])]
+        return cls(
+            dose_levels=levels,
+            rates=rates,
+            chains=chains,
+            parameter_mean=scalars,
+            mtd=mtd,
+            report=(criteria or ConvergenceCriteria()).check(idata, names),
+        )
+
+    # ------------------------------------------------------------------ quantities
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the points are MCMC draws (with Monte Carlo error)."""
+        return self.weights is None
+
+    def rate(self, name: str = "p_dlt") -> np.ndarray:
+        """Return the points of rate ``name``, shape (m, K)."""
+        try:
+            return self.rates[name]
+        except KeyError:
+            raise KeyError(
+                f"the posterior has no rate {name!r}; it has {sorted(self.rates)}"
+            ) from None
+
+    def expectation(self, values: np.ndarray) -> np.ndarray:
+        """Return the posterior mean of per-point ``values`` (m, ...)."""
+        if self.weights is None:
+            return np.mean(values, axis=0)
+        return self.weights @ values
+
+    def mean(self, name: str = "p_dlt") -> np.ndarray:
+        """Posterior mean of a rate per level, shape (K,)."""
+        return self.expectation(self.rate(name))
+
+    def _fraction_above(self, name: str, threshold: float) -> np.ndarray:
+        excess = self.rate(name) - threshold
+        spread = self.spread.get(name)
+        if spread is None:
+            return excess > 0
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            fraction = np.clip(0.5 + excess / spread, 0.0, 1.0)
+        return np.where(spread > 0, fraction, excess > 0)
+
+    def _fraction_below(self, name: str, threshold: float) -> np.ndarray:
+        if self.spread.get(name) is None:
+            return self.rate(name) < threshold
+        return 1.0 - self._fraction_above(name, threshold)
+
+    def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
+        """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
+        return self.expectation(self._fraction_above(name, threshold))
+
+    def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
+        """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
+        return self.expectation(self._fraction_below(name, threshold))
+
+    def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
+        """Posterior probability that ``lower <= rate < upper``, per level, shape (K,)."""
+        above_lower = np.asarray(self._fraction_above(name, lower), dtype=float)
+        return self.expectation(above_lower - self._fraction_above(name, upper))
+
+    def probability(self, event: Callable[[Mapping[str, np.ndarray]], np.ndarray]) -> np.ndarray:
+        """Posterior probability of an event of the rates, per level.
+
+        Parameters
+        ----------
+        event : callable
+            Maps :attr:`rates` to a boolean array (m, K), e.g.
+            ``lambda r: (r["p_tox"] <= 0.33) & (r["p_response"] >= 0.2)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (K,).
+        """
+        return self.expectation(event(self.rates))
+
+    def mcse(self, event: Callable[[Mapping[str, np.ndarray]], np.ndarray]) -> np.ndarray:
+        r"""Monte Carlo standard error of :meth:`probability` of ``event``, per level.
+
+        :math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}`, with the bulk ESS of the indicator
+        over the chains; zero for points with weights (no Monte Carlo error). An indicator that
+        is constant over the draws has no error either.
+        """
+        indicator = np.asarray(event(self.rates), dtype=float)
+        if self.weights is not None:
+            return np.zeros(indicator.shape[1])
+        p = indicator.mean(axis=0)
+        by_chain = indicator.reshape(self.chains, -1, indicator.shape[1])
+        errors = np.zeros(p.size)
+        for k in np.flatnonzero((p > 0) & (p < 1)):
+            ess = float(az.ess(by_chain[:, :, k]))
+            errors[k] = np.sqrt(p[k] * (1 - p[k]) / ess)
+        return errors

@@ -1,0 +1,214 @@
+"""Protocols through which the engine, the command line and the tests see designs and scenarios.
+
+The engine knows nothing about models: it talks to a *design* (how a trial is conducted) and
+to a *scenario* (the truth the outcomes are drawn from) only through :class:`Design` and
+:class:`Scenario`. Two optional capabilities let it run many trials in lockstep:
+:class:`CountRuleDesign` (a rule that decides from the patients and DLTs per dose level only)
+and :class:`LevelScenario` (outcomes from latent per-patient draws at dose levels).
+"""
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from dosezoo.data import TrialData
+from dosezoo.decision import CountDecisions, Decision
+
+__all__ = ["CountRuleDesign", "Described", "Design", "LevelScenario", "Scenario"]
+
+Described = dict[str, float | int | str | bool | None]
+"""Flat parameters returned by ``describe()``."""
+
+
+class Design(Protocol):
+    """How a trial is conducted, as the engine sees it.
+
+    `next` and `recommend` get no random generator: they must be deterministic
+    functions of the data (see the module's reproducibility guarantee). Doses are
+    scalars (data with one dose column).
+
+    Attributes
+    ----------
+    start_dose : float
+        Dose of the first cohort, which ``next`` returns for data with no patients.
+        The engine does not read it.
+    cohort_size : int
+        Patients per cohort; the last cohort is truncated to ``sample_size``.
+    sample_size : int
+        Maximum number of patients.
+    """
+
+    start_dose: float
+    cohort_size: int
+    sample_size: int
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide the dose of the next cohort, or to stop the trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            Everything observed so far (no patients at the start).
+
+        Returns
+        -------
+        Decision
+            ``next_dose`` for the next cohort, or ``next_dose=None`` with a non-empty
+            ``stop_reason``.
+        """
+        ...
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Recommend a dose at the end of a trial, whether or not it stopped early.
+
+        A design that stopped for safety typically recommends nothing (a stop); one whose
+        stop ends the escalation (3+3, BOIN's cap on patients at a dose) names its MTD.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+            The recommended dose as ``next_dose``, or a stop with a non-empty
+            ``stop_reason`` when no dose can be recommended.
+        """
+        ...
+
+    def describe(self) -> Described:
+        """Return the design's parameters, flat, to be recorded in the results.
+
+        Returns
+        -------
+        dict of str to float, int, str, bool or None
+            One entry per parameter.
+        """
+        ...
+
+
+class Scenario(Protocol):
+    """The truth a design is simulated against.
+
+    Attributes
+    ----------
+    outcomes : tuple of str
+        Outcome columns of the trial data (e.g. ``("y",)``).
+    """
+
+    outcomes: tuple[str, ...]
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the outcomes of new patients.
+
+        Parameters
+        ----------
+        doses : numpy.ndarray
+            Dose of each new patient, shape (n,).
+        rng : numpy.random.Generator
+            The trial's generator, the only source of randomness allowed.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array of shape (n,) per name in `outcomes`.
+        """
+        ...
+
+    def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
+        """Score one finished trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+        recommendation : Decision
+            The design's recommendation at the end of the trial (a stop when it recommends
+            no dose).
+
+        Returns
+        -------
+        dict of str to float
+            Operating metrics of the trial (e.g. NPD, NPO, BTM, RMSE); a metric that is
+            undefined for this trial is NaN.
+        """
+        ...
+
+    def describe(self) -> Described:
+        """Return the truth, flat, to be recorded in the results.
+
+        Returns
+        -------
+        dict of str to float, int, str, bool or None
+            One entry per parameter.
+        """
+        ...
+
+    def empty_data(self) -> TrialData:
+        """Return the data a trial starts from.
+
+        Returns
+        -------
+        TrialData
+            No patients, with the scenario's `outcomes` (``TrialData.empty``).
+        """
+        ...
+
+
+@runtime_checkable
+class CountRuleDesign(Protocol):
+    """A design whose decisions depend on the counts per dose level only.
+
+    The state of a trial is ``n`` and ``y``, the patients and DLTs (the outcome ``dlt``) at
+    each of ``dose_levels``, and ``current``, the level of the last cohort (-1 before the
+    first patient). Both methods decide for a batch of ``m`` states at once: arrays ``n``,
+    ``y`` of shape (m, K) (int64) and ``current`` of shape (m,), and return a
+    `CountDecisions` whose row ``i`` is exactly what ``next`` / ``recommend`` return for
+    data with the counts of row ``i``. `simulate` then advances many trials in lockstep.
+    """
+
+    dose_levels: tuple[float, ...]
+    cohort_size: int
+    sample_size: int
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Decide the next level of each state (``next``), or to stop."""
+        ...
+
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Recommend a level for each finished trial (``recommend``), or none (a stop)."""
+        ...
+
+
+@runtime_checkable
+class LevelScenario(Protocol):
+    """A scenario whose outcomes are functions of each patient's dose level and latent draws.
+
+    ``draw_latent(rng, n)`` draws the latent variables of the next ``n`` patients of a
+    trial in enrolment order, such that drawing for ``n1`` then ``n2`` patients gives the
+    same values as drawing for ``n1 + n2`` at once (so the draws of a whole trial can be made
+    up front); ``respond`` must equal ``outcomes_at_levels`` of the dose levels and of
+    ``draw_latent(rng, len(doses))``. ``outcomes_at_levels`` maps levels (m, c) and their
+    latent draws (m, c) to the outcome arrays (m, c); ``metrics_at_counts`` scores ``m``
+    finished trials from their counts per level ``n``, ``y`` (m, K), the recommended level
+    (``-1`` for none) and the patients treated, each metric an array (m,), equal to
+    ``trial_metrics`` of each trial.
+    """
+
+    dose_levels: tuple[float, ...]
+    outcomes: tuple[str, ...]
+
+    def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
+        """Draw the latent variables of the next ``n_patients`` patients, (n_patients,)."""
+        ...
+
+    def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcomes of patients at ``levels`` with latent draws ``latent`` (same shape)."""
+        ...
+
+    def metrics_at_counts(
+        self, n: np.ndarray, y: np.ndarray, selected: np.ndarray, treated: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Score ``m`` trials from their counts; one array (m,) per metric."""
+        ...
