@@ -1,42 +1,57 @@
-"""Dose-finding rules (functions of a posterior that return a :class:`Decision`) and designs."""
+"""Dose-finding designs: ``Design(model, rule, conduct)`` and the rules of every family.
 
-from dosezoo.designs.blrm import BLRMDesign
-from dosezoo.designs.boin import BOINDesign, boin_boundaries
-from dosezoo.designs.crm import CRMDesign
+A rule is a function of a posterior (:class:`dosezoo.posterior.DosePosterior`) and the data that
+returns a :class:`~dosezoo.decision.Decision`; a design composes a model, a rule and the conduct
+(:mod:`dosezoo.designs.base`). Each family has a factory that builds its design from one set of
+options (``crm_design``, ``boin_design``, ...).
+"""
+
 from dosezoo.decision import Decision
-from dosezoo.designs.design import MTDQuantileDesign, ToxicityStopping
-from dosezoo.designs.ewoc import EWOCDesign
+from dosezoo.designs.base import Conduct, CountDesign, CountRule, Design, ModelRule, Rule
+from dosezoo.designs.blrm import BLRMRule, blrm_design
+from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+from dosezoo.designs.crm import CRMRule, crm_design
+from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
     AdmissibleSet,
     BORule,
     LSERule,
-    TwoStageGPDesign,
+    TwoStageGPRule,
     bo_design,
     lse_design,
 )
-from dosezoo.designs.mtd_quantile import MTDPosterior, MTDQuantileRule, SampledMTD
-from dosezoo.designs.optimus import OptimusDesign, OptimusRule
-from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
+from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
+from dosezoo.designs.optimus import OptimusRule, optimus_design
+from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
 
 __all__ = [
     "AdmissibleSet",
-    "BLRMDesign",
-    "BOINDesign",
+    "BLRMRule",
+    "BOINRule",
     "BORule",
-    "CRMDesign",
+    "CRMRule",
+    "Conduct",
+    "CountDesign",
+    "CountRule",
     "Decision",
-    "EWOCDesign",
+    "Design",
+    "EWOCRule",
     "LSERule",
-    "MTDPosterior",
-    "MTDQuantileDesign",
     "MTDQuantileRule",
-    "OptimusDesign",
+    "ModelRule",
     "OptimusRule",
-    "SampledMTD",
-    "ThreePlusThreeDesign",
+    "Rule",
+    "ThreePlusThreeRule",
     "ToxicityStopping",
-    "TwoStageGPDesign",
+    "TwoStageGPRule",
+    "blrm_design",
     "bo_design",
     "boin_boundaries",
+    "boin_design",
+    "crm_design",
+    "ewoc_design",
     "lse_design",
+    "mtd_quantile_design",
+    "optimus_design",
+    "three_plus_three_design",
 ]

@@ -1,4 +1,4 @@
-r"""The BLRM design: maximal target probability under overdose control (Neuenschwander et al. 2008).
+r"""The BLRM rule: maximal target probability under overdose control (Neuenschwander 2008).
 
 From the BLRM posterior (:class:`~dosezoo.models.BLRM`) each dose level gets the interval
 probabilities of underdosing :math:`p < 0.16`, target toxicity :math:`0.16 \le p < 0.33` and
@@ -17,35 +17,30 @@ BLRM designs. At the end of a trial, the recommended dose is the level with the 
 :math:`P(\text{target})` among the levels that were given and satisfy the overdose control.
 """
 
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
-from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.levels import positive_int, real_number
-from dosezoo.models.binary import DLTPosterior
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
 from dosezoo.models.blrm import BLRM
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = ["BLRMDesign"]
+__all__ = ["BLRMRule", "blrm_design"]
 
 _TIE_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
-class BLRMDesign(ModelBasedDesign):
-    r"""Bayesian logistic regression design with interval probabilities and overdose control.
+class BLRMRule(ModelRule):
+    r"""The BLRM rule: interval probabilities with overdose control and escalation limits.
 
     Parameters
     ----------
-    model : BLRM
-        The model and its dose levels.
-    start_dose : float, optional
-        First cohort's dose (the lowest level by default).
-    cohort_size, sample_size : int
-        Patients per cohort (3) and maximum (36).
     target_interval : tuple of float
         :math:`[0.16, 0.33)`: below is underdosing, from the upper end on excessive toxicity.
     overdose_cutoff : float
@@ -60,15 +55,17 @@ class BLRMDesign(ModelBasedDesign):
         Stop when, in addition, :math:`P(\text{target})` at the next dose is at least this.
     stop_max_patients : int or None
         Or when the trial has this many patients (None: off).
-    engine, draws, chains, random_seed, convergence
-        As in :class:`~dosezoo.designs.model_based.ModelBasedDesign`.
+
+    Notes
+    -----
+    The dose levels are the model's. :func:`blrm_design`'s conduct starts at the lowest level,
+    with cohorts of 3 and 36 patients.
     """
 
-    model: BLRM
+    label: ClassVar[str] = "BLRM"
+    model_type: ClassVar[type] = BLRM
+
     _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = 3
-    sample_size: int = 36
     target_interval: tuple[float, float] = (0.16, 0.33)
     overdose_cutoff: float = 0.25
     max_increase: float | None = 2.0
@@ -76,16 +73,10 @@ class BLRMDesign(ModelBasedDesign):
     stop_min_patients: int | None = 6
     stop_target_probability: float = 0.5
     stop_max_patients: int | None = None
-    engine: DesignEngine = "grid"
-    draws: int = 1000
-    chains: int = 2
-    random_seed: int = 0
-    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
-        owner = "BLRMDesign"
-        self._validate_conduct(owner, BLRM)
+        owner = "BLRMRule"
         interval = self.target_interval
         if isinstance(interval, str | bytes) or len(interval) != 2:
             raise ValueError(f"{owner}: target_interval must be a pair, got {interval!r}")
@@ -113,7 +104,7 @@ class BLRMDesign(ModelBasedDesign):
                 f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
             )
 
-    def interval_probabilities(self, posterior: DLTPosterior) -> dict[str, np.ndarray]:
+    def interval_probabilities(self, posterior: DosePosterior) -> dict[str, np.ndarray]:
         """Return ``underdose``, ``target`` and ``excessive`` probabilities per level."""
         low, high = self.target_interval
         excessive = posterior.prob_above(high)
@@ -136,12 +127,12 @@ class BLRMDesign(ModelBasedDesign):
         values = target[candidates]
         return int(candidates[np.flatnonzero(values >= values.max() - _TIE_TOLERANCE)[0]])
 
-    def choose(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.
 
         Parameters
         ----------
-        posterior : DLTPosterior
+        posterior : DosePosterior
             The BLRM posterior given ``data``.
         data : TrialData
             The trial so far, at least one patient.
@@ -152,6 +143,7 @@ class BLRMDesign(ModelBasedDesign):
             Quantities ``p_underdose_<k>``, ``p_target_<k>``, ``p_excessive_<k>``; ``bound_by``
             names the options that excluded a level with a larger target probability.
         """
+        assert posterior is not None
         intervals = self.interval_probabilities(posterior)
         quantities = self._quantities(intervals)
         levels = np.asarray(self.model.dose_levels)
@@ -206,12 +198,12 @@ class BLRMDesign(ModelBasedDesign):
                 )
         return Decision(next_dose, quantities=quantities, bound_by=bound_by)
 
-    def select(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the given, overdose-controlled level with the largest P(target).
 
         Parameters
         ----------
-        posterior : DLTPosterior
+        posterior : DosePosterior
             The posterior given every patient.
         data : TrialData
             Every patient of the trial.
@@ -221,6 +213,7 @@ class BLRMDesign(ModelBasedDesign):
         Decision
             The MTD, or a stop when no level given satisfies the overdose control.
         """
+        assert posterior is not None
         intervals = self.interval_probabilities(posterior)
         quantities = self._quantities(intervals)
         levels = np.asarray(self.model.dose_levels)
@@ -236,14 +229,24 @@ class BLRMDesign(ModelBasedDesign):
             float(levels[self._best(candidates, intervals["target"])]), quantities=quantities
         )
 
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
-        return self._conduct_record() | {
-            "target_interval": ",".join(f"{v:g}" for v in self.target_interval),
-            "overdose_cutoff": self.overdose_cutoff,
-            "max_increase": self.max_increase,
-            "no_skipping": self.no_skipping,
-            "stop_min_patients": self.stop_min_patients,
-            "stop_target_probability": self.stop_target_probability,
-            "stop_max_patients": self.stop_max_patients,
-        }
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
+        return dataclass_options(self)
+
+
+def blrm_design(model: BLRM, **options: Any) -> Design:
+    """Return the BLRM design: ``Design(model, BLRMRule(...), Conduct(...))``.
+
+    Parameters
+    ----------
+    model : BLRM
+        The model and its dose levels.
+    **options
+        Options of :class:`BLRMRule` and of :class:`~dosezoo.designs.base.Conduct` (start dose
+        the lowest level, cohorts of 3, 36 patients by default).
+
+    Returns
+    -------
+    Design
+    """
+    return compose(model, BLRMRule, options)

@@ -3,8 +3,8 @@ r"""The Bayesian optimal interval (BOIN) design for binary dose-limiting toxicit
 Liu, S. and Yuan, Y. (2015). Bayesian optimal interval designs for phase I clinical trials.
 *J. R. Stat. Soc. C* 64, 507-523; the elimination, stopping and MTD-selection rules are those
 of the authors' R package BOIN (Yan et al. 2020, *J. Stat. Softw.* 94(13); functions
-``get.boundary``, ``get.oc`` and ``select.mtd``). Seed 003 (Appendix C.2) uses BOIN with these
-defaults as a comparator and as the first stage of its two-stage designs.
+``get.boundary``, ``get.oc`` and ``select.mtd``). Seno et al. (2025, Appendix C.2) use BOIN
+with these defaults as a comparator and as the first stage of their two-stage designs.
 
 Escalation. With target :math:`\phi`, the highest sub-therapeutic rate :math:`\phi_1` and the
 lowest overly toxic rate :math:`\phi_2` (defaults :math:`0.6\phi` and :math:`1.4\phi`), the
@@ -45,42 +45,30 @@ receives no more patients.
 
 One rule, two faces. Decisions depend only on the patients and DLTs per level and on the level
 of the last cohort, so the rule is written once, for a batch of such count states
-(:meth:`BOINDesign.decide_counts`, :meth:`BOINDesign.recommend_counts`: the engine's
-``CountRuleDesign`` capability, with which `dosezoo.simulate.simulate` runs many trials in
-lockstep); :meth:`BOINDesign.next` and :meth:`BOINDesign.recommend` count the data and apply
-it to a batch of one.
+(:class:`~dosezoo.designs.base.CountRule`: the engine runs many trials in lockstep through it);
+``next`` and ``recommend`` count the data and apply it to a batch of one. The elimination and
+stopping probabilities come from BOIN's beta-binomial model (:class:`~dosezoo.models.BOIN`):
+exact from the counts, or read from any fit of that model by ``decide(idata, data)``.
 """
 
 import math
-from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.special import betaincc
 
+from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
-from dosezoo.decision import CountDecisions, Decision
-from dosezoo.levels import (
-    LevelCounts,
-    count_state,
-    format_rows,
-    last_true,
-    level_counts,
-    positive_int,
-    real_number,
-    validate_dose_levels,
-    validate_start_dose,
-)
+from dosezoo.decision import CountDecisions
+from dosezoo.designs.base import Conduct, CountRule, Design, compose
+from dosezoo.levels import format_rows, last_true
+from dosezoo.models.base import DoseModel
+from dosezoo.models.boin import BOIN
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = [
-    "BOINDesign",
-    "LevelCounts",
-    "boin_boundaries",
-    "isotonic_regression",
-    "level_counts",
-    "validate_dose_levels",
-    "validate_start_dose",
-]
+__all__ = ["BOINRule", "boin_boundaries", "boin_design", "isotonic_regression"]
 
 #: Pseudo-counts of the estimates that ``select.mtd`` makes isotonic.
 _SELECT_Y0, _SELECT_N0 = 0.05, 0.1
@@ -195,25 +183,15 @@ def boin_boundaries(
     return _boundaries("boin_boundaries", target, phi1, phi2)[2:]
 
 
-# --------------------------------------------------------------------------- design
+# --------------------------------------------------------------------------- rule
 
 
 @dataclass(frozen=True)
-class BOINDesign:
-    r"""The BOIN design (Liu and Yuan 2015) with the R package's safety rules.
+class BOINRule(CountRule):
+    r"""The BOIN rule (Liu and Yuan 2015) with the R package's safety rules.
 
     Parameters
     ----------
-    target : float
-        Target DLT rate :math:`\phi` in (0, 1).
-    dose_levels : sequence of float
-        Candidate doses, strictly increasing.
-    start_dose : float, optional
-        Dose of the first cohort, one of ``dose_levels``; the lowest by default.
-    cohort_size : int
-        Patients per cohort (3).
-    sample_size : int
-        Maximum number of patients (36).
     phi1, phi2 : float, optional
         Sub-therapeutic and overly toxic rates defining the boundaries; default
         ``0.6 * target`` and ``1.4 * target``.
@@ -228,156 +206,118 @@ class BOINDesign:
     n_earlystop : int
         Stop (and select an MTD) when the current dose has this many patients and the rule
         would stay there (100, i.e. off for 36 patients).
-    prior_a, prior_b : float
-        Beta prior of each dose's DLT rate for elimination and stopping (1, 1).
 
     Attributes
     ----------
+    target : float
+        The model's target :math:`\phi` (after the design binds the rule).
     lambda_e, lambda_d : float
-        The escalation and de-escalation boundaries.
+        The escalation and de-escalation boundaries (after binding).
 
     Notes
     -----
-    Every decision after the first records, as floats, ``n_at_dose``, ``dlt_at_dose`` and
-    ``p_hat`` at the current dose, ``lambda_e``, ``lambda_d``, ``p_above_target``
-    (:math:`P(p_j > \phi \mid \text{data})` at the current dose) and ``n_eliminated`` (the
-    number of eliminated levels). A decision of ``next`` that stops the trial also records
-    ``selected_dose``, the dose :meth:`recommend` selects from the data (NaN when none), since
-    the simulation engine asks for a recommendation only of trials that reach
-    ``sample_size``.
+    The target, the dose levels and the Beta prior of elimination are those of the model
+    (:class:`~dosezoo.models.BOIN`). Every decision after the first records, as floats,
+    ``n_at_dose``, ``dlt_at_dose`` and ``p_hat`` at the current dose, ``lambda_e``,
+    ``lambda_d``, ``p_above_target`` (:math:`P(p_j > \phi \mid \text{data})` at the current
+    dose) and ``n_eliminated`` (the number of eliminated levels). A decision that stops the
+    trial also records ``selected_dose``, the dose the recommendation selects from the data
+    (NaN when none), since the simulation engine asks for a recommendation only of trials that
+    reach ``sample_size``.
     """
 
-    target: float
-    dose_levels: Sequence[float]
+    label: ClassVar[str] = "BOIN"
+
     _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = 3
-    sample_size: int = 36
     phi1: float | None = None
     phi2: float | None = None
     elimination_cutoff: float = 0.95
     extra_safe: bool = False
     offset: float = 0.05
     n_earlystop: int = 100
-    prior_a: float = 1.0
-    prior_b: float = 1.0
-    lambda_e: float = field(init=False, repr=False)
-    lambda_d: float = field(init=False, repr=False)
+    dose_levels: tuple[float, ...] = field(default=(), init=False, compare=False)
+    target: float = field(default=math.nan, init=False, compare=False)
+    lambda_e: float = field(default=math.nan, init=False, repr=False, compare=False)
+    lambda_d: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _model: BOIN | None = field(default=None, init=False, repr=False, compare=False)
+    _start_level: int = field(default=0, init=False, repr=False, compare=False)
+    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Validate the options, naming the field at fault; derive the boundaries."""
-        owner = "BOINDesign"
-        levels = validate_dose_levels(owner, self.dose_levels)
-        phi1, phi2, lambda_e, lambda_d = _boundaries(owner, self.target, self.phi1, self.phi2)
-        values = {
-            "target": float(self.target),
-            "dose_levels": levels,
-            "start_dose": validate_start_dose(owner, self.start_dose, levels),
-            "phi1": phi1,
-            "phi2": phi2,
-            "lambda_e": lambda_e,
-            "lambda_d": lambda_d,
-        }
-        for name in ("cohort_size", "sample_size", "n_earlystop"):
-            values[name] = positive_int(owner, name, getattr(self, name))
-        if values["cohort_size"] > values["sample_size"]:
-            raise ValueError(
-                f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
-                f"{self.sample_size!r}"
-            )
-        for name in ("elimination_cutoff", "offset", "prior_a", "prior_b"):
-            values[name] = real_number(owner, name, getattr(self, name))
-        if not 0 < values["elimination_cutoff"] < 1:
-            raise ValueError(
-                f"{owner}: elimination_cutoff must lie in (0, 1), got {self.elimination_cutoff!r}"
-            )
-        if not 0 < values["offset"] < min(0.5, values["elimination_cutoff"]):
+        """Validate the options, naming the field at fault (the boundaries when bound)."""
+        owner = "BOINRule"
+        cutoff = probability(owner, "elimination_cutoff", self.elimination_cutoff)
+        offset = real_number(owner, "offset", self.offset)
+        if not 0 < offset < min(0.5, cutoff):
             raise ValueError(
                 f"{owner}: offset must lie in (0, 0.5) and be below elimination_cutoff, got "
                 f"{self.offset!r}"
             )
-        for name in ("prior_a", "prior_b"):
-            if values[name] <= 0:
-                raise ValueError(f"{owner}: {name} must be > 0, got {getattr(self, name)!r}")
-        if not isinstance(self.extra_safe, bool | np.bool_):
-            raise ValueError(f"{owner}: extra_safe must be a bool, got {self.extra_safe!r}")
-        values["extra_safe"] = bool(self.extra_safe)
-        for name, value in values.items():
+        for name, value in (
+            ("elimination_cutoff", cutoff),
+            ("offset", offset),
+            ("extra_safe", flag(owner, "extra_safe", self.extra_safe)),
+            ("n_earlystop", positive_int(owner, "n_earlystop", self.n_earlystop)),
+        ):
             object.__setattr__(self, name, value)
+        for name in ("phi1", "phi2"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, real_number(owner, name, getattr(self, name)))
+
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> "BOINRule":
+        """Take the target, levels and prior from the BOIN model; derive the boundaries."""
+        if not isinstance(model, BOIN):
+            raise TypeError(f"BOINRule: model must be a BOIN, got {model!r}")
+        phi1, phi2, lambda_e, lambda_d = _boundaries("BOINRule", model.target, self.phi1, self.phi2)
+        return self._bound(
+            phi1=phi1,
+            phi2=phi2,
+            dose_levels=model.dose_levels,
+            target=model.target,
+            lambda_e=lambda_e,
+            lambda_d=lambda_d,
+            _model=model,
+            _start_level=model.dose_levels.index(conduct.start_dose),
+            _sample_size=conduct.sample_size,
+        )
 
     # ------------------------------------------------------------------ posterior
 
     def p_above_target(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-        r"""Return :math:`P(p_j > \phi \mid y_j, n_j)` under the Beta(prior_a, prior_b) prior."""
+        r"""Return :math:`P(p_j > \phi \mid y_j, n_j)` under the model's Beta prior."""
+        model = self._model
+        if model is None:
+            raise ValueError("BOINRule is not bound to a BOIN model; use it in a Design")
         n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
-        return betaincc(self.prior_a + y, self.prior_b + n - y, self.target)
+        return betaincc(model.prior_a + y, model.prior_b + n - y, self.target)
 
-    def first_eliminated(self, counts: LevelCounts) -> int:
-        """Return the lowest eliminated level (all from it up are out), or K if none is."""
-        return int(self.eliminated_from(counts.n[None], counts.y[None])[0])
+    def _p_above(self, n: np.ndarray, y: np.ndarray, posterior: DosePosterior | None) -> np.ndarray:
+        """``P(p_k > target)`` per state and level: exact from the counts, or from a fit."""
+        if posterior is None:
+            return self.p_above_target(n, y)
+        return np.broadcast_to(posterior.prob_above(self.target), n.shape)
 
-    # ------------------------------------------------------------------ decisions
-
-    def next(self, data: TrialData) -> Decision:
-        """Decide the dose of the next cohort, or to stop the trial.
-
-        The rule is :meth:`decide_counts`, on the counts of ``data``.
-
-        Parameters
-        ----------
-        data : TrialData
-            The trial so far: doses on ``dose_levels`` and a 0/1 ``dlt`` outcome (may be
-            empty: the first cohort gets ``start_dose``).
-
-        Returns
-        -------
-        Decision
-        """
-        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        decided = self._decide(counts.n[None], counts.y[None], np.array([counts.current]))
-        return decided.decision(0, self.dose_levels)
+    def eliminated_from(
+        self, n: np.ndarray, y: np.ndarray, posterior: DosePosterior | None = None
+    ) -> np.ndarray:
+        """Return, per row of counts (m, K), the lowest eliminated level, or K if none is."""
+        eliminated = (n >= _MIN_PATIENTS_TO_ELIMINATE) & (
+            self._p_above(n, y, posterior) > self.elimination_cutoff
+        )
+        return np.where(eliminated.any(axis=1), np.argmax(eliminated, axis=1), n.shape[1])
 
     def isotonic_estimates(self, data: TrialData) -> np.ndarray:
         """Return ``select.mtd``'s isotonic DLT-rate estimate per level (NaN if not admissible).
 
         Admissible levels were given to at least one patient and are not eliminated.
         """
-        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        n, y = counts.n[None], counts.y[None]
+        n, y, _ = self.counts(data)
         return self._isotonic(n, y, self.eliminated_from(n, y))[0]
-
-    def recommend(self, data: TrialData) -> Decision:
-        """Select the MTD as ``select.mtd`` of the R package BOIN does.
-
-        The selection is :meth:`recommend_counts`, on the counts of ``data``.
-
-        Parameters
-        ----------
-        data : TrialData
-            Every patient of the trial.
-
-        Returns
-        -------
-        Decision
-            The selected dose, with the isotonic estimates ``p_iso_<k>`` per level (NaN where
-            not admissible); a stop with the reason when no dose can be selected (lowest dose
-            eliminated, the extra-safe rule fired, or no admissible dose was given).
-        """
-        counts = level_counts(data, self.dose_levels, owner="BOINDesign")
-        selected = self._recommend(counts.n[None], counts.y[None], np.array([counts.current]))
-        return selected.decision(0, self.dose_levels)
 
     # ------------------------------------------------------------------ array rule
 
-    def eliminated_from(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Return, per row of counts (m, K), the lowest eliminated level, or K if none is."""
-        eliminated = (n >= _MIN_PATIENTS_TO_ELIMINATE) & (
-            self.p_above_target(n, y) > self.elimination_cutoff
-        )
-        return np.where(eliminated.any(axis=1), np.argmax(eliminated, axis=1), n.shape[1])
-
     def _safety_reasons(
-        self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray
+        self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray, p_above: np.ndarray
     ) -> np.ndarray:
         """Why each state must stop with no MTD, ``""`` where it need not (str objects, (m,))."""
         reasons = np.full(n.shape[0], "", dtype=object)
@@ -392,11 +332,7 @@ class BOINDesign:
         )
         if self.extra_safe:
             cutoff = self.elimination_cutoff - self.offset
-            extra = (
-                ~out
-                & (n[:, 0] >= _MIN_PATIENTS_TO_ELIMINATE)
-                & (self.p_above_target(n[:, 0], y[:, 0]) > cutoff)
-            )
+            extra = ~out & (n[:, 0] >= _MIN_PATIENTS_TO_ELIMINATE) & (p_above[:, 0] > cutoff)
             reasons[extra] = format_rows(
                 "extra-safe stop at the lowest dose {dose:g}: {y} DLTs in {n} patients, "
                 "P(p > {target:g}) > {cutoff:g}",
@@ -423,31 +359,21 @@ class BOINDesign:
             estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
         return estimates
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
-
-        Parameters
-        ----------
-        n, y : numpy.ndarray
-            Patients and DLTs per level, (m, K) integers.
-        current : numpy.ndarray
-            Level of each state's last cohort, -1 before the first patient, (m,) integers.
-
-        Returns
-        -------
-        dosezoo.simulate.CountDecisions
-            Row ``i`` is :meth:`next` on data with the counts of row ``i``.
-        """
-        return self._decide(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
-
-    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
+    def _decide(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
         at = np.maximum(current, 0)
         n_at, y_at = n[np.arange(size), at], y[np.arange(size), at]
-        eliminated_from = self.eliminated_from(n, y)
+        p_above = self._p_above(n, y, posterior)
+        eliminated_from = self.eliminated_from(n, y, posterior)
 
         # The boundaries, kept off eliminated levels and inside the dose range.
         level = at.copy()
@@ -468,11 +394,11 @@ class BOINDesign:
         # The stops, in the order they are checked.
         stop_reason = np.full(size, "", dtype=object)
         n_patients = n.sum(axis=1)
-        full = started & (n_patients >= self.sample_size)
+        full = started & (n_patients >= self._sample_size)
         stop_reason[full] = format_rows(
-            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self.sample_size
+            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
         )
-        safety = self._safety_reasons(n, y, eliminated_from)
+        safety = self._safety_reasons(n, y, eliminated_from, p_above)
         unsafe = started & ~full & (safety != "")
         stop_reason[unsafe] = safety[unsafe]
         early = started & ~full & ~unsafe & (level == at) & (n_at >= self.n_earlystop)
@@ -481,12 +407,12 @@ class BOINDesign:
         )
         stops = full | unsafe | early
         level[stops], bound_by[stops] = -1, ""
-        level[~started], bound_by[~started] = self.dose_levels.index(self.start_dose), "start_dose"
+        level[~started], bound_by[~started] = self._start_level, "start_dose"
 
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
         if stops.any():
-            chosen = self._recommend(n[stops], y[stops], current[stops]).level
+            chosen = self._recommend(n[stops], y[stops], current[stops], posterior).level
             selected[stops] = np.where(chosen >= 0, doses[np.maximum(chosen, 0)], math.nan)
         with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
             p_hat = y_at / n_at
@@ -497,7 +423,7 @@ class BOINDesign:
             "p_hat": (p_hat, started),
             "lambda_e": (np.full(size, self.lambda_e), everywhere),
             "lambda_d": (np.full(size, self.lambda_d), everywhere),
-            "p_above_target": (self.p_above_target(n_at, y_at), started),
+            "p_above_target": (p_above[np.arange(size), at], started),
             "n_eliminated": ((top + 1 - eliminated_from).astype(float), started),
             "selected_dose": (selected, stops),
         }
@@ -509,28 +435,18 @@ class BOINDesign:
             present={key: where for key, (_, where) in recorded.items()},
         )
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Select as :meth:`recommend` does, for a batch of count states.
-
-        Parameters
-        ----------
-        n, y : numpy.ndarray
-            Patients and DLTs per level, (m, K) integers.
-        current : numpy.ndarray
-            Level of each state's last cohort, -1 before the first patient, (m,) integers.
-
-        Returns
-        -------
-        dosezoo.simulate.CountDecisions
-            Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
-        """
-        return self._recommend(*count_state("BOINDesign", n, y, current, len(self.dose_levels)))
-
-    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
+    def _recommend(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Select for checked int64 count states (``posterior``: a fit to read, if any)."""
         size, levels = current.size, len(self.dose_levels)
-        eliminated_from = self.eliminated_from(n, y)
-        safety = self._safety_reasons(n, y, eliminated_from)
+        p_above = self._p_above(n, y, posterior)
+        eliminated_from = self.eliminated_from(n, y, posterior)
+        safety = self._safety_reasons(n, y, eliminated_from, p_above)
         safe = safety == ""
         estimates = np.full((size, levels), np.nan)
         estimates[safe] = self._isotonic(n[safe], y[safe], eliminated_from[safe])
@@ -552,23 +468,45 @@ class BOINDesign:
             present={f"p_iso_{k}": safe for k in range(levels)},
         )
 
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
+    def describe(self) -> Described:
+        """Flat record of the rule's options, with the boundaries when bound."""
         return {
-            "name": "BOINDesign",
-            "target": self.target,
-            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
-            "start_dose": self.start_dose,
-            "cohort_size": self.cohort_size,
-            "sample_size": self.sample_size,
             "phi1": self.phi1,
             "phi2": self.phi2,
-            "lambda_e": self.lambda_e,
-            "lambda_d": self.lambda_d,
             "elimination_cutoff": self.elimination_cutoff,
             "extra_safe": self.extra_safe,
             "offset": self.offset,
             "n_earlystop": self.n_earlystop,
-            "prior_a": self.prior_a,
-            "prior_b": self.prior_b,
+            "lambda_e": self.lambda_e,
+            "lambda_d": self.lambda_d,
         }
+
+
+def boin_design(
+    target: float,
+    dose_levels: Any,
+    *,
+    prior_a: float = 1.0,
+    prior_b: float = 1.0,
+    **options: Any,
+) -> Design:
+    r"""Return the BOIN design: ``Design(BOIN(target, levels), BOINRule(...), Conduct(...))``.
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate :math:`\phi` in (0, 1).
+    dose_levels : sequence of float
+        Candidate doses, strictly increasing.
+    prior_a, prior_b : float
+        Beta prior of each dose's DLT rate for elimination and stopping (1, 1).
+    **options
+        Options of :class:`BOINRule` and of :class:`~dosezoo.designs.base.Conduct` (start dose
+        the lowest level, cohorts of 3, 36 patients by default).
+
+    Returns
+    -------
+    Design
+        A :class:`~dosezoo.designs.base.CountDesign`.
+    """
+    return compose(BOIN(target, dose_levels, prior_a=prior_a, prior_b=prior_b), BOINRule, options)

@@ -1,54 +1,50 @@
-r"""The CRM design: the dose whose estimated DLT probability is closest to the target.
+r"""The CRM rule: the dose whose estimated DLT probability is closest to the target.
 
-O'Quigley, Pepe and Fisher (1990), with the options of dfcrm (Cheung 2011) and of seed 003,
-Appendix C.1. After each cohort the CRM posterior (:class:`~dosezoo.models.CRM`) gives an
-estimate :math:`\hat p_k` per level, either dfcrm's plug-in :math:`p_k(E[\beta])`
-(``estimate="plugin"``) or the posterior mean :math:`E[p_k]` (``"mean"``, seed 003). The next
-dose is :math:`\arg\min_k |\hat p_k - \phi|` (the lower level among ties), then restricted:
+O'Quigley, Pepe and Fisher (1990), with the options of dfcrm (Cheung 2011) and of Seno et al.
+(2025, Appendix C.1). After each cohort the CRM posterior (:class:`~dosezoo.models.CRM`) gives
+an estimate :math:`\hat p_k` per level, either dfcrm's plug-in :math:`p_k(E[\beta])`
+(``estimate="plugin"``) or the posterior mean :math:`E[p_k]` (``"mean"``, Seno et al.). The
+next dose is :math:`\arg\min_k |\hat p_k - \phi|` (the lower level among ties), then
+restricted:
 
 - ``max_step_up`` (default 1): at most that many levels above the current dose, i.e. no
-  skipping when escalating; ``max_step_down`` (default off; seed 003 uses 1) likewise down;
+  skipping when escalating; ``max_step_down`` (default off; Seno et al. use 1) likewise down;
 - safety stop: when the lowest dose has at least ``safety_min_patients`` patients and
   :math:`P(p_1 > \phi \mid \text{data}) > c` (``safety_cutoff``, 0.95 by default, following
-  BOIN's elimination rule; seed 003's own value was lost from its text), the trial stops and no
-  dose is recommended.
+  BOIN's elimination rule; Seno et al.'s own value was lost from their text), the trial stops
+  and no dose is recommended.
 
 At the end the recommended dose is :math:`\arg\min_k |\hat p_k - \phi|` over all levels
 (dfcrm's MTD), unless the safety rule stops the trial.
 """
 
-from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dosezoo.checks import choice, positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
-from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.levels import level_index, positive_int, real_number
-from dosezoo.models.binary import DLTPosterior
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.levels import level_index
 from dosezoo.models.crm import CRM
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = ["CRMDesign"]
+__all__ = ["CRMRule", "crm_design"]
 
 _TIE_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
-class CRMDesign(ModelBasedDesign):
-    r"""Continual reassessment method with dfcrm's conventions and seed 003's options.
+class CRMRule(ModelRule):
+    r"""Continual reassessment method with dfcrm's conventions and Seno et al.'s options.
 
     Parameters
     ----------
-    model : CRM
-        The working model, skeleton, prior and target.
-    start_dose : float, optional
-        First cohort's dose, one of the model's levels (the lowest by default).
-    cohort_size, sample_size : int
-        Patients per cohort (3) and maximum (36).
     estimate : {"plugin", "mean"}
-        :math:`p_k(E[\beta])` (dfcrm) or :math:`E[p_k]` (seed 003).
+        :math:`p_k(E[\beta])` (dfcrm) or :math:`E[p_k]` (Seno et al. 2025).
     max_step_up : int or None
         Most levels above the current dose the next one may be (1: no skipping); None: free.
     max_step_down : int or None
@@ -57,44 +53,31 @@ class CRMDesign(ModelBasedDesign):
         Stop when :math:`P(p_1 > \phi) >` this (0.95); None: never.
     safety_min_patients : int
         Patients the lowest dose needs before the safety rule applies (3).
-    engine : {"grid", "nuts"}
-        Exact grid posterior (default) or NUTS fits of the PyMC model.
-    draws, chains, random_seed, convergence
-        NUTS settings and the checks its fits must pass.
+
+    Notes
+    -----
+    The target :math:`\phi` and the dose levels are the model's (:class:`~dosezoo.models.CRM`).
     """
 
-    model: CRM
+    label: ClassVar[str] = "CRM"
+    model_type: ClassVar[type] = CRM
+
     _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = 3
-    sample_size: int = 36
     estimate: Literal["plugin", "mean"] = "plugin"
     max_step_up: int | None = 1
     max_step_down: int | None = None
     safety_cutoff: float | None = 0.95
     safety_min_patients: int = 3
-    engine: DesignEngine = "grid"
-    draws: int = 1000
-    chains: int = 2
-    random_seed: int = 0
-    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
-        owner = "CRMDesign"
-        self._validate_conduct(owner, CRM)
-        if self.estimate not in ("plugin", "mean"):
-            raise ValueError(f"{owner}: estimate must be 'plugin' or 'mean', got {self.estimate!r}")
+        owner = "CRMRule"
+        choice(owner, "estimate", self.estimate, ("plugin", "mean"))
         for name in ("max_step_up", "max_step_down"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
         if self.safety_cutoff is not None:
-            cutoff = real_number(owner, "safety_cutoff", self.safety_cutoff)
-            if not 0 < cutoff < 1:
-                raise ValueError(
-                    f"{owner}: safety_cutoff must lie in (0, 1) or be None, got "
-                    f"{self.safety_cutoff!r}"
-                )
+            cutoff = probability(owner, "safety_cutoff", self.safety_cutoff)
             object.__setattr__(self, "safety_cutoff", cutoff)
         object.__setattr__(
             self,
@@ -104,9 +87,9 @@ class CRMDesign(ModelBasedDesign):
 
     # ------------------------------------------------------------------ estimates
 
-    def estimates(self, posterior: DLTPosterior) -> dict[str, np.ndarray]:
-        """Return dfcrm's plug-in estimate, the posterior mean and the one the design uses."""
-        plugin = self.model.p_dlt(posterior.parameter_mean["beta"])
+    def estimates(self, posterior: DosePosterior) -> dict[str, np.ndarray]:
+        """Return dfcrm's plug-in estimate, the posterior mean and the one the rule uses."""
+        plugin = posterior.point_estimates["p_dlt"]
         mean = posterior.mean()
         return {
             "plugin": plugin,
@@ -118,23 +101,25 @@ class CRMDesign(ModelBasedDesign):
         distance = np.abs(estimate - self.model.target)
         return int(np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)[0])
 
-    def _safety_stop(self, posterior: DLTPosterior, data: TrialData) -> tuple[str | None, float]:
+    def _safety_stop(self, posterior: DosePosterior, data: TrialData) -> tuple[str | None, float]:
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""
-        p_too_toxic = float(posterior.prob_above(self.model.target)[0])
+        target = self.model.target
+        p_too_toxic = float(posterior.prob_above(target)[0])
         if self.safety_cutoff is None:
             return None, p_too_toxic
-        at_lowest = int(np.sum(np.asarray(data.dose, float) == self.model.dose_levels[0]))
+        lowest = self.model.dose_levels[0]
+        at_lowest = int(np.sum(np.asarray(data.dose, float) == lowest))
         if at_lowest >= self.safety_min_patients and p_too_toxic > self.safety_cutoff:
             return (
-                f"safety: P(p > {self.model.target:g} at the lowest dose "
-                f"{self.model.dose_levels[0]:g}) = {p_too_toxic:.3f} > {self.safety_cutoff:g} "
-                f"with {at_lowest} patients there",
+                f"safety: P(p > {target:g} at the lowest dose {lowest:g}) = {p_too_toxic:.3f} > "
+                f"{self.safety_cutoff:g} with {at_lowest} patients there",
                 p_too_toxic,
             )
         return None, p_too_toxic
 
+    @staticmethod
     def _quantities(
-        self, posterior: DLTPosterior, estimates: dict[str, np.ndarray], p_too_toxic: float
+        posterior: DosePosterior, estimates: dict[str, np.ndarray], p_too_toxic: float
     ) -> dict[str, float]:
         quantities = {
             "beta_mean": posterior.parameter_mean["beta"],
@@ -146,12 +131,12 @@ class CRMDesign(ModelBasedDesign):
 
     # ------------------------------------------------------------------ rule
 
-    def choose(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.
 
         Parameters
         ----------
-        posterior : DLTPosterior
+        posterior : DosePosterior
             The CRM posterior given ``data`` (grid or a fit).
         data : TrialData
             The trial so far, at least one patient; its last dose is the current dose.
@@ -163,13 +148,14 @@ class CRMDesign(ModelBasedDesign):
             ``p_lowest_too_toxic`` and both estimates per level (``p_plugin_<k>``,
             ``p_mean_<k>``).
         """
+        assert posterior is not None
         reason, p_too_toxic = self._safety_stop(posterior, data)
         estimates = self.estimates(posterior)
         quantities = self._quantities(posterior, estimates, p_too_toxic)
         if reason:
             return Decision(None, stop_reason=reason, quantities=quantities)
         levels = self.model.dose_levels
-        current = int(level_index(np.array([data.last_dose]), levels, owner="CRMDesign")[0])
+        current = int(level_index(np.array([data.last_dose]), levels, owner="CRMRule")[0])
         level = self._closest(estimates["used"])
         bound_by: list[str] = []
         if self.max_step_up is not None and level > current + self.max_step_up:
@@ -180,12 +166,12 @@ class CRMDesign(ModelBasedDesign):
             bound_by.append("max_step_down")
         return Decision(levels[level], quantities=quantities, bound_by=tuple(bound_by))
 
-    def select(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the level whose estimate is closest to the target (dfcrm's MTD).
 
         Parameters
         ----------
-        posterior : DLTPosterior
+        posterior : DosePosterior
             The posterior given every patient.
         data : TrialData
             Every patient of the trial.
@@ -195,6 +181,7 @@ class CRMDesign(ModelBasedDesign):
         Decision
             The MTD, or a stop when the safety rule applies.
         """
+        assert posterior is not None
         reason, p_too_toxic = self._safety_stop(posterior, data)
         estimates = self.estimates(posterior)
         quantities = self._quantities(posterior, estimates, p_too_toxic)
@@ -203,12 +190,24 @@ class CRMDesign(ModelBasedDesign):
         level = self._closest(estimates["used"])
         return Decision(self.model.dose_levels[level], quantities=quantities)
 
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
-        return self._conduct_record() | {
-            "estimate": self.estimate,
-            "max_step_up": self.max_step_up,
-            "max_step_down": self.max_step_down,
-            "safety_cutoff": self.safety_cutoff,
-            "safety_min_patients": self.safety_min_patients,
-        }
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
+        return dataclass_options(self)
+
+
+def crm_design(model: CRM, **options: Any) -> Design:
+    """Return the CRM design: ``Design(model, CRMRule(...), Conduct(...))``.
+
+    Parameters
+    ----------
+    model : CRM
+        The working model, skeleton, prior and target.
+    **options
+        Options of :class:`CRMRule` and of :class:`~dosezoo.designs.base.Conduct` (start dose
+        the lowest level, cohorts of 3, 36 patients by default).
+
+    Returns
+    -------
+    Design
+    """
+    return compose(model, CRMRule, options)

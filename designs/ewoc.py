@@ -1,4 +1,4 @@
-r"""The EWOC design: next dose = posterior alpha-quantile of the MTD (Babb et al. 1998).
+r"""The EWOC rule: next dose = posterior alpha-quantile of the MTD (Babb et al. 1998).
 
 With the EWOC posterior (:class:`~dosezoo.models.EWOC`), the next dose :math:`x` satisfies
 :math:`P(\mathrm{MTD} < x \mid \text{data}) = \alpha`: the feasibility bound :math:`\alpha`
@@ -24,34 +24,28 @@ on, coherence takes precedence over the feasibility bound for that decision; ``p
 records the posterior probability of overdosing at the dose given.
 """
 
-from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.model_based import DesignEngine, ModelBasedDesign
-from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.levels import real_number
-from dosezoo.models.binary import DLTPosterior
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
 from dosezoo.models.ewoc import EWOC
+from dosezoo.posterior import Distribution, DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = ["EWOCDesign"]
+__all__ = ["EWOCRule", "ewoc_design"]
 
 
 @dataclass(frozen=True)
-class EWOCDesign(ModelBasedDesign):
+class EWOCRule(ModelRule):
     r"""Escalation with overdose control.
 
     Parameters
     ----------
-    model : EWOC
-        The model (its dose range and levels).
-    start_dose : float, optional
-        First cohort's dose (the lowest level by default).
-    cohort_size, sample_size : int
-        Patients per cohort (1, as Babb et al.) and maximum (36).
     alpha : float
         Feasibility bound at the start, in (0, 0.5] (0.25).
     alpha_step : float
@@ -68,15 +62,17 @@ class EWOCDesign(ModelBasedDesign):
         Stop when :math:`P(\mathrm{MTD} <` lowest level :math:`)` exceeds it (None: off).
     coherent : bool
         Never escalate after a cohort with a DLT nor de-escalate after one without (False).
-    engine, draws, chains, random_seed, convergence
-        As in :class:`~dosezoo.designs.model_based.ModelBasedDesign`.
+
+    Notes
+    -----
+    The dose levels and the dose range are the model's. :func:`ewoc_design`'s conduct starts
+    at the lowest level, with cohorts of 1 (as Babb et al.) and 36 patients.
     """
 
-    model: EWOC
+    label: ClassVar[str] = "EWOC"
+    model_type: ClassVar[type] = EWOC
+
     _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = 1
-    sample_size: int = 36
     alpha: float = 0.25
     alpha_step: float = 0.0
     alpha_max: float = 0.5
@@ -85,16 +81,10 @@ class EWOCDesign(ModelBasedDesign):
     max_increment: float | None = None
     safety_cutoff: float | None = None
     coherent: bool = False
-    engine: DesignEngine = "grid"
-    draws: int = 1000
-    chains: int = 2
-    random_seed: int = 0
-    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
-        owner = "EWOCDesign"
-        self._validate_conduct(owner, EWOC)
+        owner = "EWOCRule"
         for name in ("alpha", "alpha_max"):
             value = real_number(owner, name, getattr(self, name))
             if not 0 < value <= 0.5:
@@ -130,10 +120,11 @@ class EWOCDesign(ModelBasedDesign):
         """Return the feasibility bound after ``data.n_patients`` patients."""
         return min(self.alpha_max, self.alpha + self.alpha_step * data.n_patients)
 
-    def _mtd(self, posterior: DLTPosterior) -> DLTPosterior:
-        if posterior.mtd_quantile is None or posterior.mtd_cdf is None:
-            raise ValueError("EWOCDesign needs a posterior with the MTD (an EWOC fit)")
-        return posterior
+    @staticmethod
+    def _mtd(posterior: DosePosterior | None) -> Distribution:
+        if posterior is None or posterior.mtd is None:
+            raise ValueError("EWOCRule needs a posterior with the MTD (an EWOC fit)")
+        return posterior.mtd
 
     def _dose(self, quantile: float, data: TrialData, *, final: bool) -> tuple[float, list[str]]:
         """Apply the dose options to the quantile; return the dose and the options that bound."""
@@ -173,11 +164,11 @@ class EWOCDesign(ModelBasedDesign):
             return last_dose
         return dose
 
-    def _safety_stop(self, posterior: DLTPosterior) -> str | None:
+    def _safety_stop(self, mtd: Distribution) -> str | None:
         if self.safety_cutoff is None:
             return None
         lowest = self.model.dose_levels[0]
-        p_overdose = posterior.mtd_cdf(lowest)
+        p_overdose = mtd.cdf(lowest)
         if p_overdose > self.safety_cutoff:
             return (
                 f"safety: P(MTD < lowest dose {lowest:g}) = {p_overdose:.3f} > "
@@ -185,12 +176,14 @@ class EWOCDesign(ModelBasedDesign):
             )
         return None
 
-    def _decision(self, posterior: DLTPosterior, data: TrialData, *, final: bool) -> Decision:
-        posterior = self._mtd(posterior)
+    def _decision(
+        self, posterior: DosePosterior | None, data: TrialData, *, final: bool
+    ) -> Decision:
+        mtd = self._mtd(posterior)
         alpha = self.alpha_for(data)
-        quantile = posterior.mtd_quantile(alpha)
+        quantile = mtd.quantile(alpha)
         quantities = {"alpha": alpha, "mtd_quantile": quantile}
-        reason = self._safety_stop(posterior)
+        reason = self._safety_stop(mtd)
         if reason:
             return Decision(
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
@@ -198,16 +191,16 @@ class EWOCDesign(ModelBasedDesign):
         dose, bound_by = self._dose(quantile, data, final=final)
         if self.coherent and not final:
             dose = self._coherent(dose, data, bound_by)
-        quantities["p_overdose"] = posterior.mtd_cdf(dose)
+        quantities["p_overdose"] = mtd.cdf(dose)
         return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
 
-    def choose(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose: the alpha-quantile of the MTD under the dose options.
 
         Parameters
         ----------
-        posterior : DLTPosterior
-            The EWOC posterior given ``data`` (with ``mtd_quantile`` and ``mtd_cdf``).
+        posterior : DosePosterior
+            The EWOC posterior given ``data`` (with the MTD's distribution, ``mtd``).
         data : TrialData
             The trial so far, at least one patient.
 
@@ -219,19 +212,28 @@ class EWOCDesign(ModelBasedDesign):
         """
         return self._decision(posterior, data, final=False)
 
-    def select(self, posterior: DLTPosterior, data: TrialData) -> Decision:
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the rule's dose given all data, not above the highest dose given."""
         return self._decision(posterior, data, final=True)
 
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
-        return self._conduct_record() | {
-            "alpha": self.alpha,
-            "alpha_step": self.alpha_step,
-            "alpha_max": self.alpha_max,
-            "doses": self.doses,
-            "no_skipping": self.no_skipping,
-            "max_increment": self.max_increment,
-            "safety_cutoff": self.safety_cutoff,
-            "coherent": self.coherent,
-        }
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
+        return dataclass_options(self)
+
+
+def ewoc_design(model: EWOC, **options: Any) -> Design:
+    """Return the EWOC design: ``Design(model, EWOCRule(...), Conduct(...))``.
+
+    Parameters
+    ----------
+    model : EWOC
+        The model (its dose range and levels).
+    **options
+        Options of :class:`EWOCRule` and of :class:`~dosezoo.designs.base.Conduct` (start dose
+        the lowest level, cohorts of 1, 36 patients by default).
+
+    Returns
+    -------
+    Design
+    """
+    return compose(model, EWOCRule, options, cohort_size=1)

@@ -73,29 +73,34 @@ its own stops (elimination of the lowest dose, and the extra-safe rule when enab
 trial. Stage 2 fits the GP after every cohort. Its prior mean is the quantile construction
 with the prior MTD at the dose BOIN would give next at the end of stage 1 (step 3; option
 ``prior_mtd_from_stage1``). Every decision is a deterministic function of the data: the
-sampler is seeded from ``random_seed`` and a hash of the data, as
-:class:`dosezoo.designs.design.MTDQuantileDesign` does.
+sampler is seeded from ``random_seed`` and a hash of the data (the conduct's seeding).
 """
 
-import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
 from dosezoo.decision import Decision
-from dosezoo.levels import LevelCounts, level_counts, positive_int, real_number
+from dosezoo.designs.base import Conduct, Design, Rule
+from dosezoo.designs.boin import BOINRule
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.levels import LevelCounts, level_counts
+from dosezoo.models.base import DoseModel
+from dosezoo.models.boin import BOIN
 from dosezoo.models.latent_gp import LatentGP, effective_sample_size, quantile_prior_mean
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
 __all__ = [
     "AdmissibleSet",
     "BORule",
     "LSERule",
-    "TwoStageGPDesign",
+    "TwoStageGPRule",
     "bo_design",
     "expected_improvement",
     "lse_acquisition",
@@ -109,16 +114,6 @@ _P_CLIP = 1e-12
 _GRID_POINTS = 201
 #: Stage-1 histories whose prior MTD level a design remembers.
 _CACHE_SIZE = 4096
-#: Refits with doubled draws before a design refuses a fit whose ESS is too small.
-_MAX_REFITS = 2
-
-
-def _probability(owner: str, name: str, value: object, *, closed: bool = False) -> float:
-    number = real_number(owner, name, value)
-    if not (0 <= number <= 1 if closed else 0 < number < 1):
-        interval = "[0, 1]" if closed else "(0, 1)"
-        raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
-    return number
 
 
 def _draws(p_draws: object, owner: str) -> np.ndarray:
@@ -163,7 +158,7 @@ def lse_acquisition(
     """
     owner = "lse_acquisition"
     draws = _draws(p_draws, owner)
-    phi = _probability(owner, "target", target)
+    phi = probability(owner, "target", target)
     weight_power = real_number(owner, "overdose_weight", overdose_weight)
     if weight_power < 0:
         raise ValueError(f"{owner}: overdose_weight must be >= 0, got {overdose_weight!r}")
@@ -173,7 +168,7 @@ def lse_acquisition(
     if kind == "misclassification":
         return np.minimum(below, 1.0 - below) * weight
     if kind == "ambiguity":
-        level = _probability(owner, "credible_level", credible_level)
+        level = probability(owner, "credible_level", credible_level)
         lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return np.minimum(upper - phi, phi - lower) * weight
     raise ValueError(f"{owner}: kind must be 'misclassification' or 'ambiguity', got {kind!r}")
@@ -198,7 +193,7 @@ def expected_improvement(p_draws: np.ndarray, target: float, tried: np.ndarray) 
         :math:`E[\max(g^* - g_k, 0)]`, shape (K,).
     """
     draws = _draws(p_draws, "expected_improvement")
-    phi = _probability("expected_improvement", "target", target)
+    phi = probability("expected_improvement", "target", target)
     tried = np.asarray(tried, dtype=bool)
     if tried.shape != (draws.shape[1],):
         raise ValueError(
@@ -240,8 +235,8 @@ class AdmissibleSet:
             raise ValueError(
                 f"{owner}: max_escalation must be an integer >= 0, got {self.max_escalation!r}"
             )
-        single = _probability(owner, "single_dose_threshold", self.single_dose_threshold)
-        exclusion = _probability(owner, "exclusion_threshold", self.exclusion_threshold)
+        single = probability(owner, "single_dose_threshold", self.single_dose_threshold)
+        exclusion = probability(owner, "exclusion_threshold", self.exclusion_threshold)
         if not single < exclusion:
             raise ValueError(
                 f"{owner}: single_dose_threshold ({single!r}) must be below exclusion_threshold "
@@ -348,7 +343,7 @@ class LSERule:
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
         owner = "LSERule"
-        phi = _probability(owner, "target", self.target)
+        phi = probability(owner, "target", self.target)
         weight = real_number(owner, "overdose_weight", self.overdose_weight)
         if weight < 0:
             raise ValueError(f"{owner}: overdose_weight must be >= 0, got {weight!r}")
@@ -357,11 +352,11 @@ class LSERule:
                 f"{owner}: acquisition must be 'misclassification' or 'ambiguity', got "
                 f"{self.acquisition!r}"
             )
-        level = _probability(owner, "credible_level", self.credible_level)
+        level = probability(owner, "credible_level", self.credible_level)
         margin = real_number(owner, "margin", self.margin)
         if not (0 < margin and phi - margin > 0 and phi + margin < 1):
             raise ValueError(f"{owner}: margin must be > 0 and keep target +- margin in (0, 1)")
-        epsilon = _probability(owner, "selection_margin", self.selection_margin, closed=True)
+        epsilon = probability(owner, "selection_margin", self.selection_margin, closed=True)
         for name, value in (
             ("target", phi),
             ("overdose_weight", weight),
@@ -431,7 +426,7 @@ class BORule:
 
     def __post_init__(self) -> None:
         """Validate the target."""
-        object.__setattr__(self, "target", _probability("BORule", "target", self.target))
+        object.__setattr__(self, "target", probability("BORule", "target", self.target))
 
     @property
     def label(self) -> str:
@@ -459,24 +454,18 @@ class BORule:
 
 
 @dataclass(frozen=True)
-class TwoStageGPDesign:
-    r"""Two-stage design of Section 4.4: BOIN first, then the latent-GP rule (LSE or BO).
+class TwoStageGPRule(Rule):
+    r"""Two-stage rule of Section 4.4: BOIN first, then the latent-GP rule (LSE or BO).
 
     Parameters
     ----------
-    target : float
-        :math:`\phi`.
-    dose_levels : sequence of float
-        Candidate doses, increasing; the trial starts at the lowest.
-    rule : LSERule or BORule
-        Stage-2 rule; its target must equal ``target``.
-    cohort_size, sample_size : int
-        3 and 36.
+    stage2 : LSERule or BORule
+        The acquisition and final recommendation of stage 2; its target is the design's.
     stage1_dlts : int
         Stage 1 ends once this many DLTs have been seen in total (2) or the highest dose has
         been given.
     boin_extra_safe : bool
-        Whether stage 1 uses BOIN's extra-safe stop (True, as the seed's Appendix C.2).
+        Whether stage 1 uses BOIN's extra-safe stop (True, as Seno et al.'s Appendix C.2).
     admissible : AdmissibleSet
         Conditions (i)-(iii) of Section 4.3.1.
     stop_threshold : float
@@ -484,35 +473,23 @@ class TwoStageGPDesign:
     stop_min_patients : int
         ... and the lowest dose has at least this many patients (3).
     margin, prob_low, prob_high : float
-        Quantile prior-mean construction (0.05, 0.8, 0.8; see :mod:`dosezoo.models.latent_gp`).
+        Quantile prior-mean construction of the stage-2 priors (0.05, 0.8, 0.8; see
+        :mod:`dosezoo.models.latent_gp`): with ``prior_mtd_from_stage1``, the prior MTD is put
+        at the dose BOIN would give next at the end of stage 1 (step 3); otherwise the model's
+        own prior mean is used.
     prior_mtd_from_stage1 : bool
-        Put the prior MTD at BOIN's next dose at the end of stage 1 (True) or use no prior
-        MTD location (False).
-    sigma_f_range : (float, float)
-        Plausible range of sigma_f (0.5, 2).
-    length_scale : float
-        1.
-    scaled_doses : sequence of float, optional
-        Positions in [0, 1] (equally spaced by default).
-    engine : {"kernel", "pymc", "nuts"}
-        Posterior engine; the kernel (one chain) is the only one fast enough to simulate.
-    draws, tune : int
-        Kept draws and burn-in of the one chain (1000, 200).
-    min_ess : float or None
-        Smallest acceptable effective sample size of the draws of each :math:`p_k` (100);
-        below it the fit is redone with more draws; a fit still below it is refused and the
-        trial stops, saying so (see :meth:`posterior`).
-        None: no check.
-    random_seed : int
-        Base seed; each fit's seed is derived from it and the data.
+        (True.)
+
+    Notes
+    -----
+    The model is a :class:`~dosezoo.models.latent_gp.LatentGP` whose prior mean is the
+    construction with no prior MTD location (:func:`lse_design` and :func:`bo_design` build
+    it); the rule's :meth:`model_for` gives the model with the stage-1 prior MTD, the one whose
+    fit ``decide(idata, data)`` expects.
     """
 
-    target: float
-    dose_levels: Sequence[float]
-    rule: LSERule | BORule
+    stage2: LSERule | BORule
     _: KW_ONLY
-    cohort_size: int = 3
-    sample_size: int = 36
     stage1_dlts: int = 2
     boin_extra_safe: bool = True
     admissible: AdmissibleSet = field(default_factory=AdmissibleSet)
@@ -522,106 +499,88 @@ class TwoStageGPDesign:
     prob_low: float = 0.8
     prob_high: float = 0.8
     prior_mtd_from_stage1: bool = True
-    sigma_f_range: tuple[float, float] = (0.5, 2.0)
-    length_scale: float = 1.0
-    scaled_doses: Sequence[float] | None = None
-    engine: Literal["kernel", "pymc", "nuts"] = "kernel"
-    draws: int = 1000
-    tune: int = 200
-    min_ess: float | None = 100.0
-    random_seed: int = 0
-    model: LatentGP = field(init=False, repr=False)
-    boin: BOINDesign = field(init=False, repr=False)
-    start_dose: float = field(init=False)
-    _means: tuple = field(init=False, repr=False, compare=False)
+    start_quantities: ClassVar[dict[str, float]] = {"stage": 1.0}
+    _model: LatentGP | None = field(default=None, init=False, repr=False, compare=False)
+    _models: tuple = field(default=(), init=False, repr=False, compare=False)
+    _boin: BOINRule | None = field(default=None, init=False, repr=False, compare=False)
+    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Validate the conduct and build the model, the prior means and stage 1."""
-        owner = "TwoStageGPDesign"
-        phi = _probability(owner, "target", self.target)
-        if not isinstance(self.rule, LSERule | BORule):
-            raise TypeError(f"{owner}: rule must be an LSERule or a BORule, got {self.rule!r}")
-        if self.rule.target != phi:
-            raise ValueError(
-                f"{owner}: rule.target {self.rule.target!r} differs from target {phi!r}"
-            )
+        """Validate the options, naming the field at fault."""
+        owner = "TwoStageGPRule"
+        if not isinstance(self.stage2, LSERule | BORule):
+            raise TypeError(f"{owner}: stage2 must be an LSERule or a BORule, got {self.stage2!r}")
         if not isinstance(self.admissible, AdmissibleSet):
             raise TypeError(
                 f"{owner}: admissible must be an AdmissibleSet, got {self.admissible!r}"
             )
-        values: dict[str, object] = {"target": phi}
-        for name in ("cohort_size", "sample_size", "stage1_dlts", "stop_min_patients", "draws"):
-            values[name] = positive_int(owner, name, getattr(self, name))
-        for name in ("tune", "random_seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-                raise ValueError(f"{owner}: {name} must be an integer >= 0, got {value!r}")
-            values[name] = int(value)
-        if values["cohort_size"] > values["sample_size"]:
-            raise ValueError(
-                f"{owner}: cohort_size {self.cohort_size!r} exceeds sample_size "
-                f"{self.sample_size!r}"
-            )
-        if self.min_ess is not None:
-            min_ess = real_number(owner, "min_ess", self.min_ess)
-            if min_ess <= 0:
-                raise ValueError(f"{owner}: min_ess must be > 0 or None, got {self.min_ess!r}")
-            values["min_ess"] = min_ess
-        stop = _probability(owner, "stop_threshold", self.stop_threshold)
+        for name in ("stage1_dlts", "stop_min_patients"):
+            object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
+        stop = probability(owner, "stop_threshold", self.stop_threshold)
         if stop > self.admissible.exclusion_threshold:
             raise ValueError(
                 f"{owner}: stop_threshold ({stop!r}) must not exceed "
                 f"admissible.exclusion_threshold ({self.admissible.exclusion_threshold!r}), or "
                 "the admissible set could be empty without a stop"
             )
-        values["stop_threshold"] = stop
-        if self.engine not in ("kernel", "pymc", "nuts"):
-            raise ValueError(
-                f"{owner}: engine must be 'kernel', 'pymc' or 'nuts', got {self.engine!r}"
-            )
+        object.__setattr__(self, "stop_threshold", stop)
         for name in ("boin_extra_safe", "prior_mtd_from_stage1"):
-            if not isinstance(getattr(self, name), bool | np.bool_):
-                raise ValueError(f"{owner}: {name} must be a bool, got {getattr(self, name)!r}")
-        boin = BOINDesign(
-            phi,
-            self.dose_levels,
-            cohort_size=values["cohort_size"],
-            sample_size=values["sample_size"],
-            extra_safe=bool(self.boin_extra_safe),
+            object.__setattr__(self, name, flag(owner, name, getattr(self, name)))
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        """Short name for results: the stage-2 rule's."""
+        return self.stage2.label
+
+    @property
+    def target(self) -> float:
+        r"""The target :math:`\phi`."""
+        return self.stage2.target
+
+    @property
+    def dose_levels(self) -> tuple[float, ...]:
+        """The model's dose levels."""
+        return self.model.dose_levels
+
+    @property
+    def model(self) -> LatentGP:
+        """The model (no prior MTD location) the rule is bound to."""
+        if self._model is None:
+            raise ValueError("TwoStageGPRule is not bound to a model; use it in a Design")
+        return self._model
+
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> "TwoStageGPRule":
+        """Build stage 1 (BOIN on the model's levels) and the stage-2 prior per prior MTD."""
+        if not isinstance(model, LatentGP):
+            raise TypeError(f"TwoStageGPRule: model must be a LatentGP, got {model!r}")
+        boin = BOINRule(extra_safe=self.boin_extra_safe).bind(
+            BOIN(self.target, model.dose_levels), conduct
         )
-        model = LatentGP.from_quantiles(
-            boin.dose_levels,
-            phi,
-            margin=self.margin,
-            prob_low=self.prob_low,
-            prob_high=self.prob_high,
-            scaled_doses=self.scaled_doses,
-            sigma_f_range=self.sigma_f_range,
-            length_scale=self.length_scale,
-        )
-        means = tuple(
-            quantile_prior_mean(
-                phi,
-                model.scaled_doses,
-                sigma_f_mean=model.sigma_f_mean,
-                margin=self.margin,
-                prob_low=self.prob_low,
-                prob_high=self.prob_high,
-                prior_mtd_level=level,
+        models = tuple(
+            replace(
+                model,
+                prior_mean=tuple(
+                    quantile_prior_mean(
+                        self.target,
+                        model.scaled_doses,
+                        sigma_f_mean=model.sigma_f_mean,
+                        margin=self.margin,
+                        prob_low=self.prob_low,
+                        prob_high=self.prob_high,
+                        prior_mtd_level=level,
+                    )
+                ),
             )
             for level in range(model.n_doses)
         )
-        values |= {
-            "dose_levels": boin.dose_levels,
-            "model": model,
-            "boin": boin,
-            "start_dose": boin.dose_levels[0],
-            "_means": (np.asarray(model.prior_mean), *means),
-            "sigma_f_range": model.sigma_f_range,
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        return self._bound(
+            _model=model,
+            _models=models,
+            _boin=boin,
+            _sample_size=conduct.sample_size,
+            _cache={},
+        )
 
     # ------------------------------------------------------------------ stages
 
@@ -648,7 +607,7 @@ class TwoStageGPDesign:
             if len(cache) >= _CACHE_SIZE:  # stage-1 histories are few; bound memory anyway
                 cache.clear()
             prefix = TrialData({"dose": dose, "cohort": np.asarray(data.cohort)[:end], "dlt": dlt})
-            decision = self.boin.next(prefix)
+            decision = self._stage1().choose(None, prefix)
             cache[key] = (
                 None
                 if decision.next_dose is None
@@ -656,92 +615,49 @@ class TwoStageGPDesign:
             )
         return cache[key]
 
-    def prior_mean(self, data: TrialData, end: int) -> np.ndarray:
-        """Prior mean of the latent curve for the GP stage given the stage-1 data."""
-        level = self.prior_mtd_level(data, end)
-        return self._means[0] if level is None else self._means[level + 1]
+    def _stage1(self) -> BOINRule:
+        if self._boin is None:
+            raise ValueError("TwoStageGPRule is not bound to a model; use it in a Design")
+        return self._boin
 
-    # --------------------------------------------------------------- posterior
+    def _stage1_stop(self, data: TrialData) -> str | None:
+        """Why the trial ended in stage 1 (a stop of BOIN before the sample size), or None."""
+        stage1 = self._stage1().choose(None, data)
+        if stage1.next_dose is None and data.n_patients < self._sample_size:
+            return str(stage1.stop_reason)
+        return None
 
-    def posterior_draws(
-        self, data: TrialData, mean: np.ndarray, counts: LevelCounts | None = None
-    ) -> np.ndarray:
-        """Posterior draws of the DLT probabilities, shape (draws, K), seeded from the data.
+    def _end(self, data: TrialData) -> int:
+        end = self.stage1_end(data)
+        return data.n_patients if end is None else end
 
-        ``counts`` (``level_counts`` of ``data``) saves recounting when the caller has them.
-        The draws pass the convergence check of :meth:`posterior`.
+    # ------------------------------------------------------------------ hooks
+
+    def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
+        """Stage 2 reads the GP posterior; stage 1 (and a trial that ended in it) does not."""
+        if not data.n_patients:
+            return False
+        if self.stage1_end(data) is not None:
+            return True
+        return final and self._stage1_stop(data) is None
+
+    def model_for(self, model: DoseModel, data: TrialData) -> LatentGP:
+        """Return the GP with the prior MTD at BOIN's next dose after stage 1 (step 3)."""
+        level = self.prior_mtd_level(data, self._end(data))
+        return self.model if level is None else self._models[level]
+
+    def levels_read(self, data: TrialData, *, final: bool) -> int:
+        """Return how many levels the decision reads: up to one above the current or highest.
+
+        The next dose reads the lowest dose (safety stop) up to one above the current dose;
+        the recommendation up to one above the highest dose given.
         """
-        return self.posterior(data, mean, counts)[0]
+        counts = level_counts(data, self.dose_levels, owner="TwoStageGPRule")
+        if final:
+            return int(np.flatnonzero(counts.n > 0)[-1]) + 2
+        return counts.current + 2
 
-    def posterior(
-        self,
-        data: TrialData,
-        mean: np.ndarray,
-        counts: LevelCounts | None = None,
-        *,
-        checked_levels: int | None = None,
-    ) -> tuple[np.ndarray, float]:
-        """Posterior draws of the DLT probabilities and their smallest effective sample size.
-
-        The ESS is checked over the lowest ``checked_levels`` doses (all by default): the
-        doses a decision depends on. Untried doses far above the data are prior-dominated
-        and mix slowest, and no decision reads them. When the smallest ESS is below
-        ``min_ess``, the chain is rerun with twice the draws (at most ``_MAX_REFITS`` times,
-        seeded from the data as before). The caller refuses to act on draws whose ESS is still
-        too small (:meth:`next` and :meth:`recommend` then stop, saying so).
-        """
-        if counts is None:
-            counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
-        n, y = counts.n.astype(float), counts.y.astype(float)
-        seed = self._seed_for(data)
-        draws = self.draws
-        for attempt in range(_MAX_REFITS + 1):
-            p = self._sample(data, mean, n, y, draws, seed + attempt)
-            ess = float(effective_sample_size(p[:, :checked_levels]).min())
-            if not self._poor_fit(ess):
-                break
-            draws *= 2
-        return p, ess
-
-    def _poor_fit(self, ess: float) -> bool:
-        return self.min_ess is not None and ess < self.min_ess
-
-    def _refusal(self, ess: float) -> str:
-        return (
-            f"fit refused: ESS {ess:.0f} < min_ess {self.min_ess:g} after {_MAX_REFITS} refits "
-            f"with more draws"
-        )
-
-    def _sample(
-        self,
-        data: TrialData,
-        mean: np.ndarray,
-        n: np.ndarray,
-        y: np.ndarray,
-        draws: int,
-        seed: int,
-    ) -> np.ndarray:
-        if self.engine == "kernel":
-            raw = self.model.sample_kernel(
-                n, y, draws=draws, tune=self.tune, chains=1, random_seed=seed, mean=mean
-            )
-            return raw["p_dlt"][0]
-        model = LatentGP(
-            self.model.dose_levels,
-            tuple(mean),
-            scaled_doses=self.model.scaled_doses,
-            length_scale=self.model.length_scale,
-            sigma_f_range=self.model.sigma_f_range,
-        )
-        idata = model.fit(
-            data, engine=self.engine, draws=draws, tune=self.tune, chains=1, random_seed=seed
-        )
-        return idata["posterior"]["p_dlt"].values[0]
-
-    def _seed_for(self, data: TrialData) -> int:
-        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
-        digest.update(np.asarray(data.column("dlt"), float).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
+    # --------------------------------------------------------------- decisions
 
     def _safety(self, p_above: np.ndarray, counts: LevelCounts) -> str | None:
         if counts.n[0] >= self.stop_min_patients and p_above[0] > self.stop_threshold:
@@ -751,15 +667,15 @@ class TwoStageGPDesign:
             )
         return None
 
-    # --------------------------------------------------------------- protocol
-
-    def next(self, data: TrialData) -> Decision:
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         r"""Dose for the next cohort, or why the trial stops.
 
         Parameters
         ----------
+        posterior : DosePosterior or None
+            The GP posterior (stage 2); None in stage 1.
         data : TrialData
-            The trial so far (doses among ``dose_levels``, a 0/1 ``dlt``); may be empty.
+            The trial so far (doses among the levels, a 0/1 ``dlt``), at least one patient.
 
         Returns
         -------
@@ -767,16 +683,10 @@ class TwoStageGPDesign:
             In stage 2 the quantities hold, per level ``k``, ``pi_below_k``
             (:math:`P(p_k < \phi)`), ``p_above_k``, ``acquisition_k`` and ``admissible_k``.
         """
-        counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
-        if counts.current < 0:
-            return Decision(self.start_dose, bound_by=("start_dose",), quantities={"stage": 1.0})
-        if data.n_patients >= self.sample_size:
-            return Decision(
-                None, stop_reason=f"sample size reached: {data.n_patients} of {self.sample_size}"
-            )
+        counts = level_counts(data, self.dose_levels, owner="TwoStageGPRule")
         end = self.stage1_end(data)
         if end is None:
-            decision = self.boin.next(data)
+            decision = self._stage1().choose(None, data)
             quantities = {"stage": 1.0}
             if decision.next_dose is None:
                 return Decision(
@@ -785,26 +695,24 @@ class TwoStageGPDesign:
                     quantities=quantities,
                 )
             return Decision(decision.next_dose, bound_by=("stage1_boin",), quantities=quantities)
-        return self._stage2(data, counts, end)
-
-    def _stage2(self, data: TrialData, counts: LevelCounts, end: int) -> Decision:
+        if posterior is None:
+            raise ValueError("TwoStageGPRule needs the GP posterior in stage 2")
+        draws = posterior.rate("p_dlt")
         prior_level = self.prior_mtd_level(data, end)
-        mean = self._means[0] if prior_level is None else self._means[prior_level + 1]
-        # the decision reads the lowest dose (safety stop) and doses up to one above the current
-        draws, ess = self.posterior(data, mean, counts, checked_levels=counts.current + 2)
         below = np.mean(draws < self.target, axis=0)
         above = np.mean(draws > self.target, axis=0)
-        quantities: dict[str, float] = {"stage": 2.0, "ess_min": ess}
-        if self._poor_fit(ess):
-            return Decision(None, stop_reason=self._refusal(ess), quantities=quantities)
-        quantities["prior_mtd_level"] = math.nan if prior_level is None else float(prior_level)
+        quantities: dict[str, float] = {
+            "stage": 2.0,
+            "ess_min": _least_ess(posterior, counts.current + 2),
+            "prior_mtd_level": math.nan if prior_level is None else float(prior_level),
+        }
         quantities |= {f"pi_below_{k}": float(v) for k, v in enumerate(below)}
         quantities |= {f"p_above_{k}": float(v) for k, v in enumerate(above)}
         reason = self._safety(above, counts)
         if reason:
             return Decision(None, stop_reason=reason, quantities=quantities)
         allowed = self.admissible.mask(above, counts.current)
-        values = self.rule.acquisition_values(draws, counts)
+        values = self.stage2.acquisition_values(draws, counts)
         quantities |= {f"acquisition_{k}": float(v) for k, v in enumerate(values)}
         quantities |= {f"admissible_{k}": float(v) for k, v in enumerate(allowed)}
         if not allowed.any():  # even the lowest dose fails (iii): no dose may be given
@@ -820,26 +728,21 @@ class TwoStageGPDesign:
         bound_by = () if allowed.all() or values[level] >= values.max() else ("admissible",)
         return Decision(self.dose_levels[level], bound_by=bound_by, quantities=quantities)
 
-    def recommend(self, data: TrialData) -> Decision:
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the MTD at the end of the trial (rules (a)-(c), or BO's), or no dose.
 
         The quantities include ``mtd_estimate``, the MTD between doses (dose units).
         """
-        counts = level_counts(data, self.dose_levels, owner="TwoStageGPDesign")
+        counts = level_counts(data, self.dose_levels, owner="TwoStageGPRule")
         if counts.current < 0:
             return Decision(None, stop_reason="no MTD: no patient was treated")
-        end = self.stage1_end(data)
-        if end is None:
-            stage1 = self.boin.next(data)
-            if stage1.next_dose is None and data.n_patients < self.sample_size:
-                return Decision(None, stop_reason=f"no MTD: stage 1 (BOIN): {stage1.stop_reason}")
-            end = data.n_patients
-        mean = self.prior_mean(data, end)
-        # the recommendation reads the tried doses and the one above the highest of them
-        highest = int(np.flatnonzero(counts.n > 0)[-1])
-        draws, ess = self.posterior(data, mean, counts, checked_levels=highest + 2)
-        if self._poor_fit(ess):
-            return Decision(None, stop_reason=f"no MTD: {self._refusal(ess)}")
+        if self.stage1_end(data) is None:
+            stop = self._stage1_stop(data)
+            if stop is not None:
+                return Decision(None, stop_reason=f"no MTD: stage 1 (BOIN): {stop}")
+        if posterior is None:
+            raise ValueError("TwoStageGPRule needs the GP posterior to recommend")
+        draws = posterior.rate("p_dlt")
         above = np.mean(draws > self.target, axis=0)
         reason = self._safety(above, counts)
         if reason:
@@ -852,7 +755,8 @@ class TwoStageGPDesign:
                     f"{self.admissible.exclusion_threshold:g} at the lowest dose"
                 ),
             )
-        level, quantities = self.rule.recommend(draws, counts)
+        level, quantities = self.stage2.recommend(draws, counts)
+        mean = np.asarray(self.model_for(self.model, data).prior_mean)
         quantities = {
             **quantities,
             "mtd_estimate": mtd_between_doses(self.model, draws, self.target, mean=mean),
@@ -860,17 +764,12 @@ class TwoStageGPDesign:
         }
         return Decision(self.dose_levels[level], quantities=quantities)
 
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
         return {
-            "name": "TwoStageGPDesign",
-            "target": self.target,
-            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
-            **self.rule.describe(),
-            "cohort_size": self.cohort_size,
-            "sample_size": self.sample_size,
+            **self.stage2.describe(),
             "stage1_dlts": self.stage1_dlts,
-            "boin_extra_safe": bool(self.boin_extra_safe),
+            "boin_extra_safe": self.boin_extra_safe,
             "max_escalation": self.admissible.max_escalation,
             "single_dose_threshold": self.admissible.single_dose_threshold,
             "exclusion_threshold": self.admissible.exclusion_threshold,
@@ -879,37 +778,98 @@ class TwoStageGPDesign:
             "prior_margin": self.margin,
             "prob_low": self.prob_low,
             "prob_high": self.prob_high,
-            "prior_mtd_from_stage1": bool(self.prior_mtd_from_stage1),
-            "sigma_f_lower": self.sigma_f_range[0],
-            "sigma_f_upper": self.sigma_f_range[1],
-            "length_scale": self.length_scale,
-            "scaled_doses": ",".join(f"{v:g}" for v in self.model.scaled_doses),
-            "engine": self.engine,
-            "draws": self.draws,
-            "tune": self.tune,
-            "min_ess": self.min_ess,
-            "random_seed": self.random_seed,
+            "prior_mtd_from_stage1": self.prior_mtd_from_stage1,
         }
 
 
+def _least_ess(posterior: DosePosterior, levels: int) -> float:
+    """Smallest effective sample size of ``p_dlt`` over the lowest ``levels`` levels."""
+    ess = posterior.ess.get("p_dlt")
+    if ess is None:
+        draws = posterior.rate("p_dlt").reshape(posterior.chains, -1, len(posterior.dose_levels))
+        ess = sum(effective_sample_size(chain) for chain in draws)
+    return float(np.min(ess[:levels]))
+
+
+#: The options of :func:`lse_design` / :func:`bo_design` that build the model.
+_MODEL_OPTIONS = ("sigma_f_range", "length_scale", "scaled_doses")
+
+
+def _two_stage_design(
+    stage2: LSERule | BORule,
+    dose_levels: Sequence[float],
+    *,
+    min_ess: float | None = 100.0,
+    **options: Any,
+) -> Design:
+    """Build the two-stage GP design: LatentGP model, TwoStageGPRule and the conduct."""
+    owner = "TwoStageGPRule"
+    if min_ess is not None:
+        min_ess = real_number(owner, "min_ess", min_ess)
+        if min_ess <= 0:
+            raise ValueError(f"{owner}: min_ess must be > 0 or None, got {min_ess!r}")
+    model_options = {key: options.pop(key) for key in _MODEL_OPTIONS if key in options}
+    quantiles = {key: options[key] for key in ("margin", "prob_low", "prob_high") if key in options}
+    model = LatentGP.from_quantiles(dose_levels, stage2.target, **quantiles, **model_options)
+    defaults = {
+        "engine": "kernel",
+        "draws": 1000,
+        "tune": 200,
+        "chains": 1,
+        "refits": 2,
+        "refit_factor": 2,
+        "refit_tune": False,
+        "on_refusal": "stop",
+        "convergence": ConvergenceCriteria(
+            max_rhat=1.05, min_ess_bulk=0.0 if min_ess is None else min_ess, min_ess_tail=0.0
+        ),
+    }
+    rule_names = {f.name for f in fields(TwoStageGPRule) if f.init and f.name != "stage2"}
+    rule = TwoStageGPRule(stage2, **{k: v for k, v in options.items() if k in rule_names})
+    conduct = {k: v for k, v in options.items() if k not in rule_names}
+    return Design(model, rule, Conduct(**(defaults | conduct)))
+
+
 def lse_design(
-    target: float, dose_levels: Sequence[float], *, overdose_weight: float = 1.0, **options
-) -> TwoStageGPDesign:
-    """Two-stage LSE design (misclassification acquisition unless ``acquisition=`` says)."""
+    target: float, dose_levels: Sequence[float], *, overdose_weight: float = 1.0, **options: Any
+) -> Design:
+    r"""Two-stage LSE design of Seno et al. (2025) (misclassification acquisition by default).
+
+    Parameters
+    ----------
+    target : float
+        :math:`\phi`.
+    dose_levels : sequence of float
+        Candidate doses, increasing; the trial starts at the lowest.
+    overdose_weight : float
+        :math:`\lambda` of the acquisition's overdose control (1).
+    **options
+        Options of :class:`LSERule` (``acquisition``, ``credible_level``,
+        ``selection_margin``), of :class:`TwoStageGPRule`, of the model
+        (``sigma_f_range``, ``length_scale``, ``scaled_doses``), ``min_ess`` (the smallest
+        effective sample size of each :math:`p_k` a fit needs, 100; None: no check), and of
+        the :class:`~dosezoo.designs.base.Conduct`: cohorts of 3, 36 patients, the kernel
+        engine with one chain of 1000 draws after 200 burn-in, two refits with twice the
+        draws, a stop when every fit is refused.
+
+    Returns
+    -------
+    Design
+    """
     rule_options = {
         key: options.pop(key)
         for key in ("acquisition", "credible_level", "selection_margin")
         if key in options
     }
-    rule = LSERule(
-        target,
-        overdose_weight=overdose_weight,
-        margin=options.get("margin", 0.05),
-        **rule_options,
+    stage2 = LSERule(
+        target, overdose_weight=overdose_weight, margin=options.get("margin", 0.05), **rule_options
     )
-    return TwoStageGPDesign(target, dose_levels, rule, **options)
+    return _two_stage_design(stage2, dose_levels, **options)
 
 
-def bo_design(target: float, dose_levels: Sequence[float], **options) -> TwoStageGPDesign:
-    """Two-stage BO design of Takahashi and Suzuki (2021) with the admissible set of 4.3.1."""
-    return TwoStageGPDesign(target, dose_levels, BORule(target), **options)
+def bo_design(target: float, dose_levels: Sequence[float], **options: Any) -> Design:
+    """Two-stage BO design of Takahashi and Suzuki (2021) with the admissible set of 4.3.1.
+
+    Options as :func:`lse_design`'s, without those of the LSE acquisition.
+    """
+    return _two_stage_design(BORule(target), dose_levels, **options)

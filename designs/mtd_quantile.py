@@ -1,90 +1,93 @@
-r"""Dose-finding by the posterior alpha-quantile of the MTD (seed 001, Algorithm 2; EWOC).
+r"""Dose-finding by the posterior alpha-quantile of the MTD (Lee 2023, Algorithm 2; EWOC).
 
 The next dose is :math:`x_{n+1} = \Pi_n^{-1}(\alpha)`, the :math:`\alpha`-quantile of the
 posterior of the MTD, so that :math:`P(\mathrm{MTD} < x_{n+1} \mid \mathcal F_n) \le \alpha`
 (eq (10)): :math:`\alpha` is the feasibility bound of overdose control. Practical options
-(seed 001, Discussion) restrict the choice, in this order: no dose above the last one plus
+(Lee 2023, Discussion) restrict the choice, in this order: no dose above the last one plus
 ``max_increment``; no dose below the last one (``monotone``); then the dose is moved to a
 level of ``dose_levels``, the nearest one (the seed's rule) or the highest one not above it
 (``rounding="down"``, EWOC's, which keeps the overdose control). Every option that changes
 the dose is recorded in ``Decision.bound_by``, and the posterior probability of overdosing at
 the dose finally chosen is reported, so a user sees what the options cost in overdose control.
 
-The rule needs two functions of the posterior, its quantile and its CDF. :meth:`decide`
-takes them from MCMC draws in an InferenceData (:class:`SampledMTD`, after the convergence
-checks); :meth:`choose` takes any :class:`MTDPosterior`, e.g. the exact quadrature posterior
-of :meth:`dosezoo.models.ThreePND.mtd_posterior`, which designs and simulations use.
+The rule needs two functions of the posterior of the MTD, its quantile and its CDF
+(``posterior.mtd``): the exact quadrature posterior of :meth:`dosezoo.models.ThreePND.posterior`,
+which designs and simulations use, or MCMC draws of any fit (``Design.decide(idata, data)``,
+after the convergence checks).
+
+The design (:func:`mtd_quantile_design`, Lee 2023, Algorithm 1) gives the first cohort the
+start dose :math:`x_1` and each later cohort of ``cohort_size`` patients
+:math:`x_{n+1} = \mathcal D_\alpha(\mathcal F_n)`; the trial ends after ``sample_size``
+patients, or earlier when the :class:`ToxicityStopping` rule fires. ``cohort_size = 1`` is the
+fully sequential adaptive design (FSAD), ``cohort_size = 3`` the cohort sequential one (CSAD).
+At the end the recommended dose is the rule's dose given all the data, :math:`x_{N+1}` (Lee
+takes the last patient's dose :math:`x_N`; the scenarios score both).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-import xarray as xr
 
+from dosezoo.checks import integer, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.errors import ConvergenceError
+from dosezoo.designs.base import Conduct, Design, ModelRule
+from dosezoo.models.three_pnd import ThreePND
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-
-class MTDPosterior(Protocol):
-    """What the rule needs from a posterior of the MTD."""
-
-    def quantile(self, p: float) -> float:
-        """Posterior ``p``-quantile of the MTD."""
-
-    def cdf(self, x: float) -> float:
-        """Posterior probability that the MTD is below ``x``."""
-
-    @property
-    def report(self) -> ConvergenceReport:
-        """Whether the posterior computation can be trusted, with its diagnostics."""
-
-
-@dataclass(frozen=True, eq=False)
-class SampledMTD:
-    """The posterior of the MTD as MCMC draws, with the convergence report of the fit.
-
-    Attributes
-    ----------
-    draws : numpy.ndarray
-        Posterior draws of the MTD (all chains).
-    report : ConvergenceReport
-        The fit's diagnostics on ``mtd``.
-    """
-
-    draws: np.ndarray
-    report: ConvergenceReport
-
-    @classmethod
-    def from_idata(cls, idata: xr.DataTree, criteria: ConvergenceCriteria) -> "SampledMTD":
-        """Read ``mtd`` from a fit's ``posterior`` group and judge it by ``criteria``."""
-        if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
-            raise TypeError(
-                f"expected an InferenceData (xarray.DataTree) with a posterior group, got "
-                f"{type(idata).__name__}"
-            )
-        if "mtd" not in idata["posterior"].data_vars:
-            raise ValueError("the posterior has no 'mtd' variable; fit a model that defines it")
-        return cls(
-            draws=idata["posterior"]["mtd"].to_numpy().ravel(),
-            report=criteria.check(idata, ["mtd"]),
-        )
-
-    def quantile(self, p: float) -> float:
-        """Empirical ``p``-quantile of the draws."""
-        return float(np.quantile(self.draws, p))
-
-    def cdf(self, x: float) -> float:
-        """Fraction of draws below ``x``."""
-        return float(np.mean(self.draws < x))
+__all__ = ["MTDQuantileRule", "ToxicityStopping", "mtd_quantile_design"]
 
 
 @dataclass(frozen=True)
-class MTDQuantileRule:
-    """Next dose = posterior ``alpha``-quantile of ``mtd``, with the seed's practical options.
+class ToxicityStopping:
+    """Stop the trial when more than ``max_toxicities`` patients had ``y >= threshold``.
+
+    Lee (2023), Discussion ("Stopping rule"): e.g. stop when the number of patients with a
+    CTCAE grade >= 4 toxicity exceeds a pre-specified number. A piece of the conduct
+    (:class:`~dosezoo.designs.base.Conduct`'s ``stopping``).
+
+    Parameters
+    ----------
+    threshold : float
+        A response at or above it is a toxicity (e.g. the model's ``eta``).
+    max_toxicities : int
+        Largest tolerated number of toxicities (>= 0).
+    """
+
+    threshold: float
+    max_toxicities: int
+
+    def __post_init__(self) -> None:
+        """Validate the options."""
+        owner = "ToxicityStopping"
+        object.__setattr__(self, "threshold", real_number(owner, "threshold", self.threshold))
+        object.__setattr__(
+            self, "max_toxicities", integer(owner, "max_toxicities", self.max_toxicities, minimum=0)
+        )
+
+    def reason(self, data: TrialData) -> str | None:
+        """Why the trial must stop, or ``None`` to go on."""
+        if not data.n_patients:
+            return None
+        count = int(np.sum(data.column("y") >= self.threshold))
+        if count > self.max_toxicities:
+            return (
+                f"toxicity: {count} patients with y >= {self.threshold:g}, "
+                f"more than {self.max_toxicities}"
+            )
+        return None
+
+    def describe(self) -> Described:
+        """Flat record of the rule."""
+        return {"threshold": self.threshold, "max_toxicities": self.max_toxicities}
+
+
+@dataclass(frozen=True)
+class MTDQuantileRule(ModelRule):
+    """Next dose = posterior ``alpha``-quantile of the MTD, with Lee's practical options.
 
     Parameters
     ----------
@@ -94,22 +97,22 @@ class MTDQuantileRule:
     dose_levels : sequence of float, optional
         Discrete doses; the chosen dose is moved to the nearest level.
     rounding : {"nearest", "down"}
-        How a dose is moved to ``dose_levels``: the nearest level (seed 001) or the highest
+        How a dose is moved to ``dose_levels``: the nearest level (Lee 2023) or the highest
         level not above it (EWOC; keeps ``P(overdose) <= alpha`` when no other option binds).
     monotone : bool
         Never de-escalate below the last dose given.
     max_increment : float, optional
         Largest increase over the last dose given.
-    convergence : ConvergenceCriteria
-        Checks on ``mtd`` that the fit must pass; the rule refuses to act otherwise.
     """
+
+    label: ClassVar[str] = "3PND"
+    model_type: ClassVar[type] = ThreePND
 
     alpha: float = 0.1
     dose_levels: Sequence[float] | None = None
     rounding: Literal["nearest", "down"] = "nearest"
     monotone: bool = False
     max_increment: float | None = None
-    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
@@ -152,54 +155,43 @@ class MTDQuantileRule:
                 f"MTDQuantileRule: max_increment must be > 0, got {self.max_increment!r}"
             )
 
-    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
-        """Choose the next dose from a fit whose posterior has an ``mtd`` variable.
+    def bind(self, model: Any, conduct: Conduct) -> "MTDQuantileRule":
+        """Check the model and that the start dose and the levels lie inside its dose range."""
+        bound = super().bind(model, conduct)
+        owner = "MTDQuantileRule"
+        inside = f"({model.x_min:g}, {model.x_max:g})"
+        if not model.x_min < float(conduct.start_dose) < model.x_max:
+            raise ValueError(
+                f"{owner}: start_dose must lie in {inside}, got {conduct.start_dose!r}"
+            )
+        if self.dose_levels is not None and not all(
+            model.x_min < v < model.x_max for v in self.dose_levels
+        ):
+            raise ValueError(f"{owner}: dose levels {self.dose_levels} must lie in {inside}")
+        return bound
 
-        Parameters
-        ----------
-        idata : xarray.DataTree
-            A fit of the trial so far (any MCMC engine).
-        data : TrialData
-            The trial so far (its last dose anchors ``monotone`` and ``max_increment``).
-
-        Returns
-        -------
-        Decision
-
-        Raises
-        ------
-        ConvergenceError
-            If the fit fails the convergence criteria on ``mtd``.
-        """
-        return self.choose(SampledMTD.from_idata(idata, self.convergence), data)
-
-    def choose(self, posterior: MTDPosterior, data: TrialData) -> Decision:
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Choose the next dose from a posterior of the MTD.
 
         Parameters
         ----------
-        posterior : MTDPosterior
-            E.g. :class:`SampledMTD` or the quadrature posterior of 3PND.
+        posterior : DosePosterior
+            With the MTD's distribution (``posterior.mtd``): the quadrature posterior of 3PND
+            or the draws of a fit.
         data : TrialData
             The trial so far.
 
         Returns
         -------
         Decision
-
-        Raises
-        ------
-        ConvergenceError
-            If ``posterior.report`` records a failure.
+            Quantities ``alpha``, ``mtd_quantile`` and ``p_overdose`` (the posterior
+            probability of overdosing at the dose chosen); diagnostics of the fit.
         """
-        if not isinstance(data, TrialData):
-            raise TypeError(f"MTDQuantileRule needs a TrialData, got {type(data).__name__}")
+        if posterior is None or posterior.mtd is None:
+            raise ValueError("MTDQuantileRule needs a posterior with the MTD (a 3PND fit)")
         report = posterior.report
-        if not report.ok:
-            raise ConvergenceError(
-                "MTDQuantileRule will not act on this fit: " + "; ".join(report.failures)
-            )
-        quantile = posterior.quantile(self.alpha)
+        mtd = posterior.mtd
+        quantile = mtd.quantile(self.alpha)
         dose, bound_by = quantile, []
         last = data.last_dose if data.n_patients else None
         if last is not None and self.max_increment is not None and dose > last + self.max_increment:
@@ -217,11 +209,25 @@ class MTDQuantileRule:
             quantities={
                 "alpha": self.alpha,
                 "mtd_quantile": quantile,
-                "p_overdose": posterior.cdf(dose),
+                "p_overdose": mtd.cdf(dose),
             },
             bound_by=tuple(bound_by),
-            diagnostics=report.table,
+            diagnostics=None if report is None else report.table,
         )
+
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Recommend the rule's dose given all the data, :math:`x_{N+1}` (see :meth:`choose`)."""
+        return self.choose(posterior, data)
+
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
+        return {
+            "alpha": self.alpha,
+            "dose_levels": None if self.dose_levels is None else list(self.dose_levels),
+            "rounding": self.rounding,
+            "monotone": self.monotone,
+            "max_increment": self.max_increment,
+        }
 
     def _to_level(self, dose: float, last: float | None) -> float:
         """Nearest level to ``dose`` that keeps the monotone and increment options."""
@@ -243,3 +249,38 @@ class MTDQuantileRule:
             # every allowed level is above the dose: the lowest one is the least overdosing
             return float(below[-1] if below.size else candidates[0])
         return float(candidates[np.argmin(np.abs(candidates - dose))])
+
+
+def mtd_quantile_design(
+    model: ThreePND, rule: MTDQuantileRule, *, stopping: Any = None, **conduct: Any
+) -> Design:
+    """Return Lee's adaptive design: ``Design(model, rule, Conduct(...))``.
+
+    Parameters
+    ----------
+    model : ThreePND
+        The dose-response model.
+    rule : MTDQuantileRule
+        Feasibility bound and the dose options (levels, monotone, maximum increment).
+    stopping : ToxicityStopping, optional
+        Early stopping for safety (or a sequence of stopping rules).
+    **conduct
+        Options of :class:`~dosezoo.designs.base.Conduct`: ``start_dose`` (required, inside
+        the model's dose range and one of the rule's levels when it has levels),
+        ``cohort_size`` (1: FSAD, default; 3: CSAD), ``sample_size`` (30), ``engine`` (the
+        exact quadrature by default; ``"kernel"``, ``"pymc"`` or ``"nuts"`` fit by MCMC and
+        must pass the convergence checks), ``draws``, ``tune`` (500), ``chains``,
+        ``random_seed``, ``convergence``.
+
+    Returns
+    -------
+    Design
+    """
+    if stopping is not None:
+        conduct["stopping"] = (stopping,) if hasattr(stopping, "reason") else tuple(stopping)
+    settings = {"cohort_size": 1, "sample_size": 30, "tune": 500} | conduct
+    if "start_dose" not in settings:
+        raise TypeError(
+            "mtd_quantile_design: start_dose is required (the dose of the first cohort)"
+        )
+    return Design(model, rule, Conduct(**settings))

@@ -1,6 +1,6 @@
-r"""Dose optimisation with toxicity and efficacy (Project Optimus; seed 000's selection rules).
+r"""Dose optimisation with toxicity and efficacy (Project Optimus; Lin 2023's selection rule).
 
-Seed 000 ("Safety-PD Biomarker Joint Modeling") defines, for the joint model of binary
+Lin (2023, "Safety-PD Biomarker Joint Modeling") defines, for the joint model of binary
 toxicity and ordinal efficacy (:class:`dosezoo.models.joint_probit.JointProbit`):
 
 - a toxicity target interval :math:`[\ell, u]` (default :math:`[0.16, 0.33]`), so that toxicity
@@ -8,13 +8,13 @@ toxicity and ordinal efficacy (:class:`dosezoo.models.joint_probit.JointProbit`)
 - an efficacy threshold :math:`e` for the response rate :math:`P(E \ge 1)` (default 0.2);
 - overdose control: a dose :math:`d` is excluded when
   :math:`P(p_T(d) > \bar p \mid \text{data}) > c_{od}` (over-toxic level :math:`\bar p = 0.4`;
-  the cut-off :math:`c_{od}`, 0.25 by default as in EWOC-type rules, is not given by the seed);
+  the cut-off :math:`c_{od}`, 0.25 by default as in EWOC-type rules, is not given by Lin);
 - next dose: among the doses not excluded, the one with the maximal posterior probability of
   the target event
 
   .. math:: \pi(d) = P\big(\ell \le p_T(d) \le u \ \text{and}\ p_E(d) \ge e \mid \text{data}\big).
 
-This module adds what a trial needs and the seed leaves open, each an option:
+This module adds what a trial needs and Lin leaves open, each an option:
 
 - *no skipping*: the next dose is at most one level above the highest level given so far;
 - *safety stop*: the trial stops when the lowest dose is excluded;
@@ -27,97 +27,36 @@ This module adds what a trial needs and the seed leaves open, each an option:
   phase 2, is every such dose with :math:`\pi(d) \ge` ``range_probability``. The OBD is
   recommended only if it is in the range; otherwise no dose is recommended.
 
-Ties in :math:`\pi` go to the lower dose. The rule judges the fit on ``p_tox`` and
-``p_response`` (:class:`dosezoo.diagnostics.ConvergenceCriteria`) and refuses to act on a fit
-that fails (:class:`dosezoo.errors.ConvergenceError`).
+Ties in :math:`\pi` go to the lower dose. The design judges the fit on ``p_tox`` and
+``p_response`` (the conduct's :class:`dosezoo.diagnostics.ConvergenceCriteria`), refits once
+with more draws, and refuses to act on a fit that still fails
+(:class:`dosezoo.errors.ConvergenceError`).
 """
 
-import hashlib
 import math
-from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
+from dataclasses import KW_ONLY, dataclass
+from typing import Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
+from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import level_counts, validate_dose_levels, validate_start_dose
 from dosezoo.decision import Decision
-from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.errors import ConvergenceError
+from dosezoo.designs.base import Design, ModelRule, compose
+from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = ["OptimusDesign", "OptimusRule", "PosteriorRates"]
-
-
-def _real(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _unit(owner: str, name: str, value: object) -> float:
-    number = _real(owner, name, value)
-    if not 0 < number < 1:
-        raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
-    return number
-
-
-def _integer(owner: str, name: str, value: object, smallest: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < smallest:
-        raise ValueError(f"{owner}: {name} must be an integer >= {smallest}, got {value!r}")
-    return int(value)
-
-
-@dataclass(frozen=True, eq=False)
-class PosteriorRates:
-    """Posterior draws of the per-dose rates and the fit's convergence report.
-
-    Attributes
-    ----------
-    p_tox, p_response : numpy.ndarray
-        Draws shaped ``(n_draws, n_levels)``.
-    report : ConvergenceReport
-        Diagnostics of the fit on ``p_tox`` and ``p_response``.
-    """
-
-    p_tox: np.ndarray
-    p_response: np.ndarray
-    report: ConvergenceReport
-
-    @classmethod
-    def from_idata(cls, idata: xr.DataTree, criteria: ConvergenceCriteria) -> "PosteriorRates":
-        """Read ``p_tox`` and ``p_response`` from a fit and judge it by ``criteria``."""
-        if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
-            raise TypeError(
-                "expected an InferenceData (xarray.DataTree) with a posterior group, got "
-                f"{type(idata).__name__}"
-            )
-        posterior = idata["posterior"]
-        missing = [n for n in ("p_tox", "p_response") if n not in posterior.data_vars]
-        if missing:
-            raise ValueError(f"the posterior lacks {missing}; fit a JointProbit model")
-
-        def flat(name: str) -> np.ndarray:
-            values = posterior[name].transpose("chain", "draw", "dose").to_numpy()
-            return values.reshape(-1, values.shape[-1])
-
-        return cls(
-            flat("p_tox"), flat("p_response"), criteria.check(idata, ["p_tox", "p_response"])
-        )
+__all__ = ["OptimusRule", "optimus_design"]
 
 
 @dataclass(frozen=True)
-class OptimusRule:
-    """Seed 000's selection rule: target toxicity interval, efficacy threshold, overdose control.
+class OptimusRule(ModelRule):
+    """Lin's selection rule: target toxicity interval, efficacy threshold, overdose control.
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        The candidate doses, increasing (those of the model).
     tox_interval : tuple of float
         Target interval of the toxicity probability (0.16, 0.33).
     efficacy_threshold : float
@@ -134,11 +73,15 @@ class OptimusRule:
         least this (off by default).
     futility_min_patients : int
         Patients needed before the futility stop may fire (9).
-    convergence : ConvergenceCriteria
-        Checks on ``p_tox`` and ``p_response`` the fit must pass.
+
+    Notes
+    -----
+    The dose levels are the model's (:class:`~dosezoo.models.joint_probit.JointProbit`).
     """
 
-    dose_levels: Sequence[float]
+    label: ClassVar[str] = "Optimus"
+    model_type: ClassVar[type] = JointProbit
+
     _: KW_ONLY
     tox_interval: tuple[float, float] = (0.16, 0.33)
     efficacy_threshold: float = 0.2
@@ -147,19 +90,18 @@ class OptimusRule:
     range_probability: float = 0.3
     futility_cutoff: float | None = None
     futility_min_patients: int = 9
-    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
         owner = "OptimusRule"
-        object.__setattr__(self, "dose_levels", validate_dose_levels(owner, self.dose_levels))
         try:
             low, high = self.tox_interval
         except (TypeError, ValueError):
             raise ValueError(
                 f"{owner}: tox_interval must be a pair (low, high), got {self.tox_interval!r}"
             ) from None
-        low, high = _unit(owner, "tox_interval[0]", low), _unit(owner, "tox_interval[1]", high)
+        low = probability(owner, "tox_interval[0]", low)
+        high = probability(owner, "tox_interval[1]", high)
         if not low < high:
             raise ValueError(f"{owner}: tox_interval must have low < high, got {(low, high)!r}")
         object.__setattr__(self, "tox_interval", (low, high))
@@ -169,24 +111,21 @@ class OptimusRule:
             "overdose_cutoff",
             "range_probability",
         ):
-            object.__setattr__(self, name, _unit(owner, name, getattr(self, name)))
+            object.__setattr__(self, name, probability(owner, name, getattr(self, name)))
         if self.futility_cutoff is not None:
-            object.__setattr__(
-                self, "futility_cutoff", _unit(owner, "futility_cutoff", self.futility_cutoff)
-            )
-        object.__setattr__(
-            self,
-            "futility_min_patients",
-            _integer(owner, "futility_min_patients", self.futility_min_patients, 1),
-        )
-        if not isinstance(self.convergence, ConvergenceCriteria):
-            raise TypeError(
-                f"{owner}: convergence must be a ConvergenceCriteria, got {self.convergence!r}"
-            )
+            cutoff = probability(owner, "futility_cutoff", self.futility_cutoff)
+            object.__setattr__(self, "futility_cutoff", cutoff)
+        minimum = integer(owner, "futility_min_patients", self.futility_min_patients, minimum=1)
+        object.__setattr__(self, "futility_min_patients", minimum)
+
+    @property
+    def dose_levels(self) -> tuple[float, ...]:
+        """The model's dose levels."""
+        return self.model.dose_levels
 
     # ----------------------------------------------------------------- posterior summaries
 
-    def summaries(self, rates: PosteriorRates) -> dict[str, np.ndarray]:
+    def summaries(self, posterior: DosePosterior) -> dict[str, np.ndarray]:
         """Per-dose posterior probabilities the rule uses.
 
         Returns
@@ -195,20 +134,19 @@ class OptimusRule:
             ``p_target`` (the target event), ``p_overdose`` (``p_tox > overdose_limit``),
             ``p_efficacious`` (``p_response >= efficacy_threshold``), ``excluded`` (bool).
         """
-        p_tox, p_response = rates.p_tox, rates.p_response
-        if p_tox.shape != p_response.shape or p_tox.shape[-1] != len(self.dose_levels):
-            raise ValueError(
-                f"OptimusRule: rates must be shaped (draws, {len(self.dose_levels)}), got "
-                f"{p_tox.shape} and {p_response.shape}"
-            )
         low, high = self.tox_interval
-        efficacious = p_response >= self.efficacy_threshold
-        target = (p_tox >= low) & (p_tox <= high) & efficacious
-        p_overdose = np.mean(p_tox > self.overdose_limit, axis=0)
+
+        def efficacious(rates):
+            return rates["p_response"] >= self.efficacy_threshold
+
+        def target(rates):
+            return (rates["p_tox"] >= low) & (rates["p_tox"] <= high) & efficacious(rates)
+
+        p_overdose = posterior.prob_above(self.overdose_limit, "p_tox")
         return {
-            "p_target": np.mean(target, axis=0),
+            "p_target": posterior.probability(target),
             "p_overdose": p_overdose,
-            "p_efficacious": np.mean(efficacious, axis=0),
+            "p_efficacious": posterior.probability(efficacious),
             "excluded": p_overdose > self.overdose_cutoff,
         }
 
@@ -225,25 +163,25 @@ class OptimusRule:
         """Return the candidate with the largest ``p_target``, the lowest among ties."""
         return int(candidates[np.argmax(p_target[candidates])])
 
-    def _checked(self, rates: PosteriorRates, data: TrialData):
-        if not isinstance(data, TrialData):
-            raise TypeError(f"OptimusRule needs a TrialData, got {type(data).__name__}")
-        if not rates.report.ok:
-            raise ConvergenceError(
-                "OptimusRule will not act on this fit: " + "; ".join(rates.report.failures)
-            )
+    def _counts_and_summaries(self, posterior: DosePosterior | None, data: TrialData):
+        if posterior is None:
+            raise ValueError("OptimusRule needs a posterior of the joint model")
         counts = level_counts(data, self.dose_levels, owner="OptimusRule")
-        return counts, self.summaries(rates)
+        return counts, self.summaries(posterior)
+
+    @staticmethod
+    def _diagnostics(posterior: DosePosterior):
+        return None if posterior.report is None else posterior.report.table
 
     # ----------------------------------------------------------------- decisions
 
-    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
-        """Next dose from a fit of the joint model (any engine).
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Next dose from the posterior of the joint model.
 
         Parameters
         ----------
-        idata : xarray.DataTree
-            A fit with ``p_tox`` and ``p_response`` (dims chain, draw, dose).
+        posterior : DosePosterior
+            With ``p_tox`` and ``p_response`` per level.
         data : TrialData
             The trial so far (at least one patient).
 
@@ -252,19 +190,10 @@ class OptimusRule:
         Decision
             The next dose, or a stop (safety, futility), with per-dose ``p_target_<k>``,
             ``p_overdose_<k>`` and ``p_efficacious_<k>`` in its quantities.
-
-        Raises
-        ------
-        ConvergenceError
-            If the fit fails ``convergence`` on ``p_tox`` or ``p_response``.
         """
-        return self.choose(PosteriorRates.from_idata(idata, self.convergence), data)
-
-    def choose(self, rates: PosteriorRates, data: TrialData) -> Decision:
-        """Next dose from posterior rates (see :meth:`decide`)."""
-        counts, summary = self._checked(rates, data)
+        counts, summary = self._counts_and_summaries(posterior, data)
         quantities = self._quantities(summary)
-        diagnostics = rates.report.table
+        diagnostics = self._diagnostics(posterior)
         if summary["excluded"][0]:
             return Decision(
                 None,
@@ -305,8 +234,11 @@ class OptimusRule:
             diagnostics=diagnostics,
         )
 
-    def recommend_from(self, rates: PosteriorRates, data: TrialData) -> Decision:
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the OBD and the dose range at the end of a trial.
+
+        A trial with no patients recommends nothing; one stopped for safety recommends nothing
+        either, since its lowest dose is excluded.
 
         Returns
         -------
@@ -315,7 +247,9 @@ class OptimusRule:
             ``range_lowest_dose``, ``range_highest_dose``, ``range_size`` and
             ``in_range_<k>`` (1.0 / 0.0) for every level.
         """
-        counts, summary = self._checked(rates, data)
+        if not data.n_patients:
+            return Decision(None, stop_reason="no OBD: no patients")
+        counts, summary = self._counts_and_summaries(posterior, data)
         quantities = self._quantities(summary)
         candidates = np.flatnonzero((counts.n > 0) & ~summary["excluded"])
         in_range = np.zeros(len(self.dose_levels), dtype=bool)
@@ -337,17 +271,16 @@ class OptimusRule:
                 None,
                 stop_reason=f"no OBD: {reason}",
                 quantities=quantities,
-                diagnostics=rates.report.table,
+                diagnostics=self._diagnostics(posterior),
             )
         best = self._best(np.flatnonzero(in_range), summary["p_target"])
         return Decision(
-            self.dose_levels[best], quantities=quantities, diagnostics=rates.report.table
+            self.dose_levels[best], quantities=quantities, diagnostics=self._diagnostics(posterior)
         )
 
-    def describe(self) -> dict[str, float | int | str | None]:
+    def describe(self) -> Described:
         """Flat record of the rule's options."""
         return {
-            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
             "tox_low": self.tox_interval[0],
             "tox_high": self.tox_interval[1],
             "efficacy_threshold": self.efficacy_threshold,
@@ -356,194 +289,38 @@ class OptimusRule:
             "range_probability": self.range_probability,
             "futility_cutoff": self.futility_cutoff,
             "futility_min_patients": self.futility_min_patients,
-            "max_rhat": self.convergence.max_rhat,
-            "min_ess_bulk": self.convergence.min_ess_bulk,
-            "min_ess_tail": self.convergence.min_ess_tail,
         }
 
 
-def decide(idata: xr.DataTree, data: TrialData, rule: OptimusRule | None = None) -> Decision:
-    """Next dose by seed 000's rule (default options) from a fit of the joint model.
+def optimus_design(model: JointProbit, **options: Any) -> Design:
+    """Return the Project Optimus design: joint-probit model, Lin's rule and the conduct.
 
-    Parameters
-    ----------
-    idata : xarray.DataTree
-        A :class:`~dosezoo.models.joint_probit.JointProbit` fit; its dose coordinate gives the
-        dose levels when ``rule`` is None.
-    data : TrialData
-        The trial so far.
-    rule : OptimusRule, optional
-        The options; seed 000's defaults by default.
-
-    Returns
-    -------
-    Decision
-    """
-    if rule is None:
-        rule = OptimusRule(tuple(float(v) for v in idata["posterior"]["dose"].to_numpy()))
-    return rule.decide(idata, data)
-
-
-@dataclass(frozen=True)
-class OptimusDesign:
-    """Joint-probit model + seed 000's rule + conduct, for trials and simulation.
-
-    The first cohort gets ``start_dose``; each later cohort the rule's next dose; the trial
-    ends after ``sample_size`` patients or at a safety / futility stop. The posterior is the
-    model's kernel engine (or another), seeded from ``random_seed`` and the data, so every
-    decision is a deterministic function of the data. A fit that fails the rule's convergence
-    checks is refitted once with ``refit_factor`` times the draws and burn-in; if it fails
-    again the design raises :class:`~dosezoo.errors.ConvergenceError` rather than act on it.
+    The first cohort gets the start dose; each later cohort the rule's next dose; the trial
+    ends after the sample size or at a safety / futility stop. The posterior is the model's
+    kernel engine (``engine="kernel"``), seeded from ``random_seed`` and the data, so every
+    decision is a deterministic function of the data. A fit that fails the convergence checks
+    is refitted once with ``refit_factor`` times the draws and burn-in; if it fails again the
+    design raises :class:`~dosezoo.errors.ConvergenceError` rather than act on it.
 
     Parameters
     ----------
     model : JointProbit
         The model; its dose levels are the design's.
-    rule : OptimusRule, optional
-        Default: seed 000's options on the model's dose levels.
-    start_dose : float, optional
-        One of the levels; the lowest by default.
-    cohort_size, sample_size : int
-        3 and 36.
-    engine : {"kernel", "pymc", "nuts"}
-        Posterior engine ("kernel").
-    draws, tune, chains : int
-        MCMC settings (1000, 500, 2).
-    refit_factor : int
-        Multiplier of draws and tune for the one refit (4).
-    random_seed : int
-        Seed of the fits (0).
+    **options
+        Options of :class:`OptimusRule` and of :class:`~dosezoo.designs.base.Conduct`;
+        defaults: the lowest level first, cohorts of 3, 36 patients, the kernel engine with
+        1000 draws, 500 burn-in, 2 chains, one refit with 4 times the draws.
+
+    Returns
+    -------
+    Design
     """
-
-    model: JointProbit
-    rule: OptimusRule | None = None
-    _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = 3
-    sample_size: int = 36
-    engine: Literal["kernel", "pymc", "nuts"] = "kernel"
-    draws: int = 1000
-    tune: int = 500
-    chains: int = 2
-    refit_factor: int = 4
-    random_seed: int = 0
-
-    def __post_init__(self) -> None:
-        """Validate the conduct, naming the field at fault."""
-        owner = "OptimusDesign"
-        if not isinstance(self.model, JointProbit):
-            raise TypeError(f"{owner}: model must be a JointProbit, got {self.model!r}")
-        rule = OptimusRule(self.model.dose_levels) if self.rule is None else self.rule
-        if not isinstance(rule, OptimusRule):
-            raise TypeError(f"{owner}: rule must be an OptimusRule, got {rule!r}")
-        if rule.dose_levels != self.model.dose_levels:
-            raise ValueError(
-                f"{owner}: the rule's dose_levels {rule.dose_levels} differ from the model's "
-                f"{self.model.dose_levels}"
-            )
-        object.__setattr__(self, "rule", rule)
-        object.__setattr__(
-            self, "start_dose", validate_start_dose(owner, self.start_dose, rule.dose_levels)
-        )
-        for name, smallest in (
-            ("cohort_size", 1),
-            ("sample_size", 1),
-            ("draws", 1),
-            ("tune", 0),
-            ("chains", 1),
-            ("refit_factor", 1),
-            ("random_seed", 0),
-        ):
-            object.__setattr__(self, name, _integer(owner, name, getattr(self, name), smallest))
-        if self.cohort_size > self.sample_size:
-            raise ValueError(
-                f"{owner}: cohort_size {self.cohort_size} exceeds sample_size {self.sample_size}"
-            )
-        if self.engine not in ("kernel", "pymc", "nuts"):
-            raise ValueError(
-                f"{owner}: engine must be 'kernel', 'pymc' or 'nuts', got {self.engine!r}"
-            )
-
-    def _validate(self, data: TrialData) -> None:
-        """Refuse data the model cannot use, or doses off the levels, before any fit."""
-        self.model.arrays(data)
-        level_counts(data, self.rule.dose_levels, owner="OptimusDesign")
-
-    def _seed_for(self, data: TrialData) -> int:
-        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
-        for name in ("dlt", "efficacy"):
-            digest.update(np.asarray(data.column(name), float).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
-
-    def posterior(self, data: TrialData) -> tuple[PosteriorRates, int]:
-        """Fit the model to ``data``; return the rates and the number of refits (0 or 1)."""
-        seed = self._seed_for(data)
-        for refits, factor in enumerate((1, self.refit_factor)):
-            idata = self.model.fit(
-                data,
-                engine=self.engine,
-                draws=self.draws * factor,
-                tune=self.tune * factor,
-                chains=self.chains,
-                random_seed=seed + refits,
-            )
-            rates = PosteriorRates.from_idata(idata, self.rule.convergence)
-            if rates.report.ok:
-                return rates, refits
-        return rates, refits
-
-    def next(self, data: TrialData) -> Decision:
-        """Dose of the next cohort, or why the trial stops.
-
-        Parameters
-        ----------
-        data : TrialData
-            The trial so far, with ``dlt`` and ``efficacy`` (may be empty).
-
-        Returns
-        -------
-        Decision
-        """
-        self._validate(data)
-        if data.n_patients >= self.sample_size:
-            return Decision(
-                None, stop_reason=f"sample size reached: {data.n_patients} of {self.sample_size}"
-            )
-        if not data.n_patients:
-            return Decision(self.start_dose, bound_by=("start_dose",))
-        rates, refits = self.posterior(data)
-        decision = self.rule.choose(rates, data)
-        decision.quantities["refits"] = float(refits)
-        return decision
-
-    def recommend(self, data: TrialData) -> Decision:
-        """Recommend the OBD and the dose range after the trial (see the rule).
-
-        A trial stopped for safety recommends nothing, since its lowest dose is excluded.
-        """
-        self._validate(data)
-        if not data.n_patients:
-            return Decision(None, stop_reason="no OBD: no patients")
-        rates, refits = self.posterior(data)
-        decision = self.rule.recommend_from(rates, data)
-        decision.quantities["refits"] = float(refits)
-        return decision
-
-    def describe(self) -> dict[str, float | int | str | bool | None]:
-        """Flat record of the design's parameters (for simulation results)."""
-        prior = {f"prior_{k}": v for k, v in self.model.prior.as_dict().items()}
-        return {
-            "name": "OptimusDesign",
-            "model": "JointProbit",
-            **prior,
-            **self.rule.describe(),
-            "start_dose": self.start_dose,
-            "cohort_size": self.cohort_size,
-            "sample_size": self.sample_size,
-            "engine": self.engine,
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "refit_factor": self.refit_factor,
-            "random_seed": self.random_seed,
-        }
+    defaults = {
+        "engine": "kernel",
+        "draws": 1000,
+        "tune": 500,
+        "chains": 2,
+        "refits": 1,
+        "refit_factor": 4,
+    }
+    return compose(model, OptimusRule, defaults | options)

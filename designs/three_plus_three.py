@@ -3,8 +3,8 @@ r"""The 3+3 design: the A+B rule with A = B = 3, with de-escalation to confirm t
 Storer, B.E. (1989). Design and analysis of phase I clinical trials. *Biometrics* 45,
 925-937; Lin, Y. and Shih, W.J. (2001). Statistical properties of the traditional
 algorithm-based designs for phase I cancer clinical trials. *Biostatistics* 2, 203-215 (the
-A+B designs; this is their "3+3 with dose de-escalation"). Seed 003 (Introduction) cites it as
-the traditional comparator.
+A+B designs; this is their "3+3 with dose de-escalation"). Seno et al. (2025, Introduction)
+cite it as the traditional comparator.
 
 Conventions, for the current dose level :math:`j` with :math:`y_j` DLTs in :math:`n_j`
 patients (every level gets cohorts of 3, at most 6 patients):
@@ -21,36 +21,30 @@ patients (every level gets cohorts of 3, at most 6 patients):
   lowest dose stops the trial with no MTD.
 
 So the MTD is the highest dose at which at most 1 of 6 patients had a DLT, below every dose
-with 2 or more DLTs; :meth:`ThreePlusThreeDesign.recommend` selects it from the data, and a
-stop of :meth:`ThreePlusThreeDesign.next` records it as the quantity ``selected_dose``. No
-level gets more than 6 patients, so ``sample_size`` is 6 per level. Decisions are deterministic
-functions of the counts per level, so the rule is written once, for a batch of count states
-(:meth:`ThreePlusThreeDesign.decide_counts` and :meth:`ThreePlusThreeDesign.recommend_counts`:
-the engine's ``CountRuleDesign`` capability, with which `dosezoo.simulate.simulate` runs many
-trials in lockstep); :meth:`ThreePlusThreeDesign.next` and
-:meth:`ThreePlusThreeDesign.recommend` count the data and apply it to a batch of one.
+with 2 or more DLTs; the recommendation selects it from the data, and a stop records it as the
+quantity ``selected_dose``. No level gets more than 6 patients, so the design's sample size
+(:func:`three_plus_three_design`) is 6 per level. Decisions are deterministic functions of the
+counts per level, so the rule is a :class:`~dosezoo.designs.base.CountRule`, written once for a
+batch of count states, which the simulation engine runs in lockstep. The 3+3 uses no model.
 """
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.decision import CountDecisions, Decision
+from dosezoo.decision import CountDecisions
+from dosezoo.designs.base import Conduct, CountRule, Design
 from dosezoo.errors import DataError
-from dosezoo.levels import (
-    LevelCounts,
-    count_state,
-    format_rows,
-    last_true,
-    level_counts,
-    validate_dose_levels,
-    validate_start_dose,
-)
+from dosezoo.levels import count_state, format_rows, last_true, validate_dose_levels
+from dosezoo.models.base import DoseModel
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import Described
 
-__all__ = ["ThreePlusThreeDesign"]
+__all__ = ["ThreePlusThreeRule", "three_plus_three_design"]
 
 _COHORT = 3
 _FULL = 6
@@ -59,22 +53,13 @@ _TOXIC = 2
 
 
 @dataclass(frozen=True)
-class ThreePlusThreeDesign:
-    """The 3+3 design with de-escalation (conventions in the module docstring).
+class ThreePlusThreeRule(CountRule):
+    """The 3+3 rule with de-escalation (conventions in the module docstring).
 
     Parameters
     ----------
     dose_levels : sequence of float
         Candidate doses, strictly increasing.
-    start_dose : float, optional
-        Dose of the first cohort, one of ``dose_levels``; the lowest by default.
-
-    Attributes
-    ----------
-    cohort_size : int
-        3.
-    sample_size : int
-        The largest possible number of patients, 6 per level.
 
     Notes
     -----
@@ -84,76 +69,49 @@ class ThreePlusThreeDesign:
     stop: ``"highest_dose"`` or ``"toxic_dose"`` (the next dose had 2 or more DLTs).
     """
 
+    label: ClassVar[str] = "3+3"
+
     dose_levels: Sequence[float]
-    _: KW_ONLY
-    start_dose: float | None = None
-    cohort_size: int = field(init=False, default=_COHORT)
-    sample_size: int = field(init=False)
+    _start_level: int = field(default=0, init=False, repr=False, compare=False)
+    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        """Validate the levels and the start dose, naming the field at fault."""
-        owner = "ThreePlusThreeDesign"
-        levels = validate_dose_levels(owner, self.dose_levels)
-        start = validate_start_dose(owner, self.start_dose, levels)
-        object.__setattr__(self, "dose_levels", levels)
-        object.__setattr__(self, "start_dose", start)
-        object.__setattr__(self, "sample_size", _FULL * len(levels))
+        """Validate the levels, naming the field at fault."""
+        object.__setattr__(
+            self, "dose_levels", validate_dose_levels("ThreePlusThreeRule", self.dose_levels)
+        )
 
-    def _counts(self, data: TrialData) -> LevelCounts:
-        counts = level_counts(data, self.dose_levels, owner="ThreePlusThreeDesign")
-        for level in np.flatnonzero(counts.n):
-            if counts.n[level] not in (_COHORT, _FULL):
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> "ThreePlusThreeRule":
+        """Check that there is no model and that cohorts are of 3; take start and sample size."""
+        owner = "ThreePlusThreeRule"
+        if model is not None:
+            raise TypeError(f"{owner}: the 3+3 uses no model, got {model!r}")
+        if conduct.cohort_size != _COHORT:
+            raise ValueError(
+                f"{owner}: the 3+3 treats cohorts of {_COHORT}, got cohort_size "
+                f"{conduct.cohort_size}"
+            )
+        return self._bound(
+            _start_level=self.dose_levels.index(conduct.start_dose),
+            _sample_size=conduct.sample_size,
+        )
+
+    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Count patients and DLTs per level; refuse a level with other than 0, 3 or 6."""
+        n, y, current = super().counts(data)
+        for level in np.flatnonzero(n[0]):
+            if n[0, level] not in (_COHORT, _FULL):
                 raise DataError(
-                    f"ThreePlusThreeDesign: dose {self.dose_levels[level]:g} has "
-                    f"{counts.n[level]} patients; the 3+3 design treats 3 or 6 per level"
+                    f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
+                    f"{n[0, level]} patients; the 3+3 design treats 3 or 6 per level"
                 )
-        return counts
-
-    def next(self, data: TrialData) -> Decision:
-        """Decide the dose of the next cohort of 3, or to stop the trial.
-
-        The rule is :meth:`decide_counts`, on the counts of ``data``.
-
-        Parameters
-        ----------
-        data : TrialData
-            The trial so far: doses on ``dose_levels``, 3 or 6 patients per treated level, a
-            0/1 ``dlt`` outcome (may be empty: the first cohort gets ``start_dose``).
-
-        Returns
-        -------
-        Decision
-        """
-        counts = self._counts(data)
-        decided = self._decide(counts.n[None], counts.y[None], np.array([counts.current]))
-        return decided.decision(0, self.dose_levels)
-
-    def recommend(self, data: TrialData) -> Decision:
-        """Return the MTD: the highest dose with <= 1 DLT in 6, below every too-toxic dose.
-
-        The selection is :meth:`recommend_counts`, on the counts of ``data``.
-
-        Parameters
-        ----------
-        data : TrialData
-            Every patient of the trial.
-
-        Returns
-        -------
-        Decision
-            The MTD, or a stop with the reason when no dose qualifies.
-        """
-        counts = self._counts(data)
-        selected = self._recommend(counts.n[None], counts.y[None], np.array([counts.current]))
-        return selected.decision(0, self.dose_levels)
-
-    # ------------------------------------------------------------------ array rule
+        return n, y, current
 
     def _count_state(
         self, n: np.ndarray, y: np.ndarray, current: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
-        owner = "ThreePlusThreeDesign"
+        owner = "ThreePlusThreeRule"
         n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
         off = (n != 0) & (n != _COHORT) & (n != _FULL)
         if off.any():
@@ -175,25 +133,14 @@ class ThreePlusThreeDesign:
         ceiling = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), n.shape[1])
         return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Decide as :meth:`next` does, for a batch of count states (``CountRuleDesign``).
-
-        Parameters
-        ----------
-        n, y : numpy.ndarray
-            Patients and DLTs per level, (m, K) integers.
-        current : numpy.ndarray
-            Level of each state's last cohort, -1 before the first patient, (m,) integers.
-
-        Returns
-        -------
-        dosezoo.simulate.CountDecisions
-            Row ``i`` is :meth:`next` on data with the counts of row ``i``.
-        """
-        return self._decide(*self._count_state(n, y, current))
-
-    def _decide(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Apply the rule of :meth:`decide_counts` to checked int64 count states."""
+    def _decide(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Decide for checked int64 count states (the 3+3 reads no posterior)."""
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -206,9 +153,9 @@ class ThreePlusThreeDesign:
         counts_at = {"y": y_at, "n": n_at, "dose": doses[at]}
 
         n_patients = n.sum(axis=1)
-        full = started & (n_patients >= self.sample_size)
+        full = started & (n_patients >= self._sample_size)
         stop_reason[full] = format_rows(
-            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self.sample_size
+            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
         )
         # A too-toxic dose: down to the next lower dose that is not too toxic.
         toxic = started & ~full & (y_at >= _TOXIC)
@@ -238,7 +185,7 @@ class ThreePlusThreeDesign:
         )
         stops = full | no_mtd | lower_full | confirmed
         level[stops] = -1
-        level[~started], bound_by[~started] = self.dose_levels.index(self.start_dose), "start_dose"
+        level[~started], bound_by[~started] = self._start_level, "start_dose"
 
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
@@ -257,25 +204,14 @@ class ThreePlusThreeDesign:
             present={"n_at_dose": started, "dlt_at_dose": started, "selected_dose": stops},
         )
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Select as :meth:`recommend` does, for a batch of count states.
-
-        Parameters
-        ----------
-        n, y : numpy.ndarray
-            Patients and DLTs per level, (m, K) integers.
-        current : numpy.ndarray
-            Level of each state's last cohort, -1 before the first patient, (m,) integers.
-
-        Returns
-        -------
-        dosezoo.simulate.CountDecisions
-            Row ``i`` is :meth:`recommend` on data with the counts of row ``i``.
-        """
-        return self._recommend(*self._count_state(n, y, current))
-
-    def _recommend(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
-        """Apply the selection of :meth:`recommend_counts` to checked int64 count states."""
+    def _recommend(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Select for checked int64 count states."""
         level = self._mtd_levels(n, y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
@@ -288,12 +224,28 @@ class ThreePlusThreeDesign:
             present={},
         )
 
-    def describe(self) -> dict[str, float | int | str]:
-        """Flat record of the design's parameters (for simulation results)."""
-        return {
-            "name": "ThreePlusThreeDesign",
-            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
-            "start_dose": self.start_dose,
-            "cohort_size": self.cohort_size,
-            "sample_size": self.sample_size,
-        }
+    def describe(self) -> Described:
+        """Flat record of the rule's options."""
+        return {"dose_levels": list(self.dose_levels)}
+
+
+def three_plus_three_design(
+    dose_levels: Sequence[float], *, start_dose: float | None = None
+) -> Design:
+    """Return the 3+3 design: cohorts of 3, at most 6 patients per level.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        Candidate doses, strictly increasing.
+    start_dose : float, optional
+        Dose of the first cohort, one of ``dose_levels``; the lowest by default.
+
+    Returns
+    -------
+    Design
+        A :class:`~dosezoo.designs.base.CountDesign` with no model.
+    """
+    levels = validate_dose_levels("three_plus_three_design", dose_levels)
+    conduct = Conduct(start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels))
+    return Design(None, ThreePlusThreeRule(levels), conduct)

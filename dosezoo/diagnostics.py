@@ -131,15 +131,16 @@ class ConvergenceReport:
 
     Attributes
     ----------
-    table : pandas.DataFrame
-        Per-variable diagnostics (see :func:`convergence_table`).
+    table : pandas.DataFrame or None
+        Per-variable diagnostics (see :func:`convergence_table`); None for a check that
+        computed one number (e.g. a sampler's single-chain effective sample size).
     divergences : int
         Divergent transitions in the fit.
     failures : tuple of str
         One line per failed criterion; empty when the fit passes.
     """
 
-    table: pd.DataFrame
+    table: pd.DataFrame | None
     divergences: int
     failures: tuple[str, ...]
 

@@ -1,9 +1,24 @@
 """Exceptions raised by dosezoo."""
 
+from typing import Any
+
 
 class DataError(ValueError):
     """Trial data that cannot be used: the message names the column, the row and the value."""
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot be used: the message names the file, section, key and value."""
+
+
 class ConvergenceError(RuntimeError):
-    """A posterior fit that failed its convergence checks was handed to a rule that needs it."""
+    """A fit that failed its convergence checks was handed to a rule that needs it.
+
+    The message says which quantity failed which check and by how much (e.g.
+    ``"p_dlt: R-hat 1.0421 > 1.01"``); ``report`` is the full
+    :class:`~dosezoo.diagnostics.ConvergenceReport` when there is one.
+    """
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report

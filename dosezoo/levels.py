@@ -5,12 +5,12 @@ are finite, positive and strictly increasing; data are mapped to 0-based levels 
 name the row and the dose.
 """
 
-import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
@@ -21,27 +21,9 @@ __all__ = [
     "last_true",
     "level_counts",
     "level_index",
-    "positive_int",
-    "real_number",
     "validate_dose_levels",
     "validate_start_dose",
 ]
-
-
-def real_number(owner: str, name: str, value: object) -> float:
-    """Return ``value`` as a float; raise a ValueError naming ``owner.name`` unless finite real."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
-def positive_int(owner: str, name: str, value: object) -> int:
-    """Return ``value`` as an int; raise a ValueError naming ``owner.name`` unless an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{owner}: {name} must be an integer >= 1, got {value!r}")
-    return int(value)
 
 
 def validate_dose_levels(owner: str, levels: object) -> tuple[float, ...]:

@@ -42,6 +42,30 @@ from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 __all__ = ["Distribution", "DosePosterior", "SampledDistribution"]
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Settings of a posterior computed by sampling (ignored by exact posteriors).
+
+    Attributes
+    ----------
+    draws, tune, chains : int
+        Kept draws and burn-in per chain (None: the model's default), and chains.
+    random_seed : int or None
+        Seed of the draws.
+    criteria : ConvergenceCriteria or None
+        Checks recorded in the posterior's ``report`` (None: none).
+    levels : int or None
+        Judge the convergence on the lowest ``levels`` dose levels only (None: all).
+    """
+
+    draws: int = 1000
+    tune: int | None = None
+    chains: int = 2
+    random_seed: int | None = None
+    criteria: ConvergenceCriteria | None = None
+    levels: int | None = None
+
+
 @runtime_checkable
 class Distribution(Protocol):
     """The posterior of a scalar quantity (e.g. the MTD): its quantiles and its CDF."""
@@ -111,6 +135,10 @@ class DosePosterior:
         The posterior of the MTD, for models that define one.
     report : ConvergenceReport or None
         Convergence diagnostics of a fit (None for a posterior with no Monte Carlo error).
+    ess : mapping of str to numpy.ndarray
+        Effective sample size of each rate per level, when the engine computed it.
+    refits : int
+        How many times the fit was redone with more draws before it passed its checks.
     grid : object or None
         The grid the points are the cells of, when they are (e.g. for exact draws).
     """
@@ -124,6 +152,8 @@ class DosePosterior:
     point_estimates: Mapping[str, np.ndarray] = field(default_factory=dict)
     mtd: Distribution | None = None
     report: ConvergenceReport | None = None
+    ess: Mapping[str, np.ndarray] = field(default_factory=dict)
+    refits: int = 0
     grid: object | None = None
 
     # ------------------------------------------------------------------ construction
@@ -135,6 +165,7 @@ class DosePosterior:
         criteria: ConvergenceCriteria | None = None,
         *,
         checked: Sequence[str] | None = None,
+        levels: int | None = None,
     ) -> "DosePosterior":
         """Read every per-dose rate, the scalar parameters and the MTD from a fit.
 
@@ -142,11 +173,14 @@ class DosePosterior:
         ----------
         idata : xarray.DataTree
             A fit (any engine) whose ``posterior`` has variables with dims
-            ``(chain, draw, dose)`` (the rates) and possibly ``mtd`` (chain, draw).
+            ``(chain, draw, dose)`` (the rates), or ``mtd`` (chain, draw), or both.
         criteria : ConvergenceCriteria, optional
             Checks recorded in :attr:`report` (default thresholds when None).
         checked : sequence of str, optional
             The variables judged by ``criteria``: every rate and ``mtd`` by default.
+        levels : int, optional
+            Judge the rates on the lowest ``levels`` dose levels only (all by default): the
+            levels a decision reads.
 
         Returns
         -------
@@ -157,7 +191,7 @@ class DosePosterior:
         TypeError
             If ``idata`` is not a DataTree with a ``posterior`` group.
         ValueError
-            If the posterior has no per-dose rate.
+            If the posterior has neither a per-dose rate nor an MTD.
         """
         if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
             raise TypeError(
@@ -170,10 +204,10 @@ class DosePosterior:
             for name, value in posterior.data_vars.items()
             if set(value.dims) == {"chain", "draw", "dose"}
         ]
-        if not per_dose:
+        if not per_dose and "mtd" not in posterior.data_vars:
             raise ValueError(
-                "the posterior has no per-dose rate (a variable with dims chain, draw, dose); "
-                f"it has {sorted(map(str, posterior.data_vars))}"
+                "the posterior has neither a per-dose rate (a variable with dims chain, draw, "
+                f"dose) nor an 'mtd'; it has {sorted(map(str, posterior.data_vars))}"
             )
         chains = posterior.sizes["chain"]
         rates = {
@@ -183,7 +217,7 @@ class DosePosterior:
             .reshape(-1, posterior.sizes["dose"])
             for name in per_dose
         }
-        levels = tuple(float(d) for d in posterior["dose"].values)
+        levels = tuple(float(d) for d in posterior["dose"].values) if per_dose else ()
         scalars = {
             str(name): float(value.mean())
             for name, value in posterior.data_vars.items()
@@ -193,13 +227,24 @@ class DosePosterior:
         if "mtd" in posterior.data_vars:
             mtd = SampledDistribution(posterior["mtd"].transpose("chain", "draw").to_numpy())
         names = list(checked) if checked is not None else [*rates, *(["mtd"] if mtd else [])]
+        judged = idata
+        if levels is not None and per_dose:
+            judged = xr.DataTree(
+                children={
+                    name: xr.DataTree(
+                        node.to_dataset().isel(dose=slice(0, levels), missing_dims="ignore")
+                    )
+                    for name, node in idata.children.items()
+                    if name in ("posterior", "sample_stats")
+                }
+            )
         return cls(
             dose_levels=levels,
             rates=rates,
             chains=chains,
             parameter_mean=scalars,
             mtd=mtd,
-            report=(criteria or ConvergenceCriteria()).check(idata, names),
+            report=(criteria or ConvergenceCriteria()).check(judged, names),
         )
 
     # ------------------------------------------------------------------ quantities

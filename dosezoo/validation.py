@@ -9,14 +9,19 @@ Carlo standard errors, which, unlike a pooled R-hat, catch a small shift.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import arviz as az
 import numpy as np
+import pandas as pd
+import pymc as pm
 from scipy import stats
 
-if TYPE_CHECKING:
-    from dosezoo.models import ThreePND
+from dosezoo.data import TrialData
+from dosezoo.models.joint_probit import JointProbit, forward_sampling
+from dosezoo.models.three_pnd import ThreePND
+from dosezoo.samplers import joint_probit_kernels, three_pnd_kernels
+from dosezoo.samplers.joint_probit import joint_probit_steps
+from dosezoo.samplers.three_pnd import three_pnd_steps
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ def agreement_z(
 
 
 def three_pnd_sbc(
-    model: "ThreePND",
+    model: ThreePND,
     doses: Sequence[float],
     *,
     engine: str,
@@ -169,7 +174,7 @@ def three_pnd_sbc(
     random_seed : int
         Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
     sampler_hyper : numpy.ndarray, optional
-        Hyper-parameters as the sampler reads them (``kernels.pack_hyper`` layout); the
+        Hyper-parameters as the sampler reads them (``three_pnd_kernels.pack_hyper`` layout); the
         model's by default. A negative control passes deliberately wrong ones.
     kept, thin, tune : int
         Draws kept per fit (one chain), thinning, burn-in.
@@ -178,13 +183,6 @@ def three_pnd_sbc(
     -------
     SBCResult
     """
-    import pandas as pd
-    import pymc as pm
-
-    from dosezoo.data import TrialData
-    from dosezoo.samplers import three_pnd_kernels as kernels
-    from dosezoo.samplers.three_pnd import three_pnd_steps
-
     names = ("beta", "sigma", "nu", "mtd")
     doses = np.asarray(doses, dtype=float)
     hyper = model.hyper if sampler_hyper is None else np.asarray(sampler_hyper, dtype=float)
@@ -196,8 +194,8 @@ def three_pnd_sbc(
     )
 
     def kernel_fit(y, seed):
-        obs = kernels.summarise(doses, y, model.x_min)
-        draws, _ = kernels.run_chain(
+        obs = three_pnd_kernels.summarise(doses, y, model.x_min)
+        draws, _ = three_pnd_kernels.run_chain(
             np.random.default_rng(seed), *model.initial_state(), obs, hyper, tune, kept, True
         )
         return dict(zip(names, draws.T, strict=True))
@@ -225,4 +223,112 @@ def three_pnd_sbc(
     truth = dict(zip(names, params, strict=True))
     return simulation_based_calibration(
         truth, list(responses), fits[engine], thin=thin, random_seed=random_seed + 1
+    )
+
+
+def joint_probit_sbc(
+    model: JointProbit,
+    doses,
+    *,
+    engine: str = "kernel",
+    n_reps: int,
+    random_seed: int,
+    variant: int = joint_probit_kernels.CORRECT,
+    kept: int = 495,
+    thin: int = 5,
+    tune: int = 200,
+):
+    """Simulation-based calibration of a joint-probit engine on a fixed allocation of doses.
+
+    Parameters and outcomes are drawn by PyMC's forward sampler from the model itself (so the
+    check is independent of the kernels), then each replication is fitted with one chain.
+
+    Parameters
+    ----------
+    model : dosezoo.models.joint_probit.JointProbit
+        The model whose prior generates the replications.
+    doses : sequence of float
+        One dose per patient.
+    engine : {"kernel", "pymc"}
+        The numba sampler, or ``pm.sample`` with the step methods.
+    n_reps : int
+        Replications.
+    random_seed : int
+        Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
+    variant : int
+        ``CORRECT``, or a ``*_BUG`` variant of the kernels for a negative control.
+    kept, thin, tune : int
+        Draws per fit, thinning, burn-in.
+
+    Returns
+    -------
+    dosezoo.validation.SBCResult
+        Ranks of the seven parameters and of ``p_tox`` and ``p_response`` at the lowest and
+        highest doses.
+    """
+    doses = np.asarray(doses, dtype=float)
+    template = TrialData.from_dataframe(
+        pd.DataFrame({"dose": doses, "dlt": np.zeros(doses.size, int), "efficacy": 0})
+    )
+    pm_model = model.build(template)
+    with forward_sampling():
+        *params, outcomes = pm.draw(
+            [pm_model[name] for name in (*joint_probit_kernels.PARAMETERS, "outcome")],
+            draws=n_reps,
+            random_seed=random_seed,
+        )
+    truth = dict(zip(joint_probit_kernels.PARAMETERS, params, strict=True))
+    rates = model.dose_probabilities(truth)
+    last = len(model.dose_levels) - 1
+    for name in ("p_tox", "p_response"):
+        truth[f"{name}_lowest"] = rates[name][:, 0]
+        truth[f"{name}_highest"] = rates[name][:, last]
+
+    def data_of(cell):
+        return TrialData.from_dataframe(
+            pd.DataFrame({"dose": doses, "dlt": cell // 3, "efficacy": cell % 3})
+        )
+
+    def with_rates(draws):
+        draws = {
+            name: np.asarray(draws[name]).reshape(-1) for name in joint_probit_kernels.PARAMETERS
+        }
+        fitted = model.dose_probabilities(draws)
+        for name in ("p_tox", "p_response"):
+            draws[f"{name}_lowest"] = fitted[name][:, 0]
+            draws[f"{name}_highest"] = fitted[name][:, last]
+        return draws
+
+    def kernel_fit(cell, seed):
+        raw = model.sample_kernel(
+            data_of(cell),
+            draws=kept,
+            tune=tune,
+            chains=1,
+            random_seed=np.random.default_rng(seed),
+            variant=variant,
+        )
+        return with_rates(raw)
+
+    def pymc_fit(cell, seed):
+        pm.set_data({"cell": cell}, model=pm_model)
+        idata = pm.sample(
+            draws=kept,
+            tune=tune,
+            chains=1,
+            step=joint_probit_steps(pm_model, variant=variant),
+            model=pm_model,
+            random_seed=np.random.default_rng(seed),
+            progressbar=False,
+            quiet=True,
+        )
+        return with_rates(
+            {name: idata["posterior"][name].to_numpy() for name in joint_probit_kernels.PARAMETERS}
+        )
+
+    fits = {"kernel": kernel_fit, "pymc": pymc_fit}
+    if engine not in fits:
+        raise ValueError(f"joint_probit_sbc: engine must be one of {tuple(fits)}, got {engine!r}")
+    return simulation_based_calibration(
+        truth, list(outcomes), fits[engine], thin=thin, random_seed=random_seed + 1
     )

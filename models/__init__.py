@@ -1,6 +1,5 @@
 """Dose-response models, each a PyMC model with fast engines that return the same schema."""
 
-from dosezoo.models.binary import DLTPosterior
 from dosezoo.models.blrm import (
     BLRM,
     BLRMPrior,
@@ -20,7 +19,6 @@ __all__ = [
     "CRM",
     "EWOC",
     "BLRMPrior",
-    "DLTPosterior",
     "JointProbit",
     "JointProbitPrior",
     "LatentGP",

@@ -52,9 +52,10 @@ import pymc as pm
 from scipy import optimize, stats
 from scipy.special import expit, logit, ndtr
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
-from dosezoo.levels import real_number, validate_dose_levels
+from dosezoo.levels import validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
@@ -288,7 +289,6 @@ class BLRM(GridDoseModel):
     reference_dose: float
     _: KW_ONLY
     prior: BLRMPrior = field(default_factory=BLRMPrior)
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""

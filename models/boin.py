@@ -10,9 +10,10 @@ and their elimination and stopping rules from its posterior under independent pr
     p_k \mid \text{data} \sim \mathrm{Beta}(a + y_k,\, b + n_k - y_k),
 
 independently across levels. ``fit(engine="grid")`` draws from it directly; ``engine="nuts"``
-samples the PyMC model, the reference. :meth:`BOIN.prob_above` is the exact
-:math:`P(p_k > \phi \mid \text{data})` that the design's elimination rule uses
-(:class:`~dosezoo.designs.BOINDesign`).
+samples the PyMC model, the reference. :meth:`BOIN.posterior` is the exact posterior
+(:class:`BetaPosterior`): its ``prob_above`` is the exact
+:math:`P(p_k > \phi \mid \text{data})` that the BOIN rule's elimination uses
+(:class:`~dosezoo.designs.boin.BOINRule`).
 """
 
 from collections.abc import Sequence
@@ -21,13 +22,55 @@ from typing import ClassVar
 
 import numpy as np
 import pymc as pm
-from scipy.special import betaincc
+from scipy.special import betainc, betaincc, betaincinv
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
-from dosezoo.levels import level_counts, level_index, real_number, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, validate_dose_levels
 from dosezoo.models.binary import BinaryDoseModel
+from dosezoo.posterior import DosePosterior, Sampling
 
-__all__ = ["BOIN"]
+__all__ = ["BOIN", "BetaPosterior"]
+
+#: Quantiles per level that represent a BetaPosterior as points (for summaries and events).
+_QUANTILE_POINTS = 2000
+
+
+@dataclass(frozen=True, eq=False)
+class BetaPosterior(DosePosterior):
+    r"""Independent Beta posteriors of the DLT probability per level, exact.
+
+    The probabilities are the Beta CDFs themselves; as points (``rates``, for summaries and
+    events of one level) each level is represented by the :math:`(i + 1/2) / m` quantiles of
+    its Beta, ``m`` = 2000, equally weighted.
+
+    Attributes
+    ----------
+    a, b : numpy.ndarray
+        The shapes :math:`a + y_k` and :math:`b + n_k - y_k` per level, shape (K,).
+    """
+
+    a: np.ndarray = field(default_factory=lambda: np.empty(0))
+    b: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def mean(self, name: str = "p_dlt") -> np.ndarray:
+        """Posterior mean ``a / (a + b)`` per level."""
+        self.rate(name)
+        return self.a / (self.a + self.b)
+
+    def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
+        """Exact ``P(p_k > threshold)`` per level."""
+        self.rate(name)
+        return betaincc(self.a, self.b, threshold)
+
+    def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
+        """Exact ``P(p_k < threshold)`` per level."""
+        self.rate(name)
+        return betainc(self.a, self.b, threshold)
+
+    def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
+        """Exact ``P(lower <= p_k < upper)`` per level."""
+        return self.prob_below(upper, name) - self.prob_below(lower, name)
 
 
 @dataclass(frozen=True)
@@ -51,7 +94,6 @@ class BOIN(BinaryDoseModel):
     _: KW_ONLY
     prior_a: float = 1.0
     prior_b: float = 1.0
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -85,10 +127,33 @@ class BOIN(BinaryDoseModel):
         counts = level_counts(data, self.dose_levels, owner=self.model_name)
         return self.prior_a + counts.y, self.prior_b + counts.n - counts.y
 
+    def posterior(self, data: TrialData, sampling: Sampling | None = None) -> BetaPosterior:
+        """Return the exact conjugate posterior (``sampling`` is unused).
+
+        Parameters
+        ----------
+        data : TrialData
+            Columns ``dose`` (on the levels) and ``dlt``; may be empty (the prior).
+        sampling : Sampling, optional
+            Unused: the posterior is exact.
+
+        Returns
+        -------
+        BetaPosterior
+        """
+        a, b = self.posterior_shapes(data)
+        quantiles = (np.arange(_QUANTILE_POINTS) + 0.5) / _QUANTILE_POINTS
+        return BetaPosterior(
+            dose_levels=self.dose_levels,
+            rates={"p_dlt": betaincinv(a, b, quantiles[:, None])},
+            weights=np.full(_QUANTILE_POINTS, 1.0 / _QUANTILE_POINTS),
+            a=a.astype(float),
+            b=b.astype(float),
+        )
+
     def prob_above(self, data: TrialData, threshold: float | None = None) -> np.ndarray:
         """Return the exact ``P(p_k > threshold)`` per level (the target by default)."""
-        a, b = self.posterior_shapes(data)
-        return betaincc(a, b, self.target if threshold is None else threshold)
+        return self.posterior(data).prob_above(self.target if threshold is None else threshold)
 
     def exact_draws(
         self, data: TrialData, n: int, rng: np.random.Generator

@@ -35,17 +35,21 @@ x_k)`.
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
-from typing import ClassVar, Literal
+from dataclasses import KW_ONLY, dataclass, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 from scipy.special import log_expit, logit
 
+from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
-from dosezoo.levels import level_index, positive_int, real_number, validate_dose_levels
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.levels import level_index, validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.posterior import DosePosterior
 
 __all__ = ["CRM", "crm_skeleton"]
 
@@ -165,7 +169,6 @@ class CRM(GridDoseModel):
     prior_sd: float = 1.34**0.5
     intercept: float = 3.0
     dose_levels: Sequence[float] | None = None
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -277,6 +280,21 @@ class CRM(GridDoseModel):
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Return ``beta``, the grid coordinate itself (it is unconstrained)."""
         return {"beta": theta[:, 0]}
+
+    def _with_plugin(self, posterior: DosePosterior) -> DosePosterior:
+        """Add dfcrm's plug-in estimate (``p_dlt`` at the posterior mean of beta)."""
+        plugin = self.p_dlt(posterior.parameter_mean["beta"])
+        return replace(posterior, point_estimates={"p_dlt": plugin})
+
+    def _posterior(self, summary: DoseSummary) -> DosePosterior:
+        """Integrate the posterior on the grid, with the plug-in estimate (no cache)."""
+        return self._with_plugin(super()._posterior(summary))
+
+    def posterior_from_idata(
+        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+    ) -> DosePosterior:
+        """Read ``p_dlt`` and ``beta`` from a fit, with the plug-in estimate."""
+        return self._with_plugin(super().posterior_from_idata(idata, criteria, **options))
 
     # ------------------------------------------------------------ PyMC model
 

@@ -25,23 +25,24 @@ with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid eng
 :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
 with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
 adaptive 96 x 96 grid. The MTD's posterior CDF at a dose :math:`x` counts, like the interval
-probabilities of :class:`~dosezoo.models.binary.DLTPosterior`, the fraction of each cell where
+probabilities of :class:`~dosezoo.posterior.DosePosterior`, the fraction of each cell where
 :math:`\gamma \le x`; its quantiles invert that CDF by bisection.
 """
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 import pymc as pm
 from scipy.special import expit, log_expit, logit
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
-from dosezoo.levels import real_number
-from dosezoo.models.binary import DLTPosterior, DoseSummary, GridDoseModel
+from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.posterior import DosePosterior
 from dosezoo.samplers.grid import soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
@@ -59,6 +60,31 @@ def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
         if v <= 0:
             raise ValueError(f"{owner}: {name}[{i}] must be > 0, got {v!r}")
     return shape
+
+
+@dataclass(frozen=True, eq=False)
+class GridMTD:
+    """The MTD's posterior on the grid: its CDF and quantiles with cells counted in part.
+
+    A cell counts towards ``P(MTD <= x)`` by the fraction of it where the MTD, linear within
+    the cell (``spread``), is below ``x`` (:func:`dosezoo.samplers.grid.soft_mass_below`).
+    """
+
+    values: np.ndarray
+    spread: np.ndarray
+    weights: np.ndarray
+    x_min: float
+    x_max: float
+
+    def cdf(self, x: float) -> float:
+        """Posterior probability that the MTD is below ``x``."""
+        return soft_mass_below(float(x), self.values, self.spread, self.weights)
+
+    def quantile(self, p: float) -> float:
+        """Posterior ``p``-quantile of the MTD (bisection on :meth:`cdf`)."""
+        return soft_quantile(
+            float(p), self.x_min, self.x_max, _BISECTIONS, self.values, self.spread, self.weights
+        )
 
 
 @dataclass(frozen=True)
@@ -90,7 +116,6 @@ class EWOC(GridDoseModel):
     dose_levels: Sequence[float] | None = None
     rho0_prior: tuple[float, float] = (1.0, 1.0)
     mtd_prior: tuple[float, float] = (1.0, 1.0)
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -202,32 +227,17 @@ class EWOC(GridDoseModel):
         """Return the two fractions (the PyMC model's free variables)."""
         return {"rho0_fraction": expit(theta[:, 0]), "mtd_fraction": expit(theta[:, 1])}
 
-    def _posterior(self, summary: DoseSummary) -> DLTPosterior:
+    def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior on the grid, with the MTD's CDF and quantiles (no cache)."""
         posterior = super()._posterior(summary)
         grid = posterior.grid
         rho0, mtd = self._natural(grid.nodes)
-        spread = grid.spread(mtd)
         weights = grid.weights
-
-        def mtd_cdf(x: float) -> float:
-            return soft_mass_below(float(x), mtd, spread, weights)
-
-        def mtd_quantile(p: float) -> float:
-            return soft_quantile(
-                float(p), self.x_min, self.x_max, _BISECTIONS, mtd, spread, weights
-            )
-
-        return DLTPosterior(
-            dose_levels=posterior.dose_levels,
-            p_dlt=posterior.p_dlt,
-            weights=weights,
-            parameter_mean=posterior.parameter_mean
+        return replace(
+            posterior,
+            parameter_mean=dict(posterior.parameter_mean)
             | {"rho0": float(weights @ rho0), "mtd": float(weights @ mtd)},
-            mtd_quantile=mtd_quantile,
-            mtd_cdf=mtd_cdf,
-            grid=grid,
-            spread=posterior.spread,
+            mtd=GridMTD(mtd, grid.spread(mtd), weights, self.x_min, self.x_max),
         )
 
     # ------------------------------------------------------------ PyMC model

@@ -1,4 +1,4 @@
-r"""Joint latent-probit model of binary toxicity and ordinal efficacy (seed 000).
+r"""Joint latent-probit model of binary toxicity and ordinal efficacy (Lin 2023).
 
 Seed 000 ("Safety-PD Biomarker Joint Modeling", Project Optimus slides) proposes to model the
 dose relation to toxicity and to an efficacy biomarker jointly by latent probit regression,
@@ -79,24 +79,26 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
-from typing import Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from pymc.util import get_random_generator
 from scipy.integrate import quad
 from scipy.optimize import root
 from scipy.special import ndtr, ndtri
 
+from dosezoo.checks import probability, real_number
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.levels import validate_dose_levels
+from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import joint_probit_kernels as kernels
+from dosezoo.samplers.joint_probit import joint_probit_steps
 
-Engine = Literal["nuts", "pymc", "kernel"]
-ENGINES = ("nuts", "pymc", "kernel")
 #: Free parameters of the model, in the kernels' ``theta`` layout.
 PARAMETERS = kernels.PARAMETERS
 #: Names of the six joint outcome cells, index ``3 T + E``.
@@ -106,21 +108,6 @@ QUADRATURE_NODES = 32
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
 #: Cell probabilities are floored here before normalising (a cell's rounding error is ~1e-10).
 _CELL_FLOOR = 1e-300
-
-
-def _real(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
-
-
-def _probability(owner: str, name: str, value: object) -> float:
-    number = _real(owner, name, value)
-    if not 0 < number < 1:
-        raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
-    return number
 
 
 @contextlib.contextmanager
@@ -272,7 +259,7 @@ class JointProbitPrior:
     def __post_init__(self) -> None:
         """Validate: finite numbers, positive sds."""
         for f in fields(self):
-            value = _real("JointProbitPrior", f.name, getattr(self, f.name))
+            value = real_number("JointProbitPrior", f.name, getattr(self, f.name))
             if f.name.endswith("_sd") and value <= 0:
                 raise ValueError(f"JointProbitPrior: {f.name} must be > 0, got {value!r}")
             object.__setattr__(self, f.name, value)
@@ -327,19 +314,19 @@ class JointProbitPrior:
         """
         owner = "JointProbitPrior.from_statements"
         t1, tk = (
-            _probability(owner, "tox_lowest", tox_lowest),
-            _probability(owner, "tox_highest", tox_highest),
+            probability(owner, "tox_lowest", tox_lowest),
+            probability(owner, "tox_highest", tox_highest),
         )
         if not t1 < tk:
             raise ValueError(
                 f"{owner}: tox_lowest must be < tox_highest (toxicity increases with dose), "
                 f"got {tox_lowest!r} and {tox_highest!r}"
             )
-        r1 = _probability(owner, "response_lowest", response_lowest)
-        rk = _probability(owner, "response_highest", response_highest)
-        share = _probability(owner, "high_share_highest", high_share_highest)
+        r1 = probability(owner, "response_lowest", response_lowest)
+        rk = probability(owner, "response_highest", response_highest)
+        share = probability(owner, "high_share_highest", high_share_highest)
         threshold = float(ndtri(rk) - ndtri(share * rk))
-        coefficient_sd = _real(owner, "coefficient_sd", coefficient_sd)
+        coefficient_sd = real_number(owner, "coefficient_sd", coefficient_sd)
         if coefficient_sd <= 0:
             raise ValueError(f"{owner}: coefficient_sd must be > 0, got {coefficient_sd!r}")
         alpha_tox, beta_tox = _median_matched_tox_locations(
@@ -378,8 +365,8 @@ class JointProbitPrior:
 
 
 @dataclass(frozen=True)
-class JointProbit:
-    """The joint latent-probit model of toxicity and ordinal efficacy (seed 000).
+class JointProbit(DoseModel):
+    """The joint latent-probit model of toxicity and ordinal efficacy (Lin 2023).
 
     Parameters
     ----------
@@ -390,9 +377,9 @@ class JointProbit:
         Default: :meth:`JointProbitPrior.from_statements` with its defaults.
     tox_interval : tuple of float
         Target toxicity interval ``(low, high)`` of the ``target_met`` deterministic
-        (seed 000: 0.16 and 0.33).
+        (Lin 2023: 0.16 and 0.33).
     efficacy_threshold : float
-        Smallest acceptable response rate ``P(E >= 1)`` (seed 000: 0.2).
+        Smallest acceptable response rate ``P(E >= 1)`` (Lin 2023: 0.2).
 
     Examples
     --------
@@ -400,19 +387,19 @@ class JointProbit:
     >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
     """
 
+    model_name: ClassVar[str] = "JointProbit"
+    outcomes: ClassVar[tuple[str, ...]] = ("dlt", "efficacy")
+    default_engine: ClassVar[str] = "kernel"
+    fast_engine: ClassVar[str | None] = "kernel"
+
     dose_levels: Sequence[float]
     _: KW_ONLY
     prior: JointProbitPrior = field(default_factory=JointProbitPrior.from_statements)
     tox_interval: tuple[float, float] = (0.16, 0.33)
     efficacy_threshold: float = 0.2
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
-        # Imported here: dosezoo.designs imports this module (OptimusDesign), so a module-level
-        # import of a designs module would be circular once both packages export them.
-        from dosezoo.designs.boin import validate_dose_levels
-
         owner = "JointProbit"
         levels = validate_dose_levels(owner, self.dose_levels)
         if len(levels) < 2:
@@ -425,8 +412,8 @@ class JointProbit:
             raise ValueError(
                 f"{owner}: tox_interval must be a pair (low, high), got {self.tox_interval!r}"
             ) from None
-        low = _probability(owner, "tox_interval[0]", low)
-        high = _probability(owner, "tox_interval[1]", high)
+        low = probability(owner, "tox_interval[0]", low)
+        high = probability(owner, "tox_interval[1]", high)
         if not low < high:
             raise ValueError(f"{owner}: tox_interval must have low < high, got {(low, high)!r}")
         object.__setattr__(self, "dose_levels", levels)
@@ -434,18 +421,8 @@ class JointProbit:
         object.__setattr__(
             self,
             "efficacy_threshold",
-            _probability(owner, "efficacy_threshold", self.efficacy_threshold),
+            probability(owner, "efficacy_threshold", self.efficacy_threshold),
         )
-
-    def __getstate__(self) -> dict:
-        """Pickle the options only: the cached PyMC model is rebuilt on demand."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_cache"}
-
-    def __setstate__(self, state: dict) -> None:
-        """Restore from :meth:`__getstate__` (used by process pools)."""
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_cache", {})
 
     def parameters(self) -> dict[str, object]:
         """Return the options as a flat dict (recorded in every fit's attributes)."""
@@ -463,6 +440,15 @@ class JointProbit:
         return (np.log(np.asarray(doses, dtype=float)) - centre) / half
 
     # ------------------------------------------------------------------ data
+
+    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
+        """Check the data: ``dlt`` and ``efficacy`` columns, doses in the levels' range."""
+        self.arrays(data, min_patients=min_patients)
+
+    def data_values(self, data: TrialData) -> dict[str, np.ndarray]:
+        """Return the values of the model's data containers: ``x`` and ``cell``."""
+        x, tox, eff = self.arrays(data)
+        return {"x": x, "cell": 3 * tox + eff}
 
     def arrays(self, data: TrialData, *, min_patients: int = 0) -> tuple[np.ndarray, ...]:
         """Validate the data and return ``(x, dlt, efficacy)`` per patient.
@@ -559,72 +545,47 @@ class JointProbit:
             pm.Deterministic("target_met", pt.cast(met, "float64"), dims="dose")
         return model
 
-    # ------------------------------------------------------------------- fit
+    # ------------------------------------------------------------------- engines
 
-    def fit(
-        self,
-        data: TrialData,
-        *,
-        engine: Engine = "kernel",
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 2,
-        random_seed: int | np.random.Generator | None = None,
-        progressbar: bool = False,
+    def step_methods(self, model: pm.Model) -> list:
+        """Return the sweep of ``engine="pymc"``: the data-augmentation Gibbs sampler."""
+        return joint_probit_steps(model)
+
+    @engine("kernel")
+    def _fit_kernel(
+        self, data: TrialData, *, draws: int, tune: int, chains: int, random_seed, **_
     ) -> xr.DataTree:
-        """Sample the posterior.
+        """Run the data-augmentation Gibbs sampler in numba (milliseconds)."""
+        started = time.perf_counter()
+        arrays = self.sample_kernel(
+            data, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
+        free = {name: arrays[name] for name in PARAMETERS}
+        stats = {name: arrays[name] for name in kernels.SWEEP_STATS}
+        return self._from_draws(data, free, stats, started=started, tune=tune)
 
-        Parameters
-        ----------
-        data : TrialData
-            At least one patient; columns ``dose``, ``dlt`` and ``efficacy``.
-        engine : {"kernel", "pymc", "nuts"}
-            ``"kernel"``: the data-augmentation Gibbs sampler in numba (milliseconds);
-            ``"pymc"``: ``pm.sample`` with the same sampler as PyMC step methods;
-            ``"nuts"``: PyMC's NUTS on the rectangle likelihood (the reference).
-        draws, tune, chains : int
-            Kept draws and burn-in iterations per chain, number of chains.
-        random_seed : int or numpy.random.Generator, optional
-            The same seed gives the same draws.
-        progressbar : bool
-            Show ``pm.sample``'s progress bar.
+    def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
+        """Fit the kernel and read its posterior: ``p_tox`` and ``p_response`` per level.
 
-        Returns
-        -------
-        xarray.DataTree
-            ``posterior`` (the seven parameters and the per-dose deterministics),
-            ``sample_stats``, ``observed_data``, ``constant_data``; root attributes name the
-            model, its options and the engine.
+        The fit is judged by ``sampling.criteria`` (ArviZ's R-hat and ESS) on ``p_tox`` and
+        ``p_response``, the rates the Project Optimus rule reads.
         """
-        check_fit_settings("JointProbit.fit", engine, ENGINES, draws, tune, chains)
-        self.arrays(data, min_patients=1)
-        if engine == "kernel":
-            started = time.perf_counter()
-            arrays = self.sample_kernel(
-                data, draws=draws, tune=tune, chains=chains, random_seed=random_seed
-            )
-            elapsed = time.perf_counter() - started
-            free = {name: arrays[name] for name in PARAMETERS}
-            stats = {name: arrays[name] for name in kernels.SWEEP_STATS}
-            idata = self._builder(data)(free, stats, sampling_time=elapsed, tuning_steps=tune)
-        else:
-            from dosezoo.samplers.joint_probit import joint_probit_steps
+        sampling = Sampling() if sampling is None else sampling
+        idata = self.fit(
+            data,
+            engine="kernel",
+            draws=sampling.draws,
+            tune=sampling.tune,
+            chains=sampling.chains,
+            random_seed=sampling.random_seed,
+        )
+        return self.posterior_from_idata(idata, sampling.criteria)
 
-            idata = sample_pymc(
-                self.build(data),
-                engine=engine,
-                steps=joint_probit_steps,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                progressbar=progressbar,
-            )
-        idata.attrs.update(self._identity(engine))
-        return idata
-
-    def _identity(self, engine: str) -> dict:
-        return fit_identity("JointProbit", self.parameters(), engine)
+    def posterior_from_idata(
+        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+    ) -> DosePosterior:
+        """Read the per-dose rates of a fit, judged on ``p_tox`` and ``p_response``."""
+        return DosePosterior.from_idata(idata, criteria, checked=("p_tox", "p_response"), **options)
 
     def initial_theta(self) -> np.ndarray:
         """Return the kernel chains' initial parameters: prior means, median cut point, rho = 0."""
@@ -667,8 +628,7 @@ class JointProbit:
         x, tox, eff = self.arrays(data, min_patients=1)
         prior, start = self.prior.packed(), self.initial_theta()
         values, stats = [], []
-        for rng in get_random_generator(random_seed).spawn(chains):
-            rng.integers(2**30)
+        for rng in chain_generators(random_seed, chains):
             chain, chain_stats = kernels.run_chain(
                 rng, start, x, tox, eff, prior, tune, draws, variant
             )
@@ -707,73 +667,15 @@ class JointProbit:
             "p_response_no_tox": ndtr(-mu_t) - bivariate_normal_cdf_numpy(-mu_t, -mu_e, rho),
         }
 
-    def _builder(self, data: TrialData) -> IdataBuilder:
-        """Return the cached model and DataTree builder, moved to this data by ``pm.set_data``."""
-        x, tox, eff = self.arrays(data)
-        builder = self._cache.get("builder")
-        if builder is None:
-            builder = self._cache["builder"] = IdataBuilder(self.build(data))
-        else:
-            pm.set_data(
-                {"x": x, "cell": 3 * tox + eff},
-                coords={"patient": np.arange(x.size)},
-                model=builder.model,
-            )
-            builder.refresh_data()
-        return builder
-
     # ------------------------------------------------------------ predictive
 
-    def sample_prior_predictive(
-        self,
-        data: TrialData | None = None,
-        *,
-        draws: int = 1000,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Draws from the prior: parameters, per-dose rates and joint outcomes.
+    def _predictive_context(self) -> contextlib.AbstractContextManager:
+        """PyMC's forward sampler, with its known object-mode warning silenced."""
+        return forward_sampling()
 
-        Parameters
-        ----------
-        data : TrialData, optional
-            Patients (doses) at which to draw prior outcomes; none by default.
-        draws : int
-        random_seed : int or Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            Groups ``prior`` (with ``p_tox``, ``p_response``, ... per dose) and
-            ``prior_predictive`` (``outcome``, ``dlt``, ``efficacy`` per patient).
-        """
-        data = TrialData.empty(outcomes=("dlt", "efficacy")) if data is None else data
-        with self.build(data), forward_sampling():
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        _split_outcome(idata, "prior_predictive")
-        idata.attrs.update(self._identity("prior"))
-        return idata
-
-    def sample_posterior_predictive(
-        self,
-        idata: xr.DataTree,
-        data: TrialData,
-        *,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Replicated joint outcomes of every patient, one per posterior draw.
-
-        Returns
-        -------
-        xarray.DataTree
-            A copy of ``idata`` with ``posterior_predictive``: ``outcome`` (cell
-            ``3 dlt + efficacy``), ``dlt`` and ``efficacy``.
-        """
-        with self.build(data), forward_sampling():
-            out = pm.sample_posterior_predictive(
-                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
-            )
-        _split_outcome(out, "posterior_predictive")
-        return out
+    def _add_predictive(self, idata: xr.DataTree, group: str) -> None:
+        """Add ``dlt`` and ``efficacy`` (from the cell ``3 dlt + efficacy``) to the group."""
+        _split_outcome(idata, group)
 
     def prior_rates(
         self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = None

@@ -1,7 +1,7 @@
-r"""Latent-logit Gaussian-process dose-toxicity model (seed 003, Section 4.1-4.2, eqs 15-21).
+r"""Latent-logit Gaussian-process dose-toxicity model (Seno et al. 2025, Sections 4.1-4.2).
 
 Seno, Matsui, Iwazaki, Inatsu, Takeno and Matsui (2025), *Dose-finding design based on level
-set estimation in phase I cancer clinical trials* (seed 003), following Takahashi and Suzuki
+set estimation in phase I cancer clinical trials*, eqs 15-21, following Takahashi and Suzuki
 (2021). With :math:`K` candidate doses scaled to :math:`x_1 < \dots < x_K` in [0, 1] (equally
 spaced by default, :math:`x_k = (k - 1)/(K - 1)`), a patient at dose :math:`k` has a DLT with
 probability :math:`p_k = \operatorname{logistic}(f(x_k))`:
@@ -16,7 +16,7 @@ probability :math:`p_k = \operatorname{logistic}(f(x_k))`:
     y_i \mid f &\sim \mathrm{Bernoulli}(\operatorname{logistic}(f(x_{k_i}))) \quad (18)
 
 so that :math:`[L_\sigma, U_\sigma]` (``sigma_f_range``) is the central 95% prior interval of
-:math:`\sigma_f`. The length-scale :math:`\ell` is fixed (default 1, as the seed's Section
+:math:`\sigma_f`. The length-scale :math:`\ell` is fixed (default 1, as in the paper's Section
 4.2.2 and Appendix C.3). The PyMC model is written non-centred,
 :math:`f = m + \sigma_f L z` with :math:`z \sim N(0, I)` and :math:`L L^\top = k_{SE} +
 \epsilon I` (a fixed jitter :math:`\epsilon`, default :math:`10^{-6}`, part of the model for
@@ -46,14 +46,14 @@ through :math:`(x_1, m_1)` and :math:`(x_K, m_K)`. With a prior MTD level :math:
 (iv) :math:`k^* = K`: :math:`m_K := \operatorname{logit}\phi`, line through
      :math:`(x_1, m_1)` and :math:`(x_K, \operatorname{logit}\phi)`.
 
-Choices where the seed's text lost its symbols (each is an option)
-------------------------------------------------------------------
+Choices where the paper's text lost its symbols (each is an option)
+-------------------------------------------------------------------
 * which end point anchors the line in cases (ii) and (iii): the *farther* end from
   :math:`x_{k^*}` (so the line is the least steep one through the MTD statement and one end
   statement, and the extrapolated means stay moderate); the split is at the middle of the
   scaled range, the middle dose itself falling in case (ii);
 * :math:`\delta = 0.05` (``margin``; the half-width of the proper dosing interval of mTPI and
-  the BLRM, to which the seed points), :math:`q_1 = q_K = 0.8` (``prob_low``, ``prob_high``);
+  the BLRM, to which the paper points), :math:`q_1 = q_K = 0.8` (``prob_low``, ``prob_high``);
 * :math:`[L_\sigma, U_\sigma] = [0.5, 2]` (``sigma_f_range``): on the logit scale a latent
   standard deviation from 0.5 to 2 allows departures from the prior curve from modest to large
   (at :math:`p = 0.2`, :math:`\pm 2` on the logit scale spans 0.03-0.65).
@@ -62,28 +62,28 @@ An initial guess of the DLT probabilities (step 3 of Section 4.4) gives
 :math:`m_k = \operatorname{logit}(\hat p_k)` (:meth:`LatentGP.from_initial_guess`).
 """
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Literal
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from pymc.util import get_random_generator
 from scipy.special import logit, ndtri
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
-from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
-from dosezoo.levels import level_counts, level_index, real_number, validate_dose_levels
+from dosezoo.diagnostics import ConvergenceReport
+from dosezoo.levels import level_counts, level_index, validate_dose_levels
+from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import latent_gp_kernels as kernels
+from dosezoo.samplers.latent_gp import latent_gp_steps
 
-Engine = Literal["kernel", "pymc", "nuts"]
-ENGINES = ("kernel", "pymc", "nuts")
 #: Default plausible range of sigma_f (the central 95% prior interval).
 SIGMA_F_RANGE = (0.5, 2.0)
 #: 95% central normal quantile used by eq (21).
@@ -212,8 +212,8 @@ def squared_exponential(x: np.ndarray, length_scale: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class LatentGP:
-    r"""The latent-logit GP model of seed 003 with its hyper-parameters.
+class LatentGP(DoseModel):
+    r"""The latent-logit GP model of Seno et al. (2025) with its hyper-parameters.
 
     Parameters
     ----------
@@ -240,6 +240,13 @@ class LatentGP:
     >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
     """
 
+    model_name: ClassVar[str] = "LatentGP"
+    outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
+    default_engine: ClassVar[str] = "kernel"
+    fast_engine: ClassVar[str | None] = "kernel"
+    default_tune: ClassVar[int] = 500
+    min_fit_patients: ClassVar[int] = 0
+
     dose_levels: Sequence[float]
     prior_mean: Sequence[float]
     _: KW_ONLY
@@ -251,7 +258,6 @@ class LatentGP:
     log_sigma_mu: float = field(init=False, repr=False)
     log_sigma_sd: float = field(init=False, repr=False)
     chol: np.ndarray = field(init=False, repr=False, compare=False)
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the hyper-parameters, naming the one at fault."""
@@ -366,30 +372,6 @@ class LatentGP:
 
     # -------------------------------------------------------------- properties
 
-    def __getstate__(self) -> dict:
-        """Pickle the hyper-parameters only (the cached PyMC model is rebuilt on demand)."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "dose_levels",
-                "prior_mean",
-                "scaled_doses",
-                "length_scale",
-                "sigma_f_range",
-                "jitter",
-                "slice_width",
-                "log_sigma_mu",
-                "log_sigma_sd",
-                "chol",
-            )
-        }
-
-    def __setstate__(self, state: dict) -> None:
-        """Restore from :meth:`__getstate__` (used by process pools)."""
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_cache", {})
-
     @property
     def n_doses(self) -> int:
         """Number of candidate doses."""
@@ -424,6 +406,16 @@ class LatentGP:
         """
         counts = level_counts(data, self.dose_levels, owner="LatentGP")
         return counts.n.astype(float), counts.y.astype(float)
+
+    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
+        """Check the data: a 0/1 ``dlt`` column and doses among the levels."""
+        self._level_index(data)
+        data.require("dlt", min_patients=min_patients, model="LatentGP")
+
+    def data_values(self, data: TrialData) -> dict[str, np.ndarray]:
+        """Return the values of the model's data containers: ``dose_index`` and ``dlt_obs``."""
+        index, dlt = self._level_index(data)
+        return {"dose_index": index, "dlt_obs": dlt}
 
     def _level_index(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(data, TrialData):
@@ -471,84 +463,73 @@ class LatentGP:
             pm.Bernoulli("dlt", logit_p=f[dose_index], observed=dlt_obs, dims="patient")
         return model
 
-    # --------------------------------------------------------------------- fit
+    # ----------------------------------------------------------------- engines
 
-    def fit(
-        self,
-        data: TrialData,
-        *,
-        engine: Engine = "kernel",
-        draws: int = 1000,
-        tune: int = 500,
-        chains: int = 2,
-        random_seed: int | np.random.Generator | None = None,
-        progressbar: bool = False,
+    def step_methods(self, model: pm.Model) -> list:
+        """Return the sweep of ``engine="pymc"``: elliptical slice on z, two slices on sigma."""
+        return latent_gp_steps(model)
+
+    @engine("kernel")
+    def _fit_kernel(
+        self, data: TrialData, *, draws: int, tune: int, chains: int, random_seed, **_
     ) -> xr.DataTree:
-        """Sample the posterior.
+        """Elliptical slice on ``z`` + slice on ``log sigma_f`` compiled with numba."""
+        started = time.perf_counter()
+        n, y = self.counts(data)
+        raw = self.sample_kernel(
+            n, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
+        free = {"sigma_f": np.exp(raw["log_sigma_f"]), "z": raw["z"]}
+        stats = {name: raw[name] for name in kernels.SWEEP_STATS}
+        return self._from_draws(data, free, stats, started=started, tune=tune)
+
+    def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
+        """Sample the posterior of the DLT probabilities with the numba kernel (no DataTree).
+
+        The path of simulation loops. Convergence is judged by the single-chain criterion of
+        ``sampling.criteria``: the effective sample size of each :math:`p_k` (Geyer's initial
+        monotone sequence, :func:`effective_sample_size`, summed over chains) on the lowest
+        ``sampling.levels`` doses must reach its ``min_ess_bulk``; R-hat is not computed. The
+        posterior's ``ess`` holds the ESS per level.
 
         Parameters
         ----------
         data : TrialData
-            Doses among ``dose_levels`` and a 0/1 ``dlt`` column (may be empty: the prior).
-        engine : {"kernel", "pymc", "nuts"}
-            ``"kernel"``: elliptical slice on ``z`` + slice on ``log sigma_f`` compiled with
-            numba (milliseconds); ``"pymc"``: ``pm.sample`` with the same moves as PyMC step
-            methods; ``"nuts"``: PyMC's NUTS on the same model, the reference.
-        draws, tune, chains : int
-            Kept draws and burn-in per chain, number of chains.
-        random_seed : int or numpy.random.Generator, optional
-            The same seed gives the same draws.
-        progressbar : bool
-            Show ``pm.sample``'s progress bar.
+            Doses among the levels and a 0/1 ``dlt`` column (may be empty: the prior).
+        sampling : Sampling, optional
+            Draws, burn-in (the model's default when None), chains, seed, criteria, levels.
 
         Returns
         -------
-        xarray.DataTree
-            ``sigma_f``, ``z``, ``f`` and ``p_dlt`` (dims chain, draw[, dose]) in
-            ``posterior``; ``sample_stats``, ``observed_data``, ``constant_data``; root
-            attributes name the model, its hyper-parameters and the engine.
+        DosePosterior
+            ``p_dlt`` draws (chain-major), their ESS per level, and a report when checked.
         """
-        check_fit_settings("LatentGP.fit", engine, ENGINES, draws, tune, chains)
-        if engine == "kernel":
-            started = time.perf_counter()
-            n, y = self.counts(data)
-            raw = self.sample_kernel(
-                n, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
-            )
-            elapsed = time.perf_counter() - started
-            free = {"sigma_f": np.exp(raw["log_sigma_f"]), "z": raw["z"]}
-            stats = {name: raw[name] for name in kernels.SWEEP_STATS}
-            idata = self._builder(data)(free, stats, sampling_time=elapsed, tuning_steps=tune)
-        else:
-            from dosezoo.samplers.latent_gp import latent_gp_steps
-
-            idata = sample_pymc(
-                self.build(data),
-                engine=engine,
-                steps=latent_gp_steps,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                progressbar=progressbar,
-            )
-        idata.attrs.update(fit_identity("LatentGP", self.parameters(), engine))
-        return idata
-
-    def _builder(self, data: TrialData) -> IdataBuilder:
-        """Return the cached DataTree builder, moved to ``data`` by ``pm.set_data``."""
-        index, dlt = self._level_index(data)
-        builder = self._cache.get("builder")
-        if builder is None:
-            builder = self._cache["builder"] = IdataBuilder(self.build(data))
-        else:
-            pm.set_data(
-                {"dose_index": index, "dlt_obs": dlt},
-                coords={"patient": np.arange(index.size)},
-                model=builder.model,
-            )
-            builder.refresh_data()
-        return builder
+        sampling = Sampling() if sampling is None else sampling
+        tune = self.default_tune if sampling.tune is None else sampling.tune
+        n, y = self.counts(data)
+        raw = self.sample_kernel(
+            n,
+            y,
+            draws=sampling.draws,
+            tune=tune,
+            chains=sampling.chains,
+            random_seed=sampling.random_seed,
+        )
+        p_dlt = raw["p_dlt"]
+        ess = sum(effective_sample_size(chain) for chain in p_dlt)
+        report = None
+        if sampling.criteria is not None:
+            least = float(ess[: sampling.levels].min())
+            minimum = sampling.criteria.min_ess_bulk
+            failures = () if least >= minimum else (f"p_dlt: ESS {least:.0f} < {minimum:g}",)
+            report = ConvergenceReport(table=None, divergences=0, failures=failures)
+        return DosePosterior(
+            dose_levels=self.dose_levels,
+            rates={"p_dlt": p_dlt.reshape(-1, self.n_doses)},
+            chains=sampling.chains,
+            report=report,
+            ess={"p_dlt": ess},
+        )
 
     def sample_kernel(
         self,
@@ -587,8 +568,7 @@ class LatentGP:
         chol = np.ascontiguousarray(self.chol)
         z_all, t_all, s_all, p_all = [], [], [], []
         start = np.zeros(self.n_doses)
-        for rng in get_random_generator(random_seed).spawn(chains):
-            rng.integers(2**30)
+        for rng in chain_generators(random_seed, chains):
             z, t, stats = kernels.run_chain(
                 rng,
                 start,
@@ -616,28 +596,6 @@ class LatentGP:
         for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
             out[name] = stats[:, :, i].astype(dtype)
         return out
-
-    def seed_for(self, data: TrialData, base_seed: int) -> int:
-        """Return a seed that is a deterministic function of ``base_seed`` and the data."""
-        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
-        digest.update(np.asarray(data.column("dlt"), float).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little") ^ int(base_seed)
-
-    # -------------------------------------------------------------- predictive
-
-    def sample_prior_predictive(
-        self,
-        data: TrialData | None = None,
-        *,
-        draws: int = 1000,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Draws of ``sigma_f``, ``z``, ``f``, ``p_dlt`` from the prior (and DLTs at ``data``)."""
-        data = TrialData.empty(outcomes=("dlt",)) if data is None else data
-        with self.build(data):
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        idata.attrs.update({"model": "LatentGP", "engine": "prior"})
-        return idata
 
     # ------------------------------------------------------------ interpolation
 

@@ -1,7 +1,7 @@
 r"""The three-parameter non-linear dose-finder (3PND) for continuous toxicity.
 
 Lee, S.Y. (2023). A flexible dose-response modeling framework based on continuous toxicity
-outcomes in phase I cancer clinical trials. *Trials* 24, 745 (seed 001), eqs (5)-(9):
+outcomes in phase I cancer clinical trials. *Trials* 24, 745, eqs (5)-(9):
 
 .. math::
 
@@ -22,37 +22,32 @@ samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
+from dosezoo.checks import real_number
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import (
-    IdataBuilder,
-    PredictiveDraws,
-    check_fit_settings,
-    fit_identity,
-    sample_pymc,
-)
+from dosezoo.inference import sample_pymc
+from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.three_pnd import three_pnd_steps
 from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
-Engine = Literal["pymc", "nuts", "kernel", "quadrature"]
-ENGINES = ("pymc", "nuts", "kernel", "quadrature")
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
 
 
 @dataclass(frozen=True)
-class ThreePND(PredictiveDraws):
-    """The 3PND model of seed 001 with its hyper-parameters.
+class ThreePND(DoseModel):
+    """The 3PND model of Lee (2023) with its hyper-parameters.
 
     Parameters
     ----------
@@ -77,25 +72,21 @@ class ThreePND(PredictiveDraws):
     >>> idata = model.fit(data, engine="kernel", random_seed=1)  # doctest: +SKIP
     """
 
+    model_name: ClassVar[str] = "ThreePND"
+    outcomes: ClassVar[tuple[str, ...]] = ("y",)
+    default_engine: ClassVar[str] = "pymc"
+    fast_engine: ClassVar[str | None] = "quadrature"
+
     eta: float
     gamma: float
     x_min: float
     x_max: float
     delta: float = 0.5
-    outcomes: ClassVar[tuple[str, ...]] = ("y",)
-    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the hyper-parameters, naming the one at fault."""
         for name in ("eta", "gamma", "x_min", "x_max", "delta"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(
-                value, int | float | np.integer | np.floating
-            ):
-                raise ValueError(f"ThreePND: {name} must be a real number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"ThreePND: {name} must be finite, got {value!r}")
-            object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, real_number("ThreePND", name, getattr(self, name)))
         if self.eta <= 0:
             raise ValueError(f"ThreePND: eta must be > 0, got {self.eta!r}")
         if not 0.5 < self.gamma < 1:
@@ -108,16 +99,6 @@ class ThreePND(PredictiveDraws):
             )
         if self.delta <= 0:
             raise ValueError(f"ThreePND: delta must be > 0, got {self.delta!r}")
-
-    def __getstate__(self) -> dict:
-        """Pickle the hyper-parameters only: the cached PyMC model is rebuilt on demand."""
-        return self.parameters()
-
-    def __setstate__(self, state: dict) -> None:
-        """Restore from :meth:`__getstate__` (used by process pools)."""
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_cache", {})
 
     @property
     def z(self) -> float:
@@ -139,6 +120,10 @@ class ThreePND(PredictiveDraws):
         return {name: getattr(self, name) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
 
     # ------------------------------------------------------------------ data
+
+    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
+        """Check the data: a ``y`` column, doses inside the dose range, not all responses 0."""
+        self._arrays(data, min_patients=min_patients)
 
     def _arrays(self, data: TrialData, *, min_patients: int) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(data, TrialData):
@@ -207,80 +192,58 @@ class ThreePND(PredictiveDraws):
             )
         return model
 
-    # ------------------------------------------------------------------- fit
+    # ------------------------------------------------------------------- engines
 
-    def fit(
-        self,
-        data: TrialData,
-        *,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 2,
-        engine: Engine = "pymc",
-        random_seed: int | np.random.Generator | None = None,
-        ridge: bool = True,
-        progressbar: bool = False,
-    ) -> xr.DataTree:
-        """Sample the posterior.
+    def step_methods(self, model: pm.Model, *, ridge: bool = True) -> list:
+        """Return the sweep of ``engine="pymc"``: sigma slice and ridge move, or Lee's sweep."""
+        return three_pnd_steps(model, ridge=ridge)
 
-        Parameters
-        ----------
-        data : TrialData
-            At least one patient, columns ``dose`` and ``y``.
-        draws, tune, chains : int
-            Kept draws and burn-in iterations per chain, number of chains.
-        engine : {"pymc", "nuts", "kernel", "quadrature"}
-            ``"pymc"``: ``pm.sample`` with this package's step methods (the sigma slice and
-            the ridge move; with ``ridge=False`` the seed's beta Gibbs, sigma slice and nu
-            elliptical slice); ``"nuts"``: PyMC's NUTS, the reference;
-            ``"kernel"``: the same sweep compiled with numba (milliseconds);
-            ``"quadrature"``: independent draws from the quadrature posterior of
-            :meth:`mtd_posterior` (``tune`` is unused; draws are exact given the grid cell,
-            within which ``(log sigma, log nu)`` is uniform).
-        random_seed : int or numpy.random.Generator, optional
-            Seed; the same seed gives the same draws.
-        ridge : bool
-            Use the ridge sweep in the ``"pymc"`` and ``"kernel"`` engines (default).
-            Without it the sweep is the seed's Algorithm 3, whose beta and nu mix slowly
-            (see the benchmarks).
-        progressbar : bool
-            Show ``pm.sample``'s progress bar.
+    @engine("pymc")
+    def _fit_pymc(self, data: TrialData, *, ridge: bool = True, **settings) -> xr.DataTree:
+        """``pm.sample`` with this package's step methods (the ridge sweep by default).
 
-        Returns
-        -------
-        xarray.DataTree
-            InferenceData with ``beta``, ``sigma``, ``nu`` and ``mtd`` (dims chain, draw) in
-            ``posterior``, plus ``sample_stats``, ``observed_data`` and ``constant_data``; the
-            root attributes name the model, its hyper-parameters and the engine.
+        ``ridge=False`` runs Lee's Algorithm 3 (beta Gibbs, sigma slice, nu elliptical slice),
+        whose beta and nu mix slowly (see the benchmarks).
         """
-        check_fit_settings("ThreePND.fit", engine, ENGINES, draws, tune, chains)
+        return sample_pymc(
+            self.build(data),
+            engine="pymc",
+            steps=lambda model: self.step_methods(model, ridge=ridge),
+            **settings,
+        )
+
+    @engine("kernel")
+    def _fit_kernel(
+        self, data: TrialData, *, draws, tune, chains, random_seed, ridge: bool = True, **_
+    ) -> xr.DataTree:
+        """Run the sweep of ``"pymc"`` compiled with numba (milliseconds)."""
+        started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
-        if engine == "kernel":
-            idata = self._fit_kernel(
-                dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
-            )
-        elif engine == "quadrature":
-            idata = self._fit_quadrature(
-                dose, y, draws=draws, chains=chains, random_seed=random_seed
-            )
-        else:
-            from dosezoo.samplers.three_pnd import three_pnd_steps
+        arrays = self.sample_kernel(
+            dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
+        )
+        free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
+        stats = {name: arrays[name] for name in arrays if name not in PARAMETERS}
+        return self._from_draws(data, free, stats, started=started, tune=tune)
 
-            idata = sample_pymc(
-                self.build(data),
-                engine=engine,
-                steps=lambda model: three_pnd_steps(model, ridge=ridge),
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=random_seed,
-                progressbar=progressbar,
-            )
-        idata.attrs.update(self._identity(engine))
-        return idata
+    @engine("quadrature")
+    def _fit_quadrature(self, data: TrialData, *, draws, chains, random_seed, **_) -> xr.DataTree:
+        """Independent draws from the quadrature posterior of :meth:`mtd_posterior`.
 
-    def _identity(self, engine: str) -> dict:
-        return fit_identity("ThreePND", self.parameters(), engine)
+        ``tune`` is unused; draws are exact given the grid cell, within which
+        ``(log sigma, log nu)`` is uniform.
+        """
+        started = time.perf_counter()
+        dose, y = self._arrays(data, min_patients=1)
+        grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
+        sample = grid.sample(draws * chains, get_random_generator(random_seed))
+        free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
+        return self._from_draws(data, free, {}, started=started, tune=0)
+
+    def data_values(self, data: TrialData) -> dict[str, np.ndarray]:
+        """Return the values of the model's data containers: ``dose`` and ``response``."""
+        dose, y = self._arrays(data, min_patients=0)
+        return {"dose": dose, "response": y}
 
     def initial_state(self) -> tuple[float, float, float]:
         """Return the constrained initial point ``(beta, sigma, nu)`` every engine starts from.
@@ -320,8 +283,7 @@ class ThreePND(PredictiveDraws):
         hyper = self.hyper
         start = self.initial_state()
         values, stats = [], []
-        for rng in get_random_generator(random_seed).spawn(chains):
-            rng.integers(2**30)
+        for rng in chain_generators(random_seed, chains):
             chain_values, chain_stats = kernels.run_chain(
                 rng, *start, obs, hyper, tune, draws, ridge
             )
@@ -334,41 +296,6 @@ class ThreePND(PredictiveDraws):
             if name in made:
                 out[name] = stats[:, :, i].astype(dtype)
         return out
-
-    def _builder(self, dose: np.ndarray, y: np.ndarray) -> IdataBuilder:
-        """Return the cached model and DataTree builder, moved to this data by ``pm.set_data``."""
-        builder = self._cache.get("builder")
-        if builder is None:
-            builder = self._cache["builder"] = IdataBuilder(
-                self.build(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
-            )
-        else:
-            pm.set_data(
-                {"dose": dose, "response": y},
-                coords={"patient": np.arange(dose.size)},
-                model=builder.model,
-            )
-            builder.refresh_data()
-        return builder
-
-    def _fit_kernel(self, dose, y, *, draws, tune, chains, random_seed, ridge) -> xr.DataTree:
-        started = time.perf_counter()
-        arrays = self.sample_kernel(
-            dose, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed, ridge=ridge
-        )
-        elapsed = time.perf_counter() - started
-        free = {name: arrays[name] for name in ("sigma", "nu", "beta")}
-        stats = {name: arrays[name] for name in arrays if name not in PARAMETERS}
-        return self._builder(dose, y)(free, stats, sampling_time=elapsed, tuning_steps=tune)
-
-    def _fit_quadrature(self, dose, y, *, draws, chains, random_seed) -> xr.DataTree:
-        started = time.perf_counter()
-        grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
-        sample = grid.sample(draws * chains, get_random_generator(random_seed))
-        free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
-        return self._builder(dose, y)(
-            free, {}, sampling_time=time.perf_counter() - started, tuning_steps=0
-        )
 
     def mtd_posterior(self, data: TrialData, *, grid_size: int = 48) -> QuadratureGrid:
         """Compute the exact posterior of the MTD by quadrature (no Monte Carlo error).
@@ -397,6 +324,15 @@ class ThreePND(PredictiveDraws):
         return posterior_grid(
             kernels.summarise(dose, y, self.x_min), self.hyper, size=int(grid_size)
         )
+
+    def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
+        """Return the exact posterior of the MTD (:meth:`mtd_posterior`) as a DosePosterior.
+
+        ``sampling`` is unused: the quadrature has no Monte Carlo error. The posterior has no
+        per-dose rates (3PND's doses are continuous); its ``mtd`` is the quadrature grid.
+        """
+        grid = self.mtd_posterior(data)
+        return DosePosterior(dose_levels=(), rates={}, mtd=grid, report=grid.report)
 
     # ------------------------------------------------------- derived curves
 

@@ -30,15 +30,14 @@ from typing import ClassVar
 import numpy as np
 import pymc as pm
 from pymc.pytensorf import extract_obs_data
-from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
-from pymc.util import get_random_generator, get_value_vars_from_user_vars
 
 from dosezoo.samplers import joint_probit_kernels as kernels
+from dosezoo.samplers.base import Layout, LayoutStep
 
 _PARAMETERS = kernels.PARAMETERS
 
 
-class JointProbitLayout:
+class JointProbitLayout(Layout):
     """Where the parameters, the prior and the data live in a joint-probit PyMC model.
 
     Parameters
@@ -110,73 +109,41 @@ class LatentState:
             self._data = data
 
 
-class JointProbitStep(BlockedStep):
-    """Base of the joint-probit step methods: decode, run one numba move, encode.
+class JointProbitStep(LayoutStep):
+    """Base of the joint-probit step methods: the state is ``theta`` (the kernels' layout).
 
-    Subclasses set ``updates`` (the parameters they change), ``stats_dtypes_shapes`` and
-    :meth:`move`.
+    Subclasses set ``updates``, ``stats_dtypes_shapes`` and :meth:`update`, which changes
+    ``theta`` (and the latent state) in place.
 
     Parameters
     ----------
-    vars : list, optional
-        The variables of ``updates`` (default).
     latent : LatentState, optional
         The latent pairs shared with the other steps of the sweep; a new one by default.
     variant : int
         ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
     """
 
-    updates: tuple[str, ...] = ()
-    _state_class = StepMethodState
+    layout_class = JointProbitLayout
 
-    def __init__(
-        self,
-        vars=None,
-        *,
-        latent: LatentState | None = None,
-        variant: int = kernels.CORRECT,
-        model=None,
-        rng=None,
-        initial_point=None,
-        compile_kwargs=None,
-        blocked=True,
-    ) -> None:
-        model = pm.modelcontext(model)
-        self.layout = JointProbitLayout(model)
-        if vars is None:
-            vars = [model[name] for name in self.updates]
-        self.vars = get_value_vars_from_user_vars(vars, model)
-        expected = {self.layout.value_names[name] for name in self.updates}
-        if {v.name for v in self.vars} != expected:
-            raise ValueError(
-                f"{type(self).__name__} updates {sorted(self.updates)}; "
-                f"got {[v.name for v in self.vars]}"
-            )
+    def configure(self, *, latent: LatentState | None = None, variant: int = kernels.CORRECT):
+        """Share the sweep's latent state; pick the kernel variant."""
         self.latent = LatentState() if latent is None else latent
         self.variant = int(variant)
-        self.rng = get_random_generator(rng)
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain: own generator, and a fresh latent state."""
         super().setup_chain(rng, tune, draws)
         self.latent.reset()
 
-    def step(self, point: dict) -> tuple[dict, list[dict]]:
-        """Advance the chain by one move of this step's variables."""
-        theta = self.layout.decode(point)
-        x, tox, eff = self.layout.observations()
-        self.latent.ensure(self.rng, theta, x, tox, eff)
-        stats = self.move(theta, x, tox, eff)
-        return self.layout.encode(point, theta, self.updates), [stats]
+    def move(self, state: np.ndarray, data: tuple) -> tuple[np.ndarray, dict]:
+        """Draw the latent pairs if this data has none yet, then run this step's block."""
+        x, tox, eff = data
+        self.latent.ensure(self.rng, state, x, tox, eff)
+        return state, self.update(state, x, tox, eff)
 
-    def move(self, theta: np.ndarray, x, tox, eff) -> dict:
+    def update(self, theta: np.ndarray, x, tox, eff) -> dict:
         """Update ``theta`` (and the latent state) in place; return this step's statistics."""
         raise NotImplementedError
-
-    @staticmethod
-    def competence(var, has_grad):
-        """Never assigned automatically: the steps are valid only as a complete sweep."""
-        return Competence.INCOMPATIBLE
 
 
 class LatentCorrelationThresholdStep(JointProbitStep):
@@ -189,7 +156,7 @@ class LatentCorrelationThresholdStep(JointProbitStep):
         for name in ("rho_slice_evals", "threshold_slice_evals")
     }
 
-    def move(self, theta, x, tox, eff):
+    def update(self, theta, x, tox, eff):
         """Run the latent block."""
         rho_evals, threshold_evals = kernels.latent_block(
             self.rng,
@@ -219,7 +186,7 @@ class ToxicityCoefficientsGibbs(JointProbitStep):
         "toxicity_slice_evals": (kernels.SWEEP_STATS["toxicity_slice_evals"], [])
     }
 
-    def move(self, theta, x, tox, eff):
+    def update(self, theta, x, tox, eff):
         """Run the toxicity block."""
         evals = kernels.toxicity_block(
             self.rng,
@@ -244,7 +211,7 @@ class EfficacyCoefficientsGibbs(JointProbitStep):
         "efficacy_slice_evals": (kernels.SWEEP_STATS["efficacy_slice_evals"], [])
     }
 
-    def move(self, theta, x, tox, eff):
+    def update(self, theta, x, tox, eff):
         """Run the efficacy block."""
         evals = kernels.efficacy_block(
             self.rng,
@@ -288,113 +255,3 @@ def joint_probit_steps(
             EfficacyCoefficientsGibbs,
         )
     ]
-
-
-def joint_probit_sbc(
-    model,
-    doses,
-    *,
-    engine: str = "kernel",
-    n_reps: int,
-    random_seed: int,
-    variant: int = kernels.CORRECT,
-    kept: int = 495,
-    thin: int = 5,
-    tune: int = 200,
-):
-    """Simulation-based calibration of a joint-probit engine on a fixed allocation of doses.
-
-    Parameters and outcomes are drawn by PyMC's forward sampler from the model itself (so the
-    check is independent of the kernels), then each replication is fitted with one chain.
-
-    Parameters
-    ----------
-    model : dosezoo.models.joint_probit.JointProbit
-        The model whose prior generates the replications.
-    doses : sequence of float
-        One dose per patient.
-    engine : {"kernel", "pymc"}
-        The numba sampler, or ``pm.sample`` with the step methods.
-    n_reps : int
-        Replications.
-    random_seed : int
-        Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
-    variant : int
-        ``kernels.CORRECT``, or a ``kernels.*_BUG`` variant for a negative control.
-    kept, thin, tune : int
-        Draws per fit, thinning, burn-in.
-
-    Returns
-    -------
-    dosezoo.validation.SBCResult
-        Ranks of the seven parameters and of ``p_tox`` and ``p_response`` at the lowest and
-        highest doses.
-    """
-    import pandas as pd
-
-    from dosezoo.data import TrialData
-    from dosezoo.models.joint_probit import forward_sampling
-    from dosezoo.validation import simulation_based_calibration
-
-    doses = np.asarray(doses, dtype=float)
-    template = TrialData.from_dataframe(
-        pd.DataFrame({"dose": doses, "dlt": np.zeros(doses.size, int), "efficacy": 0})
-    )
-    pm_model = model.build(template)
-    with forward_sampling():
-        *params, outcomes = pm.draw(
-            [pm_model[name] for name in (*_PARAMETERS, "outcome")],
-            draws=n_reps,
-            random_seed=random_seed,
-        )
-    truth = dict(zip(_PARAMETERS, params, strict=True))
-    rates = model.dose_probabilities(truth)
-    last = len(model.dose_levels) - 1
-    for name in ("p_tox", "p_response"):
-        truth[f"{name}_lowest"] = rates[name][:, 0]
-        truth[f"{name}_highest"] = rates[name][:, last]
-
-    def data_of(cell):
-        return TrialData.from_dataframe(
-            pd.DataFrame({"dose": doses, "dlt": cell // 3, "efficacy": cell % 3})
-        )
-
-    def with_rates(draws):
-        draws = {name: np.asarray(draws[name]).reshape(-1) for name in _PARAMETERS}
-        fitted = model.dose_probabilities(draws)
-        for name in ("p_tox", "p_response"):
-            draws[f"{name}_lowest"] = fitted[name][:, 0]
-            draws[f"{name}_highest"] = fitted[name][:, last]
-        return draws
-
-    def kernel_fit(cell, seed):
-        raw = model.sample_kernel(
-            data_of(cell),
-            draws=kept,
-            tune=tune,
-            chains=1,
-            random_seed=np.random.default_rng(seed),
-            variant=variant,
-        )
-        return with_rates(raw)
-
-    def pymc_fit(cell, seed):
-        pm.set_data({"cell": cell}, model=pm_model)
-        idata = pm.sample(
-            draws=kept,
-            tune=tune,
-            chains=1,
-            step=joint_probit_steps(pm_model, variant=variant),
-            model=pm_model,
-            random_seed=np.random.default_rng(seed),
-            progressbar=False,
-            quiet=True,
-        )
-        return with_rates({name: idata["posterior"][name].to_numpy() for name in _PARAMETERS})
-
-    fits = {"kernel": kernel_fit, "pymc": pymc_fit}
-    if engine not in fits:
-        raise ValueError(f"joint_probit_sbc: engine must be one of {tuple(fits)}, got {engine!r}")
-    return simulation_based_calibration(
-        truth, list(outcomes), fits[engine], thin=thin, random_seed=random_seed + 1
-    )

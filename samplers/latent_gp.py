@@ -1,4 +1,4 @@
-"""PyMC step methods for the latent-logit GP posterior (seed 003, eqs 15-18 and 21).
+"""PyMC step methods for the latent-logit GP posterior (Seno et al. 2025, eqs 15-18 and 21).
 
 Two step methods, thin wrappers around the numba moves of
 :mod:`dosezoo.samplers.latent_gp_kernels` (where the moves are derived):
@@ -15,19 +15,17 @@ Jacobian is the normal density of ``log sigma_f``, so the value variable is the 
 ``t``. Use :func:`latent_gp_steps` to get the sweep of ``LatentGP.fit(engine="pymc")``.
 """
 
-from abc import abstractmethod
 from typing import ClassVar
 
 import numpy as np
 import pymc as pm
 from pymc.pytensorf import extract_obs_data
-from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
-from pymc.util import get_random_generator, get_value_vars_from_user_vars
 
 from dosezoo.samplers import latent_gp_kernels as kernels
+from dosezoo.samplers.base import Layout, LayoutStep
 
 
-class LatentGPLayout:
+class LatentGPLayout(Layout):
     """Where ``z``, ``sigma_f``, the hyper-parameters and the data live in a LatentGP model.
 
     Hyper-parameters (prior mean, Cholesky factor, log-normal parameters) are read once from
@@ -49,8 +47,10 @@ class LatentGPLayout:
         ]
         if missing:
             raise ValueError(f"not a LatentGP model: it lacks {missing}")
-        self.z_name = model.rvs_to_values[model["z"]].name
-        self.t_name = model.rvs_to_values[model["sigma_f"]].name
+        self.value_names = {
+            "z": model.rvs_to_values[model["z"]].name,
+            "sigma_f": model.rvs_to_values[model["sigma_f"]].name,
+        }
         self.mean = np.ascontiguousarray(extract_obs_data(model["prior_mean"]), dtype=float)
         self.chol = np.ascontiguousarray(extract_obs_data(model["chol"]), dtype=float)
         self.log_sigma_mu = float(extract_obs_data(model["log_sigma_mu"]))
@@ -59,7 +59,20 @@ class LatentGPLayout:
         self._index = model["dose_index"]
         self._dlt = model.rvs_to_values[model["dlt"]]
 
-    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, point: dict) -> tuple[np.ndarray, float]:
+        """Return ``(z, t)``, ``t = log sigma_f`` (the value variable of ``sigma_f``)."""
+        z = np.ascontiguousarray(point[self.value_names["z"]], dtype=float)
+        return z, float(point[self.value_names["sigma_f"]])
+
+    def encode(self, point: dict, state: tuple, names: tuple[str, ...]) -> dict:
+        """Copy ``point`` with ``(z, t)`` written back, keys in order."""
+        z, t = state
+        new = point.copy()
+        new[self.value_names["z"]] = np.asarray(z)
+        new[self.value_names["sigma_f"]] = np.asarray(t)
+        return new
+
+    def observations(self) -> tuple[np.ndarray, np.ndarray]:
         """Patients and DLTs per dose from the model's current data."""
         index = np.asarray(extract_obs_data(self._index), dtype=np.int64)
         dlt = np.asarray(extract_obs_data(self._dlt), dtype=float)
@@ -69,98 +82,52 @@ class LatentGPLayout:
         return n, y
 
 
-class LatentGPStep(BlockedStep):
-    """Base of the LatentGP step methods: read ``(z, t)``, run one numba move, write back."""
+class LatentGPStep(LayoutStep):
+    """Base of the LatentGP step methods: the state is ``(z, log sigma_f)``."""
 
-    updates: str = ""
-    _state_class = StepMethodState
-
-    def __init__(
-        self,
-        vars=None,
-        *,
-        model=None,
-        rng=None,
-        initial_point=None,
-        compile_kwargs=None,
-        blocked=True,
-    ) -> None:
-        model = pm.modelcontext(model)
-        self.layout = LatentGPLayout(model)
-        names = self.updates.split("+")
-        if vars is None:
-            vars = [model[name] for name in names]
-        self.vars = get_value_vars_from_user_vars(vars, model)
-        value_names = {"z": self.layout.z_name, "sigma_f": self.layout.t_name}
-        expected = [value_names[name] for name in names]
-        if sorted(v.name for v in self.vars) != sorted(expected):
-            raise ValueError(
-                f"{type(self).__name__} updates {self.updates!r}; got {[v.name for v in self.vars]}"
-            )
-        self.rng = get_random_generator(rng)
-
-    def step(self, point: dict) -> tuple[dict, list[dict]]:
-        """Advance the chain by one move of this step's variable."""
-        layout = self.layout
-        z = np.ascontiguousarray(point[layout.z_name], dtype=float)
-        t = float(point[layout.t_name])
-        n, y = layout.counts()
-        z, t, stats = self.move(z, t, n, y)
-        new = point.copy()  # keep the key order: the trace reads the values positionally
-        new[layout.z_name] = np.asarray(z)
-        new[layout.t_name] = np.asarray(t)
-        return new, [stats]
-
-    @abstractmethod
-    def move(self, z: np.ndarray, t: float, n: np.ndarray, y: np.ndarray) -> tuple:
-        """Return the new ``(z, t)`` and this step's statistics."""
-
-    @staticmethod
-    def competence(var, has_grad):
-        """Never assigned automatically: these steps need the LatentGP model's structure."""
-        return Competence.INCOMPATIBLE
+    layout_class = LatentGPLayout
 
 
 class WhitenedEllipticalSlice(LatentGPStep):
     """Elliptical slice move of the whitened latent ``z`` given ``sigma_f``."""
 
     name = "latent_gp_ess"
-    updates = "z"
+    updates = ("z",)
     stats_dtypes_shapes: ClassVar[dict] = {"ess_shrinks": (np.int64, [])}
 
-    def move(self, z, t, n, y):
+    def move(self, state, counts):
         """Draw ``z`` given ``log sigma_f``."""
-        layout = self.layout
+        (z, t), (n, y), layout = state, counts, self.layout
         z, shrinks = kernels.elliptical_slice(self.rng, z, t, layout.chol, layout.mean, n, y)
-        return z, t, {"ess_shrinks": int(shrinks)}
+        return (z, t), {"ess_shrinks": int(shrinks)}
 
 
 class LogSigmaCentredSlice(LatentGPStep):
     """Slice move of ``log sigma_f`` given ``f``; ``z`` is rescaled so ``f`` stays put."""
 
     name = "latent_gp_sigma_centred_slice"
-    updates = "z+sigma_f"
+    updates = ("z", "sigma_f")
     stats_dtypes_shapes: ClassVar[dict] = {"centred_evaluations": (np.int64, [])}
 
-    def move(self, z, t, n, y):
+    def move(self, state, counts):
         """Draw ``log sigma_f`` given ``f``."""
-        layout = self.layout
+        (z, t), layout = state, self.layout
         z, t, evaluations = kernels.slice_log_sigma_centred(
             self.rng, z, t, layout.log_sigma_mu, layout.log_sigma_sd, layout.slice_width
         )
-        return z, t, {"centred_evaluations": int(evaluations)}
+        return (z, t), {"centred_evaluations": int(evaluations)}
 
 
 class LogSigmaSlice(LatentGPStep):
     """Slice move (stepping out, shrinkage) of ``log sigma_f`` given ``z``."""
 
     name = "latent_gp_sigma_slice"
-    updates = "sigma_f"
+    updates = ("sigma_f",)
     stats_dtypes_shapes: ClassVar[dict] = {"slice_evaluations": (np.int64, [])}
 
-    def move(self, z, t, n, y):
+    def move(self, state, counts):
         """Draw ``log sigma_f`` given ``z``."""
-        layout = self.layout
+        (z, t), (n, y), layout = state, counts, self.layout
         t, evaluations = kernels.slice_log_sigma(
             self.rng,
             z,
@@ -173,7 +140,7 @@ class LogSigmaSlice(LatentGPStep):
             layout.log_sigma_sd,
             layout.slice_width,
         )
-        return z, t, {"slice_evaluations": int(evaluations)}
+        return (z, t), {"slice_evaluations": int(evaluations)}
 
 
 def latent_gp_steps(model: pm.Model | None = None) -> list[LatentGPStep]:

@@ -1,4 +1,4 @@
-"""PyMC step methods for the 3PND posterior (seed 001, Appendix, Algorithms 3-5).
+"""PyMC step methods for the 3PND posterior (Lee 2023, Appendix, Algorithms 3-5).
 
 Four step methods, each a thin PyMC wrapper around a numba move of
 :mod:`dosezoo.samplers.three_pnd_kernels` (where the full conditionals are derived):
@@ -19,21 +19,18 @@ sigma or nu that holds the constrained beta fixed must re-encode beta, because t
 Use :func:`three_pnd_steps` to get the sweep that ``ThreePND.fit(engine="pymc")`` runs.
 """
 
-from abc import abstractmethod
-
 import numpy as np
 import pymc as pm
 from pymc.pytensorf import extract_obs_data
-from pymc.step_methods.compound import BlockedStep, Competence, StepMethodState
-from pymc.util import get_random_generator, get_value_vars_from_user_vars
 from scipy.special import expit, ndtri
 
 from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.base import Layout, LayoutStep
 
 _FREE = ("beta", "sigma", "nu")
 
 
-class ThreePNDLayout:
+class ThreePNDLayout(Layout):
     """Where (beta, sigma, nu) and the data live in a 3PND PyMC model.
 
     Hyper-parameters are read once from the model's ``pm.Data`` scalars; the data are read
@@ -90,8 +87,13 @@ class ThreePNDLayout:
         fraction = expit(float(point[self.value_names["beta"]]))
         return fraction * upper + (1.0 - fraction) * lower, sigma, nu
 
-    def encode(self, point: dict, beta: float, sigma: float, nu: float) -> dict:
-        """Copy ``point`` with ``(beta, sigma, nu)`` put on the value scale, keys in order."""
+    def encode(self, point: dict, state: tuple, names: tuple[str, ...]) -> dict:
+        """Copy ``point`` with all of ``(beta, sigma, nu)`` put on the value scale, keys in order.
+
+        Every step writes all three: a move of sigma or nu that holds the constrained beta
+        fixed must re-encode beta, whose interval depends on them.
+        """
+        beta, sigma, nu = state
         lower, upper = kernels.beta_bounds(sigma, nu, self.hyper)
         new = point.copy()
         new[self.value_names["sigma"]] = np.asarray(
@@ -102,55 +104,10 @@ class ThreePNDLayout:
         return new
 
 
-class ThreePNDStep(BlockedStep):
-    """Base of the 3PND step methods: decode, run one numba move, encode.
+class ThreePNDStep(LayoutStep):
+    """Base of the 3PND step methods: the state is ``(beta, sigma, nu)``, constrained."""
 
-    Subclasses set ``updates`` (the free variables they change), ``stats_dtypes_shapes``
-    and :meth:`move`. Keyword-only options follow PyMC's step-method conventions.
-    """
-
-    updates: tuple[str, ...] = ()
-    _state_class = StepMethodState
-
-    def __init__(
-        self,
-        vars=None,
-        *,
-        model=None,
-        rng=None,
-        initial_point=None,
-        compile_kwargs=None,
-        blocked=True,
-    ) -> None:
-        model = pm.modelcontext(model)
-        self.layout = ThreePNDLayout(model)
-        if vars is None:
-            vars = [model[name] for name in self.updates]
-        self.vars = get_value_vars_from_user_vars(vars, model)
-        expected = {self.layout.value_names[name] for name in self.updates}
-        if {v.name for v in self.vars} != expected:
-            raise ValueError(
-                f"{type(self).__name__} updates {sorted(self.updates)}; "
-                f"got {[v.name for v in self.vars]}"
-            )
-        self.rng = get_random_generator(rng)
-
-    def step(self, point: dict) -> tuple[dict, list[dict]]:
-        """Advance the chain by one move of this step's variables."""
-        beta, sigma, nu = self.layout.decode(point)
-        (beta, sigma, nu), stats = self.move(
-            beta, sigma, nu, self.layout.observations(), self.layout.hyper
-        )
-        return self.layout.encode(point, beta, sigma, nu), [stats]
-
-    @abstractmethod
-    def move(self, beta: float, sigma: float, nu: float, obs: tuple, hyper: np.ndarray) -> tuple:
-        """Return the new ``(beta, sigma, nu)`` and this step's statistics."""
-
-    @staticmethod
-    def competence(var, has_grad):
-        """Never assigned automatically: these steps need the 3PND model's structure."""
-        return Competence.INCOMPATIBLE
+    layout_class = ThreePNDLayout
 
 
 def _stats(spec: dict) -> dict:
@@ -164,21 +121,25 @@ class BetaTruncatedNormalGibbs(ThreePNDStep):
     updates = ("beta",)
     stats_dtypes_shapes = _stats(kernels.BETA_STATS)
 
-    def move(self, beta, sigma, nu, obs, hyper):
+    def move(self, state, obs):
         """Draw beta given sigma and nu."""
+        beta, sigma, nu = state
+        hyper = self.layout.hyper
         beta = kernels.draw_beta(self.rng, sigma, nu, kernels.moments(nu, obs), obs, hyper)
         return (beta, sigma, nu), {}
 
 
 class SigmaAuxiliarySlice(ThreePNDStep):
-    """Slice move on ``tau = sigma^2`` with the auxiliary variable of the seed's Algorithm 4."""
+    """Slice move on ``tau = sigma^2`` with the auxiliary variable of Lee's Algorithm 4."""
 
     name = "three_pnd_sigma_slice"
     updates = ("sigma",)
     stats_dtypes_shapes = _stats(kernels.SIGMA_STATS)
 
-    def move(self, beta, sigma, nu, obs, hyper):
+    def move(self, state, obs):
         """Draw sigma given beta and nu."""
+        beta, sigma, nu = state
+        hyper = self.layout.hyper
         sigma, fallback = kernels.draw_sigma_slice(
             self.rng, beta, sigma, nu, kernels.moments(nu, obs), obs, hyper
         )
@@ -192,8 +153,10 @@ class NuEllipticalSlice(ThreePNDStep):
     updates = ("nu",)
     stats_dtypes_shapes = _stats(kernels.NU_STATS)
 
-    def move(self, beta, sigma, nu, obs, hyper):
+    def move(self, state, obs):
         """Draw nu given beta and sigma."""
+        beta, sigma, nu = state
+        hyper = self.layout.hyper
         nu, shrinks = kernels.draw_nu_elliptical(self.rng, beta, sigma, nu, obs, hyper)
         return (beta, sigma, nu), {"nu_ess_shrinks": int(shrinks)}
 
@@ -205,8 +168,10 @@ class RidgeMove(ThreePNDStep):
     updates = ("beta", "sigma", "nu")
     stats_dtypes_shapes = _stats(kernels.RIDGE_STATS)
 
-    def move(self, beta, sigma, nu, obs, hyper):
+    def move(self, state, obs):
         """Move along the beta-nu ridge."""
+        beta, sigma, nu = state
+        hyper = self.layout.hyper
         beta, sigma, nu, sigma_evals, nu_evals = kernels.ridge_move(
             self.rng, sigma, nu, kernels.moments(nu, obs), obs, hyper
         )
@@ -224,7 +189,7 @@ def three_pnd_steps(model: pm.Model | None = None, *, ridge: bool = True) -> lis
     model : pymc.Model, optional
         A 3PND model; the model on the context stack by default.
     ridge : bool
-        The ridge sweep (default); without it, the seed's Algorithm 3.
+        The ridge sweep (default); without it, Lee's Algorithm 3.
 
     Returns
     -------

@@ -1,0 +1,735 @@
+r"""One design shape for the whole zoo: ``Design(model, rule, conduct)``.
+
+A design is composed of three parts:
+
+- a **model** (:class:`dosezoo.models.base.DoseModel`): the dose-response model whose
+  posterior the rule reads (None for a rule that uses no model, such as 3+3);
+- a **rule** (:class:`Rule`): a function of a posterior (:class:`dosezoo.posterior.DosePosterior`)
+  and the data that returns the next dose or a stop (``choose``) and the final recommendation
+  (``select``), each a :class:`dosezoo.decision.Decision` saying which options bound it;
+- the **conduct** (:class:`Conduct`): start dose, cohort size, sample size, data-based stopping
+  rules, how the posterior is computed (the model's exact engine, or a fit by an MCMC engine
+  seeded from the data, with its convergence checks and refits).
+
+The conduct is written once, here, for every family: :meth:`Design.next` checks the data,
+stops at the sample size or by a stopping rule, gives the start dose to the first cohort and
+otherwise asks the rule; :meth:`Design.decide` applies the same rule to any fit the user made
+(``decide(idata, data)``); :meth:`Design.recommend` asks the rule for the final selection.
+
+Rules that decide from the patients and DLTs per dose level only (BOIN, 3+3) derive from
+:class:`CountRule`: the rule is written once, for a batch of count states
+(``decide_counts`` / ``recommend_counts``), and ``choose`` / ``select`` apply it to a batch of
+one. ``Design(model, count_rule, conduct)`` is then a :class:`CountDesign`, which the
+simulation engine runs in lockstep (:class:`dosezoo.protocols.CountRuleDesign`).
+
+Reproducibility. A posterior fitted by MCMC is seeded from ``conduct.random_seed`` and a hash
+of the data (:meth:`Conduct.seed_for`), so a decision is a deterministic function of the data,
+as the simulation engine requires.
+"""
+
+import copy
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal, Protocol, Self
+
+import numpy as np
+import xarray as xr
+
+from dosezoo.checks import choice, integer, positive_int, real_number
+from dosezoo.data import TrialData
+from dosezoo.decision import CountDecisions, Decision
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.errors import ConvergenceError
+from dosezoo.levels import count_state, level_counts
+from dosezoo.models.base import DoseModel
+from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.protocols import Described
+
+__all__ = [
+    "Conduct",
+    "CountDesign",
+    "CountRule",
+    "Design",
+    "ModelRule",
+    "Rule",
+    "Stopping",
+    "compose",
+    "dataclass_options",
+]
+
+
+class Stopping(Protocol):
+    """A data-based stopping rule of the conduct (e.g. a count of toxicities)."""
+
+    def reason(self, data: TrialData) -> str | None:
+        """Why the trial must stop given ``data``, or None to go on."""
+        ...
+
+    def describe(self) -> Described:
+        """Return the rule's options, flat."""
+        ...
+
+
+@dataclass(frozen=True)
+class Conduct:
+    """How a trial is run, whatever the model and rule.
+
+    Parameters
+    ----------
+    start_dose : float, optional
+        Dose of the first cohort; the lowest dose level by default (required for a model
+        without dose levels).
+    cohort_size : int
+        Patients per cohort; the last cohort is truncated to ``sample_size``.
+    sample_size : int
+        Maximum number of patients.
+    stopping : tuple of Stopping
+        Data-based stopping rules, checked in order before every decision and the
+        recommendation.
+    engine : str, optional
+        How the posterior is computed: None (default) or the model's exact engine (its
+        ``fast_engine``, e.g. ``"grid"``, ``"quadrature"``) for the model's fast posterior;
+        any other of the model's engines (``"nuts"``, ``"pymc"``, ``"kernel"``) for a fit
+        seeded from the data, whose convergence is checked before the rule acts on it.
+    draws, tune, chains : int
+        MCMC settings (``tune`` None: the model's default).
+    random_seed : int
+        Base seed of the fits; each fit's seed is derived from it and the data.
+    convergence : ConvergenceCriteria
+        What a fit must pass before a rule acts on it.
+    refits : int
+        Fits repeated with more draws (``refit_factor`` times more each time, seeded anew)
+        when a fit fails the checks (0: none).
+    refit_factor : int
+        Growth of the draws per refit.
+    refit_tune : bool
+        Whether the burn-in grows with the draws.
+    on_refusal : {"raise", "stop"}
+        When every fit fails the checks: raise :class:`~dosezoo.errors.ConvergenceError`
+        (default), or stop the trial with the reason (a simulation that must go on).
+    """
+
+    start_dose: float | None = None
+    cohort_size: int = 3
+    sample_size: int = 36
+    _: KW_ONLY
+    stopping: tuple[Stopping, ...] = ()
+    engine: str | None = None
+    draws: int = 1000
+    tune: int | None = None
+    chains: int = 2
+    random_seed: int = 0
+    convergence: ConvergenceCriteria = field(default_factory=ConvergenceCriteria)
+    refits: int = 0
+    refit_factor: int = 2
+    refit_tune: bool = True
+    on_refusal: Literal["raise", "stop"] = "raise"
+
+    def __post_init__(self) -> None:
+        """Validate the options, naming the field at fault."""
+        owner = "Conduct"
+        if self.start_dose is not None:
+            object.__setattr__(
+                self, "start_dose", real_number(owner, "start_dose", self.start_dose)
+            )
+        for name in ("cohort_size", "sample_size", "draws", "chains", "refit_factor"):
+            object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
+        for name in ("random_seed", "refits"):
+            object.__setattr__(self, name, integer(owner, name, getattr(self, name), minimum=0))
+        if self.tune is not None:
+            object.__setattr__(self, "tune", integer(owner, "tune", self.tune, minimum=0))
+        if self.cohort_size > self.sample_size:
+            raise ValueError(
+                f"{owner}: cohort_size {self.cohort_size} exceeds sample_size {self.sample_size}"
+            )
+        if isinstance(self.stopping, str) or not isinstance(self.stopping, Sequence):
+            raise ValueError(
+                f"{owner}: stopping must be a sequence of rules, got {self.stopping!r}"
+            )
+        stopping = tuple(self.stopping)
+        for i, rule in enumerate(stopping):
+            if not callable(getattr(rule, "reason", None)):
+                raise ValueError(f"{owner}: stopping[{i}] has no reason(data) method: {rule!r}")
+        object.__setattr__(self, "stopping", stopping)
+        if self.engine is not None and not isinstance(self.engine, str):
+            raise ValueError(f"{owner}: engine must be a string or None, got {self.engine!r}")
+        if not isinstance(self.convergence, ConvergenceCriteria):
+            raise ValueError(
+                f"{owner}: convergence must be a ConvergenceCriteria, got {self.convergence!r}"
+            )
+        choice(owner, "on_refusal", self.on_refusal, ("raise", "stop"))
+        if not isinstance(self.refit_tune, bool | np.bool_):
+            raise ValueError(f"{owner}: refit_tune must be True or False, got {self.refit_tune!r}")
+
+    def seed_for(self, data: TrialData, columns: Sequence[str]) -> int:
+        """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``."""
+        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
+        for name in columns:
+            digest.update(np.asarray(data.column(name), float).tobytes())
+        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
+
+    def stop_reason(self, data: TrialData) -> str | None:
+        """Why the trial stops before the next cohort (sample size, then stopping rules)."""
+        if data.n_patients >= self.sample_size:
+            return f"sample size reached: {data.n_patients} of {self.sample_size}"
+        return self.early_stop(data)
+
+    def early_stop(self, data: TrialData) -> str | None:
+        """Why a stopping rule ends the trial given ``data`` (None: none does)."""
+        for rule in self.stopping:
+            reason = rule.reason(data)
+            if reason:
+                return reason
+        return None
+
+    def describe(self) -> Described:
+        """Flat record of the conduct (for simulation results)."""
+        record: Described = {
+            "start_dose": self.start_dose,
+            "cohort_size": self.cohort_size,
+            "sample_size": self.sample_size,
+            "engine": self.engine,
+        }
+        for rule in self.stopping:
+            record |= {f"stopping_{key}": value for key, value in rule.describe().items()}
+        if self.engine is not None:
+            record |= {
+                "draws": self.draws,
+                "tune": self.tune,
+                "chains": self.chains,
+                "random_seed": self.random_seed,
+                "refits": self.refits,
+            }
+        return record
+
+
+class Rule(ABC):
+    """A dose-finding rule: a function of a posterior and the data (subclasses are dataclasses).
+
+    Subclasses define :meth:`choose`, :meth:`select` and :meth:`describe`; the optional hooks
+    have defaults that fit most rules.
+    """
+
+    #: Name of the rule in results and in the command line.
+    label: str = ""
+    #: Quantities the decision of the first cohort (the start dose) records.
+    start_quantities: ClassVar[dict[str, float]] = {}
+
+    def _bound(self, **values: object) -> Self:
+        """Return a copy holding ``values`` in its bound (``init=False``) fields."""
+        bound = copy.copy(self)
+        for name, value in values.items():
+            object.__setattr__(bound, name, value)
+        return bound
+
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> Self:
+        """Check the rule against ``model`` and ``conduct``; fill in what it takes from them.
+
+        Returns the rule itself by default; a rule that reads model settings (its target, its
+        dose levels) returns a copy that holds them.
+        """
+        return self
+
+    def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
+        """Whether the decision after ``data`` reads a posterior (False: ``None`` is passed)."""
+        return True
+
+    def model_for(self, model: DoseModel, data: TrialData) -> DoseModel:
+        """Return the model whose posterior the decision reads.
+
+        ``model`` by default; a rule whose prior depends on earlier data (a two-stage design)
+        returns another.
+        """
+        return model
+
+    def levels_read(self, data: TrialData, *, final: bool) -> int | None:
+        """How many of the lowest dose levels the decision reads (None: all).
+
+        A sampled posterior's convergence is judged on these levels only: a rule that never
+        reads the untried doses far above the data need not wait for them to mix.
+        """
+        return None
+
+    @abstractmethod
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Decide the next dose (or a stop) from the posterior of the trial so far."""
+
+    @abstractmethod
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Select the dose to recommend at the end of the trial (or none, with the reason)."""
+
+    @abstractmethod
+    def describe(self) -> Described:
+        """Return the rule's options, flat (for simulation results)."""
+
+
+@dataclass(frozen=True)
+class ModelRule(Rule):
+    """A rule that reads settings of its model (target, dose levels); the Design binds it.
+
+    Subclasses set ``model_type``; :meth:`bind` checks the model against it and keeps it.
+    """
+
+    model_type: ClassVar[type]
+    _model: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> Self:
+        """Check that ``model`` is a ``model_type`` and hold it."""
+        if not isinstance(model, self.model_type):
+            raise TypeError(
+                f"{type(self).__name__}: model must be a {self.model_type.__name__}, got {model!r}"
+            )
+        return self._bound(_model=model)
+
+    @property
+    def model(self) -> Any:
+        """The model the rule is bound to."""
+        if self._model is None:
+            raise ValueError(f"{type(self).__name__} is not bound to a model; use it in a Design")
+        return self._model
+
+
+def compose(
+    model: DoseModel | None,
+    rule_class: type[Rule],
+    options: dict[str, Any],
+    **conduct_defaults: Any,
+) -> "Design":
+    """Build ``Design(model, rule_class(...), Conduct(...))`` from one set of keyword options.
+
+    Each option goes to the rule or to the conduct by its name; ``conduct_defaults`` are the
+    family's own defaults (e.g. cohorts of 1 for EWOC). This is what the family factories
+    (``crm_design``, ``boin_design``, ...) are.
+
+    Raises
+    ------
+    TypeError
+        Naming an option that is neither the rule's nor the conduct's.
+    """
+    conduct_names = set(_init_names(Conduct))
+    rule_names = set(_init_names(rule_class))
+    unknown = sorted(set(options) - conduct_names - rule_names)
+    if unknown:
+        raise TypeError(
+            f"{rule_class.label or rule_class.__name__} design: unknown option {unknown[0]!r}; "
+            f"rule options: {', '.join(sorted(rule_names))}; "
+            f"conduct options: {', '.join(sorted(conduct_names))}"
+        )
+    conduct = Conduct(
+        **(
+            conduct_defaults
+            | {key: value for key, value in options.items() if key in conduct_names}
+        )
+    )
+    rule = rule_class(**{key: value for key, value in options.items() if key in rule_names})
+    return Design(model, rule, conduct)
+
+
+def _init_names(cls: type) -> list[str]:
+    """Names of a dataclass's public init fields, in order."""
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]  # type: ignore[arg-type]
+
+
+def dataclass_options(obj: object, *, skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Return a dataclass's public init fields as a dict (options for ``describe``)."""
+    return {name: getattr(obj, name) for name in _init_names(type(obj)) if name not in skip}
+
+
+@dataclass(frozen=True)
+class Design:
+    """A dose-finding design: a model, a rule and the conduct.
+
+    Parameters
+    ----------
+    model : DoseModel or None
+        The dose-response model (None for a rule that uses no model).
+    rule : Rule
+        Turns a posterior of the trial so far into the next dose, and selects the dose to
+        recommend at the end.
+    conduct : Conduct
+        Start dose, cohort and sample sizes, stopping rules and how the posterior is computed.
+
+    Notes
+    -----
+    ``Design(model, rule, conduct)`` with a :class:`CountRule` returns a :class:`CountDesign`.
+    """
+
+    model: DoseModel | None
+    rule: Rule
+    conduct: Conduct = field(default_factory=Conduct)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Design":
+        """Return a :class:`CountDesign` when the rule is a :class:`CountRule`."""
+        rule = kwargs.get("rule", args[1] if len(args) > 1 else None)
+        if cls is Design and isinstance(rule, CountRule):
+            cls = CountDesign
+        return super().__new__(cls)
+
+    def __post_init__(self) -> None:
+        """Check the parts and bind the rule to the model and conduct."""
+        if self.model is not None and not isinstance(self.model, DoseModel):
+            raise TypeError(f"Design: model must be a DoseModel or None, got {self.model!r}")
+        if not isinstance(self.rule, Rule):
+            raise TypeError(f"Design: rule must be a Rule, got {self.rule!r}")
+        if not isinstance(self.conduct, Conduct):
+            raise TypeError(f"Design: conduct must be a Conduct, got {self.conduct!r}")
+        levels = getattr(self.model, "dose_levels", None) or getattr(self.rule, "dose_levels", None)
+        conduct = self.conduct
+        if conduct.start_dose is None and levels:
+            conduct = replace(conduct, start_dose=float(levels[0]))
+        elif conduct.start_dose is None:
+            raise ValueError("Design: conduct.start_dose is required when there are no dose levels")
+        elif levels and conduct.start_dose not in levels:
+            raise ValueError(
+                f"Design: start_dose {conduct.start_dose!r} is not one of the dose levels "
+                f"{tuple(levels)}"
+            )
+        if self.model is not None and conduct.engine is not None:
+            choice("Design", "conduct.engine", conduct.engine, (*type(self.model).engines(),))
+        object.__setattr__(self, "conduct", conduct)
+        object.__setattr__(self, "rule", self.rule.bind(self.model, conduct))
+
+    # ------------------------------------------------------------------ the engine's view
+
+    @property
+    def start_dose(self) -> float:
+        """Dose of the first cohort."""
+        return float(self.conduct.start_dose)  # type: ignore[arg-type]
+
+    @property
+    def cohort_size(self) -> int:
+        """Patients per cohort."""
+        return self.conduct.cohort_size
+
+    @property
+    def sample_size(self) -> int:
+        """Maximum number of patients."""
+        return self.conduct.sample_size
+
+    @property
+    def dose_levels(self) -> tuple[float, ...] | None:
+        """The dose levels of the model (or of the rule), if it has levels."""
+        levels = getattr(self.model, "dose_levels", None) or getattr(self.rule, "dose_levels", None)
+        return tuple(levels) if levels else None
+
+    # ------------------------------------------------------------------ posterior
+
+    def _check(self, data: object) -> TrialData:
+        if not isinstance(data, TrialData):
+            raise TypeError(f"{self.label} needs a TrialData, got {type(data).__name__}")
+        if self.model is not None:
+            self.model.check_data(data, min_patients=0)
+        return data
+
+    @property
+    def label(self) -> str:
+        """Name of the design (its rule's label)."""
+        return self.rule.label or type(self.rule).__name__
+
+    def posterior(self, data: TrialData, *, final: bool = False) -> DosePosterior:
+        """Compute the posterior the rule reads, as the conduct says.
+
+        The model's fast posterior when ``conduct.engine`` is None or the model's exact engine;
+        otherwise a fit by that engine seeded from the data, judged by ``conduct.convergence``
+        on the levels the rule reads, refitted with more draws up to ``conduct.refits`` times.
+
+        Raises
+        ------
+        ConvergenceError
+            If every fit fails the checks and ``conduct.on_refusal`` is ``"raise"``.
+        """
+        if self.model is None:
+            raise ValueError(f"{self.label} has no model, hence no posterior")
+        model = self.rule.model_for(self.model, data)
+        conduct = self.conduct
+        seed = conduct.seed_for(data, model.outcomes)
+        levels = self.rule.levels_read(data, final=final)
+        for attempt in range(conduct.refits + 1):
+            factor = conduct.refit_factor**attempt
+            tune = conduct.tune if conduct.tune is not None else model.default_tune
+            sampling = Sampling(
+                draws=conduct.draws * factor,
+                tune=tune * factor if conduct.refit_tune else tune,
+                chains=conduct.chains,
+                random_seed=seed + attempt,
+                criteria=conduct.convergence,
+                levels=levels,
+            )
+            if conduct.engine in (None, model.fast_engine):
+                posterior = model.posterior(data, sampling)
+            else:
+                idata = model.fit(
+                    data,
+                    engine=conduct.engine,
+                    draws=sampling.draws,
+                    tune=sampling.tune,
+                    chains=sampling.chains,
+                    random_seed=sampling.random_seed,
+                )
+                posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
+            if posterior.report is None or posterior.report.ok:
+                break
+        return replace(posterior, refits=attempt) if attempt else posterior
+
+    def _refused(self, posterior: DosePosterior, *, final: bool) -> Decision | None:
+        """Refuse a fit that failed its checks: raise, or return a stop with the reason."""
+        report = posterior.report
+        if report is None or report.ok:
+            return None
+        message = "; ".join(report.failures)
+        if self.conduct.refits:
+            message += f" after {self.conduct.refits} refits with more draws"
+        if self.conduct.on_refusal == "stop":
+            return Decision(
+                None, stop_reason=("no MTD: " if final else "") + f"fit refused: {message}"
+            )
+        raise ConvergenceError(f"{self.label} will not act on this fit: {message}", report)
+
+    # ------------------------------------------------------------------ decisions
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide the dose of the next cohort, or to stop the trial.
+
+        Parameters
+        ----------
+        data : TrialData
+            The trial so far (may be empty: the first cohort gets the start dose).
+
+        Returns
+        -------
+        Decision
+        """
+        data = self._check(data)
+        reason = self.conduct.stop_reason(data)
+        if reason:
+            return Decision(None, stop_reason=reason)
+        if not data.n_patients:
+            return Decision(
+                self.start_dose,
+                bound_by=("start_dose",),
+                quantities=dict(self.rule.start_quantities),
+            )
+        posterior = None
+        if self.rule.needs_posterior(data, final=False):
+            posterior = self.posterior(data)
+            refused = self._refused(posterior, final=False)
+            if refused is not None:
+                return refused
+        return self._with_refits(self.rule.choose(posterior, data), posterior)
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Recommend a dose at the end of a trial (the rule's selection), or none.
+
+        Parameters
+        ----------
+        data : TrialData
+            Every patient of the trial.
+
+        Returns
+        -------
+        Decision
+        """
+        data = self._check(data)
+        reason = self.conduct.early_stop(data)
+        if reason:
+            return Decision(None, stop_reason=reason)
+        posterior = None
+        if self.rule.needs_posterior(data, final=True):
+            posterior = self.posterior(data, final=True)
+            refused = self._refused(posterior, final=True)
+            if refused is not None:
+                return refused
+        return self._with_refits(self.rule.select(posterior, data), posterior)
+
+    def _with_refits(self, decision: Decision, posterior: DosePosterior | None) -> Decision:
+        """Record the refits a decision's fit needed, when the conduct allows refits."""
+        if self.conduct.refits and posterior is not None:
+            decision.quantities["refits"] = float(posterior.refits)
+        return decision
+
+    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
+        """Decide the next dose from a fit of the trial so far, made by any engine.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            A fit of the design's model (or, for a rule whose prior depends on the data, of
+            :meth:`model_for` the data) to ``data``.
+        data : TrialData
+            The trial so far, at least one patient.
+
+        Returns
+        -------
+        Decision
+
+        Raises
+        ------
+        ConvergenceError
+            If the fit fails ``conduct.convergence`` on the variables the rule reads.
+        """
+        data = self._check(data)
+        if self.model is None:
+            raise ValueError(f"{self.label} uses no model; call next(data)")
+        if not data.n_patients:
+            raise ValueError(f"{self.label}.decide needs at least one patient; call next(data)")
+        model = self.rule.model_for(self.model, data)
+        levels = self.rule.levels_read(data, final=False)
+        posterior = model.posterior_from_idata(idata, self.conduct.convergence, levels=levels)
+        report = posterior.report
+        if report is not None and not report.ok:
+            raise ConvergenceError(
+                f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
+            )
+        return self.rule.choose(posterior, data)
+
+    def model_for(self, data: TrialData) -> DoseModel:
+        """Return the model whose fit :meth:`decide` expects for ``data``."""
+        if self.model is None:
+            raise ValueError(f"{self.label} uses no model")
+        return self.rule.model_for(self.model, data)
+
+    def describe(self) -> Described:
+        """Flat record of the design: model, rule and conduct (for simulation results)."""
+        record: Described = {"name": self.label}
+        if self.model is not None:
+            record["model"] = self.model.model_name
+            record |= {
+                f"model_{key}": _flat(value) for key, value in self.model.parameters().items()
+            }
+        record |= {f"rule_{key}": _flat(value) for key, value in self.rule.describe().items()}
+        record |= {f"conduct_{key}": _flat(value) for key, value in self.conduct.describe().items()}
+        return record
+
+
+def _flat(value: object) -> float | int | str | bool | None:
+    """Return a described value as a netCDF-safe scalar (sequences comma-joined)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return ",".join(f"{v:g}" if isinstance(v, int | float) else str(v) for v in value)
+    if isinstance(value, dict):
+        return str(value)
+    return value  # type: ignore[return-value]
+
+
+class CountRule(Rule):
+    """A rule that decides from the patients and DLTs per dose level and the current level only.
+
+    Subclasses write the rule once, for a batch of ``m`` count states: ``n``, ``y`` (m, K)
+    and ``current`` (m,), the level of the last cohort (-1 before the first patient), in
+    :meth:`_decide` and :meth:`_recommend`; the base derives ``choose`` / ``select`` (a batch
+    of one) and the checked batch methods the lockstep engine calls. After
+    :meth:`~Rule.bind`, a count rule holds its dose levels, start level and sample size.
+    """
+
+    dose_levels: tuple[float, ...]
+
+    @abstractmethod
+    def _decide(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
+
+    @abstractmethod
+    def _recommend(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        posterior: DosePosterior | None = None,
+    ) -> CountDecisions:
+        """Select for checked int64 count states."""
+
+    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the count state of ``data`` as a batch of one: ``n``, ``y``, ``current``."""
+        counts = level_counts(data, self.dose_levels, owner=type(self).__name__)
+        return counts.n[None], counts.y[None], np.array([counts.current])
+
+    def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
+        """Count rules read the counts; a posterior only when one is given (``decide``)."""
+        return False
+
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Decide as :meth:`decide_counts` on the counts of ``data``."""
+        return self._decide(*self.counts(data), posterior).decision(0, self.dose_levels)
+
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Select as :meth:`recommend_counts` on the counts of ``data``."""
+        return self._recommend(*self.counts(data), posterior).decision(0, self.dose_levels)
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Decide for a batch of count states, row ``i`` as ``next`` on data with those counts.
+
+        Parameters
+        ----------
+        n, y : array_like
+            Patients and DLTs per level, (m, K) integers.
+        current : array_like
+            Level of each state's last cohort, -1 before the first patient, (m,) integers.
+
+        Returns
+        -------
+        CountDecisions
+        """
+        return self._decide(*self._count_state(n, y, current))
+
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Select for a batch of count states, row ``i`` as ``recommend`` on those counts."""
+        return self._recommend(*self._count_state(n, y, current))
+
+    def _count_state(
+        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Check a batch of count states; return them as int64 arrays."""
+        return count_state(type(self).__name__, n, y, current, len(self.dose_levels))
+
+
+@dataclass(frozen=True)
+class CountDesign(Design):
+    """A design whose rule is a :class:`CountRule`: its decisions depend on the counts only.
+
+    ``next`` and ``recommend`` are the rule's on the counts of the data (the rule handles the
+    start dose and the sample size itself, as it does for a batch); the simulation engine runs
+    such a design in lockstep through :meth:`decide_counts` and :meth:`recommend_counts`.
+    """
+
+    rule: CountRule
+
+    def next(self, data: TrialData) -> Decision:
+        """Decide as the count rule does on the counts of ``data`` (after the stopping rules)."""
+        reason = self.conduct.early_stop(self._check(data))
+        if reason:
+            return Decision(None, stop_reason=reason)
+        return self.rule.choose(None, data)
+
+    def recommend(self, data: TrialData) -> Decision:
+        """Select as the count rule does on the counts of ``data`` (after the stopping rules)."""
+        reason = self.conduct.early_stop(self._check(data))
+        if reason:
+            return Decision(None, stop_reason=reason)
+        return self.rule.select(None, data)
+
+    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
+        """Decide from a fit of the model: the rule's posterior quantities come from the fit."""
+        data = self._check(data)
+        if self.model is None:
+            raise ValueError(f"{self.label} uses no model; call next(data)")
+        posterior = self.model.posterior_from_idata(idata, self.conduct.convergence)
+        report = posterior.report
+        if report is not None and not report.ok:
+            raise ConvergenceError(
+                f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
+            )
+        return self.rule.choose(posterior, data)
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Decide for a batch of count states (the lockstep engine's call)."""
+        return self.rule.decide_counts(n, y, current)
+
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Select for a batch of count states."""
+        return self.rule.recommend_counts(n, y, current)
