@@ -190,12 +190,12 @@ class Conduct:
             "start_dose": self.start_dose,
             "cohort_size": self.cohort_size,
             "sample_size": self.sample_size,
-            "engine": self.engine,
         }
         for rule in self.stopping:
             record |= {f"stopping_{key}": value for key, value in rule.describe().items()}
         if self.engine is not None:
             record |= {
+                "engine": self.engine,
                 "draws": self.draws,
                 "tune": self.tune,
                 "chains": self.chains,

@@ -217,7 +217,7 @@ class DosePosterior:
             .reshape(-1, posterior.sizes["dose"])
             for name in per_dose
         }
-        levels = tuple(float(d) for d in posterior["dose"].values) if per_dose else ()
+        dose_levels = tuple(float(d) for d in posterior["dose"].values) if per_dose else ()
         scalars = {
             str(name): float(value.mean())
             for name, value in posterior.data_vars.items()
@@ -239,7 +239,7 @@ class DosePosterior:
                 }
             )
         return cls(
-            dose_levels=levels,
+            dose_levels=dose_levels,
             rates=rates,
             chains=chains,
             parameter_mean=scalars,

@@ -15,7 +15,7 @@ from scipy import stats
 from scipy.special import betaincc, expit, logit
 
 from dosezoo.data import TrialData
-from dosezoo.designs import BLRMDesign, EWOCDesign
+from dosezoo.designs import blrm_design, ewoc_design
 from dosezoo.errors import DataError
 from dosezoo.models import (
     BLRM,
@@ -168,7 +168,7 @@ def test_grid_posteriors_are_kept_by_the_counts_per_dose():
     # The same patients and DLTs per dose, in another order: the same posterior.
     assert model.posterior(_data([20, 10, 10], [1, 0, 0])) is first
     fresh = BLRM(LEVELS, 40.0).posterior(_data([10, 20, 10], [0, 1, 0]))
-    np.testing.assert_array_equal(first.p_dlt, fresh.p_dlt)
+    np.testing.assert_array_equal(first.rate("p_dlt"), fresh.rate("p_dlt"))
     assert model.posterior(_data([10, 20, 10], [0, 1, 1])) is not first
     for k in range(model.posterior_cache_size + 3):
         model.posterior(_data([10.0] * (k + 1), [0] * (k + 1)))
@@ -193,7 +193,7 @@ def test_blrm_rejects_bad_input_by_name():
     dlts=st.lists(st.integers(0, 3), min_size=6, max_size=6),
 )
 def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
-    design = BLRMDesign(BLRM(LEVELS, 40.0), stop_min_patients=None)
+    design = blrm_design(BLRM(LEVELS, 40.0), stop_min_patients=None)
     doses, outcomes = [], []
     for level, count in zip(levels[:n_cohorts], dlts[:n_cohorts], strict=True):
         doses += [LEVELS[level]] * 3
@@ -201,7 +201,7 @@ def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
     data = _data(doses, outcomes)
     decision = design.next(data)
     posterior = design.model.posterior(data)
-    excessive = design.interval_probabilities(posterior)["excessive"]
+    excessive = design.rule.interval_probabilities(posterior)["excessive"]
     if decision.stopped:
         allowed = [
             k
@@ -217,7 +217,7 @@ def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
 
 
 def test_blrm_design_stops_when_enough_evidence_and_recommends_a_given_dose():
-    design = BLRMDesign(BLRM(LEVELS, 40.0), stop_target_probability=0.3)
+    design = blrm_design(BLRM(LEVELS, 40.0), stop_target_probability=0.3)
     data = _data([10] * 3 + [20] * 3 + [40] * 9, [0] * 6 + [0, 1, 0, 0, 0, 0, 0, 1, 0])
     decision = design.next(data)
     assert decision.stopped and "stopping rule" in decision.stop_reason
@@ -260,8 +260,8 @@ def test_ewoc_grid_agrees_with_brute_force_integration(data):
     cdf = np.cumsum(gamma_marginal)
     for q in (0.1, 0.25, 0.5):
         expected = np.interp(q, cdf, axes[1] + 0.5 * 150 / size)
-        assert posterior.mtd_quantile(q) == pytest.approx(expected, abs=1.0)
-        assert posterior.mtd_cdf(posterior.mtd_quantile(q)) == pytest.approx(q, abs=1e-6)
+        assert posterior.mtd.quantile(q) == pytest.approx(expected, abs=1.0)
+        assert posterior.mtd.cdf(posterior.mtd.quantile(q)) == pytest.approx(q, abs=1e-6)
 
 
 def test_ewoc_grid_fit_and_nuts_agree_on_the_mtd():
@@ -292,7 +292,7 @@ def test_ewoc_rejects_doses_outside_the_range():
     alpha=st.sampled_from([0.1, 0.25, 0.5]),
 )
 def test_ewoc_design_controls_overdosing_and_never_skips(levels, dlts, alpha):
-    design = EWOCDesign(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), alpha=alpha)
+    design = ewoc_design(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), alpha=alpha)
     doses = [LEVELS[k] for k in levels]
     data = _data(doses, dlts[: len(doses)])
     decision = design.next(data)
@@ -304,16 +304,16 @@ def test_ewoc_design_controls_overdosing_and_never_skips(levels, dlts, alpha):
 
 
 def test_ewoc_alpha_increases_with_patients_up_to_its_maximum():
-    design = EWOCDesign(
+    design = ewoc_design(
         EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), alpha=0.1, alpha_step=0.05, alpha_max=0.5
     )
-    assert design.alpha_for(SMALL) == pytest.approx(0.5)
-    assert design.alpha_for(_data([10, 10], [0, 0])) == pytest.approx(0.2)
+    assert design.rule.alpha_for(SMALL) == pytest.approx(0.5)
+    assert design.rule.alpha_for(_data([10, 10], [0, 0])) == pytest.approx(0.2)
 
 
 def test_ewoc_continuous_doses_respect_the_increment():
     model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
-    design = EWOCDesign(model, doses="continuous", max_increment=15.0)
+    design = ewoc_design(model, doses="continuous", max_increment=15.0)
     decision = design.next(_data([10, 10, 10], [0, 0, 0]))
     assert decision.next_dose == pytest.approx(25.0)
     assert decision.bound_by == ("max_increment",)
@@ -322,9 +322,9 @@ def test_ewoc_continuous_doses_respect_the_increment():
 def test_ewoc_quantile_rule_can_de_escalate_after_a_dlt_free_cohort_unless_coherent():
     model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
     data = _data([160, 160, 160], [0, 0, 0])  # a high start, no DLT
-    plain = EWOCDesign(model).next(data)
+    plain = ewoc_design(model).next(data)
     assert plain.next_dose < 160.0
-    coherent = EWOCDesign(model, coherent=True).next(data)
+    coherent = ewoc_design(model, coherent=True).next(data)
     assert coherent.next_dose == 160.0
     assert "coherence" in coherent.bound_by
     assert coherent.quantities["p_overdose"] > plain.quantities["p_overdose"]
@@ -336,7 +336,7 @@ def test_ewoc_quantile_rule_can_de_escalate_after_a_dlt_free_cohort_unless_coher
     dlts=st.lists(st.integers(0, 1), min_size=6, max_size=6),
 )
 def test_coherent_ewoc_never_moves_against_the_last_outcome(levels, dlts):
-    design = EWOCDesign(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), coherent=True)
+    design = ewoc_design(EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS), coherent=True)
     doses = [LEVELS[k] for k in levels]
     data = _data(doses, dlts[: len(doses)])  # one patient per cohort
     decision = design.next(data)

@@ -9,7 +9,7 @@ from scipy import stats
 
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs import BOINDesign, Decision, ThreePlusThreeDesign, boin_boundaries
+from dosezoo.designs import Decision, boin_boundaries, boin_design, three_plus_three_design
 from dosezoo.designs.boin import isotonic_regression
 from dosezoo.errors import DataError
 from dosezoo.levels import level_counts
@@ -124,13 +124,13 @@ def _table_from_formulas(target, n):
 
 @pytest.mark.parametrize("n", sorted(PUBLISHED_TABLE_03))
 def test_decision_table_for_target_03_matches_the_published_table(n):
-    design = BOINDesign(0.3, (10.0, 20.0, 30.0), sample_size=36)
+    design = boin_design(0.3, (10.0, 20.0, 30.0), sample_size=36)
     assert _table_from_formulas(0.3, n) == PUBLISHED_TABLE_03[n]
     assert _table_from_design(design, n) == PUBLISHED_TABLE_03[n]
 
 
 def test_stay_between_the_boundaries_records_the_quantities():
-    design = BOINDesign(0.3, LEVELS)
+    design = boin_design(0.3, LEVELS)
     # 2/6 = 0.333 lies between lambda_e = 0.236 and lambda_d = 0.359: stay.
     decision = design.next(_data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 1), _cohort(20.0, 3, 1)))
     assert decision.next_dose == 20.0
@@ -156,7 +156,7 @@ def test_stay_between_the_boundaries_records_the_quantities():
 
 
 def test_a_dose_with_3_of_3_is_eliminated_with_every_higher_dose():
-    design = BOINDesign(0.3, LEVELS)
+    design = boin_design(0.3, LEVELS)
     data = _data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 3))
     decision = design.next(data)
     assert decision.next_dose == 10.0
@@ -174,7 +174,7 @@ def test_a_dose_with_3_of_3_is_eliminated_with_every_higher_dose():
 
 
 def test_lowest_dose_eliminated_stops_with_no_mtd():
-    design = BOINDesign(0.3, LEVELS)
+    design = boin_design(0.3, LEVELS)
     data = _data(_cohort(10.0, 3, 3))
     decision = design.next(data)
     assert decision.stopped
@@ -187,10 +187,10 @@ def test_extra_safe_stops_earlier_at_the_lowest_dose():
     data = _data(_cohort(10.0, 3, 2))
     # P(p > 0.3 | 2/3, Beta(1, 1)) = 1 - I_0.3(3, 2) = 0.9163: above 0.95 - 0.05, below 0.95.
     assert stats.beta.sf(0.3, 3, 2) == pytest.approx(0.9163)
-    plain = BOINDesign(0.3, LEVELS).next(data)
+    plain = boin_design(0.3, LEVELS).next(data)
     assert plain.next_dose == 10.0
     assert plain.bound_by == ("lowest_dose",)
-    safe = BOINDesign(0.3, LEVELS, extra_safe=True)
+    safe = boin_design(0.3, LEVELS, extra_safe=True)
     decision = safe.next(data)
     assert decision.stopped
     assert decision.stop_reason.startswith("extra-safe stop at the lowest dose 10")
@@ -198,7 +198,7 @@ def test_extra_safe_stops_earlier_at_the_lowest_dose():
 
 
 def test_n_earlystop_stops_when_the_rule_would_stay():
-    design = BOINDesign(0.3, LEVELS, n_earlystop=9)
+    design = boin_design(0.3, LEVELS, n_earlystop=9)
     staying = _data(_cohort(10.0, 3, 0), _cohort(20.0, 9, 3))
     decision = design.next(staying)
     assert decision.stopped
@@ -209,7 +209,7 @@ def test_n_earlystop_stops_when_the_rule_would_stay():
 
 
 def test_escalation_stops_at_the_highest_dose_and_deescalation_at_the_lowest():
-    design = BOINDesign(0.3, (10.0, 20.0))
+    design = boin_design(0.3, (10.0, 20.0))
     top = design.next(_data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 0)))
     assert (top.next_dose, top.bound_by) == (20.0, ("highest_dose",))
     assert top.quantities["p_hat"] == 0.0
@@ -251,7 +251,7 @@ def test_isotonic_regression_equals_the_r_package_pava(pairs):
 
 def test_select_mtd_example_of_the_r_package():
     # select.mtd(target = 0.3, npts = c(3, 3, 15, 9, 0), ntox = c(0, 0, 4, 4, 0)) -> MTD 3.
-    design = BOINDesign(0.3, LEVELS)
+    design = boin_design(0.3, LEVELS)
     data = _data(
         _cohort(10.0, 3, 0), _cohort(20.0, 3, 0), _cohort(30.0, 15, 4), _cohort(40.0, 9, 4)
     )
@@ -262,21 +262,21 @@ def test_select_mtd_example_of_the_r_package():
 
 
 def test_isotonic_selection_hand_worked_with_ties():
-    design = BOINDesign(0.3, (10.0, 20.0, 30.0))
+    design = boin_design(0.3, (10.0, 20.0, 30.0))
     # n = (3, 6, 6), y = (1, 1, 1): p~ = 1.05/3.1 = 0.33871, 1.05/6.1 = 0.17213, 0.17213;
     # v = 1.05*2.05/(3.1^2*4.1) = 0.054631, 1.05*5.05/(6.1^2*7.1) = 0.020071 (twice).
     # Levels 0 and 1 violate: pooled (0.33871/0.054631 + 0.17213/0.020071) /
     # (1/0.054631 + 1/0.020071) = 0.21689 > 0.17213, so level 2 joins:
     # (14.7761 + 8.5761) / (18.3047 + 2 * 49.8233) = 0.19798 at all three levels.
     data = _data(_cohort(10.0, 3, 1), _cohort(20.0, 6, 1), _cohort(30.0, 6, 1))
-    estimates = design.isotonic_estimates(data)
+    estimates = design.rule.isotonic_estimates(data)
     np.testing.assert_allclose(estimates, [0.19798] * 3, atol=2e-5)
     # A three-way tie below the target: the highest dose.
     assert design.recommend(data).next_dose == 30.0
     # n = (3, 3), y = (2, 1): 0.66129 and 0.33871 with equal weights pool to 0.5 > 0.3:
     # a tie above the target, so the lowest dose (2/3 is not eliminated: P = 0.916 < 0.95).
     data = _data(_cohort(10.0, 3, 2), _cohort(20.0, 3, 1))
-    np.testing.assert_allclose(design.isotonic_estimates(data)[:2], [0.5, 0.5])
+    np.testing.assert_allclose(design.rule.isotonic_estimates(data)[:2], [0.5, 0.5])
     assert design.recommend(data).next_dose == 10.0
 
 
@@ -294,7 +294,7 @@ def trials(draw):
             max_size=10,
         )
     )
-    design = BOINDesign(
+    design = boin_design(
         draw(st.sampled_from([0.2, 0.25, 0.3])),
         levels,
         sample_size=60,
@@ -309,7 +309,8 @@ def trials(draw):
 def test_boin_stays_on_levels_never_skips_and_never_picks_an_eliminated_dose(trial):
     design, data = trial
     decision = design.next(data)
-    eliminated_from = design.first_eliminated(level_counts(data, design.dose_levels, owner="test"))
+    counts = level_counts(data, design.dose_levels, owner="test")
+    eliminated_from = int(design.rule.eliminated_from(counts.n[None], counts.y[None])[0])
     current = design.dose_levels.index(data.last_dose)
     if not decision.stopped:
         assert decision.next_dose in design.dose_levels
@@ -331,28 +332,33 @@ def test_boin_stays_on_levels_never_skips_and_never_picks_an_eliminated_dose(tri
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dose_levels": (10.0, 5.0)}, "dose_levels must be strictly increasing, got 5.0"),
-        ({"dose_levels": ()}, "dose_levels must hold at least one dose"),
-        ({"dose_levels": (0.0, 5.0)}, "dose_levels\\[0\\] must be > 0, got 0.0"),
-        ({"start_dose": 15.0}, "start_dose 15.0 is not one of the dose levels"),
-        ({"cohort_size": 0}, "cohort_size must be an integer >= 1, got 0"),
-        ({"sample_size": 2}, "cohort_size 3 exceeds sample_size 2"),
-        ({"elimination_cutoff": 1.5}, "elimination_cutoff must lie in \\(0, 1\\), got 1.5"),
-        ({"offset": 0.6}, "offset must lie in \\(0, 0.5\\).*got 0.6"),
-        ({"prior_a": -1.0}, "prior_a must be > 0, got -1.0"),
-        ({"n_earlystop": 2.5}, "n_earlystop must be an integer >= 1, got 2.5"),
-        ({"extra_safe": "yes"}, "extra_safe must be a bool, got 'yes'"),
-        ({"phi2": 0.2}, "phi2 must lie in \\(target=0.3, 1\\), got 0.2"),
+        ({"dose_levels": (10.0, 5.0)}, "BOIN: dose_levels must be strictly increasing, got 5.0"),
+        ({"dose_levels": ()}, "BOIN: dose_levels must hold at least one dose"),
+        ({"dose_levels": (0.0, 5.0)}, "BOIN: dose_levels\\[0\\] must be > 0, got 0.0"),
+        ({"start_dose": 15.0}, "Design: start_dose 15.0 is not one of the dose levels"),
+        ({"cohort_size": 0}, "Conduct: cohort_size must be an integer >= 1, got 0"),
+        ({"sample_size": 2}, "Conduct: cohort_size 3 exceeds sample_size 2"),
+        (
+            {"elimination_cutoff": 1.5},
+            "BOINRule: elimination_cutoff must lie in \\(0, 1\\), got 1.5",
+        ),
+        ({"offset": 0.6}, "BOINRule: offset must lie in \\(0, 0.5\\).*got 0.6"),
+        ({"prior_a": -1.0}, "BOIN: prior_a must be > 0, got -1.0"),
+        ({"n_earlystop": 2.5}, "BOINRule: n_earlystop must be an integer >= 1, got 2.5"),
+        ({"extra_safe": "yes"}, "BOINRule: extra_safe must be True or False, got 'yes'"),
+        ({"phi2": 0.2}, "BOINRule: phi2 must lie in \\(target=0.3, 1\\), got 0.2"),
     ],
 )
 def test_design_rejects_bad_options(kwargs, message):
+    # The owner of each message is the part that holds the option: the model (BOIN), the
+    # rule (BOINRule), the conduct (Conduct) or the design binding them (Design).
     options = {"target": 0.3, "dose_levels": LEVELS, **kwargs}
-    with pytest.raises(ValueError, match=f"BOINDesign: {message}"):
-        BOINDesign(**options)
+    with pytest.raises(ValueError, match=message):
+        boin_design(**options)
 
 
 def test_data_off_the_levels_or_without_dlt_are_refused():
-    design = BOINDesign(0.3, LEVELS)
+    design = boin_design(0.3, LEVELS)
     with pytest.raises(DataError, match=r"column 'dose', row 3: dose 15\.0 is not one of"):
         design.next(_data(_cohort(10.0, 3, 0), _cohort(15.0, 3, 0)))
     with pytest.raises(DataError, match="needs column 'dlt'"):
@@ -360,9 +366,9 @@ def test_data_off_the_levels_or_without_dlt_are_refused():
 
 
 def test_describe_is_flat():
-    record = BOINDesign(0.3, LEVELS).describe()
-    assert record["dose_levels"] == "10,20,30,40,50"
-    assert record["phi1"] == pytest.approx(0.18)
+    record = boin_design(0.3, LEVELS).describe()
+    assert record["model_dose_levels"] == "10,20,30,40,50"
+    assert record["rule_phi1"] == pytest.approx(0.18)
     assert all(isinstance(v, str | int | float | bool) for v in record.values())
 
 
@@ -415,7 +421,7 @@ def test_trial_metrics_by_hand():
         _cohort(40.0, 3, 2),
         _cohort(30.0, 3, 1),  # last: 1/3 stays, so n_earlystop = 3 stops below
     )
-    metrics = SCENARIO.trial_metrics(data, BOINDesign(0.3, LEVELS).recommend(data))
+    metrics = SCENARIO.trial_metrics(data, boin_design(0.3, LEVELS).recommend(data))
     # Isotonic estimates: 0.016, 0.172, 0.339, 0.661: level 2 (30) is closest to 0.3.
     assert metrics["correct_selection"] == 1.0
     assert metrics["overdose_selection"] == 0.0
@@ -429,7 +435,7 @@ def test_trial_metrics_by_hand():
     assert metrics["dlt_over_planned"] == pytest.approx(4 / 36)
     assert (metrics["stopped_early"], metrics["no_selection"], metrics["n_treated"]) == (1, 0, 15)
     assert all("," not in name for name in metrics)
-    capped = BOINDesign(0.3, LEVELS, n_earlystop=3)
+    capped = boin_design(0.3, LEVELS, n_earlystop=3)
     stop = capped.next(data)
     assert stop.stopped and stop.quantities["selected_dose"] == 30.0
     # the engine asks for the recommendation after the stop: the same dose
@@ -448,7 +454,7 @@ SCENARIO = BinaryToxicityScenario(
 
 @pytest.fixture(scope="module")
 def boin_results():
-    return simulate(BOINDesign(0.3, LEVELS), SCENARIO, 200, random_seed=11, progress=False)
+    return simulate(boin_design(0.3, LEVELS), SCENARIO, 200, random_seed=11, progress=False)
 
 
 def test_boin_operating_characteristics_are_plausible(boin_results):
@@ -466,12 +472,12 @@ def test_boin_operating_characteristics_are_plausible(boin_results):
 
 
 def test_same_seed_same_results(boin_results):
-    again = simulate(BOINDesign(0.3, LEVELS), SCENARIO, 200, random_seed=11, progress=False)
+    again = simulate(boin_design(0.3, LEVELS), SCENARIO, 200, random_seed=11, progress=False)
     xr.testing.assert_identical(boin_results, again)
 
 
 def test_early_stops_still_select_a_dose():
-    design = BOINDesign(0.3, LEVELS, n_earlystop=9)
+    design = boin_design(0.3, LEVELS, n_earlystop=9)
     results = simulate(design, SCENARIO, 40, random_seed=3, progress=False)
     stopped = results["stop_reason"].str.startswith("n_earlystop").values
     assert stopped.any()
@@ -482,9 +488,9 @@ def test_early_stops_still_select_a_dose():
 
 def test_common_random_numbers_across_designs():
     seed, n_trials = 5, 20
-    boin = simulate(BOINDesign(0.3, LEVELS), SCENARIO, n_trials, random_seed=seed, progress=False)
+    boin = simulate(boin_design(0.3, LEVELS), SCENARIO, n_trials, random_seed=seed, progress=False)
     three = simulate(
-        ThreePlusThreeDesign(LEVELS), SCENARIO, n_trials, random_seed=seed, progress=False
+        three_plus_three_design(LEVELS), SCENARIO, n_trials, random_seed=seed, progress=False
     )
     children = np.random.SeedSequence(seed).spawn(n_trials)
     p_true = dict(zip(LEVELS, SCENARIO.p_true, strict=True))

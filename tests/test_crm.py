@@ -9,10 +9,10 @@ from scipy import integrate
 from scipy.special import expit, logit
 
 from dosezoo.data import TrialData
-from dosezoo.designs.crm import CRMDesign
+from dosezoo.designs.crm import crm_design
 from dosezoo.errors import DataError
-from dosezoo.models.binary import DLTPosterior
 from dosezoo.models.crm import CRM, crm_skeleton
+from dosezoo.posterior import DosePosterior
 
 SKELETON = (0.1, 0.15, 0.25, 0.35, 0.5)
 
@@ -200,7 +200,7 @@ def test_predictive_draws_have_the_model_schema():
 
 def test_design_reports_both_estimates_and_uses_the_chosen_one():
     crm = CRM(SKELETON, 0.25)
-    plugin = CRMDesign(crm).next(DATA)
+    plugin = crm_design(crm).next(DATA)
     posterior = crm.posterior(DATA)
     expected_plugin = crm.p_dlt(posterior.parameter_mean["beta"])
     got = [plugin.quantities[f"p_plugin_{k}"] for k in range(5)]
@@ -213,14 +213,14 @@ def test_design_reports_both_estimates_and_uses_the_chosen_one():
 def test_design_does_not_skip_when_escalating():
     crm = CRM(SKELETON, 0.25)
     data = _data([1, 1, 1], [0, 0, 0])
-    free = CRMDesign(crm, max_step_up=None).next(data)
-    restricted = CRMDesign(crm).next(data)
+    free = crm_design(crm, max_step_up=None).next(data)
+    restricted = crm_design(crm).next(data)
     assert free.next_dose > 2.0
     assert restricted.next_dose == 2.0 and restricted.bound_by == ("max_step_up",)
 
 
 def test_design_stops_for_safety_and_recommends_nothing():
-    design = CRMDesign(CRM(SKELETON, 0.25))
+    design = crm_design(CRM(SKELETON, 0.25))
     data = _data([1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0])
     decision = design.next(data)
     assert decision.stopped and "safety" in decision.stop_reason
@@ -229,10 +229,10 @@ def test_design_stops_for_safety_and_recommends_nothing():
 
 
 def test_decide_on_an_idata_matches_the_grid_choice():
-    design = CRMDesign(CRM(SKELETON, 0.25))
+    design = crm_design(CRM(SKELETON, 0.25))
     idata = design.model.fit(DATA, draws=4000, random_seed=5)
     assert design.decide(idata, DATA).next_dose == design.next(DATA).next_dose
-    assert DLTPosterior.from_idata(idata).report.ok
+    assert DosePosterior.from_idata(idata).report.ok
 
 
 @settings(max_examples=60, deadline=None)
@@ -243,7 +243,7 @@ def test_decide_on_an_idata_matches_the_grid_choice():
     step_down=st.sampled_from([1, None]),
 )
 def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_down):
-    design = CRMDesign(
+    design = crm_design(
         CRM(SKELETON, 0.25), max_step_up=step_up, max_step_down=step_down, sample_size=36
     )
     data = _data(levels, dlts[: len(levels)])
@@ -252,9 +252,9 @@ def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_d
         # Only the safety rule stops: enough patients at the lowest dose, and P(p_1 > target)
         # above the cut-off (DLTs at higher doses count too: 1 DLT in 3 at the lowest dose
         # and 3 in 3 at the next one stop the trial).
-        assert np.sum(np.asarray(data.dose) == 1.0) >= design.safety_min_patients
+        assert np.sum(np.asarray(data.dose) == 1.0) >= design.rule.safety_min_patients
         p_lowest = design.model.posterior(data).prob_above(design.model.target)[0]
-        assert p_lowest > design.safety_cutoff
+        assert p_lowest > design.rule.safety_cutoff
         assert decision.quantities["p_lowest_too_toxic"] == pytest.approx(p_lowest)
         return
     current = levels[-1]
@@ -276,4 +276,4 @@ def test_design_rejects_bad_options_by_name():
         ({"engine": "kernel"}, "engine"),
     ):
         with pytest.raises(ValueError, match=field):
-            CRMDesign(crm, **kwargs)
+            crm_design(crm, **kwargs)

@@ -7,7 +7,7 @@ from scipy import stats
 
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs import ThreePlusThreeDesign
+from dosezoo.designs import three_plus_three_design
 from dosezoo.errors import DataError
 from dosezoo.simulate import operating_characteristics, simulate
 
@@ -31,14 +31,14 @@ def _run(design, steps):
 
 
 def test_sizes():
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     assert (design.cohort_size, design.sample_size, design.start_dose) == (3, 24, 10.0)
-    assert ThreePlusThreeDesign(LEVELS, start_dose=20).start_dose == 20.0
+    assert three_plus_three_design(LEVELS, start_dose=20).start_dose == 20.0
 
 
 def test_one_of_six_escalates_then_two_of_three_stops_at_the_lower_dose():
     data, decision = _run(
-        ThreePlusThreeDesign(LEVELS),
+        three_plus_three_design(LEVELS),
         [
             ([0, 0, 0], 20.0),  # 0/3 at 10: escalate
             ([0, 1, 0], 20.0),  # 1/3 at 20: 3 more
@@ -47,11 +47,11 @@ def test_one_of_six_escalates_then_two_of_three_stops_at_the_lower_dose():
         ],
     )
     assert decision.quantities == {"n_at_dose": 3.0, "dlt_at_dose": 2.0, "selected_dose": 20.0}
-    assert ThreePlusThreeDesign(LEVELS).recommend(data).next_dose == 20.0
+    assert three_plus_three_design(LEVELS).recommend(data).next_dose == 20.0
 
 
 def test_deescalation_completes_the_lower_dose_to_six():
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     data, decision = _run(
         design,
         [
@@ -67,7 +67,7 @@ def test_deescalation_completes_the_lower_dose_to_six():
 
 
 def test_two_of_six_deescalates_and_never_reescalates():
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     data, decision = _run(
         design,
         [
@@ -83,7 +83,7 @@ def test_two_of_six_deescalates_and_never_reescalates():
 
 
 def test_escalation_past_the_highest_dose_confirms_it_with_six():
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     data, decision = _run(
         design,
         [
@@ -99,7 +99,7 @@ def test_escalation_past_the_highest_dose_confirms_it_with_six():
 
 
 def test_a_toxic_lowest_dose_stops_with_no_mtd():
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     data, decision = _run(design, [([1, 0, 0], 10.0), ([0, 1, 0], "no MTD: 2 DLTs in 6")])
     assert math.isnan(decision.quantities["selected_dose"])
     recommendation = design.recommend(data)
@@ -109,7 +109,7 @@ def test_a_toxic_lowest_dose_stops_with_no_mtd():
 
 
 def test_a_higher_start_dose_deescalates_to_an_untreated_dose():
-    design = ThreePlusThreeDesign(LEVELS, start_dose=20.0)
+    design = three_plus_three_design(LEVELS, start_dose=20.0)
     data, _ = _run(
         design,
         [
@@ -122,11 +122,11 @@ def test_a_higher_start_dose_deescalates_to_an_untreated_dose():
 
 
 def test_bad_input_is_refused():
-    with pytest.raises(ValueError, match="ThreePlusThreeDesign: dose_levels must be strictly"):
-        ThreePlusThreeDesign((10.0, 10.0))
-    with pytest.raises(ValueError, match="ThreePlusThreeDesign: start_dose 15 is not one of"):
-        ThreePlusThreeDesign(LEVELS, start_dose=15)
-    design = ThreePlusThreeDesign(LEVELS)
+    with pytest.raises(ValueError, match="three_plus_three_design: dose_levels must be strictly"):
+        three_plus_three_design((10.0, 10.0))
+    with pytest.raises(ValueError, match="Design: start_dose 15.0 is not one of"):
+        three_plus_three_design(LEVELS, start_dose=15)
+    design = three_plus_three_design(LEVELS)
     with pytest.raises(DataError, match="dose 10 has 4 patients; the 3\\+3 design treats 3 or 6"):
         design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[0, 0, 0, 0]))
     with pytest.raises(DataError, match=r"row 0: dose 12\.5 is not one of the dose levels"):
@@ -134,13 +134,13 @@ def test_bad_input_is_refused():
 
 
 def test_describe_is_flat():
-    record = ThreePlusThreeDesign(LEVELS).describe()
+    record = three_plus_three_design(LEVELS).describe()
     assert record == {
-        "name": "ThreePlusThreeDesign",
-        "dose_levels": "10,20,30,40",
-        "start_dose": 10.0,
-        "cohort_size": 3,
-        "sample_size": 24,
+        "name": "3+3",
+        "rule_dose_levels": "10,20,30,40",
+        "conduct_start_dose": 10.0,
+        "conduct_cohort_size": 3,
+        "conduct_sample_size": 24,
     }
 
 
@@ -183,22 +183,22 @@ def _confirmed_at_the_top(p):
 
 
 def test_exact_selection_agrees_with_closed_forms():
-    probabilities = _exact_selection(ThreePlusThreeDesign(LEVELS), P_TRUE)
+    probabilities = _exact_selection(three_plus_three_design(LEVELS), P_TRUE)
     assert probabilities.sum() == pytest.approx(1.0)
     top = np.prod([_passes(p) for p in P_TRUE[:-1]]) * _confirmed_at_the_top(P_TRUE[-1])
     assert probabilities[3] == pytest.approx(top)
-    single = _exact_selection(ThreePlusThreeDesign((10.0,)), (0.3,))
+    single = _exact_selection(three_plus_three_design((10.0,)), (0.3,))
     assert single[0] == pytest.approx(_confirmed_at_the_top(0.3))
     assert single[-1] == pytest.approx(1 - _confirmed_at_the_top(0.3))
 
 
 @pytest.fixture(scope="module")
 def results():
-    return simulate(ThreePlusThreeDesign(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
+    return simulate(three_plus_three_design(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
 
 
 def test_simulated_selection_matches_the_exact_distribution(results):
-    exact = _exact_selection(ThreePlusThreeDesign(LEVELS), P_TRUE)
+    exact = _exact_selection(three_plus_three_design(LEVELS), P_TRUE)
     oc = operating_characteristics(results, n_bootstrap=2)["mean"].to_series()
     simulated = [oc[f"selected_{k}"] for k in range(4)] + [oc["no_selection"]]
     se = np.sqrt(exact * (1 - exact) / 200)
@@ -212,12 +212,12 @@ def test_simulated_selection_matches_the_exact_distribution(results):
 
 
 def test_same_seed_same_results(results):
-    again = simulate(ThreePlusThreeDesign(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
+    again = simulate(three_plus_three_design(LEVELS), SCENARIO, 200, random_seed=7, progress=False)
     xr.testing.assert_identical(results, again)
 
 
 def test_every_stop_selects_what_recommend_selects(results):
-    design = ThreePlusThreeDesign(LEVELS)
+    design = three_plus_three_design(LEVELS)
     for trial in range(20):
         n = int(results["n_patients"][trial])
         data = TrialData.empty(outcomes=("dlt",))

@@ -21,11 +21,12 @@ from hypothesis import strategies as st
 
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
 from dosezoo.decision import Decision
-from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
+from dosezoo.designs.boin import boin_design
+from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.levels import count_state
-from dosezoo.simulate import CountRuleDesign, LevelScenario, simulate
+from dosezoo.protocols import CountRuleDesign, LevelScenario
+from dosezoo.simulate import simulate
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 #: Seed 003's scenario 13 (target 0.3): the benchmark's scenario of issue 4.
@@ -75,7 +76,7 @@ def boin_cases(draw):
     k = draw(st.integers(1, 5))
     levels = LEVELS[:k]
     cohort_size = draw(st.integers(1, 3))
-    design = BOINDesign(
+    design = boin_design(
         draw(st.sampled_from([0.2, 0.25, 0.3])),
         levels,
         start_dose=draw(st.sampled_from(levels)),
@@ -93,7 +94,7 @@ def boin_cases(draw):
 def three_plus_three_cases(draw):
     k = draw(st.integers(1, 5))
     levels = LEVELS[:k]
-    design = ThreePlusThreeDesign(levels, start_dose=draw(st.sampled_from(levels)))
+    design = three_plus_three_design(levels, start_dose=draw(st.sampled_from(levels)))
     return design, draw(count_states(k, st.sampled_from([0, 3, 6])))
 
 
@@ -132,10 +133,10 @@ def test_count_states_that_cannot_happen_are_refused():
         count_state("Rule", n, y, [1], 2)
     with pytest.raises(ValueError, match=r"row 0 is impossible: .*current=-1"):
         count_state("Rule", n, y, [-1], 2)
-    with pytest.raises(ValueError, match="BOINDesign: count state row 0"):
-        BOINDesign(0.3, (10.0, 20.0)).decide_counts(n, y, [1])
+    with pytest.raises(ValueError, match="BOINRule: count state row 0"):
+        boin_design(0.3, (10.0, 20.0)).decide_counts(n, y, [1])
     with pytest.raises(ValueError, match="row 0: dose 20 has 4 patients; the 3\\+3 design"):
-        ThreePlusThreeDesign((10.0, 20.0)).recommend_counts([[3, 4]], [[0, 0]], [1])
+        three_plus_three_design((10.0, 20.0)).recommend_counts([[3, 4]], [[0, 0]], [1])
 
 
 def test_the_binary_scenario_responds_through_its_array_face():
@@ -174,24 +175,24 @@ class PerTrial:
 
 CASES = {
     # name: (design, p_true, a stop reason some trial must reach, or None)
-    "boin": (BOINDesign(0.3, LEVELS), P_ISSUE, None),
-    "boin-extra-safe": (BOINDesign(0.3, LEVELS, extra_safe=True), P_TOXIC_LOWEST, "extra-safe"),
-    "boin-earlystop": (BOINDesign(0.3, LEVELS, n_earlystop=9), P_ISSUE, "n_earlystop: 9"),
-    "boin-toxic-lowest": (BOINDesign(0.3, LEVELS), P_TOXIC_LOWEST, "lowest dose 10 eliminated"),
+    "boin": (boin_design(0.3, LEVELS), P_ISSUE, None),
+    "boin-extra-safe": (boin_design(0.3, LEVELS, extra_safe=True), P_TOXIC_LOWEST, "extra-safe"),
+    "boin-earlystop": (boin_design(0.3, LEVELS, n_earlystop=9), P_ISSUE, "n_earlystop: 9"),
+    "boin-toxic-lowest": (boin_design(0.3, LEVELS), P_TOXIC_LOWEST, "lowest dose 10 eliminated"),
     "boin-cohorts-of-1": (
-        BOINDesign(0.25, LEVELS, cohort_size=1, sample_size=10, start_dose=40.0),
+        boin_design(0.25, LEVELS, cohort_size=1, sample_size=10, start_dose=40.0),
         P_ISSUE,
         None,
     ),
     "boin-cohorts-of-2": (
-        BOINDesign(0.3, LEVELS, cohort_size=2, sample_size=25, n_earlystop=8),
+        boin_design(0.3, LEVELS, cohort_size=2, sample_size=25, n_earlystop=8),
         P_TOXIC_LOWEST,
         "n_earlystop: 8",
     ),
-    "3+3": (ThreePlusThreeDesign(LEVELS), P_ISSUE, "MTD"),
-    "3+3-toxic-lowest": (ThreePlusThreeDesign(LEVELS), P_TOXIC_LOWEST, "no MTD"),
-    "3+3-all-safe": (ThreePlusThreeDesign(LEVELS), P_ALL_SAFE, "no higher dose to try"),
-    "3+3-start-high": (ThreePlusThreeDesign(LEVELS, start_dose=40.0), P_ISSUE, "MTD"),
+    "3+3": (three_plus_three_design(LEVELS), P_ISSUE, "MTD"),
+    "3+3-toxic-lowest": (three_plus_three_design(LEVELS), P_TOXIC_LOWEST, "no MTD"),
+    "3+3-all-safe": (three_plus_three_design(LEVELS), P_ALL_SAFE, "no higher dose to try"),
+    "3+3-start-high": (three_plus_three_design(LEVELS, start_dose=40.0), P_ISSUE, "MTD"),
 }
 N_TRIALS = 200
 SEED = 20260611
@@ -269,7 +270,7 @@ def test_a_killed_vectorised_run_resumes_to_the_same_result(tmp_path, monkeypatc
 def test_other_dose_levels_fall_back_to_the_per_trial_engine():
     # The scenario knows one more level than the design: counts per level do not line up, so
     # the engine runs the trials one by one; the result is still that of the per-trial path.
-    design = BOINDesign(0.3, LEVELS[:4])
+    design = boin_design(0.3, LEVELS[:4])
     scenario = BinaryToxicityScenario(LEVELS, P_ISSUE, 0.3, planned_sample_size=36)
     result = simulate(design, scenario, 30, random_seed=SEED, progress=False)
     expected = simulate(PerTrial(design), scenario, 30, random_seed=SEED, progress=False)
