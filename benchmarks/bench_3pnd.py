@@ -60,11 +60,9 @@ def summarise_fit(idata, seconds: float) -> dict:
     }
 
 
-def bench_pymc(model: ThreePND, data: TrialData, engine: str, ridge: bool = True) -> dict:
+def bench_pymc(model: ThreePND, data: TrialData, engine: str) -> dict:
     started = time.perf_counter()
-    idata = model.fit(
-        data, engine=engine, draws=1000, tune=1000, chains=2, random_seed=1, ridge=ridge
-    )
+    idata = model.fit(data, engine=engine, draws=1000, tune=1000, chains=2, random_seed=1)
     return summarise_fit(idata, time.perf_counter() - started) | {
         "settings": "2 x (1000 tune + 1000 draws)"
     }
@@ -108,11 +106,11 @@ def bench_kernel(
 def bench_quadrature(model: ThreePND, data: TrialData) -> dict:
     """One exact posterior as a design uses it: the grid, the 0.1-quantile, P(MTD < dose)."""
     rule = MTDQuantileRule(alpha=0.1)
-    rule.choose(model.mtd_posterior(data), data)  # JIT
+    rule.choose(model.posterior(data), data)  # JIT
     times = []
     for _ in range(KERNEL_REPEATS):
         started = time.perf_counter()
-        rule.choose(model.mtd_posterior(data), data)
+        rule.choose(model.posterior(data), data)
         times.append(time.perf_counter() - started)
     return {"seconds": statistics.median(times), "repeats": KERNEL_REPEATS}
 

@@ -48,11 +48,14 @@ import xarray as xr
 import dosezoo.simulate as engine
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs.blrm import BLRMDesign
-from dosezoo.designs.boin import BOINDesign
-from dosezoo.designs.crm import CRMDesign
-from dosezoo.designs.ewoc import EWOCDesign
-from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
+from dosezoo.designs import (
+    CountDesign,
+    blrm_design,
+    boin_design,
+    crm_design,
+    ewoc_design,
+    three_plus_three_design,
+)
 from dosezoo.models.blrm import BLRM
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
@@ -110,13 +113,13 @@ def designs() -> dict[str, object]:
     cohorts of 3 (Babb et al. enrol one patient at a time).
     """
     return {
-        "CRM": CRMDesign(
+        "CRM": crm_design(
             CRM(crm_skeleton(TARGET, 0.07, 3, len(DOSE_LEVELS)), TARGET, dose_levels=DOSE_LEVELS)
         ),
-        "BOIN": BOINDesign(TARGET, DOSE_LEVELS),
-        "3+3": ThreePlusThreeDesign(DOSE_LEVELS),
-        "BLRM": BLRMDesign(BLRM(DOSE_LEVELS, DOSE_LEVELS[2]), target_interval=(0.2, 0.4)),
-        "EWOC": EWOCDesign(
+        "BOIN": boin_design(TARGET, DOSE_LEVELS),
+        "3+3": three_plus_three_design(DOSE_LEVELS),
+        "BLRM": blrm_design(BLRM(DOSE_LEVELS, DOSE_LEVELS[2]), target_interval=(0.2, 0.4)),
+        "EWOC": ewoc_design(
             EWOC(TARGET, DOSE_LEVELS[0], DOSE_LEVELS[-1], dose_levels=DOSE_LEVELS), cohort_size=3
         ),
     }
@@ -167,7 +170,7 @@ def _uncached(design, method: str, data: TrialData):
 def bench_decisions(all_designs: dict, data: TrialData) -> dict:
     out = {}
     for name, design in all_designs.items():
-        model_based = hasattr(design, "posterior")
+        model_based = not isinstance(design, CountDesign)
         repeats = DECISION_REPEATS["model" if model_based else "rule"]
         seconds = median_seconds(lambda design=design: _uncached(design, "next", data), repeats)
         decision = design.next(data)
@@ -257,7 +260,7 @@ def _engine_clock(clock: dict[str, float]):
 def bench_simulation(design, scenario, n_trials: int) -> tuple[dict, xr.Dataset]:
     """Time ``simulate``; then the per-trial engine on the same trials, every call timed.
 
-    BOIN and 3+3 run in lockstep (`dosezoo.simulate.CountRuleDesign`): that is the timing
+    BOIN and 3+3 run in lockstep (`dosezoo.protocols.CountRuleDesign`): that is the timing
     against the target. The per-trial run must give the identical Dataset; its breakdown shows
     where a design without the count capability spends its time.
     """

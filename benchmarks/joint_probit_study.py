@@ -6,8 +6,8 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
   trial (z-scores of means and quantiles over their Monte Carlo SEs), ESS per second; SBC of
   the kernel and of the step methods, and of two deliberately wrong kernels (the Jacobian bug
   and the coefficient draws that ignore the correlation);
-- ``simulate``: seed 000's design (``OptimusDesign``) against the toxicity-only CRM
-  (``CRMDesign``, target 0.25, the middle of the toxicity interval) on the same simulated
+- ``simulate``: Lin (2023)'s design (``optimus_design``) against the toxicity-only CRM
+  (``crm_design``, target 0.25, the middle of the toxicity interval) on the same simulated
   patients (common random numbers) in the three scenarios of
   :func:`dosezoo.efftox_scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
   ``--range-probability`` set the two options of the rule that seed 000 leaves open;
@@ -33,16 +33,14 @@ import pandas as pd
 from report import replace_readme_block
 
 from dosezoo.data import TrialData
-from dosezoo.designs.crm import CRMDesign
-from dosezoo.designs.optimus import OptimusDesign, OptimusRule
+from dosezoo.designs import crm_design, optimus_design
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
 from dosezoo.samplers import joint_probit_kernels as kernels
-from dosezoo.samplers.joint_probit import joint_probit_sbc
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.validation import agreement_z
+from dosezoo.validation import agreement_z, joint_probit_sbc
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
@@ -148,19 +146,20 @@ def validate() -> dict:
 
 
 def designs(sample_size: int, futility_cutoff: float | None, range_probability: float) -> dict:
-    model = JointProbit(LEVELS)
-    rule = OptimusRule(
-        LEVELS,
-        futility_cutoff=futility_cutoff,
-        range_probability=range_probability,
-        convergence=ConvergenceCriteria(max_rhat=1.02, min_ess_bulk=200, min_ess_tail=100),
-    )
     crm = CRM(crm_skeleton(0.25, 0.05, 3, len(LEVELS)), target=0.25, dose_levels=LEVELS)
     return {
-        "optimus": OptimusDesign(
-            model, rule, sample_size=sample_size, draws=500, tune=250, chains=2, random_seed=1
+        "optimus": optimus_design(
+            JointProbit(LEVELS),
+            futility_cutoff=futility_cutoff,
+            range_probability=range_probability,
+            convergence=ConvergenceCriteria(max_rhat=1.02, min_ess_bulk=200, min_ess_tail=100),
+            sample_size=sample_size,
+            draws=500,
+            tune=250,
+            chains=2,
+            random_seed=1,
         ),
-        "crm": CRMDesign(crm, sample_size=sample_size),
+        "crm": crm_design(crm, sample_size=sample_size),
     }
 
 

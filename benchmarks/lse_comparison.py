@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from report import replace_readme_block  # noqa: E402
 
-from dosezoo.designs.boin import BOINDesign  # noqa: E402
+from dosezoo.designs import boin_design, crm_design  # noqa: E402
 from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
 from dosezoo.lse_scenarios import (  # noqa: E402
     SEED003_DOSE_LEVELS,
@@ -55,6 +55,7 @@ from dosezoo.lse_scenarios import (  # noqa: E402
     seed003_scenario,
     seed003_target,
 )
+from dosezoo.models.crm import CRM, crm_skeleton  # noqa: E402
 from dosezoo.simulate import operating_characteristics, simulate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,16 +88,11 @@ SAFETY_CUTOFF = 0.9
 MCMC = {"draws": 500, "tune": 100}
 
 
-def crm_design(target: float):
-    """Return the CRM arm of Appendix C.1, or None when dosezoo's CRM is not available."""
-    try:
-        from dosezoo.designs.crm import CRMDesign
-        from dosezoo.models.crm import CRM, crm_skeleton
-    except ImportError:
-        return None
+def crm_arm(target: float):
+    """Return the CRM arm of Appendix C.1."""
     skeleton = crm_skeleton(target, 0.05, 3, len(SEED003_DOSE_LEVELS))
     model = CRM(skeleton, target, model="empiric", dose_levels=SEED003_DOSE_LEVELS)
-    return CRMDesign(
+    return crm_design(
         model,
         cohort_size=3,
         sample_size=36,
@@ -116,9 +112,9 @@ def make_design(name: str, target: float):
     if name == "BO":
         return bo_design(target, levels, random_seed=SEED, **MCMC)
     if name == "CRM":
-        return crm_design(target)
+        return crm_arm(target)
     if name == "BOIN":
-        return BOINDesign(target, levels, cohort_size=3, sample_size=36, extra_safe=True)
+        return boin_design(target, levels, cohort_size=3, sample_size=36, extra_safe=True)
     raise ValueError(f"unknown design {name!r}")
 
 
@@ -305,10 +301,6 @@ def main() -> None:
     MCMC.update(draws=args.draws, tune=args.tune)
     designs = [name for name in args.designs.split(",") if name]
     RUNS.mkdir(parents=True, exist_ok=True)
-
-    if "CRM" in designs and crm_design(0.2) is None:
-        print("CRM arm skipped: dosezoo.designs.crm / dosezoo.models.crm are not available")
-        designs.remove("CRM")
 
     load_before = os.getloadavg()
     rows, seconds, started = [], {}, time.perf_counter()

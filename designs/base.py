@@ -252,6 +252,12 @@ class Rule(ABC):
         """
         return None
 
+    def refusal_quantities(
+        self, posterior: DosePosterior, data: TrialData, *, final: bool
+    ) -> dict[str, float]:
+        """Return the quantities a stop for a refused fit records (none by default)."""
+        return {}
+
     @abstractmethod
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose (or a stop) from the posterior of the trial so far."""
@@ -473,7 +479,9 @@ class Design:
                 break
         return replace(posterior, refits=attempt) if attempt else posterior
 
-    def _refused(self, posterior: DosePosterior, *, final: bool) -> Decision | None:
+    def _refused(
+        self, posterior: DosePosterior, data: TrialData, *, final: bool
+    ) -> Decision | None:
         """Refuse a fit that failed its checks: raise, or return a stop with the reason."""
         report = posterior.report
         if report is None or report.ok:
@@ -482,8 +490,11 @@ class Design:
         if self.conduct.refits:
             message += f" after {self.conduct.refits} refits with more draws"
         if self.conduct.on_refusal == "stop":
+            prefix = "no MTD: " if final else ""
             return Decision(
-                None, stop_reason=("no MTD: " if final else "") + f"fit refused: {message}"
+                None,
+                stop_reason=f"{prefix}fit refused: {message}",
+                quantities=self.rule.refusal_quantities(posterior, data, final=final),
             )
         raise ConvergenceError(f"{self.label} will not act on this fit: {message}", report)
 
@@ -514,7 +525,7 @@ class Design:
         posterior = None
         if self.rule.needs_posterior(data, final=False):
             posterior = self.posterior(data)
-            refused = self._refused(posterior, final=False)
+            refused = self._refused(posterior, data, final=False)
             if refused is not None:
                 return refused
         return self._with_refits(self.rule.choose(posterior, data), posterior)
@@ -538,7 +549,7 @@ class Design:
         posterior = None
         if self.rule.needs_posterior(data, final=True):
             posterior = self.posterior(data, final=True)
-            refused = self._refused(posterior, final=True)
+            refused = self._refused(posterior, data, final=True)
             if refused is not None:
                 return refused
         return self._with_refits(self.rule.select(posterior, data), posterior)

@@ -554,6 +554,20 @@ class TwoStageGPRule(Rule):
         """Build stage 1 (BOIN on the model's levels) and the stage-2 prior per prior MTD."""
         if not isinstance(model, LatentGP):
             raise TypeError(f"TwoStageGPRule: model must be a LatentGP, got {model!r}")
+        own_prior = quantile_prior_mean(
+            self.target,
+            model.scaled_doses,
+            sigma_f_mean=model.sigma_f_mean,
+            margin=self.margin,
+            prob_low=self.prob_low,
+            prob_high=self.prob_high,
+        )
+        if not np.allclose(model.prior_mean, own_prior, rtol=0.0, atol=1e-9):
+            raise ValueError(
+                f"TwoStageGPRule: the model's prior mean differs from target {self.target:g}'s "
+                "quantile construction (the rule's margin, prob_low, prob_high); build the model "
+                "with LatentGP.from_quantiles, or use lse_design / bo_design"
+            )
         boin = BOINRule(extra_safe=self.boin_extra_safe).bind(
             BOIN(self.target, model.dose_levels), conduct
         )
@@ -656,6 +670,14 @@ class TwoStageGPRule(Rule):
         if final:
             return int(np.flatnonzero(counts.n > 0)[-1]) + 2
         return counts.current + 2
+
+    def refusal_quantities(
+        self, posterior: DosePosterior, data: TrialData, *, final: bool
+    ) -> dict[str, float]:
+        """Return what a refused stage-2 fit records: the stage and the ESS (next dose only)."""
+        if final:
+            return {}
+        return {"stage": 2.0, "ess_min": _least_ess(posterior, self.levels_read(data, final=False))}
 
     # --------------------------------------------------------------- decisions
 

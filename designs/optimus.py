@@ -123,6 +123,11 @@ class OptimusRule(ModelRule):
         """The model's dose levels."""
         return self.model.dose_levels
 
+    def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
+        """Refuse doses off the levels before any fit; no fit for a trial with no patients."""
+        level_counts(data, self.dose_levels, owner="OptimusRule")
+        return data.n_patients > 0
+
     # ----------------------------------------------------------------- posterior summaries
 
     def summaries(self, posterior: DosePosterior) -> dict[str, np.ndarray]:

@@ -9,8 +9,8 @@ from scipy import stats
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
 from dosezoo.decision import Decision
+from dosezoo.designs.boin import boin_design
 from dosezoo.efftox_scenarios import EffToxScenario, standard_efftox_scenarios
 from dosezoo.models.joint_probit import cell_probabilities
 from dosezoo.simulate import run_trial
@@ -103,7 +103,7 @@ def test_trial_metrics_score_selection_allocation_and_the_range():
 
 def test_scenario_runs_in_the_engine_with_a_toxicity_only_design():
     truth = scenario()
-    design = BOINDesign(0.25, LEVELS, sample_size=12)
+    design = boin_design(0.25, LEVELS, sample_size=12)
     record = run_trial(design, truth, np.random.default_rng(3))
     assert record["n_patients"] <= 12
     assert set(record["outcomes"]) == {"dlt", "efficacy"}

@@ -15,13 +15,8 @@ from scipy import stats
 from dosezoo.data import TrialData
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
 from dosezoo.samplers import joint_probit_kernels as kernels
-from dosezoo.samplers.joint_probit import (
-    JointProbitLayout,
-    LatentState,
-    joint_probit_sbc,
-    joint_probit_steps,
-)
-from dosezoo.validation import agreement_z
+from dosezoo.samplers.joint_probit import JointProbitLayout, LatentState, joint_probit_steps
+from dosezoo.validation import agreement_z, joint_probit_sbc
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 MODEL = JointProbit(LEVELS)

@@ -72,10 +72,10 @@ def test_log_likelihood_is_the_binomial_one():
 def test_layout_reads_the_model_and_its_data():
     model = MODEL.build(DATA)
     layout = LatentGPLayout(model)
-    n, y = layout.counts()
+    n, y = layout.observations()
     assert n.tolist() == [3, 3, 6, 3, 0] and y.tolist() == [0, 1, 2, 2, 0]
     assert np.allclose(layout.chol, MODEL.chol) and np.allclose(layout.mean, MODEL.prior_mean)
-    with pytest.raises(ValueError, match="LogSigmaSlice updates 'sigma_f'"):
+    with pytest.raises(ValueError, match=r"LogSigmaSlice updates \['sigma_f'\]"):
         LogSigmaSlice([model["z"]], model=model)
     with pytest.raises(ValueError, match="not a LatentGP model"):
         with pm.Model():

@@ -8,12 +8,13 @@ from hypothesis import strategies as st
 
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
+from dosezoo.designs.base import Design
+from dosezoo.designs.boin import boin_design
 from dosezoo.designs.lse import (
     AdmissibleSet,
     BORule,
     LSERule,
-    TwoStageGPDesign,
+    TwoStageGPRule,
     bo_design,
     expected_improvement,
     lse_acquisition,
@@ -22,6 +23,7 @@ from dosezoo.designs.lse import (
 )
 from dosezoo.errors import DataError
 from dosezoo.levels import LevelCounts
+from dosezoo.models.latent_gp import LatentGP
 from dosezoo.simulate import run_trial
 
 LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
@@ -180,14 +182,14 @@ def design():
 
 
 def test_stage_one_is_boin_until_two_dlts(design):
-    boin = BOINDesign(TARGET, LEVELS, extra_safe=True)
+    boin = boin_design(TARGET, LEVELS, extra_safe=True)
     data = _data([1.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0])
-    assert design.stage1_end(data) is None
+    assert design.rule.stage1_end(data) is None
     decision = design.next(data)
     assert decision.next_dose == boin.next(data).next_dose
     assert decision.quantities["stage"] == 1.0
     more = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
-    assert design.stage1_end(more) == 9
+    assert design.rule.stage1_end(more) == 9
     stage2 = design.next(more)
     assert stage2.quantities["stage"] == 2.0
     assert stage2.quantities["prior_mtd_level"] == LEVELS.index(boin.next(more).next_dose)
@@ -196,7 +198,7 @@ def test_stage_one_is_boin_until_two_dlts(design):
 def test_stage_one_ends_at_the_highest_dose(design):
     doses = [1.0] * 3 + [2.0] * 3 + [3.0] * 3 + [4.0] * 3 + [5.0] * 3
     data = _data(doses, [0] * 15)
-    assert design.stage1_end(data) == 15
+    assert design.rule.stage1_end(data) == 15
     assert design.next(data).quantities["stage"] == 2.0
 
 
@@ -213,7 +215,7 @@ def test_no_admissible_dose_stops_the_trial():
     design = lse_design(TARGET, LEVELS, overdose_weight=0.0, stop_min_patients=50)
     data = _data([1.0] * 6, [1, 1, 1, 1, 0, 1])
     decision = design.next(data)
-    assert decision.quantities["p_above_0"] >= design.admissible.exclusion_threshold
+    assert decision.quantities["p_above_0"] >= design.rule.admissible.exclusion_threshold
     assert decision.stopped and "no admissible dose" in decision.stop_reason
     assert design.recommend(data).stopped
 
@@ -221,10 +223,10 @@ def test_no_admissible_dose_stops_the_trial():
 def test_a_fit_with_too_small_an_ess_is_refused():
     data = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
     checked = lse_design(TARGET, LEVELS, draws=300, tune=50)
-    assert checked.next(data).quantities["ess_min"] >= checked.min_ess
+    assert checked.next(data).quantities["ess_min"] >= checked.conduct.convergence.min_ess_bulk
     strict = lse_design(TARGET, LEVELS, draws=100, tune=50, min_ess=1e6)
     refused = strict.next(data)
-    assert refused.stopped and refused.stop_reason.startswith("fit refused: ESS")
+    assert refused.stopped and refused.stop_reason.startswith("fit refused: p_dlt: ESS")
     assert strict.recommend(data).stop_reason.startswith("no MTD: fit refused")
 
 
@@ -262,18 +264,19 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     q = decision.quantities
     assert q["stage"] == 2.0
     if decision.stopped and decision.stop_reason.startswith("fit refused"):
-        assert q["ess_min"] < design.min_ess  # an explicit refusal, never a silent action
+        # an explicit refusal, never a silent action
+        assert q["ess_min"] < design.conduct.convergence.min_ess_bulk
         return
     if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
         assert (
-            q["p_above_0"] > design.stop_threshold
-            or q["p_above_0"] >= design.admissible.exclusion_threshold
+            q["p_above_0"] > design.rule.stop_threshold
+            or q["p_above_0"] >= design.rule.admissible.exclusion_threshold
         )
         return
     level = LEVELS.index(decision.next_dose)
     assert level <= current + 1  # never more than one level above the current dose
-    assert q[f"p_above_{level}"] < design.admissible.exclusion_threshold
-    if q["p_above_0"] > design.admissible.single_dose_threshold:
+    assert q[f"p_above_{level}"] < design.rule.admissible.exclusion_threshold
+    if q["p_above_0"] > design.rule.admissible.single_dose_threshold:
         assert level == 0  # only the lowest dose when it alone qualifies
     admissible = [k for k in range(5) if q[f"admissible_{k}"] == 1.0]
     assert q[f"acquisition_{level}"] == max(q[f"acquisition_{k}"] for k in admissible)
@@ -294,7 +297,7 @@ def test_trial_runs_end_to_end_and_recommends_a_level():
 
 def test_ambiguity_variant_runs():
     design = lse_design(TARGET, LEVELS, acquisition="ambiguity")
-    assert design.rule.acquisition == "ambiguity"
+    assert design.rule.stage2.acquisition == "ambiguity"
     data = _data([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
     assert not design.next(data).stopped
 
@@ -308,7 +311,10 @@ def test_ambiguity_variant_runs():
         (lambda: LSERule(TARGET, overdose_weight=-1.0), "overdose_weight must be >= 0"),
         (lambda: LSERule(TARGET, acquisition="ucb"), "acquisition must be"),
         (lambda: LSERule(1.2), "target must lie in"),
-        (lambda: TwoStageGPDesign(0.3, LEVELS, LSERule(TARGET)), "differs from target"),
+        (
+            lambda: Design(LatentGP.from_quantiles(LEVELS, 0.3), TwoStageGPRule(LSERule(TARGET))),
+            "differs from target",
+        ),
         (lambda: lse_design(TARGET, LEVELS, stop_threshold=0.95), "must not exceed"),
         (lambda: lse_design(TARGET, LEVELS, stage1_dlts=0), "stage1_dlts must be an integer"),
         (lambda: lse_design(TARGET, LEVELS, cohort_size=40), "exceeds sample_size"),

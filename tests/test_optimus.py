@@ -8,25 +8,38 @@ from hypothesis import strategies as st
 from scipy.special import ndtr
 
 from dosezoo.data import DataError, TrialData
-from dosezoo.designs.optimus import OptimusDesign, OptimusRule, PosteriorRates, decide
+from dosezoo.designs.base import Design
+from dosezoo.designs.optimus import optimus_design
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.errors import ConvergenceError
 from dosezoo.models.joint_probit import JointProbit
+from dosezoo.posterior import DosePosterior
 from dosezoo.simulate import run_trial
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 OK = ConvergenceReport(table=pd.DataFrame(), divergences=0, failures=())
+MODEL = JointProbit(LEVELS)
 
 
-def rates_from(rng, centre_tox, slope_tox, centre_eff, curvature, n_draws=400) -> PosteriorRates:
+def posterior_of(p_tox, p_response, report=OK) -> DosePosterior:
+    """Equally weighted posterior draws of the two rates, with a convergence report."""
+    return DosePosterior(LEVELS, {"p_tox": p_tox, "p_response": p_response}, report=report)
+
+
+def rule_of(**options):
+    """Lin's rule bound to the joint model on LEVELS (the design's rule)."""
+    return optimus_design(MODEL, **options).rule
+
+
+def rates_from(rng, centre_tox, slope_tox, centre_eff, curvature, n_draws=400) -> DosePosterior:
     """Random posterior draws of monotone toxicity and quadratic efficacy curves."""
     x = np.linspace(-1, 1, len(LEVELS))
     a = centre_tox + 0.5 * rng.normal(size=(n_draws, 1))
     b = np.abs(slope_tox + 0.3 * rng.normal(size=(n_draws, 1))) + 1e-3
     c = centre_eff + 0.5 * rng.normal(size=(n_draws, 1))
     q = curvature + 0.3 * rng.normal(size=(n_draws, 1))
-    return PosteriorRates(ndtr(a + b * x), ndtr(c + q * x**2), OK)
+    return posterior_of(ndtr(a + b * x), ndtr(c + q * x**2))
 
 
 def data_with(levels_given: list[int], rng) -> TrialData:
@@ -66,7 +79,7 @@ def test_rule_never_picks_an_excluded_or_skipped_dose(
     path, centre_tox, slope_tox, centre_eff, curvature, seed
 ):
     rng = np.random.default_rng(seed)
-    rule = OptimusRule(LEVELS, futility_cutoff=0.05)
+    rule = rule_of(futility_cutoff=0.05)
     rates = rates_from(rng, centre_tox, slope_tox, centre_eff, curvature)
     data = data_with(path, rng)
     summary = rule.summaries(rates)
@@ -84,7 +97,7 @@ def test_rule_never_picks_an_excluded_or_skipped_dose(
     assert summary["p_target"][level] == max(summary["p_target"][k] for k in allowed)
     assert decision.quantities[f"p_target_{level}"] == summary["p_target"][level]
 
-    final = rule.recommend_from(rates, data)
+    final = rule.select(rates, data)
     members = [k for k in range(len(LEVELS)) if final.quantities[f"in_range_{k}"]]
     for k in members:
         assert k in path and not summary["excluded"][k]
@@ -100,14 +113,14 @@ def test_rule_never_picks_an_excluded_or_skipped_dose(
 def test_lowest_dose_overdosed_stops_for_safety():
     rng = np.random.default_rng(1)
     rates = rates_from(rng, centre_tox=1.5, slope_tox=0.5, centre_eff=0.5, curvature=0.0)
-    decision = OptimusRule(LEVELS).choose(rates, data_with([0], rng))
+    decision = rule_of().choose(rates, data_with([0], rng))
     assert decision.stopped and decision.stop_reason.startswith("safety: the lowest dose 10")
 
 
 def test_futility_stop_needs_enough_patients():
     rng = np.random.default_rng(2)
     rates = rates_from(rng, centre_tox=-1.0, slope_tox=0.5, centre_eff=-3.0, curvature=0.0)
-    rule = OptimusRule(LEVELS, futility_cutoff=0.1, futility_min_patients=6)
+    rule = rule_of(futility_cutoff=0.1, futility_min_patients=6)
     assert not rule.choose(rates, data_with([0], rng)).stopped
     decision = rule.choose(rates, data_with([0, 1], rng))
     assert decision.stopped and decision.stop_reason.startswith("futility")
@@ -119,18 +132,25 @@ def test_no_skipping_is_recorded():
     # unconstrained choice is the top dose; after the lowest dose only the next one is allowed.
     share = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
     p_tox = np.where(np.linspace(0, 1, 400)[:, None] < share, 0.25, 0.05)
-    rates = PosteriorRates(p_tox, np.full((400, 5), 0.5), OK)
-    decision = OptimusRule(LEVELS).choose(rates, data_with([0], rng))
+    rates = posterior_of(p_tox, np.full((400, 5), 0.5))
+    decision = rule_of().choose(rates, data_with([0], rng))
     assert decision.next_dose == LEVELS[1] and decision.bound_by == ("no_skipping",)
     assert decision.quantities["p_target_4"] > decision.quantities["p_target_1"]
 
 
-def test_rule_refuses_a_fit_that_failed_convergence():
+def test_design_refuses_a_fit_that_failed_convergence(monkeypatch):
+    """The conduct (not the rule) refuses a fit that failed its checks, in next and decide."""
     failed = ConvergenceReport(table=pd.DataFrame(), divergences=0, failures=("p_tox: R-hat 1.2",))
     rates = rates_from(np.random.default_rng(4), -1.0, 1.0, 0.0, 0.0)
-    rates = PosteriorRates(rates.p_tox, rates.p_response, failed)
+    rates = posterior_of(rates.rate("p_tox"), rates.rate("p_response"), failed)
+    data = data_with([0], np.random.default_rng(4))
+    design = optimus_design(MODEL)
+    monkeypatch.setattr(Design, "posterior", lambda self, data, final=False: rates)
     with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
-        OptimusRule(LEVELS).choose(rates, data_with([0], np.random.default_rng(4)))
+        design.next(data)
+    monkeypatch.setattr(JointProbit, "posterior_from_idata", lambda self, *a, **k: rates)
+    with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
+        design.decide(None, data)
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +169,8 @@ def fitted():
 
 
 def test_decide_reads_a_fit_and_agrees_with_the_model_deterministic(fitted):
-    _, data, idata = fitted
-    decision = decide(idata, data)
+    model, data, idata = fitted
+    decision = optimus_design(model).decide(idata, data)
     target = idata["posterior"]["target_met"].mean(("chain", "draw")).to_numpy()
     for k in range(len(LEVELS)):
         assert decision.quantities[f"p_target_{k}"] == pytest.approx(target[k], abs=1e-12)
@@ -160,9 +180,10 @@ def test_decide_reads_a_fit_and_agrees_with_the_model_deterministic(fitted):
 
 def test_design_conducts_a_trial(fitted):
     model, data, _ = fitted
-    design = OptimusDesign(model, sample_size=12, draws=400, tune=200)
+    design = optimus_design(model, sample_size=12, draws=400, tune=200)
     empty = TrialData.empty(outcomes=("dlt", "efficacy"))
     assert design.next(empty).next_dose == LEVELS[0]
+    assert design.recommend(empty).stop_reason == "no OBD: no patients"  # and no fit
     first, again = design.next(data), design.next(data)
     # A deterministic function of the data.
     assert (first.next_dose, first.quantities) == (again.next_dose, again.quantities)
@@ -170,10 +191,12 @@ def test_design_conducts_a_trial(fitted):
     full = data.with_cohort(LEVELS[2], dlt=[0, 0, 1], efficacy=[1, 1, 0])
     assert design.next(full).stop_reason == "sample size reached: 12 of 12"
     described = design.describe()
-    assert described["name"] == "OptimusDesign" and described["overdose_limit"] == 0.4
+    assert described["name"] == "Optimus" and described["rule_overdose_limit"] == 0.4
     scenario = standard_efftox_scenarios(planned_sample_size=6)["bell"]
     record = run_trial(
-        OptimusDesign(model, sample_size=6, draws=300, tune=100), scenario, np.random.default_rng(1)
+        optimus_design(model, sample_size=6, draws=300, tune=100),
+        scenario,
+        np.random.default_rng(1),
     )
     assert record["n_patients"] == 6
     assert record["decision_kind"][-1] == "recommend"
@@ -183,12 +206,11 @@ def test_design_conducts_a_trial(fitted):
 def test_design_refits_then_refuses():
     model = JointProbit(LEVELS)
     impossible = ConvergenceCriteria(min_ess_bulk=10**9)
-    design = OptimusDesign(model, OptimusRule(LEVELS, convergence=impossible), draws=50, tune=20)
+    design = optimus_design(model, convergence=impossible, draws=50, tune=20)
     data = TrialData.from_dataframe(
         pd.DataFrame({"dose": [10.0] * 3, "dlt": [0, 0, 0], "efficacy": [0, 1, 0]})
     )
-    _, refits = design.posterior(data)
-    assert refits == 1
+    assert design.posterior(data).refits == 1
     with pytest.raises(ConvergenceError, match="bulk ESS"):
         design.next(data)
 
@@ -205,28 +227,29 @@ def test_design_refits_then_refuses():
 )
 def test_bad_rule_options_name_the_field(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
-        OptimusRule(LEVELS, **kwargs)
+        optimus_design(MODEL, **kwargs)
 
 
 def test_bad_design_options_name_the_field():
     model = JointProbit(LEVELS)
     with pytest.raises(ValueError, match="start_dose 15"):
-        OptimusDesign(model, start_dose=15.0)
-    with pytest.raises(ValueError, match="differ from the model"):
-        OptimusDesign(model, OptimusRule((10.0, 20.0)))
+        optimus_design(model, start_dose=15.0)
+    # The rule has no dose levels of its own: a rule made for other levels takes the model's.
+    other = optimus_design(JointProbit((10.0, 20.0))).rule
+    assert Design(model, other).rule.dose_levels == model.dose_levels
     with pytest.raises(ValueError, match="cohort_size 4 exceeds"):
-        OptimusDesign(model, cohort_size=4, sample_size=3)
+        optimus_design(model, cohort_size=4, sample_size=3)
     with pytest.raises(ValueError, match="engine must be"):
-        OptimusDesign(model, engine="grid")
+        optimus_design(model, engine="grid")
 
 
 def test_design_refuses_data_off_the_levels_or_without_efficacy():
-    design = OptimusDesign(JointProbit(LEVELS))
+    design = optimus_design(JointProbit(LEVELS))
     off = TrialData.from_dataframe(
         pd.DataFrame({"dose": [15.0] * 3, "dlt": [0, 0, 0], "efficacy": [0, 1, 0]})
     )
     with pytest.raises(
-        DataError, match=r"OptimusDesign: .* dose 15\.0 is not one of the dose levels"
+        DataError, match=r"OptimusRule: .* dose 15\.0 is not one of the dose levels"
     ):
         design.next(off)
     no_eff = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [0]}))
