@@ -724,19 +724,6 @@ class CountDesign(Design):
             return Decision(None, stop_reason=reason)
         return self.rule.select(None, data)
 
-    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
-        """Decide from a fit of the model: the rule's posterior quantities come from the fit."""
-        data = self._check(data)
-        if self.model is None:
-            raise ValueError(f"{self.label} uses no model; call next(data)")
-        posterior = self.model.posterior_from_idata(idata, self.conduct.convergence)
-        report = posterior.report
-        if report is not None and not report.ok:
-            raise ConvergenceError(
-                f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
-            )
-        return self.rule.choose(posterior, data)
-
     def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide for a batch of count states (the lockstep engine's call)."""
         return self.rule.decide_counts(n, y, current)

@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
-from typing import ClassVar
 
 import numpy as np
 import pymc as pm
@@ -19,8 +18,6 @@ import pytensor.tensor as pt
 import xarray as xr
 from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
 from pytensor.graph.replace import vectorize_graph
-
-from dosezoo.data import TrialData
 
 _LIBRARY_ATTRS = {
     "creation_library": "ArviZ",
@@ -206,69 +203,3 @@ def fit_identity(model_name: str, parameters: dict, engine: str) -> dict:
         "engine": engine,
         "dosezoo_version": version("dosezoo"),
     }
-
-
-class PredictiveDraws:
-    """Prior and posterior predictive draws for a model class with ``build`` and ``_identity``.
-
-    The class sets ``outcomes``, the outcome columns of its data (e.g. ``("dlt",)``).
-    """
-
-    outcomes: ClassVar[tuple[str, ...]]
-
-    def sample_prior_predictive(
-        self,
-        data: TrialData | None = None,
-        *,
-        draws: int = 1000,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Draw from the prior: the parameters, their deterministics and outcomes at ``data``.
-
-        Parameters
-        ----------
-        data : TrialData, optional
-            Patients whose outcomes to draw (``prior_predictive``); none by default (the prior
-            of the parameters and deterministics only).
-        draws : int
-            Number of prior draws.
-        random_seed : int or numpy.random.Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            Groups ``prior``, ``prior_predictive`` and ``observed_data``.
-        """
-        data = TrialData.empty(outcomes=self.outcomes) if data is None else data
-        with self.build(data):
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
-        idata.attrs.update(self._identity("prior"))
-        return idata
-
-    def sample_posterior_predictive(
-        self,
-        idata: xr.DataTree,
-        data: TrialData,
-        *,
-        random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
-        """Replicate each patient's outcomes once per posterior draw.
-
-        Parameters
-        ----------
-        idata : xarray.DataTree
-            A fit of this model (any engine) to ``data``.
-        data : TrialData
-            The data it was fitted to.
-        random_seed : int or numpy.random.Generator, optional
-
-        Returns
-        -------
-        xarray.DataTree
-            A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
-            left unchanged).
-        """
-        with self.build(data):
-            return pm.sample_posterior_predictive(
-                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
-            )
