@@ -41,7 +41,7 @@ validate: $(VENV)/.installed
 
 # Seed 001's simulation study (36 configurations x 1000 trials) on 2 worker processes.
 study: $(VENV)/.installed
-	$(PY) benchmarks/seed001_study.py --trials 1000 --jobs 2
+	$(PY) benchmarks/lee2023_study.py --trials 1000 --jobs 2
 
 # Seed 001's O6-BG re-design: one seeded trial and 1000 replicates per design.
 redesign: $(VENV)/.installed

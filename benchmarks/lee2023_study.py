@@ -5,11 +5,11 @@ alpha = 0.001), N in {18, 30, 45}, nu0 in {0.6, 1, 1.4}; delta = 0.1, eta = 3,
 (x_min, x_max) = (5, 80), x_1 = 6, xi0 = 50, sigma0 = 0.1; 1000 trials per configuration.
 Every posterior update is the exact quadrature posterior of the MTD.
 
-Run ``make study`` (or ``python benchmarks/seed001_study.py --jobs 2``). Writes
-``benchmarks/results/seed001_study.csv`` and ``.md`` (one row per configuration: medians of
-NPD, NPO, BTM, RMSE with Monte Carlo SEs, and means) and ``seed001_study.json`` (wall time,
+Run ``make study`` (or ``python benchmarks/lee2023_study.py --jobs 2``). Writes
+``benchmarks/results/lee2023_study.csv`` and ``.md`` (one row per configuration: medians of
+NPD, NPO, BTM, RMSE with Monte Carlo SEs, and means) and ``lee2023_study.json`` (wall time,
 cores, posterior updates per second per core). Per-configuration results are netCDF files in
-``benchmarks/results/seed001_runs/`` (not committed); an interrupted run resumes from them,
+``benchmarks/results/lee2023_runs/`` (not committed); an interrupted run resumes from them,
 but the wall time is only recorded for a run that simulated every trial itself.
 """
 
@@ -26,11 +26,11 @@ import pandas as pd
 from report import md_table, replace_readme_block
 
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.studies import SEED001_TRUE_MTD, seed001_configurations
+from dosezoo.studies import LEE2023_TRUE_MTD, lee2023_configurations
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "seed001_runs"
+RUNS = RESULTS / "lee2023_runs"
 METRICS = ("NPD", "NPO", "BTM", "RMSE")
 SEED = 2023
 
@@ -50,7 +50,7 @@ def check_claims(table: pd.DataFrame) -> list[str]:
     negative = table[btm < 0]
     lines.append(
         f"- Small negative median BTM: negative in {len(negative)} of {len(table)} "
-        f"configurations; |median BTM| / xi0 at most {btm.abs().max() / SEED001_TRUE_MTD:.1%} "
+        f"configurations; |median BTM| / xi0 at most {btm.abs().max() / LEE2023_TRUE_MTD:.1%} "
         f"(worst: {table.loc[btm.abs().idxmax(), 'design']}, N = "
         f"{table.loc[btm.abs().idxmax(), 'N']}, nu0 = {table.loc[btm.abs().idxmax(), 'nu0']:g})."
     )
@@ -99,7 +99,7 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
 
     rows, updates, started = [], 0, time.perf_counter()
-    configurations = seed001_configurations()
+    configurations = lee2023_configurations()
     for number, configuration in enumerate(configurations, 1):
         print(f"[{number}/{len(configurations)}] {configuration.name}", flush=True)
         results = simulate(
@@ -125,7 +125,7 @@ def main() -> None:
     wall = time.perf_counter() - started
 
     table = pd.DataFrame(rows)
-    table.to_csv(RESULTS / "seed001_study.csv", index=False, float_format="%.6g")
+    table.to_csv(RESULTS / "lee2023_study.csv", index=False, float_format="%.6g")
     shown = table[["design", "N", "nu0"]].copy()
     for metric in METRICS:
         shown[metric] = [
@@ -134,13 +134,13 @@ def main() -> None:
         ]
     report = (
         f"Medians over {args.trials} trials per configuration (Monte Carlo SE of the median, "
-        "bootstrap); made by `python benchmarks/seed001_study.py "
+        "bootstrap); made by `python benchmarks/lee2023_study.py "
         f"--trials {args.trials} --jobs {args.jobs}` (`make study`).\n\n"
         + md_table(shown)
         + "\n\nSeed 001's claims, checked on this table:\n\n"
         + "\n".join(check_claims(table))
     )
-    (RESULTS / "seed001_study.md").write_text(report + "\n")
+    (RESULTS / "lee2023_study.md").write_text(report + "\n")
     if not args.resume:
         record = {
             "wall_seconds": round(wall, 1),
@@ -151,11 +151,11 @@ def main() -> None:
             "updates_per_second_per_core": round(updates / wall / args.jobs, 1),
             "engine": "quadrature",
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "command": f"python benchmarks/seed001_study.py --trials {args.trials} "
+            "command": f"python benchmarks/lee2023_study.py --trials {args.trials} "
             f"--jobs {args.jobs}",
         }
-        (RESULTS / "seed001_study.json").write_text(json.dumps(record, indent=2) + "\n")
-    record = json.loads((RESULTS / "seed001_study.json").read_text())
+        (RESULTS / "lee2023_study.json").write_text(json.dumps(record, indent=2) + "\n")
+    record = json.loads((RESULTS / "lee2023_study.json").read_text())
     report += (
         f"\n\nWall time of the whole study: {record['wall_seconds'] / 60:.1f} min on "
         f"{record['cores']} worker processes ({record['machine']}); "

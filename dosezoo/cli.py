@@ -51,12 +51,12 @@ def demo(
         f"O6-BG trial (Friedman et al. 1998, seed 001): {data.n_patients} patients; "
         f"response y = 60 - AGT (fmol/mg); model {O6BG_MODEL}"
     )
-    posterior = O6BG_MODEL.mtd_posterior(data)
+    posterior = O6BG_MODEL.posterior(data)
     table = Table(title="Posterior of the MTD on the real data (mg/m^2, exact quadrature)")
     probabilities = (0.05, 0.1, 0.5, 0.9, 0.95)
     for p in probabilities:
         table.add_column(f"{p:.0%}", justify="right")
-    table.add_row(*(f"{posterior.quantile(p):.1f}" for p in probabilities))
+    table.add_row(*(f"{posterior.mtd.quantile(p):.1f}" for p in probabilities))
     console.print(table)
     for strategy, alpha in O6BG_ALPHAS.items():
         decision = MTDQuantileRule(alpha=alpha, dose_levels=O6BG_LEVELS).choose(posterior, data)

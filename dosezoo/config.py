@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dosezoo.designs import MTDQuantileDesign, MTDQuantileRule, ToxicityStopping
+from dosezoo.designs import Design, MTDQuantileRule, ToxicityStopping, mtd_quantile_design
 from dosezoo.models import ThreePND
 from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
 
@@ -122,7 +122,7 @@ def read_config(path: str | Path) -> dict:
     return config
 
 
-def design_from_config(config: dict, where: str) -> MTDQuantileDesign:
+def design_from_config(config: dict, where: str) -> Design:
     """Build the design of a parsed configuration."""
     model = _build(
         where,
@@ -145,12 +145,12 @@ def design_from_config(config: dict, where: str) -> MTDQuantileDesign:
     return _build(
         where,
         "conduct",
-        MTDQuantileDesign,
+        mtd_quantile_design,
         {"model": model, "rule": rule, "stopping": stopping, **conduct},
     )
 
 
-def simulation_from_config(config: dict, design: MTDQuantileDesign, where: str) -> Simulation:
+def simulation_from_config(config: dict, design: Design, where: str) -> Simulation:
     """Build the scenario and settings of a parsed configuration."""
     if "scenario" not in config:
         raise ConfigError(f"{where}: a simulation needs a [scenario] section")

@@ -1,6 +1,6 @@
-"""The designs and scenarios of seed 001's simulation study and of its O6-BG re-design.
+"""The designs and scenarios of Lee (2023)'s simulation study and of its O6-BG re-design.
 
-Shared by the benchmark scripts that reproduce them (``benchmarks/seed001_study.py``,
+Shared by the benchmark scripts that reproduce them (``benchmarks/lee2023_study.py``,
 ``benchmarks/o6bg_redesign.py``) and by ``dosezoo demo``, so that each is defined once.
 """
 
@@ -9,23 +9,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from dosezoo.datasets import O6BG_RESPONSE_OFFSET
-from dosezoo.designs import MTDQuantileDesign, MTDQuantileRule
+from dosezoo.designs import Design, MTDQuantileRule, mtd_quantile_design
 from dosezoo.models import ThreePND
 from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
 from dosezoo.simulate import run_trial, simulate
 
-# ------------------------------------------------------- seed 001, "Simulation experiments"
+# ------------------------------------------------------- Lee (2023), "Simulation experiments"
 
 #: Accelerated and standard dosing: (gamma, alpha).
-SEED001_STRATEGIES = {"acc": (0.9, 0.01), "std": (0.99, 0.001)}
+LEE2023_STRATEGIES = {"acc": (0.9, 0.01), "std": (0.99, 0.001)}
 #: Fully and cohort sequential adaptive designs: cohort size.
-SEED001_SCHEDULES = {"FSAD": 1, "CSAD": 3}
-SEED001_SAMPLE_SIZES = (18, 30, 45)
-SEED001_NU0 = (0.6, 1.0, 1.4)
-SEED001_SHARED = {"delta": 0.1, "eta": 3.0, "x_min": 5.0, "x_max": 80.0}
-SEED001_START_DOSE = 6.0
-SEED001_TRUE_MTD = 50.0
-SEED001_SIGMA0 = 0.1
+LEE2023_SCHEDULES = {"FSAD": 1, "CSAD": 3}
+LEE2023_SAMPLE_SIZES = (18, 30, 45)
+LEE2023_NU0 = (0.6, 1.0, 1.4)
+LEE2023_SHARED = {"delta": 0.1, "eta": 3.0, "x_min": 5.0, "x_max": 80.0}
+LEE2023_START_DOSE = 6.0
+LEE2023_TRUE_MTD = 50.0
+LEE2023_SIGMA0 = 0.1
 
 
 @dataclass(frozen=True)
@@ -34,29 +34,29 @@ class StudyConfiguration:
 
     name: str
     labels: dict
-    design: MTDQuantileDesign
+    design: Design
     scenario: ContinuousToxicityScenario
 
 
-def seed001_configurations() -> list[StudyConfiguration]:
-    """Return the 36 configurations of seed 001's Table 1: 4 designs x N x nu0."""
+def lee2023_configurations() -> list[StudyConfiguration]:
+    """Return the 36 configurations of Lee (2023)'s Table 1: 4 designs x N x nu0."""
     configurations = []
-    for schedule, cohort_size in SEED001_SCHEDULES.items():
-        for strategy, (gamma, alpha) in SEED001_STRATEGIES.items():
-            model = ThreePND(gamma=gamma, **SEED001_SHARED)
-            for n in SEED001_SAMPLE_SIZES:
-                design = MTDQuantileDesign(
+    for schedule, cohort_size in LEE2023_SCHEDULES.items():
+        for strategy, (gamma, alpha) in LEE2023_STRATEGIES.items():
+            model = ThreePND(gamma=gamma, **LEE2023_SHARED)
+            for n in LEE2023_SAMPLE_SIZES:
+                design = mtd_quantile_design(
                     model,
                     MTDQuantileRule(alpha=alpha),
-                    start_dose=SEED001_START_DOSE,
+                    start_dose=LEE2023_START_DOSE,
                     cohort_size=cohort_size,
                     sample_size=n,
                 )
-                for nu0 in SEED001_NU0:
+                for nu0 in LEE2023_NU0:
                     scenario = ContinuousToxicityScenario(
-                        true_mtd=SEED001_TRUE_MTD,
+                        true_mtd=LEE2023_TRUE_MTD,
                         nu=nu0,
-                        sigma=SEED001_SIGMA0,
+                        sigma=LEE2023_SIGMA0,
                         eta=model.eta,
                         gamma=gamma,
                         x_min=model.x_min,
@@ -73,7 +73,7 @@ def seed001_configurations() -> list[StudyConfiguration]:
     return configurations
 
 
-# --------------------------------------------------------------- seed 001, "Application"
+# --------------------------------------------------------------- Lee (2023), "Application"
 
 O6BG_MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
 O6BG_LEVELS = (40.0, 60.0, 80.0, 100.0, 120.0)
@@ -81,9 +81,9 @@ O6BG_LEVELS = (40.0, 60.0, 80.0, 100.0, 120.0)
 O6BG_ALPHAS = {"accelerated": 0.1, "standard": 0.05}
 
 
-def o6bg_design(alpha: float) -> MTDQuantileDesign:
+def o6bg_design(alpha: float) -> Design:
     """Return the O6-BG re-design: CSAD (C = 3), N = 30, dose levels, monotone, ``x_1 = 40``."""
-    return MTDQuantileDesign(
+    return mtd_quantile_design(
         O6BG_MODEL,
         MTDQuantileRule(alpha=alpha, dose_levels=O6BG_LEVELS, monotone=True),
         start_dose=40.0,

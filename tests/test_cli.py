@@ -81,7 +81,7 @@ def test_simulate_writes_netcdf_and_a_summary(tmp_path):
     assert "n_agt_below_5" in result.output
     results = xr.load_dataset(output, engine="h5netcdf")
     assert results.sizes["trial"] == 6
-    assert results.attrs["design_alpha"] == 0.1
+    assert results.attrs["design_rule_alpha"] == 0.1
     bad = tmp_path / "bad.toml"
     bad.write_text(CONFIG.read_text().replace('type = "o6bg"', 'type = "weird"'))
     failed = _run("simulate", bad, "--output", tmp_path / "x.nc")

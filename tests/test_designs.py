@@ -8,14 +8,17 @@ from hypothesis import strategies as st
 from dosezoo.data import TrialData
 from dosezoo.designs import (
     Decision,
-    MTDQuantileDesign,
     MTDQuantileRule,
-    SampledMTD,
     ToxicityStopping,
+    mtd_quantile_design,
 )
 from dosezoo.diagnostics import ConvergenceCriteria, convergence_table
 from dosezoo.errors import ConvergenceError
 from dosezoo.models import ThreePND
+from dosezoo.posterior import DosePosterior, SampledDistribution
+
+#: The O6-BG model (as the ``o6bg_model`` fixture): its dose range holds every dose below.
+MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
 
 
 def _posterior(mtd):
@@ -29,13 +32,19 @@ def _trial(last_dose):
     )
 
 
+def _decide(rule, idata, data, model=MODEL, **conduct):
+    """The rule's decision on a fit, through the design that judges the fit first."""
+    design = mtd_quantile_design(model, rule, start_dose=40.0, **conduct)
+    return design.decide(idata, data)
+
+
 @pytest.fixture(scope="module")
 def well_mixed():
     return _posterior(np.random.default_rng(0).normal(90.0, 6.0, size=(4, 2000)))
 
 
 def test_next_dose_is_the_alpha_quantile(well_mixed):
-    decision = MTDQuantileRule(alpha=0.1).decide(well_mixed, _trial(60.0))
+    decision = _decide(MTDQuantileRule(alpha=0.1), well_mixed, _trial(60.0))
     mtd = well_mixed["posterior"]["mtd"].to_numpy().ravel()
     assert decision.next_dose == pytest.approx(np.quantile(mtd, 0.1))
     assert decision.quantities["p_overdose"] == pytest.approx(0.1, abs=1e-3)
@@ -46,7 +55,7 @@ def test_next_dose_is_the_alpha_quantile(well_mixed):
 
 def test_max_increment_then_levels(well_mixed):
     rule = MTDQuantileRule(alpha=0.1, max_increment=20.0, dose_levels=[40, 60, 80, 100, 120])
-    decision = rule.decide(well_mixed, _trial(40.0))
+    decision = _decide(rule, well_mixed, _trial(40.0))
     assert decision.next_dose == 60.0
     assert decision.bound_by == ("max_increment",)
     mtd = well_mixed["posterior"]["mtd"].to_numpy().ravel()
@@ -54,8 +63,8 @@ def test_max_increment_then_levels(well_mixed):
 
 
 def test_levels_take_the_nearest(well_mixed):
-    decision = MTDQuantileRule(alpha=0.1, dose_levels=[40, 60, 80, 100, 120]).decide(
-        well_mixed, _trial(60.0)
+    decision = _decide(
+        MTDQuantileRule(alpha=0.1, dose_levels=[40, 60, 80, 100, 120]), well_mixed, _trial(60.0)
     )
     quantile = decision.quantities["mtd_quantile"]
     assert decision.next_dose == min(
@@ -65,7 +74,7 @@ def test_levels_take_the_nearest(well_mixed):
 
 
 def test_monotone_never_deescalates(well_mixed):
-    decision = MTDQuantileRule(alpha=0.1, monotone=True).decide(well_mixed, _trial(100.0))
+    decision = _decide(MTDQuantileRule(alpha=0.1, monotone=True), well_mixed, _trial(100.0))
     assert decision.next_dose == 100.0
     assert decision.bound_by == ("monotone",)
     assert decision.quantities["p_overdose"] > 0.5
@@ -75,11 +84,10 @@ def test_refuses_a_fit_that_did_not_converge():
     rng = np.random.default_rng(1)
     stuck = np.stack([rng.normal(80.0, 2.0, 1000), rng.normal(95.0, 2.0, 1000)])
     with pytest.raises(ConvergenceError, match="mtd: R-hat"):
-        MTDQuantileRule().decide(_posterior(stuck), _trial(60.0))
-    loose = MTDQuantileRule(
-        convergence=ConvergenceCriteria(max_rhat=10.0, min_ess_bulk=0, min_ess_tail=0)
-    )
-    assert loose.decide(_posterior(stuck), _trial(60.0)).next_dose is not None
+        _decide(MTDQuantileRule(), _posterior(stuck), _trial(60.0))
+    loose = ConvergenceCriteria(max_rhat=10.0, min_ess_bulk=0, min_ess_tail=0)
+    decision = _decide(MTDQuantileRule(), _posterior(stuck), _trial(60.0), convergence=loose)
+    assert decision.next_dose is not None
 
 
 def test_refuses_divergences(well_mixed):
@@ -88,7 +96,7 @@ def test_refuses_divergences(well_mixed):
         xr.Dataset({"diverging": (("chain", "draw"), np.eye(4, 2000, dtype=bool))})
     )
     with pytest.raises(ConvergenceError, match="4 divergent transitions"):
-        MTDQuantileRule().decide(tree, _trial(60.0))
+        _decide(MTDQuantileRule(), tree, _trial(60.0))
 
 
 @pytest.mark.parametrize(
@@ -147,7 +155,7 @@ def test_convergence_table_reports_each_variable_and_worst_element():
 
 def test_on_a_real_fit(o6bg_model, o6bg):
     idata = o6bg_model.fit(o6bg, engine="kernel", draws=2000, tune=500, random_seed=7)
-    decision = MTDQuantileRule(alpha=0.05).decide(idata, o6bg)
+    decision = _decide(MTDQuantileRule(alpha=0.05), idata, o6bg, model=o6bg_model)
     assert o6bg_model.x_min < decision.next_dose < o6bg_model.x_max
     assert decision.quantities["p_overdose"] == pytest.approx(0.05, abs=2e-3)
 
@@ -174,7 +182,6 @@ def _rule_cases(draw):
         rounding=draw(st.sampled_from(["nearest", "down"])),
         monotone=draw(st.booleans()),
         max_increment=draw(st.one_of(st.none(), st.floats(1.0, 60.0))),
-        convergence=ConvergenceCriteria(max_rhat=1e9, min_ess_bulk=0, min_ess_tail=0),
     )
     return rule, draws, last
 
@@ -183,7 +190,12 @@ def _rule_cases(draw):
 @given(_rule_cases())
 def test_rule_options_hold_for_any_posterior(case):
     rule, draws, last = case
-    posterior = SampledMTD(draws, ConvergenceCriteria().check(_posterior(draws[None, :]), []))
+    posterior = DosePosterior(
+        dose_levels=(),
+        rates={},
+        mtd=SampledDistribution(draws[None, :]),
+        report=ConvergenceCriteria().check(_posterior(draws[None, :]), []),
+    )
     decision = rule.choose(posterior, _trial(last))
     dose, quantile = decision.next_dose, decision.quantities["mtd_quantile"]
     if rule.monotone:
@@ -209,16 +221,16 @@ def test_rule_options_hold_for_any_posterior(case):
 
 def test_rounding_down_keeps_overdose_control(well_mixed):
     rule = MTDQuantileRule(alpha=0.1, dose_levels=LEVELS, rounding="down")
-    decision = rule.decide(well_mixed, _trial(60.0))
+    decision = _decide(rule, well_mixed, _trial(60.0))
     assert decision.next_dose == 80.0  # the 0.1-quantile is about 82
     assert decision.quantities["p_overdose"] <= 0.1
 
 
 def test_rule_rejects_bad_inputs(well_mixed):
     with pytest.raises(TypeError, match="needs a TrialData"):
-        MTDQuantileRule().decide(well_mixed, pd.DataFrame({"dose": [40.0]}))
+        _decide(MTDQuantileRule(), well_mixed, pd.DataFrame({"dose": [40.0]}))
     with pytest.raises(TypeError, match="InferenceData"):
-        MTDQuantileRule().decide({"mtd": [1.0]}, _trial(60.0))
+        _decide(MTDQuantileRule(), {"mtd": [1.0]}, _trial(60.0))
     with pytest.raises(ValueError, match="monotone must be True or False"):
         MTDQuantileRule(monotone="yes")
     with pytest.raises(ValueError, match="rounding must be"):
@@ -238,7 +250,7 @@ def _data(doses, ys):
 
 
 def test_design_starts_at_the_start_dose_then_follows_the_rule(seed_model):
-    design = MTDQuantileDesign(seed_model, MTDQuantileRule(alpha=0.01), start_dose=6.0)
+    design = mtd_quantile_design(seed_model, MTDQuantileRule(alpha=0.01), start_dose=6.0)
     first = design.next(TrialData.empty(outcomes=("y",)))
     assert first.next_dose == 6.0 and first.bound_by == ("start_dose",)
     data = _data([6.0, 10.0, 20.0], [0.06, 0.3, 0.9])
@@ -248,7 +260,7 @@ def test_design_starts_at_the_start_dose_then_follows_the_rule(seed_model):
 
 
 def test_design_stops_at_the_sample_size_and_on_toxicity(seed_model):
-    design = MTDQuantileDesign(
+    design = mtd_quantile_design(
         seed_model,
         MTDQuantileRule(alpha=0.01),
         start_dose=6.0,
@@ -264,7 +276,7 @@ def test_design_stops_at_the_sample_size_and_on_toxicity(seed_model):
 
 
 def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
-    design = MTDQuantileDesign(
+    design = mtd_quantile_design(
         seed_model,
         MTDQuantileRule(alpha=0.1),
         start_dose=6.0,
@@ -287,7 +299,7 @@ def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
         ({"cohort_size": 0}, "cohort_size must be an integer >= 1"),
         ({"cohort_size": 3, "sample_size": 2}, "cohort_size 3 exceeds sample_size 2"),
         ({"engine": "grid"}, "engine must be"),
-        ({"start_dose": True}, "start_dose must lie in"),
+        ({"start_dose": True}, "start_dose must be a real number"),
         ({"random_seed": -1}, "random_seed must be an integer >= 0"),
         ({"tune": 1.5}, "tune must be an integer >= 0"),
         ({"rule": MTDQuantileRule(dose_levels=[6.0, 90.0])}, "must lie in"),
@@ -296,13 +308,13 @@ def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
 def test_design_is_validated(seed_model, kwargs, message):
     options = {"rule": MTDQuantileRule(), "start_dose": 6.0} | kwargs
     with pytest.raises(ValueError, match=message):
-        MTDQuantileDesign(seed_model, **options)
+        mtd_quantile_design(seed_model, **options)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"threshold": float("nan"), "max_toxicities": 1}, "threshold must be a finite number"),
+        ({"threshold": float("nan"), "max_toxicities": 1}, "threshold must be finite"),
         ({"threshold": 3.0, "max_toxicities": -1}, "max_toxicities must be an integer >= 0"),
     ],
 )

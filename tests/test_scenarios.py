@@ -12,11 +12,11 @@ from scipy.special import ndtr
 
 from dosezoo.data import TrialData
 from dosezoo.datasets import o6bg_frame
-from dosezoo.designs import Decision, MTDQuantileDesign, MTDQuantileRule
+from dosezoo.designs import Decision, MTDQuantileRule, mtd_quantile_design
 from dosezoo.models import ThreePND
 from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.studies import o6bg_design, o6bg_replicates, o6bg_trial, seed001_configurations
+from dosezoo.studies import lee2023_configurations, o6bg_design, o6bg_replicates, o6bg_trial
 
 TRUTH = {"true_mtd": 50.0, "nu": 1.4, "sigma": 0.1, "eta": 3.0, "gamma": 0.9, "x_min": 5.0}
 
@@ -92,7 +92,7 @@ def test_o6bg_seeded_trial_is_reproducible_and_monotone():
 
 
 def test_study_has_the_36_configurations_of_table_1():
-    configurations = seed001_configurations()
+    configurations = lee2023_configurations()
     assert len(configurations) == 36
     assert len({c.name for c in configurations}) == 36
     cells = {(c.labels["design"], c.labels["N"], c.labels["nu0"]) for c in configurations}
@@ -106,7 +106,7 @@ def test_study_has_the_36_configurations_of_table_1():
 @pytest.fixture(scope="module")
 def small_design():
     model = ThreePND(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, delta=0.1)
-    return MTDQuantileDesign(
+    return mtd_quantile_design(
         model, MTDQuantileRule(alpha=0.01), start_dose=6.0, cohort_size=3, sample_size=9
     )
 

@@ -63,7 +63,7 @@ def pymc_density(o6bg_model, o6bg):
     base = model.initial_point()
 
     def density(beta, sigma, nu):
-        return float(logp(layout.encode(base, beta, sigma, nu)))
+        return float(logp(layout.encode(base, (beta, sigma, nu), ("beta", "sigma", "nu"))))
 
     return density, layout
 
