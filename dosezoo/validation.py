@@ -5,8 +5,14 @@ the prior, data from the model given them, fit; if the sampler is right, the ran
 true value among ``L`` (thinned) posterior draws is uniform on ``0..L``. Agreement between
 two samplers is judged by z-scores of differences in posterior summaries over their Monte
 Carlo standard errors, which, unlike a pooled R-hat, catch a small shift.
+
+The deliberately wrong samplers of the negative controls, which SBC must reject, live here and
+nowhere else: each is the production numba sweep of
+:mod:`dosezoo.samplers.joint_probit_kernels` with one move replaced by a classic slip
+(:func:`negative_control_chain`).
 """
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,9 +20,11 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
+from numba import njit
 from scipy import stats
 
 from dosezoo.data import TrialData
+from dosezoo.models.base import chain_generators
 from dosezoo.models.joint_probit import JointProbit, forward_sampling
 from dosezoo.models.three_pnd import ThreePND
 from dosezoo.samplers import joint_probit_kernels, three_pnd_kernels
@@ -226,6 +234,204 @@ def three_pnd_sbc(
     )
 
 
+# ------------------------------------------------------------ joint-probit negative controls
+#
+# Deliberately WRONG samplers, for SBC to reject; never used for inference. Each is the
+# production sweep of joint_probit_kernels with one move replaced by a classic slip: every other
+# move is the production kernel itself, and the random stream is the one the right sweep draws.
+
+#: The negative controls of :func:`joint_probit_sbc` (codes of :func:`negative_control_chain`):
+#: the slice on log(threshold) targeting the density without the Jacobian of the log, and the
+#: exact coefficient draws ignoring the correlation (as if rho were 0).
+JACOBIAN_BUG, IGNORE_CORRELATION_BUG = 0, 1
+JOINT_PROBIT_NEGATIVE_CONTROLS = {
+    "jacobian_bug": JACOBIAN_BUG,
+    "ignore_correlation_bug": IGNORE_CORRELATION_BUG,
+}
+
+
+@njit(cache=True, error_model="numpy")
+def log_threshold_density_without_jacobian(value, theta, x, eff, z_tox, prior):
+    """WRONG on purpose: the slice target of ``v = log(threshold)`` without the Jacobian.
+
+    The log-normal log density of the threshold ``c = exp(v)`` (it has the ``-v``) in place
+    of the normal log density of ``v``: the Jacobian ``dc/dv = c`` of the log is forgotten.
+    The right target is :func:`~dosezoo.samplers.joint_probit_kernels.log_target`.
+    """
+    z = (value - prior[joint_probit_kernels.LOG_THRESHOLD_MEAN]) / prior[
+        joint_probit_kernels.LOG_THRESHOLD_SD
+    ]
+    log_prior = -0.5 * z * z - value
+    log_likelihood = joint_probit_kernels.efficacy_log_likelihood(
+        theta[joint_probit_kernels.RHO], math.exp(value), theta, x, eff, z_tox
+    )
+    return log_likelihood + log_prior
+
+
+@njit(cache=True, error_model="numpy")
+def draw_threshold_without_jacobian(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """WRONG on purpose: the threshold's slice update on the density without the Jacobian.
+
+    :func:`~dosezoo.samplers.joint_probit_kernels.draw_threshold`, whose slice update
+    (:func:`~dosezoo.samplers.joint_probit_kernels.slice_update`, copied here step for step)
+    targets :func:`log_threshold_density_without_jacobian` (in place). Returns the density
+    evaluations.
+    """
+    k = joint_probit_kernels
+    current = math.log(theta[k.THRESHOLD])
+    width = k.LOG_THRESHOLD_SLICE_WIDTH
+    level = log_threshold_density_without_jacobian(current, theta, x, eff, z_tox, prior)
+    level += math.log(rng.uniform())
+    left = current - width * rng.uniform()
+    right = left + width
+    steps_left = math.floor(k.SLICE_MAX_STEPS * rng.uniform())
+    steps_right = k.SLICE_MAX_STEPS - 1 - steps_left
+    evals = 1
+    while (
+        steps_left > 0
+        and log_threshold_density_without_jacobian(left, theta, x, eff, z_tox, prior) > level
+    ):
+        left -= width
+        steps_left -= 1
+        evals += 1
+    while (
+        steps_right > 0
+        and log_threshold_density_without_jacobian(right, theta, x, eff, z_tox, prior) > level
+    ):
+        right += width
+        steps_right -= 1
+        evals += 1
+    while True:
+        proposal = left + rng.uniform() * (right - left)
+        evals += 1
+        if log_threshold_density_without_jacobian(proposal, theta, x, eff, z_tox, prior) > level:
+            break
+        if evals >= k.MAX_SHRINKS + k.SLICE_MAX_STEPS:
+            proposal = current
+            break
+        if proposal < current:
+            left = proposal
+        else:
+            right = proposal
+    theta[k.THRESHOLD] = math.exp(proposal)
+    return evals
+
+
+@njit(cache=True, error_model="numpy")
+def draw_toxicity_coefficients_ignoring_correlation(rng, theta, x, z_tox, z_eff, prior):
+    """WRONG on purpose: the exact draw of ``(alpha_T, beta_T)`` as if rho were 0 (in place).
+
+    The production draw told ``rho = 0``: it regresses ``Z_T`` on the dose alone, forgetting
+    the shift ``rho (Z_E - mu_E)`` and the noise variance ``1 - rho^2``.
+    """
+    rho = theta[joint_probit_kernels.RHO]
+    theta[joint_probit_kernels.RHO] = 0.0
+    joint_probit_kernels.draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior)
+    theta[joint_probit_kernels.RHO] = rho
+
+
+@njit(cache=True, error_model="numpy")
+def draw_efficacy_coefficients_ignoring_correlation(rng, theta, x, z_tox, z_eff, prior):
+    """WRONG on purpose: the exact draw of the efficacy coefficients as if rho were 0."""
+    rho = theta[joint_probit_kernels.RHO]
+    theta[joint_probit_kernels.RHO] = 0.0
+    joint_probit_kernels.draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior)
+    theta[joint_probit_kernels.RHO] = rho
+
+
+@njit(cache=True, error_model="numpy")
+def negative_control_sweep(control, rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """WRONG on purpose: :func:`~dosezoo.samplers.joint_probit_kernels.sweep` with one slip.
+
+    ``JACOBIAN_BUG``: the latent block with :func:`draw_threshold_without_jacobian`.
+    ``IGNORE_CORRELATION_BUG``: the toxicity and efficacy blocks with the coefficient draws
+    ignoring rho. Returns the slice evaluations, as the right sweep does.
+    """
+    k = joint_probit_kernels
+    if control == JACOBIAN_BUG:
+        k.draw_latent_toxicity(rng, theta, x, tox, z_tox, z_eff)
+        rho_evals = k.draw_rho(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        threshold_evals = draw_threshold_without_jacobian(
+            rng, theta, x, tox, eff, z_tox, z_eff, prior
+        )
+        k.draw_latent_efficacy(rng, theta, x, eff, z_tox, z_eff)
+        toxicity_evals = k.toxicity_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        efficacy_evals = k.efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+    else:
+        rho_evals, threshold_evals = k.latent_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        toxicity_evals = k.toxicity_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        k.draw_latent_toxicity(rng, theta, x, tox, z_tox, z_eff)
+        draw_toxicity_coefficients_ignoring_correlation(rng, theta, x, z_tox, z_eff, prior)
+        efficacy_evals = k.efficacy_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        k.draw_latent_efficacy(rng, theta, x, eff, z_tox, z_eff)
+        draw_efficacy_coefficients_ignoring_correlation(rng, theta, x, z_tox, z_eff, prior)
+    return rho_evals, threshold_evals, toxicity_evals, efficacy_evals
+
+
+@njit(cache=True, error_model="numpy")
+def negative_control_chain(control, rng, theta0, x, tox, eff, prior, n_tune, n_draws):
+    """WRONG on purpose: one chain of :func:`negative_control_sweep`.
+
+    Parameters
+    ----------
+    control : int
+        ``JACOBIAN_BUG`` or ``IGNORE_CORRELATION_BUG``.
+    rng, theta0, x, tox, eff, prior, n_tune, n_draws
+        As for :func:`~dosezoo.samplers.joint_probit_kernels.run_chain`.
+
+    Returns
+    -------
+    draws : numpy.ndarray
+        ``(n_draws, 7)`` in the kernels' layout of ``theta``.
+    """
+    theta = theta0.copy()
+    z_tox, z_eff = joint_probit_kernels.initial_latents(rng, theta, x, tox, eff)
+    draws = np.empty((n_draws, theta.size))
+    for it in range(n_tune + n_draws):
+        negative_control_sweep(control, rng, theta, x, tox, eff, z_tox, z_eff, prior)
+        if it >= n_tune:
+            draws[it - n_tune] = theta
+    return draws
+
+
+def negative_control_draws(
+    model: JointProbit,
+    data: TrialData,
+    negative_control: str,
+    *,
+    draws: int,
+    tune: int,
+    random_seed: int | np.random.Generator | None,
+) -> dict[str, np.ndarray]:
+    """One chain of a wrong sampler, seeded and started as ``model.sample_kernel`` does.
+
+    Parameters
+    ----------
+    model : dosezoo.models.joint_probit.JointProbit
+        The model whose prior and initial point the chain uses.
+    data : TrialData
+        Columns ``dose``, ``dlt`` and ``efficacy``.
+    negative_control : str
+        A key of :data:`JOINT_PROBIT_NEGATIVE_CONTROLS`.
+    draws, tune : int
+        Draws kept, burn-in.
+    random_seed : int or numpy.random.Generator or None
+        As for ``sample_kernel`` (one chain).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The seven parameters, each shaped ``(1, draws)``.
+    """
+    control = JOINT_PROBIT_NEGATIVE_CONTROLS[negative_control]
+    x, tox, eff = model.arrays(data, min_patients=1)
+    (rng,) = chain_generators(random_seed, 1)
+    values = negative_control_chain(
+        control, rng, model.initial_theta(), x, tox, eff, model.prior.packed(), tune, draws
+    )
+    return {name: values[None, :, i] for i, name in enumerate(joint_probit_kernels.PARAMETERS)}
+
+
 def joint_probit_sbc(
     model: JointProbit,
     doses,
@@ -233,7 +439,7 @@ def joint_probit_sbc(
     engine: str = "kernel",
     n_reps: int,
     random_seed: int,
-    variant: int = joint_probit_kernels.CORRECT,
+    negative_control: str | None = None,
     kept: int = 495,
     thin: int = 5,
     tune: int = 200,
@@ -255,8 +461,9 @@ def joint_probit_sbc(
         Replications.
     random_seed : int
         Seeds the prior draws (``random_seed``) and the fits (``random_seed + 1``).
-    variant : int
-        ``CORRECT``, or a ``*_BUG`` variant of the kernels for a negative control.
+    negative_control : str, optional
+        A key of :data:`JOINT_PROBIT_NEGATIVE_CONTROLS`: fit with that deliberately wrong
+        kernel chain instead (engine ``"kernel"`` only), which SBC should reject.
     kept, thin, tune : int
         Draws per fit, thinning, burn-in.
 
@@ -266,6 +473,20 @@ def joint_probit_sbc(
         Ranks of the seven parameters and of ``p_tox`` and ``p_response`` at the lowest and
         highest doses.
     """
+    if engine not in ("kernel", "pymc"):
+        raise ValueError(
+            f"joint_probit_sbc: engine must be one of ('kernel', 'pymc'), got {engine!r}"
+        )
+    if negative_control is not None:
+        if negative_control not in JOINT_PROBIT_NEGATIVE_CONTROLS:
+            raise ValueError(
+                "joint_probit_sbc: negative_control must be None or one of "
+                f"{tuple(JOINT_PROBIT_NEGATIVE_CONTROLS)}, got {negative_control!r}"
+            )
+        if engine != "kernel":
+            raise ValueError(
+                f"joint_probit_sbc: a negative control runs the kernel engine, got {engine!r}"
+            )
     doses = np.asarray(doses, dtype=float)
     template = TrialData.from_dataframe(
         pd.DataFrame({"dose": doses, "dlt": np.zeros(doses.size, int), "efficacy": 0})
@@ -300,14 +521,13 @@ def joint_probit_sbc(
         return draws
 
     def kernel_fit(cell, seed):
-        raw = model.sample_kernel(
-            data_of(cell),
-            draws=kept,
-            tune=tune,
-            chains=1,
-            random_seed=np.random.default_rng(seed),
-            variant=variant,
-        )
+        data, rng = data_of(cell), np.random.default_rng(seed)
+        if negative_control is None:
+            raw = model.sample_kernel(data, draws=kept, tune=tune, chains=1, random_seed=rng)
+        else:
+            raw = negative_control_draws(
+                model, data, negative_control, draws=kept, tune=tune, random_seed=rng
+            )
         return with_rates(raw)
 
     def pymc_fit(cell, seed):
@@ -316,7 +536,7 @@ def joint_probit_sbc(
             draws=kept,
             tune=tune,
             chains=1,
-            step=joint_probit_steps(pm_model, variant=variant),
+            step=joint_probit_steps(pm_model),
             model=pm_model,
             random_seed=np.random.default_rng(seed),
             progressbar=False,
@@ -326,9 +546,7 @@ def joint_probit_sbc(
             {name: idata["posterior"][name].to_numpy() for name in joint_probit_kernels.PARAMETERS}
         )
 
-    fits = {"kernel": kernel_fit, "pymc": pymc_fit}
-    if engine not in fits:
-        raise ValueError(f"joint_probit_sbc: engine must be one of {tuple(fits)}, got {engine!r}")
+    fit = kernel_fit if engine == "kernel" else pymc_fit
     return simulation_based_calibration(
-        truth, list(outcomes), fits[engine], thin=thin, random_seed=random_seed + 1
+        truth, list(outcomes), fit, thin=thin, random_seed=random_seed + 1
     )

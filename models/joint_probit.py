@@ -608,17 +608,11 @@ class JointProbit(DoseModel):
         tune: int = 1000,
         chains: int = 2,
         random_seed: int | np.random.Generator | None = None,
-        variant: int = kernels.CORRECT,
     ) -> dict[str, np.ndarray]:
         """Run the numba Gibbs sampler and return raw arrays (the path of simulation loops).
 
         Seeding follows ``pm.sample``: one generator per chain from ``spawn``, one integer
         drawn from each, then the sweep.
-
-        Parameters
-        ----------
-        variant : int
-            ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
 
         Returns
         -------
@@ -629,9 +623,7 @@ class JointProbit(DoseModel):
         prior, start = self.prior.packed(), self.initial_theta()
         values, stats = [], []
         for rng in chain_generators(random_seed, chains):
-            chain, chain_stats = kernels.run_chain(
-                rng, start, x, tox, eff, prior, tune, draws, variant
-            )
+            chain, chain_stats = kernels.run_chain(rng, start, x, tox, eff, prior, tune, draws)
             values.append(chain)
             stats.append(chain_stats)
         values, stats = np.stack(values), np.stack(stats)

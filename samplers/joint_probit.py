@@ -119,16 +119,13 @@ class JointProbitStep(LayoutStep):
     ----------
     latent : LatentState, optional
         The latent pairs shared with the other steps of the sweep; a new one by default.
-    variant : int
-        ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
     """
 
     layout_class = JointProbitLayout
 
-    def configure(self, *, latent: LatentState | None = None, variant: int = kernels.CORRECT):
-        """Share the sweep's latent state; pick the kernel variant."""
+    def configure(self, *, latent: LatentState | None = None):
+        """Share the sweep's latent state."""
         self.latent = LatentState() if latent is None else latent
-        self.variant = int(variant)
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:
         """Start a chain: own generator, and a fresh latent state."""
@@ -167,7 +164,6 @@ class LatentCorrelationThresholdStep(JointProbitStep):
             self.latent.z_tox,
             self.latent.z_eff,
             self.layout.prior,
-            self.variant,
         )
         return {"rho_slice_evals": int(rho_evals), "threshold_slice_evals": int(threshold_evals)}
 
@@ -197,7 +193,6 @@ class ToxicityCoefficientsGibbs(JointProbitStep):
             self.latent.z_tox,
             self.latent.z_eff,
             self.layout.prior,
-            self.variant,
         )
         return {"toxicity_slice_evals": int(evals)}
 
@@ -222,22 +217,17 @@ class EfficacyCoefficientsGibbs(JointProbitStep):
             self.latent.z_tox,
             self.latent.z_eff,
             self.layout.prior,
-            self.variant,
         )
         return {"efficacy_slice_evals": int(evals)}
 
 
-def joint_probit_steps(
-    model: pm.Model | None = None, *, variant: int = kernels.CORRECT
-) -> list[JointProbitStep]:
+def joint_probit_steps(model: pm.Model | None = None) -> list[JointProbitStep]:
     """Return the sweep of ``JointProbit.fit(engine="pymc")``, in the kernel's order.
 
     Parameters
     ----------
     model : pymc.Model, optional
         A joint-probit model; the model on the context stack by default.
-    variant : int
-        ``kernels.CORRECT``; a ``kernels.*_BUG`` variant only for negative controls.
 
     Returns
     -------
@@ -248,7 +238,7 @@ def joint_probit_steps(
     model = pm.modelcontext(model)
     latent = LatentState()
     return [
-        cls(model=model, latent=latent, variant=variant)
+        cls(model=model, latent=latent)
         for cls in (
             LatentCorrelationThresholdStep,
             ToxicityCoefficientsGibbs,

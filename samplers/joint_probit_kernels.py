@@ -88,15 +88,15 @@ coefficients and the latent :math:`Z_T` are strongly dependent and the chain mov
         p(\alpha_T)\, p(\beta_T) \prod_i
         \Phi\Big((2T_i - 1)\,\frac{\mu_{T,i} + \rho v_i}{s}\Big),
 
-on which :math:`\alpha_T` and then :math:`\beta_T > 0` take slice steps; :math:`Z_T` is then
-redrawn exactly given :math:`Z_E` (the same partially collapsed scheme as for
-:math:`(\rho, c)`), and the exact normal block draw follows.
+on which :math:`\alpha_T` and then :math:`\beta_T > 0` take slice steps
+(:func:`toxicity_slices`); :math:`Z_T` is then redrawn exactly given :math:`Z_E` (the same
+partially collapsed scheme as for :math:`(\rho, c)`), and the exact normal block draw follows.
 
 **Efficacy coefficients with** :math:`Z_E` **integrated out** (:func:`efficacy_block`).
 Likewise, with the density of :math:`(\rho, c)` above read as a function of
 :math:`(\alpha_E, \beta_E, \gamma_E)` (through :math:`\mu_{E,i}`) times their normal
-priors, each takes a slice step; :math:`Z_E` is redrawn exactly given :math:`Z_T`, then the
-exact normal draw below follows.
+priors, each takes a slice step (:func:`efficacy_slices`); :math:`Z_E` is redrawn exactly given
+:math:`Z_T`, then the exact normal draw below follows.
 
 **Efficacy coefficients** (:func:`draw_efficacy_coefficients`). Likewise
 :math:`Z_{E,i} - \rho u_i = \alpha_E + \beta_E x_i + \gamma_E x_i^2 + \epsilon_i`, a
@@ -158,11 +158,10 @@ SWEEP_STATS = {
     "efficacy_slice_evals": np.int64,
 }
 
-#: Sampler variants: the correct sweep, and deliberately wrong ones for negative controls:
-#: the slice on log(threshold) evaluating the log-normal density of the threshold without the
-#: Jacobian of the log (a classic slip), and coefficient draws that forget the correlation
-#: (they regress Z on x as if rho were 0).
-CORRECT, JACOBIAN_BUG, IGNORE_CORRELATION_BUG = 0, 1, 2
+#: Slice targets of :func:`log_target` (its ``which``): rho and log(threshold) with ``Z_E``
+#: integrated out, alpha_T and beta_T with ``Z_T`` integrated out, then alpha_E, beta_E and
+#: gamma_E (``ALPHA_EFF_TARGET + 0, 1, 2``) with ``Z_E`` integrated out.
+RHO_TARGET, LOG_THRESHOLD_TARGET, ALPHA_TOX_TARGET, BETA_TOX_TARGET, ALPHA_EFF_TARGET = range(5)
 
 
 def pack_prior(
@@ -265,30 +264,30 @@ def toxicity_log_likelihood(alpha, beta, theta, x, tox, z_eff):
 
 @njit(cache=True, error_model="numpy")
 def log_target(which, value, theta, x, tox, eff, z_tox, z_eff, prior):
-    """Log density of a slice update.
+    """Log density of a slice update, up to a constant.
 
-    ``which``: 0 rho, 1 log(threshold) (both with ``Z_E`` integrated out), 2 the
-    log(threshold) target of the ``JACOBIAN_BUG`` negative control, 3 alpha_T and 4 beta_T
-    (with ``Z_T`` integrated out), 5-7 alpha_E, beta_E, gamma_E (with ``Z_E`` integrated out).
+    ``which`` (the ``*_TARGET`` constants): ``RHO_TARGET`` and ``LOG_THRESHOLD_TARGET`` with
+    ``Z_E`` integrated out (the log-normal prior of the threshold with its Jacobian is the
+    normal prior of its log), ``ALPHA_TOX_TARGET`` and ``BETA_TOX_TARGET`` with ``Z_T``
+    integrated out, ``ALPHA_EFF_TARGET + 0, 1, 2`` (alpha_E, beta_E, gamma_E) with ``Z_E``
+    integrated out.
     """
-    if which == 0:
+    if which == RHO_TARGET:
         return efficacy_log_likelihood(value, theta[THRESHOLD], theta, x, eff, z_tox)
-    if which <= 2:
+    if which == LOG_THRESHOLD_TARGET:
         z = (value - prior[LOG_THRESHOLD_MEAN]) / prior[LOG_THRESHOLD_SD]
-        log_prior = -0.5 * z * z - (value if which == 2 else 0.0)
-        return (
-            efficacy_log_likelihood(theta[RHO], math.exp(value), theta, x, eff, z_tox) + log_prior
-        )
-    if which == 3:
+        log_likelihood = efficacy_log_likelihood(theta[RHO], math.exp(value), theta, x, eff, z_tox)
+        return log_likelihood - 0.5 * z * z
+    if which == ALPHA_TOX_TARGET:
         z = (value - prior[ALPHA_TOX]) / prior[N_COEF + ALPHA_TOX]
         return toxicity_log_likelihood(value, theta[BETA_TOX], theta, x, tox, z_eff) - 0.5 * z * z
-    if which == 4:
+    if which == BETA_TOX_TARGET:
         if not value > 0.0:
             return -np.inf
         z = (value - prior[BETA_TOX]) / prior[N_COEF + BETA_TOX]
         return toxicity_log_likelihood(theta[ALPHA_TOX], value, theta, x, tox, z_eff) - 0.5 * z * z
-    # 5, 6, 7: alpha_E, beta_E, gamma_E with Z_E integrated out (theta restored after use).
-    index = ALPHA_EFF + which - 5
+    # alpha_E, beta_E, gamma_E with Z_E integrated out (theta restored after use).
+    index = ALPHA_EFF + which - ALPHA_EFF_TARGET
     z = (value - prior[index]) / prior[N_COEF + index]
     current = theta[index]
     theta[index] = value
@@ -342,19 +341,21 @@ def slice_update(rng, which, current, width, theta, x, tox, eff, z_tox, z_eff, p
 def draw_rho(rng, theta, x, tox, eff, z_tox, z_eff, prior):
     """Slice update of rho with ``Z_E`` integrated out (in place); returns the evaluations."""
     rho, evals = slice_update(
-        rng, 0, theta[RHO], RHO_SLICE_WIDTH, theta, x, tox, eff, z_tox, z_eff, prior
+        rng, RHO_TARGET, theta[RHO], RHO_SLICE_WIDTH, theta, x, tox, eff, z_tox, z_eff, prior
     )
     theta[RHO] = rho
     return evals
 
 
 @njit(cache=True, error_model="numpy")
-def draw_threshold(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
-    """Slice update of log(threshold) with ``Z_E`` integrated out (in place)."""
-    which = 2 if variant == JACOBIAN_BUG else 1
+def draw_threshold(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """Slice update of log(threshold) with ``Z_E`` integrated out (in place).
+
+    Returns the density evaluations.
+    """
     log_c, evals = slice_update(
         rng,
-        which,
+        LOG_THRESHOLD_TARGET,
         math.log(theta[THRESHOLD]),
         LOG_THRESHOLD_SLICE_WIDTH,
         theta,
@@ -406,9 +407,9 @@ def regression_posterior(design, response, noise_var, prior_mean, prior_sd):
 
 
 @njit(cache=True, error_model="numpy")
-def draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior, variant):
+def draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior):
     """Exact block draw of ``(alpha_T, beta_T)``, ``beta_T > 0`` (in place)."""
-    rho = 0.0 if variant == IGNORE_CORRELATION_BUG else theta[RHO]
+    rho = theta[RHO]
     _, mu_e = means(theta, x)
     design = np.empty((x.size, 2))
     design[:, 0] = 1.0
@@ -432,9 +433,9 @@ def draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior, variant):
 
 
 @njit(cache=True, error_model="numpy")
-def draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior, variant):
+def draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior):
     """Exact draw of ``(alpha_E, beta_E, gamma_E)`` from their normal conditional (in place)."""
-    rho = 0.0 if variant == IGNORE_CORRELATION_BUG else theta[RHO]
+    rho = theta[RHO]
     mu_t, _ = means(theta, x)
     design = np.empty((x.size, 3))
     design[:, 0] = 1.0
@@ -459,35 +460,65 @@ def draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior, variant):
 
 
 @njit(cache=True, error_model="numpy")
-def toxicity_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
-    """Slice alpha_T and beta_T with ``Z_T`` integrated out, draw ``Z_T``, then both exactly.
+def toxicity_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """Slice steps on alpha_T, then beta_T, with ``Z_T`` integrated out (in place).
 
-    In place: the slice steps, ``Z_T | Z_E``, then the normal block draw of
-    ``(alpha_T, beta_T)``. Returns the slice evaluations of the two coefficients.
+    Returns the slice evaluations of the two coefficients.
     """
     alpha, alpha_evals = slice_update(
-        rng, 3, theta[ALPHA_TOX], COEFFICIENT_SLICE_WIDTH, theta, x, tox, eff, z_tox, z_eff, prior
+        rng,
+        ALPHA_TOX_TARGET,
+        theta[ALPHA_TOX],
+        COEFFICIENT_SLICE_WIDTH,
+        theta,
+        x,
+        tox,
+        eff,
+        z_tox,
+        z_eff,
+        prior,
     )
     theta[ALPHA_TOX] = alpha
     beta, beta_evals = slice_update(
-        rng, 4, theta[BETA_TOX], COEFFICIENT_SLICE_WIDTH, theta, x, tox, eff, z_tox, z_eff, prior
+        rng,
+        BETA_TOX_TARGET,
+        theta[BETA_TOX],
+        COEFFICIENT_SLICE_WIDTH,
+        theta,
+        x,
+        tox,
+        eff,
+        z_tox,
+        z_eff,
+        prior,
     )
     theta[BETA_TOX] = beta
-    draw_latent_toxicity(rng, theta, x, tox, z_tox, z_eff)
-    draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior, variant)
     return alpha_evals + beta_evals
 
 
 @njit(cache=True, error_model="numpy")
-def efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
-    """Slice the efficacy coefficients with ``Z_E`` integrated out, draw ``Z_E``, then exactly.
+def toxicity_block(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """Slice alpha_T and beta_T with ``Z_T`` integrated out, draw ``Z_T``, then both exactly.
 
-    In place: slice steps on alpha_E, beta_E, gamma_E, ``Z_E | Z_T``, then the normal draw
-    of the three. Returns the slice evaluations.
+    In place: the slice steps (:func:`toxicity_slices`), ``Z_T | Z_E``, then the normal block
+    draw of ``(alpha_T, beta_T)``. Returns the slice evaluations of the two coefficients.
+    """
+    evals = toxicity_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+    draw_latent_toxicity(rng, theta, x, tox, z_tox, z_eff)
+    draw_toxicity_coefficients(rng, theta, x, z_tox, z_eff, prior)
+    return evals
+
+
+@njit(cache=True, error_model="numpy")
+def efficacy_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """Slice steps on alpha_E, beta_E, gamma_E with ``Z_E`` integrated out (in place).
+
+    Returns the slice evaluations.
     """
     evals = 0
-    for which in (5, 6, 7):
-        index = ALPHA_EFF + which - 5
+    for offset in range(3):
+        which = ALPHA_EFF_TARGET + offset
+        index = ALPHA_EFF + offset
         value, used = slice_update(
             rng,
             which,
@@ -503,8 +534,19 @@ def efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
         )
         theta[index] = value
         evals += used
+    return evals
+
+
+@njit(cache=True, error_model="numpy")
+def efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior):
+    """Slice the efficacy coefficients with ``Z_E`` integrated out, draw ``Z_E``, then exactly.
+
+    In place: slice steps on alpha_E, beta_E, gamma_E (:func:`efficacy_slices`),
+    ``Z_E | Z_T``, then the normal draw of the three. Returns the slice evaluations.
+    """
+    evals = efficacy_slices(rng, theta, x, tox, eff, z_tox, z_eff, prior)
     draw_latent_efficacy(rng, theta, x, eff, z_tox, z_eff)
-    draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior, variant)
+    draw_efficacy_coefficients(rng, theta, x, z_tox, z_eff, prior)
     return evals
 
 
@@ -523,34 +565,34 @@ def initial_latents(rng, theta, x, tox, eff):
 
 
 @njit(cache=True, error_model="numpy")
-def latent_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
+def latent_block(rng, theta, x, tox, eff, z_tox, z_eff, prior):
     """``Z_T | Z_E``, then rho and the threshold with ``Z_E`` integrated out, then ``Z_E``.
 
     Returns the slice evaluations of rho and of the threshold.
     """
     draw_latent_toxicity(rng, theta, x, tox, z_tox, z_eff)
     rho_evals = draw_rho(rng, theta, x, tox, eff, z_tox, z_eff, prior)
-    threshold_evals = draw_threshold(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant)
+    threshold_evals = draw_threshold(rng, theta, x, tox, eff, z_tox, z_eff, prior)
     draw_latent_efficacy(rng, theta, x, eff, z_tox, z_eff)
     return rho_evals, threshold_evals
 
 
 @njit(cache=True, error_model="numpy")
-def sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant):
+def sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior):
     """One iteration: the latent block, the toxicity block, the efficacy block (in place).
 
     Returns the slice evaluations of rho, the threshold, the toxicity and efficacy
     coefficients.
     """
-    rho_evals, threshold_evals = latent_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant)
-    toxicity_evals = toxicity_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant)
-    efficacy_evals = efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant)
+    rho_evals, threshold_evals = latent_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+    toxicity_evals = toxicity_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
+    efficacy_evals = efficacy_block(rng, theta, x, tox, eff, z_tox, z_eff, prior)
     return rho_evals, threshold_evals, toxicity_evals, efficacy_evals
 
 
 @njit(cache=True, error_model="numpy")
-def run_chain(rng, theta0, x, tox, eff, prior, n_tune, n_draws, variant):
-    """Run one chain of the data-augmentation Gibbs sampler.
+def run_chain(rng, theta0, x, tox, eff, prior, n_tune, n_draws):
+    """Run one chain of the data-augmentation Gibbs sampler (:func:`sweep`).
 
     Parameters
     ----------
@@ -566,8 +608,6 @@ def run_chain(rng, theta0, x, tox, eff, prior, n_tune, n_draws, variant):
         From :func:`pack_prior`.
     n_tune, n_draws : int
         Iterations discarded as burn-in, then kept.
-    variant : int
-        ``CORRECT``, or ``JACOBIAN_BUG`` / ``IGNORE_CORRELATION_BUG`` for negative controls.
 
     Returns
     -------
@@ -582,7 +622,7 @@ def run_chain(rng, theta0, x, tox, eff, prior, n_tune, n_draws, variant):
     draws = np.empty((n_draws, theta.size))
     stats = np.zeros((n_draws, 4))
     for it in range(n_tune + n_draws):
-        evals = sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior, variant)
+        evals = sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior)
         k = it - n_tune
         if k >= 0:
             draws[k] = theta

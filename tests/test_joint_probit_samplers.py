@@ -3,7 +3,7 @@
 The moves are checked against conditionals computed independently here with SciPy; the
 whole sampler against NUTS on the PyMC model (rectangle likelihood, no latent variables) and
 by simulation-based calibration, whose negative control (the slice on log(threshold) without
-the Jacobian of the log) must fail.
+the Jacobian of the log, a deliberately wrong sampler of :mod:`dosezoo.validation`) must fail.
 """
 
 import numpy as np
@@ -16,7 +16,7 @@ from dosezoo.data import TrialData
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
 from dosezoo.samplers import joint_probit_kernels as kernels
 from dosezoo.samplers.joint_probit import JointProbitLayout, LatentState, joint_probit_steps
-from dosezoo.validation import agreement_z, joint_probit_sbc
+from dosezoo.validation import agreement_z, draw_threshold_without_jacobian, joint_probit_sbc
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 MODEL = JointProbit(LEVELS)
@@ -46,7 +46,7 @@ def state():
     theta[kernels.RHO] = 0.5
     z_tox, z_eff = kernels.initial_latents(rng, theta, x, tox, eff)
     for _ in range(300):
-        kernels.sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior, kernels.CORRECT)
+        kernels.sweep(rng, theta, x, tox, eff, z_tox, z_eff, prior)
     return theta, x, tox, eff, z_tox, z_eff, prior
 
 
@@ -144,13 +144,13 @@ def test_threshold_slice_targets_the_collapsed_conditional(state):
     rng = np.random.default_rng(3)
 
     def move():
-        kernels.draw_threshold(rng, work, x, tox, eff, z_tox, z_eff, prior, kernels.CORRECT)
+        kernels.draw_threshold(rng, work, x, tox, eff, z_tox, z_eff, prior)
         return work[kernels.THRESHOLD]
 
     assert stats.kstest(_slice_chain(move), lambda v: np.interp(v, grid, cdf)).pvalue > 1e-3
 
     def broken():
-        kernels.draw_threshold(rng, work, x, tox, eff, z_tox, z_eff, prior, kernels.JACOBIAN_BUG)
+        draw_threshold_without_jacobian(rng, work, x, tox, eff, z_tox, z_eff, prior)
         return work[kernels.THRESHOLD]
 
     # The Jacobian bug shifts the cut point's conditional by a few percent of its sd: a
@@ -176,7 +176,17 @@ def test_toxicity_slices_target_the_collapsed_conditional(state):
 
     def move():
         value, _ = kernels.slice_update(
-            rng, 3, work[kernels.ALPHA_TOX], 1.0, work, x, tox, eff, z_tox, z_eff, prior
+            rng,
+            kernels.ALPHA_TOX_TARGET,
+            work[kernels.ALPHA_TOX],
+            1.0,
+            work,
+            x,
+            tox,
+            eff,
+            z_tox,
+            z_eff,
+            prior,
         )
         work[kernels.ALPHA_TOX] = value
         return value
@@ -205,7 +215,7 @@ def test_efficacy_coefficients_follow_their_normal_conditional(state):
     work = theta.copy()
     draws = []
     for _ in range(20000):
-        kernels.draw_efficacy_coefficients(rng, work, x, z_tox, z_eff, prior, kernels.CORRECT)
+        kernels.draw_efficacy_coefficients(rng, work, x, z_tox, z_eff, prior)
         draws.append(work[kernels.ALPHA_EFF : kernels.GAMMA_EFF + 1].copy())
     draws = np.array(draws)
     z = (draws.mean(0) - mean) / np.sqrt(np.diag(cov) / draws.shape[0])
@@ -228,7 +238,7 @@ def test_toxicity_coefficients_follow_their_truncated_normal_conditional(state):
     work = theta.copy()
     draws = []
     for _ in range(6000):
-        kernels.draw_toxicity_coefficients(rng, work, x, z_tox, z_eff, prior, kernels.CORRECT)
+        kernels.draw_toxicity_coefficients(rng, work, x, z_tox, z_eff, prior)
         draws.append(work[kernels.ALPHA_TOX : kernels.BETA_TOX + 1].copy())
     draws = np.array(draws)
     assert np.all(draws[:, 1] > 0)
@@ -312,9 +322,15 @@ def test_engines_agree_with_nuts():
 # ---------------------------------------------------------------- SBC
 
 
-def _sbc(n_reps, seed, variant=kernels.CORRECT, engine="kernel"):
+def _sbc(n_reps, seed, negative_control=None, engine="kernel"):
     return joint_probit_sbc(
-        MODEL, SBC_DOSES, engine=engine, n_reps=n_reps, random_seed=seed, variant=variant, tune=100
+        MODEL,
+        SBC_DOSES,
+        engine=engine,
+        n_reps=n_reps,
+        random_seed=seed,
+        negative_control=negative_control,
+        tune=100,
     )
 
 
@@ -326,8 +342,21 @@ def test_kernel_sbc_quick():
 
 
 def test_kernel_sbc_quick_rejects_the_jacobian_bug():
-    p = _sbc(150, 100, kernels.JACOBIAN_BUG).p_values(bins=10)
+    p = _sbc(150, 100, "jacobian_bug").p_values(bins=10)
     assert p["threshold"] < ALPHA, p
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"negative_control": "no_such_bug"}, "negative_control must be None or one of"),
+        ({"negative_control": "jacobian_bug", "engine": "pymc"}, "runs the kernel engine"),
+        ({"engine": "nuts"}, "engine must be one of"),
+    ],
+)
+def test_sbc_refuses_unknown_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        joint_probit_sbc(MODEL, SBC_DOSES, n_reps=1, random_seed=0, **options)
 
 
 @pytest.mark.slow
@@ -339,7 +368,7 @@ def test_sbc_thorough(engine, n_reps):
 
 @pytest.mark.slow
 def test_sbc_thorough_rejects_the_jacobian_bug():
-    p = _sbc(1000, 400, kernels.JACOBIAN_BUG).p_values(bins=10)
+    p = _sbc(1000, 400, "jacobian_bug").p_values(bins=10)
     assert p["threshold"] < 1e-6, p
 
 
