@@ -45,7 +45,6 @@ import pandas as pd
 import report
 import xarray as xr
 
-import dosezoo.simulate as engine
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs.blrm import BLRMDesign
@@ -56,7 +55,7 @@ from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 from dosezoo.models.blrm import BLRM
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
-from dosezoo.simulate import operating_characteristics, simulate
+from dosezoo.simulate import engine, operating_characteristics, runner, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -231,8 +230,10 @@ def _engine_clock(clock: dict[str, float]):
     """Time ``TrialData.with_cohort`` and the engine's assembly of results, then restore them."""
     originals = {
         "with_cohort": (TrialData, TrialData.with_cohort),
+        # Each is replaced where it is looked up: the per-trial engine pads its records with
+        # `_to_dataset`, `simulate` (the runner) gathers the batches with `_combine`.
         "_to_dataset": (engine, engine._to_dataset),
-        "_combine": (engine, engine._combine),
+        "_combine": (runner, runner._combine),
     }
 
     def timed(name, function):
@@ -257,7 +258,7 @@ def _engine_clock(clock: dict[str, float]):
 def bench_simulation(design, scenario, n_trials: int) -> tuple[dict, xr.Dataset]:
     """Time ``simulate``; then the per-trial engine on the same trials, every call timed.
 
-    BOIN and 3+3 run in lockstep (`dosezoo.simulate.CountRuleDesign`): that is the timing
+    BOIN and 3+3 run in lockstep (`dosezoo.protocols.CountRuleDesign`): that is the timing
     against the target. The per-trial run must give the identical Dataset; its breakdown shows
     where a design without the count capability spends its time.
     """

@@ -9,8 +9,8 @@ from scipy import stats
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
 from dosezoo.decision import Decision
+from dosezoo.designs.boin import BOINDesign
 from dosezoo.efftox_scenarios import EffToxScenario, standard_efftox_scenarios
 from dosezoo.models.joint_probit import cell_probabilities
 from dosezoo.simulate import run_trial

@@ -21,11 +21,12 @@ from hypothesis import strategies as st
 
 from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
-from dosezoo.designs.boin import BOINDesign
 from dosezoo.decision import Decision
+from dosezoo.designs.boin import BOINDesign
 from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 from dosezoo.levels import count_state
-from dosezoo.simulate import CountRuleDesign, LevelScenario, simulate
+from dosezoo.protocols import CountRuleDesign, LevelScenario
+from dosezoo.simulate import simulate
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 #: Seed 003's scenario 13 (target 0.3): the benchmark's scenario of issue 4.
