@@ -15,13 +15,13 @@ reason to stop, real-valued metrics and quantities whose names do not clash with
 and pads their records into the batch's Dataset.
 """
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import TypedDict
 
 import numpy as np
 import xarray as xr
 
+from dosezoo.checks import positive_int
 from dosezoo.decision import Decision
 from dosezoo.protocols import Design, Scenario
 from dosezoo.simulate.layout import (
@@ -67,22 +67,10 @@ class TrialRecord(TypedDict):
     """What ``scenario.trial_metrics`` returned."""
 
 
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
-
-
-def _seed(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}")
-    return int(value)
-
-
-def _conduct(design: Design) -> tuple[int, int]:
-    """Return the validated ``(cohort_size, sample_size)`` of a design."""
-    cohort_size = _positive_int(getattr(design, "cohort_size", None), "design.cohort_size")
-    sample_size = _positive_int(getattr(design, "sample_size", None), "design.sample_size")
+def _conduct(design: Design, owner: str) -> tuple[int, int]:
+    """Return the validated ``(cohort_size, sample_size)`` of a design; ``owner`` is the caller."""
+    cohort_size = positive_int(owner, "design.cohort_size", getattr(design, "cohort_size", None))
+    sample_size = positive_int(owner, "design.sample_size", getattr(design, "sample_size", None))
     return cohort_size, sample_size
 
 
@@ -130,7 +118,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     TypeError
         If the design returns something else than a `Decision`.
     """
-    cohort_size, sample_size = _conduct(design)
+    cohort_size, sample_size = _conduct(design, "run_trial")
     data = scenario.empty_data()
     if data.n_patients:
         raise ValueError(

@@ -93,7 +93,7 @@ def _run_count_batch(
     decides cohort ``s`` of all of them, and the scenario answers for all at once from each
     trial's latent draws, made up front from the generator of its own seed.
     """
-    cohort_size, sample_size = _conduct(design)
+    cohort_size, sample_size = _conduct(design, "simulate")
     n_trials = len(seeds)
     doses = np.asarray(design.dose_levels, dtype=float)
     latent = np.stack(

@@ -31,8 +31,9 @@ import numpy as np
 import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from dosezoo.checks import integer, positive_int
 from dosezoo.protocols import Design, Scenario
-from dosezoo.simulate.engine import _conduct, _positive_int, _run_trials_batch, _seed
+from dosezoo.simulate.engine import _conduct, _run_trials_batch
 from dosezoo.simulate.layout import _combine, _Layout
 from dosezoo.simulate.lockstep import _counts_suffice, _run_count_batch
 from dosezoo.simulate.store import _fingerprint, _Store
@@ -120,21 +121,23 @@ def simulate(
     identical to the trial-by-trial run, for any ``n_jobs``, ``batch_size`` or resumption; any
     other pair is run trial by trial with `run_trial`.
     """
-    n_trials = _positive_int(n_trials, "n_trials")
-    random_seed = _seed(random_seed, "random_seed")
+    n_trials = positive_int("simulate", "n_trials", n_trials)
+    random_seed = integer("simulate", "random_seed", random_seed, minimum=0)
     if (
         isinstance(n_jobs, bool)
         or not isinstance(n_jobs, numbers.Integral)
         or not (n_jobs >= 1 or n_jobs == -1)
     ):
-        raise ValueError(f"n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}")
+        raise ValueError(
+            f"simulate: n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}"
+        )
     if client is not None and n_jobs != 1:
         raise ValueError(
-            f"n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
+            f"simulate: n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
         )
     if batch_size is not None:
-        batch_size = _positive_int(batch_size, "batch_size")
-    cohort_size, sample_size = _conduct(design)
+        batch_size = positive_int("simulate", "batch_size", batch_size)
+    cohort_size, sample_size = _conduct(design, "simulate")
     run = {
         "random_seed": random_seed,
         "n_trials": n_trials,

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from dosezoo.simulate.engine import _positive_int, _seed
+from dosezoo.checks import integer
 
 _BOOTSTRAP_CELLS = 2**22
 
@@ -76,10 +76,9 @@ def operating_characteristics(
             "results must be the Dataset returned by simulate (with attrs['metrics'] and "
             f"a stop_reason variable); got {type(results).__name__}"
         )
-    random_seed = _seed(random_seed, "random_seed")
-    n_bootstrap = _positive_int(n_bootstrap, "n_bootstrap")
-    if n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap must be at least 2; got {n_bootstrap!r}")
+    owner = "operating_characteristics"
+    random_seed = integer(owner, "random_seed", random_seed, minimum=0)
+    n_bootstrap = integer(owner, "n_bootstrap", n_bootstrap, minimum=2)
     names = [name for name in str(results.attrs["metrics"]).split(",") if name]
     for name in names:
         if name not in results:
