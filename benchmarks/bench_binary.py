@@ -45,7 +45,6 @@ import pandas as pd
 import report
 import xarray as xr
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs.blrm import BLRMDesign
 from dosezoo.designs.boin import BOINDesign
@@ -55,6 +54,7 @@ from dosezoo.designs.three_plus_three import ThreePlusThreeDesign
 from dosezoo.models.blrm import BLRM
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import engine, operating_characteristics, runner, simulate
 
 ROOT = Path(__file__).resolve().parents[1]

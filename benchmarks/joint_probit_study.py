@@ -9,7 +9,7 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
 - ``simulate``: seed 000's design (``OptimusDesign``) against the toxicity-only CRM
   (``CRMDesign``, target 0.25, the middle of the toxicity interval) on the same simulated
   patients (common random numbers) in the three scenarios of
-  :func:`dosezoo.efftox_scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
+  :func:`dosezoo.scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
   ``--range-probability`` set the two options of the rule that seed 000 leaves open;
   ``--tag`` names the output files of a configuration.
 
@@ -36,11 +36,11 @@ from dosezoo.data import TrialData
 from dosezoo.designs.crm import CRMDesign
 from dosezoo.designs.optimus import OptimusDesign, OptimusRule
 from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
 from dosezoo.samplers import joint_probit_kernels as kernels
 from dosezoo.samplers.joint_probit import joint_probit_sbc
+from dosezoo.scenarios import standard_efftox_scenarios
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.validation import agreement_z
 

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs.boin import BOINDesign
 from dosezoo.designs.lse import (
@@ -22,6 +21,7 @@ from dosezoo.designs.lse import (
 )
 from dosezoo.errors import DataError
 from dosezoo.levels import LevelCounts
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import run_trial
 
 LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)

@@ -10,9 +10,9 @@ from scipy.special import ndtr
 from dosezoo.data import DataError, TrialData
 from dosezoo.designs.optimus import OptimusDesign, OptimusRule, PosteriorRates, decide
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.errors import ConvergenceError
 from dosezoo.models.joint_probit import JointProbit
+from dosezoo.scenarios import standard_efftox_scenarios
 from dosezoo.simulate import run_trial
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)

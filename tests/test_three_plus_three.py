@@ -5,10 +5,10 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs import ThreePlusThreeDesign
 from dosezoo.errors import DataError
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import operating_characteristics, simulate
 
 LEVELS = (10.0, 20.0, 30.0, 40.0)
