@@ -45,8 +45,6 @@ import pandas as pd
 import report
 import xarray as xr
 
-import dosezoo.simulate as engine
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs import (
     CountDesign,
@@ -59,7 +57,8 @@ from dosezoo.designs import (
 from dosezoo.models.blrm import BLRM
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
-from dosezoo.simulate import operating_characteristics, simulate
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import engine, operating_characteristics, runner, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -234,8 +233,10 @@ def _engine_clock(clock: dict[str, float]):
     """Time ``TrialData.with_cohort`` and the engine's assembly of results, then restore them."""
     originals = {
         "with_cohort": (TrialData, TrialData.with_cohort),
+        # Each is replaced where it is looked up: the per-trial engine pads its records with
+        # `_to_dataset`, `simulate` (the runner) gathers the batches with `_combine`.
         "_to_dataset": (engine, engine._to_dataset),
-        "_combine": (engine, engine._combine),
+        "_combine": (runner, runner._combine),
     }
 
     def timed(name, function):

@@ -10,7 +10,7 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
 - ``simulate``: Lin (2023)'s design (``optimus_design``) against the toxicity-only CRM
   (``crm_design``, target 0.25, the middle of the toxicity interval) on the same simulated
   patients (common random numbers) in the three scenarios of
-  :func:`dosezoo.efftox_scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
+  :func:`dosezoo.scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
   ``--range-probability`` set the two options of the rule that seed 000 leaves open;
   ``--tag`` names the output files of a configuration.
 
@@ -36,9 +36,9 @@ from report import replace_readme_block
 from dosezoo.data import TrialData
 from dosezoo.designs import crm_design, optimus_design
 from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
+from dosezoo.scenarios import standard_efftox_scenarios
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.validation import agreement_z, joint_probit_sbc
 

@@ -1,7 +1,7 @@
 """Seed 003's comparison study (Section 5.2): LSE (lambda 0 and 1), BO, CRM and BOIN.
 
 Five doses, 12 cohorts of 3 (36 patients), start at the lowest dose, the 20 scenarios of
-Table 1 (:mod:`dosezoo.lse_scenarios`; target 0.2 for 1-10, 0.3 for 11-20), 2000 trials each
+Table 1 (:mod:`dosezoo.scenarios.seno2025`; target 0.2 for 1-10, 0.3 for 11-20), 2000 trials each
 by default. Designs:
 
 - ``LSE_lambda0``, ``LSE_lambda1``: :func:`dosezoo.designs.lse.lse_design` (two-stage, BOIN
@@ -49,13 +49,13 @@ from report import replace_readme_block  # noqa: E402
 
 from dosezoo.designs import boin_design, crm_design  # noqa: E402
 from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
-from dosezoo.lse_scenarios import (  # noqa: E402
-    SEED003_DOSE_LEVELS,
-    SEED003_SCENARIOS,
-    seed003_scenario,
-    seed003_target,
-)
 from dosezoo.models.crm import CRM, crm_skeleton  # noqa: E402
+from dosezoo.scenarios import (  # noqa: E402
+    SENO2025_DOSE_LEVELS,
+    SENO2025_SCENARIOS,
+    seno2025_scenario,
+    seno2025_target,
+)
 from dosezoo.simulate import operating_characteristics, simulate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,8 +90,8 @@ MCMC = {"draws": 500, "tune": 100}
 
 def crm_arm(target: float):
     """Return the CRM arm of Appendix C.1."""
-    skeleton = crm_skeleton(target, 0.05, 3, len(SEED003_DOSE_LEVELS))
-    model = CRM(skeleton, target, model="empiric", dose_levels=SEED003_DOSE_LEVELS)
+    skeleton = crm_skeleton(target, 0.05, 3, len(SENO2025_DOSE_LEVELS))
+    model = CRM(skeleton, target, model="empiric", dose_levels=SENO2025_DOSE_LEVELS)
     return crm_design(
         model,
         cohort_size=3,
@@ -105,7 +105,7 @@ def crm_arm(target: float):
 
 def make_design(name: str, target: float):
     """Return the design called ``name`` for a trial with this target."""
-    levels = SEED003_DOSE_LEVELS
+    levels = SENO2025_DOSE_LEVELS
     if name.startswith("LSE_lambda"):
         weight = float(name.removeprefix("LSE_lambda"))
         return lse_design(target, levels, overdose_weight=weight, random_seed=SEED, **MCMC)
@@ -134,14 +134,14 @@ def summarise(results, metrics: dict[str, str]) -> dict[str, float]:
 
 def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[dict, float]:
     """Simulate one (design, scenario) cell; return its row and the seconds it took."""
-    design = make_design(design_name, seed003_target(scenario))
+    design = make_design(design_name, seno2025_target(scenario))
     path = RUNS / f"{design_name}_s{scenario:02d}_n{trials}_d{MCMC['draws']}t{MCMC['tune']}.nc"
     if path.exists() or path.with_name(path.name + ".parts").exists():
         RESUMED.append(path.name)
     started = time.perf_counter()
     results = simulate(
         design,
-        seed003_scenario(scenario),
+        seno2025_scenario(scenario),
         trials,
         random_seed=SEED + scenario,
         n_jobs=jobs,
@@ -397,7 +397,7 @@ def parse_scenarios(text: str) -> list[int]:
             numbers += list(range(low, high + 1))
         elif part:
             numbers.append(int(part))
-    unknown = [n for n in numbers if n not in SEED003_SCENARIOS]
+    unknown = [n for n in numbers if n not in SENO2025_SCENARIOS]
     if unknown:
         raise SystemExit(f"--scenarios: unknown scenario(s) {unknown}; Table 1 has 1..20")
     return numbers

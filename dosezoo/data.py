@@ -19,7 +19,8 @@ y, dlt, efficacy, time, event
     Outcome columns, detected by name: ``y`` any finite float (continuous
     response), ``dlt`` 0/1, ``efficacy`` 0/1/2 (ordinal), ``time`` a finite
     float > 0 that requires ``event`` 0/1 (1 = event observed, 0 = censored) and
-    vice versa.
+    vice versa. These are the built-in outcomes of `dosezoo.outcomes`; an outcome
+    registered there (`dosezoo.outcomes.register_outcome`) is recognised the same way.
 covariates
     Extra columns named by ``covariates``: numeric ones must be finite,
     non-numeric ones (strata) must not be missing.
@@ -32,7 +33,7 @@ are numbered from 0 in messages; for CSV files the line number is given too
 import math
 import numbers
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, InitVar, dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, Self
@@ -42,6 +43,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from dosezoo.errors import DataError
+from dosezoo.outcomes import Outcome, registered_outcomes
 
 __all__ = ["DataError", "TrialData"]
 
@@ -51,7 +53,6 @@ DoseRange = tuple[float, float] | Mapping[str, tuple[float, float]]
 RowLabel = Callable[[int], str]
 
 _COHORT = "cohort"
-_OUTCOMES: tuple[str, ...] = ("y", "dlt", "efficacy", "time", "event")
 _MAX_EXACT_INT = 2.0**53
 _CSV_BOOLS = {
     "True": True,
@@ -60,25 +61,6 @@ _CSV_BOOLS = {
     "False": False,
     "FALSE": False,
     "false": False,
-}
-
-
-class _Rule(NamedTuple):
-    """Validity rule of an outcome column."""
-
-    integer: bool
-    allow_bool: bool
-    allowed: tuple[int, ...] | None
-    positive: bool
-    requirement: str
-
-
-_OUTCOME_RULES: dict[str, _Rule] = {
-    "y": _Rule(False, False, None, False, ""),
-    "dlt": _Rule(True, True, (0, 1), False, "must be 0 or 1 (1 = dose-limiting toxicity)"),
-    "efficacy": _Rule(True, False, (0, 1, 2), False, "must be 0, 1 or 2 (ordinal efficacy)"),
-    "time": _Rule(False, False, None, True, "must be > 0"),
-    "event": _Rule(True, True, (0, 1), False, "must be 0 or 1 (1 = event, 0 = censored)"),
 }
 
 
@@ -153,6 +135,20 @@ def _normalize_dose_range(
         return MappingProxyType(dict(ranges)), ranges
     pair = _pair(dose_range, "dose_range")
     return pair, dict.fromkeys(dose_columns, pair)
+
+
+def _present_outcomes(
+    columns: Collection[str],
+    rules: Mapping[str, Outcome],
+    dose_columns: tuple[str, ...],
+    covariates: tuple[str, ...],
+) -> tuple[str, ...]:
+    """Return the outcomes among ``columns`` in registry order (never a dose or covariate)."""
+    return tuple(
+        name
+        for name in rules
+        if name in columns and name not in dose_columns and name not in covariates
+    )
 
 
 def _pandas_to_numpy(values: pd.Series) -> np.ndarray:
@@ -336,13 +332,16 @@ def _validate(
                 f"missing covariate column {name!r} (declared in covariates); "
                 f"the data have: {available}"
             )
-    outcomes = tuple(name for name in _OUTCOMES if name in source)
-    if ("time" in outcomes) != ("event" in outcomes):
-        present, absent = ("time", "event") if "time" in outcomes else ("event", "time")
-        raise DataError(
-            f"column {present!r} is present but column {absent!r} is missing: time-to-event "
-            "data need both 'time' (> 0) and 'event' (1 = event observed, 0 = censored)"
-        )
+    rules = registered_outcomes()
+    outcomes = _present_outcomes(source, rules, dose_columns, covariates)
+    for name in outcomes:
+        companion = rules[name].requires
+        if companion is not None and companion not in outcomes:
+            reason = rules[name].requires_reason
+            raise DataError(
+                f"column {name!r} is present but column {companion!r} is missing"
+                + (f": {reason}" if reason else "")
+            )
     has_cohort = _COHORT in source
     names = [*dose_columns, *([_COHORT] if has_cohort else []), *outcomes, *covariates]
     raw = {name: _column_array(source[name], name) for name in names}
@@ -428,7 +427,7 @@ def _validate(
     # Outcomes.
     outcome_values: dict[str, np.ndarray] = {}
     for name in outcomes:
-        rule = _OUTCOME_RULES[name]
+        rule = rules[name]
         where = f"column {name!r}"
         values, value_checks = _number_checks(where, raw[name], allow_bool=rule.allow_bool)
         checks += value_checks
@@ -470,7 +469,7 @@ def _validate(
     else:
         clean[_COHORT] = _lock(np.arange(1, n + 1, dtype=np.int64))
     for name, values in outcome_values.items():
-        clean[name] = _lock(values.astype(np.int64 if _OUTCOME_RULES[name].integer else np.float64))
+        clean[name] = _lock(values.astype(np.int64 if rules[name].integer else np.float64))
     for name, values in covariate_values.items():
         clean[name] = _lock(values)
     return _Validated(outcomes, clean, doses)
@@ -510,11 +509,12 @@ def _accept_plain_rows(
         if not (1 <= value <= _MAX_EXACT_INT and value == math.floor(value) and value >= previous):
             return None
         previous = value
-    outcomes = tuple(name for name in _OUTCOMES if name in source)
-    if ("time" in outcomes) != ("event" in outcomes):
+    rules = registered_outcomes()
+    outcomes = _present_outcomes(source, rules, dose_columns, ())
+    if any(rules[name].requires not in (None, *outcomes) for name in outcomes):
         return None
     for name in outcomes:
-        rule = _OUTCOME_RULES[name]
+        rule = rules[name]
         values = source[name].tolist()
         if rule.allowed is not None and not all(v in rule.allowed for v in values):
             return None
@@ -524,7 +524,7 @@ def _accept_plain_rows(
     clean = {name: doses[:, j] for j, name in enumerate(dose_columns)}
     clean[_COHORT] = _lock(np.array(cohorts, dtype=np.int64))
     for name in outcomes:
-        dtype = np.int64 if _OUTCOME_RULES[name].integer else np.float64
+        dtype = np.int64 if rules[name].integer else np.float64
         clean[name] = _lock(np.asarray(source[name], dtype=dtype).copy())
     return _Validated(outcomes, clean, doses)
 
@@ -562,9 +562,9 @@ class TrialData:
     Parameters
     ----------
     source : Mapping[str, array_like] or pandas.DataFrame
-        Columns by name. Known columns (dose column(s), ``cohort``, ``y``, ``dlt``,
-        ``efficacy``, ``time``, ``event``) and declared covariates are stored; other
-        columns are ignored.
+        Columns by name. Known columns (dose column(s), ``cohort``, the outcomes of
+        `dosezoo.outcomes`: ``y``, ``dlt``, ``efficacy``, ``time``, ``event`` and any
+        registered one) and declared covariates are stored; other columns are ignored.
     dose_columns : tuple of str, default ("dose",)
         Names of the dose columns; more than one for drug combinations.
     covariates : tuple of str, default ()
@@ -582,7 +582,8 @@ class TrialData:
     dose_range : (float, float) or Mapping[str, (float, float)] or None
         Declared dose range, as given.
     outcomes : tuple of str
-        Outcome columns present, in the order y, dlt, efficacy, time, event.
+        Outcome columns present, in the order y, dlt, efficacy, time, event, then the
+        registered outcomes in the order of their registration.
 
     Raises
     ------
@@ -619,7 +620,7 @@ class TrialData:
         if not dose_columns:
             raise ValueError("dose_columns must name at least one column")
         covariates = _names(self.covariates, "covariates")
-        reserved = {_COHORT, *_OUTCOMES}
+        reserved = {_COHORT, *registered_outcomes()}
         for name in dose_columns:
             if name in reserved:
                 raise ValueError(f"{name!r} cannot be a dose column: it is a reserved column name")
@@ -732,10 +733,11 @@ class TrialData:
             raise DataError(f"CSV file {os.fspath(path)!r} cannot be parsed: {error}") from error
         dose_columns = _names(dose_columns, "dose_columns")
         source: dict[str, Any] = {str(name): df[name] for name in df.columns}
-        for name in (*dose_columns, _COHORT, *_OUTCOMES):
+        rules = registered_outcomes()
+        for name in (*dose_columns, _COHORT, *rules):
             column = source.get(name)
             if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
-                allow_bool = name in _OUTCOME_RULES and _OUTCOME_RULES[name].allow_bool
+                allow_bool = name in rules and rules[name].allow_bool
                 source[name] = _parse_csv_numbers(column, allow_bool=allow_bool)
         return cls(
             source,
@@ -760,8 +762,8 @@ class TrialData:
         ----------
         outcomes : sequence of str, default ("y",)
             Outcome columns the trial will record (``y``, ``dlt``, ``efficacy``,
-            ``time`` and ``event``). With no outcomes, the first `with_cohort` call
-            decides them.
+            ``time`` and ``event``, or a registered outcome). With no outcomes, the first
+            `with_cohort` call decides them.
         dose_columns : sequence of str, default ("dose",)
             Names of the dose columns; more than one for drug combinations.
         covariates : sequence of str, default ()
@@ -780,15 +782,16 @@ class TrialData:
             If an outcome name is unknown, or only one of ``time`` and ``event`` is given.
         """
         outcome_names = _names(outcomes, "outcomes")
+        rules = registered_outcomes()
         for name in outcome_names:
-            if name not in _OUTCOME_RULES:
-                raise DataError(f"unknown outcome {name!r}; known outcomes: {', '.join(_OUTCOMES)}")
+            if name not in rules:
+                raise DataError(f"unknown outcome {name!r}; known outcomes: {', '.join(rules)}")
         dose_columns = _names(dose_columns, "dose_columns")
         covariates = _names(covariates, "covariates")
         source: dict[str, np.ndarray] = {name: np.empty(0) for name in dose_columns}
         source[_COHORT] = np.empty(0, dtype=np.int64)
         for name in outcome_names:
-            source[name] = np.empty(0, np.int64 if _OUTCOME_RULES[name].integer else np.float64)
+            source[name] = np.empty(0, np.int64 if rules[name].integer else np.float64)
         for name in covariates:
             source[name] = np.empty(0)
         return cls(source, dose_columns=dose_columns, covariates=covariates, dose_range=dose_range)
@@ -1110,7 +1113,10 @@ class TrialData:
                     f"append: missing required column {name!r}; the new rows have: {available}"
                 )
         outcomes = self._check_new_outcomes(
-            tuple(name for name in _OUTCOMES if name in df.columns), "append"
+            _present_outcomes(
+                df.columns, registered_outcomes(), self.dose_columns, self.covariates
+            ),
+            "append",
         )
         new = {
             name: _column_array(df[name], name)
@@ -1125,16 +1131,17 @@ class TrialData:
 
     def _check_new_outcomes(self, names: tuple[str, ...], what: str) -> tuple[str, ...]:
         """Check the outcome names of new rows; return them in canonical order."""
+        rules = registered_outcomes()
         for name in names:
-            if name not in _OUTCOME_RULES:
+            if name not in rules:
                 covariates = ", ".join(self.covariates)
                 covariates = f"; covariates: {covariates}" if covariates else ""
                 raise DataError(
                     f"{what}: unknown outcome {name!r}; known outcomes: "
-                    f"{', '.join(_OUTCOMES)}{covariates}"
+                    f"{', '.join(rules)}{covariates}"
                 )
         if self.n_patients == 0 and not self.outcomes:
-            return tuple(name for name in _OUTCOMES if name in names)
+            return tuple(name for name in rules if name in names)
         have = ", ".join(self.outcomes) or "none"
         for name in self.outcomes:
             if name not in names:

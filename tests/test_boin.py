@@ -7,12 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs import Decision, boin_boundaries, boin_design, three_plus_three_design
 from dosezoo.designs.boin import isotonic_regression
 from dosezoo.errors import DataError
 from dosezoo.levels import level_counts
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import operating_characteristics, simulate
 
 LEVELS = (10.0, 20.0, 30.0, 40.0, 50.0)

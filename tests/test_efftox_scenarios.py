@@ -11,8 +11,8 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.boin import boin_design
-from dosezoo.efftox_scenarios import EffToxScenario, standard_efftox_scenarios
 from dosezoo.models.joint_probit import cell_probabilities
+from dosezoo.scenarios import EffToxScenario, standard_efftox_scenarios
 from dosezoo.simulate import run_trial
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.designs.base import Design
 from dosezoo.designs.boin import boin_design
@@ -24,6 +23,7 @@ from dosezoo.designs.lse import (
 from dosezoo.errors import DataError
 from dosezoo.levels import LevelCounts
 from dosezoo.models.latent_gp import LatentGP
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import run_trial
 
 LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)

@@ -11,10 +11,10 @@ from dosezoo.data import DataError, TrialData
 from dosezoo.designs.base import Design
 from dosezoo.designs.optimus import optimus_design
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
-from dosezoo.efftox_scenarios import standard_efftox_scenarios
 from dosezoo.errors import ConvergenceError
 from dosezoo.models.joint_probit import JointProbit
 from dosezoo.posterior import DosePosterior
+from dosezoo.scenarios import standard_efftox_scenarios
 from dosezoo.simulate import run_trial
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)

@@ -1,5 +1,6 @@
-"""Scenarios of seed 001, and the simulation engine running the real 3PND design."""
+"""Scenarios of Lee (2023), and the simulation engine running the real 3PND design."""
 
+import importlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ from dosezoo.data import TrialData
 from dosezoo.datasets import o6bg_frame
 from dosezoo.designs import Decision, MTDQuantileRule, mtd_quantile_design
 from dosezoo.models import ThreePND
-from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
+from dosezoo.scenarios import (
+    SENO2025_DOSE_LEVELS,
+    SENO2025_SCENARIOS,
+    ContinuousToxicityScenario,
+    O6BGResampling,
+    seno2025_scenario,
+    seno2025_target,
+)
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.studies import lee2023_configurations, o6bg_design, o6bg_replicates, o6bg_trial
 
@@ -30,7 +38,7 @@ def test_the_true_mtd_has_the_target_toxicity():
     assert y.std() == pytest.approx(0.1, rel=0.03)
 
 
-def test_seed001_metrics():
+def test_lee2023_metrics():
     scenario = ContinuousToxicityScenario(**TRUTH)
     data = TrialData.from_dataframe(
         pd.DataFrame({"dose": [6.0, 30.0, 52.0, 48.0], "y": [0.1, 1.2, 3.05, 2.9]})
@@ -156,7 +164,7 @@ def test_3pnd_simulation_resumes_without_losing_or_repeating_trials(small_design
     assert xr.load_dataset(path, engine="h5netcdf").sizes["trial"] == 6
 
 
-def test_o6bg_design_matches_the_seed():
+def test_o6bg_design_matches_lee2023():
     design = o6bg_design(0.05)
     assert (design.cohort_size, design.sample_size, design.start_dose) == (3, 30, 40.0)
     assert design.rule.monotone and design.rule.dose_levels == (40.0, 60.0, 80.0, 100.0, 120.0)
@@ -174,3 +182,22 @@ def test_o6bg_replicates_summarise_the_final_doses():
     assert sum(summary["final_dose"].values()) == pytest.approx(1.0)
     assert sum(summary["recommended"].values()) == pytest.approx(1.0)
     assert 0.0 <= summary["p_any_patient_above_100"] <= 1.0
+
+
+def test_seno2025_table1():
+    assert [seno2025_target(n) for n in (1, 10, 11, 20)] == [0.2, 0.2, 0.3, 0.3]
+    with pytest.raises(ValueError, match=r"Seno et al\. \(2025\) scenario must be one of 1\.\.20"):
+        seno2025_target(21)
+    scenario = seno2025_scenario(13)
+    assert scenario.dose_levels == SENO2025_DOSE_LEVELS
+    assert scenario.p_true == SENO2025_SCENARIOS[13] and scenario.target == 0.3
+    assert scenario.mtd_level == 1 and scenario.planned_sample_size == 36
+
+
+def test_the_package_exports_every_public_name_of_its_modules():
+    import dosezoo.scenarios as package
+
+    for family in ("continuous", "binary", "efftox", "seno2025"):
+        module = importlib.import_module(f"dosezoo.scenarios.{family}")
+        for name in module.__all__:
+            assert name in package.__all__ and getattr(package, name) is getattr(module, name)

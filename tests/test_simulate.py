@@ -326,17 +326,20 @@ def test_mcse_of_the_median_matches_the_normal_asymptotics():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_trials": 0}, "n_trials must be a positive integer; got 0"),
-        ({"n_trials": 2.5}, "n_trials must be a positive integer; got 2.5"),
-        ({"n_trials": True}, "n_trials must be a positive integer; got True"),
-        ({"random_seed": -1}, "random_seed must be a non-negative integer; got -1"),
-        ({"random_seed": 1.5}, "random_seed must be a non-negative integer; got 1.5"),
+        ({"n_trials": 0}, "simulate: n_trials must be an integer >= 1, got 0"),
+        ({"n_trials": 2.5}, "simulate: n_trials must be an integer >= 1, got 2.5"),
+        ({"n_trials": True}, "simulate: n_trials must be an integer >= 1, got True"),
+        ({"random_seed": -1}, "simulate: random_seed must be an integer >= 0, got -1"),
+        ({"random_seed": 1.5}, "simulate: random_seed must be an integer >= 0, got 1.5"),
         ({"n_jobs": 0}, r"n_jobs must be a positive integer or -1 \(one per CPU\); got 0"),
         ({"n_jobs": -2}, "n_jobs must be a positive integer or -1.*got -2"),
-        ({"batch_size": 0}, "batch_size must be a positive integer; got 0"),
+        ({"batch_size": 0}, "simulate: batch_size must be an integer >= 1, got 0"),
         ({"n_jobs": 2, "client": object()}, "n_jobs must be 1 when a dask client.*n_jobs=2"),
-        ({"design": Escalate(cohort_size=0)}, "design.cohort_size must be a positive.*got 0"),
-        ({"design": Escalate(sample_size=-3)}, "design.sample_size must be a positive.*got -3"),
+        ({"design": Escalate(cohort_size=0)}, "design.cohort_size must be an integer >= 1, got 0"),
+        (
+            {"design": Escalate(sample_size=-3)},
+            "design.sample_size must be an integer >= 1, got -3",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, match):
@@ -374,9 +377,18 @@ def test_bad_describe_value_is_refused():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_bootstrap": 1}, "n_bootstrap must be at least 2; got 1"),
-        ({"n_bootstrap": 0}, "n_bootstrap must be a positive integer; got 0"),
-        ({"random_seed": -5}, "random_seed must be a non-negative integer; got -5"),
+        (
+            {"n_bootstrap": 1},
+            "operating_characteristics: n_bootstrap must be an integer >= 2, got 1",
+        ),
+        (
+            {"n_bootstrap": 0},
+            "operating_characteristics: n_bootstrap must be an integer >= 2, got 0",
+        ),
+        (
+            {"random_seed": -5},
+            "operating_characteristics: random_seed must be an integer >= 0, got -5",
+        ),
     ],
 )
 def test_bad_operating_characteristics_arguments(reference, kwargs, match):

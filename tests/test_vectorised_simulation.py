@@ -19,17 +19,17 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.boin import boin_design
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.levels import count_state
 from dosezoo.protocols import CountRuleDesign, LevelScenario
+from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
-#: Seed 003's scenario 13 (target 0.3): the benchmark's scenario of issue 4.
+#: Scenario 13 of Seno et al. (2025) (target 0.3): the benchmark's scenario of issue 4.
 P_ISSUE = (0.08, 0.30, 0.38, 0.42, 0.52)
 P_TOXIC_LOWEST = (0.45, 0.55, 0.65, 0.75, 0.85)
 P_ALL_SAFE = (0.01, 0.02, 0.03, 0.04, 0.05)

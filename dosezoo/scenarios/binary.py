@@ -1,7 +1,7 @@
 r"""Binary-toxicity scenarios: true DLT probabilities per dose level, with common random numbers.
 
-:class:`BinaryToxicityScenario` is the simulation setting of the binary-DLT designs (seed 003,
-Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
+:class:`BinaryToxicityScenario` is the simulation setting of the binary-DLT designs (Seno et al.
+2025, Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
 probability :math:`p_k`, and the true MTD is the level whose :math:`p_k` is closest to the
 target :math:`\phi`.
 
@@ -13,12 +13,12 @@ same tolerance, so two designs that give them the same dose see the same outcome
 difference between designs is not blurred by different draws. With increasing :math:`p`, a
 patient with a DLT at one dose would have one at every higher dose.
 
-Per-trial metrics (seed 003, Section 5.2: PCS, PCA, POS, POA), where "treated" is the number
+Per-trial metrics (Seno et al. 2025, Section 5.2: PCS, PCA, POS, POA), where "treated" is the number
 of patients of the trial and "planned" the planned maximum sample size:
 
 - ``correct_selection``: 1 if the selected dose is the true MTD (0 if none is selected);
 - ``overdose_selection``: 1 if the selected dose is above the true MTD (a higher level, as in
-  seed 003's POS and the BOIN papers' "dose above the MTD");
+  the POS of Seno et al. (2025) and the BOIN papers' "dose above the MTD");
 - ``no_selection``: 1 if no dose is selected (BOIN's "percentage of early stopping");
 - ``selected_<k>``: 1 if level :math:`k` (0-based) is selected;
 - ``n_at_<k>``: patients at level :math:`k`;
@@ -36,7 +36,7 @@ The selected dose is the recommendation's ``next_dose`` (the engine asks the des
 recommendation after an early stop too: BOIN's ``n_earlystop`` stop and every 3+3 stop select
 an MTD), none when the recommendation is a stop.
 
-Array face. The scenario offers the engine's `dosezoo.simulate.LevelScenario` capability, so
+Array face. The scenario offers the engine's `dosezoo.protocols.LevelScenario` capability, so
 that many trials can be simulated in lockstep: ``draw_latent`` (the tolerances of the next
 patients), ``outcomes_at_levels`` (DLTs from levels and tolerances) and ``metrics_at_counts``
 (the metrics above for many trials from their counts per level). ``respond`` and

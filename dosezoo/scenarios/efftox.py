@@ -1,11 +1,12 @@
 r"""Efficacy-toxicity scenarios: per-dose toxicity and response rates, correlated, with CRN.
 
 :class:`EffToxScenario` is the truth for simulating designs that use binary toxicity and
-ordinal efficacy :math:`E \in \{0, 1, 2\}` (seed 000). Dose level :math:`k` has true toxicity
-probability :math:`p_{T,k}`, response probability :math:`p_{R,k} = P(E \ge 1)` and
-high-response probability :math:`p_{H,k} = P(E = 2) \le p_{R,k}`; toxicity and efficacy of a
-patient are correlated through a latent bivariate normal with correlation :math:`\rho` (the
-data-generating process of the joint probit model, with free per-dose rates).
+ordinal efficacy :math:`E \in \{0, 1, 2\}` (Lin 2023, slides on Project Optimus). Dose level
+:math:`k` has true toxicity probability :math:`p_{T,k}`, response probability
+:math:`p_{R,k} = P(E \ge 1)` and high-response probability
+:math:`p_{H,k} = P(E = 2) \le p_{R,k}`; toxicity and efficacy of a patient are correlated
+through a latent bivariate normal with correlation :math:`\rho` (the data-generating process
+of the joint probit model, with free per-dose rates).
 
 Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent pair
 :math:`(\epsilon_{T,i}, \epsilon_{E,i})`, standard bivariate normal with correlation
@@ -17,7 +18,7 @@ generator; at dose :math:`d` the patient has a DLT iff
 same seed gives its :math:`i`-th patients the same latent pair, so two designs giving them the
 same dose see the same outcome. (A design that records only ``dlt`` sees the same DLTs.)
 
-Target doses (seed 000's criterion): the levels with :math:`p_{T,k}` in ``tox_interval`` and
+Target doses (the criterion of Lin 2023): the levels with :math:`p_{T,k}` in ``tox_interval`` and
 :math:`p_{R,k} \ge` ``efficacy_threshold``. A trial selects correctly when it recommends a
 target dose, or recommends nothing when there is none.
 
@@ -87,7 +88,7 @@ class EffToxScenario:
     Attributes
     ----------
     target_levels : tuple of int
-        0-based levels meeting seed 000's criterion.
+        0-based levels meeting the criterion of Lin (2023).
     """
 
     dose_levels: Sequence[float]

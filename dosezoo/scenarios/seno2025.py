@@ -1,19 +1,19 @@
-"""The 20 toxicity scenarios of seed 003's comparison study (Section 5.2, Table 1).
+"""The 20 toxicity scenarios of the comparison study of Seno et al. (2025) (Section 5.2, Table 1).
 
 Five dose levels; the target DLT rate is 0.2 in scenarios 1-10 and 0.3 in scenarios 11-20
 (following Yan et al. 2017). The true MTD of each scenario is the level whose rate is closest
-to the target (:class:`dosezoo.binary_scenarios.BinaryToxicityScenario`).
+to the target (:class:`dosezoo.scenarios.binary.BinaryToxicityScenario`).
 """
 
-from dosezoo.binary_scenarios import BinaryToxicityScenario
+from dosezoo.scenarios.binary import BinaryToxicityScenario
 
-__all__ = ["SEED003_DOSE_LEVELS", "SEED003_SCENARIOS", "seed003_scenario", "seed003_target"]
+__all__ = ["SENO2025_DOSE_LEVELS", "SENO2025_SCENARIOS", "seno2025_scenario", "seno2025_target"]
 
 #: Dose levels 1..5 (the designs only use their order).
-SEED003_DOSE_LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
+SENO2025_DOSE_LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
 
-#: True DLT probabilities per level, keyed by scenario number (Table 1 of seed 003).
-SEED003_SCENARIOS: dict[int, tuple[float, ...]] = {
+#: True DLT probabilities per level, keyed by scenario number (Table 1 of Seno et al. 2025).
+SENO2025_SCENARIOS: dict[int, tuple[float, ...]] = {
     1: (0.20, 0.26, 0.40, 0.45, 0.46),
     2: (0.20, 0.29, 0.35, 0.35, 0.58),
     3: (0.10, 0.20, 0.25, 0.35, 0.40),
@@ -37,18 +37,18 @@ SEED003_SCENARIOS: dict[int, tuple[float, ...]] = {
 }
 
 
-def seed003_target(number: int) -> float:
+def seno2025_target(number: int) -> float:
     """Target DLT rate of scenario ``number``: 0.2 for 1-10, 0.3 for 11-20."""
-    if number not in SEED003_SCENARIOS:
-        raise ValueError(f"seed 003 scenario must be one of 1..20, got {number!r}")
+    if number not in SENO2025_SCENARIOS:
+        raise ValueError(f"Seno et al. (2025) scenario must be one of 1..20, got {number!r}")
     return 0.2 if number <= 10 else 0.3
 
 
-def seed003_scenario(number: int, *, planned_sample_size: int = 36) -> BinaryToxicityScenario:
+def seno2025_scenario(number: int, *, planned_sample_size: int = 36) -> BinaryToxicityScenario:
     """Scenario ``number`` of Table 1 as a simulation scenario."""
     return BinaryToxicityScenario(
-        SEED003_DOSE_LEVELS,
-        SEED003_SCENARIOS[number],
-        seed003_target(number),
+        SENO2025_DOSE_LEVELS,
+        SENO2025_SCENARIOS[number],
+        seno2025_target(number),
         planned_sample_size=planned_sample_size,
     )

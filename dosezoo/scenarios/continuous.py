@@ -1,9 +1,9 @@
-r"""Scenarios: the truth a simulated trial's patients respond by, and how a trial is scored.
+r"""Continuous-toxicity scenarios of the 3PND paper, Lee (2023), Trials 24:745.
 
-:class:`ContinuousToxicityScenario` is seed 001's simulation setting ("Simulation
+:class:`ContinuousToxicityScenario` is the simulation setting of Lee (2023) ("Simulation
 experiments"): responses :math:`y \sim N(\beta_0 (x - x_{min})^{\nu_0}, \sigma_0^2)` with
 :math:`\beta_0 = (\eta - \sigma_0 \Phi^{-1}(\gamma)) / (\xi_0 - x_{min})^{\nu_0}` from eq (5),
-so that the true MTD is :math:`\xi_0`. A trial is scored by the seed's four metrics at
+so that the true MTD is :math:`\xi_0`. A trial is scored by the paper's four metrics at
 :math:`n = N`:
 
 - NPD, number of patients with a DLT: :math:`\sum_i 1(y_i \ge \eta)`;
@@ -11,12 +11,12 @@ so that the true MTD is :math:`\xi_0`. A trial is scored by the seed's four metr
 - BTM, bias to the MTD: :math:`x_N - \xi_0`;
 - RMSE, relative error: :math:`|x_N - \xi_0| / \xi_0`,
 
-where :math:`x_N` is the dose given to the last patient (the seed's estimate of the MTD).
+where :math:`x_N` is the dose given to the last patient (the paper's estimate of the MTD).
 ``BTM_recommended`` and ``RMSE_recommended`` score the design's recommendation after the
 last patient's response instead. A trial that stopped early has no :math:`x_N` estimate: its
 BTM and RMSE are NaN (it still counts in NPD and NPO).
 
-:class:`O6BGResampling` is the seed's re-design of the O6-benzylguanine trial
+:class:`O6BGResampling` is the paper's re-design of the O6-benzylguanine trial
 ("Application"): a patient at one of the trial's dose levels gets the tumour AGT activity of
 a patient drawn at random from those treated at that level, plus a uniform perturbation of
 +-8, +-6, +-4, +-2 fmol/mg at 40, 60, 80, 100 mg/m^2; the 3PND response is ``60 - AGT``.
@@ -34,6 +34,8 @@ from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
 
+__all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling"]
+
 
 def _finite(owner: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
@@ -45,7 +47,7 @@ def _finite(owner: str, name: str, value: object) -> float:
 
 @dataclass(frozen=True)
 class ContinuousToxicityScenario:
-    r"""Seed 001's true dose-toxicity curve, with its true MTD.
+    r"""The true dose-toxicity curve of Lee (2023), with its true MTD.
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ class ContinuousToxicityScenario:
         return {"y": rng.normal(self.mean_response(doses), self.sigma)}
 
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
-        """NPD, NPO, BTM and RMSE of seed 001, and BTM, RMSE of the recommendation."""
+        """NPD, NPO, BTM and RMSE of Lee (2023), and BTM, RMSE of the recommendation."""
         dose, y = data.dose, data.column("y")
         completed = data.n_patients > 0 and recommendation.next_dose is not None
         last = float(dose[-1]) if completed else math.nan
@@ -134,7 +136,7 @@ class ContinuousToxicityScenario:
         }
 
 
-#: Half-widths (fmol/mg) of the uniform perturbations of seed 001's O6-BG re-design.
+#: Half-widths (fmol/mg) of the uniform perturbations of the O6-BG re-design of Lee (2023).
 O6BG_PERTURBATION = MappingProxyType({40.0: 8.0, 60.0: 6.0, 80.0: 4.0, 100.0: 2.0})
 
 
@@ -145,13 +147,13 @@ def _o6bg_agt() -> dict[float, tuple[float, ...]]:
 
 @dataclass(frozen=True)
 class O6BGResampling:
-    """Seed 001's re-design scenario: resampled O6-BG tumour AGT activity, perturbed.
+    """The re-design scenario of Lee (2023): resampled O6-BG tumour AGT activity, perturbed.
 
     A patient at dose ``d`` gets ``AGT = a + U(-w_d, w_d)`` with ``a`` drawn uniformly from
     the AGT values of the trial's patients at ``d`` and ``w_d`` from ``perturbation``; the
     response is ``60 - AGT``.
 
-    The trial treated nobody at 120 mg/m^2, so the seed's scenario does not say what such a
+    The trial treated nobody at 120 mg/m^2, so the paper's scenario does not say what such a
     patient gets. Here a dose with no data takes the values and the perturbation of the
     highest dose below it that has data (100 for 120): AGT depletion is taken
     to have saturated at 100 mg/m^2, where the trial's values already sit at the assay's

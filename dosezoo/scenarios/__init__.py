@@ -1,0 +1,42 @@
+"""Scenarios of every family: the truth simulated trials are drawn from, and how a trial is scored.
+
+A scenario offers the `dosezoo.protocols.Scenario` protocol (``respond``, ``trial_metrics``,
+``describe``, ``empty_data``), and some the `dosezoo.protocols.LevelScenario` capability with
+which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per family:
+
+- `dosezoo.scenarios.continuous`: continuous toxicity, the 3PND setting of Lee (2023)
+  (`ContinuousToxicityScenario`) and its O6-benzylguanine re-design (`O6BGResampling`);
+- `dosezoo.scenarios.binary`: binary DLTs, true probabilities per dose level with common
+  random numbers (`BinaryToxicityScenario`);
+- `dosezoo.scenarios.efftox`: binary toxicity and ordinal efficacy, correlated, after Lin
+  (2023) (`EffToxScenario`, `standard_efftox_scenarios`);
+- `dosezoo.scenarios.seno2025`: the 20 scenarios of Table 1 of Seno et al. (2025)
+  (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`).
+"""
+
+from dosezoo.scenarios.binary import BinaryToxicityScenario
+from dosezoo.scenarios.continuous import (
+    O6BG_PERTURBATION,
+    ContinuousToxicityScenario,
+    O6BGResampling,
+)
+from dosezoo.scenarios.efftox import EffToxScenario, standard_efftox_scenarios
+from dosezoo.scenarios.seno2025 import (
+    SENO2025_DOSE_LEVELS,
+    SENO2025_SCENARIOS,
+    seno2025_scenario,
+    seno2025_target,
+)
+
+__all__ = [
+    "O6BG_PERTURBATION",
+    "SENO2025_DOSE_LEVELS",
+    "SENO2025_SCENARIOS",
+    "BinaryToxicityScenario",
+    "ContinuousToxicityScenario",
+    "EffToxScenario",
+    "O6BGResampling",
+    "seno2025_scenario",
+    "seno2025_target",
+    "standard_efftox_scenarios",
+]

@@ -1,0 +1,182 @@
+"""The layout of simulation results, shared by both engines and by the store.
+
+A simulation's result is one `xarray.Dataset` with dims ``trial``, ``patient`` and
+``decision`` (see `dosezoo.simulate.simulate` for its variables). Both engines, the per-trial
+one (`dosezoo.simulate.engine`) and the lockstep one (`dosezoo.simulate.lockstep`), fill the
+same padded arrays of a batch of trials (`_Batch`, shaped by the `_Layout` of the simulation),
+from which `_assemble` builds the batch's Dataset; `_combine` gathers the batches into the
+result. The names the results reserve are checked here too, so that a scenario's metric or a
+decision's quantity cannot overwrite a variable.
+"""
+
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from dosezoo import __version__
+
+AttrValue = str | int | float
+"""A netCDF-safe attribute value."""
+
+_RESERVED = (
+    "trial",
+    "patient",
+    "decision",
+    "dose",
+    "cohort",
+    "n_patients",
+    "stop_reason",
+    "recommended_dose",
+)
+_DECISION_TEXT = ("stop_reason", "bound_by", "kind")
+_OPTIONAL_PACKAGES = ("pymc", "arviz")
+
+
+class _Layout(NamedTuple):
+    """Shape of the result of one simulation, shared by every batch."""
+
+    outcomes: tuple[str, ...]
+    sample_size: int
+    n_decisions: int
+    fingerprint: dict[str, AttrValue]
+
+
+class _Batch(NamedTuple):
+    """The padded arrays of a batch of trials, from which `_assemble` builds its Dataset."""
+
+    dose: np.ndarray
+    """(trial, patient) floats, NaN past a trial's last patient."""
+    cohort: np.ndarray
+    """(trial, patient) int64, -1 past a trial's last patient."""
+    outcomes: dict[str, np.ndarray]
+    """Each outcome, (trial, patient) floats, NaN past a trial's last patient."""
+    decision_dose: np.ndarray
+    """(trial, decision) floats, NaN for a stop and past a trial's last decision."""
+    decision_text: dict[str, np.ndarray]
+    """``stop_reason``, ``bound_by`` and ``kind`` of each decision, (trial, decision), objects."""
+    quantities: dict[str, np.ndarray]
+    """Each decision quantity, (trial, decision) floats, in the order of first appearance."""
+    metrics: dict[str, np.ndarray]
+    """Each metric, (trial,) floats, in the order of first appearance."""
+    n_patients: np.ndarray
+    """(trial,) int64."""
+    stop_reason: np.ndarray
+    """(trial,) objects: the reason of the early stop, ``""`` for none."""
+    recommended_dose: np.ndarray
+    """(trial,) floats, NaN when nothing was recommended."""
+
+
+def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
+    """Raise ValueError if a metric's name would clash with a variable of the results."""
+    if name in _RESERVED or name in outcomes or name.startswith("decision_") or "," in name:
+        raise ValueError(
+            f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
+            "the results or contains a comma; rename it"
+        )
+
+
+def _check_quantity_key(key: str) -> None:
+    """Raise ValueError if a decision quantity would clash with a ``decision_*`` variable."""
+    if key == "dose" or key in _DECISION_TEXT:
+        raise ValueError(
+            f"decision quantity {key!r} clashes with the variable 'decision_{key}' "
+            "of the results; rename it"
+        )
+
+
+def _empty_batch(n_trials: int, layout: _Layout) -> _Batch:
+    """Return the arrays of a batch of ``n_trials`` trials, all padding (no quantity, no metric)."""
+    patient_shape, decision_shape = (n_trials, layout.sample_size), (n_trials, layout.n_decisions)
+    return _Batch(
+        dose=np.full(patient_shape, np.nan),
+        cohort=np.full(patient_shape, -1, dtype=np.int64),
+        outcomes={name: np.full(patient_shape, np.nan) for name in layout.outcomes},
+        decision_dose=np.full(decision_shape, np.nan),
+        decision_text={key: np.full(decision_shape, "", dtype=object) for key in _DECISION_TEXT},
+        quantities={},
+        metrics={},
+        n_patients=np.zeros(n_trials, dtype=np.int64),
+        stop_reason=np.full(n_trials, "", dtype=object),
+        recommended_dose=np.full(n_trials, np.nan),
+    )
+
+
+def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
+    """Build the Dataset of a batch (dims trial, patient, decision) from its arrays."""
+    patient, decision = ("trial", "patient"), ("trial", "decision")
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
+        "dose": (patient, batch.dose),
+        "cohort": (patient, batch.cohort),
+        **{name: (patient, values) for name, values in batch.outcomes.items()},
+        "decision_dose": (decision, batch.decision_dose),
+        **{
+            f"decision_{key}": (decision, text.astype(str))
+            for key, text in batch.decision_text.items()
+        },
+        **{f"decision_{key}": (decision, values) for key, values in batch.quantities.items()},
+        "n_patients": (("trial",), batch.n_patients),
+        "stop_reason": (("trial",), batch.stop_reason.astype(str)),
+        "recommended_dose": (("trial",), batch.recommended_dose),
+        **{name: (("trial",), values) for name, values in batch.metrics.items()},
+    }
+    return xr.Dataset(
+        variables,
+        coords={"trial": np.asarray(trials, dtype=np.int64)},
+        attrs={**layout.fingerprint, "metrics": ",".join(batch.metrics)},
+    )
+
+
+def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrValue]) -> xr.Dataset:
+    """Concatenate batches into one Dataset sorted by trial, checking every trial is there once.
+
+    A variable missing from a batch (a quantity or metric none of its trials had) is NaN
+    there. The arrays are concatenated with numpy and the Dataset built once: ``xr.concat``
+    of many small batches cost more than simulating them.
+    """
+    parts = sorted(parts, key=lambda part: int(part["trial"].values[0]))
+    templates: dict[str, xr.Variable] = {}
+    metrics: dict[str, None] = {}
+    for part in parts:
+        for name in part.data_vars:
+            templates.setdefault(str(name), part.variables[name])
+        metrics.update(dict.fromkeys(filter(None, part.attrs["metrics"].split(","))))
+    trials = np.concatenate([part["trial"].values for part in parts])
+    if not np.array_equal(np.sort(trials), np.arange(n_trials)):
+        raise RuntimeError(
+            f"the batches hold {trials.size} trials, not each of the {n_trials} trials once; "
+            "the simulation store is corrupt"
+        )
+    order = np.argsort(trials)
+
+    def values(part: xr.Dataset, name: str, template: xr.Variable) -> np.ndarray:
+        if name in part.variables:
+            return part.variables[name].values
+        return np.full((part.sizes["trial"], *template.shape[1:]), np.nan)
+
+    variables = {
+        name: (
+            template.dims,
+            np.concatenate([values(part, name, template) for part in parts])[order],
+        )
+        for name, template in templates.items()
+    }
+    return xr.Dataset(
+        variables,
+        coords={"trial": trials[order]},
+        attrs={**attrs, "metrics": ",".join(metrics), **_versions()},
+    )
+
+
+def _versions() -> dict[str, str]:
+    """Versions of dosezoo and the packages that shape its results."""
+    versions = {"version_dosezoo": __version__}
+    for package in ("numpy", "xarray", "scipy", *_OPTIONAL_PACKAGES):
+        try:
+            versions[f"version_{package}"] = version(package)
+        except PackageNotFoundError:
+            if package not in _OPTIONAL_PACKAGES:
+                raise
+    return versions

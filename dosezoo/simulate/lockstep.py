@@ -1,0 +1,149 @@
+"""The lockstep engine: a batch of count-rule trials advanced together, step by step.
+
+When the design decides from the patients and DLTs per dose level only
+(`dosezoo.protocols.CountRuleDesign`: BOIN, 3+3) and the scenario answers for dose levels from
+latent per-patient draws (`dosezoo.protocols.LevelScenario`: the binary-toxicity scenario), on
+the same dose levels, a batch of trials runs in lockstep instead of trial by trial: every trial
+still running at step ``s`` has had ``s`` cohorts, so one call of the design's array rule
+decides the next cohort of all of them, the scenario gives their outcomes from the latent draws
+each trial made up front from its own generator, and the batch's arrays go straight into its
+Dataset. The result is identical to the one of `dosezoo.simulate.run_trial`, trial by trial
+(the design's ``next`` and ``recommend`` are its array rule on a batch of one); only the time
+differs.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from dosezoo.decision import CountDecisions
+from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
+from dosezoo.simulate.engine import _conduct
+from dosezoo.simulate.layout import (
+    _assemble,
+    _Batch,
+    _check_metric_name,
+    _check_quantity_key,
+    _empty_batch,
+    _Layout,
+)
+
+#: The outcome whose events a count rule counts per level (as ``dosezoo.levels.level_counts``).
+_COUNTED_OUTCOME = "dlt"
+
+
+def _counts_suffice(design: Design, scenario: Scenario) -> bool:
+    """Whether the trials can run in lockstep: both sides offer the count capabilities."""
+    return (
+        isinstance(design, CountRuleDesign)
+        and isinstance(scenario, LevelScenario)
+        and _COUNTED_OUTCOME in scenario.outcomes
+        and tuple(design.dose_levels) == tuple(scenario.dose_levels)
+    )
+
+
+def _record_decisions(
+    batch: _Batch,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    decisions: CountDecisions,
+    doses: np.ndarray,
+    kind: str,
+    first_seen: dict[str, tuple[int, int, int]],
+) -> None:
+    """Write the decisions of trials ``rows`` into decision slots ``columns`` of the batch.
+
+    ``first_seen`` keeps, for each quantity, the first (trial row, decision, position in the
+    decision) where it appears, so that the quantities can be put in the order in which
+    `_to_dataset` meets them in the per-trial records.
+    """
+    stops = decisions.level < 0
+    if np.any(stops & (decisions.stop_reason == "")):
+        who = "design.decide_counts" if kind == "next" else "design.recommend_counts"
+        raise ValueError(f"{who} stopped with an empty stop_reason; give the reason to stop")
+    batch.decision_dose[rows, columns] = np.where(
+        stops, np.nan, doses[np.maximum(decisions.level, 0)]
+    )
+    batch.decision_text["stop_reason"][rows, columns] = decisions.stop_reason
+    batch.decision_text["bound_by"][rows, columns] = decisions.bound_by
+    batch.decision_text["kind"][rows, columns] = kind
+    for position, (key, values) in enumerate(decisions.quantities.items()):
+        present = decisions.present[key]
+        if not present.any():
+            continue
+        _check_quantity_key(key)
+        first = int(np.argmax(present))
+        seen = (int(rows[first]), int(columns[first]), position)
+        first_seen[key] = min(first_seen.get(key, seen), seen)
+        target = batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))
+        target[rows[present], columns[present]] = values[present]
+
+
+def _run_count_batch(
+    design: CountRuleDesign,
+    scenario: LevelScenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+) -> xr.Dataset:
+    """Run the trials of one batch in lockstep on their counts per level (see `simulate`).
+
+    Every trial still running at step ``s`` has had ``s`` cohorts, so one call of the rule
+    decides cohort ``s`` of all of them, and the scenario answers for all at once from each
+    trial's latent draws, made up front from the generator of its own seed.
+    """
+    cohort_size, sample_size = _conduct(design, "simulate")
+    n_trials = len(seeds)
+    doses = np.asarray(design.dose_levels, dtype=float)
+    latent = np.stack(
+        [scenario.draw_latent(np.random.default_rng(seed), sample_size) for seed in seeds]
+    )
+    batch = _empty_batch(n_trials, layout)
+    n = np.zeros((n_trials, doses.size), dtype=np.int64)
+    y = np.zeros_like(n)
+    current = np.full(n_trials, -1, dtype=np.int64)
+    running = np.ones(n_trials, dtype=bool)
+    decided = np.zeros(n_trials, dtype=np.int64)
+    first_seen: dict[str, tuple[int, int, int]] = {}
+    for step in range(layout.n_decisions - 1):
+        rows = np.flatnonzero(running)
+        if not rows.size:
+            break
+        decisions = design.decide_counts(n[rows], y[rows], current[rows])
+        _record_decisions(
+            batch, rows, np.full(rows.size, step), decisions, doses, "next", first_seen
+        )
+        decided[rows] += 1
+        stops = decisions.level < 0
+        batch.stop_reason[rows[stops]] = decisions.stop_reason[stops]
+        running[rows[stops]] = False
+        go, level = rows[~stops], decisions.level[~stops]
+        first, last = step * cohort_size, min(sample_size, (step + 1) * cohort_size)
+        levels = np.repeat(level[:, None], last - first, axis=1)
+        outcomes = scenario.outcomes_at_levels(levels, latent[go, first:last])
+        batch.dose[go, first:last] = doses[levels]
+        batch.cohort[go, first:last] = step + 1
+        for name in layout.outcomes:
+            batch.outcomes[name][go, first:last] = outcomes[name]
+        n[go, level] += last - first
+        y[go, level] += np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
+        current[go] = level
+    recommendations = design.recommend_counts(n, y, current)
+    _record_decisions(
+        batch, np.arange(n_trials), decided, recommendations, doses, "recommend", first_seen
+    )
+    selected = recommendations.level
+    batch.n_patients[:] = n.sum(axis=1)
+    batch.recommended_dose[:] = np.where(selected < 0, np.nan, doses[np.maximum(selected, 0)])
+    for name, values in scenario.metrics_at_counts(n, y, selected, batch.n_patients).items():
+        _check_metric_name(name, scenario.outcomes)
+        values = np.asarray(values)
+        if values.shape != (n_trials,) or values.dtype.kind not in "biuf":
+            raise TypeError(
+                f"scenario.metrics_at_counts: metric {name!r} is not {n_trials} real numbers: "
+                f"{values!r}"
+            )
+        batch.metrics[name] = values.astype(float)
+    ordered = sorted(batch.quantities.items(), key=lambda item: first_seen[item[0]])
+    return _assemble(batch._replace(quantities=dict(ordered)), trials, layout)

@@ -1,0 +1,287 @@
+"""`simulate`: many trials of a design under a scenario, in batches, on any workers.
+
+`simulate` splits the trials into batches and runs each batch with the lockstep engine
+(`dosezoo.simulate.lockstep`) when the design and the scenario offer the count capabilities,
+else trial by trial (`dosezoo.simulate.engine`); in process, on local worker processes (joblib,
+loky backend) or on a dask cluster, with a progress bar over finished trials. It gathers the
+batches in one `xarray.Dataset` with one entry per trial; with ``path``, every finished batch
+is saved at once (`dosezoo.simulate.store`), so a run that was killed resumes where it stopped.
+
+Reproducibility
+---------------
+Trial ``i`` draws its random numbers from ``numpy.random.default_rng(children[i])``,
+where ``children = numpy.random.SeedSequence(random_seed).spawn(n_trials)``, and from
+nothing else. The result of `simulate` therefore depends only on the design, the
+scenario, ``n_trials`` and ``random_seed``: not on ``n_jobs``, ``batch_size``, the
+use of dask, the order in which workers finish, nor on how often a run was
+interrupted and resumed. This holds provided the design is a deterministic function
+of the data it is given (a design that fits a posterior by MCMC must seed the fit
+from its own settings and the data, never from global state).
+"""
+
+import math
+import numbers
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from dosezoo.checks import integer, positive_int
+from dosezoo.protocols import Design, Scenario
+from dosezoo.simulate.engine import _conduct, _run_trials_batch
+from dosezoo.simulate.layout import _combine, _Layout
+from dosezoo.simulate.lockstep import _counts_suffice, _run_count_batch
+from dosezoo.simulate.store import _fingerprint, _Store
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+_BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_MAX_BATCH = 100
+_BATCHES_PER_WORKER = 4
+
+
+def simulate(
+    design: Design,
+    scenario: Scenario,
+    n_trials: int,
+    *,
+    random_seed: int,
+    n_jobs: int = 1,
+    client: "Client | None" = None,
+    path: str | os.PathLike[str] | None = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Simulate many trials of a design under a scenario.
+
+    Parameters
+    ----------
+    design : Design
+        How each trial is conducted.
+    scenario : Scenario
+        The truth the outcomes are drawn from.
+    n_trials : int
+        Number of trials, a positive integer.
+    random_seed : int
+        Non-negative seed; trial ``i`` uses child ``i`` of
+        ``numpy.random.SeedSequence(random_seed).spawn(n_trials)``, so the result does
+        not depend on ``n_jobs``, ``batch_size``, ``client`` or on resuming.
+    n_jobs : int, default 1
+        Local worker processes (joblib, loky backend); -1 for one per CPU. With 1 and no
+        ``client`` the trials run in this process.
+    client : distributed.Client, optional
+        Run the batches on this dask cluster instead (then ``n_jobs`` must be 1).
+    path : str or path-like, optional
+        netCDF file of the results. Each finished batch is saved at once in the
+        directory ``<path>.parts``; a later call with the same arguments runs only the
+        trials not saved yet, then writes ``path`` and removes the parts. If ``path``
+        already holds this simulation, it is loaded and returned.
+    batch_size : int, optional
+        Trials per batch (the unit of work sent to a worker and of saving). Default:
+        about four batches per worker, at most 100 trials each.
+    progress : bool, default True
+        Show a progress bar over finished trials.
+
+    Returns
+    -------
+    xarray.Dataset
+        One entry per trial, dims ``trial`` (coordinate 0..n_trials-1), ``patient``
+        (``design.sample_size``) and ``decision`` (``ceil(sample_size / cohort_size)
+        + 1``; a trial's decisions are those of ``design.next`` and then the one of
+        ``design.recommend``). Per patient: ``dose``,
+        ``cohort`` (-1 past the last patient) and one float variable per outcome (NaN
+        past the last patient). Per decision: ``decision_dose`` (NaN for a stop),
+        ``decision_stop_reason``, ``decision_bound_by`` (comma-joined),
+        ``decision_kind`` (``"next"``, ``"recommend"``, ``""`` past the last decision)
+        and ``decision_<key>`` for every real scalar in ``Decision.quantities``. Per
+        trial: ``n_patients``, ``stop_reason`` (``""`` when the trial reached its
+        sample size), ``recommended_dose`` (NaN if none) and one variable per metric.
+        Attributes: ``random_seed``, ``n_trials``, ``sample_size``, ``cohort_size``,
+        ``design_<key>`` and ``scenario_<key>`` from ``describe()`` (bool as int, None
+        as ``"none"``), ``metrics`` (comma-joined names) and ``version_<package>``.
+
+    Raises
+    ------
+    ValueError
+        If an argument is invalid (the message names it), or ``path`` holds a
+        different simulation.
+
+    Notes
+    -----
+    A design offering `CountRuleDesign` with a scenario offering `LevelScenario` on the same
+    dose levels (and an outcome ``dlt``) is simulated with its trials in lockstep (see
+    `dosezoo.simulate.lockstep`): trial ``i`` still draws the latent variables of its patients
+    from ``numpy.random.default_rng(children[i])``, in enrolment order, so the result is
+    identical to the trial-by-trial run, for any ``n_jobs``, ``batch_size`` or resumption; any
+    other pair is run trial by trial with `run_trial`.
+    """
+    n_trials = positive_int("simulate", "n_trials", n_trials)
+    random_seed = integer("simulate", "random_seed", random_seed, minimum=0)
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, numbers.Integral)
+        or not (n_jobs >= 1 or n_jobs == -1)
+    ):
+        raise ValueError(
+            f"simulate: n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}"
+        )
+    if client is not None and n_jobs != 1:
+        raise ValueError(
+            f"simulate: n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
+        )
+    if batch_size is not None:
+        batch_size = positive_int("simulate", "batch_size", batch_size)
+    cohort_size, sample_size = _conduct(design, "simulate")
+    run = {
+        "random_seed": random_seed,
+        "n_trials": n_trials,
+        "sample_size": sample_size,
+        "cohort_size": cohort_size,
+    }
+    fingerprint = _fingerprint(design, scenario, run)
+    layout = _Layout(
+        outcomes=tuple(scenario.outcomes),
+        sample_size=sample_size,
+        n_decisions=math.ceil(sample_size / cohort_size) + 1,
+        fingerprint=fingerprint,
+    )
+
+    store = None if path is None else _Store(Path(path), fingerprint)
+    parts: list[xr.Dataset] = []
+    if store is not None:
+        finished = store.finished()
+        if finished is not None:
+            return finished
+        parts = store.parts()
+
+    done = np.concatenate([part["trial"].values for part in parts]) if parts else []
+    todo = np.setdiff1d(np.arange(n_trials), done)
+    if batch_size is None:
+        if client is not None:
+            workers = sum(client.nthreads().values())
+        else:
+            workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+        batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
+    batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
+    seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
+
+    if batches:
+        with _progress_bar(progress, n_trials, n_trials - todo.size) as advance:
+            for part in _run_batches(
+                design,
+                scenario,
+                batches,
+                seeds,
+                layout,
+                n_jobs=int(n_jobs),
+                client=client,
+                advance=advance,
+            ):
+                if store is None:
+                    parts.append(part)
+                else:
+                    store.save(part)
+    if store is None:
+        return _combine(parts, n_trials, fingerprint)
+    result = _combine(store.parts(), n_trials, fingerprint)
+    store.finish(result)
+    return result
+
+
+def _run_batch(
+    design: Design,
+    scenario: Scenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+    advance: Callable[[int], None] | None = None,
+) -> xr.Dataset:
+    """Run the trials of one batch: in lockstep if counts suffice, else one by one."""
+    if not _counts_suffice(design, scenario):
+        return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
+    part = _run_count_batch(design, scenario, trials, seeds, layout)
+    if advance is not None:
+        advance(len(seeds))
+    return part
+
+
+def _run_batch_in_worker(
+    design: Design,
+    scenario: Scenario,
+    trials: np.ndarray,
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+) -> xr.Dataset:
+    """`_run_batch` in a worker process: one BLAS thread unless the user chose otherwise."""
+    for name in _BLAS_THREADS:
+        os.environ.setdefault(name, "1")
+    return _run_batch(design, scenario, trials, seeds, layout)
+
+
+def _run_batches(
+    design: Design,
+    scenario: Scenario,
+    batches: Sequence[np.ndarray],
+    seeds: Sequence[np.random.SeedSequence],
+    layout: _Layout,
+    *,
+    n_jobs: int,
+    client: "Client | None",
+    advance: Callable[[int], None],
+) -> Iterator[xr.Dataset]:
+    """Yield the Dataset of every batch as soon as it is finished, in any order."""
+    if client is not None:
+        from distributed import as_completed
+
+        design_future, scenario_future = client.scatter(
+            [design, scenario], broadcast=True, hash=False
+        )
+        futures = [
+            client.submit(
+                _run_batch_in_worker,
+                design_future,
+                scenario_future,
+                trials,
+                [seeds[i] for i in trials],
+                layout,
+                pure=False,
+            )
+            for trials in batches
+        ]
+        try:
+            for future in as_completed(futures):
+                part = future.result()
+                advance(part.sizes["trial"])
+                yield part
+        finally:
+            client.cancel(futures)
+    elif n_jobs == 1:
+        for trials in batches:
+            yield _run_batch(design, scenario, trials, [seeds[i] for i in trials], layout, advance)
+    else:
+        from joblib import Parallel, delayed
+
+        tasks = (
+            delayed(_run_batch_in_worker)(
+                design, scenario, trials, [seeds[i] for i in trials], layout
+            )
+            for trials in batches
+        )
+        for part in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks):
+            advance(part.sizes["trial"])
+            yield part
+
+
+@contextmanager
+def _progress_bar(show: bool, total: int, completed: int) -> Iterator[Callable[[int], None]]:
+    """Show a bar over finished trials; yield the function that advances it."""
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not show) as bar:
+        task = bar.add_task("simulating trials", total=total, completed=completed)
+        yield lambda n: bar.advance(task, n)
