@@ -58,7 +58,7 @@ bench-binary: $(VENV)/.installed
 # Seed 000's joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against CRM.
 joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
-	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _seed_rule
+	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

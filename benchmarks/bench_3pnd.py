@@ -1,7 +1,7 @@
 """Benchmark one 3PND posterior update: NUTS vs the PyMC step methods vs the numba kernel.
 
 Run ``make bench`` (or ``python benchmarks/bench_3pnd.py``). Writes
-``benchmarks/results/3pnd.json`` and ``benchmarks/results/3pnd.md`` and replaces the table
+``docs/results/three_pnd_speed.json`` and ``docs/results/three_pnd_speed.md`` and replaces the table
 between the ``bench-3pnd`` markers in README.md. Times are wall-clock on one core
 (BLAS pinned to one thread), medians over repeats; ESS is ArviZ's rank-normalised bulk ESS.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-from report import replace_readme_block
+from report import RESULTS, replace_readme_block
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
@@ -29,7 +29,6 @@ from dosezoo.diagnostics import convergence_table
 from dosezoo.models import ThreePND
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 PARAMS = ["beta", "sigma", "nu", "mtd"]
 #: Kernel settings for the target "1000 effective draws of mtd in 10 ms": 2 chains of
 #: KERNEL_DRAWS kept draws after KERNEL_TUNE burn-in iterations each.
@@ -214,9 +213,9 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "3pnd.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "three_pnd_speed.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
-    (RESULTS / "3pnd.md").write_text(table + "\n")
+    (RESULTS / "three_pnd_speed.md").write_text(table + "\n")
     replace_readme_block("bench-3pnd", table)
     print(table)
 

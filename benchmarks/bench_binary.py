@@ -21,7 +21,7 @@ The machine may be shared, so the timing part (a, b) runs ``--timing-runs`` time
 is reported with the load averages (``os.getloadavg``) before it; a rerun of a simulation must
 reproduce the first run exactly.
 
-Writes ``benchmarks/results/binary_designs.json``, ``binary_designs.md`` and ``binary_oc.csv`` (one
+Writes ``docs/results/binary_designs.json``, ``binary_designs.md`` and ``binary_oc.csv`` (one
 row per scenario, design and metric: mean, Monte Carlo SE, trials used) and replaces the block
 ``binary-designs`` of the README given by ``--readme`` (README.md by default).
 """
@@ -61,7 +61,7 @@ from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import engine, operating_characteristics, runner, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = report.RESULTS
 
 #: Dose levels (mg) of every design and scenario; BLRM and EWOC use the values, the others
 #: only their order.

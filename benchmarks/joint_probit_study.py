@@ -16,7 +16,7 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
 
 Run: ``.venv/bin/python benchmarks/joint_probit_study.py [--part validate|simulate|all]
 [--trials N] [--jobs J] [--futility-cutoff F|none] [--range-probability P] [--tag T]``.
-Outputs: ``benchmarks/results/joint_probit_validation.json``,
+Outputs: ``docs/results/joint_probit_validation.json``,
 ``joint_probit_simulation<T>.{json,csv}`` and ``joint_probit_study.md`` (every JSON present).
 """
 
@@ -26,12 +26,11 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import arviz as az
 import numpy as np
 import pandas as pd
-from report import replace_readme_block
+from report import RESULTS, replace_readme_block
 
 from dosezoo.data import TrialData
 from dosezoo.designs import crm_design, optimus_design
@@ -42,7 +41,6 @@ from dosezoo.scenarios import standard_efftox_scenarios
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.validation import agreement_z, joint_probit_sbc
 
-RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 SBC_DOSES = np.repeat(LEVELS, 3)
 METRICS = (

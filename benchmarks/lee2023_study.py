@@ -6,10 +6,10 @@ alpha = 0.001), N in {18, 30, 45}, nu0 in {0.6, 1, 1.4}; delta = 0.1, eta = 3,
 Every posterior update is the exact quadrature posterior of the MTD.
 
 Run ``make study`` (or ``python benchmarks/lee2023_study.py --jobs 2``). Writes
-``benchmarks/results/lee2023_study.csv`` and ``.md`` (one row per configuration: medians of
+``docs/results/lee2023_study.csv`` and ``.md`` (one row per configuration: medians of
 NPD, NPO, BTM, RMSE with Monte Carlo SEs, and means) and ``lee2023_study.json`` (wall time,
 cores, posterior updates per second per core). Per-configuration results are netCDF files in
-``benchmarks/results/lee2023_runs/`` (not committed); an interrupted run resumes from them,
+``benchmarks/runs/lee2023/`` (not committed); an interrupted run resumes from them,
 but the wall time is only recorded for a run that simulated every trial itself.
 """
 
@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from report import md_table, replace_readme_block
+from report import RESULTS, RUNS, md_table, replace_readme_block
 
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.studies import LEE2023_TRUE_MTD, lee2023_configurations
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "lee2023_runs"
+RUNS = RUNS / "lee2023"
 METRICS = ("NPD", "NPO", "BTM", "RMSE")
 SEED = 2023
 

@@ -20,10 +20,10 @@ POS (selection above the MTD), POA (patients above the MTD), pDLT (DLTs); alloca
 over the planned 36 patients (the paper's convention) in the CSV, and also over the patients
 treated in the markdown.
 
-Writes ``benchmarks/results/lse_comparison.csv`` (columns scenario, design, PCS, PCA, POS,
+Writes ``docs/results/lse_comparison.csv`` (columns scenario, design, PCS, PCA, POS,
 POA, pDLT and their ``*_se``), ``.md`` and ``.json`` (``wall_seconds``, ``cores`` and the
 measured seconds per trial of each design). Per-cell netCDF files in
-``benchmarks/results/lse_runs/`` (not committed) make an interrupted run resume (simulate's
+``benchmarks/runs/lse/`` (not committed) make an interrupted run resume (simulate's
 ``path=``). ``--lambda-sensitivity`` runs Section 5.2.3 (lambda in 0, 0.25, ..., 1.25) on
 ``--sensitivity-scenarios`` and writes ``lse_lambda_sensitivity.csv`` / ``.md``.
 
@@ -45,7 +45,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from report import replace_readme_block  # noqa: E402
+from report import RESULTS, RUNS, replace_readme_block  # noqa: E402
 
 from dosezoo.designs import boin_design, crm_design  # noqa: E402
 from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
@@ -59,8 +59,7 @@ from dosezoo.scenarios import (  # noqa: E402
 from dosezoo.simulate import operating_characteristics, simulate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-RUNS = RESULTS / "lse_runs"
+RUNS = RUNS / "lse"
 SEED = 3003
 DESIGNS = ("LSE_lambda0", "LSE_lambda1", "BO", "CRM", "BOIN")
 #: Metric name in the table -> per-trial variable of BinaryToxicityScenario.

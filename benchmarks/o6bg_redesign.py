@@ -1,7 +1,7 @@
 """Seed 001's O6-BG re-design (Application): one seeded trial and 1000 replicates per design.
 
 Run ``make redesign`` (or ``python benchmarks/o6bg_redesign.py``). Writes
-``benchmarks/results/o6bg_redesign.json``: for the accelerated (alpha = 0.1) and standard
+``docs/results/o6bg_redesign.json``: for the accelerated (alpha = 0.1) and standard
 (alpha = 0.05) designs, the dose path, final dose, recommendation and number of patients with
 AGT < 5 fmol/mg of trial 0 of seed 2023, and the distribution of the final dose (the last
 cohort's) and of the recommendation over 1000 replicated trials.
@@ -10,13 +10,11 @@ cohort's) and of the recommendation over 1000 replicated trials.
 import argparse
 import json
 import time
-from pathlib import Path
 
-from report import replace_readme_block
+from report import RESULTS, replace_readme_block
 
 from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, o6bg_replicates, o6bg_scenario, o6bg_trial
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 SEED = 2023
 
 

@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: Where the scripts write their results and pages (committed).
+RESULTS = ROOT / "docs" / "results"
+#: Where the long studies keep their per-cell netCDF runs, to resume (not committed).
+RUNS = ROOT / "benchmarks" / "runs"
 
 
 def md_table(frame: pd.DataFrame) -> str:

@@ -1,7 +1,7 @@
 """Validation figures for the 3PND samplers: agreement with NUTS and SBC, with negative controls.
 
 Run ``make validate`` (or ``python benchmarks/validate_3pnd.py``); about 15 minutes on two
-cores. Writes ``benchmarks/results/3pnd_validation.{json,md}`` and replaces the block between
+cores. Writes ``docs/results/three_pnd_validation.{json,md}`` and replaces the block between
 the ``validate-3pnd`` markers in README.md. The same checks, with pass/fail thresholds, are
 the tests in ``tests/test_three_pnd_samplers.py`` and ``tests/test_three_pnd_sbc.py``.
 """
@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import replace_readme_block
+from report import RESULTS, replace_readme_block
 from scipy import stats
 
 from dosezoo.datasets import load_o6bg
@@ -20,7 +20,6 @@ from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.validation import agreement_z, three_pnd_sbc
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 PARAMS = ("beta", "sigma", "nu", "mtd")
 MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
 SBC_DOSES = np.repeat([40.0, 60.0, 80.0, 100.0], 3)
@@ -78,7 +77,7 @@ def main() -> None:
         "wall_seconds": time.perf_counter() - started,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "3pnd_validation.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / "three_pnd_validation.json").write_text(json.dumps(results, indent=2))
     lines = [
         "Agreement with NUTS on the O6-BG data (z = |difference| / combined MCSE for the mean and the "
         "5/50/95% quantiles, largest shown; KS two-sample p on thinned draws):",
@@ -103,7 +102,7 @@ def main() -> None:
     ]
     lines.append(f"\nWall time of this validation run: {results['wall_seconds'] / 60:.1f} min.")
     table = "\n".join(lines)
-    (RESULTS / "3pnd_validation.md").write_text(table + "\n")
+    (RESULTS / "three_pnd_validation.md").write_text(table + "\n")
     replace_readme_block("validate-3pnd", table)
     print(table)
 
