@@ -13,7 +13,8 @@ Run ``python benchmarks/bench_binary.py`` (options: ``--readme PATH``, ``--trial
     ``trial_metrics``), the engine's per-trial bookkeeping (``TrialData.with_cohort``, the trial
     record) and the assembly of the results into one ``xarray.Dataset``; for CRM, BLRM and EWOC,
     whose decisions dominate, the wall time of their operating-characteristics runs (c);
-(c) the operating characteristics of the five designs on three scenarios of seed 003's Table 1
+(c) the operating characteristics of the five designs on three scenarios of Table 1 of Seno et al.
+    (2025)
     with ``--trials`` trials each, every design simulated with the same ``random_seed`` (common
     random numbers: patient ``i`` of trial ``t`` has the same latent tolerance in every design).
 
@@ -68,11 +69,12 @@ RESULTS = report.RESULTS
 DOSE_LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 TARGET = 0.3
 PLANNED = 36
-#: Scenarios 13, 16 and 18 of seed 003's Table 1 (target 0.3): the true MTD at level 2, 3, 4.
+#: Scenarios 13, 16 and 18 of Seno et al. (2025), Table 1 (target 0.3): the true MTD at level 2,
+#: 3, 4.
 SCENARIOS = {
-    "seed003-13 (MTD 20)": (0.08, 0.30, 0.38, 0.42, 0.52),
-    "seed003-16 (MTD 40)": (0.01, 0.12, 0.30, 0.41, 0.55),
-    "seed003-18 (MTD 60)": (0.02, 0.05, 0.16, 0.30, 0.36),
+    "Seno2025-13 (MTD 20)": (0.08, 0.30, 0.38, 0.42, 0.52),
+    "Seno2025-16 (MTD 40)": (0.01, 0.12, 0.30, 0.41, 0.55),
+    "Seno2025-18 (MTD 60)": (0.02, 0.05, 0.16, 0.30, 0.36),
 }
 RANDOM_SEED = 2024
 #: Representative mid-trial data: 5 cohorts of 3, escalating to 60 with DLTs there.
@@ -81,7 +83,8 @@ MID_TRIAL = {
     "dlt": [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 1, 0],
 }
 DECISION_REPEATS = {"model": 50, "rule": 1000}
-#: Targets of issue 4: one decision (seconds) and 2000 simulated trials (seconds).
+#: Speed targets of the binary designs: one decision (seconds) and 2000 simulated trials
+#: (seconds).
 DECISION_TARGET = {"CRM": 1e-3, "BLRM": 5e-3, "EWOC": 5e-3}
 SIMULATION_TARGET = {"BOIN": 1.0, "3+3": 1.0}
 SIMULATION_TARGET_TRIALS = 2000

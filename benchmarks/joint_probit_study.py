@@ -1,4 +1,4 @@
-"""Joint latent-probit model (seed 000): validation figures and the simulation comparison.
+"""Joint latent-probit model (Lin 2023): validation figures and the simulation comparison.
 
 Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON present):
 
@@ -11,7 +11,7 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
   (``crm_design``, target 0.25, the middle of the toxicity interval) on the same simulated
   patients (common random numbers) in the three scenarios of
   :func:`dosezoo.scenarios.standard_efftox_scenarios`. ``--futility-cutoff`` and
-  ``--range-probability`` set the two options of the rule that seed 000 leaves open;
+  ``--range-probability`` set the two options of the rule that Lin (2023) leaves open;
   ``--tag`` names the output files of a configuration.
 
 Run: ``.venv/bin/python benchmarks/joint_probit_study.py [--part validate|simulate|all]
@@ -241,7 +241,7 @@ def run_simulation(
 
 
 def report() -> str:
-    lines = ["# Joint latent-probit model (seed 000): validation and simulation", ""]
+    lines = ["# Joint latent-probit model (Lin 2023): validation and simulation", ""]
     path = RESULTS / "joint_probit_validation.json"
     if path.exists():
         v = json.loads(path.read_text())
@@ -374,7 +374,7 @@ def main() -> None:
         "--futility-cutoff",
         type=lambda v: None if v == "none" else float(v),
         default=0.1,
-        help="the Optimus rule's futility cut-off, or 'none' (seed 000 has no futility stop)",
+        help="the Optimus rule's futility cut-off, or 'none' (Lin (2023) has no futility stop)",
     )
     parser.add_argument("--range-probability", type=float, default=0.3)
     parser.add_argument("--tag", default="", help="suffix of the simulation output files")

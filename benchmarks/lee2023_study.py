@@ -1,4 +1,4 @@
-"""Reproduce the simulation study of seed 001 (Lee 2023, "Simulation experiments", Table 1).
+"""Reproduce the simulation study of Lee (2023) ("Simulation experiments", Table 1).
 
 FSAD / CSAD x accelerated (gamma = 0.9, alpha = 0.01) / standard (gamma = 0.99,
 alpha = 0.001), N in {18, 30, 45}, nu0 in {0.6, 1, 1.4}; delta = 0.1, eta = 3,
@@ -42,7 +42,7 @@ def posterior_updates(results) -> int:
 
 
 def check_claims(table: pd.DataFrame) -> list[str]:
-    """Seed 001's claims about its Table 1, checked cell by cell against this table."""
+    """Lee (2023)'s claims about its Table 1, checked cell by cell against this table."""
     keys = ["design", "nu0"]
     lines = []
     btm = table["BTM"]
@@ -136,7 +136,7 @@ def main() -> None:
         "bootstrap); made by `python benchmarks/lee2023_study.py "
         f"--trials {args.trials} --jobs {args.jobs}` (`make study`).\n\n"
         + md_table(shown)
-        + "\n\nSeed 001's claims, checked on this table:\n\n"
+        + "\n\nLee (2023)'s claims, checked on this table:\n\n"
         + "\n".join(check_claims(table))
     )
     (RESULTS / "lee2023_study.md").write_text(report + "\n")

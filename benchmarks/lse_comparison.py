@@ -1,4 +1,4 @@
-"""Seed 003's comparison study (Section 5.2): LSE (lambda 0 and 1), BO, CRM and BOIN.
+"""The comparison study of Seno et al. (2025) (Section 5.2): LSE (lambda 0 and 1), BO, CRM and BOIN.
 
 Five doses, 12 cohorts of 3 (36 patients), start at the lowest dose, the 20 scenarios of
 Table 1 (:mod:`dosezoo.scenarios.seno2025`; target 0.2 for 1-10, 0.3 for 11-20), 2000 trials each
@@ -185,12 +185,12 @@ def markdown(table: pd.DataFrame, header: str) -> str:
     return "\n".join(parts) + "\n"
 
 
-#: Scenarios where seed 003 reports CRM with the best PCS (Section 5.2.1).
+#: Scenarios where Seno et al. (2025) report CRM with the best PCS (Section 5.2.1).
 CRM_FAVOURED = (8, 9, 10, 20)
 
 
 def claims(table: pd.DataFrame) -> list[str]:
-    """Seed 003's qualitative claims (Sections 5.2.1-5.2.2), each counted on this table."""
+    """Count the qualitative claims of Seno et al. (2025) (Sections 5.2.1-5.2.2) on this table."""
     designs = [d for d in DESIGNS if d in set(table["design"])]
     if set(designs) != set(DESIGNS):
         return ["- (the claims compare all five designs; this run has " + ", ".join(designs) + ")"]
@@ -259,7 +259,7 @@ def readme_block(table: pd.DataFrame, record: dict) -> str:
     for metric, title in (("PCS", "correct selection"), ("POA", "patients above the MTD")):
         lines.append(f"{metric} ({title}):\n")
         lines += [*_wide_table(table, metric), ""]
-    lines.append("Seed 003's qualitative claims, counted on this table:\n")
+    lines.append("The qualitative claims of Seno et al. (2025), counted on this table:\n")
     lines += claims(table)
     lines.append(
         "\nThe lambda sensitivity of Section 5.2.3 (`--lambda-sensitivity`, 8 scenarios, lambda "
@@ -322,11 +322,12 @@ def main() -> None:
     )
     table[columns].to_csv(RESULTS / f"{args.output}.csv", index=False, float_format="%.6g")
     header = (
-        f"# Seed 003 comparison study\n\nMeans in percent (Monte Carlo SE) over {args.trials} "
+        f"# The comparison study of Seno et al. (2025)\n\nMeans in percent (Monte Carlo SE) over {args.trials} "
         f"trials per cell; made by `{command}` in {wall:.0f} s on {args.jobs} worker(s).\n"
         "PCA, POA and pDLT are over the planned 36 patients; the `_treated` tables are over "
         "the patients treated; `no_selection` is the percentage of trials with no MTD.\n\n"
-        "Seed 003's qualitative claims counted on this table:\n\n" + "\n".join(claims(table))
+        "The qualitative claims of Seno et al. (2025), counted on this table:\n\n"
+        + "\n".join(claims(table))
     )
     (RESULTS / f"{args.output}.md").write_text(markdown(table, header))
     n_trials = args.trials * len(scenarios)
@@ -373,7 +374,7 @@ def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
     table = pd.DataFrame(rows)
     table.to_csv(RESULTS / "lse_lambda_sensitivity.csv", index=False, float_format="%.6g")
     lines = [
-        f"# LSE lambda sensitivity (seed 003, 5.2.3)\n\n{trials} trials per cell, "
+        f"# LSE lambda sensitivity (Seno et al. 2025, Section 5.2.3)\n\n{trials} trials per cell, "
         f"{wall:.0f} s on {jobs} worker(s). Percent (Monte Carlo SE).\n"
     ]
     for metric in PLANNED:

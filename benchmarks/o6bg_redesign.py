@@ -1,4 +1,4 @@
-"""Seed 001's O6-BG re-design (Application): one seeded trial and 1000 replicates per design.
+"""The O6-BG re-design of Lee (2023) (Application): one seeded trial and 1000 replicates per design.
 
 Run ``make redesign`` (or ``python benchmarks/o6bg_redesign.py``). Writes
 ``docs/results/o6bg_redesign.json``: for the accelerated (alpha = 0.1) and standard
