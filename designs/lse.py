@@ -79,6 +79,7 @@ sampler is seeded from ``random_seed`` and a hash of the data (the conduct's see
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -88,6 +89,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, Rule
 from dosezoo.designs.boin import BOINRule
+from dosezoo.designs.registry import Family, Option, options_of, register, table_of
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import LevelCounts, level_counts
 from dosezoo.models.base import DoseModel
@@ -816,6 +818,21 @@ def _least_ess(posterior: DosePosterior, levels: int) -> float:
 #: The options of :func:`lse_design` / :func:`bo_design` that build the model.
 _MODEL_OPTIONS = ("sigma_f_range", "length_scale", "scaled_doses")
 
+#: The conduct of the two-stage designs: one kernel chain of 1000 draws after 200 burn-in,
+#: two refits with twice the draws (same burn-in), a stop when every fit is refused, and a fit
+#: judged by R-hat <= 1.05 and a bulk ESS of 100 per level read (``min_ess``).
+TWO_STAGE_CONDUCT: dict[str, Any] = {
+    "engine": "kernel",
+    "draws": 1000,
+    "tune": 200,
+    "chains": 1,
+    "refits": 2,
+    "refit_factor": 2,
+    "refit_tune": False,
+    "on_refusal": "stop",
+    "convergence": ConvergenceCriteria(max_rhat=1.05, min_ess_bulk=100.0, min_ess_tail=0.0),
+}
+
 
 def _two_stage_design(
     stage2: LSERule | BORule,
@@ -833,15 +850,7 @@ def _two_stage_design(
     model_options = {key: options.pop(key) for key in _MODEL_OPTIONS if key in options}
     quantiles = {key: options[key] for key in ("margin", "prob_low", "prob_high") if key in options}
     model = LatentGP.from_quantiles(dose_levels, stage2.target, **quantiles, **model_options)
-    defaults = {
-        "engine": "kernel",
-        "draws": 1000,
-        "tune": 200,
-        "chains": 1,
-        "refits": 2,
-        "refit_factor": 2,
-        "refit_tune": False,
-        "on_refusal": "stop",
+    defaults = dict(TWO_STAGE_CONDUCT) | {
         "convergence": ConvergenceCriteria(
             max_rhat=1.05, min_ess_bulk=0.0 if min_ess is None else min_ess, min_ess_tail=0.0
         ),
@@ -895,3 +904,121 @@ def bo_design(target: float, dose_levels: Sequence[float], **options: Any) -> De
     Options as :func:`lse_design`'s, without those of the LSE acquisition.
     """
     return _two_stage_design(BORule(target), dose_levels, **options)
+
+
+# --------------------------------------------------------------------------- registry
+
+#: Options of :class:`TwoStageGPRule` that also build the GP's prior mean (Section 4.2.1).
+_SHARED = ("margin", "prob_low", "prob_high")
+
+
+@dataclass(frozen=True)
+class TwoStageGPParts:
+    """How the two-stage GP designs are built from their configuration tables.
+
+    ``[model]`` holds the GP's options, the target and the quantile statements of its prior
+    mean (``LatentGP.from_quantiles``: ``target``, ``margin``, ``prob_low``, ``prob_high``);
+    ``[rule]`` the stage-2 rule's options (its target and margin are the model's) and the
+    two-stage rule's (its quantile statements are the model's), with ``admissible`` as a
+    sub-table.
+
+    Parameters
+    ----------
+    stage2 : type
+        :class:`LSERule` or :class:`BORule`.
+    """
+
+    stage2: type[LSERule] | type[BORule]
+
+    def model_options(self) -> tuple[Option, ...]:
+        """Return ``dose_levels``, ``target``, the quantile statements, then the GP's options."""
+        gp = {option.name: option for option in options_of(LatentGP, skip=("prior_mean",))}
+        shared = {option.name: option for option in options_of(TwoStageGPRule)}
+        target = next(option for option in options_of(self.stage2) if option.name == "target")
+        return (
+            gp.pop("dose_levels"),
+            target,
+            *(shared[name] for name in _SHARED),
+            *gp.values(),
+        )
+
+    def rule_options(self) -> tuple[Option, ...]:
+        """Return the stage-2 rule's options, then the two-stage rule's."""
+        return (
+            *options_of(self.stage2, skip=("target", "margin")),
+            *options_of(TwoStageGPRule, skip=("stage2", *_SHARED)),
+        )
+
+    def build_model(self, options: dict[str, Any]) -> LatentGP:
+        """Build ``LatentGP.from_quantiles`` of the ``[model]`` options."""
+        gp = dict(options)
+        levels, target = gp.pop("dose_levels"), gp.pop("target")
+        return LatentGP.from_quantiles(levels, target, **gp)
+
+    def build_rule(
+        self, options: dict[str, Any], model_options: dict[str, Any]
+    ) -> "TwoStageGPRule":
+        """Build ``TwoStageGPRule(stage2(target, ...), ...)`` with the model's target."""
+        own = {f.name for f in fields(self.stage2)}
+        shared = {name: model_options[name] for name in _SHARED if name in model_options}
+        stage2 = {key: value for key, value in options.items() if key in own}
+        if "margin" in own and "margin" in shared:
+            stage2["margin"] = shared["margin"]
+        rule = {key: value for key, value in options.items() if key not in own}
+        return TwoStageGPRule(self.stage2(model_options["target"], **stage2), **rule, **shared)
+
+    def tables(self, model: DoseModel | None, rule: Rule) -> tuple[dict, dict]:
+        """Return the ``[model]`` and ``[rule]`` tables of a two-stage design's parts."""
+        assert isinstance(model, LatentGP) and isinstance(rule, TwoStageGPRule)
+        shared = {name: getattr(rule, name) for name in ("target", *_SHARED)}
+        values = SimpleNamespace(
+            **{
+                option.name: shared[option.name]
+                if option.name in shared
+                else getattr(model, option.name)
+                for option in self.model_options()
+            }
+        )
+        model_table = table_of(values, self.model_options())
+        rule_table = table_of(rule.stage2, options_of(self.stage2, skip=("target", "margin")))
+        rule_table |= table_of(rule, options_of(TwoStageGPRule, skip=("stage2", *_SHARED)))
+        return model_table, rule_table
+
+    def owns(self, model: DoseModel | None, rule: Rule) -> bool:
+        """Whether the rule is a :class:`TwoStageGPRule` with this stage 2, on a LatentGP."""
+        return (
+            isinstance(rule, TwoStageGPRule)
+            and type(rule.stage2) is self.stage2
+            and isinstance(model, LatentGP)
+        )
+
+
+register(
+    Family(
+        name="lse",
+        summary=(
+            "two-stage level-set estimation on a latent-logit GP, BOIN first (Seno et al. 2025)"
+        ),
+        model=LatentGP,
+        rule=TwoStageGPRule,
+        conduct=TWO_STAGE_CONDUCT,
+        example="lse.toml",
+        example_data="seno2025_cohorts.csv",
+        parts=TwoStageGPParts(LSERule),
+    )
+)
+register(
+    Family(
+        name="bo",
+        summary=(
+            "two-stage Bayesian optimisation (expected improvement) on a latent-logit GP "
+            "(Takahashi and Suzuki 2021; Seno et al. 2025)"
+        ),
+        model=LatentGP,
+        rule=TwoStageGPRule,
+        conduct=TWO_STAGE_CONDUCT,
+        example="bo.toml",
+        example_data="seno2025_cohorts.csv",
+        parts=TwoStageGPParts(BORule),
+    )
+)
