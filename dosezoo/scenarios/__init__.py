@@ -12,6 +12,10 @@ which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per f
   (2023) (`EffToxScenario`, `standard_efftox_scenarios`);
 - `dosezoo.scenarios.seno2025`: the 20 scenarios of Table 1 of Seno et al. (2025)
   (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`).
+
+Each module registers the types a configuration names (``[scenario] type = "binary"``) in
+`dosezoo.scenarios.registry` (`SCENARIO_TYPES`, `register_scenario`): a new scenario module
+registers its own types and edits nothing else.
 """
 
 from dosezoo.scenarios.binary import BinaryToxicityScenario
@@ -19,8 +23,19 @@ from dosezoo.scenarios.continuous import (
     O6BG_PERTURBATION,
     ContinuousToxicityScenario,
     O6BGResampling,
+    o6bg_resampling,
 )
-from dosezoo.scenarios.efftox import EffToxScenario, standard_efftox_scenarios
+from dosezoo.scenarios.efftox import (
+    EffToxScenario,
+    standard_efftox_scenario,
+    standard_efftox_scenarios,
+)
+from dosezoo.scenarios.registry import (
+    SCENARIO_TYPES,
+    ScenarioType,
+    design_attribute,
+    register_scenario,
+)
 from dosezoo.scenarios.seno2025 import (
     SENO2025_DOSE_LEVELS,
     SENO2025_SCENARIOS,
@@ -30,13 +45,19 @@ from dosezoo.scenarios.seno2025 import (
 
 __all__ = [
     "O6BG_PERTURBATION",
+    "SCENARIO_TYPES",
     "SENO2025_DOSE_LEVELS",
     "SENO2025_SCENARIOS",
     "BinaryToxicityScenario",
     "ContinuousToxicityScenario",
     "EffToxScenario",
     "O6BGResampling",
+    "ScenarioType",
+    "design_attribute",
+    "o6bg_resampling",
+    "register_scenario",
     "seno2025_scenario",
     "seno2025_target",
+    "standard_efftox_scenario",
     "standard_efftox_scenarios",
 ]
