@@ -60,11 +60,13 @@ __all__ = [
     "PlainParts",
     "design_config",
     "design_from_config",
+    "encode",
     "family_of",
     "options_of",
     "register",
     "register_stopping",
     "table_of",
+    "toml_text",
     "toml_value",
 ]
 
@@ -240,16 +242,16 @@ def _stopping_name(piece: object) -> str:
 # --------------------------------------------------------------------------- encoding
 
 
-def _encode(value: Any) -> Any:
+def encode(value: Any) -> Any:
     """Return a value as TOML-able data: tuples as lists, dataclasses as tables."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return table_of(value)
     if isinstance(value, list | tuple | np.ndarray):
-        return [_encode(v) for v in value]
+        return [encode(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, Mapping):
-        return {str(k): _encode(v) for k, v in value.items()}
+        return {str(k): encode(v) for k, v in value.items()}
     return value
 
 
@@ -281,7 +283,7 @@ def table_of(obj: object, options: Sequence[Option] | None = None) -> dict[str, 
         if option.pieces:
             table[option.name] = [{"type": _stopping_name(p), **table_of(p)} for p in value]
         else:
-            table[option.name] = _encode(value)
+            table[option.name] = encode(value)
     return table
 
 
@@ -300,6 +302,48 @@ def toml_value(value: Any) -> str:
     if value is None:
         return json.dumps(NONE)
     return repr(value)
+
+
+def toml_text(config: Mapping[str, Mapping[str, Any]]) -> str:
+    """Write configuration tables as TOML text (``tomllib.loads`` reads them back).
+
+    Parameters
+    ----------
+    config : Mapping
+        Sections (e.g. :func:`design_config`'s), each a table of TOML values, sub-tables and
+        arrays of tables.
+
+    Returns
+    -------
+    str
+    """
+    lines: list[str] = []
+
+    def is_tables(value: object) -> bool:
+        return (
+            isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+        )
+
+    def write(name: str, table: Mapping[str, Any], header: str) -> None:
+        lines.append(f"{header[0]}{name}{header[1]}")
+        for key, value in table.items():
+            if not isinstance(value, Mapping) and not is_tables(value):
+                lines.append(f"{key} = {toml_value(value)}")
+        for key, value in table.items():
+            if isinstance(value, Mapping):
+                lines.append("")
+                write(f"{name}.{key}", value, "[]")
+        for key, value in table.items():
+            if is_tables(value):
+                for item in value:
+                    lines.append("")
+                    write(f"{name}.{key}", item, ("[[", "]]"))
+
+    for number, (name, table) in enumerate(config.items()):
+        if number:
+            lines.append("")
+        write(name, table, "[]")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- decoding
@@ -771,12 +815,10 @@ def design_from_config(config: Mapping[str, Any], where: str) -> Design:
     """
     model = dict(_as_table(config.get("model", {}), where, "model"))
     kind = model.pop("type", None)
+    listed = ", ".join(repr(name) for name in _FAMILIES)
     if kind is None:
-        raise _fail(
-            where, "model", f"missing key 'type' (one of {', '.join(map(repr, _FAMILIES))})"
-        )
+        raise _fail(where, "model", f"missing key 'type' (one of {listed})")
     family = _FAMILIES.get(kind) if isinstance(kind, str) else None
     if family is None:
-        listed = ", ".join(repr(name) for name in _FAMILIES)
-        raise _fail(where, "model", f"type = {toml_value(kind)}: must be one of {listed}")
+        raise _fail(where, "model", f"type must be one of {listed}, got {toml_value(kind)}")
     return family.build(model, config.get("rule", {}), config.get("conduct", {}), where)
