@@ -1,6 +1,6 @@
 r"""Level-set-estimation (LSE) and Bayesian-optimisation (BO) dose finding on the latent GP.
 
-Seno et al. (2025), seed 003, Sections 4.3-4.4 and Appendices C.3 and D; the BO design of
+Seno et al. (2025), Sections 4.3-4.4 and Appendices C.3 and D; the BO design of
 Takahashi and Suzuki (2021). The model is :class:`dosezoo.models.latent_gp.LatentGP`; from
 posterior draws of :math:`p_k` (the DLT probability at dose :math:`k`) and the target
 :math:`\phi`, write :math:`\pi_k = P(p_k < \phi \mid \text{data})` (probability that dose
@@ -11,8 +11,8 @@ Acquisition functions
 * LSE, misclassification with overdose control (Section 4.3.3):
   :math:`a_k = \min(\pi_k, 1 - \pi_k) \, (1 - \bar\pi_k)^\lambda`. The weight decreases in
   :math:`\bar\pi_k` and :math:`\lambda = 0` gives the plain expected misclassification
-  probability (Section 4.3.2). The seed's eq (23) lost its symbols; this weight is the
-  simplest one with the stated properties.
+  probability (Section 4.3.2). Seno et al.'s eq (23) lost its symbols in our copy; this
+  weight is the simplest one with the stated properties.
 * LSE, classification ambiguity (Appendix D; Gotovos et al. 2013):
   :math:`a_k = \min(u_k - \phi, \phi - l_k) \, (1 - \bar\pi_k)^\lambda`, with
   :math:`[l_k, u_k]` the equal-tailed credible interval of :math:`p_k` (level 0.95 by
@@ -29,7 +29,7 @@ Admissible set (Section 4.3.1, :class:`AdmissibleSet`)
 (i) no dose more than ``max_escalation`` (1) level above the current dose;
 (ii) if :math:`\bar\pi_1 >` ``single_dose_threshold`` only the lowest dose;
 (iii) only doses with :math:`\bar\pi_k <` ``exclusion_threshold``.
-The seed requires the threshold of (ii) below that of (iii). Defaults: 0.8 and 0.9. 0.9 is
+Seno et al. require the threshold of (ii) below that of (iii). Defaults: 0.8 and 0.9. 0.9 is
 BOIN's extra-safe stopping cut-off (0.95 - 0.05) and keeps (iii) less strict than BOIN's
 elimination (0.95). For (ii), 0.5 (the lowest dose classified in the super-level set) was
 tried and rejected: when stage 1 puts the prior MTD at the lowest dose, the prior itself has
@@ -51,9 +51,9 @@ set. (a) all in the super-level set: the lowest dose; (b) all in the sub-level s
 highest dose; (c) otherwise, with :math:`d_L` the highest dose of the sub-level set and
 :math:`d_U = d_{L+1}`, :math:`q_j = P(\phi - \delta \le p_j \le \phi + \delta)`: :math:`d_U` if
 :math:`q_U > q_L + \epsilon` and :math:`d_U` was given to at least one patient, else
-:math:`d_L` (the seed's second condition is lost; never recommending an untried dose is our
-choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing interval) and
-:math:`\epsilon = 0.05` (``selection_margin``).
+:math:`d_L` (Seno et al.'s second condition is lost from our copy; never recommending an
+untried dose is our choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing
+interval) and :math:`\epsilon = 0.05` (``selection_margin``).
 
 The MTD estimate between doses is the boundary of the estimated level sets on the continuous
 scaled dose: with the latent curve between doses interpolated by the GP conditional mean
@@ -62,12 +62,12 @@ the first scaled dose where :math:`P(p(x) < \phi) = 1/2`, mapped back to dose un
 linear interpolation (the lowest / highest dose when no crossing exists).
 
 BO's final recommendation (Appendix C.3): the tried dose with the smallest :math:`E|p_k -
-\phi|`; the seed's two small constants :math:`\epsilon_1, \epsilon_2` were lost and are not
-used.
+\phi|`; Seno et al.'s two small constants :math:`\epsilon_1, \epsilon_2` were lost from our copy
+and are not used.
 
-Two-stage design (Section 4.4, :class:`TwoStageGPDesign`)
----------------------------------------------------------
-Stage 1 is :class:`dosezoo.designs.boin.BOINDesign` from the lowest dose until the
+Two-stage design (Section 4.4, :class:`TwoStageGPRule`, :func:`lse_design`, :func:`bo_design`)
+-------------------------------------------------------------------------------------------
+Stage 1 is the BOIN rule (:class:`dosezoo.designs.boin.BOINRule`) from the lowest dose until the
 cumulative number of DLTs reaches ``stage1_dlts`` (2) or the highest dose has been given;
 its own stops (elimination of the lowest dose, and the extra-safe rule when enabled) end the
 trial. Stage 2 fits the GP after every cohort. Its prior mean is the quantile construction

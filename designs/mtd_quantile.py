@@ -5,7 +5,7 @@ posterior of the MTD, so that :math:`P(\mathrm{MTD} < x_{n+1} \mid \mathcal F_n)
 (eq (10)): :math:`\alpha` is the feasibility bound of overdose control. Practical options
 (Lee 2023, Discussion) restrict the choice, in this order: no dose above the last one plus
 ``max_increment``; no dose below the last one (``monotone``); then the dose is moved to a
-level of ``dose_levels``, the nearest one (the seed's rule) or the highest one not above it
+level of ``dose_levels``, the nearest one (Lee's rule) or the highest one not above it
 (``rounding="down"``, EWOC's, which keeps the overdose control). Every option that changes
 the dose is recorded in ``Decision.bound_by``, and the posterior probability of overdosing at
 the dose finally chosen is reported, so a user sees what the options cost in overdose control.

@@ -21,7 +21,7 @@ This module adds what a trial needs and Lin leaves open, each an option:
 - *futility stop* (off by default): after ``futility_min_patients`` patients, stop when no
   non-excluded dose has :math:`P(p_E(d) \ge e \mid \text{data})` of at least
   ``futility_cutoff``;
-- *final recommendation* (:meth:`OptimusRule.recommend_from`): the optimal biological dose
+- *final recommendation* (:meth:`OptimusRule.select`): the optimal biological dose
   (OBD) is the dose maximising :math:`\pi(d)` among the doses given to patients and not
   excluded, and the *recommended dose range*, which Project Optimus asks for to randomise in
   phase 2, is every such dose with :math:`\pi(d) \ge` ``range_probability``. The OBD is

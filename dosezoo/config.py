@@ -161,7 +161,7 @@ def scenario_from_config(config: Mapping[str, Any], design: Design, where: str) 
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """The ``[simulation]`` section: how many trials, the seed and the worker processes.
+    """The ``[simulation]`` section: how many trials, the random seed and the worker processes.
 
     Parameters
     ----------
