@@ -367,6 +367,18 @@ def _dose_levels(results: xr.Dataset) -> np.ndarray:
     return np.unique(doses[np.isfinite(doses)])
 
 
+def _targets(results: xr.Dataset) -> list[float]:
+    """Return the scenario's true MTD or target doses, when its record names them."""
+    attrs = results.attrs
+    if "scenario_mtd_dose" in attrs:
+        return [float(attrs["scenario_mtd_dose"])]
+    levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
+    if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
+        doses = [float(v) for v in levels.split(",")]
+        return [doses[int(k)] for k in chosen.split(",")]
+    return []
+
+
 def _per_dose(results: xr.Dataset) -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients)."""
     levels = _dose_levels(results)
@@ -386,6 +398,7 @@ def _per_dose(results: xr.Dataset) -> dict[str, Any]:
     p_none = float(np.mean(none))
     p_other = float(np.mean(other))
     return {
+        "targets": _targets(results),
         "selection": selection,
         "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / n)},
         "other_selection": p_other,
@@ -402,7 +415,11 @@ def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
     fractions.append(per_dose["no_selection"]["fraction"])
     errors = [1.96 * row["se"] for row in per_dose["selection"]]
     errors.append(1.96 * per_dose["no_selection"]["se"])
-    left.bar(labels, fractions, yerr=errors, capsize=3, color="tab:blue")
+    targets = per_dose["targets"]
+    colours = [
+        "tab:green" if row["dose"] in targets else "tab:blue" for row in per_dose["selection"]
+    ]
+    left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
     left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
     means = [row["mean"] for row in per_dose["allocation"]]
     spread = [
@@ -410,7 +427,8 @@ def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
     ]
     right.bar(labels[:-1], means, yerr=spread, capsize=3, color="tab:orange")
     right.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
-    fig.suptitle(title + "  (bars: 95% Monte Carlo intervals)", fontsize=10)
+    note = "; green: the scenario's true MTD / target doses" if targets else ""
+    fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
     fig.tight_layout()
     fig.savefig(figure, dpi=120)
     plt.close(fig)
@@ -472,8 +490,9 @@ def report_command(
     for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
         table.add_column(column, justify="right")
     for chosen, given in zip(per_dose["selection"], per_dose["allocation"], strict=True):
+        target = " (target)" if chosen["dose"] in per_dose["targets"] else ""
         table.add_row(
-            f"{chosen['dose']:g}",
+            f"{chosen['dose']:g}{target}",
             f"{chosen['fraction']:.3f}",
             f"{chosen['se']:.3f}",
             f"{given['mean']:.2f}",
