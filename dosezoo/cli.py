@@ -42,9 +42,9 @@ from dosezoo.designs.registry import (
     Option,
     encode,
     family_of,
+    options_of,
     toml_value,
 )
-from dosezoo.designs.registry import options_of as registry_options
 from dosezoo.errors import ConvergenceError
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
@@ -194,7 +194,7 @@ def designs_command(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
 ) -> None:
     """List the design families with their options and defaults, and the scenario types."""
-    conduct = registry_options(Conduct)
+    conduct = options_of(Conduct)
     families = {}
     for family in FAMILIES.values():
         families[family.name] = {
@@ -214,7 +214,7 @@ def designs_command(
     scenarios = {
         kind.name: {
             "summary": kind.summary,
-            "options": [_option_record(o) for o in registry_options(kind.build)],
+            "options": [_option_record(o) for o in options_of(kind.build)],
         }
         for kind in SCENARIO_TYPES.values()
     }
@@ -243,7 +243,7 @@ def designs_command(
     lines += ["", "Scenario types ([scenario] type = ..., for simulate):", ""]
     for kind in SCENARIO_TYPES.values():
         lines.append(f"{kind.name}: {kind.summary}")
-        lines.append(f"  {_options_line(registry_options(kind.build))}")
+        lines.append(f"  {_options_line(options_of(kind.build))}")
     lines += [
         "",
         'A key left out takes its default; "none" stands for None; the scenario\'s dose '
