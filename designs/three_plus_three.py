@@ -40,7 +40,7 @@ from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
-from dosezoo.levels import count_state, format_rows, last_true, validate_dose_levels
+from dosezoo.levels import CountStates, count_state, format_rows, last_true, validate_dose_levels
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -106,11 +106,9 @@ class ThreePlusThreeRule(CountRule):
                     f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
                     f"{n[0, level]} patients; the 3+3 design treats 3 or 6 per level"
                 )
-        return n, y, current
+        return CountStates(n, y, current)
 
-    def _count_state(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
         owner = "ThreePlusThreeRule"
         n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
@@ -121,7 +119,7 @@ class ThreePlusThreeRule(CountRule):
                 f"{owner}: count state row {row}: dose {self.dose_levels[level]:g} has "
                 f"{n[row, level]} patients; the 3+3 design treats 3 or 6 per level"
             )
-        return n, y, current
+        return CountStates(n, y, current)
 
     def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return per row of counts the MTD level, -1 where there is none.
@@ -135,13 +133,9 @@ class ThreePlusThreeRule(CountRule):
         return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
 
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (the 3+3 reads no posterior)."""
+        n, y, current = states
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -206,14 +200,9 @@ class ThreePlusThreeRule(CountRule):
         )
 
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states."""
-        level = self._mtd_levels(n, y)
+        level = self._mtd_levels(states.n, states.y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
         ).astype(object)

@@ -52,7 +52,7 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["BinaryToxicityScenario"]
@@ -147,16 +147,7 @@ class BinaryToxicityScenario:
 
     def _levels_of(self, doses: np.ndarray) -> np.ndarray:
         """Return the level of each dose; raise ValueError naming a dose off the levels."""
-        doses = np.asarray(doses, dtype=float)
-        levels = np.asarray(self.dose_levels)
-        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
-        off = levels[index] != doses
-        if off.any():
-            raise ValueError(
-                f"BinaryToxicityScenario: dose {float(doses[np.argmax(off)])!r} is not one of "
-                f"the dose levels {self.dose_levels}"
-            )
-        return index
+        return level_index(doses, self.dose_levels, owner="BinaryToxicityScenario")
 
     def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
         """Draw the latent tolerances of the next ``n_patients`` patients, in enrolment order.

@@ -44,7 +44,7 @@ from scipy.special import ndtri
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenarios"]
@@ -156,16 +156,7 @@ class EffToxScenario:
         return TrialData.empty(outcomes=self.outcomes)
 
     def _levels(self, doses: np.ndarray) -> np.ndarray:
-        doses = np.asarray(doses, dtype=float)
-        levels = np.asarray(self.dose_levels)
-        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
-        off = levels[index] != doses
-        if off.any():
-            raise ValueError(
-                f"EffToxScenario: dose {float(doses[np.argmax(off)])!r} is not one of the dose "
-                f"levels {self.dose_levels}"
-            )
-        return index
+        return level_index(doses, self.dose_levels, owner="EffToxScenario")
 
     def latent_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` patients' latent pairs (columns toxicity, efficacy), correlation rho."""
