@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
@@ -166,7 +167,7 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     )
 
 
-def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]:
+def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[str]:
     """Format ``template`` once for each selected row, with that row's values.
 
     Array rules (decisions for a batch of trials at once) explain their stops in text; this
@@ -190,7 +191,7 @@ def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]
     selected = np.flatnonzero(rows)
     if not selected.size:  # the common case in a decision: no row stops
         return []
-    per_row = {name: value for name, value in columns.items() if np.ndim(value)}
+    per_row = {name: np.asarray(value) for name, value in columns.items() if np.ndim(value)}
     shared = {name: value for name, value in columns.items() if not np.ndim(value)}
     return [
         template.format(**shared, **{name: value[i] for name, value in per_row.items()})

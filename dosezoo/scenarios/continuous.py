@@ -34,6 +34,7 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
+from dosezoo.protocols import Described
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling", "o6bg_resampling"]
@@ -104,9 +105,11 @@ class ContinuousToxicityScenario:
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """NPD, NPO, BTM and RMSE of Lee (2023), and BTM, RMSE of the recommendation."""
         dose, y = data.dose, data.column("y")
-        completed = data.n_patients > 0 and recommendation.next_dose is not None
-        last = float(dose[-1]) if completed else math.nan
-        recommended = recommendation.next_dose if completed else math.nan
+        recommended = recommendation.next_dose
+        if data.n_patients > 0 and recommended is not None:
+            last = float(dose[-1])
+        else:
+            last = recommended = math.nan
         return {
             "NPD": float(np.sum(y >= self.eta)),
             "NPO": float(np.sum(dose > self.true_mtd)),
@@ -116,7 +119,7 @@ class ContinuousToxicityScenario:
             "RMSE_recommended": abs(recommended - self.true_mtd) / self.true_mtd,
         }
 
-    def describe(self) -> dict[str, float | str]:
+    def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": "ContinuousToxicityScenario",
@@ -219,7 +222,7 @@ class O6BGResampling:
             ),
         }
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> Described:
         """Flat record of the scenario (for simulation results)."""
         return {
             "name": "O6BGResampling",
