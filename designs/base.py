@@ -30,7 +30,7 @@ as the simulation engine requires.
 import copy
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, Protocol, Self
 
@@ -55,10 +55,16 @@ __all__ = [
     "Design",
     "ModelRule",
     "Rule",
+    "RuleOptions",
     "Stopping",
     "compose",
     "dataclass_options",
 ]
+
+
+RuleOptions = Mapping[str, object]
+"""What :meth:`Rule.describe` returns: the rule's options by name, each a scalar or a sequence
+(or a dict), which :meth:`Design.describe` flattens into a `Described` record."""
 
 
 class Stopping(Protocol):
@@ -214,7 +220,7 @@ class Rule(ABC):
     """
 
     #: Name of the rule in results and in the command line.
-    label: str = ""
+    label: ClassVar[str] = ""
     #: Quantities the decision of the first cohort (the start dose) records.
     start_quantities: ClassVar[dict[str, float]] = {}
 
@@ -268,8 +274,8 @@ class Rule(ABC):
         """Select the dose to recommend at the end of the trial (or none, with the reason)."""
 
     @abstractmethod
-    def describe(self) -> Described:
-        """Return the rule's options, flat (for simulation results)."""
+    def describe(self) -> RuleOptions:
+        """Return the rule's options (for simulation results), sequences as they are."""
 
 
 @dataclass(frozen=True)
@@ -336,7 +342,7 @@ def compose(
 
 def _init_names(cls: type) -> list[str]:
     """Names of a dataclass's public init fields, in order."""
-    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]  # type: ignore[arg-type]
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
 
 
 def dataclass_options(obj: object, *, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -403,7 +409,9 @@ class Design:
     @property
     def start_dose(self) -> float:
         """Dose of the first cohort."""
-        return float(self.conduct.start_dose)  # type: ignore[arg-type]
+        start_dose = self.conduct.start_dose
+        assert start_dose is not None  # __post_init__ fills in the start dose
+        return float(start_dose)
 
     @property
     def cohort_size(self) -> int:
@@ -620,7 +628,7 @@ def _flat(value: object) -> float | int | str | bool | None:
         return ",".join(f"{v:g}" if isinstance(v, int | float) else str(v) for v in value)
     if isinstance(value, dict):
         return str(value)
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]  # anything else is taken as a scalar
 
 
 class CountRule(Rule):

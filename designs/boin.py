@@ -56,6 +56,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import betaincc
 
 from dosezoo.checks import flag, positive_int, probability, real_number
@@ -322,7 +323,12 @@ class BOINRule(CountRule):
     ) -> np.ndarray:
         """Why each state must stop with no MTD, ``""`` where it need not (str objects, (m,))."""
         reasons = np.full(n.shape[0], "", dtype=object)
-        lowest = {"dose": self.dose_levels[0], "y": y[:, 0], "n": n[:, 0], "target": self.target}
+        lowest: dict[str, ArrayLike] = {
+            "dose": self.dose_levels[0],
+            "y": y[:, 0],
+            "n": n[:, 0],
+            "target": self.target,
+        }
         out = eliminated_from == 0
         reasons[out] = format_rows(
             "lowest dose {dose:g} eliminated: {y} DLTs in {n} patients, "

@@ -123,8 +123,15 @@ class Option:
 
     @property
     def type_text(self) -> str:
-        """The type hint as short text (``float | None``, ``tuple[float, float]``)."""
-        return _type_text(self.annotation)
+        """The type hint as short text (``float | None``, ``tuple[float, float]``).
+
+        An option that takes None has ``| None``, also when None is only its default (a field
+        whose ``__post_init__`` replaces the default None keeps its value's type).
+        """
+        text = _type_text(self.annotation)
+        if self.nullable and type(None) not in typing.get_args(self.annotation) and text:
+            text += " | None"
+        return text
 
 
 def _type_text(hint: object) -> str:
@@ -140,7 +147,9 @@ def _type_text(hint: object) -> str:
 
 def _hints(spec: Callable[..., Any]) -> dict[str, Any]:
     target = (
-        spec.__init__ if isinstance(spec, type) and not dataclasses.is_dataclass(spec) else spec
+        spec.__init__  # type: ignore[misc]  # spec is a class: its own __init__
+        if isinstance(spec, type) and not dataclasses.is_dataclass(spec)
+        else spec
     )
     try:
         return typing.get_type_hints(target)
@@ -321,7 +330,7 @@ def toml_text(config: Mapping[str, Mapping[str, Any]]) -> str:
             isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
         )
 
-    def write(name: str, table: Mapping[str, Any], header: str) -> None:
+    def write(name: str, table: Mapping[str, Any], header: Sequence[str]) -> None:
         lines.append(f"{header[0]}{name}{header[1]}")
         for key, value in table.items():
             if not isinstance(value, Mapping) and not is_tables(value):
@@ -510,11 +519,12 @@ class Derived:
     text : str
         What ``dosezoo designs`` prints.
     value : callable
-        ``value(model, rule)`` gives the default.
+        ``value(model, rule)`` gives the default; ``rule`` is an instance of the family's own
+        rule class.
     """
 
     text: str
-    value: Callable[[DoseModel | None, Rule], Any]
+    value: Callable[[DoseModel | None, Any], Any]
 
 
 class Parts(Protocol):

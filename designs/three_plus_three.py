@@ -37,13 +37,12 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
-from dosezoo.designs.base import Conduct, CountRule, Design
+from dosezoo.designs.base import Conduct, CountRule, Design, RuleOptions
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
 from dosezoo.levels import CountStates, count_state, format_rows, last_true, validate_dose_levels
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior
-from dosezoo.protocols import Described
 
 __all__ = ["ThreePlusThreeRule", "three_plus_three_design"]
 
@@ -59,8 +58,8 @@ class ThreePlusThreeRule(CountRule):
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        Candidate doses, strictly increasing.
+    dose_levels : tuple of float
+        Candidate doses, strictly increasing; another sequence is stored as a tuple.
 
     Notes
     -----
@@ -72,7 +71,7 @@ class ThreePlusThreeRule(CountRule):
 
     label: ClassVar[str] = "3+3"
 
-    dose_levels: Sequence[float]
+    dose_levels: tuple[float, ...]
     _start_level: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
@@ -97,7 +96,7 @@ class ThreePlusThreeRule(CountRule):
             _sample_size=conduct.sample_size,
         )
 
-    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def counts(self, data: TrialData) -> CountStates:
         """Count patients and DLTs per level; refuse a level with other than 0, 3 or 6."""
         n, y, current = super().counts(data)
         for level in np.flatnonzero(n[0]):
@@ -214,8 +213,8 @@ class ThreePlusThreeRule(CountRule):
             present={},
         )
 
-    def describe(self) -> Described:
-        """Flat record of the rule's options."""
+    def describe(self) -> RuleOptions:
+        """Record of the rule's options."""
         return {"dose_levels": list(self.dose_levels)}
 
 
