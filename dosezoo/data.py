@@ -12,6 +12,9 @@ dose
     Dose given to the patient, a finite float > 0. Drug combinations use
     several dose columns named by ``dose_columns`` instead; a component of a
     combination may be 0 (drug not given) but not all components of a row.
+    Doses on a coded (standardised) scale, ``coded_doses=True``, are any finite
+    numbers: 0 is then a dose level like any other (e.g. the lowest dose of
+    interest of a combination standardised to [0, 1]), not "drug not given".
 cohort
     Optional positive integers, non-decreasing in row order. When absent, every
     patient is a cohort of their own, numbered 1..n.
@@ -313,6 +316,7 @@ def _validate(
     ranges: Mapping[str, tuple[float, float]],
     row_label: RowLabel,
     previous_cohort: int | None = None,
+    coded: bool = False,
 ) -> _Validated:
     """Validate raw columns and return clean, read-only arrays.
 
@@ -362,16 +366,16 @@ def _validate(
         where = f"column {name!r}"
         values, value_checks = _number_checks(where, raw[name])
         checks += value_checks
-        if combination:
+        if combination and not coded:
             checks.append(
                 _value_check(where, raw[name], values < 0, "must be >= 0 (0 = drug not given)")
             )
-        else:
+        elif not coded:
             checks.append(_value_check(where, raw[name], values <= 0, "must be > 0"))
         if name in ranges:
             lo, hi = ranges[name]
             outside = np.isfinite(values) & ~((values > lo) & (values < hi))
-            if combination:
+            if combination and not coded:
                 outside &= values != 0
             checks.append(
                 _value_check(
@@ -383,7 +387,7 @@ def _validate(
             )
         dose_values.append(values)
     doses = np.column_stack(dose_values) if n else np.empty((0, len(dose_columns)))
-    if combination:
+    if combination and not coded:
         all_zero = np.all(doses == 0, axis=1)
         where = "columns " + ", ".join(repr(name) for name in dose_columns)
         checks.append(
@@ -481,6 +485,7 @@ def _accept_plain_rows(
     dose_columns: tuple[str, ...],
     ranges: Mapping[str, tuple[float, float]],
     previous_cohort: int | None,
+    coded: bool = False,
 ) -> _Validated | None:
     """Validate new rows of plain numbers quickly, or return None to let `_validate` judge.
 
@@ -496,12 +501,19 @@ def _accept_plain_rows(
     dose_values = [[float(v) for v in source[name].tolist()] for name in dose_columns]
     for name, values in zip(dose_columns, dose_values, strict=True):
         lo, hi = ranges.get(name, (-math.inf, math.inf))
-        if len(dose_columns) > 1:
+        if coded:
+            if not all(-math.inf < v < math.inf and lo < v < hi for v in values):
+                return None
+        elif len(dose_columns) > 1:
             if not all(v == 0 or (0 < v < math.inf and lo < v < hi) for v in values):
                 return None
         elif not all(0 < v < math.inf and lo < v < hi for v in values):
             return None
-    if len(dose_columns) > 1 and any(all(v == 0 for v in row) for row in zip(*dose_values)):
+    if (
+        not coded
+        and len(dose_columns) > 1
+        and any(all(v == 0 for v in row) for row in zip(*dose_values))
+    ):
         return None
     cohorts = [float(v) for v in source[_COHORT].tolist()]
     previous = -math.inf if previous_cohort is None else previous_cohort
@@ -572,6 +584,11 @@ class TrialData:
     dose_range : (float, float) or Mapping[str, (float, float)], optional
         Open interval ``(lo, hi)`` every dose must lie in, or one interval per dose
         column. For combinations a component equal to 0 (drug not given) is exempt.
+    coded_doses : bool, default False
+        Whether the doses are on a coded (standardised) scale, where any finite number
+        is a dose and 0 is a level like any other (e.g. the lowest dose of interest of a
+        combination standardised to [0, 1]); by default a dose is > 0, and a component
+        of a combination may be 0 (drug not given) but not all of them.
 
     Attributes
     ----------
@@ -581,6 +598,8 @@ class TrialData:
         Names of the covariate columns.
     dose_range : (float, float) or Mapping[str, (float, float)] or None
         Declared dose range, as given.
+    coded_doses : bool
+        Whether the doses are on a coded scale.
     outcomes : tuple of str
         Outcome columns present, in the order y, dlt, efficacy, time, event, then the
         registered outcomes in the order of their registration.
@@ -606,6 +625,7 @@ class TrialData:
     dose_columns: tuple[str, ...] = ("dose",)
     covariates: tuple[str, ...] = ()
     dose_range: DoseRange | None = None
+    coded_doses: bool = False
     _row_label: InitVar[RowLabel | None] = None
     outcomes: tuple[str, ...] = field(init=False)
     _columns: dict[str, np.ndarray] = field(init=False, repr=False)
@@ -630,12 +650,16 @@ class TrialData:
                     f"{name!r} cannot be a covariate: it is a dose, cohort or outcome column"
                 )
         dose_range, ranges = _normalize_dose_range(self.dose_range, dose_columns)
+        if not isinstance(self.coded_doses, bool | np.bool_):
+            raise ValueError(f"coded_doses must be True or False, got {self.coded_doses!r}")
+        object.__setattr__(self, "coded_doses", bool(self.coded_doses))
         validated = _validate(
             source,
             dose_columns=dose_columns,
             covariates=covariates,
             ranges=ranges,
             row_label=_row_label or _default_row_label,
+            coded=self.coded_doses,
         )
         object.__setattr__(self, "dose_columns", dose_columns)
         object.__setattr__(self, "covariates", covariates)
@@ -655,6 +679,7 @@ class TrialData:
         dose_columns: Sequence[str] = ("dose",),
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Build validated trial data from a DataFrame with one row per patient.
 
@@ -669,6 +694,8 @@ class TrialData:
             Names of covariate / stratum columns to keep.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -687,6 +714,7 @@ class TrialData:
             dose_columns=tuple(_names(dose_columns, "dose_columns")),
             covariates=tuple(_names(covariates, "covariates")),
             dose_range=dose_range,
+            coded_doses=coded_doses,
         )
 
     @classmethod
@@ -697,6 +725,7 @@ class TrialData:
         dose_columns: Sequence[str] = ("dose",),
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Read validated trial data from a CSV file with a header line.
 
@@ -713,6 +742,8 @@ class TrialData:
             Names of covariate / stratum columns to keep.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -744,6 +775,7 @@ class TrialData:
             dose_columns=dose_columns,
             covariates=_names(covariates, "covariates"),
             dose_range=dose_range,
+            coded_doses=coded_doses,
             _row_label=_csv_row_label,
         )
 
@@ -755,6 +787,7 @@ class TrialData:
         *,
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Trial data with no patients yet, the starting point of a design.
 
@@ -770,6 +803,8 @@ class TrialData:
             Names of covariate / stratum columns the trial will record.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -794,7 +829,13 @@ class TrialData:
             source[name] = np.empty(0, np.int64 if rules[name].integer else np.float64)
         for name in covariates:
             source[name] = np.empty(0)
-        return cls(source, dose_columns=dose_columns, covariates=covariates, dose_range=dose_range)
+        return cls(
+            source,
+            dose_columns=dose_columns,
+            covariates=covariates,
+            dose_range=dose_range,
+            coded_doses=coded_doses,
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -948,7 +989,7 @@ class TrialData:
         for name in names:
             values = self._columns[name]
             outside = ~((values > lo) & (values < hi))
-            if len(self.dose_columns) > 1:
+            if len(self.dose_columns) > 1 and not self.coded_doses:
                 outside &= values != 0
             checks.append(
                 _value_check(
@@ -1190,6 +1231,7 @@ class TrialData:
                 dose_columns=self.dose_columns,
                 ranges=self._ranges,
                 previous_cohort=previous_cohort,
+                coded=self.coded_doses,
             )
         if validated is None:
             validated = _validate(
@@ -1199,6 +1241,7 @@ class TrialData:
                 ranges=self._ranges,
                 row_label=row_label,
                 previous_cohort=previous_cohort,
+                coded=self.coded_doses,
             )
         if not n_old:
             return self._with_rows(validated.outcomes, validated.columns, validated.doses)
@@ -1218,6 +1261,7 @@ class TrialData:
             ("dose_columns", self.dose_columns),
             ("covariates", self.covariates),
             ("dose_range", self.dose_range),
+            ("coded_doses", self.coded_doses),
             ("outcomes", outcomes),
             ("_columns", columns),
             ("_doses", doses),
@@ -1250,7 +1294,7 @@ class TrialData:
             return NotImplemented
         if self.columns != other.columns or self.n_patients != other.n_patients:
             return False
-        if self._ranges != other._ranges:
+        if self._ranges != other._ranges or self.coded_doses != other.coded_doses:
             return False
         return all(np.array_equal(self._columns[n], other._columns[n]) for n in self.columns)
 
@@ -1263,6 +1307,8 @@ class TrialData:
         ]
         if self.covariates:
             parts.append(f"covariates: {', '.join(self.covariates)}")
+        if self.coded_doses:
+            parts.append("coded doses")
         if self.dose_range is not None:
             if isinstance(self.dose_range, Mapping):
                 ranges = ", ".join(f"{k} {v}" for k, v in self.dose_range.items())
@@ -1280,6 +1326,7 @@ class TrialData:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore state from a pickle, making the arrays read-only again."""
+        state.setdefault("coded_doses", False)
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)
