@@ -10,6 +10,13 @@ from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, CountDesign, CountRule, Design, ModelRule, Rule
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+from dosezoo.designs.combination_bo import (
+    CombinationBORule,
+    augmented_expected_improvement,
+    combination_bo_design,
+    expected_improvement,
+    sobol_start,
+)
 from dosezoo.designs.crm import CRMRule, crm_design
 from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
@@ -30,6 +37,7 @@ __all__ = [
     "BOINRule",
     "BORule",
     "CRMRule",
+    "CombinationBORule",
     "Conduct",
     "CountDesign",
     "CountRule",
@@ -44,14 +52,18 @@ __all__ = [
     "ThreePlusThreeRule",
     "ToxicityStopping",
     "TwoStageGPRule",
+    "augmented_expected_improvement",
     "blrm_design",
     "bo_design",
     "boin_boundaries",
     "boin_design",
+    "combination_bo_design",
     "crm_design",
     "ewoc_design",
+    "expected_improvement",
     "lse_design",
     "mtd_quantile_design",
     "optimus_design",
+    "sobol_start",
     "three_plus_three_design",
 ]
