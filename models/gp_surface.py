@@ -1025,8 +1025,9 @@ class GPSurface(DoseModel):
                 except (TypeError, ValueError):
                     number = math.nan
                 if number not in declared:
+                    shown = value.item() if isinstance(value, np.generic) else value
                     raise DataError(
-                        f"column {name!r}, row {row}: value {value!r} is not a declared level "
+                        f"column {name!r}, row {row}: value {shown!r} is not a declared level "
                         f"of the covariate {declared!r}"
                     )
 
@@ -1297,6 +1298,31 @@ class GPSurface(DoseModel):
             }
         )
         return idata
+
+    def empty_data(self) -> TrialData:
+        """Return trial data with no patients in the model's schema (coded doses)."""
+        return TrialData.empty(
+            outcomes=(RESPONSE,),
+            dose_columns=self.dose_columns,
+            covariates=self.covariates,
+            coded_doses=True,
+        )
+
+    def sample_prior_predictive(
+        self,
+        data: TrialData | None = None,
+        *,
+        draws: int = 1000,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.DataTree:
+        """Draw surfaces from the prior (set ``response_scale`` when there are no data).
+
+        As :meth:`DoseModel.sample_prior_predictive`, with empty data in the model's schema
+        by default and the levels named on the ``dose`` dim.
+        """
+        data = self.empty_data() if data is None else data
+        idata = super().sample_prior_predictive(data, draws=draws, random_seed=random_seed)
+        return self._with_level_coords(idata)
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any

@@ -242,7 +242,7 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
     n = len(records)
     batch = _empty_batch(n, layout)
     for row, record in enumerate(records):
-        k, m = record["n_patients"], record["decision_dose"].size
+        k, m = record["n_patients"], record["decision_dose"].shape[0]
         batch.dose[row, :k] = record["dose"]
         batch.cohort[row, :k] = record["cohort"]
         for name in layout.outcomes:
@@ -253,7 +253,7 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
         for key in _DECISION_TEXT:
             batch.decision_text[key][row, :m] = record[f"decision_{key}"]
         for key, values in record["decision_quantities"].items():
-            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))[
+            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape[:2], np.nan))[
                 row, :m
             ] = values
         for name, value in record["metrics"].items():
