@@ -81,15 +81,18 @@ optimal combination per stratum (:meth:`GPSurface.optimum_probabilities`).
 
 Full Bayes (``fit(engine="nuts")``; recommended by the paper's Discussion)
 --------------------------------------------------------------------------
-:meth:`GPSurface.build` is the marginal GP (``pm.gp.Marginal``, ``ExpQuad`` with one
-length-scale per input) with weakly informative priors on the scale of the data, :math:`m` and
-:math:`s` the mean and standard deviation of the responses (``response_scale`` to fix them):
+:meth:`GPSurface.build` is the marginal GP (``ExpQuad`` of ``pm.gp.cov`` with one
+length-scale per input, the marginal likelihood written on its sufficient statistics) with
+weakly informative priors on the scale of the data, :math:`m` and :math:`s` the mean and
+standard deviation of the responses (``response_scale`` to fix them):
 :math:`\beta_0 \sim N(m, (2s)^2)`, :math:`\sqrt\nu \sim \text{HalfNormal}(s)`,
-:math:`\sigma_y \sim \text{HalfNormal}(s)`, and :math:`l \sim \text{InverseGamma}(2.153,
-0.5836)` for every input (95% of its mass between 0.1 and 2 on the unit dose scale: from
-surfaces that change within a grid step to nearly flat ones; for a binary covariate, a
-correlation between strata from 0 to 0.88). The surface on the candidate grid is the
-deterministic ``f`` (dims ``dose``, one level per grid combination and stratum, with
+:math:`\sigma_y \sim \text{HalfNormal}(s)`, :math:`l_{d_j} \sim \text{InverseGamma}(2.153,
+0.5836)` for every dose (95% of its mass between 0.1 and 2 on the unit dose scale: from
+surfaces that change within a grid step to nearly flat ones) and :math:`l_p \sim
+\text{InverseGamma}(3.046, 2.554)` for every covariate (95% between 0.35 and 4: for a binary
+covariate, a correlation :math:`\exp\{-1/(2 l_p^2)\}` between strata from 0.02 to 0.97,
+median 0.57, favouring neither separate nor shared surfaces). The surface on the candidate grid
+is the deterministic ``f`` (dims ``dose``, one level per grid combination and stratum, with
 coordinates naming each level's doses and covariates), written non-centred as the
 conditional mean given the hyper-parameters plus the Cholesky factor of the conditional
 covariance times standard normals ``z_grid``. ``fit(engine="eb")`` returns the same schema:
@@ -135,8 +138,11 @@ register_outcome(Outcome(RESPONSE))
 HETGP_EPS = math.sqrt(np.finfo(float).eps)
 #: hetGP's default bounds of the nugget g (``noiseControl$g_bounds``).
 HETGP_G_BOUNDS = (HETGP_EPS, 100.0)
-#: Inverse-gamma prior of every length-scale of the PyMC model (95% in [0.1, 2]).
+#: Inverse-gamma prior of the dose length-scales of the PyMC model (95% in [0.1, 2]).
 LENGTHSCALE_PRIOR = (2.153, 0.5836)
+#: Inverse-gamma prior of the covariate length-scales (95% in [0.35, 4]: for a binary
+#: covariate, a correlation between strata from 0.02 to 0.97, median 0.57).
+COVARIATE_LENGTHSCALE_PRIOR = (3.046, 2.554)
 #: Relative jitter of the conditional covariance whose Cholesky factor draws the surface.
 SURFACE_JITTER = 1e-6
 #: Fixed unit Sobol points of the start screen (scaled to each fit's box).
@@ -784,7 +790,9 @@ class GPSurface(DoseModel):
         Location and scale :math:`(m, s)` of the PyMC model's priors; by default the mean
         and standard deviation of the responses (1 for fewer than two distinct values).
     lengthscale_prior : (float, float)
-        Shape and scale of the inverse-gamma prior of every length-scale (PyMC model).
+        Shape and scale of the inverse-gamma prior of every dose length-scale (PyMC model).
+    covariate_lengthscale_prior : (float, float)
+        The same for every covariate length-scale.
 
     Examples
     --------
@@ -809,6 +817,7 @@ class GPSurface(DoseModel):
     screen: int = 32
     response_scale: Sequence[float] | None = None
     lengthscale_prior: Sequence[float] = LENGTHSCALE_PRIOR
+    covariate_lengthscale_prior: Sequence[float] = COVARIATE_LENGTHSCALE_PRIOR
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -881,14 +890,14 @@ class GPSurface(DoseModel):
                 real_number(owner, "response_scale[0]", self.response_scale[0]),
                 positive_number(owner, "response_scale[1]", self.response_scale[1]),
             )
-        if isinstance(self.lengthscale_prior, str) or len(self.lengthscale_prior) != 2:
-            raise ValueError(
-                f"{owner}: lengthscale_prior must be (shape, scale), got {self.lengthscale_prior!r}"
+        priors = {}
+        for name in ("lengthscale_prior", "covariate_lengthscale_prior"):
+            value = getattr(self, name)
+            if isinstance(value, str) or len(value) != 2:
+                raise ValueError(f"{owner}: {name} must be (shape, scale), got {value!r}")
+            priors[name] = tuple(
+                positive_number(owner, f"{name}[{i}]", v) for i, v in enumerate(value)
             )
-        prior = tuple(
-            positive_number(owner, f"lengthscale_prior[{i}]", v)
-            for i, v in enumerate(self.lengthscale_prior)
-        )
         values = {
             "dose_columns": doses,
             "covariates": covariates,
@@ -898,7 +907,7 @@ class GPSurface(DoseModel):
             "n_starts": n_starts,
             "screen": screen,
             "response_scale": scale,
-            "lengthscale_prior": prior,
+            **priors,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -915,6 +924,7 @@ class GPSurface(DoseModel):
             "screen": self.screen,
             "response_scale": None if self.response_scale is None else list(self.response_scale),
             "lengthscale_prior": list(self.lengthscale_prior),
+            "covariate_lengthscale_prior": list(self.covariate_lengthscale_prior),
         }
 
     # ------------------------------------------------------------------ the grid and strata
@@ -1190,7 +1200,11 @@ class GPSurface(DoseModel):
             "dose": np.arange(n_levels),
             "point": np.arange(z0.size),
         }
-        alpha, beta = self.lengthscale_prior
+        n_doses = len(self.dose_columns)
+        shapes_scales = [self.lengthscale_prior] * n_doses + [self.covariate_lengthscale_prior] * (
+            width - n_doses
+        )
+        alpha, beta = (np.array(values) for values in zip(*shapes_scales, strict=True))
         with pm.Model(coords=coords) as model:
             beta0 = pm.Normal("beta0", mu=location, sigma=2.0 * scale)
             eta = pm.HalfNormal("eta", sigma=scale)

@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+from scipy import stats
 from scipy.optimize import minimize
 
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models import GPSurface
 from dosezoo.models.gp_surface import (
+    COVARIATE_LENGTHSCALE_PRIOR,
     HETGP_EPS,
+    LENGTHSCALE_PRIOR,
     _distinct,
     _negative_log_likelihood,
     fit_hetgp,
@@ -266,6 +269,19 @@ def test_pymc_model_prior_predictive_surfaces():
     )
     assert {rv.name for rv in model.observed_RVs} == {"response_mean", "response_ss"}
     assert {rv.name for rv in model.free_RVs} == {"beta0", "eta", "ls", "sigma_y", "z_grid"}
+
+
+def test_lengthscale_priors_have_their_stated_mass():
+    for (shape, scale), (low, high) in (
+        (LENGTHSCALE_PRIOR, (0.1, 2.0)),
+        (COVARIATE_LENGTHSCALE_PRIOR, (0.35, 4.0)),
+    ):
+        prior = stats.invgamma(shape, scale=scale)
+        assert prior.cdf(low) == pytest.approx(0.025, abs=5e-4)
+        assert prior.sf(high) == pytest.approx(0.025, abs=5e-4)
+    model = GPSurface(covariates=("z",)).build(GPSurface(covariates=("z",)).empty_data())
+    alpha = model["ls"].owner.inputs[-2].eval()
+    np.testing.assert_allclose(alpha, [LENGTHSCALE_PRIOR[0]] * 2 + [COVARIATE_LENGTHSCALE_PRIOR[0]])
 
 
 @pytest.mark.slow
