@@ -3,11 +3,21 @@
 A rule is a function of a posterior (:class:`dosezoo.posterior.DosePosterior`) and the data that
 returns a :class:`~dosezoo.decision.Decision`; a design composes a model, a rule and the conduct
 (:mod:`dosezoo.designs.base`). Each family has a factory that builds its design from one set of
-options (``crm_design``, ``boin_design``, ...).
+options (``crm_design``, ``boin_design``, ...), and registers itself in
+:mod:`dosezoo.designs.registry` (``FAMILIES``), through which a design and its configuration
+tables are inverse (``design_config``, ``design_from_config``).
 """
 
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, CountDesign, CountRule, Design, ModelRule, Rule
+from dosezoo.designs.base import (
+    Conduct,
+    CountDesign,
+    CountRule,
+    DecisionTableRow,
+    Design,
+    ModelRule,
+    Rule,
+)
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
 from dosezoo.designs.combination_bo import (
@@ -29,9 +39,19 @@ from dosezoo.designs.lse import (
 )
 from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
 from dosezoo.designs.optimus import OptimusRule, optimus_design
+from dosezoo.designs.registry import (
+    FAMILIES,
+    Family,
+    design_config,
+    design_from_config,
+    family_of,
+    register,
+    register_stopping,
+)
 from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
 
 __all__ = [
+    "FAMILIES",
     "AdmissibleSet",
     "BLRMRule",
     "BOINRule",
@@ -42,8 +62,10 @@ __all__ = [
     "CountDesign",
     "CountRule",
     "Decision",
+    "DecisionTableRow",
     "Design",
     "EWOCRule",
+    "Family",
     "LSERule",
     "MTDQuantileRule",
     "ModelRule",
@@ -59,11 +81,16 @@ __all__ = [
     "boin_design",
     "combination_bo_design",
     "crm_design",
+    "design_config",
+    "design_from_config",
     "ewoc_design",
     "expected_improvement",
+    "family_of",
     "lse_design",
     "mtd_quantile_design",
     "optimus_design",
+    "register",
+    "register_stopping",
     "sobol_start",
     "three_plus_three_design",
 ]

@@ -42,7 +42,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import count_state, level_counts
+from dosezoo.levels import CountStates, count_state, level_counts
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.protocols import Described
@@ -51,6 +51,7 @@ __all__ = [
     "Conduct",
     "CountDesign",
     "CountRule",
+    "DecisionTableRow",
     "Design",
     "ModelRule",
     "Rule",
@@ -534,13 +535,7 @@ class Design:
                 bound_by=("start_dose",),
                 quantities=dict(self.rule.start_quantities),
             )
-        posterior = None
-        if self.rule.needs_posterior(data, final=False):
-            posterior = self.posterior(data)
-            refused = self._refused(posterior, data, final=False)
-            if refused is not None:
-                return refused
-        return self._with_refits(self.rule.choose(posterior, data), posterior)
+        return self._ask_rule(data, final=False)
 
     def recommend(self, data: TrialData) -> Decision:
         """Recommend a dose at the end of a trial (the rule's selection), or none.
@@ -558,13 +553,18 @@ class Design:
         reason = self.conduct.early_stop(data)
         if reason:
             return Decision(None, stop_reason=reason)
+        return self._ask_rule(data, final=True)
+
+    def _ask_rule(self, data: TrialData, *, final: bool) -> Decision:
+        """Ask the rule (``final``: for its selection) on the posterior the conduct computes."""
         posterior = None
-        if self.rule.needs_posterior(data, final=True):
-            posterior = self.posterior(data, final=True)
-            refused = self._refused(posterior, data, final=True)
+        if self.rule.needs_posterior(data, final=final):
+            posterior = self.posterior(data, final=final)
+            refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
-        return self._with_refits(self.rule.select(posterior, data), posterior)
+        decision = (self.rule.select if final else self.rule.choose)(posterior, data)
+        return self._with_refits(decision, posterior)
 
     def _with_refits(self, decision: Decision, posterior: DosePosterior | None) -> Decision:
         """Record the refits a decision's fit needed, when the conduct allows refits."""
@@ -649,28 +649,20 @@ class CountRule(Rule):
 
     @abstractmethod
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
+        """Decide for checked count states (``posterior``: a fit to read, if any)."""
 
     @abstractmethod
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states."""
+        """Select for checked count states (``posterior``: a fit to read, if any)."""
 
-    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def counts(self, data: TrialData) -> CountStates:
         """Return the count state of ``data`` as a batch of one: ``n``, ``y``, ``current``."""
         counts = level_counts(data, self.dose_levels, owner=type(self).__name__)
-        return counts.n[None], counts.y[None], np.array([counts.current])
+        return CountStates(counts.n[None], counts.y[None], np.array([counts.current]))
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Count rules read the counts; a posterior only when one is given (``decide``)."""
@@ -678,11 +670,11 @@ class CountRule(Rule):
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide as :meth:`decide_counts` on the counts of ``data``."""
-        return self._decide(*self.counts(data), posterior).decision(0, self.dose_levels)
+        return self._decide(self.counts(data), posterior).decision(0, self.dose_levels)
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Select as :meth:`recommend_counts` on the counts of ``data``."""
-        return self._recommend(*self.counts(data), posterior).decision(0, self.dose_levels)
+        return self._recommend(self.counts(data), posterior).decision(0, self.dose_levels)
 
     def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide for a batch of count states, row ``i`` as ``next`` on data with those counts.
@@ -698,15 +690,13 @@ class CountRule(Rule):
         -------
         CountDecisions
         """
-        return self._decide(*self._count_state(n, y, current))
+        return self._decide(self._count_state(n, y, current))
 
     def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select for a batch of count states, row ``i`` as ``recommend`` on those counts."""
-        return self._recommend(*self._count_state(n, y, current))
+        return self._recommend(self._count_state(n, y, current))
 
-    def _count_state(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
         """Check a batch of count states; return them as int64 arrays."""
         return count_state(type(self).__name__, n, y, current, len(self.dose_levels))
 
@@ -743,3 +733,102 @@ class CountDesign(Design):
     def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select for a batch of count states."""
         return self.rule.recommend_counts(n, y, current)
+
+    def decision_table(self, max_patients: int | None = None) -> list["DecisionTableRow"]:
+        """Tabulate the rule's decisions by the patients and DLTs at the current dose.
+
+        The table BOIN's protocols print: for ``n`` patients at the current dose (``n`` =
+        cohort size, twice the cohort size, ... up to ``max_patients``), the largest number of
+        DLTs at which the rule escalates, the smallest at which it de-escalates, and the
+        smallest at which it eliminates the dose (never gives it again). It is read from the
+        rule itself, by one batch of :meth:`decide_counts` at a middle level ``j`` with no
+        patient elsewhere (escalate: the next level is above ``j``; de-escalate: below), and
+        at ``j - 1`` after one DLT-free cohort there (eliminated: the rule would not escalate
+        back to ``j``). The sample size is lifted so that it never stops the table early.
+
+        Parameters
+        ----------
+        max_patients : int, optional
+            Largest ``n``; the sample size or 12, whichever is smaller, by default.
+
+        Returns
+        -------
+        list of DecisionTableRow
+            One row per ``n``, up to the first ``n`` the rule refuses as a state (the 3+3
+            treats 3 or 6 patients per dose).
+
+        Raises
+        ------
+        ValueError
+            With fewer than 3 dose levels (no middle level), or ``max_patients`` below the
+            cohort size.
+        """
+        cohort = self.cohort_size
+        limit = min(self.sample_size, 12) if max_patients is None else max_patients
+        limit = positive_int("decision_table", "max_patients", limit)
+        levels = len(self.rule.dose_levels)
+        if levels < 3:
+            raise ValueError(
+                f"decision_table: needs at least 3 dose levels (a middle one), got {levels}"
+            )
+        if limit < cohort:
+            raise ValueError(
+                f"decision_table: max_patients {limit} is below the cohort size {cohort}"
+            )
+        conduct = replace(self.conduct, sample_size=10 * (limit + cohort), stopping=())
+        rule = Design(self.model, self.rule, conduct).rule
+        assert isinstance(rule, CountRule)
+        middle = levels // 2
+        rows = []
+        for n in range(cohort, limit + 1, cohort):
+            y = np.arange(n + 1)
+            states = np.zeros((2 * y.size + 1, levels), dtype=np.int64)
+            dlts = np.zeros_like(states)
+            states[:, middle], dlts[: 2 * y.size, middle] = n, np.tile(y, 2)
+            states[y.size :, middle - 1] = cohort  # one DLT-free cohort below
+            states[-1, middle] = 0  # the control: from below, the rule escalates to j
+            current = np.r_[np.full(y.size, middle), np.full(y.size + 1, middle - 1)]
+            try:
+                level = rule.decide_counts(states, dlts, current).level
+            except ValueError:  # a state the rule refuses (e.g. 9 patients at a 3+3 dose)
+                break
+            if level[-1] != middle:
+                raise ValueError(
+                    f"decision_table: {self.label} does not escalate after {cohort} patients "
+                    "without a DLT at the dose below; elimination cannot be read"
+                )
+            here, back = level[: y.size], level[y.size : 2 * y.size]
+            escalate = y[here > middle]
+            deescalate = y[(here >= 0) & (here < middle)]
+            eliminate = y[back != middle]
+            rows.append(
+                DecisionTableRow(
+                    n=n,
+                    escalate=int(escalate.max()) if escalate.size else None,
+                    deescalate=int(deescalate.min()) if deescalate.size else None,
+                    eliminate=int(eliminate.min()) if eliminate.size else None,
+                )
+            )
+        return rows
+
+
+@dataclass(frozen=True)
+class DecisionTableRow:
+    """One row of a count design's decision table (:meth:`CountDesign.decision_table`).
+
+    Attributes
+    ----------
+    n : int
+        Patients at the current dose.
+    escalate : int or None
+        Escalate with at most this many DLTs (None: never).
+    deescalate : int or None
+        De-escalate with at least this many DLTs (None: never).
+    eliminate : int or None
+        Eliminate the dose with at least this many DLTs (None: never).
+    """
+
+    n: int
+    escalate: int | None
+    deescalate: int | None
+    eliminate: int | None

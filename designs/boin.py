@@ -62,7 +62,8 @@ from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design, compose
-from dosezoo.levels import format_rows, last_true
+from dosezoo.designs.registry import Family, register
+from dosezoo.levels import CountStates, format_rows, last_true
 from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
 from dosezoo.posterior import DosePosterior
@@ -360,13 +361,9 @@ class BOINRule(CountRule):
         return estimates
 
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
+        n, y, current = states
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
@@ -412,7 +409,9 @@ class BOINRule(CountRule):
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
         if stops.any():
-            chosen = self._recommend(n[stops], y[stops], current[stops], posterior).level
+            chosen = self._recommend(
+                CountStates(n[stops], y[stops], current[stops]), posterior
+            ).level
             selected[stops] = np.where(chosen >= 0, doses[np.maximum(chosen, 0)], math.nan)
         with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
             p_hat = y_at / n_at
@@ -436,13 +435,9 @@ class BOINRule(CountRule):
         )
 
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states (``posterior``: a fit to read, if any)."""
+        n, y, current = states
         size, levels = current.size, len(self.dose_levels)
         p_above = self._p_above(n, y, posterior)
         eliminated_from = self.eliminated_from(n, y, posterior)
@@ -510,3 +505,18 @@ def boin_design(
         A :class:`~dosezoo.designs.base.CountDesign`.
     """
     return compose(BOIN(target, dose_levels, prior_a=prior_a, prior_b=prior_b), BOINRule, options)
+
+
+register(
+    Family(
+        name="boin",
+        summary=(
+            "Bayesian optimal interval design (Liu and Yuan 2015) with the R package BOIN's "
+            "elimination and selection (Yan et al. 2020)"
+        ),
+        model=BOIN,
+        rule=BOINRule,
+        example="boin.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

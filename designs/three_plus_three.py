@@ -38,8 +38,9 @@ import numpy as np
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design
+from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
-from dosezoo.levels import count_state, format_rows, last_true, validate_dose_levels
+from dosezoo.levels import CountStates, count_state, format_rows, last_true, validate_dose_levels
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -105,11 +106,9 @@ class ThreePlusThreeRule(CountRule):
                     f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
                     f"{n[0, level]} patients; the 3+3 design treats 3 or 6 per level"
                 )
-        return n, y, current
+        return CountStates(n, y, current)
 
-    def _count_state(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
         owner = "ThreePlusThreeRule"
         n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
@@ -120,7 +119,7 @@ class ThreePlusThreeRule(CountRule):
                 f"{owner}: count state row {row}: dose {self.dose_levels[level]:g} has "
                 f"{n[row, level]} patients; the 3+3 design treats 3 or 6 per level"
             )
-        return n, y, current
+        return CountStates(n, y, current)
 
     def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return per row of counts the MTD level, -1 where there is none.
@@ -134,13 +133,9 @@ class ThreePlusThreeRule(CountRule):
         return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
 
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (the 3+3 reads no posterior)."""
+        n, y, current = states
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -205,14 +200,9 @@ class ThreePlusThreeRule(CountRule):
         )
 
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states."""
-        level = self._mtd_levels(n, y)
+        level = self._mtd_levels(states.n, states.y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
         ).astype(object)
@@ -249,3 +239,23 @@ def three_plus_three_design(
     levels = validate_dose_levels("three_plus_three_design", dose_levels)
     conduct = Conduct(start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels))
     return Design(None, ThreePlusThreeRule(levels), conduct)
+
+
+register(
+    Family(
+        name="3+3",
+        summary=(
+            "the 3+3 design with dose de-escalation (Storer 1989; Lin and Shih 2001); no model"
+        ),
+        model=None,
+        rule=ThreePlusThreeRule,
+        conduct={
+            "cohort_size": _COHORT,
+            "sample_size": Derived(
+                f"{_FULL} per dose level", lambda model, rule: _FULL * len(rule.dose_levels)
+            ),
+        },
+        example="three_plus_three.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

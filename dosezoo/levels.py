@@ -15,6 +15,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
 __all__ = [
+    "CountStates",
     "LevelCounts",
     "count_state",
     "format_rows",
@@ -71,6 +72,17 @@ def validate_start_dose(owner: str, start_dose: object, levels: tuple[float, ...
             f"{owner}: start_dose {start_dose!r} is not one of the dose levels {levels}"
         )
     return start
+
+
+class CountStates(NamedTuple):
+    """A batch of ``m`` count states: patients and DLTs per level, and the current level."""
+
+    n: np.ndarray
+    """Patients per level, int64, shape (m, K)."""
+    y: np.ndarray
+    """DLTs per level, int64, shape (m, K)."""
+    current: np.ndarray
+    """Level of each state's last cohort, -1 before the first patient, int64, shape (m,)."""
 
 
 class LevelCounts(NamedTuple):
@@ -186,9 +198,7 @@ def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]
     ]
 
 
-def count_state(
-    owner: str, n: object, y: object, current: object, n_levels: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def count_state(owner: str, n: object, y: object, current: object, n_levels: int) -> CountStates:
     """Check a batch of count states and return it as int64 arrays.
 
     Parameters
@@ -205,7 +215,7 @@ def count_state(
 
     Returns
     -------
-    tuple of numpy.ndarray
+    CountStates
         ``(n, y, current)`` as int64.
 
     Raises
@@ -235,7 +245,7 @@ def count_state(
             f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
             "a level with patients, or -1 when there are none)"
         )
-    return n, y, current
+    return CountStates(n, y, current)
 
 
 def last_true(mask: np.ndarray) -> np.ndarray:

@@ -52,7 +52,8 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["BinaryToxicityScenario"]
 
@@ -146,16 +147,7 @@ class BinaryToxicityScenario:
 
     def _levels_of(self, doses: np.ndarray) -> np.ndarray:
         """Return the level of each dose; raise ValueError naming a dose off the levels."""
-        doses = np.asarray(doses, dtype=float)
-        levels = np.asarray(self.dose_levels)
-        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
-        off = levels[index] != doses
-        if off.any():
-            raise ValueError(
-                f"BinaryToxicityScenario: dose {float(doses[np.argmax(off)])!r} is not one of "
-                f"the dose levels {self.dose_levels}"
-            )
-        return index
+        return level_index(doses, self.dose_levels, owner="BinaryToxicityScenario")
 
     def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
         """Draw the latent tolerances of the next ``n_patients`` patients, in enrolment order.
@@ -248,3 +240,26 @@ class BinaryToxicityScenario:
             "mtd_dose": self.dose_levels[self.mtd_level],
             "planned_sample_size": self.planned_sample_size,
         }
+
+
+def _from_design(design: object) -> dict[str, object]:
+    """Return the design's dose levels, target and sample size (the planned one), if any."""
+    values = {
+        "dose_levels": design_attribute(design, "dose_levels"),
+        "target": design_attribute(design, "target", "theta"),
+        "planned_sample_size": design_attribute(design, "sample_size"),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+register_scenario(
+    ScenarioType(
+        name="binary",
+        summary=(
+            "binary DLTs with true probabilities per dose level and common random numbers "
+            "(Liu and Yuan 2015; Seno et al. 2025)"
+        ),
+        build=BinaryToxicityScenario,
+        from_design=_from_design,
+    )
+)

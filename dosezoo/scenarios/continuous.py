@@ -30,19 +30,13 @@ from types import MappingProxyType
 import numpy as np
 from scipy.special import ndtri
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
-__all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling"]
-
-
-def _finite(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
+__all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling", "o6bg_resampling"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +68,7 @@ class ContinuousToxicityScenario:
         """Validate the truth, naming the field at fault."""
         owner = "ContinuousToxicityScenario"
         for name in ("true_mtd", "nu", "sigma", "eta", "gamma", "x_min"):
-            object.__setattr__(self, name, _finite(owner, name, getattr(self, name)))
+            object.__setattr__(self, name, real_number(owner, name, getattr(self, name)))
         for name in ("nu", "sigma", "eta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{owner}: {name} must be > 0, got {getattr(self, name)!r}")
@@ -183,7 +177,7 @@ class O6BGResampling:
         if missing:
             raise ValueError(f"O6BGResampling: no perturbation for the dose levels {missing}")
         for level, width in self.perturbation.items():
-            _finite("O6BGResampling", f"perturbation[{level:g}]", width)
+            real_number("O6BGResampling", f"perturbation[{level:g}]", width)
             if width < 0:
                 raise ValueError(
                     f"O6BGResampling: perturbation[{level:g}] must be >= 0, got {width!r}"
@@ -238,3 +232,37 @@ class O6BGResampling:
             ),
             "untreated_levels": "resampled from the highest lower level with data (plateau)",
         }
+
+
+def _from_model(design: object) -> dict[str, object]:
+    """Return the model's DLT threshold, homogeneity and dose-range start (eta, gamma, x_min)."""
+    values = {name: design_attribute(design, name) for name in ("eta", "gamma", "x_min")}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def o6bg_resampling() -> O6BGResampling:
+    """Return the O6-BG re-design scenario of Lee (2023) with the bundled trial's AGT values."""
+    return O6BGResampling()
+
+
+register_scenario(
+    ScenarioType(
+        name="continuous",
+        summary=(
+            "continuous toxicity y ~ N(beta (x - x_min)^nu, sigma^2) with a true MTD "
+            "(Lee 2023, Trials 24:745)"
+        ),
+        build=ContinuousToxicityScenario,
+        from_design=_from_model,
+    )
+)
+register_scenario(
+    ScenarioType(
+        name="o6bg",
+        summary=(
+            "the O6-benzylguanine trial's AGT values resampled and perturbed (Friedman et al. "
+            "1998, re-designed by Lee 2023)"
+        ),
+        build=o6bg_resampling,
+    )
+)
