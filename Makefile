@@ -82,6 +82,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
+	$(PY) benchmarks/willard2024_study.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

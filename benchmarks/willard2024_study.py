@@ -49,7 +49,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
-from report import RESULTS, RUNS, md_table  # noqa: E402
+from report import RESULTS, RUNS, md_table, write_page  # noqa: E402
 
 from dosezoo.data import TrialData  # noqa: E402
 from dosezoo.designs import combination_bo_design  # noqa: E402
@@ -612,22 +612,24 @@ def _implant_figure(
 
 
 def markdown(simulation, implant, calibrated, record) -> str:
+    runs = record.get("runs", {})
     lines = [
-        "# Bayesian optimisation of drug combinations: the studies of Willard et al. (2024)",
-        "",
-        f"Made by `{record['command']}` (`make combination-bo-study`) in "
-        f"{record['wall_seconds'] / 60:.1f} min on {record['jobs']} worker processes; load "
-        f"averages {record['load_average_before'][0]:.1f} before, "
-        f"{record['load_average_after'][0]:.1f} after. {record['trials']} replicates per design, "
-        "common random numbers, empirical-Bayes fits (hetGP's likelihood, bounds and starts). "
-        "Means with Monte Carlo SEs in brackets. RPSEL is exact for the normal posterior "
-        "(sqrt(sd^2 + (mean - f)^2)), the quantity the paper estimates with 10,000 draws.",
-        "",
-        "## The paper's claims, checked",
-        "",
-        *claims(simulation, implant),
+        "The studies of Willard et al. (2024) with empirical-Bayes fits (hetGP's concentrated "
+        "likelihood, default bounds and starts), common random numbers across the designs of a "
+        "scenario, and Monte Carlo SEs in brackets. RPSEL is exact for the normal posterior, "
+        "sqrt(sd^2 + (mean - f)^2): the number the paper estimates with 10,000 posterior draws.",
         "",
     ]
+    for part, run in runs.items():
+        lines.append(
+            f"- {part}: `{run['command']}`, {run['trials']} replicates per design, "
+            f"{run['wall_seconds'] / 60:.1f} min on {run['jobs']} worker processes (load "
+            f"averages {run['load_average_before'][0]:.1f} before, "
+            f"{run['load_average_after'][0]:.1f} after)"
+            + (f"; resumed runs: {', '.join(run['resumed'])}" if run.get("resumed") else "")
+            + "."
+        )
+    lines += ["", "## The paper's claims, checked", "", *claims(simulation, implant), ""]
     if simulation is not None:
         lines += ["## Section 3: metrics at iterations 0, 5, 10 and 15", ""]
         shown = simulation[simulation["iteration"].isin([0, 5, 10, 15])].copy()
@@ -635,8 +637,9 @@ def markdown(simulation, implant, calibrated, record) -> str:
             shown[metric] = _fmt(shown, metric)
         lines += [md_table(shown[["scenario", "stratum", "algorithm", "iteration", *METRICS]]), ""]
         lines += [
-            "Every iteration: `combination_bo_simulation.csv`; figures "
-            "`combination_bo_scenario1.png`, `..2.png`, `..3.png`.",
+            "Every iteration: `combination_bo_simulation.csv`; Figs 1-3: "
+            "![scenario 1](combination_bo_scenario1.png) ![scenario 2](combination_bo_scenario2.png) "
+            "![scenario 3](combination_bo_scenario3.png)",
             "",
         ]
     if implant is not None:
@@ -649,45 +652,88 @@ def markdown(simulation, implant, calibrated, record) -> str:
         ):
             shown[metric] = _fmt(shown, metric)
         shown["delta"] = shown["delta"].map("{:.5g}".format)
-        columns = [
-            "design",
-            "n_stop",
-            "delta_source",
-            "delta",
-            "expected_n",
-            "unique_combinations",
-            "expected_dose_units_s0",
-            "expected_dose_units_s1",
-            "rpsel_s0",
-            "rpsel_s1",
-            "abs_deviation_s0",
-            "abs_deviation_s1",
-            "share_n_s0",
-        ]
         shown["share_n_s0"] = shown["share_n_s0"].map("{:.2f}".format)
+        columns = [
+            "design", "n_stop", "delta_source", "delta", "expected_n", "unique_combinations",
+            "expected_dose_units_s0", "expected_dose_units_s1", "rpsel_s0", "rpsel_s1",
+            "abs_deviation_s0", "abs_deviation_s1", "share_n_s0",
+        ]  # fmt: skip
         lines += [md_table(shown[columns]), ""]
+        if calibrated:
+            lines += [
+                "Calibrated delta (the median over the replicates of the maximum AEI, strata "
+                "pooled, at the fit that saw n_stop patients, in the design without stopping): "
+                + ", ".join(f"{d} {n}: {v:.4g}" for (d, n), v in calibrated.items())
+                + ".",
+                "",
+            ]
         lines += [
-            "Calibrated delta (median max AEI at n_stop without stopping): "
-            + ", ".join(f"{d} {n}: {v:.4g}" for (d, n), v in calibrated.items())
+            "Metrics by patients enrolled: `combination_bo_implant_iterations.csv`; Fig 4 with "
+            "the paper's delta and with the calibrated one: "
+            "![implant](combination_bo_implant.png) "
+            "![implant, calibrated delta](combination_bo_implant_calibrated.png)",
+            "",
+        ]
+    if "speed" in record:
+        lines += [
+            "## Speed",
+            "",
+            "One empirical-Bayes fit plus the AEI on the grid with 80 patients (one core, CPU "
+            "time): "
+            + "; ".join(
+                f"{k}: median {v['median_ms']:.2f} ms, 90% {v['p90_ms']:.2f} ms"
+                for k, v in record["speed"].items()
+            )
             + ".",
             "",
         ]
-    lines += [
-        "## Speed",
-        "",
-        "One empirical-Bayes fit plus the AEI on the grid with 80 patients (one core, CPU time): "
-        + "; ".join(
-            f"{k}: median {v['median_ms']:.2f} ms, 90% {v['p90_ms']:.2f} ms"
-            for k, v in record["speed"].items()
-        )
-        + ".",
-        "",
-        "Seconds per trial of each design (2 workers): "
-        + ", ".join(f"{k} {v:.2f}" for k, v in record["seconds_per_trial"].items())
-        + ".",
-        "",
-    ]
+    seconds = {k: v for run in runs.values() for k, v in run.get("seconds_per_trial", {}).items()}
+    if seconds:
+        lines += [
+            "CPU seconds per trial of each design (the workers' time over the trials): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in seconds.items())
+            + ".",
+            "",
+        ]
     return "\n".join(lines)
+
+
+MAKE_RUN = "willard2024_study.py --trials 1000 --jobs 2"
+
+
+def write_report(output: str) -> None:
+    """Write the figures and the page ``<output>.md`` from the saved CSVs and JSON."""
+    saved = RESULTS / f"{output}.json"
+    if not saved.exists():
+        print(f"{saved} does not exist yet: run `make combination-bo-study` first")
+        return
+    record = json.loads(saved.read_text())
+    simulation = implant = curves = None
+    data = []
+    path = RESULTS / f"{output}_simulation.csv"
+    if path.exists():
+        simulation = pd.read_csv(path, dtype={"scenario": str})
+        data.append(path.name)
+    path = RESULTS / f"{output}_implant.csv"
+    if path.exists():
+        implant = pd.read_csv(path)
+        curves = pd.read_csv(RESULTS / f"{output}_implant_iterations.csv")
+        data += [path.name, f"{output}_implant_iterations.csv"]
+    calibrated = {
+        (key.rsplit("_", 1)[0], int(key.rsplit("_", 1)[1])): value
+        for key, value in record.get("calibrated_delta", {}).items()
+    }
+    figures(simulation, implant, curves)
+    write_page(
+        output,
+        "Willard et al. (2024): Bayesian optimisation of drug combinations, standard and "
+        "personalised",
+        markdown(simulation, implant, calibrated, record),
+        make="combination-bo-study",
+        runs=[MAKE_RUN],
+        rebuild="willard2024_study.py --report-only",
+        data=[*data, f"{output}.json"],
+    )
 
 
 def main() -> None:
@@ -696,42 +742,55 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--part", choices=("all", "simulation", "implant", "speed"), default="all")
     parser.add_argument("--output", default="combination_bo", help="file stem in docs/results")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the figures and the page from the saved CSVs and JSON (no simulation)",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report(args.output)
+        return
     RUNS.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
-    simulation = implant = curves = None
-    calibrated: dict = {}
-    if args.part in ("all", "simulation"):
-        simulation = simulation_study(args.trials, args.jobs, seconds)
-        simulation.to_csv(
-            RESULTS / f"{args.output}_simulation.csv", index=False, float_format="%.6g"
-        )
-    if args.part in ("all", "implant"):
-        implant, curves, calibrated = implant_study(args.trials, args.jobs, seconds)
-        implant.to_csv(RESULTS / f"{args.output}_implant.csv", index=False, float_format="%.6g")
-        curves.to_csv(
-            RESULTS / f"{args.output}_implant_iterations.csv", index=False, float_format="%.6g"
-        )
-    wall = time.perf_counter() - started
-    record = {
-        "command": f"python benchmarks/willard2024_study.py --trials {args.trials} --jobs {args.jobs} --part {args.part}",
-        "wall_seconds": round(wall, 1),
-        "jobs": args.jobs,
-        "trials": args.trials,
-        "seconds_per_trial": {k: round(v, 4) for k, v in seconds.items()},
-        "calibrated_delta": {f"{d}_{n}": v for (d, n), v in calibrated.items()},
-        "resumed": RESUMED,
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "speed": speed(),
-    }
-    record["figures"] = figures(simulation, implant, curves)
-    (RESULTS / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
-    (RESULTS / f"{args.output}.md").write_text(markdown(simulation, implant, calibrated, record))
+    path = RESULTS / f"{args.output}.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.setdefault("runs", {})
+    parts = ("simulation", "implant") if args.part == "all" else (args.part,)
+    for part in parts:
+        if part == "speed":
+            continue
+        load_before = os.getloadavg()
+        started = time.perf_counter()
+        seconds: dict[str, float] = {}
+        RESUMED.clear()
+        if part == "simulation":
+            simulation = simulation_study(args.trials, args.jobs, seconds)
+            simulation.to_csv(
+                RESULTS / f"{args.output}_simulation.csv", index=False, float_format="%.6g"
+            )
+        else:
+            implant, curves, calibrated = implant_study(args.trials, args.jobs, seconds)
+            implant.to_csv(RESULTS / f"{args.output}_implant.csv", index=False, float_format="%.6g")
+            curves.to_csv(
+                RESULTS / f"{args.output}_implant_iterations.csv", index=False, float_format="%.6g"
+            )
+            record["calibrated_delta"] = {f"{d}_{n}": v for (d, n), v in calibrated.items()}
+        record["runs"][part] = {
+            "command": f"python benchmarks/willard2024_study.py --trials {args.trials} "
+            f"--jobs {args.jobs} --part {part}",
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "jobs": args.jobs,
+            "trials": args.trials,
+            "seconds_per_trial": {k: round(v, 4) for k, v in seconds.items()},
+            "resumed": list(RESUMED),
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        }
+    record["machine"] = platform.machine()
+    record["cpu_count"] = os.cpu_count()
+    record["speed"] = speed()
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_report(args.output)
     print(json.dumps(record, indent=2))
 
 

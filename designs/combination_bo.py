@@ -83,6 +83,7 @@ from dosezoo.checks import choice, flag, integer, positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.registry import Family, register
 from dosezoo.models.gp_surface import RESPONSE, GPSurface, GPSurfacePosterior
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -261,6 +262,12 @@ class CombinationBORule(ModelRule):
     optimum_draws : int
         Joint draws of the surface for the posterior probability that the recommended
         combination is optimal (0: not computed).
+    aei_noise : {"sd", "variance"}
+        What stands for :math:`\tau` in eq (3): the noise standard deviation
+        :math:`\sigma_y` (default: the units of :math:`\sigma`, as Huang et al. 2006), or
+        the noise variance :math:`\sigma_y^2` (hetGP's ``nugs``), which makes AEI much smaller
+        when :math:`\sigma_y > 1` and is the scale the paper's values of :math:`\delta`
+        imply (see ``docs/results/combination_bo.md``).
     sobol_seed : int, optional
         Seed of the scrambled Sobol initial design; the conduct's ``random_seed`` when None.
     """
@@ -279,6 +286,7 @@ class CombinationBORule(ModelRule):
     reallocate: bool = True
     optimum_draws: int = 0
     sobol_seed: int | None = None
+    aei_noise: Literal["sd", "variance"] = "sd"
     _initial: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _cohort_size: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
@@ -292,6 +300,7 @@ class CombinationBORule(ModelRule):
         object.__setattr__(self, "n_initial", positive_int(owner, "n_initial", self.n_initial))
         choice(owner, "acquisition", self.acquisition, ("aei", "ei"))
         choice(owner, "goal", self.goal, ("minimize", "maximize"))
+        choice(owner, "aei_noise", self.aei_noise, ("sd", "variance"))
         gamma = real_number(owner, "gamma", self.gamma)
         if gamma < 0:
             raise ValueError(f"{owner}: gamma must be >= 0, got {self.gamma!r}")
@@ -427,6 +436,8 @@ class CombinationBORule(ModelRule):
         mean = sign * np.asarray(posterior.mean("f"), dtype=float)
         sd = np.sqrt(np.maximum(np.asarray(posterior.variance("f"), dtype=float), 0.0))
         tau = float(posterior.parameter_mean["sigma_y"])
+        if self.aei_noise == "variance":
+            tau = tau**2
         n_grid = len(self.model.grid)
         out = []
         for k in range(len(self.model.strata)):
@@ -684,3 +695,19 @@ def combination_bo_design(model: GPSurface, **options: Any) -> Design:
     Design
     """
     return compose(model, CombinationBORule, options, cohort_size=4, sample_size=80)
+
+
+register(
+    Family(
+        name="combination-bo",
+        summary=(
+            "Bayesian optimisation of a drug combination with a GP surface and augmented expected "
+            "improvement, standard or personalised by strata (Willard et al. 2024)"
+        ),
+        model=GPSurface,
+        rule=CombinationBORule,
+        conduct={"cohort_size": 2, "sample_size": 80},
+        example="combination_bo.toml",
+        example_data="combination_cohorts.csv",
+    )
+)

@@ -1313,14 +1313,17 @@ class GPSurface(DoseModel):
         )
         return idata
 
+    def data_schema(self) -> dict[str, Any]:
+        """Return the model's data schema: its dose columns, covariates and coded doses."""
+        return {
+            "dose_columns": tuple(self.dose_columns),
+            "covariates": tuple(self.covariates),
+            "coded_doses": True,
+        }
+
     def empty_data(self) -> TrialData:
         """Return trial data with no patients in the model's schema (coded doses)."""
-        return TrialData.empty(
-            outcomes=(RESPONSE,),
-            dose_columns=self.dose_columns,
-            covariates=self.covariates,
-            coded_doses=True,
-        )
+        return TrialData.empty(outcomes=(RESPONSE,), **self.data_schema())
 
     def sample_prior_predictive(
         self,

@@ -360,3 +360,32 @@ def test_simulate_records_combinations_covariates_and_per_stratum_quantities():
     assert "decision_d_hat_d1_s1" in results and "expected_dose_units_s0" in results
     again = simulate(design, scenario, 3, random_seed=5, progress=False, n_jobs=1, batch_size=1)
     np.testing.assert_array_equal(results["dose"].values, again["dose"].values)
+
+
+def test_posterior_moments_and_joint_draws_for_every_kind_of_posterior():
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(4000, 3))
+    sampled = DosePosterior(dose_levels=(1.0, 2.0, 3.0), rates={"f": points}, chains=2)
+    np.testing.assert_allclose(sampled.variance("f"), points.var(axis=0))
+    assert sampled.joint_draws("f") is points
+    grid = DosePosterior(
+        dose_levels=(1.0,), rates={"f": np.array([[0.0], [1.0]])}, weights=np.array([0.25, 0.75])
+    )
+    assert grid.variance("f")[0] == pytest.approx(0.1875)
+    draws = grid.joint_draws("f", 20000, random_seed=1)
+    assert draws.mean() == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(ValueError, match="give draws"):
+        grid.joint_draws("f")
+    cov = np.array([[1.0, 0.9], [0.9, 1.0]])
+    exact = DosePosterior(
+        dose_levels=((0.0, 0.0), (0.0, 1.0)),
+        rates={},
+        level_columns=("d1", "d2"),
+        normal={"f": NormalLevels(np.array([1.0, 2.0]), np.diag(cov).copy(), lambda: cov)},
+    )
+    np.testing.assert_array_equal(exact.mean("f"), [1.0, 2.0])
+    draws = exact.joint_draws("f", 20000, random_seed=2)
+    np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.05)
+    singular = NormalLevels(np.zeros(2), np.ones(2), np.ones((2, 2)))  # rank 1
+    sample = singular.sample(100, np.random.default_rng(0))
+    np.testing.assert_allclose(sample[:, 0], sample[:, 1], atol=1e-7)

@@ -63,6 +63,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.outcomes import Outcome, register_outcome
 from dosezoo.protocols import Described
+from dosezoo.scenarios.registry import ScenarioType, register_scenario
 
 __all__ = [
     "WILLARD2024_BASES",
@@ -402,7 +403,7 @@ class CombinationSurfaceScenario:
         return record
 
 
-def willard2024_scenario(name: str) -> CombinationSurfaceScenario:
+def willard2024_scenario(number: str) -> CombinationSurfaceScenario:
     """Return scenario ``"1"``, ``"2"``, ``"3"`` or ``"implant"`` of Willard et al. (2024).
 
     Raises
@@ -410,10 +411,10 @@ def willard2024_scenario(name: str) -> CombinationSurfaceScenario:
     ValueError
         For another name, listing the known ones.
     """
-    key = str(name)
+    key = str(number)
     if key not in WILLARD2024_SCENARIOS:
         raise ValueError(
-            f"willard2024_scenario: unknown scenario {name!r}; known: "
+            f"willard2024_scenario: unknown scenario number {number!r}; known: "
             f"{', '.join(WILLARD2024_SCENARIOS)}"
         )
     spec = WILLARD2024_SCENARIOS[key]
@@ -424,3 +425,15 @@ def willard2024_scenario(name: str) -> CombinationSurfaceScenario:
         sigma=spec["sigma"],
         offset=spec["offset"],
     )
+
+
+register_scenario(
+    ScenarioType(
+        name="willard2024",
+        summary=(
+            'scenario "1", "2", "3" or "implant" of Table 1 of Willard et al. (2024): two-drug '
+            "combination surfaces per stratum of binary covariates"
+        ),
+        build=willard2024_scenario,
+    )
+)

@@ -74,6 +74,9 @@ class TrialRecord(TypedDict):
     recommended_dose: float | np.ndarray
     """The recommended dose ((J,) for combinations); NaN when the trial stopped, nothing was
     recommended or one dose per stratum was."""
+    recommended_strata: dict[str, np.ndarray]
+    """A recommendation per stratum: each stratum's dose by its label (``"z1=0"``), NaN for a
+    stratum with none; empty otherwise."""
     metrics: dict[str, float]
     """What ``scenario.trial_metrics`` returned."""
 
@@ -101,6 +104,14 @@ def _checked(decision: object, who: str) -> Decision:
     if decision.stopped and not decision.stop_reason:
         raise ValueError(f"{who} stopped with an empty stop_reason; give the reason to stop")
     return decision
+
+
+def stratum_label(stratum: dict) -> str:
+    """Return a stratum's label, e.g. ``"z1=0,z2=1"`` (numbers with ``:g``)."""
+    return ",".join(
+        f"{key}={value:g}" if isinstance(value, int | float | np.number) else f"{key}={value}"
+        for key, value in stratum.items()
+    )
 
 
 def _dose_array(dose: object, n_doses: int) -> np.ndarray:
@@ -233,6 +244,10 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         n_patients=data.n_patients,
         stop_reason="" if stop is None else str(stop.stop_reason),
         recommended_dose=_dose_array(recommendation.next_dose, n_doses),
+        recommended_strata={
+            stratum_label(decision.stratum): _dose_array(decision.next_dose, n_doses)
+            for decision in recommendation.strata
+        },
         metrics=metrics,
     )
 
@@ -240,7 +255,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
 def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
     """Pad the records of a batch of trials into one Dataset (dims trial, patient, decision)."""
     n = len(records)
-    batch = _empty_batch(n, layout)
+    batch = _empty_batch(n, layout)._replace(recommended_strata={})
     for row, record in enumerate(records):
         k, m = record["n_patients"], record["decision_dose"].shape[0]
         batch.dose[row, :k] = record["dose"]
@@ -261,6 +276,10 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
         batch.n_patients[row] = k
         batch.stop_reason[row] = record["stop_reason"]
         batch.recommended_dose[row] = record["recommended_dose"]
+        for label, dose in record["recommended_strata"].items():
+            strata = batch.recommended_strata
+            assert strata is not None
+            strata.setdefault(label, np.full(batch.recommended_dose.shape, np.nan))[row] = dose
     return _assemble(batch, trials, layout)
 
 

@@ -31,6 +31,7 @@ _RESERVED = (
     "n_patients",
     "stop_reason",
     "recommended_dose",
+    "recommended_dose_stratum",
 )
 _DECISION_TEXT = ("stop_reason", "bound_by", "kind")
 _OPTIONAL_PACKAGES = ("pymc", "arviz")
@@ -84,6 +85,9 @@ class _Batch(NamedTuple):
     recommended_dose: np.ndarray
     """(trial[, dose_column]) floats, NaN when nothing (or one dose per stratum) was
     recommended."""
+    recommended_strata: dict[str, np.ndarray] | None = None
+    """For recommendations per stratum: each stratum's recommended dose by its label
+    (``"z1=0"``), (trial[, dose_column]) floats, in the order of first appearance."""
 
 
 def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
@@ -158,6 +162,12 @@ def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
     coords = {"trial": np.asarray(trials, dtype=np.int64)}
     if component:
         coords["dose_column"] = np.array(layout.dose_columns, dtype=str)
+    if batch.recommended_strata:
+        variables["recommended_dose_stratum"] = (
+            ("trial", "stratum", *component),
+            np.stack(list(batch.recommended_strata.values()), axis=1),
+        )
+        coords["stratum"] = np.array(list(batch.recommended_strata), dtype=str)
     return xr.Dataset(
         variables,
         coords=coords,
@@ -200,8 +210,12 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
         for name, template in templates.items()
     }
     coords = {"trial": trials[order]}
-    if "dose_column" in parts[0].coords:
-        coords["dose_column"] = parts[0]["dose_column"].values
+    for name in ("dose_column", "stratum"):
+        labels = [part[name].values for part in parts if name in part.coords]
+        if labels and any(not np.array_equal(labels[0], other) for other in labels):
+            raise RuntimeError(f"the batches disagree on the {name} coordinate")
+        if labels:
+            coords[name] = labels[0]
     return xr.Dataset(
         variables,
         coords=coords,
