@@ -389,3 +389,22 @@ def test_posterior_moments_and_joint_draws_for_every_kind_of_posterior():
     singular = NormalLevels(np.zeros(2), np.ones(2), np.ones((2, 2)))  # rank 1
     sample = singular.sample(100, np.random.default_rng(0))
     np.testing.assert_allclose(sample[:, 0], sample[:, 1], atol=1e-7)
+
+
+def test_aei_noise_variance_shrinks_the_acquisition_when_sigma_y_exceeds_one():
+    model = GPSurface()
+    mean = -np.abs(model.grid - 0.5).sum(axis=1)
+    posterior = DosePosterior(
+        dose_levels=tuple(map(tuple, model.levels.tolist())),
+        rates={},
+        normal={"f": NormalLevels(mean, np.full(25, 1.0), np.eye(25))},
+        parameter_mean={"sigma_y": 3.0},
+    )
+    by_sd = combination_bo_design(model, random_seed=0).rule.surfaces(posterior)[0]
+    by_variance = combination_bo_design(model, random_seed=0, aei_noise="variance").rule
+    shrunk = by_variance.surfaces(posterior)[0]
+    assert np.all(shrunk.acquisition < by_sd.acquisition)
+    np.testing.assert_allclose(
+        by_sd.acquisition,
+        augmented_expected_improvement(mean, np.ones(25), by_sd.f_star, 3.0),
+    )
