@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -70,6 +70,11 @@ joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
 	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
 
+# Willard et al. (2024): the simulation study (scenarios 1-3) and the implant designs (S1/P1/S2/P2
+# x n_stop), 1000 replicates each, tables and figures in docs/results/combination_bo*.
+combination-bo-study: $(VENV)/.installed
+	$(PY) benchmarks/willard2024_study.py --trials 1000 --jobs 2
+
 # Rebuild every page of docs/results/ from the saved data, running no study (seconds).
 results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
@@ -79,6 +84,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
+	$(PY) benchmarks/willard2024_study.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

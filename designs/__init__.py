@@ -20,6 +20,13 @@ from dosezoo.designs.base import (
 )
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+from dosezoo.designs.combination_bo import (
+    CombinationBORule,
+    augmented_expected_improvement,
+    combination_bo_design,
+    expected_improvement,
+    sobol_start,
+)
 from dosezoo.designs.crm import CRMRule, crm_design
 from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
@@ -50,6 +57,7 @@ __all__ = [
     "BOINRule",
     "BORule",
     "CRMRule",
+    "CombinationBORule",
     "Conduct",
     "CountDesign",
     "CountRule",
@@ -66,19 +74,23 @@ __all__ = [
     "ThreePlusThreeRule",
     "ToxicityStopping",
     "TwoStageGPRule",
+    "augmented_expected_improvement",
     "blrm_design",
     "bo_design",
     "boin_boundaries",
     "boin_design",
+    "combination_bo_design",
     "crm_design",
     "design_config",
     "design_from_config",
     "ewoc_design",
+    "expected_improvement",
     "family_of",
     "lse_design",
     "mtd_quantile_design",
     "optimus_design",
     "register",
     "register_stopping",
+    "sobol_start",
     "three_plus_three_design",
 ]

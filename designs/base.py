@@ -171,10 +171,16 @@ class Conduct:
             raise ValueError(f"{owner}: refit_tune must be True or False, got {self.refit_tune!r}")
 
     def seed_for(self, data: TrialData, columns: Sequence[str]) -> int:
-        """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``."""
-        digest = hashlib.sha256(np.asarray(data.dose, float).tobytes())
+        """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``.
+
+        The doses are every dose column (one for a single drug, several for a combination);
+        the covariates of the data, when they have any, enter the hash too.
+        """
+        digest = hashlib.sha256(np.asarray(data.doses, float).tobytes())
         for name in columns:
             digest.update(np.asarray(data.column(name), float).tobytes())
+        for name in data.covariates:
+            digest.update(np.asarray(data.column(name)).astype(str).tobytes())
         return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
 
     def stop_reason(self, data: TrialData) -> str | None:
@@ -221,6 +227,9 @@ class Rule(ABC):
 
     #: Name of the rule in results and in the command line.
     label: ClassVar[str] = ""
+    #: Whether the first cohort gets the conduct's start dose (False: the rule decides for the
+    #: first cohort too, e.g. from an initial design of its own).
+    uses_start_dose: ClassVar[bool] = True
     #: Quantities the decision of the first cohort (the start dose) records.
     start_quantities: ClassVar[dict[str, float]] = {}
 
@@ -390,9 +399,10 @@ class Design:
             raise TypeError(f"Design: conduct must be a Conduct, got {self.conduct!r}")
         levels = getattr(self.model, "dose_levels", None) or getattr(self.rule, "dose_levels", None)
         conduct = self.conduct
-        if conduct.start_dose is None and levels:
+        uses_start = self.rule.uses_start_dose
+        if uses_start and conduct.start_dose is None and levels:
             conduct = replace(conduct, start_dose=float(levels[0]))
-        elif conduct.start_dose is None:
+        elif uses_start and conduct.start_dose is None:
             raise ValueError("Design: conduct.start_dose is required when there are no dose levels")
         elif levels and conduct.start_dose not in levels:
             raise ValueError(
@@ -407,11 +417,11 @@ class Design:
     # ------------------------------------------------------------------ the engine's view
 
     @property
-    def start_dose(self) -> float:
-        """Dose of the first cohort."""
-        start_dose = self.conduct.start_dose
-        assert start_dose is not None  # __post_init__ fills in the start dose
-        return float(start_dose)
+    def start_dose(self) -> float | None:
+        """Dose of the first cohort (None when the rule decides the first cohort itself)."""
+        if self.conduct.start_dose is None:
+            return None
+        return float(self.conduct.start_dose)
 
     @property
     def cohort_size(self) -> int:
@@ -525,7 +535,7 @@ class Design:
         reason = self.conduct.stop_reason(data)
         if reason:
             return Decision(None, stop_reason=reason)
-        if not data.n_patients:
+        if not data.n_patients and self.rule.uses_start_dose:
             return Decision(
                 self.start_dose,
                 bound_by=("start_dose",),

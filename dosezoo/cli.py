@@ -48,6 +48,7 @@ from dosezoo.designs.registry import (
 from dosezoo.errors import ConvergenceError
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
+from dosezoo.simulate.engine import stratum_label
 from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
 
 app = typer.Typer(add_completion=False, help="dosezoo: Bayesian dose-finding models and designs.")
@@ -257,15 +258,45 @@ def designs_command(
 # --------------------------------------------------------------------------- next-dose
 
 
+def _json_value(value: Any) -> Any:
+    """Return a quantity for JSON: numbers (None for NaN), arrays as lists, tuples as lists."""
+    if isinstance(value, np.ndarray | list | tuple):
+        return [_json_value(v) for v in value]
+    return _finite(value)
+
+
+def _dose_text(dose: float | Sequence[float]) -> str:
+    """Return a dose as text: ``40`` or, for a combination, ``(0.25,0.75)``."""
+    if isinstance(dose, Sequence):
+        return "(" + ",".join(f"{v:g}" for v in dose) + ")"
+    return f"{dose:g}"
+
+
+def _scalars(quantities: dict[str, Any]) -> dict[str, float]:
+    """Return the real scalar quantities (arrays, such as a surface, are left out)."""
+    return {k: v for k, v in quantities.items() if np.ndim(v) == 0 and not isinstance(v, str)}
+
+
 def _decision_record(decision: Decision, data: TrialData, label: str) -> dict[str, Any]:
-    return {
+    record = {
         "design": label,
-        "next_dose": decision.next_dose,
+        "next_dose": _json_value(decision.next_dose) if decision.next_dose is not None else None,
         "stop_reason": decision.stop_reason,
         "bound_by": list(decision.bound_by),
-        "quantities": {key: _finite(value) for key, value in decision.quantities.items()},
+        "quantities": {key: _json_value(value) for key, value in decision.quantities.items()},
         "n_patients": data.n_patients,
     }
+    if decision.strata:
+        record["strata"] = [
+            {
+                "stratum": {k: _json_value(v) for k, v in stratum.stratum.items()},
+                "next_dose": None if stratum.next_dose is None else _json_value(stratum.next_dose),
+                "stop_reason": stratum.stop_reason,
+                "quantities": {k: _json_value(v) for k, v in stratum.quantities.items()},
+            }
+            for stratum in decision.strata
+        ]
+    return record
 
 
 @app.command("next-dose")
@@ -279,7 +310,8 @@ def next_dose(
     """Decide the dose of the next cohort of a real trial."""
     try:
         design = design_from_config(read_config(config), str(config))
-        data = TrialData.from_csv(data_csv)
+        schema = {} if design.model is None else design.model.data_schema()
+        data = TrialData.from_csv(data_csv, **schema)
         decision = design.next(data)
     except USER_ERRORS as error:
         _fail(str(error))
@@ -290,9 +322,23 @@ def next_dose(
     if decision.stopped:
         typer.echo(f"stop: {decision.stop_reason}")
         return
-    details = ", ".join(f"{key} = {value:.4g}" for key, value in decision.quantities.items())
+    if decision.strata:
+        lines = ["next dose per stratum:"]
+        for stratum in decision.strata:
+            label = stratum_label(stratum.stratum)
+            if stratum.stopped:
+                lines.append(f"  {label}: stopped ({stratum.stop_reason})")
+                continue
+            details = ", ".join(f"{k} = {v:.4g}" for k, v in _scalars(stratum.quantities).items())
+            lines.append(f"  {label}: {_dose_text(stratum.next_dose)} ({details})")
+        typer.echo("\n".join(lines))
+        return
+    scalars = _scalars(decision.quantities)
+    details = ", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())
     bound = ", ".join(decision.bound_by) or "none"
-    typer.echo(f"next dose: {decision.next_dose:g} ({details}; options that bound it: {bound})")
+    typer.echo(
+        f"next dose: {_dose_text(decision.next_dose)} ({details}; options that bound it: {bound})"
+    )
 
 
 # --------------------------------------------------------------------------- simulate, report
@@ -357,7 +403,16 @@ def simulate_command(
 
 
 def _dose_levels(results: xr.Dataset) -> np.ndarray:
-    """Return the design's dose levels from the results' attributes, else the doses seen."""
+    """Return the design's dose levels from the results' attributes, else the doses seen.
+
+    For drug combinations (results with a ``dose_column`` dim), the combinations seen or
+    recommended, one per row (m, J).
+    """
+    if "dose_column" in results.dims:
+        width = results.sizes["dose_column"]
+        rows = [results["dose"].values.reshape(-1, width), _recommended(results).reshape(-1, width)]
+        doses = np.concatenate(rows)
+        return np.unique(doses[np.all(np.isfinite(doses), axis=1)], axis=0)
     for key in ("design_model_dose_levels", "design_rule_dose_levels", "scenario_dose_levels"):
         value = results.attrs.get(key)
         if isinstance(value, str) and value and value != "none":
@@ -381,24 +436,57 @@ def _targets(results: xr.Dataset) -> list[float]:
     return []
 
 
+def _recommended(results: xr.Dataset) -> np.ndarray:
+    """Return the recommended doses: (trial[, J]), or (trial, stratum[, J]) per stratum."""
+    if "recommended_dose_stratum" in results:
+        return results["recommended_dose_stratum"].values
+    return results["recommended_dose"].values
+
+
 def _per_dose(results: xr.Dataset) -> dict[str, Any]:
-    """Return the selection (fraction of trials per dose) and the allocation (patients)."""
+    """Return the selection (fraction of trials per dose) and the allocation (patients).
+
+    A dose is a level, or a combination (a list); for recommendations per stratum the
+    selection is per stratum and dose, the fractions over the trials and strata.
+    """
     levels = _dose_levels(results)
     n = results.sizes["trial"]
-    recommended = results["recommended_dose"].values
+    combination = "dose_column" in results.dims
     dose = results["dose"].values
+    recommended = _recommended(results)
+    per_stratum = "recommended_dose_stratum" in results
+    strata = [str(s) for s in results["stratum"].values] if per_stratum else [""]
+    width = results.sizes["dose_column"] if combination else 1
+    picks = recommended.reshape(n, len(strata), width)  # (trial, stratum, J)
+    units = n * len(strata)
+
+    def same(values: np.ndarray, level: np.ndarray) -> np.ndarray:
+        return np.all(np.isclose(values, level), axis=-1)
+
     selection, allocation = [], []
+    for stratum_index, stratum in enumerate(strata):
+        for level in levels:
+            point = np.atleast_1d(level)
+            p = float(np.sum(same(picks[:, stratum_index, :], point)) / units)
+            row = {"dose": point.tolist() if combination else float(level), "fraction": p}
+            row["se"] = math.sqrt(p * (1 - p) / units)
+            if stratum:
+                row["stratum"] = stratum
+            selection.append(row)
     for level in levels:
-        chosen = np.isclose(recommended, level)
-        p = float(np.mean(chosen))
-        selection.append({"dose": float(level), "fraction": p, "se": math.sqrt(p * (1 - p) / n)})
-        patients = np.sum(np.isclose(dose, level), axis=1).astype(float)
+        point = np.atleast_1d(level)
+        given = dose.reshape(n, -1, width)
+        patients = np.sum(same(given, point), axis=1).astype(float)
         se = float(np.std(patients, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        allocation.append({"dose": float(level), "mean": float(patients.mean()), "se": se})
-    none = ~np.isfinite(recommended)
-    other = np.isfinite(recommended) & ~np.isclose(recommended[:, None], levels[None, :]).any(1)
+        label = point.tolist() if combination else float(level)
+        allocation.append({"dose": label, "mean": float(patients.mean()), "se": se})
+    flat = picks.reshape(units, width)
+    none = ~np.all(np.isfinite(flat), axis=1)
+    listed = np.zeros(units, dtype=bool)
+    for level in levels:
+        listed |= same(flat, np.atleast_1d(level))
     p_none = float(np.mean(none))
-    p_other = float(np.mean(other))
+    p_other = float(np.mean(~none & ~listed))
     return {
         "targets": _targets(results),
         "selection": selection,
@@ -409,10 +497,17 @@ def _per_dose(results: xr.Dataset) -> dict[str, Any]:
     }
 
 
+def _row_label(row: dict[str, Any]) -> str:
+    """Return the text of a dose row: ``40``, ``(0.25,0.75)``, ``z1=0: (0.25,0.75)``."""
+    text = _dose_text(row["dose"])
+    return f"{row['stratum']}: {text}" if row.get("stratum") else text
+
+
 def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    labels = [f"{row['dose']:g}" for row in per_dose["selection"]] + ["none"]
+    wide = len(per_dose["selection"]) > 12
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16 if wide else 10, 4))
+    labels = [_row_label(row) for row in per_dose["selection"]] + ["none"]
     fractions = [row["fraction"] for row in per_dose["selection"]]
     fractions.append(per_dose["no_selection"]["fraction"])
     errors = [1.96 * row["se"] for row in per_dose["selection"]]
@@ -427,7 +522,16 @@ def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
     spread = [
         1.96 * row["se"] if math.isfinite(row["se"]) else 0.0 for row in per_dose["allocation"]
     ]
-    right.bar(labels[:-1], means, yerr=spread, capsize=3, color="tab:orange")
+    right.bar(
+        [_row_label(row) for row in per_dose["allocation"]],
+        means,
+        yerr=spread,
+        capsize=3,
+        color="tab:orange",
+    )
+    if wide:
+        left.tick_params(axis="x", labelrotation=90, labelsize=6)
+        right.tick_params(axis="x", labelrotation=90, labelsize=6)
     right.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
     note = "; green: the scenario's true MTD / target doses" if targets else ""
     fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
@@ -491,14 +595,19 @@ def report_command(
     table = Table(title="Selection and allocation per dose")
     for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
         table.add_column(column, justify="right")
-    for chosen, given in zip(per_dose["selection"], per_dose["allocation"], strict=True):
+    allocated = {_dose_text(row["dose"]): row for row in per_dose["allocation"]}
+    shown: set[str] = set()
+    for chosen in per_dose["selection"]:
         target = " (target)" if chosen["dose"] in per_dose["targets"] else ""
+        key = _dose_text(chosen["dose"])
+        given = allocated[key] if key not in shown else None
+        shown.add(key)
         table.add_row(
-            f"{chosen['dose']:g}{target}",
+            f"{_row_label(chosen)}{target}",
             f"{chosen['fraction']:.3f}",
             f"{chosen['se']:.3f}",
-            f"{given['mean']:.2f}",
-            f"{given['se']:.2f}",
+            "" if given is None else f"{given['mean']:.2f}",
+            "" if given is None else f"{given['se']:.2f}",
         )
     none = per_dose["no_selection"]
     table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")

@@ -12,6 +12,9 @@ dose
     Dose given to the patient, a finite float > 0. Drug combinations use
     several dose columns named by ``dose_columns`` instead; a component of a
     combination may be 0 (drug not given) but not all components of a row.
+    Doses on a coded (standardised) scale, ``coded_doses=True``, are any finite
+    numbers: 0 is then a dose level like any other (e.g. the lowest dose of
+    interest of a combination standardised to [0, 1]), not "drug not given".
 cohort
     Optional positive integers, non-decreasing in row order. When absent, every
     patient is a cohort of their own, numbered 1..n.
@@ -325,6 +328,7 @@ def _validate(
     ranges: Mapping[str, tuple[float, float]],
     row_label: RowLabel,
     previous_cohort: int | None = None,
+    coded: bool = False,
 ) -> _Validated:
     """Validate raw columns and return clean, read-only arrays.
 
@@ -346,7 +350,8 @@ def _validate(
     checks that data accepted quickly are accepted by the detailed checks with identical
     arrays, and that data declined quickly are refused by them. When the rows extend existing
     data, ``previous_cohort`` is the cohort of the last existing row (``row_label(-1)``): the
-    first new cohort may not be lower.
+    first new cohort may not be lower. With ``coded`` (doses on a coded scale) a dose is any
+    finite number in its range, and a combination may be all zeros.
     """
     # 1. Structure.
     for name in dose_columns:
@@ -389,10 +394,16 @@ def _validate(
         accepted = True
         for name, dose_list in zip(dose_columns, dose_lists, strict=True):
             lo, hi = ranges.get(name, (-math.inf, math.inf))
-            accepted = accepted and all(
-                (combination and v == 0) or (0 < v < math.inf and lo < v < hi) for v in dose_list
-            )
-        if combination:
+            if coded:
+                accepted = accepted and all(
+                    -math.inf < v < math.inf and lo < v < hi for v in dose_list
+                )
+            else:
+                accepted = accepted and all(
+                    (combination and v == 0) or (0 < v < math.inf and lo < v < hi)
+                    for v in dose_list
+                )
+        if combination and not coded:
             accepted = accepted and not any(all(v == 0 for v in row) for row in zip(*dose_lists))
         cohort_list = [float(v) for v in raw[_COHORT].tolist()]
         previous = -math.inf if previous_cohort is None else previous_cohort
@@ -429,16 +440,16 @@ def _validate(
         where = f"column {name!r}"
         values, value_checks = _number_checks(where, raw[name])
         checks += value_checks
-        if combination:
+        if combination and not coded:
             checks.append(
                 _value_check(where, raw[name], values < 0, "must be >= 0 (0 = drug not given)")
             )
-        else:
+        elif not coded:
             checks.append(_value_check(where, raw[name], values <= 0, "must be > 0"))
         if name in ranges:
             lo, hi = ranges[name]
             outside = np.isfinite(values) & ~((values > lo) & (values < hi))
-            if combination:
+            if combination and not coded:
                 outside &= values != 0
             checks.append(
                 _value_check(
@@ -450,7 +461,7 @@ def _validate(
             )
         dose_values.append(values)
     doses = np.column_stack(dose_values) if n else np.empty((0, len(dose_columns)))
-    if combination:
+    if combination and not coded:
         all_zero = np.all(doses == 0, axis=1)
         where = "columns " + ", ".join(repr(name) for name in dose_columns)
         checks.append(
@@ -585,6 +596,11 @@ class TrialData:
     dose_range : (float, float) or Mapping[str, (float, float)], optional
         Open interval ``(lo, hi)`` every dose must lie in, or one interval per dose
         column. For combinations a component equal to 0 (drug not given) is exempt.
+    coded_doses : bool, default False
+        Whether the doses are on a coded (standardised) scale, where any finite number
+        is a dose and 0 is a level like any other (e.g. the lowest dose of interest of a
+        combination standardised to [0, 1]); by default a dose is > 0, and a component
+        of a combination may be 0 (drug not given) but not all of them.
 
     Attributes
     ----------
@@ -594,6 +610,8 @@ class TrialData:
         Names of the covariate columns.
     dose_range : (float, float) or Mapping[str, (float, float)] or None
         Declared dose range, as given.
+    coded_doses : bool
+        Whether the doses are on a coded scale.
     outcomes : tuple of str
         Outcome columns present, in the order y, dlt, efficacy, time, event, then the
         registered outcomes in the order of their registration.
@@ -619,6 +637,7 @@ class TrialData:
     dose_columns: tuple[str, ...] = ("dose",)
     covariates: tuple[str, ...] = ()
     dose_range: DoseRange | None = None
+    coded_doses: bool = False
     _row_label: InitVar[RowLabel | None] = None
     outcomes: tuple[str, ...] = field(init=False)
     _columns: dict[str, np.ndarray] = field(init=False, repr=False)
@@ -643,12 +662,16 @@ class TrialData:
                     f"{name!r} cannot be a covariate: it is a dose, cohort or outcome column"
                 )
         dose_range, ranges = _normalize_dose_range(self.dose_range, dose_columns)
+        if not isinstance(self.coded_doses, bool | np.bool_):
+            raise ValueError(f"coded_doses must be True or False, got {self.coded_doses!r}")
+        object.__setattr__(self, "coded_doses", bool(self.coded_doses))
         validated = _validate(
             source,
             dose_columns=dose_columns,
             covariates=covariates,
             ranges=ranges,
             row_label=_row_label or _default_row_label,
+            coded=self.coded_doses,
         )
         object.__setattr__(self, "dose_columns", dose_columns)
         object.__setattr__(self, "covariates", covariates)
@@ -668,6 +691,7 @@ class TrialData:
         dose_columns: Sequence[str] = ("dose",),
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Build validated trial data from a DataFrame with one row per patient.
 
@@ -682,6 +706,8 @@ class TrialData:
             Names of covariate / stratum columns to keep.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -700,6 +726,7 @@ class TrialData:
             dose_columns=tuple(_names(dose_columns, "dose_columns")),
             covariates=tuple(_names(covariates, "covariates")),
             dose_range=dose_range,
+            coded_doses=coded_doses,
         )
 
     @classmethod
@@ -710,6 +737,7 @@ class TrialData:
         dose_columns: Sequence[str] = ("dose",),
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Read validated trial data from a CSV file with a header line.
 
@@ -726,6 +754,8 @@ class TrialData:
             Names of covariate / stratum columns to keep.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -757,6 +787,7 @@ class TrialData:
             dose_columns=dose_columns,
             covariates=_names(covariates, "covariates"),
             dose_range=dose_range,
+            coded_doses=coded_doses,
             _row_label=_csv_row_label,
         )
 
@@ -768,6 +799,7 @@ class TrialData:
         *,
         covariates: Sequence[str] = (),
         dose_range: DoseRange | None = None,
+        coded_doses: bool = False,
     ) -> Self:
         """Trial data with no patients yet, the starting point of a design.
 
@@ -783,6 +815,8 @@ class TrialData:
             Names of covariate / stratum columns the trial will record.
         dose_range : (float, float) or Mapping[str, (float, float)], optional
             Open interval every dose must lie in (or one per dose column).
+        coded_doses : bool, default False
+            Whether the doses are on a coded (standardised) scale (see the class).
 
         Returns
         -------
@@ -807,7 +841,13 @@ class TrialData:
             source[name] = np.empty(0, np.int64 if rules[name].integer else np.float64)
         for name in covariates:
             source[name] = np.empty(0)
-        return cls(source, dose_columns=dose_columns, covariates=covariates, dose_range=dose_range)
+        return cls(
+            source,
+            dose_columns=dose_columns,
+            covariates=covariates,
+            dose_range=dose_range,
+            coded_doses=coded_doses,
+        )
 
     # ------------------------------------------------------------------ properties
 
@@ -961,7 +1001,7 @@ class TrialData:
         for name in names:
             values = self._columns[name]
             outside = ~((values > lo) & (values < hi))
-            if len(self.dose_columns) > 1:
+            if len(self.dose_columns) > 1 and not self.coded_doses:
                 outside &= values != 0
             checks.append(
                 _value_check(
@@ -1202,6 +1242,7 @@ class TrialData:
             ranges=self._ranges,
             row_label=row_label,
             previous_cohort=int(self.cohort[-1]) if n_old else None,
+            coded=self.coded_doses,
         )
         if not n_old:
             return self._with_rows(validated.outcomes, validated.columns, validated.doses)
@@ -1221,6 +1262,7 @@ class TrialData:
             ("dose_columns", self.dose_columns),
             ("covariates", self.covariates),
             ("dose_range", self.dose_range),
+            ("coded_doses", self.coded_doses),
             ("outcomes", outcomes),
             ("_columns", columns),
             ("_doses", doses),
@@ -1253,7 +1295,7 @@ class TrialData:
             return NotImplemented
         if self.columns != other.columns or self.n_patients != other.n_patients:
             return False
-        if self._ranges != other._ranges:
+        if self._ranges != other._ranges or self.coded_doses != other.coded_doses:
             return False
         return all(np.array_equal(self._columns[n], other._columns[n]) for n in self.columns)
 
@@ -1266,6 +1308,8 @@ class TrialData:
         ]
         if self.covariates:
             parts.append(f"covariates: {', '.join(self.covariates)}")
+        if self.coded_doses:
+            parts.append("coded doses")
         if self.dose_range is not None:
             if isinstance(self.dose_range, Mapping):
                 ranges = ", ".join(f"{k} {v}" for k, v in self.dose_range.items())
@@ -1283,6 +1327,7 @@ class TrialData:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore state from a pickle, making the arrays read-only again."""
+        state.setdefault("coded_doses", False)
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)

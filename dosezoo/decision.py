@@ -1,12 +1,16 @@
 """The records a dose-finding rule returns.
 
-A `Decision`: the next dose, or why the trial stops, and why. `CountDecisions`: the decisions
-of a count rule for a batch of trial states, row by row.
+A `Decision`: the next dose, or why the trial stops, and why. The dose is a number, or a tuple
+of numbers for a drug combination (one per dose column). A design that doses each stratum of
+patients separately (a personalised design) returns one `Decision` per stratum in
+``Decision.strata``, each naming its stratum (the values of the covariates that define it);
+the trial goes on while any of them names a dose. `CountDecisions`: the decisions of a count
+rule for a batch of trial states, row by row.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,10 +22,12 @@ class Decision:
 
     Attributes
     ----------
-    next_dose : float or None
-        Dose for the next cohort; ``None`` when the trial stops.
+    next_dose : float, tuple of float, or None
+        Dose for the next cohort, a tuple (one value per dose column) for a drug
+        combination; ``None`` when the trial stops, and for a decision per stratum.
     stop_reason : str or None
-        Why the trial stops (``None`` when it goes on).
+        Why the trial stops (``None`` when it goes on); for a decision per stratum, set
+        when every stratum stopped.
     quantities : dict
         The posterior quantities the decision used (e.g. the MTD quantile and the
         posterior probability of overdosing at the chosen dose).
@@ -32,25 +38,79 @@ class Decision:
         Convergence diagnostics of the fit, per variable the decision used; None when the
         rule fitted no model (BOIN, 3+3; building an empty frame for each of the thousands
         of decisions of a simulation would cost more than the decision itself).
+    stratum : dict
+        The stratum the decision is for, as the values of the covariates that define it
+        (e.g. ``{"z": 1}``); empty for a decision for every patient.
+    strata : tuple of Decision
+        One decision per stratum, for a design that doses each stratum separately (each with
+        its ``stratum``, a dose or its own reason to stop); empty otherwise. Such a decision
+        names no dose itself, and has a ``stop_reason`` when every stratum stopped.
     """
 
-    next_dose: float | None
+    next_dose: float | tuple[float, ...] | None
     stop_reason: str | None = None
     quantities: dict = field(default_factory=dict)
     bound_by: tuple[str, ...] = ()
     diagnostics: pd.DataFrame | None = None
+    stratum: dict[str, Any] = field(default_factory=dict)
+    strata: tuple["Decision", ...] = ()
 
     def __post_init__(self) -> None:
-        """Check that a decision either names a dose or a reason to stop."""
-        if (self.next_dose is None) == (self.stop_reason is None):
+        """Check that a decision names a dose, a reason to stop, or one decision per stratum."""
+        dose = self.next_dose
+        if (isinstance(dose, Sequence) and not isinstance(dose, str | bytes)) or (
+            isinstance(dose, np.ndarray) and dose.ndim
+        ):
+            dose = tuple(float(value) for value in np.asarray(dose, dtype=float).ravel())
+            if not dose:
+                raise ValueError("a Decision's combination dose needs at least one component")
+            object.__setattr__(self, "next_dose", dose)
+        if not isinstance(self.stratum, Mapping):
+            raise ValueError(f"a Decision's stratum must be a mapping, got {self.stratum!r}")
+        object.__setattr__(self, "stratum", dict(self.stratum))
+        strata = tuple(self.strata)
+        object.__setattr__(self, "strata", strata)
+        if not strata:
+            if (self.next_dose is None) == (self.stop_reason is None):
+                raise ValueError(
+                    "a Decision has either a next_dose or a stop_reason, not both or neither"
+                )
+            return
+        if self.next_dose is not None:
+            raise ValueError("a Decision per stratum names no next_dose itself (its strata do)")
+        for i, decision in enumerate(strata):
+            if not isinstance(decision, Decision) or decision.strata or not decision.stratum:
+                raise ValueError(
+                    f"strata[{i}] must be a Decision naming its stratum, with no strata of "
+                    f"its own; got {decision!r}"
+                )
+        if all(decision.stopped for decision in strata) == (self.stop_reason is None):
             raise ValueError(
-                "a Decision has either a next_dose or a stop_reason, not both or neither"
+                "a Decision per stratum has a stop_reason exactly when every stratum stopped"
             )
 
     @property
     def stopped(self) -> bool:
-        """Whether the rule stopped the trial."""
-        return self.next_dose is None
+        """Whether the rule stopped the trial (every stratum, for a decision per stratum)."""
+        return self.next_dose is None and all(decision.stopped for decision in self.strata)
+
+    @property
+    def arms(self) -> tuple[tuple[float | tuple[float, ...], dict[str, Any]], ...]:
+        """The doses of the next cohort with their strata: ``((dose, stratum), ...)``.
+
+        One arm for a decision naming a dose (its ``stratum`` empty unless the decision is
+        for one stratum), one per stratum that goes on for a decision per stratum, none for a
+        stop.
+        """
+        if self.strata:
+            return tuple(
+                (decision.next_dose, decision.stratum)
+                for decision in self.strata
+                if decision.next_dose is not None
+            )
+        if self.next_dose is None:
+            return ()
+        return ((self.next_dose, self.stratum),)
 
 
 class CountDecisions(NamedTuple):

@@ -21,6 +21,18 @@ threshold with the rate linear within the cell (``spread``; see
 :class:`dosezoo.samplers.grid.GridPosterior`), which counting whole cells would miss by up to a
 cell's mass.
 
+Levels that are points, and exact normal posteriors
+----------------------------------------------------
+A level need not be a single dose: for a surface over drug combinations (and strata of
+patients) each level is a point, a tuple of numbers named by ``level_columns`` (e.g.
+``("d1", "d2", "z")``), and a quantity per level is the surface on those points. A quantity
+whose posterior is exactly multivariate normal over the levels (a Gaussian process with its
+hyper-parameters fixed, e.g. at their empirical-Bayes estimates) is held as a
+:class:`NormalLevels` (mean, variance and covariance) in ``normal`` instead of draws;
+:meth:`DosePosterior.mean`, :meth:`~DosePosterior.variance` and
+:meth:`~DosePosterior.joint_draws` read either form, so a rule reads an exact posterior and
+an MCMC fit the same way.
+
 Monte Carlo error
 -----------------
 A probability estimated from draws carries the Monte Carlo standard error
@@ -39,7 +51,7 @@ import xarray as xr
 
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 
-__all__ = ["Distribution", "DosePosterior", "SampledDistribution"]
+__all__ = ["Distribution", "DosePosterior", "NormalLevels", "SampledDistribution"]
 
 
 @dataclass(frozen=True)
@@ -112,13 +124,54 @@ class SampledDistribution:
 
 
 @dataclass(frozen=True, eq=False)
+class NormalLevels:
+    r"""The exact multivariate normal posterior of a quantity at the levels.
+
+    Attributes
+    ----------
+    mean, variance : numpy.ndarray
+        Posterior mean and variance per level, shape (K,).
+    covariance : numpy.ndarray or callable
+        The posterior covariance, shape (K, K), or a function of no argument returning it
+        (computed on the first call of :meth:`cov`, for posteriors whose rules mostly read
+        the variance only).
+    """
+
+    mean: np.ndarray
+    variance: np.ndarray
+    covariance: np.ndarray | Callable[[], np.ndarray]
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
+
+    def cov(self) -> np.ndarray:
+        """Return the posterior covariance, shape (K, K)."""
+        if "cov" not in self._cache:
+            covariance = self.covariance
+            self._cache["cov"] = np.asarray(
+                covariance() if callable(covariance) else covariance, dtype=float
+            )
+        return self._cache["cov"]
+
+    def sample(self, draws: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``draws`` joint values of the quantity at every level, shape (draws, K).
+
+        The square root of the covariance is its symmetric eigen-decomposition with negative
+        round-off eigenvalues set to 0, which a covariance of rank below K (a surface known
+        without error at some levels) needs.
+        """
+        values, vectors = np.linalg.eigh(self.cov())
+        root = vectors * np.sqrt(np.clip(values, 0.0, None))
+        return self.mean + rng.standard_normal((draws, self.mean.size)) @ root.T
+
+
+@dataclass(frozen=True, eq=False)
 class DosePosterior:
     r"""Posterior of per-dose rates as weighted points, with an optional MTD distribution.
 
     Attributes
     ----------
-    dose_levels : tuple of float
-        The doses of the columns of every rate.
+    dose_levels : tuple of float, or tuple of tuples of float
+        The doses of the columns of every rate; for levels that are points (combinations of
+        doses, with the covariates of a stratum), one tuple per level.
     rates : mapping of str to numpy.ndarray
         Each rate per point and level, shape (m, K): ``p_dlt`` for the binary-toxicity models.
     weights : numpy.ndarray or None
@@ -141,9 +194,15 @@ class DosePosterior:
         How many times the fit was redone with more draws before it passed its checks.
     grid : object or None
         The grid the points are the cells of, when they are (e.g. for exact draws).
+    level_columns : tuple of str
+        Names of the components of levels that are points (e.g. ``("d1", "d2", "z")``);
+        empty for levels that are doses.
+    normal : mapping of str to NormalLevels
+        Quantities per level whose posterior is exactly multivariate normal, held by their
+        moments instead of points.
     """
 
-    dose_levels: tuple[float, ...]
+    dose_levels: tuple[float, ...] | tuple[tuple[float, ...], ...]
     rates: Mapping[str, np.ndarray]
     weights: np.ndarray | None = None
     chains: int = 1
@@ -155,6 +214,8 @@ class DosePosterior:
     ess: Mapping[str, np.ndarray] = field(default_factory=dict)
     refits: int = 0
     grid: object | None = None
+    level_columns: tuple[str, ...] = ()
+    normal: Mapping[str, NormalLevels] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
 
@@ -217,7 +278,17 @@ class DosePosterior:
             .reshape(-1, posterior.sizes["dose"])
             for name in per_dose
         }
-        dose_levels = tuple(float(d) for d in posterior["dose"].values) if per_dose else ()
+        dose_levels: tuple = ()
+        level_columns = tuple(
+            str(name)
+            for name, coord in posterior.coords.items()
+            if coord.dims == ("dose",) and name != "dose"
+        )
+        if per_dose and level_columns:
+            components = [posterior[name].to_numpy().astype(float) for name in level_columns]
+            dose_levels = tuple(tuple(map(float, point)) for point in zip(*components))
+        elif per_dose:
+            dose_levels = tuple(float(d) for d in posterior["dose"].values)
         scalars = {
             str(name): float(value.mean())
             for name, value in posterior.data_vars.items()
@@ -242,6 +313,7 @@ class DosePosterior:
             dose_levels=dose_levels,
             rates=rates,
             chains=chains,
+            level_columns=level_columns,
             parameter_mean=scalars,
             mtd=mtd,
             report=(criteria or ConvergenceCriteria()).check(judged, names),
@@ -270,8 +342,54 @@ class DosePosterior:
         return self.weights @ values
 
     def mean(self, name: str = "p_dlt") -> np.ndarray:
-        """Posterior mean of a rate per level, shape (K,)."""
+        """Posterior mean of a rate (or of a quantity in ``normal``) per level, shape (K,)."""
+        if name in self.normal:
+            return self.normal[name].mean
         return self.expectation(self.rate(name))
+
+    def variance(self, name: str) -> np.ndarray:
+        """Posterior variance of a quantity per level, shape (K,).
+
+        Exact for a quantity in ``normal``; otherwise the (weighted) variance of the points.
+        """
+        if name in self.normal:
+            return self.normal[name].variance
+        points = self.rate(name)
+        return self.expectation((points - self.expectation(points)) ** 2)
+
+    def joint_draws(
+        self,
+        name: str,
+        draws: int | None = None,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> np.ndarray:
+        """Joint posterior draws of a quantity at every level, shape (draws, K).
+
+        The points themselves for MCMC draws (``draws`` None: all of them); ``draws`` points
+        resampled by their weights for a grid; ``draws`` draws of the normal for a quantity
+        in ``normal``. Functions of the whole surface, such as the level where it is
+        smallest, are read from these.
+
+        Parameters
+        ----------
+        name : str
+            The quantity.
+        draws : int, optional
+            Number of draws (required for a grid or a normal quantity).
+        random_seed : int or numpy.random.Generator, optional
+            Seed of the resampling or of the normal draws.
+        """
+        rng = np.random.default_rng(random_seed)
+        if name in self.normal:
+            if draws is None:
+                raise ValueError(f"joint_draws: {name!r} is exactly normal; give draws")
+            return self.normal[name].sample(draws, rng)
+        points = self.rate(name)
+        if self.weights is None:
+            return points if draws is None else points[rng.choice(points.shape[0], draws)]
+        if draws is None:
+            raise ValueError(f"joint_draws: {name!r} is on a grid with weights; give draws")
+        return points[rng.choice(points.shape[0], draws, p=self.weights)]
 
     def _fraction_above(self, name: str, threshold: float) -> np.ndarray:
         excess = self.rate(name) - threshold

@@ -25,14 +25,17 @@ class Design(Protocol):
 
     `next` and `recommend` get no random generator: they must be deterministic
     functions of the data (see the module's reproducibility guarantee). Doses are
-    scalars (data with one dose column). The attributes are read-only (properties here), so
-    that a frozen dataclass, or a class computing them, is a Design.
+    scalars for data with one dose column, tuples (one value per dose column) for drug
+    combinations; a decision may name one dose per stratum of patients
+    (`Decision.strata`), each stratum an arm of ``cohort_size`` patients. The attributes are
+    read-only (properties here), so that a frozen dataclass, or a class computing them, is a
+    Design.
 
     Attributes
     ----------
-    start_dose : float
-        Dose of the first cohort, which ``next`` returns for data with no patients.
-        The engine does not read it.
+    start_dose : float or None
+        Dose of the first cohort, which ``next`` returns for data with no patients (None
+        for a design whose rule decides the first cohort too). The engine does not read it.
     cohort_size : int
         Patients per cohort; the last cohort is truncated to ``sample_size``.
     sample_size : int
@@ -40,8 +43,8 @@ class Design(Protocol):
     """
 
     @property
-    def start_dose(self) -> float:
-        """Dose of the first cohort."""
+    def start_dose(self) -> float | None:
+        """Dose of the first cohort (None when the rule decides the first cohort itself)."""
         ...
 
     @property
@@ -117,17 +120,24 @@ class Scenario(Protocol):
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the outcomes of new patients.
 
+        Scenarios whose data have covariates (strata of patients) also accept a keyword
+        ``covariates``: the engine passes the covariates of patients enrolled in a given
+        stratum (a decision per stratum), one array (n,) per covariate; when it passes none,
+        the scenario draws the patients' covariates from its population and returns them
+        with the outcomes.
+
         Parameters
         ----------
         doses : numpy.ndarray
-            Dose of each new patient, shape (n,).
+            Dose of each new patient, shape (n,), or (n, J) for drug combinations.
         rng : numpy.random.Generator
             The trial's generator, the only source of randomness allowed.
 
         Returns
         -------
         dict of str to numpy.ndarray
-            One array of shape (n,) per name in `outcomes`.
+            One array of shape (n,) per name in `outcomes` (and per covariate the scenario
+            drew).
         """
         ...
 

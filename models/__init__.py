@@ -9,6 +9,7 @@ from dosezoo.models.blrm import (
 from dosezoo.models.boin import BOIN
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.ewoc import EWOC
+from dosezoo.models.gp_surface import GPSurface, GPSurfacePosterior
 from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
 from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean, sigma_f_lognormal
 from dosezoo.models.three_pnd import ThreePND
@@ -19,6 +20,8 @@ __all__ = [
     "CRM",
     "EWOC",
     "BLRMPrior",
+    "GPSurface",
+    "GPSurfacePosterior",
     "JointProbit",
     "JointProbitPrior",
     "LatentGP",

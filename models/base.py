@@ -126,6 +126,15 @@ class DoseModel(ABC):
         posteriors ignore it).
         """
 
+    def data_schema(self) -> dict[str, Any]:
+        """Return the keywords of :class:`~dosezoo.data.TrialData` that the model's data need.
+
+        ``{}`` (one ``dose`` column) by default; a model of drug combinations gives its
+        ``dose_columns``, ``covariates`` and ``coded_doses``, so that a CSV file is read in its
+        schema (``TrialData.from_csv(path, **model.data_schema())``, as the command line does).
+        """
+        return {}
+
     def step_methods(self, model: pm.Model) -> list:
         """Return the model's own PyMC step methods (registers the ``"pymc"`` engine)."""
         raise NotImplementedError(f"{self.model_name} has no step methods of its own")

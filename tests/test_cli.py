@@ -148,12 +148,25 @@ def test_next_dose_for_every_family(name):
     config, data = _example(name)
     text = _run("next-dose", data, "--config", config)
     assert text.exit_code == 0, text.output
-    assert re.match(r"(next dose: \S+ \(|stop: )", text.output), text.output
+    pattern = r"(next dose: \S+ \(|stop: |next dose per stratum:\n)"
+    assert re.match(pattern, text.output), text.output
     record = json.loads(_run("next-dose", data, "--config", config, "--json").output)
     assert record["n_patients"] == len(data.read_text().strip().splitlines()) - 1
-    assert (record["next_dose"] is None) == (record["stop_reason"] is not None)
     assert record["design"]
-    if record["next_dose"] is not None:
+    if "strata" in record:  # one dose per stratum (a personalised design)
+        assert record["next_dose"] is None
+        going = [s for s in record["strata"] if s["next_dose"] is not None]
+        assert (record["stop_reason"] is not None) == (not going)
+        for stratum in record["strata"]:
+            assert (stratum["next_dose"] is None) == (stratum["stop_reason"] is not None)
+            label = ",".join(f"{k}={v:g}" for k, v in stratum["stratum"].items())
+            assert f"  {label}: " in text.output
+        return
+    assert (record["next_dose"] is None) == (record["stop_reason"] is not None)
+    if isinstance(record["next_dose"], list):  # a combination
+        shown = "(" + ",".join(f"{v:g}" for v in record["next_dose"]) + ")"
+        assert f"next dose: {shown} " in text.output
+    elif record["next_dose"] is not None:
         assert f"next dose: {record['next_dose']:g} " in text.output
 
 

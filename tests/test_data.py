@@ -654,7 +654,7 @@ def test_valid_frames_round_trip(df):
 # --------------------------------------------------------------------------- quick acceptance
 
 
-def _validate(source, dose_columns, ranges, previous):
+def _validate(source, dose_columns, ranges, previous, coded=False):
     from dosezoo import data as module
 
     return module._validate(
@@ -664,6 +664,7 @@ def _validate(source, dose_columns, ranges, previous):
         ranges=ranges,
         row_label=module._default_row_label,
         previous_cohort=previous,
+        coded=coded,
     )
 
 
@@ -700,10 +701,11 @@ _FAULTS = {
     sorted_cohorts=st.booleans(),
     previous=st.one_of(st.none(), st.integers(1, 3)),
     dose_range=st.one_of(st.none(), st.just((0.5, 40.0))),
+    coded=st.booleans(),
     draw=st.data(),
 )
 def test_quick_acceptance_agrees_with_the_detailed_checks(
-    n, combination, outcome, integer_dtype, sorted_cohorts, previous, dose_range, draw
+    n, combination, outcome, integer_dtype, sorted_cohorts, previous, dose_range, coded, draw
 ):
     """Quick acceptance accepts exactly what the detailed checks accept, with identical data.
 
@@ -740,12 +742,12 @@ def test_quick_acceptance_agrees_with_the_detailed_checks(
 
     with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as detailed:
         try:
-            quick = _validate(source, dose_columns, ranges, previous)
+            quick = _validate(source, dose_columns, ranges, previous, coded)
         except DataError:
             quick = None
     with mock.patch.object(module, "_QUICK_ROWS", -1):
         try:
-            full = _validate(source, dose_columns, ranges, previous)
+            full = _validate(source, dose_columns, ranges, previous, coded)
         except DataError:
             full = None
     assert (quick is not None and not detailed.called) == (full is not None)

@@ -25,7 +25,8 @@ def restore_registry():
 
 
 def test_builtin_outcomes_in_order():
-    assert list(registered_outcomes()) == ["y", "dlt", "efficacy", "time", "event"]
+    # Models register their own outcomes when imported (GPSurface's "response"): after these.
+    assert list(registered_outcomes())[:5] == ["y", "dlt", "efficacy", "time", "event"]
     assert registered_outcomes()["time"].requires == "event"
     assert registered_outcomes()["event"].requires == "time"
     with pytest.raises(TypeError):
@@ -61,7 +62,8 @@ def test_a_registered_outcome_is_recognised_and_validated():
 
 def test_a_registered_outcome_is_listed_among_the_known_ones():
     register_outcome(GRADE)
-    with pytest.raises(DataError, match="known outcomes: y, dlt, efficacy, time, event, grade"):
+    known = r"known outcomes: y, dlt, efficacy, time, event(, \w+)*, grade$"
+    with pytest.raises(DataError, match=known):
         TrialData.empty(outcomes=("qtc",))
 
 

@@ -11,7 +11,9 @@ which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per f
 - `dosezoo.scenarios.efftox`: binary toxicity and ordinal efficacy, correlated, after Lin
   (2023) (`EffToxScenario`, `standard_efftox_scenarios`);
 - `dosezoo.scenarios.seno2025`: the 20 scenarios of Table 1 of Seno et al. (2025)
-  (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`).
+  (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`);
+- `dosezoo.scenarios.willard2024`: dose-combination surfaces per stratum, Table 1 of Willard
+  et al. (2024) (`CombinationSurfaceScenario`, `willard2024_scenario`).
 
 Each module registers the types a configuration names (``[scenario] type = "binary"``) in
 `dosezoo.scenarios.registry` (`SCENARIO_TYPES`, `register_scenario`): a new scenario module
@@ -42,13 +44,20 @@ from dosezoo.scenarios.seno2025 import (
     seno2025_scenario,
     seno2025_target,
 )
+from dosezoo.scenarios.willard2024 import (
+    WILLARD2024_SCENARIOS,
+    CombinationSurfaceScenario,
+    willard2024_scenario,
+)
 
 __all__ = [
     "O6BG_PERTURBATION",
     "SCENARIO_TYPES",
     "SENO2025_DOSE_LEVELS",
     "SENO2025_SCENARIOS",
+    "WILLARD2024_SCENARIOS",
     "BinaryToxicityScenario",
+    "CombinationSurfaceScenario",
     "ContinuousToxicityScenario",
     "EffToxScenario",
     "O6BGResampling",
@@ -60,4 +69,5 @@ __all__ = [
     "seno2025_target",
     "standard_efftox_scenario",
     "standard_efftox_scenarios",
+    "willard2024_scenario",
 ]

@@ -8,7 +8,13 @@ data-generating process offering those methods can be simulated.
 
 One trial (`run_trial`) starts from ``scenario.empty_data()``; the design names the dose of the
 next cohort, the scenario answers with the outcomes of the cohort at that dose, and so on until
-the design stops or the sample size is reached. The design then recommends a dose and the
+the design stops or the sample size is reached. A dose may be a drug combination (a tuple, one
+value per dose column), and a decision may name one dose per stratum of patients
+(`Decision.strata`): the cohort is then one arm of ``cohort_size`` patients per stratum that goes
+on, in order, the last arms truncated to the sample size, and the scenario is told the
+patients' covariates (``respond(doses, rng, covariates=...)``). For data with covariates and a
+decision for every patient, the scenario draws the patients' covariates and returns them with
+the outcomes. The design then recommends a dose and the
 scenario scores the trial. The decisions and metrics are checked on the way (a `Decision`, a
 reason to stop, real-valued metrics and quantities whose names do not clash with the results).
 `_run_trials_batch` runs a batch of trials one after the other, each with its own generator,
@@ -22,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from dosezoo.checks import positive_int
+from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.protocols import CountRuleDesign, Design, Scenario
 from dosezoo.simulate.layout import (
@@ -41,13 +48,16 @@ class TrialRecord(TypedDict):
     """
 
     dose: np.ndarray
-    """Dose of each patient, float, shape (n_patients,)."""
+    """Dose of each patient, float, shape (n_patients,), or (n_patients, J) for combinations."""
     cohort: np.ndarray
     """Cohort of each patient, int64, shape (n_patients,)."""
     outcomes: dict[str, np.ndarray]
     """Each outcome column as floats, shape (n_patients,)."""
+    covariates: dict[str, np.ndarray]
+    """Each covariate column as objects, shape (n_patients,)."""
     decision_dose: np.ndarray
-    """``next_dose`` of each decision, NaN for a stop, shape (n_decisions,)."""
+    """``next_dose`` of each decision, NaN for a stop and a decision per stratum, shape
+    (n_decisions,) or (n_decisions, J) for combinations."""
     decision_stop_reason: np.ndarray
     """``stop_reason`` of each decision, ``""`` when it names a dose."""
     decision_bound_by: np.ndarray
@@ -60,8 +70,12 @@ class TrialRecord(TypedDict):
     """Number of patients enrolled."""
     stop_reason: str
     """Why the design stopped the trial early; ``""`` when it reached its sample size."""
-    recommended_dose: float
-    """The recommended dose; NaN when the trial stopped or nothing was recommended."""
+    recommended_dose: float | np.ndarray
+    """The recommended dose ((J,) for combinations); NaN when the trial stopped, nothing was
+    recommended or one dose per stratum was."""
+    recommended_strata: dict[str, np.ndarray]
+    """A recommendation per stratum: each stratum's dose by its label (``"z1=0"``), NaN for a
+    stratum with none; empty otherwise."""
     metrics: dict[str, float]
     """What ``scenario.trial_metrics`` returned."""
 
@@ -86,9 +100,58 @@ def _real_scalar(value: object) -> float | None:
 def _checked(decision: object, who: str) -> Decision:
     if not isinstance(decision, Decision):
         raise TypeError(f"{who} must return a Decision; got {decision!r}")
-    if decision.next_dose is None and not decision.stop_reason:
+    if decision.stopped and not decision.stop_reason:
         raise ValueError(f"{who} stopped with an empty stop_reason; give the reason to stop")
     return decision
+
+
+def stratum_label(stratum: dict) -> str:
+    """Return a stratum's label, e.g. ``"z1=0,z2=1"`` (numbers with ``:g``)."""
+    return ",".join(
+        f"{key}={value:g}" if isinstance(value, int | float | np.number) else f"{key}={value}"
+        for key, value in stratum.items()
+    )
+
+
+def _dose_array(dose: object, n_doses: int) -> np.ndarray:
+    """Return a decision's dose as floats: () for one dose column, (J,) for a combination."""
+    if dose is None:
+        return np.full((() if n_doses == 1 else (n_doses,)), np.nan)
+    return np.asarray(dose, dtype=float)
+
+
+def _cohort(
+    decision: Decision, data: TrialData, cohort_size: int, room: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Return the doses (n,) or (n, J) and the given covariates of a decision's next cohort.
+
+    One arm per dose the decision names, ``cohort_size`` patients each, in order, the last
+    ones truncated to the ``room`` left; covariates come from the arms' strata (none for a
+    decision for every patient).
+    """
+    doses, strata = [], []
+    for dose, stratum in decision.arms:
+        n = min(cohort_size, room - sum(len(block) for block in doses))
+        if n <= 0:
+            break
+        doses.append(np.repeat(np.atleast_2d(np.asarray(dose, dtype=float)), n, axis=0))
+        strata.append((stratum, n))
+    block = np.concatenate(doses)
+    if len(data.dose_columns) == 1:
+        block = block[:, 0]
+    covariates: dict[str, np.ndarray] = {}
+    if any(stratum for stratum, _ in strata):
+        for name in data.covariates:
+            values = []
+            for stratum, n in strata:
+                if name not in stratum:
+                    raise ValueError(
+                        f"design.next: a decision's stratum {stratum!r} does not give "
+                        f"covariate {name!r} of the data"
+                    )
+                values += [stratum[name]] * n
+            covariates[name] = np.asarray(values)
+    return block, covariates
 
 
 def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> TrialRecord:
@@ -125,22 +188,32 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         )
     decisions: list[Decision] = []
     stop: Decision | None = None
+    single = len(data.dose_columns) == 1
     while data.n_patients < sample_size:
         decision = _checked(design.next(data), "design.next")
         decisions.append(decision)
-        if decision.next_dose is None:
+        if decision.stopped:
             stop = decision
             break
-        n = min(cohort_size, sample_size - data.n_patients)
-        dose = float(decision.next_dose)
-        data = data.with_cohort(dose, **scenario.respond(np.full(n, dose), rng))
+        room = sample_size - data.n_patients
+        if single and not decision.strata and not decision.stratum:
+            n = min(cohort_size, room)
+            dose = float(decision.next_dose)  # type: ignore[arg-type]
+            data = data.with_cohort(dose, **scenario.respond(np.full(n, dose), rng))
+            continue
+        doses, covariates = _cohort(decision, data, cohort_size, room)
+        if covariates:
+            values = scenario.respond(doses, rng, covariates=covariates)  # type: ignore[call-arg]
+        else:
+            values = scenario.respond(doses, rng)
+        data = data.with_cohort(doses, **{**values, **covariates})
     recommendation = _checked(design.recommend(data), "design.recommend")
     decisions.append(recommendation)
     kinds = ["next"] * (len(decisions) - 1) + ["recommend"]
 
     metrics: dict[str, float] = {}
     for name, value in scenario.trial_metrics(data, recommendation).items():
-        _check_metric_name(name, scenario.outcomes)
+        _check_metric_name(name, (*scenario.outcomes, *data.covariates))
         number = _real_scalar(value)
         if number is None:
             raise TypeError(
@@ -156,22 +229,24 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
             if number is not None:
                 quantities.setdefault(key, np.full(len(decisions), np.nan))[i] = number
 
+    n_doses = len(data.dose_columns)
     return TrialRecord(
-        dose=np.asarray(data.dose, dtype=float),
+        dose=np.asarray(data.doses[:, 0] if single else data.doses, dtype=float),
         cohort=np.asarray(data.cohort, dtype=np.int64),
         outcomes={name: np.asarray(data.column(name), dtype=float) for name in scenario.outcomes},
-        decision_dose=np.array(
-            [np.nan if d.next_dose is None else float(d.next_dose) for d in decisions]
-        ),
+        covariates={name: np.asarray(data.column(name), dtype=object) for name in data.covariates},
+        decision_dose=np.array([_dose_array(d.next_dose, n_doses) for d in decisions]),
         decision_stop_reason=np.array([d.stop_reason or "" for d in decisions], dtype=str),
         decision_bound_by=np.array([",".join(d.bound_by) for d in decisions], dtype=str),
         decision_kind=np.array(kinds, dtype=str),
         decision_quantities=quantities,
         n_patients=data.n_patients,
         stop_reason="" if stop is None else str(stop.stop_reason),
-        recommended_dose=(
-            np.nan if recommendation.next_dose is None else float(recommendation.next_dose)
-        ),
+        recommended_dose=_dose_array(recommendation.next_dose, n_doses),
+        recommended_strata={
+            stratum_label(decision.stratum): _dose_array(decision.next_dose, n_doses)
+            for decision in recommendation.strata
+        },
         metrics=metrics,
     )
 
@@ -179,19 +254,21 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
 def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
     """Pad the records of a batch of trials into one Dataset (dims trial, patient, decision)."""
     n = len(records)
-    batch = _empty_batch(n, layout)
+    batch = _empty_batch(n, layout)._replace(recommended_strata={})
     for row, record in enumerate(records):
-        k, m = record["n_patients"], record["decision_dose"].size
+        k, m = record["n_patients"], record["decision_dose"].shape[0]
         batch.dose[row, :k] = record["dose"]
         batch.cohort[row, :k] = record["cohort"]
         for name in layout.outcomes:
             batch.outcomes[name][row, :k] = record["outcomes"][name]
+        for name in layout.covariates:
+            batch.covariates[name][row, :k] = record["covariates"][name]
         batch.decision_dose[row, :m] = record["decision_dose"]
         batch.decision_text["stop_reason"][row, :m] = record["decision_stop_reason"]
         batch.decision_text["bound_by"][row, :m] = record["decision_bound_by"]
         batch.decision_text["kind"][row, :m] = record["decision_kind"]
         for key, values in record["decision_quantities"].items():
-            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))[
+            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape[:2], np.nan))[
                 row, :m
             ] = values
         for name, value in record["metrics"].items():
@@ -199,6 +276,10 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
         batch.n_patients[row] = k
         batch.stop_reason[row] = record["stop_reason"]
         batch.recommended_dose[row] = record["recommended_dose"]
+        for label, dose in record["recommended_strata"].items():
+            strata = batch.recommended_strata
+            assert strata is not None
+            strata.setdefault(label, np.full(batch.recommended_dose.shape, np.nan))[row] = dose
     return _assemble(batch, trials, layout)
 
 

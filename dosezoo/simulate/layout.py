@@ -1,7 +1,8 @@
 """The layout of simulation results, shared by both engines and by the store.
 
 A simulation's result is one `xarray.Dataset` with dims ``trial``, ``patient`` and
-``decision`` (see `dosezoo.simulate.simulate` for its variables). Both engines, the per-trial
+``decision``, and ``dose_column`` for drug combinations (see `dosezoo.simulate.simulate` for
+its variables). Both engines, the per-trial
 one (`dosezoo.simulate.engine`) and the lockstep one (`dosezoo.simulate.lockstep`), fill the
 same padded arrays of a batch of trials (`_Batch`, shaped by the `_Layout` of the simulation),
 from which `_assemble` builds the batch's Dataset; `_combine` gathers the batches into the
@@ -30,31 +31,47 @@ _RESERVED = (
     "n_patients",
     "stop_reason",
     "recommended_dose",
+    "recommended_dose_stratum",
 )
 _DECISION_TEXT = ("stop_reason", "bound_by", "kind")
 _OPTIONAL_PACKAGES = ("pymc", "arviz")
 
 
 class _Layout(NamedTuple):
-    """Shape of the result of one simulation, shared by every batch."""
+    """Shape of the result of one simulation, shared by every batch.
+
+    ``dose_columns`` are those of the scenario's data: with more than one (a drug
+    combination), every dose carries a trailing ``dose_column`` dimension. ``covariates`` are
+    recorded per patient like the outcomes.
+    """
 
     outcomes: tuple[str, ...]
     sample_size: int
     n_decisions: int
     fingerprint: dict[str, AttrValue]
+    dose_columns: tuple[str, ...] = ("dose",)
+    covariates: tuple[str, ...] = ()
+
+    @property
+    def dose_shape(self) -> tuple[int, ...]:
+        """Trailing shape of one dose: () for one dose column, (J,) for a combination."""
+        return () if len(self.dose_columns) == 1 else (len(self.dose_columns),)
 
 
 class _Batch(NamedTuple):
     """The padded arrays of a batch of trials, from which `_assemble` builds its Dataset."""
 
     dose: np.ndarray
-    """(trial, patient) floats, NaN past a trial's last patient."""
+    """(trial, patient[, dose_column]) floats, NaN past a trial's last patient."""
     cohort: np.ndarray
     """(trial, patient) int64, -1 past a trial's last patient."""
     outcomes: dict[str, np.ndarray]
     """Each outcome, (trial, patient) floats, NaN past a trial's last patient."""
+    covariates: dict[str, np.ndarray]
+    """Each covariate, (trial, patient) objects, None past a trial's last patient."""
     decision_dose: np.ndarray
-    """(trial, decision) floats, NaN for a stop and past a trial's last decision."""
+    """(trial, decision[, dose_column]) floats, NaN for a stop, for a decision per stratum
+    and past a trial's last decision."""
     decision_text: dict[str, np.ndarray]
     """``stop_reason``, ``bound_by`` and ``kind`` of each decision, (trial, decision), objects."""
     quantities: dict[str, np.ndarray]
@@ -66,11 +83,18 @@ class _Batch(NamedTuple):
     stop_reason: np.ndarray
     """(trial,) objects: the reason of the early stop, ``""`` for none."""
     recommended_dose: np.ndarray
-    """(trial,) floats, NaN when nothing was recommended."""
+    """(trial[, dose_column]) floats, NaN when nothing (or one dose per stratum) was
+    recommended."""
+    recommended_strata: dict[str, np.ndarray] | None = None
+    """For recommendations per stratum: each stratum's recommended dose by its label
+    (``"z1=0"``), (trial[, dose_column]) floats, in the order of first appearance."""
 
 
 def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
-    """Raise ValueError if a metric's name would clash with a variable of the results."""
+    """Raise ValueError if a metric's name would clash with a variable of the results.
+
+    ``outcomes`` are the per-patient variables: the outcomes and the covariates.
+    """
     if name in _RESERVED or name in outcomes or name.startswith("decision_") or "," in name:
         raise ValueError(
             f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
@@ -91,27 +115,40 @@ def _empty_batch(n_trials: int, layout: _Layout) -> _Batch:
     """Return the arrays of a batch of ``n_trials`` trials, all padding (no quantity, no metric)."""
     patient_shape, decision_shape = (n_trials, layout.sample_size), (n_trials, layout.n_decisions)
     return _Batch(
-        dose=np.full(patient_shape, np.nan),
+        dose=np.full((*patient_shape, *layout.dose_shape), np.nan),
         cohort=np.full(patient_shape, -1, dtype=np.int64),
         outcomes={name: np.full(patient_shape, np.nan) for name in layout.outcomes},
-        decision_dose=np.full(decision_shape, np.nan),
+        covariates={name: np.full(patient_shape, None, dtype=object) for name in layout.covariates},
+        decision_dose=np.full((*decision_shape, *layout.dose_shape), np.nan),
         decision_text={key: np.full(decision_shape, "", dtype=object) for key in _DECISION_TEXT},
         quantities={},
         metrics={},
         n_patients=np.zeros(n_trials, dtype=np.int64),
         stop_reason=np.full(n_trials, "", dtype=object),
-        recommended_dose=np.full(n_trials, np.nan),
+        recommended_dose=np.full((n_trials, *layout.dose_shape), np.nan),
     )
+
+
+def _covariate_values(values: np.ndarray) -> np.ndarray:
+    """Return padded covariate values as floats (NaN padding) if numeric, else as strings."""
+    missing = np.array([value is None for value in values.ravel()], dtype=bool)
+    missing = missing.reshape(values.shape)
+    present = values[~missing]
+    if all(isinstance(value, int | float | np.integer | np.floating) for value in present):
+        return np.where(missing, np.nan, values).astype(float)
+    return np.where(missing, "", values).astype(str)
 
 
 def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
     """Build the Dataset of a batch (dims trial, patient, decision) from its arrays."""
     patient, decision = ("trial", "patient"), ("trial", "decision")
+    component = ("dose_column",) if layout.dose_shape else ()
     variables: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
-        "dose": (patient, batch.dose),
+        "dose": ((*patient, *component), batch.dose),
         "cohort": (patient, batch.cohort),
         **{name: (patient, values) for name, values in batch.outcomes.items()},
-        "decision_dose": (decision, batch.decision_dose),
+        **{name: (patient, _covariate_values(values)) for name, values in batch.covariates.items()},
+        "decision_dose": ((*decision, *component), batch.decision_dose),
         **{
             f"decision_{key}": (decision, text.astype(str))
             for key, text in batch.decision_text.items()
@@ -119,12 +156,21 @@ def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
         **{f"decision_{key}": (decision, values) for key, values in batch.quantities.items()},
         "n_patients": (("trial",), batch.n_patients),
         "stop_reason": (("trial",), batch.stop_reason.astype(str)),
-        "recommended_dose": (("trial",), batch.recommended_dose),
+        "recommended_dose": (("trial", *component), batch.recommended_dose),
         **{name: (("trial",), values) for name, values in batch.metrics.items()},
     }
+    coords = {"trial": np.asarray(trials, dtype=np.int64)}
+    if component:
+        coords["dose_column"] = np.array(layout.dose_columns, dtype=str)
+    if batch.recommended_strata:
+        variables["recommended_dose_stratum"] = (
+            ("trial", "stratum", *component),
+            np.stack(list(batch.recommended_strata.values()), axis=1),
+        )
+        coords["stratum"] = np.array(list(batch.recommended_strata), dtype=str)
     return xr.Dataset(
         variables,
-        coords={"trial": np.asarray(trials, dtype=np.int64)},
+        coords=coords,
         attrs={**layout.fingerprint, "metrics": ",".join(batch.metrics)},
     )
 
@@ -163,9 +209,16 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
         )
         for name, template in templates.items()
     }
+    coords = {"trial": trials[order]}
+    for name in ("dose_column", "stratum"):
+        labels = [part[name].values for part in parts if name in part.coords]
+        if labels and any(not np.array_equal(labels[0], other) for other in labels):
+            raise RuntimeError(f"the batches disagree on the {name} coordinate")
+        if labels:
+            coords[name] = labels[0]
     return xr.Dataset(
         variables,
-        coords={"trial": trials[order]},
+        coords=coords,
         attrs={**attrs, "metrics": ",".join(metrics), **_versions()},
     )
 

@@ -96,7 +96,11 @@ def simulate(
         + 1``; a trial's decisions are those of ``design.next`` and then the one of
         ``design.recommend``). Per patient: ``dose``,
         ``cohort`` (-1 past the last patient) and one float variable per outcome (NaN
-        past the last patient). Per decision: ``decision_dose`` (NaN for a stop),
+        past the last patient) and per covariate of the data (NaN, or ``""`` for text,
+        past the last patient). Doses of drug combinations have a last dim
+        ``dose_column`` (the scenario's dose columns). Per decision: ``decision_dose``
+        (NaN for a stop and for a decision per stratum, whose doses its rule may record
+        as quantities),
         ``decision_stop_reason``, ``decision_bound_by`` (comma-joined),
         ``decision_kind`` (``"next"``, ``"recommend"``, ``""`` past the last decision)
         and ``decision_<key>`` for every real scalar in ``Decision.quantities``. Per
@@ -145,11 +149,14 @@ def simulate(
         "cohort_size": cohort_size,
     }
     fingerprint = _fingerprint(design, scenario, run)
+    empty = scenario.empty_data()
     layout = _Layout(
         outcomes=tuple(scenario.outcomes),
         sample_size=sample_size,
         n_decisions=math.ceil(sample_size / cohort_size) + 1,
         fingerprint=fingerprint,
+        dose_columns=tuple(empty.dose_columns),
+        covariates=tuple(empty.covariates),
     )
 
     store = None if path is None else _Store(Path(path), fingerprint)
