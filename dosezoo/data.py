@@ -9,7 +9,8 @@ the row and the offending value; nothing is coerced silently.
 Columns
 -------
 dose
-    Dose given to the patient, a finite float > 0. Drug combinations use
+    Dose given to the patient, a finite float >= 0 (0: placebo or control arm;
+    each model refuses the doses it cannot use). Drug combinations use
     several dose columns named by ``dose_columns`` instead; a component of a
     combination may be 0 (drug not given) but not all components of a row.
 cohort
@@ -367,7 +368,9 @@ def _validate(
                 _value_check(where, raw[name], values < 0, "must be >= 0 (0 = drug not given)")
             )
         else:
-            checks.append(_value_check(where, raw[name], values <= 0, "must be > 0"))
+            checks.append(
+                _value_check(where, raw[name], values < 0, "must be >= 0 (0 = placebo or control)")
+            )
         if name in ranges:
             lo, hi = ranges[name]
             outside = np.isfinite(values) & ~((values > lo) & (values < hi))
@@ -499,7 +502,7 @@ def _accept_plain_rows(
         if len(dose_columns) > 1:
             if not all(v == 0 or (0 < v < math.inf and lo < v < hi) for v in values):
                 return None
-        elif not all(0 < v < math.inf and lo < v < hi for v in values):
+        elif not all(0 <= v < math.inf and lo < v < hi for v in values):
             return None
     if len(dose_columns) > 1 and any(all(v == 0 for v in row) for row in zip(*dose_values)):
         return None
