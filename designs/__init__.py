@@ -11,6 +11,13 @@ from dosezoo.designs.base import Conduct, CountDesign, CountRule, Design, ModelR
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
 from dosezoo.designs.crm import CRMRule, crm_design
+from dosezoo.designs.d_optimal import (
+    DOptimalRule,
+    PrecisionStopping,
+    StagedDesign,
+    adaptive_d_optimal_design,
+    run_staged_trial,
+)
 from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
     AdmissibleSet,
@@ -21,11 +28,26 @@ from dosezoo.designs.lse import (
     lse_design,
 )
 from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
+from dosezoo.designs.optimal_design import (
+    ApproximateDesign,
+    OptimalDesign,
+    bayesian_d_optimal,
+    d_efficiency,
+    efficient_rounding,
+    equivalence_check,
+    information_matrix,
+    locally_d_optimal,
+    optimal_design,
+    sensitivity,
+    uniform_design,
+    with_reference,
+)
 from dosezoo.designs.optimus import OptimusRule, optimus_design
 from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
 
 __all__ = [
     "AdmissibleSet",
+    "ApproximateDesign",
     "BLRMRule",
     "BOINRule",
     "BORule",
@@ -33,25 +55,41 @@ __all__ = [
     "Conduct",
     "CountDesign",
     "CountRule",
+    "DOptimalRule",
     "Decision",
     "Design",
     "EWOCRule",
     "LSERule",
     "MTDQuantileRule",
     "ModelRule",
+    "OptimalDesign",
     "OptimusRule",
+    "PrecisionStopping",
     "Rule",
+    "StagedDesign",
     "ThreePlusThreeRule",
     "ToxicityStopping",
     "TwoStageGPRule",
+    "adaptive_d_optimal_design",
+    "bayesian_d_optimal",
     "blrm_design",
     "bo_design",
     "boin_boundaries",
     "boin_design",
     "crm_design",
+    "d_efficiency",
+    "efficient_rounding",
+    "equivalence_check",
     "ewoc_design",
+    "information_matrix",
+    "locally_d_optimal",
     "lse_design",
     "mtd_quantile_design",
+    "optimal_design",
     "optimus_design",
+    "run_staged_trial",
+    "sensitivity",
     "three_plus_three_design",
+    "uniform_design",
+    "with_reference",
 ]

@@ -11,7 +11,9 @@ which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per f
 - `dosezoo.scenarios.efftox`: binary toxicity and ordinal efficacy, correlated, after Lin
   (2023) (`EffToxScenario`, `standard_efftox_scenarios`);
 - `dosezoo.scenarios.seno2025`: the 20 scenarios of Table 1 of Seno et al. (2025)
-  (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`).
+  (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`);
+- `dosezoo.scenarios.weibull`: censored time-to-event outcomes, the 24 scenarios of the Weibull
+  D-optimal paper (`WeibullScenario`, `weibull_scenario`, `weibull_scenarios`, `calibrate_tau`).
 """
 
 from dosezoo.scenarios.binary import BinaryToxicityScenario
@@ -27,16 +29,30 @@ from dosezoo.scenarios.seno2025 import (
     seno2025_scenario,
     seno2025_target,
 )
+from dosezoo.scenarios.weibull import (
+    WEIBULL_B,
+    WEIBULL_SHAPES,
+    WeibullScenario,
+    calibrate_tau,
+    weibull_scenario,
+    weibull_scenarios,
+)
 
 __all__ = [
     "O6BG_PERTURBATION",
     "SENO2025_DOSE_LEVELS",
     "SENO2025_SCENARIOS",
+    "WEIBULL_B",
+    "WEIBULL_SHAPES",
     "BinaryToxicityScenario",
     "ContinuousToxicityScenario",
     "EffToxScenario",
     "O6BGResampling",
+    "WeibullScenario",
+    "calibrate_tau",
     "seno2025_scenario",
     "seno2025_target",
     "standard_efftox_scenarios",
+    "weibull_scenario",
+    "weibull_scenarios",
 ]
