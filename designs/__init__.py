@@ -28,7 +28,7 @@ from dosezoo.designs.lse import (
     lse_design,
 )
 from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
-from dosezoo.designs.optimal_design import (
+from dosezoo.designs.optimal import (
     ApproximateDesign,
     OptimalDesign,
     bayesian_d_optimal,

@@ -2,7 +2,7 @@ r"""Multi-stage adaptive D-optimal designs for the Weibull AFT model, with preci
 
 The Weibull D-optimal paper (Ryeznik, Sverdlov et al.), sections "Adaptive D-optimal designs" and
 "Designs with early stopping criteria", and its Discussion. The criterion, the optimiser and the
-equivalence theorem are in :mod:`dosezoo.designs.optimal_design`.
+equivalence theorem are in :mod:`dosezoo.designs.optimal`.
 
 Randomisation
 -------------
@@ -49,7 +49,7 @@ from dosezoo.checks import choice, integer, positive_int, positive_number, proba
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, dataclass_options
-from dosezoo.designs.optimal_design import ApproximateDesign, optimal_design, uniform_design
+from dosezoo.designs.optimal import ApproximateDesign, optimal_design, uniform_design
 from dosezoo.errors import DataError
 from dosezoo.models.weibull_aft import WeibullAFT, WeibullMLE, WeibullPosterior
 from dosezoo.posterior import DosePosterior

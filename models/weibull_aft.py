@@ -961,12 +961,13 @@ class WeibullAFT(DoseModel):
                 f"columns 'time', 'event': the {'posterior mode' if penalised else 'MLE'} was "
                 f"not found: {reason}; {events} events among {event.size} patients"
             )
-        information = -_loglik_derivatives(design, log_time, event, theta)[2]
+        loglik, _, hessian = _loglik_derivatives(design, log_time, event, theta)
+        information = -hessian
         if penalised:
             b = theta[-1]
             information[np.diag_indices(k - 1)] += precision[:-1]
             information[-1, -1] += precision[-1] * (1.0 - (math.log(b) - prior_mean[-1])) / b**2
-        if not np.all(np.isfinite(information)) or np.linalg.eigvalsh(information)[0] <= 0:
+        if not np.all(np.isfinite(information)) or not _cholesky_solve(information, theta)[1]:
             raise MLENotFound(
                 "columns 'time', 'event': the observed information at the estimate is not "
                 "positive definite (a saddle point or a flat likelihood)"
@@ -974,7 +975,7 @@ class WeibullAFT(DoseModel):
         return WeibullMLE(
             theta=theta,
             names=self.parameter_names,
-            loglik=float(_loglik_derivatives(design, log_time, event, theta)[0]),
+            loglik=float(loglik),
             observed_information=information,
             n_patients=int(event.size),
             n_events=events,
@@ -1010,7 +1011,11 @@ class WeibullAFT(DoseModel):
     @staticmethod
     def _start(design: np.ndarray, log_time: np.ndarray) -> np.ndarray:
         """Least squares on the log times, with :math:`b` from the residual sd."""
-        coef, *_ = np.linalg.lstsq(design, log_time, rcond=None)
+        gram = design.T @ design
+        try:
+            coef = np.linalg.solve(gram, design.T @ log_time)
+        except np.linalg.LinAlgError:
+            coef, *_ = np.linalg.lstsq(design, log_time, rcond=None)
         residual = log_time - design @ coef
         b = max(float(np.std(residual)) * math.sqrt(6.0) / math.pi, 0.05)
         coef[0] += EULER_GAMMA * b  # E(W) = -gamma_E
@@ -1128,7 +1133,8 @@ class WeibullAFT(DoseModel):
             bound = constant["censoring_time"]
         else:
             return
-        dataset["event"] = (dataset["time"] < bound).astype(np.int64)
+        # PyMC's censored draws land on the bound to within rounding (e.g. 59.999999999999986)
+        dataset["event"] = (dataset["time"] < bound * (1.0 - 1e-9)).astype(np.int64)
         idata[group] = xr.DataTree(dataset)
 
     # ------------------------------------------------------------------ posteriors

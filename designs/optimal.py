@@ -230,15 +230,14 @@ def efficient_rounding(weights: Sequence[float], n: int) -> np.ndarray:
     positive = w > 0
     counts = np.zeros(w.size, dtype=np.int64)
     counts[positive] = np.ceil((n - positive.sum() / 2.0) * w[positive]).astype(np.int64)
-    with np.errstate(divide="ignore"):
-        while counts.sum() < n:
-            ratio = np.where(positive, counts / np.where(positive, w, 1.0), np.inf)
-            counts[int(np.argmin(ratio))] += 1
-        while counts.sum() > n:
-            ratio = np.where(
-                positive & (counts > 0), (counts - 1) / np.where(positive, w, 1.0), -np.inf
-            )
-            counts[int(np.argmax(ratio))] -= 1
+    safe = np.where(positive, w, 1.0)
+    index = np.arange(w.size)
+    while counts.sum() < n:  # ties: the larger weight, then the first point
+        ratio = np.where(positive, counts / safe, np.inf)
+        counts[int(np.lexsort((index, -w, ratio))[0])] += 1
+    while counts.sum() > n:  # ties: the smaller weight, then the last point
+        ratio = np.where(positive & (counts > 0), (counts - 1) / safe, -np.inf)
+        counts[int(np.lexsort((-index, w, -ratio))[0])] -= 1
     return counts
 
 
