@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study weibull-study bench-weibull clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -59,6 +59,14 @@ bench-binary: $(VENV)/.installed
 joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
 	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
+
+# The Weibull D-optimal paper's studies (Figs 2-6, S1-S4, Tables I-II; 1000 trials per cell) on 2 workers.
+weibull-study: $(VENV)/.installed
+	$(PY) benchmarks/weibull_d_optimal_study.py --trials 1000 --jobs 2
+
+# Speed of the Weibull D-optimal family: designs with their GET check, MLE, trials, NUTS.
+bench-weibull: $(VENV)/.installed
+	$(PY) benchmarks/bench_weibull.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
