@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study weibull-study bench-weibull clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -33,29 +33,37 @@ test-slow: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# The studies and benchmarks write their data and one page each into docs/results/.
+# Speed of one 3PND posterior update (docs/results/three_pnd_speed.md).
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py
 
+# Validation of the 3PND samplers: agreement with NUTS, SBC (docs/results/three_pnd_validation.md).
 validate: $(VENV)/.installed
 	$(PY) benchmarks/validate_3pnd.py
 
-# Seed 001's simulation study (36 configurations x 1000 trials) on 2 worker processes.
+# Lee (2023)'s simulation study (36 configurations x 1000 trials) on 2 worker processes
+# (docs/results/lee2023_study.md).
 study: $(VENV)/.installed
 	$(PY) benchmarks/lee2023_study.py --trials 1000 --jobs 2
 
-# Seed 001's O6-BG re-design: one seeded trial and 1000 replicates per design.
+# Lee (2023)'s O6-BG re-design: one seeded trial and 1000 replicates per design
+# (docs/results/o6bg_redesign.md).
 redesign: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py
 
-# Seed 003's comparison study (5 designs x 20 scenarios x 2000 trials) and its lambda sensitivity.
+# Seno et al. (2025)'s comparison study (5 designs x 20 scenarios x 2000 trials) and its lambda
+# sensitivity (docs/results/lse_comparison.md, lse_lambda_sensitivity.md).
 lse-study: $(VENV)/.installed
 	$(PY) benchmarks/lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity
 
-# Decision speed and operating characteristics of CRM, BOIN, 3+3, BLRM and EWOC (README block binary-designs).
+# Decision speed and operating characteristics of CRM, BOIN, 3+3, BLRM and EWOC
+# (docs/results/binary_designs.md).
 bench-binary: $(VENV)/.installed
 	$(PY) benchmarks/bench_binary.py
 
-# Seed 000's joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against CRM.
+# Lin (2023)'s joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against
+# CRM (docs/results/joint_probit_study.md).
 joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
 	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
@@ -67,6 +75,16 @@ weibull-study: $(VENV)/.installed
 # Speed of the Weibull D-optimal family: designs with their GET check, MLE, trials, NUTS.
 bench-weibull: $(VENV)/.installed
 	$(PY) benchmarks/bench_weibull.py
+
+# Rebuild every page of docs/results/ from the saved data, running no study (seconds).
+results: $(VENV)/.installed
+	$(PY) benchmarks/bench_3pnd.py --report-only
+	$(PY) benchmarks/validate_3pnd.py --report-only
+	$(PY) benchmarks/bench_binary.py --report-only
+	$(PY) benchmarks/lee2023_study.py --report-only
+	$(PY) benchmarks/o6bg_redesign.py --report-only
+	$(PY) benchmarks/lse_comparison.py --report-only
+	$(PY) benchmarks/joint_probit_study.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

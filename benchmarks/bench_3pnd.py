@@ -1,11 +1,12 @@
 """Benchmark one 3PND posterior update: NUTS vs the PyMC step methods vs the numba kernel.
 
 Run ``make bench`` (or ``python benchmarks/bench_3pnd.py``). Writes
-``docs/results/three_pnd_speed.json`` and ``docs/results/three_pnd_speed.md`` and replaces the table
-between the ``bench-3pnd`` markers in README.md. Times are wall-clock on one core
-(BLAS pinned to one thread), medians over repeats; ESS is ArviZ's rank-normalised bulk ESS.
+``docs/results/three_pnd_speed.json`` and the page ``docs/results/three_pnd_speed.md``;
+``--report-only`` rewrites the page from the JSON. Times are wall-clock on one core (BLAS
+pinned to one thread), medians over repeats; ESS is ArviZ's rank-normalised bulk ESS.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -19,7 +20,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
-from report import RESULTS, replace_readme_block
+from report import RESULTS, write_page
 from scipy.special import ndtri
 
 from dosezoo.data import TrialData
@@ -184,7 +185,29 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_report() -> None:
+    """Write the page three_pnd_speed.md from the saved JSON."""
+    results = json.loads((RESULTS / "three_pnd_speed.json").read_text())
+    write_page(
+        "three_pnd_speed",
+        "3PND: speed of one posterior update",
+        markdown(results),
+        make="bench",
+        runs=["bench_3pnd.py"],
+        rebuild="bench_3pnd.py --report-only",
+        data=["three_pnd_speed.json"],
+    )
+    print(markdown(results))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the page from the saved JSON"
+    )
+    if parser.parse_args().report_only:
+        write_report()
+        return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     o6bg_model = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
     datasets = {
@@ -214,10 +237,7 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "three_pnd_speed.json").write_text(json.dumps(results, indent=2))
-    table = markdown(results)
-    (RESULTS / "three_pnd_speed.md").write_text(table + "\n")
-    replace_readme_block("bench-3pnd", table)
-    print(table)
+    write_report()
 
 
 if __name__ == "__main__":

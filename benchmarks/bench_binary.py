@@ -1,7 +1,7 @@
 """Benchmark the binary-toxicity designs: decision speed, simulation speed, operating characteristics.
 
-Run ``python benchmarks/bench_binary.py`` (options: ``--readme PATH``, ``--trials N``,
-``--timing-runs R``). It measures, on one core (BLAS pinned to one thread, ``n_jobs=1``):
+Run ``make bench-binary`` or ``python benchmarks/bench_binary.py`` (options: ``--trials N``,
+``--timing-trials N``, ``--timing-runs R``, ``--report-only``). It measures, on one core (BLAS pinned to one thread, ``n_jobs=1``):
 
 (a) decisions per second of each design: the median wall time of ``design.next(data)`` on one
     mid-trial data set (15 patients in 5 cohorts of 3), with the grid posterior's share of it for
@@ -22,9 +22,9 @@ The machine may be shared, so the timing part (a, b) runs ``--timing-runs`` time
 is reported with the load averages (``os.getloadavg``) before it; a rerun of a simulation must
 reproduce the first run exactly.
 
-Writes ``docs/results/binary_designs.json``, ``binary_designs.md`` and ``binary_oc.csv`` (one
-row per scenario, design and metric: mean, Monte Carlo SE, trials used) and replaces the block
-``binary-designs`` of the README given by ``--readme`` (README.md by default).
+Writes ``docs/results/binary_designs.json``, ``binary_oc.csv`` (one row per scenario, design and
+metric: mean, Monte Carlo SE, trials used) and the page ``binary_designs.md``; ``--report-only``
+rewrites the page from the JSON without measuring anything.
 """
 
 import argparse
@@ -35,7 +35,6 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -61,7 +60,6 @@ from dosezoo.models.ewoc import EWOC
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import engine, operating_characteristics, runner, simulate
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = report.RESULTS
 
 #: Dose levels (mg) of every design and scenario; BLRM and EWOC use the values, the others
@@ -357,7 +355,7 @@ def oc_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(results: dict, command: str) -> str:
     lines = [
-        f"Produced by `{command}` ({results['machine']}; {results['date']}). One core, "
+        f"Produced by `{command.strip()}` ({results['machine']}; {results['date']}). One core, "
         "`n_jobs=1`; other jobs on the machine would slow the timings down, so the load "
         "averages before each timing run are given below.",
         "",
@@ -456,7 +454,7 @@ def markdown(results: dict, command: str) -> str:
         "most 30). Mean (Monte Carlo SE), in % except mean n. PCS/POS: selection of the true "
         'MTD / of a dose above it; PCA/POA: patients at / above the true MTD; "design stopped": '
         'the design stopped before its sample size by one of its rules; "fewer than 36": fewer '
-        "patients than planned. Full table: `benchmarks/results/binary_oc.csv`.",
+        "patients than planned. Full table: [`binary_oc.csv`](binary_oc.csv).",
         "",
     ]
     table = oc_table(pd.DataFrame(results["oc_rows"]))
@@ -477,17 +475,24 @@ def markdown(results: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def rewrite_report(readme: Path) -> None:
-    """Rewrite the markdown and the README block from the saved results (no measurement)."""
+def write_report() -> str:
+    """Write the page binary_designs.md from the saved JSON (no measurement); return its body."""
     results = json.loads((RESULTS / "binary_designs.json").read_text())
     text = markdown(results, results["command"])
-    (RESULTS / "binary_designs.md").write_text(text + "\n")
-    report.replace_readme_block("binary-designs", text, readme)
+    report.write_page(
+        "binary_designs",
+        "Binary-DLT designs: speed and operating characteristics",
+        text,
+        make="bench-binary",
+        runs=["bench_binary.py"],
+        rebuild="bench_binary.py --report-only",
+        data=["binary_designs.json", "binary_oc.csv"],
+    )
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--trials", type=int, default=2000, help="trials per OC cell")
     parser.add_argument(
         "--timing-trials", type=int, default=SIMULATION_TARGET_TRIALS, help="BOIN and 3+3"
@@ -496,14 +501,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="only rewrite the markdown and the README block from the saved JSON",
+        help="only rewrite the page from the saved JSON",
     )
     args = parser.parse_args(argv)
     if args.report_only:
-        rewrite_report(args.readme)
+        write_report()
         return
-    command = "python benchmarks/bench_binary.py " + " ".join(
-        sys.argv[1:] if argv is None else argv
+    command = " ".join(
+        ["python benchmarks/bench_binary.py", *(sys.argv[1:] if argv is None else argv)]
     )
 
     all_designs = designs()
@@ -564,10 +569,7 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "binary_designs.json").write_text(json.dumps(results, indent=2))
     pd.DataFrame(oc).to_csv(RESULTS / "binary_oc.csv", index=False)
-    text = markdown(results, command)
-    (RESULTS / "binary_designs.md").write_text(text + "\n")
-    report.replace_readme_block("binary-designs", text, args.readme)
-    print(text)
+    print(write_report())
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ Parts (each writes its own JSON; the Markdown report is rebuilt from every JSON 
   ``--range-probability`` set the two options of the rule that Lin (2023) leaves open;
   ``--tag`` names the output files of a configuration.
 
-Run: ``.venv/bin/python benchmarks/joint_probit_study.py [--part validate|simulate|all]
-[--trials N] [--jobs J] [--futility-cutoff F|none] [--range-probability P] [--tag T]``.
-Outputs: ``docs/results/joint_probit_validation.json``,
-``joint_probit_simulation<T>.{json,csv}`` and ``joint_probit_study.md`` (every JSON present).
+Run: ``make joint-probit-study`` or ``.venv/bin/python benchmarks/joint_probit_study.py
+[--part validate|simulate|all|report] [--trials N] [--jobs J] [--futility-cutoff F|none]
+[--range-probability P] [--tag T]``. Outputs: ``docs/results/joint_probit_validation.json``,
+``joint_probit_simulation<T>.{json,csv}`` and the page ``joint_probit_study.md`` (from every
+JSON present); ``--part report`` (or ``--report-only``) only rewrites the page.
 """
 
 import argparse
@@ -30,7 +31,7 @@ import time
 import arviz as az
 import numpy as np
 import pandas as pd
-from report import RESULTS, replace_readme_block
+from report import RESULTS, write_page
 
 from dosezoo.data import TrialData
 from dosezoo.designs import crm_design, optimus_design
@@ -240,12 +241,23 @@ def run_simulation(
 # --------------------------------------------------------------------------- report
 
 
+#: What `make joint-probit-study` runs.
+MAKE_RUNS = (
+    "joint_probit_study.py --part validate",
+    "joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none "
+    "--range-probability 0.2 --tag _lin2023_rule",
+)
+
+
 def report() -> str:
-    lines = ["# Joint latent-probit model (Lin 2023): validation and simulation", ""]
+    """Return the details: every validation figure and every simulated metric, per JSON."""
+    lines = []
     path = RESULTS / "joint_probit_validation.json"
     if path.exists():
         v = json.loads(path.read_text())
         lines += [
+            "## Validation",
+            "",
             f"Validation (`{v['command']}`, {v['wall_seconds']:.0f} s wall).",
             "",
             "Agreement with NUTS on the 12-patient example (largest z over the mean and the "
@@ -321,8 +333,8 @@ def report() -> str:
     return "\n".join(lines)
 
 
-def readme_block() -> str:
-    """Return the README summary: validation extremes and selection per scenario and design."""
+def summary() -> str:
+    """Return the summary: validation extremes and selection per scenario and design."""
     v = json.loads((RESULTS / "joint_probit_validation.json").read_text())
     worst_z = {engine: max(z.values()) for engine, z in v["agreement_max_z"].items()}
     sbc = {label: min(s["p_values"].values()) for label, s in v["sbc"].items()}
@@ -365,8 +377,9 @@ def main() -> None:
         "--part",
         choices=("validate", "simulate", "all", "report"),
         default="all",
-        help="'report' only rewrites the markdown and the README block from the saved results",
+        help="'report' only rewrites the page from the saved results",
     )
+    parser.add_argument("--report-only", action="store_true", help="the same as --part report")
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sample-size", type=int, default=36)
@@ -379,6 +392,8 @@ def main() -> None:
     parser.add_argument("--range-probability", type=float, default=0.3)
     parser.add_argument("--tag", default="", help="suffix of the simulation output files")
     args = parser.parse_args()
+    if args.report_only:
+        args.part = "report"
     RESULTS.mkdir(exist_ok=True)
     if args.part in ("simulate", "all"):
         started = time.perf_counter()
@@ -397,9 +412,25 @@ def main() -> None:
         out = validate()
         out["wall_seconds"] = time.perf_counter() - started
         (RESULTS / "joint_probit_validation.json").write_text(json.dumps(out, indent=1))
-    (RESULTS / "joint_probit_study.md").write_text(report() + "\n")
-    replace_readme_block("joint-probit-study", readme_block())
-    print(report())
+    write_report()
+
+
+def write_report() -> None:
+    """Write the page joint_probit_study.md from every saved JSON."""
+    data = [p.name for p in sorted(RESULTS.glob("joint_probit_validation.json"))]
+    for suffix in ("json", "csv"):
+        data += [p.name for p in sorted(RESULTS.glob(f"joint_probit_simulation*.{suffix}"))]
+    body = "## Summary\n\n" + summary() + "\n" + report()
+    write_page(
+        "joint_probit_study",
+        "Lin (2023): joint latent-probit model, validation and simulation",
+        body,
+        make="joint-probit-study",
+        runs=MAKE_RUNS,
+        rebuild="joint_probit_study.py --report-only",
+        data=data,
+    )
+    print(body)
 
 
 if __name__ == "__main__":

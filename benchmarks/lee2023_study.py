@@ -6,11 +6,12 @@ alpha = 0.001), N in {18, 30, 45}, nu0 in {0.6, 1, 1.4}; delta = 0.1, eta = 3,
 Every posterior update is the exact quadrature posterior of the MTD.
 
 Run ``make study`` (or ``python benchmarks/lee2023_study.py --jobs 2``). Writes
-``docs/results/lee2023_study.csv`` and ``.md`` (one row per configuration: medians of
-NPD, NPO, BTM, RMSE with Monte Carlo SEs, and means) and ``lee2023_study.json`` (wall time,
-cores, posterior updates per second per core). Per-configuration results are netCDF files in
-``benchmarks/runs/lee2023/`` (not committed); an interrupted run resumes from them,
-but the wall time is only recorded for a run that simulated every trial itself.
+``docs/results/lee2023_study.csv`` (one row per configuration: medians of NPD, NPO, BTM, RMSE
+with Monte Carlo SEs, and means), ``lee2023_study.json`` (wall time, cores, posterior updates
+per second per core) and the page ``lee2023_study.md``; ``--report-only`` rewrites the page
+from the CSV and the JSON. Per-configuration results are netCDF files in
+``benchmarks/runs/lee2023/`` (not committed); an interrupted run resumes from them, but the
+wall time is only recorded for a run that simulated every trial itself.
 """
 
 import argparse
@@ -19,17 +20,16 @@ import os
 import platform
 import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from report import RESULTS, RUNS, md_table, replace_readme_block
+import report
+from report import RESULTS, md_table, write_page
 
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.studies import LEE2023_TRUE_MTD, lee2023_configurations
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNS = RUNS / "lee2023"
+RUNS = report.RUNS / "lee2023"
 METRICS = ("NPD", "NPO", "BTM", "RMSE")
 SEED = 2023
 
@@ -92,7 +92,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1000, help="trials per configuration")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--resume", action="store_true", help="keep finished runs")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only rewrite the page from the saved CSV and JSON (no simulation)",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report()
+        return
     if not args.resume:
         shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True, exist_ok=True)
@@ -125,21 +133,6 @@ def main() -> None:
 
     table = pd.DataFrame(rows)
     table.to_csv(RESULTS / "lee2023_study.csv", index=False, float_format="%.6g")
-    shown = table[["design", "N", "nu0"]].copy()
-    for metric in METRICS:
-        shown[metric] = [
-            f"{m:.3g} ({s:.2g})"
-            for m, s in zip(table[metric], table[f"{metric}_mcse"], strict=True)
-        ]
-    report = (
-        f"Medians over {args.trials} trials per configuration (Monte Carlo SE of the median, "
-        "bootstrap); made by `python benchmarks/lee2023_study.py "
-        f"--trials {args.trials} --jobs {args.jobs}` (`make study`).\n\n"
-        + md_table(shown)
-        + "\n\nLee (2023)'s claims, checked on this table:\n\n"
-        + "\n".join(check_claims(table))
-    )
-    (RESULTS / "lee2023_study.md").write_text(report + "\n")
     if not args.resume:
         record = {
             "wall_seconds": round(wall, 1),
@@ -154,15 +147,46 @@ def main() -> None:
             f"--jobs {args.jobs}",
         }
         (RESULTS / "lee2023_study.json").write_text(json.dumps(record, indent=2) + "\n")
-    record = json.loads((RESULTS / "lee2023_study.json").read_text())
-    report += (
-        f"\n\nWall time of the whole study: {record['wall_seconds'] / 60:.1f} min on "
+    write_report()
+
+
+def markdown(table: pd.DataFrame, record: dict) -> str:
+    """Return the page's body: the medians per configuration, the claims, the wall time."""
+    shown = table[["design", "N", "nu0"]].copy()
+    for metric in METRICS:
+        shown[metric] = [
+            f"{m:.3g} ({s:.2g})"
+            for m, s in zip(table[metric], table[f"{metric}_mcse"], strict=True)
+        ]
+    (trials,) = table["trials"].unique()
+    return (
+        f"Medians over {trials} trials per configuration (Monte Carlo SE of the median, "
+        "bootstrap).\n\n"
+        + md_table(shown)
+        + "\n\nLee (2023)'s claims, checked on this table:\n\n"
+        + "\n".join(check_claims(table))
+        + f"\n\nWall time of the whole study: {record['wall_seconds'] / 60:.1f} min on "
         f"{record['cores']} worker processes ({record['machine']}); "
         f"{record['posterior_updates']:,} posterior updates, "
         f"{record['updates_per_second_per_core']:g} per second per core (`{record['command']}`)."
     )
-    replace_readme_block("seed001-study", report)
-    print(report)
+
+
+def write_report() -> None:
+    """Write the page lee2023_study.md from the saved CSV and JSON."""
+    table = pd.read_csv(RESULTS / "lee2023_study.csv")
+    record = json.loads((RESULTS / "lee2023_study.json").read_text())
+    text = markdown(table, record)
+    write_page(
+        "lee2023_study",
+        "Lee (2023): the simulation study (36 configurations)",
+        text,
+        make="study",
+        runs=["lee2023_study.py --trials 1000 --jobs 2"],
+        rebuild="lee2023_study.py --report-only",
+        data=["lee2023_study.csv", "lee2023_study.json"],
+    )
+    print(text)
 
 
 if __name__ == "__main__":

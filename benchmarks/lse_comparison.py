@@ -20,14 +20,16 @@ POS (selection above the MTD), POA (patients above the MTD), pDLT (DLTs); alloca
 over the planned 36 patients (the paper's convention) in the CSV, and also over the patients
 treated in the markdown.
 
-Writes ``docs/results/lse_comparison.csv`` (columns scenario, design, PCS, PCA, POS,
-POA, pDLT and their ``*_se``), ``.md`` and ``.json`` (``wall_seconds``, ``cores`` and the
-measured seconds per trial of each design). Per-cell netCDF files in
-``benchmarks/runs/lse/`` (not committed) make an interrupted run resume (simulate's
-``path=``). ``--lambda-sensitivity`` runs Section 5.2.3 (lambda in 0, 0.25, ..., 1.25) on
-``--sensitivity-scenarios`` and writes ``lse_lambda_sensitivity.csv`` / ``.md``.
+Writes ``docs/results/lse_comparison.csv`` (columns scenario, design, every metric and its
+``*_se``), ``.json`` (``wall_seconds``, ``cores`` and the measured seconds per trial of each
+design) and the page ``lse_comparison.md``. Per-cell netCDF files in ``benchmarks/runs/lse/``
+(not committed) make an interrupted run resume (simulate's ``path=``).
+``--lambda-sensitivity`` runs Section 5.2.3 (lambda in 0, 0.25, ..., 1.25) on
+``--sensitivity-scenarios`` and writes ``lse_lambda_sensitivity.csv``, ``.json`` and the page
+``lse_lambda_sensitivity.md``. ``--report-only`` rewrites the pages from the saved CSV and JSON
+files (no simulation).
 
-Usage: ``python benchmarks/lse_comparison.py --trials 2000 --jobs 2``.
+Usage: ``make lse-study`` or ``python benchmarks/lse_comparison.py --trials 2000 --jobs 2``.
 """
 
 import os
@@ -41,11 +43,11 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from report import RESULTS, RUNS, replace_readme_block  # noqa: E402
+import report  # noqa: E402
+from report import RESULTS, write_page  # noqa: E402
 
 from dosezoo.designs import boin_design, crm_design  # noqa: E402
 from dosezoo.designs.lse import bo_design, lse_design  # noqa: E402
@@ -58,8 +60,7 @@ from dosezoo.scenarios import (  # noqa: E402
 )
 from dosezoo.simulate import operating_characteristics, simulate  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNS = RUNS / "lse"
+RUNS = report.RUNS / "lse"
 SEED = 3003
 DESIGNS = ("LSE_lambda0", "LSE_lambda1", "BO", "CRM", "BOIN")
 #: Metric name in the table -> per-trial variable of BinaryToxicityScenario.
@@ -85,6 +86,8 @@ SAFETY_CUTOFF = 0.9
 #: designs' defaults (1000 / 200): the kernel's ESS is about 0.9 per draw, so P(p_k < phi)
 #: carries a Monte Carlo SE of at most 0.025, and the study fits the 30-minute budget.
 MCMC = {"draws": 500, "tune": 100}
+#: What `make lse-study` runs.
+MAKE_RUN = "lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity"
 
 
 def crm_arm(target: float):
@@ -176,15 +179,6 @@ def _wide_table(table: pd.DataFrame, metric: str) -> list[str]:
     return lines
 
 
-def markdown(table: pd.DataFrame, header: str) -> str:
-    """Wide markdown tables: one per metric, scenarios as rows, designs as columns."""
-    parts = [header]
-    for metric in (*PLANNED, *TREATED):
-        parts.append(f"\n### {metric} (%)\n")
-        parts += _wide_table(table, metric)
-    return "\n".join(parts) + "\n"
-
-
 #: Scenarios where Seno et al. (2025) report CRM with the best PCS (Section 5.2.1).
 CRM_FAVOURED = (8, 9, 10, 20)
 
@@ -232,42 +226,6 @@ def claims(table: pd.DataFrame) -> list[str]:
     ]
 
 
-def readme_block(table: pd.DataFrame, record: dict) -> str:
-    """Return the README summary: PCS and POA per scenario and design, and the claims."""
-    lines = [
-        f"Made by `{record['command']}` (`make lse-study`): {record['trials_per_cell']} trials "
-        f"per cell, {len(record['scenarios'])} scenarios x {len(record['designs'])} designs in "
-        f"{record['wall_seconds'] / 60:.1f} min on {record['cores']} worker processes "
-        f"({record['machine']}, {record['cpu_count']} CPUs"
-        + (
-            f"; load averages {record['load_average_before'][0]:.1f} before and "
-            f"{record['load_average_after'][0]:.1f} after"
-            if "load_average_before" in record
-            else ""
-        )
-        + ")"
-        + (
-            f"; resumed cells: {', '.join(record['resumed_cells'])}"
-            if record["resumed_cells"]
-            else ""
-        )
-        + ". Percent, Monte Carlo SE in brackets; POA over the planned 36 patients. Full "
-        "table (PCA, POS, pDLT, the over-treated variants): "
-        "`benchmarks/results/lse_comparison.md`.",
-        "",
-    ]
-    for metric, title in (("PCS", "correct selection"), ("POA", "patients above the MTD")):
-        lines.append(f"{metric} ({title}):\n")
-        lines += [*_wide_table(table, metric), ""]
-    lines.append("The qualitative claims of Seno et al. (2025), counted on this table:\n")
-    lines += claims(table)
-    lines.append(
-        "\nThe lambda sensitivity of Section 5.2.3 (`--lambda-sensitivity`, 8 scenarios, lambda "
-        "0 to 1.25): `benchmarks/results/lse_lambda_sensitivity.md`."
-    )
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000, help="trials per cell")
@@ -279,22 +237,16 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=MCMC["draws"], help="GP draws per fit")
     parser.add_argument("--tune", type=int, default=MCMC["tune"], help="GP burn-in per fit")
     parser.add_argument(
-        "--output", type=str, default="lse_comparison", help="file stem in benchmarks/results"
+        "--output", type=str, default="lse_comparison", help="file stem in docs/results"
     )
     parser.add_argument(
-        "--readme",
-        type=Path,
-        default=ROOT / "README.md",
-        help="README whose block lse-study gets the summary ('none' to leave it)",
-    )
-    parser.add_argument(
-        "--readme-only",
+        "--report-only",
         action="store_true",
-        help="only rewrite the README block from the saved CSV and JSON (no simulation)",
+        help="only rewrite the pages from the saved CSV and JSON files (no simulation)",
     )
     args = parser.parse_args()
-    if args.readme_only:
-        write_readme(args.readme, args.output)
+    if args.report_only:
+        write_report(args.output)
         return
     scenarios = parse_scenarios(args.scenarios)
     MCMC.update(draws=args.draws, tune=args.tune)
@@ -315,21 +267,12 @@ def main() -> None:
             )
     wall = time.perf_counter() - started
     table = pd.DataFrame(rows)
-    columns = ["scenario", "design"] + [c for m in PLANNED for c in (m, f"{m}_se")]
+    columns = ["scenario", "design"] + [c for m in (*PLANNED, *TREATED) for c in (m, f"{m}_se")]
     command = (
         f"python benchmarks/lse_comparison.py --trials {args.trials} --jobs {args.jobs} "
         f"--scenarios {args.scenarios} --draws {args.draws} --tune {args.tune}"
     )
     table[columns].to_csv(RESULTS / f"{args.output}.csv", index=False, float_format="%.6g")
-    header = (
-        f"# The comparison study of Seno et al. (2025)\n\nMeans in percent (Monte Carlo SE) over {args.trials} "
-        f"trials per cell; made by `{command}` in {wall:.0f} s on {args.jobs} worker(s).\n"
-        "PCA, POA and pDLT are over the planned 36 patients; the `_treated` tables are over "
-        "the patients treated; `no_selection` is the percentage of trials with no MTD.\n\n"
-        "The qualitative claims of Seno et al. (2025), counted on this table:\n\n"
-        + "\n".join(claims(table))
-    )
-    (RESULTS / f"{args.output}.md").write_text(markdown(table, header))
     n_trials = args.trials * len(scenarios)
     record = {
         "wall_seconds": round(wall, 1),
@@ -348,18 +291,71 @@ def main() -> None:
     }
     (RESULTS / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
-    if str(args.readme) != "none":
-        write_readme(args.readme, args.output)
-
     if args.lambda_sensitivity:
         sensitivity(parse_scenarios(args.sensitivity_scenarios), args.trials, args.jobs)
+    write_report(args.output)
 
 
-def write_readme(readme: Path, output: str) -> None:
-    """Rewrite the README block ``lse-study`` from the saved table and record."""
+def markdown(table: pd.DataFrame, record: dict) -> str:
+    """Return the page's body: the run, the paper's claims, one table per metric of the CSV."""
+    lines = [
+        f"Made by `{record['command']}`: {record['trials_per_cell']} trials per cell, "
+        f"{len(record['scenarios'])} scenarios x {len(record['designs'])} designs in "
+        f"{record['wall_seconds'] / 60:.1f} min on {record['cores']} worker processes "
+        f"({record['machine']}, {record['cpu_count']} CPUs"
+        + (
+            f"; load averages {record['load_average_before'][0]:.1f} before and "
+            f"{record['load_average_after'][0]:.1f} after"
+            if "load_average_before" in record
+            else ""
+        )
+        + ")"
+        + (
+            f"; resumed cells: {', '.join(record['resumed_cells'])}"
+            if record["resumed_cells"]
+            else ""
+        )
+        + ". Means in percent, Monte Carlo SE in brackets. PCA, POA and pDLT are over the "
+        "planned 36 patients (the paper's convention); the `_treated` tables are over the "
+        "patients treated; `no_selection` is the percentage of trials with no MTD.",
+        "",
+        "The qualitative claims of Seno et al. (2025), counted on this table:",
+        "",
+        *claims(table),
+        "",
+        "The lambda sensitivity of Section 5.2.3 (`--lambda-sensitivity`): "
+        "[`lse_lambda_sensitivity.md`](lse_lambda_sensitivity.md).",
+    ]
+    missing = [metric for metric in TREATED if metric not in table]
+    if missing:
+        lines += [
+            "",
+            "This run's CSV holds no "
+            + ", ".join(f"`{m}`" for m in missing)
+            + " (the script saved only the metrics over the planned patients then); a new run "
+            "saves them.",
+        ]
+    for metric in (*PLANNED, *TREATED):
+        if metric in table:
+            lines += ["", f"## {metric} (%)", "", *_wide_table(table, metric)]
+    return "\n".join(lines)
+
+
+def write_report(output: str) -> None:
+    """Write the page ``<output>.md`` (and the sensitivity page) from the saved CSV and JSON."""
     table = pd.read_csv(RESULTS / f"{output}.csv")
     record = json.loads((RESULTS / f"{output}.json").read_text())
-    replace_readme_block("lse-study", readme_block(table, record), readme)
+    write_page(
+        output,
+        "Seno et al. (2025): the comparison study (LSE, BO, CRM, BOIN)",
+        markdown(table, record),
+        make="lse-study",
+        runs=[MAKE_RUN],
+        rebuild="lse_comparison.py --report-only",
+        data=[f"{output}.csv", f"{output}.json"],
+    )
+    if (RESULTS / "lse_lambda_sensitivity.csv").exists():
+        write_sensitivity_report()
 
 
 def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
@@ -373,19 +369,50 @@ def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
     wall = time.perf_counter() - started
     table = pd.DataFrame(rows)
     table.to_csv(RESULTS / "lse_lambda_sensitivity.csv", index=False, float_format="%.6g")
-    lines = [
-        f"# LSE lambda sensitivity (Seno et al. 2025, Section 5.2.3)\n\n{trials} trials per cell, "
-        f"{wall:.0f} s on {jobs} worker(s). Percent (Monte Carlo SE).\n"
-    ]
+    record = {
+        "wall_seconds": round(wall, 1),
+        "cores": jobs,
+        "trials_per_cell": trials,
+        "scenarios": scenarios,
+        "lambdas": list(SENSITIVITY_LAMBDAS),
+    }
+    (RESULTS / "lse_lambda_sensitivity.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def sensitivity_markdown(table: pd.DataFrame, record: dict | None) -> str:
+    """Return the sensitivity page's body: one table per metric, lambdas as columns."""
+    run = (
+        f"{record['trials_per_cell']} trials per cell, {record['wall_seconds']:.0f} s on "
+        f"{record['cores']} worker(s). "
+        if record
+        else ""
+    )
+    lines = [f"{run}Percent (Monte Carlo SE)."]
     for metric in PLANNED:
         wide = table.assign(cell=_cell_text(table, metric)).pivot(
             index="scenario", columns="lambda", values="cell"
         )
-        lines.append(f"\n### {metric}\n")
+        lines += ["", f"## {metric}", ""]
         lines.append("| scenario | " + " | ".join(f"lambda {c:g}" for c in wide.columns) + " |")
         lines.append("|---" * (len(wide.columns) + 1) + "|")
         lines += [f"| {s} | " + " | ".join(v) + " |" for s, v in wide.iterrows()]
-    (RESULTS / "lse_lambda_sensitivity.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines)
+
+
+def write_sensitivity_report() -> None:
+    """Write the page lse_lambda_sensitivity.md from the saved CSV (and JSON, when saved)."""
+    table = pd.read_csv(RESULTS / "lse_lambda_sensitivity.csv")
+    path = RESULTS / "lse_lambda_sensitivity.json"
+    record = json.loads(path.read_text()) if path.exists() else None
+    write_page(
+        "lse_lambda_sensitivity",
+        "Seno et al. (2025): sensitivity of the LSE design to lambda (Section 5.2.3)",
+        sensitivity_markdown(table, record),
+        make="lse-study",
+        runs=[MAKE_RUN],
+        rebuild="lse_comparison.py --report-only",
+        data=["lse_lambda_sensitivity.csv", *(["lse_lambda_sensitivity.json"] if record else [])],
+    )
 
 
 def parse_scenarios(text: str) -> list[int]:

@@ -4,14 +4,15 @@ Run ``make redesign`` (or ``python benchmarks/o6bg_redesign.py``). Writes
 ``docs/results/o6bg_redesign.json``: for the accelerated (alpha = 0.1) and standard
 (alpha = 0.05) designs, the dose path, final dose, recommendation and number of patients with
 AGT < 5 fmol/mg of trial 0 of seed 2023, and the distribution of the final dose (the last
-cohort's) and of the recommendation over 1000 replicated trials.
+cohort's) and of the recommendation over 1000 replicated trials; and the page
+``docs/results/o6bg_redesign.md`` (``--report-only`` rewrites it from the JSON).
 """
 
 import argparse
 import json
 import time
 
-from report import RESULTS, replace_readme_block
+from report import RESULTS, write_page
 
 from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, o6bg_replicates, o6bg_scenario, o6bg_trial
 
@@ -22,7 +23,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000, help="replicated trials per design")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the page from the saved JSON"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report()
+        return
     started = time.perf_counter()
     record = {
         "command": f"python benchmarks/o6bg_redesign.py --trials {args.trials} --jobs {args.jobs}",
@@ -35,17 +42,31 @@ def main() -> None:
         }
     record["wall_seconds"] = round(time.perf_counter() - started, 1)
     (RESULTS / "o6bg_redesign.json").write_text(json.dumps(record, indent=2) + "\n")
-    report = summary(record)
-    replace_readme_block("o6bg-redesign", report)
-    print(report)
+    write_report()
+
+
+def write_report() -> None:
+    """Write the page o6bg_redesign.md from the saved JSON."""
+    record = json.loads((RESULTS / "o6bg_redesign.json").read_text())
+    write_page(
+        "o6bg_redesign",
+        "Lee (2023): the O6-BG re-design",
+        summary(record),
+        make="redesign",
+        runs=["o6bg_redesign.py"],
+        rebuild="o6bg_redesign.py --report-only",
+        data=["o6bg_redesign.json"],
+    )
+    print(summary(record))
 
 
 def summary(record: dict) -> str:
-    """Return the README block: the seeded trials and the distribution of the final doses."""
+    """Return the page's body: the seeded trials and the distribution of the final doses."""
     levels = [f"{level:g}" for level in O6BG_LEVELS]
     lines = [
-        f"Made by `{record['command']}` (`make redesign`) in {record['wall_seconds']:.0f} s; "
-        "all numbers in `benchmarks/results/o6bg_redesign.json`.",
+        f"Made by `{record['command']}` in {record['wall_seconds']:.0f} s; all numbers, and "
+        "the scenario (the real trial's AGT values, resampled with a perturbation), in "
+        "[`o6bg_redesign.json`](o6bg_redesign.json).",
         "",
         "| design | seeded trial (seed 2023): cohort doses | final dose | recommended "
         "| patients with AGT < 5 | "

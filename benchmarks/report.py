@@ -1,16 +1,23 @@
-"""Helpers the benchmark scripts share: markdown tables and generated README blocks."""
+"""Helpers the benchmark scripts share: markdown tables and the results pages of docs/results/.
 
-import re
+Every script writes its data (JSON, CSV) and one page per study into :data:`RESULTS`; the page
+starts with the commands that regenerate it (the ``make`` target and the script invocation it
+runs) and the one that rebuilds the page from the saved data alone (``--report-only``), so a
+page never holds a number its data files do not.
+"""
+
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
 #: Where the scripts write their results and pages (committed).
 RESULTS = ROOT / "docs" / "results"
 #: Where the long studies keep their per-cell netCDF runs, to resume (not committed).
 RUNS = ROOT / "benchmarks" / "runs"
+#: The interpreter the Makefile runs the scripts with.
+PYTHON = ".venv/bin/python"
 
 
 def md_table(frame: pd.DataFrame) -> str:
@@ -24,11 +31,52 @@ def md_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def replace_readme_block(name: str, content: str, readme: Path = README) -> None:
-    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in a README."""
-    text = readme.read_text()
-    pattern = rf"<!-- {name}:start -->.*<!-- {name}:end -->"
-    if not re.search(pattern, text, flags=re.S):
-        raise KeyError(f"{readme} has no block {name!r}")
-    block = f"<!-- {name}:start -->\n{content}\n<!-- {name}:end -->"
-    readme.write_text(re.sub(pattern, lambda _: block, text, flags=re.S))
+def write_page(
+    name: str,
+    title: str,
+    body: str,
+    *,
+    make: str,
+    runs: Sequence[str],
+    rebuild: str,
+    data: Sequence[str],
+    results: Path = RESULTS,
+) -> Path:
+    """Write the page ``<results>/<name>.md`` and return its path.
+
+    Parameters
+    ----------
+    name, title
+        File stem and heading of the page.
+    body
+        The generated markdown.
+    make
+        The ``make`` target that regenerates the page.
+    runs
+        The script invocations that target runs, arguments after ``benchmarks/``
+        (e.g. ``"lee2023_study.py --trials 1000 --jobs 2"``).
+    rebuild
+        The invocation that rebuilds the page from the saved data (e.g.
+        ``"lee2023_study.py --report-only"``).
+    data
+        The data files (in ``results``) the page is made from.
+    """
+    script = runs[0].split()[0]
+    invocations = " and ".join(f"`{PYTHON} benchmarks/{run}`" for run in runs)
+    lines = [
+        f"# {title}",
+        "",
+        f"Regenerate: `make {make}`, which runs {invocations}.",
+        "",
+        f"Rebuild this page from the saved data alone: `{PYTHON} benchmarks/{rebuild}`.",
+        "",
+        "Data: " + ", ".join(f"[`{file}`]({file})" for file in data) + ".",
+        "",
+        f"<!-- Written by benchmarks/{script}: edit the script, not this page. -->",
+        "",
+        body.strip(),
+        "",
+    ]
+    path = results / f"{name}.md"
+    path.write_text("\n".join(lines))
+    return path

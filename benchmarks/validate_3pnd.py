@@ -1,17 +1,19 @@
 """Validation figures for the 3PND samplers: agreement with NUTS and SBC, with negative controls.
 
 Run ``make validate`` (or ``python benchmarks/validate_3pnd.py``); about 15 minutes on two
-cores. Writes ``docs/results/three_pnd_validation.{json,md}`` and replaces the block between
-the ``validate-3pnd`` markers in README.md. The same checks, with pass/fail thresholds, are
+cores. Writes ``docs/results/three_pnd_validation.json`` and the page
+``docs/results/three_pnd_validation.md``; ``--report-only`` rewrites the page from the JSON.
+The same checks, with pass/fail thresholds, are
 the tests in ``tests/test_three_pnd_samplers.py`` and ``tests/test_three_pnd_sbc.py``.
 """
 
+import argparse
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from report import RESULTS, replace_readme_block
+from report import RESULTS, write_page
 from scipy import stats
 
 from dosezoo.datasets import load_o6bg
@@ -61,23 +63,9 @@ def nuts_agreement() -> dict:
     return out
 
 
-def main() -> None:
-    started = time.perf_counter()
-    agreement = nuts_agreement()
-    sbc = {}
-    for label, (engine, n_reps, hyper) in SBC_RUNS.items():
-        print(f"SBC: {label} ({n_reps} replications) ...", flush=True)
-        result = three_pnd_sbc(
-            MODEL, SBC_DOSES, engine=engine, n_reps=n_reps, random_seed=500, sampler_hyper=hyper
-        )
-        sbc[label] = {"n_reps": n_reps, "p_values": result.p_values(bins=10)}
-    results = {
-        "nuts_agreement_o6bg": agreement,
-        "sbc": sbc,
-        "wall_seconds": time.perf_counter() - started,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "three_pnd_validation.json").write_text(json.dumps(results, indent=2))
+def markdown(results: dict) -> str:
+    """Return the page's tables: agreement with NUTS, SBC p-values, wall time."""
+    agreement, sbc = results["nuts_agreement_o6bg"], results["sbc"]
     lines = [
         "Agreement with NUTS on the O6-BG data (z = |difference| / combined MCSE for the mean and the "
         "5/50/95% quantiles, largest shown; KS two-sample p on thinned draws):",
@@ -101,10 +89,49 @@ def main() -> None:
         for label, v in sbc.items()
     ]
     lines.append(f"\nWall time of this validation run: {results['wall_seconds'] / 60:.1f} min.")
-    table = "\n".join(lines)
-    (RESULTS / "three_pnd_validation.md").write_text(table + "\n")
-    replace_readme_block("validate-3pnd", table)
-    print(table)
+    return "\n".join(lines)
+
+
+def write_report() -> None:
+    """Write the page three_pnd_validation.md from the saved JSON."""
+    results = json.loads((RESULTS / "three_pnd_validation.json").read_text())
+    write_page(
+        "three_pnd_validation",
+        "3PND: validation of the samplers",
+        markdown(results),
+        make="validate",
+        runs=["validate_3pnd.py"],
+        rebuild="validate_3pnd.py --report-only",
+        data=["three_pnd_validation.json"],
+    )
+    print(markdown(results))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the page from the saved JSON"
+    )
+    if parser.parse_args().report_only:
+        write_report()
+        return
+    started = time.perf_counter()
+    agreement = nuts_agreement()
+    sbc = {}
+    for label, (engine, n_reps, hyper) in SBC_RUNS.items():
+        print(f"SBC: {label} ({n_reps} replications) ...", flush=True)
+        result = three_pnd_sbc(
+            MODEL, SBC_DOSES, engine=engine, n_reps=n_reps, random_seed=500, sampler_hyper=hyper
+        )
+        sbc[label] = {"n_reps": n_reps, "p_values": result.p_values(bins=10)}
+    results = {
+        "nuts_agreement_o6bg": agreement,
+        "sbc": sbc,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "three_pnd_validation.json").write_text(json.dumps(results, indent=2))
+    write_report()
 
 
 if __name__ == "__main__":

@@ -3,11 +3,21 @@
 A rule is a function of a posterior (:class:`dosezoo.posterior.DosePosterior`) and the data that
 returns a :class:`~dosezoo.decision.Decision`; a design composes a model, a rule and the conduct
 (:mod:`dosezoo.designs.base`). Each family has a factory that builds its design from one set of
-options (``crm_design``, ``boin_design``, ...).
+options (``crm_design``, ``boin_design``, ...), and registers itself in
+:mod:`dosezoo.designs.registry` (``FAMILIES``), through which a design and its configuration
+tables are inverse (``design_config``, ``design_from_config``).
 """
 
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, CountDesign, CountRule, Design, ModelRule, Rule
+from dosezoo.designs.base import (
+    Conduct,
+    CountDesign,
+    CountRule,
+    DecisionTableRow,
+    Design,
+    ModelRule,
+    Rule,
+)
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
 from dosezoo.designs.crm import CRMRule, crm_design
@@ -43,9 +53,19 @@ from dosezoo.designs.optimal import (
     with_reference,
 )
 from dosezoo.designs.optimus import OptimusRule, optimus_design
+from dosezoo.designs.registry import (
+    FAMILIES,
+    Family,
+    design_config,
+    design_from_config,
+    family_of,
+    register,
+    register_stopping,
+)
 from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
 
 __all__ = [
+    "FAMILIES",
     "AdmissibleSet",
     "ApproximateDesign",
     "BLRMRule",
@@ -57,8 +77,10 @@ __all__ = [
     "CountRule",
     "DOptimalRule",
     "Decision",
+    "DecisionTableRow",
     "Design",
     "EWOCRule",
+    "Family",
     "LSERule",
     "MTDQuantileRule",
     "ModelRule",
@@ -78,15 +100,20 @@ __all__ = [
     "boin_design",
     "crm_design",
     "d_efficiency",
+    "design_config",
+    "design_from_config",
     "efficient_rounding",
     "equivalence_check",
     "ewoc_design",
+    "family_of",
     "information_matrix",
     "locally_d_optimal",
     "lse_design",
     "mtd_quantile_design",
     "optimal_design",
     "optimus_design",
+    "register",
+    "register_stopping",
     "run_staged_trial",
     "sensitivity",
     "three_plus_three_design",

@@ -51,6 +51,7 @@ __all__ = [
     "Conduct",
     "CountDesign",
     "CountRule",
+    "DecisionTableRow",
     "Design",
     "ModelRule",
     "Rule",
@@ -731,3 +732,102 @@ class CountDesign(Design):
     def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select for a batch of count states."""
         return self.rule.recommend_counts(n, y, current)
+
+    def decision_table(self, max_patients: int | None = None) -> list["DecisionTableRow"]:
+        """Tabulate the rule's decisions by the patients and DLTs at the current dose.
+
+        The table BOIN's protocols print: for ``n`` patients at the current dose (``n`` =
+        cohort size, twice the cohort size, ... up to ``max_patients``), the largest number of
+        DLTs at which the rule escalates, the smallest at which it de-escalates, and the
+        smallest at which it eliminates the dose (never gives it again). It is read from the
+        rule itself, by one batch of :meth:`decide_counts` at a middle level ``j`` with no
+        patient elsewhere (escalate: the next level is above ``j``; de-escalate: below), and
+        at ``j - 1`` after one DLT-free cohort there (eliminated: the rule would not escalate
+        back to ``j``). The sample size is lifted so that it never stops the table early.
+
+        Parameters
+        ----------
+        max_patients : int, optional
+            Largest ``n``; the sample size or 12, whichever is smaller, by default.
+
+        Returns
+        -------
+        list of DecisionTableRow
+            One row per ``n``, up to the first ``n`` the rule refuses as a state (the 3+3
+            treats 3 or 6 patients per dose).
+
+        Raises
+        ------
+        ValueError
+            With fewer than 3 dose levels (no middle level), or ``max_patients`` below the
+            cohort size.
+        """
+        cohort = self.cohort_size
+        limit = min(self.sample_size, 12) if max_patients is None else max_patients
+        limit = positive_int("decision_table", "max_patients", limit)
+        levels = len(self.rule.dose_levels)
+        if levels < 3:
+            raise ValueError(
+                f"decision_table: needs at least 3 dose levels (a middle one), got {levels}"
+            )
+        if limit < cohort:
+            raise ValueError(
+                f"decision_table: max_patients {limit} is below the cohort size {cohort}"
+            )
+        conduct = replace(self.conduct, sample_size=10 * (limit + cohort), stopping=())
+        rule = Design(self.model, self.rule, conduct).rule
+        assert isinstance(rule, CountRule)
+        middle = levels // 2
+        rows = []
+        for n in range(cohort, limit + 1, cohort):
+            y = np.arange(n + 1)
+            states = np.zeros((2 * y.size + 1, levels), dtype=np.int64)
+            dlts = np.zeros_like(states)
+            states[:, middle], dlts[: 2 * y.size, middle] = n, np.tile(y, 2)
+            states[y.size :, middle - 1] = cohort  # one DLT-free cohort below
+            states[-1, middle] = 0  # the control: from below, the rule escalates to j
+            current = np.r_[np.full(y.size, middle), np.full(y.size + 1, middle - 1)]
+            try:
+                level = rule.decide_counts(states, dlts, current).level
+            except ValueError:  # a state the rule refuses (e.g. 9 patients at a 3+3 dose)
+                break
+            if level[-1] != middle:
+                raise ValueError(
+                    f"decision_table: {self.label} does not escalate after {cohort} patients "
+                    "without a DLT at the dose below; elimination cannot be read"
+                )
+            here, back = level[: y.size], level[y.size : 2 * y.size]
+            escalate = y[here > middle]
+            deescalate = y[(here >= 0) & (here < middle)]
+            eliminate = y[back != middle]
+            rows.append(
+                DecisionTableRow(
+                    n=n,
+                    escalate=int(escalate.max()) if escalate.size else None,
+                    deescalate=int(deescalate.min()) if deescalate.size else None,
+                    eliminate=int(eliminate.min()) if eliminate.size else None,
+                )
+            )
+        return rows
+
+
+@dataclass(frozen=True)
+class DecisionTableRow:
+    """One row of a count design's decision table (:meth:`CountDesign.decision_table`).
+
+    Attributes
+    ----------
+    n : int
+        Patients at the current dose.
+    escalate : int or None
+        Escalate with at most this many DLTs (None: never).
+    deescalate : int or None
+        De-escalate with at least this many DLTs (None: never).
+    eliminate : int or None
+        Eliminate the dose with at least this many DLTs (None: never).
+    """
+
+    n: int
+    escalate: int | None
+    deescalate: int | None
+    eliminate: int | None

@@ -26,6 +26,7 @@ from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.registry import Family, register
 from dosezoo.models.blrm import BLRM
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -250,3 +251,18 @@ def blrm_design(model: BLRM, **options: Any) -> Design:
     Design
     """
     return compose(model, BLRMRule, options)
+
+
+register(
+    Family(
+        name="blrm",
+        summary=(
+            "Bayesian logistic regression with escalation with overdose control "
+            "(Neuenschwander, Branson and Gsponer 2008)"
+        ),
+        model=BLRM,
+        rule=BLRMRule,
+        example="blrm.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

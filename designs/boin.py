@@ -62,6 +62,7 @@ from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design, compose
+from dosezoo.designs.registry import Family, register
 from dosezoo.levels import format_rows, last_true
 from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
@@ -510,3 +511,18 @@ def boin_design(
         A :class:`~dosezoo.designs.base.CountDesign`.
     """
     return compose(BOIN(target, dose_levels, prior_a=prior_a, prior_b=prior_b), BOINRule, options)
+
+
+register(
+    Family(
+        name="boin",
+        summary=(
+            "Bayesian optimal interval design (Liu and Yuan 2015) with the R package BOIN's "
+            "elimination and selection (Yan et al. 2020)"
+        ),
+        model=BOIN,
+        rule=BOINRule,
+        example="boin.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

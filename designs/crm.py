@@ -27,6 +27,7 @@ from dosezoo.checks import choice, positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_index
 from dosezoo.models.crm import CRM
 from dosezoo.posterior import DosePosterior
@@ -211,3 +212,18 @@ def crm_design(model: CRM, **options: Any) -> Design:
     Design
     """
     return compose(model, CRMRule, options)
+
+
+register(
+    Family(
+        name="crm",
+        summary=(
+            "continual reassessment method (O'Quigley, Pepe and Fisher 1990) with dfcrm's "
+            "conventions (Cheung 2011)"
+        ),
+        model=CRM,
+        rule=CRMRule,
+        example="crm.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

@@ -33,11 +33,15 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.registry import Family, register
 from dosezoo.models.ewoc import EWOC
 from dosezoo.posterior import Distribution, DosePosterior
 from dosezoo.protocols import Described
 
-__all__ = ["EWOCRule", "ewoc_design"]
+__all__ = ["EWOC_CONDUCT", "EWOCRule", "ewoc_design"]
+
+#: The conduct of EWOC designs: cohorts of 1, as Babb et al. (1998).
+EWOC_CONDUCT: dict[str, Any] = {"cohort_size": 1}
 
 
 @dataclass(frozen=True)
@@ -236,4 +240,17 @@ def ewoc_design(model: EWOC, **options: Any) -> Design:
     -------
     Design
     """
-    return compose(model, EWOCRule, options, cohort_size=1)
+    return compose(model, EWOCRule, options, **EWOC_CONDUCT)
+
+
+register(
+    Family(
+        name="ewoc",
+        summary="escalation with overdose control (Babb, Rogatko and Zacks 1998)",
+        model=EWOC,
+        rule=EWOCRule,
+        conduct=EWOC_CONDUCT,
+        example="ewoc.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

@@ -1,6 +1,6 @@
 r"""Level-set-estimation (LSE) and Bayesian-optimisation (BO) dose finding on the latent GP.
 
-Seno et al. (2025), seed 003, Sections 4.3-4.4 and Appendices C.3 and D; the BO design of
+Seno et al. (2025), Sections 4.3-4.4 and Appendices C.3 and D; the BO design of
 Takahashi and Suzuki (2021). The model is :class:`dosezoo.models.latent_gp.LatentGP`; from
 posterior draws of :math:`p_k` (the DLT probability at dose :math:`k`) and the target
 :math:`\phi`, write :math:`\pi_k = P(p_k < \phi \mid \text{data})` (probability that dose
@@ -11,8 +11,8 @@ Acquisition functions
 * LSE, misclassification with overdose control (Section 4.3.3):
   :math:`a_k = \min(\pi_k, 1 - \pi_k) \, (1 - \bar\pi_k)^\lambda`. The weight decreases in
   :math:`\bar\pi_k` and :math:`\lambda = 0` gives the plain expected misclassification
-  probability (Section 4.3.2). The seed's eq (23) lost its symbols; this weight is the
-  simplest one with the stated properties.
+  probability (Section 4.3.2). Seno et al.'s eq (23) lost its symbols in our copy; this
+  weight is the simplest one with the stated properties.
 * LSE, classification ambiguity (Appendix D; Gotovos et al. 2013):
   :math:`a_k = \min(u_k - \phi, \phi - l_k) \, (1 - \bar\pi_k)^\lambda`, with
   :math:`[l_k, u_k]` the equal-tailed credible interval of :math:`p_k` (level 0.95 by
@@ -29,7 +29,7 @@ Admissible set (Section 4.3.1, :class:`AdmissibleSet`)
 (i) no dose more than ``max_escalation`` (1) level above the current dose;
 (ii) if :math:`\bar\pi_1 >` ``single_dose_threshold`` only the lowest dose;
 (iii) only doses with :math:`\bar\pi_k <` ``exclusion_threshold``.
-The seed requires the threshold of (ii) below that of (iii). Defaults: 0.8 and 0.9. 0.9 is
+Seno et al. require the threshold of (ii) below that of (iii). Defaults: 0.8 and 0.9. 0.9 is
 BOIN's extra-safe stopping cut-off (0.95 - 0.05) and keeps (iii) less strict than BOIN's
 elimination (0.95). For (ii), 0.5 (the lowest dose classified in the super-level set) was
 tried and rejected: when stage 1 puts the prior MTD at the lowest dose, the prior itself has
@@ -51,9 +51,9 @@ set. (a) all in the super-level set: the lowest dose; (b) all in the sub-level s
 highest dose; (c) otherwise, with :math:`d_L` the highest dose of the sub-level set and
 :math:`d_U = d_{L+1}`, :math:`q_j = P(\phi - \delta \le p_j \le \phi + \delta)`: :math:`d_U` if
 :math:`q_U > q_L + \epsilon` and :math:`d_U` was given to at least one patient, else
-:math:`d_L` (the seed's second condition is lost; never recommending an untried dose is our
-choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing interval) and
-:math:`\epsilon = 0.05` (``selection_margin``).
+:math:`d_L` (Seno et al.'s second condition is lost from our copy; never recommending an
+untried dose is our choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing
+interval) and :math:`\epsilon = 0.05` (``selection_margin``).
 
 The MTD estimate between doses is the boundary of the estimated level sets on the continuous
 scaled dose: with the latent curve between doses interpolated by the GP conditional mean
@@ -62,12 +62,12 @@ the first scaled dose where :math:`P(p(x) < \phi) = 1/2`, mapped back to dose un
 linear interpolation (the lowest / highest dose when no crossing exists).
 
 BO's final recommendation (Appendix C.3): the tried dose with the smallest :math:`E|p_k -
-\phi|`; the seed's two small constants :math:`\epsilon_1, \epsilon_2` were lost and are not
-used.
+\phi|`; Seno et al.'s two small constants :math:`\epsilon_1, \epsilon_2` were lost from our copy
+and are not used.
 
-Two-stage design (Section 4.4, :class:`TwoStageGPDesign`)
----------------------------------------------------------
-Stage 1 is :class:`dosezoo.designs.boin.BOINDesign` from the lowest dose until the
+Two-stage design (Section 4.4, :class:`TwoStageGPRule`, :func:`lse_design`, :func:`bo_design`)
+-------------------------------------------------------------------------------------------
+Stage 1 is the BOIN rule (:class:`dosezoo.designs.boin.BOINRule`) from the lowest dose until the
 cumulative number of DLTs reaches ``stage1_dlts`` (2) or the highest dose has been given;
 its own stops (elimination of the lowest dose, and the extra-safe rule when enabled) end the
 trial. Stage 2 fits the GP after every cohort. Its prior mean is the quantile construction
@@ -79,6 +79,7 @@ sampler is seeded from ``random_seed`` and a hash of the data (the conduct's see
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from types import SimpleNamespace
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -88,6 +89,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, Rule
 from dosezoo.designs.boin import BOINRule
+from dosezoo.designs.registry import Family, Option, options_of, register, table_of
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import LevelCounts, level_counts
 from dosezoo.models.base import DoseModel
@@ -816,6 +818,21 @@ def _least_ess(posterior: DosePosterior, levels: int) -> float:
 #: The options of :func:`lse_design` / :func:`bo_design` that build the model.
 _MODEL_OPTIONS = ("sigma_f_range", "length_scale", "scaled_doses")
 
+#: The conduct of the two-stage designs: one kernel chain of 1000 draws after 200 burn-in,
+#: two refits with twice the draws (same burn-in), a stop when every fit is refused, and a fit
+#: judged by R-hat <= 1.05 and a bulk ESS of 100 per level read (``min_ess``).
+TWO_STAGE_CONDUCT: dict[str, Any] = {
+    "engine": "kernel",
+    "draws": 1000,
+    "tune": 200,
+    "chains": 1,
+    "refits": 2,
+    "refit_factor": 2,
+    "refit_tune": False,
+    "on_refusal": "stop",
+    "convergence": ConvergenceCriteria(max_rhat=1.05, min_ess_bulk=100.0, min_ess_tail=0.0),
+}
+
 
 def _two_stage_design(
     stage2: LSERule | BORule,
@@ -833,15 +850,7 @@ def _two_stage_design(
     model_options = {key: options.pop(key) for key in _MODEL_OPTIONS if key in options}
     quantiles = {key: options[key] for key in ("margin", "prob_low", "prob_high") if key in options}
     model = LatentGP.from_quantiles(dose_levels, stage2.target, **quantiles, **model_options)
-    defaults = {
-        "engine": "kernel",
-        "draws": 1000,
-        "tune": 200,
-        "chains": 1,
-        "refits": 2,
-        "refit_factor": 2,
-        "refit_tune": False,
-        "on_refusal": "stop",
+    defaults = dict(TWO_STAGE_CONDUCT) | {
         "convergence": ConvergenceCriteria(
             max_rhat=1.05, min_ess_bulk=0.0 if min_ess is None else min_ess, min_ess_tail=0.0
         ),
@@ -895,3 +904,121 @@ def bo_design(target: float, dose_levels: Sequence[float], **options: Any) -> De
     Options as :func:`lse_design`'s, without those of the LSE acquisition.
     """
     return _two_stage_design(BORule(target), dose_levels, **options)
+
+
+# --------------------------------------------------------------------------- registry
+
+#: Options of :class:`TwoStageGPRule` that also build the GP's prior mean (Section 4.2.1).
+_SHARED = ("margin", "prob_low", "prob_high")
+
+
+@dataclass(frozen=True)
+class TwoStageGPParts:
+    """How the two-stage GP designs are built from their configuration tables.
+
+    ``[model]`` holds the GP's options, the target and the quantile statements of its prior
+    mean (``LatentGP.from_quantiles``: ``target``, ``margin``, ``prob_low``, ``prob_high``);
+    ``[rule]`` the stage-2 rule's options (its target and margin are the model's) and the
+    two-stage rule's (its quantile statements are the model's), with ``admissible`` as a
+    sub-table.
+
+    Parameters
+    ----------
+    stage2 : type
+        :class:`LSERule` or :class:`BORule`.
+    """
+
+    stage2: type[LSERule] | type[BORule]
+
+    def model_options(self) -> tuple[Option, ...]:
+        """Return ``dose_levels``, ``target``, the quantile statements, then the GP's options."""
+        gp = {option.name: option for option in options_of(LatentGP, skip=("prior_mean",))}
+        shared = {option.name: option for option in options_of(TwoStageGPRule)}
+        target = next(option for option in options_of(self.stage2) if option.name == "target")
+        return (
+            gp.pop("dose_levels"),
+            target,
+            *(shared[name] for name in _SHARED),
+            *gp.values(),
+        )
+
+    def rule_options(self) -> tuple[Option, ...]:
+        """Return the stage-2 rule's options, then the two-stage rule's."""
+        return (
+            *options_of(self.stage2, skip=("target", "margin")),
+            *options_of(TwoStageGPRule, skip=("stage2", *_SHARED)),
+        )
+
+    def build_model(self, options: dict[str, Any]) -> LatentGP:
+        """Build ``LatentGP.from_quantiles`` of the ``[model]`` options."""
+        gp = dict(options)
+        levels, target = gp.pop("dose_levels"), gp.pop("target")
+        return LatentGP.from_quantiles(levels, target, **gp)
+
+    def build_rule(
+        self, options: dict[str, Any], model_options: dict[str, Any]
+    ) -> "TwoStageGPRule":
+        """Build ``TwoStageGPRule(stage2(target, ...), ...)`` with the model's target."""
+        own = {f.name for f in fields(self.stage2)}
+        shared = {name: model_options[name] for name in _SHARED if name in model_options}
+        stage2 = {key: value for key, value in options.items() if key in own}
+        if "margin" in own and "margin" in shared:
+            stage2["margin"] = shared["margin"]
+        rule = {key: value for key, value in options.items() if key not in own}
+        return TwoStageGPRule(self.stage2(model_options["target"], **stage2), **rule, **shared)
+
+    def tables(self, model: DoseModel | None, rule: Rule) -> tuple[dict, dict]:
+        """Return the ``[model]`` and ``[rule]`` tables of a two-stage design's parts."""
+        assert isinstance(model, LatentGP) and isinstance(rule, TwoStageGPRule)
+        shared = {name: getattr(rule, name) for name in ("target", *_SHARED)}
+        values = SimpleNamespace(
+            **{
+                option.name: shared[option.name]
+                if option.name in shared
+                else getattr(model, option.name)
+                for option in self.model_options()
+            }
+        )
+        model_table = table_of(values, self.model_options())
+        rule_table = table_of(rule.stage2, options_of(self.stage2, skip=("target", "margin")))
+        rule_table |= table_of(rule, options_of(TwoStageGPRule, skip=("stage2", *_SHARED)))
+        return model_table, rule_table
+
+    def owns(self, model: DoseModel | None, rule: Rule) -> bool:
+        """Whether the rule is a :class:`TwoStageGPRule` with this stage 2, on a LatentGP."""
+        return (
+            isinstance(rule, TwoStageGPRule)
+            and type(rule.stage2) is self.stage2
+            and isinstance(model, LatentGP)
+        )
+
+
+register(
+    Family(
+        name="lse",
+        summary=(
+            "two-stage level-set estimation on a latent-logit GP, BOIN first (Seno et al. 2025)"
+        ),
+        model=LatentGP,
+        rule=TwoStageGPRule,
+        conduct=TWO_STAGE_CONDUCT,
+        example="lse.toml",
+        example_data="seno2025_cohorts.csv",
+        parts=TwoStageGPParts(LSERule),
+    )
+)
+register(
+    Family(
+        name="bo",
+        summary=(
+            "two-stage Bayesian optimisation (expected improvement) on a latent-logit GP "
+            "(Takahashi and Suzuki 2021; Seno et al. 2025)"
+        ),
+        model=LatentGP,
+        rule=TwoStageGPRule,
+        conduct=TWO_STAGE_CONDUCT,
+        example="bo.toml",
+        example_data="seno2025_cohorts.csv",
+        parts=TwoStageGPParts(BORule),
+    )
+)

@@ -5,7 +5,7 @@ posterior of the MTD, so that :math:`P(\mathrm{MTD} < x_{n+1} \mid \mathcal F_n)
 (eq (10)): :math:`\alpha` is the feasibility bound of overdose control. Practical options
 (Lee 2023, Discussion) restrict the choice, in this order: no dose above the last one plus
 ``max_increment``; no dose below the last one (``monotone``); then the dose is moved to a
-level of ``dose_levels``, the nearest one (the seed's rule) or the highest one not above it
+level of ``dose_levels``, the nearest one (Lee's rule) or the highest one not above it
 (``rounding="down"``, EWOC's, which keeps the overdose control). Every option that changes
 the dose is recorded in ``Decision.bound_by``, and the posterior probability of overdosing at
 the dose finally chosen is reported, so a user sees what the options cost in overdose control.
@@ -34,11 +34,16 @@ from dosezoo.checks import integer, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule
+from dosezoo.designs.registry import Family, register, register_stopping
 from dosezoo.models.three_pnd import ThreePND
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
 
-__all__ = ["MTDQuantileRule", "ToxicityStopping", "mtd_quantile_design"]
+__all__ = ["MTD_QUANTILE_CONDUCT", "MTDQuantileRule", "ToxicityStopping", "mtd_quantile_design"]
+
+#: The conduct of Lee (2023)'s designs: one patient per cohort (FSAD), 30 patients, and a
+#: burn-in of 500 for an MCMC engine.
+MTD_QUANTILE_CONDUCT: dict[str, Any] = {"cohort_size": 1, "sample_size": 30, "tune": 500}
 
 
 @dataclass(frozen=True)
@@ -278,9 +283,26 @@ def mtd_quantile_design(
     """
     if stopping is not None:
         conduct["stopping"] = (stopping,) if hasattr(stopping, "reason") else tuple(stopping)
-    settings = {"cohort_size": 1, "sample_size": 30, "tune": 500} | conduct
+    settings = MTD_QUANTILE_CONDUCT | conduct
     if "start_dose" not in settings:
         raise TypeError(
             "mtd_quantile_design: start_dose is required (the dose of the first cohort)"
         )
     return Design(model, rule, Conduct(**settings))
+
+
+register_stopping("toxicity", ToxicityStopping)
+register(
+    Family(
+        name="3pnd",
+        summary=(
+            "posterior alpha-quantile of the MTD under the 3PND model of continuous toxicity "
+            "(Lee 2023, Trials 24:745)"
+        ),
+        model=ThreePND,
+        rule=MTDQuantileRule,
+        conduct=MTD_QUANTILE_CONDUCT,
+        example="o6bg_accelerated.toml",
+        example_data="o6bg_first_cohorts.csv",
+    )
+)

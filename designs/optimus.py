@@ -21,7 +21,7 @@ This module adds what a trial needs and Lin leaves open, each an option:
 - *futility stop* (off by default): after ``futility_min_patients`` patients, stop when no
   non-excluded dose has :math:`P(p_E(d) \ge e \mid \text{data})` of at least
   ``futility_cutoff``;
-- *final recommendation* (:meth:`OptimusRule.recommend_from`): the optimal biological dose
+- *final recommendation* (:meth:`OptimusRule.select`): the optimal biological dose
   (OBD) is the dose maximising :math:`\pi(d)` among the doses given to patients and not
   excluded, and the *recommended dose range*, which Project Optimus asks for to randomise in
   phase 2, is every such dose with :math:`\pi(d) \ge` ``range_probability``. The OBD is
@@ -43,12 +43,24 @@ from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Design, ModelRule, compose
+from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
 
-__all__ = ["OptimusRule", "optimus_design"]
+__all__ = ["OPTIMUS_CONDUCT", "OptimusRule", "optimus_design"]
+
+#: The conduct of the Project Optimus design: the kernel engine with 2 chains of 1000 draws
+#: after 500 burn-in, one refit with 4 times the draws.
+OPTIMUS_CONDUCT: dict[str, Any] = {
+    "engine": "kernel",
+    "draws": 1000,
+    "tune": 500,
+    "chains": 2,
+    "refits": 1,
+    "refit_factor": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -320,12 +332,20 @@ def optimus_design(model: JointProbit, **options: Any) -> Design:
     -------
     Design
     """
-    defaults = {
-        "engine": "kernel",
-        "draws": 1000,
-        "tune": 500,
-        "chains": 2,
-        "refits": 1,
-        "refit_factor": 4,
-    }
-    return compose(model, OptimusRule, defaults | options)
+    return compose(model, OptimusRule, OPTIMUS_CONDUCT | options)
+
+
+register(
+    Family(
+        name="joint-probit",
+        summary=(
+            "Project Optimus: joint probit model of toxicity and ordinal efficacy with Lin "
+            "(2023)'s target-toxicity, efficacy and overdose-control rule"
+        ),
+        model=JointProbit,
+        rule=OptimusRule,
+        conduct=OPTIMUS_CONDUCT,
+        example="joint_probit.toml",
+        example_data="efftox_cohorts.csv",
+    )
+)

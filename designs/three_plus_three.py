@@ -38,6 +38,7 @@ import numpy as np
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design
+from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
 from dosezoo.levels import count_state, format_rows, last_true, validate_dose_levels
 from dosezoo.models.base import DoseModel
@@ -249,3 +250,23 @@ def three_plus_three_design(
     levels = validate_dose_levels("three_plus_three_design", dose_levels)
     conduct = Conduct(start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels))
     return Design(None, ThreePlusThreeRule(levels), conduct)
+
+
+register(
+    Family(
+        name="3+3",
+        summary=(
+            "the 3+3 design with dose de-escalation (Storer 1989; Lin and Shih 2001); no model"
+        ),
+        model=None,
+        rule=ThreePlusThreeRule,
+        conduct={
+            "cohort_size": _COHORT,
+            "sample_size": Derived(
+                f"{_FULL} per dose level", lambda model, rule: _FULL * len(rule.dose_levels)
+            ),
+        },
+        example="three_plus_three.toml",
+        example_data="binary_cohorts.csv",
+    )
+)

@@ -1,23 +1,52 @@
-"""Command-line interface: ``dosezoo demo``, ``dosezoo next-dose``, ``dosezoo simulate``.
+"""Command-line interface: every registered design, from a TOML configuration.
 
-Errors in the data or the configuration are reported as one line on stderr and a non-zero
-exit status (2), never as a traceback.
+- ``dosezoo designs``: the families (``[model] type``) with their options and defaults, and the
+  scenario types;
+- ``dosezoo next-dose DATA.csv --config X.toml``: the next dose of a real trial;
+- ``dosezoo simulate X.toml --output R.nc``: simulate the design under the scenario;
+- ``dosezoo report R.nc``: the operating characteristics of a simulation, with their Monte Carlo
+  standard errors, the selection and the allocation per dose, and a figure;
+- ``dosezoo decision-table X.toml``: the escalation table of a count design (BOIN, 3+3);
+- ``dosezoo demo``: Lee (2023)'s O6-BG re-design.
+
+Errors in the data or the configuration are reported as one line on stderr and exit status 2,
+never as a traceback.
 """
 
 import json
+import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import typer
+import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
-from dosezoo.config import design_from_config, read_config, simulation_from_config
+from dosezoo.config import (
+    design_from_config,
+    read_config,
+    simulation_from_config,
+)
 from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
-from dosezoo.designs import MTDQuantileRule
+from dosezoo.decision import Decision
+from dosezoo.designs import Conduct, CountDesign, MTDQuantileRule
+from dosezoo.designs.registry import (
+    FAMILIES,
+    REQUIRED,
+    Derived,
+    Option,
+    encode,
+    family_of,
+    options_of,
+    toml_value,
+)
 from dosezoo.errors import ConvergenceError
+from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
 
@@ -25,6 +54,8 @@ app = typer.Typer(add_completion=False, help="dosezoo: Bayesian dose-finding mod
 
 #: Exit status for bad data or configuration.
 USAGE_ERROR = 2
+#: Errors a user can fix: bad data, configuration or files, or a fit a design refuses.
+USER_ERRORS = (ValueError, ConvergenceError, OSError)
 
 
 @app.callback()
@@ -33,8 +64,22 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    line = " ".join(str(message).split())
+    Console(stderr=True).print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(USAGE_ERROR)
+
+
+def _console() -> Console:
+    return Console(width=120, highlight=False)
+
+
+def _finite(value: float) -> float | None:
+    """Return a float for JSON: None for NaN or infinity."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------- demo
 
 
 @app.command()
@@ -44,12 +89,12 @@ def demo(
         Path("o6bg_redesign.png"), help="Where to save the figure of the posterior curves."
     ),
 ) -> None:
-    """Seed 001's O6-BG re-design: fit the real trial, then run the 3PND re-design."""
+    """Lee (2023)'s O6-BG re-design: fit the real trial, then run the 3PND re-design."""
     console = Console(soft_wrap=True)
     data = load_o6bg()
     console.print(
-        f"O6-BG trial (Friedman et al. 1998, seed 001): {data.n_patients} patients; "
-        f"response y = 60 - AGT (fmol/mg); model {O6BG_MODEL}"
+        f"O6-BG trial (Friedman et al. 1998; re-designed by Lee 2023): {data.n_patients} "
+        f"patients; response y = 60 - AGT (fmol/mg); model {O6BG_MODEL}"
     )
     posterior = O6BG_MODEL.posterior(data)
     table = Table(title="Posterior of the MTD on the real data (mg/m^2, exact quadrature)")
@@ -83,12 +128,18 @@ def demo(
     console.print(f"Figure of the posterior dose-response curves: {figure}")
 
 
-def _plot_redesign(trials: dict, figure: Path) -> None:
+def _pyplot() -> Any:
+    """Matplotlib's pyplot on the Agg backend (imported on demand: it is slow to import)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_redesign(trials: dict, figure: Path) -> None:
+    plt = _pyplot()
     grid = np.linspace(O6BG_MODEL.x_min + 1.0, O6BG_MODEL.x_max - 1.0, 120)
     fig, axes = plt.subplots(1, len(trials), figsize=(5 * len(trials), 4), sharey=True)
     for axis, (strategy, trial) in zip(np.atleast_1d(axes), trials.items(), strict=True):
@@ -110,9 +161,116 @@ def _plot_redesign(trials: dict, figure: Path) -> None:
     plt.close(fig)
 
 
+# --------------------------------------------------------------------------- designs
+
+
+def _default_text(default: object) -> str:
+    if default is REQUIRED:
+        return "(required)"
+    if isinstance(default, Derived):
+        return f"({default.text})"
+    if default is None:
+        return "none"
+    return toml_value(encode(default))
+
+
+def _option_record(option: Option) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": option.name, "type": option.type_text}
+    if option.required:
+        record["required"] = True
+    elif isinstance(option.default, Derived):
+        record["derived"] = option.default.text
+    else:
+        record["default"] = encode(option.default)
+    return record
+
+
+def _options_line(options: Iterable[Option]) -> str:
+    return ", ".join(f"{o.name} = {_default_text(o.default)}" for o in options) or "none"
+
+
+@app.command("designs")
+def designs_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
+) -> None:
+    """List the design families with their options and defaults, and the scenario types."""
+    conduct = options_of(Conduct)
+    families = {}
+    for family in FAMILIES.values():
+        families[family.name] = {
+            "summary": family.summary,
+            "model": None if family.model is None else family.model.__name__,
+            "model_options": [_option_record(o) for o in family.model_options()],
+            "rule": family.rule.__name__,
+            "rule_options": [_option_record(o) for o in family.rule_options()],
+            "conduct_defaults": {
+                key: (f"({value.text})" if isinstance(value, Derived) else encode(value))
+                for key, value in family.conduct.items()
+            },
+            "count_design": family.counts_only,
+            "example": f"examples/{family.example}",
+            "example_data": f"examples/{family.example_data}",
+        }
+    scenarios = {
+        kind.name: {
+            "summary": kind.summary,
+            "options": [_option_record(o) for o in options_of(kind.build)],
+        }
+        for kind in SCENARIO_TYPES.values()
+    }
+    if as_json:
+        record = {
+            "families": families,
+            "conduct": [_option_record(o) for o in conduct],
+            "scenarios": scenarios,
+        }
+        typer.echo(json.dumps(record, indent=2))
+        return
+    lines = ["Design families ([model] type = ...):", ""]
+    for family in FAMILIES.values():
+        lines.append(f"{family.name}: {family.summary}")
+        model = "none" if family.model is None else family.model.__name__
+        lines.append(f"  [model] {model}: {_options_line(family.model_options())}")
+        lines.append(f"  [rule] {family.rule.__name__}: {_options_line(family.rule_options())}")
+        own = ", ".join(f"{k} = {_default_text(v)}" for k, v in family.conduct.items())
+        lines.append(f"  [conduct] defaults: {own or 'those of Conduct'}")
+        kind = "count design (decision-table)" if family.counts_only else "model-based design"
+        lines.append(
+            f"  {kind}; example: examples/{family.example} with examples/{family.example_data}"
+        )
+        lines.append("")
+    lines.append(f"[conduct] Conduct (every family): {_options_line(conduct)}")
+    lines += ["", "Scenario types ([scenario] type = ..., for simulate):", ""]
+    for kind in SCENARIO_TYPES.values():
+        lines.append(f"{kind.name}: {kind.summary}")
+        lines.append(f"  {_options_line(options_of(kind.build))}")
+    lines += [
+        "",
+        'A key left out takes its default; "none" stands for None; the scenario\'s dose '
+        "levels, target and planned sample size default to the design's.",
+    ]
+    typer.echo("\n".join(lines))
+
+
+# --------------------------------------------------------------------------- next-dose
+
+
+def _decision_record(decision: Decision, data: TrialData, label: str) -> dict[str, Any]:
+    return {
+        "design": label,
+        "next_dose": decision.next_dose,
+        "stop_reason": decision.stop_reason,
+        "bound_by": list(decision.bound_by),
+        "quantities": {key: _finite(value) for key, value in decision.quantities.items()},
+        "n_patients": data.n_patients,
+    }
+
+
 @app.command("next-dose")
 def next_dose(
-    data_csv: Path = typer.Argument(..., help="Trial data: columns dose, y (cohort optional)."),
+    data_csv: Path = typer.Argument(
+        ..., help="Trial data: a dose column, the model's outcomes, cohort optional."
+    ),
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
@@ -121,15 +279,9 @@ def next_dose(
         design = design_from_config(read_config(config), str(config))
         data = TrialData.from_csv(data_csv)
         decision = design.next(data)
-    except (ValueError, ConvergenceError, FileNotFoundError) as error:
+    except USER_ERRORS as error:
         _fail(str(error))
-    record = {
-        "next_dose": decision.next_dose,
-        "stop_reason": decision.stop_reason,
-        "bound_by": list(decision.bound_by),
-        "quantities": decision.quantities,
-        "n_patients": data.n_patients,
-    }
+    record = _decision_record(decision, data, design.label)
     if as_json:
         typer.echo(json.dumps(record))
         return
@@ -141,30 +293,11 @@ def next_dose(
     typer.echo(f"next dose: {decision.next_dose:g} ({details}; options that bound it: {bound})")
 
 
-@app.command("simulate")
-def simulate_command(
-    config: Path = typer.Argument(..., help="Design, scenario and simulation settings (TOML)."),
-    output: Path = typer.Option(..., "--output", "-o", help="netCDF file of the results."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-) -> None:
-    """Simulate a design under a scenario; write netCDF and print the operating characteristics."""
-    try:
-        raw = read_config(config)
-        design = design_from_config(raw, str(config))
-        settings = simulation_from_config(raw, design, str(config))
-        results = simulate(
-            design,
-            settings.scenario,
-            settings.n_trials,
-            random_seed=settings.random_seed,
-            n_jobs=settings.n_jobs,
-            path=output,
-            progress=progress,
-        )
-    except ValueError as error:  # DataError and ConfigError included
-        _fail(str(error))
-    summary = operating_characteristics(results)
-    table = Table(title=f"Operating characteristics over {settings.n_trials} trials ({output})")
+# --------------------------------------------------------------------------- simulate, report
+
+
+def _summary_table(summary: xr.Dataset, title: str) -> Table:
+    table = Table(title=title)
     for column in ("metric", "median", "MCSE", "mean", "MCSE ", "n"):
         table.add_column(column, justify="right")
     for metric in summary["metric"].values:
@@ -174,8 +307,265 @@ def simulate_command(
             *(f"{float(row[name]):.4g}" for name in ("median", "mcse_median", "mean", "mcse_mean")),
             str(int(row["n"])),
         )
-    Console(width=120).print(table)
-    typer.echo(f"stopped early: {float(summary['p_stopped_early']):.3f}")
+    return table
+
+
+def _stopped_line(summary: xr.Dataset, n_trials: int) -> str:
+    p = float(summary["p_stopped_early"])
+    se = math.sqrt(p * (1 - p) / n_trials) if n_trials else math.nan
+    return f"stopped early: {p:.3f} (MCSE {se:.3f})"
+
+
+@app.command("simulate")
+def simulate_command(
+    config: Path = typer.Argument(..., help="Design, scenario and simulation settings (TOML)."),
+    output: Path = typer.Option(..., "--output", "-o", help="netCDF file of the results."),
+    trials: int | None = typer.Option(
+        None, "--trials", min=1, help="Number of trials (overrides [simulation] n_trials)."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", help="Worker processes, -1 for one per CPU (overrides n_jobs)."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Simulate a design under a scenario; write netCDF and print the operating characteristics."""
+    try:
+        raw = read_config(config)
+        design = design_from_config(raw, str(config))
+        settings = simulation_from_config(raw, design, str(config))
+        n_trials = settings.n_trials if trials is None else trials
+        results = simulate(
+            design,
+            settings.scenario,
+            n_trials,
+            random_seed=settings.random_seed,
+            n_jobs=settings.n_jobs if jobs is None else jobs,
+            path=output,
+            progress=progress,
+        )
+        summary = operating_characteristics(results)
+    except USER_ERRORS as error:
+        _fail(str(error))
+    console = _console()
+    console.print(
+        _summary_table(summary, f"Operating characteristics over {n_trials} trials ({output})")
+    )
+    console.print(_stopped_line(summary, n_trials))
+    console.print(f"dosezoo report {output} for the selection and allocation per dose")
+
+
+def _dose_levels(results: xr.Dataset) -> np.ndarray:
+    """Return the design's dose levels from the results' attributes, else the doses seen."""
+    for key in ("design_model_dose_levels", "design_rule_dose_levels", "scenario_dose_levels"):
+        value = results.attrs.get(key)
+        if isinstance(value, str) and value and value != "none":
+            try:
+                return np.array([float(v) for v in value.split(",")])
+            except ValueError:
+                continue
+    doses = np.concatenate([results["dose"].values.ravel(), results["recommended_dose"].values])
+    return np.unique(doses[np.isfinite(doses)])
+
+
+def _targets(results: xr.Dataset) -> list[float]:
+    """Return the scenario's true MTD or target doses, when its record names them."""
+    attrs = results.attrs
+    if "scenario_mtd_dose" in attrs:
+        return [float(attrs["scenario_mtd_dose"])]
+    levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
+    if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
+        doses = [float(v) for v in levels.split(",")]
+        return [doses[int(k)] for k in chosen.split(",")]
+    return []
+
+
+def _per_dose(results: xr.Dataset) -> dict[str, Any]:
+    """Return the selection (fraction of trials per dose) and the allocation (patients)."""
+    levels = _dose_levels(results)
+    n = results.sizes["trial"]
+    recommended = results["recommended_dose"].values
+    dose = results["dose"].values
+    selection, allocation = [], []
+    for level in levels:
+        chosen = np.isclose(recommended, level)
+        p = float(np.mean(chosen))
+        selection.append({"dose": float(level), "fraction": p, "se": math.sqrt(p * (1 - p) / n)})
+        patients = np.sum(np.isclose(dose, level), axis=1).astype(float)
+        se = float(np.std(patients, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        allocation.append({"dose": float(level), "mean": float(patients.mean()), "se": se})
+    none = ~np.isfinite(recommended)
+    other = np.isfinite(recommended) & ~np.isclose(recommended[:, None], levels[None, :]).any(1)
+    p_none = float(np.mean(none))
+    p_other = float(np.mean(other))
+    return {
+        "targets": _targets(results),
+        "selection": selection,
+        "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / n)},
+        "other_selection": p_other,
+        "allocation": allocation,
+        "patients_per_trial": float(np.mean(results["n_patients"].values)),
+    }
+
+
+def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    labels = [f"{row['dose']:g}" for row in per_dose["selection"]] + ["none"]
+    fractions = [row["fraction"] for row in per_dose["selection"]]
+    fractions.append(per_dose["no_selection"]["fraction"])
+    errors = [1.96 * row["se"] for row in per_dose["selection"]]
+    errors.append(1.96 * per_dose["no_selection"]["se"])
+    targets = per_dose["targets"]
+    colours = [
+        "tab:green" if row["dose"] in targets else "tab:blue" for row in per_dose["selection"]
+    ]
+    left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
+    left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
+    means = [row["mean"] for row in per_dose["allocation"]]
+    spread = [
+        1.96 * row["se"] if math.isfinite(row["se"]) else 0.0 for row in per_dose["allocation"]
+    ]
+    right.bar(labels[:-1], means, yerr=spread, capsize=3, color="tab:orange")
+    right.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
+    note = "; green: the scenario's true MTD / target doses" if targets else ""
+    fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(figure, dpi=120)
+    plt.close(fig)
+
+
+def _title(results: xr.Dataset) -> str:
+    design = results.attrs.get("design_name", "design")
+    scenario = results.attrs.get("scenario_name", "scenario")
+    return f"{design} under {scenario}, {results.sizes['trial']} trials"
+
+
+@app.command("report")
+def report_command(
+    results_path: Path = typer.Argument(..., help="netCDF results of dosezoo simulate."),
+    figure: Path | None = typer.Option(
+        None, "--figure", help="Where to save the figure (default: the results' name, .png)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Report a simulation: operating characteristics with MCSEs, selection and allocation."""
+    try:
+        if not results_path.is_file():
+            raise FileNotFoundError(f"{results_path}: no such results file")
+        try:
+            results = xr.load_dataset(results_path, engine="h5netcdf")
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{results_path}: not a netCDF file of results ({error})") from None
+        summary = operating_characteristics(results)
+        per_dose = _per_dose(results)
+        figure = results_path.with_suffix(".png") if figure is None else figure
+        _plot_report(per_dose, _title(results), figure)
+    except USER_ERRORS as error:
+        _fail(str(error))
+    n = results.sizes["trial"]
+    if as_json:
+        metrics = {
+            str(metric): {
+                name: _finite(summary.sel(metric=metric)[name])
+                for name in ("median", "mcse_median", "mean", "mcse_mean")
+            }
+            | {"n": int(summary.sel(metric=metric)["n"])}
+            for metric in summary["metric"].values
+        }
+        record = {
+            "title": _title(results),
+            "n_trials": n,
+            "operating_characteristics": metrics,
+            "p_stopped_early": float(summary["p_stopped_early"]),
+            **per_dose,
+            "figure": str(figure),
+        }
+        typer.echo(json.dumps(record))
+        return
+    console = _console()
+    console.print(_title(results))
+    console.print(_summary_table(summary, "Operating characteristics"))
+    console.print(_stopped_line(summary, n))
+    table = Table(title="Selection and allocation per dose")
+    for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
+        table.add_column(column, justify="right")
+    for chosen, given in zip(per_dose["selection"], per_dose["allocation"], strict=True):
+        target = " (target)" if chosen["dose"] in per_dose["targets"] else ""
+        table.add_row(
+            f"{chosen['dose']:g}{target}",
+            f"{chosen['fraction']:.3f}",
+            f"{chosen['se']:.3f}",
+            f"{given['mean']:.2f}",
+            f"{given['se']:.2f}",
+        )
+    none = per_dose["no_selection"]
+    table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
+    console.print(table)
+    console.print(f"patients per trial (mean): {per_dose['patients_per_trial']:.2f}")
+    console.print(f"figure of the selection and allocation: {figure}")
+
+
+# --------------------------------------------------------------------------- decision-table
+
+
+def _cells(values: Sequence[int | None]) -> list[str]:
+    return ["NA" if value is None else str(value) for value in values]
+
+
+@app.command("decision-table")
+def decision_table_command(
+    config: Path = typer.Argument(..., help="Configuration of a count design (BOIN, 3+3)."),
+    max_patients: int | None = typer.Option(
+        None,
+        "--max-patients",
+        min=1,
+        help="Largest number of patients at a dose (default: the sample size or 12).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+) -> None:
+    """Tabulate a count design's escalation decisions by patients and DLTs at the current dose."""
+    try:
+        design = design_from_config(read_config(config), str(config))
+        family = family_of(design)
+        if not isinstance(design, CountDesign):
+            counts = ", ".join(f.name for f in FAMILIES.values() if f.counts_only)
+            raise ValueError(
+                f"{config}: [model] type = {toml_value(family.name)} is not a count design (its "
+                f"decisions depend on more than the patients and DLTs per dose); count designs: "
+                f"{counts}"
+            )
+        rows = design.decision_table(max_patients)
+    except USER_ERRORS as error:
+        _fail(str(error))
+    if as_json:
+        record = {
+            "design": design.label,
+            "family": family.name,
+            "cohort_size": design.cohort_size,
+            "rows": [
+                {
+                    "n": r.n,
+                    "escalate": r.escalate,
+                    "deescalate": r.deescalate,
+                    "eliminate": r.eliminate,
+                }
+                for r in rows
+            ],
+        }
+        typer.echo(json.dumps(record))
+        return
+    table = Table(title=f"Decision table of {design.label} ({config})")
+    table.add_column("number of patients treated at the current dose", justify="left")
+    for row in rows:
+        table.add_column(str(row.n), justify="right")
+    table.add_row("escalate if # of DLTs <=", *_cells([r.escalate for r in rows]))
+    table.add_row("de-escalate if # of DLTs >=", *_cells([r.deescalate for r in rows]))
+    table.add_row("eliminate if # of DLTs >=", *_cells([r.eliminate for r in rows]))
+    console = _console()
+    console.print(table)
+    console.print(
+        "Read from the rule (decide_counts at a middle dose level); otherwise stay. NA: never."
+    )
 
 
 if __name__ == "__main__":

@@ -1,180 +1,209 @@
-"""Design and simulation configuration files (TOML) for the command line.
+"""Configuration files (TOML) of the command line: a design, a scenario and simulation settings.
 
-A configuration names a design and, for ``dosezoo simulate``, a scenario and the
-simulation settings. Example (the accelerated O6-BG re-design of seed 001)::
+A configuration names a design by its family (``[model] type``) and gives the options of the
+family's model, rule and conduct; ``dosezoo simulate`` also reads the scenario and the
+simulation settings. Example (the accelerated O6-BG re-design of Lee 2023, Trials 24:745)::
 
-    [model]                 # ThreePND
+    [model]                 # the family, and the options of its model (ThreePND)
+    type = "3pnd"
     eta = 55.0
     gamma = 0.6
     x_min = 20.0
     x_max = 140.0
-    delta = 0.5
 
-    [rule]                  # MTDQuantileRule
+    [rule]                  # the options of its rule (MTDQuantileRule)
     alpha = 0.1
     dose_levels = [40, 60, 80, 100, 120]
     monotone = true
-    # rounding = "nearest" | "down";  max_increment = 20.0
 
-    [conduct]               # MTDQuantileDesign
-    start_dose = 40.0
+    [conduct]               # Conduct's options over the family's defaults
     cohort_size = 3
     sample_size = 30
-    # engine = "quadrature" | "kernel" | "pymc" | "nuts"
 
-    # [stopping]            # ToxicityStopping
-    # threshold = 55.0
-    # max_toxicities = 2
+    [[conduct.stopping]]    # a stopping piece (an array of tables, each with its type)
+    type = "toxicity"
+    threshold = 55.0
+    max_toxicities = 2
 
-    [scenario]              # simulate only
-    type = "o6bg"           # or "continuous" with true_mtd, nu, sigma
+    [scenario]              # simulate only: a registered scenario type and its options
+    type = "o6bg"
 
     [simulation]            # simulate only
-    n_trials = 1000
+    n_trials = 200
     random_seed = 2023
-    n_jobs = 2
+    n_jobs = 1
 
-Every key is checked: an unknown section or key, a missing key or a bad value raises
-:class:`ConfigError` naming the file, the section, the key and the value.
+The keys of ``[model]``, ``[rule]`` and ``[conduct]`` are the init fields of the family's
+dataclasses (``dosezoo designs`` lists them with their defaults; see
+:mod:`dosezoo.designs.registry`); those of ``[scenario]`` the options of the scenario type
+(:mod:`dosezoo.scenarios.registry`), whose defaults the design implies where it can (its dose
+levels, its sample size as the planned one, its target). A nested dataclass is a sub-table
+(``[conduct.convergence]``, ``[model.prior]``, ``[rule.admissible]``), lists become tuples, and
+``"none"`` stands for None. Every key is checked: an unknown section or key, a missing key or a
+bad value raises :class:`dosezoo.errors.ConfigError` naming the file, the section, the key and
+the value.
+
+Families register themselves in their rule's module and scenario types in their scenario's
+module; this module imports every module of :mod:`dosezoo.designs` and
+:mod:`dosezoo.scenarios` when it is imported, so a new family or scenario file is found without
+an edit to any list.
 """
 
+import importlib
+import pkgutil
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from dosezoo.designs import Design, MTDQuantileRule, ToxicityStopping, mtd_quantile_design
-from dosezoo.models import ThreePND
-from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
+import dosezoo.designs
+import dosezoo.scenarios
+from dosezoo.checks import integer, positive_int
+from dosezoo.designs import Design
+from dosezoo.designs.registry import (
+    build,
+    construct,
+    decode,
+    design_config,
+    design_from_config,
+    options_of,
+    toml_value,
+)
+from dosezoo.errors import ConfigError
+from dosezoo.protocols import Scenario
+from dosezoo.scenarios.registry import SCENARIO_TYPES
 
-MODEL_KEYS = {"eta", "gamma", "x_min", "x_max", "delta"}
-RULE_KEYS = {"alpha", "dose_levels", "rounding", "monotone", "max_increment"}
-CONDUCT_KEYS = {
-    "start_dose",
-    "cohort_size",
-    "sample_size",
-    "engine",
-    "draws",
-    "tune",
-    "chains",
-    "random_seed",
-}
-STOPPING_KEYS = {"threshold", "max_toxicities"}
-SCENARIO_KEYS = {"continuous": {"true_mtd", "nu", "sigma"}, "o6bg": set()}
-SIMULATION_KEYS = {"n_trials", "random_seed", "n_jobs"}
-SECTIONS = {"model", "rule", "conduct", "stopping", "scenario", "simulation"}
+__all__ = [
+    "SECTIONS",
+    "Simulation",
+    "SimulationSettings",
+    "design_config",
+    "design_from_config",
+    "read_config",
+    "scenario_from_config",
+    "simulation_from_config",
+]
 
-
-class ConfigError(ValueError):
-    """A configuration file that cannot be used, with the place and value at fault."""
-
-
-@dataclass(frozen=True)
-class Simulation:
-    """What ``dosezoo simulate`` runs: a scenario and the simulation settings."""
-
-    scenario: ContinuousToxicityScenario | O6BGResampling
-    n_trials: int
-    random_seed: int
-    n_jobs: int
+#: The sections a configuration may have.
+SECTIONS = ("model", "rule", "conduct", "scenario", "simulation")
 
 
-def _section(
-    config: dict, name: str, allowed: set[str], required: set[str], where: str
-) -> dict[str, Any]:
-    section = config.get(name, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}: [{name}] must be a table, got {section!r}")
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}: [{name}] unknown key {unknown[0]!r}; "
-            f"known keys: {', '.join(sorted(allowed))}"
-        )
-    missing = sorted(required - set(section))
-    if missing:
-        raise ConfigError(f"{where}: [{name}] missing key {missing[0]!r}")
-    return dict(section)
+def _discover(package: ModuleType) -> None:
+    """Import every module of ``package``, so that each registers what it defines."""
+    for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+        importlib.import_module(module.name)
 
 
-def _build(where: str, section: str, factory, options: dict) -> Any:
-    try:
-        return factory(**options)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: [{section}] {error}") from None
+_discover(dosezoo.designs)
+_discover(dosezoo.scenarios)
 
 
-def read_config(path: str | Path) -> dict:
-    """Parse a TOML file, reporting syntax errors with the file name."""
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML configuration, reporting a missing file, bad TOML or an unknown section.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file.
+    """
     path = Path(path)
     try:
         with path.open("rb") as stream:
             config = tomllib.load(stream)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    unknown = sorted(set(config) - SECTIONS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown section [{unknown[0]}]; known sections: {', '.join(sorted(SECTIONS))}"
-        )
+    for name, value in config.items():
+        if name not in SECTIONS or not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{path}: unknown section [{name}]; known sections: "
+                + ", ".join(f"[{section}]" for section in SECTIONS)
+            )
     return config
 
 
-def design_from_config(config: dict, where: str) -> Design:
-    """Build the design of a parsed configuration."""
-    model = _build(
-        where,
-        "model",
-        ThreePND,
-        _section(config, "model", MODEL_KEYS, MODEL_KEYS - {"delta"}, where),
-    )
-    rule = _build(
-        where, "rule", MTDQuantileRule, _section(config, "rule", RULE_KEYS, {"alpha"}, where)
-    )
-    conduct = _section(config, "conduct", CONDUCT_KEYS, {"start_dose"}, where)
-    stopping = None
-    if "stopping" in config:
-        stopping = _build(
-            where,
-            "stopping",
-            ToxicityStopping,
-            _section(config, "stopping", STOPPING_KEYS, STOPPING_KEYS, where),
-        )
-    return _build(
-        where,
-        "conduct",
-        mtd_quantile_design,
-        {"model": model, "rule": rule, "stopping": stopping, **conduct},
-    )
+def scenario_from_config(config: Mapping[str, Any], design: Design, where: str) -> Scenario:
+    """Build the scenario of a parsed configuration (its ``[scenario]``) for ``design``.
 
+    Keys the scenario type takes from the design (dose levels, sample size, target) may be
+    left out.
 
-def simulation_from_config(config: dict, design: Design, where: str) -> Simulation:
-    """Build the scenario and settings of a parsed configuration."""
+    Raises
+    ------
+    ConfigError
+        Naming the file, the section, the key and the value at fault.
+    """
     if "scenario" not in config:
         raise ConfigError(f"{where}: a simulation needs a [scenario] section")
-    raw = config["scenario"]
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind not in SCENARIO_KEYS:
+    table = dict(config["scenario"])
+    kind = table.pop("type", None)
+    if not isinstance(kind, str) or kind not in SCENARIO_TYPES:
+        listed = ", ".join(repr(name) for name in SCENARIO_TYPES)
         raise ConfigError(
-            f"{where}: [scenario] type must be one of {sorted(SCENARIO_KEYS)}, got {kind!r}"
+            f"{where}: [scenario] type must be one of {listed}, got {toml_value(kind)}"
         )
-    keys = SCENARIO_KEYS[kind]
-    options = _section(config, "scenario", keys | {"type"}, keys | {"type"}, where)
-    del options["type"]
-    if kind == "o6bg":
-        scenario = O6BGResampling()
-    else:
-        model = design.model
-        scenario = _build(
-            where,
-            "scenario",
-            ContinuousToxicityScenario,
-            {"eta": model.eta, "gamma": model.gamma, "x_min": model.x_min, **options},
-        )
-    settings = _section(config, "simulation", SIMULATION_KEYS, {"n_trials", "random_seed"}, where)
-    for key, value in settings.items():
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: [simulation] {key} must be an integer, got {value!r}")
-    return Simulation(scenario=scenario, n_jobs=settings.pop("n_jobs", 1), **settings)
+    scenario_type = SCENARIO_TYPES[kind]
+    options = options_of(scenario_type.build)
+    names = {option.name for option in options}
+    implied = {
+        key: value
+        for key, value in scenario_type.from_design(design).items()
+        if key in names and key not in table
+    }
+    values = decode(options, table, where, "scenario", defaults=implied)
+    return construct(scenario_type.build, implied | values, where, [("scenario", table, options)])
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """The ``[simulation]`` section: how many trials, the random seed and the worker processes.
+
+    Parameters
+    ----------
+    n_trials : int
+        Number of simulated trials (>= 1).
+    random_seed : int
+        Seed of the simulation (>= 0).
+    n_jobs : int
+        Worker processes (>= 1, or -1 for one per CPU).
+    """
+
+    n_trials: int
+    random_seed: int
+    n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        """Validate the settings, naming the one at fault."""
+        owner = "[simulation]"
+        positive_int(owner, "n_trials", self.n_trials)
+        integer(owner, "random_seed", self.random_seed, minimum=0)
+        if self.n_jobs != -1:
+            integer(owner, "n_jobs", self.n_jobs, minimum=1)
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What ``dosezoo simulate`` runs: a scenario and the simulation settings."""
+
+    scenario: Scenario
+    n_trials: int
+    random_seed: int
+    n_jobs: int
+
+
+def simulation_from_config(config: Mapping[str, Any], design: Design, where: str) -> Simulation:
+    """Build the scenario and the settings of a parsed configuration for ``design``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the section, the key and the value at fault.
+    """
+    scenario = scenario_from_config(config, design, where)
+    settings = build(SimulationSettings, config.get("simulation", {}), where, "simulation")
+    return Simulation(scenario, settings.n_trials, settings.random_seed, settings.n_jobs)

@@ -55,6 +55,9 @@ RowLabel = Callable[[int], str]
 
 _COHORT = "cohort"
 _MAX_EXACT_INT = 2.0**53
+#: Rows up to which `_validate` tries its quick acceptance on Python floats; with more rows its
+#: vectorised checks are as fast.
+_QUICK_ROWS = 64
 _CSV_BOOLS = {
     "True": True,
     "TRUE": True,
@@ -146,9 +149,11 @@ def _present_outcomes(
 ) -> tuple[str, ...]:
     """Return the outcomes among ``columns`` in registry order (never a dose or covariate)."""
     return tuple(
-        name
-        for name in rules
-        if name in columns and name not in dose_columns and name not in covariates
+        [
+            name
+            for name in rules
+            if name in columns and name not in dose_columns and name not in covariates
+        ]
     )
 
 
@@ -186,6 +191,8 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 def _column_array(values: Any, name: str) -> np.ndarray:
     """Convert one column to a one-dimensional numpy array."""
+    if type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "biuf":
+        return values  # what _to_numpy returns for it, without its checks of pandas types
     if isinstance(values, pd.DataFrame):
         raise DataError(f"column {name!r} appears more than once")
     array = _to_numpy(values)
@@ -195,6 +202,11 @@ def _column_array(values: Any, name: str) -> np.ndarray:
             f"got shape {array.shape}"
         )
     return array
+
+
+def _available(source: Mapping[str, Any] | pd.DataFrame) -> str:
+    """List the columns of raw data for a message."""
+    return ", ".join(str(name) for name in source.keys()) or "no columns"
 
 
 def _is_missing(value: object) -> bool:
@@ -317,21 +329,37 @@ def _validate(
 ) -> _Validated:
     """Validate raw columns and return clean, read-only arrays.
 
-    Every constructor of `TrialData` goes through this function. Structural
-    problems (missing columns, unequal lengths) are reported first, then the
-    lowest row that fails any check. When the rows extend existing data,
-    ``previous_cohort`` is the cohort of the last existing row (``row_label(-1)``):
-    the first new cohort may not be lower.
+    Every constructor of `TrialData` and every growth (`TrialData.with_cohort`,
+    `TrialData.append`) goes through this one function, in three parts:
+
+    1. Structure. Missing columns, an outcome without the companion it requires, and
+       columns that are not one-dimensional or have unequal lengths are reported first.
+    2. Quick acceptance. A few rows of plain numbers (integer or float arrays, with a cohort
+       column and no covariates), such as the cohort a simulation appends, are checked by
+       the rules of part 3 evaluated on Python floats, which for a handful of values is
+       several times faster than numpy's per-call overhead. If every value passes, the rows
+       are accepted here, with the data part 3 would return.
+    3. Detailed checks. Otherwise (other data, or a value failing a rule) every rule is a
+       vectorised mask over the rows, and the lowest row that fails any of them is reported,
+       naming the column, the row and the value (the first rule on ties).
+
+    Parts 2 and 3 apply the same rules, no stricter and no looser: ``tests/test_data.py``
+    checks that data accepted quickly are accepted by the detailed checks with identical
+    arrays, and that data declined quickly are refused by them. When the rows extend existing
+    data, ``previous_cohort`` is the cohort of the last existing row (``row_label(-1)``): the
+    first new cohort may not be lower.
     """
-    available = ", ".join(str(name) for name in source.keys()) or "no columns"
+    # 1. Structure.
     for name in dose_columns:
         if name not in source:
-            raise DataError(f"missing required column {name!r}; the data have: {available}")
+            raise DataError(
+                f"missing required column {name!r}; the data have: {_available(source)}"
+            )
     for name in covariates:
         if name not in source:
             raise DataError(
                 f"missing covariate column {name!r} (declared in covariates); "
-                f"the data have: {available}"
+                f"the data have: {_available(source)}"
             )
     rules = registered_outcomes()
     outcomes = _present_outcomes(source, rules, dose_columns, covariates)
@@ -347,15 +375,55 @@ def _validate(
     names = [*dose_columns, *([_COHORT] if has_cohort else []), *outcomes, *covariates]
     raw = {name: _column_array(source[name], name) for name in names}
     n = raw[dose_columns[0]].shape[0]
+    plain = True
     for name, array in raw.items():
         if array.shape[0] != n:
             raise DataError(
                 f"column {name!r} has {array.shape[0]} rows but column {dose_columns[0]!r} has {n}"
             )
+        plain = plain and array.dtype.kind in "iuf"
 
+    # 2. Quick acceptance: the rules of part 3 on Python floats.
+    combination = len(dose_columns) > 1
+    if plain and has_cohort and not covariates and n <= _QUICK_ROWS:
+        dose_lists = [[float(v) for v in raw[name].tolist()] for name in dose_columns]
+        accepted = True
+        for name, dose_list in zip(dose_columns, dose_lists, strict=True):
+            lo, hi = ranges.get(name, (-math.inf, math.inf))
+            accepted = accepted and all(
+                (v == 0 and (combination or lo < v)) or (0 < v < math.inf and lo < v < hi)
+                for v in dose_list
+            )
+        if combination:
+            accepted = accepted and not any(all(v == 0 for v in row) for row in zip(*dose_lists))
+        cohort_list = [float(v) for v in raw[_COHORT].tolist()]
+        previous = -math.inf if previous_cohort is None else previous_cohort
+        for value in cohort_list if accepted else ():
+            if not (
+                1 <= value <= _MAX_EXACT_INT and value == math.floor(value) and value >= previous
+            ):
+                accepted = False
+                break
+            previous = value
+        for name in outcomes if accepted else ():
+            rule, outcome_list = rules[name], raw[name].tolist()
+            accepted = (
+                rule.allowed is None or all(v in rule.allowed for v in outcome_list)
+            ) and all(math.isfinite(v) and (v > 0 or not rule.positive) for v in outcome_list)
+            if not accepted:
+                break
+        if accepted:
+            quick_doses = _lock(np.array(dose_lists, dtype=np.float64).T.copy())
+            columns = {name: quick_doses[:, j] for j, name in enumerate(dose_columns)}
+            columns[_COHORT] = _lock(np.array(cohort_list, dtype=np.int64))
+            for name in outcomes:
+                dtype = np.int64 if rules[name].integer else np.float64
+                columns[name] = _lock(np.asarray(raw[name], dtype=dtype).copy())
+            return _Validated(outcomes, columns, quick_doses)
+
+    # 3. Detailed checks.
     checks: list[_Check] = []
     clean: dict[str, np.ndarray] = {}
-    combination = len(dose_columns) > 1
 
     # Doses.
     dose_values: list[np.ndarray] = []
@@ -475,60 +543,6 @@ def _validate(
         clean[name] = _lock(values.astype(np.int64 if rules[name].integer else np.float64))
     for name, values in covariate_values.items():
         clean[name] = _lock(values)
-    return _Validated(outcomes, clean, doses)
-
-
-def _accept_plain_rows(
-    source: Mapping[str, np.ndarray],
-    *,
-    dose_columns: tuple[str, ...],
-    ranges: Mapping[str, tuple[float, float]],
-    previous_cohort: int | None,
-) -> _Validated | None:
-    """Validate new rows of plain numbers quickly, or return None to let `_validate` judge.
-
-    The rows a simulation appends (a cohort of a few patients) are numeric arrays that pass
-    every check; these are accepted here with the rules of `_validate`, no stricter and no
-    looser (``tests/test_data.py`` checks that both give the same data), on Python floats,
-    which for a handful of values is several times faster than numpy's per-call overhead.
-    Anything else (a non-numeric or boolean column, a value failing a rule) returns None,
-    and `_validate` finds and names the first offending row.
-    """
-    if any(array.dtype.kind not in "iuf" for array in source.values()):
-        return None
-    dose_values = [[float(v) for v in source[name].tolist()] for name in dose_columns]
-    for name, values in zip(dose_columns, dose_values, strict=True):
-        lo, hi = ranges.get(name, (-math.inf, math.inf))
-        if len(dose_columns) > 1:
-            if not all(v == 0 or (0 < v < math.inf and lo < v < hi) for v in values):
-                return None
-        elif not all(0 <= v < math.inf and lo < v < hi for v in values):
-            return None
-    if len(dose_columns) > 1 and any(all(v == 0 for v in row) for row in zip(*dose_values)):
-        return None
-    cohorts = [float(v) for v in source[_COHORT].tolist()]
-    previous = -math.inf if previous_cohort is None else previous_cohort
-    for value in cohorts:
-        if not (1 <= value <= _MAX_EXACT_INT and value == math.floor(value) and value >= previous):
-            return None
-        previous = value
-    rules = registered_outcomes()
-    outcomes = _present_outcomes(source, rules, dose_columns, ())
-    if any(rules[name].requires not in (None, *outcomes) for name in outcomes):
-        return None
-    for name in outcomes:
-        rule = rules[name]
-        values = source[name].tolist()
-        if rule.allowed is not None and not all(v in rule.allowed for v in values):
-            return None
-        if not all(math.isfinite(v) and (v > 0 or not rule.positive) for v in values):
-            return None
-    doses = _lock(np.array(dose_values, dtype=np.float64).T.copy())
-    clean = {name: doses[:, j] for j, name in enumerate(dose_columns)}
-    clean[_COHORT] = _lock(np.array(cohorts, dtype=np.int64))
-    for name in outcomes:
-        dtype = np.int64 if rules[name].integer else np.float64
-        clean[name] = _lock(np.asarray(source[name], dtype=dtype).copy())
     return _Validated(outcomes, clean, doses)
 
 
@@ -1185,24 +1199,14 @@ class TrialData:
                 return f"row {n_old + row}"
             return f"row {n_old + row} ({new_row.format(row)})"
 
-        previous_cohort = int(self.cohort[-1]) if n_old else None
-        validated = None
-        if not self.covariates:
-            validated = _accept_plain_rows(
-                new,
-                dose_columns=self.dose_columns,
-                ranges=self._ranges,
-                previous_cohort=previous_cohort,
-            )
-        if validated is None:
-            validated = _validate(
-                new,
-                dose_columns=self.dose_columns,
-                covariates=self.covariates,
-                ranges=self._ranges,
-                row_label=row_label,
-                previous_cohort=previous_cohort,
-            )
+        validated = _validate(
+            new,
+            dose_columns=self.dose_columns,
+            covariates=self.covariates,
+            ranges=self._ranges,
+            row_label=row_label,
+            previous_cohort=int(self.cohort[-1]) if n_old else None,
+        )
         if not n_old:
             return self._with_rows(validated.outcomes, validated.columns, validated.doses)
         doses = _lock(np.concatenate([self._doses, validated.doses]))

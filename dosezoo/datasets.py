@@ -8,14 +8,14 @@ from dosezoo.data import TrialData
 
 #: AGT activity (fmol/mg) below which tumour AGT is undetectable in the O6-BG trial.
 O6BG_AGT_UNDETECTABLE = 5.0
-#: The 3PND response is ``O6BG_RESPONSE_OFFSET - AGT`` (seed 001, Application).
+#: The 3PND response is ``O6BG_RESPONSE_OFFSET - AGT`` (Lee 2023, Application).
 O6BG_RESPONSE_OFFSET = 60.0
 
 
 def o6bg_frame() -> pd.DataFrame:
     """Tumour AGT activity of the 24 patients of the O6-benzylguanine phase I trial.
 
-    Friedman et al. (1998), as listed in seed 001 (Lee 2023, Application): 3, 3, 9 and 9
+    Friedman et al. (1998), as listed in Lee (2023, Application): 3, 3, 9 and 9
     patients at 40, 60, 80 and 100 mg/m^2, none at 120. Cohorts are groups of three in
     the listed order.
 

@@ -1,7 +1,7 @@
 r"""The Bayesian logistic regression model (BLRM) of Neuenschwander, Branson and Gsponer (2008).
 
 Neuenschwander, B., Branson, M. and Gsponer, T. (2008). Critical aspects of the Bayesian approach
-to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (seed 000 builds on it):
+to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (Lin 2023 builds on it):
 
 .. math::
 

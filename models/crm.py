@@ -16,7 +16,8 @@ with fixed intercept :math:`a_0 = 3` and :math:`\beta \sim N(0, 1.34)` (dfcrm's 
 computed on an adaptive grid (:mod:`dosezoo.samplers.grid`, 512 cells), with NUTS as the
 reference. dfcrm's ``crm`` reports :math:`\hat p_k = p_k(E[\beta \mid \text{data}])`, the
 model evaluated at the posterior mean (``estimate="plugin"``); the posterior mean
-:math:`E[p_k \mid \text{data}]` (``"mean"``, used by seed 003, Appendix C.1) is reported too.
+:math:`E[p_k \mid \text{data}]` (``"mean"``, used by Seno et al. 2025, Appendix C.1) is
+reported too.
 
 Skeleton calibration (:func:`crm_skeleton`) follows Lee and Cheung (2009, *Clin. Trials* 6,
 227-238; dfcrm's ``getprior``). For half-width :math:`\delta` and prior MTD level :math:`\nu`,

@@ -2,7 +2,7 @@ r"""Escalation with overdose control (EWOC): the logistic model parameterised by
 
 Babb, J., Rogatko, A. and Zacks, S. (1998). Cancer phase I clinical trials: efficient dose
 escalation with overdose control. *Statistics in Medicine* 17, 1103-1120; Tighiouart, M. and
-Rogatko, A. (2010), *Statistical Science* 25, 217-226. Seed 001 compares against it.
+Rogatko, A. (2010), *Statistical Science* 25, 217-226. Lee (2023) compares against it.
 
 The dose-toxicity model is :math:`\operatorname{logit} p(x) = \beta_0 + \beta_1 x` on the dose
 range :math:`[x_{min}, x_{max}]`, reparameterised by :math:`\rho_0 = p(x_{min})`, the DLT

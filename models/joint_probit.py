@@ -1,6 +1,6 @@
 r"""Joint latent-probit model of binary toxicity and ordinal efficacy (Lin 2023).
 
-Seed 000 ("Safety-PD Biomarker Joint Modeling", Project Optimus slides) proposes to model the
+Lin (2023) ("Safety-PD Biomarker Joint Modeling", Project Optimus slides) proposes to model the
 dose relation to toxicity and to an efficacy biomarker jointly by latent probit regression,
 with binary toxicity and ordinal efficacy :math:`E \in \{0, 1, 2\}` (none, medium, high). The
 slides give no equations; this module states the model mathematically.
@@ -25,7 +25,7 @@ toxicity :math:`T_i = 1\{Z_{T,i} > 0\}` and efficacy :math:`E_i = 0` if :math:`Z
 :math:`P(E = 2 \mid d) = \Phi(\mu_E - c)`, and :math:`\rho` is the latent correlation of
 toxicity and efficacy within a patient.
 
-Choices the seed leaves open, and why:
+Choices Lin (2023) leaves open, and why:
 
 - *Increasing toxicity*: :math:`\beta_T > 0` (a normal prior truncated at 0), so
   :math:`P(T = 1)` increases in dose, which the overdose control presumes.
@@ -64,7 +64,7 @@ Deterministics per dose level: ``p_tox``, ``p_response`` (:math:`E \ge 1`),
 ``p_high_response`` (:math:`E = 2`), ``p_response_no_tox`` (:math:`T = 0, E \ge 1`, which
 involves :math:`\rho`) and ``target_met``, the indicator that the toxicity
 probability lies in ``tox_interval`` and the response probability is at least
-``efficacy_threshold``; its posterior mean is the joint posterior probability of the seed's
+``efficacy_threshold``; its posterior mean is the joint posterior probability of Lin (2023)'s
 criterion.
 
 Engines: ``"nuts"`` (PyMC's NUTS, the reference), ``"pymc"`` (``pm.sample`` with the

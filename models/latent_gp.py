@@ -133,7 +133,7 @@ def quantile_prior_mean(
     prob_high: float = 0.8,
     prior_mtd_level: int | None = None,
 ) -> np.ndarray:
-    r"""Quantile-based prior mean of the latent curve (seed 003, Section 4.2.1).
+    r"""Quantile-based prior mean of the latent curve (Seno et al. 2025, Section 4.2.1).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-r"""Numba kernels that sample the latent-logit Gaussian-process posterior (seed 003, eqs 15-18, 21).
+r"""Numba kernels that sample the latent-logit GP posterior (Seno et al. 2025, eqs 15-18, 21).
 
 The PyMC model :class:`dosezoo.models.latent_gp.LatentGP` is the specification; the step
 methods of :mod:`dosezoo.samplers.latent_gp` and the kernel engine (:func:`run_chain`) call

@@ -6,7 +6,7 @@ Four step methods, each a thin PyMC wrapper around a numba move of
 * :class:`BetaTruncatedNormalGibbs`: exact Gibbs draw of beta (Algorithm 3, step 1);
 * :class:`SigmaAuxiliarySlice`: slice move on ``tau = sigma^2`` (Algorithm 4);
 * :class:`NuEllipticalSlice`: elliptical slice on ``phi = log(nu)`` (Algorithm 5, with the
-  factor the seed drops restored);
+  factor the paper drops restored);
 * :class:`RidgeMove`: (sigma, nu) updated with beta integrated out, then beta redrawn, so
   beta and nu move along their posterior ridge.
 

@@ -1,4 +1,4 @@
-r"""Numba kernels that sample the 3PND posterior (Lee 2023, seed 001, eqs (6)-(9)).
+r"""Numba kernels that sample the 3PND posterior (Lee 2023, eqs (6)-(9)).
 
 The PyMC model :class:`dosezoo.models.ThreePND` is the specification; the step methods in
 :mod:`dosezoo.samplers.three_pnd` and the kernel engine (:func:`run_chain`) both call the
@@ -40,7 +40,7 @@ Full conditionals (derived here; they are what each move leaves invariant)
 
 drawn exactly by inversion of the normal CDF in log space (:func:`truncated_normal`).
 
-**sigma** (slice with the auxiliary variable of the seed's Algorithm 4,
+**sigma** (slice with the auxiliary variable of the paper's Algorithm 4,
 :func:`draw_sigma_slice`). The support :math:`l < \beta < u` is a constraint on
 :math:`\sigma` too: :math:`\beta > l \iff \sigma > (\eta - \beta R^\nu)/z` and
 :math:`\beta < u \iff \sigma > (\beta - \eta R^{-\nu})/z`, so
@@ -51,7 +51,7 @@ drawn exactly by inversion of the normal CDF in log space (:func:`truncated_norm
 .. math:: p(\tau \mid \beta, \nu, y) \propto \tau^{-n/2 - 1} e^{-c/\tau} \cdot
           \frac{1}{1 + \tau} \cdot 1\{h^2 < \tau < S^2\},
 
-the seed's eq (19): the factor :math:`1/\sigma` of the normalised uniform prior is what
+the paper's eq (19): the factor :math:`1/\sigma` of the normalised uniform prior is what
 turns :math:`\tau^{-(n+1)/2}` into :math:`\tau^{-n/2-1}`. With
 :math:`g(\tau) = 1/(1+\tau)` and an auxiliary :math:`v \mid \tau \sim U(0, g(\tau))`, the
 conditional of :math:`\tau` given :math:`v` is the inverse gamma :math:`IG(n/2, c)`
@@ -59,7 +59,7 @@ truncated to :math:`(h^2, \min\{S^2, (1-v)/v\})`; :math:`1/\tau` is then a trunc
 :math:`\mathrm{Gamma}(n/2, \text{rate } c)`, drawn exactly by inverting the regularised
 incomplete gamma function in whichever tail is accurate (:func:`truncated_gamma`).
 
-**nu** (elliptical slice on :math:`\phi = \log\nu`, the seed's Algorithm 5,
+**nu** (elliptical slice on :math:`\phi = \log\nu`, the paper's Algorithm 5,
 :func:`draw_nu_elliptical`). The log-normal prior with its Jacobian is exactly
 :math:`N(\phi \mid 0, \delta^2)`, the Gaussian "prior" of elliptical slice sampling; the
 "likelihood" is everything else that depends on :math:`\nu`:
@@ -67,7 +67,7 @@ incomplete gamma function in whichever tail is accurate (:func:`truncated_gamma`
 .. math:: L(\phi) = \exp\{-c(\beta, e^\phi)/\sigma^2\} \cdot
           \frac{1\{l(\sigma, e^\phi) < \beta < u(\sigma, e^\phi)\}}{1 + R^{-e^\phi}} .
 
-*Where the seed is wrong.* Its eq (20) omits the factor :math:`1/(1 + R^{-\nu})` of the
+*Where the paper is wrong.* Its eq (20) omits the factor :math:`1/(1 + R^{-\nu})` of the
 normalised uniform prior and the support indicator; both are kept here. Without them the
 sampler targets a different posterior than the model it states.
 
@@ -176,7 +176,7 @@ def pack_hyper(eta: float, z: float, x_min: float, x_max: float, delta: float) -
 
 @njit(cache=True, error_model="numpy")
 def beta_bounds(sigma, nu, hyper):
-    """Support ``(l, u)`` of beta given sigma and nu (seed 001, eq (7))."""
+    """Support ``(l, u)`` of beta given sigma and nu (Lee 2023, eq (7))."""
     r_neg = math.exp(-nu * hyper[LOG_RANGE])
     return (hyper[ETA] - sigma * hyper[Z]) * r_neg, hyper[ETA] * r_neg + sigma * hyper[Z]
 
@@ -574,16 +574,16 @@ def ridge_move(rng, sigma, nu, nu_moments, obs, hyper):
 
 @njit(cache=True, error_model="numpy")
 def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
-    """Run one chain of the sweep: sigma slice then the ridge move, or the seed's sweep.
+    """Run one chain of the sweep: sigma slice then the ridge move, or the paper's sweep.
 
     With ``ridge`` an iteration is the sigma slice of Algorithm 4 followed by the ridge move,
-    which updates sigma and nu on their marginal and redraws beta exactly. The seed's beta
+    which updates sigma and nu on their marginal and redraws beta exactly. The paper's beta
     Gibbs draw and nu elliptical slice are then redundant: beta is already an exact draw
     given (sigma, nu) when the next iteration starts, and the ridge's slice on log nu mixes
     better than the elliptical slice, whose proposals come from nu's prior: with informative
     data its bracket shrinks many times per update (``nu_ess_shrinks``), each shrinkage a
     likelihood evaluation.
-    Without ``ridge`` the sweep is the seed's Algorithm 3: beta Gibbs, sigma slice, nu
+    Without ``ridge`` the sweep is the paper's Algorithm 3: beta Gibbs, sigma slice, nu
     elliptical slice (with the corrected nu conditional).
 
     Parameters
@@ -599,7 +599,7 @@ def run_chain(rng, beta, sigma, nu, obs, hyper, n_tune, n_draws, ridge):
     n_tune, n_draws : int
         Iterations discarded as burn-in, then kept.
     ridge : bool
-        Use the ridge sweep (default of every engine) rather than the seed's.
+        Use the ridge sweep (default of every engine) rather than the paper's (Lee 2023).
 
     Returns
     -------

@@ -1,7 +1,7 @@
 r"""Exact 3PND posterior of the MTD by two-dimensional quadrature (no Monte Carlo).
 
-The dose-finding rule of seed 001 needs one number from the posterior: the
-:math:`\alpha`-quantile of the MTD, with :math:`\alpha` as small as 0.001 in the seed's
+The dose-finding rule of Lee (2023) needs one number from the posterior: the
+:math:`\alpha`-quantile of the MTD, with :math:`\alpha` as small as 0.001 in the paper's
 standard designs, where a quantile estimated from MCMC draws is noisy. This module computes
 the posterior CDF of the MTD deterministically.
 

@@ -1,3 +1,4 @@
+import ast
 import json
 import re
 from pathlib import Path
@@ -7,14 +8,39 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from dosezoo.cli import app
+from dosezoo.designs.registry import FAMILIES
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "o6bg_accelerated.toml"
 DATA = EXAMPLES / "o6bg_first_cohorts.csv"
+FAMILY_NAMES = sorted(FAMILIES)
 
 
 def _run(*args):
     return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+
+def _one_line_error(result, pattern):
+    """Exit status 2, one line, no traceback, matching ``pattern``."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert re.search(pattern, result.output), result.output
+
+
+def _published_table_03() -> dict[int, tuple[int, int, int]]:
+    """BOIN's published decision table for target 0.3, as tests/test_boin.py holds it."""
+    tree = ast.parse((ROOT / "tests" / "test_boin.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "PUBLISHED_TABLE_03" for t in node.targets
+        ):
+            return ast.literal_eval(node.value)
+    raise AssertionError("PUBLISHED_TABLE_03 not found in tests/test_boin.py")
+
+
+# --------------------------------------------------------------------------- 3PND (O6-BG)
 
 
 def test_demo_runs_the_redesign_and_saves_the_figure(tmp_path):
@@ -87,3 +113,319 @@ def test_simulate_writes_netcdf_and_a_summary(tmp_path):
     failed = _run("simulate", bad, "--output", tmp_path / "x.nc")
     assert failed.exit_code == 2
     assert "[scenario] type must be one of" in failed.output
+
+
+def test_the_stopping_rule_of_the_conduct_is_read(tmp_path):
+    text = CONFIG.read_text()
+    active = re.sub(
+        r"^# (\[\[conduct\.stopping\]\]|type = |threshold|max_toxicities)", r"\1", text, flags=re.M
+    )
+    assert "\n[[conduct.stopping]]" in active
+    config = tmp_path / "stopping.toml"
+    config.write_text(active.replace("max_toxicities = 2", "max_toxicities = 0"))
+    data = tmp_path / "trial.csv"
+    data.write_text("dose,cohort,y\n40,1,56.0\n40,1,10.0\n40,1,12.0\n")
+    result = _run("next-dose", data, "--config", config, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["stop_reason"].startswith("toxicity: 1 patients")
+    config.write_text(active.replace('type = "toxicity"', 'type = "toxic"'))
+    _one_line_error(
+        _run("next-dose", data, "--config", config),
+        r"\[conduct\.stopping\[0\]\] type = \"toxic\": must be one of 'toxicity'",
+    )
+
+
+# --------------------------------------------------------------------------- every family
+
+
+def _example(name):
+    family = FAMILIES[name]
+    return EXAMPLES / family.example, EXAMPLES / family.example_data
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_next_dose_for_every_family(name):
+    config, data = _example(name)
+    text = _run("next-dose", data, "--config", config)
+    assert text.exit_code == 0, text.output
+    assert re.match(r"(next dose: \S+ \(|stop: )", text.output), text.output
+    record = json.loads(_run("next-dose", data, "--config", config, "--json").output)
+    assert record["n_patients"] == len(data.read_text().strip().splitlines()) - 1
+    assert (record["next_dose"] is None) == (record["stop_reason"] is not None)
+    assert record["design"]
+    if record["next_dose"] is not None:
+        assert f"next dose: {record['next_dose']:g} " in text.output
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_simulate_and_report_for_every_family(tmp_path, name):
+    config, _ = _example(name)
+    output = tmp_path / f"{name}.nc"
+    result = _run(
+        "simulate", config, "--output", output, "--trials", 3, "--jobs", 1, "--no-progress"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Operating characteristics over 3 trials" in result.output
+    assert "stopped early:" in result.output
+    results = xr.load_dataset(output, engine="h5netcdf")
+    assert results.sizes["trial"] == 3
+    assert results.attrs["design_name"]
+    figure = tmp_path / "report.png"
+    report = _run("report", output, "--figure", figure)
+    assert report.exit_code == 0, report.output
+    for text in ("Operating characteristics", "Selection and allocation per dose", "MCSE"):
+        assert text in report.output
+    assert figure.stat().st_size > 10_000
+    record = json.loads(_run("report", output, "--figure", figure, "--json").output)
+    assert record["n_trials"] == 3
+    selected = sum(row["fraction"] for row in record["selection"])
+    assert selected + record["no_selection"]["fraction"] + record[
+        "other_selection"
+    ] == pytest.approx(1)
+    patients = sum(row["mean"] for row in record["allocation"])
+    assert patients == pytest.approx(record["patients_per_trial"])
+    for metric in record["operating_characteristics"].values():
+        assert set(metric) == {"median", "mcse_median", "mean", "mcse_mean", "n"}
+
+
+def test_report_saves_the_figure_next_to_the_results_by_default(tmp_path):
+    config, _ = _example("boin")
+    output = tmp_path / "boin.nc"
+    assert _run("simulate", config, "-o", output, "--trials", 20, "--no-progress").exit_code == 0
+    report = _run("report", output)
+    assert report.exit_code == 0, report.output
+    assert (tmp_path / "boin.png").stat().st_size > 10_000
+    text = report.output
+    assert re.search(r"BOIN under BinaryToxicityScenario, 20 trials", text)
+    assert re.search(r"│\s+none\s+│", text)
+
+
+def test_report_refuses_what_is_not_a_simulation(tmp_path):
+    _one_line_error(_run("report", tmp_path / "absent.nc"), "no such results file")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netCDF")
+    _one_line_error(_run("report", junk), "not a netCDF file of results")
+
+
+def test_simulate_trials_and_jobs_override_the_file(tmp_path):
+    config, _ = _example("3+3")
+    output = tmp_path / "three.nc"
+    result = _run("simulate", config, "-o", output, "--trials", 8, "--jobs", 2, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert xr.load_dataset(output, engine="h5netcdf").sizes["trial"] == 8
+    assert _run("simulate", config, "-o", output, "--trials", 0).exit_code == 2
+
+
+# --------------------------------------------------------------------------- designs
+
+
+def test_designs_lists_every_family_with_its_options():
+    text = _run("designs")
+    assert text.exit_code == 0, text.output
+    for family in FAMILIES.values():
+        assert f"{family.name}: {family.summary}" in text.output
+        assert f"examples/{family.example}" in text.output
+    assert 'estimate = "plugin"' in text.output  # a rule default
+    assert "sample_size = (6 per dose level)" in text.output  # the 3+3's derived default
+    assert "seno2025:" in text.output and "o6bg:" in text.output  # scenario types
+    record = json.loads(_run("designs", "--json").output)
+    assert set(record["families"]) == set(FAMILIES)
+    crm = record["families"]["crm"]
+    assert {"name": "target", "type": "float", "required": True} in crm["model_options"]
+    assert {"name": "safety_cutoff", "type": "float | None", "default": 0.95} in crm["rule_options"]
+    assert record["families"]["ewoc"]["conduct_defaults"] == {"cohort_size": 1}
+    assert record["families"]["boin"]["count_design"] is True
+    assert {o["name"] for o in record["conduct"]} >= {"cohort_size", "stopping", "convergence"}
+    assert "p_true" in {o["name"] for o in record["scenarios"]["binary"]["options"]}
+
+
+# --------------------------------------------------------------------------- decision-table
+
+
+def test_decision_table_reproduces_boins_published_table(tmp_path):
+    published = _published_table_03()
+    config = tmp_path / "boin1.toml"
+    text = (EXAMPLES / "boin.toml").read_text().replace("cohort_size = 3", "cohort_size = 1")
+    config.write_text(text)
+    record = json.loads(_run("decision-table", config, "--max-patients", 12, "--json").output)
+    rows = {row["n"]: row for row in record["rows"]}
+    assert sorted(rows) == list(range(1, 13))
+    for n, expected in published.items():
+        row = rows[n]
+        assert (row["escalate"], row["deescalate"], row["eliminate"]) == expected, n
+    assert rows[1]["eliminate"] is None and rows[2]["eliminate"] is None  # needs 3 patients
+    example = json.loads(_run("decision-table", EXAMPLES / "boin.toml", "--json").output)
+    assert [row["n"] for row in example["rows"]] == [3, 6, 9, 12]  # cohorts of 3, up to 12
+    for row in example["rows"]:
+        assert (row["escalate"], row["deescalate"], row["eliminate"]) == published[row["n"]]
+
+
+def test_decision_table_text_and_the_three_plus_three():
+    text = _run("decision-table", EXAMPLES / "boin.toml")
+    assert text.exit_code == 0, text.output
+    assert re.search(r"escalate if # of DLTs <=\s+│\s+0\s+│\s+1\s+│\s+2\s+│\s+2\s+│", text.output)
+    assert re.search(r"eliminate if # of DLTs >=\s+│\s+3\s+│\s+4\s+│\s+5\s+│\s+7\s+│", text.output)
+    record = json.loads(_run("decision-table", EXAMPLES / "three_plus_three.toml", "--json").output)
+    assert record["rows"] == [
+        {"n": 3, "escalate": 0, "deescalate": 2, "eliminate": 2},
+        {"n": 6, "escalate": 1, "deescalate": 2, "eliminate": 2},
+    ]
+
+
+def test_decision_table_refuses_a_model_based_design():
+    _one_line_error(
+        _run("decision-table", EXAMPLES / "crm.toml"),
+        r"crm\.toml: \[model\] type = \"crm\" is not a count design.*boin, 3\+3",
+    )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _edited(tmp_path, name, edit):
+    config, data = _example(name)
+    path = tmp_path / config.name
+    path.write_text(edit(config.read_text()))
+    return path, data
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_errors_name_the_file_section_key_and_value(tmp_path, name):
+    config, data = _edited(tmp_path, name, lambda s: s.replace(f'type = "{name}"', 'type = "nope"'))
+    _one_line_error(
+        _run("next-dose", data, "--config", config),
+        rf"{re.escape(str(config))}: \[model\] type must be one of .*'crm'.*, got \"nope\"",
+    )
+    config, data = _edited(tmp_path, name, lambda s: s.replace("[rule]", "[rule]\nbogus_key = 1"))
+    _one_line_error(
+        _run("next-dose", data, "--config", config),
+        rf"{re.escape(str(config))}: \[rule\] unknown key 'bogus_key' = 1; keys: ",
+    )
+    config, data = _edited(
+        tmp_path, name, lambda s: re.sub(r"(?m)^cohort_size = \d+", "cohort_size = 0", s)
+    )
+    _one_line_error(
+        _run("next-dose", data, "--config", config),
+        rf"{re.escape(str(config))}: \[conduct\] cohort_size = 0: .*cohort_size must be an "
+        r"integer >= 1, got 0",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        (
+            "crm",
+            lambda s: s.replace("safety_cutoff = 0.95", "safety_cutoff = 1.5"),
+            r"\[rule\] safety_cutoff = 1.5: CRMRule: safety_cutoff must lie in \(0, 1\)",
+        ),
+        (
+            "crm",
+            lambda s: s.replace('model = "empiric"', 'model = "probit"'),
+            r"\[model\] model = \"probit\": CRM: model must be one of",
+        ),
+        (
+            "crm",
+            lambda s: s.replace("target = 0.25\n", ""),
+            r"\[model\] missing key 'target'",
+        ),
+        (
+            "blrm",
+            lambda s: s.replace("sd = [2.0, 1.0]", "sd = [2.0, -1.0]"),
+            r"\[model\.prior\] sd = \[2\.0, -1\.0\]: BLRMPrior: sd\[1\] must be > 0",
+        ),
+        (
+            "blrm",
+            lambda s: s.replace("correlation = 0.0", "corelation = 0.0"),
+            r"\[model\.prior\] unknown key 'corelation' = 0\.0; keys: mean, sd, correlation",
+        ),
+        (
+            "boin",
+            lambda s: s.replace("# phi1 = 0.18", "phi1 = 0.5"),
+            r"\[rule\] phi1 = 0\.5: BOINRule: phi1 must lie in \(0, target=0\.3\)",
+        ),
+        (
+            "lse",
+            lambda s: s.replace("max_rhat = 1.05", "max_rhat = 0.5"),
+            r"\[conduct\.convergence\] max_rhat = 0\.5: max_rhat must be a finite number >= 1",
+        ),
+        (
+            "lse",
+            lambda s: s.replace("exclusion_threshold = 0.9", "exclusion_threshold = 0.7"),
+            r"\[rule\.admissible\] single_dose_threshold = 0\.8: .*must be below "
+            r"exclusion_threshold",
+        ),
+        (
+            "3+3",
+            lambda s: s.replace("cohort_size = 3", "cohort_size = 2"),
+            r"\[conduct\] cohort_size = 2: ThreePlusThreeRule: the 3\+3 treats cohorts of 3",
+        ),
+        (
+            "ewoc",
+            lambda s: s.replace('doses = "levels"', 'doses = "none"'),
+            r"\[rule\] doses = \"none\": EWOCRule: doses must be 'levels' or 'continuous'",
+        ),
+        (
+            "joint-probit",
+            lambda s: s.replace('engine = "kernel"', 'engine = "metropolis"'),
+            r"\[conduct\] engine = \"metropolis\": Design: conduct\.engine must be one of",
+        ),
+    ],
+)
+def test_bad_values_are_located(tmp_path, name, edit, message):
+    config, data = _edited(tmp_path, name, edit)
+    _one_line_error(
+        _run("next-dose", data, "--config", config), re.escape(str(config)) + ": " + message
+    )
+
+
+def test_none_stands_for_none(tmp_path):
+    config, data = _edited(
+        tmp_path, "crm", lambda s: s.replace("max_step_up = 1 ", 'max_step_up = "none" ')
+    )
+    result = _run("next-dose", data, "--config", config, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["next_dose"] == 80.0
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "message"),
+    [
+        (
+            "crm",
+            lambda s: s.replace("p_true = [0.05, 0.12, 0.25, 0.40, 0.55]\n", ""),
+            r"\[scenario\] missing key 'p_true'",
+        ),
+        (
+            "crm",
+            lambda s: s.replace("p_true = [0.05,", "p_true = [1.5,"),
+            r"\[scenario\] p_true = \[1\.5, .*\]: BinaryToxicityScenario: p_true\[0\] must lie in",
+        ),
+        (
+            "blrm",
+            lambda s: s.replace("target = 0.25            #", "#"),
+            r"\[scenario\] missing key 'target'",
+        ),
+        (
+            "lse",
+            lambda s: s.replace("number = 14", "number = 21"),
+            r"\[scenario\] number = 21: Seno et al\. \(2025\) scenario must be one of 1\.\.20",
+        ),
+        (
+            "boin",
+            lambda s: s.replace("n_trials = 200", "n_trials = 0"),
+            r"\[simulation\] n_trials = 0: \[simulation\]: n_trials must be an integer >= 1",
+        ),
+        (
+            "boin",
+            lambda s: s.replace("n_jobs = 1", "n_job = 1"),
+            r"\[simulation\] unknown key 'n_job' = 1",
+        ),
+    ],
+)
+def test_scenario_and_simulation_errors_are_located(tmp_path, name, edit, message):
+    config, _ = _edited(tmp_path, name, edit)
+    _one_line_error(
+        _run("simulate", config, "--output", tmp_path / "x.nc", "--no-progress"),
+        re.escape(str(config)) + ": " + message,
+    )

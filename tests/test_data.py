@@ -3,6 +3,7 @@
 import dataclasses
 import pickle
 import re
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -657,83 +658,140 @@ def test_valid_frames_round_trip(df):
     assert TrialData.from_dataframe(data.to_dataframe()) == data
 
 
-# --------------------------------------------------------------------------- fast acceptance
-
-_EDGE_NUMBERS = st.sampled_from(
-    [0, 1, 2, 3, -1, 0.5, 1.0, 2.0, 40.0, 1e300, np.nan, np.inf, -np.inf]
-)
+# --------------------------------------------------------------------------- quick acceptance
 
 
-@settings(max_examples=400, deadline=None)
+def _validate(source, dose_columns, ranges, previous):
+    from dosezoo import data as module
+
+    return module._validate(
+        source,
+        dose_columns=dose_columns,
+        covariates=(),
+        ranges=ranges,
+        row_label=module._default_row_label,
+        previous_cohort=previous,
+    )
+
+
+#: Values that pass each column's rules. The property test draws its rows from these and then
+#: replaces up to two values by one of `_FAULTS` (mostly failing a rule, some at its edge), so
+#: that its rows pass every rule, or fail one or two.
+_VALID = {
+    "dose": [1.0, 2.0, 10.0, 39.5, 80.0, 0.0],  # 80: outside (0.5, 40); 0: drug not given
+    "cohort": [1, 2, 3, 4],
+    "y": [-1.5, 0.0, 2.0],
+    "dlt": [0, 1],
+    "efficacy": [0, 1, 2],
+    "time": [0.5, 3.0],
+    "event": [0, 1],
+}
+_NOT_FINITE = [np.nan, np.inf, -np.inf]
+_FAULTS = {
+    "dose": [-1, 0, -0.0, 0.5, 40.0, 40, 1e300, *_NOT_FINITE],
+    "cohort": [0, -1, 0.5, 2.5, 2.0**53, 2.0**53 + 2, 1e300, *_NOT_FINITE],
+    "y": [1e300, -1e300, *_NOT_FINITE],
+    "dlt": [2, -1, 0.5, 1.0, *_NOT_FINITE],
+    "efficacy": [3, -1, 1.5, 2.0, *_NOT_FINITE],
+    "time": [0, -0.5, 1e-300, 1e300, *_NOT_FINITE],
+    "event": [2, -1, 0.5, 0.0, *_NOT_FINITE],
+}
+
+
+@settings(max_examples=1000, deadline=None)
 @given(
     n=st.integers(1, 4),
     combination=st.booleans(),
     outcome=st.sampled_from(["y", "dlt", "efficacy", "time"]),
-    values=st.lists(_EDGE_NUMBERS, min_size=20, max_size=20),
     integer_dtype=st.booleans(),
+    sorted_cohorts=st.booleans(),
     previous=st.one_of(st.none(), st.integers(1, 3)),
     dose_range=st.one_of(st.none(), st.just((0.5, 40.0))),
+    draw=st.data(),
 )
-def test_fast_acceptance_agrees_with_full_validation(
-    n, combination, outcome, values, integer_dtype, previous, dose_range
+def test_quick_acceptance_agrees_with_the_detailed_checks(
+    n, combination, outcome, integer_dtype, sorted_cohorts, previous, dose_range, draw
 ):
-    """The quick check of appended rows accepts exactly what `_validate` accepts, identically."""
+    """Quick acceptance accepts exactly what the detailed checks accept, with identical data.
+
+    The same rows are validated twice: as they come, where a few rows of plain numbers are
+    accepted quickly if they pass (the detailed checks never run then), and with the quick
+    acceptance switched off.
+    """
     from dosezoo import data as module
 
     dose_columns = ("a", "b") if combination else ("dose",)
     ranges = {name: dose_range for name in dose_columns} if dose_range else {}
-    numbers = iter(values)
+    kinds = dict.fromkeys(dose_columns, "dose") | {"cohort": "cohort", outcome: outcome}
+    if outcome == "time":
+        kinds["event"] = "event"
+    values = {
+        name: draw.draw(st.lists(st.sampled_from(_VALID[kind]), min_size=n, max_size=n))
+        for name, kind in kinds.items()
+    }
+    if sorted_cohorts:
+        values["cohort"].sort()
+    for _ in range(draw.draw(st.integers(0, 2))):
+        name = draw.draw(st.sampled_from(list(kinds)))
+        values[name][draw.draw(st.integers(0, n - 1))] = draw.draw(
+            st.sampled_from(_FAULTS[kinds[name]])
+        )
 
-    def column():
-        array = np.array([next(numbers) for _ in range(n)], dtype=float)
+    def column(name):
+        array = np.array(values[name], dtype=float)
         if integer_dtype and np.isfinite(array).all() and (np.abs(array) < 2**62).all():
             return array.astype(np.int64)
         return array
 
-    source = {name: column() for name in dose_columns}
-    source["cohort"] = column()
-    source[outcome] = column()
-    if outcome == "time":
-        source["event"] = column()
-    fast = module._accept_plain_rows(
-        source, dose_columns=dose_columns, ranges=ranges, previous_cohort=previous
-    )
-    try:
-        full = module._validate(
-            source,
-            dose_columns=dose_columns,
-            covariates=(),
-            ranges=ranges,
-            row_label=str,
-            previous_cohort=previous,
-        )
-    except DataError:
-        full = None
-    assert (fast is None) == (full is None)
-    if fast is not None:
-        assert fast.outcomes == full.outcomes
-        np.testing.assert_array_equal(fast.doses, full.doses)
-        assert fast.columns.keys() == full.columns.keys()
-        for name, array in fast.columns.items():
+    source = {name: column(name) for name in kinds}
+
+    with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as detailed:
+        try:
+            quick = _validate(source, dose_columns, ranges, previous)
+        except DataError:
+            quick = None
+    with mock.patch.object(module, "_QUICK_ROWS", -1):
+        try:
+            full = _validate(source, dose_columns, ranges, previous)
+        except DataError:
+            full = None
+    assert (quick is not None and not detailed.called) == (full is not None)
+    if full is not None:
+        assert quick.outcomes == full.outcomes
+        np.testing.assert_array_equal(quick.doses, full.doses)
+        assert quick.doses.dtype == full.doses.dtype and not quick.doses.flags.writeable
+        assert quick.columns.keys() == full.columns.keys()
+        for name, array in quick.columns.items():
             assert array.dtype == full.columns[name].dtype, name
             np.testing.assert_array_equal(array, full.columns[name])
             assert not array.flags.writeable
 
 
-def test_quick_check_declines_a_negative_combination_component():
+def test_quick_acceptance_declines_a_negative_combination_component():
     """Found by the property test above: -1 in a combination without a dose range."""
-    from dosezoo import data as module
-
     source = {
         "a": np.array([0.0]),
         "b": np.array([-1.0]),
         "cohort": np.array([1]),
         "y": np.array([0.0]),
     }
-    accepted = module._accept_plain_rows(
-        source, dose_columns=("a", "b"), ranges={}, previous_cohort=None
-    )
-    assert accepted is None
+    with pytest.raises(
+        DataError, match=message("column 'b', row 0: value -1.0 must be >= 0 (0 = drug not given)")
+    ):
+        _validate(source, ("a", "b"), {}, None)
+
+
+def test_quick_acceptance_leaves_many_rows_to_the_vectorised_checks():
+    from dosezoo import data as module
+
+    n = module._QUICK_ROWS + 1
+    frame_ = frame(dose=np.full(n, 10.0), cohort=np.arange(1, n + 1), dlt=np.zeros(n, int))
+    with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as checks:
+        data = TrialData.from_dataframe(frame_)
+    assert checks.called and data.n_patients == n
+    with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as checks:
+        data.with_cohort(20.0, dlt=[0, 1, 0])
+    assert not checks.called
 
 
 def test_with_cohort_names_the_bad_row_after_the_quick_check_declines(data):

@@ -62,7 +62,7 @@ def test_common_random_numbers():
     assert np.corrcoef(latent.T)[0, 1] == pytest.approx(0.5, abs=0.05)
 
 
-def test_target_levels_follow_seed_000s_criterion():
+def test_target_levels_follow_lin2023s_criterion():
     assert scenario().target_levels == (2,)
     shapes = standard_efftox_scenarios()
     assert shapes["monotone"].target_levels == (3,)

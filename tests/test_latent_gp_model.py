@@ -1,4 +1,4 @@
-"""Latent-logit GP model: prior mean (seed 003, 4.2.1), eq (21), schema and bad input."""
+"""Latent-logit GP model: prior mean (Seno et al. 2025, 4.2.1), eq (21), schema and bad input."""
 
 import math
 

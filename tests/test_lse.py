@@ -1,4 +1,4 @@
-"""LSE and BO rules and the two-stage design of seed 003 (Sections 4.3-4.4, Appendices C.3, D)."""
+"""LSE and BO rules and the two-stage design (Seno et al. 2025, Sections 4.3-4.4, App. C.3, D)."""
 
 import numpy as np
 import pandas as pd

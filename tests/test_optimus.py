@@ -1,4 +1,4 @@
-"""Seed 000's selection rule and the Optimus design: never an excluded or skipped dose."""
+"""Lin (2023)'s selection rule and the Optimus design: never an excluded or skipped dose."""
 
 import numpy as np
 import pandas as pd

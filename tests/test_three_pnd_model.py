@@ -132,7 +132,7 @@ def test_pymc_engine_is_reproducible(o6bg_model, o6bg):
 
 
 def test_prior_mtd_matches_the_closed_form_of_theorem_2(o6bg_model):
-    """The prior CDF of the MTD given (sigma, nu) is G_Z of seed 001's Appendix."""
+    """The prior CDF of the MTD given (sigma, nu) is G_Z of Lee (2023)'s Appendix."""
     prior = o6bg_model.sample_prior_predictive(draws=4000, random_seed=8)["prior"]
     mtd = prior["mtd"].to_numpy().ravel()
     assert np.all((mtd > o6bg_model.x_min) & (mtd < o6bg_model.x_max))

@@ -144,10 +144,10 @@ def test_nu_elliptical_slice_targets_the_pymc_conditional(pymc_density, typical_
     assert stats.kstest(draws, lambda x: np.interp(x, grid, cdf)).pvalue > 1e-3
 
 
-def test_seed_eq_20_without_the_prior_factor_is_a_different_conditional(
+def test_lee2023_eq_20_without_the_prior_factor_is_a_different_conditional(
     pymc_density, typical_state
 ):
-    """The factor 1/(1 + R^-nu) the seed drops changes the conditional of nu measurably."""
+    """The factor 1/(1 + R^-nu) Lee (2023) drops changes the conditional of nu measurably."""
     density, layout = pymc_density
     beta, sigma, nu = typical_state
     candidates = nu * np.linspace(0.8, 1.2, 401)
@@ -165,11 +165,11 @@ def test_seed_eq_20_without_the_prior_factor_is_a_different_conditional(
         [kernels.nu_log_likelihood(math.log(v), beta, sigma, obs, layout.hyper) for v in nus]
     )
     ours += stats.norm.logpdf(np.log(nus), 0, layout.hyper[kernels.DELTA])
-    seed = ours + np.log1p(np.exp(-nus * layout.hyper[kernels.LOG_RANGE]))
-    # log p(nu | .) + log(dnu/dphi) differs from ours by a constant; the seed's by more.
+    paper = ours + np.log1p(np.exp(-nus * layout.hyper[kernels.LOG_RANGE]))
+    # log p(nu | .) + log(dnu/dphi) differs from ours by a constant; the paper's by more.
     differences = full + np.log(nus) - ours
     np.testing.assert_allclose(differences - differences[0], 0.0, atol=1e-8)
-    assert np.ptp(full + np.log(nus) - seed) > 1e-3
+    assert np.ptp(full + np.log(nus) - paper) > 1e-3
 
 
 def test_ridge_marginal_integrates_the_pymc_joint_over_beta(pymc_density, typical_state):

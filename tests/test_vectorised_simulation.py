@@ -29,8 +29,8 @@ from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
-#: Scenario 13 of Seno et al. (2025) (target 0.3): the benchmark's scenario of issue 4.
-P_ISSUE = (0.08, 0.30, 0.38, 0.42, 0.52)
+#: Scenario 13 of Seno et al. (2025) (target 0.3), the first scenario of bench_binary.py.
+P_SENO2025_13 = (0.08, 0.30, 0.38, 0.42, 0.52)
 P_TOXIC_LOWEST = (0.45, 0.55, 0.65, 0.75, 0.85)
 P_ALL_SAFE = (0.01, 0.02, 0.03, 0.04, 0.05)
 
@@ -140,7 +140,7 @@ def test_count_states_that_cannot_happen_are_refused():
 
 
 def test_the_binary_scenario_responds_through_its_array_face():
-    scenario = BinaryToxicityScenario(LEVELS, P_ISSUE, 0.3, planned_sample_size=36)
+    scenario = BinaryToxicityScenario(LEVELS, P_SENO2025_13, 0.3, planned_sample_size=36)
     doses = np.array([10.0, 10.0, 10.0, 40.0, 40.0, 40.0])
     split = np.random.default_rng(8)
     by_cohort = [scenario.respond(doses[:3], split)["dlt"], scenario.respond(doses[3:], split)]
@@ -148,7 +148,7 @@ def test_the_binary_scenario_responds_through_its_array_face():
     levels = np.array([[0, 0, 0, 2, 2, 2]])
     at_once = scenario.outcomes_at_levels(levels, tolerance[None, :6])["dlt"][0]
     np.testing.assert_array_equal(np.concatenate([by_cohort[0], by_cohort[1]["dlt"]]), at_once)
-    np.testing.assert_array_equal(at_once, tolerance[:6] < np.array(P_ISSUE)[levels[0]])
+    np.testing.assert_array_equal(at_once, tolerance[:6] < np.array(P_SENO2025_13)[levels[0]])
 
 
 # --------------------------------------------------------------------------- simulations
@@ -175,13 +175,13 @@ class PerTrial:
 
 CASES = {
     # name: (design, p_true, a stop reason some trial must reach, or None)
-    "boin": (boin_design(0.3, LEVELS), P_ISSUE, None),
+    "boin": (boin_design(0.3, LEVELS), P_SENO2025_13, None),
     "boin-extra-safe": (boin_design(0.3, LEVELS, extra_safe=True), P_TOXIC_LOWEST, "extra-safe"),
-    "boin-earlystop": (boin_design(0.3, LEVELS, n_earlystop=9), P_ISSUE, "n_earlystop: 9"),
+    "boin-earlystop": (boin_design(0.3, LEVELS, n_earlystop=9), P_SENO2025_13, "n_earlystop: 9"),
     "boin-toxic-lowest": (boin_design(0.3, LEVELS), P_TOXIC_LOWEST, "lowest dose 10 eliminated"),
     "boin-cohorts-of-1": (
         boin_design(0.25, LEVELS, cohort_size=1, sample_size=10, start_dose=40.0),
-        P_ISSUE,
+        P_SENO2025_13,
         None,
     ),
     "boin-cohorts-of-2": (
@@ -189,10 +189,10 @@ CASES = {
         P_TOXIC_LOWEST,
         "n_earlystop: 8",
     ),
-    "3+3": (three_plus_three_design(LEVELS), P_ISSUE, "MTD"),
+    "3+3": (three_plus_three_design(LEVELS), P_SENO2025_13, "MTD"),
     "3+3-toxic-lowest": (three_plus_three_design(LEVELS), P_TOXIC_LOWEST, "no MTD"),
     "3+3-all-safe": (three_plus_three_design(LEVELS), P_ALL_SAFE, "no higher dose to try"),
-    "3+3-start-high": (three_plus_three_design(LEVELS, start_dose=40.0), P_ISSUE, "MTD"),
+    "3+3-start-high": (three_plus_three_design(LEVELS, start_dose=40.0), P_SENO2025_13, "MTD"),
 }
 N_TRIALS = 200
 SEED = 20260611
@@ -271,7 +271,7 @@ def test_other_dose_levels_fall_back_to_the_per_trial_engine():
     # The scenario knows one more level than the design: counts per level do not line up, so
     # the engine runs the trials one by one; the result is still that of the per-trial path.
     design = boin_design(0.3, LEVELS[:4])
-    scenario = BinaryToxicityScenario(LEVELS, P_ISSUE, 0.3, planned_sample_size=36)
+    scenario = BinaryToxicityScenario(LEVELS, P_SENO2025_13, 0.3, planned_sample_size=36)
     result = simulate(design, scenario, 30, random_seed=SEED, progress=False)
     expected = simulate(PerTrial(design), scenario, 30, random_seed=SEED, progress=False)
     xr.testing.assert_identical(result, expected)

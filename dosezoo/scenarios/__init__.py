@@ -14,6 +14,10 @@ which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per f
   (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`);
 - `dosezoo.scenarios.weibull`: censored time-to-event outcomes, the 24 scenarios of the Weibull
   D-optimal paper (`WeibullScenario`, `weibull_scenario`, `weibull_scenarios`, `calibrate_tau`).
+
+Each module registers the types a configuration names (``[scenario] type = "binary"``) in
+`dosezoo.scenarios.registry` (`SCENARIO_TYPES`, `register_scenario`): a new scenario module
+registers its own types and edits nothing else.
 """
 
 from dosezoo.scenarios.binary import BinaryToxicityScenario
@@ -21,8 +25,19 @@ from dosezoo.scenarios.continuous import (
     O6BG_PERTURBATION,
     ContinuousToxicityScenario,
     O6BGResampling,
+    o6bg_resampling,
 )
-from dosezoo.scenarios.efftox import EffToxScenario, standard_efftox_scenarios
+from dosezoo.scenarios.efftox import (
+    EffToxScenario,
+    standard_efftox_scenario,
+    standard_efftox_scenarios,
+)
+from dosezoo.scenarios.registry import (
+    SCENARIO_TYPES,
+    ScenarioType,
+    design_attribute,
+    register_scenario,
+)
 from dosezoo.scenarios.seno2025 import (
     SENO2025_DOSE_LEVELS,
     SENO2025_SCENARIOS,
@@ -40,6 +55,7 @@ from dosezoo.scenarios.weibull import (
 
 __all__ = [
     "O6BG_PERTURBATION",
+    "SCENARIO_TYPES",
     "SENO2025_DOSE_LEVELS",
     "SENO2025_SCENARIOS",
     "WEIBULL_B",
@@ -48,10 +64,15 @@ __all__ = [
     "ContinuousToxicityScenario",
     "EffToxScenario",
     "O6BGResampling",
+    "ScenarioType",
     "WeibullScenario",
     "calibrate_tau",
+    "design_attribute",
+    "o6bg_resampling",
+    "register_scenario",
     "seno2025_scenario",
     "seno2025_target",
+    "standard_efftox_scenario",
     "standard_efftox_scenarios",
     "weibull_scenario",
     "weibull_scenarios",

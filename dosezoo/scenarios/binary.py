@@ -53,6 +53,7 @@ import numpy as np
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["BinaryToxicityScenario"]
 
@@ -248,3 +249,26 @@ class BinaryToxicityScenario:
             "mtd_dose": self.dose_levels[self.mtd_level],
             "planned_sample_size": self.planned_sample_size,
         }
+
+
+def _from_design(design: object) -> dict[str, object]:
+    """Return the design's dose levels, target and sample size (the planned one), if any."""
+    values = {
+        "dose_levels": design_attribute(design, "dose_levels"),
+        "target": design_attribute(design, "target", "theta"),
+        "planned_sample_size": design_attribute(design, "sample_size"),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+register_scenario(
+    ScenarioType(
+        name="binary",
+        summary=(
+            "binary DLTs with true probabilities per dose level and common random numbers "
+            "(Liu and Yuan 2015; Seno et al. 2025)"
+        ),
+        build=BinaryToxicityScenario,
+        from_design=_from_design,
+    )
+)

@@ -33,8 +33,9 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
-__all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling"]
+__all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling", "o6bg_resampling"]
 
 
 def _finite(owner: str, name: str, value: object) -> float:
@@ -238,3 +239,37 @@ class O6BGResampling:
             ),
             "untreated_levels": "resampled from the highest lower level with data (plateau)",
         }
+
+
+def _from_model(design: object) -> dict[str, object]:
+    """Return the model's DLT threshold, homogeneity and dose-range start (eta, gamma, x_min)."""
+    values = {name: design_attribute(design, name) for name in ("eta", "gamma", "x_min")}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def o6bg_resampling() -> O6BGResampling:
+    """Return the O6-BG re-design scenario of Lee (2023) with the bundled trial's AGT values."""
+    return O6BGResampling()
+
+
+register_scenario(
+    ScenarioType(
+        name="continuous",
+        summary=(
+            "continuous toxicity y ~ N(beta (x - x_min)^nu, sigma^2) with a true MTD "
+            "(Lee 2023, Trials 24:745)"
+        ),
+        build=ContinuousToxicityScenario,
+        from_design=_from_model,
+    )
+)
+register_scenario(
+    ScenarioType(
+        name="o6bg",
+        summary=(
+            "the O6-benzylguanine trial's AGT values resampled and perturbed (Friedman et al. "
+            "1998, re-designed by Lee 2023)"
+        ),
+        build=o6bg_resampling,
+    )
+)

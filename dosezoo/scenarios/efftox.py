@@ -45,8 +45,9 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
-__all__ = ["EffToxScenario", "standard_efftox_scenarios"]
+__all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenarios"]
 
 
 def _probabilities(owner: str, name: str, values: object, size: int) -> tuple[float, ...]:
@@ -278,3 +279,55 @@ def standard_efftox_scenarios(
         )
         for name, (p_tox, p_response) in shapes.items()
     }
+
+
+def _from_design(design: object) -> dict[str, object]:
+    """Return the design's levels, sample size, and its rule's target interval and threshold."""
+    rule = getattr(design, "rule", None)
+    values = {
+        "dose_levels": design_attribute(design, "dose_levels"),
+        "planned_sample_size": design_attribute(design, "sample_size"),
+        "tox_interval": design_attribute(rule, "tox_interval"),
+        "efficacy_threshold": design_attribute(rule, "efficacy_threshold"),
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def standard_efftox_scenario(
+    shape: str, *, rho: float = 0.3, planned_sample_size: int = 36
+) -> EffToxScenario:
+    """One of :func:`standard_efftox_scenarios` (``"monotone"``, ``"plateau"``, ``"bell"``)."""
+    scenarios = standard_efftox_scenarios(planned_sample_size=planned_sample_size, rho=rho)
+    if shape not in scenarios:
+        listed = ", ".join(repr(name) for name in scenarios)
+        raise ValueError(f"standard_efftox_scenario: shape must be one of {listed}, got {shape!r}")
+    return scenarios[shape]
+
+
+def _planned(design: object) -> dict[str, object]:
+    planned = design_attribute(design, "sample_size")
+    return {} if planned is None else {"planned_sample_size": planned}
+
+
+register_scenario(
+    ScenarioType(
+        name="efftox",
+        summary=(
+            "binary toxicity and ordinal efficacy per dose level, correlated, with common random "
+            "numbers (after Lin 2023, Project Optimus)"
+        ),
+        build=EffToxScenario,
+        from_design=_from_design,
+    )
+)
+register_scenario(
+    ScenarioType(
+        name="efftox_standard",
+        summary=(
+            "the monotone, plateau or bell efficacy shape on the doses 10-160 (this package's "
+            "study after Lin 2023)"
+        ),
+        build=standard_efftox_scenario,
+        from_design=_planned,
+    )
+)

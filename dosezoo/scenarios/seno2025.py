@@ -6,6 +6,7 @@ to the target (:class:`dosezoo.scenarios.binary.BinaryToxicityScenario`).
 """
 
 from dosezoo.scenarios.binary import BinaryToxicityScenario
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["SENO2025_DOSE_LEVELS", "SENO2025_SCENARIOS", "seno2025_scenario", "seno2025_target"]
 
@@ -40,15 +41,35 @@ SENO2025_SCENARIOS: dict[int, tuple[float, ...]] = {
 def seno2025_target(number: int) -> float:
     """Target DLT rate of scenario ``number``: 0.2 for 1-10, 0.3 for 11-20."""
     if number not in SENO2025_SCENARIOS:
-        raise ValueError(f"Seno et al. (2025) scenario must be one of 1..20, got {number!r}")
+        raise ValueError(f"Seno et al. (2025) scenario must be one of 1..20, got number {number!r}")
     return 0.2 if number <= 10 else 0.3
 
 
 def seno2025_scenario(number: int, *, planned_sample_size: int = 36) -> BinaryToxicityScenario:
     """Scenario ``number`` of Table 1 as a simulation scenario."""
+    target = seno2025_target(number)
     return BinaryToxicityScenario(
         SENO2025_DOSE_LEVELS,
         SENO2025_SCENARIOS[number],
-        seno2025_target(number),
+        target,
         planned_sample_size=planned_sample_size,
     )
+
+
+def _from_design(design: object) -> dict[str, object]:
+    """Return the design's sample size, as the planned one."""
+    planned = design_attribute(design, "sample_size")
+    return {} if planned is None else {"planned_sample_size": planned}
+
+
+register_scenario(
+    ScenarioType(
+        name="seno2025",
+        summary=(
+            "scenario 1-20 of Table 1 of Seno et al. (2025): five dose levels, target 0.2 "
+            "(1-10) or 0.3 (11-20)"
+        ),
+        build=seno2025_scenario,
+        from_design=_from_design,
+    )
+)

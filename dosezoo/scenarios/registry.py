@@ -1,0 +1,100 @@
+"""The scenario types a configuration names (``[scenario] type = "binary"``), registered here.
+
+Each scenario module registers its types (``register_scenario(ScenarioType(...))`` at its
+bottom), so the configuration reader (:mod:`dosezoo.config`) reaches a new scenario file
+without an edit anywhere else. A type is a builder whose keyword parameters (or, for a
+dataclass, whose init fields) are the keys of ``[scenario]``, and the defaults a design
+implies (its dose levels, its sample size as the planned one, its target): the truth a design
+is simulated against need only state what the design does not already say.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from dosezoo.protocols import Scenario
+
+__all__ = ["SCENARIO_TYPES", "ScenarioType", "design_attribute", "register_scenario"]
+
+
+def _nothing(design: object) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ScenarioType:
+    """A kind of scenario a configuration can name.
+
+    Parameters
+    ----------
+    name : str
+        Its ``[scenario] type``.
+    summary : str
+        One line naming the setting and its paper.
+    build : callable
+        Returns the scenario from the ``[scenario]`` keys (its keyword parameters, or a
+        dataclass's init fields).
+    from_design : callable
+        ``from_design(design)`` returns defaults of the keys that the design implies (e.g. its
+        dose levels); a key the configuration gives wins.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., Scenario]
+    from_design: Callable[[Any], dict[str, Any]] = _nothing
+
+    def __post_init__(self) -> None:
+        """Check the name and the builder."""
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ScenarioType: name must be a non-empty string, got {self.name!r}")
+        if not callable(self.build) or not callable(self.from_design):
+            raise ValueError(f"ScenarioType {self.name!r}: build and from_design must be callable")
+
+
+_TYPES: dict[str, ScenarioType] = {}
+
+#: Registered scenario types by name (read-only; :func:`register_scenario` adds one).
+SCENARIO_TYPES: Mapping[str, ScenarioType] = MappingProxyType(_TYPES)
+
+
+def register_scenario(kind: ScenarioType) -> ScenarioType:
+    """Register a scenario type under its name (done by the scenario's module).
+
+    Registering again a type of the same name and builder name (a module imported twice)
+    replaces it.
+
+    Raises
+    ------
+    ValueError
+        If another builder has that name.
+    """
+    if not isinstance(kind, ScenarioType):
+        raise ValueError(f"register_scenario: expected a ScenarioType, got {kind!r}")
+    known = _TYPES.get(kind.name)
+    if known is not None and known.build.__qualname__ != kind.build.__qualname__:
+        raise ValueError(
+            f"register_scenario: {kind.name!r} is already registered to {known.build.__qualname__}"
+        )
+    _TYPES[kind.name] = kind
+    return kind
+
+
+def design_attribute(design: object, *names: str) -> Any:
+    """Return the first of ``names`` that the design, its model or its rule has (None if none).
+
+    Scenario defaults read a design through this, without naming a model or rule class (the
+    scenarios sit below the designs).
+    """
+    for owner in (design, getattr(design, "model", None), getattr(design, "rule", None)):
+        if owner is None:
+            continue
+        for name in names:
+            try:
+                value = getattr(owner, name)
+            except (AttributeError, ValueError):  # an unbound rule's property may refuse
+                continue
+            if value is not None:
+                return value
+    return None

@@ -1,0 +1,286 @@
+"""One contract test over every registered design family (scikit-learn's check_estimator idea).
+
+The cases come from the registry (:data:`dosezoo.designs.registry.FAMILIES`): each family's
+example configuration and example data in ``examples/``. A new family registers itself with its
+example files and inherits every check here:
+
+- the design conforms to the engine's protocols (a count design to ``CountRuleDesign``), starts
+  at its start dose and recommends;
+- the model (if any) has the ``"nuts"`` engine and its fast engine, ``fit`` returns the
+  InferenceData schema with the identity attributes, ``posterior`` a ``DosePosterior``;
+- decisions are deterministic for the same data and seed, survive pickling (process pools,
+  dask), and the design survives its configuration (``design_config`` <-> ``design_from_config``,
+  also through TOML text) with the same ``describe()``;
+- ``decide(idata, data)`` on a fit of ``model_for(data)`` agrees with ``next(data)`` within Monte
+  Carlo error: on the fast engine's fit, and on a NUTS fit;
+- bad data (a dose the model cannot use, a missing outcome column) is refused with a
+  ``DataError`` naming the column, the row and the value.
+"""
+
+import json
+import math
+import pickle
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from dosezoo.config import design_from_config, read_config
+from dosezoo.data import TrialData
+from dosezoo.decision import Decision
+from dosezoo.designs import Design
+from dosezoo.designs.registry import FAMILIES, Family, design_config, family_of, toml_text
+from dosezoo.errors import DataError
+from dosezoo.posterior import DosePosterior
+from dosezoo.protocols import CountRuleDesign
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+#: NUTS settings of the decide check (every model compiles and samples in a few seconds).
+NUTS = {"draws": 2000, "tune": 1000, "chains": 2, "random_seed": 1}
+#: Families whose NUTS check takes more than ~20 s: it runs with ``make test-slow`` (the
+#: fast-engine check still runs by default). None now: alone on two loaded cores each NUTS check
+#: takes 2-11 s with compilation (ThreePND and the joint probit the longest), up to 34 s while
+#: the rest of the suite runs beside it.
+NUTS_SLOW: frozenset[str] = frozenset()
+#: Divergent transitions tolerated in the NUTS check: NUTS on ThreePND's posterior of the
+#: example data (6 patients) diverges on most seeds (1-7 in 4000 draws at target_accept 0.95);
+#: the design rightly refuses such a fit, so the agreement is checked with this allowance.
+NUTS_DIVERGENCES = {"3pnd": 20}
+#: Largest difference of a probability between two fits of the same posterior: at least four
+#: combined Monte Carlo SEs at the examples' settings (the worst, the two-stage GP's one chain of
+#: 1000 kernel draws, an ESS of ~400, has an SE of 0.025 at p = 0.5).
+TOLERANCE = 0.1
+#: Models whose data may hold any positive dose (the BLRM is linear in log dose).
+ANY_POSITIVE_DOSE = frozenset({"blrm"})
+
+
+@dataclass(frozen=True)
+class Case:
+    """A family with its example design and data."""
+
+    family: Family
+    config: dict
+    design: Design
+    frame: pd.DataFrame
+
+    @property
+    def data(self) -> TrialData:
+        return TrialData.from_dataframe(self.frame)
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        return tuple(c for c in self.frame.columns if c not in ("dose", "cohort"))
+
+
+@cache
+def _case(name: str) -> Case:
+    family = FAMILIES[name]
+    path = EXAMPLES / family.example
+    config = read_config(path)
+    design = design_from_config(config, str(path))
+    frame = pd.read_csv(EXAMPLES / family.example_data)
+    return Case(family, config, design, frame)
+
+
+FAMILY_NAMES = sorted(FAMILIES)
+MODEL_FAMILIES = sorted(name for name, family in FAMILIES.items() if family.model is not None)
+
+
+def _same(a: Decision, b: Decision) -> None:
+    """Two decisions are identical (NaN equals NaN)."""
+    assert a.next_dose == b.next_dose
+    assert a.stop_reason == b.stop_reason
+    assert a.bound_by == b.bound_by
+    assert a.quantities.keys() == b.quantities.keys()
+    for key, value in a.quantities.items():
+        other = b.quantities[key]
+        assert value == other or (math.isnan(value) and math.isnan(other)), key
+
+
+def _agree(reference: Decision, other: Decision) -> None:
+    """Same decision; the probabilities both record agree within ``TOLERANCE``."""
+    assert other.next_dose == reference.next_dose, (reference, other)
+    assert (other.stop_reason is None) == (reference.stop_reason is None)
+    shared = reference.quantities.keys() & other.quantities.keys()
+    assert shared, "the two decisions share no quantity"
+    for key in shared:
+        a, b = reference.quantities[key], other.quantities[key]
+        if 0 <= a <= 1 and 0 <= b <= 1:
+            assert abs(a - b) <= TOLERANCE, (key, a, b)
+
+
+def test_every_family_has_its_examples():
+    assert {"crm", "blrm", "ewoc", "boin", "3+3", "3pnd", "lse", "bo", "joint-probit"} <= set(
+        FAMILIES
+    )
+    for family in FAMILIES.values():
+        assert (EXAMPLES / family.example).is_file(), family.name
+        assert (EXAMPLES / family.example_data).is_file(), family.name
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_the_design_conforms_to_the_protocols(name):
+    case = _case(name)
+    design = case.design
+    assert family_of(design) is case.family
+    assert isinstance(design.start_dose, float)
+    assert 1 <= design.cohort_size <= design.sample_size
+    for method in ("next", "recommend", "describe", "decide", "posterior", "model_for"):
+        assert callable(getattr(design, method)), method
+    assert isinstance(design, CountRuleDesign) == case.family.counts_only
+    described = design.describe()
+    assert described["name"] == design.label
+    for key, value in described.items():
+        assert value is None or isinstance(value, float | int | str | bool), (key, value)
+    first = design.next(TrialData.empty(outcomes=case.outcomes))
+    assert first.next_dose == design.start_dose and first.bound_by == ("start_dose",)
+    assert isinstance(design.next(case.data), Decision)
+    assert isinstance(design.recommend(case.data), Decision)
+    if design.dose_levels is not None:
+        assert design.start_dose in design.dose_levels
+
+
+@pytest.mark.parametrize("name", MODEL_FAMILIES)
+def test_the_model_fits_with_its_engines_into_the_schema(name):
+    case = _case(name)
+    model = case.design.model_for(case.data)
+    engines = type(model).engines()
+    assert "nuts" in engines and model.fast_engine in engines
+    idata = model.fit(case.data, engine=model.fast_engine, draws=200, chains=2, random_seed=3)
+    assert isinstance(idata, xr.DataTree)
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.children)
+    assert dict(idata["posterior"].sizes)["chain"] == 2
+    assert dict(idata["posterior"].sizes)["draw"] == 200
+    assert idata.attrs["model"] == model.model_name
+    assert idata.attrs["engine"] == model.fast_engine
+    assert json.loads(idata.attrs["model_parameters"]) == json.loads(json.dumps(model.parameters()))
+    posterior = model.posterior(case.data)
+    assert isinstance(posterior, DosePosterior)
+    for rates in posterior.rates.values():
+        assert rates.ndim == 2 and rates.shape[1] == len(case.design.dose_levels)
+        assert np.all((rates >= 0) & (rates <= 1))
+
+
+def test_a_design_without_a_model_refuses_decide():
+    case = _case("3+3")
+    with pytest.raises(ValueError, match="uses no model"):
+        case.design.decide(xr.DataTree(), case.data)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_decisions_are_deterministic(name):
+    case = _case(name)
+    again = design_from_config(case.config, "again")
+    _same(case.design.next(case.data), case.design.next(case.data))
+    _same(case.design.next(case.data), again.next(case.data))
+    _same(case.design.recommend(case.data), again.recommend(case.data))
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_pickling_keeps_the_design_and_its_decisions(name):
+    case = _case(name)
+    copy = pickle.loads(pickle.dumps(case.design))
+    assert copy == case.design
+    _same(case.design.next(case.data), copy.next(case.data))
+    _same(case.design.recommend(case.data), copy.recommend(case.data))
+    if case.design.model is not None:
+        model = pickle.loads(pickle.dumps(case.design.model))
+        assert model == case.design.model
+        assert model.parameters() == case.design.model.parameters()
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_the_design_survives_its_configuration(name):
+    design = _case(name).design
+    tables = design_config(design)
+    assert tables["model"]["type"] == name
+    rebuilt = design_from_config(tables, "round trip")
+    assert rebuilt == design
+    assert rebuilt.describe() == design.describe()
+    from_text = design_from_config(tomllib.loads(toml_text(tables)), "round trip (TOML)")
+    assert from_text == design
+    assert design_config(from_text) == tables
+
+
+# --------------------------------------------------------------------------- decide
+
+
+@pytest.mark.parametrize("name", MODEL_FAMILIES)
+def test_decide_on_a_fast_engine_fit_agrees_with_next(name):
+    case = _case(name)
+    data = case.data
+    model = case.design.model_for(data)
+    idata = model.fit(data, engine=model.fast_engine, draws=1000, chains=2, random_seed=7)
+    _agree(case.design.next(data), case.design.decide(idata, data))
+
+
+def _nuts_cases():
+    for name in MODEL_FAMILIES:
+        marks = [pytest.mark.slow] if name in NUTS_SLOW else []
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_nuts_cases()))
+def test_decide_on_a_nuts_fit_agrees_with_next(name):
+    case = _case(name)
+    data, design = case.data, case.design
+    idata = design.model_for(data).fit(data, engine="nuts", **NUTS)
+    allowed = NUTS_DIVERGENCES.get(name, 0)
+    if allowed:
+        assert int(idata["sample_stats"]["diverging"].sum()) <= allowed
+        convergence = replace(design.conduct.convergence, max_divergences=allowed)
+        design = Design(design.model, design.rule, replace(design.conduct, convergence=convergence))
+    _agree(case.design.next(data), design.decide(idata, data))
+
+
+# --------------------------------------------------------------------------- bad data
+
+
+def _bad_doses(case: Case) -> list[float]:
+    """Doses the case's model cannot use: negative; outside its range or off its levels."""
+    model = case.design.model
+    levels = case.design.dose_levels
+    doses = [-1.0]
+    if case.family.name in ANY_POSITIVE_DOSE:
+        return doses
+    ranged = model is not None and hasattr(model, "x_min") and hasattr(model, "x_max")
+    if ranged:
+        doses.append(float(model.x_max) + 1000.0)
+    if levels is not None and not ranged:
+        doses += [(levels[0] + levels[1]) / 2, 1000.0 * levels[-1]]
+    return doses
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_bad_data_is_refused_naming_the_column_row_and_value(name):
+    case = _case(name)
+    row = len(case.frame) - 1
+    doses = _bad_doses(case)
+    assert len(doses) >= (1 if name in ANY_POSITIVE_DOSE else 2)
+    for dose in doses:
+        frame = case.frame.astype({"dose": float})
+        frame.loc[row, "dose"] = dose
+        with pytest.raises(DataError) as error:
+            case.design.next(TrialData.from_dataframe(frame))
+        message = str(error.value)
+        assert "'dose'" in message and f"row {row}" in message, message
+        assert re.search(rf"(?<![\d.]){re.escape(f'{dose:g}')}(?![\d])", message), message
+    for column in case.outcomes:
+        with pytest.raises(DataError, match=f"'{column}'"):
+            case.design.next(TrialData.from_dataframe(case.frame.drop(columns=column)))
