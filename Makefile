@@ -68,11 +68,13 @@ joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
 	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
 
-# The Weibull D-optimal paper's studies (Figs 2-6, S1-S4, Tables I-II; 1000 trials per cell) on 2 workers.
+# The Weibull D-optimal paper's studies (Figs 2-6, S1-S4, Tables I-II; 1000 trials per cell) on
+# two workers (docs/results/weibull_d_optimal.md).
 weibull-study: $(VENV)/.installed
 	$(PY) benchmarks/weibull_d_optimal_study.py --trials 1000 --jobs 2
 
-# Speed of the Weibull D-optimal family: designs with their GET check, MLE, trials, NUTS.
+# Speed of the Weibull D-optimal family: designs with their GET check, MLE, trials, NUTS
+# (docs/results/weibull_d_optimal_speed.md).
 bench-weibull: $(VENV)/.installed
 	$(PY) benchmarks/bench_weibull.py
 
@@ -85,6 +87,8 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
+	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
+	$(PY) benchmarks/bench_weibull.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

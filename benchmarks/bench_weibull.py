@@ -5,7 +5,8 @@ observed information on 300 censored patients <= 2 ms. Medians of repeated calls
 warm-up (numba kernels compiled and cached), BLAS pinned to one thread.
 
 Run ``make bench-weibull`` (``python benchmarks/bench_weibull.py``). Writes
-``docs/results/weibull_d_optimal_speed.json`` and ``.md`` with the load average of the machine.
+``docs/results/weibull_d_optimal_speed.json`` (with the load average of the machine) and the page
+``weibull_d_optimal_speed.md``; ``--report-only`` rewrites the page from the JSON.
 """
 
 import argparse
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from report import RESULTS, md_table
+from report import RESULTS, md_table, write_page
 
 from dosezoo.data import TrialData
 from dosezoo.designs import (
@@ -65,7 +66,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--skip-nuts", action="store_true", help="leave out the NUTS fit")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the page from the saved JSON"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report()
+        return
     load_start = os.getloadavg()
     rows: dict[str, dict] = {}
 
@@ -148,18 +155,33 @@ def main() -> None:
         "threads": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
     }
     (RESULTS / "weibull_d_optimal_speed.json").write_text(json.dumps(record, indent=2) + "\n")
-    table = pd.DataFrame([{"operation": name, **values} for name, values in rows.items()])
-    text = (
-        "# Speed of the Weibull D-optimal family\n\n"
-        f"`{record['command']}` (`make bench-weibull`), one process, "
-        f"{record['machine']}, load average {load_start[0]:.2f} at the start and "
-        f"{load_end[0]:.2f} at the end (the machine was shared: read the numbers to within "
-        "tens of percent). Targets: one locally D-optimal design with its GET check <= 10 ms; "
-        "one MLE with observed information on 300 censored patients <= 2 ms.\n\n"
-        + md_table(table)
-        + "\n"
+    write_report()
+
+
+def write_report() -> None:
+    """Write the page weibull_d_optimal_speed.md from the saved JSON."""
+    record = json.loads((RESULTS / "weibull_d_optimal_speed.json").read_text())
+    table = pd.DataFrame(
+        [{"operation": name, **values} for name, values in record["results"].items()]
     )
-    (RESULTS / "weibull_d_optimal_speed.md").write_text(text)
+    load_start, load_end = record["load_average_start"], record["load_average_end"]
+    text = (
+        f"One process, {record['machine']}, BLAS threads {record['threads']}; load average "
+        f"{load_start[0]:.2f} at the start and {load_end[0]:.2f} at the end (on a shared machine "
+        "read the numbers to within tens of percent). Medians of repeated calls after a warm-up "
+        "(the numba kernels compiled and cached). Targets: one locally D-optimal design with its "
+        "GET check <= 10 ms; one MLE with its observed information on 300 censored patients "
+        "<= 2 ms.\n\n" + md_table(table)
+    )
+    write_page(
+        "weibull_d_optimal_speed",
+        "The Weibull D-optimal family: speed of designs, fits and trials",
+        text,
+        make="bench-weibull",
+        runs=["bench_weibull.py"],
+        rebuild="bench_weibull.py --report-only",
+        data=["weibull_d_optimal_speed.json"],
+    )
     print(text)
 
 

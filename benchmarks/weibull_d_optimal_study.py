@@ -1,6 +1,6 @@
 """Reproduce the studies of the Weibull D-optimal paper: Figs 2-6, S1-S4 and Tables I-II.
 
-Ryeznik, Sverdlov et al., adaptive optimal designs for dose-finding studies with Weibull
+The Weibull D-optimal paper: adaptive optimal designs for dose-finding studies with Weibull
 time-to-event outcomes. Four parts (``--parts``):
 
 - ``designs`` (Figs 2-3): the locally D-optimal designs of the 24 scenarios for 60 censoring
@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from report import RESULTS, RUNS, md_table
+from report import RESULTS, RUNS, md_table, write_page
 
 from dosezoo.designs import (
     PrecisionStopping,
@@ -159,7 +159,7 @@ def designs_of(cell: Cell, truth: WeibullScenario) -> dict[str, object]:
             "stage_size": c,
             "sample_size": 2500,
             "tau": tau,
-            "stopping": PrecisionStopping(0.2),
+            "precision": PrecisionStopping(0.2),
         }
         out["uniform"] = adaptive_d_optimal_design(MODEL, updating="none", **common)
         out["local"] = adaptive_d_optimal_design(MODEL, updating="none", initial=local, **common)
@@ -677,21 +677,6 @@ def table_stopping(results: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(differences)
 
 
-def figures_stopping(results: dict) -> None:
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
-    for ax, shape in zip(axes, SHAPES, strict=True):
-        cell = Cell("stopping", shape, EULER_GAMMA, 0.5, {"cohort": 90})
-        result = results[cell.key]
-        data = [result[f"{d}:n"] for d in ("adaptive", "local", "uniform")]
-        ax.boxplot(data, tick_labels=["adaptive", "local", "uniform"])
-        ax.set_title(f"shape {shape}, b = gamma, 50% events", fontsize=9)
-    axes[0].set_ylabel("final sample size")
-    fig.suptitle("Fig 6: final sample size with the stopping rule (eq 9, eta = 0.2, cohorts of 90)")
-    fig.tight_layout()
-    fig.savefig(RESULTS / "weibull_d_optimal_fig6.png", dpi=80)
-    plt.close(fig)
-
-
 def claims_stopping(table: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
     lines = []
     one_two = diffs[diffs["shape"].isin(["I", "II"])]
@@ -738,6 +723,236 @@ def claims_stopping(table: pd.DataFrame, diffs: pd.DataFrame) -> list[str]:
 # ------------------------------------------------------------------ main
 
 
+FILES = {
+    "designs": ["weibull_d_optimal_designs.csv"],
+    "fixed": ["weibull_d_optimal_fixed.csv", "weibull_d_optimal_curves.csv"],
+    "cohort": ["weibull_d_optimal_cohort.csv"],
+    "stopping": [
+        "weibull_d_optimal_stopping.csv",
+        "weibull_d_optimal_tables.csv",
+        "weibull_d_optimal_final_n.csv",
+    ],
+}
+RUN = "weibull_d_optimal_study.py --trials 1000 --jobs 2"
+
+
+def final_n_table(results: dict) -> pd.DataFrame:
+    """Return the final sample size of every trial of Fig 6's cells (50% events, cohorts of 90)."""
+    frames = []
+    for shape in SHAPES:
+        cell = Cell("stopping", shape, EULER_GAMMA, 0.5, {"cohort": 90})
+        result = results[cell.key]
+        for design in ("adaptive", "local", "uniform"):
+            frames.append(
+                pd.DataFrame({"shape": shape, "design": design, "n": result[f"{design}:n"]})
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def figure_stopping(final_n: pd.DataFrame) -> None:
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
+    for ax, shape in zip(axes, SHAPES, strict=True):
+        sub = final_n[final_n["shape"] == shape]
+        data = [
+            sub.loc[sub["design"] == d, "n"].to_numpy() for d in ("adaptive", "local", "uniform")
+        ]
+        ax.boxplot(data, tick_labels=["adaptive", "local", "uniform"])
+        ax.set_title(f"shape {shape}, b = gamma, 50% events", fontsize=9)
+    axes[0].set_ylabel("final sample size")
+    fig.suptitle("Fig 6: final sample size with the stopping rule (eq 9, eta = 0.2, cohorts of 90)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "weibull_d_optimal_fig6.png", dpi=80)
+    plt.close(fig)
+
+
+def section_designs(table: pd.DataFrame) -> str:
+    summary = (
+        table.groupby(["shape", "b"])
+        .agg(
+            eff_tau1=("efficiency_uniform", "first"),
+            eff_tau150=("efficiency_uniform", "last"),
+            eff_mean=("efficiency_uniform", "mean"),
+        )
+        .reset_index()
+    )
+    summary["b"] = summary["b"].map(B_LABELS)
+    return (
+        "## Locally D-optimal designs against tau (Figs 2-3)\n\n"
+        "Data: `weibull_d_optimal_designs.csv` (support points, weights, GET maximum, "
+        "efficiency of the uniform design and average event probabilities, 24 scenarios x 60 "
+        "censoring times from 1 to 150); figures `weibull_d_optimal_fig2.png`, "
+        "`weibull_d_optimal_fig3.png`. D-efficiency of the uniform design at tau = 1, at "
+        "tau = 150 and averaged over the 60 values:\n\n"
+        + md_table(summary.round(3))
+        + "\n\nThe paper's claims:\n\n"
+        + "\n".join(claims_designs(table))
+    )
+
+
+def section_fixed(table: pd.DataFrame) -> str:
+    shown = table[(table["n"] == 300) & (table["events"] == 0.5)].copy()
+    shown["b"] = shown["b"].map(B_LABELS)
+    shown["D-eff (SE)"] = [
+        f"{m:.3f} ({s:.3f})"
+        for m, s in zip(shown["d_efficiency"], shown["d_efficiency_se"], strict=True)
+    ]
+    columns = [
+        "shape",
+        "b",
+        "design",
+        "D-eff (SE)",
+        "abs_bias",
+        "spread_90",
+        "mle_found",
+        "interim_mle_found",
+    ]
+    return (
+        "## Fixed sample size: uniform, locally D-optimal, two-stage adaptive (Fig 4, S1-S3)\n\n"
+        "Data: `weibull_d_optimal_fixed.csv` (all 216 cells: 24 scenarios x n in {150, 300, "
+        "450} x 25/50/75% events x 3 designs), `weibull_d_optimal_curves.csv` (5/50/95% "
+        "quantiles of the estimated median-time curves on 11 doses); figures "
+        "`weibull_d_optimal_fig4.png` (b = gamma, n = 300, 50% events) and "
+        "`weibull_d_optimal_curves_b*.png` (the other b). Shown: n = 300, 50% events. D-eff: "
+        "mean D-efficiency of the realised allocation against the locally D-optimal design at "
+        "the truth (Monte Carlo SE); abs_bias and spread_90: over 11 doses, the mean |median| "
+        "and the mean 5-95% range of log(estimated / true median time); mle_found: share of "
+        "trials whose final MLE exists (else the posterior mode is used); interim_mle_found: "
+        "the same at the interim of the adaptive design.\n\n"
+        + md_table(shown[columns].round(3))
+        + "\n\nThe paper's claims:\n\n"
+        + "\n".join(claims_fixed(table))
+    )
+
+
+def section_cohort(table: pd.DataFrame) -> str:
+    shown = table[(table["b"] == EULER_GAMMA) & (table["n"] == 300)].pivot(
+        index="n1", columns="shape", values="d_efficiency"
+    )
+    return (
+        "## Initial cohort size (Fig 5, S4)\n\n"
+        "Data: `weibull_d_optimal_cohort.csv` (24 scenarios, 50% events; n = 300 with n(1) in "
+        "{30, ..., 270} and n = 450 with n(1) in {300, ..., 420}); figures "
+        "`weibull_d_optimal_fig5.png`, `weibull_d_optimal_figS4_n300.png`, "
+        "`weibull_d_optimal_figS4_n450.png`. Mean D-efficiency of the realised allocation, "
+        "b = gamma, n = 300 (the row n1 = 300 is the uniform design):\n\n"
+        + md_table(shown.round(3).reset_index())
+        + "\n\nThe paper's claims:\n\n"
+        + "\n".join(claims_cohort(table))
+    )
+
+
+def section_stopping(table: pd.DataFrame, diffs: pd.DataFrame) -> str:
+    def fmt(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+        out = frame[["shape", by]].copy()
+        out["uniform vs adaptive, %"] = [
+            f"{v:.0f} ({s:.0f})"
+            for v, s in zip(
+                frame["uniform_vs_adaptive_pct"], frame["uniform_vs_adaptive_se"], strict=True
+            )
+        ]
+        out["adaptive vs local, %"] = [
+            f"{v:.0f} ({s:.0f})"
+            for v, s in zip(
+                frame["adaptive_vs_local_pct"], frame["adaptive_vs_local_se"], strict=True
+            )
+        ]
+        return out
+
+    table_one = diffs[diffs["events"] == 0.5].sort_values(["shape", "cohort"])
+    table_two = diffs[diffs["cohort"] == 90].sort_values(["shape", "events"])
+    return (
+        "## Early stopping on precision (Fig 6, Tables I-II)\n\n"
+        "Data: `weibull_d_optimal_stopping.csv` (median, quartiles and mean final sample size "
+        "per design and setting), `weibull_d_optimal_tables.csv` (the differences below), "
+        "`weibull_d_optimal_final_n.csv` (every trial of Fig 6); figure "
+        "`weibull_d_optimal_fig6.png`. Difference in median final sample size, % (bootstrap "
+        "SE, paired by the common random numbers), b = gamma, eta = 0.2, n_max = 2500.\n\n"
+        "Table I (50% events; the cohort size, whose values the paper's text does not give, "
+        "varied):\n\n"
+        + md_table(fmt(table_one, "cohort"))
+        + "\n\nTable II (cohorts of 90, event probability varied):\n\n"
+        + md_table(fmt(table_two, "events"))
+        + "\n\nThe paper's claims:\n\n"
+        + "\n".join(claims_stopping(table, diffs))
+    )
+
+
+def read(name: str) -> pd.DataFrame:
+    """Read a saved table; its b column (written to 6 digits) snaps back to the paper's values."""
+    table = pd.read_csv(RESULTS / name)
+    if "b" in table.columns:
+        values = np.asarray(WEIBULL_B)
+        table["b"] = values[np.abs(table["b"].to_numpy()[:, None] - values).argmin(axis=1)]
+    return table
+
+
+def write_report() -> None:
+    """Write the page weibull_d_optimal.md (and the figures) from the saved data alone."""
+    have = {part: all((RESULTS / f).exists() for f in files) for part, files in FILES.items()}
+    sections = []
+    if have["designs"]:
+        table = read("weibull_d_optimal_designs.csv")
+        figures_designs(table)
+        sections.append(section_designs(table))
+    if have["fixed"]:
+        table = read("weibull_d_optimal_fixed.csv")
+        figures_fixed(read("weibull_d_optimal_curves.csv"))
+        sections.append(section_fixed(table))
+    if have["cohort"]:
+        table = read("weibull_d_optimal_cohort.csv")
+        figures_cohort(table)
+        sections.append(section_cohort(table))
+    if have["stopping"]:
+        table = read("weibull_d_optimal_stopping.csv")
+        diffs = read("weibull_d_optimal_tables.csv")
+        figure_stopping(read("weibull_d_optimal_final_n.csv"))
+        sections.append(section_stopping(table, diffs))
+    missing = [part for part, ok in have.items() if not ok]
+    if len(missing) == len(have):
+        print(f"no saved data of the studies in {RESULTS}: run the studies first")
+        return
+    record_path = RESULTS / "weibull_d_optimal.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    runs = record.get("runs", {})
+    timing = "; ".join(
+        f"{part} {run['seconds'] / 60:.1f} min ({run['trials_per_cell']} trials per cell, load "
+        f"average {run['load_average'][0]:.2f} -> {run['load_average'][1]:.2f})"
+        for part, run in runs.items()
+    )
+    total = sum(run["seconds"] for run in runs.values())
+    intro = (
+        "The studies of the Weibull D-optimal paper (its Figs 2-6, S1-S4 and Tables I-II), run "
+        "with `dosezoo` on the paper's 24 scenarios. Every cell: the stated number of trials "
+        "with common random numbers (trial i of a scenario draws its patients' latent "
+        "exponential times and randomisation uniforms from one stream, shared by every design, "
+        "sample size and initial cohort); patients are randomised one by one with the stage's "
+        "weights, as in the paper; the interim and final fits are MLEs, with the posterior mode "
+        "where the MLE does not exist (the share of trials is in the tables). Each claim of the "
+        "paper's results is checked against the tables with its Monte Carlo standard error "
+        "(**Holds**, **Partly**, **Does not hold**)."
+    )
+    if runs:
+        intro += (
+            f"\n\nWall time: {total / 60:.1f} min on {record.get('cores', '?')} worker processes "
+            f"({record.get('machine', '?')}): {timing}."
+        )
+    if missing:
+        intro += f"\n\nNot run yet: {', '.join(missing)}."
+    data = [f for part, files in FILES.items() if have[part] for f in files]
+    if record_path.exists():
+        data.append("weibull_d_optimal.json")
+    write_page(
+        "weibull_d_optimal",
+        "The Weibull D-optimal paper: its studies reproduced",
+        intro + "\n\n" + "\n\n".join(sections),
+        make="weibull-study",
+        runs=[RUN],
+        rebuild="weibull_d_optimal_study.py --report-only",
+        data=data,
+        results=RESULTS,
+    )
+
+
 def main() -> None:
     global RESULTS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -746,200 +961,60 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument("--resume", action="store_true", help="keep the cached cells")
     parser.add_argument(
-        "--out", type=Path, default=RESULTS, help="where the tables and figures go (docs/results)"
+        "--report-only",
+        action="store_true",
+        help="only rewrite the page and the figures from the saved data (no simulation)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where the data and the page go (docs/results)"
     )
     args = parser.parse_args()
     RESULTS = args.out
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        write_report()
+        return
     if not args.resume:
         shutil.rmtree(RUNS, ignore_errors=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    command = (
-        f"python benchmarks/weibull_d_optimal_study.py --trials {args.trials} --jobs {args.jobs}"
-    )
-    if set(args.parts) != set(PARTS):
-        command += " --parts " + " ".join(args.parts)
-    load_start = os.getloadavg()
-    started = time.perf_counter()
-    seconds: dict[str, float] = {}
-    sections: dict[str, str] = {}
-
-    if "designs" in args.parts:
-        t0 = time.perf_counter()
-        table = part_designs()
-        table.to_csv(RESULTS / "weibull_d_optimal_designs.csv", index=False, float_format="%.6g")
-        figures_designs(table)
-        seconds["designs"] = time.perf_counter() - t0
-        summary = (
-            table.groupby(["shape", "b"])
-            .agg(
-                eff_tau1=("efficiency_uniform", "first"),
-                eff_tau150=("efficiency_uniform", "last"),
-                eff_mean=("efficiency_uniform", "mean"),
-            )
-            .reset_index()
-        )
-        summary["b"] = summary["b"].map(B_LABELS)
-        sections["designs"] = (
-            "## Locally D-optimal designs against tau (Figs 2-3)\n\n"
-            f"`{command}` -> `weibull_d_optimal_designs.csv`, `weibull_d_optimal_fig2.png`, "
-            "`weibull_d_optimal_fig3.png`. D-efficiency of the uniform design at tau = 1, 150 and "
-            "averaged over 60 values of tau:\n\n"
-            + md_table(summary.round(3))
-            + "\n\n"
-            + "\n".join(claims_designs(table))
-        )
-
-    if "fixed" in args.parts:
-        t0 = time.perf_counter()
-        results = load_or_run(cells("fixed"), args.trials, args.jobs)
-        table, curves = table_fixed(results)
-        table.to_csv(RESULTS / "weibull_d_optimal_fixed.csv", index=False, float_format="%.6g")
-        curves.to_csv(RESULTS / "weibull_d_optimal_curves.csv", index=False, float_format="%.6g")
-        figures_fixed(curves)
-        seconds["fixed"] = time.perf_counter() - t0
-        shown = table[(table["n"] == 300) & (table["events"] == 0.5)].copy()
-        shown["b"] = shown["b"].map(B_LABELS)
-        shown["D-eff (SE)"] = [
-            f"{m:.3f} ({s:.3f})"
-            for m, s in zip(shown["d_efficiency"], shown["d_efficiency_se"], strict=True)
-        ]
-        sections["fixed"] = (
-            "## Fixed sample size: uniform, locally D-optimal, two-stage adaptive (Fig 4, S1-S3)\n\n"
-            f"`{command}` -> `weibull_d_optimal_fixed.csv` (all 216 cells), "
-            "`weibull_d_optimal_curves.csv`, `weibull_d_optimal_fig4.png` (b = gamma) and "
-            "`weibull_d_optimal_curves_b*.png`. Shown: n = 300, 50% events. D-eff: realised "
-            "allocation against the locally D-optimal design at the truth; abs_bias / spread_90: "
-            "mean over 11 doses of |median| and of the 5-95% range of log(estimated / true median "
-            "time); mle_found: share of trials whose final MLE exists.\n\n"
-            + md_table(
-                shown[
-                    [
-                        "shape",
-                        "b",
-                        "design",
-                        "D-eff (SE)",
-                        "abs_bias",
-                        "spread_90",
-                        "mle_found",
-                        "interim_mle_found",
-                    ]
-                ].round(3)
-            )
-            + "\n\n"
-            + "\n".join(claims_fixed(table))
-        )
-
-    if "cohort" in args.parts:
-        t0 = time.perf_counter()
-        results = load_or_run(cells("cohort"), args.trials, args.jobs)
-        table = table_cohort(results)
-        table.to_csv(RESULTS / "weibull_d_optimal_cohort.csv", index=False, float_format="%.6g")
-        figures_cohort(table)
-        seconds["cohort"] = time.perf_counter() - t0
-        shown = table[(table["b"] == EULER_GAMMA) & (table["n"] == 300)].pivot(
-            index="n1", columns="shape", values="d_efficiency"
-        )
-        sections["cohort"] = (
-            "## Initial cohort size (Fig 5, S4)\n\n"
-            f"`{command}` -> `weibull_d_optimal_cohort.csv`, `weibull_d_optimal_fig5.png`, "
-            "`weibull_d_optimal_figS4_n300.png`, `weibull_d_optimal_figS4_n450.png`. Average "
-            "D-efficiency, b = gamma, n = 300 (the row n1 = 300 is the uniform design):\n\n"
-            + md_table(shown.round(3).reset_index())
-            + "\n\n"
-            + "\n".join(claims_cohort(table))
-        )
-
-    if "stopping" in args.parts:
-        t0 = time.perf_counter()
-        results = load_or_run(cells("stopping"), args.trials, args.jobs)
-        table, diffs = table_stopping(results)
-        table.to_csv(RESULTS / "weibull_d_optimal_stopping.csv", index=False, float_format="%.6g")
-        diffs.to_csv(RESULTS / "weibull_d_optimal_tables.csv", index=False, float_format="%.6g")
-        figures_stopping(results)
-        seconds["stopping"] = time.perf_counter() - t0
-
-        def fmt(frame: pd.DataFrame, by: str) -> pd.DataFrame:
-            out = frame[["shape", by]].copy()
-            out["uniform vs adaptive, %"] = [
-                f"{v:.0f} ({s:.0f})"
-                for v, s in zip(
-                    frame["uniform_vs_adaptive_pct"], frame["uniform_vs_adaptive_se"], strict=True
-                )
-            ]
-            out["adaptive vs local, %"] = [
-                f"{v:.0f} ({s:.0f})"
-                for v, s in zip(
-                    frame["adaptive_vs_local_pct"], frame["adaptive_vs_local_se"], strict=True
-                )
-            ]
-            return out
-
-        table_one = diffs[diffs["events"] == 0.5].sort_values(["shape", "cohort"])
-        table_two = diffs[diffs["cohort"] == 90].sort_values(["shape", "events"])
-        sections["stopping"] = (
-            "## Early stopping on precision (Fig 6, Tables I-II)\n\n"
-            f"`{command}` -> `weibull_d_optimal_stopping.csv`, `weibull_d_optimal_tables.csv`, "
-            "`weibull_d_optimal_fig6.png`. Difference in median final sample size, % (bootstrap "
-            "SE), b = gamma, eta = 0.2, n_max = 2500.\n\n"
-            "Table I (50% events, cohort size varied):\n\n"
-            + md_table(fmt(table_one, "cohort"))
-            + "\n\nTable II (cohorts of 90, event probability varied):\n\n"
-            + md_table(fmt(table_two, "events"))
-            + "\n\n"
-            + "\n".join(claims_stopping(table, diffs))
-        )
-
-    wall = time.perf_counter() - started
-    load_end = os.getloadavg()
     record_path = RESULTS / "weibull_d_optimal.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    record["runs"] = record.get("runs", {})
-    record["runs"].update(
-        {
-            part: {
-                "seconds": round(seconds[part], 1),
-                "trials_per_cell": args.trials,
-                "resumed": bool(args.resume),
-            }
-            for part in seconds
+    record.setdefault("runs", {})
+    for part in args.parts:
+        load_start = os.getloadavg()
+        started = time.perf_counter()
+        if part == "designs":
+            part_designs().to_csv(RESULTS / FILES[part][0], index=False, float_format="%.6g")
+        elif part == "fixed":
+            table, curves = table_fixed(load_or_run(cells("fixed"), args.trials, args.jobs))
+            table.to_csv(RESULTS / FILES[part][0], index=False, float_format="%.6g")
+            curves.to_csv(RESULTS / FILES[part][1], index=False, float_format="%.6g")
+        elif part == "cohort":
+            table = table_cohort(load_or_run(cells("cohort"), args.trials, args.jobs))
+            table.to_csv(RESULTS / FILES[part][0], index=False, float_format="%.6g")
+        else:
+            results = load_or_run(cells("stopping"), args.trials, args.jobs)
+            table, diffs = table_stopping(results)
+            table.to_csv(RESULTS / FILES[part][0], index=False, float_format="%.6g")
+            diffs.to_csv(RESULTS / FILES[part][1], index=False, float_format="%.6g")
+            final_n_table(results).to_csv(RESULTS / FILES[part][2], index=False)
+        record["runs"][part] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "trials_per_cell": args.trials,
+            "resumed": bool(args.resume),
+            "load_average": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],
         }
-    )
+        print(f"{part}: {record['runs'][part]['seconds']:.0f} s", flush=True)
     record.update(
         {
-            "wall_seconds_last_run": round(wall, 1),
-            "parts_last_run": list(seconds),
             "cores": args.jobs,
-            "load_average_start": [round(v, 2) for v in load_start],
-            "load_average_end": [round(v, 2) for v in load_end],
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-            "command": command,
+            "command": f"python benchmarks/weibull_d_optimal_study.py --trials {args.trials} "
+            f"--jobs {args.jobs}",
         }
     )
     record_path.write_text(json.dumps(record, indent=2) + "\n")
-    page = RESULTS / "weibull_d_optimal.md"
-    previous = page.read_text() if page.exists() else ""
-    kept = {}
-    for part in PARTS:
-        marker = f"<!-- {part} -->"
-        if marker in previous:
-            kept[part] = previous.split(marker)[1]
-    for part, text in sections.items():
-        kept[part] = "\n" + text + "\n"
-    header = (
-        "# The Weibull D-optimal paper's studies, reproduced\n\n"
-        "Generated by `make weibull-study` (`benchmarks/weibull_d_optimal_study.py`). Every cell: "
-        f"{args.trials} trials with common random numbers across designs. Wall time of the last "
-        f"run ({', '.join(seconds)}): {wall / 60:.1f} min on {args.jobs} worker processes, load "
-        f"average {load_start[0]:.2f} at the start and {load_end[0]:.2f} at the end "
-        f"({record['machine']}).\n"
-    )
-    body = "".join(
-        f"<!-- {part} -->{kept[part]}<!-- {part} -->\n" for part in PARTS if part in kept
-    )
-    page.write_text(header + "\n" + body)
-    print(header)
-    for part in sections:
-        print(sections[part])
+    write_report()
+    print((RESULTS / "weibull_d_optimal.md").read_text())
 
 
 if __name__ == "__main__":

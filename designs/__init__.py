@@ -24,9 +24,9 @@ from dosezoo.designs.crm import CRMRule, crm_design
 from dosezoo.designs.d_optimal import (
     DOptimalRule,
     PrecisionStopping,
-    StagedDesign,
     adaptive_d_optimal_design,
     run_staged_trial,
+    weibull_reference_scenario,
 )
 from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
@@ -88,7 +88,6 @@ __all__ = [
     "OptimusRule",
     "PrecisionStopping",
     "Rule",
-    "StagedDesign",
     "ThreePlusThreeRule",
     "ToxicityStopping",
     "TwoStageGPRule",
@@ -118,5 +117,6 @@ __all__ = [
     "sensitivity",
     "three_plus_three_design",
     "uniform_design",
+    "weibull_reference_scenario",
     "with_reference",
 ]

@@ -1,40 +1,56 @@
 r"""Multi-stage adaptive D-optimal designs for the Weibull AFT model, with precision stopping.
 
-The Weibull D-optimal paper (Ryeznik, Sverdlov et al.), sections "Adaptive D-optimal designs" and
+The Weibull D-optimal paper, sections "Adaptive D-optimal designs" and
 "Designs with early stopping criteria", and its Discussion. The criterion, the optimiser and the
 equivalence theorem are in :mod:`dosezoo.designs.optimal`.
 
-Randomisation
--------------
-:func:`efficient_rounding` turns weights into counts for :math:`n` patients (Pukelsheim and
-Rieder 1992). Within a stage, patients are randomised to the stage's doses one by one with the
-design's weights (the paper: "the randomization probabilities were applied individually to
-every subject"); ``allocation="rounded"`` allocates the efficiently rounded counts in a random
-order instead.
+Stages and randomisation
+------------------------
+``Design(WeibullAFT(...), DOptimalRule(...), Conduct(cohort_size=1, ...))``
+(:func:`adaptive_d_optimal_design`): stage 1 (``first_stage`` patients) follows the initial
+design (uniform on {0, 0.5, 1}); at each interim the model is refitted to the data of the
+completed stages and the next stage (``stage_size`` patients, or the rest of ``sample_size``)
+follows the updated design. Within a stage patients are randomised one by one with the stage's
+weights (the paper: "the randomization probabilities were applied individually to every
+subject"; ``allocation="rounded"`` allocates the efficiently rounded counts in a random
+order). The simulation engine asks for one patient at a time (cohorts of one), so
+:meth:`DOptimalRule.choose` decides the next patient: the stage's design is planned once, at
+the interim, from the data of the completed stages (and kept), and the patient's dose is drawn
+from a uniform seeded by ``conduct.random_seed`` and a hash of the data so far (a decision must
+be a function of the data); as in every design, the first patient gets the conduct's
+``start_dose``. Each decision carries the stage's allocation: ``support_<j>``, ``weight_<j>``,
+``count_<j>`` (the stage's patients by efficient rounding), ``criterion``, ``get_max`` (the
+equivalence theorem's maximum) and the estimate it was planned at. :func:`run_staged_trial`
+runs a trial on arrays with randomisation uniforms of its own (common random numbers: the
+studies).
 
-Multi-stage designs and stopping
---------------------------------
-:class:`DOptimalRule` (in ``Design(model, rule, conduct)`` a :class:`StagedDesign`): stage 1
-(``first_stage`` patients) follows the initial design (uniform on {0, 0.5, 1}); at each
-interim the model is refitted to the data of the completed stages and the next stage
-(``stage_size`` patients, or the rest of ``sample_size``) follows the updated design. With
-``stopping_eta`` the trial stops at an interim once the MLE is precise enough (eq 9):
+MLE updating (eq 8) maximises :math:`\log\det\{M_{obs} + n^{(k)} M(\xi, \hat\theta)\}`;
+Bayesian updating (Discussion) averages :math:`\log\det\{n_{prev} M(\tilde\xi_{prev}, \theta_s) +
+n^{(k)} M(\xi, \theta_s)\}` over the draws of the posterior of the completed stages (a NUTS fit,
+or the Laplace approximation: the conduct's ``engine``); :meth:`Design.decide` feeds it any fit
+(InferenceData) of the data up to an interim.
+
+Stopping for precision (eq 9)
+-----------------------------
+With ``precision`` the trial stops at an interim once the MLE is precise enough:
 
 .. math::
 
     |M_{obs}^{-1}(\hat\theta)| \le \left(\eta^k \prod_j |\hat\theta_j|\right)^2,
 
 the volume of the confidence ellipsoid were every parameter estimated with coefficient of
-variation :math:`\eta` and no correlation (``stopping="max_cv"``: :math:`\max_j SE_j /
+variation :math:`\eta` and no correlation (``criterion="max_cv"``: :math:`\max_j SE_j /
 |\hat\theta_j| \le \eta`, the variant of the Discussion). Eq 9 uses the *observed*
 information, so the prefactor question of eq 6 does not enter it.
 
-When the interim MLE does not exist (every patient at a dose censored: frequent with heavy
-censoring, e.g. shape I at 25% events, where :math:`P(\text{event} \mid x = 1) < 0.01`), the
-paper is silent. Here (``no_mle="map"``, default) the stage is designed at the posterior mode
-under the model's weakly informative prior, with the posterior's information as :math:`P`;
-``no_mle="initial"`` repeats the initial design. The decision records which was used
-(``estimate_is_mle``). A trial never stops without an MLE.
+When the interim MLE does not exist
+-----------------------------------
+Every patient at a dose censored (frequent with heavy censoring: shape I at 25% events has
+:math:`P(\text{event} \mid x = 1) < 0.01`) leaves the likelihood without a maximum; the paper is
+silent. Here (``no_mle="map"``, default) the stage is designed at the posterior mode under the
+model's weakly informative prior, with the posterior's information as :math:`M_{obs}`;
+``no_mle="initial"`` repeats the initial design. The decision records which
+(``estimate_is_mle``, ``bound_by`` ``"no_mle"``). A trial never stops without an MLE.
 """
 
 import hashlib
@@ -49,20 +65,27 @@ from dosezoo.checks import choice, integer, positive_int, positive_number, proba
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, dataclass_options
-from dosezoo.designs.optimal import ApproximateDesign, optimal_design, uniform_design
+from dosezoo.designs.optimal import (
+    ApproximateDesign,
+    optimal_design,
+    uniform_design,
+    with_reference,
+)
+from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
-from dosezoo.models.weibull_aft import WeibullAFT, WeibullMLE, WeibullPosterior
+from dosezoo.models.weibull_aft import EULER_GAMMA, WeibullAFT, WeibullMLE, WeibullPosterior
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
-from dosezoo.scenarios.weibull import WeibullScenario
+from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
+from dosezoo.scenarios.weibull import WeibullScenario, weibull_truth
 
 __all__ = [
     "DOptimalRule",
     "PrecisionStopping",
     "StagePlan",
-    "StagedDesign",
     "adaptive_d_optimal_design",
     "run_staged_trial",
+    "weibull_reference_scenario",
 ]
 
 
@@ -117,9 +140,6 @@ class PrecisionStopping:
         return {"eta": self.eta, "criterion": self.criterion}
 
 
-# ---------------------------------------------------------------------------- the rule
-
-
 @dataclass(frozen=True, eq=False)
 class StagePlan:
     """What an interim decides: a stop, or the next stage's design, with its quantities.
@@ -131,16 +151,20 @@ class StagePlan:
     stop_reason : str or None
         Why the trial stops at this interim.
     quantities : dict of str to float
-        Stage, estimate, support and weights, criterion, GET maximum, stopping statistics.
+        Stage, estimate, support and weights, counts, criterion, GET maximum, stopping
+        statistics.
     bound_by : tuple of str
         ``("initial_design",)`` for stage 1 and fixed designs, ``("no_mle",)`` when the
-        fallback was used, ``("precision",)`` for a stop.
+        fallback was used, ``("precision",)`` for a stop, ``("bayes",)`` for Bayesian updating.
     """
 
     design: ApproximateDesign | None
     stop_reason: str | None
     quantities: dict[str, float]
     bound_by: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------- the rule
 
 
 @dataclass(frozen=True)
@@ -152,25 +176,25 @@ class DOptimalRule(ModelRule):
     first_stage : int
         :math:`n^{(1)}`, patients of stage 1 (allocated by ``initial``).
     stage_size : int or None
-        Patients of every later stage; None: one more stage, the rest of ``sample_size``
+        Patients of every later stage; None: one more stage, the rest of the sample size
         (the two-stage design).
     tau : float or None
         Follow-up of every patient (type I censoring) in the expected information; None: no
         censoring.
     updating : {"mle", "bayes", "none"}
         Eq 8 at the MLE; the posterior expectation over the draws of a fit (the conduct's
-        ``engine``: ``"nuts"``, or ``"mle"`` for the MLE's asymptotic draws); or never
-        (every stage follows ``initial``: the uniform and the locally optimal comparators).
+        ``engine``: ``"nuts"``, or ``"laplace"``); or never (every stage follows ``initial``:
+        the uniform and the locally optimal comparators).
     initial : ApproximateDesign
         The design of stage 1 (uniform on {0, 0.5, 1}).
     accrued : {"observed", "expected", "none"} or None
-        :math:`P` of the criterion: the observed information of the earlier stages at the
-        estimate (eq 8), the expected information of their realised allocation, or none;
-        None: ``"observed"`` for ``"mle"``, ``"expected"`` for ``"bayes"``.
+        The information of the completed stages in the criterion: observed at the estimate
+        (eq 8), expected for their realised allocation, or none (the paper's literal Bayesian
+        formula); None: ``"observed"`` for ``"mle"``, ``"expected"`` otherwise.
     allocation : {"randomised", "rounded"}
         Per-patient randomisation with the design's weights (the paper), or its efficiently
         rounded counts in random order.
-    stopping : PrecisionStopping or None
+    precision : PrecisionStopping or None
         Eq 9 (or max CV), checked at every interim; None: no early stop.
     no_mle : {"map", "initial"}
         When the interim MLE does not exist: the posterior mode, or the initial design.
@@ -193,12 +217,13 @@ class DOptimalRule(ModelRule):
     initial: ApproximateDesign = field(default_factory=uniform_design)
     accrued: Literal["observed", "expected", "none"] | None = None
     allocation: Literal["randomised", "rounded"] = "randomised"
-    stopping: PrecisionStopping | None = None
+    precision: PrecisionStopping | None = None
     no_mle: Literal["map", "initial"] = "map"
     candidates: Sequence[float] | None = None
     grid_size: int = 21
     bayes_points: int = 200
     _sample_size: int | None = field(default=None, init=False, repr=False, compare=False)
+    _random_seed: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -217,19 +242,35 @@ class DOptimalRule(ModelRule):
             raise ValueError(f"{owner}: initial must be an ApproximateDesign, got {self.initial!r}")
         accrued = self.accrued
         if accrued is None:
-            accrued = "expected" if self.updating == "bayes" else "observed"
+            accrued = "observed" if self.updating == "mle" else "expected"
         choice(owner, "accrued", accrued, ("observed", "expected", "none"))
         if self.updating == "bayes" and accrued == "observed":
             raise ValueError(f"{owner}: accrued='observed' needs updating='mle'")
         object.__setattr__(self, "accrued", accrued)
         choice(owner, "allocation", self.allocation, ("randomised", "rounded"))
-        if self.stopping is not None and not isinstance(self.stopping, PrecisionStopping):
-            raise ValueError(f"{owner}: stopping must be a PrecisionStopping or None")
+        if self.precision is not None and not isinstance(self.precision, PrecisionStopping):
+            raise ValueError(
+                f"{owner}: precision must be a PrecisionStopping or None, got {self.precision!r}"
+            )
         choice(owner, "no_mle", self.no_mle, ("map", "initial"))
         if self.candidates is not None:
+            if isinstance(self.candidates, str) or not len(self.candidates):
+                raise ValueError(f"{owner}: candidates must be a non-empty sequence of doses")
             object.__setattr__(self, "candidates", tuple(float(x) for x in self.candidates))
-        integer(owner, "grid_size", self.grid_size, minimum=5)
-        positive_int(owner, "bayes_points", self.bayes_points)
+        object.__setattr__(
+            self, "grid_size", integer(owner, "grid_size", self.grid_size, minimum=5)
+        )
+        object.__setattr__(
+            self, "bayes_points", positive_int(owner, "bayes_points", self.bayes_points)
+        )
+
+    def __getstate__(self) -> dict:
+        """Pickle without the kept stage plans."""
+        return {key: value for key, value in self.__dict__.items() if key != "_plans"}
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore from :meth:`__getstate__`."""
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ binding
 
@@ -241,7 +282,7 @@ class DOptimalRule(ModelRule):
             ("initial", self.initial.support),
             ("candidates", self.candidates or ()),
         ):
-            outside = [x for x in doses if not lo <= x <= hi]
+            outside = [float(x) for x in doses if not lo <= x <= hi]
             if outside:
                 raise ValueError(
                     f"DOptimalRule: {name} has doses {outside} outside the design space "
@@ -249,8 +290,8 @@ class DOptimalRule(ModelRule):
                 )
         if conduct.cohort_size != 1:
             raise ValueError(
-                "DOptimalRule: conduct.cohort_size must be 1 (patients are randomised one by one "
-                f"within a stage of first_stage / stage_size patients), got {conduct.cohort_size}"
+                "DOptimalRule: cohort_size must be 1 (patients are randomised one by one "
+                f"within stages of first_stage / stage_size patients), got {conduct.cohort_size}"
             )
         if self.first_stage > conduct.sample_size:
             raise ValueError(
@@ -259,48 +300,61 @@ class DOptimalRule(ModelRule):
             )
         if self.updating == "bayes" and conduct.engine is None:
             raise ValueError(
-                "DOptimalRule: updating='bayes' needs conduct.engine ('nuts' or 'mle')"
+                "DOptimalRule: updating='bayes' needs conduct.engine ('nuts' or 'laplace')"
             )
-        return bound._bound(_sample_size=conduct.sample_size)
+        return bound._bound(_sample_size=conduct.sample_size, _random_seed=conduct.random_seed)
 
-    def boundaries(self, sample_size: int) -> list[int]:
-        """Patients enrolled before each stage: 0, :math:`n^{(1)}`, ... (< ``sample_size``)."""
+    @property
+    def sample_size(self) -> int:
+        """The trial's (maximum) sample size, from the conduct the rule is bound to."""
+        if self._sample_size is None:
+            raise ValueError("DOptimalRule is not bound to a conduct; use it in a Design")
+        return self._sample_size
+
+    def boundaries(self, sample_size: int | None = None) -> list[int]:
+        """Return the patients enrolled before each stage: 0, :math:`n^{(1)}`, ..."""
+        size = self.sample_size if sample_size is None else sample_size
         starts = [0, self.first_stage]
         if self.stage_size is not None:
-            while starts[-1] + self.stage_size < sample_size:
+            while starts[-1] + self.stage_size < size:
                 starts.append(starts[-1] + self.stage_size)
-        return [s for s in starts if s < sample_size]
+        return [s for s in starts if s < size]
+
+    def stage_start(self, n: int, sample_size: int | None = None) -> int:
+        """Return the patients enrolled before the stage of patient ``n`` (0-based)."""
+        return max(s for s in self.boundaries(sample_size) if s <= n)
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
-        """Ask for a fitted posterior only for Bayesian updating, at an interim."""
-        return self.updating == "bayes" and not final and data.n_patients > 0
+        """Ask for a fit only for Bayesian updating, at an interim whose plan is not kept."""
+        if self.updating != "bayes" or final or data.n_patients == 0:
+            return False
+        n = data.n_patients
+        return n in self.boundaries() and self._kept(data, n) is None
 
     # ------------------------------------------------------------------ interims
 
-    def _estimate(
-        self, dose: np.ndarray, time: np.ndarray, event: np.ndarray
-    ) -> tuple[WeibullMLE | None, str]:
-        """Return the MLE, else (``no_mle="map"``) the posterior mode; and the MLE's failure."""
+    def _estimate(self, dose: np.ndarray, time: np.ndarray, event: np.ndarray) -> WeibullMLE | None:
+        """Return the MLE, else (``no_mle="map"``) the posterior mode, else None."""
         model: WeibullAFT = self.model
         design = model.regressors(dose)
         log_time, event = np.log(time), np.asarray(event, dtype=float)
         try:
-            return model.estimate(design, log_time, event), ""
-        except DataError as error:
-            failure = str(error)
+            return model.estimate(design, log_time, event)
+        except DataError:
+            pass
         if self.no_mle == "map" and event.sum() > 0:
             try:
-                return model.estimate(design, log_time, event, penalised=True), failure
+                return model.estimate(design, log_time, event, penalised=True)
             except DataError:
                 pass
-        return None, failure
+        return None
 
     def plan(
         self,
         dose: np.ndarray,
         time: np.ndarray,
         event: np.ndarray,
-        sample_size: int,
+        sample_size: int | None = None,
         posterior: DosePosterior | None = None,
     ) -> StagePlan:
         """Decide the interim after the patients given: a stop (eq 9) or the next stage's design.
@@ -309,8 +363,9 @@ class DOptimalRule(ModelRule):
         ----------
         dose, time, event : numpy.ndarray
             Every patient of the completed stages.
-        sample_size : int
-            The trial's maximum sample size (the last stage is truncated to it).
+        sample_size : int, optional
+            The trial's maximum sample size (the last stage is truncated to it); the bound
+            conduct's by default.
         posterior : DosePosterior, optional
             A fit of these data (Bayesian updating).
 
@@ -318,6 +373,7 @@ class DOptimalRule(ModelRule):
         -------
         StagePlan
         """
+        sample_size = self.sample_size if sample_size is None else sample_size
         n = int(np.size(dose))
         starts = self.boundaries(sample_size)
         stage = sum(1 for s in starts if s <= n) - 1
@@ -329,23 +385,23 @@ class DOptimalRule(ModelRule):
         fixed = StagePlan(
             self.initial, None, quantities | _design_quantities(self.initial), ("initial_design",)
         )
-        if n == 0 or (self.updating == "none" and self.stopping is None):
+        if n == 0 or (self.updating == "none" and self.precision is None):
             return fixed
         model: WeibullAFT = self.model
-        fit, _ = self._estimate(np.asarray(dose), np.asarray(time), np.asarray(event))
+        fit = self._estimate(np.asarray(dose), np.asarray(time), np.asarray(event))
         if fit is not None:
             quantities |= {name: float(v) for name, v in zip(fit.names, fit.theta, strict=True)}
             quantities["estimate_is_mle"] = 0.0 if fit.penalised else 1.0
         else:
             quantities["estimate_is_mle"] = 0.0
-        if self.stopping is not None:
+        if self.precision is not None:
             if fit is not None and not fit.penalised:
-                stop, statistics = self.stopping.evaluate(fit.theta, fit.covariance)
+                stop, statistics = self.precision.evaluate(fit.theta, fit.covariance)
                 quantities |= statistics
                 if stop:
                     return StagePlan(
                         None,
-                        _precision_reason(self.stopping, statistics, n),
+                        _precision_reason(self.precision, statistics, n),
                         quantities,
                         ("precision",),
                     )
@@ -418,27 +474,119 @@ class DOptimalRule(ModelRule):
         quantities: dict[str, float] = {"final_n": float(np.size(dose))}
         if np.size(dose) == 0:
             return quantities
-        fit, _ = self._estimate(np.asarray(dose), np.asarray(time), np.asarray(event))
+        fit = self._estimate(np.asarray(dose), np.asarray(time), np.asarray(event))
         if fit is None:
             return quantities | {"estimate_is_mle": 0.0}
         return quantities | fit.as_dict() | {"estimate_is_mle": 0.0 if fit.penalised else 1.0}
 
     # ------------------------------------------------------------------ the Rule methods
 
-    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
-        """Decide the next stage's allocation after ``data`` (a stop, or its design).
-
-        ``next_dose`` is the dose of largest weight (a Decision names one dose); the
-        allocation is in the quantities (``support_<j>``, ``weight_<j>``, ``count_<j>`` for
-        the stage's patients by efficient rounding, ``criterion``, ``get_max``).
-        """
-        if self._sample_size is None:
-            raise ValueError("DOptimalRule is not bound to a conduct; use it in a Design")
+    def _kept(self, data: TrialData, start: int) -> StagePlan | None:
+        """Return the plan kept for the stage that starts after the first ``start`` patients."""
         dose, time, event = _arrays(data)
-        return _stage_decision(self.plan(dose, time, event, self._sample_size, posterior))
+        key = (start, _digest(dose[:start], time[:start], event[:start]))
+        return self.__dict__.get("_plans", {}).get(key)
+
+    def stage_plan(self, data: TrialData, posterior: DosePosterior | None = None) -> StagePlan:
+        """Return the plan of the stage the next patient after ``data`` belongs to.
+
+        Planned at the stage's interim from its completed stages, then kept (a stage is
+        planned once); ``posterior`` is a fit of those data (Bayesian updating).
+
+        Raises
+        ------
+        ValueError
+            For Bayesian updating, when the plan is not kept and no posterior is given.
+        """
+        n = data.n_patients
+        start = self.stage_start(n)
+        kept = self._kept(data, start)
+        if kept is not None:
+            return kept
+        if self.updating == "bayes" and start > 0 and posterior is None:
+            raise ValueError(
+                f"DOptimalRule: Bayesian updating plans a stage at its interim: decide at the "
+                f"{start}th patient with a fit of the data up to it (this stage started after "
+                f"{start} patients; the data have {n})"
+            )
+        if posterior is not None and start != n and self.updating == "bayes":
+            raise ValueError(
+                f"DOptimalRule: the fit must be of the data up to the interim ({start} "
+                f"patients), not of {n}"
+            )
+        dose, time, event = _arrays(data)
+        plan = self.plan(dose[:start], time[:start], event[:start], posterior=posterior)
+        if plan.design is not None:
+            counts = plan.design.counts(int(plan.quantities["stage_patients"]))
+            quantities = plan.quantities | {f"count_{j}": float(c) for j, c in enumerate(counts)}
+            plan = replace(plan, quantities=quantities)
+        plans = self.__dict__.setdefault("_plans", {})
+        if len(plans) >= 64:
+            plans.clear()
+        plans[(start, _digest(dose[:start], time[:start], event[:start]))] = plan
+        return plan
+
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Decide the next patient's dose (randomised within the stage), or a stop at eq 9.
+
+        Parameters
+        ----------
+        posterior : DosePosterior or None
+            A fit of the data up to the interim (Bayesian updating); ignored otherwise.
+        data : TrialData
+            The trial so far.
+
+        Returns
+        -------
+        Decision
+            The dose, drawn with the stage design's weights; the quantities hold the stage's
+            allocation (``support_<j>``, ``weight_<j>``, ``count_<j>``), ``criterion``,
+            ``get_max`` and the estimate it was planned at.
+        """
+        plan = self.stage_plan(data, posterior)
+        if plan.design is None:
+            return Decision(
+                None,
+                stop_reason=plan.stop_reason,
+                quantities=dict(plan.quantities),
+                bound_by=plan.bound_by,
+            )
+        dose, time, event = _arrays(data)
+        n = data.n_patients
+        if self.allocation == "rounded":
+            start = self.stage_start(n)
+            seed = _seed(self._random_seed, dose[:start], time[:start], event[:start])
+            uniforms = np.random.default_rng(seed).random(int(plan.quantities["stage_patients"]))
+            chosen = float(plan.design.allocate(uniforms, rounded=True)[n - start])
+        else:
+            u = np.random.default_rng(_seed(self._random_seed, dose, time, event)).random()
+            chosen = float(plan.design.allocate(np.array([u]))[0])
+        return Decision(chosen, quantities=dict(plan.quantities), bound_by=plan.bound_by)
+
+    def stage(self, data: TrialData, posterior: DosePosterior | None = None) -> Decision:
+        """Return the allocation of the stage that starts after ``data`` (or a stop at eq 9).
+
+        ``next_dose`` is the dose of largest weight; the allocation is in the quantities.
+        ``data`` must end at an interim (or be empty).
+        """
+        if data.n_patients not in self.boundaries():
+            raise ValueError(
+                f"DOptimalRule: {data.n_patients} patients is not an interim; the stages start "
+                f"after {', '.join(map(str, self.boundaries()))} patients"
+            )
+        plan = self.stage_plan(data, posterior)
+        if plan.design is None:
+            return Decision(
+                None,
+                stop_reason=plan.stop_reason,
+                quantities=dict(plan.quantities),
+                bound_by=plan.bound_by,
+            )
+        top = float(plan.design.support[int(np.argmax(plan.design.weights))])
+        return Decision(top, quantities=dict(plan.quantities), bound_by=plan.bound_by)
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
-        """No dose is selected: the final estimate of the dose-response is in the quantities."""
+        """Select no dose: the final estimate of the dose-response curve is in the quantities."""
         dose, time, event = _arrays(data)
         return Decision(
             None,
@@ -449,13 +597,13 @@ class DOptimalRule(ModelRule):
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""
-        record = dataclass_options(self, skip=("initial", "stopping", "candidates"))
+        record = dataclass_options(self, skip=("initial", "precision", "candidates"))
         record["initial"] = repr(self.initial)
         record["candidates"] = (
             "continuous" if self.candidates is None else ",".join(map(str, self.candidates))
         )
-        if self.stopping is not None:
-            record |= {f"stopping_{k}": v for k, v in self.stopping.describe().items()}
+        if self.precision is not None:
+            record |= {f"precision_{k}": v for k, v in self.precision.describe().items()}
         return record
 
 
@@ -483,142 +631,20 @@ def _precision_reason(stopping: PrecisionStopping, statistics: dict[str, float],
     )
 
 
-def _stage_decision(plan: StagePlan) -> Decision:
-    if plan.design is None:
-        return Decision(
-            None, stop_reason=plan.stop_reason, quantities=plan.quantities, bound_by=plan.bound_by
-        )
-    design = plan.design
-    counts = design.counts(int(plan.quantities["stage_patients"]))
-    quantities = plan.quantities | {f"count_{j}": float(c) for j, c in enumerate(counts)}
-    return Decision(
-        float(design.support[int(np.argmax(design.weights))]),
-        quantities=quantities,
-        bound_by=plan.bound_by,
-    )
-
-
-# ---------------------------------------------------------------------------- the design
-
-
-def _prefix_seed(random_seed: int, dose: np.ndarray, time: np.ndarray, event: np.ndarray) -> int:
-    """Seed of a randomisation draw: ``random_seed`` XOR a hash of the data so far."""
+def _digest(dose: np.ndarray, time: np.ndarray, event: np.ndarray) -> int:
+    """Hash the data so far (doses, times, events)."""
     digest = hashlib.sha256(np.ascontiguousarray(dose, dtype=float).tobytes())
     digest.update(np.ascontiguousarray(time, dtype=float).tobytes())
     digest.update(np.ascontiguousarray(event, dtype=float).tobytes())
-    return int.from_bytes(digest.digest()[:8], "little") ^ random_seed
+    return int.from_bytes(digest.digest()[:8], "little")
 
 
-def _uniform_for(random_seed: int, dose: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
-    return float(np.random.default_rng(_prefix_seed(random_seed, dose, time, event)).random())
+def _seed(random_seed: int, dose: np.ndarray, time: np.ndarray, event: np.ndarray) -> int:
+    """Seed of a randomisation draw: ``random_seed`` XOR a hash of the data so far."""
+    return _digest(dose, time, event) ^ random_seed
 
 
-@dataclass(frozen=True)
-class StagedDesign(Design):
-    r"""A multi-stage design whose patients are randomised one by one within each stage.
-
-    ``Design(model, DOptimalRule(...), Conduct(cohort_size=1, ...))`` through
-    :func:`adaptive_d_optimal_design`. The simulation engine asks :meth:`next` for one
-    patient at a time; the stage's design is computed once, at the interim, from the data of
-    the completed stages (cached), and each patient's dose is drawn with the design's weights
-    from a uniform seeded by ``conduct.random_seed`` and a hash of the data so far (a
-    decision must be a function of the data). :meth:`next_stage` returns the whole stage's
-    allocation (the command line's ``next-dose``). The first patient's uniform depends on
-    ``random_seed`` only: in a simulation every trial's first patient gets the same dose
-    (the studies use :func:`run_staged_trial` with common random numbers instead).
-    """
-
-    rule: DOptimalRule
-
-    def __getstate__(self) -> dict:
-        """Pickle without the cache of stage plans."""
-        return {key: value for key, value in self.__dict__.items() if key != "_plans"}
-
-    def __setstate__(self, state: dict) -> None:
-        """Restore from :meth:`__getstate__`."""
-        self.__dict__.update(state)
-
-    def _plan(self, data: TrialData, start: int) -> StagePlan:
-        cache = self.__dict__.setdefault("_plans", {})
-        dose, time, event = _arrays(data)
-        key = (start, _prefix_seed(0, dose[:start], time[:start], event[:start]))
-        plan = cache.get(key)
-        if plan is None:
-            posterior = None
-            if self.rule.needs_posterior(data, final=False) and start > 0:
-                prefix = _prefix(data, start)
-                try:
-                    posterior = self.posterior(prefix)
-                except DataError:
-                    posterior = None
-                if posterior is not None:
-                    refused = self._refused(posterior, prefix, final=False)
-                    if refused is not None:
-                        return StagePlan(None, refused.stop_reason, dict(refused.quantities))
-            plan = self.rule.plan(
-                dose[:start], time[:start], event[:start], self.sample_size, posterior
-            )
-            if len(cache) > 64:
-                cache.clear()
-            cache[key] = plan
-        return plan
-
-    def next(self, data: TrialData) -> Decision:
-        """Dose of the next patient (randomised within the stage), or a stop at an interim."""
-        data = self._check(data)
-        reason = self.conduct.stop_reason(data)
-        if reason:
-            return Decision(None, stop_reason=reason)
-        n = data.n_patients
-        starts = self.rule.boundaries(self.sample_size)
-        start = max(s for s in starts if s <= n)
-        plan = self._plan(data, start)
-        if plan.design is None:
-            return Decision(
-                None,
-                stop_reason=plan.stop_reason,
-                quantities=plan.quantities,
-                bound_by=plan.bound_by,
-            )
-        dose, time, event = _arrays(data)
-        if self.rule.allocation == "rounded":
-            seed = _prefix_seed(self.conduct.random_seed, dose[:start], time[:start], event[:start])
-            size = int(plan.quantities["stage_patients"])
-            uniforms = np.random.default_rng(seed).random(size)
-            chosen = float(plan.design.allocate(uniforms, rounded=True)[n - start])
-        else:
-            u = _uniform_for(self.conduct.random_seed, dose, time, event)
-            chosen = float(plan.design.allocate(np.array([u]))[0])
-        return Decision(chosen, quantities=dict(plan.quantities), bound_by=plan.bound_by)
-
-    def next_stage(self, data: TrialData) -> Decision:
-        """Decide the allocation of the stage that starts after ``data`` (a stop at eq 9).
-
-        ``data`` must end at an interim (a stage boundary) or be empty.
-        """
-        data = self._check(data)
-        reason = self.conduct.stop_reason(data)
-        if reason:
-            return Decision(None, stop_reason=reason)
-        starts = self.rule.boundaries(self.sample_size)
-        if data.n_patients not in starts:
-            raise ValueError(
-                f"{self.label}: {data.n_patients} patients is not a stage boundary; the stages "
-                f"start after {', '.join(map(str, starts))} patients"
-            )
-        return _stage_decision(self._plan(data, data.n_patients))
-
-    def recommend(self, data: TrialData) -> Decision:
-        """Return the final estimate (no dose is selected by an estimation design)."""
-        data = self._check(data)
-        return self.rule.select(None, data)
-
-
-def _prefix(data: TrialData, n: int) -> TrialData:
-    if n == data.n_patients:
-        return data
-    frame = data.to_dataframe().iloc[:n]
-    return TrialData.from_dataframe(frame.reset_index(drop=True))
+# ---------------------------------------------------------------------------- the design
 
 
 def adaptive_d_optimal_design(
@@ -631,8 +657,8 @@ def adaptive_d_optimal_design(
     random_seed: int = 0,
     engine: str | None = None,
     **options: Any,
-) -> StagedDesign:
-    """Return ``StagedDesign(model, DOptimalRule(...), Conduct(cohort_size=1, ...))``.
+) -> Design:
+    """Return ``Design(model, DOptimalRule(...), Conduct(cohort_size=1, ...))``.
 
     Parameters
     ----------
@@ -646,20 +672,28 @@ def adaptive_d_optimal_design(
     engine : str, optional
         The fit of Bayesian updating (``"nuts"`` by default for ``updating="bayes"``).
     **options
-        Other options of :class:`DOptimalRule` (``updating``, ``stopping``, ``initial``,
-        ...) and of :class:`~dosezoo.designs.base.Conduct` (``draws``, ``chains``, ...).
+        Other options of :class:`DOptimalRule` (``updating``, ``precision``, ``initial``, ...)
+        and of :class:`~dosezoo.designs.base.Conduct` (``start_dose``, ``draws``, ...).
 
     Returns
     -------
-    StagedDesign
+    Design
     """
-    conduct_names = {"draws", "tune", "chains", "convergence", "refits", "on_refusal"}
+    conduct_names = {
+        "start_dose",
+        "draws",
+        "tune",
+        "chains",
+        "convergence",
+        "refits",
+        "on_refusal",
+        "stopping",
+    }
     conduct_options = {k: options.pop(k) for k in list(options) if k in conduct_names}
     if options.get("updating") == "bayes" and engine is None:
         engine = "nuts"
-    lo = model.dose_range[0]
+    conduct_options.setdefault("start_dose", model.dose_range[0])
     conduct = Conduct(
-        start_dose=lo,
         cohort_size=1,
         sample_size=sample_size,
         random_seed=random_seed,
@@ -667,14 +701,76 @@ def adaptive_d_optimal_design(
         **conduct_options,
     )
     rule = DOptimalRule(first_stage, stage_size, tau, **options)
-    return StagedDesign(model, rule, conduct)
+    return Design(model, rule, conduct)
+
+
+register(
+    Family(
+        name="weibull-d-optimal",
+        summary=(
+            "adaptive D-optimal designs for a censored Weibull time-to-event dose-response "
+            "(the Weibull D-optimal paper)"
+        ),
+        model=WeibullAFT,
+        rule=DOptimalRule,
+        conduct={
+            "cohort_size": 1,
+            "sample_size": 300,
+            "start_dose": Derived("the lowest dose of the model", lambda m, r: m.dose_range[0]),
+        },
+        example="weibull_d_optimal.toml",
+        example_data="weibull_first_stage.csv",
+    )
+)
+
+
+# ---------------------------------------------------------------------------- scenario
+
+
+def weibull_reference_scenario(
+    shape: str | None = None,
+    b: float = EULER_GAMMA,
+    beta: Sequence[float] | None = None,
+    tau: float | None = None,
+    event_probability: float | None = None,
+    metric_doses: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+) -> WeibullScenario:
+    """Return the Weibull truth with its D-efficiency reference (``[scenario] type = "weibull"``).
+
+    :func:`dosezoo.scenarios.weibull.weibull_truth` (a shape of the paper or ``beta``; ``tau``,
+    by default the design's follow-up, or the ``event_probability`` of the uniform design),
+    with :func:`~dosezoo.designs.optimal.with_reference`, so that each trial is scored by the
+    D-efficiency of its allocation against the locally D-optimal design at the truth.
+    """
+    truth = weibull_truth(shape, b, beta, tau, event_probability, metric_doses)
+    return with_reference(truth, WeibullAFT(degree=len(truth.beta) - 1))
+
+
+def _from_design(design: object) -> dict[str, Any]:
+    """Return the design's follow-up as the truth's censoring time."""
+    tau = design_attribute(design, "tau")
+    return {} if tau is None else {"tau": tau}
+
+
+# Registered here, not in dosezoo.scenarios.weibull: the reference design needs the optimiser.
+register_scenario(
+    ScenarioType(
+        name="weibull",
+        summary=(
+            "censored Weibull times, the 24 dose-response scenarios of the Weibull D-optimal "
+            "paper (4 shapes x 6 hazards), scored by the D-efficiency of the allocation"
+        ),
+        build=weibull_reference_scenario,
+        from_design=_from_design,
+    )
+)
 
 
 # ---------------------------------------------------------------------------- fast runner
 
 
 def run_staged_trial(
-    design: StagedDesign,
+    design: Design,
     scenario: WeibullScenario,
     latent: np.ndarray,
     uniforms: np.ndarray | None = None,
@@ -682,11 +778,11 @@ def run_staged_trial(
     r"""Run one trial of a staged design on arrays (no TrialData): the studies' engine.
 
     Patient :math:`j` has latent draw ``latent[j]`` (:math:`E_j \sim \mathrm{Exp}(1)`, see
-    :meth:`WeibullScenario.draw_latent`) and randomisation uniform ``uniforms[j]``; passing
-    the same arrays to several designs gives common random numbers. With ``uniforms`` None
-    each patient's uniform is the one :meth:`StagedDesign.next` draws, and the trial equals
-    the simulation engine's (``dosezoo.simulate.run_trial``) for a generator whose
-    exponential draws are ``latent``.
+    :meth:`WeibullScenario.draw_latent`) and randomisation uniform ``uniforms[j]``; passing the
+    same arrays to several designs gives common random numbers. With ``uniforms`` None the
+    first patient gets the start dose and the others the uniform :meth:`DOptimalRule.choose`
+    draws, and the trial equals the simulation engine's (``dosezoo.simulate.run_trial``) for a
+    generator whose exponential draws are ``latent``.
 
     Returns
     -------
@@ -696,44 +792,48 @@ def run_staged_trial(
         estimate's quantities).
     """
     rule = design.rule
+    if not isinstance(rule, DOptimalRule) or rule.updating == "bayes":
+        raise ValueError("run_staged_trial runs DOptimalRule designs with MLE or no updating")
     size = design.sample_size
     latent = np.asarray(latent, dtype=float)
     if latent.size < size or (uniforms is not None and np.size(uniforms) < size):
         raise ValueError(f"run_staged_trial: latent and uniforms need {size} values each")
-    dose = np.empty(size)
-    time = np.empty(size)
-    event = np.empty(size)
+    dose, time, event = np.empty(size), np.empty(size), np.empty(size)
     plans: list[StagePlan] = []
-    starts = rule.boundaries(size)
+    starts = rule.boundaries()
     stop = ""
     n = 0
+    rounded = rule.allocation == "rounded"
     for index, start in enumerate(starts):
-        if rule.updating == "bayes":
-            raise ValueError("run_staged_trial runs MLE-updated and fixed designs only")
-        plan = rule.plan(dose[:start], time[:start], event[:start], size)
+        plan = rule.plan(dose[:start], time[:start], event[:start])
         plans.append(plan)
         if plan.design is None:
             stop = str(plan.stop_reason)
             break
         end = starts[index + 1] if index + 1 < len(starts) else size
         if uniforms is not None:
-            u = np.asarray(uniforms[start:end], dtype=float)
-            dose[start:end] = plan.design.allocate(u, rounded=rule.allocation == "rounded")
-            outcome = scenario.outcomes_from_latent(dose[start:end], latent[start:end])
-            time[start:end], event[start:end] = outcome["time"], outcome["event"]
+            dose[start:end] = plan.design.allocate(np.asarray(uniforms[start:end]), rounded=rounded)
         else:
+            order = None
+            if rounded:
+                seed = _seed(rule._random_seed, dose[:start], time[:start], event[:start])
+                order = np.random.default_rng(seed).random(end - start)
             for j in range(start, end):
-                if rule.allocation == "rounded":
-                    seed = _prefix_seed(
-                        design.conduct.random_seed, dose[:start], time[:start], event[:start]
-                    )
-                    order = np.random.default_rng(seed).random(end - start)
+                if j == 0:
+                    dose[j] = design.start_dose
+                elif rounded:
                     dose[j] = plan.design.allocate(order, rounded=True)[j - start]
                 else:
-                    u = _uniform_for(design.conduct.random_seed, dose[:j], time[:j], event[:j])
+                    u = np.random.default_rng(
+                        _seed(rule._random_seed, dose[:j], time[:j], event[:j])
+                    ).random()
                     dose[j] = plan.design.allocate(np.array([u]))[0]
                 outcome = scenario.outcomes_from_latent(dose[j : j + 1], latent[j : j + 1])
                 time[j], event[j] = outcome["time"][0], outcome["event"][0]
+            n = end
+            continue
+        outcome = scenario.outcomes_from_latent(dose[start:end], latent[start:end])
+        time[start:end], event[start:end] = outcome["time"], outcome["event"]
         n = end
     return {
         "dose": dose[:n].copy(),

@@ -1,8 +1,8 @@
 r"""Optimal approximate designs for the Weibull AFT model: criterion, algorithm, GET, efficiency.
 
-The Weibull D-optimal paper (Ryeznik, Sverdlov et al., "adaptive optimal designs for
-dose-finding studies with Weibull time-to-event outcomes"), sections "Optimal designs" to
-"Designs with early stopping", and its Discussion.
+The Weibull D-optimal paper ("adaptive optimal designs for dose-finding studies with Weibull
+time-to-event outcomes"; its text names no authors), sections "Optimal designs" to "Designs
+with early stopping", and its Discussion.
 
 Approximate designs and the criterion
 -------------------------------------
@@ -150,6 +150,19 @@ class ApproximateDesign:
     def __len__(self) -> int:
         """Return the number of support points."""
         return int(self.support.size)
+
+    def __eq__(self, other: object) -> bool:
+        """Whether ``other`` is the same kind of design with the same doses and weights."""
+        if type(other) is not type(self):
+            return NotImplemented
+        return bool(
+            np.array_equal(self.support, other.support)
+            and np.array_equal(self.weights, other.weights)
+        )
+
+    def __hash__(self) -> int:
+        """Hash of the doses and weights."""
+        return hash((tuple(self.support.tolist()), tuple(self.weights.tolist())))
 
     def counts(self, n: int) -> np.ndarray:
         """Patients per support point for ``n`` patients (:func:`efficient_rounding`)."""

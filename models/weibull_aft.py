@@ -1,6 +1,6 @@
 r"""The Weibull accelerated failure time model for censored time-to-event dose-response data.
 
-Ryeznik, Sverdlov et al., the Weibull D-optimal paper ("adaptive optimal designs for
+The Weibull D-optimal paper ("adaptive optimal designs for
 dose-finding studies with Weibull time-to-event outcomes"), eqs (1)-(6). With regressors
 :math:`f(x) = (1, x, \dots, x^d)` of the dose :math:`x \in \mathcal{X} = [0, 1]` (the paper's
 quadratic model is :math:`d = 2`, eq 5) and, optionally, covariates :math:`z`,
@@ -489,22 +489,32 @@ class WeibullMLE:
 
 @dataclass(frozen=True, eq=False)
 class WeibullPosterior(DosePosterior):
-    r"""A :class:`~dosezoo.posterior.DosePosterior` that also holds the parameter points.
+    r"""A :class:`~dosezoo.posterior.DosePosterior` holding the parameter points and the curves.
+
+    The doses are continuous, so there are no per-level rates (``rates`` is empty, as for the
+    3PND); the parameters and the median curve on the model's dose grid are here.
 
     Attributes
     ----------
     theta : numpy.ndarray
-        Points :math:`(\beta, b)`, shape (m, k): posterior draws (NUTS), or draws from the
-        MLE's asymptotic normal distribution (engine ``"mle"``).
+        Points :math:`(\beta, b)`, shape (m, k): posterior draws (NUTS), or draws of the
+        Laplace approximation (engine ``"laplace"``).
     names : tuple of str
         Name of each column of ``theta``.
-    mle : WeibullMLE or None
-        The MLE, when the posterior came from it.
+    dose_grid : tuple of float
+        The doses of ``median_time``.
+    median_time : numpy.ndarray
+        Median time to event per point and dose of ``dose_grid``, (m, G).
+    mode : WeibullMLE or None
+        The posterior mode and its information, when the posterior is its Laplace
+        approximation.
     """
 
     theta: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     names: tuple[str, ...] = ()
-    mle: WeibullMLE | None = None
+    dose_grid: tuple[float, ...] = ()
+    median_time: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    mode: WeibullMLE | None = None
 
 
 # ---------------------------------------------------------------------------- model
@@ -555,7 +565,7 @@ class WeibullAFT(DoseModel):
     model_name: ClassVar[str] = "WeibullAFT"
     outcomes: ClassVar[tuple[str, ...]] = ("time", "event")
     default_engine: ClassVar[str] = "nuts"
-    fast_engine: ClassVar[str | None] = "mle"
+    fast_engine: ClassVar[str | None] = "laplace"
     min_fit_patients: ClassVar[int] = 1
 
     degree: int = 2
@@ -632,6 +642,16 @@ class WeibullAFT(DoseModel):
             "b_prior_sigma": self.b_prior_sigma,
             "follow_up": self.follow_up,
         }
+
+    @property
+    def x_min(self) -> float:
+        """The lowest dose of the design space."""
+        return self.dose_range[0]
+
+    @property
+    def x_max(self) -> float:
+        """The highest dose of the design space."""
+        return self.dose_range[1]
 
     @property
     def n_coefficients(self) -> int:
@@ -1140,21 +1160,13 @@ class WeibullAFT(DoseModel):
     # ------------------------------------------------------------------ posteriors
 
     def _points_posterior(
-        self,
-        theta: np.ndarray,
-        *,
-        chains: int,
-        mle: WeibullMLE | None,
-        report: Any = None,
-        weights: np.ndarray | None = None,
+        self, theta: np.ndarray, *, chains: int, mode: WeibullMLE | None, report: Any = None
     ) -> WeibullPosterior:
         grid = np.asarray(self.dose_grid)
         location = theta[:, : self.n_coefficients] @ self.regressors(grid).T
-        median = np.exp(location) * math.log(2.0) ** theta[:, -1:]
         return WeibullPosterior(
-            dose_levels=tuple(self.dose_grid),
-            rates={"median_time": median},
-            weights=weights,
+            dose_levels=(),
+            rates={},
             chains=chains,
             parameter_mean=dict(
                 zip(self.parameter_names, theta.mean(axis=0).tolist(), strict=True)
@@ -1162,14 +1174,17 @@ class WeibullAFT(DoseModel):
             report=report,
             theta=theta,
             names=self.parameter_names,
-            mle=mle,
+            dose_grid=tuple(self.dose_grid),
+            median_time=np.exp(location) * math.log(2.0) ** theta[:, -1:],
+            mode=mode,
         )
 
-    def asymptotic_draws(self, fit: WeibullMLE, draws: int, rng: np.random.Generator) -> np.ndarray:
-        r"""Draw :math:`(\beta, b)` from the MLE's normal approximation on :math:`(\beta, \log b)`.
+    def normal_draws(self, fit: WeibullMLE, draws: int, rng: np.random.Generator) -> np.ndarray:
+        r"""Draw :math:`(\beta, b)` from the normal approximation at ``fit`` (on :math:`\log b`).
 
-        The covariance on :math:`(\beta, \log b)` is :math:`J^{-1} I^{-1} J^{-1}` with
-        :math:`J = \operatorname{diag}(1, \dots, 1, 1/b)`.
+        The covariance on :math:`(\beta, \log b)` is :math:`J I^{-1} J` with
+        :math:`J = \operatorname{diag}(1, \dots, 1, 1/b)` and :math:`I` the information of
+        ``fit`` (observed, plus the prior precision for the posterior mode).
         """
         k = self.n_parameters
         jacobian = np.ones(k)
@@ -1182,53 +1197,53 @@ class WeibullAFT(DoseModel):
         return points
 
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> WeibullPosterior:
-        r"""Return the MLE and its asymptotic normal distribution (the fast engine ``"mle"``).
+        r"""Return the Laplace approximation of the posterior (the fast engine ``"laplace"``).
 
-        ``theta`` holds ``sampling.draws * sampling.chains`` draws of :math:`(\beta, b)` from
-        :math:`N(\hat\theta, I_{obs}^{-1})` on :math:`(\beta, \log b)` (a flat-prior Laplace
-        approximation), ``mle`` the estimate itself; ``median_time`` per draw on the dose grid.
+        The posterior mode of :meth:`build`'s model on :math:`(\beta, \log b)`
+        (:meth:`map_estimate`, which exists whenever there is an event) and the normal
+        approximation there: ``sampling.draws * sampling.chains`` independent draws of
+        :math:`(\beta, b)` (``theta``), the median curve per draw (``median_time``), the mode
+        itself (``mode``).
 
         Raises
         ------
-        DataError, MLENotFound
-            As :meth:`mle`.
+        DataError
+            As :meth:`map_estimate` (no events, doses outside the design space).
         """
         sampling = sampling or Sampling()
-        fit = self.mle(data)
+        mode = self.map_estimate(data)
         rng = np.random.default_rng(sampling.random_seed)
-        theta = self.asymptotic_draws(fit, sampling.draws * sampling.chains, rng)
-        return self._points_posterior(theta, chains=sampling.chains, mle=fit)
+        theta = self.normal_draws(mode, sampling.draws * sampling.chains, rng)
+        return self._points_posterior(theta, chains=sampling.chains, mode=mode)
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> WeibullPosterior:
-        """Read ``median_time`` and the draws of ``beta`` (``gamma``) and ``b`` from a fit.
+        """Read the draws of ``beta`` (``gamma``) and ``b`` from a fit (any engine).
 
-        The convergence is judged on ``median_time``, ``beta`` and ``b`` (``criteria``).
+        The convergence is judged on ``beta``, ``b`` and ``median_time`` (``criteria``, the
+        default thresholds when None); ``options`` (e.g. ``levels``) do not apply to
+        continuous doses.
         """
-        options.setdefault("checked", ["median_time", "beta", "b"])
-        base = DosePosterior.from_idata(idata, criteria, **options)
+        if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
+            raise TypeError(
+                "expected an InferenceData (xarray.DataTree) with a posterior group, got "
+                f"{type(idata).__name__}"
+            )
         posterior = idata["posterior"]
         parts = [posterior["beta"].transpose("chain", "draw", "coef").to_numpy()]
+        checked = ["beta", "b", "median_time"]
         if self.covariates:
             parts.append(posterior["gamma"].transpose("chain", "draw", "covariate").to_numpy())
+            checked.append("gamma")
         parts.append(posterior["b"].transpose("chain", "draw").to_numpy()[..., None])
         chains, draws = parts[0].shape[:2]
         theta = np.concatenate(parts, axis=2).reshape(chains * draws, -1)
-        return WeibullPosterior(
-            dose_levels=base.dose_levels,
-            rates=base.rates,
-            chains=base.chains,
-            parameter_mean=dict(
-                zip(self.parameter_names, theta.mean(axis=0).tolist(), strict=True)
-            ),
-            report=base.report,
-            theta=theta,
-            names=self.parameter_names,
-        )
+        report = (criteria or ConvergenceCriteria()).check(idata, checked)
+        return self._points_posterior(theta, chains=chains, mode=None, report=report)
 
-    @engine("mle")
-    def _fit_mle(
+    @engine("laplace")
+    def _fit_laplace(
         self,
         data: TrialData,
         *,
@@ -1238,16 +1253,15 @@ class WeibullAFT(DoseModel):
         random_seed: int | np.random.Generator | None,
         progressbar: bool,
     ) -> xr.DataTree:
-        """Draw from the MLE's asymptotic normal, in ``pm.sample``'s schema (attrs: the MLE)."""
+        """Draw from the Laplace approximation, in ``pm.sample``'s schema (attrs: the mode)."""
         started = clock.perf_counter()
-        fit = self.mle(data)
+        mode = self.map_estimate(data)
         rng = np.random.default_rng(random_seed)
-        theta = self.asymptotic_draws(fit, draws * chains, rng).reshape(chains, draws, -1)
+        theta = self.normal_draws(mode, draws * chains, rng).reshape(chains, draws, -1)
         p = self.n_coefficients
         free = {"beta": theta[:, :, :p], "b": theta[:, :, -1]}
         if self.covariates:
             free["gamma"] = theta[:, :, p:-1]
         idata = self._from_draws(data, free, {}, started=started, tune=0)
-        idata["posterior"].attrs["mle"] = [float(v) for v in fit.theta]
-        idata["posterior"].attrs["mle_loglik"] = fit.loglik
+        idata["posterior"].attrs["mode"] = [float(v) for v in mode.theta]
         return idata

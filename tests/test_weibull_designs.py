@@ -8,9 +8,9 @@ from dosezoo.data import TrialData
 from dosezoo.designs import (
     ApproximateDesign,
     Conduct,
+    Design,
     DOptimalRule,
     PrecisionStopping,
-    StagedDesign,
     adaptive_d_optimal_design,
     bayesian_d_optimal,
     d_efficiency,
@@ -221,7 +221,10 @@ def test_the_engine_runs_the_staged_design_as_the_fast_runner_does():
         np.testing.assert_array_equal(fast["time"], results["time"].values[i])
         assert fast["final"]["beta_0"] == results["decision_beta_0"].values[i][-1]
     assert np.all((results["d_efficiency"] > 0) & (results["d_efficiency"] <= 1))
-    assert set(np.unique(results["decision_stage"].values[:, :60])) == {1.0, 2.0}
+    stages = results["decision_stage"].values[:, 1:60]  # the first patient gets the start dose
+    assert set(np.unique(stages)) == {1.0, 2.0}
+    np.testing.assert_array_equal(results["dose"].values[:, 0], 0.0)
+    assert set(results["decision_bound_by"].values[:, 0]) == {"start_dose"}
     assert np.all(results["recommended_dose"].isnull())
 
 
@@ -233,9 +236,9 @@ def test_stage_decisions_carry_the_allocation():
         pd.DataFrame({"dose": x, **scenario.outcomes_from_latent(x, rng.standard_exponential(30))})
     )
     design = _two_stage()
-    first = design.next_stage(TrialData.empty(outcomes=("time", "event")))
+    first = design.rule.stage(TrialData.empty(outcomes=("time", "event")))
     assert first.bound_by == ("initial_design",) and first.quantities["n_support"] == 3
-    decision = design.next_stage(data)
+    decision = design.rule.stage(data)
     q = decision.quantities
     counts = [q[f"count_{j}"] for j in range(int(q["n_support"]))]
     weights = [q[f"weight_{j}"] for j in range(int(q["n_support"]))]
@@ -243,8 +246,8 @@ def test_stage_decisions_carry_the_allocation():
     assert q["get_max"] <= 1e-6 and q["estimate_is_mle"] == 1.0
     assert {"beta_0", "beta_1", "beta_2", "b", "criterion", "stage"} <= set(q)
     assert decision.next_dose in [q[f"support_{j}"] for j in range(int(q["n_support"]))]
-    with pytest.raises(ValueError, match="not a stage boundary"):
-        design.next_stage(TrialData.from_dataframe(data.to_dataframe().iloc[:7]))
+    with pytest.raises(ValueError, match="7 patients is not an interim"):
+        design.rule.stage(TrialData.from_dataframe(data.to_dataframe().iloc[:7]))
     # a patient's dose is one of the stage's support points
     patient = design.next(data)
     assert patient.next_dose in [q[f"support_{j}"] for j in range(int(q["n_support"]))]
@@ -272,7 +275,7 @@ def test_precision_stopping_stops_earlier_for_a_larger_eta():
             stage_size=90,
             sample_size=2500,
             tau=scenario.tau,
-            stopping=PrecisionStopping(eta),
+            precision=PrecisionStopping(eta),
         )
         sizes[eta] = []
         for seed in range(8):  # common random numbers across the three designs
@@ -295,19 +298,15 @@ def test_precision_stopping_stops_earlier_for_a_larger_eta():
         (lambda: DOptimalRule(30, allocation="blocks"), "allocation must be one of"),
         (lambda: DOptimalRule(30, updating="bayes", accrued="observed"), "accrued='observed'"),
         (
-            lambda: StagedDesign(
-                MODEL, DOptimalRule(30), Conduct(0.0, cohort_size=3, sample_size=60)
-            ),
+            lambda: Design(MODEL, DOptimalRule(30), Conduct(0.0, cohort_size=3, sample_size=60)),
             "cohort_size must be 1",
         ),
         (
-            lambda: StagedDesign(
-                MODEL, DOptimalRule(90), Conduct(0.0, cohort_size=1, sample_size=60)
-            ),
+            lambda: Design(MODEL, DOptimalRule(90), Conduct(0.0, cohort_size=1, sample_size=60)),
             "first_stage 90 exceeds the sample size 60",
         ),
         (
-            lambda: StagedDesign(
+            lambda: Design(
                 MODEL,
                 DOptimalRule(30, updating="bayes"),
                 Conduct(0.0, cohort_size=1, sample_size=60),
@@ -315,7 +314,7 @@ def test_precision_stopping_stops_earlier_for_a_larger_eta():
             "needs conduct.engine",
         ),
         (
-            lambda: StagedDesign(
+            lambda: Design(
                 MODEL,
                 DOptimalRule(30, initial=ApproximateDesign([0.0, 2.0], [0.5, 0.5])),
                 Conduct(0.0, cohort_size=1, sample_size=60),

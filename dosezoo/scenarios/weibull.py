@@ -52,6 +52,7 @@ __all__ = [
     "calibrate_tau",
     "weibull_scenario",
     "weibull_scenarios",
+    "weibull_truth",
 ]
 
 #: Euler's constant (the paper's b = gamma).
@@ -286,3 +287,46 @@ def weibull_scenarios(event_probability: float | None = 0.5) -> list[WeibullScen
     return [
         weibull_scenario(shape, b, event_probability) for shape in WEIBULL_SHAPES for b in WEIBULL_B
     ]
+
+
+def weibull_truth(
+    shape: str | None = None,
+    b: float = _EULER_GAMMA,
+    beta: tuple[float, ...] | None = None,
+    tau: float | None = None,
+    event_probability: float | None = None,
+    metric_doses: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0),
+) -> WeibullScenario:
+    """Return a Weibull truth from a shape of the paper (or coefficients) and a censoring.
+
+    Parameters
+    ----------
+    shape : {"I", "II", "III", "IV"}, optional
+        One of the paper's shapes; or give ``beta``.
+    b : float
+        The hazard parameter (Euler's constant by default, the paper's b = gamma).
+    beta : tuple of float, optional
+        Coefficients of the polynomial in dose, instead of ``shape``.
+    tau : float, optional
+        The censoring time; or give ``event_probability``; neither: no censoring.
+    event_probability : float, optional
+        Calibrate ``tau`` so that the uniform design has this average event probability.
+    metric_doses : tuple of float
+        Doses at which the estimated median time is scored.
+
+    Returns
+    -------
+    WeibullScenario
+    """
+    owner = "weibull_truth"
+    if (shape is None) == (beta is None):
+        raise ValueError(f"{owner}: give shape (one of {', '.join(WEIBULL_SHAPES)}) or beta")
+    if tau is not None and event_probability is not None:
+        raise ValueError(f"{owner}: give tau or event_probability, not both")
+    if shape is not None:
+        choice(owner, "shape", shape, tuple(WEIBULL_SHAPES))
+        beta = WEIBULL_SHAPES[shape]
+    if event_probability is not None:
+        tau = calibrate_tau(tuple(beta), b, event_probability)
+    name = f"{shape or 'beta ' + ','.join(f'{v:g}' for v in beta)}, b={b:.3g}"
+    return WeibullScenario(tuple(beta), b, tau, name=name, metric_doses=tuple(metric_doses))
