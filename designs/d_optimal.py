@@ -9,7 +9,8 @@ Stages and randomisation
 ``Design(WeibullAFT(...), DOptimalRule(...), Conduct(cohort_size=1, ...))``
 (:func:`adaptive_d_optimal_design`): stage 1 (``first_stage`` patients) follows the initial
 design (uniform on {0, 0.5, 1}); at each interim the model is refitted to the data of the
-completed stages and the next stage (``stage_size`` patients, or the rest of ``sample_size``)
+completed stages and the next stage (``stage_size`` patients, the next of the ``stage_size``
+sizes, or the rest of ``sample_size``)
 follows the updated design. Within a stage patients are randomised one by one with the stage's
 weights (the paper: "the randomization probabilities were applied individually to every
 subject"; ``allocation="rounded"`` allocates the efficiently rounded counts in a random
@@ -175,9 +176,10 @@ class DOptimalRule(ModelRule):
     ----------
     first_stage : int
         :math:`n^{(1)}`, patients of stage 1 (allocated by ``initial``).
-    stage_size : int or None
-        Patients of every later stage; None: one more stage, the rest of the sample size
-        (the two-stage design).
+    stage_size : int, tuple of int or None
+        Patients of every later stage (an int: stages of that size until the sample size);
+        the sizes :math:`n^{(2)}, \dots, n^{(\nu)}` (a tuple; any patients left form a last
+        stage); None: one more stage, the rest of the sample size (the two-stage design).
     tau : float or None
         Follow-up of every patient (type I censoring) in the expected information; None: no
         censoring.
@@ -210,7 +212,7 @@ class DOptimalRule(ModelRule):
     model_type: ClassVar[type] = WeibullAFT
 
     first_stage: int
-    stage_size: int | None = None
+    stage_size: int | tuple[int, ...] | None = None
     tau: float | None = None
     _: KW_ONLY
     updating: Literal["mle", "bayes", "none"] = "mle"
@@ -231,7 +233,14 @@ class DOptimalRule(ModelRule):
         object.__setattr__(
             self, "first_stage", positive_int(owner, "first_stage", self.first_stage)
         )
-        if self.stage_size is not None:
+        if isinstance(self.stage_size, list | tuple):
+            if not self.stage_size:
+                raise ValueError(f"{owner}: stage_size must not be an empty sequence")
+            sizes = tuple(
+                positive_int(owner, f"stage_size[{i}]", v) for i, v in enumerate(self.stage_size)
+            )
+            object.__setattr__(self, "stage_size", sizes)
+        elif self.stage_size is not None:
             object.__setattr__(
                 self, "stage_size", positive_int(owner, "stage_size", self.stage_size)
             )
@@ -240,6 +249,10 @@ class DOptimalRule(ModelRule):
         choice(owner, "updating", self.updating, ("mle", "bayes", "none"))
         if not isinstance(self.initial, ApproximateDesign):
             raise ValueError(f"{owner}: initial must be an ApproximateDesign, got {self.initial!r}")
+        # an OptimalDesign's extras (criterion, GET maximum) are not options of the rule
+        object.__setattr__(
+            self, "initial", ApproximateDesign(self.initial.support, self.initial.weights)
+        )
         accrued = self.accrued
         if accrued is None:
             accrued = "observed" if self.updating == "mle" else "expected"
@@ -315,7 +328,10 @@ class DOptimalRule(ModelRule):
         """Return the patients enrolled before each stage: 0, :math:`n^{(1)}`, ..."""
         size = self.sample_size if sample_size is None else sample_size
         starts = [0, self.first_stage]
-        if self.stage_size is not None:
+        if isinstance(self.stage_size, tuple):
+            for n in self.stage_size:
+                starts.append(starts[-1] + n)
+        elif self.stage_size is not None:
             while starts[-1] + self.stage_size < size:
                 starts.append(starts[-1] + self.stage_size)
         return [s for s in starts if s < size]
@@ -652,7 +668,7 @@ def adaptive_d_optimal_design(
     *,
     first_stage: int,
     sample_size: int,
-    stage_size: int | None = None,
+    stage_size: int | tuple[int, ...] | None = None,
     tau: float | None = None,
     random_seed: int = 0,
     engine: str | None = None,

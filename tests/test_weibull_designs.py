@@ -1,4 +1,5 @@
 import math
+import tomllib
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from dosezoo.designs import (
     adaptive_d_optimal_design,
     bayesian_d_optimal,
     d_efficiency,
+    design_config,
+    design_from_config,
     efficient_rounding,
     equivalence_check,
     information_matrix,
@@ -24,6 +27,7 @@ from dosezoo.designs import (
     uniform_design,
     with_reference,
 )
+from dosezoo.designs.registry import toml_text
 from dosezoo.models import WeibullAFT
 from dosezoo.models.weibull_aft import EULER_GAMMA
 from dosezoo.scenarios import WEIBULL_SHAPES, weibull_scenario
@@ -339,3 +343,36 @@ def test_fixed_designs_and_describe():
     rng = np.random.default_rng(0)
     out = run_staged_trial(design, scenario, rng.standard_exponential(60), rng.random(60))
     assert set(np.unique(out["dose"])) <= set(best.support)
+
+
+def test_stages_of_given_sizes():
+    design = adaptive_d_optimal_design(
+        MODEL, first_stage=30, stage_size=(20, 40), sample_size=120, tau=TAU
+    )
+    assert design.rule.boundaries() == [0, 30, 50, 90]  # the 30 patients left form a last stage
+    assert design.rule.stage_start(60) == 50
+    scenario = weibull_scenario("IV", EULER_GAMMA, 0.75)
+    rng = np.random.default_rng(4)
+    out = run_staged_trial(design, scenario, rng.standard_exponential(120), rng.random(120))
+    assert [p.quantities["stage_patients"] for p in out["plans"]] == [30, 20, 40, 30]
+    with pytest.raises(ValueError, match=r"stage_size\[1\] must be an integer >= 1"):
+        DOptimalRule(30, stage_size=(20, 0))
+
+
+def test_a_design_survives_its_configuration_with_every_option():
+    best = locally_d_optimal(MODEL, THETA, TAU)
+    design = adaptive_d_optimal_design(
+        MODEL,
+        first_stage=90,
+        stage_size=(60, 60),
+        sample_size=300,
+        tau=TAU,
+        updating="none",
+        initial=best,
+        precision=PrecisionStopping(0.2, "max_cv"),
+        random_seed=3,
+    )
+    assert type(design.rule.initial) is ApproximateDesign  # the optimiser's extras are dropped
+    text = toml_text(design_config(design))
+    rebuilt = design_from_config(tomllib.loads(text), "round trip")
+    assert rebuilt == design and rebuilt.describe() == design.describe()
