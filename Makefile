@@ -30,8 +30,10 @@ test: $(VENV)/.installed
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
 
+# ruff, then mypy on the library (tools/typecheck.py lays it out as installed; see [tool.mypy]).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(PY) tools/typecheck.py
 
 # The studies and benchmarks write their data and one page each into docs/results/.
 # Speed of one 3PND posterior update (docs/results/three_pnd_speed.md).

@@ -30,7 +30,7 @@ as the simulation engine requires.
 import copy
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, Protocol, Self
 
@@ -42,7 +42,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import count_state, level_counts
+from dosezoo.levels import CountStates, count_state, level_counts
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.protocols import Described
@@ -55,10 +55,16 @@ __all__ = [
     "Design",
     "ModelRule",
     "Rule",
+    "RuleOptions",
     "Stopping",
     "compose",
     "dataclass_options",
 ]
+
+
+RuleOptions = Mapping[str, object]
+"""What :meth:`Rule.describe` returns: the rule's options by name, each a scalar or a sequence
+(or a dict), which :meth:`Design.describe` flattens into a `Described` record."""
 
 
 class Stopping(Protocol):
@@ -214,7 +220,7 @@ class Rule(ABC):
     """
 
     #: Name of the rule in results and in the command line.
-    label: str = ""
+    label: ClassVar[str] = ""
     #: Quantities the decision of the first cohort (the start dose) records.
     start_quantities: ClassVar[dict[str, float]] = {}
 
@@ -268,8 +274,8 @@ class Rule(ABC):
         """Select the dose to recommend at the end of the trial (or none, with the reason)."""
 
     @abstractmethod
-    def describe(self) -> Described:
-        """Return the rule's options, flat (for simulation results)."""
+    def describe(self) -> RuleOptions:
+        """Return the rule's options (for simulation results), sequences as they are."""
 
 
 @dataclass(frozen=True)
@@ -336,7 +342,7 @@ def compose(
 
 def _init_names(cls: type) -> list[str]:
     """Names of a dataclass's public init fields, in order."""
-    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]  # type: ignore[arg-type]
+    return [f.name for f in fields(cls) if f.init and not f.name.startswith("_")]
 
 
 def dataclass_options(obj: object, *, skip: Sequence[str] = ()) -> dict[str, Any]:
@@ -403,7 +409,9 @@ class Design:
     @property
     def start_dose(self) -> float:
         """Dose of the first cohort."""
-        return float(self.conduct.start_dose)  # type: ignore[arg-type]
+        start_dose = self.conduct.start_dose
+        assert start_dose is not None  # __post_init__ fills in the start dose
+        return float(start_dose)
 
     @property
     def cohort_size(self) -> int:
@@ -523,13 +531,7 @@ class Design:
                 bound_by=("start_dose",),
                 quantities=dict(self.rule.start_quantities),
             )
-        posterior = None
-        if self.rule.needs_posterior(data, final=False):
-            posterior = self.posterior(data)
-            refused = self._refused(posterior, data, final=False)
-            if refused is not None:
-                return refused
-        return self._with_refits(self.rule.choose(posterior, data), posterior)
+        return self._ask_rule(data, final=False)
 
     def recommend(self, data: TrialData) -> Decision:
         """Recommend a dose at the end of a trial (the rule's selection), or none.
@@ -547,13 +549,18 @@ class Design:
         reason = self.conduct.early_stop(data)
         if reason:
             return Decision(None, stop_reason=reason)
+        return self._ask_rule(data, final=True)
+
+    def _ask_rule(self, data: TrialData, *, final: bool) -> Decision:
+        """Ask the rule (``final``: for its selection) on the posterior the conduct computes."""
         posterior = None
-        if self.rule.needs_posterior(data, final=True):
-            posterior = self.posterior(data, final=True)
-            refused = self._refused(posterior, data, final=True)
+        if self.rule.needs_posterior(data, final=final):
+            posterior = self.posterior(data, final=final)
+            refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
-        return self._with_refits(self.rule.select(posterior, data), posterior)
+        decision = (self.rule.select if final else self.rule.choose)(posterior, data)
+        return self._with_refits(decision, posterior)
 
     def _with_refits(self, decision: Decision, posterior: DosePosterior | None) -> Decision:
         """Record the refits a decision's fit needed, when the conduct allows refits."""
@@ -621,7 +628,7 @@ def _flat(value: object) -> float | int | str | bool | None:
         return ",".join(f"{v:g}" if isinstance(v, int | float) else str(v) for v in value)
     if isinstance(value, dict):
         return str(value)
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]  # anything else is taken as a scalar
 
 
 class CountRule(Rule):
@@ -638,28 +645,20 @@ class CountRule(Rule):
 
     @abstractmethod
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
+        """Decide for checked count states (``posterior``: a fit to read, if any)."""
 
     @abstractmethod
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states."""
+        """Select for checked count states (``posterior``: a fit to read, if any)."""
 
-    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def counts(self, data: TrialData) -> CountStates:
         """Return the count state of ``data`` as a batch of one: ``n``, ``y``, ``current``."""
         counts = level_counts(data, self.dose_levels, owner=type(self).__name__)
-        return counts.n[None], counts.y[None], np.array([counts.current])
+        return CountStates(counts.n[None], counts.y[None], np.array([counts.current]))
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Count rules read the counts; a posterior only when one is given (``decide``)."""
@@ -667,11 +666,11 @@ class CountRule(Rule):
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide as :meth:`decide_counts` on the counts of ``data``."""
-        return self._decide(*self.counts(data), posterior).decision(0, self.dose_levels)
+        return self._decide(self.counts(data), posterior).decision(0, self.dose_levels)
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Select as :meth:`recommend_counts` on the counts of ``data``."""
-        return self._recommend(*self.counts(data), posterior).decision(0, self.dose_levels)
+        return self._recommend(self.counts(data), posterior).decision(0, self.dose_levels)
 
     def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide for a batch of count states, row ``i`` as ``next`` on data with those counts.
@@ -687,15 +686,13 @@ class CountRule(Rule):
         -------
         CountDecisions
         """
-        return self._decide(*self._count_state(n, y, current))
+        return self._decide(self._count_state(n, y, current))
 
     def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Select for a batch of count states, row ``i`` as ``recommend`` on those counts."""
-        return self._recommend(*self._count_state(n, y, current))
+        return self._recommend(self._count_state(n, y, current))
 
-    def _count_state(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
         """Check a batch of count states; return them as int64 arrays."""
         return count_state(type(self).__name__, n, y, current, len(self.dose_levels))
 

@@ -153,7 +153,10 @@ class BLRMRule(ModelRule):
         limits: list[tuple[str, np.ndarray]] = []
         if self.max_increase is not None:
             limits.append(
-                ("max_increase", levels <= self.max_increase * data.last_dose * (1 + 1e-12))
+                (
+                    "max_increase",
+                    levels <= self.max_increase * float(data.dose[-1]) * (1 + 1e-12),
+                )
             )
         if self.no_skipping:
             highest = np.searchsorted(levels, np.max(np.asarray(data.dose, float)), side="right")

@@ -56,6 +56,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import betaincc
 
 from dosezoo.checks import flag, positive_int, probability, real_number
@@ -63,7 +64,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, CountRule, Design, compose
 from dosezoo.designs.registry import Family, register
-from dosezoo.levels import format_rows, last_true
+from dosezoo.levels import CountStates, format_rows, last_true
 from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
 from dosezoo.posterior import DosePosterior
@@ -322,7 +323,12 @@ class BOINRule(CountRule):
     ) -> np.ndarray:
         """Why each state must stop with no MTD, ``""`` where it need not (str objects, (m,))."""
         reasons = np.full(n.shape[0], "", dtype=object)
-        lowest = {"dose": self.dose_levels[0], "y": y[:, 0], "n": n[:, 0], "target": self.target}
+        lowest: dict[str, ArrayLike] = {
+            "dose": self.dose_levels[0],
+            "y": y[:, 0],
+            "n": n[:, 0],
+            "target": self.target,
+        }
         out = eliminated_from == 0
         reasons[out] = format_rows(
             "lowest dose {dose:g} eliminated: {y} DLTs in {n} patients, "
@@ -361,13 +367,9 @@ class BOINRule(CountRule):
         return estimates
 
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (``posterior``: a fit to read, if any)."""
+        n, y, current = states
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
@@ -413,7 +415,9 @@ class BOINRule(CountRule):
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
         if stops.any():
-            chosen = self._recommend(n[stops], y[stops], current[stops], posterior).level
+            chosen = self._recommend(
+                CountStates(n[stops], y[stops], current[stops]), posterior
+            ).level
             selected[stops] = np.where(chosen >= 0, doses[np.maximum(chosen, 0)], math.nan)
         with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
             p_hat = y_at / n_at
@@ -437,13 +441,9 @@ class BOINRule(CountRule):
         )
 
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states (``posterior``: a fit to read, if any)."""
+        n, y, current = states
         size, levels = current.size, len(self.dose_levels)
         p_above = self._p_above(n, y, posterior)
         eliminated_from = self.eliminated_from(n, y, posterior)

@@ -140,7 +140,9 @@ class EWOCRule(ModelRule):
                 given.max()
                 if final
                 else (
-                    data.last_dose + self.max_increment if self.max_increment is not None else None
+                    float(data.dose[-1]) + self.max_increment
+                    if self.max_increment is not None
+                    else None
                 )
             )
             if ceiling is not None and dose > ceiling:
@@ -160,7 +162,7 @@ class EWOCRule(ModelRule):
     @staticmethod
     def _coherent(dose: float, data: TrialData, bound_by: list[str]) -> float:
         """Keep the last cohort's dose if the rule would move against its outcome."""
-        last_dose = float(data.last_dose)
+        last_dose = float(data.dose[-1])
         last_cohort = data.cohort == data.cohort[-1]
         had_dlt = bool(np.asarray(data.column("dlt"))[last_cohort].any())
         if (had_dlt and dose > last_dose) or (not had_dlt and dose < last_dose):

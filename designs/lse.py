@@ -531,7 +531,7 @@ class TwoStageGPRule(Rule):
             object.__setattr__(self, name, flag(owner, name, getattr(self, name)))
 
     @property
-    def label(self) -> str:  # type: ignore[override]
+    def label(self) -> str:  # type: ignore[override]  # Rule's is per class; this, per instance
         """Short name for results: the stage-2 rule's."""
         return self.stage2.label
 
@@ -711,7 +711,7 @@ class TwoStageGPRule(Rule):
         end = self.stage1_end(data)
         if end is None:
             decision = self._stage1().choose(None, data)
-            quantities = {"stage": 1.0}
+            quantities: dict[str, float] = {"stage": 1.0}
             if decision.next_dose is None:
                 return Decision(
                     None,
@@ -725,7 +725,7 @@ class TwoStageGPRule(Rule):
         prior_level = self.prior_mtd_level(data, end)
         below = np.mean(draws < self.target, axis=0)
         above = np.mean(draws > self.target, axis=0)
-        quantities: dict[str, float] = {
+        quantities = {
             "stage": 2.0,
             "ess_min": _least_ess(posterior, counts.current + 2),
             "prior_mtd_level": math.nan if prior_level is None else float(prior_level),
@@ -811,7 +811,7 @@ def _least_ess(posterior: DosePosterior, levels: int) -> float:
     ess = posterior.ess.get("p_dlt")
     if ess is None:
         draws = posterior.rate("p_dlt").reshape(posterior.chains, -1, len(posterior.dose_levels))
-        ess = sum(effective_sample_size(chain) for chain in draws)
+        ess = sum((effective_sample_size(chain) for chain in draws), np.zeros(draws.shape[-1]))
     return float(np.min(ess[:levels]))
 
 

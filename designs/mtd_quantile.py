@@ -24,7 +24,6 @@ At the end the recommended dose is the rule's dose given all the data, :math:`x_
 takes the last patient's dose :math:`x_N`; the scenarios score both).
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -33,7 +32,7 @@ import numpy as np
 from dosezoo.checks import integer, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, ModelRule
+from dosezoo.designs.base import Conduct, Design, ModelRule, RuleOptions
 from dosezoo.designs.registry import Family, register, register_stopping
 from dosezoo.models.three_pnd import ThreePND
 from dosezoo.posterior import DosePosterior
@@ -99,8 +98,9 @@ class MTDQuantileRule(ModelRule):
     alpha : float
         Feasibility bound in (0, 0.5]: the largest tolerated posterior probability that the
         next dose exceeds the MTD.
-    dose_levels : sequence of float, optional
-        Discrete doses; the chosen dose is moved to the nearest level.
+    dose_levels : tuple of float, optional
+        Discrete doses; the chosen dose is moved to the nearest level. Another sequence is
+        stored as a tuple.
     rounding : {"nearest", "down"}
         How a dose is moved to ``dose_levels``: the nearest level (Lee 2023) or the highest
         level not above it (EWOC; keeps ``P(overdose) <= alpha`` when no other option binds).
@@ -114,7 +114,7 @@ class MTDQuantileRule(ModelRule):
     model_type: ClassVar[type] = ThreePND
 
     alpha: float = 0.1
-    dose_levels: Sequence[float] | None = None
+    dose_levels: tuple[float, ...] | None = None
     rounding: Literal["nearest", "down"] = "nearest"
     monotone: bool = False
     max_increment: float | None = None
@@ -165,6 +165,7 @@ class MTDQuantileRule(ModelRule):
         bound = super().bind(model, conduct)
         owner = "MTDQuantileRule"
         inside = f"({model.x_min:g}, {model.x_max:g})"
+        assert conduct.start_dose is not None  # the Design fills it in before binding
         if not model.x_min < float(conduct.start_dose) < model.x_max:
             raise ValueError(
                 f"{owner}: start_dose must lie in {inside}, got {conduct.start_dose!r}"
@@ -198,7 +199,7 @@ class MTDQuantileRule(ModelRule):
         mtd = posterior.mtd
         quantile = mtd.quantile(self.alpha)
         dose, bound_by = quantile, []
-        last = data.last_dose if data.n_patients else None
+        last = float(data.dose[-1]) if data.n_patients else None
         if last is not None and self.max_increment is not None and dose > last + self.max_increment:
             dose = last + self.max_increment
             bound_by.append("max_increment")
@@ -224,8 +225,8 @@ class MTDQuantileRule(ModelRule):
         """Recommend the rule's dose given all the data, :math:`x_{N+1}` (see :meth:`choose`)."""
         return self.choose(posterior, data)
 
-    def describe(self) -> Described:
-        """Flat record of the rule's options."""
+    def describe(self) -> RuleOptions:
+        """Record of the rule's options."""
         return {
             "alpha": self.alpha,
             "dose_levels": None if self.dose_levels is None else list(self.dose_levels),

@@ -38,6 +38,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
@@ -187,8 +188,10 @@ class OptimusRule(ModelRule):
         return counts, self.summaries(posterior)
 
     @staticmethod
-    def _diagnostics(posterior: DosePosterior):
-        return None if posterior.report is None else posterior.report.table
+    def _diagnostics(posterior: DosePosterior | None) -> pd.DataFrame | None:
+        if posterior is None or posterior.report is None:
+            return None
+        return posterior.report.table
 
     # ----------------------------------------------------------------- decisions
 

@@ -48,6 +48,7 @@ import numpy as np
 from dosezoo.designs.base import Conduct, CountRule, Design, Rule, Stopping
 from dosezoo.errors import ConfigError
 from dosezoo.models.base import DoseModel
+from dosezoo.registry import Registry
 
 __all__ = [
     "FAMILIES",
@@ -122,8 +123,15 @@ class Option:
 
     @property
     def type_text(self) -> str:
-        """The type hint as short text (``float | None``, ``tuple[float, float]``)."""
-        return _type_text(self.annotation)
+        """The type hint as short text (``float | None``, ``tuple[float, float]``).
+
+        An option that takes None has ``| None``, also when None is only its default (a field
+        whose ``__post_init__`` replaces the default None keeps its value's type).
+        """
+        text = _type_text(self.annotation)
+        if self.nullable and type(None) not in typing.get_args(self.annotation) and text:
+            text += " | None"
+        return text
 
 
 def _type_text(hint: object) -> str:
@@ -139,7 +147,9 @@ def _type_text(hint: object) -> str:
 
 def _hints(spec: Callable[..., Any]) -> dict[str, Any]:
     target = (
-        spec.__init__ if isinstance(spec, type) and not dataclasses.is_dataclass(spec) else spec
+        spec.__init__  # type: ignore[misc]  # spec is a class: its own __init__
+        if isinstance(spec, type) and not dataclasses.is_dataclass(spec)
+        else spec
     )
     try:
         return typing.get_type_hints(target)
@@ -205,10 +215,10 @@ def options_of(spec: Callable[..., Any], *, skip: Iterable[str] = ()) -> tuple[O
 
 # --------------------------------------------------------------------------- stopping pieces
 
-_STOPPING: dict[str, type] = {}
+_STOPPING_PIECES: Registry[type] = Registry("register_stopping", lambda cls: cls.__qualname__)
 
 #: Stopping pieces of the conduct by their ``type`` in a configuration (read-only).
-STOPPING: Mapping[str, type] = MappingProxyType(_STOPPING)
+STOPPING: Mapping[str, type] = _STOPPING_PIECES.entries
 
 
 def register_stopping(name: str, cls: type) -> type:
@@ -223,15 +233,11 @@ def register_stopping(name: str, cls: type) -> type:
         raise ValueError(
             f"register_stopping: {cls!r} must be a dataclass with a reason(data) method"
         )
-    known = _STOPPING.get(name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise ValueError(f"register_stopping: {name!r} is already {known.__qualname__}")
-    _STOPPING[name] = cls
-    return cls
+    return _STOPPING_PIECES.add(name, cls)
 
 
 def _stopping_name(piece: object) -> str:
-    for name, cls in _STOPPING.items():
+    for name, cls in STOPPING.items():
         if type(piece) is cls:
             return name
     raise ValueError(
@@ -324,7 +330,7 @@ def toml_text(config: Mapping[str, Mapping[str, Any]]) -> str:
             isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
         )
 
-    def write(name: str, table: Mapping[str, Any], header: str) -> None:
+    def write(name: str, table: Mapping[str, Any], header: Sequence[str]) -> None:
         lines.append(f"{header[0]}{name}{header[1]}")
         for key, value in table.items():
             if not isinstance(value, Mapping) and not is_tables(value):
@@ -465,12 +471,12 @@ def _pieces(value: object, where: str, section: str) -> list:
 def _piece(item: object, where: str, section: str) -> object:
     table = dict(_as_table(item, where, section))
     kind = table.pop("type", None)
-    if kind not in _STOPPING:
-        listed = ", ".join(repr(name) for name in _STOPPING)
+    if kind not in STOPPING:
+        listed = ", ".join(repr(name) for name in STOPPING)
         raise ConfigError(
             f"{where}: [{section}] type = {toml_value(kind)}: must be one of {listed}"
         )
-    return build(_STOPPING[kind], table, where, section)
+    return build(STOPPING[kind], table, where, section)
 
 
 def build(spec: Callable[..., Any], table: object, where: str, section: str) -> Any:
@@ -513,11 +519,12 @@ class Derived:
     text : str
         What ``dosezoo designs`` prints.
     value : callable
-        ``value(model, rule)`` gives the default.
+        ``value(model, rule)`` gives the default; ``rule`` is an instance of the family's own
+        rule class.
     """
 
     text: str
-    value: Callable[[DoseModel | None, Rule], Any]
+    value: Callable[[DoseModel | None, Any], Any]
 
 
 class Parts(Protocol):
@@ -730,10 +737,12 @@ class Family:
         }
 
 
-_FAMILIES: dict[str, Family] = {}
+_FAMILIES: Registry[Family] = Registry(
+    "register", lambda family: f"rule {family.rule.__qualname__}"
+)
 
 #: The registered families by name (read-only; :func:`register` adds one).
-FAMILIES: Mapping[str, Family] = MappingProxyType(_FAMILIES)
+FAMILIES: Mapping[str, Family] = _FAMILIES.entries
 
 
 def register(family: Family) -> Family:
@@ -749,14 +758,7 @@ def register(family: Family) -> Family:
     """
     if not isinstance(family, Family):
         raise ValueError(f"register: expected a Family, got {family!r}")
-    known = _FAMILIES.get(family.name)
-    if known is not None and known.rule.__qualname__ != family.rule.__qualname__:
-        raise ValueError(
-            f"register: family {family.name!r} is already registered with rule "
-            f"{known.rule.__qualname__}"
-        )
-    _FAMILIES[family.name] = family
-    return family
+    return _FAMILIES.add(family.name, family)
 
 
 def family_of(design: Design) -> Family:
@@ -767,7 +769,7 @@ def family_of(design: Design) -> Family:
     ValueError
         If no registered family owns it.
     """
-    for family in _FAMILIES.values():
+    for family in FAMILIES.values():
         if family.owns(design):
             return family
     raise ValueError(
@@ -815,10 +817,10 @@ def design_from_config(config: Mapping[str, Any], where: str) -> Design:
     """
     model = dict(_as_table(config.get("model", {}), where, "model"))
     kind = model.pop("type", None)
-    listed = ", ".join(repr(name) for name in _FAMILIES)
+    listed = ", ".join(repr(name) for name in FAMILIES)
     if kind is None:
         raise _fail(where, "model", f"missing key 'type' (one of {listed})")
-    family = _FAMILIES.get(kind) if isinstance(kind, str) else None
+    family = FAMILIES.get(kind) if isinstance(kind, str) else None
     if family is None:
         raise _fail(where, "model", f"type must be one of {listed}, got {toml_value(kind)}")
     return family.build(model, config.get("rule", {}), config.get("conduct", {}), where)

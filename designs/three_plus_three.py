@@ -37,13 +37,12 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
-from dosezoo.designs.base import Conduct, CountRule, Design
+from dosezoo.designs.base import Conduct, CountRule, Design, RuleOptions
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
-from dosezoo.levels import count_state, format_rows, last_true, validate_dose_levels
+from dosezoo.levels import CountStates, count_state, format_rows, last_true, validate_dose_levels
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior
-from dosezoo.protocols import Described
 
 __all__ = ["ThreePlusThreeRule", "three_plus_three_design"]
 
@@ -59,8 +58,8 @@ class ThreePlusThreeRule(CountRule):
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        Candidate doses, strictly increasing.
+    dose_levels : tuple of float
+        Candidate doses, strictly increasing; another sequence is stored as a tuple.
 
     Notes
     -----
@@ -72,7 +71,7 @@ class ThreePlusThreeRule(CountRule):
 
     label: ClassVar[str] = "3+3"
 
-    dose_levels: Sequence[float]
+    dose_levels: tuple[float, ...]
     _start_level: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
@@ -97,7 +96,7 @@ class ThreePlusThreeRule(CountRule):
             _sample_size=conduct.sample_size,
         )
 
-    def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def counts(self, data: TrialData) -> CountStates:
         """Count patients and DLTs per level; refuse a level with other than 0, 3 or 6."""
         n, y, current = super().counts(data)
         for level in np.flatnonzero(n[0]):
@@ -106,11 +105,9 @@ class ThreePlusThreeRule(CountRule):
                     f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
                     f"{n[0, level]} patients; the 3+3 design treats 3 or 6 per level"
                 )
-        return n, y, current
+        return CountStates(n, y, current)
 
-    def _count_state(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
         owner = "ThreePlusThreeRule"
         n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
@@ -121,7 +118,7 @@ class ThreePlusThreeRule(CountRule):
                 f"{owner}: count state row {row}: dose {self.dose_levels[level]:g} has "
                 f"{n[row, level]} patients; the 3+3 design treats 3 or 6 per level"
             )
-        return n, y, current
+        return CountStates(n, y, current)
 
     def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return per row of counts the MTD level, -1 where there is none.
@@ -135,13 +132,9 @@ class ThreePlusThreeRule(CountRule):
         return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
 
     def _decide(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Decide for checked int64 count states (the 3+3 reads no posterior)."""
+        n, y, current = states
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)
@@ -206,14 +199,9 @@ class ThreePlusThreeRule(CountRule):
         )
 
     def _recommend(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: np.ndarray,
-        posterior: DosePosterior | None = None,
+        self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        """Select for checked int64 count states."""
-        level = self._mtd_levels(n, y)
+        level = self._mtd_levels(states.n, states.y)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
         ).astype(object)
@@ -225,8 +213,8 @@ class ThreePlusThreeRule(CountRule):
             present={},
         )
 
-    def describe(self) -> Described:
-        """Flat record of the rule's options."""
+    def describe(self) -> RuleOptions:
+        """Record of the rule's options."""
         return {"dose_levels": list(self.dose_levels)}
 
 

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import pandas as pd
@@ -73,10 +73,10 @@ def _console() -> Console:
     return Console(width=120, highlight=False)
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: SupportsFloat) -> float | None:
     """Return a float for JSON: None for NaN or infinity."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 # --------------------------------------------------------------------------- demo
@@ -97,11 +97,13 @@ def demo(
         f"patients; response y = 60 - AGT (fmol/mg); model {O6BG_MODEL}"
     )
     posterior = O6BG_MODEL.posterior(data)
+    mtd = posterior.mtd
+    assert mtd is not None  # a 3PND posterior has the MTD's distribution
     table = Table(title="Posterior of the MTD on the real data (mg/m^2, exact quadrature)")
     probabilities = (0.05, 0.1, 0.5, 0.9, 0.95)
     for p in probabilities:
         table.add_column(f"{p:.0%}", justify="right")
-    table.add_row(*(f"{posterior.mtd.quantile(p):.1f}" for p in probabilities))
+    table.add_row(*(f"{mtd.quantile(p):.1f}" for p in probabilities))
     console.print(table)
     for strategy, alpha in O6BG_ALPHAS.items():
         decision = MTDQuantileRule(alpha=alpha, dose_levels=O6BG_LEVELS).choose(posterior, data)
@@ -241,9 +243,9 @@ def designs_command(
         lines.append("")
     lines.append(f"[conduct] Conduct (every family): {_options_line(conduct)}")
     lines += ["", "Scenario types ([scenario] type = ..., for simulate):", ""]
-    for kind in SCENARIO_TYPES.values():
-        lines.append(f"{kind.name}: {kind.summary}")
-        lines.append(f"  {_options_line(options_of(kind.build))}")
+    for scenario_type in SCENARIO_TYPES.values():
+        lines.append(f"{scenario_type.name}: {scenario_type.summary}")
+        lines.append(f"  {_options_line(options_of(scenario_type.build))}")
     lines += [
         "",
         'A key left out takes its default; "none" stands for None; the scenario\'s dose '

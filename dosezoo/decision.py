@@ -77,15 +77,18 @@ class CountDecisions(NamedTuple):
     def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
         """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
         level = int(self.level[row])
-        bound_by = str(self.bound_by[row])
-        options = {
-            "quantities": {
-                key: float(values[row])
-                for key, values in self.quantities.items()
-                if self.present[key][row]
-            },
-            "bound_by": tuple(bound_by.split(",")) if bound_by else (),
+        bound = str(self.bound_by[row])
+        quantities = {
+            key: float(values[row])
+            for key, values in self.quantities.items()
+            if self.present[key][row]
         }
+        bound_by = tuple(bound.split(",")) if bound else ()
         if level < 0:
-            return Decision(None, stop_reason=str(self.stop_reason[row]), **options)
-        return Decision(dose_levels[level], **options)
+            return Decision(
+                None,
+                stop_reason=str(self.stop_reason[row]),
+                quantities=quantities,
+                bound_by=bound_by,
+            )
+        return Decision(dose_levels[level], quantities=quantities, bound_by=bound_by)

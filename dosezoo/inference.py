@@ -77,7 +77,8 @@ class IdataBuilder:
         }
 
     def _dataset(self, values: dict, sample_dims: tuple[str, ...], **attrs: object) -> xr.Dataset:
-        data_vars, coords = {}, {}
+        data_vars: dict[str, xr.Variable] = {}
+        coords: dict[str, np.ndarray] = {}
         for name, array in values.items():
             array = np.asarray(array)
             dims = list(self.dims.get(name, []))

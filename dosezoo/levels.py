@@ -9,12 +9,14 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
 __all__ = [
+    "CountStates",
     "LevelCounts",
     "count_state",
     "format_rows",
@@ -71,6 +73,17 @@ def validate_start_dose(owner: str, start_dose: object, levels: tuple[float, ...
             f"{owner}: start_dose {start_dose!r} is not one of the dose levels {levels}"
         )
     return start
+
+
+class CountStates(NamedTuple):
+    """A batch of ``m`` count states: patients and DLTs per level, and the current level."""
+
+    n: np.ndarray
+    """Patients per level, int64, shape (m, K)."""
+    y: np.ndarray
+    """DLTs per level, int64, shape (m, K)."""
+    current: np.ndarray
+    """Level of each state's last cohort, -1 before the first patient, int64, shape (m,)."""
 
 
 class LevelCounts(NamedTuple):
@@ -154,7 +167,7 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     )
 
 
-def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]:
+def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[str]:
     """Format ``template`` once for each selected row, with that row's values.
 
     Array rules (decisions for a batch of trials at once) explain their stops in text; this
@@ -178,7 +191,7 @@ def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]
     selected = np.flatnonzero(rows)
     if not selected.size:  # the common case in a decision: no row stops
         return []
-    per_row = {name: value for name, value in columns.items() if np.ndim(value)}
+    per_row = {name: np.asarray(value) for name, value in columns.items() if np.ndim(value)}
     shared = {name: value for name, value in columns.items() if not np.ndim(value)}
     return [
         template.format(**shared, **{name: value[i] for name, value in per_row.items()})
@@ -186,9 +199,7 @@ def format_rows(template: str, rows: np.ndarray, **columns: object) -> list[str]
     ]
 
 
-def count_state(
-    owner: str, n: object, y: object, current: object, n_levels: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def count_state(owner: str, n: object, y: object, current: object, n_levels: int) -> CountStates:
     """Check a batch of count states and return it as int64 arrays.
 
     Parameters
@@ -205,7 +216,7 @@ def count_state(
 
     Returns
     -------
-    tuple of numpy.ndarray
+    CountStates
         ``(n, y, current)`` as int64.
 
     Raises
@@ -235,7 +246,7 @@ def count_state(
             f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
             "a level with patients, or -1 when there are none)"
         )
-    return n, y, current
+    return CountStates(n, y, current)
 
 
 def last_true(mask: np.ndarray) -> np.ndarray:

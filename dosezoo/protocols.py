@@ -25,7 +25,8 @@ class Design(Protocol):
 
     `next` and `recommend` get no random generator: they must be deterministic
     functions of the data (see the module's reproducibility guarantee). Doses are
-    scalars (data with one dose column).
+    scalars (data with one dose column). The attributes are read-only (properties here), so
+    that a frozen dataclass, or a class computing them, is a Design.
 
     Attributes
     ----------
@@ -38,9 +39,20 @@ class Design(Protocol):
         Maximum number of patients.
     """
 
-    start_dose: float
-    cohort_size: int
-    sample_size: int
+    @property
+    def start_dose(self) -> float:
+        """Dose of the first cohort."""
+        ...
+
+    @property
+    def cohort_size(self) -> int:
+        """Patients per cohort."""
+        ...
+
+    @property
+    def sample_size(self) -> int:
+        """Maximum number of patients."""
+        ...
 
     def next(self, data: TrialData) -> Decision:
         """Decide the dose of the next cohort, or to stop the trial.
@@ -94,10 +106,13 @@ class Scenario(Protocol):
     Attributes
     ----------
     outcomes : tuple of str
-        Outcome columns of the trial data (e.g. ``("y",)``).
+        Outcome columns of the trial data (e.g. ``("y",)``), read-only.
     """
 
-    outcomes: tuple[str, ...]
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Outcome columns of the trial data."""
+        ...
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the outcomes of new patients.
@@ -166,11 +181,23 @@ class CountRuleDesign(Protocol):
     ``y`` of shape (m, K) (int64) and ``current`` of shape (m,), and return a
     `CountDecisions` whose row ``i`` is exactly what ``next`` / ``recommend`` return for
     data with the counts of row ``i``. `simulate` then advances many trials in lockstep.
+    ``dose_levels``, ``cohort_size`` and ``sample_size`` are read-only.
     """
 
-    dose_levels: tuple[float, ...]
-    cohort_size: int
-    sample_size: int
+    @property
+    def dose_levels(self) -> tuple[float, ...]:
+        """The dose levels the counts are kept at."""
+        ...
+
+    @property
+    def cohort_size(self) -> int:
+        """Patients per cohort."""
+        ...
+
+    @property
+    def sample_size(self) -> int:
+        """Maximum number of patients."""
+        ...
 
     def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
         """Decide the next level of each state (``next``), or to stop."""
@@ -193,11 +220,18 @@ class LevelScenario(Protocol):
     latent draws (m, c) to the outcome arrays (m, c); ``metrics_at_counts`` scores ``m``
     finished trials from their counts per level ``n``, ``y`` (m, K), the recommended level
     (``-1`` for none) and the patients treated, each metric an array (m,), equal to
-    ``trial_metrics`` of each trial.
+    ``trial_metrics`` of each trial. ``dose_levels`` and ``outcomes`` are read-only.
     """
 
-    dose_levels: tuple[float, ...]
-    outcomes: tuple[str, ...]
+    @property
+    def dose_levels(self) -> tuple[float, ...]:
+        """The dose levels patients are treated at."""
+        ...
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """Outcome columns of the trial data."""
+        ...
 
     def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
         """Draw the latent variables of the next ``n_patients`` patients, (n_patients,)."""

@@ -115,6 +115,11 @@ def simulation_based_calibration(
     Returns
     -------
     SBCResult
+
+    Raises
+    ------
+    ValueError
+        If there is no replication or no variable (no rank to compute).
     """
     seeds = np.random.SeedSequence(random_seed).spawn(len(simulated))
     ranks: dict[str, list[int]] = {name: [] for name in prior_draws}
@@ -125,7 +130,9 @@ def simulation_based_calibration(
             kept = np.asarray(posterior[name]).reshape(-1)[::thin]
             n_draws = kept.size if n_draws is None else n_draws
             ranks[name].append(int(np.sum(kept < truth[r])))
-    return SBCResult({name: np.asarray(r) for name, r in ranks.items()}, int(n_draws))
+    if n_draws is None:
+        raise ValueError("simulation_based_calibration needs a replication and a variable")
+    return SBCResult({name: np.asarray(r) for name, r in ranks.items()}, n_draws)
 
 
 def agreement_z(
@@ -192,17 +199,17 @@ def three_pnd_sbc(
     SBCResult
     """
     names = ("beta", "sigma", "nu", "mtd")
-    doses = np.asarray(doses, dtype=float)
+    dose = np.asarray(doses, dtype=float)
     hyper = model.hyper if sampler_hyper is None else np.asarray(sampler_hyper, dtype=float)
     pm_model = model.build(
-        TrialData.from_dataframe(pd.DataFrame({"dose": doses, "y": np.ones(doses.size)}))
+        TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": np.ones(dose.size)}))
     )
     *params, responses = pm.draw(
         [pm_model[name] for name in (*names, "y")], draws=n_reps, random_seed=random_seed
     )
 
     def kernel_fit(y, seed):
-        obs = three_pnd_kernels.summarise(doses, y, model.x_min)
+        obs = three_pnd_kernels.summarise(dose, y, model.x_min)
         draws, _ = three_pnd_kernels.run_chain(
             np.random.default_rng(seed), *model.initial_state(), obs, hyper, tune, kept, True
         )

@@ -223,7 +223,8 @@ def blrm_minimal_informative_prior(
     BLRMPrior
     """
     owner = "blrm_minimal_informative_prior"
-    levels = np.asarray(validate_dose_levels(owner, dose_levels))
+    valid_levels = validate_dose_levels(owner, dose_levels)
+    levels = np.asarray(valid_levels)
     if levels.size < 2:
         raise ValueError(f"{owner}: dose_levels needs at least two doses, got {dose_levels!r}")
     values = {}
@@ -246,7 +247,9 @@ def blrm_minimal_informative_prior(
     quantiles = np.array(
         [_minimal_informative_beta(0.5, median).ppf(levels_probs) for median in medians]
     )
-    return blrm_prior_from_quantiles(levels, reference_dose, quantiles, probabilities=levels_probs)
+    return blrm_prior_from_quantiles(
+        valid_levels, reference_dose, quantiles, probabilities=levels_probs
+    )
 
 
 def _minimal_informative_beta(p: float, q: float):
@@ -269,8 +272,9 @@ class BLRM(GridDoseModel):
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        The candidate doses (> 0, increasing); ``p_dlt`` is reported at them.
+    dose_levels : tuple of float
+        The candidate doses (> 0, increasing); ``p_dlt`` is reported at them. Another
+        sequence is stored as a tuple.
     reference_dose : float
         :math:`d^*` (> 0).
     prior : BLRMPrior
@@ -285,7 +289,7 @@ class BLRM(GridDoseModel):
     coordinates: ClassVar[tuple[str, ...]] = ("log_alpha", "log_beta")
     grid_size: ClassVar[int] = 96
 
-    dose_levels: Sequence[float]
+    dose_levels: tuple[float, ...]
     reference_dose: float
     _: KW_ONLY
     prior: BLRMPrior = field(default_factory=BLRMPrior)

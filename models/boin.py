@@ -16,7 +16,6 @@ samples the PyMC model, the reference. :meth:`BOIN.posterior` is the exact poste
 (:class:`~dosezoo.designs.boin.BOINRule`).
 """
 
-from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import ClassVar
 
@@ -81,8 +80,9 @@ class BOIN(BinaryDoseModel):
     ----------
     target : float
         Target DLT rate :math:`\phi` in (0, 1).
-    dose_levels : sequence of float
-        The dose levels, increasing; data doses must be among them.
+    dose_levels : tuple of float
+        The dose levels, increasing; data doses must be among them. Another sequence is
+        stored as a tuple.
     prior_a, prior_b : float
         The Beta prior's shapes (1, 1).
     """
@@ -90,7 +90,7 @@ class BOIN(BinaryDoseModel):
     model_name: ClassVar[str] = "BOIN"
 
     target: float
-    dose_levels: Sequence[float]
+    dose_levels: tuple[float, ...]
     _: KW_ONLY
     prior_a: float = 1.0
     prior_b: float = 1.0

@@ -138,8 +138,9 @@ class CRM(GridDoseModel):
 
     Parameters
     ----------
-    skeleton : sequence of float
-        Prior guesses of the DLT probability per level, strictly increasing in (0, 1).
+    skeleton : tuple of float
+        Prior guesses of the DLT probability per level, strictly increasing in (0, 1); another
+        sequence is stored as a tuple.
     target : float
         Target DLT rate in (0, 1) (used by :meth:`estimate` to select the MTD).
     model : {"empiric", "logistic"}
@@ -148,9 +149,9 @@ class CRM(GridDoseModel):
         Normal prior of :math:`\beta`; dfcrm's defaults 0 and :math:`\sqrt{1.34}`.
     intercept : float
         Fixed intercept :math:`a_0` of the logistic model (3).
-    dose_levels : sequence of float, optional
-        The dose of each level, increasing; by default the level numbers ``1, ..., K`` as in
-        dfcrm. Data doses must be among them.
+    dose_levels : tuple of float, optional
+        The dose of each level, increasing; by default (None) the level numbers ``1, ..., K``
+        as in dfcrm. Data doses must be among them. Another sequence is stored as a tuple.
 
     Examples
     --------
@@ -162,14 +163,15 @@ class CRM(GridDoseModel):
     coordinates: ClassVar[tuple[str, ...]] = ("beta",)
     grid_size: ClassVar[int] = 512
 
-    skeleton: Sequence[float]
+    skeleton: tuple[float, ...]
     target: float
     _: KW_ONLY
     model: WorkingModel = "empiric"
     prior_mean: float = 0.0
     prior_sd: float = 1.34**0.5
     intercept: float = 3.0
-    dose_levels: Sequence[float] | None = None
+    # The attribute is a tuple; the init also takes None (the default), made 1..K in __post_init__.
+    dose_levels: tuple[float, ...] = None  # type: ignore[assignment]  # None: see above
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -216,8 +218,8 @@ class CRM(GridDoseModel):
             "intercept": real_number(owner, "intercept", self.intercept),
             "dose_levels": levels,
         }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        for name, setting in values.items():
+            object.__setattr__(self, name, setting)
 
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""

@@ -43,7 +43,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.posterior import DosePosterior
-from dosezoo.samplers.grid import soft_mass_below, soft_quantile
+from dosezoo.samplers.grid import GridPosterior, soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 __all__ = ["EWOC"]
@@ -55,7 +55,7 @@ _BISECTIONS = 24
 def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
     if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 2:
         raise ValueError(f"{owner}: {name} must be a pair (a, b) of Beta shapes, got {value!r}")
-    shape = tuple(real_number(owner, f"{name}[{i}]", v) for i, v in enumerate(value))
+    shape = (real_number(owner, f"{name}[0]", value[0]), real_number(owner, f"{name}[1]", value[1]))
     for i, v in enumerate(shape):
         if v <= 0:
             raise ValueError(f"{owner}: {name}[{i}] must be > 0, got {v!r}")
@@ -97,9 +97,10 @@ class EWOC(GridDoseModel):
         Target DLT probability at the MTD, in (0, 1).
     x_min, x_max : float
         Dose range; every dose must lie in ``[x_min, x_max]``.
-    dose_levels : sequence of float, optional
+    dose_levels : tuple of float, optional
         Doses at which ``p_dlt`` is reported (and the levels of a discrete design), inside the
-        range; by default 11 equally spaced doses from ``x_min`` to ``x_max``.
+        range; by default (None) 11 equally spaced doses from ``x_min`` to ``x_max``. Another
+        sequence is stored as a tuple.
     rho0_prior, mtd_prior : tuple of float
         Beta shapes of :math:`\rho_0/\theta` and of the MTD's position in the range ((1, 1):
         uniform).
@@ -113,7 +114,9 @@ class EWOC(GridDoseModel):
     x_min: float
     x_max: float
     _: KW_ONLY
-    dose_levels: Sequence[float] | None = None
+    # The attribute is a tuple; the init also takes None (the default), made 11 doses in
+    # __post_init__.
+    dose_levels: tuple[float, ...] = None  # type: ignore[assignment]  # None: see above
     rho0_prior: tuple[float, float] = (1.0, 1.0)
     mtd_prior: tuple[float, float] = (1.0, 1.0)
 
@@ -231,6 +234,7 @@ class EWOC(GridDoseModel):
         """Integrate the posterior on the grid, with the MTD's CDF and quantiles (no cache)."""
         posterior = super()._posterior(summary)
         grid = posterior.grid
+        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
         rho0, mtd = self._natural(grid.nodes)
         weights = grid.weights
         return replace(

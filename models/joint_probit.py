@@ -77,7 +77,7 @@ import contextlib
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -86,6 +86,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from numpy.typing import ArrayLike
 from scipy.integrate import quad
 from scipy.optimize import root
 from scipy.special import ndtr, ndtri
@@ -370,9 +371,10 @@ class JointProbit(DoseModel):
 
     Parameters
     ----------
-    dose_levels : sequence of float
+    dose_levels : tuple of float
         Candidate doses, strictly increasing, at least two; the deterministics are per level
-        and the log-dose scale is standardised on the lowest and highest.
+        and the log-dose scale is standardised on the lowest and highest. Another sequence is
+        stored as a tuple.
     prior : JointProbitPrior
         Default: :meth:`JointProbitPrior.from_statements` with its defaults.
     tox_interval : tuple of float
@@ -392,7 +394,7 @@ class JointProbit(DoseModel):
     default_engine: ClassVar[str] = "kernel"
     fast_engine: ClassVar[str | None] = "kernel"
 
-    dose_levels: Sequence[float]
+    dose_levels: tuple[float, ...]
     _: KW_ONLY
     prior: JointProbitPrior = field(default_factory=JointProbitPrior.from_statements)
     tox_interval: tuple[float, float] = (0.16, 0.33)
@@ -433,7 +435,7 @@ class JointProbit(DoseModel):
             "efficacy_threshold": self.efficacy_threshold,
         }
 
-    def standardise(self, doses: np.ndarray) -> np.ndarray:
+    def standardise(self, doses: ArrayLike) -> np.ndarray:
         """Standardised log dose: -1 at the lowest level, +1 at the highest."""
         logs = np.log(np.asarray(self.dose_levels))
         centre, half = 0.5 * (logs[0] + logs[-1]), 0.5 * (logs[-1] - logs[0])
@@ -621,12 +623,12 @@ class JointProbit(DoseModel):
         """
         x, tox, eff = self.arrays(data, min_patients=1)
         prior, start = self.prior.packed(), self.initial_theta()
-        values, stats = [], []
+        chain_values, chain_stats = [], []
         for rng in chain_generators(random_seed, chains):
-            chain, chain_stats = kernels.run_chain(rng, start, x, tox, eff, prior, tune, draws)
-            values.append(chain)
-            stats.append(chain_stats)
-        values, stats = np.stack(values), np.stack(stats)
+            one_values, one_stats = kernels.run_chain(rng, start, x, tox, eff, prior, tune, draws)
+            chain_values.append(one_values)
+            chain_stats.append(one_stats)
+        values, stats = np.stack(chain_values), np.stack(chain_stats)
         out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
         for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
             out[name] = stats[:, :, i].astype(dtype)

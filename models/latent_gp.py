@@ -66,13 +66,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from numpy.typing import ArrayLike
 from scipy.special import logit, ndtri
 
 from dosezoo.checks import real_number
@@ -125,7 +126,7 @@ def equal_spacing(n_doses: int) -> np.ndarray:
 
 def quantile_prior_mean(
     target: float,
-    scaled_doses: Sequence[float],
+    scaled_doses: ArrayLike,
     *,
     sigma_f_mean: float,
     margin: float = 0.05,
@@ -139,7 +140,7 @@ def quantile_prior_mean(
     ----------
     target : float
         Target DLT probability :math:`\phi`.
-    scaled_doses : sequence of float
+    scaled_doses : array_like of float
         :math:`x_1 < \dots < x_K` in [0, 1], at least two.
     sigma_f_mean : float
         :math:`\bar\sigma_f`, the prior mean of sigma_f.
@@ -217,13 +218,14 @@ class LatentGP(DoseModel):
 
     Parameters
     ----------
-    dose_levels : sequence of float
+    dose_levels : tuple of float
         Candidate doses (original units), strictly increasing; data doses must be among them.
-    prior_mean : sequence of float
+        Another sequence is stored as a tuple, as are ``prior_mean`` and ``scaled_doses``.
+    prior_mean : tuple of float
         Prior mean :math:`m_k` of the latent curve at each dose, logit scale. Use
         :meth:`from_quantiles` or :meth:`from_initial_guess` to construct it.
-    scaled_doses : sequence of float, optional
-        Positions :math:`x_k` in [0, 1], strictly increasing; equally spaced by default.
+    scaled_doses : tuple of float, optional
+        Positions :math:`x_k` in [0, 1], strictly increasing; equally spaced by default (None).
         Unequal spacing, e.g. ``(d - d_1) / (d_K - d_1)``, is supported.
     length_scale : float
         :math:`\ell` of the squared-exponential kernel (1).
@@ -232,7 +234,8 @@ class LatentGP(DoseModel):
     jitter : float
         Added to the diagonal of the correlation matrix before the Cholesky factorisation.
     slice_width : float, optional
-        Initial width of the slice move on :math:`\log\sigma_f`; :math:`s_\sigma` by default.
+        Initial width of the slice move on :math:`\log\sigma_f`; :math:`s_\sigma` by default
+        (None).
 
     Examples
     --------
@@ -247,14 +250,16 @@ class LatentGP(DoseModel):
     default_tune: ClassVar[int] = 500
     min_fit_patients: ClassVar[int] = 0
 
-    dose_levels: Sequence[float]
-    prior_mean: Sequence[float]
+    dose_levels: tuple[float, ...]
+    prior_mean: tuple[float, ...]
     _: KW_ONLY
-    scaled_doses: Sequence[float] | None = None
+    # scaled_doses and slice_width are never None; the init also takes None (their default),
+    # which __post_init__ replaces (equal spacing, s_sigma).
+    scaled_doses: tuple[float, ...] = None  # type: ignore[assignment]  # None: see above
     length_scale: float = 1.0
     sigma_f_range: tuple[float, float] = SIGMA_F_RANGE
     jitter: float = 1e-6
-    slice_width: float | None = None
+    slice_width: float = None  # type: ignore[assignment]  # None: see above
     log_sigma_mu: float = field(init=False, repr=False)
     log_sigma_sd: float = field(init=False, repr=False)
     chol: np.ndarray = field(init=False, repr=False, compare=False)
@@ -320,8 +325,8 @@ class LatentGP(DoseModel):
             "log_sigma_sd": sd,
             "chol": chol,
         }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+        for name, setting in values.items():
+            object.__setattr__(self, name, setting)
 
     # ------------------------------------------------------------ constructors
 
@@ -335,7 +340,7 @@ class LatentGP(DoseModel):
         prob_low: float = 0.8,
         prob_high: float = 0.8,
         prior_mtd_level: int | None = None,
-        **options: object,
+        **options: Any,
     ) -> "LatentGP":
         """Model whose prior mean is the quantile-based construction of Section 4.2.1.
 
@@ -359,7 +364,7 @@ class LatentGP(DoseModel):
 
     @classmethod
     def from_initial_guess(
-        cls, dose_levels: Sequence[float], p_guess: Sequence[float], **options: object
+        cls, dose_levels: Sequence[float], p_guess: Sequence[float], **options: Any
     ) -> "LatentGP":
         """Model with prior mean ``logit(p_guess)`` (an initial guess of the DLT rates)."""
         if isinstance(p_guess, str | bytes) or not isinstance(p_guess, Sequence | np.ndarray):
@@ -368,7 +373,8 @@ class LatentGP(DoseModel):
         for k, value in enumerate(guess):
             if not 0 < value < 1:
                 raise ValueError(f"LatentGP: p_guess[{k}] must lie in (0, 1), got {value!r}")
-        return cls(dose_levels, tuple(float(v) for v in logit(guess)), **options)
+        levels = validate_dose_levels("LatentGP", dose_levels)
+        return cls(levels, tuple(float(v) for v in logit(guess)), **options)
 
     # -------------------------------------------------------------- properties
 
@@ -516,7 +522,7 @@ class LatentGP(DoseModel):
             random_seed=sampling.random_seed,
         )
         p_dlt = raw["p_dlt"]
-        ess = sum(effective_sample_size(chain) for chain in p_dlt)
+        ess = sum((effective_sample_size(chain) for chain in p_dlt), np.zeros(self.n_doses))
         report = None
         if sampling.criteria is not None:
             least = float(ess[: sampling.levels].min())

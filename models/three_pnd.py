@@ -21,14 +21,14 @@ samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from numpy.typing import ArrayLike
 from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
@@ -282,14 +282,12 @@ class ThreePND(DoseModel):
         obs = kernels.summarise(dose, y, self.x_min)
         hyper = self.hyper
         start = self.initial_state()
-        values, stats = [], []
+        chain_values, chain_stats = [], []
         for rng in chain_generators(random_seed, chains):
-            chain_values, chain_stats = kernels.run_chain(
-                rng, *start, obs, hyper, tune, draws, ridge
-            )
-            values.append(chain_values)
-            stats.append(chain_stats)
-        values, stats = np.stack(values), np.stack(stats)
+            one_values, one_stats = kernels.run_chain(rng, *start, obs, hyper, tune, draws, ridge)
+            chain_values.append(one_values)
+            chain_stats.append(one_stats)
+        values, stats = np.stack(chain_values), np.stack(chain_stats)
         out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
         made = kernels.SIGMA_STATS | (kernels.RIDGE_STATS if ridge else kernels.NU_STATS)
         for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
@@ -337,7 +335,7 @@ class ThreePND(DoseModel):
     # ------------------------------------------------------- derived curves
 
     def mean_response(
-        self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior"
+        self, idata: xr.DataTree, doses: ArrayLike, *, group: str = "posterior"
     ) -> xr.DataArray:
         """Dose-response curve ``beta (x - x_min)^nu`` per draw at ``doses``.
 
@@ -348,10 +346,11 @@ class ThreePND(DoseModel):
         """
         draws = idata[group]
         grid = self._grid(doses)
-        return draws["beta"] * (grid - self.x_min) ** draws["nu"]
+        # beta and nu are variables of the group, DataArrays (a DataTree's [] may give a node).
+        return cast(xr.DataArray, draws["beta"] * (grid - self.x_min) ** draws["nu"])
 
     def prob_toxicity(
-        self, idata: xr.DataTree, doses: Sequence[float], *, group: str = "posterior"
+        self, idata: xr.DataTree, doses: ArrayLike, *, group: str = "posterior"
     ) -> xr.DataArray:
         """Probability of a DLT, ``P(Y >= eta | x) = 1 - Phi((eta - mean) / sigma)``, per draw.
 
@@ -363,7 +362,7 @@ class ThreePND(DoseModel):
         mean = self.mean_response(idata, doses, group=group)
         return xr.apply_ufunc(ndtr, (mean - self.eta) / idata[group]["sigma"])
 
-    def _grid(self, doses: Sequence[float]) -> xr.DataArray:
+    def _grid(self, doses: ArrayLike) -> xr.DataArray:
         grid = np.atleast_1d(np.asarray(doses, dtype=float))
         outside = (grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)
         if outside.any():

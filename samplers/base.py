@@ -44,6 +44,10 @@ class Layout(ABC):
     value_names: dict[str, str]
 
     @abstractmethod
+    def __init__(self, model: pm.Model) -> None:
+        """Read the family's hyper-parameters and variables from ``model``, a PyMC model."""
+
+    @abstractmethod
     def decode(self, point: dict) -> Any:
         """Return the kernels' state of a value-scale point (constrained values)."""
 
@@ -63,10 +67,11 @@ class LayoutStep(BlockedStep):
     """Base of the package's step methods: decode, one numba move, encode.
 
     Subclasses set ``layout_class``, ``updates`` (the free variables they change), ``name``,
-    ``stats_dtypes_shapes`` and :meth:`move`. Keyword-only options follow PyMC's step-method
-    conventions; a family passes options of its own through ``**options`` to
-    :meth:`configure`. The steps are never assigned automatically (their competence is
-    ``INCOMPATIBLE``): they need their model's structure.
+    ``stats_dtypes_shapes`` and :meth:`move`; a family's base step declares ``layout`` as an
+    instance of its own layout class, whose attributes its moves read. Keyword-only options
+    follow PyMC's step-method conventions; a family passes options of its own through
+    ``**options`` to :meth:`configure`. The steps are never assigned automatically (their
+    competence is ``INCOMPATIBLE``): they need their model's structure.
     """
 
     layout_class: ClassVar[type[Layout]]

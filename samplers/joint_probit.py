@@ -25,7 +25,7 @@ PyMC samples on the value scale: ``beta_tox_interval__`` (log), ``threshold_log_
 scale and encode back, keeping the point's key order.
 """
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pymc as pm
@@ -122,9 +122,11 @@ class JointProbitStep(LayoutStep):
     """
 
     layout_class = JointProbitLayout
+    layout: JointProbitLayout
 
-    def configure(self, *, latent: LatentState | None = None):
-        """Share the sweep's latent state."""
+    def configure(self, *, latent: LatentState | None = None, **options: Any) -> None:
+        """Share the sweep's latent state; other options are unknown (TypeError)."""
+        super().configure(**options)
         self.latent = LatentState() if latent is None else latent
 
     def setup_chain(self, rng, tune: int, draws: int) -> None:

@@ -113,6 +113,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
 from dosezoo.samplers.special import log_ndtr
 from dosezoo.samplers.three_pnd_kernels import log_normal_mass, truncated_normal
@@ -164,14 +165,12 @@ SWEEP_STATS = {
 RHO_TARGET, LOG_THRESHOLD_TARGET, ALPHA_TOX_TARGET, BETA_TOX_TARGET, ALPHA_EFF_TARGET = range(5)
 
 
-def pack_prior(
-    means: np.ndarray, sds: np.ndarray, log_threshold: tuple[float, float]
-) -> np.ndarray:
+def pack_prior(means: ArrayLike, sds: ArrayLike, log_threshold: tuple[float, float]) -> np.ndarray:
     """Lay the prior out for the kernels.
 
     Parameters
     ----------
-    means, sds : numpy.ndarray
+    means, sds : array_like of float
         Prior means and sds of ``alpha_tox, beta_tox, alpha_eff, beta_eff, gamma_eff``
         (``beta_tox``'s normal is truncated to (0, inf)).
     log_threshold : tuple of float

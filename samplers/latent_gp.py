@@ -86,6 +86,7 @@ class LatentGPStep(LayoutStep):
     """Base of the LatentGP step methods: the state is ``(z, log sigma_f)``."""
 
     layout_class = LatentGPLayout
+    layout: LatentGPLayout
 
 
 class WhitenedEllipticalSlice(LatentGPStep):

@@ -7,6 +7,9 @@ declared as an external function, which keeps the kernels that call them cacheab
 (``cache=True``): a ctypes pointer would be a dynamic global and disable numba's disk cache.
 """
 
+from collections.abc import Callable
+from typing import cast
+
 import llvmlite.binding as llvm
 from numba import types
 from numba.core.typing import Signature
@@ -16,12 +19,14 @@ _UNARY = types.float64(types.float64)
 _BINARY = types.float64(types.float64, types.float64)
 
 
-def _bind(cython_name: str, signature: Signature) -> types.ExternalFunction:
+def _bind(cython_name: str, signature: Signature) -> Callable[..., float]:
     symbol = f"dosezoo_{cython_name.removeprefix('__pyx_fuse_1')}"
     llvm.add_symbol(
         symbol, get_cython_function_address("scipy.special.cython_special", cython_name)
     )
-    return types.ExternalFunction(symbol, signature)
+    # numba's ExternalFunction type; compiled code, the only caller, calls it as the C function
+    # (called from Python it would build a numba Signature), so it is typed as that function.
+    return cast(Callable[..., float], types.ExternalFunction(symbol, signature))
 
 
 #: Log of the standard normal CDF, accurate far in the lower tail.

@@ -64,19 +64,21 @@ class ThreePNDLayout(Layout):
         )
         self._dose = model["dose"]
         self._y = model.rvs_to_values[model["y"]]
-        self._seen = None
+        # The data last seen and their statistics.
+        self._seen: tuple[np.ndarray, np.ndarray, tuple] | None = None
 
     def observations(self) -> tuple:
         """Return the current data as the kernels' per-dose statistics (recomputed on change)."""
         dose, y = extract_obs_data(self._dose), extract_obs_data(self._y)
         seen = self._seen
         if seen is None or not (np.array_equal(dose, seen[0]) and np.array_equal(y, seen[1])):
-            self._seen = (
+            seen = (
                 np.array(dose),
                 np.array(y),
                 kernels.summarise(dose, y, self.hyper[kernels.X_MIN]),
             )
-        return self._seen[2]
+            self._seen = seen
+        return seen[2]
 
     def decode(self, point: dict) -> tuple[float, float, float]:
         """Constrained ``(beta, sigma, nu)`` of a value-scale point (PyMC's inverse transforms)."""
@@ -108,6 +110,7 @@ class ThreePNDStep(LayoutStep):
     """Base of the 3PND step methods: the state is ``(beta, sigma, nu)``, constrained."""
 
     layout_class = ThreePNDLayout
+    layout: ThreePNDLayout
 
 
 def _stats(spec: dict) -> dict:

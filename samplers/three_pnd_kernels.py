@@ -151,7 +151,7 @@ MAX_SHRINKS = 200
 
 #: Names and dtypes of the statistics each move reports (shared with the step methods), in
 #: the order of the columns of :func:`run_chain`'s statistics.
-BETA_STATS = {}
+BETA_STATS: dict[str, type[np.generic]] = {}
 SIGMA_STATS = {"sigma_slice_fallback": np.bool_}
 NU_STATS = {"nu_ess_shrinks": np.int64}
 RIDGE_STATS = {"ridge_sigma_evals": np.int64, "ridge_nu_evals": np.int64}

@@ -45,13 +45,8 @@ SKELETON = (0.05, 0.12, 0.25, 0.4, 0.55)
 @pytest.fixture
 def restored():
     """Restore the registries after a test that registers into them."""
-    families, scenarios = dict(registry._FAMILIES), dict(SCENARIO_TYPES)
-    yield
-    registry._FAMILIES.clear()
-    registry._FAMILIES.update(families)
-    types = dosezoo.scenarios.registry._TYPES
-    types.clear()
-    types.update(scenarios)
+    with registry._FAMILIES.restored(), dosezoo.scenarios.registry._TYPES.restored():
+        yield
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ def test_a_new_family_is_a_rule_and_a_registration(restored, tmp_path):
 
 
 def test_register_refuses_a_name_taken_by_another_rule(restored):
-    with pytest.raises(ValueError, match="'crm' is already registered with rule CRMRule"):
+    with pytest.raises(ValueError, match="'crm' is already registered to rule CRMRule"):
         register(Family(name="crm", summary="x", model=CRM, rule=LowestDoseRule))
     register(FAMILIES["crm"])  # the same family again (a module imported twice) is fine
     with pytest.raises(ValueError, match="'bogus' is not a Conduct option"):
@@ -117,7 +112,7 @@ def test_register_refuses_a_name_taken_by_another_rule(restored):
         def reason(self, data):
             return None
 
-    with pytest.raises(ValueError, match="'toxicity' is already ToxicityStopping"):
+    with pytest.raises(ValueError, match="'toxicity' is already registered to ToxicityStopping"):
         register_stopping("toxicity", Never)
 
 

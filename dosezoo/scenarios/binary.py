@@ -52,7 +52,8 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
+from dosezoo.protocols import Described
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["BinaryToxicityScenario"]
@@ -67,10 +68,12 @@ class BinaryToxicityScenario:
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        The dose levels, strictly increasing (those of the design).
-    p_true : sequence of float
-        True DLT probability of each level, in (0, 1) (need not increase).
+    dose_levels : tuple of float
+        The dose levels, strictly increasing (those of the design); another sequence is
+        stored as a tuple.
+    p_true : tuple of float
+        True DLT probability of each level, in (0, 1) (need not increase); another sequence
+        is stored as a tuple.
     target : float
         Target DLT rate :math:`\phi` in (0, 1).
     planned_sample_size : int
@@ -84,8 +87,8 @@ class BinaryToxicityScenario:
         among ties.
     """
 
-    dose_levels: Sequence[float]
-    p_true: Sequence[float]
+    dose_levels: tuple[float, ...]
+    p_true: tuple[float, ...]
     target: float
     _: KW_ONLY
     planned_sample_size: int
@@ -103,7 +106,7 @@ class BinaryToxicityScenario:
             raise ValueError(
                 f"{owner}: p_true must be a sequence of probabilities, got {self.p_true!r}"
             )
-        p_true = []
+        p_true: list[float] = []
         for k, value in enumerate(self.p_true):
             if (
                 isinstance(value, bool)
@@ -147,16 +150,7 @@ class BinaryToxicityScenario:
 
     def _levels_of(self, doses: np.ndarray) -> np.ndarray:
         """Return the level of each dose; raise ValueError naming a dose off the levels."""
-        doses = np.asarray(doses, dtype=float)
-        levels = np.asarray(self.dose_levels)
-        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
-        off = levels[index] != doses
-        if off.any():
-            raise ValueError(
-                f"BinaryToxicityScenario: dose {float(doses[np.argmax(off)])!r} is not one of "
-                f"the dose levels {self.dose_levels}"
-            )
-        return index
+        return level_index(doses, self.dose_levels, owner="BinaryToxicityScenario")
 
     def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
         """Draw the latent tolerances of the next ``n_patients`` patients, in enrolment order.
@@ -238,7 +232,7 @@ class BinaryToxicityScenario:
         )
         return {name: float(values[0]) for name, values in metrics.items()}
 
-    def describe(self) -> dict[str, float | int | str]:
+    def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": "BinaryToxicityScenario",

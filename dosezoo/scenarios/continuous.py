@@ -30,20 +30,14 @@ from types import MappingProxyType
 import numpy as np
 from scipy.special import ndtri
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
+from dosezoo.protocols import Described
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling", "o6bg_resampling"]
-
-
-def _finite(owner: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ class ContinuousToxicityScenario:
         """Validate the truth, naming the field at fault."""
         owner = "ContinuousToxicityScenario"
         for name in ("true_mtd", "nu", "sigma", "eta", "gamma", "x_min"):
-            object.__setattr__(self, name, _finite(owner, name, getattr(self, name)))
+            object.__setattr__(self, name, real_number(owner, name, getattr(self, name)))
         for name in ("nu", "sigma", "eta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{owner}: {name} must be > 0, got {getattr(self, name)!r}")
@@ -111,9 +105,11 @@ class ContinuousToxicityScenario:
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """NPD, NPO, BTM and RMSE of Lee (2023), and BTM, RMSE of the recommendation."""
         dose, y = data.dose, data.column("y")
-        completed = data.n_patients > 0 and recommendation.next_dose is not None
-        last = float(dose[-1]) if completed else math.nan
-        recommended = recommendation.next_dose if completed else math.nan
+        recommended = recommendation.next_dose
+        if data.n_patients > 0 and recommended is not None:
+            last = float(dose[-1])
+        else:
+            last = recommended = math.nan
         return {
             "NPD": float(np.sum(y >= self.eta)),
             "NPO": float(np.sum(dose > self.true_mtd)),
@@ -123,7 +119,7 @@ class ContinuousToxicityScenario:
             "RMSE_recommended": abs(recommended - self.true_mtd) / self.true_mtd,
         }
 
-    def describe(self) -> dict[str, float | str]:
+    def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": "ContinuousToxicityScenario",
@@ -184,7 +180,7 @@ class O6BGResampling:
         if missing:
             raise ValueError(f"O6BGResampling: no perturbation for the dose levels {missing}")
         for level, width in self.perturbation.items():
-            _finite("O6BGResampling", f"perturbation[{level:g}]", width)
+            real_number("O6BGResampling", f"perturbation[{level:g}]", width)
             if width < 0:
                 raise ValueError(
                     f"O6BGResampling: perturbation[{level:g}] must be >= 0, got {width!r}"
@@ -226,7 +222,7 @@ class O6BGResampling:
             ),
         }
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> Described:
         """Flat record of the scenario (for simulation results)."""
         return {
             "name": "O6BGResampling",

@@ -44,7 +44,8 @@ from scipy.special import ndtri
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, selected_level, validate_dose_levels
+from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
+from dosezoo.protocols import Described
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenarios"]
@@ -53,9 +54,13 @@ __all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenar
 def _probabilities(owner: str, name: str, values: object, size: int) -> tuple[float, ...]:
     if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
         raise ValueError(f"{owner}: {name} must be a sequence of probabilities, got {values!r}")
-    out = []
+    out: list[float] = []
     for k, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not 0 < float(value) < 1
+        ):
             raise ValueError(f"{owner}: {name}[{k}] must lie in (0, 1), got {value!r}")
         out.append(float(value))
     if len(out) != size:
@@ -69,12 +74,14 @@ class EffToxScenario:
 
     Parameters
     ----------
-    dose_levels : sequence of float
-        Strictly increasing (those of the designs).
-    p_tox, p_response : sequence of float
+    dose_levels : tuple of float
+        Strictly increasing (those of the designs); another sequence is stored as a tuple,
+        as are the probabilities.
+    p_tox, p_response : tuple of float
         True ``P(DLT)`` and ``P(E >= 1)`` per level, in (0, 1).
-    p_high_response : sequence of float, optional
-        True ``P(E = 2)`` per level, below ``p_response``; half of it by default.
+    p_high_response : tuple of float, optional
+        True ``P(E = 2)`` per level, below ``p_response``; half of it by default (None is
+        replaced by the default).
     rho : float
         Latent correlation of toxicity and efficacy in (-1, 1).
     planned_sample_size : int
@@ -92,10 +99,10 @@ class EffToxScenario:
         0-based levels meeting the criterion of Lin (2023).
     """
 
-    dose_levels: Sequence[float]
-    p_tox: Sequence[float]
-    p_response: Sequence[float]
-    p_high_response: Sequence[float] | None = None
+    dose_levels: tuple[float, ...]
+    p_tox: tuple[float, ...]
+    p_response: tuple[float, ...]
+    p_high_response: tuple[float, ...] | None = None
     _: KW_ONLY
     rho: float = 0.0
     planned_sample_size: int
@@ -156,16 +163,7 @@ class EffToxScenario:
         return TrialData.empty(outcomes=self.outcomes)
 
     def _levels(self, doses: np.ndarray) -> np.ndarray:
-        doses = np.asarray(doses, dtype=float)
-        levels = np.asarray(self.dose_levels)
-        index = np.minimum(np.searchsorted(levels, doses), levels.size - 1)
-        off = levels[index] != doses
-        if off.any():
-            raise ValueError(
-                f"EffToxScenario: dose {float(doses[np.argmax(off)])!r} is not one of the dose "
-                f"levels {self.dose_levels}"
-            )
-        return index
+        return level_index(doses, self.dose_levels, owner="EffToxScenario")
 
     def latent_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` patients' latent pairs (columns toxicity, efficacy), correlation rho."""
@@ -226,18 +224,21 @@ class EffToxScenario:
             metrics["range_has_target"] = float(any(k in self.target_levels for k in members))
         return metrics
 
-    def describe(self) -> dict[str, float | int | str]:
+    def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""
 
         def joined(values: Sequence[float]) -> str:
             return ",".join(f"{v:g}" for v in values)
+
+        p_high = self.p_high_response
+        assert p_high is not None  # __post_init__ replaced None by the default
 
         return {
             "name": self.name or "EffToxScenario",
             "dose_levels": joined(self.dose_levels),
             "p_tox": joined(self.p_tox),
             "p_response": joined(self.p_response),
-            "p_high_response": joined(self.p_high_response),
+            "p_high_response": joined(p_high),
             "rho": self.rho,
             "tox_low": self.tox_interval[0],
             "tox_high": self.tox_interval[1],

@@ -10,10 +10,10 @@ is simulated against need only state what the design does not already say.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from dosezoo.protocols import Scenario
+from dosezoo.registry import Registry
 
 __all__ = ["SCENARIO_TYPES", "ScenarioType", "design_attribute", "register_scenario"]
 
@@ -53,10 +53,12 @@ class ScenarioType:
             raise ValueError(f"ScenarioType {self.name!r}: build and from_design must be callable")
 
 
-_TYPES: dict[str, ScenarioType] = {}
+_TYPES: Registry[ScenarioType] = Registry(
+    "register_scenario", lambda kind: f"builder {kind.build.__qualname__}"
+)
 
 #: Registered scenario types by name (read-only; :func:`register_scenario` adds one).
-SCENARIO_TYPES: Mapping[str, ScenarioType] = MappingProxyType(_TYPES)
+SCENARIO_TYPES: Mapping[str, ScenarioType] = _TYPES.entries
 
 
 def register_scenario(kind: ScenarioType) -> ScenarioType:
@@ -72,12 +74,7 @@ def register_scenario(kind: ScenarioType) -> ScenarioType:
     """
     if not isinstance(kind, ScenarioType):
         raise ValueError(f"register_scenario: expected a ScenarioType, got {kind!r}")
-    known = _TYPES.get(kind.name)
-    if known is not None and known.build.__qualname__ != kind.build.__qualname__:
-        raise ValueError(
-            f"register_scenario: {kind.name!r} is already registered to {known.build.__qualname__}"
-        )
-    _TYPES[kind.name] = kind
+    _TYPES.add(kind.name, kind)
     return kind
 
 

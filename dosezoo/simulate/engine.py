@@ -23,9 +23,8 @@ import xarray as xr
 
 from dosezoo.checks import positive_int
 from dosezoo.decision import Decision
-from dosezoo.protocols import Design, Scenario
+from dosezoo.protocols import CountRuleDesign, Design, Scenario
 from dosezoo.simulate.layout import (
-    _DECISION_TEXT,
     _assemble,
     _check_metric_name,
     _check_quantity_key,
@@ -67,7 +66,7 @@ class TrialRecord(TypedDict):
     """What ``scenario.trial_metrics`` returned."""
 
 
-def _conduct(design: Design, owner: str) -> tuple[int, int]:
+def _conduct(design: Design | CountRuleDesign, owner: str) -> tuple[int, int]:
     """Return the validated ``(cohort_size, sample_size)`` of a design; ``owner`` is the caller."""
     cohort_size = positive_int(owner, "design.cohort_size", getattr(design, "cohort_size", None))
     sample_size = positive_int(owner, "design.sample_size", getattr(design, "sample_size", None))
@@ -188,8 +187,9 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
         for name in layout.outcomes:
             batch.outcomes[name][row, :k] = record["outcomes"][name]
         batch.decision_dose[row, :m] = record["decision_dose"]
-        for key in _DECISION_TEXT:
-            batch.decision_text[key][row, :m] = record[f"decision_{key}"]
+        batch.decision_text["stop_reason"][row, :m] = record["decision_stop_reason"]
+        batch.decision_text["bound_by"][row, :m] = record["decision_bound_by"]
+        batch.decision_text["kind"][row, :m] = record["decision_kind"]
         for key, values in record["decision_quantities"].items():
             batch.quantities.setdefault(key, np.full(batch.decision_dose.shape, np.nan))[
                 row, :m

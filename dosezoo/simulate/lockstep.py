@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from dosezoo.decision import CountDecisions
-from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
+from dosezoo.protocols import CountRuleDesign, LevelScenario
 from dosezoo.simulate.engine import _conduct
 from dosezoo.simulate.layout import (
     _assemble,
@@ -33,13 +33,13 @@ from dosezoo.simulate.layout import (
 _COUNTED_OUTCOME = "dlt"
 
 
-def _counts_suffice(design: Design, scenario: Scenario) -> bool:
-    """Whether the trials can run in lockstep: both sides offer the count capabilities."""
-    return (
-        isinstance(design, CountRuleDesign)
-        and isinstance(scenario, LevelScenario)
-        and _COUNTED_OUTCOME in scenario.outcomes
-        and tuple(design.dose_levels) == tuple(scenario.dose_levels)
+def _counts_suffice(design: CountRuleDesign, scenario: LevelScenario) -> bool:
+    """Whether two sides with the count capabilities can run in lockstep.
+
+    They can when the scenario has the counted outcome and both have the same dose levels.
+    """
+    return _COUNTED_OUTCOME in scenario.outcomes and tuple(design.dose_levels) == tuple(
+        scenario.dose_levels
     )
 
 

@@ -32,7 +32,7 @@ import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from dosezoo.checks import integer, positive_int
-from dosezoo.protocols import Design, Scenario
+from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
 from dosezoo.simulate.layout import _combine, _Layout
 from dosezoo.simulate.lockstep import _counts_suffice, _run_count_batch
@@ -203,7 +203,11 @@ def _run_batch(
     advance: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
     """Run the trials of one batch: in lockstep if counts suffice, else one by one."""
-    if not _counts_suffice(design, scenario):
+    if not (
+        isinstance(design, CountRuleDesign)
+        and isinstance(scenario, LevelScenario)
+        and _counts_suffice(design, scenario)
+    ):
         return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
     part = _run_count_batch(design, scenario, trials, seeds, layout)
     if advance is not None:

@@ -48,7 +48,7 @@ def _fingerprint(design: Design, scenario: Scenario, run: dict[str, int]) -> dic
     return attrs
 
 
-def _same_value(a: object, b: object) -> bool:
+def _same_value(a: AttrValue, b: AttrValue) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
