@@ -720,6 +720,12 @@ def adaptive_d_optimal_design(
     return Design(model, rule, conduct)
 
 
+def _lowest_dose(model: object, rule: object) -> float:
+    """Return the start dose of the family: the lowest dose of the model's design space."""
+    assert isinstance(model, WeibullAFT)
+    return model.dose_range[0]
+
+
 register(
     Family(
         name="weibull-d-optimal",
@@ -732,7 +738,7 @@ register(
         conduct={
             "cohort_size": 1,
             "sample_size": 300,
-            "start_dose": Derived("the lowest dose of the model", lambda m, r: m.dose_range[0]),
+            "start_dose": Derived("the lowest dose of the model", _lowest_dose),
         },
         example="weibull_d_optimal.toml",
         example_data="weibull_first_stage.csv",
@@ -758,7 +764,8 @@ def weibull_reference_scenario(
     with :func:`~dosezoo.designs.optimal.with_reference`, so that each trial is scored by the
     D-efficiency of its allocation against the locally D-optimal design at the truth.
     """
-    truth = weibull_truth(shape, b, beta, tau, event_probability, metric_doses)
+    coefficients = None if beta is None else tuple(float(v) for v in beta)
+    truth = weibull_truth(shape, b, coefficients, tau, event_probability, tuple(metric_doses))
     return with_reference(truth, WeibullAFT(degree=len(truth.beta) - 1))
 
 
@@ -837,7 +844,7 @@ def run_staged_trial(
             for j in range(start, end):
                 if j == 0:
                     dose[j] = design.start_dose
-                elif rounded:
+                elif order is not None:
                     dose[j] = plan.design.allocate(order, rounded=True)[j - start]
                 else:
                     u = np.random.default_rng(

@@ -227,11 +227,11 @@ class OptimalDesign(ApproximateDesign):
 
 def uniform_design(doses: Sequence[float] = (0.0, 0.5, 1.0)) -> ApproximateDesign:
     """Equal weights on ``doses`` (the paper's eq 7 by default)."""
-    doses = np.asarray(doses, dtype=float)
-    return ApproximateDesign(doses, np.full(doses.size, 1.0 / doses.size))
+    points = np.asarray(doses, dtype=float)
+    return ApproximateDesign(points, np.full(points.size, 1.0 / points.size))
 
 
-def efficient_rounding(weights: Sequence[float], n: int) -> np.ndarray:
+def efficient_rounding(weights: Sequence[float] | np.ndarray, n: int) -> np.ndarray:
     r"""Efficient rounding of weights to counts summing to ``n`` (Pukelsheim and Rieder 1992).
 
     :math:`n_j = \lceil (n - \ell/2) w_j \rceil` for the :math:`\ell` points with
@@ -1094,7 +1094,8 @@ def optimal_design(
 def _clusters(grid: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge runs of adjacent grid points with weight into one point (weighted mean)."""
     active = w > 1e-6 * w.max()
-    support, weights = [], []
+    support: list[float] = []
+    masses: list[float] = []
     i = 0
     while i < grid.size:
         if not active[i]:
@@ -1103,11 +1104,11 @@ def _clusters(grid: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         j = i
         while j + 1 < grid.size and active[j + 1]:
             j += 1
-        mass = w[i : j + 1].sum()
+        mass = float(w[i : j + 1].sum())
         support.append(float(np.dot(w[i : j + 1], grid[i : j + 1]) / mass))
-        weights.append(mass)
+        masses.append(mass)
         i = j + 1
-    weights = np.asarray(weights)
+    weights = np.asarray(masses)
     return np.asarray(support), weights / weights.sum()
 
 
@@ -1206,10 +1207,9 @@ def sensitivity(
     -------
     numpy.ndarray
     """
-    if doses is None:
-        doses = np.linspace(*model.dose_range, 201)
+    points = np.linspace(*model.dose_range, 201) if doses is None else np.asarray(doses, float)
     inverse = np.linalg.inv(information_matrix(model, design, theta, tau))
-    info = model.information(np.asarray(doses, dtype=float), theta, tau)
+    info = model.information(points, theta, tau)
     return np.einsum("ab,nba->n", inverse, info) - model.n_parameters
 
 

@@ -606,13 +606,17 @@ class WeibullAFT(DoseModel):
         if any(b <= a for a, b in itertools.pairwise(grid)):
             raise ValueError(f"{owner}: dose_grid must be strictly increasing, got {grid!r}")
         size = degree + 1
+        prior_sd = _as_floats(owner, "beta_prior_sd", self.beta_prior_sd, size)
+        for i, sd in enumerate(prior_sd):
+            if sd <= 0:
+                raise ValueError(f"{owner}: beta_prior_sd[{i}] must be > 0, got {sd!r}")
         values = {
             "degree": degree,
             "dose_range": (lo, hi),
             "covariates": covariates,
             "dose_grid": grid,
             "beta_prior_mean": _as_floats(owner, "beta_prior_mean", self.beta_prior_mean, size),
-            "beta_prior_sd": _as_floats(owner, "beta_prior_sd", self.beta_prior_sd, size),
+            "beta_prior_sd": prior_sd,
             "b_prior_median": positive_number(owner, "b_prior_median", self.b_prior_median),
             "b_prior_sigma": positive_number(owner, "b_prior_sigma", self.b_prior_sigma),
             "follow_up": (
@@ -623,9 +627,6 @@ class WeibullAFT(DoseModel):
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
-        for i, sd in enumerate(self.beta_prior_sd):
-            if sd <= 0:
-                raise ValueError(f"{owner}: beta_prior_sd[{i}] must be > 0, got {sd!r}")
 
     # ------------------------------------------------------------------ parameters
 
@@ -635,13 +636,28 @@ class WeibullAFT(DoseModel):
             "degree": self.degree,
             "dose_range": list(self.dose_range),
             "covariates": list(self.covariates),
-            "dose_grid": list(self.dose_grid),
-            "beta_prior_mean": list(self.beta_prior_mean),
-            "beta_prior_sd": list(self.beta_prior_sd),
+            "dose_grid": list(self.grid),
+            "beta_prior_mean": self.prior_mean.tolist(),
+            "beta_prior_sd": self.prior_sd.tolist(),
             "b_prior_median": self.b_prior_median,
             "b_prior_sigma": self.b_prior_sigma,
             "follow_up": self.follow_up,
         }
+
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The doses of the ``median_time`` deterministic (the validated ``dose_grid``)."""
+        return tuple(self.dose_grid or ())
+
+    @property
+    def prior_mean(self) -> np.ndarray:
+        """Prior means of the dose coefficients, (d + 1,)."""
+        return np.atleast_1d(np.asarray(self.beta_prior_mean, dtype=float))
+
+    @property
+    def prior_sd(self) -> np.ndarray:
+        """Prior standard deviations of the dose coefficients, (d + 1,)."""
+        return np.atleast_1d(np.asarray(self.beta_prior_sd, dtype=float))
 
     @property
     def x_min(self) -> float:
@@ -952,8 +968,8 @@ class WeibullAFT(DoseModel):
         precision = np.zeros(k)
         if penalised:
             p = self.n_coefficients
-            prior_mean[:p] = self.beta_prior_mean
-            precision[:p] = 1.0 / np.asarray(self.beta_prior_sd) ** 2
+            prior_mean[:p] = self.prior_mean
+            precision[:p] = 1.0 / self.prior_sd**2
             precision[p:-1] = 1.0 / 100.0
             prior_mean[-1] = math.log(self.b_prior_median)
             precision[-1] = 1.0 / self.b_prior_sigma**2
@@ -1105,20 +1121,20 @@ class WeibullAFT(DoseModel):
         upper = np.where(event == 1, np.where(time < infinite, infinite, math.inf), time)
         coords = {
             "coef": list(range(self.n_coefficients)),
-            "dose": list(self.dose_grid),
+            "dose": list(self.grid),
             "patient": np.arange(data.n_patients),
         }
         if self.covariates:
             coords["covariate"] = list(self.covariates)
-        grid = self.regressors(np.asarray(self.dose_grid))
+        grid = self.regressors(np.asarray(self.grid))
         with pm.Model(coords=coords) as model:
             dose_design = pm.Data(
                 "dose_design", design[:, : self.n_coefficients], dims=("patient", "coef")
             )
             beta = pm.Normal(
                 "beta",
-                mu=np.asarray(self.beta_prior_mean),
-                sigma=np.asarray(self.beta_prior_sd),
+                mu=self.prior_mean,
+                sigma=self.prior_sd,
                 dims="coef",
             )
             location = pt.dot(dose_design, beta)
@@ -1162,7 +1178,7 @@ class WeibullAFT(DoseModel):
     def _points_posterior(
         self, theta: np.ndarray, *, chains: int, mode: WeibullMLE | None, report: Any = None
     ) -> WeibullPosterior:
-        grid = np.asarray(self.dose_grid)
+        grid = np.asarray(self.grid)
         location = theta[:, : self.n_coefficients] @ self.regressors(grid).T
         return WeibullPosterior(
             dose_levels=(),
@@ -1174,7 +1190,7 @@ class WeibullAFT(DoseModel):
             report=report,
             theta=theta,
             names=self.parameter_names,
-            dose_grid=tuple(self.dose_grid),
+            dose_grid=self.grid,
             median_time=np.exp(location) * math.log(2.0) ** theta[:, -1:],
             mode=mode,
         )

@@ -37,6 +37,7 @@ against the locally D-optimal design at the true parameters.
 import math
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq
@@ -44,6 +45,7 @@ from scipy.optimize import brentq
 from dosezoo.checks import choice, positive_number, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
+from dosezoo.protocols import Described
 
 __all__ = [
     "WEIBULL_B",
@@ -71,7 +73,10 @@ _UNIFORM_DOSES = (0.0, 0.5, 1.0)
 
 def _location(beta: tuple[float, ...], doses: np.ndarray) -> np.ndarray:
     x = np.asarray(doses, dtype=float)
-    return sum(coefficient * x**j for j, coefficient in enumerate(beta))
+    location = np.zeros(x.shape)
+    for j, coefficient in enumerate(beta):
+        location = location + coefficient * x**j
+    return location
 
 
 def calibrate_tau(
@@ -241,7 +246,7 @@ class WeibullScenario:
             )
         return metrics
 
-    def describe(self) -> dict[str, float | str]:
+    def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": self.name or "WeibullScenario",
@@ -255,7 +260,7 @@ class WeibullScenario:
 
 
 def weibull_scenario(
-    shape: str, b: float, event_probability: float | None = 0.5, **options: object
+    shape: str, b: float, event_probability: float | None = 0.5, **options: Any
 ) -> WeibullScenario:
     """One of the paper's 24 scenarios, with its calibrated censoring time.
 
@@ -323,10 +328,14 @@ def weibull_truth(
         raise ValueError(f"{owner}: give shape (one of {', '.join(WEIBULL_SHAPES)}) or beta")
     if tau is not None and event_probability is not None:
         raise ValueError(f"{owner}: give tau or event_probability, not both")
+    coefficients: tuple[float, ...]
     if shape is not None:
         choice(owner, "shape", shape, tuple(WEIBULL_SHAPES))
-        beta = WEIBULL_SHAPES[shape]
+        coefficients = WEIBULL_SHAPES[shape]
+    else:
+        assert beta is not None
+        coefficients = tuple(beta)
     if event_probability is not None:
-        tau = calibrate_tau(tuple(beta), b, event_probability)
-    name = f"{shape or 'beta ' + ','.join(f'{v:g}' for v in beta)}, b={b:.3g}"
-    return WeibullScenario(tuple(beta), b, tau, name=name, metric_doses=tuple(metric_doses))
+        tau = calibrate_tau(coefficients, b, event_probability)
+    name = f"{shape or 'beta ' + ','.join(f'{v:g}' for v in coefficients)}, b={b:.3g}"
+    return WeibullScenario(coefficients, b, tau, name=name, metric_doses=tuple(metric_doses))
