@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -75,6 +75,16 @@ joint-probit-study: $(VENV)/.installed
 combination-bo-study: $(VENV)/.installed
 	$(PY) benchmarks/willard2024_study.py --trials 1000 --jobs 2
 
+# The Weibull D-optimal paper's studies (Figs 2-6, S1-S4, Tables I-II; 1000 trials per cell) on
+# two workers (docs/results/weibull_d_optimal.md).
+weibull-study: $(VENV)/.installed
+	$(PY) benchmarks/weibull_d_optimal_study.py --trials 1000 --jobs 2
+
+# Speed of the Weibull D-optimal family: designs with their GET check, MLE, trials, NUTS
+# (docs/results/weibull_d_optimal_speed.md).
+bench-weibull: $(VENV)/.installed
+	$(PY) benchmarks/bench_weibull.py
+
 # Rebuild every page of docs/results/ from the saved data, running no study (seconds).
 results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
@@ -85,6 +95,8 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
 	$(PY) benchmarks/willard2024_study.py --report-only
+	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
+	$(PY) benchmarks/bench_weibull.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -28,6 +28,13 @@ from dosezoo.designs.combination_bo import (
     sobol_start,
 )
 from dosezoo.designs.crm import CRMRule, crm_design
+from dosezoo.designs.d_optimal import (
+    DOptimalRule,
+    PrecisionStopping,
+    adaptive_d_optimal_design,
+    run_staged_trial,
+    weibull_reference_scenario,
+)
 from dosezoo.designs.ewoc import EWOCRule, ewoc_design
 from dosezoo.designs.lse import (
     AdmissibleSet,
@@ -38,6 +45,20 @@ from dosezoo.designs.lse import (
     lse_design,
 )
 from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
+from dosezoo.designs.optimal import (
+    ApproximateDesign,
+    OptimalDesign,
+    bayesian_d_optimal,
+    d_efficiency,
+    efficient_rounding,
+    equivalence_check,
+    information_matrix,
+    locally_d_optimal,
+    optimal_design,
+    sensitivity,
+    uniform_design,
+    with_reference,
+)
 from dosezoo.designs.optimus import OptimusRule, optimus_design
 from dosezoo.designs.registry import (
     FAMILIES,
@@ -53,6 +74,7 @@ from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_thre
 __all__ = [
     "FAMILIES",
     "AdmissibleSet",
+    "ApproximateDesign",
     "BLRMRule",
     "BOINRule",
     "BORule",
@@ -61,6 +83,7 @@ __all__ = [
     "Conduct",
     "CountDesign",
     "CountRule",
+    "DOptimalRule",
     "Decision",
     "DecisionTableRow",
     "Design",
@@ -69,28 +92,43 @@ __all__ = [
     "LSERule",
     "MTDQuantileRule",
     "ModelRule",
+    "OptimalDesign",
     "OptimusRule",
+    "PrecisionStopping",
     "Rule",
     "ThreePlusThreeRule",
     "ToxicityStopping",
     "TwoStageGPRule",
+    "adaptive_d_optimal_design",
     "augmented_expected_improvement",
+    "bayesian_d_optimal",
     "blrm_design",
     "bo_design",
     "boin_boundaries",
     "boin_design",
     "combination_bo_design",
     "crm_design",
+    "d_efficiency",
     "design_config",
     "design_from_config",
+    "efficient_rounding",
+    "equivalence_check",
     "ewoc_design",
     "expected_improvement",
     "family_of",
+    "information_matrix",
+    "locally_d_optimal",
     "lse_design",
     "mtd_quantile_design",
+    "optimal_design",
     "optimus_design",
     "register",
     "register_stopping",
+    "run_staged_trial",
+    "sensitivity",
     "sobol_start",
     "three_plus_three_design",
+    "uniform_design",
+    "weibull_reference_scenario",
+    "with_reference",
 ]

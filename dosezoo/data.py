@@ -9,7 +9,8 @@ the row and the offending value; nothing is coerced silently.
 Columns
 -------
 dose
-    Dose given to the patient, a finite float > 0. Drug combinations use
+    Dose given to the patient, a finite float >= 0 (0: placebo or control arm;
+    each model refuses the doses it cannot use). Drug combinations use
     several dose columns named by ``dose_columns`` instead; a component of a
     combination may be 0 (drug not given) but not all components of a row.
     Doses on a coded (standardised) scale, ``coded_doses=True``, are any finite
@@ -400,7 +401,7 @@ def _validate(
                 )
             else:
                 accepted = accepted and all(
-                    (combination and v == 0) or (0 < v < math.inf and lo < v < hi)
+                    (v == 0 and (combination or lo < v)) or (0 < v < math.inf and lo < v < hi)
                     for v in dose_list
                 )
         if combination and not coded:
@@ -445,7 +446,9 @@ def _validate(
                 _value_check(where, raw[name], values < 0, "must be >= 0 (0 = drug not given)")
             )
         elif not coded:
-            checks.append(_value_check(where, raw[name], values <= 0, "must be > 0"))
+            checks.append(
+                _value_check(where, raw[name], values < 0, "must be >= 0 (0 = placebo or control)")
+            )
         if name in ranges:
             lo, hi = ranges[name]
             outside = np.isfinite(values) & ~((values > lo) & (values < hi))

@@ -13,6 +13,7 @@ from dosezoo.models.gp_surface import GPSurface, GPSurfacePosterior
 from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
 from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean, sigma_f_lognormal
 from dosezoo.models.three_pnd import ThreePND
+from dosezoo.models.weibull_aft import MLENotFound, WeibullAFT, WeibullMLE, WeibullPosterior
 
 __all__ = [
     "BLRM",
@@ -25,7 +26,11 @@ __all__ = [
     "JointProbit",
     "JointProbitPrior",
     "LatentGP",
+    "MLENotFound",
     "ThreePND",
+    "WeibullAFT",
+    "WeibullMLE",
+    "WeibullPosterior",
     "blrm_minimal_informative_prior",
     "blrm_prior_from_quantiles",
     "crm_skeleton",

@@ -83,12 +83,19 @@ def test_boolean_dose_is_rejected():
         TrialData.from_dataframe(frame(dose=[True, False]))
 
 
-@pytest.mark.parametrize("value", [0.0, -5.0])
-def test_dose_must_be_positive(value):
+@pytest.mark.parametrize("value", [-5.0, -1e-9])
+def test_dose_must_not_be_negative(value):
     with pytest.raises(
-        DataError, match=message(f"column 'dose', row 3: value {value} must be > 0")
+        DataError,
+        match=message(f"column 'dose', row 3: value {value} must be >= 0 (0 = placebo or control)"),
     ):
         TrialData.from_dataframe(frame(dose=[1.0, 2.0, 3.0, value]))
+
+
+def test_dose_zero_is_a_placebo_arm():
+    data = TrialData.from_dataframe(frame(dose=[0.0, 0.5, 1.0], y=[0.1, 0.2, 0.3]))
+    assert data.dose.tolist() == [0.0, 0.5, 1.0]
+    assert data.with_cohort(0.0, y=[0.1]).dose[-1] == 0.0
 
 
 def test_dose_outside_declared_range():
@@ -320,7 +327,7 @@ def test_csv_negative_dose_names_line(tmp_path):
     path = tmp_path / "trial.csv"
     path.write_text("dose,cohort,dlt\n1,1,0\n2,2,1\n-5,3,0\n")
     with pytest.raises(
-        DataError, match=message("column 'dose', row 2 (CSV line 4): value -5 must be > 0")
+        DataError, match=message("column 'dose', row 2 (CSV line 4): value -5 must be >= 0")
     ):
         TrialData.from_csv(path)
 

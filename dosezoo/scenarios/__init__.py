@@ -14,6 +14,8 @@ which `dosezoo.simulate.simulate` runs count rules in lockstep. One module per f
   (`seno2025_scenario`, `seno2025_target`, `SENO2025_SCENARIOS`, `SENO2025_DOSE_LEVELS`);
 - `dosezoo.scenarios.willard2024`: dose-combination surfaces per stratum, Table 1 of Willard
   et al. (2024) (`CombinationSurfaceScenario`, `willard2024_scenario`).
+- `dosezoo.scenarios.weibull`: censored time-to-event outcomes, the 24 scenarios of the Weibull
+  D-optimal paper (`WeibullScenario`, `weibull_scenario`, `weibull_scenarios`, `calibrate_tau`).
 
 Each module registers the types a configuration names (``[scenario] type = "binary"``) in
 `dosezoo.scenarios.registry` (`SCENARIO_TYPES`, `register_scenario`): a new scenario module
@@ -44,6 +46,14 @@ from dosezoo.scenarios.seno2025 import (
     seno2025_scenario,
     seno2025_target,
 )
+from dosezoo.scenarios.weibull import (
+    WEIBULL_B,
+    WEIBULL_SHAPES,
+    WeibullScenario,
+    calibrate_tau,
+    weibull_scenario,
+    weibull_scenarios,
+)
 from dosezoo.scenarios.willard2024 import (
     WILLARD2024_SCENARIOS,
     CombinationSurfaceScenario,
@@ -55,6 +65,8 @@ __all__ = [
     "SCENARIO_TYPES",
     "SENO2025_DOSE_LEVELS",
     "SENO2025_SCENARIOS",
+    "WEIBULL_B",
+    "WEIBULL_SHAPES",
     "WILLARD2024_SCENARIOS",
     "BinaryToxicityScenario",
     "CombinationSurfaceScenario",
@@ -62,6 +74,8 @@ __all__ = [
     "EffToxScenario",
     "O6BGResampling",
     "ScenarioType",
+    "WeibullScenario",
+    "calibrate_tau",
     "design_attribute",
     "o6bg_resampling",
     "register_scenario",
@@ -69,5 +83,7 @@ __all__ = [
     "seno2025_target",
     "standard_efftox_scenario",
     "standard_efftox_scenarios",
+    "weibull_scenario",
+    "weibull_scenarios",
     "willard2024_scenario",
 ]

@@ -1,0 +1,95 @@
+import math
+
+import numpy as np
+import pytest
+
+from dosezoo.decision import Decision
+from dosezoo.designs import with_reference
+from dosezoo.models.weibull_aft import EULER_GAMMA
+from dosezoo.scenarios import (
+    WEIBULL_B,
+    WEIBULL_SHAPES,
+    WeibullScenario,
+    calibrate_tau,
+    weibull_scenario,
+    weibull_scenarios,
+)
+
+
+def test_the_24_scenarios_are_calibrated():
+    for p in (0.25, 0.5, 0.75):
+        scenarios = weibull_scenarios(p)
+        assert len(scenarios) == 24
+        for scenario in scenarios:
+            uniform = scenario.event_probability(np.array([0.0, 0.5, 1.0])).mean()
+            assert uniform == pytest.approx(p, abs=1e-10)
+    assert list(WEIBULL_SHAPES) == ["I", "II", "III", "IV"]
+    assert WEIBULL_B[1] == pytest.approx(EULER_GAMMA)
+    # the example: shape I, b = gamma, 50% events at tau = 14.887
+    assert weibull_scenario("I", EULER_GAMMA, 0.5).tau == pytest.approx(14.887, abs=5e-4)
+    assert weibull_scenario("I", 1.0, None).tau is None
+
+
+def test_calibration_is_monotone_in_the_event_probability():
+    taus = [calibrate_tau(WEIBULL_SHAPES["III"], 0.8, p) for p in (0.1, 0.25, 0.5, 0.75, 0.9)]
+    assert taus == sorted(taus)
+    with pytest.raises(ValueError, match="event_probability must lie in"):
+        calibrate_tau(WEIBULL_SHAPES["III"], 0.8, 1.0)
+
+
+def test_outcomes_follow_the_weibull_model_with_common_random_numbers():
+    scenario = weibull_scenario("II", 0.8, 0.5)
+    rng = np.random.default_rng(1)
+    n = 200_000
+    doses = np.full(n, 0.3)
+    outcomes = scenario.respond(doses, rng)
+    assert outcomes["time"].max() <= scenario.tau
+    np.testing.assert_array_equal(outcomes["event"], outcomes["time"] < scenario.tau)
+    p = scenario.event_probability(np.array([0.3]))[0]
+    assert outcomes["event"].mean() == pytest.approx(p, abs=4 * math.sqrt(p * (1 - p) / n))
+    # the median of the uncensored times
+    free = WeibullScenario(scenario.beta, scenario.b, None)
+    times = free.respond(doses, np.random.default_rng(2))["time"]
+    median = free.median_time(np.array([0.3]))[0]
+    assert np.median(times) == pytest.approx(median, rel=0.01)
+    # drawing in one go or patient by patient gives the same latent draws
+    one = scenario.respond(np.array([0.0, 1.0, 0.5]), np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    parts = [scenario.respond(np.array([d]), rng) for d in (0.0, 1.0, 0.5)]
+    np.testing.assert_array_equal(one["time"], np.concatenate([p["time"] for p in parts]))
+
+
+def test_trial_metrics():
+    scenario = weibull_scenario("I", EULER_GAMMA, 0.5)
+    rng = np.random.default_rng(4)
+    doses = np.repeat([0.0, 0.5, 1.0], 20)
+    data = scenario.empty_data().with_cohort(doses, **scenario.respond(doses, rng))
+    truth = dict(zip(["beta_0", "beta_1", "beta_2", "b"], scenario.theta, strict=True))
+    exact = Decision(None, stop_reason="end", quantities=truth | {"estimate_is_mle": 1.0})
+    metrics = scenario.trial_metrics(data, exact)
+    assert metrics["events"] == data.column("event").sum()
+    assert metrics["event_proportion"] == pytest.approx(metrics["events"] / 60)
+    for dose in scenario.metric_doses:
+        assert metrics[f"log_median_error_{dose:g}"] == pytest.approx(0.0, abs=1e-12)
+    assert "d_efficiency" not in metrics
+    nothing = scenario.trial_metrics(data, Decision(None, stop_reason="no estimate"))
+    assert math.isnan(nothing["log_median_error_0.5"])
+    referenced = with_reference(scenario)
+    efficiency = referenced.trial_metrics(data, exact)["d_efficiency"]
+    assert 0.6 < efficiency < 0.8  # the uniform allocation (about 0.706 for the paper's design)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"beta": (), "b": 1.0}, "beta must be a non-empty"),
+        ({"beta": (1.0, "a"), "b": 1.0}, r"beta\[1\] must be a real number"),
+        ({"beta": (1.0,), "b": 0.0}, "b must be > 0"),
+        ({"beta": (1.0,), "b": 1.0, "tau": -3.0}, "tau must be > 0"),
+    ],
+)
+def test_scenario_options_are_validated(options, message):
+    with pytest.raises(ValueError, match=message):
+        WeibullScenario(**options)
+    with pytest.raises(ValueError, match="shape must be one of"):
+        weibull_scenario("V", 1.0)
