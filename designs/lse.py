@@ -623,12 +623,8 @@ class TwoStageGPRule(Rule):
             if len(cache) >= _CACHE_SIZE:  # stage-1 histories are few; bound memory anyway
                 cache.clear()
             prefix = TrialData({"dose": dose, "cohort": np.asarray(data.cohort)[:end], "dlt": dlt})
-            decision = self._stage1().choose(None, prefix)
-            cache[key] = (
-                None
-                if decision.next_dose is None
-                else self.dose_levels.index(float(decision.next_dose))
-            )
+            chosen = self._stage1().choose(None, prefix).scalar_dose("TwoStageGPRule")
+            cache[key] = None if chosen is None else self.dose_levels.index(chosen)
         return cache[key]
 
     def _stage1(self) -> BOINRule:

@@ -326,13 +326,14 @@ def next_dose(
         lines = ["next dose per stratum:"]
         for stratum in decision.strata:
             label = stratum_label(stratum.stratum)
-            if stratum.stopped:
+            if stratum.next_dose is None:  # a stratum's decision has no strata: it stopped
                 lines.append(f"  {label}: stopped ({stratum.stop_reason})")
                 continue
             details = ", ".join(f"{k} = {v:.4g}" for k, v in _scalars(stratum.quantities).items())
             lines.append(f"  {label}: {_dose_text(stratum.next_dose)} ({details})")
         typer.echo("\n".join(lines))
         return
+    assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
     scalars = _scalars(decision.quantities)
     details = ", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())
     bound = ", ".join(decision.bound_by) or "none"

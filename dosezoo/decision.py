@@ -94,6 +94,31 @@ class Decision:
         """Whether the rule stopped the trial (every stratum, for a decision per stratum)."""
         return self.next_dose is None and all(decision.stopped for decision in self.strata)
 
+    def scalar_dose(self, owner: str) -> float | None:
+        """Return the dose of a single-agent decision as a float, None when it names none.
+
+        For code that doses one drug: a stop, and a decision per stratum (which names no
+        dose itself), give None.
+
+        Parameters
+        ----------
+        owner : str
+            Who asks, named in the error.
+
+        Raises
+        ------
+        TypeError
+            If the decision names a combination (a tuple of doses).
+        """
+        dose = self.next_dose
+        if dose is None:
+            return None
+        if isinstance(dose, tuple):
+            raise TypeError(
+                f"{owner}: expected the dose of a single agent, got the combination {dose!r}"
+            )
+        return float(dose)
+
     @property
     def arms(self) -> tuple[tuple[float | tuple[float, ...], dict[str, Any]], ...]:
         """The doses of the next cohort with their strata: ``((dose, stratum), ...)``.

@@ -136,6 +136,18 @@ def test_decision_has_a_dose_or_a_reason():
     assert Decision(next_dose=None, stop_reason="safety").stopped
 
 
+def test_scalar_dose_of_a_single_agent_decision():
+    assert Decision(np.float64(40.0)).scalar_dose("test") == 40.0
+    assert type(Decision(40).scalar_dose("test")) is float
+    assert Decision(None, stop_reason="safety").scalar_dose("test") is None
+    per_stratum = Decision(None, strata=(Decision(40.0, stratum={"z": 0}),))
+    assert per_stratum.scalar_dose("test") is None
+    with pytest.raises(
+        TypeError, match=r"test: expected the dose of a single agent.*\(0.25, 0.5\)"
+    ):
+        Decision((0.25, 0.5)).scalar_dose("test")
+
+
 def test_convergence_table_reports_each_variable_and_worst_element():
     rng = np.random.default_rng(2)
     good = rng.normal(size=(2, 1000))

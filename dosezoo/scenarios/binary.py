@@ -226,7 +226,7 @@ class BinaryToxicityScenario:
         """Score one trial: selection, allocation and toxicity (see the module docstring)."""
         owner = "BinaryToxicityScenario"
         counts = level_counts(data, self.dose_levels, owner=owner)
-        selected = selected_level(owner, recommendation.next_dose, self.dose_levels)
+        selected = selected_level(owner, recommendation.scalar_dose(owner), self.dose_levels)
         metrics = self.metrics_at_counts(
             counts.n[None], counts.y[None], np.array([selected]), np.array([data.n_patients])
         )

@@ -105,7 +105,7 @@ class ContinuousToxicityScenario:
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """NPD, NPO, BTM and RMSE of Lee (2023), and BTM, RMSE of the recommendation."""
         dose, y = data.dose, data.column("y")
-        recommended = recommendation.next_dose
+        recommended = recommendation.scalar_dose("ContinuousToxicityScenario")
         if data.n_patients > 0 and recommended is not None:
             last = float(dose[-1])
         else:
@@ -213,13 +213,12 @@ class O6BGResampling:
         """Patients with undetectable AGT (< 5 fmol/mg), at 120 mg/m^2, final doses."""
         agt = O6BG_RESPONSE_OFFSET - data.column("y")
         dose = data.dose
+        recommended = recommendation.scalar_dose("O6BGResampling")
         return {
             "n_agt_below_5": float(np.sum(agt < O6BG_AGT_UNDETECTABLE)),
             "n_above_100": float(np.sum(dose > 100.0)),
             "final_dose": float(dose[-1]) if data.n_patients else math.nan,
-            "recommended": (
-                math.nan if recommendation.next_dose is None else recommendation.next_dose
-            ),
+            "recommended": math.nan if recommended is None else recommended,
         }
 
     def describe(self) -> Described:

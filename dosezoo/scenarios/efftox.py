@@ -189,7 +189,8 @@ class EffToxScenario:
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """Score one trial (see the module docstring)."""
         counts = level_counts(data, self.dose_levels, owner="EffToxScenario")
-        selected = selected_level("EffToxScenario", recommendation.next_dose, self.dose_levels)
+        owner = "EffToxScenario"
+        selected = selected_level(owner, recommendation.scalar_dose(owner), self.dose_levels)
         treated = data.n_patients
         efficacy = np.asarray(data.column("efficacy")) if treated else np.zeros(0)
         overtoxic = [k for k, p in enumerate(self.p_tox) if p > self.tox_interval[1]]

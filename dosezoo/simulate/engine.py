@@ -22,7 +22,7 @@ and pads their records into the batch's Dataset.
 """
 
 from collections.abc import Callable, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import xarray as xr
@@ -129,7 +129,8 @@ def _cohort(
     ones truncated to the ``room`` left; covariates come from the arms' strata (none for a
     decision for every patient).
     """
-    doses, strata = [], []
+    doses: list[np.ndarray] = []
+    strata: list[tuple[dict[str, Any], int]] = []
     for dose, stratum in decision.arms:
         n = min(cohort_size, room - sum(len(block) for block in doses))
         if n <= 0:
@@ -198,7 +199,8 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         room = sample_size - data.n_patients
         if single and not decision.strata and not decision.stratum:
             n = min(cohort_size, room)
-            dose = float(decision.next_dose)  # type: ignore[arg-type]
+            dose = decision.scalar_dose("design.next")
+            assert dose is not None  # a decision that goes on, with no strata, names a dose
             data = data.with_cohort(dose, **scenario.respond(np.full(n, dose), rng))
             continue
         doses, covariates = _cohort(decision, data, cohort_size, room)
