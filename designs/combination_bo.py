@@ -579,13 +579,17 @@ class CombinationBORule(ModelRule):
         if not self.personalised:
             surface = current[0]
             if counts[0] >= self.stop_after:
-                reason = self._stop_text(counts[0])
                 q = base | self._stratum_quantities(surface, counts[0], "", None)
-                return Decision(None, stop_reason=reason, quantities=q, diagnostics=diagnostics)
-            chosen = int(np.argmax(surface.acquisition))
-            q = base | self._stratum_quantities(surface, counts[0], "", chosen)
+                return Decision(
+                    None,
+                    stop_reason=self._stop_text(counts[0]),
+                    quantities=q,
+                    diagnostics=diagnostics,
+                )
+            best = int(np.argmax(surface.acquisition))
+            q = base | self._stratum_quantities(surface, counts[0], "", best)
             return Decision(
-                self._point(chosen),
+                self._point(best),
                 quantities=q | self._arrays(surface),
                 bound_by=(self.acquisition,),
                 diagnostics=diagnostics,
@@ -610,12 +614,12 @@ class CombinationBORule(ModelRule):
             q |= self._stratum_quantities(surface, counts[k], suffix, chosen)
             q[f"running{suffix}"] = 0.0 if reason else 1.0
             own = self._stratum_quantities(surface, counts[k], "", chosen) | self._arrays(surface)
-            if reason:
+            if chosen is None:
                 strata.append(Decision(None, stop_reason=reason, quantities=own, stratum=stratum))
             else:
                 strata.append(
                     Decision(
-                        self._point(chosen),  # type: ignore[arg-type]
+                        self._point(chosen),
                         quantities=own,
                         stratum=stratum,
                         bound_by=(self.acquisition,),

@@ -105,7 +105,7 @@ import hashlib
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import cached_property
@@ -463,7 +463,9 @@ def _multistart(
 # --------------------------------------------------------------------------- hetGP helpers
 
 
-def _distinct(inputs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+def _distinct(
+    inputs: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
     """HetGP's ``find_reps``: distinct inputs, replicates, mean responses, within-input SS."""
     x0, index = np.unique(inputs, axis=0, return_inverse=True)
     index = index.ravel()
@@ -807,17 +809,18 @@ class GPSurface(DoseModel):
     fast_engine: ClassVar[str | None] = "eb"
     min_fit_patients: ClassVar[int] = 2
 
-    dose_columns: Sequence[str] = ("d1", "d2")
-    covariates: Sequence[str] = ()
+    # Annotated as __post_init__ stores them (tuples; None replaced by the defaults above).
+    dose_columns: tuple[str, ...] = ("d1", "d2")
+    covariates: tuple[str, ...] = ()
     _: KW_ONLY
-    covariate_levels: Mapping[str, Sequence[float]] | None = None
-    dose_bounds: Sequence[Sequence[float]] | None = None
+    covariate_levels: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]
+    dose_bounds: tuple[tuple[float, float], ...] = None  # type: ignore[assignment]
     grid_step: float = 0.25
     n_starts: int = 4
     screen: int = 32
-    response_scale: Sequence[float] | None = None
-    lengthscale_prior: Sequence[float] = LENGTHSCALE_PRIOR
-    covariate_lengthscale_prior: Sequence[float] = COVARIATE_LENGTHSCALE_PRIOR
+    response_scale: tuple[float, float] | None = None
+    lengthscale_prior: tuple[float, float] = LENGTHSCALE_PRIOR
+    covariate_lengthscale_prior: tuple[float, float] = COVARIATE_LENGTHSCALE_PRIOR
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -890,7 +893,7 @@ class GPSurface(DoseModel):
                 real_number(owner, "response_scale[0]", self.response_scale[0]),
                 positive_number(owner, "response_scale[1]", self.response_scale[1]),
             )
-        priors = {}
+        priors: dict[str, tuple[float, ...]] = {}
         for name in ("lengthscale_prior", "covariate_lengthscale_prior"):
             value = getattr(self, name)
             if isinstance(value, str) or len(value) != 2:
@@ -898,7 +901,7 @@ class GPSurface(DoseModel):
             priors[name] = tuple(
                 positive_number(owner, f"{name}[{i}]", v) for i, v in enumerate(value)
             )
-        values = {
+        validated: dict[str, object] = {
             "dose_columns": doses,
             "covariates": covariates,
             "covariate_levels": levels,
@@ -909,7 +912,7 @@ class GPSurface(DoseModel):
             "response_scale": scale,
             **priors,
         }
-        for name, value in values.items():
+        for name, value in validated.items():
             object.__setattr__(self, name, value)
 
     def parameters(self) -> dict[str, Any]:

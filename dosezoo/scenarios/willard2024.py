@@ -158,7 +158,7 @@ class CombinationSurfaceScenario:
     strata: Mapping[tuple[float, ...], tuple[tuple[str, float], ...]]
     sigma: float
     offset: float = 0.0
-    weights: tuple[float, ...] | None = None
+    weights: tuple[float, ...] = None  # type: ignore[assignment]  # None: equal weights
     grid_step: float = DOSE_UNIT
     dose_columns: tuple[str, ...] = field(default=("d1", "d2"), init=False)
     outcomes: tuple[str, ...] = field(default=(RESPONSE,), init=False)
@@ -399,7 +399,7 @@ class CombinationSurfaceScenario:
         for k, (values, terms) in enumerate(self.strata.items()):
             record[f"stratum_{k}"] = ",".join(f"{v:g}" for v in values)
             record[f"surface_{k}"] = " + ".join(f"{s:g}*{b}" for b, s in terms) or "0"
-            record[f"weight_{k}"] = self.weights[k]  # type: ignore[index]
+            record[f"weight_{k}"] = self.weights[k]
         return record
 
 
