@@ -20,6 +20,13 @@ from dosezoo.designs.base import (
 )
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+from dosezoo.designs.boin12 import (
+    BOIN12Design,
+    BOIN12Rule,
+    BOIN12TableRow,
+    boin12_design,
+    boin12_utility,
+)
 from dosezoo.designs.combination_bo import (
     CombinationBORule,
     augmented_expected_improvement,
@@ -76,6 +83,9 @@ __all__ = [
     "AdmissibleSet",
     "ApproximateDesign",
     "BLRMRule",
+    "BOIN12Design",
+    "BOIN12Rule",
+    "BOIN12TableRow",
     "BOINRule",
     "BORule",
     "CRMRule",
@@ -104,6 +114,8 @@ __all__ = [
     "bayesian_d_optimal",
     "blrm_design",
     "bo_design",
+    "boin12_design",
+    "boin12_utility",
     "boin_boundaries",
     "boin_design",
     "combination_bo_design",
