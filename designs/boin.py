@@ -313,7 +313,7 @@ class BOINRule(CountRule):
 
         Admissible levels were given to at least one patient and are not eliminated.
         """
-        n, y, _ = self.counts(data)
+        n, y, _, _ = self.counts(data)
         return self._isotonic(n, y, self.eliminated_from(n, y))[0]
 
     # ------------------------------------------------------------------ array rule

@@ -490,7 +490,10 @@ class BOIN12Rule(CountRule):
                     for r in [low] if additive else range(low, high + 1):
                         cells.append((n, t, e, r))
         n, t, e, r = (np.array(column, dtype=np.int64) for column in zip(*cells, strict=True))
-        _, toxic, futile = self.eliminated(n, t, e)
+        # Each cell is a dose on its own (one level), so toxicity does not carry across cells.
+        _, toxic, futile = (
+            mask[:, 0] for mask in self.eliminated(n[:, None], t[:, None], e[:, None])
+        )
         desirability = self.desirability(n, t, e, r)
         admissible = ~toxic & ~futile
         ranks = np.full(n.size, np.nan)

@@ -104,7 +104,9 @@ def _run_count_batch(
     batch = _empty_batch(n_trials, layout)
     n = np.zeros((n_trials, doses.size), dtype=np.int64)
     y = np.zeros_like(n)
-    events: dict[str, np.ndarray] = {}
+    # The other events the design counts, known by name from the outcomes of no patient.
+    no_patient = {name: np.zeros(0, dtype=np.int64) for name in design.counted_outcomes}
+    events = {name: np.zeros_like(n) for name in design.events_of(no_patient)}
     current = np.full(n_trials, -1, dtype=np.int64)
     running = np.ones(n_trials, dtype=bool)
     decided = np.zeros(n_trials, dtype=np.int64)
@@ -135,8 +137,7 @@ def _run_count_batch(
         y[go, level] += np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
         counted = {name: outcomes[name] for name in design.counted_outcomes}
         for name, flags in design.events_of(counted).items():
-            per_level = events.setdefault(name, np.zeros_like(n))
-            per_level[go, level] += np.asarray(flags, dtype=np.int64).sum(axis=1)
+            events[name][go, level] += np.asarray(flags, dtype=np.int64).sum(axis=1)
         current[go] = level
     recommendations = design.recommend_counts(n, y, current, events)
     _record_decisions(
