@@ -298,7 +298,10 @@ class BOIN12Rule(CountRule):
         a, b = self._prior()
         n, y, e, r = (np.asarray(v, dtype=float) for v in (n, y, e, r))
         x = (100 * (e - r) + self.u11 * r + self.u00 * (n - y - e + r)) / 100
-        return betaincc(a + x, b + n - x, self.utility_benchmark / 100)
+        # Many doses share (n, x): the incomplete beta function is computed once for each.
+        pairs, inverse = np.unique(np.stack([n.ravel(), x.ravel()]), axis=1, return_inverse=True)
+        values = betaincc(a + pairs[1], b + pairs[0] - pairs[1], self.utility_benchmark / 100)
+        return values[inverse.ravel()].reshape(n.shape)
 
     def eliminated(
         self, n: np.ndarray, y: np.ndarray, e: np.ndarray
