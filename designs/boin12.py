@@ -87,6 +87,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc
 from scipy.stats import rankdata
 
@@ -113,7 +114,7 @@ _TIE_TOLERANCE = 1e-12
 RESPONSES, BOTH = "responses", "dlt_and_response"
 
 
-def boin12_utility(p_eff: np.ndarray, p_tox: np.ndarray, u11: float, u00: float) -> np.ndarray:
+def boin12_utility(p_eff: ArrayLike, p_tox: ArrayLike, u11: float, u00: float) -> np.ndarray:
     r"""Return the mean utility of doses with these efficacy and toxicity rates, independent.
 
     :math:`100 p_E (1 - p_T) + u_{11} p_E p_T + u_{00} (1 - p_E)(1 - p_T)` (the utility of
@@ -291,9 +292,7 @@ class BOIN12Rule(CountRule):
             raise ValueError("BOIN12Rule is not bound to a BOIN model; use it in a Design")
         return model.prior_a, model.prior_b
 
-    def desirability(
-        self, n: np.ndarray, y: np.ndarray, e: np.ndarray, r: np.ndarray
-    ) -> np.ndarray:
+    def desirability(self, n: ArrayLike, y: ArrayLike, e: ArrayLike, r: ArrayLike) -> np.ndarray:
         r"""Return :math:`P(u > u_b \mid \text{data})` from patients, DLTs, responses and both."""
         a, b = self._prior()
         n, y, e, r = (np.asarray(v, dtype=float) for v in (n, y, e, r))
@@ -304,7 +303,7 @@ class BOIN12Rule(CountRule):
         return values[inverse.ravel()].reshape(n.shape)
 
     def eliminated(
-        self, n: np.ndarray, y: np.ndarray, e: np.ndarray
+        self, n: ArrayLike, y: ArrayLike, e: ArrayLike
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return, per level, whether it is eliminated; and the toxicity and futility masks.
 
@@ -486,12 +485,12 @@ class BOIN12Rule(CountRule):
         """
         additive = abs(self.u11 + self.u00 - 100) < 1e-12
         cells = []
-        for n in [0, *range(cohort_size, max_patients + 1, cohort_size)]:
-            for t in range(n + 1):
-                for e in range(n + 1):
-                    low, high = max(0, t + e - n), min(t, e)
-                    for r in [low] if additive else range(low, high + 1):
-                        cells.append((n, t, e, r))
+        for size in [0, *range(cohort_size, max_patients + 1, cohort_size)]:
+            for dlts in range(size + 1):
+                for responses in range(size + 1):
+                    low, high = max(0, dlts + responses - size), min(dlts, responses)
+                    for both in [low] if additive else range(low, high + 1):
+                        cells.append((size, dlts, responses, both))
         n, t, e, r = (np.array(column, dtype=np.int64) for column in zip(*cells, strict=True))
         # Each cell is a dose on its own (one level), so toxicity does not carry across cells.
         _, toxic, futile = (

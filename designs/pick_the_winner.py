@@ -57,6 +57,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import integrate
 from scipy.special import betaln
 from scipy.stats import beta
@@ -213,7 +214,7 @@ class ArmCriteria:
                 raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
             object.__setattr__(self, name, value)
 
-    def probabilities(self, responses: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities(self, responses: ArrayLike, n: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         r"""Return :math:`P(\text{ORR} > \text{LRV})` and :math:`P(\text{ORR} > \text{TV})`."""
         responses, n = np.asarray(responses, float), np.asarray(n, float)
         if np.any((responses < 0) | (responses > n)):
@@ -223,7 +224,7 @@ class ArmCriteria:
         a, b = self.prior_a + responses, self.prior_b + n - responses
         return beta.sf(self.lrv, a, b), beta.sf(self.tv, a, b)
 
-    def status(self, responses: np.ndarray, n: np.ndarray) -> np.ndarray:
+    def status(self, responses: ArrayLike, n: ArrayLike) -> np.ndarray:
         """Return ``"go"``, ``"consider"`` or ``"no-go"`` per arm (str objects)."""
         above_lrv, above_tv = self.probabilities(responses, n)
         meets_lrv, meets_tv = above_lrv >= self.c_lrv, above_tv >= self.c_tv
