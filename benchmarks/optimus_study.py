@@ -127,7 +127,9 @@ def cell_metrics(ds, scenario, stage: PickTheWinnerStage, **range_options: float
     return mean_and_se(per_trial)
 
 
-def range_probability_selection(ds, scenario, range_probability: float) -> dict:
+def range_probability_selection(
+    ds, scenario, range_probability: float, overdose_cutoff: float = 0.25
+) -> dict:
     """Recompute the joint-probit recommendation with another ``range_probability``.
 
     The rule recommends the dose maximising P(target) among the given, non-excluded doses if
@@ -143,8 +145,7 @@ def range_probability_selection(ds, scenario, range_probability: float) -> dict:
     p_target = np.stack([final(f"p_target_{k}") for k in range(levels)], axis=1)
     p_overdose = np.stack([final(f"p_overdose_{k}") for k in range(levels)], axis=1)
     n_at = np.stack([ds[f"n_at_{k}"].values for k in range(levels)], axis=1)
-    cutoff = float(ds.attrs.get("design_rule_overdose_cutoff", 0.25))
-    candidates = (n_at > 0) & ~(p_overdose > cutoff) & ~np.isnan(p_target)
+    candidates = (n_at > 0) & ~(p_overdose > overdose_cutoff) & ~np.isnan(p_target)
     in_range = candidates & (p_target >= range_probability)
     score = np.where(in_range, p_target, -np.inf)
     chosen = np.where(in_range.any(axis=1), np.argmax(score, axis=1), -1)
