@@ -101,7 +101,9 @@ def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int 
 
 def with_backfill(design: Design) -> Design:
     """Return the design with the backfill conduct, or exit when the package has none."""
-    backfill = getattr(designs_module, "Backfill", None)
+    backfill = getattr(designs_module, "Backfill", None) or getattr(
+        designs_module.base, "Backfill", None
+    )
     if backfill is None:
         sys.exit(
             "optimus_study.py: --backfill needs the backfill conduct (dosezoo.designs.Backfill, "
