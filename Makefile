@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -70,6 +70,17 @@ joint-probit-study: $(VENV)/.installed
 	$(PY) benchmarks/joint_probit_study.py --part validate
 	$(PY) benchmarks/joint_probit_study.py --part simulate --trials 150 --jobs 2 --futility-cutoff none --range-probability 0.2 --tag _lin2023_rule
 
+# Project Optimus: the joint-probit design vs BOIN12 vs CRM vs BOIN on six efficacy-toxicity
+# scenarios, the whole trial (dose range, randomised pick-the-winner), sensitivity of the
+# overdose cut-off and range thresholds (docs/results/optimus_study.md). Add --backfill for the
+# backfill conduct (docs/results/optimus_study_backfill.md with --tag _backfill).
+optimus-study: $(VENV)/.installed
+	$(PY) benchmarks/optimus_study.py --trials 2000 --jobs 2
+
+# BOIN12: 2000 simulated trials of one scenario on one core (docs/results/boin12_speed.md).
+bench-boin12: $(VENV)/.installed
+	$(PY) benchmarks/bench_boin12.py --trials 2000 --runs 5
+
 # Willard et al. (2024): the simulation study (scenarios 1-3) and the implant designs (S1/P1/S2/P2
 # x n_stop), 1000 replicates each, tables and figures in docs/results/combination_bo*.
 combination-bo-study: $(VENV)/.installed
@@ -97,6 +108,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/willard2024_study.py --report-only
 	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
 	$(PY) benchmarks/bench_weibull.py --report-only
+	$(PY) benchmarks/bench_boin12.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

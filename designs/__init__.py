@@ -20,6 +20,13 @@ from dosezoo.designs.base import (
 )
 from dosezoo.designs.blrm import BLRMRule, blrm_design
 from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+from dosezoo.designs.boin12 import (
+    BOIN12Design,
+    BOIN12Rule,
+    BOIN12TableRow,
+    boin12_design,
+    boin12_utility,
+)
 from dosezoo.designs.combination_bo import (
     CombinationBORule,
     augmented_expected_improvement,
@@ -60,6 +67,19 @@ from dosezoo.designs.optimal import (
     with_reference,
 )
 from dosezoo.designs.optimus import OptimusRule, optimus_design
+from dosezoo.designs.pick_the_winner import (
+    PTW_MATRIX,
+    ArmCriteria,
+    DoseRange,
+    PickTheWinnerScenario,
+    PickTheWinnerStage,
+    pick_the_winner,
+    pick_the_winner_cell,
+    pick_the_winner_scenarios,
+    prob_a_better,
+    simulate_pick_the_winner,
+    therapeutic_dose_range,
+)
 from dosezoo.designs.registry import (
     FAMILIES,
     Family,
@@ -73,9 +93,14 @@ from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_thre
 
 __all__ = [
     "FAMILIES",
+    "PTW_MATRIX",
     "AdmissibleSet",
     "ApproximateDesign",
+    "ArmCriteria",
     "BLRMRule",
+    "BOIN12Design",
+    "BOIN12Rule",
+    "BOIN12TableRow",
     "BOINRule",
     "BORule",
     "CRMRule",
@@ -87,6 +112,7 @@ __all__ = [
     "Decision",
     "DecisionTableRow",
     "Design",
+    "DoseRange",
     "EWOCRule",
     "Family",
     "LSERule",
@@ -94,6 +120,8 @@ __all__ = [
     "ModelRule",
     "OptimalDesign",
     "OptimusRule",
+    "PickTheWinnerScenario",
+    "PickTheWinnerStage",
     "PrecisionStopping",
     "Rule",
     "ThreePlusThreeRule",
@@ -104,6 +132,8 @@ __all__ = [
     "bayesian_d_optimal",
     "blrm_design",
     "bo_design",
+    "boin12_design",
+    "boin12_utility",
     "boin_boundaries",
     "boin_design",
     "combination_bo_design",
@@ -122,11 +152,17 @@ __all__ = [
     "mtd_quantile_design",
     "optimal_design",
     "optimus_design",
+    "pick_the_winner",
+    "pick_the_winner_cell",
+    "pick_the_winner_scenarios",
+    "prob_a_better",
     "register",
     "register_stopping",
     "run_staged_trial",
     "sensitivity",
+    "simulate_pick_the_winner",
     "sobol_start",
+    "therapeutic_dose_range",
     "three_plus_three_design",
     "uniform_design",
     "weibull_reference_scenario",

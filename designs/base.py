@@ -42,7 +42,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import CountStates, count_state, level_counts
+from dosezoo.levels import CountStates, count_state, level_counts, level_index
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.protocols import Described
@@ -665,10 +665,49 @@ class CountRule(Rule):
     ) -> CountDecisions:
         """Select for checked count states (``posterior``: a fit to read, if any)."""
 
+    #: Outcome columns the rule counts: ``dlt``, and those :meth:`events_of` reads.
+    counted_outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
+
+    def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Map patients' outcomes to the events the rule counts besides DLTs (none here).
+
+        Parameters
+        ----------
+        outcomes : mapping of str to numpy.ndarray
+            The ``counted_outcomes`` of some patients, arrays of one shape.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each event as 0/1 integers of that shape; the counts per level of these events
+            are the ``events`` of the rule's count states.
+        """
+        return {}
+
     def counts(self, data: TrialData) -> CountStates:
-        """Return the count state of ``data`` as a batch of one: ``n``, ``y``, ``current``."""
-        counts = level_counts(data, self.dose_levels, owner=type(self).__name__)
-        return CountStates(counts.n[None], counts.y[None], np.array([counts.current]))
+        """Return the count state of ``data`` as a batch of one: ``n``, ``y``, ``current``.
+
+        With its ``events`` per level, when the rule counts any (:meth:`events_of`).
+        """
+        owner = type(self).__name__
+        counts = level_counts(data, self.dose_levels, owner=owner)
+        outcomes = {}
+        for name in self.counted_outcomes:
+            data.require(name, min_patients=0, model=owner)
+            outcomes[name] = np.asarray(data.column(name))
+        events = self.events_of(outcomes)
+        if not events:
+            return CountStates(counts.n[None], counts.y[None], np.array([counts.current]))
+        index = level_index(data.dose, self.dose_levels, owner=owner)
+        per_level = {
+            name: np.bincount(index, weights=flags, minlength=len(self.dose_levels)).astype(
+                np.int64
+            )[None]
+            for name, flags in events.items()
+        }
+        return self._count_state(
+            counts.n[None], counts.y[None], np.array([counts.current]), per_level
+        )
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Count rules read the counts; a posterior only when one is given (``decide``)."""
@@ -682,7 +721,13 @@ class CountRule(Rule):
         """Select as :meth:`recommend_counts` on the counts of ``data``."""
         return self._recommend(self.counts(data), posterior).decision(0, self.dose_levels)
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    def decide_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Decide for a batch of count states, row ``i`` as ``next`` on data with those counts.
 
         Parameters
@@ -691,20 +736,43 @@ class CountRule(Rule):
             Patients and DLTs per level, (m, K) integers.
         current : array_like
             Level of each state's last cohort, -1 before the first patient, (m,) integers.
+        events : mapping of str to array_like, optional
+            The other events the rule counts (:meth:`events_of`), (m, K) integers each.
 
         Returns
         -------
         CountDecisions
         """
-        return self._decide(self._count_state(n, y, current))
+        return self._decide(self._count_state(n, y, current, events))
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    def recommend_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Select for a batch of count states, row ``i`` as ``recommend`` on those counts."""
-        return self._recommend(self._count_state(n, y, current))
+        return self._recommend(self._count_state(n, y, current, events))
 
-    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
+    def _count_state(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountStates:
         """Check a batch of count states; return them as int64 arrays."""
-        return count_state(type(self).__name__, n, y, current, len(self.dose_levels))
+        return count_state(type(self).__name__, n, y, current, len(self.dose_levels), events)
+
+    def tabulate(self, cohort_size: int, max_patients: int) -> list[Any] | None:
+        """Return the rule's own decision table (rows of a dataclass), or None.
+
+        None (the default) lets :meth:`CountDesign.decision_table` read the escalation table
+        by patients and DLTs from :meth:`decide_counts`; a rule whose decisions depend on more
+        counts tabulates them itself. Called on the bound rule, with the sample size lifted.
+        """
+        return None
 
 
 @dataclass(frozen=True)
@@ -732,16 +800,40 @@ class CountDesign(Design):
             return Decision(None, stop_reason=reason)
         return self.rule.select(None, data)
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    @property
+    def counted_outcomes(self) -> tuple[str, ...]:
+        """Outcome columns the rule counts (``dlt``, and those of its other events)."""
+        return self.rule.counted_outcomes
+
+    def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the rule's other events (besides DLTs) of patients with these outcomes."""
+        return self.rule.events_of(outcomes)
+
+    def decide_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Decide for a batch of count states (the lockstep engine's call)."""
-        return self.rule.decide_counts(n, y, current)
+        return self.rule.decide_counts(n, y, current, events)
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    def recommend_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Select for a batch of count states."""
-        return self.rule.recommend_counts(n, y, current)
+        return self.rule.recommend_counts(n, y, current, events)
 
-    def decision_table(self, max_patients: int | None = None) -> list["DecisionTableRow"]:
+    def decision_table(self, max_patients: int | None = None) -> list[Any]:
         """Tabulate the rule's decisions by the patients and DLTs at the current dose.
+
+        A rule with a table of its own (:meth:`CountRule.tabulate`, e.g. by patients, DLTs and
+        responses) returns that instead.
 
         The table BOIN's protocols print: for ``n`` patients at the current dose (``n`` =
         cohort size, twice the cohort size, ... up to ``max_patients``), the largest number of
@@ -784,6 +876,9 @@ class CountDesign(Design):
         conduct = replace(self.conduct, sample_size=10 * (limit + cohort), stopping=())
         rule = Design(self.model, self.rule, conduct).rule
         assert isinstance(rule, CountRule)
+        own = rule.tabulate(cohort, limit)
+        if own is not None:
+            return own
         middle = levels // 2
         rows = []
         for n in range(cohort, limit + 1, cohort):

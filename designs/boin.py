@@ -313,7 +313,7 @@ class BOINRule(CountRule):
 
         Admissible levels were given to at least one patient and are not eliminated.
         """
-        n, y, _ = self.counts(data)
+        n, y, _, _ = self.counts(data)
         return self._isotonic(n, y, self.eliminated_from(n, y))[0]
 
     # ------------------------------------------------------------------ array rule
@@ -369,7 +369,7 @@ class BOINRule(CountRule):
     def _decide(
         self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        n, y, current = states
+        n, y, current = states.n, states.y, states.current
         size, top = current.size, len(self.dose_levels) - 1
         doses = np.asarray(self.dose_levels)
         started = current >= 0
@@ -443,7 +443,7 @@ class BOINRule(CountRule):
     def _recommend(
         self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        n, y, current = states
+        n, y, current = states.n, states.y, states.current
         size, levels = current.size, len(self.dose_levels)
         p_above = self._p_above(n, y, posterior)
         eliminated_from = self.eliminated_from(n, y, posterior)

@@ -29,7 +29,7 @@ batch of count states, which the simulation engine runs in lockstep. The 3+3 use
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -98,7 +98,7 @@ class ThreePlusThreeRule(CountRule):
 
     def counts(self, data: TrialData) -> CountStates:
         """Count patients and DLTs per level; refuse a level with other than 0, 3 or 6."""
-        n, y, current = super().counts(data)
+        n, y, current, _ = super().counts(data)
         for level in np.flatnonzero(n[0]):
             if n[0, level] not in (_COHORT, _FULL):
                 raise DataError(
@@ -107,10 +107,16 @@ class ThreePlusThreeRule(CountRule):
                 )
         return CountStates(n, y, current)
 
-    def _count_state(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountStates:
+    def _count_state(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountStates:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
         owner = "ThreePlusThreeRule"
-        n, y, current = count_state(owner, n, y, current, len(self.dose_levels))
+        n, y, current, _ = count_state(owner, n, y, current, len(self.dose_levels), events)
         off = (n != 0) & (n != _COHORT) & (n != _FULL)
         if off.any():
             row, level = (int(i) for i in np.argwhere(off)[0])
@@ -134,7 +140,7 @@ class ThreePlusThreeRule(CountRule):
     def _decide(
         self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        n, y, current = states
+        n, y, current = states.n, states.y, states.current
         size, top = current.size, len(self.dose_levels) - 1
         rows = np.arange(size)
         doses = np.asarray(self.dose_levels)

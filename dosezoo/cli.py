@@ -13,6 +13,7 @@ Errors in the data or the configuration are reported as one line on stderr and e
 never as a traceback.
 """
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,7 @@ from dosezoo.config import (
 from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
 from dosezoo.decision import Decision
-from dosezoo.designs import Conduct, CountDesign, MTDQuantileRule
+from dosezoo.designs import Conduct, CountDesign, DecisionTableRow, MTDQuantileRule
 from dosezoo.designs.registry import (
     FAMILIES,
     REQUIRED,
@@ -624,9 +625,35 @@ def _cells(values: Sequence[int | None]) -> list[str]:
     return ["NA" if value is None else str(value) for value in values]
 
 
+def _print_own_table(label: str, config: str, rows: Sequence[Any]) -> None:
+    """Print a rule's own decision table (rows of one dataclass), one column per field."""
+    names = [f.name for f in dataclasses.fields(rows[0])]
+    shown = [name for name in names if any(getattr(r, name) is not None for r in rows)]
+    table = Table(title=f"Decision table of {label} ({config})")
+    for name in shown:
+        table.add_column(name.replace("_", " "), justify="right")
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "NA"
+        if isinstance(value, bool):
+            return "yes" if value else ""
+        if isinstance(value, float):
+            return f"{value:.3f}" if not value.is_integer() else f"{value:g}"
+        return str(value)
+
+    for row in rows:
+        table.add_row(*(cell(getattr(row, name)) for name in shown))
+    console = _console()
+    console.print(table)
+    console.print(
+        "From the rule's own tabulation (BOIN12: the paper's Table 3). NA: not admissible."
+    )
+
+
 @app.command("decision-table")
 def decision_table_command(
-    config: Path = typer.Argument(..., help="Configuration of a count design (BOIN, 3+3)."),
+    config: Path = typer.Argument(..., help="Configuration of a count design (BOIN, 3+3, BOIN12)."),
     max_patients: int | None = typer.Option(
         None,
         "--max-patients",
@@ -654,17 +681,12 @@ def decision_table_command(
             "design": design.label,
             "family": family.name,
             "cohort_size": design.cohort_size,
-            "rows": [
-                {
-                    "n": r.n,
-                    "escalate": r.escalate,
-                    "deescalate": r.deescalate,
-                    "eliminate": r.eliminate,
-                }
-                for r in rows
-            ],
+            "rows": [dataclasses.asdict(r) for r in rows],
         }
         typer.echo(json.dumps(record))
+        return
+    if rows and not isinstance(rows[0], DecisionTableRow):
+        _print_own_table(design.label, str(config), rows)
         return
     table = Table(title=f"Decision table of {design.label} ({config})")
     table.add_column("number of patients treated at the current dose", justify="left")

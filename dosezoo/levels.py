@@ -5,7 +5,8 @@ are finite, positive and strictly increasing; data are mapped to 0-based levels 
 name the row and the dose.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
 __all__ = [
+    "NO_EVENTS",
     "CountStates",
     "LevelCounts",
     "count_state",
@@ -75,8 +77,16 @@ def validate_start_dose(owner: str, start_dose: object, levels: tuple[float, ...
     return start
 
 
+#: The event counts of a count state that counts DLTs only.
+NO_EVENTS: Mapping[str, np.ndarray] = MappingProxyType({})
+
+
 class CountStates(NamedTuple):
-    """A batch of ``m`` count states: patients and DLTs per level, and the current level."""
+    """A batch of ``m`` count states: patients and DLTs per level, and the current level.
+
+    A rule that counts more than DLTs (e.g. responses, for a phase I/II design) keeps the
+    other counts in ``events``, each of the shape of ``n``.
+    """
 
     n: np.ndarray
     """Patients per level, int64, shape (m, K)."""
@@ -84,6 +94,8 @@ class CountStates(NamedTuple):
     """DLTs per level, int64, shape (m, K)."""
     current: np.ndarray
     """Level of each state's last cohort, -1 before the first patient, int64, shape (m,)."""
+    events: Mapping[str, np.ndarray] = NO_EVENTS
+    """Other events per level by name (e.g. ``"eff"``), int64, shape (m, K) each."""
 
 
 class LevelCounts(NamedTuple):
@@ -199,7 +211,14 @@ def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[s
     ]
 
 
-def count_state(owner: str, n: object, y: object, current: object, n_levels: int) -> CountStates:
+def count_state(
+    owner: str,
+    n: object,
+    y: object,
+    current: object,
+    n_levels: int,
+    events: Mapping[str, object] | None = None,
+) -> CountStates:
     """Check a batch of count states and return it as int64 arrays.
 
     Parameters
@@ -213,11 +232,13 @@ def count_state(owner: str, n: object, y: object, current: object, n_levels: int
         there are no patients.
     n_levels : int
         The rule's number of dose levels.
+    events : mapping of str to array_like, optional
+        Other event counts per level, each of the shape of ``n`` with ``0 <= count <= n``.
 
     Returns
     -------
     CountStates
-        ``(n, y, current)`` as int64.
+        ``(n, y, current, events)`` as int64.
 
     Raises
     ------
@@ -246,7 +267,22 @@ def count_state(owner: str, n: object, y: object, current: object, n_levels: int
             f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
             "a level with patients, or -1 when there are none)"
         )
-    return CountStates(n, y, current)
+    checked: dict[str, np.ndarray] = {}
+    for name, values in (events or {}).items():
+        counts = np.asarray(values, dtype=np.int64)
+        if counts.shape != n.shape:
+            raise ValueError(
+                f"{owner}: event counts {name!r} must have shape {n.shape}, got {counts.shape}"
+            )
+        wrong = np.any((counts < 0) | (counts > n), axis=1)
+        if wrong.any():
+            row = int(np.argmax(wrong))
+            raise ValueError(
+                f"{owner}: count state row {row} is impossible: {name}={counts[row].tolist()} "
+                f"with n={n[row].tolist()} (need 0 <= {name} <= n)"
+            )
+        checked[name] = counts
+    return CountStates(n, y, current, MappingProxyType(checked) if checked else NO_EVENTS)
 
 
 def last_true(mask: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ to a *scenario* (the truth the outcomes are drawn from) only through :class:`Des
 and :class:`LevelScenario` (outcomes from latent per-patient draws at dose levels).
 """
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -186,9 +187,11 @@ class CountRuleDesign(Protocol):
     """A design whose decisions depend on the counts per dose level only.
 
     The state of a trial is ``n`` and ``y``, the patients and DLTs (the outcome ``dlt``) at
-    each of ``dose_levels``, and ``current``, the level of the last cohort (-1 before the
-    first patient). Both methods decide for a batch of ``m`` states at once: arrays ``n``,
-    ``y`` of shape (m, K) (int64) and ``current`` of shape (m,), and return a
+    each of ``dose_levels``, ``current``, the level of the last cohort (-1 before the
+    first patient), and the counts per level of any other events the design counts
+    (``events_of`` of the ``counted_outcomes``, e.g. responses). Both methods decide for a
+    batch of ``m`` states at once: arrays ``n``, ``y`` of shape (m, K) (int64) and
+    ``current`` of shape (m,), and return a
     `CountDecisions` whose row ``i`` is exactly what ``next`` / ``recommend`` return for
     data with the counts of row ``i``. `simulate` then advances many trials in lockstep.
     ``dose_levels``, ``cohort_size`` and ``sample_size`` are read-only.
@@ -209,11 +212,32 @@ class CountRuleDesign(Protocol):
         """Maximum number of patients."""
         ...
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    @property
+    def counted_outcomes(self) -> tuple[str, ...]:
+        """Outcome columns the design counts (``dlt`` and those of its other events)."""
+        ...
+
+    def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the events besides DLTs that the design counts, per patient (0/1)."""
+        ...
+
+    def decide_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Decide the next level of each state (``next``), or to stop."""
         ...
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    def recommend_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Recommend a level for each finished trial (``recommend``), or none (a stop)."""
         ...
 
@@ -252,7 +276,16 @@ class LevelScenario(Protocol):
         ...
 
     def metrics_at_counts(
-        self, n: np.ndarray, y: np.ndarray, selected: np.ndarray, treated: np.ndarray
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        selected: np.ndarray,
+        treated: np.ndarray,
+        outcomes: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Score ``m`` trials from their counts; one array (m,) per metric."""
+        """Score ``m`` trials from their counts; one array (m,) per metric.
+
+        ``outcomes`` are the patients' outcomes (m, sample size), NaN after the last patient,
+        for metrics that counts per level do not give (e.g. response rates).
+        """
         ...

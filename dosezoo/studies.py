@@ -1,17 +1,27 @@
-"""The designs and scenarios of Lee (2023)'s simulation study and of its O6-BG re-design.
+"""The designs and scenarios of the package's studies, defined once.
 
-Shared by the benchmark scripts that reproduce them (``benchmarks/lee2023_study.py``,
-``benchmarks/o6bg_redesign.py``) and by ``dosezoo demo``, so that each is defined once.
+Lee (2023)'s simulation study and its O6-BG re-design; the Project Optimus trial (escalation,
+dose range, randomised pick-the-winner) against the MTD-only path. Shared by the benchmark
+scripts that reproduce them (``benchmarks/lee2023_study.py``, ``benchmarks/o6bg_redesign.py``,
+``benchmarks/optimus_study.py``), the notebooks and ``dosezoo demo``.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
+from scipy.stats import beta
 
 from dosezoo.datasets import O6BG_RESPONSE_OFFSET
-from dosezoo.designs import Design, MTDQuantileRule, mtd_quantile_design
+from dosezoo.designs import Design, MTDQuantileRule, mtd_quantile_design, therapeutic_dose_range
+from dosezoo.designs.pick_the_winner import PickTheWinnerStage, mean_and_se, stage_uniforms
 from dosezoo.models import ThreePND
-from dosezoo.scenarios import ContinuousToxicityScenario, O6BGResampling
+from dosezoo.scenarios import (
+    ContinuousToxicityScenario,
+    EffToxScenario,
+    O6BGResampling,
+    standard_efftox_scenarios,
+)
 from dosezoo.simulate import run_trial, simulate
 
 # ------------------------------------------------------- Lee (2023), "Simulation experiments"
@@ -151,4 +161,249 @@ def o6bg_replicates(alpha: float, n_trials: int, random_seed: int, n_jobs: int =
         "mean_n_agt_below_5": float(results["n_agt_below_5"].mean()),
         "mean_n_above_100": float(results["n_above_100"].mean()),
         "p_any_patient_above_100": float(np.mean(results["n_above_100"].values > 0)),
+    }
+
+
+# ----------------------------------------------------- Project Optimus: the whole trial
+
+#: The doses of the Project Optimus scenarios (those of ``standard_efftox_scenarios``).
+OPTIMUS_LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+#: Toxicity and response rates per dose of the three further shapes of the Optimus study.
+_MORE_OPTIMUS_SHAPES = {
+    "flat-efficacy": ((0.03, 0.08, 0.15, 0.25, 0.40), (0.30, 0.31, 0.32, 0.33, 0.34)),
+    "all-toxic": ((0.45, 0.55, 0.65, 0.75, 0.85), (0.20, 0.30, 0.40, 0.50, 0.50)),
+    "all-safe": ((0.01, 0.02, 0.03, 0.05, 0.08), (0.10, 0.20, 0.30, 0.40, 0.50)),
+}
+
+
+def optimus_scenarios(*, planned_sample_size: int = 36, rho: float = 0.3) -> dict:
+    """Return the six efficacy-toxicity shapes of the Project Optimus study (doses 10-160).
+
+    ``monotone``, ``plateau`` and ``bell`` of
+    :func:`dosezoo.scenarios.standard_efftox_scenarios`, and ``flat-efficacy`` (response
+    about 0.3 at every dose: the lowest dose is as good as any), ``all-toxic`` (every dose
+    above the toxicity interval) and ``all-safe`` (toxicity below 0.1 everywhere, response
+    rising to 0.5).
+
+    Returns
+    -------
+    dict of str to EffToxScenario
+    """
+    scenarios = standard_efftox_scenarios(planned_sample_size=planned_sample_size, rho=rho)
+    for name, (p_tox, p_response) in _MORE_OPTIMUS_SHAPES.items():
+        scenarios[name] = EffToxScenario(
+            OPTIMUS_LEVELS,
+            p_tox,
+            p_response,
+            rho=rho,
+            planned_sample_size=planned_sample_size,
+            name=name,
+        )
+    return scenarios
+
+
+def optimal_level(scenario: EffToxScenario, margin: float = 0.05) -> int:
+    """Return the optimal dose level of a scenario: the lowest that is as good as the best.
+
+    Among the doses with toxicity at most the top of the scenario's toxicity interval and a
+    response rate at least its efficacy threshold, the lowest dose whose response rate is
+    within ``margin`` of the best of them (a higher dose is not a better one unless it is more
+    active: the Project Optimus definition); -1 when no dose qualifies.
+    """
+    p_tox, p_response = np.asarray(scenario.p_tox), np.asarray(scenario.p_response)
+    ok = (p_tox <= scenario.tox_interval[1]) & (p_response >= scenario.efficacy_threshold)
+    if not ok.any():
+        return -1
+    best = p_response[ok].max()
+    return int(np.flatnonzero(ok & (p_response >= best - margin)).min())
+
+
+def _level_counts(ds: xr.Dataset, levels: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Patients, DLTs and responses per level of every simulated trial, (trials, K) each."""
+    dose = ds["dose"].values
+    given = ~np.isnan(dose)
+    index = np.searchsorted(np.asarray(levels), np.where(given, dose, levels[0]))
+    dlt = np.nan_to_num(ds["dlt"].values) > 0
+    response = np.nan_to_num(ds["efficacy"].values) >= 1
+    counts = {name: np.zeros((dose.shape[0], len(levels)), dtype=np.int64) for name in "nye"}
+    for k in range(len(levels)):
+        at = given & (index == k)
+        counts["n"][:, k] = at.sum(axis=1)
+        counts["y"][:, k] = (at & dlt).sum(axis=1)
+        counts["e"][:, k] = (at & response).sum(axis=1)
+    return counts
+
+
+def _range_summaries(
+    ds: xr.Dataset, counts: dict[str, np.ndarray], efficacy_threshold: float, overdose_limit: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per trial and level, P(efficacious) and P(overdose) for the dose range.
+
+    The design's own posterior summaries at its final recommendation when it recorded them
+    (the joint probit design: ``p_efficacious_<k>``, ``p_overdose_<k>``); otherwise those of
+    independent Beta(1, 1) posteriors of the counts.
+    """
+    levels = counts["n"].shape[1]
+    names = [f"decision_p_efficacious_{k}" for k in range(levels)]
+    if all(name in ds for name in names):
+        last = ds["decision_kind"].values == "recommend"
+
+        def final(name: str) -> np.ndarray:
+            return np.where(last, ds[name].values, 0.0).sum(axis=1)
+
+        p_eff = np.stack([final(name) for name in names], axis=1)
+        p_od = np.stack([final(f"decision_p_overdose_{k}") for k in range(levels)], axis=1)
+        return np.nan_to_num(p_eff), np.nan_to_num(p_od)
+    n, y, e = counts["n"], counts["y"], counts["e"]
+    return beta.sf(efficacy_threshold, 1 + e, 1 + n - e), beta.sf(overdose_limit, 1 + y, 1 + n - y)
+
+
+def optimus_path(
+    ds: xr.Dataset,
+    scenario: EffToxScenario,
+    stage: PickTheWinnerStage,
+    *,
+    random_seed: int,
+    active_probability: float = 0.5,
+    overdose_cutoff: float = 0.25,
+    overdose_limit: float = 0.4,
+) -> dict[str, np.ndarray]:
+    """Continue simulated escalations by the dose range and the randomised pick-the-winner.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The escalation trials (:func:`dosezoo.simulate.simulate` of ``scenario``).
+    scenario : EffToxScenario
+        The truth; the randomised stage's patients respond with the scenario's response rate
+        of their dose.
+    stage : PickTheWinnerStage
+        The randomised stage.
+    random_seed : int
+        Seed of the stage: trial ``i`` draws its stage patients from child ``i`` of
+        ``SeedSequence([random_seed, 1])``, the same for every escalation design (common
+        random numbers).
+    active_probability, overdose_cutoff, overdose_limit : float
+        The dose range's thresholds (:func:`~dosezoo.designs.therapeutic_dose_range`) and the
+        over-toxic level of the Beta summaries.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Per trial: ``final_level`` (-1: none), ``ends_optimal``, ``no_dose``,
+        ``patients_above_mtd`` (patients at doses above the toxicity interval, escalation and
+        stage), ``sample_size``, ``range_size``, ``range_has_optimal``, ``stage_n``.
+    """
+    levels = tuple(scenario.dose_levels)
+    counts = _level_counts(ds, levels)
+    p_eff, p_od = _range_summaries(ds, counts, scenario.efficacy_threshold, overdose_limit)
+    n_trials = counts["n"].shape[0]
+    ranges = [
+        therapeutic_dose_range(
+            p_eff[i],
+            p_od[i],
+            counts["n"][i],
+            active_probability=active_probability,
+            overdose_cutoff=overdose_cutoff,
+        )
+        for i in range(n_trials)
+    ]
+    uniforms = stage_uniforms(
+        np.random.SeedSequence([random_seed, 1]).spawn(n_trials), stage.n_per_arm
+    )
+    p_response = np.asarray(scenario.p_response)
+    final = np.full(n_trials, -1)
+    stage_n = np.zeros(n_trials, dtype=np.int64)
+    stage_overtoxic = np.zeros(n_trials, dtype=np.int64)
+    overtoxic = np.asarray(scenario.p_tox) > scenario.tox_interval[1]
+    two = np.array([len(r.rp2s) == 2 for r in ranges])
+    if two.any():
+        a = np.array([r.rp2s[0] for r, t in zip(ranges, two, strict=True) if t])
+        b = np.array([r.rp2s[1] for r, t in zip(ranges, two, strict=True) if t])
+        result = stage.run(p_response[a], p_response[b], uniforms[two])
+        choice = result["choice"]
+        final[two] = np.where(choice == "A", a, np.where(choice == "B", b, -1))
+        stage_n[two] = result["n_a"] + result["n_b"]
+        stage_overtoxic[two] = result["n_a"] * overtoxic[a] + result["n_b"] * overtoxic[b]
+    one = np.array([len(r.rp2s) == 1 for r in ranges])
+    if one.any():
+        only = np.array([r.rp2s[0] for r, o in zip(ranges, one, strict=True) if o])
+        responses = (uniforms[one, 0, : stage.n_per_arm] < p_response[only][:, None]).sum(axis=1)
+        status = stage.criteria.status(responses, np.full(only.size, stage.n_per_arm))
+        final[one] = np.where(status == "no-go", -1, only)
+        stage_n[one] = stage.n_per_arm
+        stage_overtoxic[one] = stage.n_per_arm * overtoxic[only]
+    optimal = optimal_level(scenario)
+    escalation_overtoxic = counts["n"][:, overtoxic].sum(axis=1)
+    return {
+        "final_level": final,
+        "ends_optimal": (final == optimal).astype(float),
+        "no_dose": (final < 0).astype(float),
+        "patients_above_mtd": (escalation_overtoxic + stage_overtoxic).astype(float),
+        "sample_size": (counts["n"].sum(axis=1) + stage_n).astype(float),
+        "range_size": np.array([len(r.levels) for r in ranges], dtype=float),
+        "range_has_optimal": np.array([optimal in r.levels for r in ranges], dtype=float),
+        "stage_n": stage_n.astype(float),
+    }
+
+
+def mtd_only_path(ds: xr.Dataset, scenario: EffToxScenario) -> dict[str, np.ndarray]:
+    """End each escalation on its recommended dose, with no further stage (the MTD-only path).
+
+    Returns the per-trial metrics of :func:`optimus_path` (no range, no stage).
+    """
+    levels = np.asarray(scenario.dose_levels)
+    recommended = ds["recommended_dose"].values
+    final = np.where(np.isnan(recommended), -1, np.searchsorted(levels, np.nan_to_num(recommended)))
+    counts = _level_counts(ds, tuple(scenario.dose_levels))
+    overtoxic = np.asarray(scenario.p_tox) > scenario.tox_interval[1]
+    optimal = optimal_level(scenario)
+    n_trials = final.size
+    return {
+        "final_level": final,
+        "ends_optimal": (final == optimal).astype(float),
+        "no_dose": (final < 0).astype(float),
+        "patients_above_mtd": counts["n"][:, overtoxic].sum(axis=1).astype(float),
+        "sample_size": counts["n"].sum(axis=1).astype(float),
+        "range_size": np.full(n_trials, np.nan),
+        "range_has_optimal": np.full(n_trials, np.nan),
+        "stage_n": np.zeros(n_trials),
+    }
+
+
+def compare_optimus_paths(
+    optimus: Design,
+    mtd_only: Design,
+    scenario: EffToxScenario,
+    *,
+    n_trials: int,
+    random_seed: int,
+    stage: PickTheWinnerStage | None = None,
+    n_jobs: int = 1,
+    **range_options: float,
+) -> dict[str, dict[str, float]]:
+    """Simulate the whole Optimus trial against the MTD-only path on the same patients.
+
+    Escalation by ``optimus`` then the dose range and the randomised pick-the-winner
+    (:func:`optimus_path`), against escalation by ``mtd_only`` ending on its recommended dose
+    (:func:`mtd_only_path`). Both escalations use ``random_seed`` (common random numbers: the
+    ``i``-th patients of trial ``t`` carry the same latent pair).
+
+    Returns
+    -------
+    dict
+        ``{"optimus": summary, "mtd_only": summary}``, each metric's mean and ``*_se``.
+    """
+    stage = stage or PickTheWinnerStage()
+    first = simulate(
+        optimus, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
+    )
+    second = simulate(
+        mtd_only, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
+    )
+    return {
+        "optimus": mean_and_se(
+            optimus_path(first, scenario, stage, random_seed=random_seed, **range_options)
+        ),
+        "mtd_only": mean_and_se(mtd_only_path(second, scenario)),
     }

@@ -288,7 +288,7 @@ def test_decision_table_text_and_the_three_plus_three():
 def test_decision_table_refuses_a_model_based_design():
     _one_line_error(
         _run("decision-table", EXAMPLES / "crm.toml"),
-        r"crm\.toml: \[model\] type = \"crm\" is not a count design.*boin, 3\+3",
+        r"crm\.toml: \[model\] type = \"crm\" is not a count design.*boin, boin12, 3\+3",
     )
 
 

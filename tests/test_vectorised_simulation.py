@@ -244,11 +244,11 @@ _BATCHES_BEFORE_THE_KILL = {"left": 0}
 class KilledScenario(BinaryToxicityScenario):
     """The binary scenario (same description), killed after scoring a few batches."""
 
-    def metrics_at_counts(self, n, y, selected, treated):
+    def metrics_at_counts(self, n, y, selected, treated, outcomes=None):
         if _BATCHES_BEFORE_THE_KILL["left"] == 0:
             raise KeyboardInterrupt("simulated kill")
         _BATCHES_BEFORE_THE_KILL["left"] -= 1
-        return super().metrics_at_counts(n, y, selected, treated)
+        return super().metrics_at_counts(n, y, selected, treated, outcomes)
 
 
 def test_a_killed_vectorised_run_resumes_to_the_same_result(tmp_path, monkeypatch):

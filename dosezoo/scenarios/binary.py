@@ -45,7 +45,7 @@ patients), ``outcomes_at_levels`` (DLTs from levels and tolerances) and ``metric
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
@@ -174,7 +174,12 @@ class BinaryToxicityScenario:
         return self.outcomes_at_levels(self._levels_of(doses), tolerance)
 
     def metrics_at_counts(
-        self, n: np.ndarray, y: np.ndarray, selected: np.ndarray, treated: np.ndarray
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        selected: np.ndarray,
+        treated: np.ndarray,
+        outcomes: Mapping[str, np.ndarray] | None = None,
     ) -> dict[str, np.ndarray]:
         """Score ``m`` trials from their counts (see the module docstring for the metrics).
 
@@ -186,6 +191,8 @@ class BinaryToxicityScenario:
             Level of the selected dose, -1 when none, (m,) integers.
         treated : numpy.ndarray
             Patients of each trial, (m,) integers.
+        outcomes : mapping, optional
+            The patients' outcomes; not needed (every metric comes from the counts).
 
         Returns
         -------

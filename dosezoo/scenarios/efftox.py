@@ -36,7 +36,7 @@ Per-trial metrics:
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
@@ -170,17 +170,29 @@ class EffToxScenario:
         u = rng.standard_normal((n, 2))
         return np.column_stack([u[:, 0], self.rho * u[:, 0] + math.sqrt(1 - self.rho**2) * u[:, 1]])
 
-    def outcomes_of(self, doses: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
-        """Outcomes of patients with these latent pairs at these doses."""
-        index = self._levels(doses)
-        p_tox = np.asarray(self.p_tox)[index]
-        p_response = np.asarray(self.p_response)[index]
-        p_high = np.asarray(self.p_high_response)[index]
-        dlt = latent[:, 0] > -ndtri(p_tox)
-        efficacy = (latent[:, 1] > -ndtri(p_response)).astype(np.int64) + (
-            latent[:, 1] > -ndtri(p_high)
+    def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
+        """Draw the latent pairs of the next ``n_patients`` patients, (n_patients, 2).
+
+        Two ``rng.standard_normal`` draws per patient in enrolment order, so drawing for a
+        whole trial at once gives the pairs that drawing cohort by cohort gives.
+        """
+        return self.latent_pairs(n_patients, rng)
+
+    def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcomes of patients at ``levels`` (any shape) with latent pairs (that shape, 2)."""
+        levels = np.asarray(levels, dtype=np.int64)
+        p_tox = np.asarray(self.p_tox)[levels]
+        p_response = np.asarray(self.p_response)[levels]
+        p_high = np.asarray(self.p_high_response)[levels]
+        dlt = latent[..., 0] > -ndtri(p_tox)
+        efficacy = (latent[..., 1] > -ndtri(p_response)).astype(np.int64) + (
+            latent[..., 1] > -ndtri(p_high)
         )
         return {"dlt": dlt.astype(np.int64), "efficacy": efficacy}
+
+    def outcomes_of(self, doses: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcomes of patients with these latent pairs at these doses."""
+        return self.outcomes_at_levels(self._levels(doses), latent)
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Outcomes of new patients: one latent pair per patient, in enrolment order."""
@@ -224,6 +236,55 @@ class EffToxScenario:
             metrics["range_size"] = float(len(members))
             metrics["range_has_target"] = float(any(k in self.target_levels for k in members))
         return metrics
+
+    def metrics_at_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        selected: np.ndarray,
+        treated: np.ndarray,
+        outcomes: Mapping[str, np.ndarray] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Score ``m`` trials from their counts as :meth:`trial_metrics` does, (m,) each.
+
+        ``outcomes["efficacy"]`` (m, sample size), NaN after the last patient, gives the
+        response rates. A recommendation from counts carries no dose range, so ``range_size``
+        and ``range_has_target`` are NaN.
+        """
+        if outcomes is None or "efficacy" not in outcomes:
+            raise ValueError("EffToxScenario.metrics_at_counts: needs the patients' efficacy")
+        n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
+        selected, treated = np.asarray(selected), np.asarray(treated, dtype=float)
+        efficacy = np.asarray(outcomes["efficacy"], dtype=float)
+        levels = len(self.dose_levels)
+        some = treated > 0
+        overtoxic = [k for k, p in enumerate(self.p_tox) if p > self.tox_interval[1]]
+        target = list(self.target_levels)
+
+        def per_treated(count: np.ndarray) -> np.ndarray:
+            return np.where(some, count / np.where(some, treated, 1), math.nan)
+
+        def true_rate(rates: tuple[float, ...]) -> np.ndarray:
+            return np.where(selected >= 0, np.asarray(rates)[np.maximum(selected, 0)], math.nan)
+
+        correct = np.isin(selected, target) if target else selected < 0
+        return {
+            "correct_selection": correct.astype(float),
+            "no_selection": (selected < 0).astype(float),
+            **{f"selected_{k}": (selected == k).astype(float) for k in range(levels)},
+            "selected_p_tox": true_rate(self.p_tox),
+            "selected_p_response": true_rate(self.p_response),
+            **{f"n_at_{k}": n[:, k] for k in range(levels)},
+            "n_at_target_fraction": per_treated(n[:, target].sum(axis=1)),
+            "n_overtoxic_fraction": per_treated(n[:, overtoxic].sum(axis=1)),
+            "dlt_rate": per_treated(y.sum(axis=1)),
+            "response_rate": per_treated(np.sum(efficacy >= 1, axis=1).astype(float)),
+            "high_response_rate": per_treated(np.sum(efficacy == 2, axis=1).astype(float)),
+            "stopped_early": (treated < self.planned_sample_size).astype(float),
+            "n_treated": treated,
+            "range_size": np.full(selected.shape, math.nan),
+            "range_has_target": np.full(selected.shape, math.nan),
+        }
 
     def describe(self) -> Described:
         """Flat record of the truth (for simulation results)."""

@@ -36,9 +36,11 @@ _COUNTED_OUTCOME = "dlt"
 def _counts_suffice(design: CountRuleDesign, scenario: LevelScenario) -> bool:
     """Whether two sides with the count capabilities can run in lockstep.
 
-    They can when the scenario has the counted outcome and both have the same dose levels.
+    They can when the scenario has the outcomes the design counts and both have the same dose
+    levels.
     """
-    return _COUNTED_OUTCOME in scenario.outcomes and tuple(design.dose_levels) == tuple(
+    counted = {_COUNTED_OUTCOME, *design.counted_outcomes}
+    return counted <= set(scenario.outcomes) and tuple(design.dose_levels) == tuple(
         scenario.dose_levels
     )
 
@@ -102,6 +104,9 @@ def _run_count_batch(
     batch = _empty_batch(n_trials, layout)
     n = np.zeros((n_trials, doses.size), dtype=np.int64)
     y = np.zeros_like(n)
+    # The other events the design counts, known by name from the outcomes of no patient.
+    no_patient = {name: np.zeros(0, dtype=np.int64) for name in design.counted_outcomes}
+    events = {name: np.zeros_like(n) for name in design.events_of(no_patient)}
     current = np.full(n_trials, -1, dtype=np.int64)
     running = np.ones(n_trials, dtype=bool)
     decided = np.zeros(n_trials, dtype=np.int64)
@@ -110,7 +115,9 @@ def _run_count_batch(
         rows = np.flatnonzero(running)
         if not rows.size:
             break
-        decisions = design.decide_counts(n[rows], y[rows], current[rows])
+        decisions = design.decide_counts(
+            n[rows], y[rows], current[rows], {name: e[rows] for name, e in events.items()}
+        )
         _record_decisions(
             batch, rows, np.full(rows.size, step), decisions, doses, "next", first_seen
         )
@@ -128,15 +135,19 @@ def _run_count_batch(
             batch.outcomes[name][go, first:last] = outcomes[name]
         n[go, level] += last - first
         y[go, level] += np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
+        counted = {name: outcomes[name] for name in design.counted_outcomes}
+        for name, flags in design.events_of(counted).items():
+            events[name][go, level] += np.asarray(flags, dtype=np.int64).sum(axis=1)
         current[go] = level
-    recommendations = design.recommend_counts(n, y, current)
+    recommendations = design.recommend_counts(n, y, current, events)
     _record_decisions(
         batch, np.arange(n_trials), decided, recommendations, doses, "recommend", first_seen
     )
     selected = recommendations.level
     batch.n_patients[:] = n.sum(axis=1)
     batch.recommended_dose[:] = np.where(selected < 0, np.nan, doses[np.maximum(selected, 0)])
-    for name, values in scenario.metrics_at_counts(n, y, selected, batch.n_patients).items():
+    metrics = scenario.metrics_at_counts(n, y, selected, batch.n_patients, outcomes=batch.outcomes)
+    for name, values in metrics.items():
         _check_metric_name(name, scenario.outcomes)
         values = np.asarray(values)
         if values.shape != (n_trials,) or values.dtype.kind not in "biuf":

@@ -1,0 +1,377 @@
+"""The Project Optimus study: joint-probit design vs BOIN12 vs CRM vs BOIN, and the whole trial.
+
+Every design escalates on the six efficacy-toxicity scenarios of
+:func:`dosezoo.studies.optimus_scenarios` (monotone, plateau, bell, flat-efficacy, all-toxic,
+all-safe) with common random numbers (the same seed: the ``i``-th patients of trial ``t`` carry
+the same latent pair in every design). Per cell (scenario, design, backfill) the CSV has the
+escalation's operating characteristics (Lin 2023's target-dose selection, selection of the
+optimal dose, allocation, toxicity) and those of the whole Optimus trial built on that
+escalation (dose range -> randomised pick-the-winner, :func:`dosezoo.studies.optimus_path`),
+each with its Monte Carlo SE (``*_se``). The MTD-only path of a design is its own
+recommendation (``selected_optimal``, ``n_treated``).
+
+Sensitivity: the joint-probit design's overdose cut-off (0.20, 0.25, 0.30, 0.35; each a new
+escalation), and the range thresholds, recomputed from the saved escalations: the dose range's
+minimum-active-dose threshold (0.3, 0.5, 0.7) for every design, and the joint-probit rule's
+``range_probability`` (0.2, 0.3, 0.4) for its recommendation.
+
+``--backfill`` runs every escalation with the backfill conduct
+(``Conduct(backfill=Backfill())``), which this script takes from ``dosezoo.designs`` when the
+package has it. ``--probit-draws`` sets the joint-probit design's MCMC draws per chain (its
+cost dominates the study).
+
+Run: ``make optimus-study`` or ``.venv/bin/python benchmarks/optimus_study.py [--trials N]
+[--jobs J] [--backfill] [--probit-trials N] [--probit-draws D] [--no-sensitivity]
+[--tag T] [--report-only]``. Outputs ``docs/results/optimus_study<T>.{csv,json,md}``.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+from report import RESULTS, md_table, write_page
+
+import dosezoo.designs as designs_module
+from dosezoo.designs import (
+    Design,
+    PickTheWinnerStage,
+    boin12_design,
+    boin_design,
+    crm_design,
+    optimus_design,
+)
+from dosezoo.designs.pick_the_winner import mean_and_se
+from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.models.crm import CRM, crm_skeleton
+from dosezoo.models.joint_probit import JointProbit
+from dosezoo.simulate import simulate
+from dosezoo.studies import OPTIMUS_LEVELS, optimal_level, optimus_path, optimus_scenarios
+
+SEED = 2026
+SAMPLE_SIZE = 36
+DESIGNS = ("joint-probit", "boin12", "crm", "boin")
+OVERDOSE_CUTOFFS = (0.20, 0.25, 0.30, 0.35)
+ACTIVE_PROBABILITIES = (0.3, 0.5, 0.7)
+RANGE_PROBABILITIES = (0.2, 0.3, 0.4)
+ESCALATION_METRICS = (
+    "correct_selection",
+    "no_selection",
+    "n_at_target_fraction",
+    "n_overtoxic_fraction",
+    "n_treated",
+    "dlt_rate",
+    "response_rate",
+)
+
+
+def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int = 500) -> Design:
+    """Return the study's design ``name`` (36 patients in cohorts of 3)."""
+    if name == "joint-probit":
+        return optimus_design(
+            JointProbit(OPTIMUS_LEVELS),
+            overdose_cutoff=overdose_cutoff,
+            convergence=ConvergenceCriteria(max_rhat=1.02, min_ess_bulk=200, min_ess_tail=100),
+            sample_size=SAMPLE_SIZE,
+            draws=probit_draws,
+            tune=probit_draws // 2,
+            chains=2,
+            random_seed=1,
+            on_refusal="stop",
+        )
+    if name == "boin12":
+        # BOIN12 with the Lin (2023) criterion's limits: toxicity 0.33, efficacy 0.2.
+        return boin12_design(0.33, OPTIMUS_LEVELS, efficacy_limit=0.2, sample_size=SAMPLE_SIZE)
+    if name == "crm":
+        model = CRM(
+            crm_skeleton(0.25, 0.05, 3, len(OPTIMUS_LEVELS)),
+            target=0.25,
+            dose_levels=OPTIMUS_LEVELS,
+        )
+        return crm_design(model, sample_size=SAMPLE_SIZE)
+    if name == "boin":
+        return boin_design(0.25, OPTIMUS_LEVELS, sample_size=SAMPLE_SIZE)
+    raise ValueError(f"unknown design {name!r}; one of {DESIGNS}")
+
+
+def with_backfill(design: Design) -> Design:
+    """Return the design with the backfill conduct, or exit when the package has none."""
+    backfill = getattr(designs_module, "Backfill", None) or getattr(
+        designs_module.base, "Backfill", None
+    )
+    if backfill is None:
+        sys.exit(
+            "optimus_study.py: --backfill needs the backfill conduct (dosezoo.designs.Backfill, "
+            "Conduct(backfill=...)), which this version of the package does not have"
+        )
+    return Design(design.model, design.rule, replace(design.conduct, backfill=backfill()))
+
+
+def cell_metrics(ds, scenario, stage: PickTheWinnerStage, **range_options: float) -> dict:
+    """Escalation and whole-trial metrics of one simulated cell (mean and ``*_se`` each)."""
+    per_trial = {name: ds[name].values for name in ESCALATION_METRICS}
+    levels = np.asarray(scenario.dose_levels)
+    recommended = ds["recommended_dose"].values
+    chosen = np.where(
+        np.isnan(recommended), -1, np.searchsorted(levels, np.nan_to_num(recommended))
+    )
+    per_trial["selected_optimal"] = (chosen == optimal_level(scenario)).astype(float)
+    if "duration" in ds:  # with the backfill conduct's time (arrivals and DLT windows)
+        per_trial["duration"] = ds["duration"].values
+    path = optimus_path(ds, scenario, stage, random_seed=SEED, **range_options)
+    for name in ("ends_optimal", "no_dose", "patients_above_mtd", "sample_size", "range_size"):
+        per_trial[f"trial_{name}"] = path[name]
+    return mean_and_se(per_trial)
+
+
+def range_probability_selection(
+    ds, scenario, range_probability: float, overdose_cutoff: float = 0.25
+) -> dict:
+    """Recompute the joint-probit recommendation with another ``range_probability``.
+
+    The rule recommends the dose maximising P(target) among the given, non-excluded doses if
+    that probability is at least ``range_probability``; the recommendation records P(target)
+    and the exclusion of every level, so the selection follows from the saved decisions.
+    """
+    last = ds["decision_kind"].values == "recommend"
+    levels = len(scenario.dose_levels)
+
+    def final(name: str) -> np.ndarray:
+        return np.where(last, ds[f"decision_{name}"].values, 0.0).sum(axis=1)
+
+    p_target = np.stack([final(f"p_target_{k}") for k in range(levels)], axis=1)
+    p_overdose = np.stack([final(f"p_overdose_{k}") for k in range(levels)], axis=1)
+    n_at = np.stack([ds[f"n_at_{k}"].values for k in range(levels)], axis=1)
+    candidates = (n_at > 0) & ~(p_overdose > overdose_cutoff) & ~np.isnan(p_target)
+    in_range = candidates & (p_target >= range_probability)
+    score = np.where(in_range, p_target, -np.inf)
+    chosen = np.where(in_range.any(axis=1), np.argmax(score, axis=1), -1)
+    target = list(scenario.target_levels)
+    correct = np.isin(chosen, target) if target else chosen < 0
+    return mean_and_se(
+        {
+            "correct_selection": correct.astype(float),
+            "selected_optimal": (chosen == optimal_level(scenario)).astype(float),
+            "range_size": in_range.sum(axis=1).astype(float),
+        }
+    )
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Simulate every cell; return the JSON record (rows, sensitivity, timing)."""
+    scenarios = optimus_scenarios(planned_sample_size=SAMPLE_SIZE)
+    stage = PickTheWinnerStage()
+    rows, sensitivity, seconds = [], [], {}
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    for scenario_name, scenario in scenarios.items():
+        for design_name in args.designs:
+            design = build_design(design_name, probit_draws=args.probit_draws)
+            if args.backfill:
+                design = with_backfill(design)
+            n_trials = args.probit_trials if design_name == "joint-probit" else args.trials
+            clock = time.perf_counter()
+            ds = simulate(
+                design, scenario, n_trials, random_seed=SEED, n_jobs=args.jobs, progress=False
+            )
+            seconds[f"{scenario_name}/{design_name}"] = time.perf_counter() - clock
+            base = {
+                "scenario": scenario_name,
+                "design": design_name,
+                "backfill": bool(args.backfill),
+                "n_trials": n_trials,
+            }
+            rows.append(base | cell_metrics(ds, scenario, stage))
+            if not args.sensitivity:
+                continue
+            for active in ACTIVE_PROBABILITIES:
+                metrics = cell_metrics(ds, scenario, stage, active_probability=active)
+                sensitivity.append(
+                    base | {"parameter": "active_probability", "value": active} | metrics
+                )
+            if design_name != "joint-probit":
+                continue
+            for probability in RANGE_PROBABILITIES:
+                metrics = range_probability_selection(ds, scenario, probability)
+                sensitivity.append(
+                    base | {"parameter": "range_probability", "value": probability} | metrics
+                )
+            for cutoff in OVERDOSE_CUTOFFS:
+                if cutoff == 0.25:  # the main run's
+                    metrics = cell_metrics(ds, scenario, stage)
+                else:
+                    variant = build_design(
+                        design_name, overdose_cutoff=cutoff, probit_draws=args.probit_draws
+                    )
+                    if args.backfill:
+                        variant = with_backfill(variant)
+                    clock = time.perf_counter()
+                    other = simulate(
+                        variant,
+                        scenario,
+                        n_trials,
+                        random_seed=SEED,
+                        n_jobs=args.jobs,
+                        progress=False,
+                    )
+                    seconds[f"{scenario_name}/{design_name}/od{cutoff:g}"] = (
+                        time.perf_counter() - clock
+                    )
+                    metrics = cell_metrics(other, scenario, stage, overdose_cutoff=cutoff)
+                sensitivity.append(
+                    base | {"parameter": "overdose_cutoff", "value": cutoff} | metrics
+                )
+    wall = time.perf_counter() - started
+    return {
+        "command": " ".join(["benchmarks/optimus_study.py", *sys.argv[1:]]),
+        "n_trials": args.trials,
+        "probit_trials": args.probit_trials,
+        "probit_draws": args.probit_draws,
+        "n_jobs": args.jobs,
+        "backfill": bool(args.backfill),
+        "designs": list(args.designs),
+        "pick_the_winner": {
+            "n_per_arm": stage.n_per_arm,
+            "delta": stage.delta,
+            "lrv": stage.criteria.lrv,
+            "tv": stage.criteria.tv,
+        },
+        "scenarios": {name: s.describe() for name, s in scenarios.items()},
+        "optimal_levels": {name: optimal_level(s) for name, s in scenarios.items()},
+        "wall_seconds": wall,
+        "seconds": seconds,
+        "load_average_start": load_start,
+        "load_average_end": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "rows": rows,
+        "sensitivity": sensitivity,
+    }
+
+
+def projection(record: dict, trials: int = 2000, jobs: int = 2) -> float:
+    """Minutes the study would take at ``trials`` per cell on ``jobs`` workers, from this run."""
+    total = 0.0
+    for key, value in record["seconds"].items():
+        design = key.split("/")[1]
+        measured = record["probit_trials"] if design == "joint-probit" else record["n_trials"]
+        total += value * record["n_jobs"] * trials / measured / jobs
+    return total / 60
+
+
+def page(record: dict, tag: str) -> str:
+    """Return the Markdown body: the command, the claims (from the data), the tables."""
+    frame = pd.DataFrame(record["rows"])
+    lines = [
+        f"Command: `{record['command']}` ({record['n_trials']} trials per cell, "
+        f"{record['probit_trials']} for the joint-probit design with {record['probit_draws']} "
+        f"draws per chain; backfill: {record['backfill']}; {record['n_jobs']} worker(s)). "
+        f"Wall time {record['wall_seconds']:.0f} s; load averages "
+        f"{', '.join(f'{v:.2f}' for v in record['load_average_start'])} at the start and "
+        f"{', '.join(f'{v:.2f}' for v in record['load_average_end'])} at the end on "
+        f"{record['cpu_count']} CPUs. Projected time of 2000 trials per cell on 2 workers "
+        f"from this run's per-cell times: {projection(record):.0f} min.",
+        "",
+        "Optimal dose of each scenario (the lowest dose as active as the best acceptable one, "
+        "within 0.05): "
+        + ", ".join(f"{name} {level}" for name, level in record["optimal_levels"].items())
+        + " (-1: none).",
+        "",
+        "## Claims (computed from the CSV)",
+        "",
+    ]
+    for metric, label in (
+        ("selected_optimal", "selects the optimal dose at the end of escalation"),
+        ("trial_ends_optimal", "ends the whole Optimus trial on the optimal dose"),
+    ):
+        best = frame.loc[frame.groupby("scenario")[metric].idxmax()]
+        for _, row in best.iterrows():
+            lines.append(
+                f"- {row['scenario']}: {row['design']} most often {label} "
+                f"({row[metric]:.3f} +/- {row[metric + '_se']:.3f})."
+            )
+    lines += ["", "## Escalation and whole trial", ""]
+    shown = [
+        "scenario",
+        "design",
+        "n_trials",
+        "correct_selection",
+        "selected_optimal",
+        "n_overtoxic_fraction",
+        "n_treated",
+        "trial_ends_optimal",
+        "trial_no_dose",
+        "trial_patients_above_mtd",
+        "trial_sample_size",
+    ]
+    table = frame[shown].copy()
+    for column in shown[3:]:
+        table[column] = [
+            f"{m:.3f} ({s:.3f})" for m, s in zip(frame[column], frame[column + "_se"], strict=True)
+        ]
+    lines.append(md_table(table))
+    if record["sensitivity"]:
+        sens = pd.DataFrame(record["sensitivity"])
+        lines += ["", "## Sensitivity", ""]
+        for parameter, part in sens.groupby("parameter"):
+            metric = "trial_ends_optimal" if "trial_ends_optimal" in part else "selected_optimal"
+            if parameter == "range_probability":
+                metric = "selected_optimal"
+            view = part[["scenario", "design", "value"]].copy()
+            view[metric] = [
+                f"{m:.3f} ({s:.3f})"
+                for m, s in zip(part[metric], part[metric + "_se"], strict=True)
+            ]
+            lines += [f"### {parameter} ({metric})", "", md_table(view), ""]
+    return "\n".join(lines)
+
+
+def write(record: dict, tag: str) -> None:
+    """Write the CSV, JSON and page of a run."""
+    name = f"optimus_study{tag}"
+    pd.DataFrame(record["rows"]).to_csv(RESULTS / f"{name}.csv", index=False)
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=float))
+    write_page(
+        name,
+        "Project Optimus: joint probit vs BOIN12 vs CRM vs BOIN, and the whole trial",
+        page(record, tag),
+        make="optimus-study",
+        runs=[record["command"].removeprefix("benchmarks/")],
+        rebuild=f"optimus_study.py --report-only --tag '{tag}'",
+        data=[f"{name}.csv", f"{name}.json"],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--probit-trials", type=int, default=None)
+    parser.add_argument("--probit-draws", type=int, default=500)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--backfill", action="store_true")
+    parser.add_argument("--no-sensitivity", dest="sensitivity", action="store_false")
+    parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=DESIGNS)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if args.probit_trials is None:
+        args.probit_trials = args.trials
+    name = f"optimus_study{args.tag}"
+    if args.report_only:
+        record = json.loads((RESULTS / f"{name}.json").read_text())
+    else:
+        record = run(args)
+    write(record, args.tag)
+    print(
+        f"wrote {RESULTS / name}.{{csv,json,md}}; projected 2000 trials x 2 workers: "
+        f"{projection(record):.0f} min"
+    )
+
+
+if __name__ == "__main__":
+    main()
