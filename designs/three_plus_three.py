@@ -86,6 +86,12 @@ class ThreePlusThreeRule(CountRule):
         owner = "ThreePlusThreeRule"
         if model is not None:
             raise TypeError(f"{owner}: the 3+3 uses no model, got {model!r}")
+        if conduct.backfill is not None:
+            raise ValueError(
+                f"{owner}: the 3+3 decides on cohorts of 3 and 6 patients per level; backfill "
+                "patients at lower levels would break those counts (use a design that reads "
+                "any counts, e.g. BOIN, with backfill)"
+            )
         if conduct.cohort_size != _COHORT:
             raise ValueError(
                 f"{owner}: the 3+3 treats cohorts of {_COHORT}, got cohort_size "

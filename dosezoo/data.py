@@ -991,6 +991,18 @@ class TrialData:
         return float(last[0])
 
     @property
+    def last_cohort(self) -> np.ndarray:
+        """Whether each patient is in the last escalation cohort (bool, shape (n,)).
+
+        The cohort of the last escalation patient; backfill patients are never in it.
+        """
+        escalation = self.escalation
+        rows = np.flatnonzero(escalation)
+        if rows.size == 0:
+            return _lock(np.zeros(self.n_patients, dtype=bool))
+        return _lock(escalation & (self.cohort == self.cohort[rows[-1]]))
+
+    @property
     def columns(self) -> tuple[str, ...]:
         """Names of the stored columns: dose column(s), cohort, outcomes, covariates, schedule."""
         return (*self.dose_columns, _COHORT, *self.outcomes, *self.covariates, *self.schedule)
