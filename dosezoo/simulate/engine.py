@@ -42,7 +42,7 @@ import xarray as xr
 from dosezoo.checks import positive_int
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.protocols import CountRuleDesign, Design, Scenario
+from dosezoo.protocols import BackfillDesign, CountRuleDesign, Design, Scenario
 from dosezoo.simulate.layout import (
     TIMED_METRICS,
     _assemble,
@@ -211,7 +211,12 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     times: list[float] = []
     if getattr(design, "backfill", None) is not None:
         data, decisions, stop, times, timed = _run_timed(
-            design, scenario, data, cohort_size, sample_size, rng
+            design,  # type: ignore[arg-type]  # a Design whose backfill is set
+            scenario,
+            data,
+            cohort_size,
+            sample_size,
+            rng,
         )
     while not timed and data.n_patients < sample_size:
         decision = _checked(design.next(data), "design.next")
@@ -262,7 +267,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         quantities["time"] = np.array([*times, timed["duration"]])
 
     n_doses = len(data.dose_columns)
-    return TrialRecord(
+    record = TrialRecord(
         dose=np.asarray(data.doses[:, 0] if single else data.doses, dtype=float),
         cohort=np.asarray(data.cohort, dtype=np.int64),
         outcomes={name: np.asarray(data.column(name), dtype=float) for name in scenario.outcomes},
@@ -280,15 +285,11 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
             for decision in recommendation.strata
         },
         metrics=metrics,
-        **(
-            {
-                "enrolled": np.asarray(data.column("enrolled"), dtype=float),
-                "role": np.asarray(data.column("role"), dtype=object),
-            }
-            if timed
-            else {}
-        ),
     )
+    if timed:
+        record["enrolled"] = np.asarray(data.column("enrolled"), dtype=float)
+        record["role"] = np.asarray(data.column("role"), dtype=object)
+    return record
 
 
 def _known(data: TrialData, window: float, time: float) -> int:
@@ -303,7 +304,7 @@ def _known(data: TrialData, window: float, time: float) -> int:
 
 
 def _run_timed(
-    design: Any,
+    design: BackfillDesign,
     scenario: Scenario,
     data: TrialData,
     cohort_size: int,
@@ -321,6 +322,7 @@ def _run_timed(
             f"data have dose columns {data.dose_columns} and covariates {data.covariates}"
         )
     backfill = design.backfill
+    assert backfill is not None  # run_trial calls this for a design with a backfill
     window, scale = float(backfill.dlt_window), 1.0 / float(backfill.arrival_rate)
     decisions: list[Decision] = []
     times: list[float] = []
