@@ -305,6 +305,7 @@ backfills = st.one_of(
         total_cap=st.integers(0, 15),
         allocation=st.sampled_from(["highest", "random"]),
         min_cleared=st.integers(1, 4),
+        max_dlt_rate=st.sampled_from([1 / 3, 0.5, 1.0]),
     ),
 )
 truths = st.lists(st.floats(0.02, 0.9), min_size=len(LEVELS), max_size=len(LEVELS))
@@ -393,3 +394,44 @@ def test_without_backfill_the_results_are_those_before_backfill_existed():
     """Digests written by tests/backfill_baseline.py on the commit before backfill."""
     expected = json.loads(backfill_baseline.PATH.read_text())
     assert backfill_baseline.digests() == expected
+
+
+def test_boin_closes_backfill_at_and_above_an_eliminated_dose():
+    """4 DLTs in 6 at 20 (P(p > 0.25) > 0.95 by scipy) close 20 and above, not 10."""
+    design = _boin(Backfill(1.0, 1.0, max_dlt_rate=1.0))
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 6 + [40.0] * 3,
+            "dlt": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0],
+            "enrolled": np.arange(12.0),
+            "role": ["escalation"] * 6 + ["backfill"] * 3 + ["escalation"] * 3,
+        }
+    )
+    assert _p_above(np.array(6), np.array(4)) > 0.95 > _p_above(np.array(3), np.array(0))
+    assert design.conduct.backfill.cleared(data, LEVELS, 80.0) == (10.0, 20.0, 40.0)
+    assert design.backfill_doses(data, 80.0) == (10.0,)
+    plain = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS), backfill=design.backfill)
+    assert plain.backfill_doses(data, 80.0) == (10.0, 20.0, 40.0)  # CRM: the default
+
+
+def test_blrm_closes_backfill_at_overdosed_doses():
+    config = read_config(EXAMPLES / "blrm.toml")
+    design = design_from_config(
+        {**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0, "max_dlt_rate": 1.0}},
+        "blrm",
+    )
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 6 + [40.0] * 3,
+            "dlt": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1],
+            "enrolled": np.arange(12.0),
+            "role": ["escalation"] * 6 + ["backfill"] * 3 + ["escalation"] * 3,
+        }
+    )
+    # P(p >= 0.33) at each level from the grid posterior, summed here over its points.
+    posterior = design.posterior(data)
+    excessive = np.average(posterior.rate("p_dlt") >= 0.33, axis=0, weights=posterior.weights)
+    safe = tuple(d for d, p in zip(LEVELS, excessive, strict=True) if p < 0.25)
+    cleared = design.conduct.backfill.cleared(data, LEVELS, 80.0)
+    assert set(cleared) - set(safe)  # the overdose control has something to close
+    assert design.backfill_doses(data, 80.0) == tuple(d for d in cleared if d in safe)
