@@ -435,3 +435,38 @@ def test_blrm_closes_backfill_at_overdosed_doses():
     cleared = design.conduct.backfill.cleared(data, LEVELS, 80.0)
     assert set(cleared) - set(safe)  # the overdose control has something to close
     assert design.backfill_doses(data, 80.0) == tuple(d for d in cleared if d in safe)
+
+
+def test_the_joint_probit_rule_closes_backfill_at_overdosed_and_futile_doses():
+    """Draws built by hand: level 1 overdosed, level 2 futile, levels 0 and 3 open."""
+    from dosezoo.designs import optimus_design
+    from dosezoo.models import JointProbit
+    from dosezoo.posterior import DosePosterior
+
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    model = JointProbit(dose_levels=levels)
+    design = optimus_design(model, futility_cutoff=0.2, backfill=Backfill(1.0, 1.0))
+    draws = np.linspace(0.0, 1.0, 200)[:, None]
+    p_tox = np.tile([0.05, 0.2, 0.1, 0.2, 0.3], (200, 1))
+    p_tox[:, 1] = np.where(draws[:, 0] < 0.5, 0.6, 0.2)  # P(p_tox > 0.4) = 0.5 > 0.25
+    p_response = np.tile([0.3, 0.4, 0.05, 0.5, 0.5], (200, 1))  # level 2: never >= 0.2
+    posterior = DosePosterior(levels, {"p_tox": p_tox, "p_response": p_response}, None)
+    data = TrialData({"dose": [10.0] * 3, "dlt": [0] * 3, "efficacy": [1] * 3})
+    cleared = (10.0, 20.0, 40.0, 80.0)
+    assert design.rule.backfill_eligible(posterior, data, cleared) == (10.0, 80.0)
+    no_futility = optimus_design(model, backfill=Backfill(1.0, 1.0))
+    assert no_futility.rule.backfill_eligible(posterior, data, cleared) == (10.0, 40.0, 80.0)
+
+
+@pytest.mark.parametrize("example", ["crm", "blrm", "ewoc"])
+def test_model_based_designs_run_in_time_with_backfill(example):
+    config = read_config(EXAMPLES / f"{example}.toml")
+    config["conduct"] = {**config["conduct"], "sample_size": 12}
+    backfill = Backfill(3.0, 2.0, allocation="random", min_cleared=1)  # EWOC: cohorts of 1
+    design = design_from_config({**config, "backfill": dataclasses.asdict(backfill)}, example)
+    scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5), 12)
+    records = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(3)]
+    for record in records:
+        _check_allocations(record, backfill, eliminates=False)
+        assert record["n_patients"] <= 12
+    assert sum(record["metrics"]["n_backfill"] for record in records) > 0
