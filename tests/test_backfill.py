@@ -119,11 +119,9 @@ def test_factories_pass_backfill_to_the_conduct():
 
 
 def test_the_three_plus_three_refuses_backfill():
-    design = three_plus_three_design(LEVELS)
     with pytest.raises(ValueError, match="3 and 6 patients per level"):
-        dataclasses.replace(
-            design, conduct=dataclasses.replace(design.conduct, backfill=Backfill(1, 1))
-        )
+        three_plus_three_design(LEVELS, backfill=Backfill(1, 1))
+    assert three_plus_three_design(LEVELS, backfill=None).backfill is None
 
 
 # ---------------------------------------------------------------------------- timed data
