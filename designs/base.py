@@ -435,6 +435,14 @@ class Design:
             )
         if self.model is not None and conduct.engine is not None:
             choice("Design", "conduct.engine", conduct.engine, (*type(self.model).engines(),))
+        if conduct.backfill is not None and not (
+            levels and (self.model is None or "dlt" in self.model.outcomes)
+        ):
+            raise ValueError(
+                "Design: conduct.backfill clears doses by their DLTs; it needs dose levels and a "
+                f"model with the outcome 'dlt', got {type(self.model).__name__} with outcomes "
+                f"{getattr(self.model, 'outcomes', ())}"
+            )
         object.__setattr__(self, "conduct", conduct)
         object.__setattr__(self, "rule", self.rule.bind(self.model, conduct))
 

@@ -468,3 +468,9 @@ def test_model_based_designs_run_in_time_with_backfill(example):
         _check_allocations(record, backfill, eliminates=False)
         assert record["n_patients"] <= 12
     assert sum(record["metrics"]["n_backfill"] for record in records) > 0
+
+
+def test_backfill_needs_dose_levels_and_dlt():
+    config = read_config(EXAMPLES / "o6bg_accelerated.toml")  # continuous toxicity, no DLT
+    with pytest.raises(ConfigError, match="needs dose levels and a model with the outcome 'dlt'"):
+        design_from_config({**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0}}, "o6bg")
