@@ -535,6 +535,13 @@ class Design:
         conduct = self.conduct
         seed = conduct.seed_for(data, model.outcomes)
         levels = self.rule.levels_read(data, final=final)
+        # A trial run in time asks for the posterior of the same data twice: for the decision
+        # and for the backfill doses of the first arrivals after it. The posterior is a
+        # function of the data (and the seed derived from them), so the last one is kept.
+        key = (seed, data.n_patients, final, levels)
+        cached = self.__dict__.get("_last_posterior")
+        if conduct.backfill is not None and cached is not None and cached[0] == key:
+            return cached[1]
         for attempt in range(conduct.refits + 1):
             factor = conduct.refit_factor**attempt
             tune = conduct.tune if conduct.tune is not None else model.default_tune
@@ -560,7 +567,14 @@ class Design:
                 posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
             if posterior.report is None or posterior.report.ok:
                 break
-        return replace(posterior, refits=attempt) if attempt else posterior
+        posterior = replace(posterior, refits=attempt) if attempt else posterior
+        if conduct.backfill is not None:
+            object.__setattr__(self, "_last_posterior", (key, posterior))
+        return posterior
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state to pickle, without the kept posterior (a cache, maybe large)."""
+        return {name: value for name, value in self.__dict__.items() if name != "_last_posterior"}
 
     def _refused(
         self, posterior: DosePosterior, data: TrialData, *, final: bool

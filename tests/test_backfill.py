@@ -474,3 +474,38 @@ def test_backfill_needs_dose_levels_and_dlt():
     config = read_config(EXAMPLES / "o6bg_accelerated.toml")  # continuous toxicity, no DLT
     with pytest.raises(ConfigError, match="needs dose levels and a model with the outcome 'dlt'"):
         design_from_config({**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0}}, "o6bg")
+
+
+def test_a_timed_trial_reuses_the_posterior_of_the_same_data(monkeypatch):
+    """The kept posterior saves fits and changes nothing: same records as without it."""
+    design = crm_design(
+        CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=24, backfill=Backfill(2.0, 3.0)
+    )
+    scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5))
+    fits: list[int] = []
+    fast = CRM.posterior
+
+    def counted(self, data, sampling=None):
+        fits.append(data.n_patients)
+        return fast(self, data, sampling)
+
+    monkeypatch.setattr(CRM, "posterior", counted)
+    kept = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(4)]
+    n_kept = len(fits)
+    fits.clear()
+    posterior = type(design).posterior
+
+    def forgetful(self, data, *, final=False):
+        self.__dict__.pop("_last_posterior", None)
+        return posterior(self, data, final=final)
+
+    monkeypatch.setattr(type(design), "posterior", forgetful)
+    again = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(4)]
+    assert n_kept < len(fits)
+    for one, other in zip(kept, again, strict=True):
+        for key in ("dose", "decision_dose", "enrolled"):
+            assert np.array_equal(one[key], other[key])
+        quantities = one["decision_quantities"]
+        assert quantities.keys() == other["decision_quantities"].keys()
+        for key, values in quantities.items():
+            assert np.array_equal(values, other["decision_quantities"][key], equal_nan=True)
