@@ -9,6 +9,7 @@ tables are inverse (``design_config``, ``design_from_config``).
 """
 
 from dosezoo.decision import Decision
+from dosezoo.designs.backfill import Backfill
 from dosezoo.designs.base import (
     Conduct,
     CountDesign,
@@ -103,6 +104,7 @@ __all__ = [
     "BOIN12TableRow",
     "BOINRule",
     "BORule",
+    "Backfill",
     "CRMRule",
     "CombinationBORule",
     "Conduct",

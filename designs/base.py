@@ -40,6 +40,7 @@ import xarray as xr
 from dosezoo.checks import choice, integer, positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
+from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 from dosezoo.levels import CountStates, count_state, level_counts, level_index
@@ -48,6 +49,7 @@ from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.protocols import Described
 
 __all__ = [
+    "Backfill",
     "Conduct",
     "CountDesign",
     "CountRule",
@@ -116,6 +118,10 @@ class Conduct:
     on_refusal : {"raise", "stop"}
         When every fit fails the checks: raise :class:`~dosezoo.errors.ConvergenceError`
         (default), or stop the trial with the reason (a simulation that must go on).
+    backfill : Backfill, optional
+        Run the trial in time and enrol backfill patients at lower, cleared doses while an
+        escalation cohort is pending (:mod:`dosezoo.designs.backfill`); None (default): no
+        time, cohorts one after the other.
     """
 
     start_dose: float | None = None
@@ -133,6 +139,7 @@ class Conduct:
     refit_factor: int = 2
     refit_tune: bool = True
     on_refusal: Literal["raise", "stop"] = "raise"
+    backfill: Backfill | None = None
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -169,6 +176,8 @@ class Conduct:
         choice(owner, "on_refusal", self.on_refusal, ("raise", "stop"))
         if not isinstance(self.refit_tune, bool | np.bool_):
             raise ValueError(f"{owner}: refit_tune must be True or False, got {self.refit_tune!r}")
+        if self.backfill is not None and not isinstance(self.backfill, Backfill):
+            raise ValueError(f"{owner}: backfill must be a Backfill or None, got {self.backfill!r}")
 
     def seed_for(self, data: TrialData, columns: Sequence[str]) -> int:
         """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``.
@@ -215,6 +224,8 @@ class Conduct:
                 "random_seed": self.random_seed,
                 "refits": self.refits,
             }
+        if self.backfill is not None:
+            record |= {f"backfill_{key}": value for key, value in self.backfill.describe().items()}
         return record
 
 
@@ -273,6 +284,19 @@ class Rule(ABC):
     ) -> dict[str, float]:
         """Return the quantities a stop for a refused fit records (none by default)."""
         return {}
+
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        """Return the doses among ``cleared`` that may take backfill patients now.
+
+        ``cleared`` are the doses below the current escalation dose that the data cleared
+        (:meth:`dosezoo.designs.backfill.Backfill.cleared`); ``posterior`` is the one the
+        rule's next decision reads from the same data (None for a rule that reads none). By
+        default every cleared dose; a rule removes the doses it excludes (eliminated for
+        toxicity, overdosed, dropped for futility).
+        """
+        return cleared
 
     @abstractmethod
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
@@ -411,6 +435,14 @@ class Design:
             )
         if self.model is not None and conduct.engine is not None:
             choice("Design", "conduct.engine", conduct.engine, (*type(self.model).engines(),))
+        if conduct.backfill is not None and not (
+            levels and (self.model is None or "dlt" in self.model.outcomes)
+        ):
+            raise ValueError(
+                "Design: conduct.backfill clears doses by their DLTs; it needs dose levels and a "
+                f"model with the outcome 'dlt', got {type(self.model).__name__} with outcomes "
+                f"{getattr(self.model, 'outcomes', ())}"
+            )
         object.__setattr__(self, "conduct", conduct)
         object.__setattr__(self, "rule", self.rule.bind(self.model, conduct))
 
@@ -438,6 +470,38 @@ class Design:
         """The dose levels of the model (or of the rule), if it has levels."""
         levels = getattr(self.model, "dose_levels", None) or getattr(self.rule, "dose_levels", None)
         return tuple(levels) if levels else None
+
+    @property
+    def backfill(self) -> Backfill | None:
+        """The conduct's backfill (None: the trial is not run in time)."""
+        return self.conduct.backfill
+
+    def backfill_doses(self, data: TrialData, current: float) -> tuple[float, ...]:
+        """Return the doses a backfill patient may get now, increasing (empty: none).
+
+        The doses below ``current`` (the pending escalation cohort's) that ``data`` (the
+        patients whose outcomes are known) cleared, less those the rule excludes on the
+        posterior its next decision would read (:meth:`Rule.backfill_eligible`); none when
+        that posterior is a refused fit.
+
+        Raises
+        ------
+        ValueError
+            If the conduct has no backfill or the design has no dose levels.
+        """
+        backfill, levels = self.conduct.backfill, self.dose_levels
+        if backfill is None or levels is None:
+            raise ValueError(f"{self.label}: backfill needs a conduct.backfill and dose levels")
+        data = self._check(data)
+        cleared = backfill.cleared(data, levels, current)
+        if not cleared:
+            return ()
+        posterior = None
+        if self.model is not None and self.rule.needs_posterior(data, final=False):
+            posterior = self.posterior(data)
+            if posterior.report is not None and not posterior.report.ok:
+                return ()
+        return tuple(self.rule.backfill_eligible(posterior, data, cleared))
 
     # ------------------------------------------------------------------ posterior
 
@@ -471,6 +535,13 @@ class Design:
         conduct = self.conduct
         seed = conduct.seed_for(data, model.outcomes)
         levels = self.rule.levels_read(data, final=final)
+        # A trial run in time asks for the posterior of the same data twice: for the decision
+        # and for the backfill doses of the first arrivals after it. The posterior is a
+        # function of the data (and the seed derived from them), so the last one is kept.
+        key = (seed, data.n_patients, final, levels)
+        cached = self.__dict__.get("_last_posterior")
+        if conduct.backfill is not None and cached is not None and cached[0] == key:
+            return cached[1]
         for attempt in range(conduct.refits + 1):
             factor = conduct.refit_factor**attempt
             tune = conduct.tune if conduct.tune is not None else model.default_tune
@@ -496,7 +567,14 @@ class Design:
                 posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
             if posterior.report is None or posterior.report.ok:
                 break
-        return replace(posterior, refits=attempt) if attempt else posterior
+        posterior = replace(posterior, refits=attempt) if attempt else posterior
+        if conduct.backfill is not None:
+            object.__setattr__(self, "_last_posterior", (key, posterior))
+        return posterior
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state to pickle, without the kept posterior (a cache, maybe large)."""
+        return {name: value for name, value in self.__dict__.items() if name != "_last_posterior"}
 
     def _refused(
         self, posterior: DosePosterior, data: TrialData, *, final: bool

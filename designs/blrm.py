@@ -155,7 +155,8 @@ class BLRMRule(ModelRule):
             limits.append(
                 (
                     "max_increase",
-                    levels <= self.max_increase * float(data.dose[-1]) * (1 + 1e-12),
+                    levels
+                    <= self.max_increase * float(data.dose[data.escalation][-1]) * (1 + 1e-12),
                 )
             )
         if self.no_skipping:
@@ -201,6 +202,19 @@ class BLRMRule(ModelRule):
                     quantities=quantities | {"selected_dose": next_dose},
                 )
         return Decision(next_dose, quantities=quantities, bound_by=bound_by)
+
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        r"""Return the cleared doses the overdose control allows.
+
+        A level with :math:`P(p \ge` ``target_interval[1]`` :math:`) \ge` ``overdose_cutoff``
+        is not given in the escalation, and not to backfill patients either.
+        """
+        assert posterior is not None
+        safe = self.interval_probabilities(posterior)["excessive"] < self.overdose_cutoff
+        levels = tuple(self.model.dose_levels)
+        return tuple(dose for dose in cleared if safe[levels.index(dose)])
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the given, overdose-controlled level with the largest P(target).

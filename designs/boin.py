@@ -366,6 +366,19 @@ class BOINRule(CountRule):
             estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
         return estimates
 
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        r"""Return the cleared doses below BOIN's elimination.
+
+        BOIN never gives again a dose with :math:`P(p_j > \phi \mid \text{data}) >`
+        ``elimination_cutoff`` (3 or more patients) nor any dose above it; neither does it
+        backfill them.
+        """
+        n, y, _ = self.counts(data)
+        first = int(self.eliminated_from(n, y, posterior)[0])
+        return tuple(dose for dose in cleared if self.dose_levels.index(dose) < first)
+
     def _decide(
         self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:

@@ -140,7 +140,7 @@ class EWOCRule(ModelRule):
                 given.max()
                 if final
                 else (
-                    float(data.dose[-1]) + self.max_increment
+                    float(data.dose[data.escalation][-1]) + self.max_increment
                     if self.max_increment is not None
                     else None
                 )
@@ -162,9 +162,8 @@ class EWOCRule(ModelRule):
     @staticmethod
     def _coherent(dose: float, data: TrialData, bound_by: list[str]) -> float:
         """Keep the last cohort's dose if the rule would move against its outcome."""
-        last_dose = float(data.dose[-1])
-        last_cohort = data.cohort == data.cohort[-1]
-        had_dlt = bool(np.asarray(data.column("dlt"))[last_cohort].any())
+        last_dose = float(data.dose[data.escalation][-1])
+        had_dlt = bool(np.asarray(data.column("dlt"))[data.last_cohort].any())
         if (had_dlt and dose > last_dose) or (not had_dlt and dose < last_dose):
             bound_by.append("coherence")
             return last_dose

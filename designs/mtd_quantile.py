@@ -199,7 +199,7 @@ class MTDQuantileRule(ModelRule):
         mtd = posterior.mtd
         quantile = mtd.quantile(self.alpha)
         dose, bound_by = quantile, []
-        last = float(data.dose[-1]) if data.n_patients else None
+        last = float(data.dose[data.escalation][-1]) if data.n_patients else None
         if last is not None and self.max_increment is not None and dose > last + self.max_increment:
             dose = last + self.max_increment
             bound_by.append("max_increment")

@@ -254,6 +254,22 @@ class OptimusRule(ModelRule):
             diagnostics=diagnostics,
         )
 
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        """Return the cleared doses neither overdosed nor dropped for lack of efficacy.
+
+        Overdosed: ``P(p_tox > overdose_limit) > overdose_cutoff`` (excluded from the
+        escalation too). Dropped for futility, when ``futility_cutoff`` is set:
+        ``P(p_response >= efficacy_threshold) < futility_cutoff`` at that dose (backfill
+        randomises among the doses not discarded for lack of efficacy; Dehbi et al. 2021).
+        """
+        _, summary = self._counts_and_summaries(posterior, data)
+        keep = ~summary["excluded"]
+        if self.futility_cutoff is not None:
+            keep &= summary["p_efficacious"] >= self.futility_cutoff
+        return tuple(dose for dose in cleared if keep[self.dose_levels.index(dose)])
+
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the OBD and the dose range at the end of a trial.
 

@@ -21,6 +21,9 @@ A design and its configuration are inverse (:func:`design_config`, :func:`design
     max_rhat = 1.01
     [[conduct.stopping]]        # stopping pieces: an array of tables, each with its type
     type = "toxicity"
+    [backfill]                  # the conduct's backfill (also [conduct.backfill])
+    arrival_rate = 1.0
+    dlt_window = 1.0
 
 The keys of a table are the public init fields of the dataclass it builds (the signature of
 the function, for a family whose model or rule is not built by its plain constructor:
@@ -802,7 +805,8 @@ def design_from_config(config: Mapping[str, Any], where: str) -> Design:
     Parameters
     ----------
     config : Mapping
-        The parsed TOML (other sections are left to the caller).
+        The parsed TOML; a ``[backfill]`` table is the conduct's ``backfill`` (other
+        sections are left to the caller).
     where : str
         The file, named in messages.
 
@@ -823,4 +827,12 @@ def design_from_config(config: Mapping[str, Any], where: str) -> Design:
     family = FAMILIES.get(kind) if isinstance(kind, str) else None
     if family is None:
         raise _fail(where, "model", f"type must be one of {listed}, got {toml_value(kind)}")
-    return family.build(model, config.get("rule", {}), config.get("conduct", {}), where)
+    conduct = config.get("conduct", {})
+    if "backfill" in config:
+        conduct = dict(_as_table(conduct, where, "conduct"))
+        if "backfill" in conduct:
+            raise _fail(
+                where, "backfill", "given twice: as [backfill] and as [conduct.backfill]; keep one"
+            )
+        conduct["backfill"] = config["backfill"]
+    return family.build(model, config.get("rule", {}), conduct, where)

@@ -37,6 +37,7 @@ import numpy as np
 
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
+from dosezoo.designs.backfill import Backfill
 from dosezoo.designs.base import Conduct, CountRule, Design, RuleOptions
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
@@ -86,6 +87,12 @@ class ThreePlusThreeRule(CountRule):
         owner = "ThreePlusThreeRule"
         if model is not None:
             raise TypeError(f"{owner}: the 3+3 uses no model, got {model!r}")
+        if conduct.backfill is not None:
+            raise ValueError(
+                f"{owner}: the 3+3 decides on cohorts of 3 and 6 patients per level; backfill "
+                "patients at lower levels would break those counts (use a design that reads "
+                "any counts, e.g. BOIN, with backfill)"
+            )
         if conduct.cohort_size != _COHORT:
             raise ValueError(
                 f"{owner}: the 3+3 treats cohorts of {_COHORT}, got cohort_size "
@@ -225,7 +232,10 @@ class ThreePlusThreeRule(CountRule):
 
 
 def three_plus_three_design(
-    dose_levels: Sequence[float], *, start_dose: float | None = None
+    dose_levels: Sequence[float],
+    *,
+    start_dose: float | None = None,
+    backfill: Backfill | None = None,
 ) -> Design:
     """Return the 3+3 design: cohorts of 3, at most 6 patients per level.
 
@@ -235,6 +245,9 @@ def three_plus_three_design(
         Candidate doses, strictly increasing.
     start_dose : float, optional
         Dose of the first cohort, one of ``dose_levels``; the lowest by default.
+    backfill : Backfill, optional
+        Passed to the conduct like every family's; the 3+3 refuses it (ValueError): its rule
+        reads exactly 3 or 6 patients per level.
 
     Returns
     -------
@@ -242,7 +255,9 @@ def three_plus_three_design(
         A :class:`~dosezoo.designs.base.CountDesign` with no model.
     """
     levels = validate_dose_levels("three_plus_three_design", dose_levels)
-    conduct = Conduct(start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels))
+    conduct = Conduct(
+        start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels), backfill=backfill
+    )
     return Design(None, ThreePlusThreeRule(levels), conduct)
 
 

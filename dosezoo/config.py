@@ -42,6 +42,9 @@ levels, its sample size as the planned one, its target). A nested dataclass is a
 ``"none"`` stands for None. Every key is checked: an unknown section or key, a missing key or a
 bad value raises :class:`dosezoo.errors.ConfigError` naming the file, the section, the key and
 the value.
+An optional ``[backfill]`` table (or ``[conduct.backfill]``) gives the conduct's backfill
+(:class:`dosezoo.designs.backfill.Backfill`: ``arrival_rate``, ``dlt_window``, the caps, the
+allocation) for a design whose outcomes include ``dlt``.
 
 Families register themselves in their rule's module and scenario types in their scenario's
 module; this module imports every module of :mod:`dosezoo.designs` and
@@ -87,7 +90,7 @@ __all__ = [
 ]
 
 #: The sections a configuration may have.
-SECTIONS = ("model", "rule", "conduct", "scenario", "simulation")
+SECTIONS = ("model", "rule", "conduct", "backfill", "scenario", "simulation")
 
 
 def _discover(package: ModuleType) -> None:

@@ -28,6 +28,13 @@ y, dlt, efficacy, time, event
 covariates
     Extra columns named by ``covariates``: numeric ones must be finite,
     non-numeric ones (strata) must not be missing.
+enrolled, role
+    Optional schedule columns of a trial run in time (backfill): ``enrolled`` the
+    time the patient was enrolled, a finite float >= 0, non-decreasing in row order
+    (named so, not ``time``, because ``time`` is the event-time outcome of
+    time-to-event data); ``role`` ``"escalation"`` or ``"backfill"`` (a patient given
+    a lower, cleared dose while an escalation cohort's outcomes were pending). Data
+    without them are escalation patients only.
 
 Columns that are neither known nor declared are ignored and not stored. Rows
 are numbered from 0 in messages; for CSV files the line number is given too
@@ -57,6 +64,12 @@ DoseRange = tuple[float, float] | Mapping[str, tuple[float, float]]
 RowLabel = Callable[[int], str]
 
 _COHORT = "cohort"
+_ENROLLED = "enrolled"
+_ROLE = "role"
+#: The schedule columns, in their order among the columns.
+_SCHEDULE = (_ENROLLED, _ROLE)
+#: The values of the ``role`` column.
+ROLES = ("escalation", "backfill")
 _MAX_EXACT_INT = 2.0**53
 #: Rows up to which `_validate` tries its quick acceptance on Python floats; with more rows its
 #: vectorised checks are as fast.
@@ -319,6 +332,7 @@ class _Validated(NamedTuple):
     outcomes: tuple[str, ...]
     columns: dict[str, np.ndarray]
     doses: np.ndarray
+    schedule: tuple[str, ...] = ()
 
 
 def _validate(
@@ -330,6 +344,7 @@ def _validate(
     row_label: RowLabel,
     previous_cohort: int | None = None,
     coded: bool = False,
+    previous_enrolled: float | None = None,
 ) -> _Validated:
     """Validate raw columns and return clean, read-only arrays.
 
@@ -352,7 +367,8 @@ def _validate(
     arrays, and that data declined quickly are refused by them. When the rows extend existing
     data, ``previous_cohort`` is the cohort of the last existing row (``row_label(-1)``): the
     first new cohort may not be lower. With ``coded`` (doses on a coded scale) a dose is any
-    finite number in its range, and a combination may be all zeros.
+    finite number in its range, and a combination may be all zeros. Likewise
+    ``previous_enrolled`` is the enrolment time of the last existing row, if the data have one.
     """
     # 1. Structure.
     for name in dose_columns:
@@ -377,7 +393,14 @@ def _validate(
                 + (f": {reason}" if reason else "")
             )
     has_cohort = _COHORT in source
-    names = [*dose_columns, *([_COHORT] if has_cohort else []), *outcomes, *covariates]
+    schedule = tuple(name for name in _SCHEDULE if name in source and name not in covariates)
+    names = [
+        *dose_columns,
+        *([_COHORT] if has_cohort else []),
+        *outcomes,
+        *covariates,
+        *schedule,
+    ]
     raw = {name: _column_array(source[name], name) for name in names}
     n = raw[dose_columns[0]].shape[0]
     plain = True
@@ -390,7 +413,7 @@ def _validate(
 
     # 2. Quick acceptance: the rules of part 3 on Python floats.
     combination = len(dose_columns) > 1
-    if plain and has_cohort and not covariates and n <= _QUICK_ROWS:
+    if plain and has_cohort and not covariates and not schedule and n <= _QUICK_ROWS:
         dose_lists = [[float(v) for v in raw[name].tolist()] for name in dose_columns]
         accepted = True
         for name, dose_list in zip(dose_columns, dose_lists, strict=True):
@@ -540,6 +563,48 @@ def _validate(
             )
             covariate_values[name] = array.copy()
 
+    # Schedule (enrolment time, role).
+    schedule_values: dict[str, np.ndarray] = {}
+    if _ENROLLED in schedule:
+        where = f"column {_ENROLLED!r}"
+        raw_enrolled = raw[_ENROLLED]
+        enrolled, value_checks = _number_checks(where, raw_enrolled)
+        checks += value_checks
+        checks.append(
+            _value_check(
+                where,
+                raw_enrolled,
+                np.isfinite(enrolled) & (enrolled < 0),
+                "must be >= 0 (the time the patient was enrolled)",
+            )
+        )
+        earlier = np.zeros(n, dtype=bool)
+        earlier[1:] = enrolled[1:] < enrolled[:-1]
+        if previous_enrolled is not None and n:
+            earlier[0] = enrolled[0] < previous_enrolled
+
+        def earlier_time(i: int) -> str:
+            previous = _fmt(raw_enrolled[i - 1]) if i else _fmt(previous_enrolled)
+            return (
+                f"value {_fmt(raw_enrolled[i])} is earlier than {previous} in "
+                f"{row_label(i - 1)}: patients are listed in enrolment order"
+            )
+
+        checks.append(_Check(where, earlier, earlier_time))
+        schedule_values[_ENROLLED] = enrolled
+    if _ROLE in schedule:
+        raw_role = raw[_ROLE]
+        bad_role = np.array([not (isinstance(v, str) and v in ROLES) for v in raw_role], bool)
+        checks.append(
+            _value_check(
+                f"column {_ROLE!r}",
+                raw_role,
+                bad_role,
+                "must be " + " or ".join(repr(role) for role in ROLES),
+            )
+        )
+        schedule_values[_ROLE] = raw_role.astype(object)
+
     _raise_first(checks, row_label)
 
     doses = _lock(np.ascontiguousarray(doses, dtype=np.float64))
@@ -553,7 +618,9 @@ def _validate(
         clean[name] = _lock(values.astype(np.int64 if rules[name].integer else np.float64))
     for name, values in covariate_values.items():
         clean[name] = _lock(values)
-    return _Validated(outcomes, clean, doses)
+    for name, values in schedule_values.items():
+        clean[name] = _lock(values.astype(np.float64) if name == _ENROLLED else values)
+    return _Validated(outcomes, clean, doses, schedule)
 
 
 def _parse_csv_numbers(values: pd.Series, *, allow_bool: bool) -> np.ndarray:
@@ -618,6 +685,9 @@ class TrialData:
     outcomes : tuple of str
         Outcome columns present, in the order y, dlt, efficacy, time, event, then the
         registered outcomes in the order of their registration.
+    schedule : tuple of str
+        Schedule columns present: ``enrolled`` and / or ``role`` (empty for data that are not
+        timed).
 
     Raises
     ------
@@ -643,6 +713,7 @@ class TrialData:
     coded_doses: bool = False
     _row_label: InitVar[RowLabel | None] = None
     outcomes: tuple[str, ...] = field(init=False)
+    schedule: tuple[str, ...] = field(init=False)
     _columns: dict[str, np.ndarray] = field(init=False, repr=False)
     _doses: np.ndarray = field(init=False, repr=False)
     _ranges: dict[str, tuple[float, float]] = field(init=False, repr=False)
@@ -655,14 +726,15 @@ class TrialData:
         if not dose_columns:
             raise ValueError("dose_columns must name at least one column")
         covariates = _names(self.covariates, "covariates")
-        reserved = {_COHORT, *registered_outcomes()}
+        reserved = {_COHORT, *_SCHEDULE, *registered_outcomes()}
         for name in dose_columns:
             if name in reserved:
                 raise ValueError(f"{name!r} cannot be a dose column: it is a reserved column name")
         for name in covariates:
             if name in reserved or name in dose_columns:
                 raise ValueError(
-                    f"{name!r} cannot be a covariate: it is a dose, cohort or outcome column"
+                    f"{name!r} cannot be a covariate: it is a dose, cohort, schedule or "
+                    "outcome column"
                 )
         dose_range, ranges = _normalize_dose_range(self.dose_range, dose_columns)
         if not isinstance(self.coded_doses, bool | np.bool_):
@@ -680,6 +752,7 @@ class TrialData:
         object.__setattr__(self, "covariates", covariates)
         object.__setattr__(self, "dose_range", dose_range)
         object.__setattr__(self, "outcomes", validated.outcomes)
+        object.__setattr__(self, "schedule", validated.schedule)
         object.__setattr__(self, "_columns", validated.columns)
         object.__setattr__(self, "_doses", validated.doses)
         object.__setattr__(self, "_ranges", ranges)
@@ -780,7 +853,7 @@ class TrialData:
         dose_columns = _names(dose_columns, "dose_columns")
         source: dict[str, Any] = {str(name): df[name] for name in df.columns}
         rules = registered_outcomes()
-        for name in (*dose_columns, _COHORT, *rules):
+        for name in (*dose_columns, _COHORT, _ENROLLED, *rules):
             column = source.get(name)
             if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
                 allow_bool = name in rules and rules[name].allow_bool
@@ -893,19 +966,46 @@ class TrialData:
         return 0 if cohort.size == 0 else 1 + int(np.count_nonzero(np.diff(cohort)))
 
     @property
+    def escalation(self) -> np.ndarray:
+        """Whether each patient was enrolled in the escalation (not as a backfill patient).
+
+        All True for data without a ``role`` column; a read-only bool array of shape (n,).
+        """
+        if _ROLE not in self.schedule:
+            return _lock(np.ones(self.n_patients, dtype=bool))
+        return _lock(self._columns[_ROLE] == "escalation")
+
+    @property
     def last_dose(self) -> float | tuple[float, ...] | None:
-        """Dose of the last patient (a tuple for combinations), or None if empty."""
-        if self.n_patients == 0:
+        """Dose of the last escalation patient (a tuple for combinations), or None if none.
+
+        Backfill patients (``role`` ``"backfill"``) are given lower doses while the escalation
+        goes on, so the current dose of the escalation is the last escalation patient's.
+        """
+        rows = np.flatnonzero(self.escalation)
+        if rows.size == 0:
             return None
-        last = self._doses[-1]
+        last = self._doses[rows[-1]]
         if len(self.dose_columns) > 1:
             return tuple(float(value) for value in last)
         return float(last[0])
 
     @property
+    def last_cohort(self) -> np.ndarray:
+        """Whether each patient is in the last escalation cohort (bool, shape (n,)).
+
+        The cohort of the last escalation patient; backfill patients are never in it.
+        """
+        escalation = self.escalation
+        rows = np.flatnonzero(escalation)
+        if rows.size == 0:
+            return _lock(np.zeros(self.n_patients, dtype=bool))
+        return _lock(escalation & (self.cohort == self.cohort[rows[-1]]))
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """Names of the stored columns: dose column(s), cohort, outcomes, covariates."""
-        return (*self.dose_columns, _COHORT, *self.outcomes, *self.covariates)
+        """Names of the stored columns: dose column(s), cohort, outcomes, covariates, schedule."""
+        return (*self.dose_columns, _COHORT, *self.outcomes, *self.covariates, *self.schedule)
 
     # ------------------------------------------------------------------ access
 
@@ -933,6 +1033,22 @@ class TrialData:
             raise DataError(
                 f"no column {name!r}; the data have: {', '.join(self.columns)}"
             ) from None
+
+    def head(self, n: int) -> Self:
+        """Return the data of the first ``n`` patients (all of them if ``n`` is larger).
+
+        The rows were validated when these data were built, so nothing is checked again. A
+        trial run in time decides on the first patients, those whose outcomes are known.
+        """
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+            raise ValueError(f"head: n must be an integer >= 0, got {n!r}")
+        if n >= self.n_patients:
+            return self
+        columns = {name: _lock(values[:n]) for name, values in self._columns.items()}
+        doses = _lock(self._doses[:n])
+        for j, name in enumerate(self.dose_columns):
+            columns[name] = doses[:, j]
+        return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
     def require(self, *columns: str, min_patients: int = 1, model: str | None = None) -> None:
         """Check that the data have what a model needs.
@@ -1047,11 +1163,16 @@ class TrialData:
             If an outcome is missing or unknown, lengths disagree, or a new value is
             invalid (the message names its row in the new data).
         """
-        names = tuple(name for name in values if name not in self.covariates)
+        names = tuple(
+            name for name in values if name not in self.covariates and name not in _SCHEDULE
+        )
         outcomes = self._check_new_outcomes(names, "with_cohort")
         for name in self.covariates:
             if name not in values:
                 raise DataError(f"with_cohort: covariate {name!r} is missing")
+        schedule = self._check_new_schedule(
+            tuple(name for name in _SCHEDULE if name in values), "with_cohort"
+        )
 
         lengths: list[tuple[str, int]] = []
         arrays: dict[str, np.ndarray] = {}
@@ -1093,15 +1214,16 @@ class TrialData:
                     f"(n, {k}) array; got shape {dose_array.shape}"
                 )
 
-        for name in self.covariates:
+        for name in (*self.covariates, *schedule):
+            kind = "schedule column" if name in _SCHEDULE else "covariate"
             array = _to_numpy(values[name])
             if array.ndim > 1:
                 raise DataError(
-                    f"with_cohort: covariate {name!r} must be a scalar or one value per "
+                    f"with_cohort: {kind} {name!r} must be a scalar or one value per "
                     f"patient; got shape {array.shape}"
                 )
             if array.ndim == 1:
-                lengths.append((f"covariate {name!r}", array.shape[0]))
+                lengths.append((f"{kind} {name!r}", array.shape[0]))
             arrays[name] = array
 
         if lengths:
@@ -1133,7 +1255,7 @@ class TrialData:
         new[_COHORT] = np.full(n, last + 1, dtype=np.int64)
         for name in outcomes:
             new[name] = arrays[name]
-        for name in self.covariates:
+        for name in (*self.covariates, *schedule):
             array = arrays[name]
             new[name] = np.full(n, array.item(), dtype=array.dtype) if array.ndim == 0 else array
         return self._extend(new, "patient {} of the new cohort")
@@ -1174,9 +1296,12 @@ class TrialData:
             ),
             "append",
         )
+        schedule = self._check_new_schedule(
+            tuple(name for name in _SCHEDULE if name in df.columns), "append"
+        )
         new = {
             name: _column_array(df[name], name)
-            for name in (*self.dose_columns, *outcomes, *self.covariates)
+            for name in (*self.dose_columns, *outcomes, *self.covariates, *schedule)
         }
         if _COHORT in df.columns:
             new[_COHORT] = _column_array(df[_COHORT], _COHORT)
@@ -1212,6 +1337,21 @@ class TrialData:
                 )
         return self.outcomes
 
+    def _check_new_schedule(self, names: tuple[str, ...], what: str) -> tuple[str, ...]:
+        """Check the schedule columns of new rows against the data's; return them in order.
+
+        Empty data take the schedule of their first rows; other data need the same one.
+        """
+        if self.n_patients == 0 and not self.schedule:
+            return names
+        if names != self.schedule:
+            have = ", ".join(self.schedule) or "none"
+            given = ", ".join(names) or "none"
+            raise DataError(
+                f"{what}: the new rows have schedule columns {given}; the data have {have}"
+            )
+        return names
+
     def _extend(self, new: dict[str, np.ndarray], new_row: str) -> Self:
         """Validate only the new rows and append them to a copy of the data.
 
@@ -1246,18 +1386,29 @@ class TrialData:
             row_label=row_label,
             previous_cohort=int(self.cohort[-1]) if n_old else None,
             coded=self.coded_doses,
+            previous_enrolled=(
+                float(self._columns[_ENROLLED][-1])
+                if n_old and _ENROLLED in self.schedule
+                else None
+            ),
         )
         if not n_old:
-            return self._with_rows(validated.outcomes, validated.columns, validated.doses)
+            return self._with_rows(
+                validated.outcomes, validated.columns, validated.doses, validated.schedule
+            )
         doses = _lock(np.concatenate([self._doses, validated.doses]))
         columns = {name: doses[:, j] for j, name in enumerate(self.dose_columns)}
         for name, values in validated.columns.items():
             if name not in columns:
                 columns[name] = _lock(np.concatenate([self._columns[name], values]))
-        return self._with_rows(self.outcomes, columns, doses)
+        return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
     def _with_rows(
-        self, outcomes: tuple[str, ...], columns: dict[str, np.ndarray], doses: np.ndarray
+        self,
+        outcomes: tuple[str, ...],
+        columns: dict[str, np.ndarray],
+        doses: np.ndarray,
+        schedule: tuple[str, ...],
     ) -> Self:
         """Return data of the same schema holding already-validated, read-only columns."""
         grown = object.__new__(type(self))
@@ -1267,6 +1418,7 @@ class TrialData:
             ("dose_range", self.dose_range),
             ("coded_doses", self.coded_doses),
             ("outcomes", outcomes),
+            ("schedule", schedule),
             ("_columns", columns),
             ("_doses", doses),
             ("_ranges", self._ranges),
@@ -1311,6 +1463,8 @@ class TrialData:
         ]
         if self.covariates:
             parts.append(f"covariates: {', '.join(self.covariates)}")
+        if self.schedule:
+            parts.append(f"schedule: {', '.join(self.schedule)}")
         if self.coded_doses:
             parts.append("coded doses")
         if self.dose_range is not None:
@@ -1331,6 +1485,7 @@ class TrialData:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Restore state from a pickle, making the arrays read-only again."""
         state.setdefault("coded_doses", False)
+        state.setdefault("schedule", ())
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)

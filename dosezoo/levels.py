@@ -172,10 +172,12 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     index = level_index(data.dose, dose_levels, owner=owner)
     dlt = np.asarray(data.column("dlt"), dtype=np.int64)
     size = len(dose_levels)
+    # The current level is the escalation's: backfill patients get lower doses meanwhile.
+    escalation = np.flatnonzero(data.escalation)
     return LevelCounts(
         n=np.bincount(index, minlength=size).astype(np.int64),
         y=np.bincount(index, weights=dlt, minlength=size).astype(np.int64),
-        current=int(index[-1]) if index.size else -1,
+        current=int(index[escalation[-1]]) if escalation.size else -1,
     )
 
 

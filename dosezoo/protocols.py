@@ -4,7 +4,8 @@ The engine knows nothing about models: it talks to a *design* (how a trial is co
 to a *scenario* (the truth the outcomes are drawn from) only through :class:`Design` and
 :class:`Scenario`. Two optional capabilities let it run many trials in lockstep:
 :class:`CountRuleDesign` (a rule that decides from the patients and DLTs per dose level only)
-and :class:`LevelScenario` (outcomes from latent per-patient draws at dose levels).
+and :class:`LevelScenario` (outcomes from latent per-patient draws at dose levels). A third,
+:class:`BackfillDesign`, makes it run a trial in time with backfill patients.
 """
 
 from collections.abc import Mapping
@@ -15,7 +16,15 @@ import numpy as np
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 
-__all__ = ["CountRuleDesign", "Described", "Design", "LevelScenario", "Scenario"]
+__all__ = [
+    "BackfillDesign",
+    "BackfillPolicy",
+    "CountRuleDesign",
+    "Described",
+    "Design",
+    "LevelScenario",
+    "Scenario",
+]
 
 Described = dict[str, float | int | str | bool | None]
 """Flat parameters returned by ``describe()``."""
@@ -178,6 +187,51 @@ class Scenario(Protocol):
         -------
         TrialData
             No patients, with the scenario's `outcomes` (``TrialData.empty``).
+        """
+        ...
+
+
+class BackfillPolicy(Protocol):
+    """Arrivals, DLT window and caps of a trial run in time (e.g. ``designs.backfill.Backfill``)."""
+
+    @property
+    def arrival_rate(self) -> float:
+        """Patients arriving per unit time (a Poisson process)."""
+        ...
+
+    @property
+    def dlt_window(self) -> float:
+        """Time until a patient's DLT outcome is known."""
+        ...
+
+    @property
+    def total_cap(self) -> int:
+        """Most backfill patients in a trial."""
+        ...
+
+    def choose(
+        self, eligible: tuple[float, ...], backfilled: dict[float, int], rng: np.random.Generator
+    ) -> float | None:
+        """Dose of the next backfill patient among ``eligible``, or None (turned away)."""
+        ...
+
+
+class BackfillDesign(Design, Protocol):
+    """A design run in time, with backfill patients at lower doses while a cohort is pending.
+
+    ``backfill`` is None for a design that is not (then the engine runs it as a `Design`).
+    """
+
+    @property
+    def backfill(self) -> BackfillPolicy | None:
+        """The backfill policy, or None."""
+        ...
+
+    def backfill_doses(self, data: TrialData, current: float) -> tuple[float, ...]:
+        """Return the doses a backfill patient may get now (increasing; empty: none).
+
+        ``data`` are the patients whose outcomes are known, ``current`` the dose of the
+        pending escalation cohort.
         """
         ...
 

@@ -17,12 +17,24 @@ decision for every patient, the scenario draws the patients' covariates and retu
 the outcomes. The design then recommends a dose and the
 scenario scores the trial. The decisions and metrics are checked on the way (a `Decision`, a
 reason to stop, real-valued metrics and quantities whose names do not clash with the results).
+
+A design with a ``backfill`` (its conduct's, :class:`dosezoo.designs.backfill.Backfill`) is run
+in time instead (`_run_timed`): patients arrive by a Poisson process, the first
+``cohort_size`` arrivals after a decision form the escalation cohort, whose outcomes are
+pending for ``dlt_window``; each patient arriving meanwhile gets a dose the design names by
+``design.backfill_doses(known, current)`` (chosen by ``backfill.choose`` within the caps) or
+is turned away; the next decision is made when the cohort's window closes, on the patients
+whose outcomes are known then (enrolled at least ``dlt_window`` before). The recommendation
+reads every patient once all windows have closed. Such a trial also records each patient's
+``enrolled`` time and ``role``, each decision's ``time`` (quantity) and the metrics
+``duration`` (until the last window closes), ``n_backfill`` and ``n_turned_away``. Without a
+backfill nothing of this runs and no extra random number is drawn.
 `_run_trials_batch` runs a batch of trials one after the other, each with its own generator,
 and pads their records into the batch's Dataset.
 """
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import xarray as xr
@@ -30,8 +42,9 @@ import xarray as xr
 from dosezoo.checks import positive_int
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.protocols import CountRuleDesign, Design, Scenario
+from dosezoo.protocols import BackfillDesign, CountRuleDesign, Design, Scenario
 from dosezoo.simulate.layout import (
+    TIMED_METRICS,
     _assemble,
     _check_metric_name,
     _check_quantity_key,
@@ -77,7 +90,11 @@ class TrialRecord(TypedDict):
     """A recommendation per stratum: each stratum's dose by its label (``"z1=0"``), NaN for a
     stratum with none; empty otherwise."""
     metrics: dict[str, float]
-    """What ``scenario.trial_metrics`` returned."""
+    """What ``scenario.trial_metrics`` returned (and, run in time, the `TIMED_METRICS`)."""
+    enrolled: NotRequired[np.ndarray]
+    """Run in time: each patient's enrolment time, float, shape (n_patients,)."""
+    role: NotRequired[np.ndarray]
+    """Run in time: each patient's role, ``"escalation"`` or ``"backfill"``."""
 
 
 def _conduct(design: Design | CountRuleDesign, owner: str) -> tuple[int, int]:
@@ -190,7 +207,18 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     decisions: list[Decision] = []
     stop: Decision | None = None
     single = len(data.dose_columns) == 1
-    while data.n_patients < sample_size:
+    timed: dict[str, float] = {}
+    times: list[float] = []
+    if getattr(design, "backfill", None) is not None:
+        data, decisions, stop, times, timed = _run_timed(
+            design,  # type: ignore[arg-type]  # a Design whose backfill is set
+            scenario,
+            data,
+            cohort_size,
+            sample_size,
+            rng,
+        )
+    while not timed and data.n_patients < sample_size:
         decision = _checked(design.next(data), "design.next")
         decisions.append(decision)
         if decision.stopped:
@@ -213,7 +241,7 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     decisions.append(recommendation)
     kinds = ["next"] * (len(decisions) - 1) + ["recommend"]
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = dict(timed)
     for name, value in scenario.trial_metrics(data, recommendation).items():
         _check_metric_name(name, (*scenario.outcomes, *data.covariates))
         number = _real_scalar(value)
@@ -227,12 +255,19 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     for i, decision in enumerate(decisions):
         for key, value in decision.quantities.items():
             _check_quantity_key(key)
+            if timed and key == "time":
+                raise ValueError(
+                    "decision quantity 'time' clashes with the decision times of a trial run "
+                    "in time (backfill); rename it"
+                )
             number = _real_scalar(value)
             if number is not None:
                 quantities.setdefault(key, np.full(len(decisions), np.nan))[i] = number
+    if timed:
+        quantities["time"] = np.array([*times, timed["duration"]])
 
     n_doses = len(data.dose_columns)
-    return TrialRecord(
+    record = TrialRecord(
         dose=np.asarray(data.doses[:, 0] if single else data.doses, dtype=float),
         cohort=np.asarray(data.cohort, dtype=np.int64),
         outcomes={name: np.asarray(data.column(name), dtype=float) for name in scenario.outcomes},
@@ -251,6 +286,87 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
         },
         metrics=metrics,
     )
+    if timed:
+        record["enrolled"] = np.asarray(data.column("enrolled"), dtype=float)
+        record["role"] = np.asarray(data.column("role"), dtype=object)
+    return record
+
+
+def _known(data: TrialData, window: float, time: float) -> int:
+    """Return how many of the first patients have known outcomes at ``time``.
+
+    Those patients are a prefix of the data: windows are equal and enrolment times do not
+    decrease.
+    """
+    if not data.n_patients:
+        return 0
+    return int(np.searchsorted(np.asarray(data.column("enrolled")) + window, time, side="right"))
+
+
+def _run_timed(
+    design: BackfillDesign,
+    scenario: Scenario,
+    data: TrialData,
+    cohort_size: int,
+    sample_size: int,
+    rng: np.random.Generator,
+) -> tuple[TrialData, list[Decision], Decision | None, list[float], dict[str, float]]:
+    """Run a trial in time with backfill (see the module docstring).
+
+    Returns the data of every patient, the decisions of ``design.next`` with their times, the
+    stop (None if the sample size was reached) and the `TIMED_METRICS`.
+    """
+    if len(data.dose_columns) != 1 or data.covariates:
+        raise ValueError(
+            "run_trial: backfill runs single-drug trials without covariates; the scenario's "
+            f"data have dose columns {data.dose_columns} and covariates {data.covariates}"
+        )
+    backfill = design.backfill
+    assert backfill is not None  # run_trial calls this for a design with a backfill
+    window, scale = float(backfill.dlt_window), 1.0 / float(backfill.arrival_rate)
+    decisions: list[Decision] = []
+    times: list[float] = []
+    stop: Decision | None = None
+    backfilled: dict[float, int] = {}
+    turned_away = 0
+    clock = 0.0
+    arrival = float(rng.exponential(scale))
+    while data.n_patients < sample_size:
+        decision = _checked(design.next(data.head(_known(data, window, clock))), "design.next")
+        decisions.append(decision)
+        times.append(clock)
+        if decision.stopped:
+            stop = decision
+            break
+        if decision.strata or decision.stratum:
+            raise ValueError("run_trial: backfill runs decisions of one dose for every patient")
+        dose = decision.scalar_dose("design.next")
+        assert dose is not None  # a decision that goes on names a dose
+        enrolled = []
+        for _ in range(min(cohort_size, sample_size - data.n_patients)):
+            enrolled.append(arrival)
+            arrival += float(rng.exponential(scale))
+        values = scenario.respond(np.full(len(enrolled), dose), rng)
+        data = data.with_cohort(dose, **values, enrolled=enrolled, role="escalation")
+        clock = enrolled[-1] + window
+        eligible: dict[int, tuple[float, ...]] = {}  # by known patients, while this cohort waits
+        while arrival < clock and data.n_patients < sample_size:
+            chosen = None
+            if sum(backfilled.values()) < backfill.total_cap:
+                known = _known(data, window, arrival)
+                if known not in eligible:
+                    eligible[known] = tuple(design.backfill_doses(data.head(known), dose))
+                chosen = backfill.choose(eligible[known], backfilled, rng)
+            if chosen is None:
+                turned_away += 1
+            else:
+                values = scenario.respond(np.array([chosen]), rng)
+                data = data.with_cohort(chosen, **values, enrolled=[arrival], role="backfill")
+                backfilled[chosen] = backfilled.get(chosen, 0) + 1
+            arrival += float(rng.exponential(scale))
+    duration = float(np.max(data.column("enrolled")) + window) if data.n_patients else 0.0
+    counts = (duration, float(sum(backfilled.values())), float(turned_away))
+    return data, decisions, stop, times, dict(zip(TIMED_METRICS, counts, strict=True))
 
 
 def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Layout) -> xr.Dataset:
@@ -265,6 +381,9 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
             batch.outcomes[name][row, :k] = record["outcomes"][name]
         for name in layout.covariates:
             batch.covariates[name][row, :k] = record["covariates"][name]
+        if batch.enrolled is not None and batch.role is not None:
+            batch.enrolled[row, :k] = record["enrolled"]
+            batch.role[row, :k] = record["role"]
         batch.decision_dose[row, :m] = record["decision_dose"]
         batch.decision_text["stop_reason"][row, :m] = record["decision_stop_reason"]
         batch.decision_text["bound_by"][row, :m] = record["decision_bound_by"]

@@ -32,7 +32,11 @@ _RESERVED = (
     "stop_reason",
     "recommended_dose",
     "recommended_dose_stratum",
+    "enrolled",
+    "role",
 )
+#: Metrics the per-trial engine adds for a trial run in time (a design with backfill).
+TIMED_METRICS = ("duration", "n_backfill", "n_turned_away")
 _DECISION_TEXT = ("stop_reason", "bound_by", "kind")
 _OPTIONAL_PACKAGES = ("pymc", "arviz")
 
@@ -42,7 +46,8 @@ class _Layout(NamedTuple):
 
     ``dose_columns`` are those of the scenario's data: with more than one (a drug
     combination), every dose carries a trailing ``dose_column`` dimension. ``covariates`` are
-    recorded per patient like the outcomes.
+    recorded per patient like the outcomes. A ``timed`` simulation (a design with backfill)
+    records each patient's ``enrolled`` time and ``role`` too.
     """
 
     outcomes: tuple[str, ...]
@@ -51,6 +56,7 @@ class _Layout(NamedTuple):
     fingerprint: dict[str, AttrValue]
     dose_columns: tuple[str, ...] = ("dose",)
     covariates: tuple[str, ...] = ()
+    timed: bool = False
 
     @property
     def dose_shape(self) -> tuple[int, ...]:
@@ -88,6 +94,11 @@ class _Batch(NamedTuple):
     recommended_strata: dict[str, np.ndarray] | None = None
     """For recommendations per stratum: each stratum's recommended dose by its label
     (``"z1=0"``), (trial[, dose_column]) floats, in the order of first appearance."""
+    enrolled: np.ndarray | None = None
+    """For a timed simulation: (trial, patient) enrolment times, NaN past the last patient."""
+    role: np.ndarray | None = None
+    """For a timed simulation: (trial, patient) ``"escalation"`` / ``"backfill"`` objects,
+    ``""`` past the last patient."""
 
 
 def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
@@ -95,7 +106,13 @@ def _check_metric_name(name: str, outcomes: Sequence[str]) -> None:
 
     ``outcomes`` are the per-patient variables: the outcomes and the covariates.
     """
-    if name in _RESERVED or name in outcomes or name.startswith("decision_") or "," in name:
+    if (
+        name in _RESERVED
+        or name in TIMED_METRICS
+        or name in outcomes
+        or name.startswith("decision_")
+        or "," in name
+    ):
         raise ValueError(
             f"scenario.trial_metrics: metric name {name!r} clashes with a variable of "
             "the results or contains a comma; rename it"
@@ -126,6 +143,8 @@ def _empty_batch(n_trials: int, layout: _Layout) -> _Batch:
         n_patients=np.zeros(n_trials, dtype=np.int64),
         stop_reason=np.full(n_trials, "", dtype=object),
         recommended_dose=np.full((n_trials, *layout.dose_shape), np.nan),
+        enrolled=np.full(patient_shape, np.nan) if layout.timed else None,
+        role=np.full(patient_shape, "", dtype=object) if layout.timed else None,
     )
 
 
@@ -148,6 +167,8 @@ def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
         "cohort": (patient, batch.cohort),
         **{name: (patient, values) for name, values in batch.outcomes.items()},
         **{name: (patient, _covariate_values(values)) for name, values in batch.covariates.items()},
+        **({"enrolled": (patient, batch.enrolled)} if batch.enrolled is not None else {}),
+        **({"role": (patient, batch.role.astype(str))} if batch.role is not None else {}),
         "decision_dose": ((*decision, *component), batch.decision_dose),
         **{
             f"decision_{key}": (decision, text.astype(str))

@@ -124,6 +124,12 @@ def simulate(
     from ``numpy.random.default_rng(children[i])``, in enrolment order, so the result is
     identical to the trial-by-trial run, for any ``n_jobs``, ``batch_size`` or resumption; any
     other pair is run trial by trial with `run_trial`.
+
+    A design with a backfill (its conduct's ``backfill``) is run in time, trial by trial (see
+    `dosezoo.simulate.engine`): the results add per patient ``enrolled`` (time) and ``role``
+    (``"escalation"`` / ``"backfill"``, ``""`` past the last patient), per decision
+    ``decision_time``, and per trial the metrics ``duration``, ``n_backfill`` and
+    ``n_turned_away``.
     """
     n_trials = positive_int("simulate", "n_trials", n_trials)
     random_seed = integer("simulate", "random_seed", random_seed, minimum=0)
@@ -157,6 +163,7 @@ def simulate(
         fingerprint=fingerprint,
         dose_columns=tuple(empty.dose_columns),
         covariates=tuple(empty.covariates),
+        timed=getattr(design, "backfill", None) is not None,
     )
 
     store = None if path is None else _Store(Path(path), fingerprint)
@@ -209,8 +216,11 @@ def _run_batch(
     layout: _Layout,
     advance: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
-    """Run the trials of one batch: in lockstep if counts suffice, else one by one."""
-    if not (
+    """Run the trials of one batch: in lockstep if counts suffice, else one by one.
+
+    A design with a backfill runs in time, trial by trial, whatever its rule.
+    """
+    if layout.timed or not (
         isinstance(design, CountRuleDesign)
         and isinstance(scenario, LevelScenario)
         and _counts_suffice(design, scenario)

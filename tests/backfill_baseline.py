@@ -1,0 +1,68 @@
+"""Digests of small simulations without backfill, to check that backfill changed nothing else.
+
+Run on the commit before backfill existed, ``.venv/bin/python tests/backfill_baseline.py``
+wrote ``tests/data/backfill_baseline.json``; ``tests/test_backfill.py`` recomputes the same
+digests and compares.
+"""
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from dosezoo.designs.boin import boin_design
+from dosezoo.designs.crm import crm_design
+from dosezoo.models.crm import CRM
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import run_trial, simulate
+
+LEVELS = (10.0, 20.0, 40.0, 80.0, 120.0)
+P_TRUE = (0.05, 0.12, 0.25, 0.4, 0.55)
+SKELETON = (0.05, 0.12, 0.25, 0.4, 0.55)
+N_TRIALS = 20
+SEED = 2024
+PATH = Path(__file__).parent / "data" / "backfill_baseline.json"
+
+
+def digest(result: xr.Dataset) -> str:
+    """SHA-256 of every variable's name and values (attributes, which carry versions, left out)."""
+    sha = hashlib.sha256()
+    for name in sorted(result.data_vars):
+        values = result[name].values
+        sha.update(name.encode())
+        sha.update(values.astype(str).tobytes() if values.dtype.kind in "OU" else values.tobytes())
+    return sha.hexdigest()
+
+
+def record_digest(design, scenario) -> str:
+    """SHA-256 of the per-trial engine's records of ``N_TRIALS`` trials."""
+    sha = hashlib.sha256()
+    for seed in np.random.SeedSequence(SEED).spawn(N_TRIALS):
+        record = run_trial(design, scenario, np.random.default_rng(seed))
+        for key in ("dose", "cohort", "decision_dose", "recommended_dose"):
+            sha.update(np.asarray(record[key], dtype=float).tobytes())
+        sha.update(np.asarray(record["outcomes"]["dlt"], dtype=float).tobytes())
+        sha.update("|".join(record["decision_stop_reason"]).encode())
+    return sha.hexdigest()
+
+
+def digests() -> dict[str, str]:
+    """The digests of the reference runs, by name."""
+    boin = boin_design(0.25, LEVELS, sample_size=18)
+    crm = crm_design(CRM(SKELETON, 0.25), sample_size=12, cohort_size=2)
+    scenario = BinaryToxicityScenario(LEVELS, P_TRUE, 0.25, planned_sample_size=18)
+    crm_scenario = BinaryToxicityScenario(crm.dose_levels, P_TRUE, 0.25, planned_sample_size=12)
+    run = {"random_seed": SEED, "progress": False}
+    return {
+        "boin_simulate": digest(simulate(boin, scenario, N_TRIALS, **run)),
+        "boin_run_trial": record_digest(boin, scenario),
+        "crm_simulate": digest(simulate(crm, crm_scenario, N_TRIALS, **run)),
+    }
+
+
+if __name__ == "__main__":
+    PATH.write_text(json.dumps(digests(), indent=2) + "\n")
+    sys.stdout.write(PATH.read_text())

@@ -1,0 +1,511 @@
+"""Backfill: the conduct option, the timed data, the engine's timed trials and their guarantees."""
+
+import dataclasses
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from dosezoo.config import read_config
+from dosezoo.data import TrialData
+from dosezoo.designs import Backfill, boin_design, crm_design, three_plus_three_design
+from dosezoo.designs.registry import design_config, design_from_config
+from dosezoo.errors import ConfigError, DataError
+from dosezoo.models.crm import CRM
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import run_trial, simulate
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+_SPEC = importlib.util.spec_from_file_location(
+    "backfill_baseline", Path(__file__).with_name("backfill_baseline.py")
+)
+assert _SPEC is not None and _SPEC.loader is not None
+backfill_baseline = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(backfill_baseline)
+LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+SKELETON = (0.084, 0.157, 0.25, 0.355, 0.46)
+TARGET = 0.25
+ESCALATION_EXAMPLES = ("crm", "blrm", "ewoc", "boin", "joint_probit")
+
+
+def _boin(backfill: Backfill | None, sample_size: int = 24):
+    return boin_design(TARGET, LEVELS, sample_size=sample_size, backfill=backfill)
+
+
+def _scenario(p_true, sample_size: int = 24) -> BinaryToxicityScenario:
+    return BinaryToxicityScenario(LEVELS, p_true, TARGET, planned_sample_size=sample_size)
+
+
+# ---------------------------------------------------------------------------- the option
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("arrival_rate", 0.0),
+        ("arrival_rate", -1.0),
+        ("dlt_window", 0),
+        ("dlt_window", math.inf),
+        ("per_dose_cap", -1),
+        ("per_dose_cap", 1.5),
+        ("total_cap", True),
+        ("allocation", "lowest"),
+        ("min_cleared", 0),
+        ("max_dlt_rate", 0.0),
+        ("max_dlt_rate", 1.2),
+    ],
+)
+def test_backfill_refuses_bad_options_naming_the_field(field, value):
+    options = {"arrival_rate": 1.0, "dlt_window": 2.0, field: value}
+    with pytest.raises(ValueError, match=f"Backfill: {field}"):
+        Backfill(**options)
+
+
+def test_backfill_in_a_toml_configuration_round_trips(tmp_path):
+    text = (EXAMPLES / "crm.toml").read_text()
+    path = tmp_path / "crm_backfill.toml"
+    path.write_text(
+        text + "\n[backfill]\narrival_rate = 0.5\ndlt_window = 4.0\nallocation = 'random'\n"
+    )
+    design = design_from_config(read_config(path), str(path))
+    assert design.backfill == Backfill(0.5, 4.0, allocation="random")
+    assert design_from_config(design_config(design), "again") == design
+
+
+def test_backfill_configuration_errors_name_file_section_key_and_value(tmp_path):
+    config = read_config(EXAMPLES / "boin.toml")
+    bad = {**config, "backfill": {"arrival_rate": -2.0, "dlt_window": 1.0}}
+    with pytest.raises(ConfigError, match=r"boin\.toml.*backfill.*arrival_rate.*-2"):
+        design_from_config(bad, "boin.toml")
+    twice = {
+        **config,
+        "conduct": {**config["conduct"], "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0}},
+        "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0},
+    }
+    with pytest.raises(ConfigError, match="given twice"):
+        design_from_config(twice, "boin.toml")
+    unknown = {**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0, "cap": 3}}
+    with pytest.raises(ConfigError, match="unknown key 'cap'"):
+        design_from_config(unknown, "boin.toml")
+
+
+@pytest.mark.parametrize("example", ESCALATION_EXAMPLES)
+def test_every_escalation_family_takes_backfill_in_its_conduct(example):
+    config = read_config(EXAMPLES / f"{example}.toml")
+    backfill = Backfill(1.0, 3.0, per_dose_cap=4, total_cap=9)
+    design = design_from_config({**config, "backfill": dataclasses.asdict(backfill)}, example)
+    assert design.backfill == backfill
+    described = design.describe()
+    assert described["conduct_backfill_per_dose_cap"] == 4
+    assert described["conduct_backfill_allocation"] == "highest"
+    assert design_from_config(design_config(design), example) == design
+    without = design_from_config(config, example)
+    assert without.backfill is None
+    assert not any(key.startswith("conduct_backfill") for key in without.describe())
+
+
+def test_factories_pass_backfill_to_the_conduct():
+    backfill = Backfill(2.0, 1.0)
+    assert crm_design(CRM(SKELETON, TARGET), backfill=backfill).conduct.backfill is backfill
+    assert _boin(backfill).conduct.backfill is backfill
+
+
+def test_the_three_plus_three_refuses_backfill():
+    with pytest.raises(ValueError, match="3 and 6 patients per level"):
+        three_plus_three_design(LEVELS, backfill=Backfill(1, 1))
+    assert three_plus_three_design(LEVELS, backfill=None).backfill is None
+
+
+# ---------------------------------------------------------------------------- timed data
+
+
+def _timed_frame(**changes) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "dose": [10.0, 10.0, 10.0, 20.0, 10.0],
+            "dlt": [0, 0, 0, 1, 0],
+            "enrolled": [0.0, 0.5, 1.0, 4.0, 4.5],
+            "role": ["escalation"] * 4 + ["backfill"],
+        }
+    )
+    for column, (row, value) in changes.items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "value", "message"),
+    [
+        ("enrolled", 2, -1.0, "must be >= 0"),
+        ("enrolled", 1, math.nan, "NaN"),
+        ("enrolled", 3, math.inf, "infinite"),
+        ("enrolled", 3, 0.25, "earlier than 1.0"),
+        ("enrolled", 0, "soon", "not numeric"),
+        ("role", 4, "expansion", "must be 'escalation' or 'backfill'"),
+        ("role", 1, None, "must be 'escalation' or 'backfill'"),
+    ],
+)
+def test_bad_schedule_values_raise_data_error_naming_row_column_value(column, row, value, message):
+    with pytest.raises(DataError, match=rf"column '{column}', row {row}: value .*{message}"):
+        TrialData.from_dataframe(_timed_frame(**{column: (row, value)}))
+
+
+def test_timed_data_grow_and_keep_the_escalation_current_dose():
+    data = TrialData.from_dataframe(_timed_frame())
+    assert data.schedule == ("enrolled", "role")
+    assert data.last_dose == 20.0  # the backfill patient at 10 is not the escalation's
+    assert data.last_cohort.tolist() == [False, False, False, True, False]
+    grown = data.with_cohort(10.0, dlt=[1], enrolled=[5.0], role="backfill")
+    assert grown.column("role").tolist()[-1] == "backfill"
+    assert grown.head(3) == TrialData.from_dataframe(_timed_frame().iloc[:3])
+    with pytest.raises(DataError, match="schedule columns none; the data have enrolled, role"):
+        data.with_cohort(10.0, dlt=[0])
+    with pytest.raises(DataError, match=r"row 5 \(patient 0 of the new cohort\).*earlier"):
+        data.with_cohort(10.0, dlt=[0], enrolled=[1.0], role="backfill")
+
+
+def test_data_without_schedule_columns_are_unchanged():
+    frame = _timed_frame().drop(columns=["enrolled", "role"])
+    data = TrialData.from_dataframe(frame)
+    assert data.schedule == ()
+    assert data.columns == ("dose", "cohort", "dlt")
+    assert data.escalation.all()
+    assert data.last_dose == 10.0
+    weibull = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [1.0, 2.0], "time": [3.0, 4.0], "event": [1, 0]})
+    )
+    assert weibull.outcomes == ("time", "event") and weibull.schedule == ()
+
+
+# ---------------------------------------------------------------------------- posterior
+
+
+rows = st.lists(
+    st.tuples(st.sampled_from(LEVELS), st.integers(0, 1), st.booleans()), min_size=1, max_size=15
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=rows)
+def test_backfill_patients_change_the_posterior_as_escalation_patients(rows):
+    """The same doses and DLTs give the identical posterior whatever the patients' roles."""
+    doses, dlts, backfill = (list(column) for column in zip(*rows, strict=True))
+    roles = ["backfill" if b else "escalation" for b in backfill]
+    roles[0] = "escalation"
+    enrolled = np.arange(len(rows), dtype=float)
+    timed = TrialData({"dose": doses, "dlt": dlts, "enrolled": enrolled, "role": roles})
+    plain = TrialData({"dose": doses, "dlt": dlts})
+    crm = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS))
+    blrm = design_from_config(read_config(EXAMPLES / "blrm.toml"), "blrm")
+    for design in (crm, blrm):
+        a, b = design.posterior(timed), design.posterior(plain)
+        for name in a.rates:
+            assert np.array_equal(a.rates[name], b.rates[name])
+        assert (a.weights is None and b.weights is None) or np.array_equal(a.weights, b.weights)
+        assert design.conduct.seed_for(timed, ("dlt",)) == design.conduct.seed_for(plain, ("dlt",))
+    boin = _boin(None)
+    assert np.array_equal(boin.rule.counts(timed).n, boin.rule.counts(plain).n)
+    assert np.array_equal(boin.rule.counts(timed).y, boin.rule.counts(plain).y)
+
+
+def test_backfill_dlts_enter_the_next_decision_and_can_deescalate():
+    design = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS))
+    escalation = {
+        "dose": [10.0] * 3 + [20.0] * 3 + [40.0] * 3,
+        "dlt": [0] * 9,
+        "enrolled": np.arange(9.0),
+        "role": ["escalation"] * 9,
+    }
+    before = design.next(TrialData(escalation)).next_dose
+    backfilled = {
+        "dose": escalation["dose"] + [20.0] * 3,
+        "dlt": escalation["dlt"] + [1, 1, 1],
+        "enrolled": np.arange(12.0),
+        "role": escalation["role"] + ["backfill"] * 3,
+    }
+    after = design.next(TrialData(backfilled)).next_dose
+    assert before == 80.0
+    assert after < 40.0
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+def _p_above(n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """BOIN's elimination probability, P(p > target | Beta(1 + y, 1 + n - y)), by scipy."""
+    return stats.beta.sf(TARGET, 1 + y, 1 + n - y)
+
+
+def _counts(doses: np.ndarray, dlts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    index = np.searchsorted(LEVELS, doses)
+    n = np.bincount(index, minlength=len(LEVELS))
+    y = np.bincount(index, weights=dlts, minlength=len(LEVELS)).astype(int)
+    return n, y
+
+
+def _check_allocations(record, backfill: Backfill | None, *, eliminates: bool) -> None:
+    """Replay a trial: no patient at an eliminated, skipped or not-yet-cleared dose.
+
+    Escalation cohort ``k`` was decided at ``decision_time[k]`` on the patients whose window
+    had closed then (all of them without backfill); a backfill patient was placed at its own
+    enrolment time, on the patients whose window had closed then.
+    """
+    dose, dlt, cohort = record["dose"], record["outcomes"]["dlt"], record["cohort"]
+    levels = np.searchsorted(LEVELS, dose)
+    if backfill is None:
+        enrolled, role = cohort.astype(float), np.full(dose.size, "escalation")
+        window, times = 0.5, list(np.unique(cohort) - 0.5)  # decide after the cohort before
+    else:
+        enrolled, role = record["enrolled"], record["role"]
+        window, times = backfill.dlt_window, list(record["decision_quantities"]["time"])
+    escalation_cohorts = list(dict.fromkeys(cohort[role == "escalation"]))
+    current = -1
+    for i in range(dose.size):
+        if role[i] == "escalation":
+            k = escalation_cohorts.index(cohort[i])
+            time = times[k]
+        else:
+            time = enrolled[i]
+        known = enrolled + window <= time
+        n, y = _counts(dose[known], dlt[known])
+        tried = levels[:i].max() if i else -1
+        assert levels[i] <= tried + 1, f"patient {i} skipped a dose"
+        if eliminates:
+            gone = (n >= 3) & (_p_above(n, y) > 0.95)
+            first = int(np.argmax(gone)) if gone.any() else len(LEVELS)
+            assert levels[i] < first, f"patient {i} at an eliminated dose"
+        if role[i] == "escalation":
+            current = levels[i]
+            continue
+        assert backfill is not None
+        assert levels[i] < current, f"backfill patient {i} not below the escalation dose"
+        at = levels[i]
+        assert n[at] >= backfill.min_cleared, f"backfill patient {i} at an uncleared dose"
+        assert y[at] < backfill.max_dlt_rate * n[at], f"backfill patient {i} at a toxic dose"
+
+
+backfills = st.one_of(
+    st.none(),
+    st.builds(
+        Backfill,
+        arrival_rate=st.floats(0.2, 5.0),
+        dlt_window=st.floats(0.5, 6.0),
+        per_dose_cap=st.integers(0, 6),
+        total_cap=st.integers(0, 15),
+        allocation=st.sampled_from(["highest", "random"]),
+        min_cleared=st.integers(1, 4),
+        max_dlt_rate=st.sampled_from([1 / 3, 0.5, 1.0]),
+    ),
+)
+truths = st.lists(st.floats(0.02, 0.9), min_size=len(LEVELS), max_size=len(LEVELS))
+
+
+@settings(max_examples=40, deadline=None)
+@given(backfill=backfills, p_true=truths, seed=st.integers(0, 2**32 - 1))
+def test_boin_never_treats_at_an_eliminated_skipped_or_uncleared_dose(backfill, p_true, seed):
+    record = run_trial(_boin(backfill), _scenario(p_true), np.random.default_rng(seed))
+    _check_allocations(record, backfill, eliminates=True)
+    if backfill is not None:
+        backfilled = record["dose"][record["role"] == "backfill"]
+        assert backfilled.size <= backfill.total_cap
+        assert all(np.sum(backfilled == d) <= backfill.per_dose_cap for d in LEVELS)
+
+
+@settings(max_examples=10, deadline=None)
+@given(backfill=backfills, p_true=truths, seed=st.integers(0, 2**32 - 1))
+def test_crm_never_treats_at_a_skipped_or_uncleared_dose(backfill, p_true, seed):
+    design = crm_design(
+        CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=15, backfill=backfill
+    )
+    record = run_trial(design, _scenario(p_true, 15), np.random.default_rng(seed))
+    _check_allocations(record, backfill, eliminates=False)
+
+
+class Spy:
+    """A design that records the data of every decision it is asked for."""
+
+    def __init__(self, design):
+        self.design = design
+        self.seen: list[TrialData] = []
+
+    def __getattr__(self, name):
+        return getattr(self.design, name)
+
+    def next(self, data):
+        self.seen.append(data)
+        return self.design.next(data)
+
+
+@settings(max_examples=15, deadline=None)
+@given(p_true=truths, seed=st.integers(0, 2**32 - 1), window=st.floats(0.5, 8.0))
+def test_pending_outcomes_are_never_used_before_their_window_closes(p_true, seed, window):
+    spy = Spy(_boin(Backfill(2.0, window, per_dose_cap=3)))
+    record = run_trial(spy, _scenario(p_true), np.random.default_rng(seed))
+    times = record["decision_quantities"]["time"]
+    assert len(spy.seen) == len(times) - 1  # every next(), then the recommendation
+    for data, time in zip(spy.seen, times, strict=False):
+        known = record["enrolled"] + window <= time
+        assert known.sum() == data.n_patients  # exactly the closed windows ...
+        if data.n_patients:  # ... and no other
+            assert np.all(np.asarray(data.column("enrolled")) + window <= time)
+        assert np.array_equal(data.dose, record["dose"][: data.n_patients])
+    assert record["metrics"]["duration"] == pytest.approx(record["enrolled"].max() + window)
+    assert times[-1] == record["metrics"]["duration"]
+
+
+def test_a_timed_simulation_reports_duration_roles_and_backfill_counts():
+    backfill = Backfill(2.0, 3.0)
+    result = simulate(
+        _boin(backfill), _scenario((0.05, 0.1, 0.2, 0.35, 0.5)), 12, random_seed=5, progress=False
+    )
+    roles = result["role"].values
+    assert set(np.unique(roles)) <= {"escalation", "backfill", ""}
+    n_backfill = (roles == "backfill").sum(axis=1)
+    assert np.array_equal(result["n_backfill"].values, n_backfill)
+    assert n_backfill.sum() > 0
+    last = np.nanmax(result["enrolled"].values, axis=1)
+    assert np.allclose(result["duration"].values, last + backfill.dlt_window)
+    assert np.array_equal(result["n_patients"].values, (roles != "").sum(axis=1))
+    assert result.attrs["design_conduct_backfill_arrival_rate"] == 2.0
+
+
+def test_same_seed_same_results_for_any_n_jobs():
+    design = _boin(Backfill(1.5, 2.0, allocation="random"))
+    scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5))
+    one = simulate(design, scenario, 8, random_seed=11, progress=False)
+    two = simulate(design, scenario, 8, random_seed=11, n_jobs=2, batch_size=3, progress=False)
+    xr.testing.assert_identical(one, two)
+    other = simulate(design, scenario, 8, random_seed=12, progress=False)
+    assert not one["dose"].equals(other["dose"])
+
+
+def test_without_backfill_the_results_are_those_before_backfill_existed():
+    """Digests written by tests/backfill_baseline.py on the commit before backfill."""
+    expected = json.loads(backfill_baseline.PATH.read_text())
+    assert backfill_baseline.digests() == expected
+
+
+def test_boin_closes_backfill_at_and_above_an_eliminated_dose():
+    """4 DLTs in 6 at 20 (P(p > 0.25) > 0.95 by scipy) close 20 and above, not 10."""
+    design = _boin(Backfill(1.0, 1.0, max_dlt_rate=1.0))
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 6 + [40.0] * 3,
+            "dlt": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0],
+            "enrolled": np.arange(12.0),
+            "role": ["escalation"] * 6 + ["backfill"] * 3 + ["escalation"] * 3,
+        }
+    )
+    assert _p_above(np.array(6), np.array(4)) > 0.95 > _p_above(np.array(3), np.array(0))
+    assert design.conduct.backfill.cleared(data, LEVELS, 80.0) == (10.0, 20.0, 40.0)
+    assert design.backfill_doses(data, 80.0) == (10.0,)
+    plain = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS), backfill=design.backfill)
+    assert plain.backfill_doses(data, 80.0) == (10.0, 20.0, 40.0)  # CRM: the default
+
+
+def test_blrm_closes_backfill_at_overdosed_doses():
+    config = read_config(EXAMPLES / "blrm.toml")
+    design = design_from_config(
+        {**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0, "max_dlt_rate": 1.0}},
+        "blrm",
+    )
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 6 + [40.0] * 3,
+            "dlt": [0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 1],
+            "enrolled": np.arange(12.0),
+            "role": ["escalation"] * 6 + ["backfill"] * 3 + ["escalation"] * 3,
+        }
+    )
+    # P(p >= 0.33) at each level from the grid posterior, summed here over its points.
+    posterior = design.posterior(data)
+    excessive = np.average(posterior.rate("p_dlt") >= 0.33, axis=0, weights=posterior.weights)
+    safe = tuple(d for d, p in zip(LEVELS, excessive, strict=True) if p < 0.25)
+    cleared = design.conduct.backfill.cleared(data, LEVELS, 80.0)
+    assert set(cleared) - set(safe)  # the overdose control has something to close
+    assert design.backfill_doses(data, 80.0) == tuple(d for d in cleared if d in safe)
+
+
+def test_the_joint_probit_rule_closes_backfill_at_overdosed_and_futile_doses():
+    """Draws built by hand: level 1 overdosed, level 2 futile, levels 0 and 3 open."""
+    from dosezoo.designs import optimus_design
+    from dosezoo.models import JointProbit
+    from dosezoo.posterior import DosePosterior
+
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    model = JointProbit(dose_levels=levels)
+    design = optimus_design(model, futility_cutoff=0.2, backfill=Backfill(1.0, 1.0))
+    draws = np.linspace(0.0, 1.0, 200)[:, None]
+    p_tox = np.tile([0.05, 0.2, 0.1, 0.2, 0.3], (200, 1))
+    p_tox[:, 1] = np.where(draws[:, 0] < 0.5, 0.6, 0.2)  # P(p_tox > 0.4) = 0.5 > 0.25
+    p_response = np.tile([0.3, 0.4, 0.05, 0.5, 0.5], (200, 1))  # level 2: never >= 0.2
+    posterior = DosePosterior(levels, {"p_tox": p_tox, "p_response": p_response}, None)
+    data = TrialData({"dose": [10.0] * 3, "dlt": [0] * 3, "efficacy": [1] * 3})
+    cleared = (10.0, 20.0, 40.0, 80.0)
+    assert design.rule.backfill_eligible(posterior, data, cleared) == (10.0, 80.0)
+    no_futility = optimus_design(model, backfill=Backfill(1.0, 1.0))
+    assert no_futility.rule.backfill_eligible(posterior, data, cleared) == (10.0, 40.0, 80.0)
+
+
+@pytest.mark.parametrize("example", ["crm", "blrm", "ewoc"])
+def test_model_based_designs_run_in_time_with_backfill(example):
+    config = read_config(EXAMPLES / f"{example}.toml")
+    config["conduct"] = {**config["conduct"], "sample_size": 12}
+    backfill = Backfill(3.0, 2.0, allocation="random", min_cleared=1)  # EWOC: cohorts of 1
+    design = design_from_config({**config, "backfill": dataclasses.asdict(backfill)}, example)
+    scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5), 12)
+    records = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(3)]
+    for record in records:
+        _check_allocations(record, backfill, eliminates=False)
+        assert record["n_patients"] <= 12
+    assert sum(record["metrics"]["n_backfill"] for record in records) > 0
+
+
+def test_backfill_needs_dose_levels_and_dlt():
+    config = read_config(EXAMPLES / "o6bg_accelerated.toml")  # continuous toxicity, no DLT
+    with pytest.raises(ConfigError, match="needs dose levels and a model with the outcome 'dlt'"):
+        design_from_config({**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0}}, "o6bg")
+
+
+def test_a_timed_trial_reuses_the_posterior_of_the_same_data(monkeypatch):
+    """The kept posterior saves fits and changes nothing: same records as without it."""
+    design = crm_design(
+        CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=24, backfill=Backfill(2.0, 3.0)
+    )
+    scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5))
+    fits: list[int] = []
+    fast = CRM.posterior
+
+    def counted(self, data, sampling=None):
+        fits.append(data.n_patients)
+        return fast(self, data, sampling)
+
+    monkeypatch.setattr(CRM, "posterior", counted)
+    kept = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(4)]
+    n_kept = len(fits)
+    fits.clear()
+    posterior = type(design).posterior
+
+    def forgetful(self, data, *, final=False):
+        self.__dict__.pop("_last_posterior", None)
+        return posterior(self, data, final=final)
+
+    monkeypatch.setattr(type(design), "posterior", forgetful)
+    again = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(4)]
+    assert n_kept < len(fits)
+    for one, other in zip(kept, again, strict=True):
+        for key in ("dose", "decision_dose", "enrolled"):
+            assert np.array_equal(one[key], other[key])
+        quantities = one["decision_quantities"]
+        assert quantities.keys() == other["decision_quantities"].keys()
+        for key, values in quantities.items():
+            assert np.array_equal(values, other["decision_quantities"][key], equal_nan=True)
