@@ -221,6 +221,10 @@ class CRM(GridDoseModel):
         for name, setting in values.items():
             object.__setattr__(self, name, setting)
 
+    def mtd_target(self) -> float:
+        """Return the target DLT probability at the MTD (``target``)."""
+        return self.target
+
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""
         return {

@@ -154,6 +154,10 @@ class EWOC(GridDoseModel):
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
+    def mtd_target(self) -> float:
+        """Return the target DLT probability at the MTD (``theta``)."""
+        return self.theta
+
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""
         return {

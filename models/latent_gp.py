@@ -245,6 +245,7 @@ class LatentGP(DoseModel):
 
     model_name: ClassVar[str] = "LatentGP"
     outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
+    probability_rates: ClassVar[tuple[str, ...]] = ("p_dlt",)
     default_engine: ClassVar[str] = "kernel"
     fast_engine: ClassVar[str | None] = "kernel"
     default_tune: ClassVar[int] = 500
