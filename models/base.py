@@ -221,7 +221,7 @@ class DoseModel(ABC):
             out["p_mtd"] = xr.DataArray(share, dims="dose", coords={"dose": levels})
         summary = xr.Dataset(out)
         if data is not None and data.n_patients:
-            group, labels = dose_groups(data)
+            group, labels = self.predictive_groups(data)
             replicated = self._replicate(idata["prior_predictive"].to_dataset(), group, labels)
             names = list(replicated)
             stacked = np.stack([replicated[name] for name in names], axis=1)  # (S, stat, G)
@@ -282,10 +282,25 @@ class DoseModel(ABC):
 
     # ------------------------------------------------------------------ predictive checks
 
+    def predictive_groups(self, data: TrialData) -> tuple[np.ndarray, list]:
+        """Each patient's group index and the group labels of the predictive statistics.
+
+        The distinct doses (dose tuples of a combination) by default.
+        """
+        return dose_groups(data)
+
+    def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
+        """Statistics per group of each observed outcome, shape (G,) each."""
+        out: dict[str, np.ndarray] = {}
+        for name in self.outcomes:
+            values = np.asarray(data.column(name), dtype=float)
+            out.update(outcome_statistics(name, values, group, len(labels)))
+        return out
+
     def _replicate(
         self, replicates: xr.Dataset, group: np.ndarray, labels: list
     ) -> dict[str, np.ndarray]:
-        """Statistics per dose group of each replicated outcome, shape (S, G) each."""
+        """Statistics per group of each replicated outcome, shape (S, G) each."""
         out: dict[str, np.ndarray] = {}
         for name in self.outcomes:
             values = replicates[name].stack(sample=("chain", "draw")).transpose("sample", ...)
@@ -306,11 +321,8 @@ class DoseModel(ABC):
         tuple
             (observed: name -> (G,), replicated: name -> (S, G), the G dose labels).
         """
-        group, labels = dose_groups(data)
-        observed: dict[str, np.ndarray] = {}
-        for name in self.outcomes:
-            values = np.asarray(data.column(name), dtype=float)
-            observed.update(outcome_statistics(name, values, group, len(labels)))
+        group, labels = self.predictive_groups(data)
+        observed = self._observe(data, group, labels)
         extended = self.sample_posterior_predictive(idata, data, random_seed=random_seed)
         replicates = extended["posterior_predictive"].to_dataset()
         return observed, self._replicate(replicates, group, labels), labels
