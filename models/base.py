@@ -24,7 +24,7 @@ its outcome columns are declared in ``outcomes``.
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
@@ -154,6 +154,19 @@ class DoseModel(ABC):
         rules read a model-defined quantity (e.g. CRM's plug-in estimate) add it.
         """
         return DosePosterior.from_idata(idata, criteria, **options)
+
+    def sufficient_statistic(self, data: TrialData) -> Hashable:
+        """Return what the posterior depends on in ``data`` (a hashable key).
+
+        Patients are exchangeable given their doses and covariates, so by default the multiset
+        of rows (doses, outcomes, covariates) in a canonical order. Models with a smaller
+        statistic (the DLTs and patients per dose of a binary model) override it.
+        """
+        columns = [np.asarray(data.doses, dtype=float).astype(str)]
+        columns += [np.asarray(data.column(name)).astype(str)[:, None] for name in self.outcomes]
+        columns += [np.asarray(data.column(name)).astype(str)[:, None] for name in data.covariates]
+        rows = np.concatenate(columns, axis=1) if data.n_patients else np.empty((0, 0), str)
+        return tuple(sorted(map(tuple, rows.tolist())))
 
     def mtd_target(self) -> float | None:
         """Return the target DLT probability that defines the MTD (None: the model has none)."""

@@ -48,6 +48,10 @@ class DoseSummary:
     y: np.ndarray
     """DLTs per dose, shape (u,)."""
 
+    def key(self) -> tuple[bytes, bytes, bytes]:
+        """Return the summary as a hashable key (of posterior caches)."""
+        return (self.dose.tobytes(), self.n.tobytes(), self.y.tobytes())
+
 
 class BinaryDoseModel(DoseModel):
     """Base of the binary-DLT models: data checks, the exact engine and the posterior table.
@@ -92,6 +96,10 @@ class BinaryDoseModel(DoseModel):
             n=np.bincount(index, minlength=distinct.size).astype(float),
             y=np.bincount(index, weights=dlt, minlength=distinct.size),
         )
+
+    def sufficient_statistic(self, data: TrialData) -> tuple[bytes, bytes, bytes]:
+        """Return the distinct doses with their patients and DLTs (the binomial likelihood's)."""
+        return self.summarise(data).key()
 
     @engine("grid")
     def _fit_grid(
@@ -212,7 +220,7 @@ class GridDoseModel(BinaryDoseModel):
             Cells of the grid with their masses; ``p_dlt`` per cell and level.
         """
         summary = self.summarise(data)
-        key = (summary.dose.tobytes(), summary.n.tobytes(), summary.y.tobytes())
+        key = summary.key()
         cache = self._cache.setdefault("posteriors", OrderedDict())
         posterior = cache.get(key)
         if posterior is None:
