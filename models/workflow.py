@@ -226,8 +226,9 @@ class StatementFit:
     options : dict
         The model's keyword arguments that the fit sets (e.g. ``prior_mean``, ``prior_sd``).
     table : pandas.DataFrame
-        One row per statement: ``dose``, ``probability`` (the quantile level), ``stated`` and
-        ``fitted`` (the quantile the fitted prior implies).
+        One row per statement: ``statement`` (e.g. ``"p_dlt at 40"`` or ``"MTD"``),
+        ``probability`` (the quantile level), ``stated`` and ``fitted`` (the quantile the
+        fitted prior implies).
     """
 
     options: dict[str, Any]
@@ -245,26 +246,33 @@ class StatementFit:
 
 
 def statement_table(
-    doses: Sequence[float], probabilities: Sequence[float], stated: np.ndarray, fitted: np.ndarray
+    statements: Sequence[str],
+    probabilities: Sequence[float],
+    stated: np.ndarray,
+    fitted: np.ndarray,
 ) -> pd.DataFrame:
-    """Tabulate stated against fitted quantiles, one row per (dose, quantile level)."""
+    """Tabulate stated against fitted quantiles, one row per (statement, quantile level)."""
     rows = [
         {
-            "dose": float(dose),
+            "statement": statement,
             "probability": float(q),
             "stated": float(stated[i, j]),
             "fitted": float(fitted[i, j]),
         }
-        for i, dose in enumerate(doses)
+        for i, statement in enumerate(statements)
         for j, q in enumerate(probabilities)
     ]
     return pd.DataFrame(rows)
 
 
 def check_statements(
-    owner: str, n_doses: int, quantiles: object, probabilities: Sequence[float]
+    owner: str,
+    n_doses: int,
+    quantiles: object,
+    probabilities: Sequence[float],
+    bounds: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
-    """Validate stated quantiles of a probability: shape (doses, levels), in (0, 1), increasing.
+    """Validate stated quantiles: shape (doses, levels), inside ``bounds``, increasing.
 
     Raises
     ------
@@ -279,8 +287,11 @@ def check_statements(
         raise ValueError(
             f"{owner}: quantiles must have shape ({n_doses}, {levels.size}), got {stated.shape}"
         )
-    if not np.all((stated > 0) & (stated < 1)) or np.any(np.diff(stated, axis=1) <= 0):
-        raise ValueError(f"{owner}: quantiles must lie in (0, 1) and increase along each row")
+    low, high = bounds
+    if not np.all((stated > low) & (stated < high)) or np.any(np.diff(stated, axis=1) <= 0):
+        raise ValueError(
+            f"{owner}: quantiles must lie in ({low:g}, {high:g}) and increase along each row"
+        )
     return stated
 
 

@@ -18,9 +18,12 @@ import xarray as xr
 from scipy.special import expit
 
 from dosezoo.data import TrialData
-from dosezoo.models import BOIN, CRM, crm_skeleton
+from dosezoo.models import BOIN, CRM, EWOC, LatentGP, crm_skeleton
 from dosezoo.models.base import DoseModel
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.crm import crm_prior_from_statements
+from dosezoo.models.ewoc import ewoc_prior_from_statements
+from dosezoo.models.latent_gp import latent_gp_prior_from_statements
 from tests.test_contract import MODEL_FAMILIES, _case
 
 #: Families whose predictive check takes more than ~20 s (the empirical-Bayes fit and the
@@ -179,3 +182,56 @@ def test_ppp_values_are_moderate_on_data_from_the_model_and_extreme_when_misspec
             assert worst < 0.01, ppp
         else:
             assert worst > 0.05, ppp
+
+
+# --------------------------------------------------------------------------- elicitation
+
+
+def _prior_quantiles(model, levels, probabilities, draws=40000):
+    """Quantiles of p_dlt at levels (0-based) from the model's own PyMC prior."""
+    prior = model.sample_prior_predictive(draws=draws, random_seed=7)["prior"]["p_dlt"]
+    values = prior.stack(sample=("chain", "draw")).transpose("sample", "dose").to_numpy()
+    return np.quantile(values[:, levels], probabilities, axis=0).T
+
+
+def test_crm_statements_from_a_known_prior_recover_it():
+    probabilities = (0.05, 0.5, 0.95)
+    truth = CRM(crm_skeleton(0.25, 0.05, 3, 5), target=0.25, prior_mean=0.3, prior_sd=0.8)
+    stated = _prior_quantiles(truth, [0, 4], probabilities)
+    fit = crm_prior_from_statements(0.25, 3, 5, [1, 5], stated, probabilities=probabilities)
+    assert fit.options["prior_mean"] == pytest.approx(0.3, abs=0.03)
+    assert fit.options["prior_sd"] == pytest.approx(0.8, abs=0.03)
+    assert fit.max_error < 0.01
+    assert "p_dlt at level 5" in str(fit)
+    assert CRM(**fit.options).skeleton == truth.skeleton
+
+
+def test_ewoc_statements_from_known_beta_shapes_recover_them():
+    truth = EWOC(0.33, 20.0, 140.0, mtd_prior=(2.0, 3.0), rho0_prior=(1.5, 4.0))
+    probabilities = (0.1, 0.5, 0.9)
+    prior = truth.sample_prior_predictive(draws=40000, random_seed=3)["prior"]
+    mtd = np.quantile(prior["mtd"].to_numpy(), probabilities)
+    rho0 = np.quantile(prior["rho0"].to_numpy(), probabilities)
+    fit = ewoc_prior_from_statements(
+        0.33, 20.0, 140.0, mtd, rho0_quantiles=rho0, probabilities=probabilities
+    )
+    assert fit.options["mtd_prior"] == pytest.approx((2.0, 3.0), rel=0.1)
+    assert fit.options["rho0_prior"] == pytest.approx((1.5, 4.0), rel=0.1)
+    assert EWOC(**fit.options).mtd_prior == fit.options["mtd_prior"]
+
+
+def test_latent_gp_statements_are_reproduced_by_its_pymc_prior():
+    stated = [[0.01, 0.05, 0.2], [0.03, 0.12, 0.35], [0.08, 0.25, 0.55], [0.15, 0.4, 0.7]]
+    fit = latent_gp_prior_from_statements([10, 20, 40, 80], stated)
+    assert fit.max_error < 0.02
+    implied = _prior_quantiles(LatentGP(**fit.options), [0, 1, 2, 3], (0.05, 0.5, 0.95))
+    # The fitted table is what the model's own prior gives (Monte Carlo, 40000 draws).
+    fitted = fit.table["fitted"].to_numpy().reshape(4, 3)
+    np.testing.assert_allclose(implied, fitted, atol=0.01)
+
+
+def test_statements_out_of_order_are_refused():
+    with pytest.raises(ValueError, match="increase along each row"):
+        crm_prior_from_statements(0.25, 3, 5, [1], [[0.2, 0.1, 0.3]])
+    with pytest.raises(ValueError, match=r"quantiles must lie in \(20, 140\)"):
+        ewoc_prior_from_statements(0.33, 20.0, 140.0, [10.0, 50.0, 100.0])
