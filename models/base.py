@@ -238,12 +238,12 @@ class DoseModel(ABC):
             replicated = self._replicate(idata["prior_predictive"].to_dataset(), group, labels)
             names = list(replicated)
             stacked = np.stack([replicated[name] for name in names], axis=1)  # (S, stat, G)
-            dims = ("statistic", "data_dose")
+            predictive_dims = ("statistic", "data_dose")
             low, high = np.quantile(stacked, [0.05, 0.95], axis=0)
             summary = summary.assign(
-                predictive_mean=(dims, stacked.mean(axis=0)),
-                predictive_low=(dims, low),
-                predictive_high=(dims, high),
+                predictive_mean=(predictive_dims, stacked.mean(axis=0)),
+                predictive_low=(predictive_dims, low),
+                predictive_high=(predictive_dims, high),
             ).assign_coords(statistic=names, data_dose=labels)
         summary.attrs["target"] = np.nan if target is None else target
         summary.attrs["draws"] = int(draws)

@@ -289,6 +289,7 @@ class GridDoseModel(BinaryDoseModel):
         """
         prior = self.posterior(TrialData.empty(outcomes=self.outcomes))
         grid = prior.grid
+        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
         centre = grid.weights @ grid.nodes
         _, scale = self.prior_location()
         step = 1e-3 * np.asarray(scale, dtype=float)

@@ -247,7 +247,7 @@ class StatementFit:
 
 def statement_table(
     statements: Sequence[str],
-    probabilities: Sequence[float],
+    probabilities: Sequence[float] | np.ndarray,
     stated: np.ndarray,
     fitted: np.ndarray,
 ) -> pd.DataFrame:
@@ -269,7 +269,7 @@ def check_statements(
     owner: str,
     n_doses: int,
     quantiles: object,
-    probabilities: Sequence[float],
+    probabilities: Sequence[float] | np.ndarray,
     bounds: tuple[float, float] = (0.0, 1.0),
 ) -> np.ndarray:
     """Validate stated quantiles: shape (doses, levels), inside ``bounds``, increasing.
