@@ -235,3 +235,24 @@ def test_statements_out_of_order_are_refused():
         crm_prior_from_statements(0.25, 3, 5, [1], [[0.2, 0.1, 0.3]])
     with pytest.raises(ValueError, match=r"quantiles must lie in \(20, 140\)"):
         ewoc_prior_from_statements(0.33, 20.0, 140.0, [10.0, 50.0, 100.0])
+
+
+def test_the_plot_helpers_draw_the_check_and_the_pathways():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.designs.pathways import dose_paths
+    from dosezoo.models import plot_ppc
+    from tests.test_contract import EXAMPLES
+
+    model, data = _crm_and_trial(lambda model, dose: (dose >= 4).astype(int))
+    idata = model.fit(data, draws=200, chains=2, random_seed=1)
+    check = model.posterior_predictive_check(idata, data, random_seed=2)
+    axes = plot_ppc(check)
+    assert len(axes) == check.sizes["statistic"]
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["1", "2", "3", "4", "5"]
+    design = design_from_config(read_config(EXAMPLES / "crm.toml"), "crm")
+    paths = dose_paths(design, TrialData.from_csv(EXAMPLES / "binary_cohorts.csv"), 1)
+    axis = paths.plot()
+    assert len(axis.collections) == len(paths.table)  # one marker per node
