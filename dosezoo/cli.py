@@ -36,6 +36,7 @@ from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
 from dosezoo.decision import Decision
 from dosezoo.designs import Conduct, CountDesign, MTDQuantileRule
+from dosezoo.designs.pathways import dose_paths
 from dosezoo.designs.registry import (
     FAMILIES,
     REQUIRED,
@@ -698,8 +699,6 @@ def paths_command(
 
     Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
     """
-    from dosezoo.designs.pathways import dose_paths
-
     try:
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()
