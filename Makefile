@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -64,6 +64,10 @@ lse-study: $(VENV)/.installed
 bench-binary: $(VENV)/.installed
 	$(PY) benchmarks/bench_binary.py
 
+# Speed of the dose transition pathways of the binary designs (docs/results/dose_paths_speed.md).
+bench-paths: $(VENV)/.installed
+	$(PY) benchmarks/bench_paths.py
+
 # Lin (2023)'s joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against
 # CRM (docs/results/joint_probit_study.md).
 joint-probit-study: $(VENV)/.installed
@@ -101,6 +105,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
 	$(PY) benchmarks/validate_3pnd.py --report-only
 	$(PY) benchmarks/bench_binary.py --report-only
+	$(PY) benchmarks/bench_paths.py --report-only
 	$(PY) benchmarks/lee2023_study.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only

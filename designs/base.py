@@ -29,8 +29,9 @@ as the simulation engine requires.
 
 import copy
 import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, Protocol, Self
 
@@ -597,13 +598,18 @@ class Design:
 
     # ------------------------------------------------------------------ decisions
 
-    def next(self, data: TrialData) -> Decision:
+    def next(
+        self, data: TrialData, *, posteriors: MutableMapping[Hashable, Any] | None = None
+    ) -> Decision:
         """Decide the dose of the next cohort, or to stop the trial.
 
         Parameters
         ----------
         data : TrialData
             The trial so far (may be empty: the first cohort gets the start dose).
+        posteriors : mutable mapping, optional
+            A memo of posteriors by :meth:`posterior_key`, filled and read across calls (e.g.
+            by the dose transition pathways, whose trials share their sufficient statistics).
 
         Returns
         -------
@@ -619,7 +625,7 @@ class Design:
                 bound_by=("start_dose",),
                 quantities=dict(self.rule.start_quantities),
             )
-        return self._ask_rule(data, final=False)
+        return self._ask_rule(data, final=False, posteriors=posteriors)
 
     def recommend(self, data: TrialData) -> Decision:
         """Recommend a dose at the end of a trial (the rule's selection), or none.
@@ -639,11 +645,36 @@ class Design:
             return Decision(None, stop_reason=reason)
         return self._ask_rule(data, final=True)
 
-    def _ask_rule(self, data: TrialData, *, final: bool) -> Decision:
+    def posterior_key(self, data: TrialData, *, final: bool = False) -> Hashable:
+        """Return what the posterior of ``data`` depends on, as a key of a memo.
+
+        The model (for data), its sufficient statistic of the data, the levels the rule reads
+        and whether the posterior is for the final selection.
+        """
+        if self.model is None:
+            raise ValueError(f"{self.label} has no model, hence no posterior")
+        model = self.rule.model_for(self.model, data)
+        levels = self.rule.levels_read(data, final=final)
+        options = json.dumps(model.parameters(), sort_keys=True, default=str)
+        return (model.model_name, options, model.sufficient_statistic(data), levels, final)
+
+    def _ask_rule(
+        self,
+        data: TrialData,
+        *,
+        final: bool,
+        posteriors: MutableMapping[Hashable, Any] | None = None,
+    ) -> Decision:
         """Ask the rule (``final``: for its selection) on the posterior the conduct computes."""
         posterior = None
         if self.rule.needs_posterior(data, final=final):
-            posterior = self.posterior(data, final=final)
+            if posteriors is None:
+                posterior = self.posterior(data, final=final)
+            else:
+                key = self.posterior_key(data, final=final)
+                posterior = posteriors.get(key)
+                if posterior is None:
+                    posterior = posteriors[key] = self.posterior(data, final=final)
             refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
@@ -864,8 +895,13 @@ class CountDesign(Design):
 
     rule: CountRule
 
-    def next(self, data: TrialData) -> Decision:
-        """Decide as the count rule does on the counts of ``data`` (after the stopping rules)."""
+    def next(
+        self, data: TrialData, *, posteriors: MutableMapping[Hashable, Any] | None = None
+    ) -> Decision:
+        """Decide as the count rule does on the counts of ``data`` (after the stopping rules).
+
+        ``posteriors`` is unused: a count rule reads no posterior.
+        """
         reason = self.conduct.early_stop(self._check(data))
         if reason:
             return Decision(None, stop_reason=reason)

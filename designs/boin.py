@@ -375,8 +375,8 @@ class BOINRule(CountRule):
         ``elimination_cutoff`` (3 or more patients) nor any dose above it; neither does it
         backfill them.
         """
-        n, y, _ = self.counts(data)
-        first = int(self.eliminated_from(n, y, posterior)[0])
+        states = self.counts(data)
+        first = int(self.eliminated_from(states.n, states.y, posterior)[0])
         return tuple(dose for dose in cleared if self.dose_levels.index(dose) < first)
 
     def _decide(

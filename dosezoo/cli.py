@@ -7,6 +7,7 @@
 - ``dosezoo report R.nc``: the operating characteristics of a simulation, with their Monte Carlo
   standard errors, the selection and the allocation per dose, and a figure;
 - ``dosezoo decision-table X.toml``: the escalation table of a count design (BOIN, 3+3);
+- ``dosezoo paths DATA.csv --config X.toml --cohorts 2``: the dose transition pathways;
 - ``dosezoo demo``: Lee (2023)'s O6-BG re-design.
 
 Errors in the data or the configuration are reported as one line on stderr and exit status 2,
@@ -36,6 +37,7 @@ from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
 from dosezoo.decision import Decision
 from dosezoo.designs import Conduct, CountDesign, DecisionTableRow, MTDQuantileRule
+from dosezoo.designs.pathways import dose_paths
 from dosezoo.designs.registry import (
     FAMILIES,
     REQUIRED,
@@ -700,6 +702,53 @@ def decision_table_command(
     console.print(
         "Read from the rule (decide_counts at a middle dose level); otherwise stay. NA: never."
     )
+
+
+# --------------------------------------------------------------------------- dose pathways
+
+
+@app.command("paths")
+def paths_command(
+    data_csv: Path = typer.Argument(
+        ..., help="Trial data so far: a dose column, the model's outcomes, cohort optional."
+    ),
+    config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
+    cohorts: int = typer.Option(2, "--cohorts", help="Future cohorts to enumerate."),
+    as_json: bool = typer.Option(False, "--json", help="Print the pathways as JSON records."),
+    figure: Path | None = typer.Option(None, "--figure", help="Also draw the tree (PNG, PDF)."),
+) -> None:
+    """Show the design's decision after every outcome of the next cohorts (pathways).
+
+    Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
+    """
+    try:
+        design = design_from_config(read_config(config), str(config))
+        schema = {} if design.model is None else design.model.data_schema()
+        data = TrialData.from_csv(data_csv, **schema)
+        paths = dose_paths(design, data, cohorts)
+    except USER_ERRORS as error:
+        _fail(str(error))
+    if as_json:
+        typer.echo(paths.to_json())
+    else:
+        table = Table(title=f"Dose transition pathways of {design.label} ({cohorts} cohorts)")
+        for column in ("path", "dose", "n_patients", "next_dose", "stop_reason"):
+            table.add_column(column)
+        for row in paths.table.itertuples():
+            dose = "" if row.cohort == 0 else _json_text(row.dose)
+            stop = "" if row.stop_reason is None else str(row.stop_reason)
+            next_text = "stop" if stop else _json_text(row.next_dose)
+            table.add_row(row.path or "(now)", dose, str(row.n_patients), next_text, stop)
+        _console().print(table)
+    if figure is not None:
+        _pyplot()
+        axes = paths.plot()
+        axes.figure.savefig(figure, bbox_inches="tight")
+
+
+def _json_text(value: Any) -> str:
+    """Return a dose of the pathways' table as text (a float, or a combination's string)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 if __name__ == "__main__":

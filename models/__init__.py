@@ -7,13 +7,19 @@ from dosezoo.models.blrm import (
     blrm_prior_from_quantiles,
 )
 from dosezoo.models.boin import BOIN
-from dosezoo.models.crm import CRM, crm_skeleton
-from dosezoo.models.ewoc import EWOC
+from dosezoo.models.crm import CRM, crm_prior_from_statements, crm_skeleton
+from dosezoo.models.ewoc import EWOC, ewoc_prior_from_statements
 from dosezoo.models.gp_surface import GPSurface, GPSurfacePosterior
 from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
-from dosezoo.models.latent_gp import LatentGP, quantile_prior_mean, sigma_f_lognormal
+from dosezoo.models.latent_gp import (
+    LatentGP,
+    latent_gp_prior_from_statements,
+    quantile_prior_mean,
+    sigma_f_lognormal,
+)
 from dosezoo.models.three_pnd import ThreePND
 from dosezoo.models.weibull_aft import MLENotFound, WeibullAFT, WeibullMLE, WeibullPosterior
+from dosezoo.models.workflow import StatementFit, plot_ppc
 
 __all__ = [
     "BLRM",
@@ -27,13 +33,18 @@ __all__ = [
     "JointProbitPrior",
     "LatentGP",
     "MLENotFound",
+    "StatementFit",
     "ThreePND",
     "WeibullAFT",
     "WeibullMLE",
     "WeibullPosterior",
     "blrm_minimal_informative_prior",
     "blrm_prior_from_quantiles",
+    "crm_prior_from_statements",
     "crm_skeleton",
+    "ewoc_prior_from_statements",
+    "latent_gp_prior_from_statements",
+    "plot_ppc",
     "quantile_prior_mean",
     "sigma_f_lognormal",
 ]

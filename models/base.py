@@ -24,7 +24,7 @@ its outcome columns are declared in ``outcomes``.
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from pymc.util import get_random_generator
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
+from dosezoo.models.workflow import dose_groups, outcome_statistics, ppp_dataset, variance_ratio_ess
 from dosezoo.posterior import DosePosterior, Sampling
 
 __all__ = ["DoseModel", "chain_generators", "engine"]
@@ -84,6 +85,11 @@ class DoseModel(ABC):
     fast_engine: ClassVar[str | None] = None
     default_tune: ClassVar[int] = 1000
     min_fit_patients: ClassVar[int] = 1
+    #: Prior variables of dims ``(dose,)`` that are probabilities of a binary outcome: their
+    #: variance-ratio ESS uses the Bernoulli variance ``p (1 - p)``.
+    probability_rates: ClassVar[tuple[str, ...]] = ()
+    #: The rate whose distance to :meth:`mtd_target` defines the MTD among the dose levels.
+    toxicity_rate: ClassVar[str] = "p_dlt"
     _engine_methods: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -148,6 +154,223 @@ class DoseModel(ABC):
         rules read a model-defined quantity (e.g. CRM's plug-in estimate) add it.
         """
         return DosePosterior.from_idata(idata, criteria, **options)
+
+    def sufficient_statistic(self, data: TrialData) -> Hashable:
+        """Return what the posterior depends on in ``data`` (a hashable key).
+
+        Patients are exchangeable given their doses and covariates, so by default the multiset
+        of rows (doses, outcomes, covariates) in a canonical order. Models with a smaller
+        statistic (the DLTs and patients per dose of a binary model) override it.
+        """
+        columns = [np.asarray(data.doses, dtype=float).astype(str)]
+        columns += [np.asarray(data.column(name)).astype(str)[:, None] for name in self.outcomes]
+        columns += [np.asarray(data.column(name)).astype(str)[:, None] for name in data.covariates]
+        rows = np.concatenate(columns, axis=1) if data.n_patients else np.empty((0, 0), str)
+        return tuple(sorted(map(tuple, rows.tolist())))
+
+    def mtd_target(self) -> float | None:
+        """Return the target DLT probability that defines the MTD (None: the model has none)."""
+        return None
+
+    # ------------------------------------------------------------------ prior checks
+
+    def prior_predictive_summary(
+        self,
+        data: TrialData | None = None,
+        *,
+        target: float | None = None,
+        draws: int = 2000,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.Dataset:
+        """Summarise the prior: rates per dose, the MTD, and outcomes of a planned trial.
+
+        Parameters
+        ----------
+        data : TrialData, optional
+            Planned patients (doses; outcome values are ignored) whose outcomes the prior
+            predicts, summarised per dose by the statistics of :meth:`posterior_predictive_check`.
+        target : float, optional
+            Target DLT probability of the MTD (the model's :meth:`mtd_target` by default).
+        draws : int
+            Prior draws.
+        random_seed : int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        xarray.Dataset
+            For every prior variable of dims ``(dose,)`` (e.g. ``p_dlt``): ``<name>_mean`` and
+            ``<name>_quantile`` (5 %, 50 %, 95 %); ``mtd_quantile`` when the model has an
+            ``mtd``; ``p_mtd`` (dims ``dose``), the prior probability that each level is the
+            MTD (the level whose toxicity rate is closest to the target, or the level nearest
+            the MTD of a model that has one); with ``data``, ``predictive_mean``,
+            ``predictive_low`` and ``predictive_high`` (5 % and 95 %) per statistic and
+            ``data_dose``.
+        """
+        idata = self.sample_prior_predictive(data, draws=draws, random_seed=random_seed)
+        prior = idata["prior"].to_dataset()
+        sample = ("chain", "draw")
+        # Models on a continuous dose range have no levels.
+        levels = np.asarray(getattr(self, "dose_levels", None) or (), dtype=float)
+        quantiles = [0.05, 0.5, 0.95]
+        out: dict[str, xr.DataArray] = {}
+        for name, variable in prior.data_vars.items():
+            dims = [dim for dim in variable.dims if dim not in sample]
+            if dims == ["dose"]:
+                out[f"{name}_mean"] = variable.mean(sample)
+                out[f"{name}_quantile"] = variable.quantile(quantiles, dim=sample)
+        if "mtd" in prior.data_vars and prior["mtd"].ndim == 2:
+            out["mtd_quantile"] = prior["mtd"].quantile(quantiles, dim=sample)
+        target = self.mtd_target() if target is None else float(target)
+        rate = prior.get(self.toxicity_rate)
+        mtd_level = None
+        if target is not None and rate is not None and rate.dims[-1:] == ("dose",):
+            values = rate.stack(sample=sample).transpose("sample", "dose").to_numpy()
+            mtd_level = np.argmin(np.abs(values - target), axis=1)
+        elif "mtd" in prior.data_vars and levels.size:
+            values = prior["mtd"].to_numpy().reshape(-1)
+            mtd_level = np.argmin(np.abs(values[:, None] - levels[None]), axis=1)
+        if mtd_level is not None and levels.size:
+            share = np.bincount(mtd_level, minlength=levels.size) / mtd_level.size
+            out["p_mtd"] = xr.DataArray(share, dims="dose", coords={"dose": levels})
+        summary = xr.Dataset(out)
+        if data is not None and data.n_patients:
+            group, labels = self.predictive_groups(data)
+            replicated = self._replicate(idata["prior_predictive"].to_dataset(), group, labels)
+            names = list(replicated)
+            stacked = np.stack([replicated[name] for name in names], axis=1)  # (S, stat, G)
+            predictive_dims = ("statistic", "data_dose")
+            low, high = np.quantile(stacked, [0.05, 0.95], axis=0)
+            summary = summary.assign(
+                predictive_mean=(predictive_dims, stacked.mean(axis=0)),
+                predictive_low=(predictive_dims, low),
+                predictive_high=(predictive_dims, high),
+            ).assign_coords(statistic=names, data_dose=labels)
+        summary.attrs["target"] = np.nan if target is None else target
+        summary.attrs["draws"] = int(draws)
+        return summary
+
+    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        """Prior draws of each observation's mean and variance per dose, for the ESS.
+
+        The default reads the :attr:`probability_rates` (Bernoulli: mean ``p``, variance
+        ``p (1 - p)``); models of other outcomes override it.
+
+        Returns
+        -------
+        dict
+            Name -> (mean draws (S, K), variance draws (S, K), the K dose labels).
+        """
+        moments = {}
+        for name in self.probability_rates:
+            rate = prior[name].stack(sample=("chain", "draw")).transpose("sample", "dose")
+            p = rate.to_numpy()
+            moments[name] = (p, p * (1 - p), list(rate["dose"].values))
+        return moments
+
+    def prior_effective_sample_size(
+        self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = 0
+    ) -> float | dict[str, float]:
+        r"""Return the prior's effective sample size, in patients.
+
+        By default the variance ratio :math:`E[\sigma^2] / \operatorname{Var}[\mu]` of one
+        observation's mean :math:`\mu` and variance :math:`\sigma^2` at each dose, from
+        ``draws`` prior draws (:mod:`dosezoo.models.workflow`; for a Beta(a, b) prior on a
+        DLT probability it is a + b). Models with a conjugate or a Morita-Thall-Mueller
+        definition override it.
+
+        Returns
+        -------
+        float or dict of str to float
+            A number, or ``"<quantity>[<dose>]"`` -> ESS.
+        """
+        prior = self.sample_prior_predictive(draws=draws, random_seed=random_seed)["prior"]
+        out: dict[str, float] = {}
+        for name, (mean, variance, labels) in self.prior_moments(prior.to_dataset()).items():
+            for label, value in zip(labels, variance_ratio_ess(mean, variance), strict=True):
+                key = f"{label:g}" if isinstance(label, float | np.floating) else str(label)
+                out[f"{name}[{key}]"] = float(value)
+        if not out:
+            raise NotImplementedError(f"{self.model_name} defines no prior effective sample size")
+        return out
+
+    # ------------------------------------------------------------------ predictive checks
+
+    def predictive_groups(self, data: TrialData) -> tuple[np.ndarray, list]:
+        """Each patient's group index and the group labels of the predictive statistics.
+
+        The distinct doses (dose tuples of a combination) by default.
+        """
+        return dose_groups(data)
+
+    def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
+        """Statistics per group of each observed outcome, shape (G,) each."""
+        out: dict[str, np.ndarray] = {}
+        for name in self.outcomes:
+            values = np.asarray(data.column(name), dtype=float)
+            out.update(outcome_statistics(name, values, group, len(labels)))
+        return out
+
+    def _replicate(
+        self, replicates: xr.Dataset, group: np.ndarray, labels: list
+    ) -> dict[str, np.ndarray]:
+        """Statistics per group of each replicated outcome, shape (S, G) each."""
+        out: dict[str, np.ndarray] = {}
+        for name in self.outcomes:
+            values = replicates[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+            out.update(outcome_statistics(name, values.to_numpy(), group, len(labels)))
+        return out
+
+    def predictive_statistics(
+        self,
+        idata: xr.DataTree,
+        data: TrialData,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list]:
+        """Observed and replicated statistics per dose of :meth:`posterior_predictive_check`.
+
+        Returns
+        -------
+        tuple
+            (observed: name -> (G,), replicated: name -> (S, G), the G dose labels).
+        """
+        group, labels = self.predictive_groups(data)
+        observed = self._observe(data, group, labels)
+        extended = self.sample_posterior_predictive(idata, data, random_seed=random_seed)
+        replicates = extended["posterior_predictive"].to_dataset()
+        return observed, self._replicate(replicates, group, labels), labels
+
+    def posterior_predictive_check(
+        self,
+        idata: xr.DataTree,
+        data: TrialData,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> xr.Dataset:
+        """Compare the data with replicates from the posterior predictive, per dose.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            A fit of this model (any engine) to ``data``.
+        data : TrialData
+            The data it was fitted to.
+        random_seed : int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        xarray.Dataset
+            Dims ``(statistic, dose)``: ``ppp`` (the mid-p posterior predictive p-value,
+            :mod:`dosezoo.models.workflow`), ``observed``, ``replicated_mean``,
+            ``replicated_low`` and ``replicated_high``. Statistics: the count of each binary
+            outcome, the count per category of an ordinal one, the mean and sd of a continuous
+            one. :func:`dosezoo.models.workflow.plot_ppc` draws it.
+        """
+        self._checked_data(data, 1)
+        observed, replicated, labels = self.predictive_statistics(
+            idata, data, random_seed=random_seed
+        )
+        return ppp_dataset(observed, replicated, labels)
 
     # ------------------------------------------------------------------ shared
 

@@ -48,6 +48,10 @@ class DoseSummary:
     y: np.ndarray
     """DLTs per dose, shape (u,)."""
 
+    def key(self) -> tuple[bytes, bytes, bytes]:
+        """Return the summary as a hashable key (of posterior caches)."""
+        return (self.dose.tobytes(), self.n.tobytes(), self.y.tobytes())
+
 
 class BinaryDoseModel(DoseModel):
     """Base of the binary-DLT models: data checks, the exact engine and the posterior table.
@@ -59,6 +63,7 @@ class BinaryDoseModel(DoseModel):
     outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
     default_engine: ClassVar[str] = "grid"
     fast_engine: ClassVar[str | None] = "grid"
+    probability_rates: ClassVar[tuple[str, ...]] = ("p_dlt",)
 
     dose_levels: tuple[float, ...]
 
@@ -91,6 +96,10 @@ class BinaryDoseModel(DoseModel):
             n=np.bincount(index, minlength=distinct.size).astype(float),
             y=np.bincount(index, weights=dlt, minlength=distinct.size),
         )
+
+    def sufficient_statistic(self, data: TrialData) -> tuple[bytes, bytes, bytes]:
+        """Return the distinct doses with their patients and DLTs (the binomial likelihood's)."""
+        return self.summarise(data).key()
 
     @engine("grid")
     def _fit_grid(
@@ -211,7 +220,7 @@ class GridDoseModel(BinaryDoseModel):
             Cells of the grid with their masses; ``p_dlt`` per cell and level.
         """
         summary = self.summarise(data)
-        key = (summary.dose.tobytes(), summary.n.tobytes(), summary.y.tobytes())
+        key = summary.key()
         cache = self._cache.setdefault("posteriors", OrderedDict())
         posterior = cache.get(key)
         if posterior is None:
@@ -246,3 +255,74 @@ class GridDoseModel(BinaryDoseModel):
     ) -> dict[str, np.ndarray]:
         """Return ``n`` independent draws from the grid posterior (free variables)."""
         return self.free_values(self.grid(data).sample(n, rng))
+
+    def prior_effective_sample_size(
+        self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = 0
+    ) -> float | dict[str, float]:
+        r"""Return Morita, Thall and Mueller's (2008) prior effective sample size.
+
+        With :math:`\bar\theta` the prior mean of the grid's unconstrained coordinates,
+        :math:`D_p = -\nabla^2 \log p(\bar\theta)` the prior's curvature there and
+
+        .. math::
+
+            I = \frac1K \sum_{k=1}^K \left[\bar p_k\, (-\nabla^2 \log p_k(\bar\theta))
+            + (1 - \bar p_k)\, (-\nabla^2 \log(1 - p_k(\bar\theta)))\right]
+
+        the information of one patient, at a dose level drawn uniformly, whose DLT is drawn
+        from the prior predictive (:math:`\bar p_k` the prior mean DLT probability at level
+        :math:`k`), the ESS is :math:`\operatorname{tr} D_p / \operatorname{tr} I` (MTM's
+        trace criterion), and per coordinate :math:`(D_p)_{jj} / I_{jj}`. The m patients of
+        MTM's :math:`\epsilon`-information prior add :math:`m I` to its curvature, whose own
+        curvature vanishes in these coordinates as its scale grows (for a logit-Beta(a, b)
+        coordinate it is :math:`(a + b) f (1 - f) / c`), so the ESS solves
+        :math:`\operatorname{tr} D_p = m \operatorname{tr} I` without rounding m to an
+        integer. For a Beta(a, b) prior on a probability on the logit scale it is exactly
+        a + b. Derivatives are central differences (step 1e-3 of the prior scale).
+
+        ``draws`` and ``random_seed`` are unused: the prior is integrated on the grid.
+
+        Returns
+        -------
+        float or dict of str to float
+            The ESS for one coordinate; ``overall`` and one entry per coordinate otherwise.
+        """
+        prior = self.posterior(TrialData.empty(outcomes=self.outcomes))
+        grid = prior.grid
+        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
+        centre = grid.weights @ grid.nodes
+        _, scale = self.prior_location()
+        step = 1e-3 * np.asarray(scale, dtype=float)
+        curvature = -_hessian(self.log_prior, centre, step)
+        levels = np.asarray(self.dose_levels, dtype=float)
+        p_bar = prior.mean()
+        information = np.zeros_like(curvature)
+        for k, dose in enumerate(levels):
+            for dlt, weight in ((1.0, p_bar[k]), (0.0, 1.0 - p_bar[k])):
+                one = DoseSummary(dose=np.array([dose]), n=np.array([1.0]), y=np.array([dlt]))
+                hessian = _hessian(lambda theta: self.log_likelihood(theta, one), centre, step)
+                information -= weight * hessian / levels.size
+        overall = float(np.trace(curvature) / np.trace(information))
+        if centre.size == 1:
+            return overall
+        per = np.diag(curvature) / np.diag(information)
+        return {"overall": overall} | {
+            name: float(value) for name, value in zip(self.coordinates, per, strict=True)
+        }
+
+
+def _hessian(function, centre: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Central-difference Hessian of ``function`` (vectorised over points (m, d)) at ``centre``."""
+    d = centre.size
+    signs = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+    shifts = [(i, j, si, sj) for i in range(d) for j in range(d) for si, sj in signs]
+    points = np.empty((len(shifts), d))
+    for row, (i, j, si, sj) in enumerate(shifts):
+        points[row] = centre
+        points[row, i] += si * step[i]
+        points[row, j] += sj * step[j]
+    values = np.asarray(function(points), dtype=float)
+    hessian = np.zeros((d, d))
+    for (i, j, si, sj), value in zip(shifts, values, strict=True):
+        hessian[i, j] += si * sj * value / (4 * step[i] * step[j])
+    return hessian

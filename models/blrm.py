@@ -57,6 +57,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.workflow import check_statements, fit_statements
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 __all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
@@ -159,41 +160,22 @@ def blrm_prior_from_quantiles(
         np.asarray(validate_dose_levels(owner, doses))
         / _positive(owner, "reference_dose", reference_dose)
     )
-    stated = np.asarray(quantiles, dtype=float)
-    if stated.shape != (x.size, len(probabilities)):
-        raise ValueError(
-            f"{owner}: quantiles must have shape ({x.size}, {len(probabilities)}), got "
-            f"{stated.shape}"
-        )
-    if not np.all((stated > 0) & (stated < 1)) or np.any(np.diff(stated, axis=1) <= 0):
-        raise ValueError(f"{owner}: quantiles must lie in (0, 1) and increase along each row")
+    stated = check_statements(owner, x.size, quantiles, probabilities)
 
     def unpack(v: np.ndarray) -> BLRMPrior:
         return BLRMPrior((v[0], v[1]), (math.exp(v[2]), math.exp(v[3])), math.tanh(v[4]))
 
-    def loss(v: np.ndarray) -> float:
-        if not np.all(np.abs(v[2:]) < 5):
-            return math.inf
-        implied = expit(unpack(v).logit_quantiles(x, probabilities))
-        return float(np.sum((implied - stated) ** 2))
+    def implied(v: np.ndarray) -> np.ndarray:
+        return expit(unpack(v).logit_quantiles(x, probabilities))
 
-    # Nelder-Mead from a few starts (the loss has flat ridges along the correlation).
+    # Several starts: the loss has flat ridges along the correlation.
     centre = float(np.interp(0.0, x, logit(stated[:, len(probabilities) // 2])))
     starts = [
         [centre, 0.0, math.log(1.5), math.log(0.7), 0.0],
         [centre, 0.0, 0.0, math.log(0.3), 1.0],
         [centre, -0.5, math.log(0.7), 0.0, -0.5],
     ]
-    results = [
-        optimize.minimize(
-            loss,
-            np.asarray(start),
-            method="Nelder-Mead",
-            options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 6000},
-        )
-        for start in starts
-    ]
-    return unpack(min(results, key=lambda result: result.fun).x)
+    return unpack(fit_statements(implied, stated, starts, bounded=slice(2, None)))
 
 
 def blrm_minimal_informative_prior(

@@ -109,6 +109,10 @@ class BOIN(BinaryDoseModel):
                 raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
             object.__setattr__(self, name, value)
 
+    def mtd_target(self) -> float:
+        """Return the target DLT probability at the MTD (``target``)."""
+        return self.target
+
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""
         return {
@@ -117,6 +121,16 @@ class BOIN(BinaryDoseModel):
             "prior_a": self.prior_a,
             "prior_b": self.prior_b,
         }
+
+    def prior_effective_sample_size(
+        self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = 0
+    ) -> float:
+        """Return a + b, the pseudo-count of each level's conjugate Beta(a, b) prior.
+
+        ``draws`` and ``random_seed`` are unused: the answer is exact (the variance-ratio
+        definition of :class:`~dosezoo.models.base.DoseModel` gives the same number).
+        """
+        return self.prior_a + self.prior_b
 
     def check_doses(self, dose: np.ndarray) -> None:
         """Raise a DataError naming the row of a dose that is not one of the levels."""

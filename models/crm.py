@@ -43,16 +43,23 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from scipy.special import log_expit, logit
+from numpy.typing import ArrayLike
+from scipy.special import log_expit, logit, ndtri
 
 from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import level_index, validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.workflow import (
+    StatementFit,
+    check_statements,
+    fit_statements,
+    statement_table,
+)
 from dosezoo.posterior import DosePosterior
 
-__all__ = ["CRM", "crm_skeleton"]
+__all__ = ["CRM", "crm_prior_from_statements", "crm_skeleton"]
 
 WorkingModel = Literal["empiric", "logistic"]
 _WORKING_MODELS = ("empiric", "logistic")
@@ -221,6 +228,10 @@ class CRM(GridDoseModel):
         for name, setting in values.items():
             object.__setattr__(self, name, setting)
 
+    def mtd_target(self) -> float:
+        """Return the target DLT probability at the MTD (``target``)."""
+        return self.target
+
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""
         return {
@@ -329,3 +340,79 @@ class CRM(GridDoseModel):
             pm.Deterministic("p_dlt", pm.math.sigmoid(logit_p), dims="dose")
             pm.Bernoulli("dlt", logit_p=logit_p[level_data], observed=dlt, dims="patient")
         return model
+
+
+def crm_prior_from_statements(
+    target: float,
+    prior_mtd_level: int,
+    n_doses: int,
+    levels: Sequence[int],
+    quantiles: ArrayLike,
+    *,
+    probabilities: Sequence[float] = (0.05, 0.5, 0.95),
+    half_width: float = 0.05,
+    model: WorkingModel = "empiric",
+    intercept: float = 3.0,
+) -> StatementFit:
+    r"""Turn a prior MTD guess and quantiles of the DLT probability into a CRM prior.
+
+    The skeleton is calibrated from the MTD guess (:func:`crm_skeleton`, Lee and Cheung
+    2009); then the normal prior of :math:`\beta` is the least-squares fit of the implied
+    quantiles of :math:`p_k` to the stated ones. Since :math:`p_k(\beta)` is monotone in
+    :math:`\beta` (decreasing when the scaled dose is negative, as for every empiric skeleton),
+    the :math:`q`-quantile of :math:`p_k` is :math:`p_k(\mu + \sigma z_{1-q})` (or
+    :math:`z_q` when increasing).
+
+    Parameters
+    ----------
+    target : float
+        Target DLT rate.
+    prior_mtd_level : int
+        The prior guess of the MTD, 1-based.
+    n_doses : int
+        Number of dose levels.
+    levels : sequence of int
+        1-based levels at which quantiles are stated.
+    quantiles : array_like
+        Stated quantiles of the DLT probability, shape (len(levels), len(probabilities)).
+    probabilities : sequence of float
+        The quantile levels.
+    half_width, model, intercept
+        As :func:`crm_skeleton` and :class:`CRM`.
+
+    Returns
+    -------
+    StatementFit
+        ``options`` are keywords of :class:`CRM` (``CRM(**fit.options)``); ``table`` the
+        stated and fitted quantiles.
+    """
+    owner = "crm_prior_from_statements"
+    skeleton = crm_skeleton(
+        target, half_width, prior_mtd_level, n_doses, model=model, intercept=intercept
+    )
+    index = [positive_int(owner, f"levels[{i}]", level) - 1 for i, level in enumerate(levels)]
+    if any(k >= n_doses for k in index):
+        raise ValueError(f"{owner}: levels must be between 1 and n_doses={n_doses}, got {levels}")
+    stated = check_statements(owner, len(index), quantiles, probabilities)
+    reference = CRM(skeleton, target, model=model, intercept=intercept)
+    decreasing = reference.scaled_doses[index] < 0
+    z = ndtri(np.asarray(probabilities, dtype=float))
+    z_beta = np.where(decreasing[:, None], -z[None], z[None])  # (levels, probabilities)
+
+    def implied(v: np.ndarray) -> np.ndarray:
+        p = reference.p_dlt(v[0] + math.exp(v[1]) * z_beta)  # (levels, probabilities, K)
+        return np.take_along_axis(p, np.asarray(index)[:, None, None], axis=2)[..., 0]
+
+    best = fit_statements(
+        implied, stated, [[0.0, 0.5 * math.log(1.34)], [1.0, -1.0]], bounded=slice(1, None)
+    )
+    options = {
+        "skeleton": skeleton,
+        "target": target,
+        "model": model,
+        "intercept": intercept,
+        "prior_mean": float(best[0]),
+        "prior_sd": float(math.exp(best[1])),
+    }
+    labels = [f"p_dlt at level {k + 1}" for k in index]
+    return StatementFit(options, statement_table(labels, probabilities, stated, implied(best)))

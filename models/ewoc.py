@@ -35,18 +35,26 @@ from dataclasses import KW_ONLY, dataclass, replace
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pymc as pm
+from scipy import stats
 from scipy.special import expit, log_expit, logit
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.workflow import (
+    StatementFit,
+    check_statements,
+    fit_statements,
+    statement_table,
+)
 from dosezoo.posterior import DosePosterior
 from dosezoo.samplers.grid import GridPosterior, soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
-__all__ = ["EWOC"]
+__all__ = ["EWOC", "ewoc_prior_from_statements"]
 
 #: Bisection steps of the MTD quantile: the dose range over 2**24.
 _BISECTIONS = 24
@@ -153,6 +161,10 @@ class EWOC(GridDoseModel):
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
+
+    def mtd_target(self) -> float:
+        """Return the target DLT probability at the MTD (``theta``)."""
+        return self.theta
 
     def parameters(self) -> dict:
         """Return the options as a plain dict (recorded in every fit's attributes)."""
@@ -281,3 +293,60 @@ class EWOC(GridDoseModel):
                 dims="patient",
             )
         return model
+
+
+def ewoc_prior_from_statements(
+    theta: float,
+    x_min: float,
+    x_max: float,
+    mtd_quantiles: Sequence[float],
+    *,
+    rho0_quantiles: Sequence[float] | None = None,
+    probabilities: Sequence[float] = (0.05, 0.5, 0.95),
+) -> StatementFit:
+    r"""Turn a prior guess of the MTD (and of the DLT rate at ``x_min``) into EWOC's Beta shapes.
+
+    The MTD's position :math:`(\gamma - x_{min}) / (x_{max} - x_{min})` and, optionally,
+    :math:`\rho_0 / \theta` are Beta variables (Tighiouart and Rogatko 2010); each Beta's shapes
+    are the least-squares fit (over log shapes) of its quantiles to the stated ones. Without
+    ``rho0_quantiles`` the uniform Beta(1, 1) of Babb et al. (1998) is kept for :math:`\rho_0`.
+
+    Parameters
+    ----------
+    theta, x_min, x_max : float
+        As :class:`EWOC`.
+    mtd_quantiles : sequence of float
+        Stated quantiles of the MTD, increasing inside ``(x_min, x_max)``.
+    rho0_quantiles : sequence of float, optional
+        Stated quantiles of the DLT probability at ``x_min``, increasing inside ``(0, theta)``.
+    probabilities : sequence of float
+        The quantile levels of both statements.
+
+    Returns
+    -------
+    StatementFit
+        ``options`` are keywords of :class:`EWOC` (``EWOC(**fit.options)``).
+    """
+    owner = "ewoc_prior_from_statements"
+    model = EWOC(theta, x_min, x_max)  # validates theta and the range
+    width = model.x_max - model.x_min
+    levels = np.asarray(probabilities, dtype=float)
+    statements = [
+        ("MTD", "mtd_prior", mtd_quantiles, (model.x_min, model.x_max), model.x_min, width)
+    ]
+    if rho0_quantiles is not None:
+        statements.append(
+            ("p_dlt at x_min", "rho0_prior", rho0_quantiles, (0.0, model.theta), 0.0, model.theta)
+        )
+    options: dict[str, object] = {"theta": model.theta, "x_min": model.x_min, "x_max": model.x_max}
+    tables = []
+    for label, name, quantiles, bounds, offset, scale in statements:
+        stated = check_statements(owner, 1, [list(quantiles)], levels, bounds)
+
+        def implied(v: np.ndarray, offset: float = offset, scale: float = scale) -> np.ndarray:
+            return offset + scale * stats.beta.ppf(levels, math.exp(v[0]), math.exp(v[1]))[None]
+
+        best = fit_statements(implied, stated, [[0.0, 0.0], [1.0, 1.0], [0.5, 1.5], [1.5, 0.5]])
+        options[name] = (float(math.exp(best[0])), float(math.exp(best[1])))
+        tables.append(statement_table([label], levels, stated, implied(best)))
+    return StatementFit(options, pd.concat(tables, ignore_index=True))

@@ -1152,6 +1152,46 @@ class GPSurface(DoseModel):
             out[k] = np.bincount(best[:, k], minlength=n_grid) / best.shape[0]
         return out
 
+    # ------------------------------------------------------------------ prior and predictive checks
+
+    def _point_labels(self, points: np.ndarray) -> list[str]:
+        """Labels of points (dose columns, then covariates): ``"d1, d2[, covariate]"``."""
+        return [", ".join(f"{value:g}" for value in row) for row in points]
+
+    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        """Prior draws of the surface ``f`` and of the noise variance ``sigma_y**2`` per level.
+
+        The variance-ratio ESS of a level is the number of responses there whose mean has the
+        prior's variance of the surface.
+        """
+        f = prior["f"].stack(sample=("chain", "draw")).transpose("sample", "dose").to_numpy()
+        noise = prior["sigma_y"].to_numpy().reshape(-1, 1) ** 2
+        return {"f": (f, np.broadcast_to(noise, f.shape), self._point_labels(self.levels))}
+
+    # The PyMC model's likelihood is that of the mean response at each distinct point (and of
+    # the within-point sum of squares), so the predictive statistic is that mean per point.
+
+    def predictive_groups(self, data: TrialData) -> tuple[np.ndarray, list]:
+        """Group patients by distinct point (doses, then covariates), in the model's order."""
+        points = self.data_points(data)
+        if not points.shape[0]:
+            return np.zeros(0, dtype=int), []
+        distinct, index = np.unique(points, axis=0, return_inverse=True)
+        return index.reshape(-1), self._point_labels(distinct)
+
+    def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
+        """Mean response per distinct point."""
+        y = np.asarray(data.column(RESPONSE), dtype=float)
+        mean = np.bincount(group, weights=y, minlength=len(labels)) / np.bincount(group)
+        return {f"{RESPONSE} mean": mean}
+
+    def _replicate(
+        self, replicates: xr.Dataset, group: np.ndarray, labels: list
+    ) -> dict[str, np.ndarray]:
+        """Replicated mean response per distinct point."""
+        mean = replicates[f"{RESPONSE}_mean"].stack(sample=("chain", "draw"))
+        return {f"{RESPONSE} mean": mean.transpose("sample", "point").to_numpy()}
+
     # ------------------------------------------------------------------ PyMC model
 
     def _scale(self, y: np.ndarray) -> tuple[float, float]:

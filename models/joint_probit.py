@@ -391,6 +391,8 @@ class JointProbit(DoseModel):
 
     model_name: ClassVar[str] = "JointProbit"
     outcomes: ClassVar[tuple[str, ...]] = ("dlt", "efficacy")
+    probability_rates: ClassVar[tuple[str, ...]] = ("p_tox", "p_response")
+    toxicity_rate: ClassVar[str] = "p_tox"
     default_engine: ClassVar[str] = "kernel"
     fast_engine: ClassVar[str | None] = "kernel"
 

@@ -74,13 +74,19 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.special import logit, ndtri
+from scipy.special import expit, logit, ndtr, ndtri
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.levels import level_counts, level_index, validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.models.workflow import (
+    StatementFit,
+    check_statements,
+    fit_statements,
+    statement_table,
+)
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import latent_gp_kernels as kernels
 from dosezoo.samplers.latent_gp import latent_gp_steps
@@ -245,6 +251,7 @@ class LatentGP(DoseModel):
 
     model_name: ClassVar[str] = "LatentGP"
     outcomes: ClassVar[tuple[str, ...]] = ("dlt",)
+    probability_rates: ClassVar[tuple[str, ...]] = ("p_dlt",)
     default_engine: ClassVar[str] = "kernel"
     fast_engine: ClassVar[str | None] = "kernel"
     default_tune: ClassVar[int] = 500
@@ -668,3 +675,65 @@ def effective_sample_size(draws: np.ndarray) -> np.ndarray:
 def frame_to_data(dose: Sequence[float], dlt: Sequence[int]) -> TrialData:
     """Trial data from doses and 0/1 DLTs, one cohort per patient (for tests and examples)."""
     return TrialData.from_dataframe(pd.DataFrame({"dose": list(dose), "dlt": list(dlt)}))
+
+
+def latent_gp_prior_from_statements(
+    dose_levels: Sequence[float],
+    quantiles: ArrayLike,
+    *,
+    probabilities: Sequence[float] = (0.05, 0.5, 0.95),
+) -> StatementFit:
+    r"""Turn quantiles of the DLT probability at every level into the latent GP's prior.
+
+    At level :math:`k`, :math:`f_k = m_k + \sigma_f g_k` with :math:`g_k \sim N(0, 1 +
+    \epsilon)` and :math:`\log \sigma_f \sim N(\mu_\sigma, s_\sigma^2)` (eq 21), a symmetric
+    scale mixture: the median of :math:`p_k = \operatorname{expit}(f_k)` is
+    :math:`\operatorname{expit}(m_k)`, so :math:`m_k` is the logit of the stated median (or of
+    the middle stated quantile's fit), and the spread fixes :math:`(\mu_\sigma, s_\sigma)`. The
+    :math:`q`-quantile of :math:`\sigma_f g` solves :math:`E[\Phi(t / \sigma_f)] = q`
+    (Gauss-Hermite over :math:`\log \sigma_f`, bisection in :math:`t`); all of :math:`m` and
+    :math:`(\mu_\sigma, \log s_\sigma)` are the least-squares fit of the implied quantiles to the
+    stated ones. The prior is returned as ``sigma_f_range``, the central 95 % interval
+    :math:`\exp(\mu_\sigma \pm 1.96\, s_\sigma)` that :func:`sigma_f_lognormal` inverts.
+
+    Parameters
+    ----------
+    dose_levels : sequence of float
+        The levels (quantiles are stated at every one).
+    quantiles : array_like
+        Stated quantiles, shape (len(dose_levels), len(probabilities)).
+    probabilities : sequence of float
+
+    Returns
+    -------
+    StatementFit
+        ``options`` are keywords of :class:`LatentGP` (``LatentGP(**fit.options)``).
+    """
+    owner = "latent_gp_prior_from_statements"
+    levels = validate_dose_levels(owner, dose_levels)
+    stated = check_statements(owner, len(levels), quantiles, probabilities)
+    q = np.asarray(probabilities, dtype=float)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    bracket = np.linspace(-40.0, 40.0, 4001)
+
+    def spread_quantiles(mu: float, sd: float) -> np.ndarray:
+        sigma = np.exp(mu + sd * nodes)
+        cdf = (weights[None] * ndtr(bracket[:, None] / sigma[None])).sum(axis=1)
+        return np.interp(q, cdf, bracket)
+
+    def implied(v: np.ndarray) -> np.ndarray:
+        t = spread_quantiles(v[0], math.exp(v[1]))
+        return expit(v[2:, None] + t[None])
+
+    middle = logit(stated[:, len(q) // 2])
+    starts = [[0.0, math.log(0.35), *middle], [-0.5, math.log(0.2), *middle]]
+    best = fit_statements(implied, stated, starts, bounded=slice(1, 2))
+    mu, sd = float(best[0]), math.exp(best[1])
+    options = {
+        "dose_levels": levels,
+        "prior_mean": tuple(float(m) for m in best[2:]),
+        "sigma_f_range": (math.exp(mu - _Z95 * sd), math.exp(mu + _Z95 * sd)),
+    }
+    labels = [f"p_dlt at {dose:g}" for dose in levels]
+    return StatementFit(options, statement_table(labels, q, stated, implied(best)))

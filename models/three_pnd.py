@@ -192,6 +192,26 @@ class ThreePND(DoseModel):
             )
         return model
 
+    #: Fractions of the dose range at which :meth:`prior_moments` reports the ESS (the mean
+    #: response is 0 at ``x_min`` under every prior draw).
+    ess_fractions: ClassVar[tuple[float, ...]] = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        r"""Prior draws of the mean response and of the noise variance at doses in the range.
+
+        The mean response is :math:`\beta (x - x_{min})^\nu`, the variance :math:`\sigma^2`,
+        at the doses :attr:`ess_fractions` of the range. The variance-ratio ESS at a dose is
+        then the number of responses there whose mean has the prior's variance of the mean
+        response.
+        """
+        doses = [self.x_min + f * (self.x_max - self.x_min) for f in self.ess_fractions]
+        beta, sigma, nu = (
+            prior[name].to_numpy().reshape(-1, 1) for name in ("beta", "sigma", "nu")
+        )
+        offset = np.asarray(doses)[None] - self.x_min
+        mean = beta * offset**nu
+        return {"mean_response": (mean, np.broadcast_to(sigma**2, mean.shape), doses)}
+
     # ------------------------------------------------------------------- engines
 
     def step_methods(self, model: pm.Model, *, ridge: bool = True) -> list:

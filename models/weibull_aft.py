@@ -1159,6 +1159,19 @@ class WeibullAFT(DoseModel):
             )
         return model
 
+    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+        r"""Prior draws of the mean and variance of a log event time per dose (no censoring).
+
+        With :math:`T = \lambda E^b`, :math:`E \sim \operatorname{Exp}(1)`: :math:`E[\log T] =
+        \log m - b(\gamma_E + \log\log 2)` from the median :math:`m = \lambda (\log 2)^b`,
+        and :math:`\operatorname{Var}[\log T] = b^2 \pi^2 / 6` (covariates at 0).
+        """
+        median = prior["median_time"].stack(sample=("chain", "draw")).transpose("sample", "dose")
+        b = prior["b"].to_numpy().reshape(-1, 1)
+        mean = np.log(median.to_numpy()) - b * (np.euler_gamma + math.log(math.log(2.0)))
+        variance = np.broadcast_to(b**2 * math.pi**2 / 6.0, mean.shape)
+        return {"log_time": (mean, variance, list(median["dose"].values))}
+
     def _add_predictive(self, idata: xr.DataTree, group: str) -> None:
         """Add the replicated ``event`` indicator (a time below its censoring time)."""
         if group not in idata.children or "time" not in idata[group].data_vars:
