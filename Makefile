@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study weibull-study bench-weibull bench-store results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -85,6 +85,10 @@ weibull-study: $(VENV)/.installed
 bench-weibull: $(VENV)/.installed
 	$(PY) benchmarks/bench_weibull.py
 
+# Cost of the result store: BOIN's simulate with and without path (docs/results/store_overhead.md).
+bench-store: $(VENV)/.installed
+	$(PY) benchmarks/bench_store.py
+
 # Rebuild every page of docs/results/ from the saved data, running no study (seconds).
 results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
@@ -97,6 +101,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/willard2024_study.py --report-only
 	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
 	$(PY) benchmarks/bench_weibull.py --report-only
+	$(PY) benchmarks/bench_store.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
