@@ -884,14 +884,17 @@ class TrialData:
             if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
                 allow_bool = name in rules and rules[name].allow_bool
                 source[name] = _parse_csv_numbers(column, allow_bool=allow_bool)
-        return cls(
-            source,
-            dose_columns=dose_columns,
-            covariates=_names(covariates, "covariates"),
-            dose_range=dose_range,
-            coded_doses=coded_doses,
-            _row_label=_csv_row_label,
-        )
+        try:
+            return cls(
+                source,
+                dose_columns=dose_columns,
+                covariates=_names(covariates, "covariates"),
+                dose_range=dose_range,
+                coded_doses=coded_doses,
+                _row_label=_csv_row_label,
+            )
+        except DataError as error:
+            raise DataError(f"{where}: {error}") from None
 
     @classmethod
     def empty(

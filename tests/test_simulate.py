@@ -10,7 +10,7 @@ import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.errors import DamagedBatchWarning, StoreLockedError
+from dosezoo.errors import DamagedBatchWarning
 from dosezoo.simulate import operating_characteristics, run_trial, simulate
 
 
