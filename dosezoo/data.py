@@ -649,7 +649,11 @@ def _check_csv_shape(text: str, where: str) -> None:
     shifting every value of that row one column left.
     """
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+        rows = list(reader)
+    except csv.Error as error:
+        raise DataError(f"{where}, line {reader.line_num}: cannot be parsed: {error}") from None
     if header is None:
         return
     seen: dict[str, int] = {}
@@ -660,11 +664,10 @@ def _check_csv_shape(text: str, where: str) -> None:
                 f"{number} of the header); rename or remove one"
             )
         seen[name] = number
-    for fields in reader:
+    for row, fields in enumerate(line for line in rows if line):
         if len(fields) > len(header):
-            row = reader.line_num - 2
             raise DataError(
-                f"{where}, row {row} (CSV line {reader.line_num}): {len(fields)} fields but the "
+                f"{where}, row {row} (CSV line {row + 2}): {len(fields)} fields but the "
                 f"header has {len(header)} columns ({', '.join(header)}); the extra value "
                 f"{fields[len(header)]!r} belongs to no column"
             )
@@ -870,8 +873,6 @@ class TrialData:
         try:
             _check_csv_shape(text, where)
             df = pd.read_csv(io.StringIO(text), index_col=False, low_memory=False)
-        except csv.Error as error:
-            raise DataError(f"{where} cannot be parsed: {error}") from None
         except pd.errors.EmptyDataError:
             raise DataError(f"{where} is empty (no header line)") from None
         except pd.errors.ParserError as error:
