@@ -342,9 +342,9 @@ def next_dose(
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
     scalars = _scalars(decision.quantities)
-    details = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
-    details.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
-    typer.echo(f"next dose: {_dose_text(decision.next_dose)} ({'; '.join(filter(None, details))})")
+    parts = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
+    parts.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
+    typer.echo(f"next dose: {_dose_text(decision.next_dose)} ({'; '.join(filter(None, parts))})")
 
 
 # --------------------------------------------------------------------------- simulate, report

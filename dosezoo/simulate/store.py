@@ -359,7 +359,7 @@ class _Store:
         name = f"trials-{trials[0]:09d}-{trials[-1]:09d}.batch"
         payload = _encode_batch(part)
         _write_bytes_atomically(payload, self.parts_dir / name)
-        record = {"batch": name, "sha256": hashlib.sha256(payload).hexdigest()}
+        record: dict[str, object] = {"batch": name, "sha256": hashlib.sha256(payload).hexdigest()}
         self.batches[name] = record
         with (self.parts_dir / _MANIFEST).open("a") as manifest:
             manifest.write(json.dumps(record) + "\n")
