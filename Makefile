@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -100,6 +100,10 @@ weibull-study: $(VENV)/.installed
 bench-weibull: $(VENV)/.installed
 	$(PY) benchmarks/bench_weibull.py
 
+# Cost of the result store: BOIN's simulate with and without path (docs/results/store_overhead.md).
+bench-store: $(VENV)/.installed
+	$(PY) benchmarks/bench_store.py
+
 # Rebuild every page of docs/results/ from the saved data, running no study (seconds).
 results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
@@ -114,6 +118,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
 	$(PY) benchmarks/bench_weibull.py --report-only
 	$(PY) benchmarks/bench_boin12.py --report-only
+	$(PY) benchmarks/bench_store.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -29,11 +29,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from dosezoo.checks import integer, real_number
+from dosezoo.checks import integer, positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, RuleOptions
 from dosezoo.designs.registry import Family, register, register_stopping
+from dosezoo.levels import validate_dose_levels
 from dosezoo.models.three_pnd import ThreePND
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -124,27 +125,8 @@ class MTDQuantileRule(ModelRule):
         if not (isinstance(self.alpha, int | float) and 0 < self.alpha <= 0.5):
             raise ValueError(f"MTDQuantileRule: alpha must lie in (0, 0.5], got {self.alpha!r}")
         if self.dose_levels is not None:
-            try:
-                levels = np.asarray(self.dose_levels, dtype=float)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"MTDQuantileRule: dose_levels must be numbers, got {self.dose_levels!r}"
-                ) from None
-            if (
-                levels.ndim != 1
-                or levels.size == 0
-                or not np.all(np.isfinite(levels))
-                or np.any(levels <= 0)
-            ):
-                raise ValueError(
-                    f"MTDQuantileRule: dose_levels must be a non-empty list of finite doses > 0, "
-                    f"got {self.dose_levels!r}"
-                )
-            if np.any(np.diff(levels) <= 0):
-                raise ValueError(
-                    f"MTDQuantileRule: dose_levels must be increasing, got {self.dose_levels!r}"
-                )
-            object.__setattr__(self, "dose_levels", tuple(float(v) for v in levels))
+            levels = validate_dose_levels("MTDQuantileRule", self.dose_levels)
+            object.__setattr__(self, "dose_levels", levels)
         if self.rounding not in ("nearest", "down"):
             raise ValueError(
                 f"MTDQuantileRule: rounding must be 'nearest' or 'down', got {self.rounding!r}"
@@ -153,12 +135,9 @@ class MTDQuantileRule(ModelRule):
             raise ValueError(
                 f"MTDQuantileRule: monotone must be True or False, got {self.monotone!r}"
             )
-        if self.max_increment is not None and not (
-            np.isfinite(self.max_increment) and self.max_increment > 0
-        ):
-            raise ValueError(
-                f"MTDQuantileRule: max_increment must be > 0, got {self.max_increment!r}"
-            )
+        if self.max_increment is not None:
+            increment = positive_number("MTDQuantileRule", "max_increment", self.max_increment)
+            object.__setattr__(self, "max_increment", increment)
 
     def bind(self, model: Any, conduct: Conduct) -> "MTDQuantileRule":
         """Check the model and that the start dose and the levels lie inside its dose range."""
@@ -244,11 +223,19 @@ class MTDQuantileRule(ModelRule):
         if last is not None and self.monotone:
             allowed &= levels >= last
         if not allowed.any():
-            raise ValueError(
-                f"MTDQuantileRule: no dose level is within max_increment={self.max_increment} "
-                f"of the "
-                f"last dose {last} without de-escalating; levels are {self.dose_levels}"
-            )
+            assert last is not None  # with no last dose every level is allowed
+            if self.monotone and last > levels[-1]:
+                reason = (
+                    f"the last dose {last:g} is above every dose level, so monotone = true "
+                    "allows none"
+                )
+            else:
+                reason = (
+                    f"no dose level is within max_increment = {self.max_increment:g} of the "
+                    f"last dose {last:g}"
+                    + (" without de-escalating (monotone = true)" if self.monotone else "")
+                )
+            raise ValueError(f"MTDQuantileRule: {reason}; levels are {self.dose_levels}")
         candidates = levels[allowed]
         if self.rounding == "down":
             below = candidates[candidates <= dose]

@@ -170,8 +170,15 @@ class ThreePlusThreeRule(CountRule):
         no_mtd = toxic & (lower < 0)
         lower_full = toxic & (lower >= 0) & (n[rows, np.maximum(lower, 0)] == _FULL)
         level[toxic] = lower[toxic]
-        stop_reason[no_mtd] = format_rows(
-            "no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}", no_mtd, **counts_at
+        lowest = no_mtd & (at == 0)
+        stop_reason[lowest] = format_rows(
+            "no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}", lowest, **counts_at
+        )
+        above = no_mtd & (at > 0)
+        stop_reason[above] = format_rows(
+            "no MTD: {y} DLTs in {n} patients at {dose:g}, and every lower dose had too many DLTs",
+            above,
+            **counts_at,
         )
         stop_reason[lower_full] = format_rows(
             "MTD {lower:g}: {y} DLTs in {n} patients at {dose:g}",

@@ -48,18 +48,23 @@ from dosezoo.designs.registry import (
     options_of,
     toml_value,
 )
-from dosezoo.errors import ConvergenceError
+from dosezoo.errors import ConvergenceError, StoreLockedError
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.simulate.engine import stratum_label
 from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
 
-app = typer.Typer(add_completion=False, help="dosezoo: Bayesian dose-finding models and designs.")
+# Plain help (no rich panels): the rich help of typer >= 0.29 shows every flag as "<bool>".
+app = typer.Typer(
+    add_completion=False,
+    rich_markup_mode=None,
+    help="dosezoo: Bayesian dose-finding models and designs.",
+)
 
 #: Exit status for bad data or configuration.
 USAGE_ERROR = 2
 #: Errors a user can fix: bad data, configuration or files, or a fit a design refuses.
-USER_ERRORS = (ValueError, ConvergenceError, OSError)
+USER_ERRORS = (ValueError, ConvergenceError, OSError, StoreLockedError)
 
 
 @app.callback()
@@ -305,7 +310,9 @@ def _decision_record(decision: Decision, data: TrialData, label: str) -> dict[st
 @app.command("next-dose")
 def next_dose(
     data_csv: Path = typer.Argument(
-        ..., help="Trial data: a dose column, the model's outcomes, cohort optional."
+        ...,
+        metavar="DATA_CSV",
+        help="Trial data: a dose column, the model's outcomes, cohort optional.",
     ),
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
@@ -338,11 +345,9 @@ def next_dose(
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
     scalars = _scalars(decision.quantities)
-    details = ", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())
-    bound = ", ".join(decision.bound_by) or "none"
-    typer.echo(
-        f"next dose: {_dose_text(decision.next_dose)} ({details}; options that bound it: {bound})"
-    )
+    parts = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
+    parts.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
+    typer.echo(f"next dose: {_dose_text(decision.next_dose)} ({'; '.join(filter(None, parts))})")
 
 
 # --------------------------------------------------------------------------- simulate, report
@@ -370,7 +375,9 @@ def _stopped_line(summary: xr.Dataset, n_trials: int) -> str:
 
 @app.command("simulate")
 def simulate_command(
-    config: Path = typer.Argument(..., help="Design, scenario and simulation settings (TOML)."),
+    config: Path = typer.Argument(
+        ..., metavar="CONFIG", help="Design, scenario and simulation settings (TOML)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="netCDF file of the results."),
     trials: int | None = typer.Option(
         None, "--trials", min=1, help="Number of trials (overrides [simulation] n_trials)."
@@ -382,6 +389,11 @@ def simulate_command(
 ) -> None:
     """Simulate a design under a scenario; write netCDF and print the operating characteristics."""
     try:
+        if output.suffix != ".nc":
+            raise ValueError(
+                f"--output {output}: the results are written as netCDF; give a file name "
+                "ending in .nc"
+            )
         raw = read_config(config)
         design = design_from_config(raw, str(config))
         settings = simulation_from_config(raw, design, str(config))
@@ -552,7 +564,9 @@ def _title(results: xr.Dataset) -> str:
 
 @app.command("report")
 def report_command(
-    results_path: Path = typer.Argument(..., help="netCDF results of dosezoo simulate."),
+    results_path: Path = typer.Argument(
+        ..., metavar="RESULTS", help="netCDF results of dosezoo simulate."
+    ),
     figure: Path | None = typer.Option(
         None, "--figure", help="Where to save the figure (default: the results' name, .png)."
     ),
@@ -655,7 +669,9 @@ def _print_own_table(label: str, config: str, rows: Sequence[Any]) -> None:
 
 @app.command("decision-table")
 def decision_table_command(
-    config: Path = typer.Argument(..., help="Configuration of a count design (BOIN, 3+3, BOIN12)."),
+    config: Path = typer.Argument(
+        ..., metavar="CONFIG", help="Configuration of a count design (BOIN, 3+3, BOIN12)."
+    ),
     max_patients: int | None = typer.Option(
         None,
         "--max-patients",

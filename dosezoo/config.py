@@ -121,6 +121,11 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: is a directory, not a configuration file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not a TOML text file: byte offset {error.start} is not UTF-8 "
+            "(TOML files are UTF-8 text)"
+        ) from None
     for name, value in config.items():
         if name not in SECTIONS or not isinstance(value, Mapping):
             raise ConfigError(

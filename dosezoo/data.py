@@ -41,11 +41,16 @@ are numbered from 0 in messages; for CSV files the line number is given too
 (row r is line r + 2, the header being line 1).
 """
 
+import codecs
+import csv
+import io
 import math
 import numbers
 import os
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, InitVar, dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, Self
 
@@ -74,6 +79,9 @@ _MAX_EXACT_INT = 2.0**53
 #: Rows up to which `_validate` tries its quick acceptance on Python floats; with more rows its
 #: vectorised checks are as fast.
 _QUICK_ROWS = 64
+#: The text of a number in a CSV file: what pandas' parser reads as one (ASCII only).
+_CSV_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_CSV_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _CSV_BOOLS = {
     "True": True,
     "TRUE": True,
@@ -300,6 +308,18 @@ def _number_checks(
     return values, checks
 
 
+def _beyond_exact(raw: np.ndarray) -> np.ndarray:
+    """Mask of the integers above 2**53, which a float64 (every column's type) would round."""
+    if raw.dtype.kind in "iu":
+        return raw > int(_MAX_EXACT_INT)  # an int bound: numpy would compare in float64
+    if raw.dtype.kind != "O":
+        return np.zeros(raw.shape[0], dtype=bool)
+    return np.array(
+        [isinstance(v, numbers.Integral) and abs(int(v)) > _MAX_EXACT_INT for v in raw],
+        dtype=bool,
+    )
+
+
 def _value_check(where: str, raw: np.ndarray, mask: np.ndarray, requirement: str) -> _Check:
     """Build a check whose message is ``value <v> <requirement>``."""
     return _Check(where, mask, lambda i: f"value {_fmt(raw[i])} {requirement}")
@@ -429,7 +449,8 @@ def _validate(
                 )
         if combination and not coded:
             accepted = accepted and not any(all(v == 0 for v in row) for row in zip(*dose_lists))
-        cohort_list = [float(v) for v in raw[_COHORT].tolist()]
+        # Compared as given (Python ints stay exact): 2**53 + 1 as a float would be 2**53.
+        cohort_list = raw[_COHORT].tolist()
         previous = -math.inf if previous_cohort is None else previous_cohort
         for value in cohort_list if accepted else ():
             if not (
@@ -507,11 +528,14 @@ def _validate(
         cohort_raw = raw[_COHORT]
         cohorts, value_checks = _number_checks(where, cohort_raw)
         checks += value_checks
-        not_positive_int = np.isfinite(cohorts) & (
-            (cohorts != np.floor(cohorts)) | (cohorts < 1) | (cohorts > _MAX_EXACT_INT)
-        )
+        not_positive_int = (
+            np.isfinite(cohorts)
+            & ((cohorts != np.floor(cohorts)) | (cohorts < 1) | (cohorts > _MAX_EXACT_INT))
+        ) | _beyond_exact(cohort_raw)
         checks.append(
-            _value_check(where, cohort_raw, not_positive_int, "must be a positive integer")
+            _value_check(
+                where, cohort_raw, not_positive_int, "must be a positive integer up to 2**53"
+            )
         )
         decreasing = np.zeros(n, dtype=bool)
         decreasing[1:] = cohorts[1:] < cohorts[:-1]
@@ -624,9 +648,13 @@ def _validate(
 
 
 def _parse_csv_numbers(values: pd.Series, *, allow_bool: bool) -> np.ndarray:
-    """Parse the numeric-looking strings of a CSV column that pandas left as text.
+    """Parse the number-like strings of a CSV column that pandas left as text.
 
-    Entries that are not numbers stay strings, so validation reports them.
+    A number is what pandas' own parser reads as one (`_CSV_NUMBER`: ASCII digits, a sign, a
+    decimal point, an exponent); Python's ``float`` is not used, since it also takes ``1_000``
+    and non-ASCII digits, so the same text would be a number in one column and not in
+    another. Integers are parsed exactly (a cohort number above 2**53 must not round). Entries
+    that are not numbers stay strings, so validation reports them.
     """
     array = values.to_numpy(dtype=object, copy=True)
     for i, value in enumerate(array):
@@ -635,12 +663,81 @@ def _parse_csv_numbers(values: pd.Series, *, allow_bool: bool) -> np.ndarray:
         text = value.strip()
         if allow_bool and text in _CSV_BOOLS:
             array[i] = _CSV_BOOLS[text]
-            continue
-        try:
+        elif _CSV_INTEGER.fullmatch(text):
+            array[i] = int(text)
+        elif _CSV_NUMBER.fullmatch(text):
             array[i] = float(text)
-        except ValueError:
-            pass
     return array
+
+
+def _csv_text(path: str | os.PathLike[str]) -> str:
+    """Return the text of a CSV file: UTF-8 (a byte-order mark allowed) or UTF-16 with its mark.
+
+    Other encodings are refused rather than guessed: a cp1252 (Excel "CSV") file decodes as
+    Latin text without error whatever its real encoding, so a guess could silently change the
+    labels of a covariate.
+
+    Raises
+    ------
+    DataError
+        Naming the file, and for bytes that are not UTF-8 their offset, line and column.
+    """
+    where = f"CSV file {os.fspath(path)!r}"
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{where} is a directory, not a CSV file") from None
+    except FileNotFoundError:
+        raise DataError(f"{where} does not exist") from None
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{where} starts with a UTF-16 byte-order mark but byte offset {error.start} is "
+                "not UTF-16; save the file as UTF-8"
+            ) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise DataError(
+            f"{where}, line {line}, column {column} (byte offset {error.start}): byte "
+            f"0x{raw[error.start]:02x} is not UTF-8; dosezoo reads CSV files as UTF-8 (or UTF-16 "
+            "with a byte-order mark): save the file as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
+
+
+def _check_csv_shape(text: str, where: str) -> None:
+    """Refuse duplicated column names and rows with more fields than the header.
+
+    pandas would rename a duplicate (``dose.1``) and make the extra field of a row the index,
+    shifting every value of that row one column left.
+    """
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader, None)
+        rows = list(reader)
+    except csv.Error as error:
+        raise DataError(f"{where}, line {reader.line_num}: cannot be parsed: {error}") from None
+    if header is None:
+        return
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(
+                f"{where}, line 1: column {name!r} appears twice (columns {seen[name]} and "
+                f"{number} of the header); rename or remove one"
+            )
+        seen[name] = number
+    for row, fields in enumerate(line for line in rows if line):
+        if len(fields) > len(header):
+            raise DataError(
+                f"{where}, row {row} (CSV line {row + 2}): {len(fields)} fields but the "
+                f"header has {len(header)} columns ({', '.join(header)}); the extra value "
+                f"{fields[len(header)]!r} belongs to no column"
+            )
 
 
 # --------------------------------------------------------------------------- TrialData
@@ -844,12 +941,15 @@ class TrialData:
             If the file cannot be parsed, a required column is missing or a value
             is invalid.
         """
+        where = f"CSV file {os.fspath(path)!r}"
+        text = _csv_text(path)
         try:
-            df = pd.read_csv(path, low_memory=False)
-        except pd.errors.EmptyDataError as error:
-            raise DataError(f"CSV file {os.fspath(path)!r} is empty (no header line)") from error
+            _check_csv_shape(text, where)
+            df = pd.read_csv(io.StringIO(text), index_col=False, low_memory=False)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{where} is empty (no header line)") from None
         except pd.errors.ParserError as error:
-            raise DataError(f"CSV file {os.fspath(path)!r} cannot be parsed: {error}") from error
+            raise DataError(f"{where} cannot be parsed: {error}") from None
         dose_columns = _names(dose_columns, "dose_columns")
         source: dict[str, Any] = {str(name): df[name] for name in df.columns}
         rules = registered_outcomes()
@@ -858,14 +958,17 @@ class TrialData:
             if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
                 allow_bool = name in rules and rules[name].allow_bool
                 source[name] = _parse_csv_numbers(column, allow_bool=allow_bool)
-        return cls(
-            source,
-            dose_columns=dose_columns,
-            covariates=_names(covariates, "covariates"),
-            dose_range=dose_range,
-            coded_doses=coded_doses,
-            _row_label=_csv_row_label,
-        )
+        try:
+            return cls(
+                source,
+                dose_columns=dose_columns,
+                covariates=_names(covariates, "covariates"),
+                dose_range=dose_range,
+                coded_doses=coded_doses,
+                _row_label=_csv_row_label,
+            )
+        except DataError as error:
+            raise DataError(f"{where}: {error}") from None
 
     @classmethod
     def empty(

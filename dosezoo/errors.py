@@ -11,6 +11,14 @@ class ConfigError(ValueError):
     """A configuration that cannot be used: the message names the file, section, key and value."""
 
 
+class StoreLockedError(RuntimeError):
+    """A simulation's result store is in use by another run: the message names the path and pid."""
+
+
+class DamagedBatchWarning(UserWarning):
+    """A saved batch of a simulation is damaged or unrecorded; it is named, dropped and rerun."""
+
+
 class ConvergenceError(RuntimeError):
     """A fit that failed its convergence checks was handed to a rule that needs it.
 

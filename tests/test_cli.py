@@ -442,3 +442,103 @@ def test_scenario_and_simulation_errors_are_located(tmp_path, name, edit, messag
         _run("simulate", config, "--output", tmp_path / "x.nc", "--no-progress"),
         re.escape(str(config)) + ": " + message,
     )
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\x00\xff\xfe\x89PNG\r\n")
+    not_netcdf = tmp_path / "results.nc"
+    not_netcdf.write_text("dose,y\n")
+    folder = tmp_path / "folder.nc"
+    folder.mkdir()
+    simulate_3_3 = ["simulate", EXAMPLES / "three_plus_three.toml", "--trials", 3, "--no-progress"]
+    cases = [
+        (["next-dose", tmp_path, "-c", CONFIG], f"CSV file '{tmp_path}' is a directory"),
+        (["next-dose", DATA, "-c", tmp_path], f"{tmp_path}: is a directory"),
+        (["next-dose", DATA, "-c", binary], f"{binary}: not a TOML text file: byte offset 1"),
+        ([*simulate_3_3, "-o", folder], f"path '{folder}' is a directory"),
+        ([*simulate_3_3, "-o", tmp_path / "r.csv"], "--output .*r.csv: .* ending in .nc"),
+        ([*simulate_3_3, "-o", not_netcdf], f"path '{not_netcdf}' exists and is not a netCDF"),
+    ]
+    for args, pattern in cases:
+        _one_line_error(_run(*args), re.escape(pattern) if "*" not in pattern else pattern)
+
+
+def test_a_concurrent_simulate_is_one_line_naming_the_path(tmp_path):
+    from dosezoo.simulate.store import _Store
+
+    output = tmp_path / "r.nc"
+    with _Store(output, {}).locked():
+        result = _run(
+            "simulate",
+            EXAMPLES / "three_plus_three.toml",
+            "-o",
+            output,
+            "--trials",
+            3,
+            "--no-progress",
+        )
+    _one_line_error(result, re.escape(f"path '{output}' is in use by another simulation"))
+
+
+def test_next_dose_on_empty_data_is_a_clean_line(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("dose,cohort,y\n")
+    result = _run("next-dose", empty, "-c", CONFIG)
+    assert result.exit_code == 0, result.output
+    assert result.output == "next dose: 40 (options that bound it: start_dose)\n"
+
+
+def test_help_shows_flags_and_arguments_plainly():
+    for command in ("next-dose", "simulate", "report", "decision-table"):
+        result = _run(command, "--help")
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.output and "╭" not in result.output, result.output
+    assert "{data_csv}" not in _run("next-dose", "--help").output
+    assert "--json " in _run("next-dose", "--help").output
+
+
+def test_config_messages_name_key_and_value(tmp_path):
+    text = CONFIG.read_text()
+    increment = tmp_path / "increment.toml"
+    increment.write_text(text.replace("monotone = true", 'monotone = true\nmax_increment = "20"'))
+    _one_line_error(
+        _run("next-dose", DATA, "-c", increment),
+        re.escape(
+            f'{increment}: [rule] max_increment = "20": MTDQuantileRule: max_increment '
+            "must be a real number, got '20'"
+        ),
+    )
+    levels = tmp_path / "levels.toml"
+    levels.write_text(text.replace("[40.0, 60.0, 80.0, 100.0, 120.0]", '[40, "60", 80, 100, 120]'))
+    _one_line_error(
+        _run("next-dose", DATA, "-c", levels),
+        re.escape(
+            f'{levels}: [rule] dose_levels = [40, "60", 80, 100, 120]: MTDQuantileRule: '
+            "dose_levels[1] must be a real number, got '60'"
+        ),
+    )
+    mtd = tmp_path / "mtd.toml"
+    mtd.write_text(
+        text.replace(
+            'type = "o6bg"', 'type = "continuous"\ntrue_mtd = 500.0\nnu = 1.0\nsigma = 5.0'
+        )
+    )
+    _one_line_error(
+        _run("simulate", mtd, "-o", tmp_path / "mtd.nc"),
+        re.escape(
+            "true_mtd must lie below x_max=140.0 (the end of the design's dose range), got 500.0"
+        ),
+    )
+
+
+def test_monotone_rule_above_every_level_says_so(tmp_path):
+    above = tmp_path / "above.csv"
+    above.write_text("dose,cohort,y\n130,1,10\n130,1,12\n130,1,11\n")
+    _one_line_error(
+        _run("next-dose", above, "-c", CONFIG),
+        re.escape("the last dose 130 is above every dose level, so monotone = true allows none"),
+    )

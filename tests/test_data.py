@@ -799,3 +799,78 @@ def test_quick_acceptance_leaves_many_rows_to_the_vectorised_checks():
 def test_with_cohort_names_the_bad_row_after_the_quick_check_declines(data):
     with pytest.raises(DataError, match=message("column 'dose', row 6 (patient 1 of the new")):
         data.with_cohort([20.0, -1.0], y=[0.1, 0.2])
+
+
+# --------------------------------------------------------------------------- hostile CSV files
+
+
+def test_csv_row_with_an_extra_field_is_refused(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,y\n40,33.6,101\n")
+    pattern = message(
+        f"CSV file {str(path)!r}, row 0 (CSV line 2): 3 fields but the header has 2 columns "
+        "(dose, y); the extra value '101' belongs to no column"
+    )
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+
+
+def test_csv_duplicated_column_is_refused(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,y,dose\n40,33.6,60\n")
+    pattern = message(
+        f"CSV file {str(path)!r}, line 1: column 'dose' appears twice (columns 1 and 3"
+    )
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+
+
+def test_csv_in_utf8_with_a_byte_order_mark_and_utf16_is_read(tmp_path):
+    text = "dose,y,centre\n40,33.6,Besançon\n60,40.1,Lyon\n"
+    expected = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [40, 60], "y": [33.6, 40.1], "centre": ["Besançon", "Lyon"]}),
+        covariates=("centre",),
+    )
+    for encoding in ("utf-8", "utf-8-sig", "utf-16"):
+        path = tmp_path / f"trial-{encoding}.csv"
+        path.write_bytes(text.encode(encoding))
+        assert TrialData.from_csv(path, covariates=("centre",)) == expected, encoding
+
+
+def test_csv_not_in_utf8_names_file_line_and_encoding(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_bytes("dose,y,centre\n40,33.6,Besançon\n".encode("cp1252"))
+    pattern = message(
+        f"CSV file {str(path)!r}, line 2, column 14 (byte offset 27): byte 0xe7 is not UTF-8; "
+        "dosezoo reads CSV files as UTF-8"
+    )
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path, covariates=("centre",))
+
+
+def test_csv_directory_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match=message(f"CSV file {str(tmp_path)!r} is a directory")):
+        TrialData.from_csv(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0664\u0660", "\uff14\uff10", "0x10", "1,000"])
+def test_csv_number_is_ascii_decimal_only(tmp_path, text):
+    path = tmp_path / "trial.csv"
+    path.write_text(f'dose,y\n40,1.0\n"{text}",2.0\n', encoding="utf-8")
+    pattern = message(f"column 'dose', row 1 (CSV line 3): value {text!r} is not numeric")
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+    # the same rule as a DataFrame: text is never a number
+    with pytest.raises(DataError, match=message(f"value {text!r} is not numeric")):
+        TrialData.from_dataframe(frame(dose=[40.0, text]))
+
+
+@pytest.mark.parametrize("cohort", [2**53 + 1, 2**62])
+def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
+    pattern = f"value {cohort} must be a positive integer up to 2\\*\\*53"
+    with pytest.raises(DataError, match="column 'cohort', row 1: " + pattern):
+        TrialData.from_dataframe(frame(dose=[1.0, 2.0], cohort=[1, cohort]))
+    path = tmp_path / "trial.csv"
+    path.write_text(f"dose,cohort\n1,1\n2,{cohort}\n")
+    with pytest.raises(DataError, match=r"column 'cohort', row 1 \(CSV line 3\): " + pattern):
+        TrialData.from_csv(path)

@@ -106,7 +106,9 @@ def test_refuses_divergences(well_mixed):
         ({"alpha": 0.7}, "alpha"),
         ({"dose_levels": [60, 40]}, "increasing"),
         ({"dose_levels": [0, 40]}, "dose_levels"),
-        ({"dose_levels": ["low", "high"]}, "dose_levels must be numbers"),
+        ({"dose_levels": ["low", "high"]}, r"dose_levels\[0\] must be a real number, got .low."),
+        ({"dose_levels": [40, "60", 80]}, r"dose_levels\[1\] must be a real number, got .60."),
+        ({"max_increment": "20"}, "max_increment must be a real number, got .20."),
         ({"max_increment": -1.0}, "max_increment"),
     ],
 )

@@ -157,7 +157,7 @@ def test_3pnd_simulation_resumes_without_losing_or_repeating_trials(small_design
     with pytest.raises(Interrupted):
         simulate(small_design, killed, 6, random_seed=5, path=path, batch_size=1, progress=False)
     del killed
-    saved = sorted((tmp_path / "run.nc.parts").glob("trials-*.nc"))
+    saved = sorted((tmp_path / "run.nc.parts").glob("trials-*.batch"))
     assert len(saved) == 3
     resumed = simulate(small_design, scenario, 6, random_seed=5, path=path, progress=False)
     xr.testing.assert_identical(reference.drop_attrs(), resumed.drop_attrs())

@@ -10,6 +10,7 @@ import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
+from dosezoo.errors import DamagedBatchWarning
 from dosezoo.simulate import operating_characteristics, run_trial, simulate
 
 
@@ -232,21 +233,32 @@ def _interrupted(path, *, fail_after=60):
             progress=False,
         )
     assert not path.exists()
-    return sorted(path.with_name(f"{path.name}.parts").glob("trials-*.nc"))
+    return sorted(path.with_name(f"{path.name}.parts").glob("trials-*.batch"))
+
+
+def _trials_of(batch) -> np.ndarray:
+    """The trials a saved batch holds: its name is trials-<first>-<last>.batch."""
+    first, last = (int(k) for k in batch.stem.split("-")[1:])
+    return np.arange(first, last + 1)
 
 
 def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
     path = tmp_path / "sim.nc"
     saved = _interrupted(path)
     assert 0 < len(saved) < N_TRIALS / 4
-    kept = np.concatenate(
-        [xr.load_dataset(f, engine="h5netcdf")["trial"].values for f in saved[1:]]
-    )
-    saved[0].unlink()  # a lost part is simply run again
+    kept = np.concatenate([_trials_of(f) for f in saved[1:]])
+    saved[0].unlink()  # a lost batch is reported and run again
     counting = Linear()
-    result = simulate(
-        Escalate(), counting, N_TRIALS, random_seed=SEED, path=path, batch_size=6, progress=False
-    )
+    with pytest.warns(DamagedBatchWarning, match=f"{saved[0].name!r} is recorded but missing"):
+        result = simulate(
+            Escalate(),
+            counting,
+            N_TRIALS,
+            random_seed=SEED,
+            path=path,
+            batch_size=6,
+            progress=False,
+        )
     xr.testing.assert_identical(result, reference)
     xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
     assert not path.with_name("sim.nc.parts").exists()
@@ -255,13 +267,18 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
     assert counting.calls == int(reference["cohort"].sel(trial=rerun).max("patient").sum())
 
 
-def test_duplicated_part_is_refused(tmp_path):
+def test_duplicated_batch_is_reported_and_not_merged(reference, tmp_path):
     path = tmp_path / "sim.nc"
     saved = _interrupted(path)
-    shutil.copy(saved[0], saved[0].with_name("trials-999999998-999999999.nc"))
-    with pytest.raises(RuntimeError, match="not each of the 40 trials once"):
-        simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
-    assert not path.exists()
+    copy = saved[0].with_name("trials-999999998-999999999.batch")
+    shutil.copy(saved[0], copy)
+    with pytest.warns(
+        DamagedBatchWarning, match="'trials-999999998-999999999.batch' is not recorded"
+    ):
+        result = simulate(
+            Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False
+        )
+    xr.testing.assert_identical(result, reference)
 
 
 def test_resume_with_another_simulation_raises(tmp_path):

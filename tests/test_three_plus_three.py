@@ -233,3 +233,14 @@ def test_every_stop_selects_what_recommend_selects(results):
             float(results["decision_selected_dose"].values[trial, last - 1]), selected
         )
         np.testing.assert_equal(float(results["recommended_dose"].values[trial]), selected)
+
+
+def test_no_mtd_above_the_lowest_dose_does_not_call_it_the_lowest():
+    design = three_plus_three_design(LEVELS)
+    data = TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[1, 1, 0])
+    decision = design.next(data.with_cohort(20.0, dlt=[1, 1, 0]))
+    assert decision.stop_reason == (
+        "no MTD: 2 DLTs in 3 patients at 20, and every lower dose had too many DLTs"
+    )
+    lowest = design.next(data)
+    assert lowest.stop_reason == "no MTD: 2 DLTs in 3 patients at the lowest dose 10"

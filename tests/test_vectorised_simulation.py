@@ -260,7 +260,7 @@ def test_a_killed_vectorised_run_resumes_to_the_same_result(tmp_path, monkeypatc
     monkeypatch.setitem(_BATCHES_BEFORE_THE_KILL, "left", 2)
     with pytest.raises(KeyboardInterrupt, match="simulated kill"):
         simulate(design, killed, 100, random_seed=SEED, path=path, batch_size=30, progress=False)
-    assert len(list(path.with_name("sim.nc.parts").glob("trials-*.nc"))) == 2
+    assert len(list(path.with_name("sim.nc.parts").glob("trials-*.batch"))) == 2
     result = simulate(
         design, scenario, 100, random_seed=SEED, path=path, batch_size=40, progress=False
     )

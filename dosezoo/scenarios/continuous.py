@@ -55,6 +55,9 @@ class ContinuousToxicityScenario:
     eta, gamma, x_min : float
         As in the model: DLT threshold, homogeneity constant and dose-range start; they
         define the MTD and so :math:`\beta_0`.
+    x_max : float, optional
+        The end of the design's dose range, when known (a configuration takes it from the
+        model): the true MTD must then lie below it, or no dose of the design could reach it.
     """
 
     true_mtd: float
@@ -63,6 +66,7 @@ class ContinuousToxicityScenario:
     eta: float
     gamma: float
     x_min: float
+    x_max: float | None = None
     outcomes: tuple[str, ...] = field(default=("y",), init=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +83,17 @@ class ContinuousToxicityScenario:
             raise ValueError(
                 f"{owner}: true_mtd must exceed x_min={self.x_min!r}, got {self.true_mtd!r}"
             )
+        if self.x_max is not None:
+            object.__setattr__(self, "x_max", real_number(owner, "x_max", self.x_max))
+            if not self.x_min < self.x_max:
+                raise ValueError(
+                    f"{owner}: x_max must exceed x_min={self.x_min!r}, got {self.x_max!r}"
+                )
+            if not self.true_mtd < self.x_max:
+                raise ValueError(
+                    f"{owner}: true_mtd must lie below x_max={self.x_max!r} (the end of the "
+                    f"design's dose range), got {self.true_mtd!r}"
+                )
         if self.sigma * ndtri(self.gamma) >= self.eta:
             raise ValueError(
                 f"{owner}: sigma * Phi^-1(gamma) must be below eta so that the MTD exists, got "
@@ -130,6 +145,8 @@ class ContinuousToxicityScenario:
             "eta": self.eta,
             "gamma": self.gamma,
             "x_min": self.x_min,
+            # Recorded only when given, so that the records of earlier simulations still match.
+            **({} if self.x_max is None else {"x_max": self.x_max}),
         }
 
 
@@ -237,8 +254,9 @@ class O6BGResampling:
 
 
 def _from_model(design: object) -> dict[str, object]:
-    """Return the model's DLT threshold, homogeneity and dose-range start (eta, gamma, x_min)."""
-    values = {name: design_attribute(design, name) for name in ("eta", "gamma", "x_min")}
+    """Return the model's DLT threshold, homogeneity and dose range (eta, gamma, x_min, x_max)."""
+    names = ("eta", "gamma", "x_min", "x_max")
+    values = {name: design_attribute(design, name) for name in names}
     return {key: value for key, value in values.items() if value is not None}
 
 

@@ -166,16 +166,62 @@ def simulate(
         timed=getattr(design, "backfill", None) is not None,
     )
 
-    store = None if path is None else _Store(Path(path), fingerprint)
-    parts: list[xr.Dataset] = []
-    if store is not None:
+    if path is None:
+        return _combine(
+            _run_todo(
+                design,
+                scenario,
+                np.arange(n_trials),
+                run,
+                layout,
+                n_jobs,
+                client,
+                batch_size,
+                progress,
+                save=None,
+            ),
+            n_trials,
+            fingerprint,
+        )
+    store = _Store(Path(path), fingerprint)
+    with store.locked():
         finished = store.finished()
         if finished is not None:
             return finished
         parts = store.parts()
+        done = np.concatenate([part["trial"].values for part in parts]) if parts else []
+        todo = np.setdiff1d(np.arange(n_trials), done)
+        parts += _run_todo(
+            design,
+            scenario,
+            todo,
+            run,
+            layout,
+            n_jobs,
+            client,
+            batch_size,
+            progress,
+            save=store.save,
+        )
+        result = _combine(parts, n_trials, fingerprint)
+        store.finish(result)
+    return result
 
-    done = np.concatenate([part["trial"].values for part in parts]) if parts else []
-    todo = np.setdiff1d(np.arange(n_trials), done)
+
+def _run_todo(
+    design: Design,
+    scenario: Scenario,
+    todo: np.ndarray,
+    run: dict[str, int],
+    layout: _Layout,
+    n_jobs: int,
+    client: "Client | None",
+    batch_size: int | None,
+    progress: bool,
+    save: Callable[[xr.Dataset], None] | None,
+) -> list[xr.Dataset]:
+    """Run the trials ``todo`` in batches; pass each finished batch to ``save`` at once."""
+    n_trials = run["n_trials"]
     if batch_size is None:
         if client is not None:
             workers = sum(client.nthreads().values())
@@ -183,29 +229,25 @@ def simulate(
             workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
     batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
-    seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
-
-    if batches:
-        with _progress_bar(progress, n_trials, n_trials - todo.size) as advance:
-            for part in _run_batches(
-                design,
-                scenario,
-                batches,
-                seeds,
-                layout,
-                n_jobs=int(n_jobs),
-                client=client,
-                advance=advance,
-            ):
-                if store is None:
-                    parts.append(part)
-                else:
-                    store.save(part)
-    if store is None:
-        return _combine(parts, n_trials, fingerprint)
-    result = _combine(store.parts(), n_trials, fingerprint)
-    store.finish(result)
-    return result
+    seeds = np.random.SeedSequence(run["random_seed"]).spawn(n_trials)
+    parts: list[xr.Dataset] = []
+    if not batches:
+        return parts
+    with _progress_bar(progress, n_trials, n_trials - todo.size) as advance:
+        for part in _run_batches(
+            design,
+            scenario,
+            batches,
+            seeds,
+            layout,
+            n_jobs=int(n_jobs),
+            client=client,
+            advance=advance,
+        ):
+            if save is not None:
+                save(part)
+            parts.append(part)
+    return parts
 
 
 def _run_batch(

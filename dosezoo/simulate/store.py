@@ -1,27 +1,55 @@
-"""The result store of a simulation: saved batches, their fingerprint, resumption.
+"""The result store of a simulation: saved batches, their manifest, a lock, resumption.
 
-With ``path``, `dosezoo.simulate.simulate` saves every finished batch of trials at once as a
-netCDF part in the directory ``<path>.parts``, so a run that was killed resumes where it
-stopped: only the missing trials are run. Every file carries the simulation's fingerprint (the
-run settings and the descriptions of the design and the scenario), and a part or a finished
-file with another fingerprint is refused rather than mixed in. Files are written under a
-temporary name and then renamed, so a kill never leaves a half-written part.
+With ``path``, `dosezoo.simulate.simulate` saves every finished batch of trials at once in the
+directory ``<path>.parts``, so a run that was killed resumes where it stopped: only the missing
+trials are run. The store keeps four promises:
+
+- **One writer.** A run holds an exclusive lock (``flock``) on ``<path>.parts/lock`` from its
+  start to its end; a second run on the same path is refused at once with `StoreLockedError`,
+  naming the path and the process that holds it. The lock dies with its process, so a killed
+  run never leaves a stale lock.
+- **Nothing incomplete.** A batch is written to a temporary name unique to its process, then
+  renamed to ``trials-<first>-<last>.batch``; only then is its SHA-256 checksum
+  recorded, as one line appended to ``manifest.jsonl`` (whose first line is the simulation's
+  fingerprint). A kill at any point leaves either a recorded, complete batch or nothing the
+  next run will use (a batch without its line, or a torn last line, is not used).
+- **Nothing damaged or foreign merged.** On resume, every batch is checked against its recorded
+  checksum *before* it is parsed; a batch that is missing from the manifest, whose checksum
+  differs (zeroed, truncated, overwritten, copied from another run) or whose trials overlap
+  another's is reported by file name with a `DamagedBatchWarning`, removed, and its trials are
+  run again. The manifest carries the simulation's fingerprint (the run settings and the
+  descriptions of the design and the scenario): a store of another simulation is refused.
+- **Cheap.** A batch is a JSON header and the raw bytes of its arrays (no HDF5, no pickle), so
+  saving costs a copy; the netCDF file ``path`` is written once, at the end.
 """
 
+import fcntl
+import hashlib
+import json
 import numbers
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import xarray as xr
 
+from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
 from dosezoo.simulate.layout import AttrValue
 
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
 _DESCRIBED_PREFIXES = ("design_", "scenario_")
-_PART_GLOB = "trials-*.nc"
+_BATCH_GLOB = "trials-*"
+_MANIFEST = "manifest.jsonl"
+_LOCK = "lock"
+_META = "__meta__"
+#: The first bytes of every HDF5 (netCDF-4) file.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _attr_value(value: object, name: str) -> AttrValue:
@@ -75,48 +103,280 @@ def _check_fingerprint(attrs: dict, fingerprint: dict[str, AttrValue], path: Pat
         )
 
 
-def _write_atomically(dataset: xr.Dataset, target: Path) -> None:
-    """Write netCDF to a temporary name next to ``target``, then rename it."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    dataset.to_netcdf(temporary, engine="h5netcdf")
-    os.replace(temporary, target)
+def _temporary(target: Path) -> Path:
+    """Return a temporary name next to ``target`` that no other process uses."""
+    return target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
+def _write_bytes_atomically(payload: bytes, target: Path) -> None:
+    """Write ``payload`` under a unique temporary name, then rename it to ``target``.
+
+    A killed process cannot tear a file it has written (the kernel keeps it), so the rename
+    makes the write atomic without an ``fsync``, which would cost more than the simulation; a
+    file torn by a crash of the machine fails its checksum and is run again.
+    """
+    temporary = _temporary(target)
+    try:
+        temporary.write_bytes(payload)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_netcdf_atomically(dataset: xr.Dataset, target: Path) -> None:
+    """Write netCDF under a unique temporary name next to ``target``, then rename it."""
+    temporary = _temporary(target)
+    try:
+        dataset.to_netcdf(temporary, engine="h5netcdf")
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _encode_batch(part: xr.Dataset) -> bytes:
+    """Return a batch as bytes: a JSON header line, then the raw bytes of every array.
+
+    The header gives each variable's dims, dtype, shape and byte offset, the coordinates'
+    names and the attributes. Arrays of numbers and of fixed-width text are stored as they are
+    in memory, so writing a batch is a copy (``np.savez`` costs a zip member per variable, HDF5
+    a dataset per variable, both more than the simulation of a batch of a count design).
+    """
+    variables: dict[str, dict[str, object]] = {}
+    chunks: list[bytes] = []
+    offset = 0
+    for name, variable in part.variables.items():
+        values = np.ascontiguousarray(variable.values)
+        if values.dtype.hasobject:
+            raise TypeError(f"variable {name!r} of a batch holds Python objects")
+        chunk = values.tobytes()
+        variables[str(name)] = {
+            "dims": list(variable.dims),
+            "dtype": values.dtype.str,
+            "shape": list(values.shape),
+            "offset": offset,
+        }
+        chunks.append(chunk)
+        offset += len(chunk)
+    header = {"variables": variables, "coords": [str(c) for c in part.coords], "attrs": part.attrs}
+    return json.dumps(header).encode() + b"\n" + b"".join(chunks)
+
+
+def _decode_batch(payload: bytes) -> xr.Dataset:
+    """Rebuild a batch from the bytes `_encode_batch` wrote."""
+    end = payload.index(b"\n")
+    header = json.loads(payload[:end])
+    body = memoryview(payload)[end + 1 :]
+    variables = {}
+    for name, spec in header["variables"].items():
+        dtype, shape = np.dtype(spec["dtype"]), tuple(spec["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        values = np.frombuffer(body, dtype=dtype, count=count, offset=spec["offset"])
+        variables[name] = (tuple(spec["dims"]), values.reshape(shape).copy())
+    coords = {name: variables.pop(name) for name in header["coords"]}
+    return xr.Dataset(variables, coords=coords, attrs=header["attrs"])
+
+
+def _holder(stream: IO[str]) -> str:
+    """Return the process id written in a lock file, for a message."""
+    stream.seek(0)
+    text = stream.read().strip()
+    return f"process {text}" if text.isdigit() else "another process"
 
 
 class _Store:
     """The netCDF file of a simulation and the directory of its saved batches."""
 
     def __init__(self, path: Path, fingerprint: dict[str, AttrValue]) -> None:
+        if path.is_dir():
+            raise ValueError(
+                f"path {str(path)!r} is a directory; give the name of a netCDF file (.nc)"
+            )
         self.path = path
         self.parts_dir = path.with_name(f"{path.name}.parts")
         self.fingerprint = fingerprint
+        self.batches: dict[str, dict[str, object]] = {}
+
+    @contextmanager
+    def locked(self) -> Iterator["_Store"]:
+        """Hold the store's exclusive lock for the duration of the block.
+
+        Raises
+        ------
+        StoreLockedError
+            If another process holds it; the message names the path and that process.
+        """
+        while True:
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            lock_path = self.parts_dir / _LOCK
+            stream = lock_path.open("a+")
+            try:
+                fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _holder(stream)
+                stream.close()
+                raise StoreLockedError(
+                    f"path {str(self.path)!r} is in use by another simulation ({holder} holds "
+                    f"{str(lock_path)!r}); wait for it to finish or choose another path"
+                ) from None
+            # The run that held the lock may have removed the directory meanwhile: lock the
+            # file that is there now, not a removed one.
+            try:
+                current = os.stat(lock_path)
+            except FileNotFoundError:
+                stream.close()
+                continue
+            if os.fstat(stream.fileno()).st_ino == current.st_ino:
+                break
+            stream.close()
+        try:
+            stream.seek(0)
+            stream.truncate()
+            stream.write(str(os.getpid()))
+            stream.flush()
+            yield self
+        finally:
+            stream.close()
 
     def finished(self) -> xr.Dataset | None:
-        """Load the finished file of this simulation, if there is one."""
+        """Load the finished file of this simulation, if there is one (under the lock)."""
         if not self.path.exists():
             return None
-        finished = xr.load_dataset(self.path, engine="h5netcdf")
+        with self.path.open("rb") as stream:
+            signature = stream.read(len(_HDF5_SIGNATURE))
+        if signature != _HDF5_SIGNATURE:
+            raise ValueError(
+                f"path {str(self.path)!r} exists and is not a netCDF file of results; "
+                "choose another path or delete it"
+            )
+        try:
+            finished = xr.load_dataset(self.path, engine="h5netcdf")
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"path {str(self.path)!r} cannot be read as netCDF results ({error}); "
+                "choose another path or delete it"
+            ) from None
         _check_fingerprint(finished.attrs, self.fingerprint, self.path)
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self._remove_parts()
         return finished
 
+    def _report(self, file: Path, problem: str) -> None:
+        warnings.warn(
+            f"simulation store {str(self.parts_dir)!r}: batch {file.name!r} {problem}; "
+            "it is not used and its trials are run again",
+            DamagedBatchWarning,
+            stacklevel=4,
+        )
+        file.unlink(missing_ok=True)
+
+    def _read_manifest(self) -> dict[str, dict[str, object]]:
+        """Return the recorded batches, after checking the manifest is this simulation's.
+
+        A line that is not a complete record (the last one, torn by a kill) records nothing.
+        """
+        manifest_path = self.parts_dir / _MANIFEST
+        if not manifest_path.exists():
+            return {}
+        lines = manifest_path.read_bytes().split(b"\n")
+        try:
+            fingerprint = json.loads(lines[0])["fingerprint"]
+            if not isinstance(fingerprint, dict):
+                raise TypeError("not a fingerprint")
+        except (ValueError, KeyError, TypeError):
+            warnings.warn(
+                f"simulation store {str(self.parts_dir)!r}: {_MANIFEST!r} is damaged; no batch "
+                "is used and every trial is run again",
+                DamagedBatchWarning,
+                stacklevel=4,
+            )
+            return {}
+        _check_fingerprint(fingerprint, self.fingerprint, self.path)
+        batches: dict[str, dict[str, object]] = {}
+        for line in lines[1:-1]:  # every complete line ends with a newline
+            try:
+                record = json.loads(line)
+                batches[str(record["batch"])] = record
+            except (ValueError, KeyError, TypeError):
+                continue
+        return batches
+
     def parts(self) -> list[xr.Dataset]:
-        """Load the saved batches, checking they belong to this simulation."""
-        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        """Load the recorded, intact batches (under the lock); report and drop the others."""
         for stale in self.parts_dir.glob(".*.tmp"):
-            stale.unlink()
-        loaded = []
-        for file in sorted(self.parts_dir.glob(_PART_GLOB)):
-            part = xr.load_dataset(file, engine="h5netcdf").drop_encoding()
-            _check_fingerprint(part.attrs, self.fingerprint, self.path)
-            loaded.append(part)
+            stale.unlink()  # left by a killed run: under the lock, no run is writing them
+        recorded = self._read_manifest()
+        loaded: list[xr.Dataset] = []
+        seen = np.zeros(0, dtype=np.int64)
+        files = sorted(self.parts_dir.glob(_BATCH_GLOB))
+        for file in files:
+            entry = recorded.get(file.name)
+            if entry is None:
+                self._report(
+                    file,
+                    "is not recorded in the manifest (a run stopped before "
+                    "recording it, or it comes from elsewhere)",
+                )
+                continue
+            payload = file.read_bytes()
+            if hashlib.sha256(payload).hexdigest() != entry.get("sha256"):
+                self._report(
+                    file,
+                    f"is damaged (its SHA-256 checksum differs from the one "
+                    f"recorded; {len(payload)} bytes)",
+                )
+                continue
+            try:
+                part = _decode_batch(payload)
+                _check_fingerprint(part.attrs, self.fingerprint, file)
+            except (ValueError, KeyError, TypeError) as error:
+                self._report(file, f"cannot be read ({error})")
+                continue
+            trials = part["trial"].values
+            if np.intersect1d(trials, seen).size:
+                self._report(file, "holds trials another batch holds")
+                continue
+            seen = np.concatenate([seen, trials])
+            self.batches[file.name] = entry
+            loaded.append(part.drop_encoding())
+        for name in sorted(set(recorded) - {file.name for file in files}):
+            warnings.warn(
+                f"simulation store {str(self.parts_dir)!r}: batch {name!r} is recorded but "
+                "missing; its trials are run again",
+                DamagedBatchWarning,
+                stacklevel=3,
+            )
+        self._write_manifest()
         return loaded
 
+    def _write_manifest(self) -> None:
+        """Replace the manifest by the fingerprint and the batches kept."""
+        lines = [{"fingerprint": self.fingerprint}, *self.batches.values()]
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        _write_bytes_atomically(text.encode(), self.parts_dir / _MANIFEST)
+
     def save(self, part: xr.Dataset) -> None:
-        """Save one finished batch at once."""
+        """Save one finished batch at once: the complete file first, then its manifest line."""
         trials = part["trial"].values
-        _write_atomically(part, self.parts_dir / f"trials-{trials[0]:09d}-{trials[-1]:09d}.nc")
+        name = f"trials-{trials[0]:09d}-{trials[-1]:09d}.batch"
+        payload = _encode_batch(part)
+        _write_bytes_atomically(payload, self.parts_dir / name)
+        record: dict[str, object] = {"batch": name, "sha256": hashlib.sha256(payload).hexdigest()}
+        self.batches[name] = record
+        with (self.parts_dir / _MANIFEST).open("a") as manifest:
+            manifest.write(json.dumps(record) + "\n")
 
     def finish(self, result: xr.Dataset) -> None:
-        """Write the combined results and remove the saved batches."""
-        _write_atomically(result, self.path)
-        shutil.rmtree(self.parts_dir)
+        """Write the combined results and remove the saved batches (under the lock)."""
+        _write_netcdf_atomically(result, self.path)
+        self._remove_parts()
+
+    def _remove_parts(self) -> None:
+        """Remove the batch directory; its lock file last, while this run still holds it."""
+        for entry in self.parts_dir.iterdir():
+            if entry.name == _LOCK:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        (self.parts_dir / _LOCK).unlink(missing_ok=True)
+        self.parts_dir.rmdir()

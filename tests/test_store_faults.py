@@ -1,0 +1,303 @@
+"""Fault injection on the result store of `simulate`: kills, concurrent writers, damaged batches.
+
+Each fault is followed by a resumed run, which must return exactly the result of an
+uninterrupted run (no trial lost, none duplicated), never merge a damaged batch, and name every
+batch it dropped. Runs use the 3+3 design, whose trials run in lockstep in milliseconds. A
+killed run is a forked child that sends itself SIGKILL at a chosen point of the store's work
+(before a rename, half-way through a write) or after a random delay; the short profile kills at a
+few points, the long one (``make test-slow``) at many.
+"""
+
+import multiprocessing
+import os
+import random
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from dosezoo.designs.three_plus_three import three_plus_three_design
+from dosezoo.errors import DamagedBatchWarning, StoreLockedError
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import simulate
+from dosezoo.simulate import store as store_module
+
+LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+P_TRUE = (0.05, 0.12, 0.30, 0.45, 0.60)
+N_TRIALS = 60
+BATCH = 5
+SEED = 7
+
+DESIGN = three_plus_three_design(LEVELS)
+SCENARIO = BinaryToxicityScenario(LEVELS, P_TRUE, 0.3, planned_sample_size=30)
+FORK = multiprocessing.get_context("fork")
+
+
+@pytest.fixture(scope="module")
+def reference() -> xr.Dataset:
+    return simulate(DESIGN, SCENARIO, N_TRIALS, random_seed=SEED, progress=False)
+
+
+def _run(path: Path, scenario=SCENARIO, **options) -> xr.Dataset:
+    options = {"batch_size": BATCH, "progress": False} | options
+    return simulate(DESIGN, scenario, N_TRIALS, random_seed=SEED, path=path, **options)
+
+
+def _resume(path: Path) -> tuple[xr.Dataset, list[str]]:
+    """Run to the end; return the result and the messages of the batches it dropped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DamagedBatchWarning)
+        result = _run(path)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DamagedBatchWarning)]
+    return result, messages
+
+
+def _batches(path: Path) -> list[Path]:
+    return sorted(path.with_name(f"{path.name}.parts").glob("trials-*"))
+
+
+class _Paused(BinaryToxicityScenario):
+    """The scenario (same description) that waits on ``gate`` once ``after`` batches scored."""
+
+    def __init__(self, gate: threading.Event, reached: threading.Event, after: int) -> None:
+        super().__init__(LEVELS, P_TRUE, 0.3, planned_sample_size=30)
+        object.__setattr__(self, "_gate", (gate, reached, [after]))
+
+    def metrics_at_counts(self, n, y, selected, treated, **outcomes):
+        gate, reached, left = self._gate
+        if left[0] == 0:
+            reached.set()
+            gate.wait(60)
+        left[0] -= 1
+        return super().metrics_at_counts(n, y, selected, treated, **outcomes)
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_a_second_writer_is_refused_naming_the_path_and_the_holder(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    gate, reached = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        outcome["first"] = _run(path, scenario=_Paused(gate, reached, after=2))
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert reached.wait(60)
+        with pytest.raises(StoreLockedError) as refused:
+            _run(path)
+        message = str(refused.value)
+        assert repr(str(path)) in message and f"process {os.getpid()}" in message
+    finally:
+        gate.set()
+        thread.join(60)
+    xr.testing.assert_identical(outcome["first"], reference)
+    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+
+
+@pytest.mark.parametrize("damage", ["zeroed", "truncated", "foreign"])
+def test_a_damaged_batch_is_named_and_run_again(reference, tmp_path, damage):
+    path = tmp_path / "sim.nc"
+    _kill_after_batches(path, 4)
+    victim = _batches(path)[1]
+    content = victim.read_bytes()
+    if damage == "zeroed":
+        victim.write_bytes(bytes(len(content)))
+    elif damage == "truncated":
+        victim.write_bytes(content[: len(content) // 2])
+    else:  # the same batch of another simulation (another seed), under the same name
+        foreign = _foreign_batch(tmp_path, victim.name)
+        assert foreign != content
+        victim.write_bytes(foreign)
+    result, messages = _resume(path)
+    xr.testing.assert_identical(result, reference)
+    assert len(messages) == 1 and repr(victim.name) in messages[0]
+
+
+def test_saving_opens_hdf5_once_per_run(tmp_path, monkeypatch):
+    writes: list[object] = []
+    original = xr.Dataset.to_netcdf
+
+    def counted(self, *args, **kwargs):
+        writes.append(args[0] if args else kwargs.get("path"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", counted)
+    _run(tmp_path / "sim.nc")  # 12 batches
+    assert len(writes) == 1
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _foreign_batch(tmp_path: Path, name: str) -> bytes:
+    """The bytes of batch ``name`` of the same design run with another seed."""
+    other = tmp_path / "foreign.nc"
+    _kill_after_batches(other, N_TRIALS // BATCH - 1, random_seed=SEED + 1)
+    return (other.with_name(f"{other.name}.parts") / name).read_bytes()
+
+
+def _child(path: Path, mode: str, count: int, random_seed: int) -> None:
+    """Run in a forked child: SIGKILL itself at the ``count``-th event of kind ``mode``."""
+    left = [count]
+
+    def maybe_die() -> None:
+        left[0] -= 1
+        if left[0] < 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    if mode == "batch":  # after `count` batches are saved and recorded
+        save = store_module._Store.save
+
+        def saving(self, part):
+            maybe_die()
+            save(self, part)
+
+        store_module._Store.save = saving  # type: ignore[method-assign]
+    elif mode == "replace":  # before the store renames a file it wrote
+        replace = os.replace
+
+        def dying(source, target):
+            maybe_die()
+            return replace(source, target)
+
+        os.replace = dying
+    elif mode == "torn":  # half-way through writing a file
+        replace = os.replace
+
+        def tearing(source, target):
+            if left[0] == 0:
+                os.truncate(source, os.stat(source).st_size // 2)
+            maybe_die()
+            return replace(source, target)
+
+        os.replace = tearing
+    elif mode == "time":  # after `count` milliseconds
+        threading.Timer(count / 1000, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    simulate(
+        DESIGN,
+        SCENARIO,
+        N_TRIALS,
+        random_seed=random_seed,
+        path=path,
+        batch_size=BATCH,
+        progress=False,
+    )
+    os._exit(0)
+
+
+def _killed(path: Path, mode: str, count: int, random_seed: int = SEED) -> int:
+    process = FORK.Process(target=_child, args=(path, mode, count, random_seed))
+    process.start()
+    process.join(120)
+    assert process.exitcode is not None
+    return process.exitcode
+
+
+def _kill_after_batches(path: Path, count: int, random_seed: int = SEED) -> None:
+    assert _killed(path, "batch", count, random_seed) == -signal.SIGKILL
+    assert len(_batches(path)) == count
+
+
+def _check_kill_and_resume(reference: xr.Dataset, path: Path, mode: str, count: int) -> None:
+    code = _killed(path, mode, count)
+    assert code in (0, -signal.SIGKILL)
+    saved = _batches(path)
+    result, messages = _resume(path)
+    xr.testing.assert_identical(result, reference)
+    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    assert not path.with_name(f"{path.name}.parts").exists()
+    # Every dropped batch is named; only a batch the kill left unrecorded can be dropped.
+    for message in messages:
+        assert any(repr(batch.name) in message for batch in saved), message
+    assert len(messages) <= 1
+
+
+# --------------------------------------------------------------------------- kills
+
+
+def _kill_points(n: int, seed: int) -> list[tuple[str, int]]:
+    rng = random.Random(seed)
+    batches = N_TRIALS // BATCH
+    modes = {
+        "batch": batches,
+        "torn": 2 * batches + 1,
+        "replace": 2 * batches + 1,
+        "time": 3000,
+    }
+    return [(mode, rng.randrange(modes[mode])) for mode in rng.choices(list(modes), k=n)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "count"), [("batch", 3), ("replace", 4), ("replace", 5), ("torn", 6)]
+)
+def test_kill_at_a_point_of_saving_then_resume(reference, tmp_path, mode, count):
+    _check_kill_and_resume(reference, tmp_path / "sim.nc", mode, count)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("mode", "count"), _kill_points(40, 20261202))
+def test_kill_at_random_points_then_resume(reference, tmp_path, mode, count):
+    _check_kill_and_resume(reference, tmp_path / "sim.nc", mode, count)
+
+
+def test_repeated_kills_lose_and_duplicate_no_trial(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    for mode, count in [("batch", 2), ("replace", 3), ("torn", 2), ("batch", 1)]:
+        _killed(path, mode, count)
+    result, messages = _resume(path)
+    xr.testing.assert_identical(result, reference)
+    assert len(messages) <= 4
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _writer(path: Path, outcome: Path) -> None:
+    """Run in a forked child: simulate, and write how it ended to ``outcome``."""
+    try:
+        simulate(
+            DESIGN, SCENARIO, N_TRIALS, random_seed=SEED, path=path, batch_size=1, progress=False
+        )
+        outcome.write_text("done")
+    except StoreLockedError as error:
+        outcome.write_text(f"refused: {error}")
+    os._exit(0)
+
+
+@pytest.mark.parametrize("n_writers", [pytest.param(2), pytest.param(4, marks=pytest.mark.slow)])
+def test_concurrent_writers_one_wins_the_others_are_refused(reference, tmp_path, n_writers):
+    path = tmp_path / "sim.nc"
+    files = [tmp_path / f"outcome-{i}.txt" for i in range(n_writers)]
+    writers = [FORK.Process(target=_writer, args=(path, file)) for file in files]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(120)
+        assert writer.exitcode == 0
+    outcomes = [file.read_text() for file in files]
+    assert "done" in outcomes
+    for outcome in outcomes:
+        assert outcome == "done" or (
+            outcome.startswith("refused: ") and repr(str(path)) in outcome and "process" in outcome
+        )
+    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+
+
+def test_lock_of_a_killed_run_is_released(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    _kill_after_batches(path, 2)
+    started = time.perf_counter()
+    result, messages = _resume(path)
+    assert time.perf_counter() - started < 60
+    xr.testing.assert_identical(result, reference)
+    assert messages == []
+    assert np.array_equal(result["trial"].values, np.arange(N_TRIALS))
