@@ -26,17 +26,19 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pymc as pm
 import xarray as xr
-from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
 from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["DoseModel", "chain_generators", "engine"]
 
@@ -115,7 +117,7 @@ class DoseModel(ABC):
         """Raise a DataError naming the column, row and value of data the model cannot use."""
 
     @abstractmethod
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model (the specification) for ``data``."""
 
     @abstractmethod
@@ -135,7 +137,7 @@ class DoseModel(ABC):
         """
         return {}
 
-    def step_methods(self, model: pm.Model) -> list:
+    def step_methods(self, model: "pm.Model") -> list:
         """Return the model's own PyMC step methods (registers the ``"pymc"`` engine)."""
         raise NotImplementedError(f"{self.model_name} has no step methods of its own")
 
@@ -248,6 +250,8 @@ class DoseModel(ABC):
         Models whose data all live in ``pm.Data`` containers (:meth:`data_values`) keep one
         builder and move it to new data; the others rebuild it when the data change.
         """
+        import pymc as pm
+
         values = self.data_values(data)
         if values is None:
             key = ("builder", data.n_patients, np.asarray(data.dose, dtype=float).tobytes())
@@ -314,6 +318,8 @@ class DoseModel(ABC):
         xarray.DataTree
             Groups ``prior``, ``prior_predictive`` and ``observed_data``.
         """
+        import pymc as pm
+
         data = TrialData.empty(outcomes=self.outcomes) if data is None else data
         with self.build(data), self._predictive_context():
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
@@ -344,6 +350,8 @@ class DoseModel(ABC):
             A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
             left unchanged).
         """
+        import pymc as pm
+
         with self.build(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
                 idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
@@ -358,6 +366,8 @@ def chain_generators(random_seed: int | np.random.Generator | None, chains: int)
     ``pm.sample`` spawns one child per chain and spends one integer of each on the initial
     point; a kernel engine that does the same draws the same stream as the PyMC step methods.
     """
+    from pymc.util import get_random_generator
+
     for rng in get_random_generator(random_seed).spawn(chains):
         rng.integers(2**30)
         yield rng

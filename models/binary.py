@@ -27,7 +27,6 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel, engine
@@ -97,6 +96,8 @@ class BinaryDoseModel(DoseModel):
         self, data: TrialData, *, draws: int, chains: int, random_seed, **_: object
     ) -> xr.DataTree:
         """Independent draws from the exact posterior (``tune`` is unused)."""
+        from pymc.util import get_random_generator
+
         started = time.perf_counter()
         sample = self.exact_draws(data, draws * chains, get_random_generator(random_seed))
         free = {

@@ -45,10 +45,9 @@ paper are helpers:
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pymc as pm
 from scipy import optimize, stats
 from scipy.special import expit, logit, ndtr
 
@@ -58,6 +57,10 @@ from dosezoo.errors import DataError
 from dosezoo.levels import validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
 
@@ -356,7 +359,7 @@ class BLRM(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: bivariate normal prior, ``p_dlt`` per level, Bernoulli DLTs.
 
         Parameters
@@ -368,6 +371,8 @@ class BLRM(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+
         self.summarise(data)
         dose = np.asarray(data.dose, dtype=float)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

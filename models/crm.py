@@ -37,11 +37,9 @@ x_k)`.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from scipy.special import log_expit, logit
 
@@ -51,6 +49,10 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import level_index, validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.posterior import DosePosterior
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["CRM", "crm_skeleton"]
 
@@ -301,7 +303,7 @@ class CRM(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: ``beta`` ~ Normal, ``p_dlt`` per level, Bernoulli DLTs.
 
         Parameters
@@ -313,6 +315,9 @@ class CRM(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.summarise(data)
         level = level_index(data.dose, self.dose_levels, owner=self.model_name)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

@@ -32,10 +32,9 @@ probabilities of :class:`~dosezoo.posterior.DosePosterior`, the fraction of each
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pymc as pm
 from scipy.special import expit, log_expit, logit
 
 from dosezoo.checks import real_number
@@ -45,6 +44,10 @@ from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.posterior import DosePosterior
 from dosezoo.samplers.grid import GridPosterior, soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["EWOC"]
 
@@ -246,7 +249,7 @@ class EWOC(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: Beta fractions, ``rho0``, ``mtd``, ``p_dlt``, Bernoulli DLTs.
 
         Parameters
@@ -258,6 +261,8 @@ class EWOC(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+
         self.summarise(data)
         dose = np.asarray(data.dose, dtype=float)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

@@ -109,13 +109,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numba as nb
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from scipy.stats import qmc
 
@@ -127,6 +125,10 @@ from dosezoo.inference import IdataBuilder
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.outcomes import Outcome, register_outcome
 from dosezoo.posterior import DosePosterior, NormalLevels, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["RESPONSE", "GPSurface", "GPSurfacePosterior", "hetgp_bounds"]
 
@@ -1160,7 +1162,7 @@ class GPSurface(DoseModel):
         sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
         return float(np.mean(y)), sd if sd > 0 else 1.0
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         r"""Build the PyMC model: the marginal GP and the surface on the candidate grid.
 
         Free variables ``beta0``, ``eta`` (:math:`\sqrt\nu`), ``ls`` (dims ``input``),
@@ -1185,6 +1187,9 @@ class GPSurface(DoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.check_data(data)
         y = np.asarray(data.column(RESPONSE), dtype=float)
         grid = self.inputs(self.levels)

@@ -66,12 +66,10 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import logit, ndtri
@@ -83,7 +81,10 @@ from dosezoo.levels import level_counts, level_index, validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import latent_gp_kernels as kernels
-from dosezoo.samplers.latent_gp import latent_gp_steps
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 #: Default plausible range of sigma_f (the central 95% prior interval).
 SIGMA_F_RANGE = (0.5, 2.0)
@@ -432,7 +433,7 @@ class LatentGP(DoseModel):
 
     # ------------------------------------------------------------------- model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the non-centred PyMC model, data in ``pm.Data`` containers.
 
         Free variables ``sigma_f`` (log-normal, eq 21) and ``z`` (dims ``dose``);
@@ -449,6 +450,9 @@ class LatentGP(DoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         index, dlt = self._level_index(data)
         coords = {
             "dose": np.asarray(self.dose_levels),
@@ -471,8 +475,12 @@ class LatentGP(DoseModel):
 
     # ----------------------------------------------------------------- engines
 
-    def step_methods(self, model: pm.Model) -> list:
+    def step_methods(self, model: "pm.Model") -> list:
         """Return the sweep of ``engine="pymc"``: elliptical slice on z, two slices on sigma."""
+        # The step methods subclass PyMC's: imported here, where PyMC runs, so the fast
+        # engines never load PyMC.
+        from dosezoo.samplers.latent_gp import latent_gp_steps
+
         return latent_gp_steps(model)
 
     @engine("kernel")

@@ -87,11 +87,9 @@ import math
 import time as clock
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
@@ -103,6 +101,10 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = [
     "EULER_GAMMA",
@@ -1098,7 +1100,7 @@ class WeibullAFT(DoseModel):
 
     # ------------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: normal coefficients, log-normal ``b``, censored Weibull times.
 
         Parameters
@@ -1114,6 +1116,9 @@ class WeibullAFT(DoseModel):
             covariates 0); observed ``time`` (dim ``patient``) censored at the patient's
             censoring time.
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.check_data(data)
         design, log_time, event = self._arrays(data)
         time = np.exp(log_time)
