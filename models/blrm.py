@@ -48,7 +48,6 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from scipy import optimize, stats
 from scipy.special import expit, logit, ndtr
 
 from dosezoo.checks import real_number
@@ -113,6 +112,8 @@ class BLRMPrior:
         :math:`\sigma_\alpha\sqrt{1 - \rho^2}`; its CDF is the Gauss-Hermite average over
         :math:`z`.
         """
+        from scipy import optimize
+
         (mu_a, mu_b), (sd_a, sd_b), rho = self.mean, self.sd, self.correlation
         slope = np.exp(mu_b + sd_b * _HERMITE_NODES)
         centre = mu_a + rho * sd_a * _HERMITE_NODES
@@ -157,6 +158,8 @@ def blrm_prior_from_quantiles(
         The least-squares fit of the implied quantiles to the stated ones (Nelder-Mead from
         three starts over means, log sds and the Fisher transform of the correlation).
     """
+    from scipy import optimize
+
     owner = "blrm_prior_from_quantiles"
     x = np.log(
         np.asarray(validate_dose_levels(owner, doses))
@@ -257,6 +260,8 @@ def blrm_minimal_informative_prior(
 
 def _minimal_informative_beta(p: float, q: float):
     """Return the minimal informative unimodal beta with ``P(X <= q) = p`` (scipy frozen)."""
+    from scipy import stats
+
     if q > p:
         return stats.beta(math.log(p) / math.log(q), 1.0)
     return stats.beta(1.0, math.log(1 - p) / math.log(1 - q))

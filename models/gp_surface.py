@@ -115,7 +115,6 @@ import numba as nb
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy.stats import qmc
 
 from dosezoo.checks import positive_int, positive_number, real_number
 from dosezoo.data import TrialData
@@ -651,6 +650,8 @@ _SCREENS: dict[tuple[int, int], np.ndarray] = {}
 
 def _screen_points(count: int, dim: int) -> np.ndarray:
     """Return the first ``count`` points of a fixed scrambled Sobol sequence in the unit cube."""
+    from scipy.stats import qmc
+
     key = (count, dim)
     if key not in _SCREENS:
         power = max(1, math.ceil(math.log2(max(count, 1))))

@@ -85,8 +85,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.integrate import quad
-from scipy.optimize import root
 from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import probability, real_number
@@ -209,8 +207,11 @@ def _median_matched_tox_locations(
     (by quadrature over the truncated density); returns :math:`(a, b)` solving
     :math:`P(\alpha - \beta \le z_1) = P(\alpha + \beta \le z_K) = 1/2`.
     """
+    from scipy.optimize import root
 
     def below(value: float, a: float, b: float, sign: float) -> float:
+        from scipy.integrate import quad
+
         def integrand(slope: float) -> float:
             density = math.exp(-0.5 * ((slope - b) / sd) ** 2)
             return density * float(ndtr((value - sign * slope - a) / sd))

@@ -93,7 +93,6 @@ import numpy as np
 import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
-from scipy.optimize import linprog
 
 from dosezoo.checks import integer, positive_number, real_number
 from dosezoo.data import TrialData
@@ -1070,6 +1069,8 @@ class WeibullAFT(DoseModel):
         at :math:`d + 1 - e` further doses: the MLE does not exist when at most that many doses
         have no event. Otherwise (or with covariates) a linear program looks for :math:`v`.
         """
+        from scipy.optimize import linprog
+
         event_doses = np.unique(dose[event == 1])
         silent = np.setdiff1d(np.unique(dose), event_doses)
         free = self.n_coefficients - event_doses.size
