@@ -145,6 +145,7 @@ def write_report(data: dict) -> None:
     )
     body = "\n\n".join(
         [
+            f"Measured by `{data['command']}`.",
             f"{data['study']}: {data['trials']} trials per run, median of {data['repeats']} "
             f"runs after a warm-up, on {data['machine']} (load averages "
             f"{data['load_average_before']} before, {data['load_average_after']} after).",
@@ -164,7 +165,7 @@ def write_report(data: dict) -> None:
         "Parallel simulation: worker processes and a dask cluster",
         body,
         make="bench-scaleout",
-        runs=[data["command"].removeprefix("python benchmarks/")],
+        runs=["bench_scaleout.py"],
         rebuild="bench_scaleout.py --report-only",
         data=["scaleout.json"],
     )
@@ -172,8 +173,8 @@ def write_report(data: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=600)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:

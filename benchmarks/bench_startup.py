@@ -155,6 +155,8 @@ def measure_profiles(lee_trials: int, lse_trials: int, top: int) -> dict:
 
 def write_profiles_page(data: dict) -> None:
     lines = [
+        f"Measured by `{data['command']}`.",
+        "",
         f"cProfile of one cell of each study, in one process, on {data['machine']} (load "
         f"averages {data['load_average']}, before and after). Own time: in the function itself.",
     ]
@@ -170,7 +172,7 @@ def write_profiles_page(data: dict) -> None:
         "Where the long studies spend their time",
         "\n".join(lines),
         make="bench-startup",
-        runs=[data["command"].removeprefix("python benchmarks/")],
+        runs=["bench_startup.py"],
         rebuild="bench_startup.py --report-only",
         data=["study_profiles.json"],
     )
