@@ -22,6 +22,7 @@ A new model writes ``build``, ``parameters``, ``check_data``, ``posterior`` and 
 its outcome columns are declared in ``outcomes``.
 """
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -360,14 +361,40 @@ class DoseModel(ABC):
         return extended
 
 
+def random_generator(
+    seed: int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None,
+) -> np.random.Generator:
+    """Return a generator made from ``seed`` exactly as PyMC's ``get_random_generator`` does.
+
+    An integer, a ``SeedSequence`` (copied) or None go through ``numpy.random.default_rng``;
+    a ``Generator`` or ``BitGenerator`` is copied with its seed sequence and state, so the
+    caller's generator does not advance and spawned children match PyMC's. Written here so the
+    kernel and exact engines seed their draws without importing PyMC.
+
+    Raises
+    ------
+    TypeError
+        For a legacy ``numpy.random.RandomState``, which cannot spawn streams.
+    """
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(
+            "random_seed: a numpy.random.RandomState cannot spawn independent streams; "
+            "give an integer, a SeedSequence, a BitGenerator or a Generator"
+        )
+    if isinstance(seed, np.random.Generator | np.random.BitGenerator):
+        bits = seed.bit_generator if isinstance(seed, np.random.Generator) else seed
+        copied = type(bits)(np.random.SeedSequence(**bits.seed_seq.state))  # type: ignore[attr-defined]
+        copied.state = bits.state
+        return np.random.Generator(copied)
+    return np.random.default_rng(copy.deepcopy(seed))
+
+
 def chain_generators(random_seed: int | np.random.Generator | None, chains: int) -> Iterator:
     """Yield one generator per chain, seeded as ``pm.sample`` seeds its chains.
 
     ``pm.sample`` spawns one child per chain and spends one integer of each on the initial
     point; a kernel engine that does the same draws the same stream as the PyMC step methods.
     """
-    from pymc.util import get_random_generator
-
-    for rng in get_random_generator(random_seed).spawn(chains):
+    for rng in random_generator(random_seed).spawn(chains):
         rng.integers(2**30)
         yield rng

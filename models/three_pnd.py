@@ -32,7 +32,7 @@ from scipy.special import ndtr, ndtri
 from dosezoo.checks import real_number
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import sample_pymc
-from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
@@ -240,12 +240,10 @@ class ThreePND(DoseModel):
         ``tune`` is unused; draws are exact given the grid cell, within which
         ``(log sigma, log nu)`` is uniform.
         """
-        from pymc.util import get_random_generator
-
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
         grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
-        sample = grid.sample(draws * chains, get_random_generator(random_seed))
+        sample = grid.sample(draws * chains, random_generator(random_seed))
         free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
         return self._from_draws(data, free, {}, started=started, tune=0)
 

@@ -10,14 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pymc", "pytensor", "arviz")
 
+#: The families whose next dose needs no PyMC: the exact posteriors (the binary families' grid,
+#: 3PND's quadrature), no model (3+3), and the latent GP's numba kernel (LSE, BO).
+WITHOUT_PYMC = ("crm", "boin", "blrm", "ewoc", "3pnd", "3+3", "lse", "bo")
+
 #: Imports every entry point, builds every registered family's example design, and decides
-#: the next dose on the example data of each design whose posterior is exact; prints, after
-#: each step, which heavy libraries are loaded.
+#: the next dose on the example data of each family of WITHOUT_PYMC; prints, after each step,
+#: which heavy libraries are loaded.
 PROBE = """
 import json, sys
 from pathlib import Path
@@ -39,19 +44,15 @@ from dosezoo.data import TrialData
 from dosezoo.designs.registry import FAMILIES
 
 examples = Path({examples!r})
-exact = []
+designs = {{}}
 for name, family in FAMILIES.items():
     path = examples / family.example
     design = design_from_config(read_config(path), str(path))
-    model = design.model
-    if model is None or design.conduct.engine in (None, model.fast_engine) and (
-        model.fast_engine in ("grid", "quadrature")
-    ):
-        exact.append((name, design, examples / family.example_data))
+    designs[name] = (design, examples / family.example_data)
 report["build every family's design"] = loaded()
 report["families"] = sorted(FAMILIES)
-report["exact"] = [name for name, _, _ in exact]
-for name, design, data_path in exact:
+for name in {deciding!r}:
+    design, data_path = designs[name]
     schema = {{}} if design.model is None else design.model.data_schema()
     design.next(TrialData.from_csv(data_path, **schema))
     report[f"next dose by {{name}}"] = loaded()
@@ -60,7 +61,7 @@ print(json.dumps(report))
 
 
 def _probe() -> dict:
-    code = PROBE.format(heavy=HEAVY, examples=str(ROOT / "examples"))
+    code = PROBE.format(heavy=HEAVY, examples=str(ROOT / "examples"), deciding=WITHOUT_PYMC)
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
     )
@@ -83,10 +84,9 @@ def test_every_family_builds_its_design_without_pymc(report):
     assert report["build every family's design"] == []
 
 
-def test_exact_posteriors_decide_without_pymc(report):
-    # The binary families (grid), 3PND (quadrature) and 3+3 (no model) are the exact ones.
-    assert {"crm", "boin", "blrm", "ewoc", "3pnd", "3+3"} <= set(report["exact"])
-    for name in report["exact"]:
+def test_exact_and_kernel_posteriors_decide_without_pymc(report):
+    for name in WITHOUT_PYMC:
+        assert name in report["families"], name
         assert report[f"next dose by {name}"] == [], name
 
 
@@ -96,3 +96,46 @@ def test_the_probe_sees_pymc_when_it_is_loaded():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert run.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    "make_seed",
+    [
+        lambda: 12345,
+        lambda: None,
+        lambda: np.random.SeedSequence(7),
+        lambda: np.random.default_rng(3),
+        lambda: np.random.PCG64(11),
+        lambda: np.random.Generator(np.random.Philox(5)),
+    ],
+    ids=["int", "None", "SeedSequence", "Generator", "BitGenerator", "Philox"],
+)
+def test_random_generator_matches_pymc(make_seed):
+    from pymc.util import get_random_generator
+
+    from dosezoo.models.base import chain_generators, random_generator
+
+    seed = make_seed()
+    if seed is None:  # fresh entropy each time: both give a Generator, nothing to compare
+        assert isinstance(random_generator(None), np.random.Generator)
+        return
+    ours, theirs = random_generator(seed), get_random_generator(make_seed())
+    assert np.array_equal(ours.random(5), theirs.random(5))
+    children = [g.random(3) for g in random_generator(seed).spawn(2)]
+    expected = [g.random(3) for g in get_random_generator(make_seed()).spawn(2)]
+    assert np.array_equal(children, expected)
+    if isinstance(seed, np.random.Generator):  # copied: the caller's generator did not move
+        assert np.array_equal(seed.random(2), make_seed().random(2))
+    chains = [g.random(2) for g in chain_generators(make_seed(), 2)]
+    reference = []
+    for g in get_random_generator(make_seed()).spawn(2):
+        g.integers(2**30)
+        reference.append(g.random(2))
+    assert np.array_equal(chains, reference)
+
+
+def test_random_generator_refuses_a_random_state():
+    from dosezoo.models.base import random_generator
+
+    with pytest.raises(TypeError, match="RandomState"):
+        random_generator(np.random.RandomState(1))
