@@ -2,8 +2,8 @@
 
 - ``cli``: ``import dosezoo``, ``dosezoo --help`` and ``dosezoo next-dose`` on the examples of
   the exact engines (3PND quadrature on the O6-BG first cohorts; CRM, BLRM and EWOC grids on the
-  binary cohorts), each in a cold process, wall seconds, median of ``--repeats`` runs.
-  ``cli_next_dose_cold_wall_s`` is the slowest of those medians.
+  binary cohorts), each in a cold process, wall and CPU seconds, median of ``--repeats`` runs.
+  ``cli_next_dose_cold_wall_s`` (``_cpu_s``) is the slowest of those medians.
 - ``studies``: the wall times that ``make study`` (Lee 2023, 36 configurations x 1000 trials)
   and ``make lse-study`` (Seno et al. 2025, 5 designs x 20 scenarios x 2000 trials) recorded
   in ``lee2023_study.json`` and ``lse_comparison.json``, taken only from a full-size run.
@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,32 +55,42 @@ def update_speed(values: dict) -> None:
     SPEED.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
 
 
-def cold_wall(command: list[str], repeats: int) -> float:
-    """Median wall seconds of ``command`` in a fresh process (output discarded)."""
-    walls = []
+def cold_run(command: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU (user + system) seconds of ``command`` in a fresh process.
+
+    The CPU time is the process's own, which a busy machine inflates far less than the wall.
+    """
+    walls, cpus = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         walls.append(time.perf_counter() - start)
-    return statistics.median(walls)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def measure_cli(repeats: int) -> dict:
     load = os.getloadavg()
-    walls = {
-        "import_dosezoo_wall_s": cold_wall([sys.executable, "-c", "import dosezoo"], repeats),
-        "cli_help_wall_s": cold_wall([DOSEZOO, "--help"], repeats),
+    commands = {
+        "import_dosezoo": [sys.executable, "-c", "import dosezoo"],
+        "cli_help": [DOSEZOO, "--help"],
     }
+    values: dict = {}
+    for key, command in commands.items():
+        wall, cpu = cold_run(command, repeats)
+        values[f"{key}_wall_s"], values[f"{key}_cpu_s"] = round(wall, 3), round(cpu, 3)
     per_example = {
-        label: cold_wall(
+        label: cold_run(
             [DOSEZOO, "next-dose", f"examples/{data}", "--config", f"examples/{config}"], repeats
         )
         for label, data, config in NEXT_DOSE
     }
-    values = {key: round(value, 3) for key, value in walls.items()}
-    values["cli_next_dose_cold_wall_s"] = round(max(per_example.values()), 3)
-    values["cli_next_dose_cold_wall_s_by_example"] = {
-        k: round(v, 3) for k, v in per_example.items()
+    values["cli_next_dose_cold_wall_s"] = round(max(w for w, _ in per_example.values()), 3)
+    values["cli_next_dose_cold_cpu_s"] = round(max(c for _, c in per_example.values()), 3)
+    values["cli_next_dose_cold_by_example"] = {
+        k: {"wall_s": round(w, 3), "cpu_s": round(c, 3)} for k, (w, c) in per_example.items()
     }
     values["cli_load_average"] = [round(x, 2) for x in (*load, *os.getloadavg())]
     values["cli_command"] = f"python benchmarks/bench_startup.py --part cli --repeats {repeats}"
