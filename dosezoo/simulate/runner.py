@@ -254,7 +254,8 @@ def _run_shipped_batch(
         pair = pickle.loads(shipped)
         _WARM.clear()  # one run at a time: the previous run's design is not needed again
         _WARM[digest] = pair
-    return _run_batch_in_worker(*pair, trials, seeds, layout)
+    design, scenario = pair
+    return _run_batch_in_worker(design, scenario, trials, seeds, layout)
 
 
 def _run_batches(
