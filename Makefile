@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -103,6 +103,16 @@ bench-weibull: $(VENV)/.installed
 # Cost of the result store: BOIN's simulate with and without path (docs/results/store_overhead.md).
 bench-store: $(VENV)/.installed
 	$(PY) benchmarks/bench_store.py
+# Start-up of the command line (cold `dosezoo next-dose`), the wall times of `make study` and
+# `make lse-study` (run those first) and a profile of one cell of each, into
+# docs/results/speed.json and study_profiles.md.
+bench-startup: $(VENV)/.installed
+	$(PY) benchmarks/bench_startup.py
+
+# Parallel simulation on loky worker processes and a dask LocalCluster of 1 and 2 worker
+# processes, with a projection of a 10^6-trial run (docs/results/scaleout.md).
+bench-scaleout: $(VENV)/.installed
+	$(PY) benchmarks/bench_scaleout.py
 
 # Rebuild every page of docs/results/ from the saved data, running no study (seconds).
 results: $(VENV)/.installed
@@ -119,6 +129,8 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/bench_weibull.py --report-only
 	$(PY) benchmarks/bench_boin12.py --report-only
 	$(PY) benchmarks/bench_store.py --report-only
+	$(PY) benchmarks/bench_startup.py --report-only
+	$(PY) benchmarks/bench_scaleout.py --report-only
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

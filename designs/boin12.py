@@ -89,7 +89,6 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc
-from scipy.stats import rankdata
 
 from dosezoo.checks import positive_int, probability, real_number
 from dosezoo.decision import CountDecisions
@@ -499,6 +498,8 @@ class BOIN12Rule(CountRule):
         desirability = self.desirability(n, t, e, r)
         admissible = ~toxic & ~futile
         ranks = np.full(n.size, np.nan)
+        from scipy.stats import rankdata  # loaded on use: scipy.stats slows start-up
+
         ranks[admissible] = rankdata(desirability[admissible])
         rows = []
         for i in range(n.size):

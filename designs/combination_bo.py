@@ -77,7 +77,6 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
-from scipy.stats import qmc
 
 from dosezoo.checks import choice, flag, integer, positive_int, real_number
 from dosezoo.data import TrialData
@@ -190,6 +189,8 @@ def sobol_start(model: GPSurface, n_initial: int, random_seed: int) -> np.ndarra
     numpy.ndarray
         Shape (n_initial, J), doses in the model's units.
     """
+    from scipy.stats import qmc
+
     owner = "sobol_start"
     count = positive_int(owner, "n_initial", n_initial)
     seed = integer(owner, "random_seed", random_seed, minimum=0)

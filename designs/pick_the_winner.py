@@ -58,9 +58,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import integrate
 from scipy.special import betaln
-from scipy.stats import beta
 
 from dosezoo.checks import integer, positive_int, probability, real_number
 from dosezoo.errors import DataError
@@ -163,6 +161,9 @@ def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
         terms = betaln(a2 + i, b1 + b2) - np.log(b1 + i) - betaln(1 + i, b1) - betaln(a2, b2)
         value = float(np.exp(terms).sum())
     else:
+        from scipy import integrate  # loaded on use: keeps start-up fast
+        from scipy.stats import beta  # loaded on use: scipy.stats slows start-up
+
         value, _ = integrate.quad(
             lambda p: beta.pdf(p, a1, b1) * beta.cdf(p, a2, b2), 0, 1, epsabs=1e-12, epsrel=1e-10
         )
@@ -222,6 +223,8 @@ class ArmCriteria:
                 f"ArmCriteria: responses must lie in [0, n], got {responses!r} of {n!r}"
             )
         a, b = self.prior_a + responses, self.prior_b + n - responses
+        from scipy.stats import beta  # loaded on use: scipy.stats slows start-up
+
         return beta.sf(self.lrv, a, b), beta.sf(self.tv, a, b)
 
     def status(self, responses: ArrayLike, n: ArrayLike) -> np.ndarray:

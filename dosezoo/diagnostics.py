@@ -9,7 +9,6 @@ the fit on the variables its decision uses. The numbers come from ArviZ's array 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -36,6 +35,8 @@ def convergence_table(idata: xr.DataTree, var_names: Sequence[str] | None = None
     pandas.DataFrame
         Indexed by variable, columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``.
     """
+    import arviz as az
+
     posterior = idata["posterior"]
     names = list(posterior.data_vars) if var_names is None else list(var_names)
     rows = {}

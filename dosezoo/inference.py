@@ -10,14 +10,14 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor
-import pytensor.tensor as pt
 import xarray as xr
-from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants, find_observations
-from pytensor.graph.replace import vectorize_graph
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 _LIBRARY_ATTRS = {
     "creation_library": "ArviZ",
@@ -46,7 +46,11 @@ class IdataBuilder:
         The model the draws target. Call :meth:`refresh_data` after ``pm.set_data``.
     """
 
-    def __init__(self, model: pm.Model) -> None:
+    def __init__(self, model: "pm.Model") -> None:
+        import pytensor
+        import pytensor.tensor as pt
+        from pytensor.graph.replace import vectorize_graph
+
         self.model = model
         transforms = model.rvs_to_transforms
         free = model.free_RVs
@@ -66,6 +70,12 @@ class IdataBuilder:
 
     def refresh_data(self) -> None:
         """Re-read coords, observed and constant data from the model."""
+        from pymc.backends.arviz import (
+            coords_and_dims_for_inferencedata,
+            find_constants,
+            find_observations,
+        )
+
         self.coords, self.dims = coords_and_dims_for_inferencedata(self.model)
         self.static = {
             group: self._dataset(values, ())
@@ -165,10 +175,10 @@ def check_fit_settings(
 
 
 def sample_pymc(
-    model: pm.Model,
+    model: "pm.Model",
     *,
     engine: str,
-    steps: Callable[[pm.Model], object] | None,
+    steps: "Callable[[pm.Model], object] | None",
     draws: int,
     tune: int,
     chains: int,
@@ -180,6 +190,8 @@ def sample_pymc(
     ``steps(model)`` builds the step methods inside the model's context; with
     ``engine="nuts"`` (``steps`` None) NUTS runs with ``target_accept=0.95``.
     """
+    import pymc as pm
+
     with model:
         step = None if steps is None or engine == "nuts" else steps(model)
         return pm.sample(

@@ -45,7 +45,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-import arviz as az
 import numpy as np
 import xarray as xr
 
@@ -120,6 +119,8 @@ class SampledDistribution:
 
     def mcse_quantile(self, p: float) -> float:
         """Monte Carlo standard error of the ``p``-quantile (ArviZ, over the chains)."""
+        import arviz as az
+
         return float(az.mcse(self.draws, method="quantile", prob=p))
 
 
@@ -441,6 +442,8 @@ class DosePosterior:
         over the chains; zero for points with weights (no Monte Carlo error). An indicator that
         is constant over the draws has no error either.
         """
+        import arviz as az
+
         indicator = np.asarray(event(self.rates), dtype=float)
         if self.weights is not None:
             return np.zeros(indicator.shape[1])

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from scipy.stats import beta
 
 from dosezoo.datasets import O6BG_RESPONSE_OFFSET
 from dosezoo.designs import Design, MTDQuantileRule, mtd_quantile_design, therapeutic_dose_range
@@ -255,6 +254,8 @@ def _range_summaries(
         p_od = np.stack([final(f"decision_p_overdose_{k}") for k in range(levels)], axis=1)
         return np.nan_to_num(p_eff), np.nan_to_num(p_od)
     n, y, e = counts["n"], counts["y"], counts["e"]
+    from scipy.stats import beta  # loaded on use: scipy.stats slows start-up
+
     return beta.sf(efficacy_threshold, 1 + e, 1 + n - e), beta.sf(overdose_limit, 1 + y, 1 + n - y)
 
 

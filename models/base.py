@@ -22,22 +22,25 @@ A new model writes ``build``, ``parameters``, ``check_data``, ``posterior`` and 
 its outcome columns are declared in ``outcomes``.
 """
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pymc as pm
 import xarray as xr
-from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
 from dosezoo.models.workflow import dose_groups, outcome_statistics, ppp_dataset, variance_ratio_ess
 from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["DoseModel", "chain_generators", "engine"]
 
@@ -121,7 +124,7 @@ class DoseModel(ABC):
         """Raise a DataError naming the column, row and value of data the model cannot use."""
 
     @abstractmethod
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model (the specification) for ``data``."""
 
     @abstractmethod
@@ -132,6 +135,17 @@ class DoseModel(ABC):
         posteriors ignore it).
         """
 
+    def count_state(self, data: TrialData) -> bytes | None:
+        """Return the summary of ``data`` the posterior depends on, if it depends on no more.
+
+        None (the default): the posterior may depend on every row, in order. A model whose
+        likelihood depends on the data only through the patients and events per dose level
+        returns those counts (as bytes); a design then seeds the model's sampled posterior from
+        them (:meth:`dosezoo.designs.base.Conduct.seed_for`), so trials that reach the same
+        counts by different paths get the same posterior, which the model may memoise.
+        """
+        return None
+
     def data_schema(self) -> dict[str, Any]:
         """Return the keywords of :class:`~dosezoo.data.TrialData` that the model's data need.
 
@@ -141,7 +155,7 @@ class DoseModel(ABC):
         """
         return {}
 
-    def step_methods(self, model: pm.Model) -> list:
+    def step_methods(self, model: "pm.Model") -> list:
         """Return the model's own PyMC step methods (registers the ``"pymc"`` engine)."""
         raise NotImplementedError(f"{self.model_name} has no step methods of its own")
 
@@ -471,6 +485,8 @@ class DoseModel(ABC):
         Models whose data all live in ``pm.Data`` containers (:meth:`data_values`) keep one
         builder and move it to new data; the others rebuild it when the data change.
         """
+        import pymc as pm
+
         values = self.data_values(data)
         if values is None:
             key = ("builder", data.n_patients, np.asarray(data.dose, dtype=float).tobytes())
@@ -537,6 +553,8 @@ class DoseModel(ABC):
         xarray.DataTree
             Groups ``prior``, ``prior_predictive`` and ``observed_data``.
         """
+        import pymc as pm
+
         data = TrialData.empty(outcomes=self.outcomes) if data is None else data
         with self.build(data), self._predictive_context():
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
@@ -567,6 +585,8 @@ class DoseModel(ABC):
             A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
             left unchanged).
         """
+        import pymc as pm
+
         with self.build(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
                 idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
@@ -575,12 +595,40 @@ class DoseModel(ABC):
         return extended
 
 
+def random_generator(
+    seed: int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None,
+) -> np.random.Generator:
+    """Return a generator made from ``seed`` exactly as PyMC's ``get_random_generator`` does.
+
+    An integer, a ``SeedSequence`` (copied) or None go through ``numpy.random.default_rng``;
+    a ``Generator`` or ``BitGenerator`` is copied with its seed sequence and state, so the
+    caller's generator does not advance and spawned children match PyMC's. Written here so the
+    kernel and exact engines seed their draws without importing PyMC.
+
+    Raises
+    ------
+    TypeError
+        For a legacy ``numpy.random.RandomState``, which cannot spawn streams.
+    """
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(
+            "random_seed: a numpy.random.RandomState cannot spawn independent streams; "
+            "give an integer, a SeedSequence, a BitGenerator or a Generator"
+        )
+    if isinstance(seed, np.random.Generator | np.random.BitGenerator):
+        bits = seed.bit_generator if isinstance(seed, np.random.Generator) else seed
+        copied = type(bits)(np.random.SeedSequence(**bits.seed_seq.state))  # type: ignore[attr-defined]
+        copied.state = bits.state
+        return np.random.Generator(copied)
+    return np.random.default_rng(copy.deepcopy(seed))
+
+
 def chain_generators(random_seed: int | np.random.Generator | None, chains: int) -> Iterator:
     """Yield one generator per chain, seeded as ``pm.sample`` seeds its chains.
 
     ``pm.sample`` spawns one child per chain and spends one integer of each on the initial
     point; a kernel engine that does the same draws the same stream as the PyMC step methods.
     """
-    for rng in get_random_generator(random_seed).spawn(chains):
+    for rng in random_generator(random_seed).spawn(chains):
         rng.integers(2**30)
         yield rng

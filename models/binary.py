@@ -27,10 +27,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import xarray as xr
-from pymc.util import get_random_generator
 
 from dosezoo.data import TrialData
-from dosezoo.models.base import DoseModel, engine
+from dosezoo.models.base import DoseModel, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
@@ -107,7 +106,7 @@ class BinaryDoseModel(DoseModel):
     ) -> xr.DataTree:
         """Independent draws from the exact posterior (``tune`` is unused)."""
         started = time.perf_counter()
-        sample = self.exact_draws(data, draws * chains, get_random_generator(random_seed))
+        sample = self.exact_draws(data, draws * chains, random_generator(random_seed))
         free = {
             name: value.reshape(chains, draws, *value.shape[1:]) for name, value in sample.items()
         }

@@ -45,11 +45,9 @@ paper are helpers:
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pymc as pm
-from scipy import optimize, stats
 from scipy.special import expit, logit, ndtr
 
 from dosezoo.checks import real_number
@@ -59,6 +57,10 @@ from dosezoo.levels import validate_dose_levels
 from dosezoo.models.binary import DoseSummary, GridDoseModel
 from dosezoo.models.workflow import check_statements, fit_statements
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
 
@@ -111,6 +113,8 @@ class BLRMPrior:
         :math:`\sigma_\alpha\sqrt{1 - \rho^2}`; its CDF is the Gauss-Hermite average over
         :math:`z`.
         """
+        from scipy import optimize
+
         (mu_a, mu_b), (sd_a, sd_b), rho = self.mean, self.sd, self.correlation
         slope = np.exp(mu_b + sd_b * _HERMITE_NODES)
         centre = mu_a + rho * sd_a * _HERMITE_NODES
@@ -236,6 +240,8 @@ def blrm_minimal_informative_prior(
 
 def _minimal_informative_beta(p: float, q: float):
     """Return the minimal informative unimodal beta with ``P(X <= q) = p`` (scipy frozen)."""
+    from scipy import stats
+
     if q > p:
         return stats.beta(math.log(p) / math.log(q), 1.0)
     return stats.beta(1.0, math.log(1 - p) / math.log(1 - q))
@@ -338,7 +344,7 @@ class BLRM(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: bivariate normal prior, ``p_dlt`` per level, Bernoulli DLTs.
 
         Parameters
@@ -350,6 +356,8 @@ class BLRM(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+
         self.summarise(data)
         dose = np.asarray(data.dose, dtype=float)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

@@ -17,10 +17,9 @@ samples the PyMC model, the reference. :meth:`BOIN.posterior` is the exact poste
 """
 
 from dataclasses import KW_ONLY, dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import pymc as pm
 from scipy.special import betainc, betaincc, betaincinv
 
 from dosezoo.checks import real_number
@@ -28,6 +27,10 @@ from dosezoo.data import TrialData
 from dosezoo.levels import level_counts, level_index, validate_dose_levels
 from dosezoo.models.binary import BinaryDoseModel
 from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["BOIN", "BetaPosterior"]
 
@@ -176,7 +179,7 @@ class BOIN(BinaryDoseModel):
         a, b = self.posterior_shapes(data)
         return {"p_dlt": rng.beta(a, b, size=(n, a.size))}
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: ``p_dlt`` ~ Beta per level, Bernoulli DLTs.
 
         Parameters
@@ -188,6 +191,8 @@ class BOIN(BinaryDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+
         self.summarise(data)
         level = level_index(data.dose, self.dose_levels, owner=self.model_name)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

@@ -37,11 +37,9 @@ x_k)`.
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import log_expit, logit, ndtri
@@ -58,6 +56,10 @@ from dosezoo.models.workflow import (
     statement_table,
 )
 from dosezoo.posterior import DosePosterior
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["CRM", "crm_prior_from_statements", "crm_skeleton"]
 
@@ -312,7 +314,7 @@ class CRM(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: ``beta`` ~ Normal, ``p_dlt`` per level, Bernoulli DLTs.
 
         Parameters
@@ -324,6 +326,9 @@ class CRM(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.summarise(data)
         level = level_index(data.dose, self.dose_levels, owner=self.model_name)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)

@@ -32,12 +32,10 @@ probabilities of :class:`~dosezoo.posterior.DosePosterior`, the fraction of each
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-from scipy import stats
 from scipy.special import expit, log_expit, logit
 
 from dosezoo.checks import real_number
@@ -53,6 +51,10 @@ from dosezoo.models.workflow import (
 from dosezoo.posterior import DosePosterior
 from dosezoo.samplers.grid import GridPosterior, soft_mass_below, soft_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["EWOC", "ewoc_prior_from_statements"]
 
@@ -258,7 +260,7 @@ class EWOC(GridDoseModel):
 
     # ------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: Beta fractions, ``rho0``, ``mtd``, ``p_dlt``, Bernoulli DLTs.
 
         Parameters
@@ -270,6 +272,8 @@ class EWOC(GridDoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+
         self.summarise(data)
         dose = np.asarray(data.dose, dtype=float)
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)
@@ -327,6 +331,8 @@ def ewoc_prior_from_statements(
     StatementFit
         ``options`` are keywords of :class:`EWOC` (``EWOC(**fit.options)``).
     """
+    from scipy import stats  # scipy.stats costs ~0.3 s at start-up
+
     owner = "ewoc_prior_from_statements"
     model = EWOC(theta, x_min, x_max)  # validates theta and the range
     width = model.x_max - model.x_min

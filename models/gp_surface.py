@@ -109,15 +109,12 @@ from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
 from dataclasses import replace as dataclass_replace
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numba as nb
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
-from scipy.stats import qmc
 
 from dosezoo.checks import positive_int, positive_number, real_number
 from dosezoo.data import TrialData
@@ -127,6 +124,10 @@ from dosezoo.inference import IdataBuilder
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.outcomes import Outcome, register_outcome
 from dosezoo.posterior import DosePosterior, NormalLevels, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = ["RESPONSE", "GPSurface", "GPSurfacePosterior", "hetgp_bounds"]
 
@@ -651,6 +652,8 @@ _SCREENS: dict[tuple[int, int], np.ndarray] = {}
 
 def _screen_points(count: int, dim: int) -> np.ndarray:
     """Return the first ``count`` points of a fixed scrambled Sobol sequence in the unit cube."""
+    from scipy.stats import qmc
+
     key = (count, dim)
     if key not in _SCREENS:
         power = max(1, math.ceil(math.log2(max(count, 1))))
@@ -1203,7 +1206,7 @@ class GPSurface(DoseModel):
         sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
         return float(np.mean(y)), sd if sd > 0 else 1.0
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         r"""Build the PyMC model: the marginal GP and the surface on the candidate grid.
 
         Free variables ``beta0``, ``eta`` (:math:`\sqrt\nu`), ``ls`` (dims ``input``),
@@ -1228,6 +1231,9 @@ class GPSurface(DoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.check_data(data)
         y = np.asarray(data.column(RESPONSE), dtype=float)
         grid = self.inputs(self.levels)

@@ -79,16 +79,12 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.integrate import quad
-from scipy.optimize import root
 from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import probability, real_number
@@ -98,7 +94,10 @@ from dosezoo.levels import validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import joint_probit_kernels as kernels
-from dosezoo.samplers.joint_probit import joint_probit_steps
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 #: Free parameters of the model, in the kernels' ``theta`` layout.
 PARAMETERS = kernels.PARAMETERS
@@ -136,6 +135,8 @@ def bivariate_normal_cdf(a, b, rho):
     Sheppard's formula integrated over :math:`t \in [0, \arcsin\rho]` by Gauss-Legendre
     quadrature with ``QUADRATURE_NODES`` nodes; broadcasts over ``a`` and ``b``.
     """
+    import pytensor.tensor as pt
+
     a = pt.as_tensor_variable(a)[..., None]
     b = pt.as_tensor_variable(b)[..., None]
     half = 0.5 * pt.arcsin(rho)
@@ -158,10 +159,12 @@ def bivariate_normal_cdf_numpy(a, b, rho) -> np.ndarray:
 
 
 def _phi(z):
+    import pytensor.tensor as pt
+
     return 0.5 * pt.erfc(-z / math.sqrt(2.0))
 
 
-def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=pt):
+def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=None):
     """Probabilities of the six cells ``3 T + E`` (last axis) by the rectangle formulas.
 
     Parameters
@@ -170,14 +173,16 @@ def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=pt):
         Latent means, same shape.
     threshold, rho : scalar
         Second cut point ``c`` and latent correlation.
-    lib : module
-        ``pytensor.tensor`` (default, for the PyMC model) or ``numpy``.
+    lib : module, optional
+        ``numpy``, or ``pytensor.tensor`` (None, the default, for the PyMC model).
 
     Returns
     -------
     tensor or numpy.ndarray
         Shape ``(*mu_tox.shape, 6)``; each row sums to 1.
     """
+    if lib is None:
+        import pytensor.tensor as lib  # imported here: the numpy path never loads PyTensor
     if lib is np:
         cdf2, cdf = bivariate_normal_cdf_numpy, ndtr
     else:
@@ -202,8 +207,11 @@ def _median_matched_tox_locations(
     (by quadrature over the truncated density); returns :math:`(a, b)` solving
     :math:`P(\alpha - \beta \le z_1) = P(\alpha + \beta \le z_K) = 1/2`.
     """
+    from scipy.optimize import root
 
     def below(value: float, a: float, b: float, sign: float) -> float:
+        from scipy.integrate import quad
+
         def integrand(slope: float) -> float:
             density = math.exp(-0.5 * ((slope - b) / sd) ** 2)
             return density * float(ndtr((value - sign * slope - a) / sd))
@@ -482,7 +490,7 @@ class JointProbit(DoseModel):
 
     # ----------------------------------------------------------------- model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model (rectangle likelihood), data in ``pm.Data`` containers.
 
         Parameters
@@ -498,6 +506,9 @@ class JointProbit(DoseModel):
             deterministics ``p_tox, p_response, p_high_response, p_response_no_tox,
             target_met`` (dims dose).
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         x, tox, eff = self.arrays(data)
         coords = {
             "patient": np.arange(x.size),
@@ -551,8 +562,12 @@ class JointProbit(DoseModel):
 
     # ------------------------------------------------------------------- engines
 
-    def step_methods(self, model: pm.Model) -> list:
+    def step_methods(self, model: "pm.Model") -> list:
         """Return the sweep of ``engine="pymc"``: the data-augmentation Gibbs sampler."""
+        # The step methods subclass PyMC's: imported here, where PyMC runs, so the fast
+        # engines never load PyMC.
+        from dosezoo.samplers.joint_probit import joint_probit_steps
+
         return joint_probit_steps(model)
 
     @engine("kernel")

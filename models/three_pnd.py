@@ -22,24 +22,24 @@ samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numpy.typing import ArrayLike
-from pymc.util import get_random_generator
 from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import real_number
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import sample_pymc
-from dosezoo.models.base import DoseModel, chain_generators, engine
+from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
-from dosezoo.samplers.three_pnd import three_pnd_steps
 from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
@@ -140,7 +140,7 @@ class ThreePND(DoseModel):
 
     # ----------------------------------------------------------------- model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model of eqs (6)-(9), with the data in ``pm.Data`` containers.
 
         ``pm.set_data({"dose": ..., "response": ...}, coords={"patient": ...})`` moves it to
@@ -156,6 +156,9 @@ class ThreePND(DoseModel):
         -------
         pymc.Model
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         dose, y = self._arrays(data, min_patients=0)
         with pm.Model(coords={"patient": np.arange(dose.size)}) as model:
             eta = pm.Data("eta", self.eta)
@@ -214,8 +217,12 @@ class ThreePND(DoseModel):
 
     # ------------------------------------------------------------------- engines
 
-    def step_methods(self, model: pm.Model, *, ridge: bool = True) -> list:
+    def step_methods(self, model: "pm.Model", *, ridge: bool = True) -> list:
         """Return the sweep of ``engine="pymc"``: sigma slice and ridge move, or Lee's sweep."""
+        # The step methods subclass PyMC's: imported here, where PyMC runs, so the fast
+        # engines never load PyMC.
+        from dosezoo.samplers.three_pnd import three_pnd_steps
+
         return three_pnd_steps(model, ridge=ridge)
 
     @engine("pymc")
@@ -256,7 +263,7 @@ class ThreePND(DoseModel):
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
         grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
-        sample = grid.sample(draws * chains, get_random_generator(random_seed))
+        sample = grid.sample(draws * chains, random_generator(random_seed))
         free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
         return self._from_draws(data, free, {}, started=started, tune=0)
 

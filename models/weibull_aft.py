@@ -87,15 +87,12 @@ import math
 import time as clock
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
-from scipy.optimize import linprog
 
 from dosezoo.checks import integer, positive_number, real_number
 from dosezoo.data import TrialData
@@ -103,6 +100,10 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
 
 __all__ = [
     "EULER_GAMMA",
@@ -1068,6 +1069,8 @@ class WeibullAFT(DoseModel):
         at :math:`d + 1 - e` further doses: the MLE does not exist when at most that many doses
         have no event. Otherwise (or with covariates) a linear program looks for :math:`v`.
         """
+        from scipy.optimize import linprog
+
         event_doses = np.unique(dose[event == 1])
         silent = np.setdiff1d(np.unique(dose), event_doses)
         free = self.n_coefficients - event_doses.size
@@ -1098,7 +1101,7 @@ class WeibullAFT(DoseModel):
 
     # ------------------------------------------------------------------ PyMC model
 
-    def build(self, data: TrialData) -> pm.Model:
+    def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: normal coefficients, log-normal ``b``, censored Weibull times.
 
         Parameters
@@ -1114,6 +1117,9 @@ class WeibullAFT(DoseModel):
             covariates 0); observed ``time`` (dim ``patient``) censored at the patient's
             censoring time.
         """
+        import pymc as pm
+        import pytensor.tensor as pt
+
         self.check_data(data)
         design, log_time, event = self._arrays(data)
         time = np.exp(log_time)

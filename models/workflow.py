@@ -47,7 +47,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import optimize
 
 from dosezoo.data import TrialData
 from dosezoo.outcomes import registered_outcomes
@@ -324,6 +323,7 @@ def fit_statements(
     numpy.ndarray
         The best parameter vector.
     """
+    from scipy import optimize  # loaded on use: scipy.optimize slows every start-up
 
     def loss(v: np.ndarray) -> float:
         if not np.all(np.abs(v[bounded]) < bound):

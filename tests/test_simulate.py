@@ -1,4 +1,6 @@
 import math
+import os
+import pickle
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -195,6 +197,38 @@ def test_dask_client_gives_the_same_result(reference):
             Escalate(), Linear(), N_TRIALS, random_seed=SEED, client=client, progress=False
         )
     xr.testing.assert_identical(result, reference)
+
+
+def test_dask_worker_processes_give_the_same_result(reference, toys_by_value):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = simulate(
+            Escalate(), Linear(), N_TRIALS, random_seed=SEED, client=client, progress=False
+        )
+        # every batch ran in a worker process, none in this one
+        assert all(pid != os.getpid() for pid in client.run(os.getpid).values())
+    xr.testing.assert_identical(result, reference)
+
+
+def test_a_worker_unpickles_the_design_once_per_run(monkeypatch):
+    from dosezoo.simulate import runner
+
+    seen = []
+    monkeypatch.setattr(runner, "_WARM", {})
+    monkeypatch.setattr(runner, "_run_batch_in_worker", lambda d, s, *rest: seen.append((d, s)))
+    first = pickle.dumps((Escalate(), Linear()))
+    second = pickle.dumps((Escalate(step=2.0), Linear()))
+    for digest, shipped in (("a", first), ("a", first), ("b", second), ("b", second)):
+        runner._run_shipped_batch(digest, shipped, np.arange(2), [], None)
+    assert seen[0][0] is seen[1][0] and seen[0][1] is seen[1][1]  # warm across batches
+    assert seen[2][0] is seen[3][0] and seen[2][0] is not seen[1][0]
+    assert seen[2][0] == Escalate(step=2.0)
+    assert list(runner._WARM) == ["b"]  # the previous run's design is let go
 
 
 def test_progress_bar_does_not_change_the_result(reference, capsys):

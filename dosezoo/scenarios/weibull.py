@@ -40,7 +40,6 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import brentq
 
 from dosezoo.checks import choice, positive_number, probability, real_number
 from dosezoo.data import TrialData
@@ -106,6 +105,8 @@ def calibrate_tau(
     float
         :math:`\tau` (root of an increasing function of :math:`\log \tau`, to 1e-12).
     """
+    from scipy.optimize import brentq
+
     owner = "calibrate_tau"
     p = probability(owner, "event_probability", event_probability)
     b = positive_number(owner, "b", b)

@@ -1,0 +1,154 @@
+"""The package starts without PyMC: only a PyMC engine, a fit's schema or a diagnostic loads it.
+
+Importing PyMC and PyTensor costs seconds, which the command line and every simulation worker
+would pay for nothing when the design's posterior is exact (a grid or a quadrature). Each check
+runs in a fresh interpreter and reads ``sys.modules`` (never a clock).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("pymc", "pytensor", "arviz")
+
+#: The families whose next dose needs no PyMC: the exact posteriors (the binary families' grid,
+#: 3PND's quadrature), no model (3+3), and the latent GP's numba kernel (LSE, BO).
+WITHOUT_PYMC = ("crm", "boin", "blrm", "ewoc", "3pnd", "3+3", "lse", "bo")
+
+#: Imports every entry point, builds every registered family's example design, and decides
+#: the next dose on the example data of each family of WITHOUT_PYMC; prints, after each step,
+#: which heavy libraries are loaded.
+PROBE = """
+import json, sys
+from pathlib import Path
+
+HEAVY = {heavy!r}
+report = {{}}
+
+def loaded():
+    return sorted(m for m in HEAVY if m in sys.modules)
+
+import dosezoo
+report["import dosezoo"] = loaded()
+import dosezoo.cli, dosezoo.config, dosezoo.designs, dosezoo.models, dosezoo.samplers
+import dosezoo.scenarios, dosezoo.simulate
+report["import the entry points"] = loaded()
+
+from dosezoo.config import design_from_config, read_config
+from dosezoo.data import TrialData
+from dosezoo.designs.registry import FAMILIES
+
+examples = Path({examples!r})
+designs = {{}}
+for name, family in FAMILIES.items():
+    path = examples / family.example
+    design = design_from_config(read_config(path), str(path))
+    designs[name] = (design, examples / family.example_data)
+report["build every family's design"] = loaded()
+report["families"] = sorted(FAMILIES)
+for name in {deciding!r}:
+    design, data_path = designs[name]
+    schema = {{}} if design.model is None else design.model.data_schema()
+    design.next(TrialData.from_csv(data_path, **schema))
+    report[f"next dose by {{name}}"] = loaded()
+print(json.dumps(report))
+"""
+
+
+def _probe() -> dict:
+    code = PROBE.format(heavy=HEAVY, examples=str(ROOT / "examples"), deciding=WITHOUT_PYMC)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def report() -> dict:
+    return _probe()
+
+
+def test_the_package_and_its_entry_points_import_without_pymc(report):
+    assert report["import dosezoo"] == []
+    assert report["import the entry points"] == []
+
+
+def test_every_family_builds_its_design_without_pymc(report):
+    assert len(report["families"]) >= 10
+    assert report["build every family's design"] == []
+
+
+def test_exact_and_kernel_posteriors_decide_without_pymc(report):
+    for name in WITHOUT_PYMC:
+        assert name in report["families"], name
+        assert report[f"next dose by {name}"] == [], name
+
+
+def test_the_probe_sees_pymc_when_it_is_loaded():
+    code = "import sys, dosezoo.samplers; dosezoo.samplers.RidgeMove; print('pymc' in sys.modules)"
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert run.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(
+    "make_seed",
+    [
+        lambda: 12345,
+        lambda: None,
+        lambda: np.random.SeedSequence(7),
+        lambda: np.random.default_rng(3),
+        lambda: np.random.PCG64(11),
+        lambda: np.random.Generator(np.random.Philox(5)),
+    ],
+    ids=["int", "None", "SeedSequence", "Generator", "BitGenerator", "Philox"],
+)
+def test_random_generator_matches_pymc(make_seed):
+    from pymc.util import get_random_generator
+
+    from dosezoo.models.base import chain_generators, random_generator
+
+    seed = make_seed()
+    if seed is None:  # fresh entropy each time: both give a Generator, nothing to compare
+        assert isinstance(random_generator(None), np.random.Generator)
+        return
+    ours, theirs = random_generator(seed), get_random_generator(make_seed())
+    assert np.array_equal(ours.random(5), theirs.random(5))
+    children = [g.random(3) for g in random_generator(seed).spawn(2)]
+    expected = [g.random(3) for g in get_random_generator(make_seed()).spawn(2)]
+    assert np.array_equal(children, expected)
+    if isinstance(seed, np.random.Generator):  # copied: the caller's generator did not move
+        assert np.array_equal(seed.random(2), make_seed().random(2))
+    chains = [g.random(2) for g in chain_generators(make_seed(), 2)]
+    reference = []
+    for g in get_random_generator(make_seed()).spawn(2):
+        g.integers(2**30)
+        reference.append(g.random(2))
+    assert np.array_equal(chains, reference)
+
+
+def test_random_generator_refuses_a_random_state():
+    from dosezoo.models.base import random_generator
+
+    with pytest.raises(TypeError, match="RandomState"):
+        random_generator(np.random.RandomState(1))
+
+
+def test_the_entry_points_load_neither_scipy_stats_nor_scipy_optimize():
+    # scipy.stats and scipy.optimize cost about half a second of every cold command line.
+    code = (
+        "import sys, dosezoo, dosezoo.models, dosezoo.designs, dosezoo.cli\n"
+        "print(sorted(m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "[]", run.stdout
