@@ -23,9 +23,8 @@ one. ``Design(model, count_rule, conduct)`` is then a :class:`CountDesign`, whic
 simulation engine runs in lockstep (:class:`dosezoo.protocols.CountRuleDesign`).
 
 Reproducibility. A posterior fitted by MCMC is seeded from ``conduct.random_seed`` and a hash
-of the data (:meth:`Conduct.seed_for`; of the model's count state when its posterior depends on
-the data only through the counts per dose level), so a decision is a deterministic function of
-the data, as the simulation engine requires.
+of the data (:meth:`Conduct.seed_for`), so a decision is a deterministic function of the data,
+as the simulation engine requires.
 """
 
 import copy
@@ -181,17 +180,12 @@ class Conduct:
         if self.backfill is not None and not isinstance(self.backfill, Backfill):
             raise ValueError(f"{owner}: backfill must be a Backfill or None, got {self.backfill!r}")
 
-    def seed_for(self, data: TrialData, columns: Sequence[str], state: bytes | None = None) -> int:
+    def seed_for(self, data: TrialData, columns: Sequence[str]) -> int:
         """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``.
 
         The doses are every dose column (one for a single drug, several for a combination);
-        the covariates of the data, when they have any, enter the hash too. With ``state``
-        (the model's :meth:`~dosezoo.models.base.DoseModel.count_state`, all its posterior
-        depends on), the hash is of ``state`` alone.
+        the covariates of the data, when they have any, enter the hash too.
         """
-        if state is not None:
-            digest = hashlib.sha256(state)
-            return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
         digest = hashlib.sha256(np.asarray(data.doses, float).tobytes())
         for name in columns:
             digest.update(np.asarray(data.column(name), float).tobytes())
@@ -540,7 +534,7 @@ class Design:
             raise ValueError(f"{self.label} has no model, hence no posterior")
         model = self.rule.model_for(self.model, data)
         conduct = self.conduct
-        seed = conduct.seed_for(data, model.outcomes, model.count_state(data))
+        seed = conduct.seed_for(data, model.outcomes)
         levels = self.rule.levels_read(data, final=final)
         # A trial run in time asks for the posterior of the same data twice: for the decision
         # and for the backfill doses of the first arrivals after it. The posterior is a

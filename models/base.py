@@ -135,17 +135,6 @@ class DoseModel(ABC):
         posteriors ignore it).
         """
 
-    def count_state(self, data: TrialData) -> bytes | None:
-        """Return the summary of ``data`` the posterior depends on, if it depends on no more.
-
-        None (the default): the posterior may depend on every row, in order. A model whose
-        likelihood depends on the data only through the patients and events per dose level
-        returns those counts (as bytes); a design then seeds the model's sampled posterior from
-        them (:meth:`dosezoo.designs.base.Conduct.seed_for`), so trials that reach the same
-        counts by different paths get the same posterior, which the model may memoise.
-        """
-        return None
-
     def data_schema(self) -> dict[str, Any]:
         """Return the keywords of :class:`~dosezoo.data.TrialData` that the model's data need.
 

@@ -23,7 +23,6 @@ from dosezoo.designs.lse import (
 from dosezoo.errors import DataError
 from dosezoo.levels import LevelCounts
 from dosezoo.models.latent_gp import LatentGP
-from dosezoo.posterior import Sampling
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import run_trial
 
@@ -209,42 +208,6 @@ def test_decisions_are_deterministic_functions_of_the_data(design):
     assert first.next_dose == second.next_dose and first.quantities == second.quantities
     other_seed = lse_design(TARGET, LEVELS, random_seed=4).next(data)
     assert other_seed.quantities["pi_below_0"] != first.quantities["pi_below_0"]
-
-
-def test_the_gp_posterior_is_shared_by_trials_with_the_same_counts(monkeypatch):
-    """Stage-2 posteriors depend on the counts alone: seeded from them, memoised by them."""
-    runs = []
-    sample_kernel = LatentGP.sample_kernel
-
-    def counted(self, *args, **kwargs):
-        runs.append(kwargs["random_seed"])
-        return sample_kernel(self, *args, **kwargs)
-
-    monkeypatch.setattr(LatentGP, "sample_kernel", counted)
-    design = lse_design(TARGET, LEVELS, overdose_weight=1.0, random_seed=5)
-    stage1 = ([1.0] * 3 + [2.0] * 3 + [2.0] * 3, [0, 0, 0, 0, 1, 0, 1, 0, 0])
-    a = _data(stage1[0] + [1.0] * 3 + [2.0] * 3, stage1[1] + [0, 0, 0, 0, 0, 1])
-    b = _data(stage1[0] + [2.0] * 3 + [1.0] * 3, stage1[1] + [1, 0, 0, 0, 0, 0])
-    model = design.rule.model_for(design.model, a)
-    assert model is design.rule.model_for(design.model, b)  # the same stage 1
-    assert model.count_state(a) == model.count_state(b)
-    seed = design.conduct.seed_for(a, ("dlt",), model.count_state(a))
-    assert seed == design.conduct.seed_for(b, ("dlt",), model.count_state(b))
-    assert seed != design.conduct.seed_for(a, ("dlt",))  # without the state: the rows
-    first, second = design.posterior(a), design.posterior(b)
-    assert runs == [seed]  # the sampler ran once, with the seed of the counts
-    np.testing.assert_array_equal(first.rates["p_dlt"], second.rates["p_dlt"])
-    # the memoised draws are those of a fresh run with that seed
-    fresh = sample_kernel(model, *model.counts(a), draws=design.conduct.draws,
-                          tune=design.conduct.tune or model.default_tune,
-                          chains=design.conduct.chains, random_seed=seed)  # fmt: skip
-    np.testing.assert_array_equal(fresh["p_dlt"].reshape(-1, 5), first.rates["p_dlt"])
-    other = _data(stage1[0] + [1.0] * 3 + [2.0] * 3, stage1[1] + [0, 0, 0, 0, 0, 0])
-    assert not np.array_equal(design.posterior(other).rates["p_dlt"], first.rates["p_dlt"])
-    assert len(runs) == 2
-    model.posterior(a, Sampling(draws=50, tune=10, chains=1))  # unseeded: never memoised
-    model.posterior(a, Sampling(draws=50, tune=10, chains=1))
-    assert runs[2:] == [None, None]
 
 
 def test_no_admissible_dose_stops_the_trial():
