@@ -374,3 +374,21 @@ def test_boin_model_nuts_agrees_with_the_exact_posterior():
 def test_boin_model_rejects_doses_off_the_levels():
     with pytest.raises(DataError, match=r"row 1.*15\.0"):
         BOIN(0.3, LEVELS).fit(_data([10, 15], [0, 0]))
+
+
+def test_ewoc_recommends_no_level_above_the_doses_given_nor_on_empty_data():
+    # Every dose given (20) lies below the lowest level (40): the final recommendation may not
+    # be a level never given (it was the highest level, 160, through an index of -1).
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=(40.0, 80.0, 160.0))
+    design = ewoc_design(model)
+    data = _data([20, 20, 20], [1, 1, 1])
+    final = design.recommend(data)
+    assert final.next_dose is None
+    assert final.stop_reason.startswith("no MTD: no dose level was given")
+    assert "20" in final.stop_reason and "40" in final.stop_reason
+    assert design.next(data).next_dose == 40.0  # the next cohort may get the lowest level
+    # On empty data: a clear answer, not numpy's zero-size ValueError.
+    empty = TrialData.empty(outcomes=("dlt",))
+    for options in ({}, {"doses": "continuous", "max_increment": 10.0}):
+        decision = ewoc_design(model, **options).recommend(empty)
+        assert decision.next_dose is None and decision.stop_reason == "no MTD: no patients"
