@@ -43,6 +43,11 @@ from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
+#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
+#: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
+#: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
+#: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
+MAX_RESPONSE_SCALE = 1e6
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,13 @@ class ThreePND(DoseModel):
     -----
     If every response is exactly 0 the posterior is improper: as nu grows,
     ``beta (x - x_min)^nu`` tends to 0 at every dose inside the range, fits the data exactly,
-    and the likelihood grows without bound as sigma shrinks. ``fit`` refuses such data.
+    and the likelihood grows without bound as sigma shrinks. So is it when two or more
+    patients, all at one dose, have the same positive response: a curve through that point
+    and ``(x_max, eta)`` (where beta's prior piles up as sigma shrinks) fits them exactly, and
+    the posterior mass grows like ``sigma^{2 - n}`` towards sigma = 0. Such data, and
+    responses beyond ``MAX_RESPONSE_SCALE * eta / z`` (whose likelihood double precision
+    cannot resolve), are refused with a :class:`~dosezoo.errors.DataError` naming the column,
+    the row and the value.
 
     Examples
     --------
@@ -131,12 +142,29 @@ class ThreePND(DoseModel):
         data.require("y", min_patients=min_patients, model="ThreePND")
         data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
         y = np.asarray(data.column("y"), dtype=float)
+        dose = np.asarray(data.dose, dtype=float)
         if y.size and not np.any(y):
             raise DataError(
                 f"column 'y': all {y.size} responses are 0; the 3PND posterior is then improper "
                 "(as nu grows, beta (x - x_min)^nu fits them exactly while sigma goes to 0)"
             )
-        return np.asarray(data.dose, dtype=float), y
+        limit = MAX_RESPONSE_SCALE * self.sigma_max
+        outlying = np.flatnonzero(np.abs(y) > limit)
+        if outlying.size:
+            row = int(outlying[0])
+            raise DataError(
+                f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
+                f"times sigma's upper end eta / z = {self.sigma_max:g} from 0; its likelihood is "
+                "beyond double precision (an entry or unit error?)"
+            )
+        if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
+            raise DataError(
+                f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
+                f"({y[0]:g}); the 3PND posterior is then improper (a curve through them and "
+                "(x_max, eta) fits them exactly while sigma goes to 0): it needs responses that "
+                "differ, or patients at another dose"
+            )
+        return dose, y
 
     # ----------------------------------------------------------------- model
 

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ from dosezoo.data import DataError, TrialData
 from dosezoo.models import ThreePND
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd import ThreePNDLayout
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 GOOD = {"eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0, "delta": 0.5}
 
@@ -201,3 +204,37 @@ def test_build_uses_data_containers(o6bg_model, o6bg):
         {"dose": [40.0, 60.0], "response": [10.0, 20.0]}, coords={"patient": [0, 1]}, model=model
     )
     assert model["y"].eval().shape == (2,)
+
+
+def _responses(doses, ys) -> TrialData:
+    return TrialData.from_dataframe(pd.DataFrame({"dose": doses, "y": ys}))
+
+
+@pytest.mark.parametrize("y", [30.0, 60.0])
+@pytest.mark.parametrize("n", [2, 3])
+def test_equal_responses_at_one_dose_are_a_data_error_not_a_floating_point_error(n, y):
+    # The curve then fits every response exactly, the likelihood grows without bound as sigma
+    # shrinks and the posterior is improper: a DataError naming the column, dose and value.
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    with pytest.raises(DataError, match=rf"column 'y'.*{n} responses.*dose 40.*{y:g}.*improper"):
+        model.posterior(_responses([40.0] * n, [y] * n))
+    # Unequal responses, or equal ones at two doses, or negative ones, have a posterior.
+    for doses, ys in (
+        ([40.0] * 3, [30.0, 31.0, 30.0]),
+        ([40.0, 40.0, 60.0], [y, y, y]),
+        ([40.0] * 3, [-5.0] * 3),
+    ):
+        assert 20 < model.posterior(_responses(doses, ys)).mtd.quantile(0.1) < 140
+
+
+@pytest.mark.parametrize("value", [3e9, 3e10, 3e11, 3e12, 1e300])
+def test_an_outlying_response_is_a_data_error_naming_row_and_value(value):
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    frame = pd.read_csv(EXAMPLES / "o6bg_first_cohorts.csv")
+    row = len(frame) - 1
+    frame.loc[row, "y"] = value
+    with pytest.raises(DataError) as error:
+        model.posterior(TrialData.from_dataframe(frame))
+    message = str(error.value)
+    assert f"column 'y', row {row}" in message and f"{value:g}" in message, message
+    assert "exact" not in message, message  # an outlier is not an exact fit
