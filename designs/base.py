@@ -28,7 +28,6 @@ as the simulation engine requires.
 """
 
 import copy
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
@@ -176,12 +175,8 @@ class Conduct:
         The doses are every dose column (one for a single drug, several for a combination);
         the covariates of the data, when they have any, enter the hash too.
         """
-        digest = hashlib.sha256(np.asarray(data.doses, float).tobytes())
-        for name in columns:
-            digest.update(np.asarray(data.column(name), float).tobytes())
-        for name in data.covariates:
-            digest.update(np.asarray(data.column(name)).astype(str).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
+        digest = bytes.fromhex(data.fingerprint(columns))
+        return int.from_bytes(digest[:8], "little") ^ self.random_seed
 
     def stop_reason(self, data: TrialData) -> str | None:
         """Why the trial stops before the next cohort (sample size, then stopping rules)."""
@@ -595,6 +590,9 @@ class Design:
 
         Raises
         ------
+        FitMismatchError
+            If the fit was made on other data, by another model class or with other model
+            settings (:meth:`~dosezoo.models.base.DoseModel.check_fit`).
         ConvergenceError
             If the fit fails ``conduct.convergence`` on the variables the rule reads.
         """
@@ -604,6 +602,7 @@ class Design:
         if not data.n_patients:
             raise ValueError(f"{self.label}.decide needs at least one patient; call next(data)")
         model = self.rule.model_for(self.model, data)
+        model.check_fit(idata, data)
         levels = self.rule.levels_read(data, final=False)
         posterior = model.posterior_from_idata(idata, self.conduct.convergence, levels=levels)
         report = posterior.report

@@ -33,8 +33,15 @@ def _trial(last_dose):
 
 
 def _decide(rule, idata, data, model=MODEL, **conduct):
-    """The rule's decision on a fit, through the design that judges the fit first."""
+    """The rule's decision on a fit, through the design that judges the fit first.
+
+    A hand-made posterior is stamped as the model's fit to ``data`` (``model.fit`` stamps its
+    own fits), so that the design's fingerprint check lets it through.
+    """
     design = mtd_quantile_design(model, rule, start_dose=40.0, **conduct)
+    if isinstance(idata, xr.DataTree) and isinstance(data, TrialData):
+        if "data_fingerprint" not in idata.attrs:
+            idata = model.stamp(idata.copy(), data)
     return design.decide(idata, data)
 
 

@@ -148,6 +148,7 @@ def test_design_refuses_a_fit_that_failed_convergence(monkeypatch):
     monkeypatch.setattr(Design, "posterior", lambda self, data, final=False: rates)
     with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
         design.next(data)
+    monkeypatch.setattr(JointProbit, "check_fit", lambda self, idata, data: None)
     monkeypatch.setattr(JointProbit, "posterior_from_idata", lambda self, *a, **k: rates)
     with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
         design.decide(None, data)
