@@ -16,6 +16,12 @@ stops at the sample size or by a stopping rule, gives the start dose to the firs
 otherwise asks the rule; :meth:`Design.decide` applies the same rule to any fit the user made
 (``decide(idata, data)``); :meth:`Design.recommend` asks the rule for the final selection.
 
+A hard overdose limit holds for every model-based rule: a rule reports the posterior
+probability of overdosing at a dose (:meth:`Rule.overdose_probability`), and no decision gives
+the next cohort a dose where it exceeds ``conduct.max_overdose_probability`` (0.5 by default),
+whatever the rule's options (monotone, no skipping, coherence, rounding) asked for: the design
+de-escalates to the highest dose within the limit, or stops with the reason "overdose limit".
+
 Rules that decide from the patients and DLTs per dose level only (BOIN, 3+3) derive from
 :class:`CountRule`: the rule is written once, for a batch of count states
 (``decide_counts`` / ``recommend_counts``), and ``choose`` / ``select`` apply it to a batch of
@@ -58,6 +64,7 @@ __all__ = [
     "Stopping",
     "compose",
     "dataclass_options",
+    "rate_above",
 ]
 
 
@@ -80,7 +87,7 @@ class Stopping(Protocol):
 
 @dataclass(frozen=True)
 class Conduct:
-    """How a trial is run, whatever the model and rule.
+    r"""How a trial is run, whatever the model and rule.
 
     Parameters
     ----------
@@ -115,6 +122,14 @@ class Conduct:
     on_refusal : {"raise", "stop"}
         When every fit fails the checks: raise :class:`~dosezoo.errors.ConvergenceError`
         (default), or stop the trial with the reason (a simulation that must go on).
+    max_overdose_probability : float
+        The hard overdose limit, in (0, 1]: no decision gives the next cohort a dose whose
+        posterior probability of overdosing (:meth:`Rule.overdose_probability`, e.g.
+        :math:`P(\mathrm{MTD} < x)` or :math:`P(p_k > \text{target})`) exceeds it; the design
+        de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
+        stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
+        likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
+        the limit off. The recommendation at the end is the rule's.
     """
 
     start_dose: float | None = None
@@ -132,10 +147,15 @@ class Conduct:
     refit_factor: int = 2
     refit_tune: bool = True
     on_refusal: Literal["raise", "stop"] = "raise"
+    max_overdose_probability: float = 0.5
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
         owner = "Conduct"
+        limit = real_number(owner, "max_overdose_probability", self.max_overdose_probability)
+        if not 0 < limit <= 1:
+            raise ValueError(f"{owner}: max_overdose_probability must lie in (0, 1], got {limit!r}")
+        object.__setattr__(self, "max_overdose_probability", limit)
         if self.start_dose is not None:
             object.__setattr__(
                 self, "start_dose", real_number(owner, "start_dose", self.start_dose)
@@ -198,6 +218,7 @@ class Conduct:
             "start_dose": self.start_dose,
             "cohort_size": self.cohort_size,
             "sample_size": self.sample_size,
+            "max_overdose_probability": self.max_overdose_probability,
         }
         for rule in self.stopping:
             record |= {f"stopping_{key}": value for key, value in rule.describe().items()}
@@ -268,6 +289,18 @@ class Rule(ABC):
     ) -> dict[str, float]:
         """Return the quantities a stop for a refused fit records (none by default)."""
         return {}
+
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        r"""Posterior probability that ``dose`` overdoses: what the hard overdose limit checks.
+
+        By default :math:`P(\mathrm{MTD} < x \mid \text{data})` when the posterior has the MTD's
+        distribution (EWOC, 3PND), None otherwise (no model-based quantity: the limit does
+        not apply). Rules of per-level rates override it with their own definition of an
+        overdose (e.g. :math:`P(p_k > \text{target})` for the CRM).
+        """
+        if posterior is None or posterior.mtd is None:
+            return None
+        return float(posterior.mtd.cdf(dose))
 
     @abstractmethod
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
@@ -342,6 +375,22 @@ def compose(
     )
     rule = rule_class(**{key: value for key, value in options.items() if key in rule_names})
     return Design(model, rule, conduct)
+
+
+def rate_above(
+    posterior: DosePosterior | None, dose: float, threshold: float, name: str = "p_dlt"
+) -> float | None:
+    """``P(rate > threshold | data)`` at ``dose``, one of the posterior's dose levels.
+
+    What rules of per-level rates report as :meth:`Rule.overdose_probability`; None when
+    there is no posterior or ``dose`` is not one of its levels.
+    """
+    if posterior is None:
+        return None
+    levels = [float(v) for v in posterior.dose_levels]
+    if dose not in levels:
+        return None
+    return float(posterior.prob_above(threshold, name)[levels.index(dose)])
 
 
 def _init_names(cls: type) -> list[str]:
@@ -564,8 +613,57 @@ class Design:
             refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
-        decision = (self.rule.select if final else self.rule.choose)(posterior, data)
+        if final:
+            decision = self.rule.select(posterior, data)
+        else:
+            decision = self._within_overdose_limit(self.rule.choose(posterior, data), posterior)
         return self._with_refits(decision, posterior)
+
+    def _within_overdose_limit(
+        self, decision: Decision, posterior: DosePosterior | None
+    ) -> Decision:
+        """Hold ``decision`` to ``conduct.max_overdose_probability`` (the hard overdose limit).
+
+        Records ``overdose_probability`` at the dose given; above the limit, de-escalates to
+        the highest lower dose level within it (without levels: the MTD's quantile at the
+        limit), or stops when there is none.
+        """
+        dose = decision.next_dose
+        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
+            return decision
+        p = self.rule.overdose_probability(posterior, float(dose))
+        if p is None:
+            return decision
+        limit = self.conduct.max_overdose_probability
+        if p <= limit:
+            decision.quantities["overdose_probability"] = p
+            return decision
+        if self.dose_levels:
+            candidates = [float(v) for v in reversed(self.dose_levels) if v < dose]
+        elif posterior.mtd is not None:
+            candidates = [float(posterior.mtd.quantile(limit))]
+        else:
+            candidates = []
+        for candidate in candidates:
+            q = self.rule.overdose_probability(posterior, candidate)
+            if q is not None and q <= limit and candidate < dose:
+                return replace(
+                    decision,
+                    next_dose=candidate,
+                    bound_by=(*decision.bound_by, "overdose_limit"),
+                    quantities=decision.quantities | {"overdose_probability": q},
+                )
+        lowest = candidates[-1] if candidates else float(dose)
+        return Decision(
+            None,
+            stop_reason=(
+                f"overdose limit: P(overdose) > {limit:g} at every dose up to {dose:g} "
+                f"(at the lowest, {lowest:g}: "
+                f"{self.rule.overdose_probability(posterior, lowest):.3f})"
+            ),
+            quantities=decision.quantities | {"overdose_probability": p},
+            diagnostics=decision.diagnostics,
+        )
 
     def _with_refits(self, decision: Decision, posterior: DosePosterior | None) -> Decision:
         """Record the refits a decision's fit needed, when the conduct allows refits."""
@@ -610,7 +708,7 @@ class Design:
             raise ConvergenceError(
                 f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
             )
-        return self.rule.choose(posterior, data)
+        return self._within_overdose_limit(self.rule.choose(posterior, data), posterior)
 
     def model_for(self, data: TrialData) -> DoseModel:
         """Return the model whose fit :meth:`decide` expects for ``data``."""

@@ -45,7 +45,7 @@ import pandas as pd
 from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose
+from dosezoo.designs.base import Design, ModelRule, compose, rate_above
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
@@ -312,6 +312,10 @@ class OptimusRule(ModelRule):
         return Decision(
             self.dose_levels[best], quantities=quantities, diagnostics=self._diagnostics(posterior)
         )
+
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        """``P(p_tox > overdose_limit | data)`` at ``dose``, Lin's overdose probability."""
+        return rate_above(posterior, dose, self.overdose_limit, "p_tox")
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""
