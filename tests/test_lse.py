@@ -333,3 +333,28 @@ def test_bad_data_names_row_and_value(design):
         design.next(_data([1.0, 7.0, 1.0], [0, 0, 0]))
     with pytest.raises(ValueError, match="p_draws must be probabilities"):
         lse_acquisition(np.full((3, 2), 1.5), TARGET)
+
+
+def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_dose():
+    # 2 DLTs in 3 patients at the lowest dose; with 400 kernel draws the expected improvement
+    # of the next dose beat the lowest dose's by 0.002 for this seed (Monte Carlo noise), and
+    # the design escalated. Within two batch-means standard errors it takes the safer side.
+    from dataclasses import replace
+    from pathlib import Path
+
+    from dosezoo.config import design_from_config, read_config
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bo.toml"
+    example = design_from_config(read_config(path), str(path))
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 3, "dlt": [0, 1, 1]}))
+    # The hard overdose limit is lifted to isolate the rule's own choice.
+    conduct = replace(example.conduct, draws=400, random_seed=1, max_overdose_probability=1.0)
+    decision = Design(example.model, example.rule, conduct).next(data)
+    q = decision.quantities
+    assert abs(q["acquisition_1"] - q["acquisition_0"]) < 2 * q["acquisition_gap_mcse"]
+    assert decision.next_dose == 1.0 and decision.bound_by == ("mcse",)
+    # A clear escalation (12 patients, 2 DLTs at the lowest dose) is kept on every seed.
+    clear = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 12, "dlt": [0] * 10 + [1, 1]}))
+    for seed in range(3):
+        design = Design(example.model, example.rule, replace(conduct, random_seed=seed))
+        assert design.next(clear).next_dose == 2.0
