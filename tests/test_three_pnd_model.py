@@ -98,7 +98,7 @@ def test_kernel_engine_output_schema_and_identity(o6bg_model, o6bg):
     np.testing.assert_array_equal(idata["observed_data"]["y"], o6bg.column("y"))
     np.testing.assert_array_equal(idata["constant_data"]["dose"], o6bg.dose)
     assert idata.attrs["model"] == "ThreePND"
-    assert json.loads(idata.attrs["model_parameters"]) == GOOD
+    assert json.loads(idata.attrs["model_parameters"]) == GOOD | {"dose_unit": None}
     assert idata.attrs["engine"] == "kernel"
 
 
@@ -238,3 +238,39 @@ def test_an_outlying_response_is_a_data_error_naming_row_and_value(value):
     message = str(error.value)
     assert f"column 'y', row {row}" in message and f"{value:g}" in message, message
     assert "exact" not in message, message  # an outlier is not an exact fit
+
+
+def test_the_3pnd_decision_depends_on_the_dose_unit():
+    # The paper's prior on beta mixes dose and response scales: the same trial in g/m^2 gives
+    # another next dose than in mg/m^2 (documented in ThreePND's notes). The unit is therefore
+    # recorded (describe, the fit's attributes), and a fit made in one unit is refused by a
+    # model declared in another.
+    from dosezoo.designs import mtd_quantile_design
+    from dosezoo.designs.mtd_quantile import MTDQuantileRule
+    from dosezoo.errors import FitMismatchError
+
+    frame = pd.read_csv(EXAMPLES / "o6bg_first_cohorts.csv")
+    levels = (40.0, 60.0, 80.0, 100.0, 120.0)
+    doses = {}
+    designs = {}
+    for scale, unit in ((1.0, "mg/m^2"), (1000.0, "g/m^2")):
+        model = ThreePND(55.0, 0.6, 20.0 / scale, 140.0 / scale, dose_unit=unit)
+        rule = MTDQuantileRule(
+            alpha=0.1, dose_levels=tuple(v / scale for v in levels), monotone=True
+        )
+        design = mtd_quantile_design(model, rule, start_dose=40.0 / scale, cohort_size=3)
+        data = TrialData.from_dataframe(frame.assign(dose=frame["dose"] / scale))
+        doses[unit] = design.next(data).next_dose * scale
+        designs[unit] = design
+        assert design.describe()["model_dose_unit"] == unit
+    assert doses["mg/m^2"] != doses["g/m^2"]
+    model = designs["mg/m^2"].model
+    data = TrialData.from_dataframe(frame)
+    fit = model.fit(data, engine="quadrature", draws=100, random_seed=1)
+    assert json.loads(fit.attrs["model_parameters"])["dose_unit"] == "mg/m^2"
+    other = ThreePND(55.0, 0.6, 20.0, 140.0, dose_unit="mg/kg")
+    rule = designs["mg/m^2"].rule
+    with pytest.raises(FitMismatchError, match="dose_unit"):
+        mtd_quantile_design(other, rule, start_dose=40.0, cohort_size=3).decide(fit, data)
+    with pytest.raises(ValueError, match="dose_unit must be a non-empty string"):
+        ThreePND(55.0, 0.6, 20.0, 140.0, dose_unit="")
