@@ -387,7 +387,7 @@ def rate_above(
     """
     if posterior is None:
         return None
-    levels = [float(v) for v in posterior.dose_levels]
+    levels = list(posterior.dose_levels)
     if dose not in levels:
         return None
     return float(posterior.prob_above(threshold, name)[levels.index(dose)])
