@@ -267,6 +267,10 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
         # an explicit refusal, never a silent action
         assert q["ess_min"] < design.conduct.convergence.min_ess_bulk
         return
+    limit = design.conduct.max_overdose_probability
+    if decision.stopped and decision.stop_reason.startswith("overdose limit"):
+        assert q["p_above_0"] > limit  # the design's hard limit: even the lowest dose
+        return
     if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
         assert (
             q["p_above_0"] > design.rule.stop_threshold
@@ -279,7 +283,16 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     if q["p_above_0"] > design.rule.admissible.single_dose_threshold:
         assert level == 0  # only the lowest dose when it alone qualifies
     admissible = [k for k in range(5) if q[f"admissible_{k}"] == 1.0]
-    assert q[f"acquisition_{level}"] == max(q[f"acquisition_{k}"] for k in admissible)
+    if "overdose_limit" in decision.bound_by:  # the highest lower level within the limit
+        assert q[f"p_above_{level}"] <= limit < q[f"p_above_{level + 1}"]
+        return
+    best = max(q[f"acquisition_{k}"] for k in admissible)
+    if "mcse" in decision.bound_by:  # an escalation within noise: the best lower dose instead
+        lower = [k for k in admissible if k <= current]
+        assert level == max(lower, key=lambda k: q[f"acquisition_{k}"])
+        assert best - q[f"acquisition_{level}"] < 2 * q["acquisition_gap_mcse"]
+        return
+    assert q[f"acquisition_{level}"] == best
 
 
 def test_trial_runs_end_to_end_and_recommends_a_level():
