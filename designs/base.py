@@ -16,6 +16,12 @@ stops at the sample size or by a stopping rule, gives the start dose to the firs
 otherwise asks the rule; :meth:`Design.decide` applies the same rule to any fit the user made
 (``decide(idata, data)``); :meth:`Design.recommend` asks the rule for the final selection.
 
+A hard overdose limit holds for every model-based rule: a rule reports the posterior
+probability of overdosing at a dose (:meth:`Rule.overdose_probability`), and no decision gives
+the next cohort a dose where it exceeds ``conduct.max_overdose_probability`` (0.5 by default),
+whatever the rule's options (monotone, no skipping, coherence, rounding) asked for: the design
+de-escalates to the highest dose within the limit, or stops with the reason "overdose limit".
+
 Rules that decide from the patients and DLTs per dose level only (BOIN, 3+3) derive from
 :class:`CountRule`: the rule is written once, for a batch of count states
 (``decide_counts`` / ``recommend_counts``), and ``choose`` / ``select`` apply it to a batch of
@@ -28,7 +34,6 @@ as the simulation engine requires.
 """
 
 import copy
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, MutableMapping, Sequence
@@ -62,6 +67,7 @@ __all__ = [
     "Stopping",
     "compose",
     "dataclass_options",
+    "rate_above",
 ]
 
 
@@ -84,7 +90,7 @@ class Stopping(Protocol):
 
 @dataclass(frozen=True)
 class Conduct:
-    """How a trial is run, whatever the model and rule.
+    r"""How a trial is run, whatever the model and rule.
 
     Parameters
     ----------
@@ -123,6 +129,19 @@ class Conduct:
         Run the trial in time and enrol backfill patients at lower, cleared doses while an
         escalation cohort is pending (:mod:`dosezoo.designs.backfill`); None (default): no
         time, cohorts one after the other.
+    max_overdose_probability : float
+        The hard overdose limit, in (0, 1]: no decision gives the next cohort a dose whose
+        posterior probability of overdosing (:meth:`Rule.overdose_probability`, e.g.
+        :math:`P(\mathrm{MTD} < x)` or :math:`P(p_k > \text{target})`) exceeds it; the design
+        de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
+        stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
+        likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
+        the limit off. The recommendation at the end is the rule's.
+    overdose_min_patients : int
+        Patients needed at the lowest dose level before the overdose limit may stop the trial
+        (3, as the rules' own safety stops: BOIN's elimination, the CRM's and Optimus's safety
+        stop); with fewer, the lowest level is given again (``bound_by``
+        ``"overdose_min_patients"``). It is the only dose the limit may let through.
     """
 
     start_dose: float | None = None
@@ -141,10 +160,18 @@ class Conduct:
     refit_tune: bool = True
     on_refusal: Literal["raise", "stop"] = "raise"
     backfill: Backfill | None = None
+    max_overdose_probability: float = 0.5
+    overdose_min_patients: int = 3
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
         owner = "Conduct"
+        minimum = integer(owner, "overdose_min_patients", self.overdose_min_patients, minimum=0)
+        object.__setattr__(self, "overdose_min_patients", minimum)
+        limit = real_number(owner, "max_overdose_probability", self.max_overdose_probability)
+        if not 0 < limit <= 1:
+            raise ValueError(f"{owner}: max_overdose_probability must lie in (0, 1], got {limit!r}")
+        object.__setattr__(self, "max_overdose_probability", limit)
         if self.start_dose is not None:
             object.__setattr__(
                 self, "start_dose", real_number(owner, "start_dose", self.start_dose)
@@ -186,12 +213,8 @@ class Conduct:
         The doses are every dose column (one for a single drug, several for a combination);
         the covariates of the data, when they have any, enter the hash too.
         """
-        digest = hashlib.sha256(np.asarray(data.doses, float).tobytes())
-        for name in columns:
-            digest.update(np.asarray(data.column(name), float).tobytes())
-        for name in data.covariates:
-            digest.update(np.asarray(data.column(name)).astype(str).tobytes())
-        return int.from_bytes(digest.digest()[:8], "little") ^ self.random_seed
+        digest = bytes.fromhex(data.fingerprint(columns))
+        return int.from_bytes(digest[:8], "little") ^ self.random_seed
 
     def stop_reason(self, data: TrialData) -> str | None:
         """Why the trial stops before the next cohort (sample size, then stopping rules)."""
@@ -213,6 +236,8 @@ class Conduct:
             "start_dose": self.start_dose,
             "cohort_size": self.cohort_size,
             "sample_size": self.sample_size,
+            "max_overdose_probability": self.max_overdose_probability,
+            "overdose_min_patients": self.overdose_min_patients,
         }
         for rule in self.stopping:
             record |= {f"stopping_{key}": value for key, value in rule.describe().items()}
@@ -299,6 +324,18 @@ class Rule(ABC):
         """
         return cleared
 
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        r"""Posterior probability that ``dose`` overdoses: what the hard overdose limit checks.
+
+        By default :math:`P(\mathrm{MTD} < x \mid \text{data})` when the posterior has the MTD's
+        distribution (EWOC, 3PND), None otherwise (no model-based quantity: the limit does
+        not apply). Rules of per-level rates override it with their own definition of an
+        overdose (e.g. :math:`P(p_k > \text{target})` for the CRM).
+        """
+        if posterior is None or posterior.mtd is None:
+            return None
+        return float(posterior.mtd.cdf(dose))
+
     @abstractmethod
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose (or a stop) from the posterior of the trial so far."""
@@ -372,6 +409,22 @@ def compose(
     )
     rule = rule_class(**{key: value for key, value in options.items() if key in rule_names})
     return Design(model, rule, conduct)
+
+
+def rate_above(
+    posterior: DosePosterior | None, dose: float, threshold: float, name: str = "p_dlt"
+) -> float | None:
+    """``P(rate > threshold | data)`` at ``dose``, one of the posterior's dose levels.
+
+    What rules of per-level rates report as :meth:`Rule.overdose_probability`; None when
+    there is no posterior or ``dose`` is not one of its levels.
+    """
+    if posterior is None:
+        return None
+    levels = list(posterior.dose_levels)
+    if dose not in levels:
+        return None
+    return float(posterior.prob_above(threshold, name)[levels.index(dose)])
 
 
 def _init_names(cls: type) -> list[str]:
@@ -678,8 +731,69 @@ class Design:
             refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
-        decision = (self.rule.select if final else self.rule.choose)(posterior, data)
+        if final:
+            decision = self.rule.select(posterior, data)
+        else:
+            decision = self._within_overdose_limit(
+                self.rule.choose(posterior, data), posterior, data
+            )
         return self._with_refits(decision, posterior)
+
+    def _within_overdose_limit(
+        self, decision: Decision, posterior: DosePosterior | None, data: TrialData
+    ) -> Decision:
+        """Hold ``decision`` to ``conduct.max_overdose_probability`` (the hard overdose limit).
+
+        Records ``overdose_probability`` at the dose given; above the limit, de-escalates to
+        the highest lower dose level within it (without levels: the MTD's quantile at the
+        limit), or stops when there is none.
+        """
+        dose = decision.next_dose
+        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
+            return decision
+        p = self.rule.overdose_probability(posterior, float(dose))
+        if p is None:
+            return decision
+        limit = self.conduct.max_overdose_probability
+        if p <= limit:
+            decision.quantities["overdose_probability"] = p
+            return decision
+        if self.dose_levels:
+            candidates = [float(v) for v in reversed(self.dose_levels) if v < dose]
+        elif posterior.mtd is not None:
+            candidates = [float(posterior.mtd.quantile(limit))]
+        else:
+            candidates = []
+        for candidate in candidates:
+            q = self.rule.overdose_probability(posterior, candidate)
+            if q is not None and q <= limit and candidate < dose:
+                return replace(
+                    decision,
+                    next_dose=candidate,
+                    bound_by=(*decision.bound_by, "overdose_limit"),
+                    quantities=decision.quantities | {"overdose_probability": q},
+                )
+        lowest = candidates[-1] if candidates else float(dose)
+        treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
+        if self.dose_levels and treated < self.conduct.overdose_min_patients:
+            # As the rules' own safety stops: no stop before enough patients at the lowest dose.
+            return replace(
+                decision,
+                next_dose=lowest,
+                bound_by=(*decision.bound_by, "overdose_min_patients"),
+                quantities=decision.quantities
+                | {"overdose_probability": self.rule.overdose_probability(posterior, lowest)},
+            )
+        return Decision(
+            None,
+            stop_reason=(
+                f"overdose limit: P(overdose) > {limit:g} at every dose up to {dose:g} "
+                f"(at the lowest, {lowest:g}: "
+                f"{self.rule.overdose_probability(posterior, lowest):.3f})"
+            ),
+            quantities=decision.quantities | {"overdose_probability": p},
+            diagnostics=decision.diagnostics,
+        )
 
     def _with_refits(self, decision: Decision, posterior: DosePosterior | None) -> Decision:
         """Record the refits a decision's fit needed, when the conduct allows refits."""
@@ -704,6 +818,9 @@ class Design:
 
         Raises
         ------
+        FitMismatchError
+            If the fit was made on other data, by another model class or with other model
+            settings (:meth:`~dosezoo.models.base.DoseModel.check_fit`).
         ConvergenceError
             If the fit fails ``conduct.convergence`` on the variables the rule reads.
         """
@@ -713,6 +830,7 @@ class Design:
         if not data.n_patients:
             raise ValueError(f"{self.label}.decide needs at least one patient; call next(data)")
         model = self.rule.model_for(self.model, data)
+        model.check_fit(idata, data)
         levels = self.rule.levels_read(data, final=False)
         posterior = model.posterior_from_idata(idata, self.conduct.convergence, levels=levels)
         report = posterior.report
@@ -720,7 +838,7 @@ class Design:
             raise ConvergenceError(
                 f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
             )
-        return self.rule.choose(posterior, data)
+        return self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
 
     def model_for(self, data: TrialData) -> DoseModel:
         """Return the model whose fit :meth:`decide` expects for ``data``."""

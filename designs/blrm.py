@@ -25,7 +25,7 @@ import numpy as np
 from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, rate_above
 from dosezoo.designs.registry import Family, register
 from dosezoo.models.blrm import BLRM
 from dosezoo.posterior import DosePosterior
@@ -246,6 +246,10 @@ class BLRMRule(ModelRule):
         return Decision(
             float(levels[self._best(candidates, intervals["target"])]), quantities=quantities
         )
+
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        """``P(p_k > target_interval[1] | data)``: the excessive toxicity at ``dose``."""
+        return rate_above(posterior, dose, self.target_interval[1])
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -26,7 +26,7 @@ import numpy as np
 from dosezoo.checks import choice, positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, rate_above
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_index
 from dosezoo.models.crm import CRM
@@ -190,6 +190,10 @@ class CRMRule(ModelRule):
             return Decision(None, stop_reason=f"no MTD: {reason}", quantities=quantities)
         level = self._closest(estimates["used"])
         return Decision(self.model.dose_levels[level], quantities=quantities)
+
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        """``P(p_k > target | data)`` at the level ``dose`` (the hard overdose limit's check)."""
+        return rate_above(posterior, dose, self.model.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -12,7 +12,9 @@ level not above the quantile (rounding down keeps the overdose control; the lowe
 every level is above it), at most one level above the highest level given (``no_skipping``).
 With ``safety_cutoff`` set, the trial stops with no MTD when
 :math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
-dose is the rule's dose given all data, not above the highest dose given.
+dose is the rule's dose given all data, not above the highest dose given; no dose is
+recommended (a stop with the reason) when no patient was treated, or, with levels, when every
+dose given lies below the lowest level (no level was tried).
 
 Coherence (Cheung 2005, *Biometrika* 92, 863-873), option ``coherent`` (off by default, as in
 Babb et al.): a decision never escalates above the last cohort's dose after a DLT in it, nor
@@ -141,7 +143,7 @@ class EWOCRule(ModelRule):
                 if final
                 else (
                     float(data.dose[data.escalation][-1]) + self.max_increment
-                    if self.max_increment is not None
+                    if self.max_increment is not None and given.size
                     else None
                 )
             )
@@ -152,7 +154,8 @@ class EWOCRule(ModelRule):
         levels = np.asarray(self.model.dose_levels)
         below = np.flatnonzero(levels <= quantile)
         level = int(below[-1]) if below.size else 0
-        highest = int(np.searchsorted(levels, given.max(), side="right")) - 1
+        # -1 when no level was given (no patient, or every dose below the lowest level)
+        highest = int(np.searchsorted(levels, given.max(), side="right")) - 1 if given.size else -1
         ceiling = highest if final else (highest + 1 if self.no_skipping else levels.size - 1)
         if level > ceiling:
             level = ceiling
@@ -181,9 +184,25 @@ class EWOCRule(ModelRule):
             )
         return None
 
+    def _untried(self, data: TrialData) -> str | None:
+        """Why no dose can be recommended from ``data`` (no patient, or no level given)."""
+        if not data.n_patients:
+            return "no patients"
+        levels = self.model.dose_levels
+        highest = float(np.max(data.dose))
+        if self.doses == "levels" and highest < levels[0]:
+            return (
+                f"no dose level was given (the highest dose given, {highest:g}, is below the "
+                f"lowest level {levels[0]:g})"
+            )
+        return None
+
     def _decision(
         self, posterior: DosePosterior | None, data: TrialData, *, final: bool
     ) -> Decision:
+        untried = self._untried(data) if final else None
+        if untried:
+            return Decision(None, stop_reason=f"no MTD: {untried}")
         mtd = self._mtd(posterior)
         alpha = self.alpha_for(data)
         quantile = mtd.quantile(alpha)
@@ -194,7 +213,7 @@ class EWOCRule(ModelRule):
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
             )
         dose, bound_by = self._dose(quantile, data, final=final)
-        if self.coherent and not final:
+        if self.coherent and not final and data.n_patients:
             dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = mtd.cdf(dose)
         return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
@@ -218,7 +237,11 @@ class EWOCRule(ModelRule):
         return self._decision(posterior, data, final=False)
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
-        """Recommend the rule's dose given all data, not above the highest dose given."""
+        """Recommend the rule's dose given all data, not above the highest dose given.
+
+        No dose (a stop with the reason) when no patient was treated, or, with levels, when
+        every dose given lies below the lowest level.
+        """
         return self._decision(posterior, data, final=True)
 
     def describe(self) -> Described:

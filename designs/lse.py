@@ -22,7 +22,10 @@ Acquisition functions
   :math:`EI_k = E[\max(g^* - g_k, 0)]`.
 
 The next dose maximises the acquisition over the admissible set (eq 22); ties go to the lowest
-dose.
+dose. The acquisition values are Monte Carlo averages over the posterior draws: an escalation
+whose advantage over the best admissible dose at or below the current one is within two
+batch-means standard errors of that difference is not told apart from noise, and the rule
+takes the safer side, that lower dose (``bound_by`` ``"mcse"``; our addition).
 
 Admissible set (Section 4.3.1, :class:`AdmissibleSet`)
 ------------------------------------------------------
@@ -87,7 +90,7 @@ import numpy as np
 from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, Rule
+from dosezoo.designs.base import Conduct, Design, Rule, rate_above
 from dosezoo.designs.boin import BOINRule
 from dosezoo.designs.registry import Family, Option, options_of, register, table_of
 from dosezoo.diagnostics import ConvergenceCriteria
@@ -454,6 +457,12 @@ class BORule:
 
 # --------------------------------------------------------------------------- design
 
+#: Batches of draws of the batch-means Monte Carlo standard error of an acquisition difference.
+MCSE_BATCHES = 10
+#: An escalation must beat the best dose at or below the current one by this many standard
+#: errors (about a one-sided 97.7% level) to be told apart from Monte Carlo noise.
+MCSE_MARGIN = 2.0
+
 
 @dataclass(frozen=True)
 class TwoStageGPRule(Rule):
@@ -746,7 +755,42 @@ class TwoStageGPRule(Rule):
             )
         level = int(np.flatnonzero(allowed)[np.argmax(values[allowed])])
         bound_by = () if allowed.all() or values[level] >= values.max() else ("admissible",)
+        safer = self._safer_within_noise(draws, counts, allowed, values, level)
+        if safer is not None:
+            level, quantities["acquisition_gap_mcse"] = safer
+            bound_by = (*bound_by, "mcse")
         return Decision(self.dose_levels[level], bound_by=bound_by, quantities=quantities)
+
+    def _safer_within_noise(
+        self,
+        draws: np.ndarray,
+        counts: LevelCounts,
+        allowed: np.ndarray,
+        values: np.ndarray,
+        level: int,
+    ) -> tuple[int, float] | None:
+        """Return the best admissible dose not above the current one if escalating is noise.
+
+        The acquisition values are Monte Carlo averages over the draws: an escalation whose
+        advantage over the best admissible dose at or below the current one is less than
+        :data:`MCSE_MARGIN` Monte Carlo standard errors of that difference is not told apart
+        from noise, and the rule takes the safer side (that lower dose). The standard error
+        is by batch means (:data:`MCSE_BATCHES` consecutive batches of draws, each giving the
+        difference of the acquisition values), which accounts for the chain's
+        autocorrelation. Returns ``(lower level, standard error)``, or None to keep ``level``.
+        """
+        lower = np.flatnonzero(allowed[: counts.current + 1])
+        if level <= counts.current or not lower.size or len(draws) < 2 * MCSE_BATCHES:
+            return None
+        best = int(lower[np.argmax(values[lower])])
+        gaps = [
+            np.subtract(*self.stage2.acquisition_values(batch, counts)[[level, best]])
+            for batch in np.array_split(draws, MCSE_BATCHES)
+        ]
+        error = float(np.std(gaps, ddof=1) / math.sqrt(MCSE_BATCHES))
+        if values[level] - values[best] >= MCSE_MARGIN * error:
+            return None
+        return best, error
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Recommend the MTD at the end of the trial (rules (a)-(c), or BO's), or no dose.
@@ -783,6 +827,10 @@ class TwoStageGPRule(Rule):
             **{f"pi_below_{k}": float(v) for k, v in enumerate(np.mean(draws < self.target, 0))},
         }
         return Decision(self.dose_levels[level], quantities=quantities)
+
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        """``P(p_k > target | data)`` at ``dose`` (stage 2; stage 1 reads no posterior)."""
+        return rate_above(posterior, dose, self.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -17,7 +17,9 @@ toxicity and ordinal efficacy (:class:`dosezoo.models.joint_probit.JointProbit`)
 This module adds what a trial needs and Lin leaves open, each an option:
 
 - *no skipping*: the next dose is at most one level above the highest level given so far;
-- *safety stop*: the trial stops when the lowest dose is excluded;
+- *safety stop*: the trial stops when the lowest dose is excluded and has at least
+  ``safety_min_patients`` patients (3, as the CRM, BOIN and the two-stage GP designs); with
+  fewer, the next cohort gets the lowest dose;
 - *futility stop* (off by default): after ``futility_min_patients`` patients, stop when no
   non-excluded dose has :math:`P(p_E(d) \ge e \mid \text{data})` of at least
   ``futility_cutoff``;
@@ -43,7 +45,7 @@ import pandas as pd
 from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose
+from dosezoo.designs.base import Design, ModelRule, compose, rate_above
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
@@ -86,6 +88,9 @@ class OptimusRule(ModelRule):
         least this (off by default).
     futility_min_patients : int
         Patients needed before the futility stop may fire (9).
+    safety_min_patients : int
+        Patients at the lowest dose needed before the safety stop may fire (3); before that,
+        an excluded lowest dose is given again (``bound_by`` ``"safety_min_patients"``).
 
     Notes
     -----
@@ -103,6 +108,7 @@ class OptimusRule(ModelRule):
     range_probability: float = 0.3
     futility_cutoff: float | None = None
     futility_min_patients: int = 9
+    safety_min_patients: int = 3
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
@@ -130,6 +136,8 @@ class OptimusRule(ModelRule):
             object.__setattr__(self, "futility_cutoff", cutoff)
         minimum = integer(owner, "futility_min_patients", self.futility_min_patients, minimum=1)
         object.__setattr__(self, "futility_min_patients", minimum)
+        at_lowest = integer(owner, "safety_min_patients", self.safety_min_patients, minimum=1)
+        object.__setattr__(self, "safety_min_patients", at_lowest)
 
     @property
     def dose_levels(self) -> tuple[float, ...]:
@@ -214,15 +222,22 @@ class OptimusRule(ModelRule):
         counts, summary = self._counts_and_summaries(posterior, data)
         quantities = self._quantities(summary)
         diagnostics = self._diagnostics(posterior)
-        if summary["excluded"][0]:
+        if summary["excluded"][0] and counts.n[0] >= self.safety_min_patients:
             return Decision(
                 None,
                 stop_reason=(
                     f"safety: the lowest dose {self.dose_levels[0]:g} is overdosed, "
                     f"P(p_tox > {self.overdose_limit:g}) = {summary['p_overdose'][0]:.3f} > "
-                    f"{self.overdose_cutoff:g}"
+                    f"{self.overdose_cutoff:g} with {counts.n[0]} patients there"
                 ),
                 quantities=quantities,
+                diagnostics=diagnostics,
+            )
+        if summary["excluded"][0]:  # too few patients there to stop: stay at the lowest dose
+            return Decision(
+                self.dose_levels[0],
+                quantities=quantities,
+                bound_by=("safety_min_patients",),
                 diagnostics=diagnostics,
             )
         allowed = ~summary["excluded"]
@@ -314,6 +329,10 @@ class OptimusRule(ModelRule):
             self.dose_levels[best], quantities=quantities, diagnostics=self._diagnostics(posterior)
         )
 
+    def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
+        """``P(p_tox > overdose_limit | data)`` at ``dose``, Lin's overdose probability."""
+        return rate_above(posterior, dose, self.overdose_limit, "p_tox")
+
     def describe(self) -> Described:
         """Flat record of the rule's options."""
         return {
@@ -325,6 +344,7 @@ class OptimusRule(ModelRule):
             "range_probability": self.range_probability,
             "futility_cutoff": self.futility_cutoff,
             "futility_min_patients": self.futility_min_patients,
+            "safety_min_patients": self.safety_min_patients,
         }
 
 

@@ -43,6 +43,7 @@ are numbered from 0 in messages; for CSV files the line number is given too
 
 import codecs
 import csv
+import hashlib
 import io
 import math
 import numbers
@@ -1111,6 +1112,21 @@ class TrialData:
         return (*self.dose_columns, _COHORT, *self.outcomes, *self.covariates, *self.schedule)
 
     # ------------------------------------------------------------------ access
+
+    def fingerprint(self, columns: Sequence[str]) -> str:
+        """Return a SHA-256 hex digest of the doses, ``columns`` and covariates, in order.
+
+        What a model reads of the data (every dose column, its outcome ``columns``, the
+        covariates), patient by patient: two data sets with the same fingerprint give a
+        model the same posterior. Fits record it (see
+        :meth:`dosezoo.models.base.DoseModel.check_fit`); the conduct seeds its fits from it.
+        """
+        digest = hashlib.sha256(np.asarray(self.doses, float).tobytes())
+        for name in columns:
+            digest.update(np.asarray(self.column(name), float).tobytes())
+        for name in self.covariates:
+            digest.update(np.asarray(self.column(name)).astype(str).tobytes())
+        return digest.hexdigest()
 
     def column(self, name: str) -> np.ndarray:
         """Return one column as a read-only numpy array.

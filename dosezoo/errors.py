@@ -7,6 +7,14 @@ class DataError(ValueError):
     """Trial data that cannot be used: the message names the column, the row and the value."""
 
 
+class FitMismatchError(DataError):
+    """A fit handed to a decision was made on other data or by another model.
+
+    The message names what differs: the data (a fingerprint of the doses, the model's outcome
+    columns and the covariates, in patient order), the model class, or the model's settings.
+    """
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used: the message names the file, section, key and value."""
 

@@ -7,6 +7,7 @@ scripts that reproduce them (``benchmarks/lee2023_study.py``, ``benchmarks/o6bg_
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -31,7 +32,7 @@ LEE2023_STRATEGIES = {"acc": (0.9, 0.01), "std": (0.99, 0.001)}
 LEE2023_SCHEDULES = {"FSAD": 1, "CSAD": 3}
 LEE2023_SAMPLE_SIZES = (18, 30, 45)
 LEE2023_NU0 = (0.6, 1.0, 1.4)
-LEE2023_SHARED = {"delta": 0.1, "eta": 3.0, "x_min": 5.0, "x_max": 80.0}
+LEE2023_SHARED: dict[str, Any] = {"delta": 0.1, "eta": 3.0, "x_min": 5.0, "x_max": 80.0}
 LEE2023_START_DOSE = 6.0
 LEE2023_TRUE_MTD = 50.0
 LEE2023_SIGMA0 = 0.1
@@ -84,7 +85,7 @@ def lee2023_configurations() -> list[StudyConfiguration]:
 
 # --------------------------------------------------------------- Lee (2023), "Application"
 
-O6BG_MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5)
+O6BG_MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5, dose_unit="mg/m^2")
 O6BG_LEVELS = (40.0, 60.0, 80.0, 100.0, 120.0)
 #: Feasibility bound of the accelerated and the standard re-design.
 O6BG_ALPHAS = {"accelerated": 0.1, "standard": 0.05}

@@ -7,7 +7,9 @@ which owns the rest:
 - ``build(data) -> pymc.Model``, the specification (each model writes it);
 - one ``fit(data, *, engine, draws, tune, chains, random_seed)`` template that checks the
   settings and the data, runs the engine, and records the fit's identity in the DataTree's
-  root attributes (model, options, engine, package version);
+  root attributes (model name and class, options, engine, package version) with a fingerprint
+  of the data it was fitted to; :meth:`DoseModel.check_fit` refuses a fit of other data or of
+  another model (what ``Design.decide`` does before it reads a fit);
 - an **engine registry**: a model registers what it has with the :func:`engine` decorator
   (``"grid"``, ``"quadrature"``, ``"kernel"``, ...); ``"nuts"`` (PyMC's NUTS on ``build``, the
   reference) is every model's, and ``"pymc"`` (``pm.sample`` with the model's own step methods)
@@ -23,6 +25,7 @@ its outcome columns are declared in ``outcomes``.
 """
 
 import copy
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
@@ -34,6 +37,7 @@ import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.errors import FitMismatchError
 from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
 from dosezoo.models.workflow import dose_groups, outcome_statistics, ppp_dataset, variance_ratio_ess
 from dosezoo.posterior import DosePosterior, Sampling
@@ -395,8 +399,79 @@ class DoseModel(ABC):
         self.__dict__.update(state)
 
     def identity(self, engine: str) -> dict:
-        """Return the root attributes of a fit: the model, its options (JSON) and the engine."""
-        return fit_identity(self.model_name, self.parameters(), engine)
+        """Return the root attributes of a fit: the model and its class, options (JSON), engine."""
+        return fit_identity(self.model_name, self.parameters(), engine) | {
+            "model_class": f"{type(self).__module__}.{type(self).__qualname__}"
+        }
+
+    def stamp(self, idata: xr.DataTree, data: TrialData, engine: str = "user") -> xr.DataTree:
+        """Record in ``idata``'s root attributes that it is a fit of this model to ``data``.
+
+        :meth:`fit` does it for every fit; call it for a fit made otherwise (e.g.
+        ``pm.sample`` on :meth:`build`), which :meth:`check_fit` refuses until stamped.
+
+        Returns
+        -------
+        xarray.DataTree
+            ``idata`` itself, with the attributes ``model``, ``model_class``,
+            ``model_parameters``, ``engine``, ``dosezoo_version``, ``data_fingerprint`` (of
+            the doses, the model's outcome columns and the covariates, in patient order:
+            :meth:`~dosezoo.data.TrialData.fingerprint`) and ``data_patients``.
+        """
+        idata.attrs.update(self.identity(engine))
+        idata.attrs["data_fingerprint"] = data.fingerprint(self.outcomes)
+        idata.attrs["data_patients"] = data.n_patients
+        return idata
+
+    def check_fit(self, idata: object, data: TrialData) -> None:
+        """Refuse a fit that is not this model's fit to ``data``.
+
+        Compares the fit's root attributes (:meth:`stamp`) with this model and ``data``: the
+        model class, the model's settings (:meth:`parameters`: hyper-parameters, dose levels)
+        and the data's fingerprint.
+
+        Raises
+        ------
+        TypeError
+            If ``idata`` is not a DataTree.
+        FitMismatchError
+            Naming what differs (data, model class, model settings), or saying that the fit
+            records no fingerprint (it was not made by :meth:`fit` nor stamped).
+        """
+        if not isinstance(idata, xr.DataTree):
+            raise TypeError(
+                f"{self.model_name}: expected an InferenceData (xarray.DataTree), "
+                f"got {type(idata).__name__}"
+            )
+        attrs = idata.attrs
+        if "data_fingerprint" not in attrs or "model_class" not in attrs:
+            raise FitMismatchError(
+                f"{self.model_name}: the fit records no fingerprint of its data and model (made "
+                "otherwise than by model.fit?); fit with model.fit(data), or record a fit of "
+                "your own with model.stamp(idata, data)"
+            )
+        mine = self.identity(str(attrs.get("engine")))
+        if attrs["model_class"] != mine["model_class"]:
+            raise FitMismatchError(
+                f"{self.model_name}: the model class differs: the fit is of "
+                f"{attrs.get('model')} ({attrs['model_class']}), this model is "
+                f"{self.model_name} ({mine['model_class']})"
+            )
+        theirs, ours = json.loads(attrs["model_parameters"]), json.loads(mine["model_parameters"])
+        if theirs != ours:
+            differ = [key for key in {**ours, **theirs} if theirs.get(key) != ours.get(key)]
+            shown = "; ".join(
+                f"{key}: fit {theirs.get(key)!r}, model {ours.get(key)!r}" for key in differ
+            )
+            raise FitMismatchError(f"{self.model_name}: the model settings differ: {shown}")
+        if attrs["data_fingerprint"] != data.fingerprint(self.outcomes):
+            raise FitMismatchError(
+                f"{self.model_name}: the data differ: the fit was made on "
+                f"{attrs.get('data_patients', '?')} patients, these data have {data.n_patients} "
+                f"patients (fingerprints {str(attrs['data_fingerprint'])[:12]}... and "
+                f"{data.fingerprint(self.outcomes)[:12]}... of the doses, "
+                f"{', '.join(self.outcomes)} and covariates); fit the model to these data"
+            )
 
     def _checked_data(self, data: object, min_patients: int) -> TrialData:
         if not isinstance(data, TrialData):
@@ -441,7 +516,8 @@ class DoseModel(ABC):
         xarray.DataTree
             Every engine returns ``pm.sample``'s schema for :meth:`build`'s model:
             ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data``; the root
-            attributes name the model, its options and the engine.
+            attributes name the model, its class, its options and the engine, with the
+            data's fingerprint (:meth:`stamp`).
         """
         engine = self.default_engine if engine is None else engine
         tune = self.default_tune if tune is None else tune
@@ -457,8 +533,7 @@ class DoseModel(ABC):
             progressbar=progressbar,
             **options,
         )
-        idata.attrs.update(self.identity(engine))
-        return idata
+        return self.stamp(idata, data, engine)
 
     @engine("nuts")
     def _fit_nuts(self, data: TrialData, **settings: Any) -> xr.DataTree:

@@ -43,11 +43,16 @@ if TYPE_CHECKING:
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
+#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
+#: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
+#: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
+#: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
+MAX_RESPONSE_SCALE = 1e6
 
 
 @dataclass(frozen=True)
 class ThreePND(DoseModel):
-    """The 3PND model of Lee (2023) with its hyper-parameters.
+    r"""The 3PND model of Lee (2023) with its hyper-parameters.
 
     Parameters
     ----------
@@ -59,12 +64,34 @@ class ThreePND(DoseModel):
         Dose range, ``0 <= x_min < x_max``; every dose must lie strictly inside it.
     delta : float
         Scale (> 0) of the log-normal prior of the non-linearity ``nu``.
+    dose_unit : str, optional
+        The unit of the doses, ``x_min`` and ``x_max`` (e.g. ``"mg/m^2"``), recorded in
+        :meth:`parameters` (hence in ``describe()`` and in every fit's attributes, so that a
+        fit made in another unit is refused); None when not given ("unspecified"). Give it:
+        the model is not invariant to the dose unit (below).
 
     Notes
     -----
+    **The dose unit matters.** Lee (2023)'s prior on beta, :math:`U(l, u)` with
+    :math:`u = \eta / R^\nu + \sigma z`, mixes the scales of the response and of the dose:
+    with doses in units ``c`` times smaller (mg instead of g: ``x' = c x``), the same curve has
+    :math:`\beta' = \beta / c^\nu`, whose prior bound is :math:`\eta / (cR)^\nu + \sigma z`
+    instead of :math:`(\eta / R^\nu + \sigma z) / c^\nu`. So the posterior, and the decisions,
+    change with the unit: the O6-benzylguanine trial's first two cohorts
+    (``examples/o6bg_first_cohorts.csv``, the example's design) give another next dose in g/m^2
+    than in mg/m^2 (``test_the_3pnd_decision_depends_on_the_dose_unit`` in
+    ``tests/test_three_pnd_model.py`` computes both). Lee sets the model up in the trial's own
+    unit (mg/m^2 for O6-BG); use the unit the prior was elicited in, and record it.
+
     If every response is exactly 0 the posterior is improper: as nu grows,
     ``beta (x - x_min)^nu`` tends to 0 at every dose inside the range, fits the data exactly,
-    and the likelihood grows without bound as sigma shrinks. ``fit`` refuses such data.
+    and the likelihood grows without bound as sigma shrinks. So is it when two or more
+    patients, all at one dose, have the same positive response: a curve through that point
+    and ``(x_max, eta)`` (where beta's prior piles up as sigma shrinks) fits them exactly, and
+    the posterior mass grows like ``sigma^{2 - n}`` towards sigma = 0. Such data, and
+    responses beyond ``MAX_RESPONSE_SCALE * eta / z`` (whose likelihood double precision
+    cannot resolve), are refused with a :class:`~dosezoo.errors.DataError` naming the column,
+    the row and the value.
 
     Examples
     --------
@@ -82,9 +109,16 @@ class ThreePND(DoseModel):
     x_min: float
     x_max: float
     delta: float = 0.5
+    dose_unit: str | None = None
 
     def __post_init__(self) -> None:
         """Validate the hyper-parameters, naming the one at fault."""
+        if self.dose_unit is not None and not (
+            isinstance(self.dose_unit, str) and self.dose_unit.strip()
+        ):
+            raise ValueError(
+                f"ThreePND: dose_unit must be a non-empty string or None, got {self.dose_unit!r}"
+            )
         for name in ("eta", "gamma", "x_min", "x_max", "delta"):
             object.__setattr__(self, name, real_number("ThreePND", name, getattr(self, name)))
         if self.eta <= 0:
@@ -115,9 +149,10 @@ class ThreePND(DoseModel):
         """The hyper-parameters laid out for the numba kernels."""
         return kernels.pack_hyper(self.eta, self.z, self.x_min, self.x_max, self.delta)
 
-    def parameters(self) -> dict[str, float]:
-        """Return the hyper-parameters as a plain dict (recorded in every fit's attributes)."""
-        return {name: getattr(self, name) for name in ("eta", "gamma", "x_min", "x_max", "delta")}
+    def parameters(self) -> dict[str, float | str | None]:
+        """Return the hyper-parameters and the dose unit (recorded in every fit's attributes)."""
+        names = ("eta", "gamma", "x_min", "x_max", "delta", "dose_unit")
+        return {name: getattr(self, name) for name in names}
 
     # ------------------------------------------------------------------ data
 
@@ -131,12 +166,29 @@ class ThreePND(DoseModel):
         data.require("y", min_patients=min_patients, model="ThreePND")
         data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
         y = np.asarray(data.column("y"), dtype=float)
+        dose = np.asarray(data.dose, dtype=float)
         if y.size and not np.any(y):
             raise DataError(
                 f"column 'y': all {y.size} responses are 0; the 3PND posterior is then improper "
                 "(as nu grows, beta (x - x_min)^nu fits them exactly while sigma goes to 0)"
             )
-        return np.asarray(data.dose, dtype=float), y
+        limit = MAX_RESPONSE_SCALE * self.sigma_max
+        outlying = np.flatnonzero(np.abs(y) > limit)
+        if outlying.size:
+            row = int(outlying[0])
+            raise DataError(
+                f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
+                f"times sigma's upper end eta / z = {self.sigma_max:g} from 0; its likelihood is "
+                "beyond double precision (an entry or unit error?)"
+            )
+        if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
+            raise DataError(
+                f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
+                f"({y[0]:g}); the 3PND posterior is then improper (a curve through them and "
+                "(x_max, eta) fits them exactly while sigma goes to 0): it needs responses that "
+                "differ, or patients at another dose"
+            )
+        return dose, y
 
     # ----------------------------------------------------------------- model
 

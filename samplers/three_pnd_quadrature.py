@@ -325,6 +325,11 @@ def posterior_grid(obs: tuple, hyper: np.ndarray, *, size: int = 48) -> Quadratu
         if not np.isfinite(top):
             raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
         kept = log_density > top - LOG_DENSITY_RANGE
+        if not kept.any():  # top - 36 == top: the log density has lost its resolution
+            raise FloatingPointError(
+                f"3PND quadrature: the log density (maximum {top:g}) is too large in magnitude "
+                "for double precision to resolve; some response is far outside the model's scale"
+            )
         new_box, settled = [], True
         for axis, (lo, hi) in enumerate(box):
             index = np.flatnonzero(kept.any(axis=1 - axis))
@@ -348,8 +353,8 @@ def posterior_grid(obs: tuple, hyper: np.ndarray, *, size: int = 48) -> Quadratu
     else:
         raise FloatingPointError(
             f"3PND quadrature: the grid did not settle on the posterior in {MAX_REFITS} refits; "
-            "this happens when the posterior is improper or nearly so, e.g. responses that the "
-            "dose-response curve fits exactly, whose posterior piles up at sigma -> 0"
+            "the posterior is improper or nearly so, e.g. responses that a 3PND curve fits "
+            "exactly, whose posterior piles up at sigma -> 0"
         )
     weight = np.exp(log_density[kept] - top)
     weight /= weight.sum()

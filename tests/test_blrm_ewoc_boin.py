@@ -324,10 +324,14 @@ def test_ewoc_quantile_rule_can_de_escalate_after_a_dlt_free_cohort_unless_coher
     data = _data([160, 160, 160], [0, 0, 0])  # a high start, no DLT
     plain = ewoc_design(model).next(data)
     assert plain.next_dose < 160.0
-    coherent = ewoc_design(model, coherent=True).next(data)
+    coherent = ewoc_design(model, coherent=True, max_overdose_probability=1.0).next(data)
     assert coherent.next_dose == 160.0
     assert "coherence" in coherent.bound_by
     assert coherent.quantities["p_overdose"] > plain.quantities["p_overdose"]
+    # Coherence keeps 160, where P(MTD < 160) > 0.5: the design's hard limit does not.
+    assert coherent.quantities["p_overdose"] > 0.5
+    limited = ewoc_design(model, coherent=True).next(data)
+    assert limited.next_dose < 160.0 and limited.bound_by[-1] == "overdose_limit"
 
 
 @settings(max_examples=30, deadline=None)
@@ -340,6 +344,12 @@ def test_coherent_ewoc_never_moves_against_the_last_outcome(levels, dlts):
     doses = [LEVELS[k] for k in levels]
     data = _data(doses, dlts[: len(doses)])  # one patient per cohort
     decision = design.next(data)
+    if decision.stopped or "overdose_limit" in decision.bound_by:
+        # The design's hard limit overrides coherence, downwards only.
+        assert decision.stopped or decision.next_dose < doses[-1]
+        limit = design.conduct.max_overdose_probability
+        assert decision.quantities["overdose_probability"] > limit or not decision.stopped
+        return
     if dlts[len(doses) - 1]:
         assert decision.next_dose <= doses[-1]
     else:
@@ -374,3 +384,22 @@ def test_boin_model_nuts_agrees_with_the_exact_posterior():
 def test_boin_model_rejects_doses_off_the_levels():
     with pytest.raises(DataError, match=r"row 1.*15\.0"):
         BOIN(0.3, LEVELS).fit(_data([10, 15], [0, 0]))
+
+
+def test_ewoc_recommends_no_level_above_the_doses_given_nor_on_empty_data():
+    # Every dose given (20) lies below the lowest level (40): the final recommendation may not
+    # be a level never given (it was the highest level, 160, through an index of -1).
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=(40.0, 80.0, 160.0))
+    design = ewoc_design(model)
+    data = _data([20, 20, 20], [1, 1, 1])
+    final = design.recommend(data)
+    assert final.next_dose is None
+    assert final.stop_reason.startswith("no MTD: no dose level was given")
+    assert "20" in final.stop_reason and "40" in final.stop_reason
+    # The next cohort may get the lowest level (the rule's choice, before the design's limit).
+    assert design.rule.choose(design.posterior(data), data).next_dose == 40.0
+    # On empty data: a clear answer, not numpy's zero-size ValueError.
+    empty = TrialData.empty(outcomes=("dlt",))
+    for options in ({}, {"doses": "continuous", "max_increment": 10.0}):
+        decision = ewoc_design(model, **options).recommend(empty)
+        assert decision.next_dose is None and decision.stop_reason == "no MTD: no patients"

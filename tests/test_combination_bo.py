@@ -218,7 +218,7 @@ def test_rule_reads_a_sampled_posterior_as_well():
             "d2": ("dose", model.grid[:, 1]),
         },
     )
-    idata = xr.DataTree(children={"posterior": xr.DataTree(dataset)})
+    idata = model.stamp(xr.DataTree(children={"posterior": xr.DataTree(dataset)}), data)
     sampled = design.decide(idata, data)
     assert sampled.quantities["max_aei"] == pytest.approx(exact.quantities["max_aei"], rel=0.25)
     assert np.corrcoef(sampled.quantities["aei"], exact.quantities["aei"])[0, 1] > 0.95

@@ -12,7 +12,8 @@ example files and inherits every check here:
   dask), and the design survives its configuration (``design_config`` <-> ``design_from_config``,
   also through TOML text) with the same ``describe()``;
 - ``decide(idata, data)`` on a fit of ``model_for(data)`` agrees with ``next(data)`` within Monte
-  Carlo error: on the fast engine's fit, and on a NUTS fit;
+  Carlo error: on the fast engine's fit, and on a NUTS fit; it refuses a fit of other data
+  (before the last patient), of another family's model, or with other model settings;
 - bad data (a dose the model cannot use, a missing outcome column) is refused with a
   ``DataError`` naming the column, the row and the value.
 """
@@ -36,7 +37,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs import Design
 from dosezoo.designs.registry import FAMILIES, Family, design_config, family_of, toml_text
-from dosezoo.errors import DataError
+from dosezoo.errors import DataError, FitMismatchError
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import CountRuleDesign
 
@@ -271,6 +272,37 @@ def test_decide_on_a_fast_engine_fit_agrees_with_next(name):
     model = case.design.model_for(data)
     idata = model.fit(data, engine=model.fast_engine, draws=1000, chains=2, random_seed=7)
     _agree(case.design.next(data), case.design.decide(idata, data))
+
+
+@cache
+def _earlier_fit(name: str) -> tuple[TrialData, xr.DataTree]:
+    """The example trial before its last patient and a fast-engine fit of its model to it."""
+    case = _case(name)
+    earlier = TrialData.from_dataframe(case.frame.iloc[:-1], **case.schema)
+    model = case.design.model_for(earlier)
+    return earlier, model.fit(earlier, engine=model.fast_engine, draws=200, random_seed=7)
+
+
+@pytest.mark.parametrize("name", MODEL_FAMILIES)
+def test_decide_refuses_a_fit_of_other_data_or_of_another_model(name):
+    case = _case(name)
+    design = case.design
+    earlier, stale = _earlier_fit(name)
+    # The fit of the trial before its last patient: for a rule whose model depends on the data
+    # (a two-stage design), the model may differ too; either is named.
+    with pytest.raises(FitMismatchError, match=r"data differ|model settings differ"):
+        design.decide(stale, case.data)
+    # A fit of another family's model (another class).
+    model_class = type(design.model)
+    other = next(n for n in MODEL_FAMILIES if type(_case(n).design.model) is not model_class)
+    with pytest.raises(FitMismatchError, match="model class differs"):
+        design.decide(_earlier_fit(other)[1], earlier)
+    # The same model with other settings (one option added) is refused, naming it.
+    changed = stale.copy()
+    parameters = json.loads(stale.attrs["model_parameters"])
+    changed.attrs["model_parameters"] = json.dumps({**parameters, "changed": 1})
+    with pytest.raises(FitMismatchError, match="model settings differ: changed"):
+        design.decide(changed, earlier)
 
 
 def _nuts_cases():

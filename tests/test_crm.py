@@ -248,10 +248,26 @@ def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_d
     )
     data = _data(levels, dlts[: len(levels)])
     decision = design.next(data)
+    p_above = design.model.posterior(data).prob_above(design.model.target)
+    if decision.stopped and decision.stop_reason.startswith("overdose limit"):
+        # The design's hard overdose limit: P(p_k > target) > 0.5 at every level up to the
+        # rule's choice, the lowest included.
+        assert p_above[0] > design.conduct.max_overdose_probability
+        return
+    if "overdose_limit" in decision.bound_by:  # the limit overrides the step limits downwards
+        k = design.model.dose_levels.index(decision.next_dose)
+        assert p_above[k] <= design.conduct.max_overdose_probability < p_above[k + 1]
+        return
+    if "overdose_min_patients" in decision.bound_by:
+        # Every level above the limit, but fewer than 3 patients had the lowest: it is given.
+        assert decision.next_dose == design.model.dose_levels[0]
+        assert p_above[0] > design.conduct.max_overdose_probability
+        assert np.sum(np.asarray(data.dose) == 1.0) < design.conduct.overdose_min_patients
+        return
     if decision.stopped:
-        # Only the safety rule stops: enough patients at the lowest dose, and P(p_1 > target)
-        # above the cut-off (DLTs at higher doses count too: 1 DLT in 3 at the lowest dose
-        # and 3 in 3 at the next one stop the trial).
+        # Otherwise only the safety rule stops: enough patients at the lowest dose, and
+        # P(p_1 > target) above the cut-off (DLTs at higher doses count too: 1 DLT in 3 at the
+        # lowest dose and 3 in 3 at the next one stop the trial).
         assert np.sum(np.asarray(data.dose) == 1.0) >= design.rule.safety_min_patients
         p_lowest = design.model.posterior(data).prob_above(design.model.target)[0]
         assert p_lowest > design.rule.safety_cutoff

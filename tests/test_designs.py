@@ -33,8 +33,15 @@ def _trial(last_dose):
 
 
 def _decide(rule, idata, data, model=MODEL, **conduct):
-    """The rule's decision on a fit, through the design that judges the fit first."""
+    """The rule's decision on a fit, through the design that judges the fit first.
+
+    A hand-made posterior is stamped as the model's fit to ``data`` (``model.fit`` stamps its
+    own fits), so that the design's fingerprint check lets it through.
+    """
     design = mtd_quantile_design(model, rule, start_dose=40.0, **conduct)
+    if isinstance(idata, xr.DataTree) and isinstance(data, TrialData):
+        if "data_fingerprint" not in idata.attrs:
+            idata = model.stamp(idata.copy(), data)
     return design.decide(idata, data)
 
 
@@ -73,11 +80,17 @@ def test_levels_take_the_nearest(well_mixed):
     assert decision.bound_by == ("dose_levels",)
 
 
-def test_monotone_never_deescalates(well_mixed):
-    decision = _decide(MTDQuantileRule(alpha=0.1, monotone=True), well_mixed, _trial(100.0))
+def test_monotone_never_deescalates_but_for_the_overdose_limit(well_mixed):
+    rule = MTDQuantileRule(alpha=0.1, monotone=True)
+    decision = _decide(rule, well_mixed, _trial(100.0), max_overdose_probability=1.0)
     assert decision.next_dose == 100.0
     assert decision.bound_by == ("monotone",)
     assert decision.quantities["p_overdose"] > 0.5
+    # With the design's hard limit (0.5 by default) the dose is the MTD's median instead.
+    limited = _decide(rule, well_mixed, _trial(100.0))
+    assert limited.bound_by == ("monotone", "overdose_limit")
+    assert limited.next_dose < 100.0
+    assert limited.quantities["overdose_probability"] == pytest.approx(0.5, abs=1e-3)
 
 
 def test_refuses_a_fit_that_did_not_converge():

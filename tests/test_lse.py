@@ -267,6 +267,10 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
         # an explicit refusal, never a silent action
         assert q["ess_min"] < design.conduct.convergence.min_ess_bulk
         return
+    limit = design.conduct.max_overdose_probability
+    if decision.stopped and decision.stop_reason.startswith("overdose limit"):
+        assert q["p_above_0"] > limit  # the design's hard limit: even the lowest dose
+        return
     if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
         assert (
             q["p_above_0"] > design.rule.stop_threshold
@@ -279,7 +283,16 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     if q["p_above_0"] > design.rule.admissible.single_dose_threshold:
         assert level == 0  # only the lowest dose when it alone qualifies
     admissible = [k for k in range(5) if q[f"admissible_{k}"] == 1.0]
-    assert q[f"acquisition_{level}"] == max(q[f"acquisition_{k}"] for k in admissible)
+    if "overdose_limit" in decision.bound_by:  # the highest lower level within the limit
+        assert q[f"p_above_{level}"] <= limit < q[f"p_above_{level + 1}"]
+        return
+    best = max(q[f"acquisition_{k}"] for k in admissible)
+    if "mcse" in decision.bound_by:  # an escalation within noise: the best lower dose instead
+        lower = [k for k in admissible if k <= current]
+        assert level == max(lower, key=lambda k: q[f"acquisition_{k}"])
+        assert best - q[f"acquisition_{level}"] < 2 * q["acquisition_gap_mcse"]
+        return
+    assert q[f"acquisition_{level}"] == best
 
 
 def test_trial_runs_end_to_end_and_recommends_a_level():
@@ -333,3 +346,28 @@ def test_bad_data_names_row_and_value(design):
         design.next(_data([1.0, 7.0, 1.0], [0, 0, 0]))
     with pytest.raises(ValueError, match="p_draws must be probabilities"):
         lse_acquisition(np.full((3, 2), 1.5), TARGET)
+
+
+def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_dose():
+    # 2 DLTs in 3 patients at the lowest dose; with 400 kernel draws the expected improvement
+    # of the next dose beat the lowest dose's by 0.002 for this seed (Monte Carlo noise), and
+    # the design escalated. Within two batch-means standard errors it takes the safer side.
+    from dataclasses import replace
+    from pathlib import Path
+
+    from dosezoo.config import design_from_config, read_config
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "bo.toml"
+    example = design_from_config(read_config(path), str(path))
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 3, "dlt": [0, 1, 1]}))
+    # The hard overdose limit is lifted to isolate the rule's own choice.
+    conduct = replace(example.conduct, draws=400, random_seed=1, max_overdose_probability=1.0)
+    decision = Design(example.model, example.rule, conduct).next(data)
+    q = decision.quantities
+    assert abs(q["acquisition_1"] - q["acquisition_0"]) < 2 * q["acquisition_gap_mcse"]
+    assert decision.next_dose == 1.0 and decision.bound_by == ("mcse",)
+    # A clear escalation (12 patients, 2 DLTs at the lowest dose) is kept on every seed.
+    clear = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 12, "dlt": [0] * 10 + [1, 1]}))
+    for seed in range(3):
+        design = Design(example.model, example.rule, replace(conduct, random_seed=seed))
+        assert design.next(clear).next_dose == 2.0

@@ -148,6 +148,7 @@ def test_design_refuses_a_fit_that_failed_convergence(monkeypatch):
     monkeypatch.setattr(Design, "posterior", lambda self, data, final=False: rates)
     with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
         design.next(data)
+    monkeypatch.setattr(JointProbit, "check_fit", lambda self, idata, data: None)
     monkeypatch.setattr(JointProbit, "posterior_from_idata", lambda self, *a, **k: rates)
     with pytest.raises(ConvergenceError, match=r"R-hat 1\.2"):
         design.decide(None, data)
@@ -255,3 +256,20 @@ def test_design_refuses_data_off_the_levels_or_without_efficacy():
     no_eff = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [0]}))
     with pytest.raises(DataError, match="needs column 'efficacy'"):
         design.next(no_eff)
+
+
+def test_safety_stop_needs_three_patients_at_the_lowest_dose():
+    # Like the CRM's, BOIN's and the two-stage GP's safety stops, Lin's rule stops the trial
+    # only once the lowest dose has safety_min_patients (3) patients: with one patient there it
+    # stays at the lowest dose, even when the posterior already excludes it.
+    rng = np.random.default_rng(1)
+    rates = rates_from(rng, centre_tox=1.5, slope_tox=0.5, centre_eff=0.5, curvature=0.0)
+    one = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [1], "efficacy": [0]}))
+    rule = rule_of()
+    assert rule.summaries(rates)["excluded"][0]
+    decision = rule.choose(rates, one)
+    assert not decision.stopped and decision.next_dose == LEVELS[0]
+    assert "safety_min_patients" in decision.bound_by
+    assert rule_of(safety_min_patients=1).choose(rates, one).stopped
+    three = data_with([0], rng)
+    assert rule.choose(rates, three).stop_reason.startswith("safety: the lowest dose 10")

@@ -174,6 +174,7 @@ def test_o6bg_design_matches_lee2023():
         "x_min": 20.0,
         "x_max": 140.0,
         "delta": 0.5,
+        "dose_unit": "mg/m^2",
     }
 
 

@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,8 @@ from dosezoo.data import DataError, TrialData
 from dosezoo.models import ThreePND
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd import ThreePNDLayout
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 GOOD = {"eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0, "delta": 0.5}
 
@@ -95,7 +98,7 @@ def test_kernel_engine_output_schema_and_identity(o6bg_model, o6bg):
     np.testing.assert_array_equal(idata["observed_data"]["y"], o6bg.column("y"))
     np.testing.assert_array_equal(idata["constant_data"]["dose"], o6bg.dose)
     assert idata.attrs["model"] == "ThreePND"
-    assert json.loads(idata.attrs["model_parameters"]) == GOOD
+    assert json.loads(idata.attrs["model_parameters"]) == GOOD | {"dose_unit": None}
     assert idata.attrs["engine"] == "kernel"
 
 
@@ -201,3 +204,73 @@ def test_build_uses_data_containers(o6bg_model, o6bg):
         {"dose": [40.0, 60.0], "response": [10.0, 20.0]}, coords={"patient": [0, 1]}, model=model
     )
     assert model["y"].eval().shape == (2,)
+
+
+def _responses(doses, ys) -> TrialData:
+    return TrialData.from_dataframe(pd.DataFrame({"dose": doses, "y": ys}))
+
+
+@pytest.mark.parametrize("y", [30.0, 60.0])
+@pytest.mark.parametrize("n", [2, 3])
+def test_equal_responses_at_one_dose_are_a_data_error_not_a_floating_point_error(n, y):
+    # The curve then fits every response exactly, the likelihood grows without bound as sigma
+    # shrinks and the posterior is improper: a DataError naming the column, dose and value.
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    with pytest.raises(DataError, match=rf"column 'y'.*{n} responses.*dose 40.*{y:g}.*improper"):
+        model.posterior(_responses([40.0] * n, [y] * n))
+    # Unequal responses, or equal ones at two doses, or negative ones, have a posterior.
+    for doses, ys in (
+        ([40.0] * 3, [30.0, 31.0, 30.0]),
+        ([40.0, 40.0, 60.0], [y, y, y]),
+        ([40.0] * 3, [-5.0] * 3),
+    ):
+        assert 20 < model.posterior(_responses(doses, ys)).mtd.quantile(0.1) < 140
+
+
+@pytest.mark.parametrize("value", [3e9, 3e10, 3e11, 3e12, 1e300])
+def test_an_outlying_response_is_a_data_error_naming_row_and_value(value):
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    frame = pd.read_csv(EXAMPLES / "o6bg_first_cohorts.csv")
+    row = len(frame) - 1
+    frame.loc[row, "y"] = value
+    with pytest.raises(DataError) as error:
+        model.posterior(TrialData.from_dataframe(frame))
+    message = str(error.value)
+    assert f"column 'y', row {row}" in message and f"{value:g}" in message, message
+    assert "exact" not in message, message  # an outlier is not an exact fit
+
+
+def test_the_3pnd_decision_depends_on_the_dose_unit():
+    # The paper's prior on beta mixes dose and response scales: the same trial in g/m^2 gives
+    # another next dose than in mg/m^2 (documented in ThreePND's notes). The unit is therefore
+    # recorded (describe, the fit's attributes), and a fit made in one unit is refused by a
+    # model declared in another.
+    from dosezoo.designs import mtd_quantile_design
+    from dosezoo.designs.mtd_quantile import MTDQuantileRule
+    from dosezoo.errors import FitMismatchError
+
+    frame = pd.read_csv(EXAMPLES / "o6bg_first_cohorts.csv")
+    levels = (40.0, 60.0, 80.0, 100.0, 120.0)
+    doses = {}
+    designs = {}
+    for scale, unit in ((1.0, "mg/m^2"), (1000.0, "g/m^2")):
+        model = ThreePND(55.0, 0.6, 20.0 / scale, 140.0 / scale, dose_unit=unit)
+        rule = MTDQuantileRule(
+            alpha=0.1, dose_levels=tuple(v / scale for v in levels), monotone=True
+        )
+        design = mtd_quantile_design(model, rule, start_dose=40.0 / scale, cohort_size=3)
+        data = TrialData.from_dataframe(frame.assign(dose=frame["dose"] / scale))
+        doses[unit] = design.next(data).next_dose * scale
+        designs[unit] = design
+        assert design.describe()["model_dose_unit"] == unit
+    assert doses["mg/m^2"] != doses["g/m^2"]
+    model = designs["mg/m^2"].model
+    data = TrialData.from_dataframe(frame)
+    fit = model.fit(data, engine="quadrature", draws=100, random_seed=1)
+    assert json.loads(fit.attrs["model_parameters"])["dose_unit"] == "mg/m^2"
+    other = ThreePND(55.0, 0.6, 20.0, 140.0, dose_unit="mg/kg")
+    rule = designs["mg/m^2"].rule
+    with pytest.raises(FitMismatchError, match="dose_unit"):
+        mtd_quantile_design(other, rule, start_dose=40.0, cohort_size=3).decide(fit, data)
+    with pytest.raises(ValueError, match="dose_unit must be a non-empty string"):
+        ThreePND(55.0, 0.6, 20.0, 140.0, dose_unit="")

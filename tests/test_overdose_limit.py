@@ -1,0 +1,141 @@
+"""The hard overdose limit: no decision gives a dose whose P(overdose) exceeds the limit.
+
+``Conduct.max_overdose_probability`` (0.5 by default) is enforced by ``Design`` for every rule
+that reports :meth:`~dosezoo.designs.base.Rule.overdose_probability`: whatever the rule's
+options asked for (monotone, no skipping, coherence, rounding), the design de-escalates to the
+highest dose within the limit, or stops with the reason "overdose limit".
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dosezoo.config import design_from_config, read_config
+from dosezoo.data import TrialData
+from dosezoo.designs import Design
+from dosezoo.designs.base import Conduct
+from dosezoo.designs.registry import FAMILIES
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+O6BG = EXAMPLES / "o6bg_accelerated.toml"
+
+
+def _example(name: str) -> Design:
+    path = EXAMPLES / FAMILIES[name].example
+    return design_from_config(read_config(path), str(path))
+
+
+def _o6bg_after_a_toxic_cohort() -> TrialData:
+    frame = pd.read_csv(EXAMPLES / "o6bg_first_cohorts.csv")
+    toxic = pd.DataFrame({"dose": [80.0] * 3, "cohort": [3] * 3, "y": [58.0, 60.0, 57.0]})
+    return TrialData.from_dataframe(pd.concat([frame, toxic], ignore_index=True))
+
+
+def test_the_monotone_3pnd_example_de_escalates_after_a_toxic_cohort():
+    # The rule alone (monotone) keeps 80, where P(MTD < 80) is about 0.8; the design may not,
+    # even without the example's stopping rule (which stops this trial).
+    shipped = design_from_config(read_config(O6BG), str(O6BG))
+    design = Design(shipped.model, shipped.rule, replace(shipped.conduct, stopping=()))
+    data = _o6bg_after_a_toxic_cohort()
+    alone = design.rule.choose(design.posterior(data), data)
+    assert alone.next_dose == 80.0 and alone.quantities["p_overdose"] > 0.5
+    decision = design.next(data)
+    assert decision.next_dose == 60.0 and "overdose_limit" in decision.bound_by
+    assert decision.quantities["overdose_probability"] <= 0.5
+    assert design.conduct.max_overdose_probability == 0.5
+
+
+def test_the_3pnd_example_ships_with_its_stopping_rule():
+    design = design_from_config(read_config(O6BG), str(O6BG))
+    assert design.conduct.stopping, "the example has no stopping rule"
+    data = _o6bg_after_a_toxic_cohort()
+    assert design.conduct.stopping[0].reason(data).startswith("toxicity: 3 patients")
+
+
+def test_no_dose_within_the_limit_stops_the_trial_once_three_patients_had_the_lowest():
+    # The CRM after one DLT in one patient at the lowest dose: P(p_1 > 0.25) is about 0.8, but
+    # (as the rules' own safety stops) the trial goes on at the lowest dose until 3 had it.
+    design = _example("crm")
+    one = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [1]}))
+    decision = design.next(one)
+    assert decision.next_dose == 10.0 and "overdose_min_patients" in decision.bound_by
+    assert decision.quantities["overdose_probability"] > 0.5
+    three = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [1, 1, 0]}))
+    decision = design.next(three)
+    assert decision.stopped and decision.stop_reason.startswith("overdose limit: P(overdose) > 0.5")
+    assert decision.quantities["overdose_probability"] > 0.5
+    off = Design(design.model, design.rule, replace(design.conduct, max_overdose_probability=1.0))
+    assert off.next(three).next_dose == 10.0
+    never = replace(design.conduct, overdose_min_patients=0)
+    assert Design(design.model, design.rule, never).next(one).stopped
+
+
+@pytest.mark.parametrize("value", [0.0, -0.1, 1.5, "0.5"])
+def test_the_limit_is_a_probability(value):
+    with pytest.raises(ValueError, match="max_overdose_probability"):
+        Conduct(max_overdose_probability=value)
+
+
+#: Every registered family whose rule reports a probability of overdosing (a model-based rule
+#: on single-agent doses); the combination and Weibull D-optimal designs report none.
+LIMITED = ("3pnd", "blrm", "bo", "crm", "ewoc", "joint-probit", "lse")
+NOT_LIMITED = frozenset({"combination-bo", "weibull-d-optimal"})
+
+
+def test_every_model_family_with_single_doses_is_limited():
+    for name in LIMITED:
+        design = _example(name)
+        data = _data_for(design, name, [0, 0, 0], [1, 0, 0], np.random.default_rng(0))
+        p = design.rule.overdose_probability(design.posterior(data), design.start_dose)
+        assert 0 <= p <= 1, name
+    # The others: count rules (BOIN, 3+3: no posterior; BOIN's own elimination rule), the
+    # combination design (a dose per stratum) and the Weibull designs (no toxicity model).
+    for name in sorted(set(FAMILIES) - set(LIMITED)):
+        design = _example(name)
+        assert design.model is None or FAMILIES[name].counts_only or name in NOT_LIMITED, name
+
+
+def _data_for(design: Design, name: str, levels, outcomes, rng) -> TrialData:
+    """Patients at the design's levels (index per patient) with toxic outcomes as given."""
+    doses = np.asarray(design.dose_levels, float)[np.asarray(levels)]
+    tox = np.asarray(outcomes, int)
+    columns = {"dose": doses}
+    if name == "3pnd":
+        eta = design.model.eta
+        columns["y"] = np.where(
+            tox == 1, eta + rng.uniform(1, 10, tox.size), rng.uniform(5, 50, tox.size)
+        )
+    elif name == "joint-probit":
+        columns |= {"dlt": tox, "efficacy": rng.integers(0, 3, tox.size)}
+    else:
+        columns["dlt"] = tox
+    return TrialData.from_dataframe(pd.DataFrame(columns))
+
+
+@pytest.mark.parametrize("name", LIMITED)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_assigned_dose_has_p_overdose_above_the_limit(name, data):
+    design = _example(name)
+    k = len(design.dose_levels)
+    n = data.draw(st.integers(1, 9), label="patients")
+    levels = data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n), label="levels")
+    outcomes = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n), label="toxic")
+    trial = _data_for(design, name, sorted(levels), outcomes, np.random.default_rng(n))
+    decision = design.next(trial)
+    if decision.stopped or not design.rule.needs_posterior(trial, final=False):
+        return  # a stop, or a decision that reads no posterior (the two-stage GP's stage 1)
+    dose = float(decision.next_dose)
+    p = design.rule.overdose_probability(design.posterior(trial), dose)
+    lowest = design.dose_levels[0] if design.dose_levels else None
+    if dose == lowest and np.sum(trial.dose == lowest) < design.conduct.overdose_min_patients:
+        # The one dose the limit lets through: the lowest, before 3 patients had it.
+        assert "overdose_min_patients" in decision.bound_by or p <= 0.5, (decision, p)
+    else:
+        assert p <= design.conduct.max_overdose_probability, (decision, p)
+    assert decision.quantities["overdose_probability"] == pytest.approx(p)
