@@ -51,7 +51,13 @@ import xarray as xr
 
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 
-__all__ = ["Distribution", "DosePosterior", "NormalLevels", "SampledDistribution"]
+__all__ = [
+    "Distribution",
+    "DosePosterior",
+    "LevelTails",
+    "NormalLevels",
+    "SampledDistribution",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,15 @@ class Sampling:
     random_seed: int | None = None
     criteria: ConvergenceCriteria | None = None
     levels: int | None = None
+
+
+@runtime_checkable
+class LevelTails(Protocol):
+    """Exact tail probabilities of a rate at every level (e.g. by integration along a cut)."""
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(rate_k > threshold)`` per level, shape (K,)."""
+        ...
 
 
 @runtime_checkable
@@ -200,6 +215,9 @@ class DosePosterior:
     normal : mapping of str to NormalLevels
         Quantities per level whose posterior is exactly multivariate normal, held by their
         moments instead of points.
+    tails : mapping of str to LevelTails
+        Rates whose tail probabilities the engine computes exactly (by integration); the
+        probabilities above, below and between thresholds read these instead of the points.
     """
 
     dose_levels: tuple[float, ...] | tuple[tuple[float, ...], ...]
@@ -216,6 +234,7 @@ class DosePosterior:
     grid: object | None = None
     level_columns: tuple[str, ...] = ()
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
+    tails: Mapping[str, LevelTails] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
 
@@ -407,14 +426,21 @@ class DosePosterior:
 
     def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
+        if name in self.tails:
+            return self.tails[name].prob_above(threshold)
         return self.expectation(self._fraction_above(name, threshold))
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
+        if name in self.tails:
+            return 1.0 - self.tails[name].prob_above(threshold)
         return self.expectation(self._fraction_below(name, threshold))
 
     def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that ``lower <= rate < upper``, per level, shape (K,)."""
+        if name in self.tails:
+            tails = self.tails[name]
+            return tails.prob_above(lower) - tails.prob_above(upper)
         above_lower = np.asarray(self._fraction_above(name, lower), dtype=float)
         return self.expectation(above_lower - self._fraction_above(name, upper))
 

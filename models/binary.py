@@ -34,7 +34,7 @@ from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
-__all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel"]
+__all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel", "GridTails"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,24 @@ class BinaryDoseModel(DoseModel):
         return pd.DataFrame(rows).set_index("dose")
 
 
+@dataclass(frozen=True, eq=False)
+class GridTails:
+    """Exact tail probabilities of ``p_dlt`` per level on a grid posterior (``LevelTails``).
+
+    ``P(p_k > t)`` integrates, row by row of the grid, the half-line of the last coordinate
+    where the model's DLT probability at level ``k`` exceeds ``t``
+    (:meth:`GridDoseModel.rate_cut`, :meth:`GridPosterior.tail_mass`).
+    """
+
+    grid: GridPosterior
+    model: "GridDoseModel"
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
+        cut, above = self.model.rate_cut(self.grid.rows, float(threshold))
+        return self.grid.tail_mass(cut, above)
+
+
 class GridDoseModel(BinaryDoseModel):
     """Base of the one- and two-parameter models whose exact engine is the adaptive grid.
 
@@ -184,6 +202,29 @@ class GridDoseModel(BinaryDoseModel):
     @abstractmethod
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Map unconstrained points (m, d) to the PyMC model's free variables (constrained)."""
+
+    @abstractmethod
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where the DLT probability at each level crosses ``threshold``, given the rest.
+
+        Given the leading unconstrained coordinates of a point, the event
+        :math:`p_k > t` is a half-line of the last coordinate :math:`\theta_d` (the models
+        are monotone in it); :meth:`GridPosterior.tail_mass` integrates it exactly.
+
+        Parameters
+        ----------
+        leading : numpy.ndarray
+            Leading coordinates of ``r`` points, shape (r, d - 1).
+        threshold : float
+            The DLT probability :math:`t` in (0, 1).
+
+        Returns
+        -------
+        cut, above : numpy.ndarray
+            Shape (r, K) each: :math:`p_k > t` iff :math:`\theta_d >` ``cut`` (``above``
+            True) or :math:`\theta_d <` ``cut`` (``above`` False); ``-inf``/``inf`` cuts for
+            an event that holds for every or no :math:`\theta_d`.
+        """
 
     def grid(self, data: TrialData | DoseSummary) -> GridPosterior:
         """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
@@ -233,6 +274,7 @@ class GridDoseModel(BinaryDoseModel):
             rates={"p_dlt": p_dlt},
             weights=grid.weights,
             spread={"p_dlt": grid.spread(p_dlt)},
+            tails={"p_dlt": GridTails(grid, self)},
             parameter_mean={
                 name: float(grid.weights @ value)
                 for name, value in free.items()
