@@ -117,7 +117,7 @@ class EWOC(GridDoseModel):
 
     model_name: ClassVar[str] = "EWOC"
     coordinates: ClassVar[tuple[str, ...]] = ("logit_rho0_fraction", "logit_mtd_fraction")
-    grid_size: ClassVar[int] = 96
+    grid_size: ClassVar[int] = 160
 
     theta: float
     x_min: float
