@@ -76,6 +76,10 @@ class DoseModel(ABC):
         Burn-in of :meth:`fit` when none is given (MCMC engines).
     min_fit_patients : int
         Fewest patients :meth:`fit` accepts (0 for models whose fit may be the prior).
+    count_posterior : bool
+        Whether :meth:`posterior` depends on the data only through the patients and DLTs per
+        dose level (False by default); a design whose rule reads the counts only then runs in
+        lockstep in simulations.
     """
 
     model_name: ClassVar[str]
@@ -84,6 +88,7 @@ class DoseModel(ABC):
     fast_engine: ClassVar[str | None] = None
     default_tune: ClassVar[int] = 1000
     min_fit_patients: ClassVar[int] = 1
+    count_posterior: ClassVar[bool] = False
     _engine_methods: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -177,6 +177,9 @@ class GridDoseModel(BinaryDoseModel):
 
     #: Posteriors kept by :meth:`posterior` (least recently used dropped first).
     posterior_cache_size: ClassVar[int] = 64
+    #: The exact posterior depends on the data only through the patients and DLTs per dose
+    #: (a design whose rule reads the counts only may then run in lockstep).
+    count_posterior: ClassVar[bool] = True
 
     #: Names of the unconstrained coordinates of the grid (for messages and docs).
     coordinates: ClassVar[tuple[str, ...]]
@@ -273,7 +276,6 @@ class GridDoseModel(BinaryDoseModel):
             dose_levels=self.dose_levels,
             rates={"p_dlt": p_dlt},
             weights=grid.weights,
-            spread={"p_dlt": grid.spread(p_dlt)},
             tails={"p_dlt": GridTails(grid, self)},
             parameter_mean={
                 name: float(grid.weights @ value)

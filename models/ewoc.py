@@ -24,7 +24,7 @@ The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_
 with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid engine works in
 :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
 with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
-adaptive 96 x 96 grid. The MTD is the grid's last coordinate, so its posterior CDF at a dose
+adaptive 128 x 128 grid. The MTD is the grid's last coordinate, so its posterior CDF at a dose
 :math:`x` is the grid's mass below a cut of each row (integrated with the density log-linear in
 the cell the cut falls in, :meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`); its
 quantiles invert that CDF by bisection.
@@ -117,7 +117,7 @@ class EWOC(GridDoseModel):
 
     model_name: ClassVar[str] = "EWOC"
     coordinates: ClassVar[tuple[str, ...]] = ("logit_rho0_fraction", "logit_mtd_fraction")
-    grid_size: ClassVar[int] = 160
+    grid_size: ClassVar[int] = 128
 
     theta: float
     x_min: float

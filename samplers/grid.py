@@ -144,16 +144,6 @@ class GridPosterior:
         """Return the posterior mean of per-cell ``values`` (shape (m, ...))."""
         return np.tensordot(self.weights, values, axes=(0, 0))
 
-    def spread(self, values: np.ndarray) -> np.ndarray:
-        """Return how much per-cell ``values`` (m, ...) vary across each cell (finite differences).
-
-        The sum over grid axes of the absolute change between neighbouring cells; for a
-        function linear within a cell it is the width of its range over the cell.
-        """
-        on_grid = values.reshape(*self.shape, *values.shape[1:])
-        total = sum(np.abs(np.gradient(on_grid, axis=axis)) for axis in range(len(self.shape)))
-        return np.asarray(total).reshape(values.shape)
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` independent points: a cell by its mass, then uniformly within it.
 

@@ -32,10 +32,10 @@ import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from dosezoo.checks import integer, positive_int
-from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
+from dosezoo.protocols import Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
 from dosezoo.simulate.layout import _combine, _Layout
-from dosezoo.simulate.lockstep import _counts_suffice, _run_count_batch
+from dosezoo.simulate.lockstep import _count_design, _counts_suffice, _run_count_batch
 from dosezoo.simulate.store import _fingerprint, _Store
 
 if TYPE_CHECKING:
@@ -210,13 +210,14 @@ def _run_batch(
     advance: Callable[[int], None] | None = None,
 ) -> xr.Dataset:
     """Run the trials of one batch: in lockstep if counts suffice, else one by one."""
+    counts = _count_design(design)
     if not (
-        isinstance(design, CountRuleDesign)
+        counts is not None
         and isinstance(scenario, LevelScenario)
-        and _counts_suffice(design, scenario)
+        and _counts_suffice(counts, scenario)
     ):
         return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
-    part = _run_count_batch(design, scenario, trials, seeds, layout)
+    part = _run_count_batch(counts, scenario, trials, seeds, layout)
     if advance is not None:
         advance(len(seeds))
     return part
