@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary joint-probit-study combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-speed joint-probit-study combination-bo-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -64,6 +64,11 @@ lse-study: $(VENV)/.installed
 bench-binary: $(VENV)/.installed
 	$(PY) benchmarks/bench_binary.py
 
+# dosezoo on the R packages' reference work (dfcrm crmsim, BOIN get.oc) and per-decision
+# timings of CRM, BLRM and EWOC (docs/results/speed.md, speed.json).
+bench-speed: $(VENV)/.installed
+	$(PY) benchmarks/bench_speed.py
+
 # Lin (2023)'s joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against
 # CRM (docs/results/joint_probit_study.md).
 joint-probit-study: $(VENV)/.installed
@@ -90,6 +95,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/bench_3pnd.py --report-only
 	$(PY) benchmarks/validate_3pnd.py --report-only
 	$(PY) benchmarks/bench_binary.py --report-only
+	$(PY) benchmarks/bench_speed.py --report-only
 	$(PY) benchmarks/lee2023_study.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
