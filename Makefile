@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-speed joint-probit-study combination-bo-study weibull-study bench-weibull results clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-speed compare-binary-oc joint-probit-study combination-bo-study weibull-study bench-weibull results clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -69,6 +69,11 @@ bench-binary: $(VENV)/.installed
 bench-speed: $(VENV)/.installed
 	$(PY) benchmarks/bench_speed.py
 
+# CRM, BLRM and EWOC operating characteristics with the exact-tail posteriors against the
+# earlier grid's (docs/results/binary_oc.csv) (docs/results/binary_oc_comparison.md).
+compare-binary-oc: $(VENV)/.installed
+	$(PY) benchmarks/compare_binary_oc.py
+
 # Lin (2023)'s joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against
 # CRM (docs/results/joint_probit_study.md).
 joint-probit-study: $(VENV)/.installed
@@ -96,6 +101,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/validate_3pnd.py --report-only
 	$(PY) benchmarks/bench_binary.py --report-only
 	$(PY) benchmarks/bench_speed.py --report-only
+	$(PY) benchmarks/compare_binary_oc.py --report-only
 	$(PY) benchmarks/lee2023_study.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only

@@ -720,11 +720,11 @@ class CountsView:
         method = self.design.recommend if final else self.design.next
         decisions = []
         for row in range(states.n.shape[0]):
-            current = int(states.current[row])
-            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), current)
+            last = int(states.current[row])
+            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last)
             decision = self._memo.get(key)
             if decision is None:
-                data = data_from_counts(states.n[row], states.y[row], current, levels)
+                data = data_from_counts(states.n[row], states.y[row], last, levels)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
         return CountDecisions.from_decisions(decisions, levels)
