@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -67,6 +67,15 @@ bench-binary: $(VENV)/.installed
 # Speed of the dose transition pathways of the binary designs (docs/results/dose_paths_speed.md).
 bench-paths: $(VENV)/.installed
 	$(PY) benchmarks/bench_paths.py
+# dosezoo on the R packages' reference work (dfcrm crmsim, BOIN get.oc) and per-decision
+# timings of CRM, BLRM and EWOC (docs/results/speed.md, speed.json).
+bench-speed: $(VENV)/.installed
+	$(PY) benchmarks/bench_speed.py
+
+# CRM, BLRM and EWOC operating characteristics with the exact-tail posteriors against the
+# earlier grid's (docs/results/binary_oc.csv) (docs/results/binary_oc_comparison.md).
+compare-binary-oc: $(VENV)/.installed
+	$(PY) benchmarks/compare_binary_oc.py
 
 # Lin (2023)'s joint toxicity-efficacy model: validation (NUTS, SBC) and the simulation against
 # CRM (docs/results/joint_probit_study.md).
@@ -120,6 +129,8 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/validate_3pnd.py --report-only
 	$(PY) benchmarks/bench_binary.py --report-only
 	$(PY) benchmarks/bench_paths.py --report-only
+	$(PY) benchmarks/bench_speed.py --report-only
+	$(PY) benchmarks/compare_binary_oc.py --report-only
 	$(PY) benchmarks/lee2023_study.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only

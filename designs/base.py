@@ -49,7 +49,7 @@ from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import CountStates, count_state, level_counts, level_index
+from dosezoo.levels import CountStates, count_state, data_from_counts, level_counts, level_index
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.protocols import Described
@@ -59,6 +59,7 @@ __all__ = [
     "Conduct",
     "CountDesign",
     "CountRule",
+    "CountsView",
     "DecisionTableRow",
     "Design",
     "ModelRule",
@@ -304,6 +305,18 @@ class Rule(ABC):
         reads the untried doses far above the data need not wait for them to mix.
         """
         return None
+
+    def reads_counts_only(self) -> bool:
+        """Whether the decisions read the data only through the counts and current level.
+
+        The counts are the patients and DLTs per dose level, the current level the last
+        cohort's; with a model whose posterior depends on those counts only, the design runs
+        in lockstep (:meth:`Design.counts_view`).
+
+        False by default; a rule that reads the order of the patients, their cohorts or
+        doses off the levels must keep it so.
+        """
+        return False
 
     def refusal_quantities(
         self, posterior: DosePosterior, data: TrialData, *, final: bool
@@ -840,6 +853,25 @@ class Design:
             )
         return self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
 
+    def counts_view(self) -> "CountsView | None":
+        """Return the design as a count-rule design for the lockstep engine, if it is one.
+
+        It is when the model's posterior depends on the data only through the patients and
+        DLTs per level (``model.count_posterior``, computed by its exact engine), the rule
+        reads nothing else but the current level (:meth:`Rule.reads_counts_only`), and the
+        conduct has no stopping rule of its own; None otherwise.
+        """
+        model = self.model
+        if (
+            model is None
+            or not model.count_posterior
+            or not self.rule.reads_counts_only()
+            or self.conduct.stopping
+            or self.conduct.engine not in (None, model.fast_engine)
+        ):
+            return None
+        return CountsView(self)
+
     def model_for(self, data: TrialData) -> DoseModel:
         """Return the model whose fit :meth:`decide` expects for ``data``."""
         if self.model is None:
@@ -866,6 +898,63 @@ def _flat(value: object) -> float | int | str | bool | None:
     if isinstance(value, dict):
         return str(value)
     return value  # type: ignore[return-value]  # anything else is taken as a scalar
+
+
+@dataclass(frozen=True, eq=False)
+class CountsView:
+    """A model-based design seen as a count-rule design (``CountRuleDesign``).
+
+    For a design whose decisions depend on the patients and DLTs per level and the current
+    level only (:meth:`Design.counts_view`), the lockstep engine decides the next cohort of a
+    whole batch of trials by one call of :meth:`decide_counts`. Each distinct count state of
+    the batch is decided once: by ``design.next`` on data with those counts
+    (:func:`dosezoo.levels.data_from_counts`), so the decision is exactly the one of the
+    per-trial engine, and is kept for every later trial of the batch that reaches the same
+    state (the states early in a trial recur in nearly every trial).
+    """
+
+    design: Design
+    _memo: dict = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def dose_levels(self) -> tuple[float, ...]:
+        """The model's dose levels."""
+        return tuple(getattr(self.design.model, "dose_levels"))
+
+    @property
+    def cohort_size(self) -> int:
+        """Patients per cohort."""
+        return self.design.cohort_size
+
+    @property
+    def sample_size(self) -> int:
+        """Maximum number of patients."""
+        return self.design.sample_size
+
+    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Decide for a batch of count states, row ``i`` as ``design.next`` on those counts."""
+        return self._decide(n, y, current, final=False)
+
+    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+        """Select for a batch of count states, row ``i`` as ``design.recommend``."""
+        return self._decide(n, y, current, final=True)
+
+    def _decide(
+        self, n: np.ndarray, y: np.ndarray, current: np.ndarray, *, final: bool
+    ) -> CountDecisions:
+        levels = self.dose_levels
+        states = count_state(self.design.label, n, y, current, len(levels))
+        method = self.design.recommend if final else self.design.next
+        decisions = []
+        for row in range(states.n.shape[0]):
+            last = int(states.current[row])
+            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last)
+            decision = self._memo.get(key)
+            if decision is None:
+                data = data_from_counts(states.n[row], states.y[row], last, levels)
+                decision = self._memo[key] = method(data)
+            decisions.append(decision)
+        return CountDecisions.from_decisions(decisions, levels)
 
 
 class CountRule(Rule):

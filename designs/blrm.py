@@ -128,6 +128,10 @@ class BLRMRule(ModelRule):
         values = target[candidates]
         return int(candidates[np.flatnonzero(values >= values.max() - _TIE_TOLERANCE)[0]])
 
+    def reads_counts_only(self) -> bool:
+        """Return True: the rule reads the counts per level and the current level only."""
+        return True
+
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.
 

@@ -132,6 +132,10 @@ class CRMRule(ModelRule):
 
     # ------------------------------------------------------------------ rule
 
+    def reads_counts_only(self) -> bool:
+        """Return True: the rule reads the counts per level and the current level only."""
+        return True
+
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.
 

@@ -218,6 +218,13 @@ class EWOCRule(ModelRule):
         quantities["p_overdose"] = mtd.cdf(dose)
         return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
 
+    def reads_counts_only(self) -> bool:
+        """Whether the rule reads the counts per level and the current level only.
+
+        It does on the dose levels without coherence (which reads the last cohort's DLTs).
+        """
+        return self.doses == "levels" and not self.coherent
+
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose: the alpha-quantile of the MTD under the dose options.
 

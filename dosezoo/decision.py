@@ -159,6 +159,47 @@ class CountDecisions(NamedTuple):
     """For each quantity, whether each row's decision records it (bool, (m,)); a quantity
     may be NaN and present (e.g. no dose selected)."""
 
+    @classmethod
+    def from_decisions(
+        cls, decisions: Sequence[Decision], dose_levels: Sequence[float]
+    ) -> "CountDecisions":
+        """Stack single-agent `Decision` objects naming doses among ``dose_levels``, one a row.
+
+        The inverse of `decision`: quantities keep the order in which the decisions first list
+        them; a row lacking one has it NaN and not present.
+
+        Raises
+        ------
+        ValueError
+            If a decision names a dose that is not one of ``dose_levels``.
+        """
+        levels = {float(dose): k for k, dose in enumerate(dose_levels)}
+        m = len(decisions)
+        level = np.full(m, -1, dtype=np.int64)
+        stop_reason = np.full(m, "", dtype=object)
+        bound_by = np.full(m, "", dtype=object)
+        quantities: dict[str, np.ndarray] = {}
+        present: dict[str, np.ndarray] = {}
+        for row, decision in enumerate(decisions):
+            dose = decision.scalar_dose("CountDecisions.from_decisions")
+            if dose is None:
+                stop_reason[row] = decision.stop_reason or ""
+            elif dose in levels:
+                level[row] = levels[dose]
+            else:
+                raise ValueError(
+                    f"CountDecisions.from_decisions: dose {dose!r} of row {row} is not one of "
+                    f"the dose levels {tuple(dose_levels)}"
+                )
+            bound_by[row] = ",".join(decision.bound_by)
+            for key, value in decision.quantities.items():
+                if key not in quantities:
+                    quantities[key] = np.full(m, np.nan)
+                    present[key] = np.zeros(m, dtype=bool)
+                quantities[key][row] = value
+                present[key][row] = True
+        return cls(level, stop_reason, bound_by, quantities, present)
+
     def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
         """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
         level = int(self.level[row])

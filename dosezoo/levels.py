@@ -21,6 +21,7 @@ __all__ = [
     "CountStates",
     "LevelCounts",
     "count_state",
+    "data_from_counts",
     "format_rows",
     "last_true",
     "level_counts",
@@ -306,3 +307,34 @@ def selected_level(owner: str, dose: float | None, levels: Sequence[float]) -> i
     if float(dose) not in levels:
         raise ValueError(f"{owner}: selected dose {dose!r} is not one of the dose levels {levels}")
     return list(levels).index(float(dose))
+
+
+def data_from_counts(
+    n: np.ndarray, y: np.ndarray, current: int, dose_levels: Sequence[float]
+) -> TrialData:
+    """Return trial data with the given patients and DLTs per level, ``current`` the last dose.
+
+    The patients of each level come in level order, those of the current level last, each in
+    a cohort of its own; a design whose decisions depend on the counts per level and the
+    current level only decides on these data as on any data with those counts.
+
+    Parameters
+    ----------
+    n, y : numpy.ndarray
+        Patients and DLTs per level, (K,) integers with ``0 <= y <= n``.
+    current : int
+        Level of the last cohort (with patients), or -1 when there are none.
+    dose_levels : sequence of float
+        The dose of each level.
+    """
+    if current < 0:
+        return TrialData.empty(outcomes=("dlt",))
+    order = [k for k in range(len(dose_levels)) if k != current and n[k] > 0]
+    order.append(int(current))
+    counts = np.asarray(n, dtype=np.int64)[order]
+    dlts = np.asarray(y, dtype=np.int64)[order]
+    dose = np.repeat(np.asarray(dose_levels, dtype=float)[order], counts)
+    dlt = np.concatenate([np.arange(c) < d for c, d in zip(counts, dlts, strict=True)])
+    return TrialData(
+        {"dose": dose, "dlt": dlt.astype(np.int64), "cohort": np.arange(1, dose.size + 1)}
+    )

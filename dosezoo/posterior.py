@@ -16,10 +16,9 @@ expectations of indicators,
 .. math:: P(p_k > t \mid \text{data}) = \sum_i w_i \, 1\{p_k^{(i)} > t\},
 
 computed for draws as the plain mean (so that a probability of ``250 / 1000`` draws is
-exactly 0.25); on a grid, the indicator of a cell is the fraction of the cell past the
-threshold with the rate linear within the cell (``spread``; see
-:class:`dosezoo.samplers.grid.GridPosterior`), which counting whole cells would miss by up to a
-cell's mass.
+exactly 0.25). An engine that integrates the posterior (a grid) gives these tail
+probabilities exactly instead (``tails``; see :class:`dosezoo.samplers.grid.GridPosterior`):
+counting whole cells would miss them by up to a cell's mass along the threshold.
 
 Levels that are points, and exact normal posteriors
 ----------------------------------------------------
@@ -50,7 +49,13 @@ import xarray as xr
 
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
 
-__all__ = ["Distribution", "DosePosterior", "NormalLevels", "SampledDistribution"]
+__all__ = [
+    "Distribution",
+    "DosePosterior",
+    "LevelTails",
+    "NormalLevels",
+    "SampledDistribution",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,15 @@ class Sampling:
     random_seed: int | None = None
     criteria: ConvergenceCriteria | None = None
     levels: int | None = None
+
+
+@runtime_checkable
+class LevelTails(Protocol):
+    """Exact tail probabilities of a rate at every level (e.g. by integration along a cut)."""
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(rate_k > threshold)`` per level, shape (K,)."""
+        ...
 
 
 @runtime_checkable
@@ -179,8 +193,6 @@ class DosePosterior:
         Mass of each point, shape (m,), summing to 1; None for ``m`` equally weighted draws.
     chains : int
         Chains the draws come from, in chain-major order (draws only; for :meth:`mcse`).
-    spread : mapping of str to numpy.ndarray
-        Grid only: how much each rate varies across each cell, shape (m, K).
     parameter_mean : mapping of str to float
         Posterior mean of each scalar parameter of the model.
     point_estimates : mapping of str to numpy.ndarray
@@ -201,13 +213,15 @@ class DosePosterior:
     normal : mapping of str to NormalLevels
         Quantities per level whose posterior is exactly multivariate normal, held by their
         moments instead of points.
+    tails : mapping of str to LevelTails
+        Rates whose tail probabilities the engine computes exactly (by integration); the
+        probabilities above, below and between thresholds read these instead of the points.
     """
 
     dose_levels: tuple[float, ...] | tuple[tuple[float, ...], ...]
     rates: Mapping[str, np.ndarray]
     weights: np.ndarray | None = None
     chains: int = 1
-    spread: Mapping[str, np.ndarray] = field(default_factory=dict)
     parameter_mean: Mapping[str, float] = field(default_factory=dict)
     point_estimates: Mapping[str, np.ndarray] = field(default_factory=dict)
     mtd: Distribution | None = None
@@ -217,6 +231,7 @@ class DosePosterior:
     grid: object | None = None
     level_columns: tuple[str, ...] = ()
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
+    tails: Mapping[str, LevelTails] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ construction
 
@@ -393,29 +408,28 @@ class DosePosterior:
         return points[rng.choice(points.shape[0], draws, p=self.weights)]
 
     def _fraction_above(self, name: str, threshold: float) -> np.ndarray:
-        excess = self.rate(name) - threshold
-        spread = self.spread.get(name)
-        if spread is None:
-            return excess > 0
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            fraction = np.clip(0.5 + excess / spread, 0.0, 1.0)
-        return np.where(spread > 0, fraction, excess > 0)
+        return self.rate(name) > threshold
 
     def _fraction_below(self, name: str, threshold: float) -> np.ndarray:
-        if self.spread.get(name) is None:
-            return self.rate(name) < threshold
-        return 1.0 - self._fraction_above(name, threshold)
+        return self.rate(name) < threshold
 
     def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
+        if name in self.tails:
+            return self.tails[name].prob_above(threshold)
         return self.expectation(self._fraction_above(name, threshold))
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
+        if name in self.tails:
+            return 1.0 - self.tails[name].prob_above(threshold)
         return self.expectation(self._fraction_below(name, threshold))
 
     def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that ``lower <= rate < upper``, per level, shape (K,)."""
+        if name in self.tails:
+            tails = self.tails[name]
+            return tails.prob_above(lower) - tails.prob_above(upper)
         above_lower = np.asarray(self._fraction_above(name, lower), dtype=float)
         return self.expectation(above_lower - self._fraction_above(name, upper))
 

@@ -84,6 +84,10 @@ class DoseModel(ABC):
         Burn-in of :meth:`fit` when none is given (MCMC engines).
     min_fit_patients : int
         Fewest patients :meth:`fit` accepts (0 for models whose fit may be the prior).
+    count_posterior : bool
+        Whether :meth:`posterior` depends on the data only through the patients and DLTs per
+        dose level (False by default); a design whose rule reads the counts only then runs in
+        lockstep in simulations.
     """
 
     model_name: ClassVar[str]
@@ -97,6 +101,7 @@ class DoseModel(ABC):
     probability_rates: ClassVar[tuple[str, ...]] = ()
     #: The rate whose distance to :meth:`mtd_target` defines the MTD among the dose levels.
     toxicity_rate: ClassVar[str] = "p_dlt"
+    count_posterior: ClassVar[bool] = False
     _engine_methods: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -33,7 +33,7 @@ from dosezoo.models.base import DoseModel, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
-__all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel"]
+__all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel", "GridTails"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,24 @@ class BinaryDoseModel(DoseModel):
         return pd.DataFrame(rows).set_index("dose")
 
 
+@dataclass(frozen=True, eq=False)
+class GridTails:
+    """Exact tail probabilities of ``p_dlt`` per level on a grid posterior (``LevelTails``).
+
+    ``P(p_k > t)`` integrates, row by row of the grid, the half-line of the last coordinate
+    where the model's DLT probability at level ``k`` exceeds ``t``
+    (:meth:`GridDoseModel.rate_cut`, :meth:`GridPosterior.tail_mass`).
+    """
+
+    grid: GridPosterior
+    model: "GridDoseModel"
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
+        cut, above = self.model.rate_cut(self.grid.rows, float(threshold))
+        return self.grid.tail_mass(cut, above)
+
+
 class GridDoseModel(BinaryDoseModel):
     """Base of the one- and two-parameter models whose exact engine is the adaptive grid.
 
@@ -167,6 +185,9 @@ class GridDoseModel(BinaryDoseModel):
 
     #: Posteriors kept by :meth:`posterior` (least recently used dropped first).
     posterior_cache_size: ClassVar[int] = 64
+    #: The exact posterior depends on the data only through the patients and DLTs per dose
+    #: (a design whose rule reads the counts only may then run in lockstep).
+    count_posterior: ClassVar[bool] = True
 
     #: Names of the unconstrained coordinates of the grid (for messages and docs).
     coordinates: ClassVar[tuple[str, ...]]
@@ -192,6 +213,29 @@ class GridDoseModel(BinaryDoseModel):
     @abstractmethod
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Map unconstrained points (m, d) to the PyMC model's free variables (constrained)."""
+
+    @abstractmethod
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where the DLT probability at each level crosses ``threshold``, given the rest.
+
+        Given the leading unconstrained coordinates of a point, the event
+        :math:`p_k > t` is a half-line of the last coordinate :math:`\theta_d` (the models
+        are monotone in it); :meth:`GridPosterior.tail_mass` integrates it exactly.
+
+        Parameters
+        ----------
+        leading : numpy.ndarray
+            Leading coordinates of ``r`` points, shape (r, d - 1).
+        threshold : float
+            The DLT probability :math:`t` in (0, 1).
+
+        Returns
+        -------
+        cut, above : numpy.ndarray
+            Shape (r, K) each: :math:`p_k > t` iff :math:`\theta_d >` ``cut`` (``above``
+            True) or :math:`\theta_d <` ``cut`` (``above`` False); ``-inf``/``inf`` cuts for
+            an event that holds for every or no :math:`\theta_d`.
+        """
 
     def grid(self, data: TrialData | DoseSummary) -> GridPosterior:
         """Integrate the posterior on the adaptive grid (the prior when ``data`` is empty)."""
@@ -240,7 +284,7 @@ class GridDoseModel(BinaryDoseModel):
             dose_levels=self.dose_levels,
             rates={"p_dlt": p_dlt},
             weights=grid.weights,
-            spread={"p_dlt": grid.spread(p_dlt)},
+            tails={"p_dlt": GridTails(grid, self)},
             parameter_mean={
                 name: float(grid.weights @ value)
                 for name, value in free.items()

@@ -13,7 +13,7 @@ to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (Lin 2023 build
 with reference dose :math:`d^*` (:math:`\alpha` is the odds of a DLT at :math:`d^*`) and
 :math:`\beta > 0`, so that :math:`p` increases with dose. The PyMC model writes the bivariate
 normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. The grid engine integrates
-the posterior over :math:`(\log\alpha, \log\beta)` on an adaptive 96 x 96 grid.
+the posterior over :math:`(\log\beta, \log\alpha)` on an adaptive 96 x 96 grid.
 
 Default prior: :math:`\mu = (\operatorname{logit} 0.2, 0)`, :math:`\sigma = (2, 1)`,
 :math:`\rho = 0`, the weakly informative prior of OncoBayes2's examples. Two constructions of the
@@ -274,7 +274,8 @@ class BLRM(GridDoseModel):
     """
 
     model_name: ClassVar[str] = "BLRM"
-    coordinates: ClassVar[tuple[str, ...]] = ("log_alpha", "log_beta")
+    # log_beta first: given it, every event p_k > t is a half-line of log_alpha (rate_cut).
+    coordinates: ClassVar[tuple[str, ...]] = ("log_beta", "log_alpha")
     grid_size: ClassVar[int] = 96
 
     dose_levels: tuple[float, ...]
@@ -315,13 +316,13 @@ class BLRM(GridDoseModel):
 
     def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
         """Return the DLT probability at ``dose``, shape (m, u)."""
-        return expit(theta[:, :1] + np.exp(theta[:, 1:2]) * np.log(dose / self.reference_dose))
+        return expit(theta[:, 1:2] + np.exp(theta[:, :1]) * np.log(dose / self.reference_dose))
 
     def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
         """Return the binomial log likelihood of points ``theta`` (m, 2), shape (m,)."""
         return logistic_log_likelihood(
-            np.ascontiguousarray(theta[:, 0]),
-            np.exp(theta[:, 1]),
+            np.ascontiguousarray(theta[:, 1]),
+            np.exp(theta[:, 0]),
             np.log(summary.dose / self.reference_dose),
             summary.n,
             summary.y,
@@ -330,17 +331,27 @@ class BLRM(GridDoseModel):
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the bivariate normal log density (up to a constant)."""
         (mu_a, mu_b), (sd_a, sd_b), rho = self.prior.mean, self.prior.sd, self.prior.correlation
-        za = (theta[:, 0] - mu_a) / sd_a
-        zb = (theta[:, 1] - mu_b) / sd_b
+        za = (theta[:, 1] - mu_a) / sd_a
+        zb = (theta[:, 0] - mu_b) / sd_b
         return -0.5 * (za**2 - 2 * rho * za * zb + zb**2) / (1 - rho**2)
 
     def prior_location(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the prior means and sds."""
-        return np.asarray(self.prior.mean), np.asarray(self.prior.sd)
+        """Return the prior means and sds (``log_beta`` first, as the grid's coordinates)."""
+        return np.asarray(self.prior.mean[::-1]), np.asarray(self.prior.sd[::-1])
 
     def free_values(self, theta: np.ndarray) -> dict[str, np.ndarray]:
         """Return ``log_alpha`` and ``log_beta``, the grid coordinates themselves."""
-        return {"log_alpha": theta[:, 0], "log_beta": theta[:, 1]}
+        return {"log_alpha": theta[:, 1], "log_beta": theta[:, 0]}
+
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where :math:`p_k = t` in :math:`\log\alpha` given :math:`\log\beta`.
+
+        :math:`p_k > t` iff :math:`\log\alpha > \operatorname{logit} t - e^{\log\beta} x_k`
+        with :math:`x_k = \log(d_k / d^*)`.
+        """
+        x = np.log(np.asarray(self.dose_levels) / self.reference_dose)[None, :]
+        cut = float(logit(threshold)) - np.exp(leading[:, :1]) * x
+        return cut, np.ones(cut.shape, dtype=bool)
 
     # ------------------------------------------------------------ PyMC model
 

@@ -297,6 +297,33 @@ class CRM(GridDoseModel):
         """Return ``beta``, the grid coordinate itself (it is unconstrained)."""
         return {"beta": theta[:, 0]}
 
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where :math:`p_k(\beta) = t`, per level.
+
+        Both working models are :math:`e^\beta x_k` past a constant, so :math:`p_k > t` iff
+        :math:`e^\beta x_k > c` with :math:`c = \log t` (empiric) or
+        :math:`\operatorname{logit} t - a_0` (logistic): :math:`\beta` above
+        :math:`\log(c / x_k)` when :math:`x_k > 0`, below it when :math:`x_k < 0` (for
+        :math:`c / x_k > 0`; otherwise always or never).
+        """
+        x = self.scaled_doses
+        if self.model == "empiric":
+            c = math.log(threshold)
+        else:
+            c = float(logit(threshold)) - self.intercept
+        ratio = np.divide(c, x, out=np.full(x.shape, np.nan), where=x != 0)
+        above = x > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut = np.where(ratio > 0, np.log(ratio), -np.inf)
+        # x_k > 0 and c / x_k <= 0: e^b x_k > c always (cut -inf, above);
+        # x_k < 0 and c / x_k <= 0: e^b x_k > c never (cut -inf, below);
+        # x_k = 0: p_k > t iff 0 > c, whatever beta.
+        zero = x == 0
+        cut = np.where(zero, np.where(c < 0, -np.inf, np.inf), cut)
+        above = above | zero
+        rows = leading.shape[0]
+        return np.broadcast_to(cut, (rows, x.size)), np.broadcast_to(above, (rows, x.size))
+
     def _with_plugin(self, posterior: DosePosterior) -> DosePosterior:
         """Add dfcrm's plug-in estimate (``p_dlt`` at the posterior mean of beta)."""
         plugin = self.p_dlt(posterior.parameter_mean["beta"])

@@ -24,9 +24,10 @@ The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_
 with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid engine works in
 :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
 with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
-adaptive 96 x 96 grid. The MTD's posterior CDF at a dose :math:`x` counts, like the interval
-probabilities of :class:`~dosezoo.posterior.DosePosterior`, the fraction of each cell where
-:math:`\gamma \le x`; its quantiles invert that CDF by bisection.
+adaptive 128 x 128 grid. The MTD is the grid's last coordinate, so its posterior CDF at a dose
+:math:`x` is the grid's mass below a cut of each row (integrated with the density log-linear in
+the cell the cut falls in, :meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`); its
+quantiles invert that CDF by bisection.
 """
 
 import math
@@ -49,7 +50,7 @@ from dosezoo.models.workflow import (
     statement_table,
 )
 from dosezoo.posterior import DosePosterior
-from dosezoo.samplers.grid import GridPosterior, soft_mass_below, soft_quantile
+from dosezoo.samplers.grid import GridPosterior, tail_quantile
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 if TYPE_CHECKING:
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["EWOC", "ewoc_prior_from_statements"]
-
-#: Bisection steps of the MTD quantile: the dose range over 2**24.
-_BISECTIONS = 24
 
 
 def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
@@ -74,27 +72,38 @@ def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
 
 @dataclass(frozen=True, eq=False)
 class GridMTD:
-    """The MTD's posterior on the grid: its CDF and quantiles with cells counted in part.
+    r"""The MTD's posterior on the grid: its CDF and quantiles, integrated along the rows.
 
-    A cell counts towards ``P(MTD <= x)`` by the fraction of it where the MTD, linear within
-    the cell (``spread``), is below ``x`` (:func:`dosezoo.samplers.grid.soft_mass_below`).
+    The MTD is the last grid coordinate (the logit MTD fraction :math:`\theta_2`) mapped to
+    doses, so :math:`P(\mathrm{MTD} \le x)` is the grid's mass where :math:`\theta_2 \le
+    \operatorname{logit}((x - x_{min}) / (x_{max} - x_{min}))`
+    (:meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`), and a quantile inverts it.
     """
 
-    values: np.ndarray
-    spread: np.ndarray
-    weights: np.ndarray
+    grid: GridPosterior
     x_min: float
     x_max: float
 
+    def _coordinate(self, x: float) -> float:
+        fraction = (float(x) - self.x_min) / (self.x_max - self.x_min)
+        if fraction <= 0:
+            return -math.inf
+        if fraction >= 1:
+            return math.inf
+        return float(logit(fraction))
+
     def cdf(self, x: float) -> float:
         """Posterior probability that the MTD is below ``x``."""
-        return soft_mass_below(float(x), self.values, self.spread, self.weights)
+        rows = self.grid.rows.shape[0]
+        cut = np.full((rows, 1), self._coordinate(x))
+        return float(self.grid.tail_mass(cut, np.zeros((rows, 1), dtype=bool))[0])
 
     def quantile(self, p: float) -> float:
-        """Posterior ``p``-quantile of the MTD (bisection on :meth:`cdf`)."""
-        return soft_quantile(
-            float(p), self.x_min, self.x_max, _BISECTIONS, self.values, self.spread, self.weights
-        )
+        """Posterior ``p``-quantile of the MTD (bisection on :meth:`cdf`, to 1e-9 of the range)."""
+        last = self.grid.nodes[:, -1]
+        spread = float(np.abs(self.grid.transform[-1]).sum() * self.grid.step.max())
+        theta = tail_quantile(self.grid, float(p), last.min() - spread, last.max() + spread)
+        return self.x_min + (self.x_max - self.x_min) * float(expit(theta))
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,7 @@ class EWOC(GridDoseModel):
 
     model_name: ClassVar[str] = "EWOC"
     coordinates: ClassVar[tuple[str, ...]] = ("logit_rho0_fraction", "logit_mtd_fraction")
-    grid_size: ClassVar[int] = 96
+    grid_size: ClassVar[int] = 128
 
     theta: float
     x_min: float
@@ -244,6 +253,27 @@ class EWOC(GridDoseModel):
         """Return the two fractions (the PyMC model's free variables)."""
         return {"rho0_fraction": expit(theta[:, 0]), "mtd_fraction": expit(theta[:, 1])}
 
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where :math:`p_k = t` in the logit MTD fraction given the logit rho0 fraction.
+
+        With :math:`r = \operatorname{logit}\rho_0 < \operatorname{logit}\theta` and
+        :math:`c = \operatorname{logit} t`, :math:`p_k > t` iff
+        :math:`(\operatorname{logit}\theta - r)(d_k - x_{min}) / (\gamma - x_{min}) > c - r`:
+        always when :math:`c \le r` (or at :math:`d_k = x_{min}` iff :math:`r > c`), otherwise
+        iff the MTD fraction is below :math:`q = (\operatorname{logit}\theta - r)(d_k -
+        x_{min}) / ((c - r)(x_{max} - x_{min}))` (always when :math:`q \ge 1`).
+        """
+        levels = np.asarray(self.dose_levels)[None, :] - self.x_min
+        log_rho0 = math.log(self.theta) + log_expit(leading[:, :1])
+        r = log_rho0 - np.log1p(-np.exp(log_rho0))
+        gap = float(logit(threshold)) - r
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = (logit(self.theta) - r) * levels / (gap * (self.x_max - self.x_min))
+            cut = np.where(q >= 1, np.inf, logit(np.clip(q, 0.0, 1.0)))
+        cut = np.where(gap <= 0, np.inf, cut)
+        cut = np.where(levels == 0, np.where(gap < 0, np.inf, -np.inf), cut)
+        return cut, np.zeros(cut.shape, dtype=bool)
+
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior on the grid, with the MTD's CDF and quantiles (no cache)."""
         posterior = super()._posterior(summary)
@@ -255,7 +285,7 @@ class EWOC(GridDoseModel):
             posterior,
             parameter_mean=dict(posterior.parameter_mean)
             | {"rho0": float(weights @ rho0), "mtd": float(weights @ mtd)},
-            mtd=GridMTD(mtd, grid.spread(mtd), weights, self.x_min, self.x_max),
+            mtd=GridMTD(grid, self.x_min, self.x_max),
         )
 
     # ------------------------------------------------------------ PyMC model

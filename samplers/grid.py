@@ -23,15 +23,36 @@ mass, then a uniform point in the cell). Rules, plots and the InferenceData of
 ``engine="grid"`` therefore all see the same distribution; its distance from the true
 posterior is the midpoint rule's, O(h^2) for smooth expectations, and the tests bound it
 against independent integration and against NUTS.
+
+Tail probabilities without the midpoint rule's error
+-----------------------------------------------------
+The whitening factor :math:`L` is lower triangular, so along a row of the grid (the leading
+whitened coordinates fixed) the last unconstrained coordinate :math:`\theta_d` is an
+increasing affine function of the last whitened one, :math:`z_d`. For the models of this
+family every event a rule reads (a DLT probability above a threshold, the MTD below a dose) is,
+given the leading coordinates, a half-line of :math:`\theta_d`: a cut per row. The mass of the
+event (:meth:`GridPosterior.tail_mass`) sums the whole cells of each row on the event's side
+and the part of the cell the cut falls in, with the density taken log-linear within that cell
+(its slope from the neighbouring cells), and corrects the midpoint sum up to that cell's edge
+by its Euler-Maclaurin term :math:`h^2 f'/24` (a partial midpoint sum is only O(h^2)
+accurate), instead of counting cells whole or by a linear share. Along the rows the row
+masses are smooth, so the midpoint rule sums them with its fast convergence; the error left is
+well below 1e-3 in probability at the grid sizes of the models (the tests check it against
+brute-force integration).
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-__all__ = ["GridPosterior", "adaptive_grid", "soft_mass_below", "soft_quantile"]
+__all__ = [
+    "GridPosterior",
+    "adaptive_grid",
+    "tail_quantile",
+]
 
 #: How many times the coarse span may double before the posterior is declared unbounded.
 _MAX_DOUBLINGS = 6
@@ -56,6 +77,10 @@ class GridPosterior:
         Cells per axis (``m`` is their product; nodes are in C order).
     log_evidence : float
         Log marginal likelihood, ``log`` of the integral of the unnormalised posterior.
+    centre : numpy.ndarray
+        The whitening's origin ``mean`` (d,): a node is ``centre + transform @ z``.
+    lower : numpy.ndarray
+        Lower corner of the grid in whitened coordinates (d,).
     """
 
     nodes: np.ndarray
@@ -64,20 +89,60 @@ class GridPosterior:
     transform: np.ndarray
     shape: tuple[int, ...]
     log_evidence: float
+    centre: np.ndarray
+    lower: np.ndarray
+
+    @property
+    def rows(self) -> np.ndarray:
+        """The leading unconstrained coordinates of each row (cells sharing them), (r, d - 1)."""
+        last = self.shape[-1]
+        return self.nodes[::last, :-1]
+
+    def cut_positions(self, cut: np.ndarray) -> np.ndarray:
+        r"""Map cuts of the last coordinate per row, (r, c), to cell units along each row.
+
+        Position 0 is the lower edge of a row's first cell, ``shape[-1]`` the upper edge of
+        its last: :math:`(z_d - \text{lower}_d) / h_d` with
+        :math:`z_d = (\theta_d - \bar\theta_d - \sum_{l<d} L_{dl} z_l) / L_{dd}`.
+        """
+        d = self.step.size
+        leading = self.rows - self.centre[:-1]
+        z_leading = np.linalg.solve(self.transform[:-1, :-1], leading.T).T if d > 1 else leading
+        offset = self.centre[-1] + z_leading @ self.transform[-1, :-1]
+        z_last = (cut - offset[:, None]) / self.transform[-1, -1]
+        return (z_last - self.lower[-1]) / self.step[-1]
+
+    def tail_mass(self, cut: np.ndarray, above: np.ndarray) -> np.ndarray:
+        """Posterior mass where the last coordinate is above (or below) a cut per row.
+
+        Parameters
+        ----------
+        cut : numpy.ndarray
+            The cut of each of ``c`` events on every row, shape (r, c); ``-inf`` or ``inf``
+            for an event that holds on the whole row or nowhere on it.
+        above : numpy.ndarray
+            Whether each event is ``theta_d > cut`` (True) or ``theta_d < cut``, shape (r, c).
+
+        Returns
+        -------
+        numpy.ndarray
+            The mass of each event, shape (c,).
+        """
+        position = self.cut_positions(np.asarray(cut, dtype=float))
+        table = self._tail_table()
+        return _tail_masses(table[0], table[1], table[2], position, np.asarray(above, bool))
+
+    def _tail_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the cells' masses, their cumulative sums and the log-density slopes."""
+        cached = self.__dict__.get("_table")
+        if cached is None:
+            cached = _row_table(self.weights.reshape(-1, self.shape[-1]))
+            object.__setattr__(self, "_table", cached)
+        return cached
 
     def expectation(self, values: np.ndarray) -> np.ndarray:
         """Return the posterior mean of per-cell ``values`` (shape (m, ...))."""
         return np.tensordot(self.weights, values, axes=(0, 0))
-
-    def spread(self, values: np.ndarray) -> np.ndarray:
-        """Return how much per-cell ``values`` (m, ...) vary across each cell (finite differences).
-
-        The sum over grid axes of the absolute change between neighbouring cells; for a
-        function linear within a cell it is the width of its range over the cell.
-        """
-        on_grid = values.reshape(*self.shape, *values.shape[1:])
-        total = sum(np.abs(np.gradient(on_grid, axis=axis)) for axis in range(len(self.shape)))
-        return np.asarray(total).reshape(values.shape)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` independent points: a cell by its mass, then uniformly within it.
@@ -183,6 +248,8 @@ def adaptive_grid(
         transform=transform,
         shape=(size,) * dim,
         log_evidence=float(highest + np.log(total) + volume),
+        centre=mean,
+        lower=lower,
     )
 
 
@@ -194,39 +261,119 @@ def _checked(values: np.ndarray) -> np.ndarray:
     return values
 
 
-@numba.njit(cache=True)
-def soft_mass_below(x: float, values: np.ndarray, spread: np.ndarray, weights: np.ndarray) -> float:
-    r"""Posterior mass where a per-cell quantity is at most ``x``, counting fractions of cells.
-
-    The quantity is taken linear within each cell, ranging over ``values +- spread / 2``
-    (:meth:`GridPosterior.spread`), so cell :math:`i` counts
-    :math:`w_i \min(1, \max(0, 1/2 + (x - v_i)/s_i))`, or :math:`w_i 1(v_i \le x)` where
-    :math:`s_i = 0`: the CDF of the quantity, continuous and piecewise linear in ``x``.
-    """
-    total = 0.0
-    for i in range(values.size):
-        if spread[i] > 0.0:
-            total += weights[i] * min(1.0, max(0.0, 0.5 + (x - values[i]) / spread[i]))
-        elif values[i] <= x:
-            total += weights[i]
-    return total
+#: Floor of the log mass ratio between neighbouring cells used for a slope (an empty cell
+#: next to a full one would give an infinite slope).
+_SLOPE_FLOOR = -50.0
 
 
 @numba.njit(cache=True)
-def soft_quantile(
+def _row_table(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative masses (r, n + 1) and log-density slopes per cell (r, n) of each row."""
+    rows, n = mass.shape
+    cumulative = np.zeros((rows, n + 1))
+    slope = np.zeros((rows, n))
+    for i in range(rows):
+        for j in range(n):
+            cumulative[i, j + 1] = cumulative[i, j] + mass[i, j]
+        if n < 2:
+            continue
+        peak = mass[i].max()
+        if peak <= 0.0:
+            continue
+        for j in range(n):
+            lo = j - 1 if j > 0 else j
+            hi = j + 1 if j < n - 1 else j
+            a = math.log(mass[i, lo] / peak) if mass[i, lo] > 0.0 else _SLOPE_FLOOR
+            b = math.log(mass[i, hi] / peak) if mass[i, hi] > 0.0 else _SLOPE_FLOOR
+            slope[i, j] = (max(b, _SLOPE_FLOOR) - max(a, _SLOPE_FLOOR)) / (hi - lo)
+    return mass, cumulative, slope
+
+
+@numba.njit(cache=True)
+def _row_mass_below(
+    mass: np.ndarray, cumulative: np.ndarray, slope: np.ndarray, i: int, position: float
+) -> float:
+    """Mass of row ``i`` below ``position`` (cell units), the cut cell log-linear."""
+    n = mass.shape[1]
+    if position <= 0.0:
+        return 0.0
+    if position >= n:
+        return cumulative[i, n]
+    j = int(position)
+    t = position - j
+    b = slope[i, j]
+    # Density within cell j: mass[i, j] * exp(b (u - 1/2)) for u in [0, 1] (log-linear through
+    # its centre). The midpoint sum up to the cell's lower edge misses b m e^{-b/2} / 24 (the
+    # Euler-Maclaurin term h^2 f'(edge) / 24, with f' from the same log-linear density); then
+    # the density is integrated exactly from the edge to the cut.
+    if abs(b) < 1e-8:
+        return cumulative[i, j] + mass[i, j] * t
+    shift = math.exp(-0.5 * b)
+    inside = shift * math.expm1(b * t) / b
+    return cumulative[i, j] + mass[i, j] * (b * shift / 24.0 + inside)
+
+
+@numba.njit(cache=True)
+def _tail_masses(
+    mass: np.ndarray,
+    cumulative: np.ndarray,
+    slope: np.ndarray,
+    position: np.ndarray,
+    above: np.ndarray,
+) -> np.ndarray:
+    rows, events = position.shape
+    n = mass.shape[1]
+    out = np.zeros(events)
+    for c in range(events):
+        total = 0.0
+        for i in range(rows):
+            below = _row_mass_below(mass, cumulative, slope, i, position[i, c])
+            total += cumulative[i, n] - below if above[i, c] else below
+        out[c] = total
+    return out
+
+
+@numba.njit(cache=True)
+def _quantile_below(
     p: float,
+    mass: np.ndarray,
+    cumulative: np.ndarray,
+    slope: np.ndarray,
+    offset: np.ndarray,
+    scale: float,
     low: float,
     high: float,
     bisections: int,
-    values: np.ndarray,
-    spread: np.ndarray,
-    weights: np.ndarray,
 ) -> float:
-    """Invert :func:`soft_mass_below` on ``[low, high]`` by ``bisections`` halvings."""
+    """Invert ``cut -> P(theta_d < cut)`` on ``[low, high]`` by bisection.
+
+    Row ``i``'s cut position is ``(cut - offset_i) * scale``.
+    """
+    rows = mass.shape[0]
     for _ in range(bisections):
         middle = 0.5 * (low + high)
-        if soft_mass_below(middle, values, spread, weights) < p:
+        total = 0.0
+        for i in range(rows):
+            total += _row_mass_below(mass, cumulative, slope, i, (middle - offset[i]) * scale)
+        if total < p:
             low = middle
         else:
             high = middle
     return 0.5 * (low + high)
+
+
+def tail_quantile(
+    grid: GridPosterior, p: float, low: float, high: float, bisections: int = 60
+) -> float:
+    """Return the ``p``-quantile of the last unconstrained coordinate, in ``[low, high]``.
+
+    The CDF is :meth:`GridPosterior.tail_mass` of ``theta_d < cut`` (continuous and increasing
+    in the cut), inverted by ``bisections`` halvings.
+    """
+    zero = grid.cut_positions(np.zeros((grid.rows.shape[0], 1)))[:, 0]
+    scale = 1.0 / (grid.transform[-1, -1] * grid.step[-1])
+    offset = -zero / scale
+    table = grid._tail_table()
+    return _quantile_below(
+        float(p), table[0], table[1], table[2], offset, scale, float(low), float(high), bisections
+    )

@@ -21,9 +21,12 @@ from hypothesis import strategies as st
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
+from dosezoo.designs import blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
+from dosezoo.designs.mtd_quantile import ToxicityStopping
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.levels import count_state
+from dosezoo.models import BLRM, CRM, EWOC
 from dosezoo.protocols import CountRuleDesign, LevelScenario
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
@@ -276,3 +279,58 @@ def test_other_dose_levels_fall_back_to_the_per_trial_engine():
     expected = simulate(PerTrial(design), scenario, 30, random_seed=SEED, progress=False)
     xr.testing.assert_identical(result, expected)
     assert (result["n_at_4"] == 0).all() and (result["n_at_0"] > 0).all()
+
+
+# ------------------------------------------------------------- model-based designs in lockstep
+
+MODEL_CASES = {
+    # name: (design, p_true, a stop reason some trial must reach, or None)
+    "crm": (
+        crm_design(CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12),
+        P_SENO2025_13,
+        None,
+    ),
+    "crm-toxic-lowest": (
+        crm_design(CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12),
+        P_TOXIC_LOWEST,
+        "safety",
+    ),
+    "blrm": (
+        blrm_design(BLRM(LEVELS, LEVELS[2]), target_interval=(0.2, 0.4), sample_size=15),
+        P_SENO2025_13,
+        None,
+    ),
+    "ewoc": (
+        ewoc_design(EWOC(0.3, LEVELS[0], LEVELS[-1], dose_levels=LEVELS), sample_size=8),
+        P_SENO2025_13,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MODEL_CASES))
+def test_model_designs_run_in_lockstep_with_the_per_trial_results(name):
+    design, p_true, reached = MODEL_CASES[name]
+    scenario = _scenario(design.counts_view(), p_true)
+    assert isinstance(design.counts_view(), CountRuleDesign)
+    per_trial = simulate(PerTrial(design), scenario, 12, random_seed=SEED, progress=False)
+    lockstep = simulate(design, scenario, 12, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(lockstep, per_trial)
+    assert list(lockstep.data_vars) == list(per_trial.data_vars)
+    if reached is not None:
+        reasons = lockstep["decision_stop_reason"].values.ravel()
+        assert any(reached in str(reason) for reason in reasons)
+
+
+def test_designs_reading_more_than_the_counts_have_no_lockstep_view():
+    model = EWOC(0.3, LEVELS[0], LEVELS[-1], dose_levels=LEVELS)
+    assert ewoc_design(model).counts_view() is not None
+    assert ewoc_design(model, coherent=True).counts_view() is None  # reads the last cohort
+    assert ewoc_design(model, doses="continuous").counts_view() is None
+    stopping = ToxicityStopping(threshold=1.0, max_toxicities=3)
+    assert (
+        crm_design(
+            CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), stopping=(stopping,)
+        ).counts_view()
+        is None
+    )

@@ -1,9 +1,11 @@
 """The lockstep engine: a batch of count-rule trials advanced together, step by step.
 
 When the design decides from the patients and DLTs per dose level only
-(`dosezoo.protocols.CountRuleDesign`: BOIN, 3+3) and the scenario answers for dose levels from
-latent per-patient draws (`dosezoo.protocols.LevelScenario`: the binary-toxicity scenario), on
-the same dose levels, a batch of trials runs in lockstep instead of trial by trial: every trial
+(`dosezoo.protocols.CountRuleDesign`: BOIN, 3+3; or a model-based design whose
+``counts_view()`` offers it: CRM, BLRM, EWOC on their levels) and the scenario answers for dose
+levels from latent per-patient draws (`dosezoo.protocols.LevelScenario`: the binary-toxicity
+scenario), on the same dose levels, a batch of trials runs in lockstep instead of trial by
+trial: every trial
 still running at step ``s`` has had ``s`` cohorts, so one call of the design's array rule
 decides the next cohort of all of them, the scenario gives their outcomes from the latent draws
 each trial made up front from its own generator, and the batch's arrays go straight into its
@@ -31,6 +33,20 @@ from dosezoo.simulate.layout import (
 
 #: The outcome whose events a count rule counts per level (as ``dosezoo.levels.level_counts``).
 _COUNTED_OUTCOME = "dlt"
+
+
+def _count_design(design: object) -> CountRuleDesign | None:
+    """Return the design as a count-rule design, or None when it is not one.
+
+    A design is one when it offers the count capability itself (BOIN, 3+3), or when its
+    ``counts_view()`` returns such a view (a model-based design whose model's posterior and
+    whose rule read the counts per level only: CRM, BLRM, EWOC on their levels).
+    """
+    if isinstance(design, CountRuleDesign):
+        return design
+    view = getattr(design, "counts_view", None)
+    counts = view() if callable(view) else None
+    return counts if isinstance(counts, CountRuleDesign) else None
 
 
 def _counts_suffice(design: CountRuleDesign, scenario: LevelScenario) -> bool:

@@ -34,10 +34,10 @@ import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from dosezoo.checks import integer, positive_int
-from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
+from dosezoo.protocols import Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
 from dosezoo.simulate.layout import _combine, _Layout
-from dosezoo.simulate.lockstep import _counts_suffice, _run_count_batch
+from dosezoo.simulate.lockstep import _count_design, _counts_suffice, _run_count_batch
 from dosezoo.simulate.store import _fingerprint, _Store
 
 if TYPE_CHECKING:
@@ -268,13 +268,14 @@ def _run_batch(
 
     A design with a backfill runs in time, trial by trial, whatever its rule.
     """
-    if layout.timed or not (
-        isinstance(design, CountRuleDesign)
+    counts = None if layout.timed else _count_design(design)
+    if not (
+        counts is not None
         and isinstance(scenario, LevelScenario)
-        and _counts_suffice(design, scenario)
+        and _counts_suffice(counts, scenario)
     ):
         return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
-    part = _run_count_batch(design, scenario, trials, seeds, layout)
+    part = _run_count_batch(counts, scenario, trials, seeds, layout)
     if advance is not None:
         advance(len(seeds))
     return part

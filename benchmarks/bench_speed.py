@@ -1,0 +1,241 @@
+"""Benchmark dosezoo on the work of the R packages' reference runs (no R needed).
+
+Run ``make bench-speed`` or ``python benchmarks/bench_speed.py`` (options: ``--trials N`` for
+the crmsim runs, ``--boin-trials N``, ``--sim-trials N`` for the trials-per-second runs,
+``--report-only``). On one core (BLAS pinned to one thread, ``n_jobs=1``) it measures:
+
+- dfcrm's ``crmsim`` work: 1000 trials of 24 patients, cohorts of 3 and of 1, skeleton
+  (0.05, 0.12, 0.25, 0.40, 0.55), target 0.25, true DLT rates (0.05, 0.10, 0.20, 0.35, 0.50),
+  the empiric model with dfcrm's prior, starting at the lowest level without skipping and
+  without a safety stop (crmsim has none): process CPU seconds of ``simulate``;
+- BOIN's ``get.oc`` work: 2000 trials of 10 cohorts of 3, target 0.3, true rates
+  (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
+- one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial
+  data (15 patients), the posterior not cached: median wall microseconds;
+- trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
+  ``bench_binary.py`` (36 patients, cohorts of 3).
+
+Each figure comes with the load averages before it (the machine may be shared). The figures are
+merged into ``docs/results/speed.json`` (read, this script's keys updated, written back: other
+scripts add theirs to the same file), and the page ``speed.md`` shows every figure in it.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import bench_binary
+import report
+
+from dosezoo.designs import boin_design, crm_design
+from dosezoo.models.crm import CRM
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import simulate
+
+RESULTS = report.RESULTS
+JSON = RESULTS / "speed.json"
+
+CRMSIM_SKELETON = (0.05, 0.12, 0.25, 0.40, 0.55)
+CRMSIM_TARGET = 0.25
+CRMSIM_TRUTH = (0.05, 0.10, 0.20, 0.35, 0.50)
+CRMSIM_SIZE = 24
+GETOC_TARGET = 0.3
+GETOC_TRUTH = (0.05, 0.15, 0.30, 0.45, 0.60)
+GETOC_COHORTS = 10
+SEED = 1009
+DECISION_REPEATS = 30
+#: What each key measures (the page's table).
+LABELS = {
+    "crm_crmsim_cohort3_cpu_s": "CRM, crmsim work, cohorts of 3 (CPU s)",
+    "crm_crmsim_cohort1_cpu_s": "CRM, crmsim work, cohorts of 1 (CPU s)",
+    "crm_crmsim_trials": "trials of the crmsim runs",
+    "boin_2000_trials_cpu_s": "BOIN, get.oc work (CPU s)",
+    "boin_trials": "trials of the BOIN run",
+    "crm_decision_us": "CRM, one decision (us)",
+    "blrm_decision_us": "BLRM, one decision (us)",
+    "ewoc_decision_us": "EWOC, one decision (us)",
+    "crm_trials_per_s": "CRM, binary OC scenario (trials/s)",
+    "blrm_trials_per_s": "BLRM, binary OC scenario (trials/s)",
+    "ewoc_trials_per_s": "EWOC, binary OC scenario (trials/s)",
+    "threepnd_study_wall_s": "3PND study, 36 configurations (wall s)",
+    "lse_study_wall_s": "LSE comparison study (wall s)",
+    "cli_next_dose_cold_wall_s": "dosezoo next-dose from a cold process (wall s)",
+}
+
+
+def load() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+def cpu_seconds(call) -> float:
+    started = time.process_time()
+    call()
+    return time.process_time() - started
+
+
+def crmsim_design(cohort_size: int):
+    model = CRM(CRMSIM_SKELETON, CRMSIM_TARGET)
+    return crm_design(model, cohort_size=cohort_size, sample_size=CRMSIM_SIZE, safety_cutoff=None)
+
+
+def crmsim(cohort_size: int, n_trials: int) -> float:
+    design = crmsim_design(cohort_size)
+    scenario = BinaryToxicityScenario(
+        design.dose_levels, CRMSIM_TRUTH, CRMSIM_TARGET, planned_sample_size=CRMSIM_SIZE
+    )
+    return cpu_seconds(
+        lambda: simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
+    )
+
+
+def getoc(n_trials: int) -> float:
+    levels = (1.0, 2.0, 3.0, 4.0, 5.0)
+    design = boin_design(GETOC_TARGET, levels, sample_size=3 * GETOC_COHORTS)
+    scenario = BinaryToxicityScenario(
+        levels, GETOC_TRUTH, GETOC_TARGET, planned_sample_size=3 * GETOC_COHORTS
+    )
+    return cpu_seconds(
+        lambda: simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
+    )
+
+
+def decision_us(design, data) -> float:
+    """Median wall time of ``design.next(data)`` with the posterior cache emptied each time."""
+    design.next(data)  # compile and warm
+    times = []
+    for _ in range(DECISION_REPEATS):
+        design.model._cache.clear()
+        started = time.perf_counter()
+        design.next(data)
+        times.append(time.perf_counter() - started)
+    return 1e6 * statistics.median(times)
+
+
+def trials_per_second(design, scenario, n_trials: int) -> float:
+    simulate(design, scenario, 2, random_seed=0, progress=False)  # compile and warm
+    seconds = cpu_seconds(
+        lambda: simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
+    )
+    return n_trials / seconds
+
+
+def measure(args: argparse.Namespace) -> dict:
+    figures: dict[str, float | int] = {}
+    loads: dict[str, list[float]] = {}
+    crmsim(3, 2)  # compile the kernels before timing
+    for cohort in (3, 1):
+        key = f"crm_crmsim_cohort{cohort}_cpu_s"
+        loads[key] = load()
+        figures[key] = round(crmsim(cohort, args.trials), 3)
+        print(key, figures[key], loads[key], flush=True)
+    figures["crm_crmsim_trials"] = args.trials
+    getoc(2)
+    loads["boin_2000_trials_cpu_s"] = load()
+    figures["boin_2000_trials_cpu_s"] = round(getoc(args.boin_trials), 3)
+    figures["boin_trials"] = args.boin_trials
+    designs = bench_binary.designs()
+    data = bench_binary.mid_trial_data()
+    for name in ("CRM", "BLRM", "EWOC"):
+        key = f"{name.lower()}_decision_us"
+        loads[key] = load()
+        figures[key] = round(decision_us(designs[name], data), 1)
+        print(key, figures[key], loads[key], flush=True)
+    scenario = list(bench_binary.scenarios().values())[1]
+    for name in ("CRM", "BLRM", "EWOC"):
+        key = f"{name.lower()}_trials_per_s"
+        loads[key] = load()
+        figures[key] = round(trials_per_second(designs[name], scenario, args.sim_trials), 1)
+        print(key, figures[key], loads[key], flush=True)
+    return {"figures": figures, "loads": loads}
+
+
+def merge(measured: dict, command: str) -> dict:
+    """Read speed.json, replace this script's figures and loads, write it back."""
+    saved = json.loads(JSON.read_text()) if JSON.exists() else {}
+    saved.update(measured["figures"])
+    saved.setdefault("load_averages", {}).update(measured["loads"])
+    saved.setdefault("commands", {})["bench_speed.py"] = command
+    saved.setdefault("machine", {}).update(
+        {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    )
+    JSON.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    return saved
+
+
+def markdown(saved: dict) -> str:
+    loads = saved.get("load_averages", {})
+    rows = [
+        f"| {LABELS.get(key, key)} | `{key}` | {value} | {', '.join(map(str, loads.get(key, [])))} |"
+        for key, value in saved.items()
+        if isinstance(value, int | float)
+    ]
+    commands = "\n".join(
+        f"- `{report.PYTHON} benchmarks/{command}`"
+        for command in saved.get("commands", {}).values()
+    )
+    machine = saved.get("machine", {})
+    return "\n".join(
+        [
+            "One core (`n_jobs=1`, BLAS on one thread) unless the key says wall time on more. "
+            "Load averages (1, 5, 15 min) are read just before each figure: on a shared "
+            "machine a figure is only as good as its load.",
+            "",
+            "| what | key | value | load averages before |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+            "The runs that wrote these figures:",
+            "",
+            commands,
+            "",
+            f"Machine: {machine.get('platform', '?')}, Python {machine.get('python', '?')}, "
+            f"{machine.get('cpus', '?')} CPUs.",
+            "",
+            "The crmsim work is dfcrm's: 24 patients, skeleton (0.05, 0.12, 0.25, 0.40, 0.55), "
+            "target 0.25, true rates (0.05, 0.10, 0.20, 0.35, 0.50), empiric model with "
+            "dfcrm's prior, start at the lowest level, no skipping, no safety stop. The BOIN "
+            "work is get.oc's example: 10 cohorts of 3, target 0.3, true rates (0.05, 0.15, "
+            "0.30, 0.45, 0.60). Decisions are `design.next` on the mid-trial data of "
+            "`bench_binary.py` with the posterior cache emptied; trials per second are on its "
+            "second scenario (Seno et al. 2025, scenario 16), 36 patients in cohorts of 3, the "
+            "model-based designs simulated in lockstep with decisions kept by count state.",
+        ]
+    )
+
+
+def write_report(saved: dict) -> None:
+    report.write_page(
+        "speed",
+        "Speed against the R packages' reference work",
+        markdown(saved),
+        make="bench-speed",
+        runs=["bench_speed.py"],
+        rebuild="bench_speed.py --report-only",
+        data=["speed.json"],
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1000, help="trials of each crmsim run")
+    parser.add_argument("--boin-trials", type=int, default=2000, help="trials of the BOIN run")
+    parser.add_argument("--sim-trials", type=int, default=500, help="trials per second runs")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the page only")
+    args = parser.parse_args(argv)
+    if args.report_only:
+        write_report(json.loads(JSON.read_text()))
+        return
+    command = " ".join(["bench_speed.py", *(argv if argv is not None else sys.argv[1:])])
+    write_report(merge(measure(args), command))
+
+
+if __name__ == "__main__":
+    main()
