@@ -931,11 +931,32 @@ class CountsView:
         """Maximum number of patients."""
         return self.design.sample_size
 
-    def decide_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    @property
+    def counted_outcomes(self) -> tuple[str, ...]:
+        """The DLTs only: a design seen through its counts reads patients and DLTs per level."""
+        return ("dlt",)
+
+    def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """No events besides DLTs."""
+        return {}
+
+    def decide_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Decide for a batch of count states, row ``i`` as ``design.next`` on those counts."""
         return self._decide(n, y, current, final=False)
 
-    def recommend_counts(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> CountDecisions:
+    def recommend_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> CountDecisions:
         """Select for a batch of count states, row ``i`` as ``design.recommend``."""
         return self._decide(n, y, current, final=True)
 
@@ -1120,6 +1141,20 @@ class CountDesign(Design):
         if reason:
             return Decision(None, stop_reason=reason)
         return self.rule.select(None, data)
+
+    #: Conduct options a count rule never reads: the hard overdose limit holds a posterior
+    #: quantity that count rules do not report (their own elimination plays its part).
+    unused_conduct: ClassVar[tuple[str, ...]] = (
+        "conduct_max_overdose_probability",
+        "conduct_overdose_min_patients",
+    )
+
+    def describe(self) -> Described:
+        """Flat record of the design, without the conduct options a count rule never reads."""
+        record = super().describe()
+        for key in self.unused_conduct:
+            record.pop(key, None)
+        return record
 
     @property
     def counted_outcomes(self) -> tuple[str, ...]:

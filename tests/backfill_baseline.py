@@ -2,7 +2,9 @@
 
 Run on the commit before backfill existed, ``.venv/bin/python tests/backfill_baseline.py``
 wrote ``tests/data/backfill_baseline.json``; ``tests/test_backfill.py`` recomputes the same
-digests and compares.
+digests and compares. The CRM's digest was recorded again (with the hard overdose limit off)
+when its posterior's tail probabilities became exact integrals: that changed its safety stop's
+probability, not backfill; BOIN's digests are still those of the commit before backfill.
 """
 
 import hashlib

@@ -290,10 +290,19 @@ MODEL_CASES = {
         P_SENO2025_13,
         None,
     ),
-    "crm-toxic-lowest": (
-        crm_design(CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12),
+    "crm-toxic-lowest": (  # the CRM's own safety stop, with the hard overdose limit off
+        crm_design(
+            CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS),
+            sample_size=12,
+            max_overdose_probability=1.0,
+        ),
         P_TOXIC_LOWEST,
         "safety",
+    ),
+    "crm-overdose-limit": (
+        crm_design(CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12),
+        P_TOXIC_LOWEST,
+        "overdose limit",
     ),
     "blrm": (
         blrm_design(BLRM(LEVELS, LEVELS[2]), target_interval=(0.2, 0.4), sample_size=15),

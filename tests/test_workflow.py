@@ -123,6 +123,13 @@ class LogitBeta(GridDoseModel):
     def free_values(self, theta):
         return {"logit_p": theta[:, 0]}
 
+    def rate_cut(self, leading, threshold):
+        # p > t iff logit_p > logit(t), whatever the (absent) leading coordinates.
+        cut = np.full(
+            (leading.shape[0], len(self.dose_levels)), math.log(threshold / (1 - threshold))
+        )
+        return cut, np.ones_like(cut, dtype=bool)
+
 
 @pytest.mark.parametrize(("a", "b"), [(1.0, 1.0), (2.0, 5.0), (0.5, 3.0)])
 def test_the_mtm_ess_of_a_beta_prior_is_its_pseudo_count(a, b):
