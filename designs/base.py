@@ -68,6 +68,7 @@ __all__ = [
     "Stopping",
     "compose",
     "dataclass_options",
+    "mtd_level_below",
     "rate_above",
 ]
 
@@ -133,7 +134,7 @@ class Conduct:
     max_overdose_probability : float
         The hard overdose limit, in (0, 1]: no decision gives the next cohort a dose whose
         posterior probability of overdosing (:meth:`Rule.overdose_probability`, e.g.
-        :math:`P(\mathrm{MTD} < x)` or :math:`P(p_k > \text{target})`) exceeds it; the design
+        :math:`P(\mathrm{MTD} < x)`, or BLRM's excessive toxicity) exceeds it; the design
         de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
         stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
         likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
@@ -343,7 +344,7 @@ class Rule(ABC):
         By default :math:`P(\mathrm{MTD} < x \mid \text{data})` when the posterior has the MTD's
         distribution (EWOC, 3PND), None otherwise (no model-based quantity: the limit does
         not apply). Rules of per-level rates override it with their own definition of an
-        overdose (e.g. :math:`P(p_k > \text{target})` for the CRM).
+        overdose (:func:`mtd_level_below` for the CRM, BLRM's excessive toxicity).
         """
         if posterior is None or posterior.mtd is None:
             return None
@@ -438,6 +439,29 @@ def rate_above(
     if dose not in levels:
         return None
     return float(posterior.prob_above(threshold, name)[levels.index(dose)])
+
+
+def mtd_level_below(
+    posterior: DosePosterior | None, dose: float, target: float, name: str = "p_dlt"
+) -> float | None:
+    r"""``P(MTD < dose | data)`` for a design whose MTD is the level closest to ``target``.
+
+    The posterior probability that ``dose``, one of the posterior's levels, lies above the
+    MTD, where the MTD is the level whose rate is closest to the target (O'Quigley et al.
+    1990), a placebo level of rate 0 below the lowest included: the lowest level overdoses
+    when its rate exceeds twice the target. As :math:`P(\mathrm{MTD} < x)` of the designs
+    with a continuous MTD (EWOC, 3PND), it is what the hard overdose limit checks for the
+    CRM and the latent-GP designs; None without a posterior or off the levels.
+    """
+    if posterior is None:
+        return None
+    levels = list(posterior.dose_levels)
+    if dose not in levels:
+        return None
+    rates = posterior.rate(name)
+    distance = np.abs(np.column_stack([np.zeros(len(rates)), rates]) - target)
+    mtd = np.argmin(distance, axis=1) - 1  # -1: the placebo level, below every dose
+    return float(posterior.expectation((mtd < levels.index(dose)).astype(float)))
 
 
 def _init_names(cls: type) -> list[str]:

@@ -26,7 +26,7 @@ import numpy as np
 from dosezoo.checks import choice, positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, rate_above
+from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, mtd_level_below
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_index
 from dosezoo.models.crm import CRM
@@ -196,8 +196,11 @@ class CRMRule(ModelRule):
         return Decision(self.model.dose_levels[level], quantities=quantities)
 
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
-        """``P(p_k > target | data)`` at the level ``dose`` (the hard overdose limit's check)."""
-        return rate_above(posterior, dose, self.model.target)
+        """``P(MTD < dose | data)``, the MTD the level closest to the target.
+
+        See :func:`~dosezoo.designs.base.mtd_level_below`.
+        """
+        return mtd_level_below(posterior, dose, self.model.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

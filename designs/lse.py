@@ -90,7 +90,7 @@ import numpy as np
 from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, Rule, rate_above
+from dosezoo.designs.base import Conduct, Design, Rule, mtd_level_below
 from dosezoo.designs.boin import BOINRule
 from dosezoo.designs.registry import Family, Option, options_of, register, table_of
 from dosezoo.diagnostics import ConvergenceCriteria
@@ -829,8 +829,8 @@ class TwoStageGPRule(Rule):
         return Decision(self.dose_levels[level], quantities=quantities)
 
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
-        """``P(p_k > target | data)`` at ``dose`` (stage 2; stage 1 reads no posterior)."""
-        return rate_above(posterior, dose, self.target)
+        """``P(MTD < dose | data)`` (:func:`mtd_level_below`; stage 1 reads no posterior)."""
+        return mtd_level_below(posterior, dose, self.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -248,20 +248,22 @@ def test_design_never_moves_beyond_its_step_limits(levels, dlts, step_up, step_d
     )
     data = _data(levels, dlts[: len(levels)])
     decision = design.next(data)
-    p_above = design.model.posterior(data).prob_above(design.model.target)
+    posterior = design.model.posterior(data)
+    overdose = [design.rule.overdose_probability(posterior, x) for x in design.model.dose_levels]
+    limit = design.conduct.max_overdose_probability
     if decision.stopped and decision.stop_reason.startswith("overdose limit"):
-        # The design's hard overdose limit: P(p_k > target) > 0.5 at every level up to the
-        # rule's choice, the lowest included.
-        assert p_above[0] > design.conduct.max_overdose_probability
+        # The design's hard overdose limit: P(MTD < x) > 0.5 at every level up to the rule's
+        # choice, the lowest included.
+        assert overdose[0] > limit
         return
     if "overdose_limit" in decision.bound_by:  # the limit overrides the step limits downwards
         k = design.model.dose_levels.index(decision.next_dose)
-        assert p_above[k] <= design.conduct.max_overdose_probability < p_above[k + 1]
+        assert overdose[k] <= limit < overdose[k + 1]
         return
     if "overdose_min_patients" in decision.bound_by:
         # Every level above the limit, but fewer than 3 patients had the lowest: it is given.
         assert decision.next_dose == design.model.dose_levels[0]
-        assert p_above[0] > design.conduct.max_overdose_probability
+        assert overdose[0] > limit
         assert np.sum(np.asarray(data.dose) == 1.0) < design.conduct.overdose_min_patients
         return
     if decision.stopped:

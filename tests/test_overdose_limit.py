@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
-from dosezoo.designs import Design
+from dosezoo.designs import Design, crm_design
 from dosezoo.designs.base import Conduct
 from dosezoo.designs.registry import FAMILIES
 
@@ -58,14 +58,16 @@ def test_the_3pnd_example_ships_with_its_stopping_rule():
 
 
 def test_no_dose_within_the_limit_stops_the_trial_once_three_patients_had_the_lowest():
-    # The CRM after one DLT in one patient at the lowest dose: P(p_1 > 0.25) is about 0.8, but
-    # (as the rules' own safety stops) the trial goes on at the lowest dose until 3 had it.
-    design = _example("crm")
-    one = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0], "dlt": [1]}))
+    # The CRM after two DLTs in two patients at the lowest dose: P(MTD below it), that is
+    # P(p_1 > 2 * target), exceeds 0.5, but (as the rules' own safety stops) the trial goes on
+    # at the lowest dose until 3 had it.
+    example = _example("crm")  # without its own safety stop, which would stop first
+    design = crm_design(example.model, safety_cutoff=None, **example.conduct.__dict__)
+    one = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 2, "dlt": [1, 1]}))
     decision = design.next(one)
     assert decision.next_dose == 10.0 and "overdose_min_patients" in decision.bound_by
     assert decision.quantities["overdose_probability"] > 0.5
-    three = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [1, 1, 0]}))
+    three = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [1, 1, 1]}))
     decision = design.next(three)
     assert decision.stopped and decision.stop_reason.startswith("overdose limit: P(overdose) > 0.5")
     assert decision.quantities["overdose_probability"] > 0.5

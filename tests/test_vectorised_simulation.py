@@ -299,9 +299,13 @@ MODEL_CASES = {
         P_TOXIC_LOWEST,
         "safety",
     ),
-    "crm-overdose-limit": (
-        crm_design(CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12),
-        P_TOXIC_LOWEST,
+    "crm-overdose-limit": (  # without the CRM's own safety stop, the limit's stop
+        crm_design(
+            CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS),
+            sample_size=12,
+            safety_cutoff=None,
+        ),
+        (0.8, 0.85, 0.9, 0.92, 0.95),  # the lowest dose's rate above twice the target
         "overdose limit",
     ),
     "blrm": (
