@@ -304,8 +304,8 @@ def report() -> str:
             f"`{s['command']}`: {s['n_trials']} trials per scenario and design, "
             f"{s['sample_size']} patients in cohorts of 3, common random numbers; "
             f"{s['wall_seconds']:.0f} s wall on {s['n_jobs']} worker processes. Optimus rule: "
-            f"futility cut-off {rule['futility_cutoff']}, range probability "
-            f"{rule['range_probability']}, overdose cut-off {rule['overdose_cutoff']}; CRM "
+            f"futility cut-off {rule['rule_futility_cutoff']}, range probability "
+            f"{rule['rule_range_probability']}, overdose cut-off {rule['rule_overdose_cutoff']}; CRM "
             "target 0.25. Means ± Monte Carlo SE.",
             "",
         ]
