@@ -53,7 +53,7 @@ exact from the counts, or read from any fit of that model by ``decide(idata, dat
 
 import math
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -70,14 +70,22 @@ from dosezoo.models.boin import BOIN
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
 
-__all__ = ["BOINRule", "boin_boundaries", "boin_design", "isotonic_regression"]
+__all__ = [
+    "BOINBoundaryRule",
+    "BOINRule",
+    "boin_boundaries",
+    "boin_design",
+    "isotonic_regression",
+    "select_mtd_estimates",
+    "select_mtd_level",
+]
 
 #: Pseudo-counts of the estimates that ``select.mtd`` makes isotonic.
-_SELECT_Y0, _SELECT_N0 = 0.05, 0.1
+SELECT_Y0, SELECT_N0 = 0.05, 0.1
 #: Estimates whose distances to the target differ by less than this are ties.
 _TIE_TOLERANCE = 1e-10
 #: Patients a dose needs before it can be eliminated (or stop the trial, with extra_safe).
-_MIN_PATIENTS_TO_ELIMINATE = 3
+MIN_PATIENTS_TO_ELIMINATE = 3
 
 
 # --------------------------------------------------------------------------- isotonic
@@ -124,6 +132,40 @@ def isotonic_regression(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
             del means[-1], totals[-1], sizes[-1]
             means[-1], totals[-1], sizes[-1] = pooled, weight_sum, size
     return np.repeat(means, sizes)
+
+
+def select_mtd_estimates(n: np.ndarray, y: np.ndarray, admissible: np.ndarray) -> np.ndarray:
+    """Return ``select.mtd``'s isotonic DLT-rate estimates per row of counts (m, K).
+
+    The estimates :math:`(y_k + 0.05) / (n_k + 0.1)` of the admissible levels of a row are
+    made non-decreasing by :func:`isotonic_regression` with inverse-variance weights (the R
+    package BOIN's ``select.mtd``); NaN where not admissible.
+    """
+    phat = (y + SELECT_Y0) / (n + SELECT_N0)
+    variance = (y + SELECT_Y0) * (n - y + SELECT_Y0) / ((n + SELECT_N0) ** 2 * (n + SELECT_N0 + 1))
+    estimates = np.where(admissible, phat, np.nan)
+    # Pooling changes only rows whose admissible estimates decrease somewhere; the others
+    # are their own isotonic fit, exactly (PAVA returns them unchanged).
+    highest_so_far = np.maximum.accumulate(np.where(admissible, phat, -np.inf), axis=1)
+    decreasing = admissible[:, 1:] & (phat[:, 1:] < highest_so_far[:, :-1])
+    for row in np.flatnonzero(decreasing.any(axis=1)):
+        keep = admissible[row]
+        estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
+    return estimates
+
+
+def select_mtd_level(estimates: np.ndarray, target: float) -> np.ndarray:
+    """Return ``select.mtd``'s MTD level per row of estimates (m, K); -1 where all are NaN.
+
+    The level whose estimate is closest to ``target``; among ties, the highest below the
+    target, else the lowest.
+    """
+    admissible = ~np.isnan(estimates)
+    distance = np.where(admissible, np.abs(estimates - target), np.inf)
+    tied = admissible & (distance <= distance.min(axis=1, keepdims=True) + _TIE_TOLERANCE)
+    below = last_true(tied & (estimates < target))
+    level = np.where(below >= 0, below, np.argmax(tied, axis=1))
+    return np.where(admissible.any(axis=1), level, -1)
 
 
 # --------------------------------------------------------------------------- boundaries
@@ -189,7 +231,69 @@ def boin_boundaries(
 
 
 @dataclass(frozen=True)
-class BOINRule(CountRule):
+class BOINBoundaryRule(CountRule):
+    r"""A count rule on BOIN's interval boundaries and the :class:`~dosezoo.models.BOIN` model.
+
+    Binding to the model takes its target :math:`\phi`, dose levels and Beta prior, and derives
+    the escalation and de-escalation boundaries :math:`(\lambda_e, \lambda_d)` from
+    :math:`(\phi_1, \phi_2)` (Liu and Yuan 2015; :func:`boin_boundaries`). BOIN and BOIN12
+    (Lin et al. 2020) share it.
+
+    Parameters
+    ----------
+    phi1, phi2 : float, optional
+        Sub-therapeutic and overly toxic rates defining the boundaries; default
+        ``0.6 * target`` and ``1.4 * target``.
+    """
+
+    _: KW_ONLY
+    phi1: float | None = None
+    phi2: float | None = None
+    dose_levels: tuple[float, ...] = field(default=(), init=False, compare=False)
+    target: float = field(default=math.nan, init=False, compare=False)
+    lambda_e: float = field(default=math.nan, init=False, repr=False, compare=False)
+    lambda_d: float = field(default=math.nan, init=False, repr=False, compare=False)
+    _model: BOIN | None = field(default=None, init=False, repr=False, compare=False)
+    _start_level: int = field(default=0, init=False, repr=False, compare=False)
+    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check that ``phi1`` and ``phi2`` are numbers (their range is checked when bound)."""
+        for name in ("phi1", "phi2"):
+            if getattr(self, name) is not None:
+                value = real_number(type(self).__name__, name, getattr(self, name))
+                object.__setattr__(self, name, value)
+
+    def bind(self, model: DoseModel | None, conduct: Conduct) -> Self:
+        """Take the target, levels and prior from the BOIN model; derive the boundaries."""
+        owner = type(self).__name__
+        if not isinstance(model, BOIN):
+            raise TypeError(f"{owner}: model must be a BOIN, got {model!r}")
+        phi1, phi2, lambda_e, lambda_d = _boundaries(owner, model.target, self.phi1, self.phi2)
+        return self._bound(
+            phi1=phi1,
+            phi2=phi2,
+            dose_levels=model.dose_levels,
+            target=model.target,
+            lambda_e=lambda_e,
+            lambda_d=lambda_d,
+            _model=model,
+            _start_level=model.dose_levels.index(conduct.start_dose),
+            _sample_size=conduct.sample_size,
+        )
+
+    @property
+    def bound_model(self) -> BOIN:
+        """The BOIN model the rule is bound to (its target, levels and Beta prior)."""
+        if self._model is None:
+            raise ValueError(
+                f"{type(self).__name__} is not bound to a BOIN model; use it in a Design"
+            )
+        return self._model
+
+
+@dataclass(frozen=True)
+class BOINRule(BOINBoundaryRule):
     r"""The BOIN rule (Liu and Yuan 2015) with the R package's safety rules.
 
     Parameters
@@ -231,22 +335,14 @@ class BOINRule(CountRule):
     label: ClassVar[str] = "BOIN"
 
     _: KW_ONLY
-    phi1: float | None = None
-    phi2: float | None = None
     elimination_cutoff: float = 0.95
     extra_safe: bool = False
     offset: float = 0.05
     n_earlystop: int = 100
-    dose_levels: tuple[float, ...] = field(default=(), init=False, compare=False)
-    target: float = field(default=math.nan, init=False, compare=False)
-    lambda_e: float = field(default=math.nan, init=False, repr=False, compare=False)
-    lambda_d: float = field(default=math.nan, init=False, repr=False, compare=False)
-    _model: BOIN | None = field(default=None, init=False, repr=False, compare=False)
-    _start_level: int = field(default=0, init=False, repr=False, compare=False)
-    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault (the boundaries when bound)."""
+        super().__post_init__()
         owner = "BOINRule"
         cutoff = probability(owner, "elimination_cutoff", self.elimination_cutoff)
         offset = real_number(owner, "offset", self.offset)
@@ -262,34 +358,12 @@ class BOINRule(CountRule):
             ("n_earlystop", positive_int(owner, "n_earlystop", self.n_earlystop)),
         ):
             object.__setattr__(self, name, value)
-        for name in ("phi1", "phi2"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, real_number(owner, name, getattr(self, name)))
-
-    def bind(self, model: DoseModel | None, conduct: Conduct) -> "BOINRule":
-        """Take the target, levels and prior from the BOIN model; derive the boundaries."""
-        if not isinstance(model, BOIN):
-            raise TypeError(f"BOINRule: model must be a BOIN, got {model!r}")
-        phi1, phi2, lambda_e, lambda_d = _boundaries("BOINRule", model.target, self.phi1, self.phi2)
-        return self._bound(
-            phi1=phi1,
-            phi2=phi2,
-            dose_levels=model.dose_levels,
-            target=model.target,
-            lambda_e=lambda_e,
-            lambda_d=lambda_d,
-            _model=model,
-            _start_level=model.dose_levels.index(conduct.start_dose),
-            _sample_size=conduct.sample_size,
-        )
 
     # ------------------------------------------------------------------ posterior
 
     def p_above_target(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         r"""Return :math:`P(p_j > \phi \mid y_j, n_j)` under the model's Beta prior."""
-        model = self._model
-        if model is None:
-            raise ValueError("BOINRule is not bound to a BOIN model; use it in a Design")
+        model = self.bound_model
         n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
         return betaincc(model.prior_a + y, model.prior_b + n - y, self.target)
 
@@ -303,7 +377,7 @@ class BOINRule(CountRule):
         self, n: np.ndarray, y: np.ndarray, posterior: DosePosterior | None = None
     ) -> np.ndarray:
         """Return, per row of counts (m, K), the lowest eliminated level, or K if none is."""
-        eliminated = (n >= _MIN_PATIENTS_TO_ELIMINATE) & (
+        eliminated = (n >= MIN_PATIENTS_TO_ELIMINATE) & (
             self._p_above(n, y, posterior) > self.elimination_cutoff
         )
         return np.where(eliminated.any(axis=1), np.argmax(eliminated, axis=1), n.shape[1])
@@ -339,7 +413,7 @@ class BOINRule(CountRule):
         )
         if self.extra_safe:
             cutoff = self.elimination_cutoff - self.offset
-            extra = ~out & (n[:, 0] >= _MIN_PATIENTS_TO_ELIMINATE) & (p_above[:, 0] > cutoff)
+            extra = ~out & (n[:, 0] >= MIN_PATIENTS_TO_ELIMINATE) & (p_above[:, 0] > cutoff)
             reasons[extra] = format_rows(
                 "extra-safe stop at the lowest dose {dose:g}: {y} DLTs in {n} patients, "
                 "P(p > {target:g}) > {cutoff:g}",
@@ -352,19 +426,7 @@ class BOINRule(CountRule):
     def _isotonic(self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray) -> np.ndarray:
         """``select.mtd``'s isotonic estimates per row of counts, NaN where not admissible."""
         admissible = (n > 0) & (np.arange(n.shape[1]) < eliminated_from[:, None])
-        phat = (y + _SELECT_Y0) / (n + _SELECT_N0)
-        variance = (
-            (y + _SELECT_Y0) * (n - y + _SELECT_Y0) / ((n + _SELECT_N0) ** 2 * (n + _SELECT_N0 + 1))
-        )
-        estimates = np.where(admissible, phat, np.nan)
-        # Pooling changes only rows whose admissible estimates decrease somewhere; the others
-        # are their own isotonic fit, exactly (PAVA returns them unchanged).
-        highest_so_far = np.maximum.accumulate(np.where(admissible, phat, -np.inf), axis=1)
-        decreasing = admissible[:, 1:] & (phat[:, 1:] < highest_so_far[:, :-1])
-        for row in np.flatnonzero(decreasing.any(axis=1)):
-            keep = admissible[row]
-            estimates[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
-        return estimates
+        return select_mtd_estimates(n, y, admissible)
 
     def backfill_eligible(
         self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
@@ -464,14 +526,10 @@ class BOINRule(CountRule):
         safe = safety == ""
         estimates = np.full((size, levels), np.nan)
         estimates[safe] = self._isotonic(n[safe], y[safe], eliminated_from[safe])
-        admissible = ~np.isnan(estimates)
-        distance = np.where(admissible, np.abs(estimates - self.target), np.inf)
-        tied = admissible & (distance <= distance.min(axis=1, keepdims=True) + _TIE_TOLERANCE)
-        below = last_true(tied & (estimates < self.target))
-        level = np.where(below >= 0, below, np.argmax(tied, axis=1))
+        level = select_mtd_level(estimates, self.target)
         stop_reason = np.full(size, "", dtype=object)
         stop_reason[~safe] = [f"no MTD: {reason}" for reason in safety[~safe]]
-        none = safe & ~admissible.any(axis=1)
+        none = safe & (level < 0)
         stop_reason[none] = "no MTD: no admissible dose was given"
         level[~safe | none] = -1
         return CountDecisions(

@@ -92,8 +92,15 @@ from scipy.special import betainc, betaincc
 
 from dosezoo.checks import positive_int, probability, real_number
 from dosezoo.decision import CountDecisions
-from dosezoo.designs.base import Conduct, CountRule, Design, compose
-from dosezoo.designs.boin import _boundaries, isotonic_regression
+from dosezoo.designs.base import Conduct, Design, compose
+from dosezoo.designs.boin import (
+    MIN_PATIENTS_TO_ELIMINATE,
+    SELECT_N0,
+    SELECT_Y0,
+    BOINBoundaryRule,
+    select_mtd_estimates,
+    select_mtd_level,
+)
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import CountStates, format_rows, last_true
 from dosezoo.models.base import DoseModel
@@ -103,10 +110,6 @@ from dosezoo.protocols import Described
 
 __all__ = ["BOIN12Design", "BOIN12Rule", "BOIN12TableRow", "boin12_design", "boin12_utility"]
 
-#: Patients a dose needs before it can be eliminated (for toxicity or futility).
-_MIN_PATIENTS_TO_ELIMINATE = 3
-#: Pseudo-counts of the final estimates (BOIN's ``select.mtd`` and the authors' code).
-_SELECT_Y0, _SELECT_N0 = 0.05, 0.1
 #: Desirabilities (or utilities) closer than this are ties.
 _TIE_TOLERANCE = 1e-12
 #: Names of the events besides DLTs the rule counts: responses, and DLTs with a response.
@@ -160,7 +163,7 @@ class BOIN12TableRow:
 
 
 @dataclass(frozen=True)
-class BOIN12Rule(CountRule):
+class BOIN12Rule(BOINBoundaryRule):
     r"""BOIN12's dose finding and OBD selection (Lin et al. 2020; see the module docstring).
 
     Parameters
@@ -202,23 +205,15 @@ class BOIN12Rule(CountRule):
     efficacy_limit: float = 0.25
     u11: float = 60.0
     u00: float = 40.0
-    phi1: float | None = None
-    phi2: float | None = None
     toxicity_cutoff: float = 0.95
     futility_cutoff: float = 0.9
     n_star: int = 6
     explore_n: int = 9
-    dose_levels: tuple[float, ...] = field(default=(), init=False, compare=False)
-    target: float = field(default=math.nan, init=False, compare=False)
-    lambda_e: float = field(default=math.nan, init=False, repr=False, compare=False)
-    lambda_d: float = field(default=math.nan, init=False, repr=False, compare=False)
     utility_benchmark: float = field(default=math.nan, init=False, repr=False, compare=False)
-    _model: BOIN | None = field(default=None, init=False, repr=False, compare=False)
-    _start_level: int = field(default=0, init=False, repr=False, compare=False)
-    _sample_size: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
+        super().__post_init__()
         owner = "BOIN12Rule"
         for name in ("efficacy_limit", "toxicity_cutoff", "futility_cutoff"):
             object.__setattr__(self, name, probability(owner, name, getattr(self, name)))
@@ -229,31 +224,15 @@ class BOIN12Rule(CountRule):
             object.__setattr__(self, name, value)
         for name in ("n_star", "explore_n"):
             object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
-        for name in ("phi1", "phi2"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, real_number(owner, name, getattr(self, name)))
 
     def bind(self, model: DoseModel | None, conduct: Conduct) -> "BOIN12Rule":
-        """Take the target, levels and prior from the BOIN model; derive boundaries, benchmark."""
-        if not isinstance(model, BOIN):
-            raise TypeError(f"BOIN12Rule: model must be a BOIN, got {model!r}")
-        phi1, phi2, lambda_e, lambda_d = _boundaries(
-            "BOIN12Rule", model.target, self.phi1, self.phi2
-        )
+        """Bind as BOIN does; add the utility benchmark from the target and efficacy limit."""
+        bound = super().bind(model, conduct)
         highest_unacceptable = float(
-            boin12_utility(self.efficacy_limit, model.target, self.u11, self.u00)
+            boin12_utility(self.efficacy_limit, bound.target, self.u11, self.u00)
         )
-        return self._bound(
-            phi1=phi1,
-            phi2=phi2,
-            dose_levels=model.dose_levels,
-            target=model.target,
-            lambda_e=lambda_e,
-            lambda_d=lambda_d,
-            utility_benchmark=highest_unacceptable + (100 - highest_unacceptable) / 2,
-            _model=model,
-            _start_level=model.dose_levels.index(conduct.start_dose),
-            _sample_size=conduct.sample_size,
+        return bound._bound(
+            utility_benchmark=highest_unacceptable + (100 - highest_unacceptable) / 2
         )
 
     # ------------------------------------------------------------------ counts
@@ -286,9 +265,7 @@ class BOIN12Rule(CountRule):
     # ------------------------------------------------------------------ posterior
 
     def _prior(self) -> tuple[float, float]:
-        model = self._model
-        if model is None:
-            raise ValueError("BOIN12Rule is not bound to a BOIN model; use it in a Design")
+        model = self.bound_model
         return model.prior_a, model.prior_b
 
     def desirability(self, n: ArrayLike, y: ArrayLike, e: ArrayLike, r: ArrayLike) -> np.ndarray:
@@ -310,7 +287,7 @@ class BOIN12Rule(CountRule):
         """
         a, b = self._prior()
         n, y, e = (np.asarray(v, dtype=float) for v in (n, y, e))
-        enough = n >= _MIN_PATIENTS_TO_ELIMINATE
+        enough = n >= MIN_PATIENTS_TO_ELIMINATE
         toxic = enough & (betaincc(a + y, b + n - y, self.target) > self.toxicity_cutoff)
         futile = enough & (betainc(a + e, b + n - e, self.efficacy_limit) > self.futility_cutoff)
         toxic_from = np.logical_or.accumulate(toxic, axis=-1)
@@ -428,21 +405,9 @@ class BOIN12Rule(CountRule):
         out, toxic, _ = self.eliminated(n, y, e)
         tried = n > 0
         considered = tried & ~toxic
-        p_iso = np.full((size, levels), np.nan)
-        phat = (y + _SELECT_Y0) / (n + _SELECT_N0)
-        variance = (
-            (y + _SELECT_Y0) * (n - y + _SELECT_Y0) / ((n + _SELECT_N0) ** 2 * (n + _SELECT_N0 + 1))
-        )
-        for row in np.flatnonzero(considered.any(axis=1)):
-            keep = considered[row]
-            p_iso[row, keep] = isotonic_regression(phat[row, keep], 1 / variance[row, keep])
-        # The MTD as BOIN's select.mtd: closest to the target; ties: highest below, else lowest.
-        distance = np.where(considered, np.abs(p_iso - self.target), np.inf)
-        tied = considered & (distance <= distance.min(axis=1, keepdims=True) + 1e-10)
-        below_target = last_true(tied & (p_iso < self.target))
-        mtd = np.where(below_target >= 0, below_target, np.argmax(tied, axis=1))
-        mtd[~considered.any(axis=1)] = -1
-        p_eff = (e + _SELECT_Y0) / (n + _SELECT_N0)
+        p_iso = select_mtd_estimates(n, y, considered)
+        mtd = select_mtd_level(p_iso, self.target)
+        p_eff = (e + SELECT_Y0) / (n + SELECT_N0)
         utility = np.where(considered, boin12_utility(p_eff, p_iso, self.u11, self.u00), np.nan)
         eligible = tried & ~out & (np.arange(levels) <= mtd[:, None])
         score = np.where(eligible, utility, -np.inf)
