@@ -29,11 +29,13 @@ one. ``Design(model, count_rule, conduct)`` is then a :class:`CountDesign`, whic
 simulation engine runs in lockstep (:class:`dosezoo.protocols.CountRuleDesign`).
 
 Reproducibility. A posterior fitted by MCMC is seeded from ``conduct.random_seed`` and a hash
-of the data (:meth:`Conduct.seed_for`), so a decision is a deterministic function of the data,
-as the simulation engine requires.
+of the data (:meth:`Conduct.seed_for`; of the counts per dose level when the model's posterior
+depends on no more), so a decision is a deterministic function of
+the data, as the simulation engine requires.
 """
 
 import copy
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, MutableMapping, Sequence
@@ -209,13 +211,21 @@ class Conduct:
         if self.backfill is not None and not isinstance(self.backfill, Backfill):
             raise ValueError(f"{owner}: backfill must be a Backfill or None, got {self.backfill!r}")
 
-    def seed_for(self, data: TrialData, columns: Sequence[str]) -> int:
+    def seed_for(
+        self, data: TrialData, columns: Sequence[str], statistic: Hashable | None = None
+    ) -> int:
         """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``.
 
         The doses are every dose column (one for a single drug, several for a combination);
-        the covariates of the data, when they have any, enter the hash too.
+        the covariates of the data, when they have any, enter the hash too. With
+        ``statistic`` (the model's counts per level when its posterior depends on no more,
+        :attr:`~dosezoo.models.base.DoseModel.count_posterior`), the hash is of its ``repr``
+        alone.
         """
-        digest = bytes.fromhex(data.fingerprint(columns))
+        if statistic is not None:
+            digest = hashlib.sha256(repr(statistic).encode()).digest()
+        else:
+            digest = bytes.fromhex(data.fingerprint(columns))
         return int.from_bytes(digest[:8], "little") ^ self.random_seed
 
     def stop_reason(self, data: TrialData) -> str | None:
@@ -624,7 +634,8 @@ class Design:
             raise ValueError(f"{self.label} has no model, hence no posterior")
         model = self.rule.model_for(self.model, data)
         conduct = self.conduct
-        seed = conduct.seed_for(data, model.outcomes)
+        statistic = model.sufficient_statistic(data) if model.count_posterior else None
+        seed = conduct.seed_for(data, model.outcomes, statistic)
         levels = self.rule.levels_read(data, final=final)
         # A trial run in time asks for the posterior of the same data twice: for the decision
         # and for the backfill doses of the first arrivals after it. The posterior is a

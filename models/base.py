@@ -86,8 +86,10 @@ class DoseModel(ABC):
         Fewest patients :meth:`fit` accepts (0 for models whose fit may be the prior).
     count_posterior : bool
         Whether :meth:`posterior` depends on the data only through the patients and DLTs per
-        dose level (False by default); a design whose rule reads the counts only then runs in
-        lockstep in simulations.
+        dose level (False by default), which :meth:`sufficient_statistic` then returns. A design
+        seeds a sampled posterior from that statistic (trials that reach the same counts by
+        different paths get the same posterior, which the model may memoise), and one whose
+        rule reads the counts only runs in lockstep in simulations.
     """
 
     model_name: ClassVar[str]

@@ -64,6 +64,7 @@ An initial guess of the DLT probabilities (step 3 of Section 4.4) gives
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -257,6 +258,9 @@ class LatentGP(DoseModel):
     fast_engine: ClassVar[str | None] = "kernel"
     default_tune: ClassVar[int] = 500
     min_fit_patients: ClassVar[int] = 0
+    count_posterior: ClassVar[bool] = True
+    #: Samples kept by :meth:`posterior` by count state (least recently used dropped first).
+    posterior_cache_size: ClassVar[int] = 256
 
     dose_levels: tuple[float, ...]
     prior_mean: tuple[float, ...]
@@ -409,6 +413,11 @@ class LatentGP(DoseModel):
 
     # -------------------------------------------------------------------- data
 
+    def sufficient_statistic(self, data: TrialData) -> bytes:
+        """Return the patients and DLTs per dose level: all the posterior depends on."""
+        n, y = self.counts(data)
+        return n.tobytes() + y.tobytes()
+
     def counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
         """Patients and DLTs per dose level (float arrays), validating the data.
 
@@ -507,11 +516,14 @@ class LatentGP(DoseModel):
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
         """Sample the posterior of the DLT probabilities with the numba kernel (no DataTree).
 
-        The path of simulation loops. Convergence is judged by the single-chain criterion of
-        ``sampling.criteria``: the effective sample size of each :math:`p_k` (Geyer's initial
-        monotone sequence, :func:`effective_sample_size`, summed over chains) on the lowest
-        ``sampling.levels`` doses must reach its ``min_ess_bulk``; R-hat is not computed. The
-        posterior's ``ess`` holds the ESS per level.
+        The path of simulation loops. The posterior depends on the data only through the
+        patients and DLTs per level (:meth:`sufficient_statistic`), so the last
+        :attr:`posterior_cache_size` samples are kept by those counts, the sampler's settings
+        and the seed (:meth:`_draws`). Convergence is judged by the
+        single-chain criterion of ``sampling.criteria``: the effective sample size of each
+        :math:`p_k` (Geyer's initial monotone sequence, :func:`effective_sample_size`, summed
+        over chains) on the lowest ``sampling.levels`` doses must reach its ``min_ess_bulk``;
+        R-hat is not computed. The posterior's ``ess`` holds the ESS per level.
 
         Parameters
         ----------
@@ -528,16 +540,7 @@ class LatentGP(DoseModel):
         sampling = Sampling() if sampling is None else sampling
         tune = self.default_tune if sampling.tune is None else sampling.tune
         n, y = self.counts(data)
-        raw = self.sample_kernel(
-            n,
-            y,
-            draws=sampling.draws,
-            tune=tune,
-            chains=sampling.chains,
-            random_seed=sampling.random_seed,
-        )
-        p_dlt = raw["p_dlt"]
-        ess = sum((effective_sample_size(chain) for chain in p_dlt), np.zeros(self.n_doses))
+        p_dlt, ess = self._draws(n, y, sampling.draws, tune, sampling.chains, sampling.random_seed)
         report = None
         if sampling.criteria is not None:
             least = float(ess[: sampling.levels].min())
@@ -551,6 +554,42 @@ class LatentGP(DoseModel):
             report=report,
             ess={"p_dlt": ess},
         )
+
+    def _draws(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        draws: int,
+        tune: int,
+        chains: int,
+        random_seed: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``p_dlt`` draws (chain, draw, K) and their ESS per level, memoised by the counts.
+
+        The draws depend on the data only through the counts and on the sampler's settings
+        and seed: trials of a simulation that reach the same counts with the same seed (a
+        design seeds from the count state) share one run of the sampler. The arrays are
+        shared, hence read-only. Without a seed the draws are fresh every time.
+        """
+        key = (n.tobytes(), y.tobytes(), draws, tune, chains, random_seed)
+        cache = self._cache.setdefault("posterior_draws", OrderedDict())
+        found = None if random_seed is None else cache.get(key)  # unseeded: fresh draws
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+        raw = self.sample_kernel(
+            n, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
+        p_dlt = raw["p_dlt"]
+        ess = sum((effective_sample_size(chain) for chain in p_dlt), np.zeros(self.n_doses))
+        if random_seed is None:
+            return p_dlt, ess
+        p_dlt.flags.writeable = False
+        ess.flags.writeable = False
+        cache[key] = (p_dlt, ess)
+        if len(cache) > self.posterior_cache_size:
+            cache.popitem(last=False)
+        return p_dlt, ess
 
     def sample_kernel(
         self,
