@@ -117,9 +117,12 @@ CLUSTER = """On a real cluster the only change is the client: start a cluster of
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster  # or dask_kubernetes.operator.KubeCluster
 
-cluster = SLURMCluster(cores=1, processes=1, memory="2GB"); cluster.scale(jobs=100)  # the line
-results = simulate(design, scenario, 1_000_000, random_seed=1, client=Client(cluster),
-                   path="big_run.nc")  # each finished batch is saved: a killed run resumes
+cluster = SLURMCluster(cores=1, processes=1, memory="2GB")
+cluster.scale(jobs=100)  # the line
+# each finished batch is saved: a killed run resumes
+results = simulate(
+    design, scenario, 1_000_000, random_seed=1, client=Client(cluster), path="big_run.nc"
+)
 ```
 
 Each worker imports dosezoo once (PyMC only if the design's engine is a PyMC one) and
