@@ -117,8 +117,8 @@ CLUSTER = """On a real cluster the only change is the client: start a cluster of
 from dask.distributed import Client
 from dask_jobqueue import SLURMCluster  # or dask_kubernetes.operator.KubeCluster
 
-cluster = SLURMCluster(cores=1, processes=1, memory="2GB")
-cluster.scale(jobs=100)  # the line
+cluster = SLURMCluster(cores=1, processes=1, memory="2GB")  # the line
+cluster.scale(jobs=100)
 # each finished batch is saved: a killed run resumes
 results = simulate(
     design, scenario, 1_000_000, random_seed=1, client=Client(cluster), path="big_run.nc"
