@@ -56,7 +56,7 @@ model's weakly informative prior, with the posterior's information as :math:`M_{
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
@@ -720,7 +720,7 @@ def adaptive_d_optimal_design(
     return Design(model, rule, conduct)
 
 
-def _lowest_dose(model: object, rule: object) -> float:
+def _lowest_dose(model: object, rule: object, conduct: Mapping[str, Any]) -> float:
     """Return the start dose of the family: the lowest dose of the model's design space."""
     assert isinstance(model, WeibullAFT)
     return model.dose_range[0]

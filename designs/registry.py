@@ -515,19 +515,20 @@ def construct(
 
 @dataclass(frozen=True)
 class Derived:
-    """A conduct default computed from the family's model and rule (e.g. 6 per dose level).
+    """A conduct default computed from the family's model, rule and conduct (e.g. 6 per level).
 
     Attributes
     ----------
     text : str
         What ``dosezoo designs`` prints.
     value : callable
-        ``value(model, rule)`` gives the default; ``rule`` is an instance of the family's own
-        rule class.
+        ``value(model, rule, conduct)`` gives the default; ``rule`` is an instance of the
+        family's own rule class, ``conduct`` the ``[conduct]`` options the configuration gives
+        (decoded: a ``backfill`` table is a :class:`~dosezoo.designs.backfill.Backfill`).
     """
 
     text: str
-    value: Callable[[DoseModel | None, Any], Any]
+    value: Callable[[DoseModel | None, Any, Mapping[str, Any]], Any]
 
 
 class Parts(Protocol):
@@ -714,7 +715,11 @@ class Family:
         )
         conduct_values = decode(conduct_options, conduct, where, "conduct")
         defaults = {
-            key: value.value(built_model, built_rule) if isinstance(value, Derived) else value
+            key: (
+                value.value(built_model, built_rule, conduct_values)
+                if isinstance(value, Derived)
+                else value
+            )
             for key, value in self.conduct.items()
         }
         sections = [

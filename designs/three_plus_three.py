@@ -26,6 +26,49 @@ quantity ``selected_dose``. No level gets more than 6 patients, so the design's 
 (:func:`three_plus_three_design`) is 6 per level. Decisions are deterministic functions of the
 counts per level, so the rule is a :class:`~dosezoo.designs.base.CountRule`, written once for a
 batch of count states, which the simulation engine runs in lockstep. The 3+3 uses no model.
+
+**With backfill** (the conduct's :class:`~dosezoo.designs.backfill.Backfill`: patients who
+arrive while an escalation cohort is in its DLT window are treated at lower, cleared levels;
+Dehbi, O'Quigley and Iasonos 2021; Barnett et al. 2023). The escalation still treats cohorts
+of 3, at most 6 escalation patients per level ("3 then 6"), and reads at each level the
+patients and DLTs whose outcomes are known, *escalation and backfill pooled*, as BF-BOIN
+reads BOIN's boundaries on the pooled data of every dose (Zhao, Yuan, Korn and Freidlin 2024,
+Backfilling patients in phase I dose-escalation trials using Bayesian optimal interval design
+(BOIN), *Clinical Cancer Research* 30, 673-679: a backfilled dose whose pooled data call for
+de-escalation, when the doses from it up to the current one pooled do too, brings the
+escalation down to the highest dose still judged safe). The 3+3 has no boundary to pool across
+doses, so a too-toxic level acts on its own. The conventions chosen:
+
+- A level is *too toxic* when its pooled data reach the 3+3's de-escalation bar:
+  :math:`y_k \ge 2` and :math:`y_k / n_k \ge 1/3` (2 DLTs among 3 to 6 patients, and among
+  more than 6 an observed rate of at least 1/3, the rate of the bar's 2 in 6). Without backfill
+  (3 or 6 patients per level) this is the 3+3's "2 or more DLTs".
+- A level that the escalation passed stays cleared until its pooled data reach the bar. When
+  a level at or below the current one is too toxic (the current cohort's DLTs, or backfill
+  DLTs at a lower level), the escalation goes to the level just below the lowest too-toxic
+  one, :math:`h - 1`: the trial stops with MTD :math:`h - 1` when that level has 6 or more
+  patients (pooled), else it gets 3 more escalation patients; a too-toxic lowest level stops
+  with no MTD. ``bound_by`` names ``"toxic_lower_dose"`` when the too-toxic level is below the
+  current one. So a backfill DLT can de-escalate the trial, and the MTD is then at most one
+  level below the too-toxic level.
+- The escalation never returns to a level that had 2 or more DLTs: DLTs never go away, so a
+  level stays closed even when pending non-DLT outcomes arriving later bring its pooled rate
+  back under 1/3 (the 3+3's "never re-escalate to a too-toxic dose").
+- At the current level, 1 DLT among fewer than 6 patients asks for 3 more; a blocked
+  escalation confirms the current level as MTD once it has 6 or more patients (pooled).
+  Backfill patients go only below the current level, so on the way up the current level's
+  counts are its escalation patients' (3 or 6), exactly as without backfill.
+- Backfill patients go to the levels :meth:`Backfill.cleared
+  <dosezoo.designs.backfill.Backfill.cleared>` clears, below the lowest too-toxic level
+  (:meth:`ThreePlusThreeRule.backfill_eligible`).
+- The recommendation reads every patient: the MTD is the highest level with 6 or more patients
+  below the lowest too-toxic level and below every level above the current one that had 2 or
+  more DLTs (one the escalation came down from); without backfill, at most 1 DLT in 6, as
+  above. Outcomes still pending at a stop enter it as they are: a late DLT can lower the MTD,
+  and late outcomes without a DLT can bring a level the trial stopped below back under the
+  bar (its pooled rate is then below 1/3 among more than 6 patients).
+- The sample size (the maximum, every patient counted) is 6 per level plus the backfill's
+  ``total_cap``: the escalation is never cut short by the backfill patients.
 """
 
 import math
@@ -36,12 +79,19 @@ from typing import ClassVar
 import numpy as np
 
 from dosezoo.data import TrialData
-from dosezoo.decision import CountDecisions
+from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs.backfill import Backfill
 from dosezoo.designs.base import Conduct, CountRule, Design, RuleOptions
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.errors import DataError
-from dosezoo.levels import CountStates, count_state, format_rows, last_true, validate_dose_levels
+from dosezoo.levels import (
+    CountStates,
+    count_state,
+    format_rows,
+    last_true,
+    level_index,
+    validate_dose_levels,
+)
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior
 
@@ -51,6 +101,28 @@ _COHORT = 3
 _FULL = 6
 _TOXIC = 2
 """DLTs at a dose (in 3 or 6 patients) that make it too toxic."""
+_RATE = 3
+"""Among more patients, too toxic at an observed DLT rate of at least ``1 / _RATE``."""
+_BACKFILL_CONVENTION = (
+    "escalation and backfill counts pooled; too toxic: >= 2 DLTs and a DLT rate >= 1/3; "
+    "a too-toxic level at or below the current one sends the escalation just below the "
+    "lowest such level (MTD there with >= 6 patients); never back to a level with >= 2 DLTs; "
+    "MTD: highest level with >= 6 patients below every too-toxic level and every level the "
+    "escalation left with >= 2 DLTs (after BF-BOIN, Zhao et al. 2024)"
+)
+
+
+def _too_toxic(n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Whether each level's counts reach the 3+3's bar: at least 2 DLTs and a rate >= 1/3.
+
+    With 3 or 6 patients at a level, 2 or more DLTs (the module docstring).
+    """
+    return (y >= _TOXIC) & (_RATE * y >= n)
+
+
+def _first_true(mask: np.ndarray) -> np.ndarray:
+    """Return per row the first level where ``mask`` holds, the number of levels if none."""
+    return np.where(mask.any(axis=1), np.argmax(mask, axis=1), mask.shape[1])
 
 
 @dataclass(frozen=True)
@@ -67,7 +139,9 @@ class ThreePlusThreeRule(CountRule):
     Every decision after the first records, as floats, ``n_at_dose`` and ``dlt_at_dose`` at
     the current dose; a stop records ``selected_dose`` (NaN when no dose is the MTD).
     ``bound_by`` names what turned an escalation into more patients at the current dose or a
-    stop: ``"highest_dose"`` or ``"toxic_dose"`` (the next dose had 2 or more DLTs).
+    stop: ``"highest_dose"`` or ``"toxic_dose"`` (the next dose had 2 or more DLTs); and
+    ``"toxic_lower_dose"`` when a level below the current one is too toxic (backfill DLTs).
+    The counts are the patients whose outcomes are known, escalation and backfill pooled.
     """
 
     label: ClassVar[str] = "3+3"
@@ -75,6 +149,7 @@ class ThreePlusThreeRule(CountRule):
     dose_levels: tuple[float, ...]
     _start_level: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
+    _backfill: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the levels, naming the field at fault."""
@@ -87,12 +162,6 @@ class ThreePlusThreeRule(CountRule):
         owner = "ThreePlusThreeRule"
         if model is not None:
             raise TypeError(f"{owner}: the 3+3 uses no model, got {model!r}")
-        if conduct.backfill is not None:
-            raise ValueError(
-                f"{owner}: the 3+3 decides on cohorts of 3 and 6 patients per level; backfill "
-                "patients at lower levels would break those counts (use a design that reads "
-                "any counts, e.g. BOIN, with backfill)"
-            )
         if conduct.cohort_size != _COHORT:
             raise ValueError(
                 f"{owner}: the 3+3 treats cohorts of {_COHORT}, got cohort_size "
@@ -101,18 +170,91 @@ class ThreePlusThreeRule(CountRule):
         return self._bound(
             _start_level=self.dose_levels.index(conduct.start_dose),
             _sample_size=conduct.sample_size,
+            _backfill=conduct.backfill is not None,
         )
 
     def counts(self, data: TrialData) -> CountStates:
-        """Count patients and DLTs per level; refuse a level with other than 0, 3 or 6."""
-        n, y, current, _ = super().counts(data)
-        for level in np.flatnonzero(n[0]):
-            if n[0, level] not in (_COHORT, _FULL):
+        """Count patients and DLTs per level, escalation and backfill pooled.
+
+        Raises
+        ------
+        DataError
+            If a backfill patient comes before any escalation patient, or at a dose not below
+            the escalation dose of the last escalation patient before it (naming the row).
+        """
+        states = super().counts(data)
+        backfill = np.flatnonzero(~data.escalation)
+        if not backfill.size:
+            return states
+        owner = "ThreePlusThreeRule"
+        index = level_index(data.dose, self.dose_levels, owner=owner)
+        escalation = np.flatnonzero(data.escalation)
+        before = np.searchsorted(escalation, backfill) - 1
+        current = index[escalation[np.maximum(before, 0)]]
+        bad = (before < 0) | (index[backfill] >= current)
+        if bad.any():
+            i = int(np.argmax(bad))
+            row, dose = int(backfill[i]), float(data.dose[backfill[i]])
+            if before[i] < 0:
                 raise DataError(
-                    f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
-                    f"{n[0, level]} patients; the 3+3 design treats 3 or 6 per level"
+                    f"{owner}: column 'role', row {row}: a backfill patient (dose {dose:g}) "
+                    "before any escalation patient; backfill patients are treated below the "
+                    "escalation's dose"
                 )
-        return CountStates(n, y, current)
+            raise DataError(
+                f"{owner}: column 'dose', row {row}: backfill patient at dose {dose:g}, not "
+                f"below the escalation dose {self.dose_levels[current[i]]:g} of the last "
+                "escalation patient before it; the 3+3 backfills cleared doses below the "
+                "escalation only"
+            )
+        return states
+
+    def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Decide on data whose escalation treated 3 or 6 patients per level."""
+        self._check_cohorts(data)
+        return super().choose(posterior, data)
+
+    def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
+        """Select on every patient; the last cohort may be cut short at the sample size."""
+        self._check_cohorts(data)
+        return super().select(posterior, data)
+
+    def _check_cohorts(self, data: TrialData) -> None:
+        """Refuse a level with other than 0, 3 or 6 escalation patients (backfill aside).
+
+        In a trial that reached its sample size the last escalation cohort may have been cut
+        short: its level may have fewer (the decision is then the sample size's stop).
+
+        Raises
+        ------
+        DataError
+            Naming the dose and its number of escalation patients.
+        """
+        index = level_index(data.dose, self.dose_levels, owner="ThreePlusThreeRule")
+        escalation = data.escalation
+        treated = np.bincount(index[escalation], minlength=len(self.dose_levels))
+        off = (treated != 0) & (treated != _COHORT) & (treated != _FULL)
+        if data.n_patients >= self._sample_size and escalation.any():
+            last = index[np.flatnonzero(escalation)[-1]]
+            off[last] = treated[last] > _FULL
+        for level in np.flatnonzero(off):
+            aside = "" if escalation.all() else " in the escalation (backfill patients aside)"
+            raise DataError(
+                f"ThreePlusThreeRule: dose {self.dose_levels[level]:g} has "
+                f"{treated[level]} patients{aside}; the 3+3 design treats 3 or 6 per level"
+            )
+
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        """Return the cleared doses below the lowest too-toxic level (pooled counts).
+
+        ``data`` may hold part of the pending escalation cohort (the patients whose window has
+        closed), so the counts are not held to 3 or 6 per level here.
+        """
+        states = self.counts(data)
+        first = int(_first_true(_too_toxic(states.n, states.y))[0])
+        return tuple(dose for dose in cleared if self.dose_levels.index(dose) < first)
 
     def _count_state(
         self,
@@ -121,7 +263,11 @@ class ThreePlusThreeRule(CountRule):
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
     ) -> CountStates:
-        """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level)."""
+        """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level).
+
+        A count state holds no roles: its patients are escalation patients (the lockstep
+        engine runs designs without backfill), as for ``next`` on data with those counts.
+        """
         owner = "ThreePlusThreeRule"
         n, y, current, _ = count_state(owner, n, y, current, len(self.dose_levels), events)
         off = (n != 0) & (n != _COHORT) & (n != _FULL)
@@ -133,16 +279,18 @@ class ThreePlusThreeRule(CountRule):
             )
         return CountStates(n, y, current)
 
-    def _mtd_levels(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _mtd_levels(self, n: np.ndarray, y: np.ndarray, current: np.ndarray) -> np.ndarray:
         """Return per row of counts the MTD level, -1 where there is none.
 
-        The MTD is the highest level with at most 1 DLT in 6 patients below every level with
-        2 or more DLTs.
+        The MTD is the highest level with 6 or more patients below every too-toxic level and
+        below every level above the current one with 2 or more DLTs (a level the escalation
+        came down from and never gives again); without backfill, the highest level with at
+        most 1 DLT in 6 below every level with 2 or more DLTs.
         """
         levels = np.arange(n.shape[1])
-        toxic = y >= _TOXIC
-        ceiling = np.where(toxic.any(axis=1), np.argmax(toxic, axis=1), n.shape[1])
-        return last_true((n == _FULL) & (y < _TOXIC) & (levels < ceiling[:, None]))
+        left = (y >= _TOXIC) & (levels > current[:, None])
+        ceiling = np.minimum(_first_true(_too_toxic(n, y)), _first_true(left))
+        return last_true((n >= _FULL) & (levels < ceiling[:, None]))
 
     def _decide(
         self, states: CountStates, posterior: DosePosterior | None = None
@@ -164,17 +312,24 @@ class ThreePlusThreeRule(CountRule):
         stop_reason[full] = format_rows(
             "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
         )
-        # A too-toxic dose: down to the next lower dose that is not too toxic.
-        toxic = started & ~full & (y_at >= _TOXIC)
-        lower = last_true((y < _TOXIC) & (np.arange(top + 1) < at[:, None]))
-        no_mtd = toxic & (lower < 0)
-        lower_full = toxic & (lower >= 0) & (n[rows, np.maximum(lower, 0)] == _FULL)
-        level[toxic] = lower[toxic]
-        lowest = no_mtd & (at == 0)
+        # A too-toxic level at or below the current one: down below the lowest such level.
+        too_toxic = _too_toxic(n, y)
+        ceiling = _first_true(too_toxic)
+        down = started & ~full & (ceiling <= at)
+        lower = ceiling - 1
+        bound_by[down & (ceiling < at)] = "toxic_lower_dose"
+        h = np.minimum(ceiling, top)
+        counts_toxic = {"y": y[rows, h], "n": n[rows, h], "dose": doses[h]}
+        no_mtd = down & (lower < 0)
+        lower_full = down & (lower >= 0) & (n[rows, np.maximum(lower, 0)] >= _FULL)
+        level[down] = lower[down]
+        # Every level up to the current one too toxic: say so from the current one.
+        every = (too_toxic | (np.arange(top + 1) > at[:, None])).all(axis=1)
+        above = no_mtd & (at > 0) & every
+        lowest = no_mtd & ~above
         stop_reason[lowest] = format_rows(
-            "no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}", lowest, **counts_at
+            "no MTD: {y} DLTs in {n} patients at the lowest dose {dose:g}", lowest, **counts_toxic
         )
-        above = no_mtd & (at > 0)
         stop_reason[above] = format_rows(
             "no MTD: {y} DLTs in {n} patients at {dose:g}, and every lower dose had too many DLTs",
             above,
@@ -184,16 +339,17 @@ class ThreePlusThreeRule(CountRule):
             "MTD {lower:g}: {y} DLTs in {n} patients at {dose:g}",
             lower_full,
             lower=doses[np.maximum(lower, 0)],
-            **counts_at,
+            **counts_toxic,
         )
-        # Otherwise 3 more at 1/3, else up one level unless the highest or a too-toxic one.
-        climbing = started & ~full & ~toxic & ~((n_at == _COHORT) & (y_at == 1))
+        # Otherwise 3 more at 1 DLT in fewer than 6, else up one level unless the highest or
+        # one that had 2 or more DLTs.
+        climbing = started & ~full & ~down & ~((y_at == 1) & (n_at < _FULL))
         at_top = climbing & (at == top)
         next_toxic = climbing & ~at_top & (y[rows, np.minimum(at + 1, top)] >= _TOXIC)
         blocked = at_top | next_toxic
         level[climbing & ~blocked] += 1
         bound_by[at_top], bound_by[next_toxic] = "highest_dose", "toxic_dose"
-        confirmed = blocked & (n_at != _COHORT)
+        confirmed = blocked & (n_at >= _FULL)
         stop_reason[confirmed] = format_rows(
             "MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", confirmed, **counts_at
         )
@@ -204,7 +360,7 @@ class ThreePlusThreeRule(CountRule):
         # A stop records the dose recommend() selects from the same counts.
         selected = np.full(size, math.nan)
         if stops.any():
-            mtd = self._mtd_levels(n[stops], y[stops])
+            mtd = self._mtd_levels(n[stops], y[stops], current[stops])
             selected[stops] = np.where(mtd >= 0, doses[np.maximum(mtd, 0)], math.nan)
         return CountDecisions(
             level=level,
@@ -221,7 +377,7 @@ class ThreePlusThreeRule(CountRule):
     def _recommend(
         self, states: CountStates, posterior: DosePosterior | None = None
     ) -> CountDecisions:
-        level = self._mtd_levels(states.n, states.y)
+        level = self._mtd_levels(states.n, states.y, states.current)
         stop_reason = np.where(
             level < 0, "no MTD: no dose had at most 1 DLT in 6 patients", ""
         ).astype(object)
@@ -234,8 +390,11 @@ class ThreePlusThreeRule(CountRule):
         )
 
     def describe(self) -> RuleOptions:
-        """Record of the rule's options."""
-        return {"dose_levels": list(self.dose_levels)}
+        """Record of the rule's options, and its backfill convention when run with backfill."""
+        record: dict[str, object] = {"dose_levels": list(self.dose_levels)}
+        if self._backfill:
+            record["backfill_convention"] = _BACKFILL_CONVENTION
+        return record
 
 
 def three_plus_three_design(
@@ -244,7 +403,7 @@ def three_plus_three_design(
     start_dose: float | None = None,
     backfill: Backfill | None = None,
 ) -> Design:
-    """Return the 3+3 design: cohorts of 3, at most 6 patients per level.
+    """Return the 3+3 design: cohorts of 3, at most 6 escalation patients per level.
 
     Parameters
     ----------
@@ -253,8 +412,9 @@ def three_plus_three_design(
     start_dose : float, optional
         Dose of the first cohort, one of ``dose_levels``; the lowest by default.
     backfill : Backfill, optional
-        Passed to the conduct like every family's; the 3+3 refuses it (ValueError): its rule
-        reads exactly 3 or 6 patients per level.
+        Backfill patients at lower, cleared levels while an escalation cohort is pending (the
+        conventions in the module docstring); the sample size then grows by its
+        ``total_cap``.
 
     Returns
     -------
@@ -263,9 +423,18 @@ def three_plus_three_design(
     """
     levels = validate_dose_levels("three_plus_three_design", dose_levels)
     conduct = Conduct(
-        start_dose, cohort_size=_COHORT, sample_size=_FULL * len(levels), backfill=backfill
+        start_dose,
+        cohort_size=_COHORT,
+        # Anything but a Backfill is refused by the conduct, naming the field.
+        sample_size=_sample_size(len(levels), backfill if isinstance(backfill, Backfill) else None),
+        backfill=backfill,
     )
     return Design(None, ThreePlusThreeRule(levels), conduct)
+
+
+def _sample_size(n_levels: int, backfill: Backfill | None) -> int:
+    """Return the 3+3's most patients: 6 per level, and the backfill's ``total_cap``."""
+    return _FULL * n_levels + (0 if backfill is None else backfill.total_cap)
 
 
 register(
@@ -279,7 +448,10 @@ register(
         conduct={
             "cohort_size": _COHORT,
             "sample_size": Derived(
-                f"{_FULL} per dose level", lambda model, rule: _FULL * len(rule.dose_levels)
+                f"{_FULL} per dose level, plus the backfill's total_cap",
+                lambda model, rule, conduct: _sample_size(
+                    len(rule.dose_levels), conduct.get("backfill")
+                ),
             ),
         },
         example="three_plus_three.toml",

@@ -4,13 +4,14 @@ import dataclasses
 import importlib.util
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -33,11 +34,15 @@ _SPEC.loader.exec_module(backfill_baseline)
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 SKELETON = (0.084, 0.157, 0.25, 0.355, 0.46)
 TARGET = 0.25
-ESCALATION_EXAMPLES = ("crm", "blrm", "ewoc", "boin", "joint_probit")
+ESCALATION_EXAMPLES = ("crm", "blrm", "ewoc", "boin", "joint_probit", "three_plus_three")
 
 
 def _boin(backfill: Backfill | None, sample_size: int = 24):
     return boin_design(TARGET, LEVELS, sample_size=sample_size, backfill=backfill)
+
+
+def _three_plus_three(backfill: Backfill | None):
+    return three_plus_three_design(LEVELS, backfill=backfill)
 
 
 def _scenario(p_true, sample_size: int = 24) -> BinaryToxicityScenario:
@@ -118,10 +123,22 @@ def test_factories_pass_backfill_to_the_conduct():
     assert _boin(backfill).conduct.backfill is backfill
 
 
-def test_the_three_plus_three_refuses_backfill():
-    with pytest.raises(ValueError, match="3 and 6 patients per level"):
-        three_plus_three_design(LEVELS, backfill=Backfill(1, 1))
-    assert three_plus_three_design(LEVELS, backfill=None).backfill is None
+def test_the_three_plus_three_takes_backfill_and_its_cap_in_the_sample_size():
+    """6 per level for the escalation, and the total cap: backfill never cuts the 3+3 short."""
+    backfill = Backfill(1.0, 2.0, total_cap=9)
+    design = three_plus_three_design(LEVELS, backfill=backfill)
+    assert design.backfill is backfill
+    assert design.sample_size == 6 * len(LEVELS) + 9
+    config = read_config(EXAMPLES / "three_plus_three.toml")
+    built = design_from_config({**config, "backfill": dataclasses.asdict(backfill)}, "3+3")
+    assert built == design and built.sample_size == 39
+    assert "Zhao et al. 2024" in built.describe()["rule_backfill_convention"]
+    plain = three_plus_three_design(LEVELS, backfill=None)
+    assert plain.backfill is None and plain.sample_size == 30
+    assert "rule_backfill_convention" not in plain.describe()
+    assert design_from_config(config, "3+3").sample_size == 30
+    with pytest.raises(ValueError, match="Conduct: backfill must be a Backfill or None"):
+        three_plus_three_design(LEVELS, backfill={"arrival_rate": 1.0, "dlt_window": 2.0})
 
 
 # ---------------------------------------------------------------------------- timed data
@@ -252,12 +269,33 @@ def _counts(doses: np.ndarray, dlts: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return n, y
 
 
-def _check_allocations(record, backfill: Backfill | None, *, eliminates: bool) -> None:
-    """Replay a trial: no patient at an eliminated, skipped or not-yet-cleared dose.
+def _boin_closed(n: np.ndarray, y: np.ndarray, escalation: bool) -> np.ndarray:
+    """BOIN's closed levels: from the lowest with P(p > target) > 0.95 (3 or more patients)."""
+    gone = (n >= 3) & (_p_above(n, y) > 0.95)
+    return np.arange(len(LEVELS)) >= (int(np.argmax(gone)) if gone.any() else len(LEVELS))
+
+
+def _three_plus_three_closed(n: np.ndarray, y: np.ndarray, escalation: bool) -> np.ndarray:
+    """The 3+3's closed levels: from the lowest with >= 2 DLTs and a rate >= 1/3 (pooled).
+
+    An escalation cohort never goes to a level that had 2 or more DLTs either (no
+    re-escalation), whatever its rate.
+    """
+    toxic = (y >= 2) & (y >= n / 3)
+    closed = np.arange(len(LEVELS)) >= (int(np.argmax(toxic)) if toxic.any() else len(LEVELS))
+    return closed | (escalation & (y >= 2))
+
+
+def _check_allocations(
+    record, backfill: Backfill | None, closed: Callable[..., np.ndarray] | None = None
+) -> None:
+    """Replay a trial: no patient at a closed, skipped or not-yet-cleared dose.
 
     Escalation cohort ``k`` was decided at ``decision_time[k]`` on the patients whose window
     had closed then (all of them without backfill); a backfill patient was placed at its own
-    enrolment time, on the patients whose window had closed then.
+    enrolment time, on the patients whose window had closed then. ``closed(n, y, escalation)``
+    gives the levels the design must not give a patient (an escalation patient if
+    ``escalation``) on those counts; None: no level is closed.
     """
     dose, dlt, cohort = record["dose"], record["outcomes"]["dlt"], record["cohort"]
     levels = np.searchsorted(LEVELS, dose)
@@ -279,10 +317,9 @@ def _check_allocations(record, backfill: Backfill | None, *, eliminates: bool) -
         n, y = _counts(dose[known], dlt[known])
         tried = levels[:i].max() if i else -1
         assert levels[i] <= tried + 1, f"patient {i} skipped a dose"
-        if eliminates:
-            gone = (n >= 3) & (_p_above(n, y) > 0.95)
-            first = int(np.argmax(gone)) if gone.any() else len(LEVELS)
-            assert levels[i] < first, f"patient {i} at an eliminated dose"
+        if closed is not None:
+            shut = closed(n, y, role[i] == "escalation")
+            assert not shut[levels[i]], f"patient {i} ({role[i]}) at a closed dose"
         if role[i] == "escalation":
             current = levels[i]
             continue
@@ -309,15 +346,34 @@ backfills = st.one_of(
 truths = st.lists(st.floats(0.02, 0.9), min_size=len(LEVELS), max_size=len(LEVELS))
 
 
+COUNT_DESIGNS = {
+    "boin": (_boin, _boin_closed),
+    "3+3": (_three_plus_three, _three_plus_three_closed),
+}
+
+
+@pytest.mark.parametrize("name", COUNT_DESIGNS)
 @settings(max_examples=40, deadline=None)
 @given(backfill=backfills, p_true=truths, seed=st.integers(0, 2**32 - 1))
-def test_boin_never_treats_at_an_eliminated_skipped_or_uncleared_dose(backfill, p_true, seed):
-    record = run_trial(_boin(backfill), _scenario(p_true), np.random.default_rng(seed))
-    _check_allocations(record, backfill, eliminates=True)
+# A trial whose backfill DLTs make a cleared dose too toxic for the 3+3 while a cohort waits.
+@example(backfill=Backfill(3.0, 2.0, max_dlt_rate=1.0), p_true=[0.3, 0.3, 0.4, 0.5, 0.6], seed=8)
+def test_count_designs_never_treat_at_a_closed_skipped_or_uncleared_dose(
+    name, backfill, p_true, seed
+):
+    build, closed = COUNT_DESIGNS[name]
+    design = build(backfill)
+    scenario = _scenario(p_true, design.sample_size)
+    record = run_trial(design, scenario, np.random.default_rng(seed))
+    _check_allocations(record, backfill, closed)
     if backfill is not None:
         backfilled = record["dose"][record["role"] == "backfill"]
         assert backfilled.size <= backfill.total_cap
         assert all(np.sum(backfilled == d) <= backfill.per_dose_cap for d in LEVELS)
+    if name == "3+3":  # cohorts of 3, at most 6 escalation patients per level
+        escalation = (
+            record["dose"] if backfill is None else record["dose"][record["role"] == "escalation"]
+        )
+        assert all(np.sum(escalation == d) in (0, 3, 6) for d in LEVELS)
 
 
 @settings(max_examples=10, deadline=None)
@@ -327,7 +383,7 @@ def test_crm_never_treats_at_a_skipped_or_uncleared_dose(backfill, p_true, seed)
         CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=15, backfill=backfill
     )
     record = run_trial(design, _scenario(p_true, 15), np.random.default_rng(seed))
-    _check_allocations(record, backfill, eliminates=False)
+    _check_allocations(record, backfill)
 
 
 class Spy:
@@ -345,11 +401,13 @@ class Spy:
         return self.design.next(data)
 
 
+@pytest.mark.parametrize("name", COUNT_DESIGNS)
 @settings(max_examples=15, deadline=None)
 @given(p_true=truths, seed=st.integers(0, 2**32 - 1), window=st.floats(0.5, 8.0))
-def test_pending_outcomes_are_never_used_before_their_window_closes(p_true, seed, window):
-    spy = Spy(_boin(Backfill(2.0, window, per_dose_cap=3)))
-    record = run_trial(spy, _scenario(p_true), np.random.default_rng(seed))
+def test_pending_outcomes_are_never_used_before_their_window_closes(name, p_true, seed, window):
+    build, _ = COUNT_DESIGNS[name]
+    spy = Spy(build(Backfill(2.0, window, per_dose_cap=3)))
+    record = run_trial(spy, _scenario(p_true, spy.sample_size), np.random.default_rng(seed))
     times = record["decision_quantities"]["time"]
     assert len(spy.seen) == len(times) - 1  # every next(), then the recommendation
     for data, time in zip(spy.seen, times, strict=False):
@@ -465,7 +523,7 @@ def test_model_based_designs_run_in_time_with_backfill(example):
     scenario = _scenario((0.05, 0.1, 0.2, 0.35, 0.5), 12)
     records = [run_trial(design, scenario, np.random.default_rng(seed)) for seed in range(3)]
     for record in records:
-        _check_allocations(record, backfill, eliminates=False)
+        _check_allocations(record, backfill)
         assert record["n_patients"] <= 12
     assert sum(record["metrics"]["n_backfill"] for record in records) > 0
 
@@ -509,3 +567,26 @@ def test_a_timed_trial_reuses_the_posterior_of_the_same_data(monkeypatch):
         assert quantities.keys() == other["decision_quantities"].keys()
         for key, values in quantities.items():
             assert np.array_equal(values, other["decision_quantities"][key], equal_nan=True)
+
+
+def test_dosezoo_simulate_runs_the_three_plus_three_with_backfill(tmp_path):
+    from typer.testing import CliRunner
+
+    from dosezoo.cli import app
+
+    config = tmp_path / "three_plus_three_backfill.toml"
+    extra = "\n[backfill]\narrival_rate = 1.0\ndlt_window = 2.0\ntotal_cap = 9\n"
+    config.write_text((EXAMPLES / "three_plus_three.toml").read_text() + extra)
+    output = tmp_path / "three_plus_three_backfill.nc"
+    arguments = ["simulate", str(config), "-o", str(output), "--trials", "20", "--no-progress"]
+    result = CliRunner().invoke(app, arguments, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    results = xr.load_dataset(output, engine="h5netcdf")
+    assert results.attrs["design_conduct_sample_size"] == 6 * 5 + 9
+    assert results.attrs["design_conduct_backfill_total_cap"] == 9
+    assert "design_rule_backfill_convention" in results.attrs
+    roles, doses = results["role"].values, results["dose"].values
+    assert (roles == "backfill").sum() == results["n_backfill"].values.sum() > 0
+    for trial in range(results.sizes["trial"]):  # the escalation: 3 or 6 per level
+        escalation = doses[trial][roles[trial] == "escalation"]
+        assert all(np.sum(escalation == dose) in (0, 3, 6) for dose in (10, 20, 40, 80, 160))

@@ -239,7 +239,8 @@ def test_designs_lists_every_family_with_its_options():
         assert f"{family.name}: {family.summary}" in text.output
         assert f"examples/{family.example}" in text.output
     assert 'estimate = "plugin"' in text.output  # a rule default
-    assert "sample_size = (6 per dose level)" in text.output  # the 3+3's derived default
+    # the 3+3's derived default
+    assert "sample_size = (6 per dose level, plus the backfill's total_cap)" in text.output
     assert "seno2025:" in text.output and "o6bg:" in text.output  # scenario types
     record = json.loads(_run("designs", "--json").output)
     assert set(record["families"]) == set(FAMILIES)

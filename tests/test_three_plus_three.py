@@ -6,10 +6,11 @@ import xarray as xr
 from scipy import stats
 
 from dosezoo.data import TrialData
-from dosezoo.designs import three_plus_three_design
+from dosezoo.designs import Backfill, Conduct, Design, three_plus_three_design
+from dosezoo.designs.three_plus_three import ThreePlusThreeRule
 from dosezoo.errors import DataError
 from dosezoo.scenarios import BinaryToxicityScenario
-from dosezoo.simulate import operating_characteristics, simulate
+from dosezoo.simulate import operating_characteristics, run_trial, simulate
 
 LEVELS = (10.0, 20.0, 30.0, 40.0)
 
@@ -133,6 +134,19 @@ def test_bad_input_is_refused():
         design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(12.5, dlt=[0, 0, 0]))
 
 
+def test_the_last_cohort_may_be_cut_short_at_the_sample_size_only():
+    """The recommendation reads a last cohort the sample size cut short; nothing else."""
+    cut = TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[0, 0, 0])
+    cut = cut.with_cohort(20.0, dlt=[0, 0, 0]).with_cohort(30.0, dlt=[1, 0])
+    eight = Design(None, ThreePlusThreeRule(LEVELS), Conduct(cohort_size=3, sample_size=8))
+    assert eight.next(cut).stop_reason == "sample size reached: 8 of 8"
+    assert eight.recommend(cut).stop_reason == "no MTD: no dose had at most 1 DLT in 6 patients"
+    with pytest.raises(DataError, match="dose 30 has 2 patients; the 3\\+3 design treats 3 or 6"):
+        three_plus_three_design(LEVELS).recommend(cut)
+    with pytest.raises(DataError, match="dose 20 has 2 patients"):
+        eight.recommend(cut.head(5).with_cohort(30.0, dlt=[0, 0, 0]))
+
+
 def test_describe_is_flat():
     record = three_plus_three_design(LEVELS).describe()
     assert record == {
@@ -244,3 +258,134 @@ def test_no_mtd_above_the_lowest_dose_does_not_call_it_the_lowest():
     )
     lowest = design.next(data)
     assert lowest.stop_reason == "no MTD: 2 DLTs in 3 patients at the lowest dose 10"
+
+
+# --------------------------------------------------------------------------- backfill
+
+ESC, BF = "escalation", "backfill"
+WITH_BACKFILL = three_plus_three_design(LEVELS, backfill=Backfill(1.0, 2.0))
+
+
+def _timed(*blocks):
+    """Trial data from (dose, DLTs, role) blocks, in enrolment order."""
+    rows = [(dose, dlt, role) for dose, dlts, role in blocks for dlt in dlts]
+    dose, dlt, role = (list(column) for column in zip(*rows, strict=True))
+    enrolled = np.arange(len(dose), dtype=float)
+    return TrialData({"dose": dose, "dlt": dlt, "enrolled": enrolled, "role": role})
+
+
+CLIMBED = ((10.0, [0, 0, 0], ESC), (20.0, [0, 0, 0], ESC), (30.0, [0, 0, 0], ESC))
+
+
+def test_backfill_dlts_at_a_cleared_dose_deescalate_below_it():
+    design = WITH_BACKFILL
+    assert design.next(_timed(*CLIMBED)).next_dose == 40.0
+    assert design.next(_timed(*CLIMBED, (20.0, [1, 0], BF))).next_dose == 40.0  # 1 in 5
+    data = _timed(*CLIMBED, (20.0, [1, 0, 1], BF))  # 2 DLTs in 6 at 20: too toxic
+    decision = design.next(data)
+    assert decision.next_dose == 10.0  # 3 more at 10, which has 3
+    assert decision.bound_by == ("toxic_lower_dose",)
+    assert design.backfill_doses(data, 30.0) == (10.0,)  # 20 and above closed to backfill
+    data = data.with_cohort(10.0, dlt=[0, 0, 0], enrolled=[12.0, 12.0, 12.0], role=ESC)
+    decision = design.next(data)
+    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, no higher dose to try"
+    assert decision.bound_by == ("toxic_dose",)
+    assert decision.quantities["selected_dose"] == 10.0
+    assert design.recommend(data).next_dose == 10.0
+
+
+def test_a_backfill_dlt_stops_the_trial_when_the_dose_below_has_six():
+    """Backfill patients count towards the 6 that confirm the MTD."""
+    data = _timed(
+        (10.0, [0, 0, 0], ESC),
+        (20.0, [0, 0, 0], ESC),
+        (10.0, [0, 0, 0], BF),
+        (30.0, [0, 0, 0], ESC),
+        (20.0, [1, 1], BF),
+    )
+    decision = WITH_BACKFILL.next(data)
+    assert decision.stop_reason == "MTD 10: 2 DLTs in 5 patients at 20"
+    assert decision.bound_by == ("toxic_lower_dose",)
+    assert decision.quantities["selected_dose"] == 10.0
+    assert WITH_BACKFILL.recommend(data).next_dose == 10.0
+
+
+def test_the_bar_of_pooled_data_is_two_dlts_and_a_rate_of_one_third():
+    climbed = ((10.0, [0, 0, 0], ESC), (20.0, [1, 0, 0], ESC), (20.0, [0, 0, 0], ESC))
+    climbed += ((30.0, [0, 0, 0], ESC),)
+    two_in_nine = _timed(*climbed, (20.0, [1, 0, 0], BF))
+    assert WITH_BACKFILL.next(two_in_nine).next_dose == 40.0
+    assert WITH_BACKFILL.recommend(two_in_nine).next_dose == 20.0  # 9 patients, below 1/3
+    three_in_nine = _timed(*climbed, (20.0, [1, 1, 0], BF))
+    assert WITH_BACKFILL.next(three_in_nine).next_dose == 10.0
+    assert WITH_BACKFILL.recommend(three_in_nine).stopped  # 10 has 3 patients only
+
+
+def test_a_dose_left_with_two_dlts_is_never_given_again_nor_selected():
+    """Late outcomes without a DLT bring 20 back to 2 in 7; the escalation stays below it."""
+    full = _timed(*CLIMBED, (20.0, [1, 1, 0, 0], BF), (10.0, [0, 0, 0], ESC))
+    assert WITH_BACKFILL.next(full.head(11)).next_dose == 10.0  # 2 in 5 known at 20
+    decision = WITH_BACKFILL.next(full)
+    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, no higher dose to try"
+    assert decision.quantities["selected_dose"] == 10.0
+    assert WITH_BACKFILL.recommend(full).next_dose == 10.0
+
+
+def test_backfill_doses_read_a_pending_cohort_in_part():
+    design = three_plus_three_design(LEVELS, backfill=Backfill(1.0, 2.0, max_dlt_rate=1.0))
+    partial = _timed(*CLIMBED[:2], (10.0, [1, 0], BF), (30.0, [0, 0], ESC))
+    assert design.backfill_doses(partial, 30.0) == (10.0, 20.0)
+    toxic = _timed(*CLIMBED[:2], (10.0, [1, 1], BF), (30.0, [0, 0], ESC))
+    assert design.conduct.backfill.cleared(toxic, LEVELS, 30.0) == (10.0, 20.0)
+    assert design.backfill_doses(toxic, 30.0) == ()  # 10 too toxic closes 10 and above
+    with pytest.raises(DataError, match="dose 30 has 2 patients in the escalation"):
+        design.next(partial)
+
+
+def test_bad_backfill_data_are_refused_naming_row_and_dose():
+    with pytest.raises(
+        DataError,
+        match=r"column 'dose', row 6: backfill patient at dose 20, not below the escalation "
+        r"dose 20",
+    ):
+        WITH_BACKFILL.next(_timed(*CLIMBED[:2], (20.0, [0], BF)))
+    with pytest.raises(
+        DataError, match=r"column 'role', row 0: a backfill patient \(dose 10\) before any"
+    ):
+        WITH_BACKFILL.next(_timed((10.0, [0], BF), (10.0, [0, 0, 0], ESC)))
+    with pytest.raises(
+        DataError, match=r"dose 20 has 4 patients in the escalation \(backfill patients aside\)"
+    ):
+        WITH_BACKFILL.next(_timed((10.0, [0, 0, 0], ESC), (20.0, [0] * 4, ESC), (10.0, [0], BF)))
+    with pytest.raises(DataError, match=r"row 3: dose 25\.0 is not one of the dose levels"):
+        WITH_BACKFILL.next(_timed((10.0, [0, 0, 0], ESC), (25.0, [0], BF)))
+
+
+def test_in_time_backfill_dlts_bring_the_escalation_below_a_cleared_dose():
+    """Replay each decision bound by a too-toxic lower dose on the outcomes known then."""
+    design = three_plus_three_design(LEVELS, backfill=Backfill(1.0, 2.0))
+    scenario = BinaryToxicityScenario(
+        LEVELS, (0.1, 0.35, 0.5, 0.6), 0.3, planned_sample_size=design.sample_size
+    )
+    kinds = []
+    for seed in range(20):
+        record = run_trial(design, scenario, np.random.default_rng(seed))
+        for k in np.flatnonzero(record["decision_bound_by"] == "toxic_lower_dose"):
+            known = record["enrolled"] + 2.0 <= record["decision_quantities"]["time"][k]
+            level = np.searchsorted(LEVELS, record["dose"][known])
+            dlt, escalation = record["outcomes"]["dlt"][known], record["role"][known] == ESC
+            n, y = np.bincount(level, minlength=4), np.bincount(level, dlt, minlength=4)
+            toxic = np.flatnonzero((y >= 2) & (3 * y >= n))
+            h, current = toxic[0], level[escalation][-1]
+            assert h < current  # a cleared dose below the escalation's ...
+            assert dlt[(level == h) & escalation].sum() < 2  # ... cleared by the escalation ...
+            assert dlt[(level == h) & ~escalation].sum() >= 1  # ... and too toxic by backfill
+            if math.isnan(record["decision_dose"][k]):
+                assert n[h - 1] >= 6 if h else True
+                expected = f"MTD {LEVELS[h - 1]:g}:" if h else "no MTD:"
+                assert record["decision_stop_reason"][k].startswith(expected)
+                kinds.append("stop")
+            else:
+                assert record["decision_dose"][k] == LEVELS[h - 1] and n[h - 1] < 6
+                kinds.append("down")
+    assert {"stop", "down"} <= set(kinds), kinds
