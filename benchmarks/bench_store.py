@@ -1,15 +1,18 @@
 """Cost of the result store: `simulate` of BOIN with and without ``path``.
 
 For 2000 trials of BOIN (36 patients, cohorts of 3, Seno et al. 2025's scenario 13) on one
-process, the wall time of ``simulate`` without ``path`` (the simulation) and with a fresh
-``path`` (the simulation, every batch saved with its checksum in the manifest, the netCDF file
-written once and the batches removed), each the median of ``--repeats`` runs in one warm
-process (the first run of each, which imports h5py and compiles, is not counted). The page
-gives the store's overhead, and the time spent saving the batches and writing the netCDF file,
-as a fraction of the simulation, with the machine's load averages: figures from a busy machine
-are noisy.
+process, ``simulate`` runs without ``path`` (the simulation) and with a fresh ``path`` (the
+simulation, every batch saved with its checksum in the manifest, the netCDF file written once
+and the batches removed), alternately, ``--repeats`` times each in one warm process (a first run
+of each, which imports h5py and compiles, is not counted). Each run is timed by the wall clock
+and by the process's CPU time; inside the runs with ``path`` the two parts of saving are timed
+too: the batches (`_Store.save`: encode, checksum, write, manifest line) and the final file
+(`_Store.finish`: the netCDF file written once, the batches removed). The page gives the
+medians and the save's cost as a fraction of the simulation, with the machine's load averages:
+on a shared machine the wall clock counts the time other processes held the CPU, the CPU time
+does not (both grow when the other processes share the CPU's caches).
 
-    .venv/bin/python benchmarks/bench_store.py [--trials 2000] [--repeats 5]
+    .venv/bin/python benchmarks/bench_store.py [--trials 2000] [--repeats 11]
     .venv/bin/python benchmarks/bench_store.py --report-only
 """
 
@@ -20,10 +23,10 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import report
-import xarray as xr
 
 from dosezoo.designs.boin import boin_design
 from dosezoo.scenarios import BinaryToxicityScenario
@@ -33,62 +36,87 @@ LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 #: Scenario 13 of Seno et al. (2025), Table 1 (target 0.3).
 P_TRUE = (0.05, 0.10, 0.25, 0.45, 0.60)
 DATA = "store_overhead.json"
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+#: The timed steps: a whole run, and the two parts of saving inside a run with ``path``.
+PARTS = ("batches", "final")
 
 
-def _timed(function) -> float:
-    started = time.perf_counter()
+def _timing(function: Callable[[], object]) -> dict[str, float]:
+    started = {clock: read() for clock, read in CLOCKS.items()}
     function()
-    return time.perf_counter() - started
+    return {clock: read() - started[clock] for clock, read in CLOCKS.items()}
 
 
 def measure(n_trials: int, repeats: int) -> dict:
+    load_before = list(os.getloadavg())
     design = boin_design(0.3, LEVELS)
     scenario = BinaryToxicityScenario(LEVELS, P_TRUE, 0.3, planned_sample_size=36)
+    spent = {part: dict.fromkeys(CLOCKS, 0.0) for part in PARTS}
 
-    def plain() -> xr.Dataset:
-        return simulate(design, scenario, n_trials, random_seed=1, progress=False)
-
-    clock = {"netcdf": 0.0, "batches": 0.0}
-    to_netcdf, save = xr.Dataset.to_netcdf, store._Store.save
-
-    def timed(function, key):
+    def counted(method: Callable, part: str) -> Callable:
         def run(*args, **kwargs):
-            started = time.perf_counter()
+            timing: dict[str, float] = {}
             try:
-                return function(*args, **kwargs)
+                timing = _timing(lambda: method(*args, **kwargs))
             finally:
-                clock[key] += time.perf_counter() - started
+                for clock, seconds in timing.items():
+                    spent[part][clock] += seconds
 
         return run
 
-    with tempfile.TemporaryDirectory() as folder:
+    runs: dict[str, list[dict[str, float]]] = {"plain": [], "stored": [], **{p: [] for p in PARTS}}
+    save, finish = store._Store.save, store._Store.finish
+    store._Store.save = counted(save, "batches")  # type: ignore[method-assign]
+    store._Store.finish = counted(finish, "final")  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory() as folder:
 
-        def stored(index: int) -> None:
-            path = Path(folder) / f"run-{index}.nc"
-            simulate(design, scenario, n_trials, random_seed=1, path=path, progress=False)
+            def plain() -> None:
+                simulate(design, scenario, n_trials, random_seed=1, progress=False)
 
-        plain()
-        stored(-1)
-        without = [_timed(plain) for _ in range(repeats)]
-        xr.Dataset.to_netcdf = timed(to_netcdf, "netcdf")  # type: ignore[method-assign]
-        store._Store.save = timed(save, "batches")  # type: ignore[method-assign]
-        try:
-            with_path = [_timed(lambda i=i: stored(i)) for i in range(repeats)]
-        finally:
-            xr.Dataset.to_netcdf = to_netcdf  # type: ignore[method-assign]
-            store._Store.save = save  # type: ignore[method-assign]
-    simulation, total = statistics.median(without), statistics.median(with_path)
-    netcdf, batches = clock["netcdf"] / repeats, clock["batches"] / repeats
+            def stored(index: int) -> None:
+                path = Path(folder) / f"run-{index}.nc"
+                simulate(design, scenario, n_trials, random_seed=1, path=path, progress=False)
+
+            plain()
+            stored(-1)
+            for index in range(repeats):
+                runs["plain"].append(_timing(plain))
+                for part in PARTS:
+                    spent[part] = dict.fromkeys(CLOCKS, 0.0)
+                runs["stored"].append(_timing(lambda index=index: stored(index)))
+                for part in PARTS:
+                    runs[part].append(dict(spent[part]))
+    finally:
+        store._Store.save = save  # type: ignore[method-assign]
+        store._Store.finish = finish  # type: ignore[method-assign]
+    seconds = {
+        step: {clock: statistics.median(run[clock] for run in timings) for clock in CLOCKS}
+        for step, timings in runs.items()
+    }
+    # Fractions of the simulation, each the median over the repeats of a ratio to the run
+    # without path just before (pairs drift together on a loaded machine): the run with
+    # path, the batches, the final file and the save in all (batches and final file).
+    runs["save"] = [
+        {clock: batches[clock] + final[clock] for clock in CLOCKS}
+        for batches, final in zip(runs["batches"], runs["final"], strict=True)
+    ]
+    fractions = {
+        clock: {
+            step: statistics.median(
+                run[clock] / plain[clock]
+                for run, plain in zip(runs[step], runs["plain"], strict=True)
+            )
+            for step in ("stored", *PARTS, "save")
+        }
+        for clock in CLOCKS
+    }
     return {
         "n_trials": n_trials,
         "repeats": repeats,
-        "simulation_seconds": simulation,
-        "with_path_seconds": total,
-        "netcdf_write_seconds": netcdf,
-        "overhead_ratio": (total - simulation) / simulation,
-        "batches_seconds": batches,
-        "batches_ratio": batches / simulation,
-        "netcdf_ratio": netcdf / simulation,
+        "seconds": seconds,
+        "fractions": fractions,
+        "load_average_before": load_before,
         "load_average": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
@@ -96,24 +124,43 @@ def measure(n_trials: int, repeats: int) -> dict:
 
 
 def write_report(results: dict) -> Path:
-    load = ", ".join(f"{value:.2f}" for value in results["load_average"])
+    seconds, fractions = results["seconds"], results["fractions"]
+    seconds["save"] = {
+        clock: seconds["batches"][clock] + seconds["final"][clock] for clock in CLOCKS
+    }
+    rows = [
+        ("simulation (no `path`)", "plain"),
+        ("with `path`", "stored"),
+        ("saving the batches (encode, checksum, write, manifest line)", "batches"),
+        ("the final file (netCDF written once, batches removed)", "final"),
+        ("**saving in all (batches + final file)**", "save"),
+    ]
+    lines = []
+    for label, step in rows:
+        cells = [label]
+        for clock in CLOCKS:
+            fraction = 1.0 if step == "plain" else fractions[clock][step]
+            bold = "**" if step == "save" else ""
+            cells += [f"{seconds[step][clock]:.4f}", f"{bold}{fraction:.3f}{bold}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    before = ", ".join(f"{value:.2f}" for value in results["load_average_before"])
+    after = ", ".join(f"{value:.2f}" for value in results["load_average"])
+    table = "\n".join(lines)
     body = f"""
 `simulate(boin_design(0.3, {list(LEVELS)}), BinaryToxicityScenario(..., {list(P_TRUE)}),
-{results["n_trials"]}, random_seed=1)` on one process; medians of {results["repeats"]} runs.
+{results["n_trials"]}, random_seed=1)` on one process, without and with `path`, alternately;
+{results["repeats"]} runs of each: medians in seconds of wall clock and of the process's CPU time,
+and the medians of their ratios to the simulation (the run without `path` just before).
+(The seconds of saving in all are the sum of the two medians above them.)
 
-| | seconds | fraction of the simulation |
-|---|---|---|
-| simulation (no `path`) | {results["simulation_seconds"]:.3f} | 1 |
-| with `path` (total) | {results["with_path_seconds"]:.3f} | {1 + results["overhead_ratio"]:.3f} |
-| store overhead | {results["with_path_seconds"] - results["simulation_seconds"]:.3f} \
-| {results["overhead_ratio"]:.3f} |
-| saving the batches (encode, checksum, write, manifest; mean per run) | \
-{results["batches_seconds"]:.3f} | {results["batches_ratio"]:.3f} |
-| writing the netCDF file once (mean per run) | {results["netcdf_write_seconds"]:.3f} \
-| {results["netcdf_ratio"]:.3f} |
+| | wall s | fraction | CPU s | fraction |
+|---|---|---|---|---|
+{table}
 
-Load averages (1, 5, 15 min) at the end: {load} on {results["cpu_count"]} CPUs
-(Python {results["python"]}).
+Load averages (1, 5, 15 min) at the start: {before}; at the end: {after}; on
+{results["cpu_count"]} CPUs (Python {results["python"]}). The machine is shared: the wall
+clock counts the time other processes held the CPU, the CPU time does not (both grow when other
+processes share the CPU's caches).
 """
     return report.write_page(
         "store_overhead",
@@ -129,7 +176,7 @@ Load averages (1, 5, 15 min) at the end: {load} on {results["cpu_count"]} CPUs
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     data = report.RESULTS / DATA

@@ -17,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import xarray as xr
@@ -123,16 +124,16 @@ def test_a_damaged_batch_is_named_and_run_again(reference, tmp_path, damage):
 
 
 def test_saving_opens_hdf5_once_per_run(tmp_path, monkeypatch):
-    writes: list[object] = []
-    original = xr.Dataset.to_netcdf
+    opened: list[object] = []
+    original = h5py.File.__init__
 
-    def counted(self, *args, **kwargs):
-        writes.append(args[0] if args else kwargs.get("path"))
-        return original(self, *args, **kwargs)
+    def counted(self, name, *args, **kwargs):
+        opened.append(name)
+        original(self, name, *args, **kwargs)
 
-    monkeypatch.setattr(xr.Dataset, "to_netcdf", counted)
+    monkeypatch.setattr(h5py.File, "__init__", counted)
     _run(tmp_path / "sim.nc")  # 12 batches
-    assert len(writes) == 1
+    assert len(opened) == 1
 
 
 # --------------------------------------------------------------------------- helpers

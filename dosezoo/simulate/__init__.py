@@ -15,6 +15,8 @@ protocols of `dosezoo.protocols`. Its modules, one concern each:
   arrays of a batch, its Dataset, the gathering of batches, the reserved names);
 - `dosezoo.simulate.store`: the netCDF store of a run (saved batches, fingerprints, resumption,
   atomic writes);
+- `dosezoo.simulate.netcdf`: the netCDF-4 file of the results, written in one pass with h5py
+  (the file ``xarray.Dataset.to_netcdf`` writes, at a fraction of its cost);
 - `dosezoo.simulate.summaries`: `operating_characteristics`, the metrics summarised with their
   Monte Carlo standard errors.
 """

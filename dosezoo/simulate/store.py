@@ -20,7 +20,9 @@ trials are run. The store keeps four promises:
   run again. The manifest carries the simulation's fingerprint (the run settings and the
   descriptions of the design and the scenario): a store of another simulation is refused.
 - **Cheap.** A batch is a JSON header and the raw bytes of its arrays (no HDF5, no pickle), so
-  saving costs a copy; the netCDF file ``path`` is written once, at the end.
+  saving costs a copy; the netCDF file ``path`` is written once, at the end, in one pass
+  (`dosezoo.simulate.netcdf`: the file xarray's ``to_netcdf`` would write, each HDF5 object
+  created once).
 """
 
 import fcntl
@@ -41,6 +43,7 @@ import xarray as xr
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
 from dosezoo.simulate.layout import AttrValue
+from dosezoo.simulate.netcdf import write_netcdf
 
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
 _DESCRIBED_PREFIXES = ("design_", "scenario_")
@@ -127,7 +130,7 @@ def _write_netcdf_atomically(dataset: xr.Dataset, target: Path) -> None:
     """Write netCDF under a unique temporary name next to ``target``, then rename it."""
     temporary = _temporary(target)
     try:
-        dataset.to_netcdf(temporary, engine="h5netcdf")
+        write_netcdf(dataset, temporary)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -138,27 +141,27 @@ def _encode_batch(part: xr.Dataset) -> bytes:
 
     The header gives each variable's dims, dtype, shape and byte offset, the coordinates'
     names and the attributes. Arrays of numbers and of fixed-width text are stored as they are
-    in memory, so writing a batch is a copy (``np.savez`` costs a zip member per variable, HDF5
-    a dataset per variable, both more than the simulation of a batch of a count design).
+    in memory, so writing a batch is one copy (``np.savez`` costs a zip member per variable,
+    HDF5 a dataset per variable, both more than the simulation of a batch of a count design).
     """
     variables: dict[str, dict[str, object]] = {}
-    chunks: list[bytes] = []
+    arrays: list[np.ndarray] = []
     offset = 0
     for name, variable in part.variables.items():
         values = np.ascontiguousarray(variable.values)
         if values.dtype.hasobject:
             raise TypeError(f"variable {name!r} of a batch holds Python objects")
-        chunk = values.tobytes()
         variables[str(name)] = {
             "dims": list(variable.dims),
             "dtype": values.dtype.str,
             "shape": list(values.shape),
             "offset": offset,
         }
-        chunks.append(chunk)
-        offset += len(chunk)
+        arrays.append(values.reshape(-1).view(np.uint8))
+        offset += values.nbytes
     header = {"variables": variables, "coords": [str(c) for c in part.coords], "attrs": part.attrs}
-    return json.dumps(header).encode() + b"\n" + b"".join(chunks)
+    # join reads the arrays' own buffers: the payload is the only copy of the data.
+    return b"".join([json.dumps(header).encode(), b"\n", *arrays])
 
 
 def _decode_batch(payload: bytes) -> xr.Dataset:

@@ -1,0 +1,276 @@
+"""The netCDF-4 file of a simulation's results, written in one pass with h5py.
+
+``xarray.Dataset.to_netcdf(engine="h5netcdf")`` creates every variable through h5netcdf, whose
+bookkeeping looks each dimension and variable up again by its HDF5 path several times per
+variable; for the 45 variables of a BOIN result that cost more than simulating the trials.
+`write_netcdf` writes the same file with h5py's low-level API, each object once: the reader
+(`xarray.load_dataset`, `xarray.open_datatree`, h5netcdf, netCDF-C) sees what xarray would have
+written, the same variables, values, dtypes, attributes, fill values, dimension scales and
+creation order (the tests compare both files object by object).
+
+A netCDF-4 file is an HDF5 file laid out by the netCDF-4 data model (Rew, Hartnett and Caron
+2006; Unidata's "NetCDF-4 format" of the netCDF users' guide), on HDF5 dimension scales
+(The HDF Group's "HDF5 Dimension Scale Specification", 2005):
+
+- every dimension is a one-dimensional dataset made a dimension scale, with the attribute
+  ``_Netcdf4Dimid`` (its number, in order of first use by the variables); a dimension with a
+  coordinate variable of its name is that variable, any other one an empty big-endian float32
+  dataset whose scale is named ``"This is a netCDF dimension but not a netCDF variable."``
+  followed by its length on ten characters;
+- every variable with dimensions has its scales attached (``DIMENSION_LIST``, and the scales'
+  ``REFERENCE_LIST``), ``_Netcdf4Coordinates`` (the numbers of its dimensions) and, like
+  netCDF-C since 4.9.2, ``_Netcdf4Dimid`` (the number of its first dimension);
+- a float variable has the fill value NaN, in its creation properties and as ``_FillValue``
+  (xarray's default); text is stored as variable-length UTF-8 strings;
+- the file and its datasets track the creation order of their links and attributes, and the
+  root carries ``_NCProperties`` (the writing library, as netCDF-C expects).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from dosezoo import __version__
+
+#: Name of the dimension scale of a dimension without a coordinate variable (then its length).
+NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable."
+
+
+def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
+    """Write ``dataset`` to the netCDF-4 file ``path``, as ``to_netcdf(engine="h5netcdf")``.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+        Variables of numbers (integers, floats) or of text (numpy ``U``), each with at least
+        one dimension; every coordinate a dimension coordinate; no encoding (chunking,
+        compression or a custom fill value are xarray's to write). Attributes of the dataset
+        and of its variables: text, integers or floats.
+    path : pathlib.Path
+        The file to create (an existing one is replaced).
+
+    Raises
+    ------
+    ValueError
+        If a variable, coordinate or attribute falls outside what this writer supports; the
+        message names it.
+    """
+    import h5py
+
+    _check(dataset)
+    with h5py.File(path, "w", track_order=True) as file:
+        _Writer(file.id).write(dataset)
+
+
+def _check(dataset: xr.Dataset) -> None:
+    """Raise ValueError for what `write_netcdf` does not write as xarray would."""
+    for key, value in dataset.attrs.items():
+        _attribute_value(key, value)
+    for name, variable in dataset.variables.items():
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError(f"variable {name!r}: the name must be a str without '/'")
+        kind, size = variable.dtype.kind, variable.dtype.itemsize
+        if kind not in "iufU" or (kind == "f" and size not in (4, 8)):
+            raise ValueError(
+                f"variable {name!r} has dtype {variable.dtype}; only integers, 32- or 64-bit "
+                "floats and text (numpy U) are written"
+            )
+        if not variable.dims:
+            raise ValueError(f"variable {name!r} has no dimension; only arrays are written")
+        if (name in dataset.coords or name in dataset.dims) and variable.dims != (name,):
+            raise ValueError(
+                f"coordinate {name!r} has dims {variable.dims}; only dimension coordinates "
+                "are written"
+            )
+        if variable.encoding:
+            raise ValueError(
+                f"variable {name!r} carries an encoding ({sorted(variable.encoding)}); only "
+                "variables without one are written"
+            )
+        for key, value in variable.attrs.items():
+            _attribute_value(key, value)
+
+
+class _Writer:
+    """Writes one Dataset into the root group of an open HDF5 file.
+
+    The HDF5 types, dataspaces and property lists every variable shares are made once per
+    file: making them per variable cost as much as creating the variables.
+    """
+
+    def __init__(self, file_id) -> None:
+        import h5py
+        from h5py import h5p, h5s, h5t
+
+        self.file_id = file_id
+        self.scalar = h5s.create(h5s.SCALAR)
+        self.text_type = h5t.py_create(h5py.string_dtype(), logical=True)
+        self.types: dict[np.dtype, h5t.TypeID] = {}
+        self.lcpl = h5p.create(h5p.LINK_CREATE)
+        self.lcpl.set_create_intermediate_group(True)
+        self.dcpl = h5p.create(h5p.DATASET_CREATE)
+        self.dcpl.set_obj_track_times(False)
+        self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
+        self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
+
+    def write(self, dataset: xr.Dataset) -> None:
+        """Write the attributes, dimensions and variables of ``dataset``."""
+        import h5py
+        from h5py import h5ds
+
+        for key, value in dataset.attrs.items():
+            self.attribute(self.file_id, key, _attribute_value(key, value))
+        dims: dict[str, int] = {}
+        for variable in dataset.variables.values():
+            dims.update((str(dim), size) for dim, size in variable.sizes.items() if dim not in dims)
+        numbers = {dim: np.array(number, np.int32) for number, dim in enumerate(dims)}
+        scales = {}
+        # Dimensions first, in order of first use (their numbers); a dimension with a
+        # coordinate variable becomes that variable, created in the variables' order.
+        for dim, size in dims.items():
+            if dim not in dataset.variables:
+                placeholder = self.dataset(dim, np.dtype(">f4"), (size,))
+                self.attribute(placeholder, "_Netcdf4Dimid", numbers[dim])
+                h5ds.set_scale(placeholder, NOT_A_VARIABLE + f"{size:10}".encode("ascii"))
+                scales[dim] = placeholder
+        attached = []
+        for key, variable in dataset.variables.items():
+            name, values = str(key), variable.values
+            dataset_id = self.dataset(name, values.dtype, values.shape, values)
+            ids = np.array([numbers[str(dim)] for dim in variable.dims], dtype=np.int32)
+            if name in dims:
+                self.attribute(dataset_id, "_Netcdf4Dimid", numbers[name])
+                h5ds.set_scale(dataset_id, name.encode())
+                scales[name] = dataset_id
+                self.attribute(dataset_id, "_Netcdf4Coordinates", ids)
+            else:
+                self.attribute(dataset_id, "_Netcdf4Coordinates", ids)
+                self.attribute(dataset_id, "_Netcdf4Dimid", ids[0, ...])
+                attached.append((dataset_id, variable.dims))
+            if values.dtype.kind == "f":
+                self.attribute(dataset_id, "_FillValue", np.full(1, np.nan, values.dtype))
+            for attribute, value in variable.attrs.items():
+                self.attribute(dataset_id, attribute, _attribute_value(attribute, value))
+        # Scales attached once every variable exists: attaching a coordinate's scale while
+        # the coordinate is still to come would need a placeholder, removed again later.
+        for dataset_id, variable_dims in attached:
+            for axis, along in enumerate(variable_dims):
+                h5ds.attach_scale(dataset_id, scales[str(along)], axis)
+        properties = (
+            f"version=2,dosezoo={__version__},hdf5={h5py.version.hdf5_version},"
+            f"h5py={h5py.__version__}"
+        )
+        text = h5py.string_dtype("ascii", len(properties))
+        self.attribute(self.file_id, "_NCProperties", np.array(properties.encode(), dtype=text))
+
+    def type_of(self, dtype: np.dtype):
+        """Return the HDF5 type of an array of ``dtype``: variable-length UTF-8 for text."""
+        from h5py import h5t
+
+        if dtype.kind == "U":
+            return self.text_type
+        if dtype not in self.types:
+            self.types[dtype] = h5t.py_create(dtype, logical=True)
+        return self.types[dtype]
+
+    def dataset(self, name: str, dtype: np.dtype, shape: tuple[int, ...], values=None):
+        """Create a contiguous dataset as h5netcdf does; with ``values``, a variable of them.
+
+        Without ``values`` (a dimension without a coordinate variable) the dataset is never
+        written and has HDF5's default fill value; a float variable has the fill value NaN.
+        """
+        import h5py
+        from h5py import h5d, h5s, h5t
+
+        dcpl = self.dcpl
+        if dtype.kind == "f" and values is not None:
+            if dtype not in self.dcpl_nan:
+                self.dcpl_nan[dtype] = self.dcpl.copy()
+                self.dcpl_nan[dtype].set_fill_value(np.array(np.nan, dtype))
+            dcpl = self.dcpl_nan[dtype]
+        lcpl = self.lcpl
+        if not name.isascii():
+            lcpl = self.lcpl.copy()
+            lcpl.set_char_encoding(h5t.CSET_UTF8)
+        dataset_id = h5d.create(
+            self.file_id,
+            name.encode(),
+            self.type_of(dtype),
+            h5s.create_simple(shape),
+            dcpl=dcpl,
+            lcpl=lcpl,
+        )
+        if values is None:
+            return dataset_id
+        if dtype.kind != "U":
+            dataset_id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(values))
+            return dataset_id
+        pointers = _c_strings(values)
+        if pointers is None:  # text beyond ASCII: h5py encodes each string as xarray has it do
+            dataset_id.write(h5s.ALL, h5s.ALL, values.astype(h5py.string_dtype()))
+        else:
+            dataset_id.write(h5s.ALL, h5s.ALL, pointers[1], mtype=self.text_type)
+        del pointers  # the buffer the addresses point into lived until here
+        return dataset_id
+
+    def attribute(self, owner, key: str, array: np.ndarray) -> None:
+        """Create the attribute ``key`` of an HDF5 object, of ``array``'s type and shape."""
+        from h5py import h5a, h5s, h5t
+
+        space = self.scalar if array.ndim == 0 else h5s.create_simple(array.shape)
+        if array.dtype.kind == "S":  # fixed-length ASCII text (_NCProperties)
+            file_type = h5t.py_create(array.dtype, logical=True)
+        elif array.dtype.kind == "O":  # a variable-length UTF-8 string
+            file_type = self.text_type
+        else:
+            file_type = self.type_of(array.dtype)
+        h5a.create(owner, key.encode(), file_type, space).write(array)
+
+
+def _c_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ASCII text as NUL-terminated C strings and their addresses, or None.
+
+    HDF5 takes a variable-length string in memory as a ``char *``. For text that is ASCII
+    (every code point of numpy's UTF-32 below 128, no NUL inside a string), the code points
+    of a string, one byte each and a NUL appended, are that C string. numpy builds them for
+    the whole array at once: a row of a buffer per non-empty element and one empty string
+    that every empty element shares, returned with the array of their addresses (``uintp``,
+    shaped as ``values``), so HDF5 copies the strings without a Python object or a UTF-8
+    encoding per element. None for other text (and for UTF-32 not in the machine's byte
+    order), which h5py encodes.
+    """
+    width = values.dtype.itemsize // 4
+    if width == 0 or values.size == 0 or not values.dtype.isnative:
+        return None
+    codes = values.reshape(-1).view(np.uint32).reshape(-1, width)
+    used = codes[:, 0] != 0
+    chosen = codes[used]
+    # A string opening with NUL would pass for empty: every nonzero code point must be in
+    # a chosen string.
+    if np.count_nonzero(codes) != np.count_nonzero(chosen):
+        return None
+    if chosen.size and (
+        chosen.max() >= 128 or np.any((chosen[:, :-1] == 0) & (chosen[:, 1:] != 0))
+    ):
+        return None
+    strings = np.zeros((chosen.shape[0] + 1, width + 1), dtype=np.uint8)
+    strings[:-1, :width] = chosen
+    row = np.where(used, np.cumsum(used) - 1, chosen.shape[0]).astype(np.uintp)
+    addresses = strings.ctypes.data + row * np.uintp(width + 1)
+    return strings, addresses.reshape(values.shape)
+
+
+def _attribute_value(key: str, value: object) -> np.ndarray:
+    """Return an attribute of the data as h5netcdf writes it.
+
+    Text becomes a variable-length UTF-8 string, a number a 1-element array (as netCDF-C
+    writes a scalar).
+    """
+    import h5py
+
+    if isinstance(value, str):
+        return np.array(value, dtype=h5py.string_dtype())
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise ValueError(f"attribute {key!r}: {value!r} is not text, an integer or a float")
+    return np.atleast_1d(value)
