@@ -51,7 +51,7 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 from dosezoo.levels import CountStates, count_state, data_from_counts, level_counts, level_index
 from dosezoo.models.base import DoseModel
-from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.protocols import Described
 
 __all__ = [
@@ -452,12 +452,19 @@ def mtd_level_below(
     when its rate exceeds twice the target. As :math:`P(\mathrm{MTD} < x)` of the designs
     with a continuous MTD (EWOC, 3PND), it is what the hard overdose limit checks for the
     CRM and the latent-GP designs; None without a posterior or off the levels.
+
+    A posterior whose tails of the rate are an
+    :class:`~dosezoo.posterior.OrderedLevelTails` (the CRM's) gives it exactly, by
+    integration; otherwise it is the posterior mean of the indicator over the points.
     """
     if posterior is None:
         return None
     levels = list(posterior.dose_levels)
     if dose not in levels:
         return None
+    tails = posterior.tails.get(name)
+    if isinstance(tails, OrderedLevelTails):
+        return tails.prob_closest_below(target, levels.index(dose))
     rates = posterior.rate(name)
     distance = np.abs(np.column_stack([np.zeros(len(rates)), rates]) - target)
     mtd = np.argmin(distance, axis=1) - 1  # -1: the placebo level, below every dose

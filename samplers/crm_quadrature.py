@@ -1,0 +1,525 @@
+r"""The CRM's exact posterior of :math:`\beta` by Gauss-Legendre quadrature, compiled with numba.
+
+The CRM (O'Quigley, Pepe and Fisher 1990; Cheung 2011) has one parameter. With scaled doses
+:math:`x_k` (:math:`\log s_k` for the empiric working model, :math:`\operatorname{logit} s_k -
+a_0` for the logistic one), :math:`n_k` patients and :math:`y_k` DLTs at level :math:`k` and the
+prior :math:`\beta \sim N(\mu, \sigma^2)`, the unnormalised log posterior is
+
+.. math::
+
+    \ell(\beta) = -\tfrac12 \left(\tfrac{\beta - \mu}{\sigma}\right)^2
+    + \sum_k y_k \log p_k(\beta) + (n_k - y_k) \log(1 - p_k(\beta)),
+    \qquad \log p_k = e^\beta x_k \ \text{(empiric)}, \quad
+    \operatorname{logit} p_k = a_0 + e^\beta x_k \ \text{(logistic)},
+
+an analytic function of :math:`\beta` that depends on the data only through the counts per
+level. The posterior is integrated by a fixed rule fitted to it:
+
+1. **Where the mass is.** :math:`\ell` on 17 points spanning 10 prior scales either side of the
+   prior mean (the span doubled while the region :math:`\ell > \max \ell - D` touches an end);
+   its mode by Newton's method on :math:`\ell'` (analytic derivatives), safeguarded by
+   bisection; then the interval :math:`[a, b]` where :math:`\ell` has dropped to
+   :math:`\ell(\hat\beta) - D` on either side, by the Illinois variant of regula falsi (to
+   1e-3 of a scan step: the ends need not be exact, only far enough out). With
+   :math:`D = 30` the density at the ends is :math:`e^{-30} \approx 10^{-13}` of its peak,
+   and the mass outside is negligible for a log density that is concave (the empiric
+   model's is) or nearly so.
+2. **The rule.** :math:`[a, b]` is cut into :data:`PANELS` equal panels, each with the
+   :data:`ORDER`-point Gauss-Legendre rule (nodes and weights computed once, at import). For a
+   near-normal posterior the interval spans about :math:`2\sqrt{2D} \approx 15` standard
+   deviations, a panel about 1.3, over which Gauss-Legendre integrates an analytic density to
+   about machine precision (the tests compare with ``scipy.integrate.quad``). Expectations
+   (the posterior means of :math:`\beta` and of every :math:`p_k`) are weighted sums over the
+   nodes.
+3. **The CDF** :math:`F(c) = P(\beta < c)` sums the panels below :math:`c` and integrates the
+   panel :math:`c` falls in, from its lower edge to :math:`c`, by the same rule on that
+   sub-interval (the density evaluated anew): it is as accurate as the total, with no midpoint
+   or interpolation error. Every event a CRM rule reads is a set of :math:`\beta` bounded by
+   cuts: :math:`p_k > t` iff :math:`e^\beta x_k > c_t` (:func:`level_cuts`); and the MTD, the
+   level whose rate is closest to the target :math:`\phi` (a placebo level of rate 0 below the
+   lowest), is below level :math:`j` iff :math:`p_{j-1} + p_j \ge 2\phi`, since the levels'
+   rates are ordered at every :math:`\beta` (:meth:`CRMQuadrature.mass_closest_below`: the
+   roots are found by scanning half-panels and refined by regula falsi).
+4. **Draws** invert :math:`F`: the panel by its mass, then Newton's method within it,
+   safeguarded by bisection.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from dosezoo.samplers.logistic_kernels import _log_sigmoid
+
+__all__ = ["EMPIRIC", "LOGISTIC", "ORDER", "PANELS", "CRMQuadrature", "level_cuts"]
+
+#: Working model codes of the kernels.
+EMPIRIC, LOGISTIC = 0, 1
+#: Panels of the rule and Gauss-Legendre points per panel.
+PANELS, ORDER = 12, 8
+#: Drop of the log density, below its maximum, at the ends of the rule's interval.
+LOG_DENSITY_DROP = 30.0
+#: Points of the scan that finds the posterior's region, and its first half-width in prior sd.
+_SCAN_POINTS, _SCAN_SPAN = 17, 10.0
+#: How many times the scan's span may double before the posterior is declared unbounded.
+_MAX_DOUBLINGS = 6
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
+
+# A problem is the tuple (model, x, n, y, a0, mu, sd): the working model's code, the scaled
+# doses and the patients and DLTs per level (float arrays of one size), the logistic intercept,
+# the prior mean and sd. A rule is (lower, width, peak, cumulative): the interval's lower end,
+# the panel width, the peak log density and the cumulative unnormalised mass by panel.
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _level_logs(model: int, a0: float, w: float) -> tuple[float, float]:
+    """``log p`` and ``log(1 - p)`` of a level with ``w = e^beta x_k``."""
+    if model == EMPIRIC:
+        return w, math.log(-math.expm1(w))
+    return _log_sigmoid(a0 + w), _log_sigmoid(-(a0 + w))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _log_density(beta, problem):
+    """Return the unnormalised log posterior of ``beta`` (the prior's constant left out)."""
+    model, x, n, y, a0, mu, sd = problem
+    z = (beta - mu) / sd
+    total = -0.5 * z * z
+    u = math.exp(beta)
+    for k in range(x.size):
+        if n[k] == 0.0:
+            continue
+        log_p, log_q = _level_logs(model, a0, u * x[k])
+        # Counts of 0 are skipped, not multiplied: log p or log(1 - p) may be -inf.
+        if y[k] > 0.0:
+            total += y[k] * log_p
+        if n[k] > y[k]:
+            total += (n[k] - y[k]) * log_q
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _slope_and_curvature(beta, problem):
+    r""":math:`\ell'(\beta)` and :math:`\ell''(\beta)`.
+
+    With :math:`w = e^\beta x_k` (so :math:`dw/d\beta = w`). Empiric: :math:`\log p = w`, and
+    with :math:`r = p / (1 - p)`, :math:`d \log(1 - p) / d\beta = -r w` and
+    :math:`d^2 \log(1 - p) / d\beta^2 = -r (1 + r) w^2 - r w`. Logistic:
+    :math:`d[y \log p + (n - y) \log(1 - p)] / d\beta = (y - n p) w`, whose derivative is
+    :math:`-n p (1 - p) w^2 + (y - n p) w`.
+    """
+    model, x, n, y, a0, mu, sd = problem
+    slope = -(beta - mu) / (sd * sd)
+    curvature = -1.0 / (sd * sd)
+    u = math.exp(beta)
+    for k in range(x.size):
+        if n[k] == 0.0:
+            continue
+        w = u * x[k]
+        failures = n[k] - y[k]
+        if model == EMPIRIC:
+            slope += y[k] * w
+            curvature += y[k] * w
+            if failures > 0.0 and w != 0.0:
+                r = 1.0 / math.expm1(-w)
+                slope -= failures * r * w
+                curvature -= failures * (r * (1.0 + r) * w * w + r * w)
+        else:
+            p = math.exp(_log_sigmoid(a0 + w))
+            slope += (y[k] - n[k] * p) * w
+            curvature += (y[k] - n[k] * p) * w - n[k] * p * (1.0 - p) * w * w
+    return slope, curvature
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _objective(kind, beta, level, threshold, problem):
+    """``l(beta) - threshold`` (kind 0) or ``p_{level-1} + p_level - threshold`` (kind 1)."""
+    if kind == 0:
+        return _log_density(beta, problem) - threshold
+    model, x, _, _, a0, _, _ = problem
+    u = math.exp(beta)
+    total = math.exp(_level_logs(model, a0, u * x[level])[0]) - threshold
+    if level > 0:
+        total += math.exp(_level_logs(model, a0, u * x[level - 1])[0])
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _root(kind, low, high, f_low, f_high, level, threshold, problem, tolerance):
+    """Find a root of :func:`_objective` in ``[low, high]`` (signs differ) to ``tolerance``.
+
+    The Illinois variant of regula falsi: superlinear, and it never leaves the bracket.
+    """
+    side = 0
+    for _ in range(200):
+        if high - low <= tolerance:
+            break
+        middle = (low * f_high - high * f_low) / (f_high - f_low)
+        if not low < middle < high:
+            middle = 0.5 * (low + high)
+        value = _objective(kind, middle, level, threshold, problem)
+        if value == 0.0:
+            return middle
+        if (value > 0.0) == (f_high > 0.0):
+            high, f_high = middle, value
+            if side == 1:
+                f_low *= 0.5
+            side = 1
+        else:
+            low, f_low = middle, value
+            if side == -1:
+                f_high *= 0.5
+            side = -1
+    return low if abs(f_low) < abs(f_high) else high
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mode(low, high, problem):
+    """Find the maximum of ``l`` in ``[low, high]``: Newton on ``l'``, bisection if it strays."""
+    beta = 0.5 * (low + high)
+    for _ in range(100):
+        slope, curvature = _slope_and_curvature(beta, problem)
+        if slope > 0.0:
+            low = beta
+        else:
+            high = beta
+        step = beta - slope / curvature if curvature < 0.0 else math.nan
+        if not low < step < high:
+            step = 0.5 * (low + high)
+        if abs(step - beta) <= 1e-10 * max(1.0, abs(beta)):
+            return step
+        beta = step
+    return beta
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fit(problem, gl_nodes, gl_weights, panels, drop):
+    """Fit the rule: status, the rule (lower, width, peak, cumulative), nodes and masses.
+
+    Status 0: fitted; 1: the log density is NaN somewhere; 2: the region does not fit within
+    the largest span. The masses are unnormalised (relative to the peak density).
+    """
+    mu, sd = problem[5], problem[6]
+    order = gl_nodes.size
+    empty = np.zeros(0)
+    scan = np.empty(_SCAN_POINTS)
+    values = np.empty(_SCAN_POINTS)
+    span = _SCAN_SPAN
+    mode, peak, level, first, last = 0.0, 0.0, 0.0, 0, 0
+    for attempt in range(_MAX_DOUBLINGS + 1):
+        step = 2.0 * span * sd / (_SCAN_POINTS - 1)
+        best = 0
+        for i in range(_SCAN_POINTS):
+            scan[i] = mu - span * sd + i * step
+            values[i] = _log_density(scan[i], problem)
+            if math.isnan(values[i]):
+                return 1, (0.0, 0.0, 0.0, empty), empty, empty
+            if values[i] > values[best]:
+                best = i
+        if 0 < best < _SCAN_POINTS - 1:
+            mode = _mode(scan[best - 1], scan[best + 1], problem)
+            peak = _log_density(mode, problem)
+            if not peak >= values[best]:
+                mode, peak = scan[best], values[best]
+            level = peak - drop
+            # The region: from the first to the last scan point above the level (a second
+            # mode beyond a valley included).
+            first, last = best, best
+            for i in range(_SCAN_POINTS):
+                if values[i] > level:
+                    first = min(first, i)
+                    last = max(last, i)
+            if first > 0 and last < _SCAN_POINTS - 1:
+                break
+        if attempt == _MAX_DOUBLINGS:
+            return 2, (0.0, 0.0, 0.0, empty), empty, empty
+        span *= 2.0
+    inner = min(scan[first], mode)
+    tolerance = 1e-3 * step
+    f_inner = _log_density(inner, problem) - level
+    lower = _root(
+        0, scan[first - 1], inner, values[first - 1] - level, f_inner, 0, level, problem, tolerance
+    )
+    inner = max(scan[last], mode)
+    f_inner = _log_density(inner, problem) - level
+    upper = _root(
+        0, inner, scan[last + 1], f_inner, values[last + 1] - level, 0, level, problem, tolerance
+    )
+    width = (upper - lower) / panels
+    nodes = np.empty(panels * order)
+    mass = np.empty(panels * order)
+    cumulative = np.zeros(panels + 1)
+    for p in range(panels):
+        total = 0.0
+        for q in range(order):
+            i = p * order + q
+            nodes[i] = lower + width * (p + 0.5 * (gl_nodes[q] + 1.0))
+            density = math.exp(_log_density(nodes[i], problem) - peak)
+            mass[i] = 0.5 * width * gl_weights[q] * density
+            total += mass[i]
+        cumulative[p + 1] = cumulative[p] + total
+    return 0, (lower, width, peak, cumulative), nodes, mass
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _posterior(problem, gl_nodes, gl_weights, panels, drop):
+    """Fit the rule, then compute what every decision reads, in one compiled call.
+
+    :func:`_fit`, then the normalised weights, the rates at the nodes, the posterior mean of
+    ``beta`` and the rates there.
+    """
+    status, rule, nodes, mass = _fit(problem, gl_nodes, gl_weights, panels, drop)
+    weights = mass / rule[3][rule[3].size - 1] if status == 0 else mass
+    rates = _rates(nodes, problem)
+    beta_mean = 0.0
+    for i in range(nodes.size):
+        beta_mean += weights[i] * nodes[i]
+    plugin = _rates(np.array([beta_mean]), problem)[0]
+    return status, rule, nodes, weights, rates, beta_mean, plugin
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _partial(edge, c, peak, gl_nodes, gl_weights, problem):
+    """Unnormalised mass between ``edge`` and ``c`` by Gauss-Legendre on that interval."""
+    half = 0.5 * (c - edge)
+    total = 0.0
+    for q in range(gl_nodes.size):
+        beta = edge + half * (gl_nodes[q] + 1.0)
+        total += gl_weights[q] * math.exp(_log_density(beta, problem) - peak)
+    return half * total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mass_below(c, rule, gl_nodes, gl_weights, problem):
+    """Unnormalised mass below ``c``: the whole panels below, then the part of its own."""
+    lower, width, peak, cumulative = rule
+    panels = cumulative.size - 1
+    if c <= lower:
+        return 0.0
+    if c >= lower + panels * width:
+        return cumulative[panels]
+    p = min(int((c - lower) / width), panels - 1)
+    edge = lower + p * width
+    return cumulative[p] + _partial(edge, c, peak, gl_nodes, gl_weights, problem)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cdf(cuts, rule, gl_nodes, gl_weights, problem):
+    """``P(beta < cut)`` for each cut."""
+    total = rule[3][rule[3].size - 1]
+    out = np.empty(cuts.size)
+    for i in range(cuts.size):
+        out[i] = _mass_below(cuts[i], rule, gl_nodes, gl_weights, problem) / total
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _prob_above(c, rule, gl_nodes, gl_weights, problem):
+    """``P(e^beta x_k > c)`` per level (:func:`_level_cuts`)."""
+    cut, above = _level_cuts(problem[1], c)
+    below = _cdf(cut, rule, gl_nodes, gl_weights, problem)
+    for k in range(cut.size):
+        if above[k]:
+            below[k] = 1.0 - below[k]
+    return below
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _closest_below(level, target, rule, gl_nodes, gl_weights, problem):
+    """Mass of ``p_{level-1}(beta) + p_level(beta) >= 2 target`` (``p_{-1} = 0``)."""
+    lower, width, _, cumulative = rule
+    total = cumulative[cumulative.size - 1]
+    points = 2 * (cumulative.size - 1) + 1
+    threshold = 2.0 * target
+    previous = lower
+    f_previous = _objective(1, lower, level, threshold, problem)
+    start = lower if f_previous >= 0.0 else math.nan
+    mass = 0.0
+    for i in range(1, points):
+        beta = lower + 0.5 * width * i
+        value = _objective(1, beta, level, threshold, problem)
+        if (value >= 0.0) != (f_previous >= 0.0):
+            tolerance = 1e-13 * max(1.0, abs(beta))
+            root = _root(1, previous, beta, f_previous, value, level, threshold, problem, tolerance)
+            if f_previous >= 0.0:
+                mass += _mass_below(root, rule, gl_nodes, gl_weights, problem) - _mass_below(
+                    start, rule, gl_nodes, gl_weights, problem
+                )
+            else:
+                start = root
+        previous, f_previous = beta, value
+    if f_previous >= 0.0:
+        mass += total - _mass_below(start, rule, gl_nodes, gl_weights, problem)
+    return mass / total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rates(nodes, problem):
+    """``p_k`` at every node, shape (m, K)."""
+    model, x, _, _, a0, _, _ = problem
+    out = np.empty((nodes.size, x.size))
+    for i in range(nodes.size):
+        u = math.exp(nodes[i])
+        for k in range(x.size):
+            out[i, k] = math.exp(_level_logs(model, a0, u * x[k])[0])
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _draws(uniforms, rule, gl_nodes, gl_weights, problem):
+    """Invert the CDF at each uniform: the panel by its mass, then safeguarded Newton."""
+    lower, width, peak, cumulative = rule
+    panels = cumulative.size - 1
+    out = np.empty(uniforms.size)
+    for i in range(uniforms.size):
+        goal = uniforms[i] * cumulative[panels]
+        p = 0
+        while p < panels - 1 and cumulative[p + 1] <= goal:
+            p += 1
+        low, high = lower + p * width, lower + (p + 1) * width
+        edge, left = low, goal - cumulative[p]
+        share = left / max(cumulative[p + 1] - cumulative[p], 1e-300)
+        beta = low + min(max(share, 0.0), 1.0) * width
+        for _ in range(100):
+            excess = _partial(edge, beta, peak, gl_nodes, gl_weights, problem) - left
+            if excess > 0.0:
+                high = beta
+            else:
+                low = beta
+            density = math.exp(_log_density(beta, problem) - peak)
+            step = beta - excess / density if density > 0.0 else math.nan
+            if not low < step < high:
+                step = 0.5 * (low + high)
+            if abs(step - beta) <= 1e-12 * max(1.0, abs(beta)):
+                beta = step
+                break
+            beta = step
+        out[i] = beta
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _level_cuts(x, c):
+    """Cuts and sides of ``e^beta x_k > c`` per level (see :func:`level_cuts`)."""
+    cut = np.empty(x.size)
+    above = np.empty(x.size, dtype=np.bool_)
+    for k in range(x.size):
+        if x[k] == 0.0:
+            cut[k] = -math.inf if c < 0.0 else math.inf
+            above[k] = True
+            continue
+        ratio = c / x[k]
+        cut[k] = math.log(ratio) if ratio > 0.0 else -math.inf
+        above[k] = x[k] > 0.0
+    return cut, above
+
+
+def level_cuts(x: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Where :math:`e^\beta x_k > c`, per level: a half-line of :math:`\beta`.
+
+    :math:`\beta > \log(c / x_k)` when :math:`x_k > 0`, :math:`\beta < \log(c / x_k)` when
+    :math:`x_k < 0` (for :math:`c / x_k > 0`; otherwise always, cut :math:`-\infty` above, or
+    never, cut :math:`-\infty` below); for :math:`x_k = 0`, whatever :math:`\beta` iff
+    :math:`0 > c` (cut :math:`\mp\infty` above).
+
+    Returns
+    -------
+    cut, above : numpy.ndarray
+        Shape (K,) each: the event is :math:`\beta >` ``cut`` where ``above`` else
+        :math:`\beta <` ``cut``.
+    """
+    return _level_cuts(np.asarray(x, dtype=float), float(c))
+
+
+@dataclass(frozen=True, eq=False)
+class CRMQuadrature:
+    """The fitted rule of one CRM posterior (build it with :meth:`fit`).
+
+    Attributes
+    ----------
+    problem : tuple
+        ``(model, x, n, y, a0, mu, sd)``: the working model's code (:data:`EMPIRIC`,
+        :data:`LOGISTIC`), the scaled doses, patients and DLTs per level, the logistic
+        intercept, the prior mean and sd of ``beta``.
+    rule : tuple
+        ``(lower, width, peak, cumulative)``: the rule's lower end, its panel width, the peak
+        log density and the unnormalised mass below each panel edge.
+    nodes, weights : numpy.ndarray
+        The rule's nodes (values of ``beta``) and their normalised weights, shape (m,).
+    rates : numpy.ndarray
+        ``p_k`` at every node, shape (m, K).
+    beta_mean : float
+        The posterior mean of ``beta``.
+    plugin : numpy.ndarray
+        ``p_k`` at ``beta_mean`` (dfcrm's plug-in estimate), shape (K,).
+    """
+
+    problem: tuple
+    rule: tuple
+    nodes: np.ndarray
+    weights: np.ndarray
+    rates: np.ndarray
+    beta_mean: float
+    plugin: np.ndarray
+
+    @classmethod
+    def fit(
+        cls,
+        model: int,
+        x: np.ndarray,
+        n: np.ndarray,
+        y: np.ndarray,
+        intercept: float,
+        prior_mean: float,
+        prior_sd: float,
+    ) -> "CRMQuadrature":
+        """Fit the rule to the posterior given the patients ``n`` and DLTs ``y`` per level.
+
+        Raises
+        ------
+        FloatingPointError
+            If the log density is NaN, or its mass does not fit within ``10 * 2**6`` prior
+            scales of the prior mean.
+        """
+        problem = (
+            int(model),
+            np.asarray(x, dtype=float),
+            np.asarray(n, dtype=float),
+            np.asarray(y, dtype=float),
+            float(intercept),
+            float(prior_mean),
+            float(prior_sd),
+        )
+        status, *fitted = _posterior(problem, _GL_NODES, _GL_WEIGHTS, PANELS, LOG_DENSITY_DROP)
+        if status == 1:
+            raise FloatingPointError("the CRM's log posterior is NaN at a point of its scan")
+        if status == 2:
+            raise FloatingPointError(
+                "the CRM posterior's mass does not fit within "
+                f"{_SCAN_SPAN * 2**_MAX_DOUBLINGS:g} prior scales of the prior mean"
+            )
+        return cls(problem, *fitted)
+
+    def cdf(self, cuts: np.ndarray) -> np.ndarray:
+        """``P(beta < cut)`` for each cut."""
+        return _cdf(np.asarray(cuts, dtype=float), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
+
+    def prob_above(self, c: float) -> np.ndarray:
+        r"""``P(e^beta x_k > c)`` per level, shape (K,) (:func:`level_cuts`)."""
+        return _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
+
+    def mass_closest_below(self, level: int, target: float) -> float:
+        """``P(p_{level-1} + p_level >= 2 target)`` with ``p_{-1} = 0`` (0-based levels).
+
+        The probability that the level whose rate is closest to ``target`` (the lower one
+        among ties; a placebo level of rate 0 below the lowest) is below ``level``.
+        """
+        rule, problem = self.rule, self.problem
+        return _closest_below(int(level), float(target), rule, _GL_NODES, _GL_WEIGHTS, problem)
+
+    def draws(self, uniforms: np.ndarray) -> np.ndarray:
+        """Draws of ``beta`` by inverting the CDF at ``uniforms`` (in [0, 1))."""
+        return _draws(
+            np.asarray(uniforms, dtype=float), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem
+        )
