@@ -671,8 +671,9 @@ class Design:
         return posterior
 
     def __getstate__(self) -> dict[str, Any]:
-        """Return the state to pickle, without the kept posterior (a cache, maybe large)."""
-        return {name: value for name, value in self.__dict__.items() if name != "_last_posterior"}
+        """Return the state to pickle, without the kept posterior and decisions (caches)."""
+        caches = ("_last_posterior", "_counts_view")
+        return {name: value for name, value in self.__dict__.items() if name not in caches}
 
     def _refused(
         self, posterior: DosePosterior, data: TrialData, *, final: bool
@@ -890,7 +891,9 @@ class Design:
         It is when the model's posterior depends on the data only through the patients and
         DLTs per level (``model.count_posterior``, computed by its exact engine), the rule
         reads nothing else but the current level (:meth:`Rule.reads_counts_only`), and the
-        conduct has no stopping rule of its own; None otherwise.
+        conduct has no stopping rule of its own; None otherwise. The view is kept with the
+        design, so that the decisions it keeps by count state serve every batch of trials this
+        process simulates with the design, not only the batch that first reached the state.
         """
         model = self.model
         if (
@@ -901,7 +904,11 @@ class Design:
             or self.conduct.engine not in (None, model.fast_engine)
         ):
             return None
-        return CountsView(self)
+        view = self.__dict__.get("_counts_view")
+        if view is None:
+            view = CountsView(self)
+            object.__setattr__(self, "_counts_view", view)
+        return view
 
     def model_for(self, data: TrialData) -> DoseModel:
         """Return the model whose fit :meth:`decide` expects for ``data``."""
@@ -940,9 +947,13 @@ class CountsView:
     whole batch of trials by one call of :meth:`decide_counts`. Each distinct count state of
     the batch is decided once: by ``design.next`` on data with those counts
     (:func:`dosezoo.levels.data_from_counts`), so the decision is exactly the one of the
-    per-trial engine, and is kept for every later trial of the batch that reaches the same
-    state (the states early in a trial recur in nearly every trial).
+    per-trial engine, and is kept for every later trial that reaches the same state, in this
+    batch and the next ones (the states early in a trial recur in nearly every trial): up to
+    :attr:`memo_size` decisions, then the memo starts afresh.
     """
+
+    #: Decisions kept by count state (about 1.5 kB each).
+    memo_size: ClassVar[int] = 1 << 15
 
     design: Design
     _memo: dict = field(default_factory=dict, init=False, repr=False)
@@ -1003,6 +1014,8 @@ class CountsView:
             key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last)
             decision = self._memo.get(key)
             if decision is None:
+                if len(self._memo) >= self.memo_size:
+                    self._memo.clear()
                 data = data_from_counts(states.n[row], states.y[row], last, levels)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
