@@ -154,10 +154,10 @@ class _BruteForceCRM:
         self.n, self.y = np.asarray(n, float), np.asarray(y, float)
         self.sd = prior_sd
         self.ends = (-12.0 * prior_sd, 12.0 * prior_sd)
+        options = {"xatol": 1e-10}
         self.mode = optimize.minimize_scalar(
-            lambda b: -self.log_density(b), bounds=self.ends, method="bounded",
-            options={"xatol": 1e-10},
-        ).x  # fmt: skip
+            lambda b: -self.log_density(b), bounds=self.ends, method="bounded", options=options
+        ).x
         self.peak = self.log_density(self.mode)
         self.total = self.integral(lambda b: 1.0)
 
@@ -167,28 +167,38 @@ class _BruteForceCRM:
 
     def log_p(self, beta):
         """Log DLT probability per level (finite where the probability underflows)."""
+        return self.log_p_and_q(beta)[0]
+
+    def log_p_and_q(self, beta):
+        """``log p`` and ``log(1 - p)`` per level."""
         u = np.exp(np.asarray(beta, dtype=float))[..., None]
         if self.working == "empiric":
-            return u * np.log(self.s)
-        return log_expit(3.0 + u * (logit(self.s) - 3.0))
+            log_p = u * np.log(self.s)
+            return log_p, np.log(-np.expm1(log_p))
+        eta = 3.0 + u * (logit(self.s) - 3.0)
+        return log_expit(eta), log_expit(-eta)
 
     def log_density(self, beta):
-        p = self.p(beta)
-        return float(
-            np.sum(xlogy(self.y, p) + xlog1py(self.n - self.y, -p)) - 0.5 * (beta / self.sd) ** 2
+        # From the logarithms: p and 1 - p underflow far out in a wide prior's tails.
+        log_p, log_q = self.log_p_and_q(beta)
+        failures = self.n - self.y
+        log_lik = np.where(self.y > 0, self.y * log_p, 0.0) + np.where(
+            failures > 0, failures * log_q, 0.0
         )
+        return float(np.sum(log_lik) - 0.5 * (beta / self.sd) ** 2)
 
     def integral(self, f, low=None, high=None):
         low = self.ends[0] if low is None else low
         high = self.ends[1] if high is None else high
         breaks = sorted({low, high, *(b for b in (self.mode,) if low < b < high)})
+
+        def density(b):
+            return f(b) * np.exp(self.log_density(b) - self.peak)
+
+        options = {"epsabs": 1e-14, "epsrel": 1e-12, "limit": 400}
         return sum(
-            integrate.quad(
-                lambda b: f(b) * np.exp(self.log_density(b) - self.peak), lo, hi,
-                epsabs=1e-14, epsrel=1e-12, limit=400,
-            )[0]
-            for lo, hi in itertools.pairwise(breaks)
-        )  # fmt: skip
+            integrate.quad(density, lo, hi, **options)[0] for lo, hi in itertools.pairwise(breaks)
+        )
 
     def mean(self, f):
         return self.integral(f) / self.total
@@ -225,13 +235,25 @@ class _BruteForceCRM:
 @pytest.mark.parametrize("working", ["empiric", "logistic"])
 def test_crm_posterior_quantities_match_quad(counts, skeleton, working):
     """Everything the CRM rule and its overdose limit read, and the summary's quantiles."""
+    _check_crm_against_quad(CRM_SKELETONS[skeleton], working, *CRM_COUNTS[counts])
+
+
+@pytest.mark.parametrize("counts", ["empty", "mixed_24", "toxic_24"])
+@pytest.mark.parametrize("prior_sd", [3.0, 10.0])
+@pytest.mark.parametrize("working", ["empiric", "logistic"])
+def test_crm_posterior_quantities_match_quad_under_wide_priors(counts, prior_sd, working):
+    """A vague prior spreads the posterior over tens of units of beta, where the working
+    models change within one: the rule's panels must stay that narrow."""
+    _check_crm_against_quad(CRM_SKELETONS["crmsim"], working, *CRM_COUNTS[counts], prior_sd)
+
+
+def _check_crm_against_quad(skeleton, working, n, y, prior_sd=np.sqrt(1.34)):
     from dosezoo.designs import crm_design
 
     target = 0.25
-    n, y = CRM_COUNTS[counts]
-    model = CRM(CRM_SKELETONS[skeleton], target, model=working, dose_levels=LEVELS)
+    model = CRM(skeleton, target, model=working, dose_levels=LEVELS, prior_sd=prior_sd)
     design = crm_design(model)
-    truth = _BruteForceCRM(CRM_SKELETONS[skeleton], working, n, y)
+    truth = _BruteForceCRM(skeleton, working, n, y, prior_sd)
     posterior = model.posterior(_counts_data(n, y))
     tolerance = {"abs": CRM_TOLERANCE}
     beta_mean = truth.mean(lambda b: b)
@@ -266,9 +288,12 @@ def test_crm_posterior_quantities_match_quad(counts, skeleton, working):
     table = model.summary(posterior, target=target)
     at = truth.p(np.array([truth.quantile(0.025), truth.quantile(0.975)]))
     increasing = model.scaled_doses > 0
-    for column, expected in (("q2.5", np.where(increasing, at[0], at[1])),
-                             ("q97.5", np.where(increasing, at[1], at[0]))):  # fmt: skip
-        assert table[column].to_numpy() == pytest.approx(expected, abs=QUANTILE_TOLERANCE)
+    expected = {
+        "q2.5": np.where(increasing, at[0], at[1]),
+        "q97.5": np.where(increasing, at[1], at[0]),
+    }
+    for column, values in expected.items():
+        assert table[column].to_numpy() == pytest.approx(values, abs=QUANTILE_TOLERANCE)
 
 
 def test_crm_draws_invert_the_posterior_cdf():
