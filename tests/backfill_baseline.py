@@ -6,7 +6,7 @@ digests and compares. The CRM's digest was recorded again (with the hard overdos
 when its posterior's tail probabilities became exact integrals: that changed its safety stop's
 probability, not backfill; and again when its posterior became a Gauss-Legendre quadrature
 (every dose, stop and recommendation of the 20 trials the same; the posterior means moved by
-less than 1e-10, the safety stop's probability by less than 3e-7). BOIN's digests are still
+at most 1.1e-10, the safety stop's probability by less than 3e-7). BOIN's digests are still
 those of the commit before backfill.
 """
 
