@@ -53,7 +53,7 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
 from dosezoo.levels import CountStates, count_state, data_from_counts, level_counts, level_index
 from dosezoo.models.base import DoseModel
-from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.protocols import Described
 
 __all__ = [
@@ -462,12 +462,19 @@ def mtd_level_below(
     when its rate exceeds twice the target. As :math:`P(\mathrm{MTD} < x)` of the designs
     with a continuous MTD (EWOC, 3PND), it is what the hard overdose limit checks for the
     CRM and the latent-GP designs; None without a posterior or off the levels.
+
+    A posterior whose tails of the rate are an
+    :class:`~dosezoo.posterior.OrderedLevelTails` (the CRM's) gives it exactly, by
+    integration; otherwise it is the posterior mean of the indicator over the points.
     """
     if posterior is None:
         return None
     levels = list(posterior.dose_levels)
     if dose not in levels:
         return None
+    tails = posterior.tails.get(name)
+    if isinstance(tails, OrderedLevelTails):
+        return tails.prob_closest_below(target, levels.index(dose))
     rates = posterior.rate(name)
     distance = np.abs(np.column_stack([np.zeros(len(rates)), rates]) - target)
     mtd = np.argmin(distance, axis=1) - 1  # -1: the placebo level, below every dose
@@ -675,8 +682,9 @@ class Design:
         return posterior
 
     def __getstate__(self) -> dict[str, Any]:
-        """Return the state to pickle, without the kept posterior (a cache, maybe large)."""
-        return {name: value for name, value in self.__dict__.items() if name != "_last_posterior"}
+        """Return the state to pickle, without the kept posterior and decisions (caches)."""
+        caches = ("_last_posterior", "_counts_view")
+        return {name: value for name, value in self.__dict__.items() if name not in caches}
 
     def _refused(
         self, posterior: DosePosterior, data: TrialData, *, final: bool
@@ -894,7 +902,9 @@ class Design:
         It is when the model's posterior depends on the data only through the patients and
         DLTs per level (``model.count_posterior``, computed by its exact engine), the rule
         reads nothing else but the current level (:meth:`Rule.reads_counts_only`), and the
-        conduct has no stopping rule of its own; None otherwise.
+        conduct has no stopping rule of its own; None otherwise. The view is kept with the
+        design, so that the decisions it keeps by count state serve every batch of trials this
+        process simulates with the design, not only the batch that first reached the state.
         """
         model = self.model
         if (
@@ -905,7 +915,11 @@ class Design:
             or self.conduct.engine not in (None, model.fast_engine)
         ):
             return None
-        return CountsView(self)
+        view = self.__dict__.get("_counts_view")
+        if view is None:
+            view = CountsView(self)
+            object.__setattr__(self, "_counts_view", view)
+        return view
 
     def model_for(self, data: TrialData) -> DoseModel:
         """Return the model whose fit :meth:`decide` expects for ``data``."""
@@ -944,9 +958,13 @@ class CountsView:
     whole batch of trials by one call of :meth:`decide_counts`. Each distinct count state of
     the batch is decided once: by ``design.next`` on data with those counts
     (:func:`dosezoo.levels.data_from_counts`), so the decision is exactly the one of the
-    per-trial engine, and is kept for every later trial of the batch that reaches the same
-    state (the states early in a trial recur in nearly every trial).
+    per-trial engine, and is kept for every later trial that reaches the same state, in this
+    batch and the next ones (the states early in a trial recur in nearly every trial): up to
+    :attr:`memo_size` decisions, then the memo starts afresh.
     """
+
+    #: Decisions kept by count state (about 1.5 kB each).
+    memo_size: ClassVar[int] = 1 << 15
 
     design: Design
     _memo: dict = field(default_factory=dict, init=False, repr=False)
@@ -1007,6 +1025,8 @@ class CountsView:
             key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last)
             decision = self._memo.get(key)
             if decision is None:
+                if len(self._memo) >= self.memo_size:
+                    self._memo.clear()
                 data = data_from_counts(states.n[row], states.y[row], last, levels)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)

@@ -18,6 +18,7 @@ At the end the recommended dose is :math:`\arg\min_k |\hat p_k - \phi|` over all
 (dfcrm's MTD), unless the safety rule stops the trial.
 """
 
+import functools
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar, Literal
 
@@ -36,6 +37,12 @@ from dosezoo.protocols import Described
 __all__ = ["CRMRule", "crm_design"]
 
 _TIE_TOLERANCE = 1e-12
+
+
+@functools.cache
+def _estimate_keys(name: str, size: int) -> tuple[str, ...]:
+    """Return the quantity names of an estimate per level: ``p_<name>_<k>``."""
+    return tuple(f"p_{name}_{k}" for k in range(size))
 
 
 @dataclass(frozen=True)
@@ -99,18 +106,21 @@ class CRMRule(ModelRule):
         }
 
     def _closest(self, estimate: np.ndarray) -> int:
-        distance = np.abs(estimate - self.model.target)
-        return int(np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)[0])
+        # On Python floats: a few levels, called at every decision of a simulation.
+        target = self.model.target
+        distance = [abs(value - target) for value in estimate.tolist()]
+        bound = min(distance) + _TIE_TOLERANCE
+        return next(k for k, value in enumerate(distance) if value <= bound)
 
     def _safety_stop(self, posterior: DosePosterior, data: TrialData) -> tuple[str | None, float]:
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""
         target = self.model.target
         p_too_toxic = float(posterior.prob_above(target)[0])
-        if self.safety_cutoff is None:
+        if self.safety_cutoff is None or p_too_toxic <= self.safety_cutoff:
             return None, p_too_toxic
         lowest = self.model.dose_levels[0]
         at_lowest = int(np.sum(np.asarray(data.dose, float) == lowest))
-        if at_lowest >= self.safety_min_patients and p_too_toxic > self.safety_cutoff:
+        if at_lowest >= self.safety_min_patients:
             return (
                 f"safety: P(p > {target:g} at the lowest dose {lowest:g}) = {p_too_toxic:.3f} > "
                 f"{self.safety_cutoff:g} with {at_lowest} patients there",
@@ -127,7 +137,8 @@ class CRMRule(ModelRule):
             "p_lowest_too_toxic": p_too_toxic,
         }
         for name in ("plugin", "mean"):
-            quantities |= {f"p_{name}_{k}": float(v) for k, v in enumerate(estimates[name])}
+            values = estimates[name].tolist()
+            quantities.update(zip(_estimate_keys(name, len(values)), values, strict=True))
         return quantities
 
     # ------------------------------------------------------------------ rule
@@ -160,7 +171,10 @@ class CRMRule(ModelRule):
         if reason:
             return Decision(None, stop_reason=reason, quantities=quantities)
         levels = self.model.dose_levels
-        current = int(level_index(np.array([data.last_dose]), levels, owner="CRMRule")[0])
+        try:
+            current = levels.index(data.last_dose)
+        except ValueError:  # off the levels: the error names the dose
+            current = int(level_index(np.array([data.last_dose]), levels, owner="CRMRule")[0])
         level = self._closest(estimates["used"])
         bound_by: list[str] = []
         if self.max_step_up is not None and level > current + self.max_step_up:

@@ -54,6 +54,7 @@ __all__ = [
     "DosePosterior",
     "LevelTails",
     "NormalLevels",
+    "OrderedLevelTails",
     "SampledDistribution",
 ]
 
@@ -88,6 +89,27 @@ class LevelTails(Protocol):
 
     def prob_above(self, threshold: float) -> np.ndarray:
         """Return ``P(rate_k > threshold)`` per level, shape (K,)."""
+        ...
+
+
+@runtime_checkable
+class OrderedLevelTails(LevelTails, Protocol):
+    """Exact tails of a rate that increases across the levels at every point of the posterior.
+
+    What a one-parameter model gives (the CRM): the rate at each level monotone in the
+    parameter, the levels' rates ordered.
+    """
+
+    def prob_closest_below(self, target: float, index: int) -> float:
+        """Return the probability that the level closest to ``target`` is below level ``index``.
+
+        The level whose rate is closest to the target, the lower among ties, a placebo level
+        of rate 0 below the lowest included.
+        """
+        ...
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Return the posterior ``q``-quantile of the rate per level, shape (K,)."""
         ...
 
 
@@ -215,7 +237,9 @@ class DosePosterior:
         moments instead of points.
     tails : mapping of str to LevelTails
         Rates whose tail probabilities the engine computes exactly (by integration); the
-        probabilities above, below and between thresholds read these instead of the points.
+        probabilities above, below and between thresholds read these instead of the points
+        (and, for an :class:`OrderedLevelTails`, the MTD level's probabilities and the rates'
+        quantiles).
     """
 
     dose_levels: tuple[float, ...] | tuple[tuple[float, ...], ...]

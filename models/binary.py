@@ -14,7 +14,8 @@ Both engines return the same InferenceData: the free variables of the PyMC model
 deterministic ``p_dlt`` per dose level (dims chain, draw, dose) and any other deterministic
 (e.g. EWOC's ``mtd``). Rules read a :class:`~dosezoo.posterior.DosePosterior`: the grid's cells
 with their masses (:meth:`GridDoseModel.posterior`, exact up to the midpoint rule, in
-simulation loops) or the draws of any fit (``posterior_from_idata``).
+simulation loops; the CRM's one parameter is integrated by Gauss-Legendre quadrature instead,
+:mod:`dosezoo.samplers.crm_quadrature`) or the draws of any fit (``posterior_from_idata``).
 """
 
 import math
@@ -30,7 +31,7 @@ import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel, engine, random_generator
-from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 
 __all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel", "GridTails"]
@@ -131,26 +132,23 @@ class BinaryDoseModel(DoseModel):
             raise ValueError(
                 f"{self.model_name}.summary: target must lie in (0, 1), got {target!r}"
             )
-        p_dlt = posterior.rate("p_dlt")
-        weights = posterior.weights
-        if weights is None:
-            weights = np.full(p_dlt.shape[0], 1.0 / p_dlt.shape[0])
-        order = np.argsort(p_dlt, axis=0)
+        tails = posterior.tails.get("p_dlt")
+        if isinstance(tails, OrderedLevelTails):
+            lower, upper = tails.quantile(0.025), tails.quantile(0.975)
+        else:
+            lower, upper = _weighted_quantiles(posterior, (0.025, 0.975))
         mean = posterior.mean()
-        rows = []
-        for k, dose in enumerate(posterior.dose_levels):
-            values = p_dlt[order[:, k], k]
-            cumulative = np.cumsum(weights[order[:, k]])
-            last = values.size - 1
-            rows.append(
-                {
-                    "dose": dose,
-                    "mean": float(mean[k]),
-                    "q2.5": float(values[min(np.searchsorted(cumulative, 0.025), last)]),
-                    "q97.5": float(values[min(np.searchsorted(cumulative, 0.975), last)]),
-                    "p_above_target": float(posterior.prob_above(target)[k]),
-                }
-            )
+        above = posterior.prob_above(target)
+        rows = [
+            {
+                "dose": dose,
+                "mean": float(mean[k]),
+                "q2.5": float(lower[k]),
+                "q97.5": float(upper[k]),
+                "p_above_target": float(above[k]),
+            }
+            for k, dose in enumerate(posterior.dose_levels)
+        ]
         return pd.DataFrame(rows).set_index("dose")
 
 
@@ -299,6 +297,12 @@ class GridDoseModel(BinaryDoseModel):
         """Return ``n`` independent draws from the grid posterior (free variables)."""
         return self.free_values(self.grid(data).sample(n, rng))
 
+    def unconstrained_mean(self, posterior: DosePosterior) -> np.ndarray:
+        """Return the posterior mean of the unconstrained coordinates, shape (d,), from the grid."""
+        grid = posterior.grid
+        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
+        return grid.weights @ grid.nodes
+
     def prior_effective_sample_size(
         self, *, draws: int = 4000, random_seed: int | np.random.Generator | None = 0
     ) -> float | dict[str, float]:
@@ -331,9 +335,7 @@ class GridDoseModel(BinaryDoseModel):
             The ESS for one coordinate; ``overall`` and one entry per coordinate otherwise.
         """
         prior = self.posterior(TrialData.empty(outcomes=self.outcomes))
-        grid = prior.grid
-        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
-        centre = grid.weights @ grid.nodes
+        centre = self.unconstrained_mean(prior)
         _, scale = self.prior_location()
         step = 1e-3 * np.asarray(scale, dtype=float)
         curvature = -_hessian(self.log_prior, centre, step)
@@ -352,6 +354,26 @@ class GridDoseModel(BinaryDoseModel):
         return {"overall": overall} | {
             name: float(value) for name, value in zip(self.coordinates, per, strict=True)
         }
+
+
+def _weighted_quantiles(posterior: DosePosterior, probabilities: tuple[float, ...]) -> np.ndarray:
+    """Quantiles of ``p_dlt`` per level from the posterior's weighted points, (len(probs), K).
+
+    The ``q``-quantile is the first point, in increasing order, whose cumulative weight
+    reaches ``q``.
+    """
+    p_dlt = posterior.rate("p_dlt")
+    weights = posterior.weights
+    if weights is None:
+        weights = np.full(p_dlt.shape[0], 1.0 / p_dlt.shape[0])
+    order = np.argsort(p_dlt, axis=0)
+    out = np.empty((len(probabilities), p_dlt.shape[1]))
+    for k in range(p_dlt.shape[1]):
+        values = p_dlt[order[:, k], k]
+        cumulative = np.cumsum(weights[order[:, k]])
+        index = np.minimum(np.searchsorted(cumulative, probabilities), values.size - 1)
+        out[:, k] = values[index]
+    return out
 
 
 def _hessian(function, centre: np.ndarray, step: np.ndarray) -> np.ndarray:

@@ -13,11 +13,12 @@ one-parameter working models are
 
 with fixed intercept :math:`a_0 = 3` and :math:`\beta \sim N(0, 1.34)` (dfcrm's ``scale`` is
 :math:`\sqrt{1.34}`). Both give :math:`p_k(0) = s_k`. The posterior of :math:`\beta` is
-computed on an adaptive grid (:mod:`dosezoo.samplers.grid`, 512 cells), with NUTS as the
-reference. dfcrm's ``crm`` reports :math:`\hat p_k = p_k(E[\beta \mid \text{data}])`, the
-model evaluated at the posterior mean (``estimate="plugin"``); the posterior mean
-:math:`E[p_k \mid \text{data}]` (``"mean"``, used by Seno et al. 2025, Appendix C.1) is
-reported too.
+integrated by Gauss-Legendre panels fitted to it (:mod:`dosezoo.samplers.crm_quadrature`,
+numba; tail probabilities by integration up to their cuts), with NUTS as the reference; the
+engine keeps the name ``"grid"`` of the binary models' exact engines. dfcrm's ``crm`` reports
+:math:`\hat p_k = p_k(E[\beta \mid \text{data}])`, the model evaluated at the posterior mean
+(``estimate="plugin"``); the posterior mean :math:`E[p_k \mid \text{data}]` (``"mean"``, used
+by Seno et al. 2025, Appendix C.1) is reported too.
 
 Skeleton calibration (:func:`crm_skeleton`) follows Lee and Cheung (2009, *Clin. Trials* 6,
 227-238; dfcrm's ``getprior``). For half-width :math:`\delta` and prior MTD level :math:`\nu`,
@@ -56,12 +57,13 @@ from dosezoo.models.workflow import (
     statement_table,
 )
 from dosezoo.posterior import DosePosterior
+from dosezoo.samplers.crm_quadrature import EMPIRIC, LOGISTIC, CRMQuadrature, level_cuts
 
 if TYPE_CHECKING:
     import pymc as pm
 
 
-__all__ = ["CRM", "crm_prior_from_statements", "crm_skeleton"]
+__all__ = ["CRM", "CRMTails", "crm_prior_from_statements", "crm_skeleton"]
 
 WorkingModel = Literal["empiric", "logistic"]
 _WORKING_MODELS = ("empiric", "logistic")
@@ -249,14 +251,37 @@ class CRM(GridDoseModel):
     @property
     def scaled_doses(self) -> np.ndarray:
         """``log s_k`` (empiric) or ``x_k = logit(s_k) - a0`` (logistic), shape (K,)."""
-        skeleton = np.asarray(self.skeleton)
-        if self.model == "empiric":
-            return np.log(skeleton)
-        return logit(skeleton) - self.intercept
+        scaled = self._cache.get("scaled_doses")
+        if scaled is None:
+            skeleton = np.asarray(self.skeleton)
+            scaled = (
+                np.log(skeleton) if self.model == "empiric" else logit(skeleton) - self.intercept
+            )
+            scaled.setflags(write=False)
+            self._cache["scaled_doses"] = scaled
+        return scaled
 
     def check_doses(self, dose: np.ndarray) -> None:
         """Raise a DataError naming the row of a dose that is not one of the levels."""
         level_index(dose, self.dose_levels, owner=self.model_name)
+
+    def summarise(self, data: TrialData) -> DoseSummary:
+        """Check the data and count patients and DLTs per dose level that has patients.
+
+        The same summary as :meth:`BinaryDoseModel.summarise`, counted by the levels' indexes
+        (which check the doses) instead of a sort of the doses: it runs at every decision.
+        """
+        if not isinstance(data, TrialData):
+            raise TypeError(f"{self.model_name} needs a TrialData, got {type(data).__name__}")
+        data.require("dlt", min_patients=0, model=self.model_name)
+        index = level_index(data.dose, self.dose_levels, owner=self.model_name)
+        size = len(self.dose_levels)
+        dlt = np.asarray(data.column("dlt"), dtype=float)
+        n = np.bincount(index, minlength=size)
+        y = np.bincount(index, weights=dlt, minlength=size)
+        present = n > 0
+        levels = np.asarray(self.dose_levels, dtype=float)
+        return DoseSummary(dose=levels[present], n=n[present].astype(float), y=y[present])
 
     def p_dlt(self, beta: float | np.ndarray) -> np.ndarray:
         """Return the DLT probability per level at ``beta`` (shape ``beta.shape + (K,)``)."""
@@ -297,41 +322,71 @@ class CRM(GridDoseModel):
         """Return ``beta``, the grid coordinate itself (it is unconstrained)."""
         return {"beta": theta[:, 0]}
 
-    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        r"""Where :math:`p_k(\beta) = t`, per level.
+    def rate_constant(self, threshold: float) -> float:
+        r"""Return the :math:`c` of :math:`p_k > t \iff e^\beta x_k > c`, for a DLT rate t.
 
-        Both working models are :math:`e^\beta x_k` past a constant, so :math:`p_k > t` iff
-        :math:`e^\beta x_k > c` with :math:`c = \log t` (empiric) or
-        :math:`\operatorname{logit} t - a_0` (logistic): :math:`\beta` above
-        :math:`\log(c / x_k)` when :math:`x_k > 0`, below it when :math:`x_k < 0` (for
-        :math:`c / x_k > 0`; otherwise always or never).
+        Both working models are :math:`e^\beta x_k` past a constant: :math:`c = \log t`
+        (empiric) or :math:`\operatorname{logit} t - a_0` (logistic).
         """
-        x = self.scaled_doses
         if self.model == "empiric":
-            c = math.log(threshold)
-        else:
-            c = float(logit(threshold)) - self.intercept
-        ratio = np.divide(c, x, out=np.full(x.shape, np.nan), where=x != 0)
-        above = x > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cut = np.where(ratio > 0, np.log(ratio), -np.inf)
-        # x_k > 0 and c / x_k <= 0: e^b x_k > c always (cut -inf, above);
-        # x_k < 0 and c / x_k <= 0: e^b x_k > c never (cut -inf, below);
-        # x_k = 0: p_k > t iff 0 > c, whatever beta.
-        zero = x == 0
-        cut = np.where(zero, np.where(c < 0, -np.inf, np.inf), cut)
-        above = above | zero
+            return math.log(threshold)
+        return math.log(threshold / (1.0 - threshold)) - self.intercept
+
+    def rate_cut(self, leading: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        r"""Where :math:`p_k(\beta) > t`, per level: :math:`\beta` above or below a cut.
+
+        :math:`\beta > \log(c / x_k)` when :math:`x_k > 0`, below it when :math:`x_k < 0`
+        (:meth:`rate_constant`, :func:`~dosezoo.samplers.crm_quadrature.level_cuts`); the
+        same on every row.
+        """
+        cut, above = level_cuts(self.scaled_doses, self.rate_constant(threshold))
         rows = leading.shape[0]
-        return np.broadcast_to(cut, (rows, x.size)), np.broadcast_to(above, (rows, x.size))
+        return np.broadcast_to(cut, (rows, cut.size)), np.broadcast_to(above, (rows, cut.size))
 
     def _with_plugin(self, posterior: DosePosterior) -> DosePosterior:
         """Add dfcrm's plug-in estimate (``p_dlt`` at the posterior mean of beta)."""
         plugin = self.p_dlt(posterior.parameter_mean["beta"])
         return replace(posterior, point_estimates={"p_dlt": plugin})
 
+    def quadrature(self, summary: DoseSummary) -> CRMQuadrature:
+        """Fit the Gauss-Legendre rule to the posterior given the patients and DLTs per dose."""
+        n = np.zeros(len(self.dose_levels))
+        y = np.zeros(len(self.dose_levels))
+        index = np.searchsorted(np.asarray(self.dose_levels), summary.dose)
+        n[index] = summary.n
+        y[index] = summary.y
+        return CRMQuadrature.fit(
+            EMPIRIC if self.model == "empiric" else LOGISTIC,
+            self.scaled_doses,
+            n,
+            y,
+            self.intercept,
+            self.prior_mean,
+            self.prior_sd,
+        )
+
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
-        """Integrate the posterior on the grid, with the plug-in estimate (no cache)."""
-        return self._with_plugin(super()._posterior(summary))
+        """Integrate the posterior by quadrature, with the plug-in estimate (no cache)."""
+        quadrature = self.quadrature(summary)
+        return DosePosterior(
+            dose_levels=self.dose_levels,
+            rates={"p_dlt": quadrature.rates},
+            weights=quadrature.weights,
+            tails={"p_dlt": CRMTails(quadrature, self)},
+            parameter_mean={"beta": quadrature.beta_mean},
+            point_estimates={"p_dlt": quadrature.plugin},
+            grid=quadrature,
+        )
+
+    def exact_draws(
+        self, data: TrialData, n: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Return ``n`` independent draws of ``beta`` by inverting the posterior CDF."""
+        return {"beta": self.quadrature(self.summarise(data)).draws(rng.random(n))}
+
+    def unconstrained_mean(self, posterior: DosePosterior) -> np.ndarray:
+        """Return the posterior mean of ``beta`` (the grid's coordinate), shape (1,)."""
+        return np.array([posterior.parameter_mean["beta"]])
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
@@ -372,6 +427,37 @@ class CRM(GridDoseModel):
             pm.Deterministic("p_dlt", pm.math.sigmoid(logit_p), dims="dose")
             pm.Bernoulli("dlt", logit_p=logit_p[level_data], observed=dlt, dims="patient")
         return model
+
+
+@dataclass(frozen=True, eq=False)
+class CRMTails:
+    r"""Exact tails of the CRM's ``p_dlt`` (:class:`~dosezoo.posterior.OrderedLevelTails`).
+
+    Every quantity is an integral of the posterior of :math:`\beta` up to cuts
+    (:class:`~dosezoo.samplers.crm_quadrature.CRMQuadrature`): :math:`p_k > t` is a half-line
+    of :math:`\beta` (:meth:`CRM.rate_cut`); the rates are increasing across the levels at
+    every :math:`\beta` (the skeleton is), so the level closest to a target is below level
+    :math:`j` iff :math:`p_{j-1} + p_j \ge 2 \phi`; and :math:`p_k` is monotone in
+    :math:`\beta`, so its quantiles are :math:`p_k` at quantiles of :math:`\beta`.
+    """
+
+    quadrature: CRMQuadrature
+    model: CRM
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
+        return self.quadrature.prob_above(self.model.rate_constant(float(threshold)))
+
+    def prob_closest_below(self, target: float, index: int) -> float:
+        """Return ``P(level closest to target < index)``, a placebo level of rate 0 included."""
+        return self.quadrature.mass_closest_below(index, target)
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Return the ``q``-quantile of ``p_k`` per level, shape (K,)."""
+        beta = self.quadrature.draws(np.array([q, 1.0 - q]))
+        p = self.model.p_dlt(beta)
+        # p_k increases in beta where the scaled dose is positive, decreases where negative.
+        return np.where(self.model.scaled_doses > 0, p[0], p[1])
 
 
 def crm_prior_from_statements(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
-from scipy.special import expit, logit, xlog1py, xlogy
+from scipy.special import expit, log_expit, logit, xlog1py, xlogy
 
 from dosezoo.data import TrialData
 from dosezoo.models import BLRM, CRM, EWOC, BLRMPrior
@@ -22,6 +22,9 @@ from dosezoo.models import BLRM, CRM, EWOC, BLRMPrior
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 PROBABILITY_TOLERANCE = 1e-3
 QUANTILE_TOLERANCE = 1e-3  # of the dose range
+#: The CRM's quadrature is held to far less than the requirement (its error is about 1e-7 at
+#: most in these cases): a regression shows at once.
+CRM_TOLERANCE = 1e-6
 
 
 def _data(doses, dlts):
@@ -112,6 +115,193 @@ def test_crm_tail_probabilities_match_quad(name, working):
     for t in (0.1, 0.25, 0.33):
         expected = [tail(k, t) / total for k in range(len(skeleton))]
         assert posterior.prob_above(t) == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
+
+
+#: Skeletons of the CRM cases: dfcrm's crmsim, one far below a 0.25 target, one far above it
+#: (its top level is above expit(3), where the logistic model's scaled dose changes sign).
+CRM_SKELETONS = {
+    "crmsim": (0.05, 0.12, 0.25, 0.40, 0.55),
+    "low": (0.005, 0.01, 0.02, 0.04, 0.08),
+    "high": (0.30, 0.50, 0.70, 0.90, 0.97),
+}
+#: Patients and DLTs per level of the CRM cases.
+CRM_COUNTS = {
+    "empty": ((0, 0, 0, 0, 0), (0, 0, 0, 0, 0)),
+    "toxic_lowest": ((3, 0, 0, 0, 0), (3, 0, 0, 0, 0)),
+    "safe_top": ((3, 3, 3, 3, 12), (0, 0, 0, 0, 0)),
+    "mixed_24": ((3, 3, 6, 9, 3), (0, 0, 1, 3, 2)),
+    "toxic_24": ((12, 6, 3, 3, 0), (5, 4, 2, 3, 0)),
+}
+
+
+def _counts_data(n, y):
+    doses = np.repeat(LEVELS, n)
+    dlts = np.concatenate([np.arange(c) < d for c, d in zip(n, y, strict=True)])
+    return _data(doses, dlts.astype(int))
+
+
+class _BruteForceCRM:
+    """The CRM posterior of beta by ``scipy.integrate.quad``, from the model's equations.
+
+    Every event is integrated piecewise between its breakpoints in beta, found by root finding
+    on the DLT probabilities themselves (no use of the model's cuts); the MTD is the argmin of
+    the distance to the target over a placebo level of rate 0 and the levels, as defined.
+    """
+
+    def __init__(self, skeleton, working, n, y, prior_sd=np.sqrt(1.34)):
+        self.s = np.asarray(skeleton)
+        self.working = working
+        self.n, self.y = np.asarray(n, float), np.asarray(y, float)
+        self.sd = prior_sd
+        self.ends = (-12.0 * prior_sd, 12.0 * prior_sd)
+        options = {"xatol": 1e-10}
+        self.mode = optimize.minimize_scalar(
+            lambda b: -self.log_density(b), bounds=self.ends, method="bounded", options=options
+        ).x
+        self.peak = self.log_density(self.mode)
+        self.total = self.integral(lambda b: 1.0)
+
+    def p(self, beta):
+        """DLT probability per level, shape ``beta.shape + (K,)``."""
+        return np.exp(self.log_p(beta))
+
+    def log_p(self, beta):
+        """Log DLT probability per level (finite where the probability underflows)."""
+        return self.log_p_and_q(beta)[0]
+
+    def log_p_and_q(self, beta):
+        """``log p`` and ``log(1 - p)`` per level."""
+        u = np.exp(np.asarray(beta, dtype=float))[..., None]
+        if self.working == "empiric":
+            log_p = u * np.log(self.s)
+            return log_p, np.log(-np.expm1(log_p))
+        eta = 3.0 + u * (logit(self.s) - 3.0)
+        return log_expit(eta), log_expit(-eta)
+
+    def log_density(self, beta):
+        # From the logarithms: p and 1 - p underflow far out in a wide prior's tails.
+        log_p, log_q = self.log_p_and_q(beta)
+        failures = self.n - self.y
+        log_lik = np.where(self.y > 0, self.y * log_p, 0.0) + np.where(
+            failures > 0, failures * log_q, 0.0
+        )
+        return float(np.sum(log_lik) - 0.5 * (beta / self.sd) ** 2)
+
+    def integral(self, f, low=None, high=None):
+        low = self.ends[0] if low is None else low
+        high = self.ends[1] if high is None else high
+        breaks = sorted({low, high, *(b for b in (self.mode,) if low < b < high)})
+
+        def density(b):
+            return f(b) * np.exp(self.log_density(b) - self.peak)
+
+        options = {"epsabs": 1e-14, "epsrel": 1e-12, "limit": 400}
+        return sum(
+            integrate.quad(density, lo, hi, **options)[0] for lo, hi in itertools.pairwise(breaks)
+        )
+
+    def mean(self, f):
+        return self.integral(f) / self.total
+
+    def probability(self, event):
+        """Posterior probability of ``event(beta)`` (vectorised, boolean), split where it flips."""
+        scan = np.linspace(*self.ends, 4001)
+        flags = event(scan)
+        edges = [self.ends[0]]
+        for i in np.flatnonzero(flags[1:] != flags[:-1]):
+            lo, hi = scan[i], scan[i + 1]
+            for _ in range(80):
+                middle = 0.5 * (lo + hi)
+                lo, hi = (middle, hi) if event(middle) == flags[i] else (lo, middle)
+            edges.append(0.5 * (lo + hi))
+        edges.append(self.ends[1])
+        return (
+            sum(
+                self.integral(lambda b: 1.0, lo, hi)
+                for lo, hi in itertools.pairwise(edges)
+                if event(0.5 * (lo + hi))
+            )
+            / self.total
+        )
+
+    def quantile(self, q):
+        return optimize.brentq(
+            lambda c: self.integral(lambda b: 1.0, high=c) / self.total - q, *self.ends, xtol=1e-12
+        )
+
+
+@pytest.mark.parametrize("counts", list(CRM_COUNTS))
+@pytest.mark.parametrize("skeleton", list(CRM_SKELETONS))
+@pytest.mark.parametrize("working", ["empiric", "logistic"])
+def test_crm_posterior_quantities_match_quad(counts, skeleton, working):
+    """Everything the CRM rule and its overdose limit read, and the summary's quantiles."""
+    _check_crm_against_quad(CRM_SKELETONS[skeleton], working, *CRM_COUNTS[counts])
+
+
+@pytest.mark.parametrize("counts", ["empty", "mixed_24", "toxic_24"])
+@pytest.mark.parametrize("prior_sd", [3.0, 10.0])
+@pytest.mark.parametrize("working", ["empiric", "logistic"])
+def test_crm_posterior_quantities_match_quad_under_wide_priors(counts, prior_sd, working):
+    """A vague prior spreads the posterior over tens of units of beta, where the working
+    models change within one: the rule's panels must stay that narrow."""
+    _check_crm_against_quad(CRM_SKELETONS["crmsim"], working, *CRM_COUNTS[counts], prior_sd)
+
+
+def _check_crm_against_quad(skeleton, working, n, y, prior_sd=np.sqrt(1.34)):
+    from dosezoo.designs import crm_design
+
+    target = 0.25
+    model = CRM(skeleton, target, model=working, dose_levels=LEVELS, prior_sd=prior_sd)
+    design = crm_design(model)
+    truth = _BruteForceCRM(skeleton, working, n, y, prior_sd)
+    posterior = model.posterior(_counts_data(n, y))
+    tolerance = {"abs": CRM_TOLERANCE}
+    beta_mean = truth.mean(lambda b: b)
+    assert posterior.parameter_mean["beta"] == pytest.approx(beta_mean, **tolerance)
+    assert posterior.point_estimates["p_dlt"] == pytest.approx(truth.p(beta_mean), **tolerance)
+    p_mean = [truth.mean(lambda b, k=k: truth.p(b)[k]) for k in range(len(LEVELS))]
+    assert posterior.mean() == pytest.approx(p_mean, **tolerance)
+    for t in (0.1, target, 0.33, 0.5):
+        expected = [truth.probability(lambda b, k=k: truth.p(b)[..., k] > t) for k in range(5)]
+        assert posterior.prob_above(t) == pytest.approx(expected, **tolerance), t
+
+    def mtd_below(beta, level):
+        log_rates = truth.log_p(beta)
+        placebo = np.full((*log_rates.shape[:-1], 1), -np.inf)
+        log_rates = np.concatenate([placebo, log_rates], axis=-1)
+        rates = np.exp(log_rates)
+        distance = np.abs(rates - target)
+        # Rates so close to 0 (or 1) that their distances to the target round to the same
+        # number, or that underflow to 0, are told apart by their logarithms: below the target
+        # the larger rate is closer, above it the smaller (of two equidistant rates the lower
+        # is taken, as the definition says).
+        tie_break = np.where(rates < target, -log_rates, log_rates)
+        closest = np.lexsort((tie_break, distance), axis=-1)[..., 0]
+        return closest - 1 < level
+
+    for level, dose in enumerate(LEVELS):
+        expected = truth.probability(lambda b, j=level: mtd_below(b, j))
+        got = design.rule.overdose_probability(posterior, dose)
+        assert got == pytest.approx(expected, **tolerance), dose
+    # The summary's 95 % interval: p_k at quantiles of beta (p_k decreases in beta here but
+    # where the logistic model's scaled dose is positive).
+    table = model.summary(posterior, target=target)
+    at = truth.p(np.array([truth.quantile(0.025), truth.quantile(0.975)]))
+    increasing = model.scaled_doses > 0
+    expected = {
+        "q2.5": np.where(increasing, at[0], at[1]),
+        "q97.5": np.where(increasing, at[1], at[0]),
+    }
+    for column, values in expected.items():
+        assert table[column].to_numpy() == pytest.approx(values, abs=QUANTILE_TOLERANCE)
+
+
+def test_crm_draws_invert_the_posterior_cdf():
+    model = CRM(CRM_SKELETONS["crmsim"], 0.25, dose_levels=LEVELS)
+    n, y = CRM_COUNTS["mixed_24"]
+    quadrature = model.posterior(_counts_data(n, y)).grid
+    uniforms = np.linspace(0.0005, 0.9995, 301)
+    assert quadrature.cdf(quadrature.draws(uniforms)) == pytest.approx(uniforms, abs=1e-10)
 
 
 # ----------------------------------------------------------------------------------- BLRM

@@ -13,6 +13,8 @@ which the engine takes for the same design hidden behind a proxy that offers onl
 `Design` protocol.
 """
 
+import pickle
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs import blrm_design, crm_design, ewoc_design
+from dosezoo.designs import Design, blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
 from dosezoo.designs.mtd_quantile import ToxicityStopping
 from dosezoo.designs.three_plus_three import three_plus_three_design
@@ -333,6 +335,28 @@ def test_model_designs_run_in_lockstep_with_the_per_trial_results(name):
     if reached is not None:
         reasons = lockstep["decision_stop_reason"].values.ravel()
         assert any(reached in str(reason) for reason in reasons)
+
+
+def test_a_design_decides_each_count_state_once_across_batches(monkeypatch):
+    design = crm_design(
+        CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12
+    )
+    scenario = _scenario(design.counts_view(), P_SENO2025_13)
+    decided = []
+    original = Design.next
+
+    def counted(self, data, **options):
+        index = np.searchsorted(LEVELS, np.asarray(data.dose, float))
+        n = np.bincount(index, minlength=len(LEVELS))
+        y = np.bincount(index, weights=np.asarray(data.column("dlt")), minlength=len(LEVELS))
+        decided.append((tuple(n), tuple(y), data.last_dose))
+        return original(self, data, **options)
+
+    monkeypatch.setattr(Design, "next", counted)
+    simulate(design, scenario, 20, random_seed=SEED, batch_size=4, progress=False)
+    # The first states recur in every one of the 5 batches: each is decided once.
+    assert decided and len(decided) == len(set(decided))
+    assert "_counts_view" not in pickle.loads(pickle.dumps(design)).__dict__
 
 
 def test_designs_reading_more_than_the_counts_have_no_lockstep_view():
