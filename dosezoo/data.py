@@ -77,6 +77,8 @@ _SCHEDULE = (_ENROLLED, _ROLE)
 #: The values of the ``role`` column.
 ROLES = ("escalation", "backfill")
 _MAX_EXACT_INT = 2.0**53
+#: Types of column values that are not pandas objects (what a simulation passes).
+_NOT_PANDAS = frozenset({np.ndarray, list, tuple, float, int, bool, str})
 #: Rows up to which `_validate` tries its quick acceptance on Python floats; with more rows its
 #: vectorised checks are as fast.
 _QUICK_ROWS = 64
@@ -201,7 +203,9 @@ def _pandas_to_numpy(values: pd.Series) -> np.ndarray:
 
 def _to_numpy(values: Any) -> np.ndarray:
     """Convert column values to a numeric or an object numpy array (any shape)."""
-    if isinstance(values, pd.Index):
+    if type(values) in _NOT_PANDAS:
+        pass  # none of the pandas types below: skip their (slow) checks
+    elif isinstance(values, pd.Index):
         values = values.to_series()
     if isinstance(values, pd.api.extensions.ExtensionArray):
         values = pd.Series(values)
@@ -375,10 +379,11 @@ def _validate(
     1. Structure. Missing columns, an outcome without the companion it requires, and
        columns that are not one-dimensional or have unequal lengths are reported first.
     2. Quick acceptance. A few rows of plain numbers (integer or float arrays, with a cohort
-       column and no covariates), such as the cohort a simulation appends, are checked by
-       the rules of part 3 evaluated on Python floats, which for a handful of values is
-       several times faster than numpy's per-call overhead. If every value passes, the rows
-       are accepted here, with the data part 3 would return.
+       column and no covariates; a ``role`` column of text), such as the cohort or the
+       backfill patient a simulation appends, are checked by the rules of part 3 evaluated
+       on Python floats and strings, which for a handful of values is several times faster
+       than numpy's per-call overhead. If every value passes, the rows are accepted here,
+       with the data part 3 would return.
     3. Detailed checks. Otherwise (other data, or a value failing a rule) every rule is a
        vectorised mask over the rows, and the lowest row that fails any of them is reported,
        naming the column, the row and the value (the first rule on ties).
@@ -430,11 +435,12 @@ def _validate(
             raise DataError(
                 f"column {name!r} has {array.shape[0]} rows but column {dose_columns[0]!r} has {n}"
             )
-        plain = plain and array.dtype.kind in "iuf"
+        # A role is text: it has a quick check of its own.
+        plain = plain and (array.dtype.kind in "iuf" or name == _ROLE)
 
     # 2. Quick acceptance: the rules of part 3 on Python floats.
     combination = len(dose_columns) > 1
-    if plain and has_cohort and not covariates and not schedule and n <= _QUICK_ROWS:
+    if plain and has_cohort and not covariates and n <= _QUICK_ROWS:
         dose_lists = [[float(v) for v in raw[name].tolist()] for name in dose_columns]
         accepted = True
         for name, dose_list in zip(dose_columns, dose_lists, strict=True):
@@ -467,6 +473,15 @@ def _validate(
             ) and all(math.isfinite(v) and (v > 0 or not rule.positive) for v in outcome_list)
             if not accepted:
                 break
+        enrolled_list = [float(v) for v in raw[_ENROLLED].tolist()] if _ENROLLED in raw else []
+        previous = -math.inf if previous_enrolled is None else previous_enrolled
+        for value in enrolled_list if accepted else ():
+            if not (0 <= value < math.inf and value >= previous):
+                accepted = False
+                break
+            previous = value
+        if accepted and _ROLE in schedule:
+            accepted = all(isinstance(v, str) and v in ROLES for v in raw[_ROLE].tolist())
         if accepted:
             quick_doses = _lock(np.array(dose_lists, dtype=np.float64).T.copy())
             columns = {name: quick_doses[:, j] for j, name in enumerate(dose_columns)}
@@ -474,7 +489,11 @@ def _validate(
             for name in outcomes:
                 dtype = np.int64 if rules[name].integer else np.float64
                 columns[name] = _lock(np.asarray(raw[name], dtype=dtype).copy())
-            return _Validated(outcomes, columns, quick_doses)
+            if _ENROLLED in schedule:
+                columns[_ENROLLED] = _lock(np.array(enrolled_list, dtype=np.float64))
+            if _ROLE in schedule:
+                columns[_ROLE] = _lock(raw[_ROLE].astype(object))
+            return _Validated(outcomes, columns, quick_doses, schedule)
 
     # 3. Detailed checks.
     checks: list[_Check] = []
