@@ -488,7 +488,7 @@ def _validate(
             columns[_COHORT] = _lock(np.array(cohort_list, dtype=np.int64))
             for name in outcomes:
                 dtype = np.int64 if rules[name].integer else np.float64
-                columns[name] = _lock(np.asarray(raw[name], dtype=dtype).copy())
+                columns[name] = _lock(np.array(raw[name], dtype=dtype))
             if _ENROLLED in schedule:
                 columns[_ENROLLED] = _lock(np.array(enrolled_list, dtype=np.float64))
             if _ROLE in schedule:
@@ -1550,18 +1550,18 @@ class TrialData:
     ) -> Self:
         """Return data of the same schema holding already-validated, read-only columns."""
         grown = object.__new__(type(self))
-        for name, value in (
-            ("dose_columns", self.dose_columns),
-            ("covariates", self.covariates),
-            ("dose_range", self.dose_range),
-            ("coded_doses", self.coded_doses),
-            ("outcomes", outcomes),
-            ("schedule", schedule),
-            ("_columns", columns),
-            ("_doses", doses),
-            ("_ranges", self._ranges),
-        ):
-            object.__setattr__(grown, name, value)
+        # The fields of a frozen dataclass, set as its __post_init__ does, in one step.
+        grown.__dict__.update(
+            dose_columns=self.dose_columns,
+            covariates=self.covariates,
+            dose_range=self.dose_range,
+            coded_doses=self.coded_doses,
+            outcomes=outcomes,
+            schedule=schedule,
+            _columns=columns,
+            _doses=doses,
+            _ranges=self._ranges,
+        )
         return grown
 
     # ------------------------------------------------------------------ export
