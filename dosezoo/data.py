@@ -203,6 +203,8 @@ def _pandas_to_numpy(values: pd.Series) -> np.ndarray:
 
 def _to_numpy(values: Any) -> np.ndarray:
     """Convert column values to a numeric or an object numpy array (any shape)."""
+    if type(values) is str:
+        return np.asarray(values, dtype=object)  # as below, without the text array first
     if type(values) in _NOT_PANDAS:
         pass  # none of the pandas types below: skip their (slow) checks
     elif isinstance(values, pd.Index):
@@ -220,7 +222,7 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 def _column_array(values: Any, name: str) -> np.ndarray:
     """Convert one column to a one-dimensional numpy array."""
-    if type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "biuf":
+    if type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "biufO":
         return values  # what _to_numpy returns for it, without its checks of pandas types
     if isinstance(values, pd.DataFrame):
         raise DataError(f"column {name!r} appears more than once")
