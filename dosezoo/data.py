@@ -77,6 +77,8 @@ _SCHEDULE = (_ENROLLED, _ROLE)
 #: The values of the ``role`` column.
 ROLES = ("escalation", "backfill")
 _MAX_EXACT_INT = 2.0**53
+#: Types of column values that are not pandas objects (what a simulation passes).
+_NOT_PANDAS = frozenset({np.ndarray, list, tuple, float, int, bool, str})
 #: Rows up to which `_validate` tries its quick acceptance on Python floats; with more rows its
 #: vectorised checks are as fast.
 _QUICK_ROWS = 64
@@ -201,7 +203,11 @@ def _pandas_to_numpy(values: pd.Series) -> np.ndarray:
 
 def _to_numpy(values: Any) -> np.ndarray:
     """Convert column values to a numeric or an object numpy array (any shape)."""
-    if isinstance(values, pd.Index):
+    if type(values) is str:
+        return np.asarray(values, dtype=object)  # as below, without the text array first
+    if type(values) in _NOT_PANDAS:
+        pass  # none of the pandas types below: skip their (slow) checks
+    elif isinstance(values, pd.Index):
         values = values.to_series()
     if isinstance(values, pd.api.extensions.ExtensionArray):
         values = pd.Series(values)
@@ -216,7 +222,7 @@ def _to_numpy(values: Any) -> np.ndarray:
 
 def _column_array(values: Any, name: str) -> np.ndarray:
     """Convert one column to a one-dimensional numpy array."""
-    if type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "biuf":
+    if type(values) is np.ndarray and values.ndim == 1 and values.dtype.kind in "biufO":
         return values  # what _to_numpy returns for it, without its checks of pandas types
     if isinstance(values, pd.DataFrame):
         raise DataError(f"column {name!r} appears more than once")
@@ -375,10 +381,11 @@ def _validate(
     1. Structure. Missing columns, an outcome without the companion it requires, and
        columns that are not one-dimensional or have unequal lengths are reported first.
     2. Quick acceptance. A few rows of plain numbers (integer or float arrays, with a cohort
-       column and no covariates), such as the cohort a simulation appends, are checked by
-       the rules of part 3 evaluated on Python floats, which for a handful of values is
-       several times faster than numpy's per-call overhead. If every value passes, the rows
-       are accepted here, with the data part 3 would return.
+       column and no covariates; a ``role`` column of text), such as the cohort or the
+       backfill patient a simulation appends, are checked by the rules of part 3 evaluated
+       on Python floats and strings, which for a handful of values is several times faster
+       than numpy's per-call overhead. If every value passes, the rows are accepted here,
+       with the data part 3 would return.
     3. Detailed checks. Otherwise (other data, or a value failing a rule) every rule is a
        vectorised mask over the rows, and the lowest row that fails any of them is reported,
        naming the column, the row and the value (the first rule on ties).
@@ -430,11 +437,12 @@ def _validate(
             raise DataError(
                 f"column {name!r} has {array.shape[0]} rows but column {dose_columns[0]!r} has {n}"
             )
-        plain = plain and array.dtype.kind in "iuf"
+        # A role is text: it has a quick check of its own.
+        plain = plain and (array.dtype.kind in "iuf" or name == _ROLE)
 
     # 2. Quick acceptance: the rules of part 3 on Python floats.
     combination = len(dose_columns) > 1
-    if plain and has_cohort and not covariates and not schedule and n <= _QUICK_ROWS:
+    if plain and has_cohort and not covariates and n <= _QUICK_ROWS:
         dose_lists = [[float(v) for v in raw[name].tolist()] for name in dose_columns]
         accepted = True
         for name, dose_list in zip(dose_columns, dose_lists, strict=True):
@@ -467,14 +475,27 @@ def _validate(
             ) and all(math.isfinite(v) and (v > 0 or not rule.positive) for v in outcome_list)
             if not accepted:
                 break
+        enrolled_list = [float(v) for v in raw[_ENROLLED].tolist()] if _ENROLLED in raw else []
+        previous = -math.inf if previous_enrolled is None else previous_enrolled
+        for value in enrolled_list if accepted else ():
+            if not (0 <= value < math.inf and value >= previous):
+                accepted = False
+                break
+            previous = value
+        if accepted and _ROLE in schedule:
+            accepted = all(isinstance(v, str) and v in ROLES for v in raw[_ROLE].tolist())
         if accepted:
             quick_doses = _lock(np.array(dose_lists, dtype=np.float64).T.copy())
             columns = {name: quick_doses[:, j] for j, name in enumerate(dose_columns)}
             columns[_COHORT] = _lock(np.array(cohort_list, dtype=np.int64))
             for name in outcomes:
                 dtype = np.int64 if rules[name].integer else np.float64
-                columns[name] = _lock(np.asarray(raw[name], dtype=dtype).copy())
-            return _Validated(outcomes, columns, quick_doses)
+                columns[name] = _lock(np.array(raw[name], dtype=dtype))
+            if _ENROLLED in schedule:
+                columns[_ENROLLED] = _lock(np.array(enrolled_list, dtype=np.float64))
+            if _ROLE in schedule:
+                columns[_ROLE] = _lock(raw[_ROLE].astype(object))
+            return _Validated(outcomes, columns, quick_doses, schedule)
 
     # 3. Detailed checks.
     checks: list[_Check] = []
@@ -1360,23 +1381,20 @@ class TrialData:
 
         new: dict[str, np.ndarray] = {}
         if k == 1:
-            new[self.dose_columns[0]] = (
-                np.full(n, dose_array.item(), dtype=dose_array.dtype)
-                if dose_array.ndim == 0
-                else dose_array
-            )
+            # ndarray.repeat of a scalar array: np.full's array, in half the time.
+            new[self.dose_columns[0]] = dose_array.repeat(n) if dose_array.ndim == 0 else dose_array
         else:
             if broadcast:
                 dose_array = np.repeat(dose_array, n, axis=0)
             for j, name in enumerate(self.dose_columns):
                 new[name] = dose_array[:, j]
         last = int(self.cohort[-1]) if self.n_patients else 0
-        new[_COHORT] = np.full(n, last + 1, dtype=np.int64)
+        new[_COHORT] = np.array([last + 1] * n, dtype=np.int64)
         for name in outcomes:
             new[name] = arrays[name]
         for name in (*self.covariates, *schedule):
             array = arrays[name]
-            new[name] = np.full(n, array.item(), dtype=array.dtype) if array.ndim == 0 else array
+            new[name] = array.repeat(n) if array.ndim == 0 else array
         return self._extend(new, "patient {} of the new cohort")
 
     def append(self, df: pd.DataFrame) -> Self:
@@ -1531,18 +1549,18 @@ class TrialData:
     ) -> Self:
         """Return data of the same schema holding already-validated, read-only columns."""
         grown = object.__new__(type(self))
-        for name, value in (
-            ("dose_columns", self.dose_columns),
-            ("covariates", self.covariates),
-            ("dose_range", self.dose_range),
-            ("coded_doses", self.coded_doses),
-            ("outcomes", outcomes),
-            ("schedule", schedule),
-            ("_columns", columns),
-            ("_doses", doses),
-            ("_ranges", self._ranges),
-        ):
-            object.__setattr__(grown, name, value)
+        # The fields of a frozen dataclass, set as its __post_init__ does, in one step.
+        grown.__dict__.update(
+            dose_columns=self.dose_columns,
+            covariates=self.covariates,
+            dose_range=self.dose_range,
+            coded_doses=self.coded_doses,
+            outcomes=outcomes,
+            schedule=schedule,
+            _columns=columns,
+            _doses=doses,
+            _ranges=self._ranges,
+        )
         return grown
 
     # ------------------------------------------------------------------ export

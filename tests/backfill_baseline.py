@@ -1,13 +1,20 @@
-"""Digests of small simulations without backfill, to check that backfill changed nothing else.
+"""Digests of small simulations, to check that later work changed none of their results.
 
-Run on the commit before backfill existed, ``.venv/bin/python tests/backfill_baseline.py``
-wrote ``tests/data/backfill_baseline.json``; ``tests/test_backfill.py`` recomputes the same
-digests and compares. The CRM's digest was recorded again (with the hard overdose limit off)
-when its posterior's tail probabilities became exact integrals: that changed its safety stop's
-probability, not backfill; and again when its posterior became a Gauss-Legendre quadrature
-(every dose, stop and recommendation of the 20 trials the same; the posterior means moved by
-at most 1.1e-10, the safety stop's probability by less than 3e-7). BOIN's digests are still
-those of the commit before backfill.
+Without backfill: run on the commit before backfill existed, ``.venv/bin/python
+tests/backfill_baseline.py`` wrote ``tests/data/backfill_baseline.json``;
+``tests/test_backfill.py`` recomputes the same digests and compares. The CRM's digest was
+recorded again (with the hard overdose limit off) when its posterior's tail probabilities became
+exact integrals: that changed its safety stop's probability, not backfill; and again when its
+posterior became a Gauss-Legendre quadrature (every dose, stop and recommendation of the 20
+trials the same; the posterior means moved by at most 1.1e-10, the safety stop's probability by
+less than 3e-7). BOIN's digests are still those of the commit before backfill.
+
+Run in time, with backfill (`timed_digests`): ``.venv/bin/python tests/backfill_baseline.py
+--timed`` wrote ``tests/data/timed_baseline.json`` on the commit before the timed engine was
+made cheaper (097d868), so that its speed-ups are shown to change no result. The CRM's was
+recorded again when its posterior became a Gauss-Legendre quadrature: every dose, role, stop
+and recommendation of its 20 trials the same, its posterior means within 5e-9 and its
+recorded overdose probability within 6e-3 (the old grid's error).
 """
 
 import hashlib
@@ -31,6 +38,7 @@ SKELETON = (0.05, 0.12, 0.25, 0.4, 0.55)
 N_TRIALS = 20
 SEED = 2024
 PATH = Path(__file__).parent / "data" / "backfill_baseline.json"
+TIMED_PATH = Path(__file__).parent / "data" / "timed_baseline.json"
 
 
 #: Records added after the digests were taken (the hard overdose limit's probability).
@@ -78,6 +86,44 @@ def digests() -> dict[str, str]:
     }
 
 
+def timed_digests() -> dict[str, str]:
+    """The digests of trials run in time with backfill, by design.
+
+    BOIN (highest and random allocation), BOIN12, the 3+3 and the CRM, 36 patients on the
+    Optimus study's levels, each with backfill, under the study's ``monotone`` scenario (the
+    toxicity and response of every patient from one latent pair).
+    """
+    # Imported here: the package before backfill has none of them (digests() runs there).
+    from dosezoo.designs import Backfill, boin12_design, three_plus_three_design
+    from dosezoo.models.crm import crm_skeleton
+    from dosezoo.studies import OPTIMUS_LEVELS, optimus_scenarios
+
+    backfill = Backfill(1.0, 4.0)
+    crm = CRM(crm_skeleton(0.25, 0.05, 3, len(OPTIMUS_LEVELS)), 0.25, dose_levels=OPTIMUS_LEVELS)
+    designs = {
+        "boin": boin_design(0.25, OPTIMUS_LEVELS, sample_size=36, backfill=backfill),
+        "boin_random": boin_design(
+            0.25,
+            OPTIMUS_LEVELS,
+            sample_size=36,
+            backfill=Backfill(2.0, 3.0, total_cap=9, allocation="random"),
+        ),
+        "boin12": boin12_design(
+            0.33, OPTIMUS_LEVELS, efficacy_limit=0.2, sample_size=36, backfill=backfill
+        ),
+        "three_plus_three": three_plus_three_design(OPTIMUS_LEVELS, backfill=backfill),
+        "crm": crm_design(crm, sample_size=36, backfill=backfill),
+    }
+    scenario = optimus_scenarios(planned_sample_size=36)["monotone"]
+    return {
+        f"timed_{name}": digest(
+            simulate(design, scenario, N_TRIALS, random_seed=SEED, progress=False)
+        )
+        for name, design in designs.items()
+    }
+
+
 if __name__ == "__main__":
-    PATH.write_text(json.dumps(digests(), indent=2) + "\n")
-    sys.stdout.write(PATH.read_text())
+    path, record = (TIMED_PATH, timed_digests) if "--timed" in sys.argv else (PATH, digests)
+    path.write_text(json.dumps(record(), indent=2) + "\n")
+    sys.stdout.write(path.read_text())

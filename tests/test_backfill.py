@@ -452,6 +452,12 @@ def test_without_backfill_the_results_are_those_before_backfill_existed():
     assert backfill_baseline.digests() == expected
 
 
+def test_trials_run_in_time_give_the_results_recorded_before_the_engine_was_made_cheaper():
+    """Digests written by tests/backfill_baseline.py --timed on 097d868 (BOIN, BOIN12, 3+3, CRM)."""
+    expected = json.loads(backfill_baseline.TIMED_PATH.read_text())
+    assert backfill_baseline.timed_digests() == expected
+
+
 def test_boin_closes_backfill_at_and_above_an_eliminated_dose():
     """4 DLTs in 6 at 20 (P(p > 0.25) > 0.95 by scipy) close 20 and above, not 10."""
     design = _boin(Backfill(1.0, 1.0, max_dlt_rate=1.0))

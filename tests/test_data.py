@@ -661,7 +661,7 @@ def test_valid_frames_round_trip(df):
 # --------------------------------------------------------------------------- quick acceptance
 
 
-def _validate(source, dose_columns, ranges, previous, coded=False):
+def _validate(source, dose_columns, ranges, previous, coded=False, previous_enrolled=None):
     from dosezoo import data as module
 
     return module._validate(
@@ -672,6 +672,7 @@ def _validate(source, dose_columns, ranges, previous, coded=False):
         row_label=module._default_row_label,
         previous_cohort=previous,
         coded=coded,
+        previous_enrolled=previous_enrolled,
     )
 
 
@@ -686,6 +687,8 @@ _VALID = {
     "efficacy": [0, 1, 2],
     "time": [0.5, 3.0],
     "event": [0, 1],
+    "enrolled": [0.0, 0.5, 2.0, 3.0],  # 0.5: before a previous enrolment at 2.0
+    "role": ["escalation", "backfill"],
 }
 _NOT_FINITE = [np.nan, np.inf, -np.inf]
 _FAULTS = {
@@ -696,6 +699,8 @@ _FAULTS = {
     "efficacy": [3, -1, 1.5, 2.0, *_NOT_FINITE],
     "time": [0, -0.5, 1e-300, 1e300, *_NOT_FINITE],
     "event": [2, -1, 0.5, 0.0, *_NOT_FINITE],
+    "enrolled": [-1.0, -0.0, 1e300, *_NOT_FINITE],
+    "role": ["expansion", "Backfill", "", None, 1, 0.5],
 }
 
 
@@ -709,16 +714,29 @@ _FAULTS = {
     previous=st.one_of(st.none(), st.integers(1, 3)),
     dose_range=st.one_of(st.none(), st.just((0.5, 40.0))),
     coded=st.booleans(),
+    timed=st.booleans(),
+    previous_enrolled=st.one_of(st.none(), st.just(0.0), st.just(2.0)),
     draw=st.data(),
 )
 def test_quick_acceptance_agrees_with_the_detailed_checks(
-    n, combination, outcome, integer_dtype, sorted_cohorts, previous, dose_range, coded, draw
+    n,
+    combination,
+    outcome,
+    integer_dtype,
+    sorted_cohorts,
+    previous,
+    dose_range,
+    coded,
+    timed,
+    previous_enrolled,
+    draw,
 ):
     """Quick acceptance accepts exactly what the detailed checks accept, with identical data.
 
     The same rows are validated twice: as they come, where a few rows of plain numbers are
     accepted quickly if they pass (the detailed checks never run then), and with the quick
-    acceptance switched off.
+    acceptance switched off. Timed rows (a simulation run in time) have the schedule columns
+    ``enrolled`` and ``role`` too, and may follow a patient enrolled earlier.
     """
     from dosezoo import data as module
 
@@ -727,12 +745,15 @@ def test_quick_acceptance_agrees_with_the_detailed_checks(
     kinds = dict.fromkeys(dose_columns, "dose") | {"cohort": "cohort", outcome: outcome}
     if outcome == "time":
         kinds["event"] = "event"
+    if timed:
+        kinds |= {"enrolled": "enrolled", "role": "role"}
     values = {
         name: draw.draw(st.lists(st.sampled_from(_VALID[kind]), min_size=n, max_size=n))
         for name, kind in kinds.items()
     }
     if sorted_cohorts:
         values["cohort"].sort()
+        values.get("enrolled", []).sort()
     for _ in range(draw.draw(st.integers(0, 2))):
         name = draw.draw(st.sampled_from(list(kinds)))
         values[name][draw.draw(st.integers(0, n - 1))] = draw.draw(
@@ -740,26 +761,29 @@ def test_quick_acceptance_agrees_with_the_detailed_checks(
         )
 
     def column(name):
+        if name == "role":
+            return np.array(values[name], dtype=object)
         array = np.array(values[name], dtype=float)
         if integer_dtype and np.isfinite(array).all() and (np.abs(array) < 2**62).all():
             return array.astype(np.int64)
         return array
 
     source = {name: column(name) for name in kinds}
+    previous_enrolled = previous_enrolled if timed else None
 
     with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as detailed:
         try:
-            quick = _validate(source, dose_columns, ranges, previous, coded)
+            quick = _validate(source, dose_columns, ranges, previous, coded, previous_enrolled)
         except DataError:
             quick = None
     with mock.patch.object(module, "_QUICK_ROWS", -1):
         try:
-            full = _validate(source, dose_columns, ranges, previous, coded)
+            full = _validate(source, dose_columns, ranges, previous, coded, previous_enrolled)
         except DataError:
             full = None
     assert (quick is not None and not detailed.called) == (full is not None)
     if full is not None:
-        assert quick.outcomes == full.outcomes
+        assert quick.outcomes == full.outcomes and quick.schedule == full.schedule
         np.testing.assert_array_equal(quick.doses, full.doses)
         assert quick.doses.dtype == full.doses.dtype and not quick.doses.flags.writeable
         assert quick.columns.keys() == full.columns.keys()
@@ -794,6 +818,32 @@ def test_quick_acceptance_leaves_many_rows_to_the_vectorised_checks():
     with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as checks:
         data.with_cohort(20.0, dlt=[0, 1, 0])
     assert not checks.called
+
+
+def test_timed_rows_are_accepted_quickly_and_a_bad_one_named_by_its_global_row():
+    """A simulation run in time adds one patient at a time, with its enrolment and role."""
+    from dosezoo import data as module
+
+    data = TrialData.empty(("dlt",)).with_cohort(
+        10.0, dlt=[0, 0, 1], enrolled=[0.5, 1.0, 2.0], role="escalation"
+    )
+    with mock.patch.object(module, "_number_checks", wraps=module._number_checks) as checks:
+        grown = data.with_cohort(10.0, dlt=np.array([0]), enrolled=[2.5], role="backfill")
+    assert not checks.called
+    assert grown.column("role").tolist() == ["escalation"] * 3 + ["backfill"]
+    assert grown.column("enrolled").dtype == np.float64 and grown.cohort.tolist() == [1, 1, 1, 2]
+    pattern = message(
+        "column 'enrolled', row 4 (patient 0 of the new cohort): value 2.0 is earlier than 2.5 "
+        "in row 3: patients are listed in enrolment order"
+    )
+    with pytest.raises(DataError, match=pattern):
+        grown.with_cohort(10.0, dlt=[0], enrolled=[2.0], role="backfill")
+    pattern = message(
+        "column 'role', row 4 (patient 0 of the new cohort): value 'expansion' must be "
+        "'escalation' or 'backfill'"
+    )
+    with pytest.raises(DataError, match=pattern):
+        grown.with_cohort(10.0, dlt=[0], enrolled=[3.0], role="expansion")
 
 
 def test_with_cohort_names_the_bad_row_after_the_quick_check_declines(data):

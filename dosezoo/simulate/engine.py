@@ -33,6 +33,7 @@ backfill nothing of this runs and no extra random number is drawn.
 and pads their records into the batch's Dataset.
 """
 
+import bisect
 from collections.abc import Callable, Sequence
 from typing import Any, NotRequired, TypedDict
 
@@ -292,17 +293,6 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     return record
 
 
-def _known(data: TrialData, window: float, time: float) -> int:
-    """Return how many of the first patients have known outcomes at ``time``.
-
-    Those patients are a prefix of the data: windows are equal and enrolment times do not
-    decrease.
-    """
-    if not data.n_patients:
-        return 0
-    return int(np.searchsorted(np.asarray(data.column("enrolled")) + window, time, side="right"))
-
-
 def _run_timed(
     design: BackfillDesign,
     scenario: Scenario,
@@ -328,11 +318,25 @@ def _run_timed(
     times: list[float] = []
     stop: Decision | None = None
     backfilled: dict[float, int] = {}
-    turned_away = 0
+    n_backfilled = turned_away = 0
+    # When each patient's outcomes become known (enrolment + window): the patients known at a
+    # time are a prefix of the data, as windows are equal and enrolment times do not decrease.
+    known_at: list[float] = []
+    heads: dict[int, TrialData] = {}  # the known prefixes given to the design, by size
+
+    def known(time: float) -> TrialData:
+        """Return the data of the patients whose outcomes are known at ``time``."""
+        n = bisect.bisect_right(known_at, time)
+        if n == data.n_patients:
+            return data
+        if n not in heads:
+            heads[n] = data.head(n)
+        return heads[n]
+
     clock = 0.0
     arrival = float(rng.exponential(scale))
     while data.n_patients < sample_size:
-        decision = _checked(design.next(data.head(_known(data, window, clock))), "design.next")
+        decision = _checked(design.next(known(clock)), "design.next")
         decisions.append(decision)
         times.append(clock)
         if decision.stopped:
@@ -348,24 +352,29 @@ def _run_timed(
             arrival += float(rng.exponential(scale))
         values = scenario.respond(np.full(len(enrolled), dose), rng)
         data = data.with_cohort(dose, **values, enrolled=enrolled, role="escalation")
-        clock = enrolled[-1] + window
-        eligible: dict[int, tuple[float, ...]] = {}  # by known patients, while this cohort waits
+        known_at += [time + window for time in enrolled]
+        clock = known_at[-1]
+        # The doses eligible change only when outcomes become known: kept by the known prefix
+        # while this cohort waits.
+        eligible: dict[int, tuple[float, ...]] = {}
         while arrival < clock and data.n_patients < sample_size:
             chosen = None
-            if sum(backfilled.values()) < backfill.total_cap:
-                known = _known(data, window, arrival)
-                if known not in eligible:
-                    eligible[known] = tuple(design.backfill_doses(data.head(known), dose))
-                chosen = backfill.choose(eligible[known], backfilled, rng)
+            if n_backfilled < backfill.total_cap:
+                prefix = known(arrival)
+                if prefix.n_patients not in eligible:
+                    eligible[prefix.n_patients] = tuple(design.backfill_doses(prefix, dose))
+                chosen = backfill.choose(eligible[prefix.n_patients], backfilled, rng)
             if chosen is None:
                 turned_away += 1
             else:
                 values = scenario.respond(np.array([chosen]), rng)
                 data = data.with_cohort(chosen, **values, enrolled=[arrival], role="backfill")
+                known_at.append(arrival + window)
                 backfilled[chosen] = backfilled.get(chosen, 0) + 1
+                n_backfilled += 1
             arrival += float(rng.exponential(scale))
     duration = float(np.max(data.column("enrolled")) + window) if data.n_patients else 0.0
-    counts = (duration, float(sum(backfilled.values())), float(turned_away))
+    counts = (duration, float(n_backfilled), float(turned_away))
     return data, decisions, stop, times, dict(zip(TIMED_METRICS, counts, strict=True))
 
 
