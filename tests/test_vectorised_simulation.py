@@ -14,6 +14,7 @@ which the engine takes for the same design hidden behind a proxy that offers onl
 """
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -281,6 +282,31 @@ def test_other_dose_levels_fall_back_to_the_per_trial_engine():
     expected = simulate(PerTrial(design), scenario, 30, random_seed=SEED, progress=False)
     xr.testing.assert_identical(result, expected)
     assert (result["n_at_4"] == 0).all() and (result["n_at_0"] > 0).all()
+
+
+class _AfterSixPatients:
+    """A data-based stopping rule: stop once 6 patients were treated."""
+
+    def reason(self, data: TrialData) -> str | None:
+        return "six patients treated" if data.n_patients >= 6 else None
+
+    def describe(self) -> dict:
+        return {"after_patients": 6}
+
+
+@pytest.mark.parametrize("factory", [boin_design, lambda t, lv: three_plus_three_design(lv)])
+def test_count_designs_with_stopping_rules_obey_them_in_simulation(factory):
+    # The lockstep engine builds no trial rows, so it cannot read a data-based stopping rule:
+    # such a design runs trial by trial and stops where the per-trial engine stops.
+    plain = factory(0.3, LEVELS)
+    design = Design(
+        plain.model, plain.rule, replace(plain.conduct, stopping=(_AfterSixPatients(),))
+    )
+    scenario = BinaryToxicityScenario(LEVELS, P_SENO2025_13, 0.3, planned_sample_size=36)
+    result = simulate(design, scenario, 20, random_seed=SEED, progress=False)
+    expected = simulate(PerTrial(design), scenario, 20, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(result, expected)
+    assert (result["n_patients"] <= 6).all() and (result["n_patients"] == 6).any()
 
 
 # ------------------------------------------------------------- model-based designs in lockstep

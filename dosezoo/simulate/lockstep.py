@@ -40,8 +40,12 @@ def _count_design(design: object) -> CountRuleDesign | None:
 
     A design is one when it offers the count capability itself (BOIN, 3+3), or when its
     ``counts_view()`` returns such a view (a model-based design whose model's posterior and
-    whose rule read the counts per level only: CRM, BLRM, EWOC on their levels).
+    whose rule read the counts per level only: CRM, BLRM, EWOC on their levels). A design
+    whose conduct has data-based stopping rules is not: they read the trial's rows, which the
+    lockstep engine does not build.
     """
+    if getattr(getattr(design, "conduct", None), "stopping", ()):
+        return None
     if isinstance(design, CountRuleDesign):
         return design
     view = getattr(design, "counts_view", None)
