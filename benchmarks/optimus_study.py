@@ -16,9 +16,9 @@ minimum-active-dose threshold (0.3, 0.5, 0.7) for every design, and the joint-pr
 ``range_probability`` (0.2, 0.3, 0.4) for its recommendation.
 
 ``--backfill`` runs every escalation with the backfill conduct
-(``Conduct(backfill=Backfill())``), which this script takes from ``dosezoo.designs`` when the
-package has it. ``--probit-draws`` sets the joint-probit design's MCMC draws per chain (its
-cost dominates the study).
+(``Conduct(backfill=Backfill(1.0, 4.0))``: one patient a week on average, a 4-week DLT
+window). ``--probit-draws`` sets the joint-probit design's MCMC draws per chain (its cost
+dominates the study).
 
 Run: ``make optimus-study`` or ``.venv/bin/python benchmarks/optimus_study.py [--trials N]
 [--jobs J] [--backfill] [--probit-trials N] [--probit-draws D] [--no-sensitivity]
@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from report import RESULTS, md_table, write_page
 
-import dosezoo.designs as designs_module
 from dosezoo.designs import (
+    Backfill,
     Design,
     PickTheWinnerStage,
     boin12_design,
@@ -55,6 +55,8 @@ from dosezoo.studies import OPTIMUS_LEVELS, optimal_level, optimus_path, optimus
 
 SEED = 2026
 SAMPLE_SIZE = 36
+#: The backfill conduct's time: one patient a week on average, a 4-week DLT window.
+ARRIVALS_PER_WEEK, DLT_WINDOW_WEEKS = 1.0, 4.0
 DESIGNS = ("joint-probit", "boin12", "crm", "boin")
 OVERDOSE_CUTOFFS = (0.20, 0.25, 0.30, 0.35)
 ACTIVE_PROBABILITIES = (0.3, 0.5, 0.7)
@@ -100,16 +102,9 @@ def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int 
 
 
 def with_backfill(design: Design) -> Design:
-    """Return the design with the backfill conduct, or exit when the package has none."""
-    backfill = getattr(designs_module, "Backfill", None) or getattr(
-        designs_module.base, "Backfill", None
-    )
-    if backfill is None:
-        sys.exit(
-            "optimus_study.py: --backfill needs the backfill conduct (dosezoo.designs.Backfill, "
-            "Conduct(backfill=...)), which this version of the package does not have"
-        )
-    return Design(design.model, design.rule, replace(design.conduct, backfill=backfill()))
+    """Return the design with the backfill conduct of the study (arrivals and DLT window)."""
+    backfill = Backfill(arrival_rate=ARRIVALS_PER_WEEK, dlt_window=DLT_WINDOW_WEEKS)
+    return Design(design.model, design.rule, replace(design.conduct, backfill=backfill))
 
 
 def cell_metrics(ds, scenario, stage: PickTheWinnerStage, **range_options: float) -> dict:
