@@ -577,7 +577,9 @@ def report_command(
         if not results_path.is_file():
             raise FileNotFoundError(f"{results_path}: no such results file")
         try:
-            results = xr.load_dataset(results_path, engine="h5netcdf")
+            from dosezoo.simulate.netcdf import load_results
+
+            results = load_results(results_path)
         except (OSError, ValueError) as error:
             raise ValueError(f"{results_path}: not a netCDF file of results ({error})") from None
         summary = operating_characteristics(results)

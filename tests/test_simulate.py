@@ -14,6 +14,8 @@ from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.errors import DamagedBatchWarning
 from dosezoo.simulate import operating_characteristics, run_trial, simulate
+from dosezoo.simulate import store as store_module
+from dosezoo.simulate.netcdf import load_results
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,9 @@ def test_netcdf_round_trip(reference, tmp_path):
     path = tmp_path / "sim.nc"
     result = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
     xr.testing.assert_identical(result, reference)
-    loaded = xr.load_dataset(path, engine="h5netcdf")
+    # xarray reads the text (character arrays) as Python strings; load_results as numpy text
+    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    loaded = load_results(path)
     xr.testing.assert_identical(loaded, reference)
     assert loaded.attrs == reference.attrs
     for name in reference.variables:
@@ -254,7 +258,7 @@ def test_netcdf_round_trip(reference, tmp_path):
     xr.testing.assert_identical(again, reference)
 
 
-def _interrupted(path, *, fail_after=60):
+def _interrupted(path, *, fail_after=60, save_every=0.0):
     """Run until the scenario 'kills' the run; return the saved part files."""
     with pytest.raises(KeyboardInterrupt, match="simulated kill"):
         simulate(
@@ -265,6 +269,7 @@ def _interrupted(path, *, fail_after=60):
             path=path,
             batch_size=4,
             progress=False,
+            save_every=save_every,
         )
     assert not path.exists()
     return sorted(path.with_name(f"{path.name}.parts").glob("trials-*.batch"))
@@ -299,6 +304,38 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
     # only the trials not kept were run (one respond call per cohort)
     rerun = np.setdiff1d(np.arange(N_TRIALS), kept)
     assert counting.calls == int(reference["cohort"].sel(trial=rerun).max("patient").sum())
+
+
+def test_batches_finished_within_save_every_are_held_then_saved_in_one_file(reference, tmp_path):
+    path = tmp_path / "sim.nc"
+    # an interrupt long before save_every: the finished batches are saved at once, together
+    saved = _interrupted(path, save_every=3600.0)
+    assert len(saved) == 1
+    held = _trials_of(saved[0])
+    assert held[0] == 0 and 4 < held.size < N_TRIALS and held.size % 4 == 0
+    counting = Linear()
+    result = simulate(
+        Escalate(), counting, N_TRIALS, random_seed=SEED, path=path, batch_size=4, progress=False
+    )
+    xr.testing.assert_identical(result, reference)
+    rerun = np.setdiff1d(np.arange(N_TRIALS), held)
+    assert counting.calls == int(reference["cohort"].sel(trial=rerun).max("patient").sum())
+
+
+def test_a_save_happens_once_save_every_has_passed(reference, tmp_path, monkeypatch):
+    clock = iter(range(10**6))  # one second per reading of the clock
+    monkeypatch.setattr(store_module.time, "monotonic", lambda: next(clock))
+    # started at 0; batches taken at 1, 2 and 3 (>= 2.5: saved together, the clock reads 4),
+    # at 5, 6 and 7 (saved), ...: three batches of 4 trials per file
+    saved = _interrupted(tmp_path / "sim.nc", save_every=2.5)
+    sizes = [_trials_of(file).size for file in saved]
+    assert len(saved) >= 2 and all(size == 12 for size in sizes[:-1]) and sizes[-1] <= 12
+
+
+@pytest.mark.parametrize("save_every", [-1.0, math.inf, math.nan, "1", True])
+def test_save_every_must_be_a_finite_number_of_seconds(save_every):
+    with pytest.raises(ValueError, match="save_every must be a finite number of seconds"):
+        simulate(Escalate(), Linear(), 2, random_seed=0, save_every=save_every)
 
 
 def test_duplicated_batch_is_reported_and_not_merged(reference, tmp_path):

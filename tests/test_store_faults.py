@@ -45,7 +45,7 @@ def reference() -> xr.Dataset:
 
 
 def _run(path: Path, scenario=SCENARIO, **options) -> xr.Dataset:
-    options = {"batch_size": BATCH, "progress": False} | options
+    options = {"batch_size": BATCH, "progress": False, "save_every": 0} | options
     return simulate(DESIGN, scenario, N_TRIALS, random_seed=SEED, path=path, **options)
 
 
@@ -191,6 +191,7 @@ def _child(path: Path, mode: str, count: int, random_seed: int) -> None:
         path=path,
         batch_size=BATCH,
         progress=False,
+        save_every=0,
     )
     os._exit(0)
 
@@ -266,7 +267,14 @@ def _writer(path: Path, outcome: Path) -> None:
     """Run in a forked child: simulate, and write how it ended to ``outcome``."""
     try:
         simulate(
-            DESIGN, SCENARIO, N_TRIALS, random_seed=SEED, path=path, batch_size=1, progress=False
+            DESIGN,
+            SCENARIO,
+            N_TRIALS,
+            random_seed=SEED,
+            path=path,
+            batch_size=1,
+            progress=False,
+            save_every=0,
         )
         outcome.write_text("done")
     except StoreLockedError as error:

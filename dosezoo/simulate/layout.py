@@ -199,9 +199,24 @@ def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
 def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrValue]) -> xr.Dataset:
     """Concatenate batches into one Dataset sorted by trial, checking every trial is there once.
 
+    The result carries ``attrs``, the metrics of every batch and the packages' versions.
+    """
+    joined = _join(parts)
+    if not np.array_equal(joined["trial"].values, np.arange(n_trials)):
+        raise RuntimeError(
+            f"the batches hold {joined.sizes['trial']} trials, not each of the {n_trials} "
+            "trials once; the simulation store is corrupt"
+        )
+    return joined.assign_attrs({**attrs, "metrics": joined.attrs["metrics"], **_versions()})
+
+
+def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Concatenate batches of one simulation into one Dataset sorted by trial.
+
     A variable missing from a batch (a quantity or metric none of its trials had) is NaN
-    there. The arrays are concatenated with numpy and the Dataset built once: ``xr.concat``
-    of many small batches cost more than simulating them.
+    there; ``metrics`` names those of every batch, the other attributes are the first
+    batch's. The arrays are concatenated with numpy and the Dataset built once:
+    ``xr.concat`` of many small batches cost more than simulating them.
     """
     parts = sorted(parts, key=lambda part: int(part["trial"].values[0]))
     templates: dict[str, xr.Variable] = {}
@@ -211,12 +226,7 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
             templates.setdefault(str(name), part.variables[name])
         metrics.update(dict.fromkeys(filter(None, part.attrs["metrics"].split(","))))
     trials = np.concatenate([part["trial"].values for part in parts])
-    if not np.array_equal(np.sort(trials), np.arange(n_trials)):
-        raise RuntimeError(
-            f"the batches hold {trials.size} trials, not each of the {n_trials} trials once; "
-            "the simulation store is corrupt"
-        )
-    order = np.argsort(trials)
+    order = np.argsort(trials, kind="stable")
 
     def values(part: xr.Dataset, name: str, template: xr.Variable) -> np.ndarray:
         if name in part.variables:
@@ -238,9 +248,7 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
         if labels:
             coords[name] = labels[0]
     return xr.Dataset(
-        variables,
-        coords=coords,
-        attrs={**attrs, "metrics": ",".join(metrics), **_versions()},
+        variables, coords=coords, attrs={**parts[0].attrs, "metrics": ",".join(metrics)}
     )
 
 

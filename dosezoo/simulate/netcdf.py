@@ -21,7 +21,13 @@ A netCDF-4 file is an HDF5 file laid out by the netCDF-4 data model (Rew, Hartne
   ``REFERENCE_LIST``), ``_Netcdf4Coordinates`` (the numbers of its dimensions) and, like
   netCDF-C since 4.9.2, ``_Netcdf4Dimid`` (the number of its first dimension);
 - a float variable has the fill value NaN, in its creation properties and as ``_FillValue``
-  (xarray's default); text is stored as variable-length UTF-8 strings;
+  (xarray's default);
+- a text data variable is a netCDF character array (``NC_CHAR``): its UTF-8 bytes along a
+  last dimension ``string<n>``, ``n`` the longest string's length in bytes, with the attribute
+  ``_Encoding = "utf-8"``, as xarray writes text with the encoding ``{"dtype": "S1"}``, and
+  reads back as text. A simulation's 26,000 decision records per 2000 trials are copied as one
+  block of bytes, where HDF5's variable-length strings cost a heap object each (more than the
+  rest of the file); text coordinates, a few labels, stay variable-length UTF-8 strings;
 - the file and its datasets track the creation order of their links and attributes, and the
   root carries ``_NCProperties`` (the writing library, as netCDF-C expects).
 """
@@ -61,6 +67,19 @@ def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
     _check(dataset)
     with h5py.File(path, "w", track_order=True) as file:
         _Writer(file.id).write(dataset)
+
+
+def load_results(path: Path) -> xr.Dataset:
+    """Load a results file into memory, its text as numpy text (``U``), as it was written.
+
+    xarray reads a character array as an array of Python strings (``object``); the rest of
+    the package, and a simulation that was not saved, hold text as ``U``.
+    """
+    loaded = xr.load_dataset(path, engine="h5netcdf")
+    for name, variable in loaded.data_vars.items():
+        if variable.dtype.kind == "O" and variable.encoding.get("_Encoding") == "utf-8":
+            loaded[name] = variable.astype(str)
+    return loaded
 
 
 def _check(dataset: xr.Dataset) -> None:
@@ -121,9 +140,12 @@ class _Writer:
 
         for key, value in dataset.attrs.items():
             self.attribute(self.file_id, key, _attribute_value(key, value))
+        planned = [_planned(dataset, key) for key in dataset.variables]
         dims: dict[str, int] = {}
-        for variable in dataset.variables.values():
-            dims.update((str(dim), size) for dim, size in variable.sizes.items() if dim not in dims)
+        for _, variable_dims, values, _ in planned:
+            dims.update(
+                (dim, size) for dim, size in zip(variable_dims, values.shape) if dim not in dims
+            )
         numbers = {dim: np.array(number, np.int32) for number, dim in enumerate(dims)}
         scales = {}
         # Dimensions first, in order of first use (their numbers); a dimension with a
@@ -135,10 +157,9 @@ class _Writer:
                 h5ds.set_scale(placeholder, NOT_A_VARIABLE + f"{size:10}".encode("ascii"))
                 scales[dim] = placeholder
         attached = []
-        for key, variable in dataset.variables.items():
-            name, values = str(key), variable.values
+        for name, variable_dims, values, attrs in planned:
             dataset_id = self.dataset(name, values.dtype, values.shape, values)
-            ids = np.array([numbers[str(dim)] for dim in variable.dims], dtype=np.int32)
+            ids = np.array([numbers[dim] for dim in variable_dims], dtype=np.int32)
             if name in dims:
                 self.attribute(dataset_id, "_Netcdf4Dimid", numbers[name])
                 h5ds.set_scale(dataset_id, name.encode())
@@ -147,16 +168,16 @@ class _Writer:
             else:
                 self.attribute(dataset_id, "_Netcdf4Coordinates", ids)
                 self.attribute(dataset_id, "_Netcdf4Dimid", ids[0, ...])
-                attached.append((dataset_id, variable.dims))
+                attached.append((dataset_id, variable_dims))
             if values.dtype.kind == "f":
                 self.attribute(dataset_id, "_FillValue", np.full(1, np.nan, values.dtype))
-            for attribute, value in variable.attrs.items():
+            for attribute, value in attrs.items():
                 self.attribute(dataset_id, attribute, _attribute_value(attribute, value))
         # Scales attached once every variable exists: attaching a coordinate's scale while
         # the coordinate is still to come would need a placeholder, removed again later.
         for dataset_id, variable_dims in attached:
             for axis, along in enumerate(variable_dims):
-                h5ds.attach_scale(dataset_id, scales[str(along)], axis)
+                h5ds.attach_scale(dataset_id, scales[along], axis)
         properties = (
             f"version=2,dosezoo={__version__},hdf5={h5py.version.hdf5_version},"
             f"h5py={h5py.__version__}"
@@ -226,6 +247,40 @@ class _Writer:
         else:
             file_type = self.type_of(array.dtype)
         h5a.create(owner, key.encode(), file_type, space).write(array)
+
+
+def _planned(dataset: xr.Dataset, key) -> tuple[str, tuple[str, ...], np.ndarray, dict]:
+    """Return a variable as written: name, dims, values and attributes.
+
+    A text data variable becomes its character array (`_characters`) along a last dimension
+    ``string<n>``, with ``_Encoding``; every other variable is written as it is.
+    """
+    variable = dataset.variables[key]
+    name, dims, values = str(key), tuple(str(dim) for dim in variable.dims), variable.values
+    if values.dtype.kind != "U" or key in dataset.coords:
+        return name, dims, values, dict(variable.attrs)
+    characters = _characters(values)
+    dims += (f"string{characters.shape[-1]}",)
+    return name, dims, characters, {**variable.attrs, "_Encoding": "utf-8"}
+
+
+def _characters(values: np.ndarray) -> np.ndarray:
+    """Return text as its UTF-8 bytes, one ``S1`` element per byte along a last axis.
+
+    The last axis is as long as the longest string in bytes (at least 1); shorter strings are
+    padded with NUL, which the reader strips. ASCII text (every code point of numpy's UTF-32
+    below 128) is converted for the whole array at once; other text is encoded by numpy.
+    """
+    width = values.dtype.itemsize // 4
+    if width and values.dtype.isnative:
+        codes = values.view(np.uint32).reshape(*values.shape, width)
+        if not codes.size or codes.max() < 128:
+            used = np.flatnonzero(codes.reshape(-1, width).any(axis=0))
+            length = int(used[-1]) + 1 if used.size else 1
+            return np.ascontiguousarray(codes[..., :length], dtype=np.uint8).view("S1")
+    encoded = np.char.encode(values, "utf-8")
+    length = encoded.dtype.itemsize
+    return encoded.reshape(-1).view("S1").reshape(*values.shape, length)
 
 
 def _c_strings(values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -63,6 +63,7 @@ def simulate(
     path: str | os.PathLike[str] | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    save_every: float = 1.0,
 ) -> xr.Dataset:
     """Simulate many trials of a design under a scenario.
 
@@ -84,15 +85,22 @@ def simulate(
     client : distributed.Client, optional
         Run the batches on this dask cluster instead (then ``n_jobs`` must be 1).
     path : str or path-like, optional
-        netCDF file of the results. Each finished batch is saved at once in the
-        directory ``<path>.parts``; a later call with the same arguments runs only the
-        trials not saved yet, then writes ``path`` and removes the parts. If ``path``
-        already holds this simulation, it is loaded and returned.
+        netCDF file of the results. Finished batches are saved in the directory
+        ``<path>.parts`` (see ``save_every``); a later call with the same arguments runs
+        only the trials not saved yet, then writes ``path`` and removes the parts. If
+        ``path`` already holds this simulation, it is loaded and returned.
     batch_size : int, optional
-        Trials per batch (the unit of work sent to a worker and of saving). Default:
-        about four batches per worker, at most 100 trials each.
+        Trials per batch (the unit of work sent to a worker). Default: about four
+        batches per worker, at most 100 trials each.
     progress : bool, default True
         Show a progress bar over finished trials.
+    save_every : float, default 1.0
+        With ``path``: seconds of running between two saves. A finished batch is saved at
+        once when this long has passed since the last save, together with the finished
+        batches held since; so a killed run loses at most about this much finished work
+        (and the batches running), and a fast design saves a few times a second rather than
+        per batch (a batch of 100 BOIN trials runs in ~15 ms, about what saving it costs).
+        0 saves every batch at once. An error or an interrupt saves the batches held.
 
     Returns
     -------
@@ -153,6 +161,14 @@ def simulate(
         )
     if batch_size is not None:
         batch_size = positive_int("simulate", "batch_size", batch_size)
+    if (
+        isinstance(save_every, bool)
+        or not isinstance(save_every, numbers.Real)
+        or not 0 <= save_every < math.inf
+    ):
+        raise ValueError(
+            f"simulate: save_every must be a finite number of seconds >= 0; got {save_every!r}"
+        )
     cohort_size, sample_size = _conduct(design, "simulate")
     run = {
         "random_seed": random_seed,
@@ -189,7 +205,7 @@ def simulate(
             n_trials,
             fingerprint,
         )
-    store = _Store(Path(path), fingerprint)
+    store = _Store(Path(path), fingerprint, save_every=float(save_every))
     with store.locked():
         finished = store.finished()
         if finished is not None:
@@ -197,18 +213,22 @@ def simulate(
         parts = store.parts()
         done = np.concatenate([part["trial"].values for part in parts]) if parts else []
         todo = np.setdiff1d(np.arange(n_trials), done)
-        parts += _run_todo(
-            design,
-            scenario,
-            todo,
-            run,
-            layout,
-            n_jobs,
-            client,
-            batch_size,
-            progress,
-            save=store.save,
-        )
+        try:
+            parts += _run_todo(
+                design,
+                scenario,
+                todo,
+                run,
+                layout,
+                n_jobs,
+                client,
+                batch_size,
+                progress,
+                save=store.save,
+            )
+        except BaseException:
+            store.save_held()
+            raise
         result = _combine(parts, n_trials, fingerprint)
         store.finish(result)
     return result

@@ -1,15 +1,19 @@
 """The result store of a simulation: saved batches, their manifest, a lock, resumption.
 
-With ``path``, `dosezoo.simulate.simulate` saves every finished batch of trials at once in the
-directory ``<path>.parts``, so a run that was killed resumes where it stopped: only the missing
-trials are run. The store keeps four promises:
+With ``path``, `dosezoo.simulate.simulate` saves finished batches of trials in the directory
+``<path>.parts``, so a run that was killed resumes where it stopped: only the missing trials
+are run. A finished batch is saved at once when ``save_every`` seconds have passed since the
+last save, with the batches held since in the same file; so a kill loses at most about
+``save_every`` seconds of finished work, and a design whose batches take milliseconds does not
+pay a file per batch. The store keeps four promises:
 
 - **One writer.** A run holds an exclusive lock (``flock``) on ``<path>.parts/lock`` from its
   start to its end; a second run on the same path is refused at once with `StoreLockedError`,
   naming the path and the process that holds it. The lock dies with its process, so a killed
   run never leaves a stale lock.
-- **Nothing incomplete.** A batch is written to a temporary name unique to its process, then
-  renamed to ``trials-<first>-<last>.batch``; only then is its SHA-256 checksum
+- **Nothing incomplete.** A batch file (one or more finished batches) is written to a
+  temporary name unique to its process, then renamed to ``trials-<first>-<last>.batch``
+  (its lowest and highest trial); only then is its SHA-256 checksum
   recorded, as one line appended to ``manifest.jsonl`` (whose first line is the simulation's
   fingerprint). A kill at any point leaves either a recorded, complete batch or nothing the
   next run will use (a batch without its line, or a torn last line, is not used).
@@ -31,6 +35,7 @@ import json
 import numbers
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,8 +47,8 @@ import xarray as xr
 
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
-from dosezoo.simulate.layout import AttrValue
-from dosezoo.simulate.netcdf import write_netcdf
+from dosezoo.simulate.layout import AttrValue, _join
+from dosezoo.simulate.netcdf import load_results, write_netcdf
 
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
 _DESCRIBED_PREFIXES = ("design_", "scenario_")
@@ -189,7 +194,9 @@ def _holder(stream: IO[str]) -> str:
 class _Store:
     """The netCDF file of a simulation and the directory of its saved batches."""
 
-    def __init__(self, path: Path, fingerprint: dict[str, AttrValue]) -> None:
+    def __init__(
+        self, path: Path, fingerprint: dict[str, AttrValue], save_every: float = 0.0
+    ) -> None:
         if path.is_dir():
             raise ValueError(
                 f"path {str(path)!r} is a directory; give the name of a netCDF file (.nc)"
@@ -198,6 +205,9 @@ class _Store:
         self.parts_dir = path.with_name(f"{path.name}.parts")
         self.fingerprint = fingerprint
         self.batches: dict[str, dict[str, object]] = {}
+        self.save_every = save_every
+        self.held: list[xr.Dataset] = []
+        self.last_saved = time.monotonic()
 
     @contextmanager
     def locked(self) -> Iterator["_Store"]:
@@ -252,7 +262,7 @@ class _Store:
                 "choose another path or delete it"
             )
         try:
-            finished = xr.load_dataset(self.path, engine="h5netcdf")
+            finished = load_results(self.path)
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"path {str(self.path)!r} cannot be read as netCDF results ({error}); "
@@ -357,15 +367,26 @@ class _Store:
         _write_bytes_atomically(text.encode(), self.parts_dir / _MANIFEST)
 
     def save(self, part: xr.Dataset) -> None:
-        """Save one finished batch at once: the complete file first, then its manifest line."""
+        """Take a finished batch: save it with those held if ``save_every`` has passed."""
+        self.held.append(part)
+        if time.monotonic() - self.last_saved >= self.save_every:
+            self.save_held()
+
+    def save_held(self) -> None:
+        """Save the batches held in one file: the complete file first, then its manifest line."""
+        if not self.held:
+            return
+        part = _join(self.held)
         trials = part["trial"].values
-        name = f"trials-{trials[0]:09d}-{trials[-1]:09d}.batch"
+        name = f"trials-{trials.min():09d}-{trials.max():09d}.batch"
         payload = _encode_batch(part)
         _write_bytes_atomically(payload, self.parts_dir / name)
         record: dict[str, object] = {"batch": name, "sha256": hashlib.sha256(payload).hexdigest()}
         self.batches[name] = record
         with (self.parts_dir / _MANIFEST).open("a") as manifest:
             manifest.write(json.dumps(record) + "\n")
+        self.held = []
+        self.last_saved = time.monotonic()
 
     def finish(self, result: xr.Dataset) -> None:
         """Write the combined results and remove the saved batches (under the lock)."""
