@@ -34,8 +34,8 @@ Where the paper is ambiguous, and what this module does:
   numbers are read as their shortest text (``1.0`` is ``"1"``).
 
 **Sampling on the MTD scale.** NUTS on :math:`(\beta_g, \sigma, \nu)` crawls along the ridge
-:math:`\beta_g (\bar x - x_{min})^\nu \approx` const of the likelihood (a fit of 40 patients
-took minutes). The model is the same written in :math:`\xi_g = \xi(\beta_g, \nu, \sigma)`:
+:math:`\beta_g (\bar x - x_{min})^\nu \approx` const of the likelihood (long trajectories,
+slow fits). The model is the same written in :math:`\xi_g = \xi(\beta_g, \nu, \sigma)`:
 :math:`\beta_g = (\eta - \sigma z) / (\xi_g - x_{min})^\nu` is decreasing in :math:`\xi_g`, so
 :math:`\beta_g \in (l, u)` is :math:`\xi_g \in (x^*_{min}(\sigma, \nu), x_{max})` with
 Lee's eq (13), :math:`x^*_{min} = x_{min} + ((\eta - \sigma z) / u)^{1/\nu}`, and the uniform
