@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc clean
+.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -48,6 +48,12 @@ validate: $(VENV)/.installed
 # (docs/results/lee2023_study.md).
 study: $(VENV)/.installed
 	$(PY) benchmarks/lee2023_study.py --trials 1000 --jobs 2
+
+# The 3PND design in large samples (Lee 2023, Theorem 2): NPD/n, NPO/n, BTM, RMSE and the MTD
+# posterior's width at n = 30 ... 1000, 8 trials per true curvature
+# (docs/results/three_pnd_large_sample.md).
+three-pnd-large-sample: $(VENV)/.installed
+	$(PY) benchmarks/three_pnd_large_sample.py --trials 8 --jobs 2
 
 # Lee (2023)'s O6-BG re-design: one seeded trial and 1000 replicates per design
 # (docs/results/o6bg_redesign.md).
@@ -132,6 +138,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/bench_speed.py --report-only
 	$(PY) benchmarks/compare_binary_oc.py --report-only
 	$(PY) benchmarks/lee2023_study.py --report-only
+	$(PY) benchmarks/three_pnd_large_sample.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only

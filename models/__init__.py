@@ -18,6 +18,9 @@ from dosezoo.models.latent_gp import (
     sigma_f_lognormal,
 )
 from dosezoo.models.three_pnd import ThreePND
+from dosezoo.models.three_pnd_groups import ThreePNDGroups
+from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
+from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
 from dosezoo.models.weibull_aft import MLENotFound, WeibullAFT, WeibullMLE, WeibullPosterior
 from dosezoo.models.workflow import StatementFit, plot_ppc
 
@@ -35,6 +38,9 @@ __all__ = [
     "MLENotFound",
     "StatementFit",
     "ThreePND",
+    "ThreePNDGroups",
+    "ThreePNDPlateau",
+    "ThreePNDRepeated",
     "WeibullAFT",
     "WeibullMLE",
     "WeibullPosterior",

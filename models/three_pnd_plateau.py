@@ -1,0 +1,270 @@
+r"""A plateau dose-response in the 3PND framework: the sigmoid Emax (Hill) curve and its MTD.
+
+Lee, S.Y. (2023). A flexible dose-response modeling framework based on continuous toxicity
+outcomes in phase I cancer clinical trials. *Trials* 24, 745, Discussion: the power mean of
+eq (6) "can be replaced and generalized to a more complex growth curve shape, such as the
+Richards growth curve or the Gompertz growth curve", which "can describe a plateau on the
+dose-toxicity curve"; the paper leaves the priors open ("specifying prior distributions
+requires extensive research"). This module takes the sigmoid Emax (Hill) curve, the usual
+plateau curve of dose-response work, started at :math:`x_{min}` as the 3PND's mean is
+(:math:`E[Y(x_{min})] = 0`, Lee's assumption):
+
+.. math::
+
+    y_i \mid E, D, h, \sigma \sim N\big(f(x_i), \sigma^2\big), \qquad
+    f(x) = E \, \frac{(x - x_{min})^h}{D^h + (x - x_{min})^h},
+
+with plateau :math:`E > 0`, :math:`D > 0` the distance from :math:`x_{min}` to the dose of
+half the plateau (the ED50 is :math:`x_{min} + D`), Hill coefficient :math:`h > 0`. (The
+Richards curve :math:`E (1 + e^{-k(x - m)})^{-1/s}` does not start at 0 at :math:`x_{min}`,
+which is why the Hill form is taken.)
+
+**The MTD.** As in the 3PND (Lee's eq 2 and Theorem 1), the MTD is the largest dose with
+:math:`P(Y \ge \eta \mid x) \le 1 - \gamma`, i.e.
+:math:`\Phi((\eta - f(x)) / \sigma) \ge \gamma`, i.e. :math:`f(x) \le \eta^* := \eta - \sigma
+z` with :math:`z = \Phi^{-1}(\gamma)`. :math:`f` increases from 0 to :math:`E`, so if
+:math:`E \le \eta^*` every dose is tolerated (no MTD); otherwise :math:`f(x) = \eta^*` has the
+one root
+
+.. math::
+
+    (x - x_{min})^h (E - \eta^*) = \eta^* D^h
+    \iff \mathrm{MTD} = x_{min} + D \left(\frac{\eta^*}{E - \eta^*}\right)^{1/h},
+
+the dose at which the mean response reaches the threshold :math:`\eta^*` (the same
+:math:`\eta - \sigma \Phi^{-1}(\gamma)` as in eq 5), and every dose below it is tolerated.
+
+**The prior** (this module's choice, in the spirit of eqs 7-9: weakly informative, with the
+MTD inside the dose range with probability 1, as Theorem 2's proof needs). Write
+:math:`E = \eta^* (1 + \rho)`, :math:`\rho > 0` the plateau's excess over the threshold:
+
+.. math::
+
+    \sigma &\sim C^+(0, 1) \, 1_{(0, \eta / z)} \\
+    h &\sim \log N(0, \delta^2) \\
+    \rho &\sim \log N(0, s^2) \\
+    \mathrm{MTD} \mid \sigma, h, \rho &\sim U(x_{min}, x_{max}), \qquad
+        D = (\mathrm{MTD} - x_{min}) \, \rho^{1/h}.
+
+So :math:`E > \eta^*` (the curve crosses the threshold) and, given the shape, :math:`D \sim
+U(0, R \rho^{1/h})`: the MTD is uniform on the dose range conditionally, where the 3PND's
+uniform slope induces the MTD density of Lee's proof of Theorem 2. ``delta`` (0.5) plays the
+role of the 3PND's, ``plateau_scale`` :math:`s` (1) puts the plateau's median at
+:math:`2 \eta^*`. The model is sampled in these coordinates (``sigma``, ``hill``,
+``rho``, ``mtd``); ``emax`` and ``ed50`` (:math:`x_{min} + D`) are deterministics.
+
+Only NUTS fits it (``engine="nuts"``). No design is needed: the 3PND's rule (the posterior
+``alpha``-quantile of the MTD) reads any model's ``mtd``, but ``MTDQuantileRule`` is written
+for the 3PND's exact posterior; with this model, take the quantile of the fit's ``mtd``.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import xarray as xr
+from numpy.typing import ArrayLike
+from scipy.special import ndtr, ndtri
+
+from dosezoo.checks import real_number
+from dosezoo.data import TrialData
+from dosezoo.models.base import DoseModel
+from dosezoo.models.three_pnd_groups import check_hyper, check_responses
+from dosezoo.posterior import DosePosterior, Sampling
+
+if TYPE_CHECKING:
+    import pymc as pm
+
+
+@dataclass(frozen=True)
+class ThreePNDPlateau(DoseModel):
+    r"""The sigmoid Emax (Hill) dose-response with the 3PND's MTD and a range-bound prior.
+
+    Parameters
+    ----------
+    eta, gamma, x_min, x_max, delta
+        As in :class:`~dosezoo.models.ThreePND`; ``delta`` is the scale of the Hill
+        coefficient's log-normal prior.
+    plateau_scale : float
+        Scale (> 0) of the log-normal prior of ``rho = emax / (eta - sigma z) - 1``.
+    dose_unit : str, optional
+        Unit of the doses, recorded in :meth:`parameters`.
+
+    Examples
+    --------
+    >>> model = ThreePNDPlateau(eta=3, gamma=0.9, x_min=5, x_max=80)
+    >>> idata = model.fit(data, random_seed=1)  # doctest: +SKIP
+    >>> idata.posterior["mtd"].quantile(0.05)  # doctest: +SKIP
+    """
+
+    model_name: ClassVar[str] = "ThreePNDPlateau"
+    outcomes: ClassVar[tuple[str, ...]] = ("y",)
+    default_engine: ClassVar[str] = "nuts"
+
+    eta: float
+    gamma: float
+    x_min: float
+    x_max: float
+    delta: float = 0.5
+    plateau_scale: float = 1.0
+    dose_unit: str | None = None
+
+    def __post_init__(self) -> None:
+        """Validate the hyper-parameters, naming the field at fault."""
+        check_hyper(self.model_name, self)
+        scale = real_number(self.model_name, "plateau_scale", self.plateau_scale)
+        if scale <= 0:
+            raise ValueError(f"{self.model_name}: plateau_scale must be > 0, got {scale!r}")
+        object.__setattr__(self, "plateau_scale", scale)
+
+    @property
+    def z(self) -> float:
+        """``Phi^-1(gamma)``."""
+        return float(ndtri(self.gamma))
+
+    @property
+    def sigma_max(self) -> float:
+        """Upper end ``eta / z`` of the support of sigma."""
+        return self.eta / self.z
+
+    def parameters(self) -> dict[str, Any]:
+        """Return the hyper-parameters and the dose unit."""
+        names = ("eta", "gamma", "x_min", "x_max", "delta", "plateau_scale", "dose_unit")
+        return {name: getattr(self, name) for name in names}
+
+    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
+        """Check ``y`` and the doses (a DataError names the column, the row and the value)."""
+        check_responses(self.model_name, data, self.x_min, self.x_max, self.sigma_max)
+        data.require("y", min_patients=min_patients, model=self.model_name)
+
+    # ------------------------------------------------------------------ the curve
+
+    def curve(
+        self, doses: ArrayLike, emax: ArrayLike, ed50: ArrayLike, hill: ArrayLike
+    ) -> np.ndarray:
+        """Return the mean response ``f(x) = emax u^h / ((ed50 - x_min)^h + u^h)``.
+
+        Here ``u = x - x_min``; written as ``emax / (1 + ((ed50 - x_min) / u)^h)``;
+        broadcasts numpy arrays.
+        """
+        offset = np.asarray(doses, dtype=float) - self.x_min
+        ratio = (np.asarray(ed50, dtype=float) - self.x_min) / offset
+        return np.asarray(emax, dtype=float) / (1.0 + ratio ** np.asarray(hill, dtype=float))
+
+    def mtd_of(self, emax: float, ed50: float, hill: float, sigma: float) -> float:
+        """Return the MTD of the module's derivation; ``inf`` when ``emax <= eta - sigma z``."""
+        threshold = self.eta - sigma * self.z
+        if emax <= threshold:
+            return math.inf
+        return self.x_min + (ed50 - self.x_min) * (threshold / (emax - threshold)) ** (1 / hill)
+
+    def truth(self, *, emax: float, mtd: float, hill: float, sigma: float) -> dict[str, float]:
+        """Return all parameters of the curve with plateau ``emax`` and the given MTD.
+
+        For simulations: ``rho``, ``ed50`` from the MTD by the module's relation
+        ``D = (MTD - x_min) rho^(1/h)``; refuses a plateau at or below the threshold.
+        """
+        threshold = self.eta - sigma * self.z
+        if not emax > threshold:
+            raise ValueError(
+                f"{self.model_name}.truth: emax must exceed eta - sigma z = {threshold:g}, "
+                f"got {emax!r}"
+            )
+        rho = emax / threshold - 1.0
+        ed50 = self.x_min + (mtd - self.x_min) * rho ** (1.0 / hill)
+        return {"emax": emax, "ed50": ed50, "hill": hill, "sigma": sigma, "rho": rho, "mtd": mtd}
+
+    # ------------------------------------------------------------------ model
+
+    def build(self, data: TrialData) -> "pm.Model":
+        """Build the PyMC model in the coordinates ``sigma, hill, rho, mtd`` (module notes)."""
+        import pymc as pm
+
+        self.check_data(data)
+        dose = np.asarray(data.dose, dtype=float)
+        y = np.asarray(data.column("y"), dtype=float)
+        with pm.Model(coords={"patient": np.arange(dose.size)}) as model:
+            dose_data = pm.Data("dose", dose, dims="patient")
+            sigma = pm.Truncated(
+                "sigma",
+                pm.HalfCauchy.dist(1.0),
+                lower=0.0,
+                upper=self.sigma_max,
+                initval=min(1.0, 0.5 * self.sigma_max),
+            )
+            hill = pm.LogNormal("hill", 0.0, self.delta)
+            rho = pm.LogNormal("rho", 0.0, self.plateau_scale)
+            mtd = pm.Uniform("mtd", lower=self.x_min, upper=self.x_max)
+            threshold = self.eta - sigma * self.z
+            emax = pm.Deterministic("emax", threshold * (1.0 + rho))
+            ed50 = pm.Deterministic("ed50", self.x_min + (mtd - self.x_min) * rho ** (1.0 / hill))
+            offset = dose_data - self.x_min
+            pm.Normal(
+                "y",
+                mu=emax / (1.0 + ((ed50 - self.x_min) / offset) ** hill),
+                sigma=sigma,
+                observed=y,
+                dims="patient",
+            )
+        return model
+
+    def log_density(self, data: TrialData, values: Mapping[str, float]) -> float:
+        """Return the log posterior density (unnormalised) of ``sigma, hill, rho, mtd``, by scipy.
+
+        The normal log-likelihood at the curve's mean, the truncated half-Cauchy of sigma, the
+        log-normals of ``hill`` and ``rho`` and the uniform ``1 / R`` of the MTD; ``-inf``
+        outside the support. It is :meth:`build`'s density of its constrained values, computed
+        independently.
+        """
+        from scipy import stats
+
+        self.check_data(data)
+        sigma, hill, rho, mtd = (float(values[k]) for k in ("sigma", "hill", "rho", "mtd"))
+        if not (0 < sigma < self.sigma_max and hill > 0 and rho > 0):
+            return -math.inf
+        if not self.x_min < mtd < self.x_max:
+            return -math.inf
+        threshold = self.eta - sigma * self.z
+        emax = threshold * (1 + rho)
+        ed50 = self.x_min + (mtd - self.x_min) * rho ** (1 / hill)
+        mean = self.curve(data.dose, emax, ed50, hill)
+        y = np.asarray(data.column("y"), dtype=float)
+        total = float(np.sum(stats.norm.logpdf(y, mean, sigma)))
+        total += float(stats.halfcauchy.logpdf(sigma)) - math.log(
+            stats.halfcauchy.cdf(self.sigma_max)
+        )
+        total += float(stats.lognorm.logpdf(hill, s=self.delta))
+        total += float(stats.lognorm.logpdf(rho, s=self.plateau_scale))
+        return total - math.log(self.x_max - self.x_min)
+
+    def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
+        """Fit NUTS and read the MTD's posterior draws (judged by the convergence criteria)."""
+        sampling = Sampling() if sampling is None else sampling
+        idata = self.fit(
+            data,
+            draws=sampling.draws,
+            tune=sampling.tune,
+            chains=sampling.chains,
+            random_seed=sampling.random_seed,
+        )
+        return self.posterior_from_idata(idata, sampling.criteria)
+
+    def prob_toxicity(self, idata: xr.DataTree, doses: ArrayLike) -> xr.DataArray:
+        """Return ``P(Y >= eta | x) = 1 - Phi((eta - f(x)) / sigma)`` per draw.
+
+        Dims ``(chain, draw, dose)``; the doses must lie inside the dose range.
+        """
+        grid = np.atleast_1d(np.asarray(doses, dtype=float))
+        if np.any((grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)):
+            raise ValueError(
+                f"{self.model_name}: doses must lie inside ({self.x_min}, {self.x_max}), "
+                f"got {grid.tolist()}"
+            )
+        post = idata["posterior"]
+        dose = xr.DataArray(grid, dims="dose", coords={"dose": grid})
+        mean = post["emax"] / (
+            1.0 + ((post["ed50"] - self.x_min) / (dose - self.x_min)) ** post["hill"]
+        )
+        return xr.apply_ufunc(ndtr, (mean - self.eta) / post["sigma"])

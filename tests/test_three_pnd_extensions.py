@@ -1,0 +1,263 @@
+"""The 3PND extensions of Lee (2023)'s Discussion: groups, repeated measures, a plateau.
+
+Fast tests: each model builds, its log density at a point is finite and equals an independent
+scipy computation, and bad data are refused naming the column, row and value. Slow tests
+(``make test-slow``): NUTS on a seeded simulated data set of adequate size recovers the truth
+(the 95 % posterior intervals cover the true parameters and MTDs).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import special, stats
+
+from dosezoo.data import DataError, TrialData
+from dosezoo.models.three_pnd_groups import ThreePNDGroups
+from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
+from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
+
+NUTS = {"draws": 1000, "tune": 1000, "chains": 2}
+
+
+def constrained_and_logp(model, seeds=(0,)):
+    """Random points of the model's value space: their constrained values and PyMC's logp.
+
+    ``logp(jacobian=False)`` is the density of the constrained values, which the models'
+    scipy ``log_density`` computes independently. Compiled once, in FAST_COMPILE mode (the
+    default linker's compilation takes seconds per function on a loaded machine).
+    """
+    rvs = model.free_RVs
+    outputs = [*model.replace_rvs_by_values(rvs), model.logp(jacobian=False)]
+    function = model.compile_fn(
+        outputs, inputs=model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE"
+    )
+    dims = model.named_vars_to_dims
+    shapes = {
+        model.rvs_to_values[rv].name: tuple(len(model.coords[d]) for d in dims.get(rv.name, ()))
+        for rv in rvs
+    }
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        point = {name: rng.normal(0.0, 0.5, size=shape) for name, shape in shapes.items()}
+        *values, logp = function(point)
+        yield {rv.name: np.asarray(v) for rv, v in zip(rvs, values, strict=True)}, float(logp)
+
+
+def covers(draws: np.ndarray, truth: float, level: float = 0.95) -> bool:
+    """Whether the central ``level`` interval of ``draws`` holds ``truth``."""
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return bool(low < truth < high)
+
+
+# ------------------------------------------------------------------------- groups
+
+
+def groups_truth():
+    """Two groups with MTDs 40 and 60, shared sigma 0.3 and nu 1.2 (Lee's A and B)."""
+    model = ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B"))
+    sigma, nu, mtd = 0.3, 1.2, {"A": 40.0, "B": 60.0}
+    beta = {g: (model.eta - sigma * model.z) / (m - model.x_min) ** nu for g, m in mtd.items()}
+    return model, sigma, nu, mtd, beta
+
+
+def groups_data(n: int, seed: int) -> TrialData:
+    model, sigma, nu, _, beta = groups_truth()
+    rng = np.random.default_rng(seed)
+    group = np.array(["A", "B"] * (n // 2))
+    dose = rng.uniform(10.0, 70.0, n)
+    mean = np.array([beta[g] for g in group]) * (dose - model.x_min) ** nu
+    frame = pd.DataFrame({"dose": dose, "y": rng.normal(mean, sigma), "group": group})
+    return TrialData.from_dataframe(frame, covariates=("group",))
+
+
+def test_groups_log_density_matches_scipy():
+    model = groups_truth()[0]
+    data = groups_data(20, seed=1)
+    pymc_model = model.build(data)
+    assert set(pymc_model.named_vars) >= {"sigma", "nu", "mtd", "beta", "y"}
+    for values, logp in constrained_and_logp(pymc_model, seeds=range(3)):
+        assert np.isfinite(logp)
+        expected = model.log_density(data, values["mtd"], values["sigma"], values["nu"])
+        assert logp == pytest.approx(expected, rel=1e-7)
+
+
+def test_groups_known_nu_log_density_matches_scipy():
+    model = ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B"), nu=1.2)
+    data = groups_data(20, seed=2)
+    pymc_model = model.build(data)
+    assert "nu" not in {rv.name for rv in pymc_model.free_RVs}
+    [(values, logp)] = constrained_and_logp(pymc_model, seeds=(4,))
+    assert logp == pytest.approx(model.log_density(data, values["mtd"], values["sigma"]))
+
+
+def test_groups_beta_is_the_slope_of_the_mtd():
+    model, sigma, nu, mtd, beta = groups_truth()
+    assert model.mtd_of([beta["A"], beta["B"]], sigma, nu) == pytest.approx([mtd["A"], mtd["B"]])
+
+
+def test_groups_refuses_an_unknown_group_and_a_missing_column():
+    model = groups_truth()[0]
+    frame = pd.DataFrame({"dose": [10.0, 20.0, 30.0], "y": [0.1, 0.5, 0.9], "group": "A"})
+    frame.loc[2, "group"] = "C"
+    with pytest.raises(DataError, match=r"column 'group', row 2: value 'C'"):
+        model.check_data(TrialData.from_dataframe(frame, covariates=("group",)))
+    with pytest.raises(DataError, match=r"column 'group'"):
+        model.check_data(TrialData.from_dataframe(frame))
+    with pytest.raises(ValueError, match="groups must be at least two"):
+        ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "A"))
+
+
+@pytest.mark.slow
+def test_groups_nuts_recovers_the_truth():
+    model, sigma, nu, mtd, beta = groups_truth()
+    idata = model.fit(groups_data(60, seed=3), random_seed=11, **NUTS)
+    post = idata["posterior"]
+    assert covers(post["sigma"].values, sigma)
+    assert covers(post["nu"].values, nu)
+    for group in model.groups:
+        assert covers(post["mtd"].sel(group=group).values, mtd[group])
+        assert covers(post["beta"].sel(group=group).values, beta[group])
+    report = model.posterior_from_idata(idata).report
+    assert report is not None and report.ok, report
+    assert model.group_mtds(idata)["B"].quantile(0.5) > model.group_mtds(idata)["A"].quantile(0.5)
+
+
+# ------------------------------------------------------------------------- plateau
+
+
+def plateau_truth():
+    """An Emax curve with plateau 5 (above eta = 3), Hill 2, sigma 0.3, MTD 45."""
+    model = ThreePNDPlateau(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    return model, model.truth(emax=5.0, mtd=45.0, hill=2.0, sigma=0.3)
+
+
+def plateau_data(n: int, seed: int) -> TrialData:
+    model, truth = plateau_truth()
+    rng = np.random.default_rng(seed)
+    dose = np.linspace(8.0, 78.0, n)
+    mean = model.curve(dose, truth["emax"], truth["ed50"], truth["hill"])
+    frame = pd.DataFrame({"dose": dose, "y": rng.normal(mean, truth["sigma"])})
+    return TrialData.from_dataframe(frame)
+
+
+def test_plateau_mtd_is_where_the_dlt_probability_is_the_target():
+    model, truth = plateau_truth()
+    assert model.mtd_of(truth["emax"], truth["ed50"], truth["hill"], truth["sigma"]) == (
+        pytest.approx(truth["mtd"])
+    )
+    # At the MTD P(Y >= eta) = 1 - gamma (Theorem 1's definition), below it less.
+    for dose, expected in ((truth["mtd"], 1 - model.gamma), (truth["mtd"] - 5, None)):
+        mean = model.curve(dose, truth["emax"], truth["ed50"], truth["hill"])
+        p_dlt = 1 - stats.norm.cdf(model.eta, mean, truth["sigma"])
+        if expected is None:
+            assert p_dlt < 1 - model.gamma
+        else:
+            assert p_dlt == pytest.approx(expected)
+    assert model.mtd_of(2.0, 40.0, 2.0, 0.3) == np.inf  # plateau below the threshold
+
+
+def test_plateau_log_density_matches_scipy():
+    model = plateau_truth()[0]
+    data = plateau_data(15, seed=1)
+    pymc_model = model.build(data)
+    assert {"emax", "ed50"} <= set(pymc_model.named_vars)
+    for values, logp in constrained_and_logp(pymc_model, seeds=range(3)):
+        assert np.isfinite(logp)
+        assert logp == pytest.approx(model.log_density(data, values), rel=1e-7)
+
+
+def test_plateau_refuses_a_dose_outside_the_range():
+    model = plateau_truth()[0]
+    frame = pd.DataFrame({"dose": [10.0, 90.0], "y": [0.1, 0.5]})
+    with pytest.raises(DataError, match=r"row 1.*90"):
+        model.check_data(TrialData.from_dataframe(frame))
+
+
+@pytest.mark.slow
+def test_plateau_nuts_recovers_the_truth():
+    model, truth = plateau_truth()
+    idata = model.fit(plateau_data(80, seed=3), random_seed=12, **NUTS)
+    post = idata["posterior"]
+    for name in ("emax", "ed50", "hill", "sigma", "mtd"):
+        assert covers(post[name].values, truth[name]), name
+    report = model.posterior_from_idata(idata).report
+    assert report is not None and report.ok, report
+
+
+# ------------------------------------------------------------------------- repeated measures
+
+
+def repeated_truth(n_subjects: int, seed: int):
+    """Patients drawn from the population model: population MTD 50, spreads 0.5 and 0.2."""
+    model = ThreePNDRepeated(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    rng = np.random.default_rng(seed)
+    span = model.x_max - model.x_min
+    mu_mtd, tau_mtd, mu_log_nu, tau_log_nu, sigma = np.log(0.6 / 0.4), 0.5, 0.0, 0.2, 0.2
+    mtd = model.x_min + span * special.expit(mu_mtd + tau_mtd * rng.normal(size=n_subjects))
+    nu = np.exp(mu_log_nu + tau_log_nu * rng.normal(size=n_subjects))
+    truth = {
+        "sigma": sigma,
+        "mu_log_nu": mu_log_nu,
+        "mtd_population": model.x_min + span * special.expit(mu_mtd),
+        "mtd": mtd,
+        "nu": nu,
+        "beta": (model.eta - sigma * model.z) / (mtd - model.x_min) ** nu,
+    }
+    return model, truth, rng
+
+
+def repeated_data(n_subjects: int, seed: int, doses=(15.0, 25.0, 35.0, 45.0, 55.0)):
+    """Each patient measured at ``doses`` (jittered): one row per measurement."""
+    model, truth, rng = repeated_truth(n_subjects, seed)
+    rows = []
+    for i in range(n_subjects):
+        for dose in np.asarray(doses) + rng.uniform(-2, 2, len(doses)):
+            mean = truth["beta"][i] * (dose - model.x_min) ** truth["nu"][i]
+            rows.append({"dose": dose, "y": rng.normal(mean, truth["sigma"]), "subject": f"p{i}"})
+    data = TrialData.from_dataframe(pd.DataFrame(rows), covariates=("subject",))
+    return model, truth, data
+
+
+def test_repeated_log_density_matches_scipy():
+    model, _, data = repeated_data(4, seed=1, doses=(20.0, 40.0))
+    pymc_model = model.build(data)
+    assert model.subjects(data) == ["p0", "p1", "p2", "p3"]
+    assert {"mtd", "nu", "beta", "mtd_population"} <= set(pymc_model.named_vars)
+    for values, logp in constrained_and_logp(pymc_model, seeds=range(3)):
+        assert np.isfinite(logp)
+        assert logp == pytest.approx(model.log_density(data, values), rel=1e-7)
+
+
+def test_repeated_beta_gives_the_individual_mtd():
+    _, truth, _ = repeated_truth(5, seed=2)
+    model = ThreePNDRepeated(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    # Theorem 1 per patient: x_min + ((eta - sigma z) / beta_i)^(1 / nu_i) is the MTD.
+    threshold = model.eta - truth["sigma"] * model.z
+    back = model.x_min + (threshold / truth["beta"]) ** (1 / truth["nu"])
+    assert back == pytest.approx(truth["mtd"])
+
+
+def test_repeated_needs_the_subject_column():
+    model, _, data = repeated_data(2, seed=3, doses=(20.0,))
+    frame = data.to_dataframe().drop(columns="subject")
+    with pytest.raises(DataError, match=r"column 'subject'"):
+        model.check_data(TrialData.from_dataframe(frame))
+    bad = data.to_dataframe()
+    bad.loc[1, "dose"] = 85.0
+    with pytest.raises(DataError, match=r"row 1.*85"):
+        model.check_data(TrialData.from_dataframe(bad, covariates=("subject",)))
+
+
+@pytest.mark.slow
+def test_repeated_nuts_recovers_the_truth():
+    model, truth, data = repeated_data(12, seed=4)
+    idata = model.fit(data, random_seed=13, **NUTS)
+    post = idata["posterior"]
+    for name in ("sigma", "mu_log_nu", "mtd_population"):
+        assert covers(post[name].values, truth[name]), name
+    covered = [covers(post["mtd"].isel(subject=i).values, truth["mtd"][i]) for i in range(12)]
+    assert sum(covered) >= 10, covered
+    posterior = model.posterior_from_idata(idata)
+    assert posterior.report is not None and posterior.report.ok, posterior.report
+    assert posterior.mtd is not None
+    assert posterior.mtd.quantile(0.5) == pytest.approx(np.median(post["mtd_population"]))
