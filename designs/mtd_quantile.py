@@ -6,9 +6,29 @@ posterior of the MTD, so that :math:`P(\mathrm{MTD} < x_{n+1} \mid \mathcal F_n)
 (Lee 2023, Discussion) restrict the choice, in this order: no dose above the last one plus
 ``max_increment``; no dose below the last one (``monotone``); then the dose is moved to a
 level of ``dose_levels``, the nearest one (Lee's rule) or the highest one not above it
-(``rounding="down"``, EWOC's, which keeps the overdose control). Every option that changes
+(``rounding="down"``, EWOC's, which keeps the overdose control), and with ``no_skipping`` never
+above the level next to the highest level given. Every option that changes
 the dose is recorded in ``Decision.bound_by``, and the posterior probability of overdosing at
 the dose finally chosen is reported, so a user sees what the options cost in overdose control.
+
+Level-aware escalation (EWOC's rule for discrete doses, Babb et al. 1998; the ``ewoc`` R
+package's defaults ``rounding = "down"``, ``no_skip_dose = TRUE``) is ``rounding="down"`` with
+``no_skipping``: the next dose is the highest level :math:`d_k` with
+:math:`P(\mathrm{MTD} < d_k \mid \mathcal F_n) \le \alpha`, at most one level above the
+highest level given. A level is at most the :math:`\alpha`-quantile exactly when its posterior
+probability of overdosing is at most :math:`\alpha` (the posterior CDF of the MTD is
+continuous and increasing), so rounding the quantile down is that test, level by level. Lee's
+nearest rounding can instead move up to a level whose probability of overdosing exceeds
+:math:`\alpha`.
+
+The feasibility bound may grow during the trial (Lee 2023, "we can use a variable feasibility
+bound :math:`\alpha`, starting with some small value of :math:`\alpha`, and as the trial
+progresses, :math:`\alpha` increases in small increments", after Tighiouart and Rogatko 2010):
+after :math:`n` patients :math:`\alpha_n = \min(\alpha_{max}, \alpha + n\,\Delta\alpha)`
+(``alpha``, ``alpha_step``, ``alpha_max``), as :class:`~dosezoo.designs.EWOCRule` does. Early
+patients get strong overdose control while the posterior is vague; the last decisions, made
+on most of the data, move toward the posterior median of the MTD (:math:`\alpha = 0.5`, the
+estimate under a symmetric loss).
 
 The rule needs two functions of the posterior of the MTD, its quantile and its CDF
 (``posterior.mtd``): the exact quadrature posterior of :meth:`dosezoo.models.ThreePND.posterior`,
@@ -98,7 +118,7 @@ class MTDQuantileRule(ModelRule):
     ----------
     alpha : float
         Feasibility bound in (0, 0.5]: the largest tolerated posterior probability that the
-        next dose exceeds the MTD.
+        next dose exceeds the MTD (at the start, when ``alpha_step > 0``).
     dose_levels : tuple of float, optional
         Discrete doses; the chosen dose is moved to the nearest level. Another sequence is
         stored as a tuple.
@@ -109,6 +129,19 @@ class MTDQuantileRule(ModelRule):
         Never de-escalate below the last dose given.
     max_increment : float, optional
         Largest increase over the last dose given.
+    no_skipping : bool
+        Levels only: never above the level next to the highest level given (False). With
+        ``rounding="down"`` this is EWOC's level-aware escalation (see the module's notes).
+    alpha_step : float
+        Increase of the feasibility bound per patient treated, >= 0 (0: fixed ``alpha``):
+        after ``n`` patients the bound is ``min(alpha_max, alpha + n * alpha_step)``.
+    alpha_max : float
+        Largest feasibility bound, in [alpha, 0.5] (0.5).
+
+    Notes
+    -----
+    Lee (2023), Algorithm 2 and Discussion; the increasing bound follows the paper's remark on
+    a variable feasibility bound (Tighiouart and Rogatko 2010).
     """
 
     label: ClassVar[str] = "3PND"
@@ -119,11 +152,30 @@ class MTDQuantileRule(ModelRule):
     rounding: Literal["nearest", "down"] = "nearest"
     monotone: bool = False
     max_increment: float | None = None
+    no_skipping: bool = False
+    alpha_step: float = 0.0
+    alpha_max: float = 0.5
 
     def __post_init__(self) -> None:
         """Validate the options, naming the one at fault."""
-        if not (isinstance(self.alpha, int | float) and 0 < self.alpha <= 0.5):
-            raise ValueError(f"MTDQuantileRule: alpha must lie in (0, 0.5], got {self.alpha!r}")
+        owner = "MTDQuantileRule"
+        for name in ("alpha", "alpha_max"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value <= 0.5):
+                raise ValueError(f"{owner}: {name} must lie in (0, 0.5], got {value!r}")
+        if self.alpha > self.alpha_max:
+            raise ValueError(f"{owner}: alpha {self.alpha!r} exceeds alpha_max {self.alpha_max!r}")
+        step = real_number(owner, "alpha_step", self.alpha_step)
+        if step < 0:
+            raise ValueError(f"{owner}: alpha_step must be >= 0, got {step!r}")
+        object.__setattr__(self, "alpha_step", step)
+        if not isinstance(self.no_skipping, bool | np.bool_):
+            raise ValueError(
+                f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
+            )
+        object.__setattr__(self, "no_skipping", bool(self.no_skipping))
+        if self.no_skipping and self.dose_levels is None:
+            raise ValueError(f"{owner}: no_skipping needs dose_levels (it counts levels)")
         if self.dose_levels is not None:
             levels = validate_dose_levels("MTDQuantileRule", self.dose_levels)
             object.__setattr__(self, "dose_levels", levels)
@@ -176,7 +228,8 @@ class MTDQuantileRule(ModelRule):
             raise ValueError("MTDQuantileRule needs a posterior with the MTD (a 3PND fit)")
         report = posterior.report
         mtd = posterior.mtd
-        quantile = mtd.quantile(self.alpha)
+        alpha = self.alpha_for(data)
+        quantile = mtd.quantile(alpha)
         dose, bound_by = quantile, []
         last = float(data.dose[data.escalation][-1]) if data.n_patients else None
         if last is not None and self.max_increment is not None and dose > last + self.max_increment:
@@ -186,13 +239,16 @@ class MTDQuantileRule(ModelRule):
             dose = last
             bound_by.append("monotone")
         if self.dose_levels is not None:
-            unrounded, dose = dose, self._to_level(dose, last)
+            cap = self._skip_cap(data)
+            unrounded, dose = dose, self._to_level(dose, last, cap)
+            if cap is not None and dose < self._to_level(unrounded, last, None):
+                bound_by.append("no_skipping")
             if dose != unrounded:
                 bound_by.append("dose_levels")
         return Decision(
             next_dose=dose,
             quantities={
-                "alpha": self.alpha,
+                "alpha": alpha,
                 "mtd_quantile": quantile,
                 "p_overdose": mtd.cdf(dose),
             },
@@ -204,20 +260,57 @@ class MTDQuantileRule(ModelRule):
         """Recommend the rule's dose given all the data, :math:`x_{N+1}` (see :meth:`choose`)."""
         return self.choose(posterior, data)
 
+    def alpha_for(self, data: TrialData) -> float:
+        r"""Return the feasibility bound after ``data.n_patients`` patients.
+
+        :math:`\min(\alpha_{max}, \alpha + n\,\Delta\alpha)`; ``alpha`` when ``alpha_step``
+        is 0.
+        """
+        if not self.alpha_step:
+            return self.alpha
+        return min(self.alpha_max, self.alpha + self.alpha_step * data.n_patients)
+
     def describe(self) -> RuleOptions:
-        """Record of the rule's options."""
-        return {
+        """Record of the rule's options.
+
+        ``no_skipping`` is recorded only when on, ``alpha_step`` and ``alpha_max`` only when
+        the bound increases, so that the records of earlier simulations still match.
+        """
+        record: dict[str, object] = {
             "alpha": self.alpha,
             "dose_levels": None if self.dose_levels is None else list(self.dose_levels),
             "rounding": self.rounding,
             "monotone": self.monotone,
             "max_increment": self.max_increment,
         }
+        if self.no_skipping:
+            record["no_skipping"] = True
+        if self.alpha_step:
+            record["alpha_step"] = self.alpha_step
+            record["alpha_max"] = self.alpha_max
+        return record
 
-    def _to_level(self, dose: float, last: float | None) -> float:
-        """Nearest level to ``dose`` that keeps the monotone and increment options."""
+    def _skip_cap(self, data: TrialData) -> int | None:
+        """Index of the highest level ``no_skipping`` allows (None: the option is off).
+
+        The level next to the highest level given (the lowest level when no level was given).
+        """
+        if not self.no_skipping:
+            return None
+        given = np.asarray(data.dose, dtype=float)
+        levels = np.asarray(self.dose_levels)
+        highest = int(np.searchsorted(levels, given.max(), side="right")) - 1 if given.size else -1
+        return highest + 1
+
+    def _to_level(self, dose: float, last: float | None, cap: int | None) -> float:
+        """Nearest level to ``dose`` that keeps the monotone, increment and skipping options.
+
+        ``cap`` is the index of the highest level allowed by ``no_skipping`` (None: no cap).
+        """
         levels = np.asarray(self.dose_levels)
         allowed = np.ones(levels.size, dtype=bool)
+        if cap is not None:
+            allowed &= np.arange(levels.size) <= cap
         if last is not None and self.max_increment is not None:
             allowed &= levels <= last + self.max_increment
         if last is not None and self.monotone:

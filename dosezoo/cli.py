@@ -52,7 +52,7 @@ from dosezoo.errors import ConvergenceError, StoreLockedError
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.simulate.engine import stratum_label
-from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
+from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_replicates, o6bg_trial
 
 # Plain help (no rich panels): the rich help of typer >= 0.29 shows every flag as "<bool>".
 app = typer.Typer(
@@ -97,6 +97,12 @@ def demo(
     figure: Path = typer.Option(
         Path("o6bg_redesign.png"), help="Where to save the figure of the posterior curves."
     ),
+    replicates: int = typer.Option(
+        100,
+        min=0,
+        help="Replicated trials (same seed; the printed path is trial 0) that say how typical "
+        "the printed path is: the share ending at each dose (0: skip).",
+    ),
 ) -> None:
     """Lee (2023)'s O6-BG re-design: fit the real trial, then run the 3PND re-design."""
     console = Console(soft_wrap=True)
@@ -135,8 +141,28 @@ def demo(
             f"{trial['final_dose']:g}, recommended {trial['recommended']:g} mg/m^2; "
             f"{trial['n_agt_below_5']} of 30 patients with AGT < 5 fmol/mg"
         )
+    if replicates:
+        _how_typical(console, trials, replicates, random_seed)
     _plot_redesign(trials, figure)
     console.print(f"Figure of the posterior dose-response curves: {figure}")
+
+
+def _how_typical(console: Console, trials: dict, n_trials: int, random_seed: int) -> None:
+    """Print the share of replicated trials ending at each dose, and at the printed path's."""
+    console.print(
+        f"\nHow typical these paths are: final dose (the last cohort's) of {n_trials} "
+        f"replicated trials with random_seed = {random_seed} (the paths above are trial 0; "
+        "docs/results/o6bg_redesign.md has more replicates and the EWOC re-design)"
+    )
+    for strategy, trial in trials.items():
+        shares = o6bg_replicates(trial["alpha"], n_trials, random_seed)["final_dose"]
+        share = shares[f"{trial['final_dose']:g}"]
+        spread = ", ".join(f"{level}: {value:.0%}" for level, value in shares.items())
+        console.print(
+            f"{strategy}: {spread}; the path above ends at {trial['final_dose']:g}, as "
+            f"{share:.0%} of them do (Monte Carlo SE "
+            f"{math.sqrt(share * (1 - share) / n_trials):.0%})"
+        )
 
 
 def _pyplot() -> Any:

@@ -13,9 +13,15 @@ import numpy as np
 import xarray as xr
 
 from dosezoo.datasets import O6BG_RESPONSE_OFFSET
-from dosezoo.designs import Design, MTDQuantileRule, mtd_quantile_design, therapeutic_dose_range
+from dosezoo.designs import (
+    Design,
+    MTDQuantileRule,
+    ewoc_design,
+    mtd_quantile_design,
+    therapeutic_dose_range,
+)
 from dosezoo.designs.pick_the_winner import PickTheWinnerStage, mean_and_se, stage_uniforms
-from dosezoo.models import ThreePND
+from dosezoo.models import EWOC, ThreePND
 from dosezoo.scenarios import (
     ContinuousToxicityScenario,
     EffToxScenario,
@@ -89,26 +95,106 @@ O6BG_MODEL = ThreePND(eta=55.0, gamma=0.6, x_min=20.0, x_max=140.0, delta=0.5, d
 O6BG_LEVELS = (40.0, 60.0, 80.0, 100.0, 120.0)
 #: Feasibility bound of the accelerated and the standard re-design.
 O6BG_ALPHAS = {"accelerated": 0.1, "standard": 0.05}
+#: The EWOC re-design (Lee 2023, Table 3): target rate of undetectable AGT ``theta = 0.4 =
+#: 1 - gamma`` and uniform priors on the DLT rate at 20 mg/m^2 (in (0, theta)) and on the MTD
+#: (in the dose range 20-140).
+O6BG_EWOC_MODEL = EWOC(theta=0.4, x_min=20.0, x_max=140.0, dose_levels=O6BG_LEVELS)
+#: Increase of the feasibility bound per patient of the "increasing alpha" variant: from
+#: 0.1 (0.05) it reaches 0.5 (0.455) at the last decision, after 27 patients.
+O6BG_ALPHA_STEP = 0.015
 
 
-def o6bg_design(alpha: float) -> Design:
-    """Return the O6-BG re-design: CSAD (C = 3), N = 30, dose levels, monotone, ``x_1 = 40``."""
+def o6bg_design(alpha: float, **rule_options: Any) -> Design:
+    """Return the O6-BG re-design: CSAD (C = 3), N = 30, dose levels, monotone, ``x_1 = 40``.
+
+    ``rule_options`` are further options of :class:`~dosezoo.designs.MTDQuantileRule` (the
+    variants of the study: ``rounding``, ``no_skipping``, ``alpha_step``, ...).
+    """
     return mtd_quantile_design(
         O6BG_MODEL,
-        MTDQuantileRule(alpha=alpha, dose_levels=O6BG_LEVELS, monotone=True),
+        MTDQuantileRule(alpha=alpha, dose_levels=O6BG_LEVELS, monotone=True, **rule_options),
         start_dose=40.0,
         cohort_size=3,
         sample_size=30,
     )
 
 
-def o6bg_scenario() -> O6BGResampling:
-    """Return the scenario of resampled, perturbed AGT responses of the O6-BG trial."""
-    return O6BGResampling()
+def o6bg_ewoc_design(alpha: float) -> Design:
+    """Return Lee (2023)'s EWOC re-design of the O6-BG trial (Table 3).
+
+    The paper ran ``ewoc_d1classical`` of the R package ``ewoc`` with ``theta = 0.4``,
+    ``min_dose = 20``, ``max_dose = 140``, ``first_dose = 40``, uniform priors and the
+    feasibility bound ``alpha`` (0.1 accelerated, 0.05 standard), 30 patients in cohorts of 3.
+    It does not give the package's ``type``, ``dose_set``, ``rounding`` or ``no_skip_dose``;
+    its patients are resampled at the trial's dose levels, so the doses must be levels. Here:
+    the levels 40-120, rounded down (the package's default ``rounding = "down"``, the highest
+    level with ``P(MTD < level) <= alpha``), no skipping (its default ``no_skip_dose = TRUE``);
+    the MTD's prior is uniform on the continuous range 20-140 all the same.
+    """
+    return ewoc_design(
+        O6BG_EWOC_MODEL,
+        alpha=alpha,
+        doses="levels",
+        no_skipping=True,
+        start_dose=40.0,
+        cohort_size=3,
+        sample_size=30,
+    )
 
 
-def o6bg_trial(alpha: float, random_seed: int) -> dict:
+def o6bg_scenario(*, dichotomise: bool = False) -> O6BGResampling:
+    """Return the scenario of resampled, perturbed AGT responses of the O6-BG trial.
+
+    ``dichotomise`` adds the EWOC re-design's binary outcome ``dlt = 1(AGT < 5)``; the draws,
+    so the patients, are the same.
+    """
+    return O6BGResampling(dichotomise=dichotomise)
+
+
+def o6bg_arms() -> dict[str, tuple[Design, O6BGResampling]]:
+    """Return every design of the O6-BG re-design study, with its scenario, by name.
+
+    For each strategy (``accelerated``: alpha = 0.1, ``standard``: 0.05): ``3PND`` (Lee's
+    re-design: nearest level, monotone), ``3PND level-aware`` (rounded down, no skipping:
+    EWOC's escalation by levels), ``3PND increasing alpha`` (alpha grows by
+    :data:`O6BG_ALPHA_STEP` per patient up to 0.5) and ``EWOC`` (on the dichotomised
+    responses). Names are ``"<design>, <strategy>"``.
+    """
+    arms: dict[str, tuple[Design, O6BGResampling]] = {}
+    continuous, binary = o6bg_scenario(), o6bg_scenario(dichotomise=True)
+    for strategy, alpha in O6BG_ALPHAS.items():
+        arms[f"3PND, {strategy}"] = (o6bg_design(alpha), continuous)
+        arms[f"3PND level-aware, {strategy}"] = (
+            o6bg_design(alpha, rounding="down", no_skipping=True),
+            continuous,
+        )
+        arms[f"3PND increasing alpha, {strategy}"] = (
+            o6bg_design(alpha, alpha_step=O6BG_ALPHA_STEP, alpha_max=0.5),
+            continuous,
+        )
+        arms[f"EWOC, {strategy}"] = (o6bg_ewoc_design(alpha), binary)
+    return arms
+
+
+def o6bg_trial(
+    alpha: float,
+    random_seed: int,
+    *,
+    design: Design | None = None,
+    scenario: O6BGResampling | None = None,
+) -> dict:
     """One seeded re-designed O6-BG trial: trial 0 of ``simulate(..., random_seed)``.
+
+    Parameters
+    ----------
+    alpha : float
+        The feasibility bound (recorded; builds :func:`o6bg_design` when ``design`` is None).
+    random_seed : int
+        Seed of the simulation whose trial 0 this is.
+    design : Design, optional
+        Another design of the study (:func:`o6bg_arms`).
+    scenario : O6BGResampling, optional
+        Its scenario (:func:`o6bg_scenario` by default).
 
     Returns
     -------
@@ -118,13 +204,15 @@ def o6bg_trial(alpha: float, random_seed: int) -> dict:
         last cohort's dose), ``recommended`` (the dose the design would give next),
         ``n_agt_below_5`` and ``n_above_100``.
     """
-    design, scenario = o6bg_design(alpha), o6bg_scenario()
+    design = design or o6bg_design(alpha)
+    scenario = scenario or o6bg_scenario()
     record = run_trial(
         design, scenario, np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0])
     )
     kinds = record["decision_kind"]
     doses = record["decision_dose"][kinds == "next"]
     p_overdose = record["decision_quantities"]["p_overdose"][kinds == "next"]
+    recommended = float(np.asarray(record["recommended_dose"], dtype=float))  # NaN: none
     return {
         "alpha": alpha,
         "random_seed": random_seed,
@@ -132,36 +220,82 @@ def o6bg_trial(alpha: float, random_seed: int) -> dict:
         "p_overdose": [None if np.isnan(p) else round(float(p), 4) for p in p_overdose],
         "agt": np.round(O6BG_RESPONSE_OFFSET - record["outcomes"]["y"], 2).tolist(),
         "final_dose": float(record["dose"][-1]),
-        "recommended": record["recommended_dose"],
+        "recommended": None if np.isnan(recommended) else recommended,
         "n_agt_below_5": int(record["metrics"]["n_agt_below_5"]),
         "n_above_100": int(record["metrics"]["n_above_100"]),
     }
 
 
-def o6bg_replicates(alpha: float, n_trials: int, random_seed: int, n_jobs: int = 1) -> dict:
-    """Distribution of the final and recommended doses over replicated re-designed trials."""
-    results = simulate(
-        o6bg_design(alpha),
-        o6bg_scenario(),
-        n_trials,
-        random_seed=random_seed,
-        n_jobs=n_jobs,
-        progress=False,
+def o6bg_simulate(
+    design: Design,
+    scenario: O6BGResampling,
+    n_trials: int,
+    random_seed: int,
+    n_jobs: int = 1,
+) -> xr.Dataset:
+    """Replicate a re-designed O6-BG trial: :func:`~dosezoo.simulate.simulate`, no progress bar.
+
+    Trial ``i`` draws its patients from child ``i`` of ``SeedSequence(random_seed)``, whatever
+    the design: two designs run with the same seed treat the same simulated patients (common
+    random numbers: the ``j``-th patient of trial ``i`` draws the same uniforms, which give
+    the same AGT value when the two designs give that patient the same dose).
+    """
+    return simulate(
+        design, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
     )
+
+
+def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
+    """Distribution of the final and recommended doses, and the patients' counts, of replicates.
+
+    Returns
+    -------
+    dict
+        ``final_dose`` and ``recommended`` (share of trials per level), the means over trials
+        of ``n_agt_below_5`` (patients with undetectable AGT), ``n_above_100`` (patients at
+        120 mg/m^2, above every dose the real trial found tolerable) and ``sample_size``, each
+        with its Monte Carlo standard error (``*_se``), ``p_any_patient_above_100``, and
+        ``share_decisions_over_bound``: the share of the dose decisions (after the start dose)
+        whose dose has a posterior probability of overdosing, ``P(MTD < dose)``, above the
+        feasibility bound of that decision (the options, e.g. rounding to the nearest level,
+        moved it there).
+    """
 
     def shares(values: np.ndarray) -> dict[str, float]:
         return {f"{level:g}": float(np.mean(values == level)) for level in O6BG_LEVELS}
 
-    return {
+    n_trials = results.sizes["trial"]
+    summary: dict[str, Any] = {
         "alpha": alpha,
         "n_trials": n_trials,
         "random_seed": random_seed,
         "final_dose": shares(results["final_dose"].values),
         "recommended": shares(results["recommended"].values),
-        "mean_n_agt_below_5": float(results["n_agt_below_5"].mean()),
-        "mean_n_above_100": float(results["n_above_100"].mean()),
-        "p_any_patient_above_100": float(np.mean(results["n_above_100"].values > 0)),
     }
+    sample_size = (~np.isnan(results["dose"].values)).sum(axis=1).astype(float)
+    for name, values in (
+        ("n_agt_below_5", results["n_agt_below_5"].values),
+        ("n_above_100", results["n_above_100"].values),
+        ("sample_size", sample_size),
+    ):
+        summary[f"mean_{name}"] = float(np.mean(values))
+        summary[f"mean_{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(n_trials))
+    summary["p_any_patient_above_100"] = float(np.mean(results["n_above_100"].values > 0))
+    chosen = results["decision_kind"].values == "next"
+    p_overdose = np.where(chosen, results["decision_p_overdose"].values, np.nan)
+    bound = results["decision_alpha"].values
+    rated = ~np.isnan(p_overdose)  # not the start dose
+    summary["share_decisions_over_bound"] = float(np.mean(p_overdose[rated] > bound[rated] + 1e-12))
+    return summary
+
+
+def o6bg_replicates(alpha: float, n_trials: int, random_seed: int, n_jobs: int = 1) -> dict:
+    """Distribution of the final and recommended doses over replicated re-designed trials.
+
+    Lee's re-design (:func:`o6bg_design`); :func:`o6bg_summary` of :func:`o6bg_simulate`.
+    """
+    results = o6bg_simulate(o6bg_design(alpha), o6bg_scenario(), n_trials, random_seed, n_jobs)
+    return o6bg_summary(results, alpha, random_seed)
 
 
 # ----------------------------------------------------- Project Optimus: the whole trial

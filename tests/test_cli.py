@@ -45,8 +45,12 @@ def _published_table_03() -> dict[int, tuple[int, int, int]]:
 
 def test_demo_runs_the_redesign_and_saves_the_figure(tmp_path):
     figure = tmp_path / "redesign.png"
-    result = _run("demo", "--figure", figure)
+    result = _run("demo", "--figure", figure, "--replicates", "4")
     assert result.exit_code == 0, result.output
+    typical = re.findall(r"the path above ends at ([0-9.]+), as (\d+)% of them do", result.output)
+    assert len(typical) == 2, result.output
+    # the printed path is trial 0 of the replicates, so at least 1 in 4 ends where it ends
+    assert all(int(share) >= 25 for _, share in typical)
     assert "Posterior of the MTD on the real data" in result.output
     paths = re.findall(r"dose path ([0-9 >.-]+);", result.output)
     assert len(paths) == 2, result.output

@@ -12,8 +12,9 @@ from dosezoo.designs import (
     ToxicityStopping,
     mtd_quantile_design,
 )
+from dosezoo.designs.registry import design_config, design_from_config
 from dosezoo.diagnostics import ConvergenceCriteria, convergence_table
-from dosezoo.errors import ConvergenceError
+from dosezoo.errors import ConfigError, ConvergenceError
 from dosezoo.models import ThreePND
 from dosezoo.posterior import DosePosterior, SampledDistribution
 
@@ -209,6 +210,7 @@ def _rule_cases(draw):
         rounding=draw(st.sampled_from(["nearest", "down"])),
         monotone=draw(st.booleans()),
         max_increment=draw(st.one_of(st.none(), st.floats(1.0, 60.0))),
+        no_skipping=draw(st.booleans()) if levels else False,
     )
     return rule, draws, last
 
@@ -234,6 +236,10 @@ def test_rule_options_hold_for_any_posterior(case):
         )
     if rule.dose_levels:
         assert dose in rule.dose_levels
+    if rule.no_skipping:  # _trial gives 40 and ``last``: at most one level above the higher
+        assert LEVELS.index(dose) <= LEVELS.index(max(40.0, last)) + 1 or (
+            rule.monotone and dose == last
+        )
     assert decision.quantities["p_overdose"] == pytest.approx(np.mean(draws < dose))
     if dose <= quantile:
         # overdose control holds up to the resolution of the draws
@@ -251,6 +257,117 @@ def test_rounding_down_keeps_overdose_control(well_mixed):
     decision = _decide(rule, well_mixed, _trial(60.0))
     assert decision.next_dose == 80.0  # the 0.1-quantile is about 82
     assert decision.quantities["p_overdose"] <= 0.1
+
+
+def _sampled(draws):
+    """A posterior of the MTD given by its draws (the rule reads only ``posterior.mtd``)."""
+    draws = np.asarray(draws, dtype=float)[None, :]
+    return DosePosterior(
+        dose_levels=(),
+        rates={},
+        mtd=SampledDistribution(draws),
+        report=ConvergenceCriteria().check(_posterior(draws), []),
+    )
+
+
+def _level_aware_by_hand(draws, alpha, given, last, monotone):
+    """EWOC's escalation on levels, computed from the draws without the rule's code.
+
+    The highest level whose share of draws below it is at most ``alpha``, at most one level
+    above the highest level given and (monotone) not below the last dose; else the lowest of
+    those levels.
+    """
+    cap = max(i for i, v in enumerate(LEVELS) if v <= max(given)) + 1
+    allowed = [v for i, v in enumerate(LEVELS) if i <= cap and (not monotone or v >= last)]
+    within = [v for v in allowed if np.mean(draws < v) <= alpha]
+    return max(within) if within else min(allowed)
+
+
+@pytest.mark.parametrize(("centre", "last"), [(85.0, 60.0), (85.0, 40.0), (95.0, 40.0)])
+def test_level_aware_escalation_keeps_the_bound_where_nearest_rounding_does_not(centre, last):
+    draws = np.random.default_rng(3).normal(centre, 8.0, 4000)
+    posterior, data = _sampled(draws), _trial(last)
+    aware = MTDQuantileRule(alpha=0.1, dose_levels=LEVELS, rounding="down", no_skipping=True)
+    decision = aware.choose(posterior, data)
+    assert decision.next_dose == _level_aware_by_hand(draws, 0.1, [40.0, last], last, False)
+    assert decision.quantities["p_overdose"] <= 0.1
+    if centre == 95.0:  # the quantile (about 85) is above 80; 60 is as far as it may go
+        assert decision.next_dose == 60.0 and "no_skipping" in decision.bound_by
+    nearest = MTDQuantileRule(alpha=0.1, dose_levels=LEVELS).choose(posterior, data)
+    if centre == 85.0 and last == 60.0:
+        # the 0.1-quantile (about 75) is nearest to 80, where P(MTD < 80) is about 0.27
+        assert nearest.next_dose == 80.0 and nearest.quantities["p_overdose"] > 0.2
+        assert decision.next_dose == 60.0
+
+
+def test_no_skipping_caps_any_rounding_one_level_above_the_highest_given(well_mixed):
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [40.0, 60.0, 40.0], "y": [1.0] * 3}))
+    rule = MTDQuantileRule(alpha=0.1, dose_levels=LEVELS, no_skipping=True)
+    draws = np.random.default_rng(4).normal(110.0, 5.0, 4000)  # quantile about 104
+    decision = rule.choose(_sampled(draws), data)
+    # the highest level given is 60 (not the last dose, 40): at most 80
+    assert decision.next_dose == 80.0
+    assert decision.bound_by == ("no_skipping", "dose_levels")
+    assert (
+        MTDQuantileRule(alpha=0.1, dose_levels=LEVELS).choose(_sampled(draws), data).next_dose
+        == 100.0
+    )
+
+
+def test_increasing_feasibility_bound_grows_with_the_patients(well_mixed):
+    mtd = well_mixed["posterior"]["mtd"].to_numpy().ravel()
+    rule = MTDQuantileRule(alpha=0.1, alpha_step=0.05, alpha_max=0.3)
+    two = _trial(60.0)  # 2 patients: 0.1 + 2 * 0.05
+    decision = _decide(rule, well_mixed, two)
+    assert decision.quantities["alpha"] == pytest.approx(0.2)
+    assert decision.next_dose == pytest.approx(np.quantile(mtd, 0.2))
+    six = TrialData.from_dataframe(pd.DataFrame({"dose": [40.0] * 6, "y": [1.0] * 6}))
+    assert rule.alpha_for(six) == pytest.approx(0.3)  # 0.4, capped at alpha_max
+    assert rule.choose(_sampled(mtd), six).next_dose == pytest.approx(np.quantile(mtd, 0.3))
+    assert rule.alpha_for(TrialData.empty(outcomes=("y",))) == 0.1
+    assert MTDQuantileRule(alpha=0.1).alpha_for(six) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha_max": 0.6}, r"alpha_max must lie in \(0, 0.5\]"),
+        ({"alpha": 0.3, "alpha_max": 0.2}, "alpha 0.3 exceeds alpha_max 0.2"),
+        ({"alpha_step": -0.01}, "alpha_step must be >= 0"),
+        ({"alpha_step": "fast"}, "alpha_step must be a real number"),
+        ({"no_skipping": True}, "no_skipping needs dose_levels"),
+        ({"no_skipping": "yes", "dose_levels": LEVELS}, "no_skipping must be True or False"),
+    ],
+)
+def test_new_rule_options_are_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MTDQuantileRule(**kwargs)
+
+
+def test_new_rule_options_read_from_a_configuration():
+    config = {
+        "model": {"type": "3pnd", "eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0},
+        "rule": {
+            "alpha": 0.1,
+            "dose_levels": list(LEVELS),
+            "rounding": "down",
+            "no_skipping": True,
+            "alpha_step": 0.015,
+        },
+        "conduct": {"start_dose": 40.0, "cohort_size": 3},
+    }
+    design = design_from_config(config, "o6bg.toml")
+    assert (design.rule.no_skipping, design.rule.alpha_step, design.rule.alpha_max) == (
+        True,
+        0.015,
+        0.5,
+    )
+    assert design_from_config(design_config(design), "again") == design
+    assert design.rule.describe()["alpha_step"] == 0.015
+    assert "no_skipping" not in MTDQuantileRule().describe()  # earlier records still match
+    config["rule"]["alpha_max"] = 0.7
+    with pytest.raises(ConfigError, match="alpha_max"):
+        design_from_config(config, "o6bg.toml")
 
 
 def test_rule_rejects_bad_inputs(well_mixed):

@@ -23,8 +23,16 @@ from dosezoo.scenarios import (
     seno2025_scenario,
     seno2025_target,
 )
+from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.studies import lee2023_configurations, o6bg_design, o6bg_replicates, o6bg_trial
+from dosezoo.studies import (
+    lee2023_configurations,
+    o6bg_arms,
+    o6bg_design,
+    o6bg_ewoc_design,
+    o6bg_replicates,
+    o6bg_trial,
+)
 
 TRUTH = {"true_mtd": 50.0, "nu": 1.4, "sigma": 0.1, "eta": 3.0, "gamma": 0.9, "x_min": 5.0}
 
@@ -89,6 +97,45 @@ def test_o6bg_resampling_draws_perturbed_trial_values():
         scenario.respond(np.array([30.0]), rng)
     with pytest.raises(ValueError, match=r"no perturbation for the dose levels \[60.0\]"):
         O6BGResampling(perturbation={40.0: 8.0, 80.0: 4.0, 100.0: 2.0})
+
+
+def test_o6bg_dichotomised_responses_are_the_same_patients():
+    plain, binary = O6BGResampling(), O6BGResampling(dichotomise=True)
+    doses = np.repeat([40.0, 60.0, 80.0, 100.0, 120.0], 400)
+    y = plain.respond(doses, np.random.default_rng(5))
+    both = binary.respond(doses, np.random.default_rng(5))
+    np.testing.assert_array_equal(both["y"], y["y"])  # same draws, same patients
+    agt = 60.0 - both["y"]
+    np.testing.assert_array_equal(both["dlt"], (agt < 5.0).astype(int))
+    assert 0 < both["dlt"][doses == 100.0].mean() < 1 and both["dlt"][doses == 40.0].sum() == 0
+    assert (plain.outcomes, binary.outcomes) == (("y",), ("y", "dlt"))
+    assert "dlt" not in plain.describe() and binary.describe()["dlt"].startswith("1(AGT < 5")
+    assert SCENARIO_TYPES["o6bg"].build(dichotomise=True) == binary
+    with pytest.raises(ValueError, match="dichotomise must be True or False"):
+        O6BGResampling(dichotomise="yes")
+
+
+def test_o6bg_ewoc_design_matches_table_3():
+    design = o6bg_ewoc_design(0.1)
+    model, rule = design.model, design.rule
+    assert (model.theta, model.x_min, model.x_max) == (0.4, 20.0, 140.0)
+    assert model.rho0_prior == model.mtd_prior == (1.0, 1.0)  # uniform priors
+    assert (rule.alpha, rule.doses, rule.no_skipping) == (0.1, "levels", True)
+    assert (design.cohort_size, design.sample_size, design.start_dose) == (3, 30, 40.0)
+
+
+def test_o6bg_arms_treat_the_same_patients():
+    arms = o6bg_arms()
+    assert len(arms) == 8
+    seeded = {
+        name: o6bg_trial(design.rule.alpha, 11, design=design, scenario=scenario)
+        for name, (design, scenario) in arms.items()
+        if name in ("3PND, accelerated", "3PND level-aware, accelerated", "EWOC, accelerated")
+    }
+    first = {name: trial["agt"][:3] for name, trial in seeded.items()}  # all start at 40
+    assert len({tuple(agt) for agt in first.values()}) == 1
+    ewoc = seeded["EWOC, accelerated"]
+    assert ewoc["n_agt_below_5"] == sum(a < 5.0 for a in ewoc["agt"])
 
 
 def test_o6bg_seeded_trial_is_reproducible_and_monotone():
@@ -180,6 +227,8 @@ def test_o6bg_design_matches_lee2023():
 
 def test_o6bg_replicates_summarise_the_final_doses():
     summary = o6bg_replicates(0.1, 4, 3)
+    assert summary["mean_sample_size"] == 30.0 and summary["mean_sample_size_se"] == 0.0
+    assert summary["mean_n_agt_below_5_se"] >= 0.0
     assert sum(summary["final_dose"].values()) == pytest.approx(1.0)
     assert sum(summary["recommended"].values()) == pytest.approx(1.0)
     assert 0.0 <= summary["p_any_patient_above_100"] <= 1.0

@@ -20,6 +20,9 @@ BTM and RMSE are NaN (it still counts in NPD and NPO).
 ("Application"): a patient at one of the trial's dose levels gets the tumour AGT activity of
 a patient drawn at random from those treated at that level, plus a uniform perturbation of
 +-8, +-6, +-4, +-2 fmol/mg at 40, 60, 80, 100 mg/m^2; the 3PND response is ``60 - AGT``.
+With ``dichotomise`` it also gives each patient the binary outcome of the paper's EWOC
+re-design, ``dlt = 1`` when the AGT activity is undetectable (< 5 fmol/mg), from the same
+draws: a design on the DLTs and one on ``y`` treat the same simulated patients.
 """
 
 import math
@@ -175,20 +178,39 @@ class O6BGResampling:
     cannot make 120 look worse than 100, so the re-design's selections of 120 are not caused
     by an invented toxicity.
 
+    Lee (2023)'s EWOC re-design dichotomises the response "using a threshold value of 55":
+    ``y = 1`` "when tumor AGT activity is less than 5 fmol/mg, and 0 otherwise". With
+    ``dichotomise`` the scenario adds that outcome as ``dlt = 1(AGT < 5) = 1(60 - AGT > 55)``:
+    strictly below 5, so a response of exactly 55 (AGT = 5.00, as three of the real trial's
+    patients at 100 mg/m^2) is no DLT, although the 3PND's DLT definition, ``y >= eta``, would
+    count it. The perturbation is continuous, so a simulated patient is never exactly at 5.
+    The "DLT" here is the wanted effect (undetectable AGT), with target rate
+    ``theta = 0.4 = 1 - gamma``.
+
     Parameters
     ----------
     agt : Mapping[float, tuple of float]
         AGT values per dose level; the bundled trial data by default.
     perturbation : Mapping[float, float]
         Half-width of the uniform perturbation per dose level.
+    dichotomise : bool
+        Also give the binary outcome ``dlt = 1(AGT < 5)`` (False: ``y`` only). The draws,
+        and so ``y``, are the same either way.
     """
 
     agt: Mapping[float, tuple[float, ...]] = field(default_factory=_o6bg_agt)
     perturbation: Mapping[float, float] = field(default_factory=lambda: dict(O6BG_PERTURBATION))
+    dichotomise: bool = False
     outcomes: tuple[str, ...] = field(default=("y",), init=False)
 
     def __post_init__(self) -> None:
         """Check that every level with data has a perturbation; keep plain (picklable) dicts."""
+        if not isinstance(self.dichotomise, bool | np.bool_):
+            raise ValueError(
+                f"O6BGResampling: dichotomise must be True or False, got {self.dichotomise!r}"
+            )
+        object.__setattr__(self, "dichotomise", bool(self.dichotomise))
+        object.__setattr__(self, "outcomes", ("y", "dlt") if self.dichotomise else ("y",))
         object.__setattr__(self, "agt", {float(k): tuple(v) for k, v in self.agt.items()})
         object.__setattr__(
             self, "perturbation", {float(k): v for k, v in self.perturbation.items()}
@@ -217,14 +239,17 @@ class O6BGResampling:
         return TrialData.empty(outcomes=self.outcomes)
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Responses ``60 - AGT`` of new patients at ``doses``."""
+        """Responses ``60 - AGT`` of new patients at ``doses`` (and ``dlt``, if dichotomised)."""
         agt = np.empty(len(doses))
         for i, dose in enumerate(np.asarray(doses, float)):
             level = self.source_level(dose)
             values = self.agt[level]
             width = self.perturbation[level]
             agt[i] = values[rng.integers(len(values))] + rng.uniform(-width, width)
-        return {"y": O6BG_RESPONSE_OFFSET - agt}
+        outcomes = {"y": O6BG_RESPONSE_OFFSET - agt}
+        if self.dichotomise:
+            outcomes["dlt"] = (agt < O6BG_AGT_UNDETECTABLE).astype(np.int64)
+        return outcomes
 
     def trial_metrics(self, data: TrialData, recommendation: Decision) -> dict[str, float]:
         """Patients with undetectable AGT (< 5 fmol/mg), at 120 mg/m^2, final doses."""
@@ -250,6 +275,8 @@ class O6BGResampling:
                 f"{level:g}: +-{width:g}" for level, width in sorted(self.perturbation.items())
             ),
             "untreated_levels": "resampled from the highest lower level with data (plateau)",
+            # Recorded only when on, so that the records of earlier simulations still match.
+            **({"dlt": "1(AGT < 5 fmol/mg) = 1(y > 55)"} if self.dichotomise else {}),
         }
 
 
@@ -260,9 +287,12 @@ def _from_model(design: object) -> dict[str, object]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def o6bg_resampling() -> O6BGResampling:
-    """Return the O6-BG re-design scenario of Lee (2023) with the bundled trial's AGT values."""
-    return O6BGResampling()
+def o6bg_resampling(dichotomise: bool = False) -> O6BGResampling:
+    """Return the O6-BG re-design scenario of Lee (2023) with the bundled trial's AGT values.
+
+    ``dichotomise`` adds the binary outcome ``dlt = 1(AGT < 5)`` of the paper's EWOC re-design.
+    """
+    return O6BGResampling(dichotomise=dichotomise)
 
 
 register_scenario(
