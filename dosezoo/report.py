@@ -18,6 +18,7 @@ import html
 import io
 import math
 import platform
+import textwrap
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -192,14 +193,19 @@ def row_label(row: dict[str, Any]) -> str:
     return f"{row['stratum']}: {text}" if row.get("stratum") else text
 
 
-def plot_per_dose(table: dict[str, Any], title: str) -> "Figure":
+def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -> "Figure":
     """Return the figure of the selection and the allocation per dose, with 95% Monte Carlo bars.
 
     ``table`` is what `per_dose` returns; the scenario's target doses are drawn in green.
+    With more than 12 doses (or strata and doses) the panels are 16 inches wide, side by side,
+    or, ``stacked``, 10 inches wide one above the other (for a page).
     """
     plt = pyplot()
     wide = len(table["selection"]) > 12
-    fig, (left, right) = plt.subplots(1, 2, figsize=(16 if wide else 10, 4))
+    if wide and stacked:
+        fig, (left, right) = plt.subplots(2, 1, figsize=(10, 8))
+    else:
+        fig, (left, right) = plt.subplots(1, 2, figsize=(16 if wide else 10, 4))
     labels = [row_label(row) for row in table["selection"]] + ["none"]
     fractions = [row["fraction"] for row in table["selection"]]
     fractions.append(table["no_selection"]["fraction"])
@@ -278,9 +284,9 @@ def _table(
     *,
     caption: str = "",
     table_id: str = "",
-    numeric_from: int = 1,
+    numeric: range | None = None,
 ) -> str:
-    """Return an HTML table; cells from column ``numeric_from`` on are right-aligned."""
+    """Return an HTML table; the ``numeric`` columns (default: all but the first) right-aligned."""
     attributes = f' id="{html.escape(table_id)}"' if table_id else ""
     parts = [f"<table{attributes}>"]
     if caption:
@@ -289,7 +295,7 @@ def _table(
     for row in rows:
         cells = [
             f'<td class="num">{html.escape(str(cell))}</td>'
-            if column >= numeric_from
+            if column in (range(1, len(header)) if numeric is None else numeric)
             else f"<td>{html.escape(str(cell))}</td>"
             for column, cell in enumerate(row)
         ]
@@ -414,9 +420,11 @@ def _per_dose_html(results: xr.Dataset, table: dict[str, Any], index: int) -> st
         _table(
             header,
             rows,
-            caption="Selection, allocation and DLTs per dose",
+            caption=(
+                f"Selection, allocation{' and DLTs' if dlts is not None else ''} per dose"
+                + (" (selection per stratum below)" if strata else "")
+            ),
             table_id=f"per-dose-{index}",
-            numeric_from=1,
         )
     ]
     if strata:
@@ -479,7 +487,7 @@ def _trial_summary_html(results: xr.Dataset, table: dict[str, Any], index: int) 
             rows,
             caption=f"Per trial, over {n} trials",
             table_id=f"trials-{index}",
-            numeric_from=1,
+            numeric=range(1, 3),
         )
     ]
     stopped, counts = np.unique(reasons[reasons != ""], return_counts=True)
@@ -580,6 +588,7 @@ def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
         given = doses[trial, : int(counts[trial])]
         matches = np.all(np.isclose(given[:, None, :], flat[None, :, :]), axis=-1)
         ranked &= bool(np.all(matches.any(axis=1)))
+    no_dlt = "no DLT" if "dlt" in results else "patient"
     for ax, trial in zip(axes.flat, trials, strict=False):
         count = int(counts[trial])
         given = doses[trial, :count]
@@ -601,14 +610,14 @@ def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
             else np.zeros(count, dtype=bool)
         )
         for mask, style in (
-            (~dlt & ~backfill, {"marker": "o", "color": "tab:blue", "label": "no DLT"}),
+            (~dlt & ~backfill, {"marker": "o", "color": "tab:blue", "label": no_dlt}),
             (
                 ~dlt & backfill,
                 {
                     "marker": "o",
                     "facecolors": "none",
                     "edgecolors": "tab:blue",
-                    "label": "no DLT (backfill)",
+                    "label": f"{no_dlt} (backfill)",
                 },
             ),
             (dlt & ~backfill, {"marker": "X", "color": "tab:red", "s": 70, "label": "DLT"}),
@@ -625,13 +634,19 @@ def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
         ):
             if mask.any():
                 ax.scatter(x[mask], y[mask], zorder=2, **style)
-        ax.set_title(f"trial {trial}: {_outcome_text(results, trial)}", fontsize=9)
+        title = textwrap.fill(f"trial {trial}: {_outcome_text(results, trial)}", 70)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("patient (enrolment order)", fontsize=9)
         ax.set_xlim(0.3, max(count, 1) + 0.7)
     for ax in axes[:, 0]:
         ax.set_ylabel("dose")
     if ranked:
-        axes[0, 0].set_yticks(range(len(levels)), [dose_text(_dose_value(v)) for v in levels])
+        step = math.ceil(len(levels) / 12)  # at most 12 labels: more would overlap
+        shown = range(0, len(levels), step)
+        labels = [dose_text(_dose_value(levels[k])) for k in shown]
+        axes[0, 0].set_yticks(shown, labels)
+        for ax in axes[:, 0]:
+            ax.tick_params(axis="y", labelsize=9 if step == 1 else 7)
         axes[0, 0].set_ylim(-0.5, len(levels) - 0.5)
     for ax in axes.flat[len(trials) :]:
         ax.set_visible(False)
@@ -639,14 +654,24 @@ def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
     for ax in axes.flat[: len(trials)]:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    if "dlt" not in results:
-        title = f"Dose paths of {len(trials)} example trials (no binary DLT outcome to mark)"
-    else:
-        title = f"Dose paths of {len(trials)} example trials"
-    fig.suptitle(title, fontsize=10)
-    fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=8, ncols=4)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.legend(list(handles.values()), list(handles), loc="upper center", fontsize=8, ncols=4)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / (2.6 * rows + 0.6)))
     return fig
+
+
+def _paths_note(results: xr.Dataset) -> str:
+    """Return the note under the heading of the dose paths: which trials, what is marked."""
+    trials = ", ".join(str(trial) for trial in example_trials(results))
+    marks = (
+        "a red cross marks a DLT"
+        if "dlt" in results
+        else "the outcomes are not binary DLTs, so none is marked"
+    )
+    backfill = "; hollow: enrolled by backfill" if "role" in results else ""
+    return (
+        f"Trials {trials} (the first ones, and one stopped early if any): the dose of each "
+        f"patient in enrolment order; {marks}{backfill}."
+    )
 
 
 def _attributes_html(results: xr.Dataset, prefix: str, caption: str, table_id: str) -> str:
@@ -657,7 +682,7 @@ def _attributes_html(results: xr.Dataset, prefix: str, caption: str, table_id: s
     ]
     if not rows:
         return f'<p class="note">The results record no {html.escape(caption.lower())}.</p>'
-    return _table(["option", "value"], rows, caption=caption, table_id=table_id, numeric_from=2)
+    return _table(["option", "value"], rows, caption=caption, table_id=table_id, numeric=range(0))
 
 
 def report_versions() -> dict[str, str]:
@@ -685,7 +710,7 @@ def _versions_html(results: xr.Dataset, index: int) -> str:
         rows,
         caption="Package versions",
         table_id=f"versions-{index}",
-        numeric_from=3,
+        numeric=range(0),
     )
 
 
@@ -728,7 +753,7 @@ def _section(index: int, label: str, results: xr.Dataset) -> str:
     table = per_dose(results)
     title = title_of(results)
     selection = _image(
-        plot_per_dose(table, title),
+        plot_per_dose(table, title, stacked=True),
         f"Selection and allocation per dose of {title}",
     )
     paths = _image(
@@ -751,6 +776,7 @@ def _section(index: int, label: str, results: xr.Dataset) -> str:
             selection,
             _metrics_html(results, index),
             "<h3>Dose paths of example trials</h3>",
+            f'<p class="note">{_paths_note(results)}</p>',
             paths,
             "<h3>Design and scenario</h3>",
             '<div class="columns">',
@@ -758,7 +784,7 @@ def _section(index: int, label: str, results: xr.Dataset) -> str:
             _attributes_html(
                 results, "scenario_", "Scenario (the truth simulated)", f"scenario-{index}"
             ),
-            _table(["setting", "value"], run, caption="Simulation", numeric_from=2),
+            _table(["setting", "value"], run, caption="Simulation", numeric=range(0)),
             "</div>",
             "<h3>Software</h3>",
             _versions_html(results, index),

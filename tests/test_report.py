@@ -21,7 +21,7 @@ from dosezoo.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 BOIN = ROOT / "examples" / "boin.toml"
-CRM = ROOT / "examples" / "crm.toml"
+THREE = ROOT / "examples" / "three_plus_three.toml"
 CHROMIUM = shutil.which("chromium")
 N_TRIALS = 20
 
@@ -233,18 +233,19 @@ def test_html_report_renders_in_chromium(simulated, tmp_path):
 
 
 def test_report_of_several_simulations_has_a_section_each(simulated, tmp_path):
-    crm = tmp_path / "crm.nc"
-    assert _run("simulate", CRM, "-o", crm, "--trials", 3, "--no-progress").exit_code == 0
+    three = tmp_path / "three.nc"
+    assert _run("simulate", THREE, "-o", three, "--trials", 3, "--no-progress").exit_code == 0
     report = tmp_path / "both.html"
-    result = _run("report", simulated[0], crm, "-o", report)
+    result = _run("report", simulated[0], three, "-o", report)
     assert result.exit_code == 0, result.output
     page = _Page(report.read_text())
     assert page.headings["h2"] == [
         f"1. BOIN under BinaryToxicityScenario, {N_TRIALS} trials",
-        "2. CRM under BinaryToxicityScenario, 3 trials",
+        "2. 3+3 under BinaryToxicityScenario, 3 trials",
     ]
     assert len(page.images) == 4
-    assert page.row("design-2", "model_skeleton")["value"] == "0.084,0.157,0.25,0.355,0.46"
+    assert page.row("design-2", "conduct_sample_size")["value"] == "30"
+    assert page.row("design-1", "conduct_sample_size")["value"] == "36"
 
 
 def test_report_without_a_recorded_command_gives_the_python_call(simulated):
