@@ -5,7 +5,9 @@
 - ``dosezoo next-dose DATA.csv --config X.toml``: the next dose of a real trial;
 - ``dosezoo simulate X.toml --output R.nc``: simulate the design under the scenario;
 - ``dosezoo report R.nc``: the operating characteristics of a simulation, with their Monte Carlo
-  standard errors, the selection and the allocation per dose, and a figure;
+  standard errors, the selection and the allocation per dose, and a figure; with
+  ``--output R.html``, all of it, the dose paths of example trials, the design's options, the
+  versions and the command that reproduces it in one self-contained HTML file;
 - ``dosezoo decision-table X.toml``: the escalation table of a count design (BOIN, 3+3);
 - ``dosezoo paths DATA.csv --config X.toml --cohorts 2``: the dose transition pathways;
 - ``dosezoo demo``: Lee (2023)'s O6-BG re-design.
