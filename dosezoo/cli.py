@@ -5,7 +5,9 @@
 - ``dosezoo next-dose DATA.csv --config X.toml``: the next dose of a real trial;
 - ``dosezoo simulate X.toml --output R.nc``: simulate the design under the scenario;
 - ``dosezoo report R.nc``: the operating characteristics of a simulation, with their Monte Carlo
-  standard errors, the selection and the allocation per dose, and a figure;
+  standard errors, the selection and the allocation per dose, and a figure; with
+  ``--output R.html``, all of it, the dose paths of example trials, the design's options, the
+  versions and the command that reproduces it in one self-contained HTML file;
 - ``dosezoo decision-table X.toml``: the escalation table of a count design (BOIN, 3+3);
 - ``dosezoo paths DATA.csv --config X.toml --cohorts 2``: the dose transition pathways;
 - ``dosezoo demo``: Lee (2023)'s O6-BG re-design.
@@ -17,6 +19,7 @@ never as a traceback.
 import dataclasses
 import json
 import math
+import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, SupportsFloat
@@ -49,6 +52,18 @@ from dosezoo.designs.registry import (
     toml_value,
 )
 from dosezoo.errors import ConvergenceError, StoreLockedError
+from dosezoo.report import (
+    COMMAND_ATTR,
+    CONFIG_ATTR,
+    dose_text,
+    load_results,
+    per_dose,
+    plot_per_dose,
+    pyplot,
+    row_label,
+    title_of,
+    write_html_report,
+)
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
 from dosezoo.simulate.engine import stratum_label
@@ -165,18 +180,8 @@ def _how_typical(console: Console, trials: dict, n_trials: int, random_seed: int
         )
 
 
-def _pyplot() -> Any:
-    """Matplotlib's pyplot on the Agg backend (imported on demand: it is slow to import)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_redesign(trials: dict, figure: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     grid = np.linspace(O6BG_MODEL.x_min + 1.0, O6BG_MODEL.x_max - 1.0, 120)
     fig, axes = plt.subplots(1, len(trials), figsize=(5 * len(trials), 4), sharey=True)
     for axis, (strategy, trial) in zip(np.atleast_1d(axes), trials.items(), strict=True):
@@ -299,13 +304,6 @@ def _json_value(value: Any) -> Any:
     return _finite(value)
 
 
-def _dose_text(dose: float | Sequence[float]) -> str:
-    """Return a dose as text: ``40`` or, for a combination, ``(0.25,0.75)``."""
-    if isinstance(dose, Sequence):
-        return "(" + ",".join(f"{v:g}" for v in dose) + ")"
-    return f"{dose:g}"
-
-
 def _scalars(quantities: dict[str, Any]) -> dict[str, float]:
     """Return the real scalar quantities (arrays, such as a surface, are left out)."""
     return {k: v for k, v in quantities.items() if np.ndim(v) == 0 and not isinstance(v, str)}
@@ -366,14 +364,14 @@ def next_dose(
                 lines.append(f"  {label}: stopped ({stratum.stop_reason})")
                 continue
             details = ", ".join(f"{k} = {v:.4g}" for k, v in _scalars(stratum.quantities).items())
-            lines.append(f"  {label}: {_dose_text(stratum.next_dose)} ({details})")
+            lines.append(f"  {label}: {dose_text(stratum.next_dose)} ({details})")
         typer.echo("\n".join(lines))
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
     scalars = _scalars(decision.quantities)
     parts = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
     parts.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
-    typer.echo(f"next dose: {_dose_text(decision.next_dose)} ({'; '.join(filter(None, parts))})")
+    typer.echo(f"next dose: {dose_text(decision.next_dose)} ({'; '.join(filter(None, parts))})")
 
 
 # --------------------------------------------------------------------------- simulate, report
@@ -424,6 +422,9 @@ def simulate_command(
         design = design_from_config(raw, str(config))
         settings = simulation_from_config(raw, design, str(config))
         n_trials = settings.n_trials if trials is None else trials
+        # The results do not depend on the workers: the command records what fixes them.
+        command = ["dosezoo", "simulate", str(config), "--output", str(output)]
+        command += ["--trials", str(n_trials)]
         results = simulate(
             design,
             settings.scenario,
@@ -432,6 +433,10 @@ def simulate_command(
             n_jobs=settings.n_jobs if jobs is None else jobs,
             path=output,
             progress=progress,
+            record={
+                COMMAND_ATTR: shlex.join(command),
+                CONFIG_ATTR: config.read_text(encoding="utf-8"),
+            },
         )
         summary = operating_characteristics(results)
     except USER_ERRORS as error:
@@ -444,176 +449,59 @@ def simulate_command(
     console.print(f"dosezoo report {output} for the selection and allocation per dose")
 
 
-def _dose_levels(results: xr.Dataset) -> np.ndarray:
-    """Return the design's dose levels from the results' attributes, else the doses seen.
-
-    For drug combinations (results with a ``dose_column`` dim), the combinations seen or
-    recommended, one per row (m, J).
-    """
-    if "dose_column" in results.dims:
-        width = results.sizes["dose_column"]
-        rows = [results["dose"].values.reshape(-1, width), _recommended(results).reshape(-1, width)]
-        doses = np.concatenate(rows)
-        return np.unique(doses[np.all(np.isfinite(doses), axis=1)], axis=0)
-    for key in ("design_model_dose_levels", "design_rule_dose_levels", "scenario_dose_levels"):
-        value = results.attrs.get(key)
-        if isinstance(value, str) and value and value != "none":
-            try:
-                return np.array([float(v) for v in value.split(",")])
-            except ValueError:
-                continue
-    doses = np.concatenate([results["dose"].values.ravel(), results["recommended_dose"].values])
-    return np.unique(doses[np.isfinite(doses)])
-
-
-def _targets(results: xr.Dataset) -> list[float]:
-    """Return the scenario's true MTD or target doses, when its record names them."""
-    attrs = results.attrs
-    if "scenario_mtd_dose" in attrs:
-        return [float(attrs["scenario_mtd_dose"])]
-    levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
-    if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
-        doses = [float(v) for v in levels.split(",")]
-        return [doses[int(k)] for k in chosen.split(",")]
-    return []
-
-
-def _recommended(results: xr.Dataset) -> np.ndarray:
-    """Return the recommended doses: (trial[, J]), or (trial, stratum[, J]) per stratum."""
-    if "recommended_dose_stratum" in results:
-        return results["recommended_dose_stratum"].values
-    return results["recommended_dose"].values
-
-
-def _per_dose(results: xr.Dataset) -> dict[str, Any]:
-    """Return the selection (fraction of trials per dose) and the allocation (patients).
-
-    A dose is a level, or a combination (a list); for recommendations per stratum the
-    selection is per stratum and dose, the fractions over the trials and strata.
-    """
-    levels = _dose_levels(results)
-    n = results.sizes["trial"]
-    combination = "dose_column" in results.dims
-    dose = results["dose"].values
-    recommended = _recommended(results)
-    per_stratum = "recommended_dose_stratum" in results
-    strata = [str(s) for s in results["stratum"].values] if per_stratum else [""]
-    width = results.sizes["dose_column"] if combination else 1
-    picks = recommended.reshape(n, len(strata), width)  # (trial, stratum, J)
-    units = n * len(strata)
-
-    def same(values: np.ndarray, level: np.ndarray) -> np.ndarray:
-        return np.all(np.isclose(values, level), axis=-1)
-
-    selection, allocation = [], []
-    for stratum_index, stratum in enumerate(strata):
-        for level in levels:
-            point = np.atleast_1d(level)
-            p = float(np.sum(same(picks[:, stratum_index, :], point)) / units)
-            row = {"dose": point.tolist() if combination else float(level), "fraction": p}
-            row["se"] = math.sqrt(p * (1 - p) / units)
-            if stratum:
-                row["stratum"] = stratum
-            selection.append(row)
-    for level in levels:
-        point = np.atleast_1d(level)
-        given = dose.reshape(n, -1, width)
-        patients = np.sum(same(given, point), axis=1).astype(float)
-        se = float(np.std(patients, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        label = point.tolist() if combination else float(level)
-        allocation.append({"dose": label, "mean": float(patients.mean()), "se": se})
-    flat = picks.reshape(units, width)
-    none = ~np.all(np.isfinite(flat), axis=1)
-    listed = np.zeros(units, dtype=bool)
-    for level in levels:
-        listed |= same(flat, np.atleast_1d(level))
-    p_none = float(np.mean(none))
-    p_other = float(np.mean(~none & ~listed))
-    return {
-        "targets": _targets(results),
-        "selection": selection,
-        "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / n)},
-        "other_selection": p_other,
-        "allocation": allocation,
-        "patients_per_trial": float(np.mean(results["n_patients"].values)),
-    }
-
-
-def _row_label(row: dict[str, Any]) -> str:
-    """Return the text of a dose row: ``40``, ``(0.25,0.75)``, ``z1=0: (0.25,0.75)``."""
-    text = _dose_text(row["dose"])
-    return f"{row['stratum']}: {text}" if row.get("stratum") else text
-
-
-def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
-    plt = _pyplot()
-    wide = len(per_dose["selection"]) > 12
-    fig, (left, right) = plt.subplots(1, 2, figsize=(16 if wide else 10, 4))
-    labels = [_row_label(row) for row in per_dose["selection"]] + ["none"]
-    fractions = [row["fraction"] for row in per_dose["selection"]]
-    fractions.append(per_dose["no_selection"]["fraction"])
-    errors = [1.96 * row["se"] for row in per_dose["selection"]]
-    errors.append(1.96 * per_dose["no_selection"]["se"])
-    targets = per_dose["targets"]
-    colours = [
-        "tab:green" if row["dose"] in targets else "tab:blue" for row in per_dose["selection"]
-    ]
-    left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
-    left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
-    means = [row["mean"] for row in per_dose["allocation"]]
-    spread = [
-        1.96 * row["se"] if math.isfinite(row["se"]) else 0.0 for row in per_dose["allocation"]
-    ]
-    right.bar(
-        [_row_label(row) for row in per_dose["allocation"]],
-        means,
-        yerr=spread,
-        capsize=3,
-        color="tab:orange",
-    )
-    if wide:
-        left.tick_params(axis="x", labelrotation=90, labelsize=6)
-        right.tick_params(axis="x", labelrotation=90, labelsize=6)
-    right.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
-    note = "; green: the scenario's true MTD / target doses" if targets else ""
-    fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(figure, dpi=120)
-    plt.close(fig)
-
-
-def _title(results: xr.Dataset) -> str:
-    design = results.attrs.get("design_name", "design")
-    scenario = results.attrs.get("scenario_name", "scenario")
-    return f"{design} under {scenario}, {results.sizes['trial']} trials"
-
-
 @app.command("report")
 def report_command(
-    results_path: Path = typer.Argument(
-        ..., metavar="RESULTS", help="netCDF results of dosezoo simulate."
+    results_paths: list[Path] = typer.Argument(
+        ...,
+        metavar="RESULTS...",
+        help="netCDF results of dosezoo simulate (several only with --output).",
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Write one self-contained HTML report (figures inline) instead of printing.",
     ),
     figure: Path | None = typer.Option(
         None, "--figure", help="Where to save the figure (default: the results' name, .png)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Report a simulation: operating characteristics with MCSEs, selection and allocation."""
-    try:
-        if not results_path.is_file():
-            raise FileNotFoundError(f"{results_path}: no such results file")
-        try:
-            from dosezoo.simulate.netcdf import load_results
+    """Report a simulation: operating characteristics with MCSEs, selection and allocation.
 
+    With --output REPORT.html, write one HTML file a protocol can carry: the operating
+    characteristics with their Monte Carlo SEs, selection, allocation and DLTs per dose,
+    stopping, figures, dose paths of example trials, the design's options, the package
+    versions and the command that reproduces the results.
+    """
+    try:
+        if output is not None:
+            if figure is not None or as_json:
+                raise ValueError(
+                    "--output writes the HTML report; --figure and --json are for the printed "
+                    "report of one results file"
+                )
+            write_html_report(results_paths, output)
+        elif len(results_paths) > 1:
+            raise ValueError(
+                f"{len(results_paths)} results files: the printed report takes one; give "
+                "--output REPORT.html for one report of them all"
+            )
+        else:
+            results_path = results_paths[0]
             results = load_results(results_path)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{results_path}: not a netCDF file of results ({error})") from None
-        summary = operating_characteristics(results)
-        per_dose = _per_dose(results)
-        figure = results_path.with_suffix(".png") if figure is None else figure
-        _plot_report(per_dose, _title(results), figure)
+            summary = operating_characteristics(results)
+            per_dose_table = per_dose(results)
+            figure = results_path.with_suffix(".png") if figure is None else figure
+            plot = plot_per_dose(per_dose_table, title_of(results))
+            plot.savefig(figure, dpi=120)
+            pyplot().close(plot)
     except USER_ERRORS as error:
         _fail(str(error))
+    if output is not None:
+        names = ", ".join(str(path) for path in results_paths)
+        typer.echo(f"HTML report of {names}: {output}")
+        return
     n = results.sizes["trial"]
     if as_json:
         metrics = {
@@ -625,40 +513,40 @@ def report_command(
             for metric in summary["metric"].values
         }
         record = {
-            "title": _title(results),
+            "title": title_of(results),
             "n_trials": n,
             "operating_characteristics": metrics,
             "p_stopped_early": float(summary["p_stopped_early"]),
-            **per_dose,
+            **per_dose_table,
             "figure": str(figure),
         }
         typer.echo(json.dumps(record))
         return
     console = _console()
-    console.print(_title(results))
+    console.print(title_of(results))
     console.print(_summary_table(summary, "Operating characteristics"))
     console.print(_stopped_line(summary, n))
     table = Table(title="Selection and allocation per dose")
     for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
         table.add_column(column, justify="right")
-    allocated = {_dose_text(row["dose"]): row for row in per_dose["allocation"]}
+    allocated = {dose_text(row["dose"]): row for row in per_dose_table["allocation"]}
     shown: set[str] = set()
-    for chosen in per_dose["selection"]:
-        target = " (target)" if chosen["dose"] in per_dose["targets"] else ""
-        key = _dose_text(chosen["dose"])
+    for chosen in per_dose_table["selection"]:
+        target = " (target)" if chosen["dose"] in per_dose_table["targets"] else ""
+        key = dose_text(chosen["dose"])
         given = allocated[key] if key not in shown else None
         shown.add(key)
         table.add_row(
-            f"{_row_label(chosen)}{target}",
+            f"{row_label(chosen)}{target}",
             f"{chosen['fraction']:.3f}",
             f"{chosen['se']:.3f}",
             "" if given is None else f"{given['mean']:.2f}",
             "" if given is None else f"{given['se']:.2f}",
         )
-    none = per_dose["no_selection"]
+    none = per_dose_table["no_selection"]
     table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
     console.print(table)
-    console.print(f"patients per trial (mean): {per_dose['patients_per_trial']:.2f}")
+    console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")
     console.print(f"figure of the selection and allocation: {figure}")
 
 
@@ -785,7 +673,7 @@ def paths_command(
             table.add_row(row.path or "(now)", dose, str(row.n_patients), next_text, stop)
         _console().print(table)
     if figure is not None:
-        _pyplot()
+        pyplot()
         axes = paths.plot()
         axes.figure.savefig(figure, bbox_inches="tight")
 

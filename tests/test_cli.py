@@ -203,6 +203,12 @@ def test_simulate_and_report_for_every_family(tmp_path, name):
     assert patients == pytest.approx(record["patients_per_trial"])
     for metric in record["operating_characteristics"].values():
         assert set(metric) == {"median", "mcse_median", "mean", "mcse_mean", "n"}
+    page = tmp_path / "report.html"
+    html = _run("report", output, "--output", page)
+    assert html.exit_code == 0, html.output
+    text = page.read_text()
+    assert f"{results.attrs['design_name']} under " in text
+    assert text.count('src="data:image/png;base64,') == 2
 
 
 def test_report_saves_the_figure_next_to_the_results_by_default(tmp_path):

@@ -15,7 +15,7 @@ from dosezoo.decision import Decision
 from dosezoo.errors import DamagedBatchWarning
 from dosezoo.simulate import operating_characteristics, run_trial, simulate
 from dosezoo.simulate import store as store_module
-from dosezoo.simulate.netcdf import load_results
+from dosezoo.simulate.netcdf import load_netcdf
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,9 @@ def test_netcdf_round_trip(reference, tmp_path):
     path = tmp_path / "sim.nc"
     result = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
     xr.testing.assert_identical(result, reference)
-    # xarray reads the text (character arrays) as Python strings; load_results as numpy text
+    # xarray reads the text (character arrays) as Python strings; load_netcdf as numpy text
     xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
-    loaded = load_results(path)
+    loaded = load_netcdf(path)
     xr.testing.assert_identical(loaded, reference)
     assert loaded.attrs == reference.attrs
     for name in reference.variables:

@@ -19,7 +19,7 @@ from dosezoo.cli import app
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
-from dosezoo.simulate.netcdf import _c_strings, _characters, load_results, write_netcdf
+from dosezoo.simulate.netcdf import _c_strings, _characters, load_netcdf, write_netcdf
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 DESIGN = three_plus_three_design(LEVELS)
@@ -138,8 +138,8 @@ def _check_same_file(dataset: xr.Dataset, folder: Path) -> None:
             {**variable.encoding, "source": None}
         )
     xr.testing.assert_identical(xr.open_datatree(by_us), xr.open_datatree(by_xarray))
-    # Read back by load_results, the text is numpy text again: the dataset as it was.
-    loaded = load_results(by_us)
+    # Read back by load_netcdf, the text is numpy text again: the dataset as it was.
+    loaded = load_netcdf(by_us)
     xr.testing.assert_identical(loaded, dataset)
     for name, variable in dataset.variables.items():
         assert loaded[name].dtype == variable.dtype, name
@@ -266,7 +266,7 @@ def test_text_with_nul_or_beyond_ascii_round_trips(tmp_path):
     dataset = xr.Dataset({"text": (("trial",), np.array(["≥ 0.3", "", "plain"]))})
     path = tmp_path / "text.nc"
     write_netcdf(dataset, path)
-    loaded = load_results(path)
+    loaded = load_netcdf(path)
     assert loaded["text"].dtype == dataset["text"].dtype
     assert loaded["text"].values.tolist() == ["≥ 0.3", "", "plain"]
 

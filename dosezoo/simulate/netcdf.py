@@ -69,7 +69,7 @@ def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
         _Writer(file.id).write(dataset)
 
 
-def load_results(path: Path) -> xr.Dataset:
+def load_netcdf(path: Path) -> xr.Dataset:
     """Load a results file into memory, its text as numpy text (``U``), as it was written.
 
     xarray reads a character array as an array of Python strings (``object``); the rest of

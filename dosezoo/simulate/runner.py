@@ -24,7 +24,7 @@ import math
 import numbers
 import os
 import pickle
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +49,7 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 #: (compiled kernels, posteriors memoised by count state) stays warm across its batches.
 _WARM: dict[str, tuple[Design, Scenario]] = {}
 _MAX_BATCH = 100
+_RECORD_RESERVED = ("random_seed", "n_trials", "sample_size", "cohort_size", "metrics")
 _BATCHES_PER_WORKER = 4
 
 
@@ -64,6 +65,7 @@ def simulate(
     batch_size: int | None = None,
     progress: bool = True,
     save_every: float = 1.0,
+    record: Mapping[str, str] | None = None,
 ) -> xr.Dataset:
     """Simulate many trials of a design under a scenario.
 
@@ -101,6 +103,10 @@ def simulate(
         (and the batches running), and a fast design saves a few times a second rather than
         per batch (a batch of 100 BOIN trials runs in ~15 ms, about what saving it costs).
         0 saves every batch at once. An error or an interrupt saves the batches held.
+    record : mapping of str to str, optional
+        Text attributes written with the results, outside their fingerprint (e.g. the command
+        line that ran them and its configuration, which ``dosezoo report`` shows). A
+        finished file that already holds this simulation keeps what it recorded.
 
     Returns
     -------
@@ -122,7 +128,8 @@ def simulate(
         sample size), ``recommended_dose`` (NaN if none) and one variable per metric.
         Attributes: ``random_seed``, ``n_trials``, ``sample_size``, ``cohort_size``,
         ``design_<key>`` and ``scenario_<key>`` from ``describe()`` (bool as int, None
-        as ``"none"``), ``metrics`` (comma-joined names) and ``version_<package>``.
+        as ``"none"``), ``metrics`` (comma-joined names), ``version_<package>`` and those of
+        ``record``.
 
     Raises
     ------
@@ -169,6 +176,7 @@ def simulate(
         raise ValueError(
             f"simulate: save_every must be a finite number of seconds >= 0; got {save_every!r}"
         )
+    recorded = _recorded(record)
     cohort_size, sample_size = _conduct(design, "simulate")
     run = {
         "random_seed": random_seed,
@@ -203,7 +211,7 @@ def simulate(
                 save=None,
             ),
             n_trials,
-            fingerprint,
+            {**fingerprint, **recorded},
         )
     store = _Store(Path(path), fingerprint, save_every=float(save_every))
     with store.locked():
@@ -230,8 +238,38 @@ def simulate(
             store.save_held()
             raise
         result = _combine(parts, n_trials, fingerprint)
+        parts += _run_todo(
+            design,
+            scenario,
+            todo,
+            run,
+            layout,
+            n_jobs,
+            client,
+            batch_size,
+            progress,
+            save=store.save,
+        )
+        result = _combine(parts, n_trials, {**fingerprint, **recorded})
         store.finish(result)
     return result
+
+
+def _recorded(record: Mapping[str, str] | None) -> dict[str, str]:
+    """Return the attributes to record, checked: text, under names the results do not use."""
+    if record is None:
+        return {}
+    if not isinstance(record, Mapping):
+        raise ValueError(f"simulate: record must be a mapping of str to str; got {record!r}")
+    for key, value in record.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ValueError(f"simulate: record[{key!r}] = {value!r}; names and values must be str")
+        if key in _RECORD_RESERVED or key.startswith(("design_", "scenario_", "version_")):
+            raise ValueError(
+                f"simulate: record[{key!r}] would replace an attribute of the results (run "
+                "settings, metrics, design_*, scenario_*, version_*); rename it"
+            )
+    return dict(record)
 
 
 def _run_todo(

@@ -48,7 +48,7 @@ import xarray as xr
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
 from dosezoo.simulate.layout import AttrValue, _join
-from dosezoo.simulate.netcdf import load_results, write_netcdf
+from dosezoo.simulate.netcdf import load_netcdf, write_netcdf
 
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
 _DESCRIBED_PREFIXES = ("design_", "scenario_")
@@ -262,7 +262,7 @@ class _Store:
                 "choose another path or delete it"
             )
         try:
-            finished = load_results(self.path)
+            finished = load_netcdf(self.path)
         except (OSError, ValueError) as error:
             raise ValueError(
                 f"path {str(self.path)!r} cannot be read as netCDF results ({error}); "

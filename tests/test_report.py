@@ -1,0 +1,286 @@
+"""The HTML report of a simulation: its content as HTML, and as headless Chromium renders it."""
+
+import base64
+import json
+import re
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from dosezoo.cli import app
+from dosezoo.config import design_from_config, read_config, simulation_from_config
+from dosezoo.report import COMMAND_ATTR, CONFIG_ATTR, html_report, load_results
+from dosezoo.simulate import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+BOIN = ROOT / "examples" / "boin.toml"
+THREE = ROOT / "examples" / "three_plus_three.toml"
+CHROMIUM = shutil.which("chromium")
+N_TRIALS = 20
+
+
+def _run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+
+def _one_line_error(result, pattern):
+    """Exit status 2, one line, no traceback, matching ``pattern``."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert re.search(pattern, result.output), result.output
+
+
+class _Page(HTMLParser):
+    """What a test reads from a page: headings, tables by id, images, references, <pre>s."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.headings: dict[str, list[str]] = {"h1": [], "h2": [], "h3": []}
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self.references: list[tuple[str, str, str]] = []
+        self.pre: dict[str, str] = {}
+        self.tags: set[str] = set()
+        self.classes: dict[str, str] = {}
+        self._open: list[tuple[str, dict[str, str | None]]] = []
+        self._text: list[str] = []
+        self._table: str | None = None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.add(tag)
+        for name, value in attrs:
+            if name in ("src", "href", "srcset", "data", "action", "poster") and value:
+                self.references.append((tag, name, value))
+        if tag == "img":
+            self.images.append(attributes.get("src") or "")
+        if tag == "table":
+            self._table = attributes.get("id") or f"table-{len(self.tables)}"
+            self.tables[self._table] = []
+        if tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        if tag in ("h1", "h2", "h3", "td", "th", "pre", "span"):
+            self._open.append((tag, attributes))
+            self._text = []
+
+    def handle_data(self, data):
+        self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+        if not self._open or self._open[-1][0] != tag:
+            return
+        _, attributes = self._open.pop()
+        text = "".join(self._text).strip()
+        if tag in self.headings:
+            self.headings[tag].append(" ".join(text.split()))
+        elif tag in ("td", "th") and self._table is not None:
+            self.tables[self._table][-1].append(text)
+        elif tag == "pre":
+            self.pre[attributes.get("class") or f"pre-{len(self.pre)}"] = text
+        elif tag == "span" and attributes.get("class"):
+            self.classes[attributes["class"]] = text
+
+    def row(self, table: str, first: str) -> dict[str, str]:
+        """The row of ``table`` whose first cell is ``first``, by column header."""
+        header, *rows = self.tables[table]
+        for cells in rows:
+            if cells[0] == first:
+                return dict(zip(header, cells, strict=True))
+        raise AssertionError(f"no row {first!r} in table {table!r}: {rows}")
+
+
+def _png_size(source: str) -> tuple[int, int, int]:
+    """Bytes, width and height of an inline base64 PNG (``data:image/png;base64,...``)."""
+    prefix = "data:image/png;base64,"
+    assert source.startswith(prefix), source[:40]
+    payload = base64.b64decode(source[len(prefix) :], validate=True)
+    assert payload[:8] == b"\x89PNG\r\n\x1a\n" and payload[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", payload[16:24])
+    return len(payload), width, height
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> tuple[Path, Path]:
+    """20 BOIN trials simulated, and their report, both written through the CLI."""
+    directory = tmp_path_factory.mktemp("report")
+    results = directory / "boin.nc"
+    run = _run("simulate", BOIN, "-o", results, "--trials", N_TRIALS, "--no-progress")
+    assert run.exit_code == 0, run.output
+    report = directory / "boin.html"
+    written = _run("report", results, "--output", report)
+    assert written.exit_code == 0, written.output
+    assert str(report) in written.output
+    return results, report
+
+
+def _check_page(page: _Page, results: xr.Dataset) -> None:
+    """What every rendering of the BOIN report must show, against the results file."""
+    title = f"BOIN under BinaryToxicityScenario, {N_TRIALS} trials"
+    assert title in page.headings["h1"][0]
+    assert page.headings["h2"] == [f"1. {title}"]
+    for heading in (
+        "Operating characteristics",
+        "Dose paths of example trials",
+        "Design and scenario",
+        "Software",
+        "Reproduce",
+    ):
+        assert heading in page.headings["h3"]
+    assert page.classes["design-name"] == "BOIN"
+    # Selection, allocation and DLTs at the MTD (40), from the results file, independently.
+    dose = results["dose"].values
+    at_mtd = np.isclose(dose, 40.0)
+    row = page.row("per-dose-1", "40 (target)")
+    selected = np.mean(np.isclose(results["recommended_dose"].values, 40.0))
+    assert row["selected (fraction)"] == f"{selected:.3f}"
+    assert row["MCSE (selected)"] == f"{np.sqrt(selected * (1 - selected) / N_TRIALS):.3f}"
+    assert row["patients per trial (mean)"] == f"{at_mtd.sum(axis=1).mean():.2f}"
+    dlts = np.nansum(np.where(at_mtd, results["dlt"].values, 0.0), axis=1)
+    assert row["DLTs per trial (mean)"] == f"{dlts.mean():.2f}"
+    assert row["true p_true"] == "0.3"
+    none = page.row("per-dose-1", "none")
+    no_dose = np.mean(~np.isfinite(results["recommended_dose"].values))
+    assert none["selected (fraction)"] == f"{no_dose:.3f}"
+    trials = page.row("trials-1", "patients per trial (sample size)")
+    assert trials["mean"] == f"{results['n_patients'].values.mean():.2f}"
+    stopped = page.row("trials-1", "stopped early (fraction of trials)")
+    assert stopped["mean"] == f"{np.mean(results['stop_reason'].values != ''):.3f}"
+    correct = page.row("metrics-1", "correct_selection")
+    assert correct["mean"] == f"{results['correct_selection'].values.mean():.4f}"
+    # The design's options, as recorded (describe()), and the versions.
+    assert page.row("design-1", "rule_phi1")["value"] == "0.18"
+    assert page.row("design-1", "conduct_sample_size")["value"] == "36"
+    versions = page.row("versions-1", "dosezoo")
+    assert versions["simulated with"] == results.attrs["version_dosezoo"] != ""
+    assert page.row("versions-1", "pymc")["this report written with"]
+    # The command that reproduces the results, read back from the file.
+    command = results.attrs[COMMAND_ATTR]
+    assert command.startswith("dosezoo simulate ") and f"--trials {N_TRIALS}" in command
+    assert page.pre["command"] == command
+    assert "[scenario]" in page.pre["config"]
+    # Two figures, inline, and nothing the page would fetch.
+    assert len(page.images) == 2
+    for source in page.images:
+        size, width, height = _png_size(source)
+        assert size > 10_000 and width > 400 and height > 200
+    for tag, name, value in page.references:
+        assert value.startswith(("data:", "#")), (tag, name, value[:60])
+    assert not page.tags & {"link", "script", "iframe", "object", "embed"}
+
+
+def test_simulate_records_its_command_and_configuration(simulated):
+    results = xr.load_dataset(simulated[0], engine="h5netcdf")
+    assert results.attrs[CONFIG_ATTR] == BOIN.read_text()
+    command = results.attrs[COMMAND_ATTR].split()
+    assert command[:3] == ["dosezoo", "simulate", str(BOIN)]
+    assert command[3:] == ["--output", str(simulated[0]), "--trials", str(N_TRIALS)]
+
+
+def test_html_report_content(simulated):
+    results_path, report = simulated
+    text = report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert not re.search(r"url\(|@import|https?://", text), "an external reference"
+    _check_page(_Page(text), xr.load_dataset(results_path, engine="h5netcdf"))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+def test_html_report_renders_in_chromium(simulated, tmp_path):
+    results_path, report = simulated
+    # The report has no script; a copy with one records what Chromium decoded of each image.
+    probe = tmp_path / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => { document.body.dataset.images = "
+        "JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, "
+        "i.naturalHeight, i.getBoundingClientRect().width])); });</script>"
+    )
+    probe.write_text(report.read_text().replace("</body>", script + "</body>"))
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    match = re.search(r'data-images="([^"]*)"', dom)
+    assert match, dom[:500]
+    images = json.loads(match.group(1).replace("&quot;", '"'))
+    assert len(images) == 2
+    for complete, width, height, shown in images:
+        assert complete and width > 400 and height > 200 and shown > 400
+    page = _Page(dom.replace(script, ""))
+    _check_page(page, xr.load_dataset(results_path, engine="h5netcdf"))
+
+
+def test_report_of_several_simulations_has_a_section_each(simulated, tmp_path):
+    three = tmp_path / "three.nc"
+    assert _run("simulate", THREE, "-o", three, "--trials", 3, "--no-progress").exit_code == 0
+    report = tmp_path / "both.html"
+    result = _run("report", simulated[0], three, "-o", report)
+    assert result.exit_code == 0, result.output
+    page = _Page(report.read_text())
+    assert page.headings["h2"] == [
+        f"1. BOIN under BinaryToxicityScenario, {N_TRIALS} trials",
+        "2. 3+3 under BinaryToxicityScenario, 3 trials",
+    ]
+    assert len(page.images) == 4
+    assert page.row("design-2", "conduct_sample_size")["value"] == "30"
+    assert page.row("design-1", "conduct_sample_size")["value"] == "36"
+
+
+def test_report_without_a_recorded_command_gives_the_python_call(simulated):
+    results = load_results(simulated[0])
+    for key in (COMMAND_ATTR, CONFIG_ATTR):
+        del results.attrs[key]
+    page = _Page(html_report([("old.nc", results)]))
+    call = f"dosezoo.simulate.simulate(design, scenario, {N_TRIALS}, random_seed=2025)"
+    assert page.pre["command"] == call
+    assert "config" not in page.pre
+
+
+def test_report_refuses_bad_input(simulated, tmp_path):
+    results, _ = simulated
+    foreign = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("a", np.arange(3.0))}).to_netcdf(foreign, engine="h5netcdf")
+    output = tmp_path / "r.html"
+    _one_line_error(_run("report", foreign, "-o", output), "not the results of dosezoo simulate")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netCDF")
+    _one_line_error(_run("report", junk, "-o", output), "not a netCDF file of results")
+    _one_line_error(_run("report", tmp_path, "-o", output), "is a directory, not a results file")
+    _one_line_error(_run("report", results, "-o", tmp_path), r"--output .*: is a directory")
+    _one_line_error(_run("report", results, "-o", tmp_path / "r.pdf"), "ending in .html")
+    _one_line_error(_run("report", results, results), "--output REPORT.html")
+    _one_line_error(_run("report", results, "-o", output, "--json"), "--figure and --json")
+    assert not output.exists()
+
+
+def test_simulate_refuses_a_record_that_would_replace_an_attribute():
+    raw = read_config(BOIN)
+    design = design_from_config(raw, str(BOIN))
+    scenario = simulation_from_config(raw, design, str(BOIN)).scenario
+    for record in ({"design_name": "x"}, {"metrics": "x"}, {"note": 3}):
+        with pytest.raises(ValueError, match="record"):
+            simulate(design, scenario, 2, random_seed=1, progress=False, record=record)
+    results = simulate(design, scenario, 2, random_seed=1, progress=False, record={"note": "a"})
+    assert results.attrs["note"] == "a"
