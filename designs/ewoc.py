@@ -9,7 +9,9 @@ Tighiouart and Rogatko 2010, who start at 0.1 and add 0.05 per patient up to 0.5
 Doses are continuous in ``[x_min, x_max]`` (``doses="continuous"``), capped at the current dose
 plus ``max_increment``; or the model's dose levels (``doses="levels"``, default): the highest
 level not above the quantile (rounding down keeps the overdose control; the lowest level when
-every level is above it), at most one level above the highest level given (``no_skipping``).
+every level is above it; a level whose :math:`P(\mathrm{MTD} < x)` exceeds :math:`\alpha` by
+at most ``CDF_TOLERANCE``, the grid's integration error, counts as not above it), at most one
+level above the highest level given (``no_skipping``).
 With ``safety_cutoff`` set, the trial stops with no MTD when
 :math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
 dose is the rule's dose given all data, not above the highest dose given; no dose is
@@ -26,6 +28,7 @@ on, coherence takes precedence over the feasibility bound for that decision; ``p
 records the posterior probability of overdosing at the dose given.
 """
 
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar, Literal
 
@@ -40,10 +43,16 @@ from dosezoo.models.ewoc import EWOC
 from dosezoo.posterior import Distribution, DosePosterior
 from dosezoo.protocols import Described
 
-__all__ = ["EWOC_CONDUCT", "EWOCRule", "ewoc_design"]
+__all__ = ["CDF_TOLERANCE", "EWOC_CONDUCT", "EWOCRule", "ewoc_design"]
 
 #: The conduct of EWOC designs: cohorts of 1, as Babb et al. (1998).
 EWOC_CONDUCT: dict[str, Any] = {"cohort_size": 1}
+
+#: A level whose ``P(MTD < level)`` exceeds alpha by at most this is reached (levels only): the
+#: grid integrates the MTD's CDF to about 1e-5, so a quantile that equals a level exactly (with
+#: data at ``x_min`` only, the MTD's posterior is its prior: for uniform priors the quantile
+#: ``x_min + alpha (x_max - x_min)`` may be a level) lands a little below it.
+CDF_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,14 @@ class EWOCRule(ModelRule):
             raise ValueError("EWOCRule needs a posterior with the MTD (an EWOC fit)")
         return posterior.mtd
 
-    def _dose(self, quantile: float, data: TrialData, *, final: bool) -> tuple[float, list[str]]:
-        """Apply the dose options to the quantile; return the dose and the options that bound."""
+    def _dose(
+        self, quantile: float, data: TrialData, *, final: bool, reached: Callable[[float], bool]
+    ) -> tuple[float, list[str]]:
+        """Apply the dose options to the quantile; return the dose and the options that bound.
+
+        ``reached(level)`` says whether the first level above the quantile is within the
+        feasibility bound all the same (up to :data:`CDF_TOLERANCE`).
+        """
         given = np.asarray(data.dose, dtype=float)
         bound_by: list[str] = []
         if self.doses == "continuous":
@@ -153,7 +168,10 @@ class EWOCRule(ModelRule):
             return float(dose), bound_by
         levels = np.asarray(self.model.dose_levels)
         below = np.flatnonzero(levels <= quantile)
-        level = int(below[-1]) if below.size else 0
+        level = int(below[-1]) if below.size else -1
+        if level + 1 < levels.size and reached(float(levels[level + 1])):
+            level += 1
+        level = max(level, 0)
         # -1 when no level was given (no patient, or every dose below the lowest level)
         highest = int(np.searchsorted(levels, given.max(), side="right")) - 1 if given.size else -1
         ceiling = highest if final else (highest + 1 if self.no_skipping else levels.size - 1)
@@ -212,7 +230,9 @@ class EWOCRule(ModelRule):
             return Decision(
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
             )
-        dose, bound_by = self._dose(quantile, data, final=final)
+        dose, bound_by = self._dose(
+            quantile, data, final=final, reached=lambda x: mtd.cdf(x) <= alpha + CDF_TOLERANCE
+        )
         if self.coherent and not final and data.n_patients:
             dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = mtd.cdf(dose)

@@ -403,3 +403,18 @@ def test_ewoc_recommends_no_level_above_the_doses_given_nor_on_empty_data():
     for options in ({}, {"doses": "continuous", "max_increment": 10.0}):
         decision = ewoc_design(model, **options).recommend(empty)
         assert decision.next_dose is None and decision.stop_reason == "no MTD: no patients"
+
+
+def test_ewoc_reaches_a_level_equal_to_the_mtd_quantile():
+    # The ewoc package's example (theta 0.33, range 20-100, levels 20, 40, ..., 100, uniform
+    # priors): patients at x_min inform rho0 only, the MTD's posterior stays uniform and its
+    # 0.25-quantile is the level 40 exactly; the grid's quantile, a little below, used to round
+    # down to 20 after every DLT-free patient, so the trial never left the lowest level.
+    model = EWOC(0.33, 20.0, 100.0, dose_levels=(20.0, 40.0, 60.0, 80.0, 100.0))
+    design = ewoc_design(model, alpha=0.25)
+    for n in (1, 3, 6):
+        decision = design.next(_data([20.0] * n, [0] * n))
+        assert decision.next_dose == 40.0
+        assert decision.quantities["p_overdose"] == pytest.approx(0.25, abs=1e-4)
+    # A quantile clearly below a level still rounds down.
+    assert ewoc_design(model, alpha=0.2).next(_data([20.0] * 3, [0] * 3)).next_dose == 20.0
