@@ -288,3 +288,103 @@ def test_bad_fit_options_are_refused(model):
 
 def test_log_dose_is_standardised_on_the_lowest_and_highest_levels(model):
     np.testing.assert_allclose(model.standardise([10.0, 160.0, 40.0]), [-1.0, 1.0, 0.0])
+
+
+# ---------------------------------------------------------------- predictive draws in numpy
+
+
+def test_predictive_draws_never_run_pymcs_forward_sampler(model, monkeypatch):
+    # PyMC's forward sampler compiles the bivariate normal quadrature on every call (~11 s of
+    # CPU), which made the prior checks of a notebook take minutes; the draws are numpy's.
+    import pymc as pm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("PyMC's forward sampler was called")
+
+    monkeypatch.setattr(pm, "sample_prior_predictive", refuse)
+    monkeypatch.setattr(pm, "sample_posterior_predictive", refuse)
+    data = small_data()
+    prior = model.sample_prior_predictive(data, draws=40, random_seed=1)
+    assert prior["prior_predictive"]["outcome"].shape == (1, 40, data.n_patients)
+    idata = model.fit(data, engine="kernel", draws=30, tune=30, random_seed=2)
+    replicated = model.sample_posterior_predictive(idata, data, random_seed=3)
+    assert replicated["posterior_predictive"]["outcome"].shape == (2, 30, data.n_patients)
+    check = model.posterior_predictive_check(idata, data, random_seed=3)
+    assert set(check["statistic"].values) == {
+        "dlt count",
+        "efficacy=0 count",
+        "efficacy=1 count",
+        "efficacy=2 count",
+    }
+
+
+def test_prior_draws_have_the_schema_of_the_pymc_model(model):
+    data = small_data()
+    prior = model.sample_prior_predictive(data, draws=20, random_seed=4)
+    pymc_model = model.build(data)
+    named = {rv.name for rv in (*pymc_model.free_RVs, *pymc_model.deterministics)}
+    assert set(prior["prior"].data_vars) == named
+    for name in named:
+        assert prior["prior"][name].dims[2:] == tuple(pymc_model.named_vars_to_dims.get(name, ()))
+    assert set(prior["prior_predictive"].data_vars) == {"outcome", "dlt", "efficacy"}
+    assert set(prior["constant_data"].data_vars) == {v.name for v in pymc_model.data_vars}
+    np.testing.assert_array_equal(
+        prior["observed_data"]["outcome"], 3 * data.column("dlt") + data.column("efficacy")
+    )
+    again = model.sample_prior_predictive(data, draws=20, random_seed=4)
+    np.testing.assert_array_equal(
+        again["prior_predictive"]["outcome"], prior["prior_predictive"]["outcome"]
+    )
+
+
+def test_prior_draws_follow_the_prior_distributions(model):
+    draws = model.sample_prior_predictive(draws=4000, random_seed=5)["prior"]
+    p = model.prior
+
+    def values(name):
+        return draws[name].to_numpy().ravel()
+
+    references = {
+        "alpha_tox": stats.norm(p.alpha_tox_mean, p.alpha_tox_sd),
+        "beta_tox": truncnorm(
+            -p.beta_tox_mean / p.beta_tox_sd, np.inf, loc=p.beta_tox_mean, scale=p.beta_tox_sd
+        ),
+        "alpha_eff": stats.norm(p.alpha_eff_mean, p.alpha_eff_sd),
+        "beta_eff": stats.norm(p.beta_eff_mean, p.beta_eff_sd),
+        "gamma_eff": stats.norm(p.gamma_eff_mean, p.gamma_eff_sd),
+        "threshold": stats.lognorm(p.log_threshold_sd, scale=np.exp(p.log_threshold_mean)),
+        "rho": stats.uniform(-1.0, 2.0),
+    }
+    for name, reference in references.items():
+        assert stats.kstest(values(name), reference.cdf).pvalue > 1e-3, name
+    rates = model.dose_probabilities({name: values(name) for name in PARAMETERS})
+    for name, rate in rates.items():
+        np.testing.assert_allclose(draws[name].to_numpy()[0], rate)
+    met = (rates["p_tox"] >= 0.16) & (rates["p_tox"] <= 0.33) & (rates["p_response"] >= 0.2)
+    np.testing.assert_array_equal(draws["target_met"].to_numpy()[0], met)
+
+
+def test_predictive_cells_follow_the_rectangle_probabilities(model):
+    data = small_data()
+    prior = model.sample_prior_predictive(data, draws=6000, random_seed=6)
+    post = prior["prior"]
+    x = model.standardise(data.dose)
+    mu_tox = post["alpha_tox"].to_numpy()[0][:, None] + post["beta_tox"].to_numpy()[0][:, None] * x
+    mu_eff = (
+        post["alpha_eff"].to_numpy()[0][:, None]
+        + post["beta_eff"].to_numpy()[0][:, None] * x
+        + post["gamma_eff"].to_numpy()[0][:, None] * x**2
+    )
+    cells = cell_probabilities(
+        mu_tox,
+        mu_eff,
+        post["threshold"].to_numpy()[0][:, None],
+        post["rho"].to_numpy()[0][:, None],
+        lib=np,
+    )
+    outcome = prior["prior_predictive"]["outcome"].to_numpy()[0]
+    for patient in (0, 6, 11):
+        expected = cells[:, patient].mean(axis=0)
+        seen = np.bincount(outcome[:, patient], minlength=len(CELLS)) / outcome.shape[0]
+        # 6000 draws: a cell's frequency has sd <= 0.0065.
+        np.testing.assert_allclose(seen, expected, atol=0.03)
