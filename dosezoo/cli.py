@@ -12,6 +12,10 @@
 
 Errors in the data or the configuration are reported as one line on stderr and exit status 2,
 never as a traceback.
+
+Each command imports the machinery it runs when it runs: ``dosezoo --help`` loads neither
+numba, pandas nor xarray, and ``next-dose`` loads the configured family's modules only (see
+:mod:`dosezoo.registry`), not PyMC for an exact or a kernel posterior.
 """
 
 import dataclasses
@@ -19,40 +23,21 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
-import pandas as pd
 import typer
-import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
-from dosezoo.config import (
-    design_from_config,
-    read_config,
-    simulation_from_config,
-)
-from dosezoo.data import TrialData
-from dosezoo.datasets import load_o6bg
-from dosezoo.decision import Decision
-from dosezoo.designs import Conduct, CountDesign, DecisionTableRow, MTDQuantileRule
-from dosezoo.designs.pathways import dose_paths
-from dosezoo.designs.registry import (
-    FAMILIES,
-    REQUIRED,
-    Derived,
-    Option,
-    encode,
-    family_of,
-    options_of,
-    toml_value,
-)
 from dosezoo.errors import ConvergenceError, StoreLockedError
-from dosezoo.scenarios.registry import SCENARIO_TYPES
-from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.simulate.engine import stratum_label
-from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from dosezoo.data import TrialData
+    from dosezoo.decision import Decision
+    from dosezoo.designs.registry import Option
 
 # Plain help (no rich panels): the rich help of typer >= 0.29 shows every flag as "<bool>".
 app = typer.Typer(
@@ -99,6 +84,10 @@ def demo(
     ),
 ) -> None:
     """Lee (2023)'s O6-BG re-design: fit the real trial, then run the 3PND re-design."""
+    from dosezoo.datasets import load_o6bg
+    from dosezoo.designs.mtd_quantile import MTDQuantileRule
+    from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
+
     console = Console(soft_wrap=True)
     data = load_o6bg()
     console.print(
@@ -150,6 +139,11 @@ def _pyplot() -> Any:
 
 
 def _plot_redesign(trials: dict, figure: Path) -> None:
+    import pandas as pd
+
+    from dosezoo.data import TrialData
+    from dosezoo.studies import O6BG_MODEL
+
     plt = _pyplot()
     grid = np.linspace(O6BG_MODEL.x_min + 1.0, O6BG_MODEL.x_max - 1.0, 120)
     fig, axes = plt.subplots(1, len(trials), figsize=(5 * len(trials), 4), sharey=True)
@@ -176,6 +170,8 @@ def _plot_redesign(trials: dict, figure: Path) -> None:
 
 
 def _default_text(default: object) -> str:
+    from dosezoo.designs.registry import REQUIRED, Derived, encode, toml_value
+
     if default is REQUIRED:
         return "(required)"
     if isinstance(default, Derived):
@@ -185,7 +181,9 @@ def _default_text(default: object) -> str:
     return toml_value(encode(default))
 
 
-def _option_record(option: Option) -> dict[str, Any]:
+def _option_record(option: "Option") -> dict[str, Any]:
+    from dosezoo.designs.registry import Derived, encode
+
     record: dict[str, Any] = {"name": option.name, "type": option.type_text}
     if option.required:
         record["required"] = True
@@ -196,7 +194,7 @@ def _option_record(option: Option) -> dict[str, Any]:
     return record
 
 
-def _options_line(options: Iterable[Option]) -> str:
+def _options_line(options: Iterable["Option"]) -> str:
     return ", ".join(f"{o.name} = {_default_text(o.default)}" for o in options) or "none"
 
 
@@ -205,6 +203,10 @@ def designs_command(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
 ) -> None:
     """List the design families with their options and defaults, and the scenario types."""
+    from dosezoo.designs.base import Conduct
+    from dosezoo.designs.registry import FAMILIES, Derived, encode, options_of
+    from dosezoo.scenarios.registry import SCENARIO_TYPES
+
     conduct = options_of(Conduct)
     families = {}
     for family in FAMILIES.values():
@@ -285,7 +287,7 @@ def _scalars(quantities: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in quantities.items() if np.ndim(v) == 0 and not isinstance(v, str)}
 
 
-def _decision_record(decision: Decision, data: TrialData, label: str) -> dict[str, Any]:
+def _decision_record(decision: "Decision", data: "TrialData", label: str) -> dict[str, Any]:
     record = {
         "design": label,
         "next_dose": _json_value(decision.next_dose) if decision.next_dose is not None else None,
@@ -318,6 +320,9 @@ def next_dose(
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Decide the dose of the next cohort of a real trial."""
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.data import TrialData
+
     try:
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()
@@ -333,6 +338,8 @@ def next_dose(
         typer.echo(f"stop: {decision.stop_reason}")
         return
     if decision.strata:
+        from dosezoo.simulate.engine import stratum_label
+
         lines = ["next dose per stratum:"]
         for stratum in decision.strata:
             label = stratum_label(stratum.stratum)
@@ -353,7 +360,7 @@ def next_dose(
 # --------------------------------------------------------------------------- simulate, report
 
 
-def _summary_table(summary: xr.Dataset, title: str) -> Table:
+def _summary_table(summary: "xr.Dataset", title: str) -> Table:
     table = Table(title=title)
     for column in ("metric", "median", "MCSE", "mean", "MCSE ", "n"):
         table.add_column(column, justify="right")
@@ -367,7 +374,7 @@ def _summary_table(summary: xr.Dataset, title: str) -> Table:
     return table
 
 
-def _stopped_line(summary: xr.Dataset, n_trials: int) -> str:
+def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
     p = float(summary["p_stopped_early"])
     se = math.sqrt(p * (1 - p) / n_trials) if n_trials else math.nan
     return f"stopped early: {p:.3f} (MCSE {se:.3f})"
@@ -388,6 +395,9 @@ def simulate_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Simulate a design under a scenario; write netCDF and print the operating characteristics."""
+    from dosezoo.config import design_from_config, read_config, simulation_from_config
+    from dosezoo.simulate import operating_characteristics, simulate
+
     try:
         if output.suffix != ".nc":
             raise ValueError(
@@ -418,7 +428,7 @@ def simulate_command(
     console.print(f"dosezoo report {output} for the selection and allocation per dose")
 
 
-def _dose_levels(results: xr.Dataset) -> np.ndarray:
+def _dose_levels(results: "xr.Dataset") -> np.ndarray:
     """Return the design's dose levels from the results' attributes, else the doses seen.
 
     For drug combinations (results with a ``dose_column`` dim), the combinations seen or
@@ -440,7 +450,7 @@ def _dose_levels(results: xr.Dataset) -> np.ndarray:
     return np.unique(doses[np.isfinite(doses)])
 
 
-def _targets(results: xr.Dataset) -> list[float]:
+def _targets(results: "xr.Dataset") -> list[float]:
     """Return the scenario's true MTD or target doses, when its record names them."""
     attrs = results.attrs
     if "scenario_mtd_dose" in attrs:
@@ -452,14 +462,14 @@ def _targets(results: xr.Dataset) -> list[float]:
     return []
 
 
-def _recommended(results: xr.Dataset) -> np.ndarray:
+def _recommended(results: "xr.Dataset") -> np.ndarray:
     """Return the recommended doses: (trial[, J]), or (trial, stratum[, J]) per stratum."""
     if "recommended_dose_stratum" in results:
         return results["recommended_dose_stratum"].values
     return results["recommended_dose"].values
 
 
-def _per_dose(results: xr.Dataset) -> dict[str, Any]:
+def _per_dose(results: "xr.Dataset") -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients).
 
     A dose is a level, or a combination (a list); for recommendations per stratum the
@@ -556,7 +566,7 @@ def _plot_report(per_dose: dict[str, Any], title: str, figure: Path) -> None:
     plt.close(fig)
 
 
-def _title(results: xr.Dataset) -> str:
+def _title(results: "xr.Dataset") -> str:
     design = results.attrs.get("design_name", "design")
     scenario = results.attrs.get("scenario_name", "scenario")
     return f"{design} under {scenario}, {results.sizes['trial']} trials"
@@ -573,6 +583,10 @@ def report_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Report a simulation: operating characteristics with MCSEs, selection and allocation."""
+    import xarray as xr
+
+    from dosezoo.simulate import operating_characteristics
+
     try:
         if not results_path.is_file():
             raise FileNotFoundError(f"{results_path}: no such results file")
@@ -681,6 +695,10 @@ def decision_table_command(
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Tabulate a count design's escalation decisions by patients and DLTs at the current dose."""
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.designs.base import CountDesign, DecisionTableRow
+    from dosezoo.designs.registry import FAMILIES, family_of, toml_value
+
     try:
         design = design_from_config(read_config(config), str(config))
         family = family_of(design)
@@ -737,6 +755,10 @@ def paths_command(
 
     Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
     """
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.data import TrialData
+    from dosezoo.designs.pathways import dose_paths
+
     try:
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()
