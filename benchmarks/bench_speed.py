@@ -68,6 +68,11 @@ LABELS = {
     "threepnd_study_wall_s": "3PND study, 36 configurations (wall s)",
     "lse_study_wall_s": "LSE comparison study (wall s)",
     "cli_next_dose_cold_wall_s": "dosezoo next-dose from a cold process (wall s)",
+    "cli_next_dose_cold_cpu_s": "dosezoo next-dose from a cold process (CPU s)",
+    "cli_help_wall_s": "dosezoo --help from a cold process (wall s)",
+    "cli_help_cpu_s": "dosezoo --help from a cold process (CPU s)",
+    "import_dosezoo_wall_s": "import dosezoo from a cold process (wall s)",
+    "import_dosezoo_cpu_s": "import dosezoo from a cold process (CPU s)",
 }
 
 

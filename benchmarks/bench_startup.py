@@ -48,10 +48,18 @@ STUDIES = (
 )
 
 
-def update_speed(values: dict) -> None:
-    """Read speed.json, set ``values``, write it back (other benchmarks' keys survive)."""
+def update_speed(values: dict, loads: dict | None = None, command: str | None = None) -> None:
+    """Read speed.json, set ``values``, write it back (other benchmarks' keys survive).
+
+    ``loads`` gives the load averages before each figure (the page shows them next to it), and
+    ``command`` the run that wrote the figures (listed on the page).
+    """
     data = json.loads(SPEED.read_text()) if SPEED.exists() else {}
     data.update(values)
+    if loads:
+        data["load_averages"] = {**data.get("load_averages", {}), **loads}
+    if command:
+        data["commands"] = {**data.get("commands", {}), "bench_startup.py": command}
     SPEED.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
 
 
@@ -95,6 +103,12 @@ def measure_cli(repeats: int) -> dict:
     values["cli_load_average"] = [round(x, 2) for x in (*load, *os.getloadavg())]
     values["cli_command"] = f"python benchmarks/bench_startup.py --part cli --repeats {repeats}"
     return values
+
+
+def cli_loads(values: dict) -> dict:
+    """Return the load averages before the run for each of its figures (for the page)."""
+    before = values["cli_load_average"][:3]
+    return {key: before for key, value in values.items() if isinstance(value, int | float)}
 
 
 def collect_studies() -> dict:
@@ -205,7 +219,9 @@ def main() -> None:
         write_profiles_page(json.loads(PROFILES.read_text()))
         return
     if args.part in ("cli", "all"):
-        update_speed(measure_cli(args.repeats))
+        values = measure_cli(args.repeats)
+        command = f"bench_startup.py --part cli --repeats {args.repeats}"
+        update_speed(values, cli_loads(values), command)
     if args.part in ("studies", "all"):
         update_speed(collect_studies())
     if args.part in ("profile", "all"):

@@ -6,91 +6,102 @@ returns a :class:`~dosezoo.decision.Decision`; a design composes a model, a rule
 options (``crm_design``, ``boin_design``, ...), and registers itself in
 :mod:`dosezoo.designs.registry` (``FAMILIES``), through which a design and its configuration
 tables are inverse (``design_config``, ``design_from_config``).
+
+The names below are imported from their modules on first access (:mod:`dosezoo.lazy`):
+``import dosezoo.designs`` loads no family, and ``dosezoo.designs.crm_design`` loads the CRM's
+modules only. A family's registration is read from its module's source until the family is
+used (:mod:`dosezoo.registry`).
 """
 
-from dosezoo.decision import Decision
-from dosezoo.designs.backfill import Backfill
-from dosezoo.designs.base import (
-    Conduct,
-    CountDesign,
-    CountRule,
-    DecisionTableRow,
-    Design,
-    ModelRule,
-    Rule,
-)
-from dosezoo.designs.blrm import BLRMRule, blrm_design
-from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
-from dosezoo.designs.boin12 import (
-    BOIN12Design,
-    BOIN12Rule,
-    BOIN12TableRow,
-    boin12_design,
-    boin12_utility,
-)
-from dosezoo.designs.combination_bo import (
-    CombinationBORule,
-    augmented_expected_improvement,
-    combination_bo_design,
-    expected_improvement,
-    sobol_start,
-)
-from dosezoo.designs.crm import CRMRule, crm_design
-from dosezoo.designs.d_optimal import (
-    DOptimalRule,
-    PrecisionStopping,
-    adaptive_d_optimal_design,
-    run_staged_trial,
-    weibull_reference_scenario,
-)
-from dosezoo.designs.ewoc import EWOCRule, ewoc_design
-from dosezoo.designs.lse import (
-    AdmissibleSet,
-    BORule,
-    LSERule,
-    TwoStageGPRule,
-    bo_design,
-    lse_design,
-)
-from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
-from dosezoo.designs.optimal import (
-    ApproximateDesign,
-    OptimalDesign,
-    bayesian_d_optimal,
-    d_efficiency,
-    efficient_rounding,
-    equivalence_check,
-    information_matrix,
-    locally_d_optimal,
-    optimal_design,
-    sensitivity,
-    uniform_design,
-    with_reference,
-)
-from dosezoo.designs.optimus import OptimusRule, optimus_design
-from dosezoo.designs.pick_the_winner import (
-    PTW_MATRIX,
-    ArmCriteria,
-    DoseRange,
-    PickTheWinnerScenario,
-    PickTheWinnerStage,
-    pick_the_winner,
-    pick_the_winner_cell,
-    pick_the_winner_scenarios,
-    prob_a_better,
-    simulate_pick_the_winner,
-    therapeutic_dose_range,
-)
-from dosezoo.designs.registry import (
-    FAMILIES,
-    Family,
-    design_config,
-    design_from_config,
-    family_of,
-    register,
-    register_stopping,
-)
-from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
+from typing import TYPE_CHECKING
+
+from dosezoo.lazy import attach
+
+if TYPE_CHECKING:
+    from dosezoo.decision import Decision
+    from dosezoo.designs.backfill import Backfill
+    from dosezoo.designs.base import (
+        Conduct,
+        CountDesign,
+        CountRule,
+        DecisionTableRow,
+        Design,
+        ModelRule,
+        Rule,
+    )
+    from dosezoo.designs.blrm import BLRMRule, blrm_design
+    from dosezoo.designs.boin import BOINRule, boin_boundaries, boin_design
+    from dosezoo.designs.boin12 import (
+        BOIN12Design,
+        BOIN12Rule,
+        BOIN12TableRow,
+        boin12_design,
+        boin12_utility,
+    )
+    from dosezoo.designs.combination_bo import (
+        CombinationBORule,
+        augmented_expected_improvement,
+        combination_bo_design,
+        expected_improvement,
+        sobol_start,
+    )
+    from dosezoo.designs.crm import CRMRule, crm_design
+    from dosezoo.designs.d_optimal import (
+        DOptimalRule,
+        PrecisionStopping,
+        adaptive_d_optimal_design,
+        run_staged_trial,
+        weibull_reference_scenario,
+    )
+    from dosezoo.designs.ewoc import EWOCRule, ewoc_design
+    from dosezoo.designs.lse import (
+        AdmissibleSet,
+        BORule,
+        LSERule,
+        TwoStageGPRule,
+        bo_design,
+        lse_design,
+    )
+    from dosezoo.designs.mtd_quantile import MTDQuantileRule, ToxicityStopping, mtd_quantile_design
+    from dosezoo.designs.optimal import (
+        ApproximateDesign,
+        OptimalDesign,
+        bayesian_d_optimal,
+        d_efficiency,
+        efficient_rounding,
+        equivalence_check,
+        information_matrix,
+        locally_d_optimal,
+        optimal_design,
+        sensitivity,
+        uniform_design,
+        with_reference,
+    )
+    from dosezoo.designs.optimus import OptimusRule, optimus_design
+    from dosezoo.designs.pick_the_winner import (
+        PTW_MATRIX,
+        ArmCriteria,
+        DoseRange,
+        PickTheWinnerScenario,
+        PickTheWinnerStage,
+        pick_the_winner,
+        pick_the_winner_cell,
+        pick_the_winner_scenarios,
+        prob_a_better,
+        simulate_pick_the_winner,
+        therapeutic_dose_range,
+    )
+    from dosezoo.designs.registry import (
+        FAMILIES,
+        Family,
+        design_config,
+        design_from_config,
+        family_of,
+        register,
+        register_stopping,
+    )
+    from dosezoo.designs.three_plus_three import ThreePlusThreeRule, three_plus_three_design
+
 
 __all__ = [
     "FAMILIES",
@@ -170,3 +181,6 @@ __all__ = [
     "weibull_reference_scenario",
     "with_reference",
 ]
+
+#: Each name is imported from its module on first access (:mod:`dosezoo.lazy`).
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -4,8 +4,10 @@ A **family** (:class:`Family`) is one kind of design: a model class (or none), a
 the family's own conduct defaults, and its example configuration. Each family registers itself
 in its rule's module (``register(Family(...))`` at the bottom of ``designs/crm.py``, ...), so
 the command line, the configuration reader and the contract test reach a new family without an
-edit anywhere else; :data:`FAMILIES` is the read-only registry, keyed by the name a
-configuration gives as ``[model] type``.
+edit anywhere else; :data:`FAMILIES` is the read-only registry (lazy: it reads the names from
+the modules' source and imports a family's module when it is used, see :mod:`dosezoo.registry`),
+keyed by the name a configuration gives as ``[model] type``. A family's name must be a string
+literal in that call, where the registry can read it.
 
 A design and its configuration are inverse (:func:`design_config`, :func:`design_from_config`)::
 
@@ -36,6 +38,7 @@ refuses (its message names the option; that name locates the key).
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import re
@@ -52,6 +55,7 @@ from dosezoo.designs.base import Conduct, CountRule, Design, Rule, Stopping
 from dosezoo.errors import ConfigError
 from dosezoo.models.base import DoseModel
 from dosezoo.registry import Registry
+from dosezoo.scenarios.registry import search_scenarios_in
 
 __all__ = [
     "FAMILIES",
@@ -218,7 +222,9 @@ def options_of(spec: Callable[..., Any], *, skip: Iterable[str] = ()) -> tuple[O
 
 # --------------------------------------------------------------------------- stopping pieces
 
-_STOPPING_PIECES: Registry[type] = Registry("register_stopping", lambda cls: cls.__qualname__)
+_STOPPING_PIECES: Registry[type] = Registry(
+    "register_stopping", lambda cls: cls.__qualname__, packages=("dosezoo.designs",)
+)
 
 #: Stopping pieces of the conduct by their ``type`` in a configuration (read-only).
 STOPPING: Mapping[str, type] = _STOPPING_PIECES.entries
@@ -240,7 +246,8 @@ def register_stopping(name: str, cls: type) -> type:
 
 
 def _stopping_name(piece: object) -> str:
-    for name, cls in STOPPING.items():
+    # The piece's class is loaded: look among the registered pieces before importing others.
+    for name, cls in itertools.chain(_STOPPING_PIECES.loaded.items(), STOPPING.items()):
         if type(piece) is cls:
             return name
     raise ValueError(
@@ -746,8 +753,10 @@ class Family:
 
 
 _FAMILIES: Registry[Family] = Registry(
-    "register", lambda family: f"rule {family.rule.__qualname__}"
+    "register", lambda family: f"rule {family.rule.__qualname__}", packages=("dosezoo.designs",)
 )
+# A rule's module may also register the scenario type its reference design needs.
+search_scenarios_in("dosezoo.designs")
 
 #: The registered families by name (read-only; :func:`register` adds one).
 FAMILIES: Mapping[str, Family] = _FAMILIES.entries
@@ -777,7 +786,9 @@ def family_of(design: Design) -> Family:
     ValueError
         If no registered family owns it.
     """
-    for family in FAMILIES.values():
+    # The design's family is registered (its rule's module is loaded): look there first, and
+    # import the other families' modules only if it is not.
+    for family in itertools.chain(_FAMILIES.loaded.values(), FAMILIES.values()):
         if family.owns(design):
             return family
     raise ValueError(

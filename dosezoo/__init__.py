@@ -12,6 +12,16 @@ dosezoo.designs
     Dose-finding rules that turn a posterior into the next dose.
 """
 
-from importlib.metadata import version
+#: The installed version (read from the package metadata on first access: importing
+#: ``importlib.metadata`` and scanning the installed distributions would cost every start).
+__version__: str
 
-__version__ = version("dosezoo")
+
+def __getattr__(name: str) -> str:
+    """Return ``__version__`` on first access (PEP 562)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'dosezoo' has no attribute {name!r}")
+    from importlib.metadata import version
+
+    value = globals()["__version__"] = version("dosezoo")
+    return value

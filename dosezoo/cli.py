@@ -14,6 +14,10 @@
 
 Errors in the data or the configuration are reported as one line on stderr and exit status 2,
 never as a traceback.
+
+Each command imports the machinery it runs when it runs: ``dosezoo --help`` loads neither
+numba, pandas nor xarray, and ``next-dose`` loads the configured family's modules only (see
+:mod:`dosezoo.registry`), not PyMC for an exact or a kernel posterior.
 """
 
 import dataclasses
@@ -22,52 +26,21 @@ import math
 import shlex
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
-import pandas as pd
 import typer
-import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
-from dosezoo.config import (
-    design_from_config,
-    read_config,
-    simulation_from_config,
-)
-from dosezoo.data import TrialData
-from dosezoo.datasets import load_o6bg
-from dosezoo.decision import Decision
-from dosezoo.designs import Conduct, CountDesign, DecisionTableRow, MTDQuantileRule
-from dosezoo.designs.pathways import dose_paths
-from dosezoo.designs.registry import (
-    FAMILIES,
-    REQUIRED,
-    Derived,
-    Option,
-    encode,
-    family_of,
-    options_of,
-    toml_value,
-)
 from dosezoo.errors import ConvergenceError, StoreLockedError
-from dosezoo.report import (
-    COMMAND_ATTR,
-    CONFIG_ATTR,
-    dose_text,
-    load_results,
-    per_dose,
-    plot_per_dose,
-    pyplot,
-    row_label,
-    title_of,
-    write_html_report,
-)
-from dosezoo.scenarios.registry import SCENARIO_TYPES
-from dosezoo.simulate import operating_characteristics, simulate
-from dosezoo.simulate.engine import stratum_label
-from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_replicates, o6bg_trial
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from dosezoo.data import TrialData
+    from dosezoo.decision import Decision
+    from dosezoo.designs.registry import Option
 
 # Plain help (no rich panels): the rich help of typer >= 0.29 shows every flag as "<bool>".
 app = typer.Typer(
@@ -120,6 +93,10 @@ def demo(
     ),
 ) -> None:
     """Lee (2023)'s O6-BG re-design: fit the real trial, then run the 3PND re-design."""
+    from dosezoo.datasets import load_o6bg
+    from dosezoo.designs.mtd_quantile import MTDQuantileRule
+    from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
+
     console = Console(soft_wrap=True)
     data = load_o6bg()
     console.print(
@@ -164,6 +141,8 @@ def demo(
 
 def _how_typical(console: Console, trials: dict, n_trials: int, random_seed: int) -> None:
     """Print the share of replicated trials ending at each dose, and at the printed path's."""
+    from dosezoo.studies import o6bg_replicates
+
     console.print(
         f"\nHow typical these paths are: final dose (the last cohort's) of {n_trials} "
         f"replicated trials with random_seed = {random_seed} (the paths above are trial 0; "
@@ -181,6 +160,12 @@ def _how_typical(console: Console, trials: dict, n_trials: int, random_seed: int
 
 
 def _plot_redesign(trials: dict, figure: Path) -> None:
+    import pandas as pd
+
+    from dosezoo.data import TrialData
+    from dosezoo.report import pyplot
+    from dosezoo.studies import O6BG_MODEL
+
     plt = pyplot()
     grid = np.linspace(O6BG_MODEL.x_min + 1.0, O6BG_MODEL.x_max - 1.0, 120)
     fig, axes = plt.subplots(1, len(trials), figsize=(5 * len(trials), 4), sharey=True)
@@ -207,6 +192,8 @@ def _plot_redesign(trials: dict, figure: Path) -> None:
 
 
 def _default_text(default: object) -> str:
+    from dosezoo.designs.registry import REQUIRED, Derived, encode, toml_value
+
     if default is REQUIRED:
         return "(required)"
     if isinstance(default, Derived):
@@ -216,7 +203,9 @@ def _default_text(default: object) -> str:
     return toml_value(encode(default))
 
 
-def _option_record(option: Option) -> dict[str, Any]:
+def _option_record(option: "Option") -> dict[str, Any]:
+    from dosezoo.designs.registry import Derived, encode
+
     record: dict[str, Any] = {"name": option.name, "type": option.type_text}
     if option.required:
         record["required"] = True
@@ -227,7 +216,7 @@ def _option_record(option: Option) -> dict[str, Any]:
     return record
 
 
-def _options_line(options: Iterable[Option]) -> str:
+def _options_line(options: Iterable["Option"]) -> str:
     return ", ".join(f"{o.name} = {_default_text(o.default)}" for o in options) or "none"
 
 
@@ -236,6 +225,10 @@ def designs_command(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
 ) -> None:
     """List the design families with their options and defaults, and the scenario types."""
+    from dosezoo.designs.base import Conduct
+    from dosezoo.designs.registry import FAMILIES, Derived, encode, options_of
+    from dosezoo.scenarios.registry import SCENARIO_TYPES
+
     conduct = options_of(Conduct)
     families = {}
     for family in FAMILIES.values():
@@ -309,7 +302,7 @@ def _scalars(quantities: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in quantities.items() if np.ndim(v) == 0 and not isinstance(v, str)}
 
 
-def _decision_record(decision: Decision, data: TrialData, label: str) -> dict[str, Any]:
+def _decision_record(decision: "Decision", data: "TrialData", label: str) -> dict[str, Any]:
     record = {
         "design": label,
         "next_dose": _json_value(decision.next_dose) if decision.next_dose is not None else None,
@@ -342,6 +335,10 @@ def next_dose(
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Decide the dose of the next cohort of a real trial."""
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.data import TrialData
+    from dosezoo.report import dose_text
+
     try:
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()
@@ -357,6 +354,8 @@ def next_dose(
         typer.echo(f"stop: {decision.stop_reason}")
         return
     if decision.strata:
+        from dosezoo.simulate.engine import stratum_label
+
         lines = ["next dose per stratum:"]
         for stratum in decision.strata:
             label = stratum_label(stratum.stratum)
@@ -377,7 +376,7 @@ def next_dose(
 # --------------------------------------------------------------------------- simulate, report
 
 
-def _summary_table(summary: xr.Dataset, title: str) -> Table:
+def _summary_table(summary: "xr.Dataset", title: str) -> Table:
     table = Table(title=title)
     for column in ("metric", "median", "MCSE", "mean", "MCSE ", "n"):
         table.add_column(column, justify="right")
@@ -391,7 +390,7 @@ def _summary_table(summary: xr.Dataset, title: str) -> Table:
     return table
 
 
-def _stopped_line(summary: xr.Dataset, n_trials: int) -> str:
+def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
     p = float(summary["p_stopped_early"])
     se = math.sqrt(p * (1 - p) / n_trials) if n_trials else math.nan
     return f"stopped early: {p:.3f} (MCSE {se:.3f})"
@@ -412,6 +411,10 @@ def simulate_command(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Simulate a design under a scenario; write netCDF and print the operating characteristics."""
+    from dosezoo.config import design_from_config, read_config, simulation_from_config
+    from dosezoo.report import COMMAND_ATTR, CONFIG_ATTR
+    from dosezoo.simulate import operating_characteristics, simulate
+
     try:
         if output.suffix != ".nc":
             raise ValueError(
@@ -474,6 +477,18 @@ def report_command(
     stopping, figures, dose paths of example trials, the design's options, the package
     versions and the command that reproduces the results.
     """
+    from dosezoo.report import (
+        dose_text,
+        load_results,
+        per_dose,
+        plot_per_dose,
+        pyplot,
+        row_label,
+        title_of,
+        write_html_report,
+    )
+    from dosezoo.simulate import operating_characteristics
+
     try:
         if output is not None:
             if figure is not None or as_json:
@@ -597,6 +612,10 @@ def decision_table_command(
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Tabulate a count design's escalation decisions by patients and DLTs at the current dose."""
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.designs.base import CountDesign, DecisionTableRow
+    from dosezoo.designs.registry import FAMILIES, family_of, toml_value
+
     try:
         design = design_from_config(read_config(config), str(config))
         family = family_of(design)
@@ -653,6 +672,11 @@ def paths_command(
 
     Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
     """
+    from dosezoo.config import design_from_config, read_config
+    from dosezoo.data import TrialData
+    from dosezoo.designs.pathways import dose_paths
+    from dosezoo.report import pyplot
+
     try:
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()

@@ -47,22 +47,18 @@ An optional ``[backfill]`` table (or ``[conduct.backfill]``) gives the conduct's
 allocation) for a design whose outcomes include ``dlt``.
 
 Families register themselves in their rule's module and scenario types in their scenario's
-module; this module imports every module of :mod:`dosezoo.designs` and
-:mod:`dosezoo.scenarios` when it is imported, so a new family or scenario file is found without
-an edit to any list.
+module, so a new family or scenario file is found without an edit to any list. The registries
+read the names from the modules' source (:mod:`dosezoo.registry`) and import only the module of
+the family and of the scenario type a configuration names: a configuration of the CRM loads
+neither the GP designs nor PyMC.
 """
 
-import importlib
-import pkgutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import dosezoo.designs
-import dosezoo.scenarios
 from dosezoo.checks import integer, positive_int
 from dosezoo.designs import Design
 from dosezoo.designs.registry import (
@@ -91,16 +87,6 @@ __all__ = [
 
 #: The sections a configuration may have.
 SECTIONS = ("model", "rule", "conduct", "backfill", "scenario", "simulation")
-
-
-def _discover(package: ModuleType) -> None:
-    """Import every module of ``package``, so that each registers what it defines."""
-    for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
-        importlib.import_module(module.name)
-
-
-_discover(dosezoo.designs)
-_discover(dosezoo.scenarios)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:

@@ -1,28 +1,38 @@
-"""Dose-response models, each a PyMC model with fast engines that return the same schema."""
+"""Dose-response models, each a PyMC model with fast engines that return the same schema.
 
-from dosezoo.models.blrm import (
-    BLRM,
-    BLRMPrior,
-    blrm_minimal_informative_prior,
-    blrm_prior_from_quantiles,
-)
-from dosezoo.models.boin import BOIN
-from dosezoo.models.crm import CRM, crm_prior_from_statements, crm_skeleton
-from dosezoo.models.ewoc import EWOC, ewoc_prior_from_statements
-from dosezoo.models.gp_surface import GPSurface, GPSurfacePosterior
-from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
-from dosezoo.models.latent_gp import (
-    LatentGP,
-    latent_gp_prior_from_statements,
-    quantile_prior_mean,
-    sigma_f_lognormal,
-)
-from dosezoo.models.three_pnd import ThreePND
-from dosezoo.models.three_pnd_groups import ThreePNDGroups
-from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
-from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
-from dosezoo.models.weibull_aft import MLENotFound, WeibullAFT, WeibullMLE, WeibullPosterior
-from dosezoo.models.workflow import StatementFit, plot_ppc
+The names below are imported from their modules on first access (:mod:`dosezoo.lazy`), so
+``import dosezoo.models.base`` (or any one model) loads no other model.
+"""
+
+from typing import TYPE_CHECKING
+
+from dosezoo.lazy import attach
+
+if TYPE_CHECKING:
+    from dosezoo.models.blrm import (
+        BLRM,
+        BLRMPrior,
+        blrm_minimal_informative_prior,
+        blrm_prior_from_quantiles,
+    )
+    from dosezoo.models.boin import BOIN
+    from dosezoo.models.crm import CRM, crm_prior_from_statements, crm_skeleton
+    from dosezoo.models.ewoc import EWOC, ewoc_prior_from_statements
+    from dosezoo.models.gp_surface import GPSurface, GPSurfacePosterior
+    from dosezoo.models.joint_probit import JointProbit, JointProbitPrior
+    from dosezoo.models.latent_gp import (
+        LatentGP,
+        latent_gp_prior_from_statements,
+        quantile_prior_mean,
+        sigma_f_lognormal,
+    )
+    from dosezoo.models.three_pnd import ThreePND
+    from dosezoo.models.three_pnd_groups import ThreePNDGroups
+    from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
+    from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
+    from dosezoo.models.weibull_aft import MLENotFound, WeibullAFT, WeibullMLE, WeibullPosterior
+    from dosezoo.models.workflow import StatementFit, plot_ppc
+
 
 __all__ = [
     "BLRM",
@@ -54,3 +64,6 @@ __all__ = [
     "quantile_prior_mean",
     "sigma_f_lognormal",
 ]
+
+#: Each name is imported from its module on first access (:mod:`dosezoo.lazy`).
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -1,14 +1,17 @@
 """The family and scenario registries, and the configuration tables they read and write."""
 
-import pkgutil
+import importlib
+import json
+import subprocess
 import sys
 from dataclasses import KW_ONLY, dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
-import dosezoo.config  # discovers every family and scenario module
+import dosezoo.config
 import dosezoo.designs
 import dosezoo.scenarios
 from dosezoo.cli import app
@@ -36,8 +39,10 @@ from dosezoo.designs.registry import (
 from dosezoo.designs.three_plus_three import ThreePlusThreeRule
 from dosezoo.errors import ConfigError
 from dosezoo.models import CRM
+from dosezoo.registry import Declaration, declarations
 from dosezoo.scenarios import SCENARIO_TYPES, ScenarioType, design_attribute, register_scenario
 
+ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 SKELETON = (0.05, 0.12, 0.25, 0.4, 0.55)
 
@@ -116,16 +121,126 @@ def test_register_refuses_a_name_taken_by_another_rule(restored):
         register_stopping("toxicity", Never)
 
 
-def test_every_module_registers_itself_when_the_configuration_is_imported():
-    for package in (dosezoo.designs, dosezoo.scenarios):
-        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
-            assert module.name in sys.modules, module.name
+#: In a fresh interpreter: the names the registries read from the source (importing the
+#: configuration reader only), which of the declaring modules that loaded, then the names that
+#: importing every module of dosezoo.designs and dosezoo.scenarios registers (the old way).
+CONTRACT = """
+import importlib, json, pkgutil, sys
+import dosezoo.config
+from dosezoo.designs import registry as designs
+from dosezoo.scenarios import registry as scenarios
+
+registries = {
+    "families": designs._FAMILIES,
+    "stopping": designs._STOPPING_PIECES,
+    "scenarios": scenarios._TYPES,
+}
+report = {"declared": {key: list(r.entries) for key, r in registries.items()}}
+modules = {m for r in registries.values() for m in r.declared().values()}
+report["declaring modules loaded"] = sorted(modules & set(sys.modules))
+report["declaring modules"] = sorted(modules)
+for package in ("dosezoo.designs", "dosezoo.scenarios"):
+    path = importlib.import_module(package).__path__
+    for module in pkgutil.iter_modules(path, package + "."):
+        importlib.import_module(module.name)
+report["registered"] = {key: list(r.loaded) for key, r in registries.items()}
+print(json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def contract() -> dict:
+    run = subprocess.run(
+        [sys.executable, "-c", CONTRACT], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_the_lazy_registries_list_what_importing_every_module_registers(contract):
+    # The contract of a lazy registry: the names read from the source, without an import,
+    # are exactly those that importing every module registers (in the same order for the
+    # families: by module name, then in the module's order).
+    declared, registered = contract["declared"], contract["registered"]
+    assert declared["families"] == registered["families"]
+    for key in ("stopping", "scenarios"):
+        assert sorted(declared[key]) == sorted(registered[key]), key
+    assert len(declared["families"]) >= 12
+    assert set(declared["scenarios"]) >= {"binary", "continuous", "o6bg", "efftox", "seno2025"}
+    assert declared["stopping"] == ["toxicity"]
+
+
+def test_listing_the_names_imports_no_family(contract):
+    assert contract["declaring modules loaded"] == []
+    assert "dosezoo.designs.crm" in contract["declaring modules"]
+    assert "dosezoo.designs.d_optimal" in contract["declaring modules"]  # a scenario type too
+
+
+def test_every_family_is_reached_through_the_registry():
     assert {f.rule.__module__ for f in FAMILIES.values()} >= {
         "dosezoo.designs.crm",
         "dosezoo.designs.lse",
         "dosezoo.designs.three_plus_three",
     }
     assert set(SCENARIO_TYPES) >= {"binary", "continuous", "o6bg", "efftox", "seno2025"}
+
+
+TOY_INIT = """
+from dosezoo.registry import Registry
+
+REGISTRY = Registry("register", repr, packages=("toyzoo",))
+
+
+def register(name, entry):
+    return REGISTRY.add(name, entry)
+"""
+TOY_MODULE = '''"""A toy module.
+
+register(this line is prose in a docstring, not a call
+"""
+
+from toyzoo import register
+
+register("alpha", 1)
+register(
+    "beta",
+    2,
+)
+if True:
+    register("hidden", 3)
+'''
+TOY_GHOST = '''"""A docstring that shows a registration at column 0:
+
+register("ghost", 0)
+"""
+'''
+
+
+def test_a_registry_reads_its_names_from_the_source_and_imports_on_lookup(tmp_path, monkeypatch):
+    package = tmp_path / "toyzoo"
+    package.mkdir()
+    (package / "__init__.py").write_text(TOY_INIT)
+    (package / "animals.py").write_text(TOY_MODULE)
+    (package / "ghost.py").write_text(TOY_GHOST)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    toyzoo = importlib.import_module("toyzoo")
+    try:
+        entries = toyzoo.REGISTRY.entries
+        assert declarations("toyzoo")[0] == Declaration("register", "alpha", "toyzoo.animals")
+        assert list(entries) == ["alpha", "beta", "ghost"]  # read, not imported
+        assert "toyzoo.animals" not in sys.modules and "beta" in entries
+        assert entries["beta"] == 2 and "toyzoo.animals" in sys.modules
+        # A registration the source does not show at the top level is found only once its
+        # module is loaded: the contract test above keeps the package's modules free of them.
+        assert list(entries) == ["alpha", "beta", "ghost", "hidden"]
+        with pytest.raises(RuntimeError, match=r"toyzoo\.ghost declares 'ghost'.*did not register"):
+            entries["ghost"]
+        with pytest.raises(KeyError):
+            entries["nothing"]
+    finally:
+        for name in ("toyzoo", "toyzoo.animals", "toyzoo.ghost"):
+            sys.modules.pop(name, None)
+        declarations.cache_clear()
 
 
 def test_options_come_from_the_init_fields():

@@ -152,3 +152,66 @@ def test_the_entry_points_load_neither_scipy_stats_nor_scipy_optimize():
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.split()[-1] == "[]", run.stdout
+
+
+#: What the command line's start may not load: PyMC, and the numerical stack behind the designs.
+STARTUP_HEAVY = ("pymc", "pytensor", "arviz", "numba", "pandas", "xarray", "scipy")
+
+#: Runs command lines one after the other in one fresh interpreter (as ``dosezoo ARGS`` would,
+#: in process), and prints, after each, the heavy libraries and the design modules loaded.
+CLI_PROBE = """
+import json, sys
+
+def loaded():
+    return {{
+        "heavy": sorted(m for m in {heavy!r} if m in sys.modules),
+        "designs": sorted(m for m in sys.modules if m.startswith("dosezoo.designs.")),
+    }}
+
+report = {{}}
+import dosezoo
+report["import dosezoo"] = loaded()
+from dosezoo.cli import app
+for args in {commands!r}:
+    try:
+        app(args, prog_name="dosezoo")
+    except SystemExit as stop:
+        assert not stop.code, (args, stop.code)
+    report[" ".join(args)] = loaded()
+print(json.dumps(report))
+"""
+
+
+def _cli_probe(*commands: list[str]) -> dict:
+    code = CLI_PROBE.format(heavy=STARTUP_HEAVY, commands=list(commands))
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.splitlines()[-1])
+
+
+def test_the_package_and_the_help_load_no_heavy_library():
+    report = _cli_probe(["--help"], ["next-dose", "--help"], ["simulate", "--help"])
+    assert report["import dosezoo"] == {"heavy": [], "designs": []}
+    for command in ("--help", "next-dose --help", "simulate --help"):
+        assert report[command]["heavy"] == [], command
+        assert report[command]["designs"] == [], command
+
+
+def test_next_dose_loads_its_family_only_and_no_pymc():
+    from dosezoo.designs.registry import _FAMILIES
+
+    declaring = set(_FAMILIES.declared().values())
+    o6bg = ["next-dose", "examples/o6bg_first_cohorts.csv", "-c", "examples/o6bg_accelerated.toml"]
+    crm = ["next-dose", "examples/binary_cohorts.csv", "-c", "examples/crm.toml"]
+    report = _cli_probe(o6bg, crm)
+    quadrature, grid = report[" ".join(o6bg)], report[" ".join(crm)]
+    for after in (quadrature, grid):
+        assert not {"pymc", "pytensor", "arviz"} & set(after["heavy"]), after["heavy"]
+    # Only the configured family's module is imported (the registry reads the others' names).
+    assert declaring & set(quadrature["designs"]) == {"dosezoo.designs.mtd_quantile"}
+    assert declaring & set(grid["designs"]) == {
+        "dosezoo.designs.mtd_quantile",
+        "dosezoo.designs.crm",
+    }

@@ -22,43 +22,49 @@ Each module registers the types a configuration names (``[scenario] type = "bina
 registers its own types and edits nothing else.
 """
 
-from dosezoo.scenarios.binary import BinaryToxicityScenario
-from dosezoo.scenarios.continuous import (
-    O6BG_PERTURBATION,
-    ContinuousToxicityScenario,
-    O6BGResampling,
-    o6bg_resampling,
-)
-from dosezoo.scenarios.efftox import (
-    EffToxScenario,
-    standard_efftox_scenario,
-    standard_efftox_scenarios,
-)
-from dosezoo.scenarios.registry import (
-    SCENARIO_TYPES,
-    ScenarioType,
-    design_attribute,
-    register_scenario,
-)
-from dosezoo.scenarios.seno2025 import (
-    SENO2025_DOSE_LEVELS,
-    SENO2025_SCENARIOS,
-    seno2025_scenario,
-    seno2025_target,
-)
-from dosezoo.scenarios.weibull import (
-    WEIBULL_B,
-    WEIBULL_SHAPES,
-    WeibullScenario,
-    calibrate_tau,
-    weibull_scenario,
-    weibull_scenarios,
-)
-from dosezoo.scenarios.willard2024 import (
-    WILLARD2024_SCENARIOS,
-    CombinationSurfaceScenario,
-    willard2024_scenario,
-)
+from typing import TYPE_CHECKING
+
+from dosezoo.lazy import attach
+
+if TYPE_CHECKING:
+    from dosezoo.scenarios.binary import BinaryToxicityScenario
+    from dosezoo.scenarios.continuous import (
+        O6BG_PERTURBATION,
+        ContinuousToxicityScenario,
+        O6BGResampling,
+        o6bg_resampling,
+    )
+    from dosezoo.scenarios.efftox import (
+        EffToxScenario,
+        standard_efftox_scenario,
+        standard_efftox_scenarios,
+    )
+    from dosezoo.scenarios.registry import (
+        SCENARIO_TYPES,
+        ScenarioType,
+        design_attribute,
+        register_scenario,
+    )
+    from dosezoo.scenarios.seno2025 import (
+        SENO2025_DOSE_LEVELS,
+        SENO2025_SCENARIOS,
+        seno2025_scenario,
+        seno2025_target,
+    )
+    from dosezoo.scenarios.weibull import (
+        WEIBULL_B,
+        WEIBULL_SHAPES,
+        WeibullScenario,
+        calibrate_tau,
+        weibull_scenario,
+        weibull_scenarios,
+    )
+    from dosezoo.scenarios.willard2024 import (
+        WILLARD2024_SCENARIOS,
+        CombinationSurfaceScenario,
+        willard2024_scenario,
+    )
+
 
 __all__ = [
     "O6BG_PERTURBATION",
@@ -87,3 +93,6 @@ __all__ = [
     "weibull_scenarios",
     "willard2024_scenario",
 ]
+
+#: Each name is imported from its module on first access (:mod:`dosezoo.lazy`).
+__getattr__, __dir__ = attach(__name__, __file__)

@@ -15,7 +15,13 @@ from typing import Any
 from dosezoo.protocols import Scenario
 from dosezoo.registry import Registry
 
-__all__ = ["SCENARIO_TYPES", "ScenarioType", "design_attribute", "register_scenario"]
+__all__ = [
+    "SCENARIO_TYPES",
+    "ScenarioType",
+    "design_attribute",
+    "register_scenario",
+    "search_scenarios_in",
+]
 
 
 def _nothing(design: object) -> dict[str, Any]:
@@ -54,7 +60,9 @@ class ScenarioType:
 
 
 _TYPES: Registry[ScenarioType] = Registry(
-    "register_scenario", lambda kind: f"builder {kind.build.__qualname__}"
+    "register_scenario",
+    lambda kind: f"builder {kind.build.__qualname__}",
+    packages=("dosezoo.scenarios",),
 )
 
 #: Registered scenario types by name (read-only; :func:`register_scenario` adds one).
@@ -76,6 +84,15 @@ def register_scenario(kind: ScenarioType) -> ScenarioType:
         raise ValueError(f"register_scenario: expected a ScenarioType, got {kind!r}")
     _TYPES.add(kind.name, kind)
     return kind
+
+
+def search_scenarios_in(package: str) -> None:
+    """Also read the scenario types that the modules of ``package`` declare.
+
+    The scenario modules are searched by default; a higher layer whose modules register a
+    scenario type (a design's reference scenario) adds its package.
+    """
+    _TYPES.search(package)
 
 
 def design_attribute(design: object, *names: str) -> Any:

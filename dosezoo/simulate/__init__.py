@@ -21,8 +21,17 @@ protocols of `dosezoo.protocols`. Its modules, one concern each:
   Monte Carlo standard errors.
 """
 
-from dosezoo.simulate.engine import TrialRecord, run_trial
-from dosezoo.simulate.runner import simulate
-from dosezoo.simulate.summaries import operating_characteristics
+from typing import TYPE_CHECKING
+
+from dosezoo.lazy import attach
+
+if TYPE_CHECKING:
+    from dosezoo.simulate.engine import TrialRecord, run_trial
+    from dosezoo.simulate.runner import simulate
+    from dosezoo.simulate.summaries import operating_characteristics
+
 
 __all__ = ["TrialRecord", "operating_characteristics", "run_trial", "simulate"]
+
+#: Each name is imported from its module on first access (:mod:`dosezoo.lazy`).
+__getattr__, __dir__ = attach(__name__, __file__)
