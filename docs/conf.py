@@ -106,11 +106,15 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     "header_links_before_dropdown": 6,
-    "secondary_sidebar_items": ["page-toc"],
+    # The design guide's wide tables take the page's whole width.
+    "secondary_sidebar_items": {"**": ["page-toc"], "docs/which_design": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"docs/index": []}
+# Pages without sub-pages get no (empty) section navigation, and their tables the width.
+html_sidebars = {
+    f"docs/{page}": [] for page in ("index", "which_design", "models_and_designs", "parallel")
+}
 
 
 def _api_page(package: str) -> str:
@@ -123,16 +127,14 @@ def _api_page(package: str) -> str:
     lines = [package, "=" * len(package), "", f".. automodule:: {package}", "   :no-members:", ""]
     for title, group, template in (
         ("Classes", classes, "dosezoo_class.rst"),
-        ("Functions", routines, None),
-        ("Constants", data, None),
+        ("Functions", routines, "dosezoo_base.rst"),
+        ("Constants", data, "dosezoo_base.rst"),
     ):
         if not group:
             continue
         lines += [title, "-" * len(title), "", f".. currentmodule:: {package}", ""]
         lines += [".. autosummary::", "   :toctree: generated", "   :nosignatures:"]
-        if template:
-            lines.append(f"   :template: {template}")
-        lines += [""] + [f"   {name}" for name in group] + [""]
+        lines += [f"   :template: {template}", ""] + [f"   {name}" for name in group] + [""]
     return "\n".join(lines)
 
 

@@ -47,6 +47,8 @@ def _toctree_docnames() -> set[str]:
                 entry = entry.strip()
                 if not entry or entry.startswith(":"):
                     continue
+                if titled := re.fullmatch(r".*<(.+)>", entry):  # Title <docname>
+                    entry = titled.group(1)
                 here = _docname(page).rsplit("/", 1)[0]
                 pattern = entry[1:] if entry.startswith("/") else f"{here}/{entry}"
                 listed.update(name for name in sources if fnmatch(name, pattern))
@@ -119,6 +121,7 @@ def test_sphinx_build_without_warnings(tmp_path):
     assert "crm_design" in crm and "Parameters" in crm
     gallery = (out / "notebooks" / "binary_designs.html").read_text()
     assert "cell_output" in gallery  # executed: the stored notebook has no outputs
-    results = (out / "docs" / "results" / "weibull_d_optimal.html").read_text()
-    assert "weibull_d_optimal_fig2.png" in results
-    assert (out / "_images").is_dir() or (out / "docs" / "results").is_dir()
+    results = (out / "docs" / "results" / "combination_bo.html").read_text()
+    assert re.search(r'<img [^>]*src="[^"]*combination_bo_scenario1\.png"', results)
+    assert list(out.rglob("combination_bo_scenario1.png"))  # the figure is copied
+    assert re.search(r'href="[^"]*combination_bo_simulation\.csv"', results)  # data: a download
