@@ -7,6 +7,7 @@ notebook) and needs the docs extra (``make docs`` installs it).
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from fnmatch import fnmatch
@@ -108,6 +109,9 @@ def test_sphinx_build_without_warnings(tmp_path):
     pytest.importorskip("sphinx", reason="the docs extra is not installed (make docs installs it)")
     pytest.importorskip("myst_nb", reason="the docs extra is not installed (make docs installs it)")
     out = tmp_path / "html"
+    cache = ROOT / "build" / "docs" / "jupyter_cache"
+    if cache.is_dir():  # make docs' executed notebooks, by content hash: changed ones rerun
+        shutil.copytree(cache, tmp_path / "jupyter_cache")
     env = {**os.environ, "DOSEZOO_DOCS_BUILD": str(tmp_path), "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", "docs", "-W", "--keep-going"]
     run = subprocess.run(
