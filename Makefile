@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
+.PHONY: demo test test-slow lint docs bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -34,6 +34,19 @@ test-slow: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) tools/typecheck.py
+
+# The documentation site (Sphinx) into build/docs/html/: the API reference, the notebooks
+# executed (cached in build/docs/jupyter_cache; only changed notebooks rerun), the results
+# pages; any warning fails the build. The docs extra is installed on first use.
+DOCS_BUILD := build/docs
+$(VENV)/.installed-docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	@touch $@
+
+docs: $(VENV)/.installed-docs
+	PYDEVD_DISABLE_FILE_VALIDATION=1 DOSEZOO_DOCS_BUILD=$(DOCS_BUILD) \
+		$(VENV)/bin/sphinx-build -b html -c docs -W --keep-going . $(DOCS_BUILD)/html
+	@echo "open $(DOCS_BUILD)/html/index.html"
 
 # The studies and benchmarks write their data and one page each into docs/results/.
 # Speed of one 3PND posterior update (docs/results/three_pnd_speed.md).

@@ -26,7 +26,7 @@ __all__ = [
     "Scenario",
 ]
 
-Described = dict[str, float | int | str | bool | None]
+type Described = dict[str, float | int | str | bool | None]
 """Flat parameters returned by ``describe()``."""
 
 
