@@ -237,19 +237,6 @@ def simulate(
         except BaseException:
             store.save_held()
             raise
-        result = _combine(parts, n_trials, fingerprint)
-        parts += _run_todo(
-            design,
-            scenario,
-            todo,
-            run,
-            layout,
-            n_jobs,
-            client,
-            batch_size,
-            progress,
-            save=store.save,
-        )
         result = _combine(parts, n_trials, {**fingerprint, **recorded})
         store.finish(result)
     return result
