@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint docs bench validate study redesign lse-study bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
+.PHONY: demo test test-slow lint docs bench validate study redesign lse-study lse-appendix bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -73,10 +73,18 @@ three-pnd-large-sample: $(VENV)/.installed
 redesign: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py
 
-# Seno et al. (2025)'s comparison study (5 designs x 20 scenarios x 2000 trials) and its lambda
-# sensitivity (docs/results/lse_comparison.md, lse_lambda_sensitivity.md).
+# Seno et al. (2025)'s comparison study (5 designs x 20 scenarios x 2000 trials)
+# (docs/results/lse_comparison.md).
 lse-study: $(VENV)/.installed
-	$(PY) benchmarks/lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity
+	$(PY) benchmarks/lse_comparison.py --trials 2000 --jobs 2
+
+# The rest of Seno et al. (2025), reusing lse-study's saved cells (run it first): the
+# acquisition comparison of Appendix D, the lambda sensitivity on all 20 scenarios, the
+# constants acting at the lowest dose and the prior's monotonicity of Appendix B
+# (docs/results/lse_acquisition.md, lse_lambda_sensitivity.md, lse_lowest_dose.md,
+# lse_gp_monotonicity.md).
+lse-appendix: $(VENV)/.installed
+	$(PY) benchmarks/lse_appendix.py --trials 2000 --jobs 2 --acquisition-comparison --lambda-sensitivity --lowest-dose-sensitivity --monotonicity
 
 # Decision speed and operating characteristics of CRM, BOIN, 3+3, BLRM and EWOC
 # (docs/results/binary_designs.md).
@@ -154,6 +162,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/three_pnd_large_sample.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
+	$(PY) benchmarks/lse_appendix.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
 	$(PY) benchmarks/willard2024_study.py --report-only
 	$(PY) benchmarks/weibull_d_optimal_study.py --report-only

@@ -25,7 +25,8 @@ Writes ``docs/results/lse_comparison.csv`` (columns scenario, design, every metr
 design) and the page ``lse_comparison.md``. Per-cell netCDF files in ``benchmarks/runs/lse/``
 (not committed) make an interrupted run resume (simulate's ``path=``).
 ``--lambda-sensitivity`` runs Section 5.2.3 (lambda in 0, 0.25, ..., 1.25) on
-``--sensitivity-scenarios`` and writes ``lse_lambda_sensitivity.csv``, ``.json`` and the page
+``--sensitivity-scenarios`` (all 20 by default; ``make lse-appendix`` runs it through
+``lse_appendix.py``) and writes ``lse_lambda_sensitivity.csv``, ``.json`` and the page
 ``lse_lambda_sensitivity.md``. ``--report-only`` rewrites the pages from the saved CSV and JSON
 files (no simulation).
 
@@ -87,7 +88,12 @@ SAFETY_CUTOFF = 0.9
 #: carries a Monte Carlo SE of at most 0.025, and the study fits the 30-minute budget.
 MCMC = {"draws": 500, "tune": 100}
 #: What `make lse-study` runs.
-MAKE_RUN = "lse_comparison.py --trials 2000 --jobs 2 --lambda-sensitivity"
+MAKE_RUN = "lse_comparison.py --trials 2000 --jobs 2"
+#: What `make lse-appendix` runs, the lambda sensitivity on all 20 scenarios among it.
+APPENDIX_RUN = (
+    "lse_appendix.py --trials 2000 --jobs 2 --acquisition-comparison --lambda-sensitivity "
+    "--lowest-dose-sensitivity --monotonicity"
+)
 
 
 def crm_arm(target: float):
@@ -134,9 +140,17 @@ def summarise(results, metrics: dict[str, str]) -> dict[str, float]:
     return row
 
 
-def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[dict, float]:
-    """Simulate one (design, scenario) cell; return its row and the seconds it took."""
-    design = make_design(design_name, seno2025_target(scenario))
+def run_cell(
+    design_name: str, scenario: int, trials: int, jobs: int, factory=None
+) -> tuple[dict, float]:
+    """Simulate one (design, scenario) cell; return its row and the seconds it took.
+
+    ``factory(target)`` builds the design (``make_design(design_name, target)`` by default);
+    ``design_name`` also names the cell's saved run, so it must tell the designs apart.
+    The row also has ``lowest_selected``: the percentage of trials recommending the lowest dose.
+    """
+    target = seno2025_target(scenario)
+    design = make_design(design_name, target) if factory is None else factory(target)
     path = RUNS / f"{design_name}_s{scenario:02d}_n{trials}_d{MCMC['draws']}t{MCMC['tune']}.nc"
     if path.exists() or path.with_name(path.name + ".parts").exists():
         RESUMED.append(path.name)
@@ -155,6 +169,9 @@ def run_cell(design_name: str, scenario: int, trials: int, jobs: int) -> tuple[d
     elapsed = time.perf_counter() - started
     row = {"scenario": scenario, "design": design_name}
     row |= summarise(results, PLANNED | TREATED)
+    lowest = np.asarray(results["recommended_dose"]) == SENO2025_DOSE_LEVELS[0]
+    row["lowest_selected"] = 100 * float(lowest.mean())
+    row["lowest_selected_se"] = 100 * float(lowest.std() / np.sqrt(lowest.size))
     return row, elapsed
 
 
@@ -233,7 +250,7 @@ def main() -> None:
     parser.add_argument("--scenarios", type=str, default="1-20", help="e.g. '1-20' or '1,5,13'")
     parser.add_argument("--designs", type=str, default=",".join(DESIGNS))
     parser.add_argument("--lambda-sensitivity", action="store_true")
-    parser.add_argument("--sensitivity-scenarios", type=str, default="1,4,5,8,11,14,15,18")
+    parser.add_argument("--sensitivity-scenarios", type=str, default="1-20")
     parser.add_argument("--draws", type=int, default=MCMC["draws"], help="GP draws per fit")
     parser.add_argument("--tune", type=int, default=MCMC["tune"], help="GP burn-in per fit")
     parser.add_argument(
@@ -292,7 +309,14 @@ def main() -> None:
     (RESULTS / f"{args.output}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     if args.lambda_sensitivity:
-        sensitivity(parse_scenarios(args.sensitivity_scenarios), args.trials, args.jobs)
+        sensitivity(
+            parse_scenarios(args.sensitivity_scenarios),
+            args.trials,
+            args.jobs,
+            command=f"python benchmarks/lse_comparison.py --trials {args.trials} --jobs "
+            f"{args.jobs} --lambda-sensitivity --sensitivity-scenarios {args.sensitivity_scenarios}"
+            f" --draws {args.draws} --tune {args.tune}",
+        )
     write_report(args.output)
 
 
@@ -358,9 +382,50 @@ def write_report(output: str) -> None:
         write_sensitivity_report()
 
 
-def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
+def run_record(wall: float, jobs: int, trials: int, scenarios: list[int], command: str) -> dict:
+    """Return the JSON record of a run: wall time, cores, size, command, load, machine."""
+    return {
+        "wall_seconds": round(wall, 1),
+        "cores": jobs,
+        "trials_per_cell": trials,
+        "scenarios": scenarios,
+        "command": command,
+        "mcmc": dict(MCMC),
+        # 1, 5 and 15-minute load averages: other jobs on the machine slow the run down.
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def run_text(record: dict) -> str:
+    """One sentence on how a run was made (command, size, wall time, load)."""
+    load = record.get("load_average_before")
+    return (
+        f"Made by `{record['command']}`: {record['trials_per_cell']} trials per cell, "
+        f"{record['wall_seconds']:.0f} s wall time on {record['cores']} worker process(es) "
+        f"({record['machine']}, {record['cpu_count']} CPUs"
+        + (f"; load average {load[0]:.1f} before" if load else "")
+        + (
+            f", {record['load_average_after'][0]:.1f} after"
+            if "load_average_after" in record
+            else ""
+        )
+        + ")."
+    )
+
+
+def sensitivity(
+    scenarios: list[int],
+    trials: int,
+    jobs: int,
+    *,
+    results=RESULTS,
+    command: str = "",
+) -> None:
     """Section 5.2.3: the LSE design for lambda in 0, 0.25, ..., 1.25."""
     rows = []
+    load_before = os.getloadavg()
     started = time.perf_counter()
     for weight in SENSITIVITY_LAMBDAS:
         for scenario in scenarios:
@@ -368,25 +433,26 @@ def sensitivity(scenarios: list[int], trials: int, jobs: int) -> None:
             rows.append(row | {"lambda": weight})
     wall = time.perf_counter() - started
     table = pd.DataFrame(rows)
-    table.to_csv(RESULTS / "lse_lambda_sensitivity.csv", index=False, float_format="%.6g")
-    record = {
-        "wall_seconds": round(wall, 1),
-        "cores": jobs,
-        "trials_per_cell": trials,
-        "scenarios": scenarios,
+    table.to_csv(results / "lse_lambda_sensitivity.csv", index=False, float_format="%.6g")
+    record = run_record(wall, jobs, trials, scenarios, command) | {
         "lambdas": list(SENSITIVITY_LAMBDAS),
+        "load_average_before": [round(v, 2) for v in load_before],
     }
-    (RESULTS / "lse_lambda_sensitivity.json").write_text(json.dumps(record, indent=2) + "\n")
+    (results / "lse_lambda_sensitivity.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_sensitivity_report(results)
 
 
 def sensitivity_markdown(table: pd.DataFrame, record: dict | None) -> str:
     """Return the sensitivity page's body: one table per metric, lambdas as columns."""
-    run = (
-        f"{record['trials_per_cell']} trials per cell, {record['wall_seconds']:.0f} s on "
-        f"{record['cores']} worker(s). "
-        if record
-        else ""
-    )
+    if record and "command" in record:
+        run = run_text(record) + " "
+    elif record:
+        run = (
+            f"{record['trials_per_cell']} trials per cell, {record['wall_seconds']:.0f} s on "
+            f"{record['cores']} worker(s). "
+        )
+    else:
+        run = ""
     lines = [f"{run}Percent (Monte Carlo SE)."]
     for metric in PLANNED:
         wide = table.assign(cell=_cell_text(table, metric)).pivot(
@@ -399,19 +465,20 @@ def sensitivity_markdown(table: pd.DataFrame, record: dict | None) -> str:
     return "\n".join(lines)
 
 
-def write_sensitivity_report() -> None:
+def write_sensitivity_report(results=RESULTS) -> None:
     """Write the page lse_lambda_sensitivity.md from the saved CSV (and JSON, when saved)."""
-    table = pd.read_csv(RESULTS / "lse_lambda_sensitivity.csv")
-    path = RESULTS / "lse_lambda_sensitivity.json"
+    table = pd.read_csv(results / "lse_lambda_sensitivity.csv")
+    path = results / "lse_lambda_sensitivity.json"
     record = json.loads(path.read_text()) if path.exists() else None
     write_page(
         "lse_lambda_sensitivity",
         "Seno et al. (2025): sensitivity of the LSE design to lambda (Section 5.2.3)",
         sensitivity_markdown(table, record),
-        make="lse-study",
-        runs=[MAKE_RUN],
+        make="lse-appendix",
+        runs=[APPENDIX_RUN],
         rebuild="lse_comparison.py --report-only",
         data=["lse_lambda_sensitivity.csv", *(["lse_lambda_sensitivity.json"] if record else [])],
+        results=results,
     )
 
 

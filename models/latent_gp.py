@@ -657,6 +657,61 @@ class LatentGP(DoseModel):
             out[name] = stats[:, :, i].astype(dtype)
         return out
 
+    # ----------------------------------------------------------- prior checks
+
+    def prior_monotone_probability(
+        self,
+        n_draws: int = 20000,
+        *,
+        random_seed: int | np.random.Generator | None = None,
+        mean: ArrayLike | None = None,
+    ) -> tuple[float, float]:
+        r"""Prior probability that the DLT curve increases over the dose levels (Appendix B).
+
+        Seno et al. (2025), Section 4.2.2 and Appendix B, choose the length-scale so that
+        prior curves are monotone with high probability. This is that probability at the
+        doses, by Monte Carlo from the prior: :math:`\log\sigma_f \sim N(\mu_\sigma,
+        s_\sigma^2)`, :math:`f = m + \sigma_f L z`, :math:`z \sim N(0, I)` (the model's
+        non-centred form, jitter included), and
+
+        .. math::
+
+            P\big(p_1 < p_2 < \dots < p_K\big) = P\big(f(x_1) < \dots < f(x_K)\big)
+
+        (the logistic link is increasing). Only the doses are checked, not the curve
+        between them.
+
+        Parameters
+        ----------
+        n_draws : int
+            Prior draws (20000).
+        random_seed : int or numpy.random.Generator, optional
+        mean : array_like, optional
+            A prior mean to use instead of the model's, shape (K,) (e.g. that of a prior MTD
+            location, :func:`quantile_prior_mean`).
+
+        Returns
+        -------
+        (float, float)
+            The probability and its Monte Carlo standard error
+            :math:`\sqrt{\hat P (1 - \hat P) / n}`.
+        """
+        owner = "LatentGP.prior_monotone_probability"
+        if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 1:
+            raise ValueError(f"{owner}: n_draws must be an integer >= 1, got {n_draws!r}")
+        m = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
+        if m.shape != (self.n_doses,) or not np.all(np.isfinite(m)):
+            raise ValueError(
+                f"{owner}: mean must be {self.n_doses} finite values, got {np.asarray(mean)!r}"
+            )
+        rng = np.random.default_rng(random_seed)
+        sigma = np.exp(self.log_sigma_mu + self.log_sigma_sd * rng.standard_normal(n_draws))
+        z = rng.standard_normal((n_draws, self.n_doses))
+        f = m[None, :] + sigma[:, None] * (z @ self.chol.T)
+        monotone = np.all(np.diff(f, axis=1) > 0, axis=1)
+        p = float(monotone.mean())
+        return p, math.sqrt(p * (1 - p) / n_draws)
+
     # ------------------------------------------------------------ interpolation
 
     def latent_between(

@@ -238,3 +238,48 @@ def test_missing_dlt_and_bad_engine_are_refused():
         model.fit(_data([1.0], [0]), engine="gibbs")
     with pytest.raises(ValueError, match="draws must be an integer"):
         model.fit(_data([1.0], [0]), engine="kernel", draws=0)
+
+
+# ------------------------------------------------------------ prior monotonicity (Appendix B)
+
+
+def test_near_infinite_length_scale_gives_monotone_prior_draws():
+    # f = m + sigma_f * (common shift): the increasing prior mean is kept by every draw.
+    model = LatentGP.from_quantiles(LEVELS, target=0.3, length_scale=1e4)
+    assert np.all(np.diff(model.prior_mean) > 0)
+    p, se = model.prior_monotone_probability(5000, random_seed=1)
+    assert p > 0.999 and se < 0.001
+
+
+def test_independent_doses_with_a_flat_mean_are_monotone_with_probability_one_over_k_factorial():
+    # A tiny length-scale makes the K values independent and exchangeable: 1/K! orderings.
+    model = LatentGP((1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 0.0, 0.0), length_scale=1e-3)
+    p, se = model.prior_monotone_probability(40000, random_seed=2)
+    assert abs(p - 1 / math.factorial(4)) < 4 * se
+
+
+def test_two_dose_monotone_probability_matches_a_quadrature_over_sigma_f():
+    # P(f_2 > f_1) = E[Phi(dm / (sigma_f sqrt(2 + 2 jitter - 2 rho)))], log sigma_f normal.
+    from scipy import integrate
+
+    model = LatentGP((1.0, 2.0), (-1.0, -0.6), length_scale=0.7)
+    rho = math.exp(-0.5 / 0.7**2)
+    scale = math.sqrt(2 + 2 * model.jitter - 2 * rho)
+    mu, sd = model.log_sigma_mu, model.log_sigma_sd
+
+    def integrand(u: float) -> float:
+        return stats.norm.pdf(u) * stats.norm.cdf(0.4 / (math.exp(mu + sd * u) * scale))
+
+    expected, _ = integrate.quad(integrand, -10, 10)
+    p, se = model.prior_monotone_probability(40000, random_seed=3)
+    assert abs(p - expected) < 4 * se
+
+
+def test_prior_monotone_probability_takes_another_mean_and_names_bad_input():
+    model = LatentGP.from_quantiles(LEVELS, target=0.3, length_scale=1e4)
+    p, _ = model.prior_monotone_probability(2000, random_seed=4, mean=np.zeros(5) - np.arange(5))
+    assert p < 0.001  # a decreasing mean with a rigid shift is never increasing
+    with pytest.raises(ValueError, match="n_draws"):
+        model.prior_monotone_probability(0)
+    with pytest.raises(ValueError, match="mean must be 5"):
+        model.prior_monotone_probability(10, mean=[0.0, 1.0])
