@@ -146,6 +146,21 @@ class DoseModel(ABC):
         posteriors ignore it).
         """
 
+    def fitted_posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
+        """Fit the PyMC model with ``sampling``'s settings and read the posterior a rule needs.
+
+        The :meth:`posterior` of a model whose only engine is a fit (no exact posterior).
+        """
+        sampling = Sampling() if sampling is None else sampling
+        idata = self.fit(
+            data,
+            draws=sampling.draws,
+            tune=sampling.tune,
+            chains=sampling.chains,
+            random_seed=sampling.random_seed,
+        )
+        return self.posterior_from_idata(idata, sampling.criteria)
+
     def data_schema(self) -> dict[str, Any]:
         """Return the keywords of :class:`~dosezoo.data.TrialData` that the model's data need.
 

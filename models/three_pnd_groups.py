@@ -78,6 +78,32 @@ if TYPE_CHECKING:
 MAX_RESPONSE_SCALE = 1e6
 
 
+class ThreePNDScale:
+    """The 3PND's ``z`` and ``sigma_max``, shared by the extensions (fields eta, gamma)."""
+
+    eta: float
+    gamma: float
+
+    @property
+    def z(self) -> float:
+        """``Phi^-1(gamma)``."""
+        return float(ndtri(self.gamma))
+
+    @property
+    def sigma_max(self) -> float:
+        """Upper end ``eta / z`` of the support of sigma."""
+        return self.eta / self.z
+
+
+def scalar_means(post: xr.Dataset) -> dict[str, float]:
+    """Return the posterior mean of every scalar parameter (dims ``chain, draw``)."""
+    return {
+        str(name): float(value.mean())
+        for name, value in post.data_vars.items()
+        if value.dims == ("chain", "draw")
+    }
+
+
 def check_hyper(owner: str, model: Any) -> None:
     """Validate the 3PND hyper-parameters ``eta, gamma, x_min, x_max, delta, dose_unit``.
 
@@ -166,7 +192,7 @@ def labels_column(
 
 
 @dataclass(frozen=True)
-class ThreePNDGroups(DoseModel):
+class ThreePNDGroups(ThreePNDScale, DoseModel):
     r"""Lee (2023)'s 3PND for several groups: a slope per group, shared sigma and nu.
 
     Parameters
@@ -227,16 +253,6 @@ class ThreePNDGroups(DoseModel):
             object.__setattr__(self, "nu", real_number(owner, "nu", self.nu))
             if self.nu <= 0:
                 raise ValueError(f"{owner}: nu must be > 0 or None, got {self.nu!r}")
-
-    @property
-    def z(self) -> float:
-        """``Phi^-1(gamma)``."""
-        return float(ndtri(self.gamma))
-
-    @property
-    def sigma_max(self) -> float:
-        """Upper end ``eta / z`` of the support of sigma."""
-        return self.eta / self.z
 
     def parameters(self) -> dict[str, Any]:
         """Return the hyper-parameters, groups, group column, nu and dose unit."""
@@ -364,26 +380,14 @@ class ThreePNDGroups(DoseModel):
         A DosePosterior has one MTD; this model has one per group: read them with
         :meth:`group_mtds`. The convergence report judges ``beta`` and ``mtd``.
         """
-        sampling = Sampling() if sampling is None else sampling
-        idata = self.fit(
-            data,
-            draws=sampling.draws,
-            tune=sampling.tune,
-            chains=sampling.chains,
-            random_seed=sampling.random_seed,
-        )
-        return self.posterior_from_idata(idata, sampling.criteria)
+        return self.fitted_posterior(data, sampling)
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
         """Read the scalar parameters' means and the convergence of ``beta`` and ``mtd``."""
         post = idata["posterior"].to_dataset()
-        scalars = {
-            str(name): float(value.mean())
-            for name, value in post.data_vars.items()
-            if value.dims == ("chain", "draw")
-        }
+        scalars = scalar_means(post)
         return DosePosterior(
             dose_levels=(),
             rates={},

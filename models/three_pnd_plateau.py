@@ -66,12 +66,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel
-from dosezoo.models.three_pnd_groups import check_hyper, check_responses
+from dosezoo.models.three_pnd_groups import ThreePNDScale, check_hyper, check_responses
 from dosezoo.posterior import DosePosterior, Sampling
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ThreePNDPlateau(DoseModel):
+class ThreePNDPlateau(ThreePNDScale, DoseModel):
     r"""The sigmoid Emax (Hill) dose-response with the 3PND's MTD and a range-bound prior.
 
     Parameters
@@ -118,16 +118,6 @@ class ThreePNDPlateau(DoseModel):
         if scale <= 0:
             raise ValueError(f"{self.model_name}: plateau_scale must be > 0, got {scale!r}")
         object.__setattr__(self, "plateau_scale", scale)
-
-    @property
-    def z(self) -> float:
-        """``Phi^-1(gamma)``."""
-        return float(ndtri(self.gamma))
-
-    @property
-    def sigma_max(self) -> float:
-        """Upper end ``eta / z`` of the support of sigma."""
-        return self.eta / self.z
 
     def parameters(self) -> dict[str, Any]:
         """Return the hyper-parameters and the dose unit."""
@@ -241,15 +231,7 @@ class ThreePNDPlateau(DoseModel):
 
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
         """Fit NUTS and read the MTD's posterior draws (judged by the convergence criteria)."""
-        sampling = Sampling() if sampling is None else sampling
-        idata = self.fit(
-            data,
-            draws=sampling.draws,
-            tune=sampling.tune,
-            chains=sampling.chains,
-            random_seed=sampling.random_seed,
-        )
-        return self.posterior_from_idata(idata, sampling.criteria)
+        return self.fitted_posterior(data, sampling)
 
     def prob_toxicity(self, idata: xr.DataTree, doses: ArrayLike) -> xr.DataArray:
         """Return ``P(Y >= eta | x) = 1 - Phi((eta - f(x)) / sigma)`` per draw.

@@ -58,13 +58,19 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import xarray as xr
-from scipy.special import expit, ndtri
+from scipy.special import expit
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.base import DoseModel
-from dosezoo.models.three_pnd_groups import check_hyper, check_responses, labels_column
+from dosezoo.models.three_pnd_groups import (
+    ThreePNDScale,
+    check_hyper,
+    check_responses,
+    labels_column,
+    scalar_means,
+)
 from dosezoo.posterior import DosePosterior, SampledDistribution, Sampling
 
 if TYPE_CHECKING:
@@ -75,7 +81,7 @@ FREE = ("sigma", "mu_mtd", "tau_mtd", "mu_log_nu", "tau_log_nu", "f", "e")
 
 
 @dataclass(frozen=True)
-class ThreePNDRepeated(DoseModel):
+class ThreePNDRepeated(ThreePNDScale, DoseModel):
     r"""Lee (2023)'s 3PND as a non-linear mixed model: patient-level MTD and nu, shared sigma.
 
     Parameters
@@ -124,16 +130,6 @@ class ThreePNDRepeated(DoseModel):
             raise ValueError(
                 f"{owner}: subject_column must be a non-empty string, got {self.subject_column!r}"
             )
-
-    @property
-    def z(self) -> float:
-        """``Phi^-1(gamma)``."""
-        return float(ndtri(self.gamma))
-
-    @property
-    def sigma_max(self) -> float:
-        """Upper end ``eta / z`` of the support of sigma."""
-        return self.eta / self.z
 
     def parameters(self) -> dict[str, Any]:
         """Return the hyper-parameters, the subject column and the dose unit."""
@@ -258,26 +254,14 @@ class ThreePNDRepeated(DoseModel):
         The individual MTDs are the fit's ``mtd`` (dims ``subject``); the DosePosterior
         carries the population MTD, judged by the convergence criteria.
         """
-        sampling = Sampling() if sampling is None else sampling
-        idata = self.fit(
-            data,
-            draws=sampling.draws,
-            tune=sampling.tune,
-            chains=sampling.chains,
-            random_seed=sampling.random_seed,
-        )
-        return self.posterior_from_idata(idata, sampling.criteria)
+        return self.fitted_posterior(data, sampling)
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
         """Read the population MTD's draws, the scalars' means and the convergence of a fit."""
         post = idata["posterior"].to_dataset()
-        scalars = {
-            str(name): float(value.mean())
-            for name, value in post.data_vars.items()
-            if value.dims == ("chain", "draw")
-        }
+        scalars = scalar_means(post)
         draws = post["mtd_population"].transpose("chain", "draw").to_numpy()
         return DosePosterior(
             dose_levels=(),
