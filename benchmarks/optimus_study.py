@@ -46,7 +46,7 @@ from dosezoo.designs import (
     crm_design,
     optimus_design,
 )
-from dosezoo.designs.pick_the_winner import mean_and_se
+from dosezoo.designs.pick_the_winner_stage import mean_and_se
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.joint_probit import JointProbit

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
         with_reference,
     )
     from dosezoo.designs.optimus import OptimusRule, optimus_design
-    from dosezoo.designs.pick_the_winner import (
+    from dosezoo.designs.pick_the_winner_stage import (
         PTW_MATRIX,
         ArmCriteria,
         DoseRange,

@@ -78,6 +78,14 @@ def attach(package: str, init_file: str) -> tuple[Callable[[str], Any], Callable
         AttributeError. ``__dir__()`` lists the exports with the package's own names.
     """
     exports = exports_of(Path(init_file).read_text(encoding="utf-8"))
+    # Importing a submodule sets the package's attribute of its name to the module, after
+    # any __getattr__: an export named as its own module would turn into that module.
+    shadowed = [name for name, module in exports.items() if module == f"{package}.{name}"]
+    if shadowed:
+        raise ImportError(
+            f"{package}: the exports {shadowed} are named as the modules they come from; "
+            "rename the modules"
+        )
 
     def __getattr__(name: str) -> Any:
         module = exports.get(name)

@@ -20,7 +20,7 @@ from dosezoo.designs import (
     mtd_quantile_design,
     therapeutic_dose_range,
 )
-from dosezoo.designs.pick_the_winner import PickTheWinnerStage, mean_and_se, stage_uniforms
+from dosezoo.designs.pick_the_winner_stage import PickTheWinnerStage, mean_and_se, stage_uniforms
 from dosezoo.models import EWOC, ThreePND
 from dosezoo.scenarios import (
     ContinuousToxicityScenario,
