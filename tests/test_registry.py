@@ -340,3 +340,16 @@ def test_scenario_registry(restored):
     assert design_attribute(design, "target") == 0.3  # from the model
     assert design_attribute(design, "sample_size") == 36  # from the design
     assert design_attribute(design, "nothing") is None
+
+
+def test_an_export_named_as_its_own_module_is_refused(tmp_path):
+    """Importing the module would turn the package's attribute into the module."""
+    from dosezoo.lazy import attach
+
+    init = tmp_path / "__init__.py"
+    init.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+        "    from fakepkg.winner import winner\n    from fakepkg.rules import Rule\n"
+    )
+    with pytest.raises(ImportError, match=r"fakepkg: the exports \['winner'\]"):
+        attach("fakepkg", str(init))

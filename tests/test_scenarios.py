@@ -202,7 +202,16 @@ def test_3pnd_simulation_resumes_without_losing_or_repeating_trials(small_design
     path = tmp_path / "run.nc"
     killed = FailingAfter(**TRUTH, budget=[None] * 10)  # 3 trials and a third of the 4th
     with pytest.raises(Interrupted):
-        simulate(small_design, killed, 6, random_seed=5, path=path, batch_size=1, progress=False)
+        simulate(
+            small_design,
+            killed,
+            6,
+            random_seed=5,
+            path=path,
+            batch_size=1,
+            progress=False,
+            save_every=0,
+        )
     del killed
     saved = sorted((tmp_path / "run.nc.parts").glob("trials-*.batch"))
     assert len(saved) == 3

@@ -265,7 +265,16 @@ def test_a_killed_vectorised_run_resumes_to_the_same_result(tmp_path, monkeypatc
     killed = KilledScenario(design.dose_levels, p_true, 0.3, planned_sample_size=30)
     monkeypatch.setitem(_BATCHES_BEFORE_THE_KILL, "left", 2)
     with pytest.raises(KeyboardInterrupt, match="simulated kill"):
-        simulate(design, killed, 100, random_seed=SEED, path=path, batch_size=30, progress=False)
+        simulate(
+            design,
+            killed,
+            100,
+            random_seed=SEED,
+            path=path,
+            batch_size=30,
+            progress=False,
+            save_every=0,
+        )
     assert len(list(path.with_name("sim.nc.parts").glob("trials-*.batch"))) == 2
     result = simulate(
         design, scenario, 100, random_seed=SEED, path=path, batch_size=40, progress=False
