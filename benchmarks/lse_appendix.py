@@ -193,7 +193,7 @@ def acquisition_comparison(scenarios, trials, jobs, results, command) -> None:
         scenarios=scenarios,
     )
     save(table, record, "lse_acquisition", results)
-    write_acquisition_report(results)
+    write_part_report("lse_acquisition", results)
 
 
 def acquisition_markdown(table: pd.DataFrame, record: dict) -> str:
@@ -244,22 +244,6 @@ def acquisition_markdown(table: pd.DataFrame, record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_acquisition_report(results: Path) -> None:
-    """Write ``lse_acquisition.md`` from the saved CSV and JSON."""
-    table = pd.read_csv(results / "lse_acquisition.csv")
-    record = json.loads((results / "lse_acquisition.json").read_text())
-    write_page(
-        "lse_acquisition",
-        "Seno et al. (2025): misclassification versus ambiguity acquisition (Appendix D)",
-        acquisition_markdown(table, record),
-        make="lse-appendix",
-        runs=[MAKE_RUN],
-        rebuild=REBUILD,
-        data=["lse_acquisition.csv", "lse_acquisition.json"],
-        results=results,
-    )
-
-
 # ------------------------------------------------------------------ lowest-dose part
 
 
@@ -279,7 +263,7 @@ def lowest_dose_sensitivity(scenarios, trials, jobs, results, command) -> None:
     )
     record["variants"] = {v: DEFAULT_CONSTANTS | c for v, c in LOWEST_VARIANTS.items()}
     save(table, record, "lse_lowest_dose", results)
-    write_lowest_report(results)
+    write_part_report("lse_lowest_dose", results)
 
 
 def lowest_verdict(table: pd.DataFrame) -> list[str]:
@@ -362,22 +346,6 @@ def lowest_markdown(table: pd.DataFrame, record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_lowest_report(results: Path) -> None:
-    """Write ``lse_lowest_dose.md`` from the saved CSV and JSON."""
-    table = pd.read_csv(results / "lse_lowest_dose.csv")
-    record = json.loads((results / "lse_lowest_dose.json").read_text())
-    write_page(
-        "lse_lowest_dose",
-        "Seno et al. (2025): the constants that act at the lowest dose (rule (ii), safety stop)",
-        lowest_markdown(table, record),
-        make="lse-appendix",
-        runs=[MAKE_RUN],
-        rebuild=REBUILD,
-        data=["lse_lowest_dose.csv", "lse_lowest_dose.json"],
-        results=results,
-    )
-
-
 # ------------------------------------------------------------------ monotonicity part
 
 #: Length-scales of the prior check; the paper (and our default) is 1.
@@ -420,7 +388,7 @@ def monotonicity(draws: int, results: Path, command: str) -> None:
         "sigma_f_range": list(model.sigma_f_range),
     }
     save(pd.DataFrame(rows), record, "lse_gp_monotonicity", results)
-    write_monotonicity_report(results)
+    write_part_report("lse_gp_monotonicity", results)
 
 
 def monotonicity_markdown(table: pd.DataFrame, record: dict) -> str:
@@ -452,35 +420,48 @@ def monotonicity_markdown(table: pd.DataFrame, record: dict) -> str:
     return "\n".join(lines)
 
 
-def write_monotonicity_report(results: Path) -> None:
-    """Write ``lse_gp_monotonicity.md`` from the saved CSV and JSON."""
-    table = pd.read_csv(results / "lse_gp_monotonicity.csv", dtype={"prior_mtd": str})
-    record = json.loads((results / "lse_gp_monotonicity.json").read_text())
-    write_page(
-        "lse_gp_monotonicity",
+# --------------------------------------------------------------------------- main
+
+
+#: Each part's page: its title and the function that writes its markdown from the saved data.
+PAGES = {
+    "lse_acquisition": (
+        "Seno et al. (2025): misclassification versus ambiguity acquisition (Appendix D)",
+        acquisition_markdown,
+    ),
+    "lse_lowest_dose": (
+        "Seno et al. (2025): the constants that act at the lowest dose (rule (ii), safety stop)",
+        lowest_markdown,
+    ),
+    "lse_gp_monotonicity": (
         "Seno et al. (2025): prior probability of a monotone DLT curve (Appendix B)",
-        monotonicity_markdown(table, record),
+        monotonicity_markdown,
+    ),
+}
+
+
+def write_part_report(stem: str, results: Path) -> None:
+    """Write ``<stem>.md`` from the part's saved CSV and JSON."""
+    title, markdown = PAGES[stem]
+    table = pd.read_csv(results / f"{stem}.csv", dtype={"prior_mtd": str})
+    record = json.loads((results / f"{stem}.json").read_text())
+    write_page(
+        stem,
+        title,
+        markdown(table, record),
         make="lse-appendix",
         runs=[MAKE_RUN],
         rebuild=REBUILD,
-        data=["lse_gp_monotonicity.csv", "lse_gp_monotonicity.json"],
+        data=[f"{stem}.csv", f"{stem}.json"],
         results=results,
     )
 
 
-# --------------------------------------------------------------------------- main
-
-
 def report_only(results: Path) -> None:
     """Rewrite every page whose data files are saved in ``results``."""
-    writers = {
-        "lse_acquisition": write_acquisition_report,
-        "lse_lowest_dose": write_lowest_report,
-        "lse_gp_monotonicity": write_monotonicity_report,
-    }
-    for stem, writer in writers.items():
+    for stem in PAGES:
         if (results / f"{stem}.csv").exists() and (results / f"{stem}.json").exists():
-            writer(results)
+            write_part_report(stem, results)
     if (results / "lse_lambda_sensitivity.csv").exists():
         lse.write_sensitivity_report(results)
 
