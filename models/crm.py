@@ -41,7 +41,6 @@ from dataclasses import KW_ONLY, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import log_expit, logit, ndtri
 
@@ -61,6 +60,7 @@ from dosezoo.samplers.crm_quadrature import EMPIRIC, LOGISTIC, CRMQuadrature, le
 
 if TYPE_CHECKING:
     import pymc as pm
+    import xarray as xr
 
 
 __all__ = ["CRM", "CRMTails", "crm_prior_from_statements", "crm_skeleton"]
@@ -389,7 +389,7 @@ class CRM(GridDoseModel):
         return np.array([posterior.parameter_mean["beta"]])
 
     def posterior_from_idata(
-        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+        self, idata: "xr.DataTree", criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
         """Read ``p_dlt`` and ``beta`` from a fit, with the plug-in estimate."""
         return self._with_plugin(super().posterior_from_idata(idata, criteria, **options))
