@@ -17,7 +17,8 @@ never as a traceback.
 
 Each command imports the machinery it runs when it runs: ``dosezoo --help`` loads neither
 numba, pandas nor xarray, and ``next-dose`` loads the configured family's modules only (see
-:mod:`dosezoo.registry`), not PyMC for an exact or a kernel posterior.
+:mod:`dosezoo.registry`), not PyMC for an exact or a kernel posterior, nor xarray (a fit's
+container, which an exact posterior never builds).
 """
 
 import dataclasses
