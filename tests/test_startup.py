@@ -154,11 +154,23 @@ def test_the_entry_points_load_neither_scipy_stats_nor_scipy_optimize():
     assert run.stdout.split()[-1] == "[]", run.stdout
 
 
-#: What the command line's start may not load: PyMC, and the numerical stack behind the designs.
-STARTUP_HEAVY = ("pymc", "pytensor", "arviz", "numba", "pandas", "xarray", "scipy", "scipy.special")
-#: What the next dose of an exact engine may not load: PyMC, and xarray (a fit's container,
-#: which an exact posterior never builds; about a tenth of a second of every command line).
-NEXT_DOSE_HEAVY = {"pymc", "pytensor", "arviz", "xarray"}
+#: What the command line's start may not load: PyMC, the numerical stack behind the designs and
+#: rich (which prints tables).
+STARTUP_HEAVY = (
+    "pymc",
+    "pytensor",
+    "arviz",
+    "numba",
+    "pandas",
+    "xarray",
+    "scipy",
+    "scipy.special",
+    "rich",
+)
+#: What the next dose of an exact engine may not load: PyMC, xarray (a fit's container, which
+#: an exact posterior never builds; about a tenth of a second of every command line) and rich
+#: (it prints one line).
+NEXT_DOSE_HEAVY = {"pymc", "pytensor", "arviz", "xarray", "rich"}
 
 #: Runs command lines one after the other in one fresh interpreter (as ``dosezoo ARGS`` would,
 #: in process), and prints, after each, the heavy libraries and the design modules loaded.
