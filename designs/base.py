@@ -40,10 +40,9 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, MutableMapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields, replace
-from typing import Any, ClassVar, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
-import xarray as xr
 
 from dosezoo.checks import choice, integer, positive_int, real_number
 from dosezoo.data import TrialData
@@ -55,6 +54,9 @@ from dosezoo.levels import CountStates, count_state, data_from_counts, level_cou
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.protocols import Described
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "Backfill",
@@ -857,7 +859,7 @@ class Design:
             decision.quantities["refits"] = float(posterior.refits)
         return decision
 
-    def decide(self, idata: xr.DataTree, data: TrialData) -> Decision:
+    def decide(self, idata: "xr.DataTree", data: TrialData) -> Decision:
         """Decide the next dose from a fit of the trial so far, made by any engine.
 
         Parameters

@@ -16,8 +16,10 @@ Errors in the data or the configuration are reported as one line on stderr and e
 never as a traceback.
 
 Each command imports the machinery it runs when it runs: ``dosezoo --help`` loads neither
-numba, pandas nor xarray, and ``next-dose`` loads the configured family's modules only (see
-:mod:`dosezoo.registry`), not PyMC for an exact or a kernel posterior.
+numba, pandas nor xarray, a command loads rich only to print a table or an error, and
+``next-dose`` loads the configured family's modules only (see :mod:`dosezoo.registry`), not
+PyMC for an exact or a kernel posterior, nor xarray (a fit's container, which an exact
+posterior never builds).
 """
 
 import dataclasses
@@ -30,13 +32,13 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from dosezoo.errors import ConvergenceError, StoreLockedError
 
 if TYPE_CHECKING:
     import xarray as xr
+    from rich.console import Console
+    from rich.table import Table
 
     from dosezoo.data import TrialData
     from dosezoo.decision import Decision
@@ -61,12 +63,16 @@ def main() -> None:
 
 
 def _fail(message: str) -> None:
+    from rich.console import Console
+
     line = " ".join(str(message).split())
     Console(stderr=True).print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(USAGE_ERROR)
 
 
-def _console() -> Console:
+def _console() -> "Console":
+    from rich.console import Console
+
     return Console(width=120, highlight=False)
 
 
@@ -93,6 +99,9 @@ def demo(
     ),
 ) -> None:
     """Lee (2023)'s O6-BG re-design: fit the real trial, then run the 3PND re-design."""
+    from rich.console import Console
+    from rich.table import Table
+
     from dosezoo.datasets import load_o6bg
     from dosezoo.designs.mtd_quantile import MTDQuantileRule
     from dosezoo.studies import O6BG_ALPHAS, O6BG_LEVELS, O6BG_MODEL, o6bg_trial
@@ -139,7 +148,7 @@ def demo(
     console.print(f"Figure of the posterior dose-response curves: {figure}")
 
 
-def _how_typical(console: Console, trials: dict, n_trials: int, random_seed: int) -> None:
+def _how_typical(console: "Console", trials: dict, n_trials: int, random_seed: int) -> None:
     """Print the share of replicated trials ending at each dose, and at the printed path's."""
     from dosezoo.studies import o6bg_replicates
 
@@ -376,7 +385,9 @@ def next_dose(
 # --------------------------------------------------------------------------- simulate, report
 
 
-def _summary_table(summary: "xr.Dataset", title: str) -> Table:
+def _summary_table(summary: "xr.Dataset", title: str) -> "Table":
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("metric", "median", "MCSE", "mean", "MCSE ", "n"):
         table.add_column(column, justify="right")
@@ -477,6 +488,8 @@ def report_command(
     stopping, figures, dose paths of example trials, the design's options, the package
     versions and the command that reproduces the results.
     """
+    from rich.table import Table
+
     from dosezoo.report import (
         dose_text,
         load_results,
@@ -574,6 +587,8 @@ def _cells(values: Sequence[int | None]) -> list[str]:
 
 def _print_own_table(label: str, config: str, rows: Sequence[Any]) -> None:
     """Print a rule's own decision table (rows of one dataclass), one column per field."""
+    from rich.table import Table
+
     names = [f.name for f in dataclasses.fields(rows[0])]
     shown = [name for name in names if any(getattr(r, name) is not None for r in rows)]
     table = Table(title=f"Decision table of {label} ({config})")
@@ -612,6 +627,8 @@ def decision_table_command(
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
     """Tabulate a count design's escalation decisions by patients and DLTs at the current dose."""
+    from rich.table import Table
+
     from dosezoo.config import design_from_config, read_config
     from dosezoo.designs.base import CountDesign, DecisionTableRow
     from dosezoo.designs.registry import FAMILIES, family_of, toml_value
@@ -672,6 +689,8 @@ def paths_command(
 
     Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
     """
+    from rich.table import Table
+
     from dosezoo.config import design_from_config, read_config
     from dosezoo.data import TrialData
     from dosezoo.designs.pathways import dose_paths

@@ -8,16 +8,19 @@ the fit on the variables its decision uses. The numbers come from ArviZ's array 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import xarray as xr
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: Quantiles whose tail ESS is reported (ArviZ's default interval for xarray input).
 TAIL_PROBS = (0.055, 0.945)
 
 
-def convergence_table(idata: xr.DataTree, var_names: Sequence[str] | None = None) -> pd.DataFrame:
+def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = None) -> pd.DataFrame:
     """R-hat, bulk and tail ESS and MCSE of the mean for each posterior variable.
 
     Vector-valued variables are reported by their worst element (largest R-hat, smallest
@@ -57,7 +60,7 @@ def convergence_table(idata: xr.DataTree, var_names: Sequence[str] | None = None
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def count_divergences(idata: xr.DataTree) -> int:
+def count_divergences(idata: "xr.DataTree") -> int:
     """Count divergent transitions (0 for samplers that have none)."""
     stats = idata.get("sample_stats")
     if stats is None or "diverging" not in stats.data_vars:
@@ -97,7 +100,7 @@ class ConvergenceCriteria:
                 f"max_divergences must be an integer >= 0, got {self.max_divergences!r}"
             )
 
-    def check(self, idata: xr.DataTree, var_names: Sequence[str]) -> "ConvergenceReport":
+    def check(self, idata: "xr.DataTree", var_names: Sequence[str]) -> "ConvergenceReport":
         """Judge a fit on the variables ``var_names``.
 
         Parameters

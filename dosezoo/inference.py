@@ -13,10 +13,10 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 if TYPE_CHECKING:
     import pymc as pm
+    import xarray as xr
 
 
 _LIBRARY_ATTRS = {
@@ -86,7 +86,9 @@ class IdataBuilder:
             if values
         }
 
-    def _dataset(self, values: dict, sample_dims: tuple[str, ...], **attrs: object) -> xr.Dataset:
+    def _dataset(self, values: dict, sample_dims: tuple[str, ...], **attrs: object) -> "xr.Dataset":
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         data_vars: dict[str, xr.Variable] = {}
         coords: dict[str, np.ndarray] = {}
         for name, array in values.items():
@@ -113,7 +115,7 @@ class IdataBuilder:
         sampling_time: float,
         tuning_steps: int,
         root_attrs: dict | None = None,
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Assemble the DataTree.
 
         Parameters
@@ -133,6 +135,8 @@ class IdataBuilder:
         -------
         xarray.DataTree
         """
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         n_chains, n_draws = next(iter(draws.values())).shape[:2]
         posterior = {name: draws[name] for name in self.posterior_names}
         if self._deterministics is not None:
@@ -184,7 +188,7 @@ def sample_pymc(
     chains: int,
     random_seed: int | np.random.Generator | None,
     progressbar: bool,
-) -> xr.DataTree:
+) -> "xr.DataTree":
     """Run ``pm.sample`` on one core with the package's step methods, or NUTS as the reference.
 
     ``steps(model)`` builds the step methods inside the model's context; with

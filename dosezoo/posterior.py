@@ -42,12 +42,14 @@ none (:meth:`DosePosterior.mcse`).
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import xarray as xr
 
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "Distribution",
@@ -262,7 +264,7 @@ class DosePosterior:
     @classmethod
     def from_idata(
         cls,
-        idata: xr.DataTree,
+        idata: "xr.DataTree",
         criteria: ConvergenceCriteria | None = None,
         *,
         checked: Sequence[str] | None = None,
@@ -294,6 +296,8 @@ class DosePosterior:
         ValueError
             If the posterior has neither a per-dose rate nor an MTD.
         """
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         if not isinstance(idata, xr.DataTree) or "posterior" not in idata.children:
             raise TypeError(
                 "expected an InferenceData (xarray.DataTree) with a posterior group, got "

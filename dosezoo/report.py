@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 
 from dosezoo import __version__
 from dosezoo.simulate import operating_characteristics
 from dosezoo.simulate.netcdf import load_netcdf
 
 if TYPE_CHECKING:
+    import xarray as xr
     from matplotlib.figure import Figure
 
 #: Attributes `dosezoo simulate` records: its command line and the text of its configuration.
@@ -61,7 +61,7 @@ def dose_text(dose: float | Sequence[float]) -> str:
     return f"{dose:g}"
 
 
-def load_results(path: Path) -> xr.Dataset:
+def load_results(path: Path) -> "xr.Dataset":
     """Load the netCDF results of `dosezoo.simulate.simulate`, checking that they are.
 
     Raises
@@ -93,7 +93,7 @@ def load_results(path: Path) -> xr.Dataset:
     return results
 
 
-def dose_levels(results: xr.Dataset) -> np.ndarray:
+def dose_levels(results: "xr.Dataset") -> np.ndarray:
     """Return the design's dose levels from the results' attributes, else the doses seen.
 
     For drug combinations (results with a ``dose_column`` dim), the combinations seen or
@@ -115,7 +115,7 @@ def dose_levels(results: xr.Dataset) -> np.ndarray:
     return np.unique(doses[np.isfinite(doses)])
 
 
-def targets(results: xr.Dataset) -> list[float]:
+def targets(results: "xr.Dataset") -> list[float]:
     """Return the scenario's true MTD or target doses, when its record names them."""
     attrs = results.attrs
     if "scenario_mtd_dose" in attrs:
@@ -127,14 +127,14 @@ def targets(results: xr.Dataset) -> list[float]:
     return []
 
 
-def recommended(results: xr.Dataset) -> np.ndarray:
+def recommended(results: "xr.Dataset") -> np.ndarray:
     """Return the recommended doses: (trial[, J]), or (trial, stratum[, J]) per stratum."""
     if "recommended_dose_stratum" in results:
         return results["recommended_dose_stratum"].values
     return results["recommended_dose"].values
 
 
-def per_dose(results: xr.Dataset) -> dict[str, Any]:
+def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients).
 
     A dose is a level, or a combination (a list); for recommendations per stratum the
@@ -235,7 +235,7 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
     return fig
 
 
-def title_of(results: xr.Dataset) -> str:
+def title_of(results: "xr.Dataset") -> str:
     """Return ``"<design> under <scenario>, <n> trials"``."""
     design = results.attrs.get("design_name", "design")
     scenario = results.attrs.get("scenario_name", "scenario")
@@ -330,7 +330,7 @@ def _proportion(p: float, n: int) -> tuple[float, float]:
     return p, math.sqrt(p * (1 - p) / n) if n else math.nan
 
 
-def _at_dose(results: xr.Dataset, level: float | np.ndarray) -> np.ndarray:
+def _at_dose(results: "xr.Dataset", level: float | np.ndarray) -> np.ndarray:
     """(trial, patient) mask of the patients given ``level`` (a dose or a combination)."""
     n = results.sizes["trial"]
     width = results.sizes.get("dose_column", 1)
@@ -338,7 +338,7 @@ def _at_dose(results: xr.Dataset, level: float | np.ndarray) -> np.ndarray:
     return np.all(np.isclose(given, np.atleast_1d(level)), axis=-1)
 
 
-def dlts_per_dose(results: xr.Dataset) -> list[dict[str, Any]] | None:
+def dlts_per_dose(results: "xr.Dataset") -> list[dict[str, Any]] | None:
     """Return the DLTs per trial at each dose (mean, Monte Carlo SE); None without DLTs.
 
     Only results with a binary outcome ``dlt`` (the binary and efficacy-toxicity scenarios)
@@ -356,7 +356,7 @@ def dlts_per_dose(results: xr.Dataset) -> list[dict[str, Any]] | None:
     return rows
 
 
-def _truth_columns(results: xr.Dataset) -> dict[str, dict[float, str]]:
+def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
     """Return the scenario's truths per dose (``scenario_p_true``...), one dose column."""
     levels = results.attrs.get("scenario_dose_levels")
     if "dose_column" in results.dims or not isinstance(levels, str) or levels == "none":
@@ -388,7 +388,7 @@ def _truth(column: dict[float, str], dose: float) -> str:
     return ""
 
 
-def _per_dose_html(results: xr.Dataset, table: dict[str, Any], index: int) -> str:
+def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> str:
     """Return the table of selection, allocation and DLTs per dose (strata apart)."""
     dlts = dlts_per_dose(results)
     truths = _truth_columns(results)
@@ -444,7 +444,7 @@ def _per_dose_html(results: xr.Dataset, table: dict[str, Any], index: int) -> st
     return "\n".join(parts)
 
 
-def _trial_summary_html(results: xr.Dataset, table: dict[str, Any], index: int) -> str:
+def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> str:
     """Sample size, DLTs, duration and stopping per trial, with Monte Carlo SEs."""
     n = results.sizes["trial"]
     patients = results["n_patients"].values.astype(float)
@@ -513,7 +513,7 @@ def _trial_summary_html(results: xr.Dataset, table: dict[str, Any], index: int) 
     return "\n".join(parts)
 
 
-def _metrics_html(results: xr.Dataset, index: int) -> str:
+def _metrics_html(results: "xr.Dataset", index: int) -> str:
     """Every per-trial metric the scenario defines: median, mean and their Monte Carlo SEs."""
     summary = operating_characteristics(results)
     rows = [
@@ -535,7 +535,7 @@ def _metrics_html(results: xr.Dataset, index: int) -> str:
     )
 
 
-def example_trials(results: xr.Dataset, count: int = N_EXAMPLE_TRIALS) -> list[int]:
+def example_trials(results: "xr.Dataset", count: int = N_EXAMPLE_TRIALS) -> list[int]:
     """Return the positions of the example trials: the first ``count``, one stopped if any."""
     chosen = list(range(min(count, results.sizes["trial"])))
     stopped = np.flatnonzero(results["stop_reason"].values != "")
@@ -544,7 +544,7 @@ def example_trials(results: xr.Dataset, count: int = N_EXAMPLE_TRIALS) -> list[i
     return chosen
 
 
-def _outcome_text(results: xr.Dataset, trial: int) -> str:
+def _outcome_text(results: "xr.Dataset", trial: int) -> str:
     """Return what a trial ended with: its recommended dose(s), or its stop."""
     reason = str(results["stop_reason"].values[trial])
     if "recommended_dose_stratum" in results:
@@ -565,7 +565,7 @@ def _dose_value(value: np.ndarray | float) -> float | list[float]:
     return float(array) if array.ndim == 0 else array.tolist()
 
 
-def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
+def plot_dose_paths(results: "xr.Dataset", trials: Sequence[int]) -> "Figure":
     """Return the dose of each patient of the given trials, in enrolment order, DLTs marked.
 
     Doses that are all dose levels (or combinations) are drawn at the levels' ranks, labelled
@@ -660,7 +660,7 @@ def plot_dose_paths(results: xr.Dataset, trials: Sequence[int]) -> "Figure":
     return fig
 
 
-def _paths_note(results: xr.Dataset) -> str:
+def _paths_note(results: "xr.Dataset") -> str:
     """Return the note under the heading of the dose paths: which trials, what is marked."""
     trials = ", ".join(str(trial) for trial in example_trials(results))
     marks = (
@@ -675,7 +675,7 @@ def _paths_note(results: xr.Dataset) -> str:
     )
 
 
-def _attributes_html(results: xr.Dataset, prefix: str, caption: str, table_id: str) -> str:
+def _attributes_html(results: "xr.Dataset", prefix: str, caption: str, table_id: str) -> str:
     rows = [
         [key.removeprefix(prefix), _text(value)]
         for key, value in results.attrs.items()
@@ -697,7 +697,7 @@ def report_versions() -> dict[str, str]:
     return versions
 
 
-def _versions_html(results: xr.Dataset, index: int) -> str:
+def _versions_html(results: "xr.Dataset", index: int) -> str:
     now = report_versions()
     recorded = {
         key.removeprefix("version_"): _text(value)
@@ -715,13 +715,13 @@ def _versions_html(results: xr.Dataset, index: int) -> str:
     )
 
 
-def reproduce_command(results: xr.Dataset) -> str | None:
+def reproduce_command(results: "xr.Dataset") -> str | None:
     """Return the command that wrote the results, when they record it (`COMMAND_ATTR`)."""
     command = results.attrs.get(COMMAND_ATTR)
     return str(command) if command else None
 
 
-def _reproduce_html(results: xr.Dataset) -> str:
+def _reproduce_html(results: "xr.Dataset") -> str:
     command = reproduce_command(results)
     config = results.attrs.get(CONFIG_ATTR)
     parts = []
@@ -749,7 +749,7 @@ def _reproduce_html(results: xr.Dataset) -> str:
     return "\n".join(parts)
 
 
-def _section(index: int, label: str, results: xr.Dataset) -> str:
+def _section(index: int, label: str, results: "xr.Dataset") -> str:
     """Return the report of one results file."""
     table = per_dose(results)
     title = title_of(results)
@@ -796,7 +796,7 @@ def _section(index: int, label: str, results: xr.Dataset) -> str:
     )
 
 
-def html_report(results: Sequence[tuple[str, xr.Dataset]]) -> str:
+def html_report(results: "Sequence[tuple[str, xr.Dataset]]") -> str:
     """Return the self-contained HTML report of one or more simulations.
 
     Parameters

@@ -33,7 +33,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
@@ -44,6 +43,7 @@ from dosezoo.posterior import DosePosterior, Sampling
 
 if TYPE_CHECKING:
     import pymc as pm
+    import xarray as xr
 
 
 __all__ = ["DoseModel", "chain_generators", "engine"]
@@ -51,7 +51,7 @@ __all__ = ["DoseModel", "chain_generators", "engine"]
 _ENGINE_ATTRIBUTE = "__dosezoo_engine__"
 
 
-def engine(name: str) -> Callable[[Callable[..., xr.DataTree]], Callable[..., xr.DataTree]]:
+def engine(name: str) -> "Callable[[Callable[..., xr.DataTree]], Callable[..., xr.DataTree]]":
     """Register the decorated method as the model's engine ``name``.
 
     The method is called by :meth:`DoseModel.fit` as
@@ -60,7 +60,7 @@ def engine(name: str) -> Callable[[Callable[..., xr.DataTree]], Callable[..., xr
     identity attributes).
     """
 
-    def register(method: Callable[..., xr.DataTree]) -> Callable[..., xr.DataTree]:
+    def register(method: "Callable[..., xr.DataTree]") -> "Callable[..., xr.DataTree]":
         setattr(method, _ENGINE_ATTRIBUTE, name)
         return method
 
@@ -175,7 +175,7 @@ class DoseModel(ABC):
         raise NotImplementedError(f"{self.model_name} has no step methods of its own")
 
     def posterior_from_idata(
-        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+        self, idata: "xr.DataTree", criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
         """Read the posterior a rule needs from a fit of this model (any engine).
 
@@ -210,7 +210,7 @@ class DoseModel(ABC):
         target: float | None = None,
         draws: int = 2000,
         random_seed: int | np.random.Generator | None = None,
-    ) -> xr.Dataset:
+    ) -> "xr.Dataset":
         """Summarise the prior: rates per dose, the MTD, and outcomes of a planned trial.
 
         Parameters
@@ -235,6 +235,8 @@ class DoseModel(ABC):
             ``predictive_low`` and ``predictive_high`` (5 % and 95 %) per statistic and
             ``data_dose``.
         """
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         idata = self.sample_prior_predictive(data, draws=draws, random_seed=random_seed)
         prior = idata["prior"].to_dataset()
         sample = ("chain", "draw")
@@ -278,7 +280,7 @@ class DoseModel(ABC):
         summary.attrs["draws"] = int(draws)
         return summary
 
-    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+    def prior_moments(self, prior: "xr.Dataset") -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
         """Prior draws of each observation's mean and variance per dose, for the ESS.
 
         The default reads the :attr:`probability_rates` (Bernoulli: mean ``p``, variance
@@ -340,7 +342,7 @@ class DoseModel(ABC):
         return out
 
     def _replicate(
-        self, replicates: xr.Dataset, group: np.ndarray, labels: list
+        self, replicates: "xr.Dataset", group: np.ndarray, labels: list
     ) -> dict[str, np.ndarray]:
         """Statistics per group of each replicated outcome, shape (S, G) each."""
         out: dict[str, np.ndarray] = {}
@@ -351,7 +353,7 @@ class DoseModel(ABC):
 
     def predictive_statistics(
         self,
-        idata: xr.DataTree,
+        idata: "xr.DataTree",
         data: TrialData,
         *,
         random_seed: int | np.random.Generator | None = None,
@@ -371,11 +373,11 @@ class DoseModel(ABC):
 
     def posterior_predictive_check(
         self,
-        idata: xr.DataTree,
+        idata: "xr.DataTree",
         data: TrialData,
         *,
         random_seed: int | np.random.Generator | None = None,
-    ) -> xr.Dataset:
+    ) -> "xr.Dataset":
         """Compare the data with replicates from the posterior predictive, per dose.
 
         Parameters
@@ -426,7 +428,7 @@ class DoseModel(ABC):
             "model_class": f"{type(self).__module__}.{type(self).__qualname__}"
         }
 
-    def stamp(self, idata: xr.DataTree, data: TrialData, engine: str = "user") -> xr.DataTree:
+    def stamp(self, idata: "xr.DataTree", data: TrialData, engine: str = "user") -> "xr.DataTree":
         """Record in ``idata``'s root attributes that it is a fit of this model to ``data``.
 
         :meth:`fit` does it for every fit; call it for a fit made otherwise (e.g.
@@ -460,6 +462,8 @@ class DoseModel(ABC):
             Naming what differs (data, model class, model settings), or saying that the fit
             records no fingerprint (it was not made by :meth:`fit` nor stamped).
         """
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         if not isinstance(idata, xr.DataTree):
             raise TypeError(
                 f"{self.model_name}: expected an InferenceData (xarray.DataTree), "
@@ -512,7 +516,7 @@ class DoseModel(ABC):
         random_seed: int | np.random.Generator | None = None,
         progressbar: bool = False,
         **options: Any,
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Compute the posterior and return it as InferenceData (an ``xarray.DataTree``).
 
         Parameters
@@ -558,11 +562,11 @@ class DoseModel(ABC):
         return self.stamp(idata, data, engine)
 
     @engine("nuts")
-    def _fit_nuts(self, data: TrialData, **settings: Any) -> xr.DataTree:
+    def _fit_nuts(self, data: TrialData, **settings: Any) -> "xr.DataTree":
         return sample_pymc(self.build(data), engine="nuts", steps=None, **settings)
 
     @engine("pymc")
-    def _fit_pymc(self, data: TrialData, **settings: Any) -> xr.DataTree:
+    def _fit_pymc(self, data: TrialData, **settings: Any) -> "xr.DataTree":
         return sample_pymc(self.build(data), engine="pymc", steps=self.step_methods, **settings)
 
     def _builder(self, data: TrialData) -> IdataBuilder:
@@ -601,7 +605,7 @@ class DoseModel(ABC):
         *,
         started: float,
         tune: int,
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Build the DataTree of a fast engine's constrained draws (chain, draw, ...)."""
         return self._builder(data)(
             free, stats, sampling_time=time.perf_counter() - started, tuning_steps=tune
@@ -613,7 +617,7 @@ class DoseModel(ABC):
         """Context in which PyMC's forward sampler runs for this model."""
         return nullcontext()
 
-    def _add_predictive(self, idata: xr.DataTree, group: str) -> None:
+    def _add_predictive(self, idata: "xr.DataTree", group: str) -> None:
         """Add derived outcome variables to a predictive group (in place; none by default)."""
 
     def sample_prior_predictive(
@@ -622,7 +626,7 @@ class DoseModel(ABC):
         *,
         draws: int = 1000,
         random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Draw from the prior: the parameters, their deterministics and outcomes at ``data``.
 
         Parameters
@@ -650,11 +654,11 @@ class DoseModel(ABC):
 
     def sample_posterior_predictive(
         self,
-        idata: xr.DataTree,
+        idata: "xr.DataTree",
         data: TrialData,
         *,
         random_seed: int | np.random.Generator | None = None,
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Replicate each patient's outcomes once per posterior draw.
 
         Parameters

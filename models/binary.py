@@ -23,16 +23,18 @@ import time
 from abc import abstractmethod
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel, engine, random_generator
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel", "GridTails"]
 
@@ -104,7 +106,7 @@ class BinaryDoseModel(DoseModel):
     @engine("grid")
     def _fit_grid(
         self, data: TrialData, *, draws: int, chains: int, random_seed, **_: object
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Independent draws from the exact posterior (``tune`` is unused)."""
         started = time.perf_counter()
         sample = self.exact_draws(data, draws * chains, random_generator(random_seed))

@@ -41,9 +41,7 @@ from dataclasses import KW_ONLY, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-import xarray as xr
 from numpy.typing import ArrayLike
-from scipy.special import log_expit, logit, ndtri
 
 from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
@@ -61,6 +59,7 @@ from dosezoo.samplers.crm_quadrature import EMPIRIC, LOGISTIC, CRMQuadrature, le
 
 if TYPE_CHECKING:
     import pymc as pm
+    import xarray as xr
 
 
 __all__ = ["CRM", "CRMTails", "crm_prior_from_statements", "crm_skeleton"]
@@ -106,6 +105,8 @@ def crm_skeleton(
     ValueError
         Naming the argument at fault.
     """
+    from scipy.special import logit  # loaded on use: scipy.special slows every start-up
+
     owner = "crm_skeleton"
     phi = real_number(owner, "target", target)
     delta = real_number(owner, "half_width", half_width)
@@ -254,9 +255,12 @@ class CRM(GridDoseModel):
         scaled = self._cache.get("scaled_doses")
         if scaled is None:
             skeleton = np.asarray(self.skeleton)
-            scaled = (
-                np.log(skeleton) if self.model == "empiric" else logit(skeleton) - self.intercept
-            )
+            if self.model == "empiric":
+                scaled = np.log(skeleton)
+            else:
+                from scipy.special import logit  # loaded on use: scipy.special slows every start-up
+
+                scaled = logit(skeleton) - self.intercept
             scaled.setflags(write=False)
             self._cache["scaled_doses"] = scaled
         return scaled
@@ -294,6 +298,8 @@ class CRM(GridDoseModel):
         if self.model == "empiric":
             log_p = slope
             return log_p, np.log(-np.expm1(log_p))
+        from scipy.special import log_expit  # loaded on use: scipy.special slows every start-up
+
         eta = self.intercept + slope
         return log_expit(eta), log_expit(-eta)
 
@@ -389,7 +395,7 @@ class CRM(GridDoseModel):
         return np.array([posterior.parameter_mean["beta"]])
 
     def posterior_from_idata(
-        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+        self, idata: "xr.DataTree", criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
         """Read ``p_dlt`` and ``beta`` from a fit, with the plug-in estimate."""
         return self._with_plugin(super().posterior_from_idata(idata, criteria, **options))
@@ -504,6 +510,8 @@ def crm_prior_from_statements(
         ``options`` are keywords of :class:`CRM` (``CRM(**fit.options)``); ``table`` the
         stated and fitted quantiles.
     """
+    from scipy.special import ndtri  # loaded on use: scipy.special slows every start-up
+
     owner = "crm_prior_from_statements"
     skeleton = crm_skeleton(
         target, half_width, prior_mtd_level, n_doses, model=model, intercept=intercept

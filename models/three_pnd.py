@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
-import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
@@ -39,6 +38,7 @@ from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
 
 if TYPE_CHECKING:
     import pymc as pm
+    import xarray as xr
 
 
 #: Posterior variables of every engine's output.
@@ -251,7 +251,7 @@ class ThreePND(DoseModel):
     #: response is 0 at ``x_min`` under every prior draw).
     ess_fractions: ClassVar[tuple[float, ...]] = (0.2, 0.4, 0.6, 0.8, 1.0)
 
-    def prior_moments(self, prior: xr.Dataset) -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
+    def prior_moments(self, prior: "xr.Dataset") -> dict[str, tuple[np.ndarray, np.ndarray, list]]:
         r"""Prior draws of the mean response and of the noise variance at doses in the range.
 
         The mean response is :math:`\beta (x - x_{min})^\nu`, the variance :math:`\sigma^2`,
@@ -278,7 +278,7 @@ class ThreePND(DoseModel):
         return three_pnd_steps(model, ridge=ridge)
 
     @engine("pymc")
-    def _fit_pymc(self, data: TrialData, *, ridge: bool = True, **settings) -> xr.DataTree:
+    def _fit_pymc(self, data: TrialData, *, ridge: bool = True, **settings) -> "xr.DataTree":
         """``pm.sample`` with this package's step methods (the ridge sweep by default).
 
         ``ridge=False`` runs Lee's Algorithm 3 (beta Gibbs, sigma slice, nu elliptical slice),
@@ -294,7 +294,7 @@ class ThreePND(DoseModel):
     @engine("kernel")
     def _fit_kernel(
         self, data: TrialData, *, draws, tune, chains, random_seed, ridge: bool = True, **_
-    ) -> xr.DataTree:
+    ) -> "xr.DataTree":
         """Run the sweep of ``"pymc"`` compiled with numba (milliseconds)."""
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
@@ -306,7 +306,7 @@ class ThreePND(DoseModel):
         return self._from_draws(data, free, stats, started=started, tune=tune)
 
     @engine("quadrature")
-    def _fit_quadrature(self, data: TrialData, *, draws, chains, random_seed, **_) -> xr.DataTree:
+    def _fit_quadrature(self, data: TrialData, *, draws, chains, random_seed, **_) -> "xr.DataTree":
         """Independent draws from the quadrature posterior of :meth:`mtd_posterior`.
 
         ``tune`` is unused; draws are exact given the grid cell, within which
@@ -414,8 +414,8 @@ class ThreePND(DoseModel):
     # ------------------------------------------------------- derived curves
 
     def mean_response(
-        self, idata: xr.DataTree, doses: ArrayLike, *, group: str = "posterior"
-    ) -> xr.DataArray:
+        self, idata: "xr.DataTree", doses: ArrayLike, *, group: str = "posterior"
+    ) -> "xr.DataArray":
         """Dose-response curve ``beta (x - x_min)^nu`` per draw at ``doses``.
 
         Returns
@@ -426,11 +426,11 @@ class ThreePND(DoseModel):
         draws = idata[group]
         grid = self._grid(doses)
         # beta and nu are variables of the group, DataArrays (a DataTree's [] may give a node).
-        return cast(xr.DataArray, draws["beta"] * (grid - self.x_min) ** draws["nu"])
+        return cast("xr.DataArray", draws["beta"] * (grid - self.x_min) ** draws["nu"])
 
     def prob_toxicity(
-        self, idata: xr.DataTree, doses: ArrayLike, *, group: str = "posterior"
-    ) -> xr.DataArray:
+        self, idata: "xr.DataTree", doses: ArrayLike, *, group: str = "posterior"
+    ) -> "xr.DataArray":
         """Probability of a DLT, ``P(Y >= eta | x) = 1 - Phi((eta - mean) / sigma)``, per draw.
 
         Returns
@@ -438,10 +438,14 @@ class ThreePND(DoseModel):
         xarray.DataArray
             Dims ``(chain, draw, dose)``.
         """
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         mean = self.mean_response(idata, doses, group=group)
         return xr.apply_ufunc(ndtr, (mean - self.eta) / idata[group]["sigma"])
 
-    def _grid(self, doses: ArrayLike) -> xr.DataArray:
+    def _grid(self, doses: ArrayLike) -> "xr.DataArray":
+        import xarray as xr  # loaded on use: xarray slows every start-up
+
         grid = np.atleast_1d(np.asarray(doses, dtype=float))
         outside = (grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)
         if outside.any():

@@ -42,14 +42,16 @@ quantiles (:func:`fit_statements`), and print the fitted statements back
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from dosezoo.data import TrialData
 from dosezoo.outcomes import registered_outcomes
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "PPP_EXTREME",
@@ -136,7 +138,7 @@ def outcome_statistics(name: str, values: np.ndarray, group: np.ndarray, n_group
 
 def ppp_dataset(
     observed: Mapping[str, np.ndarray], replicated: Mapping[str, np.ndarray], labels: Sequence
-) -> xr.Dataset:
+) -> "xr.Dataset":
     """Assemble the mid-p posterior predictive p-values per statistic and dose group.
 
     Parameters
@@ -154,6 +156,8 @@ def ppp_dataset(
         ``ppp``, ``observed``, ``replicated_mean``, ``replicated_low`` and
         ``replicated_high`` (5 % and 95 % quantiles), dims ``(statistic, dose)``.
     """
+    import xarray as xr  # loaded on use: xarray slows every start-up
+
     names = list(observed)
     obs = np.stack([np.asarray(observed[name], dtype=float) for name in names])
     rep = np.stack([np.asarray(replicated[name], dtype=float) for name in names], axis=1)
@@ -177,7 +181,7 @@ def ppp_dataset(
     return dataset
 
 
-def plot_ppc(check: xr.Dataset, *, ax: Any = None) -> Any:
+def plot_ppc(check: "xr.Dataset", *, ax: Any = None) -> Any:
     """Plot observed statistics against their 90 % replicate intervals, one panel per statistic.
 
     Points whose ppp-value is below ``PPP_EXTREME`` or above ``1 - PPP_EXTREME`` are red.

@@ -33,17 +33,20 @@ A netCDF-4 file is an HDF5 file laid out by the netCDF-4 data model (Rew, Hartne
 """
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from dosezoo import __version__
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: Name of the dimension scale of a dimension without a coordinate variable (then its length).
 NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable."
 
 
-def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
+def write_netcdf(dataset: "xr.Dataset", path: Path) -> None:
     """Write ``dataset`` to the netCDF-4 file ``path``, as ``to_netcdf(engine="h5netcdf")``.
 
     Parameters
@@ -69,12 +72,14 @@ def write_netcdf(dataset: xr.Dataset, path: Path) -> None:
         _Writer(file.id).write(dataset)
 
 
-def load_netcdf(path: Path) -> xr.Dataset:
+def load_netcdf(path: Path) -> "xr.Dataset":
     """Load a results file into memory, its text as numpy text (``U``), as it was written.
 
     xarray reads a character array as an array of Python strings (``object``); the rest of
     the package, and a simulation that was not saved, hold text as ``U``.
     """
+    import xarray as xr  # loaded on use: xarray slows every start-up
+
     loaded = xr.load_dataset(path, engine="h5netcdf")
     for name, variable in loaded.data_vars.items():
         if variable.dtype.kind == "O" and variable.encoding.get("_Encoding") == "utf-8":
@@ -82,7 +87,7 @@ def load_netcdf(path: Path) -> xr.Dataset:
     return loaded
 
 
-def _check(dataset: xr.Dataset) -> None:
+def _check(dataset: "xr.Dataset") -> None:
     """Raise ValueError for what `write_netcdf` does not write as xarray would."""
     for key, value in dataset.attrs.items():
         _attribute_value(key, value)
@@ -133,7 +138,7 @@ class _Writer:
         self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
         self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
 
-    def write(self, dataset: xr.Dataset) -> None:
+    def write(self, dataset: "xr.Dataset") -> None:
         """Write the attributes, dimensions and variables of ``dataset``."""
         import h5py
         from h5py import h5ds
@@ -249,7 +254,7 @@ class _Writer:
         h5a.create(owner, key.encode(), file_type, space).write(array)
 
 
-def _planned(dataset: xr.Dataset, key) -> tuple[str, tuple[str, ...], np.ndarray, dict]:
+def _planned(dataset: "xr.Dataset", key) -> tuple[str, tuple[str, ...], np.ndarray, dict]:
     """Return a variable as written: name, dims, values and attributes.
 
     A text data variable becomes its character array (`_characters`) along a last dimension

@@ -6,11 +6,14 @@ of trials stopped early.
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from dosezoo.checks import integer
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 _BOOTSTRAP_CELLS = 2**22
 
@@ -38,8 +41,8 @@ def _summary(values: np.ndarray, rng: np.random.Generator, n_bootstrap: int) -> 
 
 
 def operating_characteristics(
-    results: xr.Dataset, *, random_seed: int = 0, n_bootstrap: int = 1000
-) -> xr.Dataset:
+    results: "xr.Dataset", *, random_seed: int = 0, n_bootstrap: int = 1000
+) -> "xr.Dataset":
     """Summarise the per-trial metrics of a simulation.
 
     Trials where a metric is NaN (undefined, e.g. no dose recommended) are left out of
@@ -69,6 +72,8 @@ def operating_characteristics(
     ValueError
         If ``results`` is not a simulation result, or an option is invalid.
     """
+    import xarray as xr  # loaded on use: xarray slows every start-up
+
     if not (
         isinstance(results, xr.Dataset) and "metrics" in results.attrs and "stop_reason" in results
     ):
