@@ -788,7 +788,13 @@ def section_designs(table: pd.DataFrame) -> str:
         + md_table(summary.round(3))
         + "\n\nThe paper's claims:\n\n"
         + "\n".join(claims_designs(table))
+        + embedded("weibull_d_optimal_fig2.png", "weibull_d_optimal_fig3.png")
     )
+
+
+def embedded(*figures: str) -> str:
+    """Return the figures as Markdown images, shown in the page (docs site and GitHub)."""
+    return "\n\n" + "\n\n".join(f"![{name}]({name})" for name in figures)
 
 
 def section_fixed(table: pd.DataFrame) -> str:
@@ -823,6 +829,14 @@ def section_fixed(table: pd.DataFrame) -> str:
         + md_table(shown[columns].round(3))
         + "\n\nThe paper's claims:\n\n"
         + "\n".join(claims_fixed(table))
+        + embedded(
+            "weibull_d_optimal_fig4.png",
+            *(
+                f"weibull_d_optimal_curves_b{B_LABELS[b]}.png"
+                for b in WEIBULL_B
+                if b != EULER_GAMMA
+            ),
+        )
     )
 
 
@@ -840,6 +854,11 @@ def section_cohort(table: pd.DataFrame) -> str:
         + md_table(shown.round(3).reset_index())
         + "\n\nThe paper's claims:\n\n"
         + "\n".join(claims_cohort(table))
+        + embedded(
+            "weibull_d_optimal_fig5.png",
+            "weibull_d_optimal_figS4_n300.png",
+            "weibull_d_optimal_figS4_n450.png",
+        )
     )
 
 
@@ -876,6 +895,7 @@ def section_stopping(table: pd.DataFrame, diffs: pd.DataFrame) -> str:
         + md_table(fmt(table_two, "events"))
         + "\n\nThe paper's claims:\n\n"
         + "\n".join(claims_stopping(table, diffs))
+        + embedded("weibull_d_optimal_fig6.png")
     )
 
 
