@@ -54,8 +54,9 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import validate_dose_levels
-from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.binary import DoseSummary, LogisticQuadratureModel
 from dosezoo.models.workflow import check_statements, fit_statements
+from dosezoo.samplers import logistic_quadrature
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 if TYPE_CHECKING:
@@ -255,7 +256,7 @@ def _positive(owner: str, name: str, value: object) -> float:
 
 
 @dataclass(frozen=True)
-class BLRM(GridDoseModel):
+class BLRM(LogisticQuadratureModel):
     r"""Two-parameter logistic model of DLT in log dose with a bivariate normal prior.
 
     Parameters
@@ -277,6 +278,7 @@ class BLRM(GridDoseModel):
     # log_beta first: given it, every event p_k > t is a half-line of log_alpha (rate_cut).
     coordinates: ClassVar[tuple[str, ...]] = ("log_beta", "log_alpha")
     grid_size: ClassVar[int] = 96
+    quadrature_model: ClassVar[int] = logistic_quadrature.BLRM
 
     dose_levels: tuple[float, ...]
     reference_dose: float
@@ -327,6 +329,14 @@ class BLRM(GridDoseModel):
             summary.n,
             summary.y,
         )
+
+    def scaled_dose(self, dose: np.ndarray) -> np.ndarray:
+        """Return ``log(d / d*)``."""
+        return np.log(np.asarray(dose, dtype=float) / self.reference_dose)
+
+    def prior_constants(self) -> np.ndarray:
+        """Return the means and sds of ``log_alpha`` and ``log_beta`` and the correlation."""
+        return np.array([*self.prior.mean, *self.prior.sd, self.prior.correlation])
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the bivariate normal log density (up to a constant)."""
