@@ -12,10 +12,12 @@ likelihood of the DLT counts at each distinct dose,
 
 Both engines return the same InferenceData: the free variables of the PyMC model, the
 deterministic ``p_dlt`` per dose level (dims chain, draw, dose) and any other deterministic
-(e.g. EWOC's ``mtd``). Rules read a :class:`~dosezoo.posterior.DosePosterior`: the grid's cells
-with their masses (:meth:`GridDoseModel.posterior`, exact up to the midpoint rule, in
-simulation loops; the CRM's one parameter is integrated by Gauss-Legendre quadrature instead,
-:mod:`dosezoo.samplers.crm_quadrature`) or the draws of any fit (``posterior_from_idata``).
+(e.g. EWOC's ``mtd``). Rules read a :class:`~dosezoo.posterior.DosePosterior`: the nodes of an
+exact integration with their masses (:meth:`GridDoseModel.posterior`, in simulation loops: the
+grid's cells, exact up to the midpoint rule; the CRM's one parameter by Gauss-Legendre
+quadrature, :mod:`dosezoo.samplers.crm_quadrature`; the two of BLRM and EWOC by a tensor
+Gauss-Legendre rule, :class:`LogisticQuadratureModel`) or the draws of any fit
+(``posterior_from_idata``).
 """
 
 import math

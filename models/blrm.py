@@ -12,8 +12,10 @@ to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (Lin 2023 build
 
 with reference dose :math:`d^*` (:math:`\alpha` is the odds of a DLT at :math:`d^*`) and
 :math:`\beta > 0`, so that :math:`p` increases with dose. The PyMC model writes the bivariate
-normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. The grid engine integrates
-the posterior over :math:`(\log\beta, \log\alpha)` on an adaptive 96 x 96 grid.
+normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. Decisions integrate the
+posterior over :math:`(\log\beta, \log\alpha)` by a tensor Gauss-Legendre rule fitted to it
+(:mod:`dosezoo.samplers.logistic_quadrature`); the grid engine (exact draws) on an adaptive
+96 x 96 grid.
 
 Default prior: :math:`\mu = (\operatorname{logit} 0.2, 0)`, :math:`\sigma = (2, 1)`,
 :math:`\rho = 0`, the weakly informative prior of OncoBayes2's examples. Two constructions of the

@@ -21,13 +21,13 @@ and Rogatko's beta priors. So :math:`\rho_0 < \theta` and :math:`\beta_1 > 0`: t
 increases with dose.
 
 The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_fraction``),
-with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid engine works in
-:math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
-with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
-adaptive 128 x 128 grid. The MTD is the grid's last coordinate, so its posterior CDF at a dose
-:math:`x` is the grid's mass below a cut of each row (integrated with the density log-linear in
-the cell the cut falls in, :meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`); its
-quantiles invert that CDF by bisection.
+with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The exact posterior is
+integrated in :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit}
+\text{mtd\_fraction})`, with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit
+in the prior: for decisions by a tensor Gauss-Legendre rule fitted to it
+(:mod:`dosezoo.samplers.logistic_quadrature`), for the grid engine's exact draws on an adaptive
+128 x 128 grid. The MTD is the last coordinate, so its posterior CDF at a dose :math:`x` is the
+rule's mass below a cut of each row (:class:`QuadratureMTD`); its quantiles invert that CDF.
 """
 
 import math

@@ -104,7 +104,7 @@ _MAX_REFITS, _MAX_HALVINGS = 8, 12
 #: A panel is resolved when its error bound is below this share of the total mass: the
 #: density's (which bounds the rule's error far above its true size, as for the CRM) and
 #: ``l``'s along the rows (the tails' error).
-_RESOLUTION, _LOG_RESOLUTION = 1e-1, 1e-3
+_RESOLUTION, _LOG_RESOLUTION, _OUTER_RESOLUTION = 1e-1, 1e-3, 1e-2
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 #: Rows mapping values at the Gauss-Legendre points to their two highest Legendre coefficients,
 #: :math:`c_j = (2j + 1) / 2 \sum_q w_q f(t_q) P_j(t_q)`.
@@ -533,20 +533,24 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 moved = True
         if moved:
             continue
-        # The rows' masses along the outer axis.
-        row = np.zeros(z1.size)
+        # Along the outer axis, the rows' masses below each inner edge (the tails of events
+        # that cut the rows at different places) and in all.
+        below = np.zeros((z1.size, edges.size))
         for i in range(z1.size):
             for p in range(edges.size - 1):
                 half = 0.5 * (edges[p + 1] - edges[p])
+                below[i, p + 1] = below[i, p]
                 for q in range(gl_nodes.size):
-                    row[i] += half * gl_weights[q] * math.exp(values[i, p, q] - peak)
-        total = row @ w1
+                    below[i, p + 1] += half * gl_weights[q] * math.exp(values[i, p, q] - peak)
+        total = np.ascontiguousarray(below[:, -1]) @ w1
         worst = 0.0
         for p in range(outer.size - 1):
             first = p * gl_nodes.size
             half = 0.5 * (outer[p + 1] - outer[p])
-            worst = max(worst, _unresolved(row[first : first + gl_nodes.size], half, gl_tail))
-        if worst <= _RESOLUTION * total:
+            for k in range(1, edges.size):
+                function = below[first : first + gl_nodes.size, k].copy()
+                worst = max(worst, _unresolved(function, half, gl_tail))
+        if worst <= _OUTER_RESOLUTION * total:
             return 0, centre, chol, peak, z1, w1, edges, values
         refine *= 2
     return 3, centre, chol, 0.0, none, none, none, failed
