@@ -52,11 +52,13 @@ product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
    row, while it does not resolve the marginal density along that axis or, on some row,
    :math:`\ell` itself where the density matters (bounds: the two highest Legendre coefficients
    at the panel's nodes times its half-width, of the density against :data:`_RESOLUTION` of the
-   total mass, and of :math:`\ell` times the density's largest value in the panel against
+   total mass, and of :math:`\ell`, an error :math:`d` there being one of :math:`e^d - 1` in the
+   density, times the density's largest value in the panel, summed over the rows, against
    :data:`_LOG_RESOLUTION`; the first bound is far above the rule's error, about 1e6 times for
-   a normal density, which is why its threshold is loose). The outer axis's panels are all
-   halved while the rows' masses are not resolved. Expectations (the posterior means of the
-   parameters and of every :math:`p_k`) are weighted sums over the nodes.
+   a normal density, which is why its threshold is loose). An outer panel is halved while, along
+   it, the rows' masses below an inner edge (the tails of events that cut the rows at different
+   places) are not resolved (the same bound against :data:`_OUTER_RESOLUTION`). Expectations (the
+   posterior means of the parameters and of every :math:`p_k`) are weighted sums over the nodes.
 4. **Tails.** Every event a rule of these models reads is, given :math:`\theta_1`, a half-line
    of :math:`\theta_2` (the models' ``rate_cut``; EWOC's MTD is :math:`\theta_2` mapped to
    doses): its mass is the outer rule's weighted sum, over the rows, of the row's mass below
@@ -272,8 +274,8 @@ def _ray(c, s, level, centre, chol, problem):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _graded(low, high, subdivide):
-    """Panel edges over ``[low, high]`` (which contains 0), each panel cut in ``subdivide``.
+def _graded(low, high):
+    """Return panel edges over ``[low, high]`` (which contains 0).
 
     One panel of :data:`MAX_PANEL_WIDTH` centred on 0 (the mode), then on either side panels
     wider by :data:`_GROWTH` each (the density falls fast); the last one on a side takes what
@@ -291,16 +293,10 @@ def _graded(low, high, subdivide):
             if edge + 1.5 * width >= end:
                 break
             edge += width
-    inner = np.sort(buffer[:count])
     edges = np.empty(count + 2)
     edges[0], edges[count + 1] = low, high
-    edges[1 : count + 1] = inner
-    out = np.empty((count + 1) * subdivide + 1)
-    for p in range(count + 1):
-        for k in range(subdivide):
-            out[p * subdivide + k] = edges[p] + k * (edges[p + 1] - edges[p]) / subdivide
-    out[-1] = high
-    return out
+    edges[1 : count + 1] = np.sort(buffer[:count])
+    return edges
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -506,12 +502,11 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
         widen = _MARGIN * (box[2 * axis + 1] - box[2 * axis])
         box[2 * axis] -= widen
         box[2 * axis + 1] += widen
-    # 4. The rule, refitted while a side is too close or the rows' masses unresolved.
-    refine = 1
+    # 4. The rule, refitted while a side is too close or an outer panel unresolved.
+    outer = _graded(box[0], box[1])
     for _ in range(_MAX_REFITS + 1):
-        outer = _graded(box[0], box[1], refine)
         z1, w1 = _axis(outer, gl_nodes, gl_weights)
-        start = _graded(box[2], box[3], 1)
+        start = _graded(box[2], box[3])
         status, peak, edges, values = _rule(
             z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, problem
         )
@@ -532,6 +527,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 box[side] += shift if side % 2 else -shift
                 moved = True
         if moved:
+            outer = _graded(box[0], box[1])
             continue
         # Along the outer axis, the rows' masses below each inner edge (the tails of events
         # that cut the rows at different places) and in all.
@@ -543,16 +539,27 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 for q in range(gl_nodes.size):
                     below[i, p + 1] += half * gl_weights[q] * math.exp(values[i, p, q] - peak)
         total = np.ascontiguousarray(below[:, -1]) @ w1
-        worst = 0.0
+        split = np.zeros(outer.size - 1, dtype=np.bool_)
         for p in range(outer.size - 1):
             first = p * gl_nodes.size
             half = 0.5 * (outer[p + 1] - outer[p])
             for k in range(1, edges.size):
                 function = below[first : first + gl_nodes.size, k].copy()
-                worst = max(worst, _unresolved(function, half, gl_tail))
-        if worst <= _OUTER_RESOLUTION * total:
+                if _unresolved(function, half, gl_tail) > _OUTER_RESOLUTION * total:
+                    split[p] = True
+                    break
+        if not split.any():
             return 0, centre, chol, peak, z1, w1, edges, values
-        refine *= 2
+        halved = np.empty(outer.size + split.sum())
+        count = 0
+        for p in range(outer.size - 1):
+            halved[count] = outer[p]
+            count += 1
+            if split[p]:
+                halved[count] = 0.5 * (outer[p] + outer[p + 1])
+                count += 1
+        halved[count] = outer[-1]
+        outer = halved
     return 3, centre, chol, 0.0, none, none, none, failed
 
 
