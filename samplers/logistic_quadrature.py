@@ -130,42 +130,62 @@ _GL_MONOMIAL = np.linalg.inv(np.vander(_GL_NODES, ORDER, increasing=True))
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _prior_and_linear(t1, t2, problem):
-    """Return the log prior density and ``a``, ``b`` of ``logit p = a + b x`` at ``(t1, t2)``.
+def _leading(t1, problem):
+    """Return what ``l`` needs of ``t1`` alone (the same along a row of the rule).
 
-    The prior's Jacobians are in, its constants out.
+    BLRM: the standardised ``log_beta`` and the slope ``b``; EWOC: the log prior density of
+    ``t1`` (a Beta(a, b) density of ``expit(t)`` with the logit's Jacobian is, in logs,
+    ``(a + b) log expit(t) - b t``) and the intercept ``a``, computed in log space.
     """
     model, prior = problem[0], problem[5]
     if model == BLRM:
-        mu_a, mu_b, sd_a, sd_b, rho = prior[0], prior[1], prior[2], prior[3], prior[4]
-        za = (t2 - mu_a) / sd_a
-        zb = (t1 - mu_b) / sd_b
-        log_prior = -0.5 * (za * za - 2.0 * rho * za * zb + zb * zb) / (1.0 - rho * rho)
-        return log_prior, t2, math.exp(t1)
-    # EWOC. A Beta(a, b) density of expit(t) with the logit's Jacobian is, in logs,
-    # a log expit(t) + b log expit(-t) = (a + b) log expit(t) - b t. The intercept and slope
-    # are computed in log space and with the MTD's position floored at 1e-12 of the range (as
-    # the model's numpy expressions), so that points deep in the prior's tails stay finite.
-    log_f1, log_f2 = _log_sigmoid(t1), _log_sigmoid(t2)
-    log_prior = (prior[3] + prior[4]) * log_f1 - prior[4] * t1
-    log_prior += (prior[5] + prior[6]) * log_f2 - prior[6] * t2
+        return (t1 - prior[1]) / prior[3], math.exp(t1)
+    log_f1 = _log_sigmoid(t1)
     log_rho0 = prior[0] + log_f1
-    a = log_rho0 - math.log1p(-math.exp(log_rho0))
-    position = max(math.exp(log_f2), 1e-12) * prior[2]
-    return log_prior, a, (prior[1] - a) / position
+    return (prior[3] + prior[4]) * log_f1 - prior[4] * t1, log_rho0 - math.log1p(
+        -math.exp(log_rho0)
+    )
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _log_density(t1, t2, problem):
-    """Unnormalised log posterior at ``(t1, t2)``."""
+def _prior_and_linear(leading, t2, problem):
+    """Return the log prior density and ``a``, ``b`` of ``logit p = a + b x`` at a point.
+
+    ``leading`` is :func:`_leading` of its ``t1``. The prior's Jacobians are in, its constants
+    out.
+    """
+    model, prior = problem[0], problem[5]
+    first, second = leading
+    if model == BLRM:
+        mu_a, sd_a, rho = prior[0], prior[2], prior[4]
+        za = (t2 - mu_a) / sd_a
+        log_prior = -0.5 * (za * za - 2.0 * rho * za * first + first * first) / (1.0 - rho * rho)
+        return log_prior, t2, second
+    # EWOC, with the MTD's position floored at 1e-12 of the range (as the model's numpy
+    # expressions), so that points deep in the prior's tails stay finite.
+    log_f2 = _log_sigmoid(t2)
+    log_prior = first + (prior[5] + prior[6]) * log_f2 - prior[6] * t2
+    position = max(math.exp(log_f2), 1e-12) * prior[2]
+    return log_prior, second, (prior[1] - second) / position
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_log_density(leading, t2, problem):
+    """Unnormalised log posterior at ``t2`` on the row whose ``t1`` gives ``leading``."""
     x, n, y = problem[1], problem[2], problem[3]
-    total, a, b = _prior_and_linear(t1, t2, problem)
+    total, a, b = _prior_and_linear(leading, t2, problem)
     for j in range(x.size):
         eta = a + b * x[j]
         log_p = _log_sigmoid(eta)
         # log(1 - p) = log p - eta
         total += y[j] * log_p + (n[j] - y[j]) * (log_p - eta)
     return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _log_density(t1, t2, problem):
+    """Unnormalised log posterior at ``(t1, t2)``."""
+    return _row_log_density(_leading(t1, problem), t2, problem)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -336,9 +356,11 @@ def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
     """``l`` on every row at the Gauss-Legendre points of an inner panel, (r, order)."""
     out = np.empty((z1.size, gl_nodes.size))
     for i in range(z1.size):
+        t1, _ = _point(z1[i], left, centre, chol)
+        leading = _leading(t1, problem)
         for q in range(gl_nodes.size):
-            t1, t2 = _point(z1[i], left + 0.5 * width * (gl_nodes[q] + 1.0), centre, chol)
-            out[i, q] = _log_density(t1, t2, problem)
+            _, t2 = _point(z1[i], left + 0.5 * width * (gl_nodes[q] + 1.0), centre, chol)
+            out[i, q] = _row_log_density(leading, t2, problem)
     return out
 
 
@@ -625,7 +647,7 @@ def _rates(nodes, problem):
     levels = problem[4]
     out = np.empty((nodes.shape[0], levels.size))
     for i in range(nodes.shape[0]):
-        _, a, b = _prior_and_linear(nodes[i, 0], nodes[i, 1], problem)
+        _, a, b = _prior_and_linear(_leading(nodes[i, 0], problem), nodes[i, 1], problem)
         for k in range(levels.size):
             out[i, k] = 1.0 / (1.0 + math.exp(-(a + b * levels[k])))
     return out
