@@ -49,9 +49,9 @@ __all__ = ["CDF_TOLERANCE", "EWOC_CONDUCT", "EWOCRule", "ewoc_design"]
 EWOC_CONDUCT: dict[str, Any] = {"cohort_size": 1}
 
 #: A level whose ``P(MTD < level)`` exceeds alpha by at most this is reached (levels only): the
-#: grid integrates the MTD's CDF to about 1e-5, so a quantile that equals a level exactly (with
-#: data at ``x_min`` only, the MTD's posterior is its prior: for uniform priors the quantile
-#: ``x_min + alpha (x_max - x_min)`` may be a level) lands a little below it.
+#: quadrature integrates the MTD's CDF to about 1e-5, so a quantile that equals a level exactly
+#: (with data at ``x_min`` only, the MTD's posterior is its prior: for uniform priors the
+#: quantile ``x_min + alpha (x_max - x_min)`` may be a level) lands a little below it.
 CDF_TOLERANCE = 1e-4
 
 

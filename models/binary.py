@@ -12,16 +12,19 @@ likelihood of the DLT counts at each distinct dose,
 
 Both engines return the same InferenceData: the free variables of the PyMC model, the
 deterministic ``p_dlt`` per dose level (dims chain, draw, dose) and any other deterministic
-(e.g. EWOC's ``mtd``). Rules read a :class:`~dosezoo.posterior.DosePosterior`: the grid's cells
-with their masses (:meth:`GridDoseModel.posterior`, exact up to the midpoint rule, in
-simulation loops; the CRM's one parameter is integrated by Gauss-Legendre quadrature instead,
-:mod:`dosezoo.samplers.crm_quadrature`) or the draws of any fit (``posterior_from_idata``).
+(e.g. EWOC's ``mtd``). Rules read a :class:`~dosezoo.posterior.DosePosterior`: the nodes of an
+exact integration with their masses (:meth:`GridDoseModel.posterior`, in simulation loops: the
+grid's cells, exact up to the midpoint rule; the CRM's one parameter by Gauss-Legendre
+quadrature, :mod:`dosezoo.samplers.crm_quadrature`; the two of BLRM and EWOC by a tensor
+Gauss-Legendre rule, :class:`LogisticQuadratureModel`) or the draws of any fit
+(``posterior_from_idata``).
 """
 
 import math
 import time
 from abc import abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,11 +35,19 @@ from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel, engine, random_generator
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
+from dosezoo.samplers.logistic_quadrature import LogisticQuadrature
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["BinaryDoseModel", "DoseSummary", "GridDoseModel", "GridTails"]
+__all__ = [
+    "BinaryDoseModel",
+    "DoseSummary",
+    "GridDoseModel",
+    "GridTails",
+    "LogisticQuadratureModel",
+    "QuadratureTails",
+]
 
 
 @dataclass(frozen=True)
@@ -393,3 +404,115 @@ def _hessian(function, centre: np.ndarray, step: np.ndarray) -> np.ndarray:
     for (i, j, si, sj), value in zip(shifts, values, strict=True):
         hessian[i, j] += si * sj * value / (4 * step[i] * step[j])
     return hessian
+
+
+class Deferred(Mapping):
+    """A read-only mapping computed by ``compute`` when first read, then kept."""
+
+    def __init__(self, compute: Callable[[], Mapping]) -> None:
+        """Keep ``compute`` until the mapping is first read."""
+        self._compute: Callable[[], Mapping] | None = compute
+        self._values: Mapping = {}
+
+    def _mapping(self) -> Mapping:
+        if self._compute is not None:
+            self._values, self._compute = self._compute(), None
+        return self._values
+
+    def __getitem__(self, key: object) -> object:
+        """Return the value of ``key``."""
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator:
+        """Iterate over the keys."""
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        """Return the number of keys."""
+        return len(self._mapping())
+
+
+@dataclass(frozen=True, eq=False)
+class QuadratureTails:
+    """Exact tail probabilities of ``p_dlt`` per level by the Gauss-Legendre rule (``LevelTails``).
+
+    ``P(p_k > t)`` integrates, row by row of the rule, the half-line of the last coordinate
+    where the model's DLT probability at level ``k`` exceeds ``t``
+    (:meth:`GridDoseModel.rate_cut`, :meth:`LogisticQuadrature.tail_mass`).
+    """
+
+    quadrature: LogisticQuadrature
+    model: GridDoseModel
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
+        cut, above = self.model.rate_cut(self.quadrature.rows, float(threshold))
+        return self.quadrature.tail_mass(cut, above)
+
+
+class LogisticQuadratureModel(GridDoseModel):
+    """Base of the two-parameter logistic models (BLRM, EWOC): decisions by quadrature.
+
+    :meth:`posterior` integrates the posterior by the tensor Gauss-Legendre rule of
+    :mod:`dosezoo.samplers.logistic_quadrature` (compiled, fitted to the posterior; a decision
+    costs a fraction of the grid's); the grid engine (:meth:`grid`, :meth:`exact_draws`, fits
+    with ``engine="grid"``) is unchanged. The kernel computes the same log density as
+    :meth:`log_prior` plus :meth:`log_likelihood`, from :meth:`scaled_dose` and
+    :meth:`prior_constants`.
+    """
+
+    #: The model's code in :mod:`dosezoo.samplers.logistic_quadrature`.
+    quadrature_model: ClassVar[int]
+
+    @abstractmethod
+    def scaled_dose(self, dose: np.ndarray) -> np.ndarray:
+        """Return the covariate ``x`` of ``logit p = a + b x`` at each dose."""
+
+    @abstractmethod
+    def prior_constants(self) -> np.ndarray:
+        """Return the prior's constants in the kernel's order (its ``problem`` tuple)."""
+
+    def quadrature(self, summary: DoseSummary) -> LogisticQuadrature:
+        """Fit the Gauss-Legendre rule to the posterior given the patients and DLTs per dose."""
+        centre, scale = self.prior_location()
+        return LogisticQuadrature.fit(
+            self.quadrature_model,
+            self.scaled_dose(summary.dose),
+            summary.n,
+            summary.y,
+            self.scaled_dose(np.asarray(self.dose_levels, dtype=float)),
+            self.prior_constants(),
+            centre,
+            scale,
+        )
+
+    def _posterior(self, summary: DoseSummary) -> DosePosterior:
+        """Integrate the posterior by quadrature (no cache).
+
+        The rates at the nodes and the parameters' means are computed when first read: the
+        rules of these models read tails only, and the rates cost as much as the rule.
+        """
+        quadrature = self.quadrature(summary)
+        return DosePosterior(
+            dose_levels=self.dose_levels,
+            rates=Deferred(lambda: {"p_dlt": quadrature.rates}),
+            weights=quadrature.weights,
+            tails={"p_dlt": QuadratureTails(quadrature, self)},
+            parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),
+            grid=quadrature,
+        )
+
+    def parameter_means(self, quadrature: LogisticQuadrature) -> dict[str, float]:
+        """Return the posterior mean of each scalar free variable of the PyMC model."""
+        free = self.free_values(quadrature.nodes)
+        return {
+            name: float(quadrature.weights @ value)
+            for name, value in free.items()
+            if np.ndim(value) == 1
+        }
+
+    def unconstrained_mean(self, posterior: DosePosterior) -> np.ndarray:
+        """Return the posterior mean of the unconstrained coordinates, shape (2,)."""
+        quadrature = posterior.grid
+        assert isinstance(quadrature, LogisticQuadrature)  # kept by _posterior
+        return quadrature.mean

@@ -12,8 +12,10 @@ to phase I cancer trials. *Statistics in Medicine* 27, 2420-2439 (Lin 2023 build
 
 with reference dose :math:`d^*` (:math:`\alpha` is the odds of a DLT at :math:`d^*`) and
 :math:`\beta > 0`, so that :math:`p` increases with dose. The PyMC model writes the bivariate
-normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. The grid engine integrates
-the posterior over :math:`(\log\beta, \log\alpha)` on an adaptive 96 x 96 grid.
+normal as :math:`\log\alpha` and :math:`\log\beta \mid \log\alpha`. Decisions integrate the
+posterior over :math:`(\log\beta, \log\alpha)` by a tensor Gauss-Legendre rule fitted to it
+(:mod:`dosezoo.samplers.logistic_quadrature`); the grid engine (exact draws) on an adaptive
+96 x 96 grid.
 
 Default prior: :math:`\mu = (\operatorname{logit} 0.2, 0)`, :math:`\sigma = (2, 1)`,
 :math:`\rho = 0`, the weakly informative prior of OncoBayes2's examples. Two constructions of the
@@ -54,8 +56,9 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.levels import validate_dose_levels
-from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.binary import DoseSummary, LogisticQuadratureModel
 from dosezoo.models.workflow import check_statements, fit_statements
+from dosezoo.samplers import logistic_quadrature
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 
 if TYPE_CHECKING:
@@ -255,7 +258,7 @@ def _positive(owner: str, name: str, value: object) -> float:
 
 
 @dataclass(frozen=True)
-class BLRM(GridDoseModel):
+class BLRM(LogisticQuadratureModel):
     r"""Two-parameter logistic model of DLT in log dose with a bivariate normal prior.
 
     Parameters
@@ -277,6 +280,7 @@ class BLRM(GridDoseModel):
     # log_beta first: given it, every event p_k > t is a half-line of log_alpha (rate_cut).
     coordinates: ClassVar[tuple[str, ...]] = ("log_beta", "log_alpha")
     grid_size: ClassVar[int] = 96
+    quadrature_model: ClassVar[int] = logistic_quadrature.BLRM
 
     dose_levels: tuple[float, ...]
     reference_dose: float
@@ -327,6 +331,14 @@ class BLRM(GridDoseModel):
             summary.n,
             summary.y,
         )
+
+    def scaled_dose(self, dose: np.ndarray) -> np.ndarray:
+        """Return ``log(d / d*)``."""
+        return np.log(np.asarray(dose, dtype=float) / self.reference_dose)
+
+    def prior_constants(self) -> np.ndarray:
+        """Return the means and sds of ``log_alpha`` and ``log_beta`` and the correlation."""
+        return np.array([*self.prior.mean, *self.prior.sd, self.prior.correlation])
 
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the bivariate normal log density (up to a constant)."""

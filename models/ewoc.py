@@ -21,13 +21,13 @@ and Rogatko's beta priors. So :math:`\rho_0 < \theta` and :math:`\beta_1 > 0`: t
 increases with dose.
 
 The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_fraction``),
-with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The grid engine works in
-:math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit} \text{mtd\_fraction})`
-with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit in the prior, on an
-adaptive 128 x 128 grid. The MTD is the grid's last coordinate, so its posterior CDF at a dose
-:math:`x` is the grid's mass below a cut of each row (integrated with the density log-linear in
-the cell the cut falls in, :meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`); its
-quantiles invert that CDF by bisection.
+with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The exact posterior is
+integrated in :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit}
+\text{mtd\_fraction})`, with the Beta densities and the Jacobian :math:`f(1 - f)` of each logit
+in the prior: for decisions by a tensor Gauss-Legendre rule fitted to it
+(:mod:`dosezoo.samplers.logistic_quadrature`), for the grid engine's exact draws on an adaptive
+128 x 128 grid. The MTD is the last coordinate, so its posterior CDF at a dose :math:`x` is the
+rule's mass below a cut of each row (:class:`QuadratureMTD`); its quantiles invert that CDF.
 """
 
 import math
@@ -42,7 +42,7 @@ from scipy.special import expit, log_expit, logit
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
-from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.binary import DoseSummary, LogisticQuadratureModel
 from dosezoo.models.workflow import (
     StatementFit,
     check_statements,
@@ -50,8 +50,9 @@ from dosezoo.models.workflow import (
     statement_table,
 )
 from dosezoo.posterior import DosePosterior
-from dosezoo.samplers.grid import GridPosterior, tail_quantile
+from dosezoo.samplers import logistic_quadrature
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
+from dosezoo.samplers.logistic_quadrature import LogisticQuadrature
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -71,43 +72,37 @@ def _beta_shape(owner: str, name: str, value: object) -> tuple[float, float]:
 
 
 @dataclass(frozen=True, eq=False)
-class GridMTD:
-    r"""The MTD's posterior on the grid: its CDF and quantiles, integrated along the rows.
+class QuadratureMTD:
+    r"""The MTD's posterior by quadrature: its CDF and quantiles, integrated along the rows.
 
-    The MTD is the last grid coordinate (the logit MTD fraction :math:`\theta_2`) mapped to
-    doses, so :math:`P(\mathrm{MTD} \le x)` is the grid's mass where :math:`\theta_2 \le
+    The MTD is the rule's last coordinate (the logit MTD fraction :math:`\theta_2`) mapped to
+    doses, so :math:`P(\mathrm{MTD} \le x)` is the mass where :math:`\theta_2 \le
     \operatorname{logit}((x - x_{min}) / (x_{max} - x_{min}))`
-    (:meth:`~dosezoo.samplers.grid.GridPosterior.tail_mass`), and a quantile inverts it.
+    (:meth:`~dosezoo.samplers.logistic_quadrature.LogisticQuadrature.cdf`), and a quantile
+    inverts it (:meth:`~dosezoo.samplers.logistic_quadrature.LogisticQuadrature.quantile`).
     """
 
-    grid: GridPosterior
+    quadrature: LogisticQuadrature
     x_min: float
     x_max: float
 
-    def _coordinate(self, x: float) -> float:
-        fraction = (float(x) - self.x_min) / (self.x_max - self.x_min)
-        if fraction <= 0:
-            return -math.inf
-        if fraction >= 1:
-            return math.inf
-        return float(logit(fraction))
-
     def cdf(self, x: float) -> float:
         """Posterior probability that the MTD is below ``x``."""
-        rows = self.grid.rows.shape[0]
-        cut = np.full((rows, 1), self._coordinate(x))
-        return float(self.grid.tail_mass(cut, np.zeros((rows, 1), dtype=bool))[0])
+        fraction = (float(x) - self.x_min) / (self.x_max - self.x_min)
+        if fraction <= 0:
+            return 0.0
+        if fraction >= 1:
+            return 1.0
+        return self.quadrature.cdf(math.log(fraction / (1.0 - fraction)))
 
     def quantile(self, p: float) -> float:
-        """Posterior ``p``-quantile of the MTD (bisection on :meth:`cdf`, to 1e-9 of the range)."""
-        last = self.grid.nodes[:, -1]
-        spread = float(np.abs(self.grid.transform[-1]).sum() * self.grid.step.max())
-        theta = tail_quantile(self.grid, float(p), last.min() - spread, last.max() + spread)
+        """Posterior ``p``-quantile of the MTD."""
+        theta = self.quadrature.quantile(float(p))
         return self.x_min + (self.x_max - self.x_min) * float(expit(theta))
 
 
 @dataclass(frozen=True)
-class EWOC(GridDoseModel):
+class EWOC(LogisticQuadratureModel):
     r"""The EWOC logistic model with parameters :math:`(\rho_0, \gamma)`.
 
     Parameters
@@ -128,6 +123,7 @@ class EWOC(GridDoseModel):
     model_name: ClassVar[str] = "EWOC"
     coordinates: ClassVar[tuple[str, ...]] = ("logit_rho0_fraction", "logit_mtd_fraction")
     grid_size: ClassVar[int] = 128
+    quadrature_model: ClassVar[int] = logistic_quadrature.EWOC
 
     theta: float
     x_min: float
@@ -231,6 +227,22 @@ class EWOC(GridDoseModel):
             logit_rho0, slope, summary.dose - self.x_min, summary.n, summary.y
         )
 
+    def scaled_dose(self, dose: np.ndarray) -> np.ndarray:
+        """Return ``d - x_min``."""
+        return np.asarray(dose, dtype=float) - self.x_min
+
+    def prior_constants(self) -> np.ndarray:
+        """Return log and logit of theta, the range's width and the two Beta shapes."""
+        return np.array(
+            [
+                math.log(self.theta),
+                float(logit(self.theta)),
+                self.x_max - self.x_min,
+                *self.rho0_prior,
+                *self.mtd_prior,
+            ]
+        )
+
     def log_prior(self, theta: np.ndarray) -> np.ndarray:
         """Return the Beta log densities of the two fractions, with the logits' Jacobians."""
         total = np.zeros(theta.shape[0])
@@ -274,19 +286,21 @@ class EWOC(GridDoseModel):
         cut = np.where(levels == 0, np.where(gap < 0, np.inf, -np.inf), cut)
         return cut, np.zeros(cut.shape, dtype=bool)
 
+    def parameter_means(self, quadrature: LogisticQuadrature) -> dict[str, float]:
+        """Return the posterior means of the two fractions, ``rho0`` and ``mtd``."""
+        rho0, mtd = self._natural(quadrature.nodes)
+        weights = quadrature.weights
+        return super().parameter_means(quadrature) | {
+            "rho0": float(weights @ rho0),
+            "mtd": float(weights @ mtd),
+        }
+
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
-        """Integrate the posterior on the grid, with the MTD's CDF and quantiles (no cache)."""
+        """Integrate the posterior by quadrature, with the MTD's CDF and quantiles (no cache)."""
         posterior = super()._posterior(summary)
-        grid = posterior.grid
-        assert isinstance(grid, GridPosterior)  # the grid engine's posterior keeps its grid
-        rho0, mtd = self._natural(grid.nodes)
-        weights = grid.weights
-        return replace(
-            posterior,
-            parameter_mean=dict(posterior.parameter_mean)
-            | {"rho0": float(weights @ rho0), "mtd": float(weights @ mtd)},
-            mtd=GridMTD(grid, self.x_min, self.x_max),
-        )
+        quadrature = posterior.grid
+        assert isinstance(quadrature, LogisticQuadrature)  # kept by _posterior
+        return replace(posterior, mtd=QuadratureMTD(quadrature, self.x_min, self.x_max))
 
     # ------------------------------------------------------------ PyMC model
 

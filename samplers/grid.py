@@ -1,10 +1,13 @@
 r"""Exact posteriors of one- and two-parameter models on an adaptive grid.
 
 CRM (one parameter), BLRM and EWOC (two) are small enough that their posterior is computed by
-numerical integration instead of sampled. With :math:`\theta \in \mathbb{R}^d` the model's
-parameters in unconstrained coordinates (bounded parameters mapped by logit, with the log
-Jacobian added to the log prior), :func:`adaptive_grid` evaluates the unnormalised log
-posterior :math:`\ell(\theta)`
+numerical integration instead of sampled. The grid is their ``engine="grid"`` (exact draws for
+an InferenceData); their decisions integrate the posterior by Gauss-Legendre rules instead
+(:mod:`dosezoo.samplers.crm_quadrature`, :mod:`dosezoo.samplers.logistic_quadrature`).
+
+With :math:`\theta \in \mathbb{R}^d` the model's parameters in unconstrained coordinates
+(bounded parameters mapped by logit, with the log Jacobian added to the log prior),
+:func:`adaptive_grid` evaluates the unnormalised log posterior :math:`\ell(\theta)`
 
 1. on a coarse grid spanning ``span`` prior scales either side of the prior centre, doubling the
    span while the region where :math:`\ell > \max \ell - \text{drop}` touches its edge (a
@@ -51,7 +54,6 @@ import numpy as np
 __all__ = [
     "GridPosterior",
     "adaptive_grid",
-    "tail_quantile",
 ]
 
 #: How many times the coarse span may double before the posterior is declared unbounded.
@@ -331,49 +333,3 @@ def _tail_masses(
             total += cumulative[i, n] - below if above[i, c] else below
         out[c] = total
     return out
-
-
-@numba.njit(cache=True)
-def _quantile_below(
-    p: float,
-    mass: np.ndarray,
-    cumulative: np.ndarray,
-    slope: np.ndarray,
-    offset: np.ndarray,
-    scale: float,
-    low: float,
-    high: float,
-    bisections: int,
-) -> float:
-    """Invert ``cut -> P(theta_d < cut)`` on ``[low, high]`` by bisection.
-
-    Row ``i``'s cut position is ``(cut - offset_i) * scale``.
-    """
-    rows = mass.shape[0]
-    for _ in range(bisections):
-        middle = 0.5 * (low + high)
-        total = 0.0
-        for i in range(rows):
-            total += _row_mass_below(mass, cumulative, slope, i, (middle - offset[i]) * scale)
-        if total < p:
-            low = middle
-        else:
-            high = middle
-    return 0.5 * (low + high)
-
-
-def tail_quantile(
-    grid: GridPosterior, p: float, low: float, high: float, bisections: int = 60
-) -> float:
-    """Return the ``p``-quantile of the last unconstrained coordinate, in ``[low, high]``.
-
-    The CDF is :meth:`GridPosterior.tail_mass` of ``theta_d < cut`` (continuous and increasing
-    in the cut), inverted by ``bisections`` halvings.
-    """
-    zero = grid.cut_positions(np.zeros((grid.rows.shape[0], 1)))[:, 0]
-    scale = 1.0 / (grid.transform[-1, -1] * grid.step[-1])
-    offset = -zero / scale
-    table = grid._tail_table()
-    return _quantile_below(
-        float(p), table[0], table[1], table[2], offset, scale, float(low), float(high), bisections
-    )

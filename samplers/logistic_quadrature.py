@@ -1,0 +1,879 @@
+r"""The BLRM's and EWOC's exact posteriors by a tensor Gauss-Legendre rule, compiled with numba.
+
+Both models are logistic in a transformed dose, :math:`\operatorname{logit} p = a(\theta) +
+b(\theta) x`, with two unconstrained parameters :math:`\theta = (\theta_1, \theta_2)`:
+
+- BLRM (Neuenschwander, Branson and Gsponer 2008): :math:`\theta = (\log\beta, \log\alpha)`,
+  :math:`a = \log\alpha`, :math:`b = e^{\log\beta}`, :math:`x = \log(d / d^*)`, and the
+  bivariate normal prior;
+- EWOC (Babb, Rogatko and Zacks 1998): :math:`\theta` the logits of :math:`\rho_0 / \theta_T`
+  and of the MTD's position in the dose range, :math:`a = \operatorname{logit}\rho_0`,
+  :math:`b = (\operatorname{logit}\theta_T - a) / (\gamma - x_{min})`, :math:`x = d - x_{min}`,
+  and the two Beta priors with the logits' Jacobians.
+
+With :math:`n_j` patients and :math:`y_j` DLTs at the distinct doses :math:`x_j`, the
+unnormalised log posterior is
+
+.. math::
+
+    \ell(\theta) = \log \pi(\theta) + \sum_j y_j \log\sigma(\eta_j) + (n_j - y_j)
+    \log\sigma(-\eta_j), \qquad \eta_j = a(\theta) + b(\theta) x_j,
+
+the same function as the models' grid engine integrates (:mod:`dosezoo.samplers.grid`), a smooth
+function that depends on the data only through the counts per dose. It is integrated by a
+product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
+(:mod:`dosezoo.samplers.crm_quadrature`):
+
+1. **The mode and the whitening.** :math:`\ell` on a :data:`_SCAN_POINTS` square grid spanning
+   10 prior scales either side of the prior centre (the span doubled while its best point is on
+   the edge); from the best point, Newton's method with central-difference derivatives and a
+   backtracking line search (gradient steps where the Hessian is not negative definite) finds
+   the mode :math:`\hat\theta`. With :math:`L L^T = (-\nabla^2 \ell(\hat\theta))^{-1}` (lower
+   triangular :math:`L`) the rule works in whitened coordinates
+   :math:`z = L^{-1}(\theta - \hat\theta)`, where the posterior has about unit scale. Because
+   :math:`L` is lower triangular, a line of fixed :math:`z_1` (a *row*) has fixed
+   :math:`\theta_1`, and along it :math:`\theta_2` is an increasing affine function of
+   :math:`z_2`.
+2. **Where the mass is.** Along :data:`_RAYS` rays from the mode, the distance at which
+   :math:`\ell` has dropped to :math:`\ell(\hat\theta) - D` (doubling, then the Illinois variant
+   of regula falsi); the box bounding those points, widened by :data:`_MARGIN` of its width on
+   every side, is the rule's domain. With :math:`D = 16` the density there is
+   :math:`e^{-16} \approx 10^{-7}` of its peak (the mass outside is of that order times the
+   tail's scale; skewed posteriors, e.g. EWOC's under uniform priors, have exponential tails
+   that reach 30 units out). A side whose outermost nodes still have a density above
+   :math:`e^{-D/2}` of the peak is moved out by half the box's width and the rule refitted (a
+   posterior that bulges between two rays).
+3. **The rule.** Each axis of the box is cut into panels: one of :data:`MAX_PANEL_WIDTH`
+   whitened units centred on the mode, then panels wider by :data:`_GROWTH` each outwards, where
+   the density is falling (:func:`_graded`); each panel has the :data:`ORDER`-point
+   Gauss-Legendre rule, and the nodes are the products of the two axes' nodes (weights: the
+   products of the weights times the density). For a normal density the widest central panel
+   is integrated to about 1e-9. Along the rows (the inner axis) a panel is halved, on every
+   row, while it does not resolve the marginal density along that axis or, on some row,
+   :math:`\ell` itself where the density matters (bounds: the two highest Legendre coefficients
+   at the panel's nodes times its half-width, of the density against :data:`_RESOLUTION` of the
+   total mass, and of :math:`\ell`, an error :math:`d` there being one of :math:`e^d - 1` in the
+   density, times the density's largest value in the panel, summed over the rows, against
+   :data:`_LOG_RESOLUTION`; the first bound is far above the rule's error, about 1e6 times for
+   a normal density, which is why its threshold is loose). An outer panel is halved while, along
+   it, the rows' masses below an inner edge (the tails of events that cut the rows at different
+   places) are not resolved (the same bound against :data:`_OUTER_RESOLUTION`). Expectations (the
+   posterior means of the parameters and of every :math:`p_k`) are weighted sums over the nodes.
+4. **Tails.** Every event a rule of these models reads is, given :math:`\theta_1`, a half-line
+   of :math:`\theta_2` (the models' ``rate_cut``; EWOC's MTD is :math:`\theta_2` mapped to
+   doses): its mass is the outer rule's weighted sum, over the rows, of the row's mass below
+   (or above) the cut. A row's mass below a cut sums its whole panels below and integrates the
+   panel the cut falls in from its lower edge to the cut by the Gauss-Legendre rule on that
+   sub-interval, with :math:`\ell` there the polynomial that interpolates it at the panel's
+   nodes (its coefficients are kept per row and panel: no new evaluation of the model, and the
+   error is that of interpolating the smooth :math:`\ell`, not the density; at the panel's
+   upper edge it is the panel's mass, so the CDF is continuous). A quantile of
+   :math:`\theta_2` inverts that CDF by Newton's method (the marginal density of
+   :math:`\theta_2` from the same polynomials), safeguarded by bisection.
+
+Against brute-force integration (the cases of ``tests/test_binary_tails.py`` on a 4000 x 4000
+midpoint rule) the BLRM's ``P(p_k > t)`` are within 2e-5 and EWOC's MTD CDF within 1.1e-5, its
+quantiles within 8e-6 of the dose range, where the adaptive grid erred by up to 1e-5, 6e-4 and
+3e-4. In states of the benchmark's simulations the BLRM erred by up to 1.8e-4 (an outer rule too
+coarse for the top level's tail on a ridge; the grid by 1e-4), and the grid's EWOC by 1.3e-2 in
+``P(MTD < dose)`` where the rule is within 3e-5.
+"""
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numba
+import numpy as np
+
+from dosezoo.samplers.logistic_kernels import _log_sigmoid
+
+__all__ = ["BLRM", "EWOC", "MAX_PANEL_WIDTH", "ORDER", "LogisticQuadrature"]
+
+#: Model codes of the kernels.
+BLRM, EWOC = 0, 1
+#: Gauss-Legendre points per panel, and the width of the central panel (whitened units).
+ORDER, MAX_PANEL_WIDTH = 8, 3.0
+#: Growth of the panels' width away from the mode.
+_GROWTH = 1.5
+#: Drop of the log density, below its maximum, at the edges of the rule's box (:math:`D`).
+LOG_DENSITY_DROP = 16.0
+#: Points per axis of the scan that finds the mode's basin, and its first half-width in prior
+#: scales; how many times that span may double.
+_SCAN_POINTS, _SCAN_SPAN, _MAX_DOUBLINGS = 9, 10.0, 6
+#: Rays that find the box, and its widening on each side (share of its width).
+_RAYS, _MARGIN = 16, 0.05
+#: Refits of the rule (a side moved out or the outer panels doubled) before giving up, and
+#: halvings of an inner panel.
+_MAX_REFITS, _MAX_HALVINGS = 8, 12
+#: A panel is resolved when its error bound is below this share of the total mass: the
+#: density's (which bounds the rule's error far above its true size, as for the CRM) and
+#: ``l``'s along the rows (the tails' error).
+_RESOLUTION, _LOG_RESOLUTION, _OUTER_RESOLUTION = 1e-1, 1e-3, 1e-2
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
+#: Rows mapping values at the Gauss-Legendre points to their two highest Legendre coefficients,
+#: :math:`c_j = (2j + 1) / 2 \sum_q w_q f(t_q) P_j(t_q)`.
+_GL_TAIL = np.array(
+    [
+        (2 * j + 1) / 2 * _GL_WEIGHTS * np.polynomial.legendre.legval(_GL_NODES, np.eye(ORDER)[j])
+        for j in (ORDER - 2, ORDER - 1)
+    ]
+)
+#: Maps values at the Gauss-Legendre points to the monomial coefficients (in the panel's
+#: coordinate t in [-1, 1]) of the polynomial through them: the inverse Vandermonde matrix.
+_GL_MONOMIAL = np.linalg.inv(np.vander(_GL_NODES, ORDER, increasing=True))
+
+# A problem is the tuple (model, x, n, y, levels, prior): the model's code, the transformed
+# distinct doses with their patients and DLTs (float arrays of one size), the transformed dose
+# levels, and the prior's constants (BLRM: mean and sd of log alpha and log beta, correlation;
+# EWOC: log and logit of the target, the dose range's width, the two Beta shapes).
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _leading(t1, problem):
+    """Return what ``l`` needs of ``t1`` alone (the same along a row of the rule).
+
+    BLRM: the standardised ``log_beta`` and the slope ``b``; EWOC: the log prior density of
+    ``t1`` (a Beta(a, b) density of ``expit(t)`` with the logit's Jacobian is, in logs,
+    ``(a + b) log expit(t) - b t``) and the intercept ``a``, computed in log space.
+    """
+    model, prior = problem[0], problem[5]
+    if model == BLRM:
+        return (t1 - prior[1]) / prior[3], math.exp(t1)
+    log_f1 = _log_sigmoid(t1)
+    log_rho0 = prior[0] + log_f1
+    return (prior[3] + prior[4]) * log_f1 - prior[4] * t1, log_rho0 - math.log1p(
+        -math.exp(log_rho0)
+    )
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _prior_and_linear(leading, t2, problem):
+    """Return the log prior density and ``a``, ``b`` of ``logit p = a + b x`` at a point.
+
+    ``leading`` is :func:`_leading` of its ``t1``. The prior's Jacobians are in, its constants
+    out.
+    """
+    model, prior = problem[0], problem[5]
+    first, second = leading
+    if model == BLRM:
+        mu_a, sd_a, rho = prior[0], prior[2], prior[4]
+        za = (t2 - mu_a) / sd_a
+        log_prior = -0.5 * (za * za - 2.0 * rho * za * first + first * first) / (1.0 - rho * rho)
+        return log_prior, t2, second
+    # EWOC, with the MTD's position floored at 1e-12 of the range (as the model's numpy
+    # expressions), so that points deep in the prior's tails stay finite.
+    log_f2 = _log_sigmoid(t2)
+    log_prior = first + (prior[5] + prior[6]) * log_f2 - prior[6] * t2
+    position = max(math.exp(log_f2), 1e-12) * prior[2]
+    return log_prior, second, (prior[1] - second) / position
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_log_density(leading, t2, problem):
+    """Unnormalised log posterior at ``t2`` on the row whose ``t1`` gives ``leading``."""
+    x, n, y = problem[1], problem[2], problem[3]
+    total, a, b = _prior_and_linear(leading, t2, problem)
+    for j in range(x.size):
+        eta = a + b * x[j]
+        log_p = _log_sigmoid(eta)
+        # log(1 - p) = log p - eta
+        total += y[j] * log_p + (n[j] - y[j]) * (log_p - eta)
+    return total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _log_density(t1, t2, problem):
+    """Unnormalised log posterior at ``(t1, t2)``."""
+    return _row_log_density(_leading(t1, problem), t2, problem)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _derivatives(t1, t2, h1, h2, problem):
+    """``l``, its gradient and Hessian at ``(t1, t2)`` by central differences of steps h."""
+    f = _log_density(t1, t2, problem)
+    f1p = _log_density(t1 + h1, t2, problem)
+    f1m = _log_density(t1 - h1, t2, problem)
+    f2p = _log_density(t1, t2 + h2, problem)
+    f2m = _log_density(t1, t2 - h2, problem)
+    fpp = _log_density(t1 + h1, t2 + h2, problem)
+    fpm = _log_density(t1 + h1, t2 - h2, problem)
+    fmp = _log_density(t1 - h1, t2 + h2, problem)
+    fmm = _log_density(t1 - h1, t2 - h2, problem)
+    g1 = (f1p - f1m) / (2.0 * h1)
+    g2 = (f2p - f2m) / (2.0 * h2)
+    h11 = (f1p - 2.0 * f + f1m) / (h1 * h1)
+    h22 = (f2p - 2.0 * f + f2m) / (h2 * h2)
+    h12 = (fpp - fpm - fmp + fmm) / (4.0 * h1 * h2)
+    return f, g1, g2, h11, h12, h22
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mode(t1, t2, s1, s2, problem):
+    """Maximise ``l`` from ``(t1, t2)``; return the mode, ``l`` and the Hessian there.
+
+    Newton's method with backtracking; gradient steps of scale ``s`` where the Hessian is not
+    negative definite.
+    """
+    h1, h2 = 1e-4 * s1, 1e-4 * s2
+    f, g1, g2, h11, h12, h22 = _derivatives(t1, t2, h1, h2, problem)
+    for _ in range(100):
+        det = h11 * h22 - h12 * h12
+        if h11 < 0.0 and det > 0.0:
+            d1 = -(h22 * g1 - h12 * g2) / det
+            d2 = -(h11 * g2 - h12 * g1) / det
+            # The Newton decrement: the gain the quadratic model expects.
+            if 0.5 * (g1 * d1 + g2 * d2) < 1e-12:
+                break
+        else:
+            d1, d2 = g1 * s1 * s1, g2 * s2 * s2
+        step = 1.0
+        moved = False
+        for _ in range(60):
+            value = _log_density(t1 + step * d1, t2 + step * d2, problem)
+            if value >= f:
+                t1, t2 = t1 + step * d1, t2 + step * d2
+                moved = True
+                break
+            step *= 0.5
+        if not moved:
+            break
+        # Steps of about 1e-4 of the posterior's own scale once it is known.
+        det = h11 * h22 - h12 * h12
+        if h11 < 0.0 and det > 0.0:
+            h1 = min(1e-4 * s1, 1e-3 * math.sqrt(-h22 / det))
+            h2 = min(1e-4 * s2, 1e-3 * math.sqrt(-h11 / det))
+        f, g1, g2, h11, h12, h22 = _derivatives(t1, t2, h1, h2, problem)
+    return t1, t2, f, h11, h12, h22
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _point(z1, z2, centre, chol):
+    """``theta = centre + L z`` with ``L = [[l11, 0], [l21, l22]]`` (``chol = (l11, l21, l22)``)."""
+    return centre[0] + chol[0] * z1, centre[1] + chol[1] * z1 + chol[2] * z2
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ray(c, s, level, centre, chol, problem):
+    """Distance along ``(c, s)`` from the mode (whitened units) where ``l`` falls to ``level``.
+
+    NaN if ``l`` is NaN on the way, inf if it has not fallen within ``2**12`` units.
+    """
+    low, f_low = 0.0, 1.0
+    high = math.sqrt(2.0 * LOG_DENSITY_DROP)
+    f_high = 0.0
+    for _ in range(12):
+        t1, t2 = _point(high * c, high * s, centre, chol)
+        f_high = _log_density(t1, t2, problem) - level
+        if math.isnan(f_high):
+            return math.nan
+        if f_high <= 0.0:
+            break
+        low, f_low = high, f_high
+        high *= 2.0
+    if f_high > 0.0:
+        return math.inf
+    # Illinois: superlinear, never leaves the bracket; the box needs no more than 1e-2.
+    side = 0
+    for _ in range(60):
+        if high - low <= 1e-2:
+            break
+        middle = (low * f_high - high * f_low) / (f_high - f_low)
+        if not low < middle < high:
+            middle = 0.5 * (low + high)
+        t1, t2 = _point(middle * c, middle * s, centre, chol)
+        value = _log_density(t1, t2, problem) - level
+        if value > 0.0:
+            low, f_low = middle, value
+            if side == -1:
+                f_high *= 0.5
+            side = -1
+        else:
+            high, f_high = middle, value
+            if side == 1:
+                f_low *= 0.5
+            side = 1
+    return high
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _graded(low, high):
+    """Return panel edges over ``[low, high]`` (which contains 0).
+
+    One panel of :data:`MAX_PANEL_WIDTH` centred on 0 (the mode), then on either side panels
+    wider by :data:`_GROWTH` each (the density falls fast); the last one on a side takes what
+    is left up to the end if that is less than one and a half of its width.
+    """
+    buffer = np.empty(64)
+    count = 0
+    for direction in (-1.0, 1.0):
+        end = -low if direction < 0.0 else high
+        edge, width = 0.5 * MAX_PANEL_WIDTH, MAX_PANEL_WIDTH
+        while end - edge > 0.25 * MAX_PANEL_WIDTH and count < buffer.size:
+            buffer[count] = direction * edge
+            count += 1
+            width *= _GROWTH
+            if edge + 1.5 * width >= end:
+                break
+            edge += width
+    edges = np.empty(count + 2)
+    edges[0], edges[count + 1] = low, high
+    edges[1 : count + 1] = np.sort(buffer[:count])
+    return edges
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _axis(edges, gl_nodes, gl_weights):
+    """Nodes and weights of the Gauss-Legendre panels between ``edges``."""
+    order = gl_nodes.size
+    panels = edges.size - 1
+    nodes = np.empty(panels * order)
+    weights = np.empty(panels * order)
+    for p in range(panels):
+        half = 0.5 * (edges[p + 1] - edges[p])
+        for q in range(order):
+            nodes[p * order + q] = edges[p] + half * (gl_nodes[q] + 1.0)
+            weights[p * order + q] = half * gl_weights[q]
+    return nodes, weights
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _unresolved(values, half, gl_tail):
+    """Return ``half * (|c_{n-2}| + |c_{n-1}|)`` of a panel's ``values`` at its nodes.
+
+    ``c`` are the Legendre coefficients of the polynomial through them, ``half`` the panel's
+    half-width.
+    """
+    second, last = 0.0, 0.0
+    for q in range(values.size):
+        second += gl_tail[0, q] * values[q]
+        last += gl_tail[1, q] * values[q]
+    return half * (abs(second) + abs(last))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
+    """``l`` on every row at the Gauss-Legendre points of an inner panel, (r, order)."""
+    out = np.empty((z1.size, gl_nodes.size))
+    for i in range(z1.size):
+        t1, _ = _point(z1[i], left, centre, chol)
+        leading = _leading(t1, problem)
+        for q in range(gl_nodes.size):
+            _, t2 = _point(z1[i], left + 0.5 * width * (gl_nodes[q] + 1.0), centre, chol)
+            out[i, q] = _row_log_density(leading, t2, problem)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, problem):
+    """Fit the inner panels on the rows ``z1``, from those between the edges ``start``.
+
+    Each is halved (on every row) until it resolves the density and ``l`` (see the module
+    docstring).
+
+    Returns status (0, 1 if ``l`` is NaN, 3 if a panel is still unresolved after
+    :data:`_MAX_HALVINGS`), the peak, the panels' edges (P + 1) and ``l`` (r, P, order).
+    """
+    order = gl_nodes.size
+    rows = z1.size
+    panels = start.size - 1
+    capacity = 4 * panels
+    left = np.empty(capacity)
+    width = np.empty(capacity)
+    depth = np.zeros(capacity, dtype=np.int64)
+    values = np.empty((rows, capacity, order))
+    done = np.zeros(capacity, dtype=np.bool_)
+    count = panels
+    for p in range(panels):
+        left[p] = start[p]
+        width[p] = start[p + 1] - start[p]
+    clipped = np.empty(order)
+    column = np.empty(order)
+    for _ in range(_MAX_HALVINGS + 1):
+        for p in range(count):
+            if not done[p]:
+                values[:, p] = _evaluate(z1, left[p], width[p], centre, chol, gl_nodes, problem)
+                if np.isnan(values[:, p]).any():
+                    return 1, peak, np.zeros(0), np.zeros((rows, 0, order))
+                peak = max(peak, values[:, p].max())
+        total = 0.0
+        for p in range(count):
+            for i in range(rows):
+                for q in range(order):
+                    density = math.exp(values[i, p, q] - peak)
+                    total += w1[i] * 0.5 * width[p] * gl_weights[q] * density
+        tolerance = _RESOLUTION * total
+        split = np.zeros(count, dtype=np.bool_)
+        for p in range(count):
+            if done[p]:
+                continue
+            done[p] = True
+            half = 0.5 * width[p]
+            # The marginal density along the inner axis, then l on each row where it matters.
+            for q in range(order):
+                column[q] = 0.0
+                for i in range(rows):
+                    column[q] += w1[i] * math.exp(values[i, p, q] - peak)
+            unresolved = _unresolved(column, half, gl_tail) > tolerance
+            # The errors of the rows' interpolants add up in a tail's mass.
+            error = 0.0
+            for i in range(rows):
+                top = -math.inf
+                for q in range(order):
+                    clipped[q] = max(values[i, p, q] - peak, -2.0 * LOG_DENSITY_DROP)
+                    top = max(top, clipped[q])
+                # An error d in l is one of e^d - 1 in the density (d may be large: a cliff).
+                deviation = min(_unresolved(clipped, 1.0, gl_tail), 2.0 * LOG_DENSITY_DROP)
+                error += half * math.expm1(deviation) * math.exp(top) * w1[i]
+            unresolved = unresolved or error > _LOG_RESOLUTION * total
+            if unresolved:
+                if depth[p] == _MAX_HALVINGS:
+                    return 3, peak, np.zeros(0), np.zeros((rows, 0, order))
+                split[p] = True
+        if not split.any():
+            break
+        for p in range(split.size):
+            if not split[p]:
+                continue
+            if count == capacity:
+                capacity *= 2
+                left = np.concatenate((left, np.empty(capacity - count)))
+                width = np.concatenate((width, np.empty(capacity - count)))
+                depth = np.concatenate((depth, np.zeros(capacity - count, dtype=np.int64)))
+                done = np.concatenate((done, np.zeros(capacity - count, dtype=np.bool_)))
+                grown = np.empty((rows, capacity, order))
+                grown[:, :count] = values[:, :count]
+                values = grown
+            width[p] *= 0.5
+            depth[p] += 1
+            done[p] = False
+            left[count], width[count], depth[count] = left[p] + width[p], width[p], depth[p]
+            done[count] = False
+            count += 1
+    order_of = np.argsort(left[:count])
+    edges = np.empty(count + 1)
+    sorted_values = np.empty((rows, count, order))
+    for p in range(count):
+        edges[p] = left[order_of[p]]
+        sorted_values[:, p] = values[:, order_of[p]]
+    edges[count] = start[panels]
+    return 0, peak, edges, sorted_values
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
+    """Fit the rule; return status, the mode, the whitening and the rule.
+
+    The rule: the peak, the outer nodes and weights, the inner panels' edges and ``l`` there,
+    (r, P, order).
+
+    Status 0: fitted; 1: ``l`` is NaN somewhere; 2: the posterior's mass is not bounded
+    within the scan's largest span or along a ray; 3: the rule did not settle.
+    """
+    none = np.zeros(0)
+    failed = np.zeros((0, 0, 0))
+    centre = np.zeros(2)
+    chol = np.zeros(3)
+    # 1. The scan: its best point, away from the edge.
+    span = _SCAN_SPAN
+    best1, best2 = 0.0, 0.0
+    found = False
+    step1, step2 = 0.0, 0.0
+    for _ in range(_MAX_DOUBLINGS + 1):
+        step1 = 2.0 * span * scale0[0] / (_SCAN_POINTS - 1)
+        step2 = 2.0 * span * scale0[1] / (_SCAN_POINTS - 1)
+        best, edge = -math.inf, False
+        for i in range(_SCAN_POINTS):
+            t1 = centre0[0] - span * scale0[0] + i * step1
+            for j in range(_SCAN_POINTS):
+                t2 = centre0[1] - span * scale0[1] + j * step2
+                value = _log_density(t1, t2, problem)
+                if math.isnan(value):
+                    return 1, centre, chol, 0.0, none, none, none, failed
+                if value > best:
+                    best, best1, best2 = value, t1, t2
+                    edge = i in (0, _SCAN_POINTS - 1) or j in (0, _SCAN_POINTS - 1)
+        if not edge:
+            found = True
+            break
+        span *= 2.0
+    if not found:
+        return 2, centre, chol, 0.0, none, none, none, failed
+    # 2. The mode and the whitening (the scan's cell where the Hessian is not definite).
+    m1, m2, peak, h11, h12, h22 = _mode(best1, best2, step1, step2, problem)
+    det = h11 * h22 - h12 * h12
+    if h11 < 0.0 and det > 0.0:
+        s11, s12, s22 = -h22 / det, h12 / det, -h11 / det
+    else:
+        s11, s12, s22 = step1 * step1, 0.0, step2 * step2
+    centre[0], centre[1] = m1, m2
+    chol[0] = math.sqrt(s11)
+    chol[1] = s12 / chol[0]
+    chol[2] = math.sqrt(s22 - chol[1] * chol[1])
+    # 3. The box: the rays' ends, widened.
+    level = peak - LOG_DENSITY_DROP
+    box = np.array([math.inf, -math.inf, math.inf, -math.inf])
+    for k in range(_RAYS):
+        angle = 2.0 * math.pi * k / _RAYS
+        c, s = math.cos(angle), math.sin(angle)
+        r = _ray(c, s, level, centre, chol, problem)
+        if math.isnan(r):
+            return 1, centre, chol, 0.0, none, none, none, failed
+        if math.isinf(r):
+            return 2, centre, chol, 0.0, none, none, none, failed
+        box[0], box[1] = min(box[0], r * c), max(box[1], r * c)
+        box[2], box[3] = min(box[2], r * s), max(box[3], r * s)
+    for axis in range(2):
+        widen = _MARGIN * (box[2 * axis + 1] - box[2 * axis])
+        box[2 * axis] -= widen
+        box[2 * axis + 1] += widen
+    # 4. The rule, refitted while a side is too close or an outer panel unresolved.
+    outer = _graded(box[0], box[1])
+    for _ in range(_MAX_REFITS + 1):
+        z1, w1 = _axis(outer, gl_nodes, gl_weights)
+        start = _graded(box[2], box[3])
+        status, peak, edges, values = _rule(
+            z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, problem
+        )
+        if status != 0:
+            return status, centre, chol, 0.0, none, none, none, failed
+        # A side whose outermost nodes are not far below the peak moves out.
+        moved = False
+        ends = (
+            values[0].max(),
+            values[-1].max(),
+            values[:, 0, 0].max(),
+            values[:, -1, -1].max(),
+        )
+        for side in range(4):
+            if ends[side] > peak - 0.5 * LOG_DENSITY_DROP:
+                axis = side // 2
+                shift = 0.5 * (box[2 * axis + 1] - box[2 * axis])
+                box[side] += shift if side % 2 else -shift
+                moved = True
+        if moved:
+            outer = _graded(box[0], box[1])
+            continue
+        # Along the outer axis, the rows' masses below each inner edge (the tails of events
+        # that cut the rows at different places) and in all.
+        below = np.zeros((z1.size, edges.size))
+        for i in range(z1.size):
+            for p in range(edges.size - 1):
+                half = 0.5 * (edges[p + 1] - edges[p])
+                below[i, p + 1] = below[i, p]
+                for q in range(gl_nodes.size):
+                    below[i, p + 1] += half * gl_weights[q] * math.exp(values[i, p, q] - peak)
+        total = np.ascontiguousarray(below[:, -1]) @ w1
+        split = np.zeros(outer.size - 1, dtype=np.bool_)
+        for p in range(outer.size - 1):
+            first = p * gl_nodes.size
+            half = 0.5 * (outer[p + 1] - outer[p])
+            for k in range(1, edges.size):
+                function = below[first : first + gl_nodes.size, k].copy()
+                if _unresolved(function, half, gl_tail) > _OUTER_RESOLUTION * total:
+                    split[p] = True
+                    break
+        if not split.any():
+            return 0, centre, chol, peak, z1, w1, edges, values
+        halved = np.empty(outer.size + split.sum())
+        count = 0
+        for p in range(outer.size - 1):
+            halved[count] = outer[p]
+            count += 1
+            if split[p]:
+                halved[count] = 0.5 * (outer[p] + outer[p + 1])
+                count += 1
+        halved[count] = outer[-1]
+        outer = halved
+    return 3, centre, chol, 0.0, none, none, none, failed
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monomial):
+    """Fit the rule, then compute what every decision reads, in one compiled call.
+
+    Returns status, the nodes (m, 2), their normalised weights, the posterior means of the two
+    coordinates, the tail table and the total mass. The tail table: the rows' ``theta_1``,
+    outer weights and ``z_1``, the whitening (centre, ``(l11, l21, l22)``), the inner panels'
+    edges (P + 1), the cumulative masses per row (r, P + 1) and the monomial coefficients of
+    ``l - peak`` (clipped) per row and panel (r, P, order).
+    """
+    status, centre, chol, peak, z1, w1, edges, values = _fit(
+        problem, centre0, scale0, gl_nodes, gl_weights, gl_tail
+    )
+    order = gl_nodes.size
+    rows, panels = values.shape[0], values.shape[1]
+    m = rows * panels * order
+    nodes = np.empty((m, 2))
+    weights = np.empty(m)
+    cumulative = np.zeros((rows, panels + 1))
+    coefficients = np.zeros((rows, panels, order))
+    leading = np.empty(rows)
+    mean = np.zeros(2)
+    table = (leading, w1, z1, centre, chol, edges, cumulative, coefficients)
+    if status != 0:
+        return status, nodes, weights, mean, table, 0.0
+    total = 0.0
+    for i in range(rows):
+        leading[i] = centre[0] + chol[0] * z1[i]
+        for p in range(panels):
+            half = 0.5 * (edges[p + 1] - edges[p])
+            panel = 0.0
+            for q in range(order):
+                index = (i * panels + p) * order + q
+                t1, t2 = _point(z1[i], edges[p] + half * (gl_nodes[q] + 1.0), centre, chol)
+                nodes[index, 0], nodes[index, 1] = t1, t2
+                shifted = values[i, p, q] - peak
+                mass = half * gl_weights[q] * math.exp(shifted)
+                weights[index] = w1[i] * mass
+                panel += mass
+                # The polynomial interpolates l clipped where the density is negligible (as
+                # the panels were resolved): a cliff of l would make it overshoot.
+                clipped = max(shifted, -2.0 * LOG_DENSITY_DROP)
+                for r in range(order):
+                    coefficients[i, p, r] += gl_monomial[r, q] * clipped
+            cumulative[i, p + 1] = cumulative[i, p] + panel
+        total += w1[i] * cumulative[i, panels]
+    for index in range(m):
+        weights[index] /= total
+        mean[0] += weights[index] * nodes[index, 0]
+        mean[1] += weights[index] * nodes[index, 1]
+    return 0, nodes, weights, mean, table, total
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rates(nodes, problem):
+    """``p_k`` at the levels for every node, shape (m, K)."""
+    levels = problem[4]
+    out = np.empty((nodes.shape[0], levels.size))
+    for i in range(nodes.shape[0]):
+        _, a, b = _prior_and_linear(_leading(nodes[i, 0], problem), nodes[i, 1], problem)
+        for k in range(levels.size):
+            out[i, k] = 1.0 / (1.0 + math.exp(-(a + b * levels[k])))
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_density(coefficients, i, p, t):
+    """``exp(l - peak)`` on row ``i`` at ``t`` in panel ``p`` (the interpolating polynomial).
+
+    Capped at ``e`` times the peak: between its nodes the density may exceed their largest value
+    a little, an interpolant gone far above it is not the density.
+    """
+    order = coefficients.shape[2]
+    value = coefficients[i, p, order - 1]
+    for r in range(order - 2, -1, -1):
+        value = value * t + coefficients[i, p, r]
+    return math.exp(min(value, 1.0))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _locate(z, edges):
+    """Return the panel ``z`` falls in (-1 below, P above) and its coordinate there."""
+    panels = edges.size - 1
+    if not z > edges[0]:
+        return -1, 0.0
+    if z >= edges[panels]:
+        return panels, 0.0
+    p = min(np.searchsorted(edges, z, side="right") - 1, panels - 1)
+    return p, 2.0 * (z - edges[p]) / (edges[p + 1] - edges[p]) - 1.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_below(z, i, table, gl_nodes, gl_weights):
+    """Unnormalised mass of row ``i`` below ``z_2 = z`` (without the row's outer weight)."""
+    edges, cumulative, coefficients = table[5], table[6], table[7]
+    p, t = _locate(z, edges)
+    if p < 0:
+        return 0.0
+    if p == edges.size - 1:
+        return cumulative[i, p]
+    # The sub-interval [-1, t] of the panel's coordinate, by its own Gauss-Legendre rule.
+    share = 0.5 * (t + 1.0)
+    part = 0.0
+    for q in range(gl_nodes.size):
+        part += gl_weights[q] * _row_density(coefficients, i, p, -1.0 + share * (gl_nodes[q] + 1.0))
+    return cumulative[i, p] + 0.5 * (edges[p + 1] - edges[p]) * share * part
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _z_cut(cut, i, table):
+    """Return the cut ``theta_2 = cut`` of row ``i`` in ``z_2``."""
+    z1, centre, chol = table[2], table[3], table[4]
+    return (cut - centre[1] - chol[1] * z1[i]) / chol[2]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tail_masses(cut, above, table, total, gl_nodes, gl_weights):
+    """Mass of ``theta_2 > cut`` (``above``) or ``< cut`` per event; ``cut`` (r, c)."""
+    w1, cumulative = table[1], table[6]
+    panels = cumulative.shape[1] - 1
+    out = np.zeros(cut.shape[1])
+    for c in range(cut.shape[1]):
+        mass = 0.0
+        for i in range(cut.shape[0]):
+            below = _row_below(_z_cut(cut[i, c], i, table), i, table, gl_nodes, gl_weights)
+            mass += w1[i] * (cumulative[i, panels] - below if above[i, c] else below)
+        out[c] = mass / total
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cdf_and_density(cut, table, total, gl_nodes, gl_weights):
+    """``P(theta_2 < cut)`` and the marginal density of ``theta_2`` at ``cut``."""
+    w1, chol, edges = table[1], table[4], table[5]
+    mass, density = 0.0, 0.0
+    for i in range(w1.size):
+        z = _z_cut(cut, i, table)
+        mass += w1[i] * _row_below(z, i, table, gl_nodes, gl_weights)
+        p, t = _locate(z, edges)
+        if 0 <= p < edges.size - 1:
+            density += w1[i] * _row_density(table[7], i, p, t)
+    return mass / total, density / (total * chol[2])
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _quantile(q, start, table, total, gl_nodes, gl_weights):
+    """Return the ``q``-quantile of ``theta_2``: Newton on the CDF from ``start``, bracketed."""
+    z1, centre, chol, edges = table[2], table[3], table[4], table[5]
+    # Below every row's lower edge the CDF is 0, above every row's upper edge 1.
+    shift_low = min(chol[1] * z1[0], chol[1] * z1[-1])
+    shift_high = max(chol[1] * z1[0], chol[1] * z1[-1])
+    low = centre[1] + shift_low + chol[2] * edges[0]
+    high = centre[1] + shift_high + chol[2] * edges[-1]
+    cut = min(max(start, low), high)
+    for _ in range(200):
+        value, density = _cdf_and_density(cut, table, total, gl_nodes, gl_weights)
+        value -= q
+        if value == 0.0:
+            return cut
+        if value > 0.0:
+            high = cut
+        else:
+            low = cut
+        step = cut - value / density if density > 0.0 else math.nan
+        if not low < step < high:
+            step = 0.5 * (low + high)
+        tolerance = 1e-12 * max(1.0, abs(cut))
+        if abs(step - cut) <= tolerance or high - low <= tolerance:
+            return step
+        cut = step
+    return cut
+
+
+@dataclass(frozen=True, eq=False)
+class LogisticQuadrature:
+    """The fitted rule of one BLRM or EWOC posterior (build it with :meth:`fit`).
+
+    Attributes
+    ----------
+    problem : tuple
+        ``(model, x, n, y, levels, prior)``: the model's code (:data:`BLRM`, :data:`EWOC`),
+        the transformed distinct doses with their patients and DLTs, the transformed dose
+        levels and the prior's constants.
+    nodes : numpy.ndarray
+        The rule's nodes (unconstrained points), shape (m, 2).
+    weights : numpy.ndarray
+        Their normalised weights, shape (m,).
+    mean : numpy.ndarray
+        The posterior means of the two coordinates, shape (2,).
+    rows : numpy.ndarray
+        ``theta_1`` of each row of the rule, shape (r, 1) (the ``leading`` of the models'
+        ``rate_cut``).
+    table : tuple
+        What the tails read (see :func:`_posterior`).
+    total : float
+        The unnormalised mass (relative to the peak density).
+    """
+
+    problem: tuple
+    nodes: np.ndarray
+    weights: np.ndarray
+    mean: np.ndarray
+    rows: np.ndarray
+    table: tuple
+    total: float
+
+    @classmethod
+    def fit(
+        cls,
+        model: int,
+        x: np.ndarray,
+        n: np.ndarray,
+        y: np.ndarray,
+        levels: np.ndarray,
+        prior: np.ndarray,
+        centre: np.ndarray,
+        scale: np.ndarray,
+    ) -> "LogisticQuadrature":
+        """Fit the rule to the posterior given the patients ``n`` and DLTs ``y`` at doses ``x``.
+
+        ``centre`` and ``scale`` locate the prior in the unconstrained coordinates (the scan
+        spans 10 scales either side of the centre).
+
+        Raises
+        ------
+        FloatingPointError
+            If the log density is NaN, its mass is not bounded within ``10 * 2**6`` prior
+            scales, or the rule does not settle.
+        """
+        problem = (
+            int(model),
+            np.asarray(x, dtype=float),
+            np.asarray(n, dtype=float),
+            np.asarray(y, dtype=float),
+            np.asarray(levels, dtype=float),
+            np.asarray(prior, dtype=float),
+        )
+        status, nodes, weights, mean, table, total = _posterior(
+            problem,
+            np.asarray(centre, dtype=float),
+            np.asarray(scale, dtype=float),
+            _GL_NODES,
+            _GL_WEIGHTS,
+            _GL_TAIL,
+            _GL_MONOMIAL,
+        )
+        if status == 1:
+            raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
+        if status == 2:
+            raise FloatingPointError(
+                "the posterior's mass is not bounded within "
+                f"{_SCAN_SPAN * 2**_MAX_DOUBLINGS:g} prior scales of the prior centre"
+            )
+        if status == 3:
+            raise FloatingPointError("the quadrature rule did not settle")
+        return cls(problem, nodes, weights, mean, table[0][:, None], table, total)
+
+    @cached_property
+    def rates(self) -> np.ndarray:
+        """``p_k`` at every node, shape (m, K) (computed when first read)."""
+        return _rates(self.nodes, self.problem)
+
+    def tail_mass(self, cut: np.ndarray, above: np.ndarray) -> np.ndarray:
+        """Mass where ``theta_2`` is above (``above``) or below a cut per row, shape (c,).
+
+        ``cut`` and ``above`` have shape (r, c): one cut of each of ``c`` events per row;
+        ``-inf`` or ``inf`` for an event that holds on the whole row or nowhere on it.
+        """
+        return _tail_masses(
+            np.asarray(cut, dtype=float),
+            np.asarray(above, dtype=np.bool_),
+            self.table,
+            self.total,
+            _GL_NODES,
+            _GL_WEIGHTS,
+        )
+
+    def cdf(self, cut: float) -> float:
+        """``P(theta_2 < cut)``."""
+        return _cdf_and_density(float(cut), self.table, self.total, _GL_NODES, _GL_WEIGHTS)[0]
+
+    def quantile(self, q: float) -> float:
+        """Return the ``q``-quantile of ``theta_2``, ``q`` in (0, 1) (to 1e-12, relative)."""
+        from scipy.special import ndtri
+
+        # Start from the normal approximation at the mode.
+        centre, chol = self.table[3], self.table[4]
+        start = centre[1] + math.hypot(chol[1], chol[2]) * float(ndtri(q))
+        return _quantile(float(q), start, self.table, self.total, _GL_NODES, _GL_WEIGHTS)
