@@ -35,6 +35,7 @@ from report import RESULTS, write_page
 
 from dosezoo.designs.registry import design_config
 from dosezoo.studies import (
+    BOUND_TOLERANCE,
     O6BG_ALPHA_STEP,
     O6BG_LEVELS,
     o6bg_arms,
@@ -151,8 +152,9 @@ def summary(record: dict) -> str:
         "DLT. The scenario has no true MTD: as the paper, a patient at 120 mg/m^2 (above "
         "every dose the real trial gave) counts as overdosed. *Decisions over the bound*: the "
         "share of dose decisions (after the start dose) whose dose has a posterior probability "
-        "of overdosing, P(MTD < dose), above that decision's alpha (rounding to the nearest "
-        "level, or monotone, put it there).",
+        f"of overdosing, P(MTD < dose), above that decision's alpha by more than {BOUND_TOLERANCE:g}, "
+        "the accuracy of the exact posteriors (rounding to the nearest level, or monotone, put "
+        "it there).",
         "",
         "| design | patients with AGT < 5 | patients at 120 | P(any patient at 120) "
         "| sample size | decisions over the bound | "

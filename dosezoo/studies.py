@@ -102,6 +102,10 @@ O6BG_EWOC_MODEL = EWOC(theta=0.4, x_min=20.0, x_max=140.0, dose_levels=O6BG_LEVE
 #: Increase of the feasibility bound per patient of the "increasing alpha" variant: from
 #: 0.1 (0.05) it reaches 0.5 (0.455) at the last decision, after 27 patients.
 O6BG_ALPHA_STEP = 0.015
+#: A decision counts as over its feasibility bound when its ``P(MTD < dose)`` exceeds the bound
+#: by more than this: the exact posteriors integrate that probability to about 1e-5, and EWOC
+#: reaches a level whose probability exceeds alpha by less (``designs.ewoc.CDF_TOLERANCE``).
+BOUND_TOLERANCE = 1e-4
 
 
 def o6bg_design(alpha: float, **rule_options: Any) -> Design:
@@ -257,8 +261,8 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
         with its Monte Carlo standard error (``*_se``), ``p_any_patient_above_100``, and
         ``share_decisions_over_bound``: the share of the dose decisions (after the start dose)
         whose dose has a posterior probability of overdosing, ``P(MTD < dose)``, above the
-        feasibility bound of that decision (the options, e.g. rounding to the nearest level,
-        moved it there).
+        feasibility bound of that decision by more than :data:`BOUND_TOLERANCE` (the options,
+        e.g. rounding to the nearest level, moved it there).
     """
 
     def shares(values: np.ndarray) -> dict[str, float]:
@@ -285,7 +289,8 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
     p_overdose = np.where(chosen, results["decision_p_overdose"].values, np.nan)
     bound = results["decision_alpha"].values
     rated = ~np.isnan(p_overdose)  # not the start dose
-    summary["share_decisions_over_bound"] = float(np.mean(p_overdose[rated] > bound[rated] + 1e-12))
+    over = p_overdose[rated] > bound[rated] + BOUND_TOLERANCE
+    summary["share_decisions_over_bound"] = float(np.mean(over))
     return summary
 
 
