@@ -97,11 +97,27 @@ class BinaryDoseModel(DoseModel):
     def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
         """Check the data: a 0/1 ``dlt`` column and doses the model can take."""
         data.require("dlt", min_patients=min_patients, model=self.model_name)
-        self.check_doses(np.asarray(data.dose, dtype=float))
+        self.summarise(data)
 
     def summarise(self, data: TrialData) -> DoseSummary:
-        """Check the data (``dose`` and 0/1 ``dlt``) and count patients and DLTs per dose."""
-        self._checked_data(data, 0)
+        """Check the data (``dose`` and 0/1 ``dlt``) and count patients and DLTs per dose.
+
+        A decision asks for the summary three times (the data check, the posterior's cache
+        key and the posterior), so the summary of the last data is kept (data are immutable).
+        """
+        last = self._cache.get("last_summary")
+        if last is not None and last[0] is data:
+            return last[1]
+        if not isinstance(data, TrialData):
+            raise TypeError(f"{self.model_name} needs a TrialData, got {type(data).__name__}")
+        data.require("dlt", min_patients=0, model=self.model_name)
+        summary = self._count(data)
+        self._cache["last_summary"] = (data, summary)
+        return summary
+
+    def _count(self, data: TrialData) -> DoseSummary:
+        """Check the doses and count patients and DLTs per distinct dose."""
+        self.check_doses(np.asarray(data.dose, dtype=float))
         distinct, index = np.unique(np.asarray(data.dose, dtype=float), return_inverse=True)
         dlt = np.asarray(data.column("dlt"), dtype=float)
         return DoseSummary(

@@ -269,25 +269,12 @@ class CRM(GridDoseModel):
         """Raise a DataError naming the row of a dose that is not one of the levels."""
         level_index(dose, self.dose_levels, owner=self.model_name)
 
-    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
-        """Check the data: a 0/1 ``dlt`` column and doses on the levels (by :meth:`summarise`)."""
-        data.require("dlt", min_patients=min_patients, model=self.model_name)
-        self.summarise(data)
+    def _count(self, data: TrialData) -> DoseSummary:
+        """Count patients and DLTs per dose level that has patients.
 
-    def summarise(self, data: TrialData) -> DoseSummary:
-        """Check the data and count patients and DLTs per dose level that has patients.
-
-        The same summary as :meth:`BinaryDoseModel.summarise`, counted by the levels' indexes
-        (which check the doses) instead of a sort of the doses: it runs at every decision,
-        and a decision asks for it three times (the data check, the posterior's cache key and
-        the posterior), so the summary of the last data is kept (data are immutable).
+        The same summary as :meth:`BinaryDoseModel._count`, counted by the levels' indexes
+        (which check the doses) instead of a sort of the doses: it runs at every decision.
         """
-        last = self._cache.get("last_summary")
-        if last is not None and last[0] is data:
-            return last[1]
-        if not isinstance(data, TrialData):
-            raise TypeError(f"{self.model_name} needs a TrialData, got {type(data).__name__}")
-        data.require("dlt", min_patients=0, model=self.model_name)
         index = level_index(data.dose, self.dose_levels, owner=self.model_name)
         size = len(self.dose_levels)
         dlt = np.asarray(data.column("dlt"), dtype=float)
@@ -295,9 +282,7 @@ class CRM(GridDoseModel):
         y = np.bincount(index, weights=dlt, minlength=size)
         present = n > 0
         levels = np.asarray(self.dose_levels, dtype=float)
-        summary = DoseSummary(dose=levels[present], n=n[present].astype(float), y=y[present])
-        self._cache["last_summary"] = (data, summary)
-        return summary
+        return DoseSummary(dose=levels[present], n=n[present].astype(float), y=y[present])
 
     def p_dlt(self, beta: float | np.ndarray) -> np.ndarray:
         """Return the DLT probability per level at ``beta`` (shape ``beta.shape + (K,)``)."""
