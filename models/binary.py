@@ -46,7 +46,6 @@ __all__ = [
     "GridDoseModel",
     "GridTails",
     "LogisticQuadratureModel",
-    "QuadratureTails",
 ]
 
 
@@ -183,20 +182,21 @@ class BinaryDoseModel(DoseModel):
 
 @dataclass(frozen=True, eq=False)
 class GridTails:
-    """Exact tail probabilities of ``p_dlt`` per level on a grid posterior (``LevelTails``).
+    """Exact tail probabilities of ``p_dlt`` per level on a rule of rows (``LevelTails``).
 
-    ``P(p_k > t)`` integrates, row by row of the grid, the half-line of the last coordinate
-    where the model's DLT probability at level ``k`` exceeds ``t``
-    (:meth:`GridDoseModel.rate_cut`, :meth:`GridPosterior.tail_mass`).
+    ``P(p_k > t)`` integrates, row by row of the rule (the adaptive grid's cells or the
+    Gauss-Legendre rule's nodes), the half-line of the last coordinate where the model's DLT
+    probability at level ``k`` exceeds ``t`` (:meth:`GridDoseModel.rate_cut`,
+    :meth:`GridPosterior.tail_mass`, :meth:`LogisticQuadrature.tail_mass`).
     """
 
-    grid: GridPosterior
+    rule: "GridPosterior | LogisticQuadrature"
     model: "GridDoseModel"
 
     def prob_above(self, threshold: float) -> np.ndarray:
         """Return ``P(p_k > threshold)`` per level, shape (K,)."""
-        cut, above = self.model.rate_cut(self.grid.rows, float(threshold))
-        return self.grid.tail_mass(cut, above)
+        cut, above = self.model.rate_cut(self.rule.rows, float(threshold))
+        return self.rule.tail_mass(cut, above)
 
 
 class GridDoseModel(BinaryDoseModel):
@@ -448,24 +448,6 @@ class Deferred(Mapping):
         return len(self._mapping())
 
 
-@dataclass(frozen=True, eq=False)
-class QuadratureTails:
-    """Exact tail probabilities of ``p_dlt`` per level by the Gauss-Legendre rule (``LevelTails``).
-
-    ``P(p_k > t)`` integrates, row by row of the rule, the half-line of the last coordinate
-    where the model's DLT probability at level ``k`` exceeds ``t``
-    (:meth:`GridDoseModel.rate_cut`, :meth:`LogisticQuadrature.tail_mass`).
-    """
-
-    quadrature: LogisticQuadrature
-    model: GridDoseModel
-
-    def prob_above(self, threshold: float) -> np.ndarray:
-        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
-        cut, above = self.model.rate_cut(self.quadrature.rows, float(threshold))
-        return self.quadrature.tail_mass(cut, above)
-
-
 class LogisticQuadratureModel(GridDoseModel):
     """Base of the two-parameter logistic models (BLRM, EWOC): decisions by quadrature.
 
@@ -513,7 +495,7 @@ class LogisticQuadratureModel(GridDoseModel):
             dose_levels=self.dose_levels,
             rates=Deferred(lambda: {"p_dlt": quadrature.rates}),
             weights=quadrature.weights,
-            tails={"p_dlt": QuadratureTails(quadrature, self)},
+            tails={"p_dlt": GridTails(quadrature, self)},
             parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),
             grid=quadrature,
         )
