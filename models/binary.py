@@ -96,7 +96,7 @@ class BinaryDoseModel(DoseModel):
     def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
         """Check the data: a 0/1 ``dlt`` column and doses the model can take."""
         data.require("dlt", min_patients=min_patients, model=self.model_name)
-        self.summarise(data)
+        self.check_doses(np.asarray(data.dose, dtype=float))
 
     def summarise(self, data: TrialData) -> DoseSummary:
         """Check the data (``dose`` and 0/1 ``dlt``) and count patients and DLTs per dose.
@@ -220,6 +220,11 @@ class GridDoseModel(BinaryDoseModel):
     coordinates: ClassVar[tuple[str, ...]]
     #: Fine cells per axis of the grid engine.
     grid_size: ClassVar[int]
+
+    def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
+        """Check the data by :meth:`summarise`, whose summary the decision's posterior reuses."""
+        data.require("dlt", min_patients=min_patients, model=self.model_name)
+        self.summarise(data)
 
     @abstractmethod
     def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
