@@ -230,35 +230,37 @@ def _prepare_chains(
     has_nan = np.zeros(n_column, dtype=np.bool_)
     var_chain_mean = np.empty(n_stack)
     spread = np.empty(n_stack)
-    sorted_values = np.empty(size)
-    sorted_index = np.empty(size, dtype=np.int64)
+    ordered = np.empty(size)
+    folded = np.empty(size)
+    folded_index = np.empty(size, dtype=np.int64)
     chain_mean = np.empty(m)
     quantile = np.empty(2)
     n_ranked = ranked.shape[1]
     lower = size // 2
     for k in range(n_column):
         row, at = rows[k], order[k]
+        for t in range(size):
+            ordered[t] = row[at[t]]
         # np.median of the split draws (an even number of them).
-        median = (row[at[lower - 1]] + row[at[lower]]) / 2
+        median = (ordered[lower - 1] + ordered[lower]) / 2
         for fold in range(2):
             if fold == 0:
-                for t in range(size):
-                    sorted_index[t] = at[t]
-                    sorted_values[t] = row[at[t]]
+                sorted_values, sorted_index = ordered, at
             else:
                 # |x - median| of the sorted draws: two sorted runs (the lower half read
                 # backwards, median - x, and the upper half, x - median) merged.
+                sorted_values, sorted_index = folded, folded_index
                 left, right = lower - 1, lower
                 for t in range(size):
                     if right == size or (
-                        left >= 0 and median - row[at[left]] <= row[at[right]] - median
+                        left >= 0 and median - ordered[left] <= ordered[right] - median
                     ):
-                        sorted_index[t] = at[left]
-                        sorted_values[t] = median - row[at[left]]
+                        folded_index[t] = at[left]
+                        folded[t] = median - ordered[left]
                         left -= 1
                     else:
-                        sorted_index[t] = at[right]
-                        sorted_values[t] = row[at[right]] - median
+                        folded_index[t] = at[right]
+                        folded[t] = ordered[right] - median
                         right += 1
             # Ties at sorted positions first..last share the rank (first + last + 2) / 2.
             target = scores[fold * n_column + k]
@@ -417,13 +419,16 @@ def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = No
         Indexed by variable, columns ``r_hat``, ``ess_bulk``, ``ess_tail``, ``mcse_mean``.
     """
     posterior = idata["posterior"]
-    data_vars = posterior.data_vars
+    data_vars, variables = posterior.data_vars, posterior.variables
     names = list(data_vars) if var_names is None else list(var_names)
     columns = []
     for name in names:
         if name not in data_vars:
             raise KeyError(f"variable {name!r} is not in the posterior; it has {list(data_vars)}")
-        values = posterior.variables[name].transpose("chain", "draw", ...).values
+        variable = variables[name]
+        if variable.dims[:2] != ("chain", "draw"):
+            variable = variable.transpose("chain", "draw", ...)
+        values = variable.values
         columns.append(values.reshape(values.shape[0], values.shape[1], -1))
     worst = np.empty((len(columns), len(_WORST)))
     if columns:
