@@ -131,7 +131,8 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
         undefined = np.full(n_column, np.nan)
         return ChainDiagnostics(undefined, undefined, undefined, undefined)
 
-    by_column = values.transpose(2, 0, 1)
+    # C order whatever the input's strides: the kernels are compiled (and cached) for it.
+    by_column = np.ascontiguousarray(values.transpose(2, 0, 1))
     draws = by_column.reshape(n_column, -1)
     half = n_draw // 2
     split = np.concatenate((by_column[:, :, :half], by_column[:, :, n_draw - half :]), axis=1)

@@ -227,3 +227,10 @@ def test_convergence_table_keeps_the_first_elements_nan_only():
     table = convergence_table(xr.DataTree.from_dict({"posterior": dataset}))
     assert np.isnan(table.loc["first", "r_hat"])
     assert table.loc["second", "r_hat"] == pytest.approx(_arviz(good)["r_hat"], rel=RTOL)
+
+
+def test_a_strided_input_gives_the_same_values():
+    draws = _ar1(np.random.default_rng(8), 0.5, (5, 300, 2)).transpose(2, 1, 0)  # (2, 300, 5)
+    strided, contiguous = chain_diagnostics(draws), chain_diagnostics(draws.copy())
+    for name in DIAGNOSTICS:
+        assert np.array_equal(getattr(strided, name), getattr(contiguous, name)), name
