@@ -72,19 +72,29 @@ ESCALATION_METRICS = (
 )
 
 
-def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int = 500) -> Design:
+#: The joint-probit design's sampling in the studies: the ``imh`` engine, 2 chains of 700 draws
+#: after 50 (a chain starts at a proposal draw, near the posterior already); a fit is judged on
+#: the rates the rule reads and redone with 2 then 4 times the draws before it is refused.
+PROBIT_CONDUCT = {
+    "convergence": ConvergenceCriteria(max_rhat=1.02, min_ess_bulk=200, min_ess_tail=100),
+    "draws": 700,
+    "tune": 50,
+    "chains": 2,
+    "refits": 2,
+    "refit_factor": 2,
+    "random_seed": 1,
+}
+
+
+def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int = 700) -> Design:
     """Return the study's design ``name`` (36 patients in cohorts of 3)."""
     if name == "joint-probit":
         return optimus_design(
             JointProbit(OPTIMUS_LEVELS),
             overdose_cutoff=overdose_cutoff,
-            convergence=ConvergenceCriteria(max_rhat=1.02, min_ess_bulk=200, min_ess_tail=100),
             sample_size=SAMPLE_SIZE,
-            draws=probit_draws,
-            tune=probit_draws // 2,
-            chains=2,
-            random_seed=1,
             on_refusal="stop",
+            **(PROBIT_CONDUCT | {"draws": probit_draws}),
         )
     if name == "boin12":
         # BOIN12 with the Lin (2023) criterion's limits: toxicity 0.33, efficacy 0.2.
@@ -346,7 +356,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--probit-trials", type=int, default=None)
-    parser.add_argument("--probit-draws", type=int, default=500)
+    parser.add_argument("--probit-draws", type=int, default=700)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--backfill", action="store_true")
     parser.add_argument("--no-sensitivity", dest="sensitivity", action="store_false")

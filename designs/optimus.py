@@ -54,12 +54,12 @@ from dosezoo.protocols import Described
 
 __all__ = ["OPTIMUS_CONDUCT", "OptimusRule", "optimus_design"]
 
-#: The conduct of the Project Optimus design: the kernel engine with 2 chains of 1000 draws
-#: after 500 burn-in, one refit with 4 times the draws.
+#: The conduct of the Project Optimus design: the independence Metropolis-Hastings engine
+#: with 2 chains of 1000 draws after 200 burn-in, one refit with 4 times the draws.
 OPTIMUS_CONDUCT: dict[str, Any] = {
-    "engine": "kernel",
+    "engine": "imh",
     "draws": 1000,
-    "tune": 500,
+    "tune": 200,
     "chains": 2,
     "refits": 1,
     "refit_factor": 4,
@@ -269,6 +269,19 @@ class OptimusRule(ModelRule):
             diagnostics=diagnostics,
         )
 
+    def levels_read(self, data: TrialData, *, final: bool) -> int | None:
+        """Return how many levels the next dose reads: up to one above the highest given.
+
+        Without skipping, the next dose is among the levels up to one above the highest
+        given (the lowest level's safety stop included); the futility stop and the
+        recommendation read every level (None).
+        """
+        if final or self.futility_cutoff is not None:
+            return None
+        counts = level_counts(data, self.dose_levels, owner="OptimusRule")
+        given = np.flatnonzero(counts.n > 0)
+        return min(len(self.dose_levels), (int(given[-1]) if given.size else -1) + 2)
+
     def backfill_eligible(
         self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
     ) -> tuple[float, ...]:
@@ -353,7 +366,8 @@ def optimus_design(model: JointProbit, **options: Any) -> Design:
 
     The first cohort gets the start dose; each later cohort the rule's next dose; the trial
     ends after the sample size or at a safety / futility stop. The posterior is the model's
-    kernel engine (``engine="kernel"``), seeded from ``random_seed`` and the data, so every
+    fast engine (``engine="imh"``, independence Metropolis-Hastings on the outcome counts,
+    the Gibbs kernel where its proposal fails), seeded from ``random_seed`` and the data, so every
     decision is a deterministic function of the data. A fit that fails the convergence checks
     is refitted once with ``refit_factor`` times the draws and burn-in; if it fails again the
     design raises :class:`~dosezoo.errors.ConvergenceError` rather than act on it.
@@ -364,8 +378,8 @@ def optimus_design(model: JointProbit, **options: Any) -> Design:
         The model; its dose levels are the design's.
     **options
         Options of :class:`OptimusRule` and of :class:`~dosezoo.designs.base.Conduct`;
-        defaults: the lowest level first, cohorts of 3, 36 patients, the kernel engine with
-        1000 draws, 500 burn-in, 2 chains, one refit with 4 times the draws.
+        defaults: the lowest level first, cohorts of 3, 36 patients, the ``"imh"`` engine with
+        1000 draws, 200 burn-in, 2 chains, one refit with 4 times the draws.
 
     Returns
     -------

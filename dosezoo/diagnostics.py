@@ -9,7 +9,8 @@ of a variable at once by :func:`chain_diagnostics`.
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -422,15 +423,24 @@ def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = No
     posterior = idata["posterior"]
     data_vars, variables = posterior.data_vars, posterior.variables
     names = list(data_vars) if var_names is None else list(var_names)
-    columns = []
+    draws = {}
     for name in names:
         if name not in data_vars:
             raise KeyError(f"variable {name!r} is not in the posterior; it has {list(data_vars)}")
         variable = variables[name]
         if variable.dims[:2] != ("chain", "draw"):
             variable = variable.transpose("chain", "draw", ...)
-        values = variable.values
-        columns.append(values.reshape(values.shape[0], values.shape[1], -1))
+        draws[name] = variable.values
+    return draws_table(draws)
+
+
+def draws_table(draws: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Return the table of :func:`convergence_table` from arrays ``(chain, draw, ...)`` by name.
+
+    The path of samplers that return arrays (no DataTree).
+    """
+    names = list(draws)
+    columns = [values.reshape(values.shape[0], values.shape[1], -1) for values in draws.values()]
     worst = np.empty((len(columns), len(_WORST)))
     if columns:
         # One call for the elements of every variable (they share the chains and draws).
@@ -484,6 +494,13 @@ class ConvergenceCriteria:
                 f"max_divergences must be an integer >= 0, got {self.max_divergences!r}"
             )
 
+    def check_draws(self, draws: Mapping[str, np.ndarray]) -> "ConvergenceReport":
+        """Judge draws given as arrays ``(chain, draw, ...)`` by name, as :meth:`check` does.
+
+        For samplers that return arrays (no DataTree) and have no divergences.
+        """
+        return self._judge(draws_table(draws), 0)
+
     def check(self, idata: "xr.DataTree", var_names: Sequence[str]) -> "ConvergenceReport":
         """Judge a fit on the variables ``var_names``.
 
@@ -498,8 +515,9 @@ class ConvergenceCriteria:
         -------
         ConvergenceReport
         """
-        table = convergence_table(idata, var_names)
-        divergences = count_divergences(idata)
+        return self._judge(convergence_table(idata, var_names), count_divergences(idata))
+
+    def _judge(self, table: pd.DataFrame, divergences: int) -> "ConvergenceReport":
         failures = []
         for name, row in table.iterrows():
             if not row["r_hat"] <= self.max_rhat:
@@ -536,3 +554,53 @@ class ConvergenceReport:
     def ok(self) -> bool:
         """Whether every criterion was met."""
         return not self.failures
+
+
+def pareto_khat(log_ratios: np.ndarray) -> float:
+    r"""Pareto :math:`\hat k` of importance ratios from independent proposals.
+
+    Vehtari et al. (2024), "Pareto smoothed importance sampling": a generalized Pareto
+    distribution is fitted to the largest :math:`M = \lfloor 3\sqrt{S} \rfloor` ratios
+    (:math:`\lfloor S / 5 \rfloor` when :math:`S \le 225`) above the next one, by Zhang &
+    Stephens' (2009) empirical Bayes estimate with the weakly informative prior of the paper
+    (10 pseudo-observations at :math:`k = 1/2`). Below 0.7 the importance ratios have a finite
+    variance in practice and the proposal covers the target's tails; above it the estimates
+    are unreliable. ArviZ's PSIS (``arviz_stats.base.array_stats.psislw(-log_ratios,
+    r_eff=1)``) computes the same number (checked in the tests).
+
+    Parameters
+    ----------
+    log_ratios : numpy.ndarray
+        :math:`\log p(\theta_s) - \log q(\theta_s)` of ``S`` independent draws from ``q``
+        (up to a common constant; -inf outside the support of ``p``), S >= 25.
+
+    Returns
+    -------
+    float
+        :math:`\hat k`; infinite if a ratio is NaN or +inf, or the fit fails.
+    """
+    ratios = np.sort(np.asarray(log_ratios, dtype=float).ravel())
+    size = ratios.size
+    # A ratio of -inf is a proposal outside the target's support: a weight of 0.
+    if size < 25 or np.isnan(ratios).any() or not np.isfinite(ratios[-1]):
+        return math.inf
+    tail = int(3 * size**0.5) if size > 225 else size // 5
+    scale = ratios[-1]
+    cutoff = math.exp(ratios[size - tail - 1] - scale)
+    excess = np.exp(ratios[size - tail :] - scale) - cutoff
+    # Zhang & Stephens (2009): a posterior mean of b = -k / sigma over a grid of m values.
+    m = 30 + int(tail**0.5)
+    first_quartile = excess[int(tail / 4 + 0.5) - 1]
+    if not first_quartile > excess[0]:
+        return math.inf
+    grid = 1.0 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))
+    grid = grid / (3.0 * first_quartile) + 1.0 / excess[-1]
+    k_grid = np.mean(np.log1p(-grid[:, None] * excess), axis=1)
+    log_likelihood = tail * (np.log(-grid / k_grid) - k_grid - 1.0)
+    weights = np.exp(log_likelihood - log_likelihood.max())
+    weights[weights < 10 * np.finfo(float).eps * weights.sum()] = 0.0
+    b = np.sum(grid * weights) / np.sum(weights)
+    kappa = float(np.mean(np.log1p(-b * excess)))
+    # The prior's 10 pseudo-observations at 1/2.
+    kappa = (tail * kappa + 10 * 0.5) / (tail + 10)
+    return kappa if math.isfinite(kappa) else math.inf

@@ -462,8 +462,9 @@ def joint_probit_sbc(
         The model whose prior generates the replications.
     doses : sequence of float
         One dose per patient.
-    engine : {"kernel", "pymc"}
-        The numba sampler, or ``pm.sample`` with the step methods.
+    engine : {"kernel", "imh", "pymc"}
+        The numba Gibbs sampler, the independence Metropolis-Hastings sampler on the outcome
+        counts, or ``pm.sample`` with the Gibbs step methods.
     n_reps : int
         Replications.
     random_seed : int
@@ -480,9 +481,9 @@ def joint_probit_sbc(
         Ranks of the seven parameters and of ``p_tox`` and ``p_response`` at the lowest and
         highest doses.
     """
-    if engine not in ("kernel", "pymc"):
+    if engine not in ("kernel", "imh", "pymc"):
         raise ValueError(
-            f"joint_probit_sbc: engine must be one of ('kernel', 'pymc'), got {engine!r}"
+            f"joint_probit_sbc: engine must be one of ('kernel', 'imh', 'pymc'), got {engine!r}"
         )
     if negative_control is not None:
         if negative_control not in JOINT_PROBIT_NEGATIVE_CONTROLS:
@@ -537,6 +538,13 @@ def joint_probit_sbc(
             )
         return with_rates(raw)
 
+    def imh_fit(cell, seed):
+        x, counts = model.outcome_counts(data_of(cell))
+        raw = model.sample_imh(
+            x, counts, draws=kept, tune=tune, chains=1, random_seed=np.random.default_rng(seed)
+        )
+        return with_rates(raw)
+
     def pymc_fit(cell, seed):
         pm.set_data({"cell": cell}, model=pm_model)
         idata = pm.sample(
@@ -553,7 +561,7 @@ def joint_probit_sbc(
             {name: idata["posterior"][name].to_numpy() for name in joint_probit_kernels.PARAMETERS}
         )
 
-    fit = kernel_fit if engine == "kernel" else pymc_fit
+    fit = {"kernel": kernel_fit, "imh": imh_fit, "pymc": pymc_fit}[engine]
     return simulation_based_calibration(
         truth, list(outcomes), fit, thin=thin, random_seed=random_seed + 1
     )

@@ -68,15 +68,25 @@ probability lies in ``tox_interval`` and the response probability is at least
 criterion.
 
 Engines: ``"nuts"`` (PyMC's NUTS, the reference), ``"pymc"`` (``pm.sample`` with the
-data-augmentation step methods of :mod:`dosezoo.samplers.joint_probit`) and ``"kernel"`` (the
+data-augmentation step methods of :mod:`dosezoo.samplers.joint_probit`), ``"kernel"`` (the
 same Gibbs sampler compiled with numba, :mod:`dosezoo.samplers.joint_probit_kernels`, where the
-full conditionals are derived). All return the same InferenceData schema.
+full conditionals are derived) and ``"imh"`` (independence Metropolis-Hastings on the outcome
+counts with a t proposal at the Laplace approximation,
+:mod:`dosezoo.samplers.joint_probit_imh`, falling back to the Gibbs kernel when the Pareto
+:math:`\hat k` of its importance ratios exceeds ``MAX_PARETO_K``). All return the same
+InferenceData schema (the sampler statistics are each sampler's own).
+
+The likelihood depends on the data only through the patients in each cell at each distinct
+dose (:meth:`JointProbit.outcome_counts`): :meth:`JointProbit.posterior`, the path of
+simulations, runs the ``"imh"`` engine on those counts with no DataTree and keeps the last
+``posterior_cache_size`` posteriors by them.
 """
 
 import contextlib
 import math
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -89,11 +99,12 @@ from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import positive_int, probability, real_number
 from dosezoo.data import DataError, TrialData
-from dosezoo.diagnostics import ConvergenceCriteria
+from dosezoo.diagnostics import ConvergenceCriteria, pareto_khat
 from dosezoo.inference import _attrs
 from dosezoo.levels import validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.samplers import joint_probit_imh as imh
 from dosezoo.samplers import joint_probit_kernels as kernels
 
 if TYPE_CHECKING:
@@ -108,7 +119,11 @@ CELLS = ("T0E0", "T0E1", "T0E2", "T1E0", "T1E1", "T1E2")
 QUADRATURE_NODES = 32
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
 #: Cell probabilities are floored here before normalising (a cell's rounding error is ~1e-10).
-_CELL_FLOOR = 1e-300
+_CELL_FLOOR = imh.CELL_FLOOR
+#: Largest Pareto k-hat of the independence sampler's importance ratios it is trusted with;
+#: above it, the proposal misses the posterior's tails and the Gibbs kernel runs instead
+#: (Vehtari et al. 2024: beyond 0.7 importance sampling is unreliable).
+MAX_PARETO_K = 0.7
 
 
 @contextlib.contextmanager
@@ -402,8 +417,11 @@ class JointProbit(DoseModel):
     outcomes: ClassVar[tuple[str, ...]] = ("dlt", "efficacy")
     probability_rates: ClassVar[tuple[str, ...]] = ("p_tox", "p_response")
     toxicity_rate: ClassVar[str] = "p_tox"
-    default_engine: ClassVar[str] = "kernel"
-    fast_engine: ClassVar[str | None] = "kernel"
+    default_engine: ClassVar[str] = "imh"
+    fast_engine: ClassVar[str | None] = "imh"
+    count_posterior: ClassVar[bool] = True
+    #: Posteriors :meth:`posterior` keeps, by outcome counts, settings and seed.
+    posterior_cache_size: ClassVar[int] = 256
 
     dose_levels: tuple[float, ...]
     _: KW_ONLY
@@ -585,21 +603,62 @@ class JointProbit(DoseModel):
         return self._from_draws(data, free, stats, started=started, tune=tune)
 
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
-        """Fit the kernel and read its posterior: ``p_tox`` and ``p_response`` per level.
+        """Sample the posterior by the ``"imh"`` engine (no DataTree): ``p_tox``, ``p_response``.
 
-        The fit is judged by ``sampling.criteria`` (ArviZ's R-hat and ESS) on ``p_tox`` and
-        ``p_response``, the rates the Project Optimus rule reads.
+        The path of simulations. The draws depend on the data only through
+        :meth:`outcome_counts`, so the last :attr:`posterior_cache_size` are kept, with their
+        convergence reports, by those counts, the sampler's settings and the seed. The fit is
+        judged by ``sampling.criteria`` (R-hat and ESS as ArviZ computes them) on ``p_tox`` and
+        ``p_response``, the rates the Project Optimus rule reads, at the lowest
+        ``sampling.levels`` levels.
         """
         sampling = Sampling() if sampling is None else sampling
-        idata = self.fit(
-            data,
-            engine="kernel",
-            draws=sampling.draws,
-            tune=sampling.tune,
+        tune = self.default_tune if sampling.tune is None else sampling.tune
+        x, counts = self.outcome_counts(data)
+        key = (x.tobytes(), counts.tobytes(), sampling.draws, tune, sampling.chains)
+        cache = self._cache.setdefault("posterior_rates", OrderedDict())
+        seed = sampling.random_seed
+        found = None if seed is None else cache.get((*key, seed))  # unseeded: fresh draws
+        if found is None:
+            draws = self.sample_imh(
+                x,
+                counts,
+                draws=sampling.draws,
+                tune=tune,
+                chains=sampling.chains,
+                random_seed=seed,
+            )
+            x_levels = self.standardise(self.dose_levels)
+            mu_t = draws["alpha_tox"][..., None] + draws["beta_tox"][..., None] * x_levels
+            mu_e = (
+                draws["alpha_eff"][..., None]
+                + draws["beta_eff"][..., None] * x_levels
+                + draws["gamma_eff"][..., None] * x_levels**2
+            )
+            rates = {"p_tox": ndtr(mu_t), "p_response": ndtr(mu_e)}
+            means = {name: float(np.mean(draws[name])) for name in PARAMETERS}
+            found = (rates, means, {})
+            if seed is not None:
+                cache[(*key, seed)] = found
+                if len(cache) > self.posterior_cache_size:
+                    cache.popitem(last=False)
+        else:
+            cache.move_to_end((*key, seed))
+        rates, means, reports = found
+        report = None
+        if sampling.criteria is not None:
+            judgement = (sampling.criteria, sampling.levels)
+            report = reports.get(judgement)
+            if report is None:
+                judged = {name: value[:, :, : sampling.levels] for name, value in rates.items()}
+                report = reports[judgement] = sampling.criteria.check_draws(judged)
+        return DosePosterior(
+            dose_levels=self.dose_levels,
+            rates={name: value.reshape(-1, value.shape[-1]) for name, value in rates.items()},
             chains=sampling.chains,
-            random_seed=sampling.random_seed,
+            parameter_mean=means,
+            report=report,
         )
-        return self.posterior_from_idata(idata, sampling.criteria)
 
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
@@ -640,6 +699,22 @@ class JointProbit(DoseModel):
             The seven parameters and the sweep statistics, each shaped (chain, draw).
         """
         x, tox, eff = self.arrays(data, min_patients=1)
+        return self._gibbs(
+            x, tox, eff, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
+
+    def _gibbs(
+        self,
+        x: np.ndarray,
+        tox: np.ndarray,
+        eff: np.ndarray,
+        *,
+        draws: int,
+        tune: int,
+        chains: int,
+        random_seed: int | np.random.Generator | None,
+    ) -> dict[str, np.ndarray]:
+        """Run the Gibbs kernel's chains on per-patient arrays (see :meth:`sample_kernel`)."""
         prior, start = self.prior.packed(), self.initial_theta()
         chain_values, chain_stats = [], []
         for rng in chain_generators(random_seed, chains):
@@ -650,6 +725,117 @@ class JointProbit(DoseModel):
         out = {name: values[:, :, i] for i, name in enumerate(PARAMETERS)}
         for i, (name, dtype) in enumerate(kernels.SWEEP_STATS.items()):
             out[name] = stats[:, :, i].astype(dtype)
+        return out
+
+    def outcome_counts(self, data: TrialData) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct standardised doses and the patients in each cell ``3 T + E`` there.
+
+        Returns
+        -------
+        x : numpy.ndarray
+            Standardised log dose of each distinct dose given, increasing, shape (L,).
+        counts : numpy.ndarray
+            Patients per dose and cell, shape (L, 6), float.
+        """
+        x, tox, eff = self.arrays(data)
+        distinct, where = np.unique(x, return_inverse=True)
+        counts = np.zeros((distinct.size, len(CELLS)))
+        np.add.at(counts, (where, 3 * tox + eff), 1.0)
+        return distinct, counts
+
+    def sufficient_statistic(self, data: TrialData) -> bytes:
+        """Return the patients per cell at each distinct dose: all the posterior depends on."""
+        x, counts = self.outcome_counts(data)
+        return x.tobytes() + counts.tobytes()
+
+    @engine("imh")
+    def _fit_imh(
+        self, data: TrialData, *, draws: int, tune: int, chains: int, random_seed, **_
+    ) -> xr.DataTree:
+        """Run the independence Metropolis-Hastings sampler (Gibbs if its proposal fails)."""
+        started = time.perf_counter()
+        x, counts = self.outcome_counts(data)
+        result = self.sample_imh(
+            x, counts, draws=draws, tune=tune, chains=chains, random_seed=random_seed
+        )
+        free = {name: result[name] for name in PARAMETERS}
+        stats = {name: result[name] for name in result if name not in PARAMETERS}
+        stats.pop("pareto_k")
+        idata = self._from_draws(data, free, stats, started=started, tune=tune)
+        idata.attrs["pareto_k"] = float(result["pareto_k"])
+        idata.attrs["sampler"] = "gibbs" if "accepted" not in result else "imh"
+        return idata
+
+    def sample_imh(
+        self,
+        x: np.ndarray,
+        counts: np.ndarray,
+        *,
+        draws: int = 1000,
+        tune: int = 200,
+        chains: int = 2,
+        random_seed: int | np.random.Generator | None = None,
+    ) -> dict[str, np.ndarray]:
+        r"""Sample the posterior of outcome counts by independence Metropolis-Hastings.
+
+        The mode and the precision of the log density (unconstrained parameters) start a
+        pilot importance sampler whose moments set the t proposal
+        (:mod:`dosezoo.samplers.joint_probit_imh`); each chain starts at a proposal draw and
+        runs ``tune + draws`` iterations, seeded as :meth:`sample_kernel`'s chains (the pilot
+        draws from one more generator). If the mode is not found or the Pareto
+        :math:`\hat k` of all the proposals' importance ratios exceeds ``MAX_PARETO_K``, the
+        data-augmentation Gibbs kernel samples the same posterior instead (same seed).
+
+        Parameters
+        ----------
+        x, counts : numpy.ndarray
+            From :meth:`outcome_counts`.
+        draws, tune, chains : int
+            Kept iterations and burn-in per chain, and chains.
+        random_seed : int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        dict
+            The seven parameters shaped (chain, draw); ``accepted`` (chain, draw) from the
+            independence sampler, or the Gibbs sweep statistics from the fallback; and
+            ``pareto_k``, a float (infinite when the mode was not found).
+        """
+        prior = self.prior.packed()
+        start = imh.unconstrained(self.initial_theta())
+        *generators, pilot = chain_generators(random_seed, chains + 1)
+        centre, root, found = imh.fit_proposal(pilot, start, x, counts, prior)
+        pareto_k = math.inf
+        if found:
+            values, accepted, ratios = [], [], []
+            for rng in generators:
+                chain, chain_accepted, chain_ratios = imh.run_chain(
+                    rng, centre, root, x, counts, prior, tune, draws
+                )
+                values.append(chain)
+                accepted.append(chain_accepted)
+                ratios.append(chain_ratios)
+            pareto_k = pareto_khat(np.concatenate(ratios))
+        if pareto_k > MAX_PARETO_K:
+            # Each patient once, in a canonical order (dose, then cell): the draws are a
+            # function of the counts and the seed.
+            cells = np.tile(np.arange(len(CELLS)), x.size)
+            repeats = counts.astype(np.int64).ravel()
+            out = self._gibbs(
+                np.repeat(np.repeat(x, len(CELLS)), repeats),
+                np.repeat(cells // 3, repeats),
+                np.repeat(cells % 3, repeats),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=random_seed,
+            )
+            out["pareto_k"] = np.float64(pareto_k)
+            return out
+        stacked = np.stack(values)
+        out = {name: stacked[:, :, i] for i, name in enumerate(PARAMETERS)}
+        out["accepted"] = np.stack(accepted)
+        out["pareto_k"] = np.float64(pareto_k)
         return out
 
     def dose_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

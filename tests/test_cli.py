@@ -391,7 +391,7 @@ def test_errors_name_the_file_section_key_and_value(tmp_path, name):
         ),
         (
             "joint-probit",
-            lambda s: s.replace('engine = "kernel"', 'engine = "metropolis"'),
+            lambda s: s.replace('engine = "imh"', 'engine = "metropolis"'),
             r"\[conduct\] engine = \"metropolis\": Design: conduct\.engine must be one of",
         ),
     ],
