@@ -112,10 +112,11 @@ joint-probit-study: $(VENV)/.installed
 
 # Project Optimus: the joint-probit design vs BOIN12 vs CRM vs BOIN on six efficacy-toxicity
 # scenarios, the whole trial (dose range, randomised pick-the-winner), sensitivity of the
-# overdose cut-off and range thresholds (docs/results/optimus_study.md). Add --backfill for the
-# backfill conduct (docs/results/optimus_study_backfill.md with --tag _backfill).
+# overdose cut-off and range thresholds (docs/results/optimus_study.md); then the same designs
+# with the backfill conduct (docs/results/optimus_study_backfill.md).
 optimus-study: $(VENV)/.installed
 	$(PY) benchmarks/optimus_study.py --trials 2000 --jobs 2
+	$(PY) benchmarks/optimus_study.py --trials 2000 --jobs 2 --backfill --no-sensitivity --tag _backfill
 
 # BOIN12: 2000 simulated trials of one scenario on one core (docs/results/boin12_speed.md).
 bench-boin12: $(VENV)/.installed
