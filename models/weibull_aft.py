@@ -100,6 +100,7 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import DosePosterior, Sampling
+from dosezoo.samplers.linalg import cholesky, cholesky_solve
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -296,33 +297,10 @@ def _loglik_derivatives(
 @njit(cache=True)
 def _cholesky_solve(matrix: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
     """Solve ``matrix @ x = rhs`` for a small SPD matrix; ``ok`` False when it is not SPD."""
-    k = rhs.size
-    low = np.zeros((k, k))
-    for j in range(k):
-        total = matrix[j, j]
-        for c in range(j):
-            total -= low[j, c] * low[j, c]
-        if not total > 0.0:
-            return rhs.copy(), False
-        low[j, j] = math.sqrt(total)
-        for i in range(j + 1, k):
-            total = matrix[i, j]
-            for c in range(j):
-                total -= low[i, c] * low[j, c]
-            low[i, j] = total / low[j, j]
-    y = np.empty(k)
-    for i in range(k):
-        total = rhs[i]
-        for c in range(i):
-            total -= low[i, c] * y[c]
-        y[i] = total / low[i, i]
-    x = np.empty(k)
-    for i in range(k - 1, -1, -1):
-        total = y[i]
-        for c in range(i + 1, k):
-            total -= low[c, i] * x[c]
-        x[i] = total / low[i, i]
-    return x, True
+    lower, ok = cholesky(matrix)
+    if not ok:
+        return rhs.copy(), False
+    return cholesky_solve(lower, rhs), True
 
 
 @njit(cache=True)

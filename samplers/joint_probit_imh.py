@@ -90,6 +90,7 @@ from dosezoo.samplers.joint_probit_kernels import (
     RHO_LIMIT,
     THRESHOLD,
 )
+from dosezoo.samplers.linalg import cholesky, cholesky_solve, jittered_cholesky
 
 #: Gauss-Legendre nodes of Sheppard's formula by |rho|: up to each bound the rule of that many
 #: nodes, beyond the last the PyMC model's 32 (Genz 2004 uses 6, 12 and 20 below 0.3, 0.75
@@ -313,44 +314,6 @@ def hessian(u, x, counts, prior):
 
 
 @njit(cache=True, error_model="numpy")
-def cholesky(a):
-    """Lower Cholesky factor of a symmetric matrix, and whether it is positive definite."""
-    d = a.shape[0]
-    lower = np.zeros((d, d))
-    for i in range(d):
-        for j in range(i + 1):
-            total = a[i, j]
-            for k in range(j):
-                total -= lower[i, k] * lower[j, k]
-            if i == j:
-                if not total > 0.0:
-                    return lower, False
-                lower[i, i] = math.sqrt(total)
-            else:
-                lower[i, j] = total / lower[j, j]
-    return lower, True
-
-
-@njit(cache=True, error_model="numpy")
-def solve_cholesky(lower, b):
-    """Solve ``L L^T y = b``."""
-    d = b.size
-    z = np.empty(d)
-    for i in range(d):
-        total = b[i]
-        for k in range(i):
-            total -= lower[i, k] * z[k]
-        z[i] = total / lower[i, i]
-    y = np.empty(d)
-    for i in range(d - 1, -1, -1):
-        total = z[i]
-        for k in range(i + 1, d):
-            total -= lower[k, i] * y[k]
-        y[i] = total / lower[i, i]
-    return y
-
-
-@njit(cache=True, error_model="numpy")
 def find_mode(start, x, counts, prior):
     """Mode of :func:`log_density` by damped Newton steps; return ``(mode, precision, ok)``.
 
@@ -374,7 +337,7 @@ def find_mode(start, x, counts, prior):
                 shifted[k, k] += damping
             lower, ok = cholesky(shifted)
             if ok:
-                candidate = u + solve_cholesky(lower, gradient)
+                candidate = u + cholesky_solve(lower, gradient)
                 new_value = log_density(candidate, x, counts, prior, new_gradient)
                 if new_value >= value and np.isfinite(new_value):
                     u, value = candidate, new_value
@@ -547,42 +510,20 @@ def run_chain(rng, mode, root, x, counts, prior, n_tune, n_draws):
 @njit(cache=True, error_model="numpy")
 def covariance_root(covariance):
     """Lower Cholesky factor of a covariance (jittered until positive definite)."""
-    d = covariance.shape[0]
-    jitter = 0.0
-    for _ in range(30):
-        shifted = covariance.copy()
-        for k in range(d):
-            shifted[k, k] += jitter * (1.0 + covariance[k, k])
-        lower, ok = cholesky(shifted)
-        if ok:
-            return lower
-        jitter = max(1e-10, 10.0 * jitter)
-    return lower
+    return jittered_cholesky(covariance)
 
 
 @njit(cache=True, error_model="numpy")
 def proposal_root(precision):
-    """:math:`L^{-T}` of the Cholesky factor :math:`L` of ``precision`` (jittered if needed)."""
-    d = precision.shape[0]
-    jitter = 0.0
-    for _ in range(30):
-        shifted = precision.copy()
-        for k in range(d):
-            shifted[k, k] += jitter
-        lower, ok = cholesky(shifted)
-        if ok:
-            break
-        jitter = max(1e-8, 10.0 * jitter)
-    identity = np.eye(d)
-    inverse = np.empty((d, d))
+    """:math:`L^{-T}`, for the Cholesky factor :math:`L` of ``precision``: a root of its inverse."""
+    lower = jittered_cholesky(precision)
+    d = lower.shape[0]
+    root = np.empty((d, d))
     for k in range(d):
-        # Columns of L^{-1}; the root is its transpose.
-        column = identity[:, k]
-        z = np.empty(d)
+        # Row k of L^{-T} is column k of L^{-1}: L z = e_k.
         for i in range(d):
-            total = column[i]
+            total = 1.0 if i == k else 0.0
             for j in range(i):
-                total -= lower[i, j] * z[j]
-            z[i] = total / lower[i, i]
-        inverse[:, k] = z
-    return inverse.T.copy()
+                total -= lower[i, j] * root[k, j]
+            root[k, i] = total / lower[i, i]
+    return root

@@ -115,6 +115,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
+from dosezoo.samplers.linalg import cholesky, cholesky_solve
 from dosezoo.samplers.special import log_ndtr
 from dosezoo.samplers.three_pnd_kernels import log_normal_mass, truncated_normal
 
@@ -378,30 +379,8 @@ def regression_posterior(design, response, noise_var, prior_mean, prior_sd):
     for j in range(k):
         precision[j, j] += 1.0 / prior_sd[j] ** 2
         shift[j] += prior_mean[j] / prior_sd[j] ** 2
-    chol = np.zeros((k, k))
-    for j in range(k):
-        total = precision[j, j]
-        for m in range(j):
-            total -= chol[j, m] ** 2
-        chol[j, j] = math.sqrt(total)
-        for r in range(j + 1, k):
-            total = precision[r, j]
-            for m in range(j):
-                total -= chol[r, m] * chol[j, m]
-            chol[r, j] = total / chol[j, j]
-    # mean = P^{-1} shift: forward then back substitution with P = L L^T.
-    forward = np.zeros(k)
-    for j in range(k):
-        total = shift[j]
-        for m in range(j):
-            total -= chol[j, m] * forward[m]
-        forward[j] = total / chol[j, j]
-    mean = np.zeros(k)
-    for j in range(k - 1, -1, -1):
-        total = forward[j]
-        for m in range(j + 1, k):
-            total -= chol[m, j] * mean[m]
-        mean[j] = total / chol[j, j]
+    chol, _ = cholesky(precision)  # positive definite: the prior's precision is on it
+    mean = cholesky_solve(chol, shift)
     return mean, chol
 
 
