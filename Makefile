@@ -165,6 +165,8 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/lse_appendix.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only
+	$(PY) benchmarks/optimus_study.py --report-only
+	$(PY) benchmarks/optimus_study.py --report-only --tag _backfill
 	$(PY) benchmarks/willard2024_study.py --report-only
 	$(PY) benchmarks/weibull_d_optimal_study.py --report-only
 	$(PY) benchmarks/bench_weibull.py --report-only

@@ -53,6 +53,11 @@ from dosezoo.models.joint_probit import JointProbit
 from dosezoo.simulate import simulate
 from dosezoo.studies import OPTIMUS_LEVELS, optimal_level, optimus_path, optimus_scenarios
 
+#: The runs of ``make optimus-study``: the study, then the designs with the backfill conduct.
+MAKE_RUNS = (
+    "optimus_study.py --trials 2000 --jobs 2",
+    "optimus_study.py --trials 2000 --jobs 2 --backfill --no-sensitivity --tag _backfill",
+)
 SEED = 2026
 SAMPLE_SIZE = 36
 #: The backfill conduct's time: one patient a week on average, a 4-week DLT window.
@@ -346,8 +351,8 @@ def write(record: dict, tag: str) -> None:
         "Project Optimus: joint probit vs BOIN12 vs CRM vs BOIN, and the whole trial",
         page(record, tag),
         make="optimus-study",
-        runs=[record["command"].removeprefix("benchmarks/")],
-        rebuild=f"optimus_study.py --report-only --tag '{tag}'",
+        runs=MAKE_RUNS,
+        rebuild="optimus_study.py --report-only" + (f" --tag {tag}" if tag else ""),
         data=[f"{name}.csv", f"{name}.json"],
     )
 
