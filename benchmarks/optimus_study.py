@@ -274,6 +274,16 @@ def projection(record: dict, trials: int = 2000, jobs: int = 2) -> float:
     return total / 60
 
 
+def with_se(frame: pd.DataFrame, columns: list[str], labels: int) -> pd.DataFrame:
+    """Return the ``columns`` of ``frame``, each after the first ``labels`` as ``mean (SE)``."""
+    table = frame[columns].copy()
+    for column in columns[labels:]:
+        table[column] = [
+            f"{m:.3f} ({s:.3f})" for m, s in zip(frame[column], frame[column + "_se"], strict=True)
+        ]
+    return table
+
+
 def page(record: dict, tag: str) -> str:
     """Return the Markdown body: the command, the claims (from the data), the tables."""
     frame = pd.DataFrame(record["rows"])
@@ -319,12 +329,23 @@ def page(record: dict, tag: str) -> str:
         "trial_patients_above_mtd",
         "trial_sample_size",
     ]
-    table = frame[shown].copy()
-    for column in shown[3:]:
-        table[column] = [
-            f"{m:.3f} ({s:.3f})" for m, s in zip(frame[column], frame[column + "_se"], strict=True)
+    if "duration" in frame:  # weeks, with the backfill conduct's arrivals and DLT windows
+        shown.append("duration")
+    lines.append(md_table(with_se(frame, shown, 3)))
+    without = RESULTS / "optimus_study.csv"
+    if record["backfill"] and without.exists():
+        compared = ["selected_optimal", "trial_ends_optimal", "n_overtoxic_fraction"]
+        both = pd.read_csv(without).merge(frame, on=["scenario", "design"], suffixes=("", "_bf"))
+        for metric in compared:
+            both[f"{metric} with backfill"] = both[f"{metric}_bf"]
+            both[f"{metric} with backfill_se"] = both[f"{metric}_se_bf"]
+        columns = [c for metric in compared for c in (metric, f"{metric} with backfill")]
+        lines += [
+            "",
+            "## Without and with backfill (the main run's CSV, `optimus_study.csv`)",
+            "",
+            md_table(with_se(both, ["scenario", "design", *columns], 2)),
         ]
-    lines.append(md_table(table))
     if record["sensitivity"]:
         sens = pd.DataFrame(record["sensitivity"])
         lines += ["", "## Sensitivity", ""]
@@ -353,7 +374,11 @@ def write(record: dict, tag: str) -> None:
         make="optimus-study",
         runs=MAKE_RUNS,
         rebuild="optimus_study.py --report-only" + (f" --tag {tag}" if tag else ""),
-        data=[f"{name}.csv", f"{name}.json"],
+        data=[
+            f"{name}.csv",
+            f"{name}.json",
+            *(["optimus_study.csv"] if record["backfill"] else []),
+        ],
     )
 
 
