@@ -85,10 +85,11 @@ class DoseModel(ABC):
     min_fit_patients : int
         Fewest patients :meth:`fit` accepts (0 for models whose fit may be the prior).
     count_posterior : bool
-        Whether :meth:`posterior` depends on the data only through the patients and DLTs per
-        dose level (False by default), which :meth:`sufficient_statistic` then returns. A design
-        seeds a sampled posterior from that statistic (trials that reach the same counts by
-        different paths get the same posterior, which the model may memoise), and one whose
+        Whether :meth:`posterior` depends on the data only through counts of outcomes per dose
+        (the patients and DLTs per level of a binary model, the patients per outcome cell of
+        the joint probit; False by default), which :meth:`sufficient_statistic` then returns. A
+        design seeds a sampled posterior from that statistic (trials that reach the same counts
+        by different paths get the same posterior, which the model may memoise), and one whose
         rule reads the counts only runs in lockstep in simulations.
     """
 

@@ -71,8 +71,9 @@ Engines: ``"nuts"`` (PyMC's NUTS, the reference), ``"pymc"`` (``pm.sample`` with
 data-augmentation step methods of :mod:`dosezoo.samplers.joint_probit`), ``"kernel"`` (the
 same Gibbs sampler compiled with numba, :mod:`dosezoo.samplers.joint_probit_kernels`, where the
 full conditionals are derived) and ``"imh"`` (independence Metropolis-Hastings on the outcome
-counts with a t proposal at the Laplace approximation,
-:mod:`dosezoo.samplers.joint_probit_imh`, falling back to the Gibbs kernel when the Pareto
+counts with a t proposal at the posterior moments of a pilot importance sampler started from
+the Laplace approximation, :mod:`dosezoo.samplers.joint_probit_imh`, falling back to the Gibbs
+kernel when the Pareto
 :math:`\hat k` of its importance ratios exceeds ``MAX_PARETO_K``). All return the same
 InferenceData schema (the sampler statistics are each sampler's own).
 
@@ -99,7 +100,7 @@ from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import positive_int, probability, real_number
 from dosezoo.data import DataError, TrialData
-from dosezoo.diagnostics import ConvergenceCriteria, pareto_khat
+from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, pareto_khat
 from dosezoo.inference import _attrs
 from dosezoo.levels import validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
@@ -636,8 +637,11 @@ class JointProbit(DoseModel):
                 + draws["gamma_eff"][..., None] * x_levels**2
             )
             rates = {"p_tox": ndtr(mu_t), "p_response": ndtr(mu_e)}
+            for value in rates.values():
+                value.flags.writeable = False  # kept and shared by every posterior of the counts
             means = {name: float(np.mean(draws[name])) for name in PARAMETERS}
-            found = (rates, means, {})
+            reports: dict[tuple[ConvergenceCriteria, int | None], ConvergenceReport] = {}
+            found = (rates, means, reports)
             if seed is not None:
                 cache[(*key, seed)] = found
                 if len(cache) > self.posterior_cache_size:
@@ -645,7 +649,7 @@ class JointProbit(DoseModel):
         else:
             cache.move_to_end((*key, seed))
         rates, means, reports = found
-        report = None
+        report: ConvergenceReport | None = None
         if sampling.criteria is not None:
             judgement = (sampling.criteria, sampling.levels)
             report = reports.get(judgement)
@@ -799,7 +803,7 @@ class JointProbit(DoseModel):
         dict
             The seven parameters shaped (chain, draw); ``accepted`` (chain, draw) from the
             independence sampler, or the Gibbs sweep statistics from the fallback; and
-            ``pareto_k``, a float (infinite when the mode was not found).
+            ``pareto_k``, a 0-d array (infinite when the mode was not found).
         """
         prior = self.prior.packed()
         start = imh.unconstrained(self.initial_theta())
@@ -830,12 +834,12 @@ class JointProbit(DoseModel):
                 chains=chains,
                 random_seed=random_seed,
             )
-            out["pareto_k"] = np.float64(pareto_k)
+            out["pareto_k"] = np.asarray(pareto_k)
             return out
         stacked = np.stack(values)
         out = {name: stacked[:, :, i] for i, name in enumerate(PARAMETERS)}
         out["accepted"] = np.stack(accepted)
-        out["pareto_k"] = np.float64(pareto_k)
+        out["pareto_k"] = np.asarray(pareto_k)
         return out
 
     def dose_probabilities(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
