@@ -124,6 +124,7 @@ from dosezoo.inference import IdataBuilder
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.outcomes import Outcome, register_outcome
 from dosezoo.posterior import DosePosterior, NormalLevels, Sampling
+from dosezoo.samplers.linalg import cholesky, forward_substitution
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -167,40 +168,6 @@ def _correlation(x1: np.ndarray, x2: np.ndarray, theta: np.ndarray) -> np.ndarra
                 s += d * d / theta[j]
             out[i, k] = math.exp(-s)
     return out
-
-
-@nb.njit(cache=True)
-def _cholesky(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Lower Cholesky factor of a symmetric matrix, and whether it is positive definite."""
-    n = a.shape[0]
-    low = np.zeros((n, n))
-    for j in range(n):
-        s = a[j, j]
-        for k in range(j):
-            s -= low[j, k] * low[j, k]
-        if not s > 0.0:
-            return low, False
-        d = math.sqrt(s)
-        low[j, j] = d
-        for i in range(j + 1, n):
-            t = a[i, j]
-            for k in range(j):
-                t -= low[i, k] * low[j, k]
-            low[i, j] = t / d
-    return low, True
-
-
-@nb.njit(cache=True)
-def _forward(low: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L x = b`` for lower-triangular ``L``."""
-    n = b.size
-    x = np.empty(n)
-    for i in range(n):
-        s = b[i]
-        for k in range(i):
-            s -= low[i, k] * x[k]
-        x[i] = s / low[i, i]
-    return x
 
 
 @nb.njit(cache=True)
@@ -252,7 +219,7 @@ def _negative_log_likelihood(
     k = c.copy()
     for i in range(n):
         k[i, i] += HETGP_EPS + g / mult[i]
-    low, ok = _cholesky(k)
+    low, ok = cholesky(k)
     if not ok:
         return np.inf, grad
     log_det = 0.0
@@ -269,8 +236,8 @@ def _negative_log_likelihood(
     else:
         ki = low  # unused
         kiz = z0  # unused
-        a = _forward(low, np.ones(n))
-        b = _forward(low, z0)
+        a = forward_substitution(low, np.ones(n))
+        b = forward_substitution(low, z0)
         total = a @ a
         beta = (a @ b) / total
         w = b - beta * a
@@ -619,7 +586,7 @@ def fit_hetgp(
         raise DataError("the GP likelihood could not be evaluated at any start (singular data)")
     theta, g = np.exp(best[:p]), float(np.exp(best[p]))
     k = _correlation(x0, x0, theta) + np.diag(HETGP_EPS + g / mult)
-    low, _ = _cholesky(k)
+    low, _ = cholesky(k)
     k_inverse = _inverse_from_cholesky(low)
     ones = k_inverse.sum(axis=0)
     total = float(ones.sum())

@@ -38,8 +38,8 @@ def cholesky(a):
 
 
 @njit(cache=True, error_model="numpy")
-def cholesky_solve(lower, b):
-    """Solve ``L L^T y = b`` by forward then back substitution."""
+def forward_substitution(lower, b):
+    """Solve ``L z = b`` for a lower-triangular ``L``."""
     d = b.size
     z = np.empty(d)
     for i in range(d):
@@ -47,6 +47,14 @@ def cholesky_solve(lower, b):
         for k in range(i):
             total -= lower[i, k] * z[k]
         z[i] = total / lower[i, i]
+    return z
+
+
+@njit(cache=True, error_model="numpy")
+def cholesky_solve(lower, b):
+    """Solve ``L L^T y = b`` by forward then back substitution."""
+    d = b.size
+    z = forward_substitution(lower, b)
     y = np.empty(d)
     for i in range(d - 1, -1, -1):
         total = z[i]
