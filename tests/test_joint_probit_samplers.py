@@ -11,6 +11,8 @@ Pareto diagnostic against ArviZ's PSIS; the fallback to the Gibbs kernel; the po
 simulation path as a function of the outcome counts.
 """
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -424,6 +426,34 @@ def test_log_density_is_the_pymc_models_up_to_a_constant():
         ours = imh.log_density(u, x, counts, prior, np.empty(0))
         differences.append(ours - log_jacobian - float(logp(point)))
     assert np.ptp(differences) < 1e-8, differences
+
+
+def test_sheppard_rule_of_each_rho_band_is_exact_to_double_precision():
+    # The 96-node rule as reference: the band's rule must agree with it as the model's
+    # 32-node rule does, on a grid of (a, b) and rho across each band.
+    nodes, weights = np.polynomial.legendre.leggauss(96)
+    grid = np.linspace(-8.0, 8.0, 33)
+    a, b = np.meshgrid(grid, grid)
+    terms = np.empty((2, imh.BAND_NODES[-1]))
+    bounds = (0.0, *imh.RHO_BANDS, 0.999)
+    for low, high in itertools.pairwise(bounds):
+        for rho in (*np.linspace(low, high, 7)[1:-1], -0.5 * (low + high)):
+            half = 0.5 * np.arcsin(rho)
+            t = half * (nodes + 1.0)
+            integrand = np.exp(
+                -(
+                    a[..., None] ** 2
+                    + b[..., None] ** 2
+                    - 2 * a[..., None] * b[..., None] * np.sin(t)
+                )
+                / (2 * np.cos(t) ** 2)
+            )
+            reference = stats.norm.cdf(a) * stats.norm.cdf(b) + half * (integrand @ weights) / (
+                2 * np.pi
+            )
+            half_rho, rule = imh.sheppard_terms(rho, terms)
+            ours = np.vectorize(lambda x, y: imh.bivariate_cdf(x, y, half_rho, rule, terms))(a, b)
+            assert np.max(np.abs(ours - reference)) < 5e-15, rho
 
 
 def imh_log_normal_pdf(v):
