@@ -11,7 +11,9 @@ each with its Monte Carlo SE (``*_se``). The MTD-only path of a design is its ow
 recommendation (``selected_optimal``, ``n_treated``).
 
 Sensitivity: the joint-probit design's overdose cut-off (0.20, 0.25, 0.30, 0.35; each a new
-escalation), and the range thresholds, recomputed from the saved escalations: the dose range's
+escalation, simulated together with the others by :func:`dosezoo.simulate.simulate_designs`: the
+variants share one model, so a count state two of them reach in a trial is sampled once, and
+each result is the one its own ``simulate`` gives), and the range thresholds, recomputed from the saved escalations: the dose range's
 minimum-active-dose threshold (0.3, 0.5, 0.7) for every design, and the joint-probit rule's
 ``range_probability`` (0.2, 0.3, 0.4) for its recommendation.
 
@@ -50,7 +52,7 @@ from dosezoo.designs.pick_the_winner_stage import mean_and_se
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.models.joint_probit import JointProbit
-from dosezoo.simulate import simulate
+from dosezoo.simulate import simulate_designs
 from dosezoo.studies import OPTIMUS_LEVELS, optimal_level, optimus_path, optimus_scenarios
 
 #: The runs of ``make optimus-study``: the study, then the designs with the backfill conduct.
@@ -91,28 +93,40 @@ PROBIT_CONDUCT = {
 }
 
 
-def build_design(name: str, *, overdose_cutoff: float = 0.25, probit_draws: int = 700) -> Design:
-    """Return the study's design ``name`` (36 patients in cohorts of 3)."""
+def build_designs(
+    name: str, cutoffs: tuple[float, ...] = (0.25,), *, probit_draws: int = 700
+) -> dict[float, Design]:
+    """Return the study's design ``name`` (36 patients in cohorts of 3) by overdose cut-off.
+
+    The joint-probit design's variants share one model, hence its posteriors of a count
+    state when they are simulated together; the other designs have no cut-off (0.25 only).
+    """
     if name == "joint-probit":
-        return optimus_design(
-            JointProbit(OPTIMUS_LEVELS),
-            overdose_cutoff=overdose_cutoff,
-            sample_size=SAMPLE_SIZE,
-            on_refusal="stop",
-            **(PROBIT_CONDUCT | {"draws": probit_draws}),
-        )
+        model = JointProbit(OPTIMUS_LEVELS)
+        return {
+            cutoff: optimus_design(
+                model,
+                overdose_cutoff=cutoff,
+                sample_size=SAMPLE_SIZE,
+                on_refusal="stop",
+                **(PROBIT_CONDUCT | {"draws": probit_draws}),
+            )
+            for cutoff in cutoffs
+        }
     if name == "boin12":
         # BOIN12 with the Lin (2023) criterion's limits: toxicity 0.33, efficacy 0.2.
-        return boin12_design(0.33, OPTIMUS_LEVELS, efficacy_limit=0.2, sample_size=SAMPLE_SIZE)
+        return {
+            0.25: boin12_design(0.33, OPTIMUS_LEVELS, efficacy_limit=0.2, sample_size=SAMPLE_SIZE)
+        }
     if name == "crm":
         model = CRM(
             crm_skeleton(0.25, 0.05, 3, len(OPTIMUS_LEVELS)),
             target=0.25,
             dose_levels=OPTIMUS_LEVELS,
         )
-        return crm_design(model, sample_size=SAMPLE_SIZE)
+        return {0.25: crm_design(model, sample_size=SAMPLE_SIZE)}
     if name == "boin":
-        return boin_design(0.25, OPTIMUS_LEVELS, sample_size=SAMPLE_SIZE)
+        return {0.25: boin_design(0.25, OPTIMUS_LEVELS, sample_size=SAMPLE_SIZE)}
     raise ValueError(f"unknown design {name!r}; one of {DESIGNS}")
 
 
@@ -181,15 +195,26 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     for scenario_name, scenario in scenarios.items():
         for design_name in args.designs:
-            design = build_design(design_name, probit_draws=args.probit_draws)
+            cutoffs = (
+                OVERDOSE_CUTOFFS if args.sensitivity and design_name == "joint-probit" else (0.25,)
+            )
+            designs = build_designs(design_name, cutoffs, probit_draws=args.probit_draws)
             if args.backfill:
-                design = with_backfill(design)
+                designs = {cutoff: with_backfill(design) for cutoff, design in designs.items()}
             n_trials = args.probit_trials if design_name == "joint-probit" else args.trials
             clock = time.perf_counter()
-            ds = simulate(
-                design, scenario, n_trials, random_seed=SEED, n_jobs=args.jobs, progress=False
+            # The cut-off variants on the same trials, together: they share the posteriors of
+            # the count states they reach alike (each result is its own simulate's).
+            results = simulate_designs(
+                {f"{cutoff:g}": design for cutoff, design in designs.items()},
+                scenario,
+                n_trials,
+                random_seed=SEED,
+                n_jobs=args.jobs,
+                progress=False,
             )
             seconds[f"{scenario_name}/{design_name}"] = time.perf_counter() - clock
+            ds = results["0.25"]
             base = {
                 "scenario": scenario_name,
                 "design": design_name,
@@ -212,27 +237,9 @@ def run(args: argparse.Namespace) -> dict:
                     base | {"parameter": "range_probability", "value": probability} | metrics
                 )
             for cutoff in OVERDOSE_CUTOFFS:
-                if cutoff == 0.25:  # the main run's
-                    metrics = cell_metrics(ds, scenario, stage)
-                else:
-                    variant = build_design(
-                        design_name, overdose_cutoff=cutoff, probit_draws=args.probit_draws
-                    )
-                    if args.backfill:
-                        variant = with_backfill(variant)
-                    clock = time.perf_counter()
-                    other = simulate(
-                        variant,
-                        scenario,
-                        n_trials,
-                        random_seed=SEED,
-                        n_jobs=args.jobs,
-                        progress=False,
-                    )
-                    seconds[f"{scenario_name}/{design_name}/od{cutoff:g}"] = (
-                        time.perf_counter() - clock
-                    )
-                    metrics = cell_metrics(other, scenario, stage, overdose_cutoff=cutoff)
+                metrics = cell_metrics(
+                    results[f"{cutoff:g}"], scenario, stage, overdose_cutoff=cutoff
+                )
                 sensitivity.append(
                     base | {"parameter": "overdose_cutoff", "value": cutoff} | metrics
                 )

@@ -3,11 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
 from dosezoo.data import DataError, TrialData
+from dosezoo.designs import boin12_design
 from dosezoo.designs.base import Design
 from dosezoo.designs.optimus import optimus_design
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
@@ -15,7 +17,8 @@ from dosezoo.errors import ConvergenceError
 from dosezoo.models.joint_probit import JointProbit
 from dosezoo.posterior import DosePosterior
 from dosezoo.scenarios import standard_efftox_scenarios
-from dosezoo.simulate import run_trial
+from dosezoo.simulate import run_trial, simulate, simulate_designs
+from dosezoo.studies import optimus_scenarios
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 OK = ConvergenceReport(table=pd.DataFrame(), divergences=0, failures=())
@@ -273,3 +276,27 @@ def test_safety_stop_needs_three_patients_at_the_lowest_dose():
     assert rule_of(safety_min_patients=1).choose(rates, one).stopped
     three = data_with([0], rng)
     assert rule.choose(rates, three).stop_reason.startswith("safety: the lowest dose 10")
+
+
+def test_cutoff_variants_run_together_share_the_posteriors_and_keep_their_results(monkeypatch):
+    scenario = optimus_scenarios(planned_sample_size=12)["monotone"]
+    model = JointProbit(LEVELS)
+    options = {"sample_size": 12, "draws": 700, "tune": 50, "on_refusal": "stop", "random_seed": 3}
+    designs = {
+        f"od{cutoff}": optimus_design(model, overdose_cutoff=cutoff, **options)
+        for cutoff in (0.2, 0.35)
+    }
+    designs["boin12"] = boin12_design(0.33, LEVELS, efficacy_limit=0.2, sample_size=12)
+    fits = []
+    sample = JointProbit.sample_imh
+    monkeypatch.setattr(
+        JointProbit, "sample_imh", lambda self, *a, **k: fits.append(1) or sample(self, *a, **k)
+    )
+    together = simulate_designs(designs, scenario, 4, random_seed=5, progress=False)
+    shared = len(fits)
+    for name, design in designs.items():
+        model._cache.clear()
+        alone = simulate(design, scenario, 4, random_seed=5, progress=False)
+        xr.testing.assert_identical(together[name], alone)
+    # Both variants start at the same dose on the same patients: their first fits coincide.
+    assert 0 < shared < len(fits) - shared

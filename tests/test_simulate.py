@@ -13,7 +13,7 @@ import xarray as xr
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.errors import DamagedBatchWarning
-from dosezoo.simulate import operating_characteristics, run_trial, simulate
+from dosezoo.simulate import operating_characteristics, run_trial, simulate, simulate_designs
 from dosezoo.simulate import store as store_module
 from dosezoo.simulate.netcdf import load_netcdf
 
@@ -187,6 +187,63 @@ def test_independent_of_jobs_and_batches(reference, toys_by_value, n_jobs, batch
     xr.testing.assert_identical(result, reference)
 
 
+@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, None), (1, 3), (2, None)])
+def test_designs_run_together_give_each_its_own_result(
+    reference, toys_by_value, n_jobs, batch_size
+):
+    designs = {"unit": Escalate(), "double": Escalate(step=2.0, sample_size=12)}
+    together = simulate_designs(
+        designs,
+        Linear(),
+        N_TRIALS,
+        random_seed=SEED,
+        n_jobs=n_jobs,
+        batch_size=batch_size,
+        progress=False,
+        record={"command": "test"},
+    )
+    assert list(together) == ["unit", "double"]
+    xr.testing.assert_identical(together["unit"], reference.assign_attrs(command="test"))
+    alone = simulate(designs["double"], Linear(), N_TRIALS, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(together["double"], alone.assign_attrs(command="test"))
+
+
+def test_designs_run_together_on_a_dask_client(reference):
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        together = simulate_designs(
+            {"a": Escalate(), "b": Escalate()},
+            Linear(),
+            N_TRIALS,
+            random_seed=SEED,
+            client=client,
+            progress=False,
+        )
+    for result in together.values():
+        xr.testing.assert_identical(result, reference)
+
+
+@pytest.mark.parametrize(
+    ("designs", "match"),
+    [
+        ({}, "designs must be a non-empty mapping of name to design"),
+        ([Escalate()], "designs must be a non-empty mapping"),
+        (
+            {"ok": Escalate(), "bad": Escalate(cohort_size=0)},
+            r"simulate_designs\['bad'\]: design.cohort_size must be an integer >= 1, got 0",
+        ),
+    ],
+)
+def test_bad_designs_to_run_together(designs, match):
+    with pytest.raises(ValueError, match=match):
+        simulate_designs(designs, Linear(), 5, random_seed=0, progress=False)
+
+
 def test_dask_client_gives_the_same_result(reference):
     distributed = pytest.importorskip("distributed")
     with (
@@ -223,13 +280,13 @@ def test_a_worker_unpickles_the_design_once_per_run(monkeypatch):
     seen = []
     monkeypatch.setattr(runner, "_WARM", {})
     monkeypatch.setattr(runner, "_run_batch_in_worker", lambda d, s, *rest: seen.append((d, s)))
-    first = pickle.dumps((Escalate(), Linear()))
-    second = pickle.dumps((Escalate(step=2.0), Linear()))
+    first = pickle.dumps(((Escalate(),), Linear()))
+    second = pickle.dumps(((Escalate(step=2.0),), Linear()))
     for digest, shipped in (("a", first), ("a", first), ("b", second), ("b", second)):
         runner._run_shipped_batch(digest, shipped, np.arange(2), [], None)
     assert seen[0][0] is seen[1][0] and seen[0][1] is seen[1][1]  # warm across batches
     assert seen[2][0] is seen[3][0] and seen[2][0] is not seen[1][0]
-    assert seen[2][0] == Escalate(step=2.0)
+    assert seen[2][0] == (Escalate(step=2.0),)
     assert list(runner._WARM) == ["b"]  # the previous run's design is let go
 
 

@@ -6,7 +6,8 @@ protocols of `dosezoo.protocols`. Its modules, one concern each:
 - `dosezoo.simulate.runner`: `simulate`, which splits the trials into batches, runs them in
   process, on local worker processes (joblib) or on a dask cluster, and gathers one
   `xarray.Dataset` with one entry per trial; its reproducibility guarantee (trial ``i`` draws
-  only from child ``i`` of ``SeedSequence(random_seed)``);
+  only from child ``i`` of ``SeedSequence(random_seed)``); `simulate_designs`, several
+  designs on the same trials, each trial run by every design in turn;
 - `dosezoo.simulate.engine`: the per-trial engine, `run_trial` (one trial, any design and
   scenario, its decisions and metrics checked) and `TrialRecord`;
 - `dosezoo.simulate.lockstep`: the lockstep engine for count rules (BOIN, 3+3) under level
@@ -27,11 +28,17 @@ from dosezoo.lazy import attach
 
 if TYPE_CHECKING:
     from dosezoo.simulate.engine import TrialRecord, run_trial
-    from dosezoo.simulate.runner import simulate
+    from dosezoo.simulate.runner import simulate, simulate_designs
     from dosezoo.simulate.summaries import operating_characteristics
 
 
-__all__ = ["TrialRecord", "operating_characteristics", "run_trial", "simulate"]
+__all__ = [
+    "TrialRecord",
+    "operating_characteristics",
+    "run_trial",
+    "simulate",
+    "simulate_designs",
+]
 
 #: Each name is imported from its module on first access (:mod:`dosezoo.lazy`).
 __getattr__, __dir__ = attach(__name__, __file__)

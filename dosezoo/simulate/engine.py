@@ -30,7 +30,7 @@ reads every patient once all windows have closed. Such a trial also records each
 ``duration`` (until the last window closes), ``n_backfill`` and ``n_turned_away``. Without a
 backfill nothing of this runs and no extra random number is drawn.
 `_run_trials_batch` runs a batch of trials one after the other, each with its own generator,
-and pads their records into the batch's Dataset.
+for one design or several in turn, and pads their records into each design's Dataset.
 """
 
 import bisect
@@ -414,17 +414,25 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
 
 
 def _run_trials_batch(
-    design: Design,
+    designs: Sequence[Design],
     scenario: Scenario,
     trials: np.ndarray,
     seeds: Sequence[np.random.SeedSequence],
-    layout: _Layout,
+    layouts: Sequence[_Layout],
     advance: Callable[[int], None] | None = None,
-) -> xr.Dataset:
-    """Run the trials of one batch one after the other, each with its own generator."""
-    records = []
+) -> list[xr.Dataset]:
+    """Run the trials of one batch one after the other, each with its own generator.
+
+    With several designs, trial ``i`` of every design runs before trial ``i + 1`` of any, each
+    from a new generator of ``seeds[i]``: the designs' results are those of separate runs, and
+    what designs sharing a model memoise (posteriors by count state) is read while it is fresh.
+    """
+    records: list[list[TrialRecord]] = [[] for _ in designs]
     for seed in seeds:
-        records.append(run_trial(design, scenario, np.random.default_rng(seed)))
+        for design, kept in zip(designs, records, strict=True):
+            kept.append(run_trial(design, scenario, np.random.default_rng(seed)))
         if advance is not None:
             advance(1)
-    return _to_dataset(records, trials, layout)
+    return [
+        _to_dataset(kept, trials, layout) for kept, layout in zip(records, layouts, strict=True)
+    ]

@@ -36,7 +36,7 @@ from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 from dosezoo.checks import integer, positive_int
 from dosezoo.protocols import Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
-from dosezoo.simulate.layout import _combine, _Layout
+from dosezoo.simulate.layout import AttrValue, _combine, _Layout
 from dosezoo.simulate.lockstep import _count_design, _counts_suffice, _run_count_batch
 from dosezoo.simulate.store import _fingerprint, _Store
 
@@ -152,22 +152,9 @@ def simulate(
     ``decision_time``, and per trial the metrics ``duration``, ``n_backfill`` and
     ``n_turned_away``.
     """
-    n_trials = positive_int("simulate", "n_trials", n_trials)
-    random_seed = integer("simulate", "random_seed", random_seed, minimum=0)
-    if (
-        isinstance(n_jobs, bool)
-        or not isinstance(n_jobs, numbers.Integral)
-        or not (n_jobs >= 1 or n_jobs == -1)
-    ):
-        raise ValueError(
-            f"simulate: n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}"
-        )
-    if client is not None and n_jobs != 1:
-        raise ValueError(
-            f"simulate: n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
-        )
-    if batch_size is not None:
-        batch_size = positive_int("simulate", "batch_size", batch_size)
+    n_trials, random_seed, batch_size = _checked_options(
+        "simulate", n_trials, random_seed, n_jobs, client, batch_size
+    )
     if (
         isinstance(save_every, bool)
         or not isinstance(save_every, numbers.Real)
@@ -177,42 +164,22 @@ def simulate(
             f"simulate: save_every must be a finite number of seconds >= 0; got {save_every!r}"
         )
     recorded = _recorded(record)
-    cohort_size, sample_size = _conduct(design, "simulate")
-    run = {
-        "random_seed": random_seed,
-        "n_trials": n_trials,
-        "sample_size": sample_size,
-        "cohort_size": cohort_size,
-    }
-    fingerprint = _fingerprint(design, scenario, run)
-    empty = scenario.empty_data()
-    layout = _Layout(
-        outcomes=tuple(scenario.outcomes),
-        sample_size=sample_size,
-        n_decisions=math.ceil(sample_size / cohort_size) + 1,
-        fingerprint=fingerprint,
-        dose_columns=tuple(empty.dose_columns),
-        covariates=tuple(empty.covariates),
-        timed=getattr(design, "backfill", None) is not None,
-    )
+    fingerprint, layout = _layout(design, scenario, n_trials, random_seed, "simulate")
 
     if path is None:
-        return _combine(
-            _run_todo(
-                design,
-                scenario,
-                np.arange(n_trials),
-                run,
-                layout,
-                n_jobs,
-                client,
-                batch_size,
-                progress,
-                save=None,
-            ),
-            n_trials,
-            {**fingerprint, **recorded},
+        parts = _run_todo(
+            (design,),
+            scenario,
+            np.arange(n_trials),
+            random_seed,
+            (layout,),
+            n_jobs,
+            client,
+            batch_size,
+            progress,
+            save=None,
         )
+        return _combine([part for (part,) in parts], n_trials, {**fingerprint, **recorded})
     store = _Store(Path(path), fingerprint, save_every=float(save_every))
     with store.locked():
         finished = store.finished()
@@ -222,18 +189,20 @@ def simulate(
         done = np.concatenate([part["trial"].values for part in parts]) if parts else []
         todo = np.setdiff1d(np.arange(n_trials), done)
         try:
-            parts += _run_todo(
-                design,
+            ran = _run_todo(
+                (design,),
                 scenario,
                 todo,
-                run,
-                layout,
+                random_seed,
+                (layout,),
                 n_jobs,
                 client,
                 batch_size,
                 progress,
-                save=store.save,
+                save=lambda finished: store.save(finished[0]),
+                n_trials=n_trials,
             )
+            parts += [part for (part,) in ran]
         except BaseException:
             store.save_held()
             raise
@@ -259,20 +228,149 @@ def _recorded(record: Mapping[str, str] | None) -> dict[str, str]:
     return dict(record)
 
 
+def simulate_designs(
+    designs: Mapping[str, Design],
+    scenario: Scenario,
+    n_trials: int,
+    *,
+    random_seed: int,
+    n_jobs: int = 1,
+    client: "Client | None" = None,
+    batch_size: int | None = None,
+    progress: bool = True,
+    record: Mapping[str, str] | None = None,
+) -> dict[str, xr.Dataset]:
+    """Simulate several designs on the same trials (common random numbers).
+
+    ``result[name]`` is identical to ``simulate(designs[name], scenario, n_trials,
+    random_seed=random_seed, record=record)`` (trial ``i`` of every design draws from child
+    ``i`` of ``numpy.random.SeedSequence(random_seed)``), for any ``n_jobs``, ``batch_size``
+    or ``client``. What running them together adds: a batch runs trial ``i`` of every design
+    before trial ``i + 1``, and the designs travel to a worker together, so designs that share
+    a model object share what it memoises while it is fresh. A model whose posterior depends
+    on the data only through counts (``count_posterior``, seeded from them) then computes the
+    posterior of a count state once for every design reaching it in a trial: the variants of
+    a design in a sensitivity analysis, which treat the same patients until their settings
+    first disagree, cost little more than one of them.
+
+    Parameters
+    ----------
+    designs : mapping of str to Design
+        The designs by name (at least one).
+    scenario, n_trials, random_seed, n_jobs, client, batch_size, progress, record
+        As :func:`simulate` (the progress bar counts trials run by every design). There is no
+        store: to resume a killed run, simulate each design with ``path``.
+
+    Returns
+    -------
+    dict of str to xarray.Dataset
+        Each design's results, by name, as :func:`simulate` returns them.
+    """
+    if not isinstance(designs, Mapping) or not designs:
+        raise ValueError(
+            f"simulate_designs: designs must be a non-empty mapping of name to design; "
+            f"got {designs!r}"
+        )
+    n_trials, random_seed, batch_size = _checked_options(
+        "simulate_designs", n_trials, random_seed, n_jobs, client, batch_size
+    )
+    recorded = _recorded(record)
+    laid_out = {
+        name: _layout(design, scenario, n_trials, random_seed, f"simulate_designs[{name!r}]")
+        for name, design in designs.items()
+    }
+    parts = _run_todo(
+        tuple(designs.values()),
+        scenario,
+        np.arange(n_trials),
+        random_seed,
+        tuple(layout for _, layout in laid_out.values()),
+        n_jobs,
+        client,
+        batch_size,
+        progress,
+        save=None,
+    )
+    return {
+        name: _combine([part[k] for part in parts], n_trials, {**fingerprint, **recorded})
+        for k, (name, (fingerprint, _)) in enumerate(laid_out.items())
+    }
+
+
+def _checked_options(
+    owner: str,
+    n_trials: object,
+    random_seed: object,
+    n_jobs: object,
+    client: "Client | None",
+    batch_size: object,
+) -> tuple[int, int, int | None]:
+    """Validate the run options common to `simulate` and `simulate_designs`.
+
+    Returns ``n_trials``, ``random_seed`` and ``batch_size`` (None: the default).
+    """
+    n_trials = positive_int(owner, "n_trials", n_trials)
+    random_seed = integer(owner, "random_seed", random_seed, minimum=0)
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, numbers.Integral)
+        or not (n_jobs >= 1 or n_jobs == -1)
+    ):
+        raise ValueError(
+            f"{owner}: n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}"
+        )
+    if client is not None and n_jobs != 1:
+        raise ValueError(
+            f"{owner}: n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
+        )
+    if batch_size is not None:
+        batch_size = positive_int(owner, "batch_size", batch_size)
+    return n_trials, random_seed, batch_size
+
+
+def _layout(
+    design: Design, scenario: Scenario, n_trials: int, random_seed: int, owner: str
+) -> tuple[dict[str, AttrValue], _Layout]:
+    """Return the fingerprint of a design's run and the layout of its results."""
+    cohort_size, sample_size = _conduct(design, owner)
+    run = {
+        "random_seed": random_seed,
+        "n_trials": n_trials,
+        "sample_size": sample_size,
+        "cohort_size": cohort_size,
+    }
+    fingerprint = _fingerprint(design, scenario, run)
+    empty = scenario.empty_data()
+    layout = _Layout(
+        outcomes=tuple(scenario.outcomes),
+        sample_size=sample_size,
+        n_decisions=math.ceil(sample_size / cohort_size) + 1,
+        fingerprint=fingerprint,
+        dose_columns=tuple(empty.dose_columns),
+        covariates=tuple(empty.covariates),
+        timed=getattr(design, "backfill", None) is not None,
+    )
+    return fingerprint, layout
+
+
 def _run_todo(
-    design: Design,
+    designs: tuple[Design, ...],
     scenario: Scenario,
     todo: np.ndarray,
-    run: dict[str, int],
-    layout: _Layout,
+    random_seed: int,
+    layouts: tuple[_Layout, ...],
     n_jobs: int,
     client: "Client | None",
     batch_size: int | None,
     progress: bool,
-    save: Callable[[xr.Dataset], None] | None,
-) -> list[xr.Dataset]:
-    """Run the trials ``todo`` in batches; pass each finished batch to ``save`` at once."""
-    n_trials = run["n_trials"]
+    save: Callable[[list[xr.Dataset]], None] | None,
+    n_trials: int | None = None,
+) -> list[list[xr.Dataset]]:
+    """Run the trials ``todo`` of ``n_trials`` (default: ``todo.size``) in batches.
+
+    Returns one list per batch, of every design's Dataset; each is passed to ``save`` at once.
+    """
+    n_trials = todo.size if n_trials is None else n_trials
     if batch_size is None:
         if client is not None:
             workers = sum(client.nthreads().values())
@@ -280,17 +378,17 @@ def _run_todo(
             workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
         batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
     batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
-    seeds = np.random.SeedSequence(run["random_seed"]).spawn(n_trials)
-    parts: list[xr.Dataset] = []
+    seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
+    parts: list[list[xr.Dataset]] = []
     if not batches:
         return parts
     with _progress_bar(progress, n_trials, n_trials - todo.size) as advance:
         for part in _run_batches(
-            design,
+            designs,
             scenario,
             batches,
             seeds,
-            layout,
+            layouts,
             n_jobs=int(n_jobs),
             client=client,
             advance=advance,
@@ -302,41 +400,55 @@ def _run_todo(
 
 
 def _run_batch(
-    design: Design,
+    designs: Sequence[Design],
     scenario: Scenario,
     trials: np.ndarray,
     seeds: Sequence[np.random.SeedSequence],
-    layout: _Layout,
+    layouts: Sequence[_Layout],
     advance: Callable[[int], None] | None = None,
-) -> xr.Dataset:
-    """Run the trials of one batch: in lockstep if counts suffice, else one by one.
+) -> list[xr.Dataset]:
+    """Run the trials of one batch for every design: in lockstep if counts suffice, else in turn.
 
     A design with a backfill runs in time, trial by trial, whatever its rule.
     """
-    counts = None if layout.timed else _count_design(design)
-    if not (
-        counts is not None
-        and isinstance(scenario, LevelScenario)
-        and _counts_suffice(counts, scenario)
-    ):
-        return _run_trials_batch(design, scenario, trials, seeds, layout, advance)
-    part = _run_count_batch(counts, scenario, trials, seeds, layout)
-    if advance is not None:
+    parts: dict[int, xr.Dataset] = {}
+    in_turn = []
+    for k, (design, layout) in enumerate(zip(designs, layouts, strict=True)):
+        counts = None if layout.timed else _count_design(design)
+        if (
+            counts is not None
+            and isinstance(scenario, LevelScenario)
+            and _counts_suffice(counts, scenario)
+        ):
+            parts[k] = _run_count_batch(counts, scenario, trials, seeds, layout)
+        else:
+            in_turn.append(k)
+    if in_turn:
+        ran = _run_trials_batch(
+            [designs[k] for k in in_turn],
+            scenario,
+            trials,
+            seeds,
+            [layouts[k] for k in in_turn],
+            advance,
+        )
+        parts.update(zip(in_turn, ran, strict=True))
+    elif advance is not None:
         advance(len(seeds))
-    return part
+    return [parts[k] for k in range(len(designs))]
 
 
 def _run_batch_in_worker(
-    design: Design,
+    designs: Sequence[Design],
     scenario: Scenario,
     trials: np.ndarray,
     seeds: Sequence[np.random.SeedSequence],
-    layout: _Layout,
-) -> xr.Dataset:
+    layouts: Sequence[_Layout],
+) -> list[xr.Dataset]:
     """`_run_batch` in a worker process: one BLAS thread unless the user chose otherwise."""
     for name in _BLAS_THREADS:
         os.environ.setdefault(name, "1")
-    return _run_batch(design, scenario, trials, seeds, layout)
+    return _run_batch(designs, scenario, trials, seeds, layouts)
 
 
 def _run_shipped_batch(
@@ -344,44 +456,44 @@ def _run_shipped_batch(
     shipped: bytes,
     trials: np.ndarray,
     seeds: Sequence[np.random.SeedSequence],
-    layout: _Layout,
-) -> xr.Dataset:
-    """`_run_batch_in_worker` on the pickled (design, scenario), unpickled once per worker."""
+    layouts: Sequence[_Layout],
+) -> list[xr.Dataset]:
+    """`_run_batch_in_worker` on the pickled (designs, scenario), unpickled once per worker."""
     pair = _WARM.get(digest)
     if pair is None:
         pair = pickle.loads(shipped)
-        _WARM.clear()  # one run at a time: the previous run's design is not needed again
+        _WARM.clear()  # one run at a time: the previous run's designs are not needed again
         _WARM[digest] = pair
-    design, scenario = pair
-    return _run_batch_in_worker(design, scenario, trials, seeds, layout)
+    designs, scenario = pair
+    return _run_batch_in_worker(designs, scenario, trials, seeds, layouts)
 
 
 def _run_batches(
-    design: Design,
+    designs: tuple[Design, ...],
     scenario: Scenario,
     batches: Sequence[np.ndarray],
     seeds: Sequence[np.random.SeedSequence],
-    layout: _Layout,
+    layouts: tuple[_Layout, ...],
     *,
     n_jobs: int,
     client: "Client | None",
     advance: Callable[[int], None],
-) -> Iterator[xr.Dataset]:
-    """Yield the Dataset of every batch as soon as it is finished, in any order."""
+) -> Iterator[list[xr.Dataset]]:
+    """Yield every batch's Datasets (one per design) as soon as it is finished, in any order."""
     if client is not None:
         from distributed import as_completed
 
-        design_future, scenario_future = client.scatter(
-            [design, scenario], broadcast=True, hash=False
+        designs_future, scenario_future = client.scatter(
+            [designs, scenario], broadcast=True, hash=False
         )
         futures = [
             client.submit(
                 _run_batch_in_worker,
-                design_future,
+                designs_future,
                 scenario_future,
                 trials,
                 [seeds[i] for i in trials],
-                layout,
+                layouts,
                 pure=False,
             )
             for trials in batches
@@ -389,29 +501,33 @@ def _run_batches(
         try:
             for future in as_completed(futures):
                 part = future.result()
-                advance(part.sizes["trial"])
+                advance(part[0].sizes["trial"])
                 yield part
         finally:
             client.cancel(futures)
     elif n_jobs == 1:
         for trials in batches:
-            yield _run_batch(design, scenario, trials, [seeds[i] for i in trials], layout, advance)
+            yield _run_batch(
+                designs, scenario, trials, [seeds[i] for i in trials], layouts, advance
+            )
     else:
         import cloudpickle  # a dependency of joblib
         from joblib import Parallel, delayed
 
         # Pickled once here (not once per batch; by cloudpickle, as loky would, so a design
-        # defined in a script travels by value); joblib's loky executor is reused by every
-        # call with the same n_jobs, so its workers, their imports and their unpickled design
-        # stay warm across batches and runs.
-        shipped = cloudpickle.dumps((design, scenario), protocol=pickle.HIGHEST_PROTOCOL)
+        # defined in a script travels by value; designs sharing a model still share it in the
+        # worker); joblib's loky executor is reused by every call with the same n_jobs, so its
+        # workers, their imports and their unpickled designs stay warm across batches and runs.
+        shipped = cloudpickle.dumps((designs, scenario), protocol=pickle.HIGHEST_PROTOCOL)
         digest = hashlib.blake2b(shipped, digest_size=16).hexdigest()
         tasks = (
-            delayed(_run_shipped_batch)(digest, shipped, trials, [seeds[i] for i in trials], layout)
+            delayed(_run_shipped_batch)(
+                digest, shipped, trials, [seeds[i] for i in trials], layouts
+            )
             for trials in batches
         )
         for part in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks):
-            advance(part.sizes["trial"])
+            advance(part[0].sizes["trial"])
             yield part
 
 
