@@ -26,6 +26,9 @@ TAIL_PROBS = (0.055, 0.945)
 _BLOM = 3 / 8
 #: Fewest draws per chain ArviZ diagnoses (fewer give NaN).
 _MIN_DRAWS = 4
+#: Most autocovariance lags summed directly for an ESS; a stack whose Geyer sequence needs
+#: more gets all its lags by FFT (direct sums cost lags x draws, the FFT draws x log draws).
+_DIRECT_LAGS = 48
 #: The columns of :func:`convergence_table` and how a variable's worst element is picked (the
 #: built-ins, as before: a NaN counts only when it is the first element's).
 _WORST: dict[str, Callable[[list[float]], float]] = {
@@ -60,11 +63,14 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
     ArviZ's computation (``arviz_stats.base.diagnostics``: ``_rhat_rank``, ``_ess_bulk``,
     ``_ess_tail``, ``_mcse_mean``) operation for operation, for all columns at once: one
     ``argsort`` of every column's draws, the normal scores of the ranks looked up in a table
-    of ``scipy.special.ndtri`` (``norm.ppf``), the autocovariances of every split chain of
-    every column by one ``rfft``/``irfft`` pair, and ArviZ's loops (ranks, Geyer's sequences)
-    compiled by numba. The results agree with ArviZ's to a few units in the last place: R-hat
-    is ArviZ's bit for bit (the scores are, and its sums are numpy's); elsewhere numba's sums
-    run in order where numpy's are pairwise.
+    of ``scipy.special.ndtri`` (``norm.ppf``), the autocovariances of the split chains, and
+    ArviZ's loops (ranks, Geyer's sequences) compiled by numba. The autocovariances are summed
+    lag by lag as Geyer's sequence asks for them, up to ``_DIRECT_LAGS`` lags (a chain that
+    mixes well needs a few); a stack whose sequence runs longer gets all of them by ArviZ's
+    ``rfft``/``irfft`` pair (both ways agree to a few units in the last place: the FFT's
+    rounding against the sums' dot products). The results agree with ArviZ's to a few units in
+    the last place: R-hat is ArviZ's bit for bit (the scores are, and its sums are numpy's);
+    elsewhere numba's sums run in order where numpy's are pairwise.
 
     With :math:`M` chains of :math:`N` draws, each chain is split in halves (the middle draw
     of an odd :math:`N` is dropped), giving :math:`m = 2M` chains of :math:`n = \lfloor N/2
@@ -81,8 +87,10 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
     :math:`\max(\hat R(z), \hat R(z_f))`, :math:`z_f` the normal scores of the folded draws
     :math:`|\theta - \mathrm{median}(\theta)|`.
 
-    *ESS.* With the autocovariances :math:`\hat\gamma_{t,j}` of each split chain (FFT,
-    zero-padded to ``next_fast_len(2n)``), :math:`\widehat{\mathrm{var}}^- =
+    *ESS.* With the autocovariances :math:`\hat\gamma_{t,j} = \frac1n \sum_{i < n - t}
+    \tilde\theta^{(i j)} \tilde\theta^{(i + t, j)}` of each split chain (centred draws
+    :math:`\tilde\theta`; ArviZ's FFT, zero-padded to ``next_fast_len(2n)``, computes the same
+    sums), :math:`\widehat{\mathrm{var}}^- =
     \frac{n}{n-1}\mathrm{mean}_j\,\hat\gamma_{0,j}`, :math:`\widehat{\mathrm{var}}^+ =
     \frac{n-1}{n}\widehat{\mathrm{var}}^- + \mathrm{var}_j(\bar x^{(\cdot j)})` and
     :math:`\hat\rho_t = 1 - (\widehat{\mathrm{var}}^- - \mathrm{mean}_j\,
@@ -154,12 +162,19 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
         r_hats = _split_r_hat(scores.reshape(2 * n_column, -1, half)).reshape(2, n_column)
         # max(bulk, tail) as Python's: a NaN bulk R-hat stays, a NaN tail one is ignored.
         r_hat = np.where(r_hats[1] > r_hats[0], r_hats[1], r_hats[0])
-        # ArviZ's autocov for every split chain of every stack by one transform pair.
-        padded = next_fast_len(2 * half, real=True)
-        spectrum = np.fft.rfft(stacks.reshape(4 * n_column, -1, half), n=padded, axis=2)
-        spectrum *= np.conjugate(spectrum)
-        covariance = np.fft.irfft(spectrum, n=padded, axis=2)
-        ess = _compiled(_geyer_ess)(covariance, half, var_chain_mean, spread)
+        chains = stacks.reshape(4 * n_column, -1, half)
+        sequence = _compiled(_geyer_sequence_ess)
+        ess = _compiled(_geyer_ess_direct)(chains, var_chain_mean, spread, _DIRECT_LAGS, sequence)
+        longer = np.flatnonzero(np.isinf(ess))
+        if longer.size:
+            # ArviZ's autocov for every split chain of these stacks by one transform pair.
+            padded = next_fast_len(2 * half, real=True)
+            spectrum = np.fft.rfft(chains[longer], n=padded, axis=2)
+            spectrum *= np.conjugate(spectrum)
+            covariance = np.fft.irfft(spectrum, n=padded, axis=2)
+            ess[longer] = _compiled(_geyer_ess)(
+                covariance, half, var_chain_mean[longer], spread[longer], sequence
+            )
         ess_bulk, ess_low, ess_high, ess_mean = ess.reshape(4, n_column)
         # min(low, high) as Python's: a NaN high-quantile ESS is ignored.
         ess_tail = np.where(ess_high < ess_low, ess_high, ess_low)
@@ -338,25 +353,27 @@ def _split_r_hat(chains: np.ndarray) -> np.ndarray:
 
 
 def _geyer_ess(
-    covariance: np.ndarray, n: int, var_chain_mean: np.ndarray, spread: np.ndarray
+    covariance: np.ndarray,
+    n: int,
+    var_chain_mean: np.ndarray,
+    spread: np.ndarray,
+    sequence: Callable,
 ) -> np.ndarray:
     """Numba kernel: ESS of each stack from its chains' FFT autocovariances, ArviZ's ``_ess``.
 
     ``covariance[b, j, t]`` is ``n`` times the lag-``t`` autocovariance of chain ``j`` of stack
     ``b`` (the ``irfft`` of the power spectrum, before ArviZ's division by ``n``); lags from
-    ``n`` on are padding. Geyer's initial positive and monotone sequences are ArviZ's loops
-    verbatim. The chains' average of a lag is a sum in order, which is numpy's pairwise sum
-    below 8 chains; the sums of the sequence run in order (numpy's are pairwise).
+    ``n`` on are padding. The chains' average of a lag is a sum in order, which is numpy's
+    pairwise sum below 8 chains. ``sequence`` is :func:`_geyer_sequence_ess`, compiled.
     """
     n_stack, m = covariance.shape[0], covariance.shape[1]
-    size = m * n
     ess = np.empty(n_stack)
     acov_mean = np.empty(n)
     rho_hat_t = np.empty(n)
     for b in range(n_stack):
         # ArviZ returns the number of draws for draws constant to within the resolution.
         if spread[b] < np.finfo(np.float64).resolution:
-            ess[b] = size
+            ess[b] = m * n
             continue
         # ArviZ's np.mean(acov[:, t]) of the autocovariances acov = covariance / n.
         acov_mean[:] = 0.0
@@ -365,39 +382,101 @@ def _geyer_ess(
                 acov_mean[t] += covariance[b, j, t] / n
         for t in range(n):
             acov_mean[t] /= m
-        mean_var = acov_mean[0] * n / (n - 1.0)
-        var_plus = mean_var * (n - 1.0) / n + var_chain_mean[b]
-        rho_hat_t[:] = 0.0
-        rho_hat_even = 1.0
-        rho_hat_t[0] = rho_hat_even
-        rho_hat_odd = 1.0 - (mean_var - acov_mean[1]) / var_plus
-        rho_hat_t[1] = rho_hat_odd
-        # Geyer's initial positive sequence.
-        t = 1
-        while t < (n - 3) and (rho_hat_even + rho_hat_odd) > 0.0:
-            rho_hat_even = 1.0 - (mean_var - acov_mean[t + 1]) / var_plus
-            rho_hat_odd = 1.0 - (mean_var - acov_mean[t + 2]) / var_plus
-            if (rho_hat_even + rho_hat_odd) >= 0:
-                rho_hat_t[t + 1] = rho_hat_even
-                rho_hat_t[t + 2] = rho_hat_odd
-            t += 2
-        max_t = t - 2
-        if rho_hat_even > 0:
-            rho_hat_t[max_t + 1] = rho_hat_even
-        # Geyer's initial monotone sequence.
-        t = 1
-        while t <= max_t - 2:
-            if (rho_hat_t[t + 1] + rho_hat_t[t + 2]) > (rho_hat_t[t - 1] + rho_hat_t[t]):
-                rho_hat_t[t + 1] = (rho_hat_t[t - 1] + rho_hat_t[t]) / 2.0
-                rho_hat_t[t + 2] = rho_hat_t[t + 1]
-            t += 2
-        tau_hat = -1.0 + 2.0 * rho_hat_t[: max_t + 1].sum() + rho_hat_t[max_t + 1 : max_t + 2].sum()
-        # max(tau_hat, 1 / log10(size)) as Python's: a NaN tau_hat stays.
-        smallest = 1 / np.log10(size)
-        if smallest > tau_hat:
-            tau_hat = smallest
-        ess[b] = np.nan if np.isnan(rho_hat_t).any() else size / tau_hat
+        ess[b] = sequence(acov_mean, n, m, n, var_chain_mean[b], rho_hat_t)
     return ess
+
+
+def _geyer_ess_direct(
+    chains: np.ndarray,
+    var_chain_mean: np.ndarray,
+    spread: np.ndarray,
+    max_lags: int,
+    sequence: Callable,
+) -> np.ndarray:
+    """Numba kernel: ESS of each stack, its autocovariances summed lag by lag as needed.
+
+    ``chains[b, j]`` is chain ``j`` of stack ``b``, centred on its mean. The lags are added
+    eight at a time until Geyer's sequence ends (``sequence``, :func:`_geyer_sequence_ess`
+    compiled); a stack whose sequence needs more than ``max_lags`` lags gets ``inf`` (the
+    caller computes it by FFT).
+    """
+    n_stack, m, n = chains.shape
+    ess = np.empty(n_stack)
+    acov_mean = np.empty(n)
+    rho_hat_t = np.empty(n)
+    for b in range(n_stack):
+        if spread[b] < np.finfo(np.float64).resolution:
+            ess[b] = m * n
+            continue
+        available = 0
+        value = -1.0
+        while value < 0.0:
+            if available >= min(max_lags, n):
+                value = np.inf
+                break
+            top = min(available + 8, n)
+            for t in range(available, top):
+                total = 0.0
+                for j in range(m):
+                    chain = chains[b, j]
+                    total += np.dot(chain[: n - t], chain[t:]) / n
+                acov_mean[t] = total / m
+            available = top
+            value = sequence(acov_mean, available, m, n, var_chain_mean[b], rho_hat_t)
+        ess[b] = value
+    return ess
+
+
+def _geyer_sequence_ess(
+    acov_mean: np.ndarray,
+    available: int,
+    m: int,
+    n: int,
+    var_chain_mean: float,
+    rho_hat_t: np.ndarray,
+) -> float:
+    """ESS from the chains' mean autocovariances ``acov_mean[:available]``: ArviZ's ``_ess``.
+
+    Geyer's initial positive and monotone sequences are ArviZ's loops verbatim; the sums of
+    the sequence run in order (numpy's are pairwise). Returns -1 if the sequence needs a lag
+    from ``available`` on (never when ``available == n``). ``rho_hat_t`` is work space of
+    length ``n``.
+    """
+    size = m * n
+    mean_var = acov_mean[0] * n / (n - 1.0)
+    var_plus = mean_var * (n - 1.0) / n + var_chain_mean
+    rho_hat_t[:] = 0.0
+    rho_hat_even = 1.0
+    rho_hat_t[0] = rho_hat_even
+    rho_hat_odd = 1.0 - (mean_var - acov_mean[1]) / var_plus
+    rho_hat_t[1] = rho_hat_odd
+    # Geyer's initial positive sequence.
+    t = 1
+    while t < (n - 3) and (rho_hat_even + rho_hat_odd) > 0.0:
+        if t + 2 >= available:
+            return -1.0
+        rho_hat_even = 1.0 - (mean_var - acov_mean[t + 1]) / var_plus
+        rho_hat_odd = 1.0 - (mean_var - acov_mean[t + 2]) / var_plus
+        if (rho_hat_even + rho_hat_odd) >= 0:
+            rho_hat_t[t + 1] = rho_hat_even
+            rho_hat_t[t + 2] = rho_hat_odd
+        t += 2
+    max_t = t - 2
+    if rho_hat_even > 0:
+        rho_hat_t[max_t + 1] = rho_hat_even
+    # Geyer's initial monotone sequence.
+    t = 1
+    while t <= max_t - 2:
+        if (rho_hat_t[t + 1] + rho_hat_t[t + 2]) > (rho_hat_t[t - 1] + rho_hat_t[t]):
+            rho_hat_t[t + 1] = (rho_hat_t[t - 1] + rho_hat_t[t]) / 2.0
+            rho_hat_t[t + 2] = rho_hat_t[t + 1]
+        t += 2
+    tau_hat = -1.0 + 2.0 * rho_hat_t[: max_t + 1].sum() + rho_hat_t[max_t + 1 : max_t + 2].sum()
+    # max(tau_hat, 1 / log10(size)) as Python's: a NaN tau_hat stays.
+    smallest = 1 / np.log10(size)
+    if smallest > tau_hat:
+        tau_hat = smallest
+    return np.nan if np.isnan(rho_hat_t).any() else size / tau_hat
 
 
 def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = None) -> pd.DataFrame:

@@ -139,6 +139,25 @@ def test_chain_diagnostics_match_arviz(make):
     _assert_matches_arviz(make(np.random.default_rng(2021)))
 
 
+def test_short_and_long_autocorrelations_take_their_own_paths_and_match_arviz(monkeypatch):
+    import dosezoo.diagnostics as diagnostics
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.normal(size=(2, 500, 1)), _ar1(rng, 0.99, (2, 500, 1))], axis=2)
+    transformed = []
+    rfft = np.fft.rfft
+    monkeypatch.setattr(
+        diagnostics.np.fft, "rfft", lambda a, **k: transformed.append(a.shape[0]) or rfft(a, **k)
+    )
+    chain_diagnostics(values)
+    monkeypatch.undo()  # ArviZ's own transforms are not counted
+    # Stacks: scores, low and high indicators, draws of each column. The iid column's
+    # sequences end within the direct lags; the slow chain's run past them, so its two
+    # continuous stacks (at least) are transformed, and never the iid column's.
+    assert len(transformed) == 1 and 2 <= transformed[0] <= 4
+    _assert_matches_arviz(values)
+
+
 def test_the_cases_cover_arvizs_special_values():
     rng = np.random.default_rng(2021)
     one_chain = chain_diagnostics(_one_chain(rng))
