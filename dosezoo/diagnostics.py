@@ -163,8 +163,9 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
         # max(bulk, tail) as Python's: a NaN bulk R-hat stays, a NaN tail one is ignored.
         r_hat = np.where(r_hats[1] > r_hats[0], r_hats[1], r_hats[0])
         chains = stacks.reshape(4 * n_column, -1, half)
-        sequence = _compiled(_geyer_sequence_ess)
-        ess = _compiled(_geyer_ess_direct)(chains, var_chain_mean, spread, _DIRECT_LAGS, sequence)
+        ess = _compiled(_geyer_ess)(
+            chains, np.empty((0, 0, 0)), var_chain_mean, spread, _DIRECT_LAGS
+        )
         longer = np.flatnonzero(np.isinf(ess))
         if longer.size:
             # ArviZ's autocov for every split chain of these stacks by one transform pair.
@@ -173,7 +174,7 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
             spectrum *= np.conjugate(spectrum)
             covariance = np.fft.irfft(spectrum, n=padded, axis=2)
             ess[longer] = _compiled(_geyer_ess)(
-                covariance, half, var_chain_mean[longer], spread[longer], sequence
+                chains[longer], covariance, var_chain_mean[longer], spread[longer], half
             )
         ess_bulk, ess_low, ess_high, ess_mean = ess.reshape(4, n_column)
         # min(low, high) as Python's: a NaN high-quantile ESS is ignored.
@@ -353,130 +354,99 @@ def _split_r_hat(chains: np.ndarray) -> np.ndarray:
 
 
 def _geyer_ess(
+    chains: np.ndarray,
     covariance: np.ndarray,
-    n: int,
     var_chain_mean: np.ndarray,
     spread: np.ndarray,
-    sequence: Callable,
+    max_lags: int,
 ) -> np.ndarray:
-    """Numba kernel: ESS of each stack from its chains' FFT autocovariances, ArviZ's ``_ess``.
+    """Numba kernel: ESS of each stack from its chains' autocovariances, ArviZ's ``_ess``.
 
-    ``covariance[b, j, t]`` is ``n`` times the lag-``t`` autocovariance of chain ``j`` of stack
-    ``b`` (the ``irfft`` of the power spectrum, before ArviZ's division by ``n``); lags from
-    ``n`` on are padding. The chains' average of a lag is a sum in order, which is numpy's
-    pairwise sum below 8 chains. ``sequence`` is :func:`_geyer_sequence_ess`, compiled.
+    ``chains[b, j]`` is chain ``j`` of stack ``b``, centred on its mean (``n`` draws). With
+    ``covariance`` (one row per stack), ``covariance[b, j, t]`` is ``n`` times the lag-``t``
+    autocovariance of chain ``j`` (the ``irfft`` of the power spectrum, before ArviZ's
+    division by ``n``; lags from ``n`` on are padding). Without (zero rows), the lags are
+    summed from ``chains``, eight at a time, as Geyer's sequence asks for them; a stack whose
+    sequence needs more than ``max_lags`` gets ``inf`` (the caller then passes its FFT's).
+
+    The chains' average of a lag is a sum in order, which is numpy's pairwise sum below 8
+    chains. Geyer's initial positive and monotone sequences are ArviZ's loops verbatim; their
+    sums run in order (numpy's are pairwise).
     """
-    n_stack, m = covariance.shape[0], covariance.shape[1]
+    n_stack, m, n = chains.shape
+    size = m * n
     ess = np.empty(n_stack)
     acov_mean = np.empty(n)
     rho_hat_t = np.empty(n)
     for b in range(n_stack):
         # ArviZ returns the number of draws for draws constant to within the resolution.
         if spread[b] < np.finfo(np.float64).resolution:
-            ess[b] = m * n
-            continue
-        # ArviZ's np.mean(acov[:, t]) of the autocovariances acov = covariance / n.
-        acov_mean[:] = 0.0
-        for j in range(m):
-            for t in range(n):
-                acov_mean[t] += covariance[b, j, t] / n
-        for t in range(n):
-            acov_mean[t] /= m
-        ess[b] = sequence(acov_mean, n, m, n, var_chain_mean[b], rho_hat_t)
-    return ess
-
-
-def _geyer_ess_direct(
-    chains: np.ndarray,
-    var_chain_mean: np.ndarray,
-    spread: np.ndarray,
-    max_lags: int,
-    sequence: Callable,
-) -> np.ndarray:
-    """Numba kernel: ESS of each stack, its autocovariances summed lag by lag as needed.
-
-    ``chains[b, j]`` is chain ``j`` of stack ``b``, centred on its mean. The lags are added
-    eight at a time until Geyer's sequence ends (``sequence``, :func:`_geyer_sequence_ess`
-    compiled); a stack whose sequence needs more than ``max_lags`` lags gets ``inf`` (the
-    caller computes it by FFT).
-    """
-    n_stack, m, n = chains.shape
-    ess = np.empty(n_stack)
-    acov_mean = np.empty(n)
-    rho_hat_t = np.empty(n)
-    for b in range(n_stack):
-        if spread[b] < np.finfo(np.float64).resolution:
-            ess[b] = m * n
+            ess[b] = size
             continue
         available = 0
-        value = -1.0
-        while value < 0.0:
-            if available >= min(max_lags, n):
-                value = np.inf
-                break
-            top = min(available + 8, n)
-            for t in range(available, top):
-                total = 0.0
-                for j in range(m):
-                    chain = chains[b, j]
-                    total += np.dot(chain[: n - t], chain[t:]) / n
-                acov_mean[t] = total / m
-            available = top
-            value = sequence(acov_mean, available, m, n, var_chain_mean[b], rho_hat_t)
-        ess[b] = value
+        if covariance.shape[0] > 0:
+            # ArviZ's np.mean(acov[:, t]) of the autocovariances acov = covariance / n.
+            acov_mean[:] = 0.0
+            for j in range(m):
+                for t in range(n):
+                    acov_mean[t] += covariance[b, j, t] / n
+            for t in range(n):
+                acov_mean[t] /= m
+            available = n
+        ess[b] = np.inf
+        while True:
+            if available < n:
+                if available >= max_lags:
+                    break
+                top = min(available + 8, n)
+                for t in range(available, top):
+                    total = 0.0
+                    for j in range(m):
+                        total += np.dot(chains[b, j, : n - t], chains[b, j, t:]) / n
+                    acov_mean[t] = total / m
+                available = top
+            mean_var = acov_mean[0] * n / (n - 1.0)
+            var_plus = mean_var * (n - 1.0) / n + var_chain_mean[b]
+            rho_hat_t[:] = 0.0
+            rho_hat_even = 1.0
+            rho_hat_t[0] = rho_hat_even
+            rho_hat_odd = 1.0 - (mean_var - acov_mean[1]) / var_plus
+            rho_hat_t[1] = rho_hat_odd
+            # Geyer's initial positive sequence (restarted with more lags if it needs them).
+            t = 1
+            short = False
+            while t < (n - 3) and (rho_hat_even + rho_hat_odd) > 0.0:
+                if t + 2 >= available:
+                    short = True
+                    break
+                rho_hat_even = 1.0 - (mean_var - acov_mean[t + 1]) / var_plus
+                rho_hat_odd = 1.0 - (mean_var - acov_mean[t + 2]) / var_plus
+                if (rho_hat_even + rho_hat_odd) >= 0:
+                    rho_hat_t[t + 1] = rho_hat_even
+                    rho_hat_t[t + 2] = rho_hat_odd
+                t += 2
+            if short:
+                continue
+            max_t = t - 2
+            if rho_hat_even > 0:
+                rho_hat_t[max_t + 1] = rho_hat_even
+            # Geyer's initial monotone sequence.
+            t = 1
+            while t <= max_t - 2:
+                if (rho_hat_t[t + 1] + rho_hat_t[t + 2]) > (rho_hat_t[t - 1] + rho_hat_t[t]):
+                    rho_hat_t[t + 1] = (rho_hat_t[t - 1] + rho_hat_t[t]) / 2.0
+                    rho_hat_t[t + 2] = rho_hat_t[t + 1]
+                t += 2
+            tau_hat = (
+                -1.0 + 2.0 * rho_hat_t[: max_t + 1].sum() + rho_hat_t[max_t + 1 : max_t + 2].sum()
+            )
+            # max(tau_hat, 1 / log10(size)) as Python's: a NaN tau_hat stays.
+            smallest = 1 / np.log10(size)
+            if smallest > tau_hat:
+                tau_hat = smallest
+            ess[b] = np.nan if np.isnan(rho_hat_t).any() else size / tau_hat
+            break
     return ess
-
-
-def _geyer_sequence_ess(
-    acov_mean: np.ndarray,
-    available: int,
-    m: int,
-    n: int,
-    var_chain_mean: float,
-    rho_hat_t: np.ndarray,
-) -> float:
-    """ESS from the chains' mean autocovariances ``acov_mean[:available]``: ArviZ's ``_ess``.
-
-    Geyer's initial positive and monotone sequences are ArviZ's loops verbatim; the sums of
-    the sequence run in order (numpy's are pairwise). Returns -1 if the sequence needs a lag
-    from ``available`` on (never when ``available == n``). ``rho_hat_t`` is work space of
-    length ``n``.
-    """
-    size = m * n
-    mean_var = acov_mean[0] * n / (n - 1.0)
-    var_plus = mean_var * (n - 1.0) / n + var_chain_mean
-    rho_hat_t[:] = 0.0
-    rho_hat_even = 1.0
-    rho_hat_t[0] = rho_hat_even
-    rho_hat_odd = 1.0 - (mean_var - acov_mean[1]) / var_plus
-    rho_hat_t[1] = rho_hat_odd
-    # Geyer's initial positive sequence.
-    t = 1
-    while t < (n - 3) and (rho_hat_even + rho_hat_odd) > 0.0:
-        if t + 2 >= available:
-            return -1.0
-        rho_hat_even = 1.0 - (mean_var - acov_mean[t + 1]) / var_plus
-        rho_hat_odd = 1.0 - (mean_var - acov_mean[t + 2]) / var_plus
-        if (rho_hat_even + rho_hat_odd) >= 0:
-            rho_hat_t[t + 1] = rho_hat_even
-            rho_hat_t[t + 2] = rho_hat_odd
-        t += 2
-    max_t = t - 2
-    if rho_hat_even > 0:
-        rho_hat_t[max_t + 1] = rho_hat_even
-    # Geyer's initial monotone sequence.
-    t = 1
-    while t <= max_t - 2:
-        if (rho_hat_t[t + 1] + rho_hat_t[t + 2]) > (rho_hat_t[t - 1] + rho_hat_t[t]):
-            rho_hat_t[t + 1] = (rho_hat_t[t - 1] + rho_hat_t[t]) / 2.0
-            rho_hat_t[t + 2] = rho_hat_t[t + 1]
-        t += 2
-    tau_hat = -1.0 + 2.0 * rho_hat_t[: max_t + 1].sum() + rho_hat_t[max_t + 1 : max_t + 2].sum()
-    # max(tau_hat, 1 / log10(size)) as Python's: a NaN tau_hat stays.
-    smallest = 1 / np.log10(size)
-    if smallest > tau_hat:
-        tau_hat = smallest
-    return np.nan if np.isnan(rho_hat_t).any() else size / tau_hat
 
 
 def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = None) -> pd.DataFrame:
