@@ -51,6 +51,7 @@ stopping probabilities come from BOIN's beta-binomial model (:class:`~dosezoo.mo
 exact from the counts, or read from any fit of that model by ``decide(idata, data)``.
 """
 
+import functools
 import math
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar, Self
@@ -89,6 +90,46 @@ MIN_PATIENTS_TO_ELIMINATE = 3
 
 
 # --------------------------------------------------------------------------- isotonic
+
+
+#: Counts up to which :func:`beta_tail_of_counts` looks its values up (grown by doubling).
+_TAIL_TABLE_SIZE = 64
+
+
+def beta_tail_of_counts(a: float, b: float, x: float, n: ArrayLike, y: ArrayLike) -> np.ndarray:
+    r"""Return :math:`P(p > x)` under :math:`\mathrm{Beta}(a + y, b + n - y)` for counts ``n, y``.
+
+    ``betaincc(a + y, b + n - y, x)``. A simulation asks for it at the same few integer counts
+    over and over, so integer counts are looked up in a table of that same function at every
+    ``(n, y)`` below its size, computed once per ``(a, b, x)`` (the same numbers: a ufunc
+    gives the same value for the same arguments); other values are computed directly.
+    """
+    n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
+    if n.size:
+        low, high = min(n.min(), y.min()), max(n.max(), y.max())
+        if (
+            low >= 0
+            and high < 1 << 20
+            and np.array_equal(n, np.floor(n))
+            and np.array_equal(y, np.floor(y))
+        ):
+            size = _TAIL_TABLE_SIZE
+            while size <= high:
+                size *= 2
+            return _beta_tail_table(float(a), float(b), float(x), size)[
+                n.astype(np.int64), y.astype(np.int64)
+            ]
+    return betaincc(a + y, b + n - y, x)
+
+
+@functools.lru_cache(maxsize=64)
+def _beta_tail_table(a: float, b: float, x: float, size: int) -> np.ndarray:
+    """``betaincc(a + y, b + n - y, x)`` at ``[n, y]`` for ``n, y < size`` (read-only)."""
+    n, y = np.meshgrid(np.arange(size, dtype=float), np.arange(size, dtype=float), indexing="ij")
+    with np.errstate(invalid="ignore"):  # y > n: not counts, the value of betaincc all the same
+        table = betaincc(a + y, b + n - y, x)
+    table.flags.writeable = False
+    return table
 
 
 def isotonic_regression(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -364,8 +405,7 @@ class BOINRule(BOINBoundaryRule):
     def p_above_target(self, n: np.ndarray, y: np.ndarray) -> np.ndarray:
         r"""Return :math:`P(p_j > \phi \mid y_j, n_j)` under the model's Beta prior."""
         model = self.bound_model
-        n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
-        return betaincc(model.prior_a + y, model.prior_b + n - y, self.target)
+        return beta_tail_of_counts(model.prior_a, model.prior_b, self.target, n, y)
 
     def _p_above(self, n: np.ndarray, y: np.ndarray, posterior: DosePosterior | None) -> np.ndarray:
         """``P(p_k > target)`` per state and level: exact from the counts, or from a fit."""

@@ -6,10 +6,11 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.special import betaincc
 
 from dosezoo.data import TrialData
 from dosezoo.designs import Decision, boin_boundaries, boin_design, three_plus_three_design
-from dosezoo.designs.boin import isotonic_regression
+from dosezoo.designs.boin import beta_tail_of_counts, isotonic_regression
 from dosezoo.errors import DataError
 from dosezoo.levels import level_counts
 from dosezoo.scenarios import BinaryToxicityScenario
@@ -512,3 +513,21 @@ def test_common_random_numbers_across_designs():
         )
         shared += int(same.sum())
     assert shared >= 3 * n_trials  # every trial starts with a cohort at the lowest dose
+
+
+def test_beta_tail_of_counts_is_betaincc_of_the_counts():
+    rng = np.random.default_rng(4)
+    n = rng.integers(0, 150, size=(40, 5))  # past the first table's 64: it grows
+    y = rng.integers(0, 1 + n)
+    direct = betaincc(1.0 + y, 1.0 + n - y, 0.3)
+    assert np.array_equal(beta_tail_of_counts(1.0, 1.0, 0.3, n, y), direct)
+    assert np.array_equal(
+        beta_tail_of_counts(0.5, 2.0, 0.25, n[:3], y[:3]),
+        betaincc(0.5 + y[:3], 2.0 + n[:3] - y[:3], 0.25),
+    )
+    # Counts that are not integers are computed, not looked up.
+    fractional = n + 0.5
+    assert np.array_equal(
+        beta_tail_of_counts(1.0, 1.0, 0.3, fractional, y), betaincc(1.0 + y, 1.5 + n - y, 0.3)
+    )
+    assert beta_tail_of_counts(1.0, 1.0, 0.3, [], []).shape == (0,)

@@ -34,7 +34,7 @@ import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from dosezoo.checks import integer, positive_int
-from dosezoo.protocols import Design, LevelScenario, Scenario
+from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
 from dosezoo.simulate.layout import AttrValue, _combine, _Layout
 from dosezoo.simulate.lockstep import _count_design, _counts_suffice, _run_count_batch
@@ -49,6 +49,9 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 #: (compiled kernels, posteriors memoised by count state) stays warm across its batches.
 _WARM: dict[str, tuple[Design, Scenario]] = {}
 _MAX_BATCH = 100
+#: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
+#: (a rule call per step, the Dataset) are then spread over more trials.
+_MAX_LOCKSTEP_BATCH = 1000
 _RECORD_RESERVED = ("random_seed", "n_trials", "sample_size", "cohort_size", "metrics")
 _BATCHES_PER_WORKER = 4
 
@@ -93,7 +96,8 @@ def simulate(
         ``path`` already holds this simulation, it is loaded and returned.
     batch_size : int, optional
         Trials per batch (the unit of work sent to a worker). Default: about four
-        batches per worker, at most 100 trials each.
+        batches per worker, at most 100 trials each (1000 when every design runs in
+        lockstep, see Notes).
     progress : bool, default True
         Show a progress bar over finished trials.
     save_every : float, default 1.0
@@ -376,7 +380,12 @@ def _run_todo(
             workers = sum(client.nthreads().values())
         else:
             workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
-        batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
+        lockstep = all(
+            _lockstep_design(design, scenario, layout) is not None
+            for design, layout in zip(designs, layouts, strict=True)
+        )
+        cap = _MAX_LOCKSTEP_BATCH if lockstep else _MAX_BATCH
+        batch_size = max(1, min(cap, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
     batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
     seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
     parts: list[list[xr.Dataset]] = []
@@ -399,6 +408,22 @@ def _run_todo(
     return parts
 
 
+def _lockstep_design(design: Design, scenario: Scenario, layout: _Layout) -> CountRuleDesign | None:
+    """Return the design as the count-rule design its trials run in lockstep as, or None.
+
+    None for a design run in time (with a backfill), one without the count capabilities, or a
+    scenario that does not answer for its dose levels.
+    """
+    counts = None if layout.timed else _count_design(design)
+    if (
+        counts is not None
+        and isinstance(scenario, LevelScenario)
+        and _counts_suffice(counts, scenario)
+    ):
+        return counts
+    return None
+
+
 def _run_batch(
     designs: Sequence[Design],
     scenario: Scenario,
@@ -414,12 +439,8 @@ def _run_batch(
     parts: dict[int, xr.Dataset] = {}
     in_turn = []
     for k, (design, layout) in enumerate(zip(designs, layouts, strict=True)):
-        counts = None if layout.timed else _count_design(design)
-        if (
-            counts is not None
-            and isinstance(scenario, LevelScenario)
-            and _counts_suffice(counts, scenario)
-        ):
+        counts = _lockstep_design(design, scenario, layout)
+        if counts is not None:
             parts[k] = _run_count_batch(counts, scenario, trials, seeds, layout)
         else:
             in_turn.append(k)
