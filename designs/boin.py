@@ -89,11 +89,12 @@ _TIE_TOLERANCE = 1e-10
 MIN_PATIENTS_TO_ELIMINATE = 3
 
 
-# --------------------------------------------------------------------------- isotonic
+# --------------------------------------------------------------------------- beta tails
 
 
-#: Counts up to which :func:`beta_tail_of_counts` looks its values up (grown by doubling).
-_TAIL_TABLE_SIZE = 64
+#: Counts below which :func:`beta_tail_of_counts` looks its values up: the first table's
+#: size, doubled as larger counts come, up to the largest (8 MB).
+_TAIL_TABLE_SIZE, _MAX_TAIL_TABLE_SIZE = 64, 1024
 
 
 def beta_tail_of_counts(a: float, b: float, x: float, n: ArrayLike, y: ArrayLike) -> np.ndarray:
@@ -109,7 +110,7 @@ def beta_tail_of_counts(a: float, b: float, x: float, n: ArrayLike, y: ArrayLike
         low, high = min(n.min(), y.min()), max(n.max(), y.max())
         if (
             low >= 0
-            and high < 1 << 20
+            and high < _MAX_TAIL_TABLE_SIZE
             and np.array_equal(n, np.floor(n))
             and np.array_equal(y, np.floor(y))
         ):
@@ -122,7 +123,7 @@ def beta_tail_of_counts(a: float, b: float, x: float, n: ArrayLike, y: ArrayLike
     return betaincc(a + y, b + n - y, x)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
 def _beta_tail_table(a: float, b: float, x: float, size: int) -> np.ndarray:
     """``betaincc(a + y, b + n - y, x)`` at ``[n, y]`` for ``n, y < size`` (read-only)."""
     n, y = np.meshgrid(np.arange(size, dtype=float), np.arange(size, dtype=float), indexing="ij")
@@ -130,6 +131,9 @@ def _beta_tail_table(a: float, b: float, x: float, size: int) -> np.ndarray:
         table = betaincc(a + y, b + n - y, x)
     table.flags.writeable = False
     return table
+
+
+# --------------------------------------------------------------------------- isotonic
 
 
 def isotonic_regression(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -525,7 +525,11 @@ def test_beta_tail_of_counts_is_betaincc_of_the_counts():
         beta_tail_of_counts(0.5, 2.0, 0.25, n[:3], y[:3]),
         betaincc(0.5 + y[:3], 2.0 + n[:3] - y[:3], 0.25),
     )
-    # Counts that are not integers are computed, not looked up.
+    # Counts past the largest table, or not integers, are computed, not looked up.
+    many = n + 2000
+    assert np.array_equal(
+        beta_tail_of_counts(1.0, 1.0, 0.3, many, y), betaincc(1.0 + y, 1.0 + many - y, 0.3)
+    )
     fractional = n + 0.5
     assert np.array_equal(
         beta_tail_of_counts(1.0, 1.0, 0.3, fractional, y), betaincc(1.0 + y, 1.5 + n - y, 0.3)

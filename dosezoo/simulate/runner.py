@@ -1,5 +1,7 @@
 """`simulate`: many trials of a design under a scenario, in batches, on any workers.
 
+`simulate_designs` runs several designs on the same trials, trial by trial in turn.
+
 `simulate` splits the trials into batches and runs each batch with the lockstep engine
 (`dosezoo.simulate.lockstep`) when the design and the scenario offer the count capabilities,
 else trial by trial (`dosezoo.simulate.engine`); in process, on local worker processes (joblib,
@@ -44,10 +46,10 @@ if TYPE_CHECKING:
     from distributed import Client
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-#: In a worker process: the (design, scenario) pair of the run, by the digest of its pickle.
-#: A worker unpickles it once per run instead of once per batch, so whatever the design keeps
+#: In a worker process: the (designs, scenario) pair of the run, by the digest of its pickle.
+#: A worker unpickles it once per run instead of once per batch, so whatever the designs keep
 #: (compiled kernels, posteriors memoised by count state) stays warm across its batches.
-_WARM: dict[str, tuple[Design, Scenario]] = {}
+_WARM: dict[str, tuple[tuple[Design, ...], Scenario]] = {}
 _MAX_BATCH = 100
 #: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
 #: (a rule call per step, the Dataset) are then spread over more trials.
