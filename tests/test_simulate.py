@@ -208,26 +208,6 @@ def test_designs_run_together_give_each_its_own_result(
     xr.testing.assert_identical(together["double"], alone.assign_attrs(command="test"))
 
 
-def test_designs_run_together_on_a_dask_client(reference):
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        together = simulate_designs(
-            {"a": Escalate(), "b": Escalate()},
-            Linear(),
-            N_TRIALS,
-            random_seed=SEED,
-            client=client,
-            progress=False,
-        )
-    for result in together.values():
-        xr.testing.assert_identical(result, reference)
-
-
 @pytest.mark.parametrize(
     ("designs", "match"),
     [
@@ -255,7 +235,17 @@ def test_dask_client_gives_the_same_result(reference):
         result = simulate(
             Escalate(), Linear(), N_TRIALS, random_seed=SEED, client=client, progress=False
         )
+        together = simulate_designs(
+            {"a": Escalate(), "b": Escalate()},
+            Linear(),
+            N_TRIALS,
+            random_seed=SEED,
+            client=client,
+            progress=False,
+        )
     xr.testing.assert_identical(result, reference)
+    for alike in together.values():
+        xr.testing.assert_identical(alike, reference)
 
 
 def test_dask_worker_processes_give_the_same_result(reference, toys_by_value):

@@ -172,20 +172,25 @@ def simulate(
     recorded = _recorded(record)
     fingerprint, layout = _layout(design, scenario, n_trials, random_seed, "simulate")
 
-    if path is None:
-        parts = _run_todo(
+    def run(todo: np.ndarray, save: Callable[[xr.Dataset], None] | None = None) -> list[xr.Dataset]:
+        """Run the trials ``todo``; pass each finished batch to ``save``."""
+        ran = _run_todo(
             (design,),
             scenario,
-            np.arange(n_trials),
+            todo,
             random_seed,
             (layout,),
             n_jobs,
             client,
             batch_size,
             progress,
-            save=None,
+            save=None if save is None else lambda finished: save(finished[0]),
+            n_trials=n_trials,
         )
-        return _combine([part for (part,) in parts], n_trials, {**fingerprint, **recorded})
+        return [part for (part,) in ran]
+
+    if path is None:
+        return _combine(run(np.arange(n_trials)), n_trials, {**fingerprint, **recorded})
     store = _Store(Path(path), fingerprint, save_every=float(save_every))
     with store.locked():
         finished = store.finished()
@@ -195,20 +200,7 @@ def simulate(
         done = np.concatenate([part["trial"].values for part in parts]) if parts else []
         todo = np.setdiff1d(np.arange(n_trials), done)
         try:
-            ran = _run_todo(
-                (design,),
-                scenario,
-                todo,
-                random_seed,
-                (layout,),
-                n_jobs,
-                client,
-                batch_size,
-                progress,
-                save=lambda finished: store.save(finished[0]),
-                n_trials=n_trials,
-            )
-            parts += [part for (part,) in ran]
+            parts += run(todo, store.save)
         except BaseException:
             store.save_held()
             raise
@@ -307,7 +299,7 @@ def _checked_options(
     owner: str,
     n_trials: object,
     random_seed: object,
-    n_jobs: object,
+    n_jobs: int,
     client: "Client | None",
     batch_size: object,
 ) -> tuple[int, int, int | None]:
@@ -410,8 +402,10 @@ def _run_todo(
     return parts
 
 
-def _lockstep_design(design: Design, scenario: Scenario, layout: _Layout) -> CountRuleDesign | None:
-    """Return the design as the count-rule design its trials run in lockstep as, or None.
+def _lockstep_design(
+    design: Design, scenario: Scenario, layout: _Layout
+) -> tuple[CountRuleDesign, LevelScenario] | None:
+    """Return the design and scenario as the count-rule pair its trials run in lockstep as.
 
     None for a design run in time (with a backfill), one without the count capabilities, or a
     scenario that does not answer for its dose levels.
@@ -422,7 +416,7 @@ def _lockstep_design(design: Design, scenario: Scenario, layout: _Layout) -> Cou
         and isinstance(scenario, LevelScenario)
         and _counts_suffice(counts, scenario)
     ):
-        return counts
+        return counts, scenario
     return None
 
 
@@ -441,9 +435,9 @@ def _run_batch(
     parts: dict[int, xr.Dataset] = {}
     in_turn = []
     for k, (design, layout) in enumerate(zip(designs, layouts, strict=True)):
-        counts = _lockstep_design(design, scenario, layout)
-        if counts is not None:
-            parts[k] = _run_count_batch(counts, scenario, trials, seeds, layout)
+        lockstep = _lockstep_design(design, scenario, layout)
+        if lockstep is not None:
+            parts[k] = _run_count_batch(*lockstep, trials, seeds, layout)
         else:
             in_turn.append(k)
     if in_turn:
