@@ -11,11 +11,12 @@ each with its Monte Carlo SE (``*_se``). The MTD-only path of a design is its ow
 recommendation (``selected_optimal``, ``n_treated``).
 
 Sensitivity: the joint-probit design's overdose cut-off (0.20, 0.25, 0.30, 0.35; each a new
-escalation, simulated together with the others by :func:`dosezoo.simulate.simulate_designs`: the
-variants share one model, so a count state two of them reach in a trial is sampled once, and
-each result is the one its own ``simulate`` gives), and the range thresholds, recomputed from the saved escalations: the dose range's
-minimum-active-dose threshold (0.3, 0.5, 0.7) for every design, and the joint-probit rule's
-``range_probability`` (0.2, 0.3, 0.4) for its recommendation.
+escalation, the four simulated together by :func:`dosezoo.simulate.simulate_designs`: they
+share one model, so a count state two of them reach in a trial is sampled once, and each
+result is the one its own ``simulate`` gives), and the range thresholds, recomputed from the
+saved escalations: the dose range's minimum-active-dose threshold (0.3, 0.5, 0.7) for every
+design, and the joint-probit rule's ``range_probability`` (0.2, 0.3, 0.4) for its
+recommendation.
 
 ``--backfill`` runs every escalation with the backfill conduct
 (``Conduct(backfill=Backfill(1.0, 4.0))``: one patient a week on average, a 4-week DLT
