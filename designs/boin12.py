@@ -98,6 +98,7 @@ from dosezoo.designs.boin import (
     SELECT_N0,
     SELECT_Y0,
     BOINBoundaryRule,
+    beta_tail_of_counts,
     select_mtd_estimates,
     select_mtd_level,
 )
@@ -288,7 +289,7 @@ class BOIN12Rule(BOINBoundaryRule):
         a, b = self._prior()
         n, y, e = (np.asarray(v, dtype=float) for v in (n, y, e))
         enough = n >= MIN_PATIENTS_TO_ELIMINATE
-        toxic = enough & (betaincc(a + y, b + n - y, self.target) > self.toxicity_cutoff)
+        toxic = enough & (beta_tail_of_counts(a, b, self.target, n, y) > self.toxicity_cutoff)
         futile = enough & (betainc(a + e, b + n - e, self.efficacy_limit) > self.futility_cutoff)
         toxic_from = np.logical_or.accumulate(toxic, axis=-1)
         return toxic_from | futile, toxic_from, futile

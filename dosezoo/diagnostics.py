@@ -169,12 +169,13 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
         longer = np.flatnonzero(np.isinf(ess))
         if longer.size:
             # ArviZ's autocov for every split chain of these stacks by one transform pair.
+            slow = chains[longer]
             padded = next_fast_len(2 * half, real=True)
-            spectrum = np.fft.rfft(chains[longer], n=padded, axis=2)
+            spectrum = np.fft.rfft(slow, n=padded, axis=2)
             spectrum *= np.conjugate(spectrum)
             covariance = np.fft.irfft(spectrum, n=padded, axis=2)
             ess[longer] = _compiled(_geyer_ess)(
-                chains[longer], covariance, var_chain_mean[longer], spread[longer], half
+                slow, covariance, var_chain_mean[longer], spread[longer], half
             )
         ess_bulk, ess_low, ess_high, ess_mean = ess.reshape(4, n_column)
         # min(low, high) as Python's: a NaN high-quantile ESS is ignored.

@@ -173,35 +173,14 @@ def toys_by_value():
     cloudpickle.unregister_pickle_by_value(module)
 
 
-@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, 7), (1, 1), (2, None), (2, 3)])
+@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, None), (1, 7), (1, 1), (2, None), (2, 3)])
 def test_independent_of_jobs_and_batches(reference, toys_by_value, n_jobs, batch_size):
-    result = simulate(
-        Escalate(),
-        Linear(),
-        N_TRIALS,
-        random_seed=SEED,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-        progress=False,
-    )
+    options = {"random_seed": SEED, "n_jobs": n_jobs, "batch_size": batch_size, "progress": False}
+    result = simulate(Escalate(), Linear(), N_TRIALS, **options)
     xr.testing.assert_identical(result, reference)
-
-
-@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, None), (1, 3), (2, None)])
-def test_designs_run_together_give_each_its_own_result(
-    reference, toys_by_value, n_jobs, batch_size
-):
+    # Designs run together: each gets the result it gets alone.
     designs = {"unit": Escalate(), "double": Escalate(step=2.0, sample_size=12)}
-    together = simulate_designs(
-        designs,
-        Linear(),
-        N_TRIALS,
-        random_seed=SEED,
-        n_jobs=n_jobs,
-        batch_size=batch_size,
-        progress=False,
-        record={"command": "test"},
-    )
+    together = simulate_designs(designs, Linear(), N_TRIALS, record={"command": "test"}, **options)
     assert list(together) == ["unit", "double"]
     xr.testing.assert_identical(together["unit"], reference.assign_attrs(command="test"))
     alone = simulate(designs["double"], Linear(), N_TRIALS, random_seed=SEED, progress=False)
