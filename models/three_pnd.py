@@ -34,7 +34,11 @@ from dosezoo.inference import sample_pymc
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
-from dosezoo.samplers.three_pnd_quadrature import QuadratureGrid, posterior_grid
+from dosezoo.samplers.three_pnd_quadrature import (
+    MTD_TOLERANCE,
+    QuadraturePosterior,
+    posterior_quadrature,
+)
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -314,8 +318,8 @@ class ThreePND(DoseModel):
         """
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
-        grid = posterior_grid(kernels.summarise(dose, y, self.x_min), self.hyper)
-        sample = grid.sample(draws * chains, random_generator(random_seed))
+        posterior = posterior_quadrature(kernels.summarise(dose, y, self.x_min), self.hyper)
+        sample = posterior.sample(draws * chains, random_generator(random_seed))
         free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
         return self._from_draws(data, free, {}, started=started, tune=0)
 
@@ -374,42 +378,47 @@ class ThreePND(DoseModel):
                 out[name] = stats[:, :, i].astype(dtype)
         return out
 
-    def mtd_posterior(self, data: TrialData, *, grid_size: int = 48) -> QuadratureGrid:
-        """Compute the exact posterior of the MTD by quadrature (no Monte Carlo error).
+    def mtd_posterior(
+        self, data: TrialData, *, tolerance: float = MTD_TOLERANCE
+    ) -> QuadraturePosterior:
+        """Compute the posterior of the MTD by quadrature refined to ``tolerance``.
 
-        ``beta`` is integrated out analytically, ``(log sigma, log nu)`` on an adaptive
-        ``grid_size x grid_size`` grid, and the MTD's CDF is a sum of normal masses; see
+        ``beta`` is integrated out analytically, ``(log sigma, log nu)`` by a rule that is
+        refined until each quantity asked for (a quantile, ``P(MTD <= x)``) agrees between two
+        successive levels within ``tolerance`` (of the dose range for a quantile); see
         :mod:`dosezoo.samplers.three_pnd_quadrature`. With no patients it is the prior.
 
         Parameters
         ----------
         data : TrialData
             Columns ``dose`` and ``y``; may be empty.
-        grid_size : int
-            Cells per direction of the grid.
+        tolerance : float
+            Stopping tolerance of the refinement, in (0, 0.1).
 
         Returns
         -------
-        QuadratureGrid
+        QuadraturePosterior
             ``.quantile(p)``, ``.cdf(x)`` (``P(MTD <= x)``), ``.sample(n, rng)``, ``.report``.
         """
-        if isinstance(grid_size, bool) or int(grid_size) != grid_size or grid_size < 8:
+        if isinstance(tolerance, bool) or not (
+            isinstance(tolerance, int | float) and 0.0 < tolerance < 0.1
+        ):
             raise ValueError(
-                f"ThreePND.mtd_posterior: grid_size must be an integer >= 8, got {grid_size!r}"
+                f"ThreePND.mtd_posterior: tolerance must be a number in (0, 0.1), got {tolerance!r}"
             )
         dose, y = self._arrays(data, min_patients=0)
-        return posterior_grid(
-            kernels.summarise(dose, y, self.x_min), self.hyper, size=int(grid_size)
+        return posterior_quadrature(
+            kernels.summarise(dose, y, self.x_min), self.hyper, tolerance=float(tolerance)
         )
 
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
         """Return the exact posterior of the MTD (:meth:`mtd_posterior`) as a DosePosterior.
 
         ``sampling`` is unused: the quadrature has no Monte Carlo error. The posterior has no
-        per-dose rates (3PND's doses are continuous); its ``mtd`` is the quadrature grid.
+        per-dose rates (3PND's doses are continuous); its ``mtd`` is the quadrature.
         """
-        grid = self.mtd_posterior(data)
-        return DosePosterior(dose_levels=(), rates={}, mtd=grid, report=grid.report)
+        exact = self.mtd_posterior(data)
+        return DosePosterior(dose_levels=(), rates={}, mtd=exact, report=exact.report)
 
     # ------------------------------------------------------- derived curves
 

@@ -1,244 +1,939 @@
-r"""Exact 3PND posterior of the MTD by two-dimensional quadrature (no Monte Carlo).
+r"""The 3PND posterior of the MTD by quadrature refined until the decision is stable.
 
-The dose-finding rule of Lee (2023) needs one number from the posterior: the
-:math:`\alpha`-quantile of the MTD, with :math:`\alpha` as small as 0.001 in the paper's
-standard designs, where a quantile estimated from MCMC draws is noisy. This module computes
-the posterior CDF of the MTD deterministically.
+The dose-finding rule of Lee (2023) reads two numbers from the posterior: the
+:math:`\alpha`-quantile of the MTD (:math:`\alpha` as small as 0.001 in the paper's standard
+designs) and the probability of overdosing at the dose chosen. This module computes them
+deterministically, and refines the rule until each agrees between two successive levels
+within a stated tolerance (:data:`MTD_TOLERANCE`, a fraction of the dose range for a quantile,
+a probability for the CDF), for any number of patients.
 
-Derivation
-----------
+The integral
+------------
 Integrating :math:`\beta` out of the joint posterior gives the marginal density of
-:math:`(\sigma, \nu)` in closed form
-(:func:`dosezoo.samplers.three_pnd_kernels.collapsed_log_density`; its derivation is in that
-module). On :math:`u = \log\sigma`, :math:`\phi = \log\nu` the
-density is
-
-.. math:: g(u, \phi) \propto p(e^u, e^\phi \mid y) \, e^u \, N(\phi \mid 0, \delta^2)
-
-(the log-normal prior of :math:`\nu` is exactly :math:`N(0, \delta^2)` in :math:`\phi`).
-Given :math:`(\sigma, \nu)`, :math:`\beta` is :math:`N(\mu, s^2)` truncated to
-:math:`(l, u)` with :math:`\mu = S_{wy}/S_{ww}`, :math:`s = \sigma/\sqrt{S_{ww}}`
-(the prior's uniform :math:`U(l, u)` when there are no data). The MTD of eq (5) is
-decreasing in :math:`\beta`, so for :math:`x_{min} < x < x_{max}`
+:math:`(\sigma, \nu)` in closed form (derived in
+:mod:`dosezoo.samplers.three_pnd_kernels`). On :math:`u = \log\sigma`,
+:math:`\phi = \log\nu`, with :math:`\mu = S_{wy}/S_{ww}`, :math:`s = \sigma/\sqrt{S_{ww}}`,
+:math:`Q = \sum_i (y_i - \mu w_i)^2` and beta's support :math:`(l, u_\beta)`,
 
 .. math::
 
-    P(\mathrm{MTD} \le x \mid \sigma, \nu, y) = P\{\beta \ge b(x)\}, \qquad
-    b(x) = \frac{\eta - \sigma z}{(x - x_{min})^\nu},
+    g(u, \phi) \propto \sigma^{1-n} e^{-Q/(2\sigma^2)} S_{ww}^{-1/2}
+        \frac{\Phi((u_\beta - \mu)/s) - \Phi((l - \mu)/s)}{(1 + R^{-\nu})(1 + \sigma^2)}
+        \, N(\phi \mid 0, \delta^2).
 
-a ratio of normal masses, and :math:`d b / d x = -\nu\, b(x) / (x - x_{min})`. The
-posterior CDF is :math:`F(x) = \int\!\!\int g(u, \phi) P\{\beta \ge b(x)\} \, du \, d\phi`,
-computed by the midpoint rule on a grid of cells; its density :math:`F'(x)` the same way, and
-quantiles :math:`F^{-1}(p)` by Newton steps safeguarded by bisection.
+The MTD of eq (5) is decreasing in :math:`\beta`, so for :math:`x_{min} < x < x_{max}`,
+with :math:`D = x - x_{min}`,
 
-The grid adapts to the posterior: it starts on :math:`u \in (\log S - 30, \log S)` (the
-support of :math:`\sigma` is :math:`(0, S)`, :math:`S = \eta / z`) and
-:math:`\phi \in (-12\delta, 12\delta)`, then is refitted to the cells whose log density is
-within :data:`LOG_DENSITY_RANGE` of the maximum, widened where that region touches an open
-edge, narrowed where it covers too few cells, until it covers the region with at least
-:data:`MIN_CELLS_ACROSS` cells in each direction. The midpoint rule on a smooth density that
-decays to :math:`e^{-36}` within the grid is accurate far beyond Monte Carlo error (tests
-compare grids of different sizes and compare with long MCMC runs and NUTS).
+.. math::
+
+    F(x) = \frac{\iint g \, P\{\beta \ge b(x)\} \, du \, d\phi}{\iint g \, du \, d\phi},
+    \qquad b(x) = \frac{\eta - \sigma z}{D^\nu},
+
+where :math:`g \, P\{\beta \ge b\}` is :math:`g` with beta's mass taken over
+:math:`(b, u_\beta)` only. :math:`F'(x)` is the same integral of :math:`g\,\partial_x P`, and
+a quantile :math:`F^{-1}(p)` is found by Newton steps on :math:`\Phi^{-1}(F(x))`
+(nearly linear in :math:`x`, tails included) safeguarded by bisection.
+
+Where the integrand is not smooth
+---------------------------------
+*The kink of* :math:`P`. :math:`b(x) \ge l` always (:math:`D < R`), and :math:`b(x) < u_\beta`
+exactly when :math:`\sigma > \sigma_k(\nu, x) = \eta (D^{-\nu} - R^{-\nu}) / \{z (1 +
+D^{-\nu})\}`: below :math:`\sigma_k` the probability is 0, above it rises linearly, a kink in
+:math:`u`. The numerator is integrated from :math:`\log\sigma_k` up.
+
+*The rise of* :math:`P` *in* :math:`u`. With :math:`t = (b(x) - \mu)/s`,
+:math:`P \approx \Phi(-t)` rises where :math:`b(x) = \mu`, at
+:math:`\sigma_m = (\eta - \mu D^\nu)/z`, within :math:`1/(z D^{-\nu}\sqrt{S_{ww}})` in
+:math:`u` (:math:`|dt/du|` there): sharp with many patients. Where it is narrower than a
+quarter of a panel, the panel holding it is integrated in pieces two rise-widths wide within
+:data:`SIGMOID_REACH` of it.
+
+*The rise of* :math:`P` *in* :math:`\phi`. :math:`\sigma_m` moves with :math:`\nu`, and
+past the :math:`\nu` at which the curve through the data reaches :math:`\eta` below
+:math:`x` every :math:`\sigma` has :math:`P \approx 1`: with few patients the slice's mean
+of :math:`P` can rise from near 0 to near 1 within a fraction of a panel of :math:`\phi`
+(one O6-BG patient: from 0.02 to 0.97 within 0.2 in :math:`\phi`). Where that mean jumps
+by more than :data:`PHI_JUMP` between neighbouring nodes of :math:`\phi` in a panel that
+holds enough mass for it to matter, the panel is integrated again in sub-panels, for that
+:math:`x` only (:meth:`QuadratureLevel.cdf_and_density`).
+
+*The support edge.* Where beta's conditional mean is outside the support,
+:math:`\mu > m_0 = \eta R^{-\nu}` (or below it), beta's normal mass falls from about one to
+nothing as :math:`\sigma` drops below :math:`h = |m_0 - \mu| / z_e` (:math:`z_e = z`, or
+:math:`z R^{-\nu}` below), within about :math:`1/(z_e \sqrt{S_{ww}})` in :math:`u`: sharp
+with many patients. Panels in :math:`u` are split at :math:`\log h` and graded from it (the
+first :math:`1/(z_e\sqrt{S_{ww}})` wide, doubling).
+
+*Sharp points of the marginal of* :math:`\nu`. As :math:`\sigma \to 0`,
+:math:`(l, u_\beta)` shrinks to :math:`m_0`, and the exponent of :math:`g` tends to
+:math:`-C(\nu)/\sigma^2` with
+
+.. math:: C(\nu) = \tfrac12 \sum_i \big(y_i - \eta ((x_i - x_{min})/R)^\nu\big)^2
+          = \tfrac12 Q + \tfrac12 (m_0 - \mu)^2 S_{ww},
+
+the misfit of the curve through :math:`(x_{max}, \eta)`. Where :math:`C` vanishes, at the
+exact-fit point :math:`\nu^*` (one patient with :math:`0 < y < \eta` always has one), the
+slice :math:`\int g \, du` grows like :math:`-\log|\phi - \phi^*|`: the marginal of
+:math:`\nu` has a logarithmic singularity, and with :math:`C(\nu^*)` small but positive (two
+or three patients, near ties) a peak of width :math:`w = \sqrt{2 C(\nu^*) / C''(\nu^*)}`.
+The least-squares misfit :math:`Q(\nu)/2` makes a second one: where it is small (two
+patients at two doses are fitted exactly by some :math:`\hat\nu`), :math:`g` decays in
+:math:`\sigma` only from the support edge :math:`h` down, and the marginal peaks like
+:math:`1/\max(h, |\phi - \hat\phi|)` (two O6-BG patients, at 100 and 120 mg/m^2, one of
+them toxic: a peak 0.002 wide). A uniform grid in :math:`\phi` converges slowly near either
+(a midpoint grid of 48^2 cells, the previous rule, missed the 0.1-quantile after one patient
+by several dose units). The nodes in :math:`\phi` are Gauss-Legendre panels of equal width,
+except that each such point is a panel end and the panels next to it are graded
+geometrically towards it (ratio :data:`GRADING`), down to a quarter of its peak's width
+(:func:`_sharp_point`) or :math:`10^{-6}` of the region's. With :math:`C(\nu^*) = 0` and
+two or more patients the posterior is improper (its slice grows like
+:math:`|\phi - \phi^*|^{1 - n}`): refused with a ``FloatingPointError``.
+
+The rule and its refinement
+---------------------------
+The region of :math:`\phi` is found first: a scan of :data:`SCAN_POINTS` slices, narrowed to
+those whose log mass is within :data:`LOG_DENSITY_RANGE` of the largest and widened where
+they touch an end (as a zoom, until they span at least :data:`MIN_CELLS_ACROSS` of it). Each
+slice in :math:`u` runs from :math:`\log\sigma_{lo}` to :math:`\log S`, where below
+:math:`\sigma_{lo} = \max\{\sqrt{Q/(2L)}, |m_0 - \mu| / (z_e + \sqrt{2L/S_{ww}})\}` either
+:math:`e^{-Q/(2\sigma^2)}` or beta's mass is below :math:`e^{-L}`
+(:math:`L = 72 + 2n`), in panels of :data:`ORDER` Gauss-Legendre points.
+
+In :math:`u`, the factor :math:`\sigma^{1-n} e^{-Q/(2\sigma^2)}` of :math:`g` has an sd of
+about :math:`1/\sqrt{2(n - 1)}` (:func:`sigma_panel_width`), so level 0's panels are at
+most :data:`PANEL_SDS` of it wide (and :data:`BASE_PANEL_WIDTH` at most). Level :math:`k`
+has :data:`BASE_PHI_PANELS` :math:`\cdot 2^k` panels in :math:`\phi` and panels
+:math:`2^{-k/2}` times level 0's width in :math:`u`. A query is answered at levels 0 and 1,
+then 2, ... until two successive levels agree within the tolerance, and the finer answer is
+returned. Every query starts from level 0, so an answer does not depend on the queries made
+before it. The rules converge fast once the features above are resolved, so the difference
+of two levels bounds the error of the finer one: the tests compare the quantiles and the CDF
+with a brute-force nested ``scipy.integrate.quad`` of the model's density
+(``tests/test_three_pnd_reference.py``), with long MCMC runs and with importance sampling.
 """
 
 import functools
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from numba import njit
+from scipy.special import ndtri
 
 from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.special import log_ndtr
 
-#: Cells whose log density is more than this below the maximum carry no weight (e^-36 ~ 2e-16).
+#: Default tolerance of the decision quantities: a quantile is stable when two successive levels
+#: agree within this fraction of the dose range, a probability when they agree within it.
+MTD_TOLERANCE = 1e-3
+#: Slices and nodes whose log density is more than this below the maximum carry no weight.
 LOG_DENSITY_RANGE = 36.0
-#: The grid is refitted until the retained region spans at least this many cells each way.
+#: Gauss-Legendre points per panel in log(sigma).
+ORDER = 8
+#: Level 0's panels of equal width in log(nu); each level doubles them.
+BASE_PHI_PANELS = 8
+#: Ratio of successive panels graded towards a sharp point of log(nu)'s marginal.
+GRADING = 4.0
+#: Gauss-Legendre points per panel in log(nu).
+PHI_ORDER = 4
+#: Level 0's panels in log(sigma) are at most BASE_PANEL_WIDTH wide, and at most PANEL_SDS
+#: sds of sigma^(1-n) exp(-Q / (2 sigma^2)); each level narrows them by sqrt(2).
+BASE_PANEL_WIDTH = 3.0
+PANEL_SDS = 3.0
+#: Most levels tried before giving up; fewest compared.
+MAX_LEVELS = 6
+MIN_LEVELS = 2
+#: Points of the scan that finds the region of log(nu) with mass, and its most refits.
+SCAN_POINTS = 24
 MIN_CELLS_ACROSS = 0.6
-#: Most refits of the grid before giving up.
+SCAN_PANEL_WIDTH = 4.0
 MAX_REFITS = 12
-#: Tolerance on the dose of a quantile, as a fraction of the dose range.
-QUANTILE_TOLERANCE = 1e-7
+#: Narrowest panel graded towards a sharp point, as a fraction of the log(nu) region.
+MIN_GRADED_WIDTH = 1e-6
+#: Panels whose nodes weigh less than e^-NEGLIGIBLE (normalised) are left out of F(x).
+NEGLIGIBLE = LOG_DENSITY_RANGE + 4.0
+#: A panel of log(nu) is integrated again in PHI_SPLIT sub-panels for P(MTD <= x) when the
+#: mean of P jumps by more than PHI_JUMP between neighbouring nodes (a rise narrower than the
+#: nodes' spacing) and the panel's mass times that jump exceeds PHI_REFINE_ERROR; at most
+#: MAX_PHI_DEPTH times over.
+PHI_SPLIT = 4
+PHI_JUMP = 0.25
+PHI_REFINE_ERROR = 1e-4
+MAX_PHI_DEPTH = 4
+#: Half-width, in widths of P(beta >= b(x))'s rise, of the window integrated in pieces.
+SIGMOID_REACH = 8.0
+#: Tolerance on the dose of a quantile's root at one level, as a fraction of the dose range.
+QUANTILE_TOLERANCE = 1e-6
+#: Exact-fit residual C*, relative to sum y^2 + eta^2, below which two or more responses are
+#: fitted exactly by a curve through (x_max, eta): the posterior is then improper.
+EXACT_FIT = 1e-12
 SQRT_2PI = math.sqrt(2.0 * math.pi)
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
+_PHI_NODES, _PHI_WEIGHTS = np.polynomial.legendre.leggauss(PHI_ORDER)
+# columns of a level's slice table
+NU, RNEG, MEAN, ROOT_SWW, HALF_RESID, LOG_FACTOR, U_LO, U_EDGE, EDGE_SCALE = range(9)
 
 
 @njit(cache=True, error_model="numpy")
-def log_density_grid(log_sigma, phi, obs, hyper):
-    """Log of the marginal density ``g(u, phi)`` (up to a constant) at every grid point."""
-    out = np.empty((log_sigma.size, phi.size))
+def exact_fit_residual(phi, obs, hyper):
+    """``C(nu) = sum_i (y_i - eta ((x_i - x_min) / R)^nu)^2 / 2`` at ``nu = exp(phi)``."""
+    nu = math.exp(phi)
+    log_dx, count, mean = obs[0], obs[1], obs[2]
+    total = obs[3]
+    for j in range(log_dx.size):
+        r = mean[j] - hyper[kernels.ETA] * math.exp(nu * (log_dx[j] - hyper[kernels.LOG_RANGE]))
+        total += count[j] * r * r
+    return 0.5 * total
+
+
+@njit(cache=True, error_model="numpy")
+def misfit(phi, obs, hyper, constrained):
+    """Return the exponent's misfit at ``nu = exp(phi)``.
+
+    That is :func:`exact_fit_residual` ``C(nu)`` when ``constrained``, else ``Q(nu) / 2``, the
+    least-squares misfit of ``beta (x - x_min)^nu`` (``inf`` where ``S_ww`` under- or
+    overflows).
+    """
+    if constrained:
+        return exact_fit_residual(phi, obs, hyper)
+    nu = math.exp(phi)
+    s_ww, s_wy = kernels.moments(nu, obs)
+    if not kernels.MIN_BASIS_MASS <= s_ww < np.inf:
+        return np.inf
+    return kernels.half_sum_squares(s_wy / s_ww, nu, obs, s_ww, s_wy)
+
+
+@njit(cache=True, error_model="numpy")
+def slice_table(phi, log_weight, obs, hyper):
+    """Per node of log(nu), what every node of its slice in log(sigma) shares (columns above).
+
+    ``LOG_FACTOR`` holds the node's weight, nu's prior and the factors of ``g`` free of sigma
+    (``-inf`` where ``S_ww`` underflows); ``U_LO`` the lower end of the slice, ``U_EDGE`` the
+    support edge ``log h(mu)`` (``-inf`` when beta's conditional mean is inside the support at
+    every sigma).
+    """
+    out = np.empty((phi.size, 9))
+    log_s = math.log(hyper[kernels.SIGMA_MAX])
+    n = obs[4]
     for j in range(phi.size):
         nu = math.exp(phi[j])
-        nu_moments = kernels.moments(nu, obs)
-        prior = -0.5 * (phi[j] / hyper[kernels.DELTA]) ** 2
-        for i in range(log_sigma.size):
-            sigma = math.exp(log_sigma[i])
-            if obs[4] == 0.0:
-                density = kernels.collapsed_log_density(sigma, nu, obs, hyper)
-            else:
-                density = kernels.collapsed_log_density_from_moments(
-                    sigma, nu, nu_moments, obs, hyper
-                )
-            # nan (an overflow far out in a tail) is a point of no mass
-            out[i, j] = density + log_sigma[i] + prior if density > -np.inf else -np.inf
+        rneg = math.exp(-nu * hyper[kernels.LOG_RANGE])
+        prior = -0.5 * (phi[j] / hyper[kernels.DELTA]) ** 2 + log_weight[j]
+        out[j, NU] = nu
+        out[j, RNEG] = rneg
+        out[j, MEAN : HALF_RESID + 1] = 0.0
+        out[j, U_EDGE] = -np.inf
+        out[j, EDGE_SCALE] = np.inf
+        if n == 0.0:
+            out[j, LOG_FACTOR] = prior
+            out[j, U_LO] = log_s - 40.0
+            continue
+        s_ww, s_wy = kernels.moments(nu, obs)
+        if not kernels.MIN_BASIS_MASS <= s_ww < np.inf:  # underflow, or nu far in its tail
+            out[j, LOG_FACTOR] = -np.inf
+            out[j, U_LO] = log_s - 2.0
+            continue
+        mean = s_wy / s_ww
+        out[j, MEAN] = mean
+        out[j, ROOT_SWW] = math.sqrt(s_ww)
+        out[j, HALF_RESID] = kernels.half_sum_squares(mean, nu, obs, s_ww, s_wy)
+        out[j, LOG_FACTOR] = prior - 0.5 * math.log(s_ww) - math.log1p(rneg)
+        # Below sigma_lo the slice carries no mass: there exp(-Q / (2 sigma^2)) < e^-L, or beta's
+        # mean is so far outside (l, u) that its normal mass is below Phi(-sqrt(2 L)) < e^-L.
+        level = 2.0 * LOG_DENSITY_RANGE + 2.0 * n
+        m0 = hyper[kernels.ETA] * rneg
+        gap = m0 - mean
+        z_edge = hyper[kernels.Z] * (rneg if gap > 0.0 else 1.0)
+        sigma_lo = max(
+            math.sqrt(out[j, HALF_RESID] / level),
+            abs(gap) / (z_edge + math.sqrt(2.0 * level / s_ww)),
+        )
+        u_lo = math.log(sigma_lo) if sigma_lo > 0.0 else -np.inf
+        out[j, U_LO] = min(max(u_lo, log_s - 80.0), log_s - 2.0)
+        # beta's mean leaves the support (l, u) below sigma = |gap| / z_edge; the normal mass
+        # rises from 1/2 to 1 within about 3 / (z_edge sqrt(S_ww)) of it in log(sigma)
+        if gap != 0.0:
+            out[j, U_EDGE] = math.log(abs(gap) / z_edge)
+            out[j, EDGE_SCALE] = 1.0 / (z_edge * math.sqrt(s_ww))
     return out
 
 
 @njit(cache=True, error_model="numpy")
-def beta_conditionals(sigma, nu, obs, hyper):
-    """Per cell, beta's truncated normal: ``(mean, sd, lower, upper, log_mass, top, log_top)``.
+def node_log_base(u, n, row):
+    """Log of ``g`` at ``u = log(sigma)`` without beta's normal mass (with the slice's factor)."""
+    sigma = math.exp(u)
+    if n == 0.0:
+        return u - math.log1p(sigma * sigma) + row[LOG_FACTOR]
+    return (
+        -(n - 1.0) * u
+        - row[HALF_RESID] / (sigma * sigma)
+        - math.log1p(sigma * sigma)
+        + row[LOG_FACTOR]
+    )
 
-    ``top = (upper - mean) / sd`` and ``log_top = (log Phi(top), log Phi(-top))`` are kept
-    because every CDF evaluation needs them. ``sd = inf`` marks a cell without data, where
-    beta's conditional is the uniform prior.
+
+@njit(cache=True, error_model="numpy")
+def _segment_panels(a, b, width, first, out, k):
+    """Panels on ``(a, b)``, graded from ``a``; returns the next free row of ``out``.
+
+    Sizes ``first, 2 first, 4 first, ...`` up to ``width``, then equal ones no wider than
+    ``width``; written to ``out[k:]`` when ``out`` has rows (else only counted).
     """
-    n = sigma.size
-    out = np.empty((n, 8))
-    for k in range(n):
-        lower, upper = kernels.beta_bounds(sigma[k], nu[k], hyper)
-        s_ww, s_wy = kernels.moments(nu[k], obs)
-        out[k, 2] = lower
-        out[k, 3] = upper
-        if obs[4] == 0.0 or not s_ww >= kernels.MIN_BASIS_MASS:
-            out[k, 0:2] = (0.0, np.inf)
-            out[k, 4] = math.log(upper - lower)
-            out[k, 5:8] = (np.inf, 0.0, -np.inf)
+    size = min(max(first, 1e-6 * width), width)
+    while size < width and a + size < b:
+        if out.shape[0]:
+            out[k, 0], out[k, 1] = a, a + size
+        k += 1
+        a += size
+        size *= 2.0
+    m = max(1, math.ceil((b - a) / width))
+    for i in range(m):
+        if out.shape[0]:
+            out[k, 0], out[k, 1] = a + (b - a) * i / m, a + (b - a) * (i + 1) / m
+        k += 1
+    return k
+
+
+@njit(cache=True, error_model="numpy")
+def panels(table, hyper, width):
+    """Panels of each slice in log(sigma): ``(offsets, lower, upper)``.
+
+    From ``U_LO`` to the support edge, then graded from the edge up (first panel
+    ``EDGE_SCALE``, doubling up to ``width``), then of equal width up to ``log(S)``.
+    """
+    log_s = math.log(hyper[kernels.SIGMA_MAX])
+    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
+    empty = np.empty((0, 2))
+    for j in range(table.shape[0]):
+        lo, edge = table[j, U_LO], table[j, U_EDGE]
+        k = 0
+        if lo < edge < log_s:
+            k = _segment_panels(lo, edge, width, width, empty, k)
+            k = _segment_panels(edge, log_s, width, table[j, EDGE_SCALE], empty, k)
         else:
-            mean = s_wy / s_ww
-            sd = sigma[k] / math.sqrt(s_ww)
-            top = (upper - mean) / sd
-            out[k, 0:2] = (mean, sd)
-            out[k, 4] = kernels.log_normal_mass((lower - mean) / sd, top)
-            out[k, 5:8] = (top, log_ndtr(top), log_ndtr(-top))
-    return out
+            k = _segment_panels(lo, log_s, width, width, empty, k)
+        offsets[j + 1] = offsets[j] + k
+    bounds = np.empty((offsets[-1], 2))
+    for j in range(table.shape[0]):
+        lo, edge = table[j, U_LO], table[j, U_EDGE]
+        k = offsets[j]
+        if lo < edge < log_s:
+            k = _segment_panels(lo, edge, width, width, bounds, k)
+            k = _segment_panels(edge, log_s, width, table[j, EDGE_SCALE], bounds, k)
+        else:
+            k = _segment_panels(lo, log_s, width, width, bounds, k)
+    return offsets, bounds[:, 0].copy(), bounds[:, 1].copy()
 
 
 @njit(cache=True, error_model="numpy")
-def _log_upper_mass(t, cell):
-    """``log(Phi(top) - Phi(t))`` for ``t < top``, in whichever tail is accurate."""
-    top = cell[5]
-    if t + top > 0.0:  # mostly above the mean: use the upper tails Phi(-t) - Phi(-top)
-        log_a, log_b = cell[7], log_ndtr(-t)
+def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights):
+    """Per Gauss-Legendre node: ``u`` and the log weights without and with beta's mass.
+
+    The weights are those of both directions. Also ``(log Phi(top), log Phi(-top))``,
+    ``top = (u_beta - mu) / s``, which every evaluation of ``P(beta >= b(x))`` at the node
+    needs (NaN without data).
+    """
+    size = lower.size * gl_nodes.size
+    u_out = np.empty(size)
+    base = np.empty(size)
+    log_g = np.empty(size)
+    tails = np.full((size, 2), np.nan)
+    n = obs[4]
+    z = hyper[kernels.Z]
+    eta = hyper[kernels.ETA]
+    for j in range(table.shape[0]):
+        row = table[j]
+        for p in range(offsets[j], offsets[j + 1]):
+            half = 0.5 * (upper[p] - lower[p])
+            mid = 0.5 * (upper[p] + lower[p])
+            for i in range(gl_nodes.size):
+                k = p * gl_nodes.size + i
+                u = mid + half * gl_nodes[i]
+                u_out[k] = u
+                if row[LOG_FACTOR] == -np.inf:
+                    base[k] = -np.inf
+                    log_g[k] = -np.inf
+                    continue
+                b = node_log_base(u, n, row) + math.log(half * gl_weights[i])
+                base[k] = b
+                if n == 0.0:
+                    log_g[k] = b
+                else:
+                    sigma = math.exp(u)
+                    sd = sigma / row[ROOT_SWW]
+                    lo = (eta - sigma * z) * row[RNEG]
+                    top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
+                    tails[k, 0] = log_ndtr(top)
+                    tails[k, 1] = log_ndtr(-top)
+                    log_g[k] = b + kernels.log_normal_mass((lo - row[MEAN]) / sd, top)
+    return u_out, base, log_g, tails
+
+
+@njit(cache=True, error_model="numpy")
+def _node_terms(u, base, row, n, dneg, log_d_x, hyper, log_phi_top, log_phi_minus_top):
+    """``(g P, g dP/dx)`` at one node above the kink (``base`` already normalised).
+
+    ``log_phi_top, log_phi_minus_top`` are the node's cached ``log Phi(+-top)``
+    (:func:`node_log_density`), or NaN to compute them here.
+    """
+    sigma = math.exp(u)
+    z = hyper[kernels.Z]
+    eta = hyper[kernels.ETA]
+    threshold = (eta - sigma * z) * dneg
+    slope = row[NU] * threshold * math.exp(-log_d_x)
+    hi = eta * row[RNEG] + sigma * z
+    if n == 0.0:
+        lo = (eta - sigma * z) * row[RNEG]
+        weight = math.exp(base) / (hi - lo)
+        return weight * max(hi - threshold, 0.0), weight * slope
+    sd = sigma / row[ROOT_SWW]
+    t = (threshold - row[MEAN]) / sd
+    top = (hi - row[MEAN]) / sd
+    density = math.exp(base - 0.5 * t * t) * slope / (sd * SQRT_2PI)
+    if t >= top:
+        return 0.0, density
+    # log(Phi(top) - Phi(t)) in whichever tail is accurate
+    if t + top > 0.0:
+        log_a = log_ndtr(-top) if math.isnan(log_phi_minus_top) else log_phi_minus_top
+        log_b = log_ndtr(-t)
     else:
-        log_a, log_b = log_ndtr(t), cell[6]
+        log_a = log_ndtr(t)
+        log_b = log_ndtr(top) if math.isnan(log_phi_top) else log_phi_top
     if log_a >= log_b:
-        return -np.inf
-    return log_b + math.log1p(-math.exp(log_a - log_b))
+        return 0.0, density
+    return math.exp(base + log_b + math.log1p(-math.exp(log_a - log_b))), density
 
 
 @njit(cache=True, error_model="numpy")
-def mtd_cdf_and_density(x, weight, sigma, nu, beta, hyper):
-    """``F(x) = P(MTD <= x | y)`` and its derivative, summed over the grid cells."""
-    log_dx = math.log(x - hyper[kernels.X_MIN])
+def _panel_terms(a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weights):
+    """``(g P, g dP/dx)`` integrated over ``(a, b)`` in log(sigma) by fresh Gauss-Legendre nodes."""
+    half = 0.5 * (b - a)
+    mid = 0.5 * (b + a)
     cdf = 0.0
     density = 0.0
-    for k in range(weight.size):
-        cell = beta[k]
-        mean, sd, lower, upper, log_mass = cell[0], cell[1], cell[2], cell[3], cell[4]
-        threshold = (hyper[kernels.ETA] - sigma[k] * hyper[kernels.Z]) * math.exp(-nu[k] * log_dx)
-        if threshold >= upper:
-            continue
-        if threshold <= lower:
-            cdf += weight[k]
-            continue
-        slope = nu[k] * threshold / (x - hyper[kernels.X_MIN])  # -db/dx
-        if math.isinf(sd):
-            cdf += weight[k] * (upper - threshold) / (upper - lower)
-            density += weight[k] * slope / (upper - lower)
-        else:
-            t = (threshold - mean) / sd
-            cdf += weight[k] * math.exp(_log_upper_mass(t, cell) - log_mass)
-            density += weight[k] * slope * math.exp(-0.5 * t * t - log_mass) / (sd * SQRT_2PI)
+    for i in range(gl_nodes.size):
+        v = mid + half * gl_nodes[i]
+        base = node_log_base(v, n, row) + math.log(half * gl_weights[i]) - log_top
+        c, d = _node_terms(v, base, row, n, dneg, log_d_x, hyper, np.nan, np.nan)
+        cdf += c
+        density += d
     return cdf, density
 
 
 @njit(cache=True, error_model="numpy")
-def mtd_quantile(p, weight, sigma, nu, beta, hyper):
-    """``F^{-1}(p)``: Newton steps on ``F(x) - p``, kept inside a shrinking bisection bracket.
+def slice_cdf_and_density(
+    x,
+    table,
+    offsets,
+    lower,
+    upper,
+    panel_top,
+    u,
+    base,
+    tails,
+    log_top,
+    obs,
+    hyper,
+    gl_nodes,
+    gl_weights,
+):
+    """Each slice's share of ``F(x)`` and ``F'(x)`` at one level (normalised by ``log_top``).
 
-    The first guess is the ``p``-quantile of the cells' MTDs at beta's conditional mean. The
-    result is kept inside the open interval ``(x_min, x_max)`` (by one unit in the last place
-    where the posterior piles up at an end, as :func:`dosezoo.samplers.three_pnd_kernels.mtd`
-    does).
+    Panels below the kink of ``P(beta >= b(x))`` contribute nothing, the panel holding it is
+    integrated from the kink up. ``P`` rises where ``b(x) = mu``, at
+    ``sigma_m = (eta - mu D^nu) / z``, within about ``w = 1 / (z D^{-nu} sqrt(S_ww))`` in
+    log(sigma) (``|dt/du| = z D^{-nu} sqrt(S_ww)`` there, ``t = (b - mu) / s``): where ``w``
+    is narrower than a quarter of a panel, the panel is integrated in pieces of ``2 w``
+    within ``SIGMOID_REACH w`` of ``log(sigma_m)``. Other panels use the level's nodes.
+    Panels whose nodes all weigh less than ``e^-NEGLIGIBLE`` are skipped (``P <= 1``).
     """
-    lower = hyper[kernels.X_MIN]
-    upper = hyper[kernels.X_MAX]
-    tolerance = QUANTILE_TOLERANCE * (upper - lower)
-    typical = np.empty(weight.size)
-    for k in range(weight.size):
-        centre = (
-            min(max(beta[k, 0], beta[k, 2]), beta[k, 3])
-            if beta[k, 1] < np.inf
-            else 0.5 * (beta[k, 2] + beta[k, 3])
-        )
-        typical[k] = kernels.mtd(centre, sigma[k], nu[k], hyper)
-    order = np.argsort(typical)
-    x = typical[order[-1]]
-    mass = 0.0
-    for k in order:
-        mass += weight[k]
-        if mass >= p:
-            x = typical[k]
-            break
+    n = obs[4]
+    z = hyper[kernels.Z]
+    eta = hyper[kernels.ETA]
+    log_d_x = math.log(x - hyper[kernels.X_MIN])
+    cdf = np.zeros(table.shape[0])
+    density = np.zeros(table.shape[0])
+    for j in range(table.shape[0]):
+        row = table[j]
+        if row[LOG_FACTOR] == -np.inf:
+            continue
+        dneg = math.exp(-row[NU] * log_d_x)
+        kink_sigma = eta * (dneg - row[RNEG]) / (z * (1.0 + dneg))
+        kink = math.log(kink_sigma) if kink_sigma > 0.0 else -np.inf
+        rise, reach = 0.0, -1.0  # the window (rise - reach, rise + reach) of P's steep rise
+        if n > 0.0:
+            sigma_m = (eta - row[MEAN] / dneg) / z
+            if sigma_m > 0.0:
+                rise = math.log(sigma_m)
+                reach = SIGMOID_REACH / (z * dneg * row[ROOT_SWW])
+        for p in range(offsets[j], offsets[j + 1]):
+            a, b = max(lower[p], kink), upper[p]
+            if b <= a or panel_top[p] < -NEGLIGIBLE:
+                continue
+            steep = 4.0 * reach < SIGMOID_REACH * (b - a) and (
+                rise - reach < b and a < rise + reach
+            )
+            if not steep and a == lower[p]:
+                for i in range(gl_nodes.size):
+                    k = p * gl_nodes.size + i
+                    if base[k] - log_top < -2.0 * LOG_DENSITY_RANGE:
+                        continue
+                    c, d = _node_terms(
+                        u[k],
+                        base[k] - log_top,
+                        row,
+                        n,
+                        dneg,
+                        log_d_x,
+                        hyper,
+                        tails[k, 0],
+                        tails[k, 1],
+                    )
+                    cdf[j] += c
+                    density[j] += d
+                continue
+            if not steep:
+                c, d = _panel_terms(
+                    a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weights
+                )
+                cdf[j] += c
+                density[j] += d
+                continue
+            # pieces: up to the window, 2 w each across it, and the rest of the panel
+            start = max(a, rise - reach)
+            stop = min(b, rise + reach)
+            pieces = max(1, math.ceil((stop - start) * SIGMOID_REACH / (2.0 * reach)))
+            cuts = [a] if a < start else [start]
+            for i in range(pieces + 1):
+                cuts.append(start + (stop - start) * i / pieces)
+            if stop < b:
+                cuts.append(b)
+            for i in range(len(cuts) - 1):
+                if cuts[i + 1] > cuts[i]:
+                    c, d = _panel_terms(
+                        cuts[i],
+                        cuts[i + 1],
+                        row,
+                        n,
+                        dneg,
+                        log_d_x,
+                        log_top,
+                        hyper,
+                        gl_nodes,
+                        gl_weights,
+                    )
+                    cdf[j] += c
+                    density[j] += d
+    return cdf, density
+
+
+@njit(cache=True, error_model="numpy")
+def _golden_minimum(a, b, obs, hyper, constrained):
+    """Minimum of :func:`misfit` on ``(a, b)`` by golden-section search."""
+    ratio = 0.5 * (math.sqrt(5.0) - 1.0)
+    c = b - ratio * (b - a)
+    d = a + ratio * (b - a)
+    fc = misfit(c, obs, hyper, constrained)
+    fd = misfit(d, obs, hyper, constrained)
     for _ in range(200):
-        cdf, density = mtd_cdf_and_density(x, weight, sigma, nu, beta, hyper)
+        if abs(b - a) <= 1e-13 * (1.0 + abs(a)):
+            break
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = misfit(c, obs, hyper, constrained)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = misfit(d, obs, hyper, constrained)
+    return 0.5 * (a + b)
+
+
+@dataclass(frozen=True, eq=False)
+class QuadratureLevel:
+    """One level of the rule: the nodes of ``(log sigma, log nu)`` with their log weights.
+
+    Attributes
+    ----------
+    level : int
+        0 for the coarsest; each level doubles the panels in ``log(nu)`` and narrows those in
+        ``log(sigma)`` by ``sqrt(2)``.
+    width : float
+        Width of the panels in ``log(sigma)`` (graded ones aside).
+    phi_bounds : numpy.ndarray
+        Panels of ``log(nu)``, shape (panels, 2), each holding :data:`PHI_ORDER` nodes.
+    table : numpy.ndarray
+        Per node of ``log(nu)``, :func:`slice_table`'s columns.
+    offsets, lower, upper : numpy.ndarray
+        Panels of ``log(sigma)`` per slice (:func:`panels`).
+    panel_top : numpy.ndarray
+        Per panel, the log of its largest normalised node weight.
+    u, base : numpy.ndarray
+        Per Gauss-Legendre node, ``log(sigma)`` and the log weight without beta's mass.
+    tails : numpy.ndarray
+        Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass (:func:`node_log_density`).
+    log_top : float
+        Log of the normalising constant (the sum of the nodes' weights ``g``).
+    weight : numpy.ndarray
+        Normalised posterior weight of each node.
+    slice_mass : numpy.ndarray
+        Posterior mass of each node of ``log(nu)`` (the sum of its slice's node weights).
+    """
+
+    level: int
+    width: float
+    phi_bounds: np.ndarray
+    table: np.ndarray
+    offsets: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    panel_top: np.ndarray
+    u: np.ndarray
+    base: np.ndarray
+    tails: np.ndarray
+    log_top: float
+    weight: np.ndarray
+    slice_mass: np.ndarray
+
+    def cdf_and_density(
+        self, x: float, obs: tuple, hyper: np.ndarray, depth: int = 0
+    ) -> tuple[float, float]:
+        """``P(MTD <= x)`` and its derivative at this level.
+
+        ``P(beta >= b(x))`` can rise steeply across ``log(nu)`` (from nu where the curve
+        through the data reaches eta below ``x`` on): a panel of ``log(nu)`` whose nodes' mean
+        of it, ``F_j / m_j``, jumps by ``J`` between neighbours while the panel holds mass ``m``
+        is integrated again in :data:`PHI_SPLIT` sub-panels when ``J`` exceeds
+        :data:`PHI_JUMP` and ``m J`` exceeds :data:`PHI_REFINE_ERROR`, recursively (at most
+        :data:`MAX_PHI_DEPTH` times).
+        """
+        cdf, density = slice_cdf_and_density(
+            x,
+            self.table,
+            self.offsets,
+            self.lower,
+            self.upper,
+            self.panel_top,
+            self.u,
+            self.base,
+            self.tails,
+            self.log_top,
+            obs,
+            hyper,
+            _GL_NODES,
+            _GL_WEIGHTS,
+        )
+        if depth >= MAX_PHI_DEPTH:
+            return float(cdf.sum()), float(density.sum())
+        mass = self.slice_mass
+        ratio = np.divide(cdf, mass, out=np.zeros_like(cdf), where=mass > 0.0)
+        jump = np.abs(np.diff(ratio))
+        jump[(mass[1:] == 0.0) | (mass[:-1] == 0.0)] = 0.0
+        # each node's largest jump to a neighbour, then each panel's
+        node_jump = np.maximum(np.append(jump, 0.0), np.insert(jump, 0, 0.0))
+        panel_jump = node_jump.reshape(-1, PHI_ORDER).max(axis=1)
+        panel_mass = mass.reshape(-1, PHI_ORDER).sum(axis=1)
+        coarse = (panel_jump <= PHI_JUMP) | (panel_mass * panel_jump <= PHI_REFINE_ERROR)
+        total_cdf = float(cdf.reshape(-1, PHI_ORDER)[coarse].sum())
+        total_density = float(density.reshape(-1, PHI_ORDER)[coarse].sum())
+        for a, b in self.phi_bounds[~coarse]:
+            edges = np.linspace(a, b, PHI_SPLIT + 1)
+            sub = build_level(
+                np.column_stack([edges[:-1], edges[1:]]),
+                self.width,
+                obs,
+                hyper,
+                self.level,
+                log_top=self.log_top,
+            )
+            c, d = sub.cdf_and_density(x, obs, hyper, depth + 1)
+            total_cdf += c
+            total_density += d
+        return total_cdf, total_density
+
+
+def sigma_panel_width(n: float) -> float:
+    r"""Level 0's panel width in :math:`u = \log\sigma` for ``n`` patients.
+
+    The factor :math:`\sigma^{1-n} e^{-q/\sigma^2}` of ``g`` is, in :math:`u`, peaked with
+    curvature :math:`-2(n - 1)` at its mode: an sd of :math:`1/\sqrt{2(n-1)}`, narrower than
+    :data:`BASE_PANEL_WIDTH` from a few patients on. Panels span at most :data:`PANEL_SDS` of it.
+    """
+    if n <= 1.0:
+        return BASE_PANEL_WIDTH
+    return min(BASE_PANEL_WIDTH, PANEL_SDS / math.sqrt(2.0 * (n - 1.0)))
+
+
+def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top=None):
+    """Build the level on nodes ``phi`` of ``log(nu)``.
+
+    ``bounds`` are the panels that hold the nodes, when given; the weights are normalised by
+    ``log_top``, or by their own total when it is None.
+    """
+    table = slice_table(phi, log_weight, obs, hyper)
+    offsets, lower, upper = panels(table, hyper, width)
+    u, base, log_g, tails = node_log_density(
+        table, offsets, lower, upper, obs, hyper, _GL_NODES, _GL_WEIGHTS
+    )
+    if log_top is None:
+        top = np.max(log_g)
+        if not np.isfinite(top):
+            raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+        log_top = top + math.log(np.exp(log_g - top).sum())
+    weight = np.exp(log_g - log_top)
+    slice_of_node = np.repeat(np.arange(phi.size), np.diff(offsets) * ORDER)
+    return QuadratureLevel(
+        level=level,
+        width=width,
+        phi_bounds=np.empty((0, 2)) if bounds is None else bounds,
+        table=table,
+        offsets=offsets,
+        lower=lower,
+        upper=upper,
+        panel_top=log_g.reshape(-1, ORDER).max(axis=1) - log_top,
+        u=u,
+        base=base,
+        tails=tails,
+        log_top=log_top,
+        weight=weight,
+        slice_mass=np.bincount(slice_of_node, weights=weight, minlength=phi.size),
+    )
+
+
+def build_level(bounds, width, obs, hyper, level, log_top=None):
+    """Build the level on the panels ``bounds`` of ``log(nu)``, ``width`` wide in log(sigma)."""
+    phi, log_weight = _gauss_legendre_phi(bounds)
+    return _build_level(phi, log_weight, width, obs, hyper, level, bounds, log_top)
+
+
+def _slice_log_mass(phi, obs, hyper):
+    """``log`` of the posterior mass density of ``log(nu)`` at ``phi`` (unnormalised)."""
+    level = _build_level(phi, np.zeros(phi.size), SCAN_PANEL_WIDTH, obs, hyper, 0)
+    with np.errstate(divide="ignore"):
+        per_node = np.log(level.weight) + level.log_top
+    out = np.full(phi.size, -np.inf)
+    for j in range(phi.size):
+        chunk = per_node[level.offsets[j] * ORDER : level.offsets[j + 1] * ORDER]
+        if chunk.size and np.isfinite(chunk.max()):
+            top = chunk.max()
+            out[j] = top + math.log(np.exp(chunk - top).sum())
+    return out
+
+
+def _phi_region(obs, hyper):
+    """Interval of ``log(nu)`` where its posterior density is within e^-36 of the maximum."""
+    delta = hyper[kernels.DELTA]
+    lo, hi = -12.0 * delta, 12.0 * delta
+    for _ in range(MAX_REFITS):
+        width = (hi - lo) / SCAN_POINTS
+        phi = lo + width * (np.arange(SCAN_POINTS) + 0.5)
+        log_mass = _slice_log_mass(phi, obs, hyper)
+        top = np.max(log_mass)
+        if not np.isfinite(top):
+            raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+        kept = np.flatnonzero(log_mass > top - LOG_DENSITY_RANGE)
+        first, last = kept[0], kept[-1]
+        new_lo = lo - 0.5 * (hi - lo) if first == 0 else lo + (first - 1) * width
+        new_hi = hi + 0.5 * (hi - lo) if last == SCAN_POINTS - 1 else lo + (last + 2) * width
+        touches = first == 0 or last == SCAN_POINTS - 1
+        if not touches and (last - first + 1) >= MIN_CELLS_ACROSS * SCAN_POINTS:
+            return lo, hi
+        lo, hi = new_lo, new_hi
+    raise FloatingPointError(
+        f"3PND quadrature: the region of log(nu) did not settle in {MAX_REFITS} refits; "
+        "the posterior is improper or nearly so"
+    )
+
+
+def _sharp_point(lo, hi, obs, hyper, constrained):
+    """Where the marginal of ``log(nu)`` may peak sharply, and the peak's width.
+
+    The minimum ``phi_0`` of :func:`misfit` on ``(lo, hi)`` (None when it is at an end, or the
+    misfit is flat there, as ``Q`` is for one patient or for patients all at one dose). With
+    the exponent ``-m(phi) / sigma^2``, the slice at ``phi`` carries mass down to
+    ``sigma_c^2 = max(m(phi_0), h^2)`` (``h`` the support edge of :func:`slice_table`, which
+    bounds ``Q``'s peak only), where ``m`` rises by ``sigma_c^2`` within
+    ``w = sigma_c sqrt(2 / m'')`` of ``phi_0``. Returns ``(phi_0, w / 4)``, the width bounded
+    to ``[MIN_GRADED_WIDTH, 10]`` times the region's.
+    """
+    span = hi - lo
+    grid = np.linspace(lo, hi, 65)
+    values = np.array([misfit(p, obs, hyper, constrained) for p in grid])
+    k = int(np.argmin(values))
+    if k == 0 or k == grid.size - 1 or not np.isfinite(values[k]):
+        return None
+    centre = _golden_minimum(grid[k - 1], grid[k + 1], obs, hyper, constrained)
+    floor = misfit(centre, obs, hyper, constrained)
+    step = 1e-3 * span
+    curvature = (
+        misfit(centre + step, obs, hyper, constrained)
+        - 2.0 * floor
+        + misfit(centre - step, obs, hyper, constrained)
+    ) / step**2
+    if not curvature > 1e-12 * (obs[5] + hyper[kernels.ETA] ** 2):
+        return None
+    cutoff = floor
+    if not constrained:
+        row = slice_table(np.array([centre]), np.zeros(1), obs, hyper)[0]
+        if np.isfinite(row[U_EDGE]):
+            cutoff = max(cutoff, math.exp(2.0 * row[U_EDGE]))
+    width = math.sqrt(2.0 * cutoff / curvature)
+    return centre, min(max(width / 4.0, MIN_GRADED_WIDTH * span), 10.0 * span)
+
+
+def _graded_panels(centre, far, scale):
+    """Panels from ``centre`` to ``far``, shrinking geometrically to ``scale`` at ``centre``."""
+    sign = 1.0 if far > centre else -1.0
+    reach = abs(far - centre)
+    edges = []
+    while reach > scale:
+        a, b = centre + sign * reach / GRADING, centre + sign * reach
+        edges.append((min(a, b), max(a, b)))
+        reach /= GRADING
+    edges.append((min(centre, centre + sign * reach), max(centre, centre + sign * reach)))
+    return edges
+
+
+def phi_panels(region, points, level):
+    """Panels of ``log(nu)`` at ``level``, shape (panels, 2).
+
+    Gauss-Legendre panels of equal width, graded geometrically towards each sharp point
+    ``(centre, scale)`` of ``points`` inside ``region``, down to its ``scale``. Two sharp
+    points are separated at their midpoint, so that a panel is graded towards one at most.
+    """
+    lo, hi = region
+    width = (hi - lo) / (BASE_PHI_PANELS * 2**level)
+    inside = sorted((c, w) for c, w in points if lo < c < hi)
+    ends: list[tuple[float, float | None]] = [(lo, None)]
+    for i, (centre, scale) in enumerate(inside):
+        if i:
+            ends.append((0.5 * (inside[i - 1][0] + centre), None))
+        ends.append((centre, scale))
+    ends.append((hi, None))
+    edges: list[tuple[float, float]] = []
+    for (a, scale_a), (b, scale_b) in itertools.pairwise(ends):
+        count = max(1, math.ceil((b - a) / width))
+        cuts = [a + (b - a) * i / count for i in range(count)] + [b]
+        for i, (p, q) in enumerate(itertools.pairwise(cuts)):
+            if i == 0 and scale_a is not None:
+                edges += _graded_panels(a, q, scale_a)
+            elif i == count - 1 and scale_b is not None:
+                edges += _graded_panels(b, p, scale_b)
+            else:
+                edges.append((p, q))
+    return np.array(sorted(edges))
+
+
+def _gauss_legendre_phi(bounds):
+    """Nodes and log weights of ``log(nu)``: :data:`PHI_ORDER` points per panel of ``bounds``."""
+    half = 0.5 * (bounds[:, 1] - bounds[:, 0])
+    mid = 0.5 * (bounds[:, 1] + bounds[:, 0])
+    phi = (mid[:, None] + half[:, None] * _PHI_NODES[None, :]).ravel()
+    log_weight = np.log((half[:, None] * _PHI_WEIGHTS[None, :]).ravel())
+    return phi, log_weight
+
+
+def _solve_quantile(level, p, start, obs, hyper):
+    """``F^{-1}(p)`` at one level, kept inside a shrinking bisection bracket.
+
+    Newton steps on ``Phi^{-1}(F(x)) = Phi^{-1}(p)``, nearly linear in ``x`` where the
+    posterior of the MTD is nearly normal, so that the steps hold in its tails too.
+    """
+    lower, upper = hyper[kernels.X_MIN], hyper[kernels.X_MAX]
+    tolerance = QUANTILE_TOLERANCE * (upper - lower)
+    target = ndtri(p)
+    x = start
+    for _ in range(200):
+        cdf, density = level.cdf_and_density(x, obs, hyper)
         if cdf < p:
             lower = x
         else:
             upper = x
-        step_ok = density > 0.0
-        if step_ok:
-            candidate = x - (cdf - p) / density
-            step_ok = lower < candidate < upper
-        new_x = candidate if step_ok else 0.5 * (lower + upper)
+        candidate = np.nan
+        if 0.0 < cdf < 1.0 and density > 0.0:
+            score = ndtri(cdf)
+            candidate = x - (score - target) * math.exp(-0.5 * score * score) / (SQRT_2PI * density)
+        new_x = candidate if lower < candidate < upper else 0.5 * (lower + upper)
         if abs(new_x - x) <= tolerance:
+            x = new_x
             break
         x = new_x
-    else:
-        new_x = x
-    # like the sampled MTD, keep a quantile piled up at an end inside the open dose range
-    return kernels.inside_open(new_x, hyper[kernels.X_MIN], hyper[kernels.X_MAX])
+    return float(kernels.inside_open(x, hyper[kernels.X_MIN], hyper[kernels.X_MAX]))
 
 
 @dataclass(frozen=True, eq=False)
-class QuadratureGrid:
-    """The retained cells of the posterior of ``(sigma, nu)`` with beta's conditional per cell.
+class QuadraturePosterior:
+    r"""The 3PND posterior of the MTD by a quadrature refined until the answer is stable.
+
+    Levels of the rule (:class:`QuadratureLevel`) are built when a query needs them; a query
+    (:meth:`quantile`, :meth:`cdf`) is answered at successive levels until two agree within
+    ``tolerance`` (of the dose range for a quantile, in probability for the CDF), and the finer
+    answer is returned.
 
     Attributes
     ----------
-    weight : numpy.ndarray
-        Posterior probability of each cell (sums to one).
-    sigma, nu : numpy.ndarray
-        Cell centres.
-    beta : numpy.ndarray
-        Shape (cells, 8): beta's truncated normal per cell (:func:`beta_conditionals`).
-    hyper : numpy.ndarray
-        The model's hyper-parameters (:func:`dosezoo.samplers.three_pnd_kernels.pack_hyper`).
-    cell_width : tuple of float
-        Widths of a cell in ``log(sigma)`` and ``log(nu)``.
-    shape : tuple of int
-        Size of the full grid the cells were retained from.
-    refits : int
-        Times the grid was refitted to the posterior.
     obs : tuple
         The data's per-dose statistics (:func:`dosezoo.samplers.three_pnd_kernels.summarise`).
+    hyper : numpy.ndarray
+        The model's hyper-parameters (:func:`dosezoo.samplers.three_pnd_kernels.pack_hyper`).
+    tolerance : float
+        Stopping tolerance of the refinement.
+    region : tuple of float
+        Interval of :math:`\log\nu` integrated over.
+    points : tuple of (float, float)
+        The sharp points of the marginal of :math:`\log\nu` that the panels are graded
+        towards, with the narrowest panel's width (:func:`_sharp_point`).
     """
 
-    weight: np.ndarray
-    sigma: np.ndarray
-    nu: np.ndarray
-    beta: np.ndarray
-    hyper: np.ndarray
-    cell_width: tuple[float, float]
-    shape: tuple[int, int]
-    refits: int
     obs: tuple
+    hyper: np.ndarray
+    tolerance: float
+    region: tuple[float, float]
+    points: tuple[tuple[float, float], ...]
+    _levels: list = field(default_factory=list, repr=False)
+    _answers: dict = field(default_factory=dict, repr=False)
+
+    def level(self, index: int) -> QuadratureLevel:
+        """Level ``index`` of the rule, built on first use."""
+        while len(self._levels) <= index:
+            k = len(self._levels)
+            bounds = phi_panels(self.region, self.points, k)
+            width = sigma_panel_width(self.obs[4]) / 2 ** (0.5 * k)
+            self._levels.append(build_level(bounds, width, self.obs, self.hyper, k))
+        return self._levels[index]
+
+    @property
+    def levels(self) -> int:
+        """Number of levels built so far."""
+        return len(self._levels)
 
     @property
     def report(self) -> ConvergenceReport:
         """Diagnostics of the quadrature (it has no Monte Carlo error to fail on)."""
-        return _quadrature_report(self.shape)
+        return _quadrature_report(self.tolerance)
+
+    def _refine(self, key, answer, scale):
+        """Answer at successive levels, from ``MIN_LEVELS - 1`` up, until two agree.
+
+        Every query refines from the same coarsest level, so an answer does not depend on
+        which queries came before it (the levels themselves are fixed rules of the data).
+        """
+        if key in self._answers:
+            return self._answers[key][0]
+        previous = answer(self.level(MIN_LEVELS - 2), None)
+        for index in range(MIN_LEVELS - 1, MAX_LEVELS):
+            value = answer(self.level(index), previous)
+            if abs(value - previous) <= self.tolerance * scale:
+                self._answers[key] = (value, index)
+                return value
+            previous = value
+        raise FloatingPointError(
+            f"3PND quadrature: {key[0]} at {key[1]:g} did not settle within tolerance "
+            f"{self.tolerance:g} in {MAX_LEVELS} levels (last two: {previous:g})"
+        )
 
     def cdf(self, x: float) -> float:
         """Posterior ``P(MTD <= x)``; 0 at or below ``x_min``, 1 at or above ``x_max``."""
@@ -248,35 +943,56 @@ class QuadratureGrid:
             return 0.0
         if x >= self.hyper[kernels.X_MAX]:
             return 1.0
-        cdf, _ = mtd_cdf_and_density(x, self.weight, self.sigma, self.nu, self.beta, self.hyper)
-        return min(1.0, max(0.0, cdf))
+
+        def answer(level, previous):
+            cdf, _ = level.cdf_and_density(float(x), self.obs, self.hyper)
+            return min(1.0, max(0.0, cdf))
+
+        return self._refine(("cdf", float(x)), answer, 1.0)
 
     def quantile(self, p: float) -> float:
         """Posterior ``p``-quantile of the MTD, ``0 < p < 1``."""
         if not 0.0 < p < 1.0:
             raise ValueError(f"quantile: p must lie in (0, 1), got {p!r}")
-        return float(mtd_quantile(p, self.weight, self.sigma, self.nu, self.beta, self.hyper))
+        lower, upper = self.hyper[kernels.X_MIN], self.hyper[kernels.X_MAX]
+
+        def answer(level, previous):
+            start = 0.5 * (lower + upper) if previous is None else previous
+            return _solve_quantile(level, float(p), start, self.obs, self.hyper)
+
+        return self._refine(("quantile", float(p)), answer, upper - lower)
+
+    @property
+    def median_level(self) -> QuadratureLevel:
+        """The level at which the median of the MTD settles (a fixed rule of the data)."""
+        self.quantile(0.5)
+        return self.level(self._answers[("quantile", 0.5)][1])
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Posterior weights of the nodes of :attr:`median_level` (they sum to one)."""
+        return self.median_level.weight
 
     def sample(self, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Independent draws of ``beta, sigma, nu, mtd`` from the quadrature posterior.
+        """Draw ``beta, sigma, nu, mtd`` from the quadrature posterior.
 
-        A cell is drawn by its weight and ``(log sigma, log nu)`` uniformly within it, then
-        beta exactly from its truncated normal given ``(sigma, nu)``.
+        A node of :attr:`median_level` is drawn by its weight, then beta exactly from its
+        truncated normal given ``(sigma, nu)``.
         """
-        cell = rng.choice(self.weight.size, size=size, p=self.weight)
-        log_sigma = np.log(self.sigma[cell]) + (rng.random(size) - 0.5) * self.cell_width[0]
-        log_nu = np.log(self.nu[cell]) + (rng.random(size) - 0.5) * self.cell_width[1]
-        sigma = np.minimum(np.exp(log_sigma), np.nextafter(self.hyper[kernels.SIGMA_MAX], 0))
-        nu = np.exp(log_nu)
+        level = self.median_level
+        node = rng.choice(level.weight.size, size=size, p=level.weight)
+        slice_of_node = np.repeat(np.arange(level.table.shape[0]), np.diff(level.offsets) * ORDER)
+        sigma = np.minimum(np.exp(level.u[node]), np.nextafter(self.hyper[kernels.SIGMA_MAX], 0))
+        nu = level.table[slice_of_node[node], NU]
         beta, mtd = _draw_beta_and_mtd(rng, sigma, nu, self.obs, self.hyper)
         return {"beta": beta, "sigma": sigma, "nu": nu, "mtd": mtd}
 
 
 @functools.cache
-def _quadrature_report(shape: tuple[int, int]) -> ConvergenceReport:
-    """One shared (read-only) report per grid shape: a DataFrame costs as much as a decision."""
+def _quadrature_report(tolerance: float) -> ConvergenceReport:
+    """One shared (read-only) report per tolerance: a DataFrame costs as much as a decision."""
     table = pd.DataFrame(
-        {"engine": ["quadrature"], "grid": [f"{shape[0]}x{shape[1]}"]},
+        {"engine": ["quadrature"], "tolerance": [tolerance]},
         index=pd.Index(["mtd"], name="variable"),
     )
     return ConvergenceReport(table=table, divergences=0, failures=())
@@ -293,8 +1009,10 @@ def _draw_beta_and_mtd(rng, sigma, nu, obs, hyper):
     return beta, mtd
 
 
-def posterior_grid(obs: tuple, hyper: np.ndarray, *, size: int = 48) -> QuadratureGrid:
-    """Fit a ``size x size`` grid to the posterior of ``(log sigma, log nu)``.
+def posterior_quadrature(
+    obs: tuple, hyper: np.ndarray, *, tolerance: float = MTD_TOLERANCE
+) -> QuadraturePosterior:
+    """Set up the refined quadrature of the 3PND posterior (levels are built on demand).
 
     Parameters
     ----------
@@ -302,73 +1020,50 @@ def posterior_grid(obs: tuple, hyper: np.ndarray, *, size: int = 48) -> Quadratu
         Per-dose statistics from :func:`dosezoo.samplers.three_pnd_kernels.summarise`.
     hyper : numpy.ndarray
         Hyper-parameters from :func:`dosezoo.samplers.three_pnd_kernels.pack_hyper`.
-    size : int
-        Cells per direction.
+    tolerance : float
+        Stopping tolerance (:data:`MTD_TOLERANCE`).
 
     Returns
     -------
-    QuadratureGrid
+    QuadraturePosterior
 
     Raises
     ------
     FloatingPointError
-        If the posterior density is nowhere finite, or the grid does not settle on it.
+        If the posterior is improper (two or more responses fitted exactly by a curve through
+        ``(x_max, eta)``) or its density is nowhere finite.
     """
-    log_s = math.log(hyper[kernels.SIGMA_MAX])
-    delta = hyper[kernels.DELTA]
-    box = [[log_s - 30.0, log_s], [-12.0 * delta, 12.0 * delta]]
-    for refit in range(MAX_REFITS):
-        edges = [np.linspace(lo, hi, size + 1) for lo, hi in box]
-        centres = [0.5 * (e[1:] + e[:-1]) for e in edges]
-        log_density = log_density_grid(centres[0], centres[1], obs, hyper)
-        top = np.max(log_density)
-        if not np.isfinite(top):
-            raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
-        kept = log_density > top - LOG_DENSITY_RANGE
-        if not kept.any():  # top - 36 == top: the log density has lost its resolution
+    if obs[4] >= 2.0:
+        delta = hyper[kernels.DELTA]
+        exact = _sharp_point(-12.0 * delta, 12.0 * delta, obs, hyper, True)
+        reference = obs[5] + hyper[kernels.ETA] ** 2
+        if exact is not None and exact_fit_residual(exact[0], obs, hyper) <= EXACT_FIT * reference:
             raise FloatingPointError(
-                f"3PND quadrature: the log density (maximum {top:g}) is too large in magnitude "
-                "for double precision to resolve; some response is far outside the model's scale"
+                "3PND quadrature: a 3PND curve through (x_max, eta) fits exactly all the "
+                "responses, so the posterior piles up at sigma -> 0 and is improper"
             )
-        new_box, settled = [], True
-        for axis, (lo, hi) in enumerate(box):
-            index = np.flatnonzero(kept.any(axis=1 - axis))
-            first, last = index[0], index[-1]
-            width = (hi - lo) / size
-            # sigma's upper end is the support's: the density stops there, it need not decay
-            hard_top = axis == 0 and hi >= log_s
-            new_lo = lo - 0.5 * (hi - lo) if first == 0 else lo + (first - 1) * width
-            if last == size - 1:
-                new_hi = hi if hard_top else hi + 0.5 * (hi - lo)
-            else:
-                new_hi = lo + (last + 2) * width
-            new_hi = min(new_hi, log_s) if axis == 0 else new_hi
-            touches = first == 0 or (last == size - 1 and not hard_top)
-            too_coarse = (last - first + 1) < MIN_CELLS_ACROSS * size
-            settled &= not (touches or too_coarse)
-            new_box.append([new_lo, new_hi])
-        if settled:
-            break
-        box = new_box
-    else:
-        raise FloatingPointError(
-            f"3PND quadrature: the grid did not settle on the posterior in {MAX_REFITS} refits; "
-            "the posterior is improper or nearly so, e.g. responses that a 3PND curve fits "
-            "exactly, whose posterior piles up at sigma -> 0"
-        )
-    weight = np.exp(log_density[kept] - top)
-    weight /= weight.sum()
-    log_sigma_c, phi_c = np.meshgrid(centres[0], centres[1], indexing="ij")
-    sigma = np.exp(log_sigma_c[kept])
-    nu = np.exp(phi_c[kept])
-    return QuadratureGrid(
-        weight=weight,
-        sigma=sigma,
-        nu=nu,
-        beta=beta_conditionals(sigma, nu, obs, hyper),
-        hyper=hyper,
-        cell_width=(edges[0][1] - edges[0][0], edges[1][1] - edges[1][0]),
-        shape=(size, size),
-        refits=refit,
+    lo, hi = _phi_region(obs, hyper)
+    points = []
+    if obs[4] > 0.0:
+        for constrained in (True, False):
+            point = _sharp_point(lo, hi, obs, hyper, constrained)
+            if point is not None:
+                points.append(point)
+    if points:
+        near = np.array([c + sign * 1e-3 * (hi - lo) for c, _ in points for sign in (-1.0, 1.0)])
+        scan = np.linspace(lo, hi, SCAN_POINTS)
+        masses = _slice_log_mass(np.concatenate([near, scan]), obs, hyper)
+        top = np.max(masses)
+        # a point without mass near it needs no grading
+        points = [
+            point
+            for i, point in enumerate(points)
+            if max(masses[2 * i], masses[2 * i + 1]) >= top - LOG_DENSITY_RANGE
+        ]
+    return QuadraturePosterior(
         obs=obs,
+        hyper=hyper,
+        tolerance=float(tolerance),
+        region=(lo, hi),
+        points=tuple(points),
     )

@@ -11,7 +11,7 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.designs import MTDQuantileRule
 from dosezoo.models import ThreePND
-from dosezoo.samplers.three_pnd_quadrature import QUANTILE_TOLERANCE
+from dosezoo.samplers.three_pnd_quadrature import MTD_TOLERANCE, QUANTILE_TOLERANCE
 
 PROBABILITIES = (0.01, 0.1, 0.5, 0.9)
 
@@ -69,11 +69,13 @@ def test_quantiles_agree_with_a_long_kernel_run(o6bg_model, o6bg):
         assert grid.quantile(p) == pytest.approx(np.quantile(draws, p), abs=0.06 * sd)
 
 
-def test_grid_refinement_changes_quantiles_by_little(o6bg_model, o6bg):
-    coarse, fine = o6bg_model.mtd_posterior(o6bg), o6bg_model.mtd_posterior(o6bg, grid_size=128)
-    sd = np.std(fine.sample(4000, np.random.default_rng(0))["mtd"])
+def test_a_tighter_tolerance_changes_quantiles_by_less_than_the_tolerance(o6bg_model, o6bg):
+    coarse = o6bg_model.mtd_posterior(o6bg)
+    fine = o6bg_model.mtd_posterior(o6bg, tolerance=1e-6)
+    span = o6bg_model.x_max - o6bg_model.x_min
     for p in (0.001, *PROBABILITIES):
-        assert coarse.quantile(p) == pytest.approx(fine.quantile(p), abs=0.01 * sd)
+        assert coarse.quantile(p) == pytest.approx(fine.quantile(p), abs=MTD_TOLERANCE * span)
+    assert fine.levels > coarse.levels
 
 
 def test_without_patients_it_is_the_prior_of_the_pymc_model(o6bg_model):
@@ -87,8 +89,9 @@ def test_without_patients_it_is_the_prior_of_the_pymc_model(o6bg_model):
 
 def test_cdf_inverts_the_quantile_and_is_monotone(o6bg_model, o6bg):
     grid = o6bg_model.mtd_posterior(o6bg)
+    # each answer is stable to the tolerance; the CDF at a quantile may come from a finer level
     for p in (1e-4, 0.001, 0.3, 0.999):
-        assert grid.cdf(grid.quantile(p)) == pytest.approx(p, rel=1e-6)
+        assert grid.cdf(grid.quantile(p)) == pytest.approx(p, abs=MTD_TOLERANCE)
     values = [grid.cdf(x) for x in np.linspace(20.0, 140.0, 60)]
     assert values[0] == 0.0 and values[-1] == 1.0
     assert np.all(np.diff(values) >= 0)
@@ -118,9 +121,10 @@ def test_rule_on_the_quadrature_posterior_is_exact(o6bg_model, o6bg):
     assert decision.diagnostics.loc["mtd", "engine"] == "quadrature"
 
 
-def test_grid_size_is_validated(o6bg_model, o6bg):
-    with pytest.raises(ValueError, match="grid_size must be an integer >= 8"):
-        o6bg_model.mtd_posterior(o6bg, grid_size=4)
+@pytest.mark.parametrize("tolerance", [0.0, 0.5, True, "1e-3"])
+def test_tolerance_is_validated(o6bg_model, o6bg, tolerance):
+    with pytest.raises(ValueError, match="tolerance must be a number in"):
+        o6bg_model.mtd_posterior(o6bg, tolerance=tolerance)
 
 
 #: Smallest difference between the two responses at the repeated dose, as a fraction of eta.
