@@ -145,9 +145,8 @@ class _Writer:
         self.dimension_list_type = h5t.vlen_create(h5t.STD_REF_OBJ)
         self.reference_list_type = h5t.create(h5t.COMPOUND, _REFERENCE_LIST.itemsize)
         self.reference_list_type.insert(b"dataset", 0, h5t.STD_REF_OBJ)
-        self.reference_list_type.insert(
-            b"dimension", _REFERENCE_LIST.fields["dimension"][1], h5t.NATIVE_INT32
-        )
+        # ds_list_t's int follows the 8-byte reference (as in _REFERENCE_LIST)
+        self.reference_list_type.insert(b"dimension", 8, h5t.NATIVE_INT32)
         self.lcpl = h5p.create(h5p.LINK_CREATE)
         self.lcpl.set_create_intermediate_group(True)
         self.dcpl = h5p.create(h5p.DATASET_CREATE)
@@ -335,12 +334,14 @@ def _characters(values: np.ndarray) -> np.ndarray:
     width = values.dtype.itemsize // 4
     if width and values.dtype.isnative:
         codes = values.view(np.uint32).reshape(-1, width)
-        # The largest code point at each position: the text is ASCII if all are below 128,
-        # and ends at the last position used. (numpy's any(axis=0) costs three times more.)
-        top = codes.max(axis=0, initial=0)
-        if top.max() < 128:
-            used = np.flatnonzero(top)
-            length = int(used[-1]) + 1 if used.size else 1
+        if codes.max(initial=0) < 128:
+            # The text ends at the last position any string uses: the dtype's width when
+            # the longest string fills it (as numpy sizes text), a column-wise maximum
+            # otherwise. (A column-wise reduction costs four times the whole array's.)
+            length = width
+            if not codes[:, -1].any():
+                used = np.flatnonzero(codes.max(axis=0, initial=0))
+                length = int(used[-1]) + 1 if used.size else 1
             characters = np.ascontiguousarray(codes[:, :length], dtype=np.uint8).view("S1")
             return characters.reshape(*values.shape, length)
     encoded = np.char.encode(values, "utf-8")
