@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 
 #: Name of the dimension scale of a dimension without a coordinate variable (then its length).
 NOT_A_VARIABLE = b"This is a netCDF dimension but not a netCDF variable."
+#: HDF5's ``hvl_t`` in memory: the length and the address of a variable-length list.
+_HVL = np.dtype([("len", np.uintp), ("p", np.uintp)])
+#: An entry of a scale's REFERENCE_LIST in memory (HDF5's ``ds_list_t``): an object reference
+#: (``hobj_ref_t``, the object header's address) and the axis attached.
+_REFERENCE_LIST = np.dtype([("dataset", np.uint64), ("dimension", np.int32)], align=True)
 
 
 def write_netcdf(dataset: "xr.Dataset", path: Path) -> None:
@@ -120,28 +125,39 @@ class _Writer:
     """Writes one Dataset into the root group of an open HDF5 file.
 
     The HDF5 types, dataspaces and property lists every variable shares are made once per
-    file: making them per variable cost as much as creating the variables.
+    file: making them per variable cost as much as creating the variables. So are h5py's
+    modules bound, once: importing them in every call cost a millisecond per file.
     """
 
     def __init__(self, file_id) -> None:
         import h5py
-        from h5py import h5p, h5s, h5t
+        from h5py import h5a, h5d, h5ds, h5o, h5p, h5s, h5t
 
+        self.h5a, self.h5d, self.h5ds, self.h5o, self.h5s, self.h5t = h5a, h5d, h5ds, h5o, h5s, h5t
         self.file_id = file_id
         self.scalar = h5s.create(h5s.SCALAR)
+        self.spaces: dict[tuple[int, ...], h5s.SpaceID] = {}
         self.text_type = h5t.py_create(h5py.string_dtype(), logical=True)
         self.types: dict[np.dtype, h5t.TypeID] = {}
+        # The types of the attributes H5DSattach_scale writes: a dataset's DIMENSION_LIST
+        # (per axis, a variable-length list of object references to its scales) and a
+        # scale's REFERENCE_LIST (the datasets attached to it, each with its axis).
+        self.dimension_list_type = h5t.vlen_create(h5t.STD_REF_OBJ)
+        self.reference_list_type = h5t.create(h5t.COMPOUND, _REFERENCE_LIST.itemsize)
+        self.reference_list_type.insert(b"dataset", 0, h5t.STD_REF_OBJ)
+        # ds_list_t's int follows the 8-byte reference (as in _REFERENCE_LIST)
+        self.reference_list_type.insert(b"dimension", 8, h5t.NATIVE_INT32)
         self.lcpl = h5p.create(h5p.LINK_CREATE)
         self.lcpl.set_create_intermediate_group(True)
         self.dcpl = h5p.create(h5p.DATASET_CREATE)
         self.dcpl.set_obj_track_times(False)
         self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
         self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
+        self.nan: dict[np.dtype, np.ndarray] = {}
 
     def write(self, dataset: "xr.Dataset") -> None:
         """Write the attributes, dimensions and variables of ``dataset``."""
         import h5py
-        from h5py import h5ds
 
         for key, value in dataset.attrs.items():
             self.attribute(self.file_id, key, _attribute_value(key, value))
@@ -159,7 +175,7 @@ class _Writer:
             if dim not in dataset.variables:
                 placeholder = self.dataset(dim, np.dtype(">f4"), (size,))
                 self.attribute(placeholder, "_Netcdf4Dimid", numbers[dim])
-                h5ds.set_scale(placeholder, NOT_A_VARIABLE + f"{size:10}".encode("ascii"))
+                self.h5ds.set_scale(placeholder, NOT_A_VARIABLE + f"{size:10}".encode("ascii"))
                 scales[dim] = placeholder
         attached = []
         for name, variable_dims, values, attrs in planned:
@@ -167,7 +183,7 @@ class _Writer:
             ids = np.array([numbers[dim] for dim in variable_dims], dtype=np.int32)
             if name in dims:
                 self.attribute(dataset_id, "_Netcdf4Dimid", numbers[name])
-                h5ds.set_scale(dataset_id, name.encode())
+                self.h5ds.set_scale(dataset_id, name.encode())
                 scales[name] = dataset_id
                 self.attribute(dataset_id, "_Netcdf4Coordinates", ids)
             else:
@@ -175,14 +191,14 @@ class _Writer:
                 self.attribute(dataset_id, "_Netcdf4Dimid", ids[0, ...])
                 attached.append((dataset_id, variable_dims))
             if values.dtype.kind == "f":
-                self.attribute(dataset_id, "_FillValue", np.full(1, np.nan, values.dtype))
+                if values.dtype not in self.nan:
+                    self.nan[values.dtype] = np.full(1, np.nan, values.dtype)
+                self.attribute(dataset_id, "_FillValue", self.nan[values.dtype])
             for attribute, value in attrs.items():
                 self.attribute(dataset_id, attribute, _attribute_value(attribute, value))
         # Scales attached once every variable exists: attaching a coordinate's scale while
         # the coordinate is still to come would need a placeholder, removed again later.
-        for dataset_id, variable_dims in attached:
-            for axis, along in enumerate(variable_dims):
-                h5ds.attach_scale(dataset_id, scales[along], axis)
+        self.attach(scales, attached)
         properties = (
             f"version=2,dosezoo={__version__},hdf5={h5py.version.hdf5_version},"
             f"h5py={h5py.__version__}"
@@ -190,14 +206,53 @@ class _Writer:
         text = h5py.string_dtype("ascii", len(properties))
         self.attribute(self.file_id, "_NCProperties", np.array(properties.encode(), dtype=text))
 
+    def attach(self, scales: dict, attached: list[tuple[object, tuple[str, ...]]]) -> None:
+        """Attach the scales to the variables' axes: the attributes H5DSattach_scale writes.
+
+        ``H5DSattach_scale`` per axis reads and rewrites the scale's REFERENCE_LIST (one entry
+        per axis attached so far) and the dataset's DIMENSION_LIST: quadratic in the number of
+        variables. Each attribute is written once here, as the HDF5 Dimension Scale
+        Specification lays them out: a variable's ``DIMENSION_LIST`` after its other
+        attributes, per axis a list of one object reference (the address of the scale's
+        object header) to its scale; a scale's ``REFERENCE_LIST`` after its other attributes,
+        an entry (reference to the variable, axis) per axis attached, in order.
+        """
+        h5a, h5o = self.h5a, self.h5o
+        slot = {dim: index for index, dim in enumerate(scales)}
+        # The scales' addresses, which every DIMENSION_LIST points into.
+        targets = np.array([h5o.get_info(scale).addr for scale in scales.values()], np.uint64)
+        references: dict[str, list[tuple[int, int]]] = {dim: [] for dim in scales}
+        for dataset_id, variable_dims in attached:
+            lists = np.empty(len(variable_dims), dtype=_HVL)  # per axis one reference
+            lists["len"] = 1
+            lists["p"] = [targets.ctypes.data + 8 * slot[dim] for dim in variable_dims]
+            kind = self.dimension_list_type
+            h5a.create(dataset_id, b"DIMENSION_LIST", kind, self.space(lists.shape)).write(
+                lists, mtype=kind
+            )
+            here = h5o.get_info(dataset_id).addr
+            for axis, along in enumerate(variable_dims):
+                references[along].append((here, axis))
+        for dim, scale in scales.items():
+            if references[dim]:
+                entries = np.array(references[dim], dtype=_REFERENCE_LIST)
+                kind = self.reference_list_type
+                h5a.create(scale, b"REFERENCE_LIST", kind, self.space(entries.shape)).write(
+                    entries, mtype=kind
+                )
+
+    def space(self, shape: tuple[int, ...]):
+        """Return the simple dataspace of ``shape``, made once per file."""
+        if shape not in self.spaces:
+            self.spaces[shape] = self.h5s.create_simple(shape)
+        return self.spaces[shape]
+
     def type_of(self, dtype: np.dtype):
         """Return the HDF5 type of an array of ``dtype``: variable-length UTF-8 for text."""
-        from h5py import h5t
-
         if dtype.kind == "U":
             return self.text_type
         if dtype not in self.types:
-            self.types[dtype] = h5t.py_create(dtype, logical=True)
+            self.types[dtype] = self.h5t.py_create(dtype, logical=True)
         return self.types[dtype]
 
     def dataset(self, name: str, dtype: np.dtype, shape: tuple[int, ...], values=None):
@@ -205,10 +260,12 @@ class _Writer:
 
         Without ``values`` (a dimension without a coordinate variable) the dataset is never
         written and has HDF5's default fill value; a float variable has the fill value NaN.
+        Numbers and characters are written from memory in their file type (h5py would make
+        the type again for every write).
         """
         import h5py
-        from h5py import h5d, h5s, h5t
 
+        h5s = self.h5s
         dcpl = self.dcpl
         if dtype.kind == "f" and values is not None:
             if dtype not in self.dcpl_nan:
@@ -218,19 +275,15 @@ class _Writer:
         lcpl = self.lcpl
         if not name.isascii():
             lcpl = self.lcpl.copy()
-            lcpl.set_char_encoding(h5t.CSET_UTF8)
-        dataset_id = h5d.create(
-            self.file_id,
-            name.encode(),
-            self.type_of(dtype),
-            h5s.create_simple(shape),
-            dcpl=dcpl,
-            lcpl=lcpl,
+            lcpl.set_char_encoding(self.h5t.CSET_UTF8)
+        file_type = self.type_of(dtype)
+        dataset_id = self.h5d.create(
+            self.file_id, name.encode(), file_type, self.space(shape), dcpl=dcpl, lcpl=lcpl
         )
         if values is None:
             return dataset_id
         if dtype.kind != "U":
-            dataset_id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(values))
+            dataset_id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(values), mtype=file_type)
             return dataset_id
         pointers = _c_strings(values)
         if pointers is None:  # text beyond ASCII: h5py encodes each string as xarray has it do
@@ -241,17 +294,19 @@ class _Writer:
         return dataset_id
 
     def attribute(self, owner, key: str, array: np.ndarray) -> None:
-        """Create the attribute ``key`` of an HDF5 object, of ``array``'s type and shape."""
-        from h5py import h5a, h5s, h5t
+        """Create the attribute ``key`` of an HDF5 object, of ``array``'s type and shape.
 
-        space = self.scalar if array.ndim == 0 else h5s.create_simple(array.shape)
+        Numbers and fixed-length text are written from memory in their file type; a string
+        (a Python object) through h5py's conversion of objects.
+        """
+        space = self.scalar if array.ndim == 0 else self.space(array.shape)
         if array.dtype.kind == "S":  # fixed-length ASCII text (_NCProperties)
-            file_type = h5t.py_create(array.dtype, logical=True)
+            file_type = memory_type = self.h5t.py_create(array.dtype, logical=True)
         elif array.dtype.kind == "O":  # a variable-length UTF-8 string
-            file_type = self.text_type
+            file_type, memory_type = self.text_type, self.h5t.PYTHON_OBJECT
         else:
-            file_type = self.type_of(array.dtype)
-        h5a.create(owner, key.encode(), file_type, space).write(array)
+            file_type = memory_type = self.type_of(array.dtype)
+        self.h5a.create(owner, key.encode(), file_type, space).write(array, mtype=memory_type)
 
 
 def _planned(dataset: "xr.Dataset", key) -> tuple[str, tuple[str, ...], np.ndarray, dict]:
@@ -278,11 +333,17 @@ def _characters(values: np.ndarray) -> np.ndarray:
     """
     width = values.dtype.itemsize // 4
     if width and values.dtype.isnative:
-        codes = values.view(np.uint32).reshape(*values.shape, width)
-        if not codes.size or codes.max() < 128:
-            used = np.flatnonzero(codes.reshape(-1, width).any(axis=0))
-            length = int(used[-1]) + 1 if used.size else 1
-            return np.ascontiguousarray(codes[..., :length], dtype=np.uint8).view("S1")
+        codes = values.view(np.uint32).reshape(-1, width)
+        if codes.max(initial=0) < 128:
+            # The text ends at the last position any string uses: the dtype's width when
+            # the longest string fills it (as numpy sizes text), a column-wise maximum
+            # otherwise. (A column-wise reduction costs four times the whole array's.)
+            length = width
+            if not codes[:, -1].any():
+                used = np.flatnonzero(codes.max(axis=0, initial=0))
+                length = int(used[-1]) + 1 if used.size else 1
+            characters = np.ascontiguousarray(codes[:, :length], dtype=np.uint8).view("S1")
+            return characters.reshape(*values.shape, length)
     encoded = np.char.encode(values, "utf-8")
     length = encoded.dtype.itemsize
     return encoded.reshape(-1).view("S1").reshape(*values.shape, length)
