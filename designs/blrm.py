@@ -17,6 +17,9 @@ BLRM designs. At the end of a trial, the recommended dose is the level with the 
 :math:`P(\text{target})` among the levels that were given and satisfy the overdose control.
 """
 
+import bisect
+import functools
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar
 
@@ -34,6 +37,12 @@ from dosezoo.protocols import Described
 __all__ = ["BLRMRule", "blrm_design"]
 
 _TIE_TOLERANCE = 1e-12
+
+
+@functools.cache
+def _interval_keys(names: tuple[str, ...], size: int) -> tuple[str, ...]:
+    """Return the quantity names of interval probabilities per level: ``p_<name>_<k>``."""
+    return tuple(f"p_{name}_{k}" for name in names for k in range(size))
 
 
 @dataclass(frozen=True)
@@ -117,16 +126,15 @@ class BLRMRule(ModelRule):
         }
 
     def _quantities(self, intervals: dict[str, np.ndarray]) -> dict[str, float]:
-        return {
-            f"p_{name}_{k}": float(value)
-            for name, values in intervals.items()
-            for k, value in enumerate(values)
-        }
+        keys = _interval_keys(tuple(intervals), len(self.model.dose_levels))
+        values = [value for probabilities in intervals.values() for value in probabilities.tolist()]
+        return dict(zip(keys, values, strict=True))
 
     @staticmethod
-    def _best(candidates: np.ndarray, target: np.ndarray) -> int:
-        values = target[candidates]
-        return int(candidates[np.flatnonzero(values >= values.max() - _TIE_TOLERANCE)[0]])
+    def _best(candidates: Sequence[int], target: Sequence[float]) -> int:
+        """Return the candidate level of largest ``target`` (the lowest among ties)."""
+        top = max(target[k] for k in candidates)
+        return next(k for k in candidates if target[k] >= top - _TIE_TOLERANCE)
 
     def reads_counts_only(self) -> bool:
         """Return True: the rule reads the counts per level and the current level only."""
@@ -151,24 +159,21 @@ class BLRMRule(ModelRule):
         assert posterior is not None
         intervals = self.interval_probabilities(posterior)
         quantities = self._quantities(intervals)
-        levels = np.asarray(self.model.dose_levels)
-        safe = intervals["excessive"] < self.overdose_cutoff
-        allowed = safe.copy()
-        limits: list[tuple[str, np.ndarray]] = []
+        # On Python lists: a few levels, at every decision of a simulation.
+        levels = self.model.dose_levels
+        target = intervals["target"].tolist()
+        safe = [p < self.overdose_cutoff for p in intervals["excessive"].tolist()]
+        limits: list[tuple[str, list[bool]]] = []
         if self.max_increase is not None:
-            limits.append(
-                (
-                    "max_increase",
-                    levels
-                    <= self.max_increase * float(data.dose[data.escalation][-1]) * (1 + 1e-12),
-                )
-            )
+            ceiling = self.max_increase * float(data.last_dose) * (1 + 1e-12)
+            limits.append(("max_increase", [dose <= ceiling for dose in levels]))
         if self.no_skipping:
-            highest = np.searchsorted(levels, np.max(np.asarray(data.dose, float)), side="right")
-            limits.append(("no_skipping", np.arange(levels.size) <= highest))
+            highest = bisect.bisect_right(levels, max(data.dose.tolist()))
+            limits.append(("no_skipping", [k <= highest for k in range(len(levels))]))
+        allowed = safe
         for _, limit in limits:
-            allowed &= limit
-        if not allowed.any():
+            allowed = [ok and within for ok, within in zip(allowed, limit, strict=True)]
+        if not any(allowed):
             return Decision(
                 None,
                 stop_reason=(
@@ -177,17 +182,17 @@ class BLRMRule(ModelRule):
                 ),
                 quantities=quantities,
             )
-        level = self._best(np.flatnonzero(allowed), intervals["target"])
+        level = self._best([k for k, ok in enumerate(allowed) if ok], target)
         unconstrained = (
-            self._best(np.flatnonzero(safe), intervals["target"]) if safe.any() else level
+            self._best([k for k, ok in enumerate(safe) if ok], target) if any(safe) else level
         )
         bound_by = tuple(
             name for name, limit in limits if unconstrained != level and not limit[unconstrained]
         )
         next_dose = float(levels[level])
-        at_next = int(np.sum(np.asarray(data.dose, float) == next_dose))
+        at_next = data.dose.tolist().count(next_dose)
         if self.stop_min_patients is not None and at_next >= self.stop_min_patients:
-            enough_target = intervals["target"][level] >= self.stop_target_probability
+            enough_target = target[level] >= self.stop_target_probability
             enough_patients = (
                 self.stop_max_patients is not None and data.n_patients >= self.stop_max_patients
             )
@@ -197,8 +202,7 @@ class BLRMRule(ModelRule):
                     stop_reason=(
                         f"stopping rule met at dose {next_dose:g}: {at_next} patients there and "
                         + (
-                            f"P(target) = {intervals['target'][level]:.3f} >= "
-                            f"{self.stop_target_probability:g}"
+                            f"P(target) = {target[level]:.3f} >= {self.stop_target_probability:g}"
                             if enough_target
                             else f"{data.n_patients} patients in the trial"
                         )
@@ -247,9 +251,8 @@ class BLRMRule(ModelRule):
                 stop_reason="no MTD: no dose given satisfies the overdose control",
                 quantities=quantities,
             )
-        return Decision(
-            float(levels[self._best(candidates, intervals["target"])]), quantities=quantities
-        )
+        best = self._best(candidates.tolist(), intervals["target"].tolist())
+        return Decision(float(levels[best]), quantities=quantities)
 
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
         """``P(p_k > target_interval[1] | data)``: the excessive toxicity at ``dose``."""

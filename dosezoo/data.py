@@ -1107,10 +1107,15 @@ class TrialData:
         Backfill patients (``role`` ``"backfill"``) are given lower doses while the escalation
         goes on, so the current dose of the escalation is the last escalation patient's.
         """
-        rows = np.flatnonzero(self.escalation)
-        if rows.size == 0:
+        if _ROLE in self.schedule:
+            rows = np.flatnonzero(self.escalation)
+            if rows.size == 0:
+                return None
+            last = self._doses[rows[-1]]
+        elif self.n_patients:  # every patient is an escalation patient: no mask to build
+            last = self._doses[-1]
+        else:
             return None
-        last = self._doses[rows[-1]]
         if len(self.dose_columns) > 1:
             return tuple(float(value) for value in last)
         return float(last[0])

@@ -58,14 +58,16 @@ class Decision:
     def __post_init__(self) -> None:
         """Check that a decision names a dose, a reason to stop, or one decision per stratum."""
         dose = self.next_dose
-        if (isinstance(dose, Sequence) and not isinstance(dose, str | bytes)) or (
-            isinstance(dose, np.ndarray) and dose.ndim
+        # A number or None (nearly every decision) is kept as it is, without the ABC checks.
+        if not (dose is None or isinstance(dose, float | int)) and (
+            (isinstance(dose, Sequence) and not isinstance(dose, str | bytes))
+            or (isinstance(dose, np.ndarray) and dose.ndim)
         ):
             dose = tuple(float(value) for value in np.asarray(dose, dtype=float).ravel())
             if not dose:
                 raise ValueError("a Decision's combination dose needs at least one component")
             object.__setattr__(self, "next_dose", dose)
-        if not isinstance(self.stratum, Mapping):
+        if type(self.stratum) is not dict and not isinstance(self.stratum, Mapping):
             raise ValueError(f"a Decision's stratum must be a mapping, got {self.stratum!r}")
         object.__setattr__(self, "stratum", dict(self.stratum))
         strata = tuple(self.strata)

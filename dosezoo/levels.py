@@ -5,6 +5,7 @@ are finite, positive and strictly increasing; data are mapped to 0-based levels 
 name the row and the dose.
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
@@ -132,17 +133,24 @@ def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str)
     DataError
         If a dose is not one of ``dose_levels`` (naming the row and the value).
     """
-    dose = np.asarray(dose, dtype=float)
-    levels = np.asarray(dose_levels, dtype=float)
-    index = np.minimum(np.searchsorted(levels, dose), levels.size - 1)
-    off = levels[index] != dose
-    if off.any():
-        row = int(np.argmax(off))
+    # On Python floats, by a lookup of each dose: the arrays are a trial's patients or the
+    # distinct doses of its summary, for which numpy's calls cost several times the lookups.
+    position = _positions(tuple(dose_levels))
+    doses = np.asarray(dose, dtype=float).tolist()
+    index = [position.get(value, -1) for value in doses]
+    if -1 in index:
+        row = index.index(-1)
         raise DataError(
-            f"{owner}: column 'dose', row {row}: dose {float(dose[row])!r} is not one of the "
+            f"{owner}: column 'dose', row {row}: dose {doses[row]!r} is not one of the "
             f"dose levels {dose_levels}"
         )
-    return index.astype(np.int64)
+    return np.array(index, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(dose_levels: tuple[float, ...]) -> dict[float, int]:
+    """Return ``{dose: 0-based level}`` of the levels (do not modify: it is shared)."""
+    return {float(dose): k for k, dose in enumerate(dose_levels)}
 
 
 def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str) -> LevelCounts:

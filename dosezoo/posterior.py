@@ -258,6 +258,9 @@ class DosePosterior:
     level_columns: tuple[str, ...] = ()
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
     tails: Mapping[str, LevelTails] = field(default_factory=dict)
+    #: ``P(rate > t)`` per (rate, t) computed so far: a decision reads some twice (a rule's
+    #: interval, then the overdose limit at the same threshold), each an integration.
+    _above: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------ construction
 
@@ -443,21 +446,26 @@ class DosePosterior:
 
     def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
-        if name in self.tails:
-            return self.tails[name].prob_above(threshold)
-        return self.expectation(self._fraction_above(name, threshold))
+        key = (name, float(threshold))
+        above = self._above.get(key)
+        if above is None:
+            if name in self.tails:
+                above = self.tails[name].prob_above(threshold)
+            else:
+                above = self.expectation(self._fraction_above(name, threshold))
+            self._above[key] = above
+        return above.copy()  # the caller's to modify, as a freshly computed one
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
         if name in self.tails:
-            return 1.0 - self.tails[name].prob_above(threshold)
+            return 1.0 - self.prob_above(threshold, name)
         return self.expectation(self._fraction_below(name, threshold))
 
     def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that ``lower <= rate < upper``, per level, shape (K,)."""
         if name in self.tails:
-            tails = self.tails[name]
-            return tails.prob_above(lower) - tails.prob_above(upper)
+            return self.prob_above(lower, name) - self.prob_above(upper, name)
         above_lower = np.asarray(self._fraction_above(name, lower), dtype=float)
         return self.expectation(above_lower - self._fraction_above(name, upper))
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dosezoo.data import TrialData
+from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine, random_generator
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
@@ -115,14 +116,27 @@ class BinaryDoseModel(DoseModel):
         return summary
 
     def _count(self, data: TrialData) -> DoseSummary:
-        """Check the doses and count patients and DLTs per distinct dose."""
-        self.check_doses(np.asarray(data.dose, dtype=float))
-        distinct, index = np.unique(np.asarray(data.dose, dtype=float), return_inverse=True)
-        dlt = np.asarray(data.column("dlt"), dtype=float)
+        """Check the doses and count patients and DLTs per distinct dose.
+
+        On Python lists: it runs at every decision, on tens of patients, where a sort of the
+        doses and two ``bincount`` calls cost several times the counting (``list.count``, and
+        the doses of the DLTs, 0/1 as TrialData checks). The doses are checked once per
+        distinct value (``check_doses`` judges each dose on its own); only when one fails are
+        they checked again row by row, for the error that names the first row at fault.
+        """
+        doses = data.dose.tolist()
+        toxic = [dose for dose, dlt in zip(doses, data.column("dlt").tolist(), strict=True) if dlt]
+        values = sorted(set(doses))
+        distinct = np.array(values, dtype=float)
+        try:
+            self.check_doses(distinct)
+        except DataError:
+            self.check_doses(np.asarray(data.dose, dtype=float))
+            raise
         return DoseSummary(
             dose=distinct,
-            n=np.bincount(index, minlength=distinct.size).astype(float),
-            y=np.bincount(index, weights=dlt, minlength=distinct.size),
+            n=np.array([doses.count(dose) for dose in values], dtype=float),
+            y=np.array([toxic.count(dose) for dose in values], dtype=float),
         )
 
     def sufficient_statistic(self, data: TrialData) -> tuple[bytes, bytes, bytes]:

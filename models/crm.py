@@ -269,21 +269,6 @@ class CRM(GridDoseModel):
         """Raise a DataError naming the row of a dose that is not one of the levels."""
         level_index(dose, self.dose_levels, owner=self.model_name)
 
-    def _count(self, data: TrialData) -> DoseSummary:
-        """Count patients and DLTs per dose level that has patients.
-
-        The same summary as :meth:`BinaryDoseModel._count`, counted by the levels' indexes
-        (which check the doses) instead of a sort of the doses: it runs at every decision.
-        """
-        index = level_index(data.dose, self.dose_levels, owner=self.model_name)
-        size = len(self.dose_levels)
-        dlt = np.asarray(data.column("dlt"), dtype=float)
-        n = np.bincount(index, minlength=size)
-        y = np.bincount(index, weights=dlt, minlength=size)
-        present = n > 0
-        levels = np.asarray(self.dose_levels, dtype=float)
-        return DoseSummary(dose=levels[present], n=n[present].astype(float), y=y[present])
-
     def p_dlt(self, beta: float | np.ndarray) -> np.ndarray:
         """Return the DLT probability per level at ``beta`` (shape ``beta.shape + (K,)``)."""
         log_p, _ = self._log_p_levels(np.asarray(beta, dtype=float)[..., None])

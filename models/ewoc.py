@@ -32,7 +32,7 @@ rule's mass below a cut of each row (:class:`QuadratureMTD`); its quantiles inve
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -85,15 +85,24 @@ class QuadratureMTD:
     quadrature: LogisticQuadrature
     x_min: float
     x_max: float
+    #: The CDF at each dose computed so far: a decision reads it at its dose twice (the rule's
+    #: ``p_overdose``, then the overdose limit), each an integration along the rows.
+    _cdf: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def cdf(self, x: float) -> float:
         """Posterior probability that the MTD is below ``x``."""
-        fraction = (float(x) - self.x_min) / (self.x_max - self.x_min)
-        if fraction <= 0:
-            return 0.0
-        if fraction >= 1:
-            return 1.0
-        return self.quadrature.cdf(math.log(fraction / (1.0 - fraction)))
+        x = float(x)
+        value = self._cdf.get(x)
+        if value is None:
+            fraction = (x - self.x_min) / (self.x_max - self.x_min)
+            if fraction <= 0:
+                value = 0.0
+            elif fraction >= 1:
+                value = 1.0
+            else:
+                value = self.quadrature.cdf(math.log(fraction / (1.0 - fraction)))
+            self._cdf[x] = value
+        return value
 
     def quantile(self, p: float) -> float:
         """Posterior ``p``-quantile of the MTD."""

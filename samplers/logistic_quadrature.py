@@ -372,7 +372,8 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
     docstring).
 
     Returns status (0, 1 if ``l`` is NaN, 3 if a panel is still unresolved after
-    :data:`_MAX_HALVINGS`), the peak, the panels' edges (P + 1) and ``l`` (r, P, order).
+    :data:`_MAX_HALVINGS`), the peak, the panels' edges (P + 1), ``l`` (r, P, order) and the
+    density relative to the peak, ``exp(l - peak)``, there.
     """
     order = gl_nodes.size
     rows = z1.size
@@ -382,6 +383,7 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
     width = np.empty(capacity)
     depth = np.zeros(capacity, dtype=np.int64)
     values = np.empty((rows, capacity, order))
+    density = np.empty((rows, capacity, order))
     done = np.zeros(capacity, dtype=np.bool_)
     count = panels
     for p in range(panels):
@@ -389,19 +391,28 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
         width[p] = start[p + 1] - start[p]
     clipped = np.empty(order)
     column = np.empty(order)
+    failed = np.zeros((rows, 0, order))
     for _ in range(_MAX_HALVINGS + 1):
+        previous = peak
         for p in range(count):
             if not done[p]:
                 values[:, p] = _evaluate(z1, left[p], width[p], centre, chol, gl_nodes, problem)
                 if np.isnan(values[:, p]).any():
-                    return 1, peak, np.zeros(0), np.zeros((rows, 0, order))
+                    return 1, peak, np.zeros(0), failed, failed
                 peak = max(peak, values[:, p].max())
+        # The density of the panels evaluated anew (of every panel if the peak moved): each
+        # pass of the halvings, and the masses after them, read it.
+        for p in range(count):
+            if done[p] and peak == previous:
+                continue
+            for i in range(rows):
+                for q in range(order):
+                    density[i, p, q] = math.exp(values[i, p, q] - peak)
         total = 0.0
         for p in range(count):
             for i in range(rows):
                 for q in range(order):
-                    density = math.exp(values[i, p, q] - peak)
-                    total += w1[i] * 0.5 * width[p] * gl_weights[q] * density
+                    total += w1[i] * 0.5 * width[p] * gl_weights[q] * density[i, p, q]
         tolerance = _RESOLUTION * total
         split = np.zeros(count, dtype=np.bool_)
         for p in range(count):
@@ -413,7 +424,7 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
             for q in range(order):
                 column[q] = 0.0
                 for i in range(rows):
-                    column[q] += w1[i] * math.exp(values[i, p, q] - peak)
+                    column[q] += w1[i] * density[i, p, q]
             unresolved = _unresolved(column, half, gl_tail) > tolerance
             # The errors of the rows' interpolants add up in a tail's mass.
             error = 0.0
@@ -428,7 +439,7 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
             unresolved = unresolved or error > _LOG_RESOLUTION * total
             if unresolved:
                 if depth[p] == _MAX_HALVINGS:
-                    return 3, peak, np.zeros(0), np.zeros((rows, 0, order))
+                    return 3, peak, np.zeros(0), failed, failed
                 split[p] = True
         if not split.any():
             break
@@ -444,6 +455,9 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
                 grown = np.empty((rows, capacity, order))
                 grown[:, :count] = values[:, :count]
                 values = grown
+                grown = np.empty((rows, capacity, order))
+                grown[:, :count] = density[:, :count]
+                density = grown
             width[p] *= 0.5
             depth[p] += 1
             done[p] = False
@@ -453,19 +467,21 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
     order_of = np.argsort(left[:count])
     edges = np.empty(count + 1)
     sorted_values = np.empty((rows, count, order))
+    sorted_density = np.empty((rows, count, order))
     for p in range(count):
         edges[p] = left[order_of[p]]
         sorted_values[:, p] = values[:, order_of[p]]
+        sorted_density[:, p] = density[:, order_of[p]]
     edges[count] = start[panels]
-    return 0, peak, edges, sorted_values
+    return 0, peak, edges, sorted_values, sorted_density
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
     """Fit the rule; return status, the mode, the whitening and the rule.
 
-    The rule: the peak, the outer nodes and weights, the inner panels' edges and ``l`` there,
-    (r, P, order).
+    The rule: the peak, the outer nodes and weights, the inner panels' edges, and ``l`` and
+    ``exp(l - peak)`` there, (r, P, order) each.
 
     Status 0: fitted; 1: ``l`` is NaN somewhere; 2: the posterior's mass is not bounded
     within the scan's largest span or along a ray; 3: the rule did not settle.
@@ -489,7 +505,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 t2 = centre0[1] - span * scale0[1] + j * step2
                 value = _log_density(t1, t2, problem)
                 if math.isnan(value):
-                    return 1, centre, chol, 0.0, none, none, none, failed
+                    return 1, centre, chol, 0.0, none, none, none, failed, failed
                 if value > best:
                     best, best1, best2 = value, t1, t2
                     edge = i in (0, _SCAN_POINTS - 1) or j in (0, _SCAN_POINTS - 1)
@@ -498,7 +514,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
             break
         span *= 2.0
     if not found:
-        return 2, centre, chol, 0.0, none, none, none, failed
+        return 2, centre, chol, 0.0, none, none, none, failed, failed
     # 2. The mode and the whitening (the scan's cell where the Hessian is not definite).
     m1, m2, peak, h11, h12, h22 = _mode(best1, best2, step1, step2, problem)
     det = h11 * h22 - h12 * h12
@@ -518,9 +534,9 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
         c, s = math.cos(angle), math.sin(angle)
         r = _ray(c, s, level, centre, chol, problem)
         if math.isnan(r):
-            return 1, centre, chol, 0.0, none, none, none, failed
+            return 1, centre, chol, 0.0, none, none, none, failed, failed
         if math.isinf(r):
-            return 2, centre, chol, 0.0, none, none, none, failed
+            return 2, centre, chol, 0.0, none, none, none, failed, failed
         box[0], box[1] = min(box[0], r * c), max(box[1], r * c)
         box[2], box[3] = min(box[2], r * s), max(box[3], r * s)
     for axis in range(2):
@@ -532,11 +548,11 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
     for _ in range(_MAX_REFITS + 1):
         z1, w1 = _axis(outer, gl_nodes, gl_weights)
         start = _graded(box[2], box[3])
-        status, peak, edges, values = _rule(
+        status, peak, edges, values, density = _rule(
             z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, problem
         )
         if status != 0:
-            return status, centre, chol, 0.0, none, none, none, failed
+            return status, centre, chol, 0.0, none, none, none, failed, failed
         # A side whose outermost nodes are not far below the peak moves out.
         moved = False
         ends = (
@@ -562,7 +578,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 half = 0.5 * (edges[p + 1] - edges[p])
                 below[i, p + 1] = below[i, p]
                 for q in range(gl_nodes.size):
-                    below[i, p + 1] += half * gl_weights[q] * math.exp(values[i, p, q] - peak)
+                    below[i, p + 1] += half * gl_weights[q] * density[i, p, q]
         total = np.ascontiguousarray(below[:, -1]) @ w1
         split = np.zeros(outer.size - 1, dtype=np.bool_)
         for p in range(outer.size - 1):
@@ -574,7 +590,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                     split[p] = True
                     break
         if not split.any():
-            return 0, centre, chol, peak, z1, w1, edges, values
+            return 0, centre, chol, peak, z1, w1, edges, values, density
         halved = np.empty(outer.size + split.sum())
         count = 0
         for p in range(outer.size - 1):
@@ -585,7 +601,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 count += 1
         halved[count] = outer[-1]
         outer = halved
-    return 3, centre, chol, 0.0, none, none, none, failed
+    return 3, centre, chol, 0.0, none, none, none, failed, failed
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -598,7 +614,7 @@ def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monom
     edges (P + 1), the cumulative masses per row (r, P + 1) and the monomial coefficients of
     ``l - peak`` (clipped) per row and panel (r, P, order).
     """
-    status, centre, chol, peak, z1, w1, edges, values = _fit(
+    status, centre, chol, peak, z1, w1, edges, values, density = _fit(
         problem, centre0, scale0, gl_nodes, gl_weights, gl_tail
     )
     order = gl_nodes.size
@@ -624,7 +640,7 @@ def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monom
                 t1, t2 = _point(z1[i], edges[p] + half * (gl_nodes[q] + 1.0), centre, chol)
                 nodes[index, 0], nodes[index, 1] = t1, t2
                 shifted = values[i, p, q] - peak
-                mass = half * gl_weights[q] * math.exp(shifted)
+                mass = half * gl_weights[q] * density[i, p, q]
                 weights[index] = w1[i] * mass
                 panel += mass
                 # The polynomial interpolates l clipped where the density is negligible (as
