@@ -226,6 +226,8 @@ def test_next_dose_loads_its_family_only_and_no_pymc():
         assert not NEXT_DOSE_HEAVY & set(after["heavy"]), after["heavy"]
     # The empiric CRM uses no special function (3PND's kernels bind SciPy's: they load it).
     assert "scipy.special" not in grid["heavy"]
+    # A CSV file of plain numbers is read without pandas (a fifth of a second of a start).
+    assert "pandas" not in grid["heavy"]
     # Only the configured family's module is imported (the registry reads the others' names).
     assert declaring & set(grid["designs"]) == {"dosezoo.designs.crm"}
     assert declaring & set(quadrature["designs"]) == {
