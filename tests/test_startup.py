@@ -234,3 +234,23 @@ def test_next_dose_loads_its_family_only_and_no_pymc():
         "dosezoo.designs.crm",
         "dosezoo.designs.mtd_quantile",
     }
+
+
+def test_next_dose_leaves_its_objects_to_the_operating_system_at_exit():
+    # The interpreter's final garbage collections would walk every object numba built (a
+    # quarter of a second): next-dose freezes them at exit. The probe's handler is registered
+    # first, so it runs after the command's (atexit runs its handlers last in, first out).
+    code = (
+        "import atexit, gc, sys\n"
+        "start = gc.get_freeze_count()\n"  # not 0: the interpreter's own permanent objects
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > start + 1000))\n"
+        "from dosezoo.cli import app\n"
+        "app(['next-dose', 'examples/binary_cohorts.csv', '-c', 'examples/crm.toml'],"
+        " prog_name='dosezoo')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("next dose: 80 (")
+    assert run.stdout.splitlines()[-1] == "frozen True"
