@@ -236,15 +236,22 @@ def test_next_dose_loads_its_family_only_and_no_pymc():
     }
 
 
-def test_next_dose_leaves_its_objects_to_the_operating_system_at_exit():
-    # The interpreter's final garbage collections would walk every object numba built (a
-    # quarter of a second): next-dose freezes them at exit. The probe's handler is registered
-    # first, so it runs after the command's (atexit runs its handlers last in, first out).
+def test_next_dose_collects_garbage_rarely_and_leaves_its_objects_to_the_os_at_exit():
+    # Loading numba and the kernels allocates objects that live to the end: next-dose collects
+    # every 50 000 allocations (the default threshold, 700, walks them some 300 times) and
+    # freezes them at exit (the interpreter's final collections would walk them all). The
+    # probe's handler is registered first, so it runs after the command's (atexit runs its
+    # handlers last in, first out).
     code = (
-        "import atexit, gc, sys\n"
-        "start = gc.get_freeze_count()\n"  # not 0: the interpreter's own permanent objects
-        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > start + 1000))\n"
+        "import atexit, gc, json\n"
+        "start, collections = gc.get_freeze_count(), []\n"  # not 0: the interpreter's own
+        "gc.callbacks.append(lambda phase, info: collections.append(phase == 'stop'))\n"
+        "def report():\n"
+        "    frozen = gc.get_freeze_count() > start + 1000\n"
+        "    print(json.dumps([frozen, sum(collections), gc.get_threshold()]))\n"
+        "atexit.register(report)\n"
         "from dosezoo.cli import app\n"
+        "collections.clear()\n"
         "app(['next-dose', 'examples/binary_cohorts.csv', '-c', 'examples/crm.toml'],"
         " prog_name='dosezoo')\n"
     )
@@ -253,4 +260,15 @@ def test_next_dose_leaves_its_objects_to_the_operating_system_at_exit():
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("next dose: 80 (")
-    assert run.stdout.splitlines()[-1] == "frozen True"
+    frozen, collections, thresholds = json.loads(run.stdout.splitlines()[-1])
+    assert frozen
+    assert collections < 50  # about 230 with the default threshold
+    assert thresholds == list(gc_defaults())  # restored after the command
+
+
+def gc_defaults() -> tuple[int, int, int]:
+    """The collector's thresholds in a fresh interpreter."""
+    code = "import gc; print(*gc.get_threshold())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second, third = map(int, run.stdout.split())
+    return first, second, third
