@@ -10,10 +10,12 @@ rule for a batch of trial states, row by row.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class Decision:
     stop_reason: str | None = None
     quantities: dict = field(default_factory=dict)
     bound_by: tuple[str, ...] = ()
-    diagnostics: pd.DataFrame | None = None
+    diagnostics: "pd.DataFrame | None" = None
     stratum: dict[str, Any] = field(default_factory=dict)
     strata: tuple["Decision", ...] = ()
 

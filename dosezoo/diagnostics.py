@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:
+    import pandas as pd
     import xarray as xr
 
 #: Quantiles whose tail ESS is reported (ArviZ's default interval for xarray input).
@@ -37,7 +37,6 @@ _WORST: dict[str, Callable[[list[float]], float]] = {
     "ess_tail": min,
     "mcse_mean": max,
 }
-_COLUMNS = pd.Index(list(_WORST))
 
 
 @dataclass(frozen=True)
@@ -450,7 +449,9 @@ def _geyer_ess(
     return ess
 
 
-def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = None) -> pd.DataFrame:
+def convergence_table(
+    idata: "xr.DataTree", var_names: Sequence[str] | None = None
+) -> "pd.DataFrame":
     """R-hat, bulk and tail ESS and MCSE of the mean for each posterior variable.
 
     Vector-valued variables are reported by their worst element (largest R-hat and MCSE,
@@ -484,7 +485,7 @@ def convergence_table(idata: "xr.DataTree", var_names: Sequence[str] | None = No
     return draws_table(draws)
 
 
-def draws_table(draws: Mapping[str, np.ndarray]) -> pd.DataFrame:
+def draws_table(draws: Mapping[str, np.ndarray]) -> "pd.DataFrame":
     """Return the table of :func:`convergence_table` from arrays ``(chain, draw, ...)`` by name.
 
     The path of samplers that return arrays (no DataTree).
@@ -501,7 +502,9 @@ def draws_table(draws: Mapping[str, np.ndarray]) -> pd.DataFrame:
         for i, (start, stop) in enumerate(bounds):
             for j, (diagnostic, pick) in enumerate(_WORST.items()):
                 worst[i, j] = pick(elements[diagnostic][start:stop])
-    return pd.DataFrame(worst, index=names, columns=_COLUMNS)
+    import pandas as pd  # loaded on use: pandas costs a fifth of a second of every start
+
+    return pd.DataFrame(worst, index=names, columns=pd.Index(list(_WORST)))
 
 
 def count_divergences(idata: "xr.DataTree") -> int:
@@ -567,7 +570,7 @@ class ConvergenceCriteria:
         """
         return self._judge(convergence_table(idata, var_names), count_divergences(idata))
 
-    def _judge(self, table: pd.DataFrame, divergences: int) -> "ConvergenceReport":
+    def _judge(self, table: "pd.DataFrame", divergences: int) -> "ConvergenceReport":
         failures = []
         for name, row in table.iterrows():
             if not row["r_hat"] <= self.max_rhat:
@@ -596,7 +599,7 @@ class ConvergenceReport:
         One line per failed criterion; empty when the fit passes.
     """
 
-    table: pd.DataFrame | None
+    table: "pd.DataFrame | None"
     divergences: int
     failures: tuple[str, ...]
 

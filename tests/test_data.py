@@ -1,6 +1,7 @@
 """Tests of dosezoo.data: validation, construction, growth and immutability of TrialData."""
 
 import dataclasses
+import io
 import pickle
 import re
 from unittest import mock
@@ -8,10 +9,10 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from dosezoo.data import DataError, TrialData
+from dosezoo.data import DataError, TrialData, _plain_csv_columns
 
 
 def frame(**columns):
@@ -913,6 +914,106 @@ def test_csv_number_is_ascii_decimal_only(tmp_path, text):
     # the same rule as a DataFrame: text is never a number
     with pytest.raises(DataError, match=message(f"value {text!r} is not numeric")):
         TrialData.from_dataframe(frame(dose=[40.0, text]))
+
+
+def _as_pandas_reads(text: str, columns: dict[str, np.ndarray]) -> None:
+    """Check that ``columns`` are what pd.read_csv makes of ``text``: names, dtypes, bits."""
+    expected = pd.read_csv(io.StringIO(text), index_col=False, low_memory=False)
+    assert list(columns) == list(expected.columns)
+    for name, values in columns.items():
+        theirs = expected[name].to_numpy()
+        assert values.dtype == theirs.dtype, (name, values, theirs)
+        assert np.array_equal(values, theirs, equal_nan=True), (name, values, theirs)
+        assert np.array_equal(np.signbit(values), np.signbit(theirs)), (name, values, theirs)
+
+
+_INTEGERS = st.from_regex(r"-?[0-9]{1,18}", fullmatch=True)
+_DECIMALS = st.one_of(
+    st.from_regex(r"-?[0-9]{1,15}", fullmatch=True),
+    st.from_regex(r"-?[0-9]{0,8}\.[0-9]{0,7}", fullmatch=True).filter(lambda t: t.strip("-.")),
+    st.floats(-1e6, 1e6).map(lambda x: f"{x:.8f}"),
+    st.just(""),
+)
+
+
+@st.composite
+def _plain_csv(draw) -> str:
+    """A CSV text of plain numbers: columns of integers, or of decimals and empty fields."""
+    n_rows = draw(st.integers(1, 6))
+    names = draw(
+        st.lists(
+            st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
+    columns = [
+        draw(
+            st.lists(
+                draw(st.sampled_from([_INTEGERS, _DECIMALS])), min_size=n_rows, max_size=n_rows
+            )
+        )
+        for _ in names
+    ]
+    rows = [",".join(row) for row in zip(*columns, strict=True)]
+    assume(any(rows))  # a file whose every row is blank has no rows (pandas skips them)
+    lines = [",".join(names), *rows]
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\n\n"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_plain_csv())
+def test_a_plain_csv_file_is_read_without_pandas_as_pandas_reads_it(text):
+    columns = _plain_csv_columns(text)
+    assert columns is not None, text
+    _as_pandas_reads(text, columns)
+
+
+#: Fields near the plain ones that pandas reads otherwise (or that need its rules): signs,
+#: exponents, spaces, NA spellings, booleans, long numbers, quotes.
+_NEAR_MISSES = st.sampled_from(
+    [
+        "+1",
+        "1e5",
+        "1E-3",
+        " 1",
+        "1 ",
+        "NA",
+        "nan",
+        "inf",
+        "True",
+        "x",
+        '"1"',
+        "1.0000000000000001",
+        "12345678901234567890",
+        "0.30000000000000004",
+        "-",
+        ".",
+        "",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(_NEAR_MISSES, _INTEGERS, _DECIMALS), min_size=2, max_size=2),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_csv_file_that_is_not_plain_is_left_to_pandas(rows):
+    text = "dose,y\n" + "".join(",".join(row) + "\n" for row in rows)
+    columns = _plain_csv_columns(text)
+    if columns is not None:
+        _as_pandas_reads(text, columns)
+    if any(
+        field in {"+1", "1e5", "NA", "True", '"1"', "12345678901234567890"}
+        for row in rows
+        for field in row
+    ):
+        assert columns is None, text
 
 
 @pytest.mark.parametrize("cohort", [2**53 + 1, 2**62])

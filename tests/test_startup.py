@@ -226,9 +226,49 @@ def test_next_dose_loads_its_family_only_and_no_pymc():
         assert not NEXT_DOSE_HEAVY & set(after["heavy"]), after["heavy"]
     # The empiric CRM uses no special function (3PND's kernels bind SciPy's: they load it).
     assert "scipy.special" not in grid["heavy"]
+    # A CSV file of plain numbers is read without pandas (a fifth of a second of a start).
+    assert "pandas" not in grid["heavy"]
     # Only the configured family's module is imported (the registry reads the others' names).
     assert declaring & set(grid["designs"]) == {"dosezoo.designs.crm"}
     assert declaring & set(quadrature["designs"]) == {
         "dosezoo.designs.crm",
         "dosezoo.designs.mtd_quantile",
     }
+
+
+def test_next_dose_collects_garbage_rarely_and_leaves_its_objects_to_the_os_at_exit():
+    # Loading numba and the kernels allocates objects that live to the end: next-dose collects
+    # every 50 000 allocations (the default threshold, 700, walks them some 300 times) and
+    # freezes them at exit (the interpreter's final collections would walk them all). The
+    # probe's handler is registered first, so it runs after the command's (atexit runs its
+    # handlers last in, first out).
+    code = (
+        "import atexit, gc, json\n"
+        "start, collections = gc.get_freeze_count(), []\n"  # not 0: the interpreter's own
+        "gc.callbacks.append(lambda phase, info: collections.append(phase == 'stop'))\n"
+        "def report():\n"
+        "    frozen = gc.get_freeze_count() > start + 1000\n"
+        "    print(json.dumps([frozen, sum(collections), gc.get_threshold()]))\n"
+        "atexit.register(report)\n"
+        "from dosezoo.cli import app\n"
+        "collections.clear()\n"
+        "app(['next-dose', 'examples/binary_cohorts.csv', '-c', 'examples/crm.toml'],"
+        " prog_name='dosezoo')\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("next dose: 80 (")
+    frozen, collections, thresholds = json.loads(run.stdout.splitlines()[-1])
+    assert frozen
+    assert collections < 50  # about 230 with the default threshold
+    assert thresholds == list(gc_defaults())  # restored after the command
+
+
+def gc_defaults() -> tuple[int, int, int]:
+    """The collector's thresholds in a fresh interpreter."""
+    code = "import gc; print(*gc.get_threshold())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, second, third = map(int, run.stdout.split())
+    return first, second, third
