@@ -165,7 +165,9 @@ class BLRMRule(ModelRule):
         safe = [p < self.overdose_cutoff for p in intervals["excessive"].tolist()]
         limits: list[tuple[str, list[bool]]] = []
         if self.max_increase is not None:
-            ceiling = self.max_increase * float(data.last_dose) * (1 + 1e-12)
+            last = data.last_dose
+            assert isinstance(last, float)  # one dose column, and the rule decides after patients
+            ceiling = self.max_increase * last * (1 + 1e-12)
             limits.append(("max_increase", [dose <= ceiling for dose in levels]))
         if self.no_skipping:
             highest = bisect.bisect_right(levels, max(data.dose.tolist()))
