@@ -13,7 +13,13 @@ import xarray as xr
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.errors import DamagedBatchWarning
-from dosezoo.simulate import operating_characteristics, run_trial, simulate, simulate_designs
+from dosezoo.simulate import (
+    operating_characteristics,
+    run_trial,
+    runner,
+    simulate,
+    simulate_designs,
+)
 from dosezoo.simulate import store as store_module
 from dosezoo.simulate.netcdf import load_netcdf
 
@@ -187,6 +193,18 @@ def test_independent_of_jobs_and_batches(reference, toys_by_value, n_jobs, batch
     xr.testing.assert_identical(together["double"], alone.assign_attrs(command="test"))
 
 
+@pytest.mark.parametrize(("n_trials", "workers"), [(2000, 2), (40, 2), (7, 3), (500, 8)])
+def test_parallel_batches_shrink_towards_the_end(n_trials, workers):
+    todo = np.arange(n_trials) * 3  # trials left by an interrupted run need not be contiguous
+    batches = runner._guided_batches(todo, workers)
+    np.testing.assert_array_equal(np.concatenate(batches), todo)  # each trial once, in order
+    sizes = [batch.size for batch in batches]
+    assert sizes == sorted(sizes, reverse=True)
+    assert max(sizes) <= runner._MAX_BATCH
+    # the workers finish within a small batch of each other
+    assert all(size <= runner._MIN_BATCH for size in sizes[-workers:])
+
+
 @pytest.mark.parametrize(
     ("designs", "match"),
     [
@@ -244,7 +262,6 @@ def test_dask_worker_processes_give_the_same_result(reference, toys_by_value):
 
 
 def test_a_worker_unpickles_the_design_once_per_run(monkeypatch):
-    from dosezoo.simulate import runner
 
     seen = []
     monkeypatch.setattr(runner, "_WARM", {})

@@ -56,6 +56,8 @@ _MAX_BATCH = 100
 _MAX_LOCKSTEP_BATCH = 1000
 _RECORD_RESERVED = ("random_seed", "n_trials", "sample_size", "cohort_size", "metrics")
 _BATCHES_PER_WORKER = 4
+#: The smallest batch the trial-by-trial path shrinks to at the end of a parallel run.
+_MIN_BATCH = 4
 
 
 def simulate(
@@ -99,7 +101,8 @@ def simulate(
     batch_size : int, optional
         Trials per batch (the unit of work sent to a worker). Default: about four
         batches per worker, at most 100 trials each (1000 when every design runs in
-        lockstep, see Notes).
+        lockstep, see Notes); on several workers, trial-by-trial batches shrink towards
+        the end of the run, down to 4 trials, so that the workers finish together.
     progress : bool, default True
         Show a progress bar over finished trials.
     save_every : float, default 1.0
@@ -378,9 +381,14 @@ def _run_todo(
             _lockstep_design(design, scenario, layout) is not None
             for design, layout in zip(designs, layouts, strict=True)
         )
-        cap = _MAX_LOCKSTEP_BATCH if lockstep else _MAX_BATCH
-        batch_size = max(1, min(cap, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
-    batches = [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
+        if lockstep or workers == 1:
+            cap = _MAX_LOCKSTEP_BATCH if lockstep else _MAX_BATCH
+            batch_size = max(1, min(cap, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
+            batches = _batches_of(todo, batch_size)
+        else:
+            batches = _guided_batches(todo, workers)
+    else:
+        batches = _batches_of(todo, batch_size)
     seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
     parts: list[list[xr.Dataset]] = []
     if not batches:
@@ -400,6 +408,32 @@ def _run_todo(
                 save(part)
             parts.append(part)
     return parts
+
+
+def _batches_of(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Split the trials ``todo`` into batches of ``batch_size`` (the last one may be smaller)."""
+    return [todo[start : start + batch_size] for start in range(0, todo.size, batch_size)]
+
+
+def _guided_batches(todo: np.ndarray, workers: int) -> list[np.ndarray]:
+    """Split the trials ``todo`` into batches that shrink as the run nears its end.
+
+    Guided self-scheduling (Polychronopoulos and Kuck 1987): each batch takes
+    ``1 / (_BATCHES_PER_WORKER * workers)`` of the trials not yet handed out, at most
+    ``_MAX_BATCH`` and at least ``_MIN_BATCH``. A worker that is free takes the next batch, so
+    the workers finish within about one small batch of each other; with batches of one size,
+    one worker runs its last batch alone for up to a whole batch (for a design whose trials
+    take a quarter of a second, 100 trials: 25 s of an idle core at the end of every run).
+    """
+    batches = []
+    start = 0
+    while start < todo.size:
+        remaining = todo.size - start
+        size = math.ceil(remaining / (_BATCHES_PER_WORKER * workers))
+        size = max(_MIN_BATCH, min(_MAX_BATCH, size))
+        batches.append(todo[start : start + size])
+        start += size
+    return batches
 
 
 def _lockstep_design(
