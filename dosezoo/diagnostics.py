@@ -504,7 +504,16 @@ def draws_table(draws: Mapping[str, np.ndarray]) -> "pd.DataFrame":
                 worst[i, j] = pick(elements[diagnostic][start:stop])
     import pandas as pd  # loaded on use: pandas costs a fifth of a second of every start
 
-    return pd.DataFrame(worst, index=names, columns=pd.Index(list(_WORST)))
+    # ``worst`` is this table's own: no copy (a simulation judges a fit per decision).
+    return pd.DataFrame(worst, index=names, columns=_columns(), copy=False)
+
+
+@functools.cache
+def _columns() -> "pd.Index":
+    """Return the columns of a convergence table, made once (pandas builds an Index slowly)."""
+    import pandas as pd
+
+    return pd.Index(list(_WORST))
 
 
 def count_divergences(idata: "xr.DataTree") -> int:
@@ -572,13 +581,15 @@ class ConvergenceCriteria:
 
     def _judge(self, table: "pd.DataFrame", divergences: int) -> "ConvergenceReport":
         failures = []
-        for name, row in table.iterrows():
-            if not row["r_hat"] <= self.max_rhat:
-                failures.append(f"{name}: R-hat {row['r_hat']:.4f} > {self.max_rhat}")
-            if not row["ess_bulk"] >= self.min_ess_bulk:
-                failures.append(f"{name}: bulk ESS {row['ess_bulk']:.0f} < {self.min_ess_bulk:g}")
-            if not row["ess_tail"] >= self.min_ess_tail:
-                failures.append(f"{name}: tail ESS {row['ess_tail']:.0f} < {self.min_ess_tail:g}")
+        # Plain floats, row by row: pandas' iterrows costs more than the diagnostics.
+        judged = (table[column].to_numpy().tolist() for column in ("r_hat", "ess_bulk", "ess_tail"))
+        for name, r_hat, ess_bulk, ess_tail in zip(table.index, *judged, strict=True):
+            if not r_hat <= self.max_rhat:
+                failures.append(f"{name}: R-hat {r_hat:.4f} > {self.max_rhat}")
+            if not ess_bulk >= self.min_ess_bulk:
+                failures.append(f"{name}: bulk ESS {ess_bulk:.0f} < {self.min_ess_bulk:g}")
+            if not ess_tail >= self.min_ess_tail:
+                failures.append(f"{name}: tail ESS {ess_tail:.0f} < {self.min_ess_tail:g}")
         if divergences > self.max_divergences:
             failures.append(f"{divergences} divergent transitions > {self.max_divergences}")
         return ConvergenceReport(table=table, divergences=divergences, failures=tuple(failures))
