@@ -133,6 +133,11 @@ def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str)
     DataError
         If a dose is not one of ``dose_levels`` (naming the row and the value).
     """
+    return np.array(_level_list(dose, dose_levels, owner), dtype=np.int64)
+
+
+def _level_list(dose: np.ndarray, dose_levels: tuple[float, ...], owner: str) -> list[int]:
+    """Return each patient's 0-based dose level as a list (see :func:`level_index`)."""
     # On Python floats, by a lookup of each dose: the arrays are a trial's patients or the
     # distinct doses of its summary, for which numpy's calls cost several times the lookups.
     position = _positions(tuple(dose_levels))
@@ -144,7 +149,7 @@ def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str)
             f"{owner}: column 'dose', row {row}: dose {doses[row]!r} is not one of the "
             f"dose levels {dose_levels}"
         )
-    return np.array(index, dtype=np.int64)
+    return index
 
 
 @functools.lru_cache(maxsize=64)
@@ -178,15 +183,18 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     if not isinstance(data, TrialData):
         raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
     data.require("dlt", min_patients=0, model=owner)
-    index = level_index(data.dose, dose_levels, owner=owner)
-    dlt = np.asarray(data.column("dlt"), dtype=np.int64)
-    size = len(dose_levels)
+    index = _level_list(data.dose, dose_levels, owner)
+    # Counted on Python ints, as the levels are looked up: a trial has a few dozen patients.
+    n, y = [0] * len(dose_levels), [0] * len(dose_levels)
+    for level, dlt in zip(index, data.column("dlt").tolist(), strict=True):
+        n[level] += 1
+        y[level] += dlt
     # The current level is the escalation's: backfill patients get lower doses meanwhile.
-    escalation = np.flatnonzero(data.escalation)
+    last = data.last_dose
     return LevelCounts(
-        n=np.bincount(index, minlength=size).astype(np.int64),
-        y=np.bincount(index, weights=dlt, minlength=size).astype(np.int64),
-        current=int(index[escalation[-1]]) if escalation.size else -1,
+        n=np.array(n, dtype=np.int64),
+        y=np.array(y, dtype=np.int64),
+        current=-1 if last is None else _positions(tuple(dose_levels))[last],
     )
 
 
