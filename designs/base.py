@@ -50,7 +50,14 @@ from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import CountStates, count_state, data_from_counts, level_counts, level_index
+from dosezoo.levels import (
+    CountStates,
+    checked_events,
+    count_state,
+    data_from_counts,
+    level_counts,
+    level_index,
+)
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.protocols import Described
@@ -1104,8 +1111,11 @@ class CountRule(Rule):
             )[None]
             for name, flags in events.items()
         }
-        return self._count_state(
-            counts.n[None], counts.y[None], np.array([counts.current]), per_level
+        # The patients and DLTs of validated data are possible counts (as above); the events
+        # are the rule's own, checked.
+        n = counts.n[None]
+        return CountStates(
+            n, counts.y[None], np.array([counts.current]), checked_events(owner, n, per_level)
         )
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:

@@ -21,6 +21,7 @@ __all__ = [
     "NO_EVENTS",
     "CountStates",
     "LevelCounts",
+    "checked_events",
     "count_state",
     "data_from_counts",
     "format_rows",
@@ -286,6 +287,22 @@ def count_state(
             f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
             "a level with patients, or -1 when there are none)"
         )
+    return CountStates(n, y, current, checked_events(owner, n, events))
+
+
+def checked_events(
+    owner: str, n: np.ndarray, events: Mapping[str, object] | None
+) -> Mapping[str, np.ndarray]:
+    """Check the event counts of count states with patients ``n`` (m, K); return them as int64.
+
+    Each of the shape of ``n`` with ``0 <= count <= n`` (:func:`count_state`); a read-only
+    mapping, `NO_EVENTS` when there are none.
+
+    Raises
+    ------
+    ValueError
+        If a shape is wrong, or naming the first row whose counts are impossible.
+    """
     checked: dict[str, np.ndarray] = {}
     for name, values in (events or {}).items():
         counts = np.asarray(values, dtype=np.int64)
@@ -301,7 +318,7 @@ def count_state(
                 f"with n={n[row].tolist()} (need 0 <= {name} <= n)"
             )
         checked[name] = counts
-    return CountStates(n, y, current, MappingProxyType(checked) if checked else NO_EVENTS)
+    return MappingProxyType(checked) if checked else NO_EVENTS
 
 
 def last_true(mask: np.ndarray) -> np.ndarray:
