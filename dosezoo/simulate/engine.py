@@ -107,6 +107,8 @@ def _conduct(design: Design | CountRuleDesign, owner: str) -> tuple[int, int]:
 
 def _real_scalar(value: object) -> float | None:
     """Return a real scalar (Python, numpy or 0-d array) as a float, anything else as None."""
+    if type(value) is float:  # what nearly every quantity and metric is: no array to make
+        return value
     if isinstance(value, str | bytes):
         return None
     array = np.asarray(value)
