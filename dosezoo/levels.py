@@ -192,6 +192,7 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
         y[level] += dlt
     # The current level is the escalation's: backfill patients get lower doses meanwhile.
     last = data.last_dose
+    assert not isinstance(last, tuple)  # one dose column: data.dose above
     return LevelCounts(
         n=np.array(n, dtype=np.int64),
         y=np.array(y, dtype=np.int64),
