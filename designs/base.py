@@ -50,7 +50,14 @@ from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
-from dosezoo.levels import CountStates, count_state, data_from_counts, level_counts, level_index
+from dosezoo.levels import (
+    CountStates,
+    checked_events,
+    count_state,
+    data_from_counts,
+    level_counts,
+    level_index,
+)
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.protocols import Described
@@ -285,8 +292,13 @@ class Rule(ABC):
     start_quantities: ClassVar[dict[str, float]] = {}
 
     def _bound(self, **values: object) -> Self:
-        """Return a copy holding ``values`` in its bound (``init=False``) fields."""
+        """Return a copy holding ``values`` in its bound (``init=False``) fields.
+
+        The copy keeps none of the decisions the rule kept (:class:`CountRule`): it is bound to
+        other settings.
+        """
         bound = copy.copy(self)
+        bound.__dict__.pop("_decisions", None)
         for name, value in values.items():
             object.__setattr__(bound, name, value)
         return bound
@@ -1099,21 +1111,64 @@ class CountRule(Rule):
             )[None]
             for name, flags in events.items()
         }
-        return self._count_state(
-            counts.n[None], counts.y[None], np.array([counts.current]), per_level
+        # The patients and DLTs of validated data are possible counts (as above); the events
+        # are the rule's own, checked.
+        n = counts.n[None]
+        return CountStates(
+            n, counts.y[None], np.array([counts.current]), checked_events(owner, n, per_level)
         )
 
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Count rules read the counts; a posterior only when one is given (``decide``)."""
         return False
 
+    #: Decisions of one count state kept by :meth:`choose` and :meth:`select` (a few kB each).
+    memo_size: ClassVar[int] = 1 << 14
+
+    def _kept(self, states: CountStates, *, final: bool) -> CountDecisions:
+        """Return :meth:`_decide` (``final``: :meth:`_recommend`) of one count state, kept.
+
+        A decision is a function of the count state alone (no posterior given), and a
+        simulation run trial by trial (e.g. with backfill) reaches the same states in trial
+        after trial: each is decided once, up to :attr:`memo_size` states, then the memo
+        starts afresh. Each call still builds its own `Decision` from the kept row.
+        """
+        key = (
+            final,
+            states.n.tobytes(),
+            states.y.tobytes(),
+            int(states.current[0]),
+            tuple((name, counts.tobytes()) for name, counts in states.events.items()),
+        )
+        memo = self.__dict__.get("_decisions")
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, "_decisions", memo)
+        decisions = memo.get(key)
+        if decisions is None:
+            if len(memo) >= self.memo_size:
+                memo.clear()
+            decide = self._recommend if final else self._decide
+            decisions = memo[key] = decide(states)
+        return decisions
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Return the state to pickle, without the decisions kept (a cache)."""
+        return {name: value for name, value in self.__dict__.items() if name != "_decisions"}
+
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide as :meth:`decide_counts` on the counts of ``data``."""
-        return self._decide(self.counts(data), posterior).decision(0, self.dose_levels)
+        states = self.counts(data)
+        if posterior is None:
+            return self._kept(states, final=False).decision(0, self.dose_levels)
+        return self._decide(states, posterior).decision(0, self.dose_levels)
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Select as :meth:`recommend_counts` on the counts of ``data``."""
-        return self._recommend(self.counts(data), posterior).decision(0, self.dose_levels)
+        states = self.counts(data)
+        if posterior is None:
+            return self._kept(states, final=True).decision(0, self.dose_levels)
+        return self._recommend(states, posterior).decision(0, self.dose_levels)
 
     def decide_counts(
         self,

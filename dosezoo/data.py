@@ -1186,10 +1186,11 @@ class TrialData:
         goes on, so the current dose of the escalation is the last escalation patient's.
         """
         if _ROLE in self.schedule:
-            rows = np.flatnonzero(self.escalation)
-            if rows.size == 0:
+            # Found from the end on Python strings: a trial's rows, few for numpy's calls.
+            roles = self._columns[_ROLE].tolist()
+            if "escalation" not in roles:
                 return None
-            last = self._doses[rows[-1]]
+            last = self._doses[len(roles) - 1 - roles[::-1].index("escalation")]
         elif self.n_patients:  # every patient is an escalation patient: no mask to build
             last = self._doses[-1]
         else:

@@ -21,6 +21,7 @@ __all__ = [
     "NO_EVENTS",
     "CountStates",
     "LevelCounts",
+    "checked_events",
     "count_state",
     "data_from_counts",
     "format_rows",
@@ -133,6 +134,11 @@ def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str)
     DataError
         If a dose is not one of ``dose_levels`` (naming the row and the value).
     """
+    return np.array(_level_list(dose, dose_levels, owner), dtype=np.int64)
+
+
+def _level_list(dose: np.ndarray, dose_levels: tuple[float, ...], owner: str) -> list[int]:
+    """Return each patient's 0-based dose level as a list (see :func:`level_index`)."""
     # On Python floats, by a lookup of each dose: the arrays are a trial's patients or the
     # distinct doses of its summary, for which numpy's calls cost several times the lookups.
     position = _positions(tuple(dose_levels))
@@ -144,7 +150,7 @@ def level_index(dose: np.ndarray, dose_levels: tuple[float, ...], *, owner: str)
             f"{owner}: column 'dose', row {row}: dose {doses[row]!r} is not one of the "
             f"dose levels {dose_levels}"
         )
-    return np.array(index, dtype=np.int64)
+    return index
 
 
 @functools.lru_cache(maxsize=64)
@@ -178,15 +184,19 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     if not isinstance(data, TrialData):
         raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
     data.require("dlt", min_patients=0, model=owner)
-    index = level_index(data.dose, dose_levels, owner=owner)
-    dlt = np.asarray(data.column("dlt"), dtype=np.int64)
-    size = len(dose_levels)
+    index = _level_list(data.dose, dose_levels, owner)
+    # Counted on Python ints, as the levels are looked up: a trial has a few dozen patients.
+    n, y = [0] * len(dose_levels), [0] * len(dose_levels)
+    for level, dlt in zip(index, data.column("dlt").tolist(), strict=True):
+        n[level] += 1
+        y[level] += dlt
     # The current level is the escalation's: backfill patients get lower doses meanwhile.
-    escalation = np.flatnonzero(data.escalation)
+    last = data.last_dose
+    assert not isinstance(last, tuple)  # one dose column: data.dose above
     return LevelCounts(
-        n=np.bincount(index, minlength=size).astype(np.int64),
-        y=np.bincount(index, weights=dlt, minlength=size).astype(np.int64),
-        current=int(index[escalation[-1]]) if escalation.size else -1,
+        n=np.array(n, dtype=np.int64),
+        y=np.array(y, dtype=np.int64),
+        current=-1 if last is None else _positions(tuple(dose_levels))[last],
     )
 
 
@@ -278,6 +288,22 @@ def count_state(
             f"y={y[row].tolist()}, current={int(current[row])} (need 0 <= y <= n, and current "
             "a level with patients, or -1 when there are none)"
         )
+    return CountStates(n, y, current, checked_events(owner, n, events))
+
+
+def checked_events(
+    owner: str, n: np.ndarray, events: Mapping[str, object] | None
+) -> Mapping[str, np.ndarray]:
+    """Check the event counts of count states with patients ``n`` (m, K); return them as int64.
+
+    Each of the shape of ``n`` with ``0 <= count <= n`` (:func:`count_state`); a read-only
+    mapping, `NO_EVENTS` when there are none.
+
+    Raises
+    ------
+    ValueError
+        If a shape is wrong, or naming the first row whose counts are impossible.
+    """
     checked: dict[str, np.ndarray] = {}
     for name, values in (events or {}).items():
         counts = np.asarray(values, dtype=np.int64)
@@ -293,7 +319,7 @@ def count_state(
                 f"with n={n[row].tolist()} (need 0 <= {name} <= n)"
             )
         checked[name] = counts
-    return CountStates(n, y, current, MappingProxyType(checked) if checked else NO_EVENTS)
+    return MappingProxyType(checked) if checked else NO_EVENTS
 
 
 def last_true(mask: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -9,7 +10,14 @@ from scipy import stats
 from scipy.special import betaincc
 
 from dosezoo.data import TrialData
-from dosezoo.designs import Decision, boin_boundaries, boin_design, three_plus_three_design
+from dosezoo.designs import (
+    Conduct,
+    Decision,
+    Design,
+    boin_boundaries,
+    boin_design,
+    three_plus_three_design,
+)
 from dosezoo.designs.boin import beta_tail_of_counts, isotonic_regression
 from dosezoo.errors import DataError
 from dosezoo.levels import level_counts
@@ -151,6 +159,24 @@ def test_stay_between_the_boundaries_records_the_quantities():
     # 1/6 = 0.167 <= lambda_e: escalate by one level.
     decision = design.next(_data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 1), _cohort(20.0, 3, 0)))
     assert decision.next_dose == 30.0
+
+
+def test_a_kept_decision_is_the_one_decided_afresh_and_a_rebound_rule_keeps_none():
+    design = boin_design(0.3, LEVELS)
+    data = _data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 1), _cohort(20.0, 3, 1))
+    first, again = design.next(data), design.next(data)
+    assert again == first and again is not first  # each call its own Decision
+    assert again.quantities is not first.quantities
+    fresh = boin_design(0.3, LEVELS).rule._decide(design.rule.counts(data))
+    assert again == fresh.decision(0, LEVELS)
+    final = design.recommend(data)
+    assert repr(final) == repr(boin_design(0.3, LEVELS).recommend(data))  # NaN estimates
+    assert len(design.rule.__dict__["_decisions"]) == 2
+    # Bound to another sample size (6 patients: stop), the rule decides anew.
+    small = Design(design.model, design.rule, Conduct(sample_size=6))
+    assert "_decisions" not in small.rule.__dict__
+    assert small.next(data).stop_reason.startswith("sample size reached")
+    assert "_decisions" not in pickle.loads(pickle.dumps(design.rule)).__dict__
 
 
 # --------------------------------------------------------------------------- elimination

@@ -2,6 +2,7 @@
 calculation written here from the paper with scipy.stats.beta, the rule's safety properties,
 and its lockstep simulation against the trial-by-trial engine."""
 
+import copy
 import math
 
 import numpy as np
@@ -360,3 +361,22 @@ def test_bad_input_is_refused_with_the_field_named():
                 "dlt_and_response": np.array([[1, 0, 0, 0, 0]]),
             },
         )
+
+
+def test_counts_of_data_check_the_events_the_rule_counts():
+    design = boin12_design(0.35, LEVELS)
+    data = _data(LEVELS, [3, 0, 0, 0, 0], [1, 0, 0, 0, 0], [2, 0, 0, 0, 0], [1, 0, 0, 0, 0], 0)
+    states = design.rule.counts(data)
+    assert states.events["responses"].tolist() == [[2, 0, 0, 0, 0]]
+    assert states.events["dlt_and_response"].tolist() == [[1, 0, 0, 0, 0]]
+
+    class Doubled(type(design.rule)):
+        """Counts every response twice: more responses than patients."""
+
+        def events_of(self, outcomes):
+            return {name: 2 * flags for name, flags in super().events_of(outcomes).items()}
+
+    doubled = copy.copy(design.rule)
+    object.__setattr__(doubled, "__class__", Doubled)  # the bound rule, counting twice
+    with pytest.raises(ValueError, match=r"row 0 is impossible: responses=\[4, 0, 0, 0, 0\]"):
+        doubled.counts(data)

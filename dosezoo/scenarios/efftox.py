@@ -34,6 +34,7 @@ Per-trial metrics:
   dose) when the recommendation carries a range (``in_range_<k>`` quantities), NaN otherwise.
 """
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -158,6 +159,16 @@ class EffToxScenario:
         ):
             object.__setattr__(self, name, value)
 
+    @functools.cached_property
+    def _thresholds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The latent thresholds of each level, -ndtri(p): toxicity, response, high response.
+
+        Every cohort's outcomes are drawn against them: computed once.
+        """
+        p_tox, p_response, p_high = self.p_tox, self.p_response, self.p_high_response
+        assert p_high is not None  # set from p_response when not given
+        return -ndtri(np.asarray(p_tox)), -ndtri(np.asarray(p_response)), -ndtri(np.asarray(p_high))
+
     def empty_data(self) -> TrialData:
         """Return the data of a trial before its first patient."""
         return TrialData.empty(outcomes=self.outcomes)
@@ -168,7 +179,8 @@ class EffToxScenario:
     def latent_pairs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Draw ``n`` patients' latent pairs (columns toxicity, efficacy), correlation rho."""
         u = rng.standard_normal((n, 2))
-        return np.column_stack([u[:, 0], self.rho * u[:, 0] + math.sqrt(1 - self.rho**2) * u[:, 1]])
+        u[:, 1] = self.rho * u[:, 0] + math.sqrt(1 - self.rho**2) * u[:, 1]
+        return u
 
     def draw_latent(self, rng: np.random.Generator, n_patients: int) -> np.ndarray:
         """Draw the latent pairs of the next ``n_patients`` patients, (n_patients, 2).
@@ -181,12 +193,10 @@ class EffToxScenario:
     def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
         """Outcomes of patients at ``levels`` (any shape) with latent pairs (that shape, 2)."""
         levels = np.asarray(levels, dtype=np.int64)
-        p_tox = np.asarray(self.p_tox)[levels]
-        p_response = np.asarray(self.p_response)[levels]
-        p_high = np.asarray(self.p_high_response)[levels]
-        dlt = latent[..., 0] > -ndtri(p_tox)
-        efficacy = (latent[..., 1] > -ndtri(p_response)).astype(np.int64) + (
-            latent[..., 1] > -ndtri(p_high)
+        tox, response, high = self._thresholds
+        dlt = latent[..., 0] > tox[levels]
+        efficacy = (latent[..., 1] > response[levels]).astype(np.int64) + (
+            latent[..., 1] > high[levels]
         )
         return {"dlt": dlt.astype(np.int64), "efficacy": efficacy}
 

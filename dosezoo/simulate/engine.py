@@ -107,6 +107,8 @@ def _conduct(design: Design | CountRuleDesign, owner: str) -> tuple[int, int]:
 
 def _real_scalar(value: object) -> float | None:
     """Return a real scalar (Python, numpy or 0-d array) as a float, anything else as None."""
+    if type(value) is float:  # what nearly every quantity and metric is: no array to make
+        return value
     if isinstance(value, str | bytes):
         return None
     array = np.asarray(value)
@@ -262,8 +264,12 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
                     "in time (backfill); rename it"
                 )
             number = _real_scalar(value)
-            if number is not None:
-                quantities.setdefault(key, np.full(len(decisions), np.nan))[i] = number
+            if number is None:
+                continue
+            # Made once per quantity (setdefault would build the NaN array at every call).
+            if key not in quantities:
+                quantities[key] = np.full(len(decisions), np.nan)
+            quantities[key][i] = number
     if timed:
         quantities["time"] = np.array([*times, timed["duration"]])
 
@@ -397,12 +403,15 @@ def _to_dataset(records: Sequence[TrialRecord], trials: np.ndarray, layout: _Lay
         batch.decision_text["stop_reason"][row, :m] = record["decision_stop_reason"]
         batch.decision_text["bound_by"][row, :m] = record["decision_bound_by"]
         batch.decision_text["kind"][row, :m] = record["decision_kind"]
+        # Each variable's NaN array is made when it first appears (not at every trial).
         for key, values in record["decision_quantities"].items():
-            batch.quantities.setdefault(key, np.full(batch.decision_dose.shape[:2], np.nan))[
-                row, :m
-            ] = values
+            if key not in batch.quantities:
+                batch.quantities[key] = np.full(batch.decision_dose.shape[:2], np.nan)
+            batch.quantities[key][row, :m] = values
         for name, value in record["metrics"].items():
-            batch.metrics.setdefault(name, np.full(n, np.nan))[row] = value
+            if name not in batch.metrics:
+                batch.metrics[name] = np.full(n, np.nan)
+            batch.metrics[name][row] = value
         batch.n_patients[row] = k
         batch.stop_reason[row] = record["stop_reason"]
         batch.recommended_dose[row] = record["recommended_dose"]

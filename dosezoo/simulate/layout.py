@@ -10,6 +10,7 @@ result. The names the results reserve are checked here too, so that a scenario's
 decision's quantity cannot overwrite a variable.
 """
 
+import functools
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NamedTuple
@@ -252,8 +253,13 @@ def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     )
 
 
+@functools.cache
 def _versions() -> dict[str, str]:
-    """Versions of dosezoo and the packages that shape its results."""
+    """Versions of dosezoo and the packages that shape its results.
+
+    Read once: every result asks, and reading a package's metadata costs some 20 ms (callers
+    copy the dict into their attributes; do not modify it).
+    """
     versions = {"version_dosezoo": __version__}
     for package in ("numpy", "xarray", "scipy", *_OPTIONAL_PACKAGES):
         try:
