@@ -797,7 +797,8 @@ def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
     quote, a header of names such as ``dose`` or ``dose_a``, at least one row, every row as long
     as the header, and every field empty, an integer of at most 18 digits, or a decimal of at
     most 15 digits without an exponent. Its columns are what ``pd.read_csv`` makes of them: a
-    column of integers is int64, any other float64 (an empty field is NaN). A decimal of at
+    column of integers is int64, any other float64 (an empty field is NaN; in a column of
+    integers and empty fields, the integers converted, so that ``-0`` is 0.0). A decimal of at
     most 15 digits is ``m / 10**k`` with ``m < 2**53`` and ``k <= 15``, a quotient of two exact
     doubles, which ``float`` and pandas' parser both round correctly (Clinger 1990): the same
     double. A test compares the two readers on generated files.
@@ -818,7 +819,15 @@ def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
             not field or (_PLAIN_DECIMAL.fullmatch(field) and sum(c.isdigit() for c in field) <= 15)
             for field in fields
         ):
-            columns[name] = np.array([float(field) if field else math.nan for field in fields])
+            # pandas parses a column of integers and empty fields as integers, then converts
+            # them: "-0" is 0.0 there, and -0.0 in a column with a decimal point.
+            integers = all(not field or _PLAIN_INTEGER.fullmatch(field) for field in fields)
+            columns[name] = np.array(
+                [
+                    (float(int(field)) if integers else float(field)) if field else math.nan
+                    for field in fields
+                ]
+            )
         else:
             return None
     return columns

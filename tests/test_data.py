@@ -9,7 +9,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from dosezoo.data import DataError, TrialData, _plain_csv_columns
@@ -964,6 +964,8 @@ def _plain_csv(draw) -> str:
 
 @settings(max_examples=200, deadline=None)
 @given(_plain_csv())
+@example("A,B\n,0\n-0,0")  # pandas: integers and empty fields are parsed as integers (0.0)
+@example("A,B\n,0\n-0.0,0")  # but a decimal point keeps the sign (-0.0)
 def test_a_plain_csv_file_is_read_without_pandas_as_pandas_reads_it(text):
     columns = _plain_csv_columns(text)
     assert columns is not None, text
