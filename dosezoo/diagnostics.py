@@ -505,15 +505,17 @@ def draws_table(draws: Mapping[str, np.ndarray]) -> "pd.DataFrame":
     import pandas as pd  # loaded on use: pandas costs a fifth of a second of every start
 
     # ``worst`` is this table's own: no copy (a simulation judges a fit per decision).
-    return pd.DataFrame(worst, index=names, columns=_columns(), copy=False)
+    return pd.DataFrame(
+        worst, index=_labels(tuple(names)), columns=_labels(tuple(_WORST)), copy=False
+    )
 
 
-@functools.cache
-def _columns() -> "pd.Index":
-    """Return the columns of a convergence table, made once (pandas builds an Index slowly)."""
+@functools.lru_cache(maxsize=256)
+def _labels(names: tuple[str, ...]) -> "pd.Index":
+    """Return the index of these row or column labels, made once (pandas builds one slowly)."""
     import pandas as pd
 
-    return pd.Index(list(_WORST))
+    return pd.Index(names)
 
 
 def count_divergences(idata: "xr.DataTree") -> int:
@@ -582,7 +584,8 @@ class ConvergenceCriteria:
     def _judge(self, table: "pd.DataFrame", divergences: int) -> "ConvergenceReport":
         failures = []
         # Plain floats, row by row: pandas' iterrows costs more than the diagnostics.
-        judged = (table[column].to_numpy().tolist() for column in ("r_hat", "ess_bulk", "ess_tail"))
+        values = table.to_numpy().T.tolist()
+        judged = (values[table.columns.get_loc(name)] for name in ("r_hat", "ess_bulk", "ess_tail"))
         for name, r_hat, ess_bulk, ess_tail in zip(table.index, *judged, strict=True):
             if not r_hat <= self.max_rhat:
                 failures.append(f"{name}: R-hat {r_hat:.4f} > {self.max_rhat}")
