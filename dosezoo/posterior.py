@@ -262,6 +262,12 @@ class DosePosterior:
     #: interval, then the overdose limit at the same threshold), each an integration.
     _above: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the rates' draws or nodes and of the weights (what a memo of it weighs)."""
+        weights = 0 if self.weights is None else self.weights.nbytes
+        return weights + sum(np.asarray(value).nbytes for value in self.rates.values())
+
     # ------------------------------------------------------------------ construction
 
     @classmethod

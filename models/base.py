@@ -28,6 +28,7 @@ import copy
 import json
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
-__all__ = ["DoseModel", "chain_generators", "engine"]
+__all__ = ["DoseModel", "PosteriorMemo", "chain_generators", "engine"]
 
 _ENGINE_ATTRIBUTE = "__dosezoo_engine__"
 
@@ -67,6 +68,57 @@ def engine(name: str) -> "Callable[[Callable[..., xr.DataTree]], Callable[..., x
     return register
 
 
+class PosteriorMemo:
+    """Posteriors kept by key, the least recently used dropped first, bounded in number and bytes.
+
+    A model whose posterior is a function of a key (the counts of a count posterior, the
+    sampler's settings and seed) keeps the posteriors it computed: in a simulation the states
+    early in a trial recur in trial after trial. The bound in bytes keeps a memo of MCMC draws
+    (some 100 kB a posterior) in memory; the newest entry is always kept.
+
+    Parameters
+    ----------
+    max_entries : int
+        Most posteriors kept.
+    max_bytes : int
+        Most bytes kept, as the callers of :meth:`keep` count them.
+    """
+
+    __slots__ = ("_entries", "max_bytes", "max_entries", "nbytes")
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        #: Bytes of the posteriors kept.
+        self.nbytes = 0
+
+    def __len__(self) -> int:
+        """Return the number of posteriors kept."""
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> Any:
+        """Return the posterior kept under ``key`` (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def keep(self, key: Hashable, value: Any, nbytes: int) -> None:
+        """Keep ``value`` (of ``nbytes`` bytes) under ``key``; drop the oldest beyond the bounds."""
+        previous = self._entries.pop(key, None)
+        if previous is not None:
+            self.nbytes -= previous[1]
+        self._entries[key] = (value, nbytes)
+        self.nbytes += nbytes
+        while len(self._entries) > 1 and (
+            len(self._entries) > self.max_entries or self.nbytes > self.max_bytes
+        ):
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self.nbytes -= dropped
+
+
 class DoseModel(ABC):
     """Base of every dose-response model (subclasses are frozen dataclasses).
 
@@ -84,6 +136,9 @@ class DoseModel(ABC):
         Burn-in of :meth:`fit` when none is given (MCMC engines).
     min_fit_patients : int
         Fewest patients :meth:`fit` accepts (0 for models whose fit may be the prior).
+    posterior_cache_size, posterior_cache_bytes : int
+        Bounds of the memo of posteriors :meth:`posterior` may keep (:meth:`_memo`): how many
+        and how many bytes.
     count_posterior : bool
         Whether :meth:`posterior` depends on the data only through counts of outcomes per dose
         (the patients and DLTs per level of a binary model, the patients per outcome cell of
@@ -105,6 +160,8 @@ class DoseModel(ABC):
     #: The rate whose distance to :meth:`mtd_target` defines the MTD among the dose levels.
     toxicity_rate: ClassVar[str] = "p_dlt"
     count_posterior: ClassVar[bool] = False
+    posterior_cache_size: ClassVar[int] = 64
+    posterior_cache_bytes: ClassVar[int] = 256 << 20
     _engine_methods: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -414,6 +471,15 @@ class DoseModel(ABC):
         except KeyError:
             cache = self.__dict__["_model_cache"] = {}
             return cache
+
+    def _memo(self, name: str) -> PosteriorMemo:
+        """Return the memo of posteriors ``name``, bounded by the class's cache sizes."""
+        memo = self._cache.get(name)
+        if memo is None:
+            memo = self._cache[name] = PosteriorMemo(
+                self.posterior_cache_size, self.posterior_cache_bytes
+            )
+        return memo
 
     def __getstate__(self) -> dict:
         """Pickle the options only: cached PyMC models are rebuilt on demand."""

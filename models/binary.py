@@ -23,7 +23,6 @@ Gauss-Legendre rule, :class:`LogisticQuadratureModel`) or the draws of any fit
 import math
 import time
 from abc import abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -226,8 +225,6 @@ class GridDoseModel(BinaryDoseModel):
     a trial recur in trial after trial and are integrated once.
     """
 
-    #: Posteriors kept by :meth:`posterior` (least recently used dropped first).
-    posterior_cache_size: ClassVar[int] = 64
     #: The exact posterior depends on the data only through the patients and DLTs per dose
     #: (a design whose rule reads the counts only may then run in lockstep).
     count_posterior: ClassVar[bool] = True
@@ -312,14 +309,11 @@ class GridDoseModel(BinaryDoseModel):
         """
         summary = self.summarise(data)
         key = summary.key()
-        cache = self._cache.setdefault("posteriors", OrderedDict())
-        posterior = cache.get(key)
+        memo = self._memo("posteriors")
+        posterior = memo.get(key)
         if posterior is None:
-            posterior = cache[key] = self._posterior(summary)
-            if len(cache) > self.posterior_cache_size:
-                cache.popitem(last=False)
-        else:
-            cache.move_to_end(key)
+            posterior = self._posterior(summary)
+            memo.keep(key, posterior, posterior.nbytes)
         return posterior
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:

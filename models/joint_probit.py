@@ -79,15 +79,14 @@ InferenceData schema (the sampler statistics are each sampler's own).
 
 The likelihood depends on the data only through the patients in each cell at each distinct
 dose (:meth:`JointProbit.outcome_counts`): :meth:`JointProbit.posterior`, the path of
-simulations, runs the ``"imh"`` engine on those counts with no DataTree and keeps the last
-``posterior_cache_size`` posteriors by them.
+simulations, runs the ``"imh"`` engine on those counts with no DataTree and keeps the
+posteriors by them, the least recently used dropped first beyond ``posterior_cache_bytes``.
 """
 
 import contextlib
 import math
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -421,8 +420,10 @@ class JointProbit(DoseModel):
     default_engine: ClassVar[str] = "imh"
     fast_engine: ClassVar[str | None] = "imh"
     count_posterior: ClassVar[bool] = True
-    #: Posteriors :meth:`posterior` keeps, by outcome counts, settings and seed.
-    posterior_cache_size: ClassVar[int] = 256
+    #: Posteriors :meth:`posterior` keeps, by outcome counts, settings and seed: as many as
+    #: ``posterior_cache_bytes`` holds (some 2400 of 2 chains of 700 draws). Count states
+    #: recur across the trials of a simulation long after they were first reached.
+    posterior_cache_size: ClassVar[int] = 1 << 16
 
     dose_levels: tuple[float, ...]
     _: KW_ONLY
@@ -607,8 +608,9 @@ class JointProbit(DoseModel):
         """Sample the posterior by the ``"imh"`` engine (no DataTree): ``p_tox``, ``p_response``.
 
         The path of simulations. The draws depend on the data only through
-        :meth:`outcome_counts`, so the last :attr:`posterior_cache_size` are kept, with their
-        convergence reports, by those counts, the sampler's settings and the seed. The fit is
+        :meth:`outcome_counts`, so they are kept (:attr:`posterior_cache_size`,
+        :attr:`posterior_cache_bytes`), with their convergence reports, by those counts, the
+        sampler's settings and the seed. The fit is
         judged by ``sampling.criteria`` (R-hat and ESS as ArviZ computes them) on ``p_tox`` and
         ``p_response``, the rates the Project Optimus rule reads, at the lowest
         ``sampling.levels`` levels.
@@ -617,9 +619,9 @@ class JointProbit(DoseModel):
         tune = self.default_tune if sampling.tune is None else sampling.tune
         x, counts = self.outcome_counts(data)
         key = (x.tobytes(), counts.tobytes(), sampling.draws, tune, sampling.chains)
-        cache = self._cache.setdefault("posterior_rates", OrderedDict())
+        memo = self._memo("posterior_rates")
         seed = sampling.random_seed
-        found = None if seed is None else cache.get((*key, seed))  # unseeded: fresh draws
+        found = None if seed is None else memo.get((*key, seed))  # unseeded: fresh draws
         if found is None:
             draws = self.sample_imh(
                 x,
@@ -643,11 +645,7 @@ class JointProbit(DoseModel):
             reports: dict[tuple[ConvergenceCriteria, int | None], ConvergenceReport] = {}
             found = (rates, means, reports)
             if seed is not None:
-                cache[(*key, seed)] = found
-                if len(cache) > self.posterior_cache_size:
-                    cache.popitem(last=False)
-        else:
-            cache.move_to_end((*key, seed))
+                memo.keep((*key, seed), found, sum(value.nbytes for value in rates.values()))
         rates, means, reports = found
         report: ConvergenceReport | None = None
         if sampling.criteria is not None:

@@ -64,7 +64,6 @@ An initial guess of the DLT probabilities (step 3 of Section 4.4) gives
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -259,8 +258,9 @@ class LatentGP(DoseModel):
     default_tune: ClassVar[int] = 500
     min_fit_patients: ClassVar[int] = 0
     count_posterior: ClassVar[bool] = True
-    #: Samples kept by :meth:`posterior` by count state (least recently used dropped first).
-    posterior_cache_size: ClassVar[int] = 256
+    #: Samples kept by :meth:`posterior` by count state (least recently used dropped first),
+    #: as many as ``posterior_cache_bytes`` holds.
+    posterior_cache_size: ClassVar[int] = 1 << 16
 
     dose_levels: tuple[float, ...]
     prior_mean: tuple[float, ...]
@@ -517,9 +517,9 @@ class LatentGP(DoseModel):
         """Sample the posterior of the DLT probabilities with the numba kernel (no DataTree).
 
         The path of simulation loops. The posterior depends on the data only through the
-        patients and DLTs per level (:meth:`sufficient_statistic`), so the last
-        :attr:`posterior_cache_size` samples are kept by those counts, the sampler's settings
-        and the seed (:meth:`_draws`). Convergence is judged by the
+        patients and DLTs per level (:meth:`sufficient_statistic`), so the samples are kept
+        (:attr:`posterior_cache_size`, :attr:`posterior_cache_bytes`) by those counts, the
+        sampler's settings and the seed (:meth:`_draws`). Convergence is judged by the
         single-chain criterion of ``sampling.criteria``: the effective sample size of each
         :math:`p_k` (Geyer's initial monotone sequence, :func:`effective_sample_size`, summed
         over chains) on the lowest ``sampling.levels`` doses must reach its ``min_ess_bulk``;
@@ -572,10 +572,9 @@ class LatentGP(DoseModel):
         shared, hence read-only. Without a seed the draws are fresh every time.
         """
         key = (n.tobytes(), y.tobytes(), draws, tune, chains, random_seed)
-        cache = self._cache.setdefault("posterior_draws", OrderedDict())
-        found = None if random_seed is None else cache.get(key)  # unseeded: fresh draws
+        memo = self._memo("posterior_draws")
+        found = None if random_seed is None else memo.get(key)  # unseeded: fresh draws
         if found is not None:
-            cache.move_to_end(key)
             return found
         raw = self.sample_kernel(
             n, y, draws=draws, tune=tune, chains=chains, random_seed=random_seed
@@ -586,9 +585,7 @@ class LatentGP(DoseModel):
             return p_dlt, ess
         p_dlt.flags.writeable = False
         ess.flags.writeable = False
-        cache[key] = (p_dlt, ess)
-        if len(cache) > self.posterior_cache_size:
-            cache.popitem(last=False)
+        memo.keep(key, (p_dlt, ess), p_dlt.nbytes + ess.nbytes)
         return p_dlt, ess
 
     def sample_kernel(

@@ -23,6 +23,7 @@ from scipy import stats
 import dosezoo.models.joint_probit as joint_probit
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria, pareto_khat
+from dosezoo.models.base import PosteriorMemo
 from dosezoo.models.joint_probit import PARAMETERS, JointProbit
 from dosezoo.posterior import Sampling
 from dosezoo.samplers import joint_probit_imh as imh
@@ -565,6 +566,42 @@ def test_posterior_is_a_function_of_the_outcome_counts():
     assert MODEL.sufficient_statistic(data) != MODEL.sufficient_statistic(
         TrialData.from_dataframe(other)
     )
+
+
+def test_posteriors_are_kept_by_the_counts_within_the_memo_bytes():
+    class SmallMemo(JointProbit):
+        posterior_cache_bytes = 3 * 2 * (2 * 300 * len(LEVELS)) * 8  # three posteriors
+
+    model = SmallMemo(LEVELS)
+    sampling = Sampling(draws=300, tune=50, chains=2, random_seed=9)
+    data = trial_data()
+    first = model.posterior(data, sampling)
+    memo = model._memo("posterior_rates")
+    assert len(memo) == 1 and memo.nbytes == 2 * first.rates["p_tox"].nbytes
+    # The same counts, settings and seed: the kept draws, not a new run.
+    assert np.shares_memory(model.posterior(data, sampling).rates["p_tox"], first.rates["p_tox"])
+    for seed in range(10, 15):
+        model.posterior(data, Sampling(draws=300, tune=50, chains=2, random_seed=seed))
+    assert len(memo) == 3 and memo.nbytes <= model.posterior_cache_bytes
+    # The oldest was dropped and is sampled again, to the same draws.
+    again = model.posterior(data, sampling)
+    np.testing.assert_array_equal(again.rate("p_tox"), first.rate("p_tox"))
+
+
+def test_memo_drops_the_least_recently_used_beyond_its_bounds():
+    memo = PosteriorMemo(max_entries=3, max_bytes=100)
+    for key in "abc":
+        memo.keep(key, key.upper(), 10)
+    assert memo.get("a") == "A"  # now the most recently used
+    memo.keep("d", "D", 10)
+    assert memo.get("b") is None and len(memo) == 3 and memo.nbytes == 30
+    memo.keep("e", "E", 75)  # over the bytes: the oldest (c) goes, then it fits
+    assert [memo.get(key) for key in "cade"] == [None, "A", "D", "E"]
+    assert memo.nbytes == 95
+    memo.keep("e", "E2", 5)  # a key kept again counts its new bytes only
+    assert memo.get("e") == "E2" and memo.nbytes == 25
+    memo.keep("f", "F", 500)  # larger than the bound: kept alone
+    assert len(memo) == 1 and memo.get("f") == "F" and memo.nbytes == 500
 
 
 def test_posterior_equals_the_fit_of_the_same_engine():
