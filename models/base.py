@@ -161,7 +161,9 @@ class DoseModel(ABC):
     toxicity_rate: ClassVar[str] = "p_dlt"
     count_posterior: ClassVar[bool] = False
     posterior_cache_size: ClassVar[int] = 64
-    posterior_cache_bytes: ClassVar[int] = 256 << 20
+    #: 128 MiB: joblib's process workers (loky) are restarted, losing their memos, when their
+    #: memory grows by 300 MB.
+    posterior_cache_bytes: ClassVar[int] = 128 << 20
     _engine_methods: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

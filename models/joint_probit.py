@@ -421,7 +421,7 @@ class JointProbit(DoseModel):
     fast_engine: ClassVar[str | None] = "imh"
     count_posterior: ClassVar[bool] = True
     #: Posteriors :meth:`posterior` keeps, by outcome counts, settings and seed: as many as
-    #: ``posterior_cache_bytes`` holds (some 2400 of 2 chains of 700 draws). Count states
+    #: ``posterior_cache_bytes`` holds (some 1200 of 2 chains of 700 draws). Count states
     #: recur across the trials of a simulation long after they were first reached.
     posterior_cache_size: ClassVar[int] = 1 << 16
 
