@@ -119,6 +119,8 @@ _P_CLIP = 1e-12
 _GRID_POINTS = 201
 #: Stage-1 histories whose prior MTD level a design remembers.
 _CACHE_SIZE = 4096
+#: Key of the last data :meth:`TwoStageGPRule.stage1_end` answered for, in the rule's cache.
+_LAST_STAGE1 = "last stage-1 end"
 
 
 def _draws(p_draws: object, owner: str) -> np.ndarray:
@@ -610,7 +612,20 @@ class TwoStageGPRule(Rule):
     # ------------------------------------------------------------------ stages
 
     def stage1_end(self, data: TrialData) -> int | None:
-        """Patients in stage 1 (a cohort boundary), or ``None`` while stage 1 goes on."""
+        """Patients in stage 1 (a cohort boundary), or ``None`` while stage 1 goes on.
+
+        A decision asks it of the same data several times (which model, which levels, which
+        stage): the answer for the last data asked about is kept (data are immutable, and the
+        data kept cannot be freed, so ``is`` cannot mistake other data for them).
+        """
+        last = self._cache.get(_LAST_STAGE1)
+        if last is not None and last[0] is data:
+            return last[1]
+        end = self._stage1_end(data)
+        self._cache[_LAST_STAGE1] = (data, end)
+        return end
+
+    def _stage1_end(self, data: TrialData) -> int | None:
         index = np.searchsorted(np.asarray(self.dose_levels), np.asarray(data.dose, float))
         dlt = np.asarray(data.column("dlt"), dtype=np.int64)
         cohort = np.asarray(data.cohort)

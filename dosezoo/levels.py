@@ -181,8 +181,26 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
         If the data lack ``dlt`` or a dose is not one of ``dose_levels`` (naming row and
         value).
     """
+    global _last_counts
     if not isinstance(data, TrialData):
         raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
+    levels = tuple(dose_levels)
+    last = _last_counts
+    if last is not None and last[0] is data and last[1] == levels:
+        return last[2]
+    counts = _counted(data, levels, owner)
+    _last_counts = (data, levels, counts)
+    return counts
+
+
+#: The last data :func:`level_counts` counted, their levels and the counts: a decision asks for
+#: the counts of the same data several times (the rule, the conduct, the backfill). Data are
+#: immutable and the data kept cannot be freed, so ``is`` cannot mistake other data for them;
+#: the counts are read-only, being shared.
+_last_counts: tuple[TrialData, tuple[float, ...], LevelCounts] | None = None
+
+
+def _counted(data: TrialData, dose_levels: tuple[float, ...], owner: str) -> LevelCounts:
     data.require("dlt", min_patients=0, model=owner)
     index = _level_list(data.dose, dose_levels, owner)
     # Counted on Python ints, as the levels are looked up: a trial has a few dozen patients.
@@ -193,11 +211,13 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     # The current level is the escalation's: backfill patients get lower doses meanwhile.
     last = data.last_dose
     assert not isinstance(last, tuple)  # one dose column: data.dose above
-    return LevelCounts(
+    counts = LevelCounts(
         n=np.array(n, dtype=np.int64),
         y=np.array(y, dtype=np.int64),
         current=-1 if last is None else _positions(tuple(dose_levels))[last],
     )
+    counts.n.flags.writeable = counts.y.flags.writeable = False
+    return counts
 
 
 def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[str]:

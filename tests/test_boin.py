@@ -2,6 +2,7 @@ import math
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import given, settings
@@ -561,3 +562,26 @@ def test_beta_tail_of_counts_is_betaincc_of_the_counts():
         beta_tail_of_counts(1.0, 1.0, 0.3, fractional, y), betaincc(1.0 + y, 1.5 + n - y, 0.3)
     )
     assert beta_tail_of_counts(1.0, 1.0, 0.3, [], []).shape == (0,)
+
+
+def test_level_counts_of_the_same_data_are_counted_once_and_read_only():
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0, 10.0, 20.0], "dlt": [0, 1, 0]}))
+    counts = level_counts(data, LEVELS, owner="test")
+    np.testing.assert_array_equal(counts.n, [2, 1, 0, 0, 0])
+    np.testing.assert_array_equal(counts.y, [1, 0, 0, 0, 0])
+    assert counts.current == 1
+    # The same data, the levels as a list: the kept counts.
+    assert level_counts(data, list(LEVELS), owner="test") is counts
+    with pytest.raises(ValueError, match="read-only"):
+        counts.n[0] = 5
+    # Equal but other data, or other levels: counted again.
+    twin = TrialData.from_dataframe(data.to_dataframe()[["dose", "dlt"]])
+    again = level_counts(twin, LEVELS, owner="test")
+    assert again is not counts
+    np.testing.assert_array_equal(again.n, counts.n)
+    wider = level_counts(data, (*LEVELS, 60.0), owner="test")
+    np.testing.assert_array_equal(wider.n, [2, 1, 0, 0, 0, 0])
+    # A cohort more: new data, new counts; the old data's counts are unchanged.
+    grown = data.with_cohort([30.0], dlt=[1])
+    np.testing.assert_array_equal(level_counts(grown, LEVELS, owner="test").y, [1, 0, 1, 0, 0])
+    np.testing.assert_array_equal(level_counts(data, LEVELS, owner="test").y, [1, 0, 0, 0, 0])

@@ -194,6 +194,11 @@ def test_stage_one_is_boin_until_two_dlts(design):
     stage2 = design.next(more)
     assert stage2.quantities["stage"] == 2.0
     assert stage2.quantities["prior_mtd_level"] == LEVELS.index(boin.next(more).next_dose)
+    # The rule keeps the answer for the last data asked about only: asked in turn, each data
+    # get their own.
+    for _ in range(2):
+        assert design.rule.stage1_end(data) is None
+        assert design.rule.stage1_end(more) == 9
 
 
 def test_stage_one_ends_at_the_highest_dose(design):
