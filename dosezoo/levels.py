@@ -188,7 +188,7 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     last = _last_counts
     if last is not None and last[0] is data and last[1] == levels:
         return last[2]
-    counts = _counted(data, levels, owner)
+    counts = _counted(data, dose_levels, owner)  # the levels as given, for the messages
     _last_counts = (data, levels, counts)
     return counts
 
