@@ -174,6 +174,8 @@ def level_counts(data: TrialData, dose_levels: tuple[float, ...], *, owner: str)
     Returns
     -------
     LevelCounts
+        Its arrays are read-only: the counts of the last data asked about are kept and shared
+        by every caller asking about the same data again.
 
     Raises
     ------

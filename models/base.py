@@ -161,8 +161,9 @@ class DoseModel(ABC):
     toxicity_rate: ClassVar[str] = "p_dlt"
     count_posterior: ClassVar[bool] = False
     posterior_cache_size: ClassVar[int] = 64
-    #: 128 MiB: joblib's process workers (loky) are restarted, losing their memos, when their
-    #: memory grows by 300 MB.
+    #: 128 MiB per model (a design with several models, e.g. the two-stage GP's one per prior
+    #: MTD level, has several memos): joblib's process workers (loky) are restarted, losing
+    #: their memos but no results, when their memory grows by 300 MB.
     posterior_cache_bytes: ClassVar[int] = 128 << 20
     _engine_methods: ClassVar[dict[str, str]] = {}
 

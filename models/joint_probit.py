@@ -610,10 +610,9 @@ class JointProbit(DoseModel):
         The path of simulations. The draws depend on the data only through
         :meth:`outcome_counts`, so they are kept (:attr:`posterior_cache_size`,
         :attr:`posterior_cache_bytes`), with their convergence reports, by those counts, the
-        sampler's settings and the seed. The fit is
-        judged by ``sampling.criteria`` (R-hat and ESS as ArviZ computes them) on ``p_tox`` and
-        ``p_response``, the rates the Project Optimus rule reads, at the lowest
-        ``sampling.levels`` levels.
+        sampler's settings and the seed. The fit is judged by ``sampling.criteria`` (R-hat and
+        ESS as ArviZ computes them) on ``p_tox`` and ``p_response``, the rates the Project
+        Optimus rule reads, at the lowest ``sampling.levels`` levels.
         """
         sampling = Sampling() if sampling is None else sampling
         tune = self.default_tune if sampling.tune is None else sampling.tune
