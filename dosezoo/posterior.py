@@ -40,7 +40,7 @@ indicator (ArviZ's rank-normalised bulk ESS over the chains); a grid or a closed
 none (:meth:`DosePosterior.mcse`).
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "Deferred",
     "Distribution",
     "DosePosterior",
     "LevelTails",
@@ -202,6 +203,52 @@ class NormalLevels:
         return self.mean + rng.standard_normal((draws, self.mean.size)) @ root.T
 
 
+class Deferred(Mapping):
+    """A read-only mapping computed by ``compute`` when first read, then kept.
+
+    ``keys``, when given, are the mapping's keys: iterating over them, their number and
+    :meth:`DosePosterior.nbytes` then leave the values uncomputed.
+    """
+
+    def __init__(self, compute: Callable[[], Mapping], keys: Sequence[str] | None = None) -> None:
+        """Keep ``compute`` until a value is first read."""
+        self._compute: Callable[[], Mapping] | None = compute
+        self._values: Mapping = {}
+        self._keys = None if keys is None else tuple(keys)
+
+    @property
+    def computed(self) -> bool:
+        """Whether the values have been computed."""
+        return self._compute is None
+
+    @property
+    def declared_keys(self) -> tuple[str, ...] | None:
+        """The keys given on construction (None when they are known only once computed)."""
+        return self._keys
+
+    def _mapping(self) -> Mapping:
+        if self._compute is not None:
+            values = self._compute()
+            if self._keys is not None and tuple(values) != self._keys:
+                raise ValueError(
+                    f"Deferred: computed the keys {tuple(values)}, declared {self._keys}"
+                )
+            self._values, self._compute = values, None
+        return self._values
+
+    def __getitem__(self, key: object) -> object:
+        """Return the value of ``key``."""
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator:
+        """Iterate over the keys."""
+        return iter(self._keys if self._keys is not None else self._mapping())
+
+    def __len__(self) -> int:
+        """Return the number of keys."""
+        return len(self._keys if self._keys is not None else self._mapping())
+
+
 @dataclass(frozen=True, eq=False)
 class DosePosterior:
     r"""Posterior of per-dose rates as weighted points, with an optional MTD distribution.
@@ -264,9 +311,22 @@ class DosePosterior:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the rates' draws or nodes and of the weights (what a memo of it weighs)."""
+        """Bytes of the rates' draws or nodes and of the weights (what a memo of it weighs).
+
+        Rates not computed yet (a :class:`Deferred` with its keys) are counted as the floats
+        they will be, one per point and level, without computing them.
+        """
         weights = 0 if self.weights is None else self.weights.nbytes
-        return weights + sum(np.asarray(value).nbytes for value in self.rates.values())
+        rates = self.rates
+        if (
+            isinstance(rates, Deferred)
+            and not rates.computed
+            and rates.declared_keys is not None
+            and self.weights is not None
+        ):
+            floats = len(rates.declared_keys) * self.weights.size * len(self.dose_levels)
+            return weights + 8 * floats
+        return weights + sum(np.asarray(value).nbytes for value in rates.values())
 
     # ------------------------------------------------------------------ construction
 

@@ -23,7 +23,6 @@ Gauss-Legendre rule, :class:`LogisticQuadratureModel`) or the draws of any fit
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -32,7 +31,7 @@ import numpy as np
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine, random_generator
-from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
+from dosezoo.posterior import Deferred, DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 from dosezoo.samplers.logistic_quadrature import LogisticQuadrature
 
@@ -437,32 +436,6 @@ def _hessian(function, centre: np.ndarray, step: np.ndarray) -> np.ndarray:
     return hessian
 
 
-class Deferred(Mapping):
-    """A read-only mapping computed by ``compute`` when first read, then kept."""
-
-    def __init__(self, compute: Callable[[], Mapping]) -> None:
-        """Keep ``compute`` until the mapping is first read."""
-        self._compute: Callable[[], Mapping] | None = compute
-        self._values: Mapping = {}
-
-    def _mapping(self) -> Mapping:
-        if self._compute is not None:
-            self._values, self._compute = self._compute(), None
-        return self._values
-
-    def __getitem__(self, key: object) -> object:
-        """Return the value of ``key``."""
-        return self._mapping()[key]
-
-    def __iter__(self) -> Iterator:
-        """Iterate over the keys."""
-        return iter(self._mapping())
-
-    def __len__(self) -> int:
-        """Return the number of keys."""
-        return len(self._mapping())
-
-
 class LogisticQuadratureModel(GridDoseModel):
     """Base of the two-parameter logistic models (BLRM, EWOC): decisions by quadrature.
 
@@ -508,7 +481,7 @@ class LogisticQuadratureModel(GridDoseModel):
         quadrature = self.quadrature(summary)
         return DosePosterior(
             dose_levels=self.dose_levels,
-            rates=Deferred(lambda: {"p_dlt": quadrature.rates}),
+            rates=Deferred(lambda: {"p_dlt": quadrature.rates}, keys=("p_dlt",)),
             weights=quadrature.weights,
             tails={"p_dlt": GridTails(quadrature, self)},
             parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),

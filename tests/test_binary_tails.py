@@ -425,3 +425,16 @@ def test_ewoc_level_overdose_probabilities_match_a_3000_grid():
             if not np.allclose(above, expected, atol=PROBABILITY_TOLERANCE, rtol=0):
                 failures.append((name, t))
     assert not failures, failures
+
+
+@pytest.mark.parametrize(
+    "model", [BLRM(LEVELS, 40.0), EWOC(0.33, 0.0, 200.0, dose_levels=LEVELS)], ids=["BLRM", "EWOC"]
+)
+def test_the_memo_weighs_a_quadrature_posterior_without_computing_its_rates(model):
+    # The rules read tails only; the rates at the nodes cost as much as the rule itself.
+    posterior = model.posterior(DATA_SETS[next(iter(DATA_SETS))])
+    assert not posterior.rates.computed
+    estimated = posterior.nbytes
+    assert not posterior.rates.computed and list(posterior.rates) == ["p_dlt"]
+    assert posterior.rates["p_dlt"].shape == (posterior.weights.size, len(LEVELS))
+    assert posterior.rates.computed and posterior.nbytes == estimated
