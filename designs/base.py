@@ -642,9 +642,10 @@ class Design:
     def posterior(self, data: TrialData, *, final: bool = False) -> DosePosterior:
         """Compute the posterior the rule reads, as the conduct says.
 
-        The model's fast posterior when ``conduct.engine`` is None or the model's exact engine;
-        otherwise a fit by that engine seeded from the data, judged by ``conduct.convergence``
-        on the levels the rule reads, refitted with more draws up to ``conduct.refits`` times.
+        The model's fast posterior when ``conduct.engine`` is None or the model's exact engine
+        (asked for directly when it is an exact integration, which reads no seed); otherwise a
+        fit by that engine seeded from the data, judged by ``conduct.convergence`` on the
+        levels the rule reads, refitted with more draws up to ``conduct.refits`` times.
 
         Raises
         ------
@@ -655,6 +656,8 @@ class Design:
             raise ValueError(f"{self.label} has no model, hence no posterior")
         model = self.rule.model_for(self.model, data)
         conduct = self.conduct
+        if model.exact_posterior and conduct.engine in (None, model.fast_engine):
+            return model.posterior(data)
         statistic = model.sufficient_statistic(data) if model.count_posterior else None
         seed = conduct.seed_for(data, model.outcomes, statistic)
         levels = self.rule.levels_read(data, final=final)

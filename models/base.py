@@ -132,6 +132,10 @@ class DoseModel(ABC):
         Engine of :meth:`fit` when none is given.
     fast_engine : str or None
         The engine whose result :meth:`posterior` computes directly (no DataTree).
+    exact_posterior : bool
+        Whether :meth:`posterior` integrates the posterior exactly (quadrature): no Monte Carlo
+        error, no convergence report, and neither a seed nor the ``Sampling`` read (False by
+        default). A design then asks the model for it directly, without deriving a seed.
     default_tune : int
         Burn-in of :meth:`fit` when none is given (MCMC engines).
     min_fit_patients : int
@@ -152,6 +156,7 @@ class DoseModel(ABC):
     outcomes: ClassVar[tuple[str, ...]]
     default_engine: ClassVar[str]
     fast_engine: ClassVar[str | None] = None
+    exact_posterior: ClassVar[bool] = False
     default_tune: ClassVar[int] = 1000
     min_fit_patients: ClassVar[int] = 1
     #: Prior variables of dims ``(dose,)`` that are probabilities of a binary outcome: their

@@ -227,6 +227,8 @@ class GridDoseModel(BinaryDoseModel):
     #: The exact posterior depends on the data only through the patients and DLTs per dose
     #: (a design whose rule reads the counts only may then run in lockstep).
     count_posterior: ClassVar[bool] = True
+    #: :meth:`posterior` integrates by quadrature (the sampling it is given is unused).
+    exact_posterior: ClassVar[bool] = True
 
     #: Names of the unconstrained coordinates of the grid (for messages and docs).
     coordinates: ClassVar[tuple[str, ...]]

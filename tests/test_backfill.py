@@ -541,7 +541,13 @@ def test_backfill_needs_dose_levels_and_dlt():
 
 
 def test_a_timed_trial_reuses_the_posterior_of_the_same_data(monkeypatch):
-    """The kept posterior saves fits and changes nothing: same records as without it."""
+    """The kept posterior saves fits and changes nothing: same records as without it.
+
+    The design keeps the posterior of a model that is not an exact integration (which it seeds
+    from the data); the CRM's exact posterior is memoised by the model itself, so the CRM
+    stands in for such a model here.
+    """
+    monkeypatch.setattr(CRM, "exact_posterior", False)
     design = crm_design(
         CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=24, backfill=Backfill(2.0, 3.0)
     )
@@ -573,6 +579,24 @@ def test_a_timed_trial_reuses_the_posterior_of_the_same_data(monkeypatch):
         assert quantities.keys() == other["decision_quantities"].keys()
         for key, values in quantities.items():
             assert np.array_equal(values, other["decision_quantities"][key], equal_nan=True)
+
+
+def test_an_exact_posterior_is_asked_of_the_model_without_a_seed(monkeypatch):
+    """A design asks an exact model directly: no seed derived, nothing kept by the design."""
+    design = crm_design(
+        CRM(SKELETON, TARGET, dose_levels=LEVELS), sample_size=24, backfill=Backfill(2.0, 3.0)
+    )
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [LEVELS[0]] * 3, "dlt": [0, 0, 1], "cohort": [1, 1, 1]})
+    )
+
+    def no_seed(*args, **kwargs):
+        raise AssertionError("an exact posterior needs no seed")
+
+    monkeypatch.setattr(type(design.conduct), "seed_for", no_seed)
+    posterior = design.posterior(data)
+    assert posterior is design.model.posterior(data)
+    assert "_last_posterior" not in design.__dict__
 
 
 def test_dosezoo_simulate_runs_the_three_plus_three_with_backfill(tmp_path):
