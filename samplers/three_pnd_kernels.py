@@ -261,12 +261,18 @@ def half_sum_squares(beta, nu, obs, s_ww, s_wy):
 
 
 @njit(cache=True, error_model="numpy")
-def log_normal_mass(a, b):
-    """``log(Phi(b) - Phi(a))`` for ``a < b``, accurate in both tails."""
-    if a + b > 0.0:
-        a, b = -b, -a
-    log_a = log_ndtr(a)
-    log_b = log_ndtr(b)
+def log_normal_mass(a, b, log_phi_b=np.nan, log_phi_minus_b=np.nan):
+    """``log(Phi(b) - Phi(a))`` for ``a < b``, accurate in both tails.
+
+    ``log_phi_b`` and ``log_phi_minus_b`` are ``log Phi(b)`` and ``log Phi(-b)`` when the
+    caller has them (NaN when not): the one the tail needs is then not computed again.
+    """
+    if a + b > 0.0:  # in the upper tail: log(Phi(-a) - Phi(-b))
+        log_a = log_ndtr(-b) if math.isnan(log_phi_minus_b) else log_phi_minus_b
+        log_b = log_ndtr(-a)
+    else:
+        log_a = log_ndtr(a)
+        log_b = log_ndtr(b) if math.isnan(log_phi_b) else log_phi_b
     if log_a >= log_b:
         return -np.inf
     return log_b + math.log1p(-math.exp(log_a - log_b))

@@ -368,7 +368,9 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                     top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
                     tails[k, 0] = log_ndtr(top)
                     tails[k, 1] = log_ndtr(-top)
-                    log_g[k] = b + kernels.log_normal_mass((lo - row[MEAN]) / sd, top)
+                    log_g[k] = b + kernels.log_normal_mass(
+                        (lo - row[MEAN]) / sd, top, tails[k, 0], tails[k, 1]
+                    )
     return u_out, base, log_g, tails
 
 
