@@ -147,7 +147,8 @@ bench-startup: $(VENV)/.installed
 	$(PY) benchmarks/bench_startup.py
 
 # Parallel simulation on loky worker processes and a dask LocalCluster of 1 and 2 worker
-# processes, with a projection of a 10^6-trial run (docs/results/scaleout.md).
+# processes (the crmsim CRM and one configuration of Lee 2023's 3PND study), with a projection
+# of a 10^6-trial run (docs/results/scaleout.md).
 bench-scaleout: $(VENV)/.installed
 	$(PY) benchmarks/bench_scaleout.py
 

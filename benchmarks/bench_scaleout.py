@@ -1,13 +1,21 @@
 """Parallel simulation: local worker processes (joblib / loky) and a dask cluster of processes.
 
-One study, the CRM setting of dfcrm's ``crmsim`` (24 patients in cohorts of 3, skeleton
-(.05, .12, .25, .40, .55), target 0.25, truth (.05, .10, .20, .35, .50), empiric model), is
-simulated in this process, on 2 loky worker processes (``n_jobs=2``), and on a dask
-``LocalCluster`` of 1 and of 2 worker processes (one thread each). Every run must give the
-identical Dataset. Workers are warmed by one small run first (starting a worker process and
-importing dosezoo is paid once per worker, not per run), then each setting is timed
-``--repeats`` times (median). The per-trial cost of the 2-worker cluster projects the wall time
-of a 10^6-trial run on a real cluster of W workers: ``10^6 x cost x 2 / W``.
+Two studies, each simulated in this process, on 2 loky worker processes (``n_jobs=2``), and on
+a dask ``LocalCluster`` of 1 and of 2 worker processes (one thread each):
+
+- the CRM setting of dfcrm's ``crmsim`` (24 patients in cohorts of 3, skeleton
+  (.05, .12, .25, .40, .55), target 0.25, truth (.05, .10, .20, .35, .50), empiric model),
+  ``--trials`` trials: a fraction of a millisecond per trial, where the cost of handing
+  batches to workers and back shows;
+- one configuration of Lee (2023)'s 3PND study (FSAD-acc-N45-nu0.6, 45 patients, the
+  quadrature posterior at every patient), ``--lee-trials`` trials: tens of milliseconds per
+  trial, where the work dominates.
+
+Every run of a study must give the identical Dataset. Workers are warmed by one small run
+first (starting a worker process and importing dosezoo is paid once per worker, not per run),
+then each setting is timed ``--repeats`` times (median). The per-trial cost of the 2-worker
+cluster projects the wall time of a 10^6-trial run on a real cluster of W workers:
+``10^6 x cost x 2 / W``.
 
 Run ``make bench-scaleout`` (or ``python benchmarks/bench_scaleout.py``). Writes
 ``docs/results/scaleout.json`` and the page ``scaleout.md``; ``--report-only`` rewrites the page
@@ -31,6 +39,7 @@ from dosezoo.designs import crm_design
 from dosezoo.models import CRM
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
+from dosezoo.studies import lee2023_configurations
 
 SKELETON = (0.05, 0.12, 0.25, 0.40, 0.55)
 TRUTH = (0.05, 0.10, 0.20, 0.35, 0.50)
@@ -39,14 +48,29 @@ SEED = 2024
 JSON = RESULTS / "scaleout.json"
 PROJECTED_TRIALS = 1_000_000
 PROJECTED_WORKERS = (10, 100, 1000)
+#: The configuration of Lee (2023)'s study that is timed (its largest trials).
+LEE_CONFIGURATION = "FSAD-acc-N45-nu0.6"
 
 
-def study():
+def crmsim_study():
     """Return the crmsim CRM design and scenario."""
     model = CRM(SKELETON, target=0.25, dose_levels=LEVELS, model="empiric")
     design = crm_design(model, cohort_size=3, sample_size=24)
     scenario = BinaryToxicityScenario(LEVELS, TRUTH, target=0.25, planned_sample_size=24)
     return design, scenario
+
+
+def lee_study():
+    """Return the design and scenario of :data:`LEE_CONFIGURATION`."""
+    (configuration,) = [c for c in lee2023_configurations() if c.name == LEE_CONFIGURATION]
+    return configuration.design, configuration.scenario
+
+
+#: Each study timed: its description and its design and scenario.
+STUDIES = {
+    "crmsim": ("CRM, dfcrm crmsim setting (n = 24, cohorts of 3)", crmsim_study),
+    "lee2023": (f"Lee (2023), 3PND, {LEE_CONFIGURATION} (quadrature posterior)", lee_study),
+}
 
 
 def timed(run, repeats: int) -> tuple[float, xr.Dataset]:
@@ -59,8 +83,15 @@ def timed(run, repeats: int) -> tuple[float, xr.Dataset]:
     return statistics.median(walls), result
 
 
-def measure(trials: int, repeats: int) -> dict:
-    design, scenario = study()
+def projected_hours(seconds_per_trial: float, workers: int) -> float:
+    """Hours of a :data:`PROJECTED_TRIALS` run on ``workers`` workers at that cost per trial."""
+    return PROJECTED_TRIALS * seconds_per_trial / workers / 3600
+
+
+def measure(study: str, trials: int, repeats: int) -> dict:
+    """Time one study in this process, on loky and on dask clusters of 1 and 2 processes."""
+    description, make = STUDIES[study]
+    design, scenario = make()
 
     def run(**where):
         return simulate(design, scenario, trials, random_seed=SEED, progress=False, **where)
@@ -91,21 +122,18 @@ def measure(trials: int, repeats: int) -> dict:
             identical[key] = False
     per_trial = walls["dask, 2 processes"] * 2 / trials
     return {
-        "study": "CRM, dfcrm crmsim setting (n = 24, cohorts of 3)",
+        "study": description,
         "trials": trials,
-        "repeats": repeats,
         "wall_seconds": {k: round(v, 3) for k, v in walls.items()},
         "speedup_loky_2": round(walls["in process"] / walls["loky, 2 processes"], 2),
         "speedup_dask_2_over_1": round(walls["dask, 1 process"] / walls["dask, 2 processes"], 2),
         "identical_to_in_process": identical,
         "worker_seconds_per_trial": per_trial,
         "projected_hours_1e6_trials": {
-            str(w): round(PROJECTED_TRIALS * per_trial / w / 3600, 3) for w in PROJECTED_WORKERS
+            str(w): float(f"{projected_hours(per_trial, w):.3g}") for w in PROJECTED_WORKERS
         },
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "command": f"python benchmarks/bench_scaleout.py --trials {trials} --repeats {repeats}",
     }
 
 
@@ -130,36 +158,47 @@ receives the design once (`client.scatter`); trial `i` uses child `i` of
 `SeedSequence(random_seed)`, so the result is identical for any number of workers."""
 
 
-def write_report(data: dict) -> None:
+def study_section(data: dict, repeats: int) -> str:
+    """Return the page's section of one study: the runs, the speed-ups, the projection."""
     rows = [
         {
             "where": key,
             "wall (s)": f"{wall:.2f}",
-            "trials / s": f"{data['trials'] / wall:.0f}",
+            "trials / s": f"{data['trials'] / wall:,.1f}",
             "identical": "yes" if data["identical_to_in_process"][key] else "NO",
         }
         for key, wall in data["wall_seconds"].items()
     ]
+    per_trial = data["worker_seconds_per_trial"]
     projection = pd.DataFrame(
         [
-            {"workers": w, "projected wall (h)": f"{h:.3g}"}
-            for w, h in data["projected_hours_1e6_trials"].items()
+            {"workers": w, "projected wall (h)": f"{projected_hours(per_trial, w):.3g}"}
+            for w in PROJECTED_WORKERS
         ]
     )
-    body = "\n\n".join(
+    return "\n\n".join(
         [
-            f"Measured by `{data['command']}`.",
-            f"{data['study']}: {data['trials']} trials per run, median of {data['repeats']} "
-            f"runs after a warm-up, on {data['machine']} (load averages "
-            f"{data['load_average_before']} before, {data['load_average_after']} after).",
+            f"## {data['study']}",
+            f"{data['trials']} trials per run, median of {repeats} runs after a warm-up (load "
+            f"averages {data['load_average_before']} before, {data['load_average_after']} "
+            "after).",
             md_table(pd.DataFrame(rows)),
             f"Speed-up of 2 loky processes over one process: {data['speedup_loky_2']}x; "
             f"of a dask cluster of 2 worker processes over 1: {data['speedup_dask_2_over_1']}x.",
-            "## A 10^6-trial run on a real cluster",
             f"Measured cost: {data['worker_seconds_per_trial'] * 1e3:.3g} ms of worker time per "
-            f"trial (the 2-process dask run). Projected wall time of "
-            f"{PROJECTED_TRIALS:,} trials on W workers (cost x trials / W, no start-up):",
+            f"trial (the 2-process dask run). Projected wall time of {PROJECTED_TRIALS:,} trials "
+            "on W workers (cost x trials / W, no start-up):",
             md_table(projection),
+        ]
+    )
+
+
+def write_report(data: dict) -> None:
+    body = "\n\n".join(
+        [
+            f"Measured by `{data['command']}` on {data['machine']}.",
+            *(study_section(study, data["repeats"]) for study in data["studies"]),
+            "## A 10^6-trial run on a real cluster",
             CLUSTER,
         ]
     )
@@ -176,12 +215,26 @@ def write_report(data: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=600)
+    parser.add_argument("--trials", type=int, default=600, help="trials of the crmsim study")
+    parser.add_argument(
+        "--lee-trials", type=int, default=200, help="trials of the Lee (2023) configuration"
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     if not args.report_only:
-        data = measure(args.trials, args.repeats)
+        data = {
+            "studies": [
+                measure("crmsim", args.trials, args.repeats),
+                measure("lee2023", args.lee_trials, args.repeats),
+            ],
+            "repeats": args.repeats,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+            "command": (
+                f"python benchmarks/bench_scaleout.py --trials {args.trials} "
+                f"--lee-trials {args.lee_trials} --repeats {args.repeats}"
+            ),
+        }
         JSON.write_text(json.dumps(data, indent=2) + "\n")
     write_report(json.loads(JSON.read_text()))
     print(f"wrote {report.RESULTS / 'scaleout.md'}")
