@@ -83,11 +83,6 @@ def timed(run, repeats: int) -> tuple[float, xr.Dataset]:
     return statistics.median(walls), result
 
 
-def projected_hours(seconds_per_trial: float, workers: int) -> float:
-    """Hours of a :data:`PROJECTED_TRIALS` run on ``workers`` workers at that cost per trial."""
-    return PROJECTED_TRIALS * seconds_per_trial / workers / 3600
-
-
 def measure(study: str, trials: int, repeats: int) -> dict:
     """Time one study in this process, on loky and on dask clusters of 1 and 2 processes."""
     description, make = STUDIES[study]
@@ -130,7 +125,9 @@ def measure(study: str, trials: int, repeats: int) -> dict:
         "identical_to_in_process": identical,
         "worker_seconds_per_trial": per_trial,
         "projected_hours_1e6_trials": {
-            str(w): float(f"{projected_hours(per_trial, w):.3g}") for w in PROJECTED_WORKERS
+            # three significant digits: a fast study's hours on many workers are tiny
+            str(w): float(f"{PROJECTED_TRIALS * per_trial / w / 3600:.3g}")
+            for w in PROJECTED_WORKERS
         },
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -169,11 +166,10 @@ def study_section(data: dict, repeats: int) -> str:
         }
         for key, wall in data["wall_seconds"].items()
     ]
-    per_trial = data["worker_seconds_per_trial"]
     projection = pd.DataFrame(
         [
-            {"workers": w, "projected wall (h)": f"{projected_hours(per_trial, w):.3g}"}
-            for w in PROJECTED_WORKERS
+            {"workers": w, "projected wall (h)": f"{h:.3g}"}
+            for w, h in data["projected_hours_1e6_trials"].items()
         ]
     )
     return "\n\n".join(

@@ -135,7 +135,9 @@ class DoseModel(ABC):
     exact_posterior : bool
         Whether :meth:`posterior` integrates the posterior exactly (quadrature): no Monte Carlo
         error, no convergence report, and neither a seed nor the ``Sampling`` read (False by
-        default). A design then asks the model for it directly, without deriving a seed.
+        default). A design then asks the model for it directly, without deriving a seed and
+        without keeping it, so such a model must memoise its own posteriors (the grid models
+        do, by the counts; the 3PND quadrature does not and is not flagged).
     default_tune : int
         Burn-in of :meth:`fit` when none is given (MCMC engines).
     min_fit_patients : int

@@ -427,11 +427,11 @@ def test_ewoc_level_overdose_probabilities_match_a_3000_grid():
     assert not failures, failures
 
 
-@pytest.mark.parametrize(
-    "model", [BLRM(LEVELS, 40.0), EWOC(0.33, 0.0, 200.0, dose_levels=LEVELS)], ids=["BLRM", "EWOC"]
-)
-def test_the_memo_weighs_a_quadrature_posterior_without_computing_its_rates(model):
-    # The rules read tails only; the rates at the nodes cost as much as the rule itself.
+@pytest.mark.parametrize("name", ["BLRM", "EWOC"])
+def test_the_memo_weighs_a_quadrature_posterior_without_computing_its_rates(name):
+    # The rules read tails only; the rates at the nodes cost as much as the rule itself. A new
+    # model each run: its memo would hand back a posterior whose rates an earlier run read.
+    model = BLRM(LEVELS, 40.0) if name == "BLRM" else EWOC(0.33, 0.0, 200.0, dose_levels=LEVELS)
     posterior = model.posterior(DATA_SETS[next(iter(DATA_SETS))])
     assert not posterior.rates.computed
     estimated = posterior.nbytes
