@@ -261,19 +261,40 @@ def test_dask_worker_processes_give_the_same_result(reference, toys_by_value):
     xr.testing.assert_identical(result, reference)
 
 
-def test_a_worker_unpickles_the_design_once_per_run(monkeypatch):
+def test_a_worker_unpickles_the_designs_once_and_keeps_them_across_scenarios(monkeypatch):
 
     seen = []
-    monkeypatch.setattr(runner, "_WARM", {})
+    monkeypatch.setattr(runner, "_WARM", {"designs": {}, "scenario": {}})
     monkeypatch.setattr(runner, "_run_batch_in_worker", lambda d, s, *rest: seen.append((d, s)))
-    first = pickle.dumps(((Escalate(),), Linear()))
-    second = pickle.dumps(((Escalate(step=2.0),), Linear()))
-    for digest, shipped in (("a", first), ("a", first), ("b", second), ("b", second)):
-        runner._run_shipped_batch(digest, shipped, np.arange(2), [], None)
+    first, second = ("a", pickle.dumps((Escalate(),))), ("b", pickle.dumps((Escalate(step=2.0),)))
+    linear, other = ("s", pickle.dumps(Linear())), ("t", pickle.dumps(Linear(fail_after=0)))
+    runs = (
+        (first, linear),
+        (first, linear),
+        (first, other),
+        (second, other),
+        (second, other),
+    )
+    for designs, scenario in runs:
+        runner._run_shipped_batch(designs, scenario, np.arange(2), SEED, None)
     assert seen[0][0] is seen[1][0] and seen[0][1] is seen[1][1]  # warm across batches
-    assert seen[2][0] is seen[3][0] and seen[2][0] is not seen[1][0]
-    assert seen[2][0] == (Escalate(step=2.0),)
-    assert list(runner._WARM) == ["b"]  # the previous run's design is let go
+    # a new scenario, the same designs: they stay warm (what they memoise too)
+    assert seen[2][0] is seen[1][0] and seen[2][1] is not seen[1][1]
+    assert seen[2][1] == Linear(fail_after=0)
+    assert seen[3][0] is seen[4][0] and seen[3][0] is not seen[2][0]
+    assert seen[3][0] == (Escalate(step=2.0),)
+    assert seen[3][1] is seen[2][1]
+    # the previous run's designs are let go
+    assert list(runner._WARM["designs"]) == ["b"] and list(runner._WARM["scenario"]) == ["t"]
+
+
+def test_a_batch_makes_the_children_of_the_run_seed_for_its_trials():
+    trials = np.array([0, 3, 17, 999])
+    children = np.random.SeedSequence(SEED).spawn(1000)
+    made = runner._trial_seeds(SEED, trials)
+    for trial, seed in zip(trials, made, strict=True):
+        assert seed.spawn_key == children[trial].spawn_key
+        np.testing.assert_array_equal(seed.generate_state(8), children[trial].generate_state(8))
 
 
 def test_progress_bar_does_not_change_the_result(reference, capsys):

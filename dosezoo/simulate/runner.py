@@ -46,10 +46,11 @@ if TYPE_CHECKING:
     from distributed import Client
 
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-#: In a worker process: the (designs, scenario) pair of the run, by the digest of its pickle.
-#: A worker unpickles it once per run instead of once per batch, so whatever the designs keep
-#: (compiled kernels, posteriors memoised by count state) stays warm across its batches.
-_WARM: dict[str, tuple[tuple[Design, ...], Scenario]] = {}
+#: In a worker process: the designs of the run and its scenario, each by the digest of its
+#: pickle. A worker unpickles each once, not once per batch, and keeps the designs while only
+#: the scenario changes, so whatever they keep (compiled kernels, posteriors memoised by count
+#: state) stays warm across batches and across the scenarios of a study, as in this process.
+_WARM: dict[str, dict[str, object]] = {"designs": {}, "scenario": {}}
 _MAX_BATCH = 100
 #: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
 #: (a rule call per step, the Dataset) are then spread over more trials.
@@ -389,7 +390,6 @@ def _run_todo(
             batches = _guided_batches(todo, workers)
     else:
         batches = _batches_of(todo, batch_size)
-    seeds = np.random.SeedSequence(random_seed).spawn(n_trials)
     parts: list[list[xr.Dataset]] = []
     if not batches:
         return parts
@@ -398,7 +398,7 @@ def _run_todo(
             designs,
             scenario,
             batches,
-            seeds,
+            random_seed,
             layouts,
             n_jobs=int(n_jobs),
             client=client,
@@ -454,11 +454,22 @@ def _lockstep_design(
     return None
 
 
+def _trial_seeds(random_seed: int, trials: np.ndarray) -> list[np.random.SeedSequence]:
+    """Return child ``i`` of ``SeedSequence(random_seed)`` for every trial ``i`` of ``trials``.
+
+    ``SeedSequence(random_seed).spawn(n)[i]`` is ``SeedSequence(random_seed, spawn_key=(i,))``
+    whatever ``n``: a batch makes its own children from the seed and its trials' numbers, so
+    neither the whole run's children nor a batch's travel to a worker (pickling a thousand
+    SeedSequences cost this process more than a batch of a count design took to run).
+    """
+    return [np.random.SeedSequence(random_seed, spawn_key=(int(i),)) for i in trials]
+
+
 def _run_batch(
     designs: Sequence[Design],
     scenario: Scenario,
     trials: np.ndarray,
-    seeds: Sequence[np.random.SeedSequence],
+    random_seed: int,
     layouts: Sequence[_Layout],
     advance: Callable[[int], None] | None = None,
 ) -> list[xr.Dataset]:
@@ -466,6 +477,7 @@ def _run_batch(
 
     A design with a backfill runs in time, trial by trial, whatever its rule.
     """
+    seeds = _trial_seeds(random_seed, trials)
     parts: dict[int, xr.Dataset] = {}
     in_turn = []
     for k, (design, layout) in enumerate(zip(designs, layouts, strict=True)):
@@ -493,37 +505,57 @@ def _run_batch_in_worker(
     designs: Sequence[Design],
     scenario: Scenario,
     trials: np.ndarray,
-    seeds: Sequence[np.random.SeedSequence],
+    random_seed: int,
     layouts: Sequence[_Layout],
 ) -> list[xr.Dataset]:
     """`_run_batch` in a worker process: one BLAS thread unless the user chose otherwise."""
     for name in _BLAS_THREADS:
         os.environ.setdefault(name, "1")
-    return _run_batch(designs, scenario, trials, seeds, layouts)
+    return _run_batch(designs, scenario, trials, random_seed, layouts)
+
+
+def _shipped(what: str, digest: str, shipped: bytes) -> object:
+    """Return ``what`` (``"designs"`` or ``"scenario"``) of the run, unpickled once per worker.
+
+    Only the latest of each is kept: a worker runs one simulation at a time.
+    """
+    kept = _WARM[what]
+    if digest not in kept:
+        kept.clear()
+        kept[digest] = pickle.loads(shipped)
+    return kept[digest]
 
 
 def _run_shipped_batch(
-    digest: str,
-    shipped: bytes,
+    designs: tuple[str, bytes],
+    scenario: tuple[str, bytes],
     trials: np.ndarray,
-    seeds: Sequence[np.random.SeedSequence],
+    random_seed: int,
     layouts: Sequence[_Layout],
 ) -> list[xr.Dataset]:
-    """`_run_batch_in_worker` on the pickled (designs, scenario), unpickled once per worker."""
-    pair = _WARM.get(digest)
-    if pair is None:
-        pair = pickle.loads(shipped)
-        _WARM.clear()  # one run at a time: the previous run's designs are not needed again
-        _WARM[digest] = pair
-    designs, scenario = pair
-    return _run_batch_in_worker(designs, scenario, trials, seeds, layouts)
+    """`_run_batch_in_worker` on the pickled designs and scenario, each ``(digest, pickle)``."""
+    return _run_batch_in_worker(
+        _shipped("designs", *designs),  # type: ignore[arg-type]
+        _shipped("scenario", *scenario),  # type: ignore[arg-type]
+        trials,
+        random_seed,
+        layouts,
+    )
+
+
+def _pickled(value: object) -> tuple[str, bytes]:
+    """Return ``value`` pickled by cloudpickle (as loky would) with the digest of its pickle."""
+    import cloudpickle  # a dependency of joblib
+
+    shipped = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return hashlib.blake2b(shipped, digest_size=16).hexdigest(), shipped
 
 
 def _run_batches(
     designs: tuple[Design, ...],
     scenario: Scenario,
     batches: Sequence[np.ndarray],
-    seeds: Sequence[np.random.SeedSequence],
+    random_seed: int,
     layouts: tuple[_Layout, ...],
     *,
     n_jobs: int,
@@ -543,7 +575,7 @@ def _run_batches(
                 designs_future,
                 scenario_future,
                 trials,
-                [seeds[i] for i in trials],
+                random_seed,
                 layouts,
                 pure=False,
             )
@@ -558,22 +590,19 @@ def _run_batches(
             client.cancel(futures)
     elif n_jobs == 1:
         for trials in batches:
-            yield _run_batch(
-                designs, scenario, trials, [seeds[i] for i in trials], layouts, advance
-            )
+            yield _run_batch(designs, scenario, trials, random_seed, layouts, advance)
     else:
-        import cloudpickle  # a dependency of joblib
         from joblib import Parallel, delayed
 
-        # Pickled once here (not once per batch; by cloudpickle, as loky would, so a design
-        # defined in a script travels by value; designs sharing a model still share it in the
-        # worker); joblib's loky executor is reused by every call with the same n_jobs, so its
-        # workers, their imports and their unpickled designs stay warm across batches and runs.
-        shipped = cloudpickle.dumps((designs, scenario), protocol=pickle.HIGHEST_PROTOCOL)
-        digest = hashlib.blake2b(shipped, digest_size=16).hexdigest()
+        # Pickled once here, not once per batch (by cloudpickle, so a design defined in a
+        # script travels by value; designs sharing a model still share it in the worker), the
+        # designs apart from the scenario; joblib's loky executor is reused by every call with
+        # the same n_jobs, so its workers, their imports and their unpickled designs stay warm
+        # across batches, runs and scenarios.
+        shipped_designs, shipped_scenario = _pickled(designs), _pickled(scenario)
         tasks = (
             delayed(_run_shipped_batch)(
-                digest, shipped, trials, [seeds[i] for i in trials], layouts
+                shipped_designs, shipped_scenario, trials, random_seed, layouts
             )
             for trials in batches
         )
