@@ -91,7 +91,11 @@ def simulate(
         not depend on ``n_jobs``, ``batch_size``, ``client`` or on resuming.
     n_jobs : int, default 1
         Local worker processes (joblib, loky backend); -1 for one per CPU. With 1 and no
-        ``client`` the trials run in this process.
+        ``client`` the trials run in this process. Workers pay for designs whose trials cost
+        milliseconds (a 3PND design); the count designs (CRM, BLRM, EWOC, which memoise their
+        posteriors by count state, and BOIN, 3+3) run thousands of trials a second in one
+        process, and two workers each compute most of the same posteriors
+        (``docs/results/scaleout.md`` measures both).
     client : distributed.Client, optional
         Run the batches on this dask cluster instead (then ``n_jobs`` must be 1).
     path : str or path-like, optional
