@@ -209,8 +209,8 @@ class GridTails:
 
     def prob_above(self, threshold: float) -> np.ndarray:
         """Return ``P(p_k > threshold)`` per level, shape (K,)."""
-        cut, above = self.model.rate_cut(self.rule.rows, float(threshold))
-        return self.rule.tail_mass(cut, above)
+        threshold = float(threshold)
+        return self.rule.tail_mass(lambda rows: self.model.rate_cut(rows, threshold))
 
 
 class GridDoseModel(BinaryDoseModel):

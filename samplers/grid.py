@@ -114,22 +114,24 @@ class GridPosterior:
         z_last = (cut - offset[:, None]) / self.transform[-1, -1]
         return (z_last - self.lower[-1]) / self.step[-1]
 
-    def tail_mass(self, cut: np.ndarray, above: np.ndarray) -> np.ndarray:
+    def tail_mass(self, cuts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Posterior mass where the last coordinate is above (or below) a cut per row.
 
         Parameters
         ----------
-        cut : numpy.ndarray
-            The cut of each of ``c`` events on every row, shape (r, c); ``-inf`` or ``inf``
-            for an event that holds on the whole row or nowhere on it.
-        above : numpy.ndarray
-            Whether each event is ``theta_d > cut`` (True) or ``theta_d < cut``, shape (r, c).
+        cuts : callable
+            ``cuts(rows)`` gives, for the leading coordinates of rows (m, d - 1), the cut of
+            each of ``c`` events on every row, shape (m, c) (``-inf`` or ``inf`` for an event
+            that holds on the whole row or nowhere on it), and whether each event is
+            ``theta_d > cut`` (True) or ``theta_d < cut``, shape (m, c). It is asked about
+            :attr:`rows`.
 
         Returns
         -------
         numpy.ndarray
             The mass of each event, shape (c,).
         """
+        cut, above = cuts(self.rows)
         position = self.cut_positions(np.asarray(cut, dtype=float))
         table = self._tail_table()
         return _tail_masses(table[0], table[1], table[2], position, np.asarray(above, bool))

@@ -70,6 +70,21 @@ product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
    upper edge it is the panel's mass, so the CDF is continuous). A quantile of
    :math:`\theta_2` inverts that CDF by Newton's method (the marginal density of
    :math:`\theta_2` from the same polynomials), safeguarded by bisection.
+5. **Where an event's cut runs off between rows.** The rows' masses of an event are as smooth
+   across rows as its cut, except where the cut is finite on one row and infinite on the next
+   (or :math:`-\infty` on one, :math:`\infty` on the next). EWOC's :math:`p_k > t` for
+   :math:`t` off the target: given :math:`\rho_0 < t` it is :math:`\gamma` below a point that
+   runs off past :math:`x_{max}` as :math:`\rho_0` nears :math:`t`, and holds on every row
+   beyond (a kink in the rows' masses, which fall to the row's whole mass like a power of the
+   distance); at the lowest dose :math:`p = \rho_0`, so it holds on the rows with
+   :math:`\rho_0 > t` and on none below (a jump). The outer rule alone misses such a point by
+   several hundredths. The outer panels on either side of it are integrated again, each on
+   two halves with rows of their own (the Gauss-Legendre points of the half, with the rule's
+   inner panels and :math:`\ell` evaluated there), and the half that holds the point is halved
+   again while its rows hold more than :data:`_EVENT_RESOLUTION` of the mass (what an
+   integral of the event can miss there). The rules of these models read no such event (the
+   MTD's, and BLRM's, cuts are finite, or infinite on every row), so their decisions do not
+   pay for it; a summary off the target does, a few milliseconds.
 
 Against brute-force integration (the cases of ``tests/test_binary_tails.py`` on a 4000 x 4000
 midpoint rule) the BLRM's ``P(p_k > t)`` are within 2e-5 and EWOC's MTD CDF within 1.1e-5, its
@@ -80,6 +95,7 @@ coarse for the top level's tail on a ridge; the grid by 1e-4), and the grid's EW
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -110,6 +126,9 @@ _MAX_REFITS, _MAX_HALVINGS = 8, 12
 #: density's (which bounds the rule's error far above its true size, as for the CRM) and
 #: ``l``'s along the rows (the tails' error).
 _RESOLUTION, _LOG_RESOLUTION, _OUTER_RESOLUTION = 1e-1, 1e-3, 1e-2
+#: Where an event's cut runs off to infinity between two rows, the rows around are halved
+#: while their mass exceeds this share of the total (``LogisticQuadrature.tail_mass``).
+_EVENT_RESOLUTION = 1e-4
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 #: Rows mapping values at the Gauss-Legendre points to their two highest Legendre coefficients,
 #: :math:`c_j = (2j + 1) / 2 \sum_q w_q f(t_q) P_j(t_q)`.
@@ -480,8 +499,8 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
 def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
     """Fit the rule; return status, the mode, the whitening and the rule.
 
-    The rule: the peak, the outer nodes and weights, the inner panels' edges, and ``l`` and
-    ``exp(l - peak)`` there, (r, P, order) each.
+    The rule: the peak, the outer panels' edges, the outer nodes and weights, the inner panels'
+    edges, and ``l`` and ``exp(l - peak)`` there, (r, P, order) each.
 
     Status 0: fitted; 1: ``l`` is NaN somewhere; 2: the posterior's mass is not bounded
     within the scan's largest span or along a ray; 3: the rule did not settle.
@@ -505,7 +524,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 t2 = centre0[1] - span * scale0[1] + j * step2
                 value = _log_density(t1, t2, problem)
                 if math.isnan(value):
-                    return 1, centre, chol, 0.0, none, none, none, failed, failed
+                    return 1, centre, chol, 0.0, none, none, none, none, failed, failed
                 if value > best:
                     best, best1, best2 = value, t1, t2
                     edge = i in (0, _SCAN_POINTS - 1) or j in (0, _SCAN_POINTS - 1)
@@ -514,7 +533,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
             break
         span *= 2.0
     if not found:
-        return 2, centre, chol, 0.0, none, none, none, failed, failed
+        return 2, centre, chol, 0.0, none, none, none, none, failed, failed
     # 2. The mode and the whitening (the scan's cell where the Hessian is not definite).
     m1, m2, peak, h11, h12, h22 = _mode(best1, best2, step1, step2, problem)
     det = h11 * h22 - h12 * h12
@@ -534,9 +553,9 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
         c, s = math.cos(angle), math.sin(angle)
         r = _ray(c, s, level, centre, chol, problem)
         if math.isnan(r):
-            return 1, centre, chol, 0.0, none, none, none, failed, failed
+            return 1, centre, chol, 0.0, none, none, none, none, failed, failed
         if math.isinf(r):
-            return 2, centre, chol, 0.0, none, none, none, failed, failed
+            return 2, centre, chol, 0.0, none, none, none, none, failed, failed
         box[0], box[1] = min(box[0], r * c), max(box[1], r * c)
         box[2], box[3] = min(box[2], r * s), max(box[3], r * s)
     for axis in range(2):
@@ -552,7 +571,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
             z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, problem
         )
         if status != 0:
-            return status, centre, chol, 0.0, none, none, none, failed, failed
+            return status, centre, chol, 0.0, none, none, none, none, failed, failed
         # A side whose outermost nodes are not far below the peak moves out.
         moved = False
         ends = (
@@ -590,7 +609,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                     split[p] = True
                     break
         if not split.any():
-            return 0, centre, chol, peak, z1, w1, edges, values, density
+            return 0, centre, chol, peak, outer, z1, w1, edges, values, density
         halved = np.empty(outer.size + split.sum())
         count = 0
         for p in range(outer.size - 1):
@@ -601,7 +620,34 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 count += 1
         halved[count] = outer[-1]
         outer = halved
-    return 3, centre, chol, 0.0, none, none, none, failed, failed
+    return 3, centre, chol, 0.0, none, none, none, none, failed, failed
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_tables(values, density, edges, peak, gl_nodes, gl_weights, gl_monomial):
+    """Return the rows' cumulative masses (r, P + 1) and the coefficients of their interpolants.
+
+    ``values`` and ``density`` are ``l`` and ``exp(l - peak)`` at the inner nodes,
+    (r, P, order); the coefficients are the monomial ones of ``l - peak`` (clipped) per row and
+    panel, (r, P, order).
+    """
+    order = gl_nodes.size
+    rows, panels = values.shape[0], values.shape[1]
+    cumulative = np.zeros((rows, panels + 1))
+    coefficients = np.zeros((rows, panels, order))
+    for i in range(rows):
+        for p in range(panels):
+            half = 0.5 * (edges[p + 1] - edges[p])
+            panel = 0.0
+            for q in range(order):
+                panel += half * gl_weights[q] * density[i, p, q]
+                # The polynomial interpolates l clipped where the density is negligible (as
+                # the panels were resolved): a cliff of l would make it overshoot.
+                clipped = max(values[i, p, q] - peak, -2.0 * LOG_DENSITY_DROP)
+                for r in range(order):
+                    coefficients[i, p, r] += gl_monomial[r, q] * clipped
+            cumulative[i, p + 1] = cumulative[i, p] + panel
+    return cumulative, coefficients
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -609,12 +655,13 @@ def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monom
     """Fit the rule, then compute what every decision reads, in one compiled call.
 
     Returns status, the nodes (m, 2), their normalised weights, the posterior means of the two
-    coordinates, the tail table and the total mass. The tail table: the rows' ``theta_1``,
-    outer weights and ``z_1``, the whitening (centre, ``(l11, l21, l22)``), the inner panels'
-    edges (P + 1), the cumulative masses per row (r, P + 1) and the monomial coefficients of
-    ``l - peak`` (clipped) per row and panel (r, P, order).
+    coordinates, the tail table, the total mass, the outer panels' edges and the peak of ``l``.
+    The tail table: the rows' ``theta_1``, outer weights and ``z_1``, the whitening (centre,
+    ``(l11, l21, l22)``), the inner panels' edges (P + 1), the cumulative masses per row
+    (r, P + 1) and the monomial coefficients of ``l - peak`` (clipped) per row and panel
+    (r, P, order).
     """
-    status, centre, chol, peak, z1, w1, edges, values, density = _fit(
+    status, centre, chol, peak, outer, z1, w1, edges, values, density = _fit(
         problem, centre0, scale0, gl_nodes, gl_weights, gl_tail
     )
     order = gl_nodes.size
@@ -622,39 +669,55 @@ def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monom
     m = rows * panels * order
     nodes = np.empty((m, 2))
     weights = np.empty(m)
-    cumulative = np.zeros((rows, panels + 1))
-    coefficients = np.zeros((rows, panels, order))
     leading = np.empty(rows)
     mean = np.zeros(2)
-    table = (leading, w1, z1, centre, chol, edges, cumulative, coefficients)
     if status != 0:
-        return status, nodes, weights, mean, table, 0.0
+        cumulative = np.zeros((rows, panels + 1))
+        coefficients = np.zeros((rows, panels, order))
+        table = (leading, w1, z1, centre, chol, edges, cumulative, coefficients)
+        return status, nodes, weights, mean, table, 0.0, outer, peak
+    cumulative, coefficients = _row_tables(
+        values, density, edges, peak, gl_nodes, gl_weights, gl_monomial
+    )
+    table = (leading, w1, z1, centre, chol, edges, cumulative, coefficients)
     total = 0.0
     for i in range(rows):
         leading[i] = centre[0] + chol[0] * z1[i]
         for p in range(panels):
             half = 0.5 * (edges[p + 1] - edges[p])
-            panel = 0.0
             for q in range(order):
                 index = (i * panels + p) * order + q
                 t1, t2 = _point(z1[i], edges[p] + half * (gl_nodes[q] + 1.0), centre, chol)
                 nodes[index, 0], nodes[index, 1] = t1, t2
-                shifted = values[i, p, q] - peak
-                mass = half * gl_weights[q] * density[i, p, q]
-                weights[index] = w1[i] * mass
-                panel += mass
-                # The polynomial interpolates l clipped where the density is negligible (as
-                # the panels were resolved): a cliff of l would make it overshoot.
-                clipped = max(shifted, -2.0 * LOG_DENSITY_DROP)
-                for r in range(order):
-                    coefficients[i, p, r] += gl_monomial[r, q] * clipped
-            cumulative[i, p + 1] = cumulative[i, p] + panel
+                weights[index] = w1[i] * (half * gl_weights[q] * density[i, p, q])
         total += w1[i] * cumulative[i, panels]
     for index in range(m):
         weights[index] /= total
         mean[0] += weights[index] * nodes[index, 0]
         mean[1] += weights[index] * nodes[index, 1]
-    return 0, nodes, weights, mean, table, total
+    return 0, nodes, weights, mean, table, total, outer, peak
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _new_rows(z1, table, peak, gl_nodes, gl_weights, gl_monomial, problem):
+    """Return the tail table of other rows ``z1`` of the rule (its whitening, inner panels).
+
+    Status 1 (and no table to read) if ``l`` is NaN on one of them.
+    """
+    centre, chol, edges = table[3], table[4], table[5]
+    order = gl_nodes.size
+    panels = edges.size - 1
+    values = np.empty((z1.size, panels, order))
+    for p in range(panels):
+        width = edges[p + 1] - edges[p]
+        values[:, p] = _evaluate(z1, edges[p], width, centre, chol, gl_nodes, problem)
+    density = np.exp(values - peak)
+    cumulative, coefficients = _row_tables(
+        values, density, edges, peak, gl_nodes, gl_weights, gl_monomial
+    )
+    leading = centre[0] + chol[0] * z1
+    rows = (leading, np.ones(z1.size), z1, centre, chol, edges, cumulative, coefficients)
+    return (1 if np.isnan(values).any() else 0), rows
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -720,16 +783,29 @@ def _z_cut(cut, i, table):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tail_masses(cut, above, table, total, gl_nodes, gl_weights):
-    """Mass of ``theta_2 > cut`` (``above``) or ``< cut`` per event; ``cut`` (r, c)."""
-    w1, cumulative = table[1], table[6]
+def _side_masses(cut, above, table, gl_nodes, gl_weights):
+    """Each row's mass where ``theta_2 > cut`` (``above``) or ``< cut``, per event, (r, c).
+
+    Unnormalised and without the rows' outer weights; ``cut`` and ``above`` are (r, c).
+    """
+    cumulative = table[6]
     panels = cumulative.shape[1] - 1
-    out = np.zeros(cut.shape[1])
+    out = np.empty(cut.shape)
     for c in range(cut.shape[1]):
-        mass = 0.0
         for i in range(cut.shape[0]):
             below = _row_below(_z_cut(cut[i, c], i, table), i, table, gl_nodes, gl_weights)
-            mass += w1[i] * (cumulative[i, panels] - below if above[i, c] else below)
+            out[i, c] = cumulative[i, panels] - below if above[i, c] else below
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tail_masses(side, w1, total):
+    """Return each event's probability: the rows' masses ``side`` (r, c) by the outer rule."""
+    out = np.zeros(side.shape[1])
+    for c in range(side.shape[1]):
+        mass = 0.0
+        for i in range(side.shape[0]):
+            mass += w1[i] * side[i, c]
         out[c] = mass / total
     return out
 
@@ -777,6 +853,28 @@ def _quantile(q, start, table, total, gl_nodes, gl_weights):
     return cut
 
 
+def _kinds(cut: np.ndarray) -> np.ndarray:
+    """Return 0 where a cut is finite, 1 where it is ``inf``, -1 where ``-inf``."""
+    return np.where(np.isposinf(cut), 1, np.where(np.isneginf(cut), -1, 0))
+
+
+def _kinked(kinds: np.ndarray, order: int) -> dict[int, list[int]]:
+    """Return, per outer panel of ``order`` rows, the events whose masses kink or jump there.
+
+    An event's mass along a row is as smooth across rows as its cut, except where the cut is
+    finite on a row and infinite on the next (or ``-inf`` on one, ``inf`` on the next): between
+    them the masses kink or jump (EWOC's ``p_k > t`` for ``t`` off the target, as ``rho0``
+    nears ``t``), which the outer rule does not integrate. Both panels of two such rows are
+    returned (the point may lie on either side of their common edge). ``kinds`` (`_kinds`) are
+    (panels * order, c).
+    """
+    kinked: dict[int, set[int]] = {}
+    for row, c in zip(*np.nonzero(kinds[1:] != kinds[:-1]), strict=True):
+        for p in {int(row) // order, (int(row) + 1) // order}:
+            kinked.setdefault(p, set()).add(int(c))
+    return {p: sorted(events) for p, events in sorted(kinked.items())}
+
+
 @dataclass(frozen=True, eq=False)
 class LogisticQuadrature:
     """The fitted rule of one BLRM or EWOC posterior (build it with :meth:`fit`).
@@ -800,6 +898,10 @@ class LogisticQuadrature:
         What the tails read (see :func:`_posterior`).
     total : float
         The unnormalised mass (relative to the peak density).
+    outer : numpy.ndarray
+        The edges of the outer panels (whitened ``z_1``); each holds :data:`ORDER` rows.
+    peak : float
+        The largest ``l`` at the nodes (the density is relative to it).
     """
 
     problem: tuple
@@ -809,6 +911,8 @@ class LogisticQuadrature:
     rows: np.ndarray
     table: tuple
     total: float
+    outer: np.ndarray
+    peak: float
 
     @classmethod
     def fit(
@@ -841,7 +945,7 @@ class LogisticQuadrature:
             np.asarray(levels, dtype=float),
             np.asarray(prior, dtype=float),
         )
-        status, nodes, weights, mean, table, total = _posterior(
+        status, nodes, weights, mean, table, total, outer, peak = _posterior(
             problem,
             np.asarray(centre, dtype=float),
             np.asarray(scale, dtype=float),
@@ -859,27 +963,101 @@ class LogisticQuadrature:
             )
         if status == 3:
             raise FloatingPointError("the quadrature rule did not settle")
-        return cls(problem, nodes, weights, mean, table[0][:, None], table, total)
+        return cls(problem, nodes, weights, mean, table[0][:, None], table, total, outer, peak)
 
     @cached_property
     def rates(self) -> np.ndarray:
         """``p_k`` at every node, shape (m, K) (computed when first read)."""
         return _rates(self.nodes, self.problem)
 
-    def tail_mass(self, cut: np.ndarray, above: np.ndarray) -> np.ndarray:
-        """Mass where ``theta_2`` is above (``above``) or below a cut per row, shape (c,).
+    def tail_mass(self, cuts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Mass where ``theta_2`` is above or below a cut per row, of each of ``c`` events, (c,).
 
-        ``cut`` and ``above`` have shape (r, c): one cut of each of ``c`` events per row;
-        ``-inf`` or ``inf`` for an event that holds on the whole row or nowhere on it.
+        ``cuts(rows)`` gives, for rows of ``theta_1`` (m, 1), each event's cut (m, c) (``-inf``
+        or ``inf`` for an event that holds on the whole row or nowhere on it) and whether the
+        event is ``theta_2 > cut`` (m, c). Where an event's cut is finite on a row and infinite
+        on the next, its masses kink or jump between them (`_kinked`): the outer panels on
+        either side are integrated again on rows of their own, halved around the point while
+        the rows there hold more than :data:`_EVENT_RESOLUTION` of the mass (:meth:`_refined`).
         """
-        return _tail_masses(
-            np.asarray(cut, dtype=float),
-            np.asarray(above, dtype=np.bool_),
-            self.table,
-            self.total,
-            _GL_NODES,
-            _GL_WEIGHTS,
+        cut, above = cuts(self.rows)
+        cut = np.asarray(cut, dtype=float)
+        side = _side_masses(
+            cut, np.asarray(above, dtype=np.bool_), self.table, _GL_NODES, _GL_WEIGHTS
         )
+        masses = _tail_masses(side, self.table[1], self.total)
+        order = _GL_NODES.size
+        kinds = _kinds(cut)
+        row_masses = self.table[6][:, -1]
+        for p, events in _kinked(kinds, order).items():
+            rows = slice(p * order, (p + 1) * order)
+            weights = self.table[1][rows]
+            if weights @ row_masses[rows] <= _EVENT_RESOLUTION * self.total:
+                continue
+            # the kinds just outside the panel, to tell a kink at its edges
+            before = kinds[p * order - 1, events] if p > 0 else None
+            after = kinds[(p + 1) * order, events] if (p + 1) * order < kinds.shape[0] else None
+            interval = (self.outer[p], self.outer[p + 1])
+            refined = self._refined(cuts, interval, events, (before, after), 1)
+            masses[events] += (refined - weights @ side[rows][:, events]) / self.total
+        return masses
+
+    def _refined(
+        self,
+        cuts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        interval: tuple[float, float],
+        events: list[int],
+        outside: tuple[np.ndarray | None, np.ndarray | None],
+        depth: int,
+    ) -> np.ndarray:
+        """Unnormalised mass of ``events`` over rows ``z_1`` in ``interval``, on its two halves.
+
+        Each half has rows of its own, the Gauss-Legendre points of the half with the rule's
+        inner panels. A half is halved again, for an event, while the event's cut changes kind
+        (finite, ``inf``, ``-inf``) between its rows or between its outermost rows and the
+        rows just outside it (``outside``: the kinds of the rows before and after the
+        interval, None at an end of the rule), its mass exceeds :data:`_EVENT_RESOLUTION` of
+        the total (the mass an integral of the event can miss there) and the halvings are
+        fewer than :data:`_MAX_HALVINGS`.
+        """
+        low, high = interval
+        middle = 0.5 * (low + high)
+        halves = []
+        for part in ((low, middle), (middle, high)):
+            half = 0.5 * (part[1] - part[0])
+            z1 = part[0] + half * (_GL_NODES + 1.0)
+            status, table = _new_rows(
+                z1, self.table, self.peak, _GL_NODES, _GL_WEIGHTS, _GL_MONOMIAL, self.problem
+            )
+            if status:
+                raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
+            cut, above = cuts(table[0][:, None])
+            cut = np.ascontiguousarray(np.asarray(cut, dtype=float)[:, events])
+            above = np.ascontiguousarray(np.asarray(above, dtype=np.bool_)[:, events])
+            side = _side_masses(cut, above, table, _GL_NODES, _GL_WEIGHTS)
+            mass = half * (_GL_WEIGHTS @ table[6][:, -1])
+            halves.append((part, half * (_GL_WEIGHTS @ side), _kinds(cut), mass))
+        masses = halves[0][1] + halves[1][1]
+        if depth == _MAX_HALVINGS:
+            return masses
+        for j, (part, part_masses, kinds, mass) in enumerate(halves):
+            if mass <= _EVENT_RESOLUTION * self.total:
+                continue
+            # the kinds of the rows just before and after this half
+            before = outside[0] if j == 0 else halves[0][2][-1]
+            after = halves[1][2][0] if j == 0 else outside[1]
+            for k, event in enumerate(events):
+                changes = (kinds[1:, k] != kinds[:-1, k]).any()
+                changes |= before is not None and before[k] != kinds[0, k]
+                changes |= after is not None and after[k] != kinds[-1, k]
+                if changes:
+                    around = (
+                        None if before is None else before[k : k + 1],
+                        None if after is None else after[k : k + 1],
+                    )
+                    again = self._refined(cuts, part, [event], around, depth + 1)
+                    masses[k] += again[0] - part_masses[k]
+        return masses
 
     def cdf(self, cut: float) -> float:
         """``P(theta_2 < cut)``."""

@@ -18,6 +18,7 @@ from scipy.special import expit, log_expit, logit, xlog1py, xlogy
 
 from dosezoo.data import TrialData
 from dosezoo.models import BLRM, CRM, EWOC, BLRMPrior
+from dosezoo.samplers.logistic_quadrature import _kinds, _kinked
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 PROBABILITY_TOLERANCE = 1e-3
@@ -391,15 +392,9 @@ def test_ewoc_mtd_quantiles_and_overdose_probabilities_match_a_3000_grid(name):
             assert posterior.mtd.cdf(dose_at) == pytest.approx(exact, abs=PROBABILITY_TOLERANCE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "EWOC's per-level P(p_k > t) (read by summary(), not by the EWOC rule) still errs by "
-        "up to 1e-2 at 160 cells: along a row the cut meets the curved ridge of the posterior "
-        "where the density is not log-linear over a cell; a per-row inner rule is needed"
-    ),
-)
 def test_ewoc_level_overdose_probabilities_match_a_3000_grid():
+    # P(p_k > t) for t off the target (what summary() reads): as rho0 nears t the event's cut
+    # runs off to infinity between two rows, a kink the outer rule alone erred on by up to 3e-2.
     failures = []
     for name, (theta, x_min, x_max, data) in EWOC_CASES.items():
         levels = tuple(np.linspace(x_min, x_max, 6)[1:]) if x_min == 0 else _within(x_max)
@@ -425,6 +420,42 @@ def test_ewoc_level_overdose_probabilities_match_a_3000_grid():
             if not np.allclose(above, expected, atol=PROBABILITY_TOLERANCE, rtol=0):
                 failures.append((name, t))
     assert not failures, failures
+
+
+def test_ewoc_lowest_level_probabilities_match_a_3000_grid():
+    # At the lowest dose p = rho0: P(p > t) = P(rho0 > t), an event that holds on the rows
+    # above rho0 = t and on none below, a jump between two rows (the outer rule alone erred
+    # by up to 7e-2).
+    checked = 0
+    for theta, x_min, x_max, data in EWOC_CASES.values():
+        levels = _within(x_max)
+        if x_min == 0 or levels[0] != x_min:
+            continue
+        rho0, _, w = _midpoint_2d(
+            _ewoc_log_posterior(theta, x_min, data), (0.0, theta), (x_min, x_max)
+        )
+        cells = np.linspace(0.0, theta, rho0.size + 1)
+        posterior = EWOC(theta, x_min, x_max, dose_levels=levels).posterior(data)
+        for t in (0.1, 0.2):
+            above = np.clip((cells[1:] - t) / np.diff(cells), 0.0, 1.0)  # a cell's share
+            expected = float(above @ w.sum(axis=1))
+            assert posterior.prob_above(t)[0] == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
+            checked += 1
+    assert checked >= 10
+
+
+def test_only_an_event_whose_cut_runs_off_between_rows_is_integrated_again():
+    order = 8
+    cut = np.zeros((3 * order, 4))
+    cut[:, 1] = np.inf  # holds nowhere: no kink
+    cut[order:, 2] = np.inf  # finite up to panel 0's last row: the point may be in panel 0 or 1
+    cut[order + 3 :, 3] = np.inf  # finite, then infinite within panel 1
+    cut[2 * order + 5 :, 0] = -np.inf  # within panel 2
+    assert _kinked(_kinds(cut), order) == {0: [2], 1: [2, 3], 2: [0]}
+    jump = np.full((order, 1), np.inf)
+    jump[:4] = -np.inf  # holds everywhere on some rows, nowhere on others
+    assert _kinked(_kinds(jump), order) == {0: [0]}
+    assert _kinked(_kinds(np.full((order, 2), -np.inf)), order) == {}
 
 
 @pytest.mark.parametrize("name", ["BLRM", "EWOC"])
