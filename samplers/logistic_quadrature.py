@@ -1024,21 +1024,30 @@ class LogisticQuadrature:
         """
         low, high = interval
         middle = 0.5 * (low + high)
-        halves = []
-        for part in ((low, middle), (middle, high)):
-            half = 0.5 * (part[1] - part[0])
-            z1 = part[0] + half * (_GL_NODES + 1.0)
-            status, table = _new_rows(
-                z1, self.table, self.peak, _GL_NODES, _GL_WEIGHTS, _GL_MONOMIAL, self.problem
+        half = 0.5 * (middle - low)
+        parts = ((low, middle), (middle, high))
+        # the rows of both halves in one table (its first ORDER rows are the first half's)
+        z1 = np.concatenate([start + half * (_GL_NODES + 1.0) for start, _ in parts])
+        status, table = _new_rows(
+            z1, self.table, self.peak, _GL_NODES, _GL_WEIGHTS, _GL_MONOMIAL, self.problem
+        )
+        if status:
+            raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
+        cut, above = cuts(table[0][:, None])
+        cut = np.ascontiguousarray(np.asarray(cut, dtype=float)[:, events])
+        above = np.ascontiguousarray(np.asarray(above, dtype=np.bool_)[:, events])
+        side = _side_masses(cut, above, table, _GL_NODES, _GL_WEIGHTS)
+        kinds = _kinds(cut)
+        order = _GL_NODES.size
+        halves = [
+            (
+                part,
+                half * (_GL_WEIGHTS @ side[j * order : (j + 1) * order]),
+                kinds[j * order : (j + 1) * order],
+                half * (_GL_WEIGHTS @ table[6][j * order : (j + 1) * order, -1]),
             )
-            if status:
-                raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
-            cut, above = cuts(table[0][:, None])
-            cut = np.ascontiguousarray(np.asarray(cut, dtype=float)[:, events])
-            above = np.ascontiguousarray(np.asarray(above, dtype=np.bool_)[:, events])
-            side = _side_masses(cut, above, table, _GL_NODES, _GL_WEIGHTS)
-            mass = half * (_GL_WEIGHTS @ table[6][:, -1])
-            halves.append((part, half * (_GL_WEIGHTS @ side), _kinds(cut), mass))
+            for j, part in enumerate(parts)
+        ]
         masses = halves[0][1] + halves[1][1]
         if depth == _MAX_HALVINGS:
             return masses
