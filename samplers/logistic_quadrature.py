@@ -991,17 +991,24 @@ class LogisticQuadrature:
         order = _GL_NODES.size
         kinds = _kinds(cut)
         row_masses = self.table[6][:, -1]
+        # An event's mass and the total, both on the rule with its refined panels, so that a
+        # probability stays within [0, 1].
+        events_mass = masses * self.total
+        totals = np.full(masses.size, self.total)
         for p, events in _kinked(kinds, order).items():
             rows = slice(p * order, (p + 1) * order)
             weights = self.table[1][rows]
-            if weights @ row_masses[rows] <= _EVENT_RESOLUTION * self.total:
+            panel = weights @ row_masses[rows]
+            if panel <= _EVENT_RESOLUTION * self.total:
                 continue
             # the kinds just outside the panel, to tell a kink at its edges
             before = kinds[p * order - 1, events] if p > 0 else None
             after = kinds[(p + 1) * order, events] if (p + 1) * order < kinds.shape[0] else None
             interval = (self.outer[p], self.outer[p + 1])
-            refined = self._refined(cuts, interval, events, (before, after), 1)
-            masses[events] += (refined - weights @ side[rows][:, events]) / self.total
+            refined, refined_total = self._refined(cuts, interval, events, (before, after), 1)
+            events_mass[events] += refined - weights @ side[rows][:, events]
+            totals[events] += refined_total - panel
+            masses[events] = events_mass[events] / totals[events]
         return masses
 
     def _refined(
@@ -1011,8 +1018,11 @@ class LogisticQuadrature:
         events: list[int],
         outside: tuple[np.ndarray | None, np.ndarray | None],
         depth: int,
-    ) -> np.ndarray:
-        """Unnormalised mass of ``events`` over rows ``z_1`` in ``interval``, on its two halves.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unnormalised mass of ``events``, and in all, over rows ``z_1`` in ``interval``.
+
+        Both per event, (e,) each, integrated on the interval's two halves (each event's own
+        halvings for the mass in all too).
 
         Each half has rows of its own, the Gauss-Legendre points of the half with the rule's
         inner panels. A half is halved again, for an event, while the event's cut changes kind
@@ -1049,8 +1059,9 @@ class LogisticQuadrature:
             for j, part in enumerate(parts)
         ]
         masses = halves[0][1] + halves[1][1]
+        totals = np.full(len(events), halves[0][3] + halves[1][3])
         if depth == _MAX_HALVINGS:
-            return masses
+            return masses, totals
         for j, (part, part_masses, kinds, mass) in enumerate(halves):
             if mass <= _EVENT_RESOLUTION * self.total:
                 continue
@@ -1066,9 +1077,10 @@ class LogisticQuadrature:
                         None if before is None else before[k : k + 1],
                         None if after is None else after[k : k + 1],
                     )
-                    again = self._refined(cuts, part, [event], around, depth + 1)
+                    again, again_total = self._refined(cuts, part, [event], around, depth + 1)
                     masses[k] += again[0] - part_masses[k]
-        return masses
+                    totals[k] += again_total[0] - mass
+        return masses, totals
 
     def cdf(self, cut: float) -> float:
         """``P(theta_2 < cut)``."""

@@ -13,6 +13,8 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, optimize, stats
 from scipy.special import expit, log_expit, logit, xlog1py, xlogy
 
@@ -442,6 +444,32 @@ def test_ewoc_lowest_level_probabilities_match_a_3000_grid():
             assert posterior.prob_above(t)[0] == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
             checked += 1
     assert checked >= 10
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    cohorts=st.lists(
+        st.integers(1, 6).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
+        min_size=1,
+        max_size=5,
+    ),
+    theta=st.sampled_from([0.2, 0.25, 0.33]),
+    thresholds=st.lists(st.floats(0.01, 0.9), min_size=2, max_size=4, unique=True),
+)
+def test_ewoc_tail_probabilities_are_probabilities_ordered_by_dose_and_threshold(
+    cohorts, theta, thresholds
+):
+    # Off the target most events run off between rows and are integrated again: a probability
+    # must still lie in [0, 1], fall as t rises and rise with the dose (p_k rises with it).
+    doses, dlts = [], []
+    for level, (n, y) in zip(LEVELS, cohorts, strict=False):
+        doses += [level] * n
+        dlts += [1] * y + [0] * (n - y)
+    posterior = EWOC(theta, LEVELS[0], LEVELS[-1], dose_levels=LEVELS).posterior(_data(doses, dlts))
+    above = np.array([posterior.prob_above(t) for t in sorted(thresholds)])
+    assert np.all((above >= 0.0) & (above <= 1.0))
+    assert np.all(np.diff(above, axis=0) <= 1e-9)
+    assert np.all(np.diff(above, axis=1) >= -1e-9)
 
 
 def test_only_an_event_whose_cut_runs_off_between_rows_is_integrated_again():
