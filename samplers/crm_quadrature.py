@@ -625,7 +625,10 @@ class CRMQuadrature:
 
     def prob_above(self, c: float) -> np.ndarray:
         r"""``P(e^beta x_k > c)`` per level, shape (K,) (:func:`level_cuts`)."""
-        return _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
+        # Within [0, 1]: the rule's error may carry a sum just past either end.
+        return np.clip(
+            _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem), 0.0, 1.0
+        )
 
     def mass_closest_below(self, level: int, target: float) -> float:
         """``P(p_{level-1} + p_level >= 2 target)`` with ``p_{-1} = 0`` (0-based levels).
@@ -634,7 +637,8 @@ class CRMQuadrature:
         among ties; a placebo level of rate 0 below the lowest) is below ``level``.
         """
         rule, problem = self.rule, self.problem
-        return _closest_below(int(level), float(target), rule, _GL_NODES, _GL_WEIGHTS, problem)
+        mass = _closest_below(int(level), float(target), rule, _GL_NODES, _GL_WEIGHTS, problem)
+        return min(max(mass, 0.0), 1.0)
 
     def draws(self, uniforms: np.ndarray) -> np.ndarray:
         """Draws of ``beta`` by inverting the CDF at ``uniforms`` (in [0, 1))."""
