@@ -1093,8 +1093,9 @@ class LogisticQuadrature:
         return masses, totals
 
     def cdf(self, cut: float) -> float:
-        """``P(theta_2 < cut)``."""
-        return _cdf_and_density(float(cut), self.table, self.total, _GL_NODES, _GL_WEIGHTS)[0]
+        """``P(theta_2 < cut)``, within [0, 1] (see `_probabilities`)."""
+        cdf = _cdf_and_density(float(cut), self.table, self.total, _GL_NODES, _GL_WEIGHTS)[0]
+        return min(max(cdf, 0.0), 1.0)
 
     def quantile(self, q: float) -> float:
         """Return the ``q``-quantile of ``theta_2``, ``q`` in (0, 1) (to 1e-12, relative)."""

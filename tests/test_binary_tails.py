@@ -472,6 +472,8 @@ def test_ewoc_tail_probabilities_are_probabilities_ordered_by_dose_and_threshold
     assert np.all((above >= 0.0) & (above <= 1.0))
     assert np.all(np.diff(above, axis=0) <= 1e-5)
     assert np.all(np.diff(above, axis=1) >= -1e-5)
+    cdf = np.array([posterior.mtd.cdf(dose) for dose in np.linspace(10.0, 160.0, 7)])
+    assert np.all((cdf >= 0.0) & (cdf <= 1.0)) and np.all(np.diff(cdf) >= -1e-5)
 
 
 @settings(max_examples=40, deadline=None)
