@@ -446,13 +446,32 @@ def test_ewoc_lowest_level_probabilities_match_a_3000_grid():
     assert checked >= 10
 
 
+def _cohorts(most: int):
+    """Patients and DLTs at the first levels in turn, one (n, y) per level."""
+    cohort = st.integers(1, most).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n)))
+    return st.lists(cohort, min_size=1, max_size=len(LEVELS))
+
+
+def _tails_at(model, cohorts, thresholds):
+    """The posterior given the cohorts at the levels, and P(p_k > t) per threshold (rows)."""
+    doses, dlts = [], []
+    for level, (n, y) in zip(LEVELS, cohorts, strict=False):
+        doses += [level] * n
+        dlts += [1] * y + [0] * (n - y)
+    posterior = model.posterior(_data(doses, dlts))
+    return posterior, np.array([posterior.prob_above(t) for t in sorted(thresholds)])
+
+
+def _assert_ordered_probabilities(above, tolerance):
+    """Within [0, 1], falling as the threshold rises (rows), rising with the dose (columns)."""
+    assert np.all((above >= 0.0) & (above <= 1.0))
+    assert np.all(np.diff(above, axis=0) <= tolerance)
+    assert np.all(np.diff(above, axis=1) >= -tolerance)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
-    cohorts=st.lists(
-        st.integers(1, 6).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
-        min_size=1,
-        max_size=5,
-    ),
+    cohorts=_cohorts(6),
     theta=st.sampled_from([0.2, 0.25, 0.33]),
     thresholds=st.lists(st.floats(0.01, 0.9), min_size=2, max_size=4, unique=True),
 )
@@ -463,26 +482,16 @@ def test_ewoc_tail_probabilities_are_probabilities_ordered_by_dose_and_threshold
     # must still lie in [0, 1], and fall as t rises and rise with the dose (p_k rises with it)
     # within the rule's error (an interpolant's integral, of order 1e-7 where the posterior
     # piles up at an end of the box: every patient toxic).
-    doses, dlts = [], []
-    for level, (n, y) in zip(LEVELS, cohorts, strict=False):
-        doses += [level] * n
-        dlts += [1] * y + [0] * (n - y)
-    posterior = EWOC(theta, LEVELS[0], LEVELS[-1], dose_levels=LEVELS).posterior(_data(doses, dlts))
-    above = np.array([posterior.prob_above(t) for t in sorted(thresholds)])
-    assert np.all((above >= 0.0) & (above <= 1.0))
-    assert np.all(np.diff(above, axis=0) <= 1e-5)
-    assert np.all(np.diff(above, axis=1) >= -1e-5)
+    model = EWOC(theta, LEVELS[0], LEVELS[-1], dose_levels=LEVELS)
+    posterior, above = _tails_at(model, cohorts, thresholds)
+    _assert_ordered_probabilities(above, 1e-5)
     cdf = np.array([posterior.mtd.cdf(dose) for dose in np.linspace(10.0, 160.0, 7)])
     assert np.all((cdf >= 0.0) & (cdf <= 1.0)) and np.all(np.diff(cdf) >= -1e-5)
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    cohorts=st.lists(
-        st.integers(1, 9).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))),
-        min_size=1,
-        max_size=5,
-    ),
+    cohorts=_cohorts(9),
     working_model=st.sampled_from(["empiric", "logistic"]),
     thresholds=st.lists(st.floats(0.001, 0.999), min_size=2, max_size=4, unique=True),
 )
@@ -491,16 +500,9 @@ def test_crm_tail_probabilities_are_probabilities_ordered_by_dose_and_threshold(
 ):
     # A fuzz of random skeletons and data found sums just past 1 (by 1.4e-7) before they
     # were clipped.
-    doses, dlts = [], []
-    for level, (n, y) in zip(LEVELS, cohorts, strict=False):
-        doses += [level] * n
-        dlts += [1] * y + [0] * (n - y)
     model = CRM((0.05, 0.12, 0.25, 0.4, 0.55), 0.25, dose_levels=LEVELS, model=working_model)
-    posterior = model.posterior(_data(doses, dlts))
-    above = np.array([posterior.prob_above(t) for t in sorted(thresholds)])
-    assert np.all((above >= 0.0) & (above <= 1.0))
-    assert np.all(np.diff(above, axis=0) <= 1e-6)
-    assert np.all(np.diff(above, axis=1) >= -1e-6)
+    _, above = _tails_at(model, cohorts, thresholds)
+    _assert_ordered_probabilities(above, 1e-6)
 
 
 def test_only_an_event_whose_cut_runs_off_between_rows_is_integrated_again():
