@@ -799,14 +799,12 @@ def _side_masses(cut, above, table, gl_nodes, gl_weights):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tail_masses(side, w1, total):
-    """Return each event's probability: the rows' masses ``side`` (r, c) by the outer rule."""
+def _event_sums(side, w1):
+    """Return each event's unnormalised mass: the rows' masses ``side`` (r, c) by the outer rule."""
     out = np.zeros(side.shape[1])
     for c in range(side.shape[1]):
-        mass = 0.0
         for i in range(side.shape[0]):
-            mass += w1[i] * side[i, c]
-        out[c] = mass / total
+            out[c] += w1[i] * side[i, c]
     return out
 
 
@@ -995,16 +993,15 @@ class LogisticQuadrature:
         side = _side_masses(
             cut, np.asarray(above, dtype=np.bool_), self.table, _GL_NODES, _GL_WEIGHTS
         )
-        masses = _tail_masses(side, self.table[1], self.total)
+        sums = _event_sums(side, self.table[1])
         if not np.isinf(cut).any():  # the rows' masses are as smooth as the cuts
-            return _probabilities(masses)
+            return _probabilities(sums / self.total)
         order = _GL_NODES.size
         kinds = _kinds(cut)
         row_masses = self.table[6][:, -1]
         # An event's mass and the total, both on the rule with its refined panels, so that a
         # probability stays within [0, 1].
-        events_mass = masses * self.total
-        totals = np.full(masses.size, self.total)
+        totals = np.full(sums.size, self.total)
         for p, events in _kinked(kinds, order).items():
             rows = slice(p * order, (p + 1) * order)
             weights = self.table[1][rows]
@@ -1016,10 +1013,9 @@ class LogisticQuadrature:
             after = kinds[(p + 1) * order, events] if (p + 1) * order < kinds.shape[0] else None
             interval = (self.outer[p], self.outer[p + 1])
             refined, refined_total = self._refined(cuts, interval, events, (before, after), 1)
-            events_mass[events] += refined - weights @ side[rows][:, events]
+            sums[events] += refined - weights @ side[rows][:, events]
             totals[events] += refined_total - panel
-            masses[events] = events_mass[events] / totals[events]
-        return _probabilities(masses)
+        return _probabilities(sums / totals)
 
     def _refined(
         self,
@@ -1079,10 +1075,12 @@ class LogisticQuadrature:
             before = outside[0] if j == 0 else halves[0][2][-1]
             after = halves[1][2][0] if j == 0 else outside[1]
             for k, event in enumerate(events):
-                changes = (kinds[1:, k] != kinds[:-1, k]).any()
-                changes |= before is not None and before[k] != kinds[0, k]
-                changes |= after is not None and after[k] != kinds[-1, k]
-                if changes:
+                column = kinds[:, k]
+                if before is not None:
+                    column = np.r_[before[k], column]
+                if after is not None:
+                    column = np.r_[column, after[k]]
+                if (column[1:] != column[:-1]).any():
                     around = (
                         None if before is None else before[k : k + 1],
                         None if after is None else after[k : k + 1],
