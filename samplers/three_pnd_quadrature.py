@@ -32,7 +32,13 @@ with :math:`D = x - x_{min}`,
 where :math:`g \, P\{\beta \ge b\}` is :math:`g` with beta's mass taken over
 :math:`(b, u_\beta)` only. :math:`F'(x)` is the same integral of :math:`g\,\partial_x P`, and
 a quantile :math:`F^{-1}(p)` is found by Newton steps on :math:`\Phi^{-1}(F(x))`
-(nearly linear in :math:`x`, tails included) safeguarded by bisection.
+(nearly linear in :math:`x`, tails included) safeguarded by bisection, until a step is
+within :data:`QUANTILE_TOLERANCE` of the dose range (the point it starts from, where
+:math:`F` is known, is the answer). Each step is a pass over the level's nodes, so they
+start near the root: at the coarsest level from the weighted :math:`p`-quantile of the
+nodes' MTD at beta's conditional mean (beta's spread ignored), at a finer one from the
+coarser level's answer. Where :math:`1 - F` is all rounding (:data:`NEWTON_MAX_SCORE`), the
+iteration bisects.
 
 Where the integrand is not smooth
 ---------------------------------
@@ -167,6 +173,11 @@ MAX_PHI_DEPTH = 4
 SIGMOID_REACH = 8.0
 #: Tolerance on the dose of a quantile's root at one level, as a fraction of the dose range.
 QUANTILE_TOLERANCE = 1e-6
+#: A quantile's Newton step is taken from a point whose ``Phi^{-1}(F)`` is below this (``F``
+#: below 1 - 1e-9): ``F`` is a sum of masses, accurate relative to itself near 0 but only to
+#: its rounding (about 1e-15) near 1, where that rounding makes up ``1 - F`` and a step on
+#: its probit is as small as it is meaningless (the iteration bisects there instead).
+NEWTON_MAX_SCORE = 6.0
 #: Exact-fit residual C*, relative to sum y^2 + eta^2, below which two or more responses are
 #: fitted exactly by a curve through (x_max, eta): the posterior is then improper.
 EXACT_FIT = 1e-12
@@ -204,6 +215,15 @@ def misfit(phi, obs, hyper, constrained):
     if not kernels.MIN_BASIS_MASS <= s_ww < np.inf:
         return np.inf
     return kernels.half_sum_squares(s_wy / s_ww, nu, obs, s_ww, s_wy)
+
+
+@njit(cache=True, error_model="numpy")
+def _misfits(phi, obs, hyper, constrained):
+    """:func:`misfit` at every point of ``phi``."""
+    out = np.empty(phi.size)
+    for j in range(phi.size):
+        out[j] = misfit(phi[j], obs, hyper, constrained)
+    return out
 
 
 @njit(cache=True, error_model="numpy")
@@ -599,12 +619,34 @@ class QuadratureLevel:
     log_top: float
     weight: np.ndarray
     slice_mass: np.ndarray
+    _panels_split: dict = field(default_factory=dict, repr=False)
+    _at: dict = field(default_factory=dict, repr=False)
+
+    def split_panel(self, a: float, b: float, obs: tuple, hyper: np.ndarray) -> "QuadratureLevel":
+        """Return the panel ``(a, b)`` of ``log(nu)`` as :data:`PHI_SPLIT` sub-panels, built once.
+
+        The sub-level depends on the panel alone, not on the ``x`` that asked for it: the
+        steps of a quantile's Newton iteration ask for the same ones.
+        """
+        key = (a, b)
+        if key not in self._panels_split:
+            edges = np.linspace(a, b, PHI_SPLIT + 1)
+            self._panels_split[key] = build_level(
+                np.column_stack([edges[:-1], edges[1:]]),
+                self.width,
+                obs,
+                hyper,
+                self.level,
+                log_top=self.log_top,
+            )
+        return self._panels_split[key]
 
     def cdf_and_density(
         self, x: float, obs: tuple, hyper: np.ndarray, depth: int = 0
     ) -> tuple[float, float]:
-        """``P(MTD <= x)`` and its derivative at this level.
+        """``P(MTD <= x)`` and its derivative at this level, kept per ``x``.
 
+        A quantile's last step and the CDF at that quantile ask for the same ``x``.
         ``P(beta >= b(x))`` can rise steeply across ``log(nu)`` (from nu where the curve
         through the data reaches eta below ``x`` on): a panel of ``log(nu)`` whose nodes' mean
         of it, ``F_j / m_j``, jumps by ``J`` between neighbours while the panel holds mass ``m``
@@ -612,6 +654,15 @@ class QuadratureLevel:
         :data:`PHI_JUMP` and ``m J`` exceeds :data:`PHI_REFINE_ERROR`, recursively (at most
         :data:`MAX_PHI_DEPTH` times).
         """
+        if depth == 0:
+            if x not in self._at:
+                self._at[x] = self._cdf_and_density(x, obs, hyper, 0)
+            return self._at[x]
+        return self._cdf_and_density(x, obs, hyper, depth)
+
+    def _cdf_and_density(
+        self, x: float, obs: tuple, hyper: np.ndarray, depth: int
+    ) -> tuple[float, float]:
         cdf, density = slice_cdf_and_density(
             x,
             self.table,
@@ -630,31 +681,43 @@ class QuadratureLevel:
         )
         if depth >= MAX_PHI_DEPTH:
             return float(cdf.sum()), float(density.sum())
-        mass = self.slice_mass
-        ratio = np.divide(cdf, mass, out=np.zeros_like(cdf), where=mass > 0.0)
-        jump = np.abs(np.diff(ratio))
-        jump[(mass[1:] == 0.0) | (mass[:-1] == 0.0)] = 0.0
-        # each node's largest jump to a neighbour, then each panel's
-        node_jump = np.maximum(np.append(jump, 0.0), np.insert(jump, 0, 0.0))
-        panel_jump = node_jump.reshape(-1, PHI_ORDER).max(axis=1)
-        panel_mass = mass.reshape(-1, PHI_ORDER).sum(axis=1)
-        coarse = (panel_jump <= PHI_JUMP) | (panel_mass * panel_jump <= PHI_REFINE_ERROR)
-        total_cdf = float(cdf.reshape(-1, PHI_ORDER)[coarse].sum())
-        total_density = float(density.reshape(-1, PHI_ORDER)[coarse].sum())
-        for a, b in self.phi_bounds[~coarse]:
-            edges = np.linspace(a, b, PHI_SPLIT + 1)
-            sub = build_level(
-                np.column_stack([edges[:-1], edges[1:]]),
-                self.width,
-                obs,
-                hyper,
-                self.level,
-                log_top=self.log_top,
-            )
-            c, d = sub.cdf_and_density(x, obs, hyper, depth + 1)
+        total_cdf, total_density, fine = _coarse_sums(cdf, density, self.slice_mass, PHI_ORDER)
+        for a, b in self.phi_bounds[fine]:
+            c, d = self.split_panel(a, b, obs, hyper)._cdf_and_density(x, obs, hyper, depth + 1)
             total_cdf += c
             total_density += d
         return total_cdf, total_density
+
+
+@njit(cache=True, error_model="numpy")
+def _coarse_sums(cdf, density, mass, order):
+    """Sum the slices' ``F`` and ``F'`` over the panels of ``log(nu)`` that resolve them.
+
+    A panel (``order`` nodes) is refined when the mean of ``P`` at its nodes, ``F_j / m_j``,
+    jumps by more than :data:`PHI_JUMP` between some node and a neighbour (the jump to or
+    from a node without mass counts as none) and its mass times that jump exceeds
+    :data:`PHI_REFINE_ERROR`. Returns the two sums over the other panels and the mask of
+    the panels to refine.
+    """
+    nodes = mass.size
+    jump = np.zeros(nodes + 1)  # jump[j]: between nodes j - 1 and j (none at the ends)
+    for j in range(1, nodes):
+        if mass[j] > 0.0 and mass[j - 1] > 0.0:
+            jump[j] = abs(cdf[j] / mass[j] - cdf[j - 1] / mass[j - 1])
+    fine = np.zeros(nodes // order, dtype=np.bool_)
+    total_cdf, total_density = 0.0, 0.0
+    for p in range(fine.size):
+        panel_jump, panel_mass = 0.0, 0.0
+        for j in range(p * order, (p + 1) * order):
+            panel_jump = max(panel_jump, jump[j], jump[j + 1])
+            panel_mass += mass[j]
+        if panel_jump > PHI_JUMP and panel_mass * panel_jump > PHI_REFINE_ERROR:
+            fine[p] = True
+            continue
+        for j in range(p * order, (p + 1) * order):
+            total_cdf += cdf[j]
+            total_density += density[j]
+    return total_cdf, total_density, fine
 
 
 def sigma_panel_width(n: float) -> float:
@@ -714,14 +777,23 @@ def build_level(bounds, width, obs, hyper, level, log_top=None):
 def _slice_log_mass(phi, obs, hyper):
     """``log`` of the posterior mass density of ``log(nu)`` at ``phi`` (unnormalised)."""
     level = _build_level(phi, np.zeros(phi.size), SCAN_PANEL_WIDTH, obs, hyper, 0)
-    with np.errstate(divide="ignore"):
-        per_node = np.log(level.weight) + level.log_top
-    out = np.full(phi.size, -np.inf)
-    for j in range(phi.size):
-        chunk = per_node[level.offsets[j] * ORDER : level.offsets[j + 1] * ORDER]
-        if chunk.size and np.isfinite(chunk.max()):
-            top = chunk.max()
-            out[j] = top + math.log(np.exp(chunk - top).sum())
+    return _log_sums(level.weight, level.offsets * ORDER, level.log_top)
+
+
+@njit(cache=True, error_model="numpy")
+def _log_sums(weight, offsets, log_top):
+    """``log`` of each slice's sum of ``weight``, plus ``log_top``.
+
+    The slice ``j`` holds the nodes ``offsets[j]:offsets[j + 1]``; ``-inf`` for one without
+    weight.
+    """
+    out = np.full(offsets.size - 1, -np.inf)
+    for j in range(out.size):
+        total = 0.0
+        for k in range(offsets[j], offsets[j + 1]):
+            total += weight[k]
+        if total > 0.0:
+            out[j] = math.log(total) + log_top
     return out
 
 
@@ -763,7 +835,7 @@ def _sharp_point(lo, hi, obs, hyper, constrained):
     """
     span = hi - lo
     grid = np.linspace(lo, hi, 65)
-    values = np.array([misfit(p, obs, hyper, constrained) for p in grid])
+    values = _misfits(grid, obs, hyper, constrained)
     k = int(np.argmin(values))
     if k == 0 or k == grid.size - 1 or not np.isfinite(values[k]):
         return None
@@ -838,11 +910,53 @@ def _gauss_legendre_phi(bounds):
     return phi, log_weight
 
 
+@njit(cache=True, error_model="numpy")
+def _plug_in_mtd(table, offsets, u, hyper, order):
+    """Per node of a level, the MTD of eq (5) at beta's conditional mean.
+
+    The mean is clipped into beta's support (its middle without data); NaN where
+    ``eta - sigma z <= 0`` leaves no MTD.
+    """
+    out = np.full(u.size, np.nan)
+    for j in range(table.shape[0]):
+        nu = table[j, NU]
+        for k in range(offsets[j] * order, offsets[j + 1] * order):
+            sigma = math.exp(u[k])
+            lower, upper = kernels.beta_bounds(sigma, nu, hyper)
+            beta = table[j, MEAN] if table[j, ROOT_SWW] > 0.0 else 0.5 * (lower + upper)
+            beta = min(max(beta, lower), upper)
+            if beta > 0.0 and hyper[kernels.ETA] - sigma * hyper[kernels.Z] > 0.0:
+                out[k] = kernels.mtd(beta, sigma, nu, hyper)
+    return out
+
+
+def _plug_in_quantile(level, p, hyper):
+    """Where a quantile's Newton steps start at a level without a coarser answer.
+
+    The weighted ``p``-quantile of the nodes' MTD at beta's conditional mean
+    (:func:`_plug_in_mtd`): it ignores beta's spread given ``(sigma, nu)``, but it is near
+    the root, so that the steps (each a pass over the level's nodes) are few. The midpoint
+    of the dose range where no node has such an MTD.
+    """
+    lower, upper = hyper[kernels.X_MIN], hyper[kernels.X_MAX]
+    mtd = _plug_in_mtd(level.table, level.offsets, level.u, hyper, ORDER)
+    kept = np.isfinite(mtd) & (level.weight > 0.0)
+    if not kept.any():
+        return 0.5 * (lower + upper)
+    mtd, weight = mtd[kept], level.weight[kept]
+    order = np.argsort(mtd)
+    cumulative = np.cumsum(weight[order])
+    k = min(int(np.searchsorted(cumulative, p * cumulative[-1])), mtd.size - 1)
+    return float(mtd[order[k]])
+
+
 def _solve_quantile(level, p, start, obs, hyper):
     """``F^{-1}(p)`` at one level, kept inside a shrinking bisection bracket.
 
     Newton steps on ``Phi^{-1}(F(x)) = Phi^{-1}(p)``, nearly linear in ``x`` where the
-    posterior of the MTD is nearly normal, so that the steps hold in its tails too.
+    posterior of the MTD is nearly normal, so that the steps hold in its tails too. Returns
+    the first point whose step is within :data:`QUANTILE_TOLERANCE` of the dose range (the
+    level keeps its ``F``, which the CDF at the quantile reads).
     """
     lower, upper = hyper[kernels.X_MIN], hyper[kernels.X_MAX]
     tolerance = QUANTILE_TOLERANCE * (upper - lower)
@@ -855,12 +969,12 @@ def _solve_quantile(level, p, start, obs, hyper):
         else:
             upper = x
         candidate = np.nan
-        if 0.0 < cdf < 1.0 and density > 0.0:
-            score = ndtri(cdf)
+        score = ndtri(cdf) if 0.0 < cdf < 1.0 else math.inf
+        if score < NEWTON_MAX_SCORE and density > 0.0:
             candidate = x - (score - target) * math.exp(-0.5 * score * score) / (SQRT_2PI * density)
         new_x = candidate if lower < candidate < upper else 0.5 * (lower + upper)
+        # x is within the tolerance of the root: kept (not new_x), its F is known.
         if abs(new_x - x) <= tolerance:
-            x = new_x
             break
         x = new_x
     return float(kernels.inside_open(x, hyper[kernels.X_MIN], hyper[kernels.X_MAX]))
@@ -959,7 +1073,7 @@ class QuadraturePosterior:
         lower, upper = self.hyper[kernels.X_MIN], self.hyper[kernels.X_MAX]
 
         def answer(level, previous):
-            start = 0.5 * (lower + upper) if previous is None else previous
+            start = _plug_in_quantile(level, p, self.hyper) if previous is None else previous
             return _solve_quantile(level, float(p), start, self.obs, self.hyper)
 
         return self._refine(("quantile", float(p)), answer, upper - lower)

@@ -11,7 +11,11 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.designs import MTDQuantileRule
 from dosezoo.models import ThreePND
-from dosezoo.samplers.three_pnd_quadrature import MTD_TOLERANCE, QUANTILE_TOLERANCE
+from dosezoo.samplers.three_pnd_quadrature import (
+    MTD_TOLERANCE,
+    QUANTILE_TOLERANCE,
+    _solve_quantile,
+)
 
 PROBABILITIES = (0.01, 0.1, 0.5, 0.9)
 
@@ -198,3 +202,32 @@ def test_quantiles_stay_inside_the_dose_range_for_any_data(case):
     resolution = 2 * QUANTILE_TOLERANCE * (model.x_max - model.x_min)
     assert np.all(np.diff(quantiles) >= -resolution)
     assert abs(grid.weight.sum() - 1.0) < 1e-9
+
+
+def test_a_quantile_started_where_f_rounds_to_one_is_still_found():
+    """Found by the property test above when the Newton steps started near the root's estimate:
+    at the top of the dose range F is 1 but for its rounding, its probit's slope is huge, and
+    the step from there (a few ulps) passed for convergence at the wrong end of the range."""
+    model = ThreePND(eta=5.0, gamma=0.55, x_min=0.0, x_max=5.0, delta=0.05)
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [1.25, 1.25], "y": [0.0, -5.0]}))
+    posterior = model.mtd_posterior(data)
+    level = posterior.level(0)
+    top = np.nextafter(model.x_max, model.x_min)
+    assert 1.0 - level.cdf_and_density(top, posterior.obs, posterior.hyper)[0] < 1e-12
+    from_top = _solve_quantile(level, 1e-4, top, posterior.obs, posterior.hyper)
+    from_middle = _solve_quantile(level, 1e-4, 2.5, posterior.obs, posterior.hyper)
+    assert abs(from_top - from_middle) <= 2 * QUANTILE_TOLERANCE * (model.x_max - model.x_min)
+    assert level.cdf_and_density(from_top, posterior.obs, posterior.hyper)[0] < 2e-4
+
+
+def test_the_cdf_at_a_quantile_is_the_same_asked_before_or_after_it(o6bg_model, small_trial):
+    """A level keeps F at the points it was asked (a quantile's last step, then the CDF there):
+    the kept value is the one computed afresh."""
+    first = o6bg_model.mtd_posterior(small_trial)
+    point = first.quantile(0.1)
+    after = first.cdf(point)
+    second = o6bg_model.mtd_posterior(small_trial)
+    before = second.cdf(point)
+    assert second.quantile(0.1) == point
+    assert before == after
+    assert abs(after - 0.1) < 1e-4
