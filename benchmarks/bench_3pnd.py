@@ -182,6 +182,13 @@ def markdown(results: dict) -> str:
         f"{first['warm_cache']:.2f} s from numba's disk cache."
     )
     lines.append(f"- Machine: {results['machine']}; {results['date']}.")
+    if "load_averages" in results:
+        loads = results["load_averages"]
+        lines.append(
+            "- Load averages (1, 5, 15 min) at the start: "
+            f"{', '.join(f'{x:.2f}' for x in loads['before'])}; at the end: "
+            f"{', '.join(f'{x:.2f}' for x in loads['after'])} (other processes slow the timings)."
+        )
     return "\n".join(lines)
 
 
@@ -214,6 +221,7 @@ def main() -> None:
         "O6-BG, 24 patients": (o6bg_model, load_o6bg()),
         "simulated, 45 patients": simulated_45(),
     }
+    load_before = list(os.getloadavg())
     runs = {}
     for name, (model, data) in datasets.items():
         print(f"benchmarking {name} ...", flush=True)
@@ -234,6 +242,7 @@ def main() -> None:
         "first_call_seconds": first_call_cost(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
+        "load_averages": {"before": load_before, "after": list(os.getloadavg())},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "three_pnd_speed.json").write_text(json.dumps(results, indent=2))
