@@ -432,12 +432,16 @@ def _cdf(cuts, rule, gl_nodes, gl_weights, problem):
 
 @numba.njit(cache=True, error_model="numpy")
 def _prob_above(c, rule, gl_nodes, gl_weights, problem):
-    """``P(e^beta x_k > c)`` per level (:func:`_level_cuts`)."""
+    """``P(e^beta x_k > c)`` per level (:func:`_level_cuts`), within [0, 1].
+
+    The rule's error may carry a sum just past either end; it is clipped.
+    """
     cut, above = _level_cuts(problem[1], c)
     below = _cdf(cut, rule, gl_nodes, gl_weights, problem)
     for k in range(cut.size):
         if above[k]:
             below[k] = 1.0 - below[k]
+        below[k] = min(max(below[k], 0.0), 1.0)
     return below
 
 
@@ -624,11 +628,8 @@ class CRMQuadrature:
         return _cdf(np.asarray(cuts, dtype=float), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
 
     def prob_above(self, c: float) -> np.ndarray:
-        r"""``P(e^beta x_k > c)`` per level, shape (K,) (:func:`level_cuts`)."""
-        # Within [0, 1]: the rule's error may carry a sum just past either end.
-        return np.clip(
-            _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem), 0.0, 1.0
-        )
+        r"""``P(e^beta x_k > c)`` per level, within [0, 1], shape (K,) (:func:`level_cuts`)."""
+        return _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
 
     def mass_closest_below(self, level: int, target: float) -> float:
         """``P(p_{level-1} + p_level >= 2 target)`` with ``p_{-1} = 0`` (0-based levels).
