@@ -353,8 +353,10 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
     """Per Gauss-Legendre node: ``u`` and the log weights without and with beta's mass.
 
     The weights are those of both directions. Also ``(log Phi(top), log Phi(-top))``,
-    ``top = (u_beta - mu) / s``, which every evaluation of ``P(beta >= b(x))`` at the node
-    needs (NaN without data).
+    ``top = (u_beta - mu) / s``, which an evaluation of ``P(beta >= b(x))`` at the node
+    needs: the one of the tail that beta's mass reads (that of ``P`` too unless its cut is
+    low), NaN for the other (computed by :func:`_node_terms` where it is read) and without
+    data.
     """
     size = lower.size * gl_nodes.size
     u_out = np.empty(size)
@@ -386,11 +388,14 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                     sd = sigma / row[ROOT_SWW]
                     lo = (eta - sigma * z) * row[RNEG]
                     top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
-                    tails[k, 0] = log_ndtr(top)
-                    tails[k, 1] = log_ndtr(-top)
-                    log_g[k] = b + kernels.log_normal_mass(
-                        (lo - row[MEAN]) / sd, top, tails[k, 0], tails[k, 1]
-                    )
+                    bottom = (lo - row[MEAN]) / sd
+                    # the tail log_normal_mass reads; a CDF's cut (above bottom) mostly reads
+                    # the same one, and computes the other where it needs it
+                    if bottom + top > 0.0:
+                        tails[k, 1] = log_ndtr(-top)
+                    else:
+                        tails[k, 0] = log_ndtr(top)
+                    log_g[k] = b + kernels.log_normal_mass(bottom, top, tails[k, 0], tails[k, 1])
     return u_out, base, log_g, tails
 
 
@@ -596,7 +601,8 @@ class QuadratureLevel:
     u, base : numpy.ndarray
         Per Gauss-Legendre node, ``log(sigma)`` and the log weight without beta's mass.
     tails : numpy.ndarray
-        Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass (:func:`node_log_density`).
+        Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass, NaN where not computed
+        (:func:`node_log_density`).
     log_top : float
         Log of the normalising constant (the sum of the nodes' weights ``g``).
     weight : numpy.ndarray
