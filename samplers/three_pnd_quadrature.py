@@ -360,6 +360,7 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
     """
     size = lower.size * gl_nodes.size
     u_out = np.empty(size)
+    sigma_out = np.empty(size)
     base = np.empty(size)
     log_g = np.empty(size)
     tails = np.full((size, 2), np.nan)
@@ -375,6 +376,8 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                 k = p * gl_nodes.size + i
                 u = mid + half * gl_nodes[i]
                 u_out[k] = u
+                sigma = math.exp(u)
+                sigma_out[k] = sigma
                 if row[LOG_FACTOR] == -np.inf:
                     base[k] = -np.inf
                     log_g[k] = -np.inf
@@ -384,7 +387,6 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                 if n == 0.0:
                     log_g[k] = b
                 else:
-                    sigma = math.exp(u)
                     sd = sigma / row[ROOT_SWW]
                     lo = (eta - sigma * z) * row[RNEG]
                     top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
@@ -396,17 +398,16 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                     else:
                         tails[k, 0] = log_ndtr(top)
                     log_g[k] = b + kernels.log_normal_mass(bottom, top, tails[k, 0], tails[k, 1])
-    return u_out, base, log_g, tails
+    return u_out, sigma_out, base, log_g, tails
 
 
 @njit(cache=True, error_model="numpy")
-def _node_terms(u, base, row, n, dneg, log_d_x, hyper, log_phi_top, log_phi_minus_top):
+def _node_terms(sigma, base, row, n, dneg, log_d_x, hyper, log_phi_top, log_phi_minus_top):
     """``(g P, g dP/dx)`` at one node above the kink (``base`` already normalised).
 
     ``log_phi_top, log_phi_minus_top`` are the node's cached ``log Phi(+-top)``
     (:func:`node_log_density`), or NaN to compute them here.
     """
-    sigma = math.exp(u)
     z = hyper[kernels.Z]
     eta = hyper[kernels.ETA]
     threshold = (eta - sigma * z) * dneg
@@ -444,7 +445,7 @@ def _panel_terms(a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weigh
     for i in range(gl_nodes.size):
         v = mid + half * gl_nodes[i]
         base = node_log_base(v, n, row) + math.log(half * gl_weights[i]) - log_top
-        c, d = _node_terms(v, base, row, n, dneg, log_d_x, hyper, np.nan, np.nan)
+        c, d = _node_terms(math.exp(v), base, row, n, dneg, log_d_x, hyper, np.nan, np.nan)
         cdf += c
         density += d
     return cdf, density
@@ -458,7 +459,7 @@ def slice_cdf_and_density(
     lower,
     upper,
     panel_top,
-    u,
+    sigma,
     base,
     tails,
     log_top,
@@ -509,7 +510,7 @@ def slice_cdf_and_density(
                     if base[k] - log_top < -2.0 * LOG_DENSITY_RANGE:
                         continue
                     c, d = _node_terms(
-                        u[k],
+                        sigma[k],
                         base[k] - log_top,
                         row,
                         n,
@@ -598,8 +599,9 @@ class QuadratureLevel:
         Panels of ``log(sigma)`` per slice (:func:`panels`).
     panel_top : numpy.ndarray
         Per panel, the log of its largest normalised node weight.
-    u, base : numpy.ndarray
-        Per Gauss-Legendre node, ``log(sigma)`` and the log weight without beta's mass.
+    u, sigma, base : numpy.ndarray
+        Per Gauss-Legendre node, ``log(sigma)``, ``sigma`` and the log weight without beta's
+        mass.
     tails : numpy.ndarray
         Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass, NaN where not computed
         (:func:`node_log_density`).
@@ -620,6 +622,7 @@ class QuadratureLevel:
     upper: np.ndarray
     panel_top: np.ndarray
     u: np.ndarray
+    sigma: np.ndarray
     base: np.ndarray
     tails: np.ndarray
     log_top: float
@@ -676,7 +679,7 @@ class QuadratureLevel:
             self.lower,
             self.upper,
             self.panel_top,
-            self.u,
+            self.sigma,
             self.base,
             self.tails,
             self.log_top,
@@ -746,7 +749,7 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
     """
     table = slice_table(phi, log_weight, obs, hyper)
     offsets, lower, upper = panels(table, hyper, width)
-    u, base, log_g, tails = node_log_density(
+    u, sigma, base, log_g, tails = node_log_density(
         table, offsets, lower, upper, obs, hyper, _GL_NODES, _GL_WEIGHTS
     )
     if log_top is None:
@@ -766,6 +769,7 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
         upper=upper,
         panel_top=log_g.reshape(-1, ORDER).max(axis=1) - log_top,
         u=u,
+        sigma=sigma,
         base=base,
         tails=tails,
         log_top=log_top,
@@ -917,22 +921,21 @@ def _gauss_legendre_phi(bounds):
 
 
 @njit(cache=True, error_model="numpy")
-def _plug_in_mtd(table, offsets, u, hyper, order):
+def _plug_in_mtd(table, offsets, sigma, hyper, order):
     """Per node of a level, the MTD of eq (5) at beta's conditional mean.
 
     The mean is clipped into beta's support (its middle without data); NaN where
     ``eta - sigma z <= 0`` leaves no MTD.
     """
-    out = np.full(u.size, np.nan)
+    out = np.full(sigma.size, np.nan)
     for j in range(table.shape[0]):
         nu = table[j, NU]
         for k in range(offsets[j] * order, offsets[j + 1] * order):
-            sigma = math.exp(u[k])
-            lower, upper = kernels.beta_bounds(sigma, nu, hyper)
+            lower, upper = kernels.beta_bounds(sigma[k], nu, hyper)
             beta = table[j, MEAN] if table[j, ROOT_SWW] > 0.0 else 0.5 * (lower + upper)
             beta = min(max(beta, lower), upper)
-            if beta > 0.0 and hyper[kernels.ETA] - sigma * hyper[kernels.Z] > 0.0:
-                out[k] = kernels.mtd(beta, sigma, nu, hyper)
+            if beta > 0.0 and hyper[kernels.ETA] - sigma[k] * hyper[kernels.Z] > 0.0:
+                out[k] = kernels.mtd(beta, sigma[k], nu, hyper)
     return out
 
 
@@ -945,7 +948,7 @@ def _plug_in_quantile(level, p, hyper):
     of the dose range where no node has such an MTD.
     """
     lower, upper = hyper[kernels.X_MIN], hyper[kernels.X_MAX]
-    mtd = _plug_in_mtd(level.table, level.offsets, level.u, hyper, ORDER)
+    mtd = _plug_in_mtd(level.table, level.offsets, level.sigma, hyper, ORDER)
     kept = np.isfinite(mtd) & (level.weight > 0.0)
     if not kept.any():
         return 0.5 * (lower + upper)
