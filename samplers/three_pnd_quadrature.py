@@ -402,16 +402,16 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
 
 
 @njit(cache=True, error_model="numpy")
-def _node_terms(sigma, base, row, n, dneg, log_d_x, hyper, log_phi_top, log_phi_minus_top):
+def _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, log_phi_top, log_phi_minus_top):
     """``(g P, g dP/dx)`` at one node above the kink (``base`` already normalised).
 
-    ``log_phi_top, log_phi_minus_top`` are the node's cached ``log Phi(+-top)``
-    (:func:`node_log_density`), or NaN to compute them here.
+    ``inverse_d_x`` is ``1 / (x - x_min)``; ``log_phi_top, log_phi_minus_top`` are the node's
+    cached ``log Phi(+-top)`` (:func:`node_log_density`), or NaN to compute them here.
     """
     z = hyper[kernels.Z]
     eta = hyper[kernels.ETA]
     threshold = (eta - sigma * z) * dneg
-    slope = row[NU] * threshold * math.exp(-log_d_x)
+    slope = row[NU] * threshold * inverse_d_x
     hi = eta * row[RNEG] + sigma * z
     if n == 0.0:
         lo = (eta - sigma * z) * row[RNEG]
@@ -436,7 +436,7 @@ def _node_terms(sigma, base, row, n, dneg, log_d_x, hyper, log_phi_top, log_phi_
 
 
 @njit(cache=True, error_model="numpy")
-def _panel_terms(a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weights):
+def _panel_terms(a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_weights):
     """``(g P, g dP/dx)`` integrated over ``(a, b)`` in log(sigma) by fresh Gauss-Legendre nodes."""
     half = 0.5 * (b - a)
     mid = 0.5 * (b + a)
@@ -445,7 +445,7 @@ def _panel_terms(a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weigh
     for i in range(gl_nodes.size):
         v = mid + half * gl_nodes[i]
         base = node_log_base(v, n, row) + math.log(half * gl_weights[i]) - log_top
-        c, d = _node_terms(math.exp(v), base, row, n, dneg, log_d_x, hyper, np.nan, np.nan)
+        c, d = _node_terms(math.exp(v), base, row, n, dneg, inverse_d_x, hyper, np.nan, np.nan)
         cdf += c
         density += d
     return cdf, density
@@ -482,6 +482,7 @@ def slice_cdf_and_density(
     z = hyper[kernels.Z]
     eta = hyper[kernels.ETA]
     log_d_x = math.log(x - hyper[kernels.X_MIN])
+    inverse_d_x = math.exp(-log_d_x)
     cdf = np.zeros(table.shape[0])
     density = np.zeros(table.shape[0])
     for j in range(table.shape[0]):
@@ -515,7 +516,7 @@ def slice_cdf_and_density(
                         row,
                         n,
                         dneg,
-                        log_d_x,
+                        inverse_d_x,
                         hyper,
                         tails[k, 0],
                         tails[k, 1],
@@ -525,7 +526,7 @@ def slice_cdf_and_density(
                 continue
             if not steep:
                 c, d = _panel_terms(
-                    a, b, row, n, dneg, log_d_x, log_top, hyper, gl_nodes, gl_weights
+                    a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_weights
                 )
                 cdf[j] += c
                 density[j] += d
@@ -547,7 +548,7 @@ def slice_cdf_and_density(
                         row,
                         n,
                         dneg,
-                        log_d_x,
+                        inverse_d_x,
                         log_top,
                         hyper,
                         gl_nodes,
