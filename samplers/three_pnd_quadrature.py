@@ -812,14 +812,19 @@ def _phi_region(obs, hyper):
     """Interval of ``log(nu)`` where its posterior density is within e^-36 of the maximum."""
     delta = hyper[kernels.DELTA]
     lo, hi = -12.0 * delta, 12.0 * delta
+    top = -np.inf
     for _ in range(MAX_REFITS):
         width = (hi - lo) / SCAN_POINTS
         phi = lo + width * (np.arange(SCAN_POINTS) + 0.5)
         log_mass = _slice_log_mass(phi, obs, hyper)
-        top = np.max(log_mass)
-        if not np.isfinite(top):
+        if not np.isfinite(np.max(log_mass)):
             raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+        # The largest density any scan found: a sharp peak that one scan's points hit and the
+        # next one's miss would otherwise move the threshold, and the region, back and forth.
+        top = max(top, np.max(log_mass))
         kept = np.flatnonzero(log_mass > top - LOG_DENSITY_RANGE)
+        if not kept.size:  # this scan missed the peak by more than the range
+            kept = np.flatnonzero(log_mass > np.max(log_mass) - LOG_DENSITY_RANGE)
         first, last = kept[0], kept[-1]
         new_lo = lo - 0.5 * (hi - lo) if first == 0 else lo + (first - 1) * width
         new_hi = hi + 0.5 * (hi - lo) if last == SCAN_POINTS - 1 else lo + (last + 2) * width

@@ -231,3 +231,22 @@ def test_the_cdf_at_a_quantile_is_the_same_asked_before_or_after_it(o6bg_model, 
     assert second.quantile(0.1) == point
     assert before == after
     assert abs(after - 0.1) < 1e-4
+
+
+def test_the_region_of_log_nu_settles_around_a_sharp_peak():
+    """Found by the property test above at 1500 examples: six equal responses at one dose nearly
+    fit by a curve through (x_max, eta) make the marginal of log(nu) a spike that one scan's
+    points hit and the next one's miss; the region moved back and forth between two intervals
+    until the search gave up ("did not settle in 12 refits")."""
+    model = ThreePND(eta=7.0, gamma=0.75, x_min=0.0, x_max=49.0, delta=1.0)
+    dose = np.array([24.5] * 7 + [36.75])
+    y = np.array([5.63671616, 5.52734116] + [5.63671616] * 5 + [6.39815394])
+    posterior = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+    probabilities = np.array([0.1, 0.5, 0.9])
+    points = [posterior.quantile(p) for p in probabilities]
+    with np.errstate(over="ignore"):  # prior draws far from the data: a log density of -inf
+        reference, ess = _importance_sampled_cdf(model, dose, y, points)
+    assert ess > 300
+    np.testing.assert_array_less(
+        np.abs(reference - probabilities), 4 * np.sqrt(probabilities * (1 - probabilities) / ess)
+    )
