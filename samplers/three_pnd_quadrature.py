@@ -632,7 +632,7 @@ class QuadratureLevel:
     _panels_split: dict = field(default_factory=dict, repr=False)
     _at: dict = field(default_factory=dict, repr=False)
 
-    def split_panel(self, a: float, b: float, obs: tuple, hyper: np.ndarray) -> "QuadratureLevel":
+    def _split_panel(self, a: float, b: float, obs: tuple, hyper: np.ndarray) -> "QuadratureLevel":
         """Return the panel ``(a, b)`` of ``log(nu)`` as :data:`PHI_SPLIT` sub-panels, built once.
 
         The sub-level depends on the panel alone, not on the ``x`` that asked for it: the
@@ -693,7 +693,7 @@ class QuadratureLevel:
             return float(cdf.sum()), float(density.sum())
         total_cdf, total_density, fine = _coarse_sums(cdf, density, self.slice_mass, PHI_ORDER)
         for a, b in self.phi_bounds[fine]:
-            c, d = self.split_panel(a, b, obs, hyper)._cdf_and_density(x, obs, hyper, depth + 1)
+            c, d = self._split_panel(a, b, obs, hyper)._cdf_and_density(x, obs, hyper, depth + 1)
             total_cdf += c
             total_density += d
         return total_cdf, total_density
