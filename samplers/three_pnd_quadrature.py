@@ -282,9 +282,11 @@ def slice_table(phi, log_weight, obs, hyper):
 
 
 @njit(cache=True, error_model="numpy")
-def node_log_base(u, n, row):
-    """Log of ``g`` at ``u = log(sigma)`` without beta's normal mass (with the slice's factor)."""
-    sigma = math.exp(u)
+def node_log_base(u, sigma, n, row):
+    """Log of ``g`` at ``u = log(sigma)`` without beta's normal mass (with the slice's factor).
+
+    ``sigma`` is ``exp(u)``, which the callers need too.
+    """
     if n == 0.0:
         return u - math.log1p(sigma * sigma) + row[LOG_FACTOR]
     return (
@@ -382,7 +384,7 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                     base[k] = -np.inf
                     log_g[k] = -np.inf
                     continue
-                b = node_log_base(u, n, row) + math.log(half * gl_weights[i])
+                b = node_log_base(u, sigma, n, row) + math.log(half * gl_weights[i])
                 base[k] = b
                 if n == 0.0:
                     log_g[k] = b
@@ -444,8 +446,9 @@ def _panel_terms(a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_w
     density = 0.0
     for i in range(gl_nodes.size):
         v = mid + half * gl_nodes[i]
-        base = node_log_base(v, n, row) + math.log(half * gl_weights[i]) - log_top
-        c, d = _node_terms(math.exp(v), base, row, n, dneg, inverse_d_x, hyper, np.nan, np.nan)
+        sigma = math.exp(v)
+        base = node_log_base(v, sigma, n, row) + math.log(half * gl_weights[i]) - log_top
+        c, d = _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, np.nan, np.nan)
         cdf += c
         density += d
     return cdf, density
@@ -817,14 +820,15 @@ def _phi_region(obs, hyper):
         width = (hi - lo) / SCAN_POINTS
         phi = lo + width * (np.arange(SCAN_POINTS) + 0.5)
         log_mass = _slice_log_mass(phi, obs, hyper)
-        if not np.isfinite(np.max(log_mass)):
+        scan_top = np.max(log_mass)
+        if not np.isfinite(scan_top):
             raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
         # The largest density any scan found: a sharp peak that one scan's points hit and the
         # next one's miss would otherwise move the threshold, and the region, back and forth.
-        top = max(top, np.max(log_mass))
+        top = max(top, scan_top)
         kept = np.flatnonzero(log_mass > top - LOG_DENSITY_RANGE)
         if not kept.size:  # this scan missed the peak by more than the range
-            kept = np.flatnonzero(log_mass > np.max(log_mass) - LOG_DENSITY_RANGE)
+            kept = np.flatnonzero(log_mass > scan_top - LOG_DENSITY_RANGE)
         first, last = kept[0], kept[-1]
         new_lo = lo - 0.5 * (hi - lo) if first == 0 else lo + (first - 1) * width
         new_hi = hi + 0.5 * (hi - lo) if last == SCAN_POINTS - 1 else lo + (last + 2) * width
