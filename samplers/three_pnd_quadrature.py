@@ -351,56 +351,100 @@ def panels(table, hyper, width):
 
 
 @njit(cache=True, error_model="numpy")
-def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights):
-    """Per Gauss-Legendre node: ``u`` and the log weights without and with beta's mass.
+def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights, log_top):
+    """Per Gauss-Legendre node: ``u``, ``sigma`` and the log weights without and with beta's mass.
 
     The weights are those of both directions. Also ``(log Phi(top), log Phi(-top))``,
     ``top = (u_beta - mu) / s``, which an evaluation of ``P(beta >= b(x))`` at the node
     needs: the one of the tail that beta's mass reads (that of ``P`` too unless its cut is
     low), NaN for the other (computed by :func:`_node_terms` where it is read) and without
     data.
+
+    Beta's mass (at most 1) is computed only in the panels that can weigh: a panel whose
+    largest weight without it, ``base``, is below ``e^-NEGLIGIBLE`` of the normalising
+    constant ``e^log_top`` (NaN: not yet known) is negligible, and its nodes keep ``base``, an
+    upper bound, as their weight (:func:`slice_cdf_and_density` skips the panel either
+    way). Where ``log_top`` is not known, the largest weight found on each slice's panel of
+    the largest ``base`` bounds it from below.
     """
-    size = lower.size * gl_nodes.size
+    order = gl_nodes.size
+    size = lower.size * order
     u_out = np.empty(size)
     sigma_out = np.empty(size)
     base = np.empty(size)
     log_g = np.empty(size)
     tails = np.full((size, 2), np.nan)
+    panel_base = np.full(lower.size, -np.inf)
     n = obs[4]
-    z = hyper[kernels.Z]
-    eta = hyper[kernels.ETA]
+    # The panels of a slice are mostly of one width: their log weights are computed once.
+    log_weights = np.empty(order)
+    weights_half = np.nan
     for j in range(table.shape[0]):
         row = table[j]
         for p in range(offsets[j], offsets[j + 1]):
             half = 0.5 * (upper[p] - lower[p])
             mid = 0.5 * (upper[p] + lower[p])
-            for i in range(gl_nodes.size):
-                k = p * gl_nodes.size + i
+            if half != weights_half:
+                weights_half = half
+                for i in range(order):
+                    log_weights[i] = math.log(half * gl_weights[i])
+            for i in range(order):
+                k = p * order + i
                 u = mid + half * gl_nodes[i]
                 u_out[k] = u
                 sigma = math.exp(u)
                 sigma_out[k] = sigma
                 if row[LOG_FACTOR] == -np.inf:
                     base[k] = -np.inf
-                    log_g[k] = -np.inf
                     continue
-                b = node_log_base(u, sigma, n, row) + math.log(half * gl_weights[i])
-                base[k] = b
-                if n == 0.0:
-                    log_g[k] = b
+                base[k] = node_log_base(u, sigma, n, row) + log_weights[i]
+                panel_base[p] = max(panel_base[p], base[k])
+    if n == 0.0:
+        log_g[:] = base
+        return u_out, sigma_out, base, log_g, tails
+    bound = log_top
+    done = np.zeros(lower.size, dtype=np.bool_)
+    if math.isnan(bound):
+        bound = -np.inf
+        for j in range(table.shape[0]):
+            if offsets[j + 1] > offsets[j] and table[j, LOG_FACTOR] > -np.inf:
+                p = offsets[j] + np.argmax(panel_base[offsets[j] : offsets[j + 1]])
+                for k in range(p * order, (p + 1) * order):
+                    log_g[k] = _node_log_weight(k, table[j], sigma_out, base, tails, hyper)
+                    bound = max(bound, log_g[k])
+                done[p] = True
+    for j in range(table.shape[0]):
+        row = table[j]
+        for p in range(offsets[j], offsets[j + 1]):
+            if done[p]:
+                continue
+            negligible = panel_base[p] < bound - NEGLIGIBLE
+            for k in range(p * order, (p + 1) * order):
+                if negligible:
+                    log_g[k] = base[k]
                 else:
-                    sd = sigma / row[ROOT_SWW]
-                    lo = (eta - sigma * z) * row[RNEG]
-                    top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
-                    bottom = (lo - row[MEAN]) / sd
-                    # the tail log_normal_mass reads; a CDF's cut (above bottom) mostly reads
-                    # the same one, and computes the other where it needs it
-                    if bottom + top > 0.0:
-                        tails[k, 1] = log_ndtr(-top)
-                    else:
-                        tails[k, 0] = log_ndtr(top)
-                    log_g[k] = b + kernels.log_normal_mass(bottom, top, tails[k, 0], tails[k, 1])
+                    log_g[k] = _node_log_weight(k, row, sigma_out, base, tails, hyper)
     return u_out, sigma_out, base, log_g, tails
+
+
+@njit(cache=True, error_model="numpy")
+def _node_log_weight(k, row, sigma, base, tails, hyper):
+    """Node ``k``'s log weight with beta's mass; keeps the ``log Phi(+-top)`` it reads."""
+    if base[k] == -np.inf:
+        return -np.inf
+    z = hyper[kernels.Z]
+    eta = hyper[kernels.ETA]
+    sd = sigma[k] / row[ROOT_SWW]
+    lo = (eta - sigma[k] * z) * row[RNEG]
+    top = (eta * row[RNEG] + sigma[k] * z - row[MEAN]) / sd
+    bottom = (lo - row[MEAN]) / sd
+    # the tail log_normal_mass reads; a CDF's cut (above bottom) mostly reads the same one,
+    # and computes the other where it needs it
+    if bottom + top > 0.0:
+        tails[k, 1] = log_ndtr(-top)
+    else:
+        tails[k, 0] = log_ndtr(top)
+    return base[k] + kernels.log_normal_mass(bottom, top, tails[k, 0], tails[k, 1])
 
 
 @njit(cache=True, error_model="numpy")
@@ -754,7 +798,15 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
     table = slice_table(phi, log_weight, obs, hyper)
     offsets, lower, upper = panels(table, hyper, width)
     u, sigma, base, log_g, tails = node_log_density(
-        table, offsets, lower, upper, obs, hyper, _GL_NODES, _GL_WEIGHTS
+        table,
+        offsets,
+        lower,
+        upper,
+        obs,
+        hyper,
+        _GL_NODES,
+        _GL_WEIGHTS,
+        np.nan if log_top is None else log_top,
     )
     if log_top is None:
         top = np.max(log_g)
