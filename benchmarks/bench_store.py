@@ -12,6 +12,12 @@ medians and the save's cost as a fraction of the simulation, with the machine's 
 on a shared machine the wall clock counts the time other processes held the CPU, the CPU time
 does not (both grow when the other processes share the CPU's caches).
 
+What the final file costs whatever the data: the results of a run written alone
+(`write_netcdf`), and the same results cut to their first :data:`FEW_TRIALS` trials (every
+variable and attribute, next to no data), ``--repeats`` times each, each file removed after
+its timing. The second is the cost of the netCDF-4 file's objects (an HDF5 dataset with its
+attributes and dimension scales per variable), which no smaller payload reduces.
+
     .venv/bin/python benchmarks/bench_store.py [--trials 2000] [--repeats 11]
     .venv/bin/python benchmarks/bench_store.py --report-only
 """
@@ -31,6 +37,7 @@ import report
 from dosezoo.designs.boin import boin_design
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate, store
+from dosezoo.simulate.netcdf import write_netcdf
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 #: Scenario 13 of Seno et al. (2025), Table 1 (target 0.3).
@@ -39,6 +46,8 @@ DATA = "store_overhead.json"
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 #: The timed steps: a whole run, and the two parts of saving inside a run with ``path``.
 PARTS = ("batches", "final")
+#: Trials of the results written alone to time the netCDF file's fixed cost.
+FEW_TRIALS = 2
 
 
 def _timing(function: Callable[[], object]) -> dict[str, float]:
@@ -87,6 +96,13 @@ def measure(n_trials: int, repeats: int) -> dict:
                 runs["stored"].append(_timing(lambda index=index: stored(index)))
                 for part in PARTS:
                     runs[part].append(dict(spent[part]))
+            alone = simulate(design, scenario, n_trials, random_seed=1, progress=False)
+            written = {"file_alone": alone, "file_few": alone.isel(trial=slice(0, FEW_TRIALS))}
+            for index in range(repeats):
+                for step, results in written.items():
+                    path = Path(folder) / f"{step}-{index}.nc"
+                    runs.setdefault(step, []).append(_timing(lambda: write_netcdf(results, path)))
+                    path.unlink()
     finally:
         store._Store.save = save  # type: ignore[method-assign]
         store._Store.finish = finish  # type: ignore[method-assign]
@@ -113,6 +129,7 @@ def measure(n_trials: int, repeats: int) -> dict:
     }
     return {
         "n_trials": n_trials,
+        "few_trials": FEW_TRIALS,
         "repeats": repeats,
         "seconds": seconds,
         "fractions": fractions,
@@ -143,6 +160,22 @@ def write_report(results: dict) -> Path:
             bold = "**" if step == "save" else ""
             cells += [f"{seconds[step][clock]:.4f}", f"{bold}{fraction:.3f}{bold}"]
         lines.append("| " + " | ".join(cells) + " |")
+    alone = ""
+    if "file_few" in seconds:  # measured since the fixed cost was added
+        plain = seconds["plain"]
+        shares = {
+            step: {clock: seconds[step][clock] / plain[clock] for clock in CLOCKS}
+            for step in ("file_alone", "file_few")
+        }
+        alone_ms = {step: 1e3 * seconds[step]["cpu"] for step in ("file_alone", "file_few")}
+        alone = (
+            f"\nThe netCDF file alone (`write_netcdf` of the results, medians of "
+            f"{results['repeats']}, CPU time): all {results['n_trials']} trials "
+            f"{alone_ms['file_alone']:.1f} ms ({shares['file_alone']['cpu']:.3f} of the "
+            f"simulation); the same variables and attributes with {results['few_trials']} trials "
+            f"{alone_ms['file_few']:.1f} ms ({shares['file_few']['cpu']:.3f}): the cost of the "
+            "file's objects, whatever the data.\n"
+        )
     before = ", ".join(f"{value:.2f}" for value in results["load_average_before"])
     after = ", ".join(f"{value:.2f}" for value in results["load_average"])
     table = "\n".join(lines)
@@ -156,7 +189,7 @@ and the medians of their ratios to the simulation (the run without `path` just b
 | | wall s | fraction | CPU s | fraction |
 |---|---|---|---|---|
 {table}
-
+{alone}
 Load averages (1, 5, 15 min) at the start: {before}; at the end: {after}; on
 {results["cpu_count"]} CPUs (Python {results["python"]}). The machine is shared: the wall
 clock counts the time other processes held the CPU, the CPU time does not (both grow when other
