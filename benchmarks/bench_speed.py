@@ -11,7 +11,9 @@ the crmsim runs, ``--boin-trials N``, ``--sim-trials N`` for the trials-per-seco
 - BOIN's ``get.oc`` work: 2000 trials of 10 cohorts of 3, target 0.3, true rates
   (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
 - one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial
-  data (15 patients), the posterior not cached: median wall microseconds;
+  data (15 patients), the posterior not cached: median wall microseconds of
+  :data:`DECISION_REPEATS` decisions (enough for a median that does not move with the first
+  few, slower ones);
 - trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
   ``bench_binary.py`` (36 patients, cohorts of 3).
 
@@ -51,7 +53,8 @@ GETOC_TARGET = 0.3
 GETOC_TRUTH = (0.05, 0.15, 0.30, 0.45, 0.60)
 GETOC_COHORTS = 10
 SEED = 1009
-DECISION_REPEATS = 30
+#: Decisions timed per design (about 0.05 to 0.6 s each).
+DECISION_REPEATS = 1000
 #: What each key measures (the page's table).
 LABELS = {
     "crm_crmsim_cohort3_cpu_s": "CRM, crmsim work, cohorts of 3 (CPU s)",
