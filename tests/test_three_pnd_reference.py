@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, optimize
 from scipy.special import log_ndtr, ndtri
 
@@ -89,7 +91,8 @@ class Reference:
         mu = float(w @ self.y) / sww
         resid = float(np.sum((self.y - mu * w) ** 2))
         power = self.span**-nu
-        cut = None if x is None else (x - self.x_min) ** -nu
+        # (x - x_min)^-nu overflows near x_min: then no beta reaches the cut below u_beta
+        cut = None if x is None else _power_or_inf(x - self.x_min, -nu)
         constant = (
             -0.5 * math.log(sww)
             - math.log(self.z)
@@ -129,7 +132,12 @@ class Reference:
         points = []
         if x is not None:
             nu, dx = math.exp(phi), x - self.x_min
-            kink = self.eta * (dx**-nu - self.span**-nu) / (self.z * (1 + dx**-nu))
+            # eta (dx^-nu - R^-nu) / (z (1 + dx^-nu)); below dx = 1 multiplied through by
+            # dx^nu, which cannot overflow there
+            if dx >= 1.0:
+                kink = self.eta * (dx**-nu - self.span**-nu) / (self.z * (1 + dx**-nu))
+            else:
+                kink = self.eta * (1 - (dx / self.span) ** nu) / (self.z * (dx**nu + 1))
             if kink > 0 and self.log_s - 60 < math.log(kink) < self.log_s:
                 points.append(math.log(kink))
         log_density = self._slice(phi, x)
@@ -156,6 +164,14 @@ class Reference:
         if x >= self.x_min + self.span:
             return 1.0
         return self._integral(x) / self.total
+
+
+def _power_or_inf(base, exponent):
+    """``base ** exponent`` for ``base > 0``, inf where it overflows."""
+    try:
+        return base**exponent
+    except OverflowError:
+        return math.inf
 
 
 def _data(dose, y):
@@ -273,3 +289,26 @@ def test_answers_do_not_depend_on_the_order_of_the_queries():
         posterior = model.mtd_posterior(data)
         answers.append({q: getattr(posterior, q[0])(q[1]) for q in order})
     assert answers[0] == answers[1]
+
+
+@st.composite
+def _small_trials(draw):
+    """One to five patients of the Lee (2023) or the O6-BG setting, at up to six doses, with
+    responses from 0.02 to 1.5 times eta."""
+    hyper = draw(st.sampled_from([LEE, O6BG]))
+    span = hyper["x_max"] - hyper["x_min"]
+    fractions = (0.02, 0.1, 0.25, 0.4, 0.6, 0.8)
+    n = draw(st.integers(1, 5))
+    dose = sorted(hyper["x_min"] + span * draw(st.sampled_from(fractions)) for _ in range(n))
+    # distinct responses: equal ones at one dose are refused (the posterior is improper)
+    thousandths = draw(st.lists(st.integers(20, 1500), min_size=n, max_size=n, unique=True))
+    return hyper, dose, [hyper["eta"] * k / 1000 for k in thousandths]
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(_small_trials())
+def test_quantiles_of_random_small_trials(case):
+    """The tails too (down to the 0.001-quantile), where few patients leave the prior's shape."""
+    hyper, dose, y = case
+    _check_quantiles(hyper, dose, y, probabilities=(0.001, 0.01, 0.1, 0.5))
