@@ -814,7 +814,7 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
             raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
         log_top = top + math.log(np.exp(log_g - top).sum())
     weight = np.exp(log_g - log_top)
-    slice_of_node = np.repeat(np.arange(phi.size), np.diff(offsets) * ORDER)
+    panel_top, slice_mass = _panel_tops_and_slice_masses(log_g, weight, offsets, log_top, ORDER)
     return QuadratureLevel(
         level=level,
         width=width,
@@ -823,15 +823,35 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
         offsets=offsets,
         lower=lower,
         upper=upper,
-        panel_top=log_g.reshape(-1, ORDER).max(axis=1) - log_top,
+        panel_top=panel_top,
         u=u,
         sigma=sigma,
         base=base,
         tails=tails,
         log_top=log_top,
         weight=weight,
-        slice_mass=np.bincount(slice_of_node, weights=weight, minlength=phi.size),
+        slice_mass=slice_mass,
     )
+
+
+@njit(cache=True, error_model="numpy")
+def _panel_tops_and_slice_masses(log_g, weight, offsets, log_top, order):
+    """Each panel's largest log weight less ``log_top``, and each slice's sum of ``weight``.
+
+    As numpy's ``max`` (a NaN weight makes its panel's NaN) and ``bincount`` (a slice's
+    weights summed in order) would give them.
+    """
+    panel_top = np.empty(log_g.size // order)
+    slice_mass = np.zeros(offsets.size - 1)
+    for j in range(offsets.size - 1):
+        for p in range(offsets[j], offsets[j + 1]):
+            top = -np.inf
+            for k in range(p * order, (p + 1) * order):
+                if log_g[k] > top or math.isnan(log_g[k]):
+                    top = log_g[k]
+                slice_mass[j] += weight[k]
+            panel_top[p] = top - log_top
+    return panel_top, slice_mass
 
 
 def build_level(bounds, width, obs, hyper, level, log_top=None):
