@@ -863,23 +863,16 @@ def build_level(bounds, width, obs, hyper, level, log_top=None):
 def _slice_log_mass(phi, obs, hyper):
     """``log`` of the posterior mass density of ``log(nu)`` at ``phi`` (unnormalised)."""
     level = _build_level(phi, np.zeros(phi.size), SCAN_PANEL_WIDTH, obs, hyper, 0)
-    return _log_sums(level.weight, level.offsets * ORDER, level.log_top)
+    return _log_masses(level.slice_mass, level.log_top)
 
 
 @njit(cache=True, error_model="numpy")
-def _log_sums(weight, offsets, log_top):
-    """``log`` of each slice's sum of ``weight``, plus ``log_top``.
-
-    The slice ``j`` holds the nodes ``offsets[j]:offsets[j + 1]``; ``-inf`` for one without
-    weight.
-    """
-    out = np.full(offsets.size - 1, -np.inf)
+def _log_masses(slice_mass, log_top):
+    """``log`` of each slice's mass plus ``log_top``; ``-inf`` for one without mass."""
+    out = np.full(slice_mass.size, -np.inf)
     for j in range(out.size):
-        total = 0.0
-        for k in range(offsets[j], offsets[j + 1]):
-            total += weight[k]
-        if total > 0.0:
-            out[j] = math.log(total) + log_top
+        if slice_mass[j] > 0.0:
+            out[j] = math.log(slice_mass[j]) + log_top
     return out
 
 
