@@ -352,7 +352,7 @@ def panels(table, hyper, width):
 
 @njit(cache=True, error_model="numpy")
 def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights, log_top):
-    """Per Gauss-Legendre node: ``u``, ``sigma`` and the log weights without and with beta's mass.
+    """Per Gauss-Legendre node: ``sigma`` and the log weights without and with beta's mass.
 
     The weights are those of both directions. Also ``(log Phi(top), log Phi(-top))``,
     ``top = (u_beta - mu) / s``, which an evaluation of ``P(beta >= b(x))`` at the node
@@ -369,7 +369,6 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
     """
     order = gl_nodes.size
     size = lower.size * order
-    u_out = np.empty(size)
     sigma_out = np.empty(size)
     base = np.empty(size)
     log_g = np.empty(size)
@@ -391,7 +390,6 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
             for i in range(order):
                 k = p * order + i
                 u = mid + half * gl_nodes[i]
-                u_out[k] = u
                 sigma = math.exp(u)
                 sigma_out[k] = sigma
                 if row[LOG_FACTOR] == -np.inf:
@@ -401,7 +399,7 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                 panel_base[p] = max(panel_base[p], base[k])
     if n == 0.0:
         log_g[:] = base
-        return u_out, sigma_out, base, log_g, tails
+        return sigma_out, base, log_g, tails
     bound = log_top
     done = np.zeros(lower.size, dtype=np.bool_)
     if math.isnan(bound):
@@ -424,7 +422,7 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                     log_g[k] = base[k]
                 else:
                     log_g[k] = _node_log_weight(k, row, sigma_out, base, tails, hyper)
-    return u_out, sigma_out, base, log_g, tails
+    return sigma_out, base, log_g, tails
 
 
 @njit(cache=True, error_model="numpy")
@@ -647,9 +645,8 @@ class QuadratureLevel:
         Panels of ``log(sigma)`` per slice (:func:`panels`).
     panel_top : numpy.ndarray
         Per panel, the log of its largest normalised node weight.
-    u, sigma, base : numpy.ndarray
-        Per Gauss-Legendre node, ``log(sigma)``, ``sigma`` and the log weight without beta's
-        mass.
+    sigma, base : numpy.ndarray
+        Per Gauss-Legendre node, ``sigma`` and the log weight without beta's mass.
     tails : numpy.ndarray
         Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass, NaN where not computed
         (:func:`node_log_density`).
@@ -669,7 +666,6 @@ class QuadratureLevel:
     lower: np.ndarray
     upper: np.ndarray
     panel_top: np.ndarray
-    u: np.ndarray
     sigma: np.ndarray
     base: np.ndarray
     tails: np.ndarray
@@ -797,7 +793,7 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
     """
     table = slice_table(phi, log_weight, obs, hyper)
     offsets, lower, upper = panels(table, hyper, width)
-    u, sigma, base, log_g, tails = node_log_density(
+    sigma, base, log_g, tails = node_log_density(
         table,
         offsets,
         lower,
@@ -824,7 +820,6 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
         lower=lower,
         upper=upper,
         panel_top=panel_top,
-        u=u,
         sigma=sigma,
         base=base,
         tails=tails,
@@ -1182,7 +1177,7 @@ class QuadraturePosterior:
         level = self.median_level
         node = rng.choice(level.weight.size, size=size, p=level.weight)
         slice_of_node = np.repeat(np.arange(level.table.shape[0]), np.diff(level.offsets) * ORDER)
-        sigma = np.minimum(np.exp(level.u[node]), np.nextafter(self.hyper[kernels.SIGMA_MAX], 0))
+        sigma = np.minimum(level.sigma[node], np.nextafter(self.hyper[kernels.SIGMA_MAX], 0))
         nu = level.table[slice_of_node[node], NU]
         beta, mtd = _draw_beta_and_mtd(rng, sigma, nu, self.obs, self.hyper)
         return {"beta": beta, "sigma": sigma, "nu": nu, "mtd": mtd}
