@@ -8,9 +8,26 @@ For intercepts :math:`a_i`, slopes :math:`b_i` (one pair per grid point) and cov
     \ell_i = \sum_j y_j \log\sigma(\eta_{ij}) + (n_j - y_j) \log\sigma(-\eta_{ij}),
     \qquad \eta_{ij} = a_i + b_i x_j,
 
-with :math:`\log\sigma(\eta) = -\log(1 + e^{-\eta})` evaluated without overflow. BLRM
-(:math:`x = \log(d/d^*)`) and EWOC (:math:`x = d`) are of this form; the kernel computes the
-grid's likelihood without the temporaries of the numpy expression, several times faster.
+evaluated without overflow. BLRM (:math:`x = \log(d/d^*)`) and EWOC (:math:`x = d`) are of this
+form; the kernel computes the grid's likelihood without the temporaries of the numpy expression,
+several times faster.
+
+With :math:`u_j = e^{-|\eta_j|} \in (0, 1]`, :math:`\log\sigma(\eta_j) = \min(\eta_j, 0) -
+\log(1 + u_j)` and :math:`\log\sigma(-\eta_j) = \log\sigma(\eta_j) - \eta_j`, so
+
+.. math::
+
+    \ell = \sum_j \left[n_j \min(\eta_j, 0) - (n_j - y_j)\,\eta_j\right]
+    - \log \prod_j (1 + u_j)^{n_j}:
+
+one exponential per dose and one logarithm in all, where a sum of :math:`\log\sigma` takes an
+exponential and a logarithm per dose: the BLRM's and EWOC's quadratures
+(:mod:`dosezoo.samplers.logistic_quadrature`) spend most of their time here. Each factor is in
+:math:`(1, 2]`, raised to the whole :math:`n_j` by squarings; the product is taken into the sum
+before it passes :data:`_PRODUCT_LIMIT`, so nothing overflows. Rounding
+:math:`1 + u_j` errs by at most one unit in the last place of the factor, :math:`n_j` times that
+in :math:`\ell`: about :math:`10^{-14}` for a hundred patients, where the densities
+:math:`e^{\ell}` that the quadratures weigh err alike.
 """
 
 import math
@@ -18,7 +35,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["logistic_log_likelihood"]
+__all__ = ["binomial_log_likelihood", "logistic_log_likelihood"]
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -28,18 +45,48 @@ def _log_sigmoid(eta: float) -> float:
     return eta - math.log1p(math.exp(eta))
 
 
+#: The running product of the factors :math:`(1 + u_j)^{n_j}` is taken into the sum (as its
+#: log) past this; a factor is at most :math:`2^{512}` (:data:`_POWER_LIMIT`), so the product
+#: stays below the largest double.
+_PRODUCT_LIMIT = 1e150
+#: Patients at one dose above this (or a count that is not whole) take their log1p term alone.
+_POWER_LIMIT = 512
+
+
+@numba.njit(cache=True, error_model="numpy")
+def binomial_log_likelihood(
+    a: float, b: float, x: np.ndarray, n: np.ndarray, y: np.ndarray, factor: float = 1.0
+) -> float:
+    r"""Return :math:`\sum_j y_j \log\sigma(\eta_j) + (n_j - y_j) \log\sigma(-\eta_j) - \log f`.
+
+    :math:`\eta_j = a + b x_j`; see the module docstring for the one-logarithm form. The
+    factor :math:`f` (at most :data:`_PRODUCT_LIMIT`; 1 by default) joins the product: a caller
+    with a log term of its own saves its logarithm.
+    """
+    total = 0.0
+    product = factor
+    for j in range(x.size):
+        eta = a + b * x[j]
+        u = math.exp(-abs(eta))
+        count = n[j]
+        total += count * min(eta, 0.0) - (count - y[j]) * eta
+        whole = int(count)
+        if whole == count and 0 <= whole <= _POWER_LIMIT:
+            product *= (1.0 + u) ** whole
+            if product > _PRODUCT_LIMIT:
+                total -= math.log(product)
+                product = 1.0
+        else:
+            total -= count * math.log1p(u)
+    return total - math.log(product)
+
+
 @numba.njit(cache=True)
 def logistic_log_likelihood(
     intercept: np.ndarray, slope: np.ndarray, x: np.ndarray, n: np.ndarray, y: np.ndarray
 ) -> np.ndarray:
     """Return the binomial log likelihood of each (intercept, slope) pair, shape (m,)."""
-    out = np.zeros(intercept.size)
+    out = np.empty(intercept.size)
     for i in range(intercept.size):
-        total = 0.0
-        for j in range(x.size):
-            eta = intercept[i] + slope[i] * x[j]
-            log_p = _log_sigmoid(eta)
-            # log(1 - p) = log p - eta
-            total += y[j] * log_p + (n[j] - y[j]) * (log_p - eta)
-        out[i] = total
+        out[i] = binomial_log_likelihood(intercept[i], slope[i], x, n, y)
     return out
