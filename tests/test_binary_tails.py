@@ -397,6 +397,44 @@ def test_ewoc_mtd_quantiles_and_overdose_probabilities_match_a_3000_grid(name):
             assert posterior.mtd.cdf(dose_at) == pytest.approx(exact, abs=PROBABILITY_TOLERANCE)
 
 
+@pytest.mark.parametrize(
+    ("rho0_prior", "mtd_prior"),
+    [((1.5, 4.0), (2.0, 3.0)), ((1.0, 1.0), (1.5, 2.2))],
+    ids=["whole_shape_sum", "fractional_shape_sum"],
+)
+def test_ewoc_mtd_quantiles_under_beta_priors_match_a_3000_grid(rho0_prior, mtd_prior):
+    """Informative Beta priors: the quadrature takes a whole shape sum into the likelihood's
+    product and a fractional one by its own logarithm; both are the same posterior."""
+    theta, x_min, x_max, data = 0.25, 10.0, 160.0, DATA_SETS["small"]
+    span = x_max - x_min
+    model = EWOC(
+        theta, x_min, x_max, dose_levels=LEVELS, rho0_prior=rho0_prior, mtd_prior=mtd_prior
+    )
+    likelihood = _ewoc_log_posterior(theta, x_min, data)
+
+    def log_posterior(rho0, gamma):
+        f1, f2 = rho0 / theta, (gamma - x_min) / span
+        return (
+            likelihood(rho0, gamma)
+            + stats.beta.logpdf(f1, *rho0_prior)
+            + stats.beta.logpdf(f2, *mtd_prior)
+        )
+
+    _, gamma, w = _midpoint_2d(log_posterior, (0.0, theta), (x_min, x_max))
+    cdf = np.concatenate([[0.0], np.cumsum(w.sum(axis=0))])
+    edges = x_min + np.arange(gamma.size + 1) * span / gamma.size
+    posterior = model.posterior(data)
+    for alpha in (0.01, 0.1, 0.25, 0.5):
+        expected = float(np.interp(alpha, cdf, edges))
+        assert posterior.mtd.quantile(alpha) == pytest.approx(
+            expected, abs=QUANTILE_TOLERANCE * span
+        ), alpha
+        exact = float(np.interp(expected + 0.02 * span, edges, cdf))
+        assert posterior.mtd.cdf(expected + 0.02 * span) == pytest.approx(
+            exact, abs=PROBABILITY_TOLERANCE
+        )
+
+
 def test_ewoc_level_overdose_probabilities_match_a_3000_grid():
     # P(p_k > t) for t off the target (what summary() reads): as rho0 nears t the event's cut
     # runs off to infinity between two rows, a kink the outer rule alone erred on by up to 3e-2.

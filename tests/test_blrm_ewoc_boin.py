@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import betaincc, expit, logit
@@ -418,3 +418,44 @@ def test_ewoc_reaches_a_level_equal_to_the_mtd_quantile():
         assert decision.quantities["p_overdose"] == pytest.approx(0.25, abs=1e-4)
     # A quantile clearly below a level still rounds down.
     assert ewoc_design(model, alpha=0.2).next(_data([20.0] * 3, [0] * 3)).next_dose == 20.0
+
+
+# ------------------------------------------------------------------ the likelihood's kernel
+
+
+@st.composite
+def _binomial_terms(draw):
+    """A linear predictor and counts per dose: extreme slopes, whole and fractional counts."""
+    size = draw(st.integers(1, 6))
+    x = np.array(draw(st.lists(st.floats(-3.0, 200.0), min_size=size, max_size=size)))
+    counts = st.one_of(
+        st.integers(0, 40),
+        st.integers(500, 700),  # past the whole power's limit
+        st.floats(0.0, 30.0),  # a weighted count: no whole power
+    )
+    n = np.array(draw(st.lists(counts, min_size=size, max_size=size)), dtype=float)
+    y = np.array([draw(st.floats(0.0, 1.0)) * count for count in n])
+    y[n == np.floor(n)] = np.floor(y[n == np.floor(n)])
+    a = draw(st.floats(-50.0, 50.0))
+    b = draw(st.floats(-8.0, 8.0))
+    factor = draw(st.one_of(st.just(1.0), st.floats(1.0, 2.0**256)))
+    return a, b, x, n, y, factor
+
+
+@settings(max_examples=300, deadline=None)
+@given(_binomial_terms())
+# Every factor 1 + u is 2: 2^2256 with the 2^256 given, logged on the way or it overflows.
+@example((0.0, 0.0, np.arange(4.0), np.full(4, 500.0), np.full(4, 250.0), 2.0**256))
+def test_the_one_logarithm_likelihood_is_the_sum_of_log_sigmoids(terms):
+    """``binomial_log_likelihood`` against the textbook sum, where overflow and limits bite."""
+    from scipy.special import log_expit
+
+    from dosezoo.samplers.logistic_kernels import binomial_log_likelihood
+
+    a, b, x, n, y, factor = terms
+    eta = a + b * x
+    expected = float(np.sum(y * log_expit(eta) + (n - y) * log_expit(-eta))) - math.log(factor)
+    got = binomial_log_likelihood(a, b, x, n, y, factor)
+    # Each term is exact to a few units in the last place of its size.
+    scale = float(np.sum(n * (np.abs(eta) + 1.0))) + math.log(factor) + 1.0
+    assert got == pytest.approx(expected, rel=0, abs=1e-13 * scale)
