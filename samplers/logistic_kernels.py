@@ -35,14 +35,16 @@ import math
 import numba
 import numpy as np
 
+from dosezoo.samplers.numerics import exp_without_errno
+
 __all__ = ["binomial_log_likelihood", "logistic_log_likelihood"]
 
 
 @numba.njit(cache=True, fastmath=False)
 def _log_sigmoid(eta: float) -> float:
     if eta >= 0:
-        return -math.log1p(math.exp(-eta))
-    return eta - math.log1p(math.exp(eta))
+        return -math.log1p(exp_without_errno(-eta))
+    return eta - math.log1p(exp_without_errno(eta))
 
 
 #: The running product of the factors :math:`(1 + u_j)^{n_j}` is taken into the sum (as its
@@ -67,7 +69,7 @@ def binomial_log_likelihood(
     product = factor
     for j in range(x.size):
         eta = a + b * x[j]
-        u = math.exp(-abs(eta))
+        u = exp_without_errno(-abs(eta))
         count = n[j]
         total += count * min(eta, 0.0) - (count - y[j]) * eta
         whole = int(count)

@@ -110,6 +110,7 @@ import numba
 import numpy as np
 
 from dosezoo.samplers.logistic_kernels import _log_sigmoid, binomial_log_likelihood
+from dosezoo.samplers.numerics import exp_without_errno
 
 __all__ = ["BLRM", "EWOC", "MAX_PANEL_WIDTH", "ORDER", "LogisticQuadrature"]
 
@@ -200,7 +201,7 @@ def _prior_and_linear(leading, t2, problem):
     # below, and log expit(t2) = min(t2, 0) - log(1 + u), times the Beta shapes' sum s in the
     # prior. For a whole s (2 for uniform priors) the factor (1 + u)^s (at most 2^256, far
     # below the product's limit) joins the likelihood's product: no logarithm of its own.
-    u = math.exp(-abs(t2))
+    u = exp_without_errno(-abs(t2))
     shapes = prior[5] + prior[6]
     log_prior = first + shapes * min(t2, 0.0) - prior[6] * t2
     whole = int(shapes)

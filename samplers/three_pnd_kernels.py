@@ -127,6 +127,7 @@ import math
 import numpy as np
 from numba import njit
 
+from dosezoo.samplers.numerics import exp_without_errno
 from dosezoo.samplers.special import (
     gammainc,
     gammaincc,
@@ -177,14 +178,14 @@ def pack_hyper(eta: float, z: float, x_min: float, x_max: float, delta: float) -
 @njit(cache=True, error_model="numpy")
 def beta_bounds(sigma, nu, hyper):
     """Support ``(l, u)`` of beta given sigma and nu (Lee 2023, eq (7))."""
-    r_neg = math.exp(-nu * hyper[LOG_RANGE])
+    r_neg = exp_without_errno(-nu * hyper[LOG_RANGE])
     return (hyper[ETA] - sigma * hyper[Z]) * r_neg, hyper[ETA] * r_neg + sigma * hyper[Z]
 
 
 @njit(cache=True, error_model="numpy")
 def sigma_floor(beta, nu, hyper):
     """Smallest sigma for which ``l(sigma, nu) < beta < u(sigma, nu)``."""
-    r_pos = math.exp(nu * hyper[LOG_RANGE])
+    r_pos = exp_without_errno(nu * hyper[LOG_RANGE])
     from_lower = (hyper[ETA] - beta * r_pos) / hyper[Z]
     from_upper = (beta - hyper[ETA] / r_pos) / hyper[Z]
     return max(0.0, from_lower, from_upper)
@@ -235,7 +236,7 @@ def moments(nu, obs):
     s_ww = 0.0
     s_wy = 0.0
     for j in range(log_dx.size):
-        w = math.exp(nu * log_dx[j])
+        w = exp_without_errno(nu * log_dx[j])
         s_ww += count[j] * w * w
         s_wy += count[j] * w * mean[j]
     return s_ww, s_wy
@@ -255,7 +256,7 @@ def half_sum_squares(beta, nu, obs, s_ww, s_wy):
     log_dx, count, mean = obs[0], obs[1], obs[2]
     total = obs[3]
     for j in range(log_dx.size):
-        r = mean[j] - beta * math.exp(nu * log_dx[j])
+        r = mean[j] - beta * exp_without_errno(nu * log_dx[j])
         total += count[j] * r * r
     return 0.5 * total
 
@@ -275,7 +276,7 @@ def log_normal_mass(a, b, log_phi_b=np.nan, log_phi_minus_b=np.nan):
         log_b = log_ndtr(b) if math.isnan(log_phi_b) else log_phi_b
     if log_a >= log_b:
         return -np.inf
-    return log_b + math.log1p(-math.exp(log_a - log_b))
+    return log_b + math.log1p(-exp_without_errno(log_a - log_b))
 
 
 @njit(cache=True, error_model="numpy")
@@ -388,7 +389,7 @@ def nu_log_likelihood(phi, beta, sigma, obs, hyper):
     if obs[4] > 0.0 and not s_ww >= MIN_BASIS_MASS:
         return -np.inf
     return -half_sum_squares(beta, nu, obs, s_ww, s_wy) / (sigma * sigma) - math.log1p(
-        math.exp(-nu * hyper[LOG_RANGE])
+        exp_without_errno(-nu * hyper[LOG_RANGE])
     )
 
 

@@ -130,6 +130,7 @@ from scipy.special import ndtri
 
 from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.samplers import three_pnd_kernels as kernels
+from dosezoo.samplers.numerics import exp_without_errno
 from dosezoo.samplers.special import log_ndtr
 
 #: Default tolerance of the decision quantities: a quantile is stable when two successive levels
@@ -195,7 +196,9 @@ def exact_fit_residual(phi, obs, hyper):
     log_dx, count, mean = obs[0], obs[1], obs[2]
     total = obs[3]
     for j in range(log_dx.size):
-        r = mean[j] - hyper[kernels.ETA] * math.exp(nu * (log_dx[j] - hyper[kernels.LOG_RANGE]))
+        r = mean[j] - hyper[kernels.ETA] * exp_without_errno(
+            nu * (log_dx[j] - hyper[kernels.LOG_RANGE])
+        )
         total += count[j] * r * r
     return 0.5 * total
 
@@ -240,7 +243,7 @@ def slice_table(phi, log_weight, obs, hyper):
     n = obs[4]
     for j in range(phi.size):
         nu = math.exp(phi[j])
-        rneg = math.exp(-nu * hyper[kernels.LOG_RANGE])
+        rneg = exp_without_errno(-nu * hyper[kernels.LOG_RANGE])
         prior = -0.5 * (phi[j] / hyper[kernels.DELTA]) ** 2 + log_weight[j]
         out[j, NU] = nu
         out[j, RNEG] = rneg
@@ -464,7 +467,7 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, log_phi_top, log_
     sd = sigma / row[ROOT_SWW]
     t = (threshold - row[MEAN]) / sd
     top = (hi - row[MEAN]) / sd
-    density = math.exp(base - 0.5 * t * t) * slope / (sd * SQRT_2PI)
+    density = exp_without_errno(base - 0.5 * t * t) * slope / (sd * SQRT_2PI)
     if t >= top:
         return 0.0, density
     # log(Phi(top) - Phi(t)) in whichever tail is accurate
@@ -476,7 +479,8 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, log_phi_top, log_
         log_b = log_ndtr(top) if math.isnan(log_phi_top) else log_phi_top
     if log_a >= log_b:
         return 0.0, density
-    return math.exp(base + log_b + math.log1p(-math.exp(log_a - log_b))), density
+    mass = base + log_b + math.log1p(-exp_without_errno(log_a - log_b))
+    return exp_without_errno(mass), density
 
 
 @njit(cache=True, error_model="numpy")

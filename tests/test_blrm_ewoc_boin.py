@@ -459,3 +459,20 @@ def test_the_one_logarithm_likelihood_is_the_sum_of_log_sigmoids(terms):
     # Each term is exact to a few units in the last place of its size.
     scale = float(np.sum(n * (np.abs(eta) + 1.0))) + math.log(factor) + 1.0
     assert got == pytest.approx(expected, rel=0, abs=1e-13 * scale)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+@example(-745.13)  # the last exp that rounds up to the smallest subnormal
+@example(-746.0)
+@example(709.78)  # the last finite exp
+@example(710.0)
+def test_exp_without_errno_is_exp_to_the_last_bit(x):
+    from dosezoo.samplers.numerics import exp_without_errno
+
+    try:
+        expected = math.exp(x)
+    except OverflowError:
+        expected = math.inf
+    got = exp_without_errno(x)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
