@@ -189,7 +189,7 @@ _PHI_NODES, _PHI_WEIGHTS = np.polynomial.legendre.leggauss(PHI_ORDER)
 NU, RNEG, MEAN, ROOT_SWW, HALF_RESID, LOG_FACTOR, U_LO, U_EDGE, EDGE_SCALE = range(9)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def exact_fit_residual(phi, obs, hyper):
     """``C(nu) = sum_i (y_i - eta ((x_i - x_min) / R)^nu)^2 / 2`` at ``nu = exp(phi)``."""
     nu = math.exp(phi)
@@ -203,7 +203,7 @@ def exact_fit_residual(phi, obs, hyper):
     return 0.5 * total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def misfit(phi, obs, hyper, constrained):
     """Return the exponent's misfit at ``nu = exp(phi)``.
 
@@ -284,7 +284,33 @@ def slice_table(phi, log_weight, obs, hyper):
     return out
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
+def _row(table, j):
+    """Row ``j`` of a slice table as a tuple of its columns, which the per-node helpers index.
+
+    Not an array view: a view passed to a helper costs two atomic updates of its reference
+    count, at every node (a tenth of a decision's time, with the helpers inlined).
+    """
+    return (
+        table[j, 0],
+        table[j, 1],
+        table[j, 2],
+        table[j, 3],
+        table[j, 4],
+        table[j, 5],
+        table[j, 6],
+        table[j, 7],
+        table[j, 8],
+    )
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _constants(hyper):
+    """``hyper`` as a tuple (see `_row`)."""
+    return (hyper[0], hyper[1], hyper[2], hyper[3], hyper[4], hyper[5], hyper[6])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def node_log_base(u, sigma, n, row):
     """Log of ``g`` at ``u = log(sigma)`` without beta's normal mass (with the slice's factor).
 
@@ -381,8 +407,9 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
     # The panels of a slice are mostly of one width: their log weights are computed once.
     log_weights = np.empty(order)
     weights_half = np.nan
+    constants = _constants(hyper)
     for j in range(table.shape[0]):
-        row = table[j]
+        row = _row(table, j)
         for p in range(offsets[j], offsets[j + 1]):
             half = 0.5 * (upper[p] - lower[p])
             mid = 0.5 * (upper[p] + lower[p])
@@ -410,12 +437,15 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
         for j in range(table.shape[0]):
             if offsets[j + 1] > offsets[j] and table[j, LOG_FACTOR] > -np.inf:
                 p = offsets[j] + np.argmax(panel_base[offsets[j] : offsets[j + 1]])
+                row = _row(table, j)
                 for k in range(p * order, (p + 1) * order):
-                    log_g[k] = _node_log_weight(k, table[j], sigma_out, base, tails, hyper)
+                    log_g[k], tails[k, 0], tails[k, 1] = _node_log_weight(
+                        sigma_out[k], base[k], row, constants
+                    )
                     bound = max(bound, log_g[k])
                 done[p] = True
     for j in range(table.shape[0]):
-        row = table[j]
+        row = _row(table, j)
         for p in range(offsets[j], offsets[j + 1]):
             if done[p]:
                 continue
@@ -424,39 +454,48 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
                 if negligible:
                     log_g[k] = base[k]
                 else:
-                    log_g[k] = _node_log_weight(k, row, sigma_out, base, tails, hyper)
+                    log_g[k], tails[k, 0], tails[k, 1] = _node_log_weight(
+                        sigma_out[k], base[k], row, constants
+                    )
     return sigma_out, base, log_g, tails
 
 
-@njit(cache=True, error_model="numpy")
-def _node_log_weight(k, row, sigma, base, tails, hyper):
-    """Node ``k``'s log weight with beta's mass; keeps the ``log Phi(+-top)`` it reads."""
-    if base[k] == -np.inf:
-        return -np.inf
-    z = hyper[kernels.Z]
-    eta = hyper[kernels.ETA]
-    sd = sigma[k] / row[ROOT_SWW]
-    lo = (eta - sigma[k] * z) * row[RNEG]
-    top = (eta * row[RNEG] + sigma[k] * z - row[MEAN]) / sd
+@njit(cache=True, error_model="numpy", inline="always")
+def _node_log_weight(sigma, base, row, constants):
+    """Return a node's log weight with beta's mass and the ``log Phi(+-top)`` it read.
+
+    That is ``(log weight, log Phi(top), log Phi(-top))``, the one of the last two that
+    beta's mass did not read NaN; ``row`` and ``constants`` as in `_node_terms`.
+    """
+    if base == -np.inf:
+        return -np.inf, np.nan, np.nan
+    z = constants[kernels.Z]
+    eta = constants[kernels.ETA]
+    sd = sigma / row[ROOT_SWW]
+    lo = (eta - sigma * z) * row[RNEG]
+    top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
     bottom = (lo - row[MEAN]) / sd
     # the tail log_normal_mass reads; a CDF's cut (above bottom) mostly reads the same one,
     # and computes the other where it needs it
+    log_phi_top, log_phi_minus_top = np.nan, np.nan
     if bottom + top > 0.0:
-        tails[k, 1] = log_ndtr(-top)
+        log_phi_minus_top = log_ndtr(-top)
     else:
-        tails[k, 0] = log_ndtr(top)
-    return base[k] + kernels.log_normal_mass(bottom, top, tails[k, 0], tails[k, 1])
+        log_phi_top = log_ndtr(top)
+    log_weight = base + kernels.log_normal_mass(bottom, top, log_phi_top, log_phi_minus_top)
+    return log_weight, log_phi_top, log_phi_minus_top
 
 
-@njit(cache=True, error_model="numpy")
-def _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, log_phi_top, log_phi_minus_top):
+@njit(cache=True, error_model="numpy", inline="always")
+def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, log_phi_minus_top):
     """``(g P, g dP/dx)`` at one node above the kink (``base`` already normalised).
 
     ``inverse_d_x`` is ``1 / (x - x_min)``; ``log_phi_top, log_phi_minus_top`` are the node's
     cached ``log Phi(+-top)`` (:func:`node_log_density`), or NaN to compute them here.
+    ``row`` and ``constants`` are the slice's row and ``hyper`` as tuples (`_row`).
     """
-    z = hyper[kernels.Z]
-    eta = hyper[kernels.ETA]
+    z = constants[kernels.Z]
+    eta = constants[kernels.ETA]
     threshold = (eta - sigma * z) * dneg
     slope = row[NU] * threshold * inverse_d_x
     hi = eta * row[RNEG] + sigma * z
@@ -483,8 +522,8 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, log_phi_top, log_
     return exp_without_errno(mass), density
 
 
-@njit(cache=True, error_model="numpy")
-def _panel_terms(a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_weights):
+@njit(cache=True, error_model="numpy", inline="always")
+def _panel_terms(a, b, row, n, dneg, inverse_d_x, log_top, constants, gl_nodes, gl_weights):
     """``(g P, g dP/dx)`` integrated over ``(a, b)`` in log(sigma) by fresh Gauss-Legendre nodes."""
     half = 0.5 * (b - a)
     mid = 0.5 * (b + a)
@@ -494,7 +533,7 @@ def _panel_terms(a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_w
         v = mid + half * gl_nodes[i]
         sigma = math.exp(v)
         base = node_log_base(v, sigma, n, row) + math.log(half * gl_weights[i]) - log_top
-        c, d = _node_terms(sigma, base, row, n, dneg, inverse_d_x, hyper, np.nan, np.nan)
+        c, d = _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, np.nan, np.nan)
         cdf += c
         density += d
     return cdf, density
@@ -534,8 +573,9 @@ def slice_cdf_and_density(
     inverse_d_x = math.exp(-log_d_x)
     cdf = np.zeros(table.shape[0])
     density = np.zeros(table.shape[0])
+    constants = _constants(hyper)
     for j in range(table.shape[0]):
-        row = table[j]
+        row = _row(table, j)
         if row[LOG_FACTOR] == -np.inf:
             continue
         dneg = math.exp(-row[NU] * log_d_x)
@@ -566,7 +606,7 @@ def slice_cdf_and_density(
                         n,
                         dneg,
                         inverse_d_x,
-                        hyper,
+                        constants,
                         tails[k, 0],
                         tails[k, 1],
                     )
@@ -575,7 +615,7 @@ def slice_cdf_and_density(
                 continue
             if not steep:
                 c, d = _panel_terms(
-                    a, b, row, n, dneg, inverse_d_x, log_top, hyper, gl_nodes, gl_weights
+                    a, b, row, n, dneg, inverse_d_x, log_top, constants, gl_nodes, gl_weights
                 )
                 cdf[j] += c
                 density[j] += d
@@ -599,7 +639,7 @@ def slice_cdf_and_density(
                         dneg,
                         inverse_d_x,
                         log_top,
-                        hyper,
+                        constants,
                         gl_nodes,
                         gl_weights,
                     )
