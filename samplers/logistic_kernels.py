@@ -43,8 +43,8 @@ __all__ = ["binomial_log_likelihood", "logistic_log_likelihood"]
 @numba.njit(cache=True, fastmath=False)
 def _log_sigmoid(eta: float) -> float:
     if eta >= 0:
-        return -math.log1p(exp_without_errno(-eta))
-    return eta - math.log1p(exp_without_errno(eta))
+        return -math.log1p(math.exp(-eta))
+    return eta - math.log1p(math.exp(eta))
 
 
 #: The running product of the factors :math:`(1 + u_j)^{n_j}` is taken into the sum (as its
