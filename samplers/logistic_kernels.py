@@ -72,7 +72,8 @@ def binomial_log_likelihood(
         u = exp_without_errno(-abs(eta))
         count = n[j]
         total += count * min(eta, 0.0) - (count - y[j]) * eta
-        whole = int(count)
+        # cast to int only within the limit (a NaN count is undefined as an int)
+        whole = int(count) if 0.0 <= count <= _POWER_LIMIT else 0
         if whole == count and 0 <= whole <= _POWER_LIMIT:
             product *= (1.0 + u) ** whole
             if product > _PRODUCT_LIMIT:

@@ -204,8 +204,8 @@ def _prior_and_linear(leading, t2, problem):
     u = exp_without_errno(-abs(t2))
     shapes = prior[5] + prior[6]
     log_prior = first + shapes * min(t2, 0.0) - prior[6] * t2
-    whole = int(shapes)
     factor = 1.0
+    whole = int(shapes) if 0.0 <= shapes <= 256.0 else 0  # a cast within int's range only
     if whole == shapes and 0 <= whole <= 256:
         factor = (1.0 + u) ** whole
     else:

@@ -347,8 +347,8 @@ EWOC_CASES = {
     # densities fall off cliffs (a state of the benchmark's simulations where a first
     # quadrature's interpolants overshot).
     "one_dose_ridge": (0.3, 10.0, 80.0, _data([10] * 3 + [20] * 24, [0] * 3 + [1] * 7 + [0] * 17)),
-    # A longer ridge, where the quadrature errs most (2.6e-4 in P(MTD < dose)) of the states of
-    # the benchmark's simulations.
+    # A longer ridge, where the quadrature errs most (about 3e-4 in P(MTD < dose)) of the states
+    # of the benchmark's simulations.
     "long_ridge": (0.3, 10.0, 80.0, _data([10] * 3 + [20] * 27, [0] * 3 + [1] * 8 + [0] * 19)),
 }
 

@@ -476,3 +476,12 @@ def test_exp_without_errno_is_exp_to_the_last_bit(x):
         expected = math.inf
     got = exp_without_errno(x)
     assert (math.isnan(got) and math.isnan(expected)) or got == expected
+
+
+def test_a_count_that_is_no_number_gives_a_nan_likelihood_not_a_cast():
+    """NaN never reaches the whole-power branch (a NaN cast to int is undefined in numba)."""
+    from dosezoo.samplers.logistic_kernels import binomial_log_likelihood
+
+    x, y = np.array([0.0, 1.0]), np.array([0.0, 0.0])
+    assert math.isnan(binomial_log_likelihood(0.1, 0.2, x, np.array([3.0, np.nan]), y))
+    assert math.isfinite(binomial_log_likelihood(0.1, 0.2, x, np.array([3.0, 2.0]), y))
