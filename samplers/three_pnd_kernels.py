@@ -219,9 +219,11 @@ def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
         of patients and mean response (float arrays), then the within-level sum of squares,
         the number of patients and ``sum_i y_i^2`` (floats).
     """
-    levels, index, count = np.unique(
-        np.asarray(dose, float), return_inverse=True, return_counts=True
-    )
+    dose = np.asarray(dose, float)
+    # np.unique's return_inverse and return_counts cost twice the sort itself
+    levels = np.unique(dose)
+    index = np.searchsorted(levels, dose)
+    count = np.bincount(index, minlength=levels.size)
     y = np.asarray(y, float)
     mean = np.bincount(index, weights=y, minlength=levels.size) / np.maximum(count, 1)
     within_ss = float(np.sum((y - mean[index]) ** 2))

@@ -119,7 +119,6 @@ with a brute-force nested ``scipy.integrate.quad`` of the model's density
 """
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -982,21 +981,53 @@ def _sharp_point(lo, hi, obs, hyper, constrained):
     return centre, min(max(width / 4.0, MIN_GRADED_WIDTH * span), 10.0 * span)
 
 
-def _graded_panels(centre, far, scale):
-    """Panels from ``centre`` to ``far``, shrinking geometrically to ``scale`` at ``centre``."""
+@njit(cache=True, error_model="numpy")
+def _graded_panels(centre, far, scale, edges):
+    """Append to ``edges`` panels from ``centre`` to ``far``, shrinking to ``scale`` at centre."""
     sign = 1.0 if far > centre else -1.0
     reach = abs(far - centre)
-    edges = []
     while reach > scale:
         a, b = centre + sign * reach / GRADING, centre + sign * reach
         edges.append((min(a, b), max(a, b)))
         reach /= GRADING
     edges.append((min(centre, centre + sign * reach), max(centre, centre + sign * reach)))
-    return edges
+
+
+@njit(cache=True, error_model="numpy")
+def _panel_edges(lo, hi, inside, width):
+    """Return the panels of :func:`phi_panels`, unsorted; ``inside`` its sharp points by centre."""
+    ends = [lo]
+    scales = [np.nan]  # NaN: an end that no panel is graded towards
+    for i in range(inside.shape[0]):
+        if i:
+            ends.append(0.5 * (inside[i - 1, 0] + inside[i, 0]))
+            scales.append(np.nan)
+        ends.append(inside[i, 0])
+        scales.append(inside[i, 1])
+    ends.append(hi)
+    scales.append(np.nan)
+    edges = [(lo, hi)]
+    edges.pop()  # typed as a list of pairs, empty
+    for s in range(len(ends) - 1):
+        a, b = ends[s], ends[s + 1]
+        count = max(1, math.ceil((b - a) / width))
+        for i in range(count):
+            p = a + (b - a) * i / count
+            q = a + (b - a) * (i + 1) / count if i + 1 < count else b
+            if i == 0 and not math.isnan(scales[s]):
+                _graded_panels(a, q, scales[s], edges)
+            elif i == count - 1 and not math.isnan(scales[s + 1]):
+                _graded_panels(b, p, scales[s + 1], edges)
+            else:
+                edges.append((p, q))
+    out = np.empty((len(edges), 2))
+    for k in range(len(edges)):
+        out[k, 0], out[k, 1] = edges[k]
+    return out
 
 
 def phi_panels(region, points, level):
-    """Panels of ``log(nu)`` at ``level``, shape (panels, 2).
+    """Panels of ``log(nu)`` at ``level``, shape (panels, 2), in order.
 
     Gauss-Legendre panels of equal width, graded geometrically towards each sharp point
     ``(centre, scale)`` of ``points`` inside ``region``, down to its ``scale``. Two sharp
@@ -1004,25 +1035,9 @@ def phi_panels(region, points, level):
     """
     lo, hi = region
     width = (hi - lo) / (BASE_PHI_PANELS * 2**level)
-    inside = sorted((c, w) for c, w in points if lo < c < hi)
-    ends: list[tuple[float, float | None]] = [(lo, None)]
-    for i, (centre, scale) in enumerate(inside):
-        if i:
-            ends.append((0.5 * (inside[i - 1][0] + centre), None))
-        ends.append((centre, scale))
-    ends.append((hi, None))
-    edges: list[tuple[float, float]] = []
-    for (a, scale_a), (b, scale_b) in itertools.pairwise(ends):
-        count = max(1, math.ceil((b - a) / width))
-        cuts = [a + (b - a) * i / count for i in range(count)] + [b]
-        for i, (p, q) in enumerate(itertools.pairwise(cuts)):
-            if i == 0 and scale_a is not None:
-                edges += _graded_panels(a, q, scale_a)
-            elif i == count - 1 and scale_b is not None:
-                edges += _graded_panels(b, p, scale_b)
-            else:
-                edges.append((p, q))
-    return np.array(sorted(edges))
+    inside = np.array(sorted((c, w) for c, w in points if lo < c < hi), dtype=float)
+    edges = _panel_edges(lo, hi, inside.reshape(-1, 2), width)
+    return edges[np.lexsort((edges[:, 1], edges[:, 0]))]
 
 
 def _gauss_legendre_phi(bounds):
@@ -1039,18 +1054,76 @@ def _plug_in_mtd(table, offsets, sigma, hyper, order):
     """Per node of a level, the MTD of eq (5) at beta's conditional mean.
 
     The mean is clipped into beta's support (its middle without data); NaN where
-    ``eta - sigma z <= 0`` leaves no MTD.
+    ``eta - sigma z <= 0`` leaves no MTD. The factors of :func:`kernels.beta_bounds` and
+    :func:`kernels.mtd` that depend on nu alone are computed once per slice, in the same
+    operations, so each value is theirs to the last bit.
     """
     out = np.full(sigma.size, np.nan)
+    eta, z = hyper[kernels.ETA], hyper[kernels.Z]
     for j in range(table.shape[0]):
         nu = table[j, NU]
+        r_neg = exp_without_errno(-nu * hyper[kernels.LOG_RANGE])
+        exponent = 1.0 / nu
         for k in range(offsets[j] * order, offsets[j + 1] * order):
-            lower, upper = kernels.beta_bounds(sigma[k], nu, hyper)
+            reach = eta - sigma[k] * z
+            lower, upper = reach * r_neg, eta * r_neg + sigma[k] * z
             beta = table[j, MEAN] if table[j, ROOT_SWW] > 0.0 else 0.5 * (lower + upper)
             beta = min(max(beta, lower), upper)
-            if beta > 0.0 and hyper[kernels.ETA] - sigma[k] * hyper[kernels.Z] > 0.0:
-                out[k] = kernels.mtd(beta, sigma[k], nu, hyper)
+            if beta > 0.0 and reach > 0.0:
+                value = hyper[kernels.X_MIN] + (reach / beta) ** exponent
+                out[k] = kernels.inside_open(value, hyper[kernels.X_MIN], hyper[kernels.X_MAX])
     return out
+
+
+@njit(cache=True, error_model="numpy")
+def weighted_quantile(values, weights, p):
+    """Return the smallest value whose weight with every smaller value's is ``p`` or more.
+
+    That is the ``p``-quantile of the distribution with mass ``weights`` (non-negative, in
+    proportion) on ``values``; entries whose value is NaN or whose weight is not positive are
+    left out, and NaN is returned when none is left. Weighted quickselect (Hoare's FIND with
+    a three-way partition and the median of three as pivot): expected ``O(n)``, where a sort
+    costs ``O(n log n)``. The partial sums are formed in another order than the total, so
+    rounding can leave every one of them short of ``p`` times it: the largest value is then
+    returned.
+    """
+    index = np.empty(values.size, dtype=np.int64)
+    size, total = 0, 0.0
+    for i in range(values.size):
+        if weights[i] > 0.0 and not math.isnan(values[i]):
+            index[size] = i
+            size += 1
+            total += weights[i]
+    if size == 0:
+        return np.nan
+    target = p * total
+    lo, hi, below = 0, size, 0.0  # below: the weight of every value under index[lo:hi]'s
+    while True:
+        a, b, c = values[index[lo]], values[index[(lo + hi) // 2]], values[index[hi - 1]]
+        pivot = max(min(a, b), min(max(a, b), c))
+        # index[lo:less] < pivot, index[less:i] == pivot, index[greater:hi] > pivot
+        less, i, greater = lo, lo, hi
+        weight_less, weight_equal = 0.0, 0.0
+        while i < greater:
+            value = values[index[i]]
+            if value < pivot:
+                weight_less += weights[index[i]]
+                index[less], index[i] = index[i], index[less]
+                less += 1
+                i += 1
+            elif value > pivot:
+                greater -= 1
+                index[greater], index[i] = index[i], index[greater]
+            else:
+                weight_equal += weights[index[i]]
+                i += 1
+        if below + weight_less >= target and less > lo:
+            hi = less
+        elif below + weight_less + weight_equal >= target or greater == hi:
+            return pivot
+        else:
+            below += weight_less + weight_equal
+            lo = greater
 
 
 def _plug_in_quantile(level, p, hyper):
@@ -1061,16 +1134,11 @@ def _plug_in_quantile(level, p, hyper):
     the root, so that the steps (each a pass over the level's nodes) are few. The midpoint
     of the dose range where no node has such an MTD.
     """
-    lower, upper = hyper[kernels.X_MIN], hyper[kernels.X_MAX]
     mtd = _plug_in_mtd(level.table, level.offsets, level.sigma, hyper, ORDER)
-    kept = np.isfinite(mtd) & (level.weight > 0.0)
-    if not kept.any():
-        return 0.5 * (lower + upper)
-    mtd, weight = mtd[kept], level.weight[kept]
-    order = np.argsort(mtd)
-    cumulative = np.cumsum(weight[order])
-    k = min(int(np.searchsorted(cumulative, p * cumulative[-1])), mtd.size - 1)
-    return float(mtd[order[k]])
+    start = weighted_quantile(mtd, level.weight, p)
+    if math.isnan(start):
+        return 0.5 * (hyper[kernels.X_MIN] + hyper[kernels.X_MAX])
+    return float(start)
 
 
 def _solve_quantile(level, p, start, obs, hyper):

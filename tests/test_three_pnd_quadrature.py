@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import ndtri
@@ -15,6 +15,7 @@ from dosezoo.samplers.three_pnd_quadrature import (
     MTD_TOLERANCE,
     QUANTILE_TOLERANCE,
     _solve_quantile,
+    weighted_quantile,
 )
 
 PROBABILITIES = (0.01, 0.1, 0.5, 0.9)
@@ -250,3 +251,48 @@ def test_the_region_of_log_nu_settles_around_a_sharp_peak():
     np.testing.assert_array_less(
         np.abs(reference - probabilities), 4 * np.sqrt(probabilities * (1 - probabilities) / ess)
     )
+
+
+def _sorted_weighted_quantile(values, weights, p):
+    """The definition: sort, accumulate, take the first value whose cumulative weight reaches p."""
+    kept = ~np.isnan(values) & (weights > 0)
+    if not kept.any():
+        return np.nan
+    order = np.argsort(values[kept], kind="stable")
+    cumulative = np.cumsum(weights[kept][order])
+    k = min(int(np.searchsorted(cumulative, p * cumulative[-1])), order.size - 1)
+    return values[kept][order][k]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([np.nan, -2.5, 0.0, 1.0, 1.0, 3.25, 7.0, 7.0, 11.5, 40.0]),
+            st.integers(0, 5),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.floats(0.001, 0.999),
+)
+@example([(1.0, 1), (2.0, 1), (3.0, 1)], 2.0 / 3.0)  # p of the total is the weight up to 2.0
+def test_the_weighted_quickselect_is_the_sorted_weighted_quantile(pairs, p):
+    """Whole weights sum exactly in any order, so the selection must match the sort exactly,
+    ties, NaN values and weightless entries included (NaN when nothing is left)."""
+    values = np.array([value for value, _ in pairs])
+    weights = np.array([float(weight) for _, weight in pairs])
+    expected = _sorted_weighted_quantile(values, weights, p)
+    found = weighted_quantile(values, weights, p)
+    assert found == expected or (np.isnan(found) and np.isnan(expected))
+
+
+@pytest.mark.parametrize("small", range(4, 12))
+def test_the_weighted_quickselect_survives_a_total_that_rounding_left_short(small):
+    """Tiny weights added to 1 one by one vanish, added together first they count: the total
+    (``small`` of 1e-16 first, then 1, in index order) exceeds every partial sum the selection
+    forms (1 first), so no value reaches p = 1 - 2^-53 of it. The largest value is returned, as
+    documented, where a search off the end read past the array (a crash)."""
+    values = np.arange(small + 1, dtype=float)[::-1].copy()
+    weights = np.array([1e-16] * small + [1.0])
+    assert weighted_quantile(values, weights, np.nextafter(1.0, 0.0)) == small
