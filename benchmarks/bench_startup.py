@@ -132,8 +132,9 @@ def cli_loads(values: dict) -> dict:
     return {key: before for key, value in values.items() if isinstance(value, int | float)}
 
 
-def collect_studies() -> dict:
-    values = {}
+def collect_studies() -> tuple[dict, dict]:
+    """Return the full studies' wall times and commands, and the load averages before each."""
+    values, loads = {}, {}
     for file, trials_key, full, key in STUDIES:
         path = RESULTS / file
         if not path.exists():
@@ -145,8 +146,8 @@ def collect_studies() -> dict:
         values[key] = data["wall_seconds"]
         values[f"{key}_command"] = data.get("command", "")
         if "load_average_before" in data:
-            values[f"{key}_load_average"] = data["load_average_before"]
-    return values
+            loads[key] = data["load_average_before"]
+    return values, loads
 
 
 def profile(run, top: int) -> tuple[float, list[dict]]:
@@ -244,7 +245,7 @@ def main() -> None:
         command = f"bench_startup.py --part cli --repeats {args.repeats}"
         update_speed(values, cli_loads(values), command)
     if args.part in ("studies", "all"):
-        update_speed(collect_studies())
+        update_speed(*collect_studies())
     if args.part in ("profile", "all"):
         data = measure_profiles(args.lee_trials, args.lse_trials, args.top)
         PROFILES.write_text(json.dumps(data, indent=2) + "\n")

@@ -105,6 +105,7 @@ def main() -> None:
         shutil.rmtree(RUNS, ignore_errors=True)
     RUNS.mkdir(parents=True, exist_ok=True)
 
+    load_before = os.getloadavg()
     rows, updates, started = [], 0, time.perf_counter()
     configurations = lee2023_configurations()
     for number, configuration in enumerate(configurations, 1):
@@ -145,6 +146,9 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
             "command": f"python benchmarks/lee2023_study.py --trials {args.trials} "
             f"--jobs {args.jobs}",
+            # 1, 5 and 15-minute load averages: other jobs on the machine slow the run down.
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in os.getloadavg()],
         }
         (RESULTS / "lee2023_study.json").write_text(json.dumps(record, indent=2) + "\n")
     write_report()
@@ -168,7 +172,13 @@ def markdown(table: pd.DataFrame, record: dict) -> str:
         + f"\n\nWall time of the whole study: {record['wall_seconds'] / 60:.1f} min on "
         f"{record['cores']} worker processes ({record['machine']}); "
         f"{record['posterior_updates']:,} posterior updates, "
-        f"{record['updates_per_second_per_core']:g} per second per core (`{record['command']}`)."
+        f"{record['updates_per_second_per_core']:g} per second per core (`{record['command']}`)"
+        + (
+            f"; load averages {record['load_average_before']} before and "
+            f"{record['load_average_after']} after (1, 5, 15 min)."
+            if "load_average_before" in record
+            else "."
+        )
     )
 
 
