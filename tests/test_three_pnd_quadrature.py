@@ -15,6 +15,7 @@ from dosezoo.samplers.three_pnd_quadrature import (
     MTD_TOLERANCE,
     QUANTILE_TOLERANCE,
     _solve_quantile,
+    phi_panels,
     weighted_quantile,
 )
 
@@ -296,3 +297,31 @@ def test_the_weighted_quickselect_survives_a_total_that_rounding_left_short(smal
     values = np.arange(small + 1, dtype=float)[::-1].copy()
     weights = np.array([1e-16] * small + [1.0])
     assert weighted_quantile(values, weights, np.nextafter(1.0, 0.0)) == small
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(-5.0, 5.0),
+    st.floats(0.1, 10.0),
+    st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(1e-6, 2.0)), max_size=3),
+    st.integers(0, 3),
+)
+def test_phi_panels_tile_the_region_and_narrow_to_each_sharp_point(lo, span, relative, level):
+    """The panels of log(nu) cover the region edge to edge (to rounding: a panel graded from a
+    sharp point ends at ``centre - (centre - lo)``), in order, none wider than the level's width,
+    and the panels next to a sharp point inside it are no wider than its scale."""
+    hi = lo + span
+    points = tuple((lo + span * at, span * scale) for at, scale in relative)
+    assume(len({centre for centre, _ in points}) == len(points))  # each its own panels
+    edges = phi_panels((lo, hi), points, level)
+    rounding = 1e-14 * (abs(lo) + abs(hi))
+    assert abs(edges[0, 0] - lo) <= rounding and abs(edges[-1, 1] - hi) <= rounding
+    np.testing.assert_allclose(edges[1:, 0], edges[:-1, 1], rtol=0, atol=rounding)
+    assert np.all(edges[:, 1] >= edges[:, 0])
+    widths = edges[:, 1] - edges[:, 0]
+    assert widths.max() <= span / (8 * 2**level) + rounding
+    for centre, scale in points:
+        if lo < centre < hi:
+            touching = (edges[:, 0] == centre) | (edges[:, 1] == centre)
+            assert touching.any()
+            assert widths[touching].max() <= scale + rounding
