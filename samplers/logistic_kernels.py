@@ -35,7 +35,7 @@ import math
 import numba
 import numpy as np
 
-from dosezoo.samplers.numerics import exp_without_errno
+from dosezoo.samplers.numerics import exp_without_errno, whole_within
 
 __all__ = ["binomial_log_likelihood", "logistic_log_likelihood"]
 
@@ -72,9 +72,8 @@ def binomial_log_likelihood(
         u = exp_without_errno(-abs(eta))
         count = n[j]
         total += count * min(eta, 0.0) - (count - y[j]) * eta
-        # cast to int only within the limit (a NaN count is undefined as an int)
-        whole = int(count) if 0.0 <= count <= _POWER_LIMIT else 0
-        if whole == count and 0 <= whole <= _POWER_LIMIT:
+        whole = whole_within(count, _POWER_LIMIT)
+        if whole >= 0:
             product *= (1.0 + u) ** whole
             if product > _PRODUCT_LIMIT:
                 total -= math.log(product)

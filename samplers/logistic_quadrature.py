@@ -110,7 +110,7 @@ import numba
 import numpy as np
 
 from dosezoo.samplers.logistic_kernels import _log_sigmoid, binomial_log_likelihood
-from dosezoo.samplers.numerics import exp_without_errno
+from dosezoo.samplers.numerics import exp_without_errno, whole_within
 
 __all__ = ["BLRM", "EWOC", "MAX_PANEL_WIDTH", "ORDER", "LogisticQuadrature"]
 
@@ -205,8 +205,8 @@ def _prior_and_linear(leading, t2, problem):
     shapes = prior[5] + prior[6]
     log_prior = first + shapes * min(t2, 0.0) - prior[6] * t2
     factor = 1.0
-    whole = int(shapes) if 0.0 <= shapes <= 256.0 else 0  # a cast within int's range only
-    if whole == shapes and 0 <= whole <= 256:
+    whole = whole_within(shapes, 256)
+    if whole >= 0:
         factor = (1.0 + u) ** whole
     else:
         log_prior -= shapes * math.log1p(u)

@@ -485,3 +485,26 @@ def test_a_count_that_is_no_number_gives_a_nan_likelihood_not_a_cast():
     x, y = np.array([0.0, 1.0]), np.array([0.0, 0.0])
     assert math.isnan(binomial_log_likelihood(0.1, 0.2, x, np.array([3.0, np.nan]), y))
     assert math.isfinite(binomial_log_likelihood(0.1, 0.2, x, np.array([3.0, 2.0]), y))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.0, 0),
+        (3.0, 3),
+        (512.0, 512),
+        (512.5, -1),
+        (513.0, -1),
+        (2.5, -1),
+        (-1.0, -1),
+        (-0.5, -1),
+        (math.nan, -1),
+        (math.inf, -1),
+        (1e300, -1),
+    ],
+)
+def test_whole_within_takes_only_whole_numbers_inside_the_limit(value, expected):
+    """The kernels raise a factor to a count by squarings only where this says it is whole."""
+    from dosezoo.samplers.numerics import whole_within
+
+    assert whole_within(value, 512) == expected
