@@ -325,3 +325,17 @@ def test_phi_panels_tile_the_region_and_narrow_to_each_sharp_point(lo, span, rel
             touching = (edges[:, 0] == centre) | (edges[:, 1] == centre)
             assert touching.any()
             assert widths[touching].max() <= scale + rounding
+
+
+def test_the_per_node_tuples_carry_every_column_and_hyper_parameter(o6bg_model):
+    """`_row` and `_constants` spell their tuples out (no array view per node): a column of the
+    slice table or a hyper-parameter added later must be added to them too."""
+    from dosezoo.samplers import three_pnd_kernels as kernels
+    from dosezoo.samplers.three_pnd_quadrature import _constants, _row, slice_table
+
+    obs = kernels.summarise(np.array([40.0, 60.0]), np.array([5.0, 9.0]), o6bg_model.x_min)
+    hyper = o6bg_model.hyper
+    table = slice_table(np.array([-0.2, 0.3]), np.zeros(2), obs, hyper)
+    assert _constants(hyper) == tuple(hyper)
+    for j in range(table.shape[0]):
+        assert _row(table, j) == tuple(table[j])
