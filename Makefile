@@ -10,7 +10,7 @@ export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OMP_NUM_THREADS := 1
 
-.PHONY: demo test test-slow lint docs bench validate study redesign lse-study lse-appendix bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample clean
+.PHONY: demo test test-slow lint docs bench validate study redesign lse-study lse-appendix bench-binary bench-paths joint-probit-study optimus-study bench-boin12 combination-bo-study weibull-study bench-weibull results bench-store bench-startup bench-scaleout bench-speed compare-binary-oc three-pnd-large-sample three-pnd-rules clean
 
 $(VENV)/.installed: pyproject.toml
 	@if [ ! -x $(PY) ]; then \
@@ -67,6 +67,11 @@ study: $(VENV)/.installed
 # (docs/results/three_pnd_large_sample.md).
 three-pnd-large-sample: $(VENV)/.installed
 	$(PY) benchmarks/three_pnd_large_sample.py --trials 8 --jobs 2
+
+# The 3PND quadrature rule: accuracy against a fine reference and speed, per rule tried
+# (docs/results/three_pnd_rules.md).
+three-pnd-rules: $(VENV)/.installed
+	$(PY) benchmarks/three_pnd_rules.py
 
 # Lee (2023)'s O6-BG re-design: one seeded trial and 1000 replicates per design
 # (docs/results/o6bg_redesign.md).
@@ -163,6 +168,7 @@ results: $(VENV)/.installed
 	$(PY) benchmarks/lee2023_study.py --report-only
 	$(PY) benchmarks/three_pnd_large_sample.py --report-only
 	$(PY) benchmarks/o6bg_redesign.py --report-only
+	$(PY) benchmarks/three_pnd_rules.py --report-only
 	$(PY) benchmarks/lse_comparison.py --report-only
 	$(PY) benchmarks/lse_appendix.py --report-only
 	$(PY) benchmarks/joint_probit_study.py --report-only

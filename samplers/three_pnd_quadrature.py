@@ -138,12 +138,14 @@ MTD_TOLERANCE = 1e-3
 #: Slices and nodes whose log density is more than this below the maximum carry no weight.
 LOG_DENSITY_RANGE = 36.0
 #: Gauss-Legendre points per panel in log(sigma).
-ORDER = 8
+ORDER = 6
 #: Level 0's panels of equal width in log(nu); each level doubles them.
-BASE_PHI_PANELS = 8
+BASE_PHI_PANELS = 6
 #: Ratio of successive panels graded towards a sharp point of log(nu)'s marginal.
 GRADING = 4.0
-#: Gauss-Legendre points per panel in log(nu).
+#: Gauss-Legendre points per panel in log(nu). With ORDER and BASE_PHI_PANELS, the rule chosen
+#: by ``benchmarks/three_pnd_rules.py`` (``docs/results/three_pnd_rules.md``): the fastest of
+#: the rules tried whose answers stay within a third of MTD_TOLERANCE of a fine reference.
 PHI_ORDER = 4
 #: Level 0's panels in log(sigma) are at most BASE_PANEL_WIDTH wide, and at most PANEL_SDS
 #: sds of sigma^(1-n) exp(-Q / (2 sigma^2)); each level narrows them by sqrt(2).

@@ -12,6 +12,7 @@ from dosezoo.data import TrialData
 from dosezoo.designs import MTDQuantileRule
 from dosezoo.models import ThreePND
 from dosezoo.samplers.three_pnd_quadrature import (
+    BASE_PHI_PANELS,
     MTD_TOLERANCE,
     QUANTILE_TOLERANCE,
     _solve_quantile,
@@ -319,7 +320,7 @@ def test_phi_panels_tile_the_region_and_narrow_to_each_sharp_point(lo, span, rel
     np.testing.assert_allclose(edges[1:, 0], edges[:-1, 1], rtol=0, atol=rounding)
     assert np.all(edges[:, 1] >= edges[:, 0])
     widths = edges[:, 1] - edges[:, 0]
-    assert widths.max() <= span / (8 * 2**level) + rounding
+    assert widths.max() <= span / (BASE_PHI_PANELS * 2**level) + rounding
     for centre, scale in points:
         if lo < centre < hi:
             touching = (edges[:, 0] == centre) | (edges[:, 1] == centre)
