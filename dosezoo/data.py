@@ -43,6 +43,7 @@ are numbered from 0 in messages; for CSV files the line number is given too
 
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import math
@@ -373,6 +374,12 @@ def _raise_first(checks: Sequence[_Check], row_label: RowLabel) -> None:
 
 def _range_text(lo: float, hi: float) -> str:
     return f"the open interval ({lo!r}, {hi!r})"
+
+
+@functools.cache
+def _empty_with_dlt(cls: type) -> "TrialData":
+    """Empty data of ``cls`` with the outcome ``dlt``: the schema of the data of count states."""
+    return cls.empty(outcomes=("dlt",))
 
 
 def _lock(array: np.ndarray) -> np.ndarray:
@@ -1632,6 +1639,25 @@ class TrialData:
             if name not in columns:
                 columns[name] = _lock(np.concatenate([self._columns[name], values]))
         return self._with_rows(self.outcomes, columns, doses, self.schedule)
+
+    @classmethod
+    def _one_patient_cohorts(cls, dose: Sequence[float], dlt: Sequence[int]) -> Self:
+        """Return data of patients each in a cohort of its own, from arrays the package built.
+
+        ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers) come from count states
+        that were checked already (:func:`dosezoo.levels.data_from_counts`): the data are
+        those ``TrialData({"dose": dose, "dlt": dlt, "cohort": 1..n})`` returns, without
+        validating them again (the validation cost more than the posterior of a count
+        design; ``tests/test_vectorised_simulation.py`` checks both give the same data).
+        """
+        template = _empty_with_dlt(cls)
+        doses = _lock(np.array(dose, dtype=np.float64).reshape(-1, 1))
+        columns = {
+            "dose": doses[:, 0],
+            _COHORT: _lock(np.arange(1, doses.shape[0] + 1, dtype=np.int64)),
+            "dlt": _lock(np.array(dlt, dtype=np.int64)),
+        }
+        return template._with_rows(("dlt",), columns, doses, ())
 
     def _with_rows(
         self,

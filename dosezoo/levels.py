@@ -387,10 +387,11 @@ def data_from_counts(
         return TrialData.empty(outcomes=("dlt",))
     order = [k for k in range(len(dose_levels)) if k != current and n[k] > 0]
     order.append(int(current))
-    counts = np.asarray(n, dtype=np.int64)[order]
-    dlts = np.asarray(y, dtype=np.int64)[order]
-    dose = np.repeat(np.asarray(dose_levels, dtype=float)[order], counts)
-    dlt = np.concatenate([np.arange(c) < d for c, d in zip(counts, dlts, strict=True)])
-    return TrialData(
-        {"dose": dose, "dlt": dlt.astype(np.int64), "cohort": np.arange(1, dose.size + 1)}
-    )
+    # Lists: a trial's few dozen patients cost less as Python lists than as numpy's small arrays.
+    patients, dlts = n.tolist(), y.tolist()
+    dose: list[float] = []
+    dlt: list[int] = []
+    for k in order:
+        dose += [float(dose_levels[k])] * int(patients[k])
+        dlt += [1] * int(dlts[k]) + [0] * int(patients[k] - dlts[k])
+    return TrialData._one_patient_cohorts(dose, dlt)

@@ -28,7 +28,7 @@ from dosezoo.designs import Design, blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
 from dosezoo.designs.mtd_quantile import ToxicityStopping
 from dosezoo.designs.three_plus_three import three_plus_three_design
-from dosezoo.levels import count_state
+from dosezoo.levels import count_state, data_from_counts
 from dosezoo.models import BLRM, CRM, EWOC
 from dosezoo.protocols import CountRuleDesign, LevelScenario
 from dosezoo.scenarios import BinaryToxicityScenario
@@ -406,3 +406,35 @@ def test_designs_reading_more_than_the_counts_have_no_lockstep_view():
         ).counts_view()
         is None
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=5, max_size=5))
+def test_data_from_counts_are_the_data_the_constructor_validates(counts):
+    """The data a count state is decided on are built without validating them again: they are
+    those TrialData validates from the same columns (same arrays, dtypes, schema), read-only."""
+    n = np.array([max(a, b) for a, b in counts])
+    y = np.array([min(a, b) for a, b in counts])
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    for current in [k for k in range(5) if n[k] > 0]:
+        built = data_from_counts(n, y, current, levels)
+        validated = TrialData(
+            {
+                "dose": built.dose.copy(),
+                "dlt": built.column("dlt").copy(),
+                "cohort": built.cohort.copy(),
+            }
+        )
+        assert repr(built) == repr(validated)
+        assert (built.outcomes, built.schedule, built.dose_columns) == (
+            validated.outcomes,
+            validated.schedule,
+            validated.dose_columns,
+        )
+        for name in ("dose", "cohort", "dlt"):
+            mine, theirs = built.column(name), validated.column(name)
+            assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+            assert not mine.flags.writeable
+        assert np.array_equal(built.doses, validated.doses) and built.doses.shape == (n.sum(), 1)
+        assert [int(np.sum(built.dose == level)) for level in levels] == n.tolist()
+        assert built.to_dataframe().equals(validated.to_dataframe())
