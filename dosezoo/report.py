@@ -41,7 +41,7 @@ CONFIG_ATTR = "simulate_config"
 REPORT_PACKAGES = ("dosezoo", "pymc", "arviz", "numpy", "scipy", "xarray", "h5netcdf", "matplotlib")
 #: Example trials drawn in the dose-path figure.
 N_EXAMPLE_TRIALS = 4
-_RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
+_RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size", "source_sha256")
 
 
 def pyplot() -> Any:

@@ -25,6 +25,7 @@ import xarray as xr
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import layout as layout_module
 from dosezoo.simulate import simulate
 from dosezoo.simulate import store as store_module
 
@@ -310,3 +311,42 @@ def test_lock_of_a_killed_run_is_released(reference, tmp_path):
     xr.testing.assert_identical(result, reference)
     assert messages == []
     assert np.array_equal(result["trial"].values, np.arange(N_TRIALS))
+
+
+def test_results_and_batches_of_other_source_are_refused_naming_it(tmp_path, monkeypatch):
+    """A finished file, or saved batches, made by other dosezoo source (another version, or an
+    edited one) belong to another simulation: never returned, never resumed."""
+    finished, parts = tmp_path / "finished.nc", tmp_path / "parts.nc"
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "source_digest", lambda: "0" * 64)
+        assert _run(finished).attrs["source_sha256"] == "0" * 64
+        _kill_after_batches(parts, 3)  # the forked child saves under the same digest
+    for path in (finished, parts):
+        with pytest.raises(ValueError, match=r"made by other dosezoo source.*source_sha256"):
+            _run(path)
+    assert len(_batches(parts)) == 3  # refused, not deleted
+
+
+def test_the_source_digest_reads_every_module_and_data_file_and_nothing_else(tmp_path, monkeypatch):
+    package = tmp_path / "fakepackage"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "module.py").write_text("x = 1\n")
+    (package / "table.csv").write_text("a\n1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(layout_module, "_SOURCE_PACKAGES", ("fakepackage",))
+    digest = layout_module.source_digest.__wrapped__
+    first = digest()
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "module.cpython-312.pyc").write_bytes(b"compiled")
+    (package / "notes.txt").write_text("not source")
+    assert digest() == first
+    (package / "sub" / "module.py").write_text("x = 2\n")
+    assert digest() != first
+    (package / "sub" / "module.py").write_text("x = 1\n")
+    (package / "table.csv").write_text("a\n2\n")
+    assert digest() != first
+    assert (
+        simulate(DESIGN, SCENARIO, 2, random_seed=SEED, progress=False).attrs["source_sha256"]
+        == layout_module.source_digest()
+    )

@@ -55,7 +55,14 @@ _MAX_BATCH = 100
 #: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
 #: (a rule call per step, the Dataset) are then spread over more trials.
 _MAX_LOCKSTEP_BATCH = 1000
-_RECORD_RESERVED = ("random_seed", "n_trials", "sample_size", "cohort_size", "metrics")
+_RECORD_RESERVED = (
+    "random_seed",
+    "n_trials",
+    "sample_size",
+    "cohort_size",
+    "source_sha256",
+    "metrics",
+)
 _BATCHES_PER_WORKER = 4
 #: The smallest batch the trial-by-trial path shrinks to at the end of a parallel run.
 _MIN_BATCH = 4
@@ -141,9 +148,9 @@ def simulate(
         trial: ``n_patients``, ``stop_reason`` (``""`` when the trial reached its
         sample size), ``recommended_dose`` (NaN if none) and one variable per metric.
         Attributes: ``random_seed``, ``n_trials``, ``sample_size``, ``cohort_size``,
-        ``design_<key>`` and ``scenario_<key>`` from ``describe()`` (bool as int, None
-        as ``"none"``), ``metrics`` (comma-joined names), ``version_<package>`` and those of
-        ``record``.
+        ``source_sha256`` (the digest of dosezoo's source that ran them), ``design_<key>``
+        and ``scenario_<key>`` from ``describe()`` (bool as int, None as ``"none"``),
+        ``metrics`` (comma-joined names), ``version_<package>`` and those of ``record``.
 
     Raises
     ------

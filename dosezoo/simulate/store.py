@@ -21,8 +21,11 @@ pay a file per batch. The store keeps four promises:
   checksum *before* it is parsed; a batch that is missing from the manifest, whose checksum
   differs (zeroed, truncated, overwritten, copied from another run) or whose trials overlap
   another's is reported by file name with a `DamagedBatchWarning`, removed, and its trials are
-  run again. The manifest carries the simulation's fingerprint (the run settings and the
-  descriptions of the design and the scenario): a store of another simulation is refused.
+  run again. The manifest carries the simulation's fingerprint (the run settings, the
+  descriptions of the design and the scenario, and the digest of dosezoo's source,
+  `dosezoo.simulate.layout.source_digest`): a store, or a finished file, of another
+  simulation, or of the same one run by other source (another version, an edited one), is
+  refused.
 - **Cheap.** A batch is a JSON header and the raw bytes of its arrays (no HDF5, no pickle), so
   saving costs a copy; the netCDF file ``path`` is written once, at the end, in one pass
   (`dosezoo.simulate.netcdf`: the file xarray's ``to_netcdf`` would write, each HDF5 object
@@ -47,10 +50,11 @@ import xarray as xr
 
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
-from dosezoo.simulate.layout import AttrValue, _join
+from dosezoo.simulate.layout import AttrValue, _join, source_digest
 from dosezoo.simulate.netcdf import load_netcdf, write_netcdf
 
-_RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size")
+#: The run settings and the source that made the results (`source_digest`).
+_RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size", "source_sha256")
 _DESCRIBED_PREFIXES = ("design_", "scenario_")
 _BATCH_GLOB = "trials-*"
 _MANIFEST = "manifest.jsonl"
@@ -76,8 +80,8 @@ def _attr_value(value: object, name: str) -> AttrValue:
 
 
 def _fingerprint(design: Design, scenario: Scenario, run: dict[str, int]) -> dict[str, AttrValue]:
-    """Attributes that identify a simulation: run settings and both descriptions."""
-    attrs: dict[str, AttrValue] = dict(run)
+    """Attributes that identify a simulation: run settings, source and both descriptions."""
+    attrs: dict[str, AttrValue] = {**run, "source_sha256": source_digest()}
     for prefix, described in (("design", design.describe()), ("scenario", scenario.describe())):
         for key, value in described.items():
             attrs[f"{prefix}_{key}"] = _attr_value(value, f"{prefix}.describe()[{key!r}]")
@@ -105,9 +109,16 @@ def _check_fingerprint(attrs: dict, fingerprint: dict[str, AttrValue], path: Pat
         or not _same_value(stored[key], fingerprint[key])
     ]
     if differences:
+        source = (
+            ": it was made by other dosezoo source (another version, or an edited one)"
+            if not _same_value(
+                stored.get("source_sha256", ""), fingerprint.get("source_sha256", "")
+            )
+            else ""
+        )
         raise ValueError(
-            f"path {str(path)!r} holds a different simulation ({'; '.join(differences)}); "
-            "choose another path or delete it"
+            f"path {str(path)!r} holds a different simulation{source} "
+            f"({'; '.join(differences)}); choose another path or delete it"
         )
 
 
