@@ -377,9 +377,9 @@ def _range_text(lo: float, hi: float) -> str:
 
 
 @functools.cache
-def _empty_with_dlt(cls: type) -> "TrialData":
-    """Empty data of ``cls`` with the outcome ``dlt``: the schema of the data of count states."""
-    return cls.empty(outcomes=("dlt",))
+def _empty_with_dlt() -> "TrialData":
+    """Empty data with the outcome ``dlt``: the schema of the data of count states."""
+    return TrialData.empty(outcomes=("dlt",))
 
 
 def _lock(array: np.ndarray) -> np.ndarray:
@@ -1640,8 +1640,8 @@ class TrialData:
                 columns[name] = _lock(np.concatenate([self._columns[name], values]))
         return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
-    @classmethod
-    def _one_patient_cohorts(cls, dose: Sequence[float], dlt: Sequence[int]) -> Self:
+    @staticmethod
+    def _one_patient_cohorts(dose: Sequence[float], dlt: Sequence[int]) -> "TrialData":
         """Return data of patients each in a cohort of its own, from arrays the package built.
 
         ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers) come from count states
@@ -1650,7 +1650,7 @@ class TrialData:
         validating them again (the validation cost more than the posterior of a count
         design; ``tests/test_vectorised_simulation.py`` checks both give the same data).
         """
-        template = _empty_with_dlt(cls)
+        template = _empty_with_dlt()
         doses = _lock(np.array(dose, dtype=np.float64).reshape(-1, 1))
         columns = {
             "dose": doses[:, 0],

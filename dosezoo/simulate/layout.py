@@ -271,7 +271,7 @@ def source_digest() -> str:
     digest = hashlib.sha256()
     for package in _SOURCE_PACKAGES:
         spec = importlib.util.find_spec(package)
-        for folder in spec.submodule_search_locations if spec else ():
+        for folder in (spec.submodule_search_locations or ()) if spec else ():
             root = Path(folder)
             files = sorted(
                 path
