@@ -1642,12 +1642,12 @@ class TrialData:
 
     @staticmethod
     def _one_patient_cohorts(dose: Sequence[float], dlt: Sequence[int]) -> "TrialData":
-        """Return data of patients each in a cohort of its own, from arrays the package built.
+        """Return data of patients each in a cohort of its own, from values the package built.
 
-        ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers) come from count states
-        that were checked already (:func:`dosezoo.levels.data_from_counts`): the data are
-        those ``TrialData({"dose": dose, "dlt": dlt, "cohort": 1..n})`` returns, without
-        validating them again (the validation cost more than the posterior of a count
+        ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers), one per patient, come
+        from count states that were checked already (:func:`dosezoo.levels.data_from_counts`):
+        the data are those ``TrialData({"dose": dose, "dlt": dlt, "cohort": 1..n})`` returns,
+        without validating them again (the validation cost more than the posterior of a count
         design; ``tests/test_vectorised_simulation.py`` checks both give the same data).
         """
         template = _empty_with_dlt()
