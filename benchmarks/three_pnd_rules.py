@@ -35,7 +35,12 @@ from dosezoo.data import TrialData
 from dosezoo.datasets import load_o6bg
 from dosezoo.models import ThreePND
 from dosezoo.simulate import simulate
-from dosezoo.studies import lee2023_configurations
+from dosezoo.studies import (
+    LEE2023_SHARED,
+    LEE2023_STRATEGIES,
+    O6BG_MODEL,
+    lee2023_configurations,
+)
 
 JSON = RESULTS / "three_pnd_rules.json"
 #: (ORDER, BASE_PHI_PANELS, PHI_ORDER): the rule shipped before, the shipped one, others tried.
@@ -44,8 +49,6 @@ REFERENCE = (12, 8, 6)
 PROBABILITIES = (0.001, 0.01, 0.1, 0.5)
 FRACTIONS = (0.2, 0.4, 0.6)
 LEE_CONFIGURATIONS = ("FSAD-acc-N45-nu0.6", "FSAD-std-N45-nu1")
-LEE = {"eta": 3.0, "gamma": 0.9, "x_min": 5.0, "x_max": 80.0, "delta": 0.1}
-O6BG = {"eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0, "delta": 0.5}
 
 
 @contextmanager
@@ -91,7 +94,9 @@ def lee_states() -> list[tuple[ThreePND, float, TrialData]]:
 def data_sets(states) -> list[tuple[ThreePND, TrialData]]:
     """Return the data sets the rules are compared on: every third study state, and small ones."""
     sets = [(model, data) for model, _, data in states[::3]]
-    o6bg, lee = ThreePND(**O6BG), ThreePND(**LEE)
+    # the studies' models: the O6-BG re-design's, and Lee's simulation setting (accelerated)
+    o6bg = O6BG_MODEL
+    lee = ThreePND(gamma=LEE2023_STRATEGIES["acc"][0], **LEE2023_SHARED)
     trial = load_o6bg()
     sets += [(o6bg, trial.head(k)) for k in range(1, trial.n_patients + 1, 2)]
     sets += [(lee, _data([6.0], [y])) for y in (0.01, 0.05, 0.2, 0.5, 1.0, 1.5, 2.5, 2.95, 3.5)]

@@ -340,3 +340,27 @@ def test_the_per_node_tuples_carry_every_column_and_hyper_parameter(o6bg_model):
     assert _constants(hyper) == tuple(hyper)
     for j in range(table.shape[0]):
         assert _row(table, j) == tuple(table[j])
+
+
+def test_the_plug_in_mtd_is_the_kernels_mtd_at_the_clipped_conditional_mean(o6bg_model):
+    """`_plug_in_mtd` writes out `beta_bounds` and `mtd` with the factors of nu hoisted per
+    slice: each value must be theirs to the last bit (NaN where no MTD exists)."""
+    from dosezoo.samplers import three_pnd_kernels as kernels
+    from dosezoo.samplers.three_pnd_quadrature import ORDER, _plug_in_mtd, slice_table
+
+    hyper = o6bg_model.hyper
+    obs = kernels.summarise(np.array([40.0, 60.0, 60.0]), np.array([5.0, 9.0, 30.0]), 20.0)
+    table = slice_table(np.array([-1.0, -0.2, 0.3, 1.5]), np.zeros(4), obs, hyper)
+    offsets = np.array([0, 1, 2, 3, 4])
+    sigma = np.geomspace(0.5, 2.0 * o6bg_model.sigma_max, 4 * ORDER)
+    found = _plug_in_mtd(table, offsets, sigma, hyper, ORDER)
+    assert np.isnan(found).any() and np.isfinite(found).any()
+    for k, value in enumerate(found):
+        j = k // ORDER
+        nu = table[j, 0]
+        lower, upper = kernels.beta_bounds(sigma[k], nu, hyper)
+        beta = min(max(table[j, 2], lower), upper)
+        if beta > 0.0 and hyper[kernels.ETA] - sigma[k] * hyper[kernels.Z] > 0.0:
+            assert value == kernels.mtd(beta, sigma[k], nu, hyper)
+        else:
+            assert np.isnan(value)
