@@ -149,7 +149,9 @@ class Conduct:
         de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
         stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
         likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
-        the limit off. The recommendation at the end is the rule's.
+        the limit off. The recommendation at the end is the rule's, or none ("no MTD: overdose
+        limit: ...") when the lowest dose level exceeds the limit after
+        ``overdose_min_patients`` had it: the state in which the limit stops a trial.
     overdose_min_patients : int
         Patients needed at the lowest dose level before the overdose limit may stop the trial
         (3, as the rules' own safety stops: BOIN's elimination, the CRM's and Optimus's safety
@@ -805,7 +807,9 @@ class Design:
             if refused is not None:
                 return refused
         if final:
-            decision = self.rule.select(posterior, data)
+            decision = self._selection_within_overdose_limit(
+                self.rule.select(posterior, data), posterior, data
+            )
         else:
             decision = self._within_overdose_limit(
                 self.rule.choose(posterior, data), posterior, data
@@ -863,6 +867,41 @@ class Design:
                 f"overdose limit: P(overdose) > {limit:g} at every dose up to {dose:g} "
                 f"(at the lowest, {lowest:g}: "
                 f"{self.rule.overdose_probability(posterior, lowest):.3f})"
+            ),
+            quantities=decision.quantities | {"overdose_probability": p},
+            diagnostics=decision.diagnostics,
+        )
+
+    def _selection_within_overdose_limit(
+        self, decision: Decision, posterior: DosePosterior | None, data: TrialData
+    ) -> Decision:
+        """Recommend no dose when the lowest dose level exceeds the hard overdose limit.
+
+        That is the state in which :meth:`_within_overdose_limit` stops a trial (once
+        ``overdose_min_patients`` had the lowest level): a trial stopped because every dose
+        more likely than not overdoses ends without an MTD, as after the rules' own safety
+        stops, rather than with the rule's selection of the lowest level.
+        """
+        dose = decision.next_dose
+        if (
+            posterior is None
+            or dose is None
+            or isinstance(dose, tuple)
+            or decision.strata
+            or not self.dose_levels
+        ):
+            return decision
+        lowest = float(self.dose_levels[0])
+        p = self.rule.overdose_probability(posterior, lowest)
+        limit = self.conduct.max_overdose_probability
+        treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
+        if p is None or p <= limit or treated < self.conduct.overdose_min_patients:
+            return decision
+        return Decision(
+            None,
+            stop_reason=(
+                f"no MTD: overdose limit: P(overdose) > {limit:g} at the lowest dose "
+                f"{lowest:g} ({p:.3f})"
             ),
             quantities=decision.quantities | {"overdose_probability": p},
             diagnostics=decision.diagnostics,

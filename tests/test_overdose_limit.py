@@ -17,10 +17,13 @@ from hypothesis import strategies as st
 
 from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
-from dosezoo.designs import Design, crm_design
+from dosezoo.designs import Design, crm_design, ewoc_design
 from dosezoo.designs.base import Conduct
 from dosezoo.designs.registry import FAMILIES
 from dosezoo.errors import ConvergenceError
+from dosezoo.models import EWOC
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import simulate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 O6BG = EXAMPLES / "o6bg_accelerated.toml"
@@ -78,6 +81,38 @@ def test_no_dose_within_the_limit_stops_the_trial_once_three_patients_had_the_lo
     assert Design(design.model, design.rule, never).next(one).stopped
 
 
+def test_a_trial_the_limit_stopped_recommends_no_dose():
+    # Stopped because even the lowest dose more likely than not overdoses, the trial ends
+    # without an MTD (the rule alone would select the lowest level).
+    example = _example("crm")
+    design = crm_design(example.model, safety_cutoff=None, **example.conduct.__dict__)
+    three = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [1, 1, 1]}))
+    assert design.next(three).stop_reason.startswith("overdose limit")
+    assert design.rule.select(design.posterior(three, final=True), three).next_dose == 10.0
+    final = design.recommend(three)
+    assert final.next_dose is None
+    assert final.stop_reason.startswith("no MTD: overdose limit: P(overdose) > 0.5 at the lowest")
+    assert final.quantities["overdose_probability"] > 0.5
+    # Before three patients had the lowest dose the limit neither stops nor withholds the MTD.
+    two = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 2, "dlt": [1, 1]}))
+    assert design.recommend(two).next_dose == 10.0
+    off = Design(design.model, design.rule, replace(design.conduct, max_overdose_probability=1.0))
+    assert off.recommend(three).next_dose == 10.0
+
+
+def test_simulated_trials_the_limit_stopped_select_no_dose():
+    # Every trial of a scenario toxic at every level stops by the limit; each ends without an
+    # MTD, in the lockstep engine as in design.recommend.
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    design = ewoc_design(EWOC(0.25, 0.0, 200.0, dose_levels=levels), sample_size=12)
+    toxic = BinaryToxicityScenario(levels, (0.6, 0.7, 0.8, 0.9, 0.95), 0.25, planned_sample_size=12)
+    results = simulate(design, toxic, 40, random_seed=3, progress=False)
+    limited = np.char.startswith(results["stop_reason"].values.astype(str), "overdose limit")
+    assert limited.sum() >= 20
+    assert np.isnan(results["recommended_dose"].values[limited]).all()
+    assert (results["no_selection"].values[limited] == 1.0).all()
+
+
 @pytest.mark.parametrize("value", [0.0, -0.1, 1.5, "0.5"])
 def test_the_limit_is_a_probability(value):
     with pytest.raises(ValueError, match="max_overdose_probability"):
@@ -118,6 +153,17 @@ def _data_for(design: Design, name: str, levels, outcomes, rng) -> TrialData:
     else:
         columns["dlt"] = tox
     return TrialData.from_dataframe(pd.DataFrame(columns))
+
+
+@pytest.mark.parametrize("name", (*LIMITED, "boin", "3+3"))
+def test_every_example_stops_without_an_mtd_after_three_toxicities_at_the_lowest_dose(name):
+    # The shipped configurations, as a statistician would run them: three patients at the
+    # lowest dose, all with a toxicity, end the trial, whatever stops it (the rule's own
+    # safety stop, the conduct's stopping rule or the overdose limit), and no dose is the MTD.
+    design = _example(name)
+    trial = _data_for(design, name, [0, 0, 0], [1, 1, 1], np.random.default_rng(0))
+    assert design.next(trial).stopped, name
+    assert design.recommend(trial).next_dose is None, name
 
 
 @pytest.mark.parametrize("name", LIMITED)
