@@ -37,7 +37,7 @@ import numpy as np
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.base import Conduct, Design, ModelRule, compose, dataclass_options
 from dosezoo.designs.registry import Family, register
 from dosezoo.models.ewoc import EWOC
 from dosezoo.posterior import Distribution, DosePosterior
@@ -74,7 +74,8 @@ class EWOCRule(ModelRule):
     max_increment : float or None
         Continuous doses only: largest increase over the current dose (None: off).
     safety_cutoff : float or None
-        Stop when :math:`P(\mathrm{MTD} <` lowest level :math:`)` exceeds it (None: off).
+        Stop when :math:`P(\mathrm{MTD} <` lowest level :math:`)` exceeds it (None: off). The
+        model's ``x_min`` must lie below the lowest level: at it, that probability is 0.
     coherent : bool
         Never escalate after a cohort with a DLT nor de-escalate after one without (False).
 
@@ -130,6 +131,18 @@ class EWOCRule(ModelRule):
             raise ValueError(
                 f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
             )
+
+    def bind(self, model: Any, conduct: Conduct) -> "EWOCRule":
+        """Hold the model; refuse a safety stop that its dose range makes impossible."""
+        bound = super().bind(model, conduct)
+        lowest = model.dose_levels[0]
+        if self.safety_cutoff is not None and model.x_min >= lowest:
+            raise ValueError(
+                f"EWOCRule: safety_cutoff {self.safety_cutoff:g} can never stop the trial: the "
+                f"model's x_min ({model.x_min:g}) is the lowest level, where P(MTD < {lowest:g}) "
+                "= 0; put x_min below the lowest level (e.g. 0)"
+            )
+        return bound
 
     def alpha_for(self, data: TrialData) -> float:
         """Return the feasibility bound after ``data.n_patients`` patients."""

@@ -20,6 +20,17 @@ priors on :math:`(0, \theta)` and :math:`(x_{min}, x_{max})`, and other shapes g
 and Rogatko's beta priors. So :math:`\rho_0 < \theta` and :math:`\beta_1 > 0`: toxicity
 increases with dose.
 
+The range is part of the prior, and its ends are assumptions about the dose levels. The MTD
+lies in :math:`(x_{min}, x_{max})` with certainty: a level at :math:`x_{min}` (Babb et al.'s
+starting dose, "believed to be safe") has :math:`p = \rho_0 < \theta` whatever the data, so
+its patients never inform :math:`\gamma`, and :math:`P(\mathrm{MTD} < x_{min}) = 0`: no
+amount of toxicity there can stop a trial for overdosing (a 3/3 DLT cohort at it leaves the
+MTD's posterior at its prior). A level at :math:`x_{max}` has :math:`P(\mathrm{MTD} <
+x_{max}) = 1` and is never given. To let the data say that the lowest level is too toxic,
+put :math:`x_{min}` below it (e.g. 0, no drug, whose DLT rate is below :math:`\theta`), and
+:math:`x_{max}` above the highest level to let the design reach it (``examples/ewoc.toml``
+puts :math:`x_{min}` at 0).
+
 The PyMC model's free variables are the two fractions (``rho0_fraction``, ``mtd_fraction``),
 with deterministics ``rho0``, ``mtd`` and ``p_dlt`` per dose level. The exact posterior is
 integrated in :math:`(\operatorname{logit} \text{rho0\_fraction}, \operatorname{logit}
@@ -118,7 +129,9 @@ class EWOC(LogisticQuadratureModel):
     theta : float
         Target DLT probability at the MTD, in (0, 1).
     x_min, x_max : float
-        Dose range; every dose must lie in ``[x_min, x_max]``.
+        Dose range; every dose must lie in ``[x_min, x_max]``. The MTD lies inside it with
+        certainty: a level at ``x_min`` is assumed safe and never stops a trial, a level at
+        ``x_max`` is never given (see the module's notes).
     dose_levels : tuple of float, optional
         Doses at which ``p_dlt`` is reported (and the levels of a discrete design), inside the
         range; by default (None) 11 equally spaced doses from ``x_min`` to ``x_max``. Another

@@ -420,6 +420,28 @@ def test_ewoc_reaches_a_level_equal_to_the_mtd_quantile():
     assert ewoc_design(model, alpha=0.2).next(_data([20.0] * 3, [0] * 3)).next_dose == 20.0
 
 
+def test_ewoc_with_x_min_at_the_lowest_level_cannot_stop_and_says_so():
+    # At x_min the DLT rate is rho0 < theta whatever the data: 3/3 DLTs there leave the
+    # MTD's posterior at its prior, P(MTD < lowest) is 0, and a safety cutoff could never fire.
+    model = EWOC(0.25, 10.0, 160.0, dose_levels=LEVELS)
+    toxic = _data([10.0] * 3, [1] * 3)
+    assert model.posterior(toxic).mtd.cdf(10.0) == 0.0
+    with pytest.raises(ValueError, match=r"safety_cutoff 0.9 can never stop.*x_min \(10\)"):
+        ewoc_design(model, safety_cutoff=0.9)
+    # With x_min below the lowest level the data can say it: the cutoff stops the trial and
+    # the overdose limit alone stops it too, both without an MTD.
+    below = EWOC(0.25, 0.0, 160.0, dose_levels=LEVELS)
+    p_overdose = below.posterior(toxic).mtd.cdf(10.0)
+    assert p_overdose > 0.5
+    cutoff = ewoc_design(below, safety_cutoff=0.5)
+    expected = f"safety: P(MTD < lowest dose 10) = {p_overdose:.3f} > 0.5"
+    assert cutoff.next(toxic).stop_reason == expected
+    assert cutoff.recommend(toxic).stop_reason.startswith("no MTD: safety")
+    limited = ewoc_design(below)
+    assert limited.next(toxic).stop_reason.startswith("overdose limit")
+    assert limited.recommend(toxic).stop_reason.startswith("no MTD: overdose limit")
+
+
 # ------------------------------------------------------------------ the likelihood's kernel
 
 
