@@ -1,6 +1,6 @@
 """Speed of the Weibull D-optimal family: designs, MLE, fits and simulated trials, on one core.
 
-Targets (the issue): one locally D-optimal design with its GET check <= 10 ms; one MLE with its
+Targets: one locally D-optimal design with its GET check <= 10 ms; one MLE with its
 observed information on 300 censored patients <= 2 ms. Medians of repeated calls after a
 warm-up (numba kernels compiled and cached), BLAS pinned to one thread.
 

@@ -541,8 +541,8 @@ def boin12_design(
     return compose(BOIN(target, dose_levels, prior_a=prior_a, prior_b=prior_b), BOIN12Rule, options)
 
 
-#: The issue's name for the BOIN12 factory (the factories of the other families are
-#: lower-case, e.g. ``boin_design``).
+#: The BOIN12 factory under a class-style name, as the paper's readers look for it (the
+#: factories of the other families are lower-case, e.g. ``boin_design``).
 BOIN12Design = boin12_design
 
 

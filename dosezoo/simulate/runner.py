@@ -121,8 +121,9 @@ def simulate(
         With ``path``: seconds of running between two saves. A finished batch is saved at
         once when this long has passed since the last save, together with the finished
         batches held since; so a killed run loses at most about this much finished work
-        (and the batches running), and a fast design saves a few times a second rather than
-        per batch (a batch of 100 BOIN trials runs in ~15 ms, about what saving it costs).
+        (and the batches running), and a fast design, whose batches take milliseconds, saves
+        a few times a second rather than per batch (``docs/results/store_overhead.md``
+        measures what saving costs).
         0 saves every batch at once. An error or an interrupt saves the batches held.
     record : mapping of str to str, optional
         Text attributes written with the results, outside their fingerprint (e.g. the command
