@@ -9,6 +9,9 @@ restricted:
 
 - ``max_step_up`` (default 1): at most that many levels above the current dose, i.e. no
   skipping when escalating; ``max_step_down`` (default off; Seno et al. use 1) likewise down;
+- ``coherent`` (default off): dfcrm's coherent restriction (``crmsim``'s ``restrict = TRUE``,
+  its default; Cheung 2005, *Biometrika* 92, 863-873): after a cohort whose proportion of DLTs
+  is at least :math:`\phi`, the next dose is not above the current one;
 - safety stop: when the lowest dose has at least ``safety_min_patients`` patients and
   :math:`P(p_1 > \phi \mid \text{data}) > c` (``safety_cutoff``, 0.95 by default, following
   BOIN's elimination rule; Seno et al.'s own value was lost from their text), the trial stops
@@ -61,6 +64,10 @@ class CRMRule(ModelRule):
         Stop when :math:`P(p_1 > \phi) >` this (0.95); None: never.
     safety_min_patients : int
         Patients the lowest dose needs before the safety rule applies (3).
+    coherent : bool
+        Never escalate after a cohort with a proportion of DLTs at or above the target, as
+        dfcrm's ``crmsim`` (``restrict = TRUE``) (False). The rule then reads the last
+        cohort, so its trials are simulated one by one rather than in lockstep.
 
     Notes
     -----
@@ -76,6 +83,7 @@ class CRMRule(ModelRule):
     max_step_down: int | None = None
     safety_cutoff: float | None = 0.95
     safety_min_patients: int = 3
+    coherent: bool = False
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -92,6 +100,9 @@ class CRMRule(ModelRule):
             "safety_min_patients",
             positive_int(owner, "safety_min_patients", self.safety_min_patients),
         )
+        if not isinstance(self.coherent, bool | np.bool_):
+            raise ValueError(f"{owner}: coherent must be True or False, got {self.coherent!r}")
+        object.__setattr__(self, "coherent", bool(self.coherent))
 
     # ------------------------------------------------------------------ estimates
 
@@ -144,8 +155,11 @@ class CRMRule(ModelRule):
     # ------------------------------------------------------------------ rule
 
     def reads_counts_only(self) -> bool:
-        """Return True: the rule reads the counts per level and the current level only."""
-        return True
+        """Whether the rule reads the counts per level and the current level only.
+
+        It does unless it is coherent (which reads the last cohort's DLTs).
+        """
+        return not self.coherent
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.
@@ -183,6 +197,11 @@ class CRMRule(ModelRule):
         if self.max_step_down is not None and level < current - self.max_step_down:
             level = current - self.max_step_down
             bound_by.append("max_step_down")
+        if self.coherent and level > current:
+            last_cohort = np.asarray(data.column("dlt"))[data.last_cohort]
+            if last_cohort.mean() >= self.model.target:
+                level = current
+                bound_by.append("coherence")
         return Decision(levels[level], quantities=quantities, bound_by=tuple(bound_by))
 
     def select(self, posterior: DosePosterior | None, data: TrialData) -> Decision:

@@ -219,6 +219,34 @@ def test_design_does_not_skip_when_escalating():
     assert restricted.next_dose == 2.0 and restricted.bound_by == ("max_step_up",)
 
 
+def _cohorts(doses, dlts, size):
+    cohort = np.arange(len(doses)) // size + 1
+    frame = pd.DataFrame({"dose": np.asarray(doses, float), "dlt": dlts, "cohort": cohort})
+    return TrialData.from_dataframe(frame)
+
+
+def test_a_coherent_design_never_escalates_after_a_cohort_at_or_above_the_target():
+    # dfcrm's crmsim (restrict = TRUE): 1/3 DLTs at 40 (0.33 >= 0.25) keeps 40, where the
+    # estimates alone escalate to 80; 1 DLT in a cohort of 4 (0.25) is at the target.
+    levels = [10.0, 20.0, 40.0, 80.0, 160.0]
+    crm = CRM((0.084, 0.157, 0.25, 0.355, 0.46), 0.25, dose_levels=levels)
+    data = _cohorts([10.0] * 3 + [20.0] * 3 + [40.0] * 3, [0] * 7 + [1, 0], 3)
+    assert crm_design(crm).next(data).next_dose == 80.0
+    decision = crm_design(crm, coherent=True).next(data)
+    assert decision.next_dose == 40.0 and decision.bound_by == ("coherence",)
+    at_target = _cohorts([10.0] * 4 + [20.0] * 4, [0] * 4 + [1, 0, 0, 0], 4)
+    assert crm_design(crm, cohort_size=4).next(at_target).next_dose == 40.0
+    assert crm_design(crm, cohort_size=4, coherent=True).next(at_target).next_dose == 20.0
+    # a cohort without DLT leaves the escalation to the estimates
+    clean = _cohorts([10.0] * 3, [0, 0, 0], 3)
+    assert crm_design(crm, coherent=True).next(clean).next_dose == 20.0
+    # coherence reads the last cohort: its trials are not simulated in lockstep
+    assert crm_design(crm).counts_view() is not None
+    assert crm_design(crm, coherent=True).counts_view() is None
+    with pytest.raises(ValueError, match="coherent"):
+        crm_design(crm, coherent="yes")
+
+
 def test_design_stops_for_safety_and_recommends_nothing():
     design = crm_design(CRM(SKELETON, 0.25))
     data = _data([1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0])
