@@ -9,7 +9,10 @@ excessive toxicity :math:`p \ge 0.33`. A level is admissible when
 - with ``no_skipping``, it is at most one level above the highest level given so far.
 
 The next dose is the admissible level with the largest :math:`P(\text{target})` (the lower one
-among ties); with no admissible level the trial stops with no MTD. The trial also stops, and
+among ties); with no admissible level the trial stops with no MTD once the lowest level had
+``safety_min_patients`` patients (3, as the CRM's, BOIN's and Optimus's safety stops), and
+before that the next cohort gets the lowest level again (a single DLT in the first patient does
+not end a trial). The trial also stops, and
 recommends the next dose, once that dose has at least ``stop_min_patients`` patients (6) and
 either :math:`P(\text{target}) \ge` ``stop_target_probability`` (0.5) or the trial has
 ``stop_max_patients`` patients (off by default); these are the stopping rules of the Novartis
@@ -65,6 +68,9 @@ class BLRMRule(ModelRule):
         Stop when, in addition, :math:`P(\text{target})` at the next dose is at least this.
     stop_max_patients : int or None
         Or when the trial has this many patients (None: off).
+    safety_min_patients : int
+        Patients the lowest level needs before no admissible level stops the trial (3); with
+        fewer it is given again (``bound_by`` ``"safety_min_patients"``).
 
     Notes
     -----
@@ -83,6 +89,7 @@ class BLRMRule(ModelRule):
     stop_min_patients: int | None = 6
     stop_target_probability: float = 0.5
     stop_max_patients: int | None = None
+    safety_min_patients: int = 3
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -109,6 +116,11 @@ class BLRMRule(ModelRule):
         for name in ("stop_min_patients", "stop_max_patients"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
+        object.__setattr__(
+            self,
+            "safety_min_patients",
+            positive_int(owner, "safety_min_patients", self.safety_min_patients),
+        )
         if not isinstance(self.no_skipping, bool | np.bool_):
             raise ValueError(
                 f"{owner}: no_skipping must be True or False, got {self.no_skipping!r}"
@@ -176,6 +188,9 @@ class BLRMRule(ModelRule):
         for _, limit in limits:
             allowed = [ok and within for ok, within in zip(allowed, limit, strict=True)]
         if not any(allowed):
+            lowest = float(levels[0])
+            if data.dose.tolist().count(lowest) < self.safety_min_patients:
+                return Decision(lowest, quantities=quantities, bound_by=("safety_min_patients",))
             return Decision(
                 None,
                 stop_reason=(

@@ -209,11 +209,31 @@ def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
             if d <= 2 * doses[-1] and k <= LEVELS.index(max(doses)) + 1
         ]
         assert all(excessive[k] >= 0.25 for k in allowed)
+        assert doses.count(LEVELS[0]) >= 3
+        return
+    if "safety_min_patients" in decision.bound_by:
+        # no admissible level, and fewer than 3 patients had the lowest: it is given again
+        assert decision.next_dose == LEVELS[0] and doses.count(LEVELS[0]) < 3
+        reachable = min(LEVELS.index(max(doses)) + 2, len(LEVELS))
+        assert all(excessive[k] >= 0.25 for k in range(reachable))
         return
     k = LEVELS.index(decision.next_dose)
     assert excessive[k] < 0.25
     assert decision.next_dose <= 2 * doses[-1]
     assert k <= LEVELS.index(max(doses)) + 1
+
+
+def test_blrm_needs_three_patients_at_the_lowest_level_before_it_stops_for_toxicity():
+    # One patient with a DLT makes no level admissible under the default prior, as do 2 of 3;
+    # like the CRM's, BOIN's and Optimus's safety stops, only the second stops the trial.
+    design = blrm_design(BLRM(LEVELS, 40.0), cohort_size=1)
+    one = _data([10.0], [1])
+    assert design.rule.interval_probabilities(design.posterior(one))["excessive"][0] >= 0.25
+    decision = design.next(one)
+    assert decision.next_dose == 10.0 and decision.bound_by[0] == "safety_min_patients"
+    three = _data([10.0] * 3, [1, 1, 0])
+    assert design.next(three).stop_reason.startswith("no admissible dose")
+    assert blrm_design(BLRM(LEVELS, 40.0), safety_min_patients=1).next(one).stopped
 
 
 def test_blrm_design_stops_when_enough_evidence_and_recommends_a_given_dose():
