@@ -263,11 +263,14 @@ class BLRMRule(ModelRule):
         given = np.isin(levels, np.asarray(data.dose, float))
         candidates = np.flatnonzero(given & (intervals["excessive"] < self.overdose_cutoff))
         if not candidates.size:
-            return Decision(
-                None,
-                stop_reason="no MTD: no dose given satisfies the overdose control",
-                quantities=quantities,
+            reason = (
+                "no dose given satisfies the overdose control"
+                if given.any()
+                else "no dose level was given (the model's levels are "
+                + ", ".join(f"{level:g}" for level in levels)
+                + ")"
             )
+            return Decision(None, stop_reason=f"no MTD: {reason}", quantities=quantities)
         best = self._best(candidates.tolist(), intervals["target"].tolist())
         return Decision(float(levels[best]), quantities=quantities)
 

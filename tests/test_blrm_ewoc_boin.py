@@ -236,6 +236,15 @@ def test_blrm_needs_three_patients_at_the_lowest_level_before_it_stops_for_toxic
     assert blrm_design(BLRM(LEVELS, 40.0), safety_min_patients=1).next(one).stopped
 
 
+def test_blrm_recommends_no_mtd_when_no_level_was_given_and_says_so():
+    design = blrm_design(BLRM(LEVELS, 40.0))
+    off = _data([5.0] * 3, [0, 0, 0])  # the model is continuous in dose: 5 mg is valid data
+    final = design.recommend(off)
+    assert final.next_dose is None
+    levels = "10, 20, 40, 80, 160"
+    assert final.stop_reason == f"no MTD: no dose level was given (the model's levels are {levels})"
+
+
 def test_blrm_design_stops_when_enough_evidence_and_recommends_a_given_dose():
     design = blrm_design(BLRM(LEVELS, 40.0), stop_target_probability=0.3)
     data = _data([10] * 3 + [20] * 3 + [40] * 9, [0] * 6 + [0, 1, 0, 0, 0, 0, 0, 1, 0])
