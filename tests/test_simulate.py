@@ -551,3 +551,19 @@ def test_bad_operating_characteristics_arguments(reference, kwargs, match):
 def test_operating_characteristics_needs_simulation_results():
     with pytest.raises(ValueError, match="results must be the Dataset returned by simulate"):
         operating_characteristics(xr.Dataset({"x": ("trial", [1.0])}))
+
+
+def test_a_scenario_without_the_designs_levels_is_refused_before_any_trial():
+    # A scenario on other levels has no truth for some of the design's: the trial-by-trial run
+    # failed when a trial reached one, and the metrics scored the levels by position.
+    from dosezoo.designs import boin_design
+    from dosezoo.scenarios import BinaryToxicityScenario
+
+    design = boin_design(0.25, [10, 20, 40, 80, 160])
+    other = BinaryToxicityScenario(
+        (10, 20, 40, 80, 200), (0.5, 0.6, 0.7, 0.8, 0.9), 0.25, planned_sample_size=36
+    )
+    with pytest.raises(ValueError, match=r"no truth for \[160.0\]"):
+        simulate(design, other, 4, random_seed=1, progress=False)
+    with pytest.raises(ValueError, match=r"simulate_designs\['BOIN'\].*no truth for \[160.0\]"):
+        simulate_designs({"BOIN": design}, other, 4, random_seed=1, progress=False)

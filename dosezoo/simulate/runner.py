@@ -345,7 +345,21 @@ def _checked_options(
 def _layout(
     design: Design, scenario: Scenario, n_trials: int, random_seed: int, owner: str
 ) -> tuple[dict[str, AttrValue], _Layout]:
-    """Return the fingerprint of a design's run and the layout of its results."""
+    """Return the fingerprint of a design's run and the layout of its results.
+
+    Raises ValueError when the design has dose levels the scenario has no truth for: a trial
+    would fail when it reached one, and the scenario would score its levels by position.
+    """
+    design_levels = getattr(design, "dose_levels", None)
+    scenario_levels = getattr(scenario, "dose_levels", None)
+    if design_levels and scenario_levels:
+        missing = [level for level in design_levels if level not in scenario_levels]
+        if missing:
+            raise ValueError(
+                f"{owner}: the design's dose levels {list(design_levels)} are not all the "
+                f"scenario's {list(scenario_levels)} (no truth for {missing}); give the "
+                "scenario the design's levels"
+            )
     cohort_size, sample_size = _conduct(design, owner)
     run = {
         "random_seed": random_seed,
