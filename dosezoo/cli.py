@@ -28,7 +28,7 @@ import gc
 import json
 import math
 import shlex
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat
@@ -73,6 +73,30 @@ def _fail(message: str) -> None:
     raise typer.Exit(USAGE_ERROR)
 
 
+def _on_rows_of(data_csv: Path, action: Callable[[], Any]) -> Any:
+    """Run ``action`` on the data of ``data_csv``, naming the file in a model's data error.
+
+    The loader names the file in its own errors; a model refusing a row (a dose off its
+    levels, a time beyond its follow-up) names only the row.
+    """
+    from dosezoo.errors import DataError
+
+    try:
+        return action()
+    except DataError as error:
+        _fail(f"{data_csv}: {error}")
+    except USER_ERRORS as error:
+        _fail(str(error))
+
+
+def _save_figure(figure: Path, save: Callable[[Path], None]) -> None:
+    """Save a figure to ``figure``; a path matplotlib cannot write is a user error."""
+    try:
+        save(figure)
+    except (OSError, ValueError) as error:
+        _fail(f"--figure {figure}: {error}")
+
+
 def _console() -> "Console":
     from rich.console import Console
 
@@ -107,7 +131,7 @@ def _finite(value: SupportsFloat) -> float | None:
 
 @app.command()
 def demo(
-    random_seed: int = typer.Option(2023, help="Seed of the simulated re-designed trials."),
+    random_seed: int = typer.Option(2023, min=0, help="Seed of the simulated re-designed trials."),
     figure: Path = typer.Option(
         Path("o6bg_redesign.png"), help="Where to save the figure of the posterior curves."
     ),
@@ -213,7 +237,7 @@ def _plot_redesign(trials: dict, figure: Path) -> None:
     np.atleast_1d(axes)[0].set_ylabel("y = 60 - AGT (fmol/mg)")
     np.atleast_1d(axes)[0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(figure, dpi=120)
+    _save_figure(figure, lambda path: fig.savefig(path, dpi=120))
     plt.close(fig)
 
 
@@ -378,9 +402,9 @@ def next_dose(
             design = design_from_config(read_config(config), str(config))
             schema = {} if design.model is None else design.model.data_schema()
             data = TrialData.from_csv(data_csv, **schema)
-            decision = design.next(data)
         except USER_ERRORS as error:
             _fail(str(error))
+        decision = _on_rows_of(data_csv, lambda: design.next(data))
     record = _decision_record(decision, data, design.label)
     if as_json:
         typer.echo(json.dumps(record))
@@ -726,9 +750,9 @@ def paths_command(
         design = design_from_config(read_config(config), str(config))
         schema = {} if design.model is None else design.model.data_schema()
         data = TrialData.from_csv(data_csv, **schema)
-        paths = dose_paths(design, data, cohorts)
     except USER_ERRORS as error:
         _fail(str(error))
+    paths = _on_rows_of(data_csv, lambda: dose_paths(design, data, cohorts))
     if as_json:
         typer.echo(paths.to_json())
     else:
@@ -744,7 +768,7 @@ def paths_command(
     if figure is not None:
         pyplot()
         axes = paths.plot()
-        axes.figure.savefig(figure, bbox_inches="tight")
+        _save_figure(figure, lambda path: axes.figure.savefig(path, bbox_inches="tight"))
 
 
 def _json_text(value: Any) -> str:

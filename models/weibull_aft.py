@@ -812,7 +812,8 @@ class WeibullAFT(DoseModel):
     def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
         """Check the data: ``time`` and ``event``, doses in the closed dose range, covariates.
 
-        A fit (``min_patients`` >= 1) also needs at least one event.
+        With ``follow_up``, no time may exceed it (every patient is censored at it at the
+        latest). A fit (``min_patients`` >= 1) also needs at least one event.
 
         Raises
         ------
@@ -833,6 +834,16 @@ class WeibullAFT(DoseModel):
                 f"column 'dose', row {row}: value {dose[row]:g} is outside the design space "
                 f"[{lo:g}, {hi:g}] of model 'WeibullAFT'"
             )
+        if self.follow_up is not None and data.n_patients:
+            time = np.asarray(data.column("time"), dtype=float)
+            beyond = np.flatnonzero(time > self.follow_up * (1 + 1e-12))
+            if beyond.size:
+                row = int(beyond[0])
+                raise DataError(
+                    f"column 'time', row {row}: value {time[row]:g} exceeds the follow-up "
+                    f"{self.follow_up:g} of model 'WeibullAFT' (its administrative censoring "
+                    "time, the longest a patient is observed)"
+                )
         if min_patients >= 1 and data.n_patients and not np.any(data.column("event")):
             raise DataError(
                 f"column 'event': no events among the {data.n_patients} patients (all censored); "

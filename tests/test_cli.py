@@ -553,3 +553,29 @@ def test_monotone_rule_above_every_level_says_so(tmp_path):
         _run("next-dose", above, "-c", CONFIG),
         re.escape("the last dose 130 is above every dose level, so monotone = true allows none"),
     )
+
+
+def test_a_models_refusal_of_a_row_names_the_data_file(tmp_path):
+    # The loader names the file in its errors; a model refusing a row named only the row.
+    off = tmp_path / "off_level.csv"
+    off.write_text("dose,cohort,dlt\n15,1,0\n")
+    result = _run("next-dose", off, "--config", EXAMPLES / "crm.toml")
+    _one_line_error(result, r"off_level\.csv: CRM: column 'dose', row 0: dose 15\.0 is not one")
+    result = _run("paths", off, "--config", EXAMPLES / "crm.toml")
+    _one_line_error(result, r"off_level\.csv: CRM: column 'dose', row 0")
+    late = tmp_path / "late.csv"
+    rows = (EXAMPLES / "weibull_first_stage.csv").read_text().splitlines()
+    dose, _, event = rows[1].split(",")
+    late.write_text("\n".join([rows[0], f"{dose},500,{event}", *rows[2:]]) + "\n")
+    result = _run("next-dose", late, "--config", EXAMPLES / "weibull_d_optimal.toml")
+    _one_line_error(result, r"late\.csv: column 'time', row 0: value 500 exceeds the follow-up")
+
+
+@pytest.mark.parametrize("name", ["missing/dir/paths.png", "paths.txt"])
+def test_a_figure_that_cannot_be_written_is_a_user_error(tmp_path, name):
+    result = _run(
+        "paths", EXAMPLES / "binary_cohorts.csv", "--config", EXAMPLES / "boin.toml",
+        "--figure", tmp_path / name,
+    )  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.search(r"error: --figure .*paths\.(png|txt)", result.output), result.output
