@@ -290,6 +290,11 @@ class DOptimalRule(ModelRule):
     def bind(self, model: Any, conduct: Conduct) -> "DOptimalRule":
         """Check the model, the design space and the conduct (cohorts of one patient)."""
         bound = super().bind(model, conduct)
+        if model.degree < 1:
+            raise ValueError(
+                "DOptimalRule: the model has no dose effect (degree 0): every design is "
+                "D-optimal for it; give the model a degree >= 1"
+            )
         lo, hi = model.dose_range
         for name, doses in (
             ("initial", self.initial.support),

@@ -48,10 +48,20 @@ def probability(owner: str, name: str, value: object, *, closed: bool = False) -
     return number
 
 
+#: The largest integer an option may take: a 64-bit count (numpy's, and the sizes, seeds and
+#: draws the samplers pass to compiled code). A larger one overflowed there, or ran for ever.
+LARGEST_INTEGER = 2**63 - 1
+
+
 def integer(owner: str, name: str, value: object, *, minimum: int) -> int:
-    """Return ``value`` as an int; raise a ValueError unless it is an integer >= ``minimum``."""
+    """Return ``value`` as an int; raise a ValueError unless it is an integer >= ``minimum``.
+
+    At most :data:`LARGEST_INTEGER`.
+    """
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    if value > LARGEST_INTEGER:
+        raise ValueError(f"{owner}: {name} must be at most 2**63 - 1, got {value!r}")
     return int(value)
 
 

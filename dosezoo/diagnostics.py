@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dosezoo.checks import integer, real_number
+
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
@@ -546,17 +548,19 @@ class ConvergenceCriteria:
     max_divergences: int = 0
 
     def __post_init__(self) -> None:
-        """Validate the thresholds."""
-        if not (np.isfinite(self.max_rhat) and self.max_rhat >= 1.0):
-            raise ValueError(f"max_rhat must be a finite number >= 1, got {self.max_rhat!r}")
+        """Validate the thresholds (numbers, not True or text), naming the field at fault."""
+        owner = "ConvergenceCriteria"
+        max_rhat = real_number(owner, "max_rhat", self.max_rhat)
+        if max_rhat < 1.0:
+            raise ValueError(f"{owner}: max_rhat must be a finite number >= 1, got {max_rhat!r}")
+        object.__setattr__(self, "max_rhat", max_rhat)
         for field in ("min_ess_bulk", "min_ess_tail"):
-            value = getattr(self, field)
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{field} must be a finite number >= 0, got {value!r}")
-        if int(self.max_divergences) != self.max_divergences or self.max_divergences < 0:
-            raise ValueError(
-                f"max_divergences must be an integer >= 0, got {self.max_divergences!r}"
-            )
+            value = real_number(owner, field, getattr(self, field))
+            if value < 0:
+                raise ValueError(f"{owner}: {field} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, field, value)
+        divergences = integer(owner, "max_divergences", self.max_divergences, minimum=0)
+        object.__setattr__(self, "max_divergences", divergences)
 
     def check_draws(self, draws: Mapping[str, np.ndarray]) -> "ConvergenceReport":
         """Judge draws given as arrays ``(chain, draw, ...)`` by name, as :meth:`check` does.

@@ -712,7 +712,9 @@ class GPSurfacePosterior(DosePosterior):
 
 
 def _names(owner: str, field_name: str, value: object) -> tuple[str, ...]:
-    names = (value,) if isinstance(value, str) else tuple(value)  # type: ignore[arg-type]
+    if not isinstance(value, str | list | tuple):
+        raise ValueError(f"{owner}: {field_name} must be column names, got {value!r}")
+    names = (value,) if isinstance(value, str) else tuple(value)
     for name in names:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{owner}: {field_name} must be column names, got {value!r}")

@@ -371,7 +371,8 @@ def test_errors_name_the_file_section_key_and_value(tmp_path, name):
         (
             "lse",
             lambda s: s.replace("max_rhat = 1.05", "max_rhat = 0.5"),
-            r"\[conduct\.convergence\] max_rhat = 0\.5: max_rhat must be a finite number >= 1",
+            r"\[conduct\.convergence\] max_rhat = 0\.5: ConvergenceCriteria: max_rhat must be a "
+            r"finite number >= 1",
         ),
         (
             "lse",

@@ -311,3 +311,27 @@ def check_cli_never_shows_a_traceback(tmp_path_factory, data):
 
 
 test_cli_fuzz, test_cli_fuzz_long = _both(check_cli_never_shows_a_traceback, {"data": st.data()})
+
+
+def test_options_that_toml_could_coerce_are_refused_by_name():
+    # TOML's true is a Python int and a table iterates as its keys: neither may pass for a
+    # number, a scenario or column names; nor an integer beyond 64 bits (it overflowed in
+    # compiled code, or ran for ever).
+    from dosezoo.checks import positive_int
+    from dosezoo.designs import adaptive_d_optimal_design
+    from dosezoo.diagnostics import ConvergenceCriteria
+    from dosezoo.models import WeibullAFT
+    from dosezoo.models.gp_surface import GPSurface
+    from dosezoo.scenarios.seno2025 import seno2025_scenario
+
+    for field in ("max_rhat", "min_ess_bulk", "min_ess_tail", "max_divergences"):
+        with pytest.raises(ValueError, match=f"ConvergenceCriteria: {field} must be"):
+            ConvergenceCriteria(**{field: True})
+    with pytest.raises(ValueError, match=r"scenario must be one of 1\.\.20, got number True"):
+        seno2025_scenario(True)
+    with pytest.raises(ValueError, match="covariates must be column names"):
+        GPSurface(dose_columns=("d1", "d2"), covariates={"z": 1})
+    with pytest.raises(ValueError, match=r"draws must be at most 2\*\*63 - 1"):
+        positive_int("Conduct", "draws", 10**20)
+    with pytest.raises(ValueError, match="no dose effect"):
+        adaptive_d_optimal_design(WeibullAFT(degree=0), first_stage=90, sample_size=300)

@@ -40,7 +40,7 @@ SENO2025_SCENARIOS: dict[int, tuple[float, ...]] = {
 
 def seno2025_target(number: int) -> float:
     """Target DLT rate of scenario ``number``: 0.2 for 1-10, 0.3 for 11-20."""
-    if number not in SENO2025_SCENARIOS:
+    if isinstance(number, bool) or number not in SENO2025_SCENARIOS:
         raise ValueError(f"Seno et al. (2025) scenario must be one of 1..20, got number {number!r}")
     return 0.2 if number <= 10 else 0.3
 
