@@ -45,7 +45,7 @@ import pandas as pd
 from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, rate_above
+from dosezoo.designs.base import Conduct, Design, ModelRule, compose, rate_above
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
@@ -138,6 +138,18 @@ class OptimusRule(ModelRule):
         object.__setattr__(self, "futility_min_patients", minimum)
         at_lowest = integer(owner, "safety_min_patients", self.safety_min_patients, minimum=1)
         object.__setattr__(self, "safety_min_patients", at_lowest)
+
+    def bind(self, model: Any, conduct: Conduct) -> "OptimusRule":
+        """Hold the model; refuse targets that its ``target_met`` would state otherwise."""
+        bound = super().bind(model, conduct)
+        for name in ("tox_interval", "efficacy_threshold"):
+            ours, theirs = getattr(self, name), getattr(model, name)
+            if ours != theirs:
+                raise ValueError(
+                    f"OptimusRule: {name} {ours!r} differs from the model's {theirs!r} (its "
+                    "target_met deterministic); give both the same"
+                )
+        return bound
 
     @property
     def dose_levels(self) -> tuple[float, ...]:

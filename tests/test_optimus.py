@@ -300,3 +300,14 @@ def test_cutoff_variants_run_together_share_the_posteriors_and_keep_their_result
         xr.testing.assert_identical(together[name], alone)
     # Both variants start at the same dose on the same patients: their first fits coincide.
     assert 0 < shared < len(fits) - shared
+
+
+def test_the_rule_refuses_targets_other_than_its_models():
+    # The model's target_met deterministic and the rule's decisions must speak of one target.
+    model = JointProbit((10.0, 20.0, 40.0), tox_interval=(0.05, 0.10))
+    with pytest.raises(ValueError, match=r"tox_interval \(0.16, 0.33\) differs from the model's"):
+        optimus_design(model)
+    assert optimus_design(model, tox_interval=(0.05, 0.10)).rule.tox_interval == (0.05, 0.10)
+    other = JointProbit((10.0, 20.0, 40.0), efficacy_threshold=0.3)
+    with pytest.raises(ValueError, match=r"efficacy_threshold 0\.2 differs"):
+        optimus_design(other)
