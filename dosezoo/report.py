@@ -116,10 +116,14 @@ def dose_levels(results: "xr.Dataset") -> np.ndarray:
 
 
 def targets(results: "xr.Dataset") -> list[float]:
-    """Return the scenario's true MTD or target doses, when its record names them."""
+    """Return the scenario's true MTD or target doses, when its record names them.
+
+    Empty when the scenario has no MTD (every dose overly toxic, recorded as ``"none"``).
+    """
     attrs = results.attrs
     if "scenario_mtd_dose" in attrs:
-        return [float(attrs["scenario_mtd_dose"])]
+        mtd = attrs["scenario_mtd_dose"]
+        return [] if mtd == "none" else [float(mtd)]
     levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
     if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
         doses = [float(v) for v in levels.split(",")]

@@ -18,6 +18,7 @@ from dosezoo.models import ThreePND
 from dosezoo.scenarios import (
     SENO2025_DOSE_LEVELS,
     SENO2025_SCENARIOS,
+    BinaryToxicityScenario,
     ContinuousToxicityScenario,
     O6BGResampling,
     seno2025_scenario,
@@ -260,3 +261,43 @@ def test_the_package_exports_every_public_name_of_its_modules():
         module = importlib.import_module(f"dosezoo.scenarios.{family}")
         for name in module.__all__:
             assert name in package.__all__ and getattr(package, name) is getattr(module, name)
+
+
+def test_a_scenario_whose_every_dose_is_too_toxic_has_no_mtd():
+    # With no_mtd_above, stopping without an MTD is the correct selection and every patient
+    # is overdosed; by default the closest level is the MTD whatever its rate.
+    levels = (10.0, 20.0, 40.0)
+    toxic = BinaryToxicityScenario(
+        levels, (0.6, 0.7, 0.8), 0.25, planned_sample_size=12, no_mtd_above=0.4
+    )
+    assert toxic.mtd_level == -1 and toxic.describe()["mtd_dose"] is None
+    n, y = np.array([[6, 3, 0], [3, 0, 0]]), np.array([[4, 2, 0], [3, 0, 0]])
+    metrics = toxic.metrics_at_counts(n, y, np.array([0, -1]), np.array([9, 3]))
+    assert metrics["correct_selection"].tolist() == [0.0, 1.0]
+    assert metrics["overdose_selection"].tolist() == [1.0, 0.0]
+    assert metrics["n_overdosed_fraction"].tolist() == [1.0, 1.0]
+    assert metrics["n_at_mtd_fraction"].tolist() == [0.0, 0.0]
+    closest = BinaryToxicityScenario(levels, (0.6, 0.7, 0.8), 0.25, planned_sample_size=12)
+    assert closest.mtd_level == 0
+    mild = BinaryToxicityScenario(
+        levels, (0.3, 0.7, 0.8), 0.25, planned_sample_size=12, no_mtd_above=0.4
+    )
+    assert mild.mtd_level == 0  # one level within the bound: the closest is the MTD
+    with pytest.raises(ValueError, match="no_mtd_above must exceed the target"):
+        BinaryToxicityScenario(
+            levels, (0.6, 0.7, 0.8), 0.25, planned_sample_size=12, no_mtd_above=0.2
+        )
+
+
+def test_the_report_of_a_scenario_without_an_mtd_marks_no_dose():
+    from dosezoo.designs import boin_design
+    from dosezoo.report import per_dose, targets
+
+    levels = (10.0, 20.0, 40.0)
+    toxic = BinaryToxicityScenario(
+        levels, (0.6, 0.7, 0.8), 0.25, planned_sample_size=12, no_mtd_above=0.4
+    )
+    results = simulate(boin_design(0.25, levels), toxic, 8, random_seed=1, progress=False)
+    assert results.attrs["scenario_mtd_dose"] == "none"
+    assert targets(results) == []
+    assert per_dose(results) is not None

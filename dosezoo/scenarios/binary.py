@@ -3,7 +3,9 @@ r"""Binary-toxicity scenarios: true DLT probabilities per dose level, with commo
 :class:`BinaryToxicityScenario` is the simulation setting of the binary-DLT designs (Seno et al.
 2025, Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
 probability :math:`p_k`, and the true MTD is the level whose :math:`p_k` is closest to the
-target :math:`\phi`.
+target :math:`\phi`; with ``no_mtd_above`` set, a scenario whose every :math:`p_k` exceeds it
+has no MTD (every dose overly toxic: the correct decision is to stop without one, as in the
+BOIN and keyboard papers' scenarios where all doses are too toxic).
 
 Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent
 tolerance :math:`u_i \sim U(0, 1)`, the :math:`i`-th draw ``rng.random()`` of the trial's
@@ -16,9 +18,11 @@ patient with a DLT at one dose would have one at every higher dose.
 Per-trial metrics (Seno et al. 2025, Section 5.2: PCS, PCA, POS, POA), where "treated" is the number
 of patients of the trial and "planned" the planned maximum sample size:
 
-- ``correct_selection``: 1 if the selected dose is the true MTD (0 if none is selected);
+- ``correct_selection``: 1 if the selected dose is the true MTD (0 if none is selected; in a
+  scenario without an MTD, 1 if none is selected);
 - ``overdose_selection``: 1 if the selected dose is above the true MTD (a higher level, as in
-  the POS of Seno et al. (2025) and the BOIN papers' "dose above the MTD");
+  the POS of Seno et al. (2025) and the BOIN papers' "dose above the MTD"; any dose, in a
+  scenario without an MTD);
 - ``no_selection``: 1 if no dose is selected (BOIN's "percentage of early stopping");
 - ``selected_<k>``: 1 if level :math:`k` (0-based) is selected;
 - ``n_at_<k>``: patients at level :math:`k`;
@@ -50,6 +54,7 @@ from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 
+from dosezoo.checks import probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
@@ -79,12 +84,17 @@ class BinaryToxicityScenario:
     planned_sample_size : int
         The design's planned maximum sample size, denominator of the ``*_over_planned``
         metrics.
+    no_mtd_above : float, optional
+        A DLT probability above the target: when every level's exceeds it, the scenario has no
+        MTD (None, the default: the level closest to the target is the MTD whatever its rate,
+        Seno et al.'s and Liu and Yuan's convention).
 
     Attributes
     ----------
     mtd_level : int
         0-based level of the true MTD: :math:`\arg\min_k |p_k - \phi|`, the lowest level
-        among ties.
+        among ties; -1 when the scenario has none (``no_mtd_above``), whose patients are all
+        overdosed.
     """
 
     dose_levels: tuple[float, ...]
@@ -92,6 +102,7 @@ class BinaryToxicityScenario:
     target: float
     _: KW_ONLY
     planned_sample_size: int
+    no_mtd_above: float | None = None
     outcomes: tuple[str, ...] = field(default=("dlt",), init=False)
     mtd_level: int = field(init=False)
     _empty: TrialData = field(init=False, repr=False, compare=False)
@@ -132,6 +143,15 @@ class BinaryToxicityScenario:
             )
         distance = np.round(np.abs(np.asarray(p_true) - float(self.target)), 12)
         mtd = int(np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)[0])
+        if self.no_mtd_above is not None:
+            bound = probability(owner, "no_mtd_above", self.no_mtd_above)
+            if bound <= float(self.target):
+                raise ValueError(
+                    f"{owner}: no_mtd_above must exceed the target {self.target!r}, got {bound!r}"
+                )
+            object.__setattr__(self, "no_mtd_above", bound)
+            if min(p_true) > bound:
+                mtd = -1
         object.__setattr__(self, "dose_levels", levels)
         object.__setattr__(self, "p_true", tuple(p_true))
         object.__setattr__(self, "target", float(self.target))
@@ -203,7 +223,7 @@ class BinaryToxicityScenario:
         n, y = np.asarray(n), np.asarray(y)
         selected, treated = np.asarray(selected), np.asarray(treated)
         planned = self.planned_sample_size
-        at_mtd = n[:, self.mtd_level].astype(float)
+        at_mtd = (n[:, self.mtd_level] if self.mtd_level >= 0 else np.zeros(len(n))).astype(float)
         overdosed = n[:, self.mtd_level + 1 :].sum(axis=1).astype(float)
         dlts = y.sum(axis=1).astype(float)
         some = treated > 0
@@ -247,8 +267,9 @@ class BinaryToxicityScenario:
             "p_true": ",".join(f"{p:g}" for p in self.p_true),
             "target": self.target,
             "mtd_level": self.mtd_level,
-            "mtd_dose": self.dose_levels[self.mtd_level],
+            "mtd_dose": self.dose_levels[self.mtd_level] if self.mtd_level >= 0 else None,
             "planned_sample_size": self.planned_sample_size,
+            "no_mtd_above": self.no_mtd_above,
         }
 
 
