@@ -120,8 +120,30 @@ def _default_row_label(row: int) -> str:
     return f"row {row}"
 
 
-def _csv_row_label(row: int) -> str:
-    return f"row {row} (CSV line {row + 2})"
+def _csv_data_lines(text: str) -> list[int]:
+    """Return the line of the CSV text on which each data row ends (1-based).
+
+    The rows are those the readers keep: after the header, every row with a non-blank field
+    (pandas and the plain reader skip blank and whitespace-only lines), so that an error about
+    row ``r`` names the line a user finds it on, blank lines or quoted line breaks above it
+    or not.
+    """
+    reader = csv.reader(io.StringIO(text))
+    lines = []
+    for fields in reader:
+        if any(field.strip() for field in fields):
+            lines.append(reader.line_num)
+    return lines[1:]
+
+
+def _csv_row_label(lines: Sequence[int]) -> RowLabel:
+    """Label row ``r`` with its CSV line (``lines`` from `_csv_data_lines`)."""
+
+    def label(row: int) -> str:
+        line = lines[row] if 0 <= row < len(lines) else row + 2
+        return f"row {row} (CSV line {line})"
+
+    return label
 
 
 def _fmt(value: object) -> str:
@@ -765,7 +787,7 @@ def _csv_text(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def _check_csv_shape(text: str, where: str) -> None:
+def _check_csv_shape(text: str, where: str, label: RowLabel) -> None:
     """Refuse duplicated column names and rows with more fields than the header.
 
     pandas would rename a duplicate (``dose.1``) and make the extra field of a row the index,
@@ -787,10 +809,10 @@ def _check_csv_shape(text: str, where: str) -> None:
                 f"{number} of the header); rename or remove one"
             )
         seen[name] = number
-    for row, fields in enumerate(line for line in rows if line):
+    for row, fields in enumerate(line for line in rows if any(value.strip() for value in line)):
         if len(fields) > len(header):
             raise DataError(
-                f"{where}, row {row} (CSV line {row + 2}): {len(fields)} fields but the "
+                f"{where}, {label(row)}: {len(fields)} fields but the "
                 f"header has {len(header)} columns ({', '.join(header)}); the extra value "
                 f"{fields[len(header)]!r} belongs to no column"
             )
@@ -1040,8 +1062,8 @@ class TrialData:
     ) -> Self:
         """Read validated trial data from a CSV file with a header line.
 
-        Error messages give the CSV line number as well as the row: row r (counted
-        from 0) is line r + 2, assuming no blank or comment lines.
+        Error messages give the CSV line number as well as the row (counted from 0): the
+        line the row is on, blank lines above it or not.
 
         Parameters
         ----------
@@ -1069,7 +1091,8 @@ class TrialData:
         """
         where = f"CSV file {os.fspath(path)!r}"
         text = _csv_text(path)
-        _check_csv_shape(text, where)
+        row_label = _csv_row_label(_csv_data_lines(text))
+        _check_csv_shape(text, where, row_label)
         dose_columns = _names(dose_columns, "dose_columns")
         source = _plain_csv_columns(text)
         if source is None:
@@ -1081,7 +1104,7 @@ class TrialData:
                 covariates=_names(covariates, "covariates"),
                 dose_range=dose_range,
                 coded_doses=coded_doses,
-                _row_label=_csv_row_label,
+                _row_label=row_label,
             )
         except DataError as error:
             raise DataError(f"{where}: {error}") from None

@@ -1027,3 +1027,14 @@ def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
     path.write_text(f"dose,cohort\n1,1\n2,{cohort}\n")
     with pytest.raises(DataError, match=r"column 'cohort', row 1 \(CSV line 3\): " + pattern):
         TrialData.from_csv(path)
+
+
+def test_csv_errors_name_the_line_the_row_is_on_past_blank_lines(tmp_path):
+    # Row r is line r + 2 only without blank lines above it; the readers skip those.
+    path = tmp_path / "gaps.csv"
+    path.write_text("dose,cohort,dlt\n10,1,0\n\n   \n10,1,0\n20,2,x\n")
+    with pytest.raises(DataError, match=r"row 2 \(CSV line 6\): value 'x' is not numeric"):
+        TrialData.from_csv(path)
+    path.write_text("dose,cohort,dlt\n\n10,1,0,5\n")
+    with pytest.raises(DataError, match=r"row 0 \(CSV line 3\): 4 fields but the header has 3"):
+        TrialData.from_csv(path)
