@@ -453,6 +453,15 @@ def _validate(
     ``previous_enrolled`` is the enrolment time of the last existing row, if the data have one.
     """
     # 1. Structure.
+    rules = registered_outcomes()
+    known = {*dose_columns, *covariates, _COHORT, _ENROLLED, *rules}
+    for raw in source.keys():
+        name = str(raw)
+        if name != name.strip() and name.strip() in known and name.strip() not in source:
+            raise DataError(
+                f"column {name!r} has spaces around its name; the data would lack column "
+                f"{name.strip()!r}: remove the spaces"
+            )
     for name in dose_columns:
         if name not in source:
             raise DataError(
@@ -464,7 +473,6 @@ def _validate(
                 f"missing covariate column {name!r} (declared in covariates); "
                 f"the data have: {_available(source)}"
             )
-    rules = registered_outcomes()
     outcomes = _present_outcomes(source, rules, dose_columns, covariates)
     for name in outcomes:
         companion = rules[name].requires

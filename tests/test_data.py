@@ -1038,3 +1038,15 @@ def test_csv_errors_name_the_line_the_row_is_on_past_blank_lines(tmp_path):
     path.write_text("dose,cohort,dlt\n\n10,1,0,5\n")
     with pytest.raises(DataError, match=r"row 0 \(CSV line 3\): 4 fields but the header has 3"):
         TrialData.from_csv(path)
+
+
+def test_a_column_name_with_spaces_around_it_is_named(tmp_path):
+    # " dose" or "dlt " is not the column the model needs; the message said the data lacked
+    # it, showing the names with their spaces collapsed.
+    path = tmp_path / "spaces.csv"
+    path.write_text(" dose,cohort,dlt \n10,1,0\n")
+    with pytest.raises(DataError, match=r"column ' dose' has spaces around its name"):
+        TrialData.from_csv(path)
+    frame = pd.DataFrame({"dose": [10.0], "dlt ": [0]})
+    with pytest.raises(DataError, match=r"column 'dlt ' has spaces around its name"):
+        TrialData.from_dataframe(frame)
