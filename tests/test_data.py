@@ -1029,24 +1029,29 @@ def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
         TrialData.from_csv(path)
 
 
-def test_csv_errors_name_the_line_the_row_is_on_past_blank_lines(tmp_path):
-    # Row r is line r + 2 only without blank lines above it; the readers skip those.
-    path = tmp_path / "gaps.csv"
-    path.write_text("dose,cohort,dlt\n10,1,0\n\n   \n10,1,0\n20,2,x\n")
-    with pytest.raises(DataError, match=r"row 2 \(CSV line 6\): value 'x' is not numeric"):
-        TrialData.from_csv(path)
-    path.write_text("dose,cohort,dlt\n\n10,1,0,5\n")
-    with pytest.raises(DataError, match=r"row 0 \(CSV line 3\): 4 fields but the header has 3"):
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        # Row r is line r + 2 only without blank lines above it; the readers skip those.
+        (
+            "dose,cohort,dlt\n10,1,0\n\n   \n10,1,0\n20,2,x\n",
+            r"row 2 \(CSV line 6\): value 'x' is not numeric",
+        ),
+        ("dose,cohort,dlt\n\n10,1,0,5\n", r"row 0 \(CSV line 3\): 4 fields but the header has 3"),
+        # " dose" is not the column the model needs; the message said the data lacked it,
+        # showing the names with their spaces collapsed.
+        (" dose,cohort,dlt \n10,1,0\n", r"column ' dose' has spaces around its name"),
+    ],
+    ids=["past-blank-lines", "extra-field-past-a-blank-line", "spaces-around-a-name"],
+)
+def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, pattern):
+    path = tmp_path / "trial.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=pattern):
         TrialData.from_csv(path)
 
 
-def test_a_column_name_with_spaces_around_it_is_named(tmp_path):
-    # " dose" or "dlt " is not the column the model needs; the message said the data lacked
-    # it, showing the names with their spaces collapsed.
-    path = tmp_path / "spaces.csv"
-    path.write_text(" dose,cohort,dlt \n10,1,0\n")
-    with pytest.raises(DataError, match=r"column ' dose' has spaces around its name"):
-        TrialData.from_csv(path)
+def test_a_data_frame_column_with_spaces_around_its_name_is_named():
     frame = pd.DataFrame({"dose": [10.0], "dlt ": [0]})
     with pytest.raises(DataError, match=r"column 'dlt ' has spaces around its name"):
         TrialData.from_dataframe(frame)
