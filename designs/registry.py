@@ -480,9 +480,11 @@ def _pieces(value: object, where: str, section: str) -> list:
 
 def _piece(item: object, where: str, section: str) -> object:
     table = dict(_as_table(item, where, section))
-    kind = table.pop("type", None)
+    listed = ", ".join(repr(name) for name in STOPPING)
+    if "type" not in table:
+        raise ConfigError(f"{where}: [{section}] needs a key type, one of {listed}")
+    kind = table.pop("type")
     if kind not in STOPPING:
-        listed = ", ".join(repr(name) for name in STOPPING)
         raise ConfigError(
             f"{where}: [{section}] type = {toml_value(kind)}: must be one of {listed}"
         )

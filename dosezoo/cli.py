@@ -571,6 +571,8 @@ def report_command(
             summary = operating_characteristics(results)
             per_dose_table = per_dose(results)
             figure = results_path.with_suffix(".png") if figure is None else figure
+            # matplotlib saves a name without a suffix as PNG, under that name plus ".png"
+            figure = figure if figure.suffix else figure.with_name(figure.name + ".png")
             plot = plot_per_dose(per_dose_table, title_of(results))
             plot.savefig(figure, dpi=120)
             pyplot().close(plot)

@@ -135,9 +135,11 @@ def scenario_from_config(config: Mapping[str, Any], design: Design, where: str) 
     if "scenario" not in config:
         raise ConfigError(f"{where}: a simulation needs a [scenario] section")
     table = dict(config["scenario"])
-    kind = table.pop("type", None)
+    listed = ", ".join(repr(name) for name in SCENARIO_TYPES)
+    if "type" not in table:
+        raise ConfigError(f"{where}: [scenario] needs a key type, one of {listed}")
+    kind = table.pop("type")
     if not isinstance(kind, str) or kind not in SCENARIO_TYPES:
-        listed = ", ".join(repr(name) for name in SCENARIO_TYPES)
         raise ConfigError(
             f"{where}: [scenario] type must be one of {listed}, got {toml_value(kind)}"
         )

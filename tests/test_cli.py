@@ -221,6 +221,10 @@ def test_report_saves_the_figure_next_to_the_results_by_default(tmp_path):
     text = report.output
     assert re.search(r"BOIN under BinaryToxicityScenario, 20 trials", text)
     assert re.search(r"│\s+none\s+│", text)
+    # a figure named without a suffix is saved as PNG, under the name it is reported by
+    named = _run("report", output, "--figure", tmp_path / "allocation")
+    assert f"figure of the selection and allocation: {tmp_path / 'allocation.png'}" in named.output
+    assert (tmp_path / "allocation.png").stat().st_size > 10_000
 
 
 def test_report_refuses_what_is_not_a_simulation(tmp_path):
@@ -394,6 +398,11 @@ def test_errors_name_the_file_section_key_and_value(tmp_path, name):
             "joint-probit",
             lambda s: s.replace('engine = "imh"', 'engine = "metropolis"'),
             r"\[conduct\] engine = \"metropolis\": Design: conduct\.engine must be one of",
+        ),
+        (
+            "3pnd",
+            lambda s: re.sub(r'^type = "toxicity".*\n', "", s, flags=re.MULTILINE),
+            r"\[conduct\.stopping\[0\]\] needs a key type, one of 'toxicity'",
         ),
     ],
 )
@@ -580,3 +589,9 @@ def test_a_figure_that_cannot_be_written_is_a_user_error(tmp_path, name):
     )  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert re.search(r"error: --figure .*paths\.(png|txt)", result.output), result.output
+
+
+def test_a_scenario_without_its_type_is_named(tmp_path):
+    config, _ = _edited(tmp_path, "crm", lambda s: s.replace('type = "binary"\n', ""))
+    result = _run("simulate", config, "--output", tmp_path / "out.nc", "--trials", 2)
+    _one_line_error(result, r"\[scenario\] needs a key type, one of 'binary', ")
