@@ -199,7 +199,7 @@ class CRMRule(ModelRule):
             bound_by.append("max_step_down")
         if self.coherent and level > current:
             last_cohort = np.asarray(data.column("dlt"))[data.last_cohort]
-            if last_cohort.mean() >= self.model.target:
+            if last_cohort.size and last_cohort.mean() >= self.model.target:
                 level = current
                 bound_by.append("coherence")
         return Decision(levels[level], quantities=quantities, bound_by=tuple(bound_by))

@@ -4,8 +4,7 @@ r"""Binary-toxicity scenarios: true DLT probabilities per dose level, with commo
 2025, Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
 probability :math:`p_k`, and the true MTD is the level whose :math:`p_k` is closest to the
 target :math:`\phi`; with ``no_mtd_above`` set, a scenario whose every :math:`p_k` exceeds it
-has no MTD (every dose overly toxic: the correct decision is to stop without one, as in the
-BOIN and keyboard papers' scenarios where all doses are too toxic).
+has no MTD (every dose overly toxic: the correct decision is to stop without one).
 
 Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent
 tolerance :math:`u_i \sim U(0, 1)`, the :math:`i`-th draw ``rng.random()`` of the trial's
