@@ -130,9 +130,12 @@ def _csv_data_lines(text: str) -> list[int]:
     """
     reader = csv.reader(io.StringIO(text))
     lines = []
-    for fields in reader:
-        if any(field.strip() for field in fields):
-            lines.append(reader.line_num)
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                lines.append(reader.line_num)
+    except csv.Error:
+        pass  # the rows up to the line that cannot be parsed, which `_check_csv_shape` names
     return lines[1:]
 
 

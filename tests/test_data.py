@@ -1041,8 +1041,15 @@ def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
         # " dose" is not the column the model needs; the message said the data lacked it,
         # showing the names with their spaces collapsed.
         (" dose,cohort,dlt \n10,1,0\n", r"column ' dose' has spaces around its name"),
+        # a line the csv module cannot parse ends the line count; the parse error names it
+        ("dose\n\r0", r"line 2: cannot be parsed: new-line character seen in unquoted field"),
     ],
-    ids=["past-blank-lines", "extra-field-past-a-blank-line", "spaces-around-a-name"],
+    ids=[
+        "past-blank-lines",
+        "extra-field-past-a-blank-line",
+        "spaces-around-a-name",
+        "unparsable-line",
+    ],
 )
 def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, pattern):
     path = tmp_path / "trial.csv"
