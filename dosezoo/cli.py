@@ -28,8 +28,7 @@ import gc
 import json
 import math
 import shlex
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
@@ -37,6 +36,7 @@ import numpy as np
 import typer
 
 from dosezoo.errors import ConvergenceError, StoreLockedError
+from dosezoo.garbage import rare_collections
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -101,23 +101,6 @@ def _console() -> "Console":
     from rich.console import Console
 
     return Console(width=120, highlight=False)
-
-
-@contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Run the block with the garbage collector's first threshold at 50 000 allocations, not 700.
-
-    Importing numba, SciPy and a family's modules and loading its kernels allocates a few hundred
-    thousand objects that live to the end of a command: with the default threshold the collector
-    walks them some 300 times (0.1-0.2 s of a next-dose), with this one five times. Garbage is
-    still collected, and the thresholds are restored after the block.
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def _finite(value: SupportsFloat) -> float | None:
@@ -393,7 +376,7 @@ def next_dose(
     # are left to the operating system. The command writes no file (its output is flushed at
     # exit as before), and handlers registered with atexit still run.
     atexit.register(gc.freeze)
-    with _rare_collections():
+    with rare_collections():
         from dosezoo.config import design_from_config, read_config
         from dosezoo.data import TrialData
         from dosezoo.report import dose_text
