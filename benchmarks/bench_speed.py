@@ -2,12 +2,19 @@
 
 Run ``make bench-speed`` or ``python benchmarks/bench_speed.py`` (options: ``--trials N`` for
 the crmsim runs, ``--boin-trials N``, ``--sim-trials N`` for the trials-per-second runs,
-``--report-only``). On one core (BLAS pinned to one thread, ``n_jobs=1``) it measures:
+``--repeats N``, ``--report-only``). On one core (BLAS pinned to one thread, ``n_jobs=1``)
+it measures, each simulation figure the median of ``--repeats`` runs (3; the machine is shared,
+and one run can be a fifth slower than the next), each run with fresh designs (their memos
+empty):
 
 - dfcrm's ``crmsim`` work: 1000 trials of 24 patients, cohorts of 3 and of 1, skeleton
   (0.05, 0.12, 0.25, 0.40, 0.55), target 0.25, true DLT rates (0.05, 0.10, 0.20, 0.35, 0.50),
   the empiric model with dfcrm's prior, starting at the lowest level without skipping and
-  without a safety stop (crmsim has none): process CPU seconds of ``simulate``;
+  without a safety stop (crmsim has none): process CPU seconds of ``simulate``; then the same
+  with crmsim's coherent restriction (its default ``restrict = TRUE``; the rule then reads the
+  last cohort, so its trials run one by one), whether its results are identical to the runs
+  without it (1: the restriction never binds in this setting, so the first figures time
+  crmsim's own rule) and its CPU seconds;
 - BOIN's ``get.oc`` work: 2000 trials of 10 cohorts of 3, target 0.3, true rates
   (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
 - one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial
@@ -60,6 +67,14 @@ LABELS = {
     "crm_crmsim_cohort3_cpu_s": "CRM, crmsim work, cohorts of 3 (CPU s)",
     "crm_crmsim_cohort1_cpu_s": "CRM, crmsim work, cohorts of 1 (CPU s)",
     "crm_crmsim_trials": "trials of the crmsim runs",
+    "crm_crmsim_cohort3_coherent_cpu_s": "CRM, crmsim work with its coherent restriction, "
+    "cohorts of 3 (CPU s)",
+    "crm_crmsim_cohort1_coherent_cpu_s": "CRM, crmsim work with its coherent restriction, "
+    "cohorts of 1 (CPU s)",
+    "crm_crmsim_cohort3_coherent_identical": "the same results with the restriction as "
+    "without, cohorts of 3 (1: yes)",
+    "crm_crmsim_cohort1_coherent_identical": "the same results with the restriction as "
+    "without, cohorts of 1 (1: yes)",
     "boin_2000_trials_cpu_s": "BOIN, get.oc work (CPU s)",
     "boin_trials": "trials of the BOIN run",
     "crm_decision_us": "CRM, one decision (us)",
@@ -89,19 +104,35 @@ def cpu_seconds(call) -> float:
     return time.process_time() - started
 
 
-def crmsim_design(cohort_size: int):
+def crmsim_design(cohort_size: int, *, coherent: bool = False):
     model = CRM(CRMSIM_SKELETON, CRMSIM_TARGET)
-    return crm_design(model, cohort_size=cohort_size, sample_size=CRMSIM_SIZE, safety_cutoff=None)
+    return crm_design(
+        model,
+        cohort_size=cohort_size,
+        sample_size=CRMSIM_SIZE,
+        safety_cutoff=None,
+        coherent=coherent,
+    )
 
 
-def crmsim(cohort_size: int, n_trials: int) -> float:
-    design = crmsim_design(cohort_size)
+def crmsim(cohort_size: int, n_trials: int, *, coherent: bool = False) -> tuple[float, object]:
+    """CPU seconds of the crmsim work and its results."""
+    design = crmsim_design(cohort_size, coherent=coherent)
     scenario = BinaryToxicityScenario(
         design.dose_levels, CRMSIM_TRUTH, CRMSIM_TARGET, planned_sample_size=CRMSIM_SIZE
     )
-    return cpu_seconds(
-        lambda: simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
+    results = []
+    seconds = cpu_seconds(
+        lambda: results.append(
+            simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
+        )
     )
+    return seconds, results[0]
+
+
+def same_trials(a, b) -> bool:
+    """Whether two runs gave every patient the same dose and outcome, and the same MTD."""
+    return all(a[name].equals(b[name]) for name in ("dose", "dlt", "recommended_dose"))
 
 
 def getoc(n_trials: int) -> float:
@@ -127,7 +158,9 @@ def decision_us(design, data) -> float:
     return 1e6 * statistics.median(times)
 
 
-def trials_per_second(design, scenario, n_trials: int) -> float:
+def trials_per_second(name: str, scenario, n_trials: int) -> float:
+    """Trials per CPU second of design ``name`` of ``bench_binary``, a fresh design's run."""
+    design = bench_binary.designs()[name]
     simulate(design, scenario, 2, random_seed=0, progress=False)  # compile and warm
     seconds = cpu_seconds(
         lambda: simulate(design, scenario, n_trials, random_seed=SEED, progress=False)
@@ -140,14 +173,22 @@ def measure(args: argparse.Namespace) -> dict:
     loads: dict[str, list[float]] = {}
     crmsim(3, 2)  # compile the kernels before timing
     for cohort in (3, 1):
-        key = f"crm_crmsim_cohort{cohort}_cpu_s"
-        loads[key] = load()
-        figures[key] = round(crmsim(cohort, args.trials), 3)
-        print(key, figures[key], loads[key], flush=True)
+        results = {}
+        for coherent in (False, True):
+            key = f"crm_crmsim_cohort{cohort}{'_coherent' if coherent else ''}_cpu_s"
+            loads[key] = load()
+            runs = [crmsim(cohort, args.trials, coherent=coherent) for _ in range(args.repeats)]
+            figures[key] = round(statistics.median(seconds for seconds, _ in runs), 3)
+            results[coherent] = runs[0][1]
+            print(key, figures[key], loads[key], flush=True)
+        identical = same_trials(results[False], results[True])
+        figures[f"crm_crmsim_cohort{cohort}_coherent_identical"] = int(identical)
     figures["crm_crmsim_trials"] = args.trials
     getoc(2)
     loads["boin_2000_trials_cpu_s"] = load()
-    figures["boin_2000_trials_cpu_s"] = round(getoc(args.boin_trials), 3)
+    figures["boin_2000_trials_cpu_s"] = round(
+        statistics.median(getoc(args.boin_trials) for _ in range(args.repeats)), 3
+    )
     figures["boin_trials"] = args.boin_trials
     designs = bench_binary.designs()
     data = bench_binary.mid_trial_data()
@@ -160,7 +201,8 @@ def measure(args: argparse.Namespace) -> dict:
     for name in ("CRM", "BLRM", "EWOC"):
         key = f"{name.lower()}_trials_per_s"
         loads[key] = load()
-        figures[key] = round(trials_per_second(designs[name], scenario, args.sim_trials), 1)
+        rates = [trials_per_second(name, scenario, args.sim_trials) for _ in range(args.repeats)]
+        figures[key] = round(statistics.median(rates), 1)
         print(key, figures[key], loads[key], flush=True)
     return {"figures": figures, "loads": loads}
 
@@ -236,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--trials", type=int, default=1000, help="trials of each crmsim run")
     parser.add_argument("--boin-trials", type=int, default=2000, help="trials of the BOIN run")
     parser.add_argument("--sim-trials", type=int, default=500, help="trials per second runs")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per simulation figure")
     parser.add_argument("--report-only", action="store_true", help="rewrite the page only")
     args = parser.parse_args(argv)
     if args.report_only:
