@@ -892,10 +892,12 @@ class Design:
         ):
             return decision
         lowest = float(self.dose_levels[0])
+        treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
+        if treated < self.conduct.overdose_min_patients:
+            return decision
         p = self.rule.overdose_probability(posterior, lowest)
         limit = self.conduct.max_overdose_probability
-        treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
-        if p is None or p <= limit or treated < self.conduct.overdose_min_patients:
+        if p is None or p <= limit:
             return decision
         return Decision(
             None,

@@ -120,27 +120,8 @@ def _default_row_label(row: int) -> str:
     return f"row {row}"
 
 
-def _csv_data_lines(text: str) -> list[int]:
-    """Return the line of the CSV text on which each data row ends (1-based).
-
-    The rows are those the readers keep: after the header, every row with a non-blank field
-    (pandas and the plain reader skip blank and whitespace-only lines), so that an error about
-    row ``r`` names the line a user finds it on, blank lines or quoted line breaks above it
-    or not.
-    """
-    reader = csv.reader(io.StringIO(text))
-    lines = []
-    try:
-        for fields in reader:
-            if any(field.strip() for field in fields):
-                lines.append(reader.line_num)
-    except csv.Error:
-        pass  # the rows up to the line that cannot be parsed, which `_check_csv_shape` names
-    return lines[1:]
-
-
 def _csv_row_label(lines: Sequence[int]) -> RowLabel:
-    """Label row ``r`` with its CSV line (``lines`` from `_csv_data_lines`)."""
+    """Label row ``r`` with its CSV line, ``lines[r]``."""
 
     def label(row: int) -> str:
         line = lines[row] if 0 <= row < len(lines) else row + 2
@@ -798,35 +779,51 @@ def _csv_text(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
-def _check_csv_shape(text: str, where: str, label: RowLabel) -> None:
-    """Refuse duplicated column names and rows with more fields than the header.
+def _check_csv_shape(text: str, where: str) -> RowLabel:
+    """Refuse duplicated column names and rows with more fields than the header; label rows.
 
     pandas would rename a duplicate (``dose.1``) and make the extra field of a row the index,
-    shifting every value of that row one column left.
+    shifting every value of that row one column left. Returns the label of a data row with the
+    line it ends on: the rows are those the readers keep, the header and every line that is not
+    blank (pandas and the plain reader skip empty and whitespace-only lines), so that
+    an error names the line a user finds the row on, blank lines or quoted line breaks above it
+    or not.
     """
+    if text.count('"') % 2:
+        # quotes come in pairs (an escaped one is doubled): the last one opens a field that
+        # never closes, which the csv module reads to the end and pandas refuses
+        line = text.count("\n", 0, text.rindex('"')) + 1
+        raise DataError(f"{where}, line {line}: a quoted field opened here is never closed")
     reader = csv.reader(io.StringIO(text))
+    rows: list[list[str]] = []
+    lines: list[int] = []
     try:
-        header = next(reader, None)
-        rows = list(reader)
+        for fields in reader:
+            if len(fields) > 1 or "".join(fields).strip():  # not a blank line
+                rows.append(fields)
+                lines.append(reader.line_num)
     except csv.Error as error:
         raise DataError(f"{where}, line {reader.line_num}: cannot be parsed: {error}") from None
-    if header is None:
-        return
+    label = _csv_row_label(lines[1:])
+    if not rows:
+        return label
+    header = rows[0]
     seen: dict[str, int] = {}
     for number, name in enumerate(header, start=1):
         if name in seen:
             raise DataError(
-                f"{where}, line 1: column {name!r} appears twice (columns {seen[name]} and "
-                f"{number} of the header); rename or remove one"
+                f"{where}, line {lines[0]}: column {name!r} appears twice (columns "
+                f"{seen[name]} and {number} of the header); rename or remove one"
             )
         seen[name] = number
-    for row, fields in enumerate(line for line in rows if any(value.strip() for value in line)):
+    for row, fields in enumerate(rows[1:]):
         if len(fields) > len(header):
             raise DataError(
                 f"{where}, {label(row)}: {len(fields)} fields but the "
                 f"header has {len(header)} columns ({', '.join(header)}); the extra value "
                 f"{fields[len(header)]!r} belongs to no column"
             )
+    return label
 
 
 def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
@@ -1102,8 +1099,7 @@ class TrialData:
         """
         where = f"CSV file {os.fspath(path)!r}"
         text = _csv_text(path)
-        row_label = _csv_row_label(_csv_data_lines(text))
-        _check_csv_shape(text, where, row_label)
+        row_label = _check_csv_shape(text, where)
         dose_columns = _names(dose_columns, "dose_columns")
         source = _plain_csv_columns(text)
         if source is None:

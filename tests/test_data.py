@@ -1043,12 +1043,18 @@ def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
         (" dose,cohort,dlt \n10,1,0\n", r"column ' dose' has spaces around its name"),
         # a line the csv module cannot parse ends the line count; the parse error names it
         ("dose\n\r0", r"line 2: cannot be parsed: new-line character seen in unquoted field"),
+        # pandas refused it without a line: "EOF inside string starting at row 1"
+        ('dose\n"', r"line 2: a quoted field opened here is never closed"),
+        # a line of empty fields is a row (a header of unnamed columns here), not a blank line
+        (",\n0,1,-1", r"line 1: column '' appears twice"),
     ],
     ids=[
         "past-blank-lines",
         "extra-field-past-a-blank-line",
         "spaces-around-a-name",
         "unparsable-line",
+        "unclosed-quote",
+        "empty-fields-are-not-blank",
     ],
 )
 def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, pattern):

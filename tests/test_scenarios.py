@@ -300,4 +300,5 @@ def test_the_report_of_a_scenario_without_an_mtd_marks_no_dose():
     results = simulate(boin_design(0.25, levels), toxic, 8, random_seed=1, progress=False)
     assert results.attrs["scenario_mtd_dose"] == "none"
     assert targets(results) == []
-    assert per_dose(results) is not None
+    table = per_dose(results)
+    assert table["targets"] == [] and table["no_selection"]["fraction"] == 1.0
