@@ -486,6 +486,11 @@ def test_mcse_of_the_median_matches_the_normal_asymptotics():
         ({"n_jobs": 0}, r"n_jobs must be a positive integer or -1 \(one per CPU\); got 0"),
         ({"n_jobs": -2}, "n_jobs must be a positive integer or -1.*got -2"),
         ({"batch_size": 0}, "simulate: batch_size must be an integer >= 1, got 0"),
+        (
+            {"n_trials": 10**18},
+            rf"simulate: n_trials={10**18} trials of up to \d+ patients need at least .* GiB .* "
+            "machine's .* GiB of memory; run fewer trials",
+        ),
         ({"n_jobs": 2, "client": object()}, "n_jobs must be 1 when a dask client.*n_jobs=2"),
         ({"design": Escalate(cohort_size=0)}, "design.cohort_size must be an integer >= 1, got 0"),
         (

@@ -362,6 +362,7 @@ def _layout(
                 "scenario the design's levels"
             )
     cohort_size, sample_size = _conduct(design, owner)
+    _check_memory(owner, n_trials, sample_size, len(tuple(scenario.outcomes)))
     run = {
         "random_seed": random_seed,
         "n_trials": n_trials,
@@ -380,6 +381,26 @@ def _layout(
         timed=getattr(design, "backfill", None) is not None,
     )
     return fingerprint, layout
+
+
+def _check_memory(owner: str, n_trials: int, sample_size: int, n_outcomes: int) -> None:
+    """Raise ValueError when the results of ``n_trials`` cannot fit in this machine's memory.
+
+    The bound is a lower one, the per-patient arrays alone (a dose, a cohort and each outcome
+    of 8 bytes per patient): a run refused here would fail anyway, in numpy's allocation, at
+    its start or after hours of trials.
+    """
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): nothing to compare
+        return
+    needed = n_trials * sample_size * (2 + n_outcomes) * 8
+    if needed > memory:
+        raise ValueError(
+            f"{owner}: n_trials={n_trials} trials of up to {sample_size} patients need at "
+            f"least {needed / 2**30:.3g} GiB for their results, more than this machine's "
+            f"{memory / 2**30:.3g} GiB of memory; run fewer trials"
+        )
 
 
 def _run_todo(
@@ -647,7 +668,10 @@ def _run_batches(
             )
             for trials in batches
         )
-        for part in Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered")(tasks):
+        # No more workers than batches: a worker beyond them would only be started.
+        workers = min((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, len(batches))
+        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
+        for part in parallel(tasks):
             advance(part[0].sizes["trial"])
             yield part
 
