@@ -12,9 +12,9 @@ empty):
   the empiric model with dfcrm's prior, starting at the lowest level without skipping and
   without a safety stop (crmsim has none): process CPU seconds of ``simulate``; then the same
   with crmsim's coherent restriction (its default ``restrict = TRUE``; the rule then reads the
-  last cohort, so its trials run one by one), whether its results are identical to the runs
-  without it (1: the restriction never binds in this setting, so the first figures time
-  crmsim's own rule) and its CPU seconds;
+  last cohort too, which the lockstep engine keeps per trial), whether its results are
+  identical to the runs without it (1: the restriction never binds in this setting, so the
+  first figures time crmsim's own rule) and its CPU seconds;
 - BOIN's ``get.oc`` work: 2000 trials of 10 cohorts of 3, target 0.3, true rates
   (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
 - one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial

@@ -53,6 +53,7 @@ from dosezoo.errors import ConvergenceError
 from dosezoo.levels import (
     CountStates,
     checked_events,
+    checked_last_cohorts,
     count_state,
     data_from_counts,
     level_counts,
@@ -337,11 +338,21 @@ class Rule(ABC):
         """Whether the decisions read the data only through the counts and current level.
 
         The counts are the patients and DLTs per dose level, the current level the last
-        cohort's; with a model whose posterior depends on those counts only, the design runs
-        in lockstep (:meth:`Design.counts_view`).
+        cohort's, and, for a rule that :meth:`reads_last_cohort`, the last cohort's patients
+        and DLTs; with a model whose posterior depends on the counts per level only, the
+        design runs in lockstep (:meth:`Design.counts_view`).
 
-        False by default; a rule that reads the order of the patients, their cohorts or
-        doses off the levels must keep it so.
+        False by default; a rule that reads the order of the patients, their cohorts before
+        the last or doses off the levels must keep it so.
+        """
+        return False
+
+    def reads_last_cohort(self) -> bool:
+        """Whether the decisions read the patients and DLTs of the last cohort (False).
+
+        A rule that :meth:`reads_counts_only` and this (dfcrm's coherent CRM: no escalation
+        after a cohort with too many DLTs) still runs in lockstep, its count states carrying
+        the last cohort.
         """
         return False
 
@@ -959,7 +970,8 @@ class Design:
 
         It is when the model's posterior depends on the data only through the patients and
         DLTs per level (``model.count_posterior``, computed by its exact engine), the rule
-        reads nothing else but the current level (:meth:`Rule.reads_counts_only`), and the
+        reads nothing else but the current level and perhaps the last cohort
+        (:meth:`Rule.reads_counts_only`, :meth:`Rule.reads_last_cohort`), and the
         conduct has no stopping rule of its own; None otherwise. The view is kept with the
         design, so that the decisions it keeps by count state serve every batch of trials this
         process simulates with the design, not only the batch that first reached the state.
@@ -1015,7 +1027,8 @@ class CountsView:
     level only (:meth:`Design.counts_view`), the lockstep engine decides the next cohort of a
     whole batch of trials by one call of :meth:`decide_counts`. Each distinct count state of
     the batch is decided once: by ``design.next`` on data with those counts
-    (:func:`dosezoo.levels.data_from_counts`), so the decision is exactly the one of the
+    (:func:`dosezoo.levels.data_from_counts`; with the last cohort's patients and DLTs when the
+    rule reads them), so the decision is exactly the one of the
     per-trial engine, and is kept for every later trial that reaches the same state, in this
     batch and the next ones (the states early in a trial recur in nearly every trial): up to
     :attr:`memo_size` decisions, then the memo starts afresh.
@@ -1047,6 +1060,11 @@ class CountsView:
         """The DLTs only: a design seen through its counts reads patients and DLTs per level."""
         return ("dlt",)
 
+    @property
+    def reads_last_cohort(self) -> bool:
+        """Whether the design's rule reads the last cohort's patients and DLTs."""
+        return self.design.rule.reads_last_cohort()
+
     def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """No events besides DLTs."""
         return {}
@@ -1057,9 +1075,14 @@ class CountsView:
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
-        """Decide for a batch of count states, row ``i`` as ``design.next`` on those counts."""
-        return self._decide(n, y, current, final=False)
+        """Decide for a batch of count states, row ``i`` as ``design.next`` on those counts.
+
+        ``last_cohort`` (the patients and DLTs of each state's last cohort, (m,) each) is
+        required when the rule :attr:`reads_last_cohort`, and ignored otherwise.
+        """
+        return self._decide(n, y, current, last_cohort, final=False)
 
     def recommend_counts(
         self,
@@ -1067,25 +1090,42 @@ class CountsView:
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
         """Select for a batch of count states, row ``i`` as ``design.recommend``."""
-        return self._decide(n, y, current, final=True)
+        return self._decide(n, y, current, last_cohort, final=True)
 
     def _decide(
-        self, n: np.ndarray, y: np.ndarray, current: np.ndarray, *, final: bool
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: np.ndarray,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None,
+        *,
+        final: bool,
     ) -> CountDecisions:
         levels = self.dose_levels
-        states = count_state(self.design.label, n, y, current, len(levels))
+        owner = self.design.label
+        states = count_state(owner, n, y, current, len(levels))
+        cohorts: list[tuple[int, int] | None] = [None] * states.current.size
+        if self.reads_last_cohort:
+            if last_cohort is None:
+                raise ValueError(
+                    f"{owner}: the rule reads the last cohort; give last_cohort, the patients "
+                    "and DLTs of each state's last cohort"
+                )
+            checked = checked_last_cohorts(owner, states, last_cohort)
+            cohorts = list(zip(checked.n.tolist(), checked.y.tolist(), strict=True))
         method = self.design.recommend if final else self.design.next
         decisions = []
         for row in range(states.n.shape[0]):
             last = int(states.current[row])
-            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last)
+            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last, cohorts[row])
             decision = self._memo.get(key)
             if decision is None:
                 if len(self._memo) >= self.memo_size:
                     self._memo.clear()
-                data = data_from_counts(states.n[row], states.y[row], last, levels)
+                data = data_from_counts(states.n[row], states.y[row], last, levels, cohorts[row])
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
         return CountDecisions.from_decisions(decisions, levels)
@@ -1317,6 +1357,9 @@ class CountDesign(Design):
         """Outcome columns the rule counts (``dlt``, and those of its other events)."""
         return self.rule.counted_outcomes
 
+    #: A count rule reads the counts per level and the current level, never the last cohort.
+    reads_last_cohort: ClassVar[bool] = False
+
     def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the rule's other events (besides DLTs) of patients with these outcomes."""
         return self.rule.events_of(outcomes)
@@ -1327,8 +1370,12 @@ class CountDesign(Design):
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
-        """Decide for a batch of count states (the lockstep engine's call)."""
+        """Decide for a batch of count states (the lockstep engine's call).
+
+        ``last_cohort`` is not read (:attr:`reads_last_cohort` is False).
+        """
         return self.rule.decide_counts(n, y, current, events)
 
     def recommend_counts(
@@ -1337,8 +1384,9 @@ class CountDesign(Design):
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
-        """Select for a batch of count states."""
+        """Select for a batch of count states (``last_cohort`` is not read)."""
         return self.rule.recommend_counts(n, y, current, events)
 
     def decision_table(self, max_patients: int | None = None) -> list[Any]:

@@ -67,7 +67,7 @@ class CRMRule(ModelRule):
     coherent : bool
         Never escalate after a cohort with a proportion of DLTs at or above the target, as
         dfcrm's ``crmsim`` (``restrict = TRUE``) (False). The rule then reads the last
-        cohort, so its trials are simulated one by one rather than in lockstep.
+        cohort's patients and DLTs besides the counts per level.
 
     Notes
     -----
@@ -155,11 +155,15 @@ class CRMRule(ModelRule):
     # ------------------------------------------------------------------ rule
 
     def reads_counts_only(self) -> bool:
-        """Whether the rule reads the counts per level and the current level only.
+        """Return True: the rule reads the counts per level and the current level.
 
-        It does unless it is coherent (which reads the last cohort's DLTs).
+        And the last cohort when it is coherent (:meth:`reads_last_cohort`).
         """
-        return not self.coherent
+        return True
+
+    def reads_last_cohort(self) -> bool:
+        """Whether the rule reads the last cohort's patients and DLTs: when coherent."""
+        return self.coherent
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose from the posterior of the trial so far.

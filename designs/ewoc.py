@@ -254,9 +254,13 @@ class EWOCRule(ModelRule):
     def reads_counts_only(self) -> bool:
         """Whether the rule reads the counts per level and the current level only.
 
-        It does on the dose levels without coherence (which reads the last cohort's DLTs).
+        It does on the dose levels (when coherent, the last cohort's DLTs too).
         """
-        return self.doses == "levels" and not self.coherent
+        return self.doses == "levels"
+
+    def reads_last_cohort(self) -> bool:
+        """Whether the rule reads the last cohort's DLTs: when coherent."""
+        return self.coherent
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose: the alpha-quantile of the MTD under the dose options.

@@ -20,8 +20,10 @@ from dosezoo.errors import DataError
 __all__ = [
     "NO_EVENTS",
     "CountStates",
+    "LastCohorts",
     "LevelCounts",
     "checked_events",
+    "checked_last_cohorts",
     "count_state",
     "data_from_counts",
     "format_rows",
@@ -99,6 +101,20 @@ class CountStates(NamedTuple):
     """Level of each state's last cohort, -1 before the first patient, int64, shape (m,)."""
     events: Mapping[str, np.ndarray] = NO_EVENTS
     """Other events per level by name (e.g. ``"eff"``), int64, shape (m, K) each."""
+
+
+class LastCohorts(NamedTuple):
+    """The last cohort of each of ``m`` count states: its patients and DLTs.
+
+    The last cohort was given the state's current level. A rule that reads it besides the
+    counts (dfcrm's coherent CRM: no escalation after a cohort with too many DLTs) decides on
+    the count state with these.
+    """
+
+    n: np.ndarray
+    """Patients of the last cohort, int64, shape (m,); 0 before the first patient."""
+    y: np.ndarray
+    """DLTs of the last cohort, int64, shape (m,)."""
 
 
 class LevelCounts(NamedTuple):
@@ -344,6 +360,57 @@ def checked_events(
     return MappingProxyType(checked) if checked else NO_EVENTS
 
 
+def checked_last_cohorts(
+    owner: str, states: CountStates, last_cohort: tuple[ArrayLike, ArrayLike]
+) -> LastCohorts:
+    """Check the last cohorts of count states ``states``; return them as int64.
+
+    Parameters
+    ----------
+    owner : str
+        Rule named in error messages.
+    states : CountStates
+        Checked count states (:func:`count_state`).
+    last_cohort : pair of array_like
+        Patients and DLTs of each state's last cohort, each of shape (m,): at least one
+        patient at the current level (none before the first patient), with
+        ``0 <= DLTs <= patients`` and both parts of the level's counts.
+
+    Raises
+    ------
+    ValueError
+        If a shape is wrong, or naming the first row whose last cohort is impossible.
+    """
+    patients, dlts = (np.asarray(part, dtype=np.int64) for part in last_cohort)
+    m = states.current.size
+    if patients.shape != (m,) or dlts.shape != (m,):
+        raise ValueError(
+            f"{owner}: the last cohorts' patients and DLTs must have shape ({m},), got "
+            f"{patients.shape} and {dlts.shape}"
+        )
+    at = np.maximum(states.current, 0)
+    rows = np.arange(m)
+    n_current, y_current = states.n[rows, at], states.y[rows, at]
+    started = states.current >= 0
+    bad = (
+        (dlts < 0)
+        | (dlts > patients)
+        | np.where(started, (patients < 1) | (patients > n_current), patients != 0)
+        | (dlts > y_current)
+        | (patients - dlts > n_current - y_current)
+    )
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{owner}: count state row {row} has an impossible last cohort: "
+            f"{int(patients[row])} patients with {int(dlts[row])} DLTs at level "
+            f"{int(states.current[row])}, where n={states.n[row].tolist()}, "
+            f"y={states.y[row].tolist()} (need 0 <= DLTs <= patients, at least one patient "
+            "once the trial started, and no more patients or DLTs than the level has)"
+        )
+    return LastCohorts(patients, dlts)
+
+
 def last_true(mask: np.ndarray) -> np.ndarray:
     """Return the index of the last True of each row of a 2-d mask, -1 for a row with none."""
     columns = mask.shape[1]
@@ -366,13 +433,18 @@ def selected_level(owner: str, dose: float | None, levels: Sequence[float]) -> i
 
 
 def data_from_counts(
-    n: np.ndarray, y: np.ndarray, current: int, dose_levels: Sequence[float]
+    n: np.ndarray,
+    y: np.ndarray,
+    current: int,
+    dose_levels: Sequence[float],
+    last_cohort: tuple[int, int] | None = None,
 ) -> TrialData:
     """Return trial data with the given patients and DLTs per level, ``current`` the last dose.
 
     The patients of each level come in level order, those of the current level last, each in
-    a cohort of its own; a design whose decisions depend on the counts per level and the
-    current level only decides on these data as on any data with those counts.
+    a cohort of its own but the last cohort, of ``last_cohort`` patients and DLTs, its DLTs
+    first; a design whose decisions depend on the counts per level, the current level and the
+    last cohort only decides on these data as on any data with those counts.
 
     Parameters
     ----------
@@ -382,16 +454,23 @@ def data_from_counts(
         Level of the last cohort (with patients), or -1 when there are none.
     dose_levels : sequence of float
         The dose of each level.
+    last_cohort : (int, int), optional
+        Patients and DLTs of the last cohort, part of the current level's counts (as
+        :func:`checked_last_cohorts` checks); by default one patient, without a DLT unless
+        every patient of the current level had one.
     """
     if current < 0:
         return TrialData.empty(outcomes=("dlt",))
-    order = [k for k in range(len(dose_levels)) if k != current and n[k] > 0]
-    order.append(int(current))
     # Lists: a trial's few dozen patients cost less as Python lists than as numpy's small arrays.
     patients, dlts = n.tolist(), y.tolist()
     dose: list[float] = []
     dlt: list[int] = []
-    for k in order:
-        dose += [float(dose_levels[k])] * int(patients[k])
-        dlt += [1] * int(dlts[k]) + [0] * int(patients[k] - dlts[k])
-    return TrialData._one_patient_cohorts(dose, dlt)
+    for k in range(len(dose_levels)):
+        if k != current and patients[k] > 0:
+            dose += [float(dose_levels[k])] * patients[k]
+            dlt += [1] * dlts[k] + [0] * (patients[k] - dlts[k])
+    size, events = last_cohort or (1, int(dlts[current] == patients[current]))
+    before, before_dlts = patients[current] - size, dlts[current] - events
+    dose += [float(dose_levels[current])] * patients[current]
+    dlt += [1] * before_dlts + [0] * (before - before_dlts) + [1] * events + [0] * (size - events)
+    return TrialData._from_counts(dose, dlt, size)

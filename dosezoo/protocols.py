@@ -248,7 +248,10 @@ class CountRuleDesign(Protocol):
     ``current`` of shape (m,), and return a
     `CountDecisions` whose row ``i`` is exactly what ``next`` / ``recommend`` return for
     data with the counts of row ``i``. `simulate` then advances many trials in lockstep.
-    ``dose_levels``, ``cohort_size`` and ``sample_size`` are read-only.
+    A design that ``reads_last_cohort`` decides from the patients and DLTs of each state's last
+    cohort too (``last_cohort``, a pair of (m,) integer arrays; dfcrm's coherent CRM reads
+    them); the others are never given them.
+    ``dose_levels``, ``cohort_size``, ``sample_size`` and ``reads_last_cohort`` are read-only.
     """
 
     @property
@@ -271,6 +274,11 @@ class CountRuleDesign(Protocol):
         """Outcome columns the design counts (``dlt`` and those of its other events)."""
         ...
 
+    @property
+    def reads_last_cohort(self) -> bool:
+        """Whether the decisions read the last cohort's patients and DLTs besides the counts."""
+        ...
+
     def events_of(self, outcomes: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the events besides DLTs that the design counts, per patient (0/1)."""
         ...
@@ -281,6 +289,7 @@ class CountRuleDesign(Protocol):
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
         """Decide the next level of each state (``next``), or to stop."""
         ...
@@ -291,6 +300,7 @@ class CountRuleDesign(Protocol):
         y: np.ndarray,
         current: np.ndarray,
         events: Mapping[str, np.ndarray] | None = None,
+        last_cohort: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> CountDecisions:
         """Recommend a level for each finished trial (``recommend``), or none (a stop)."""
         ...

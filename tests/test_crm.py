@@ -240,9 +240,15 @@ def test_a_coherent_design_never_escalates_after_a_cohort_at_or_above_the_target
     # a cohort without DLT leaves the escalation to the estimates
     clean = _cohorts([10.0] * 3, [0, 0, 0], 3)
     assert crm_design(crm, coherent=True).next(clean).next_dose == 20.0
-    # coherence reads the last cohort: its trials are not simulated in lockstep
-    assert crm_design(crm).counts_view() is not None
-    assert crm_design(crm, coherent=True).counts_view() is None
+    # coherence reads the last cohort: the lockstep view of its trials carries it
+    assert not crm_design(crm).counts_view().reads_last_cohort
+    view = crm_design(crm, coherent=True).counts_view()
+    assert view.reads_last_cohort
+    n, y, current = np.array([[3, 3, 3, 0, 0]]), np.array([[0, 0, 1, 0, 0]]), np.array([2])
+    assert view.decide_counts(n, y, current, last_cohort=([3], [1])).level.tolist() == [2]
+    assert view.decide_counts(n, y, current, last_cohort=([1], [0])).level.tolist() == [3]
+    with pytest.raises(ValueError, match="reads the last cohort; give last_cohort"):
+        view.decide_counts(n, y, current)
     with pytest.raises(ValueError, match="coherent"):
         crm_design(crm, coherent="yes")
 

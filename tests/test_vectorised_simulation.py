@@ -28,7 +28,7 @@ from dosezoo.designs import Design, blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
 from dosezoo.designs.mtd_quantile import ToxicityStopping
 from dosezoo.designs.three_plus_three import three_plus_three_design
-from dosezoo.levels import count_state, data_from_counts
+from dosezoo.levels import checked_last_cohorts, count_state, data_from_counts
 from dosezoo.models import BLRM, CRM, EWOC
 from dosezoo.protocols import CountRuleDesign, LevelScenario
 from dosezoo.scenarios import BinaryToxicityScenario
@@ -394,10 +394,35 @@ def test_a_design_decides_each_count_state_once_across_batches(monkeypatch):
     assert "_counts_view" not in pickle.loads(pickle.dumps(design)).__dict__
 
 
+COHERENT_CASES = {
+    "crm-coherent": crm_design(
+        CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12, coherent=True
+    ),
+    "ewoc-coherent": ewoc_design(
+        EWOC(0.3, LEVELS[0], LEVELS[-1], dose_levels=LEVELS),
+        sample_size=12,
+        cohort_size=2,
+        coherent=True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(COHERENT_CASES))
+def test_coherent_designs_run_in_lockstep_with_the_per_trial_results(name):
+    """A coherent rule reads the last cohort too: the lockstep engine keeps it per trial."""
+    design = COHERENT_CASES[name]
+    assert design.counts_view().reads_last_cohort
+    scenario = _scenario(design.counts_view(), P_SENO2025_13)
+    per_trial = simulate(PerTrial(design), scenario, 12, random_seed=SEED, progress=False)
+    lockstep = simulate(design, scenario, 12, random_seed=SEED, progress=False)
+    xr.testing.assert_identical(lockstep, per_trial)
+    assert "coherence" in lockstep["decision_bound_by"].values  # the restriction bound
+
+
 def test_designs_reading_more_than_the_counts_have_no_lockstep_view():
     model = EWOC(0.3, LEVELS[0], LEVELS[-1], dose_levels=LEVELS)
-    assert ewoc_design(model).counts_view() is not None
-    assert ewoc_design(model, coherent=True).counts_view() is None  # reads the last cohort
+    assert not ewoc_design(model).counts_view().reads_last_cohort
+    assert ewoc_design(model, coherent=True).counts_view().reads_last_cohort
     assert ewoc_design(model, doses="continuous").counts_view() is None
     stopping = ToxicityStopping(threshold=1.0, max_toxicities=3)
     assert (
@@ -438,3 +463,46 @@ def test_data_from_counts_are_the_data_the_constructor_validates(counts):
         assert np.array_equal(built.doses, validated.doses) and built.doses.shape == (n.sum(), 1)
         assert [int(np.sum(built.dose == level)) for level in levels] == n.tolist()
         assert built.to_dataframe().equals(validated.to_dataframe())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_data_from_counts_end_with_the_last_cohort_given(data):
+    """With a last cohort (patients, DLTs), the data end with that cohort at the current level:
+    the counts per level are unchanged, and the data are those TrialData validates."""
+    n = np.array(data.draw(st.lists(st.integers(0, 12), min_size=5, max_size=5)))
+    y = np.array([data.draw(st.integers(0, int(v))) for v in n])
+    levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+    if not n.any():
+        return
+    current = data.draw(st.sampled_from(np.flatnonzero(n).tolist()))
+    size = data.draw(st.integers(1, int(n[current])))
+    events = data.draw(
+        st.integers(max(0, size - int(n[current] - y[current])), min(size, int(y[current])))
+    )
+    state = count_state("test", n[None], y[None], [current], 5)
+    checked_last_cohorts("test", state, ([size], [events]))  # a possible last cohort
+    built = data_from_counts(n, y, current, levels, (size, events))
+    last = built.last_cohort
+    assert int(last.sum()) == size and int(built.column("dlt")[last].sum()) == events
+    assert np.all(built.dose[last] == levels[current]) and built.last_dose == levels[current]
+    assert [int(np.sum(built.dose == level)) for level in levels] == n.tolist()
+    assert [int(built.column("dlt")[built.dose == level].sum()) for level in levels] == y.tolist()
+    validated = TrialData({name: built.column(name).copy() for name in ("dose", "dlt", "cohort")})
+    assert built.to_dataframe().equals(validated.to_dataframe())
+
+
+@pytest.mark.parametrize(
+    ("last_cohort", "problem"),
+    [
+        (([0], [0]), "0 patients with 0 DLTs at level 2"),
+        (([4], [1]), "4 patients with 1 DLTs"),  # more than the level's 3
+        (([2], [2]), "2 patients with 2 DLTs"),  # more DLTs than the level's 1
+        (([3], [0]), "3 patients with 0 DLTs"),  # the level's DLT is in no cohort
+        (([1, 1], [0, 0]), r"must have shape \(1,\)"),
+    ],
+)
+def test_impossible_last_cohorts_are_refused(last_cohort, problem):
+    state = count_state("test", [[3, 3, 3, 0, 0]], [[0, 0, 1, 0, 0]], [2], 5)
+    with pytest.raises(ValueError, match=problem):
+        checked_last_cohorts("test", state, last_cohort)

@@ -2,10 +2,11 @@
 
 When the design decides from the patients and DLTs per dose level only
 (`dosezoo.protocols.CountRuleDesign`: BOIN, 3+3; or a model-based design whose
-``counts_view()`` offers it: CRM, BLRM, EWOC on their levels) and the scenario answers for dose
-levels from latent per-patient draws (`dosezoo.protocols.LevelScenario`: the binary-toxicity
-scenario), on the same dose levels, a batch of trials runs in lockstep instead of trial by
-trial: every trial
+``counts_view()`` offers it: CRM, BLRM, EWOC on their levels; a coherent CRM or EWOC reads
+the last cohort's patients and DLTs too, which the engine keeps per trial) and the scenario
+answers for dose levels from latent per-patient draws (`dosezoo.protocols.LevelScenario`: the
+binary-toxicity scenario), on the same dose levels, a batch of trials runs in lockstep instead
+of trial by trial: every trial
 still running at step ``s`` has had ``s`` cohorts, so one call of the design's array rule
 decides the next cohort of all of them, the scenario gives their outcomes from the latent draws
 each trial made up front from its own generator, and the batch's arrays go straight into its
@@ -128,6 +129,9 @@ def _run_count_batch(
     no_patient = {name: np.zeros(0, dtype=np.int64) for name in design.counted_outcomes}
     events = {name: np.zeros_like(n) for name in design.events_of(no_patient)}
     current = np.full(n_trials, -1, dtype=np.int64)
+    # Each trial's last cohort, patients and DLTs, for a design that reads it.
+    last_n, last_y = np.zeros(n_trials, dtype=np.int64), np.zeros(n_trials, dtype=np.int64)
+    reads_last = design.reads_last_cohort
     running = np.ones(n_trials, dtype=bool)
     decided = np.zeros(n_trials, dtype=np.int64)
     first_seen: dict[str, tuple[int, int, int]] = {}
@@ -136,7 +140,11 @@ def _run_count_batch(
         if not rows.size:
             break
         decisions = design.decide_counts(
-            n[rows], y[rows], current[rows], {name: e[rows] for name, e in events.items()}
+            n[rows],
+            y[rows],
+            current[rows],
+            {name: e[rows] for name, e in events.items()},
+            (last_n[rows], last_y[rows]) if reads_last else None,
         )
         _record_decisions(
             batch, rows, np.full(rows.size, step), decisions, doses, "next", first_seen
@@ -153,13 +161,17 @@ def _run_count_batch(
         batch.cohort[go, first:last] = step + 1
         for name in layout.outcomes:
             batch.outcomes[name][go, first:last] = outcomes[name]
-        n[go, level] += last - first
-        y[go, level] += np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
+        last_n[go] = last - first
+        last_y[go] = np.asarray(outcomes[_COUNTED_OUTCOME], dtype=np.int64).sum(axis=1)
+        n[go, level] += last_n[go]
+        y[go, level] += last_y[go]
         counted = {name: outcomes[name] for name in design.counted_outcomes}
         for name, flags in design.events_of(counted).items():
             events[name][go, level] += np.asarray(flags, dtype=np.int64).sum(axis=1)
         current[go] = level
-    recommendations = design.recommend_counts(n, y, current, events)
+    recommendations = design.recommend_counts(
+        n, y, current, events, (last_n, last_y) if reads_last else None
+    )
     _record_decisions(
         batch, np.arange(n_trials), decided, recommendations, doses, "recommend", first_seen
     )
