@@ -35,6 +35,7 @@ recursion runs on the scaled doses :math:`x_k` with :math:`\operatorname{logit}(
 x_k)`.
 """
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, replace
@@ -130,6 +131,10 @@ def crm_skeleton(
         low, high, centre = math.log(phi - delta), math.log(phi + delta), math.log(phi)
     else:
         low, high, centre = (logit(phi - delta) - a0, logit(phi + delta) - a0, logit(phi) - a0)
+    if centre == 0:  # the logistic model at the prior MTD with b = -inf: no slope to scale
+        raise ValueError(
+            f"{owner}: intercept must differ from logit(target) = {logit(phi):g}, got {intercept!r}"
+        )
     # Scaled doses: log s_k (empiric) or x_k (logistic); both models are exp(b) * scaled.
     scaled = [math.nan] * size
     scaled[nu - 1] = centre
@@ -140,8 +145,22 @@ def crm_skeleton(
         slope = low / scaled[k]
         scaled[k + 1] = high / slope
     if model == "empiric":
-        return tuple(math.exp(x) for x in scaled)
-    return tuple(float(1 / (1 + math.exp(-(a0 + x)))) for x in scaled)
+        skeleton = tuple(math.exp(x) for x in scaled)
+    else:
+        skeleton = tuple(float(1 / (1 + math.exp(-(a0 + x)))) for x in scaled)
+    # Wide intervals over many levels push the outer guesses to 0 or 1 in floating point, and a
+    # logistic intercept on the wrong side of logit(target) reverses the slopes: no skeleton.
+    if not all(0 < p < 1 for p in skeleton) or any(
+        low >= high for low, high in itertools.pairwise(skeleton)
+    ):
+        shown = ", ".join(f"{p:.3g}" for p in skeleton)
+        raise ValueError(
+            f"{owner}: the calibrated skeleton ({shown}) is not strictly increasing inside "
+            f"(0, 1): half_width={half_width!r} is too wide for {size} levels around level "
+            f"{nu}"
+            + (f", or intercept={intercept!r} does not suit it" if model != "empiric" else "")
+        )
+    return skeleton
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,17 @@ def _root(f):
         ({"prior_mtd_level": 0}, "prior_mtd_level"),
         ({"n_doses": 0}, "n_doses"),
         ({"model": "probit"}, "model"),
+        # calibrations that underflow to 0 or reverse the slopes (a skeleton of zeros, or a
+        # flat one after a division by zero, was returned)
+        (
+            {"target": 0.5, "half_width": 0.49, "prior_mtd_level": 5},
+            r"skeleton \(0, 0, 0, 1.16e-138, 0.5\) is not strictly increasing.*half_width=0.49",
+        ),
+        ({"model": "logistic", "intercept": 1e308}, "not strictly increasing.*intercept=1e"),
+        (
+            {"model": "logistic", "intercept": -1.0986122886681098},
+            r"intercept must differ from logit\(target\) = -1.09861",
+        ),
     ],
 )
 def test_skeleton_rejects_bad_arguments_by_name(kwargs, field):
