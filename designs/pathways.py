@@ -113,7 +113,8 @@ class DosePaths:
         One row per node, depth first: ``node``, ``parent`` (-1 for the root), ``cohort`` (0 at
         the root), ``dose`` (given to that cohort; NaN at the root), ``outcomes`` (the cohort's
         code), ``path`` (the codes from the root), ``n_patients``, ``next_dose`` (the design's
-        decision after it; NaN for a stop; a string for a combination), ``stop_reason``.
+        decision after it; NaN for a stop; a string for a combination), ``stop_reason`` (why
+        the design stops there; empty when it goes on).
     seconds : float
         Wall time of the computation.
     posteriors : int
@@ -220,7 +221,8 @@ def dose_paths(
                 "path": path,
                 "n_patients": trial.n_patients,
                 "next_dose": _dose_value(decision.next_dose),
-                "stop_reason": decision.stop_reason,
+                # Never None: a column of text and None is read back with NaN for None.
+                "stop_reason": decision.stop_reason or "",
             }
         )
         next_dose = _single_dose(design, decision)

@@ -746,9 +746,10 @@ def paths_command(
             table.add_column(column)
         for row in paths.table.itertuples():
             dose = "" if row.cohort == 0 else _json_text(row.dose)
-            stop = "" if row.stop_reason is None else str(row.stop_reason)
-            next_text = "stop" if stop else _json_text(row.next_dose)
-            table.add_row(row.path or "(now)", dose, str(row.n_patients), next_text, stop)
+            next_text = "stop" if row.stop_reason else _json_text(row.next_dose)
+            table.add_row(
+                row.path or "(now)", dose, str(row.n_patients), next_text, row.stop_reason
+            )
         _console().print(table)
     if figure is not None:
         pyplot()

@@ -596,3 +596,20 @@ def test_a_scenario_without_its_type_is_named(tmp_path):
     config, _ = _edited(tmp_path, "crm", lambda s: s.replace('type = "binary"\n', ""))
     result = _run("simulate", config, "--output", tmp_path / "out.nc", "--trials", 2)
     _one_line_error(result, r"\[scenario\] needs a key type, one of 'binary', ")
+
+
+def test_the_paths_table_stops_only_where_the_design_stops(tmp_path):
+    # One stopping branch made pandas read every other row's stop reason as NaN, and the
+    # table printed "stop" on every row.
+    data = tmp_path / "first.csv"
+    data.write_text("dose,cohort,dlt\n10,1,0\n10,1,1\n10,1,0\n")
+    result = _run("paths", data, "--config", EXAMPLES / "boin.toml", "--cohorts", 1)
+    assert result.exit_code == 0, result.output
+    rows = {
+        cells[0]: cells[3]
+        for line in result.output.splitlines()
+        if len(cells := [cell.strip() for cell in line.split("│")[1:-1]]) == 5
+    }
+    assert rows["(now)"] == "10" and rows["1NNN"] == "20" and rows["1NTT"] == "10"
+    assert rows["1TTT"] == "stop"
+    assert list(rows.values()).count("stop") == 1
