@@ -109,6 +109,24 @@ def _finite(value: SupportsFloat) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _dumps(record: object, **options: Any) -> str:
+    """Return ``record`` as strict JSON, every NaN or infinity inside it as null.
+
+    Python's json writes NaN, which strict parsers (JavaScript's, jq) refuse.
+    """
+
+    def strict(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: strict(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [strict(item) for item in value]
+        if isinstance(value, float | np.floating):
+            return _finite(value)
+        return value
+
+    return json.dumps(strict(record), allow_nan=False, **options)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -295,7 +313,7 @@ def designs_command(
             "conduct": [_option_record(o) for o in conduct],
             "scenarios": scenarios,
         }
-        typer.echo(json.dumps(record, indent=2))
+        typer.echo(_dumps(record, indent=2))
         return
     lines = ["Design families ([model] type = ...):", ""]
     for family in FAMILIES.values():
@@ -390,7 +408,7 @@ def next_dose(
         decision = _on_rows_of(data_csv, lambda: design.next(data))
     record = _decision_record(decision, data, design.label)
     if as_json:
-        typer.echo(json.dumps(record))
+        typer.echo(_dumps(record))
         return
     if decision.stopped:
         typer.echo(f"stop: {decision.stop_reason}")
@@ -583,7 +601,7 @@ def report_command(
             **per_dose_table,
             "figure": str(figure),
         }
-        typer.echo(json.dumps(record))
+        typer.echo(_dumps(record))
         return
     console = _console()
     console.print(title_of(results))
@@ -688,7 +706,7 @@ def decision_table_command(
             "cohort_size": design.cohort_size,
             "rows": [dataclasses.asdict(r) for r in rows],
         }
-        typer.echo(json.dumps(record))
+        typer.echo(_dumps(record))
         return
     if rows and not isinstance(rows[0], DecisionTableRow):
         _print_own_table(design.label, str(config), rows)

@@ -613,3 +613,20 @@ def test_the_paths_table_stops_only_where_the_design_stops(tmp_path):
     assert rows["(now)"] == "10" and rows["1NNN"] == "20" and rows["1NTT"] == "10"
     assert rows["1TTT"] == "stop"
     assert list(rows.values()).count("stop") == 1
+
+
+def _strict_json(text: str) -> dict:
+    """Parse JSON as strict parsers do: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_reports_json_is_strict_json(tmp_path):
+    # One trial: the allocation's standard errors are NaN, which json.dumps wrote as NaN.
+    output = tmp_path / "one.nc"
+    _run("simulate", EXAMPLES / "boin.toml", "--output", output, "--trials", 1, "--no-progress")
+    record = _strict_json(_run("report", output, "--figure", tmp_path / "f.png", "--json").output)
+    assert [row["se"] for row in record["allocation"]] == [None] * len(record["allocation"])
