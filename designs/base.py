@@ -61,7 +61,7 @@ from dosezoo.levels import (
 )
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, OrderedLevelTails, Sampling
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -1013,7 +1013,7 @@ class Design:
 def _flat(value: object) -> float | int | str | bool | None:
     """Return a described value as a netCDF-safe scalar (sequences comma-joined)."""
     if isinstance(value, list | tuple | np.ndarray):
-        return ",".join(f"{v:g}" if isinstance(v, int | float) else str(v) for v in value)
+        return ",".join(number_text(v) if isinstance(v, int | float) else str(v) for v in value)
     if isinstance(value, dict):
         return str(value)
     return value  # type: ignore[return-value]  # anything else is taken as a scalar

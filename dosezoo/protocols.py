@@ -24,10 +24,22 @@ __all__ = [
     "Design",
     "LevelScenario",
     "Scenario",
+    "number_text",
 ]
 
 type Described = dict[str, float | int | str | bool | None]
 """Flat parameters returned by ``describe()``."""
+
+
+def number_text(value: float) -> str:
+    """Return a number as the shortest text that reads back as the same float.
+
+    ``40`` for 40.0, ``0.084``, ``1000001``, ``1e-09``: a described sequence of doses or
+    rates (comma-joined) must read back exactly, where ``f"{value:g}"`` keeps six digits
+    (1000000 and 1000001 both became ``1e+06``, and a report merged the two levels).
+    """
+    text = repr(float(value))
+    return text.removesuffix(".0")
 
 
 class Design(Protocol):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dosezoo import __version__
+from dosezoo.protocols import number_text
 from dosezoo.simulate import operating_characteristics
 from dosezoo.simulate.netcdf import load_netcdf
 
@@ -57,8 +58,8 @@ def pyplot() -> Any:
 def dose_text(dose: float | Sequence[float]) -> str:
     """Return a dose as text: ``40`` or, for a combination, ``(0.25,0.75)``."""
     if isinstance(dose, Sequence):
-        return "(" + ",".join(f"{v:g}" for v in dose) + ")"
-    return f"{dose:g}"
+        return "(" + ",".join(map(number_text, dose)) + ")"
+    return number_text(dose)
 
 
 def load_results(path: Path) -> "xr.Dataset":
@@ -156,7 +157,9 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     units = n * len(strata)
 
     def same(values: np.ndarray, level: np.ndarray) -> np.ndarray:
-        return np.all(np.isclose(values, level), axis=-1)
+        # Exactly: the doses given are the levels' floats, and the levels read back exactly
+        # (number_text); a tolerance merged levels below 1e-8 apart.
+        return np.all(values == level, axis=-1)
 
     selection, allocation = [], []
     for stratum_index, stratum in enumerate(strata):
@@ -339,7 +342,7 @@ def _at_dose(results: "xr.Dataset", level: float | np.ndarray) -> np.ndarray:
     n = results.sizes["trial"]
     width = results.sizes.get("dose_column", 1)
     given = results["dose"].values.reshape(n, -1, width)
-    return np.all(np.isclose(given, np.atleast_1d(level)), axis=-1)
+    return np.all(given == np.atleast_1d(level), axis=-1)
 
 
 def dlts_per_dose(results: "xr.Dataset") -> list[dict[str, Any]] | None:
@@ -380,16 +383,9 @@ def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
         except ValueError:
             continue
         columns[key.removeprefix("scenario_")] = {
-            dose: f"{number:g}" for dose, number in zip(doses, numbers, strict=True)
+            dose: number_text(number) for dose, number in zip(doses, numbers, strict=True)
         }
     return columns
-
-
-def _truth(column: dict[float, str], dose: float) -> str:
-    for known, text in column.items():
-        if math.isclose(known, dose):
-            return text
-    return ""
 
 
 def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> str:
@@ -409,7 +405,7 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
         key = dose_text(given["dose"])
         target = " (target)" if given["dose"] in table["targets"] else ""
         row: list[object] = [key + target]
-        row += [_truth(column, float(given["dose"])) for column in truths.values()]
+        row += [column.get(float(given["dose"]), "") for column in truths.values()]
         if not strata:
             row += [_number(selected[key]["fraction"], 3), _number(selected[key]["se"], 3)]
         row += [_number(given["mean"], 2), _number(given["se"], 2)]
@@ -591,14 +587,14 @@ def plot_dose_paths(results: "xr.Dataset", trials: Sequence[int]) -> "Figure":
     ranked = True
     for trial in trials:
         given = doses[trial, : int(counts[trial])]
-        matches = np.all(np.isclose(given[:, None, :], flat[None, :, :]), axis=-1)
+        matches = np.all(given[:, None, :] == flat[None, :, :], axis=-1)
         ranked &= bool(np.all(matches.any(axis=1)))
     no_dlt = "no DLT" if "dlt" in results else "patient"
     for ax, trial in zip(axes.flat, trials, strict=False):
         count = int(counts[trial])
         given = doses[trial, :count]
         if ranked:
-            matches = np.all(np.isclose(given[:, None, :], flat[None, :, :]), axis=-1)
+            matches = np.all(given[:, None, :] == flat[None, :, :], axis=-1)
             y = np.argmax(matches, axis=1).astype(float)
         else:
             y = given[:, 0]

@@ -284,3 +284,30 @@ def test_simulate_refuses_a_record_that_would_replace_an_attribute():
             simulate(design, scenario, 2, random_seed=1, progress=False, record=record)
     results = simulate(design, scenario, 2, random_seed=1, progress=False, record={"note": "a"})
     assert results.attrs["note"] == "a"
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [
+        (1e-9, 2e-9, 4e-9, 8e-9, 1.6e-8),  # within numpy's isclose tolerance of each other
+        (1000000.0, 1000001.0, 1000002.0, 1000003.0, 1000004.0),  # one text with :g
+    ],
+)
+def test_the_report_keeps_every_dose_level_apart(levels):
+    from dosezoo.designs.boin import boin_design
+    from dosezoo.report import dose_levels, dose_text, per_dose
+    from dosezoo.scenarios import BinaryToxicityScenario
+
+    design = boin_design(0.3, levels)
+    scenario = BinaryToxicityScenario(
+        levels, (0.05, 0.1, 0.3, 0.45, 0.6), 0.3, planned_sample_size=design.sample_size
+    )
+    results = simulate(design, scenario, 40, random_seed=3, progress=False)
+    assert dose_levels(results).tolist() == list(levels)  # read back exactly
+    table = per_dose(results)
+    assert len({dose_text(row["dose"]) for row in table["selection"]}) == len(levels)
+    chosen = sum(row["fraction"] for row in table["selection"])
+    assert chosen + table["no_selection"]["fraction"] == pytest.approx(1)
+    patients = sum(row["mean"] for row in table["allocation"])
+    assert patients == pytest.approx(table["patients_per_trial"])
+    assert results.attrs["scenario_mtd_dose"] == levels[2]

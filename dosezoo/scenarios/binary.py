@@ -57,7 +57,7 @@ from dosezoo.checks import probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["BinaryToxicityScenario"]
@@ -262,8 +262,8 @@ class BinaryToxicityScenario:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": "BinaryToxicityScenario",
-            "dose_levels": ",".join(f"{v:g}" for v in self.dose_levels),
-            "p_true": ",".join(f"{p:g}" for p in self.p_true),
+            "dose_levels": ",".join(map(number_text, self.dose_levels)),
+            "p_true": ",".join(map(number_text, self.p_true)),
             "target": self.target,
             "mtd_level": self.mtd_level,
             "mtd_dose": self.dose_levels[self.mtd_level] if self.mtd_level >= 0 else None,

@@ -37,7 +37,7 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["O6BG_PERTURBATION", "ContinuousToxicityScenario", "O6BGResampling", "o6bg_resampling"]
@@ -268,11 +268,12 @@ class O6BGResampling:
         return {
             "name": "O6BGResampling",
             "agt": "; ".join(
-                f"{level:g}: " + ",".join(f"{v:g}" for v in values)
+                f"{number_text(level)}: " + ",".join(map(number_text, values))
                 for level, values in sorted(self.agt.items())
             ),
             "perturbation": ", ".join(
-                f"{level:g}: +-{width:g}" for level, width in sorted(self.perturbation.items())
+                f"{number_text(level)}: +-{number_text(width)}"
+                for level, width in sorted(self.perturbation.items())
             ),
             "untreated_levels": "resampled from the highest lower level with data (plateau)",
             # Recorded only when on, so that the records of earlier simulations still match.

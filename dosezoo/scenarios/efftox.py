@@ -46,7 +46,7 @@ from scipy.special import ndtri
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
 __all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenarios"]
@@ -300,7 +300,7 @@ class EffToxScenario:
         """Flat record of the truth (for simulation results)."""
 
         def joined(values: Sequence[float]) -> str:
-            return ",".join(f"{v:g}" for v in values)
+            return ",".join(map(number_text, values))
 
         p_high = self.p_high_response
         assert p_high is not None  # __post_init__ replaced None by the default

@@ -44,7 +44,7 @@ import numpy as np
 from dosezoo.checks import choice, positive_number, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 
 __all__ = [
     "WEIBULL_B",
@@ -240,7 +240,7 @@ class WeibullScenario:
         }
         errors = self.median_errors(estimate)
         for dose, error in zip(self.metric_doses, errors, strict=True):
-            metrics[f"log_median_error_{dose:g}"] = float(error)
+            metrics[f"log_median_error_{number_text(dose)}"] = float(error)
         if self.reference is not None:
             metrics["d_efficiency"] = (
                 float(self.reference(np.asarray(data.dose, dtype=float))) if n else math.nan
@@ -251,7 +251,7 @@ class WeibullScenario:
         """Flat record of the truth (for simulation results)."""
         return {
             "name": self.name or "WeibullScenario",
-            "beta": ",".join(f"{v:g}" for v in self.beta),
+            "beta": ",".join(map(number_text, self.beta)),
             "b": self.b,
             "tau": math.nan if self.tau is None else self.tau,
             "event_probability_uniform": float(

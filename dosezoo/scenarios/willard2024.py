@@ -62,7 +62,7 @@ from dosezoo.checks import positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.outcomes import Outcome, register_outcome
-from dosezoo.protocols import Described
+from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, register_scenario
 
 __all__ = [
@@ -397,8 +397,8 @@ class CombinationSurfaceScenario:
             "covariates": ",".join(self.covariates),
         }
         for k, (values, terms) in enumerate(self.strata.items()):
-            record[f"stratum_{k}"] = ",".join(f"{v:g}" for v in values)
-            record[f"surface_{k}"] = " + ".join(f"{s:g}*{b}" for b, s in terms) or "0"
+            record[f"stratum_{k}"] = ",".join(map(number_text, values))
+            record[f"surface_{k}"] = " + ".join(f"{number_text(s)}*{b}" for b, s in terms) or "0"
             record[f"weight_{k}"] = self.weights[k]
         return record
 
