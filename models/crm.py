@@ -366,15 +366,24 @@ class CRM(GridDoseModel):
         index = np.searchsorted(np.asarray(self.dose_levels), summary.dose)
         n[index] = summary.n
         y[index] = summary.y
-        return CRMQuadrature.fit(
-            EMPIRIC if self.model == "empiric" else LOGISTIC,
-            self.scaled_doses,
-            n,
-            y,
-            self.intercept,
-            self.prior_mean,
-            self.prior_sd,
-        )
+        try:
+            return CRMQuadrature.fit(
+                EMPIRIC if self.model == "empiric" else LOGISTIC,
+                self.scaled_doses,
+                n,
+                y,
+                self.intercept,
+                self.prior_mean,
+                self.prior_sd,
+            )
+        except FloatingPointError as error:
+            # Only a prior far outside the working model's scale (beta is the log of the
+            # skeleton's power: e^700 overflows) leaves a posterior the rule cannot hold.
+            raise ValueError(
+                f"CRM: the posterior of beta under prior_mean={self.prior_mean!r}, "
+                f"prior_sd={self.prior_sd!r} cannot be integrated ({error}); beta is the log "
+                "of the skeleton's power, so a prior of sd about 1 to 10 around 0 suits it"
+            ) from None
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature, with the plug-in estimate (no cache)."""

@@ -72,6 +72,9 @@ LOG_DENSITY_DROP = 30.0
 _SCAN_POINTS, _SCAN_SPAN = 17, 10.0
 #: How many times the scan's span may double before the posterior is declared unbounded.
 _MAX_DOUBLINGS = 6
+#: Most panels of the rule's first pass: a posterior wider than that many panels of
+#: :data:`MAX_PANEL_WIDTH` (a prior of sd ~10^4 where the likelihood is flat) is refused.
+_MAX_PANELS = 1 << 14
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 #: Rows mapping the density at the Gauss-Legendre points to its two highest Legendre
 #: coefficients, :math:`c_j = (2j + 1) / 2 \sum_q w_q f(t_q) P_j(t_q)` (:func:`_panel`).
@@ -165,10 +168,12 @@ def _objective(kind, beta, level, threshold, problem):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _root(kind, low, high, f_low, f_high, level, threshold, problem, tolerance):
+def _root(kind, low, high, f_low, f_high, level, threshold, problem, tolerance, keep=0):
     """Find a root of :func:`_objective` in ``[low, high]`` (signs differ) to ``tolerance``.
 
-    The Illinois variant of regula falsi: superlinear, and it never leaves the bracket.
+    The Illinois variant of regula falsi: superlinear, and it never leaves the bracket. The
+    root returned is the end of the last bracket with the smaller objective (``keep`` 0), its
+    lower end (-1) or its upper end (1): the side of the root the caller needs it on.
     """
     side = 0
     for _ in range(200):
@@ -190,6 +195,8 @@ def _root(kind, low, high, f_low, f_high, level, threshold, problem, tolerance):
             if side == -1:
                 f_high *= 0.5
             side = -1
+    if keep:
+        return low if keep < 0 else high
     return low if abs(f_low) < abs(f_high) else high
 
 
@@ -252,7 +259,8 @@ def _fit(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     """Fit the rule: status, the rule (edges, peak, cumulative), nodes and masses.
 
     Status 0: fitted; 1: the log density is NaN somewhere; 2: the region does not fit within
-    the largest span. The masses are unnormalised (relative to the peak density).
+    the largest span; 3: it needs more than :data:`_MAX_PANELS` panels. The masses are
+    unnormalised (relative to the peak density).
     """
     mu, sd = problem[5], problem[6]
     order = gl_nodes.size
@@ -289,20 +297,34 @@ def _fit(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
         if attempt == _MAX_DOUBLINGS:
             return 2, (empty, 0.0, empty), empty, empty
         span *= 2.0
+    # The ends on their outer side, where the density has dropped below the level, to a
+    # tolerance on the models' own scale: a scan step spans hundreds of units of beta under a
+    # vague prior, and an end that many thousandths of it inside cut off the posterior.
     inner = min(scan[first], mode)
-    tolerance = 1e-3 * step
+    tolerance = 1e-3 * min(step, max_width)
     f_inner = _log_density(inner, problem) - level
     lower = _root(
-        0, scan[first - 1], inner, values[first - 1] - level, f_inner, 0, level, problem, tolerance
+        0,
+        scan[first - 1],
+        inner,
+        values[first - 1] - level,
+        f_inner,
+        0,
+        level,
+        problem,
+        tolerance,
+        -1,
     )
     inner = max(scan[last], mode)
     f_inner = _log_density(inner, problem) - level
     upper = _root(
-        0, inner, scan[last + 1], f_inner, values[last + 1] - level, 0, level, problem, tolerance
+        0, inner, scan[last + 1], f_inner, values[last + 1] - level, 0, level, problem, tolerance, 1
     )
     # Equal panels first; then each panel whose density the rule does not resolve is replaced
     # by its halves, depth first, the left half first (so the panels stay in order).
     first_panels = max(panels, math.ceil((upper - lower) / max_width))
+    if first_panels > _MAX_PANELS:
+        return 3, (empty, 0.0, empty), empty, empty
     width = (upper - lower) / first_panels
     first_nodes = np.empty((first_panels, order))
     first_mass = np.empty((first_panels, order))
@@ -599,8 +621,9 @@ class CRMQuadrature:
         Raises
         ------
         FloatingPointError
-            If the log density is NaN, or its mass does not fit within ``10 * 2**6`` prior
-            scales of the prior mean.
+            If the log density is NaN, its mass does not fit within ``10 * 2**6`` prior
+            scales of the prior mean, it spans more than :data:`_MAX_PANELS` panels, or the
+            rule's weights are not finite.
         """
         problem = (
             int(model),
@@ -621,6 +644,15 @@ class CRMQuadrature:
                 "the CRM posterior's mass does not fit within "
                 f"{_SCAN_SPAN * 2**_MAX_DOUBLINGS:g} prior scales of the prior mean"
             )
+        if status == 3:
+            raise FloatingPointError(
+                f"the CRM posterior spans more than {_MAX_PANELS} panels of width "
+                f"{MAX_PANEL_WIDTH:g} in beta (where the likelihood is flat, the prior alone)"
+            )
+        weights, beta_mean = fitted[2], fitted[4]
+        if not (math.isfinite(beta_mean) and np.isfinite(weights).all()):
+            # e.g. a prior so wide that e^beta overflows at the scan's points
+            raise FloatingPointError("the CRM posterior's rule has weights that are not finite")
         return cls(problem, *fitted)
 
     def cdf(self, cuts: np.ndarray) -> np.ndarray:

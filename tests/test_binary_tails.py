@@ -9,6 +9,7 @@ dose range for a quantile.
 """
 
 import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -248,6 +249,49 @@ def test_crm_posterior_quantities_match_quad_under_wide_priors(counts, prior_sd,
     """A vague prior spreads the posterior over tens of units of beta, where the working
     models change within one: the rule's panels must stay that narrow."""
     _check_crm_against_quad(CRM_SKELETONS["crmsim"], working, *CRM_COUNTS[counts], prior_sd)
+
+
+@pytest.mark.parametrize("counts", ["mixed_24", "first_cohorts"])
+@pytest.mark.parametrize("prior_sd", [100.0, 300.0, 1e4, 1e6])
+def test_the_crm_posterior_under_a_vague_prior_is_the_flat_prior_one(counts, prior_sd):
+    """Where DLTs and non-DLTs bound the empiric likelihood, a vaguer prior tends to a flat one.
+
+    The rule scanned 10 prior sds either side in 16 steps and sought the ends of the mass to a
+    thousandth of a step: under sd 300 an end fell 0.375 inside a posterior about 1 wide, and
+    the posterior mean of beta was -0.51 where it is -0.18 (a different next dose).
+    """
+    n, y = CRM_COUNTS.get(counts, ((3, 3, 0, 0, 0), (0, 1, 0, 0, 0)))
+    skeleton = CRM_SKELETONS["crmsim"]
+    model = CRM(skeleton, 0.25, dose_levels=LEVELS, prior_sd=prior_sd)
+    posterior = model.posterior(_counts_data(n, y))
+    log_s, n, y = np.log(skeleton), np.asarray(n), np.asarray(y)
+
+    def log_density(beta):  # the likelihood confines beta to [-20, 20]; the prior is flat there
+        log_p = np.exp(beta) * log_s
+        return np.sum(y * log_p + (n - y) * np.log(-np.expm1(log_p))) - 0.5 * (beta / prior_sd) ** 2
+
+    peak = max(log_density(b) for b in np.linspace(-20, 20, 4001))
+    options = {"points": [-1.0, 0.0, 1.0], "limit": 400, "epsabs": 1e-14}
+    total = integrate.quad(lambda b: np.exp(log_density(b) - peak), -20, 20, **options)[0]
+    mean = integrate.quad(lambda b: b * np.exp(log_density(b) - peak), -20, 20, **options)[0]
+    assert posterior.parameter_mean["beta"] == pytest.approx(mean / total, abs=CRM_TOLERANCE)
+
+
+@pytest.mark.parametrize(
+    ("working", "prior_sd", "counts"),
+    [
+        # flat as beta -> -inf: the rule would need 10^6 panels (it ran out of memory)
+        ("logistic", 1e6, ((3, 3, 0, 0, 0), (0, 1, 0, 0, 0))),
+        # e^beta overflows at the scan's points (a NaN decision)
+        ("empiric", 1e300, ((3, 3, 0, 0, 0), (0, 1, 0, 0, 0))),
+        # without a DLT the empiric likelihood is flat as beta -> inf
+        ("empiric", 1e6, ((3, 3, 0, 0, 0), (0, 0, 0, 0, 0))),
+    ],
+)
+def test_a_crm_prior_too_vague_to_integrate_is_named(working, prior_sd, counts):
+    model = CRM(CRM_SKELETONS["crmsim"], 0.25, model=working, dose_levels=LEVELS, prior_sd=prior_sd)
+    with pytest.raises(ValueError, match=re.escape(f"prior_sd={prior_sd!r} cannot be integrated")):
+        model.posterior(_counts_data(*counts))
 
 
 def _check_crm_against_quad(skeleton, working, n, y, prior_sd=np.sqrt(1.34)):
