@@ -231,8 +231,17 @@ def _boundaries(
     if not phi < high < 1:
         got = f"{phi2!r}" if phi2 is not None else f"the default 1.4 * target = {high:g}"
         raise ValueError(f"{owner}: phi2 must lie in (target={phi!r}, 1), got {got}")
-    lambda_e = math.log((1 - low) / (1 - phi)) / math.log(phi * (1 - low) / (low * (1 - phi)))
-    lambda_d = math.log((1 - phi) / (1 - high)) / math.log(high * (1 - phi) / (phi * (1 - high)))
+    # The logarithms of ratios near 1 as log1p of the differences: with phi1 or phi2 next to
+    # the target the quotients of logs cancelled to nonsense (lambda_e 0.5 at target 0.3).
+    below, above = math.log1p((phi - low) / (1 - phi)), math.log1p((high - phi) / (1 - high))
+    lambda_e = below / (below + math.log1p((phi - low) / low))
+    lambda_d = above / (above + math.log1p((high - phi) / phi))
+    if not low < lambda_e < phi < lambda_d < high:  # the boundaries rounded onto the rates
+        raise ValueError(
+            f"{owner}: phi1={low!r} and phi2={high!r} are too close to target={phi!r} for "
+            f"BOIN's boundaries to lie strictly between them (lambda_e={lambda_e!r}, "
+            f"lambda_d={lambda_d!r})"
+        )
     return low, high, lambda_e, lambda_d
 
 

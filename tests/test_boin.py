@@ -102,6 +102,25 @@ def test_boundaries_reject_bad_arguments(kwargs, message):
         boin_boundaries(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("phi1", "phi2"), [(0.3 - 1e-9, None), (0.3 - 1e-15, None), (None, 0.3 + 1e-12)]
+)
+def test_boundaries_next_to_the_target_stay_between_the_rates(phi1, phi2):
+    # The quotient of logarithms cancelled: phi1 = 0.3 - 1e-15 gave lambda_e = 0.304 > target
+    # (and the next representable phi1, 0.5: escalation after 1 DLT in 3).
+    low, high = phi1 or 0.18, phi2 or 0.42
+    lambda_e, lambda_d = boin_boundaries(0.3, phi1, phi2)
+    assert low < lambda_e < 0.3 < lambda_d < high
+
+
+def test_boundaries_that_round_onto_the_target_are_refused():
+    with pytest.raises(ValueError, match=r"too close to target=0\.3 for BOIN's boundaries"):
+        boin_boundaries(0.3, float(np.nextafter(0.3, 0)))
+    # a tiny target is no longer rounded to boundaries of 0
+    lambda_e, lambda_d = boin_boundaries(1e-300)
+    assert 0.6e-300 < lambda_e < 1e-300 < lambda_d < 1.4e-300
+
+
 # --------------------------------------------------------------------------- decision table
 
 
