@@ -50,7 +50,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from scipy.special import expit, logit, ndtr
+from scipy.special import expit, logit, ndtr, ndtri
 
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = ["BLRM", "BLRMPrior", "blrm_minimal_informative_prior", "blrm_prior_from_quantiles"]
 
 _HERMITE_NODES, _HERMITE_WEIGHTS = np.polynomial.hermite_e.hermegauss(48)
+#: Most steps of a quantile's root search: enough to bisect the doubles' range to 1e-10.
+_ROOT_STEPS = 1200
 _HERMITE_WEIGHTS = _HERMITE_WEIGHTS / _HERMITE_WEIGHTS.sum()
 
 
@@ -109,12 +111,16 @@ class BLRMPrior:
         object.__setattr__(self, "correlation", correlation)
 
     def logit_quantiles(self, x: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
-        r"""Return exact quantiles of :math:`\log\alpha + e^{\log\beta} x`, shape (len(x), len(p)).
+        r"""Return quantiles of :math:`\log\alpha + e^{\log\beta} x`, shape (len(x), len(p)).
 
         Given :math:`\log\beta = \mu_\beta + \sigma_\beta z`, the sum is normal with mean
         :math:`\mu_\alpha + \rho\sigma_\alpha z + e^{\log\beta} x` and sd
-        :math:`\sigma_\alpha\sqrt{1 - \rho^2}`; its CDF is the Gauss-Hermite average over
-        :math:`z`.
+        :math:`\sigma_\alpha\sqrt{1 - \rho^2}`; its CDF is the 48-point Gauss-Hermite average
+        over :math:`z`. Against adaptive quadrature (:math:`\mu = 0`, :math:`\sigma_\alpha = 1`,
+        :math:`x = 1`): within 3e-8 in logit for :math:`\sigma_\beta = 0.5`; for
+        :math:`\sigma_\beta = 1` within 2e-5 at the median and 0.12 at the 97.5 % quantile
+        (logit 7.43 for 7.31: DLT probabilities 0.99941 for 0.99933), as the average over
+        :math:`z` of a CDF that steepens in :math:`z` far out converges slowly.
         """
         from scipy import optimize
 
@@ -129,9 +135,16 @@ class BLRMPrior:
             def cdf(t: float, means: np.ndarray = means) -> float:
                 return float(_HERMITE_WEIGHTS @ ndtr((t - means) / scale))
 
-            low, high = means.min() - 12 * scale, means.max() + 12 * scale
             for j, p in enumerate(probabilities):
-                out[i, j] = optimize.brentq(lambda t, p=p: cdf(t) - p, low, high, xtol=1e-10)
+                # A mixture's quantile lies between its components' quantiles (here a scale
+                # beyond them). A fit may try slopes so steep that they lie 1e100 apart:
+                # bisection then needs some 400 steps to reach 1e-10, beyond brentq's default
+                # 100 (a RuntimeError).
+                spread = scale * float(ndtri(p))
+                low, high = means.min() + spread - scale, means.max() + spread + scale
+                out[i, j] = optimize.brentq(
+                    lambda t, p=p: cdf(t) - p, low, high, xtol=1e-10, maxiter=_ROOT_STEPS
+                )
         return out
 
 
@@ -167,6 +180,11 @@ def blrm_prior_from_quantiles(
         np.asarray(validate_dose_levels(owner, doses))
         / _positive(owner, "reference_dose", reference_dose)
     )
+    if x.size < 2:
+        raise ValueError(
+            f"{owner}: doses needs at least two doses (statements at one dose cannot tell the "
+            f"intercept from the slope), got {doses!r}"
+        )
     stated = check_statements(owner, x.size, quantiles, probabilities)
 
     def unpack(v: np.ndarray) -> BLRMPrior:

@@ -127,6 +127,28 @@ def test_logit_quantiles_match_monte_carlo():
         assert exact == pytest.approx(simulated, abs=0.03)
 
 
+def test_logit_quantiles_under_a_steep_slope_prior_are_found():
+    # Slopes up to e^50 at the Gauss-Hermite nodes: the root search's bracket spanned 1e22,
+    # beyond brentq's 100 steps (a RuntimeError, which the minimally informative prior of
+    # doses 1..5 with reference 2.5 met inside its fit). At x = 0 the slope drops out: the
+    # quantiles are log alpha's, normal.
+    prior = BLRMPrior(mean=(0.0, 3.0), sd=(1.0, 5.0), correlation=0.0)
+    quantiles = prior.logit_quantiles(np.array([1.0, 0.0]), (0.025, 0.5, 0.975))
+    assert np.all(np.isfinite(quantiles)) and np.all(np.diff(quantiles, axis=1) > 0)
+    assert quantiles[1] == pytest.approx(stats.norm.ppf([0.025, 0.5, 0.975]), abs=1e-9)
+
+
+def test_minimal_informative_prior_of_small_doses_is_built():
+    prior = blrm_minimal_informative_prior((1.0, 2.0, 3.0, 4.0, 5.0), 2.5)
+    implied = expit(prior.logit_quantiles(np.log(np.array([1.0, 5.0]) / 2.5), (0.5,)))[:, 0]
+    assert implied[0] < 0.2 < 0.3 < implied[1]  # the medians on either side of the statements
+
+
+def test_prior_from_quantiles_needs_two_doses():
+    with pytest.raises(ValueError, match="doses needs at least two doses"):
+        blrm_prior_from_quantiles((4.0,), 4.0, [[0.05, 0.2, 0.5]])
+
+
 def test_minimal_informative_prior_meets_its_statements_approximately():
     prior = blrm_minimal_informative_prior(LEVELS, 40.0)
     model = BLRM(LEVELS, 40.0, prior=prior)
