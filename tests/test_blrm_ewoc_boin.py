@@ -138,6 +138,29 @@ def test_logit_quantiles_under_a_steep_slope_prior_are_found():
     assert quantiles[1] == pytest.approx(stats.norm.ppf([0.025, 0.5, 0.975]), abs=1e-9)
 
 
+def _quantile_by_quad(sd_b: float, p: float) -> float:
+    """The quantile of log alpha + e^(log beta) (x = 1; means 0, sd of log alpha 1) by quad."""
+    from scipy import integrate, optimize
+
+    def cdf(t: float) -> float:
+        def integrand(z: float) -> float:
+            return stats.norm.pdf(z) * stats.norm.cdf(t - np.exp(sd_b * z))
+
+        return integrate.quad(integrand, -12, 12, limit=500, epsabs=1e-13)[0]
+
+    return optimize.brentq(lambda t: cdf(t) - p, -50, 1e6, xtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("sd_b", "p", "error"),
+    [(0.5, 0.025, 3e-8), (0.5, 0.975, 3e-8), (1.0, 0.5, 3e-5), (1.0, 0.975, 0.13)],
+)
+def test_logit_quantiles_are_as_accurate_as_documented(sd_b, p, error):
+    prior = BLRMPrior(mean=(0.0, 0.0), sd=(1.0, sd_b), correlation=0.0)
+    got = prior.logit_quantiles(np.array([1.0]), (p,))[0, 0]
+    assert got == pytest.approx(_quantile_by_quad(sd_b, p), abs=error)
+
+
 def test_minimal_informative_prior_of_small_doses_is_built():
     prior = blrm_minimal_informative_prior((1.0, 2.0, 3.0, 4.0, 5.0), 2.5)
     implied = expit(prior.logit_quantiles(np.log(np.array([1.0, 5.0]) / 2.5), (0.5,)))[:, 0]
