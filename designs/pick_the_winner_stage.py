@@ -170,11 +170,37 @@ def _prob_greater(a1: float, b1: float, a2: float, b2: float) -> float:
     return min(max(value, 0.0), 1.0)
 
 
+#: Most patients per arm :func:`prob_a_better` takes: its exact sum runs over the responses.
+MAX_ARM_PATIENTS = 100_000
+
+
 def prob_a_better(
     responses_a: int, n_a: int, responses_b: int, n_b: int, prior: tuple[float, float] = (1, 1)
 ) -> float:
-    r"""Return :math:`P(\text{ORR}_A > \text{ORR}_B \mid \text{data})` under Beta priors."""
-    a, b = prior
+    r"""Return :math:`P(\text{ORR}_A > \text{ORR}_B \mid \text{data})` under Beta priors.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument at fault, unless ``0 <= responses <= n <=`` :data:`MAX_ARM_PATIENTS`
+        for each arm and the prior's two shapes are positive.
+    """
+    owner = "prob_a_better"
+    for arm, responses, n in (("a", responses_a, n_a), ("b", responses_b, n_b)):
+        patients = integer(owner, f"n_{arm}", n, minimum=0)
+        if patients > MAX_ARM_PATIENTS:
+            raise ValueError(f"{owner}: n_{arm} must be at most {MAX_ARM_PATIENTS}, got {n!r}")
+        if integer(owner, f"responses_{arm}", responses, minimum=0) > patients:
+            raise ValueError(
+                f"{owner}: responses_{arm}={responses!r} exceeds n_{arm}={n!r} patients"
+            )
+    if isinstance(prior, str) or not isinstance(prior, Sequence) or len(prior) != 2:
+        raise ValueError(f"{owner}: prior must be two Beta shapes (a, b), got {prior!r}")
+    a, b = (real_number(owner, f"prior[{i}]", shape) for i, shape in enumerate(prior))
+    if not (0 < a <= MAX_ARM_PATIENTS and 0 < b <= MAX_ARM_PATIENTS):
+        raise ValueError(
+            f"{owner}: prior's shapes must lie in (0, {MAX_ARM_PATIENTS}], got {prior!r}"
+        )
     return _prob_greater(
         a + responses_a, b + n_a - responses_a, a + responses_b, b + n_b - responses_b
     )

@@ -149,3 +149,21 @@ def test_the_dose_range_runs_from_the_minimum_active_dose_to_the_mtd():
     assert none.levels == () and none.rp2s == ()
     with pytest.raises(DataError, match=r"p_overdose\[1\]"):
         therapeutic_dose_range(p_eff, [0.0, 1.2, 0, 0, 0], [3] * 5)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ((0, 3, 0, 3, (0, 0)), r"prior's shapes must lie in \(0, 100000\], got \(0, 0\)"),
+        ((-1, 3, 0, 3), "responses_a must be an integer >= 0, got -1"),
+        ((0, 3, 4, 3), "responses_b=4 exceeds n_b=3 patients"),
+        ((0, 3, 0, 3, (1e300, 1e300)), "prior's shapes must lie in"),
+        ((10**15, 10**16, 0, 3), "n_a must be at most 100000, got 10000000000000000"),
+        ((0, 3, 0, 3, (1.0,)), r"prior must be two Beta shapes \(a, b\)"),
+    ],
+)
+def test_p_a_better_refuses_impossible_arms_by_name(arguments, message):
+    # They returned 0 for identical arms under a (0, 0) prior and for -1 responses, a
+    # RuntimeWarning past n, and numpy's allocation errors for huge counts or shapes.
+    with pytest.raises(ValueError, match=message):
+        prob_a_better(*arguments)
