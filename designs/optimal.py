@@ -228,6 +228,8 @@ class OptimalDesign(ApproximateDesign):
 def uniform_design(doses: Sequence[float] = (0.0, 0.5, 1.0)) -> ApproximateDesign:
     """Equal weights on ``doses`` (the paper's eq 7 by default)."""
     points = np.asarray(doses, dtype=float)
+    if points.size == 0:
+        raise ValueError(f"uniform_design: doses must hold at least one dose, got {doses!r}")
     return ApproximateDesign(points, np.full(points.size, 1.0 / points.size))
 
 
@@ -238,8 +240,13 @@ def efficient_rounding(weights: Sequence[float] | np.ndarray, n: int) -> np.ndar
     :math:`w_j > 0`, then counts are added where :math:`n_j / w_j` is smallest, or removed
     where :math:`(n_j - 1) / w_j` is largest, until they sum to ``n``.
     """
-    n = positive_int("efficient_rounding", "n", n)
+    owner = "efficient_rounding"
+    n = positive_int(owner, "n", n)
     w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or not w.size or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"{owner}: weights must be finite and >= 0, at least one, got {weights!r}")
+    if not math.isclose(float(w.sum()), 1.0, rel_tol=1e-3):  # weights printed to 4 digits
+        raise ValueError(f"{owner}: weights must sum to 1, got {float(w.sum())!r}")
     positive = w > 0
     counts = np.zeros(w.size, dtype=np.int64)
     counts[positive] = np.ceil((n - positive.sum() / 2.0) * w[positive]).astype(np.int64)

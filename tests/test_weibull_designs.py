@@ -376,3 +376,23 @@ def test_a_design_survives_its_configuration_with_every_option():
     text = toml_text(design_config(design))
     rebuilt = design_from_config(tomllib.loads(text), "round trip")
     assert rebuilt == design and rebuilt.describe() == design.describe()
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([], "weights must be finite and >= 0, at least one"),
+        ([-1.0, 2.0], "weights must be finite and >= 0"),
+        ([1e300, 1e300], r"weights must sum to 1, got 2e\+300"),
+        ([0.0, 0.0], "weights must sum to 1, got 0.0"),
+    ],
+)
+def test_efficient_rounding_refuses_what_are_not_weights(weights, message):
+    # IndexError for none; a negative or zero weight gave counts silently
+    with pytest.raises(ValueError, match=message):
+        efficient_rounding(weights, 3)
+
+
+def test_a_uniform_design_needs_a_dose():
+    with pytest.raises(ValueError, match="doses must hold at least one dose"):
+        uniform_design(())
