@@ -235,6 +235,18 @@ class GridDoseModel(BinaryDoseModel):
     #: Fine cells per axis of the grid engine.
     grid_size: ClassVar[int]
 
+    def unintegrable(self, error: FloatingPointError) -> ValueError:
+        """Return the error a quadrature rule's failure is reported by, naming the prior.
+
+        Only a prior so vague or so far out that the posterior's mass escapes the rule (or
+        overflows it) leaves a posterior the rule cannot hold.
+        """
+        prior = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items() if "prior" in k)
+        return ValueError(
+            f"{self.model_name}: the posterior under {prior} cannot be integrated ({error}); "
+            "give a less vague or less extreme prior"
+        )
+
     def check_data(self, data: TrialData, *, min_patients: int = 0) -> None:
         """Check the data by :meth:`summarise`, whose summary the decision's posterior reuses."""
         data.require("dlt", min_patients=min_patients, model=self.model_name)
@@ -463,16 +475,19 @@ class LogisticQuadratureModel(GridDoseModel):
     def quadrature(self, summary: DoseSummary) -> LogisticQuadrature:
         """Fit the Gauss-Legendre rule to the posterior given the patients and DLTs per dose."""
         centre, scale = self.prior_location()
-        return LogisticQuadrature.fit(
-            self.quadrature_model,
-            self.scaled_dose(summary.dose),
-            summary.n,
-            summary.y,
-            self.scaled_dose(np.asarray(self.dose_levels, dtype=float)),
-            self.prior_constants(),
-            centre,
-            scale,
-        )
+        try:
+            return LogisticQuadrature.fit(
+                self.quadrature_model,
+                self.scaled_dose(summary.dose),
+                summary.n,
+                summary.y,
+                self.scaled_dose(np.asarray(self.dose_levels, dtype=float)),
+                self.prior_constants(),
+                centre,
+                scale,
+            )
+        except FloatingPointError as error:
+            raise self.unintegrable(error) from None
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature (no cache).

@@ -377,13 +377,7 @@ class CRM(GridDoseModel):
                 self.prior_sd,
             )
         except FloatingPointError as error:
-            # Only a prior far outside the working model's scale (beta is the log of the
-            # skeleton's power: e^700 overflows) leaves a posterior the rule cannot hold.
-            raise ValueError(
-                f"CRM: the posterior of beta under prior_mean={self.prior_mean!r}, "
-                f"prior_sd={self.prior_sd!r} cannot be integrated ({error}); beta is the log "
-                "of the skeleton's power, so a prior of sd about 1 to 10 around 0 suits it"
-            ) from None
+            raise self.unintegrable(error) from None
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature, with the plug-in estimate (no cache)."""

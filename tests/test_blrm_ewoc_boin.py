@@ -604,3 +604,17 @@ def test_whole_within_takes_only_whole_numbers_inside_the_limit(value, expected)
     from dosezoo.samplers.numerics import whole_within
 
     assert whole_within(value, 512) == expected
+
+
+@pytest.mark.parametrize(
+    "prior", [BLRMPrior(sd=(100.0, 100.0)), BLRMPrior(mean=(0.0, 700.0))], ids=["vague", "far"]
+)
+def test_a_blrm_prior_the_quadrature_cannot_hold_is_named(prior):
+    # A bare FloatingPointError ('the log posterior is NaN at a point of the quadrature')
+    # named neither the model nor its prior.
+    design = blrm_design(BLRM(LEVELS, 40.0, prior=prior))
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [LEVELS[0]] * 3 + [LEVELS[1]] * 3, "dlt": [0, 0, 0, 0, 1, 0]})
+    )
+    with pytest.raises(ValueError, match=r"BLRM: the posterior under prior_mean=.* cannot be"):
+        design.next(data)
