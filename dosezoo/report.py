@@ -122,6 +122,9 @@ def targets(results: "xr.Dataset") -> list[float]:
     Empty when the scenario has no MTD (every dose overly toxic, recorded as ``"none"``).
     """
     attrs = results.attrs
+    tied = attrs.get("scenario_mtd_doses")
+    if isinstance(tied, str):  # every level tied for closest to the target
+        return [float(dose) for dose in tied.split(",") if dose]
     if "scenario_mtd_dose" in attrs:
         mtd = attrs["scenario_mtd_dose"]
         return [] if mtd == "none" else [float(mtd)]

@@ -293,6 +293,36 @@ def test_a_scenario_whose_every_dose_is_too_toxic_has_no_mtd():
         )
 
 
+def test_levels_tied_for_the_mtd_are_all_correct_and_a_safer_level_is_no_overdose():
+    # Two levels at the target's rate were scored as one MTD and one overdose (PCS 0.39 for
+    # 0.70 with BOIN), and with rates falling above the MTD a safer level counted as an
+    # overdose: a level is an overdose when its rate exceeds the MTD's.
+    levels = (10.0, 20.0, 40.0, 80.0)
+    tied = BinaryToxicityScenario(levels, (0.05, 0.3, 0.3, 0.6), 0.3, planned_sample_size=12)
+    assert tied.mtd_level == 1 and tied.mtd_levels == (1, 2)
+    assert tied.describe()["mtd_doses"] == "20,40"
+    n, y = np.array([[3, 3, 6, 0]] * 4), np.zeros((4, 4), dtype=int)
+    metrics = tied.metrics_at_counts(n, y, np.array([1, 2, 3, -1]), np.array([12] * 4))
+    assert metrics["correct_selection"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert metrics["overdose_selection"].tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert metrics["n_at_mtd_fraction"].tolist() == [0.75] * 4
+    assert metrics["n_overdosed_fraction"].tolist() == [0.0] * 4
+    falling = BinaryToxicityScenario(levels, (0.5, 0.3, 0.1, 0.6), 0.3, planned_sample_size=12)
+    metrics = falling.metrics_at_counts(n, y, np.array([0, 1, 2, 3]), np.array([12] * 4))
+    assert metrics["overdose_selection"].tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert metrics["n_overdosed_fraction"].tolist() == [0.25] * 4  # the 3 at level 0
+
+
+def test_the_report_marks_every_tied_mtd():
+    from dosezoo.designs import boin_design
+    from dosezoo.report import targets
+
+    levels = (10.0, 20.0, 40.0, 80.0)
+    tied = BinaryToxicityScenario(levels, (0.05, 0.3, 0.3, 0.6), 0.3, planned_sample_size=12)
+    results = simulate(boin_design(0.3, levels), tied, 4, random_seed=1, progress=False)
+    assert targets(results) == [20.0, 40.0]
+
+
 def test_the_report_of_a_scenario_without_an_mtd_marks_no_dose():
     from dosezoo.designs import boin_design
     from dosezoo.report import per_dose, targets

@@ -3,8 +3,11 @@ r"""Binary-toxicity scenarios: true DLT probabilities per dose level, with commo
 :class:`BinaryToxicityScenario` is the simulation setting of the binary-DLT designs (Seno et al.
 2025, Section 5.2 and Table 1; Liu and Yuan 2015, Section 4): dose level :math:`k` has true DLT
 probability :math:`p_k`, and the true MTD is the level whose :math:`p_k` is closest to the
-target :math:`\phi`; with ``no_mtd_above`` set, a scenario whose every :math:`p_k` exceeds it
-has no MTD (every dose overly toxic: the correct decision is to stop without one).
+target :math:`\phi` (every level tied for closest is one: two levels at the same rate are the
+same dose for a statistician); with ``no_mtd_above`` set, a scenario whose every :math:`p_k`
+exceeds it has no MTD (every dose overly toxic: the correct decision is to stop without one).
+A level is an overdose when its true rate exceeds the MTD's (the highest MTD's, among ties):
+for increasing rates, a level above the MTD, as in the papers.
 
 Common random numbers. Patient :math:`i` of a trial (in enrolment order) carries a latent
 tolerance :math:`u_i \sim U(0, 1)`, the :math:`i`-th draw ``rng.random()`` of the trial's
@@ -17,17 +20,17 @@ patient with a DLT at one dose would have one at every higher dose.
 Per-trial metrics (Seno et al. 2025, Section 5.2: PCS, PCA, POS, POA), where "treated" is the number
 of patients of the trial and "planned" the planned maximum sample size:
 
-- ``correct_selection``: 1 if the selected dose is the true MTD (0 if none is selected; in a
+- ``correct_selection``: 1 if the selected dose is a true MTD (0 if none is selected; in a
   scenario without an MTD, 1 if none is selected);
-- ``overdose_selection``: 1 if the selected dose is above the true MTD (a higher level, as in
-  the POS of Seno et al. (2025) and the BOIN papers' "dose above the MTD"; any dose, in a
-  scenario without an MTD);
+- ``overdose_selection``: 1 if the selected dose is an overdose (for increasing rates a level
+  above the true MTD, as in the POS of Seno et al. (2025) and the BOIN papers' "dose above the
+  MTD"; any dose, in a scenario without an MTD);
 - ``no_selection``: 1 if no dose is selected (BOIN's "percentage of early stopping");
 - ``selected_<k>``: 1 if level :math:`k` (0-based) is selected;
 - ``n_at_<k>``: patients at level :math:`k`;
-- ``n_at_mtd_fraction`` / ``n_at_mtd_over_planned``: patients at the true MTD over treated
+- ``n_at_mtd_fraction`` / ``n_at_mtd_over_planned``: patients at a true MTD over treated
   (PCA) / over planned;
-- ``n_overdosed_fraction`` / ``n_overdosed_over_planned``: patients above the true MTD over
+- ``n_overdosed_fraction`` / ``n_overdosed_over_planned``: patients at an overdose over
   treated (POA) / over planned;
 - ``dlt_rate`` / ``dlt_over_planned``: DLTs over treated / over planned;
 - ``stopped_early``: 1 if the design stopped the trial before its sample size (whether or not
@@ -94,6 +97,9 @@ class BinaryToxicityScenario:
         0-based level of the true MTD: :math:`\arg\min_k |p_k - \phi|`, the lowest level
         among ties; -1 when the scenario has none (``no_mtd_above``), whose patients are all
         overdosed.
+    mtd_levels : tuple of int
+        Every level tied for closest to the target (empty without an MTD): selecting any of
+        them is correct.
     """
 
     dose_levels: tuple[float, ...]
@@ -104,7 +110,11 @@ class BinaryToxicityScenario:
     no_mtd_above: float | None = None
     outcomes: tuple[str, ...] = field(default=("dlt",), init=False)
     mtd_level: int = field(init=False)
+    mtd_levels: tuple[int, ...] = field(init=False)
     _empty: TrialData = field(init=False, repr=False, compare=False)
+    #: Whether each level is a true MTD, and whether it is an overdose.
+    _at_mtd: np.ndarray = field(init=False, repr=False, compare=False)
+    _overdose: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Validate the truth, naming the field and value at fault."""
@@ -140,8 +150,10 @@ class BinaryToxicityScenario:
             raise ValueError(
                 f"{owner}: planned_sample_size must be an integer >= 1, got {planned!r}"
             )
-        distance = np.round(np.abs(np.asarray(p_true) - float(self.target)), 12)
-        mtd = int(np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)[0])
+        rates = np.asarray(p_true)
+        distance = np.round(np.abs(rates - float(self.target)), 12)
+        tied = np.flatnonzero(distance <= distance.min() + _TIE_TOLERANCE)
+        mtd = int(tied[0])
         if self.no_mtd_above is not None:
             bound = probability(owner, "no_mtd_above", self.no_mtd_above)
             if bound <= float(self.target):
@@ -150,7 +162,13 @@ class BinaryToxicityScenario:
                 )
             object.__setattr__(self, "no_mtd_above", bound)
             if min(p_true) > bound:
-                mtd = -1
+                mtd, tied = -1, tied[:0]
+        at_mtd = np.zeros(rates.size, dtype=bool)
+        at_mtd[tied] = True
+        overdose = rates > rates[tied].max() if tied.size else np.ones(rates.size, dtype=bool)
+        object.__setattr__(self, "_at_mtd", at_mtd)
+        object.__setattr__(self, "_overdose", overdose)
+        object.__setattr__(self, "mtd_levels", tuple(int(k) for k in tied))
         object.__setattr__(self, "dose_levels", levels)
         object.__setattr__(self, "p_true", tuple(p_true))
         object.__setattr__(self, "target", float(self.target))
@@ -222,8 +240,10 @@ class BinaryToxicityScenario:
         n, y = np.asarray(n), np.asarray(y)
         selected, treated = np.asarray(selected), np.asarray(treated)
         planned = self.planned_sample_size
-        at_mtd = (n[:, self.mtd_level] if self.mtd_level >= 0 else np.zeros(len(n))).astype(float)
-        overdosed = n[:, self.mtd_level + 1 :].sum(axis=1).astype(float)
+        at_mtd = n[:, self._at_mtd].sum(axis=1).astype(float)
+        overdosed = n[:, self._overdose].sum(axis=1).astype(float)
+        chosen = np.maximum(selected, 0)
+        stopped = selected < 0
         dlts = y.sum(axis=1).astype(float)
         some = treated > 0
 
@@ -231,9 +251,11 @@ class BinaryToxicityScenario:
             return np.where(some, count / np.where(some, treated, 1), math.nan)
 
         return {
-            "correct_selection": (selected == self.mtd_level).astype(float),
-            "overdose_selection": (selected > self.mtd_level).astype(float),
-            "no_selection": (selected < 0).astype(float),
+            "correct_selection": np.where(stopped, self.mtd_level < 0, self._at_mtd[chosen]).astype(
+                float
+            ),
+            "overdose_selection": (~stopped & self._overdose[chosen]).astype(float),
+            "no_selection": stopped.astype(float),
             **{
                 f"selected_{k}": (selected == k).astype(float) for k in range(len(self.dose_levels))
             },
@@ -267,6 +289,7 @@ class BinaryToxicityScenario:
             "target": self.target,
             "mtd_level": self.mtd_level,
             "mtd_dose": self.dose_levels[self.mtd_level] if self.mtd_level >= 0 else None,
+            "mtd_doses": ",".join(number_text(self.dose_levels[k]) for k in self.mtd_levels),
             "planned_sample_size": self.planned_sample_size,
             "no_mtd_above": self.no_mtd_above,
         }
