@@ -761,23 +761,31 @@ def weibull_reference_scenario(
     tau: float | None = None,
     event_probability: float | None = None,
     metric_doses: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    follow_up: float | None = None,
 ) -> WeibullScenario:
     """Return the Weibull truth with its D-efficiency reference (``[scenario] type = "weibull"``).
 
-    :func:`dosezoo.scenarios.weibull.weibull_truth` (a shape of the paper or ``beta``; ``tau``,
-    by default the design's follow-up, or the ``event_probability`` of the uniform design),
-    with :func:`~dosezoo.designs.optimal.with_reference`, so that each trial is scored by the
+    :func:`dosezoo.scenarios.weibull.weibull_truth` (a shape of the paper or ``beta``; the
+    censoring time ``tau``, or the ``event_probability`` of the uniform design, or else
+    ``follow_up``, the design's by default), with
+    :func:`~dosezoo.designs.optimal.with_reference`, so that each trial is scored by the
     D-efficiency of its allocation against the locally D-optimal design at the truth.
     """
+    if tau is None and event_probability is None:
+        tau = follow_up
     coefficients = None if beta is None else tuple(float(v) for v in beta)
     truth = weibull_truth(shape, b, coefficients, tau, event_probability, tuple(metric_doses))
     return with_reference(truth, WeibullAFT(degree=len(truth.beta) - 1))
 
 
 def _from_design(design: object) -> dict[str, Any]:
-    """Return the design's follow-up as the truth's censoring time."""
+    """Return the design's follow-up, the truth's censoring time unless the scenario sets one.
+
+    Not as ``tau``: an ``event_probability`` given in the configuration would then meet a
+    ``tau`` the user never gave (refused as both).
+    """
     tau = design_attribute(design, "tau")
-    return {} if tau is None else {"tau": tau}
+    return {} if tau is None else {"follow_up": tau}
 
 
 # Registered here, not in dosezoo.scenarios.weibull: the reference design needs the optimiser.

@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -86,6 +87,11 @@ def test_trial_metrics():
         ({"beta": (1.0, "a"), "b": 1.0}, r"beta\[1\] must be a real number"),
         ({"beta": (1.0,), "b": 0.0}, "b must be > 0"),
         ({"beta": (1.0,), "b": 1.0, "tau": -3.0}, "tau must be > 0"),
+        # each metric dose names a metric: a second 0.5 overwrote the first
+        (
+            {"beta": (1.0,), "b": 1.0, "metric_doses": (0.5, 0.5)},
+            r"metric_doses must be distinct, got \[0.5, 0.5\]",
+        ),
     ],
 )
 def test_scenario_options_are_validated(options, message):
@@ -93,3 +99,36 @@ def test_scenario_options_are_validated(options, message):
         WeibullScenario(**options)
     with pytest.raises(ValueError, match="shape must be one of"):
         weibull_scenario("V", 1.0)
+
+
+@pytest.mark.parametrize(("b", "event_probability"), [(0.58, 1e-30), (1e5, 0.58)])
+def test_a_censoring_time_out_of_double_precision_is_named(b, event_probability):
+    # scipy's "f(a) and f(b) must have different signs" (a probability of 1e-30), or a tau
+    # that underflowed to 0, refused as if the user had given it (b = 1e5)
+    with pytest.raises(ValueError, match=rf"calibrate_tau: no censoring time .* with b={b!r}"):
+        calibrate_tau(WEIBULL_SHAPES["I"], b, event_probability)
+
+
+def test_a_steep_hazard_calibrates_without_overflow_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = calibrate_tau(WEIBULL_SHAPES["I"], 1e-4, 0.5)
+    assert 0 < tau < math.inf
+
+
+def test_the_event_probability_of_a_configured_scenario_is_used():
+    # The design's follow-up came in as tau, and event_probability was refused as "both".
+    import tomllib
+    from pathlib import Path
+
+    from dosezoo.config import design_from_config, scenario_from_config
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "weibull_d_optimal.toml"
+    config = tomllib.loads(example.read_text())
+    design = design_from_config(config, "example")
+    config["scenario"]["event_probability"] = 0.3
+    scenario = scenario_from_config(config, design, "example")
+    assert scenario.describe()["event_probability_uniform"] == pytest.approx(0.3)
+    del config["scenario"]["event_probability"]
+    scenario = scenario_from_config(config, design, "example")
+    assert scenario.tau == design.rule.tau or scenario.tau == design.model.tau

@@ -113,10 +113,21 @@ def calibrate_tau(
     mu = _location(tuple(beta), np.asarray(doses, dtype=float))
 
     def excess(log_tau: float) -> float:
-        return float(np.mean(-np.expm1(-np.exp((log_tau - mu) / b)))) - p
+        # exp overflows to inf far above a dose's location: its event probability is then 1.
+        with np.errstate(over="ignore"):
+            return float(np.mean(-np.expm1(-np.exp((log_tau - mu) / b)))) - p
 
     lo, hi = float(mu.min()) - 60.0 * b, float(mu.max()) + 10.0 * b
-    return math.exp(brentq(excess, lo, hi, xtol=1e-13, rtol=1e-13))
+    tau = math.nan
+    if excess(lo) < 0 < excess(hi):
+        tau = math.exp(brentq(excess, lo, hi, xtol=1e-13, rtol=1e-13))
+    if not 0 < tau < math.inf:
+        # an event probability below e^-60 at every dose, or b so large that tau underflows
+        raise ValueError(
+            f"{owner}: no censoring time in double precision gives event_probability={p!r} "
+            f"with b={b!r}"
+        )
+    return tau
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,8 @@ class WeibullScenario:
         doses = tuple(
             real_number(owner, f"metric_doses[{i}]", v) for i, v in enumerate(self.metric_doses)
         )
+        if len(set(doses)) < len(doses):  # each names a metric of its own
+            raise ValueError(f"{owner}: metric_doses must be distinct, got {list(doses)}")
         object.__setattr__(self, "metric_doses", doses)
         if self.reference is not None and not callable(self.reference):
             raise ValueError(f"{owner}: reference must be callable, got {self.reference!r}")
