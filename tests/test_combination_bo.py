@@ -310,6 +310,27 @@ def test_metrics_are_eqs_6_and_7():
     assert flat["abs_deviation"][0] == pytest.approx(0.1)
 
 
+def test_a_surface_of_zero_scale_is_flat_and_the_grid_divides_the_doses():
+    from dosezoo.scenarios.willard2024 import CombinationSurfaceScenario
+
+    def scenario(**options):
+        return CombinationSurfaceScenario(
+            name="x", covariates=("z1",), strata={(0.0,): (), (1.0,): (("g1", 0.0),)}, sigma=1.0,
+            **options,
+        )  # fmt: skip
+
+    # a term of scale 0 invented the optimum (0, 0) and scored 2.83 dose units at (0.5, 0.5)
+    assert scenario().optimum(1) == (None, None)
+    assert np.isnan(scenario().metrics_at(np.array([[0.5, 0.5]]), [0.1], [0.2], 1)[
+        "expected_dose_units"
+    ][0])  # fmt: skip
+    # 0.3 became a grid of thirds; 3 a grid of the one point (0, 0)
+    for step in (0.3, 3.0):
+        with pytest.raises(ValueError, match=rf"grid_step must divide \[0, 1\].*got {step}"):
+            scenario(grid_step=step)
+    assert len(scenario(grid_step=0.2).grid) == 36
+
+
 # --------------------------------------------------------------------------- the contract
 
 

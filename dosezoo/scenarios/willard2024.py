@@ -199,7 +199,14 @@ class CombinationSurfaceScenario:
                 f"{self.weights!r}"
             )
         object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "grid_step", positive_number(owner, "grid_step", self.grid_step))
+        step = positive_number(owner, "grid_step", self.grid_step)
+        cells = 1.0 / step
+        if step > 1 or abs(cells - round(cells)) > 1e-9 * cells:
+            raise ValueError(
+                f"{owner}: grid_step must divide [0, 1] into whole steps (1 / n), got "
+                f"{self.grid_step!r}"
+            )
+        object.__setattr__(self, "grid_step", step)
 
     # ------------------------------------------------------------------ the truth
 
@@ -233,8 +240,12 @@ class CombinationSurfaceScenario:
         return np.array([(a, b) for a in axis for b in axis])
 
     def optimum(self, stratum: int) -> tuple[tuple[float, float] | None, float | None]:
-        """Return the optimal grid combination and value of a stratum (None, None if flat)."""
-        if not self.strata[self.stratum_values[stratum]]:
+        """Return the optimal grid combination and value of a stratum (None, None if flat).
+
+        A stratum is flat without a term or with terms of scale 0 only: every combination is
+        as good as another, and none is the optimum.
+        """
+        if not any(scale for _, scale in self.strata[self.stratum_values[stratum]]):
             return None, None
         values = self.mean_response(self.grid, stratum)
         best = int(np.argmin(values))
