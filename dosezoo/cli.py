@@ -607,26 +607,43 @@ def report_command(
     console.print(title_of(results))
     console.print(_summary_table(summary, "Operating characteristics"))
     console.print(_stopped_line(summary, n))
-    table = Table(title="Selection and allocation per dose")
-    for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
-        table.add_column(column, justify="right")
     allocated = {dose_text(row["dose"]): row for row in per_dose_table["allocation"]}
-    shown: set[str] = set()
-    for chosen in per_dose_table["selection"]:
-        target = " (target)" if chosen["dose"] in per_dose_table["targets"] else ""
-        key = dose_text(chosen["dose"])
-        given = allocated[key] if key not in shown else None
-        shown.add(key)
-        table.add_row(
-            f"{row_label(chosen)}{target}",
-            f"{chosen['fraction']:.3f}",
-            f"{chosen['se']:.3f}",
-            "" if given is None else f"{given['mean']:.2f}",
-            "" if given is None else f"{given['se']:.2f}",
-        )
     none = per_dose_table["no_selection"]
-    table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
-    console.print(table)
+    if any(row.get("stratum") for row in per_dose_table["selection"]):
+        # Per stratum, fractions of the trials; the patients are counted over every stratum.
+        chosen_table = Table(title="Selection per stratum (fraction of trials)")
+        for column in ("stratum: dose", "selected", "MCSE"):
+            chosen_table.add_column(column, justify="right")
+        for chosen in per_dose_table["selection"]:
+            chosen_table.add_row(
+                row_label(chosen), f"{chosen['fraction']:.3f}", f"{chosen['se']:.3f}"
+            )
+        chosen_table.add_row(
+            "none (of trials and strata)", f"{none['fraction']:.3f}", f"{none['se']:.3f}"
+        )
+        console.print(chosen_table)
+        table = Table(title="Allocation per dose (every stratum)")
+        for column in ("dose", "patients (mean)", "MCSE"):
+            table.add_column(column, justify="right")
+        for key, given in allocated.items():
+            table.add_row(key, f"{given['mean']:.2f}", f"{given['se']:.2f}")
+        console.print(table)
+    else:
+        table = Table(title="Selection and allocation per dose")
+        for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
+            table.add_column(column, justify="right")
+        for chosen in per_dose_table["selection"]:
+            target = " (target)" if chosen["dose"] in per_dose_table["targets"] else ""
+            given = allocated[dose_text(chosen["dose"])]
+            table.add_row(
+                f"{row_label(chosen)}{target}",
+                f"{chosen['fraction']:.3f}",
+                f"{chosen['se']:.3f}",
+                f"{given['mean']:.2f}",
+                f"{given['se']:.2f}",
+            )
+        table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
+        console.print(table)
     console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")
     console.print(f"figure of the selection and allocation: {figure}")
 

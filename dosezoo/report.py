@@ -146,7 +146,9 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients).
 
     A dose is a level, or a combination (a list); for recommendations per stratum the
-    selection is per stratum and dose, the fractions over the trials and strata.
+    selection is per stratum and dose, each a fraction of the trials (a stratum's rows and its
+    share of no or other selection sum to 1), and ``no_selection`` and ``other_selection``
+    are over the trials and strata. The allocation is per dose, over every stratum.
     """
     levels = dose_levels(results)
     n = results.sizes["trial"]
@@ -168,9 +170,9 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     for stratum_index, stratum in enumerate(strata):
         for level in levels:
             point = np.atleast_1d(level)
-            p = float(np.sum(same(picks[:, stratum_index, :], point)) / units)
+            p = float(np.sum(same(picks[:, stratum_index, :], point)) / n)
             row = {"dose": point.tolist() if combination else float(level), "fraction": p}
-            row["se"] = math.sqrt(p * (1 - p) / units)
+            row["se"] = math.sqrt(p * (1 - p) / n)
             if stratum:
                 row["stratum"] = stratum
             selection.append(row)
@@ -191,7 +193,7 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     return {
         "targets": targets(results),
         "selection": selection,
-        "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / n)},
+        "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / units)},
         "other_selection": p_other,
         "allocation": allocation,
         "patients_per_trial": float(np.mean(results["n_patients"].values)),
@@ -440,7 +442,9 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
                     for row in table["selection"]
                 ]
                 + [["none", _number(none["fraction"], 3), _number(none["se"], 3)]],
-                caption="Selection per stratum (fraction of trials and strata)",
+                caption=(
+                    "Selection per stratum (fraction of trials; none: of trials and strata)"
+                ),
                 table_id=f"selection-{index}",
             )
         )

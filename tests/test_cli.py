@@ -190,12 +190,17 @@ def test_simulate_and_report_for_every_family(tmp_path, name):
     figure = tmp_path / "report.png"
     report = _run("report", output, "--figure", figure)
     assert report.exit_code == 0, report.output
-    for text in ("Operating characteristics", "Selection and allocation per dose", "MCSE"):
+    for text in ("Operating characteristics", "MCSE"):
         assert text in report.output
+    assert ("Selection and allocation per dose" in report.output) != (
+        "Selection per stratum" in report.output
+    )
     assert figure.stat().st_size > 10_000
     record = json.loads(_run("report", output, "--figure", figure, "--json").output)
     assert record["n_trials"] == 3
-    selected = sum(row["fraction"] for row in record["selection"])
+    # per stratum, fractions of the trials; none and other over the trials and strata
+    strata = len({row.get("stratum") for row in record["selection"]})
+    selected = sum(row["fraction"] for row in record["selection"]) / strata
     assert selected + record["no_selection"]["fraction"] + record[
         "other_selection"
     ] == pytest.approx(1)

@@ -311,3 +311,23 @@ def test_the_report_keeps_every_dose_level_apart(levels):
     patients = sum(row["mean"] for row in table["allocation"])
     assert patients == pytest.approx(table["patients_per_trial"])
     assert results.attrs["scenario_mtd_dose"] == levels[2]
+
+
+def test_a_stratified_selection_is_a_fraction_of_the_trials_per_stratum(tmp_path):
+    # It was divided by trials times strata: 3 of 4 trials choosing a combination in a stratum
+    # read 0.375; the printed report put the allocation over every stratum on one stratum's
+    # rows.
+    from dosezoo.report import per_dose
+
+    config = ROOT / "examples" / "combination_bo.toml"
+    output = tmp_path / "cb.nc"
+    _run("simulate", config, "--output", output, "--trials", 4, "--no-progress")
+    results = load_results(output)
+    table = per_dose(results)
+    for row in table["selection"]:
+        picks = results["recommended_dose_stratum"].sel(stratum=row["stratum"]).values
+        chosen = np.all(picks == np.asarray(row["dose"]), axis=-1).mean()
+        assert row["fraction"] == pytest.approx(chosen)
+    printed = _run("report", output, "--figure", tmp_path / "cb.png").output
+    assert "Selection per stratum (fraction of trials)" in printed
+    assert "Allocation per dose (every stratum)" in printed
