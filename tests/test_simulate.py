@@ -572,3 +572,13 @@ def test_a_scenario_without_the_designs_levels_is_refused_before_any_trial():
         simulate(design, other, 4, random_seed=1, progress=False)
     with pytest.raises(ValueError, match=r"simulate_designs\['BOIN'\].*no truth for \[160.0\]"):
         simulate_designs({"BOIN": design}, other, 4, random_seed=1, progress=False)
+
+
+def test_the_monte_carlo_errors_of_a_constant_metric_are_zero():
+    # numpy's SD of equal values (1/3 fifty times) is 5.6e-17, shown as a Monte Carlo error
+    results = xr.Dataset(
+        {"a": ("trial", np.full(50, 1 / 3)), "stop_reason": ("trial", np.array([""] * 50))},
+        attrs={"metrics": "a"},
+    )
+    oc = operating_characteristics(results)
+    assert float(oc["mcse_median"][0]) == 0.0 and float(oc["mcse_mean"][0]) == 0.0

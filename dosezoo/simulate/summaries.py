@@ -34,10 +34,15 @@ def _summary(values: np.ndarray, rng: np.random.Generator, n_bootstrap: int) -> 
     return (
         float(np.median(x)),
         float(np.mean(x)),
-        float(np.std(medians, ddof=1)),
-        float(np.std(x, ddof=1) / math.sqrt(n)),
+        _sd(medians),
+        _sd(x) / math.sqrt(n),
         n,
     )
+
+
+def _sd(values: np.ndarray) -> float:
+    """Return the sample SD; 0 for equal values (numpy's SD of them may be 1e-17)."""
+    return 0.0 if np.ptp(values) == 0 else float(np.std(values, ddof=1))
 
 
 def operating_characteristics(
