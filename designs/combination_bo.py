@@ -125,6 +125,8 @@ def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.nd
     """
     mean = np.asarray(mean, dtype=float)
     sd = np.asarray(sd, dtype=float)
+    if np.any(sd < 0):
+        raise ValueError(f"expected_improvement: sd must be >= 0, got {float(sd[sd < 0][0])!r}")
     gap = best - mean
     positive = sd > 0
     safe = np.where(positive, sd, 1.0)

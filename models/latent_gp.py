@@ -360,6 +360,11 @@ class LatentGP(DoseModel):
         ``sigma_f_range``, ...); see :func:`quantile_prior_mean` for the others.
         """
         levels = validate_dose_levels("LatentGP", dose_levels)
+        if len(levels) < 2:  # the construction pins the curve at the lowest and highest level
+            raise ValueError(
+                f"LatentGP: dose_levels needs at least two doses for a quantile-based prior "
+                f"mean, got {dose_levels!r}"
+            )
         scaled = options.get("scaled_doses")
         scaled = equal_spacing(len(levels)) if scaled is None else scaled
         mu, sd = sigma_f_lognormal(options.get("sigma_f_range", SIGMA_F_RANGE))

@@ -429,3 +429,10 @@ def test_aei_noise_variance_shrinks_the_acquisition_when_sigma_y_exceeds_one():
         by_sd.acquisition,
         augmented_expected_improvement(mean, np.ones(25), by_sd.f_star, 3.0),
     )
+
+
+def test_expected_improvement_refuses_a_negative_sd():
+    from dosezoo.designs.combination_bo import expected_improvement
+
+    with pytest.raises(ValueError, match=r"sd must be >= 0, got -1.0"):
+        expected_improvement([0.0, 1.0], [1.0, -1.0], 0.5)

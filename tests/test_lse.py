@@ -424,3 +424,9 @@ def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_
     for seed in range(3):
         design = Design(example.model, example.rule, replace(conduct, random_seed=seed))
         assert design.next(clear).next_dose == 2.0
+
+
+def test_a_quantile_prior_on_one_dose_names_the_dose_levels():
+    # The error named scaled_doses, which the user never gave.
+    with pytest.raises(ValueError, match=r"LatentGP: dose_levels needs at least two doses"):
+        lse_design(0.3, (1.0,))
