@@ -166,6 +166,10 @@ class EWOC(LogisticQuadratureModel):
         x_max = real_number(owner, "x_max", self.x_max)
         if not x_min < x_max:
             raise ValueError(f"{owner}: x_min must be < x_max, got {x_min!r} and {x_max!r}")
+        if not math.isfinite(x_max - x_min):  # doses are scaled by the range's width
+            raise ValueError(
+                f"{owner}: the dose range x_max - x_min must be finite, got {x_min!r} to {x_max!r}"
+            )
         if self.dose_levels is None:
             levels = tuple(float(v) for v in np.linspace(x_min, x_max, 11))
         else:

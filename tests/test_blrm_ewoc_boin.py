@@ -618,3 +618,9 @@ def test_a_blrm_prior_the_quadrature_cannot_hold_is_named(prior):
     )
     with pytest.raises(ValueError, match=r"BLRM: the posterior under prior_mean=.* cannot be"):
         design.next(data)
+
+
+def test_an_ewoc_dose_range_of_infinite_width_is_refused():
+    # -1e308 to 1e308: the scaled doses overflowed (a RuntimeWarning, then NaN)
+    with pytest.raises(ValueError, match="the dose range x_max - x_min must be finite"):
+        EWOC(0.33, -1e308, 1e308)
