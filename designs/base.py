@@ -39,7 +39,7 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Mapping, MutableMapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field, fields, replace
+from dataclasses import KW_ONLY, asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
@@ -263,8 +263,12 @@ class Conduct:
             "max_overdose_probability": self.max_overdose_probability,
             "overdose_min_patients": self.overdose_min_patients,
         }
-        for rule in self.stopping:
-            record |= {f"stopping_{key}": value for key, value in rule.describe().items()}
+        # Every stopping rule by its place and kind: with the options alone under one prefix,
+        # a second rule overwrote the first, and two conducts that differ read the same (a
+        # simulation's store then took one's results for the other's).
+        for index, rule in enumerate(self.stopping):
+            record[f"stopping_{index}"] = type(rule).__name__
+            record |= {f"stopping_{index}_{k}": value for k, value in rule.describe().items()}
         if self.engine is not None:
             record |= {
                 "engine": self.engine,
@@ -273,6 +277,12 @@ class Conduct:
                 "chains": self.chains,
                 "random_seed": self.random_seed,
                 "refits": self.refits,
+                "refit_factor": self.refit_factor,
+                "refit_tune": self.refit_tune,
+                "on_refusal": self.on_refusal,
+            }
+            record |= {
+                f"convergence_{name}": value for name, value in asdict(self.convergence).items()
             }
         if self.backfill is not None:
             record |= {f"backfill_{key}": value for key, value in self.backfill.describe().items()}

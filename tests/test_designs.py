@@ -465,3 +465,29 @@ def test_design_is_validated(seed_model, kwargs, message):
 def test_stopping_is_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ToxicityStopping(**kwargs)
+
+
+def test_the_conduct_record_tells_apart_every_setting_a_run_depends_on():
+    # Stopping rules were recorded under one prefix (a second overwrote the first), and the
+    # convergence criteria, refits' growth and on_refusal not at all: two different conducts
+    # had one fingerprint, and a result store returned one's trials for the other's.
+    from dosezoo.designs.base import Conduct
+    from dosezoo.designs.mtd_quantile import ToxicityStopping
+
+    def record(**options):
+        return Conduct(**options).describe()
+
+    first, second = ToxicityStopping(55.0, 0), ToxicityStopping(100.0, 29)
+    other = ToxicityStopping(55.0, 29)
+    assert record(stopping=(first, second)) != record(stopping=(other, second))
+    assert record(stopping=(first, second)) != record(stopping=(second, first))
+    assert record(stopping=(first,))["stopping_0"] == "ToxicityStopping"
+    fitted = {"engine": "nuts", "refits": 1}
+    variants = [
+        record(**fitted),
+        record(**fitted, convergence=ConvergenceCriteria(max_rhat=1.05)),
+        record(**fitted, refit_factor=3),
+        record(**fitted, refit_tune=not Conduct().refit_tune),
+        record(**fitted, on_refusal="stop"),
+    ]
+    assert len({tuple(sorted(v.items())) for v in variants}) == len(variants)
