@@ -78,9 +78,9 @@ after it (2 DLTs in 3 at the lowest dose eliminate it at target 0.2, 3 in 3 at 0
 own safety stop, :math:`P(p_1 > \phi) >` ``stop_threshold`` under the GP, judges the lowest
 dose from then on. This is how the paper reads: stage 1 runs "until" the DLTs are reached,
 and its LSE keeps treating in the scenarios whose MTD is the lowest dose (it has the highest
-PCA there, where BOIN stops over 30 % of its trials early). A protocol wanting BOIN's stop at
-the hand-over too can lower ``stop_threshold`` or add a conduct stopping rule. Stage 2 fits
-the GP after every cohort. Its prior mean is the quantile construction
+PCA there, where BOIN stops over 30 % of its trials early). A protocol wanting a stricter
+judgement of the lowest dose lowers ``stop_threshold``. Stage 2 fits the GP after every
+cohort. Its prior mean is the quantile construction
 with the prior MTD at the dose BOIN would give next at the end of stage 1 (step 3; option
 ``prior_mtd_from_stage1``). Every decision is a deterministic function of the data: the
 sampler is seeded from ``random_seed`` and a hash of the data (the conduct's seeding).
