@@ -318,7 +318,7 @@ class ThreePND(DoseModel):
         """
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
-        posterior = posterior_quadrature(kernels.summarise(dose, y, self.x_min), self.hyper)
+        posterior = self._quadrature(dose, y)
         sample = posterior.sample(draws * chains, random_generator(random_seed))
         free = {name: sample[name].reshape(chains, draws) for name in ("sigma", "nu", "beta")}
         return self._from_draws(data, free, {}, started=started, tune=0)
@@ -407,9 +407,26 @@ class ThreePND(DoseModel):
                 f"ThreePND.mtd_posterior: tolerance must be a number in (0, 0.1), got {tolerance!r}"
             )
         dose, y = self._arrays(data, min_patients=0)
-        return posterior_quadrature(
-            kernels.summarise(dose, y, self.x_min), self.hyper, tolerance=float(tolerance)
-        )
+        return self._quadrature(dose, y, tolerance=float(tolerance))
+
+    def _quadrature(self, dose: np.ndarray, y: np.ndarray, **options: float):
+        """Return the quadrature posterior; raise a DataError for data that leave it improper.
+
+        Responses that a curve through (x_max, eta) fits exactly, or nearly (responses at one
+        dose that nearly coincide), pile the posterior up at sigma -> 0, and the quadrature
+        refuses them with a FloatingPointError (which a user saw as a traceback).
+        """
+        try:
+            return posterior_quadrature(
+                kernels.summarise(dose, y, self.x_min), self.hyper, **options
+            )
+        except FloatingPointError as error:
+            raise DataError(
+                f"column 'y': these {y.size} responses leave the 3PND posterior improper or "
+                f"nearly so ({error}); responses that (nearly) coincide at one dose are the "
+                "usual cause: record them at their measured precision, or add patients at "
+                "another dose"
+            ) from None
 
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
         """Return the exact posterior of the MTD (:meth:`mtd_posterior`) as a DosePosterior.

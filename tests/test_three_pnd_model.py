@@ -274,3 +274,11 @@ def test_the_3pnd_decision_depends_on_the_dose_unit():
         mtd_quantile_design(other, rule, start_dose=40.0, cohort_size=3).decide(fit, data)
     with pytest.raises(ValueError, match="dose_unit must be a non-empty string"):
         ThreePND(55.0, 0.6, 20.0, 140.0, dose_unit="")
+
+
+def test_nearly_equal_responses_at_one_dose_are_a_data_error():
+    # 30, 30 and 30.0001 at 40: the quadrature refused the posterior as improper with a
+    # FloatingPointError, which the command line showed as a traceback.
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    with pytest.raises(DataError, match=r"column 'y': these 3 responses .* nearly so"):
+        model.posterior(_responses([40.0] * 3, [30.0, 30.0, 30.0001]))
