@@ -350,3 +350,85 @@ def test_the_source_digest_reads_every_module_and_data_file_and_nothing_else(tmp
         simulate(DESIGN, SCENARIO, 2, random_seed=SEED, progress=False).attrs["source_sha256"]
         == layout_module.source_digest()
     )
+
+
+def test_a_failed_final_write_keeps_the_finished_trials_and_names_the_file(
+    reference, tmp_path, monkeypatch
+):
+    # A full disk at the final netCDF write lost every trial held since the last save (all of
+    # them with a long save_every), and the error named a removed temporary file.
+    path = tmp_path / "run.nc"
+
+    def full_disk(dataset, target):
+        raise OSError(28, f"Can't close file (filename = {target.name!r})")
+
+    monkeypatch.setattr(store_module, "write_netcdf", full_disk)
+    with pytest.raises(OSError, match=r"results could not be written .*run\.nc'"):
+        _run(path, save_every=3600)
+    assert not list(tmp_path.glob(".run.nc.*.tmp"))
+    saved = [store_module._decode_batch(file.read_bytes()) for file in _batches(path)]
+    assert sorted(np.concatenate([part["trial"].values for part in saved])) == list(
+        range(N_TRIALS)
+    )  # every finished trial was saved: the resumed run runs none again
+    monkeypatch.undo()
+    result, dropped = _resume(path)
+    assert not dropped
+    xr.testing.assert_identical(result.drop_attrs(), reference.drop_attrs())
+
+
+def test_a_half_written_result_of_a_killed_run_is_removed_on_resume(reference, tmp_path):
+    path = tmp_path / "run.nc"
+    _kill_after_batches(path, 2)
+    stale = tmp_path / ".run.nc.12345.0badcafe.tmp"  # a final write cut by SIGKILL
+    stale.write_bytes(b"\x89HDF\r\n\x1a\n half")
+    result, _ = _resume(path)
+    assert not stale.exists()
+    xr.testing.assert_identical(result.drop_attrs(), reference.drop_attrs())
+
+
+def test_refused_paths_leave_nothing_behind(tmp_path):
+    # A refused run left '<path>.parts/lock' next to the user's file; a symbolic link as the
+    # batch directory failed at the end of a finished run ('Not a directory').
+    text = tmp_path / "notes.nc"
+    text.write_text("my notes")
+    with pytest.raises(ValueError, match="is not a netCDF file of results"):
+        _run(text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.nc"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "linked.nc.parts").symlink_to(elsewhere)
+    with pytest.raises(ValueError, match=r"batch directory .*linked\.nc\.parts' is a symbolic"):
+        _run(tmp_path / "linked.nc")
+
+
+def test_a_foreign_file_with_array_attributes_is_refused_by_name(tmp_path):
+    # numpy's "truth value of an array ... is ambiguous" named no file
+    path = tmp_path / "foreign.nc"
+    xr.Dataset({"x": ("t", [1.0])}, attrs={"random_seed": [1, 2]}).to_netcdf(
+        path, engine="h5netcdf"
+    )
+    with pytest.raises(ValueError, match=r"foreign\.nc' holds a different simulation"):
+        _run(path)
+
+
+def test_the_end_of_a_run_races_with_a_waiting_run_safely(tmp_path, monkeypatch):
+    # The finishing run removes the lock, then the directory: a waiting run could find the
+    # directory gone when it opened the lock (FileNotFoundError), or recreate the lock before
+    # the removal ('Directory not empty', raised by the run that had finished).
+    store = store_module._Store(tmp_path / "run.nc", {})
+    opened = []
+    real_open = Path.open
+
+    def open_after_removal(self, *args, **kwargs):
+        if self.name == "lock" and not opened:
+            opened.append(self)
+            raise FileNotFoundError(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_after_removal)
+    with store.locked():
+        assert opened  # the first open failed and the lock was taken at the second
+        monkeypatch.setattr(
+            Path, "rmdir", lambda self: (_ for _ in ()).throw(OSError(39, "Directory not empty"))
+        )
+        store._remove_parts()  # the waiting run's new lock keeps the directory: no error

@@ -125,7 +125,8 @@ def simulate(
         (and the batches running), and a fast design, whose batches take milliseconds, saves
         a few times a second rather than per batch (``docs/results/store_overhead.md``
         measures what saving costs).
-        0 saves every batch at once. An error or an interrupt saves the batches held.
+        0 saves every batch at once. An error, an interrupt or a failed final write (a full
+        disk) saves the batches held.
     record : mapping of str to str, optional
         Text attributes written with the results, outside their fingerprint (e.g. the command
         line that ran them and its configuration, which ``dosezoo report`` shows). A
@@ -218,11 +219,13 @@ def simulate(
         todo = np.setdiff1d(np.arange(n_trials), done)
         try:
             parts += run(todo, store.save)
+            result = _combine(parts, n_trials, {**fingerprint, **recorded})
+            store.finish(result)
         except BaseException:
+            # The trials finished but not yet saved outlive an error, an interrupt or a
+            # failed final write (a full disk): a run on the same path resumes after them.
             store.save_held()
             raise
-        result = _combine(parts, n_trials, {**fingerprint, **recorded})
-        store.finish(result)
     return result
 
 

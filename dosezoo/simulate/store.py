@@ -32,6 +32,7 @@ pay a file per batch. The store keeps four promises:
   created once).
 """
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -91,7 +92,8 @@ def _fingerprint(design: Design, scenario: Scenario, run: dict[str, int]) -> dic
 def _same_value(a: AttrValue, b: AttrValue) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
-    return bool(a == b) or bool(np.isnan(a) and np.isnan(b))
+    # NaN equals NaN; a stored array (a foreign file's attribute) equals no scalar
+    return bool(np.array_equal(a, b, equal_nan=True))
 
 
 def _check_fingerprint(attrs: dict, fingerprint: dict[str, AttrValue], path: Path) -> None:
@@ -138,6 +140,8 @@ def _write_bytes_atomically(payload: bytes, target: Path) -> None:
     try:
         temporary.write_bytes(payload)
         os.replace(temporary, target)
+    except OSError as error:  # e.g. a full disk: name the file, not a temporary name
+        raise OSError(error.errno, error.strerror or str(error), str(target)) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -148,6 +152,10 @@ def _write_netcdf_atomically(dataset: xr.Dataset, target: Path) -> None:
     try:
         write_netcdf(dataset, temporary)
         os.replace(temporary, target)
+    except OSError as error:  # HDF5 names the temporary file, removed below
+        raise OSError(
+            error.errno, f"the results could not be written ({error})", str(target)
+        ) from None
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -229,10 +237,18 @@ class _Store:
         StoreLockedError
             If another process holds it; the message names the path and that process.
         """
+        if self.parts_dir.is_symlink():  # removing it at the end would fail
+            raise ValueError(
+                f"path {str(self.path)!r}: its batch directory {str(self.parts_dir)!r} is a "
+                "symbolic link; remove the link (the batches are kept next to the results)"
+            )
         while True:
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             lock_path = self.parts_dir / _LOCK
-            stream = lock_path.open("a+")
+            try:
+                stream = lock_path.open("a+")
+            except FileNotFoundError:  # a run that finished removed the directory meanwhile
+                continue
             try:
                 fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -259,7 +275,17 @@ class _Store:
             stream.flush()
             yield self
         finally:
+            self._remove_if_unused()
             stream.close()
+
+    def _remove_if_unused(self) -> None:
+        """Remove the batch directory if it holds nothing but the lock (a refused run's)."""
+        try:
+            names = {entry.name for entry in self.parts_dir.iterdir()}
+        except FileNotFoundError:  # removed by finish or finished
+            return
+        if names == {_LOCK}:
+            self._remove_parts()
 
     def finished(self) -> xr.Dataset | None:
         """Load the finished file of this simulation, if there is one (under the lock)."""
@@ -325,8 +351,11 @@ class _Store:
 
     def parts(self) -> list[xr.Dataset]:
         """Load the recorded, intact batches (under the lock); report and drop the others."""
-        for stale in self.parts_dir.glob(".*.tmp"):
-            stale.unlink()  # left by a killed run: under the lock, no run is writing them
+        # Left by a killed run (its batches, or its final file half written): under the lock,
+        # no run is writing them.
+        stale = [*self.parts_dir.glob(".*.tmp"), *self.path.parent.glob(f".{self.path.name}.*.tmp")]
+        for file in stale:
+            file.unlink(missing_ok=True)
         recorded = self._read_manifest()
         loaded: list[xr.Dataset] = []
         seen = np.zeros(0, dtype=np.int64)
@@ -414,4 +443,11 @@ class _Store:
             else:
                 entry.unlink()
         (self.parts_dir / _LOCK).unlink(missing_ok=True)
-        self.parts_dir.rmdir()
+        try:
+            self.parts_dir.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            # A run waiting on the path made a new lock meanwhile: the directory is its now.
+            if error.errno != errno.ENOTEMPTY:
+                raise
