@@ -394,6 +394,9 @@ def test_refused_paths_leave_nothing_behind(tmp_path):
     with pytest.raises(ValueError, match="is not a netCDF file of results"):
         _run(text)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.nc"]
+    (tmp_path / "filed.nc.parts").write_text("not a directory")
+    with pytest.raises(ValueError, match=r"filed\.nc\.parts', where its batches are kept, is a"):
+        _run(tmp_path / "filed.nc")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "linked.nc.parts").symlink_to(elsewhere)

@@ -243,11 +243,18 @@ class _Store:
                 "symbolic link; remove the link (the batches are kept next to the results)"
             )
         while True:
-            self.parts_dir.mkdir(parents=True, exist_ok=True)
             lock_path = self.parts_dir / _LOCK
             try:
+                self.parts_dir.mkdir(parents=True, exist_ok=True)
                 stream = lock_path.open("a+")
-            except FileNotFoundError:  # a run that finished removed the directory meanwhile
+            except (FileNotFoundError, FileExistsError):
+                if self.parts_dir.exists() and not self.parts_dir.is_dir():
+                    raise ValueError(
+                        f"path {str(self.path)!r}: {str(self.parts_dir)!r}, where its batches "
+                        "are kept, is a file; move it away or choose another path"
+                    ) from None
+                # A run that finished removed the directory meanwhile (pathlib's mkdir reads
+                # a directory made and removed under it as a file that exists): try again.
                 continue
             try:
                 fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -275,12 +282,18 @@ class _Store:
             stream.flush()
             yield self
         finally:
-            self._remove_if_unused()
+            self._remove_if_unused(stream, lock_path)
             stream.close()
 
-    def _remove_if_unused(self) -> None:
-        """Remove the batch directory if it holds nothing but the lock (a refused run's)."""
+    def _remove_if_unused(self, stream: IO[str], lock_path: Path) -> None:
+        """Remove the batch directory if it holds nothing but this run's lock (a refused run's).
+
+        Only while the lock file there is still this run's: once this run removed the
+        directory (finish), a run waiting on the path may have made it again, with its lock.
+        """
         try:
+            if os.stat(lock_path).st_ino != os.fstat(stream.fileno()).st_ino:
+                return
             names = {entry.name for entry in self.parts_dir.iterdir()}
         except FileNotFoundError:  # removed by finish or finished
             return
