@@ -435,3 +435,34 @@ def test_the_end_of_a_run_races_with_a_waiting_run_safely(tmp_path, monkeypatch)
             Path, "rmdir", lambda self: (_ for _ in ()).throw(OSError(39, "Directory not empty"))
         )
         store._remove_parts()  # the waiting run's new lock keeps the directory: no error
+
+
+def _patient_writer(path: Path, outcome: Path) -> None:
+    """Run in a forked child: simulate, retrying while another run holds the path."""
+    try:
+        while True:
+            try:
+                _run(path)
+                break
+            except StoreLockedError:
+                time.sleep(0.001)
+        outcome.write_text("done")
+    except BaseException as error:  # what the test reports
+        outcome.write_text(f"{type(error).__name__}: {error}")
+    os._exit(0)
+
+
+@pytest.mark.parametrize("rounds", [pytest.param(3), pytest.param(30, marks=pytest.mark.slow)])
+def test_runs_waiting_on_a_path_finish_or_load_the_result(reference, tmp_path, rounds):
+    # A run waiting on the path met the end of the run that held it: the lock's directory gone
+    # at open, 'Directory not empty' raised by the finished run, or its directory removed.
+    for round_ in range(rounds):
+        path = tmp_path / f"run{round_}.nc"
+        files = [tmp_path / f"outcome-{round_}-{i}.txt" for i in range(3)]
+        writers = [FORK.Process(target=_patient_writer, args=(path, file)) for file in files]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(120)
+        assert [file.read_text() for file in files] == ["done"] * 3
+        xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
