@@ -7,6 +7,8 @@ it measures, each simulation figure the median of ``--repeats`` runs (3; the mac
 and one run can be a fifth slower than the next), each run with fresh designs (their memos
 empty):
 
+- the machine: a fixed work in pure Python (the sum of the squares below 10^7), CPU seconds,
+  so that the figures of runs on two machines can be compared;
 - dfcrm's ``crmsim`` work: 1000 trials of 24 patients, cohorts of 3 and of 1, skeleton
   (0.05, 0.12, 0.25, 0.40, 0.55), target 0.25, true DLT rates (0.05, 0.10, 0.20, 0.35, 0.50),
   the empiric model with dfcrm's prior, starting at the lowest level without skipping and
@@ -64,6 +66,8 @@ SEED = 1009
 DECISION_REPEATS = 1000
 #: What each key measures (the page's table).
 LABELS = {
+    "machine_reference_cpu_s": "the machine: a fixed work in pure Python, the sum of the "
+    "squares below 10^7 (CPU s; to compare the runs of two machines)",
     "crm_crmsim_cohort3_cpu_s": "CRM, crmsim work, cohorts of 3 (CPU s)",
     "crm_crmsim_cohort1_cpu_s": "CRM, crmsim work, cohorts of 1 (CPU s)",
     "crm_crmsim_trials": "trials of the crmsim runs",
@@ -168,9 +172,18 @@ def trials_per_second(name: str, scenario, n_trials: int) -> float:
     return n_trials / seconds
 
 
+def machine_reference() -> float:
+    """CPU seconds of a fixed pure-Python work: figures of two machines compare through it."""
+    return cpu_seconds(lambda: sum(i * i for i in range(10**7)))
+
+
 def measure(args: argparse.Namespace) -> dict:
     figures: dict[str, float | int] = {}
     loads: dict[str, list[float]] = {}
+    loads["machine_reference_cpu_s"] = load()
+    figures["machine_reference_cpu_s"] = round(
+        statistics.median(machine_reference() for _ in range(args.repeats)), 3
+    )
     crmsim(3, 2)  # compile the kernels before timing
     for cohort in (3, 1):
         results = {}
