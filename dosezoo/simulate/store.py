@@ -34,6 +34,7 @@ pay a file per batch. The store keeps four promises:
 
 import errno
 import fcntl
+import glob
 import hashlib
 import json
 import numbers
@@ -366,7 +367,10 @@ class _Store:
         """Load the recorded, intact batches (under the lock); report and drop the others."""
         # Left by a killed run (its batches, or its final file half written): under the lock,
         # no run is writing them.
-        stale = [*self.parts_dir.glob(".*.tmp"), *self.path.parent.glob(f".{self.path.name}.*.tmp")]
+        stale = [
+            *self.parts_dir.glob(".*.tmp"),
+            *self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"),
+        ]
         for file in stale:
             file.unlink(missing_ok=True)
         recorded = self._read_manifest()
