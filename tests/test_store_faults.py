@@ -381,8 +381,10 @@ def test_a_half_written_result_of_a_killed_run_is_removed_on_resume(reference, t
     _kill_after_batches(path, 2)
     stale = tmp_path / ".run.nc.12345.0badcafe.tmp"  # a final write cut by SIGKILL
     stale.write_bytes(b"\x89HDF\r\n\x1a\n half")
+    other = tmp_path / ".run.nc.x.12345.0badcafe.tmp"  # another path's ('run.nc.x')
+    other.write_bytes(b"")
     result, _ = _resume(path)
-    assert not stale.exists()
+    assert not stale.exists() and other.exists()
     xr.testing.assert_identical(result.drop_attrs(), reference.drop_attrs())
 
 

@@ -39,6 +39,7 @@ import hashlib
 import json
 import numbers
 import os
+import re
 import shutil
 import time
 import warnings
@@ -367,10 +368,10 @@ class _Store:
         """Load the recorded, intact batches (under the lock); report and drop the others."""
         # Left by a killed run (its batches, or its final file half written): under the lock,
         # no run is writing them.
-        stale = [
-            *self.parts_dir.glob(".*.tmp"),
-            *self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"),
-        ]
+        # Only this path's temporary names (`_temporary`): another path's may be in use.
+        own = re.compile(rf"\.{re.escape(self.path.name)}\.\d+\.[0-9a-f]{{8}}\.tmp")
+        results = self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp")
+        stale = [*self.parts_dir.glob(".*.tmp"), *(f for f in results if own.fullmatch(f.name))]
         for file in stale:
             file.unlink(missing_ok=True)
         recorded = self._read_manifest()
