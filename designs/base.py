@@ -844,7 +844,8 @@ class Design:
 
         Records ``overdose_probability`` at the dose given; above the limit, de-escalates to
         the highest lower dose level within it (without levels: the MTD's quantile at the
-        limit), or stops when there is none.
+        limit), or stops when there is none, and records the rule's own dose as
+        ``rule_dose`` (the rule's quantities, e.g. its ``p_overdose``, speak of that dose).
         """
         dose = decision.next_dose
         if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
@@ -869,7 +870,8 @@ class Design:
                     decision,
                     next_dose=candidate,
                     bound_by=(*decision.bound_by, "overdose_limit"),
-                    quantities=decision.quantities | {"overdose_probability": q},
+                    quantities=decision.quantities
+                    | {"overdose_probability": q, "rule_dose": float(dose)},
                 )
         lowest = candidates[-1] if candidates else float(dose)
         treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
@@ -880,7 +882,10 @@ class Design:
                 next_dose=lowest,
                 bound_by=(*decision.bound_by, "overdose_min_patients"),
                 quantities=decision.quantities
-                | {"overdose_probability": self.rule.overdose_probability(posterior, lowest)},
+                | {
+                    "overdose_probability": self.rule.overdose_probability(posterior, lowest),
+                    "rule_dose": float(dose),
+                },
             )
         return Decision(
             None,
@@ -889,7 +894,7 @@ class Design:
                 f"(at the lowest, {lowest:g}: "
                 f"{self.rule.overdose_probability(posterior, lowest):.3f})"
             ),
-            quantities=decision.quantities | {"overdose_probability": p},
+            quantities=decision.quantities | {"overdose_probability": p, "rule_dose": float(dose)},
             diagnostics=decision.diagnostics,
         )
 
@@ -926,7 +931,7 @@ class Design:
                 f"no MTD: overdose limit: P(overdose) > {limit:g} at the lowest dose "
                 f"{lowest:g} ({p:.3f})"
             ),
-            quantities=decision.quantities | {"overdose_probability": p},
+            quantities=decision.quantities | {"overdose_probability": p, "rule_dose": float(dose)},
             diagnostics=decision.diagnostics,
         )
 

@@ -51,6 +51,9 @@ def test_the_monotone_3pnd_example_de_escalates_after_a_toxic_cohort():
     decision = design.next(data)
     assert decision.next_dose == 60.0 and "overdose_limit" in decision.bound_by
     assert decision.quantities["overdose_probability"] <= 0.5
+    # the rule's p_overdose speaks of its own dose, which the record names
+    assert decision.quantities["rule_dose"] == 80.0
+    assert decision.quantities["p_overdose"] == alone.quantities["p_overdose"]
     assert design.conduct.max_overdose_probability == 0.5
 
 
