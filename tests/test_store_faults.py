@@ -468,3 +468,18 @@ def test_runs_waiting_on_a_path_finish_or_load_the_result(reference, tmp_path, r
             writer.join(120)
         assert [file.read_text() for file in files] == ["done"] * 3
         xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+
+
+def test_a_finished_result_loads_without_taking_the_lock(reference, tmp_path, monkeypatch):
+    # A finished result in a read-only directory could not be loaded: the lock's directory
+    # was made first ('Read-only file system').
+    path = tmp_path / "run.nc"
+    _run(path)
+
+    def read_only(self):
+        raise OSError(30, "Read-only file system", str(self.parts_dir))
+
+    monkeypatch.setattr(store_module._Store, "locked", read_only)
+    result = _run(path)
+    xr.testing.assert_identical(result.drop_attrs(), reference.drop_attrs())
+    assert not path.with_name("run.nc.parts").exists()

@@ -210,6 +210,12 @@ def simulate(
     if path is None:
         return _combine(run(np.arange(n_trials)), n_trials, {**fingerprint, **recorded})
     store = _Store(Path(path), fingerprint, save_every=float(save_every))
+    if store.path.exists() and not store.parts_dir.exists():
+        # A finished run's file (written whole, then renamed): loaded without the lock, which
+        # a read-only place could not hold.
+        finished = store.finished()
+        if finished is not None:
+            return finished
     with store.locked():
         finished = store.finished()
         if finished is not None:

@@ -303,7 +303,11 @@ class _Store:
             self._remove_parts()
 
     def finished(self) -> xr.Dataset | None:
-        """Load the finished file of this simulation, if there is one (under the lock)."""
+        """Load the finished file of this simulation, if there is one.
+
+        Under the lock, or without it when there is no batch directory (the file is then
+        complete: it is written whole under another name, then renamed).
+        """
         if not self.path.exists():
             return None
         with self.path.open("rb") as stream:
@@ -321,7 +325,8 @@ class _Store:
                 "choose another path or delete it"
             ) from None
         _check_fingerprint(finished.attrs, self.fingerprint, self.path)
-        self._remove_parts()
+        if self.parts_dir.exists():
+            self._remove_parts()
         return finished
 
     def _report(self, file: Path, problem: str) -> None:
