@@ -201,6 +201,13 @@ def prob_a_better(
         raise ValueError(
             f"{owner}: prior's shapes must lie in (0, {MAX_ARM_PATIENTS}], got {prior!r}"
         )
+    return _posterior_prob_a_better(responses_a, n_a, responses_b, n_b, a, b)
+
+
+def _posterior_prob_a_better(
+    responses_a: int, n_a: int, responses_b: int, n_b: int, a: float, b: float
+) -> float:
+    """:func:`prob_a_better` of arms and a Beta(a, b) prior that were checked already."""
     return _prob_greater(
         a + responses_a, b + n_a - responses_a, a + responses_b, b + n_b - responses_b
     )
@@ -449,7 +456,8 @@ class PickTheWinnerStage:
         prior = (criteria.prior_a, criteria.prior_b)
         p_better = np.array(
             [
-                prob_a_better(int(xa), int(na), int(xb), int(nb), prior)
+                # counts of the simulation, a prior ArmCriteria checked: not checked again
+                _posterior_prob_a_better(int(xa), int(na), int(xb), int(nb), *prior)
                 for xa, na, xb, nb in zip(x_a, n_a, x_b, n_b, strict=True)
             ]
         )

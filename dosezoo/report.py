@@ -442,7 +442,7 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
                     for row in table["selection"]
                 ]
                 + [["none", _number(none["fraction"], 3), _number(none["se"], 3)]],
-                caption=("Selection per stratum (fraction of trials; none: of trials and strata)"),
+                caption="Selection per stratum (fraction of trials; none: of trials and strata)",
                 table_id=f"selection-{index}",
             )
         )

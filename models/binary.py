@@ -235,7 +235,7 @@ class GridDoseModel(BinaryDoseModel):
     #: Fine cells per axis of the grid engine.
     grid_size: ClassVar[int]
 
-    def unintegrable(self, error: FloatingPointError) -> ValueError:
+    def _unintegrable(self, error: FloatingPointError) -> ValueError:
         """Return the error a quadrature rule's failure is reported by, naming the prior.
 
         Only a prior so vague or so far out that the posterior's mass escapes the rule (or
@@ -487,7 +487,7 @@ class LogisticQuadratureModel(GridDoseModel):
                 scale,
             )
         except FloatingPointError as error:
-            raise self.unintegrable(error) from None
+            raise self._unintegrable(error) from None
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature (no cache).

@@ -377,7 +377,7 @@ class CRM(GridDoseModel):
                 self.prior_sd,
             )
         except FloatingPointError as error:
-            raise self.unintegrable(error) from None
+            raise self._unintegrable(error) from None
 
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature, with the plug-in estimate (no cache)."""

@@ -73,7 +73,7 @@ _SCAN_POINTS, _SCAN_SPAN = 17, 10.0
 #: How many times the scan's span may double before the posterior is declared unbounded.
 _MAX_DOUBLINGS = 6
 #: Most panels of the rule's first pass: a posterior wider than that many panels of
-#: :data:`MAX_PANEL_WIDTH` (a prior of sd ~10^4 where the likelihood is flat) is refused.
+#: :data:`MAX_PANEL_WIDTH` (a prior sd of thousands where the likelihood is flat) is refused.
 _MAX_PANELS = 1 << 14
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 #: Rows mapping the density at the Gauss-Legendre points to its two highest Legendre
@@ -649,7 +649,7 @@ class CRMQuadrature:
                 f"the CRM posterior spans more than {_MAX_PANELS} panels of width "
                 f"{MAX_PANEL_WIDTH:g} in beta (where the likelihood is flat, the prior alone)"
             )
-        weights, beta_mean = fitted[2], fitted[4]
+        _, _, weights, _, beta_mean, _ = fitted
         if not (math.isfinite(beta_mean) and np.isfinite(weights).all()):
             # e.g. a prior so wide that e^beta overflows at the scan's points
             raise FloatingPointError("the CRM posterior's rule has weights that are not finite")

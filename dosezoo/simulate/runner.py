@@ -434,7 +434,7 @@ def _run_todo(
         if client is not None:
             workers = sum(client.nthreads().values())
         else:
-            workers = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+            workers = _workers(n_jobs)
         lockstep = all(
             _lockstep_design(design, scenario, layout) is not None
             for design, layout in zip(designs, layouts, strict=True)
@@ -465,6 +465,11 @@ def _run_todo(
                 save(part)
             parts.append(part)
     return parts
+
+
+def _workers(n_jobs: int) -> int:
+    """Return the worker processes ``n_jobs`` asks for (-1: one per CPU)."""
+    return (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
 
 
 def _batches_of(todo: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -678,7 +683,7 @@ def _run_batches(
             for trials in batches
         )
         # No more workers than batches: a worker beyond them would only be started.
-        workers = min((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, len(batches))
+        workers = min(_workers(n_jobs), len(batches))
         parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
         for part in parallel(tasks):
             advance(part[0].sizes["trial"])
