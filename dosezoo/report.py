@@ -109,11 +109,31 @@ def dose_levels(results: "xr.Dataset") -> np.ndarray:
         value = results.attrs.get(key)
         if isinstance(value, str) and value and value != "none":
             try:
-                return np.array([float(v) for v in value.split(",")])
+                return _as_given(results, [float(v) for v in value.split(",")])
             except ValueError:
                 continue
+    return _doses_seen(results)
+
+
+def _doses_seen(results: "xr.Dataset") -> np.ndarray:
+    """Return the distinct doses given or recommended (one dose column)."""
     doses = np.concatenate([results["dose"].values.ravel(), results["recommended_dose"].values])
     return np.unique(doses[np.isfinite(doses)])
+
+
+def _as_given(results: "xr.Dataset", recorded: Sequence[float]) -> np.ndarray:
+    """Return recorded dose levels as the doses the results hold, which match them exactly.
+
+    Results written before described numbers were kept exactly recorded six significant
+    digits (33.3333 for 100 / 3): such a level is the one dose given within that precision.
+    """
+    seen = _doses_seen(results)
+    levels = np.asarray(recorded, dtype=float)
+    for k, level in enumerate(levels):
+        near = seen[np.isclose(seen, level, rtol=5e-6, atol=0.0)]
+        if near.size == 1:
+            levels[k] = near[0]
+    return levels
 
 
 def targets(results: "xr.Dataset") -> list[float]:
@@ -130,8 +150,8 @@ def targets(results: "xr.Dataset") -> list[float]:
         return [] if mtd == "none" else [float(mtd)]
     levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
     if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
-        doses = [float(v) for v in levels.split(",")]
-        return [doses[int(k)] for k in chosen.split(",")]
+        doses = _as_given(results, [float(v) for v in levels.split(",")])
+        return [float(doses[int(k)]) for k in chosen.split(",")]
     return []
 
 
@@ -374,7 +394,7 @@ def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
     if "dose_column" in results.dims or not isinstance(levels, str) or levels == "none":
         return {}
     try:
-        doses = [float(v) for v in levels.split(",")]
+        doses = _as_given(results, [float(v) for v in levels.split(",")]).tolist()
     except ValueError:
         return {}
     columns: dict[str, dict[float, str]] = {}

@@ -331,3 +331,26 @@ def test_a_stratified_selection_is_a_fraction_of_the_trials_per_stratum(tmp_path
     printed = _run("report", output, "--figure", tmp_path / "cb.png").output
     assert "Selection per stratum (fraction of trials)" in printed
     assert "Allocation per dose (every stratum)" in printed
+
+
+def test_results_recorded_with_six_digits_still_match_their_levels():
+    # Files written before described numbers were kept exactly hold their levels to six
+    # significant digits (33.3333 for 100 / 3); matching doses exactly must not lose them.
+    from dosezoo.designs.boin import boin_design
+    from dosezoo.report import dose_levels, per_dose
+    from dosezoo.scenarios import BinaryToxicityScenario
+
+    levels = (100 / 3, 200 / 3, 100.0)
+    design = boin_design(0.3, levels)
+    scenario = BinaryToxicityScenario(
+        levels, (0.1, 0.3, 0.5), 0.3, planned_sample_size=design.sample_size
+    )
+    results = simulate(design, scenario, 20, random_seed=3, progress=False)
+    for key in ("design_model_dose_levels", "design_rule_dose_levels", "scenario_dose_levels"):
+        if key in results.attrs:
+            results.attrs[key] = ",".join(f"{v:g}" for v in levels)  # as older files did
+    assert dose_levels(results).tolist() == list(levels)
+    table = per_dose(results)
+    chosen = sum(row["fraction"] for row in table["selection"])
+    assert chosen + table["no_selection"]["fraction"] == pytest.approx(1)
+    assert table["other_selection"] == 0.0
