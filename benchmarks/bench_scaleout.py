@@ -132,7 +132,8 @@ def measure(study: str, trials: int, repeats: int) -> dict:
     for workers in (1, 2):
         with (
             distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                # its HTTP server on a free port (with no dashboard it would take 8787)
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
             ) as cluster,
             distributed.Client(cluster) as client,
         ):

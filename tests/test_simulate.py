@@ -221,11 +221,16 @@ def test_bad_designs_to_run_together(designs, match):
         simulate_designs(designs, Linear(), 5, random_seed=0, progress=False)
 
 
+#: The scheduler's HTTP server (health, metrics) on a free port: with the dashboard off it still
+#: takes port 8787, and warns (an error here) when another cluster on the machine holds it.
+ANY_FREE_PORT = ":0"
+
+
 def test_dask_client_gives_the_same_result(reference):
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=ANY_FREE_PORT
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -249,7 +254,7 @@ def test_dask_worker_processes_give_the_same_result(reference, toys_by_value):
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=ANY_FREE_PORT
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
