@@ -154,13 +154,16 @@ def summary(record: dict) -> str:
         "share of dose decisions (after the start dose) whose dose has a posterior probability "
         f"of overdosing, P(MTD < dose), above that decision's alpha by more than {BOUND_TOLERANCE:g}, "
         "the accuracy of the exact posteriors (rounding to the nearest level, or monotone, put "
-        "it there).",
+        "it there). *Recommended over the limit*: the share of trials whose recommended dose "
+        "has P(MTD < dose) above the hard overdose limit, 0.5 (the rules select as the paper "
+        "does; the conduct option `select_within_overdose_limit = true` holds the "
+        "recommendation to the limit as it holds every next dose).",
         "",
         "| design | patients with AGT < 5 | patients at 120 | P(any patient at 120) "
-        "| sample size | decisions over the bound | "
+        "| sample size | decisions over the bound | recommended over the limit | "
         + " | ".join(f"recommended {level}" for level in levels)
         + " |",
-        "|---|---|---|---|---|---|" + "---|" * len(levels),
+        "|---|---|---|---|---|---|---|" + "---|" * len(levels),
     ]
     for name, entry in designs.items():
         r = entry["replicates"]
@@ -169,7 +172,8 @@ def summary(record: dict) -> str:
             f"| {r['mean_n_agt_below_5']:.2f} ± {r['mean_n_agt_below_5_se']:.2f} "
             f"| {r['mean_n_above_100']:.2f} ± {r['mean_n_above_100_se']:.2f} "
             f"| {r['p_any_patient_above_100']:.1%} "
-            f"| {r['mean_sample_size']:.1f} | {r['share_decisions_over_bound']:.1%} | "
+            f"| {r['mean_sample_size']:.1f} | {r['share_decisions_over_bound']:.1%} "
+            f"| {r['share_recommended_over_limit']:.1%} | "
             + " | ".join(f"{r['recommended'][level]:.1%}" for level in levels)
             + " |"
         )

@@ -150,7 +150,8 @@ class Conduct:
         de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
         stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
         likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
-        the limit off. The recommendation at the end is the rule's, or none ("no MTD: overdose
+        the limit off. The recommendation at the end records its ``overdose_probability``;
+        it is the rule's (see ``select_within_overdose_limit``), or none ("no MTD: overdose
         limit: ...") when the lowest dose level exceeds the limit after
         ``overdose_min_patients`` had it: the state in which the limit stops a trial.
     overdose_min_patients : int
@@ -158,6 +159,13 @@ class Conduct:
         (3, as the rules' own safety stops: BOIN's elimination, the CRM's and Optimus's safety
         stop); with fewer, the lowest level is given again (``bound_by``
         ``"overdose_min_patients"``). It is the only dose the limit may let through.
+    select_within_overdose_limit : bool
+        Whether the recommendation at the end is held to the overdose limit as the next dose
+        is: a selected dose above it moves down to the highest dose within it (``bound_by``
+        ``"overdose_limit"``, the rule's dose kept as ``rule_dose``), or there is no MTD.
+        False by default, so that a rule selects as its paper does (e.g. Lee (2023)'s nearest
+        rounding of the MTD's quantile may select a level whose P(overdose) exceeds 0.5; the
+        recorded ``overdose_probability`` of the selection shows how often).
     """
 
     start_dose: float | None = None
@@ -178,6 +186,7 @@ class Conduct:
     backfill: Backfill | None = None
     max_overdose_probability: float = 0.5
     overdose_min_patients: int = 3
+    select_within_overdose_limit: bool = False
 
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
@@ -218,8 +227,12 @@ class Conduct:
                 f"{owner}: convergence must be a ConvergenceCriteria, got {self.convergence!r}"
             )
         choice(owner, "on_refusal", self.on_refusal, ("raise", "stop"))
-        if not isinstance(self.refit_tune, bool | np.bool_):
-            raise ValueError(f"{owner}: refit_tune must be True or False, got {self.refit_tune!r}")
+        for name in ("refit_tune", "select_within_overdose_limit"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(
+                    f"{owner}: {name} must be True or False, got {getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if self.backfill is not None and not isinstance(self.backfill, Backfill):
             raise ValueError(f"{owner}: backfill must be a Backfill or None, got {self.backfill!r}")
 
@@ -263,6 +276,10 @@ class Conduct:
             "max_overdose_probability": self.max_overdose_probability,
             "overdose_min_patients": self.overdose_min_patients,
         }
+        if self.select_within_overdose_limit:
+            # Recorded only when on: the records (and stores) of every other conduct stay as
+            # they were.
+            record["select_within_overdose_limit"] = True
         # Every stopping rule by its place and kind: with the options alone under one prefix,
         # a second rule overwrote the first, and two conducts that differ read the same (a
         # simulation's store then took one's results for the other's).
@@ -838,7 +855,12 @@ class Design:
         return self._with_refits(decision, posterior)
 
     def _within_overdose_limit(
-        self, decision: Decision, posterior: DosePosterior | None, data: TrialData
+        self,
+        decision: Decision,
+        posterior: DosePosterior | None,
+        data: TrialData,
+        *,
+        final: bool = False,
     ) -> Decision:
         """Hold ``decision`` to ``conduct.max_overdose_probability`` (the hard overdose limit).
 
@@ -846,6 +868,7 @@ class Design:
         the highest lower dose level within it (without levels: the MTD's quantile at the
         limit), or stops when there is none, and records the rule's own dose as
         ``rule_dose`` (the rule's quantities, e.g. its ``p_overdose``, speak of that dose).
+        ``final``: the decision is the recommendation (a stop is "no MTD: ...").
         """
         dose = decision.next_dose
         if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
@@ -890,7 +913,8 @@ class Design:
         return Decision(
             None,
             stop_reason=(
-                f"overdose limit: P(overdose) > {limit:g} at every dose up to {dose:g} "
+                f"{'no MTD: ' if final else ''}overdose limit: P(overdose) > {limit:g} at every "
+                f"dose up to {dose:g} "
                 f"(at the lowest, {lowest:g}: "
                 f"{self.rule.overdose_probability(posterior, lowest):.3f})"
             ),
@@ -901,21 +925,24 @@ class Design:
     def _selection_within_overdose_limit(
         self, decision: Decision, posterior: DosePosterior | None, data: TrialData
     ) -> Decision:
-        """Recommend no dose when the lowest dose level exceeds the hard overdose limit.
+        """Record the selection's ``overdose_probability``; hold it to the hard overdose limit.
 
-        That is the state in which :meth:`_within_overdose_limit` stops a trial (once
-        ``overdose_min_patients`` had the lowest level): a trial stopped because every dose
-        more likely than not overdoses ends without an MTD, as after the rules' own safety
-        stops, rather than with the rule's selection of the lowest level.
+        With ``conduct.select_within_overdose_limit``, as :meth:`_within_overdose_limit` holds
+        a next dose. Otherwise the rule's selection stands, but for no dose when the lowest
+        dose level exceeds the limit after ``overdose_min_patients`` had it: the state in which
+        :meth:`_within_overdose_limit` stops a trial (a trial stopped because every dose more
+        likely than not overdoses ends without an MTD, as after the rules' own safety stops,
+        rather than with the rule's selection of the lowest level).
         """
+        if self.conduct.select_within_overdose_limit:
+            return self._within_overdose_limit(decision, posterior, data, final=True)
         dose = decision.next_dose
-        if (
-            posterior is None
-            or dose is None
-            or isinstance(dose, tuple)
-            or decision.strata
-            or not self.dose_levels
-        ):
+        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
+            return decision
+        p = self.rule.overdose_probability(posterior, float(dose))
+        if p is not None:
+            decision.quantities["overdose_probability"] = p
+        if not self.dose_levels:
             return decision
         lowest = float(self.dose_levels[0])
         treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
@@ -1358,6 +1385,7 @@ class CountDesign(Design):
     unused_conduct: ClassVar[tuple[str, ...]] = (
         "conduct_max_overdose_probability",
         "conduct_overdose_min_patients",
+        "conduct_select_within_overdose_limit",
     )
 
     def describe(self) -> Described:

@@ -162,6 +162,29 @@ def recommended(results: "xr.Dataset") -> np.ndarray:
     return results["recommended_dose"].values
 
 
+def selections_over_overdose_limit(results: "xr.Dataset") -> np.ndarray | None:
+    """Return per trial whether the recommended dose's P(overdose) exceeds the hard limit.
+
+    The limit is the conduct's ``max_overdose_probability``; the probability is the one the
+    recommendation recorded (a trial without an MTD selected none). None when the results
+    record neither (a rule without a posterior probability of overdosing, a dose per stratum,
+    or results from before it was recorded).
+    """
+    limit = results.attrs.get("design_conduct_max_overdose_probability")
+    selected = results["recommended_dose"].values
+    if (
+        "decision_overdose_probability" not in results
+        or not isinstance(limit, int | float)
+        or selected.ndim != 1
+    ):
+        return None
+    final = results["decision_kind"].values == "recommend"
+    probability = results["decision_overdose_probability"].values
+    if not np.isfinite(probability[final]).any():
+        return None
+    return np.isfinite(selected) & np.any(final & (probability > limit), axis=1)
+
+
 def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients).
 
@@ -507,6 +530,18 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
     rows.append(["stopped early (fraction of trials)", _number(p, 3), _number(se, 3), ""])
     p, se = table["no_selection"]["fraction"], table["no_selection"]["se"]
     rows.append(["no dose selected (fraction of trials)", _number(p, 3), _number(se, 3), ""])
+    over = selections_over_overdose_limit(results)
+    if over is not None:
+        p, se = _proportion(float(over.mean()), n)
+        limit = results.attrs["design_conduct_max_overdose_probability"]
+        rows.append(
+            [
+                "dose selected with P(overdose) > the overdose limit (fraction of trials)",
+                _number(p, 3),
+                _number(se, 3),
+                f"limit {limit:g} (conduct max_overdose_probability)",
+            ]
+        )
     parts = [
         _table(
             ["quantity", "mean", "MCSE", "note"],

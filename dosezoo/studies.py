@@ -22,6 +22,7 @@ from dosezoo.designs import (
 )
 from dosezoo.designs.pick_the_winner_stage import PickTheWinnerStage, mean_and_se, stage_uniforms
 from dosezoo.models import EWOC, ThreePND
+from dosezoo.report import selections_over_overdose_limit
 from dosezoo.scenarios import (
     ContinuousToxicityScenario,
     EffToxScenario,
@@ -262,7 +263,9 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
         ``share_decisions_over_bound``: the share of the dose decisions (after the start dose)
         whose dose has a posterior probability of overdosing, ``P(MTD < dose)``, above the
         feasibility bound of that decision by more than :data:`BOUND_TOLERANCE` (the options,
-        e.g. rounding to the nearest level, moved it there).
+        e.g. rounding to the nearest level, moved it there); ``share_recommended_over_limit``:
+        the share of trials whose recommended dose has ``P(MTD < dose)`` above the hard
+        overdose limit (:func:`~dosezoo.report.selections_over_overdose_limit`).
     """
 
     def shares(values: np.ndarray) -> dict[str, float]:
@@ -291,6 +294,9 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
     rated = ~np.isnan(p_overdose)  # not the start dose
     over = p_overdose[rated] > bound[rated] + BOUND_TOLERANCE
     summary["share_decisions_over_bound"] = float(np.mean(over))
+    over_limit = selections_over_overdose_limit(results)
+    assert over_limit is not None, "the design records no P(overdose) of its recommendation"
+    summary["share_recommended_over_limit"] = float(np.mean(over_limit))
     return summary
 
 

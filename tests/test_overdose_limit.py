@@ -22,8 +22,10 @@ from dosezoo.designs.base import Conduct
 from dosezoo.designs.registry import FAMILIES
 from dosezoo.errors import ConvergenceError
 from dosezoo.models import EWOC
+from dosezoo.report import html_report, selections_over_overdose_limit
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
+from dosezoo.studies import o6bg_arms
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 O6BG = EXAMPLES / "o6bg_accelerated.toml"
@@ -114,6 +116,53 @@ def test_simulated_trials_the_limit_stopped_select_no_dose():
     assert limited.sum() >= 20
     assert np.isnan(results["recommended_dose"].values[limited]).all()
     assert (results["no_selection"].values[limited] == 1.0).all()
+    # Their P(overdose) > 0.5 at the lowest level is recorded, but they selected no dose.
+    final = results["decision_kind"].values == "recommend"
+    assert (results["decision_overdose_probability"].values[final][limited] > 0.5).all()
+    assert not selections_over_overdose_limit(results).any()
+
+
+def test_the_recommendation_records_its_overdose_probability_and_may_be_held_to_the_limit():
+    # Lee (2023)'s nearest rounding selects 80 after the toxic cohort, with P(MTD < 80) about
+    # 0.8: by default the selection stands and says so; held to the limit it moves to 60.
+    shipped = design_from_config(read_config(O6BG), str(O6BG))
+    data = _o6bg_after_a_toxic_cohort()
+    design = Design(shipped.model, shipped.rule, replace(shipped.conduct, stopping=()))
+    rule_selection = design.rule.select(design.posterior(data, final=True), data)
+    selection = design.recommend(data)
+    assert selection.next_dose == rule_selection.next_dose == 80.0
+    assert selection.quantities["overdose_probability"] > 0.5
+    assert "conduct_select_within_overdose_limit" not in design.describe()
+    held = Design(
+        shipped.model,
+        shipped.rule,
+        replace(shipped.conduct, stopping=(), select_within_overdose_limit=True),
+    )
+    selection = held.recommend(data)
+    assert selection.next_dose == 60.0 and "overdose_limit" in selection.bound_by
+    assert selection.quantities["overdose_probability"] <= 0.5
+    assert selection.quantities["rule_dose"] == 80.0
+    assert held.describe()["conduct_select_within_overdose_limit"] is True
+
+
+def test_a_held_recommendation_with_no_dose_within_the_limit_is_no_mtd():
+    example = _example("crm")
+    options = example.conduct.__dict__ | {"select_within_overdose_limit": True}
+    design = crm_design(example.model, safety_cutoff=None, **options)
+    three = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [1, 1, 1]}))
+    final = design.recommend(three)
+    assert final.next_dose is None
+    assert final.stop_reason.startswith("no MTD: overdose limit: P(overdose) > 0.5")
+    # As a next dose: before three patients had the lowest level, the lowest level.
+    two = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 2, "dlt": [1, 1]}))
+    final = design.recommend(two)
+    assert final.next_dose == 10.0 and "overdose_min_patients" in final.bound_by
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_holding_the_recommendation_is_true_or_false(value):
+    with pytest.raises(ValueError, match="select_within_overdose_limit must be True or False"):
+        Conduct(select_within_overdose_limit=value)
 
 
 @pytest.mark.parametrize("value", [0.0, -0.1, 1.5, "0.5"])
@@ -169,24 +218,24 @@ def test_every_example_stops_without_an_mtd_after_three_toxicities_at_the_lowest
     assert design.recommend(trial).next_dose is None, name
 
 
-@pytest.mark.parametrize("name", LIMITED)
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_no_assigned_dose_has_p_overdose_above_the_limit(name, data):
-    design = _example(name)
+def _random_trial(design: Design, name: str, data) -> TrialData:
     k = len(design.dose_levels)
     n = data.draw(st.integers(1, 9), label="patients")
     levels = data.draw(st.lists(st.integers(0, k - 1), min_size=n, max_size=n), label="levels")
     outcomes = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n), label="toxic")
-    trial = _data_for(design, name, sorted(levels), outcomes, np.random.default_rng(n))
+    return _data_for(design, name, sorted(levels), outcomes, np.random.default_rng(n))
+
+
+def _assert_within_the_limit(design: Design, trial: TrialData, *, final: bool) -> None:
+    """The next dose (``final``: the recommendation) is within the limit, or the lowest level."""
     try:
-        decision = design.next(trial)
+        decision = design.recommend(trial) if final else design.next(trial)
     except ConvergenceError:
         return  # the design refuses to act on a fit that failed its checks: no dose assigned
-    if decision.stopped or not design.rule.needs_posterior(trial, final=False):
+    if decision.stopped or not design.rule.needs_posterior(trial, final=final):
         return  # a stop, or a decision that reads no posterior (the two-stage GP's stage 1)
     dose = float(decision.next_dose)
-    p = design.rule.overdose_probability(design.posterior(trial), dose)
+    p = design.rule.overdose_probability(design.posterior(trial, final=final), dose)
     lowest = design.dose_levels[0] if design.dose_levels else None
     if dose == lowest and np.sum(trial.dose == lowest) < design.conduct.overdose_min_patients:
         # The one dose the limit lets through: the lowest, before 3 patients had it.
@@ -194,3 +243,43 @@ def test_no_assigned_dose_has_p_overdose_above_the_limit(name, data):
     else:
         assert p <= design.conduct.max_overdose_probability, (decision, p)
     assert decision.quantities["overdose_probability"] == pytest.approx(p)
+
+
+@pytest.mark.parametrize("name", LIMITED)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_assigned_dose_has_p_overdose_above_the_limit(name, data):
+    design = _example(name)
+    _assert_within_the_limit(design, _random_trial(design, name, data), final=False)
+
+
+@pytest.mark.parametrize("name", LIMITED)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_held_recommendation_has_p_overdose_above_the_limit(name, data):
+    example = _example(name)
+    held = replace(example.conduct, select_within_overdose_limit=True)
+    design = Design(example.model, example.rule, held)
+    _assert_within_the_limit(design, _random_trial(design, name, data), final=True)
+
+
+def test_results_and_reports_count_the_recommendations_over_the_limit():
+    # Lee (2023)'s increasing feasibility bound recommends, in most trials of the O6-BG
+    # re-design, a level whose P(MTD < level) exceeds 0.5; held to the limit, none does.
+    design, scenario = o6bg_arms()["3PND increasing alpha, accelerated"]
+    results = simulate(design, scenario, 12, random_seed=2023, progress=False)
+    over = selections_over_overdose_limit(results)
+    final = results["decision_kind"].values == "recommend"
+    assert final.sum(axis=1).tolist() == [1] * 12
+    probability = results["decision_overdose_probability"].values[final]
+    assert over.tolist() == (probability > 0.5).tolist() and over.any()
+    assert "dose selected with P(overdose) &gt; the overdose limit" in html_report([("x", results)])
+    conduct = replace(design.conduct, select_within_overdose_limit=True)
+    held = simulate(
+        Design(design.model, design.rule, conduct), scenario, 12, random_seed=2023, progress=False
+    )
+    assert not selections_over_overdose_limit(held).any()
+    # The same patients and doses: only the recommendations over the limit move, downwards.
+    assert held["dose"].equals(results["dose"])
+    before, after = results["recommended_dose"].values, held["recommended_dose"].values
+    assert (after[over] < before[over]).all() and (after[~over] == before[~over]).all()
