@@ -133,7 +133,10 @@ def measure(study: str, trials: int, repeats: int) -> dict:
         with (
             distributed.LocalCluster(
                 # its HTTP server on a free port (with no dashboard it would take 8787)
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
             ) as cluster,
             distributed.Client(cluster) as client,
         ):
