@@ -117,11 +117,24 @@ class CRMRule(ModelRule):
         }
 
     def _closest(self, estimate: np.ndarray) -> int:
+        """Return the level whose estimate is closest to the target (the lower of two as close).
+
+        The estimates increase with the level (the skeleton's rates do, at every ``beta``), so
+        the closest is the highest level at or below the target or the next one up: only those
+        two are compared (two within ``_TIE_TOLERANCE`` tie). Comparing every level's
+        ``|p - target|`` instead made all of them tie when every estimate was within the
+        tolerance of 0 (a vague prior after patients without a DLT), and the lowest won.
+        """
         # On Python floats: a few levels, called at every decision of a simulation.
         target = self.model.target
-        distance = [abs(value - target) for value in estimate.tolist()]
-        bound = min(distance) + _TIE_TOLERANCE
-        return next(k for k, value in enumerate(distance) if value <= bound)
+        values = estimate.tolist()
+        above = sum(value > target for value in values)
+        first_above = len(values) - above
+        if first_above in (0, len(values)):
+            return min(first_above, len(values) - 1)
+        below_distance = target - values[first_above - 1]
+        closer_above = values[first_above] - target < below_distance - _TIE_TOLERANCE
+        return first_above if closer_above else first_above - 1
 
     def _safety_stop(self, posterior: DosePosterior, data: TrialData) -> tuple[str | None, float]:
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""

@@ -340,3 +340,44 @@ def test_design_rejects_bad_options_by_name():
     ):
         with pytest.raises(ValueError, match=field):
             crm_design(crm, **kwargs)
+
+
+def _no_dlt_at_every_level(levels: list[float]) -> TrialData:
+    doses = [dose for dose in levels for _ in range(3)]
+    cohorts = [k // 3 + 1 for k in range(len(doses))]
+    return TrialData.from_dataframe(
+        pd.DataFrame({"dose": doses, "dlt": [0] * len(doses), "cohort": cohorts})
+    )
+
+
+def test_estimates_all_near_zero_still_pick_the_level_closest_to_the_target():
+    # Under a vague prior, 12 patients without a DLT put every plug-in estimate below 1e-18:
+    # all within the tie tolerance of 0, so every level tied on |p - target| and the lowest
+    # won (a de-escalation from 40 to 10). The closest is the highest estimate.
+    levels = [10.0, 20.0, 30.0, 40.0]
+    model = CRM([0.1, 0.2, 0.3, 0.45], 0.3, model="logistic", prior_sd=3.0, dose_levels=levels)
+    design = crm_design(model, sample_size=36)
+    data = _no_dlt_at_every_level(levels)
+    decision = design.next(data)
+    assert max(decision.quantities[f"p_plugin_{k}"] for k in range(4)) < 1e-12
+    assert decision.next_dose == 40.0
+    assert design.recommend(data).next_dose == 40.0
+
+
+@given(
+    st.lists(st.floats(0, 1, allow_subnormal=True), min_size=1, max_size=8),
+    st.floats(0.05, 0.5),
+)
+def test_the_closest_level_is_the_first_of_the_nearest_estimates(values, target):
+    # Against the definition (dfcrm's which.min of |p - target|), on increasing estimates
+    # whose distances to the target are apart by more than the tie tolerance.
+    estimate = np.sort(np.asarray(values))
+    levels = [float(k + 1) for k in range(estimate.size)]
+    skeleton = np.linspace(0.05, 0.6, estimate.size) if estimate.size > 1 else [0.2]
+    rule = crm_design(CRM(list(skeleton), target, dose_levels=levels)).rule
+    distance = np.abs(estimate - target)
+    nearest = int(np.argmin(distance))
+    others = np.delete(distance, nearest)
+    if others.size and np.min(others) - distance[nearest] <= 1e-9:
+        return  # a near tie: the rule takes the lower level, tested above
+    assert rule._closest(estimate) == nearest
