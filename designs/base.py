@@ -78,6 +78,7 @@ __all__ = [
     "Rule",
     "RuleOptions",
     "Stopping",
+    "closest_levels",
     "compose",
     "dataclass_options",
     "mtd_level_below",
@@ -529,10 +530,55 @@ def mtd_level_below(
     tails = posterior.tails.get(name)
     if isinstance(tails, OrderedLevelTails):
         return tails.prob_closest_below(target, levels.index(dose))
-    rates = posterior.rate(name)
-    distance = np.abs(np.column_stack([np.zeros(len(rates)), rates]) - target)
-    mtd = np.argmin(distance, axis=1) - 1  # -1: the placebo level, below every dose
+    mtd = closest_levels(posterior.rate(name), target)
     return float(posterior.expectation((mtd < levels.index(dose)).astype(float)))
+
+
+def closest_levels(rates: np.ndarray, target: float) -> np.ndarray:
+    """Per point, the level whose rate is closest to ``target``; -1 for a placebo level of rate 0.
+
+    Parameters
+    ----------
+    rates : numpy.ndarray
+        Rates per point and level, shape (m, K), in any order across the levels.
+    target : float
+        The target rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (m,): the closest level (0-based), -1 when the placebo (rate 0, below the lowest
+        level) is closer than every level; of a level below the target and one above it as
+        close, the lower.
+
+    Notes
+    -----
+    The nearest level at or below the target (the largest such rate; the placebo when there
+    is none) is compared with the nearest above it (the smallest rate above). Comparing
+    every ``|p - target|`` loses the rates far below the target: below half a unit in the
+    last place of the target, ``target - p`` is the target itself, and every such level tied
+    with the placebo (which then won) although its rate, however small, is the closer. Equal
+    rates are rates rounded together (a 0 or a 1 in floating point) of a model whose rates
+    increase across the levels (two levels of a continuous posterior tie with probability 0):
+    of equal rates at or below the target the highest level is taken, as is a level of rate 0
+    before the placebo; of equal rates above it the lowest.
+    """
+    rates = np.asarray(rates, dtype=float)
+    rows = np.arange(rates.shape[0])
+    at_or_below = rates <= target
+    below_rates = np.where(at_or_below, rates, -np.inf)
+    below = rates.shape[1] - 1 - np.argmax(below_rates[:, ::-1], axis=1)
+    below_rate = below_rates[rows, below]
+    below = np.where(np.isfinite(below_rate), below, -1)
+    below_rate = np.where(np.isfinite(below_rate), below_rate, 0.0)
+    above_rates = np.where(at_or_below, np.inf, rates)
+    above = np.argmin(above_rates, axis=1)
+    above_rate = above_rates[rows, above]
+    below_distance, above_distance = target - below_rate, above_rate - target
+    closer_above = (above_distance < below_distance) | (
+        (above_distance == below_distance) & (above < below)
+    )
+    return np.where(np.isfinite(above_rate) & closer_above, above, below)
 
 
 def _init_names(cls: type) -> list[str]:

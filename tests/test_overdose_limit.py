@@ -7,6 +7,7 @@ highest dose within the limit, or stops with the reason "overdose limit".
 """
 
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,10 @@ from hypothesis import strategies as st
 from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
 from dosezoo.designs import Design, crm_design, ewoc_design
-from dosezoo.designs.base import Conduct
+from dosezoo.designs.base import Conduct, closest_levels, mtd_level_below
 from dosezoo.designs.registry import FAMILIES
 from dosezoo.errors import ConvergenceError
-from dosezoo.models import EWOC
+from dosezoo.models import CRM, EWOC
 from dosezoo.report import html_report, selections_over_overdose_limit
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
@@ -283,3 +284,42 @@ def test_results_and_reports_count_the_recommendations_over_the_limit():
     assert held["dose"].equals(results["dose"])
     before, after = results["recommended_dose"].values, held["recommended_dose"].values
     assert (after[over] < before[over]).all() and (after[~over] == before[~over]).all()
+
+
+def test_draws_with_vanishing_rates_do_not_put_the_mtd_below_every_dose():
+    # Under a vague prior, after 12 patients without a DLT, most draws of the CRM's rates are
+    # below 1e-17: |p - target| was the target itself, every level tied with the placebo,
+    # and P(MTD < dose) from the draws was 0.57 at every dose (decide stopped the trial).
+    levels = [10.0, 20.0, 30.0, 40.0]
+    model = CRM([0.1, 0.2, 0.3, 0.45], 0.3, model="logistic", prior_sd=4.0, dose_levels=levels)
+    doses = [dose for dose in levels for _ in range(3)]
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": doses, "dlt": [0] * 12}))
+    exact = model.posterior(data)
+    idata = model.fit(data, engine="grid", draws=2000, chains=2, random_seed=1)
+    sampled = model.posterior_from_idata(idata)
+    assert np.mean(np.all(0.3 - sampled.rate("p_dlt") == 0.3, axis=1)) > 0.5
+    for dose in levels:
+        from_draws = mtd_level_below(sampled, dose, 0.3)
+        assert from_draws == pytest.approx(mtd_level_below(exact, dose, 0.3), abs=0.003)
+    design = crm_design(model, sample_size=36, estimate="mean")
+    assert design.decide(idata, data).next_dose == design.next(data).next_dose == 40.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rates=st.lists(
+        st.one_of(st.floats(0, 1e-15), st.floats(0, 1)), min_size=1, max_size=6, unique=True
+    ),
+    target=st.floats(0.05, 0.5),
+)
+def test_the_closest_level_is_the_exact_nearest(rates, target):
+    # Increasing rates (a CRM's, a BLRM's) compared in exact arithmetic, a placebo of rate 0
+    # below the lowest level.
+    ordered = sorted(rates)
+    exact = [abs(Fraction(0) - Fraction(target))]
+    exact += [abs(Fraction(rate) - Fraction(target)) for rate in ordered]
+    nearest = min(exact)
+    if exact.count(nearest) > 1:
+        return  # an exact tie: no level is the nearest
+    expected = exact.index(nearest) - 1
+    assert closest_levels(np.array([ordered]), target).tolist() == [expected]
