@@ -96,6 +96,18 @@ EWOC's ``P(MTD < dose)`` and ``P(p_k > t)`` are within 2.9e-4 and its quantiles 
 of the range (a :data:`_LOG_RESOLUTION` of 1e-3 kept them within 1.1e-5 there, at 1.3 to 1.5
 times the cost of a fit). The tests hold every case to the 1e-3 required.
 
+**Known to fall short** (an independent audit with ``scipy.integrate.dblquad`` and importance
+sampling, 2026-12; not yet fixed): where an event's cut moves fast across the rows the outer
+rule misses it. Under a BLRM prior with sd 1 for ``log beta`` (means -3.108, -0.008, sd 0.5,
+rho -0.5, reference 1.35), after 3 patients without a DLT at the reference dose, the rule's
+``P(p_k > 0.33)`` at 4.71 is 0.2514 against 0.2481 (the EWOC criterion at 0.25 then refuses the
+level) and at 10.29 0.4471 against 0.4411; over 2231 random states 23 quantities erred by
+more than 1e-3 (at most 6e-3) and targeted states reach 2e-2. Refining the outer panels
+where the rows' masses of an event are unresolved (their Legendre tail, as the outer axis is
+checked) removes these two errors, but the bound is no error estimate (1.5e-2 of the mass
+where the error is 4e-6, 1.4e-3 where it is 7e-4) and refining on it cost up to 13 times a
+fit. EWOC's MTD CDF erred by 1.1e-2 (0.5719 against 0.5613) with 203 patients at 7 levels.
+
 EWOC's patients at the lowest dose :math:`x_{min}` (:math:`x = 0`, :math:`p = \rho_0`) weigh
 :math:`\theta_1` alone: their log likelihood is added once per row (`_leading`), not at every
 node.
