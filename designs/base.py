@@ -287,21 +287,23 @@ class Conduct:
         for index, rule in enumerate(self.stopping):
             record[f"stopping_{index}"] = type(rule).__name__
             record |= {f"stopping_{index}_{k}": value for k, value in rule.describe().items()}
-        if self.engine is not None:
-            record |= {
-                "engine": self.engine,
-                "draws": self.draws,
-                "tune": self.tune,
-                "chains": self.chains,
-                "random_seed": self.random_seed,
-                "refits": self.refits,
-                "refit_factor": self.refit_factor,
-                "refit_tune": self.refit_tune,
-                "on_refusal": self.on_refusal,
-            }
-            record |= {
-                f"convergence_{name}": value for name, value in asdict(self.convergence).items()
-            }
+        # The fits' settings and seed whatever the engine: without one, a model whose fast
+        # posterior is sampled (the latent GP's, the joint probit's) fits with them, and a rule
+        # may draw from the seed (the Weibull D-optimal randomisation); recorded only with an
+        # engine, two designs that gave other trials read the same (and a store returned, or
+        # resumed, one's trials as the other's).
+        record |= {
+            "engine": self.engine,
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+            "random_seed": self.random_seed,
+            "refits": self.refits,
+            "refit_factor": self.refit_factor,
+            "refit_tune": self.refit_tune,
+            "on_refusal": self.on_refusal,
+        }
+        record |= {f"convergence_{name}": value for name, value in asdict(self.convergence).items()}
         if self.backfill is not None:
             record |= {f"backfill_{key}": value for key, value in self.backfill.describe().items()}
         return record
@@ -1427,11 +1429,22 @@ class CountDesign(Design):
         return self.rule.select(None, data)
 
     #: Conduct options a count rule never reads: the hard overdose limit holds a posterior
-    #: quantity that count rules do not report (their own elimination plays its part).
+    #: quantity that count rules do not report (their own elimination plays its part), and
+    #: there is no fit.
     unused_conduct: ClassVar[tuple[str, ...]] = (
         "conduct_max_overdose_probability",
         "conduct_overdose_min_patients",
         "conduct_select_within_overdose_limit",
+        "conduct_engine",
+        "conduct_draws",
+        "conduct_tune",
+        "conduct_chains",
+        "conduct_random_seed",
+        "conduct_refits",
+        "conduct_refit_factor",
+        "conduct_refit_tune",
+        "conduct_on_refusal",
+        *(f"conduct_convergence_{name.name}" for name in fields(ConvergenceCriteria)),
     )
 
     def describe(self) -> Described:

@@ -491,3 +491,15 @@ def test_the_conduct_record_tells_apart_every_setting_a_run_depends_on():
         record(**fitted, on_refusal="stop"),
     ]
     assert len({tuple(sorted(v.items())) for v in variants}) == len(variants)
+    # Without an engine too: a sampled fast posterior (the latent GP's, the joint probit's)
+    # fits with these settings, and the Weibull D-optimal rule randomises from the seed; a
+    # store resumed a run of seed 2018 with seed 7.
+    unfitted = [
+        record(),
+        record(random_seed=7),
+        record(draws=500),
+        record(tune=100),
+        record(chains=4),
+        record(refits=1),
+    ]
+    assert len({tuple(sorted(v.items())) for v in unfitted}) == len(unfitted)
