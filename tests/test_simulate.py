@@ -432,6 +432,17 @@ def test_resume_with_another_simulation_raises(tmp_path):
         simulate(Escalate(), Linear(), N_TRIALS, random_seed=1, path=path, progress=False)
 
 
+def test_resume_under_other_package_versions_raises(tmp_path, monkeypatch):
+    # A run killed under one environment resumed under another without a word, its trials
+    # from both, labelled with the last one's versions only.
+    path = tmp_path / "sim.nc"
+    _interrupted(path)
+    versions = store_module._versions() | {"version_numpy": "0.0.1"}
+    monkeypatch.setattr(store_module, "_versions", lambda: versions)
+    with pytest.raises(ValueError, match=r"holds a different simulation.*version_numpy"):
+        simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
+
+
 def test_finished_file_of_another_simulation_raises(reference, tmp_path):
     path = tmp_path / "sim.nc"
     reference.to_netcdf(path, engine="h5netcdf")

@@ -42,7 +42,7 @@ _RESERVED = (
 #: Metrics the per-trial engine adds for a trial run in time (a design with backfill).
 TIMED_METRICS = ("duration", "n_backfill", "n_turned_away")
 _DECISION_TEXT = ("stop_reason", "bound_by", "kind")
-_OPTIONAL_PACKAGES = ("pymc", "arviz")
+_OPTIONAL_PACKAGES = ("pymc", "pytensor", "arviz")
 
 
 class _Layout(NamedTuple):
@@ -292,7 +292,7 @@ def _versions() -> dict[str, str]:
     copy the dict into their attributes; do not modify it).
     """
     versions = {"version_dosezoo": __version__}
-    for package in ("numpy", "xarray", "scipy", *_OPTIONAL_PACKAGES):
+    for package in ("numpy", "xarray", "scipy", "numba", *_OPTIONAL_PACKAGES):
         try:
             versions[f"version_{package}"] = version(package)
         except PackageNotFoundError:

@@ -53,12 +53,14 @@ import xarray as xr
 
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
-from dosezoo.simulate.layout import AttrValue, _join, source_digest
+from dosezoo.simulate.layout import AttrValue, _join, _versions, source_digest
 from dosezoo.simulate.netcdf import load_netcdf, write_netcdf
 
 #: The run settings and the source that made the results (`source_digest`).
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size", "source_sha256")
-_DESCRIBED_PREFIXES = ("design_", "scenario_")
+#: Attributes of the fingerprint besides the run keys: both descriptions and the versions of
+#: the packages that shape the results (a batch made under other versions is not merged).
+_FINGERPRINT_PREFIXES = ("design_", "scenario_", "version_")
 _BATCH_GLOB = "trials-*"
 _MANIFEST = "manifest.jsonl"
 _LOCK = "lock"
@@ -83,8 +85,8 @@ def _attr_value(value: object, name: str) -> AttrValue:
 
 
 def _fingerprint(design: Design, scenario: Scenario, run: dict[str, int]) -> dict[str, AttrValue]:
-    """Attributes that identify a simulation: run settings, source and both descriptions."""
-    attrs: dict[str, AttrValue] = {**run, "source_sha256": source_digest()}
+    """Attributes that identify a simulation: run settings, source, versions, descriptions."""
+    attrs: dict[str, AttrValue] = {**run, "source_sha256": source_digest(), **_versions()}
     for prefix, described in (("design", design.describe()), ("scenario", scenario.describe())):
         for key, value in described.items():
             attrs[f"{prefix}_{key}"] = _attr_value(value, f"{prefix}.describe()[{key!r}]")
@@ -103,7 +105,7 @@ def _check_fingerprint(attrs: dict, fingerprint: dict[str, AttrValue], path: Pat
     stored = {
         key: value.item() if isinstance(value, np.generic) else value
         for key, value in attrs.items()
-        if key in _RUN_KEYS or key.startswith(_DESCRIBED_PREFIXES)
+        if key in _RUN_KEYS or key.startswith(_FINGERPRINT_PREFIXES)
     }
     differences = [
         f"{key}: stored {stored.get(key, 'nothing')!r}, now {fingerprint.get(key, 'nothing')!r}"
