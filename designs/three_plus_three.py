@@ -307,15 +307,10 @@ class ThreePlusThreeRule(CountRule):
         stop_reason = np.full(size, "", dtype=object)
         counts_at = {"y": y_at, "n": n_at, "dose": doses[at]}
 
-        n_patients = n.sum(axis=1)
-        full = started & (n_patients >= self._sample_size)
-        stop_reason[full] = format_rows(
-            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
-        )
         # A too-toxic level at or below the current one: down below the lowest such level.
         too_toxic = _too_toxic(n, y)
         ceiling = _first_true(too_toxic)
-        down = started & ~full & (ceiling <= at)
+        down = started & (ceiling <= at)
         lower = ceiling - 1
         bound_by[down & (ceiling < at)] = "toxic_lower_dose"
         h = np.minimum(ceiling, top)
@@ -343,7 +338,7 @@ class ThreePlusThreeRule(CountRule):
         )
         # Otherwise 3 more at 1 DLT in fewer than 6, else up one level unless the highest or
         # one that had 2 or more DLTs.
-        climbing = started & ~full & ~down & ~((y_at == 1) & (n_at < _FULL))
+        climbing = started & ~down & ~((y_at == 1) & (n_at < _FULL))
         at_top = climbing & (at == top)
         next_toxic = climbing & ~at_top & (y[rows, np.minimum(at + 1, top)] >= _TOXIC)
         blocked = at_top | next_toxic
@@ -353,6 +348,14 @@ class ThreePlusThreeRule(CountRule):
         stop_reason[confirmed] = format_rows(
             "MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", confirmed, **counts_at
         )
+        # The sample size stops a trial the rule would go on with; one that the rule ends
+        # says why (every level having had its 6 patients, the rule's outcome is the news).
+        n_patients = n.sum(axis=1)
+        full = started & (n_patients >= self._sample_size) & ~(no_mtd | lower_full | confirmed)
+        stop_reason[full] = format_rows(
+            "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
+        )
+        bound_by[full] = ""
         stops = full | no_mtd | lower_full | confirmed
         level[stops] = -1
         level[~started], bound_by[~started] = self._start_level, "start_dose"

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from scipy import stats
@@ -389,3 +390,23 @@ def test_in_time_backfill_dlts_bring_the_escalation_below_a_cleared_dose():
                 assert record["decision_dose"][k] == LEVELS[h - 1] and n[h - 1] < 6
                 kinds.append("down")
     assert {"stop", "down"} <= set(kinds), kinds
+
+
+def test_a_trial_the_rule_ends_says_why_even_when_every_level_had_six():
+    # With every level at its 6 patients the stop said "sample size reached" (in 1130 of 8000
+    # simulated trials of an audit), where the rule had found the MTD or no MTD.
+    design = three_plus_three_design([1.0, 2.0])
+    dlt = [0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0]
+    data = TrialData.from_dataframe(
+        pd.DataFrame(
+            {"dose": [1.0] * 6 + [2.0] * 6, "dlt": dlt, "cohort": np.repeat([1, 2, 3, 4], 3)}
+        )
+    )
+    decision = design.next(data)
+    assert decision.stop_reason == "MTD 1: 3 DLTs in 6 patients at 2"
+    assert decision.quantities["selected_dose"] == 1.0
+    one = three_plus_three_design([5.0])
+    toxic = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [5.0] * 6, "dlt": [1, 0, 0, 1, 1, 0], "cohort": [1, 1, 1, 2, 2, 2]})
+    )
+    assert one.next(toxic).stop_reason == "no MTD: 3 DLTs in 6 patients at the lowest dose 5"
