@@ -12,12 +12,14 @@ The next dose is the admissible level with the largest :math:`P(\text{target})` 
 among ties); with no admissible level the trial stops with no MTD once the lowest level had
 ``safety_min_patients`` patients (3, as the CRM's, BOIN's and Optimus's safety stops), and
 before that the next cohort gets the lowest level again (a single DLT in the first patient does
-not end a trial). The trial also stops, and
-recommends the next dose, once that dose has at least ``stop_min_patients`` patients (6) and
-either :math:`P(\text{target}) \ge` ``stop_target_probability`` (0.5) or the trial has
-``stop_max_patients`` patients (off by default); these are the stopping rules of the Novartis
-BLRM designs. At the end of a trial, the recommended dose is the level with the largest
-:math:`P(\text{target})` among the levels that were given and satisfy the overdose control.
+not end a trial). The trial also stops once the next dose has at least ``stop_min_patients``
+patients (6) and either :math:`P(\text{target}) \ge` ``stop_target_probability`` (0.5) or the
+trial has ``stop_max_patients`` patients (off by default); these are the stopping rules of the
+Novartis BLRM designs. At the end of a trial, however it ends, the recommended dose is the level
+with the largest :math:`P(\text{target})` among the levels that were given and satisfy the
+overdose control: the next dose of a stop by these rules, unless an escalation limit
+(``max_increase``, ``no_skipping``) held the next dose below such a level, whose patients are
+then the better evidence (the stop records both).
 """
 
 import bisect
@@ -214,6 +216,8 @@ class BLRMRule(ModelRule):
                 self.stop_max_patients is not None and data.n_patients >= self.stop_max_patients
             )
             if enough_target or enough_patients:
+                # What recommend() selects from the same posterior, as the trial ends here.
+                selected = self.select(posterior, data).next_dose
                 return Decision(
                     None,
                     stop_reason=(
@@ -223,8 +227,9 @@ class BLRMRule(ModelRule):
                             if enough_target
                             else f"{data.n_patients} patients in the trial"
                         )
+                        + ("" if selected == next_dose else f"; recommended {selected:g}")
                     ),
-                    quantities=quantities | {"selected_dose": next_dose},
+                    quantities=quantities | {"selected_dose": selected},
                 )
         return Decision(next_dose, quantities=quantities, bound_by=bound_by)
 

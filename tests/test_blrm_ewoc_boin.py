@@ -17,6 +17,7 @@ from scipy.special import betaincc, expit, logit
 from dosezoo.data import TrialData
 from dosezoo.designs import blrm_design, ewoc_design
 from dosezoo.errors import DataError
+from dosezoo.levels import data_from_counts
 from dosezoo.models import (
     BLRM,
     BOIN,
@@ -624,3 +625,16 @@ def test_an_ewoc_dose_range_of_infinite_width_is_refused():
     # -1e308 to 1e308: the scaled doses overflowed (a RuntimeWarning, then NaN)
     with pytest.raises(ValueError, match="the dose range x_max - x_min must be finite"):
         EWOC(0.33, -1e308, 1e308)
+
+
+def test_a_stop_by_the_blrm_stopping_rule_records_the_dose_recommend_selects():
+    # Stopped "at dose 4" (the next dose: max_increase held it below 8.5, given before to 30
+    # patients with P(target) 0.83), the stop recorded 4 as selected where recommend, which
+    # the simulation records, gives 8.5.
+    levels = (2.0, 4.0, 8.5)
+    design = blrm_design(BLRM(levels, 4.0), sample_size=200)
+    data = data_from_counts(np.array([30, 30, 30]), np.array([3, 6, 7]), 1, levels, (3, 1))
+    decision = design.next(data)
+    assert decision.stop_reason.startswith("stopping rule met at dose 4: 30 patients there")
+    assert decision.stop_reason.endswith("; recommended 8.5")
+    assert decision.quantities["selected_dose"] == design.recommend(data).next_dose == 8.5
