@@ -380,6 +380,34 @@ def test_blrm_interval_probabilities_match_a_3000_grid(name):
         assert posterior.prob_above(t) == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
 
 
+def test_blrm_events_whose_cut_sweeps_across_the_rows_match_a_3000_grid():
+    # Data at the reference dose only inform log alpha; at 10.29, far from the reference
+    # 1.35, the cut of p > t in log alpha moves as beta (prior sd 1): across the rows' mass
+    # within a tenth of an outer panel, which the outer rule missed by up to 6e-3 (0.4471 for
+    # 0.4411; at 4.71 0.2514 for 0.2481, over the EWOC cut-off of 0.25). Found by an audit
+    # against scipy's dblquad and importance sampling.
+    levels = (1.35, 1.62, 2.31, 3.69, 4.71, 10.29)
+    prior = BLRMPrior(
+        mean=(-3.1079163477377043, -0.008264383510305768), sd=(0.5, 1.0), correlation=-0.5
+    )
+    model = BLRM(levels, 1.35, prior=prior)
+    data = _data([1.35] * 3, [0] * 3)
+
+    def log_posterior(la, lb):
+        za, zb = (la - prior.mean[0]) / 0.5, (lb - prior.mean[1]) / 1.0
+        total = -0.5 * (za**2 + za * zb + zb**2) / (1 - 0.25)
+        return total - 3 * np.logaddexp(0, la)  # three patients without a DLT at x = 0
+
+    b, a, w = _midpoint_2d(lambda lb, la: log_posterior(la, lb), (-6.0, 5.0), (-7.0, 1.0))
+    a_edges = np.linspace(-7.0, 1.0, a.size + 1)
+    posterior = model.posterior(data)
+    for t in (0.16, 0.33):
+        expected = [
+            1.0 - _mass_below(w, a_edges, logit(t) - np.exp(b) * np.log(d / 1.35)) for d in levels
+        ]
+        assert posterior.prob_above(t) == pytest.approx(expected, abs=PROBABILITY_TOLERANCE)
+
+
 # ----------------------------------------------------------------------------------- EWOC
 
 #: The example of the R package ewoc (``ewoc_d1classic``): one patient at 20 without a DLT,
