@@ -422,6 +422,25 @@ EWOC_CASES = {
     # A longer ridge, where the quadrature errs most (about 3e-4 in P(MTD < dose)) of the states
     # of the benchmark's simulations.
     "long_ridge": (0.3, 10.0, 80.0, _data([10] * 3 + [20] * 27, [0] * 3 + [1] * 8 + [0] * 19)),
+    # 203 patients at 7 levels: the rows of the ridge cross a fixed MTD within a tenth of an
+    # outer panel, and the CDF by the outer rule alone erred by 1.1e-2 (an independent audit:
+    # P(MTD < 10) 0.5719 for 0.5613).
+    "many_patients": (
+        0.2,
+        0.0,
+        90.0,
+        _data(
+            np.repeat([10, 20, 30, 40, 50, 60, 70], [13, 7, 57, 31, 32, 15, 48]),
+            np.concatenate(
+                [
+                    [1] * dlts + [0] * (patients - dlts)
+                    for patients, dlts in zip(
+                        [13, 7, 57, 31, 32, 15, 48], [2, 3, 24, 19, 17, 10, 37], strict=True
+                    )
+                ]
+            ),
+        ),
+    ),
 }
 
 
