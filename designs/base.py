@@ -189,6 +189,19 @@ class Conduct:
     overdose_min_patients: int = 3
     select_within_overdose_limit: bool = False
 
+    #: The settings of the fits (with ``convergence``), recorded by :meth:`describe`.
+    fit_settings: ClassVar[tuple[str, ...]] = (
+        "engine",
+        "draws",
+        "tune",
+        "chains",
+        "random_seed",
+        "refits",
+        "refit_factor",
+        "refit_tune",
+        "on_refusal",
+    )
+
     def __post_init__(self) -> None:
         """Validate the options, naming the field at fault."""
         owner = "Conduct"
@@ -292,17 +305,7 @@ class Conduct:
         # may draw from the seed (the Weibull D-optimal randomisation); recorded only with an
         # engine, two designs that gave other trials read the same (and a store returned, or
         # resumed, one's trials as the other's).
-        record |= {
-            "engine": self.engine,
-            "draws": self.draws,
-            "tune": self.tune,
-            "chains": self.chains,
-            "random_seed": self.random_seed,
-            "refits": self.refits,
-            "refit_factor": self.refit_factor,
-            "refit_tune": self.refit_tune,
-            "on_refusal": self.on_refusal,
-        }
+        record |= {name: getattr(self, name) for name in self.fit_settings}
         record |= {f"convergence_{name}": value for name, value in asdict(self.convergence).items()}
         if self.backfill is not None:
             record |= {f"backfill_{key}": value for key, value in self.backfill.describe().items()}
@@ -534,6 +537,17 @@ def mtd_level_below(
         return tails.prob_closest_below(target, levels.index(dose))
     mtd = closest_levels(posterior.rate(name), target)
     return float(posterior.expectation((mtd < levels.index(dose)).astype(float)))
+
+
+def _one_dose_of(decision: Decision, posterior: DosePosterior | None) -> bool:
+    """Whether ``decision`` gives one dose (not a stop, a combination or strata) from a fit.
+
+    The decisions the hard overdose limit holds.
+    """
+    dose = decision.next_dose
+    return not (
+        posterior is None or dose is None or isinstance(dose, tuple) or bool(decision.strata)
+    )
 
 
 def closest_levels(rates: np.ndarray, target: float) -> np.ndarray:
@@ -919,7 +933,7 @@ class Design:
         ``final``: the decision is the recommendation (a stop is "no MTD: ...").
         """
         dose = decision.next_dose
-        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
+        if not _one_dose_of(decision, posterior):
             return decision
         p = self.rule.overdose_probability(posterior, float(dose))
         if p is None:
@@ -985,7 +999,7 @@ class Design:
         if self.conduct.select_within_overdose_limit:
             return self._within_overdose_limit(decision, posterior, data, final=True)
         dose = decision.next_dose
-        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
+        if not _one_dose_of(decision, posterior):
             return decision
         p = self.rule.overdose_probability(posterior, float(dose))
         if p is not None:
@@ -996,7 +1010,8 @@ class Design:
         treated = int(np.count_nonzero(np.asarray(data.dose, dtype=float) == lowest))
         if treated < self.conduct.overdose_min_patients:
             return decision
-        p = self.rule.overdose_probability(posterior, lowest)
+        if dose != lowest:
+            p = self.rule.overdose_probability(posterior, lowest)
         limit = self.conduct.max_overdose_probability
         if p is None or p <= limit:
             return decision
@@ -1435,16 +1450,8 @@ class CountDesign(Design):
         "conduct_max_overdose_probability",
         "conduct_overdose_min_patients",
         "conduct_select_within_overdose_limit",
-        "conduct_engine",
-        "conduct_draws",
-        "conduct_tune",
-        "conduct_chains",
-        "conduct_random_seed",
-        "conduct_refits",
-        "conduct_refit_factor",
-        "conduct_refit_tune",
-        "conduct_on_refusal",
-        *(f"conduct_convergence_{name.name}" for name in fields(ConvergenceCriteria)),
+        *(f"conduct_{name}" for name in Conduct.fit_settings),
+        *(f"conduct_convergence_{field.name}" for field in fields(ConvergenceCriteria)),
     )
 
     def describe(self) -> Described:

@@ -295,7 +295,11 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
     over = p_overdose[rated] > bound[rated] + BOUND_TOLERANCE
     summary["share_decisions_over_bound"] = float(np.mean(over))
     over_limit = selections_over_overdose_limit(results)
-    assert over_limit is not None, "the design records no P(overdose) of its recommendation"
+    if over_limit is None:
+        raise ValueError(
+            "o6bg_summary: the results record no P(overdose) of the recommendations (a design "
+            "whose rule reports no probability of overdosing)"
+        )
     summary["share_recommended_over_limit"] = float(np.mean(over_limit))
     return summary
 

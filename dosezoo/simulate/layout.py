@@ -203,7 +203,8 @@ def _assemble(batch: _Batch, trials: np.ndarray, layout: _Layout) -> xr.Dataset:
 def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrValue]) -> xr.Dataset:
     """Concatenate batches into one Dataset sorted by trial, checking every trial is there once.
 
-    The result carries ``attrs``, the metrics of every batch and the packages' versions.
+    The result carries ``attrs`` (the fingerprint, with the packages' versions, and what the
+    caller records) and the metrics of every batch.
     """
     joined = _join(parts)
     if not np.array_equal(joined["trial"].values, np.arange(n_trials)):
@@ -211,7 +212,7 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
             f"the batches hold {joined.sizes['trial']} trials, not each of the {n_trials} "
             "trials once; the simulation store is corrupt"
         )
-    return joined.assign_attrs({**attrs, "metrics": joined.attrs["metrics"], **_versions()})
+    return joined.assign_attrs({**attrs, "metrics": joined.attrs["metrics"]})
 
 
 def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
