@@ -539,17 +539,6 @@ def mtd_level_below(
     return float(posterior.expectation((mtd < levels.index(dose)).astype(float)))
 
 
-def _one_dose_of(decision: Decision, posterior: DosePosterior | None) -> bool:
-    """Whether ``decision`` gives one dose (not a stop, a combination or strata) from a fit.
-
-    The decisions the hard overdose limit holds.
-    """
-    dose = decision.next_dose
-    return not (
-        posterior is None or dose is None or isinstance(dose, tuple) or bool(decision.strata)
-    )
-
-
 def closest_levels(rates: np.ndarray, target: float) -> np.ndarray:
     """Per point, the level whose rate is closest to ``target``; -1 for a placebo level of rate 0.
 
@@ -933,7 +922,7 @@ class Design:
         ``final``: the decision is the recommendation (a stop is "no MTD: ...").
         """
         dose = decision.next_dose
-        if not _one_dose_of(decision, posterior):
+        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
             return decision
         p = self.rule.overdose_probability(posterior, float(dose))
         if p is None:
@@ -999,7 +988,7 @@ class Design:
         if self.conduct.select_within_overdose_limit:
             return self._within_overdose_limit(decision, posterior, data, final=True)
         dose = decision.next_dose
-        if not _one_dose_of(decision, posterior):
+        if posterior is None or dose is None or isinstance(dose, tuple) or decision.strata:
             return decision
         p = self.rule.overdose_probability(posterior, float(dose))
         if p is not None:
