@@ -3,7 +3,7 @@ import os
 import pickle
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import numpy as np
@@ -191,6 +191,38 @@ def test_independent_of_jobs_and_batches(reference, toys_by_value, n_jobs, batch
     xr.testing.assert_identical(together["unit"], reference.assign_attrs(command="test"))
     alone = simulate(designs["double"], Linear(), N_TRIALS, random_seed=SEED, progress=False)
     xr.testing.assert_identical(together["double"], alone.assign_attrs(command="test"))
+
+
+@dataclass(frozen=True)
+class NotesHighStarts(Escalate):
+    """Escalate, with a decision quantity only in trials whose first response is high."""
+
+    def next(self, data: TrialData) -> Decision:
+        decision = super().next(data)
+        if data.n_patients == 0 or data.column("y")[0] < 1.5:
+            return decision
+        return replace(decision, quantities={**decision.quantities, "high_start": 1.0})
+
+
+def test_the_variables_order_and_file_do_not_depend_on_the_batches(tmp_path):
+    runs = {
+        batch_size: simulate(
+            NotesHighStarts(),
+            Linear(),
+            N_TRIALS,
+            random_seed=SEED,
+            batch_size=batch_size,
+            path=tmp_path / f"{batch_size}.nc",
+            progress=False,
+        )
+        for batch_size in (None, 1)
+    }
+    high = runs[None]["decision_high_start"].notnull().any("decision").values
+    assert not high[0] and high.any()  # the first batch of one trial has no such quantity
+    names = list(runs[None].data_vars)
+    assert names.index("decision_high_start") < names.index("n_patients")
+    assert list(runs[1].data_vars) == names
+    assert (tmp_path / "1.nc").read_bytes() == (tmp_path / "None.nc").read_bytes()
 
 
 @pytest.mark.parametrize(("n_trials", "workers"), [(2000, 2), (40, 2), (7, 3), (500, 8)])

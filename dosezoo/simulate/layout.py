@@ -13,7 +13,7 @@ decision's quantity cannot overwrite a variable.
 import functools
 import hashlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import NamedTuple
@@ -215,6 +215,19 @@ def _combine(parts: Sequence[xr.Dataset], n_trials: int, attrs: dict[str, AttrVa
     return joined.assign_attrs({**attrs, "metrics": joined.attrs["metrics"]})
 
 
+def _layout_group(name: str, variable: xr.Variable, *, metrics: Collection[str]) -> int:
+    """Return the group of a result variable in `_assemble`'s layout, by its dims (metrics by name).
+
+    0: per patient; 1: per decision (the dose, the texts, the rule's quantities); 2: per
+    trial (patients, stop reason, recommended dose); 3: the scenario's metrics; 4: per
+    stratum.
+    """
+    if name in metrics:
+        return 3
+    along = variable.dims[1] if len(variable.dims) > 1 else None
+    return {"patient": 0, "decision": 1, "stratum": 4}.get(str(along), 2)
+
+
 def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     """Concatenate batches of one simulation into one Dataset sorted by trial.
 
@@ -224,12 +237,20 @@ def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     ``xr.concat`` of many small batches cost more than simulating them.
     """
     parts = sorted(parts, key=lambda part: int(part["trial"].values[0]))
-    templates: dict[str, xr.Variable] = {}
+    first_seen: dict[str, xr.Variable] = {}
     metrics: dict[str, None] = {}
     for part in parts:
         for name in part.data_vars:
-            templates.setdefault(str(name), part.variables[name])
+            first_seen.setdefault(str(name), part.variables[name])
         metrics.update(dict.fromkeys(filter(None, part.attrs["metrics"].split(","))))
+    # Each batch lays its variables out in `_assemble`'s groups, each group in order of first
+    # appearance over its trials; over the batches, in trial order, that is the order of first
+    # appearance over all trials, within each group. A variable no trial of the first batch
+    # had joins its group, not the end: the order, so the file's bytes, do not depend on how
+    # the trials were batched.
+    templates = dict(
+        sorted(first_seen.items(), key=lambda item: _layout_group(*item, metrics=metrics))
+    )
     trials = np.concatenate([part["trial"].values for part in parts])
     order = np.argsort(trials, kind="stable")
 
