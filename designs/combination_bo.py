@@ -264,7 +264,9 @@ class CombinationBORule(ModelRule):
         to the others), True; False gives each stratum :math:`N / K`.
     optimum_draws : int
         Joint draws of the surface for the posterior probability that the recommended
-        combination is optimal (0: not computed).
+        combination is optimal (0: not computed). Their seed is a hash of the data XOR the
+        conduct's ``random_seed``, so designs that differ in their seed differ in this Monte
+        Carlo too.
     aei_noise : {"sd", "variance"}
         What stands for :math:`\tau` in eq (3): the noise standard deviation
         :math:`\sigma_y` (default: the units of :math:`\sigma`, as Huang et al. 2006), or
@@ -293,6 +295,7 @@ class CombinationBORule(ModelRule):
     _initial: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _cohort_size: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
+    _random_seed: int = field(default=0, init=False, repr=False, compare=False)
     _history: OrderedDict = field(
         default_factory=OrderedDict, init=False, repr=False, compare=False
     )
@@ -353,6 +356,7 @@ class CombinationBORule(ModelRule):
             _initial=initial,
             _cohort_size=conduct.cohort_size,
             _sample_size=conduct.sample_size,
+            _random_seed=conduct.random_seed,
             _history=OrderedDict(),
         )
 
@@ -658,7 +662,7 @@ class CombinationBORule(ModelRule):
             optimum = self.model.optimum_probabilities(
                 posterior,
                 draws=self.optimum_draws,
-                random_seed=int.from_bytes(digest[:8], "little"),
+                random_seed=int.from_bytes(digest[:8], "little") ^ self._random_seed,
                 goal=self.goal,
             )
         diagnostics = self._diagnostics(posterior)

@@ -151,6 +151,27 @@ def test_personalised_decision_names_one_combination_per_stratum():
     assert [d.stratum for d in recommendation.strata] == [{"z1": 0.0}, {"z1": 1.0}]
 
 
+def test_p_optimal_is_a_monte_carlo_seeded_by_the_data_and_the_design_seed():
+    scenario = willard2024_scenario("1")
+    rng = np.random.default_rng(3)
+    design = combination_bo_design(GPSurface(), cohort_size=2, sample_size=40, random_seed=5)
+    data = scenario.empty_data()
+    for _ in range(6):
+        doses = np.repeat(np.atleast_2d(design.next(data).next_dose), 2, axis=0)
+        data = data.with_cohort(doses, **scenario.respond(doses, rng))
+
+    def p_optimal(seed: int) -> float:
+        design = combination_bo_design(
+            GPSurface(), cohort_size=2, sample_size=40, random_seed=seed, optimum_draws=50
+        )
+        return design.recommend(data).quantities["p_optimal"]
+
+    by_seed = [p_optimal(seed) for seed in (0, 0, 1, 2)]
+    assert all(0.0 <= p <= 1.0 for p in by_seed)
+    assert by_seed[0] == by_seed[1]  # reproducible
+    assert len(set(by_seed[1:])) > 1  # the design's seed reaches the Monte Carlo
+
+
 def test_stopping_after_j_plus_one_iterations_below_delta():
     scenario = willard2024_scenario("1")
     design = combination_bo_design(
