@@ -45,7 +45,8 @@ boin_boundaries`, with :math:`\phi_1 = 0.6\phi_T`, :math:`\phi_2 = 1.4\phi_T`):
 
 1. exploration (the paper's supplement; ``N2 = 9`` of the authors' code): if
    :math:`n_j \ge` ``explore_n`` (9), :math:`\hat p_j < \lambda_d` and the next admissible
-   dose above is untried, escalate to it;
+   dose above is untried, escalate to it, unless rules 3-4 find no admissible candidate
+   (then the trial stops: the authors' code stops before it explores);
 2. if :math:`\hat p_j \ge \lambda_d`: de-escalate to the highest admissible dose below
    (stay at :math:`j` when there is none and :math:`j` is admissible, else stop);
 3. if :math:`\lambda_e < \hat p_j < \lambda_d` and :math:`n_j \ge N^*` (``n_star``, 6):
@@ -69,7 +70,12 @@ MTD, the OBD maximises the estimated utility
 :math:`\tilde p_{T,j}` and :math:`\tilde p_{E,j} = (e_j + 0.05)/(n_j + 0.1)`; ties go to the
 lower dose. Choices where the sources differ: the authors' simulation code also smooths the
 efficacy estimates by a model average of unimodal isotonic regressions, which is not done
-here; the escalation package selects by the desirability instead of :math:`\hat u_j`. With
+here; it pools the DLT rates by ``pava(p, n + 0.1)`` over every dose (here: BOIN's
+``select.mtd`` weights over the doses not eliminated for toxicity; the two choose other OBDs
+in about 3% of random states, nearly all with DLT rates that fall with the dose); and it
+selects no OBD after an early stop, where this rule selects from the data of a trial that
+stopped with no admissible dose to move to (a trial that eliminated every dose selects none
+either way); the escalation package selects by the desirability instead of :math:`\hat u_j`. With
 the paper's :math:`u_{11} + u_{00} = 100` the utility is linear,
 :math:`\hat u_j = u_{11} \tilde p_{E,j} + u_{00} (1 - \tilde p_{T,j})`, as in the authors'
 code.
@@ -91,6 +97,7 @@ from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc
 
 from dosezoo.checks import positive_int, probability, real_number
+from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, Design, compose
 from dosezoo.designs.boin import (
@@ -294,6 +301,19 @@ class BOIN12Rule(BOINBoundaryRule):
         toxic_from = np.logical_or.accumulate(toxic, axis=-1)
         return toxic_from | futile, toxic_from, futile
 
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        """Return the cleared doses BOIN12 has not eliminated, for toxicity or for futility.
+
+        BOIN12 never gives an eliminated dose again; nor does it backfill one (a dose that
+        backfilling brought to many patients without a response is dropped for futility).
+        """
+        states = self.counts(data)
+        e, _ = self._events(states)
+        out = self.eliminated(states.n, states.y, e)[0][0]
+        return tuple(dose for dose in cleared if not out[self.dose_levels.index(dose)])
+
     # ------------------------------------------------------------------ array rule
 
     def _decide(
@@ -319,13 +339,6 @@ class BOIN12Rule(BOINBoundaryRule):
         at_ok = admissible[rows, at]
 
         deescalate = started & (y_at >= self.lambda_d * n_at)
-        explore = (
-            started
-            & ~deescalate
-            & (n_at >= self.explore_n)
-            & (above >= 0)
-            & (n[rows, np.maximum(above, 0)] == 0)
-        )
         escalate_ok = (y_at <= self.lambda_e * n_at) | (n_at < self.n_star)
         # Candidates j-1, j, j+1 (nearest admissible), the most desirable winning, ties high.
         candidates = np.zeros((size, levels), dtype=bool)
@@ -336,6 +349,15 @@ class BOIN12Rule(BOINBoundaryRule):
         score = np.where(candidates, desirable, -np.inf)
         best = score.max(axis=1, keepdims=True)
         chosen = last_true(candidates & (score >= best - _TIE_TOLERANCE))
+        # The authors' code stops when no candidate is admissible before it explores.
+        explore = (
+            started
+            & ~deescalate
+            & (chosen >= 0)
+            & (n_at >= self.explore_n)
+            & (above >= 0)
+            & (n[rows, np.maximum(above, 0)] == 0)
+        )
 
         level = chosen.copy()
         bound_by = np.full(size, "desirability", dtype=object)

@@ -17,7 +17,13 @@ from scipy import stats
 
 from dosezoo.config import read_config
 from dosezoo.data import TrialData
-from dosezoo.designs import Backfill, boin_design, crm_design, three_plus_three_design
+from dosezoo.designs import (
+    Backfill,
+    boin12_design,
+    boin_design,
+    crm_design,
+    three_plus_three_design,
+)
 from dosezoo.designs.registry import design_config, design_from_config
 from dosezoo.errors import ConfigError, DataError
 from dosezoo.models.crm import CRM
@@ -474,6 +480,25 @@ def test_boin_closes_backfill_at_and_above_an_eliminated_dose():
     assert design.backfill_doses(data, 80.0) == (10.0,)
     plain = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS), backfill=design.backfill)
     assert plain.backfill_doses(data, 80.0) == (10.0, 20.0, 40.0)  # CRM: the default
+
+
+def test_boin12_closes_backfill_at_a_dose_eliminated_for_futility():
+    """No response in 9 at 10 (P(p_E < 0.25) = 1 - 0.75^10 > 0.9) drops 10, not 20."""
+    design = boin12_design(
+        0.35, (10.0, 20.0, 40.0), efficacy_limit=0.25, backfill=Backfill(1.0, 1.0)
+    )
+    data = TrialData(
+        {
+            "dose": [10.0] * 9 + [20.0] * 3,
+            "dlt": [0] * 12,
+            "efficacy": [0] * 9 + [1, 1, 0],
+            "enrolled": np.arange(12.0),
+            "role": ["escalation"] * 12,
+        }
+    )
+    assert stats.beta.cdf(0.25, 1, 10) > 0.9
+    assert design.conduct.backfill.cleared(data, (10.0, 20.0, 40.0), 40.0) == (10.0, 20.0)
+    assert design.backfill_doses(data, 40.0) == (20.0,)
 
 
 def test_blrm_closes_backfill_at_overdosed_doses():

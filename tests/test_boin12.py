@@ -89,13 +89,13 @@ def reference_next(n, t, e, r, current, *, phi_t, phi_e, u11, u00, sample_size=3
         if lower is not None:
             return lower
         return current if current in ok else None
-    if n[current] >= 9 and upper is not None and n[upper] == 0:
-        return upper
     candidates = [k for k in (lower, current) if k is not None and k in ok]
     if upper is not None and (p <= lam_e or n[current] < 6):
         candidates.append(upper)
-    if not candidates:
+    if not candidates:  # the authors' code stops here, before it explores
         return None
+    if n[current] >= 9 and upper is not None and n[upper] == 0:
+        return upper
     scores = {k: reference_desirability(n[k], t[k], e[k], r[k], u_b, u11, u00) for k in candidates}
     best = max(scores.values())
     return max(k for k in candidates if scores[k] >= best - 1e-12)
@@ -228,6 +228,17 @@ def test_decisions_match_an_independent_implementation(state, utilities):
             u00=u00,
         )
         assert (None if decided.level[row] < 0 else int(decided.level[row])) == expected
+
+
+def test_exploration_does_not_override_a_stop_for_want_of_a_candidate():
+    # 3/9 DLTs (between lambda_e and lambda_d) and no response at the lowest dose: it is
+    # futile, so no candidate among it and the dose below; the untried dose above is not
+    # explored, the trial stops (Lin et al.'s get.oc.obd).
+    n, t, e = np.array([[9, 0, 0]]), np.array([[3, 0, 0]]), np.array([[0, 0, 0]])
+    design = boin12_design(0.35, LEVELS[:3], efficacy_limit=0.25)
+    decided = design.decide_counts(n, t, np.array([0]), {"responses": e, "dlt_and_response": t * 0})
+    assert decided.level[0] == -1
+    assert decided.stop_reason[0] == "no admissible dose to go to from dose 10"
 
 
 def _data(levels, n, t, e, r, current) -> TrialData:
