@@ -55,8 +55,14 @@ highest dose; (c) otherwise, with :math:`d_L` the highest dose of the sub-level 
 :math:`d_U = d_{L+1}`, :math:`q_j = P(\phi - \delta \le p_j \le \phi + \delta)`: :math:`d_U` if
 :math:`q_U > q_L + \epsilon` and :math:`d_U` was given to at least one patient, else
 :math:`d_L` (Seno et al.'s second condition is lost from our copy; never recommending an
-untried dose is our choice). Defaults :math:`\delta = 0.05` (``margin``, the proper dosing
-interval) and :math:`\epsilon = 0.05` (``selection_margin``).
+untried dose is our choice). The paper's :math:`d_U` is the lowest dose of the super-level
+set: the same dose when the classification is monotone in the dose, as the paper assumes.
+The latent curve need not be monotone, and then the paper's :math:`d_U` may lie below
+:math:`d_L` (after 1/3 DLTs at doses 1 and 2, 4/6 at 3, 1/3 at 4 and 1/24 at 5 it is dose 1,
+which rule (c) would then recommend); here the MTD is sought above the highest dose
+believed below the target, and when that is the highest dose it is recommended, as in (b).
+Defaults :math:`\delta = 0.05` (``margin``, the proper dosing interval) and
+:math:`\epsilon = 0.05` (``selection_margin``).
 
 The MTD estimate between doses is the boundary of the estimated level sets on the continuous
 scaled dose: with the latent curve between doses interpolated by the GP conditional mean
@@ -406,6 +412,8 @@ class LSERule:
         if sublevel.all():
             return draws.shape[1] - 1, quantities | {"rule": 2.0}  # (b)
         low = int(np.flatnonzero(sublevel)[-1])
+        if low == draws.shape[1] - 1:  # no dose above the highest one below the target
+            return low, quantities | {"rule": 3.0}
         high = low + 1
         inside = (draws >= self.target - self.margin) & (draws <= self.target + self.margin)
         q_low, q_high = float(inside[:, low].mean()), float(inside[:, high].mean())

@@ -157,6 +157,15 @@ def test_rule_c_chooses_between_the_boundary_doses():
     assert rule.recommend(close, _counts([3] * 5))[0] == 1
 
 
+def test_rule_c_with_the_highest_dose_below_target_and_a_lower_one_above_recommends_it():
+    # The latent curve need not be monotone: the highest dose may be believed below the
+    # target while a lower one is not; there is no dose above it to weigh against it.
+    draws = _beta_draws([0.05, 0.5, 0.05, 0.05, 0.05], concentration=200)
+    level, q = LSERule(TARGET).recommend(draws, _counts([3, 3, 3, 3, 24]))
+    assert level == 4
+    assert q["rule"] == 3.0 and q["n_sublevel"] == 4.0
+
+
 def test_bo_recommends_the_tried_dose_closest_to_target():
     draws = _beta_draws([0.05, 0.1, 0.2, 0.3, 0.5], concentration=200)
     assert BORule(TARGET).recommend(draws, _counts([3, 3, 3, 3, 0]))[0] == 2
