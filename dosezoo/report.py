@@ -191,7 +191,9 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     A dose is a level, or a combination (a list); for recommendations per stratum the
     selection is per stratum and dose, each a fraction of the trials (a stratum's rows and its
     share of no or other selection sum to 1), and ``no_selection`` and ``other_selection``
-    are over the trials and strata. The allocation is per dose, over every stratum.
+    are over the trials and strata (the MCSE of ``no_selection`` from the fraction per trial:
+    the trials, not their strata, are independent). The allocation is per dose, over every
+    stratum.
     """
     levels = dose_levels(results)
     n = results.sizes["trial"]
@@ -233,10 +235,16 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
         listed |= same(flat, np.atleast_1d(level))
     p_none = float(np.mean(none))
     p_other = float(np.mean(~none & ~listed))
+    # The trials are the independent units: a trial's strata share its patients.
+    se_none = (
+        math.sqrt(p_none * (1 - p_none) / n)
+        if len(strata) == 1
+        else _mean_se(none.reshape(n, len(strata)).mean(axis=1))[1]
+    )
     return {
         "targets": targets(results),
         "selection": selection,
-        "no_selection": {"fraction": p_none, "se": math.sqrt(p_none * (1 - p_none) / units)},
+        "no_selection": {"fraction": p_none, "se": se_none},
         "other_selection": p_other,
         "allocation": allocation,
         "patients_per_trial": float(np.mean(results["n_patients"].values)),
@@ -510,9 +518,17 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
         dlts = np.nansum(results["dlt"].values, axis=1)
         mean, se = _mean_se(dlts)
         rows.append(["DLTs per trial", _number(mean, 2), _number(se, 2), ""])
-        mean, se = _mean_se(dlts / np.maximum(patients, 1))
+        # A trial without a patient has no DLT rate: left out, not counted as 0.
+        rates = np.divide(dlts, patients, out=np.full(n, np.nan), where=patients > 0)
+        mean, se = _mean_se(rates)
+        treated = int(np.count_nonzero(patients))
         rows.append(
-            ["DLTs per patient (per trial, averaged)", _number(mean, 3), _number(se, 3), ""]
+            [
+                "DLTs per patient (per trial, averaged)",
+                _number(mean, 3),
+                _number(se, 3),
+                f"over the {treated} trials with a patient" if treated < n else "",
+            ]
         )
     if "duration" in results:
         duration = results["duration"].values
@@ -527,7 +543,14 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
         )
     reasons = results["stop_reason"].values
     p, se = _proportion(float(np.mean(reasons != "")), n)
-    rows.append(["stopped early (fraction of trials)", _number(p, 3), _number(se, 3), ""])
+    rows.append(
+        [
+            "stopped before the sample size (fraction of trials)",
+            _number(p, 3),
+            _number(se, 3),
+            "by a stopping rule, or by the design's own end (3+3)",
+        ]
+    )
     p, se = table["no_selection"]["fraction"], table["no_selection"]["se"]
     rows.append(["no dose selected (fraction of trials)", _number(p, 3), _number(se, 3), ""])
     over = selections_over_overdose_limit(results)
@@ -564,12 +587,12 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
                     ]
                     for reason, count in zip(stopped, counts, strict=True)
                 ],
-                caption="Why trials stopped early",
+                caption="Why trials stopped before the sample size",
                 table_id=f"stopping-{index}",
             )
         )
     else:
-        parts.append('<p class="note">No trial stopped early.</p>')
+        parts.append('<p class="note">Every trial ran to the sample size.</p>')
     return "\n".join(parts)
 
 

@@ -154,7 +154,7 @@ def _check_page(page: _Page, results: xr.Dataset) -> None:
     assert none["selected (fraction)"] == f"{no_dose:.3f}"
     trials = page.row("trials-1", "patients per trial (sample size)")
     assert trials["mean"] == f"{results['n_patients'].values.mean():.2f}"
-    stopped = page.row("trials-1", "stopped early (fraction of trials)")
+    stopped = page.row("trials-1", "stopped before the sample size (fraction of trials)")
     assert stopped["mean"] == f"{np.mean(results['stop_reason'].values != ''):.3f}"
     correct = page.row("metrics-1", "correct_selection")
     assert correct["mean"] == f"{results['correct_selection'].values.mean():.4f}"
@@ -258,6 +258,24 @@ def test_report_without_a_recorded_command_gives_the_python_call(simulated):
     assert "config" not in page.pre
 
 
+def test_dlts_per_patient_leave_out_the_trials_without_a_patient(simulated):
+    # Such trials were averaged in as 0 DLTs per patient.
+    results = load_results(simulated[0])
+    empty = np.arange(N_TRIALS) % 4 == 0
+    results["n_patients"].values[empty] = 0
+    for name in ("dose", "dlt"):
+        results[name].values[empty] = np.nan
+    page = _Page(html_report([("some_empty.nc", results)]))
+    row = page.row("trials-1", "DLTs per patient (per trial, averaged)")
+    treated = ~empty
+    rates = (
+        np.nansum(results["dlt"].values[treated], axis=1) / results["n_patients"].values[treated]
+    )
+    assert row["mean"] == f"{rates.mean():.3f}"
+    assert row["MCSE"] == f"{rates.std(ddof=1) / np.sqrt(treated.sum()):.3f}"
+    assert row["note"] == f"over the {treated.sum()} trials with a patient"
+
+
 def test_report_refuses_bad_input(simulated, tmp_path):
     results, _ = simulated
     foreign = tmp_path / "foreign.nc"
@@ -328,6 +346,12 @@ def test_a_stratified_selection_is_a_fraction_of_the_trials_per_stratum(tmp_path
         picks = results["recommended_dose_stratum"].sel(stratum=row["stratum"]).values
         chosen = np.all(picks == np.asarray(row["dose"]), axis=-1).mean()
         assert row["fraction"] == pytest.approx(chosen)
+    # No selection in either stratum of the first trial: a quarter of the trials and strata,
+    # with the MCSE over the 4 trials (their strata share them), not over 8 independent units.
+    results["recommended_dose_stratum"].values[0] = np.nan
+    none = per_dose(results)["no_selection"]
+    assert none["fraction"] == pytest.approx(0.25)
+    assert none["se"] == pytest.approx(np.std([1, 0, 0, 0], ddof=1) / 2)
     printed = _run("report", output, "--figure", tmp_path / "cb.png").output
     assert "Selection per stratum (fraction of trials)" in printed
     assert "Allocation per dose (every stratum)" in printed
