@@ -388,7 +388,12 @@ def next_dose(
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
-    """Decide the dose of the next cohort of a real trial."""
+    """Decide the dose of the next cohort of a real trial.
+
+    A fit that fails its convergence checks is an error here, whatever the conduct's
+    on_refusal says: a real trial never stops because a sampler did not converge (a
+    simulation may stop such a trial, and count it).
+    """
     # The interpreter's last garbage collections, at exit, would walk every object that numba
     # built to load the kernels: a quarter of a second, a fifth of the command. Frozen, they
     # are left to the operating system. The command writes no file (its output is flushed at
@@ -401,6 +406,9 @@ def next_dose(
 
         try:
             design = design_from_config(read_config(config), str(config))
+            if design.conduct.on_refusal != "raise":
+                conduct = dataclasses.replace(design.conduct, on_refusal="raise")
+                design = dataclasses.replace(design, conduct=conduct)
             schema = {} if design.model is None else design.model.data_schema()
             data = TrialData.from_csv(data_csv, **schema)
         except USER_ERRORS as error:

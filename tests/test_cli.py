@@ -8,6 +8,8 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from dosezoo.cli import app
+from dosezoo.config import design_from_config, read_config
+from dosezoo.data import TrialData
 from dosezoo.designs.registry import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -569,6 +571,21 @@ def test_monotone_rule_above_every_level_says_so(tmp_path):
         _run("next-dose", above, "-c", CONFIG),
         re.escape("the last dose 130 is above every dose level, so monotone = true allows none"),
     )
+
+
+def test_next_dose_never_turns_a_refused_fit_into_a_stop(tmp_path):
+    # A configuration made for simulations stops a trial whose fit fails its checks; on a
+    # real trial that would read as a decision to stop, so next-dose raises the refusal.
+    text = (EXAMPLES / "bo.toml").read_text()
+    text = text.replace("min_ess_bulk = 100.0", "min_ess_bulk = 1e9")
+    text = text.replace("chains = 1\n", 'chains = 1\non_refusal = "stop"\n')
+    config = tmp_path / "refusing.toml"
+    config.write_text(text)
+    data = EXAMPLES / "seno2025_cohorts.csv"
+    design = design_from_config(read_config(config), str(config))
+    decision = design.next(TrialData.from_csv(data, **design.model.data_schema()))
+    assert decision.stopped and "fit refused" in decision.stop_reason
+    _one_line_error(_run("next-dose", data, "-c", config), r"will not act on this fit")
 
 
 def test_a_models_refusal_of_a_row_names_the_data_file(tmp_path):
