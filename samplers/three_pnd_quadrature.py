@@ -128,6 +128,7 @@ from numba import njit
 from scipy.special import ndtri
 
 from dosezoo.diagnostics import ConvergenceReport
+from dosezoo.errors import DataError
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.numerics import exp_without_errno
 from dosezoo.samplers.special import log_ndtr
@@ -151,8 +152,11 @@ PHI_ORDER = 4
 #: sds of sigma^(1-n) exp(-Q / (2 sigma^2)); each level narrows them by sqrt(2).
 BASE_PANEL_WIDTH = 3.0
 PANEL_SDS = 3.0
-#: Most levels tried before giving up; fewest compared.
-MAX_LEVELS = 6
+#: Most levels tried before giving up; fewest compared. A posterior that almost fits the data
+#: exactly (27 of 28 responses on one line) needs 7 levels; the 8th has about a million nodes
+#: (0.1 s). A query stops at the first two levels that agree, so a higher cap changes no
+#: answer that settled below it.
+MAX_LEVELS = 8
 MIN_LEVELS = 2
 #: Points of the scan that finds the region of log(nu) with mass, and its most refits.
 SCAN_POINTS = 24
@@ -1229,6 +1233,13 @@ class QuadraturePosterior:
 
         Every query refines from the same coarsest level, so an answer does not depend on
         which queries came before it (the levels themselves are fixed rules of the data).
+
+        Raises
+        ------
+        DataError
+            If no two successive levels agree: responses that nearly all lie on one 3PND
+            curve concentrate the posterior beyond what the levels resolve (a refusal the
+            command line reports in one line, with what to do).
         """
         if key in self._answers:
             return self._answers[key][0]
@@ -1239,9 +1250,12 @@ class QuadraturePosterior:
                 self._answers[key] = (value, index)
                 return value
             previous = value
-        raise FloatingPointError(
-            f"3PND quadrature: {key[0]} at {key[1]:g} did not settle within tolerance "
-            f"{self.tolerance:g} in {MAX_LEVELS} levels (last two: {previous:g})"
+        raise DataError(
+            f"column 'y': the 3PND quadrature's {key[0]} at {key[1]:g} did not settle within "
+            f"tolerance {self.tolerance:g} in {MAX_LEVELS} levels (last two: {previous:g}): "
+            f"these {int(self.obs[4])} responses nearly all lie on one curve, which the "
+            "quadrature cannot resolve; record them at their measured precision, or use an "
+            'MCMC engine ([conduct] engine = "kernel")'
         )
 
     def cdf(self, x: float) -> float:

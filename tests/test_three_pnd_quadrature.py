@@ -166,7 +166,11 @@ def _models_and_data(draw):
     scale = draw(st.floats(-1.0, 2.0)) * model.eta
     power = draw(st.floats(0.3, 3.0))
     amplitude = draw(st.floats(0.01, 1.0)) * model.eta
-    noise = np.asarray(draw(st.lists(st.floats(-2.0, 2.0), min_size=n, max_size=n)))
+    # Every response off the curve: noise shrunk to 0 put all but one response on one line,
+    # which the quadrature refuses (test_a_posterior_nearly_on_one_curve_is_refused_clearly).
+    size = np.asarray(draw(st.lists(st.floats(0.05, 2.0), min_size=n, max_size=n)))
+    sign = np.asarray(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    noise = size * sign
     # their noise differs by at least 0.1, so their responses by at least RESPONSE_GAP * eta
     gap = draw(st.floats(0.1, 2.0)) * draw(st.sampled_from([-1.0, 1.0]))
     noise[1] = noise[0] + gap
@@ -190,6 +194,30 @@ def test_responses_fitted_exactly_give_a_clear_error(eta, gamma, dose, slope):
     data = TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": slope * dose}))
     with pytest.raises(DataError, match=r"column 'y': these .* improper .*fits exactly"):
         model.mtd_posterior(data)
+
+
+def test_a_posterior_that_almost_fits_the_data_exactly_settles():
+    """Found by the property test below: 27 of 28 responses on the line y = -0.2 dose under
+    gamma = 0.995; the median of the MTD moved by 6e-3 between the 5th and 6th levels (the
+    tolerance is 5e-3 of the range) and the quadrature gave up, where the 7th settles."""
+    model = ThreePND(eta=1.0, gamma=0.995, x_min=0.0, x_max=5.0, delta=0.05)
+    dose = np.array([2.5] * 25 + [3.75, 3.75, 4.375])
+    y = np.array([-0.5, -1.5] + [-0.5] * 23 + [-0.75, -0.75, -0.875])
+    posterior = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+    assert posterior.quantile(0.5) == pytest.approx(1.824, abs=0.005)
+    assert posterior.levels == 7
+
+
+def test_a_posterior_nearly_on_one_curve_is_refused_clearly():
+    """Found by the property test below: 26 of 27 responses on y = -0.2 dose; the MTD's
+    0.1-quantile still moves by 1e-2 between the 7th and 8th levels. It raised a bare
+    FloatingPointError, a traceback on the command line."""
+    model = ThreePND(eta=1.0, gamma=0.995, x_min=0.0, x_max=5.0, delta=0.05)
+    dose = np.array([2.5] * 20 + [3.75, 3.75, 3.125, 3.125, 4.375, 3.4375, 4.6875])
+    y = np.concatenate([[-0.5, -1.5], -0.2 * dose[2:]])
+    posterior = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+    with pytest.raises(DataError, match=r"column 'y': .* 27 responses nearly all lie on one"):
+        posterior.quantile(0.1)
 
 
 @settings(max_examples=40, deadline=None)
