@@ -33,8 +33,10 @@ of patients of the trial and "planned" the planned maximum sample size:
 - ``n_overdosed_fraction`` / ``n_overdosed_over_planned``: patients at an overdose over
   treated (POA) / over planned;
 - ``dlt_rate`` / ``dlt_over_planned``: DLTs over treated / over planned;
-- ``stopped_early``: 1 if the design stopped the trial before its sample size (whether or not
-  it selected a dose);
+- ``stopped_early``: 1 if the trial treated fewer patients than planned (whether or not it
+  selected a dose). "Planned" is the scenario's ``planned_sample_size``, not the design's own
+  sample size: a study comparing designs of several sizes (3+3's maximum is 6 per level) scores
+  them on one denominator; a configuration's ``[scenario]`` takes the design's by default;
 - ``n_treated``: patients of the trial (the engine's own ``n_patients`` holds it too; a metric
   may not take that name).
 

@@ -29,7 +29,8 @@ Per-trial metrics:
 - ``n_at_<k>``; ``n_at_target_fraction`` (patients at target doses over treated);
 - ``n_overtoxic_fraction``: patients at doses with :math:`p_T` above the interval, over treated;
 - ``dlt_rate``, ``response_rate``, ``high_response_rate``: over treated;
-- ``stopped_early``, ``n_treated``;
+- ``stopped_early`` (fewer patients treated than ``planned_sample_size``, the scenario's, which
+  need not be a design's own sample size), ``n_treated``;
 - ``range_size`` and ``range_has_target`` (1 if the recommended dose range holds a target
   dose) when the recommendation carries a range (``in_range_<k>`` quantities), NaN otherwise.
 """

@@ -46,7 +46,11 @@ def seno2025_target(number: int) -> float:
 
 
 def seno2025_scenario(number: int, *, planned_sample_size: int = 36) -> BinaryToxicityScenario:
-    """Scenario ``number`` of Table 1 as a simulation scenario."""
+    """Scenario ``number`` of Table 1 as a simulation scenario.
+
+    ``planned_sample_size`` is the denominator of the metrics over the planned size (and of
+    ``stopped_early``): 36, the paper's, unless given; give a design of another size its own.
+    """
     target = seno2025_target(number)
     return BinaryToxicityScenario(
         SENO2025_DOSE_LEVELS,
