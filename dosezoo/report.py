@@ -420,7 +420,12 @@ def dlts_per_dose(results: "xr.Dataset") -> list[dict[str, Any]] | None:
 
 
 def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
-    """Return the scenario's truths per dose (``scenario_p_true``...), one dose column."""
+    """Return the scenario's truths per dose (``scenario_p_true``...), one dose column.
+
+    A truth per dose is a scenario attribute of one number per dose level; one named
+    ``*_doses`` or ``*_levels`` lists doses or levels (the true MTDs, the target levels), a set
+    that may happen to have as many members as there are levels, and is no column.
+    """
     levels = results.attrs.get("scenario_dose_levels")
     if "dose_column" in results.dims or not isinstance(levels, str) or levels == "none":
         return {}
@@ -430,7 +435,7 @@ def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
         return {}
     columns: dict[str, dict[float, str]] = {}
     for key, value in results.attrs.items():
-        if not key.startswith("scenario_") or key == "scenario_dose_levels":
+        if not key.startswith("scenario_") or key.endswith(("_doses", "_levels")):
             continue
         if not isinstance(value, str) or len(value.split(",")) != len(doses):
             continue

@@ -276,6 +276,22 @@ def test_dlts_per_patient_leave_out_the_trials_without_a_patient(simulated):
     assert row["note"] == f"over the {treated.sum()} trials with a patient"
 
 
+def test_the_per_dose_truths_are_values_per_dose_not_sets_of_doses():
+    # Two levels tied for closest to the target: the true MTDs are both doses, a list as long
+    # as the levels, which the table showed as a column of truths ("true mtd_doses").
+    from dosezoo.designs.boin import boin_design
+    from dosezoo.scenarios import BinaryToxicityScenario
+
+    levels = (10.0, 20.0)
+    scenario = BinaryToxicityScenario(levels, (0.25, 0.35), 0.3, planned_sample_size=12)
+    results = simulate(
+        boin_design(0.3, levels, sample_size=12), scenario, 5, random_seed=1, progress=False
+    )
+    assert results.attrs["scenario_mtd_doses"] == "10,20"
+    header = _Page(html_report([("tied.nc", results)])).tables["per-dose-1"][0]
+    assert "true p_true" in header and not any("mtd" in column for column in header)
+
+
 def test_report_refuses_bad_input(simulated, tmp_path):
     results, _ = simulated
     foreign = tmp_path / "foreign.nc"
