@@ -256,15 +256,17 @@ class Conduct:
         """Seed of a fit to ``data``: ``random_seed`` XOR a hash of the doses and ``columns``.
 
         The doses are every dose column (one for a single drug, several for a combination);
-        the covariates of the data, when they have any, enter the hash too. With
-        ``statistic`` (the model's counts per level when its posterior depends on no more,
+        the covariates of the data, when they have any, enter the hash too; the patients in a
+        canonical order (the models treat them as exchangeable: the same trial entered with
+        its rows in another order gets the same fit). With ``statistic`` (the model's counts
+        per level when its posterior depends on no more,
         :attr:`~dosezoo.models.base.DoseModel.count_posterior`), the hash is of its ``repr``
         alone.
         """
         if statistic is not None:
             digest = hashlib.sha256(repr(statistic).encode()).digest()
         else:
-            digest = bytes.fromhex(data.fingerprint(columns))
+            digest = bytes.fromhex(data.fingerprint(columns, exchangeable=True))
         return int.from_bytes(digest[:8], "little") ^ self.random_seed
 
     def stop_reason(self, data: TrialData) -> str | None:

@@ -1264,19 +1264,34 @@ class TrialData:
 
     # ------------------------------------------------------------------ access
 
-    def fingerprint(self, columns: Sequence[str]) -> str:
+    def fingerprint(self, columns: Sequence[str], *, exchangeable: bool = False) -> str:
         """Return a SHA-256 hex digest of the doses, ``columns`` and covariates, in order.
 
         What a model reads of the data (every dose column, its outcome ``columns``, the
         covariates), patient by patient: two data sets with the same fingerprint give a
         model the same posterior. Fits record it (see
-        :meth:`dosezoo.models.base.DoseModel.check_fit`); the conduct seeds its fits from it.
+        :meth:`dosezoo.models.base.DoseModel.check_fit`). With ``exchangeable``, the patients
+        are taken in a canonical order (sorted by those values), so data that differ only in
+        the order of their rows have one fingerprint: the conduct seeds its fits from it, and
+        the models treat patients as exchangeable.
         """
-        digest = hashlib.sha256(np.asarray(self.doses, float).tobytes())
-        for name in columns:
-            digest.update(np.asarray(self.column(name), float).tobytes())
-        for name in self.covariates:
-            digest.update(np.asarray(self.column(name)).astype(str).tobytes())
+        doses = np.asarray(self.doses, float)
+        values = [np.asarray(self.column(name), float) for name in columns]
+        labels = [np.asarray(self.column(name)).astype(str) for name in self.covariates]
+        if exchangeable and self.n_patients > 1:
+            # lexsort sorts by its last key first: doses, then outcomes, then covariates.
+            keys = [*labels[::-1], *values[::-1], *doses.T[::-1]]
+            order = np.lexsort(keys)
+            doses, values, labels = (
+                doses[order],
+                [v[order] for v in values],
+                [v[order] for v in labels],
+            )
+        digest = hashlib.sha256(np.ascontiguousarray(doses).tobytes())
+        for array in values:
+            digest.update(array.tobytes())
+        for array in labels:
+            digest.update(array.tobytes())
         return digest.hexdigest()
 
     def column(self, name: str) -> np.ndarray:

@@ -433,6 +433,16 @@ def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
     assert first.next_dose == again.next_dose
     exact = seed_model.mtd_posterior(data)
     assert exact.cdf(first.next_dose) == pytest.approx(0.1, abs=0.03)
+    # Patients are exchangeable: the same trial with its rows in another order gets the same
+    # fit (its seed was a hash of the rows in order), but other data another one.
+    shuffled = _data([20.0, 6.0, 25.0, 10.0], [0.9, 0.06, 1.2, 0.3])
+    decision = design.next(shuffled)
+    assert decision.next_dose == first.next_dose
+    assert decision.quantities == first.quantities
+    seed = design.conduct.seed_for(data, seed_model.outcomes)
+    assert design.conduct.seed_for(shuffled, seed_model.outcomes) == seed
+    other = _data([6.0, 10.0, 20.0, 25.0], [0.06, 0.3, 0.9, 1.3])
+    assert design.conduct.seed_for(other, seed_model.outcomes) != seed
 
 
 @pytest.mark.parametrize(
