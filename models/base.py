@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from dosezoo.checks import positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import FitMismatchError
@@ -305,6 +306,9 @@ class DoseModel(ABC):
         """
         import xarray as xr  # loaded on use: xarray slows every start-up
 
+        owner = f"{self.model_name}.prior_predictive_summary"
+        target = self.mtd_target() if target is None else probability(owner, "target", target)
+        draws = positive_int(owner, "draws", draws)
         idata = self.sample_prior_predictive(data, draws=draws, random_seed=random_seed)
         prior = idata["prior"].to_dataset()
         sample = ("chain", "draw")
@@ -319,7 +323,6 @@ class DoseModel(ABC):
                 out[f"{name}_quantile"] = variable.quantile(quantiles, dim=sample)
         if "mtd" in prior.data_vars and prior["mtd"].ndim == 2:
             out["mtd_quantile"] = prior["mtd"].quantile(quantiles, dim=sample)
-        target = self.mtd_target() if target is None else float(target)
         rate = prior.get(self.toxicity_rate)
         mtd_level = None
         if target is not None and rate is not None and rate.dims[-1:] == ("dose",):
@@ -697,6 +700,14 @@ class DoseModel(ABC):
     def _add_predictive(self, idata: "xr.DataTree", group: str) -> None:
         """Add derived outcome variables to a predictive group (in place; none by default)."""
 
+    def _prior_model(self, data: TrialData) -> "pm.Model":
+        """Return the PyMC model whose prior :meth:`sample_prior_predictive` draws: :meth:`build`.
+
+        A model whose deterministics are written given the observed outcomes (a
+        parameterisation for the posterior) returns one that does not read them.
+        """
+        return self.build(data)
+
     def sample_prior_predictive(
         self,
         data: TrialData | None = None,
@@ -723,7 +734,7 @@ class DoseModel(ABC):
         import pymc as pm
 
         data = TrialData.empty(outcomes=self.outcomes) if data is None else data
-        with self.build(data), self._predictive_context():
+        with self._prior_model(data), self._predictive_context():
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         self._add_predictive(idata, "prior_predictive")
         idata.attrs.update(self.identity("prior"))
@@ -751,9 +762,16 @@ class DoseModel(ABC):
         xarray.DataTree
             A copy of ``idata`` extended with ``posterior_predictive`` (``idata`` itself is
             left unchanged).
+
+        Raises
+        ------
+        FitMismatchError
+            If ``idata`` is not this model's fit to ``data`` (:meth:`check_fit`): replicates of
+            another fit, checked against these data, would read as a misfit.
         """
         import pymc as pm
 
+        self.check_fit(idata, self._checked_data(data, 1))
         with self.build(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
                 idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False

@@ -1175,7 +1175,7 @@ class GPSurface(DoseModel):
         sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
         return float(np.mean(y)), sd if sd > 0 else 1.0
 
-    def build(self, data: TrialData) -> "pm.Model":
+    def build(self, data: TrialData, *, surface_given_responses: bool = True) -> "pm.Model":
         r"""Build the PyMC model: the marginal GP and the surface on the candidate grid.
 
         Free variables ``beta0``, ``eta`` (:math:`\sqrt\nu`), ``ls`` (dims ``input``),
@@ -1195,6 +1195,11 @@ class GPSurface(DoseModel):
         ----------
         data : TrialData
             The model's dose columns, covariates and ``response``; may be empty (the prior).
+        surface_given_responses : bool
+            ``f`` is :math:`\beta_0 + \sqrt{\mathcal C}\, z` with :math:`\mathcal C` the
+            covariance on the grid given the mean responses (the kriging mean and covariance;
+            what a fit samples), True; or the prior covariance alone, False: the prior
+            predictive's surface, which must not read the planned data's responses.
 
         Returns
         -------
@@ -1241,6 +1246,7 @@ class GPSurface(DoseModel):
                         beta=0.5 / sigma_y**2,
                         observed=within,
                     )
+            if z0.size and surface_given_responses:
                 chol = pt.linalg.cholesky(k_data)
                 cross = pt.linalg.solve_triangular(chol, cov(x0, grid), lower=True)
                 white = pt.linalg.solve_triangular(chol, z0 - beta0, lower=True)
@@ -1342,6 +1348,10 @@ class GPSurface(DoseModel):
     def empty_data(self) -> TrialData:
         """Return trial data with no patients in the model's schema (coded doses)."""
         return TrialData.empty(outcomes=(RESPONSE,), **self.data_schema())
+
+    def _prior_model(self, data: TrialData) -> "pm.Model":
+        """Return the model with the surface's prior, not its conditional on the responses."""
+        return self.build(data, surface_given_responses=False)
 
     def sample_prior_predictive(
         self,

@@ -944,8 +944,10 @@ class JointProbit(DoseModel):
 
         As :meth:`DoseModel.sample_posterior_predictive` (a copy of ``idata`` with
         ``posterior_predictive``: ``outcome``, ``dlt``, ``efficacy``), the cells drawn from
-        the rectangle probabilities of each draw's parameters.
+        the rectangle probabilities of each draw's parameters; a fit that is not this model's
+        fit to ``data`` is refused (:meth:`check_fit`).
         """
+        self.check_fit(idata, data)
         x, tox, eff = self.arrays(data)
         posterior = idata["posterior"]
         draws_of = {name: posterior[name].to_numpy() for name in PARAMETERS}

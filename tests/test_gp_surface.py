@@ -271,6 +271,21 @@ def test_pymc_model_prior_predictive_surfaces():
     assert {rv.name for rv in model.free_RVs} == {"beta0", "eta", "ls", "sigma_y", "z_grid"}
 
 
+def test_the_prior_surface_does_not_read_the_planned_responses():
+    # The surface was written given the mean responses (a fit's parameterisation), so the
+    # prior predictive at planned data drew f given their placeholder responses: E[f] near
+    # 6 for responses near 10, near 0.6 for responses near 0.1, where beta0 ~ N(1, 4^2).
+    gp = GPSurface(response_scale=(1.0, 2.0))
+    doses = np.array([[0.0, 0.0], [0.0, 0.0], [0.5, 0.5], [1.0, 1.0]])
+    means = [
+        gp.prior_predictive_summary(_data(doses, y), draws=2000, random_seed=3)["f_mean"].values
+        for y in ([0.0, 0.1, 0.2, 0.3], [10.0, 10.1, 10.2, 10.3])
+    ]
+    np.testing.assert_array_equal(means[0], means[1])
+    # E[f] = E[beta0] = 1; the draws' sd of beta0 is 4, so the MCSE of a mean is about 0.1.
+    assert np.all(np.abs(means[0] - 1.0) < 0.4)
+
+
 def test_lengthscale_priors_have_their_stated_mass():
     for (shape, scale), (low, high) in (
         (LENGTHSCALE_PRIOR, (0.1, 2.0)),

@@ -18,6 +18,7 @@ import xarray as xr
 from scipy.special import expit
 
 from dosezoo.data import TrialData
+from dosezoo.errors import FitMismatchError
 from dosezoo.models import BOIN, CRM, EWOC, LatentGP, crm_skeleton
 from dosezoo.models.base import DoseModel
 from dosezoo.models.binary import DoseSummary, GridDoseModel
@@ -65,6 +66,30 @@ def test_every_model_checks_its_fit_predictively(name):
     assert np.all((ppp >= 0) & (ppp <= 1))
     for outcome in model.outcomes:
         assert any(str(s).startswith(outcome) for s in check["statistic"].values), outcome
+
+
+@pytest.mark.parametrize("name", list(_ppc_cases()))
+def test_every_model_refuses_a_predictive_check_of_a_fit_to_other_data(name):
+    # A fit to other data read as a misfit of these (an extreme p-value) rather than an error.
+    model, data = _model_and_data(name)
+    idata = model.fit(data, engine=model.fast_engine, draws=50, chains=1, random_seed=3)
+    with pytest.raises(FitMismatchError, match="the data differ"):
+        model.posterior_predictive_check(idata, data.head(data.n_patients - 1), random_seed=4)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"target": math.nan}, "target must be finite, got nan"),
+        ({"target": 1.5}, r"target must lie in \(0, 1\)"),
+        ({"draws": 0}, "draws must be an integer >= 1"),
+    ],
+)
+def test_a_prior_summary_refuses_a_target_off_zero_one_and_no_draws(options, message):
+    # A NaN target made every level's distance NaN: p_mtd read 1 at the lowest level.
+    model = CRM(crm_skeleton(0.25, 0.05, 3, 5), 0.25)
+    with pytest.raises(ValueError, match=message):
+        model.prior_predictive_summary(random_seed=1, **options)
 
 
 @pytest.mark.parametrize("name", MODEL_FAMILIES)
