@@ -32,6 +32,7 @@ from dosezoo.checks import real_number
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import sample_pymc
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
+from dosezoo.models.three_pnd_groups import check_responses
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import (
@@ -47,11 +48,6 @@ if TYPE_CHECKING:
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
-#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
-#: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
-#: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
-#: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
-MAX_RESPONSE_SCALE = 1e6
 
 
 @dataclass(frozen=True)
@@ -165,34 +161,14 @@ class ThreePND(DoseModel):
         self._arrays(data, min_patients=min_patients)
 
     def _arrays(self, data: TrialData, *, min_patients: int) -> tuple[np.ndarray, np.ndarray]:
-        if not isinstance(data, TrialData):
-            raise TypeError(f"ThreePND needs a TrialData, got {type(data).__name__}")
-        data.require("y", min_patients=min_patients, model="ThreePND")
-        data.check_dose_range(self.x_min, self.x_max, model="ThreePND")
-        y = np.asarray(data.column("y"), dtype=float)
-        dose = np.asarray(data.dose, dtype=float)
-        if y.size and not np.any(y):
-            raise DataError(
-                f"column 'y': all {y.size} responses are 0; the 3PND posterior is then improper "
-                "(as nu grows, beta (x - x_min)^nu fits them exactly while sigma goes to 0)"
-            )
-        limit = MAX_RESPONSE_SCALE * self.sigma_max
-        outlying = np.flatnonzero(np.abs(y) > limit)
-        if outlying.size:
-            row = int(outlying[0])
-            raise DataError(
-                f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
-                f"times sigma's upper end eta / z = {self.sigma_max:g} from 0; its likelihood is "
-                "beyond double precision (an entry or unit error?)"
-            )
-        if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
-            raise DataError(
-                f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
-                f"({y[0]:g}); the 3PND posterior is then improper (a curve through them and "
-                "(x_max, eta) fits them exactly while sigma goes to 0): it needs responses that "
-                "differ, or patients at another dose"
-            )
-        return dose, y
+        return check_responses(
+            self.model_name,
+            data,
+            self.x_min,
+            self.x_max,
+            self.sigma_max,
+            min_patients=min_patients,
+        )
 
     # ----------------------------------------------------------------- model
 

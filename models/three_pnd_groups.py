@@ -70,11 +70,15 @@ from dosezoo.data import DataError, TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.base import DoseModel
 from dosezoo.posterior import DosePosterior, SampledDistribution, Sampling
+from dosezoo.protocols import number_text
 
 if TYPE_CHECKING:
     import pymc as pm
 
-#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z`` (as for ThreePND).
+#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
+#: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
+#: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
+#: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
 MAX_RESPONSE_SCALE = 1e6
 
 
@@ -128,16 +132,28 @@ def check_hyper(owner: str, model: Any) -> None:
         raise ValueError(f"{owner}: delta must be > 0, got {model.delta!r}")
 
 
-def check_responses(owner: str, data: TrialData, x_min: float, x_max: float, sigma_max: float):
-    """Check ``y`` and the doses as ThreePND does; return ``(dose, y)`` as float arrays.
+def check_responses(
+    owner: str,
+    data: TrialData,
+    x_min: float,
+    x_max: float,
+    sigma_max: float,
+    *,
+    min_patients: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``y`` and the doses of a 3PND model; return ``(dose, y)`` as float arrays.
 
-    Requires a ``y`` column and every dose inside ``(x_min, x_max)``; refuses responses all 0
-    (the posterior is then improper, as for the 3PND) and responses beyond
-    ``MAX_RESPONSE_SCALE * sigma_max``, naming the column, the row and the value.
+    Requires a ``y`` column and every dose inside ``(x_min, x_max)``; refuses responses beyond
+    ``MAX_RESPONSE_SCALE * sigma_max`` (their likelihood is beyond double precision), naming
+    the column, the row and the value, and the data that leave the posterior improper: every
+    response 0 (as nu grows, the mean response tends to 0 inside the dose range, fitting them
+    exactly while sigma goes to 0), and equal positive responses all at one dose (a curve
+    through them and (x_max, eta) fits them exactly; for the plateau and groups variants the
+    density of sigma grows as sigma^-2 and sigma^-3 near 0).
     """
     if not isinstance(data, TrialData):
         raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
-    data.require("y", min_patients=0, model=owner)
+    data.require("y", min_patients=min_patients, model=owner)
     data.check_dose_range(x_min, x_max, model=owner)
     y = np.asarray(data.column("y"), dtype=float)
     dose = np.asarray(data.dose, dtype=float)
@@ -151,17 +167,29 @@ def check_responses(owner: str, data: TrialData, x_min: float, x_max: float, sig
         row = int(outlying[0])
         raise DataError(
             f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
-            f"times sigma's upper end eta / z = {sigma_max:g} from 0 (an entry or unit error?)"
+            f"times sigma's upper end eta / z = {sigma_max:g} from 0; its likelihood is beyond "
+            "double precision (an entry or unit error?)"
+        )
+    if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
+        raise DataError(
+            f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
+            f"({y[0]:g}); the {owner} posterior is then improper (a curve through them fits "
+            "them exactly while sigma goes to 0): it needs responses that differ, or patients "
+            "at another dose"
         )
     return dose, y
 
 
 def label_text(value: Any) -> str:
-    """Return a label as text, numbers by their shortest form (``1.0`` -> ``"1"``)."""
+    """Return a label as text, numbers by the shortest text that reads back (``1.0`` -> ``"1"``)."""
     if isinstance(value, bool | np.bool_):
         return str(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return f"{float(value):g}"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        # Exactly, as it reads back: f"{value:g}" kept six digits and merged the patients
+        # 1010001 and 1010002 into one.
+        return number_text(float(value))
     return str(value)
 
 

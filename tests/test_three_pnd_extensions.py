@@ -248,6 +248,39 @@ def test_repeated_needs_the_subject_column():
         model.check_data(TrialData.from_dataframe(bad, covariates=("subject",)))
 
 
+def test_repeated_keeps_numeric_patient_ids_of_seven_digits_apart():
+    # Labels were f"{value:g}": six digits, so patients 1010001..1010004 became one.
+    model = ThreePNDRepeated(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    ids = [1010001, 1010002, 1010003, 1010004]
+    frame = pd.DataFrame(
+        {"dose": [15.0, 25.0] * 4, "y": [0.4, 0.9, 1.0, 2.2, 0.3, 0.6, 0.8, 1.7]}
+    ).assign(subject=np.repeat(ids, 2))
+    data = TrialData.from_dataframe(frame, covariates=("subject",))
+    assert list(model.subjects(data)) == [str(i) for i in ids]
+    floats = TrialData.from_dataframe(
+        frame.assign(subject=frame.subject / 1e7), covariates=("subject",)
+    )
+    assert len(model.subjects(floats)) == 4
+    assert ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=ids[:2]).groups
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ThreePNDPlateau(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0),
+        ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B")),
+    ],
+    ids=["plateau", "groups"],
+)
+def test_variants_refuse_equal_responses_at_one_dose_as_3pnd_does(model):
+    # The posterior of sigma is then improper (its density grows as sigma^-2 for the plateau,
+    # sigma^-3 for the groups near 0); the variants fitted it, with divergences.
+    frame = pd.DataFrame({"dose": [20.0] * 4, "y": [1.0] * 4, "group": ["A", "A", "B", "B"]})
+    data = TrialData.from_dataframe(frame, covariates=("group",))
+    with pytest.raises(DataError, match=r"all at dose 20, are all equal \(1\).* improper"):
+        model.check_data(data)
+
+
 @pytest.mark.slow
 def test_repeated_nuts_recovers_the_truth():
     model, truth, data = repeated_data(12, seed=4)
