@@ -650,6 +650,11 @@ class Design:
             )
         if self.model is not None and conduct.engine is not None:
             choice("Design", "conduct.engine", conduct.engine, (*type(self.model).engines(),))
+        elif conduct.engine is not None:
+            raise ValueError(
+                f"Design: conduct.engine {conduct.engine!r}: {type(self.rule).__name__} uses no "
+                "model, so there is nothing to fit; leave engine unset"
+            )
         if conduct.backfill is not None and not (
             levels and (self.model is None or "dlt" in self.model.outcomes)
         ):
@@ -1025,6 +1030,10 @@ class Design:
     def decide(self, idata: "xr.DataTree", data: TrialData) -> Decision:
         """Decide the next dose from a fit of the trial so far, made by any engine.
 
+        What :meth:`next` decides, the posterior read from ``idata``: a stop when the sample
+        size is reached or a stopping rule of the conduct holds, else the rule's dose held to
+        the hard overdose limit.
+
         Parameters
         ----------
         idata : xarray.DataTree
@@ -1052,6 +1061,10 @@ class Design:
             raise ValueError(f"{self.label}.decide needs at least one patient; call next(data)")
         model = self.rule.model_for(self.model, data)
         model.check_fit(idata, data)
+        # As next(data): the sample size and the conduct's stopping rules come first.
+        reason = self.conduct.stop_reason(data)
+        if reason:
+            return Decision(None, stop_reason=reason)
         levels = self.rule.levels_read(data, final=False)
         posterior = model.posterior_from_idata(idata, self.conduct.convergence, levels=levels)
         report = posterior.report

@@ -535,7 +535,9 @@ class ConvergenceCriteria:
     Parameters
     ----------
     max_rhat : float
-        Largest acceptable rank-normalised split R-hat.
+        Largest acceptable rank-normalised split R-hat. A fit of one chain has no R-hat (it
+        compares chains) and is judged by its effective sample sizes alone, as the kernels'
+        single-chain fits are.
     min_ess_bulk, min_ess_tail : float
         Smallest acceptable bulk and tail effective sample sizes.
     max_divergences : int
@@ -567,7 +569,8 @@ class ConvergenceCriteria:
 
         For samplers that return arrays (no DataTree) and have no divergences.
         """
-        return self._judge(draws_table(draws), 0)
+        chains = min((np.shape(values)[0] for values in draws.values()), default=0)
+        return self._judge(draws_table(draws), 0, chains)
 
     def check(self, idata: "xr.DataTree", var_names: Sequence[str]) -> "ConvergenceReport":
         """Judge a fit on the variables ``var_names``.
@@ -583,15 +586,18 @@ class ConvergenceCriteria:
         -------
         ConvergenceReport
         """
-        return self._judge(convergence_table(idata, var_names), count_divergences(idata))
+        chains = idata["posterior"].sizes.get("chain", 0) if "posterior" in idata else 0
+        return self._judge(
+            convergence_table(idata, var_names), count_divergences(idata), int(chains)
+        )
 
-    def _judge(self, table: "pd.DataFrame", divergences: int) -> "ConvergenceReport":
+    def _judge(self, table: "pd.DataFrame", divergences: int, chains: int) -> "ConvergenceReport":
         failures = []
         # Plain floats, row by row: pandas' iterrows costs more than the diagnostics.
         values = table.to_numpy().T.tolist()
         judged = (values[table.columns.get_loc(name)] for name in ("r_hat", "ess_bulk", "ess_tail"))
         for name, r_hat, ess_bulk, ess_tail in zip(table.index, *judged, strict=True):
-            if not r_hat <= self.max_rhat:
+            if chains != 1 and not r_hat <= self.max_rhat:
                 failures.append(f"{name}: R-hat {r_hat:.4f} > {self.max_rhat}")
             if not ess_bulk >= self.min_ess_bulk:
                 failures.append(f"{name}: bulk ESS {ess_bulk:.0f} < {self.min_ess_bulk:g}")

@@ -18,6 +18,7 @@ example files and inherits every check here:
   ``DataError`` naming the column, the row and the value.
 """
 
+import dataclasses
 import json
 import math
 import pickle
@@ -272,6 +273,22 @@ def test_decide_on_a_fast_engine_fit_agrees_with_next(name):
     model = case.design.model_for(data)
     idata = model.fit(data, engine=model.fast_engine, draws=1000, chains=2, random_seed=7)
     _agree(case.design.next(data), case.design.decide(idata, data))
+
+
+@pytest.mark.parametrize("name", MODEL_FAMILIES)
+def test_decide_stops_where_next_stops(name):
+    # decide went straight to the rule: a fit of a trial at its sample size (or past a
+    # stopping rule) was given a next dose where next(data) stopped.
+    case = _case(name)
+    data = case.data
+    conduct = dataclasses.replace(case.design.conduct, sample_size=data.n_patients)
+    design = dataclasses.replace(case.design, conduct=conduct)
+    model = design.model_for(data)
+    idata = model.fit(data, engine=model.fast_engine, draws=200, chains=2, random_seed=7)
+    stopped = design.next(data)
+    assert stopped.stop_reason == f"sample size reached: {data.n_patients} of {data.n_patients}"
+    decided = design.decide(idata, data)
+    assert (decided.next_dose, decided.stop_reason) == (None, stopped.stop_reason)
 
 
 @cache

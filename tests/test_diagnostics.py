@@ -253,3 +253,18 @@ def test_a_strided_input_gives_the_same_values():
     strided, contiguous = chain_diagnostics(draws), chain_diagnostics(draws.copy())
     for name in DIAGNOSTICS:
         assert np.array_equal(getattr(strided, name), getattr(contiguous, name)), name
+
+
+def test_one_chain_is_judged_by_its_effective_sample_sizes_not_an_r_hat():
+    # R-hat compares chains: with one it is NaN, and every single-chain fit was refused
+    # (the latent-GP designs sample one chain by default, so decide refused their own fits).
+    from dosezoo.diagnostics import ConvergenceCriteria
+
+    rng = np.random.default_rng(0)
+    criteria = ConvergenceCriteria(min_ess_bulk=400, min_ess_tail=200)
+    one = criteria.check_draws({"x": rng.normal(size=(1, 2000))})
+    assert one.ok and np.isnan(one.table.loc["x", "r_hat"])
+    short = criteria.check_draws({"x": rng.normal(size=(1, 100))})
+    assert not short.ok and all("ESS" in failure for failure in short.failures)
+    apart = criteria.check_draws({"x": rng.normal(size=(2, 2000)) + np.array([[0.0], [3.0]])})
+    assert any("R-hat" in failure for failure in apart.failures)

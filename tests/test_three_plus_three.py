@@ -133,6 +133,9 @@ def test_bad_input_is_refused():
         design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[0, 0, 0, 0]))
     with pytest.raises(DataError, match=r"row 0: dose 12\.5 is not one of the dose levels"):
         design.next(TrialData.empty(outcomes=("dlt",)).with_cohort(12.5, dlt=[0, 0, 0]))
+    # An engine for a design that fits nothing (a misspelt one was kept as given).
+    with pytest.raises(ValueError, match=r"conduct\.engine 'nutz': ThreePlusThreeRule uses no"):
+        Design(None, ThreePlusThreeRule(LEVELS), Conduct(cohort_size=3, engine="nutz"))
 
 
 def test_the_last_cohort_may_be_cut_short_at_the_sample_size_only():
