@@ -28,7 +28,7 @@ from dosezoo.designs.registry import design_config, design_from_config
 from dosezoo.errors import ConfigError, DataError
 from dosezoo.models.crm import CRM
 from dosezoo.scenarios import BinaryToxicityScenario
-from dosezoo.simulate import run_trial, simulate
+from dosezoo.simulate import run_trial, simulate, simulate_designs
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 _SPEC = importlib.util.spec_from_file_location(
@@ -459,9 +459,26 @@ def test_without_backfill_the_results_are_those_before_backfill_existed():
 
 
 def test_trials_run_in_time_give_the_results_recorded_before_the_engine_was_made_cheaper():
-    """Digests written by tests/backfill_baseline.py --timed on 097d868 (BOIN, BOIN12, 3+3, CRM)."""
+    """Digests written by tests/backfill_baseline.py --timed (BOIN, BOIN12, 3+3, CRM): on 097d868,
+    and again when the arrivals got a stream of their own (the module's docstring)."""
     expected = json.loads(backfill_baseline.TIMED_PATH.read_text())
     assert backfill_baseline.timed_digests() == expected
+
+
+def test_a_design_with_backfill_gives_its_patients_the_outcomes_it_gives_without():
+    """Common random numbers: arrivals and backfill choices drew from the outcomes' generator,
+    so the first cohort (the same patients at the same dose) had other DLTs in 82% of trials."""
+    p_true = (0.3, 0.4, 0.5, 0.6, 0.7)
+    scenario = BinaryToxicityScenario(LEVELS, p_true, 0.3, planned_sample_size=24)
+    plain = three_plus_three_design(LEVELS)
+    timed = three_plus_three_design(LEVELS, backfill=Backfill(arrival_rate=1.0, dlt_window=1.0))
+    options = {"random_seed": 1, "progress": False}
+    results = [simulate(design, scenario, 200, **options) for design in (plain, timed)]
+    first = [result["dlt"].values[:, :3] for result in results]
+    assert np.all(results[1]["dose"].values[:, :3] == LEVELS[0])
+    np.testing.assert_array_equal(first[0], first[1])
+    together = simulate_designs({"plain": plain, "timed": timed}, scenario, 200, **options)
+    xr.testing.assert_identical(together["timed"], results[1])
 
 
 def test_boin_closes_backfill_at_and_above_an_eliminated_dose():

@@ -27,7 +27,10 @@ is turned away; the next decision is made when the cohort's window closes, on th
 whose outcomes are known then (enrolled at least ``dlt_window`` before). The recommendation
 reads every patient once all windows have closed. Such a trial also records each patient's
 ``enrolled`` time and ``role``, each decision's ``time`` (quantity) and the metrics
-``duration`` (until the last window closes), ``n_backfill`` and ``n_turned_away``. Without a
+``duration`` (until the last window closes), ``n_backfill`` and ``n_turned_away``. The arrival
+times and the backfill doses come from a stream of their own (`_timing_stream`), so the trial's
+generator draws only the patients' outcomes, in enrolment order, as without backfill: the
+scenarios' common random numbers pair a design run with and without backfill. Without a
 backfill nothing of this runs and no extra random number is drawn.
 `_run_trials_batch` runs a batch of trials one after the other, each with its own generator,
 for one design or several in turn, and pads their records into each design's Dataset.
@@ -299,6 +302,26 @@ def run_trial(design: Design, scenario: Scenario, rng: np.random.Generator) -> T
     return record
 
 
+#: The spawn key that names a trial's stream of arrival times and backfill choices.
+_TIMING_KEY = 0x74696D65  # "time"
+
+
+def _timing_stream(rng: np.random.Generator) -> np.random.Generator:
+    """Return the generator of a timed trial's arrivals and backfill choices.
+
+    The child of the trial's seed sequence under a fixed spawn key, as ``SeedSequence.spawn``
+    makes children (a counter would give the second of two designs run together on the
+    trial's seed another stream); the trial's generator does not advance. A generator
+    without a seed sequence (rebuilt from a state) seeds it with one draw of its own.
+    """
+    sequence = getattr(rng.bit_generator, "seed_seq", None)
+    if not isinstance(sequence, np.random.SeedSequence):
+        return np.random.default_rng(rng.integers(2**63))
+    key = (*sequence.spawn_key, _TIMING_KEY)
+    child = np.random.SeedSequence(sequence.entropy, spawn_key=key, pool_size=sequence.pool_size)
+    return np.random.default_rng(child)
+
+
 def _run_timed(
     design: BackfillDesign,
     scenario: Scenario,
@@ -339,8 +362,9 @@ def _run_timed(
             heads[n] = data.head(n)
         return heads[n]
 
+    timing = _timing_stream(rng)
     clock = 0.0
-    arrival = float(rng.exponential(scale))
+    arrival = float(timing.exponential(scale))
     while data.n_patients < sample_size:
         decision = _checked(design.next(known(clock)), "design.next")
         decisions.append(decision)
@@ -355,7 +379,7 @@ def _run_timed(
         enrolled = []
         for _ in range(min(cohort_size, sample_size - data.n_patients)):
             enrolled.append(arrival)
-            arrival += float(rng.exponential(scale))
+            arrival += float(timing.exponential(scale))
         values = scenario.respond(np.full(len(enrolled), dose), rng)
         data = data.with_cohort(dose, **values, enrolled=enrolled, role="escalation")
         known_at += [time + window for time in enrolled]
@@ -369,7 +393,7 @@ def _run_timed(
                 prefix = known(arrival)
                 if prefix.n_patients not in eligible:
                     eligible[prefix.n_patients] = tuple(design.backfill_doses(prefix, dose))
-                chosen = backfill.choose(eligible[prefix.n_patients], backfilled, rng)
+                chosen = backfill.choose(eligible[prefix.n_patients], backfilled, timing)
             if chosen is None:
                 turned_away += 1
             else:
@@ -378,7 +402,7 @@ def _run_timed(
                 known_at.append(arrival + window)
                 backfilled[chosen] = backfilled.get(chosen, 0) + 1
                 n_backfilled += 1
-            arrival += float(rng.exponential(scale))
+            arrival += float(timing.exponential(scale))
     duration = float(np.max(data.column("enrolled")) + window) if data.n_patients else 0.0
     counts = (duration, float(n_backfilled), float(turned_away))
     return data, decisions, stop, times, dict(zip(TIMED_METRICS, counts, strict=True))
