@@ -76,7 +76,7 @@ import numpy as np
 import xarray as xr
 from numba import njit
 
-from dosezoo.checks import positive_int, positive_number
+from dosezoo.checks import positive_int, positive_number, real_array
 from dosezoo.models.weibull_aft import WeibullAFT, WeibullPosterior, information_kernel
 from dosezoo.scenarios.weibull import WeibullScenario
 
@@ -124,9 +124,9 @@ class ApproximateDesign:
 
     def __post_init__(self) -> None:
         """Validate, sort and merge."""
-        support = np.atleast_1d(np.asarray(self.support, dtype=float)).ravel()
-        weights = np.atleast_1d(np.asarray(self.weights, dtype=float)).ravel()
         owner = type(self).__name__
+        support = real_array(owner, "support", self.support)
+        weights = real_array(owner, "weights", self.weights)
         if support.size == 0:
             raise ValueError(f"{owner}: support must hold at least one dose")
         if support.shape != weights.shape:

@@ -18,6 +18,7 @@ __all__ = [
     "positive_int",
     "positive_number",
     "probability",
+    "real_array",
     "real_number",
 ]
 
@@ -29,6 +30,21 @@ def real_number(owner: str, name: str, value: object) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     return float(value)
+
+
+def real_array(owner: str, name: str, values: object) -> np.ndarray:
+    """Return ``values`` as a 1-D float array; a ValueError unless every one is a real number.
+
+    Text and bools are refused (numpy would read ``"0.5"`` and ``True`` as 0.5 and 1.0),
+    naming the first value at fault; finiteness is the caller's to check.
+    """
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":  # numbers only
+        return np.atleast_1d(values).astype(float).ravel()
+    items = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
+    for item in items.tolist():
+        if isinstance(item, bool) or not isinstance(item, int | float | np.integer | np.floating):
+            raise ValueError(f"{owner}: {name} must hold real numbers, got {item!r}")
+    return items.astype(float)
 
 
 def positive_number(owner: str, name: str, value: object) -> float:

@@ -158,6 +158,11 @@ def test_approximate_design_validation_and_merging():
     with pytest.raises(ValueError, match="weights must be finite and >= 0"):
         ApproximateDesign([0.0, 1.0], [1.5, -0.5])
     assert repr(uniform_design()) == "ApproximateDesign({0: 0.3333, 0.5: 0.3333, 1: 0.3333})"
+    # Text and bools were read as numbers ([false, true, true] in a TOML became [0, 1]).
+    with pytest.raises(ValueError, match=r"support must hold real numbers, got '0\.0'"):
+        ApproximateDesign(["0.0", "0.5"], [0.5, 0.5])
+    with pytest.raises(ValueError, match="support must hold real numbers, got False"):
+        ApproximateDesign([False, True, True], [1 / 3, 1 / 3, 1 / 3])
 
 
 def test_efficient_rounding():
