@@ -464,9 +464,27 @@ def decode(
             )
         elif option.table is not None and isinstance(value, Mapping):
             values[key] = build(option.table, value, where, inner)
+        elif _takes_array(option.annotation) and not isinstance(value, list | tuple | np.ndarray):
+            # The constructors' own messages (e.g. "'float' object is not iterable") name
+            # neither the key nor the value.
+            raise _fail(
+                where, section, f"{key} = {toml_value(value)}: must be an array, e.g. [1, 2]"
+            )
         else:
             values[key] = _plain(value)
     return values
+
+
+def _takes_array(annotation: object) -> bool:
+    """Whether an option's type is a sequence only (a tuple, list or Sequence; not text).
+
+    A union takes an array only when each of its types does, None aside.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (types.UnionType, typing.Union):
+        kinds = [kind for kind in typing.get_args(annotation) if kind is not type(None)]
+        return bool(kinds) and all(_takes_array(kind) for kind in kinds)
+    return origin in (tuple, list, Sequence) or annotation in (tuple, list)
 
 
 def _pieces(value: object, where: str, section: str) -> list:

@@ -289,6 +289,15 @@ def test_options_come_from_the_init_fields():
             {"model": {"type": "crm", "skeleton": [0.1, 0.2], "target": 0.25}, "rule": {}},
             None,
         ),
+        # A scalar where an array is expected ("'float' object is not iterable" named neither).
+        (
+            {"model": {"type": "3+3"}, "rule": {"dose_levels": 10.0}},
+            r"\[rule\] dose_levels = 10\.0: must be an array",
+        ),
+        (
+            {"model": {"type": "combination-bo", "covariates": "z1"}},
+            r"\[model\] covariates = \"z1\": must be an array",
+        ),
     ],
 )
 def test_configuration_errors_name_the_section_key_and_value(config, message):
