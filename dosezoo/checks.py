@@ -13,6 +13,7 @@ import numpy as np
 
 __all__ = [
     "choice",
+    "doses_within",
     "flag",
     "integer",
     "positive_int",
@@ -45,6 +46,23 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
         if isinstance(item, bool) or not isinstance(item, int | float | np.integer | np.floating):
             raise ValueError(f"{owner}: {name} must hold real numbers, got {item!r}")
     return items.astype(float)
+
+
+def doses_within(owner: str, doses: object, low: float, high: float) -> np.ndarray:
+    """Return ``doses`` as a float array; a ValueError unless each is finite in [low, high].
+
+    For a scenario, whose truth is defined on its dose range only (outside it a curve may be
+    NaN, or extrapolated silently); the message names the first dose at fault and its patient.
+    """
+    values = np.asarray(doses, dtype=float)
+    outside = ~(np.isfinite(values) & (values >= low) & (values <= high))
+    if outside.any():
+        index = np.unravel_index(int(np.argmax(outside)), values.shape)
+        raise ValueError(
+            f"{owner}: dose {float(values[index])!r} (patient {int(index[0])}) lies outside the "
+            f"scenario's dose range [{low:g}, {high:g}]"
+        )
+    return values
 
 
 def positive_number(owner: str, name: str, value: object) -> float:

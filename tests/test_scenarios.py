@@ -23,6 +23,8 @@ from dosezoo.scenarios import (
     O6BGResampling,
     seno2025_scenario,
     seno2025_target,
+    weibull_scenario,
+    willard2024_scenario,
 )
 from dosezoo.scenarios.registry import SCENARIO_TYPES
 from dosezoo.simulate import operating_characteristics, simulate
@@ -336,3 +338,22 @@ def test_the_report_of_a_scenario_without_an_mtd_marks_no_dose():
     assert targets(results) == []
     table = per_dose(results)
     assert table["targets"] == [] and table["no_selection"]["fraction"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("scenario", "doses", "message"),
+    [
+        # nu = 0.6: (4 - x_min)^nu is NaN, which the data then blamed on the response.
+        (
+            ContinuousToxicityScenario(**{**TRUTH, "nu": 0.6}),
+            [4.0, 4.0],
+            r"dose 4\.0 \(patient 0\) lies outside the scenario's dose range \[5, inf\]",
+        ),
+        (weibull_scenario("I", 1.0, None), [0.5, 1.5], r"dose 1\.5 \(patient 1\) lies outside"),
+        (willard2024_scenario("1"), [[1.5, -0.2]], r"dose 1\.5 \(patient 0\) lies outside"),
+        (willard2024_scenario("1"), [[0.5], [0.5]], r"combinations of two doses, \(n, 2\)"),
+    ],
+)
+def test_scenarios_refuse_doses_off_their_range(scenario, doses, message):
+    with pytest.raises(ValueError, match=message):
+        scenario.respond(np.asarray(doses), np.random.default_rng(0))

@@ -33,7 +33,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.special import ndtri
 
-from dosezoo.checks import real_number
+from dosezoo.checks import doses_within, real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
@@ -109,8 +109,10 @@ class ContinuousToxicityScenario:
         return (self.eta - self.sigma * ndtri(self.gamma)) / (self.true_mtd - self.x_min) ** self.nu
 
     def mean_response(self, doses: np.ndarray) -> np.ndarray:
-        """Return the true mean response ``beta_0 (x - x_min)^nu_0``."""
-        return self.beta * (np.asarray(doses, float) - self.x_min) ** self.nu
+        """Return the true mean response ``beta_0 (x - x_min)^nu_0`` (doses from ``x_min`` on)."""
+        high = math.inf if self.x_max is None else self.x_max
+        doses = doses_within("ContinuousToxicityScenario", doses, self.x_min, high)
+        return self.beta * (doses - self.x_min) ** self.nu
 
     def empty_data(self) -> TrialData:
         """Return the data of a trial before its first patient."""

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from dosezoo.checks import choice, positive_number, probability, real_number
+from dosezoo.checks import choice, doses_within, positive_number, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.protocols import Described, number_text
@@ -214,8 +214,8 @@ class WeibullScenario:
         return {"time": np.where(event, event_time, self.tau), "event": event.astype(np.int64)}
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Outcomes of new patients at ``doses`` (one latent draw per patient, in order)."""
-        doses = np.asarray(doses, dtype=float)
+        """Outcomes of new patients at ``doses`` in [0, 1] (one latent draw each, in order)."""
+        doses = doses_within("WeibullScenario", doses, 0.0, 1.0)
         return self.outcomes_from_latent(doses, self.draw_latent(rng, doses.size))
 
     # ------------------------------------------------------------------ scoring

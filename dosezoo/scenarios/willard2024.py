@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
-from dosezoo.checks import positive_number, real_number
+from dosezoo.checks import doses_within, positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.outcomes import Outcome, register_outcome
@@ -324,7 +324,12 @@ class CombinationSurfaceScenario:
         dict of str to numpy.ndarray
             ``response`` and, when drawn, the covariates, each (n,).
         """
-        doses = np.atleast_2d(np.asarray(doses, dtype=float))
+        doses = np.atleast_2d(doses_within(type(self).__name__, doses, 0.0, 1.0))
+        if doses.ndim != 2 or doses.shape[1] != 2:
+            raise ValueError(
+                f"{type(self).__name__}: doses must be combinations of two doses, (n, 2); got "
+                f"shape {doses.shape}"
+            )
         n = doses.shape[0]
         normals = rng.standard_normal((n, 2))
         drawn: dict[str, np.ndarray] = {}
