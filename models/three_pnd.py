@@ -32,7 +32,6 @@ from dosezoo.checks import real_number
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import sample_pymc
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
-from dosezoo.models.three_pnd_groups import check_responses
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import (
@@ -48,6 +47,61 @@ if TYPE_CHECKING:
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
+
+
+#: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
+#: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
+#: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
+#: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
+MAX_RESPONSE_SCALE = 1e6
+
+
+def check_responses(
+    owner: str,
+    data: TrialData,
+    x_min: float,
+    x_max: float,
+    sigma_max: float,
+    *,
+    min_patients: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check ``y`` and the doses of a 3PND model; return ``(dose, y)`` as float arrays.
+
+    Requires a ``y`` column and every dose inside ``(x_min, x_max)``; refuses responses beyond
+    ``MAX_RESPONSE_SCALE * sigma_max`` (their likelihood is beyond double precision), naming
+    the column, the row and the value, and the data that leave the posterior improper: every
+    response 0 (as nu grows, the mean response tends to 0 inside the dose range, fitting them
+    exactly while sigma goes to 0), and equal positive responses all at one dose (a curve
+    through them and (x_max, eta) fits them exactly; for the plateau and groups variants the
+    density of sigma grows as sigma^-2 and sigma^-3 near 0).
+    """
+    if not isinstance(data, TrialData):
+        raise TypeError(f"{owner} needs a TrialData, got {type(data).__name__}")
+    data.require("y", min_patients=min_patients, model=owner)
+    data.check_dose_range(x_min, x_max, model=owner)
+    y = np.asarray(data.column("y"), dtype=float)
+    dose = np.asarray(data.dose, dtype=float)
+    if y.size and not np.any(y):
+        raise DataError(
+            f"column 'y': all {y.size} responses are 0; the {owner} posterior is then improper "
+            "(as nu grows, the mean response tends to 0 inside the dose range)"
+        )
+    outlying = np.flatnonzero(np.abs(y) > MAX_RESPONSE_SCALE * sigma_max)
+    if outlying.size:
+        row = int(outlying[0])
+        raise DataError(
+            f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
+            f"times sigma's upper end eta / z = {sigma_max:g} from 0; its likelihood is beyond "
+            "double precision (an entry or unit error?)"
+        )
+    if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
+        raise DataError(
+            f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
+            f"({y[0]:g}); the {owner} posterior is then improper (a curve through them fits "
+            "them exactly while sigma goes to 0): it needs responses that differ, or patients "
+            "at another dose"
+        )
+    return dose, y
 
 
 @dataclass(frozen=True)

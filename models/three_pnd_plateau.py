@@ -71,7 +71,8 @@ from scipy.special import ndtr
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel
-from dosezoo.models.three_pnd_groups import ThreePNDScale, check_hyper, check_responses
+from dosezoo.models.three_pnd import check_responses
+from dosezoo.models.three_pnd_groups import ThreePNDScale, check_hyper
 from dosezoo.posterior import DosePosterior, Sampling
 
 if TYPE_CHECKING:

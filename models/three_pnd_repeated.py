@@ -64,10 +64,10 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.base import DoseModel
+from dosezoo.models.three_pnd import check_responses
 from dosezoo.models.three_pnd_groups import (
     ThreePNDScale,
     check_hyper,
-    check_responses,
     labels_column,
     scalar_means,
 )
