@@ -57,10 +57,11 @@ def doses_within(owner: str, doses: object, low: float, high: float) -> np.ndarr
     values = np.asarray(doses, dtype=float)
     outside = ~(np.isfinite(values) & (values >= low) & (values <= high))
     if outside.any():
-        index = np.unravel_index(int(np.argmax(outside)), values.shape)
+        first = int(np.argmax(outside.ravel()))
+        patient = int(np.unravel_index(first, values.shape)[0]) if values.ndim else 0
         raise ValueError(
-            f"{owner}: dose {float(values[index])!r} (patient {int(index[0])}) lies outside the "
-            f"scenario's dose range [{low:g}, {high:g}]"
+            f"{owner}: dose {float(values.ravel()[first])!r} (patient {patient}) lies outside "
+            f"the scenario's dose range [{low:g}, {high:g}]"
         )
     return values
 
