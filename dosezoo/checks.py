@@ -24,9 +24,14 @@ __all__ = [
 ]
 
 
+def _is_real(value: object) -> bool:
+    """Whether ``value`` is a real number: a bool is not, nor is text that reads as one."""
+    return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+
+
 def real_number(owner: str, name: str, value: object) -> float:
     """Return ``value`` as a float; raise a ValueError naming ``owner.name`` unless finite real."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    if not _is_real(value):
         raise ValueError(f"{owner}: {name} must be a real number, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
@@ -43,7 +48,7 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
         return np.atleast_1d(values).astype(float).ravel()
     items = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
     for item in items.tolist():
-        if isinstance(item, bool) or not isinstance(item, int | float | np.integer | np.floating):
+        if not _is_real(item):
             raise ValueError(f"{owner}: {name} must hold real numbers, got {item!r}")
     return items.astype(float)
 

@@ -47,8 +47,6 @@ if TYPE_CHECKING:
 
 #: Posterior variables of every engine's output.
 PARAMETERS = ("beta", "sigma", "nu", "mtd")
-
-
 #: Largest ``|y|`` accepted, in units of sigma's upper end ``eta / z``. The log-likelihood of a
 #: response ``y`` is of order ``-(y z / eta)^2 / 2`` whatever the parameters, and the quadrature
 #: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
