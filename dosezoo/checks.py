@@ -8,6 +8,7 @@ a number, a float is not an integer, a string is not a probability.
 
 import math
 from collections.abc import Collection
+from typing import TypeGuard
 
 import numpy as np
 
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[int | float | np.integer | np.floating]:
     """Whether ``value`` is a real number: a bool is not, nor is text that reads as one."""
     return not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
 
