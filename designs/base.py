@@ -1030,9 +1030,9 @@ class Design:
     def decide(self, idata: "xr.DataTree", data: TrialData) -> Decision:
         """Decide the next dose from a fit of the trial so far, made by any engine.
 
-        What :meth:`next` decides, the posterior read from ``idata``: a stop when the sample
-        size is reached or a stopping rule of the conduct holds, else the rule's dose held to
-        the hard overdose limit.
+        What :meth:`next` decides, the posterior read from ``idata``: :meth:`next`'s stop when
+        the sample size is reached or a stopping rule of the conduct holds (the fit unread),
+        else the rule's dose held to the hard overdose limit.
 
         Parameters
         ----------
@@ -1061,10 +1061,10 @@ class Design:
             raise ValueError(f"{self.label}.decide needs at least one patient; call next(data)")
         model = self.rule.model_for(self.model, data)
         model.check_fit(idata, data)
-        # As next(data): the sample size and the conduct's stopping rules come first.
-        reason = self.conduct.stop_reason(data)
-        if reason:
-            return Decision(None, stop_reason=reason)
+        # The sample size and the conduct's stopping rules come first, and stop as next(data)
+        # does: a count rule stops at the sample size itself, with its quantities.
+        if self.conduct.stop_reason(data):
+            return self.next(data)
         levels = self.rule.levels_read(data, final=False)
         posterior = model.posterior_from_idata(idata, self.conduct.convergence, levels=levels)
         report = posterior.report

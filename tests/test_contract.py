@@ -289,6 +289,8 @@ def test_decide_stops_where_next_stops(name):
     assert stopped.stop_reason == f"sample size reached: {data.n_patients} of {data.n_patients}"
     decided = design.decide(idata, data)
     assert (decided.next_dose, decided.stop_reason) == (None, stopped.stop_reason)
+    # A count rule stops at the sample size itself, with its quantities; decide did not ask it.
+    assert decided.quantities.keys() == stopped.quantities.keys()
 
 
 @cache
