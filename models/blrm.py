@@ -174,6 +174,14 @@ def blrm_prior_from_quantiles(
     BLRMPrior
         The least-squares fit of the implied quantiles to the stated ones (Nelder-Mead from
         three starts over means, log sds and the Fisher transform of the correlation).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, row and value of statements no prior of the family can give
+        (out of range, not increasing, decreasing with the dose where the model's rate
+        cannot), and when the closest fit lies at the edge of the search's range
+        (:func:`~dosezoo.models.workflow.fit_statements`).
     """
     owner = "blrm_prior_from_quantiles"
     x = np.log(
@@ -185,7 +193,8 @@ def blrm_prior_from_quantiles(
             f"{owner}: doses needs at least two doses (statements at one dose cannot tell the "
             f"intercept from the slope), got {doses!r}"
         )
-    stated = check_statements(owner, x.size, quantiles, probabilities)
+    # p(d) increases with the dose at every (alpha, beta): the slope exp(log beta) > 0.
+    stated = check_statements(owner, x.size, quantiles, probabilities, dose_order=x)
 
     def unpack(v: np.ndarray) -> BLRMPrior:
         return BLRMPrior((v[0], v[1]), (math.exp(v[2]), math.exp(v[3])), math.tanh(v[4]))
@@ -200,7 +209,10 @@ def blrm_prior_from_quantiles(
         [centre, 0.0, 0.0, math.log(0.3), 1.0],
         [centre, -0.5, math.log(0.7), 0.0, -0.5],
     ]
-    return unpack(fit_statements(implied, stated, starts, bounded=slice(2, None)))
+    names = ("log sd of log(alpha)", "log sd of log(beta)", "atanh of the correlation")
+    return unpack(
+        fit_statements(implied, stated, starts, owner=owner, names=names, bounded=slice(2, None))
+    )
 
 
 def blrm_minimal_informative_prior(

@@ -99,14 +99,15 @@ def crm_skeleton(
     Returns
     -------
     tuple of float
-        The skeleton, increasing, with ``skeleton[prior_mtd_level - 1] == target``.
+        The skeleton, increasing, with ``skeleton[prior_mtd_level - 1]`` the target (to
+        rounding: it is the target's round trip through the working model's scale).
 
     Raises
     ------
     ValueError
         Naming the argument at fault.
     """
-    from scipy.special import logit  # loaded on use: scipy.special slows every start-up
+    from scipy.special import expit, logit  # loaded on use: scipy.special slows start-up
 
     owner = "crm_skeleton"
     phi = real_number(owner, "target", target)
@@ -146,8 +147,8 @@ def crm_skeleton(
         scaled[k + 1] = high / slope
     if model == "empiric":
         skeleton = tuple(math.exp(x) for x in scaled)
-    else:
-        skeleton = tuple(float(1 / (1 + math.exp(-(a0 + x)))) for x in scaled)
+    else:  # expit: a level far out overflows exp(-(a0 + x)), where expit gives 0 or 1
+        skeleton = tuple(float(expit(a0 + x)) for x in scaled)
     # Wide intervals over many levels push the outer guesses to 0 or 1 in floating point, and a
     # logistic intercept on the wrong side of logit(target) reverses the slopes: no skeleton.
     if not all(0 < p < 1 for p in skeleton) or any(
@@ -517,6 +518,14 @@ def crm_prior_from_statements(
     StatementFit
         ``options`` are keywords of :class:`CRM` (``CRM(**fit.options)``); ``table`` the
         stated and fitted quantiles.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, row and value of statements no prior of the family can give
+        (out of range, not increasing, decreasing with the dose where the model's rate
+        cannot), and when the closest fit lies at the edge of the search's range
+        (:func:`~dosezoo.models.workflow.fit_statements`).
     """
     from scipy.special import ndtri  # loaded on use: scipy.special slows every start-up
 
@@ -525,9 +534,13 @@ def crm_prior_from_statements(
         target, half_width, prior_mtd_level, n_doses, model=model, intercept=intercept
     )
     index = [positive_int(owner, f"levels[{i}]", level) - 1 for i, level in enumerate(levels)]
-    if any(k >= n_doses for k in index):
-        raise ValueError(f"{owner}: levels must be between 1 and n_doses={n_doses}, got {levels}")
-    stated = check_statements(owner, len(index), quantiles, probabilities)
+    if not index or any(k >= n_doses for k in index) or len(set(index)) < len(index):
+        raise ValueError(
+            f"{owner}: levels must be distinct levels between 1 and n_doses={n_doses}, at least "
+            f"one, got {levels!r}"
+        )
+    # Every skeleton increases, and p_k is monotone in beta the same way at every level.
+    stated = check_statements(owner, len(index), quantiles, probabilities, dose_order=index)
     reference = CRM(skeleton, target, model=model, intercept=intercept)
     decreasing = reference.scaled_doses[index] < 0
     z = ndtri(np.asarray(probabilities, dtype=float))
@@ -538,7 +551,12 @@ def crm_prior_from_statements(
         return np.take_along_axis(p, np.asarray(index)[:, None, None], axis=2)[..., 0]
 
     best = fit_statements(
-        implied, stated, [[0.0, 0.5 * math.log(1.34)], [1.0, -1.0]], bounded=slice(1, None)
+        implied,
+        stated,
+        [[0.0, 0.5 * math.log(1.34)], [1.0, -1.0]],
+        owner=owner,
+        names=("log prior_sd",),
+        bounded=slice(1, None),
     )
     options = {
         "skeleton": skeleton,

@@ -399,6 +399,14 @@ def ewoc_prior_from_statements(
     -------
     StatementFit
         ``options`` are keywords of :class:`EWOC` (``EWOC(**fit.options)``).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, row and value of statements no prior of the family can give
+        (out of range, not increasing, decreasing with the dose where the model's rate
+        cannot), and when the closest fit lies at the edge of the search's range
+        (:func:`~dosezoo.models.workflow.fit_statements`).
     """
     import pandas as pd
     from scipy import stats  # scipy.stats costs ~0.3 s at start-up, pandas 0.2 s
@@ -408,21 +416,43 @@ def ewoc_prior_from_statements(
     width = model.x_max - model.x_min
     levels = np.asarray(probabilities, dtype=float)
     statements = [
-        ("MTD", "mtd_prior", mtd_quantiles, (model.x_min, model.x_max), model.x_min, width)
+        (
+            "MTD",
+            "mtd_prior",
+            "mtd_quantiles",
+            mtd_quantiles,
+            (model.x_min, model.x_max),
+            model.x_min,
+            width,
+        )
     ]
     if rho0_quantiles is not None:
         statements.append(
-            ("p_dlt at x_min", "rho0_prior", rho0_quantiles, (0.0, model.theta), 0.0, model.theta)
+            (
+                "p_dlt at x_min",
+                "rho0_prior",
+                "rho0_quantiles",
+                rho0_quantiles,
+                (0.0, model.theta),
+                0.0,
+                model.theta,
+            )
         )
     options: dict[str, object] = {"theta": model.theta, "x_min": model.x_min, "x_max": model.x_max}
     tables = []
-    for label, name, quantiles, bounds, offset, scale in statements:
-        stated = check_statements(owner, 1, [list(quantiles)], levels, bounds)
+    for label, name, argument, quantiles, bounds, offset, scale in statements:
+        stated = check_statements(owner, 1, [list(quantiles)], levels, bounds, field=argument)
 
         def implied(v: np.ndarray, offset: float = offset, scale: float = scale) -> np.ndarray:
             return offset + scale * stats.beta.ppf(levels, math.exp(v[0]), math.exp(v[1]))[None]
 
-        best = fit_statements(implied, stated, [[0.0, 0.0], [1.0, 1.0], [0.5, 1.5], [1.5, 0.5]])
+        best = fit_statements(
+            implied,
+            stated,
+            [[0.0, 0.0], [1.0, 1.0], [0.5, 1.5], [1.5, 0.5]],
+            owner=owner,
+            names=(f"log {name}[0]", f"log {name}[1]"),
+        )
         options[name] = (float(math.exp(best[0])), float(math.exp(best[1])))
         tables.append(statement_table([label], levels, stated, implied(best)))
     return StatementFit(options, pd.concat(tables, ignore_index=True))

@@ -800,6 +800,15 @@ def latent_gp_prior_from_statements(
     stated ones. The prior is returned as ``sigma_f_range``, the central 95 % interval
     :math:`\exp(\mu_\sigma \pm 1.96\, s_\sigma)` that :func:`sigma_f_lognormal` inverts.
 
+    The quantiles of :math:`\sigma_f g` are symmetric about 0, so statements at levels
+    :math:`q` and :math:`1 - q` fix one number, their spread :math:`t_q`, and the median none:
+    :math:`(\mu_\sigma, s_\sigma)` is identified only by levels at two distances or more
+    from 1/2 (e.g. 0.05, 0.25, 0.5, 0.75, 0.95). With fewer (the default 0.05, 0.5, 0.95),
+    every prior along a ridge of :math:`(\mu_\sigma, s_\sigma)` gives the same quantiles,
+    and :math:`s_\sigma` is kept at that of the default ``sigma_f_range`` (0.5, 2) while
+    :math:`\mu_\sigma` is fitted: the search would otherwise drift along the ridge to a
+    :math:`\sigma_f` range of thousands, where the quadrature fails.
+
     Parameters
     ----------
     dose_levels : sequence of float
@@ -812,6 +821,14 @@ def latent_gp_prior_from_statements(
     -------
     StatementFit
         ``options`` are keywords of :class:`LatentGP` (``LatentGP(**fit.options)``).
+
+    Raises
+    ------
+    ValueError
+        Naming the argument, row and value of statements no prior of the family can give
+        (out of range, not increasing, decreasing with the dose where the model's rate
+        cannot), and when the closest fit lies at the edge of the search's range
+        (:func:`~dosezoo.models.workflow.fit_statements`).
     """
     owner = "latent_gp_prior_from_statements"
     levels = validate_dose_levels(owner, dose_levels)
@@ -826,18 +843,45 @@ def latent_gp_prior_from_statements(
         cdf = (weights[None] * ndtr(bracket[:, None] / sigma[None])).sum(axis=1)
         return np.interp(q, cdf, bracket)
 
-    def implied(v: np.ndarray) -> np.ndarray:
-        t = spread_quantiles(v[0], math.exp(v[1]))
-        return expit(v[2:, None] + t[None])
-
     middle = logit(stated[:, len(q) // 2])
-    starts = [[0.0, math.log(0.35), *middle], [-0.5, math.log(0.2), *middle]]
-    best = fit_statements(implied, stated, starts, bounded=slice(1, 2))
+    distances = {round(abs(float(z)), 9) for z in ndtri(q) if z != 0.0}
+    if len(distances) >= 2:
+
+        def implied(v: np.ndarray) -> np.ndarray:
+            t = spread_quantiles(v[0], math.exp(v[1]))
+            return expit(v[2:, None] + t[None])
+
+        starts = [[0.0, math.log(0.35), *middle], [-0.5, math.log(0.2), *middle]]
+        best = fit_statements(
+            implied, stated, starts, owner=owner, names=("log s_sigma",), bounded=slice(1, 2)
+        )
+    else:  # one spread stated: s_sigma is not identified (see above)
+        default_sd = sigma_f_lognormal(SIGMA_F_RANGE)[1]
+
+        def implied(v: np.ndarray) -> np.ndarray:
+            t = spread_quantiles(v[0], default_sd)
+            return expit(v[1:, None] + t[None])
+
+        found = fit_statements(
+            implied,
+            stated,
+            [[0.0, *middle], [-0.5, *middle]],
+            owner=owner,
+            names=(),
+            bounded=slice(0, 0),
+        )
+        best = np.concatenate([found[:1], [math.log(default_sd)], found[1:]])
     mu, sd = float(best[0]), math.exp(best[1])
+    if np.any(np.abs(spread_quantiles(mu, sd)) >= bracket[-1]):
+        raise ValueError(
+            f"{owner}: the stated quantiles span more than {bracket[-1]:g} on the logit scale; "
+            "no latent GP prior this function fits gives them"
+        )
     options = {
         "dose_levels": levels,
         "prior_mean": tuple(float(m) for m in best[2:]),
         "sigma_f_range": (math.exp(mu - _Z95 * sd), math.exp(mu + _Z95 * sd)),
     }
     labels = [f"p_dlt at {dose:g}" for dose in levels]
-    return StatementFit(options, statement_table(labels, q, stated, implied(best)))
+    fitted = expit(best[2:, None] + spread_quantiles(mu, sd)[None])
+    return StatementFit(options, statement_table(labels, q, stated, fitted))

@@ -40,12 +40,14 @@ quantiles (:func:`fit_statements`), and print the fitted statements back
 (:class:`StatementFit`).
 """
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.outcomes import registered_outcomes
 
@@ -65,6 +67,8 @@ __all__ = [
 
 #: A ppp-value below this or above one minus this is flagged as extreme by the plot helper.
 PPP_EXTREME = 0.025
+#: A bounded entry of a statement fit this close to its bound is at the edge of its range.
+_EDGE = 0.01
 
 
 def variance_ratio_ess(mean: np.ndarray, noise_variance: np.ndarray) -> np.ndarray:
@@ -276,27 +280,68 @@ def check_statements(
     quantiles: object,
     probabilities: Sequence[float] | np.ndarray,
     bounds: tuple[float, float] = (0.0, 1.0),
+    *,
+    field: str = "quantiles",
+    dose_order: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Validate stated quantiles: shape (doses, levels), inside ``bounds``, increasing.
+
+    Parameters
+    ----------
+    owner : str
+        The function named in error messages.
+    n_doses : int
+        Rows expected (one per dose stated at).
+    quantiles : array_like
+        The stated quantiles, argument ``field`` of the owner.
+    probabilities : sequence of float
+        The quantile levels, increasing within (0, 1).
+    bounds : (float, float)
+        The open interval every quantile must lie in.
+    field : str
+        The argument's name, for the messages.
+    dose_order : sequence of float, optional
+        The position of each row's dose (e.g. its level) when the model's rate increases with
+        the dose at every parameter value: then every quantile must not decrease with the
+        dose, since the quantiles of an increasing function of one variable are ordered as it.
 
     Raises
     ------
     ValueError
-        Naming the owner and what is wrong.
+        Naming the owner, the argument, and the row and value at fault.
     """
-    stated = np.asarray(quantiles, dtype=float)
     levels = np.asarray(probabilities, dtype=float)
     if levels.ndim != 1 or not np.all((levels > 0) & (levels < 1)) or np.any(np.diff(levels) <= 0):
         raise ValueError(f"{owner}: probabilities must increase within (0, 1), got {probabilities}")
-    if stated.shape != (n_doses, levels.size):
+    rows = np.asarray(quantiles, dtype=object)
+    if rows.shape != (n_doses, levels.size):
         raise ValueError(
-            f"{owner}: quantiles must have shape ({n_doses}, {levels.size}), got {stated.shape}"
+            f"{owner}: {field} must have shape ({n_doses}, {levels.size}), got {rows.shape}"
         )
     low, high = bounds
-    if not np.all((stated > low) & (stated < high)) or np.any(np.diff(stated, axis=1) <= 0):
-        raise ValueError(
-            f"{owner}: quantiles must lie in ({low:g}, {high:g}) and increase along each row"
-        )
+    for row, values in enumerate(rows.tolist()):
+        for value in values:
+            number = real_number(owner, f"{field}[{row}]", value)
+            if not low < number < high:
+                raise ValueError(
+                    f"{owner}: {field}[{row}] = {values}: quantiles must lie in "
+                    f"({low:g}, {high:g}), got {value!r}"
+                )
+        if any(b <= a for a, b in itertools.pairwise(values)):
+            raise ValueError(
+                f"{owner}: {field}[{row}] = {values}: quantiles must increase along each row "
+                f"(with the probabilities {tuple(levels.tolist())})"
+            )
+    stated = rows.astype(float)
+    if dose_order is not None:
+        order = np.argsort(np.asarray(dose_order, dtype=float), kind="stable")
+        for lower, upper in itertools.pairwise(order.tolist()):
+            if np.any(stated[upper] < stated[lower]):
+                raise ValueError(
+                    f"{owner}: {field}[{upper}] = {stated[upper].tolist()} lies below "
+                    f"{field}[{lower}] = {stated[lower].tolist()} at a lower dose: the model's "
+                    "DLT probability increases with the dose, so no prior gives these quantiles"
+                )
     return stated
 
 
@@ -305,6 +350,8 @@ def fit_statements(
     stated: np.ndarray,
     starts: Sequence[Sequence[float]],
     *,
+    owner: str,
+    names: Sequence[str],
     bound: float = 5.0,
     bounded: slice = slice(None),
 ) -> np.ndarray:
@@ -321,6 +368,13 @@ def fit_statements(
     bound : float
         The entries ``bounded`` of the vector (log scales, transformed correlations) must stay
         within ``(-bound, bound)``.
+    owner : str
+        The function named in error messages.
+    names : sequence of str
+        What each bounded entry is (e.g. ``"log prior_sd"``), for the messages.
+    bound : float
+        The entries ``bounded`` of the vector (log scales, transformed correlations) must stay
+        within ``(-bound, bound)``.
     bounded : slice
         Which entries are bounded.
 
@@ -328,6 +382,15 @@ def fit_statements(
     -------
     numpy.ndarray
         The best parameter vector.
+
+    Raises
+    ------
+    ValueError
+        If the best vector has a bounded entry at the edge of its range (within
+        :data:`_EDGE`), even after a search restarted from it with that entry in the middle
+        of its range: the loss falls on towards a prior the bounds exclude (statements that
+        contradict one another, or ask for a prior sharper or wider than any), so the fit
+        says what the bounds say, not what the statements say.
     """
     from scipy import optimize  # loaded on use: scipy.optimize slows every start-up
 
@@ -337,13 +400,29 @@ def fit_statements(
         value = float(np.sum((implied(v) - stated) ** 2))
         return value if np.isfinite(value) else np.inf
 
-    results = [
-        optimize.minimize(
+    def search(start: Sequence[float] | np.ndarray) -> Any:
+        return optimize.minimize(
             loss,
             np.asarray(start, dtype=float),
             method="Nelder-Mead",
             options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 6000},
         )
-        for start in starts
-    ]
-    return min(results, key=lambda result: result.fun).x
+
+    best = min((search(start) for start in starts), key=lambda result: result.fun)
+    at_edge = np.abs(best.x[bounded]) > bound - _EDGE
+    if at_edge.any():
+        # A search can stall against the edge, where the loss is infinite: once more from
+        # there with those entries back in the middle of their range.
+        start = best.x.copy()
+        start[bounded] = np.where(at_edge, 0.0, start[bounded])
+        best = min((best, search(start)), key=lambda result: result.fun)
+    for name, value in zip(names, best.x[bounded].tolist(), strict=True):
+        if abs(value) > bound - _EDGE:
+            error = float(np.max(np.abs(implied(best.x) - stated)))
+            raise ValueError(
+                f"{owner}: the closest fit to the statements puts {name} at the edge of its "
+                f"range ({value:.4g}, within (-{bound:g}, {bound:g})), where its quantiles are "
+                f"still off by {error:.3g}: the statements may contradict one another, or ask "
+                "for a prior sharper or wider than this family's; check them"
+            )
+    return best.x

@@ -22,6 +22,7 @@ from dosezoo.errors import FitMismatchError
 from dosezoo.models import BOIN, CRM, EWOC, LatentGP, crm_skeleton
 from dosezoo.models.base import DoseModel
 from dosezoo.models.binary import DoseSummary, GridDoseModel
+from dosezoo.models.blrm import blrm_prior_from_quantiles
 from dosezoo.models.crm import crm_prior_from_statements
 from dosezoo.models.ewoc import ewoc_prior_from_statements
 from dosezoo.models.latent_gp import latent_gp_prior_from_statements
@@ -267,6 +268,75 @@ def test_statements_out_of_order_are_refused():
         crm_prior_from_statements(0.25, 3, 5, [1], [[0.2, 0.1, 0.3]])
     with pytest.raises(ValueError, match=r"quantiles must lie in \(20, 140\)"):
         ewoc_prior_from_statements(0.33, 20.0, 140.0, [10.0, 50.0, 100.0])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        # the lowest level stated above the highest: no increasing skeleton gives it
+        (
+            lambda: crm_prior_from_statements(
+                0.25, 3, 5, [1, 5], [[0.5, 0.6, 0.7], [0.01, 0.02, 0.03]]
+            ),
+            r"quantiles\[1\] = \[0.01, 0.02, 0.03\] lies below quantiles\[0\]",
+        ),
+        (
+            lambda: crm_prior_from_statements(0.25, 3, 5, [2, 2], [[0.1, 0.2, 0.3]] * 2),
+            "levels must be distinct",
+        ),
+        (
+            lambda: crm_prior_from_statements(0.25, 3, 5, [], np.zeros((0, 3))),
+            "at least one",
+        ),
+        (
+            lambda: crm_prior_from_statements(0.25, 3, 5, [1], [["0.1", "0.25", "0.5"]]),
+            r"quantiles\[0\] must be a real number, got '0.1'",
+        ),
+        (
+            lambda: ewoc_prior_from_statements(
+                0.33, 0.0, 100.0, [10.0, 50.0, 90.0], rho0_quantiles=[0.1, 0.2, 0.4]
+            ),
+            r"rho0_quantiles\[0\] = \[0.1, 0.2, 0.4\]: .* got 0.4",
+        ),
+        # a 90 % interval of 0.2 on a range of 100: sharper than Beta shapes below e^5 give
+        (
+            lambda: ewoc_prior_from_statements(0.33, 0.0, 100.0, [49.9, 50.0, 50.1]),
+            r"puts log mtd_prior\[0\] at the edge of its range",
+        ),
+        (
+            lambda: blrm_prior_from_quantiles(
+                [2.0, 4.0, 60.0],
+                60.0,
+                [[0.0039, 0.0089, 0.0204], [0.0073, 0.0168, 0.0381], [0.0613, 0.1729, 0.4008]],
+            ),
+            r"puts log sd of log\(beta\) at the edge of its range",
+        ),
+        (
+            lambda: crm_skeleton(0.05, 0.0495, 8, 8, model="logistic"),
+            "half_width=0.0495 is too wide for 8 levels",
+        ),
+    ],
+)
+def test_statements_no_prior_can_give_are_refused_by_name(call, message):
+    # Each was accepted (a prior far from the statements, or one the search's bounds made), or
+    # failed with an IndexError or OverflowError, or named neither the argument nor the value.
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_latent_gp_statements_at_symmetric_levels_keep_the_default_spread_of_sigma_f():
+    # Levels 0.2 and 0.8 fix one spread: the search drifted along the ridge of (mu, s) to a
+    # sigma_f range of (0.0004, 2099), where its quadrature failed, and the table claimed an
+    # error of 3e-5 that the model's own prior (0.148 against 0.1625 at dose 4) did not keep.
+    probabilities = (0.2, 0.8)
+    stated = [[0.0104, 0.1625], [0.0503, 0.4952], [0.1082, 0.692]]
+    fit = latent_gp_prior_from_statements([4.0, 18.0, 32.0], stated, probabilities=probabilities)
+    low, high = fit.options["sigma_f_range"]
+    assert high / low == pytest.approx(4.0)  # the default range's spread, (0.5, 2)
+    implied = _prior_quantiles(LatentGP(**fit.options), [0, 1, 2], probabilities, draws=40000)
+    fitted = fit.table["fitted"].to_numpy().reshape(3, 2)
+    np.testing.assert_allclose(implied, fitted, atol=0.01)
+    np.testing.assert_allclose(fitted, stated, atol=0.01)
 
 
 def test_the_plot_helpers_draw_the_check_and_the_pathways():
