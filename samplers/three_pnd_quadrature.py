@@ -30,15 +30,19 @@ with :math:`D = x - x_{min}`,
     \qquad b(x) = \frac{\eta - \sigma z}{D^\nu},
 
 where :math:`g \, P\{\beta \ge b\}` is :math:`g` with beta's mass taken over
-:math:`(b, u_\beta)` only. :math:`F'(x)` is the same integral of :math:`g\,\partial_x P`, and
-a quantile :math:`F^{-1}(p)` is found by Newton steps on :math:`\Phi^{-1}(F(x))`
-(nearly linear in :math:`x`, tails included) safeguarded by bisection, until a step is
-within :data:`QUANTILE_TOLERANCE` of the dose range (the point it starts from, where
-:math:`F` is known, is the answer). Each step is a pass over the level's nodes, so they
-start near the root: at the coarsest level from the weighted :math:`p`-quantile of the
-nodes' MTD at beta's conditional mean (beta's spread ignored), at a finer one from the
-coarser level's answer. Where :math:`1 - F` is all rounding (:data:`NEWTON_MAX_SCORE`), the
-iteration bisects.
+:math:`(b, u_\beta)` only. Beta's masses are differences of two normal CDFs, taken in the
+tail where they are accurate; where the larger term is at least :math:`\Phi(-20)`
+(:data:`LINEAR_REACH`) the difference is formed directly (an ``erfc`` each), further out
+as a difference of logs (``log_ndtr``).
+
+:math:`F'(x)` is the same integral of :math:`g\,\partial_x P`, and a quantile
+:math:`F^{-1}(p)` is found by Newton steps on :math:`\Phi^{-1}(F(x))` (nearly linear in
+:math:`x`, tails included) safeguarded by bisection, until a step is within
+:data:`QUANTILE_TOLERANCE` of the dose range (the point it starts from, where :math:`F` is
+known, is the answer). Each step is a pass over the level's nodes, so they start near the
+root: at the coarsest level from the weighted :math:`p`-quantile of the nodes' MTD at beta's
+conditional mean (beta's spread ignored), at a finer one from the coarser level's answer.
+Where :math:`1 - F` is all rounding (:data:`NEWTON_MAX_SCORE`), the iteration bisects.
 
 Where the integrand is not smooth
 ---------------------------------
@@ -188,6 +192,13 @@ NEWTON_MAX_SCORE = 6.0
 #: fitted exactly by a curve through (x_max, eta): the posterior is then improper.
 EXACT_FIT = 1e-12
 SQRT_2PI = math.sqrt(2.0 * math.pi)
+SQRT_HALF = math.sqrt(0.5)
+#: A node's ``P(beta >= b(x))`` is the difference of two normal CDFs, not of their logs, where
+#: the larger is at least ``Phi(-LINEAR_REACH)`` and the node's log weight ``base`` is below
+#: LINEAR_BASE (``exp(base)`` finite): one ``erfc`` and a product instead of ``log_ndtr``, an
+#: ``exp`` and a ``log1p``, with the same absolute error relative to the larger term.
+LINEAR_REACH = 20.0
+LINEAR_BASE = 700.0
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 _PHI_NODES, _PHI_WEIGHTS = np.polynomial.legendre.leggauss(PHI_ORDER)
 # columns of a level's slice table
@@ -480,15 +491,27 @@ def _node_log_weight(sigma, base, row, constants):
     lo = (eta - sigma * z) * row[RNEG]
     top = (eta * row[RNEG] + sigma * z - row[MEAN]) / sd
     bottom = (lo - row[MEAN]) / sd
-    # the tail log_normal_mass reads; a CDF's cut (above bottom) mostly reads the same one,
+    # the tail beta's mass is read in; a CDF's cut (above bottom) mostly reads the same one,
     # and computes the other where it needs it
     log_phi_top, log_phi_minus_top = np.nan, np.nan
-    if bottom + top > 0.0:
-        log_phi_minus_top = log_ndtr(-top)
+    big, small = 0.0, 0.0
+    if bottom + top > 0.0:  # Phi(-bottom) - Phi(-top)
+        small, log_phi_minus_top = _phi_and_log(-top)
+        linear = bottom <= LINEAR_REACH
+        if linear:
+            big = 0.5 * math.erfc(bottom * SQRT_HALF)
+    else:  # Phi(top) - Phi(bottom)
+        big, log_phi_top = _phi_and_log(top)
+        linear = top >= -LINEAR_REACH
+        if linear:
+            small = _phi(bottom, np.nan)
+    if not linear:  # the larger term below Phi(-LINEAR_REACH): in logs
+        log_mass = kernels.log_normal_mass(bottom, top, log_phi_top, log_phi_minus_top)
+    elif small >= big:
+        log_mass = -np.inf
     else:
-        log_phi_top = log_ndtr(top)
-    log_weight = base + kernels.log_normal_mass(bottom, top, log_phi_top, log_phi_minus_top)
-    return log_weight, log_phi_top, log_phi_minus_top
+        log_mass = math.log(big - small)
+    return base + log_mass, log_phi_top, log_phi_minus_top
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -514,8 +537,19 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, 
     density = exp_without_errno(base - 0.5 * t * t) * slope / (sd * SQRT_2PI)
     if t >= top:
         return 0.0, density
+    upper = t + top > 0.0  # then Phi(-t) - Phi(-top), accurate in the upper tail
+    if base < LINEAR_BASE and (t <= LINEAR_REACH if upper else top >= -LINEAR_REACH):
+        # The larger term is at least Phi(-LINEAR_REACH): the difference of the two terms is as
+        # accurate as the difference of their logs below, at a third of the cost.
+        if upper:
+            big, small = _phi(-t, np.nan), _phi(-top, log_phi_minus_top)
+        else:
+            big, small = _phi(top, log_phi_top), _phi(t, np.nan)
+        if small >= big:
+            return 0.0, density
+        return exp_without_errno(base) * (big - small), density
     # log(Phi(top) - Phi(t)) in whichever tail is accurate
-    if t + top > 0.0:
+    if upper:
         log_a = log_ndtr(-top) if math.isnan(log_phi_minus_top) else log_phi_minus_top
         log_b = log_ndtr(-t)
     else:
@@ -525,6 +559,31 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, 
         return 0.0, density
     mass = base + log_b + math.log1p(-exp_without_errno(log_a - log_b))
     return exp_without_errno(mass), density
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _phi(x, log_phi):
+    """``Phi(x)``: ``exp(log_phi)`` when it is given (not NaN), else computed.
+
+    As ``0.5 erfc(-x / sqrt(2))`` from ``x = -LINEAR_REACH`` up, where SciPy's ``log_ndtr``
+    works from its ``ndtr``, the same ``erfc``; further down as ``exp(log_ndtr(x))`` (there
+    an asymptotic series).
+    """
+    if not math.isnan(log_phi):
+        return exp_without_errno(log_phi)
+    if x >= -LINEAR_REACH:
+        return 0.5 * math.erfc(-x * SQRT_HALF)
+    return exp_without_errno(log_ndtr(x))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _phi_and_log(x):
+    """``(Phi(x), log Phi(x))``, computed as in :func:`_phi`."""
+    if x >= -LINEAR_REACH:
+        phi = 0.5 * math.erfc(-x * SQRT_HALF)
+        return phi, math.log(phi)
+    log_phi = log_ndtr(x)
+    return exp_without_errno(log_phi), log_phi
 
 
 @njit(cache=True, error_model="numpy", inline="always")
