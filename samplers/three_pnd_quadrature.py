@@ -899,26 +899,24 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
     ``bounds`` are the panels that hold the nodes, when given; the weights are normalised by
     ``log_top``, or by their own total when it is None.
     """
-    table = slice_table(phi, log_weight, obs, hyper)
-    offsets, lower, upper = panels(table, hyper, width)
-    sigma, base, log_g, tails = node_log_density(
-        table,
-        offsets,
-        lower,
-        upper,
+    arrays = _level_arrays(
+        phi,
+        log_weight,
+        width,
         obs,
         hyper,
         _GL_NODES,
         _GL_WEIGHTS,
         np.nan if log_top is None else log_top,
     )
-    if log_top is None:
-        top = np.max(log_g)
-        if not np.isfinite(top):
-            raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
-        log_top = top + math.log(np.exp(log_g - top).sum())
-    weight = np.exp(log_g - log_top)
-    panel_top, slice_mass = _panel_tops_and_slice_masses(log_g, weight, offsets, log_top, ORDER)
+    return _level(level, width, bounds, *arrays)
+
+
+def _level(level, width, bounds, *arrays):
+    """Return the :class:`QuadratureLevel` of :func:`_level_arrays`' arrays."""
+    table, offsets, lower, upper, sigma, base, tails, log_top, weight, panel_top, mass = arrays
+    if math.isnan(log_top):
+        raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
     return QuadratureLevel(
         level=level,
         width=width,
@@ -933,7 +931,54 @@ def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top
         tails=tails,
         log_top=log_top,
         weight=weight,
-        slice_mass=slice_mass,
+        slice_mass=mass,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _level_arrays(phi, log_weight, width, obs, hyper, gl_nodes, gl_weights, log_top):
+    """Compute the arrays of a level on nodes ``phi`` of ``log(nu)``, in one call from Python.
+
+    ``(table, offsets, lower, upper, sigma, base, tails, log_top, weight, panel_top,
+    slice_mass)`` as :class:`QuadratureLevel` holds them; the weights are normalised by
+    ``log_top``, or by their own total when it is NaN. A NaN ``log_top`` returned means that
+    the density is nowhere finite (or NaN somewhere).
+    """
+    table = slice_table(phi, log_weight, obs, hyper)
+    offsets, lower, upper = panels(table, hyper, width)
+    sigma, base, log_g, tails = node_log_density(
+        table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights, log_top
+    )
+    if math.isnan(log_top):
+        top = -np.inf
+        for k in range(log_g.size):
+            if log_g[k] > top or math.isnan(log_g[k]):
+                top = log_g[k]
+                if math.isnan(top):
+                    break
+        if np.isfinite(top):
+            total = 0.0
+            for k in range(log_g.size):
+                total += exp_without_errno(log_g[k] - top)
+            log_top = top + math.log(total)
+    weight = np.empty(log_g.size)
+    for k in range(log_g.size):
+        weight[k] = exp_without_errno(log_g[k] - log_top)
+    panel_top, slice_mass = _panel_tops_and_slice_masses(
+        log_g, weight, offsets, log_top, gl_nodes.size
+    )
+    return (
+        table,
+        offsets,
+        lower,
+        upper,
+        sigma,
+        base,
+        tails,
+        log_top,
+        weight,
+        panel_top,
+        slice_mass,
     )
 
 
@@ -959,14 +1004,26 @@ def _panel_tops_and_slice_masses(log_g, weight, offsets, log_top, order):
 
 def build_level(bounds, width, obs, hyper, level, log_top=None):
     """Build the level on the panels ``bounds`` of ``log(nu)``, ``width`` wide in log(sigma)."""
-    phi, log_weight = _gauss_legendre_phi(bounds)
+    phi, log_weight = _gauss_legendre_phi(bounds, _PHI_NODES, _PHI_WEIGHTS)
     return _build_level(phi, log_weight, width, obs, hyper, level, bounds, log_top)
 
 
 def _slice_log_mass(phi, obs, hyper):
     """``log`` of the posterior mass density of ``log(nu)`` at ``phi`` (unnormalised)."""
-    level = _build_level(phi, np.zeros(phi.size), SCAN_PANEL_WIDTH, obs, hyper, 0)
-    return _log_masses(level.slice_mass, level.log_top)
+    log_mass = _slice_log_masses(phi, SCAN_PANEL_WIDTH, obs, hyper, _GL_NODES, _GL_WEIGHTS)
+    if np.isnan(log_mass).all():
+        raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+    return log_mass
+
+
+@njit(cache=True, error_model="numpy")
+def _slice_log_masses(phi, width, obs, hyper, gl_nodes, gl_weights):
+    """:func:`_slice_log_mass` without the level around it (NaN: nowhere finite)."""
+    arrays = _level_arrays(phi, np.zeros(phi.size), width, obs, hyper, gl_nodes, gl_weights, np.nan)
+    log_top, slice_mass = arrays[7], arrays[10]
+    if math.isnan(log_top):
+        return np.full(phi.size, np.nan)
+    return _log_masses(slice_mass, log_top)
 
 
 @njit(cache=True, error_model="numpy")
@@ -1105,12 +1162,21 @@ def phi_panels(region, points, level):
     return edges[np.lexsort((edges[:, 1], edges[:, 0]))]
 
 
-def _gauss_legendre_phi(bounds):
-    """Nodes and log weights of ``log(nu)``: :data:`PHI_ORDER` points per panel of ``bounds``."""
-    half = 0.5 * (bounds[:, 1] - bounds[:, 0])
-    mid = 0.5 * (bounds[:, 1] + bounds[:, 0])
-    phi = (mid[:, None] + half[:, None] * _PHI_NODES[None, :]).ravel()
-    log_weight = np.log((half[:, None] * _PHI_WEIGHTS[None, :]).ravel())
+@njit(cache=True, error_model="numpy")
+def _gauss_legendre_phi(bounds, nodes, weights):
+    """Nodes and log weights of ``log(nu)``: :data:`PHI_ORDER` points per panel of ``bounds``.
+
+    ``nodes, weights`` are the Gauss-Legendre rule (passed, not read as globals, which numba
+    would freeze at compile time).
+    """
+    phi = np.empty(bounds.shape[0] * nodes.size)
+    log_weight = np.empty(phi.size)
+    for p in range(bounds.shape[0]):
+        half = 0.5 * (bounds[p, 1] - bounds[p, 0])
+        mid = 0.5 * (bounds[p, 1] + bounds[p, 0])
+        for i in range(nodes.size):
+            phi[p * nodes.size + i] = mid + half * nodes[i]
+            log_weight[p * nodes.size + i] = math.log(half * weights[i])
     return phi, log_weight
 
 
