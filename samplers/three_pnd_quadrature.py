@@ -198,6 +198,8 @@ SQRT_HALF = math.sqrt(0.5)
 #: LINEAR_BASE (``exp(base)`` finite): one ``erfc`` and a product instead of ``log_ndtr``, an
 #: ``exp`` and a ``log1p``, with the same absolute error relative to the larger term.
 LINEAR_REACH = 20.0
+#: Below this, ``log_ndtr`` is below -765, ``Phi`` is 0 in double precision.
+PHI_UNDERFLOW = -39.0
 LINEAR_BASE = 700.0
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 _PHI_NODES, _PHI_WEIGHTS = np.polynomial.legendre.leggauss(PHI_ORDER)
@@ -399,7 +401,7 @@ def panels(table, hyper, width):
 def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights, log_top):
     """Per Gauss-Legendre node: ``sigma`` and the log weights without and with beta's mass.
 
-    The weights are those of both directions. Also ``(log Phi(top), log Phi(-top))``,
+    The weights are those of both directions. Also ``(Phi(top), Phi(-top))``,
     ``top = (u_beta - mu) / s``, which an evaluation of ``P(beta >= b(x))`` at the node
     needs: the one of the tail that beta's mass reads (that of ``P`` too unless its cut is
     low), NaN for the other (computed by :func:`_node_terms` where it is read) and without
@@ -478,10 +480,10 @@ def node_log_density(table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weig
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _node_log_weight(sigma, base, row, constants):
-    """Return a node's log weight with beta's mass and the ``log Phi(+-top)`` it read.
+    """Return a node's log weight with beta's mass and the ``Phi(+-top)`` it read.
 
-    That is ``(log weight, log Phi(top), log Phi(-top))``, the one of the last two that
-    beta's mass did not read NaN; ``row`` and ``constants`` as in `_node_terms`.
+    That is ``(log weight, Phi(top), Phi(-top))``, the one of the last two that beta's mass
+    did not read NaN; ``row`` and ``constants`` as in `_node_terms`.
     """
     if base == -np.inf:
         return -np.inf, np.nan, np.nan
@@ -493,34 +495,34 @@ def _node_log_weight(sigma, base, row, constants):
     bottom = (lo - row[MEAN]) / sd
     # the tail beta's mass is read in; a CDF's cut (above bottom) mostly reads the same one,
     # and computes the other where it needs it
-    log_phi_top, log_phi_minus_top = np.nan, np.nan
+    phi_top, phi_minus_top = np.nan, np.nan
     big, small = 0.0, 0.0
     if bottom + top > 0.0:  # Phi(-bottom) - Phi(-top)
-        small, log_phi_minus_top = _phi_and_log(-top)
+        phi_minus_top = _phi(-top, np.nan)
         linear = bottom <= LINEAR_REACH
         if linear:
-            big = 0.5 * math.erfc(bottom * SQRT_HALF)
+            big, small = 0.5 * math.erfc(bottom * SQRT_HALF), phi_minus_top
     else:  # Phi(top) - Phi(bottom)
-        big, log_phi_top = _phi_and_log(top)
+        phi_top = _phi(top, np.nan)
         linear = top >= -LINEAR_REACH
         if linear:
-            small = _phi(bottom, np.nan)
+            big, small = phi_top, _phi(bottom, np.nan)
     if not linear:  # the larger term below Phi(-LINEAR_REACH): in logs
-        log_mass = kernels.log_normal_mass(bottom, top, log_phi_top, log_phi_minus_top)
+        log_mass = kernels.log_normal_mass(bottom, top)
     elif small >= big:
         log_mass = -np.inf
     else:
         log_mass = math.log(big - small)
-    return base + log_mass, log_phi_top, log_phi_minus_top
+    return base + log_mass, phi_top, phi_minus_top
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, log_phi_minus_top):
+def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, phi_top, phi_minus_top):
     """``(g P, g dP/dx)`` at one node above the kink (``base`` already normalised).
 
-    ``inverse_d_x`` is ``1 / (x - x_min)``; ``log_phi_top, log_phi_minus_top`` are the node's
-    cached ``log Phi(+-top)`` (:func:`node_log_density`), or NaN to compute them here.
-    ``row`` and ``constants`` are the slice's row and ``hyper`` as tuples (`_row`).
+    ``inverse_d_x`` is ``1 / (x - x_min)``; ``phi_top, phi_minus_top`` are the node's cached
+    ``Phi(+-top)`` (:func:`node_log_density`), or NaN to compute them here. ``row`` and
+    ``constants`` are the slice's row and ``hyper`` as tuples (`_row`).
     """
     z = constants[kernels.Z]
     eta = constants[kernels.ETA]
@@ -542,19 +544,19 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, 
         # The larger term is at least Phi(-LINEAR_REACH): the difference of the two terms is as
         # accurate as the difference of their logs below, at a third of the cost.
         if upper:
-            big, small = _phi(-t, np.nan), _phi(-top, log_phi_minus_top)
+            big, small = _phi(-t, np.nan), _phi(-top, phi_minus_top)
         else:
-            big, small = _phi(top, log_phi_top), _phi(t, np.nan)
+            big, small = _phi(top, phi_top), _phi(t, np.nan)
         if small >= big:
             return 0.0, density
         return exp_without_errno(base) * (big - small), density
     # log(Phi(top) - Phi(t)) in whichever tail is accurate
     if upper:
-        log_a = log_ndtr(-top) if math.isnan(log_phi_minus_top) else log_phi_minus_top
+        log_a = _log_phi(-top, phi_minus_top)
         log_b = log_ndtr(-t)
     else:
         log_a = log_ndtr(t)
-        log_b = log_ndtr(top) if math.isnan(log_phi_top) else log_phi_top
+        log_b = _log_phi(top, phi_top)
     if log_a >= log_b:
         return 0.0, density
     mass = base + log_b + math.log1p(-exp_without_errno(log_a - log_b))
@@ -562,28 +564,32 @@ def _node_terms(sigma, base, row, n, dneg, inverse_d_x, constants, log_phi_top, 
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _phi(x, log_phi):
-    """``Phi(x)``: ``exp(log_phi)`` when it is given (not NaN), else computed.
+def _phi(x, cached):
+    """``Phi(x)``: ``cached`` when it is given (not NaN), else computed.
 
     As ``0.5 erfc(-x / sqrt(2))`` from ``x = -LINEAR_REACH`` up, where SciPy's ``log_ndtr``
     works from its ``ndtr``, the same ``erfc``; further down as ``exp(log_ndtr(x))`` (there
-    an asymptotic series).
+    an asymptotic series), and as 0 below :data:`PHI_UNDERFLOW`, where that is 0.
     """
-    if not math.isnan(log_phi):
-        return exp_without_errno(log_phi)
+    if not math.isnan(cached):
+        return cached
     if x >= -LINEAR_REACH:
         return 0.5 * math.erfc(-x * SQRT_HALF)
+    if x < PHI_UNDERFLOW:
+        return 0.0
     return exp_without_errno(log_ndtr(x))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _phi_and_log(x):
-    """``(Phi(x), log Phi(x))``, computed as in :func:`_phi`."""
-    if x >= -LINEAR_REACH:
-        phi = 0.5 * math.erfc(-x * SQRT_HALF)
-        return phi, math.log(phi)
-    log_phi = log_ndtr(x)
-    return exp_without_errno(log_phi), log_phi
+def _log_phi(x, cached):
+    """``log Phi(x)`` from ``cached`` (``Phi(x)``, or NaN).
+
+    The log of ``cached`` where :func:`_phi` formed it from ``erfc`` (it is then a normal
+    number, accurate relative to itself), else ``log_ndtr(x)``.
+    """
+    if x >= -LINEAR_REACH and not math.isnan(cached):
+        return math.log(cached)
+    return log_ndtr(x)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -756,7 +762,7 @@ class QuadratureLevel:
     sigma, base : numpy.ndarray
         Per Gauss-Legendre node, ``sigma`` and the log weight without beta's mass.
     tails : numpy.ndarray
-        Per node, ``(log Phi(top), log Phi(-top))`` of beta's mass, NaN where not computed
+        Per node, ``(Phi(top), Phi(-top))`` of beta's mass, NaN where not computed
         (:func:`node_log_density`).
     log_top : float
         Log of the normalising constant (the sum of the nodes' weights ``g``).
