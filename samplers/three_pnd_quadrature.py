@@ -1185,21 +1185,27 @@ def _gauss_legendre_phi(bounds, nodes, weights):
 
 
 @njit(cache=True, error_model="numpy")
-def _plug_in_mtd(table, offsets, sigma, hyper, order):
+def _plug_in_mtd(table, offsets, sigma, hyper, order, weight=None):
     """Per node of a level, the MTD of eq (5) at beta's conditional mean.
 
     The mean is clipped into beta's support (its middle without data); NaN where
     ``eta - sigma z <= 0`` leaves no MTD. The factors of :func:`kernels.beta_bounds` and
     :func:`kernels.mtd` that depend on nu alone are computed once per slice, in the same
-    operations, so each value is theirs to the last bit.
+    operations, so each value is theirs to the last bit. Given the nodes' ``weight``, NaN too
+    at the nodes that carry none: below ``e^-LOG_DENSITY_RANGE`` of the largest weight.
     """
     out = np.full(sigma.size, np.nan)
     eta, z = hyper[kernels.ETA], hyper[kernels.Z]
+    cutoff = -np.inf
+    if weight is not None:
+        cutoff = np.max(weight) * math.exp(-LOG_DENSITY_RANGE)
     for j in range(table.shape[0]):
         nu = table[j, NU]
         r_neg = exp_without_errno(-nu * hyper[kernels.LOG_RANGE])
         exponent = 1.0 / nu
         for k in range(offsets[j] * order, offsets[j + 1] * order):
+            if weight is not None and not weight[k] >= cutoff:
+                continue
             reach = eta - sigma[k] * z
             lower, upper = reach * r_neg, eta * r_neg + sigma[k] * z
             beta = table[j, MEAN] if table[j, ROOT_SWW] > 0.0 else 0.5 * (lower + upper)
@@ -1266,10 +1272,11 @@ def _plug_in_quantile(level, p, hyper):
 
     The weighted ``p``-quantile of the nodes' MTD at beta's conditional mean
     (:func:`_plug_in_mtd`): it ignores beta's spread given ``(sigma, nu)``, but it is near
-    the root, so that the steps (each a pass over the level's nodes) are few. The midpoint
-    of the dose range where no node has such an MTD.
+    the root, so that the steps (each a pass over the level's nodes) are few. The nodes that
+    carry no weight (each below ``e^-LOG_DENSITY_RANGE``, 2e-16, of the largest), most of a
+    level's, are left out. The midpoint of the dose range where no node has such an MTD.
     """
-    mtd = _plug_in_mtd(level.table, level.offsets, level.sigma, hyper, ORDER)
+    mtd = _plug_in_mtd(level.table, level.offsets, level.sigma, hyper, ORDER, level.weight)
     start = weighted_quantile(mtd, level.weight, p)
     if math.isnan(start):
         return 0.5 * (hyper[kernels.X_MIN] + hyper[kernels.X_MAX])
