@@ -1042,33 +1042,71 @@ def _log_masses(slice_mass, log_top):
 
 def _phi_region(obs, hyper):
     """Interval of ``log(nu)`` where its posterior density is within e^-36 of the maximum."""
+    status, lo, hi = _phi_region_scans(obs, hyper, _GL_NODES, _GL_WEIGHTS)
+    if status == NOWHERE_FINITE:
+        raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+    if status == NOT_SETTLED:
+        raise FloatingPointError(
+            f"3PND quadrature: the region of log(nu) did not settle in {MAX_REFITS} refits; "
+            "the posterior is improper or nearly so"
+        )
+    return lo, hi
+
+
+#: Outcomes of :func:`_phi_region_scans`.
+SETTLED, NOWHERE_FINITE, NOT_SETTLED = 0, 1, 2
+
+
+@njit(cache=True, error_model="numpy")
+def _phi_region_scans(obs, hyper, gl_nodes, gl_weights):
+    """:func:`_phi_region` in one call from Python: ``(outcome, lo, hi)``.
+
+    The scans of :data:`SCAN_POINTS` slice masses (:func:`_slice_log_masses`), narrowed to
+    those within :data:`LOG_DENSITY_RANGE` of the largest and widened where they touch an
+    end; the outcome is :data:`SETTLED`, :data:`NOWHERE_FINITE` or :data:`NOT_SETTLED`.
+    """
     delta = hyper[kernels.DELTA]
     lo, hi = -12.0 * delta, 12.0 * delta
     top = -np.inf
+    phi = np.empty(SCAN_POINTS)
     for _ in range(MAX_REFITS):
         width = (hi - lo) / SCAN_POINTS
-        phi = lo + width * (np.arange(SCAN_POINTS) + 0.5)
-        log_mass = _slice_log_mass(phi, obs, hyper)
-        scan_top = np.max(log_mass)
+        for i in range(SCAN_POINTS):
+            phi[i] = lo + width * (i + 0.5)
+        log_mass = _slice_log_masses(phi, SCAN_PANEL_WIDTH, obs, hyper, gl_nodes, gl_weights)
+        scan_top = -np.inf  # as numpy's max: NaN if any is
+        for i in range(SCAN_POINTS):
+            if log_mass[i] > scan_top or math.isnan(log_mass[i]):
+                scan_top = log_mass[i]
+                if math.isnan(scan_top):
+                    break
         if not np.isfinite(scan_top):
-            raise FloatingPointError("3PND quadrature: the posterior density is nowhere finite")
+            return NOWHERE_FINITE, lo, hi
         # The largest density any scan found: a sharp peak that one scan's points hit and the
         # next one's miss would otherwise move the threshold, and the region, back and forth.
         top = max(top, scan_top)
-        kept = np.flatnonzero(log_mass > top - LOG_DENSITY_RANGE)
-        if not kept.size:  # this scan missed the peak by more than the range
-            kept = np.flatnonzero(log_mass > scan_top - LOG_DENSITY_RANGE)
-        first, last = kept[0], kept[-1]
+        first, last = _kept_range(log_mass, top - LOG_DENSITY_RANGE)
+        if first < 0:  # this scan missed the peak by more than the range
+            first, last = _kept_range(log_mass, scan_top - LOG_DENSITY_RANGE)
         new_lo = lo - 0.5 * (hi - lo) if first == 0 else lo + (first - 1) * width
         new_hi = hi + 0.5 * (hi - lo) if last == SCAN_POINTS - 1 else lo + (last + 2) * width
         touches = first == 0 or last == SCAN_POINTS - 1
         if not touches and (last - first + 1) >= MIN_CELLS_ACROSS * SCAN_POINTS:
-            return lo, hi
+            return SETTLED, lo, hi
         lo, hi = new_lo, new_hi
-    raise FloatingPointError(
-        f"3PND quadrature: the region of log(nu) did not settle in {MAX_REFITS} refits; "
-        "the posterior is improper or nearly so"
-    )
+    return NOT_SETTLED, lo, hi
+
+
+@njit(cache=True, error_model="numpy")
+def _kept_range(log_mass, threshold):
+    """First and last index of ``log_mass`` above ``threshold`` (-1, -1 when none is)."""
+    first, last = -1, -1
+    for i in range(log_mass.size):
+        if log_mass[i] > threshold:
+            if first < 0:
+                first = i
+            last = i
+    return first, last
 
 
 def _sharp_point(lo, hi, obs, hyper, constrained):
@@ -1082,12 +1120,33 @@ def _sharp_point(lo, hi, obs, hyper, constrained):
     ``w = sigma_c sqrt(2 / m'')`` of ``phi_0``. Returns ``(phi_0, w / 4)``, the width bounded
     to ``[MIN_GRADED_WIDTH, 10]`` times the region's.
     """
+    found, centre, width = _sharp_point_search(float(lo), float(hi), obs, hyper, constrained)
+    return (centre, width) if found else None
+
+
+@njit(cache=True, error_model="numpy")
+def _sharp_point_search(lo, hi, obs, hyper, constrained):
+    """:func:`_sharp_point` in one call from Python: ``(found, phi_0, w / 4)``.
+
+    The grid of 65 points is numpy's ``linspace(lo, hi, 65)``, in its operations.
+    """
     span = hi - lo
-    grid = np.linspace(lo, hi, 65)
+    size = 65
+    grid = np.empty(size)
+    step = span / (size - 1)
+    for i in range(size):
+        grid[i] = (i / (size - 1)) * span + lo if step == 0.0 else i * step + lo
+    grid[size - 1] = hi
     values = _misfits(grid, obs, hyper, constrained)
-    k = int(np.argmin(values))
-    if k == 0 or k == grid.size - 1 or not np.isfinite(values[k]):
-        return None
+    k = 0  # as numpy's argmin: the first minimum, or the first NaN
+    for i in range(size):
+        if math.isnan(values[i]):
+            k = i
+            break
+        if values[i] < values[k]:
+            k = i
+    if k == 0 or k == size - 1 or not np.isfinite(values[k]):
+        return False, np.nan, np.nan
     centre = _golden_minimum(grid[k - 1], grid[k + 1], obs, hyper, constrained)
     floor = misfit(centre, obs, hyper, constrained)
     step = 1e-3 * span
@@ -1097,14 +1156,14 @@ def _sharp_point(lo, hi, obs, hyper, constrained):
         + misfit(centre - step, obs, hyper, constrained)
     ) / step**2
     if not curvature > 1e-12 * (obs[5] + hyper[kernels.ETA] ** 2):
-        return None
+        return False, np.nan, np.nan
     cutoff = floor
     if not constrained:
         row = slice_table(np.array([centre]), np.zeros(1), obs, hyper)[0]
         if np.isfinite(row[U_EDGE]):
             cutoff = max(cutoff, math.exp(2.0 * row[U_EDGE]))
     width = math.sqrt(2.0 * cutoff / curvature)
-    return centre, min(max(width / 4.0, MIN_GRADED_WIDTH * span), 10.0 * span)
+    return True, centre, min(max(width / 4.0, MIN_GRADED_WIDTH * span), 10.0 * span)
 
 
 @njit(cache=True, error_model="numpy")
