@@ -40,8 +40,9 @@ as a difference of logs (``log_ndtr``).
 :math:`x`, tails included) safeguarded by bisection, until a step is within
 :data:`QUANTILE_TOLERANCE` of the dose range (the point it starts from, where :math:`F` is
 known, is the answer). Each step is a pass over the level's nodes, so they start near the
-root: at the coarsest level from the weighted :math:`p`-quantile of the nodes' MTD at beta's
-conditional mean (beta's spread ignored), at a finer one from the coarser level's answer.
+root: at the coarsest level from the weighted :math:`p`-quantile of the MTD at beta's
+conditional mean (beta's spread ignored) of the nodes that carry weight (within
+:data:`LOG_DENSITY_RANGE` of the largest), at a finer one from the coarser level's answer.
 Where :math:`1 - F` is all rounding (:data:`NEWTON_MAX_SCORE`), the iteration bisects.
 
 Where the integrand is not smooth
