@@ -194,14 +194,15 @@ NEWTON_MAX_SCORE = 6.0
 EXACT_FIT = 1e-12
 SQRT_2PI = math.sqrt(2.0 * math.pi)
 SQRT_HALF = math.sqrt(0.5)
-#: A node's ``P(beta >= b(x))`` is the difference of two normal CDFs, not of their logs, where
-#: the larger is at least ``Phi(-LINEAR_REACH)`` and the node's log weight ``base`` is below
-#: LINEAR_BASE (``exp(base)`` finite): one ``erfc`` and a product instead of ``log_ndtr``, an
-#: ``exp`` and a ``log1p``, with the same absolute error relative to the larger term.
+#: Beta's mass at a node (and its part above b(x)) is the difference of two normal CDFs, not
+#: of their logs, where the larger is at least ``Phi(-LINEAR_REACH)`` (and, for the part, the
+#: node's log weight ``base`` is below LINEAR_BASE: ``exp(base)`` finite): an ``erfc`` each
+#: instead of a ``log_ndtr`` each, an ``exp`` and a ``log1p``, with the same absolute error
+#: relative to the larger term.
 LINEAR_REACH = 20.0
-#: Below this, ``log_ndtr`` is below -765, ``Phi`` is 0 in double precision.
-PHI_UNDERFLOW = -39.0
 LINEAR_BASE = 700.0
+#: Below this argument ``Phi`` is 0 in double precision (``log_ndtr`` is below -765).
+PHI_UNDERFLOW = -39.0
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 _PHI_NODES, _PHI_WEIGHTS = np.polynomial.legendre.leggauss(PHI_ORDER)
 # columns of a level's slice table
