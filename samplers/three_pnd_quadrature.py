@@ -955,6 +955,7 @@ def _level_arrays(phi, log_weight, width, obs, hyper, gl_nodes, gl_weights, log_
     sigma, base, log_g, tails = node_log_density(
         table, offsets, lower, upper, obs, hyper, gl_nodes, gl_weights, log_top
     )
+    weight = np.empty(log_g.size)
     if math.isnan(log_top):
         top = -np.inf
         for k in range(log_g.size):
@@ -963,13 +964,19 @@ def _level_arrays(phi, log_weight, width, obs, hyper, gl_nodes, gl_weights, log_
                 if math.isnan(top):
                     break
         if np.isfinite(top):
+            # the weights relative to the largest are the normalised ones times the total: one
+            # exp per node, not two, and no rounding of log_top amplified by |log_g - log_top|
             total = 0.0
             for k in range(log_g.size):
-                total += exp_without_errno(log_g[k] - top)
+                weight[k] = exp_without_errno(log_g[k] - top)
+                total += weight[k]
             log_top = top + math.log(total)
-    weight = np.empty(log_g.size)
-    for k in range(log_g.size):
-        weight[k] = exp_without_errno(log_g[k] - log_top)
+            inverse = 1.0 / total
+            for k in range(log_g.size):
+                weight[k] *= inverse
+    else:
+        for k in range(log_g.size):
+            weight[k] = exp_without_errno(log_g[k] - log_top)
     panel_top, slice_mass = _panel_tops_and_slice_masses(
         log_g, weight, offsets, log_top, gl_nodes.size
     )
