@@ -74,7 +74,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import expit, logit, ndtr, ndtri
 
-from dosezoo.checks import real_number
+from dosezoo.checks import real_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.levels import level_counts, level_index, validate_dose_levels
@@ -181,9 +181,18 @@ def quantile_prior_mean(
     scale = _real(owner, "sigma_f_mean", sigma_f_mean)
     if scale <= 0:
         raise ValueError(f"{owner}: sigma_f_mean must be > 0, got {sigma_f_mean!r}")
-    x = np.asarray(scaled_doses, dtype=float)
-    if x.ndim != 1 or x.size < 2 or np.any(np.diff(x) <= 0):
-        raise ValueError(f"{owner}: scaled_doses must be >= 2 increasing values, got {x!r}")
+    x = real_array(owner, "scaled_doses", scaled_doses)
+    if (
+        np.ndim(scaled_doses) != 1
+        or x.size < 2
+        or not np.all(np.isfinite(x))
+        or np.any(np.diff(x) <= 0)
+        or x[0] < 0
+        or x[-1] > 1
+    ):
+        raise ValueError(
+            f"{owner}: scaled_doses must be >= 2 increasing values in [0, 1], got {x!r}"
+        )
     low = float(logit(phi - delta) - ndtri(prob_low) * scale)
     high = float(logit(phi + delta) + ndtri(prob_high) * scale)
     at_target = float(logit(phi))
@@ -210,6 +219,12 @@ def quantile_prior_mean(
         else:  # case (iii): anchor on the lowest dose
             anchors = ((x[first], low), (x[k], at_target))
     (x0, m0), (x1, m1) = anchors
+    if m1 < m0:  # probabilities below 1/2 move the anchors past each other
+        raise ValueError(
+            f"{owner}: prob_low={prob_low!r} and prob_high={prob_high!r} give a prior mean "
+            f"that decreases with the dose ({m0:.3g} at {x0:g}, {m1:.3g} at {x1:g}); the "
+            "latent curve's prior mean must not decrease: raise them"
+        )
     return m0 + (m1 - m0) * (x - x0) / (x1 - x0)
 
 

@@ -283,3 +283,22 @@ def test_prior_monotone_probability_takes_another_mean_and_names_bad_input():
         model.prior_monotone_probability(0)
     with pytest.raises(ValueError, match="mean must be 5"):
         model.prior_monotone_probability(10, mean=[0.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("doses", "options", "message"),
+    [
+        # NaN passed through to the mean; doses off [0, 1] were taken
+        ([0.0, np.nan, 1.0], {}, r"increasing values in \[0, 1\]"),
+        ([-1.0, 0.0, 2.0], {}, r"increasing values in \[0, 1\]"),
+        # probabilities below 1/2 gave a mean decreasing with the dose, silently
+        (
+            np.linspace(0, 1, 5),
+            {"prob_low": 0.2, "prob_high": 0.2},
+            "prior mean that decreases with the dose",
+        ),
+    ],
+)
+def test_the_quantile_prior_mean_refuses_what_no_increasing_curve_gives(doses, options, message):
+    with pytest.raises(ValueError, match=message):
+        quantile_prior_mean(0.25, doses, sigma_f_mean=1.0, **options)
