@@ -386,6 +386,12 @@ class GridDoseModel(BinaryDoseModel):
 
         ``draws`` and ``random_seed`` are unused: the prior is integrated on the grid.
 
+        Where :math:`I_{jj} \le 0` (the prior predictive's DLT rates :math:`\bar p_k` weigh
+        the curvatures of :math:`\log p_k` and :math:`\log(1 - p_k)` at :math:`\bar\theta`
+        into a negative one, as a vague prior can: it is no Fisher information), no number of
+        patients matches the prior's curvature: that coordinate's ESS is NaN, and so is
+        ``overall``, whose trace the negative term would shrink into an ESS of hundreds.
+
         Returns
         -------
         float or dict of str to float
@@ -404,10 +410,14 @@ class GridDoseModel(BinaryDoseModel):
                 one = DoseSummary(dose=np.array([dose]), n=np.array([1.0]), y=np.array([dlt]))
                 hessian = _hessian(lambda theta: self.log_likelihood(theta, one), centre, step)
                 information -= weight * hessian / levels.size
-        overall = float(np.trace(curvature) / np.trace(information))
+        diagonal = np.diag(information)
+        defined = bool(np.all(diagonal > 0))
+        overall = float(np.trace(curvature) / np.trace(information)) if defined else math.nan
         if centre.size == 1:
             return overall
-        per = np.diag(curvature) / np.diag(information)
+        per = np.where(
+            diagonal > 0, np.diag(curvature) / np.where(diagonal > 0, diagonal, 1), np.nan
+        )
         return {"overall": overall} | {
             name: float(value) for name, value in zip(self.coordinates, per, strict=True)
         }

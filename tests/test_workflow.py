@@ -358,3 +358,13 @@ def test_the_plot_helpers_draw_the_check_and_the_pathways():
     paths = dose_paths(design, TrialData.from_csv(EXAMPLES / "binary_cohorts.csv"), 1)
     axis = paths.plot()
     assert len(axis.collections) == len(paths.table)  # one marker per node
+
+
+def test_the_ess_is_undefined_where_one_patients_information_is_not_positive():
+    # The prior predictive's DLT rates weigh the curvatures into a negative information for the
+    # MTD's coordinate: its ESS came out as -2120 patients and the overall one as 212.
+    model = EWOC(0.2, 5, 50, dose_levels=[10, 20, 30, 40], rho0_prior=(0.7, 0.7), mtd_prior=(3, 2))
+    ess = model.prior_effective_sample_size()
+    assert math.isnan(ess["logit_mtd_fraction"])
+    assert math.isnan(ess["overall"])
+    assert ess["logit_rho0_fraction"] > 0
