@@ -183,7 +183,19 @@ def blrm_prior_from_quantiles(
         cannot), and when the closest fit lies at the edge of the search's range
         (:func:`~dosezoo.models.workflow.fit_statements`).
     """
-    owner = "blrm_prior_from_quantiles"
+    return _fit_prior("blrm_prior_from_quantiles", doses, reference_dose, quantiles, probabilities)
+
+
+def _fit_prior(
+    owner: str,
+    doses: Sequence[float],
+    reference_dose: float,
+    quantiles: np.ndarray,
+    probabilities: Sequence[float],
+    *,
+    refuse_edge: bool = True,
+) -> BLRMPrior:
+    """Fit the prior as :func:`blrm_prior_from_quantiles` says (``refuse_edge``: its Raises)."""
     x = np.log(
         np.asarray(validate_dose_levels(owner, doses))
         / _positive(owner, "reference_dose", reference_dose)
@@ -211,7 +223,15 @@ def blrm_prior_from_quantiles(
     ]
     names = ("log sd of log(alpha)", "log sd of log(beta)", "atanh of the correlation")
     return unpack(
-        fit_statements(implied, stated, starts, owner=owner, names=names, bounded=slice(2, None))
+        fit_statements(
+            implied,
+            stated,
+            starts,
+            owner=owner,
+            names=names,
+            bounded=slice(2, None),
+            refuse_edge=refuse_edge,
+        )
     )
 
 
@@ -266,8 +286,10 @@ def blrm_minimal_informative_prior(
     quantiles = np.array(
         [_minimal_informative_beta(0.5, median).ppf(levels_probs) for median in medians]
     )
-    return blrm_prior_from_quantiles(
-        valid_levels, reference_dose, quantiles, probabilities=levels_probs
+    # The intervals are nearly parallel: the closest normal may have the slope's sd or the
+    # correlation at the search's bounds, by design (the module docstring), not refused.
+    return _fit_prior(
+        owner, valid_levels, reference_dose, quantiles, levels_probs, refuse_edge=False
     )
 
 

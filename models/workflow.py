@@ -87,10 +87,16 @@ def variance_ratio_ess(mean: np.ndarray, noise_variance: np.ndarray) -> np.ndarr
         The ESS per column, shape (K,) (``inf`` where the prior fixes the mean).
     """
     mean = np.asarray(mean, dtype=float)
+    if mean.ndim != 2 or mean.shape[0] < 2:
+        raise ValueError(
+            f"variance_ratio_ess: mean must hold at least two draws, shape (draws, K), got "
+            f"shape {mean.shape}"
+        )
+    # A column of one value has no spread, though its variance may round to ~1e-33.
+    varies = np.ptp(mean, axis=0) > 0
     spread = np.var(mean, axis=0, ddof=1)
     expected = np.mean(np.asarray(noise_variance, dtype=float), axis=0)
-    with np.errstate(divide="ignore"):
-        return np.where(spread > 0, expected / np.where(spread > 0, spread, 1.0), np.inf)
+    return np.where(varies, expected / np.where(varies, spread, 1.0), np.inf)
 
 
 # ------------------------------------------------------------------ posterior predictive
@@ -354,6 +360,7 @@ def fit_statements(
     names: Sequence[str],
     bound: float = 5.0,
     bounded: slice = slice(None),
+    refuse_edge: bool = True,
 ) -> np.ndarray:
     """Minimise the squared distance between implied and stated quantiles (Nelder-Mead).
 
@@ -377,6 +384,10 @@ def fit_statements(
         within ``(-bound, bound)``.
     bounded : slice
         Which entries are bounded.
+    refuse_edge : bool
+        Whether a best vector at the edge of the bounds is refused (below); False for a
+        construction whose closest prior may lie there by design (then the vector at the edge
+        is returned, after the restart from it).
 
     Returns
     -------
@@ -417,7 +428,7 @@ def fit_statements(
         start[bounded] = np.where(at_edge, 0.0, start[bounded])
         best = min((best, search(start)), key=lambda result: result.fun)
     for name, value in zip(names, best.x[bounded].tolist(), strict=True):
-        if abs(value) > bound - _EDGE:
+        if refuse_edge and abs(value) > bound - _EDGE:
             error = float(np.max(np.abs(implied(best.x) - stated)))
             raise ValueError(
                 f"{owner}: the closest fit to the statements puts {name} at the edge of its "

@@ -173,6 +173,20 @@ def test_prior_from_quantiles_needs_two_doses():
         blrm_prior_from_quantiles((4.0,), 4.0, [[0.05, 0.2, 0.5]])
 
 
+def test_the_minimal_informative_prior_may_lie_at_the_search_bounds_by_design():
+    # Its intervals are nearly parallel: the closest normal can have the slope's sd at the
+    # bound; the construction returns it (statements of a user's own are refused there).
+    prior = blrm_minimal_informative_prior(
+        (0.5, 1.0, 2.0, 4.0),
+        4.0,
+        threshold_min=0.1,
+        threshold_max=0.4,
+        prob_min=0.1,
+        prob_max=0.1,
+    )
+    assert all(math.isfinite(sd) and sd > 0 for sd in prior.sd)
+
+
 def test_minimal_informative_prior_meets_its_statements_approximately():
     prior = blrm_minimal_informative_prior(LEVELS, 40.0)
     model = BLRM(LEVELS, 40.0, prior=prior)

@@ -26,6 +26,7 @@ from dosezoo.models.blrm import blrm_prior_from_quantiles
 from dosezoo.models.crm import crm_prior_from_statements
 from dosezoo.models.ewoc import ewoc_prior_from_statements
 from dosezoo.models.latent_gp import latent_gp_prior_from_statements
+from dosezoo.models.workflow import variance_ratio_ess
 from tests.test_contract import MODEL_FAMILIES, _case
 
 #: Families whose predictive check takes more than ~20 s (the empirical-Bayes fit and the
@@ -368,3 +369,11 @@ def test_the_ess_is_undefined_where_one_patients_information_is_not_positive():
     assert math.isnan(ess["logit_mtd_fraction"])
     assert math.isnan(ess["overall"])
     assert ess["logit_rho0_fraction"] > 0
+
+
+def test_the_variance_ratio_ess_of_a_fixed_mean_is_infinite_and_needs_two_draws():
+    # A constant column's variance rounds to ~1e-33: its ESS read 6e31, not inf.
+    ess = variance_ratio_ess(np.full((10, 1), 0.3), np.full((10, 1), 0.21))
+    assert ess.tolist() == [math.inf]
+    with pytest.raises(ValueError, match="at least two draws"):
+        variance_ratio_ess(np.full((1, 2), 0.3), np.full((1, 2), 0.21))
