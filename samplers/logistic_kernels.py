@@ -37,7 +37,7 @@ import numpy as np
 
 from dosezoo.samplers.numerics import exp_without_errno, whole_within
 
-__all__ = ["binomial_log_likelihood", "logistic_log_likelihood"]
+__all__ = ["binomial_log_likelihood", "logistic_log_likelihood", "whole_counts"]
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -56,14 +56,34 @@ _POWER_LIMIT = 512
 
 
 @numba.njit(cache=True, error_model="numpy")
+def whole_counts(n: np.ndarray) -> np.ndarray:
+    """Return each count as an int where it is raised to its power (see the module), else -1.
+
+    What :func:`binomial_log_likelihood` reads of ``n`` at every call, for a caller that
+    evaluates it at many points of the same data to compute once (its ``whole``).
+    """
+    out = np.empty(n.size, dtype=np.int64)
+    for j in range(n.size):
+        out[j] = whole_within(n[j], _POWER_LIMIT)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
 def binomial_log_likelihood(
-    a: float, b: float, x: np.ndarray, n: np.ndarray, y: np.ndarray, factor: float = 1.0
+    a: float,
+    b: float,
+    x: np.ndarray,
+    n: np.ndarray,
+    y: np.ndarray,
+    factor: float = 1.0,
+    whole: np.ndarray | None = None,
 ) -> float:
     r"""Return :math:`\sum_j y_j \log\sigma(\eta_j) + (n_j - y_j) \log\sigma(-\eta_j) - \log f`.
 
     :math:`\eta_j = a + b x_j`; see the module docstring for the one-logarithm form. The
     factor :math:`f` (at most :data:`_PRODUCT_LIMIT`; 1 by default) joins the product: a caller
-    with a log term of its own saves its logarithm.
+    with a log term of its own saves its logarithm. ``whole`` is :func:`whole_counts` of ``n``
+    (None: computed here, dose by dose).
     """
     total = 0.0
     product = factor
@@ -72,9 +92,13 @@ def binomial_log_likelihood(
         u = exp_without_errno(-abs(eta))
         count = n[j]
         total += count * min(eta, 0.0) - (count - y[j]) * eta
-        whole = whole_within(count, _POWER_LIMIT)
-        if whole >= 0:
-            product *= (1.0 + u) ** whole
+        # numba compiles the two cases apart (the branch on None is pruned)
+        if whole is None:
+            power = whole_within(count, _POWER_LIMIT)
+        else:
+            power = whole[j]
+        if power >= 0:
+            product *= (1.0 + u) ** power
             if product > _PRODUCT_LIMIT:
                 total -= math.log(product)
                 product = 1.0

@@ -112,7 +112,9 @@ MTD CDF) sweeps across the rows of a ridge: with 203 patients at 7 levels ``P(MT
 
 EWOC's patients at the lowest dose :math:`x_{min}` (:math:`x = 0`, :math:`p = \rho_0`) weigh
 :math:`\theta_1` alone: their log likelihood is added once per row (`_leading`), not at every
-node.
+node; and the :math:`e^{-|\theta_2|}` of its prior and slope is, at a node of the rule, the
+product of an exponential of the row's and one of the node's part of :math:`\theta_2`
+(`_evaluate`).
 """
 
 import math
@@ -123,7 +125,7 @@ from functools import cached_property
 import numba
 import numpy as np
 
-from dosezoo.samplers.logistic_kernels import _log_sigmoid, binomial_log_likelihood
+from dosezoo.samplers.logistic_kernels import _log_sigmoid, binomial_log_likelihood, whole_counts
 from dosezoo.samplers.numerics import exp_without_errno, whole_within
 
 __all__ = ["BLRM", "EWOC", "MAX_PANEL_WIDTH", "ORDER", "LogisticQuadrature"]
@@ -155,6 +157,9 @@ _EVENT_RESOLUTION = 1e-4
 #: Where an event's share of a row's mass changes by more than this between two neighbouring
 #: rows, the rows around are halved too (``LogisticQuadrature.tail_mass``).
 _EVENT_SWEEP = 0.25
+#: `_evaluate` takes EWOC's ``exp(-|theta_2|)`` as a product of two exponentials where both
+#: arguments are at most this (their product then lies between ``e^-600`` and ``e^600``).
+_SPLIT_EXP = 300.0
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(ORDER)
 #: Rows mapping values at the Gauss-Legendre points to their two highest Legendre coefficients,
 #: :math:`c_j = (2j + 1) / 2 \sum_q w_q f(t_q) P_j(t_q)`.
@@ -168,12 +173,13 @@ _GL_TAIL = np.array(
 #: coordinate t in [-1, 1]) of the polynomial through them: the inverse Vandermonde matrix.
 _GL_MONOMIAL = np.linalg.inv(np.vander(_GL_NODES, ORDER, increasing=True))
 
-# A problem is the tuple (model, x, n, y, levels, prior): the model's code, the transformed
-# distinct doses with their patients and DLTs (float arrays of one size), the transformed dose
-# levels, and the prior's constants (BLRM: mean and sd of log alpha and log beta, correlation;
-# EWOC: log and logit of the target, the dose range's width, the two Beta shapes, then the
-# patients and DLTs at x = 0, the lowest dose x_min, which are not among the doses: there
-# p = rho0 whatever the MTD, a likelihood of t1 alone that `_leading` adds once per row).
+# A problem is the tuple (model, x, n, y, levels, prior, whole): the model's code, the
+# transformed distinct doses with their patients and DLTs (float arrays of one size), the
+# transformed dose levels, the prior's constants (BLRM: mean and sd of log alpha and log beta,
+# correlation; EWOC: log and logit of the target, the dose range's width, the two Beta shapes,
+# then the patients and DLTs at x = 0, the lowest dose x_min, which are not among the doses:
+# there p = rho0 whatever the MTD, a likelihood of t1 alone that `_leading` adds once per row),
+# and `whole_counts` of the patients (read by the likelihood at every node, computed once).
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -212,13 +218,19 @@ def _prior_and_linear(leading, t2, problem):
         za = (t2 - mu_a) / sd_a
         log_prior = -0.5 * (za * za - 2.0 * rho * za * first + first * first) / (1.0 - rho * rho)
         return log_prior, t2, second, 1.0
-    # EWOC, with the MTD's position expit(t2) floored at 1e-12 (as the model's numpy
-    # expressions), so that points deep in the prior's tails stay finite. Both from one
-    # exponential: with u = exp(-|t2|), expit(t2) is 1 / (1 + u) for t2 >= 0 and u / (1 + u)
-    # below, and log expit(t2) = min(t2, 0) - log(1 + u), times the Beta shapes' sum s in the
-    # prior. For a whole s (2 for uniform priors) the factor (1 + u)^s (at most 2^256, far
-    # below the product's limit) joins the likelihood's product: no logarithm of its own.
-    u = exp_without_errno(-abs(t2))
+    return _ewoc_prior_and_linear(leading, t2, exp_without_errno(-abs(t2)), prior)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ewoc_prior_and_linear(leading, t2, u, prior):
+    """EWOC's :func:`_prior_and_linear`, given ``u = exp(-|t2|)`` (`_evaluate` has it cheaper)."""
+    first, second = leading
+    # The MTD's position expit(t2) floored at 1e-12 (as the model's numpy expressions), so
+    # that points deep in the prior's tails stay finite. Both from one exponential, u:
+    # expit(t2) is 1 / (1 + u) for t2 >= 0 and u / (1 + u) below, and log expit(t2) =
+    # min(t2, 0) - log(1 + u), times the Beta shapes' sum s in the prior. For a whole s (2 for
+    # uniform priors) the factor (1 + u)^s (at most 2^256, far below the product's limit)
+    # joins the likelihood's product: no logarithm of its own.
     shapes = prior[5] + prior[6]
     log_prior = first + shapes * min(t2, 0.0) - prior[6] * t2
     factor = 1.0
@@ -238,7 +250,9 @@ def _prior_and_linear(leading, t2, problem):
 def _row_log_density(leading, t2, problem):
     """Unnormalised log posterior at ``t2`` on the row whose ``t1`` gives ``leading``."""
     log_prior, a, b, factor = _prior_and_linear(leading, t2, problem)
-    return log_prior + binomial_log_likelihood(a, b, problem[1], problem[2], problem[3], factor)
+    return log_prior + binomial_log_likelihood(
+        a, b, problem[1], problem[2], problem[3], factor, problem[6]
+    )
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -250,15 +264,17 @@ def _log_density(t1, t2, problem):
 @numba.njit(cache=True, error_model="numpy")
 def _derivatives(t1, t2, h1, h2, problem):
     """``l``, its gradient and Hessian at ``(t1, t2)`` by central differences of steps h."""
-    f = _log_density(t1, t2, problem)
-    f1p = _log_density(t1 + h1, t2, problem)
-    f1m = _log_density(t1 - h1, t2, problem)
-    f2p = _log_density(t1, t2 + h2, problem)
-    f2m = _log_density(t1, t2 - h2, problem)
-    fpp = _log_density(t1 + h1, t2 + h2, problem)
-    fpm = _log_density(t1 + h1, t2 - h2, problem)
-    fmp = _log_density(t1 - h1, t2 + h2, problem)
-    fmm = _log_density(t1 - h1, t2 - h2, problem)
+    # three rows of t1, each's leading computed once
+    row, plus, minus = _leading(t1, problem), _leading(t1 + h1, problem), _leading(t1 - h1, problem)
+    f = _row_log_density(row, t2, problem)
+    f1p = _row_log_density(plus, t2, problem)
+    f1m = _row_log_density(minus, t2, problem)
+    f2p = _row_log_density(row, t2 + h2, problem)
+    f2m = _row_log_density(row, t2 - h2, problem)
+    fpp = _row_log_density(plus, t2 + h2, problem)
+    fpm = _row_log_density(plus, t2 - h2, problem)
+    fmp = _row_log_density(minus, t2 + h2, problem)
+    fmm = _row_log_density(minus, t2 - h2, problem)
     g1 = (f1p - f1m) / (2.0 * h1)
     g2 = (f2p - f2m) / (2.0 * h2)
     h11 = (f1p - 2.0 * f + f1m) / (h1 * h1)
@@ -412,14 +428,43 @@ def _unresolved(values, half, gl_tail):
 
 @numba.njit(cache=True, error_model="numpy")
 def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
-    """``l`` on every row at the Gauss-Legendre points of an inner panel, (r, order)."""
-    out = np.empty((z1.size, gl_nodes.size))
+    """``l`` on every row at the Gauss-Legendre points of an inner panel, (r, order).
+
+    A node's ``theta_2`` is its row's part plus its node's part (`_point`), the latter the same
+    on every row; EWOC's ``exp(-|theta_2|)`` is then the product of the two parts'
+    exponentials, each computed once per row or node (where both parts are within
+    :data:`_SPLIT_EXP`, so that neither product over- nor underflows): one exponential fewer per
+    node, of five with the density's.
+    """
+    order = gl_nodes.size
+    out = np.empty((z1.size, order))
+    part = np.empty(order)
+    down, up = np.ones(order), np.ones(order)
+    for q in range(order):
+        part[q] = chol[2] * (left + 0.5 * width * (gl_nodes[q] + 1.0))
+        if abs(part[q]) <= _SPLIT_EXP:
+            down[q], up[q] = math.exp(-part[q]), math.exp(part[q])
     for i in range(z1.size):
-        t1, _ = _point(z1[i], left, centre, chol)
+        t1 = centre[0] + chol[0] * z1[i]
+        base = centre[1] + chol[1] * z1[i]
         leading = _leading(t1, problem)
-        for q in range(gl_nodes.size):
-            _, t2 = _point(z1[i], left + 0.5 * width * (gl_nodes[q] + 1.0), centre, chol)
-            out[i, q] = _row_log_density(leading, t2, problem)
+        if problem[0] != EWOC:
+            for q in range(order):
+                out[i, q] = _row_log_density(leading, base + part[q], problem)
+            continue
+        split = abs(base) <= _SPLIT_EXP
+        row_down = math.exp(-base) if split else 1.0
+        row_up = math.exp(base) if split else 1.0
+        for q in range(order):
+            t2 = base + part[q]
+            if split and abs(part[q]) <= _SPLIT_EXP:
+                u = row_down * down[q] if t2 >= 0.0 else row_up * up[q]
+            else:
+                u = exp_without_errno(-abs(t2))
+            log_prior, a, b, factor = _ewoc_prior_and_linear(leading, t2, u, problem[5])
+            out[i, q] = log_prior + binomial_log_likelihood(
+                a, b, problem[1], problem[2], problem[3], factor, problem[6]
+            )
     return out
 
 
@@ -466,7 +511,8 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
                 continue
             for i in range(rows):
                 for q in range(order):
-                    density[i, p, q] = math.exp(values[i, p, q] - peak)
+                    # far out in the box l is thousands below the peak: no errno slow path
+                    density[i, p, q] = exp_without_errno(values[i, p, q] - peak)
         total = 0.0
         for p in range(count):
             for i in range(rows):
@@ -560,9 +606,10 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
         best, edge = -math.inf, False
         for i in range(_SCAN_POINTS):
             t1 = centre0[0] - span * scale0[0] + i * step1
+            leading = _leading(t1, problem)
             for j in range(_SCAN_POINTS):
                 t2 = centre0[1] - span * scale0[1] + j * step2
-                value = _log_density(t1, t2, problem)
+                value = _row_log_density(leading, t2, problem)
                 if math.isnan(value):
                     return 1, centre, chol, 0.0, none, none, none, none, failed, failed
                 if value > best:
@@ -967,10 +1014,11 @@ class LogisticQuadrature:
     Attributes
     ----------
     problem : tuple
-        ``(model, x, n, y, levels, prior)``: the model's code (:data:`BLRM`, :data:`EWOC`),
-        the transformed distinct doses with their patients and DLTs, the transformed dose
-        levels and the prior's constants (EWOC's end with the patients and DLTs at the lowest
-        dose, which the doses then leave out).
+        ``(model, x, n, y, levels, prior, whole)``: the model's code (:data:`BLRM`,
+        :data:`EWOC`), the transformed distinct doses with their patients and DLTs, the
+        transformed dose levels, the prior's constants (EWOC's end with the patients and DLTs
+        at the lowest dose, which the doses then leave out) and the patients as the
+        likelihood reads them (`whole_counts`).
     nodes : numpy.ndarray
         The rule's nodes (unconstrained points), shape (m, 2).
     weights : numpy.ndarray
@@ -1030,7 +1078,8 @@ class LogisticQuadrature:
             start = x == 0.0
             prior = np.append(prior, [n[start].sum(), y[start].sum()])
             x, n, y = x[~start], n[~start], y[~start]
-        problem = (int(model), x, n, y, np.asarray(levels, dtype=float), prior)
+        levels = np.asarray(levels, dtype=float)
+        problem = (int(model), x, n, y, levels, prior, whole_counts(n))
         status, nodes, weights, mean, table, total, outer, peak = _posterior(
             problem,
             np.asarray(centre, dtype=float),
