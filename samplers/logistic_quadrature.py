@@ -903,6 +903,21 @@ def _event_sums(side, w1):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _below_everywhere(cut, table, gl_nodes, gl_weights):
+    """Unnormalised mass where ``theta_2 < cut`` by the outer rule, and whether it sweeps.
+
+    What :meth:`LogisticQuadrature.tail_mass` computes of the event first (`_side_masses`,
+    `_event_sums`, `_swept`), for the one cut of :meth:`LogisticQuadrature.cdf`.
+    """
+    side = np.empty((table[2].size, 1))
+    for i in range(side.shape[0]):
+        p, t = _locate(_z_cut(cut, i, table), table[5])
+        side[i, 0] = _row_below(p, t, i, table, gl_nodes, gl_weights)
+    swept = _sweeps(side, table[6][:, -1], gl_nodes.size, _EVENT_SWEEP)
+    return _event_sums(side, table[1])[0], swept.any()
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _cdf_and_density(cut, table, total, gl_nodes, gl_weights):
     """``P(theta_2 < cut)`` and the marginal density of ``theta_2`` at ``cut``."""
     w1, chol, edges = table[1], table[4], table[5]
@@ -1232,6 +1247,11 @@ class LogisticQuadrature:
         that rule, within 3e-4 of the dose range there).
         """
         cut = float(cut)
+        # The same cut on every row never changes kind between rows: unless it sweeps, the
+        # outer rule's sum is tail_mass's answer, in one compiled call.
+        mass, swept = _below_everywhere(cut, self.table, _GL_NODES, _GL_WEIGHTS)
+        if not swept:
+            return min(max(mass / self.total, 0.0), 1.0)
 
         def same_cut(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return np.full((rows.shape[0], 1), cut), np.zeros((rows.shape[0], 1), dtype=np.bool_)
