@@ -513,7 +513,16 @@ class LogisticQuadratureModel(GridDoseModel):
             tails={"p_dlt": GridTails(quadrature, self)},
             parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),
             grid=quadrature,
+            **self._posterior_fields(quadrature),
         )
+
+    def _posterior_fields(self, quadrature: LogisticQuadrature) -> dict:
+        """Return further fields of the posterior a model defines (e.g. EWOC's ``mtd``).
+
+        Given to the posterior as it is built: a ``dataclasses.replace`` afterwards costs a
+        decision several microseconds. None here.
+        """
+        return {}
 
     def parameter_means(self, quadrature: LogisticQuadrature) -> dict[str, float]:
         """Return the posterior mean of each scalar free variable of the PyMC model."""

@@ -43,7 +43,7 @@ rule's mass below a cut of each row (:class:`QuadratureMTD`); its quantiles inve
 
 import math
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -59,7 +59,6 @@ from dosezoo.models.workflow import (
     fit_statements,
     statement_table,
 )
-from dosezoo.posterior import DosePosterior
 from dosezoo.samplers import logistic_quadrature
 from dosezoo.samplers.logistic_kernels import logistic_log_likelihood
 from dosezoo.samplers.logistic_quadrature import LogisticQuadrature
@@ -320,12 +319,9 @@ class EWOC(LogisticQuadratureModel):
             "mtd": float(weights @ mtd),
         }
 
-    def _posterior(self, summary: DoseSummary) -> DosePosterior:
-        """Integrate the posterior by quadrature, with the MTD's CDF and quantiles (no cache)."""
-        posterior = super()._posterior(summary)
-        quadrature = posterior.grid
-        assert isinstance(quadrature, LogisticQuadrature)  # kept by _posterior
-        return replace(posterior, mtd=QuadratureMTD(quadrature, self.x_min, self.x_max))
+    def _posterior_fields(self, quadrature: LogisticQuadrature) -> dict:
+        """Return the MTD's distribution (its CDF and quantiles) on the posterior's quadrature."""
+        return {"mtd": QuadratureMTD(quadrature, self.x_min, self.x_max)}
 
     # ------------------------------------------------------------ PyMC model
 
