@@ -253,10 +253,12 @@ def _ewoc_prior_and_linear(leading, t2, u, prior):
         factor = (1.0 + u) ** whole
     else:
         log_prior -= shapes * math.log1p(u)
+    # the slope per unit of 1 / expit(t2): the same along a row (hoisted out of its loop)
+    scale = (prior[1] - second) / prior[2]
     if t2 >= 0.0:
-        slope = (prior[1] - second) * (1.0 + u) / prior[2]
+        slope = scale * (1.0 + u)
     else:
-        slope = (prior[1] - second) / (max(u / (1.0 + u), 1e-12) * prior[2])
+        slope = scale / max(u / (1.0 + u), 1e-12)
     return log_prior, second, slope, factor
 
 
@@ -705,7 +707,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
             first = p * gl_nodes.size
             half = 0.5 * (outer[p + 1] - outer[p])
             for k in range(1, edges.size):
-                function = below[first : first + gl_nodes.size, k].copy()
+                function = below[first : first + gl_nodes.size, k]
                 if _unresolved(function, half, gl_tail) > _OUTER_RESOLUTION * total:
                     split[p] = True
                     break
