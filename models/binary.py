@@ -24,6 +24,7 @@ import math
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -482,17 +483,28 @@ class LogisticQuadratureModel(GridDoseModel):
     def prior_constants(self) -> np.ndarray:
         """Return the prior's constants in the kernel's order (its ``problem`` tuple)."""
 
+    @cached_property
+    def _quadrature_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return what every fit reads of the model's options alone, computed once.
+
+        The transformed dose levels, the prior's constants, and its centre and scale.
+        """
+        levels = self.scaled_dose(np.asarray(self.dose_levels, dtype=float))
+        centre, scale = self.prior_location()
+        prior = self.prior_constants()
+        return levels, prior, np.asarray(centre, dtype=float), np.asarray(scale, dtype=float)
+
     def quadrature(self, summary: DoseSummary) -> LogisticQuadrature:
         """Fit the Gauss-Legendre rule to the posterior given the patients and DLTs per dose."""
-        centre, scale = self.prior_location()
+        levels, prior, centre, scale = self._quadrature_constants
         try:
             return LogisticQuadrature.fit(
                 self.quadrature_model,
                 self.scaled_dose(summary.dose),
                 summary.n,
                 summary.y,
-                self.scaled_dose(np.asarray(self.dose_levels, dtype=float)),
-                self.prior_constants(),
+                levels,
+                prior,
                 centre,
                 scale,
             )
