@@ -443,8 +443,10 @@ def _unresolved(values, half, gl_tail):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
-    """``l`` on every row at the Gauss-Legendre points of an inner panel, (r, order).
+def _evaluate(z1, left, width, centre, chol, gl_nodes, problem, out):
+    """Write ``l`` on every row at the Gauss-Legendre points of an inner panel into ``out``.
+
+    ``out`` is (r, order), e.g. the panel's view of the caller's table (no array of its own).
 
     A node's ``theta_2`` is its row's part plus its node's part (`_point`), the latter the same
     on every row; EWOC's ``exp(-|theta_2|)`` is then the product of the two parts'
@@ -453,7 +455,6 @@ def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
     node, of five with the density's.
     """
     order = gl_nodes.size
-    out = np.empty((z1.size, order))
     part = np.empty(order)
     down, up = np.ones(order), np.ones(order)
     for q in range(order):
@@ -481,7 +482,6 @@ def _evaluate(z1, left, width, centre, chol, gl_nodes, problem):
             out[i, q] = log_prior + binomial_log_likelihood(
                 a, b, problem[1], problem[2], problem[3], factor, problem[6]
             )
-    return out
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -516,10 +516,12 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
         previous = peak
         for p in range(count):
             if not done[p]:
-                values[:, p] = _evaluate(z1, left[p], width[p], centre, chol, gl_nodes, problem)
-                if np.isnan(values[:, p]).any():
-                    return 1, peak, np.zeros(0), failed, failed
-                peak = max(peak, values[:, p].max())
+                _evaluate(z1, left[p], width[p], centre, chol, gl_nodes, problem, values[:, p])
+                for i in range(rows):
+                    for q in range(order):
+                        if math.isnan(values[i, p, q]):
+                            return 1, peak, np.zeros(0), failed, failed
+                        peak = max(peak, values[i, p, q])
         # The density of the panels evaluated anew (of every panel if the peak moved): each
         # pass of the halvings, and the masses after them, read it.
         for p in range(count):
@@ -529,11 +531,14 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
                 for q in range(order):
                     # far out in the box l is thousands below the peak: no errno slow path
                     density[i, p, q] = exp_without_errno(values[i, p, q] - peak)
+        # (a row's panel summed apart: one long chain of additions was most of this loop)
         total = 0.0
         for p in range(count):
             for i in range(rows):
+                panel = 0.0
                 for q in range(order):
-                    total += w1[i] * 0.5 * width[p] * gl_weights[q] * density[i, p, q]
+                    panel += gl_weights[q] * density[i, p, q]
+                total += w1[i] * 0.5 * width[p] * panel
         tolerance = _RESOLUTION * total
         split = np.zeros(count, dtype=np.bool_)
         for p in range(count):
@@ -543,9 +548,10 @@ def _rule(z1, w1, start, peak, centre, chol, gl_nodes, gl_weights, gl_tail, prob
             half = 0.5 * width[p]
             # The marginal density along the inner axis, then l on each row where it matters.
             for q in range(order):
-                column[q] = 0.0
+                summed = 0.0  # a local: in the array each addition waits for a store
                 for i in range(rows):
-                    column[q] += w1[i] * density[i, p, q]
+                    summed += w1[i] * density[i, p, q]
+                column[q] = summed
             unresolved = _unresolved(column, half, gl_tail) > tolerance
             # The errors of the rows' interpolants add up in a tail's mass.
             error = 0.0
@@ -698,9 +704,10 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
         for i in range(z1.size):
             for p in range(edges.size - 1):
                 half = 0.5 * (edges[p + 1] - edges[p])
-                below[i, p + 1] = below[i, p]
+                summed = below[i, p]  # a local: in the array each addition waits for a store
                 for q in range(gl_nodes.size):
-                    below[i, p + 1] += half * gl_weights[q] * density[i, p, q]
+                    summed += half * gl_weights[q] * density[i, p, q]
+                below[i, p + 1] = summed
         total = np.ascontiguousarray(below[:, -1]) @ w1
         split = np.zeros(outer.size - 1, dtype=np.bool_)
         for p in range(outer.size - 1):
@@ -798,10 +805,14 @@ def _posterior(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail, gl_monom
                 nodes[index, 0], nodes[index, 1] = t1, t2
                 weights[index] = w1[i] * (half * gl_weights[q] * density[i, p, q])
         total += w1[i] * cumulative[i, panels]
+    # the sums in locals (in the array, each addition waited for the last one's store)
+    mean0, mean1 = 0.0, 0.0
     for index in range(m):
-        weights[index] /= total
-        mean[0] += weights[index] * nodes[index, 0]
-        mean[1] += weights[index] * nodes[index, 1]
+        weight = weights[index] / total
+        weights[index] = weight
+        mean0 += weight * nodes[index, 0]
+        mean1 += weight * nodes[index, 1]
+    mean[0], mean[1] = mean0, mean1
     return 0, nodes, weights, mean, table, total, outer, peak
 
 
@@ -817,7 +828,7 @@ def _new_rows(z1, table, peak, gl_nodes, gl_weights, gl_monomial, problem):
     values = np.empty((z1.size, panels, order))
     for p in range(panels):
         width = edges[p + 1] - edges[p]
-        values[:, p] = _evaluate(z1, edges[p], width, centre, chol, gl_nodes, problem)
+        _evaluate(z1, edges[p], width, centre, chol, gl_nodes, problem, values[:, p])
     density = np.exp(values - peak)
     cumulative, coefficients = _row_tables(
         values, density, edges, peak, gl_nodes, gl_weights, gl_monomial
