@@ -28,6 +28,7 @@ on, coherence takes precedence over the feasibility bound for that decision; ``p
 records the posterior probability of overdosing at the dose given.
 """
 
+import bisect
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, ClassVar, Literal
@@ -179,15 +180,16 @@ class EWOCRule(ModelRule):
                 dose = ceiling
                 bound_by.append("highest_given" if final else "max_increment")
             return float(dose), bound_by
-        levels = np.asarray(self.model.dose_levels)
-        below = np.flatnonzero(levels <= quantile)
-        level = int(below[-1]) if below.size else -1
-        if level + 1 < levels.size and reached(float(levels[level + 1])):
+        # The model's levels increase strictly: bisect on the tuple, not numpy on a tiny array
+        # (every decision comes here). A NaN quantile is above no level, as before.
+        levels = self.model.dose_levels
+        level = bisect.bisect_right(levels, quantile) - 1 if quantile == quantile else -1
+        if level + 1 < len(levels) and reached(float(levels[level + 1])):
             level += 1
         level = max(level, 0)
         # -1 when no level was given (no patient, or every dose below the lowest level)
-        highest = int(np.searchsorted(levels, given.max(), side="right")) - 1 if given.size else -1
-        ceiling = highest if final else (highest + 1 if self.no_skipping else levels.size - 1)
+        highest = bisect.bisect_right(levels, given.max()) - 1 if given.size else -1
+        ceiling = highest if final else (highest + 1 if self.no_skipping else len(levels) - 1)
         if level > ceiling:
             level = ceiling
             bound_by.append("highest_given" if final else "no_skipping")
