@@ -125,7 +125,7 @@ from functools import cached_property
 import numba
 import numpy as np
 
-from dosezoo.samplers.logistic_kernels import _log_sigmoid, binomial_log_likelihood, whole_counts
+from dosezoo.samplers.logistic_kernels import binomial_log_likelihood, whole_counts
 from dosezoo.samplers.numerics import exp_without_errno, whole_within
 
 __all__ = ["BLRM", "EWOC", "MAX_PANEL_WIDTH", "ORDER", "LogisticQuadrature"]
@@ -178,7 +178,8 @@ _GL_MONOMIAL = np.linalg.inv(np.vander(_GL_NODES, ORDER, increasing=True))
 # transformed dose levels, the prior's constants (BLRM: mean and sd of log alpha and log beta,
 # correlation; EWOC: log and logit of the target, the dose range's width, the two Beta shapes,
 # then the patients and DLTs at x = 0, the lowest dose x_min, which are not among the doses:
-# there p = rho0 whatever the MTD, a likelihood of t1 alone that `_leading` adds once per row),
+# there p = rho0 whatever the MTD, a likelihood of t1 alone that `_leading` adds once per row;
+# and the target itself),
 # and `whole_counts` of the patients (read by the likelihood at every node, computed once).
 
 
@@ -191,7 +192,8 @@ def _problem(model, x, n, y, levels, prior):
     if model == EWOC:
         # The lowest dose's patients weigh rho0 alone: once per row, not at every node.
         keep = x != 0.0
-        prior = np.concatenate((prior, np.array([n[~keep].sum(), y[~keep].sum()])))
+        extra = np.array([n[~keep].sum(), y[~keep].sum(), math.exp(prior[0])])
+        prior = np.concatenate((prior, extra))
         x, n, y = x[keep], n[keep], y[keep]
     return model, x, n, y, levels, prior, whole_counts(n)
 
@@ -208,9 +210,11 @@ def _leading(t1, problem):
     model, prior = problem[0], problem[5]
     if model == BLRM:
         return (t1 - prior[1]) / prior[3], math.exp(t1)
-    log_f1 = _log_sigmoid(t1)
+    # log expit(t1) (as _log_sigmoid) and rho0 = theta expit(t1) from one exponential
+    e = math.exp(-abs(t1))
+    log_f1 = min(t1, 0.0) - math.log1p(e)
     log_rho0 = prior[0] + log_f1
-    log_not_rho0 = math.log1p(-math.exp(log_rho0))
+    log_not_rho0 = math.log1p(-prior[9] * (1.0 if t1 >= 0.0 else e) / (1.0 + e))
     first = (prior[3] + prior[4]) * log_f1 - prior[4] * t1
     first += prior[8] * log_rho0 + (prior[7] - prior[8]) * log_not_rho0
     return first, log_rho0 - log_not_rho0
@@ -232,12 +236,18 @@ def _prior_and_linear(leading, t2, problem):
         za = (t2 - mu_a) / sd_a
         log_prior = -0.5 * (za * za - 2.0 * rho * za * first + first * first) / (1.0 - rho * rho)
         return log_prior, t2, second, 1.0
-    return _ewoc_prior_and_linear(leading, t2, exp_without_errno(-abs(t2)), prior)
+    shapes = prior[5] + prior[6]
+    u = exp_without_errno(-abs(t2))
+    return _ewoc_prior_and_linear(leading, t2, u, prior, shapes, whole_within(shapes, 256))
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _ewoc_prior_and_linear(leading, t2, u, prior):
-    """EWOC's :func:`_prior_and_linear`, given ``u = exp(-|t2|)`` (`_evaluate` has it cheaper)."""
+def _ewoc_prior_and_linear(leading, t2, u, prior, shapes, whole):
+    """EWOC's :func:`_prior_and_linear`, given ``u = exp(-|t2|)`` (`_evaluate` has it cheaper).
+
+    ``shapes`` is the sum of the MTD's Beta shapes, ``whole`` that as an int if it is a whole
+    number up to 256, else -1 (`_evaluate` computes both once, not at every node).
+    """
     first, second = leading
     # The MTD's position expit(t2) floored at 1e-12 (as the model's numpy expressions), so
     # that points deep in the prior's tails stay finite. Both from one exponential, u:
@@ -245,10 +255,8 @@ def _ewoc_prior_and_linear(leading, t2, u, prior):
     # min(t2, 0) - log(1 + u), times the Beta shapes' sum s in the prior. For a whole s (2 for
     # uniform priors) the factor (1 + u)^s (at most 2^256, far below the product's limit)
     # joins the likelihood's product: no logarithm of its own.
-    shapes = prior[5] + prior[6]
     log_prior = first + shapes * min(t2, 0.0) - prior[6] * t2
     factor = 1.0
-    whole = whole_within(shapes, 256)
     if whole >= 0:
         factor = (1.0 + u) ** whole
     else:
@@ -469,6 +477,8 @@ def _evaluate(z1, left, width, centre, chol, gl_nodes, problem, out):
             for q in range(order):
                 out[i, q] = _row_log_density(leading, base + part[q], problem)
             continue
+        shapes = problem[5][5] + problem[5][6]
+        whole = whole_within(shapes, 256)
         split = abs(base) <= _SPLIT_EXP
         row_down = math.exp(-base) if split else 1.0
         row_up = math.exp(base) if split else 1.0
@@ -478,7 +488,9 @@ def _evaluate(z1, left, width, centre, chol, gl_nodes, problem, out):
                 u = row_down * down[q] if t2 >= 0.0 else row_up * up[q]
             else:
                 u = exp_without_errno(-abs(t2))
-            log_prior, a, b, factor = _ewoc_prior_and_linear(leading, t2, u, problem[5])
+            log_prior, a, b, factor = _ewoc_prior_and_linear(
+                leading, t2, u, problem[5], shapes, whole
+            )
             out[i, q] = log_prior + binomial_log_likelihood(
                 a, b, problem[1], problem[2], problem[3], factor, problem[6]
             )
@@ -1059,8 +1071,8 @@ class LogisticQuadrature:
         ``(model, x, n, y, levels, prior, whole)``: the model's code (:data:`BLRM`,
         :data:`EWOC`), the transformed distinct doses with their patients and DLTs, the
         transformed dose levels, the prior's constants (EWOC's end with the patients and DLTs
-        at the lowest dose, which the doses then leave out) and the patients as the
-        likelihood reads them (`whole_counts`).
+        at the lowest dose, which the doses then leave out, and the target) and the patients
+        as the likelihood reads them (`whole_counts`).
     nodes : numpy.ndarray
         The rule's nodes (unconstrained points), shape (m, 2).
     weights : numpy.ndarray
