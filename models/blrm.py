@@ -178,10 +178,8 @@ def blrm_prior_from_quantiles(
     Raises
     ------
     ValueError
-        Naming the argument, row and value of statements no prior of the family can give
-        (out of range, not increasing, decreasing with the dose where the model's rate
-        cannot), and when the closest fit lies at the edge of the search's range
-        (:func:`~dosezoo.models.workflow.fit_statements`).
+        If a quantile is off (0, 1) or a row does not increase, quantiles fall at a higher
+        dose, or the fit's sds or correlation are at the edge of their search.
     """
     return _fit_prior("blrm_prior_from_quantiles", doses, reference_dose, quantiles, probabilities)
 

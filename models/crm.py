@@ -522,10 +522,9 @@ def crm_prior_from_statements(
     Raises
     ------
     ValueError
-        Naming the argument, row and value of statements no prior of the family can give
-        (out of range, not increasing, decreasing with the dose where the model's rate
-        cannot), and when the closest fit lies at the edge of the search's range
-        (:func:`~dosezoo.models.workflow.fit_statements`).
+        If the levels repeat or leave 1..n_doses, a quantile is off (0, 1), a row does not
+        increase, a higher level's quantiles lie below a lower one's, or the fitted prior sd
+        is at the edge of its search (:func:`~dosezoo.models.workflow.fit_statements`).
     """
     from scipy.special import ndtri  # loaded on use: scipy.special slows every start-up
 

@@ -399,10 +399,8 @@ def ewoc_prior_from_statements(
     Raises
     ------
     ValueError
-        Naming the argument, row and value of statements no prior of the family can give
-        (out of range, not increasing, decreasing with the dose where the model's rate
-        cannot), and when the closest fit lies at the edge of the search's range
-        (:func:`~dosezoo.models.workflow.fit_statements`).
+        If the MTD's quantiles leave (x_min, x_max) or rho0's leave (0, theta), either does
+        not increase, or a Beta's fitted shapes are at the edge of their search (e^-5, e^5).
     """
     import pandas as pd
     from scipy import stats  # scipy.stats costs ~0.3 s at start-up, pandas 0.2 s

@@ -840,10 +840,8 @@ def latent_gp_prior_from_statements(
     Raises
     ------
     ValueError
-        Naming the argument, row and value of statements no prior of the family can give
-        (out of range, not increasing, decreasing with the dose where the model's rate
-        cannot), and when the closest fit lies at the edge of the search's range
-        (:func:`~dosezoo.models.workflow.fit_statements`).
+        If a quantile is off (0, 1) or a row does not increase, the stated spread exceeds the
+        quadrature's reach, or the fitted s_sigma is at the edge of its search.
     """
     owner = "latent_gp_prior_from_statements"
     levels = validate_dose_levels(owner, dose_levels)

@@ -288,7 +288,7 @@ def check_statements(
     bounds: tuple[float, float] = (0.0, 1.0),
     *,
     field: str = "quantiles",
-    dose_order: Sequence[float] | None = None,
+    dose_order: Sequence[float] | np.ndarray | None = None,
 ) -> np.ndarray:
     """Validate stated quantiles: shape (doses, levels), inside ``bounds``, increasing.
 
