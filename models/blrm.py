@@ -28,8 +28,9 @@ paper are helpers:
   (:math:`x = \log(d/d^*)`) are exact: given :math:`\log\beta` it is normal, so its CDF is a
   Gauss-Hermite average of normal CDFs over :math:`\log\beta`, inverted by root finding.
 - :func:`blrm_minimal_informative_prior`: the paper's minimally informative prior (Appendix
-  A.1), constructed as crmPack's ``MinimalInformative`` does. The *minimal informative* beta
-  with :math:`P(X \le q) = p` is :math:`\mathrm{Beta}(\log p / \log q, 1)` when
+  A.1), constructed as crmPack's ``MinimalInformative`` does with ``logNormal = TRUE`` (the
+  slope log-normal, as in this model; crmPack's default is a normal slope). The *minimal
+  informative* beta with :math:`P(X \le q) = p` is :math:`\mathrm{Beta}(\log p / \log q, 1)` when
   :math:`q > p` and :math:`\mathrm{Beta}(1, \log(1-p) / \log(1-q))` otherwise. At the lowest
   dose it is the one with :math:`P(p > q_{min}) = \pi_{min}`, at the highest the one with
   :math:`P(p < q_{max}) = \pi_{max}`; their medians are joined by a line in log dose on the
