@@ -372,9 +372,6 @@ def fit_statements(
         The stated quantiles.
     starts : sequence of sequences
         Starting vectors (the loss may have flat ridges: the best of the runs is kept).
-    bound : float
-        The entries ``bounded`` of the vector (log scales, transformed correlations) must stay
-        within ``(-bound, bound)``.
     owner : str
         The function named in error messages.
     names : sequence of str
