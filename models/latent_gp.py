@@ -847,14 +847,18 @@ def latent_gp_prior_from_statements(
     levels = validate_dose_levels(owner, dose_levels)
     stated = check_statements(owner, len(levels), quantiles, probabilities)
     q = np.asarray(probabilities, dtype=float)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
-    weights = weights / weights.sum()
     bracket = np.linspace(-40.0, 40.0, 4001)
+    fine_bracket = np.linspace(-40.0, 40.0, 16001)
 
-    def spread_quantiles(mu: float, sd: float) -> np.ndarray:
-        sigma = np.exp(mu + sd * nodes)
-        cdf = (weights[None] * ndtr(bracket[:, None] / sigma[None])).sum(axis=1)
-        return np.interp(q, cdf, bracket)
+    def spread_quantiles(mu: float, sd: float, *, fine: bool = False) -> np.ndarray:
+        nodes, weights = np.polynomial.hermite_e.hermegauss(120 if fine else 40)
+        grid = fine_bracket if fine else bracket
+        # Far along the ridge sigma over- or underflows: the result is then not finite, which
+        # the search reads as an infinite loss and the check below as unresolved.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            sigma = np.exp(mu + sd * nodes)
+            cdf = (weights[None] / weights.sum() * ndtr(grid[:, None] / sigma[None])).sum(axis=1)
+        return np.interp(q, cdf, grid)
 
     middle = logit(stated[:, len(q) // 2])
     distances = {round(abs(float(z)), 9) for z in ndtri(q) if z != 0.0}
@@ -896,5 +900,14 @@ def latent_gp_prior_from_statements(
         "sigma_f_range": (math.exp(mu - _Z95 * sd), math.exp(mu + _Z95 * sd)),
     }
     labels = [f"p_dlt at {dose:g}" for dose in levels]
-    fitted = expit(best[2:, None] + spread_quantiles(mu, sd)[None])
+    # The table from a finer quadrature than the search's: a fit where the two disagree lies
+    # beyond the search's reach, and its table would report an error the prior does not keep.
+    fitted = expit(best[2:, None] + spread_quantiles(mu, sd, fine=True)[None])
+    searched = expit(best[2:, None] + spread_quantiles(mu, sd)[None])
+    if not np.all(np.abs(fitted - searched) <= 1e-3):
+        raise ValueError(
+            f"{owner}: the closest fit has a sigma_f range of "
+            f"({options['sigma_f_range'][0]:.3g}, {options['sigma_f_range'][1]:.3g}), beyond "
+            "what the fit's quadrature resolves; check the statements"
+        )
     return StatementFit(options, statement_table(labels, q, stated, fitted))

@@ -377,3 +377,15 @@ def test_the_variance_ratio_ess_of_a_fixed_mean_is_infinite_and_needs_two_draws(
     assert ess.tolist() == [math.inf]
     with pytest.raises(ValueError, match="at least two draws"):
         variance_ratio_ess(np.full((1, 2), 0.3), np.full((1, 2), 0.21))
+
+
+def test_latent_gp_statements_beyond_the_quadratures_reach_are_refused():
+    # Heavy-tailed statements at two distances from 1/2 drive the fit to a sigma_f range of
+    # (6e-5, 708), where the search's quadrature and a finer one disagree: its table would
+    # report an error the prior does not keep.
+    t = np.array([-9.0, -0.1, 0.0, 0.1, 9.0])
+    stated = expit(np.array([-2.0, -1.0, 0.0])[:, None] + t[None])
+    with pytest.raises(ValueError, match="beyond what the fit's quadrature resolves"):
+        latent_gp_prior_from_statements(
+            [1.0, 2.0, 3.0], stated, probabilities=(0.05, 0.25, 0.5, 0.75, 0.95)
+        )
