@@ -319,8 +319,15 @@ def _newton(
 
     Maximises :math:`\ell(\theta) - \tfrac12 \sum_j \pi_j (\phi_j - m_j)^2` (``prior_precision``
     :math:`\pi` zero: the likelihood). Returns the estimate, the objective, a status (0
-    converged, 1 no convergence in ``max_iter`` iterations, 2 diverged: a coefficient beyond
-    ``bound`` or :math:`b` outside :math:`(10^{-8}, 10^8)`) and the iterations.
+    converged, 1 no convergence in ``max_iter`` iterations, 2 diverged: the fitted location
+    :math:`f(x_i)^\top \beta` of a patient beyond ``bound`` in absolute value, or :math:`b`
+    outside :math:`(10^{-8}, 10^8)`) and the iterations.
+
+    Divergence is judged on the curve at the patients, on the log-time scale, not on the
+    coefficients: a coefficient's size depends on the dose unit (:math:`\beta_2` of a quadratic
+    is 28,000 on a range of 0.01 for a curve that is 2.8 on a range of 1), the curve's does not.
+    The design has full column rank (:meth:`WeibullAFT._check_estimable`, or the prior), so
+    coefficients that run off take the curve off at some patient.
     """
     k = start.size
     p = k - 1
@@ -373,8 +380,11 @@ def _newton(
         improvement = new_value - value
         value, grad, neg = new_value, new_grad, new_neg
         damping = damping / 10.0 if damping > 1e-12 else 0.0
-        for r in range(p):
-            if abs(theta[r]) > bound:
+        for i in range(design.shape[0]):
+            location = 0.0
+            for r in range(p):
+                location += design[i, r] * theta[r]
+            if abs(location) > bound:
                 return theta, value, _DIVERGED, iteration
         if theta[p] < 1e-8 or theta[p] > 1e8:
             return theta, value, _DIVERGED, iteration
@@ -527,6 +537,11 @@ class WeibullAFT(DoseModel):
         Doses of the ``median_time`` deterministic (21 points on the range by default).
     beta_prior_mean, beta_prior_sd : float or sequence of float
         Normal prior of the dose coefficients :math:`\beta_0, \dots, \beta_d` (0 and 10).
+        The coefficients carry the dose unit (:math:`\beta_j` scales as the unit to the
+        :math:`-j`), so the default sd of 10 is vague for a design space of length about 1;
+        for a range of length :math:`L`, give sds of :math:`10 / L^j` for the same prior on
+        the curve. The MLE does not depend on the unit; the prior, and so the posterior mode
+        the adaptive designs fall back to when there is no MLE, does.
     b_prior_median, b_prior_sigma : float
         Log-normal prior of :math:`b` (median 1, log-scale sd 1).
     follow_up : float, optional
@@ -890,8 +905,9 @@ class WeibullAFT(DoseModel):
             Doses in the design space, ``time`` and ``event`` (and the covariates).
         **options
             ``start`` (a starting point), ``max_iter`` (200), ``tol`` (1e-9, the largest
-            Newton step on :math:`(\beta, \log b)` at convergence), ``bound`` (1e3: a
-            coefficient beyond it is taken as divergence); see :meth:`estimate`.
+            Newton step on :math:`(\beta, \log b)` at convergence), ``bound`` (1e3: a fitted
+            log time :math:`f(x_i)^\top \beta` at a patient's dose beyond it, in absolute
+            value, is taken as divergence, whatever the dose unit); see :meth:`estimate`.
 
         Returns
         -------
@@ -979,7 +995,8 @@ class WeibullAFT(DoseModel):
         )
         if status != _CONVERGED:
             reason = (
-                f"the estimates diverge (a coefficient beyond {bound:g} or b outside (1e-8, 1e8))"
+                f"the estimates diverge (the fitted log time at a patient's dose beyond "
+                f"{bound:g} in absolute value, or b outside (1e-8, 1e8))"
                 if status == _DIVERGED
                 else f"Newton did not converge in {iterations} iterations"
             )

@@ -137,6 +137,20 @@ def test_mle_is_the_maximum():
     assert set(fit.as_dict()) == {*fit.names, *(f"se_{n}" for n in fit.names)}
 
 
+@pytest.mark.parametrize("unit", [0.01, 1e-3, 1e4])
+def test_mle_does_not_depend_on_the_dose_unit(unit):
+    # The same trial with doses in another unit: the coefficients scale by unit^-j (beta_2 =
+    # 28,000 on a range of 0.01), the curve does not. A bound on the coefficients themselves
+    # refused this MLE as diverging, and the D-optimal design fell back to the prior's mode.
+    x, t, event = simulate_arrays(np.random.default_rng(3), 300, tau=TAU)
+    standard = WeibullAFT().mle(trial(x, t, event))
+    scaled = WeibullAFT(dose_range=(0.0, unit)).mle(trial(x * unit, t, event))
+    powers = unit ** -np.arange(3.0)
+    np.testing.assert_allclose(scaled.theta[:3], standard.theta[:3] * powers, rtol=1e-7)
+    assert scaled.b == pytest.approx(standard.b, rel=1e-7)
+    assert not scaled.penalised
+
+
 def test_mle_recovers_the_truth_and_its_standard_errors_match_the_spread():
     # 400 trials of 300 patients with 75% events: mean within 4 Monte Carlo SE of the truth,
     # mean standard error within 12% of the empirical spread.
