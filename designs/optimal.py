@@ -97,6 +97,8 @@ __all__ = [
 ]
 
 _DROP = 1e-9
+#: Smallest Cholesky pivot, as a share of its diagonal entry, of a matrix taken as regular.
+_PIVOT_SHARE = 1e-10
 
 
 # ---------------------------------------------------------------------------- designs
@@ -266,14 +268,22 @@ def efficient_rounding(weights: Sequence[float] | np.ndarray, n: int) -> np.ndar
 
 @njit(cache=True)
 def _inverse(q: np.ndarray) -> tuple[np.ndarray, float, bool]:
-    """Inverse and log-determinant of a small SPD matrix by Cholesky; ``ok`` False if not SPD."""
+    """Inverse and log-determinant of a small SPD matrix by Cholesky; ``ok`` False if not SPD.
+
+    A pivot is the share of its diagonal entry the earlier columns leave unexplained
+    (:math:`1 - R^2`) times that entry; one below :data:`_PIVOT_SHARE` of the entry is a
+    column the earlier ones determine to rounding: the matrix is taken as singular. (A
+    matrix of rank 2 of 4, from one dose with censoring, left pivots of 1e-17 that a
+    positivity test accepted, and a singular design came out "optimal".) The share does not
+    depend on the units of the parameters.
+    """
     k = q.shape[0]
     low = np.zeros((k, k))
     for j in range(k):
         total = q[j, j]
         for c in range(j):
             total -= low[j, c] * low[j, c]
-        if not total > 0.0:
+        if not total > _PIVOT_SHARE * q[j, j]:
             return low, -np.inf, False
         low[j, j] = math.sqrt(total)
         for i in range(j + 1, k):

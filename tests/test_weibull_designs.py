@@ -114,6 +114,25 @@ def test_finite_candidates():
         locally_d_optimal(MODEL, THETA, TAU, candidates=[0.0, 2.0])
 
 
+@pytest.mark.parametrize("tau", [TAU, None])
+def test_one_candidate_dose_is_no_design_with_censoring_either(tau):
+    # One dose gives an information of rank 2 of 4; with censoring its Cholesky pivots were
+    # 1e-17, accepted as positive, and {0.5: 1} came out "optimal" with a finite criterion.
+    with pytest.raises(ValueError, match="every design is singular"):
+        optimal_design(MODEL, np.array([1.9, 0.6, 2.8, EULER_GAMMA]), tau, candidates=[0.5])
+
+
+@pytest.mark.parametrize("dose", [-2.0, 3.0, math.nan])
+def test_the_information_of_a_dose_off_the_design_space_is_refused(dose):
+    # d_efficiency of a design off [0, 1] was 11.18 (documented within (0, 1]); a NaN dose
+    # gave a NaN information.
+    if math.isfinite(dose):  # ApproximateDesign refuses a NaN itself
+        with pytest.raises(ValueError, match=rf"dose {dose!r} \(entry \d\) lies outside the"):
+            d_efficiency(MODEL, ApproximateDesign([0.5, dose], [0.5, 0.5]), THETA, TAU)
+    with pytest.raises(ValueError, match=r"\(entry 0\) lies outside the design space \[0, 1\]"):
+        MODEL.information(dose, THETA, TAU)
+
+
 def test_stage_design_with_accrued_information_satisfies_its_get():
     # eq 8: maximise log det(P + N M(xi)); with P = 0 it is the local design
     theta = MODEL.theta(THETA)
@@ -329,6 +348,20 @@ def test_precision_stopping_stops_earlier_for_a_larger_eta():
                 Conduct(0.0, cohort_size=1, sample_size=60),
             ),
             "outside the design space",
+        ),
+        (
+            lambda: Design(
+                MODEL, DOptimalRule(30), Conduct(3.0, cohort_size=1, sample_size=60)
+            ),
+            r"conduct.start_dose has doses \[3.0\] outside the design space \[0, 1\]",
+        ),
+        (
+            lambda: Design(
+                WeibullAFT(covariates=("age",)),
+                DOptimalRule(30),
+                Conduct(0.0, cohort_size=1, sample_size=60),
+            ),
+            "DOptimalRule is defined for a model without covariates; this one has age",
         ),
     ],
 )
