@@ -295,8 +295,11 @@ class DOptimalRule(ModelRule):
                 "DOptimalRule: the model has no dose effect (degree 0): every design is "
                 "D-optimal for it; give the model a degree >= 1"
             )
+        # The optimal designs and the estimates of the stages are the dose curve's alone.
+        model._no_covariates("DOptimalRule")
         lo, hi = model.dose_range
         for name, doses in (
+            ("conduct.start_dose", () if conduct.start_dose is None else (conduct.start_dose,)),
             ("initial", self.initial.support),
             ("candidates", self.candidates or ()),
         ):

@@ -54,20 +54,29 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
     return items.astype(float)
 
 
-def doses_within(owner: str, doses: object, low: float, high: float) -> np.ndarray:
+def doses_within(
+    owner: str,
+    doses: object,
+    low: float,
+    high: float,
+    *,
+    entry: str = "patient",
+    space: str = "the scenario's dose range",
+) -> np.ndarray:
     """Return ``doses`` as a float array; a ValueError unless each is finite in [low, high].
 
     For a scenario, whose truth is defined on its dose range only (outside it a curve may be
-    NaN, or extrapolated silently); the message names the first dose at fault and its patient.
+    NaN, or extrapolated silently), or a model's design space; the message names the first
+    dose at fault, its ``entry`` (its row) and the ``space`` it lies outside.
     """
     values = np.asarray(doses, dtype=float)
     outside = ~(np.isfinite(values) & (values >= low) & (values <= high))
     if outside.any():
         first = int(np.argmax(outside.ravel()))
-        patient = int(np.unravel_index(first, values.shape)[0]) if values.ndim else 0
+        row = int(np.unravel_index(first, values.shape)[0]) if values.ndim else 0
         raise ValueError(
-            f"{owner}: dose {float(values.ravel()[first])!r} (patient {patient}) lies outside "
-            f"the scenario's dose range [{low:g}, {high:g}]"
+            f"{owner}: dose {float(values.ravel()[first])!r} ({entry} {row}) lies outside "
+            f"{space} [{low:g}, {high:g}]"
         )
     return values
 

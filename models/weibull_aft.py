@@ -94,7 +94,7 @@ import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
 
-from dosezoo.checks import integer, positive_number, real_number
+from dosezoo.checks import doses_within, integer, positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
@@ -777,6 +777,12 @@ class WeibullAFT(DoseModel):
         -------
         numpy.ndarray
             Shape (k, k) for a scalar dose, (n, k, k) for an array.
+
+        Raises
+        ------
+        ValueError
+            For a dose that is not finite or lies outside the design space (the model is a
+            model of the doses there), naming it and its entry.
         """
         out, _ = self.information_and_slope(doses, theta, tau, slope=False)
         return out if np.ndim(doses) else out[0]
@@ -787,7 +793,11 @@ class WeibullAFT(DoseModel):
         r""":math:`M_x(\theta)` and :math:`\partial M_x / \partial x` per dose, (n, k, k) each."""
         self._no_covariates("the expected information")
         vector = self.theta(theta)
-        x = np.atleast_1d(np.asarray(doses, dtype=float))
+        x = np.atleast_1d(
+            doses_within(
+                "WeibullAFT", doses, *self.dose_range, entry="entry", space="the design space"
+            )
+        )
         log_tau = math.inf if tau is None else math.log(positive_number("WeibullAFT", "tau", tau))
         return _unit_information(x, vector, log_tau, slope)
 
