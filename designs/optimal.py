@@ -76,7 +76,7 @@ import numpy as np
 import xarray as xr
 from numba import njit
 
-from dosezoo.checks import positive_int, positive_number, real_array
+from dosezoo.checks import integer, positive_int, positive_number, real_array
 from dosezoo.models.weibull_aft import WeibullAFT, WeibullPosterior, information_kernel
 from dosezoo.scenarios.weibull import WeibullScenario
 
@@ -964,6 +964,20 @@ def _criterion(
         prior = np.broadcast_to(prior, (count, k, k)).copy() if prior.ndim == 2 else prior
         if prior.shape != (count, k, k):
             raise ValueError(f"prior_information must be ({k}, {k}) or ({count}, {k}, {k})")
+        # An information matrix: finite, symmetric and positive semi-definite (one triangle
+        # of an asymmetric one would be read silently; a NaN made every design "singular").
+        for s, matrix in enumerate(prior):
+            where = f"prior_information[{s}]" if count > 1 else "prior_information"
+            if not np.all(np.isfinite(matrix)):
+                raise ValueError(f"{where} must be finite, got {matrix.tolist()}")
+            if not np.allclose(matrix, matrix.T, rtol=1e-10, atol=0.0):
+                raise ValueError(f"{where} must be symmetric, got {matrix.tolist()}")
+            smallest = float(np.linalg.eigvalsh(matrix)[0])
+            if smallest < -1e-10 * max(float(np.abs(matrix).max()), 1e-300):
+                raise ValueError(
+                    f"{where} must be positive semi-definite (an information matrix); its "
+                    f"smallest eigenvalue is {smallest:g}"
+                )
     if tau is not None:
         tau = positive_number("optimal_design", "tau", tau)
     scale = positive_number("optimal_design", "stage_size", scale)
@@ -1034,7 +1048,9 @@ def optimal_design(
                 f"optimal_design: candidates must lie in the design space [{lo:g}, {hi:g}]"
             )
     else:
-        grid = np.linspace(lo, hi, positive_int("optimal_design", "grid_size", grid_size))
+        grid = np.linspace(
+            lo, hi, integer("optimal_design", "grid_size", grid_size, minimum=model.n_coefficients)
+        )
     info, _ = criterion.info(grid)
     if start is not None:
         w0 = np.full(grid.size, 1e-3 / grid.size)

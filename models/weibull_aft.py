@@ -699,6 +699,12 @@ class WeibullAFT(DoseModel):
             unknown = sorted(set(theta) - {"beta", "gamma", "b"})
             if unknown:
                 raise ValueError(f"WeibullAFT: unknown parameter {unknown[0]!r} in theta")
+            needed = ("beta", "gamma", "b") if self.covariates else ("beta", "b")
+            missing = [name for name in needed if name not in theta]
+            if missing:
+                raise ValueError(
+                    f"WeibullAFT: theta has no {missing[0]!r} (it needs {', '.join(needed)})"
+                )
             parts = [np.atleast_1d(np.asarray(theta["beta"], dtype=float))]
             if self.covariates:
                 parts.append(np.atleast_1d(np.asarray(theta["gamma"], dtype=float)))
@@ -824,7 +830,7 @@ class WeibullAFT(DoseModel):
             Two arrays of shape (S, n, k, k).
         """
         self._no_covariates("the expected information")
-        log_tau = math.inf if tau is None else math.log(tau)
+        log_tau = math.inf if tau is None else math.log(positive_number("WeibullAFT", "tau", tau))
         return information_kernel(
             np.ascontiguousarray(doses, dtype=float),
             np.ascontiguousarray(np.atleast_2d(thetas), dtype=float),

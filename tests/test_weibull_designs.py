@@ -133,6 +133,22 @@ def test_the_information_of_a_dose_off_the_design_space_is_refused(dose):
         MODEL.information(dose, THETA, TAU)
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"prior_information": np.diag([10.0, np.nan, 10.0, 10.0])}, "must be finite"),
+        ({"prior_information": np.eye(4) + np.eye(4, k=1)}, "must be symmetric"),
+        ({"prior_information": -np.eye(4)}, "must be positive semi-definite"),
+        ({"grid_size": 2}, "grid_size must be an integer >= 3, got 2"),
+    ],
+)
+def test_optimal_design_names_a_bad_prior_information_or_grid(options, message):
+    # Each was "every design is singular", or (asymmetric) one triangle read silently.
+    theta = np.array([1.9, 0.6, 2.8, EULER_GAMMA])
+    with pytest.raises(ValueError, match=message):
+        optimal_design(MODEL, theta, TAU, stage_size=90, **options)
+
+
 def test_stage_design_with_accrued_information_satisfies_its_get():
     # eq 8: maximise log det(P + N M(xi)); with P = 0 it is the local design
     theta = MODEL.theta(THETA)

@@ -234,6 +234,15 @@ def test_options_are_validated_by_name(options, message):
         WeibullAFT(**options)
 
 
+def test_a_theta_without_a_parameter_and_a_zero_tau_are_named():
+    # Were a bare KeyError 'beta' and "math domain error".
+    model = WeibullAFT()
+    with pytest.raises(ValueError, match=r"theta has no 'beta' \(it needs beta, b\)"):
+        model.theta({"b": 1.0})
+    with pytest.raises(ValueError, match="tau must be > 0, got 0.0"):
+        model.information_points(np.array([0.5]), THETA[None, :], 0.0)
+
+
 def test_theta_forms_and_derived_curves():
     model = WeibullAFT()
     as_dict = {"beta": (1.9, 0.6, 2.8), "b": EULER_GAMMA}
