@@ -10,8 +10,9 @@ of the joint probit model): the *minimum active dose* (MAD) is the lowest dose g
 patients with :math:`P(p_E(d) \ge e_{\min} \mid \text{data}) \ge c_{\text{MAD}}`; the *MTD* is
 the highest dose given to patients that the overdose control allows
 (:math:`P(p_T(d) > \bar p \mid \text{data}) \le c_{od}`); the range is every dose from the MAD
-to the MTD (empty when the MAD is above the MTD), and the recommended phase 2 dose set (RP2S)
-is the top of the range and the dose just below it, the two doses randomised next (DL A > DL
+to the MTD that were given to patients (empty when the MAD is above the MTD; an escalation
+that skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top
+of the range and the dose given just below it, the two doses randomised next (DL A > DL
 B, as in the talk). The talk defines the range (from the MAD, "based on the minimum
 acceptable PD threshold", to the MTD, after the DROID design of Guo et al.); the thresholds
 :math:`c_{\text{MAD}}` (0.5) and the choice of two adjacent doses are this package's.
@@ -281,8 +282,8 @@ class DoseRange:
     mad, mtd : int
         The minimum active dose and the MTD (-1 when there is none).
     levels : tuple of int
-        The range, from the MAD to the MTD (empty when the MAD is above the MTD or either is
-        missing).
+        The range: the doses given to patients from the MAD to the MTD (empty when the MAD is
+        above the MTD or either is missing).
     rp2s : tuple of int
         The doses to randomise, highest first (DL A, then DL B); one dose when the range has
         one, none when it is empty.
@@ -326,26 +327,34 @@ def therapeutic_dose_range(
     overdose_cutoff = probability(owner, "overdose_cutoff", overdose_cutoff)
     efficacious = np.asarray(p_efficacious, float)
     overdose = np.asarray(p_overdose, float)
-    tried = np.asarray(n_at, float) > 0
-    if not efficacious.shape == overdose.shape == tried.shape or efficacious.ndim != 1:
+    patients = np.asarray(n_at, float)
+    if not efficacious.shape == overdose.shape == patients.shape or efficacious.ndim != 1:
         raise DataError(
             f"{owner}: p_efficacious, p_overdose and n_at must be one value per level, got "
-            f"shapes {efficacious.shape}, {overdose.shape} and {tried.shape}"
+            f"shapes {efficacious.shape}, {overdose.shape} and {patients.shape}"
         )
     for name, values in (("p_efficacious", efficacious), ("p_overdose", overdose)):
         bad = ~((values >= 0) & (values <= 1))
         if bad.any():
             k = int(np.argmax(bad))
             raise DataError(f"{owner}: {name}[{k}] must lie in [0, 1], got {values[k]!r}")
+    # A count that is NaN, negative or fractional was read as "untried".
+    bad = ~((patients >= 0) & (patients == np.round(patients)))
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataError(f"{owner}: n_at[{k}] must be a whole number >= 0, got {patients[k]!r}")
+    tried = patients > 0
     allowed = tried & (overdose <= overdose_cutoff)
     # The overdose control excludes a dose and, for a monotone toxicity model, those above.
+    # It reads the doses given: the summary of a dose an escalation skipped may be its prior
+    # alone (per-dose Beta summaries), which says nothing of its toxicity.
     allowed &= np.logical_and.accumulate(~(tried & (overdose > overdose_cutoff)))
     active = tried & (efficacious >= active_probability)
     mtd = int(np.flatnonzero(allowed).max()) if allowed.any() else -1
     mad = int(np.flatnonzero(active).min()) if active.any() else -1
     if mad < 0 or mtd < 0 or mad > mtd:
         return DoseRange(mad, mtd, (), ())
-    levels = tuple(range(mad, mtd + 1))
+    levels = tuple(int(k) for k in np.flatnonzero(tried[mad : mtd + 1]) + mad)
     return DoseRange(mad, mtd, levels, tuple(reversed(levels[-2:])))
 
 

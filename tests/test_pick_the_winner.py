@@ -2,6 +2,8 @@
 P(ORR_A > ORR_B) against independent calculations, the randomised stage's simulation, and the
 therapeutic dose range."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import integrate
@@ -149,6 +151,22 @@ def test_the_dose_range_runs_from_the_minimum_active_dose_to_the_mtd():
     assert none.levels == () and none.rp2s == ()
     with pytest.raises(DataError, match=r"p_overdose\[1\]"):
         therapeutic_dose_range(p_eff, [0.0, 1.2, 0, 0, 0], [3] * 5)
+
+
+def test_a_dose_the_escalation_skipped_is_neither_in_the_range_nor_randomised():
+    # Levels 0 and 2 given, 1 skipped: level 1 was randomised as DL B (with a prior-only
+    # P(overdose) of 0.6), though the range holds only doses given to patients.
+    skipped = therapeutic_dose_range([0.7, 0.5, 0.9], [0.02, 0.6, 0.1], [3, 0, 6])
+    assert (skipped.mad, skipped.mtd) == (0, 2)
+    assert skipped.levels == (0, 2)
+    assert skipped.rp2s == (2, 0)
+
+
+@pytest.mark.parametrize("count", [math.nan, -3.0, 2.5])
+def test_a_count_of_patients_that_is_not_whole_is_named(count):
+    # A NaN or negative count was read as an untried dose.
+    with pytest.raises(DataError, match=r"n_at\[1\] must be a whole number >= 0, got"):
+        therapeutic_dose_range([0.9] * 3, [0.0] * 3, [3, count, 3])
 
 
 @pytest.mark.parametrize(
