@@ -250,9 +250,25 @@ class ArmCriteria:
             object.__setattr__(self, name, value)
 
     def probabilities(self, responses: ArrayLike, n: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-        r"""Return :math:`P(\text{ORR} > \text{LRV})` and :math:`P(\text{ORR} > \text{TV})`."""
+        r"""Return :math:`P(\text{ORR} > \text{LRV})` and :math:`P(\text{ORR} > \text{TV})`.
+
+        Raises
+        ------
+        DataError
+            Unless ``n`` are whole numbers >= 1 (an arm without patients has only its prior,
+            which met the LRV criterion by itself: a "go") and ``responses`` whole numbers in
+            [0, n]; the message names the first value at fault.
+        """
         responses, n = np.asarray(responses, float), np.asarray(n, float)
-        if np.any((responses < 0) | (responses > n)):
+        for name, values, low in (("n", n, 1.0), ("responses", responses, 0.0)):
+            # NaN fails both comparisons: it was read as a "no-go"; 2.5 responses as counts.
+            bad = ~((values >= low) & (values == np.round(values)))
+            if bad.any():
+                value = values.ravel()[int(np.argmax(bad.ravel()))]
+                raise DataError(
+                    f"ArmCriteria: {name} must be whole numbers >= {low:g}, got {float(value)!r}"
+                )
+        if np.any(responses > n):
             raise DataError(
                 f"ArmCriteria: responses must lie in [0, n], got {responses!r} of {n!r}"
             )

@@ -153,6 +153,22 @@ def test_the_dose_range_runs_from_the_minimum_active_dose_to_the_mtd():
         therapeutic_dose_range(p_eff, [0.0, 1.2, 0, 0, 0], [3] * 5)
 
 
+@pytest.mark.parametrize(
+    ("responses", "n", "message"),
+    [
+        (math.nan, 10, r"responses must be whole numbers >= 0, got nan"),
+        (3, math.nan, r"n must be whole numbers >= 1, got nan"),
+        (2.5, 10, r"responses must be whole numbers >= 0, got 2.5"),
+        (0, 0, r"n must be whole numbers >= 1, got 0.0"),
+    ],
+)
+def test_an_arm_assessment_names_counts_that_are_not_counts(responses, n, message):
+    # Were a silent "no-go" (NaN), "consider" (2.5 responses) and "go" for an arm without
+    # patients (the Beta(1, 1) prior alone has P(ORR > 0.2) = 0.8, the LRV criterion).
+    with pytest.raises(DataError, match=message):
+        ArmCriteria().status(responses, n)
+
+
 def test_a_dose_the_escalation_skipped_is_neither_in_the_range_nor_randomised():
     # Levels 0 and 2 given, 1 skipped: level 1 was randomised as DL B (with a prior-only
     # P(overdose) of 0.6), though the range holds only doses given to patients.
