@@ -1531,17 +1531,12 @@ class CountDesign(Design):
         Raises
         ------
         ValueError
-            With fewer than 3 dose levels (no middle level), or ``max_patients`` below the
-            cohort size.
+            With fewer than 3 dose levels (no middle level; a rule's own table does not need
+            one), or ``max_patients`` below the cohort size.
         """
         cohort = self.cohort_size
         limit = min(self.sample_size, 12) if max_patients is None else max_patients
         limit = positive_int("decision_table", "max_patients", limit)
-        levels = len(self.rule.dose_levels)
-        if levels < 3:
-            raise ValueError(
-                f"decision_table: needs at least 3 dose levels (a middle one), got {levels}"
-            )
         if limit < cohort:
             raise ValueError(
                 f"decision_table: max_patients {limit} is below the cohort size {cohort}"
@@ -1552,6 +1547,11 @@ class CountDesign(Design):
         own = rule.tabulate(cohort, limit)
         if own is not None:
             return own
+        levels = len(self.rule.dose_levels)
+        if levels < 3:
+            raise ValueError(
+                f"decision_table: needs at least 3 dose levels (a middle one), got {levels}"
+            )
         middle = levels // 2
         rows = []
         for n in range(cohort, limit + 1, cohort):

@@ -147,7 +147,9 @@ class BOIN12TableRow:
         = 100`, the paper's table).
     toxicity : str
         What BOIN's boundaries allow at this dose: ``"escalate"`` (:math:`\hat p \le
-        \lambda_e`: choose among :math:`j-1, j, j+1`), ``"stay"`` (between the boundaries),
+        \lambda_e`: choose among :math:`j-1, j, j+1`), ``"escalate (n < N*)"`` (between the
+        boundaries with fewer than :math:`N^*` patients: the same choice), ``"stay"`` (between
+        the boundaries with at least :math:`N^*`: choose among :math:`j-1, j`),
         ``"de-escalate"`` (:math:`\hat p \ge \lambda_d`); ``""`` for ``n = 0``.
     eliminate_toxicity, eliminate_futility : bool
         Whether the dose is eliminated for toxicity (with all higher doses) or futility.
@@ -470,6 +472,8 @@ class BOIN12Rule(BOINBoundaryRule):
         depends on it), what the boundaries allow, whether the dose is eliminated, its
         desirability and its rank-based desirability score (the paper's Table 3).
         """
+        cohort_size = positive_int("BOIN12Rule.tabulate", "cohort_size", cohort_size)
+        max_patients = positive_int("BOIN12Rule.tabulate", "max_patients", max_patients)
         additive = abs(self.u11 + self.u00 - 100) < 1e-12
         cells = []
         for size in [0, *range(cohort_size, max_patients + 1, cohort_size)]:
@@ -497,6 +501,8 @@ class BOIN12Rule(BOINBoundaryRule):
                 move = "escalate"
             elif t[i] >= self.lambda_d * n[i]:
                 move = "de-escalate"
+            elif n[i] < self.n_star:  # rule 4: between the boundaries, j + 1 is a candidate
+                move = "escalate (n < N*)"
             else:
                 move = "stay"
             rows.append(

@@ -155,6 +155,8 @@ def test_decision_table_matches_an_independent_calculation(phi_t, phi_e, u11, u0
             assert row.toxicity == "escalate"
         elif row.n_dlt / row.n >= lam_d:
             assert row.toxicity == "de-escalate"
+        elif row.n < 6:  # N*: with fewer patients the rule may escalate between the boundaries
+            assert row.toxicity == "escalate (n < N*)"
         else:
             assert row.toxicity == "stay"
     # The rank-based desirability score orders the admissible rows by desirability.
@@ -164,6 +166,27 @@ def test_decision_table_matches_an_independent_calculation(phi_t, phi_e, u11, u0
     ordered = sorted(admissible, key=lambda r: r.desirability)
     assert [r.rds for r in ordered] == sorted(r.rds for r in admissible)
     assert max(r.rds for r in admissible) == pytest.approx(len(admissible) - 0.5, abs=0.5)
+
+
+def test_the_table_says_what_the_rule_does_between_the_boundaries_below_n_star():
+    # 3 patients, 1 DLT, no response at the lowest dose: the table said "stay", the rule
+    # escalated (rule 4: j - 1, j, j + 1 are candidates while n < N*).
+    design = boin12_design(0.35, LEVELS)
+    (row,) = [r for r in design.decision_table(6) if (r.n, r.n_dlt, r.n_response) == (3, 1, 0)]
+    assert row.toxicity == "escalate (n < N*)"
+    data = TrialData.empty(outcomes=("dlt", "efficacy")).with_cohort(
+        LEVELS[0], dlt=[1, 0, 0], efficacy=[0, 0, 0]
+    )
+    assert design.next(data).next_dose == LEVELS[1]
+
+
+def test_the_table_names_bad_sizes_and_needs_no_middle_level():
+    rule = boin12_design(0.35, LEVELS).rule
+    for cohort, most, name in ((0, 9, "cohort_size"), (-3, 9, "cohort_size"), (3, -1, "max_")):
+        with pytest.raises(ValueError, match=name):
+            rule.tabulate(cohort, most)
+    # The table is by counts at one dose: two levels are enough (it was refused).
+    assert len(boin12_design(0.35, LEVELS[:2]).decision_table(9)) > 100
 
 
 def test_the_untried_dose_has_the_prior_desirability():
