@@ -270,6 +270,25 @@ def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[s
     ]
 
 
+def whole_counts(owner: str, name: str, values: object) -> np.ndarray:
+    """Return counts as int64; a ValueError naming the first one that is not a whole number.
+
+    A cast alone truncates 3.5 patients to 3 and reads NaN as -2**63.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64, copy=False)
+    numbers = np.asarray(array, dtype=float)
+    bad = ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
+    if bad.any():
+        index = np.unravel_index(int(np.argmax(bad.ravel())), numbers.shape)
+        row = f" row {index[0]}" if numbers.ndim else ""
+        raise ValueError(
+            f"{owner}: {name}{row} holds {float(numbers[index])!r}, not a whole number"
+        )
+    return numbers.astype(np.int64)
+
+
 def count_state(
     owner: str,
     n: object,
@@ -304,8 +323,8 @@ def count_state(
     ValueError
         If a shape is wrong, or naming the first row whose counts are impossible.
     """
-    n, y = np.asarray(n, dtype=np.int64), np.asarray(y, dtype=np.int64)
-    current = np.asarray(current, dtype=np.int64)
+    n, y = whole_counts(owner, "n", n), whole_counts(owner, "y", y)
+    current = whole_counts(owner, "current", current)
     if n.ndim != 2 or n.shape[1] != n_levels or y.shape != n.shape or current.shape != n.shape[:1]:
         raise ValueError(
             f"{owner}: counts n and y must have shape (m, {n_levels}) and current (m,), got "
@@ -344,7 +363,7 @@ def checked_events(
     """
     checked: dict[str, np.ndarray] = {}
     for name, values in (events or {}).items():
-        counts = np.asarray(values, dtype=np.int64)
+        counts = whole_counts(owner, f"event counts {name!r}", values)
         if counts.shape != n.shape:
             raise ValueError(
                 f"{owner}: event counts {name!r} must have shape {n.shape}, got {counts.shape}"
@@ -381,7 +400,10 @@ def checked_last_cohorts(
     ValueError
         If a shape is wrong, or naming the first row whose last cohort is impossible.
     """
-    patients, dlts = (np.asarray(part, dtype=np.int64) for part in last_cohort)
+    patients, dlts = (
+        whole_counts(owner, f"the last cohorts' {name}", part)
+        for name, part in zip(("patients", "DLTs"), last_cohort, strict=True)
+    )
     m = states.current.size
     if patients.shape != (m,) or dlts.shape != (m,):
         raise ValueError(

@@ -13,6 +13,7 @@ which the engine takes for the same design hidden behind a proxy that offers onl
 `Design` protocol.
 """
 
+import math
 import pickle
 from dataclasses import replace
 
@@ -143,6 +144,16 @@ def test_count_states_that_cannot_happen_are_refused():
         boin_design(0.3, (10.0, 20.0)).decide_counts(n, y, [1])
     with pytest.raises(ValueError, match="row 0: dose 20 has 4 patients; the 3\\+3 design"):
         three_plus_three_design((10.0, 20.0)).recommend_counts([[3, 4]], [[0, 0]], [1])
+
+
+def test_count_states_that_are_not_whole_numbers_are_named():
+    # A cast truncated 3.5 patients to 3 and read NaN as -2**63 in the message.
+    with pytest.raises(ValueError, match=r"Rule: n row 1 holds 3.5, not a whole number"):
+        count_state("Rule", [[3, 0], [3.5, 0]], [[1, 0], [1, 0]], [0, 0], 2)
+    with pytest.raises(ValueError, match=r"Rule: y row 0 holds nan, not a whole number"):
+        count_state("Rule", [[3.0, 0.0]], [[math.nan, 0.0]], [0], 2)
+    with pytest.raises(ValueError, match=r"event counts 'responses' row 0 holds 0.5"):
+        count_state("Rule", [[3, 0]], [[1, 0]], [0], 2, {"responses": [[0.5, 0.0]]})
 
 
 def test_the_binary_scenario_responds_through_its_array_face():
