@@ -63,6 +63,8 @@ MAKE_RUNS = (
 )
 SEED = 2026
 SAMPLE_SIZE = 36
+#: Claims name every design within this many standard errors of the best one's value.
+TIE_SES = 2.0
 #: The backfill conduct's time: one patient a week on average, a 4-week DLT window.
 ARRIVALS_PER_WEEK, DLT_WINDOW_WEEKS = 1.0, 4.0
 DESIGNS = ("joint-probit", "boin12", "crm", "boin")
@@ -292,6 +294,23 @@ def with_se(frame: pd.DataFrame, columns: list[str], labels: int) -> pd.DataFram
     return table
 
 
+def join(items: list[str]) -> str:
+    """Join names as ``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def leaders(cells: pd.DataFrame, metric: str) -> list[str]:
+    """Return the design with the highest ``metric`` and those Monte Carlo cannot tell from it."""
+    ranked = cells.sort_values(metric, ascending=False)
+    top = ranked.iloc[0]
+    gap = top[metric] - ranked[metric]
+    within = gap <= TIE_SES * np.sqrt(top[metric + "_se"] ** 2 + ranked[metric + "_se"] ** 2)
+    return [
+        f"{row['design']} ({row[metric]:.3f} +/- {row[metric + '_se']:.3f})"
+        for _, row in ranked[within].iterrows()
+    ]
+
+
 def page(record: dict, tag: str) -> str:
     """Return the Markdown body: the command, the claims (from the data), the tables."""
     frame = pd.DataFrame(record["rows"])
@@ -313,16 +332,21 @@ def page(record: dict, tag: str) -> str:
         "## Claims (computed from the CSV)",
         "",
     ]
-    for metric, label in (
-        ("selected_optimal", "selects the optimal dose at the end of escalation"),
-        ("trial_ends_optimal", "ends the whole Optimus trial on the optimal dose"),
+    for metric, verb, label in (
+        ("selected_optimal", "select", "the optimal dose at the end of escalation"),
+        ("trial_ends_optimal", "end", "the whole Optimus trial on the optimal dose"),
     ):
-        best = frame.loc[frame.groupby("scenario")[metric].idxmax()]
-        for _, row in best.iterrows():
-            lines.append(
-                f"- {row['scenario']}: {row['design']} most often {label} "
-                f"({row[metric]:.3f} +/- {row[metric + '_se']:.3f})."
-            )
+        for scenario, cells in frame.groupby("scenario", sort=True):
+            named = leaders(cells, metric)
+            verbs = verb if len(named) > 1 else verb + "s"
+            lines.append(f"- {scenario}: {join(named)} most often {verbs} {label}.")
+    lines.append("")
+    lines.append(
+        f"(Designs within {TIE_SES:g} standard errors of their difference, "
+        "sqrt(SE_1^2 + SE_2^2), of the highest are named with it: Monte Carlo cannot order "
+        "them. The designs share their patients' outcomes, so the difference's own SE is "
+        "smaller and the rule conservative.)"
+    )
     lines += ["", "## Escalation and whole trial", ""]
     shown = [
         "scenario",
