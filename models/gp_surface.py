@@ -1189,7 +1189,13 @@ class GPSurface(DoseModel):
         \operatorname{diag}(1/a_i))`, and, with replicates, the within-point sum of squares
         ``response_ss`` :math:`\sim \sigma_y^2 \chi^2_{N - n}` (a gamma with shape
         :math:`(N - n)/2` and rate :math:`1 / (2\sigma_y^2)`), independent of the means; the
-        likelihood of the :math:`N` responses is their product up to a constant.
+        likelihood of the :math:`N` responses is their product up to a constant. The
+        covariance of the means carries hetGP's jitter :math:`\nu\epsilon I`,
+        :math:`\epsilon = \sqrt{\text{machine } \epsilon}` (``HETGP_EPS``), relative to
+        the scale as in the empirical-Bayes :math:`K_0`, so that the model is
+        :math:`y \sim N(\beta_0 1, \nu(\mathcal K(X, X) + \epsilon B) + \sigma_y^2 I)`
+        (:math:`B_{ik} = 1` where patients :math:`i, k` share a point) on any scale of the
+        responses.
 
         Parameters
         ----------
@@ -1237,7 +1243,9 @@ class GPSurface(DoseModel):
             cov = eta**2 * pm.gp.cov.ExpQuad(width, ls=ls)
             prior = cov(grid)
             if z0.size:
-                k_data = cov(x0) + pt.diag(sigma_y**2 / mult + 1e-6)
+                # hetGP's jitter, relative to nu as in the empirical-Bayes K0: a fixed one
+                # outweighs sigma_y**2 for responses on a small scale.
+                k_data = cov(x0) + pt.diag(HETGP_EPS * eta**2 + sigma_y**2 / mult)
                 pm.MvNormal(f"{RESPONSE}_mean", mu=beta0, cov=k_data, observed=z0, dims="point")
                 if y.size > z0.size:
                     pm.Gamma(

@@ -271,6 +271,41 @@ def test_pymc_model_prior_predictive_surfaces():
     assert {rv.name for rv in model.free_RVs} == {"beta0", "eta", "ls", "sigma_y", "z_grid"}
 
 
+def test_pymc_likelihood_is_that_of_all_responses_on_a_small_scale():
+    # A fixed jitter of 1e-6 on the covariance of the mean responses outweighed sigma_y**2
+    # for responses x 1e-3: PyMC's log density minus the exact one varied by 0.45 across
+    # these parameter points. With hetGP's jitter nu * eps (relative, as in K0) it is a
+    # constant.
+    doses, _, y = _trial_like(3, 8, 3, strata=False)
+    scale = 1e-3
+    model = GPSurface().build(_data(doses, y * scale))
+    observed = [model["response_mean"], model["response_ss"]]
+    logp = model.compile_fn(
+        model.logp(vars=observed, sum=True), inputs=model.value_vars, on_unused_input="ignore"
+    )
+    same = np.all(doses[:, None, :] == doses[None, :, :], axis=2)
+    differences = []
+    for beta0, eta, ls, sigma_y in [
+        (-0.3, 0.4, [0.3, 0.5], 0.3),
+        (-0.5, 0.2, [0.2, 0.9], 0.5),
+        (0.0, 1.0, [1.0, 1.0], 0.2),
+    ]:
+        beta0, eta, sigma_y = beta0 * scale, eta * scale, sigma_y * scale
+        point = model.initial_point()
+        point.update(
+            beta0=beta0,
+            eta_log__=math.log(eta),
+            ls_log__=np.log(ls),
+            sigma_y_log__=math.log(sigma_y),
+        )
+        diff = doses[:, None, :] - doses[None, :, :]
+        c = np.exp(-np.sum(diff**2 / (2 * np.square(ls)), axis=2))
+        cov = eta**2 * (c + HETGP_EPS * same) + sigma_y**2 * np.eye(y.size)
+        exact = stats.multivariate_normal(np.full(y.size, beta0), cov).logpdf(y * scale)
+        differences.append(float(logp(point)) - exact)
+    assert np.ptp(differences) < 1e-6
+
+
 def test_the_prior_surface_does_not_read_the_planned_responses():
     # The surface was written given the mean responses (a fit's parameterisation), so the
     # prior predictive at planned data drew f given their placeholder responses: E[f] near
