@@ -561,9 +561,22 @@ def fit_hetgp(
     Returns
     -------
     _Fit
+
+    Raises
+    ------
+    DataError
+        For responses that are all equal (the likelihood has no maximum) or fewer than two
+        distinct inputs.
     """
     y = np.asarray(y, dtype=float)
     x0, mult, z0, within, index = _distinct(np.asarray(inputs, dtype=float), y)
+    # With every response equal the concentrated likelihood grows without bound as nu -> 0;
+    # the spread is judged relative to the responses' size, free of their units.
+    if y.size and np.ptp(y) <= 1e-12 * np.max(np.abs(y)):
+        raise DataError(
+            f"column {RESPONSE!r}: the responses are all equal ({float(y[0])!r}), so the GP's "
+            "variance has no maximum-likelihood estimate"
+        )
     if x0.shape[0] < 2:
         raise DataError(
             "the GP surface needs responses at two distinct (dose, covariate) points at least; "

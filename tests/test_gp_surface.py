@@ -367,6 +367,26 @@ def test_bad_input_names_column_row_and_value():
         GPSurface().posterior(_data(np.array([[0.5, 0.5]] * 3), [1.0, 2.0, 3.0]))
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5, 0.1, 3.0])
+def test_constant_responses_are_refused(value):
+    # The concentrated likelihood grows without bound as nu -> 0: y = 0.1 fitted nu = 2e-35
+    # and a posterior sd of 4e-19, y = 0.5 reported "singular data".
+    doses = np.repeat([[0, 0], [0, 1], [0.5, 0.5], [1, 0], [1, 1]], 4, axis=0)
+    with pytest.raises(
+        DataError, match=rf"column 'response': the responses are all equal \({value}\)"
+    ):
+        GPSurface().posterior(_data(doses, np.full(20, value)))
+
+
+def test_a_constant_stratum_in_varied_data_is_fitted():
+    # The other stratum's spread gives nu an estimate: nothing to refuse.
+    doses = np.tile(np.repeat([[0, 0], [0, 1], [0.5, 0.5], [1, 0], [1, 1]], 2, axis=0), (2, 1))
+    y = np.concatenate([np.random.default_rng(1).normal(1.0, 1.0, 10), np.full(10, 0.5)])
+    post = GPSurface(covariates=("z",)).posterior(_data(doses, y, z=np.repeat([0, 1], 10)))
+    assert post.hyperparameters["nu"] > 1e-3
+    assert np.sqrt(post.variance("f")).min() > 1e-2
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
