@@ -104,6 +104,17 @@ _HISTORY_SIZE = 8192
 # --------------------------------------------------------------------------- acquisitions
 
 
+def _finite(owner: str, name: str, values: np.ndarray) -> np.ndarray:
+    """Return ``values``; a ValueError naming the first that is not finite (NaN, inf).
+
+    One check on the whole array: the acquisitions run at every decision of a simulation.
+    """
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"{owner}: {name} must be finite, got {float(values[~finite].flat[0])!r}")
+    return values
+
+
 def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
     r"""Return the expected improvement below ``best`` of :math:`f \sim N(\mu, \sigma^2)`.
 
@@ -122,11 +133,19 @@ def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.nd
     -------
     numpy.ndarray
         The expected improvement at each point, >= 0.
+
+    Raises
+    ------
+    ValueError
+        For a mean, sd or ``best`` that is not finite (NaN would read as 0 or give NaN), or
+        a negative sd, naming the argument and the value.
     """
-    mean = np.asarray(mean, dtype=float)
-    sd = np.asarray(sd, dtype=float)
+    owner = "expected_improvement"
+    mean = _finite(owner, "mean", np.asarray(mean, dtype=float))
+    sd = _finite(owner, "sd", np.asarray(sd, dtype=float))
+    best = real_number(owner, "best", best)
     if np.any(sd < 0):
-        raise ValueError(f"expected_improvement: sd must be >= 0, got {float(sd[sd < 0][0])!r}")
+        raise ValueError(f"{owner}: sd must be >= 0, got {float(sd[sd < 0][0])!r}")
     gap = best - mean
     positive = sd > 0
     safe = np.where(positive, sd, 1.0)
@@ -156,11 +175,18 @@ def augmented_expected_improvement(
     Returns
     -------
     numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For a ``noise_sd`` that is not finite and positive, or the arguments that
+        :func:`expected_improvement` refuses.
     """
+    owner = "augmented_expected_improvement"
     sd = np.asarray(sd, dtype=float)
-    tau = float(noise_sd)
+    tau = real_number(owner, "noise_sd", noise_sd)
     if not tau > 0:
-        raise ValueError(f"augmented_expected_improvement: noise_sd must be > 0, got {noise_sd!r}")
+        raise ValueError(f"{owner}: noise_sd must be > 0, got {noise_sd!r}")
     return expected_improvement(mean, sd, best) * (1.0 - tau / np.sqrt(sd * sd + tau * tau))
 
 
@@ -173,9 +199,15 @@ def effective_best(mean: np.ndarray, sd: np.ndarray, gamma: float = 1.0) -> tupl
     -------
     (int, float)
         The index of :math:`d^*` (the first on ties) and :math:`f^*`.
+
+    Raises
+    ------
+    ValueError
+        For a mean or sd that is not finite, naming the argument and the value.
     """
-    mean = np.asarray(mean, dtype=float)
-    index = int(np.argmin(mean + gamma * np.asarray(sd, dtype=float)))
+    mean = _finite("effective_best", "mean", np.asarray(mean, dtype=float))
+    sd = _finite("effective_best", "sd", np.asarray(sd, dtype=float))
+    index = int(np.argmin(mean + gamma * sd))
     return index, float(mean[index])
 
 

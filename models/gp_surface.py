@@ -697,9 +697,18 @@ class GPSurfacePosterior(DosePosterior):
         (numpy.ndarray, numpy.ndarray)
             :math:`\mu` (m,) and :math:`\sigma^2` (m,) (or the covariance), eq (2) with the
             factor :math:`\hat\nu` on the trend term.
+
+        Raises
+        ------
+        DataError
+            (a ValueError) For a dose that is not finite or lies outside the model's
+            ``dose_bounds``, or a covariate value that is not a declared level, naming its
+            column, row and value (:meth:`GPSurface.check_points`): the kernel would return
+            NaN, or the prior mean far from the data, as if it were a prediction.
         """
         if self.fit is None or self.model is None:
             raise ValueError("this posterior holds no fit to predict from")
+        self.model.check_points(points)
         inputs = self.model.inputs(points)
         mean, variance, _ = self.fit.predict(inputs)
         if full_covariance:
@@ -961,8 +970,8 @@ class GPSurface(DoseModel):
         levels.flags.writeable = False
         return levels
 
-    def inputs(self, points: np.ndarray) -> np.ndarray:
-        """Kernel inputs of points (doses in units, then covariates): doses mapped to [0, 1]."""
+    def _points(self, points: np.ndarray) -> np.ndarray:
+        """Points as a float array (m, J + P); a ValueError for another number of columns."""
         points = np.atleast_2d(np.asarray(points, dtype=float))
         width = len(self.level_columns)
         if points.shape[1] != width:
@@ -970,6 +979,11 @@ class GPSurface(DoseModel):
                 f"GPSurface: points must have {width} columns ({', '.join(self.level_columns)})"
                 f", got shape {points.shape}"
             )
+        return points
+
+    def inputs(self, points: np.ndarray) -> np.ndarray:
+        """Kernel inputs of points (doses in units, then covariates): doses mapped to [0, 1]."""
+        points = self._points(points)
         inputs = points.copy()
         for j, (low, high) in enumerate(self.dose_bounds):
             inputs[:, j] = (points[:, j] - low) / (high - low)
@@ -1004,10 +1018,24 @@ class GPSurface(DoseModel):
                     f"TrialData(..., covariates={tuple(self.covariates)!r}))"
                 )
         data.require(RESPONSE, min_patients=min_patients, model=owner)
+        self._check_columns({name: data.column(name) for name in self.level_columns})
+
+    def check_points(self, points: np.ndarray) -> None:
+        """Raise a DataError for points off the model's box or strata, naming column, row, value.
+
+        The checks of :meth:`check_data`, on points (doses in the model's units, then
+        covariate values, in the order of ``level_columns``): each dose finite and inside
+        ``dose_bounds``, each covariate value a declared level.
+        """
+        self._check_columns(dict(zip(self.level_columns, self._points(points).T, strict=True)))
+
+    def _check_columns(self, columns: Mapping[str, np.ndarray]) -> None:
+        """Refuse a dose off the box (NaN and inf included) or an undeclared covariate level."""
         for j, name in enumerate(self.dose_columns):
-            values = data.column(name)
+            values = np.asarray(columns[name], dtype=float)
             low, high = self.dose_bounds[j]
-            outside = np.flatnonzero((values < low) | (values > high))
+            # Written as "not inside" so that NaN, which compares False, is refused too.
+            outside = np.flatnonzero(~((values >= low) & (values <= high)))
             if outside.size:
                 row = int(outside[0])
                 raise DataError(
@@ -1015,7 +1043,7 @@ class GPSurface(DoseModel):
                     f"model's dose box [{low:g}, {high:g}]"
                 )
         for name in self.covariates:
-            values = data.column(name)
+            values = columns[name]
             declared = self.covariate_levels[name]
             for row, value in enumerate(values):
                 try:

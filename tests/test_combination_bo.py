@@ -457,3 +457,72 @@ def test_expected_improvement_refuses_a_negative_sd():
 
     with pytest.raises(ValueError, match=r"sd must be >= 0, got -1.0"):
         expected_improvement([0.0, 1.0], [1.0, -1.0], 0.5)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: expected_improvement([0.0, 1.0], [np.nan, 1.0], 0.5),
+            "sd must be finite, got nan",
+        ),
+        (
+            lambda: expected_improvement([np.nan, 1.0], [1.0, 1.0], 0.5),
+            "mean must be finite, got nan",
+        ),
+        (
+            lambda: expected_improvement([0.0, 1.0], [1.0, 1.0], np.nan),
+            "best must be finite, got nan",
+        ),
+        (
+            lambda: augmented_expected_improvement([0.0, 1.0], [1.0, 1.0], np.inf, 1.0),
+            "best must be finite, got inf",
+        ),
+        (
+            lambda: augmented_expected_improvement([0.0, 1.0], [1.0, 1.0], 0.5, np.inf),
+            "noise_sd must be finite, got inf",
+        ),
+        (lambda: effective_best([np.nan, 1.0], [1.0, 1.0]), "mean must be finite, got nan"),
+        (lambda: effective_best([0.0, 1.0], [1.0, -np.inf]), "sd must be finite, got -inf"),
+    ],
+)
+def test_acquisitions_refuse_values_that_are_not_finite(call, message):
+    # An sd of NaN read as 0 (EI 0.5), a NaN best gave NaN, an infinite noise_sd NaN and a
+    # NaN mean an effective best point (0, nan).
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("point", "message"),
+    [
+        ([np.nan, 0.5, 0], r"column 'd1', row 1: value nan is outside the model's dose box"),
+        ([0.5, np.inf, 0], r"column 'd2', row 1: value inf is outside the model's dose box"),
+        ([5.0, 0.5, 0], r"column 'd1', row 1: value 5\.0 is outside the model's dose box"),
+        ([0.5, 0.5, 0.5], r"column 'z', row 1: value 0\.5 is not a declared level"),
+        ([0.5, 0.5, 7], r"column 'z', row 1: value 7\.0 is not a declared level"),
+    ],
+)
+def test_predict_refuses_points_off_the_box_or_the_strata(point, message):
+    # A NaN dose predicted (nan, nan); an infinite dose, a dose of 5 on [0, 1] and z = 7
+    # the prior mean; z = 0.5 a value between the strata.
+    gp = GPSurface(covariates=("z",))
+    doses = np.array([[0, 0], [0.5, 0.5], [1, 1], [0, 1], [1, 0], [0.25, 0.75]])
+    data = TrialData.from_dataframe(
+        pd.DataFrame(
+            {
+                "d1": doses[:, 0],
+                "d2": doses[:, 1],
+                "z": [0, 1, 0, 1, 0, 1],
+                "response": [1.0, 0.0, 2.0, 0.3, -1.0, 0.4],
+            }
+        ),
+        dose_columns=("d1", "d2"),
+        covariates=("z",),
+        coded_doses=True,
+    )
+    post = gp.posterior(data)
+    mean, variance = post.predict([0.5, 0.5, 1.0])
+    assert np.isfinite(mean).all() and np.isfinite(variance).all()
+    with pytest.raises(ValueError, match=message):
+        post.predict([[0.5, 0.5, 1.0], point])
