@@ -121,6 +121,16 @@ before it. The rules converge fast once the features above are resolved, so the 
 of two levels bounds the error of the finer one: the tests compare the quantiles and the CDF
 with a brute-force nested ``scipy.integrate.quad`` of the model's density
 (``tests/test_three_pnd_reference.py``), with long MCMC runs and with importance sampling.
+
+Known limitation: "the difference of two levels bounds the error" fails when the posterior
+of :math:`\sigma` piles up at its bound :math:`\eta / z_\gamma` with many patients, i.e.
+responses below every curve the prior allows. There the MTD's lower tail is a boundary
+layer in :math:`\sigma` that each level resolves a little further, and two coarse levels can
+agree on a wrong tail quantile: 20 of 21 responses of -1 at one dose under :math:`\eta = 1`
+give a 0.1-quantile of 0.59 where :math:`P(\text{MTD} \le 0.59)` is 0.27 by importance
+sampling (with 2 to 10 such patients the quadrature is right). A strict ``xfail`` test holds
+the case; until the levels grade :math:`\sigma`'s panels towards its bound, use an MCMC
+engine for data far below the model's curves.
 """
 
 import functools

@@ -220,6 +220,31 @@ def test_a_posterior_nearly_on_one_curve_is_refused_clearly():
         posterior.quantile(0.1)
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation of the quadrature: a posterior of sigma piled up at its bound "
+    "eta / z, with many patients, makes the MTD's lower tail a boundary layer the levels "
+    "resolve slowly, and two coarse levels can agree on a wrong tail quantile",
+)
+def test_a_posterior_at_the_bound_of_sigma_is_answered_wrongly():
+    """Found by the property test below: 20 of 21 responses of -1 at one dose under eta = 1
+    lie below every curve the prior allows; the posterior of sigma piles up at its bound,
+    P(MTD <= 0.1) grows from 3e-4 to 0.023 over the eight levels (0.06 by importance
+    sampling), and levels 0 and 1 agree on a 0.1-quantile of 0.59 where P(MTD <= 0.59) is
+    0.27. With 2 to 10 such patients the quadrature is right (0.095 to 0.101 at its
+    0.1-quantile by importance sampling)."""
+    model = ThreePND(eta=1.0, gamma=0.96875, x_min=0.0, x_max=5.0, delta=0.05)
+    y = np.full(21, -1.0)
+    y[1] = -2.0
+    dose = np.full(21, 2.5)
+    posterior = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
+    quantile = posterior.quantile(0.1)
+    reference, ess = _importance_sampled_cdf(model, dose, y, [quantile], size=4_000_000)
+    assert ess > 300
+    assert abs(reference[0] - 0.1) < 0.05
+
+
 @settings(max_examples=40, deadline=None)
 @given(_models_and_data())
 def test_quantiles_stay_inside_the_dose_range_for_any_data(case):
@@ -228,7 +253,16 @@ def test_quantiles_stay_inside_the_dose_range_for_any_data(case):
     # No curve fits the data exactly (the strategy's promise; the exact case is tested above).
     assert dose[0] == dose[1] and abs(y[0] - y[1]) >= RESPONSE_GAP * model.eta * (1 - 1e-9)
     grid = model.mtd_posterior(TrialData.from_dataframe(pd.DataFrame({"dose": dose, "y": y})))
-    quantiles = [grid.quantile(p) for p in (1e-4, 0.001, 0.1, 0.5, 0.9999)]
+    quantiles = []
+    for p in (1e-4, 0.001, 0.1, 0.5, 0.9999):
+        try:
+            quantiles.append(grid.quantile(p))
+        except DataError as refusal:
+            # The documented refusal of a tail quantile the levels do not settle (20 of 21
+            # responses of -1 at one dose under eta = 1, a fresh clone's run, whose
+            # 0.1-quantile is wrong: test_a_posterior_at_the_bound_of_sigma_is_answered_wrongly).
+            # The median always settles.
+            assert p != 0.5 and "did not settle" in str(refusal)
     assert all(model.x_min < q < model.x_max for q in quantiles)
     resolution = 2 * QUANTILE_TOLERANCE * (model.x_max - model.x_min)
     assert np.all(np.diff(quantiles) >= -resolution)
