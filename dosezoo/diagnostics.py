@@ -31,13 +31,14 @@ _MIN_DRAWS = 4
 #: Most autocovariance lags summed directly for an ESS; a stack whose Geyer sequence needs
 #: more gets all its lags by FFT (direct sums cost lags x draws, the FFT draws x log draws).
 _DIRECT_LAGS = 48
-#: The columns of :func:`convergence_table` and how a variable's worst element is picked (the
-#: built-ins, as before: a NaN counts only when it is the first element's).
-_WORST: dict[str, Callable[[list[float]], float]] = {
-    "r_hat": max,
-    "ess_bulk": min,
-    "ess_tail": min,
-    "mcse_mean": max,
+#: The columns of :func:`convergence_table` and how a variable's worst element is picked:
+#: numpy's reductions, whose result is NaN if any element's is (a NaN element is a failed
+#: diagnostic, as ArviZ's NaN for that element is, wherever it sits in the variable).
+_WORST: dict[str, Callable[[np.ndarray], float]] = {
+    "r_hat": np.max,
+    "ess_bulk": np.min,
+    "ess_tail": np.min,
+    "mcse_mean": np.max,
 }
 
 
@@ -457,8 +458,8 @@ def convergence_table(
     """R-hat, bulk and tail ESS and MCSE of the mean for each posterior variable.
 
     Vector-valued variables are reported by their worst element (largest R-hat and MCSE,
-    smallest ESS; a NaN counts as Python's ``max`` and ``min`` see it: only when it is the
-    first element's). The elements' values are :func:`chain_diagnostics`, for all the
+    smallest ESS; NaN when any element's value is NaN, so that a NaN draw in any element
+    fails the checks). The elements' values are :func:`chain_diagnostics`, for all the
     variables' elements at once.
 
     Parameters
@@ -498,7 +499,7 @@ def draws_table(draws: Mapping[str, np.ndarray]) -> "pd.DataFrame":
     if columns:
         # One call for the elements of every variable (they share the chains and draws).
         per_element = chain_diagnostics(np.concatenate(columns, axis=2))
-        elements = {diagnostic: getattr(per_element, diagnostic).tolist() for diagnostic in _WORST}
+        elements = {diagnostic: getattr(per_element, diagnostic) for diagnostic in _WORST}
         sizes = (column.shape[2] for column in columns)
         bounds = itertools.pairwise(itertools.accumulate(sizes, initial=0))
         for i, (start, stop) in enumerate(bounds):
