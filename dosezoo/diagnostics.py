@@ -569,7 +569,18 @@ class ConvergenceCriteria:
         """Judge draws given as arrays ``(chain, draw, ...)`` by name, as :meth:`check` does.
 
         For samplers that return arrays (no DataTree) and have no divergences.
+
+        Raises
+        ------
+        ValueError
+            If an array has fewer than two dimensions (no chain and draw axes).
         """
+        for name, values in draws.items():
+            if np.ndim(values) < 2:
+                raise ValueError(
+                    f"check_draws: the draws of {name!r} have shape {np.shape(values)}; "
+                    "expected (chain, draw, ...)"
+                )
         chains = min((np.shape(values)[0] for values in draws.values()), default=0)
         return self._judge(draws_table(draws), 0, chains)
 

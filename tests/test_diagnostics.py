@@ -280,3 +280,15 @@ def test_one_chain_is_judged_by_its_effective_sample_sizes_not_an_r_hat():
     assert not short.ok and all("ESS" in failure for failure in short.failures)
     apart = criteria.check_draws({"x": rng.normal(size=(2, 2000)) + np.array([[0.0], [3.0]])})
     assert any("R-hat" in failure for failure in apart.failures)
+
+
+@pytest.mark.parametrize("shape", [(1000,), ()])
+def test_check_draws_names_a_variable_without_chain_and_draw_axes(shape):
+    # A 1-D array raised a bare "IndexError: tuple index out of range".
+    from dosezoo.diagnostics import ConvergenceCriteria
+
+    draws = {"ok": np.zeros((2, 100)), "x": np.zeros(shape)}
+    with pytest.raises(ValueError) as err:
+        ConvergenceCriteria().check_draws(draws)
+    assert f"'x' have shape {shape}" in str(err.value)
+    assert "(chain, draw, ...)" in str(err.value)
