@@ -146,6 +146,14 @@ class DoseModel(ABC):
     posterior_cache_size, posterior_cache_bytes : int
         Bounds of the memo of posteriors :meth:`posterior` may keep (:meth:`_memo`): how many
         and how many bytes.
+    exchangeable_patients : bool
+        Whether the likelihood depends on the data only through the multiset of their rows
+        (doses, outcomes, covariates), so that a fit to the rows in another order is a fit to
+        the same data (True by default; False for a model whose posterior's layout follows
+        the row order, e.g. the repeated-measures 3PND's subjects in order of appearance).
+        :meth:`check_fit` then accepts a fit of the same patients in any order, as the seed of
+        a design's fits (:meth:`~dosezoo.designs.base.Conduct.seed_for`) and the posterior
+        memo (:meth:`sufficient_statistic`) already ignore it.
     count_posterior : bool
         Whether :meth:`posterior` depends on the data only through counts of outcomes per dose
         (the patients and DLTs per level of a binary model, the patients per outcome cell of
@@ -168,6 +176,7 @@ class DoseModel(ABC):
     #: The rate whose distance to :meth:`mtd_target` defines the MTD among the dose levels.
     toxicity_rate: ClassVar[str] = "p_dlt"
     count_posterior: ClassVar[bool] = False
+    exchangeable_patients: ClassVar[bool] = True
     posterior_cache_size: ClassVar[int] = 64
     #: 128 MiB per model (a design with several models, e.g. the two-stage GP's one per prior
     #: MTD level, has several memos): joblib's process workers (loky) are restarted, losing
@@ -520,19 +529,36 @@ class DoseModel(ABC):
             ``idata`` itself, with the attributes ``model``, ``model_class``,
             ``model_parameters``, ``engine``, ``dosezoo_version``, ``data_fingerprint`` (of
             the doses, the model's outcome columns and the covariates, in patient order:
-            :meth:`~dosezoo.data.TrialData.fingerprint`) and ``data_patients``.
+            :meth:`~dosezoo.data.TrialData.fingerprint`), ``data_fingerprint_exchangeable``
+            (the same, of the patients in a canonical order) and ``data_patients``.
         """
         idata.attrs.update(self.identity(engine))
         idata.attrs["data_fingerprint"] = data.fingerprint(self.outcomes)
+        idata.attrs["data_fingerprint_exchangeable"] = data.fingerprint(
+            self.outcomes, exchangeable=True
+        )
         idata.attrs["data_patients"] = data.n_patients
         return idata
 
-    def check_fit(self, idata: object, data: TrialData) -> None:
+    def check_fit(self, idata: object, data: TrialData, *, same_order: bool = False) -> None:
         """Refuse a fit that is not this model's fit to ``data``.
 
         Compares the fit's root attributes (:meth:`stamp`) with this model and ``data``: the
         model class, the model's settings (:meth:`parameters`: hyper-parameters, dose levels)
-        and the data's fingerprint.
+        and the data's fingerprint: of the patients in any order when the model's patients
+        are exchangeable (:attr:`exchangeable_patients`) and ``same_order`` is False, else in
+        their order (as for a fit stamped before the order-free fingerprint was recorded).
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            The fit.
+        data : TrialData
+            The data it should be a fit to.
+        same_order : bool
+            Require the rows in the fit's order: for a caller that sets quantities per
+            patient of ``data`` beside the fit's own per-patient groups (posterior predictive
+            replicates beside its ``observed_data``).
 
         Raises
         ------
@@ -570,13 +596,26 @@ class DoseModel(ABC):
                 f"{key}: fit {theirs.get(key)!r}, model {ours.get(key)!r}" for key in differ
             )
             raise FitMismatchError(f"{self.model_name}: the model settings differ: {shown}")
-        if attrs["data_fingerprint"] != data.fingerprint(self.outcomes):
+        key, exchangeable = "data_fingerprint", False
+        if self.exchangeable_patients and not same_order and f"{key}_exchangeable" in attrs:
+            key, exchangeable = f"{key}_exchangeable", True
+        fingerprint = data.fingerprint(self.outcomes, exchangeable=exchangeable)
+        if attrs[key] != fingerprint:
+            reordered = attrs.get("data_fingerprint_exchangeable") == data.fingerprint(
+                self.outcomes, exchangeable=True
+            )
+            what = (
+                "the fit was made on these patients with their rows in another order"
+                if reordered
+                else f"the fit was made on {attrs.get('data_patients', '?')} patients, these "
+                f"data have {data.n_patients} patients"
+            )
+            order = "in any row order" if exchangeable else "in row order"
             raise FitMismatchError(
-                f"{self.model_name}: the data differ: the fit was made on "
-                f"{attrs.get('data_patients', '?')} patients, these data have {data.n_patients} "
-                f"patients (fingerprints {str(attrs['data_fingerprint'])[:12]}... and "
-                f"{data.fingerprint(self.outcomes)[:12]}... of the doses, "
-                f"{', '.join(self.outcomes)} and covariates); fit the model to these data"
+                f"{self.model_name}: the data differ: {what} (fingerprints "
+                f"{str(attrs[key])[:12]}... and {fingerprint[:12]}... of the doses, "
+                f"{', '.join(self.outcomes)} and covariates, {order}); fit the model to these "
+                "data"
             )
 
     def _checked_data(self, data: object, min_patients: int) -> TrialData:
@@ -771,7 +810,7 @@ class DoseModel(ABC):
         """
         import pymc as pm
 
-        self.check_fit(idata, self._checked_data(data, 1))
+        self.check_fit(idata, self._checked_data(data, 1), same_order=True)
         with self.build(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
                 idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False

@@ -947,7 +947,7 @@ class JointProbit(DoseModel):
         the rectangle probabilities of each draw's parameters; a fit that is not this model's
         fit to ``data`` is refused (:meth:`check_fit`).
         """
-        self.check_fit(idata, data)
+        self.check_fit(idata, data, same_order=True)
         x, tox, eff = self.arrays(data)
         posterior = idata["posterior"]
         draws_of = {name: posterior[name].to_numpy() for name in PARAMETERS}

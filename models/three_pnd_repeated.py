@@ -105,6 +105,9 @@ class ThreePNDRepeated(ThreePNDScale, DoseModel):
     model_name: ClassVar[str] = "ThreePNDRepeated"
     outcomes: ClassVar[tuple[str, ...]] = ("y",)
     default_engine: ClassVar[str] = "nuts"
+    #: Rows are measurements and the fit's subjects are in order of first appearance: a fit
+    #: of the rows in another order lays its subjects out otherwise.
+    exchangeable_patients: ClassVar[bool] = False
 
     eta: float
     gamma: float

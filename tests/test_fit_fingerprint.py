@@ -83,3 +83,41 @@ def test_a_fit_without_a_fingerprint_is_refused_until_stamped(crm):
         design.decide(bare, BEFORE)
     stamped = design.model.stamp(bare, BEFORE)
     assert design.decide(stamped, BEFORE).next_dose == design.decide(fit, BEFORE).next_dose
+
+
+def test_a_fit_of_the_same_patients_in_another_order_is_accepted(crm):
+    # The seed and the posterior memo ignore the row order (exchangeable patients), but the
+    # fingerprint did not: a fit with the DLT on another patient at the same dose was refused
+    # with "the fit was made on 9 patients, these data have 9 patients".
+    design, _ = crm
+    first = _binary([10.0] * 3 + [20.0] * 3 + [40.0] * 3, [0] * 6 + [1, 0, 0])
+    last = _binary([10.0] * 3 + [20.0] * 3 + [40.0] * 3, [0] * 6 + [0, 0, 1])
+    fit = design.model.fit(last, engine="grid", draws=500, random_seed=1)
+    accepted, own = design.decide(fit, first), design.decide(fit, last)
+    assert (accepted.next_dose, accepted.quantities) == (own.next_dose, own.quantities)
+    # Replicates per patient are set beside the fit's observed data: the order must match.
+    with pytest.raises(FitMismatchError, match="these patients with their rows in another order"):
+        design.model.check_fit(fit, first, same_order=True)
+    # Other outcomes are still other data, named as such.
+    with pytest.raises(FitMismatchError, match=r"9 patients.*9 patients.*in any row order"):
+        design.decide(fit, _binary([10.0] * 3 + [20.0] * 3 + [40.0] * 3, [0] * 6 + [1, 1, 0]))
+
+
+def test_a_repeated_measures_fit_keeps_its_row_order():
+    import xarray as xr
+
+    from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
+
+    model = ThreePNDRepeated(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+
+    def measurements(order):
+        frame = pd.DataFrame(
+            {"dose": [10.0, 20.0, 10.0, 20.0], "y": [1.0, 2.0, 1.5, 2.5], "subject": list("aabb")}
+        )
+        return TrialData.from_dataframe(frame.iloc[order], covariates=("subject",))
+
+    data = measurements([0, 1, 2, 3])
+    fit = model.stamp(xr.DataTree(), data)
+    model.check_fit(fit, data)
+    with pytest.raises(FitMismatchError, match="rows in another order"):
+        model.check_fit(fit, measurements([2, 3, 0, 1]))
