@@ -817,6 +817,7 @@ class Design:
                 None,
                 stop_reason=f"{prefix}fit refused: {message}",
                 quantities=self.rule.refusal_quantities(posterior, data, final=final),
+                diagnostics=report.table,
             )
         raise ConvergenceError(f"{self.label} will not act on this fit: {message}", report)
 
@@ -910,7 +911,7 @@ class Design:
             decision = self._within_overdose_limit(
                 self.rule.choose(posterior, data), posterior, data
             )
-        return self._with_refits(decision, posterior)
+        return self._with_diagnostics(self._with_refits(decision, posterior), posterior)
 
     def _within_overdose_limit(
         self,
@@ -1027,6 +1028,19 @@ class Design:
             decision.quantities["refits"] = float(posterior.refits)
         return decision
 
+    @staticmethod
+    def _with_diagnostics(decision: Decision, posterior: DosePosterior | None) -> Decision:
+        """Attach the convergence table of the decision's fit, unless the rule gave its own.
+
+        The table of the posterior's report (the variables the conduct judged); a posterior
+        without one (an exact integration, which has no Monte Carlo error) leaves
+        ``diagnostics`` None and costs nothing here.
+        """
+        report = None if posterior is None else posterior.report
+        if report is None or report.table is None or decision.diagnostics is not None:
+            return decision
+        return replace(decision, diagnostics=report.table)
+
     def decide(self, idata: "xr.DataTree", data: TrialData) -> Decision:
         """Decide the next dose from a fit of the trial so far, made by any engine.
 
@@ -1072,7 +1086,8 @@ class Design:
             raise ConvergenceError(
                 f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
             )
-        return self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
+        decision = self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
+        return self._with_diagnostics(decision, posterior)
 
     def counts_view(self) -> "CountsView | None":
         """Return the design as a count-rule design for the lockstep engine, if it is one.

@@ -37,9 +37,13 @@ class Decision:
         The options that moved the dose away from the unconstrained choice, in the order
         they were applied (e.g. ``("max_increment", "dose_levels")``).
     diagnostics : pandas.DataFrame or None
-        Convergence diagnostics of the fit, per variable the decision used; None when the
-        rule fitted no model (BOIN, 3+3; building an empty frame for each of the thousands
-        of decisions of a simulation would cost more than the decision itself).
+        Convergence diagnostics of the fit, per variable the decision used (the table of the
+        posterior's :class:`~dosezoo.diagnostics.ConvergenceReport`, also on a stop because
+        the fit was refused); None when the rule fitted no model (BOIN, 3+3; building an
+        empty frame for each of the thousands of decisions of a simulation would cost more
+        than the decision itself), when its posterior is an exact integration (quadrature:
+        no Monte Carlo error, no convergence to judge) or an empirical-Bayes fit, and when
+        the fit's check computed no table (a report whose ``table`` is None).
     stratum : dict
         The stratum the decision is for, as the values of the covariates that define it
         (e.g. ``{"z": 1}``); empty for a decision for every patient.

@@ -513,3 +513,42 @@ def test_the_conduct_record_tells_apart_every_setting_a_run_depends_on():
         record(refits=1),
     ]
     assert len({tuple(sorted(v.items())) for v in unfitted}) == len(unfitted)
+
+
+def test_decisions_on_a_sampled_fit_carry_its_convergence_table(monkeypatch):
+    # Decision.diagnostics was None on every CRM, BLRM and EWOC decision with engine="nuts".
+    # The model's own independent draws ("grid") stand for the MCMC fit: the same code path.
+    from dosezoo.designs import crm_design
+    from dosezoo.models import CRM
+
+    model = CRM(
+        (0.084, 0.157, 0.25, 0.355, 0.46), 0.25, dose_levels=(10.0, 20.0, 40.0, 80.0, 160.0)
+    )
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [10.0] * 3 + [20.0] * 3 + [40.0] * 3, "dlt": [0] * 6 + [1, 0, 0]})
+    )
+    grid_fit = CRM.fit
+
+    def fit(self, data, *, engine=None, **settings):
+        return grid_fit(self, data, engine="grid", **settings)
+
+    monkeypatch.setattr(CRM, "fit", fit)
+    sampled = {"engine": "nuts", "draws": 500, "random_seed": 1}
+    design = crm_design(model, **sampled)
+    table = design.posterior(data).report.table
+    assert list(table.index) == ["p_dlt"]
+    for decision in (design.next(data), design.recommend(data)):
+        assert decision.next_dose is not None
+        pd.testing.assert_frame_equal(decision.diagnostics, table)
+    fitted = model.fit(data, engine="nuts", draws=500, random_seed=1)
+    decided = design.decide(fitted, data)
+    assert decided.next_dose is not None
+    pd.testing.assert_frame_equal(decided.diagnostics, convergence_table(fitted, ["p_dlt"]))
+    refusing = crm_design(
+        model, on_refusal="stop", convergence=ConvergenceCriteria(min_ess_bulk=1e6), **sampled
+    )
+    refused = refusing.next(data)
+    assert refused.stop_reason.startswith("fit refused: p_dlt: bulk ESS")
+    pd.testing.assert_frame_equal(refused.diagnostics, refusing.posterior(data).report.table)
+    # The exact (quadrature) posterior has no Monte Carlo error and no table.
+    assert crm_design(model).next(data).diagnostics is None
