@@ -208,8 +208,9 @@ def acquisition_markdown(table: pd.DataFrame, record: dict) -> str:
         "Both arms are the two-stage LSE design of `lse_comparison.md` with overdose weight "
         "lambda 1; only the acquisition differs: the misclassification probability "
         "`min(pi_k, 1 - pi_k) (1 - P(p_k > phi))^lambda` (Section 4.3.3) or the classification "
-        "ambiguity `min(u_k - phi, phi - l_k) (1 - P(p_k > phi))^lambda` with `[l_k, u_k]` the "
-        "95% credible interval of p_k (Appendix D). Common random numbers: trial t has the same "
+        "ambiguity `c_k = min(u_k - phi, phi - l_k)` with `[l_k, u_k]` the 95% credible interval "
+        "of p_k (Appendix D), times the same weight where `c_k >= 0` and divided by it where "
+        "`c_k < 0` (`designs/lse.py` says why). Common random numbers: trial t has the same "
         "patients under both. Percent, Monte Carlo SE in brackets.",
         "",
         "Seno et al. (2025) report no major difference in dose identification between the two "

@@ -13,10 +13,17 @@ Acquisition functions
   :math:`\bar\pi_k` and :math:`\lambda = 0` gives the plain expected misclassification
   probability (Section 4.3.2). Seno et al.'s eq (23) lost its symbols in our copy; this
   weight is the simplest one with the stated properties.
-* LSE, classification ambiguity (Appendix D; Gotovos et al. 2013):
-  :math:`a_k = \min(u_k - \phi, \phi - l_k) \, (1 - \bar\pi_k)^\lambda`, with
-  :math:`[l_k, u_k]` the equal-tailed credible interval of :math:`p_k` (level 0.95 by
-  default, ``credible_level``).
+* LSE, classification ambiguity (Appendix D; Gotovos et al. 2013): with
+  :math:`c_k = \min(u_k - \phi, \phi - l_k)`, :math:`[l_k, u_k]` the equal-tailed credible
+  interval of :math:`p_k` (level 0.95 by default, ``credible_level``), and
+  :math:`w_k = (1 - \bar\pi_k)^\lambda`, :math:`a_k = c_k w_k` for :math:`c_k \ge 0` and
+  :math:`a_k = c_k / w_k` for :math:`c_k < 0` (:math:`\phi` outside the interval). The
+  weighted formula is lost in our copy of Appendix D, which says only that :math:`\lambda`
+  has the role it has for the misclassification probability (a larger one, stricter overdose
+  control). A product :math:`c_k w_k` fails that where :math:`c_k < 0`: it raises the score
+  of a more toxic dose towards 0 (at a credible level of 0.5, a dose with
+  :math:`\bar\pi = 0.9` beat one with 0.125 for every :math:`\lambda > 0`), so a negative
+  ambiguity is divided by the weight. The two agree where the interval holds :math:`\phi`.
 * BO, expected improvement (Appendix C.3): with :math:`g_k = |p_k - \phi|` and the current
   best :math:`g^* = \min_{k \text{ tried}} E[g_k]`,
   :math:`EI_k = E[\max(g^* - g_k, 0)]`.
@@ -190,7 +197,11 @@ def lse_acquisition(
     if kind == "ambiguity":
         level = probability(owner, "credible_level", credible_level)
         lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        return np.minimum(upper - phi, phi - lower) * weight
+        ambiguity = np.minimum(upper - phi, phi - lower)
+        # A product would raise a negative ambiguity (phi outside the interval) towards 0 as
+        # the dose grows more toxic: the weight divides it instead (-inf at weight 0).
+        with np.errstate(divide="ignore"):
+            return np.where(ambiguity >= 0, ambiguity * weight, ambiguity / weight)
     raise ValueError(f"{owner}: kind must be 'misclassification' or 'ambiguity', got {kind!r}")
 
 

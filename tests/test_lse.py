@@ -84,6 +84,21 @@ def test_ambiguity_acquisition_is_largest_where_the_interval_straddles_the_targe
     assert values[0] < 0 and values[2] < 0  # classified doses have negative ambiguity
 
 
+def test_the_overdose_weight_never_ranks_a_more_toxic_dose_higher_by_ambiguity():
+    # The target outside both 50% intervals, the safer dose nearer it (P(p > phi) 0.14 and
+    # 0.90): the product (ambiguity x weight) raised the toxic dose's negative score towards
+    # 0, so it won for every lambda > 0 (an independent audit).
+    rng = np.random.default_rng(0)
+    draws = np.column_stack([rng.uniform(0.01, 0.23, 4000), rng.uniform(0.175, 0.415, 4000)])
+    for weight in (0.0, 0.5, 1.0, 2.0):
+        values = lse_acquisition(
+            draws, TARGET, kind="ambiguity", credible_level=0.5, overdose_weight=weight
+        )
+        assert values[0] > values[1], (weight, values)
+    at_zero = lse_acquisition(draws, TARGET, kind="ambiguity", credible_level=0.5)
+    np.testing.assert_array_less(at_zero, 0.0)  # the target outside both intervals
+
+
 def test_expected_improvement():
     draws = _beta_draws([0.05, 0.18, 0.5], concentration=100)
     tried = np.array([True, False, False])
