@@ -225,7 +225,10 @@ def expected_improvement(p_draws: np.ndarray, target: float, tried: np.ndarray) 
     """
     draws = _draws(p_draws, "expected_improvement")
     phi = probability("expected_improvement", "target", target)
-    tried = np.asarray(tried, dtype=bool)
+    tried = np.asarray(tried)
+    if tried.dtype != bool and not np.isin(tried, (0, 1)).all():
+        raise ValueError(f"expected_improvement: tried must be booleans (or 0/1), got {tried!r}")
+    tried = tried.astype(bool)
     if tried.shape != (draws.shape[1],):
         raise ValueError(
             f"expected_improvement: tried must have shape ({draws.shape[1]},), got {tried.shape}"
@@ -293,6 +296,13 @@ class AdmissibleSet:
             safety stop then fires first when ``stop_threshold <= exclusion_threshold``).
         """
         p_above = np.asarray(p_above, dtype=float)
+        # NaN fails every comparison: the lowest dose was refused and the next one allowed.
+        bad = ~((p_above >= 0) & (p_above <= 1))
+        if p_above.ndim != 1 or bad.any():
+            value = float(p_above.ravel()[np.argmax(bad.ravel())]) if bad.any() else p_above.shape
+            raise ValueError(
+                f"AdmissibleSet: p_above must be one probability per level, got {value!r}"
+            )
         size = p_above.size
         if not 0 <= current < size:
             raise ValueError(f"AdmissibleSet: current level must lie in [0, {size}), got {current}")
@@ -327,8 +337,14 @@ def mtd_between_doses(
     float
         Dose (original units) in ``[dose_levels[0], dose_levels[-1]]``.
     """
-    draws = np.clip(_draws(p_draws, "mtd_between_doses"), _P_CLIP, 1 - _P_CLIP)
+    owner = "mtd_between_doses"
+    target = probability(owner, "target", target)
+    draws = np.clip(_draws(p_draws, owner), _P_CLIP, 1 - _P_CLIP)
     x = np.asarray(model.scaled_doses)
+    if draws.shape[1] != x.size:
+        raise ValueError(
+            f"{owner}: p_draws must have one column per dose level ({x.size}), got {draws.shape[1]}"
+        )
     grid = np.linspace(x[0], x[-1], _GRID_POINTS)
     latent = model.latent_between(np.log(draws / (1 - draws)), grid, mean=mean)
     below = np.mean(latent < math.log(target / (1 - target)), axis=0) - 0.5

@@ -1,5 +1,7 @@
 """LSE and BO rules and the two-stage design (Seno et al. 2025, Sections 4.3-4.4, App. C.3, D)."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,6 +99,23 @@ def test_the_overdose_weight_never_ranks_a_more_toxic_dose_higher_by_ambiguity()
         assert values[0] > values[1], (weight, values)
     at_zero = lse_acquisition(draws, TARGET, kind="ambiguity", credible_level=0.5)
     np.testing.assert_array_less(at_zero, 0.0)  # the target outside both intervals
+
+
+def test_the_helpers_name_a_bad_target_probability_or_flag():
+    # Were silent: mtd_between_doses(target=nan) returned the lowest dose,
+    # a NaN P(p > phi) at the lowest dose allowed the next one, tried=0.5 read as True; and
+    # target 0 or 1 gave "math domain error" or a ZeroDivisionError.
+    model = LatentGP(LEVELS, (-2.0, -1.5, -1.0, -0.5, 0.0))
+    draws = _beta_draws([0.05, 0.1, 0.2, 0.3, 0.5], concentration=50)
+    for target in (math.nan, 0.0, 1.0):
+        with pytest.raises(ValueError, match="mtd_between_doses: target must"):
+            mtd_between_doses(model, draws, target)
+    with pytest.raises(ValueError, match=r"one column per dose level \(5\), got 3"):
+        mtd_between_doses(model, draws[:, :3], TARGET)
+    with pytest.raises(ValueError, match="p_above must be one probability per level, got nan"):
+        AdmissibleSet().mask(np.array([math.nan, 0.1, 0.2]), 0)
+    with pytest.raises(ValueError, match="tried must be booleans"):
+        expected_improvement(draws, TARGET, np.array([0.5, 0, 0, 0, 0]))
 
 
 def test_expected_improvement():
