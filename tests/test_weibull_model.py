@@ -239,7 +239,7 @@ def test_a_theta_without_a_parameter_and_a_zero_tau_are_named():
     model = WeibullAFT()
     with pytest.raises(ValueError, match=r"theta has no 'beta' \(it needs beta, b\)"):
         model.theta({"b": 1.0})
-    with pytest.raises(ValueError, match="tau must be > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"tau must be > 0, got 0\.0"):
         model.information_points(np.array([0.5]), THETA[None, :], 0.0)
 
 
