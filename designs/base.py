@@ -82,7 +82,9 @@ __all__ = [
     "compose",
     "dataclass_options",
     "mtd_level_below",
+    "mtd_level_below_mcse",
     "rate_above",
+    "rate_above_mcse",
 ]
 
 
@@ -140,6 +142,17 @@ class Conduct:
     on_refusal : {"raise", "stop"}
         When every fit fails the checks: raise :class:`~dosezoo.errors.ConvergenceError`
         (default), or stop the trial with the reason (a simulation that must go on).
+    mcse_margin : float
+        How close, in Monte Carlo standard errors, a decision's deciding comparison (a
+        posterior probability against its threshold: BLRM's overdose control, the CRM's and
+        EWOC's safety stops, EWOC's feasibility bound at a level, the hard overdose limit)
+        may lie to its threshold before the estimate no longer decides it (2 by default;
+        0: the estimate always decides). Such a decision is made again on a refit with more
+        draws (as after failed checks, within ``refits``); if a comparison is still that
+        close, it takes the cautious side (the dose not given, the stop), the decision's
+        ``bound_by`` naming ``"mcse"`` when that changed it, and its quantity
+        ``mcse_margin`` the smallest distance to a threshold, in MCSEs. A posterior with no
+        Monte Carlo error (an exact engine) is decided by its values as before.
     backfill : Backfill, optional
         Run the trial in time and enrol backfill patients at lower, cleared doses while an
         escalation cohort is pending (:mod:`dosezoo.designs.backfill`); None (default): no
@@ -149,7 +162,8 @@ class Conduct:
         posterior probability of overdosing (:meth:`Rule.overdose_probability`, e.g.
         :math:`P(\mathrm{MTD} < x)`, or BLRM's excessive toxicity) exceeds it; the design
         de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
-        stops ("overdose limit: ..."). 0.5 by default: a dose whose posterior says it more
+        stops ("overdose limit: ...") (on a posterior with Monte Carlo error, within
+        ``mcse_margin`` of it: see there). 0.5 by default: a dose whose posterior says it more
         likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
         the limit off. The recommendation at the end records its ``overdose_probability``;
         it is the rule's (see ``select_within_overdose_limit``), or none ("no MTD: overdose
@@ -184,6 +198,7 @@ class Conduct:
     refit_factor: int = 2
     refit_tune: bool = True
     on_refusal: Literal["raise", "stop"] = "raise"
+    mcse_margin: float = 2.0
     backfill: Backfill | None = None
     max_overdose_probability: float = 0.5
     overdose_min_patients: int = 3
@@ -211,6 +226,10 @@ class Conduct:
         if not 0 < limit <= 1:
             raise ValueError(f"{owner}: max_overdose_probability must lie in (0, 1], got {limit!r}")
         object.__setattr__(self, "max_overdose_probability", limit)
+        margin = real_number(owner, "mcse_margin", self.mcse_margin)
+        if not 0 <= margin < np.inf:
+            raise ValueError(f"{owner}: mcse_margin must be finite and >= 0, got {margin!r}")
+        object.__setattr__(self, "mcse_margin", margin)
         if self.start_dose is not None:
             object.__setattr__(
                 self, "start_dose", real_number(owner, "start_dose", self.start_dose)
@@ -308,6 +327,10 @@ class Conduct:
         # engine, two designs that gave other trials read the same (and a store returned, or
         # resumed, one's trials as the other's).
         record |= {name: getattr(self, name) for name in self.fit_settings}
+        if self.engine is not None:
+            # Only a fit by an engine can have Monte Carlo error for the margin to act on;
+            # the records of the exact conducts stay as they were.
+            record["mcse_margin"] = self.mcse_margin
         record |= {f"convergence_{name}": value for name, value in asdict(self.convergence).items()}
         if self.backfill is not None:
             record |= {f"backfill_{key}": value for key, value in self.backfill.describe().items()}
@@ -422,6 +445,18 @@ class Rule(ABC):
             return None
         return float(posterior.mtd.cdf(dose))
 
+    def overdose_mcse(self, posterior: DosePosterior, dose: float) -> float:
+        r"""Monte Carlo standard error of :meth:`overdose_probability` at ``dose``.
+
+        Of :math:`P(\mathrm{MTD} < x)` by default (0 when the MTD is not drawn); a rule that
+        overrides :meth:`overdose_probability` overrides this too, or its overdose limit is
+        decided by the estimate alone (0: the MCSE of another probability would not be its).
+        """
+        own = type(self).overdose_probability is not Rule.overdose_probability
+        if posterior.mtd is None or own:
+            return 0.0
+        return posterior.mcse_mtd_cdf(dose)
+
     @abstractmethod
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         """Decide the next dose (or a stop) from the posterior of the trial so far."""
@@ -511,6 +546,28 @@ def rate_above(
     if dose not in levels:
         return None
     return float(posterior.prob_above(threshold, name)[levels.index(dose)])
+
+
+def rate_above_mcse(
+    posterior: DosePosterior, dose: float, threshold: float, name: str = "p_dlt"
+) -> float:
+    """Monte Carlo standard error of :func:`rate_above` (0 off the levels or when exact)."""
+    levels = list(posterior.dose_levels)
+    if dose not in levels:
+        return 0.0
+    return float(posterior.mcse_above(threshold, name)[levels.index(dose)])
+
+
+def mtd_level_below_mcse(
+    posterior: DosePosterior, dose: float, target: float, name: str = "p_dlt"
+) -> float:
+    """Monte Carlo standard error of :func:`mtd_level_below` (0 off the levels or when exact)."""
+    levels = list(posterior.dose_levels)
+    if dose not in levels or not posterior.sampled or name in posterior.tails:
+        return 0.0
+    index = levels.index(dose)
+    below = posterior.mcse(lambda rates: closest_levels(rates[name], target)[:, None] < index)
+    return float(below[0])
 
 
 def mtd_level_below(
@@ -737,13 +794,15 @@ class Design:
         """Name of the design (its rule's label)."""
         return self.rule.label or type(self.rule).__name__
 
-    def posterior(self, data: TrialData, *, final: bool = False) -> DosePosterior:
+    def posterior(self, data: TrialData, *, final: bool = False, attempt: int = 0) -> DosePosterior:
         """Compute the posterior the rule reads, as the conduct says.
 
         The model's fast posterior when ``conduct.engine`` is None or the model's exact engine
         (asked for directly when it is an exact integration, which reads no seed); otherwise a
         fit by that engine seeded from the data, judged by ``conduct.convergence`` on the
         levels the rule reads, refitted with more draws up to ``conduct.refits`` times.
+        ``attempt`` is the first of these fits to make (0: the first; a decision too close to
+        a threshold for its Monte Carlo error asks for the one after its fit's).
 
         Raises
         ------
@@ -764,9 +823,14 @@ class Design:
         # function of the data (and the seed derived from them), so the last one is kept.
         key = (seed, data.n_patients, final, levels)
         cached = self.__dict__.get("_last_posterior")
-        if conduct.backfill is not None and cached is not None and cached[0] == key:
+        if (
+            conduct.backfill is not None
+            and cached is not None
+            and cached[0] == key
+            and cached[1].refits >= attempt
+        ):
             return cached[1]
-        for attempt in range(conduct.refits + 1):
+        for attempt in range(attempt, conduct.refits + 1):
             factor = conduct.refit_factor**attempt
             tune = conduct.tune if conduct.tune is not None else model.default_tune
             sampling = Sampling(
@@ -903,15 +967,76 @@ class Design:
             refused = self._refused(posterior, data, final=final)
             if refused is not None:
                 return refused
+        decision, posterior = self._resolved(posterior, data, final=final, refit=True)
+        return self._with_diagnostics(self._with_refits(decision, posterior), posterior)
+
+    def _rule_decision(
+        self, posterior: DosePosterior | None, data: TrialData, *, final: bool
+    ) -> Decision:
+        """Return the rule's choice (``final``: selection), held to the hard overdose limit."""
         if final:
-            decision = self._selection_within_overdose_limit(
+            return self._selection_within_overdose_limit(
                 self.rule.select(posterior, data), posterior, data
             )
-        else:
-            decision = self._within_overdose_limit(
-                self.rule.choose(posterior, data), posterior, data
-            )
-        return self._with_diagnostics(self._with_refits(decision, posterior), posterior)
+        return self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
+
+    def _resolved(
+        self, posterior: DosePosterior | None, data: TrialData, *, final: bool, refit: bool
+    ) -> tuple[Decision, DosePosterior | None]:
+        """Decide so that no comparison within ``conduct.mcse_margin`` MCSEs of its cutoff decides.
+
+        A decision on a posterior with Monte Carlo error whose comparisons
+        (:meth:`DosePosterior.exceeds`) lie that close is made again on the next refit with
+        more draws (``refit``, within ``conduct.refits``), then, still that close, with those
+        comparisons on their cautious side. Returns the decision and the posterior it read.
+        """
+        margin = self.conduct.mcse_margin
+        if posterior is None or not posterior.sampled or not margin:
+            return self._rule_decision(posterior, data, final=final), posterior
+        while True:
+            view = posterior.deciding()
+            decision = self._rule_decision(view, data, final=final)
+            close = [c.margin() for c in view.comparisons if c.margin() < margin]
+            if not close:
+                return decision, posterior
+            if not refit or posterior.refits >= self.conduct.refits:
+                break
+            posterior = self.posterior(data, final=final, attempt=posterior.refits + 1)
+            refused = self._refused(posterior, data, final=final)
+            if refused is not None:
+                return refused, posterior
+        cautious = self._rule_decision(posterior.deciding(margin), data, final=final)
+        changed = (cautious.next_dose, cautious.stop_reason) != (
+            decision.next_dose,
+            decision.stop_reason,
+        )
+        return replace(
+            cautious,
+            bound_by=(*cautious.bound_by, "mcse") if changed else cautious.bound_by,
+            quantities=cautious.quantities | {"mcse_margin": min(close)},
+        ), posterior
+
+    def _over_limit(self, posterior: DosePosterior, dose: float, p: float) -> bool:
+        """Whether ``p``, the overdose probability at ``dose``, exceeds the hard limit.
+
+        At a dose level, a comparison with its Monte Carlo error
+        (:meth:`~dosezoo.posterior.DosePosterior.exceeds`).
+        """
+        limit = self.conduct.max_overdose_probability
+        if not posterior.sampled or not self.dose_levels or dose not in self.dose_levels:
+            # Exact, or a dose off the levels: a quantile of the MTD (the rule's, or the
+            # limit's own when de-escalating), on the limit by construction at worst, whose
+            # Monte Carlo error is the quantile's, which a comparison at a fixed dose does not
+            # describe.
+            return not p <= limit
+        return bool(
+            posterior.exceeds(
+                ["overdose_probability"],
+                [p],
+                limit,
+                lambda: [self.rule.overdose_mcse(posterior, dose)],
+            )[0]
+        )
 
     def _within_overdose_limit(
         self,
@@ -936,7 +1061,7 @@ class Design:
         if p is None:
             return decision
         limit = self.conduct.max_overdose_probability
-        if p <= limit:
+        if not self._over_limit(posterior, float(dose), p):
             decision.quantities["overdose_probability"] = p
             return decision
         if self.dose_levels:
@@ -947,7 +1072,7 @@ class Design:
             candidates = []
         for candidate in candidates:
             q = self.rule.overdose_probability(posterior, candidate)
-            if q is not None and q <= limit and candidate < dose:
+            if q is not None and not self._over_limit(posterior, candidate, q) and candidate < dose:
                 return replace(
                     decision,
                     next_dose=candidate,
@@ -1010,7 +1135,7 @@ class Design:
         if dose != lowest:
             p = self.rule.overdose_probability(posterior, lowest)
         limit = self.conduct.max_overdose_probability
-        if p is None or p <= limit:
+        if p is None or not self._over_limit(posterior, lowest, p):
             return decision
         return Decision(
             None,
@@ -1086,7 +1211,7 @@ class Design:
             raise ConvergenceError(
                 f"{self.label} will not act on this fit: " + "; ".join(report.failures), report
             )
-        decision = self._within_overdose_limit(self.rule.choose(posterior, data), posterior, data)
+        decision = self._resolved(posterior, data, final=False, refit=False)[0]
         return self._with_diagnostics(decision, posterior)
 
     def counts_view(self) -> "CountsView | None":

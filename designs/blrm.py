@@ -33,7 +33,14 @@ import numpy as np
 from dosezoo.checks import positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, rate_above
+from dosezoo.designs.base import (
+    Design,
+    ModelRule,
+    compose,
+    dataclass_options,
+    rate_above,
+    rate_above_mcse,
+)
 from dosezoo.designs.registry import Family, register
 from dosezoo.models.blrm import BLRM
 from dosezoo.posterior import DosePosterior
@@ -139,6 +146,23 @@ class BLRMRule(ModelRule):
             "excessive": excessive,
         }
 
+    def admissible(self, posterior: DosePosterior, excessive: np.ndarray) -> np.ndarray:
+        r"""Return whether each level satisfies the overdose control.
+
+        That is :math:`P(\text{excessive}) <` ``overdose_cutoff``, a comparison of the
+        posterior (:meth:`~dosezoo.posterior.DosePosterior.exceeds`): on a fit with Monte Carlo
+        error, the design resolves a level too close to the cutoff.
+        """
+        names = _interval_keys(("excessive",), excessive.size)
+        high = self.target_interval[1]
+        return ~posterior.exceeds(
+            names,
+            excessive,
+            self.overdose_cutoff,
+            lambda: posterior.mcse_above(high),
+            inclusive=True,
+        )
+
     def _quantities(self, intervals: dict[str, np.ndarray]) -> dict[str, float]:
         keys = _interval_keys(tuple(intervals), len(self.model.dose_levels))
         values = [value for probabilities in intervals.values() for value in probabilities.tolist()]
@@ -176,7 +200,7 @@ class BLRMRule(ModelRule):
         # On Python lists: a few levels, at every decision of a simulation.
         levels = self.model.dose_levels
         target = intervals["target"].tolist()
-        safe = [p < self.overdose_cutoff for p in intervals["excessive"].tolist()]
+        safe = self.admissible(posterior, intervals["excessive"]).tolist()
         limits: list[tuple[str, list[bool]]] = []
         if self.max_increase is not None:
             last = data.last_dose
@@ -242,7 +266,7 @@ class BLRMRule(ModelRule):
         is not given in the escalation, and not to backfill patients either.
         """
         assert posterior is not None
-        safe = self.interval_probabilities(posterior)["excessive"] < self.overdose_cutoff
+        safe = self.admissible(posterior, self.interval_probabilities(posterior)["excessive"])
         levels = tuple(self.model.dose_levels)
         return tuple(dose for dose in cleared if safe[levels.index(dose)])
 
@@ -266,7 +290,7 @@ class BLRMRule(ModelRule):
         quantities = self._quantities(intervals)
         levels = np.asarray(self.model.dose_levels)
         given = np.isin(levels, np.asarray(data.dose, float))
-        candidates = np.flatnonzero(given & (intervals["excessive"] < self.overdose_cutoff))
+        candidates = np.flatnonzero(given & self.admissible(posterior, intervals["excessive"]))
         if not candidates.size:
             reason = (
                 "no dose given satisfies the overdose control"
@@ -282,6 +306,10 @@ class BLRMRule(ModelRule):
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
         """``P(p_k > target_interval[1] | data)``: the excessive toxicity at ``dose``."""
         return rate_above(posterior, dose, self.target_interval[1])
+
+    def overdose_mcse(self, posterior: DosePosterior, dose: float) -> float:
+        """Monte Carlo standard error of :meth:`overdose_probability`."""
+        return rate_above_mcse(posterior, dose, self.target_interval[1])
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -30,7 +30,14 @@ import numpy as np
 from dosezoo.checks import choice, positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Design, ModelRule, compose, dataclass_options, mtd_level_below
+from dosezoo.designs.base import (
+    Design,
+    ModelRule,
+    compose,
+    dataclass_options,
+    mtd_level_below,
+    mtd_level_below_mcse,
+)
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_index
 from dosezoo.models.crm import CRM
@@ -140,17 +147,24 @@ class CRMRule(ModelRule):
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""
         target = self.model.target
         p_too_toxic = float(posterior.prob_above(target)[0])
-        if self.safety_cutoff is None or p_too_toxic <= self.safety_cutoff:
-            return None, p_too_toxic
         lowest = self.model.dose_levels[0]
         at_lowest = int(np.sum(np.asarray(data.dose, float) == lowest))
-        if at_lowest >= self.safety_min_patients:
-            return (
-                f"safety: P(p > {target:g} at the lowest dose {lowest:g}) = {p_too_toxic:.3f} > "
-                f"{self.safety_cutoff:g} with {at_lowest} patients there",
-                p_too_toxic,
-            )
-        return None, p_too_toxic
+        # The patients first: the comparison is recorded (for its Monte Carlo error) only
+        # where it decides.
+        if self.safety_cutoff is None or at_lowest < self.safety_min_patients:
+            return None, p_too_toxic
+        if not posterior.exceeds(
+            ["p_lowest_too_toxic"],
+            [p_too_toxic],
+            self.safety_cutoff,
+            lambda: posterior.mcse_above(target)[:1],
+        )[0]:
+            return None, p_too_toxic
+        return (
+            f"safety: P(p > {target:g} at the lowest dose {lowest:g}) = {p_too_toxic:.3f} > "
+            f"{self.safety_cutoff:g} with {at_lowest} patients there",
+            p_too_toxic,
+        )
 
     @staticmethod
     def _quantities(
@@ -251,6 +265,10 @@ class CRMRule(ModelRule):
         See :func:`~dosezoo.designs.base.mtd_level_below`.
         """
         return mtd_level_below(posterior, dose, self.model.target)
+
+    def overdose_mcse(self, posterior: DosePosterior, dose: float) -> float:
+        """Monte Carlo standard error of :meth:`overdose_probability`."""
+        return mtd_level_below_mcse(posterior, dose, self.model.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

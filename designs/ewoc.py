@@ -10,8 +10,10 @@ Doses are continuous in ``[x_min, x_max]`` (``doses="continuous"``), capped at t
 plus ``max_increment``; or the model's dose levels (``doses="levels"``, default): the highest
 level not above the quantile (rounding down keeps the overdose control; the lowest level when
 every level is above it; a level whose :math:`P(\mathrm{MTD} < x)` exceeds :math:`\alpha` by
-at most ``CDF_TOLERANCE``, the grid's integration error, counts as not above it), at most one
-level above the highest level given (``no_skipping``).
+at most ``CDF_TOLERANCE``, the grid's integration error, counts as not above it; on MCMC draws,
+a level over :math:`\alpha` by the draws' discreteness is not given, and one within Monte Carlo
+error of it is resolved as ``Conduct.mcse_margin`` says), at most one level above the highest
+level given (``no_skipping``).
 With ``safety_cutoff`` set, the trial stops with no MTD when
 :math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
 dose is the rule's dose given all data, not above the highest dose given; no dose is
@@ -160,8 +162,9 @@ class EWOCRule(ModelRule):
     ) -> tuple[float, list[str]]:
         """Apply the dose options to the quantile; return the dose and the options that bound.
 
-        ``reached(level)`` says whether the first level above the quantile is within the
-        feasibility bound all the same (up to :data:`CDF_TOLERANCE`).
+        ``reached(level)`` says whether a level is within the feasibility bound (up to
+        :data:`CDF_TOLERANCE`): the first level above the quantile may be all the same, the
+        level below it must be.
         """
         given = np.asarray(data.dose, dtype=float)
         bound_by: list[str] = []
@@ -187,6 +190,10 @@ class EWOCRule(ModelRule):
         if level + 1 < len(levels) and reached(float(levels[level + 1])):
             level += 1
         level = max(level, 0)
+        # The level must itself be within the bound: on draws the quantile's level may be
+        # within Monte Carlo error of it (or over it by the draws' discreteness, 1 / draws).
+        while level > 0 and not reached(float(levels[level])):
+            level -= 1
         # -1 when no level was given (no patient, or every dose below the lowest level)
         highest = bisect.bisect_right(levels, given.max()) - 1 if given.size else -1
         ceiling = highest if final else (highest + 1 if self.no_skipping else len(levels) - 1)
@@ -205,12 +212,17 @@ class EWOCRule(ModelRule):
             return last_dose
         return dose
 
-    def _safety_stop(self, mtd: Distribution) -> str | None:
+    def _safety_stop(self, posterior: DosePosterior, mtd: Distribution) -> str | None:
         if self.safety_cutoff is None:
             return None
         lowest = self.model.dose_levels[0]
         p_overdose = mtd.cdf(lowest)
-        if p_overdose > self.safety_cutoff:
+        if posterior.exceeds(
+            ["p_overdose_lowest"],
+            [p_overdose],
+            self.safety_cutoff,
+            lambda: [posterior.mcse_mtd_cdf(lowest)],
+        )[0]:
             return (
                 f"safety: P(MTD < lowest dose {lowest:g}) = {p_overdose:.3f} > "
                 f"{self.safety_cutoff:g}"
@@ -240,14 +252,23 @@ class EWOCRule(ModelRule):
         alpha = self.alpha_for(data)
         quantile = mtd.quantile(alpha)
         quantities = {"alpha": alpha, "mtd_quantile": quantile}
-        reason = self._safety_stop(mtd)
+        assert posterior is not None  # _mtd refused a posterior without one
+        reason = self._safety_stop(posterior, mtd)
         if reason:
             return Decision(
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
             )
-        dose, bound_by = self._dose(
-            quantile, data, final=final, reached=lambda x: mtd.cdf(x) <= alpha + CDF_TOLERANCE
-        )
+
+        def reached(level: float) -> bool:
+            # The feasibility bound at a level, a comparison with Monte Carlo error on a fit.
+            return not posterior.exceeds(
+                ["p_overdose_next_level"],
+                [mtd.cdf(level)],
+                alpha + CDF_TOLERANCE,
+                lambda: [posterior.mcse_mtd_cdf(level)],
+            )[0]
+
+        dose, bound_by = self._dose(quantile, data, final=final, reached=reached)
         if self.coherent and not final and data.n_patients:
             dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = mtd.cdf(dose)

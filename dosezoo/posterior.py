@@ -38,10 +38,16 @@ A probability estimated from draws carries the Monte Carlo standard error
 :math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}` with the effective sample size of the
 indicator (ArviZ's rank-normalised bulk ESS over the chains); a grid or a closed form carries
 none (:meth:`DosePosterior.mcse`).
+
+A rule compares such a probability with its threshold through :meth:`DosePosterior.exceeds`,
+which records the comparison (:class:`Comparison`, with its MCSE) on a posterior that a design
+reads for a decision (:meth:`DosePosterior.deciding`): the design then resolves a comparison
+within its MCSE of the threshold by more draws, or by the cautious side
+(:meth:`dosezoo.designs.base.Design.next`).
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "Comparison",
     "Deferred",
     "Distribution",
     "DosePosterior",
@@ -59,6 +66,7 @@ __all__ = [
     "NormalLevels",
     "OrderedLevelTails",
     "SampledDistribution",
+    "indicator_mcse",
 ]
 
 
@@ -84,6 +92,61 @@ class Sampling:
     random_seed: int | None = None
     criteria: ConvergenceCriteria | None = None
     levels: int | None = None
+
+
+def indicator_mcse(indicator: np.ndarray, chains: int) -> np.ndarray:
+    r"""Monte Carlo standard error of the mean of equally weighted draws of indicators.
+
+    :math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}` per column, with ArviZ's bulk ESS of the
+    indicator over the chains; an indicator constant over the draws has no error.
+
+    Parameters
+    ----------
+    indicator : numpy.ndarray
+        Draws of the indicators, shape (m, K), chain-major.
+    chains : int
+        Chains the draws come from.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (K,).
+    """
+    import arviz as az
+
+    indicator = np.asarray(indicator, dtype=float)
+    p = indicator.mean(axis=0)
+    by_chain = indicator.reshape(chains, -1, indicator.shape[1])
+    errors = np.zeros(p.size)
+    for k in np.flatnonzero((p > 0) & (p < 1)):
+        ess = float(az.ess(by_chain[:, :, k]))
+        errors[k] = np.sqrt(p[k] * (1 - p[k]) / ess)
+    return errors
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A comparison a decision turned on: a posterior probability of a risk against its cutoff.
+
+    At or beyond the cutoff lies the cautious action (a dose not given, a stop).
+
+    Attributes
+    ----------
+    quantity : str
+        What is compared, e.g. ``"p_excessive_0"``.
+    value, threshold, mcse : float
+        The estimate, its cutoff and the estimate's Monte Carlo standard error.
+    """
+
+    quantity: str
+    value: float
+    threshold: float
+    mcse: float
+
+    def margin(self) -> float:
+        """Distance of the estimate from the cutoff in MCSEs (infinite without error)."""
+        distance = abs(self.value - self.threshold)
+        return distance / self.mcse if self.mcse > 0 else np.inf
 
 
 @runtime_checkable
@@ -155,6 +218,11 @@ class SampledDistribution:
     def cdf(self, x: float) -> float:
         """Fraction of draws below ``x``."""
         return float(np.searchsorted(self._sorted, x, side="left") / self._sorted.size)
+
+    def mcse_cdf(self, x: float) -> float:
+        """Monte Carlo standard error of :meth:`cdf` at ``x`` (over the chains)."""
+        indicator = (self.draws < x).reshape(-1, 1)
+        return float(indicator_mcse(indicator, self.draws.shape[0])[0])
 
     def mcse_quantile(self, p: float) -> float:
         """Monte Carlo standard error of the ``p``-quantile (ArviZ, over the chains)."""
@@ -289,6 +357,9 @@ class DosePosterior:
         probabilities above, below and between thresholds read these instead of the points
         (and, for an :class:`OrderedLevelTails`, the MTD level's probabilities and the rates'
         quantiles).
+    caution : float
+        In :meth:`exceeds`, an estimate within ``caution`` MCSEs of its cutoff counts as
+        beyond it (0: the estimate decides); set by :meth:`deciding`.
     """
 
     dose_levels: tuple[float, ...] | tuple[tuple[float, ...], ...]
@@ -305,6 +376,12 @@ class DosePosterior:
     level_columns: tuple[str, ...] = ()
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
     tails: Mapping[str, LevelTails] = field(default_factory=dict)
+    caution: float = 0.0
+    #: The comparisons :meth:`exceeds` made, on a posterior read for a decision (None: not
+    #: recorded).
+    _comparisons: list[Comparison] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     #: ``P(rate > t)`` per (rate, t) computed so far: a decision reads some twice (a rule's
     #: interval, then the overdose limit at the same threshold), each an integration.
     _above: dict = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -555,18 +632,85 @@ class DosePosterior:
         r"""Monte Carlo standard error of :meth:`probability` of ``event``, per level.
 
         :math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}`, with the bulk ESS of the indicator
-        over the chains; zero for points with weights (no Monte Carlo error). An indicator that
-        is constant over the draws has no error either.
+        over the chains (:func:`indicator_mcse`); zero for points with weights (no Monte Carlo
+        error). An indicator that is constant over the draws has no error either.
         """
-        import arviz as az
-
         indicator = np.asarray(event(self.rates), dtype=float)
         if self.weights is not None:
             return np.zeros(indicator.shape[1])
-        p = indicator.mean(axis=0)
-        by_chain = indicator.reshape(self.chains, -1, indicator.shape[1])
-        errors = np.zeros(p.size)
-        for k in np.flatnonzero((p > 0) & (p < 1)):
-            ess = float(az.ess(by_chain[:, :, k]))
-            errors[k] = np.sqrt(p[k] * (1 - p[k]) / ess)
-        return errors
+        return indicator_mcse(indicator, self.chains)
+
+    def mcse_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
+        """Monte Carlo standard error of :meth:`prob_above` per level (0 when it is exact)."""
+        if not self.sampled or name in self.tails:
+            return np.zeros(len(self.dose_levels))
+        return self.mcse(lambda rates: rates[name] > threshold)
+
+    def mcse_mtd_cdf(self, x: float) -> float:
+        """Monte Carlo standard error of ``mtd.cdf(x)`` (0 unless the MTD is drawn)."""
+        if not self.sampled or not isinstance(self.mtd, SampledDistribution):
+            return 0.0
+        return self.mtd.mcse_cdf(x)
+
+    # ------------------------------------------------------------------ decisions
+
+    def deciding(self, caution: float = 0.0) -> "DosePosterior":
+        """Return a copy that records the comparisons :meth:`exceeds` makes, with ``caution``.
+
+        A fresh record per decision: the posterior itself may be shared (a memo, a cache).
+        """
+        copy = replace(self, caution=float(caution))
+        object.__setattr__(copy, "_comparisons", [])
+        return copy
+
+    @property
+    def comparisons(self) -> tuple[Comparison, ...]:
+        """The comparisons recorded since :meth:`deciding` (none otherwise)."""
+        return tuple(self._comparisons or ())
+
+    def exceeds(
+        self,
+        quantities: Sequence[str],
+        values: Sequence[float] | np.ndarray,
+        cutoff: float,
+        mcse: Callable[[], Sequence[float] | np.ndarray],
+        *,
+        inclusive: bool = False,
+    ) -> np.ndarray:
+        """Whether each estimated risk is beyond its cutoff: the side of the cautious action.
+
+        ``values > cutoff`` (``>=`` when ``inclusive``), and, on a posterior with
+        :attr:`caution`, any value within ``caution`` MCSEs of the cutoff. On a posterior with
+        Monte Carlo error (:attr:`sampled`) the comparisons are recorded (see
+        :meth:`deciding`); on an exact one neither ``mcse`` is called nor anything recorded.
+
+        Parameters
+        ----------
+        quantities : sequence of str
+            The names of the values (as the decision's quantities name them).
+        values : array_like
+            The estimated probabilities.
+        cutoff : float
+            The threshold.
+        mcse : callable
+            Returns the values' Monte Carlo standard errors (called only when sampled).
+        inclusive : bool
+            Whether a value equal to the cutoff is beyond it.
+
+        Returns
+        -------
+        numpy.ndarray
+            Booleans, one per value.
+        """
+        values = np.asarray(values, dtype=float)
+        beyond = values >= cutoff if inclusive else values > cutoff
+        if not self.sampled or self._comparisons is None:
+            return beyond
+        errors = np.asarray(mcse(), dtype=float)
+        self._comparisons.extend(
+            Comparison(name, float(value), float(cutoff), float(error))
+            for name, value, error in zip(quantities, values, errors, strict=True)
+        )
+        if self.caution > 0:
+            beyond |= np.abs(values - cutoff) < self.caution * errors
+        return beyond

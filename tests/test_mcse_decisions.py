@@ -1,0 +1,195 @@
+"""Decisions within Monte Carlo error of a threshold: more draws, else the cautious side.
+
+``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here BLRM's
+overdose control, the CRM's safety stop, EWOC's feasibility bound at a level, the hard overdose
+limit) that lies within that many MCSEs of it is made again on a refit with more draws, and,
+still that close, on its cautious side. The fits are draws made up to sit at a threshold.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dosezoo.data import TrialData
+from dosezoo.designs.base import Conduct, Design
+from dosezoo.designs.blrm import BLRMRule
+from dosezoo.designs.crm import CRMRule
+from dosezoo.designs.ewoc import EWOCRule
+from dosezoo.models import BLRM, CRM, EWOC
+from dosezoo.posterior import DosePosterior, SampledDistribution
+
+LEVELS = [10.0, 20.0, 40.0, 80.0, 160.0]
+MODEL = BLRM(LEVELS, 40)
+# The audit's trial: exactly, P(p >= 0.33 at dose 10) = 0.2511, just inadmissible: a stop.
+DOSES = [10.0] * 6 + [20.0] * 6 + [40.0] * 3
+DLTS = [1, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0]
+DATA = TrialData({"dose": DOSES, "dlt": DLTS, "cohort": [1 + i // 3 for i in range(len(DOSES))]})
+
+
+def _draws(fraction_excessive: float, draws: int, seed: int = 0) -> DosePosterior:
+    """Independent draws (2 chains) whose lowest level is excessive in ``fraction_excessive``.
+
+    The lowest level is 0.5 (excessive) or 0.1 (underdosing: BLRM's stopping rule for a
+    target probability of 0.5 stays out of the way); every other level is excessive in every
+    draw (inadmissible, so the lowest level alone decides).
+    """
+    rng = np.random.default_rng(seed)
+    excessive = rng.permutation(np.arange(draws) < round(fraction_excessive * draws))
+    rates = np.full((draws, len(LEVELS)), 0.9)
+    rates[:, 0] = np.where(excessive, 0.5, 0.1)
+    return DosePosterior(tuple(LEVELS), {"p_dlt": rates}, chains=2)
+
+
+def _design(monkeypatch, posteriors: dict[int, DosePosterior], **conduct) -> tuple[Design, list]:
+    """A BLRM design on an MCMC engine whose fits (by attempt) are ``posteriors``."""
+    asked: list[int] = []
+
+    def posterior(self, data, *, final=False, attempt=0):
+        asked.append(attempt)
+        return replace(posteriors[attempt], refits=attempt)
+
+    monkeypatch.setattr(Design, "posterior", posterior)
+    return Design(MODEL, BLRMRule(), Conduct(engine="nuts", **conduct)), asked
+
+
+def test_a_decision_near_its_threshold_refits_one_far_from_it_does_not(monkeypatch):
+    # 0.245 of 4000 draws (MCSE 0.0068): 0.74 MCSE below the cutoff 0.25, so the estimate
+    # admits dose 10; the refit's 16000 draws put it at 0.20, 7 MCSEs below: admitted.
+    near = {0: _draws(0.245, 4000), 1: _draws(0.20, 16000, seed=1)}
+    design, asked = _design(monkeypatch, near, refits=2)
+    decision = design.next(DATA)
+    assert decision.next_dose == 10.0
+    assert asked == [0, 1]
+    assert decision.quantities["refits"] == 1.0
+    assert "mcse" not in decision.bound_by and "mcse_margin" not in decision.quantities
+    # Far from the cutoff (0.10: 12 MCSEs below), the first fit decides: no refit.
+    design, asked = _design(monkeypatch, {0: _draws(0.10, 4000)}, refits=2)
+    decision = design.next(DATA)
+    assert (decision.next_dose, asked, decision.quantities["refits"]) == (10.0, [0], 0.0)
+    assert "mcse" not in decision.bound_by
+
+
+def test_a_decision_still_near_its_threshold_takes_the_cautious_side(monkeypatch):
+    # Every refit as close (0.745 MCSE at 4000 draws, 1.5 at 16000): dose 10 is not given.
+    near = {0: _draws(0.245, 4000), 1: _draws(0.245, 16000, seed=1)}
+    design, asked = _design(monkeypatch, near, refits=1)
+    decision = design.next(DATA)
+    assert asked == [0, 1]
+    assert decision.next_dose is None
+    assert decision.stop_reason.startswith("no admissible dose")
+    assert decision.bound_by == ("mcse",)
+    assert decision.quantities["mcse_margin"] == pytest.approx(
+        0.005 / np.sqrt(0.245 * 0.755 / 16000), rel=0.1
+    )
+    # Without refits, the first fit's decision is the cautious one; with no margin, the
+    # estimate decides, as before.
+    design, asked = _design(monkeypatch, near)
+    assert (design.next(DATA).next_dose, asked) == (None, [0])
+    design, _ = _design(monkeypatch, near, mcse_margin=0.0)
+    assert design.next(DATA).next_dose == 10.0
+
+
+def test_the_audit_trial_stops_from_any_fit():
+    # The audit's reproducer on draws from the grid (independent, MCSE about 0.01 at 2000 x 2):
+    # the estimates fall on both sides of 0.25, the decisions all stop as the exact one does,
+    # through the margin where the estimate alone admitted dose 10.
+    design = Design(MODEL, BLRMRule(), Conduct())
+    exact = design.next(DATA)
+    assert exact.next_dose is None and exact.quantities["p_excessive_0"] == pytest.approx(
+        0.2511, abs=5e-5
+    )
+    estimates = []
+    for seed in (0, 2):
+        idata = MODEL.fit(DATA, engine="grid", draws=2000, chains=2, random_seed=seed)
+        decision = design.decide(idata, DATA)
+        estimates.append(decision.quantities["p_excessive_0"])
+        assert decision.next_dose is None, seed
+        assert decision.stop_reason == exact.stop_reason
+        assert decision.quantities["mcse_margin"] < 2
+        assert ("mcse" in decision.bound_by) == (estimates[-1] < 0.25)
+    assert min(estimates) < 0.25 < max(estimates)
+
+
+def test_exact_posteriors_decide_by_their_values_alone():
+    # A posterior without Monte Carlo error never asks for an MCSE and records nothing: the
+    # margin leaves the exact engines' decisions as they were.
+    exact = MODEL.posterior(DATA).deciding(2.0)
+
+    def never() -> np.ndarray:
+        raise AssertionError("an exact posterior has no Monte Carlo error")
+
+    assert exact.exceeds(["p"], [0.2511], 0.25, never, inclusive=True).tolist() == [True]
+    assert exact.exceeds(["p"], [0.2499], 0.25, never, inclusive=True).tolist() == [False]
+    assert exact.comparisons == ()
+    for data in (DATA, TrialData({"dose": [10.0] * 3, "dlt": [0, 0, 1], "cohort": [1] * 3})):
+        default = Design(MODEL, BLRMRule(), Conduct()).next(data)
+        off = Design(MODEL, BLRMRule(), Conduct(mcse_margin=0.0)).next(data)
+        assert default == off
+        assert "mcse_margin" not in default.quantities
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "2"])
+def test_the_margin_is_validated(value):
+    with pytest.raises(ValueError, match="mcse_margin"):
+        Conduct(mcse_margin=value)
+
+
+def _mtd_draws(values_and_counts: list[tuple[float, int]]) -> DosePosterior:
+    """An MTD posterior of 4000 draws (2 chains), ``count`` of them at each ``value``."""
+    draws = np.concatenate([np.full(count, value) for value, count in values_and_counts])
+    draws = np.random.default_rng(0).permutation(draws)
+    return DosePosterior((), {}, chains=2, mtd=SampledDistribution(draws.reshape(2, -1)))
+
+
+def test_ewoc_feasibility_and_the_overdose_limit_near_their_bounds(monkeypatch):
+    model = EWOC(0.25, 0.0, 200.0, dose_levels=LEVELS)
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 3 + [40.0] * 3,
+            "dlt": [0] * 9,
+            "cohort": [1] * 3 + [2] * 3 + [3] * 3,
+        }
+    )
+    # P(MTD < 40) = 0.245, 0.75 MCSE under alpha = 0.25: the quantile's level 40 is not given.
+    near_alpha = _mtd_draws([(30.0, 980), (60.0, 200), (100.0, 2820)])
+    monkeypatch.setattr(Design, "posterior", lambda self, data, **_: near_alpha)
+    design = Design(model, EWOCRule(), Conduct(engine="nuts"))
+    assert (
+        Design(model, EWOCRule(), Conduct(engine="nuts", mcse_margin=0.0)).next(data).next_dose
+        == 40.0
+    )
+    decision = design.next(data)
+    assert (decision.next_dose, decision.bound_by) == (20.0, ("mcse",))
+    # The hard limit (0.3 here) at 40: P(MTD < 40) = 0.295, 0.7 MCSE under it: de-escalate.
+    near_limit = _mtd_draws([(30.0, 1180), (60.0, 200), (100.0, 2620)])
+    monkeypatch.setattr(Design, "posterior", lambda self, data, **_: near_limit)
+    rule = EWOCRule(alpha=0.4, alpha_max=0.4)
+    off = Design(model, rule, Conduct(engine="nuts", max_overdose_probability=0.3, mcse_margin=0.0))
+    assert (off.next(data).next_dose, off.next(data).bound_by) == (40.0, ("overdose_limit",))
+    decision = Design(model, rule, Conduct(engine="nuts", max_overdose_probability=0.3)).next(data)
+    assert (decision.next_dose, decision.bound_by) == (20.0, ("overdose_limit", "mcse"))
+
+
+def test_crm_safety_stop_near_its_cutoff(monkeypatch):
+    model = CRM([0.05, 0.12, 0.25, 0.4, 0.55], 0.25, dose_levels=LEVELS)
+    data = TrialData({"dose": [10.0] * 3, "dlt": [1, 1, 0], "cohort": [1] * 3})
+    # P(p_1 > 0.25) = 0.945, 1.4 MCSE under the cutoff 0.95.
+    too_toxic = np.random.default_rng(0).permutation(np.arange(4000) < 3780)
+    rates = np.where(too_toxic[:, None], [0.4, 0.5, 0.6, 0.7, 0.8], [0.1, 0.2, 0.3, 0.4, 0.5])
+    posterior = DosePosterior(
+        tuple(LEVELS),
+        {"p_dlt": rates},
+        chains=2,
+        parameter_mean={"beta": 0.0},
+        point_estimates={"p_dlt": rates.mean(axis=0)},
+    )
+    monkeypatch.setattr(Design, "posterior", lambda self, data, **_: posterior)
+    off = Design(model, CRMRule(), Conduct(engine="nuts", mcse_margin=0.0)).next(data)
+    assert off.next_dose == 10.0
+    decision = Design(model, CRMRule(), Conduct(engine="nuts")).next(data)
+    assert decision.next_dose is None and decision.stop_reason.startswith("safety")
+    assert decision.bound_by == ("mcse",)
+    assert decision.quantities["mcse_margin"] == pytest.approx(
+        0.005 / np.sqrt(0.945 * 0.055 / 4000), rel=0.1
+    )
