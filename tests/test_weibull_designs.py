@@ -366,9 +366,7 @@ def test_precision_stopping_stops_earlier_for_a_larger_eta():
             "outside the design space",
         ),
         (
-            lambda: Design(
-                MODEL, DOptimalRule(30), Conduct(3.0, cohort_size=1, sample_size=60)
-            ),
+            lambda: Design(MODEL, DOptimalRule(30), Conduct(3.0, cohort_size=1, sample_size=60)),
             r"conduct.start_dose has doses \[3.0\] outside the design space \[0, 1\]",
         ),
         (
