@@ -158,13 +158,19 @@ class EWOCRule(ModelRule):
         return posterior.mtd
 
     def _dose(
-        self, quantile: float, data: TrialData, *, final: bool, reached: Callable[[float], bool]
+        self,
+        quantile: float,
+        data: TrialData,
+        *,
+        final: bool,
+        reached: Callable[[float], bool],
+        drawn: bool = False,
     ) -> tuple[float, list[str]]:
         """Apply the dose options to the quantile; return the dose and the options that bound.
 
         ``reached(level)`` says whether a level is within the feasibility bound (up to
         :data:`CDF_TOLERANCE`): the first level above the quantile may be all the same, the
-        level below it must be.
+        level below it must be, which only a quantile of draws (``drawn``) can miss.
         """
         given = np.asarray(data.dose, dtype=float)
         bound_by: list[str] = []
@@ -189,11 +195,13 @@ class EWOCRule(ModelRule):
         level = bisect.bisect_right(levels, quantile) - 1 if quantile == quantile else -1
         if level + 1 < len(levels) and reached(float(levels[level + 1])):
             level += 1
+        elif drawn:
+            # On draws the quantile's own level may be within Monte Carlo error of the bound
+            # (or over it by the draws' discreteness, 1 / draws); on a grid the CDF, which
+            # increases, keeps it within.
+            while level > 0 and not reached(float(levels[level])):
+                level -= 1
         level = max(level, 0)
-        # The level must itself be within the bound: on draws the quantile's level may be
-        # within Monte Carlo error of it (or over it by the draws' discreteness, 1 / draws).
-        while level > 0 and not reached(float(levels[level])):
-            level -= 1
         # -1 when no level was given (no patient, or every dose below the lowest level)
         highest = bisect.bisect_right(levels, given.max()) - 1 if given.size else -1
         ceiling = highest if final else (highest + 1 if self.no_skipping else len(levels) - 1)
@@ -261,6 +269,8 @@ class EWOCRule(ModelRule):
 
         def reached(level: float) -> bool:
             # The feasibility bound at a level, a comparison with Monte Carlo error on a fit.
+            if not posterior.sampled:
+                return mtd.cdf(level) <= alpha + CDF_TOLERANCE
             return not posterior.exceeds(
                 ["p_overdose_next_level"],
                 [mtd.cdf(level)],
@@ -268,7 +278,9 @@ class EWOCRule(ModelRule):
                 lambda: [posterior.mcse_mtd_cdf(level)],
             )[0]
 
-        dose, bound_by = self._dose(quantile, data, final=final, reached=reached)
+        dose, bound_by = self._dose(
+            quantile, data, final=final, reached=reached, drawn=posterior.sampled
+        )
         if self.coherent and not final and data.n_patients:
             dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = mtd.cdf(dose)
