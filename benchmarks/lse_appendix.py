@@ -233,12 +233,14 @@ def acquisition_markdown(table: pd.DataFrame, record: dict) -> str:
         )
     lines += [
         "",
-        "A property of the weighted ambiguity as written: a dose already classified has a "
-        "negative ambiguity, and a weight below 1 moves it towards 0, i.e. up, so among "
-        "classified doses the weight would favour the more toxic one. It does not act here: a "
-        "dose classified above the target by the 95% interval (l_k > phi) has "
-        "P(p_k > phi) >= 0.975 and is outside the admissible set (rule (iii), 0.9), and a dose "
-        "classified below has P(p_k > phi) <= 0.025, a weight of at least 0.975.",
+        "Why a negative ambiguity is divided by the weight: a dose already classified has a "
+        "negative ambiguity, which a product with a weight below 1 would move towards 0, i.e. "
+        "up, favouring the more toxic of two classified doses. At this credible level the two "
+        "forms rarely differ: a dose classified above the target by the 95% interval "
+        "(l_k > phi) has P(p_k > phi) >= 0.975 and is outside the admissible set (rule (iii), "
+        "0.9), and a dose classified below has P(p_k > phi) <= 0.025, a weight of at least "
+        "0.975. (This run, with the division, gave the same operating characteristics, every "
+        "digit of `lse_acquisition.csv`, as the previous one with the product.)",
     ]
     for metric in METRICS:
         lines += ["", f"## {metric} (%)", "", *wide(table, metric, list(ACQUISITIONS))]
