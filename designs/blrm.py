@@ -217,11 +217,18 @@ class BLRMRule(ModelRule):
             lowest = float(levels[0])
             if data.dose.tolist().count(lowest) < self.safety_min_patients:
                 return Decision(lowest, quantities=quantities, bound_by=("safety_min_patients",))
+            # On the cautious side of a fit's Monte Carlo error, an estimate below the cutoff
+            # counts as above it: the reason says so, or it would contradict the quantities.
+            cautious = any(
+                not ok and p < self.overdose_cutoff
+                for ok, p in zip(safe, intervals["excessive"].tolist(), strict=True)
+            )
+            near = f" or within {posterior.caution:g} MCSEs of it" if cautious else ""
             return Decision(
                 None,
                 stop_reason=(
                     "no admissible dose: every allowed level has P(p >= "
-                    f"{self.target_interval[1]:g}) >= {self.overdose_cutoff:g}"
+                    f"{self.target_interval[1]:g}) >= {self.overdose_cutoff:g}{near}"
                 ),
                 quantities=quantities,
             )
