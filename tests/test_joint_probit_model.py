@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 from scipy.special import ndtr, ndtri
 from scipy.stats import truncnorm
 
@@ -193,6 +193,36 @@ def test_prior_statements_set_the_probit_means():
     # P(E = 2) at the highest dose, at the prior median of the cut point.
     assert ndtr(top - np.exp(prior.log_threshold_mean)) == pytest.approx(0.4 * 0.6)
     assert prior.gamma_eff_mean == 0.0
+
+
+@pytest.mark.parametrize(
+    ("lowest", "highest", "sd", "slope"),
+    [
+        # An independent solution (scipy's truncnorm, a 1-D root) of each: a two-dimensional
+        # root search raised ZeroDivisionError for the first three (the truncated mass
+        # underflowed) and refused the last as having no prior.
+        (0.3, 0.31, 1.0, -70.02),
+        (0.2, 0.35, 10.0, -437.78),
+        (0.05, 0.45, 50.0, -3289.45),
+        (0.05, 0.31, 0.1, 0.5745),
+    ],
+)
+def test_prior_statements_are_matched_for_any_slope_location(lowest, highest, sd, slope):
+    prior = JointProbitPrior.from_statements(
+        tox_lowest=lowest, tox_highest=highest, coefficient_sd=sd
+    )
+    assert prior.beta_tox_mean == pytest.approx(slope, abs=0.01)
+    z_low, z_high = ndtri(lowest), ndtri(highest)
+    assert prior.alpha_tox_mean == pytest.approx((z_low + z_high) / 2, abs=1e-12)
+    # The median of s eps + beta is (z_K - z_1) / 2, by quadrature of truncnorm's density.
+    half = (z_high - z_low) / 2
+    slope_law = truncnorm(-prior.beta_tox_mean / sd, np.inf, loc=prior.beta_tox_mean, scale=sd)
+    below = integrate.quad(
+        lambda b: slope_law.pdf(b) * ndtr((half - b) / sd),
+        *slope_law.ppf([1e-12, 1 - 1e-12]),
+        epsabs=1e-13,
+    )[0]
+    assert below == pytest.approx(0.5, abs=1e-7)
 
 
 def test_prior_predictive_draws_rates_and_joint_outcomes(model):
