@@ -120,6 +120,9 @@ def test_scenario_runs_in_the_engine_with_a_toxicity_only_design():
         ({"rho": 1.0}, "rho must lie in"),
         ({"planned_sample_size": 0}, "planned_sample_size"),
         ({"tox_interval": (0.3, 0.2)}, "low < high"),
+        # Were "but dose_levels has 2" and "efficacy_threshold[0]" (an index of a scalar).
+        ({"tox_interval": (0.2,)}, r"tox_interval has 1 values but it must be a pair \(low"),
+        ({"efficacy_threshold": 1.2}, r"efficacy_threshold must lie in \(0, 1\), got 1.2"),
         ({"dose_levels": (10.0, 5.0, 20.0, 30.0, 40.0)}, "strictly increasing"),
     ],
 )

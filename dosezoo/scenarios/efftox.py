@@ -44,6 +44,7 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
+from dosezoo.checks import probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
@@ -53,7 +54,13 @@ from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_
 __all__ = ["EffToxScenario", "standard_efftox_scenario", "standard_efftox_scenarios"]
 
 
-def _probabilities(owner: str, name: str, values: object, size: int) -> tuple[float, ...]:
+def _probabilities(
+    owner: str, name: str, values: object, size: int, expected: str = ""
+) -> tuple[float, ...]:
+    """Return ``values`` as ``size`` probabilities in (0, 1), naming the one at fault.
+
+    ``expected`` says what the count is in the message (by default, the dose levels').
+    """
     if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
         raise ValueError(f"{owner}: {name} must be a sequence of probabilities, got {values!r}")
     out: list[float] = []
@@ -66,7 +73,9 @@ def _probabilities(owner: str, name: str, values: object, size: int) -> tuple[fl
             raise ValueError(f"{owner}: {name}[{k}] must lie in (0, 1), got {value!r}")
         out.append(float(value))
     if len(out) != size:
-        raise ValueError(f"{owner}: {name} has {len(out)} values but dose_levels has {size}")
+        raise ValueError(
+            f"{owner}: {name} has {len(out)} values but {expected or f'dose_levels has {size}'}"
+        )
     return tuple(out)
 
 
@@ -139,10 +148,12 @@ class EffToxScenario:
             raise ValueError(
                 f"{owner}: planned_sample_size must be an integer >= 1, got {planned!r}"
             )
-        low, high = _probabilities(owner, "tox_interval", self.tox_interval, 2)
+        low, high = _probabilities(
+            owner, "tox_interval", self.tox_interval, 2, "it must be a pair (low, high)"
+        )
         if not low < high:
             raise ValueError(f"{owner}: tox_interval must have low < high, got {(low, high)!r}")
-        (threshold,) = _probabilities(owner, "efficacy_threshold", [self.efficacy_threshold], 1)
+        threshold = probability(owner, "efficacy_threshold", self.efficacy_threshold)
         target = tuple(
             k for k in range(size) if low <= p_tox[k] <= high and p_response[k] >= threshold
         )
