@@ -53,8 +53,10 @@ NUTS = {"draws": 2000, "tune": 1000, "chains": 2, "random_seed": 1}
 NUTS_SLOW: frozenset[str] = frozenset()
 #: Divergent transitions tolerated in the NUTS check: NUTS on ThreePND's posterior of the
 #: example data (6 patients) diverges on most seeds (1-7 in 4000 draws at target_accept 0.95);
-#: the design rightly refuses such a fit, so the agreement is checked with this allowance.
-NUTS_DIVERGENCES = {"3pnd": 20}
+#: the design rightly refuses such a fit, so the agreement is checked with this allowance. The
+#: joint probit's diverges rarely (1 in 4000 draws on 1 of seeds 1-6): a move of its prior's
+#: means by 2e-16 took seed 1 from none to one.
+NUTS_DIVERGENCES = {"3pnd": 20, "joint-probit": 2}
 #: Largest difference of a probability between two fits of the same posterior: at least four
 #: combined Monte Carlo SEs at the examples' settings (the worst, the two-stage GP's one chain of
 #: 1000 kernel draws, an ESS of ~400, has an SE of 0.025 at p = 0.5).
