@@ -270,7 +270,7 @@ def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[s
     ]
 
 
-def whole_counts(owner: str, name: str, values: object) -> np.ndarray:
+def checked_counts(owner: str, name: str, values: object) -> np.ndarray:
     """Return counts as int64; a ValueError naming the first one that is not a whole number.
 
     A cast alone truncates 3.5 patients to 3 and reads NaN as -2**63.
@@ -323,8 +323,8 @@ def count_state(
     ValueError
         If a shape is wrong, or naming the first row whose counts are impossible.
     """
-    n, y = whole_counts(owner, "n", n), whole_counts(owner, "y", y)
-    current = whole_counts(owner, "current", current)
+    n, y = checked_counts(owner, "n", n), checked_counts(owner, "y", y)
+    current = checked_counts(owner, "current", current)
     if n.ndim != 2 or n.shape[1] != n_levels or y.shape != n.shape or current.shape != n.shape[:1]:
         raise ValueError(
             f"{owner}: counts n and y must have shape (m, {n_levels}) and current (m,), got "
@@ -363,7 +363,7 @@ def checked_events(
     """
     checked: dict[str, np.ndarray] = {}
     for name, values in (events or {}).items():
-        counts = whole_counts(owner, f"event counts {name!r}", values)
+        counts = checked_counts(owner, f"event counts {name!r}", values)
         if counts.shape != n.shape:
             raise ValueError(
                 f"{owner}: event counts {name!r} must have shape {n.shape}, got {counts.shape}"
@@ -401,7 +401,7 @@ def checked_last_cohorts(
         If a shape is wrong, or naming the first row whose last cohort is impossible.
     """
     patients, dlts = (
-        whole_counts(owner, f"the last cohorts' {name}", part)
+        checked_counts(owner, f"the last cohorts' {name}", part)
         for name, part in zip(("patients", "DLTs"), last_cohort, strict=True)
     )
     m = states.current.size
