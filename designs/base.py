@@ -1023,19 +1023,13 @@ class Design:
         (:meth:`~dosezoo.posterior.DosePosterior.exceeds`).
         """
         limit = self.conduct.max_overdose_probability
-        if not posterior.sampled or not self.dose_levels or dose not in self.dose_levels:
-            # Exact, or a dose off the levels: a quantile of the MTD (the rule's, or the
-            # limit's own when de-escalating), on the limit by construction at worst, whose
-            # Monte Carlo error is the quantile's, which a comparison at a fixed dose does not
-            # describe.
+        if not self.dose_levels or dose not in self.dose_levels:
+            # A dose off the levels is a quantile of the MTD (the rule's, or the limit's own
+            # when de-escalating), on the limit by construction at worst: its Monte Carlo error
+            # is the quantile's, which a comparison at a fixed dose does not describe.
             return not p <= limit
-        return bool(
-            posterior.exceeds(
-                ["overdose_probability"],
-                [p],
-                limit,
-                lambda: [self.rule.overdose_mcse(posterior, dose)],
-            )[0]
+        return posterior.exceeds_value(
+            "overdose_probability", p, limit, lambda: self.rule.overdose_mcse(posterior, dose)
         )
 
     def _within_overdose_limit(

@@ -147,22 +147,18 @@ class CRMRule(ModelRule):
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""
         target = self.model.target
         p_too_toxic = float(posterior.prob_above(target)[0])
-        if self.safety_cutoff is None or (
-            not posterior.sampled and p_too_toxic <= self.safety_cutoff
-        ):
-            return None, p_too_toxic  # an exact estimate decides alone (the common case)
-        lowest = self.model.dose_levels[0]
-        at_lowest = int(np.sum(np.asarray(data.dose, float) == lowest))
-        # The patients first: the comparison is recorded (for its Monte Carlo error) only
-        # where it decides.
-        if at_lowest < self.safety_min_patients:
+        if self.safety_cutoff is None:
             return None, p_too_toxic
-        if not posterior.exceeds(
-            ["p_lowest_too_toxic"],
-            [p_too_toxic],
+        lowest = self.model.dose_levels[0]
+        # On Python floats (every decision comes here). The patients first: the comparison is
+        # recorded (for its Monte Carlo error) only where it decides.
+        at_lowest = data.dose.tolist().count(lowest)
+        if at_lowest < self.safety_min_patients or not posterior.exceeds_value(
+            "p_lowest_too_toxic",
+            p_too_toxic,
             self.safety_cutoff,
-            lambda: posterior.mcse_above(target)[:1],
-        )[0]:
+            lambda: float(posterior.mcse_above(target)[0]),
+        ):
             return None, p_too_toxic
         return (
             f"safety: P(p > {target:g} at the lowest dose {lowest:g}) = {p_too_toxic:.3f} > "

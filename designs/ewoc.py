@@ -225,12 +225,12 @@ class EWOCRule(ModelRule):
             return None
         lowest = self.model.dose_levels[0]
         p_overdose = mtd.cdf(lowest)
-        if posterior.exceeds(
-            ["p_overdose_lowest"],
-            [p_overdose],
+        if posterior.exceeds_value(
+            "p_overdose_lowest",
+            p_overdose,
             self.safety_cutoff,
-            lambda: [posterior.mcse_mtd_cdf(lowest)],
-        )[0]:
+            lambda: posterior.mcse_mtd_cdf(lowest),
+        ):
             return (
                 f"safety: P(MTD < lowest dose {lowest:g}) = {p_overdose:.3f} > "
                 f"{self.safety_cutoff:g}"
@@ -269,14 +269,12 @@ class EWOCRule(ModelRule):
 
         def reached(level: float) -> bool:
             # The feasibility bound at a level, a comparison with Monte Carlo error on a fit.
-            if not posterior.sampled:
-                return mtd.cdf(level) <= alpha + CDF_TOLERANCE
-            return not posterior.exceeds(
-                ["p_overdose_next_level"],
-                [mtd.cdf(level)],
+            return not posterior.exceeds_value(
+                "p_overdose_next_level",
+                mtd.cdf(level),
                 alpha + CDF_TOLERANCE,
-                lambda: [posterior.mcse_mtd_cdf(level)],
-            )[0]
+                lambda: posterior.mcse_mtd_cdf(level),
+            )
 
         dose, bound_by = self._dose(
             quantile, data, final=final, reached=reached, drawn=posterior.sampled

@@ -714,3 +714,15 @@ class DosePosterior:
         if self.caution > 0:
             beyond |= np.abs(values - cutoff) < self.caution * errors
         return beyond
+
+    def exceeds_value(
+        self, quantity: str, value: float, cutoff: float, mcse: Callable[[], float]
+    ) -> bool:
+        """:meth:`exceeds` for one value: whether it is beyond ``cutoff`` (``>``).
+
+        At a rule's scalar comparisons, every decision: the estimate decides alone, with no
+        array made, unless the comparison is recorded (see :meth:`deciding`).
+        """
+        if not self.sampled or self._comparisons is None:
+            return value > cutoff
+        return bool(self.exceeds([quantity], [value], cutoff, lambda: [mcse()])[0])
