@@ -239,8 +239,7 @@ def acquisition_markdown(table: pd.DataFrame, record: dict) -> str:
         "forms rarely differ: a dose classified above the target by the 95% interval "
         "(l_k > phi) has P(p_k > phi) >= 0.975 and is outside the admissible set (rule (iii), "
         "0.9), and a dose classified below has P(p_k > phi) <= 0.025, a weight of at least "
-        "0.975. (This run, with the division, gave the same operating characteristics, every "
-        "digit of `lse_acquisition.csv`, as the previous one with the product.)",
+        "0.975.",
     ]
     for metric in METRICS:
         lines += ["", f"## {metric} (%)", "", *wide(table, metric, list(ACQUISITIONS))]
