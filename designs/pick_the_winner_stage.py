@@ -61,7 +61,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln
 
-from dosezoo.checks import integer, positive_int, probability, real_number
+from dosezoo.checks import first_not_whole, integer, positive_int, probability, real_number
 from dosezoo.errors import DataError
 
 __all__ = [
@@ -261,12 +261,12 @@ class ArmCriteria:
         """
         responses, n = np.asarray(responses, float), np.asarray(n, float)
         for name, values, low in (("n", n, 1.0), ("responses", responses, 0.0)):
-            # NaN fails both comparisons: it was read as a "no-go"; 2.5 responses as counts.
-            bad = ~((values >= low) & (values == np.round(values)))
-            if bad.any():
-                value = values.ravel()[int(np.argmax(bad.ravel()))]
+            # A NaN was read as a "no-go", 2.5 responses as counts.
+            index = first_not_whole(values, low)
+            if index is not None:
                 raise DataError(
-                    f"ArmCriteria: {name} must be whole numbers >= {low:g}, got {float(value)!r}"
+                    f"ArmCriteria: {name} must be whole numbers >= {low:g}, got "
+                    f"{float(values[index])!r}"
                 )
         if np.any(responses > n):
             raise DataError(
@@ -355,10 +355,11 @@ def therapeutic_dose_range(
             k = int(np.argmax(bad))
             raise DataError(f"{owner}: {name}[{k}] must lie in [0, 1], got {values[k]!r}")
     # A count that is NaN, negative or fractional was read as "untried".
-    bad = ~((patients >= 0) & (patients == np.round(patients)))
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise DataError(f"{owner}: n_at[{k}] must be a whole number >= 0, got {patients[k]!r}")
+    index = first_not_whole(patients, 0.0)
+    if index is not None:
+        raise DataError(
+            f"{owner}: n_at[{index[0]}] must be a whole number >= 0, got {patients[index]!r}"
+        )
     tried = patients > 0
     allowed = tried & (overdose <= overdose_cutoff)
     # The overdose control excludes a dose and, for a monotone toxicity model, those above.

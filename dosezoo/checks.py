@@ -81,6 +81,18 @@ def doses_within(
     return values
 
 
+def first_not_whole(values: np.ndarray, minimum: float = -np.inf) -> tuple[int, ...] | None:
+    """Index of the first value that is not a whole number >= ``minimum``, or None.
+
+    NaN and infinities are not whole numbers. For counts given as floats: a cast alone
+    truncates 3.5 patients to 3, reads NaN as -2**63, and a NaN fails every comparison.
+    """
+    bad = ~(np.isfinite(values) & (values >= minimum) & (values == np.round(values)))
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad.ravel())), bad.shape))
+
+
 def positive_number(owner: str, name: str, value: object) -> float:
     """Return ``value`` as a float; raise a ValueError unless it is a finite real number > 0."""
     number = real_number(owner, name, value)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dosezoo.checks import real_number
+from dosezoo.checks import first_not_whole, real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
@@ -273,15 +273,14 @@ def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[s
 def checked_counts(owner: str, name: str, values: object) -> np.ndarray:
     """Return counts as int64; a ValueError naming the first one that is not a whole number.
 
-    A cast alone truncates 3.5 patients to 3 and reads NaN as -2**63.
+    (:func:`~dosezoo.checks.first_not_whole`: a cast alone would truncate or wrap it.)
     """
     array = np.asarray(values)
     if array.dtype.kind in "iu":
         return array.astype(np.int64, copy=False)
     numbers = np.asarray(array, dtype=float)
-    bad = ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
-    if bad.any():
-        index = np.unravel_index(int(np.argmax(bad.ravel())), numbers.shape)
+    index = first_not_whole(numbers)
+    if index is not None:
         row = f" row {index[0]}" if numbers.ndim else ""
         raise ValueError(
             f"{owner}: {name}{row} holds {float(numbers[index])!r}, not a whole number"
