@@ -7,6 +7,7 @@ twice: a short profile in the default test run and a long one marked ``slow`` (`
 test-slow``).
 """
 
+import contextlib
 import csv
 import io
 import math
@@ -298,7 +299,10 @@ def check_cli_never_shows_a_traceback(tmp_path_factory, data):
     args = data.draw(command_lines(_FOLDER[0]))
     if "simulate" in args[:1] and "--trials" not in args:
         args += ["--trials", "2"]  # keep a run short
-    result = CliRunner().invoke(app, args)
+    # In the scratch folder: a drawn "--figure 1" wrote 1.png where the tests ran (the
+    # checkout), and so would any other relative output path.
+    with contextlib.chdir(_FOLDER[0]):
+        result = CliRunner().invoke(app, args)
     event(f"CLI exit {result.exit_code}")
     assert "Traceback" not in result.output, (args, result.output)
     assert result.exception is None or isinstance(result.exception, SystemExit), (
