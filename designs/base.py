@@ -449,8 +449,9 @@ class Rule(ABC):
         r"""Monte Carlo standard error of :meth:`overdose_probability` at ``dose``.
 
         Of :math:`P(\mathrm{MTD} < x)` by default (0 when the MTD is not drawn); a rule that
-        overrides :meth:`overdose_probability` overrides this too, or its overdose limit is
-        decided by the estimate alone (0: the MCSE of another probability would not be its).
+        overrides :meth:`overdose_probability` overrides this too (``tests/test_contract.py``
+        holds every family to it), or its overdose limit is decided by the estimate alone (0:
+        the MCSE of another probability would not be its).
         """
         own = type(self).overdose_probability is not Rule.overdose_probability
         if posterior.mtd is None or own:

@@ -110,7 +110,7 @@ import numpy as np
 from dosezoo.checks import flag, positive_int, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, Rule, mtd_level_below
+from dosezoo.designs.base import Conduct, Design, Rule, mtd_level_below, mtd_level_below_mcse
 from dosezoo.designs.boin import BOINRule
 from dosezoo.designs.registry import Family, Option, options_of, register, table_of
 from dosezoo.diagnostics import ConvergenceCriteria
@@ -888,6 +888,10 @@ class TwoStageGPRule(Rule):
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
         """``P(MTD < dose | data)`` (:func:`mtd_level_below`; stage 1 reads no posterior)."""
         return mtd_level_below(posterior, dose, self.target)
+
+    def overdose_mcse(self, posterior: DosePosterior, dose: float) -> float:
+        """Monte Carlo standard error of :meth:`overdose_probability` (the GP's draws have one)."""
+        return mtd_level_below_mcse(posterior, dose, self.target)
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

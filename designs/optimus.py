@@ -45,7 +45,7 @@ import pandas as pd
 from dosezoo.checks import integer, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, ModelRule, compose, rate_above
+from dosezoo.designs.base import Conduct, Design, ModelRule, compose, rate_above, rate_above_mcse
 from dosezoo.designs.registry import Family, register
 from dosezoo.levels import level_counts
 from dosezoo.models.joint_probit import JointProbit
@@ -357,6 +357,10 @@ class OptimusRule(ModelRule):
     def overdose_probability(self, posterior: DosePosterior | None, dose: float) -> float | None:
         """``P(p_tox > overdose_limit | data)`` at ``dose``, Lin's overdose probability."""
         return rate_above(posterior, dose, self.overdose_limit, "p_tox")
+
+    def overdose_mcse(self, posterior: DosePosterior, dose: float) -> float:
+        """Monte Carlo standard error of :meth:`overdose_probability`."""
+        return rate_above_mcse(posterior, dose, self.overdose_limit, "p_tox")
 
     def describe(self) -> Described:
         """Flat record of the rule's options."""

@@ -37,6 +37,7 @@ from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs import Design
+from dosezoo.designs.base import Rule
 from dosezoo.designs.registry import FAMILIES, Family, design_config, family_of, toml_text
 from dosezoo.errors import DataError, FitMismatchError
 from dosezoo.posterior import DosePosterior
@@ -195,6 +196,10 @@ def test_the_design_conforms_to_the_protocols(name):
     assert isinstance(design.recommend(case.data), Decision)
     if design.dose_levels is not None:
         assert design.start_dose in design.dose_levels
+    rule = type(design.rule)
+    if rule.overdose_probability is not Rule.overdose_probability:
+        # The hard overdose limit compares it with its Monte Carlo error (mcse_margin).
+        assert rule.overdose_mcse is not Rule.overdose_mcse, f"{rule.__name__}.overdose_mcse"
 
 
 @pytest.mark.parametrize("name", MODEL_FAMILIES)

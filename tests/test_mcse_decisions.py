@@ -2,23 +2,29 @@
 
 ``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here BLRM's
 overdose control, the CRM's safety stop, EWOC's feasibility bound at a level, the hard overdose
-limit) that lies within that many MCSEs of it is made again on a refit with more draws, and,
+limit on every rule's overdose probability) that lies within that many MCSEs of it is made again on a refit with more draws, and,
 still that close, on its cautious side. The fits are draws made up to sit at a threshold.
 """
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dosezoo.config import read_config
 from dosezoo.data import TrialData
+from dosezoo.designs import design_from_config
 from dosezoo.designs.base import Conduct, Design
 from dosezoo.designs.blrm import BLRMRule
 from dosezoo.designs.crm import CRMRule
 from dosezoo.designs.ewoc import EWOCRule
+from dosezoo.designs.lse import bo_design
+from dosezoo.designs.optimus import OptimusRule
 from dosezoo.models import BLRM, CRM, EWOC
 from dosezoo.posterior import DosePosterior, SampledDistribution
 
+ROOT = Path(__file__).resolve().parents[1]
 LEVELS = [10.0, 20.0, 40.0, 80.0, 160.0]
 MODEL = BLRM(LEVELS, 40)
 # The audit's trial: exactly, P(p >= 0.33 at dose 10) = 0.2511, just inadmissible: a stop.
@@ -196,3 +202,54 @@ def test_crm_safety_stop_near_its_cutoff(monkeypatch):
     assert decision.quantities["mcse_margin"] == pytest.approx(
         0.005 / np.sqrt(0.945 * 0.055 / 4000), rel=0.1
     )
+
+
+def _independent_rates(rates: np.ndarray, fraction: float, draws: int = 4000) -> np.ndarray:
+    """Draws of two rate vectors (2 chains' worth), the first in ``fraction`` of them."""
+    first = np.random.default_rng(0).permutation(np.arange(draws) < round(fraction * draws))
+    return np.where(first[:, None], rates[0], rates[1])
+
+
+def test_the_gp_and_joint_probit_rules_give_the_mcse_of_their_overdose_probability():
+    """The hard overdose limit reads these rules' own overdose probabilities (the MTD level
+    below a dose; Lin's P(p_tox > overdose_limit)); their MCSE was 0, so the limit was
+    decided by the estimate alone (the BO case below)."""
+    levels = (1.0, 2.0, 3.0, 4.0, 5.0)
+    # MTD (closest to 0.3) at level 1 in 49% of the draws, at level 3 otherwise: below 3.
+    rates = _independent_rates(
+        np.array([[0.1, 0.3, 0.6, 0.7, 0.8], [0.05, 0.1, 0.15, 0.3, 0.5]]), 0.49
+    )
+    gp = DosePosterior(levels, {"p_dlt": rates}, chains=2)
+    rule = bo_design(0.3, levels).rule
+    assert rule.overdose_probability(gp, 3.0) == pytest.approx(0.49)
+    binomial = np.sqrt(0.49 * 0.51 / 4000)
+    assert rule.overdose_mcse(gp, 3.0) == pytest.approx(binomial, rel=0.15)
+    tox = _independent_rates(np.array([[0.5] * 5, [0.2] * 5]), 0.49)
+    joint = DosePosterior(levels, {"p_tox": tox, "p_eff": np.full_like(tox, 0.5)}, chains=2)
+    optimus = OptimusRule()
+    assert optimus.overdose_probability(joint, 3.0) == pytest.approx(0.49)
+    assert optimus.overdose_mcse(joint, 3.0) == pytest.approx(binomial, rel=0.15)
+
+
+def test_a_bo_escalation_within_mcse_of_the_overdose_limit_is_made_on_more_draws():
+    """Found by a metamorphic audit: the BO design (examples/bo.toml, seed 0) escalated to 3
+    after a third DLT at dose 1, on P(MTD < 3) = 0.479 from 1000 draws, under the limit 0.5
+    by less than its MCSE (seeds 1 and 2 put it at 0.546 and 0.523, and gave 2)."""
+    config = read_config(ROOT / "examples" / "bo.toml")
+    data = TrialData(
+        {
+            "cohort": [1, 1, 1, 2, 2, 2, 3, 4, 4, 5, 6, 7, 7, 8],
+            "dose": [1.0] * 6 + [2.0, 3.0, 3.0, 3.0, 4.0, 5.0, 5.0, 5.0],
+            "dlt": [0, 1, 1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1],
+        }
+    )
+
+    def decision(margin: float):
+        conduct = config["conduct"] | {"random_seed": 0, "mcse_margin": margin}
+        return design_from_config(config | {"conduct": conduct}, "bo").next(data)
+
+    estimate_alone = decision(0.0)
+    assert estimate_alone.next_dose == 3.0
+    assert 0.45 < estimate_alone.quantities["overdose_probability"] < 0.5
+    resolved = decision(2.0)
+    assert resolved.next_dose == 2.0 and resolved.quantities["refits"] >= 1
