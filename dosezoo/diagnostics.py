@@ -136,8 +136,6 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
 
     Geyer, C. J. (1992). Practical Markov chain Monte Carlo. Statistical Science 7(4), 473-483.
     """
-    from scipy.fft import next_fast_len
-
     values = np.asarray(values, dtype=float)
     if values.ndim != 3:
         raise ValueError(f"values must have shape (chain, draw, column), got {values.shape}")
@@ -169,20 +167,7 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
         # max(bulk, tail) as Python's: a NaN bulk R-hat stays, a NaN tail one is ignored.
         r_hat = np.where(r_hats[1] > r_hats[0], r_hats[1], r_hats[0])
         chains = stacks.reshape(4 * n_column, -1, half)
-        ess = _compiled(_geyer_ess)(
-            chains, np.empty((0, 0, 0)), var_chain_mean, spread, _DIRECT_LAGS
-        )
-        longer = np.flatnonzero(np.isinf(ess))
-        if longer.size:
-            # ArviZ's autocov for every split chain of these stacks by one transform pair.
-            slow = chains[longer]
-            padded = next_fast_len(2 * half, real=True)
-            spectrum = np.fft.rfft(slow, n=padded, axis=2)
-            spectrum *= np.conjugate(spectrum)
-            covariance = np.fft.irfft(spectrum, n=padded, axis=2)
-            ess[longer] = _compiled(_geyer_ess)(
-                slow, covariance, var_chain_mean[longer], spread[longer], half
-            )
+        ess = _stack_ess(chains, var_chain_mean, spread)
         ess_bulk, ess_low, ess_high, ess_mean = ess.reshape(4, n_column)
         # min(low, high) as Python's: a NaN high-quantile ESS is ignored.
         ess_tail = np.where(ess_high < ess_low, ess_high, ess_low)
@@ -192,6 +177,64 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
     for diagnostic in (ess_bulk, ess_tail, mcse_mean):
         diagnostic[invalid] = np.nan
     return ChainDiagnostics(r_hat, ess_bulk, ess_tail, mcse_mean)
+
+
+def mean_ess(values: np.ndarray) -> np.ndarray:
+    r"""ESS of the mean of each column of MCMC draws: ArviZ's ``ess(method="mean")``.
+
+    The ESS of :func:`chain_diagnostics` (split chains, Geyer's sequences) of the draws
+    themselves, without their rank normalisation. For an indicator (draws of two values) it is
+    also the bulk ESS: the normal scores of its ranks are an affine function of it, and the
+    autocorrelations, hence the ESS, do not change under one. The Monte Carlo standard errors
+    of the designs' posterior probabilities read it (:func:`dosezoo.posterior.indicator_mcse`)
+    at every decision on draws, where the ranks cost more than the rest.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Draws of shape (chain, draw, column), without NaN.
+
+    Returns
+    -------
+    numpy.ndarray
+        One ESS per column (NaN for fewer than 4 draws).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 3:
+        raise ValueError(f"values must have shape (chain, draw, column), got {values.shape}")
+    n_chain, n_draw, n_column = values.shape
+    if n_chain < 1 or n_draw < _MIN_DRAWS:
+        return np.full(n_column, np.nan)
+    half = n_draw // 2
+    by_column = values.transpose(2, 0, 1)
+    split = np.concatenate((by_column[:, :, :half], by_column[:, :, n_draw - half :]), axis=1)
+    spread = split.max(axis=(1, 2)) - split.min(axis=(1, 2))
+    chain_mean = split.mean(axis=2)
+    chains = np.ascontiguousarray(split - chain_mean[:, :, None])
+    return _stack_ess(chains, np.var(chain_mean, axis=1, ddof=1), spread)
+
+
+def _stack_ess(chains: np.ndarray, var_chain_mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """ESS of each stack of centred split chains (stack, chain, draw): :func:`_geyer_ess`.
+
+    The lags are summed directly up to ``_DIRECT_LAGS``; the stacks whose sequence runs longer
+    get ArviZ's autocovariances of every lag by one ``rfft``/``irfft`` pair.
+    """
+    from scipy.fft import next_fast_len
+
+    ess = _compiled(_geyer_ess)(chains, np.empty((0, 0, 0)), var_chain_mean, spread, _DIRECT_LAGS)
+    longer = np.flatnonzero(np.isinf(ess))
+    if longer.size:
+        half = chains.shape[2]
+        slow = chains[longer]
+        padded = next_fast_len(2 * half, real=True)
+        spectrum = np.fft.rfft(slow, n=padded, axis=2)
+        spectrum *= np.conjugate(spectrum)
+        covariance = np.fft.irfft(spectrum, n=padded, axis=2)
+        ess[longer] = _compiled(_geyer_ess)(
+            slow, covariance, var_chain_mean[longer], spread[longer], half
+        )
+    return ess
 
 
 @functools.cache

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport
+from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, mean_ess
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -98,7 +98,9 @@ def indicator_mcse(indicator: np.ndarray, chains: int) -> np.ndarray:
     r"""Monte Carlo standard error of the mean of equally weighted draws of indicators.
 
     :math:`\sqrt{\hat p (1 - \hat p) / \mathrm{ESS}}` per column, with ArviZ's bulk ESS of the
-    indicator over the chains; an indicator constant over the draws has no error.
+    indicator over the chains (:func:`dosezoo.diagnostics.mean_ess`, which is that ESS for
+    draws of two values, at a fraction of ``arviz.ess``'s cost: a decision on draws asks for
+    it at every comparison near a cutoff); an indicator constant over the draws has no error.
 
     Parameters
     ----------
@@ -112,15 +114,14 @@ def indicator_mcse(indicator: np.ndarray, chains: int) -> np.ndarray:
     numpy.ndarray
         Shape (K,).
     """
-    import arviz as az
-
     indicator = np.asarray(indicator, dtype=float)
     p = indicator.mean(axis=0)
     by_chain = indicator.reshape(chains, -1, indicator.shape[1])
     errors = np.zeros(p.size)
-    for k in np.flatnonzero((p > 0) & (p < 1)):
-        ess = float(az.ess(by_chain[:, :, k]))
-        errors[k] = np.sqrt(p[k] * (1 - p[k]) / ess)
+    varying = np.flatnonzero((p > 0) & (p < 1))
+    if varying.size:
+        ess = mean_ess(by_chain[:, :, varying])
+        errors[varying] = np.sqrt(p[varying] * (1 - p[varying]) / ess)
     return errors
 
 

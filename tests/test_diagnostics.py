@@ -10,7 +10,7 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dosezoo.diagnostics import TAIL_PROBS, chain_diagnostics, convergence_table
+from dosezoo.diagnostics import TAIL_PROBS, chain_diagnostics, convergence_table, mean_ess
 
 RTOL = 1e-9
 DIAGNOSTICS = ("r_hat", "ess_bulk", "ess_tail", "mcse_mean")
@@ -292,3 +292,32 @@ def test_check_draws_names_a_variable_without_chain_and_draw_axes(shape):
         ConvergenceCriteria().check_draws(draws)
     assert f"'x' have shape {shape}" in str(err.value)
     assert "(chain, draw, ...)" in str(err.value)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    chains=st.integers(1, 4),
+    draws=st.integers(4, 600),
+    columns=st.integers(1, 3),
+    phi=st.floats(-0.9, 0.995),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_mean_ess_is_arvizs_and_for_indicators_their_bulk_ess(chains, draws, columns, phi, seed):
+    """The ESS the MCSE of a posterior probability reads: ArviZ's ``ess(method="mean")``, and
+    of indicators, ArviZ's bulk ESS (their rank scores are affine in them); slow chains
+    (phi near 1) take the transform's path."""
+    rng = np.random.default_rng(seed)
+    values = _ar1(rng, phi, (chains, draws, columns))
+    indicators = (values > rng.normal(size=columns)).astype(float)
+    ours, of_indicators = mean_ess(values), mean_ess(indicators)
+    for k in range(columns):
+        expected = float(az.ess(values[:, :, k], method="mean"))
+        assert ours[k] == pytest.approx(expected, rel=RTOL), k
+        assert of_indicators[k] == pytest.approx(float(az.ess(indicators[:, :, k])), rel=RTOL)
+
+
+def test_mean_ess_of_too_few_draws_is_nan_and_of_constant_draws_their_number():
+    assert np.isnan(mean_ess(np.zeros((2, 3, 1)))).all()
+    assert mean_ess(np.ones((2, 50, 1))).tolist() == [100.0]
+    with pytest.raises(ValueError, match=r"shape \(chain, draw, column\)"):
+        mean_ess(np.zeros((2, 10)))
