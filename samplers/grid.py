@@ -22,10 +22,15 @@ With :math:`\theta \in \mathbb{R}^d` the model's parameters in unconstrained coo
 The fine grid defines the posterior: the density is taken constant over each cell, at its value
 at the cell centre (midpoint rule). Expectations are weighted sums over cells, and
 :meth:`GridPosterior.sample` draws from that piecewise-constant density exactly (a cell by its
-mass, then a uniform point in the cell). Rules, plots and the InferenceData of
-``engine="grid"`` therefore all see the same distribution; its distance from the true
-posterior is the midpoint rule's, O(h^2) for smooth expectations, and the tests bound it
-against independent integration and against NUTS.
+mass, then a uniform point in the cell): the InferenceData of ``engine="grid"``, and the
+posterior of a model that defines the grid alone (``GridDoseModel``'s default). Its distance
+from the true posterior is the midpoint rule's, O(h^2) in the cell width relative to the
+posterior's scale. The box spans the region within ``drop`` of the peak, so a prior with heavy
+tails widens it relative to the bulk: under EWOC's default uniform priors, whose logits have
+exponential tails, the 128 cells per axis are coarser on the bulk than BLRM's 96 under normal
+priors (``tests/test_blrm_ewoc_boin.py`` holds both grids' draws, and BLRM's tail masses
+below, to the quadrature's tail probabilities). The library's models decide by the
+Gauss-Legendre rules above, not the grid.
 
 Tail probabilities without the midpoint rule's error
 -----------------------------------------------------
@@ -38,10 +43,11 @@ event (:meth:`GridPosterior.tail_mass`) sums the whole cells of each row on the 
 and the part of the cell the cut falls in, with the density taken log-linear within that cell
 (its slope from the neighbouring cells), and corrects the midpoint sum up to that cell's edge
 by its Euler-Maclaurin term :math:`h^2 f'/24` (a partial midpoint sum is only O(h^2)
-accurate), instead of counting cells whole or by a linear share. Along the rows the row
-masses are smooth, so the midpoint rule sums them with its fast convergence; the error left is
-well below 1e-3 in probability at the grid sizes of the models (the tests check it against
-brute-force integration).
+accurate), instead of counting cells whole or by a linear share. Where the row masses are
+smooth the midpoint rule sums them with its fast convergence. Where an event's cut moves
+steeply with the leading coordinates, or runs off to infinity between rows (EWOC's events
+near the lowest dose), the cut at a row's centre does not describe its cells: under EWOC's
+default priors these masses are off by up to 2e-2 where the draws are within 2e-3.
 """
 
 import math
