@@ -135,6 +135,16 @@ class ThreePND(DoseModel):
     ``tests/test_three_pnd_model.py`` computes both). Lee sets the model up in the trial's own
     unit (mg/m^2 for O6-BG); use the unit the prior was elicited in, and record it.
 
+    **The posterior is not monotone in the responses.** The curve passes through
+    :math:`(x_{min}, 0)`, so a larger response at a low dose, with the same responses above
+    it, is fitted by a more concave curve (a smaller :math:`\nu`), which lies lower at the
+    higher doses: the MTD's posterior moves up, and a design can escalate after a more toxic
+    response (on the O6-BG example's design, one response at 40 mg/m^2 raised from 18.9 to
+    29.7 lowers P(MTD < 80) from above to below the 0.5 limit and moves the next dose from 60
+    to 80: ``test_a_larger_response_at_a_low_dose_can_raise_the_next_dose``). This is Lee
+    (2023)'s model as written; a design that must be coherent in the responses needs a rule
+    that enforces it.
+
     If every response is exactly 0 the posterior is improper: as nu grows,
     ``beta (x - x_min)^nu`` tends to 0 at every dose inside the range, fits the data exactly,
     and the likelihood grows without bound as sigma shrinks. So is it when two or more

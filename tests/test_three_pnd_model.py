@@ -282,3 +282,24 @@ def test_nearly_equal_responses_at_one_dose_are_a_data_error():
     model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
     with pytest.raises(DataError, match=r"column 'y': these 3 responses .* nearly so"):
         model.posterior(_responses([40.0] * 3, [30.0, 30.0, 30.0001]))
+
+
+def test_a_larger_response_at_a_low_dose_can_raise_the_next_dose():
+    """Found by a metamorphic audit (documented in ThreePND's notes): the curve is pinned at 0
+    at x_min, so a larger response at the lowest dose, with the same responses above it, is
+    fitted by a more concave curve (smaller nu), lower at the higher doses."""
+    from dosezoo.config import read_config
+    from dosezoo.designs import design_from_config
+
+    design = design_from_config(read_config(EXAMPLES / "o6bg_accelerated.toml"), "o6bg")
+    cohorts = [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 5, 5]
+    doses = [40.0] * 3 + [60.0] * 6 + [80.0] + [60.0] * 2
+    y = [18.93, 23.99, 25.19, 33.98, 34.48, 35.38, 29.9, 34.88, 39.87, 61.66, 38.06, 40.66]
+    decisions, overdose = [], []
+    for first in (y[0], 29.65):
+        frame = pd.DataFrame({"cohort": cohorts, "dose": doses, "y": [first, *y[1:]]})
+        data = TrialData.from_dataframe(frame)
+        decisions.append(design.next(data).next_dose)
+        overdose.append(design.rule.overdose_probability(design.posterior(data), 80.0))
+    assert decisions == [60.0, 80.0]
+    assert overdose[0] > 0.5 > overdose[1]
