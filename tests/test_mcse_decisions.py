@@ -2,8 +2,9 @@
 
 ``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here BLRM's
 overdose control, the CRM's safety stop, EWOC's feasibility bound at a level, the hard overdose
-limit on every rule's overdose probability) that lies within that many MCSEs of it is made again on a refit with more draws, and,
-still that close, on its cautious side. The fits are draws made up to sit at a threshold.
+limit on every rule's overdose probability) that lies within that many MCSEs of it is made
+again on a refit with more draws, and, still that close, on its cautious side. The fits are
+draws made up to sit at a threshold.
 """
 
 from dataclasses import replace
