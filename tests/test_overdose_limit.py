@@ -236,7 +236,10 @@ def _assert_within_the_limit(design: Design, trial: TrialData, *, final: bool) -
     if decision.stopped or not design.rule.needs_posterior(trial, final=final):
         return  # a stop, or a decision that reads no posterior (the two-stage GP's stage 1)
     dose = float(decision.next_dose)
-    p = design.rule.overdose_probability(design.posterior(trial, final=final), dose)
+    # The decision's own fit: one too close to the limit for its Monte Carlo error is refitted.
+    attempt = int(decision.quantities.get("refits", 0))
+    posterior = design.posterior(trial, final=final, attempt=attempt)
+    p = design.rule.overdose_probability(posterior, dose)
     lowest = design.dose_levels[0] if design.dose_levels else None
     if dose == lowest and np.sum(trial.dose == lowest) < design.conduct.overdose_min_patients:
         # The one dose the limit lets through: the lowest, before 3 patients had it.
