@@ -689,5 +689,5 @@ def test_the_grid_engine_draws_agree_with_the_quadrature_on_tail_probabilities(m
     draws = grid.sample(200_000, np.random.default_rng(1))
     counted = (model.prob(draws, np.asarray(LEVELS)) > 0.25).mean(axis=0)
     assert np.abs(counted - exact).max() < 5e-3  # a 200,000-draw MCSE is at most 1.1e-3
-    if isinstance(model, BLRM):
-        assert np.abs(GridTails(grid, model).prob_above(0.25) - exact).max() < 1e-4
+    rows = np.abs(GridTails(grid, model).prob_above(0.25) - exact).max()
+    assert rows < (1e-4 if isinstance(model, BLRM) else 2.5e-2)
