@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dosezoo.checks import integer, real_number
+from dosezoo.lazy import compiled
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,7 +160,7 @@ def chain_diagnostics(values: np.ndarray) -> ChainDiagnostics:
     with np.errstate(divide="ignore", invalid="ignore"):
         # The tail quantiles are of all the draws, the split ones for an even number of them.
         ranked, ranks = (rows, order) if n_draw % 2 == 0 else (draws, np.argsort(draws, axis=1))
-        sd, invalid, var_chain_mean, spread = _compiled(_prepare_chains)(
+        sd, invalid, var_chain_mean, spread = compiled(_prepare_chains)(
             rows, order, half, _blom_scores(size), ranked, ranks, np.array(TAIL_PROBS), draws,
             scores, stacks,
         )  # fmt: skip
@@ -222,7 +223,7 @@ def _stack_ess(chains: np.ndarray, var_chain_mean: np.ndarray, spread: np.ndarra
     """
     from scipy.fft import next_fast_len
 
-    ess = _compiled(_geyer_ess)(chains, np.empty((0, 0, 0)), var_chain_mean, spread, _DIRECT_LAGS)
+    ess = compiled(_geyer_ess)(chains, np.empty((0, 0, 0)), var_chain_mean, spread, _DIRECT_LAGS)
     longer = np.flatnonzero(np.isinf(ess))
     if longer.size:
         half = chains.shape[2]
@@ -231,22 +232,10 @@ def _stack_ess(chains: np.ndarray, var_chain_mean: np.ndarray, spread: np.ndarra
         spectrum = np.fft.rfft(slow, n=padded, axis=2)
         spectrum *= np.conjugate(spectrum)
         covariance = np.fft.irfft(spectrum, n=padded, axis=2)
-        ess[longer] = _compiled(_geyer_ess)(
+        ess[longer] = compiled(_geyer_ess)(
             slow, covariance, var_chain_mean[longer], spread[longer], half
         )
     return ess
-
-
-@functools.cache
-def _compiled(kernel: Callable) -> Callable:
-    """Compile ``kernel`` with numba on first use.
-
-    numba is imported here: the modules that import this one (the simulation engine, the
-    designs) do not load it unless a diagnostic runs.
-    """
-    from numba import njit
-
-    return njit(cache=True, error_model="numpy")(kernel)
 
 
 @functools.cache

@@ -18,16 +18,20 @@ of ``lazy_loader`` (Scientific Python SPEC 1), with the stub inside the ``__init
 
     __all__ = ["CRMRule", "crm_design"]
     __getattr__, __dir__ = attach(__name__, __file__)
+
+Kernels are lazy too: :func:`compiled` compiles a function with numba when it first runs, so
+that a module of rules or diagnostics loads numba only where a kernel of it is used.
 """
 
 import ast
+import functools
 import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["attach", "exports_of"]
+__all__ = ["attach", "compiled", "exports_of"]
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -99,3 +103,15 @@ def attach(package: str, init_file: str) -> tuple[Callable[[str], Any], Callable
         return sorted({*vars(sys.modules[package]), *exports})
 
     return __getattr__, __dir__
+
+
+@functools.cache
+def compiled(kernel: Callable) -> Callable:
+    """Return ``kernel`` compiled with numba (``njit``, cached on disk), compiling it once.
+
+    numba is imported here, on a kernel's first use: the modules that define such kernels
+    (the simulation engine's diagnostics, the designs' rules) do not load it otherwise.
+    """
+    from numba import njit
+
+    return njit(cache=True, error_model="numpy")(kernel)

@@ -6,6 +6,7 @@ options asked for (monotone, no skipping, coherence, rounding), the design de-es
 highest dose within the limit, or stops with the reason "overdose limit".
 """
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dosezoo.config import design_from_config, read_config
@@ -326,3 +327,50 @@ def test_the_closest_level_is_the_exact_nearest(rates, target):
         return  # an exact tie: no level is the nearest
     expected = exact.index(nearest) - 1
     assert closest_levels(np.array([ordered]), target).tolist() == [expected]
+
+
+def _closest_level_by_the_stated_rule(row: list[float], target: float) -> int:
+    # closest_levels' Notes, rule by rule: the largest rate at or below the target (highest
+    # level among equal ones; the placebo -1, rate 0, when none is finite) against the
+    # smallest above it (lowest level among equal ones; none when a rate is NaN or the
+    # smallest is +inf); the closer, the lower on a tie.
+    below = [(rate, k) for k, rate in enumerate(row) if rate <= target and rate > -math.inf]
+    below_rate, below_level = max(below) if below else (0.0, -1)
+    if any(math.isnan(rate) for rate in row):
+        return below_level
+    above = [(rate, k) for k, rate in enumerate(row) if rate > target]
+    if not above or min(above)[0] == math.inf:
+        return below_level
+    above_rate, above_level = min(above)
+    gap_below, gap_above = target - below_rate, above_rate - target
+    if gap_above < gap_below or (gap_above == gap_below and above_level < below_level):
+        return above_level
+    return below_level
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.integers(1, 4).flatmap(
+        lambda k: st.lists(
+            st.lists(
+                st.sampled_from([0.0, 1e-300, 0.1, 0.2, 0.25, 0.3, 0.4, 1.0, math.inf])
+                | st.sampled_from([-math.inf, math.nan])
+                | st.floats(0, 1),
+                min_size=k,
+                max_size=k,
+            ),
+            min_size=1,
+            max_size=8,
+        )
+    ),
+    target=st.sampled_from([0.0, 0.2, 0.25, 0.3, 1.0]) | st.floats(0.01, 0.99),
+)
+# Exact ties in floating point (0.25 - 0.2 == 0.3 - 0.25; 0.4 - 0.2 == 0.2 - 0), where the
+# lower of the two is taken: an above-target level listed first, and the placebo.
+@example(rows=[[0.3, 0.2]], target=0.25)
+@example(rows=[[0.4]], target=0.2)
+def test_the_closest_level_follows_its_rule_on_any_rates(rows, target):
+    # Rates in any order, with ties, zeros, ones and non-finite values (a sampled posterior's
+    # draws): the compiled kernel row by row against the rule as its docstring states it.
+    expected = [_closest_level_by_the_stated_rule(row, target) for row in rows]
+    assert closest_levels(np.array(rows), target).tolist() == expected
