@@ -47,6 +47,20 @@ if TYPE_CHECKING:
     from dosezoo.decision import Decision
     from dosezoo.designs.registry import Option
 
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names its required arguments plainly: ``DATA_CSV``.
+
+    typer >= 0.29 writes a required argument in braces (``{DATA_CSV}``), which in a usage line
+    reads as a choice among alternatives.
+    """
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [
+            piece.replace("{", "", 1).replace("}", "", 1) if piece.startswith("{") else piece
+            for piece in super().collect_usage_pieces(ctx)
+        ]
+
+
 # Plain help (no rich panels): the rich help of typer >= 0.29 shows every flag as "<bool>".
 app = typer.Typer(
     add_completion=False,
@@ -130,7 +144,7 @@ def _dumps(record: object, **options: Any) -> str:
 # --------------------------------------------------------------------------- demo
 
 
-@app.command()
+@app.command(cls=_Command)
 def demo(
     random_seed: int = typer.Option(2023, min=0, help="Seed of the simulated re-designed trials."),
     figure: Path = typer.Option(
@@ -274,7 +288,7 @@ def _options_line(options: Iterable["Option"]) -> str:
     return ", ".join(f"{o.name} = {_default_text(o.default)}" for o in options) or "none"
 
 
-@app.command("designs")
+@app.command("designs", cls=_Command)
 def designs_command(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
 ) -> None:
@@ -378,7 +392,7 @@ def _decision_record(decision: "Decision", data: "TrialData", label: str) -> dic
     return record
 
 
-@app.command("next-dose")
+@app.command("next-dose", cls=_Command)
 def next_dose(
     data_csv: Path = typer.Argument(
         ...,
@@ -466,7 +480,7 @@ def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
     return f"stopped early: {p:.3f} (MCSE {se:.3f})"
 
 
-@app.command("simulate")
+@app.command("simulate", cls=_Command)
 def simulate_command(
     config: Path = typer.Argument(
         ..., metavar="CONFIG", help="Design, scenario and simulation settings (TOML)."
@@ -522,11 +536,11 @@ def simulate_command(
     console.print(f"dosezoo report {output} for the selection and allocation per dose")
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 def report_command(
     results_paths: list[Path] = typer.Argument(
         ...,
-        metavar="RESULTS...",
+        metavar="RESULTS",
         help="netCDF results of dosezoo simulate (several only with --output).",
     ),
     output: Path | None = typer.Option(
@@ -691,7 +705,7 @@ def _print_own_table(label: str, config: str, rows: Sequence[Any]) -> None:
     )
 
 
-@app.command("decision-table")
+@app.command("decision-table", cls=_Command)
 def decision_table_command(
     config: Path = typer.Argument(
         ..., metavar="CONFIG", help="Configuration of a count design (BOIN, 3+3, BOIN12)."
@@ -753,10 +767,12 @@ def decision_table_command(
 # --------------------------------------------------------------------------- dose pathways
 
 
-@app.command("paths")
+@app.command("paths", cls=_Command)
 def paths_command(
     data_csv: Path = typer.Argument(
-        ..., help="Trial data so far: a dose column, the model's outcomes, cohort optional."
+        ...,
+        metavar="DATA_CSV",
+        help="Trial data so far: a dose column, the model's outcomes, cohort optional.",
     ),
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     cohorts: int = typer.Option(2, "--cohorts", help="Future cohorts to enumerate."),
