@@ -439,6 +439,26 @@ def test_the_end_of_a_run_races_with_a_waiting_run_safely(tmp_path, monkeypatch)
         store._remove_parts()  # the waiting run's new lock keeps the directory: no error
 
 
+def test_loading_a_finished_file_leaves_a_new_runs_batches(reference, tmp_path, monkeypatch):
+    # The finished file is loaded without the lock. A run that started on the path meanwhile
+    # (the file moved away and back by hand) had its lock and batches removed by the loading
+    # run, which then held no lock (an audit's race; the new run crashed on a missing batch).
+    path = tmp_path / "run.nc"
+    _run(path)
+    parts = path.with_name(path.name + ".parts")
+    real_load = store_module.load_netcdf
+
+    def load_while_a_run_starts(file):
+        parts.mkdir()
+        (parts / "lock").write_text("12345")
+        (parts / "trials-000000000-000000004.batch").write_bytes(b"a batch")
+        return real_load(file)
+
+    monkeypatch.setattr(store_module, "load_netcdf", load_while_a_run_starts)
+    xr.testing.assert_identical(_run(path), reference)
+    assert sorted(p.name for p in parts.iterdir()) == ["lock", "trials-000000000-000000004.batch"]
+
+
 def _patient_writer(path: Path, outcome: Path) -> None:
     """Run in a forked child: simulate, retrying while another run holds the path."""
     try:

@@ -213,7 +213,7 @@ def simulate(
     if store.path.exists() and not store.parts_dir.exists():
         # A finished run's file (written whole, then renamed): loaded without the lock, which
         # a read-only place could not hold.
-        finished = store.finished()
+        finished = store.finished(holding_lock=False)
         if finished is not None:
             return finished
     with store.locked():

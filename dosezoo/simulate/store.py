@@ -304,11 +304,13 @@ class _Store:
         if names == {_LOCK}:
             self._remove_parts()
 
-    def finished(self) -> xr.Dataset | None:
+    def finished(self, *, holding_lock: bool = True) -> xr.Dataset | None:
         """Load the finished file of this simulation, if there is one.
 
-        Under the lock, or without it when there is no batch directory (the file is then
-        complete: it is written whole under another name, then renamed).
+        Under the lock, or without it (``holding_lock`` False) when there was no batch
+        directory (the file is then complete: it is written whole under another name, then
+        renamed). Batches left by the run that finished the file are removed under the lock
+        only: a batch directory that appeared meanwhile is another run's.
         """
         if not self.path.exists():
             return None
@@ -327,7 +329,7 @@ class _Store:
                 "choose another path or delete it"
             ) from None
         _check_fingerprint(finished.attrs, self.fingerprint, self.path)
-        if self.parts_dir.exists():
+        if holding_lock and self.parts_dir.exists():
             self._remove_parts()
         return finished
 
