@@ -348,15 +348,25 @@ def _number_checks(
 
 
 def _beyond_exact(raw: np.ndarray) -> np.ndarray:
-    """Mask of the integers above 2**53, which a float64 (every column's type) would round."""
+    """Mask of the integers a float64 (every column's type) may have rounded.
+
+    Integers above 2**53, and floats from 2**53 on: ``9007199254740993.0`` is read as
+    ``2**53``, an integer that was not written.
+    """
     if raw.dtype.kind in "iu":
         return raw > int(_MAX_EXACT_INT)  # an int bound: numpy would compare in float64
+    if raw.dtype.kind == "f":
+        return np.abs(raw) >= _MAX_EXACT_INT
     if raw.dtype.kind != "O":
         return np.zeros(raw.shape[0], dtype=bool)
-    return np.array(
-        [isinstance(v, numbers.Integral) and abs(int(v)) > _MAX_EXACT_INT for v in raw],
-        dtype=bool,
-    )
+    return np.array([not _exact_integer(v) for v in raw], dtype=bool)
+
+
+def _exact_integer(value: object) -> bool:
+    """Whether ``value``, if a number, is an integer as written: not one 2**53 may have rounded."""
+    if isinstance(value, numbers.Integral):
+        return abs(int(value)) <= _MAX_EXACT_INT
+    return not (isinstance(value, numbers.Real) and abs(float(value)) >= _MAX_EXACT_INT)
 
 
 def _value_check(where: str, raw: np.ndarray, mask: np.ndarray, requirement: str) -> _Check:
@@ -509,7 +519,10 @@ def _validate(
         previous = -math.inf if previous_cohort is None else previous_cohort
         for value in cohort_list if accepted else ():
             if not (
-                1 <= value <= _MAX_EXACT_INT and value == math.floor(value) and value >= previous
+                1 <= value <= _MAX_EXACT_INT
+                and value == math.floor(value)
+                and value >= previous
+                and _exact_integer(value)
             ):
                 accepted = False
                 break
@@ -602,7 +615,10 @@ def _validate(
         ) | _beyond_exact(cohort_raw)
         checks.append(
             _value_check(
-                where, cohort_raw, not_positive_int, "must be a positive integer up to 2**53"
+                where,
+                cohort_raw,
+                not_positive_int,
+                "must be a positive integer up to 2**53 (written as an integer from 2**53 on)",
             )
         )
         decreasing = np.zeros(n, dtype=bool)

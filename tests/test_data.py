@@ -1029,6 +1029,19 @@ def test_cohort_above_2_to_the_53_is_refused(tmp_path, cohort):
         TrialData.from_csv(path)
 
 
+@pytest.mark.parametrize("text", ["9007199254740993.0", "9.007199254740993e15", "1e16"])
+def test_a_cohort_written_as_a_decimal_from_2_to_the_53_on_is_refused(tmp_path, text):
+    # 9007199254740993.0 is read as 2**53: a cohort number that was not written, accepted
+    # where 9007199254740993 is refused.
+    path = tmp_path / "trial.csv"
+    path.write_text(f"dose,cohort,dlt\n10,1,0\n20,{text},0\n")
+    with pytest.raises(DataError, match=r"column 'cohort', row 1 \(CSV line 3\): value "):
+        TrialData.from_csv(path)
+    with pytest.raises(DataError, match=r"column 'cohort', row 1: value .* up to 2\*\*53"):
+        TrialData.from_dataframe(frame(dose=[10.0, 20.0], cohort=[1.0, float(text)], dlt=[0, 0]))
+    assert TrialData.from_csv(_written(tmp_path, "9007199254740992")).cohort.tolist() == [1, 2**53]
+
+
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
@@ -1068,3 +1081,9 @@ def test_a_data_frame_column_with_spaces_around_its_name_is_named():
     frame = pd.DataFrame({"dose": [10.0], "dlt ": [0]})
     with pytest.raises(DataError, match=r"column 'dlt ' has spaces around its name"):
         TrialData.from_dataframe(frame)
+
+
+def _written(tmp_path, cohort: str):
+    path = tmp_path / "exact.csv"
+    path.write_text(f"dose,cohort,dlt\n10,1,0\n20,{cohort},0\n")
+    return path
