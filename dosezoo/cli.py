@@ -444,15 +444,19 @@ def next_dose(
             if stratum.next_dose is None:  # a stratum's decision has no strata: it stopped
                 lines.append(f"  {label}: stopped ({stratum.stop_reason})")
                 continue
-            details = ", ".join(f"{k} = {v:.4g}" for k, v in _scalars(stratum.quantities).items())
-            lines.append(f"  {label}: {dose_text(stratum.next_dose)} ({details})")
+            lines.append(f"  {label}: {dose_text(stratum.next_dose)} ({_why(stratum)})")
         typer.echo("\n".join(lines))
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
+    typer.echo(f"next dose: {dose_text(decision.next_dose)} ({_why(decision)})")
+
+
+def _why(decision: "Decision") -> str:
+    """The quantities of a decision and the options that bound it, as ``next-dose`` prints."""
     scalars = _scalars(decision.quantities)
     parts = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
     parts.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
-    typer.echo(f"next dose: {dose_text(decision.next_dose)} ({'; '.join(filter(None, parts))})")
+    return "; ".join(filter(None, parts))
 
 
 # --------------------------------------------------------------------------- simulate, report

@@ -521,6 +521,20 @@ def test_next_dose_on_empty_data_is_a_clean_line(tmp_path):
     assert result.output == "next dose: 40 (options that bound it: start_dose)\n"
 
 
+def test_next_dose_per_stratum_on_empty_data_says_what_bound_each(tmp_path):
+    # A stratum with no quantities printed "z1=0: (1,0) ()".
+    config = CONFIG.parent / "combination_bo.toml"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("d1,d2,cohort,response,z1\n")
+    result = _run("next-dose", empty, "-c", config)
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "next dose per stratum:\n"
+        "  z1=0: (1,0) (options that bound it: initial_design)\n"
+        "  z1=1: (1,0) (options that bound it: initial_design)\n"
+    )
+
+
 def test_help_shows_flags_and_arguments_plainly():
     for command in ("next-dose", "simulate", "report", "decision-table"):
         result = _run(command, "--help")
