@@ -28,6 +28,7 @@ import gc
 import json
 import math
 import shlex
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, SupportsFloat
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any, SupportsFloat
 import numpy as np
 import typer
 
-from dosezoo.errors import ConvergenceError, StoreLockedError
+from dosezoo.errors import ConvergenceError, DamagedBatchWarning, StoreLockedError
 from dosezoo.garbage import rare_collections
 
 if TYPE_CHECKING:
@@ -77,6 +78,22 @@ USER_ERRORS = (ValueError, ConvergenceError, OSError, StoreLockedError)
 @app.callback()
 def main() -> None:
     """Bayesian dose-finding models and trial designs built on PyMC."""
+    warnings.formatwarning = _one_line_warning
+
+
+#: Python's formatting of warnings, which the command line keeps for other libraries' ones.
+_PYTHON_FORMAT = warnings.formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Format dosezoo's warnings as one line, ``warning: ...``, without Python's source line.
+
+    A warning of the package's (a damaged batch run again) speaks to the user, not to a
+    programmer: the file and line of the command's own code that triggered it say nothing.
+    """
+    if issubclass(category, DamagedBatchWarning):
+        return f"warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 def _fail(message: str) -> None:

@@ -1,6 +1,8 @@
 import ast
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -687,3 +689,28 @@ def test_the_reports_json_is_strict_json(tmp_path):
     _run("simulate", EXAMPLES / "boin.toml", "--output", output, "--trials", 1, "--no-progress")
     record = _strict_json(_run("report", output, "--figure", tmp_path / "f.png", "--json").output)
     assert [row["se"] for row in record["allocation"]] == [None] * len(record["allocation"])
+
+
+def test_a_damaged_batch_is_reported_in_one_line(tmp_path):
+    # The warning printed Python's format: the command's source file and line, then the line
+    # of code ("  results = simulate(").
+    config = tmp_path / "three_plus_three.toml"
+    text = (EXAMPLES / "three_plus_three.toml").read_text()
+    config.write_text(re.sub(r"n_trials = \d+", "n_trials = 20", text))
+    parts = tmp_path / "R.nc.parts"
+    parts.mkdir()
+    (parts / "trials-000000000-000000004.batch").write_text("not a batch")
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("dosezoo")), "simulate", str(config), "-o", "R.nc"]
+        + ["--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == (
+        "warning: simulation store 'R.nc.parts': batch 'trials-000000000-000000004.batch' is "
+        "not recorded in the manifest (a run stopped before recording it, or it comes from "
+        "elsewhere); it is not used and its trials are run again\n"
+    )
