@@ -700,9 +700,9 @@ def test_a_damaged_batch_is_reported_in_one_line(tmp_path):
     parts = tmp_path / "R.nc.parts"
     parts.mkdir()
     (parts / "trials-000000000-000000004.batch").write_text("not a batch")
+    command = [str(Path(sys.executable).with_name("dosezoo")), "simulate", str(config)]
     run = subprocess.run(
-        [str(Path(sys.executable).with_name("dosezoo")), "simulate", str(config), "-o", "R.nc"]
-        + ["--no-progress"],
+        [*command, "-o", "R.nc", "--no-progress"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
