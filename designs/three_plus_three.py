@@ -345,8 +345,21 @@ class ThreePlusThreeRule(CountRule):
         level[climbing & ~blocked] += 1
         bound_by[at_top], bound_by[next_toxic] = "highest_dose", "toxic_dose"
         confirmed = blocked & (n_at >= _FULL)
-        stop_reason[confirmed] = format_rows(
-            "MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try", confirmed, **counts_at
+        stop_reason[confirmed & at_top] = format_rows(
+            "MTD {dose:g}: {y} DLTs in {n} patients, no higher dose to try",
+            confirmed & at_top,
+            **counts_at,
+        )
+        # The level above was given and had 2 or more DLTs: say so, not "no higher dose".
+        above_at = np.minimum(at + 1, top)
+        stop_reason[confirmed & next_toxic] = format_rows(
+            "MTD {dose:g}: {y} DLTs in {n} patients, and {y_next} DLTs in {n_next} patients "
+            "at {dose_next:g}",
+            confirmed & next_toxic,
+            **counts_at,
+            y_next=y[rows, above_at],
+            n_next=n[rows, above_at],
+            dose_next=doses[above_at],
         )
         # The sample size stops a trial the rule would go on with; one that the rule ends
         # says why (every level having had its 6 patients, the rule's outcome is the news).

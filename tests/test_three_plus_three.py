@@ -60,7 +60,8 @@ def test_deescalation_completes_the_lower_dose_to_six():
             ([0, 0, 0], 20.0),
             ([0, 0, 0], 30.0),
             ([1, 0, 1], 20.0),  # 2/3 at 30: back to 20, which has only 3
-            ([0, 1, 0], "MTD 20: 1 DLTs in 6 patients"),  # 1/6 at 20; 30 is too toxic
+            # 1/6 at 20; 30 is too toxic (it said "no higher dose to try", 30 given)
+            ([0, 1, 0], "MTD 20: 1 DLTs in 6 patients, and 2 DLTs in 3 patients at 30"),
         ],
     )
     assert decision.bound_by == ("toxic_dose",)
@@ -76,7 +77,8 @@ def test_two_of_six_deescalates_and_never_reescalates():
             ([0, 0, 0], 20.0),
             ([1, 0, 0], 20.0),
             ([0, 1, 0], 10.0),  # 2/6 at 20: back to 10, which has only 3
-            ([0, 0, 0], "MTD 10: 0 DLTs in 6 patients"),  # 20 had 2 DLTs: no re-escalation
+            # 20 had 2 DLTs: no re-escalation
+            ([0, 0, 0], "MTD 10: 0 DLTs in 6 patients, and 2 DLTs in 6 patients at 20"),
         ],
     )
     assert decision.bound_by == ("toxic_dose",)
@@ -292,7 +294,8 @@ def test_backfill_dlts_at_a_cleared_dose_deescalate_below_it():
     assert design.backfill_doses(data, 30.0) == (10.0,)  # 20 and above closed to backfill
     data = data.with_cohort(10.0, dlt=[0, 0, 0], enrolled=[12.0, 12.0, 12.0], role=ESC)
     decision = design.next(data)
-    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, no higher dose to try"
+    # 20 was given: "no higher dose to try" misled (an audit)
+    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, and 2 DLTs in 6 patients at 20"
     assert decision.bound_by == ("toxic_dose",)
     assert decision.quantities["selected_dose"] == 10.0
     assert design.recommend(data).next_dose == 10.0
@@ -330,7 +333,7 @@ def test_a_dose_left_with_two_dlts_is_never_given_again_nor_selected():
     full = _timed(*CLIMBED, (20.0, [1, 1, 0, 0], BF), (10.0, [0, 0, 0], ESC))
     assert WITH_BACKFILL.next(full.head(11)).next_dose == 10.0  # 2 in 5 known at 20
     decision = WITH_BACKFILL.next(full)
-    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, no higher dose to try"
+    assert decision.stop_reason == "MTD 10: 0 DLTs in 6 patients, and 2 DLTs in 7 patients at 20"
     assert decision.quantities["selected_dose"] == 10.0
     assert WITH_BACKFILL.recommend(full).next_dose == 10.0
 
