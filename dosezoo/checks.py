@@ -22,6 +22,7 @@ __all__ = [
     "probability",
     "real_array",
     "real_number",
+    "worker_count",
 ]
 
 
@@ -130,6 +131,18 @@ def integer(owner: str, name: str, value: object, *, minimum: int) -> int:
 def positive_int(owner: str, name: str, value: object) -> int:
     """Return ``value`` as an int; raise a ValueError naming ``owner.name`` unless an int >= 1."""
     return integer(owner, name, value, minimum=1)
+
+
+def worker_count(owner: str, name: str, value: object) -> int:
+    """Return a number of worker processes: an integer >= 1, or -1 for one per CPU."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool) and value == -1:
+        return -1
+    try:
+        return positive_int(owner, name, value)
+    except ValueError:
+        raise ValueError(
+            f"{owner}: {name} must be a positive integer or -1 (one per CPU); got {value!r}"
+        ) from None
 
 
 def flag(owner: str, name: str, value: object) -> bool:

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dosezoo.checks import integer, positive_int
+from dosezoo.checks import integer, positive_int, worker_count
 from dosezoo.designs import Design
 from dosezoo.designs.registry import (
     build,
@@ -178,8 +178,7 @@ class SimulationSettings:
         owner = "[simulation]"
         positive_int(owner, "n_trials", self.n_trials)
         integer(owner, "random_seed", self.random_seed, minimum=0)
-        if self.n_jobs != -1:
-            integer(owner, "n_jobs", self.n_jobs, minimum=1)
+        worker_count(owner, "n_jobs", self.n_jobs)
 
 
 @dataclass(frozen=True)

@@ -465,6 +465,12 @@ def test_none_stands_for_none(tmp_path):
             lambda s: s.replace("n_jobs = 1", "n_job = 1"),
             r"\[simulation\] unknown key 'n_job' = 1",
         ),
+        (
+            # it said "an integer >= 1", though -1 is allowed (as --jobs says)
+            "boin",
+            lambda s: s.replace("n_jobs = 1", "n_jobs = 0"),
+            r"\[simulation\] n_jobs = 0: .*n_jobs must be a positive integer or -1 \(one per CPU\)",
+        ),
     ],
 )
 def test_scenario_and_simulation_errors_are_located(tmp_path, name, edit, message):

@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from dosezoo.checks import integer, positive_int
+from dosezoo.checks import integer, positive_int, worker_count
 from dosezoo.garbage import rare_collections
 from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
@@ -335,14 +335,7 @@ def _checked_options(
     """
     n_trials = positive_int(owner, "n_trials", n_trials)
     random_seed = integer(owner, "random_seed", random_seed, minimum=0)
-    if (
-        isinstance(n_jobs, bool)
-        or not isinstance(n_jobs, numbers.Integral)
-        or not (n_jobs >= 1 or n_jobs == -1)
-    ):
-        raise ValueError(
-            f"{owner}: n_jobs must be a positive integer or -1 (one per CPU); got {n_jobs!r}"
-        )
+    worker_count(owner, "n_jobs", n_jobs)
     if client is not None and n_jobs != 1:
         raise ValueError(
             f"{owner}: n_jobs must be 1 when a dask client runs the trials; got n_jobs={n_jobs!r}"
