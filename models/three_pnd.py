@@ -102,6 +102,33 @@ def check_responses(
     return dose, y
 
 
+#: A response this many times sigma's upper end ``eta / z`` from the median response is named
+#: when the quadrature cannot integrate the posterior: ten of the largest standard deviations
+#: the prior allows, a distance that an entry or unit error, not the spread of the responses,
+#: explains.
+OUTLIER_SCALE = 10.0
+
+
+def _outlier_advice(y: np.ndarray, sigma_max: float) -> str:
+    """Name the response furthest from the median, if it is an outlier (:data:`OUTLIER_SCALE`).
+
+    What a refusal of the quadrature says first: a response far out of scale (an entry or
+    unit error) leaves the posterior concentrated against a bound of sigma, where the
+    quadrature's levels do not settle. Empty when no response is that far out.
+    """
+    if not y.size:
+        return ""
+    centre = float(np.median(y))
+    row = int(np.argmax(np.abs(y - centre)))
+    scale = abs(y[row] - centre) / sigma_max
+    if scale <= OUTLIER_SCALE:
+        return ""
+    return (
+        f"row {row}'s response {y[row]:g} lies {scale:.0f} times sigma's upper end eta / z = "
+        f"{sigma_max:g} from the median response {centre:g} (an entry or unit error?)"
+    )
+
+
 @dataclass(frozen=True)
 class ThreePND(DoseModel):
     r"""The 3PND model of Lee (2023) with its hyper-parameters.
@@ -454,14 +481,16 @@ class ThreePND(DoseModel):
         dose that nearly coincide), pile the posterior up at sigma -> 0, and the quadrature
         refuses them with a FloatingPointError (which a user saw as a traceback).
         """
+        advice = _outlier_advice(y, self.sigma_max)
         try:
             return posterior_quadrature(
-                kernels.summarise(dose, y, self.x_min), self.hyper, **options
+                kernels.summarise(dose, y, self.x_min), self.hyper, advice=advice, **options
             )
         except FloatingPointError as error:
+            cause = f"{advice}; otherwise responses" if advice else "responses"
             raise DataError(
                 f"column 'y': these {y.size} responses leave the 3PND posterior improper or "
-                f"nearly so ({error}); responses that (nearly) coincide at one dose are the "
+                f"nearly so ({error}); {cause} that (nearly) coincide at one dose are the "
                 "usual cause: record them at their measured precision, or add patients at "
                 "another dose"
             ) from None

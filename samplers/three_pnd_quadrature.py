@@ -1417,6 +1417,9 @@ class QuadraturePosterior:
     points : tuple of (float, float)
         The sharp points of the marginal of :math:`\log\nu` that the panels are graded
         towards, with the narrowest panel's width (:func:`_sharp_point`).
+    advice : str
+        What a refusal to settle says first about the data (e.g. an outlying response),
+        before the usual causes; empty for none.
     """
 
     obs: tuple
@@ -1424,6 +1427,7 @@ class QuadraturePosterior:
     tolerance: float
     region: tuple[float, float]
     points: tuple[tuple[float, float], ...]
+    advice: str = ""
     _levels: list = field(default_factory=list, repr=False)
     _answers: dict = field(default_factory=dict, repr=False)
 
@@ -1484,7 +1488,8 @@ class QuadraturePosterior:
         raise DataError(
             f"column 'y': the 3PND quadrature's {key[0]} at {key[1]:g} did not settle within "
             f"tolerance {self.tolerance:g} in {MAX_LEVELS} levels (last two: {previous:g}): "
-            f"these {int(self.obs[4])} responses concentrate the posterior beyond what the "
+            + (f"{self.advice}; " if self.advice else "")
+            + f"these {int(self.obs[4])} responses concentrate the posterior beyond what the "
             "quadrature resolves (nearly all on one curve, or below every curve the prior "
             "allows); record them at their measured precision, check their scale against "
             'eta, or use an MCMC engine ([conduct] engine = "kernel")'
@@ -1565,7 +1570,7 @@ def _draw_beta_and_mtd(rng, sigma, nu, obs, hyper):
 
 
 def posterior_quadrature(
-    obs: tuple, hyper: np.ndarray, *, tolerance: float = MTD_TOLERANCE
+    obs: tuple, hyper: np.ndarray, *, tolerance: float = MTD_TOLERANCE, advice: str = ""
 ) -> QuadraturePosterior:
     """Set up the refined quadrature of the 3PND posterior (levels are built on demand).
 
@@ -1577,6 +1582,8 @@ def posterior_quadrature(
         Hyper-parameters from :func:`dosezoo.samplers.three_pnd_kernels.pack_hyper`.
     tolerance : float
         Stopping tolerance (:data:`MTD_TOLERANCE`).
+    advice : str
+        What a refusal to settle says first about the data (:attr:`QuadraturePosterior.advice`).
 
     Returns
     -------
@@ -1621,4 +1628,5 @@ def posterior_quadrature(
         tolerance=float(tolerance),
         region=(lo, hi),
         points=tuple(points),
+        advice=advice,
     )

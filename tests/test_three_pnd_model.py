@@ -240,6 +240,23 @@ def test_an_outlying_response_is_a_data_error_naming_row_and_value(value):
     assert "exact" not in message, message  # an outlier is not an exact fit
 
 
+@pytest.mark.parametrize(("value", "refusal"), [(1e4, "did not settle"), (1e8, "improper")])
+def test_a_refusal_of_the_quadrature_names_an_outlying_response(value, refusal):
+    # Below the bound of double precision, a response far out of scale leaves the quadrature
+    # unsettled (1e4) or its region of nu unfound (1e8); the messages named no row, and the
+    # second blamed "responses that (nearly) coincide" (an audit of the reliability fixes).
+    model = ThreePND(eta=55, gamma=0.6, x_min=20, x_max=140, delta=0.5)
+    with pytest.raises(DataError, match=refusal) as error:
+        model.posterior(_responses([40.0] * 3, [33.0, 18.0, value])).mtd.quantile(0.1)
+    message = str(error.value)
+    assert f"row 2's response {value:g} lies" in message, message
+    assert "from the median response 33 (an entry or unit error?)" in message, message
+    # responses within the scale say nothing of the kind
+    with pytest.raises(DataError) as error:
+        model.posterior(_responses([40.0] * 3, [30.0, 30.0, 30.0001]))
+    assert "lies" not in str(error.value)
+
+
 def test_the_3pnd_decision_depends_on_the_dose_unit():
     # The paper's prior on beta mixes dose and response scales: the same trial in g/m^2 gives
     # another next dose than in mg/m^2 (documented in ThreePND's notes). The unit is therefore
