@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from dosezoo.checks import integer, positive_int, worker_count
+from dosezoo.data import decode_text
 from dosezoo.designs import Design
 from dosezoo.designs.registry import (
     build,
@@ -99,19 +100,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        with path.open("rb") as stream:
-            config = tomllib.load(stream)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    # As the CSV files: a byte-order mark (Windows editors write one) or UTF-16 is read, other
+    # encodings are named with the line and column of the first byte that is not UTF-8.
+    text = decode_text(raw, str(path), ConfigError, "TOML", "save the configuration as UTF-8")
+    try:
+        config = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"{path}: not a TOML text file: byte offset {error.start} is not UTF-8 "
-            "(TOML files are UTF-8 text)"
-        ) from None
     for name, value in config.items():
         if name not in SECTIONS or not isinstance(value, Mapping):
             raise ConfigError(

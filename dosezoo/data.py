@@ -775,23 +775,32 @@ def _csv_text(path: str | os.PathLike[str]) -> str:
         raise DataError(f"{where} is a directory, not a CSV file") from None
     except FileNotFoundError:
         raise DataError(f"{where} does not exist") from None
+    return decode_text(raw, where, DataError, "CSV", "save the file as UTF-8 (Excel: 'CSV UTF-8')")
+
+
+def decode_text(raw: bytes, where: str, error: type[Exception], kind: str, advice: str) -> str:
+    """Decode a text file: UTF-8 (a byte-order mark allowed) or UTF-16 with its mark.
+
+    Raises ``error`` naming ``where`` and, for bytes that are not UTF-8, their offset, line
+    and column, what ``kind`` of file dosezoo reads as UTF-8, and ``advice`` (what to do).
+    """
     if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return raw.decode("utf-16")
-        except UnicodeDecodeError as error:
-            raise DataError(
-                f"{where} starts with a UTF-16 byte-order mark but byte offset {error.start} is "
-                "not UTF-16; save the file as UTF-8"
+        except UnicodeDecodeError as problem:
+            raise error(
+                f"{where} starts with a UTF-16 byte-order mark but byte offset {problem.start} "
+                "is not UTF-16; save the file as UTF-8"
             ) from None
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
-        raise DataError(
-            f"{where}, line {line}, column {column} (byte offset {error.start}): byte "
-            f"0x{raw[error.start]:02x} is not UTF-8; dosezoo reads CSV files as UTF-8 (or UTF-16 "
-            "with a byte-order mark): save the file as UTF-8 (Excel: 'CSV UTF-8')"
+    except UnicodeDecodeError as problem:
+        line = raw.count(b"\n", 0, problem.start) + 1
+        column = problem.start - (raw.rfind(b"\n", 0, problem.start) + 1) + 1
+        raise error(
+            f"{where}, line {line}, column {column} (byte offset {problem.start}): byte "
+            f"0x{raw[problem.start]:02x} is not UTF-8; dosezoo reads {kind} files as UTF-8 (or "
+            f"UTF-16 with a byte-order mark): {advice}"
         ) from None
 
 

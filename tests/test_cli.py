@@ -1,4 +1,5 @@
 import ast
+import codecs
 import json
 import re
 import subprocess
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 CONFIG = EXAMPLES / "o6bg_accelerated.toml"
 DATA = EXAMPLES / "o6bg_first_cohorts.csv"
+DATA_BINARY = EXAMPLES / "binary_cohorts.csv"
 FAMILY_NAMES = sorted(FAMILIES)
 
 
@@ -484,6 +486,26 @@ def test_scenario_and_simulation_errors_are_located(tmp_path, name, edit, messag
 # --------------------------------------------------------------------------- user errors
 
 
+def test_a_configuration_is_read_as_the_csv_files_are_utf8_with_a_mark_or_utf16(tmp_path):
+    # A byte-order mark (Windows editors write one) gave "not valid TOML: Invalid statement
+    # (at line 1, column 1)"; UTF-16 and cp1252 a byte offset only (an audit).
+    text = (EXAMPLES / "crm.toml").read_text()
+    expected = _run("next-dose", DATA_BINARY, "-c", EXAMPLES / "crm.toml").output
+    for name, raw in [
+        ("bom.toml", codecs.BOM_UTF8 + text.encode()),
+        ("utf16.toml", codecs.BOM_UTF16_LE + text.encode("utf-16-le")),
+    ]:
+        (tmp_path / name).write_bytes(raw)
+        result = _run("next-dose", DATA_BINARY, "-c", tmp_path / name)
+        assert result.exit_code == 0 and result.output == expected, result.output
+    latin = tmp_path / "cp1252.toml"
+    latin.write_bytes(("# Besançon\n" + text).encode("cp1252"))
+    _one_line_error(
+        _run("next-dose", DATA_BINARY, "-c", latin),
+        re.escape(f"{latin}, line 1, column 8 (byte offset 7): byte 0xe7 is not UTF-8"),
+    )
+
+
 def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\x00\xff\xfe\x89PNG\r\n")
@@ -495,7 +517,7 @@ def test_user_errors_are_one_line_with_exit_status_2(tmp_path):
     cases = [
         (["next-dose", tmp_path, "-c", CONFIG], f"CSV file '{tmp_path}' is a directory"),
         (["next-dose", DATA, "-c", tmp_path], f"{tmp_path}: is a directory"),
-        (["next-dose", DATA, "-c", binary], f"{binary}: not a TOML text file: byte offset 1"),
+        (["next-dose", DATA, "-c", binary], f"{binary}, line 1, column 2 (byte offset 1): byte"),
         ([*simulate_3_3, "-o", folder], f"path '{folder}' is a directory"),
         ([*simulate_3_3, "-o", tmp_path / "r.csv"], "--output .*r.csv: .* ending in .nc"),
         ([*simulate_3_3, "-o", not_netcdf], f"path '{not_netcdf}' exists and is not a netCDF"),
