@@ -22,6 +22,7 @@ from dosezoo.simulate import (
 )
 from dosezoo.simulate import store as store_module
 from dosezoo.simulate.netcdf import load_netcdf
+from tests.test_store_faults import read_by_xarray
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,7 @@ def test_netcdf_round_trip(reference, tmp_path):
     result = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
     xr.testing.assert_identical(result, reference)
     # xarray reads the text (character arrays) as Python strings; load_netcdf as numpy text
-    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    xr.testing.assert_identical(read_by_xarray(path), reference)
     loaded = load_netcdf(path)
     xr.testing.assert_identical(loaded, reference)
     assert loaded.attrs == reference.attrs
@@ -400,7 +401,7 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
             progress=False,
         )
     xr.testing.assert_identical(result, reference)
-    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    xr.testing.assert_identical(read_by_xarray(path), reference)
     assert not path.with_name("sim.nc.parts").exists()
     # only the trials not kept were run (one respond call per cohort)
     rerun = np.setdiff1d(np.arange(N_TRIALS), kept)

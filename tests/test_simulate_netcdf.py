@@ -19,7 +19,13 @@ from dosezoo.cli import app
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate
-from dosezoo.simulate.netcdf import _c_strings, _characters, load_netcdf, write_netcdf
+from dosezoo.simulate.netcdf import (
+    CHECKSUMS,
+    _c_strings,
+    _characters,
+    load_netcdf,
+    write_netcdf,
+)
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 DESIGN = three_plus_three_design(LEVELS)
@@ -188,7 +194,13 @@ def test_the_store_writes_the_file_the_report_reads(tmp_path):
     result = simulate(DESIGN, SCENARIO, 40, random_seed=5, path=path, progress=False)
     by_xarray = tmp_path / "xarray.nc"
     result.to_netcdf(by_xarray, engine="h5netcdf", encoding=_as_characters(result))
-    assert _objects(path) == _objects(by_xarray)
+    # the same file, with the checksums of its values as one more root attribute
+    stored = _objects(path)
+    name, links, attrs, order, attributes = stored[0]
+    assert order[-1] == CHECKSUMS and CHECKSUMS in attributes
+    stored[0] = (name, links, attrs, order[:-1], attributes | {CHECKSUMS: None})
+    del stored[0][4][CHECKSUMS]
+    assert stored == _objects(by_xarray)
     runner = CliRunner()
     reports = []
     for file in (path, by_xarray):
@@ -260,6 +272,18 @@ def test_text_is_written_as_its_utf8_bytes():
     beyond = _characters(np.array(["≥ 0.3", "ü"]))
     assert beyond.shape == (2, len("≥ 0.3".encode()))
     assert b"".join(beyond[0]).decode() == "≥ 0.3"
+
+
+def test_checksums_cover_every_kind_of_variable(tmp_path):
+    # numbers, character arrays and variable-length text coordinates, beyond ASCII too
+    dataset = _combination()
+    plain, checked = tmp_path / "plain.nc", tmp_path / "checked.nc"
+    write_netcdf(dataset, plain)
+    write_netcdf(dataset, checked, checksums=True)
+    xr.testing.assert_identical(load_netcdf(checked), load_netcdf(plain))
+    with h5py.File(checked, "r") as file:
+        recorded = json.loads(file.attrs[CHECKSUMS])
+    assert sorted(recorded) == sorted(map(str, dataset.variables))
 
 
 def test_text_with_nul_or_beyond_ascii_round_trips(tmp_path):

@@ -8,6 +8,7 @@ killed run is a forked child that sends itself SIGKILL at a chosen point of the 
 few points, the long one (``make test-slow``) at many.
 """
 
+import json
 import multiprocessing
 import os
 import random
@@ -28,6 +29,7 @@ from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import layout as layout_module
 from dosezoo.simulate import simulate
 from dosezoo.simulate import store as store_module
+from dosezoo.simulate.netcdf import CHECKSUMS
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 P_TRUE = (0.05, 0.12, 0.30, 0.45, 0.60)
@@ -43,6 +45,14 @@ FORK = multiprocessing.get_context("fork")
 @pytest.fixture(scope="module")
 def reference() -> xr.Dataset:
     return simulate(DESIGN, SCENARIO, N_TRIALS, random_seed=SEED, progress=False)
+
+
+def read_by_xarray(path: Path) -> xr.Dataset:
+    """The results file as xarray reads it, less the checksums of its values (one per variable)."""
+    loaded = xr.load_dataset(path, engine="h5netcdf")
+    recorded = json.loads(loaded.attrs.pop(CHECKSUMS))
+    assert sorted(recorded) == sorted(map(str, loaded.variables))
+    return loaded
 
 
 def _run(path: Path, scenario=SCENARIO, **options) -> xr.Dataset:
@@ -102,7 +112,7 @@ def test_a_second_writer_is_refused_naming_the_path_and_the_holder(reference, tm
         gate.set()
         thread.join(60)
     xr.testing.assert_identical(outcome["first"], reference)
-    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    xr.testing.assert_identical(read_by_xarray(path), reference)
 
 
 @pytest.mark.parametrize("damage", ["zeroed", "truncated", "foreign"])
@@ -216,7 +226,7 @@ def _check_kill_and_resume(reference: xr.Dataset, path: Path, mode: str, count: 
     saved = _batches(path)
     result, messages = _resume(path)
     xr.testing.assert_identical(result, reference)
-    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    xr.testing.assert_identical(read_by_xarray(path), reference)
     assert not path.with_name(f"{path.name}.parts").exists()
     # Every dropped batch is named; only a batch the kill left unrecorded can be dropped.
     for message in messages:
@@ -299,7 +309,7 @@ def test_concurrent_writers_one_wins_the_others_are_refused(reference, tmp_path,
         assert outcome == "done" or (
             outcome.startswith("refused: ") and repr(str(path)) in outcome and "process" in outcome
         )
-    xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+    xr.testing.assert_identical(read_by_xarray(path), reference)
 
 
 def test_lock_of_a_killed_run_is_released(reference, tmp_path):
@@ -359,7 +369,7 @@ def test_a_failed_final_write_keeps_the_finished_trials_and_names_the_file(
     # them with a long save_every), and the error named a removed temporary file.
     path = tmp_path / "run.nc"
 
-    def full_disk(dataset, target):
+    def full_disk(dataset, target, **options):
         raise OSError(28, f"Can't close file (filename = {target.name!r})")
 
     monkeypatch.setattr(store_module, "write_netcdf", full_disk)
@@ -459,6 +469,34 @@ def test_loading_a_finished_file_leaves_a_new_runs_batches(reference, tmp_path, 
     assert sorted(p.name for p in parts.iterdir()) == ["lock", "trials-000000000-000000004.batch"]
 
 
+@pytest.mark.parametrize("variable", ["dose", "decision_stop_reason", "trial"])
+def test_a_finished_file_damaged_later_is_refused_by_name(reference, tmp_path, variable):
+    # HDF5 checks no raw data: bytes zeroed in a finished file's values read back as other,
+    # normal-looking results, which a run on the path returned as its own (an audit).
+    path = tmp_path / "run.nc"
+    _run(path)
+    with h5py.File(path, "r") as file:
+        stored = file[variable].id
+        offset, size = stored.get_offset(), stored.get_storage_size()
+    with path.open("r+b") as stream:
+        stream.seek(offset + size // 2)
+        flipped = bytes(255 - byte for byte in stream.read(8))
+        stream.seek(offset + size // 2)
+        stream.write(flipped)
+    damaged = rf"run\.nc' is damaged: the values of variable '{variable}' are not those written"
+    with pytest.raises(ValueError, match=damaged):
+        _run(path)
+    with pytest.raises(ValueError, match=damaged):
+        store_module.load_netcdf(path)
+
+
+def test_a_results_file_without_checksums_still_loads(reference, tmp_path):
+    # written by another tool (xarray), or by dosezoo before the checksums
+    path = tmp_path / "plain.nc"
+    store_module.write_netcdf(reference, path)
+    xr.testing.assert_identical(store_module.load_netcdf(path), reference)
+
+
 def _patient_writer(path: Path, outcome: Path) -> None:
     """Run in a forked child: simulate, retrying while another run holds the path."""
     try:
@@ -487,7 +525,7 @@ def test_runs_waiting_on_a_path_finish_or_load_the_result(reference, tmp_path, r
         for writer in writers:
             writer.join(120)
         assert [file.read_text() for file in files] == ["done"] * 3
-        xr.testing.assert_identical(xr.load_dataset(path, engine="h5netcdf"), reference)
+        xr.testing.assert_identical(read_by_xarray(path), reference)
 
 
 def test_a_finished_result_loads_without_taking_the_lock(reference, tmp_path, monkeypatch):

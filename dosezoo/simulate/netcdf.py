@@ -32,6 +32,8 @@ A netCDF-4 file is an HDF5 file laid out by the netCDF-4 data model (Rew, Hartne
   root carries ``_NCProperties`` (the writing library, as netCDF-C expects).
 """
 
+import json
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,7 +53,13 @@ _HVL = np.dtype([("len", np.uintp), ("p", np.uintp)])
 _REFERENCE_LIST = np.dtype([("dataset", np.uint64), ("dimension", np.int32)], align=True)
 
 
-def write_netcdf(dataset: "xr.Dataset", path: Path) -> None:
+#: Root attribute of a file written with checksums: per variable, the CRC-32 of its values as
+#: stored (JSON). HDF5 checks no raw data: a file damaged after it was written (bytes zeroed
+#: on a disk, a copy cut short) would otherwise read as different, normal-looking results.
+CHECKSUMS = "dosezoo_crc32"
+
+
+def write_netcdf(dataset: "xr.Dataset", path: Path, *, checksums: bool = False) -> None:
     """Write ``dataset`` to the netCDF-4 file ``path``, as ``to_netcdf(engine="h5netcdf")``.
 
     Parameters
@@ -63,6 +71,8 @@ def write_netcdf(dataset: "xr.Dataset", path: Path) -> None:
         and of its variables: text, integers or floats.
     path : pathlib.Path
         The file to create (an existing one is replaced).
+    checksums : bool
+        Also write the attribute :data:`CHECKSUMS`, which :func:`load_netcdf` verifies.
 
     Raises
     ------
@@ -74,22 +84,60 @@ def write_netcdf(dataset: "xr.Dataset", path: Path) -> None:
 
     _check(dataset)
     with h5py.File(path, "w", track_order=True) as file:
-        _Writer(file.id).write(dataset)
+        writer = _Writer(file.id)
+        writer.write(dataset)
+        if checksums:
+            text = json.dumps(writer.checksums)
+            writer.attribute(file.id, CHECKSUMS, np.array(text, dtype=h5py.string_dtype()))
 
 
 def load_netcdf(path: Path) -> "xr.Dataset":
     """Load a results file into memory, its text as numpy text (``U``), as it was written.
 
     xarray reads a character array as an array of Python strings (``object``); the rest of
-    the package, and a simulation that was not saved, hold text as ``U``.
+    the package, and a simulation that was not saved, hold text as ``U``. A file written with
+    checksums is verified first, and they are left out of the attributes.
+
+    Raises
+    ------
+    ValueError
+        If a variable's values differ from those written (naming the file and the variable).
     """
     import xarray as xr  # loaded on use: xarray slows every start-up
 
+    _verify(path)
     loaded = xr.load_dataset(path, engine="h5netcdf")
+    loaded.attrs.pop(CHECKSUMS, None)
     for name, variable in loaded.data_vars.items():
         if variable.dtype.kind == "O" and variable.encoding.get("_Encoding") == "utf-8":
             loaded[name] = variable.astype(str)
     return loaded
+
+
+def _verify(path: Path) -> None:
+    """Compare the CRC-32 of every variable's stored values with the file's record of them."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        recorded = file.attrs.get(CHECKSUMS)
+        if recorded is None:
+            return
+        expected = json.loads(recorded)
+        for name, crc in expected.items():
+            found = _crc32(file[name][()]) if name in file else None
+            if found != crc:
+                raise ValueError(
+                    f"{str(path)!r} is damaged: the values of variable {name!r} are not those "
+                    "written (their CRC-32 checksum differs); run the simulation again"
+                )
+
+
+def _crc32(values: np.ndarray) -> int:
+    """CRC-32 of values as HDF5 stores them: their bytes; variable-length text NUL-joined."""
+    if values.dtype.kind == "O":
+        items = [v.encode() if isinstance(v, str) else bytes(v) for v in values.reshape(-1)]
+        return zlib.crc32(b"\0".join(items))
+    return zlib.crc32(np.ascontiguousarray(values))
 
 
 def _check(dataset: "xr.Dataset") -> None:
@@ -154,6 +202,8 @@ class _Writer:
         self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
         self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
         self.nan: dict[np.dtype, np.ndarray] = {}
+        #: CRC-32 of each variable's values as written (:func:`_crc32`).
+        self.checksums: dict[str, int] = {}
 
     def write(self, dataset: "xr.Dataset") -> None:
         """Write the attributes, dimensions and variables of ``dataset``."""
@@ -283,8 +333,11 @@ class _Writer:
         if values is None:
             return dataset_id
         if dtype.kind != "U":
-            dataset_id.write(h5s.ALL, h5s.ALL, np.ascontiguousarray(values), mtype=file_type)
+            contiguous = np.ascontiguousarray(values)
+            dataset_id.write(h5s.ALL, h5s.ALL, contiguous, mtype=file_type)
+            self.checksums[name] = _crc32(contiguous)
             return dataset_id
+        self.checksums[name] = _crc32(values.astype(object))
         pointers = _c_strings(values)
         if pointers is None:  # text beyond ASCII: h5py encodes each string as xarray has it do
             dataset_id.write(h5s.ALL, h5s.ALL, values.astype(h5py.string_dtype()))

@@ -154,7 +154,7 @@ def _write_netcdf_atomically(dataset: xr.Dataset, target: Path) -> None:
     """Write netCDF under a unique temporary name next to ``target``, then rename it."""
     temporary = _temporary(target)
     try:
-        write_netcdf(dataset, temporary)
+        write_netcdf(dataset, temporary, checksums=True)
         os.replace(temporary, target)
     except OSError as error:  # HDF5 names the temporary file, removed below
         raise OSError(
