@@ -13,10 +13,11 @@ on a shared machine the wall clock counts the time other processes held the CPU,
 does not (both grow when the other processes share the CPU's caches).
 
 What the final file costs whatever the data: the results of a run written alone
-(`write_netcdf`), and the same results cut to their first :data:`FEW_TRIALS` trials (every
-variable and attribute, next to no data), ``--repeats`` times each, each file removed after
-its timing. The second is the cost of the netCDF-4 file's objects (an HDF5 dataset with its
-attributes and dimension scales per variable), which no smaller payload reduces.
+(`write_netcdf` with the checksums of its values, as the store writes it), and the same
+results cut to their first :data:`FEW_TRIALS` trials (every variable and attribute, next to no
+data), ``--repeats`` times each, each file removed after its timing. The second is the cost of
+the netCDF-4 file's objects (an HDF5 dataset with its attributes and dimension scales per
+variable), which no smaller payload reduces.
 
     .venv/bin/python benchmarks/bench_store.py [--trials 2000] [--repeats 11]
     .venv/bin/python benchmarks/bench_store.py --report-only
@@ -101,7 +102,9 @@ def measure(n_trials: int, repeats: int) -> dict:
             for index in range(repeats):
                 for step, results in written.items():
                     path = Path(folder) / f"{step}-{index}.nc"
-                    runs.setdefault(step, []).append(_timing(lambda: write_netcdf(results, path)))
+                    runs.setdefault(step, []).append(
+                        _timing(lambda: write_netcdf(results, path, checksums=True))
+                    )
                     path.unlink()
     finally:
         store._Store.save = save  # type: ignore[method-assign]
@@ -169,7 +172,7 @@ def write_report(results: dict) -> Path:
         }
         alone_ms = {step: 1e3 * seconds[step]["cpu"] for step in ("file_alone", "file_few")}
         alone = (
-            f"\nThe netCDF file alone (`write_netcdf` of the results, medians of "
+            f"\nThe netCDF file alone (`write_netcdf` of the results with their checksums, medians of "
             f"{results['repeats']}, CPU time): all {results['n_trials']} trials "
             f"{alone_ms['file_alone']:.1f} ms ({shares['file_alone']['cpu']:.3f} of the "
             f"simulation); the same variables and attributes with {results['few_trials']} trials "
