@@ -834,6 +834,8 @@ def _check_csv_shape(text: str, where: str) -> RowLabel:
         return label
     header = rows[0]
     seen: dict[str, int] = {}
+    # 'Dose' next to 'dose' (or ' dose'): the reader would take one and drop the other silently
+    folded: dict[str, tuple[str, int]] = {}
     for number, name in enumerate(header, start=1):
         if name in seen:
             raise DataError(
@@ -841,6 +843,15 @@ def _check_csv_shape(text: str, where: str) -> RowLabel:
                 f"{seen[name]} and {number} of the header); rename or remove one"
             )
         seen[name] = number
+        key = name.strip().casefold()
+        if key in folded:
+            other, column = folded[key]
+            raise DataError(
+                f"{where}, line {lines[0]}: columns {other!r} and {name!r} (columns {column} "
+                f"and {number} of the header) differ only in case or surrounding spaces; "
+                "rename or remove one"
+            )
+        folded[key] = (name, number)
     for row, fields in enumerate(rows[1:]):
         if len(fields) > len(header):
             raise DataError(

@@ -899,6 +899,23 @@ def test_csv_not_in_utf8_names_file_line_and_encoding(tmp_path):
         TrialData.from_csv(path, covariates=("centre",))
 
 
+@pytest.mark.parametrize(
+    ("header", "pair"),
+    [("Dose,dose,y", "'Dose' and 'dose'"), ('"dose ",dose,y', "'dose ' and 'dose'")],
+)
+def test_csv_columns_that_differ_only_in_case_or_spaces_are_refused(tmp_path, header, pair):
+    # 'Dose,dose,y' / '40,60,33' read dose 60 and dropped the other column without a word
+    # (an audit of the reliability fixes).
+    path = tmp_path / "trial.csv"
+    path.write_text(f"{header}\n40,60,33\n")
+    pattern = message(
+        f"CSV file {str(path)!r}, line 1: columns {pair} (columns 1 and 2 of the header) "
+        "differ only in case or surrounding spaces"
+    )
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+
+
 def test_csv_directory_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match=message(f"CSV file {str(tmp_path)!r} is a directory")):
         TrialData.from_csv(tmp_path)
