@@ -122,6 +122,8 @@ def _on_rows_of(data_csv: Path, action: Callable[[], Any]) -> Any:
 
 def _save_figure(figure: Path, save: Callable[[Path], None]) -> None:
     """Save a figure to ``figure``; a path matplotlib cannot write is a user error."""
+    if figure.is_dir():  # matplotlib would write '<directory>.png' next to it
+        _fail(f"--figure {figure}: is a directory; give the figure's file name")
     try:
         save(figure)
     except (OSError, ValueError) as error:
@@ -615,11 +617,11 @@ def report_command(
             summary = operating_characteristics(results)
             per_dose_table = per_dose(results)
             figure = results_path.with_suffix(".png") if figure is None else figure
+            plot = plot_per_dose(per_dose_table, title_of(results))
+            _save_figure(figure, lambda path: plot.savefig(path, dpi=120))
+            pyplot().close(plot)
             # matplotlib saves a name without a suffix as PNG, under that name plus ".png"
             figure = figure if figure.suffix else figure.with_name(figure.name + ".png")
-            plot = plot_per_dose(per_dose_table, title_of(results))
-            plot.savefig(figure, dpi=120)
-            pyplot().close(plot)
     except USER_ERRORS as error:
         _fail(str(error))
     if output is not None:

@@ -742,3 +742,17 @@ def test_a_damaged_batch_is_reported_in_one_line(tmp_path):
         "not recorded in the manifest (a run stopped before recording it, or it comes from "
         "elsewhere); it is not used and its trials are run again\n"
     )
+
+
+def test_a_directory_as_figure_is_a_user_error(tmp_path):
+    # 'report --figure DIR' wrote DIR.png next to the directory (an audit)
+    results = tmp_path / "r.nc"
+    simulate_3_3 = ["simulate", EXAMPLES / "three_plus_three.toml", "--trials", 3]
+    assert _run(*simulate_3_3, "--no-progress", "-o", results).exit_code == 0
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    _one_line_error(
+        _run("report", results, "--figure", folder),
+        re.escape(f"--figure {folder}: is a directory; give the figure's file name"),
+    )
+    assert not (tmp_path / "figures.png").exists()
