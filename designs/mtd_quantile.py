@@ -204,7 +204,10 @@ class MTDQuantileRule(ModelRule):
         if self.dose_levels is not None and not all(
             model.x_min < v < model.x_max for v in self.dose_levels
         ):
-            raise ValueError(f"{owner}: dose levels {self.dose_levels} must lie in {inside}")
+            raise ValueError(
+                f"{owner}: dose_levels {self.dose_levels} must lie in the model's dose range "
+                f"{inside}"
+            )
         return bound
 
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:

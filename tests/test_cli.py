@@ -756,3 +756,17 @@ def test_a_directory_as_figure_is_a_user_error(tmp_path):
         re.escape(f"--figure {folder}: is a directory; give the figure's file name"),
     )
     assert not (tmp_path / "figures.png").exists()
+
+
+def test_dose_levels_outside_the_dose_range_are_located_under_rule(tmp_path):
+    # The message said "dose levels", which names no key: the error was put under [conduct]
+    # (an audit of the reliability fixes).
+    config = tmp_path / "levels.toml"
+    text = (EXAMPLES / "o6bg_accelerated.toml").read_text()
+    config.write_text(
+        text.replace("dose_levels = [40.0, 60.0, 80.0, 100.0, 120.0]", "dose_levels = [40, 150]")
+    )
+    _one_line_error(
+        _run("next-dose", DATA, "-c", config),
+        re.escape(f"{config}: [rule] dose_levels = [40, 150]: MTDQuantileRule: dose_levels"),
+    )
