@@ -284,6 +284,7 @@ def test_checksums_cover_every_kind_of_variable(tmp_path):
     with h5py.File(checked, "r") as file:
         recorded = json.loads(file.attrs[CHECKSUMS])
     assert sorted(recorded) == sorted(map(str, dataset.variables))
+    assert recorded["dose"][1] == list(dataset["dose"].shape)
 
 
 def test_text_with_nul_or_beyond_ascii_round_trips(tmp_path):

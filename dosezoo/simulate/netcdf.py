@@ -54,8 +54,11 @@ _REFERENCE_LIST = np.dtype([("dataset", np.uint64), ("dimension", np.int32)], al
 
 
 #: Root attribute of a file written with checksums: per variable, the CRC-32 of its values as
-#: stored (JSON). HDF5 checks no raw data: a file damaged after it was written (bytes zeroed
-#: on a disk, a copy cut short) would otherwise read as different, normal-looking results.
+#: stored and their shape (JSON). HDF5 checks no raw data: a file damaged after it was written
+#: (bytes zeroed on a disk, a copy cut short) would otherwise read as different, normal-looking
+#: results. Another program that keeps the attribute while it changes the file (xarray keeps
+#: attributes: a subset of trials saved again) changes the shapes or the variables, and such a
+#: file is not verified.
 CHECKSUMS = "dosezoo_crc32"
 
 
@@ -115,7 +118,12 @@ def load_netcdf(path: Path) -> "xr.Dataset":
 
 
 def _verify(path: Path) -> None:
-    """Compare the CRC-32 of every variable's stored values with the file's record of them."""
+    """Compare the CRC-32 of every variable's stored values with the file's record of them.
+
+    Only a file whose variables have the shapes recorded: another shape, or a variable gone,
+    is a file another program made from the one dosezoo wrote, which its record does not
+    describe.
+    """
     import h5py
 
     with h5py.File(path, "r") as file:
@@ -123,12 +131,17 @@ def _verify(path: Path) -> None:
         if recorded is None:
             return
         expected = json.loads(recorded)
-        for name, crc in expected.items():
-            found = _crc32(file[name][()]) if name in file else None
-            if found != crc:
+        if any(
+            name not in file or list(file[name].shape) != shape
+            for name, (_, shape) in expected.items()
+        ):
+            return
+        for name, (crc, _) in expected.items():
+            if _crc32(file[name][()]) != crc:
                 raise ValueError(
                     f"{str(path)!r} is damaged: the values of variable {name!r} are not those "
-                    "written (their CRC-32 checksum differs); run the simulation again"
+                    "dosezoo wrote (their CRC-32 checksum differs); run the simulation again (a "
+                    f"file another program changed in place: delete its attribute {CHECKSUMS!r})"
                 )
 
 
@@ -202,8 +215,8 @@ class _Writer:
         self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
         self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
         self.nan: dict[np.dtype, np.ndarray] = {}
-        #: CRC-32 of each variable's values as written (:func:`_crc32`).
-        self.checksums: dict[str, int] = {}
+        #: CRC-32 of each variable's values as written (:func:`_crc32`), and their shape.
+        self.checksums: dict[str, tuple[int, list[int]]] = {}
 
     def write(self, dataset: "xr.Dataset") -> None:
         """Write the attributes, dimensions and variables of ``dataset``."""
@@ -335,9 +348,9 @@ class _Writer:
         if dtype.kind != "U":
             contiguous = np.ascontiguousarray(values)
             dataset_id.write(h5s.ALL, h5s.ALL, contiguous, mtype=file_type)
-            self.checksums[name] = _crc32(contiguous)
+            self.checksums[name] = (_crc32(contiguous), list(values.shape))
             return dataset_id
-        self.checksums[name] = _crc32(values.astype(object))
+        self.checksums[name] = (_crc32(values.astype(object)), list(values.shape))
         pointers = _c_strings(values)
         if pointers is None:  # text beyond ASCII: h5py encodes each string as xarray has it do
             dataset_id.write(h5s.ALL, h5s.ALL, values.astype(h5py.string_dtype()))
