@@ -146,10 +146,15 @@ def scenario_from_config(config: Mapping[str, Any], design: Design, where: str) 
     scenario_type = SCENARIO_TYPES[kind]
     options = options_of(scenario_type.build)
     names = {option.name for option in options}
+    from_design = scenario_type.from_design(design)
+    for key in scenario_type.of_design:
+        if key in table and key in from_design and table[key] != from_design[key]:
+            raise ConfigError(
+                f"{where}: [scenario] {key} = {toml_value(table[key])}: the design's is "
+                f"{toml_value(from_design[key])}, which the scenario takes (leave the key out)"
+            )
     implied = {
-        key: value
-        for key, value in scenario_type.from_design(design).items()
-        if key in names and key not in table
+        key: value for key, value in from_design.items() if key in names and key not in table
     }
     values = decode(options, table, where, "scenario", defaults=implied)
     return construct(scenario_type.build, implied | values, where, [("scenario", table, options)])

@@ -770,3 +770,21 @@ def test_dose_levels_outside_the_dose_range_are_located_under_rule(tmp_path):
         _run("next-dose", DATA, "-c", config),
         re.escape(f"{config}: [rule] dose_levels = [40, 150]: MTDQuantileRule: dose_levels"),
     )
+
+
+def test_a_continuous_scenario_cannot_move_the_design_s_dose_range(tmp_path):
+    # x_max = 300 in [scenario] replaced the design's 140, and true_mtd = 200, a dose the
+    # design can never give, passed the scenario's check (an audit of the reliability fixes)
+    text = CONFIG.read_text().replace('type = "o6bg"', 'type = "continuous"')
+    truth = "true_mtd = 200.0\nnu = 1.0\nsigma = 10.0\nx_max = 300.0\n"
+    config = tmp_path / "continuous.toml"
+    config.write_text(text.replace("[simulation]", truth + "\n[simulation]"))
+    _one_line_error(
+        _run("simulate", config, "-o", tmp_path / "r.nc", "--trials", 2, "--no-progress"),
+        re.escape(f"{config}: [scenario] x_max = 300.0: the design's is 140.0"),
+    )
+    config.write_text(config.read_text().replace("x_max = 300.0", "x_max = 140.0"))
+    _one_line_error(
+        _run("simulate", config, "-o", tmp_path / "r.nc", "--trials", 2, "--no-progress"),
+        re.escape("true_mtd must lie below x_max=140.0"),
+    )

@@ -307,6 +307,7 @@ register_scenario(
         ),
         build=ContinuousToxicityScenario,
         from_design=_from_model,
+        of_design=("x_max",),
     )
 )
 register_scenario(

@@ -43,13 +43,17 @@ class ScenarioType:
         dataclass's init fields).
     from_design : callable
         ``from_design(design)`` returns defaults of the keys that the design implies (e.g. its
-        dose levels); a key the configuration gives wins.
+        dose levels); a key the configuration gives wins, except those of ``of_design``.
+    of_design : tuple of str
+        Keys of ``from_design`` that describe the design itself (e.g. the end of its dose
+        range): a configuration may repeat the design's value, not give another.
     """
 
     name: str
     summary: str
     build: Callable[..., Scenario]
     from_design: Callable[[Any], dict[str, Any]] = _nothing
+    of_design: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Check the name and the builder."""
