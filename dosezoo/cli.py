@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from dosezoo.decision import Decision
     from dosezoo.designs.registry import Option
 
+
 class _Command(typer.core.TyperCommand):
     """A command whose usage line names its required arguments plainly: ``DATA_CSV``.
 
