@@ -56,9 +56,9 @@ _REFERENCE_LIST = np.dtype([("dataset", np.uint64), ("dimension", np.int32)], al
 #: Root attribute of a file written with checksums: per variable, the CRC-32 of its values as
 #: stored and their shape (JSON). HDF5 checks no raw data: a file whose values were changed
 #: after it was written (bytes flipped or zeroed on a disk or in a copy) would otherwise read as
-#: different, normal-looking results. Another program that keeps the attribute while it changes the file (xarray keeps
-#: attributes: a subset of trials saved again) changes the shapes or the variables, and such a
-#: file is not verified.
+#: different, normal-looking results. Another program that keeps the attribute while it
+#: changes the file (xarray keeps attributes: a subset of trials saved again) changes the
+#: shapes or the variables, and such a file is not verified.
 CHECKSUMS = "dosezoo_crc32"
 
 
