@@ -448,7 +448,9 @@ def next_dose(
         except USER_ERRORS as error:
             _fail(str(error))
         decision = _on_rows_of(data_csv, lambda: design.next(data))
-    record = _decision_record(decision, data, design.label)
+    # The dose unit of a model that records one (3PND's decisions depend on it)
+    unit = getattr(design.model, "dose_unit", None)
+    record = _decision_record(decision, data, design.label) | {"dose_unit": unit}
     if as_json:
         typer.echo(_dumps(record))
         return
@@ -468,7 +470,8 @@ def next_dose(
         typer.echo("\n".join(lines))
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
-    typer.echo(f"next dose: {dose_text(decision.next_dose)} ({_why(decision)})")
+    dose = dose_text(decision.next_dose) + (f" {unit}" if unit else "")
+    typer.echo(f"next dose: {dose} ({_why(decision)})")
 
 
 def _why(decision: "Decision") -> str:

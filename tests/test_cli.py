@@ -158,7 +158,7 @@ def test_next_dose_for_every_family(name):
     config, data = _example(name)
     text = _run("next-dose", data, "--config", config)
     assert text.exit_code == 0, text.output
-    pattern = r"(next dose: \S+ \(|stop: |next dose per stratum:\n)"
+    pattern = r"(next dose: \S+( \S+)? \(|stop: |next dose per stratum:\n)"  # a unit, if any
     assert re.match(pattern, text.output), text.output
     record = json.loads(_run("next-dose", data, "--config", config, "--json").output)
     assert record["n_patients"] == len(data.read_text().strip().splitlines()) - 1
@@ -548,7 +548,16 @@ def test_next_dose_on_empty_data_is_a_clean_line(tmp_path):
     empty.write_text("dose,cohort,y\n")
     result = _run("next-dose", empty, "-c", CONFIG)
     assert result.exit_code == 0, result.output
-    assert result.output == "next dose: 40 (options that bound it: start_dose)\n"
+    # the example records its dose unit, which the line names (3PND's decisions depend on it)
+    assert result.output == "next dose: 40 mg/m^2 (options that bound it: start_dose)\n"
+    as_json = json.loads(_run("next-dose", empty, "-c", CONFIG, "--json").output)
+    assert as_json["next_dose"] == 40 and as_json["dose_unit"] == "mg/m^2"
+    assert (
+        json.loads(_run("next-dose", DATA_BINARY, "-c", EXAMPLES / "crm.toml", "--json").output)[
+            "dose_unit"
+        ]
+        is None
+    )
 
 
 def test_next_dose_per_stratum_on_empty_data_says_what_bound_each(tmp_path):
