@@ -633,6 +633,9 @@ def report_command(
         typer.echo(f"HTML report of {names}: {output}")
         return
     n = results.sizes["trial"]
+    # the unit of a model that records one ("none": the model has none)
+    unit = results.attrs.get("design_model_dose_unit")
+    unit = None if unit in (None, "none") else str(unit)
     if as_json:
         metrics = {
             str(metric): {
@@ -648,6 +651,7 @@ def report_command(
             "operating_characteristics": metrics,
             "p_stopped_early": float(summary["p_stopped_early"]),
             **per_dose_table,
+            "dose_unit": unit,
             "figure": str(figure),
         }
         typer.echo(_dumps(record))
@@ -672,14 +676,15 @@ def report_command(
         )
         console.print(chosen_table)
         table = Table(title="Allocation per dose (every stratum)")
-        for column in ("dose", "patients (mean)", "MCSE"):
+        for column in (f"dose ({unit})" if unit else "dose", "patients (mean)", "MCSE"):
             table.add_column(column, justify="right")
         for key, given in allocated.items():
             table.add_row(key, f"{given['mean']:.2f}", f"{given['se']:.2f}")
         console.print(table)
     else:
         table = Table(title="Selection and allocation per dose")
-        for column in ("dose", "selected", "MCSE", "patients (mean)", "MCSE "):
+        dose_column = f"dose ({unit})" if unit else "dose"
+        for column in (dose_column, "selected", "MCSE", "patients (mean)", "MCSE "):
             table.add_column(column, justify="right")
         for chosen in per_dose_table["selection"]:
             target = " (target)" if chosen["dose"] in per_dose_table["targets"] else ""

@@ -797,3 +797,13 @@ def test_a_continuous_scenario_cannot_move_the_design_s_dose_range(tmp_path):
         _run("simulate", config, "-o", tmp_path / "r.nc", "--trials", 2, "--no-progress"),
         re.escape("true_mtd must lie below x_max=140.0"),
     )
+
+
+def test_report_names_the_dose_unit_of_the_design(tmp_path):
+    # the results record it (design_model_dose_unit); the report printed bare doses
+    results = tmp_path / "o6bg.nc"
+    assert _run("simulate", CONFIG, "--trials", 2, "--no-progress", "-o", results).exit_code == 0
+    printed = _run("report", results, "--figure", tmp_path / "r.png")
+    assert printed.exit_code == 0 and "dose (mg/m^2)" in printed.output, printed.output
+    record = json.loads(_run("report", results, "--figure", tmp_path / "r.png", "--json").output)
+    assert record["dose_unit"] == "mg/m^2"
