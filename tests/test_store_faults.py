@@ -416,6 +416,16 @@ def test_refused_paths_leave_nothing_behind(tmp_path):
         _run(tmp_path / "linked.nc")
 
 
+def test_a_file_where_the_path_needs_a_directory_is_named(tmp_path):
+    # '-o A.nc/x.nc' with A.nc a file said "[Errno 20] Not a directory: 'A.nc/x.nc.parts'",
+    # naming a batch directory the user never gave (an audit)
+    (tmp_path / "A.nc").write_text("a file")
+    for path in (tmp_path / "A.nc" / "x.nc", tmp_path / "A.nc" / "sub" / "x.nc"):
+        with pytest.raises(ValueError, match=rf"'{tmp_path / 'A.nc'}' is a file, not a directory"):
+            _run(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.nc"]
+
+
 def test_a_foreign_file_with_array_attributes_is_refused_by_name(tmp_path):
     # numpy's "truth value of an array ... is ambiguous" named no file
     path = tmp_path / "foreign.nc"

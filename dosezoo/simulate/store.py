@@ -251,6 +251,16 @@ class _Store:
             try:
                 self.parts_dir.mkdir(parents=True, exist_ok=True)
                 stream = lock_path.open("a+")
+            except NotADirectoryError:
+                # a file where the path needs a directory: name it, not the batch directory
+                parent = next(
+                    (p for p in self.path.parents if p.exists() and not p.is_dir()),
+                    self.path.parent,
+                )
+                raise ValueError(
+                    f"path {str(self.path)!r}: {str(parent)!r} is a file, not a directory; "
+                    "choose another path"
+                ) from None
             except (FileNotFoundError, FileExistsError):
                 if self.parts_dir.exists() and not self.parts_dir.is_dir():
                     raise ValueError(
