@@ -303,10 +303,9 @@ class CombinationBORule(ModelRule):
         What stands for :math:`\tau` in eq (3): the noise standard deviation
         :math:`\sigma_y` (default: the units of :math:`\sigma`, as Huang et al. 2006), or
         the noise variance :math:`\sigma_y^2` (hetGP's ``nugs``), which makes AEI much smaller
-        when :math:`\sigma_y > 1`. Neither was found to reproduce the paper's values of
-        :math:`\delta`, an order of magnitude below the maximum AEI with :math:`\sigma_y`
-        (``docs/models_and_designs.md``; the study runs them as given and also calibrates
-        :math:`\delta`, ``docs/results/combination_bo.md``).
+        when :math:`\sigma_y > 1`. The paper's values of :math:`\delta` are 3 to 5 times below
+        the maximum AEI with :math:`\sigma_y` (``docs/models_and_designs.md``; the study runs
+        them as given and also calibrates :math:`\delta`, ``docs/results/combination_bo.md``).
     sobol_seed : int, optional
         Seed of the scrambled Sobol initial design; the conduct's ``random_seed`` when None.
     """

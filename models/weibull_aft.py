@@ -59,7 +59,8 @@ the score, which :math:`1/b` fails by the factor :math:`b`). D-optimal designs a
 do not depend on the prefactor; eq 8, which adds the expected information of a new stage to the
 *observed* information of the earlier ones, does.
 
-:math:`I_k` is computed to double precision (absolute error < 1e-14 against adaptive quadrature):
+:math:`I_k` (within 1e-12 of adaptive quadrature, which
+``test_censored_moments_match_quadrature`` checks) is computed
 for :math:`s \le 3` by the series :math:`\sum_n (-1)^n / n! \int_0^s u^{n+1} (\log u)^k du`
 (each term in closed form), above by :math:`I_k(\infty) - e^{-s} \int_0^\infty (s + t)
 \log^k(s + t) e^{-t} dt` with Gauss-Laguerre quadrature (24 nodes up to :math:`s = 6`, 12 up to

@@ -31,6 +31,13 @@ def test_the_24_scenarios_are_calibrated():
     assert weibull_scenario("I", 1.0, None).tau is None
 
 
+def test_shape_i_at_half_events_leaves_the_top_dose_often_without_an_event():
+    # docs/models_and_designs.md: why the MLE often does not exist in the paper's settings
+    p = float(weibull_scenario("I", EULER_GAMMA, 0.5).event_probability(np.array([1.0]))[0])
+    assert p == pytest.approx(0.011, abs=5e-4)
+    assert (1 - p) ** 100 == pytest.approx(0.33, abs=5e-3)  # 100 patients at dose 1
+
+
 def test_calibration_is_monotone_in_the_event_probability():
     taus = [calibrate_tau(WEIBULL_SHAPES["III"], 0.8, p) for p in (0.1, 0.25, 0.5, 0.75, 0.9)]
     assert taus == sorted(taus)
