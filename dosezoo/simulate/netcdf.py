@@ -87,7 +87,7 @@ def write_netcdf(dataset: "xr.Dataset", path: Path, *, checksums: bool = False) 
 
     _check(dataset)
     with h5py.File(path, "w", track_order=True) as file:
-        writer = _Writer(file.id)
+        writer = _Writer(file.id, checksums=checksums)
         writer.write(dataset)
         if checksums:
             text = json.dumps(writer.checksums)
@@ -190,7 +190,7 @@ class _Writer:
     modules bound, once: importing them in every call cost a millisecond per file.
     """
 
-    def __init__(self, file_id) -> None:
+    def __init__(self, file_id, *, checksums: bool = False) -> None:
         import h5py
         from h5py import h5a, h5d, h5ds, h5o, h5p, h5s, h5t
 
@@ -215,8 +215,9 @@ class _Writer:
         self.dcpl.set_attr_creation_order(h5p.CRT_ORDER_TRACKED | h5p.CRT_ORDER_INDEXED)
         self.dcpl_nan: dict[np.dtype, h5p.PropDCID] = {}
         self.nan: dict[np.dtype, np.ndarray] = {}
-        #: CRC-32 of each variable's values as written (:func:`_crc32`), and their shape.
-        self.checksums: dict[str, tuple[int, list[int]]] = {}
+        #: CRC-32 of each variable's values as written (:func:`_crc32`), and their shape; None
+        #: when the file records none (the checksums cost a pass over every value).
+        self.checksums: dict[str, tuple[int, list[int]]] | None = {} if checksums else None
 
     def write(self, dataset: "xr.Dataset") -> None:
         """Write the attributes, dimensions and variables of ``dataset``."""
@@ -348,9 +349,11 @@ class _Writer:
         if dtype.kind != "U":
             contiguous = np.ascontiguousarray(values)
             dataset_id.write(h5s.ALL, h5s.ALL, contiguous, mtype=file_type)
-            self.checksums[name] = (_crc32(contiguous), list(values.shape))
+            if self.checksums is not None:
+                self.checksums[name] = (_crc32(contiguous), list(values.shape))
             return dataset_id
-        self.checksums[name] = (_crc32(values.astype(object)), list(values.shape))
+        if self.checksums is not None:
+            self.checksums[name] = (_crc32(values.astype(object)), list(values.shape))
         pointers = _c_strings(values)
         if pointers is None:  # text beyond ASCII: h5py encodes each string as xarray has it do
             dataset_id.write(h5s.ALL, h5s.ALL, values.astype(h5py.string_dtype()))
