@@ -592,6 +592,7 @@ def report_command(
 
     from dosezoo.report import (
         dose_text,
+        dose_unit,
         load_results,
         per_dose,
         plot_per_dose,
@@ -633,9 +634,7 @@ def report_command(
         typer.echo(f"HTML report of {names}: {output}")
         return
     n = results.sizes["trial"]
-    # the unit of a model that records one ("none": the model has none)
-    unit = results.attrs.get("design_model_dose_unit")
-    unit = None if unit in (None, "none") else str(unit)
+    unit = dose_unit(results)
     if as_json:
         metrics = {
             str(metric): {

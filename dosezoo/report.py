@@ -298,6 +298,15 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
     return fig
 
 
+def dose_unit(results: "xr.Dataset") -> str | None:
+    """Return the unit of the doses the design's model records, or None when it has none.
+
+    The results record a missing value as ``"none"`` (as every design attribute).
+    """
+    unit = results.attrs.get("design_model_dose_unit")
+    return None if unit in (None, "none") else str(unit)
+
+
 def title_of(results: "xr.Dataset") -> str:
     """Return ``"<design> under <scenario>, <n> trials"``."""
     design = results.attrs.get("design_name", "design")
