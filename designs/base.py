@@ -639,8 +639,8 @@ def _closest_levels(rates: np.ndarray, target: float) -> np.ndarray:
     Per row: the largest rate at or below the target (the highest level among equal ones;
     the placebo, rate 0, when there is none or it is -inf) and the smallest above it (the
     lowest level among equal ones; none when it is +inf or a rate is NaN), then the closer
-    of the two, the lower on a tie. Eleven numpy passes over an (m, K) array cost more than
-    the rest of a latent-GP decision's overdose check.
+    of the two, the lower on a tie. The eleven numpy passes over an (m, K) array it replaced
+    took about half of a latent-GP decision's overdose check (under cProfile).
     """
     m, k_levels = rates.shape
     out = np.empty(m, dtype=np.int64)
