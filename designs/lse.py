@@ -29,10 +29,12 @@ Acquisition functions
   :math:`EI_k = E[\max(g^* - g_k, 0)]`.
 
 The next dose maximises the acquisition over the admissible set (eq 22); ties go to the lowest
-dose. The acquisition values are Monte Carlo averages over the posterior draws: an escalation
-whose advantage over the best admissible dose at or below the current one is within two
-batch-means standard errors of that difference is not told apart from noise, and the rule
-takes the safer side, that lower dose (``bound_by`` ``"mcse"``; our addition).
+dose. The acquisition values are Monte Carlo averages over the posterior draws, so a choice
+that does not go down is checked against the safer doses (our addition): an escalation whose
+advantage over the best admissible dose at or below the current one, or a stay whose advantage
+over the best admissible dose below it, is within two batch-means standard errors of that
+difference is not told apart from noise, and the rule takes the safer side, that lower dose
+(``bound_by`` ``"mcse"``). A de-escalation is the safer side already.
 
 Admissible set (Section 4.3.1, :class:`AdmissibleSet`)
 ------------------------------------------------------
@@ -503,8 +505,8 @@ class BORule:
 
 #: Batches of draws of the batch-means Monte Carlo standard error of an acquisition difference.
 MCSE_BATCHES = 10
-#: An escalation must beat the best dose at or below the current one by this many standard
-#: errors (about a one-sided 97.7% level) to be told apart from Monte Carlo noise.
+#: An escalation (a stay) must beat the best dose at or below (below) the current one by this
+#: many standard errors (about a one-sided 97.7% level) to be told apart from Monte Carlo noise.
 MCSE_MARGIN = 2.0
 
 
@@ -826,18 +828,20 @@ class TwoStageGPRule(Rule):
         values: np.ndarray,
         level: int,
     ) -> tuple[int, float] | None:
-        """Return the best admissible dose not above the current one if escalating is noise.
+        """Return the best safer admissible dose if the choice of ``level`` over it is noise.
 
-        The acquisition values are Monte Carlo averages over the draws: an escalation whose
-        advantage over the best admissible dose at or below the current one is less than
-        :data:`MCSE_MARGIN` Monte Carlo standard errors of that difference is not told apart
-        from noise, and the rule takes the safer side (that lower dose). The standard error
-        is by batch means (:data:`MCSE_BATCHES` consecutive batches of draws, each giving the
-        difference of the acquisition values), which accounts for the chain's
-        autocorrelation. Returns ``(lower level, standard error)``, or None to keep ``level``.
+        The safer doses of an escalation are those at or below the current one; of a stay,
+        those below it; a de-escalation is the safer side already. The acquisition values are
+        Monte Carlo averages over the draws: a choice whose advantage over the best safer
+        admissible dose is less than :data:`MCSE_MARGIN` Monte Carlo standard errors of that
+        difference is not told apart from noise, and the rule takes the safer side (that lower
+        dose). The standard error is by batch means (:data:`MCSE_BATCHES` consecutive batches
+        of draws, each giving the difference of the acquisition values), which accounts for
+        the chain's autocorrelation. Returns ``(lower level, standard error)``, or None to
+        keep ``level``.
         """
-        lower = np.flatnonzero(allowed[: counts.current + 1])
-        if level <= counts.current or not lower.size or len(draws) < 2 * MCSE_BATCHES:
+        lower = np.flatnonzero(allowed[: min(level, counts.current + 1)])
+        if level < counts.current or not lower.size or len(draws) < 2 * MCSE_BATCHES:
             return None
         best = int(lower[np.argmax(values[lower])])
         gaps = [
