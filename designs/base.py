@@ -145,8 +145,9 @@ class Conduct:
         (default), or stop the trial with the reason (a simulation that must go on).
     mcse_margin : float
         How close, in Monte Carlo standard errors, a decision's deciding comparison (a
-        posterior probability against its threshold: BLRM's overdose control, the CRM's and
-        EWOC's safety stops, EWOC's feasibility bound at a level, the hard overdose limit)
+        posterior probability against its threshold: the overdose control of BLRM and of the
+        Optimus design (Lin 2023), the CRM's and EWOC's safety stops, EWOC's feasibility bound
+        at a level, the hard overdose limit)
         may lie to its threshold before the estimate no longer decides it (2 by default;
         0: the estimate always decides). Such a decision is made again on a refit with more
         draws (as after failed checks, within ``refits``); if a comparison is still that

@@ -8,7 +8,9 @@ toxicity and ordinal efficacy (:class:`dosezoo.models.joint_probit.JointProbit`)
 - an efficacy threshold :math:`e` for the response rate :math:`P(E \ge 1)` (default 0.2);
 - overdose control: a dose :math:`d` is excluded when
   :math:`P(p_T(d) > \bar p \mid \text{data}) > c_{od}` (over-toxic level :math:`\bar p = 0.4`;
-  the cut-off :math:`c_{od}`, 0.25 by default as in EWOC-type rules, is not given by Lin);
+  the cut-off :math:`c_{od}`, 0.25 by default as in EWOC-type rules, is not given by Lin); on
+  draws, an estimate within ``Conduct.mcse_margin`` Monte Carlo standard errors of the cut-off
+  is made again with more draws, then counted above it (our addition, as for BLRM's);
 - next dose: among the doses not excluded, the one with the maximal posterior probability of
   the target event
 
@@ -163,8 +165,21 @@ class OptimusRule(ModelRule):
 
     # ----------------------------------------------------------------- posterior summaries
 
-    def summaries(self, posterior: DosePosterior) -> dict[str, np.ndarray]:
+    def summaries(
+        self, posterior: DosePosterior, levels: int | None = None
+    ) -> dict[str, np.ndarray]:
         """Per-dose posterior probabilities the rule uses.
+
+        Parameters
+        ----------
+        posterior : DosePosterior
+            With ``p_tox`` and ``p_response`` per level.
+        levels : int, optional
+            The first ``levels`` levels are the ones a decision reads (all by default): their
+            overdose control is a comparison of the posterior
+            (:meth:`~dosezoo.posterior.DosePosterior.exceeds`), which on a fit with Monte Carlo
+            error the design resolves when a level is too close to the cut-off (more draws,
+            then the cautious side, the level excluded); the others' estimates decide alone.
 
         Returns
         -------
@@ -181,11 +196,19 @@ class OptimusRule(ModelRule):
             return (rates["p_tox"] >= low) & (rates["p_tox"] <= high) & efficacious(rates)
 
         p_overdose = posterior.prob_above(self.overdose_limit, "p_tox")
+        read = p_overdose.size if levels is None else min(levels, p_overdose.size)
+        excluded = p_overdose > self.overdose_cutoff
+        excluded[:read] = posterior.exceeds(
+            [f"p_overdose_{k}" for k in range(read)],
+            p_overdose[:read],
+            self.overdose_cutoff,
+            lambda: posterior.mcse_above(self.overdose_limit, "p_tox")[:read],
+        )
         return {
             "p_target": posterior.probability(target),
             "p_overdose": p_overdose,
             "p_efficacious": posterior.probability(efficacious),
-            "excluded": p_overdose > self.overdose_cutoff,
+            "excluded": excluded,
         }
 
     def _quantities(self, summary: dict[str, np.ndarray]) -> dict[str, float]:
@@ -201,11 +224,13 @@ class OptimusRule(ModelRule):
         """Return the candidate with the largest ``p_target``, the lowest among ties."""
         return int(candidates[np.argmax(p_target[candidates])])
 
-    def _counts_and_summaries(self, posterior: DosePosterior | None, data: TrialData):
+    def _counts_and_summaries(
+        self, posterior: DosePosterior | None, data: TrialData, *, final: bool
+    ):
         if posterior is None:
             raise ValueError("OptimusRule needs a posterior of the joint model")
         counts = level_counts(data, self.dose_levels, owner="OptimusRule")
-        return counts, self.summaries(posterior)
+        return counts, self.summaries(posterior, self.levels_read(data, final=final))
 
     @staticmethod
     def _diagnostics(posterior: DosePosterior | None) -> pd.DataFrame | None:
@@ -231,16 +256,24 @@ class OptimusRule(ModelRule):
             The next dose, or a stop (safety, futility), with per-dose ``p_target_<k>``,
             ``p_overdose_<k>`` and ``p_efficacious_<k>`` in its quantities.
         """
-        counts, summary = self._counts_and_summaries(posterior, data)
+        counts, summary = self._counts_and_summaries(posterior, data, final=False)
         quantities = self._quantities(summary)
         diagnostics = self._diagnostics(posterior)
         if summary["excluded"][0] and counts.n[0] >= self.safety_min_patients:
+            p_overdose, cutoff = summary["p_overdose"][0], self.overdose_cutoff
+            # On the cautious side of a fit's Monte Carlo error, an estimate at or below the
+            # cut-off counts as above it: the reason says so, or it would contradict it.
+            relation = (
+                f"> {cutoff:g}"
+                if p_overdose > cutoff
+                else f"within {posterior.caution:g} MCSEs of {cutoff:g}"
+            )
             return Decision(
                 None,
                 stop_reason=(
                     f"safety: the lowest dose {self.dose_levels[0]:g} is overdosed, "
-                    f"P(p_tox > {self.overdose_limit:g}) = {summary['p_overdose'][0]:.3f} > "
-                    f"{self.overdose_cutoff:g} with {counts.n[0]} patients there"
+                    f"P(p_tox > {self.overdose_limit:g}) = {p_overdose:.3f} {relation} with "
+                    f"{counts.n[0]} patients there"
                 ),
                 quantities=quantities,
                 diagnostics=diagnostics,
@@ -304,7 +337,7 @@ class OptimusRule(ModelRule):
         ``P(p_response >= efficacy_threshold) < futility_cutoff`` at that dose (backfill
         randomises among the doses not discarded for lack of efficacy; Dehbi et al. 2021).
         """
-        _, summary = self._counts_and_summaries(posterior, data)
+        _, summary = self._counts_and_summaries(posterior, data, final=False)
         keep = ~summary["excluded"]
         if self.futility_cutoff is not None:
             keep &= summary["p_efficacious"] >= self.futility_cutoff
@@ -325,7 +358,7 @@ class OptimusRule(ModelRule):
         """
         if not data.n_patients:
             return Decision(None, stop_reason="no OBD: no patients")
-        counts, summary = self._counts_and_summaries(posterior, data)
+        counts, summary = self._counts_and_summaries(posterior, data, final=True)
         quantities = self._quantities(summary)
         candidates = np.flatnonzero((counts.n > 0) & ~summary["excluded"])
         in_range = np.zeros(len(self.dose_levels), dtype=bool)

@@ -1,8 +1,9 @@
 """Decisions within Monte Carlo error of a threshold: more draws, else the cautious side.
 
-``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here BLRM's
-overdose control, the CRM's safety stop, EWOC's feasibility bound at a level, the hard overdose
-limit on every rule's overdose probability) that lies within that many MCSEs of it is made
+``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here the
+overdose control of BLRM and of the Optimus design, the CRM's safety stop, EWOC's feasibility
+bound at a level, the hard overdose limit on every rule's overdose probability) that lies within
+that many MCSEs of it is made
 again on a refit with more draws, and, still that close, on its cautious side. The fits are
 draws made up to sit at a threshold.
 """
@@ -22,7 +23,7 @@ from dosezoo.designs.crm import CRMRule
 from dosezoo.designs.ewoc import EWOCRule
 from dosezoo.designs.lse import bo_design
 from dosezoo.designs.optimus import OptimusRule
-from dosezoo.models import BLRM, CRM, EWOC
+from dosezoo.models import BLRM, CRM, EWOC, JointProbit
 from dosezoo.posterior import DosePosterior, SampledDistribution
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +203,34 @@ def test_crm_safety_stop_near_its_cutoff(monkeypatch):
     assert decision.bound_by == ("mcse",)
     assert decision.quantities["mcse_margin"] == pytest.approx(
         0.005 / np.sqrt(0.945 * 0.055 / 4000), rel=0.1
+    )
+
+
+def test_optimus_overdose_control_near_its_cutoff(monkeypatch):
+    # Lin (2023)'s overdose control excludes a dose with P(p_tox > 0.4) > 0.25. At the lowest
+    # dose, with 3 patients there, 0.245 of 4000 draws is 0.74 MCSE under the cut-off: the
+    # estimate admits it, the margin excludes it (a safety stop).
+    model = JointProbit(LEVELS)
+    data = TrialData(
+        {"dose": [10.0] * 3, "dlt": [1, 0, 0], "efficacy": [0, 1, 0], "cohort": [1] * 3}
+    )
+    too_toxic = np.random.default_rng(0).permutation(np.arange(4000) < 980)
+    p_tox = np.where(too_toxic[:, None], 0.5, 0.2) * np.ones(len(LEVELS))
+    p_tox[:, 1:] = 0.9  # every higher level excluded in every draw
+    posterior = DosePosterior(
+        tuple(LEVELS), {"p_tox": p_tox, "p_response": np.full_like(p_tox, 0.5)}, chains=2
+    )
+    monkeypatch.setattr(Design, "posterior", lambda self, data, **_: posterior)
+    off = Design(model, OptimusRule(), Conduct(engine="imh", mcse_margin=0.0)).next(data)
+    assert off.next_dose == 10.0 and off.quantities["p_overdose_0"] == pytest.approx(0.245)
+    decision = Design(model, OptimusRule(), Conduct(engine="imh")).next(data)
+    assert decision.next_dose is None and decision.bound_by == ("mcse",)
+    assert decision.stop_reason == (
+        "safety: the lowest dose 10 is overdosed, P(p_tox > 0.4) = 0.245 within 2 MCSEs of "
+        "0.25 with 3 patients there"
+    )
+    assert decision.quantities["mcse_margin"] == pytest.approx(
+        0.005 / np.sqrt(0.245 * 0.755 / 4000), rel=0.1
     )
 
 
