@@ -257,6 +257,7 @@ class OptimusRule(ModelRule):
             ``p_overdose_<k>`` and ``p_efficacious_<k>`` in its quantities.
         """
         counts, summary = self._counts_and_summaries(posterior, data, final=False)
+        assert posterior is not None  # _counts_and_summaries refuses None
         quantities = self._quantities(summary)
         diagnostics = self._diagnostics(posterior)
         if summary["excluded"][0] and counts.n[0] >= self.safety_min_patients:
