@@ -244,8 +244,17 @@ class MTDQuantileRule(ModelRule):
         if self.dose_levels is not None:
             cap = self._skip_cap(data)
             unrounded, dose = dose, self._to_level(dose, last, cap)
-            if cap is not None and dose < self._to_level(unrounded, last, None):
-                bound_by.append("no_skipping")
+            # An option moved the level when rounding without it gives another one (the
+            # increment and monotone options act here too, on the levels they allow).
+            unbound = {
+                "no_skipping": {"cap": None},
+                "max_increment": {"increment": False},
+                "monotone": {"monotone": False},
+            }
+            for option, without in unbound.items():
+                free = self._to_level(unrounded, last, **{"cap": cap, **without})
+                if option not in bound_by and dose != free:
+                    bound_by.append(option)
             if dose != unrounded:
                 bound_by.append("dose_levels")
         return Decision(
@@ -305,18 +314,28 @@ class MTDQuantileRule(ModelRule):
         highest = int(np.searchsorted(levels, given.max(), side="right")) - 1 if given.size else -1
         return highest + 1
 
-    def _to_level(self, dose: float, last: float | None, cap: int | None) -> float:
+    def _to_level(
+        self,
+        dose: float,
+        last: float | None,
+        cap: int | None,
+        *,
+        increment: bool = True,
+        monotone: bool = True,
+    ) -> float:
         """Nearest level to ``dose`` that keeps the monotone, increment and skipping options.
 
-        ``cap`` is the index of the highest level allowed by ``no_skipping`` (None: no cap).
+        ``cap`` is the index of the highest level allowed by ``no_skipping`` (None: no cap);
+        ``increment`` and ``monotone`` False leave those options out (to tell whether they
+        moved the level).
         """
         levels = np.asarray(self.dose_levels)
         allowed = np.ones(levels.size, dtype=bool)
         if cap is not None:
             allowed &= np.arange(levels.size) <= cap
-        if last is not None and self.max_increment is not None:
+        if last is not None and increment and self.max_increment is not None:
             allowed &= levels <= last + self.max_increment
-        if last is not None and self.monotone:
+        if last is not None and monotone and self.monotone:
             allowed &= levels >= last
         if not allowed.any():
             assert last is not None  # with no last dose every level is allowed

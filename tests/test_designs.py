@@ -250,6 +250,22 @@ def test_rule_options_hold_for_any_posterior(case):
         assert "monotone" in decision.bound_by or dose == min(
             v for v in rule.dose_levels if v >= (last if rule.monotone else -np.inf)
         )
+    if rule.dose_levels:
+        # A level other than the quantile's own rounding is named by the options that moved it.
+        free = MTDQuantileRule(alpha=rule.alpha, dose_levels=LEVELS, rounding=rule.rounding)
+        if dose != free.choose(posterior, _trial(last)).next_dose:
+            assert {"max_increment", "monotone", "no_skipping"} & set(decision.bound_by)
+
+
+def test_an_increment_that_moves_the_rounded_level_is_named(o6bg):
+    # The first O6-BG cohort (3 patients at 40): the 0.25-quantile of the MTD is 52.4, within
+    # max_increment = 15 of 40; its nearest level is 60, out of reach, so the rule gives 40.
+    data = TrialData.from_dataframe(o6bg.to_dataframe().head(3))
+    rule = MTDQuantileRule(alpha=0.25, dose_levels=LEVELS, max_increment=15.0)
+    decision = mtd_quantile_design(MODEL, rule, start_dose=40.0).next(data)
+    assert 40.0 < decision.quantities["mtd_quantile"] < 55.0
+    assert decision.next_dose == 40.0
+    assert decision.bound_by == ("max_increment", "dose_levels")
 
 
 def test_rounding_down_keeps_overdose_control(well_mixed):
