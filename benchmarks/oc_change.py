@@ -2,7 +2,7 @@
 
 ``python benchmarks/oc_change.py REVISION docs/results/lee2023_study.csv`` compares the table
 as committed at ``REVISION`` with the file as it is now: for every metric ``m`` with a column
-``m_mcse``, the cells that differ, the largest absolute difference and the largest
+``m_mcse`` (or ``m_se``), the cells that differ, the largest absolute difference and the largest
 ``|difference| / sqrt(mcse_before^2 + mcse_now^2)`` over the rows (matched on the columns
 before the first metric, which name a configuration).
 """
@@ -30,13 +30,14 @@ def main() -> None:
         check=True,
     ).stdout
     before, now = pd.read_csv(io.StringIO(committed)), pd.read_csv(args.table)
-    metrics = [c.removesuffix("_mcse") for c in now.columns if c.endswith("_mcse")]
+    suffix = next(s for s in ("_mcse", "_se") if any(c.endswith(s) for c in now.columns))
+    metrics = [c.removesuffix(suffix) for c in now.columns if c.endswith(suffix)]
     keys = list(now.columns[: list(now.columns).index(metrics[0])])
     both = before.merge(now, on=keys, suffixes=("_before", "_now"), validate="one_to_one")
     print(f"{relative}: {len(both)} rows matched on {', '.join(keys)}")
     for metric in metrics:
         difference = both[f"{metric}_now"] - both[f"{metric}_before"]
-        se = np.hypot(both[f"{metric}_mcse_before"], both[f"{metric}_mcse_now"])
+        se = np.hypot(both[f"{metric}{suffix}_before"], both[f"{metric}{suffix}_now"])
         z = np.abs(difference)[se > 0] / se[se > 0]
         unexplained = int(((difference != 0) & (se == 0)).sum())
         print(
