@@ -146,8 +146,8 @@ class Conduct:
     mcse_margin : float
         How close, in Monte Carlo standard errors, a decision's deciding comparison (a
         posterior probability against its threshold: the overdose control of BLRM and of the
-        Optimus design (Lin 2023), the CRM's and EWOC's safety stops, EWOC's feasibility bound
-        at a level, the hard overdose limit)
+        Optimus design (Lin 2023), BOIN's elimination read from a fit, the CRM's and EWOC's
+        safety stops, EWOC's feasibility bound at a level, the hard overdose limit)
         may lie to its threshold before the estimate no longer decides it (2 by default;
         0: the estimate always decides). Such a decision is made again on a refit with more
         draws (as after failed checks, within ``refits``); if a comparison is still that

@@ -426,13 +426,39 @@ class BOINRule(BOINBoundaryRule):
             return self.p_above_target(n, y)
         return np.broadcast_to(posterior.prob_above(self.target), n.shape)
 
+    def _too_toxic(
+        self,
+        n: np.ndarray,
+        p_above: np.ndarray,
+        posterior: DosePosterior | None,
+        cutoff: float,
+    ) -> np.ndarray:
+        """Whether each level with enough patients has ``P(p_k > target) > cutoff``, (m, K).
+
+        Exact from the counts; on a fit (one data set, ``m`` 1), a comparison of the
+        posterior (:meth:`~dosezoo.posterior.DosePosterior.exceeds`) at the levels with
+        enough patients, which the design resolves when it lies within its Monte Carlo error
+        of the cut-off (more draws, then the cautious side: too toxic).
+        """
+        enough = n >= MIN_PATIENTS_TO_ELIMINATE
+        if posterior is None:
+            return enough & (p_above > cutoff)
+        levels = np.flatnonzero(enough[0])
+        over = np.zeros(n.shape, dtype=bool)
+        over[:, levels] = posterior.exceeds(
+            [f"p_above_target_{k}" for k in levels],
+            p_above[0, levels],
+            cutoff,
+            lambda: posterior.mcse_above(self.target)[levels],
+        )
+        return over
+
     def eliminated_from(
         self, n: np.ndarray, y: np.ndarray, posterior: DosePosterior | None = None
     ) -> np.ndarray:
         """Return, per row of counts (m, K), the lowest eliminated level, or K if none is."""
-        eliminated = (n >= MIN_PATIENTS_TO_ELIMINATE) & (
-            self._p_above(n, y, posterior) > self.elimination_cutoff
-        )
+        p_above = self._p_above(n, y, posterior)
+        eliminated = self._too_toxic(n, p_above, posterior, self.elimination_cutoff)
         return np.where(eliminated.any(axis=1), np.argmax(eliminated, axis=1), n.shape[1])
 
     def isotonic_estimates(self, data: TrialData) -> np.ndarray:
@@ -446,10 +472,25 @@ class BOINRule(BOINBoundaryRule):
     # ------------------------------------------------------------------ array rule
 
     def _safety_reasons(
-        self, n: np.ndarray, y: np.ndarray, eliminated_from: np.ndarray, p_above: np.ndarray
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        eliminated_from: np.ndarray,
+        p_above: np.ndarray,
+        posterior: DosePosterior | None = None,
     ) -> np.ndarray:
         """Why each state must stop with no MTD, ``""`` where it need not (str objects, (m,))."""
         reasons = np.full(n.shape[0], "", dtype=object)
+
+        def beyond(cutoff: float) -> ArrayLike:
+            # On the cautious side of a fit's Monte Carlo error an estimate at or below the
+            # cut-off counts as above it: the reason says so, or it would contradict it.
+            if posterior is None:
+                return ""
+            return np.where(
+                p_above[:, 0] > cutoff, "", f" or within {posterior.caution:g} MCSEs of it"
+            )
+
         lowest: dict[str, ArrayLike] = {
             "dose": self.dose_levels[0],
             "y": y[:, 0],
@@ -459,19 +500,21 @@ class BOINRule(BOINBoundaryRule):
         out = eliminated_from == 0
         reasons[out] = format_rows(
             "lowest dose {dose:g} eliminated: {y} DLTs in {n} patients, "
-            "P(p > {target:g}) > {cutoff:g}",
+            "P(p > {target:g}) > {cutoff:g}{near}",
             out,
             cutoff=self.elimination_cutoff,
+            near=beyond(self.elimination_cutoff),
             **lowest,
         )
         if self.extra_safe:
             cutoff = self.elimination_cutoff - self.offset
-            extra = ~out & (n[:, 0] >= MIN_PATIENTS_TO_ELIMINATE) & (p_above[:, 0] > cutoff)
+            extra = ~out & self._too_toxic(n[:, :1], p_above[:, :1], posterior, cutoff)[:, 0]
             reasons[extra] = format_rows(
                 "extra-safe stop at the lowest dose {dose:g}: {y} DLTs in {n} patients, "
-                "P(p > {target:g}) > {cutoff:g}",
+                "P(p > {target:g}) > {cutoff:g}{near}",
                 extra,
                 cutoff=cutoff,
+                near=beyond(cutoff),
                 **lowest,
             )
         return reasons
@@ -529,7 +572,7 @@ class BOINRule(BOINBoundaryRule):
         stop_reason[full] = format_rows(
             "sample size reached: {n} of {planned}", full, n=n_patients, planned=self._sample_size
         )
-        safety = self._safety_reasons(n, y, eliminated_from, p_above)
+        safety = self._safety_reasons(n, y, eliminated_from, p_above, posterior)
         unsafe = started & ~full & (safety != "")
         stop_reason[unsafe] = safety[unsafe]
         early = started & ~full & ~unsafe & (level == at) & (n_at >= self.n_earlystop)
@@ -575,7 +618,7 @@ class BOINRule(BOINBoundaryRule):
         size, levels = current.size, len(self.dose_levels)
         p_above = self._p_above(n, y, posterior)
         eliminated_from = self.eliminated_from(n, y, posterior)
-        safety = self._safety_reasons(n, y, eliminated_from, p_above)
+        safety = self._safety_reasons(n, y, eliminated_from, p_above, posterior)
         safe = safety == ""
         estimates = np.full((size, levels), np.nan)
         estimates[safe] = self._isotonic(n[safe], y[safe], eliminated_from[safe])

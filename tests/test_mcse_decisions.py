@@ -1,11 +1,11 @@
 """Decisions within Monte Carlo error of a threshold: more draws, else the cautious side.
 
 ``Conduct.mcse_margin``: a comparison of a posterior probability with its cutoff (here the
-overdose control of BLRM and of the Optimus design, the CRM's safety stop, EWOC's feasibility
-bound at a level, the hard overdose limit on every rule's overdose probability) that lies within
-that many MCSEs of it is made
-again on a refit with more draws, and, still that close, on its cautious side. The fits are
-draws made up to sit at a threshold.
+overdose control of BLRM and of the Optimus design, BOIN's elimination read from a fit, the
+CRM's safety stop, EWOC's feasibility bound at a level, the hard overdose limit on every rule's
+overdose probability) that lies within that many MCSEs of it is made again on a refit with more
+draws, and, still that close, on its cautious side. The fits are draws made up to sit at a
+threshold.
 """
 
 from dataclasses import replace
@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from dosezoo.config import read_config
 from dosezoo.data import TrialData
 from dosezoo.designs import design_from_config
 from dosezoo.designs.base import Conduct, Design
 from dosezoo.designs.blrm import BLRMRule
+from dosezoo.designs.boin import boin_design
 from dosezoo.designs.crm import CRMRule
 from dosezoo.designs.ewoc import EWOCRule
 from dosezoo.designs.lse import bo_design
@@ -232,6 +234,36 @@ def test_optimus_overdose_control_near_its_cutoff(monkeypatch):
     assert decision.quantities["mcse_margin"] == pytest.approx(
         0.005 / np.sqrt(0.245 * 0.755 / 4000), rel=0.1
     )
+
+
+def test_boin_elimination_on_a_fit_near_its_cutoff():
+    # BOIN read from a fit (decide): 3/3 DLTs at the lowest dose and P(p_1 > 0.3) estimated at
+    # 0.945, 0.6 MCSE under the elimination cut-off 0.95: the estimate keeps the dose, the
+    # margin eliminates it (the trial stops; the exact posterior stops it too).
+    levels = [10.0, 20.0, 40.0]
+    data = TrialData({"dose": [10.0] * 3, "dlt": [1, 1, 1], "cohort": [1] * 3})
+    rng = np.random.default_rng(1)
+    toxic = rng.random(1000) < 0.945
+    first = np.where(toxic, rng.uniform(0.5, 0.7, 1000), rng.uniform(0.05, 0.15, 1000))
+    rates = np.stack([first, rng.uniform(0.65, 0.75, 1000), rng.uniform(0.75, 0.85, 1000)], -1)
+    fit = xr.DataTree.from_dict(
+        {
+            "posterior": xr.Dataset(
+                {"p_dlt": (("chain", "draw", "dose"), rates.reshape(2, 500, 3))},
+                coords={"dose": levels},
+            )
+        }
+    )
+    design = boin_design(0.3, levels)
+    fit = design.model.stamp(fit, data)
+    estimate_alone = boin_design(0.3, levels, mcse_margin=0.0).decide(fit, data)
+    assert estimate_alone.next_dose == 10.0
+    decision = design.decide(fit, data)
+    assert decision.next_dose is None and decision.bound_by == ("mcse",)
+    assert decision.stop_reason == (
+        "lowest dose 10 eliminated: 3 DLTs in 3 patients, P(p > 0.3) > 0.95 or within 2 MCSEs of it"
+    )
+    assert design.next(data).stopped
 
 
 def _independent_rates(rates: np.ndarray, fraction: float, draws: int = 4000) -> np.ndarray:
