@@ -247,12 +247,11 @@ class MTDQuantileRule(ModelRule):
             # An option moved the level when rounding without it gives another one (the
             # increment and monotone options act here too, on the levels they allow).
             unbound = {
-                "no_skipping": {"cap": None},
-                "max_increment": {"increment": False},
-                "monotone": {"monotone": False},
+                "no_skipping": self._to_level(unrounded, last, None),
+                "max_increment": self._to_level(unrounded, last, cap, increment=False),
+                "monotone": self._to_level(unrounded, last, cap, monotone=False),
             }
-            for option, without in unbound.items():
-                free = self._to_level(unrounded, last, **{"cap": cap, **without})
+            for option, free in unbound.items():
                 if option not in bound_by and dose != free:
                     bound_by.append(option)
             if dose != unrounded:
