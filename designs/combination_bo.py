@@ -82,7 +82,7 @@ from dosezoo.checks import choice, flag, integer, positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, compose, dataclass_options
-from dosezoo.designs.registry import Family, register
+from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.models.gp_surface import RESPONSE, GPSurface, GPSurfacePosterior
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -91,12 +91,18 @@ __all__ = [
     "CombinationBORule",
     "augmented_expected_improvement",
     "combination_bo_design",
+    "default_cohort_size",
     "effective_best",
     "expected_improvement",
     "sobol_start",
 ]
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+#: Patients per iteration in Willard et al. (2024)'s designs S1 and P1: each iteration gives
+#: :math:`r` patients to one combination per stratum, with :math:`r` = 4, 2 and 1 for 1, 2
+#: and 4 strata.
+PATIENTS_PER_ITERATION = 4
+
 #: Prefixes of data whose maximum AEI per stratum a rule remembers.
 _HISTORY_SIZE = 8192
 
@@ -720,11 +726,20 @@ class CombinationBORule(ModelRule):
         return Decision(None, quantities=q, diagnostics=diagnostics, strata=strata)
 
 
+def default_cohort_size(model: GPSurface) -> int:
+    """Willard et al. (2024)'s :math:`r`: :data:`PATIENTS_PER_ITERATION` shared by the strata.
+
+    4 for the standard algorithm, 2 per stratum with 2 strata, 1 with 4 (at least 1).
+    """
+    return max(1, PATIENTS_PER_ITERATION // len(model.strata))
+
+
 def combination_bo_design(model: GPSurface, **options: Any) -> Design:
     """Build ``Design(model, CombinationBORule(...), Conduct(...))`` from one set of options.
 
     The standard algorithm for a model without covariates, the personalised one for a model
-    with covariates. Conduct defaults: ``cohort_size`` 4 (:math:`r`), ``sample_size`` 80.
+    with covariates. Conduct defaults: ``cohort_size`` :math:`r` (:func:`default_cohort_size`,
+    4 patients per iteration in all strata), ``sample_size`` 80.
 
     Parameters
     ----------
@@ -738,7 +753,9 @@ def combination_bo_design(model: GPSurface, **options: Any) -> Design:
     -------
     Design
     """
-    return compose(model, CombinationBORule, options, cohort_size=4, sample_size=80)
+    return compose(
+        model, CombinationBORule, options, cohort_size=default_cohort_size(model), sample_size=80
+    )
 
 
 register(
@@ -750,7 +767,14 @@ register(
         ),
         model=GPSurface,
         rule=CombinationBORule,
-        conduct={"cohort_size": 2, "sample_size": 80},
+        conduct={
+            "cohort_size": Derived(
+                f"{PATIENTS_PER_ITERATION} patients per iteration shared by the strata: 4, 2, 1 "
+                "for 1, 2, 4 strata",
+                lambda model, rule, conduct: default_cohort_size(model),
+            ),
+            "sample_size": 80,
+        },
         example="combination_bo.toml",
         example_data="combination_cohorts.csv",
     )

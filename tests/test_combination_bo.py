@@ -526,3 +526,15 @@ def test_predict_refuses_points_off_the_box_or_the_strata(point, message):
     assert np.isfinite(mean).all() and np.isfinite(variance).all()
     with pytest.raises(ValueError, match=message):
         post.predict([[0.5, 0.5, 1.0], point])
+
+
+@pytest.mark.parametrize(("covariates", "per_stratum"), [((), 4), (("z1",), 2), (("z1", "z2"), 1)])
+def test_the_factory_and_a_configuration_give_the_same_cohort_size(covariates, per_stratum):
+    # Willard et al. (2024): 4 patients per iteration, shared by the strata. The configuration's
+    # default was 2 whatever the strata, the factory's 4.
+    from dosezoo.designs import design_from_config
+
+    model = {"type": "combination-bo", "covariates": list(covariates)}
+    configured = design_from_config({"model": model}, "x.toml")
+    built = combination_bo_design(GPSurface(covariates=covariates))
+    assert configured.cohort_size == built.cohort_size == per_stratum
