@@ -72,7 +72,7 @@ import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -771,7 +771,7 @@ register(
             "cohort_size": Derived(
                 f"{PATIENTS_PER_ITERATION} patients per iteration shared by the strata: 4, 2, 1 "
                 "for 1, 2, 4 strata",
-                lambda model, rule, conduct: default_cohort_size(model),
+                lambda model, rule, conduct: default_cohort_size(cast(GPSurface, model)),
             ),
             "sample_size": 80,
         },
