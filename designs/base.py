@@ -20,7 +20,9 @@ A hard overdose limit holds for every model-based rule: a rule reports the poste
 probability of overdosing at a dose (:meth:`Rule.overdose_probability`), and no decision gives
 the next cohort a dose where it exceeds ``conduct.max_overdose_probability`` (0.5 by default),
 whatever the rule's options (monotone, no skipping, coherence, rounding) asked for: the design
-de-escalates to the highest dose within the limit, or stops with the reason "overdose limit".
+de-escalates to the highest dose within the limit, or stops with the reason "overdose limit"
+(before ``conduct.overdose_min_patients`` patients had the lowest dose level, that level is
+given again instead: the only dose the limit lets through).
 
 Rules that decide from the patients and DLTs per dose level only (BOIN, 3+3) derive from
 :class:`CountRule`: the rule is written once, for a batch of count states

@@ -9,9 +9,10 @@ a model of toxicity and efficacy (e.g. :meth:`~dosezoo.designs.optimus.OptimusRu
 of the joint probit model): the *minimum active dose* (MAD) is the lowest dose given to
 patients with :math:`P(p_E(d) \ge e_{\min} \mid \text{data}) \ge c_{\text{MAD}}`; the *MTD* is
 the highest dose given to patients that the overdose control allows
-(:math:`P(p_T(d) > \bar p \mid \text{data}) \le c_{od}`); the range is every dose from the MAD
-to the MTD that were given to patients (empty when the MAD is above the MTD; an escalation
-that skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top
+(:math:`P(p_T(d) > \bar p \mid \text{data}) \le c_{od}`) below every dose given that it
+excludes (toxicity increases with the dose: a dose above an excluded one is excluded too); the
+range is every dose from the MAD to the MTD that were given to patients (empty when the MAD is
+above the MTD; an escalation that skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top
 of the range and the dose given just below it, the two doses randomised next (DL A > DL
 B, as in the talk). The talk defines the range (from the MAD, "based on the minimum
 acceptable PD threshold", to the MTD, after the DROID design of Guo et al.); the thresholds
