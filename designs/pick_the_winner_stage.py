@@ -4,18 +4,18 @@ Project Optimus asks the escalation to end on a *recommended dose range* for ran
 phase 2 rather than on one dose (the FDA's draft guidance of 2023; the talk "Statistical
 Considerations for Project Optimus" by J. Lin, 2023). This module builds that path:
 
-Therapeutic dose range (:func:`therapeutic_dose_range`). From per-dose posterior summaries of
-a model of toxicity and efficacy (e.g. :meth:`~dosezoo.designs.optimus.OptimusRule.summaries`
-of the joint probit model): the *minimum active dose* (MAD) is the lowest dose given to
-patients with :math:`P(p_E(d) \ge e_{\min} \mid \text{data}) \ge c_{\text{MAD}}`; the *MTD* is
-the highest dose given to patients that the overdose control allows
-(:math:`P(p_T(d) > \bar p \mid \text{data}) \le c_{od}`) below every dose given that it
-excludes (toxicity increases with the dose: a dose above an excluded one is excluded too); the
-range is every dose from the MAD to the MTD that were given to patients (empty when the MAD is
-above the MTD; an escalation that skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top
-of the range and the dose given just below it, the two doses randomised next (DL A > DL
-B, as in the talk). The talk defines the range (from the MAD, "based on the minimum
-acceptable PD threshold", to the MTD, after the DROID design of Guo et al.); the thresholds
+Therapeutic dose range (:func:`therapeutic_dose_range`). From per-dose posterior summaries of a
+model of toxicity and efficacy (e.g. :meth:`~dosezoo.designs.optimus.OptimusRule.summaries` of
+the joint probit model): the *minimum active dose* (MAD) is the lowest dose given to patients
+with :math:`P(p_E(d) \ge e_{\min} \mid \text{data}) \ge c_{\text{MAD}}`; the *MTD* is the
+highest dose given to patients that the overdose control allows (:math:`P(p_T(d) > \bar p \mid
+\text{data}) \le c_{od}`) below every dose given that it excludes (toxicity increases with the
+dose: a dose above an excluded one is excluded too); the range is every dose from the MAD to
+the MTD that were given to patients (empty when the MAD is above the MTD; an escalation that
+skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top of the
+range and the dose given just below it, the two doses randomised next (DL A > DL B, as in the
+talk). The talk defines the range (from the MAD, "based on the minimum acceptable PD
+threshold", to the MTD, after the DROID design of Guo et al.); the thresholds
 :math:`c_{\text{MAD}}` (0.5) and the choice of two adjacent doses are this package's.
 
 Per-arm assessment (:class:`ArmCriteria`). The response rate of an arm has the posterior
