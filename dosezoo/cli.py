@@ -514,7 +514,7 @@ def simulate_command(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="netCDF file of the results."),
     trials: int | None = typer.Option(
-        None, "--trials", min=1, help="Number of trials (overrides [simulation] n_trials)."
+        None, "--trials", min=1, help="Number of trials (in place of [simulation] n_trials)."
     ),
     jobs: int | None = typer.Option(
         None, "--jobs", help="Worker processes, -1 for one per CPU (overrides n_jobs)."
@@ -534,8 +534,8 @@ def simulate_command(
             )
         raw = read_config(config)
         design = design_from_config(raw, str(config))
-        settings = simulation_from_config(raw, design, str(config))
-        n_trials = settings.n_trials if trials is None else trials
+        settings = simulation_from_config(raw, design, str(config), n_trials=trials)
+        n_trials = settings.n_trials
         # The results do not depend on the workers: the command records what fixes them.
         command = ["dosezoo", "simulate", str(config), "--output", str(output)]
         command += ["--trials", str(n_trials)]

@@ -196,8 +196,12 @@ class Simulation:
     n_jobs: int
 
 
-def simulation_from_config(config: Mapping[str, Any], design: Design, where: str) -> Simulation:
+def simulation_from_config(
+    config: Mapping[str, Any], design: Design, where: str, *, n_trials: int | None = None
+) -> Simulation:
     """Build the scenario and the settings of a parsed configuration for ``design``.
+
+    ``n_trials`` (the command line's ``--trials``) stands in for ``[simulation] n_trials``.
 
     Raises
     ------
@@ -205,5 +209,8 @@ def simulation_from_config(config: Mapping[str, Any], design: Design, where: str
         Naming the file, the section, the key and the value at fault.
     """
     scenario = scenario_from_config(config, design, where)
-    settings = build(SimulationSettings, config.get("simulation", {}), where, "simulation")
+    table = dict(config.get("simulation", {}))
+    if n_trials is not None:
+        table["n_trials"] = n_trials
+    settings = build(SimulationSettings, table, where, "simulation")
     return Simulation(scenario, settings.n_trials, settings.random_seed, settings.n_jobs)

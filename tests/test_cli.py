@@ -255,6 +255,22 @@ def test_simulate_trials_and_jobs_override_the_file(tmp_path):
     assert _run("simulate", config, "-o", output, "--trials", 0).exit_code == 2
 
 
+def test_simulate_trials_stand_in_for_a_missing_n_trials(tmp_path):
+    # The help says --trials takes the place of [simulation] n_trials; the file's table was
+    # validated first, so a file without the key was refused however many trials were asked.
+    text = (EXAMPLES / "three_plus_three.toml").read_text()
+    assert "n_trials" in text
+    config = tmp_path / "no_n_trials.toml"
+    config.write_text(
+        "\n".join(line for line in text.splitlines() if not line.startswith("n_trials"))
+    )
+    output = tmp_path / "three.nc"
+    result = _run("simulate", config, "-o", output, "--trials", 4, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert xr.load_dataset(output, engine="h5netcdf").sizes["trial"] == 4
+    _one_line_error(_run("simulate", config, "-o", output), "missing key 'n_trials'")
+
+
 # --------------------------------------------------------------------------- designs
 
 
