@@ -18,8 +18,9 @@ never as a traceback.
 Each command imports the machinery it runs when it runs: ``dosezoo --help`` loads neither
 numba, pandas nor xarray, a command loads rich only to print a table or an error, and
 ``next-dose`` loads the configured family's modules only (see :mod:`dosezoo.registry`), not
-PyMC for an exact or a kernel posterior, nor xarray (a fit's container, which an exact
-posterior never builds).
+PyMC for an exact or a kernel posterior, nor xarray for an exact one (a fit's container, which
+an exact posterior never builds; the latent-GP and joint-probit models load it with their
+modules).
 """
 
 import atexit

@@ -1,7 +1,8 @@
 """Dose-response models, each a PyMC model with fast engines that return the same schema.
 
 The names below are imported from their modules on first access (:mod:`dosezoo.lazy`), so
-``import dosezoo.models.base`` (or any one model) loads no other model.
+``import dosezoo.models.base`` (or any one model) loads no other model (but the one an
+extension builds on: the 3PND extensions load the 3PND model).
 """
 
 from typing import TYPE_CHECKING

@@ -294,8 +294,10 @@ class DoseModel(ABC):
         Parameters
         ----------
         data : TrialData, optional
-            Planned patients (doses; outcome values are ignored) whose outcomes the prior
-            predicts, summarised per dose by the statistics of :meth:`posterior_predictive_check`.
+            Planned patients whose outcomes the prior predicts, summarised per dose by the
+            statistics of :meth:`posterior_predictive_check`: their doses, with outcomes the
+            model accepts (checked as any data: e.g. 3PND responses not all 0), whose values
+            the prior draws do not read.
         target : float, optional
             Target DLT probability of the MTD (the model's :meth:`mtd_target` by default).
         draws : int

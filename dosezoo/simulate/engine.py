@@ -88,8 +88,9 @@ class TrialRecord(TypedDict):
     stop_reason: str
     """Why the design stopped the trial early; ``""`` when it reached its sample size."""
     recommended_dose: float | np.ndarray
-    """The recommended dose ((J,) for combinations); NaN when the trial stopped, nothing was
-    recommended or one dose per stratum was."""
+    """The recommended dose ((J,) for combinations), the design's ``recommend`` at the end of
+    every trial, one stopped early too (e.g. the 3+3's MTD); NaN when nothing was recommended
+    (a stop without an MTD) or one dose per stratum was."""
     recommended_strata: dict[str, np.ndarray]
     """A recommendation per stratum: each stratum's dose by its label (``"z1=0"``), NaN for a
     stratum with none; empty otherwise."""
