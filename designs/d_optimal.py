@@ -801,6 +801,7 @@ register_scenario(
         ),
         build=weibull_reference_scenario,
         from_design=_from_design,
+        design_keys=("follow_up",),
     )
 )
 

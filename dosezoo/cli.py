@@ -305,8 +305,16 @@ def _option_record(option: "Option") -> dict[str, Any]:
     return record
 
 
-def _options_line(options: Iterable["Option"]) -> str:
-    return ", ".join(f"{o.name} = {_default_text(o.default)}" for o in options) or "none"
+def _options_line(options: Iterable["Option"], from_design: tuple[str, ...] = ()) -> str:
+    """Return the options with their defaults; those ``from_design`` names: the design's."""
+
+    def text(option: "Option") -> str:
+        own = _default_text(option.default)
+        if option.name not in from_design:
+            return own
+        return f"(the design's, else {own.strip('()')})"
+
+    return ", ".join(f"{o.name} = {text(o)}" for o in options) or "none"
 
 
 @app.command("designs", cls=_Command)
@@ -339,6 +347,7 @@ def designs_command(
         kind.name: {
             "summary": kind.summary,
             "options": [_option_record(o) for o in options_of(kind.build)],
+            "from_design": list(kind.design_keys),
         }
         for kind in SCENARIO_TYPES.values()
     }
@@ -367,11 +376,12 @@ def designs_command(
     lines += ["", "Scenario types ([scenario] type = ..., for simulate):", ""]
     for scenario_type in SCENARIO_TYPES.values():
         lines.append(f"{scenario_type.name}: {scenario_type.summary}")
-        lines.append(f"  {_options_line(options_of(scenario_type.build))}")
+        options = options_of(scenario_type.build)
+        lines.append(f"  {_options_line(options, from_design=scenario_type.design_keys)}")
     lines += [
         "",
-        'A key left out takes its default; "none" stands for None; the scenario\'s dose '
-        "levels, target and planned sample size default to the design's.",
+        'A key left out takes its default; "none" stands for None; "the design\'s" is the '
+        "value the design has (its dose levels, target, planned sample size, ...), if it has one.",
     ]
     typer.echo("\n".join(lines))
 

@@ -293,6 +293,14 @@ def test_designs_lists_every_family_with_its_options():
     assert record["families"]["boin"]["count_design"] is True
     assert {o["name"] for o in record["conduct"]} >= {"cohort_size", "stopping", "convergence"}
     assert "p_true" in {o["name"] for o in record["scenarios"]["binary"]["options"]}
+    # The keys a scenario takes from the design were listed as required (the examples leave
+    # them out).
+    assert "p_true = (required), target = (the design's, else required)" in text.output
+    assert record["scenarios"]["binary"]["from_design"] == [
+        "dose_levels",
+        "target",
+        "planned_sample_size",
+    ]
 
 
 # --------------------------------------------------------------------------- decision-table

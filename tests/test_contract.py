@@ -42,6 +42,7 @@ from dosezoo.designs.registry import FAMILIES, Family, design_config, family_of,
 from dosezoo.errors import DataError, FitMismatchError
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import CountRuleDesign
+from dosezoo.scenarios.registry import SCENARIO_TYPES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -268,6 +269,14 @@ def test_the_design_survives_its_configuration(name):
     from_text = design_from_config(tomllib.loads(toml_text(tables)), "round trip (TOML)")
     assert from_text == design
     assert design_config(from_text) == tables
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_every_scenario_type_names_the_keys_it_takes_from_the_design(name):
+    # `dosezoo designs` shows these keys' defaults as the design's.
+    design = _case(name).design
+    for kind in SCENARIO_TYPES.values():
+        assert set(kind.from_design(design)) <= set(kind.design_keys), (kind.name, name)
 
 
 # --------------------------------------------------------------------------- decide

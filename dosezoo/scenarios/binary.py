@@ -316,5 +316,6 @@ register_scenario(
         ),
         build=BinaryToxicityScenario,
         from_design=_from_design,
+        design_keys=("dose_levels", "target", "planned_sample_size"),
     )
 )

@@ -307,6 +307,7 @@ register_scenario(
         ),
         build=ContinuousToxicityScenario,
         from_design=_from_model,
+        design_keys=("eta", "gamma", "x_min", "x_max"),
         of_design=("x_max",),
     )
 )

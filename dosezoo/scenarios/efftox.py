@@ -403,6 +403,7 @@ register_scenario(
         ),
         build=EffToxScenario,
         from_design=_from_design,
+        design_keys=("dose_levels", "planned_sample_size", "tox_interval", "efficacy_threshold"),
     )
 )
 register_scenario(
@@ -414,5 +415,6 @@ register_scenario(
         ),
         build=standard_efftox_scenario,
         from_design=_planned,
+        design_keys=("planned_sample_size",),
     )
 )

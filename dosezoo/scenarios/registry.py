@@ -44,6 +44,9 @@ class ScenarioType:
     from_design : callable
         ``from_design(design)`` returns defaults of the keys that the design implies (e.g. its
         dose levels); a key the configuration gives wins, except those of ``of_design``.
+    design_keys : tuple of str
+        Every key ``from_design`` may return (``dosezoo designs`` shows their defaults as the
+        design's).
     of_design : tuple of str
         Keys of ``from_design`` that describe the design itself (e.g. the end of its dose
         range): a configuration may repeat the design's value, not give another.
@@ -53,14 +56,20 @@ class ScenarioType:
     summary: str
     build: Callable[..., Scenario]
     from_design: Callable[[Any], dict[str, Any]] = _nothing
+    design_keys: tuple[str, ...] = ()
     of_design: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        """Check the name and the builder."""
+        """Check the name, the builder and that the design's keys include ``of_design``."""
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"ScenarioType: name must be a non-empty string, got {self.name!r}")
         if not callable(self.build) or not callable(self.from_design):
             raise ValueError(f"ScenarioType {self.name!r}: build and from_design must be callable")
+        if not set(self.of_design) <= set(self.design_keys):
+            raise ValueError(
+                f"ScenarioType {self.name!r}: of_design {self.of_design} must be among "
+                f"design_keys {self.design_keys}"
+            )
 
 
 _TYPES: Registry[ScenarioType] = Registry(

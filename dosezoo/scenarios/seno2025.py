@@ -75,5 +75,6 @@ register_scenario(
         ),
         build=seno2025_scenario,
         from_design=_from_design,
+        design_keys=("planned_sample_size",),
     )
 )
