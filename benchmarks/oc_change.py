@@ -4,7 +4,9 @@
 as committed at ``REVISION`` with the file as it is now: for every metric ``m`` with a column
 ``m_mcse`` (or ``m_se``), the cells that differ, the largest absolute difference and the largest
 ``|difference| / sqrt(mcse_before^2 + mcse_now^2)`` over the rows (matched on the columns
-before the first metric, which name a configuration).
+before the first metric, which name a configuration); with ``--by COLUMN`` (one of those), the
+mean difference of each metric per value of that column too (e.g. per design: the direction
+of a change).
 """
 
 import argparse
@@ -20,6 +22,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", help="git revision of the table before")
     parser.add_argument("table", type=Path, help="CSV with metric columns and their _mcse")
+    parser.add_argument(
+        "--by", help="a configuration column: also the mean difference of each metric per value"
+    )
     args = parser.parse_args()
     root = Path(__file__).resolve().parents[1]
     relative = args.table.resolve().relative_to(root)
@@ -46,6 +51,14 @@ def main() -> None:
             f"{z.max() if z.size else 0.0:.3f}"
             + (f", {unexplained} differ where both SEs are 0" if unexplained else "")
         )
+        if args.by:
+            means = difference.groupby(both[args.by]).mean()
+            print(
+                "  mean difference by "
+                + args.by
+                + ": "
+                + ", ".join(f"{value} {mean:+.3g}" for value, mean in means.items())
+            )
 
 
 if __name__ == "__main__":
