@@ -166,6 +166,8 @@ def designs(sample_size: int, futility_cutoff: float | None, range_probability: 
             futility_cutoff=futility_cutoff,
             range_probability=range_probability,
             sample_size=sample_size,
+            # As in the Optimus study: a refused fit stops its trial, not the simulation.
+            on_refusal="stop",
             **PROBIT_CONDUCT,
         ),
         "crm": crm_design(crm, sample_size=sample_size),
