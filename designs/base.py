@@ -1377,28 +1377,40 @@ class CountsView:
         levels = self.dose_levels
         owner = self.design.label
         states = count_state(owner, n, y, current, len(levels))
-        cohorts: list[tuple[int, int] | None] = [None] * states.current.size
+        # Each distinct state of the batch is looked up once: its key is the row of its counts,
+        # current level and (when the rule reads it) last cohort, as bytes.
+        columns = [states.n, states.y, states.current[:, None]]
+        cohorts = None
         if self.reads_last_cohort:
             if last_cohort is None:
                 raise ValueError(
                     f"{owner}: the rule reads the last cohort; give last_cohort, the patients "
                     "and DLTs of each state's last cohort"
                 )
-            checked = checked_last_cohorts(owner, states, last_cohort)
-            cohorts = list(zip(checked.n.tolist(), checked.y.tolist(), strict=True))
+            cohorts = checked_last_cohorts(owner, states, last_cohort)
+            columns += [cohorts.n[:, None], cohorts.y[:, None]]
+        table = np.ascontiguousarray(np.concatenate(columns, axis=1), dtype=np.int64)
+        keys = table.view(np.dtype((np.void, table.shape[1] * table.itemsize))).ravel()
+        _, first_rows, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        # The distinct states in order of first appearance, so that the quantities keep the
+        # order in which the rows first list them.
+        order = np.argsort(first_rows)
+        position = np.empty_like(order)
+        position[order] = np.arange(order.size)
         method = self.design.recommend if final else self.design.next
         decisions = []
-        for row in range(states.n.shape[0]):
-            last = int(states.current[row])
-            key = (final, states.n[row].tobytes(), states.y[row].tobytes(), last, cohorts[row])
+        for row in first_rows[order].tolist():
+            key = (final, keys[row].tobytes())
             decision = self._memo.get(key)
             if decision is None:
                 if len(self._memo) >= self.memo_size:
                     self._memo.clear()
-                data = data_from_counts(states.n[row], states.y[row], last, levels, cohorts[row])
+                cohort = None if cohorts is None else (int(cohorts.n[row]), int(cohorts.y[row]))
+                current = int(states.current[row])
+                data = data_from_counts(states.n[row], states.y[row], current, levels, cohort)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
-        return CountDecisions.from_decisions(decisions, levels)
+        return CountDecisions.from_decisions(decisions, levels).take(position[inverse])
 
 
 class CountRule(Rule):

@@ -208,6 +208,19 @@ class CountDecisions(NamedTuple):
                 present[key][row] = True
         return cls(level, stop_reason, bound_by, quantities, present)
 
+    def take(self, rows: np.ndarray) -> "CountDecisions":
+        """Return the decisions of ``rows`` (indices, repeats allowed), in that order.
+
+        A quantity no row taken records stays, not present in any row.
+        """
+        return CountDecisions(
+            self.level[rows],
+            self.stop_reason[rows],
+            self.bound_by[rows],
+            {key: values[rows] for key, values in self.quantities.items()},
+            {key: flags[rows] for key, flags in self.present.items()},
+        )
+
     def decision(self, row: int, dose_levels: Sequence[float]) -> Decision:
         """Return row ``row`` as a `Decision` on the doses ``dose_levels``."""
         level = int(self.level[row])

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dosezoo.data import TrialData
-from dosezoo.decision import Decision
+from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs import Design, blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
 from dosezoo.designs.mtd_quantile import ToxicityStopping
@@ -403,6 +403,29 @@ def test_a_design_decides_each_count_state_once_across_batches(monkeypatch):
     # The first states recur in every one of the 5 batches: each is decided once.
     assert decided and len(decided) == len(set(decided))
     assert "_counts_view" not in pickle.loads(pickle.dumps(design)).__dict__
+
+
+def test_a_batch_with_repeated_states_is_decided_as_its_rows_stacked():
+    """Each distinct state is decided once; the rows, and the quantities' order, are those of
+    every row's decision stacked (the empty state's start-dose quantities come second)."""
+    design = crm_design(
+        CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12
+    )
+    n = np.array([[3, 0, 0, 0, 0], [0] * 5, [3, 0, 0, 0, 0], [3, 3, 0, 0, 0], [0] * 5])
+    y = np.array([[0, 0, 0, 0, 0], [0] * 5, [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0] * 5])
+    current = np.array([0, -1, 0, 1, -1])
+    decided = design.counts_view().decide_counts(n, y, current)
+    rows = [
+        design.next(data_from_counts(n[i], y[i], int(current[i]), LEVELS)) for i in range(5)
+    ]
+    stacked = CountDecisions.from_decisions(rows, LEVELS)
+    assert decided.level.tolist() == stacked.level.tolist() == [1, 0, 1, 2, 0]
+    assert decided.stop_reason.tolist() == stacked.stop_reason.tolist()
+    assert decided.bound_by.tolist() == stacked.bound_by.tolist()
+    assert list(decided.quantities) == list(stacked.quantities)
+    for key, values in stacked.quantities.items():
+        np.testing.assert_array_equal(decided.quantities[key], values)
+        np.testing.assert_array_equal(decided.present[key], stacked.present[key])
 
 
 COHERENT_CASES = {
