@@ -415,9 +415,7 @@ def test_a_batch_with_repeated_states_is_decided_as_its_rows_stacked():
     y = np.array([[0, 0, 0, 0, 0], [0] * 5, [0, 0, 0, 0, 0], [0, 1, 0, 0, 0], [0] * 5])
     current = np.array([0, -1, 0, 1, -1])
     decided = design.counts_view().decide_counts(n, y, current)
-    rows = [
-        design.next(data_from_counts(n[i], y[i], int(current[i]), LEVELS)) for i in range(5)
-    ]
+    rows = [design.next(data_from_counts(n[i], y[i], int(current[i]), LEVELS)) for i in range(5)]
     stacked = CountDecisions.from_decisions(rows, LEVELS)
     assert decided.level.tolist() == stacked.level.tolist() == [1, 0, 1, 2, 0]
     assert decided.stop_reason.tolist() == stacked.stop_reason.tolist()
