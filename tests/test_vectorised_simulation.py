@@ -495,6 +495,8 @@ def test_data_from_counts_are_the_data_the_constructor_validates(counts):
         assert np.array_equal(built.doses, validated.doses) and built.doses.shape == (n.sum(), 1)
         assert [int(np.sum(built.dose == level)) for level in levels] == n.tolist()
         assert built.to_dataframe().equals(validated.to_dataframe())
+        # The DLTs per dose come with the data from counts; the validated data count them.
+        assert built.events_by_dose("dlt") == validated.events_by_dose("dlt")
 
 
 @settings(max_examples=100, deadline=None)
