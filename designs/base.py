@@ -155,8 +155,11 @@ class Conduct:
         draws (as after failed checks, within ``refits``); if a comparison is still that
         close, it takes the cautious side (the dose not given, the stop), the decision's
         ``bound_by`` naming ``"mcse"`` when that changed it, and its quantity
-        ``mcse_margin`` the smallest distance to a threshold, in MCSEs. A posterior with no
-        Monte Carlo error (an exact engine) is decided by its values as before.
+        ``mcse_margin`` the smallest distance to a threshold, in MCSEs. When those refits
+        fail the convergence checks, the last fit that passed them decides on its cautious
+        side (the quantity ``refits_refused`` counting the failed refits), rather than
+        refusing the decision. A posterior with no Monte Carlo error (an exact engine) is
+        decided by its values as before.
     backfill : Backfill, optional
         Run the trial in time and enrol backfill patients at lower, cleared doses while an
         escalation cohort is pending (:mod:`dosezoo.designs.backfill`); None (default): no
@@ -1015,11 +1018,16 @@ class Design:
         A decision on a posterior with Monte Carlo error whose comparisons
         (:meth:`DosePosterior.exceeds`) lie that close is made again on the next refit with
         more draws (``refit``, within ``conduct.refits``), then, still that close, with those
-        comparisons on their cautious side. Returns the decision and the posterior it read.
+        comparisons on their cautious side. When the refits fail the convergence checks, the
+        last fit that passed them decides, on its cautious side (the quantity
+        ``refits_refused`` counts the refits that failed): the refits were asked for a
+        precision the failed fits do not give, not because that fit failed. Returns the
+        decision and the posterior it read.
         """
         margin = self.conduct.mcse_margin
         if posterior is None or not posterior.sampled or not margin:
             return self._rule_decision(posterior, data, final=final), posterior
+        refused = 0
         while True:
             view = posterior.deciding()
             decision = self._rule_decision(view, data, final=final)
@@ -1028,19 +1036,24 @@ class Design:
                 return decision, posterior
             if not refit or posterior.refits >= self.conduct.refits:
                 break
-            posterior = self.posterior(data, final=final, attempt=posterior.refits + 1)
-            refused = self._refused(posterior, data, final=final)
-            if refused is not None:
-                return refused, posterior
+            refitted = self.posterior(data, final=final, attempt=posterior.refits + 1)
+            if refitted.report is not None and not refitted.report.ok:
+                # Every refit from here on was made (Design.posterior) and failed.
+                refused = refitted.refits - posterior.refits
+                break
+            posterior = refitted
         cautious = self._rule_decision(posterior.deciding(margin), data, final=final)
         changed = (cautious.next_dose, cautious.stop_reason) != (
             decision.next_dose,
             decision.stop_reason,
         )
+        quantities = cautious.quantities | {"mcse_margin": min(close)}
+        if refused:
+            quantities["refits_refused"] = float(refused)
         return replace(
             cautious,
             bound_by=(*cautious.bound_by, "mcse") if changed else cautious.bound_by,
-            quantities=cautious.quantities | {"mcse_margin": min(close)},
+            quantities=quantities,
         ), posterior
 
     def _over_limit(self, posterior: DosePosterior, dose: float, p: float) -> bool:

@@ -25,6 +25,7 @@ from dosezoo.designs.crm import CRMRule
 from dosezoo.designs.ewoc import EWOCRule
 from dosezoo.designs.lse import bo_design
 from dosezoo.designs.optimus import OptimusRule
+from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.models import BLRM, CRM, EWOC, JointProbit
 from dosezoo.posterior import DosePosterior, SampledDistribution
 
@@ -99,6 +100,29 @@ def test_a_decision_still_near_its_threshold_takes_the_cautious_side(monkeypatch
     assert (design.next(DATA).next_dose, asked) == (None, [0])
     design, _ = _design(monkeypatch, near, mcse_margin=0.0)
     assert design.next(DATA).next_dose == 10.0
+
+
+def test_a_refit_for_precision_that_fails_its_checks_leaves_the_cautious_side_of_the_good_fit(
+    monkeypatch,
+):
+    """The first fit passed its checks; the refit asked for because it lay near the cutoff did
+    not: that fit decides, on its cautious side, where the decision used to be refused (a
+    stopped trial with ``on_refusal="stop"``)."""
+    failed = ConvergenceReport(table=None, divergences=3, failures=("p_dlt: R-hat 1.2",))
+    near = {0: _draws(0.245, 4000), 1: replace(_draws(0.20, 16000, seed=1), report=failed)}
+    for on_refusal in ("raise", "stop"):
+        design, asked = _design(monkeypatch, near, refits=1, on_refusal=on_refusal)
+        decision = design.next(DATA)
+        assert asked == [0, 1]
+        assert decision.next_dose is None
+        assert decision.stop_reason.startswith("no admissible dose")
+        assert decision.bound_by == ("mcse",)
+        assert decision.quantities["refits_refused"] == 1.0
+        assert decision.quantities["refits"] == 0.0  # the fit that decided
+    # A refit that passes its checks decides as before, and nothing was refused.
+    design, _ = _design(monkeypatch, {**near, 1: _draws(0.20, 16000, seed=1)}, refits=1)
+    decision = design.next(DATA)
+    assert decision.next_dose == 10.0 and "refits_refused" not in decision.quantities
 
 
 def test_the_audit_trial_stops_from_any_fit():
