@@ -495,6 +495,7 @@ def data_from_counts(
     before, before_dlts = patients[current] - size, dlts[current] - events
     dose += [float(dose_levels[current])] * patients[current]
     dlt += [1] * before_dlts + [0] * (before - before_dlts) + [1] * events + [0] * (size - events)
+    given.sort(key=lambda k: dose_levels[k])  # events_by_dose lists the doses increasing
     by_dose = (
         tuple(float(dose_levels[k]) for k in given),
         tuple(patients[k] for k in given),

@@ -499,6 +499,14 @@ def test_data_from_counts_are_the_data_the_constructor_validates(counts):
         assert built.events_by_dose("dlt") == validated.events_by_dose("dlt")
 
 
+def test_data_from_counts_list_their_dlts_by_dose_increasing_whatever_the_levels_order():
+    levels = (40.0, 10.0, 5.0, 20.0)
+    built = data_from_counts(np.array([1, 2, 0, 3]), np.array([1, 0, 0, 2]), 0, levels)
+    validated = TrialData({"dose": built.dose.copy(), "dlt": built.column("dlt").copy()})
+    assert built.events_by_dose("dlt") == validated.events_by_dose("dlt")
+    assert built.events_by_dose("dlt") == ((10.0, 20.0, 40.0), (2, 3, 1), (0, 2, 1))
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_data_from_counts_end_with_the_last_cohort_given(data):
