@@ -1419,8 +1419,8 @@ class CountsView:
                 if len(self._memo) >= self.memo_size:
                     self._memo.clear()
                 cohort = None if cohorts is None else (int(cohorts.n[row]), int(cohorts.y[row]))
-                current = int(states.current[row])
-                data = data_from_counts(states.n[row], states.y[row], current, levels, cohort)
+                level = int(states.current[row])
+                data = data_from_counts(states.n[row], states.y[row], level, levels, cohort)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
         return CountDecisions.from_decisions(decisions, levels).take(position[inverse])
