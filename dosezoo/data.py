@@ -1371,37 +1371,6 @@ class TrialData:
             columns[name] = doses[:, j]
         return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
-    def events_by_dose(
-        self, outcome: str
-    ) -> tuple[tuple[float, ...], tuple[int, ...], tuple[int, ...]]:
-        """Return the distinct doses (increasing), the patients and the events at each.
-
-        An event is a patient whose ``outcome`` is nonzero (a DLT of a 0/1 ``dlt`` column).
-        Single-agent data only. Kept with the data, which are immutable: a decision reads it
-        for its data check, its posterior's key and its posterior; data made from counts per
-        level come with it.
-
-        Raises
-        ------
-        DataError
-            For combination data (several dose columns), or when there is no column
-            ``outcome``.
-        """
-        kept = self.__dict__.setdefault("_events_by_dose", {})
-        counted = kept.get(outcome)
-        if counted is None:
-            # On Python lists: a trial's tens of patients, where numpy's calls cost more.
-            doses = self.dose.tolist()
-            events = self.column(outcome).tolist()
-            with_event = [dose for dose, event in zip(doses, events, strict=True) if event]
-            values = sorted(set(doses))
-            counted = kept[outcome] = (
-                tuple(values),
-                tuple(doses.count(dose) for dose in values),
-                tuple(with_event.count(dose) for dose in values),
-            )
-        return counted
-
     def require(self, *columns: str, min_patients: int = 1, model: str | None = None) -> None:
         """Check that the data have what a model needs.
 
@@ -1753,21 +1722,15 @@ class TrialData:
         return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
     @staticmethod
-    def _from_counts(
-        dose: Sequence[float],
-        dlt: Sequence[int],
-        last_cohort: int,
-        dlts_by_dose: tuple[tuple[float, ...], tuple[int, ...], tuple[int, ...]],
-    ) -> "TrialData":
+    def _from_counts(dose: Sequence[float], dlt: Sequence[int], last_cohort: int) -> "TrialData":
         """Return data of patients each in a cohort of its own but the last ``last_cohort``.
 
         ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers), one per patient, come
         from count states that were checked already (:func:`dosezoo.levels.data_from_counts`);
-        the last ``last_cohort`` patients (at least one) share the last cohort;
-        ``dlts_by_dose`` is their :meth:`events_by_dose` of ``dlt``, known from the counts. The
-        data are those ``TrialData({"dose": dose, "dlt": dlt, "cohort": ...})`` returns,
-        without validating them again (the validation cost more than the posterior of a count
-        design; ``tests/test_vectorised_simulation.py`` checks both give the same data).
+        the last ``last_cohort`` patients (at least one) share the last cohort. The data are
+        those ``TrialData({"dose": dose, "dlt": dlt, "cohort": ...})`` returns, without
+        validating them again (the validation cost more than the posterior of a count design;
+        ``tests/test_vectorised_simulation.py`` checks both give the same data).
         """
         template = _empty_with_dlt()
         doses = _lock(np.array(dose, dtype=np.float64).reshape(-1, 1))
@@ -1778,9 +1741,7 @@ class TrialData:
             _COHORT: _lock(cohorts),
             "dlt": _lock(np.array(dlt, dtype=np.int64)),
         }
-        data = template._with_rows(("dlt",), columns, doses, ())
-        data.__dict__["_events_by_dose"] = {"dlt": dlts_by_dose}
-        return data
+        return template._with_rows(("dlt",), columns, doses, ())
 
     def _with_rows(
         self,

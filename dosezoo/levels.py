@@ -486,19 +486,12 @@ def data_from_counts(
     patients, dlts = n.tolist(), y.tolist()
     dose: list[float] = []
     dlt: list[int] = []
-    given = [k for k in range(len(dose_levels)) if patients[k] > 0]
-    for k in given:
-        if k != current:
+    for k in range(len(dose_levels)):
+        if k != current and patients[k] > 0:
             dose += [float(dose_levels[k])] * patients[k]
             dlt += [1] * dlts[k] + [0] * (patients[k] - dlts[k])
     size, events = last_cohort or (1, int(dlts[current] == patients[current]))
     before, before_dlts = patients[current] - size, dlts[current] - events
     dose += [float(dose_levels[current])] * patients[current]
     dlt += [1] * before_dlts + [0] * (before - before_dlts) + [1] * events + [0] * (size - events)
-    given.sort(key=lambda k: dose_levels[k])  # events_by_dose lists the doses increasing
-    by_dose = (
-        tuple(float(dose_levels[k]) for k in given),
-        tuple(patients[k] for k in given),
-        tuple(dlts[k] for k in given),
-    )
-    return TrialData._from_counts(dose, dlt, size, by_dose)
+    return TrialData._from_counts(dose, dlt, size)

@@ -525,16 +525,6 @@ def test_append_outcomes_must_match(data):
         data.append(frame(dose=[80.0], dlt=[1]))
 
 
-def test_events_by_dose_counts_patients_and_events_per_distinct_dose_once():
-    data = TrialData.from_dataframe(frame(dose=[40.0, 10.0, 40.0, 20.0, 10.0], dlt=[1, 0, 0, 1, 0]))
-    counted = data.events_by_dose("dlt")
-    assert counted == ((10.0, 20.0, 40.0), (2, 1, 2), (0, 1, 1))
-    assert data.events_by_dose("dlt") is counted  # kept: the data are immutable
-    assert TrialData.empty(outcomes=("dlt",)).events_by_dose("dlt") == ((), (), ())
-    with pytest.raises(DataError, match="no column 'eff'"):
-        data.events_by_dose("eff")
-
-
 # --------------------------------------------------------------------------- combinations
 
 
@@ -554,8 +544,6 @@ def test_combination_doses(combo):
     assert combo.last_dose == (2.0, 0.5)
     with pytest.raises(DataError, match="use `doses`"):
         _ = combo.dose
-    with pytest.raises(DataError, match="use `doses`"):
-        combo.events_by_dose("dlt")
     assert repr(combo) == "TrialData(3 patients in 2 cohorts; dose_a, dose_b; outcomes: dlt)"
 
 

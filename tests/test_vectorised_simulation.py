@@ -495,16 +495,6 @@ def test_data_from_counts_are_the_data_the_constructor_validates(counts):
         assert np.array_equal(built.doses, validated.doses) and built.doses.shape == (n.sum(), 1)
         assert [int(np.sum(built.dose == level)) for level in levels] == n.tolist()
         assert built.to_dataframe().equals(validated.to_dataframe())
-        # The DLTs per dose come with the data from counts; the validated data count them.
-        assert built.events_by_dose("dlt") == validated.events_by_dose("dlt")
-
-
-def test_data_from_counts_list_their_dlts_by_dose_increasing_whatever_the_levels_order():
-    levels = (40.0, 10.0, 5.0, 20.0)
-    built = data_from_counts(np.array([1, 2, 0, 3]), np.array([1, 0, 0, 2]), 0, levels)
-    validated = TrialData({"dose": built.dose.copy(), "dlt": built.column("dlt").copy()})
-    assert built.events_by_dose("dlt") == validated.events_by_dose("dlt")
-    assert built.events_by_dose("dlt") == ((10.0, 20.0, 40.0), (2, 3, 1), (0, 2, 1))
 
 
 @settings(max_examples=100, deadline=None)
