@@ -1020,9 +1020,9 @@ class Design:
         more draws (``refit``, within ``conduct.refits``), then, still that close, with those
         comparisons on their cautious side. When the refits fail the convergence checks, the
         last fit that passed them decides, on its cautious side (the quantity
-        ``refits_refused`` counts the refits that failed): the refits were asked for a
-        precision the failed fits do not give, not because that fit failed. Returns the
-        decision and the posterior it read.
+        ``refits_refused`` counts the refits that failed): they were asked for more
+        precision, not because that fit failed its checks. Returns the decision and the
+        posterior it read.
         """
         margin = self.conduct.mcse_margin
         if posterior is None or not posterior.sampled or not margin:
