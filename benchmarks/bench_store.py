@@ -30,14 +30,17 @@ import platform
 import statistics
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import report
+import xarray as xr
 
 from dosezoo.designs.boin import boin_design
 from dosezoo.scenarios import BinaryToxicityScenario
-from dosezoo.simulate import simulate, store
+from dosezoo.simulate import netcdf, simulate, store
 from dosezoo.simulate.netcdf import write_netcdf
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
@@ -55,6 +58,19 @@ def _timing(function: Callable[[], object]) -> dict[str, float]:
     started = {clock: read() for clock, read in CLOCKS.items()}
     function()
     return {clock: read() - started[clock] for clock, read in CLOCKS.items()}
+
+
+def write_bytes(results: xr.Dataset, path: Path) -> None:
+    """Write the values of every variable of ``results`` with their CRC-32s, in no format.
+
+    The values as the netCDF file stores them (`dosezoo.simulate.netcdf`: text as its
+    character array, made by the writer's own vectorised conversion).
+    """
+    with path.open("wb") as file:
+        for name in results.variables:
+            values = np.ascontiguousarray(netcdf._planned(results, name)[2])
+            zlib.crc32(values)
+            file.write(values)
 
 
 def measure(n_trials: int, repeats: int) -> dict:
@@ -106,6 +122,12 @@ def measure(n_trials: int, repeats: int) -> dict:
                         _timing(lambda: write_netcdf(results, path, checksums=True))
                     )
                     path.unlink()
+            for index in range(repeats):
+                path = Path(folder) / f"bytes-{index}.bin"
+                made = simulate(design, scenario, n_trials, random_seed=1, progress=False)
+                timing = _timing(lambda made=made, path=path: write_bytes(made, path))
+                runs.setdefault("bytes_alone", []).append(timing)
+                path.unlink()
     finally:
         store._Store.save = save  # type: ignore[method-assign]
         store._Store.finish = finish  # type: ignore[method-assign]
@@ -182,6 +204,15 @@ def write_report(results: dict) -> Path:
             f"simulation); the same variables and attributes with {results['few_trials']} trials "
             f"{alone_ms['file_few']:.1f} ms ({shares['file_few']['cpu']:.3f}): the cost of the "
             "file's objects, whatever the data.\n"
+        )
+    if "bytes_alone" in seconds:  # measured since the floor was added
+        floor = seconds["bytes_alone"]["cpu"]
+        alone += (
+            f"\nWhat any file of these results costs at least: their values' bytes as the "
+            f"netCDF file stores them, each variable's CRC-32 taken and written in no format at all, right "
+            f"after the simulation that made them (`write_bytes`, medians of "
+            f"{results['repeats']}, CPU time): {1e3 * floor:.1f} ms "
+            f"({floor / seconds['plain']['cpu']:.3f} of the simulation).\n"
         )
     before = ", ".join(f"{value:.2f}" for value in results["load_average_before"])
     after = ", ".join(f"{value:.2f}" for value in results["load_average"])
