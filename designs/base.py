@@ -58,7 +58,6 @@ from dosezoo.levels import (
     checked_events,
     checked_last_cohorts,
     count_state,
-    data_from_counts,
     level_counts,
     level_index,
 )
@@ -1309,9 +1308,9 @@ class CountsView:
     For a design whose decisions depend on the patients and DLTs per level and the current
     level only (:meth:`Design.counts_view`), the lockstep engine decides the next cohort of a
     whole batch of trials by one call of :meth:`decide_counts`. Each distinct count state of
-    the batch is decided once: by ``design.next`` on data with those counts
-    (:func:`dosezoo.levels.data_from_counts`; with the last cohort's patients and DLTs when the
-    rule reads them), so the decision is exactly the one of the
+    the batch is decided once: by ``design.next`` on data with those counts (the model's
+    :meth:`~dosezoo.models.base.DoseModel.data_from_counts`; with the last cohort's patients
+    and DLTs when the rule reads them), so the decision is exactly the one of the
     per-trial engine, and is kept for every later trial that reaches the same state, in this
     batch and the next ones (the states early in a trial recur in nearly every trial): up to
     :attr:`memo_size` decisions, then the memo starts afresh.
@@ -1411,6 +1410,8 @@ class CountsView:
         position = np.empty_like(order)
         position[order] = np.arange(order.size)
         method = self.design.recommend if final else self.design.next
+        model = self.design.model
+        assert model is not None  # a design with a counts view has a model
         decisions = []
         for row in first_rows[order].tolist():
             key = (final, keys[row].tobytes())
@@ -1420,7 +1421,7 @@ class CountsView:
                     self._memo.clear()
                 cohort = None if cohorts is None else (int(cohorts.n[row]), int(cohorts.y[row]))
                 level = int(states.current[row])
-                data = data_from_counts(states.n[row], states.y[row], level, levels, cohort)
+                data = model.data_from_counts(states.n[row], states.y[row], level, cohort)
                 decision = self._memo[key] = method(data)
             decisions.append(decision)
         return CountDecisions.from_decisions(decisions, levels).take(position[inverse])

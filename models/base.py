@@ -40,6 +40,7 @@ from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import FitMismatchError
 from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
+from dosezoo.levels import data_from_counts
 from dosezoo.models.workflow import dose_groups, outcome_statistics, ppp_dataset, variance_ratio_ess
 from dosezoo.posterior import DosePosterior, Sampling
 
@@ -274,6 +275,22 @@ class DoseModel(ABC):
         columns += [np.asarray(data.column(name)).astype(str)[:, None] for name in data.covariates]
         rows = np.concatenate(columns, axis=1) if data.n_patients else np.empty((0, 0), str)
         return tuple(sorted(map(tuple, rows.tolist())))
+
+    def data_from_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: int,
+        last_cohort: tuple[int, int] | None = None,
+    ) -> TrialData:
+        """Return data with ``n`` patients and ``y`` DLTs per dose level, ``current`` the last.
+
+        :func:`dosezoo.levels.data_from_counts` on the model's ``dose_levels``: the data a
+        design whose decisions read the counts per level decides a count state on (the
+        lockstep simulation's). A model whose decisions count the data may keep the counts
+        given with them.
+        """
+        return data_from_counts(n, y, current, getattr(self, "dose_levels"), last_cohort)
 
     def mtd_target(self) -> float | None:
         """Return the target DLT probability that defines the MTD (None: the model has none)."""

@@ -114,6 +114,31 @@ class BinaryDoseModel(DoseModel):
         self._cache["last_summary"] = (data, summary)
         return summary
 
+    def data_from_counts(
+        self,
+        n: np.ndarray,
+        y: np.ndarray,
+        current: int,
+        last_cohort: tuple[int, int] | None = None,
+    ) -> TrialData:
+        """Return data with ``n`` patients and ``y`` DLTs per dose level, their summary kept.
+
+        The data of :meth:`DoseModel.data_from_counts`, whose summary (the patients and DLTs
+        per dose given, on the model's levels, which need no check) is kept as
+        :meth:`summarise` keeps the last data's: the decision on them reads the counts given
+        rather than counting its patients again.
+        """
+        data = super().data_from_counts(n, y, current, last_cohort)
+        given = np.asarray(n) > 0
+        levels = np.asarray(self.dose_levels, dtype=float)
+        summary = DoseSummary(
+            dose=levels[given],
+            n=np.asarray(n, dtype=float)[given],
+            y=np.asarray(y, dtype=float)[given],
+        )
+        self._cache["last_summary"] = (data, summary)
+        return data
+
     def _count(self, data: TrialData) -> DoseSummary:
         """Check the doses and count patients and DLTs per distinct dose.
 

@@ -404,7 +404,7 @@ def _posterior(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     """Fit the rule, then compute what every decision reads, in one compiled call.
 
     :func:`_fit`, then the normalised weights, the rates at the nodes, the posterior mean of
-    ``beta`` and the rates there.
+    ``beta`` and the rates there. Status 4: fitted, but the weights or the mean are not finite.
     """
     status, rule, nodes, mass = _fit(
         problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width
@@ -415,6 +415,8 @@ def _posterior(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     for i in range(nodes.size):
         beta_mean += weights[i] * nodes[i]
     plugin = _rates(np.array([beta_mean]), problem)[0]
+    if status == 0 and not (np.isfinite(beta_mean) and np.isfinite(weights).all()):
+        status = 4
     return status, rule, nodes, weights, rates, beta_mean, plugin
 
 
@@ -649,9 +651,7 @@ class CRMQuadrature:
                 f"the CRM posterior spans more than {_MAX_PANELS} panels of width "
                 f"{MAX_PANEL_WIDTH:g} in beta (where the likelihood is flat, the prior alone)"
             )
-        _, _, weights, _, beta_mean, _ = fitted
-        if not (math.isfinite(beta_mean) and np.isfinite(weights).all()):
-            # e.g. a prior so wide that e^beta overflows at the scan's points
+        if status == 4:  # e.g. a prior so wide that e^beta overflows at the scan's points
             raise FloatingPointError("the CRM posterior's rule has weights that are not finite")
         return cls(problem, *fitted)
 

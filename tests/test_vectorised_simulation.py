@@ -497,6 +497,38 @@ def test_data_from_counts_are_the_data_the_constructor_validates(counts):
         assert built.to_dataframe().equals(validated.to_dataframe())
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_binary_model_keeps_the_counts_its_data_were_made_from(data):
+    """A binary model's data from counts are those of `data_from_counts`, and the summary it
+    keeps with them is the one counting their patients gives: same doses, counts and dtypes,
+    hence the same posterior key and posterior."""
+    n = np.array(data.draw(st.lists(st.integers(0, 12), min_size=5, max_size=5)))
+    y = np.array([data.draw(st.integers(0, int(v))) for v in n])
+    if not n.any():
+        return
+    current = data.draw(st.sampled_from(np.flatnonzero(n).tolist()))
+    model = data.draw(
+        st.sampled_from(
+            [
+                CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS),
+                BLRM(LEVELS, 40.0),
+                EWOC(0.3, LEVELS[0], LEVELS[-1], dose_levels=LEVELS),
+            ]
+        )
+    )
+    built = model.data_from_counts(n, y, current)
+    plain = data_from_counts(n, y, current, LEVELS)
+    assert built.to_dataframe().equals(plain.to_dataframe())
+    kept, counted = model.summarise(built), model._count(plain)
+    for name in ("dose", "n", "y"):
+        mine, theirs = getattr(kept, name), getattr(counted, name)
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)
+    assert kept.key() == counted.key()
+    fresh = replace(model)  # a copy whose caches are empty
+    assert np.array_equal(model.posterior(built).mean(), fresh.posterior(plain).mean())
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.data())
 def test_data_from_counts_end_with_the_last_cohort_given(data):
