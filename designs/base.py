@@ -1316,7 +1316,7 @@ class CountsView:
     :attr:`memo_size` decisions, then the memo starts afresh.
     """
 
-    #: Decisions kept by count state (about 1.5 kB each).
+    #: Decisions kept by count state, as rows (`dosezoo.decision.DecisionRow`).
     memo_size: ClassVar[int] = 1 << 15
 
     design: Design
@@ -1412,19 +1412,19 @@ class CountsView:
         method = self.design.recommend if final else self.design.next
         model = self.design.model
         assert model is not None  # a design with a counts view has a model
-        decisions = []
+        rows = []
         for row in first_rows[order].tolist():
             key = (final, keys[row].tobytes())
-            decision = self._memo.get(key)
-            if decision is None:
+            decided = self._memo.get(key)
+            if decided is None:
                 if len(self._memo) >= self.memo_size:
                     self._memo.clear()
                 cohort = None if cohorts is None else (int(cohorts.n[row]), int(cohorts.y[row]))
                 level = int(states.current[row])
                 data = model.data_from_counts(states.n[row], states.y[row], level, cohort)
-                decision = self._memo[key] = method(data)
-            decisions.append(decision)
-        return CountDecisions.from_decisions(decisions, levels).take(position[inverse])
+                decided = self._memo[key] = CountDecisions.row(method(data), levels, len(rows))
+            rows.append(decided)
+        return CountDecisions.from_rows(rows).take(position[inverse])
 
 
 class CountRule(Rule):

@@ -146,6 +146,21 @@ class Decision:
         return ((self.next_dose, self.stratum),)
 
 
+class DecisionRow(NamedTuple):
+    """A single-agent decision as one row of `CountDecisions` (:meth:`CountDecisions.row`)."""
+
+    level: int
+    """Level (0-based) of the dose, -1 for a stop."""
+    stop_reason: str
+    """Why a stop stops, ``""`` for a dose."""
+    bound_by: str
+    """``Decision.bound_by``, comma-joined."""
+    names: tuple[str, ...]
+    """The quantities' names, in the decision's order."""
+    values: tuple[float, ...]
+    """The quantities' values, as floats."""
+
+
 class CountDecisions(NamedTuple):
     """The decisions of a count rule for a batch of ``m`` trial states, one row per state.
 
@@ -181,31 +196,62 @@ class CountDecisions(NamedTuple):
         ValueError
             If a decision names a dose that is not one of ``dose_levels``.
         """
-        levels = {float(dose): k for k, dose in enumerate(dose_levels)}
-        m = len(decisions)
-        level = np.full(m, -1, dtype=np.int64)
-        stop_reason = np.full(m, "", dtype=object)
-        bound_by = np.full(m, "", dtype=object)
-        quantities: dict[str, np.ndarray] = {}
-        present: dict[str, np.ndarray] = {}
-        for row, decision in enumerate(decisions):
-            dose = decision.scalar_dose("CountDecisions.from_decisions")
-            if dose is None:
-                stop_reason[row] = decision.stop_reason or ""
-            elif dose in levels:
-                level[row] = levels[dose]
-            else:
-                raise ValueError(
-                    f"CountDecisions.from_decisions: dose {dose!r} of row {row} is not one of "
-                    f"the dose levels {tuple(dose_levels)}"
-                )
-            bound_by[row] = ",".join(decision.bound_by)
-            for key, value in decision.quantities.items():
-                if key not in quantities:
-                    quantities[key] = np.full(m, np.nan)
-                    present[key] = np.zeros(m, dtype=bool)
-                quantities[key][row] = value
-                present[key][row] = True
+        return cls.from_rows(
+            [cls.row(decision, dose_levels, i) for i, decision in enumerate(decisions)]
+        )
+
+    @staticmethod
+    def row(decision: Decision, dose_levels: Sequence[float], index: int = 0) -> DecisionRow:
+        """Return a single-agent decision as a row (`DecisionRow`), ``index`` its row's number.
+
+        Raises
+        ------
+        ValueError
+            If the decision names a dose that is not one of ``dose_levels``.
+        """
+        dose = decision.scalar_dose("CountDecisions.from_decisions")
+        if dose is None:
+            level, stop_reason = -1, decision.stop_reason or ""
+        elif dose in dose_levels:
+            level, stop_reason = list(dose_levels).index(dose), ""
+        else:
+            raise ValueError(
+                f"CountDecisions.from_decisions: dose {dose!r} of row {index} is not one of "
+                f"the dose levels {tuple(dose_levels)}"
+            )
+        quantities = decision.quantities
+        values = tuple(float(value) for value in quantities.values())
+        return DecisionRow(
+            level, stop_reason, ",".join(decision.bound_by), tuple(quantities), values
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[DecisionRow]) -> "CountDecisions":
+        """Stack decisions made rows (:meth:`row`), as :meth:`from_decisions` stacks decisions.
+
+        Rows that list the same quantities in the same order (the decisions of one rule,
+        nearly always) are stacked in one array; otherwise the quantities keep the order in
+        which the rows first list them, NaN and not present in a row lacking one.
+        """
+        m = len(rows)
+        level = np.array([row.level for row in rows], dtype=np.int64)
+        stop_reason = np.array([row.stop_reason for row in rows], dtype=object)
+        bound_by = np.array([row.bound_by for row in rows], dtype=object)
+        names = rows[0].names if rows else ()
+        if all(row.names == names for row in rows):
+            values = np.array([row.values for row in rows], dtype=float).reshape(m, len(names))
+            columns = np.ascontiguousarray(values.T)
+            quantities = {name: columns[j] for j, name in enumerate(names)}
+            present = {name: np.ones(m, dtype=bool) for name in names}
+            return cls(level, stop_reason, bound_by, quantities, present)
+        quantities, present = {}, {}
+        for i, row in enumerate(rows):
+            for name, value in zip(row.names, row.values, strict=True):
+                if name not in quantities:
+                    quantities[name] = np.full(m, np.nan)
+                    present[name] = np.zeros(m, dtype=bool)
+                quantities[name][i] = value
+                present[name][i] = True
         return cls(level, stop_reason, bound_by, quantities, present)
 
     def take(self, rows: np.ndarray) -> "CountDecisions":

@@ -426,6 +426,37 @@ def test_a_batch_with_repeated_states_is_decided_as_its_rows_stacked():
         np.testing.assert_array_equal(decided.present[key], stacked.present[key])
 
 
+def test_decisions_stack_into_rows_with_their_quantities_in_first_seen_order():
+    """Stacked decisions: the level or -1 with the reason, bound_by joined, every quantity in
+    the order the rows first list it, NaN and not present in a row lacking it; rows listing
+    the same quantities stack alike; a dose off the levels is named with its row."""
+    mixed = [
+        Decision(20.0, quantities={"b": 1.0, "a": 2}, bound_by=("max_step_up", "coherence")),
+        Decision(None, stop_reason="safety", quantities={"a": 3.0, "c": np.float64(4.0)}),
+        Decision(80.0),
+    ]
+    stacked = CountDecisions.from_decisions(mixed, LEVELS)
+    assert stacked.level.tolist() == [1, -1, 4]
+    assert stacked.stop_reason.tolist() == ["", "safety", ""]
+    assert stacked.bound_by.tolist() == ["max_step_up,coherence", "", ""]
+    assert list(stacked.quantities) == ["b", "a", "c"]
+    np.testing.assert_array_equal(stacked.quantities["b"], [1.0, np.nan, np.nan])
+    np.testing.assert_array_equal(stacked.quantities["a"], [2.0, 3.0, np.nan])
+    np.testing.assert_array_equal(stacked.quantities["c"], [np.nan, 4.0, np.nan])
+    assert stacked.present["a"].tolist() == [True, True, False]
+    assert stacked.present["c"].tolist() == [False, True, False]
+    alike = [Decision(dose, quantities={"p": dose / 100, "q": -dose}) for dose in LEVELS]
+    same = CountDecisions.from_decisions(alike, LEVELS)
+    assert same.level.tolist() == [0, 1, 2, 3, 4] and list(same.quantities) == ["p", "q"]
+    np.testing.assert_array_equal(same.quantities["q"], [-dose for dose in LEVELS])
+    assert all(flags.all() for flags in same.present.values())
+    assert [same.decision(i, LEVELS) for i in range(5)] == alike
+    empty = CountDecisions.from_decisions([], LEVELS)
+    assert empty.level.shape == empty.stop_reason.shape == (0,) and not empty.quantities
+    with pytest.raises(ValueError, match=r"dose 15\.0 of row 1 is not one of the dose levels"):
+        CountDecisions.from_decisions([alike[0], Decision(15.0)], LEVELS)
+
+
 COHERENT_CASES = {
     "crm-coherent": crm_design(
         CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), sample_size=12, coherent=True
