@@ -220,7 +220,7 @@ class CountDecisions(NamedTuple):
                 f"the dose levels {tuple(dose_levels)}"
             )
         quantities = decision.quantities
-        values = tuple(float(value) for value in quantities.values())
+        values = tuple(map(float, quantities.values()))
         return DecisionRow(
             level, stop_reason, ",".join(decision.bound_by), tuple(quantities), values
         )

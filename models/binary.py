@@ -129,12 +129,13 @@ class BinaryDoseModel(DoseModel):
         rather than counting its patients again.
         """
         data = super().data_from_counts(n, y, current, last_cohort)
-        given = np.asarray(n) > 0
-        levels = np.asarray(self.dose_levels, dtype=float)
+        levels = self._cache.get("level_array")
+        if levels is None:
+            levels = self._cache["level_array"] = np.array(self.dose_levels, dtype=float)
+            levels.setflags(write=False)
+        given = n > 0
         summary = DoseSummary(
-            dose=levels[given],
-            n=np.asarray(n, dtype=float)[given],
-            y=np.asarray(y, dtype=float)[given],
+            dose=levels[given], n=n[given].astype(float), y=y[given].astype(float)
         )
         self._cache["last_summary"] = (data, summary)
         return data
