@@ -48,7 +48,7 @@ import numpy as np
 
 from dosezoo.checks import choice, integer, positive_int, real_number
 from dosezoo.data import TrialData
-from dosezoo.decision import CountDecisions, Decision
+from dosezoo.decision import CountDecisions, Decision, DecisionRow
 from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import ConvergenceError
@@ -1412,7 +1412,7 @@ class CountsView:
         method = self.design.recommend if final else self.design.next
         model = self.design.model
         assert model is not None  # a design with a counts view has a model
-        rows = []
+        rows: list[DecisionRow] = []
         for row in first_rows[order].tolist():
             key = (final, keys[row].tobytes())
             decided = self._memo.get(key)
