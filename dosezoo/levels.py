@@ -6,6 +6,7 @@ name the row and the dose.
 """
 
 import functools
+import operator
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple
@@ -453,6 +454,60 @@ def selected_level(owner: str, dose: float | None, levels: Sequence[float]) -> i
     return list(levels).index(float(dose))
 
 
+#: The types of a whole number given as a level or a count: Python's and numpy's integers.
+_INTEGERS = (int, np.integer)
+
+
+def _check_count_state(
+    n: np.ndarray,
+    y: np.ndarray,
+    patients: list,
+    dlts: list,
+    current: int,
+    n_levels: int,
+    last_cohort: tuple[int, int] | None,
+) -> None:
+    """Raise ValueError unless one count state can be turned into data.
+
+    ``patients`` and ``dlts`` are ``n`` and ``y`` as lists.
+
+    On Python values (it runs at every count state a simulation decides): integers with
+    ``0 <= y <= n`` per level, ``current`` a level with patients (-1 with none), and a last
+    cohort of at least one patient within the current level's patients and DLTs (none, or
+    ``(0, 0)``, before the first patient), as :func:`count_state` and
+    :func:`checked_last_cohorts` check a batch.
+    """
+    if (
+        n.dtype.kind in "iu"
+        and y.dtype.kind in "iu"
+        and isinstance(current, _INTEGERS)
+        and len(patients) == len(dlts) == n_levels
+        and min(dlts, default=0) >= 0
+        and all(map(operator.le, dlts, patients))
+    ):
+        if current == -1:  # no patients, and no last cohort (or one of none)
+            possible = not any(patients) and tuple(last_cohort or (0, 0)) == (0, 0)
+        else:
+            possible = 0 <= current < n_levels and patients[current] > 0
+        if possible and last_cohort is not None and current != -1:
+            size, events = last_cohort
+            possible = (
+                isinstance(size, _INTEGERS)
+                and isinstance(events, _INTEGERS)
+                and 1 <= size <= patients[current]
+                and 0 <= events <= min(size, dlts[current])
+                and size - events <= patients[current] - dlts[current]
+            )
+        if possible:
+            return
+    raise ValueError(
+        f"data_from_counts: the count state n={patients}, y={dlts}, current={current!r}, "
+        f"last_cohort={last_cohort!r} is impossible on {n_levels} levels (need integers "
+        "with 0 <= y <= n per level, current a level with patients or -1 when there are "
+        "none, and a last cohort of at least one patient within that level's counts)"
+    )
+
+
 def data_from_counts(
     n: np.ndarray,
     y: np.ndarray,
@@ -479,11 +534,18 @@ def data_from_counts(
         Patients and DLTs of the last cohort, part of the current level's counts (as
         :func:`checked_last_cohorts` checks); by default one patient, without a DLT unless
         every patient of the current level had one.
+
+    Raises
+    ------
+    ValueError
+        If the counts are not a possible state (as :func:`count_state` and
+        :func:`checked_last_cohorts` check), naming them.
     """
-    if current < 0:
-        return TrialData.empty(outcomes=("dlt",))
     # Lists: a trial's few dozen patients cost less as Python lists than as numpy's small arrays.
     patients, dlts = n.tolist(), y.tolist()
+    _check_count_state(n, y, patients, dlts, current, len(dose_levels), last_cohort)
+    if current < 0:
+        return TrialData.empty(outcomes=("dlt",))
     dose: list[float] = []
     dlt: list[int] = []
     for k in range(len(dose_levels)):

@@ -588,6 +588,40 @@ def test_data_from_counts_end_with_the_last_cohort_given(data):
 
 
 @pytest.mark.parametrize(
+    ("n", "y", "current", "last_cohort"),
+    [
+        ([2, 1, 0, 0, 0], [3, 0, 0, 0, 0], 1, None),  # more DLTs than patients
+        ([2, 1, 0, 0, 0], [0, -1, 0, 0, 0], 1, None),  # a negative count
+        ([2, 0, 0, 0, 0], [0, 0, 0, 0, 0], 1, None),  # the current level has no patient
+        ([2, 0, 0, 0, 0], [0, 0, 0, 0, 0], -1, None),  # patients, yet none given
+        ([2, 0, 0, 0, 0], [0, 0, 0, 0, 0], 5, None),  # no such level
+        ([2.5, 0, 0, 0, 0], [0, 0, 0, 0, 0], 0, None),  # not an integer
+        ([2, 0, 0, 0], [0, 0, 0, 0], 0, None),  # four levels of five
+        ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1, (2, 2)),  # more DLTs than the level's 1
+        ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1, (0, 0)),  # an empty last cohort
+        ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1.0, None),  # a level that is not an integer
+    ],
+)
+def test_data_from_impossible_counts_are_refused(n, y, current, last_cohort):
+    """Counts that no trial can have are named, never turned into data whose columns disagree
+    (more DLT rows than dose rows) or whose last dose is not the current level."""
+    with pytest.raises(ValueError, match=r"data_from_counts: the count state n=.* is impossible"):
+        data_from_counts(np.array(n), np.array(y), current, LEVELS, last_cohort)
+    model = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS)
+    with pytest.raises(ValueError, match="is impossible"):
+        model.data_from_counts(np.array(n), np.array(y), current, last_cohort)
+
+
+def test_data_from_counts_take_numpy_integers_and_an_empty_first_cohort():
+    built = data_from_counts(
+        np.array([3, 3, 0, 0, 0]), np.array([0, 1, 0, 0, 0]), np.int64(1), LEVELS, (np.int64(1), 1)
+    )
+    assert built.last_dose == LEVELS[1] and built.column("dlt")[-1] == 1
+    empty = data_from_counts(np.zeros(5, dtype=int), np.zeros(5, dtype=int), -1, LEVELS, (0, 0))
+    assert empty.n_patients == 0
+
+
+@pytest.mark.parametrize(
     ("last_cohort", "problem"),
     [
         (([0], [0]), "0 patients with 0 DLTs at level 2"),
