@@ -289,6 +289,11 @@ class DoseModel(ABC):
         design whose decisions read the counts per level decides a count state on (the
         lockstep simulation's). A model whose decisions count the data may keep the counts
         given with them.
+
+        Raises
+        ------
+        ValueError
+            If the counts are not a state a trial can reach, naming them.
         """
         return data_from_counts(n, y, current, getattr(self, "dose_levels"), last_cohort)
 
