@@ -480,6 +480,7 @@ def _check_count_state(
     if (
         n.dtype.kind in "iu"
         and y.dtype.kind in "iu"
+        and n.ndim == y.ndim == 1
         and isinstance(current, _INTEGERS)
         and len(patients) == len(dlts) == n_levels
         and min(dlts, default=0) >= 0

@@ -597,6 +597,7 @@ def test_data_from_counts_end_with_the_last_cohort_given(data):
         ([2, 0, 0, 0, 0], [0, 0, 0, 0, 0], 5, None),  # no such level
         ([2.5, 0, 0, 0, 0], [0, 0, 0, 0, 0], 0, None),  # not an integer
         ([2, 0, 0, 0], [0, 0, 0, 0], 0, None),  # four levels of five
+        ([[2], [0], [0], [0], [0]], [[0], [0], [0], [0], [0]], 0, None),  # not one state
         ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1, (2, 2)),  # more DLTs than the level's 1
         ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1, (0, 0)),  # an empty last cohort
         ([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1.0, None),  # a level that is not an integer
