@@ -8,6 +8,7 @@ the trial goes on while any of them names a dose. `CountDecisions`: the decision
 rule for a batch of trial states, row by row.
 """
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -73,6 +74,22 @@ class Decision:
             if not dose:
                 raise ValueError("a Decision's combination dose needs at least one component")
             object.__setattr__(self, "next_dose", dose)
+        if dose is not None and not (
+            all(math.isfinite(value) for value in dose)
+            if isinstance(dose, tuple)
+            else isinstance(dose, float | int | np.integer | np.floating)
+            and not isinstance(dose, bool)
+            and math.isfinite(dose)
+        ):
+            raise ValueError(
+                "a Decision's next_dose must be a finite number, a combination of them, or "
+                f"None; got {dose!r}"
+            )
+        if isinstance(self.bound_by, str):
+            raise ValueError(
+                "a Decision's bound_by is a tuple of the options that bound the dose, got the "
+                f"string {self.bound_by!r} (write ({self.bound_by!r},))"
+            )
         if type(self.stratum) is not dict and not isinstance(self.stratum, Mapping):
             raise ValueError(f"a Decision's stratum must be a mapping, got {self.stratum!r}")
         object.__setattr__(self, "stratum", dict(self.stratum))
@@ -207,8 +224,14 @@ class CountDecisions(NamedTuple):
         Raises
         ------
         ValueError
-            If the decision names a dose that is not one of ``dose_levels``.
+            If the decision is one per stratum (its strata would read as a stop), or names a
+            dose that is not one of ``dose_levels``.
         """
+        if not isinstance(decision, Decision) or decision.strata:
+            raise ValueError(
+                f"CountDecisions.from_decisions: row {index} is not a Decision of one dose or "
+                f"a stop (a decision per stratum has no row): {decision!r}"
+            )
         dose = decision.scalar_dose("CountDecisions.from_decisions")
         if dose is None:
             level, stop_reason = -1, decision.stop_reason or ""

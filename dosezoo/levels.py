@@ -454,6 +454,12 @@ def selected_level(owner: str, dose: float | None, levels: Sequence[float]) -> i
     return list(levels).index(float(dose))
 
 
+@functools.lru_cache(maxsize=64)
+def _checked_levels(levels: tuple) -> tuple[float, ...]:
+    """Return the dose levels of :func:`data_from_counts`, validated once per tuple."""
+    return validate_dose_levels("data_from_counts", levels)
+
+
 #: The types of a whole number given as a level or a count: Python's and numpy's integers.
 _INTEGERS = (int, np.integer)
 
@@ -544,6 +550,7 @@ def data_from_counts(
     """
     # Lists: a trial's few dozen patients cost less as Python lists than as numpy's small arrays.
     patients, dlts = n.tolist(), y.tolist()
+    dose_levels = _checked_levels(tuple(dose_levels))
     _check_count_state(n, y, patients, dlts, current, len(dose_levels), last_cohort)
     if current < 0:
         return TrialData.empty(outcomes=("dlt",))

@@ -318,6 +318,18 @@ class Deferred(Mapping):
         return len(self._keys if self._keys is not None else self._mapping())
 
 
+def _refuse_nan_comparison(quantities: Sequence[str], values: np.ndarray, cutoff: float) -> None:
+    """Raise ValueError for a comparison of a risk with its cutoff where either is NaN.
+
+    A NaN compares as not beyond any cutoff: the decision would take the side opposite to
+    caution (escalate, not stop) on a quantity that is not a number.
+    """
+    raise ValueError(
+        f"a risk compared with its cutoff {cutoff!r} is not a number: "
+        + ", ".join(f"{name} = {value!r}" for name, value in zip(quantities, values.tolist()))
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class DosePosterior:
     r"""Posterior of per-dose rates as weighted points, with an optional MTD distribution.
@@ -590,6 +602,8 @@ class DosePosterior:
 
     def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
+        if threshold != threshold:
+            raise ValueError(f"prob_above: the threshold of {name!r} is NaN")
         key = (name, float(threshold))
         above = self._above.get(key)
         if above is None:
@@ -602,12 +616,19 @@ class DosePosterior:
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
+        if threshold != threshold:
+            raise ValueError(f"prob_below: the threshold of {name!r} is NaN")
         if name in self.tails:
             return 1.0 - self.prob_above(threshold, name)
         return self.expectation(self._fraction_below(name, threshold))
 
     def prob_between(self, lower: float, upper: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that ``lower <= rate < upper``, per level, shape (K,)."""
+        if not lower <= upper:
+            raise ValueError(
+                f"prob_between: the interval of {name!r} must have lower <= upper, got "
+                f"{lower!r} and {upper!r}"
+            )
         if name in self.tails:
             return self.prob_above(lower, name) - self.prob_above(upper, name)
         above_lower = np.asarray(self._fraction_above(name, lower), dtype=float)
@@ -704,6 +725,8 @@ class DosePosterior:
             Booleans, one per value.
         """
         values = np.asarray(values, dtype=float)
+        if np.isnan(values).any() or cutoff != cutoff:
+            _refuse_nan_comparison(quantities, values, cutoff)
         beyond = values >= cutoff if inclusive else values > cutoff
         if not self.sampled or self._comparisons is None:
             return beyond
@@ -724,6 +747,8 @@ class DosePosterior:
         At a rule's scalar comparisons, every decision: the estimate decides alone, with no
         array made, unless the comparison is recorded (see :meth:`deciding`).
         """
+        if value != value or cutoff != cutoff:
+            _refuse_nan_comparison([quantity], np.array([value], dtype=float), cutoff)
         if not self.sampled or self._comparisons is None:
             return value > cutoff
         return bool(self.exceeds([quantity], [value], cutoff, lambda: [mcse()])[0])

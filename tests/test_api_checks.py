@@ -1,0 +1,95 @@
+"""Values the records and posteriors of the API refuse by name, rather than carry silently.
+
+A NaN risk compared with its cutoff would take the side opposite to caution; a NaN dose, a
+text dose or a ``bound_by`` string would travel into simulation results; a decision per stratum
+stacked as a count rule's row would read as a stop.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from dosezoo.data import TrialData
+from dosezoo.decision import CountDecisions, Decision
+from dosezoo.levels import data_from_counts
+from dosezoo.models import BLRM, CRM
+
+LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
+
+
+@pytest.mark.parametrize(
+    "dose", [math.nan, math.inf, -math.inf, True, "1.0", {"a": 1}, (1.0, math.nan)]
+)
+def test_a_decision_refuses_a_dose_that_is_not_a_finite_number(dose):
+    with pytest.raises(ValueError, match="next_dose must be a finite number"):
+        Decision(dose)
+
+
+def test_a_decision_takes_numbers_combinations_and_stops():
+    assert Decision(np.int64(2)).next_dose == 2
+    assert Decision(np.float32(2.5)).next_dose == 2.5
+    assert Decision([1.0, 2.0]).next_dose == (1.0, 2.0)
+    assert Decision(None, stop_reason="safety").stopped
+
+
+def test_a_decision_refuses_bound_by_given_as_one_string():
+    with pytest.raises(ValueError, match=r"bound_by .* the string 'max_step_up'"):
+        Decision(20.0, bound_by="max_step_up")
+
+
+def test_a_decision_per_stratum_has_no_count_row():
+    """Its strata would otherwise read as a stop with no reason."""
+    per_stratum = Decision(None, strata=(Decision(20.0, stratum={"z": 1}),))
+    with pytest.raises(ValueError, match="row 1 is not a Decision of one dose or a stop"):
+        CountDecisions.from_decisions([Decision(10.0), per_stratum], LEVELS)
+
+
+def _crm_posterior():
+    model = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS)
+    return model.posterior(TrialData({"dose": [10.0] * 3, "dlt": [0, 0, 1]}))
+
+
+def _blrm_posterior():
+    return BLRM(LEVELS, 40.0).posterior(TrialData({"dose": [10.0] * 3, "dlt": [0, 0, 1]}))
+
+
+@pytest.mark.parametrize("posterior", [_crm_posterior, _blrm_posterior])
+def test_a_nan_risk_or_cutoff_is_refused_not_read_as_safe(posterior):
+    deciding = posterior().deciding(2.0)
+    with pytest.raises(ValueError, match="p_overdose_0 = nan"):
+        deciding.exceeds(["p_overdose_0"], [math.nan], 0.25, lambda: [0.01])
+    with pytest.raises(ValueError, match="cutoff nan"):
+        deciding.exceeds(["p_overdose_0"], [0.3], math.nan, lambda: [0.01])
+    with pytest.raises(ValueError, match="p_lowest = nan"):
+        deciding.exceeds_value("p_lowest", math.nan, 0.95, lambda: 0.01)
+    assert deciding.exceeds(["a", "b"], [0.1, 0.4], 0.25, lambda: [0.0, 0.0]).tolist() == [
+        False,
+        True,
+    ]
+
+
+@pytest.mark.parametrize("posterior", [_crm_posterior, _blrm_posterior])
+def test_probabilities_of_the_rates_refuse_a_nan_threshold_and_a_reversed_interval(posterior):
+    fitted = posterior()
+    with pytest.raises(ValueError, match="prob_above: the threshold of 'p_dlt' is NaN"):
+        fitted.prob_above(math.nan)
+    with pytest.raises(ValueError, match="prob_below: the threshold of 'p_dlt' is NaN"):
+        fitted.prob_below(math.nan)
+    with pytest.raises(ValueError, match=r"lower <= upper, got 0\.4 and 0\.1"):
+        fitted.prob_between(0.4, 0.1)
+    between = fitted.prob_between(0.1, 0.4)
+    assert np.all((between >= 0) & (between <= 1))
+
+
+@pytest.mark.parametrize(
+    ("levels", "problem"),
+    [
+        ((math.nan, 20.0), r"dose_levels\[0\] must be finite"),
+        ((20.0, 20.0), "dose_levels must be strictly increasing"),
+        ((-1.0, 20.0), r"dose_levels\[0\] must be > 0"),
+    ],
+)
+def test_data_from_counts_refuses_dose_levels_no_design_has(levels, problem):
+    with pytest.raises(ValueError, match=f"data_from_counts: {problem}"):
+        data_from_counts(np.array([3, 1]), np.array([1, 0]), 0, levels)
