@@ -322,9 +322,11 @@ def _fit(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     )
     # Equal panels first; then each panel whose density the rule does not resolve is replaced
     # by its halves, depth first, the left half first (so the panels stay in order).
-    first_panels = max(panels, math.ceil((upper - lower) / max_width))
-    if first_panels > _MAX_PANELS:
+    # Compared as a float: a span of 1e300 in beta (a prior sd as large) overflows an integer.
+    span = (upper - lower) / max_width
+    if not span <= _MAX_PANELS:
         return 3, (empty, 0.0, empty), empty, empty
+    first_panels = max(panels, math.ceil(span))
     width = (upper - lower) / first_panels
     first_nodes = np.empty((first_panels, order))
     first_mass = np.empty((first_panels, order))

@@ -286,6 +286,9 @@ def test_the_crm_posterior_under_a_vague_prior_is_the_flat_prior_one(counts, pri
         ("empiric", 1e300, ((3, 3, 0, 0, 0), (0, 1, 0, 0, 0))),
         # without a DLT the empiric likelihood is flat as beta -> inf
         ("empiric", 1e6, ((3, 3, 0, 0, 0), (0, 0, 0, 0, 0))),
+        # the prior alone, so wide that its panels overflowed an integer (a wrong prior)
+        ("empiric", 1e100, ((0, 0, 0, 0, 0), (0, 0, 0, 0, 0))),
+        ("logistic", 1e300, ((0, 0, 0, 0, 0), (0, 0, 0, 0, 0))),
     ],
 )
 def test_a_crm_prior_too_vague_to_integrate_is_named(working, prior_sd, counts):
