@@ -413,7 +413,12 @@ class BLRM(LogisticQuadratureModel):
         with :math:`x_k = \log(d_k / d^*)`.
         """
         x = np.log(np.asarray(self.dose_levels) / self.reference_dose)[None, :]
-        cut = float(logit(threshold)) - np.exp(leading[:, :1]) * x
+        # A vague prior's slope may overflow: cuts of +-inf, except at the reference dose
+        # (x = 0), where the cut is logit t whatever the slope (inf * 0 would make it NaN).
+        with np.errstate(over="ignore"):
+            slope = np.exp(leading[:, :1])
+            term = np.multiply(slope, x, out=np.zeros((slope.shape[0], x.shape[1])), where=x != 0)
+        cut = float(logit(threshold)) - term
         return cut, np.ones(cut.shape, dtype=bool)
 
     # ------------------------------------------------------------ PyMC model

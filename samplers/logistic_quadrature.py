@@ -858,7 +858,9 @@ def _rates(nodes, problem):
     for i in range(nodes.shape[0]):
         _, a, b, _ = _prior_and_linear(_leading(nodes[i, 0], problem), nodes[i, 1], problem)
         for k in range(levels.size):
-            out[i, k] = 1.0 / (1.0 + math.exp(-(a + b * levels[k])))
+            # At x = 0 (BLRM's reference dose) logit p = a, even where the slope b overflows.
+            linear = a if levels[k] == 0.0 else a + b * levels[k]
+            out[i, k] = 1.0 / (1.0 + math.exp(-linear))
     return out
 
 

@@ -665,3 +665,20 @@ def test_the_memo_weighs_a_quadrature_posterior_without_computing_its_rates(name
     assert not posterior.rates.computed and list(posterior.rates) == ["p_dlt"]
     assert posterior.rates["p_dlt"].shape == (posterior.weights.size, len(LEVELS))
     assert posterior.rates.computed and posterior.nbytes == estimated
+
+
+@pytest.mark.parametrize("prior", [BLRMPrior(sd=(2.0, 1000.0)), BLRMPrior(mean=(-1.4, 720.0))])
+def test_a_blrm_prior_whose_slope_overflows_is_exact_at_the_reference_dose(prior):
+    """At the reference dose ``logit p = log(alpha)`` whatever the slope: where a vague or
+    extreme prior's ``e^log_beta`` overflows, ``inf * 0`` made the mean there NaN and its
+    tail probabilities wrong (0.518 for 0.367)."""
+    levels, reference = (1.0, 2.0, 4.0, 8.0, 16.0), 4.0
+    posterior = BLRM(levels, reference, prior=prior).posterior(TrialData.empty(outcomes=("dlt",)))
+    at = levels.index(reference)
+    mean, sd = prior.mean[0], prior.sd[0]
+    for threshold in (0.2, 0.33):
+        exact = stats.norm.sf((logit(threshold) - mean) / sd)
+        assert posterior.prob_above(threshold)[at] == pytest.approx(exact, abs=1e-6)
+    exact_mean = integrate.quad(lambda z: expit(mean + sd * z) * stats.norm.pdf(z), -12, 12)[0]
+    assert np.isfinite(posterior.mean()).all()
+    assert posterior.mean()[at] == pytest.approx(exact_mean, abs=1e-6)
