@@ -104,7 +104,11 @@ class BLRMRule(ModelRule):
         """Validate the options, naming the field at fault."""
         owner = "BLRMRule"
         interval = self.target_interval
-        if isinstance(interval, str | bytes) or len(interval) != 2:
+        if (
+            isinstance(interval, str | bytes)
+            or not isinstance(interval, Sequence | np.ndarray)
+            or len(interval) != 2
+        ):
             raise ValueError(f"{owner}: target_interval must be a pair, got {interval!r}")
         low, high = (real_number(owner, f"target_interval[{i}]", v) for i, v in enumerate(interval))
         if not 0 < low < high < 1:

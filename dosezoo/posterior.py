@@ -318,6 +318,21 @@ class Deferred(Mapping):
         return len(self._keys if self._keys is not None else self._mapping())
 
 
+def _check_threshold(method: str, threshold: float, name: str, exact_tails: bool) -> None:
+    """Raise ValueError for a NaN threshold, or one outside (0, 1) of a rate with exact tails.
+
+    Exact tails (CRM, BLRM, EWOC) integrate the rate's probability scale to a cut on the
+    model's parameters, which a threshold at or beyond 0 or 1 does not have.
+    """
+    if threshold != threshold:
+        raise ValueError(f"{method}: the threshold of {name!r} is NaN")
+    if exact_tails and not 0.0 < threshold < 1.0:
+        raise ValueError(
+            f"{method}: the threshold of the probability {name!r} must lie in (0, 1), got "
+            f"{threshold!r}"
+        )
+
+
 def _refuse_nan_comparison(quantities: Sequence[str], values: np.ndarray, cutoff: float) -> None:
     """Raise ValueError for a comparison of a risk with its cutoff where either is NaN.
 
@@ -602,8 +617,7 @@ class DosePosterior:
 
     def prob_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate exceeds ``threshold``, per level, shape (K,)."""
-        if threshold != threshold:
-            raise ValueError(f"prob_above: the threshold of {name!r} is NaN")
+        _check_threshold("prob_above", threshold, name, name in self.tails)
         key = (name, float(threshold))
         above = self._above.get(key)
         if above is None:
@@ -616,8 +630,7 @@ class DosePosterior:
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""
-        if threshold != threshold:
-            raise ValueError(f"prob_below: the threshold of {name!r} is NaN")
+        _check_threshold("prob_below", threshold, name, name in self.tails)
         if name in self.tails:
             return 1.0 - self.prob_above(threshold, name)
         return self.expectation(self._fraction_below(name, threshold))

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.base import DoseModel, engine, random_generator
@@ -195,7 +196,8 @@ class BinaryDoseModel(DoseModel):
         pandas.DataFrame
             Index ``dose``; columns ``mean``, ``q2.5``, ``q97.5``, ``p_above_target``.
         """
-        if not 0 < target < 1 or not math.isfinite(target):
+        target = real_number(f"{self.model_name}.summary", "target", target)
+        if not 0 < target < 1:
             raise ValueError(
                 f"{self.model_name}.summary: target must lie in (0, 1), got {target!r}"
             )

@@ -163,15 +163,19 @@ class EWOC(LogisticQuadratureModel):
             raise ValueError(f"{owner}: theta must lie in (0, 1), got {self.theta!r}")
         x_min = real_number(owner, "x_min", self.x_min)
         x_max = real_number(owner, "x_max", self.x_max)
+        if x_min < 0:
+            raise ValueError(f"{owner}: x_min must be >= 0 (a dose is not negative), got {x_min!r}")
         if not x_min < x_max:
             raise ValueError(f"{owner}: x_min must be < x_max, got {x_min!r} and {x_max!r}")
-        if not math.isfinite(x_max - x_min):  # doses are scaled by the range's width
-            raise ValueError(
-                f"{owner}: the dose range x_max - x_min must be finite, got {x_min!r} to {x_max!r}"
-            )
         if self.dose_levels is None:
             levels = tuple(float(v) for v in np.linspace(x_min, x_max, 11))
         else:
+            if isinstance(self.dose_levels, str) or not isinstance(
+                self.dose_levels, Sequence | np.ndarray
+            ):
+                raise ValueError(
+                    f"{owner}: dose_levels must be a sequence of doses, got {self.dose_levels!r}"
+                )
             levels = tuple(
                 real_number(owner, f"dose_levels[{i}]", v) for i, v in enumerate(self.dose_levels)
             )

@@ -12,8 +12,10 @@ import pytest
 
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
+from dosezoo.designs import blrm_design
 from dosezoo.levels import data_from_counts
-from dosezoo.models import BLRM, CRM
+from dosezoo.models import BLRM, CRM, EWOC
+from dosezoo.scenarios import BinaryToxicityScenario
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 
@@ -93,3 +95,48 @@ def test_probabilities_of_the_rates_refuse_a_nan_threshold_and_a_reversed_interv
 def test_data_from_counts_refuses_dose_levels_no_design_has(levels, problem):
     with pytest.raises(ValueError, match=f"data_from_counts: {problem}"):
         data_from_counts(np.array([3, 1]), np.array([1, 0]), 0, levels)
+
+
+@pytest.mark.parametrize("posterior", [_crm_posterior, _blrm_posterior])
+@pytest.mark.parametrize("threshold", [0.0, 1.0, -1.0, 2.0])
+def test_exact_tails_refuse_a_threshold_outside_the_probabilities(posterior, threshold):
+    """CRM raised a bare 'math domain error', BLRM answered 1.0 for P(p > 2)."""
+    fitted = posterior()
+    for method in (fitted.prob_above, fitted.prob_below):
+        with pytest.raises(ValueError, match=r"must lie in \(0, 1\)"):
+            method(threshold)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"x_min": -10.0, "x_max": -1.0}, r"x_min must be >= 0 .* got -10\.0"),
+        ({"x_min": 0.0, "x_max": 10.0, "dose_levels": 5.0}, "dose_levels must be a sequence"),
+        ({"x_min": 0.0, "x_max": 10.0, "dose_levels": {2: "a"}}, "dose_levels must be a sequence"),
+    ],
+)
+def test_ewoc_refuses_a_negative_dose_range_and_levels_that_are_no_sequence(options, problem):
+    with pytest.raises(ValueError, match=f"EWOC: {problem}"):
+        EWOC(0.3, **options)
+
+
+def test_the_blrm_rule_refuses_a_target_interval_that_is_no_pair():
+    with pytest.raises(ValueError, match=r"target_interval must be a pair, got 0\.3"):
+        blrm_design(BLRM(LEVELS, 40.0), target_interval=0.3)
+
+
+def test_a_summary_names_a_target_given_as_text():
+    model = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS)
+    posterior = model.posterior(TrialData.empty(outcomes=("dlt",)))
+    with pytest.raises(ValueError, match=r"CRM\.summary: target must be a real number, got '0\.3'"):
+        model.summary(posterior, target="0.3")
+
+
+@pytest.mark.parametrize("levels", [[-1], [3], [1.0]])
+def test_the_binary_scenario_refuses_levels_it_does_not_have(levels):
+    """numpy read level -1 as the top level's true DLT probability."""
+    scenario = BinaryToxicityScenario(
+        (1.0, 2.0, 3.0), (0.1, 0.2, 0.3), 0.25, planned_sample_size=30
+    )
+    with pytest.raises(ValueError, match=r"levels must be integers in \[0, 3\)"):
+        scenario.outcomes_at_levels(np.array(levels), np.full(len(levels), 0.05))

@@ -637,8 +637,9 @@ def test_a_blrm_prior_the_quadrature_cannot_hold_is_named(prior):
 
 
 def test_an_ewoc_dose_range_of_infinite_width_is_refused():
-    # -1e308 to 1e308: the scaled doses overflowed (a RuntimeWarning, then NaN)
-    with pytest.raises(ValueError, match="the dose range x_max - x_min must be finite"):
+    # -1e308 to 1e308: the scaled doses overflowed (a RuntimeWarning, then NaN); with doses
+    # not negative, only a negative x_min made the width overflow
+    with pytest.raises(ValueError, match=r"x_min must be >= 0 \(a dose is not negative\)"):
         EWOC(0.33, -1e308, 1e308)
 
 

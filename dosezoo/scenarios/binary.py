@@ -204,7 +204,20 @@ class BinaryToxicityScenario:
 
         A patient has a DLT iff the tolerance is below the level's true DLT probability; the
         DLTs are int64 of the shape of ``levels``.
+
+        Raises
+        ------
+        ValueError
+            If a level is not an integer in ``[0, K)`` (numpy would read -1 as the top level).
         """
+        levels = np.asarray(levels)
+        if levels.size and (
+            levels.dtype.kind not in "iu" or levels.min() < 0 or levels.max() >= len(self.p_true)
+        ):
+            raise ValueError(
+                "BinaryToxicityScenario.outcomes_at_levels: levels must be integers in "
+                f"[0, {len(self.p_true)}), got {levels.ravel()[:10].tolist()}"
+            )
         return {"dlt": (latent < np.asarray(self.p_true)[levels]).astype(np.int64)}
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
