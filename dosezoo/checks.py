@@ -46,9 +46,14 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
     Text and bools are refused (numpy would read ``"0.5"`` and ``True`` as 0.5 and 1.0),
     naming the first value at fault; finiteness is the caller's to check.
     """
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":  # numbers only
-        return np.atleast_1d(values).astype(float).ravel()
-    items = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
+    items = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    if items.ndim > 1:
+        raise ValueError(
+            f"{owner}: {name} must be one sequence of numbers, got {items.ndim} dimensions"
+        )
+    if items.dtype.kind in "iuf":  # numbers only
+        return np.atleast_1d(items).astype(float)
+    items = np.atleast_1d(items.astype(object))
     for item in items.tolist():
         if not _is_real(item):
             raise ValueError(f"{owner}: {name} must hold real numbers, got {item!r}")
@@ -153,8 +158,12 @@ def flag(owner: str, name: str, value: object) -> bool:
 
 
 def choice(owner: str, name: str, value: object, options: Collection[object]) -> object:
-    """Return ``value`` if it is one of ``options``; else a ValueError listing them."""
-    if isinstance(value, list | dict | set) or value not in options:
+    """Return ``value`` if it is one of ``options``; else a ValueError listing them.
+
+    One of them means of its type and equal to it: ``1`` is not ``True``, and an array holding
+    an option is not the option.
+    """
+    if not any(isinstance(value, type(option)) and value == option for option in options):
         listed = ", ".join(repr(option) for option in options)
         raise ValueError(f"{owner}: {name} must be one of {listed}, got {value!r}")
     return value

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from dosezoo.checks import choice, real_array
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs import blrm_design
@@ -140,3 +141,17 @@ def test_the_binary_scenario_refuses_levels_it_does_not_have(levels):
     )
     with pytest.raises(ValueError, match=r"levels must be integers in \[0, 3\)"):
         scenario.outcomes_at_levels(np.array(levels), np.full(len(levels), 0.05))
+
+
+@pytest.mark.parametrize("value", [np.array(["plugin"]), 1, True, ["plugin"]])
+def test_an_option_is_one_of_its_choices_by_type_as_well(value):
+    """An array holding a choice, or 1 among bools, passed as the choice itself."""
+    with pytest.raises(ValueError, match="x must be one of 'plugin', 'mean'"):
+        choice("Owner", "x", value, ("plugin", "mean"))
+    assert choice("Owner", "x", np.str_("mean"), ("plugin", "mean")) == "mean"
+
+
+def test_a_real_array_is_one_sequence_not_a_table_flattened():
+    with pytest.raises(ValueError, match="support must be one sequence of numbers, got 2"):
+        real_array("Owner", "support", [[1.0, 2.0], [3.0, 4.0]])
+    assert real_array("Owner", "support", [1, 2.5]).tolist() == [1.0, 2.5]
