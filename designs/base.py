@@ -1421,7 +1421,10 @@ class CountsView:
                     self._memo.clear()
                 cohort = None if cohorts is None else (int(cohorts.n[row]), int(cohorts.y[row]))
                 level = int(states.current[row])
-                data = model.data_from_counts(states.n[row], states.y[row], level, cohort)
+                # count_state and checked_last_cohorts checked the batch's states above
+                data = model.data_from_counts(
+                    states.n[row], states.y[row], level, cohort, checked=True
+                )
                 decided = self._memo[key] = CountDecisions.row(method(data), levels, len(rows))
             rows.append(decided)
         return CountDecisions.from_rows(rows).take(position[inverse])

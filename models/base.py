@@ -282,20 +282,23 @@ class DoseModel(ABC):
         y: np.ndarray,
         current: int,
         last_cohort: tuple[int, int] | None = None,
+        *,
+        checked: bool = False,
     ) -> TrialData:
         """Return data with ``n`` patients and ``y`` DLTs per dose level, ``current`` the last.
 
-        :func:`dosezoo.levels.data_from_counts` on the model's ``dose_levels``: the data a
-        design whose decisions read the counts per level decides a count state on (the
-        lockstep simulation's). A model whose decisions count the data may keep the counts
-        given with them.
+        :func:`dosezoo.levels.data_from_counts` on the model's ``dose_levels`` (``checked``:
+        a state the lockstep engine checked already): the data a design whose decisions read
+        the counts per level decides a count state on. A model whose decisions count the data
+        may keep the counts given with them.
 
         Raises
         ------
         ValueError
             If the counts are not a state a trial can reach, naming them.
         """
-        return data_from_counts(n, y, current, getattr(self, "dose_levels"), last_cohort)
+        levels = getattr(self, "dose_levels")
+        return data_from_counts(n, y, current, levels, last_cohort, checked=checked)
 
     def mtd_target(self) -> float | None:
         """Return the target DLT probability that defines the MTD (None: the model has none)."""

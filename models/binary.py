@@ -121,6 +121,8 @@ class BinaryDoseModel(DoseModel):
         y: np.ndarray,
         current: int,
         last_cohort: tuple[int, int] | None = None,
+        *,
+        checked: bool = False,
     ) -> TrialData:
         """Return data with ``n`` patients and ``y`` DLTs per dose level, their summary kept.
 
@@ -129,7 +131,7 @@ class BinaryDoseModel(DoseModel):
         :meth:`summarise` keeps the last data's: the decision on them reads the counts given
         rather than counting its patients again.
         """
-        data = super().data_from_counts(n, y, current, last_cohort)
+        data = super().data_from_counts(n, y, current, last_cohort, checked=checked)
         levels = self._cache.get("level_array")
         if levels is None:
             levels = self._cache["level_array"] = np.array(self.dose_levels, dtype=float)

@@ -551,6 +551,10 @@ def test_a_binary_model_keeps_the_counts_its_data_were_made_from(data):
     built = model.data_from_counts(n, y, current)
     plain = data_from_counts(n, y, current, LEVELS)
     assert built.to_dataframe().equals(plain.to_dataframe())
+    # the lockstep engine's path, for states it checked already: the same data
+    trusted = model.data_from_counts(n, y, current, checked=True)
+    assert trusted.to_dataframe().equals(plain.to_dataframe())
+    assert model.summarise(trusted).key() == model._count(plain).key()
     kept, counted = model.summarise(built), model._count(plain)
     for name in ("dose", "n", "y"):
         mine, theirs = getattr(kept, name), getattr(counted, name)
