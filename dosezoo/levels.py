@@ -477,11 +477,11 @@ def _check_count_state(
 
     ``patients`` and ``dlts`` are ``n`` and ``y`` as lists.
 
-    On Python values (it runs at every count state a simulation decides): integers with
-    ``0 <= y <= n`` per level, ``current`` a level with patients (-1 with none), and a last
-    cohort of at least one patient within the current level's patients and DLTs (none, or
-    ``(0, 0)``, before the first patient), as :func:`count_state` and
-    :func:`checked_last_cohorts` check a batch.
+    On Python values, for one state (the lockstep engine checks its batches with
+    :func:`count_state` and skips this): integers with ``0 <= y <= n`` per level, ``current``
+    a level with patients (-1 with none), and a last cohort of at least one patient within the
+    current level's patients and DLTs (none, or ``(0, 0)``, before the first patient), as
+    :func:`count_state` and :func:`checked_last_cohorts` check a batch.
     """
     if (
         n.dtype.kind in "iu"

@@ -290,7 +290,7 @@ class DoseModel(ABC):
         :func:`dosezoo.levels.data_from_counts` on the model's ``dose_levels`` (``checked``:
         a state the lockstep engine checked already): the data a design whose decisions read
         the counts per level decides a count state on. A model whose decisions count the data
-        may keep the counts given with them.
+        keeps the counts given with them (:meth:`_keep_counts`).
 
         Raises
         ------
@@ -298,7 +298,12 @@ class DoseModel(ABC):
             If the counts are not a state a trial can reach, naming them.
         """
         levels = getattr(self, "dose_levels")
-        return data_from_counts(n, y, current, levels, last_cohort, checked=checked)
+        data = data_from_counts(n, y, current, levels, last_cohort, checked=checked)
+        self._keep_counts(data, n, y)
+        return data
+
+    def _keep_counts(self, data: TrialData, n: np.ndarray, y: np.ndarray) -> None:
+        """Keep what the model reads of ``data``, made from ``n`` and ``y`` per level (nothing)."""
 
     def mtd_target(self) -> float | None:
         """Return the target DLT probability that defines the MTD (None: the model has none)."""

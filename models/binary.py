@@ -115,23 +115,12 @@ class BinaryDoseModel(DoseModel):
         self._cache["last_summary"] = (data, summary)
         return summary
 
-    def data_from_counts(
-        self,
-        n: np.ndarray,
-        y: np.ndarray,
-        current: int,
-        last_cohort: tuple[int, int] | None = None,
-        *,
-        checked: bool = False,
-    ) -> TrialData:
-        """Return data with ``n`` patients and ``y`` DLTs per dose level, their summary kept.
+    def _keep_counts(self, data: TrialData, n: np.ndarray, y: np.ndarray) -> None:
+        """Keep the summary of data made from counts, as :meth:`summarise` keeps the last data's.
 
-        The data of :meth:`DoseModel.data_from_counts`, whose summary (the patients and DLTs
-        per dose given, on the model's levels, which need no check) is kept as
-        :meth:`summarise` keeps the last data's: the decision on them reads the counts given
-        rather than counting its patients again.
+        The patients and DLTs per dose given, on the model's levels (which need no check): the
+        decision on the data reads the counts given rather than counting its patients again.
         """
-        data = super().data_from_counts(n, y, current, last_cohort, checked=checked)
         levels = self._cache.get("level_array")
         if levels is None:
             levels = self._cache["level_array"] = np.array(self.dose_levels, dtype=float)
@@ -141,7 +130,6 @@ class BinaryDoseModel(DoseModel):
             dose=levels[given], n=n[given].astype(float), y=y[given].astype(float)
         )
         self._cache["last_summary"] = (data, summary)
-        return data
 
     def _count(self, data: TrialData) -> DoseSummary:
         """Check the doses and count patients and DLTs per distinct dose.
