@@ -23,6 +23,12 @@ its three scenarios (``--design-trials`` trials each), in this process and on 2 
 processes: the study with memos cold (fresh designs), then a study of other trials (the next
 seed) with the same designs, their memos holding the first study's posteriors (warm).
 
+Last, the most any split of a run's trials over 2 workers can give, for each binary design
+(``--split-trials`` trials of its middle scenario): each worker runs at least half of the
+trials, as a fresh design's run (its memos empty), so with no cost of handing them over the
+speed-up is at most the CPU time of the whole run over that of half of it, both in this
+process. Where that bound is below 1.8, ``n_jobs=2`` cannot reach 1.8x at that size.
+
 Run ``make bench-scaleout`` (or ``python benchmarks/bench_scaleout.py``). Writes
 ``docs/results/scaleout.json`` and the page ``scaleout.md``; ``--report-only`` rewrites the page
 from the JSON.
@@ -239,6 +245,92 @@ def measure_designs(trials: int, repeats: int) -> dict:
     }
 
 
+def cpu_seconds(run) -> float:
+    """CPU seconds of this process taken by ``run()``."""
+    start = time.process_time()
+    run()
+    return time.process_time() - start
+
+
+def measure_split_bound(trials: int, repeats: int) -> dict:
+    """Measure the most a 2-way split of ``trials`` trials can speed up each binary design.
+
+    Each worker of a split runs at least ``trials // 2`` trials as a fresh design would: the
+    bound is the median CPU time of ``trials`` trials over that of ``trials // 2``, each a
+    fresh design's run in this process (kernels loaded, memos empty), the runs of the two
+    sizes alternated ``repeats`` times.
+    """
+    scenario = list(bench_binary.scenarios().values())[1]
+    load_before = os.getloadavg()
+    rows = []
+    for name in bench_binary.designs():
+        load_kernels(lambda name=name: bench_binary.designs()[name], scenario)
+        seconds: dict[int, list[float]] = {trials: [], trials // 2: []}
+        for _ in range(repeats):
+            for size in seconds:
+                design = bench_binary.designs()[name]
+                seconds[size].append(
+                    cpu_seconds(
+                        lambda d=design, n=size: simulate(
+                            d, scenario, n, random_seed=SEED, progress=False
+                        )
+                    )
+                )
+        whole, half = (statistics.median(seconds[size]) for size in (trials, trials // 2))
+        rows.append(
+            {
+                "design": name,
+                "cpu_seconds_whole": round(whole, 4),
+                "cpu_seconds_half": round(half, 4),
+                "bound": round(whole / half, 2),
+            }
+        )
+        print(rows[-1], flush=True)
+    return {
+        "trials": trials,
+        "scenario": list(bench_binary.scenarios())[1],
+        "repeats": repeats,
+        "designs": rows,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def split_bound_section(data: dict) -> str:
+    """Return the page's section of the bound on a 2-way split of a run's trials."""
+    trials, half = data["trials"], data["trials"] // 2
+    rows = [
+        {
+            "design": row["design"],
+            f"{trials} trials, CPU (ms)": f"{1e3 * row['cpu_seconds_whole']:.1f}",
+            f"{half} trials, CPU (ms)": f"{1e3 * row['cpu_seconds_half']:.1f}",
+            "most a 2-way split can give": f"{row['bound']}x",
+        }
+        for row in data["designs"]
+    ]
+    below = [row["design"] for row in data["designs"] if row["bound"] < 1.8]
+    return "\n\n".join(
+        [
+            f"## The most 2 workers can give at {trials} trials",
+            f"Measured by `{data['command']}`. Each design of `bench_binary.py` on {data['scenario']}: the CPU time of {trials} "
+            f"trials and of {half}, each a fresh design's run in this process (kernels loaded, "
+            f"memos empty), median of {data['repeats']} alternated runs (load averages "
+            f"{data['load_average_before']} before, {data['load_average_after']} after). A "
+            f"split of the trials over 2 workers leaves each at least {half} trials, run as a "
+            "fresh design runs them, so even with no cost of handing the trials over and back "
+            f"its speed-up is at most the ratio of the two.",
+            md_table(pd.DataFrame(rows)),
+            (
+                f"Below 1.8x: {', '.join(below)}. A run of these designs costs a fixed part "
+                "(the steps of the lockstep engine, the posteriors of the count states early "
+                "trials all reach) that each worker pays in full."
+                if below
+                else "Every bound is at least 1.8x."
+            ),
+        ]
+    )
+
+
 def designs_section(data: dict) -> str:
     """Return the page's section of the binary designs' OC studies."""
     rows = [
@@ -338,6 +430,7 @@ def write_report(data: dict) -> None:
             f"Measured by `{data['command']}` on {data['machine']}.",
             *(study_section(study, data["repeats"]) for study in data["studies"]),
             designs_section(data["binary_designs"]),
+            *([split_bound_section(data["split_bound"])] if "split_bound" in data else []),
             "## A 10^6-trial run on a real cluster",
             CLUSTER,
         ]
@@ -362,21 +455,41 @@ def main() -> None:
     parser.add_argument(
         "--design-trials", type=int, default=2000, help="trials per scenario of a binary design"
     )
+    parser.add_argument(
+        "--split-trials", type=int, default=500, help="trials of the 2-way split bound"
+    )
+    parser.add_argument(
+        "--split-repeats", type=int, default=5, help="alternated runs of the split bound"
+    )
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--only-split", action="store_true", help="measure the split bound only (keep the rest)"
+    )
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
-    if not args.report_only:
+    if args.only_split:
+        data = json.loads(JSON.read_text())
+        data["split_bound"] = measure_split_bound(args.split_trials, args.split_repeats)
+        data["split_bound"]["command"] = (
+            f"python benchmarks/bench_scaleout.py --only-split --split-trials {args.split_trials} "
+            f"--split-repeats {args.split_repeats}"
+        )
+        JSON.write_text(json.dumps(data, indent=2) + "\n")
+    elif not args.report_only:
         data = {
             "studies": [
                 measure("crmsim", args.trials, args.repeats),
                 measure("lee2023", args.lee_trials, args.repeats),
             ],
             "binary_designs": measure_designs(args.design_trials, args.repeats),
+            "split_bound": measure_split_bound(args.split_trials, args.split_repeats)
+            | {"command": "the command above"},
             "repeats": args.repeats,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "command": (
                 f"python benchmarks/bench_scaleout.py --trials {args.trials} "
                 f"--lee-trials {args.lee_trials} --design-trials {args.design_trials} "
+                f"--split-trials {args.split_trials} --split-repeats {args.split_repeats} "
                 f"--repeats {args.repeats}"
             ),
         }
