@@ -552,7 +552,7 @@ def rate_above(
     levels = list(posterior.dose_levels)
     if dose not in levels:
         return None
-    return float(posterior.prob_above(threshold, name)[levels.index(dose)])
+    return posterior.prob_above_at(threshold, levels.index(dose), name)
 
 
 def rate_above_mcse(

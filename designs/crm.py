@@ -146,7 +146,7 @@ class CRMRule(ModelRule):
     def _safety_stop(self, posterior: DosePosterior, data: TrialData) -> tuple[str | None, float]:
         """Why the safety rule stops the trial (or None), and ``P(p_1 > target)``."""
         target = self.model.target
-        p_too_toxic = float(posterior.prob_above(target)[0])
+        p_too_toxic = posterior.prob_above_at(target, 0)
         if self.safety_cutoff is None:
             return None, p_too_toxic
         lowest = self.model.dose_levels[0]

@@ -152,7 +152,12 @@ class Comparison:
 
 @runtime_checkable
 class LevelTails(Protocol):
-    """Exact tail probabilities of a rate at every level (e.g. by integration along a cut)."""
+    """Exact tail probabilities of a rate at every level (e.g. by integration along a cut).
+
+    Tails that can integrate one level alone may also offer ``prob_above_at(threshold,
+    level) -> float``, equal to ``prob_above(threshold)[level]``; a rule that reads one level
+    (:meth:`DosePosterior.prob_above_at`) then costs that level's integral only.
+    """
 
     def prob_above(self, threshold: float) -> np.ndarray:
         """Return ``P(rate_k > threshold)`` per level, shape (K,)."""
@@ -627,6 +632,22 @@ class DosePosterior:
                 above = self.expectation(self._fraction_above(name, threshold))
             self._above[key] = above
         return above.copy()  # the caller's to modify, as a freshly computed one
+
+    def prob_above_at(self, threshold: float, level: int, name: str = "p_dlt") -> float:
+        """Posterior probability that the rate exceeds ``threshold`` at level ``level`` (0-based).
+
+        :meth:`prob_above` at that level; exact tails that integrate one level alone (the
+        CRM's, ``prob_above_at``) are asked for that level only, unless every level's
+        probability was computed already.
+        """
+        _check_threshold("prob_above_at", threshold, name, name in self.tails)
+        above = self._above.get((name, float(threshold)))
+        if above is None:
+            one_level = getattr(self.tails.get(name), "prob_above_at", None)
+            if one_level is not None:
+                return float(one_level(threshold, level))
+            above = self.prob_above(threshold, name)
+        return float(above[level])
 
     def prob_below(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Posterior probability that the rate is below ``threshold``, per level, shape (K,)."""

@@ -463,6 +463,11 @@ class CRMTails:
         """Return ``P(p_k > threshold)`` per level, shape (K,)."""
         return self.quadrature.prob_above(self.model.rate_constant(float(threshold)))
 
+    def prob_above_at(self, threshold: float, level: int) -> float:
+        """Return ``P(p_level > threshold)``, integrated for that level (0-based) alone."""
+        constant = self.model.rate_constant(float(threshold))
+        return self.quadrature.prob_above_level(constant, level)
+
     def prob_closest_below(self, target: float, index: int) -> float:
         """Return ``P(level closest to target < index)``, a placebo level of rate 0 included."""
         return self.quadrature.mass_closest_below(index, target)

@@ -457,12 +457,13 @@ def _cdf(cuts, rule, gl_nodes, gl_weights, problem):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _prob_above(c, rule, gl_nodes, gl_weights, problem):
-    """``P(e^beta x_k > c)`` per level (:func:`_level_cuts`), within [0, 1].
+def _prob_above(x, c, rule, gl_nodes, gl_weights, problem):
+    """``P(e^beta x_k > c)`` per scaled dose ``x_k`` (:func:`_level_cuts`), within [0, 1].
 
-    The rule's error may carry a sum just past either end; it is clipped.
+    ``x``: the problem's scaled doses, or some of them. The rule's error may carry a sum just
+    past either end; it is clipped.
     """
-    cut, above = _level_cuts(problem[1], c)
+    cut, above = _level_cuts(x, c)
     below = _cdf(cut, rule, gl_nodes, gl_weights, problem)
     for k in range(cut.size):
         if above[k]:
@@ -663,7 +664,13 @@ class CRMQuadrature:
 
     def prob_above(self, c: float) -> np.ndarray:
         r"""``P(e^beta x_k > c)`` per level, within [0, 1], shape (K,) (:func:`level_cuts`)."""
-        return _prob_above(float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
+        x = self.problem[1]
+        return _prob_above(x, float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)
+
+    def prob_above_level(self, c: float, level: int) -> float:
+        r"""``P(e^beta x_level > c)``: :meth:`prob_above` at one level (0-based), alone."""
+        x = self.problem[1][level : level + 1]
+        return float(_prob_above(x, float(c), self.rule, _GL_NODES, _GL_WEIGHTS, self.problem)[0])
 
     def mass_closest_below(self, level: int, target: float) -> float:
         """``P(p_{level-1} + p_level >= 2 target)`` with ``p_{-1} = 0`` (0-based levels).

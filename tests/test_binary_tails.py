@@ -682,3 +682,33 @@ def test_a_blrm_prior_whose_slope_overflows_is_exact_at_the_reference_dose(prior
     exact_mean = integrate.quad(lambda z: expit(mean + sd * z) * stats.norm.pdf(z), -12, 12)[0]
     assert np.isfinite(posterior.mean()).all()
     assert posterior.mean()[at] == pytest.approx(exact_mean, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", list(DATA_SETS))
+@pytest.mark.parametrize("working", ["empiric", "logistic"])
+def test_one_level_of_the_crm_tails_is_that_level_of_all_levels(name, working):
+    # The CRM's safety rule reads the lowest level only, integrated alone: the same number.
+    model = CRM((0.05, 0.12, 0.25, 0.4, 0.55), 0.25, dose_levels=LEVELS, model=working)
+    thresholds = (0.01, 0.25, 0.6, 0.99)
+    for threshold in thresholds:
+        alone = [model.posterior(DATA_SETS[name]).prob_above_at(threshold, k) for k in range(5)]
+        every = model.posterior(DATA_SETS[name]).prob_above(threshold)
+        assert alone == every.tolist()
+    posterior = model.posterior(DATA_SETS[name])
+    posterior.prob_above(0.25)  # computed for every level: read, not integrated again
+    assert posterior.prob_above_at(0.25, 3) == posterior.prob_above(0.25)[3]
+    with pytest.raises(ValueError, match="prob_above_at: the threshold of 'p_dlt' is NaN"):
+        posterior.prob_above_at(float("nan"), 0)
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\), got 1\.0"):
+        posterior.prob_above_at(1.0, 0)
+
+
+@pytest.mark.parametrize("name", ["BLRM", "EWOC"])
+def test_one_level_of_tails_without_a_one_level_integral_is_read_from_all_levels(name):
+    model = {
+        "BLRM": BLRM(LEVELS, 40.0),
+        "EWOC": EWOC(0.3, 0.0, LEVELS[-1], dose_levels=LEVELS),
+    }[name]
+    posterior = model.posterior(DATA_SETS["longer"])
+    every = posterior.prob_above(0.3).tolist()
+    assert [posterior.prob_above_at(0.3, k) for k in range(5)] == every
