@@ -60,6 +60,36 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
     return items.astype(float)
 
 
+def number_array(owner: str, name: str, values: object, *, entry: str = "row") -> np.ndarray:
+    """Return ``values`` as an array of numbers; a ValueError naming the first that is not one.
+
+    Text and bools are refused (numpy would read ``"3"`` and ``True`` as 3 and 1), naming the
+    value and its ``entry`` (the first index). The shape is kept; an array of integers or
+    floats is returned as it is, one of other objects that are all numbers as floats.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "iuf":
+        return array
+    items = array.astype(object)
+    for index in np.ndindex(items.shape):
+        if not _is_real(items[index]):
+            where = f" ({entry} {index[0]})" if items.ndim else ""
+            raise ValueError(f"{owner}: {name}{where} holds {items[index]!r}, not a number")
+    return items.astype(float)
+
+
+def check_quantile_level(p: float) -> None:
+    """Raise ValueError unless ``p`` is a probability in [0, 1] (NaN is not)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"quantile: p must lie in [0, 1], got {p!r}")
+
+
+def check_cdf_point(x: float) -> None:
+    """Raise ValueError for a NaN point of a CDF (it would read as below or above every draw)."""
+    if x != x:
+        raise ValueError(f"cdf: x must be a number, got {x!r}")
+
+
 def doses_within(
     owner: str,
     doses: object,
@@ -75,7 +105,7 @@ def doses_within(
     NaN, or extrapolated silently), or a model's design space; the message names the first
     dose at fault, its ``entry`` (its row) and the ``space`` it lies outside.
     """
-    values = np.asarray(doses, dtype=float)
+    values = np.asarray(number_array(owner, "dose", doses, entry=entry), dtype=float)
     outside = ~(np.isfinite(values) & (values >= low) & (values <= high))
     if outside.any():
         first = int(np.argmax(outside.ravel()))

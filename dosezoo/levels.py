@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dosezoo.checks import first_not_whole, real_number
+from dosezoo.checks import first_not_whole, number_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 
@@ -159,7 +159,10 @@ def _level_list(dose: np.ndarray, dose_levels: tuple[float, ...], owner: str) ->
     # On Python floats, by a lookup of each dose: the arrays are a trial's patients or the
     # distinct doses of its summary, for which numpy's calls cost several times the lookups.
     position = _positions(tuple(dose_levels))
-    doses = np.asarray(dose, dtype=float).tolist()
+    try:
+        doses = np.asarray(number_array(owner, "column 'dose'", dose), dtype=float).tolist()
+    except ValueError as error:  # text or a bool: numpy would read "10" and True as doses
+        raise DataError(str(error)) from None
     index = [position.get(value, -1) for value in doses]
     if -1 in index:
         row = index.index(-1)
@@ -274,9 +277,10 @@ def format_rows(template: str, rows: np.ndarray, **columns: ArrayLike) -> list[s
 def checked_counts(owner: str, name: str, values: object) -> np.ndarray:
     """Return counts as int64; a ValueError naming the first one that is not a whole number.
 
-    (:func:`~dosezoo.checks.first_not_whole`: a cast alone would truncate or wrap it.)
+    (:func:`~dosezoo.checks.first_not_whole`: a cast alone would truncate or wrap it), or
+    that is not a number (text or a bool, which numpy would read as one).
     """
-    array = np.asarray(values)
+    array = number_array(owner, name, values)
     if array.dtype.kind in "iu":
         return array.astype(np.int64, copy=False)
     numbers = np.asarray(array, dtype=float)

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from dosezoo.checks import check_cdf_point, check_quantile_level, real_number
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, mean_ess
 
 if TYPE_CHECKING:
@@ -219,10 +220,12 @@ class SampledDistribution:
 
     def quantile(self, p: float) -> float:
         """Empirical ``p``-quantile of all draws."""
+        check_quantile_level(p)
         return float(np.quantile(self._sorted, p))
 
     def cdf(self, x: float) -> float:
         """Fraction of draws below ``x``."""
+        check_cdf_point(x)
         return float(np.searchsorted(self._sorted, x, side="left") / self._sorted.size)
 
     def mcse_cdf(self, x: float) -> float:
@@ -698,7 +701,13 @@ class DosePosterior:
 
     def mcse_above(self, threshold: float, name: str = "p_dlt") -> np.ndarray:
         """Monte Carlo standard error of :meth:`prob_above` per level (0 when it is exact)."""
-        if not self.sampled or name in self.tails:
+        if name in self.tails:
+            return np.zeros(len(self.dose_levels))
+        if not self.sampled:
+            rates = self.rates
+            declared = rates.declared_keys if isinstance(rates, Deferred) else None
+            if name not in (declared if declared is not None else rates):
+                self.rate(name)  # the error naming the rates there are
             return np.zeros(len(self.dose_levels))
         return self.mcse(lambda rates: rates[name] > threshold)
 
@@ -714,7 +723,10 @@ class DosePosterior:
         """Return a copy that records the comparisons :meth:`exceeds` makes, with ``caution``.
 
         A fresh record per decision: the posterior itself may be shared (a memo, a cache).
+        ``caution`` is a number of MCSEs, finite and >= 0.
         """
+        if real_number("deciding", "caution", caution) < 0.0:
+            raise ValueError(f"deciding: caution must be >= 0, got {caution!r}")
         copy = replace(self, caution=float(caution))
         object.__setattr__(copy, "_comparisons", [])
         return copy

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from scipy.special import expit, log_expit, logit
 
-from dosezoo.checks import real_number
+from dosezoo.checks import check_cdf_point, check_quantile_level, real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.models.binary import DoseSummary, LogisticQuadratureModel
@@ -100,6 +100,7 @@ class QuadratureMTD:
 
     def cdf(self, x: float) -> float:
         """Posterior probability that the MTD is below ``x``."""
+        check_cdf_point(x)
         x = float(x)
         value = self._cdf.get(x)
         if value is None:
@@ -115,6 +116,7 @@ class QuadratureMTD:
 
     def quantile(self, p: float) -> float:
         """Posterior ``p``-quantile of the MTD."""
+        check_quantile_level(p)
         theta = self.quadrature.quantile(float(p))
         return self.x_min + (self.x_max - self.x_min) * float(expit(theta))
 

@@ -10,12 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from dosezoo.checks import choice, real_array
+from dosezoo.checks import choice, doses_within, real_array
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs import blrm_design
-from dosezoo.levels import data_from_counts
+from dosezoo.errors import DataError
+from dosezoo.levels import count_state, data_from_counts, level_index
 from dosezoo.models import BLRM, CRM, EWOC
+from dosezoo.posterior import SampledDistribution
 from dosezoo.scenarios import BinaryToxicityScenario
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
@@ -155,3 +157,55 @@ def test_a_real_array_is_one_sequence_not_a_table_flattened():
     with pytest.raises(ValueError, match="support must be one sequence of numbers, got 2"):
         real_array("Owner", "support", [[1.0, 2.0], [3.0, 4.0]])
     assert real_array("Owner", "support", [1, 2.5]).tolist() == [1.0, 2.5]
+
+
+@pytest.mark.parametrize(
+    ("values", "shown"),
+    [(np.array([[True, False, False]]), "True"), (np.array([["1", "0", "0"]]), "'1'")],
+)
+def test_counts_given_as_text_or_bools_are_refused_not_read_as_numbers(values, shown):
+    zeros = np.zeros((1, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match=rf"BOIN: n \(row 0\) holds {shown}, not a number"):
+        count_state("BOIN", values, zeros, np.array([0]), 3)
+    with pytest.raises(ValueError, match=rf"BOIN: y \(row 0\) holds {shown}, not a number"):
+        count_state("BOIN", np.ones((1, 3), dtype=np.int64), values, np.array([0]), 3)
+    states = count_state("BOIN", [[1, 0, 0]], [[1.0, 0.0, 0.0]], [0], 3)
+    assert states.y.tolist() == [[1, 0, 0]] and states.y.dtype == np.int64
+
+
+@pytest.mark.parametrize("dose", [["10", "20"], [True, False], np.array(["10.0"])])
+def test_doses_given_as_text_or_bools_are_refused_naming_the_row(dose):
+    with pytest.raises(DataError, match=r"CRM: column 'dose' \(row 0\) holds .*, not a number"):
+        level_index(np.asarray(dose), LEVELS, owner="CRM")
+    with pytest.raises(ValueError, match=r"scenario: dose \(patient 0\) holds .*, not a number"):
+        doses_within("scenario", dose, 0.0, 100.0)
+    assert level_index(np.array([20, 10]), LEVELS, owner="CRM").tolist() == [1, 0]
+    assert doses_within("scenario", np.array([20, 10]), 0.0, 100.0).tolist() == [20.0, 10.0]
+
+
+@pytest.mark.parametrize("p", [1.5, -0.1, math.nan])
+def test_an_mtd_quantile_outside_the_probabilities_is_refused_not_nan(p):
+    model = EWOC(0.3, 0.0, 100.0, dose_levels=LEVELS)
+    mtd = model.posterior(TrialData({"dose": [10.0] * 3, "dlt": [0, 0, 1]})).mtd
+    with pytest.raises(ValueError, match=r"quantile: p must lie in \[0, 1\]"):
+        mtd.quantile(p)
+    sampled = SampledDistribution(np.linspace(0.0, 1.0, 11))
+    with pytest.raises(ValueError, match=r"quantile: p must lie in \[0, 1\]"):
+        sampled.quantile(p)
+    with pytest.raises(ValueError, match="cdf: x must be a number, got nan"):
+        mtd.cdf(math.nan)
+    with pytest.raises(ValueError, match="cdf: x must be a number, got nan"):
+        sampled.cdf(math.nan)
+    assert 0.0 < mtd.quantile(0.5) < 100.0 and sampled.quantile(0.5) == 0.5
+
+
+@pytest.mark.parametrize("posterior", [_crm_posterior, _blrm_posterior])
+def test_caution_is_a_number_of_mcses_and_an_mcse_names_its_rate(posterior):
+    fitted = posterior()
+    for caution, problem in [(-1.0, ">= 0"), (math.nan, "finite"), (True, "a real number")]:
+        with pytest.raises(ValueError, match=f"deciding: caution must be {problem}"):
+            fitted.deciding(caution)
+    assert fitted.deciding(np.int64(2)).caution == 2.0
+    with pytest.raises(KeyError, match="the posterior has no rate 'p_tox'; it has"):
+        fitted.mcse_above(0.3, "p_tox")
+    assert fitted.mcse_above(0.3).tolist() == [0.0] * len(LEVELS)
