@@ -115,16 +115,22 @@ class BinaryDoseModel(DoseModel):
         self._cache["last_summary"] = (data, summary)
         return summary
 
+    @property
+    def level_array(self) -> np.ndarray:
+        """The dose levels as a read-only float array, (K,) (made once per model)."""
+        levels = self._cache.get("level_array")
+        if levels is None:
+            levels = self._cache["level_array"] = np.array(self.dose_levels, dtype=float)
+            levels.setflags(write=False)
+        return levels
+
     def _keep_counts(self, data: TrialData, n: np.ndarray, y: np.ndarray) -> None:
         """Keep the summary of data made from counts, as :meth:`summarise` keeps the last data's.
 
         The patients and DLTs per dose given, on the model's levels (which need no check): the
         decision on the data reads the counts given rather than counting its patients again.
         """
-        levels = self._cache.get("level_array")
-        if levels is None:
-            levels = self._cache["level_array"] = np.array(self.dose_levels, dtype=float)
-            levels.setflags(write=False)
+        levels = self.level_array
         given = n > 0
         summary = DoseSummary(
             dose=levels[given], n=n[given].astype(float), y=y[given].astype(float)

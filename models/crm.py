@@ -313,12 +313,12 @@ class CRM(GridDoseModel):
 
     def prob(self, theta: np.ndarray, dose: np.ndarray) -> np.ndarray:
         """Return the DLT probability at doses on the levels, shape (m, u)."""
-        index = np.searchsorted(np.asarray(self.dose_levels), dose)
+        index = self.level_array.searchsorted(dose)
         return np.exp(self._log_p_levels(theta[:, :1])[0][:, index])
 
     def log_likelihood(self, theta: np.ndarray, summary: DoseSummary) -> np.ndarray:
         """Return the binomial log likelihood of points ``theta`` (m, 1), shape (m,)."""
-        index = np.searchsorted(np.asarray(self.dose_levels), summary.dose)
+        index = self.level_array.searchsorted(summary.dose)
         log_p, log_q = self._log_p_levels(theta[:, :1])
         return log_p[:, index] @ summary.y + log_q[:, index] @ (summary.n - summary.y)
 
@@ -362,9 +362,10 @@ class CRM(GridDoseModel):
 
     def quadrature(self, summary: DoseSummary) -> CRMQuadrature:
         """Fit the Gauss-Legendre rule to the posterior given the patients and DLTs per dose."""
-        n = np.zeros(len(self.dose_levels))
-        y = np.zeros(len(self.dose_levels))
-        index = np.searchsorted(np.asarray(self.dose_levels), summary.dose)
+        levels = self.level_array
+        n = np.zeros(levels.size)
+        y = np.zeros(levels.size)
+        index = levels.searchsorted(summary.dose)
         n[index] = summary.n
         y[index] = summary.y
         try:
