@@ -110,7 +110,7 @@ from dosezoo.designs.boin import (
     select_mtd_level,
 )
 from dosezoo.designs.registry import Family, register
-from dosezoo.levels import CountStates, format_rows, last_true
+from dosezoo.levels import CountStates, checked_counts, format_rows, last_true
 from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
 from dosezoo.posterior import DosePosterior
@@ -132,6 +132,37 @@ def boin12_utility(p_eff: ArrayLike, p_tox: ArrayLike, u11: float, u00: float) -
     """
     p_eff, p_tox = np.asarray(p_eff, float), np.asarray(p_tox, float)
     return 100 * p_eff * (1 - p_tox) + u11 * p_eff * p_tox + u00 * (1 - p_eff) * (1 - p_tox)
+
+
+def _possible_counts(
+    owner: str, n: ArrayLike, y: ArrayLike, e: ArrayLike, r: ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Patients, DLTs, responses and DLTs with a response, checked possible; int64 arrays.
+
+    Whole numbers >= 0 (not text or bools) of one shape, with ``both <= dlt``,
+    ``both <= responses`` and ``dlt + responses - both <= n``; a ValueError names the counts.
+    ``r`` None: the overlap is not known, and only ``dlt <= n`` and ``responses <= n`` hold.
+    """
+    names = ("n", "dlt", "responses", "both")
+    given = (n, y, e, y if r is None else r)
+    counts = [checked_counts(owner, name, v) for name, v in zip(names, given, strict=True)]
+    if r is None:
+        counts[3] = np.minimum(counts[1], counts[2])
+    if len({c.shape for c in counts}) > 1:
+        raise ValueError(
+            f"{owner}: the counts must be of one shape, got shapes "
+            f"{', '.join(f'{name} {c.shape}' for name, c in zip(names, counts, strict=True))}"
+        )
+    n, y, e, r = counts
+    bad = (y < 0) | (e < 0) | (r < 0) | (r > e) | (r > y) | (y + e - r > n)
+    if bad.any():
+        at = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+        raise ValueError(
+            f"{owner}: the counts at {at} are impossible: n={n[at]}, dlt={y[at]}, "
+            f"responses={e[at]}, both={r[at]} (need 0 <= both <= dlt, both <= responses, "
+            "dlt + responses - both <= n)"
+        )
+    return n, y, e, r
 
 
 @dataclass(frozen=True)
@@ -279,7 +310,20 @@ class BOIN12Rule(BOINBoundaryRule):
         return model.prior_a, model.prior_b
 
     def desirability(self, n: ArrayLike, y: ArrayLike, e: ArrayLike, r: ArrayLike) -> np.ndarray:
-        r"""Return :math:`P(u > u_b \mid \text{data})` from patients, DLTs, responses and both."""
+        r"""Return :math:`P(u > u_b \mid \text{data})` from patients, DLTs, responses and both.
+
+        Raises
+        ------
+        ValueError
+            Unless the counts are whole numbers of one shape with ``both <= dlt``,
+            ``both <= responses`` and ``dlt + responses - both <= n``, naming them.
+        """
+        return self._desirability(*_possible_counts("BOIN12Rule.desirability", n, y, e, r))
+
+    def _desirability(
+        self, n: np.ndarray, y: np.ndarray, e: np.ndarray, r: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`desirability` of counts that are possible (the rule's own, checked)."""
         a, b = self._prior()
         n, y, e, r = (np.asarray(v, dtype=float) for v in (n, y, e, r))
         x = (100 * (e - r) + self.u11 * r + self.u00 * (n - y - e + r)) / 100
@@ -294,7 +338,20 @@ class BOIN12Rule(BOINBoundaryRule):
         """Return, per level, whether it is eliminated; and the toxicity and futility masks.
 
         Toxicity eliminates the level and every higher one; futility that level only.
+
+        Raises
+        ------
+        ValueError
+            Unless the counts are whole numbers of one shape with ``dlt <= n`` and
+            ``responses <= n``, naming them.
         """
+        n, y, e, _ = _possible_counts("BOIN12Rule.eliminated", n, y, e, None)
+        return self._eliminated(n, y, e)
+
+    def _eliminated(
+        self, n: np.ndarray, y: np.ndarray, e: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`eliminated` of counts that are possible (the rule's own, checked)."""
         a, b = self._prior()
         n, y, e = (np.asarray(v, dtype=float) for v in (n, y, e))
         enough = n >= MIN_PATIENTS_TO_ELIMINATE
@@ -313,7 +370,7 @@ class BOIN12Rule(BOINBoundaryRule):
         """
         states = self.counts(data)
         e, _ = self._events(states)
-        out = self.eliminated(states.n, states.y, e)[0][0]
+        out = self._eliminated(states.n, states.y, e)[0][0]
         return tuple(dose for dose in cleared if not out[self.dose_levels.index(dose)])
 
     # ------------------------------------------------------------------ array rule
@@ -331,8 +388,8 @@ class BOIN12Rule(BOINBoundaryRule):
         n_at, y_at = n[rows, at], y[rows, at]
         with np.errstate(divide="ignore", invalid="ignore"):  # no patient yet: not recorded
             p_hat = y_at / n_at
-        out, _, _ = self.eliminated(n, y, e)
-        desirable = self.desirability(n, y, e, r)
+        out, _, _ = self._eliminated(n, y, e)
+        desirable = self._desirability(n, y, e, r)
         index = np.arange(levels)
         admissible = ~out
         below = last_true(admissible & (index < at[:, None]))
@@ -427,7 +484,7 @@ class BOIN12Rule(BOINBoundaryRule):
         n, y = states.n, states.y
         e, _ = self._events(states)
         size, levels = n.shape
-        out, toxic, _ = self.eliminated(n, y, e)
+        out, toxic, _ = self._eliminated(n, y, e)
         tried = n > 0
         considered = tried & ~toxic
         p_iso = select_mtd_estimates(n, y, considered)
@@ -485,9 +542,9 @@ class BOIN12Rule(BOINBoundaryRule):
         n, t, e, r = (np.array(column, dtype=np.int64) for column in zip(*cells, strict=True))
         # Each cell is a dose on its own (one level), so toxicity does not carry across cells.
         _, toxic, futile = (
-            mask[:, 0] for mask in self.eliminated(n[:, None], t[:, None], e[:, None])
+            mask[:, 0] for mask in self._eliminated(n[:, None], t[:, None], e[:, None])
         )
-        desirability = self.desirability(n, t, e, r)
+        desirability = self._desirability(n, t, e, r)
         admissible = ~toxic & ~futile
         ranks = np.full(n.size, np.nan)
         from scipy.stats import rankdata  # loaded on use: scipy.stats slows start-up

@@ -78,7 +78,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from dosezoo.checks import choice, flag, integer, positive_int, real_number
+from dosezoo.checks import choice, flag, integer, number_array, positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, compose, dataclass_options
@@ -110,15 +110,32 @@ _HISTORY_SIZE = 8192
 # --------------------------------------------------------------------------- acquisitions
 
 
-def _finite(owner: str, name: str, values: np.ndarray) -> np.ndarray:
-    """Return ``values``; a ValueError naming the first that is not finite (NaN, inf).
+def _mean_and_sd(owner: str, mean: object, sd: object) -> tuple[np.ndarray, np.ndarray]:
+    """Return the posterior means and sds of the points, one finite number each, sd >= 0.
 
-    One check on the whole array: the acquisitions run at every decision of a simulation.
+    A ValueError names the argument and the value: text or bools (numpy reads them as
+    numbers), NaN or inf (read as 0 or giving NaN), a negative sd, or arrays of two shapes
+    (numpy would broadcast one sd to every point). Checked whole: the acquisitions run at
+    every decision of a simulation.
     """
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise ValueError(f"{owner}: {name} must be finite, got {float(values[~finite].flat[0])!r}")
-    return values
+    values = {}
+    for name, given in (("mean", mean), ("sd", sd)):
+        array = np.asarray(number_array(owner, name, given), dtype=float)
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ValueError(
+                f"{owner}: {name} must be finite, got {float(array[~finite].flat[0])!r}"
+            )
+        values[name] = array
+    if values["mean"].shape != values["sd"].shape:
+        raise ValueError(
+            f"{owner}: mean and sd must be of one shape (one each per point), got shapes "
+            f"{values['mean'].shape} and {values['sd'].shape}"
+        )
+    mean, sd = values["mean"], values["sd"]
+    if np.any(sd < 0):
+        raise ValueError(f"{owner}: sd must be >= 0, got {float(sd[sd < 0].flat[0])!r}")
+    return mean, sd
 
 
 def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.ndarray:
@@ -147,11 +164,8 @@ def expected_improvement(mean: np.ndarray, sd: np.ndarray, best: float) -> np.nd
         a negative sd, naming the argument and the value.
     """
     owner = "expected_improvement"
-    mean = _finite(owner, "mean", np.asarray(mean, dtype=float))
-    sd = _finite(owner, "sd", np.asarray(sd, dtype=float))
+    mean, sd = _mean_and_sd(owner, mean, sd)
     best = real_number(owner, "best", best)
-    if np.any(sd < 0):
-        raise ValueError(f"{owner}: sd must be >= 0, got {float(sd[sd < 0][0])!r}")
     gap = best - mean
     positive = sd > 0
     safe = np.where(positive, sd, 1.0)
@@ -209,10 +223,15 @@ def effective_best(mean: np.ndarray, sd: np.ndarray, gamma: float = 1.0) -> tupl
     Raises
     ------
     ValueError
-        For a mean or sd that is not finite, naming the argument and the value.
+        For a mean or sd that is not finite, a negative sd or gamma, naming the value.
     """
-    mean = _finite("effective_best", "mean", np.asarray(mean, dtype=float))
-    sd = _finite("effective_best", "sd", np.asarray(sd, dtype=float))
+    owner = "effective_best"
+    mean, sd = _mean_and_sd(owner, mean, sd)
+    if not mean.size:
+        raise ValueError(f"{owner}: there are no points (mean and sd are empty)")
+    gamma = real_number(owner, "gamma", gamma)
+    if gamma < 0:
+        raise ValueError(f"{owner}: gamma must be >= 0, got {gamma!r}")
     index = int(np.argmin(mean + gamma * sd))
     return index, float(mean[index])
 

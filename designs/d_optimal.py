@@ -62,7 +62,15 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from dosezoo.checks import choice, integer, positive_int, positive_number, probability
+from dosezoo.checks import (
+    choice,
+    integer,
+    number_array,
+    positive_int,
+    positive_number,
+    probability,
+    real_number,
+)
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import Conduct, Design, ModelRule, dataclass_options
@@ -269,7 +277,12 @@ class DOptimalRule(ModelRule):
         if self.candidates is not None:
             if isinstance(self.candidates, str) or not len(self.candidates):
                 raise ValueError(f"{owner}: candidates must be a non-empty sequence of doses")
-            object.__setattr__(self, "candidates", tuple(float(x) for x in self.candidates))
+            candidates = tuple(
+                real_number(owner, f"candidates[{i}]", x) for i, x in enumerate(self.candidates)
+            )
+            if len(set(candidates)) != len(candidates):
+                raise ValueError(f"{owner}: candidates must be distinct doses, got {candidates}")
+            object.__setattr__(self, "candidates", candidates)
         object.__setattr__(
             self, "grid_size", integer(owner, "grid_size", self.grid_size, minimum=5)
         )
@@ -397,6 +410,9 @@ class DOptimalRule(ModelRule):
         -------
         StagePlan
         """
+        dose, time, event = self._patients(dose, time, event)
+        if sample_size is not None:
+            sample_size = positive_int("DOptimalRule.plan", "sample_size", sample_size)
         sample_size = self.sample_size if sample_size is None else sample_size
         n = int(np.size(dose))
         starts = self.boundaries(sample_size)
@@ -495,13 +511,26 @@ class DOptimalRule(ModelRule):
         self, dose: np.ndarray, time: np.ndarray, event: np.ndarray
     ) -> dict[str, float]:
         """Return the final MLE (or its fallback) with standard errors, as quantities."""
+        dose, time, event = self._patients(dose, time, event)
         quantities: dict[str, float] = {"final_n": float(np.size(dose))}
         if np.size(dose) == 0:
             return quantities
-        fit = self._estimate(np.asarray(dose), np.asarray(time), np.asarray(event))
+        fit = self._estimate(dose, time, event)
         if fit is None:
             return quantities | {"estimate_is_mle": 0.0}
         return quantities | fit.as_dict() | {"estimate_is_mle": 0.0 if fit.penalised else 1.0}
+
+    def _patients(
+        self, dose: object, time: object, event: object
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the patients given as arrays, checked as the model checks data.
+
+        A DataError names the column, the row and the value: a time <= 0, an event not 0/1, a
+        dose off the design space, columns of different lengths.
+        """
+        data = TrialData({"dose": dose, "time": time, "event": event})
+        self.model.check_data(data)
+        return _arrays(data)
 
     # ------------------------------------------------------------------ the Rule methods
 
@@ -835,9 +864,19 @@ def run_staged_trial(
     if not isinstance(rule, DOptimalRule) or rule.updating == "bayes":
         raise ValueError("run_staged_trial runs DOptimalRule designs with MLE or no updating")
     size = design.sample_size
-    latent = np.asarray(latent, dtype=float)
-    if latent.size < size or (uniforms is not None and np.size(uniforms) < size):
+    latent = np.asarray(number_array("run_staged_trial", "latent", latent), dtype=float)
+    short = latent.size < size or (uniforms is not None and np.size(uniforms) < size)
+    if latent.ndim != 1 or short:
         raise ValueError(f"run_staged_trial: latent and uniforms need {size} values each")
+    if not np.all((latent > 0) & np.isfinite(latent)):
+        raise ValueError(
+            "run_staged_trial: latent must hold positive finite exponential draws, got "
+            f"{latent[~((latent > 0) & np.isfinite(latent))][:5].tolist()}"
+        )
+    if uniforms is not None:
+        uniforms = np.asarray(number_array("run_staged_trial", "uniforms", uniforms), dtype=float)
+        if uniforms.ndim != 1 or not np.all((uniforms >= 0) & (uniforms < 1)):
+            raise ValueError("run_staged_trial: uniforms must be one sequence of numbers in [0, 1)")
     dose, time, event = np.empty(size), np.empty(size), np.empty(size)
     plans: list[StagePlan] = []
     starts = rule.boundaries()

@@ -306,6 +306,8 @@ class AdmissibleSet:
                 f"AdmissibleSet: p_above must be one probability per level, got {value!r}"
             )
         size = p_above.size
+        if isinstance(current, bool) or not isinstance(current, int | np.integer):
+            raise ValueError(f"AdmissibleSet: current level must be an integer, got {current!r}")
         if not 0 <= current < size:
             raise ValueError(f"AdmissibleSet: current level must lie in [0, {size}), got {current}")
         allowed = p_above < self.exclusion_threshold

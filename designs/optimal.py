@@ -177,7 +177,12 @@ class ApproximateDesign:
         (inverse CDF of ``uniforms``); ``rounded``: the efficiently rounded counts, in the
         random order of ``uniforms``.
         """
-        u = np.asarray(uniforms, dtype=float)
+        u = real_array("ApproximateDesign.allocate", "uniforms", uniforms)
+        if not np.all((u >= 0.0) & (u < 1.0)):  # NaN and 7 would get the highest dose
+            raise ValueError(
+                "ApproximateDesign.allocate: uniforms must lie in [0, 1), got "
+                f"{u[~((u >= 0.0) & (u < 1.0))][:5].tolist()}"
+            )
         if rounded:
             counts = self.counts(u.size)
             doses = np.repeat(self.support, counts)
@@ -229,9 +234,11 @@ class OptimalDesign(ApproximateDesign):
 
 def uniform_design(doses: Sequence[float] = (0.0, 0.5, 1.0)) -> ApproximateDesign:
     """Equal weights on ``doses`` (the paper's eq 7 by default)."""
-    points = np.asarray(doses, dtype=float)
+    points = real_array("uniform_design", "doses", doses)
     if points.size == 0:
         raise ValueError(f"uniform_design: doses must hold at least one dose, got {doses!r}")
+    if np.unique(points).size != points.size:  # a dose twice would get twice the weight
+        raise ValueError(f"uniform_design: doses must be distinct, got {points.tolist()}")
     return ApproximateDesign(points, np.full(points.size, 1.0 / points.size))
 
 

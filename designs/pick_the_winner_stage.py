@@ -62,7 +62,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betaln
 
-from dosezoo.checks import first_not_whole, integer, positive_int, probability, real_number
+from dosezoo.checks import (
+    first_not_whole,
+    integer,
+    number_array,
+    positive_int,
+    probability,
+    real_number,
+)
 from dosezoo.errors import DataError
 
 __all__ = [
@@ -260,7 +267,14 @@ class ArmCriteria:
             which met the LRV criterion by itself: a "go") and ``responses`` whole numbers in
             [0, n]; the message names the first value at fault.
         """
-        responses, n = np.asarray(responses, float), np.asarray(n, float)
+        owner = "ArmCriteria"
+        responses = np.asarray(number_array(owner, "responses", responses), float)
+        n = np.asarray(number_array(owner, "n", n), float)
+        if n.ndim and responses.shape != n.shape:  # n may be one size for every arm
+            raise DataError(
+                f"{owner}: responses and n must be of one shape (one arm each), got shapes "
+                f"{responses.shape} and {n.shape}"
+            )
         for name, values, low in (("n", n, 1.0), ("responses", responses, 0.0)):
             # A NaN was read as a "no-go", 2.5 responses as counts.
             index = first_not_whole(values, low)
@@ -468,8 +482,25 @@ class PickTheWinnerStage:
         :math:`P(\text{ORR}_A > \text{ORR}_B)` and the choice (``"A"``, ``"B"``, ``"no-go"``).
         """
         criteria, n = self.criteria, self.n_per_arm
-        response_a = uniforms[:, 0, :n] < np.asarray(orr_a, float)[:, None]
-        response_b = uniforms[:, 1, :n] < np.asarray(orr_b, float)[:, None]
+        owner = "PickTheWinnerStage.run"
+        uniforms = np.asarray(number_array(owner, "uniforms", uniforms), float)
+        shaped = uniforms.ndim == 3 and uniforms.shape[1] == 2 and uniforms.shape[2] >= n
+        if not shaped or not np.all((uniforms >= 0.0) & (uniforms < 1.0)):
+            raise ValueError(
+                f"{owner}: uniforms must hold numbers in [0, 1), shape (m, 2, {n}), got shape "
+                f"{uniforms.shape}"
+            )
+        rates = []
+        for name, orr in (("orr_a", orr_a), ("orr_b", orr_b)):
+            rate = np.asarray(number_array(owner, name, orr), float)
+            if rate.shape != uniforms.shape[:1] or not np.all((rate >= 0.0) & (rate <= 1.0)):
+                raise ValueError(
+                    f"{owner}: {name} must hold one response rate in [0, 1] per trial "
+                    f"({uniforms.shape[0]}), got {np.ravel(rate)[:10].tolist()}"
+                )
+            rates.append(rate)
+        response_a = uniforms[:, 0, :n] < rates[0][:, None]
+        response_b = uniforms[:, 1, :n] < rates[1][:, None]
         n_a = np.full(len(uniforms), n)
         n_b = np.full(len(uniforms), n)
         if self.interim:

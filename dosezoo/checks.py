@@ -78,15 +78,15 @@ def number_array(owner: str, name: str, values: object, *, entry: str = "row") -
     return items.astype(float)
 
 
-def check_quantile_level(p: float) -> None:
-    """Raise ValueError unless ``p`` is a probability in [0, 1] (NaN is not)."""
-    if not 0.0 <= p <= 1.0:
+def check_quantile_level(p: object) -> None:
+    """Raise ValueError unless ``p`` is a real number in [0, 1] (not NaN, a bool or text)."""
+    if not (_is_real(p) and 0.0 <= p <= 1.0):
         raise ValueError(f"quantile: p must lie in [0, 1], got {p!r}")
 
 
-def check_cdf_point(x: float) -> None:
-    """Raise ValueError for a NaN point of a CDF (it would read as below or above every draw)."""
-    if x != x:
+def check_cdf_point(x: object) -> None:
+    """Raise ValueError unless ``x`` is a real number (a NaN reads as below or above every draw)."""
+    if not _is_real(x) or x != x:
         raise ValueError(f"cdf: x must be a number, got {x!r}")
 
 
@@ -166,6 +166,19 @@ def integer(owner: str, name: str, value: object, *, minimum: int) -> int:
 def positive_int(owner: str, name: str, value: object) -> int:
     """Return ``value`` as an int; raise a ValueError naming ``owner.name`` unless an int >= 1."""
     return integer(owner, name, value, minimum=1)
+
+
+def sampler_sizes(owner: str, draws: object, tune: object, chains: object) -> tuple[int, int, int]:
+    """Return a sampler's ``draws`` (>= 1), ``tune`` (>= 0) and ``chains`` (>= 1) as ints.
+
+    A ValueError names the one at fault: a float would be truncated (or fail inside a compiled
+    kernel), a bool read as 1, and no draws or chains leave an empty posterior.
+    """
+    return (
+        positive_int(owner, "draws", draws),
+        integer(owner, "tune", tune, minimum=0),
+        positive_int(owner, "chains", chains),
+    )
 
 
 def worker_count(owner: str, name: str, value: object) -> int:

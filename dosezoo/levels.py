@@ -293,6 +293,79 @@ def checked_counts(owner: str, name: str, values: object) -> np.ndarray:
     return numbers.astype(np.int64)
 
 
+def checked_level_indices(owner: str, levels: object, n_levels: int) -> np.ndarray:
+    """Return 0-based dose levels (any shape) as an array; a ValueError unless integers in [0, K).
+
+    numpy would read -1 as the top level and truncate 1.7 to level 1.
+    """
+    array = np.asarray(levels)
+    if array.size and (array.dtype.kind not in "iu" or array.min() < 0 or array.max() >= n_levels):
+        raise ValueError(
+            f"{owner}: levels must be integers in [0, {n_levels}), got "
+            f"{array.ravel()[:10].tolist()}"
+        )
+    return array
+
+
+def checked_trial_counts(
+    owner: str, n: object, y: object, selected: object, treated: object, n_levels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Check the counts of ``m`` finished trials a scenario scores; return them as int64.
+
+    ``n`` and ``y`` (m, K) patients and DLTs per level with ``0 <= y <= n``, ``selected``
+    (m,) the level of each recommendation (-1: none) and ``treated`` (m,) each trial's
+    patients, ``n``'s row sums. A ValueError names the first trial at fault.
+    """
+    n, y = checked_counts(owner, "n", n), checked_counts(owner, "y", y)
+    selected = checked_counts(owner, "selected", selected)
+    treated = checked_counts(owner, "treated", treated)
+    m = selected.shape[0] if selected.ndim == 1 else -1
+    if n.shape != (m, n_levels) or y.shape != n.shape or treated.shape != (m,):
+        raise ValueError(
+            f"{owner}: n and y must have shape (m, {n_levels}), selected and treated (m,); got "
+            f"{n.shape}, {y.shape}, {selected.shape} and {treated.shape}"
+        )
+    bad = (
+        np.any((y < 0) | (y > n), axis=1)
+        | (selected < -1)
+        | (selected >= n_levels)
+        | (treated != n.sum(axis=1))
+    )
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{owner}: trial {row} has n={n[row].tolist()}, y={y[row].tolist()}, "
+            f"selected={int(selected[row])}, treated={int(treated[row])} (need 0 <= y <= n, "
+            f"selected a level or -1, treated the patients of n)"
+        )
+    return n, y, selected, treated
+
+
+def checked_level_pair(
+    owner: str, n: object, y: object, n_levels: int, *, events: str = "y"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check patients ``n`` and events ``y`` per level; return them as float arrays, (K,) each.
+
+    Whole numbers (not text or bools) with ``0 <= y <= n``, one per level; a ValueError
+    names the level and the values at fault. For the kernels that take counts per level
+    directly (their simulation loops), whose data checks do not run.
+    """
+    patients, counted = checked_counts(owner, "n", n), checked_counts(owner, events, y)
+    if patients.shape != (n_levels,) or counted.shape != (n_levels,):
+        raise ValueError(
+            f"{owner}: n and {events} must hold one count per dose level ({n_levels}), got "
+            f"shapes {patients.shape} and {counted.shape}"
+        )
+    bad = (patients < 0) | (counted < 0) | (counted > patients)
+    if bad.any():
+        level = int(np.argmax(bad))
+        raise ValueError(
+            f"{owner}: level {level} has n = {int(patients[level])} and {events} = "
+            f"{int(counted[level])}; counts need 0 <= {events} <= n"
+        )
+    return patients.astype(float), counted.astype(float)
+
+
 def count_state(
     owner: str,
     n: object,

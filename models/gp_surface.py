@@ -116,7 +116,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from dosezoo.checks import positive_int, positive_number, real_number
+from dosezoo.checks import choice, number_array, positive_int, positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
@@ -972,9 +972,9 @@ class GPSurface(DoseModel):
 
     def _points(self, points: np.ndarray) -> np.ndarray:
         """Points as a float array (m, J + P); a ValueError for another number of columns."""
-        points = np.atleast_2d(np.asarray(points, dtype=float))
+        points = np.atleast_2d(np.asarray(number_array("GPSurface", "points", points), float))
         width = len(self.level_columns)
-        if points.shape[1] != width:
+        if points.ndim != 2 or points.shape[1] != width:
             raise ValueError(
                 f"GPSurface: points must have {width} columns ({', '.join(self.level_columns)})"
                 f", got shape {points.shape}"
@@ -1151,6 +1151,8 @@ class GPSurface(DoseModel):
         numpy.ndarray
             Shape (S, G): strata by candidate combinations, rows summing to 1.
         """
+        choice("optimum_probabilities", "goal", goal, ("minimize", "maximize"))
+        draws = positive_int("optimum_probabilities", "draws", draws)
         surfaces = posterior.joint_draws("f", draws, random_seed)
         n_grid, n_strata = len(self.grid), len(self.strata)
         if surfaces.shape[1] != n_grid * n_strata:

@@ -97,11 +97,18 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
-from dosezoo.checks import positive_int, probability, real_number
+from dosezoo.checks import (
+    number_array,
+    positive_int,
+    probability,
+    real_array,
+    real_number,
+    sampler_sizes,
+)
 from dosezoo.data import DataError, TrialData
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, pareto_khat
 from dosezoo.inference import _attrs
-from dosezoo.levels import validate_dose_levels
+from dosezoo.levels import checked_counts, validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import joint_probit_imh as imh
@@ -482,10 +489,16 @@ class JointProbit(DoseModel):
         }
 
     def standardise(self, doses: ArrayLike) -> np.ndarray:
-        """Standardised log dose: -1 at the lowest level, +1 at the highest."""
+        """Standardised log dose: -1 at the lowest level, +1 at the highest (doses > 0)."""
         logs = np.log(np.asarray(self.dose_levels))
         centre, half = 0.5 * (logs[0] + logs[-1]), 0.5 * (logs[-1] - logs[0])
-        return (np.log(np.asarray(doses, dtype=float)) - centre) / half
+        values = np.asarray(number_array("JointProbit.standardise", "doses", doses), float)
+        if not np.all(np.isfinite(values) & (values > 0)):  # a log dose: -inf, or NaN
+            raise ValueError(
+                f"JointProbit.standardise: doses must be finite and > 0, got "
+                f"{values[~(np.isfinite(values) & (values > 0))][:5].tolist()}"
+            )
+        return (np.log(values) - centre) / half
 
     # ------------------------------------------------------------------ data
 
@@ -817,6 +830,18 @@ class JointProbit(DoseModel):
             independence sampler, or the Gibbs sweep statistics from the fallback; and
             ``pareto_k``, a 0-d array (infinite when the mode was not found).
         """
+        owner = "JointProbit.sample_imh"
+        draws, tune, chains = sampler_sizes(owner, draws, tune, chains)
+        x = real_array(owner, "x", x)
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{owner}: x must hold finite standardised doses, got {x.tolist()}")
+        counts = checked_counts(owner, "counts", counts)
+        if counts.shape != (x.size, len(CELLS)) or (counts < 0).any():
+            raise ValueError(
+                f"{owner}: counts must hold patients >= 0 per dose of x and cell "
+                f"{', '.join(CELLS)}: shape ({x.size}, {len(CELLS)}), got {counts.tolist()}"
+            )
+        counts = counts.astype(float)
         prior = self.prior.packed()
         start = imh.unconstrained(self.initial_theta())
         *generators, pilot = chain_generators(random_seed, chains + 1)

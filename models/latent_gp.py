@@ -74,10 +74,10 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import expit, logit, ndtr, ndtri
 
-from dosezoo.checks import real_array, real_number
+from dosezoo.checks import doses_within, number_array, real_array, real_number, sampler_sizes
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceReport
-from dosezoo.levels import level_counts, level_index, validate_dose_levels
+from dosezoo.levels import checked_level_pair, level_counts, level_index, validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.models.workflow import (
     StatementFit,
@@ -639,9 +639,17 @@ class LatentGP(DoseModel):
             ``z`` (chain, draw, K), ``log_sigma_f`` (chain, draw), ``p_dlt``
             (chain, draw, K) and the sweep statistics (chain, draw).
         """
-        m = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
-        n = np.ascontiguousarray(n, dtype=float)
-        y = np.ascontiguousarray(y, dtype=float)
+        owner = "LatentGP.sample_kernel"
+        draws, tune, chains = sampler_sizes(owner, draws, tune, chains)
+        n, y = checked_level_pair(owner, n, y, self.n_doses)
+        m = np.asarray(self.prior_mean, dtype=float)
+        if mean is not None:
+            m = real_array(owner, "mean", mean)
+            if m.shape != (self.n_doses,) or not np.all(np.isfinite(m)):
+                raise ValueError(
+                    f"{owner}: mean must be {self.n_doses} finite numbers, one per dose level, "
+                    f"got {m.tolist()}"
+                )
         chol = np.ascontiguousarray(self.chol)
         z_all, t_all, s_all, p_all = [], [], [], []
         start = np.zeros(self.n_doses)
@@ -657,8 +665,8 @@ class LatentGP(DoseModel):
                 self.log_sigma_mu,
                 self.log_sigma_sd,
                 self.slice_width,
-                int(tune),
-                int(draws),
+                tune,
+                draws,
             )
             z_all.append(z)
             t_all.append(t)
@@ -753,15 +761,30 @@ class LatentGP(DoseModel):
         numpy.ndarray
             Shape (draws, G).
         """
+        owner = "LatentGP.latent_between"
         x = np.asarray(self.scaled_doses)
-        grid = np.asarray(grid, dtype=float)
+        grid = doses_within(owner, grid, 0.0, 1.0, entry="entry", space="the scaled doses")
+        if grid.ndim != 1:
+            raise ValueError(f"{owner}: grid must be one sequence of scaled doses ({grid.ndim}-D)")
+        f_draws = np.asarray(number_array(owner, "f_draws", f_draws), dtype=float)
+        if f_draws.ndim != 2 or f_draws.shape[1] != x.size:
+            raise ValueError(
+                f"{owner}: f_draws must have shape (draws, {x.size}), got {f_draws.shape}"
+            )
         key = ("kriging", grid.tobytes())
         weights = self._cache.get(key)
         if weights is None:
             cross = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / self.length_scale) ** 2)
             weights = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, cross.T)).T
             self._cache[key] = weights
-        prior = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
+        prior = np.asarray(self.prior_mean, dtype=float)
+        if mean is not None:
+            prior = real_array(owner, "mean", mean)
+            if prior.shape != x.shape or not np.all(np.isfinite(prior)):
+                raise ValueError(
+                    f"{owner}: mean must be {x.size} finite numbers, one per dose level, got "
+                    f"{prior.tolist()}"
+                )
         mean_grid = np.interp(grid, x, prior)
         return mean_grid[None, :] + (f_draws - prior[None, :]) @ weights.T
 

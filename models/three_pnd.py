@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
-from dosezoo.checks import real_number
+from dosezoo.checks import real_array, real_number, sampler_sizes
 from dosezoo.data import DataError, TrialData
 from dosezoo.inference import sample_pymc
 from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
@@ -429,6 +429,12 @@ class ThreePND(DoseModel):
             ``beta``, ``sigma``, ``nu``, ``mtd`` shaped (chain, draw), and the sweep's
             statistics of the same shape (the ridge move's only when ``ridge``).
         """
+        owner = f"{self.model_name}.sample_kernel"
+        draws, tune, chains = sampler_sizes(owner, draws, tune, chains)
+        # Checked as data are (the simulation loops that call this pass checked data, and the
+        # check costs about 1% of a fit): a dose off the range or a NaN response gives a
+        # posterior that is wrong without a word.
+        dose, y = self._arrays(TrialData({"dose": dose, "y": y}), min_patients=0)
         obs = kernels.summarise(dose, y, self.x_min)
         hyper = self.hyper
         start = self.initial_state()
@@ -541,7 +547,7 @@ class ThreePND(DoseModel):
     def _grid(self, doses: ArrayLike) -> "xr.DataArray":
         import xarray as xr  # loaded on use: xarray slows every start-up
 
-        grid = np.atleast_1d(np.asarray(doses, dtype=float))
+        grid = np.atleast_1d(real_array(self.model_name, "doses", doses))
         outside = (grid <= self.x_min) | (grid >= self.x_max) | ~np.isfinite(grid)
         if outside.any():
             bad = grid[outside][0]

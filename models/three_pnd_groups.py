@@ -57,7 +57,7 @@ be the 3PND's posterior-quantile rule applied to each group's MTD, with ``Decisi
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,7 +65,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import ndtri
 
-from dosezoo.checks import real_number
+from dosezoo.checks import real_array, real_number
 from dosezoo.data import DataError, TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.base import DoseModel
@@ -101,6 +101,24 @@ def scalar_means(post: xr.Dataset) -> dict[str, float]:
         for name, value in post.data_vars.items()
         if value.dims == ("chain", "draw")
     }
+
+
+def check_curve_parameters(
+    owner: str, sigma: object, sigma_max: float, above: Mapping[str, tuple[object, float]]
+) -> None:
+    """Raise ValueError unless ``0 < sigma < sigma_max`` and each ``above`` value exceeds its bound.
+
+    ``above`` maps a name to ``(value, bound)``, a value or an array of them, finite. Beyond
+    ``sigma_max = eta / z`` the threshold ``eta - sigma z`` of the MTD is negative: the MTD's
+    power would be a complex number, or the MTD below ``x_min``.
+    """
+    sigma = real_number(owner, "sigma", sigma)
+    if not 0.0 < sigma < sigma_max:
+        raise ValueError(f"{owner}: sigma must lie in (0, {sigma_max:g}) (eta / z), got {sigma!r}")
+    for name, (value, bound) in above.items():
+        values = np.atleast_1d(real_array(owner, name, value))
+        if not np.all(np.isfinite(values) & (values > bound)):
+            raise ValueError(f"{owner}: {name} must be finite and > {bound:g}, got {value!r}")
 
 
 def check_hyper(owner: str, model: Any) -> None:
@@ -346,6 +364,8 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
 
     def mtd_of(self, beta: Sequence[float], sigma: float, nu: float) -> np.ndarray:
         """Return each group's MTD, ``x_min + ((eta - sigma z) / beta_g)^(1 / nu)`` (Theorem 1)."""
+        owner = f"{self.model_name}.mtd_of"
+        check_curve_parameters(owner, sigma, self.sigma_max, {"beta": (beta, 0.0), "nu": (nu, 0.0)})
         slopes = np.asarray(beta, dtype=float)
         return self.x_min + ((self.eta - sigma * self.z) / slopes) ** (1.0 / nu)
 

@@ -72,7 +72,7 @@ from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel
 from dosezoo.models.three_pnd import check_responses
-from dosezoo.models.three_pnd_groups import ThreePNDScale, check_hyper
+from dosezoo.models.three_pnd_groups import ThreePNDScale, check_curve_parameters, check_hyper
 from dosezoo.posterior import DosePosterior, Sampling
 
 if TYPE_CHECKING:
@@ -146,6 +146,12 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
 
     def mtd_of(self, emax: float, ed50: float, hill: float, sigma: float) -> float:
         """Return the MTD of the module's derivation; ``inf`` when ``emax <= eta - sigma z``."""
+        check_curve_parameters(
+            f"{self.model_name}.mtd_of",
+            sigma,
+            self.sigma_max,
+            {"emax": (emax, 0.0), "ed50": (ed50, self.x_min), "hill": (hill, 0.0)},
+        )
         threshold = self.eta - sigma * self.z
         if emax <= threshold:
             return math.inf
@@ -157,6 +163,12 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
         For simulations: ``rho``, ``ed50`` from the MTD by the module's relation
         ``D = (MTD - x_min) rho^(1/h)``; refuses a plateau at or below the threshold.
         """
+        check_curve_parameters(
+            f"{self.model_name}.truth",
+            sigma,
+            self.sigma_max,
+            {"emax": (emax, 0.0), "mtd": (mtd, self.x_min), "hill": (hill, 0.0)},
+        )
         threshold = self.eta - sigma * self.z
         if not emax > threshold:
             raise ValueError(

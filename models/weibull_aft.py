@@ -95,7 +95,7 @@ import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
 
-from dosezoo.checks import doses_within, integer, positive_number, real_number
+from dosezoo.checks import doses_within, integer, positive_number, real_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
@@ -588,7 +588,16 @@ class WeibullAFT(DoseModel):
             raise ValueError(f"{owner}: dose_range must have lo < hi, got {self.dose_range!r}")
         if isinstance(self.covariates, str):
             raise ValueError(f"{owner}: covariates must be a sequence of column names")
-        covariates = tuple(str(name) for name in self.covariates)
+        covariates = tuple(self.covariates)
+        reserved = {"dose", "time", "event"}
+        for name in covariates:
+            if not isinstance(name, str) or not name or name in reserved:
+                raise ValueError(
+                    f"{owner}: covariates must be column names other than dose, time and "
+                    f"event, got {name!r}"
+                )
+        if len(set(covariates)) != len(covariates):
+            raise ValueError(f"{owner}: covariates must not repeat a column, got {covariates!r}")
         grid = (
             tuple(np.linspace(lo, hi, 21).tolist())
             if self.dose_grid is None
@@ -706,13 +715,19 @@ class WeibullAFT(DoseModel):
                 raise ValueError(
                     f"WeibullAFT: theta has no {missing[0]!r} (it needs {', '.join(needed)})"
                 )
-            parts = [np.atleast_1d(np.asarray(theta["beta"], dtype=float))]
-            if self.covariates:
-                parts.append(np.atleast_1d(np.asarray(theta["gamma"], dtype=float)))
-            parts.append(np.atleast_1d(np.asarray(theta["b"], dtype=float)))
+            sizes = {"beta": self.n_coefficients, "gamma": len(self.covariates), "b": 1}
+            parts = []
+            for name in needed:
+                part = real_array("WeibullAFT", f"theta[{name!r}]", theta[name])
+                if part.size != sizes[name]:
+                    raise ValueError(
+                        f"WeibullAFT: theta[{name!r}] must have {sizes[name]} values, got "
+                        f"{part.tolist()}"
+                    )
+                parts.append(part)
             vector = np.concatenate(parts)
         else:
-            vector = np.asarray(theta, dtype=float).ravel()
+            vector = real_array("WeibullAFT", "theta", theta)
         if vector.size != self.n_parameters:
             raise ValueError(
                 f"WeibullAFT: theta must have {self.n_parameters} values "
@@ -730,7 +745,11 @@ class WeibullAFT(DoseModel):
         return x[:, None] ** np.arange(self.n_coefficients)
 
     def _location(self, doses: float | np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """``beta' f(x)`` at doses of the design space (the model is a model of those doses)."""
         self._no_covariates("the dose-response curve")
+        doses = doses_within(
+            "WeibullAFT", doses, *self.dose_range, entry="entry", space="the design space"
+        )
         return self.regressors(doses) @ vector[: self.n_coefficients]
 
     def _no_covariates(self, what: str) -> None:

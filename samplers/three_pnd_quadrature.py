@@ -143,6 +143,7 @@ import pandas as pd
 from numba import njit
 from scipy.special import ndtri
 
+from dosezoo.checks import check_cdf_point, check_quantile_level, integer
 from dosezoo.diagnostics import ConvergenceReport
 from dosezoo.errors import DataError
 from dosezoo.samplers import three_pnd_kernels as kernels
@@ -1497,6 +1498,7 @@ class QuadraturePosterior:
 
     def cdf(self, x: float) -> float:
         """Posterior ``P(MTD <= x)``; 0 at or below ``x_min``, 1 at or above ``x_max``."""
+        check_cdf_point(x)
         if not math.isfinite(x):
             raise ValueError(f"cdf: x must be a finite dose, got {x!r}")
         if x <= self.hyper[kernels.X_MIN]:
@@ -1512,6 +1514,7 @@ class QuadraturePosterior:
 
     def quantile(self, p: float) -> float:
         """Posterior ``p``-quantile of the MTD, ``0 < p < 1``."""
+        check_quantile_level(p)
         if not 0.0 < p < 1.0:
             raise ValueError(f"quantile: p must lie in (0, 1), got {p!r}")
         lower, upper = self.hyper[kernels.X_MIN], self.hyper[kernels.X_MAX]
@@ -1533,12 +1536,14 @@ class QuadraturePosterior:
         """Posterior weights of the nodes of :attr:`median_level` (they sum to one)."""
         return self.median_level.weight
 
-    def sample(self, size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def sample(self, size: int, rng: np.random.Generator | int) -> dict[str, np.ndarray]:
         """Draw ``beta, sigma, nu, mtd`` from the quadrature posterior.
 
         A node of :attr:`median_level` is drawn by its weight, then beta exactly from its
-        truncated normal given ``(sigma, nu)``.
+        truncated normal given ``(sigma, nu)``. ``rng``: a generator, or a seed of one.
         """
+        size = integer("QuadraturePosterior.sample", "size", size, minimum=0)
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         level = self.median_level
         node = rng.choice(level.weight.size, size=size, p=level.weight)
         slice_of_node = np.repeat(np.arange(level.table.shape[0]), np.diff(level.offsets) * ORDER)

@@ -61,7 +61,14 @@ import numpy as np
 from dosezoo.checks import probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
+from dosezoo.levels import (
+    checked_level_indices,
+    checked_trial_counts,
+    level_counts,
+    level_index,
+    selected_level,
+    validate_dose_levels,
+)
 from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
@@ -210,14 +217,8 @@ class BinaryToxicityScenario:
         ValueError
             If a level is not an integer in ``[0, K)`` (numpy would read -1 as the top level).
         """
-        levels = np.asarray(levels)
-        if levels.size and (
-            levels.dtype.kind not in "iu" or levels.min() < 0 or levels.max() >= len(self.p_true)
-        ):
-            raise ValueError(
-                "BinaryToxicityScenario.outcomes_at_levels: levels must be integers in "
-                f"[0, {len(self.p_true)}), got {levels.ravel()[:10].tolist()}"
-            )
+        owner = "BinaryToxicityScenario.outcomes_at_levels"
+        levels = checked_level_indices(owner, levels, len(self.p_true))
         return {"dlt": (latent < np.asarray(self.p_true)[levels]).astype(np.int64)}
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -252,8 +253,9 @@ class BinaryToxicityScenario:
             Each metric as floats, (m,); the ``*_fraction`` and ``dlt_rate`` metrics are NaN
             for a trial with no patient.
         """
-        n, y = np.asarray(n), np.asarray(y)
-        selected, treated = np.asarray(selected), np.asarray(treated)
+        n, y, selected, treated = checked_trial_counts(
+            "BinaryToxicityScenario.metrics_at_counts", n, y, selected, treated, len(self.p_true)
+        )
         planned = self.planned_sample_size
         at_mtd = n[:, self._at_mtd].sum(axis=1).astype(float)
         overdosed = n[:, self._overdose].sum(axis=1).astype(float)

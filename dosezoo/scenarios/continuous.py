@@ -33,7 +33,7 @@ from types import MappingProxyType
 import numpy as np
 from scipy.special import ndtri
 
-from dosezoo.checks import doses_within, real_number
+from dosezoo.checks import doses_within, real_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.datasets import O6BG_AGT_UNDETECTABLE, O6BG_RESPONSE_OFFSET, o6bg_frame
 from dosezoo.decision import Decision
@@ -213,7 +213,20 @@ class O6BGResampling:
             )
         object.__setattr__(self, "dichotomise", bool(self.dichotomise))
         object.__setattr__(self, "outcomes", ("y", "dlt") if self.dichotomise else ("y",))
-        object.__setattr__(self, "agt", {float(k): tuple(v) for k, v in self.agt.items()})
+        agt = {}
+        for key, values in dict(self.agt).items():
+            level = real_number("O6BGResampling", "agt level", key)
+            name = f"agt[{level:g}]"
+            if isinstance(values, str) or not hasattr(values, "__len__") or not len(values):
+                raise ValueError(
+                    f"O6BGResampling: {name} must be a non-empty sequence of AGT values, "
+                    f"got {values!r}"
+                )
+            checked = tuple(real_number("O6BGResampling", name, v) for v in values)
+            if min(checked) < 0:  # an activity: a negative one would give a response above 60
+                raise ValueError(f"O6BGResampling: {name} must hold values >= 0, got {values!r}")
+            agt[level] = checked
+        object.__setattr__(self, "agt", agt)
         object.__setattr__(
             self, "perturbation", {float(k): v for k, v in self.perturbation.items()}
         )
@@ -242,8 +255,11 @@ class O6BGResampling:
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Responses ``60 - AGT`` of new patients at ``doses`` (and ``dlt``, if dichotomised)."""
+        doses = real_array("O6BGResampling", "doses", doses)
+        if not np.all(np.isfinite(doses)):
+            raise ValueError(f"O6BGResampling: doses must be finite, got {doses.tolist()}")
         agt = np.empty(len(doses))
-        for i, dose in enumerate(np.asarray(doses, float)):
+        for i, dose in enumerate(doses.tolist()):
             level = self.source_level(dose)
             values = self.agt[level]
             width = self.perturbation[level]

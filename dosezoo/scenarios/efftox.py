@@ -44,10 +44,17 @@ from dataclasses import KW_ONLY, dataclass, field
 import numpy as np
 from scipy.special import ndtri
 
-from dosezoo.checks import probability
+from dosezoo.checks import number_array, probability
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.levels import level_counts, level_index, selected_level, validate_dose_levels
+from dosezoo.levels import (
+    checked_level_indices,
+    checked_trial_counts,
+    level_counts,
+    level_index,
+    selected_level,
+    validate_dose_levels,
+)
 from dosezoo.protocols import Described, number_text
 from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_scenario
 
@@ -203,8 +210,27 @@ class EffToxScenario:
         return self.latent_pairs(n_patients, rng)
 
     def outcomes_at_levels(self, levels: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
-        """Outcomes of patients at ``levels`` (any shape) with latent pairs (that shape, 2)."""
-        levels = np.asarray(levels, dtype=np.int64)
+        """Outcomes of patients at ``levels`` (any shape) with latent pairs (that shape, 2).
+
+        Raises
+        ------
+        ValueError
+            If a level is not an integer in ``[0, K)``, or the latent pairs are not finite
+            numbers of shape ``(*levels.shape, 2)`` (numpy would broadcast one pair to every
+            patient, and a NaN reads as no DLT and no response).
+        """
+        owner = "EffToxScenario.outcomes_at_levels"
+        levels = checked_level_indices(owner, levels, len(self.p_tox))
+        latent = np.asarray(latent)
+        if (
+            latent.dtype.kind not in "iuf"
+            or latent.shape != (*levels.shape, 2)
+            or not np.all(np.isfinite(latent))
+        ):
+            raise ValueError(
+                f"{owner}: latent must hold finite pairs of shape {(*levels.shape, 2)} (one per "
+                f"patient), got shape {latent.shape}"
+            )
         tox, response, high = self._thresholds
         dlt = latent[..., 0] > tox[levels]
         efficacy = (latent[..., 1] > response[levels]).astype(np.int64) + (
@@ -275,10 +301,23 @@ class EffToxScenario:
         """
         if outcomes is None or "efficacy" not in outcomes:
             raise ValueError("EffToxScenario.metrics_at_counts: needs the patients' efficacy")
-        n, y = np.asarray(n, dtype=float), np.asarray(y, dtype=float)
-        selected, treated = np.asarray(selected), np.asarray(treated, dtype=float)
-        efficacy = np.asarray(outcomes["efficacy"], dtype=float)
+        owner = "EffToxScenario.metrics_at_counts"
         levels = len(self.dose_levels)
+        counts = checked_trial_counts(owner, n, y, selected, treated, levels)
+        n, y, selected = counts[0].astype(float), counts[1].astype(float), counts[2]
+        treated = counts[3].astype(float)
+        efficacy = np.asarray(number_array(owner, "efficacy", outcomes["efficacy"]), float)
+        given = ~np.isnan(efficacy)
+        if (
+            efficacy.ndim != 2
+            or efficacy.shape[0] != selected.size
+            or not np.all(np.isin(efficacy[given], (0.0, 1.0, 2.0)))
+            or not np.array_equal(given.sum(axis=1), treated)
+        ):
+            raise ValueError(
+                f"{owner}: efficacy must be (m, sample size): 0, 1 or 2 for each patient "
+                "treated, NaN after the last"
+            )
         some = treated > 0
         overtoxic = [k for k, p in enumerate(self.p_tox) if p > self.tox_interval[1]]
         target = list(self.target_levels)

@@ -41,7 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from dosezoo.checks import choice, doses_within, positive_number, probability, real_number
+from dosezoo.checks import (
+    choice,
+    doses_within,
+    number_array,
+    positive_number,
+    probability,
+    real_number,
+)
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.protocols import Described, number_text
@@ -176,6 +183,7 @@ class WeibullScenario:
         )
         if len(set(doses)) < len(doses):  # each names a metric of its own
             raise ValueError(f"{owner}: metric_doses must be distinct, got {list(doses)}")
+        doses_within(owner, doses, 0.0, 1.0, entry="entry", space="the dose range")
         object.__setattr__(self, "metric_doses", doses)
         if self.reference is not None and not callable(self.reference):
             raise ValueError(f"{owner}: reference must be callable, got {self.reference!r}")
@@ -186,11 +194,13 @@ class WeibullScenario:
         return np.array([*self.beta, self.b])
 
     def median_time(self, doses: np.ndarray) -> np.ndarray:
-        r"""Return the true median :math:`e^{\mu(x)} (\log 2)^b`."""
+        r"""Return the true median :math:`e^{\mu(x)} (\log 2)^b` at doses in [0, 1]."""
+        doses = doses_within("WeibullScenario.median_time", doses, 0.0, 1.0, entry="entry")
         return np.exp(_location(self.beta, doses)) * math.log(2.0) ** self.b
 
     def event_probability(self, doses: np.ndarray) -> np.ndarray:
-        r"""Return the true :math:`P(T \le \tau \mid x)` (1 without censoring)."""
+        r"""Return the true :math:`P(T \le \tau \mid x)` at doses in [0, 1] (1 if uncensored)."""
+        doses = doses_within("WeibullScenario.event_probability", doses, 0.0, 1.0, entry="entry")
         if self.tau is None:
             return np.ones(np.shape(doses))
         return -np.expm1(-np.exp((math.log(self.tau) - _location(self.beta, doses)) / self.b))
@@ -206,8 +216,24 @@ class WeibullScenario:
         return rng.standard_exponential(n_patients)
 
     def outcomes_from_latent(self, doses: np.ndarray, latent: np.ndarray) -> dict[str, np.ndarray]:
-        r"""``time`` :math:`= \min(e^{\mu(x)} E^b, \tau)` and ``event`` of patients at ``doses``."""
-        event_time = np.exp(_location(self.beta, doses)) * np.asarray(latent, float) ** self.b
+        r"""``time`` :math:`= \min(e^{\mu(x)} E^b, \tau)` and ``event`` of patients at ``doses``.
+
+        Raises
+        ------
+        ValueError
+            If a dose lies outside [0, 1], or the latent draws are not positive finite numbers
+            of the doses' shape (a NaN or negative draw would read as a patient censored at
+            ``tau``, a draw of 0 as an event at time 0).
+        """
+        owner = "WeibullScenario.outcomes_from_latent"
+        doses = doses_within(owner, doses, 0.0, 1.0)
+        latent = number_array(owner, "latent", latent)
+        if latent.shape != doses.shape or not np.all((latent > 0) & np.isfinite(latent)):
+            raise ValueError(
+                f"{owner}: latent must hold one positive finite draw per dose (shape "
+                f"{doses.shape}), got {np.ravel(latent)[:10].tolist()}"
+            )
+        event_time = np.exp(_location(self.beta, doses)) * latent.astype(float) ** self.b
         if self.tau is None:
             return {"time": event_time, "event": np.ones(event_time.shape, dtype=np.int64)}
         event = event_time <= self.tau
@@ -225,7 +251,14 @@ class WeibullScenario:
 
         ``estimate`` is :math:`(\hat\beta, \hat b)`; NaNs give NaNs.
         """
-        estimate = np.asarray(estimate, dtype=float)
+        owner = "WeibullScenario.median_errors"
+        estimate = np.asarray(number_array(owner, "estimate", estimate), dtype=float)
+        if estimate.shape != (len(self.beta) + 1,):
+            raise ValueError(
+                f"{owner}: the estimate must be (beta_0, ..., "
+                f"beta_{len(self.beta) - 1}, b), {len(self.beta) + 1} values, got "
+                f"{estimate.tolist()}"
+            )
         doses = np.asarray(self.metric_doses)
         fitted = _location(tuple(estimate[:-1]), doses) + estimate[-1] * math.log(math.log(2.0))
         truth = _location(self.beta, doses) + self.b * math.log(math.log(2.0))

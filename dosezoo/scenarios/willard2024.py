@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
-from dosezoo.checks import doses_within, positive_number, real_number
+from dosezoo.checks import doses_within, integer, number_array, positive_number, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.outcomes import Outcome, register_outcome
@@ -169,12 +169,13 @@ class CombinationSurfaceScenario:
         object.__setattr__(self, "covariates", tuple(self.covariates))
         strata = {}
         for values, terms in dict(self.strata).items():
-            key = tuple(float(v) for v in values)
-            if len(key) != len(self.covariates):
+            if isinstance(values, str) or len(values) != len(self.covariates):
                 raise ValueError(
                     f"{owner}: stratum {values!r} must give one value per covariate "
                     f"{self.covariates!r}"
                 )
+            # finite numbers: text and bools are not covariate values
+            key = tuple(real_number(owner, f"stratum {values!r}", v) for v in values)
             checked = []
             for base, scale in terms:
                 if base not in WILLARD2024_BASES:
@@ -217,7 +218,7 @@ class CombinationSurfaceScenario:
 
     def stratum_index(self, values: Sequence[float]) -> int:
         """Return the index of the stratum with covariate values ``values``."""
-        key = tuple(float(v) for v in values)
+        key = tuple(real_number(self.name, "stratum", v) for v in values)
         try:
             return self.stratum_values.index(key)
         except ValueError:
@@ -227,11 +228,22 @@ class CombinationSurfaceScenario:
 
     def mean_response(self, doses: np.ndarray, stratum: int) -> np.ndarray:
         """Return the true surface :math:`f(d, z_k)` at doses (n, 2) in stratum ``stratum``."""
+        stratum = self._checked_stratum(stratum)
         doses = np.atleast_2d(np.asarray(doses, dtype=float))
         values = np.full(doses.shape[0], self.offset)
         for base, scale in self.strata[self.stratum_values[stratum]]:
             values += scale * _negative_density(doses, base)
         return values
+
+    def _checked_stratum(self, stratum: object) -> int:
+        """Return ``stratum`` as an index of the strata; a ValueError unless one (-1 is not)."""
+        owner = self.name or "CombinationSurfaceScenario"
+        index = integer(owner, "stratum", stratum, minimum=0)
+        if index >= len(self.strata):
+            raise ValueError(
+                f"{owner}: stratum must be an index below {len(self.strata)}, got {stratum!r}"
+            )
+        return index
 
     @property
     def grid(self) -> np.ndarray:
@@ -245,6 +257,7 @@ class CombinationSurfaceScenario:
         A stratum is flat without a term or with terms of scale 0 only: every combination is
         as good as another, and none is the optimum.
         """
+        stratum = self._checked_stratum(stratum)
         if not any(scale for _, scale in self.strata[self.stratum_values[stratum]]):
             return None, None
         values = self.mean_response(self.grid, stratum)
@@ -277,9 +290,16 @@ class CombinationSurfaceScenario:
         dict of str to numpy.ndarray
             ``expected_dose_units`` (NaN without an optimum), ``rpsel``, ``abs_deviation``.
         """
-        doses = np.atleast_2d(np.asarray(doses, dtype=float))
+        doses = doses_within(self.name or "CombinationSurfaceScenario", doses, 0.0, 1.0)
+        doses = np.atleast_2d(doses)
         truth = self.mean_response(doses, stratum)
-        error = np.asarray(mean, dtype=float) - truth
+        mean = np.asarray(number_array(self.name or "CombinationSurfaceScenario", "mean", mean))
+        if mean.shape != truth.shape:
+            raise ValueError(
+                f"{self.name}: mean must hold one value per recommended combination "
+                f"({truth.size}), got shape {mean.shape}"
+            )
+        error = mean.astype(float) - truth
         best, _ = self.optimum(stratum)
         if best is None:
             units = np.full(doses.shape[0], np.nan)
