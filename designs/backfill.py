@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from dosezoo.checks import choice, integer, positive_int, positive_number, probability
+from dosezoo.checks import choice, integer, positive_int, positive_number, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.levels import level_counts
 from dosezoo.protocols import Described
@@ -86,7 +86,7 @@ class Backfill:
             self, "min_cleared", positive_int(owner, "min_cleared", self.min_cleared)
         )
         choice(owner, "allocation", self.allocation, ("highest", "random"))
-        rate = self.max_dlt_rate
+        rate = real_number(owner, "max_dlt_rate", self.max_dlt_rate)
         if rate != 1:
             rate = probability(owner, "max_dlt_rate", rate)
         object.__setattr__(self, "max_dlt_rate", float(rate))
@@ -112,6 +112,11 @@ class Backfill:
             DLT rate below ``max_dlt_rate``, increasing.
         """
         counts = level_counts(data, dose_levels, owner="Backfill")
+        if isinstance(current, bool) or current not in dose_levels:  # NaN, text, a bool
+            raise ValueError(
+                f"Backfill.cleared: current must be one of the dose levels {tuple(dose_levels)}, "
+                f"got {current!r}"
+            )
         levels = np.asarray(dose_levels, dtype=float)
         ok = (
             (levels < current)
@@ -135,6 +140,10 @@ class Backfill:
             The trial's generator: one ``rng.integers`` draw for a ``"random"`` choice among
             two or more open doses, none otherwise.
         """
+        if any(count < 0 for count in backfilled.values()):
+            raise ValueError(f"Backfill.choose: backfilled counts must be >= 0, got {backfilled}")
+        if list(eligible) != sorted(eligible):
+            raise ValueError(f"Backfill.choose: eligible doses must increase, got {eligible}")
         if sum(backfilled.values()) >= self.total_cap:
             return None
         open_doses = [dose for dose in eligible if backfilled.get(dose, 0) < self.per_dose_cap]

@@ -160,9 +160,10 @@ class MTDQuantileRule(ModelRule):
         """Validate the options, naming the one at fault."""
         owner = "MTDQuantileRule"
         for name in ("alpha", "alpha_max"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0 < value <= 0.5):
+            value = real_number(owner, name, getattr(self, name))
+            if not 0 < value <= 0.5:
                 raise ValueError(f"{owner}: {name} must lie in (0, 0.5], got {value!r}")
+            object.__setattr__(self, name, value)
         if self.alpha > self.alpha_max:
             raise ValueError(f"{owner}: alpha {self.alpha!r} exceeds alpha_max {self.alpha_max!r}")
         step = real_number(owner, "alpha_step", self.alpha_step)

@@ -1047,9 +1047,22 @@ def optimal_design(
     criterion = _criterion(
         model, thetas, tau, omega=point_weights, prior=prior_information, scale=stage_size
     )
+    owner = "optimal_design"
+    for name, value in (("grid_tol", grid_tol), ("tol", tol)):
+        positive_number(owner, name, value)
+    max_rounds = integer(owner, "max_rounds", max_rounds, minimum=1)
+    if start is not None and not isinstance(start, ApproximateDesign):
+        raise ValueError(f"{owner}: start must be an ApproximateDesign, got {start!r}")
     lo, hi = model.dose_range
+    if start is not None and not (lo <= start.support[0] and start.support[-1] <= hi):
+        raise ValueError(
+            f"{owner}: start's support must lie in the design space [{lo:g}, {hi:g}], got "
+            f"{start.support.tolist()}"
+        )
     if candidates is not None:
-        grid = np.unique(np.asarray(candidates, dtype=float))
+        grid = np.unique(real_array(owner, "candidates", candidates))
+        if not np.all(np.isfinite(grid)):
+            raise ValueError(f"{owner}: candidates must be finite doses, got {grid.tolist()}")
         if grid.size == 0 or grid[0] < lo or grid[-1] > hi:
             raise ValueError(
                 f"optimal_design: candidates must lie in the design space [{lo:g}, {hi:g}]"
@@ -1204,6 +1217,7 @@ def bayesian_d_optimal(
     OptimalDesign
     """
     thetas = _draws(model, draws)
+    max_points = positive_int("bayesian_d_optimal", "max_points", max_points)
     keep = np.unique(
         np.linspace(0, len(thetas) - 1, min(max_points, len(thetas))).round().astype(int)
     )

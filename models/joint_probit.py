@@ -892,6 +892,19 @@ class JointProbit(DoseModel):
         dict
             Arrays shaped ``(*S, n_levels)``.
         """
+        owner = "JointProbit.dose_probabilities"
+        missing = [name for name in PARAMETERS if name not in draws]
+        if missing:
+            raise ValueError(f"{owner}: draws have no {', '.join(missing)}")
+        values = {
+            name: np.asarray(number_array(owner, name, draws[name]), float) for name in PARAMETERS
+        }
+        if not all(np.all(np.isfinite(v)) for v in values.values()):
+            raise ValueError(f"{owner}: every draw must be finite")
+        # the model's support: a threshold > 0 orders the response levels, |rho| < 1
+        if np.any(values["threshold"] <= 0) or np.any(np.abs(values["rho"]) >= 1):
+            raise ValueError(f"{owner}: draws need threshold > 0 and -1 < rho < 1")
+        draws = values
         x = self.standardise(self.dose_levels)
         a_t, b_t = (np.asarray(draws[n])[..., None] for n in ("alpha_tox", "beta_tox"))
         a_e, b_e, g_e = (

@@ -68,7 +68,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 from scipy.special import ndtr
 
-from dosezoo.checks import real_number
+from dosezoo.checks import doses_within, real_number
 from dosezoo.data import TrialData
 from dosezoo.models.base import DoseModel
 from dosezoo.models.three_pnd import check_responses
@@ -140,7 +140,9 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
         Here ``u = x - x_min``; written as ``emax / (1 + ((ed50 - x_min) / u)^h)``;
         broadcasts numpy arrays.
         """
-        offset = np.asarray(doses, dtype=float) - self.x_min
+        owner, space = f"{self.model_name}.curve", "the model's dose range"
+        doses = doses_within(owner, doses, self.x_min, self.x_max, entry="entry", space=space)
+        offset = doses - self.x_min
         ratio = (np.asarray(ed50, dtype=float) - self.x_min) / offset
         return np.asarray(emax, dtype=float) / (1.0 + ratio ** np.asarray(hill, dtype=float))
 

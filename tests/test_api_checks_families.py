@@ -7,19 +7,23 @@ number without a word, or an error from deep inside numpy or numba.
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from dosezoo.data import TrialData
+from dosezoo.designs.backfill import Backfill
 from dosezoo.designs.boin12 import boin12_design
 from dosezoo.designs.combination_bo import effective_best, expected_improvement
 from dosezoo.designs.d_optimal import DOptimalRule, adaptive_d_optimal_design, run_staged_trial
 from dosezoo.designs.lse import AdmissibleSet
-from dosezoo.designs.optimal import uniform_design
+from dosezoo.designs.mtd_quantile import MTDQuantileRule
+from dosezoo.designs.optimal import bayesian_d_optimal, locally_d_optimal, uniform_design
 from dosezoo.designs.pick_the_winner_stage import ArmCriteria, PickTheWinnerStage
 from dosezoo.errors import DataError
 from dosezoo.models import GPSurface, JointProbit, LatentGP, ThreePND
+from dosezoo.models.joint_probit import PARAMETERS
 from dosezoo.models.three_pnd_groups import ThreePNDGroups
 from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
 from dosezoo.models.weibull_aft import WeibullAFT
@@ -278,3 +282,48 @@ def test_design_points_refuse_a_dose_twice_and_uniforms_off_zero_one():
     assert uniform_design().allocate(np.array([0.1, 0.5, 0.9])).tolist() == [0.0, 0.5, 1.0]
     with pytest.raises(ValueError, match="current level must be an integer, got True"):
         AdmissibleSet().mask(np.array([0.1, 0.2, 0.3]), True)
+
+
+def test_the_optimal_design_search_refuses_settings_that_end_it_without_a_design():
+    model, theta = WeibullAFT(), {"beta": (1.9, 0.6, 2.8), "b": 0.5772}
+    for options, message in [
+        ({"max_rounds": 0}, "max_rounds must be an integer >= 1, got 0"),  # UnboundLocalError
+        ({"candidates": [0.0, 0.5, math.nan]}, "candidates must be finite doses"),
+        ({"tol": -1.0}, "tol must be > 0, got -1.0"),
+        ({"grid_tol": math.nan}, "grid_tol must be finite, got nan"),
+        ({"start": uniform_design([5.0, 6.0])}, "start's support must lie in the design space"),
+    ]:
+        with pytest.raises(ValueError, match=f"optimal_design: {re.escape(message)}"):
+            locally_d_optimal(model, theta, **options)
+    with pytest.raises(ValueError, match="max_points must be an integer >= 1, got 0"):
+        bayesian_d_optimal(model, np.array([[1.9, 0.6, 2.8, 0.5772]] * 3), max_points=0)
+
+
+def test_the_plateau_curve_and_joint_probit_rates_refuse_values_off_their_support():
+    plateau = ThreePNDPlateau(eta=55, gamma=0.6, x_min=20, x_max=140)
+    with pytest.raises(ValueError, match=r"dose 10\.0 \(entry 0\) lies outside the model's"):
+        plateau.curve([10.0], 70, 80, 1.5)  # NaN before
+    model = JointProbit((10.0, 20.0, 40.0))
+    draws = {name: np.zeros((1, 3)) for name in PARAMETERS}
+    with pytest.raises(ValueError, match="draws need threshold > 0 and -1 < rho < 1"):
+        model.dose_probabilities(draws | {"threshold": np.full((1, 3), -1.0)})
+    rates = model.dose_probabilities(draws | {"threshold": np.ones((1, 3))})
+    assert np.all(rates["p_high_response"] <= rates["p_response"])
+    assert MTDQuantileRule(alpha=np.float32(0.25)).alpha == 0.25
+
+
+def test_backfill_refuses_a_pending_dose_off_the_levels_and_negative_counts():
+    backfill = Backfill(1.0, 1.0)
+    data = TrialData({"dose": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0], "dlt": [0, 0, 0, 0, 0, 1]})
+    for current in (math.nan, "3", 99.0, True):
+        with pytest.raises(ValueError, match="current must be one of the dose levels"):
+            backfill.cleared(data, (1.0, 2.0, 3.0), current)
+    # 1 DLT in 3 at 2.0 is not below the default 1/3
+    assert backfill.cleared(data, (1.0, 2.0, 3.0), 3.0) == (1.0,)
+    rng = np.random.default_rng(1)
+    with pytest.raises(ValueError, match="backfilled counts must be >= 0"):
+        backfill.choose((1.0, 2.0), {1.0: -100}, rng)
+    with pytest.raises(ValueError, match="eligible doses must increase"):
+        backfill.choose((2.0, 1.0), {}, rng)
+    with pytest.raises(ValueError, match="max_dlt_rate must be a real number, got True"):
+        Backfill(1.0, 1.0, max_dlt_rate=True)
