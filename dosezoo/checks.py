@@ -46,18 +46,12 @@ def real_array(owner: str, name: str, values: object) -> np.ndarray:
     Text and bools are refused (numpy would read ``"0.5"`` and ``True`` as 0.5 and 1.0),
     naming the first value at fault; finiteness is the caller's to check.
     """
-    items = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    items = number_array(owner, name, values)
     if items.ndim > 1:
         raise ValueError(
             f"{owner}: {name} must be one sequence of numbers, got {items.ndim} dimensions"
         )
-    if items.dtype.kind in "iuf":  # numbers only
-        return np.atleast_1d(items).astype(float)
-    items = np.atleast_1d(items.astype(object))
-    for item in items.tolist():
-        if not _is_real(item):
-            raise ValueError(f"{owner}: {name} must hold real numbers, got {item!r}")
-    return items.astype(float)
+    return np.atleast_1d(items).astype(float)
 
 
 def number_array(owner: str, name: str, values: object, *, entry: str = "row") -> np.ndarray:
@@ -65,9 +59,10 @@ def number_array(owner: str, name: str, values: object, *, entry: str = "row") -
 
     Text and bools are refused (numpy would read ``"3"`` and ``True`` as 3 and 1), naming the
     value and its ``entry`` (the first index). The shape is kept; an array of integers or
-    floats is returned as it is, one of other objects that are all numbers as floats.
+    floats is returned as it is, other values that are all numbers as floats. A sequence is
+    read item by item (``np.asarray([True, 0.5])`` would be floats already).
     """
-    array = np.asarray(values)
+    array = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if array.dtype.kind in "iuf":
         return array
     items = array.astype(object)

@@ -194,9 +194,9 @@ def test_approximate_design_validation_and_merging():
         ApproximateDesign([0.0, 1.0], [1.5, -0.5])
     assert repr(uniform_design()) == "ApproximateDesign({0: 0.3333, 0.5: 0.3333, 1: 0.3333})"
     # Text and bools were read as numbers ([false, true, true] in a TOML became [0, 1]).
-    with pytest.raises(ValueError, match=r"support must hold real numbers, got '0\.0'"):
+    with pytest.raises(ValueError, match=r"support \(row 0\) holds '0\.0', not a number"):
         ApproximateDesign(["0.0", "0.5"], [0.5, 0.5])
-    with pytest.raises(ValueError, match="support must hold real numbers, got False"):
+    with pytest.raises(ValueError, match=r"support \(row \d\) holds False, not a number"):
         ApproximateDesign([False, True, True], [1 / 3, 1 / 3, 1 / 3])
 
 
