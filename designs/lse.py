@@ -119,7 +119,12 @@ from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.levels import LevelCounts, level_counts
 from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
-from dosezoo.models.latent_gp import LatentGP, effective_sample_size, quantile_prior_mean
+from dosezoo.models.latent_gp import (
+    LatentGP,
+    check_quantile_statements,
+    effective_sample_size,
+    quantile_prior_mean,
+)
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
 
@@ -584,6 +589,8 @@ class TwoStageGPRule(Rule):
                 "the admissible set could be empty without a stop"
             )
         object.__setattr__(self, "stop_threshold", stop)
+        # The prior mean's statements, checked here rather than when the design binds them.
+        check_quantile_statements(owner, self.target, self.margin, self.prob_low, self.prob_high)
         for name in ("boin_extra_safe", "prior_mtd_from_stage1"):
             object.__setattr__(self, name, flag(owner, name, getattr(self, name)))
 

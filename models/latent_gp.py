@@ -131,6 +131,29 @@ def equal_spacing(n_doses: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, n_doses)
 
 
+def check_quantile_statements(
+    owner: str, target: object, margin: object, prob_low: object, prob_high: object
+) -> tuple[float, float]:
+    """Check the statements of :func:`quantile_prior_mean`; return the target and the margin.
+
+    A target in (0, 1), a margin > 0 keeping ``target +- margin`` in (0, 1), and the two
+    probabilities in (0, 1); a ValueError names the one at fault.
+    """
+    phi = _real(owner, "target", target)
+    delta = _real(owner, "margin", margin)
+    if not 0 < phi < 1:
+        raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
+    if not (delta > 0 and phi - delta > 0 and phi + delta < 1):
+        raise ValueError(
+            f"{owner}: margin must be > 0 with target - margin > 0 and target + margin < 1, "
+            f"got margin={margin!r} for target={target!r}"
+        )
+    for name, value in (("prob_low", prob_low), ("prob_high", prob_high)):
+        if not 0 < _real(owner, name, value) < 1:
+            raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
+    return phi, delta
+
+
 def quantile_prior_mean(
     target: float,
     scaled_doses: ArrayLike,
@@ -166,18 +189,7 @@ def quantile_prior_mean(
         :math:`m_1, \dots, m_K` on the logit scale.
     """
     owner = "quantile_prior_mean"
-    phi = _real(owner, "target", target)
-    delta = _real(owner, "margin", margin)
-    if not 0 < phi < 1:
-        raise ValueError(f"{owner}: target must lie in (0, 1), got {target!r}")
-    if not (delta > 0 and phi - delta > 0 and phi + delta < 1):
-        raise ValueError(
-            f"{owner}: margin must be > 0 with target - margin > 0 and target + margin < 1, "
-            f"got margin={margin!r} for target={target!r}"
-        )
-    for name, value in (("prob_low", prob_low), ("prob_high", prob_high)):
-        if not 0 < _real(owner, name, value) < 1:
-            raise ValueError(f"{owner}: {name} must lie in (0, 1), got {value!r}")
+    phi, delta = check_quantile_statements(owner, target, margin, prob_low, prob_high)
     scale = _real(owner, "sigma_f_mean", sigma_f_mean)
     if scale <= 0:
         raise ValueError(f"{owner}: sigma_f_mean must be > 0, got {sigma_f_mean!r}")
@@ -808,7 +820,14 @@ def effective_sample_size(draws: np.ndarray) -> np.ndarray:
     numpy.ndarray
         Shape (m,) (a 0-d array for 1-d input).
     """
-    x = np.asarray(draws, dtype=float)
+    owner = "effective_sample_size"
+    x = np.asarray(number_array(owner, "draws", draws), dtype=float)
+    if x.ndim not in (1, 2) or x.shape[0] < 2 or not np.all(np.isfinite(x)):
+        # NaN read as no information (ESS 0); one draw divided by zero
+        raise ValueError(
+            f"{owner}: draws must be at least 2 finite draws, shape (N,) or (N, m), got shape "
+            f"{x.shape}{'' if np.all(np.isfinite(x)) else ' with values that are not finite'}"
+        )
     flat = x.ndim == 1
     ess = kernels.geyer_ess(np.ascontiguousarray(x[:, None] if flat else x))
     return ess[0] if flat else ess

@@ -17,19 +17,20 @@ from dosezoo.designs.backfill import Backfill
 from dosezoo.designs.boin12 import boin12_design
 from dosezoo.designs.combination_bo import effective_best, expected_improvement
 from dosezoo.designs.d_optimal import DOptimalRule, adaptive_d_optimal_design, run_staged_trial
-from dosezoo.designs.lse import AdmissibleSet
+from dosezoo.designs.lse import AdmissibleSet, LSERule, TwoStageGPRule
 from dosezoo.designs.mtd_quantile import MTDQuantileRule
 from dosezoo.designs.optimal import bayesian_d_optimal, locally_d_optimal, uniform_design
 from dosezoo.designs.pick_the_winner_stage import ArmCriteria, PickTheWinnerStage
 from dosezoo.errors import DataError
 from dosezoo.models import GPSurface, JointProbit, LatentGP, ThreePND
 from dosezoo.models.joint_probit import PARAMETERS
+from dosezoo.models.latent_gp import effective_sample_size
 from dosezoo.models.three_pnd_groups import ThreePNDGroups
 from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
 from dosezoo.models.weibull_aft import WeibullAFT
 from dosezoo.scenarios.continuous import O6BGResampling
 from dosezoo.scenarios.efftox import standard_efftox_scenario
-from dosezoo.scenarios.weibull import weibull_scenario
+from dosezoo.scenarios.weibull import calibrate_tau, weibull_scenario, weibull_truth
 from dosezoo.scenarios.willard2024 import CombinationSurfaceScenario
 
 LATENT_GP = LatentGP.from_quantiles([1, 2, 3, 4, 5], target=0.3)
@@ -327,3 +328,19 @@ def test_backfill_refuses_a_pending_dose_off_the_levels_and_negative_counts():
         backfill.choose((2.0, 1.0), {}, rng)
     with pytest.raises(ValueError, match="max_dlt_rate must be a real number, got True"):
         Backfill(1.0, 1.0, max_dlt_rate=True)
+
+
+def test_the_gp_statements_ess_and_weibull_truths_refuse_values_before_they_are_used():
+    # The two-stage rule's prior statements were checked only when a design bound them.
+    with pytest.raises(ValueError, match="TwoStageGPRule: margin must be a real number"):
+        TwoStageGPRule(LSERule(0.3), margin="x")
+    with pytest.raises(ValueError, match=r"TwoStageGPRule: prob_low must lie in \(0, 1\)"):
+        TwoStageGPRule(LSERule(0.3), prob_low=2)
+    for draws in (np.array([1.0, math.nan, 2.0]), np.array([]), np.zeros((3, 3, 3))):
+        # NaN gave an ESS of 0, no draws a ZeroDivisionError, 3-D a numba TypingError
+        with pytest.raises(ValueError, match="effective_sample_size: draws must be at least 2"):
+            effective_sample_size(draws)
+    with pytest.raises(ValueError, match=r"weibull_truth: b must be a real number, got '0\.5'"):
+        weibull_truth("I", b="0.5")  # numpy's "Unknown format code 'g'" before
+    with pytest.raises(ValueError, match=r"calibrate_tau: dose 5\.0 \(entry 1\) lies outside"):
+        calibrate_tau((1.9, 0.6, 2.8), 0.577, 0.5, doses=(0.0, 5.0))

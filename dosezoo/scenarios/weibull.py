@@ -47,6 +47,7 @@ from dosezoo.checks import (
     number_array,
     positive_number,
     probability,
+    real_array,
     real_number,
 )
 from dosezoo.data import TrialData
@@ -117,7 +118,13 @@ def calibrate_tau(
     owner = "calibrate_tau"
     p = probability(owner, "event_probability", event_probability)
     b = positive_number(owner, "b", b)
-    mu = _location(tuple(beta), np.asarray(doses, dtype=float))
+    coefficients = real_array(owner, "beta", beta)
+    if not coefficients.size or not np.all(np.isfinite(coefficients)):
+        raise ValueError(f"{owner}: beta must be finite coefficients, got {coefficients.tolist()}")
+    dose_array = doses_within(owner, doses, 0.0, 1.0, entry="entry", space="the dose range")
+    if not dose_array.size:
+        raise ValueError(f"{owner}: doses must hold at least one dose")
+    mu = _location(tuple(coefficients.tolist()), dose_array)
 
     def excess(log_tau: float) -> float:
         # exp overflows to inf far above a dose's location: its event probability is then 1.
@@ -381,7 +388,8 @@ def weibull_truth(
         coefficients = WEIBULL_SHAPES[shape]
     else:
         assert beta is not None
-        coefficients = tuple(beta)
+        coefficients = tuple(real_array(owner, "beta", beta).tolist())
+    b = positive_number(owner, "b", b)
     if event_probability is not None:
         tau = calibrate_tau(coefficients, b, event_probability)
     name = f"{shape or 'beta ' + ','.join(f'{v:g}' for v in coefficients)}, b={b:.3g}"
