@@ -235,13 +235,17 @@ class CombinationSurfaceScenario:
             values += scale * _negative_density(doses, base)
         return values
 
+    @property
+    def _owner(self) -> str:
+        """The scenario as its errors name it."""
+        return self.name or type(self).__name__
+
     def _checked_stratum(self, stratum: object) -> int:
         """Return ``stratum`` as an index of the strata; a ValueError unless one (-1 is not)."""
-        owner = self.name or "CombinationSurfaceScenario"
-        index = integer(owner, "stratum", stratum, minimum=0)
+        index = integer(self._owner, "stratum", stratum, minimum=0)
         if index >= len(self.strata):
             raise ValueError(
-                f"{owner}: stratum must be an index below {len(self.strata)}, got {stratum!r}"
+                f"{self._owner}: stratum must be an index below {len(self.strata)}, got {stratum!r}"
             )
         return index
 
@@ -290,13 +294,12 @@ class CombinationSurfaceScenario:
         dict of str to numpy.ndarray
             ``expected_dose_units`` (NaN without an optimum), ``rpsel``, ``abs_deviation``.
         """
-        doses = doses_within(self.name or "CombinationSurfaceScenario", doses, 0.0, 1.0)
-        doses = np.atleast_2d(doses)
+        doses = np.atleast_2d(doses_within(self._owner, doses, 0.0, 1.0))
         truth = self.mean_response(doses, stratum)
-        mean = np.asarray(number_array(self.name or "CombinationSurfaceScenario", "mean", mean))
+        mean = np.asarray(number_array(self._owner, "mean", mean))
         if mean.shape != truth.shape:
             raise ValueError(
-                f"{self.name}: mean must hold one value per recommended combination "
+                f"{self._owner}: mean must hold one value per recommended combination "
                 f"({truth.size}), got shape {mean.shape}"
             )
         error = mean.astype(float) - truth
