@@ -644,6 +644,11 @@ class DosePosterior:
         probability was computed already.
         """
         _check_threshold("prob_above_at", threshold, name, name in self.tails)
+        levels = len(self.dose_levels)
+        if isinstance(level, bool) or not isinstance(level, int | np.integer):
+            raise ValueError(f"prob_above_at: level must be an integer, got {level!r}")
+        if not 0 <= level < levels:  # -1 would read the top level
+            raise ValueError(f"prob_above_at: level must lie in [0, {levels}), got {level}")
         above = self._above.get((name, float(threshold)))
         if above is None:
             one_level = getattr(self.tails.get(name), "prob_above_at", None)

@@ -701,6 +701,9 @@ def test_one_level_of_the_crm_tails_is_that_level_of_all_levels(name, working):
         posterior.prob_above_at(float("nan"), 0)
     with pytest.raises(ValueError, match=r"must lie in \(0, 1\), got 1\.0"):
         posterior.prob_above_at(1.0, 0)
+    for level in (-1, 5, True, 1.0):
+        with pytest.raises(ValueError, match="prob_above_at: level must"):
+            posterior.prob_above_at(0.25, level)
 
 
 @pytest.mark.parametrize("name", ["BLRM", "EWOC"])
