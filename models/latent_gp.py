@@ -620,6 +620,18 @@ class LatentGP(DoseModel):
         memo.keep(key, (p_dlt, ess), p_dlt.nbytes + ess.nbytes)
         return p_dlt, ess
 
+    def _prior_mean(self, owner: str, mean: object | None) -> np.ndarray:
+        """Return the model's prior mean, or ``mean`` given instead: a finite number per level."""
+        if mean is None:
+            return np.asarray(self.prior_mean, dtype=float)
+        given = real_array(owner, "mean", mean)
+        if given.shape != (self.n_doses,) or not np.all(np.isfinite(given)):
+            raise ValueError(
+                f"{owner}: mean must be {self.n_doses} finite numbers, one per dose level, got "
+                f"{given.tolist()}"
+            )
+        return given
+
     def sample_kernel(
         self,
         n: np.ndarray,
@@ -654,14 +666,7 @@ class LatentGP(DoseModel):
         owner = "LatentGP.sample_kernel"
         draws, tune, chains = sampler_sizes(owner, draws, tune, chains)
         n, y = checked_level_pair(owner, n, y, self.n_doses)
-        m = np.asarray(self.prior_mean, dtype=float)
-        if mean is not None:
-            m = real_array(owner, "mean", mean)
-            if m.shape != (self.n_doses,) or not np.all(np.isfinite(m)):
-                raise ValueError(
-                    f"{owner}: mean must be {self.n_doses} finite numbers, one per dose level, "
-                    f"got {m.tolist()}"
-                )
+        m = self._prior_mean(owner, mean)
         chol = np.ascontiguousarray(self.chol)
         z_all, t_all, s_all, p_all = [], [], [], []
         start = np.zeros(self.n_doses)
@@ -736,11 +741,7 @@ class LatentGP(DoseModel):
         owner = "LatentGP.prior_monotone_probability"
         if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 1:
             raise ValueError(f"{owner}: n_draws must be an integer >= 1, got {n_draws!r}")
-        m = np.asarray(self.prior_mean if mean is None else mean, dtype=float)
-        if m.shape != (self.n_doses,) or not np.all(np.isfinite(m)):
-            raise ValueError(
-                f"{owner}: mean must be {self.n_doses} finite values, got {np.asarray(mean)!r}"
-            )
+        m = self._prior_mean(owner, mean)
         rng = np.random.default_rng(random_seed)
         sigma = np.exp(self.log_sigma_mu + self.log_sigma_sd * rng.standard_normal(n_draws))
         z = rng.standard_normal((n_draws, self.n_doses))
@@ -789,14 +790,7 @@ class LatentGP(DoseModel):
             cross = np.exp(-0.5 * ((grid[:, None] - x[None, :]) / self.length_scale) ** 2)
             weights = np.linalg.solve(self.chol.T, np.linalg.solve(self.chol, cross.T)).T
             self._cache[key] = weights
-        prior = np.asarray(self.prior_mean, dtype=float)
-        if mean is not None:
-            prior = real_array(owner, "mean", mean)
-            if prior.shape != x.shape or not np.all(np.isfinite(prior)):
-                raise ValueError(
-                    f"{owner}: mean must be {x.size} finite numbers, one per dose level, got "
-                    f"{prior.tolist()}"
-                )
+        prior = self._prior_mean(owner, mean)
         mean_grid = np.interp(grid, x, prior)
         return mean_grid[None, :] + (f_draws - prior[None, :]) @ weights.T
 
