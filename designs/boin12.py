@@ -96,7 +96,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, betaincc
 
-from dosezoo.checks import positive_int, probability, real_number
+from dosezoo.checks import positive_int, probability, probability_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions
 from dosezoo.designs.base import Conduct, Design, compose
@@ -129,8 +129,39 @@ def boin12_utility(p_eff: ArrayLike, p_tox: ArrayLike, u11: float, u00: float) -
 
     :math:`100 p_E (1 - p_T) + u_{11} p_E p_T + u_{00} (1 - p_E)(1 - p_T)` (the utility of
     :math:`E{=}0, T{=}1` is 0).
+
+    Raises
+    ------
+    ValueError
+        If a rate is not a probability (naming it and its index), the rates' shapes do not
+        broadcast, or ``u11`` or ``u00`` lies off [0, 100] (the utilities of the other two
+        outcomes, 0 and 100, bound them).
     """
-    p_eff, p_tox = np.asarray(p_eff, float), np.asarray(p_tox, float)
+    owner = "boin12_utility"
+    p_eff = probability_array(owner, "p_eff", p_eff)
+    p_tox = probability_array(owner, "p_tox", p_tox)
+    try:
+        np.broadcast_shapes(p_eff.shape, p_tox.shape)
+    except ValueError:
+        raise ValueError(
+            f"{owner}: p_eff and p_tox must be of shapes that broadcast, got {p_eff.shape} and "
+            f"{p_tox.shape}"
+        ) from None
+    return _utility(
+        p_eff, p_tox, _checked_utility(owner, "u11", u11), _checked_utility(owner, "u00", u00)
+    )
+
+
+def _checked_utility(owner: str, name: str, value: object) -> float:
+    """Return the utility ``value`` as a float; a ValueError unless a number in [0, 100]."""
+    number = real_number(owner, name, value)
+    if not 0 <= number <= 100:
+        raise ValueError(f"{owner}: {name} must lie in [0, 100], got {value!r}")
+    return number
+
+
+def _utility(p_eff: np.ndarray, p_tox: np.ndarray, u11: float, u00: float) -> np.ndarray:
+    """:func:`boin12_utility` of checked rates and utilities (NaN rates give NaN)."""
     return 100 * p_eff * (1 - p_tox) + u11 * p_eff * p_tox + u00 * (1 - p_eff) * (1 - p_tox)
 
 
@@ -259,10 +290,7 @@ class BOIN12Rule(BOINBoundaryRule):
         for name in ("efficacy_limit", "toxicity_cutoff", "futility_cutoff"):
             object.__setattr__(self, name, probability(owner, name, getattr(self, name)))
         for name in ("u11", "u00"):
-            value = real_number(owner, name, getattr(self, name))
-            if not 0 <= value <= 100:
-                raise ValueError(f"{owner}: {name} must lie in [0, 100], got {value!r}")
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, _checked_utility(owner, name, getattr(self, name)))
         for name in ("n_star", "explore_n"):
             object.__setattr__(self, name, positive_int(owner, name, getattr(self, name)))
 
@@ -270,7 +298,7 @@ class BOIN12Rule(BOINBoundaryRule):
         """Bind as BOIN does; add the utility benchmark from the target and efficacy limit."""
         bound = super().bind(model, conduct)
         highest_unacceptable = float(
-            boin12_utility(self.efficacy_limit, bound.target, self.u11, self.u00)
+            _utility(self.efficacy_limit, bound.target, self.u11, self.u00)
         )
         return bound._bound(
             utility_benchmark=highest_unacceptable + (100 - highest_unacceptable) / 2
@@ -490,7 +518,7 @@ class BOIN12Rule(BOINBoundaryRule):
         p_iso = select_mtd_estimates(n, y, considered)
         mtd = select_mtd_level(p_iso, self.target)
         p_eff = (e + SELECT_Y0) / (n + SELECT_N0)
-        utility = np.where(considered, boin12_utility(p_eff, p_iso, self.u11, self.u00), np.nan)
+        utility = np.where(considered, _utility(p_eff, p_iso, self.u11, self.u00), np.nan)
         eligible = tried & ~out & (np.arange(levels) <= mtd[:, None])
         score = np.where(eligible, utility, -np.inf)
         best = score.max(axis=1, keepdims=True)

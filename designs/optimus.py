@@ -79,7 +79,7 @@ class OptimusRule(ModelRule):
     efficacy_threshold : float
         Smallest acceptable response rate ``P(E >= 1)`` (0.2).
     overdose_limit : float
-        Over-toxic level (0.4).
+        Over-toxic level (0.4), above the top of ``tox_interval``.
     overdose_cutoff : float
         A dose with ``P(p_tox > overdose_limit | data) > overdose_cutoff`` is excluded (0.25).
     range_probability : float
@@ -133,6 +133,12 @@ class OptimusRule(ModelRule):
             "range_probability",
         ):
             object.__setattr__(self, name, probability(owner, name, getattr(self, name)))
+        if not self.overdose_limit > high:
+            raise ValueError(
+                f"{owner}: overdose_limit must exceed the top of tox_interval, {high!r}, got "
+                f"{self.overdose_limit!r} (a dose whose toxicity lies in the target interval "
+                "would count as over-toxic)"
+            )
         if self.futility_cutoff is not None:
             cutoff = probability(owner, "futility_cutoff", self.futility_cutoff)
             object.__setattr__(self, "futility_cutoff", cutoff)

@@ -20,6 +20,7 @@ __all__ = [
     "positive_int",
     "positive_number",
     "probability",
+    "probability_array",
     "real_array",
     "real_number",
     "worker_count",
@@ -118,10 +119,19 @@ def first_not_whole(values: np.ndarray, minimum: float = -np.inf) -> tuple[int, 
     NaN and infinities are not whole numbers. For counts given as floats: a cast alone
     truncates 3.5 patients to 3, reads NaN as -2**63, and a NaN fails every comparison.
     """
-    bad = ~(np.isfinite(values) & (values >= minimum) & (values == np.round(values)))
-    if not bad.any():
+    return first_true(~(np.isfinite(values) & (values >= minimum) & (values == np.round(values))))
+
+
+def first_true(mask: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first True of ``mask`` (in C order), or None when there is none."""
+    if not mask.any():
         return None
-    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad.ravel())), bad.shape))
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(mask.ravel())), mask.shape))
+
+
+def index_text(index: tuple[int, ...]) -> str:
+    """``index`` as a message names an entry: ``"[2]"``, ``"[1, 0]"``; ``""`` for a scalar."""
+    return f"[{', '.join(map(str, index))}]" if index else ""
 
 
 def positive_number(owner: str, name: str, value: object) -> float:
@@ -139,6 +149,21 @@ def probability(owner: str, name: str, value: object, *, closed: bool = False) -
         interval = "[0, 1]" if closed else "(0, 1)"
         raise ValueError(f"{owner}: {name} must lie in {interval}, got {value!r}")
     return number
+
+
+def probability_array(owner: str, name: str, values: object) -> np.ndarray:
+    """Return ``values`` as a float array of probabilities, each in [0, 1]; else a ValueError.
+
+    The shape is kept. Text and bools are refused as :func:`number_array` refuses them; a NaN,
+    an infinity or a value off [0, 1] is named with its index.
+    """
+    array = np.asarray(number_array(owner, name, values, entry="index"), dtype=float)
+    index = first_true(~((array >= 0.0) & (array <= 1.0)))
+    if index is not None:
+        raise ValueError(
+            f"{owner}: {name}{index_text(index)} must lie in [0, 1], got {float(array[index])!r}"
+        )
+    return array
 
 
 #: The largest integer an option may take: a 64-bit count (numpy's, and the sizes, seeds and

@@ -98,6 +98,8 @@ from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import (
+    first_true,
+    index_text,
     number_array,
     positive_int,
     probability,
@@ -203,10 +205,17 @@ def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=None):
     -------
     tensor or numpy.ndarray
         Shape ``(*mu_tox.shape, 6)``; each row sums to 1.
+
+    Raises
+    ------
+    ValueError
+        With ``lib=numpy``: a value that is not a finite number, a threshold <= 0 (the cells
+        of ``E = 1`` would be negative) or ``|rho| >= 1``, naming the first at fault.
     """
     if lib is None:
         import pytensor.tensor as lib  # imported here: the numpy path never loads PyTensor
     if lib is np:
+        mu_tox, mu_eff, threshold, rho = _checked_cell_parameters(mu_tox, mu_eff, threshold, rho)
         cdf2, cdf = bivariate_normal_cdf_numpy, ndtr
     else:
         cdf2, cdf = bivariate_normal_cdf, _phi
@@ -215,6 +224,34 @@ def cell_probabilities(mu_tox, mu_eff, threshold, rho, *, lib=None):
     ph, p0, p1 = cdf(h), cdf(k0), cdf(k1)
     cells = [f0, f1 - f0, ph - f1, p0 - f0, p1 - p0 - f1 + f0, 1.0 - p1 - ph + f1]
     return lib.stack(cells, axis=-1)
+
+
+def _checked_cell_parameters(*values: object) -> list[np.ndarray]:
+    """``mu_tox, mu_eff, threshold, rho`` as float arrays, in the model's support.
+
+    Finite numbers, ``threshold > 0`` and ``-1 < rho < 1``; a ValueError names the first
+    value at fault and its index.
+    """
+    owner = "cell_probabilities"
+    names = ("mu_tox", "mu_eff", "threshold", "rho")
+    arrays = [
+        np.asarray(number_array(owner, name, value, entry="index"), dtype=float)
+        for name, value in zip(names, values, strict=True)
+    ]
+    supports = (
+        np.isfinite(arrays[0]),
+        np.isfinite(arrays[1]),
+        np.isfinite(arrays[2]) & (arrays[2] > 0.0),
+        np.abs(arrays[3]) < 1.0,
+    )
+    wanted = ("finite", "finite", "finite and > 0", "in (-1, 1)")
+    for name, array, inside, text in zip(names, arrays, supports, wanted, strict=True):
+        index = first_true(~inside)
+        if index is not None:
+            raise ValueError(
+                f"{owner}: {name}{index_text(index)} must be {text}, got {float(array[index])!r}"
+            )
+    return arrays
 
 
 # --------------------------------------------------------------------------- prior

@@ -14,16 +14,17 @@ import pytest
 
 from dosezoo.data import TrialData
 from dosezoo.designs.backfill import Backfill
-from dosezoo.designs.boin12 import boin12_design
+from dosezoo.designs.boin12 import boin12_design, boin12_utility
 from dosezoo.designs.combination_bo import effective_best, expected_improvement
 from dosezoo.designs.d_optimal import DOptimalRule, adaptive_d_optimal_design, run_staged_trial
 from dosezoo.designs.lse import AdmissibleSet, LSERule, TwoStageGPRule
 from dosezoo.designs.mtd_quantile import MTDQuantileRule
 from dosezoo.designs.optimal import bayesian_d_optimal, locally_d_optimal, uniform_design
+from dosezoo.designs.optimus import OptimusRule
 from dosezoo.designs.pick_the_winner_stage import ArmCriteria, PickTheWinnerStage
 from dosezoo.errors import DataError
 from dosezoo.models import GPSurface, JointProbit, LatentGP, ThreePND
-from dosezoo.models.joint_probit import PARAMETERS
+from dosezoo.models.joint_probit import PARAMETERS, cell_probabilities
 from dosezoo.models.latent_gp import effective_sample_size
 from dosezoo.models.three_pnd_groups import ThreePNDGroups
 from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
@@ -344,3 +345,29 @@ def test_the_gp_statements_ess_and_weibull_truths_refuse_values_before_they_are_
         weibull_truth("I", b="0.5")  # numpy's "Unknown format code 'g'" before
     with pytest.raises(ValueError, match=r"calibrate_tau: dose 5\.0 \(entry 1\) lies outside"):
         calibrate_tau((1.9, 0.6, 2.8), 0.577, 0.5, doses=(0.0, 5.0))
+
+
+def test_the_efftox_cells_boin12_utility_and_optimus_limit_refuse_values_off_their_support():
+    # NaN cells, or negative "probabilities" (threshold <= 0, |rho| >= 1), before
+    ok = cell_probabilities(np.array([0.3]), np.array([-0.2]), 0.7, -0.4, lib=np)
+    assert np.allclose(ok.sum(axis=-1), 1.0) and np.all(ok >= 0)
+    with pytest.raises(ValueError, match=r"cell_probabilities: mu_tox\[1\] must be finite"):
+        cell_probabilities(np.array([0.3, math.nan]), np.zeros(2), 0.7, 0.1, lib=np)
+    with pytest.raises(ValueError, match="threshold must be finite and > 0, got -0.5"):
+        cell_probabilities(0.3, 0.1, -0.5, 0.1, lib=np)
+    with pytest.raises(ValueError, match=r"rho\[1, 0\] must be in \(-1, 1\), got -1\.2"):
+        cell_probabilities(0.3, 0.1, 0.5, np.array([[0.1], [-1.2]]), lib=np)
+    # rates off [0, 1], text, and utilities off [0, 100] gave a number before
+    assert boin12_utility([0.2, 0.4], [0.1, 0.3], 60, 40) == pytest.approx([48.0, 52.0])
+    with pytest.raises(ValueError, match=r"boin12_utility: p_eff\[1\] must lie in \[0, 1\]"):
+        boin12_utility([0.2, math.nan], 0.3, 60, 40)
+    with pytest.raises(ValueError, match="boin12_utility: p_tox holds '0.3', not a number"):
+        boin12_utility(0.5, "0.3", 60, 40)
+    with pytest.raises(ValueError, match=r"boin12_utility: u11 must lie in \[0, 100\], got 160"):
+        boin12_utility(0.5, 0.3, 160, 40)
+    with pytest.raises(ValueError, match="p_eff and p_tox must be of shapes that broadcast"):
+        boin12_utility([0.1, 0.2], [0.1, 0.2, 0.3], 60, 40)
+    # an overdose limit inside the target interval excluded the doses it targets
+    with pytest.raises(ValueError, match="overdose_limit must exceed the top of tox_interval"):
+        OptimusRule(tox_interval=(0.16, 0.33), overdose_limit=0.3)
+    assert OptimusRule(overdose_limit=0.34).overdose_limit == 0.34
