@@ -353,7 +353,7 @@ def test_the_efftox_cells_boin12_utility_and_optimus_limit_refuse_values_off_the
     assert np.allclose(ok.sum(axis=-1), 1.0) and np.all(ok >= 0)
     with pytest.raises(ValueError, match=r"cell_probabilities: mu_tox\[1\] must be finite"):
         cell_probabilities(np.array([0.3, math.nan]), np.zeros(2), 0.7, 0.1, lib=np)
-    with pytest.raises(ValueError, match="threshold must be finite and > 0, got -0.5"):
+    with pytest.raises(ValueError, match=r"threshold must be finite and > 0, got -0\.5"):
         cell_probabilities(0.3, 0.1, -0.5, 0.1, lib=np)
     with pytest.raises(ValueError, match=r"rho\[1, 0\] must be in \(-1, 1\), got -1\.2"):
         cell_probabilities(0.3, 0.1, 0.5, np.array([[0.1], [-1.2]]), lib=np)
@@ -361,7 +361,7 @@ def test_the_efftox_cells_boin12_utility_and_optimus_limit_refuse_values_off_the
     assert boin12_utility([0.2, 0.4], [0.1, 0.3], 60, 40) == pytest.approx([48.0, 52.0])
     with pytest.raises(ValueError, match=r"boin12_utility: p_eff\[1\] must lie in \[0, 1\]"):
         boin12_utility([0.2, math.nan], 0.3, 60, 40)
-    with pytest.raises(ValueError, match="boin12_utility: p_tox holds '0.3', not a number"):
+    with pytest.raises(ValueError, match=r"boin12_utility: p_tox holds '0\.3', not a number"):
         boin12_utility(0.5, "0.3", 60, 40)
     with pytest.raises(ValueError, match=r"boin12_utility: u11 must lie in \[0, 100\], got 160"):
         boin12_utility(0.5, 0.3, 160, 40)
