@@ -147,9 +147,8 @@ def boin12_utility(p_eff: ArrayLike, p_tox: ArrayLike, u11: float, u00: float) -
             f"{owner}: p_eff and p_tox must be of shapes that broadcast, got {p_eff.shape} and "
             f"{p_tox.shape}"
         ) from None
-    return _utility(
-        p_eff, p_tox, _checked_utility(owner, "u11", u11), _checked_utility(owner, "u00", u00)
-    )
+    u11, u00 = _checked_utility(owner, "u11", u11), _checked_utility(owner, "u00", u00)
+    return np.asarray(_utility(p_eff, p_tox, u11, u00))
 
 
 def _checked_utility(owner: str, name: str, value: object) -> float:
@@ -160,7 +159,9 @@ def _checked_utility(owner: str, name: str, value: object) -> float:
     return number
 
 
-def _utility(p_eff: np.ndarray, p_tox: np.ndarray, u11: float, u00: float) -> np.ndarray:
+def _utility(
+    p_eff: np.ndarray | float, p_tox: np.ndarray | float, u11: float, u00: float
+) -> np.ndarray | float:
     """:func:`boin12_utility` of checked rates and utilities (NaN rates give NaN)."""
     return 100 * p_eff * (1 - p_tox) + u11 * p_eff * p_tox + u00 * (1 - p_eff) * (1 - p_tox)
 
