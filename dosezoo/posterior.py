@@ -52,7 +52,14 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from dosezoo.checks import check_cdf_point, check_quantile_level, real_number
+from dosezoo.checks import (
+    check_cdf_point,
+    check_quantile_level,
+    first_true,
+    index_text,
+    integer,
+    real_number,
+)
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, mean_ess
 
 if TYPE_CHECKING:
@@ -421,6 +428,97 @@ class DosePosterior:
     #: ``P(rate > t)`` per (rate, t) computed so far: a decision reads some twice (a rule's
     #: interval, then the overdose limit at the same threshold), each an integration.
     _above: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Check the fields, naming the one at fault (:meth:`validate`)."""
+        self.validate()
+
+    @classmethod
+    def _of_engine(cls, **fields: object) -> "DosePosterior":
+        """Build the posterior an exact engine made without :meth:`validate` or ``__init__``.
+
+        For the engines whose fields are right by construction (the CRM's and the logistic
+        models' quadratures, the grid) and that build one per count state of a simulation,
+        where a frozen dataclass's ``__init__`` of 17 fields cost several percent; the
+        contract tests validate every model's posterior (``tests/test_contract.py``).
+        """
+        posterior = object.__new__(cls)
+        posterior.__dict__.update(
+            weights=None,
+            chains=1,
+            parameter_mean={},
+            point_estimates={},
+            mtd=None,
+            report=None,
+            ess={},
+            refits=0,
+            grid=None,
+            level_columns=(),
+            normal={},
+            tails={},
+            caution=0.0,
+            _comparisons=None,
+            _above={},
+        )
+        posterior.__dict__.update(fields)
+        return posterior
+
+    def validate(self) -> "DosePosterior":
+        """Check the fields; return the posterior, or raise a ValueError naming the field.
+
+        The doses a tuple; each rate computed (not :class:`Deferred`) an array of finite
+        numbers of shape ``(m, K)``, one ``m`` for all, ``K`` the number of levels; the
+        weights, when given, ``m`` finite numbers >= 0 summing to 1 (within 1e-6); for
+        draws, ``m`` a multiple of ``chains``; ``chains >= 1``, ``refits >= 0`` and
+        ``caution >= 0``. A posterior built by hand with its rates transposed, its weights
+        unnormalised or NaN draws would have every rule read it silently.
+        """
+        owner = "DosePosterior"
+        if not isinstance(self.dose_levels, tuple):
+            raise ValueError(
+                f"{owner}: dose_levels must be a tuple, got {type(self.dose_levels).__name__}"
+            )
+        chains = integer(owner, "chains", self.chains, minimum=1)
+        integer(owner, "refits", self.refits, minimum=0)
+        if real_number(owner, "caution", self.caution) < 0.0:
+            raise ValueError(f"{owner}: caution must be >= 0, got {self.caution!r}")
+        points = None
+        if self.weights is not None:
+            weights = self.weights
+            if not (isinstance(weights, np.ndarray) and weights.ndim == 1):
+                raise ValueError(f"{owner}: weights must be a 1-D array, one per point")
+            index = first_true(~(np.isfinite(weights) & (weights >= 0.0)))
+            if index is not None:
+                raise ValueError(
+                    f"{owner}: weights{index_text(index)} must be a finite number >= 0, got "
+                    f"{float(weights[index])!r}"
+                )
+            if not abs(float(weights.sum()) - 1.0) <= 1e-6:
+                raise ValueError(f"{owner}: weights must sum to 1, got {float(weights.sum())!r}")
+            points = weights.size
+        rates = self.rates
+        if isinstance(rates, Deferred) and not rates.computed:
+            return self
+        for name, value in rates.items():
+            if not (isinstance(value, np.ndarray) and value.ndim == 2):
+                raise ValueError(f"{owner}: rate {name!r} must be a 2-D array (points, levels)")
+            if value.shape[1] != len(self.dose_levels) or (points or value.shape[0]) != len(value):
+                raise ValueError(
+                    f"{owner}: rate {name!r} has shape {value.shape}, not (points, levels) = "
+                    f"({points or 'm'}, {len(self.dose_levels)})"
+                )
+            points = value.shape[0]
+            index = first_true(~np.isfinite(value))
+            if index is not None:
+                raise ValueError(
+                    f"{owner}: rate {name!r}{index_text(index)} must be finite, got "
+                    f"{float(value[index])!r}"
+                )
+        if self.weights is None and points is not None and points % chains:
+            raise ValueError(
+                f"{owner}: {points} draws do not split into {chains} chains of equal length"
+            )
+        return self
 
     @property
     def nbytes(self) -> int:

@@ -360,7 +360,7 @@ class GridDoseModel(BinaryDoseModel):
         levels = np.asarray(self.dose_levels, dtype=float)
         p_dlt = self.prob(grid.nodes, levels)
         free = self.free_values(grid.nodes)
-        return DosePosterior(
+        return DosePosterior._of_engine(
             dose_levels=self.dose_levels,
             rates={"p_dlt": p_dlt},
             weights=grid.weights,
@@ -542,7 +542,7 @@ class LogisticQuadratureModel(GridDoseModel):
         rules of these models read tails only, and the rates cost as much as the rule.
         """
         quadrature = self.quadrature(summary)
-        return DosePosterior(
+        return DosePosterior._of_engine(
             dose_levels=self.dose_levels,
             rates=Deferred(lambda: {"p_dlt": quadrature.rates}, keys=("p_dlt",)),
             weights=quadrature.weights,

@@ -384,7 +384,7 @@ class CRM(GridDoseModel):
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature, with the plug-in estimate (no cache)."""
         quadrature = self.quadrature(summary)
-        return DosePosterior(
+        return DosePosterior._of_engine(
             dose_levels=self.dose_levels,
             rates={"p_dlt": quadrature.rates},
             weights=quadrature.weights,

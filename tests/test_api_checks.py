@@ -17,7 +17,7 @@ from dosezoo.designs import blrm_design
 from dosezoo.errors import DataError
 from dosezoo.levels import count_state, data_from_counts, level_index
 from dosezoo.models import BLRM, CRM, EWOC
-from dosezoo.posterior import SampledDistribution
+from dosezoo.posterior import DosePosterior, SampledDistribution
 from dosezoo.scenarios import BinaryToxicityScenario
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
@@ -209,3 +209,27 @@ def test_caution_is_a_number_of_mcses_and_an_mcse_names_its_rate(posterior):
     with pytest.raises(KeyError, match="the posterior has no rate 'p_tox'; it has"):
         fitted.mcse_above(0.3, "p_tox")
     assert fitted.mcse_above(0.3).tolist() == [0.0] * len(LEVELS)
+
+
+def test_a_posterior_built_by_hand_with_its_fields_wrong_is_refused_naming_the_field():
+    levels = (1.0, 2.0, 3.0)
+    rates = np.array([[0.1, 0.2, 0.3], [0.2, 0.3, 0.4]])
+    good = DosePosterior(dose_levels=levels, rates={"p_dlt": rates}, weights=np.array([0.4, 0.6]))
+    assert good.prob_above(0.25)[1] == pytest.approx(0.6)
+    cases = [
+        ({"rates": {"p_dlt": rates.T}}, r"rate 'p_dlt' has shape \(3, 2\), not \(points, levels\)"),
+        ({"rates": {"p_dlt": np.where(rates > 0.35, np.nan, rates)}}, r"p_dlt'\[1, 2\] must be"),
+        ({"weights": np.array([0.4, 0.4])}, "weights must sum to 1, got 0.8"),
+        ({"weights": np.array([1.2, -0.2])}, r"weights\[1\] must be a finite number >= 0"),
+        ({"weights": np.array([0.5, 0.3, 0.2])}, r"has shape \(2, 3\), not \(points, levels\)"),
+        ({"weights": None, "chains": 4}, "2 draws do not split into 4 chains"),
+        ({"dose_levels": [1.0, 2.0, 3.0]}, "dose_levels must be a tuple, got list"),
+        ({"chains": 0}, "chains must be an integer >= 1"),
+        ({"caution": -1.0}, "caution must be >= 0"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            DosePosterior(
+                **{"dose_levels": levels, "rates": {"p_dlt": rates}, "weights": np.ones(2) / 2}
+                | change
+            )

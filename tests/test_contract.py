@@ -222,6 +222,8 @@ def test_the_model_fits_with_its_engines_into_the_schema(name):
     for rates in posterior.rates.values():
         assert rates.ndim == 2 and rates.shape[1] == len(case.design.dose_levels)
         assert np.all((rates >= 0) & (rates <= 1))
+    # the exact engines build their posteriors without DosePosterior's checks
+    assert posterior.validate() is posterior
 
 
 def test_a_design_without_a_model_refuses_decide():
