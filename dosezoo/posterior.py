@@ -47,7 +47,7 @@ within its MCSE of the threshold by more draws, or by the cautious side
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -439,28 +439,16 @@ class DosePosterior:
 
         For the engines whose fields are right by construction (the CRM's and the logistic
         models' quadratures, the grid) and that build one per count state of a simulation,
-        where a frozen dataclass's ``__init__`` of 17 fields cost several percent; the
-        contract tests validate every model's posterior (``tests/test_contract.py``).
+        where a frozen dataclass's ``__init__`` and the checks cost about 2% of a CRM
+        decision; the contract tests validate every model's posterior
+        (``tests/test_contract.py``). The fields not given take their defaults.
         """
         posterior = object.__new__(cls)
-        posterior.__dict__.update(
-            weights=None,
-            chains=1,
-            parameter_mean={},
-            point_estimates={},
-            mtd=None,
-            report=None,
-            ess={},
-            refits=0,
-            grid=None,
-            level_columns=(),
-            normal={},
-            tails={},
-            caution=0.0,
-            _comparisons=None,
-            _above={},
-        )
-        posterior.__dict__.update(fields)
+        values = posterior.__dict__
+        values.update(_DEFAULTS)
+        for name, factory in _DEFAULT_FACTORIES.items():
+            values[name] = factory()
+        values.update(fields)
         return posterior
 
     def validate(self) -> "DosePosterior":
@@ -502,7 +490,9 @@ class DosePosterior:
         for name, value in rates.items():
             if not (isinstance(value, np.ndarray) and value.ndim == 2):
                 raise ValueError(f"{owner}: rate {name!r} must be a 2-D array (points, levels)")
-            if value.shape[1] != len(self.dose_levels) or (points or value.shape[0]) != len(value):
+            if value.shape[1] != len(self.dose_levels) or (
+                points is not None and value.shape[0] != points
+            ):
                 raise ValueError(
                     f"{owner}: rate {name!r} has shape {value.shape}, not (points, levels) = "
                     f"({points or 'm'}, {len(self.dose_levels)})"
@@ -901,3 +891,11 @@ class DosePosterior:
         if not self.sampled or self._comparisons is None:
             return value > cutoff
         return bool(self.exceeds([quantity], [value], cutoff, lambda: [mcse()])[0])
+
+
+#: The defaults of the fields of :class:`DosePosterior` (values, and factories of fresh ones),
+#: which :meth:`DosePosterior._of_engine` sets without its ``__init__``.
+_DEFAULTS = {f.name: f.default for f in fields(DosePosterior) if f.default is not MISSING}
+_DEFAULT_FACTORIES = {
+    f.name: f.default_factory for f in fields(DosePosterior) if f.default_factory is not MISSING
+}
