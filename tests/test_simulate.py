@@ -535,6 +535,7 @@ def test_mcse_of_the_median_matches_the_normal_asymptotics():
         ({"n_jobs": 0}, r"n_jobs must be a positive integer or -1 \(one per CPU\); got 0"),
         ({"n_jobs": -2}, "n_jobs must be a positive integer or -1.*got -2"),
         ({"batch_size": 0}, "simulate: batch_size must be an integer >= 1, got 0"),
+        ({"progress": "no"}, "simulate: progress must be True or False, got 'no'"),
         (
             {"n_trials": 10**18},
             rf"simulate: n_trials={10**18} trials of up to \d+ patients need at least .* GiB .* "

@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from dosezoo.checks import integer, positive_int, worker_count
+from dosezoo.checks import flag, integer, positive_int, worker_count
 from dosezoo.garbage import rare_collections
 from dosezoo.protocols import CountRuleDesign, Design, LevelScenario, Scenario
 from dosezoo.simulate.engine import _conduct, _run_trials_batch
@@ -177,7 +177,7 @@ def simulate(
     ``n_turned_away``.
     """
     n_trials, random_seed, batch_size = _checked_options(
-        "simulate", n_trials, random_seed, n_jobs, client, batch_size
+        "simulate", n_trials, random_seed, n_jobs, client, batch_size, progress
     )
     if (
         isinstance(save_every, bool)
@@ -296,7 +296,7 @@ def simulate_designs(
             f"got {designs!r}"
         )
     n_trials, random_seed, batch_size = _checked_options(
-        "simulate_designs", n_trials, random_seed, n_jobs, client, batch_size
+        "simulate_designs", n_trials, random_seed, n_jobs, client, batch_size, progress
     )
     recorded = _recorded(record)
     laid_out = {
@@ -328,11 +328,13 @@ def _checked_options(
     n_jobs: int,
     client: "Client | None",
     batch_size: object,
+    progress: object,
 ) -> tuple[int, int, int | None]:
     """Validate the run options common to `simulate` and `simulate_designs`.
 
     Returns ``n_trials``, ``random_seed`` and ``batch_size`` (None: the default).
     """
+    flag(owner, "progress", progress)
     n_trials = positive_int(owner, "n_trials", n_trials)
     random_seed = integer(owner, "random_seed", random_seed, minimum=0)
     worker_count(owner, "n_jobs", n_jobs)
