@@ -36,8 +36,9 @@ level. The posterior is integrated by a rule of Gauss-Legendre panels fitted to 
    integrates an analytic density to about 1e-10 of its mass (``tests/test_binary_tails.py``
    compares every quantity a rule reads with ``scipy.integrate.quad``, under dfcrm's prior and
    under priors of sd 3 and 10, to 1e-6). Twelve panels, the rule before, reached machine
-   precision with half as many nodes again; on the crmsim runs and the binary scenarios'
-   CRM runs no dose or recommendation changed, and no recorded probability by 1e-9.
+   precision with half as many nodes again: on 1800 random states of both working models,
+   under priors of sd 0.3 to 30, every quantity a rule reads agreed with it within 7e-8; on
+   the crmsim runs and the binary scenarios' CRM runs no dose or recommendation changed.
    Expectations (the posterior means of :math:`\beta` and of every :math:`p_k`) are weighted
    sums over the nodes.
 3. **The CDF** :math:`F(c) = P(\beta < c)` sums the panels below :math:`c` and integrates the
