@@ -33,12 +33,13 @@ level. The posterior is integrated by a rule of Gauss-Legendre panels fitted to 
    below 1e-3 of the total mass (a bound far above the rule's own error, which depends on the
    coefficients of twice that degree). For a near-normal posterior the interval spans about
    :math:`2\sqrt{2D} \approx 15` standard deviations and a panel about 1.9, over which the rule
-   integrates an analytic density to about 1e-10 of its mass (``tests/test_binary_tails.py``
-   compares every quantity a rule reads with ``scipy.integrate.quad``, under dfcrm's prior and
-   under priors of sd 3 and 10, to 1e-6). Twelve panels, the rule before, reached machine
-   precision with half as many nodes again: on 1800 random states of both working models,
-   under priors of sd 0.3 to 30, every quantity a rule reads agreed with it within 7e-8; on
-   the crmsim runs and the binary scenarios' CRM runs no dose or recommendation changed.
+   integrates an analytic density to about 1e-10 of its mass; elsewhere (a wide prior's tail
+   beyond a flat likelihood) :data:`MAX_PANEL_WIDTH` bounds the error. On random states of both
+   working models under priors of sd 0.3 to 30, every quantity a rule reads is within 1.5e-7
+   of a rule three times finer, and within 1e-6 of ``scipy.integrate.quad`` under dfcrm's
+   prior and priors of sd 3 and 10 (both checked in ``tests/test_binary_tails.py``). Twelve
+   panels, the rule before, gave the same answers within 7e-8 with half as many nodes again;
+   on the crmsim runs and the binary scenarios' CRM runs no dose or recommendation changed.
    Expectations (the posterior means of :math:`\beta` and of every :math:`p_k`) are weighted
    sums over the nodes.
 3. **The CDF** :math:`F(c) = P(\beta < c)` sums the panels below :math:`c` and integrates the
