@@ -358,8 +358,8 @@ def test_crm_draws_invert_the_posterior_cdf():
 def test_the_crm_rule_agrees_with_a_three_times_finer_one_on_random_states(monkeypatch):
     # Random skeletons, counts and priors (sd 0.3 to 30, both working models): every quantity
     # a CRM rule reads, from the shipped rule and from one with three times its panels, each a
-    # third as wide at most, within CRM_TOLERANCE (they agree within 1.5e-7 here; a rule whose
-    # panels are three times as wide as the shipped one's errs by 4e-5).
+    # third as wide at most, within CRM_TOLERANCE (they agree within 1.5e-7 here; with a
+    # MAX_PANEL_WIDTH three times as large, within 8e-6 only).
     from dosezoo.samplers import crm_quadrature
 
     def quantities(model, x, n, y, prior_mean, prior_sd):
