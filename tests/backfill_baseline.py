@@ -16,14 +16,14 @@ Run in time, with backfill (`timed_digests`): ``.venv/bin/python tests/backfill_
 made cheaper (097d868), so that its speed-ups are shown to change no result. The CRM's was
 recorded again when its posterior became a Gauss-Legendre quadrature: every dose, role, stop
 and recommendation of its 20 trials the same, its posterior means within 5e-9 and its
-recorded overdose probability within 6e-3 (the old grid's error); and again when that
-quadrature went from 12 panels to 8 (all the same but the recorded probabilities and means,
-within 4e-10). All were recorded again when the arrivals and backfill choices got a stream of
-their own (the patients' outcomes now follow the trial's generator in enrolment order, as
-without backfill): a change of the random numbers, not of the rules. The 3+3's was recorded
-again when an MTD confirmed below a dose that had been given named that dose's DLTs instead of
-"no higher dose to try": against the commit before, only the stop reasons of 7 of its 20 trials
-differ, in their text.
+recorded overdose probability within 6e-3 (the old grid's error). All were recorded again when
+the arrivals and backfill choices got a stream of their own (the patients' outcomes now follow
+the trial's generator in enrolment order, as without backfill): a change of the random numbers,
+not of the rules. The 3+3's was recorded again when an MTD confirmed below a dose that had been
+given named that dose's DLTs instead of "no higher dose to try": against the commit before, only
+the stop reasons of 7 of its 20 trials differ, in their text. The CRM's was recorded again when
+its quadrature went from 12 panels to 8: all the same but the recorded probabilities and means,
+within 4e-10.
 """
 
 import hashlib
