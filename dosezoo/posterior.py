@@ -441,8 +441,13 @@ class DosePosterior:
         models' quadratures, the grid) and that build one per count state of a simulation,
         where a frozen dataclass's ``__init__`` and the checks cost about 2% of a CRM
         decision; the contract tests validate every model's posterior
-        (``tests/test_contract.py``). The fields not given take their defaults.
+        (``tests/test_contract.py``). The fields not given take their defaults; a name that is
+        no field (``weight=`` for ``weights=``) is a programming error, caught here rather than
+        left as an attribute beside a default field.
         """
+        assert fields.keys() <= _FIELD_NAMES, (
+            f"not DosePosterior fields: {fields.keys() - _FIELD_NAMES}"
+        )
         posterior = object.__new__(cls)
         values = posterior.__dict__
         values.update(_DEFAULTS)
@@ -893,8 +898,9 @@ class DosePosterior:
         return bool(self.exceeds([quantity], [value], cutoff, lambda: [mcse()])[0])
 
 
-#: The defaults of the fields of :class:`DosePosterior` (values, and factories of fresh ones),
-#: which :meth:`DosePosterior._of_engine` sets without its ``__init__``.
+#: The fields of :class:`DosePosterior`, and their defaults (values, and factories of fresh
+#: ones), which :meth:`DosePosterior._of_engine` sets without its ``__init__``.
+_FIELD_NAMES = frozenset(f.name for f in fields(DosePosterior))
 _DEFAULTS = {f.name: f.default for f in fields(DosePosterior) if f.default is not MISSING}
 _DEFAULT_FACTORIES = {
     f.name: f.default_factory for f in fields(DosePosterior) if f.default_factory is not MISSING

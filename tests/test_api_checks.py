@@ -233,3 +233,10 @@ def test_a_posterior_built_by_hand_with_its_fields_wrong_is_refused_naming_the_f
                 **{"dose_levels": levels, "rates": {"p_dlt": rates}, "weights": np.ones(2) / 2}
                 | change
             )
+
+
+def test_an_engine_posterior_built_with_a_name_that_is_no_field_is_refused():
+    # DosePosterior._of_engine skips __init__ for speed; a misspelt field would otherwise sit
+    # beside the default one (weights None: the nodes read as draws).
+    with pytest.raises(AssertionError, match=r"not DosePosterior fields: \{'weight'\}"):
+        DosePosterior._of_engine(dose_levels=(1.0,), weight=np.ones(1))
