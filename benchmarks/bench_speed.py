@@ -20,9 +20,11 @@ empty):
 - BOIN's ``get.oc`` work: 2000 trials of 10 cohorts of 3, target 0.3, true rates
   (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
 - one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial
-  data (15 patients), the posterior not cached: median wall microseconds of
-  :data:`DECISION_REPEATS` decisions (enough for a median that does not move with the first
-  few, slower ones);
+  data (15 patients), as on a count state new to the design (a fresh copy of the data, the
+  posterior memo emptied, the model's constants kept: ``bench_binary.decision_seconds``; the
+  figures before December 2026 emptied the model's whole cache, its constants too): median wall
+  microseconds of :data:`DECISION_REPEATS` decisions (enough for a median that does not move
+  with the first few, slower ones);
 - trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
   ``bench_binary.py`` (36 patients, cohorts of 3).
 
@@ -151,15 +153,8 @@ def getoc(n_trials: int) -> float:
 
 
 def decision_us(design, data) -> float:
-    """Median wall time of ``design.next(data)`` with the posterior cache emptied each time."""
-    design.next(data)  # compile and warm
-    times = []
-    for _ in range(DECISION_REPEATS):
-        design.model._cache.clear()
-        started = time.perf_counter()
-        design.next(data)
-        times.append(time.perf_counter() - started)
-    return 1e6 * statistics.median(times)
+    """Median wall microseconds of ``design.next(data)`` on a count state new to the design."""
+    return 1e6 * bench_binary.decision_seconds(design, "next", data, DECISION_REPEATS)
 
 
 def trials_per_second(name: str, scenario, n_trials: int) -> float:
@@ -267,7 +262,8 @@ def markdown(saved: dict) -> str:
             "dfcrm's prior, start at the lowest level, no skipping, no safety stop. The BOIN "
             "work is get.oc's example: 10 cohorts of 3, target 0.3, true rates (0.05, 0.15, "
             "0.30, 0.45, 0.60). Decisions are `design.next` on the mid-trial data of "
-            "`bench_binary.py` with the posterior cache emptied; trials per second are on its "
+            "`bench_binary.py`, each on a fresh copy of the data with the posterior memo "
+            "emptied, as on a count state new to the design; trials per second are on its "
             "second scenario (Seno et al. 2025, scenario 16), 36 patients in cohorts of 3, the "
             "model-based designs simulated in lockstep with decisions kept by count state.",
         ]
