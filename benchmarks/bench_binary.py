@@ -145,27 +145,35 @@ def load() -> dict[str, float]:
 
 
 def decision_seconds(design, method: str, data: TrialData, repeats: int) -> float:
-    """Median wall seconds of ``design.<method>(data)`` on a count state new to the design.
-
-    As a trial reaching a state the design has not seen: before each call, outside the
-    timing, the model's posterior memo is emptied and the data copied. Grid models keep recent
-    posteriors by the counts per dose, and the counts of the last data (the same object), so
-    timing the same data again would time lookups, not a decision. What a model makes once
-    (e.g. the CRM's scaled doses) stays made, as it does in a trial; so does what the first,
-    untimed call compiles or loads.
-    """
+    """Median wall seconds of ``design.<method>(data)`` on a count state new to the design."""
     call = getattr(design, method)
+    return stage_seconds(design, data, repeats, lambda fresh, _: call(fresh))[0]
+
+
+def stage_seconds(design, data: TrialData, repeats: int, *stages) -> list[float]:
+    """Median wall seconds of each stage of a decision on a count state new to the design.
+
+    ``stages`` run in order, each timed apart, each called with the data and what the stage
+    before it returned (None for the first). As a trial reaching a state the design has not
+    seen: before each repetition, outside the timing, the model's posterior memo is emptied
+    and the data copied. Grid models keep recent posteriors by the counts per dose, and the
+    counts of the last data (the same object), so timing the same data again would time
+    lookups, not a decision. What a model makes once (e.g. the CRM's scaled doses) stays
+    made, as it does in a trial; so does what the first, untimed repetition compiles or loads.
+    """
     cache = getattr(getattr(design, "model", None), "_cache", None)
-    call(data)
-    times = []
-    for _ in range(repeats):
+    times: list[list[float]] = [[] for _ in stages]
+    for repetition in range(repeats + 1):
         if cache is not None:
             cache.pop("posteriors", None)
         fresh = copy.copy(data)
-        started = time.perf_counter()
-        call(fresh)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        result = None
+        for stage, spent in zip(stages, times, strict=True):
+            started = time.perf_counter()
+            result = stage(fresh, result)
+            if repetition:
+                spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
 
 
 def bench_decisions(all_designs: dict, data: TrialData) -> dict:

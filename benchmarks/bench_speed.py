@@ -24,7 +24,8 @@ empty):
   posterior memo emptied, the model's constants kept: ``bench_binary.decision_seconds``; the
   figures before December 2026 emptied the model's whole cache, its constants too): median wall
   microseconds of :data:`DECISION_REPEATS` decisions (enough for a median that does not move
-  with the first few, slower ones);
+  with the first few, slower ones), and apart its posterior and the rule's choice on it (the
+  rest is the design's conduct: its hard overdose limit, stopping and record);
 - trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
   ``bench_binary.py`` (36 patients, cohorts of 3).
 
@@ -86,6 +87,11 @@ LABELS = {
     "crm_decision_us": "CRM, one decision (us)",
     "blrm_decision_us": "BLRM, one decision (us)",
     "ewoc_decision_us": "EWOC, one decision (us)",
+    **{
+        f"{name.lower()}_decision_{part}_us": f"{name}, one decision: {what} (us)"
+        for name in ("CRM", "BLRM", "EWOC")
+        for part, what in (("posterior", "its posterior"), ("rule", "the rule's choice"))
+    },
     "crm_trials_per_s": "CRM, binary OC scenario (trials/s)",
     "blrm_trials_per_s": "BLRM, binary OC scenario (trials/s)",
     "ewoc_trials_per_s": "EWOC, binary OC scenario (trials/s)",
@@ -157,6 +163,23 @@ def decision_us(design, data) -> float:
     return 1e6 * bench_binary.decision_seconds(design, "next", data, DECISION_REPEATS)
 
 
+def posterior_and_rule_us(design, data) -> tuple[float, float]:
+    """Median wall microseconds of a decision's posterior and of the rule's choice on it.
+
+    ``design.posterior(data)``, then ``design.rule.choose`` on it, timed apart on a count state
+    new to the design; :func:`decision_us` adds the design's conduct (its hard overdose limit,
+    its stopping and the decision's record).
+    """
+    seconds = bench_binary.stage_seconds(
+        design,
+        data,
+        DECISION_REPEATS,
+        lambda fresh, _: design.posterior(fresh),
+        lambda fresh, posterior: design.rule.choose(posterior, fresh),
+    )
+    return 1e6 * seconds[0], 1e6 * seconds[1]
+
+
 def trials_per_second(name: str, scenario, n_trials: int) -> float:
     """Trials per CPU second of design ``name`` of ``bench_binary``, a fresh design's run."""
     design = bench_binary.designs()[name]
@@ -205,6 +228,10 @@ def measure(args: argparse.Namespace) -> dict:
         loads[key] = load()
         figures[key] = round(decision_us(designs[name], data), 1)
         print(key, figures[key], loads[key], flush=True)
+        parts = [f"{name.lower()}_decision_{part}_us" for part in ("posterior", "rule")]
+        loads.update(dict.fromkeys(parts, load()))
+        for part, us in zip(parts, posterior_and_rule_us(designs[name], data), strict=True):
+            figures[part] = round(us, 1)
     scenario = list(bench_binary.scenarios().values())[1]
     for name in ("CRM", "BLRM", "EWOC"):
         key = f"{name.lower()}_trials_per_s"
@@ -263,7 +290,10 @@ def markdown(saved: dict) -> str:
             "work is get.oc's example: 10 cohorts of 3, target 0.3, true rates (0.05, 0.15, "
             "0.30, 0.45, 0.60). Decisions are `design.next` on the mid-trial data of "
             "`bench_binary.py`, each on a fresh copy of the data with the posterior memo "
-            "emptied, as on a count state new to the design; trials per second are on its "
+            "emptied, as on a count state new to the design; apart, the decision's posterior "
+            "(`design.posterior`) and the rule's choice on it (`design.rule.choose`), the rest "
+            "of a decision being the design's conduct (its hard overdose limit, stopping and "
+            "record). Trials per second are on its "
             "second scenario (Seno et al. 2025, scenario 16), 36 patients in cohorts of 3, the "
             "model-based designs simulated in lockstep with decisions kept by count state.",
         ]
