@@ -812,9 +812,8 @@ class QuadratureLevel:
         """
         key = (a, b)
         if key not in self._panels_split:
-            edges = np.linspace(a, b, PHI_SPLIT + 1)
             self._panels_split[key] = build_level(
-                np.column_stack([edges[:-1], edges[1:]]),
+                _even_panels(a, b, PHI_SPLIT),
                 self.width,
                 obs,
                 hyper,
@@ -845,7 +844,7 @@ class QuadratureLevel:
     def _cdf_and_density(
         self, x: float, obs: tuple, hyper: np.ndarray, depth: int
     ) -> tuple[float, float]:
-        cdf, density = slice_cdf_and_density(
+        arrays = (
             x,
             self.table,
             self.offsets,
@@ -862,13 +861,59 @@ class QuadratureLevel:
             _GL_WEIGHTS,
         )
         if depth >= MAX_PHI_DEPTH:
+            cdf, density = slice_cdf_and_density(*arrays)
             return float(cdf.sum()), float(density.sum())
-        total_cdf, total_density, fine = _coarse_sums(cdf, density, self.slice_mass, PHI_ORDER)
-        for a, b in self.phi_bounds[fine]:
+        total_cdf, total_density, fine = _resolved_sums(*arrays, self.slice_mass, PHI_ORDER)
+        for panel in fine:
+            a, b = self.phi_bounds[panel]
             c, d = self._split_panel(a, b, obs, hyper)._cdf_and_density(x, obs, hyper, depth + 1)
             total_cdf += c
             total_density += d
         return total_cdf, total_density
+
+
+@njit(cache=True, error_model="numpy")
+def _resolved_sums(
+    x,
+    table,
+    offsets,
+    lower,
+    upper,
+    panel_top,
+    sigma,
+    base,
+    tails,
+    log_top,
+    obs,
+    hyper,
+    gl_nodes,
+    gl_weights,
+    mass,
+    order,
+):
+    """:func:`slice_cdf_and_density`, then :func:`_coarse_sums`, in one call from Python.
+
+    Returns the two sums over the panels of ``log(nu)`` that resolve ``P`` and the indices of
+    those to refine.
+    """
+    cdf, density = slice_cdf_and_density(
+        x,
+        table,
+        offsets,
+        lower,
+        upper,
+        panel_top,
+        sigma,
+        base,
+        tails,
+        log_top,
+        obs,
+        hyper,
+        gl_nodes,
+        gl_weights,
+    )
+    total_cdf, total_density, fine = _coarse_sums(cdf, density, mass, order)
+    return total_cdf, total_density, np.flatnonzero(fine)
 
 
 @njit(cache=True, error_model="numpy")
@@ -914,25 +959,6 @@ def sigma_panel_width(n: float) -> float:
     return min(BASE_PANEL_WIDTH, PANEL_SDS / math.sqrt(2.0 * (n - 1.0)))
 
 
-def _build_level(phi, log_weight, width, obs, hyper, level, bounds=None, log_top=None):
-    """Build the level on nodes ``phi`` of ``log(nu)``.
-
-    ``bounds`` are the panels that hold the nodes, when given; the weights are normalised by
-    ``log_top``, or by their own total when it is None.
-    """
-    arrays = _level_arrays(
-        phi,
-        log_weight,
-        width,
-        obs,
-        hyper,
-        _GL_NODES,
-        _GL_WEIGHTS,
-        np.nan if log_top is None else log_top,
-    )
-    return _level(level, width, bounds, *arrays)
-
-
 def _level(level, width, bounds, *arrays):
     """Return the :class:`QuadratureLevel` of :func:`_level_arrays`' arrays."""
     table, offsets, lower, upper, sigma, base, tails, log_top, weight, panel_top, mass = arrays
@@ -958,7 +984,7 @@ def _level(level, width, bounds, *arrays):
 
 @njit(cache=True, error_model="numpy")
 def _level_arrays(phi, log_weight, width, obs, hyper, gl_nodes, gl_weights, log_top):
-    """Compute the arrays of a level on nodes ``phi`` of ``log(nu)``, in one call from Python.
+    """Compute the arrays of a level on nodes ``phi`` of ``log(nu)``.
 
     ``(table, offsets, lower, upper, sigma, base, tails, log_top, weight, panel_top,
     slice_mass)`` as :class:`QuadratureLevel` holds them; the weights are normalised by
@@ -1031,9 +1057,57 @@ def _panel_tops_and_slice_masses(log_g, weight, offsets, log_top, order):
 
 
 def build_level(bounds, width, obs, hyper, level, log_top=None):
-    """Build the level on the panels ``bounds`` of ``log(nu)``, ``width`` wide in log(sigma)."""
-    phi, log_weight = _gauss_legendre_phi(bounds, _PHI_NODES, _PHI_WEIGHTS)
-    return _build_level(phi, log_weight, width, obs, hyper, level, bounds, log_top)
+    """Build the level on the panels ``bounds`` of ``log(nu)``, ``width`` wide in log(sigma).
+
+    The weights are normalised by ``log_top``, or by their own total when it is None.
+    """
+    arrays = _panel_level_arrays(
+        bounds,
+        width,
+        obs,
+        hyper,
+        _PHI_NODES,
+        _PHI_WEIGHTS,
+        _GL_NODES,
+        _GL_WEIGHTS,
+        np.nan if log_top is None else log_top,
+    )
+    return _level(level, width, bounds, *arrays)
+
+
+@njit(cache=True, error_model="numpy")
+def _panel_level_arrays(
+    bounds, width, obs, hyper, phi_nodes, phi_weights, gl_nodes, gl_weights, log_top
+):
+    """:func:`_level_arrays` on the nodes of :func:`_gauss_legendre_phi`, in one call."""
+    phi, log_weight = _gauss_legendre_phi(bounds, phi_nodes, phi_weights)
+    return _level_arrays(phi, log_weight, width, obs, hyper, gl_nodes, gl_weights, log_top)
+
+
+@njit(cache=True, error_model="numpy")
+def _even_edges(a, b, panels):
+    """Return the edges of ``panels`` equal panels of ``(a, b)``, as ``numpy.linspace`` would.
+
+    ``i * step + a``, the last edge ``b`` itself (``panels + 1`` edges): the same floats as
+    ``numpy.linspace(a, b, panels + 1)``, without its cost on a handful of points.
+    """
+    step = (b - a) / panels
+    edges = np.empty(panels + 1)
+    for i in range(panels):
+        edges[i] = i * step + a
+    edges[panels] = b
+    return edges
+
+
+@njit(cache=True, error_model="numpy")
+def _even_panels(a, b, panels):
+    """``panels`` equal panels of ``(a, b)``, shape (panels, 2) (:func:`_even_edges`)."""
+    edges = _even_edges(a, b, panels)
+    bounds = np.empty((panels, 2))
+    for i in range(panels):
+        bounds[i, 0] = edges[i]
+        bounds[i, 1] = edges[i + 1]
+    return bounds
 
 
 def _slice_log_mass(phi, obs, hyper):
@@ -1245,8 +1319,23 @@ def phi_panels(region, points, level):
     lo, hi = region
     width = (hi - lo) / (BASE_PHI_PANELS * 2**level)
     inside = np.array(sorted((c, w) for c, w in points if lo < c < hi), dtype=float)
-    edges = _panel_edges(lo, hi, inside.reshape(-1, 2), width)
-    return edges[np.lexsort((edges[:, 1], edges[:, 0]))]
+    return _ordered_panel_edges(lo, hi, inside.reshape(-1, 2), width)
+
+
+@njit(cache=True, error_model="numpy")
+def _ordered_panel_edges(lo, hi, inside, width):
+    """:func:`_panel_edges` in order: by their lower edge, then their upper one.
+
+    The order of ``numpy.lexsort`` on the two columns (stable sorts, the second key first).
+    """
+    edges = _panel_edges(lo, hi, inside, width)
+    order = np.argsort(edges[:, 1], kind="mergesort")
+    order = order[np.argsort(edges[order, 0], kind="mergesort")]
+    ordered = np.empty_like(edges)
+    for k in range(order.size):
+        ordered[k, 0] = edges[order[k], 0]
+        ordered[k, 1] = edges[order[k], 1]
+    return ordered
 
 
 @njit(cache=True, error_model="numpy")
@@ -1618,7 +1707,7 @@ def posterior_quadrature(
                 points.append(point)
     if points:
         near = np.array([c + sign * 1e-3 * (hi - lo) for c, _ in points for sign in (-1.0, 1.0)])
-        scan = np.linspace(lo, hi, SCAN_POINTS)
+        scan = _even_edges(lo, hi, SCAN_POINTS - 1)
         masses = _slice_log_mass(np.concatenate([near, scan]), obs, hyper)
         top = np.max(masses)
         # a point without mass near it needs no grading

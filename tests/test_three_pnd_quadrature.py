@@ -443,3 +443,23 @@ def test_the_plug_in_mtd_is_the_kernels_mtd_at_the_clipped_conditional_mean(o6bg
             assert value == kernels.mtd(beta, sigma[k], nu, hyper)
         else:
             assert np.isnan(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.floats(-1e3, 1e3, allow_nan=False),
+    span=st.floats(1e-12, 1e3),
+    panels=st.integers(1, 64),
+)
+def test_the_even_edges_are_numpys_linspace_to_the_last_bit(a, span, panels):
+    """The split panels of log(nu) and the scan of its region were linspace's: a rule of the
+    data, so each edge must be the same float for every answer to stay the same."""
+    from dosezoo.samplers.three_pnd_quadrature import _even_edges, _even_panels
+
+    b = a + span
+    assume(b > a)
+    expected = np.linspace(a, b, panels + 1)
+    assert np.array_equal(_even_edges(a, b, panels), expected)
+    assert np.array_equal(
+        _even_panels(a, b, panels), np.column_stack([expected[:-1], expected[1:]])
+    )
