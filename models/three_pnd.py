@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
@@ -79,20 +80,19 @@ def check_responses(
     data.check_dose_range(x_min, x_max, model=owner)
     y = np.asarray(data.column("y"), dtype=float)
     dose = np.asarray(data.dose, dtype=float)
-    if y.size and not np.any(y):
+    issue, row = _response_issue(dose, y, MAX_RESPONSE_SCALE * sigma_max)
+    if issue == _ALL_ZERO:
         raise DataError(
             f"column 'y': all {y.size} responses are 0; the {owner} posterior is then improper "
             "(as nu grows, the mean response tends to 0 inside the dose range)"
         )
-    outlying = np.flatnonzero(np.abs(y) > MAX_RESPONSE_SCALE * sigma_max)
-    if outlying.size:
-        row = int(outlying[0])
+    if issue == _OUTLYING:
         raise DataError(
             f"column 'y', row {row}: response {y[row]:g} is more than {MAX_RESPONSE_SCALE:g} "
             f"times sigma's upper end eta / z = {sigma_max:g} from 0; its likelihood is beyond "
             "double precision (an entry or unit error?)"
         )
-    if y.size >= 2 and np.all(dose == dose[0]) and np.all(y == y[0]) and y[0] > 0:
+    if issue == _EQUAL_AT_ONE_DOSE:
         raise DataError(
             f"column 'y': the {y.size} responses, all at dose {dose[0]:g}, are all equal "
             f"({y[0]:g}); the {owner} posterior is then improper (a curve through them fits "
@@ -100,6 +100,36 @@ def check_responses(
             "at another dose"
         )
     return dose, y
+
+
+_ALL_ZERO, _OUTLYING, _EQUAL_AT_ONE_DOSE = 1, 2, 3
+
+
+@njit(cache=True, error_model="numpy")
+def _response_issue(dose, y, largest):
+    """Return the first issue :func:`check_responses` raises for, and the row it names (or -1).
+
+    0: none; :data:`_ALL_ZERO`: every response 0; :data:`_OUTLYING`: a response beyond
+    ``largest`` in size (the first such row); :data:`_EQUAL_AT_ONE_DOSE`: two or more
+    responses, all equal and positive, all at one dose. Compiled: every decision checks its
+    data, and numpy's calls on a trial's few patients cost several times these loops.
+    """
+    nonzero = False
+    for i in range(y.size):
+        if y[i] != 0.0:  # NaN too, as numpy's any
+            nonzero = True
+            break
+    if y.size and not nonzero:
+        return _ALL_ZERO, -1
+    for i in range(y.size):
+        if abs(y[i]) > largest:
+            return _OUTLYING, i
+    if y.size < 2 or not y[0] > 0.0:
+        return 0, -1
+    for i in range(1, y.size):
+        if dose[i] != dose[0] or y[i] != y[0]:
+            return 0, -1
+    return _EQUAL_AT_ONE_DOSE, -1
 
 
 #: A response this many times sigma's upper end ``eta / z`` from the median response is named

@@ -59,6 +59,15 @@ def test_all_zero_responses_are_rejected(o6bg_model):
         o6bg_model.fit(data, engine="kernel")
 
 
+def test_a_response_beyond_double_precision_is_rejected_naming_its_row(o6bg_model):
+    largest = 1e6 * o6bg_model.sigma_max
+    within = pd.DataFrame({"dose": [40.0, 60.0, 80.0], "y": [5.0, 9.0, -largest]})
+    o6bg_model.check_data(TrialData.from_dataframe(within))
+    beyond = within.assign(y=[5.0, -1.01 * largest, 2.0 * largest])
+    with pytest.raises(DataError, match=r"column 'y', row 1: response -\d.*is more than 1e\+06"):
+        o6bg_model.check_data(TrialData.from_dataframe(beyond))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
