@@ -127,7 +127,7 @@ import math
 import numpy as np
 from numba import njit
 
-from dosezoo.samplers.numerics import exp_without_errno
+from dosezoo.samplers.numerics import exp_without_errno, numpy_sum
 from dosezoo.samplers.special import (
     gammainc,
     gammaincc,
@@ -219,16 +219,37 @@ def summarise(dose: np.ndarray, y: np.ndarray, x_min: float) -> tuple:
         of patients and mean response (float arrays), then the within-level sum of squares,
         the number of patients and ``sum_i y_i^2`` (floats).
     """
-    dose = np.asarray(dose, float)
-    # np.unique's return_inverse and return_counts cost twice the sort itself
+    y = np.asarray(y, float)
+    levels, count, mean, within_ss, s_yy = _dose_moments(np.asarray(dose, float), y)
+    return np.log(levels - x_min), count, mean, within_ss, float(y.size), s_yy
+
+
+@njit(cache=True, error_model="numpy")
+def _dose_moments(dose, y):
+    """Return the distinct doses with their patients and mean responses, and two sums.
+
+    The doses increasing; the sums are the within-dose sum of squares and ``sum_i y_i^2``.
+    Compiled (a decision summarises its data, and numpy's dozen calls on a trial's few
+    patients cost several times the work), with every float as numpy's ``bincount`` and
+    ``sum`` formed it: the sums per dose in patient order, the two sums of squares by
+    numpy's pairwise summation (:func:`~dosezoo.samplers.numerics.numpy_sum`).
+    """
     levels = np.unique(dose)
     index = np.searchsorted(levels, dose)
-    count = np.bincount(index, minlength=levels.size)
-    y = np.asarray(y, float)
-    mean = np.bincount(index, weights=y, minlength=levels.size) / np.maximum(count, 1)
-    within_ss = float(np.sum((y - mean[index]) ** 2))
-    s_yy = float(np.sum(y**2))
-    return np.log(levels - x_min), count.astype(float), mean, within_ss, float(y.size), s_yy
+    count = np.zeros(levels.size)
+    total = np.zeros(levels.size)
+    for i in range(dose.size):
+        count[index[i]] += 1.0
+        total[index[i]] += y[i]
+    mean = total / np.maximum(count, 1.0)
+    squares = np.empty(y.size)
+    for i in range(y.size):
+        residual = y[i] - mean[index[i]]
+        squares[i] = residual * residual
+    within_ss = numpy_sum(squares)
+    for i in range(y.size):
+        squares[i] = y[i] * y[i]
+    return levels, count, mean, within_ss, numpy_sum(squares)
 
 
 @njit(cache=True, error_model="numpy")

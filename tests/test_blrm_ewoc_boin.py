@@ -590,6 +590,22 @@ def test_exp_without_errno_is_exp_to_the_last_bit(x):
     assert (math.isnan(got) and math.isnan(expected)) or got == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 700),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1e-300, 1e-8, 1.0, 1e8, 1e300]),
+)
+@example(5000, 0, 1.0)  # parts split three times over
+def test_numpy_sum_is_numpys_sum_to_the_last_bit(size, seed, scale):
+    """Summands of mixed signs and magnitudes: any other order of the additions rounds apart."""
+    from dosezoo.samplers.numerics import numpy_sum
+
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(size) * scale * 10.0 ** rng.uniform(-6, 6, size)
+    assert numpy_sum(values) == np.sum(values)
+
+
 def test_a_count_that_is_no_number_gives_a_nan_likelihood_not_a_cast():
     """NaN never reaches the whole-power branch (a NaN cast to int is undefined in numba)."""
     from dosezoo.samplers.logistic_kernels import binomial_log_likelihood

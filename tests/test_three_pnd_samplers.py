@@ -290,3 +290,32 @@ def test_step_methods_respect_the_support(problem):
             beta, sigma, nu = steps[0].layout.decode(point)
             mtd = kernels.mtd(beta, sigma, nu, model.hyper)
             _assert_in_support(model, beta, sigma, nu, mtd)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([30.0, 45.5, 60.0, 100.0, 139.0]), min_size=0, max_size=60),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_summary_is_numpys_to_the_last_bit(doses, seed):
+    """Every float of the per-dose statistics as numpy's unique, bincount and sum formed them
+    (the kernels were checked against the samplers on those): the same data, the same numbers."""
+    dose = np.array(doses, dtype=float)
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal(dose.size) * 10.0 ** rng.uniform(-3, 3, dose.size)
+    levels = np.unique(dose)
+    index = np.searchsorted(levels, dose)
+    count = np.bincount(index, minlength=levels.size)
+    mean = np.bincount(index, weights=y, minlength=levels.size) / np.maximum(count, 1)
+    expected = (
+        np.log(levels - 20.0),
+        count.astype(float),
+        mean,
+        float(np.sum((y - mean[index]) ** 2)),
+        float(dose.size),
+        float(np.sum(y**2)),
+    )
+    got = kernels.summarise(dose, y, 20.0)
+    for value, wanted in zip(got[:3], expected[:3], strict=True):
+        assert value.dtype == np.float64 and np.array_equal(value, wanted)
+    assert got[3:] == expected[3:] and all(type(value) is float for value in got[3:])
