@@ -863,7 +863,7 @@ class QuadratureLevel:
         if depth >= MAX_PHI_DEPTH:
             cdf, density = slice_cdf_and_density(*arrays)
             return float(cdf.sum()), float(density.sum())
-        total_cdf, total_density, fine = _resolved_sums(*arrays, self.slice_mass, PHI_ORDER)
+        total_cdf, total_density, fine = _resolved_sums(self.slice_mass, PHI_ORDER, *arrays)
         for panel in fine:
             a, b = self.phi_bounds[panel]
             c, d = self._split_panel(a, b, obs, hyper)._cdf_and_density(x, obs, hyper, depth + 1)
@@ -873,45 +873,13 @@ class QuadratureLevel:
 
 
 @njit(cache=True, error_model="numpy")
-def _resolved_sums(
-    x,
-    table,
-    offsets,
-    lower,
-    upper,
-    panel_top,
-    sigma,
-    base,
-    tails,
-    log_top,
-    obs,
-    hyper,
-    gl_nodes,
-    gl_weights,
-    mass,
-    order,
-):
-    """:func:`slice_cdf_and_density`, then :func:`_coarse_sums`, in one call from Python.
+def _resolved_sums(mass, order, *arrays):
+    """:func:`slice_cdf_and_density` of ``arrays``, then :func:`_coarse_sums`, in one call.
 
     Returns the two sums over the panels of ``log(nu)`` that resolve ``P`` and the indices of
     those to refine.
     """
-    cdf, density = slice_cdf_and_density(
-        x,
-        table,
-        offsets,
-        lower,
-        upper,
-        panel_top,
-        sigma,
-        base,
-        tails,
-        log_top,
-        obs,
-        hyper,
-        gl_nodes,
-        gl_weights,
-    )
+    cdf, density = slice_cdf_and_density(*arrays)
     total_cdf, total_density, fine = _coarse_sums(cdf, density, mass, order)
     return total_cdf, total_density, np.flatnonzero(fine)
 
