@@ -1722,26 +1722,20 @@ class TrialData:
         return self._with_rows(self.outcomes, columns, doses, self.schedule)
 
     @staticmethod
-    def _from_counts(dose: Sequence[float], dlt: Sequence[int], last_cohort: int) -> "TrialData":
-        """Return data of patients each in a cohort of its own but the last ``last_cohort``.
+    def _from_counts(dose: np.ndarray, dlt: np.ndarray, cohort: np.ndarray) -> "TrialData":
+        """Return the data of patients with these doses, DLTs and cohorts, one row each.
 
-        ``dose`` (positive, finite floats) and ``dlt`` (0/1 integers), one per patient, come
-        from count states that were checked already (:func:`dosezoo.levels.data_from_counts`);
-        the last ``last_cohort`` patients (at least one) share the last cohort. The data are
-        those ``TrialData({"dose": dose, "dlt": dlt, "cohort": ...})`` returns, without
-        validating them again (the validation cost more than the posterior of a count design;
+        ``dose`` (positive, finite floats), ``dlt`` (0/1) and ``cohort`` (1, 2, ...,
+        non-decreasing), 1-D arrays of one length (float64, int64, int64) that no one else
+        holds, come from count states that were checked already
+        (:func:`dosezoo.levels.data_from_counts`). The data are those
+        ``TrialData({"dose": dose, "dlt": dlt, "cohort": cohort})`` returns, without validating
+        them again (the validation cost more than the posterior of a count design;
         ``tests/test_vectorised_simulation.py`` checks both give the same data).
         """
-        template = _empty_with_dlt()
-        doses = _lock(np.array(dose, dtype=np.float64).reshape(-1, 1))
-        cohorts = np.arange(1, doses.shape[0] + 1, dtype=np.int64)
-        cohorts[doses.shape[0] - last_cohort :] = doses.shape[0] - last_cohort + 1
-        columns = {
-            "dose": doses[:, 0],
-            _COHORT: _lock(cohorts),
-            "dlt": _lock(np.array(dlt, dtype=np.int64)),
-        }
-        return template._with_rows(("dlt",), columns, doses, ())
+        doses = _lock(dose.reshape(-1, 1))
+        columns = {"dose": doses[:, 0], _COHORT: _lock(cohort), "dlt": _lock(dlt)}
+        return _empty_with_dlt()._with_rows(("dlt",), columns, doses, ())
 
     def _with_rows(
         self,

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike
 from dosezoo.checks import first_not_whole, number_array, real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
+from dosezoo.lazy import compiled
 
 __all__ = [
     "NO_EVENTS",
@@ -631,21 +632,56 @@ def data_from_counts(
         If the counts are not a possible state (as :func:`count_state` and
         :func:`checked_last_cohorts` check), naming them.
     """
-    # Lists: a trial's few dozen patients cost less as Python lists than as numpy's small arrays.
-    patients, dlts = n.tolist(), y.tolist()
     if not checked:
         dose_levels = _checked_levels(tuple(dose_levels))
-        _check_count_state(n, y, patients, dlts, current, len(dose_levels), last_cohort)
+        _check_count_state(n, y, n.tolist(), y.tolist(), current, len(dose_levels), last_cohort)
     if current < 0:
         return TrialData.empty(outcomes=("dlt",))
-    dose: list[float] = []
-    dlt: list[int] = []
-    for k in range(len(dose_levels)):
-        if k != current and patients[k] > 0:
-            dose += [float(dose_levels[k])] * patients[k]
-            dlt += [1] * dlts[k] + [0] * (patients[k] - dlts[k])
+    patients = np.asarray(n, dtype=np.int64)
+    dlts = np.asarray(y, dtype=np.int64)
     size, events = last_cohort or (1, int(dlts[current] == patients[current]))
+    rows = compiled(_count_rows)(
+        patients, dlts, current, _level_values(tuple(dose_levels)), size, events
+    )
+    return TrialData._from_counts(*rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _level_values(dose_levels: tuple[float, ...]) -> np.ndarray:
+    """Return the levels as a read-only float array (shared: do not modify)."""
+    values = np.array(dose_levels, dtype=float)
+    values.flags.writeable = False
+    return values
+
+
+def _count_rows(patients, dlts, current, doses, size, events):
+    """Lay out a count state's patients as :func:`data_from_counts` describes them.
+
+    Returns each patient's dose, DLT (0/1) and cohort, in compiled code: a lockstep simulation
+    lays out every count state it decides, and Python lists of a trial's patients cost
+    several times these loops.
+    """
+    total = 0
+    for k in range(patients.size):
+        total += patients[k]
+    dose = np.empty(total)
+    dlt = np.zeros(total, dtype=np.int64)
+    cohort = np.empty(total, dtype=np.int64)
+    row = 0
+    for k in range(patients.size):
+        if k != current:
+            for j in range(patients[k]):
+                dose[row] = doses[k]
+                dlt[row] = 1 if j < dlts[k] else 0
+                row += 1
     before, before_dlts = patients[current] - size, dlts[current] - events
-    dose += [float(dose_levels[current])] * patients[current]
-    dlt += [1] * before_dlts + [0] * (before - before_dlts) + [1] * events + [0] * (size - events)
-    return TrialData._from_counts(dose, dlt, size)
+    for j in range(patients[current]):
+        dose[row] = doses[current]
+        if j < before:
+            dlt[row] = 1 if j < before_dlts else 0
+        else:
+            dlt[row] = 1 if j - before < events else 0
+        row += 1
+    for i in range(total):
+        cohort[i] = min(i + 1, total - size + 1)
+    return dose, dlt, cohort
