@@ -594,8 +594,8 @@ def _check_count_state(
 
 
 def data_from_counts(
-    n: np.ndarray,
-    y: np.ndarray,
+    n: ArrayLike,
+    y: ArrayLike,
     current: int,
     dose_levels: Sequence[float],
     last_cohort: tuple[int, int] | None = None,
@@ -611,8 +611,9 @@ def data_from_counts(
 
     Parameters
     ----------
-    n, y : numpy.ndarray
-        Patients and DLTs per level, (K,) integers with ``0 <= y <= n``.
+    n, y : array_like
+        Patients and DLTs per level, (K,) integers with ``0 <= y <= n`` (arrays when
+        ``checked``).
     current : int
         Level of the last cohort (with patients), or -1 when there are none.
     dose_levels : sequence of float
@@ -634,6 +635,7 @@ def data_from_counts(
     """
     if not checked:
         dose_levels = _checked_levels(tuple(dose_levels))
+        n, y = np.asarray(n), np.asarray(y)  # lists of counts too
         _check_count_state(n, y, n.tolist(), y.tolist(), current, len(dose_levels), last_cohort)
     if current < 0:
         return TrialData.empty(outcomes=("dlt",))

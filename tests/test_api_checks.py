@@ -100,6 +100,16 @@ def test_data_from_counts_refuses_dose_levels_no_design_has(levels, problem):
         data_from_counts(np.array([3, 1]), np.array([1, 0]), 0, levels)
 
 
+def test_data_from_counts_takes_lists_of_counts_and_refuses_fractions():
+    """Lists of counts raised an AttributeError (``'list' object has no attribute 'tolist'``)."""
+    from_lists = data_from_counts([3, 1], [1, 0], 1, (10.0, 20.0))
+    from_arrays = data_from_counts(np.array([3, 1]), np.array([1, 0]), 1, (10.0, 20.0))
+    for column in ("dose", "dlt", "cohort"):
+        assert np.array_equal(from_lists.column(column), from_arrays.column(column))
+    with pytest.raises(ValueError, match=r"the count state n=\[3\.0, 1\.5\].* is impossible"):
+        data_from_counts([3.0, 1.5], [1, 0], 1, (10.0, 20.0))
+
+
 @pytest.mark.parametrize("posterior", [_crm_posterior, _blrm_posterior])
 @pytest.mark.parametrize("threshold", [0.0, 1.0, -1.0, 2.0])
 def test_exact_tails_refuse_a_threshold_outside_the_probabilities(posterior, threshold):
