@@ -594,7 +594,7 @@ def test_exp_without_errno_is_exp_to_the_last_bit(x):
 @given(
     st.integers(0, 700),
     st.integers(0, 2**32 - 1),
-    st.sampled_from([1e-300, 1e-8, 1.0, 1e8, 1e300]),
+    st.sampled_from([1e-300, 1e-8, 1.0, 1e8, 1e290]),  # no sum reaches the overflow
 )
 @example(5000, 0, 1.0)  # parts split three times over
 def test_numpy_sum_is_numpys_sum_to_the_last_bit(size, seed, scale):
