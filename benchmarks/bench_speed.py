@@ -21,11 +21,11 @@ empty):
   (0.05, 0.15, 0.30, 0.45, 0.60) (get.oc's example): CPU seconds;
 - one decision of CRM, BLRM and EWOC on the 5 levels of ``bench_binary.py`` at its mid-trial
   data (15 patients), as on a count state new to the design (a fresh copy of the data, the
-  posterior memo emptied, the model's constants kept: ``bench_binary.decision_seconds``; the
-  figures before December 2026 emptied the model's whole cache, its constants too): median wall
-  microseconds of :data:`DECISION_REPEATS` decisions (enough for a median that does not move
-  with the first few, slower ones), and apart its posterior and the rule's choice on it (the
-  rest is the design's conduct: its hard overdose limit, stopping and record);
+  posterior memo emptied, the model's constants kept: ``bench_binary.decision_seconds``):
+  median wall microseconds of :data:`DECISION_REPEATS` decisions (enough for a median that
+  does not move with the first few, slower ones), and apart its posterior and the rule's
+  choice on it (the rest is the design's conduct: its hard overdose limit, stopping and
+  record);
 - trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
   ``bench_binary.py`` (36 patients, cohorts of 3).
 

@@ -205,11 +205,6 @@ def run() -> dict:
     }
 
 
-def _interleaved(result: dict) -> str:
-    """Say how the passes were timed (runs before December 2026 timed one rule after another)."""
-    return ", every pass timing each rule in turn" if "passes" in result else ""
-
-
 def _choice(frame: pd.DataFrame, tolerance: float) -> str:
     """Say which rule is the fastest whose largest error stays within a third of the tolerance."""
     error = np.maximum(frame["max_quantile_error"], frame["max_cdf_error"])
@@ -251,9 +246,9 @@ a fraction of the dose range) and of the CDF (at 20, 40 and 60 % of the range), 
 rule ({result["reference"][0]} points in log(sigma), {result["reference"][1]} panels of
 {result["reference"][2]} points in log(nu), refined to 1e-7), every rule refined to the
 tolerance {tolerance:g}; and the time of one decision (the posterior, the rule's
-alpha-quantile and the CDF at it), the median of {result.get("passes", 3)} passes over the
+alpha-quantile and the CDF at it), the median of {result["passes"]} passes over the
 {result["states"]} decision states of 6 simulated trials of each of
-{", ".join(LEE_CONFIGURATIONS)} (Lee 2023){_interleaved(result)}.
+{", ".join(LEE_CONFIGURATIONS)} (Lee 2023), every pass timing each rule in turn.
 
 {md_table(table)}
 
