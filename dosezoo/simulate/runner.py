@@ -4,8 +4,8 @@
 
 `simulate` splits the trials into batches and runs each batch with the lockstep engine
 (`dosezoo.simulate.lockstep`) when the design and the scenario offer the count capabilities,
-else trial by trial (`dosezoo.simulate.engine`); in process, on local worker processes (joblib,
-loky backend) or on a dask cluster, with a progress bar over finished trials. It gathers the
+else trial by trial (`dosezoo.simulate.engine`); in process, on local worker processes (loky,
+as joblib ships it) or on a dask cluster, with a progress bar over finished trials. It gathers the
 batches in one `xarray.Dataset` with one entry per trial; with ``path``, every finished batch
 is saved at once (`dosezoo.simulate.store`), so a run that was killed resumes where it stopped.
 
@@ -21,6 +21,7 @@ of the data it is given (a design that fits a posterior by MCMC must seed the fi
 from its own settings and the data, never from global state).
 """
 
+import concurrent.futures
 import hashlib
 import math
 import numbers
@@ -53,6 +54,8 @@ _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 #: state) stays warm across batches and across the scenarios of a study, as in this process.
 _WARM: dict[str, dict[str, object]] = {"designs": {}, "scenario": {}}
 _MAX_BATCH = 100
+#: Seconds a local worker process waits idle for the next run before it exits (joblib's).
+_IDLE_WORKER_SECONDS = 300
 #: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
 #: (a rule call per step, the Dataset) are then spread over more trials.
 _MAX_LOCKSTEP_BATCH = 1000
@@ -98,12 +101,12 @@ def simulate(
         ``numpy.random.SeedSequence(random_seed).spawn(n_trials)``, so the result does
         not depend on ``n_jobs``, ``batch_size``, ``client`` or on resuming.
     n_jobs : int, default 1
-        Local worker processes (joblib, loky backend); -1 for one per CPU. With 1 and no
-        ``client`` the trials run in this process. Workers pay for designs whose trials cost
-        milliseconds (a 3PND design); the count designs (CRM, BLRM, EWOC, which memoise their
-        posteriors by count state, and BOIN, 3+3) run thousands of trials a second in one
-        process, and two workers each compute most of the same posteriors
-        (``docs/results/scaleout.md`` measures both).
+        Local worker processes (loky's reusable executor, the one joblib ships); -1 for one
+        per CPU. With 1 and no ``client`` the trials run in this process. Workers pay for
+        designs whose trials cost milliseconds (a 3PND design); the count designs (CRM, BLRM,
+        EWOC, which memoise their posteriors by count state, and BOIN, 3+3) run thousands of
+        trials a second in one process, and two workers each compute many of the same
+        posteriors (``docs/results/scaleout.md`` measures both).
     client : distributed.Client, optional
         Run the batches on this dask cluster instead (then ``n_jobs`` must be 1).
     path : str or path-like, optional
@@ -112,10 +115,11 @@ def simulate(
         only the trials not saved yet, then writes ``path`` and removes the parts. If
         ``path`` already holds this simulation, it is loaded and returned.
     batch_size : int, optional
-        Trials per batch (the unit of work sent to a worker). Default: about four
-        batches per worker, at most 100 trials each (1000 when every design runs in
-        lockstep, see Notes); on several workers, trial-by-trial batches shrink towards
-        the end of the run, down to 4 trials, so that the workers finish together.
+        Trials per batch (the unit of work sent to a worker). Default: when every design
+        runs in lockstep (see Notes), one batch per worker, at most 1000 trials each;
+        else about four batches per worker, at most 100 trials each, and on several
+        workers the batches shrink towards the end of the run, down to 4 trials, so that
+        the workers finish together.
     progress : bool, default True
         Show a progress bar over finished trials.
     save_every : float, default 1.0
@@ -434,9 +438,15 @@ def _run_todo(
             _lockstep_design(design, scenario, layout) is not None
             for design, layout in zip(designs, layouts, strict=True)
         )
-        if lockstep or workers == 1:
-            cap = _MAX_LOCKSTEP_BATCH if lockstep else _MAX_BATCH
-            batch_size = max(1, min(cap, math.ceil(todo.size / (_BATCHES_PER_WORKER * workers))))
+        if lockstep:
+            # One batch per worker up to the cap: a lockstep batch's fixed costs (a rule call
+            # per step, its Dataset, handing it to a worker and back) are most of the cost of
+            # a few hundred trials, and its trials cost about the same, so more batches would
+            # balance nothing.
+            batch_size = max(1, min(_MAX_LOCKSTEP_BATCH, math.ceil(todo.size / workers)))
+            batches = _batches_of(todo, batch_size)
+        elif workers == 1:
+            batch_size = max(1, min(_MAX_BATCH, math.ceil(todo.size / _BATCHES_PER_WORKER)))
             batches = _batches_of(todo, batch_size)
         else:
             batches = _guided_batches(todo, workers)
@@ -663,26 +673,38 @@ def _run_batches(
         for trials in batches:
             yield _run_batch(designs, scenario, trials, random_seed, layouts, advance)
     else:
-        from joblib import Parallel, delayed
+        from joblib.externals.loky import get_reusable_executor
 
         # Pickled once here, not once per batch (by cloudpickle, so a design defined in a
         # script travels by value; designs sharing a model still share it in the worker), the
-        # designs apart from the scenario; joblib's loky executor is reused by every call with
-        # the same n_jobs, so its workers, their imports and their unpickled designs stay warm
-        # across batches, runs and scenarios.
+        # designs apart from the scenario. loky's reusable executor is kept by
+        # every call with as many workers, so its workers, their imports and their unpickled
+        # designs stay warm across batches, runs and scenarios. Its futures are waited on,
+        # not polled: joblib's Parallel looks for finished batches every 10 ms, a fifth of a
+        # run of 500 trials of a count design.
         shipped_designs, shipped_scenario = _pickled(designs), _pickled(scenario)
-        tasks = (
-            delayed(_run_shipped_batch)(
-                shipped_designs, shipped_scenario, trials, random_seed, layouts
+        executor = get_reusable_executor(
+            # As many workers for a run of one batch as for a longer one: resizing the
+            # executor would stop warm workers (and start cold ones for the next run). Not
+            # more than the batches or the CPUs, though, whatever n_jobs asks.
+            max_workers=min(_workers(n_jobs), max(len(batches), os.cpu_count() or 1)),
+            timeout=_IDLE_WORKER_SECONDS,
+            env={name: os.environ.get(name, "1") for name in _BLAS_THREADS},
+        )
+        running = [
+            executor.submit(
+                _run_shipped_batch, shipped_designs, shipped_scenario, trials, random_seed, layouts
             )
             for trials in batches
-        )
-        # No more workers than batches: a worker beyond them would only be started.
-        workers = min(_workers(n_jobs), len(batches))
-        parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")
-        for part in parallel(tasks):
-            advance(part[0].sizes["trial"])
-            yield part
+        ]
+        try:
+            for future in concurrent.futures.as_completed(running):
+                part = future.result()
+                advance(part[0].sizes["trial"])
+                yield part
+        finally:
+            for future in running:
+                future.cancel()
 
 
 @contextmanager
