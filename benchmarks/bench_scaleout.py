@@ -43,6 +43,7 @@ import time
 
 import bench_binary
 import distributed
+import numpy as np
 import pandas as pd
 import report
 import xarray as xr
@@ -63,6 +64,8 @@ PROJECTED_TRIALS = 1_000_000
 PROJECTED_WORKERS = (10, 100, 1000)
 #: The configuration of Lee (2023)'s study that is timed (its largest trials).
 LEE_CONFIGURATION = "FSAD-acc-N45-nu0.6"
+#: The binary designs whose posteriors are memoised by count state.
+MEMOISED = ("CRM", "BLRM", "EWOC")
 
 
 def crmsim_study():
@@ -252,13 +255,52 @@ def cpu_seconds(run) -> float:
     return time.process_time() - start
 
 
+def count_state_paths(results: xr.Dataset, levels) -> list[list[tuple]]:
+    """Return each trial's count states: patients and DLTs per level before each cohort."""
+    states = []
+    for dose, dlt, cohort in zip(
+        results["dose"].values, results["dlt"].values, results["cohort"].values, strict=True
+    ):
+        n, y = np.zeros(len(levels), dtype=int), np.zeros(len(levels), dtype=int)
+        path = [(tuple(n), tuple(y))]
+        for number in np.unique(cohort[cohort > 0]):
+            treated = cohort == number
+            np.add.at(n, np.searchsorted(levels, dose[treated]), 1)
+            np.add.at(y, np.searchsorted(levels, dose[treated]), dlt[treated].astype(int))
+            path.append((tuple(n), tuple(y)))
+        states.append(path)
+    return states
+
+
+def states_of_halves(paths: list[list[tuple]]) -> dict:
+    """Count the distinct count states of all trials, of two consecutive halves, of two sorted.
+
+    Sorted: the trials ordered by their whole path of count states, then halved, which keeps
+    trials that share states together as far as two halves can; it needs the paths, known only
+    once the trials have run.
+    """
+
+    def distinct(trials) -> int:
+        return len({state for trial in trials for state in paths[trial]})
+
+    half = len(paths) // 2
+    order = sorted(range(len(paths)), key=paths.__getitem__)
+    return {
+        "all": distinct(range(len(paths))),
+        "consecutive_halves": [distinct(range(half)), distinct(range(half, len(paths)))],
+        "sorted_halves": [distinct(order[:half]), distinct(order[half:])],
+    }
+
+
 def measure_split_bound(trials: int, repeats: int) -> dict:
     """Measure the most a 2-way split of ``trials`` trials can speed up each binary design.
 
-    Each worker of a split runs at least ``trials // 2`` trials as a fresh design would: the
-    bound is the median CPU time of ``trials`` trials over that of ``trials // 2``, each a
-    fresh design's run in this process (kernels loaded, memos empty), the runs of the two
-    sizes alternated ``repeats`` times.
+    Each worker of a split into consecutive trials, as `simulate` makes it, runs ``trials //
+    2`` trials as a fresh design would: the bound is the median CPU time of ``trials`` trials
+    over that of ``trials // 2``, each a fresh design's run in this process (kernels loaded,
+    memos empty), the runs of the two sizes alternated ``repeats`` times. For the designs that
+    memoise posteriors by count state, the count states each half reaches
+    (`states_of_halves`).
     """
     scenario = list(bench_binary.scenarios().values())[1]
     load_before = os.getloadavg()
@@ -285,6 +327,13 @@ def measure_split_bound(trials: int, repeats: int) -> dict:
                 "bound": round(whole / half, 2),
             }
         )
+        if name in MEMOISED:
+            results = simulate(
+                bench_binary.designs()[name], scenario, trials, random_seed=SEED, progress=False
+            )
+            rows[-1]["count_states"] = states_of_halves(
+                count_state_paths(results, np.asarray(scenario.dose_levels))
+            )
         print(rows[-1], flush=True)
     return {
         "trials": trials,
@@ -304,31 +353,57 @@ def split_bound_section(data: dict) -> str:
             "design": row["design"],
             f"{trials} trials, CPU (ms)": f"{1e3 * row['cpu_seconds_whole']:.1f}",
             f"{half} trials, CPU (ms)": f"{1e3 * row['cpu_seconds_half']:.1f}",
-            "most a 2-way split can give": f"{row['bound']}x",
+            "most 2 consecutive halves can give": f"{row['bound']}x",
         }
         for row in data["designs"]
     ]
     below = [row["design"] for row in data["designs"] if row["bound"] < 1.8]
-    return "\n\n".join(
-        [
-            f"## The most 2 workers can give at {trials} trials",
-            f"Measured by `{data['command']}`. Each design of `bench_binary.py` on {data['scenario']}: the CPU time of {trials} "
-            f"trials and of {half}, each a fresh design's run in this process (kernels loaded, "
-            f"memos empty), median of {data['repeats']} alternated runs (load averages "
-            f"{data['load_average_before']} before, {data['load_average_after']} after). A "
-            f"split of the trials over 2 workers leaves each at least {half} trials, run as a "
-            "fresh design runs them, so even with no cost of handing the trials over and back "
-            f"its speed-up is at most the ratio of the two.",
-            md_table(pd.DataFrame(rows)),
-            (
-                f"Below 1.8x: {', '.join(below)}. A run of these designs costs a fixed part "
-                "(the steps of the lockstep engine, the posteriors of the count states early "
-                "trials all reach) that each worker pays in full."
-                if below
-                else "Every bound is at least 1.8x."
+    memoised = [row for row in data["designs"] if "count_states" in row]
+    states = [
+        {
+            "design": row["design"],
+            f"all {trials} trials": row["count_states"]["all"],
+            "consecutive halves": " + ".join(map(str, row["count_states"]["consecutive_halves"])),
+            "halves sorted by path": " + ".join(map(str, row["count_states"]["sorted_halves"])),
+            "all over the larger sorted half": (
+                f"{row['count_states']['all'] / max(row['count_states']['sorted_halves']):.2f}"
             ),
+        }
+        for row in memoised
+    ]
+    parts = [
+        f"## The most 2 workers can give at {trials} trials",
+        f"Measured by `{data['command']}`. Each design of `bench_binary.py` on "
+        f"{data['scenario']}: the CPU time of {trials} trials and of {half}, each a fresh "
+        f"design's run in this process (kernels loaded, memos empty), median of "
+        f"{data['repeats']} alternated runs (load averages {data['load_average_before']} "
+        f"before, {data['load_average_after']} after). `simulate` splits a run into batches "
+        f"of consecutive trials, so each of 2 workers runs {half} trials as a fresh design "
+        "runs them: even with no cost of handing the trials over and back, the speed-up is "
+        "at most the ratio of the two.",
+        md_table(pd.DataFrame(rows)),
+        (
+            f"Below 1.8x: {', '.join(below)}. A run of these designs costs a fixed part "
+            "(the steps of the lockstep engine, its Dataset, the posteriors of the count "
+            "states early trials all reach) that each worker pays in full."
+            if below
+            else "Every bound is at least 1.8x."
+        ),
+    ]
+    if memoised:
+        parts += [
+            f"For the designs that memoise a posterior per count state, the count states "
+            f"(patients and DLTs per level before a cohort) that the {trials} trials of the "
+            f"run above reach, all together and by half: the two halves of consecutive "
+            "trials, and the two halves of the trials sorted by their whole path of count "
+            "states, the split that keeps trials that share states together.",
+            md_table(pd.DataFrame(states)),
+            "A split by path would leave each worker fewer posteriors to compute than a split "
+            "of consecutive trials, but a trial's path is known only once it has run: a split "
+            "by the first cohorts' states would need those cohorts decided first, on one "
+            "process, and the BOIN and 3+3 runs it would not help.",
         ]
-    )
+    return "\n\n".join(parts)
 
 
 def designs_section(data: dict) -> str:
@@ -362,7 +437,7 @@ def designs_section(data: dict) -> str:
             "and CRM, BLRM and EWOC memoise them by count state (BOIN and 3+3 need none, and "
             "run in lockstep): in one process a trial costs a fraction of a millisecond, cold "
             "or warm. Two workers each compute the posteriors of the count states their own "
-            "trials reach, and the trials of both reach most of the same states, so the work "
+            "trials reach, and the trials of both reach many of the same states, so the work "
             "does not halve: `n_jobs` pays for designs whose trials cost milliseconds (the 3PND "
             "configuration above), little or nothing for these.",
         ]
