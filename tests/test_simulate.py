@@ -632,3 +632,32 @@ def test_the_monte_carlo_errors_of_a_constant_metric_are_zero():
     )
     oc = operating_characteristics(results)
     assert float(oc["mcse_median"][0]) == 0.0 and float(oc["mcse_mean"][0]) == 0.0
+
+
+@dataclass
+class FailsOnTrial(Linear):
+    """Linear, whose responses fail with a ValueError in the trial of one seed."""
+
+    failing_seed: tuple[int, ...] = ()
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if rng.bit_generator.seed_seq.spawn_key == self.failing_seed:
+            raise ValueError("the scenario failed in trial 33")
+        return super().respond(doses, rng)
+
+
+def test_an_error_on_a_worker_is_raised_here_and_the_next_run_has_workers(
+    reference, toys_by_value
+):
+    with pytest.raises(ValueError, match="the scenario failed in trial 33"):
+        simulate(
+            Escalate(),
+            FailsOnTrial(failing_seed=(33,)),
+            N_TRIALS,
+            random_seed=SEED,
+            n_jobs=2,
+            batch_size=4,
+            progress=False,
+        )
+    again = simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, n_jobs=2, progress=False)
+    xr.testing.assert_identical(again, reference)

@@ -677,16 +677,15 @@ def _run_batches(
 
         # Pickled once here, not once per batch (by cloudpickle, so a design defined in a
         # script travels by value; designs sharing a model still share it in the worker), the
-        # designs apart from the scenario. loky's reusable executor is kept by
-        # every call with as many workers, so its workers, their imports and their unpickled
-        # designs stay warm across batches, runs and scenarios. Its futures are waited on,
-        # not polled: joblib's Parallel looks for finished batches every 10 ms, a fifth of a
-        # run of 500 trials of a count design.
+        # designs apart from the scenario. loky's reusable executor is kept by every call with
+        # as many workers, so its workers, their imports and their unpickled designs stay warm
+        # across batches, runs and scenarios. Its futures are waited on: joblib's Parallel
+        # polls for finished batches every 10 ms, long beside a batch of count trials.
         shipped_designs, shipped_scenario = _pickled(designs), _pickled(scenario)
         executor = get_reusable_executor(
-            # As many workers for a run of one batch as for a longer one: resizing the
-            # executor would stop warm workers (and start cold ones for the next run). Not
-            # more than the batches or the CPUs, though, whatever n_jobs asks.
+            # One worker per CPU even for a run of fewer batches: resizing the executor would
+            # stop warm workers (and start cold ones for the next run). Beyond the CPUs, no
+            # more workers than batches, whatever n_jobs asks.
             max_workers=min(_workers(n_jobs), max(len(batches), os.cpu_count() or 1)),
             timeout=_IDLE_WORKER_SECONDS,
             env={name: os.environ.get(name, "1") for name in _BLAS_THREADS},
@@ -702,9 +701,11 @@ def _run_batches(
                 part = future.result()
                 advance(part[0].sizes["trial"])
                 yield part
-        finally:
-            for future in running:
-                future.cancel()
+        except BaseException:
+            # An error, an interrupt or a failed save: the batches still running are stopped
+            # too (their workers killed; the next run starts new ones), not left to finish.
+            executor.shutdown(wait=False, kill_workers=True)
+            raise
 
 
 @contextmanager
