@@ -551,6 +551,12 @@ def main() -> None:
         )
         JSON.write_text(json.dumps(data, indent=2) + "\n")
     elif not args.report_only:
+        command = (
+            f"python benchmarks/bench_scaleout.py --trials {args.trials} "
+            f"--lee-trials {args.lee_trials} --design-trials {args.design_trials} "
+            f"--split-trials {args.split_trials} --split-repeats {args.split_repeats} "
+            f"--repeats {args.repeats}"
+        )
         data = {
             "studies": [
                 measure("crmsim", args.trials, args.repeats),
@@ -558,15 +564,10 @@ def main() -> None:
             ],
             "binary_designs": measure_designs(args.design_trials, args.repeats),
             "split_bound": measure_split_bound(args.split_trials, args.split_repeats)
-            | {"command": "the command above"},
+            | {"command": command},
             "repeats": args.repeats,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-            "command": (
-                f"python benchmarks/bench_scaleout.py --trials {args.trials} "
-                f"--lee-trials {args.lee_trials} --design-trials {args.design_trials} "
-                f"--split-trials {args.split_trials} --split-repeats {args.split_repeats} "
-                f"--repeats {args.repeats}"
-            ),
+            "command": command,
         }
         JSON.write_text(json.dumps(data, indent=2) + "\n")
     write_report(json.loads(JSON.read_text()))
