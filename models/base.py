@@ -180,8 +180,8 @@ class DoseModel(ABC):
     exchangeable_patients: ClassVar[bool] = True
     posterior_cache_size: ClassVar[int] = 64
     #: 128 MiB per model (a design with several models, e.g. the two-stage GP's one per prior
-    #: MTD level, has several memos): joblib's process workers (loky) are restarted, losing
-    #: their memos but no results, when their memory grows by 300 MB.
+    #: MTD level, has several memos): the local worker processes (loky's) are restarted,
+    #: losing their memos but no results, when their memory grows by 300 MB.
     posterior_cache_bytes: ClassVar[int] = 128 << 20
     _engine_methods: ClassVar[dict[str, str]] = {}
 

@@ -174,8 +174,8 @@ def test_3pnd_simulation_is_identical_for_any_number_of_workers(small_design):
     serial = simulate(small_design, scenario, 6, random_seed=11, progress=False)
     parallel = simulate(small_design, scenario, 6, random_seed=11, n_jobs=2, progress=False)
     xr.testing.assert_identical(serial.drop_attrs(), parallel.drop_attrs())
-    # More workers asked for than there are batches (joblib overflowed a C int here): as
-    # many as the batches run.
+    # More workers asked for than there are batches (joblib overflowed a C int here): no
+    # more start than the batches or the CPUs, whichever are more.
     many = simulate(small_design, scenario, 6, random_seed=11, n_jobs=10**12, progress=False)
     xr.testing.assert_identical(serial.drop_attrs(), many.drop_attrs())
     assert np.all(serial["dose"].isel(patient=slice(0, 3)) == 6.0)

@@ -4,7 +4,7 @@ The simulation engine never names a model: it sees a design and a scenario only 
 protocols of `dosezoo.protocols`. Its modules, one concern each:
 
 - `dosezoo.simulate.runner`: `simulate`, which splits the trials into batches, runs them in
-  process, on local worker processes (joblib) or on a dask cluster, and gathers one
+  process, on local worker processes (loky) or on a dask cluster, and gathers one
   `xarray.Dataset` with one entry per trial; its reproducibility guarantee (trial ``i`` draws
   only from child ``i`` of ``SeedSequence(random_seed)``); `simulate_designs`, several
   designs on the same trials, each trial run by every design in turn;
