@@ -255,6 +255,29 @@ def test_vectorised_simulation_does_not_depend_on_jobs_or_batches(n_jobs, batch_
     xr.testing.assert_identical(result, reference)
 
 
+@pytest.mark.parametrize(
+    ("n_trials", "n_jobs", "sizes"),
+    [(500, 1, [500]), (2500, 1, [1000, 1000, 500]), (500, 2, [250, 250]), (3, 2, [2, 1])],
+)
+def test_lockstep_runs_take_one_batch_per_worker(monkeypatch, n_trials, n_jobs, sizes):
+    """A lockstep batch's fixed costs are most of a few hundred trials': no more batches."""
+    from dosezoo.simulate import runner
+
+    seen = []
+    run_batches = runner._run_batches
+
+    def in_this_process(designs, scenario, batches, *args, **options):
+        seen.append([batch.size for batch in batches])
+        return run_batches(designs, scenario, batches, *args, **options | {"n_jobs": 1})
+
+    monkeypatch.setattr(runner, "_run_batches", in_this_process)
+    design, p_true, _ = CASES["boin-earlystop"]
+    simulate(
+        design, _scenario(design, p_true), n_trials, random_seed=SEED, n_jobs=n_jobs, progress=False
+    )
+    assert seen == [sizes]
+
+
 _BATCHES_BEFORE_THE_KILL = {"left": 0}
 
 
