@@ -400,6 +400,11 @@ class DosePosterior:
         probabilities above, below and between thresholds read these instead of the points
         (and, for an :class:`OrderedLevelTails`, the MTD level's probabilities and the rates'
         quantiles).
+    means : mapping of str to numpy.ndarray
+        Posterior means of rates per level, shape (K,), that the engine computed with its
+        weights (the CRM's kernel), each within the range of the rate's points: the weights
+        sum to 1 only within rounding, so ``weights @ points`` of points all at 1 can exceed 1
+        by an ulp. :meth:`mean` reads these first; read-only arrays.
     caution : float
         In :meth:`exceeds`, an estimate within ``caution`` MCSEs of its cutoff counts as
         beyond it (0: the estimate decides); set by :meth:`deciding`.
@@ -419,6 +424,7 @@ class DosePosterior:
     level_columns: tuple[str, ...] = ()
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
     tails: Mapping[str, LevelTails] = field(default_factory=dict)
+    means: Mapping[str, np.ndarray] = field(default_factory=dict)
     caution: float = 0.0
     #: The comparisons :meth:`exceeds` made, on a posterior read for a decision (None: not
     #: recorded).
@@ -462,9 +468,10 @@ class DosePosterior:
         The doses a tuple; each rate computed (not :class:`Deferred`) an array of finite
         numbers of shape ``(m, K)``, one ``m`` for all, ``K`` the number of levels; the
         weights, when given, ``m`` finite numbers >= 0 summing to 1 (within 1e-6); for
-        draws, ``m`` a multiple of ``chains``; ``chains >= 1``, ``refits >= 0`` and
-        ``caution >= 0``. A posterior built by hand with its rates transposed, its weights
-        unnormalised or NaN draws would have every rule read it silently.
+        draws, ``m`` a multiple of ``chains``; each of ``means`` ``K`` finite numbers;
+        ``chains >= 1``, ``refits >= 0`` and ``caution >= 0``. A posterior built by hand with
+        its rates transposed, its weights unnormalised or NaN draws would have every rule read
+        it silently.
         """
         owner = "DosePosterior"
         if not isinstance(self.dose_levels, tuple):
@@ -489,6 +496,18 @@ class DosePosterior:
             if not abs(float(weights.sum()) - 1.0) <= 1e-6:
                 raise ValueError(f"{owner}: weights must sum to 1, got {float(weights.sum())!r}")
             points = weights.size
+        for name, value in self.means.items():
+            if not (isinstance(value, np.ndarray) and value.shape == (len(self.dose_levels),)):
+                raise ValueError(
+                    f"{owner}: means[{name!r}] must be an array of shape "
+                    f"({len(self.dose_levels)},), one per level"
+                )
+            index = first_true(~np.isfinite(value))
+            if index is not None:
+                raise ValueError(
+                    f"{owner}: means[{name!r}]{index_text(index)} must be finite, got "
+                    f"{float(value[index])!r}"
+                )
         rates = self.rates
         if isinstance(rates, Deferred) and not rates.computed:
             return self
@@ -661,9 +680,15 @@ class DosePosterior:
         return self.weights @ values
 
     def mean(self, name: str = "p_dlt") -> np.ndarray:
-        """Posterior mean of a rate (or of a quantity in ``normal``) per level, shape (K,)."""
+        """Posterior mean of a rate (or of a quantity in ``normal``) per level, shape (K,).
+
+        The engine's own (``means``) when it computed it, else the (weighted) mean of the
+        points.
+        """
         if name in self.normal:
             return self.normal[name].mean
+        if name in self.means:
+            return self.means[name]
         return self.expectation(self.rate(name))
 
     def variance(self, name: str) -> np.ndarray:

@@ -388,6 +388,7 @@ class CRM(GridDoseModel):
             dose_levels=self.dose_levels,
             rates={"p_dlt": quadrature.rates},
             weights=quadrature.weights,
+            means={"p_dlt": quadrature.means},
             tails={"p_dlt": CRMTails(quadrature, self)},
             parameter_mean={"beta": quadrature.beta_mean},
             point_estimates={"p_dlt": quadrature.plugin},

@@ -410,8 +410,9 @@ def _fit(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
 def _posterior(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     """Fit the rule, then compute what every decision reads, in one compiled call.
 
-    :func:`_fit`, then the normalised weights, the rates at the nodes, the posterior mean of
-    ``beta`` and the rates there. Status 4: fitted, but the weights or the mean are not finite.
+    :func:`_fit`, then the normalised weights, the rates at the nodes, the posterior means of
+    the rates (:func:`_weighted_means`) and of ``beta``, and the rates there. Status 4: fitted,
+    but the weights or the mean are not finite.
     """
     status, rule, nodes, mass = _fit(
         problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width
@@ -424,7 +425,25 @@ def _posterior(problem, gl_nodes, gl_weights, gl_tail, panels, drop, max_width):
     plugin = _rates(np.array([beta_mean]), problem)[0]
     if status == 0 and not (np.isfinite(beta_mean) and np.isfinite(weights).all()):
         status = 4
-    return status, rule, nodes, weights, rates, beta_mean, plugin
+    return status, rule, nodes, weights, rates, _weighted_means(weights, rates), beta_mean, plugin
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _weighted_means(weights, rates):
+    """Return ``weights @ rates``, each level's mean kept within the range of its rates.
+
+    The weights sum to 1 only within rounding: where the posterior piles up at a rate of 1
+    (every node's ``p_k`` rounds to 1.0), the sum would exceed 1 by an ulp or two.
+    """
+    means = np.empty(rates.shape[1])
+    for k in range(rates.shape[1]):
+        total, low, high = 0.0, np.inf, -np.inf
+        for i in range(weights.size):
+            rate = rates[i, k]
+            total += weights[i] * rate
+            low, high = min(low, rate), max(high, rate)
+        means[k] = min(max(total, low), high)
+    return means
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -601,6 +620,8 @@ class CRMQuadrature:
         The rule's nodes (values of ``beta``) and their normalised weights, shape (m,).
     rates : numpy.ndarray
         ``p_k`` at every node, shape (m, K).
+    means : numpy.ndarray
+        The posterior mean of ``p_k``, within the range of ``rates``, shape (K,), read-only.
     beta_mean : float
         The posterior mean of ``beta``.
     plugin : numpy.ndarray
@@ -612,6 +633,7 @@ class CRMQuadrature:
     nodes: np.ndarray
     weights: np.ndarray
     rates: np.ndarray
+    means: np.ndarray
     beta_mean: float
     plugin: np.ndarray
 
@@ -644,7 +666,7 @@ class CRMQuadrature:
             float(prior_mean),
             float(prior_sd),
         )
-        status, *fitted = _posterior(
+        status, rule, nodes, weights, rates, means, beta_mean, plugin = _posterior(
             problem, _GL_NODES, _GL_WEIGHTS, _GL_TAIL, PANELS, LOG_DENSITY_DROP, MAX_PANEL_WIDTH
         )
         if status == 1:
@@ -661,7 +683,8 @@ class CRMQuadrature:
             )
         if status == 4:  # e.g. a prior so wide that e^beta overflows at the scan's points
             raise FloatingPointError("the CRM posterior's rule has weights that are not finite")
-        return cls(problem, *fitted)
+        means.flags.writeable = False  # a memoised posterior hands them out
+        return cls(problem, rule, nodes, weights, rates, means, beta_mean, plugin)
 
     def cdf(self, cuts: np.ndarray) -> np.ndarray:
         """``P(beta < cut)`` for each cut."""

@@ -6,6 +6,7 @@ stacked as a count rule's row would read as a stop.
 """
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -226,6 +227,9 @@ def test_a_posterior_built_by_hand_with_its_fields_wrong_is_refused_naming_the_f
     rates = np.array([[0.1, 0.2, 0.3], [0.2, 0.3, 0.4]])
     good = DosePosterior(dose_levels=levels, rates={"p_dlt": rates}, weights=np.array([0.4, 0.6]))
     assert good.prob_above(0.25)[1] == pytest.approx(0.6)
+    assert good.mean().tolist() == pytest.approx([0.16, 0.26, 0.36])
+    engines = replace(good, means={"p_dlt": np.array([0.1, 0.2, 0.3])})
+    assert engines.mean().tolist() == [0.1, 0.2, 0.3]  # the engine's own means are read first
     cases = [
         ({"rates": {"p_dlt": rates.T}}, r"rate 'p_dlt' has shape \(3, 2\), not \(points, levels\)"),
         ({"rates": {"p_dlt": np.where(rates > 0.35, np.nan, rates)}}, r"p_dlt'\[1, 2\] must be"),
@@ -236,6 +240,11 @@ def test_a_posterior_built_by_hand_with_its_fields_wrong_is_refused_naming_the_f
         ({"dose_levels": [1.0, 2.0, 3.0]}, "dose_levels must be a tuple, got list"),
         ({"chains": 0}, "chains must be an integer >= 1"),
         ({"caution": -1.0}, "caution must be >= 0"),
+        ({"means": {"p_dlt": rates}}, r"means\['p_dlt'\] must be an array of shape \(3,\)"),
+        (
+            {"means": {"p_dlt": np.array([0.1, np.inf, 0.3])}},
+            r"means\['p_dlt'\]\[1\] must be finite",
+        ),
     ]
     for change, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -381,3 +381,30 @@ def test_the_closest_level_is_the_first_of_the_nearest_estimates(values, target)
     if others.size and np.min(others) - distance[nearest] <= 1e-9:
         return  # a near tie: the rule takes the lower level, tested above
     assert rule._closest(estimate) == nearest
+
+
+def test_the_posterior_mean_stays_within_the_rates_where_the_posterior_piles_up_at_one():
+    # A prior that puts e^beta near 1e-17 makes every node's p_k round to 1.0 after DLTs in
+    # every patient; the weights sum to 1 only within rounding, and weights @ rates exceeded 1
+    # by up to two ulps.
+    from dosezoo.levels import data_from_counts
+
+    skeleton, levels = (0.05, 0.12, 0.25, 0.40, 0.55), (1.0, 2.0, 3.0, 4.0, 5.0)
+    model = CRM(
+        skeleton,
+        0.25,
+        dose_levels=levels,
+        prior_mean=-39.306840503778446,
+        prior_sd=0.0759684241494626,
+    )
+    counts = np.array([8, 10, 13, 10, 4])
+    piled = model.posterior(data_from_counts(counts, counts, 4, levels))
+    assert piled.mean().tolist() == [1.0] * 5
+    usual = CRM(skeleton, 0.25, dose_levels=levels).posterior(
+        data_from_counts([3, 3, 0, 0, 0], [0, 1, 0, 0, 0], 1, levels)
+    )
+    mean = usual.mean()
+    assert 0.1 < mean[1] < 0.5
+    np.testing.assert_allclose(mean, usual.weights @ usual.rate("p_dlt"), rtol=1e-14)
+    with pytest.raises(ValueError, match="read-only"):
+        mean[0] = 0.5  # the memoised posterior's means are not the caller's to change
