@@ -216,14 +216,16 @@ def test_the_variables_order_and_file_do_not_depend_on_the_batches(tmp_path):
             path=tmp_path / f"{batch_size}.nc",
             progress=False,
         )
-        for batch_size in (None, 1)
+        for batch_size in (None, 1, N_TRIALS)
     }
     high = runs[None]["decision_high_start"].notnull().any("decision").values
     assert not high[0] and high.any()  # the first batch of one trial has no such quantity
     names = list(runs[None].data_vars)
     assert names.index("decision_high_start") < names.index("n_patients")
-    assert list(runs[1].data_vars) == names
-    assert (tmp_path / "1.nc").read_bytes() == (tmp_path / "None.nc").read_bytes()
+    for batch_size in (1, N_TRIALS):  # one batch per trial; all trials in one batch
+        assert list(runs[batch_size].data_vars) == names
+        xr.testing.assert_identical(runs[batch_size], runs[None])
+        assert (tmp_path / f"{batch_size}.nc").read_bytes() == (tmp_path / "None.nc").read_bytes()
 
 
 @pytest.mark.parametrize(("n_trials", "workers"), [(2000, 2), (40, 2), (7, 3), (500, 8)])

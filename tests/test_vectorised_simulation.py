@@ -253,6 +253,7 @@ def test_vectorised_simulation_does_not_depend_on_jobs_or_batches(n_jobs, batch_
         progress=False,
     )
     xr.testing.assert_identical(result, reference)
+    assert list(result.data_vars) == list(reference.data_vars)
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,14 @@ def _join(parts: Sequence[xr.Dataset]) -> xr.Dataset:
         sorted(first_seen.items(), key=lambda item: _layout_group(*item, metrics=metrics))
     )
     trials = np.concatenate([part["trial"].values for part in parts])
+    if (
+        len(parts) == 1
+        and list(parts[0].data_vars) == list(templates)
+        and bool(np.all(trials[1:] > trials[:-1]))
+    ):
+        # One batch, its trials in order and its variables in the layout's: rebuilding it
+        # (a Dataset of some forty variables) cost about a tenth of a run of 500 BOIN trials.
+        return parts[0].assign_attrs(metrics=",".join(metrics))
     order = np.argsort(trials, kind="stable")
 
     def values(part: xr.Dataset, name: str, template: xr.Variable) -> np.ndarray:
