@@ -256,7 +256,10 @@ def cpu_seconds(run) -> float:
 
 
 def count_state_paths(results: xr.Dataset, levels) -> list[list[tuple]]:
-    """Return each trial's count states: patients and DLTs per level before each cohort."""
+    """Return each trial's count states (patients and DLTs per level).
+
+    One before each cohort, and one after the last (the recommendation's).
+    """
     states = []
     for dose, dlt, cohort in zip(
         results["dose"].values, results["dlt"].values, results["cohort"].values, strict=True
@@ -393,7 +396,7 @@ def split_bound_section(data: dict) -> str:
     if memoised:
         parts += [
             f"For the designs that memoise a posterior per count state, the count states "
-            f"(patients and DLTs per level before a cohort) that the {trials} trials of the "
+            f"(patients and DLTs per level before a cohort, or after the last) that the {trials} trials of the "
             f"run above reach, all together and by half: the two halves of consecutive "
             "trials, and the two halves of the trials sorted by their whole path of count "
             "states, the split that keeps trials that share states together.",
