@@ -11,6 +11,7 @@ from scipy.special import expit, logit
 from dosezoo.data import TrialData
 from dosezoo.designs.crm import crm_design
 from dosezoo.errors import DataError
+from dosezoo.levels import data_from_counts
 from dosezoo.models.crm import CRM, crm_skeleton
 from dosezoo.posterior import DosePosterior
 
@@ -387,8 +388,6 @@ def test_the_posterior_mean_stays_within_the_rates_where_the_posterior_piles_up_
     # A prior that puts e^beta near 1e-17 makes every node's p_k round to 1.0 after DLTs in
     # every patient; the weights sum to 1 only within rounding, and weights @ rates exceeded 1
     # by up to two ulps.
-    from dosezoo.levels import data_from_counts
-
     skeleton, levels = (0.05, 0.12, 0.25, 0.40, 0.55), (1.0, 2.0, 3.0, 4.0, 5.0)
     model = CRM(
         skeleton,

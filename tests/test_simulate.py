@@ -644,13 +644,11 @@ class FailsOnTrial(Linear):
 
     def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if rng.bit_generator.seed_seq.spawn_key == self.failing_seed:
-            raise ValueError("the scenario failed in trial 33")
+            raise ValueError(f"the scenario failed in trial {self.failing_seed[0]}")
         return super().respond(doses, rng)
 
 
-def test_an_error_on_a_worker_is_raised_here_and_the_next_run_has_workers(
-    reference, toys_by_value
-):
+def test_an_error_on_a_worker_is_raised_here_and_the_next_run_has_workers(reference, toys_by_value):
     with pytest.raises(ValueError, match="the scenario failed in trial 33"):
         simulate(
             Escalate(),

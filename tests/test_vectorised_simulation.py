@@ -33,7 +33,7 @@ from dosezoo.levels import checked_last_cohorts, count_state, data_from_counts
 from dosezoo.models import BLRM, CRM, EWOC
 from dosezoo.protocols import CountRuleDesign, LevelScenario
 from dosezoo.scenarios import BinaryToxicityScenario
-from dosezoo.simulate import simulate
+from dosezoo.simulate import runner, simulate
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 #: Scenario 13 of Seno et al. (2025) (target 0.3), the first scenario of bench_binary.py.
@@ -261,9 +261,8 @@ def test_vectorised_simulation_does_not_depend_on_jobs_or_batches(n_jobs, batch_
     [(500, 1, [500]), (2500, 1, [1000, 1000, 500]), (500, 2, [250, 250]), (3, 2, [2, 1])],
 )
 def test_lockstep_runs_take_one_batch_per_worker(monkeypatch, n_trials, n_jobs, sizes):
-    """A lockstep batch's fixed costs are most of a few hundred trials': no more batches."""
-    from dosezoo.simulate import runner
-
+    """One batch per worker, at most 1000 trials: a lockstep batch's fixed costs are most of
+    what a few hundred trials cost."""
     seen = []
     run_batches = runner._run_batches
 
