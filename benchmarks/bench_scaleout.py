@@ -50,6 +50,7 @@ import xarray as xr
 from report import RESULTS, md_table, write_page
 
 from dosezoo.designs import crm_design
+from dosezoo.levels import level_index
 from dosezoo.models import CRM
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import simulate, simulate_designs
@@ -255,7 +256,7 @@ def cpu_seconds(run) -> float:
     return time.process_time() - start
 
 
-def count_state_paths(results: xr.Dataset, levels) -> list[list[tuple]]:
+def count_state_paths(results: xr.Dataset, levels: tuple[float, ...]) -> list[list[tuple]]:
     """Return each trial's count states (patients and DLTs per level).
 
     One before each cohort, and one after the last (the recommendation's).
@@ -268,8 +269,9 @@ def count_state_paths(results: xr.Dataset, levels) -> list[list[tuple]]:
         path = [(tuple(n), tuple(y))]
         for number in np.unique(cohort[cohort > 0]):
             treated = cohort == number
-            np.add.at(n, np.searchsorted(levels, dose[treated]), 1)
-            np.add.at(y, np.searchsorted(levels, dose[treated]), dlt[treated].astype(int))
+            at = level_index(dose[treated], levels, owner="count_state_paths")
+            np.add.at(n, at, 1)
+            np.add.at(y, at, dlt[treated].astype(int))
             path.append((tuple(n), tuple(y)))
         states.append(path)
     return states
@@ -335,7 +337,7 @@ def measure_split_bound(trials: int, repeats: int) -> dict:
                 bench_binary.designs()[name], scenario, trials, random_seed=SEED, progress=False
             )
             rows[-1]["count_states"] = states_of_halves(
-                count_state_paths(results, np.asarray(scenario.dose_levels))
+                count_state_paths(results, tuple(scenario.dose_levels))
             )
         print(rows[-1], flush=True)
     return {
