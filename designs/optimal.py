@@ -53,7 +53,8 @@ Algorithm
    :math:`\partial\Phi / \partial w_j = \sum_s \omega_s N \operatorname{tr}(Q_s^{-1}
    M_{x_j})` and :math:`\partial\Phi / \partial x_j = w_j \sum_s \omega_s N
    \operatorname{tr}(Q_s^{-1} \partial M_{x_j} / \partial x)`.
-3. GET check: :math:`d` on 1001 doses, each local maximum refined by golden-section search;
+3. GET check: :math:`d` on 201 doses, the four best local maxima refined by golden-section
+   search;
    if :math:`\max d >` ``tol``, the maximiser joins the support and step 2 repeats.
 
 Rounding and randomisation
