@@ -31,10 +31,11 @@ its prior value :math:`1 - u_b / 100`. The paper's rank-based desirability score
 rank of this probability in the pre-tabulated table (:meth:`BOIN12Rule.tabulate`); ranks keep
 the order of the probabilities, so the rule compares the probabilities themselves.
 
-Admissibility (checked at every dose from its own counts). A dose with :math:`n_j \ge 3`
-and :math:`P(p_{T,j} > \phi_T \mid \text{data}) > c_T` (0.95) is eliminated with every higher
-dose; a dose with :math:`n_j \ge 3` and :math:`P(p_{E,j} < \phi_E \mid \text{data}) > c_E`
-(0.90) is eliminated for futility (that dose only). Posteriors are the model's
+Admissibility (checked at every dose from its own counts). A dose with at least 3 DLTs
+(:math:`y_j \ge 3`, so :math:`n_j \ge 3`) and :math:`P(p_{T,j} > \phi_T \mid \text{data}) >
+c_T` (0.95) is eliminated with every higher dose; a dose with :math:`n_j \ge 3` and
+:math:`P(p_{E,j} < \phi_E \mid \text{data}) > c_E` (0.90) is eliminated for futility (that
+dose only). Posteriors are the model's
 :math:`\mathrm{Beta}(a + \text{events}, b + n_j - \text{events})`. An eliminated dose never gets
 another patient, so recomputing elimination from the counts equals the sticky elimination of
 the authors' code.
@@ -82,9 +83,13 @@ code.
 
 The boundaries are BOIN's closed-form :math:`\lambda_e, \lambda_d` compared with
 :math:`\hat p_j` (the package BOIN's ``get.boundary``); the authors' code uses BOIN's count
-boundaries, which are the same for cohorts of 3 at :math:`\phi_T = 0.35`. As in the escalation
-package, toxicity elimination needs 3 patients, not 3 DLTs (the authors' loop starts at 3 DLTs;
-the two differ only for targets below about 0.2).
+boundaries, which are the same for cohorts of 3 at :math:`\phi_T = 0.35`. Toxicity elimination
+needs 3 DLTs, as in the authors' code (its elimination boundary is searched from 3 DLTs up) and
+in their Shiny application: the BOIN12 cases the escalation package records from it treat
+the lowest dose again after 2 DLTs in 3 patients at :math:`\phi_T = 0.15`, :math:`c_T = 0.9`.
+BOIN's own elimination (:mod:`dosezoo.designs.boin`, the package BOIN's ``get.boundary``) needs
+3 patients, whatever their DLTs. The two differ only where fewer than 3 DLTs already exceed
+the cut-off: with :math:`c_T = 0.95`, 2 DLTs in 3 patients when :math:`\phi_T < 0.2486`.
 """
 
 import math
@@ -115,6 +120,9 @@ from dosezoo.models.base import DoseModel
 from dosezoo.models.boin import BOIN
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
+
+#: DLTs a dose needs before it is eliminated for toxicity (the authors' code and application).
+MIN_DLTS_TO_ELIMINATE = 3
 
 __all__ = ["BOIN12Design", "BOIN12Rule", "BOIN12TableRow", "boin12_design", "boin12_utility"]
 
@@ -251,7 +259,8 @@ class BOIN12Rule(BOINBoundaryRule):
         BOIN's sub-therapeutic and overly toxic rates for the boundaries (``0.6 * target``,
         ``1.4 * target``).
     toxicity_cutoff : float
-        :math:`c_T`: eliminate when :math:`P(p_T > \phi_T) > c_T` (0.95).
+        :math:`c_T`: eliminate a dose with at least 3 DLTs when :math:`P(p_T > \phi_T) > c_T`
+        (0.95).
     futility_cutoff : float
         :math:`c_E`: eliminate when :math:`P(p_E < \phi_E) > c_E` (0.90).
     n_star : int
@@ -384,7 +393,9 @@ class BOIN12Rule(BOINBoundaryRule):
         a, b = self._prior()
         n, y, e = (np.asarray(v, dtype=float) for v in (n, y, e))
         enough = n >= MIN_PATIENTS_TO_ELIMINATE
-        toxic = enough & (beta_tail_of_counts(a, b, self.target, n, y) > self.toxicity_cutoff)
+        toxic = (y >= MIN_DLTS_TO_ELIMINATE) & (
+            beta_tail_of_counts(a, b, self.target, n, y) > self.toxicity_cutoff
+        )
         futile = enough & (betainc(a + e, b + n - e, self.efficacy_limit) > self.futility_cutoff)
         toxic_from = np.logical_or.accumulate(toxic, axis=-1)
         return toxic_from | futile, toxic_from, futile

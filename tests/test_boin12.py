@@ -56,7 +56,8 @@ def reference_desirability(n, t, e, r, u_b, u11, u00) -> float:
 
 
 def reference_toxic(n, t, phi_t) -> bool:
-    return n >= 3 and beta.sf(phi_t, 1 + t, 1 + n - t) > 0.95
+    # At least 3 DLTs: the authors' get.oc.obd searches the elimination boundary from 3 DLTs.
+    return t >= 3 and beta.sf(phi_t, 1 + t, 1 + n - t) > 0.95
 
 
 def reference_futile(n, e, phi_e) -> bool:
@@ -231,11 +232,15 @@ def efftox_states(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(state=efftox_states(), utilities=st.sampled_from([(60.0, 40.0), (50.0, 20.0)]))
-def test_decisions_match_an_independent_implementation(state, utilities):
+@given(
+    state=efftox_states(),
+    utilities=st.sampled_from([(60.0, 40.0), (50.0, 20.0)]),
+    target=st.sampled_from([0.35, 0.2]),
+)
+def test_decisions_match_an_independent_implementation(state, utilities, target):
     n, t, e, r, current = state
     u11, u00 = utilities
-    design = boin12_design(0.35, LEVELS, efficacy_limit=0.25, u11=u11, u00=u00)
+    design = boin12_design(target, LEVELS, efficacy_limit=0.25, u11=u11, u00=u00)
     events = {"responses": e, "dlt_and_response": r}
     decided = design.decide_counts(n, t, current, events)
     for row in range(current.size):
@@ -245,12 +250,45 @@ def test_decisions_match_an_independent_implementation(state, utilities):
             e[row].tolist(),
             r[row].tolist(),
             int(current[row]),
-            phi_t=0.35,
+            phi_t=target,
             phi_e=0.25,
             u11=u11,
             u00=u00,
         )
         assert (None if decided.level[row] < 0 else int(decided.level[row])) == expected
+
+
+@pytest.mark.parametrize("cohort", ["1EBB", "1ETB", "1ETT", "1NBB", "1NTB"])
+def test_two_dlts_in_three_do_not_eliminate_the_dose_at_a_low_target(cohort):
+    # The BOIN12 Shiny application (MD Anderson), as the escalation package's tests record it
+    # for target 0.15, efficacy limit 0.4, u11 30, u00 50, c_T 0.9, c_E 0.8: after one cohort
+    # at the lowest dose with 2 DLTs (T: DLT, B: DLT and response, E: response, N: neither),
+    # the trial continues at that dose. P(p_T > 0.15) = 0.988 > c_T here, so only the
+    # authors' 3-DLT minimum keeps the dose.
+    design = boin12_design(
+        0.15,
+        LEVELS,
+        efficacy_limit=0.4,
+        u11=30,
+        u00=50,
+        toxicity_cutoff=0.9,
+        futility_cutoff=0.8,
+        sample_size=36,
+    )
+    outcomes = cohort[1:]
+    dlt = np.array([[sum(c in "TB" for c in outcomes), 0, 0, 0, 0]])
+    events = {
+        "responses": np.array([[sum(c in "EB" for c in outcomes), 0, 0, 0, 0]]),
+        "dlt_and_response": np.array([[outcomes.count("B"), 0, 0, 0, 0]]),
+    }
+    n = np.array([[3, 0, 0, 0, 0]])
+    assert beta.sf(0.15, 1 + 2, 1 + 1) > 0.9
+    decided = design.decide_counts(n, dlt, np.array([0]), events)
+    assert decided.level[0] == 0, decided.stop_reason[0]
+    # A fourth patient with a DLT (and no response) makes it 3 DLTs, which eliminate every dose.
+    fourth = np.array([[1, 0, 0, 0, 0]])
+    three = design.decide_counts(n + fourth, dlt + fourth, np.array([0]), events)
+    assert three.level[0] == -1
 
 
 def test_exploration_does_not_override_a_stop_for_want_of_a_candidate():
