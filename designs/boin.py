@@ -41,7 +41,10 @@ the highest of those below is chosen, else the lowest.
 
 Every decision is a deterministic function of the data: elimination is recomputed from the
 counts at each dose, which equals the package's sticky elimination because an eliminated dose
-receives no more patients.
+receives no more patients. With a backfill conduct (:mod:`dosezoo.designs.backfill`), the
+patients backfilled at a dose before its elimination may report after it; their outcomes count
+like any other's, so an elimination would be lifted if they brought the posterior probability
+back under the cut-off (the package has no backfill; its elimination never lifts).
 
 One rule, two faces. Decisions depend only on the patients and DLTs per level and on the level
 of the last cohort, so the rule is written once, for a batch of such count states

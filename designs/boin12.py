@@ -38,7 +38,9 @@ c_T` (0.95) is eliminated with every higher dose; a dose with :math:`n_j \ge 3` 
 dose only). Posteriors are the model's
 :math:`\mathrm{Beta}(a + \text{events}, b + n_j - \text{events})`. An eliminated dose never gets
 another patient, so recomputing elimination from the counts equals the sticky elimination of
-the authors' code.
+the authors' code; with a backfill conduct, the outcomes of patients backfilled at a dose
+before its elimination may arrive after it and count like any other's (as in
+:mod:`dosezoo.designs.boin`).
 
 Dose finding at the current dose :math:`j` with :math:`\hat p_j = y_j / n_j` and BOIN's
 boundaries :math:`\lambda_e, \lambda_d` for :math:`\phi_T` (:func:`~dosezoo.designs.boin.
