@@ -239,9 +239,11 @@ def summary(record: dict) -> str:
         "- **EWOC doses.** The paper ran `ewoc_d1classical` (R package ewoc) with theta = 0.4, "
         "min_dose = 20, max_dose = 140, first_dose = 40 and uniform priors, but does not give "
         "its `type`, `dose_set`, `rounding` or `no_skip_dose`. The patients are resampled at "
-        "the trial's levels, so the doses must be levels: 40-120, rounded down (the package's "
-        "default: the highest level with P(MTD < level) <= alpha) with no skipping (its "
-        "default). The MTD's prior is uniform on the continuous range 20-140 and that of the "
+        "the trial's levels, so the doses must be levels: 40-120, rounded down (the "
+        'package\'s `rounding = "down"`, one of the two it requires for discrete doses: the '
+        "highest level with P(MTD < level) <= alpha), with no skipping (the package's default "
+        "`no_skip_dose = TRUE` counts one level from the current dose, this design from the "
+        "highest dose given; they differ only after a de-escalation). The MTD's prior is uniform on the continuous range 20-140 and that of the "
         "DLT rate at 20 mg/m^2 uniform on (0, theta): `EWOC(theta=0.4, x_min=20, x_max=140)` "
         "with its default Beta(1, 1) priors, which the existing EWOC model already offers. "
         "No monotone option (the paper's EWOC has none); cohorts of 3, 30 patients.",
@@ -252,8 +254,8 @@ def summary(record: dict) -> str:
         "0.1 to 0.5 by the last decision (27 patients).",
         '- **Level-aware escalation.** `MTDQuantileRule(rounding="down", no_skipping=True)`: '
         "the next dose is the highest level whose posterior probability of overdosing is at "
-        "most alpha, at most one level above the highest level given, as EWOC escalates on "
-        "discrete doses. Lee's nearest rounding may move up to a level whose probability of "
+        "most alpha, at most one level above the highest level given (the ewoc package: above "
+        "the current dose). Lee's nearest rounding may move up to a level whose probability of "
         "overdosing exceeds alpha; this variant never does (unless monotone keeps the last "
         "dose).",
         "",

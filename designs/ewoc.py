@@ -13,7 +13,8 @@ every level is above it; a level whose :math:`P(\mathrm{MTD} < x)` exceeds :math
 at most ``CDF_TOLERANCE``, the grid's integration error, counts as not above it; on MCMC draws,
 a level over :math:`\alpha` by the draws' discreteness is not given, and one within Monte Carlo
 error of it is resolved as ``Conduct.mcse_margin`` says), at most one level above the highest
-level given (``no_skipping``).
+level given (``no_skipping``; the ``ewoc`` package's ``no_skip_dose`` counts from the current
+dose, which differs only after a de-escalation).
 With ``safety_cutoff`` set, the trial stops with no MTD when
 :math:`P(\mathrm{MTD} < \text{lowest dose}) >` ``safety_cutoff``. At the end, the recommended
 dose is the rule's dose given all data, not above the highest dose given; no dose is

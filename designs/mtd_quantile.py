@@ -12,14 +12,16 @@ the dose is recorded in ``Decision.bound_by``, and the posterior probability of 
 the dose finally chosen is reported, so a user sees what the options cost in overdose control.
 
 Level-aware escalation (EWOC's rule for discrete doses, Babb et al. 1998; the ``ewoc`` R
-package's defaults ``rounding = "down"``, ``no_skip_dose = TRUE``) is ``rounding="down"`` with
-``no_skipping``: the next dose is the highest level :math:`d_k` with
-:math:`P(\mathrm{MTD} < d_k \mid \mathcal F_n) \le \alpha`, at most one level above the
-highest level given. A level is at most the :math:`\alpha`-quantile exactly when its posterior
-probability of overdosing is at most :math:`\alpha` (the posterior CDF of the MTD is
-continuous and increasing), so rounding the quantile down is that test, level by level. Lee's
-nearest rounding can instead move up to a level whose probability of overdosing exceeds
-:math:`\alpha`.
+package with ``rounding = "down"``, one of the two roundings it requires for discrete doses,
+and its default ``no_skip_dose = TRUE``) is ``rounding="down"`` with ``no_skipping``: the next
+dose is the highest level :math:`d_k` with :math:`P(\mathrm{MTD} < d_k \mid \mathcal F_n) \le
+\alpha`, at most one level above the highest level given. The package counts that one level
+from the current dose instead, which differs only after a de-escalation (it then escalates
+one level at a time back up to the highest dose given). A level is at most the
+:math:`\alpha`-quantile exactly when its posterior probability of overdosing is at most
+:math:`\alpha` (the posterior CDF of the MTD is continuous and increasing), so rounding the
+quantile down is that test, level by level. Lee's nearest rounding can instead move up to a
+level whose probability of overdosing exceeds :math:`\alpha`.
 
 The feasibility bound may grow during the trial (Lee 2023, "we can use a variable feasibility
 bound :math:`\alpha`, starting with some small value of :math:`\alpha`, and as the trial
