@@ -54,7 +54,10 @@ The admissible set is empty only when the lowest dose fails (iii), i.e.
 :math:`\bar\pi_1 \ge` ``exclusion_threshold``; with ``stop_threshold <= exclusion_threshold``
 that is the safety stop except at the boundary (:math:`\bar\pi_1` exactly equal to both, or
 fewer than ``stop_min_patients`` at the lowest dose). The trial then stops too, with no MTD:
-no dose may be given (found by the property test of the admissible set).
+no dose may be given (found by the property test of the admissible set). Like every
+model-based design, these also keep the package's hard overdose limit
+(:mod:`dosezoo.designs.base`: no cohort at a dose with :math:`P(\mathrm{MTD} < d) >`
+``conduct.max_overdose_probability``, 0.5), which Seno et al. do not have.
 
 Final recommendation (step 7 of Section 4.4, :meth:`LSERule.recommend`)
 -----------------------------------------------------------------------
