@@ -19,7 +19,11 @@ boundaries that minimise the probability of a wrong decision are
 
 With :math:`y_j` DLTs in :math:`n_j` patients at the current dose :math:`j` and
 :math:`\hat p_j = y_j / n_j`: escalate to :math:`j + 1` if :math:`\hat p_j \le \lambda_e`,
-de-escalate to :math:`j - 1` if :math:`\hat p_j \ge \lambda_d`, otherwise stay.
+de-escalate to :math:`j - 1` if :math:`\hat p_j \ge \lambda_d`, otherwise stay. A boundary
+can be a simple fraction (:math:`\lambda_d = 1/2` when :math:`\phi_2 = 1 - \phi`), which
+floating point misses by an ulp either way; :math:`\hat p_j` within ``BOUNDARY_TOLERANCE``
+of a boundary counts as on it, so the paper's inequalities decide, not the rounding. The
+package BOIN (2.7.2) instead stays at :math:`\hat p_j = \lambda_d` exactly.
 
 Elimination. With a :math:`\mathrm{Beta}(a, b)` prior (the package's is :math:`a = b = 1`),
 dose :math:`j` and every higher dose are eliminated when :math:`n_j \ge 3` and
@@ -282,6 +286,21 @@ def boin_boundaries(
         Naming the argument at fault, unless ``0 < phi1 < target < phi2 < 1``.
     """
     return _boundaries("boin_boundaries", target, phi1, phi2)[2:]
+
+
+#: How near a boundary :math:`\hat p = y / n` counts as on it (see the module docstring); two
+#: values of :math:`y / n` with :math:`n \le 10^5` lie further apart.
+BOUNDARY_TOLERANCE = 1e-12
+
+
+def at_or_below_escalation(y: ArrayLike, n: ArrayLike, lambda_e: float) -> np.ndarray:
+    r"""Whether :math:`\hat p = y / n \le \lambda_e`, a boundary within the tolerance included."""
+    return np.asarray(y) <= (lambda_e + BOUNDARY_TOLERANCE) * np.asarray(n)
+
+
+def at_or_above_deescalation(y: ArrayLike, n: ArrayLike, lambda_d: float) -> np.ndarray:
+    r"""Whether :math:`\hat p = y / n \ge \lambda_d`, a boundary within the tolerance included."""
+    return np.asarray(y) >= (lambda_d - BOUNDARY_TOLERANCE) * np.asarray(n)
 
 
 # --------------------------------------------------------------------------- rule
@@ -556,8 +575,8 @@ class BOINRule(BOINBoundaryRule):
         level = at.copy()
         bound_by = np.full(size, "", dtype=object)
         out = at >= eliminated_from
-        escalate = ~out & (y_at <= self.lambda_e * n_at)
-        deescalate = ~out & ~escalate & (y_at >= self.lambda_d * n_at)
+        escalate = ~out & at_or_below_escalation(y_at, n_at, self.lambda_e)
+        deescalate = ~out & ~escalate & at_or_above_deescalation(y_at, n_at, self.lambda_d)
         at_top = escalate & (at == top)
         blocked = escalate & ~at_top & (at + 1 >= eliminated_from)
         at_bottom = deescalate & (at == 0)

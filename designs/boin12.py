@@ -112,6 +112,8 @@ from dosezoo.designs.boin import (
     SELECT_N0,
     SELECT_Y0,
     BOINBoundaryRule,
+    at_or_above_deescalation,
+    at_or_below_escalation,
     beta_tail_of_counts,
     select_mtd_estimates,
     select_mtd_level,
@@ -439,8 +441,8 @@ class BOIN12Rule(BOINBoundaryRule):
         above = np.where(above_mask.any(axis=1), np.argmax(above_mask, axis=1), -1)
         at_ok = admissible[rows, at]
 
-        deescalate = started & (y_at >= self.lambda_d * n_at)
-        escalate_ok = (y_at <= self.lambda_e * n_at) | (n_at < self.n_star)
+        deescalate = started & at_or_above_deescalation(y_at, n_at, self.lambda_d)
+        escalate_ok = at_or_below_escalation(y_at, n_at, self.lambda_e) | (n_at < self.n_star)
         # Candidates j-1, j, j+1 (nearest admissible), the most desirable winning, ties high.
         candidates = np.zeros((size, levels), dtype=bool)
         candidates[rows[below >= 0], below[below >= 0]] = True
@@ -596,9 +598,9 @@ class BOIN12Rule(BOINBoundaryRule):
         for i in range(n.size):
             if n[i] == 0:
                 move = ""
-            elif t[i] <= self.lambda_e * n[i]:
+            elif at_or_below_escalation(t[i], n[i], self.lambda_e):
                 move = "escalate"
-            elif t[i] >= self.lambda_d * n[i]:
+            elif at_or_above_deescalation(t[i], n[i], self.lambda_d):
                 move = "de-escalate"
             elif n[i] < self.n_star:  # rule 4: between the boundaries, j + 1 is a candidate
                 move = "escalate (n < N*)"

@@ -158,6 +158,22 @@ def test_decision_table_for_target_03_matches_the_published_table(n):
     assert _table_from_design(design, n) == PUBLISHED_TABLE_03[n]
 
 
+@pytest.mark.parametrize("target", [0.2, 0.3, 0.33])
+def test_a_boundary_that_is_a_simple_fraction_includes_its_ties(target):
+    # phi2 = 1 - target makes lambda_d = 1/2 exactly; in floating point it comes out
+    # 0.5000000000000001 (0.2), 0.5 (0.3) or 0.49999999999999994 (0.33). The paper's rule
+    # de-escalates at p_hat >= lambda_d, so 2/4 de-escalates at every one of them (and 2/4
+    # eliminates nothing: P(p > 0.2 | 2 of 4) = 0.942 < 0.95).
+    design = boin_design(target, LEVELS, phi2=1 - target)
+    assert design.rule.lambda_d == pytest.approx(0.5, abs=1e-15)
+    decision = design.next(_data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 1), _cohort(20.0, 1, 1)))
+    assert decision.next_dose == 10.0
+    assert decision.quantities["n_eliminated"] == 0.0
+    # One DLT fewer is below the boundary: no de-escalation.
+    data = _data(_cohort(10.0, 3, 0), _cohort(20.0, 3, 1), _cohort(20.0, 1, 0))
+    assert design.next(data).next_dose >= 20.0
+
+
 def test_stay_between_the_boundaries_records_the_quantities():
     design = boin_design(0.3, LEVELS)
     # 2/6 = 0.333 lies between lambda_e = 0.236 and lambda_d = 0.359: stay.
