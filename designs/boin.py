@@ -30,7 +30,10 @@ dose :math:`j` and every higher dose are eliminated when :math:`n_j \ge 3` and
 :math:`P(p_j > \phi \mid y_j, n_j) > c_e` (``elimination_cutoff``, 0.95). No eliminated dose is
 given again; the trial stops, with no MTD, when the lowest dose is eliminated. With
 ``extra_safe`` it also stops when :math:`n_1 \ge 3` and
-:math:`P(p_1 > \phi \mid y_1, n_1) > c_e - \text{offset}`. As in ``get.oc``, the trial stops
+:math:`P(p_1 > \phi \mid y_1, n_1) > c_e - \text{offset}`, as ``get.boundary`` documents and
+``select.mtd`` applies it (``get.oc`` checks it only at sample sizes where some number of DLTs
+would eliminate the dose, which skips it for targets of about 0.47 and above at
+:math:`n_1 = 3`). As in ``get.oc``, the trial stops
 (and selects an MTD) when :math:`n_j \ge` ``n_earlystop`` and the rule would stay at :math:`j`.
 
 MTD selection (``select.mtd``). Over the doses that were given and are not eliminated, the

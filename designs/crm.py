@@ -18,7 +18,12 @@ restricted:
   and no dose is recommended.
 
 At the end the recommended dose is :math:`\arg\min_k |\hat p_k - \phi|` over all levels
-(dfcrm's MTD), unless the safety rule stops the trial.
+(dfcrm's MTD), unless the safety rule stops the trial. Like every model-based design, the CRM
+also keeps the package's hard overdose limit (:mod:`dosezoo.designs.base`), which dfcrm does
+not have: no cohort at a dose with :math:`P(\mathrm{MTD} < d) >`
+``conduct.max_overdose_probability`` (0.5), and the trial stops with no MTD when even the
+lowest level exceeds it once ``overdose_min_patients`` had it; ``max_overdose_probability=1``
+turns it off.
 """
 
 import functools
