@@ -460,7 +460,10 @@ def markdown(results: dict, command: str) -> str:
         f"random_seed={RANDOM_SEED} for every design (common random numbers), target {TARGET}, "
         f"dose levels {', '.join(f'{d:g}' for d in DOSE_LEVELS)}, 36 patients planned (3+3: at "
         "most 30). Mean (Monte Carlo SE), in % except mean n. PCS/POS: selection of the true "
-        'MTD / of a dose above it; PCA/POA: patients at / above the true MTD; "design stopped": '
+        'MTD / of a dose above it; PCA/POA: patients at / above the true MTD; "% treated": '
+        "each trial's fraction of its own patients, averaged over the trials (the BOIN "
+        "package divides the mean count by the mean sample size instead, which weighs long "
+        'trials more); "design stopped": '
         'the design stopped before its sample size by one of its rules; "fewer than 36": fewer '
         "patients than planned. Full table: [`binary_oc.csv`](binary_oc.csv).",
         "",

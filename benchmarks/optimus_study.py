@@ -364,6 +364,13 @@ def page(record: dict, tag: str) -> str:
     if "duration" in frame:  # weeks, with the backfill conduct's arrivals and DLT windows
         shown.append("duration")
     lines.append(md_table(with_se(frame, shown, 3)))
+    lines += [
+        "",
+        "`correct_selection` is Lin (2023)'s criterion: a dose with toxicity in the target "
+        "interval and enough efficacy, or no dose when there is none. In all-safe every dose "
+        "is below the interval, so none is a target and selecting nothing scores as correct "
+        "there; `selected_optimal` scores the optimal dose, which all-safe has.",
+    ]
     without = RESULTS / "optimus_study.csv"
     if record["backfill"] and without.exists():
         compared = ["selected_optimal", "trial_ends_optimal", "n_overtoxic_fraction"]

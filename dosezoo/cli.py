@@ -515,7 +515,10 @@ def _summary_table(summary: "xr.Dataset", title: str) -> "Table":
 def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
     p = float(summary["p_stopped_early"])
     se = math.sqrt(p * (1 - p) / n_trials) if n_trials else math.nan
-    return f"stopped early: {p:.3f} (MCSE {se:.3f})"
+    return (
+        f"stopped early: {p:.3f} (MCSE {se:.3f}): before the sample size, by a stopping rule or "
+        "by the design's own end (3+3)"
+    )
 
 
 @app.command("simulate", cls=_Command)

@@ -74,7 +74,8 @@ from dosezoo.scenarios.registry import ScenarioType, design_attribute, register_
 
 __all__ = ["BinaryToxicityScenario"]
 
-#: Distances to the target that differ by less than this are ties (the lower level wins).
+#: Distances to the target that differ by less than this are ties: every tied level is an MTD
+#: (``mtd_levels``); ``mtd_level`` names the lowest of them.
 _TIE_TOLERANCE = 1e-12
 
 

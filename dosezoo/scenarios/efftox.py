@@ -20,7 +20,10 @@ same dose see the same outcome. (A design that records only ``dlt`` sees the sam
 
 Target doses (the criterion of Lin 2023): the levels with :math:`p_{T,k}` in ``tox_interval`` and
 :math:`p_{R,k} \ge` ``efficacy_threshold``. A trial selects correctly when it recommends a
-target dose, or recommends nothing when there is none.
+target dose, or recommends nothing when there is none. That includes a scenario whose doses
+are all below the interval (every dose safe): by this criterion none is a target, so
+recommending nothing scores as correct there, whatever the doses' efficacy. The studies
+(:func:`dosezoo.studies.optimal_level`) also score the optimal dose, which such a scenario has.
 
 Per-trial metrics:
 
