@@ -125,8 +125,9 @@ class MTDQuantileRule(ModelRule):
         Discrete doses; the chosen dose is moved to the nearest level. Another sequence is
         stored as a tuple.
     rounding : {"nearest", "down"}
-        How a dose is moved to ``dose_levels``: the nearest level (Lee 2023) or the highest
-        level not above it (EWOC; keeps ``P(overdose) <= alpha`` when no other option binds).
+        How a dose is moved to ``dose_levels``: the nearest level (Lee 2023; a dose exactly
+        halfway between two goes to the lower, the cautious side) or the highest level not
+        above it (EWOC; keeps ``P(overdose) <= alpha`` when no other option binds).
     monotone : bool
         Never de-escalate below the last dose given.
     max_increment : float, optional

@@ -410,8 +410,11 @@ class ThreePND(DoseModel):
     def _fit_quadrature(self, data: TrialData, *, draws, chains, random_seed, **_) -> "xr.DataTree":
         """Independent draws from the quadrature posterior of :meth:`mtd_posterior`.
 
-        ``tune`` is unused; draws are exact given the grid cell, within which
-        ``(log sigma, log nu)`` is uniform.
+        ``tune`` is unused. A node of the rule is drawn by its weight, then ``beta`` exactly
+        from its truncated normal given that node's ``(sigma, nu)``: ``beta`` and the MTD are
+        continuous, ``sigma`` and ``nu`` take the nodes' values only (a discrete
+        approximation of their marginals; the designs read the MTD's quantiles and CDF from
+        the rule itself, not from these draws).
         """
         started = time.perf_counter()
         dose, y = self._arrays(data, min_patients=1)
