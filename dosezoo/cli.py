@@ -710,6 +710,10 @@ def report_command(
                 f"{given['se']:.2f}",
             )
         table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
+        other = per_dose_table["other_selection"]
+        if other > 0:  # a recommendation off the listed doses: the column still sums to 1
+            se = math.sqrt(other * (1 - other) / n)
+            table.add_row("other dose", f"{other:.3f}", f"{se:.3f}", "", "")
         console.print(table)
     console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")
     console.print(f"figure of the selection and allocation: {figure}")

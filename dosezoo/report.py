@@ -487,6 +487,10 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
         blank = [""] * len(truths)
         tail = [""] * (2 + (2 if dlts is not None else 0))
         rows.append(["none", *blank, _number(none["fraction"], 3), _number(none["se"], 3), *tail])
+        other = table["other_selection"]
+        if other > 0:  # a recommendation off the listed doses: the column still sums to 1
+            p, se = _proportion(other, results.sizes["trial"])
+            rows.append(["other dose", *blank, _number(p, 3), _number(se, 3), *tail])
     parts = [
         _table(
             header,

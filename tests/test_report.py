@@ -276,6 +276,25 @@ def test_dlts_per_patient_leave_out_the_trials_without_a_patient(simulated):
     assert row["note"] == f"over the {treated.sum()} trials with a patient"
 
 
+def test_a_recommendation_off_the_listed_doses_has_a_row_of_its_own(simulated, tmp_path):
+    # The selection column sums to 1: doses, none, and any dose off the levels.
+    results = load_results(simulated[0])
+    results["recommended_dose"].values[:3] = 30.0  # between the levels 20 and 40
+    se = f"{np.sqrt(0.15 * 0.85 / N_TRIALS):.3f}"
+    other = _Page(html_report([("off.nc", results)])).row("per-dose-1", "other dose")
+    assert other["selected (fraction)"] == f"{3 / N_TRIALS:.3f}" == "0.150"
+    assert other["MCSE (selected)"] == se
+    path = tmp_path / "off.nc"
+    results.to_netcdf(path, engine="h5netcdf")
+    printed = _run("report", path, "--figure", tmp_path / "off.png")
+    assert printed.exit_code == 0, printed.output
+    line = next(line for line in printed.output.splitlines() if "other dose" in line)
+    assert "0.150" in line and se in line
+    # Without one, no such row.
+    plain = _run("report", simulated[0], "--figure", tmp_path / "plain.png")
+    assert plain.exit_code == 0 and "other dose" not in plain.output
+
+
 def test_the_per_dose_truths_are_values_per_dose_not_sets_of_doses():
     # Two levels tied for closest to the target: the true MTDs are both doses, a list as long
     # as the levels, which the table showed as a column of truths ("true mtd_doses").
