@@ -70,7 +70,9 @@ def operating_characteristics(
         ``median``, ``mean``, ``mcse_median`` (bootstrap SD of the median), ``mcse_mean``
         (SD / sqrt(n)), ``n`` and the scalar ``p_stopped_early`` (fraction of trials with
         a non-empty ``stop_reason``). The SEs are NaN when n < 2. Attributes: those of
-        ``results`` plus ``bootstrap_seed`` and ``n_bootstrap``.
+        ``results`` plus ``bootstrap_seed`` and ``n_bootstrap``. The bootstrap SD of a
+        median is poor for a metric that takes few values (a 0/1 metric's is often 0):
+        read such a metric by its mean and ``mcse_mean``.
 
     Raises
     ------
