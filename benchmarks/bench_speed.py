@@ -25,11 +25,13 @@ empty):
   median wall microseconds of :data:`DECISION_REPEATS` decisions (enough for a median that
   does not move with the first few, slower ones), and apart its posterior and the rule's
   choice on it (the rest is the design's conduct: its hard overdose limit, stopping and
-  record);
+  record); in ``--repeats`` blocks, each timing the three designs in turn, the figure the
+  median of the blocks;
 - trials per second of CRM, BLRM and EWOC on the second binary OC scenario of
   ``bench_binary.py`` (36 patients, cohorts of 3).
 
-Each figure comes with the load averages before it (the machine may be shared). The figures are
+Each figure comes with the load averages before it (the machine may be shared), and the page
+lists every run or block behind a goal's figure, to show how far they spread. The figures are
 merged into ``docs/results/speed.json`` (read, this script's keys updated, written back: other
 scripts add theirs to the same file), and the page ``speed.md`` shows every figure in it.
 """
@@ -198,6 +200,8 @@ def machine_reference() -> float:
 def measure(args: argparse.Namespace) -> dict:
     figures: dict[str, float | int] = {}
     loads: dict[str, list[float]] = {}
+    #: Every run or block behind a goal's figure, so the page shows how far they spread.
+    runs_of: dict[str, list[float]] = {}
     loads["machine_reference_cpu_s"] = load()
     figures["machine_reference_cpu_s"] = round(
         statistics.median(machine_reference() for _ in range(args.repeats)), 3
@@ -210,6 +214,7 @@ def measure(args: argparse.Namespace) -> dict:
             loads[key] = load()
             runs = [crmsim(cohort, args.trials, coherent=coherent) for _ in range(args.repeats)]
             figures[key] = round(statistics.median(seconds for seconds, _ in runs), 3)
+            runs_of[key] = [round(seconds, 3) for seconds, _ in runs]
             results[coherent] = runs[0][1]
             print(key, figures[key], loads[key], flush=True)
         identical = same_trials(results[False], results[True])
@@ -223,23 +228,32 @@ def measure(args: argparse.Namespace) -> dict:
     figures["boin_trials"] = args.boin_trials
     designs = bench_binary.designs()
     data = bench_binary.mid_trial_data()
-    for name in ("CRM", "BLRM", "EWOC"):
-        key = f"{name.lower()}_decision_us"
-        loads[key] = load()
-        figures[key] = round(decision_us(designs[name], data), 1)
-        print(key, figures[key], loads[key], flush=True)
-        parts = [f"{name.lower()}_decision_{part}_us" for part in ("posterior", "rule")]
-        loads.update(dict.fromkeys(parts, load()))
-        for part, us in zip(parts, posterior_and_rule_us(designs[name], data), strict=True):
-            figures[part] = round(us, 1)
+    # In --repeats blocks, the designs in turn within each: the machine's speed drifts over
+    # seconds, and a figure of one block is that block's luck.
+    for block in range(args.repeats):
+        for name in ("CRM", "BLRM", "EWOC"):
+            key = f"{name.lower()}_decision_us"
+            if not block:
+                loads[key] = load()
+            runs_of.setdefault(key, []).append(round(decision_us(designs[name], data), 1))
+            parts = [f"{name.lower()}_decision_{part}_us" for part in ("posterior", "rule")]
+            if not block:
+                loads.update(dict.fromkeys(parts, load()))
+            for part, us in zip(parts, posterior_and_rule_us(designs[name], data), strict=True):
+                runs_of.setdefault(part, []).append(round(us, 1))
+    for key, values in runs_of.items():
+        if "_decision_" in key:
+            figures[key] = round(statistics.median(values), 1)
+            print(key, figures[key], values, loads[key], flush=True)
     scenario = list(bench_binary.scenarios().values())[1]
     for name in ("CRM", "BLRM", "EWOC"):
         key = f"{name.lower()}_trials_per_s"
         loads[key] = load()
         rates = [trials_per_second(name, scenario, args.sim_trials) for _ in range(args.repeats)]
         figures[key] = round(statistics.median(rates), 1)
+        runs_of[key] = [round(rate, 1) for rate in rates]
         print(key, figures[key], loads[key], flush=True)
-    return {"figures": figures, "loads": loads}
+    return {"figures": figures, "loads": loads, "runs": runs_of}
 
 
 def merge(measured: dict, command: str) -> dict:
@@ -247,6 +261,7 @@ def merge(measured: dict, command: str) -> dict:
     saved = json.loads(JSON.read_text()) if JSON.exists() else {}
     saved.update(measured["figures"])
     saved.setdefault("load_averages", {}).update(measured["loads"])
+    saved["runs"] = measured["runs"]
     saved.setdefault("commands", {})["bench_speed.py"] = command
     saved.setdefault("machine", {}).update(
         {"platform": platform.platform(), "python": sys.version.split()[0], "cpus": os.cpu_count()}
@@ -267,6 +282,10 @@ def markdown(saved: dict) -> str:
         for command in saved.get("commands", {}).values()
     )
     machine = saved.get("machine", {})
+    spread = [
+        f"- `{key}`: {', '.join(map(str, values))}"
+        for key, values in sorted(saved.get("runs", {}).items())
+    ]
     return "\n".join(
         [
             "One core (`n_jobs=1`, BLAS on one thread) unless the key says wall time on more. "
@@ -281,6 +300,18 @@ def markdown(saved: dict) -> str:
             "",
             commands,
             "",
+            *(
+                [
+                    "Each run or block behind the figures above, in order (a figure is their "
+                    "median; decisions: a block times every design in turn, its median of "
+                    "many calls; the spread is the machine's, from run to run):",
+                    "",
+                    *spread,
+                    "",
+                ]
+                if spread
+                else []
+            ),
             f"Machine: {machine.get('platform', '?')}, Python {machine.get('python', '?')}, "
             f"{machine.get('cpus', '?')} CPUs.",
             "",
