@@ -291,8 +291,9 @@ def boin_boundaries(
     return _boundaries("boin_boundaries", target, phi1, phi2)[2:]
 
 
-#: How near a boundary :math:`\hat p = y / n` counts as on it (see the module docstring); two
-#: values of :math:`y / n` with :math:`n \le 10^5` lie further apart.
+#: How near a boundary :math:`\hat p = y / n` counts as on it (see the module docstring). A
+#: boundary that is a fraction with a denominator up to :math:`10^5` lies at least
+#: :math:`10^{-10}` from every other :math:`y / n` with :math:`n \le 10^5`: only the tie moves.
 BOUNDARY_TOLERANCE = 1e-12
 
 
