@@ -513,8 +513,9 @@ def _summary_table(summary: "xr.Dataset", title: str) -> "Table":
 
 
 def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
-    p = float(summary["p_stopped_early"])
-    se = math.sqrt(p * (1 - p) / n_trials) if n_trials else math.nan
+    from dosezoo.report import proportion
+
+    p, se = proportion(float(summary["p_stopped_early"]), n_trials)
     return (
         f"stopped early: {p:.3f} (MCSE {se:.3f}): before the sample size, by a stopping rule or "
         "by the design's own end (3+3)"
@@ -610,6 +611,7 @@ def report_command(
         load_results,
         per_dose,
         plot_per_dose,
+        proportion,
         pyplot,
         row_label,
         title_of,
@@ -712,7 +714,7 @@ def report_command(
         table.add_row("none", f"{none['fraction']:.3f}", f"{none['se']:.3f}", "", "")
         other = per_dose_table["other_selection"]
         if other > 0:  # a recommendation off the listed doses: the column still sums to 1
-            se = math.sqrt(other * (1 - other) / n)
+            _, se = proportion(other, n)
             table.add_row("other dose", f"{other:.3f}", f"{se:.3f}", "", "")
         console.print(table)
     console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")

@@ -397,7 +397,7 @@ def _mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), se
 
 
-def _proportion(p: float, n: int) -> tuple[float, float]:
+def proportion(p: float, n: int) -> tuple[float, float]:
     """Return a fraction of trials and its binomial Monte Carlo SE sqrt(p (1 - p) / n)."""
     return p, math.sqrt(p * (1 - p) / n) if n else math.nan
 
@@ -489,7 +489,7 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
         rows.append(["none", *blank, _number(none["fraction"], 3), _number(none["se"], 3), *tail])
         other = table["other_selection"]
         if other > 0:  # a recommendation off the listed doses: the column still sums to 1
-            p, se = _proportion(other, results.sizes["trial"])
+            p, se = proportion(other, results.sizes["trial"])
             rows.append(["other dose", *blank, _number(p, 3), _number(se, 3), *tail])
     parts = [
         _table(
@@ -560,7 +560,7 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
             ]
         )
     reasons = results["stop_reason"].values
-    p, se = _proportion(float(np.mean(reasons != "")), n)
+    p, se = proportion(float(np.mean(reasons != "")), n)
     rows.append(
         [
             "stopped before the sample size (fraction of trials)",
@@ -573,7 +573,7 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
     rows.append(["no dose selected (fraction of trials)", _number(p, 3), _number(se, 3), ""])
     over = selections_over_overdose_limit(results)
     if over is not None:
-        p, se = _proportion(float(over.mean()), n)
+        p, se = proportion(float(over.mean()), n)
         limit = results.attrs["design_conduct_max_overdose_probability"]
         rows.append(
             [
@@ -601,7 +601,7 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
                     [
                         str(reason),
                         int(count),
-                        *map(lambda v: _number(v, 3), _proportion(count / n, n)),
+                        *map(lambda v: _number(v, 3), proportion(count / n, n)),
                     ]
                     for reason, count in zip(stopped, counts, strict=True)
                 ],
