@@ -51,7 +51,7 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision, DecisionRow
 from dosezoo.designs.backfill import Backfill
 from dosezoo.diagnostics import ConvergenceCriteria
-from dosezoo.errors import ConvergenceError
+from dosezoo.errors import ConvergenceError, DataError
 from dosezoo.lazy import compiled
 from dosezoo.levels import (
     CountStates,
@@ -419,6 +419,15 @@ class Rule(ABC):
         the last cohort.
         """
         return False
+
+    def reads_cohorts(self) -> bool:
+        """Whether the decisions read which patients were dosed together (their cohorts).
+
+        As :meth:`reads_last_cohort` by default. A design whose rule reads the cohorts, with
+        cohorts of more than one patient, refuses data without a ``cohort`` column
+        (:attr:`TrialData.cohorts_given`): each patient would be read as a cohort of their own.
+        """
+        return self.reads_last_cohort()
 
     def refusal_quantities(
         self, posterior: DosePosterior, data: TrialData, *, final: bool
@@ -816,6 +825,18 @@ class Design:
             raise TypeError(f"{self.label} needs a TrialData, got {type(data).__name__}")
         if self.model is not None:
             self.model.check_data(data, min_patients=0)
+        if (
+            not data.cohorts_given
+            and data.n_patients > 1
+            and self.conduct.cohort_size > 1
+            and self.rule.reads_cohorts()
+        ):
+            raise DataError(
+                f"{self.label}: the data have no column 'cohort', and the rule reads which "
+                f"patients were dosed together (cohorts of {self.conduct.cohort_size}); give "
+                "each patient's cohort number in a column 'cohort' (without it, each patient is "
+                "a cohort of their own)"
+            )
         return data
 
     @property

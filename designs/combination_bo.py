@@ -453,6 +453,10 @@ class CombinationBORule(ModelRule):
         """Return the iterations done after the initial design (negative during it)."""
         return data.n_cohorts - self.n_initial
 
+    def reads_cohorts(self) -> bool:
+        """Return True: each cohort is an iteration (the initial design's, then the AEI's)."""
+        return True
+
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Return whether a posterior is read: not in the initial design, otherwise always."""
         return final or self._iteration(data) >= 0

@@ -725,6 +725,10 @@ class TwoStageGPRule(Rule):
 
     # ------------------------------------------------------------------ hooks
 
+    def reads_cohorts(self) -> bool:
+        """Return True: stage 1 ends with the cohort of its first DLTs (or at the top level)."""
+        return True
+
     def needs_posterior(self, data: TrialData, *, final: bool) -> bool:
         """Stage 2 reads the GP posterior; stage 1 (and a trial that ended in it) does not."""
         if not data.n_patients:

@@ -428,7 +428,10 @@ def next_dose(
     data_csv: Path = typer.Argument(
         ...,
         metavar="DATA_CSV",
-        help="Trial data: a dose column, the model's outcomes, cohort optional.",
+        help=(
+            "Trial data: a dose column, the model's outcomes, cohort (needed when the rule "
+            "reads cohorts, e.g. a coherent CRM)."
+        ),
     ),
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
@@ -823,7 +826,10 @@ def paths_command(
     data_csv: Path = typer.Argument(
         ...,
         metavar="DATA_CSV",
-        help="Trial data so far: a dose column, the model's outcomes, cohort optional.",
+        help=(
+            "Trial data so far: a dose column, the model's outcomes, cohort (needed when the rule "
+            "reads cohorts, e.g. a coherent CRM)."
+        ),
     ),
     config: Path = typer.Option(..., "--config", "-c", help="Design configuration (TOML)."),
     cohorts: int = typer.Option(2, "--cohorts", help="Future cohorts to enumerate."),

@@ -18,7 +18,9 @@ dose
     interest of a combination standardised to [0, 1]), not "drug not given".
 cohort
     Optional positive integers, non-decreasing in row order. When absent, every
-    patient is a cohort of their own, numbered 1..n.
+    patient is a cohort of their own, numbered 1..n (`TrialData.cohorts_given` is then
+    False, and a design whose rule reads the cohorts, with cohorts of more than one
+    patient, refuses the data rather than read each patient as a cohort).
 y, dlt, efficacy, time, event
     Outcome columns, detected by name: ``y`` any finite float (continuous
     response), ``dlt`` 0/1, ``efficacy`` 0/1/2 (ordinal), ``time`` a finite
@@ -408,6 +410,8 @@ class _Validated(NamedTuple):
     columns: dict[str, np.ndarray]
     doses: np.ndarray
     schedule: tuple[str, ...] = ()
+    #: Whether the source had a cohort column (otherwise each patient is a cohort).
+    cohorts_given: bool = True
 
 
 def _validate(
@@ -730,7 +734,7 @@ def _validate(
         clean[name] = _lock(values)
     for name, values in schedule_values.items():
         clean[name] = _lock(values.astype(np.float64) if name == _ENROLLED else values)
-    return _Validated(outcomes, clean, doses, schedule)
+    return _Validated(outcomes, clean, doses, schedule, has_cohort)
 
 
 def _parse_csv_numbers(values: "pd.Series", *, allow_bool: bool) -> np.ndarray:
@@ -977,6 +981,9 @@ class TrialData:
     schedule : tuple of str
         Schedule columns present: ``enrolled`` and / or ``role`` (empty for data that are not
         timed).
+    cohorts_given : bool
+        Whether every patient's cohort was given (a ``cohort`` column, `with_cohort`),
+        rather than each patient made a cohort of their own.
 
     Raises
     ------
@@ -1006,6 +1013,7 @@ class TrialData:
     _columns: dict[str, np.ndarray] = field(init=False, repr=False)
     _doses: np.ndarray = field(init=False, repr=False)
     _ranges: dict[str, tuple[float, float]] = field(init=False, repr=False)
+    cohorts_given: bool = field(init=False, repr=False)
 
     def __post_init__(
         self, source: "Mapping[str, Any] | pd.DataFrame", _row_label: RowLabel | None
@@ -1045,6 +1053,7 @@ class TrialData:
         object.__setattr__(self, "_columns", validated.columns)
         object.__setattr__(self, "_doses", validated.doses)
         object.__setattr__(self, "_ranges", ranges)
+        object.__setattr__(self, "cohorts_given", validated.cohorts_given)
 
     # ------------------------------------------------------------------ constructors
 
@@ -1369,7 +1378,9 @@ class TrialData:
         doses = _lock(self._doses[:n])
         for j, name in enumerate(self.dose_columns):
             columns[name] = doses[:, j]
-        return self._with_rows(self.outcomes, columns, doses, self.schedule)
+        return self._with_rows(
+            self.outcomes, columns, doses, self.schedule, cohorts_given=self.cohorts_given
+        )
 
     def require(self, *columns: str, min_patients: int = 1, model: str | None = None) -> None:
         """Check that the data have what a model needs.
@@ -1621,12 +1632,13 @@ class TrialData:
             name: _column_array(df[name], name)
             for name in (*self.dose_columns, *outcomes, *self.covariates, *schedule)
         }
-        if _COHORT in df.columns:
+        cohorts_given = _COHORT in df.columns
+        if cohorts_given:
             new[_COHORT] = _column_array(df[_COHORT], _COHORT)
         else:
             last = int(self.cohort[-1]) if self.n_patients else 0
             new[_COHORT] = np.arange(last + 1, last + 1 + len(df), dtype=np.int64)
-        return self._extend(new, "appended row {}")
+        return self._extend(new, "appended row {}", cohorts_given=cohorts_given)
 
     def _check_new_outcomes(self, names: tuple[str, ...], what: str) -> tuple[str, ...]:
         """Check the outcome names of new rows; return them in canonical order."""
@@ -1670,11 +1682,15 @@ class TrialData:
             )
         return names
 
-    def _extend(self, new: dict[str, np.ndarray], new_row: str) -> Self:
+    def _extend(
+        self, new: dict[str, np.ndarray], new_row: str, *, cohorts_given: bool = True
+    ) -> Self:
         """Validate only the new rows and append them to a copy of the data.
 
         The existing rows were validated when these data were built, so growing a
         trial by one cohort costs the new rows' checks, not the whole trial's.
+        ``cohorts_given``: whether the new rows' cohorts were given (not one per patient);
+        the data's cohorts are given when both the old rows' and the new rows' were.
         """
         n_old = self.n_patients
         if n_old:
@@ -1712,14 +1728,24 @@ class TrialData:
         )
         if not n_old:
             return self._with_rows(
-                validated.outcomes, validated.columns, validated.doses, validated.schedule
+                validated.outcomes,
+                validated.columns,
+                validated.doses,
+                validated.schedule,
+                cohorts_given=cohorts_given,
             )
         doses = _lock(np.concatenate([self._doses, validated.doses]))
         columns = {name: doses[:, j] for j, name in enumerate(self.dose_columns)}
         for name, values in validated.columns.items():
             if name not in columns:
                 columns[name] = _lock(np.concatenate([self._columns[name], values]))
-        return self._with_rows(self.outcomes, columns, doses, self.schedule)
+        return self._with_rows(
+            self.outcomes,
+            columns,
+            doses,
+            self.schedule,
+            cohorts_given=cohorts_given and self.cohorts_given,
+        )
 
     @staticmethod
     def _from_counts(dose: np.ndarray, dlt: np.ndarray, cohort: np.ndarray) -> "TrialData":
@@ -1735,7 +1761,7 @@ class TrialData:
         """
         doses = _lock(dose.reshape(-1, 1))
         columns = {"dose": doses[:, 0], _COHORT: _lock(cohort), "dlt": _lock(dlt)}
-        return _empty_with_dlt()._with_rows(("dlt",), columns, doses, ())
+        return _empty_with_dlt()._with_rows(("dlt",), columns, doses, (), cohorts_given=True)
 
     def _with_rows(
         self,
@@ -1743,6 +1769,8 @@ class TrialData:
         columns: dict[str, np.ndarray],
         doses: np.ndarray,
         schedule: tuple[str, ...],
+        *,
+        cohorts_given: bool,
     ) -> Self:
         """Return data of the same schema holding already-validated, read-only columns."""
         grown = object.__new__(type(self))
@@ -1757,6 +1785,7 @@ class TrialData:
             _columns=columns,
             _doses=doses,
             _ranges=self._ranges,
+            cohorts_given=cohorts_given,
         )
         return grown
 
@@ -1822,6 +1851,7 @@ class TrialData:
         """Restore state from a pickle, making the arrays read-only again."""
         state.setdefault("coded_doses", False)
         state.setdefault("schedule", ())
+        state.setdefault("cohorts_given", True)
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)

@@ -265,6 +265,26 @@ def test_a_coherent_design_never_escalates_after_a_cohort_at_or_above_the_target
         crm_design(crm, coherent="yes")
 
 
+def test_a_design_reading_cohorts_refuses_data_without_them():
+    # Without a cohort column each patient is a cohort: a coherent CRM in cohorts of 3 would
+    # read the last patient alone as the last cohort (no DLT: escalate to 80 after 1/3 DLTs
+    # at 40), so it asks for the column; a rule that reads no cohort takes the data.
+    levels = [10.0, 20.0, 40.0, 80.0, 160.0]
+    crm = CRM((0.084, 0.157, 0.25, 0.355, 0.46), 0.25, dose_levels=levels)
+    doses, dlts = [10.0] * 3 + [20.0] * 3 + [40.0] * 3, [0] * 7 + [1, 0]
+    bare = TrialData.from_dataframe(pd.DataFrame({"dose": doses, "dlt": dlts}))
+    coherent = crm_design(crm, coherent=True)
+    assert coherent.rule.reads_cohorts() and not crm_design(crm).rule.reads_cohorts()
+    with pytest.raises(DataError, match=r"no column 'cohort'.*cohorts of 3"):
+        coherent.next(bare)
+    with pytest.raises(DataError, match="no column 'cohort'"):
+        coherent.recommend(bare)
+    assert crm_design(crm).next(bare).next_dose == 80.0
+    assert crm_design(crm, cohort_size=1, coherent=True).next(bare).next_dose == 80.0
+    assert coherent.next(_cohorts(doses, dlts, 3)).next_dose == 40.0
+    assert coherent.next(bare.head(1)).next_dose == 20.0  # one patient: one cohort
+
+
 def test_design_stops_for_safety_and_recommends_nothing():
     design = crm_design(CRM(SKELETON, 0.25))
     data = _data([1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0])

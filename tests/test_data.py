@@ -287,6 +287,24 @@ def test_cohort_defaults_to_one_per_patient():
     assert data.n_cohorts == 3
 
 
+def test_the_data_say_whether_the_cohorts_were_given():
+    # without a cohort column each patient is a cohort, and the data say so through every
+    # way they grow, are cut and are pickled; with_cohort and counts give cohorts
+    given = TrialData.from_dataframe(frame(dose=[1.0, 1.0], cohort=[1, 1], y=[0.0, 1.0]))
+    made = TrialData.from_dataframe(frame(dose=[1.0, 1.0], y=[0.0, 1.0]))
+    assert given.cohorts_given and not made.cohorts_given
+    assert made == TrialData.from_dataframe(frame(dose=[1.0, 1.0], cohort=[1, 2], y=[0, 1]))
+    assert not made.with_cohort(2.0, y=[0.5]).cohorts_given
+    assert given.with_cohort(2.0, y=[0.5]).cohorts_given
+    assert not given.append(frame(dose=[2.0], y=[0.5])).cohorts_given
+    assert given.append(frame(dose=[2.0], cohort=[2], y=[0.5])).cohorts_given
+    assert TrialData.empty().with_cohort(1.0, y=[0.1, 0.2]).cohorts_given
+    assert TrialData.empty().append(frame(dose=[1.0], cohort=[1], y=[0.1])).cohorts_given
+    assert not TrialData.empty().append(frame(dose=[1.0], y=[0.1])).cohorts_given
+    assert not made.head(1).cohorts_given and given.head(1).cohorts_given
+    assert not pickle.loads(pickle.dumps(made)).cohorts_given
+
+
 def test_unknown_columns_are_ignored():
     data = TrialData.from_dataframe(frame(dose=[1.0], y=[2.0], note=["first patient"]))
     assert data.columns == ("dose", "cohort", "y")

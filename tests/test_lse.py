@@ -465,7 +465,9 @@ def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_
 
     path = Path(__file__).resolve().parents[1] / "examples" / "bo.toml"
     example = design_from_config(read_config(path), str(path))
-    data = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 3, "dlt": [0, 1, 1]}))
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [1.0] * 3, "cohort": [1] * 3, "dlt": [0, 1, 1]})
+    )
     # The hard overdose limit is lifted to isolate the rule's own choice.
     conduct = replace(example.conduct, draws=400, random_seed=12, max_overdose_probability=1.0)
     decision = Design(example.model, example.rule, conduct).next(data)
@@ -473,7 +475,11 @@ def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_
     assert abs(q["acquisition_1"] - q["acquisition_0"]) < 2 * q["acquisition_gap_mcse"]
     assert decision.next_dose == 1.0 and decision.bound_by == ("mcse",)
     # A clear escalation (12 patients, 2 DLTs at the lowest dose) is kept on every seed.
-    clear = TrialData.from_dataframe(pd.DataFrame({"dose": [1.0] * 12, "dlt": [0] * 10 + [1, 1]}))
+    clear = TrialData.from_dataframe(
+        pd.DataFrame(
+            {"dose": [1.0] * 12, "cohort": np.repeat([1, 2, 3, 4], 3), "dlt": [0] * 10 + [1, 1]}
+        )
+    )
     for seed in range(3):
         design = Design(example.model, example.rule, replace(conduct, random_seed=seed))
         assert design.next(clear).next_dose == 2.0
