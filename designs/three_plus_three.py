@@ -265,12 +265,17 @@ class ThreePlusThreeRule(CountRule):
     ) -> CountStates:
         """Check a batch of count states (``count_state``, and 0, 3 or 6 patients per level).
 
-        A count state holds no roles: its patients are escalation patients (the lockstep
-        engine runs designs without backfill), as for ``next`` on data with those counts.
+        Or, once the sample size is reached, fewer than 3 at the current level (a last cohort
+        cut short, as :meth:`counts` allows). A count state holds no roles: its patients are
+        escalation patients (the lockstep engine runs designs without backfill), as for
+        ``next`` on data with those counts.
         """
         owner = "ThreePlusThreeRule"
         n, y, current, _ = count_state(owner, n, y, current, len(self.dose_levels), events)
         off = (n != 0) & (n != _COHORT) & (n != _FULL)
+        # A last cohort the sample size cut short, at the current level, as counts() allows.
+        full = np.flatnonzero((n.sum(axis=1) >= self._sample_size) & (current >= 0))
+        off[full, current[full]] = n[full, current[full]] > _FULL
         if off.any():
             row, level = (int(i) for i in np.argwhere(off)[0])
             raise ValueError(

@@ -358,13 +358,25 @@ class BLRM(LogisticQuadratureModel):
         }
 
     def check_doses(self, dose: np.ndarray) -> None:
-        """Raise a DataError naming the row of a dose that is not > 0."""
+        """Raise a DataError naming the row of a dose that is not > 0 or too far from d*.
+
+        The model reads ``log(d / d*)``: a positive dose so small (or large) that the ratio
+        underflows to 0 (or overflows) would make it infinite and the posterior NaN.
+        """
         bad = ~(dose > 0)
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(
                 f"BLRM: column 'dose', row {row}: dose {float(dose[row])!r} must be > 0 "
                 "(the model is linear in log dose)"
+            )
+        with np.errstate(divide="ignore", over="ignore"):
+            infinite = ~np.isfinite(np.log(dose / self.reference_dose))
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise DataError(
+                f"BLRM: column 'dose', row {row}: dose {float(dose[row])!r} is too far from the "
+                f"reference dose {self.reference_dose:g}: log(dose / reference) is not finite"
             )
 
     # ------------------------------------------------------------ grid engine

@@ -104,6 +104,7 @@ that the draws of ``f`` are exact draws of the universal-kriging posterior.
 import hashlib
 import itertools
 import math
+import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
@@ -1046,11 +1047,9 @@ class GPSurface(DoseModel):
             values = columns[name]
             declared = self.covariate_levels[name]
             for row, value in enumerate(values):
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    number = math.nan
-                if number not in declared:
+                # A number only: float() would read the text "0_0" or a full-width digit as one.
+                real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+                if not real or float(value) not in declared:
                     shown = value.item() if isinstance(value, np.generic) else value
                     raise DataError(
                         f"column {name!r}, row {row}: value {shown!r} is not a declared level "

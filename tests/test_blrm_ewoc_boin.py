@@ -476,6 +476,12 @@ def test_boin_model_rejects_doses_off_the_levels():
         BOIN(0.3, LEVELS).fit(_data([10, 15], [0, 0]))
 
 
+def test_blrm_refuses_a_dose_whose_log_ratio_to_the_reference_is_not_finite():
+    # 1e-323 / 40 underflows to 0: log(d / d*) = -inf made the posterior NaN, blamed on the prior
+    with pytest.raises(DataError, match=r"row 1: dose 1e-323 is too far from the reference"):
+        BLRM(LEVELS, 40.0).posterior(_data([10, 1e-323], [0, 0]))
+
+
 def test_ewoc_recommends_no_level_above_the_doses_given_nor_on_empty_data():
     # Every dose given (20) lies below the lowest level (40): the final recommendation may not
     # be a level never given (it was the highest level, 160, through an index of -1).

@@ -67,6 +67,14 @@ def test_inf_is_named(value):
         TrialData.from_dataframe(frame(dose=[1.0, 2.0], y=[0.5, value]))
 
 
+def test_an_integer_beyond_the_floats_is_infinite():
+    # float() overflows on it: the check said nothing of the column, row or value
+    with pytest.raises(DataError, match=message("column 'dose', row 1: value -1000")):
+        TrialData({"dose": [1.0, -(10**400)], "y": [0.5, 0.5]})
+    with pytest.raises(DataError, match=message("column 'cohort', row 1: value 1000")):
+        TrialData({"dose": [1.0, 1.0], "cohort": [1, 10**400], "y": [0.5, 0.5]})
+
+
 def test_non_numeric_value():
     with pytest.raises(
         DataError, match=message("column 'dose', row 3: value 'abc' is not numeric")

@@ -255,6 +255,25 @@ def test_every_stop_selects_what_recommend_selects(results):
         np.testing.assert_equal(float(results["recommended_dose"].values[trial]), selected)
 
 
+def test_a_sample_size_that_cuts_the_last_cohort_short_simulates_as_it_decides():
+    # 8 patients: the lockstep engine's count states hold the last cohort of 2 that the data
+    # path reads (they were refused: "dose 30 has 2 patients"), and select the same.
+    eight = Design(None, ThreePlusThreeRule(LEVELS), Conduct(cohort_size=3, sample_size=8))
+    scenario = BinaryToxicityScenario(LEVELS, P_TRUE, 0.3, planned_sample_size=8)
+    results = simulate(eight, scenario, 60, random_seed=3, progress=False)
+    n_patients = results["n_patients"].values
+    assert (n_patients == 8).any()
+    for trial in np.flatnonzero(n_patients == 8):
+        data = TrialData.empty(outcomes=("dlt",))
+        for dose, dlt in zip(
+            results["dose"].values[trial, :8], results["dlt"].values[trial, :8], strict=True
+        ):
+            data = data.with_cohort(float(dose), dlt=[int(dlt)])
+        recommendation = eight.recommend(data)
+        selected = np.nan if recommendation.stopped else recommendation.next_dose
+        np.testing.assert_equal(float(results["recommended_dose"].values[trial]), selected)
+
+
 def test_no_mtd_above_the_lowest_dose_does_not_call_it_the_lowest():
     design = three_plus_three_design(LEVELS)
     data = TrialData.empty(outcomes=("dlt",)).with_cohort(10.0, dlt=[1, 1, 0])
