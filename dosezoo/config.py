@@ -113,11 +113,14 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     for name, value in config.items():
-        if name not in SECTIONS or not isinstance(value, Mapping):
+        if name not in SECTIONS:
             raise ConfigError(
                 f"{path}: unknown section [{name}]; known sections: "
                 + ", ".join(f"[{section}]" for section in SECTIONS)
             )
+        if not isinstance(value, Mapping):
+            shown = "an array of tables" if isinstance(value, list) else repr(value)
+            raise ConfigError(f"{path}: [{name}] must be a table (a [{name}] section), got {shown}")
     return config
 
 

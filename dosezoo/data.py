@@ -68,7 +68,7 @@ from dosezoo.outcomes import Outcome, registered_outcomes
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataError", "TrialData"]
+__all__ = ["DataError", "TrialData", "reserved_columns"]
 
 DoseRange = tuple[float, float] | Mapping[str, tuple[float, float]]
 """A dose range: one open interval ``(lo, hi)`` or one per dose column."""
@@ -412,6 +412,8 @@ class _Validated(NamedTuple):
     schedule: tuple[str, ...] = ()
     #: Whether the source had a cohort column (otherwise each patient is a cohort).
     cohorts_given: bool = True
+    #: The source's columns that were not stored (unknown, e.g. a misspelt outcome).
+    ignored: tuple[str, ...] = ()
 
 
 def _validate(
@@ -490,6 +492,7 @@ def _validate(
         *schedule,
     ]
     raw = {name: _column_array(source[name], name) for name in names}
+    ignored = tuple(str(name) for name in source.keys() if name not in raw)
     n = raw[dose_columns[0]].shape[0]
     plain = True
     for name, array in raw.items():
@@ -558,7 +561,7 @@ def _validate(
                 columns[_ENROLLED] = _lock(np.array(enrolled_list, dtype=np.float64))
             if _ROLE in schedule:
                 columns[_ROLE] = _lock(raw[_ROLE].astype(object))
-            return _Validated(outcomes, columns, quick_doses, schedule)
+            return _Validated(outcomes, columns, quick_doses, schedule, True, ignored)
 
     # 3. Detailed checks.
     checks: list[_Check] = []
@@ -734,7 +737,7 @@ def _validate(
         clean[name] = _lock(values)
     for name, values in schedule_values.items():
         clean[name] = _lock(values.astype(np.float64) if name == _ENROLLED else values)
-    return _Validated(outcomes, clean, doses, schedule, has_cohort)
+    return _Validated(outcomes, clean, doses, schedule, has_cohort, ignored)
 
 
 def _parse_csv_numbers(values: "pd.Series", *, allow_bool: bool) -> np.ndarray:
@@ -780,6 +783,11 @@ def _csv_text(path: str | os.PathLike[str]) -> str:
     except FileNotFoundError:
         raise DataError(f"{where} does not exist") from None
     return decode_text(raw, where, DataError, "CSV", "save the file as UTF-8 (Excel: 'CSV UTF-8')")
+
+
+def reserved_columns() -> frozenset[str]:
+    """Names that are no dose column nor covariate: ``cohort``, the schedule's, the outcomes'."""
+    return frozenset({_COHORT, *_SCHEDULE, *registered_outcomes()})
 
 
 def decode_text(raw: bytes, where: str, error: type[Exception], kind: str, advice: str) -> str:
@@ -984,6 +992,9 @@ class TrialData:
     cohorts_given : bool
         Whether every patient's cohort was given (a ``cohort`` column, `with_cohort`),
         rather than each patient made a cohort of their own.
+    ignored_columns : tuple of str
+        Columns of the source that are not stored (not a known column nor a declared
+        covariate; named by :meth:`require` when a needed one is missing).
 
     Raises
     ------
@@ -1014,6 +1025,7 @@ class TrialData:
     _doses: np.ndarray = field(init=False, repr=False)
     _ranges: dict[str, tuple[float, float]] = field(init=False, repr=False)
     cohorts_given: bool = field(init=False, repr=False)
+    ignored_columns: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(
         self, source: "Mapping[str, Any] | pd.DataFrame", _row_label: RowLabel | None
@@ -1023,7 +1035,7 @@ class TrialData:
         if not dose_columns:
             raise ValueError("dose_columns must name at least one column")
         covariates = _names(self.covariates, "covariates")
-        reserved = {_COHORT, *_SCHEDULE, *registered_outcomes()}
+        reserved = reserved_columns()
         for name in dose_columns:
             if name in reserved:
                 raise ValueError(f"{name!r} cannot be a dose column: it is a reserved column name")
@@ -1054,6 +1066,7 @@ class TrialData:
         object.__setattr__(self, "_doses", validated.doses)
         object.__setattr__(self, "_ranges", ranges)
         object.__setattr__(self, "cohorts_given", validated.cohorts_given)
+        object.__setattr__(self, "ignored_columns", validated.ignored)
 
     # ------------------------------------------------------------------ constructors
 
@@ -1402,8 +1415,10 @@ class TrialData:
         who = f"model {model!r}" if model else "the model"
         for name in columns:
             if name not in self._columns:
+                ignored = self.ignored_columns
                 raise DataError(
                     f"{who} needs column {name!r}; the data have: {', '.join(self.columns)}"
+                    + (f" (and ignored: {', '.join(ignored)})" if ignored else "")
                 )
         n = self.n_patients
         if n < min_patients:
@@ -1786,6 +1801,7 @@ class TrialData:
             _doses=doses,
             _ranges=self._ranges,
             cohorts_given=cohorts_given,
+            ignored_columns=self.ignored_columns,
         )
         return grown
 
@@ -1852,6 +1868,7 @@ class TrialData:
         state.setdefault("coded_doses", False)
         state.setdefault("schedule", ())
         state.setdefault("cohorts_given", True)
+        state.setdefault("ignored_columns", ())
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)

@@ -118,7 +118,7 @@ import pandas as pd
 import xarray as xr
 
 from dosezoo.checks import choice, number_array, positive_int, positive_number, real_number
-from dosezoo.data import TrialData
+from dosezoo.data import TrialData, reserved_columns
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
 from dosezoo.inference import IdataBuilder
@@ -829,6 +829,12 @@ class GPSurface(DoseModel):
                 f"{owner}: covariates {covariates!r} and dose_columns {doses!r} must be "
                 f"distinct columns, none named {RESPONSE!r}"
             )
+        for name in (*doses, *covariates):
+            if name in reserved_columns():
+                raise ValueError(
+                    f"{owner}: {name!r} cannot be a dose column or covariate: the trial data "
+                    "keep it as their cohort, schedule or outcome column"
+                )
         if len(doses) + len(covariates) > _MAX_INPUTS:
             raise ValueError(f"{owner}: at most {_MAX_INPUTS} dose columns and covariates")
         given = {} if self.covariate_levels is None else self.covariate_levels

@@ -85,6 +85,7 @@ def test_next_dose_text_and_json():
         (lambda s: s.replace("start_dose = 40.0", "start_dose = 50.0"), "not one of the dose"),
         (lambda s: s.replace("[conduct]", "[conduct\n"), "not valid TOML"),
         (lambda s: s + "\n[extra]\n", r"unknown section \[extra\]"),
+        (lambda s: s.replace("[model]", "[[model]]"), r"\[model\] must be a table.*array of"),
         (lambda s: s.replace("eta = 55.0\n", ""), r"\[model\] missing key 'eta'"),
     ],
 )

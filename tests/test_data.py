@@ -316,6 +316,11 @@ def test_the_data_say_whether_the_cohorts_were_given():
 def test_unknown_columns_are_ignored():
     data = TrialData.from_dataframe(frame(dose=[1.0], y=[2.0], note=["first patient"]))
     assert data.columns == ("dose", "cohort", "y")
+    assert data.ignored_columns == ("note",)
+    # a misspelt outcome is ignored too, and a model that needs it names it
+    misspelt = TrialData.from_dataframe(frame(dose=[1.0], cohort=[1], DLT=[1]))
+    with pytest.raises(DataError, match=r"needs column 'dlt'; .*: dose, cohort \(and ignored: DLT"):
+        misspelt.with_cohort(2.0).require("dlt")
     assert "note" not in data.to_dataframe()
 
 

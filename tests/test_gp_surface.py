@@ -352,6 +352,9 @@ def test_nuts_agrees_with_empirical_bayes_on_informative_data():
 
 
 def test_bad_input_names_column_row_and_value():
+    for reserved in ("cohort", "role", "dlt"):  # TrialData keeps them as its own columns
+        with pytest.raises(ValueError, match=f"'{reserved}' cannot be a dose column or covar"):
+            GPSurface(covariates=(reserved,))
     gp = GPSurface(covariates=("z",))
     doses = np.array([[0.0, 0.5], [1.2, 0.5], [0.5, 0.5]])
     with pytest.raises(DataError, match=r"column 'd1', row 1: value 1\.2 is outside"):
