@@ -99,7 +99,10 @@ and its LSE keeps treating in the scenarios whose MTD is the lowest dose (it has
 PCA there, where BOIN stops over 30 % of its trials early). A protocol wanting a stricter
 judgement of the lowest dose lowers ``stop_threshold``. Stage 2 fits the GP after every
 cohort. Its prior mean is the quantile construction
-with the prior MTD at the dose BOIN would give next at the end of stage 1 (step 3; option
+with the prior MTD at the dose BOIN would give next at the end of stage 1, or at the lowest
+dose when BOIN would stop there (its stop says the MTD is at most the lowest dose; the paper
+does not say which prior follows a stop of BOIN, and with the MTD in the middle of the range
+3 DLTs in 3 at the lowest dose did not trigger the safety stop) (step 3; option
 ``prior_mtd_from_stage1``). Every decision is a deterministic function of the data: the
 sampler is seeded from ``random_seed`` and a hash of the data (the conduct's seeding).
 """
@@ -542,8 +545,8 @@ class TwoStageGPRule(Rule):
     margin, prob_low, prob_high : float
         Quantile prior-mean construction of the stage-2 priors (0.05, 0.8, 0.8; see
         :mod:`dosezoo.models.latent_gp`): with ``prior_mtd_from_stage1``, the prior MTD is put
-        at the dose BOIN would give next at the end of stage 1 (step 3); otherwise the model's
-        own prior mean is used.
+        at the dose BOIN would give next at the end of stage 1 (step 3), the lowest if BOIN
+        would stop; otherwise the model's own prior mean is used.
     prior_mtd_from_stage1 : bool
         (True.)
 
@@ -692,7 +695,14 @@ class TwoStageGPRule(Rule):
         return int(last_of_cohort[done[0]] + 1) if done.size else None
 
     def prior_mtd_level(self, data: TrialData, end: int) -> int | None:
-        """Level BOIN would give next at the end of stage 1 (``None`` if it would stop)."""
+        """Level BOIN would give next at the end of stage 1; the lowest if it would stop.
+
+        BOIN stops before the sample size only for the lowest dose (eliminated, or its
+        extra-safe rule): the MTD is then at most the lowest dose, and the prior is put there
+        (with the prior MTD in the middle of the range, 3 DLTs in 3 at the lowest dose left
+        ``P(p_1 > target)`` at 0.88, under the safety stop's 0.9, and the trial went on there).
+        ``None`` when the option is off, or BOIN stops at the sample size.
+        """
         if not self.prior_mtd_from_stage1:
             return None
         dose = np.asarray(data.dose, dtype=float)[:end]
@@ -704,7 +714,10 @@ class TwoStageGPRule(Rule):
                 cache.clear()
             prefix = TrialData({"dose": dose, "cohort": np.asarray(data.cohort)[:end], "dlt": dlt})
             chosen = self._stage1().choose(None, prefix).scalar_dose("TwoStageGPRule")
-            cache[key] = None if chosen is None else self.dose_levels.index(chosen)
+            if chosen is not None:
+                cache[key] = self.dose_levels.index(chosen)
+            else:
+                cache[key] = 0 if prefix.n_patients < self._sample_size else None
         return cache[key]
 
     def _stage1(self) -> BOINRule:

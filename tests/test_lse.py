@@ -237,6 +237,13 @@ def test_stage_one_is_boin_until_two_dlts(design):
     stage2 = design.next(more)
     assert stage2.quantities["stage"] == 2.0
     assert stage2.quantities["prior_mtd_level"] == LEVELS.index(boin.next(more).next_dose)
+    # A stop of BOIN at the end of stage 1 (3 DLTs in 3 at the lowest dose eliminate it) puts
+    # the prior MTD at the lowest dose, whose safety stop then ends the trial.
+    toxic = _data([1.0] * 3, [1, 1, 1])
+    assert boin.next(toxic).stopped and design.rule.stage1_end(toxic) == 3
+    stopped = design.next(toxic)
+    assert stopped.quantities["prior_mtd_level"] == 0.0
+    assert stopped.stop_reason.startswith("safety stop at the lowest dose 1")
     # The rule keeps the answer for the last data asked about only: asked in turn, each data
     # get their own.
     for _ in range(2):
@@ -454,17 +461,21 @@ def test_bad_data_names_row_and_value(design):
 
 
 def test_bo_does_not_escalate_on_monte_carlo_noise_after_two_dlts_at_the_lowest_dose():
-    # 2 DLTs in 3 patients at the lowest dose; with 400 kernel draws the expected improvement
-    # of the next dose beats the lowest dose's by 0.002 for seed 12 (Monte Carlo noise), and
-    # without the guard the design escalates. Within two batch-means standard errors it takes
-    # the safer side.
+    # 2 DLTs in 3 patients at the lowest dose, under the model's own prior (its MTD in the
+    # middle of the range: BOIN's extra-safe stop would put it at the lowest dose, where the
+    # lowest dose wins clearly); with 400 kernel draws the expected improvement of the next
+    # dose beats the lowest dose's by 0.002 for seed 12 (Monte Carlo noise), and without the
+    # guard the design escalates. Within two batch-means standard errors it takes the safer
+    # side.
     from dataclasses import replace
     from pathlib import Path
 
     from dosezoo.config import design_from_config, read_config
 
     path = Path(__file__).resolve().parents[1] / "examples" / "bo.toml"
-    example = design_from_config(read_config(path), str(path))
+    shipped = design_from_config(read_config(path), str(path))
+    rule = replace(shipped.rule, prior_mtd_from_stage1=False)
+    example = Design(shipped.model, rule, shipped.conduct)
     data = TrialData.from_dataframe(
         pd.DataFrame({"dose": [1.0] * 3, "cohort": [1] * 3, "dlt": [0, 1, 1]})
     )

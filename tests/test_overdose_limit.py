@@ -193,10 +193,13 @@ def test_every_model_family_with_single_doses_is_limited():
 
 
 def _data_for(design: Design, name: str, levels, outcomes, rng) -> TrialData:
-    """Patients at the design's levels (index per patient) with toxic outcomes as given."""
+    """Patients at the design's levels (index per patient) with toxic outcomes as given.
+
+    In cohorts of the design's size, in order (some rules read them).
+    """
     doses = np.asarray(design.dose_levels, float)[np.asarray(levels)]
     tox = np.asarray(outcomes, int)
-    columns = {"dose": doses}
+    columns = {"dose": doses, "cohort": np.arange(doses.size) // design.cohort_size + 1}
     if name == "3pnd":
         eta = design.model.eta
         columns["y"] = np.where(
