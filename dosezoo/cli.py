@@ -573,6 +573,13 @@ def simulate_command(
         summary = operating_characteristics(results)
     except USER_ERRORS as error:
         _fail(str(error))
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: the finished trials are saved in {output}.parts; the same command "
+            "resumes after them",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     console = _console()
     console.print(
         _summary_table(summary, f"Operating characteristics over {n_trials} trials ({output})")

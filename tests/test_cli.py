@@ -109,6 +109,17 @@ def test_bad_data_names_the_row_and_value(tmp_path):
     assert missing.exit_code == 2
 
 
+def test_an_interrupted_simulation_says_the_same_command_resumes(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dosezoo.simulate.simulate", interrupted)
+    output = tmp_path / "sim.nc"
+    result = _run("simulate", EXAMPLES / "boin.toml", "--output", output, "--no-progress")
+    assert result.exit_code == 130
+    assert f"saved in {output}.parts; the same command resumes" in result.output
+
+
 def test_simulate_writes_netcdf_and_a_summary(tmp_path):
     config = tmp_path / "sim.toml"
     config.write_text(CONFIG.read_text().replace("n_trials = 200", "n_trials = 6"))

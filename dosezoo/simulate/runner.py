@@ -27,6 +27,8 @@ import math
 import numbers
 import os
 import pickle
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,8 +131,8 @@ def simulate(
         (and the batches running), and a fast design, whose batches take milliseconds, saves
         a few times a second rather than per batch (``docs/results/store_overhead.md``
         measures what saving costs).
-        0 saves every batch at once. An error, an interrupt or a failed final write (a full
-        disk) saves the batches held.
+        0 saves every batch at once. An error, an interrupt (Ctrl-C, or SIGTERM, which then
+        exits with status 143) or a failed final write (a full disk) saves the batches held.
     record : mapping of str to str, optional
         Text attributes written with the results, outside their fingerprint (e.g. the command
         line that ran them and its configuration, which ``dosezoo report`` shows). A
@@ -228,7 +230,8 @@ def simulate(
         done = np.concatenate([part["trial"].values for part in parts]) if parts else []
         todo = np.setdiff1d(np.arange(n_trials), done)
         try:
-            parts += run(todo, store.save)
+            with _terminate_as_exit():
+                parts += run(todo, store.save)
             result = _combine(parts, n_trials, {**fingerprint, **recorded})
             store.finish(result)
         except BaseException:
@@ -237,6 +240,32 @@ def simulate(
             store.save_held()
             raise
     return result
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM exits by ``SystemExit(128 + SIGTERM)``, as the shell reports it.
+
+    The default action of SIGTERM (a job scheduler's, ``kill``'s) ends the process at once: the
+    finished batches held for the next save were lost. As an exception, they are saved first.
+    A handler of the program's own is left alone, as is a thread other than the main one
+    (which cannot set one).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def exit_on_terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, exit_on_terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _recorded(record: Mapping[str, str] | None) -> dict[str, str]:
