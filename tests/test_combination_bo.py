@@ -538,3 +538,21 @@ def test_the_factory_and_a_configuration_give_the_same_cohort_size(covariates, p
     configured = design_from_config({"model": model}, "x.toml")
     built = combination_bo_design(GPSurface(covariates=covariates))
     assert configured.cohort_size == built.cohort_size == per_stratum
+
+
+def test_data_without_cohorts_are_refused_since_each_cohort_is_an_iteration():
+    # Without the column the 24 patients of the example were 24 iterations, and a stratum
+    # stopped (delta reached) where with its cohorts it goes on at (1, 1).
+    from pathlib import Path
+
+    from dosezoo.config import design_from_config, read_config
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    design = design_from_config(read_config(examples / "combination_bo.toml"), "example")
+    frame = pd.read_csv(examples / "combination_cohorts.csv")
+    schema = design.model.data_schema()
+    assert design.rule.reads_cohorts() and design.conduct.cohort_size > 1
+    decision = design.next(TrialData.from_dataframe(frame, **schema))
+    assert decision.strata[0].next_dose == (1.0, 1.0)
+    with pytest.raises(DataError, match="no column 'cohort'"):
+        design.next(TrialData.from_dataframe(frame.drop(columns="cohort"), **schema))
