@@ -158,7 +158,7 @@ def _foreign_batch(tmp_path: Path, name: str) -> bytes:
 
 
 def _child(path: Path, mode: str, count: int, random_seed: int) -> None:
-    """Run in a forked child: SIGKILL itself at the ``count``-th event of kind ``mode``."""
+    """Run in a forked child: SIGKILL (``terminate``: SIGTERM) itself at the ``count``-th event."""
     left = [count]
 
     def maybe_die() -> None:
@@ -194,6 +194,17 @@ def _child(path: Path, mode: str, count: int, random_seed: int) -> None:
         os.replace = tearing
     elif mode == "time":  # after `count` milliseconds
         threading.Timer(count / 1000, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    elif mode == "terminate":  # SIGTERM once `count` batches were handed to the store
+        save = store_module._Store.save
+        handed = [0]
+
+        def terminating(self, part):
+            save(self, part)
+            handed[0] += 1
+            if handed[0] == count:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        store_module._Store.save = terminating  # type: ignore[method-assign]
     simulate(
         DESIGN,
         SCENARIO,
@@ -202,7 +213,8 @@ def _child(path: Path, mode: str, count: int, random_seed: int) -> None:
         path=path,
         batch_size=BATCH,
         progress=False,
-        save_every=0,
+        # terminate: an hour between saves, so every finished batch is held until the exit
+        save_every=3600 if mode == "terminate" else 0,
     )
     os._exit(0)
 
@@ -249,40 +261,11 @@ def _kill_points(n: int, seed: int) -> list[tuple[str, int]]:
     return [(mode, rng.randrange(modes[mode])) for mode in rng.choices(list(modes), k=n)]
 
 
-def _terminated_child(path: Path, count: int) -> None:
-    """Run in a forked child: SIGTERM itself once ``count`` batches were handed to the store."""
-    save = store_module._Store.save
-    handed = [0]
-
-    def saving(self, part):
-        save(self, part)
-        handed[0] += 1
-        if handed[0] == count:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    store_module._Store.save = saving  # type: ignore[method-assign]
-    # an hour between saves: every finished batch is held, until the exit saves them
-    simulate(
-        DESIGN,
-        SCENARIO,
-        N_TRIALS,
-        random_seed=SEED,
-        path=path,
-        batch_size=BATCH,
-        progress=False,
-        save_every=3600,
-    )
-    os._exit(0)
-
-
 def test_sigterm_saves_the_finished_batches_then_exits_143(reference, tmp_path):
     # SIGTERM (kill, a job scheduler's time limit) ended the process at once: the finished
     # batches held for the next save were lost, however long the run had been going.
     path = tmp_path / "sim.nc"
-    process = FORK.Process(target=_terminated_child, args=(path, 3))
-    process.start()
-    process.join(120)
-    assert process.exitcode == 128 + signal.SIGTERM
+    assert _killed(path, "terminate", 3) == 128 + signal.SIGTERM
     # the three batches held, saved in one file: trials-000000000-000000014.batch
     (saved,) = _batches(path)
     assert saved.name == f"trials-{0:09d}-{3 * BATCH - 1:09d}.batch"
