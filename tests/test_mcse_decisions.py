@@ -320,8 +320,11 @@ def test_the_gp_and_joint_probit_rules_give_the_mcse_of_their_overdose_probabili
 def test_a_bo_escalation_within_mcse_of_the_overdose_limit_is_made_on_more_draws():
     """Found by a metamorphic audit: the BO design (examples/bo.toml, seed 0) escalated to 3
     after a third DLT at dose 1, on P(MTD < 3) = 0.479 from 1000 draws, under the limit 0.5
-    by less than its MCSE (seeds 1 and 2 put it at 0.546 and 0.523, and gave 2)."""
+    by less than its MCSE (seeds 1 and 2 put it at 0.546 and 0.523, and gave 2). Under the
+    model's own prior: BOIN's extra-safe stop after 2 DLTs in 3 at dose 1 now puts the prior
+    MTD at dose 1, where the escalation is not near the limit."""
     config = read_config(ROOT / "examples" / "bo.toml")
+    config["rule"] = config["rule"] | {"prior_mtd_from_stage1": False}
     data = TrialData(
         {
             "cohort": [1, 1, 1, 2, 2, 2, 3, 4, 4, 5, 6, 7, 7, 8],
