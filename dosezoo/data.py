@@ -304,7 +304,7 @@ def _numeric(raw: np.ndarray, *, allow_bool: bool) -> tuple[np.ndarray, np.ndarr
             try:
                 values[i] = float(value)
             except OverflowError:  # an int beyond the floats; copysign would convert it too
-                values[i] = math.inf if value > 0 else -math.inf
+                values[i] = -math.inf if value < 0 else math.inf
         else:
             non_numeric[i] = True
     return values, non_numeric
