@@ -829,8 +829,9 @@ class GPSurface(DoseModel):
                 f"{owner}: covariates {covariates!r} and dose_columns {doses!r} must be "
                 f"distinct columns, none named {RESPONSE!r}"
             )
+        reserved = reserved_columns()
         for name in (*doses, *covariates):
-            if name in reserved_columns():
+            if name in reserved:
                 raise ValueError(
                     f"{owner}: {name!r} cannot be a dose column or covariate: the trial data "
                     "keep it as their cohort, schedule or outcome column"

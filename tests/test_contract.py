@@ -245,6 +245,23 @@ def test_decisions_are_deterministic(name):
 
 
 @pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_a_rule_that_reads_cohorts_refuses_data_without_them_and_the_others_ignore_them(name):
+    # Without a cohort column each patient is a cohort of their own: a rule that reads the
+    # cohorts (Rule.reads_cohorts) must refuse such data when cohorts hold several patients,
+    # and a rule that says it reads none must decide as it does with the cohorts.
+    case = _case(name)
+    if "cohort" not in case.frame.columns:
+        pytest.skip("the example data give no cohorts")
+    bare = TrialData.from_dataframe(case.frame.drop(columns="cohort"), **case.schema)
+    assert case.data.cohorts_given and not bare.cohorts_given
+    if case.design.rule.reads_cohorts() and case.design.cohort_size > 1:
+        with pytest.raises(DataError, match="no column 'cohort'"):
+            case.design.next(bare)
+    else:
+        _same(case.design.next(bare), case.design.next(case.data))
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
 def test_pickling_keeps_the_design_and_its_decisions(name):
     case = _case(name)
     copy = pickle.loads(pickle.dumps(case.design))
