@@ -25,7 +25,10 @@ dominates the study).
 
 Run: ``make optimus-study`` or ``.venv/bin/python benchmarks/optimus_study.py [--trials N]
 [--jobs J] [--backfill] [--probit-trials N] [--probit-draws D] [--no-sensitivity]
-[--tag T] [--report-only]``. Outputs ``docs/results/optimus_study<T>.{csv,json,md}``.
+[--tag T] [--report-only]``. Outputs ``docs/results/optimus_study<T>.{csv,json,md}``. Each
+escalation's results are kept in ``benchmarks/runs/optimus/`` (not committed): an interrupted
+run resumes from them, and its wall time is then not the whole study's (the record names the
+cells it resumed).
 """
 
 import argparse
@@ -38,7 +41,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from report import RESULTS, md_table, write_page
+from report import RESULTS, RUNS, md_table, write_page
 
 from dosezoo.designs import (
     Backfill,
@@ -62,6 +65,8 @@ MAKE_RUNS = (
     "optimus_study.py --trials 2000 --jobs 2 --backfill --no-sensitivity --tag _backfill",
 )
 SEED = 2026
+#: Each escalation's netCDF results (``simulate_designs``'s ``paths``).
+CELL_RUNS = RUNS / "optimus"
 SAMPLE_SIZE = 36
 #: Claims name every design within this many standard errors of the best one's value.
 TIE_SES = 2.0
@@ -193,7 +198,7 @@ def run(args: argparse.Namespace) -> dict:
     """Simulate every cell; return the JSON record (rows, sensitivity, timing)."""
     scenarios = optimus_scenarios(planned_sample_size=SAMPLE_SIZE)
     stage = PickTheWinnerStage()
-    rows, sensitivity, seconds = [], [], {}
+    rows, sensitivity, seconds, resumed = [], [], {}, []
     load_start = os.getloadavg()
     started = time.perf_counter()
     for scenario_name, scenario in scenarios.items():
@@ -205,6 +210,17 @@ def run(args: argparse.Namespace) -> dict:
             if args.backfill:
                 designs = {cutoff: with_backfill(design) for cutoff, design in designs.items()}
             n_trials = args.probit_trials if design_name == "joint-probit" else args.trials
+            backfill = "_backfill" if args.backfill else ""
+            paths = {
+                f"{cutoff:g}": CELL_RUNS / f"{scenario_name}_{design_name}{backfill}_c{cutoff:g}"
+                f"_n{n_trials}_d{args.probit_draws}.nc"
+                for cutoff in designs
+            }
+            if any(
+                path.exists() or path.with_name(f"{path.name}.parts").exists()
+                for path in paths.values()
+            ):
+                resumed.append(f"{scenario_name}/{design_name}")
             clock = time.perf_counter()
             # The cut-off variants on the same trials, together: they share the posteriors of
             # the count states they reach alike (each result is its own simulate's).
@@ -214,6 +230,7 @@ def run(args: argparse.Namespace) -> dict:
                 n_trials,
                 random_seed=SEED,
                 n_jobs=args.jobs,
+                paths=paths,
                 progress=False,
             )
             seconds[f"{scenario_name}/{design_name}"] = time.perf_counter() - clock
@@ -265,6 +282,7 @@ def run(args: argparse.Namespace) -> dict:
         "optimal_levels": {name: optimal_level(s) for name, s in scenarios.items()},
         "wall_seconds": wall,
         "seconds": seconds,
+        "resumed_cells": resumed,
         "load_average_start": load_start,
         "load_average_end": os.getloadavg(),
         "cpu_count": os.cpu_count(),
@@ -322,7 +340,13 @@ def page(record: dict, tag: str) -> str:
         f"{', '.join(f'{v:.2f}' for v in record['load_average_start'])} at the start and "
         f"{', '.join(f'{v:.2f}' for v in record['load_average_end'])} at the end on "
         f"{record['cpu_count']} CPUs. Projected time of 2000 trials per cell on 2 workers "
-        f"from this run's per-cell times: {projection(record):.0f} min.",
+        f"from this run's per-cell times: {projection(record):.0f} min"
+        + (
+            f" (resumed cells, whose times are not a whole run's: "
+            f"{', '.join(record['resumed_cells'])})."
+            if record.get("resumed_cells")
+            else "."
+        ),
         "",
         "Optimal dose of each scenario (the lowest dose as active as the best acceptable one, "
         "within 0.05): "

@@ -6,6 +6,8 @@ scripts that reproduce them (``benchmarks/lee2023_study.py``, ``benchmarks/o6bg_
 ``benchmarks/optimus_study.py``), the notebooks and ``dosezoo demo``.
 """
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ from dosezoo.scenarios import (
     O6BGResampling,
     standard_efftox_scenarios,
 )
-from dosezoo.simulate import run_trial, simulate
+from dosezoo.simulate import run_trial, simulate, simulate_designs
 
 # ------------------------------------------------------- Lee (2023), "Simulation experiments"
 
@@ -237,8 +239,12 @@ def o6bg_simulate(
     n_trials: int,
     random_seed: int,
     n_jobs: int = 1,
+    path: str | os.PathLike[str] | None = None,
 ) -> xr.Dataset:
     """Replicate a re-designed O6-BG trial: :func:`~dosezoo.simulate.simulate`, no progress bar.
+
+    With ``path``, the results are kept in that netCDF file as ``simulate`` keeps them: a
+    killed run resumes with the trials not saved yet.
 
     Trial ``i`` draws its patients from child ``i`` of ``SeedSequence(random_seed)``, whatever
     the design: two designs run with the same seed treat the same simulated patients (common
@@ -246,7 +252,13 @@ def o6bg_simulate(
     the same AGT value when the two designs give that patient the same dose).
     """
     return simulate(
-        design, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
+        design,
+        scenario,
+        n_trials,
+        random_seed=random_seed,
+        n_jobs=n_jobs,
+        path=path,
+        progress=False,
     )
 
 
@@ -304,12 +316,21 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
     return summary
 
 
-def o6bg_replicates(alpha: float, n_trials: int, random_seed: int, n_jobs: int = 1) -> dict:
+def o6bg_replicates(
+    alpha: float,
+    n_trials: int,
+    random_seed: int,
+    n_jobs: int = 1,
+    path: str | os.PathLike[str] | None = None,
+) -> dict:
     """Distribution of the final and recommended doses over replicated re-designed trials.
 
-    Lee's re-design (:func:`o6bg_design`); :func:`o6bg_summary` of :func:`o6bg_simulate`.
+    Lee's re-design (:func:`o6bg_design`); :func:`o6bg_summary` of :func:`o6bg_simulate`
+    (with ``path``, its results are kept there, and a killed run resumes).
     """
-    results = o6bg_simulate(o6bg_design(alpha), o6bg_scenario(), n_trials, random_seed, n_jobs)
+    results = o6bg_simulate(
+        o6bg_design(alpha), o6bg_scenario(), n_trials, random_seed, n_jobs, path=path
+    )
     return o6bg_summary(results, alpha, random_seed)
 
 
@@ -531,6 +552,7 @@ def compare_optimus_paths(
     random_seed: int,
     stage: PickTheWinnerStage | None = None,
     n_jobs: int = 1,
+    paths: Mapping[str, str | os.PathLike[str]] | None = None,
     **range_options: float,
 ) -> dict[str, dict[str, float]]:
     """Simulate the whole Optimus trial against the MTD-only path on the same patients.
@@ -538,7 +560,9 @@ def compare_optimus_paths(
     Escalation by ``optimus`` then the dose range and the randomised pick-the-winner
     (:func:`optimus_path`), against escalation by ``mtd_only`` ending on its recommended dose
     (:func:`mtd_only_path`). Both escalations use ``random_seed`` (common random numbers: the
-    ``i``-th patients of trial ``t`` carry the same latent pair).
+    ``i``-th patients of trial ``t`` carry the same latent pair). With ``paths``
+    (``{"optimus": file, "mtd_only": file}``), the escalations' results are kept in those
+    netCDF files (:func:`~dosezoo.simulate.simulate_designs`): a killed run resumes.
 
     Returns
     -------
@@ -546,15 +570,20 @@ def compare_optimus_paths(
         ``{"optimus": summary, "mtd_only": summary}``, each metric's mean and ``*_se``.
     """
     stage = stage or PickTheWinnerStage()
-    first = simulate(
-        optimus, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
-    )
-    second = simulate(
-        mtd_only, scenario, n_trials, random_seed=random_seed, n_jobs=n_jobs, progress=False
+    escalations = simulate_designs(
+        {"optimus": optimus, "mtd_only": mtd_only},
+        scenario,
+        n_trials,
+        random_seed=random_seed,
+        n_jobs=n_jobs,
+        paths=paths,
+        progress=False,
     )
     return {
         "optimus": mean_and_se(
-            optimus_path(first, scenario, stage, random_seed=random_seed, **range_options)
+            optimus_path(
+                escalations["optimus"], scenario, stage, random_seed=random_seed, **range_options
+            )
         ),
-        "mtd_only": mean_and_se(mtd_only_path(second, scenario)),
+        "mtd_only": mean_and_se(mtd_only_path(escalations["mtd_only"], scenario)),
     }

@@ -61,7 +61,7 @@ def test_the_optimus_path_adds_the_stage_to_the_escalation():
     assert np.all(path["patients_above_mtd"] >= mtd["patients_above_mtd"])
 
 
-def test_the_comparison_uses_common_random_numbers_and_is_reproducible():
+def test_the_comparison_uses_common_random_numbers_and_is_reproducible(tmp_path):
     scenario = EffToxScenario(
         LEVELS,
         (0.03, 0.08, 0.15, 0.25, 0.40),
@@ -77,6 +77,13 @@ def test_the_comparison_uses_common_random_numbers_and_is_reproducible():
         design, boin_design(0.25, LEVELS), scenario, n_trials=60, random_seed=3
     )
     assert first == second
+    # kept in files, as simulate keeps them, the comparison is the same and resumes from them
+    paths = {"optimus": tmp_path / "optimus.nc", "mtd_only": tmp_path / "mtd_only.nc"}
+    kept = compare_optimus_paths(
+        design, boin_design(0.25, LEVELS), scenario, n_trials=60, random_seed=3, paths=paths
+    )
+    assert kept == first
+    assert all(path.is_file() for path in paths.values())
     # The same escalation design on both paths sees the same patients: same escalation size.
     same = compare_optimus_paths(design, design, scenario, n_trials=60, random_seed=3)
     assert same["optimus"]["sample_size"] == pytest.approx(

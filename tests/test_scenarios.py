@@ -241,8 +241,11 @@ def test_o6bg_design_matches_lee2023():
     }
 
 
-def test_o6bg_replicates_summarise_the_final_doses():
+def test_o6bg_replicates_summarise_the_final_doses(tmp_path):
     summary = o6bg_replicates(0.1, 4, 3)
+    path = tmp_path / "replicates.nc"
+    assert o6bg_replicates(0.1, 4, 3, path=path) == summary
+    assert path.is_file()
     assert summary["mean_sample_size"] == 30.0 and summary["mean_sample_size_se"] == 0.0
     assert summary["mean_n_agt_below_5_se"] >= 0.0
     assert sum(summary["final_dose"].values()) == pytest.approx(1.0)

@@ -436,6 +436,85 @@ def test_a_save_happens_once_save_every_has_passed(reference, tmp_path, monkeypa
     assert len(saved) >= 2 and all(size == 12 for size in sizes[:-1]) and sizes[-1] <= 12
 
 
+def test_designs_run_together_resume_from_each_ones_store(reference, tmp_path):
+    designs = {"unit": Escalate(), "double": Escalate(step=2.0, sample_size=12)}
+    paths = {name: tmp_path / f"{name}.nc" for name in designs}
+    options = {"random_seed": SEED, "paths": paths, "progress": False}
+    with pytest.raises(KeyboardInterrupt, match="simulated kill"):
+        simulate_designs(
+            designs, Linear(fail_after=60), N_TRIALS, batch_size=4, save_every=0.0, **options
+        )
+    saved = {
+        name: sorted(path.with_name(f"{path.name}.parts").glob("trials-*.batch"))
+        for name, path in paths.items()
+    }
+    assert [file.name for file in saved["unit"]] == [file.name for file in saved["double"]]
+    assert 1 < len(saved["unit"]) < N_TRIALS / 4
+    # the stores need not agree: one lost batch is run again, and only its store takes it
+    saved["double"][0].unlink()
+    kept = np.concatenate([_trials_of(file) for file in saved["double"][1:]])
+    counting = Linear()
+    with pytest.warns(DamagedBatchWarning, match="is recorded but missing"):
+        together = simulate_designs(designs, counting, N_TRIALS, batch_size=6, **options)
+    alone = {
+        name: simulate(design, Linear(), N_TRIALS, random_seed=SEED, progress=False)
+        for name, design in designs.items()
+    }
+    xr.testing.assert_identical(alone["unit"], reference)
+    for name, path in paths.items():
+        xr.testing.assert_identical(together[name], alone[name])
+        xr.testing.assert_identical(load_netcdf(path), alone[name])
+        assert not path.with_name(f"{path.name}.parts").exists()
+    rerun = np.setdiff1d(np.arange(N_TRIALS), kept)
+    cohorts = sum(
+        int(alone[name]["cohort"].sel(trial=rerun).max("patient").sum()) for name in alone
+    )
+    assert counting.calls == cohorts
+    # finished files are loaded, not run again: this scenario would fail at once
+    again = simulate_designs(designs, Linear(fail_after=0), N_TRIALS, **options)
+    for name in designs:
+        xr.testing.assert_identical(again[name], alone[name])
+    # and they are the files simulate keeps
+    unit = simulate(
+        designs["unit"], Linear(fail_after=0), N_TRIALS, random_seed=SEED, path=paths["unit"]
+    )
+    xr.testing.assert_identical(unit, reference)
+
+
+def test_a_design_run_alone_is_loaded_when_run_together(reference, tmp_path):
+    path = tmp_path / "unit.nc"
+    simulate(Escalate(), Linear(), N_TRIALS, random_seed=SEED, path=path, progress=False)
+    counting = Linear()
+    designs = {"unit": Escalate(), "double": Escalate(step=2.0, sample_size=12)}
+    paths = {"unit": path, "double": tmp_path / "double.nc"}
+    together = simulate_designs(
+        designs, counting, N_TRIALS, random_seed=SEED, paths=paths, progress=False
+    )
+    xr.testing.assert_identical(together["unit"], reference)
+    assert counting.calls == int(together["double"]["cohort"].max("patient").sum())
+
+
+@pytest.mark.parametrize(
+    ("paths", "match"),
+    [
+        (
+            {"a": "a.nc"},
+            r"paths must map every design's name to its file, \['a', 'b'\]; got \['a'\]",
+        ),
+        (["a.nc", "b.nc"], r"paths must map every design's name .*; got \['a.nc', 'b.nc'\]"),
+        ({"a": "same.nc", "b": "./same.nc"}, r"paths\['b'\] and paths\['a'\] are the same file"),
+        ({"a": "a.nc", "b": 3}, r"paths\['b'\] must be a file name; got 3"),
+    ],
+)
+def test_bad_paths_of_designs_run_together(paths, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        simulate_designs(
+            {"a": Escalate(), "b": Escalate()}, Linear(), 5, random_seed=0, paths=paths
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("save_every", [-1.0, math.inf, math.nan, "1", True])
 def test_save_every_must_be_a_finite_number_of_seconds(save_every):
     with pytest.raises(ValueError, match="save_every must be a finite number of seconds"):

@@ -30,7 +30,8 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -185,61 +186,132 @@ def simulate(
     n_trials, random_seed, batch_size = _checked_options(
         "simulate", n_trials, random_seed, n_jobs, client, batch_size, progress
     )
+    save_every = _checked_save_every("simulate", save_every)
+    recorded = _recorded(record)
+    fingerprint, layout = _layout(design, scenario, n_trials, random_seed, "simulate")
+    run = _runner(
+        (design,), scenario, (layout,), n_trials, random_seed, n_jobs, client, batch_size, progress
+    )
+    if path is None:
+        parts = run([0], np.arange(n_trials), None)
+        return _combine([part for (part,) in parts], n_trials, {**fingerprint, **recorded})
+    store = _Store(Path(path), fingerprint, save_every=save_every)
+    (result,) = _run_stored((store,), run, n_trials, recorded)
+    return result
+
+
+#: Runs the trials ``todo`` of the designs chosen by their positions, passing each finished
+#: batch (the chosen designs' Datasets) to the callback; returns the batches.
+_Run = Callable[
+    [Sequence[int], np.ndarray, Callable[[list[xr.Dataset]], None] | None], list[list[xr.Dataset]]
+]
+
+
+def _runner(
+    designs: tuple[Design, ...],
+    scenario: Scenario,
+    layouts: tuple[_Layout, ...],
+    n_trials: int,
+    random_seed: int,
+    n_jobs: int,
+    client: "Client | None",
+    batch_size: int | None,
+    progress: bool,
+) -> _Run:
+    """Return the function that runs trials of some of ``designs`` with these options."""
+
+    def run(
+        chosen: Sequence[int],
+        todo: np.ndarray,
+        save: Callable[[list[xr.Dataset]], None] | None,
+    ) -> list[list[xr.Dataset]]:
+        return _run_todo(
+            tuple(designs[k] for k in chosen),
+            scenario,
+            todo,
+            random_seed,
+            tuple(layouts[k] for k in chosen),
+            n_jobs,
+            client,
+            batch_size,
+            progress,
+            save=save,
+            n_trials=n_trials,
+        )
+
+    return run
+
+
+def _run_stored(
+    stores: tuple[_Store, ...], run: _Run, n_trials: int, recorded: dict[str, str]
+) -> list[xr.Dataset]:
+    """Return the results of every design, each kept in its store (``stores[k]`` of design k).
+
+    A design whose store holds its finished file is loaded, not run. The others are run
+    together, on the trials that any of them has not saved yet, under the locks of their
+    stores; each store saves only the trials it lacks, so stores saved by separate runs
+    resume too.
+    """
+    results: list[xr.Dataset | None] = [
+        # A finished run's file (written whole, then renamed): loaded without the lock, which
+        # a read-only place could not hold.
+        store.finished(holding_lock=False)
+        if store.path.exists() and not store.parts_dir.exists()
+        else None
+        for store in stores
+    ]
+    pending = [k for k, result in enumerate(results) if result is None]
+    with ExitStack() as locks:
+        for k in pending:
+            locks.enter_context(stores[k].locked())
+        for k in pending:
+            results[k] = stores[k].finished()
+        pending = [k for k in pending if results[k] is None]
+        saved = {k: stores[k].parts() for k in pending}
+        done = {
+            k: np.concatenate([part["trial"].values for part in parts]) if parts else np.zeros(0)
+            for k, parts in saved.items()
+        }
+        done_by_all = reduce(np.intersect1d, done.values()) if done else np.arange(n_trials)
+        todo = np.setdiff1d(np.arange(n_trials), done_by_all)
+
+        def save(finished: list[xr.Dataset]) -> None:
+            for k, part in zip(pending, finished, strict=True):
+                new = ~np.isin(part["trial"].values, done[k])
+                if new.any():
+                    part = part if new.all() else part.isel(trial=new)
+                    saved[k].append(part)
+                    stores[k].save(part)
+
+        try:
+            if todo.size:
+                with _terminate_as_exit():
+                    run(pending, todo, save)
+            for k in pending:
+                fingerprint = stores[k].fingerprint
+                result = _combine(saved[k], n_trials, {**fingerprint, **recorded})
+                stores[k].finish(result)
+                results[k] = result
+        except BaseException:
+            # The trials finished but not yet saved outlive an error, an interrupt or a
+            # failed final write (a full disk): a run on the same paths resumes after them.
+            for k in pending:
+                stores[k].save_held()
+            raise
+    return [result for result in results if result is not None]
+
+
+def _checked_save_every(owner: str, save_every: float) -> float:
+    """Return ``save_every`` as seconds, after checking it is a finite number >= 0."""
     if (
         isinstance(save_every, bool)
         or not isinstance(save_every, numbers.Real)
         or not 0 <= save_every < math.inf
     ):
         raise ValueError(
-            f"simulate: save_every must be a finite number of seconds >= 0; got {save_every!r}"
+            f"{owner}: save_every must be a finite number of seconds >= 0; got {save_every!r}"
         )
-    recorded = _recorded(record)
-    fingerprint, layout = _layout(design, scenario, n_trials, random_seed, "simulate")
-
-    def run(todo: np.ndarray, save: Callable[[xr.Dataset], None] | None = None) -> list[xr.Dataset]:
-        """Run the trials ``todo``; pass each finished batch to ``save``."""
-        ran = _run_todo(
-            (design,),
-            scenario,
-            todo,
-            random_seed,
-            (layout,),
-            n_jobs,
-            client,
-            batch_size,
-            progress,
-            save=None if save is None else lambda finished: save(finished[0]),
-            n_trials=n_trials,
-        )
-        return [part for (part,) in ran]
-
-    if path is None:
-        return _combine(run(np.arange(n_trials)), n_trials, {**fingerprint, **recorded})
-    store = _Store(Path(path), fingerprint, save_every=float(save_every))
-    if store.path.exists() and not store.parts_dir.exists():
-        # A finished run's file (written whole, then renamed): loaded without the lock, which
-        # a read-only place could not hold.
-        finished = store.finished(holding_lock=False)
-        if finished is not None:
-            return finished
-    with store.locked():
-        finished = store.finished()
-        if finished is not None:
-            return finished
-        parts = store.parts()
-        done = np.concatenate([part["trial"].values for part in parts]) if parts else []
-        todo = np.setdiff1d(np.arange(n_trials), done)
-        try:
-            with _terminate_as_exit():
-                parts += run(todo, store.save)
-            result = _combine(parts, n_trials, {**fingerprint, **recorded})
-            store.finish(result)
-        except BaseException:
-            # The trials finished but not yet saved outlive an error, an interrupt or a
-            # failed final write (a full disk): a run on the same path resumes after them.
-            store.save_held()
-            raise
-    return result
+    return float(save_every)
 
 
 @contextmanager
@@ -293,8 +365,10 @@ def simulate_designs(
     random_seed: int,
     n_jobs: int = 1,
     client: "Client | None" = None,
+    paths: Mapping[str, str | os.PathLike[str]] | None = None,
     batch_size: int | None = None,
     progress: bool = True,
+    save_every: float = 1.0,
     record: Mapping[str, str] | None = None,
 ) -> dict[str, xr.Dataset]:
     """Simulate several designs on the same trials (common random numbers).
@@ -314,9 +388,13 @@ def simulate_designs(
     ----------
     designs : mapping of str to Design
         The designs by name (at least one).
-    scenario, n_trials, random_seed, n_jobs, client, batch_size, progress, record
-        As :func:`simulate` (the progress bar counts trials run by every design). There is no
-        store: to resume a killed run, simulate each design with ``path``.
+    scenario, n_trials, random_seed, n_jobs, client, batch_size, progress, save_every, record
+        As :func:`simulate` (the progress bar counts trials run by every design).
+    paths : mapping of str to str or path-like, optional
+        The netCDF file of each design's results, by name (every name of ``designs``, each
+        its own file): the file, and its store of finished batches, that ``simulate(designs[name],
+        ..., path=paths[name])`` keeps. A killed run resumes with the trials not saved yet; a
+        design whose file is finished is loaded, not run.
 
     Returns
     -------
@@ -331,27 +409,62 @@ def simulate_designs(
     n_trials, random_seed, batch_size = _checked_options(
         "simulate_designs", n_trials, random_seed, n_jobs, client, batch_size, progress
     )
+    save_every = _checked_save_every("simulate_designs", save_every)
     recorded = _recorded(record)
     laid_out = {
         name: _layout(design, scenario, n_trials, random_seed, f"simulate_designs[{name!r}]")
         for name, design in designs.items()
     }
-    parts = _run_todo(
+    run = _runner(
         tuple(designs.values()),
         scenario,
-        np.arange(n_trials),
-        random_seed,
         tuple(layout for _, layout in laid_out.values()),
+        n_trials,
+        random_seed,
         n_jobs,
         client,
         batch_size,
         progress,
-        save=None,
     )
+    if paths is not None:
+        stores = tuple(
+            _Store(path, fingerprint, save_every=save_every)
+            for path, (fingerprint, _) in zip(
+                _design_paths(designs, paths), laid_out.values(), strict=True
+            )
+        )
+        return dict(zip(designs, _run_stored(stores, run, n_trials, recorded), strict=True))
+    parts = run(range(len(designs)), np.arange(n_trials), None)
     return {
         name: _combine([part[k] for part in parts], n_trials, {**fingerprint, **recorded})
         for k, (name, (fingerprint, _)) in enumerate(laid_out.items())
     }
+
+
+def _design_paths(
+    designs: Mapping[str, Design], paths: Mapping[str, str | os.PathLike[str]]
+) -> list[Path]:
+    """Return the file of every design, in the order of ``designs``, after checking them."""
+    if not isinstance(paths, Mapping) or set(paths) != set(designs):
+        names = sorted(paths) if isinstance(paths, Mapping) else paths
+        raise ValueError(
+            f"simulate_designs: paths must map every design's name to its file, "
+            f"{sorted(designs)}; got {names!r}"
+        )
+    files: dict[Path, str] = {}
+    for name in designs:
+        if not isinstance(paths[name], str | os.PathLike):
+            raise ValueError(
+                f"simulate_designs: paths[{name!r}] must be a file name; got {paths[name]!r}"
+            )
+        file = Path(paths[name])
+        same = files.setdefault(file.resolve(), name)
+        if same != name:
+            raise ValueError(
+                f"simulate_designs: paths[{name!r}] and paths[{same!r}] are the same file "
+                f"{str(file)!r}; give each design its own"
+            )
+    return [Path(paths[name]) for name in designs]
 
 
 def _checked_options(

@@ -468,6 +468,9 @@ class _Store:
     def finish(self, result: xr.Dataset) -> None:
         """Write the combined results and remove the saved batches (under the lock)."""
         _write_netcdf_atomically(result, self.path)
+        # Held batches are in the file now: nothing is left to save, should a later store of
+        # the same run fail its final write.
+        self.held = []
         self._remove_parts()
 
     def _remove_parts(self) -> None:
