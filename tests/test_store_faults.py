@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -272,6 +274,97 @@ def test_sigterm_saves_the_finished_batches_then_exits_143(reference, tmp_path):
     result, messages = _resume(path)
     xr.testing.assert_identical(result, reference)
     assert not messages
+
+
+#: A run on 2 worker processes whose trials take seconds (a slowed scenario, run trial by trial).
+SLOW_PARALLEL_RUN = """
+import time
+
+from dosezoo.designs.three_plus_three import three_plus_three_design
+from dosezoo.scenarios import BinaryToxicityScenario
+from dosezoo.simulate import simulate
+
+
+class Slow:
+    outcomes = ("dlt",)
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def respond(self, doses, rng):
+        time.sleep(0.2)
+        return self.inner.respond(doses, rng)
+
+    def empty_data(self):
+        return self.inner.empty_data()
+
+    def trial_metrics(self, data, recommendation):
+        return self.inner.trial_metrics(data, recommendation)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+levels = (10.0, 20.0, 40.0, 80.0, 160.0)
+truth = BinaryToxicityScenario(levels, (0.05, 0.12, 0.3, 0.45, 0.6), 0.3, planned_sample_size=30)
+scenario = Slow(truth)
+simulate(three_plus_three_design(levels), scenario, 40, random_seed=1, n_jobs=2, batch_size=2)
+"""
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The loky worker processes whose parent is ``pid``."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if parent == pid and b"popen_loky" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_killed_parallel_run_leaves_no_worker_behind(tmp_path):
+    # SIGKILL, which no handler sees, left both loky workers blocked on the dead run's pipes,
+    # for good: each with a worker's memory, and the run's output pipes held open.
+    script = tmp_path / "run.py"
+    script.write_text(SLOW_PARALLEL_RUN)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        run = subprocess.Popen(
+            [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=stderr
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers := _workers_of(run.pid)) < 2 and time.monotonic() < deadline:
+            assert run.poll() is None, errors.read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)  # into their first batches
+        assert run.poll() is None, errors.read_text()
+    finally:
+        run.kill()
+        run.wait()
+    assert len(workers) == 2
+    deadline = time.monotonic() + 30
+    while any(map(_running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _running(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left
 
 
 @pytest.mark.parametrize(

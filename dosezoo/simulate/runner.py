@@ -29,6 +29,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from functools import reduce
@@ -59,6 +60,8 @@ _WARM: dict[str, dict[str, object]] = {"designs": {}, "scenario": {}}
 _MAX_BATCH = 100
 #: Seconds a local worker process waits idle for the next run before it exits (joblib's).
 _IDLE_WORKER_SECONDS = 300
+#: Seconds between a local worker's checks that the process that started it still lives.
+_PARENT_CHECK_SECONDS = 1.0
 #: The cap for designs run in lockstep, whose trials cost microseconds: a batch's fixed costs
 #: (a rule call per step, the Dataset) are then spread over more trials.
 _MAX_LOCKSTEP_BATCH = 1000
@@ -831,6 +834,7 @@ def _run_batches(
             max_workers=min(_workers(n_jobs), max(len(batches), os.cpu_count() or 1)),
             timeout=_IDLE_WORKER_SECONDS,
             env={name: os.environ.get(name, "1") for name in _BLAS_THREADS},
+            initializer=_exit_with_parent,
         )
         running = [
             executor.submit(
@@ -848,6 +852,26 @@ def _run_batches(
             # too (their workers killed; the next run starts new ones), not left to finish.
             executor.shutdown(wait=False, kill_workers=True)
             raise
+
+
+def _exit_with_parent() -> None:
+    """In a local worker process: exit once the process that started it has died.
+
+    A run killed by SIGKILL (which no handler sees) left its loky workers behind for good,
+    blocked writing a finished batch into the dead run's pipe or waiting for the lock of it,
+    each holding the memory of a whole worker and the dead run's output pipes (a caller waiting
+    for them to close hung). A daemon thread notices that the worker was handed to another
+    parent and ends the process; blocked system calls release the interpreter, so it runs.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_SECONDS)
+        # Nobody is left to take the worker's results; there is nothing to clean up.
+        os._exit(1)
+
+    threading.Thread(target=watch, name="dosezoo-exit-with-parent", daemon=True).start()
 
 
 @contextmanager
