@@ -534,6 +534,9 @@ def simulate_command(
     trials: int | None = typer.Option(
         None, "--trials", min=1, help="Number of trials (in place of [simulation] n_trials)."
     ),
+    random_seed: int | None = typer.Option(
+        None, "--random-seed", min=0, help="Seed (in place of [simulation] random_seed)."
+    ),
     jobs: int | None = typer.Option(
         None, "--jobs", help="Worker processes, -1 for one per CPU (overrides n_jobs)."
     ),
@@ -552,11 +555,15 @@ def simulate_command(
             )
         raw = read_config(config)
         design = design_from_config(raw, str(config))
-        settings = simulation_from_config(raw, design, str(config), n_trials=trials)
+        settings = simulation_from_config(
+            raw, design, str(config), n_trials=trials, random_seed=random_seed
+        )
         n_trials = settings.n_trials
         # The results do not depend on the workers: the command records what fixes them.
         command = ["dosezoo", "simulate", str(config), "--output", str(output)]
         command += ["--trials", str(n_trials)]
+        if random_seed is not None:
+            command += ["--random-seed", str(random_seed)]
         results = simulate(
             design,
             settings.scenario,
@@ -605,6 +612,12 @@ def report_command(
         None, "--figure", help="Where to save the figure (default: the results' name, .png)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    random_seed: int = typer.Option(
+        0,
+        "--random-seed",
+        min=0,
+        help="Seed of the bootstrap of the medians' Monte Carlo SEs.",
+    ),
 ) -> None:
     """Report a simulation: operating characteristics with MCSEs, selection and allocation.
 
@@ -636,7 +649,7 @@ def report_command(
                     "--output writes the HTML report; --figure and --json are for the printed "
                     "report of one results file"
                 )
-            write_html_report(results_paths, output)
+            write_html_report(results_paths, output, random_seed=random_seed)
         elif len(results_paths) > 1:
             raise ValueError(
                 f"{len(results_paths)} results files: the printed report takes one; give "
@@ -645,7 +658,7 @@ def report_command(
         else:
             results_path = results_paths[0]
             results = load_results(results_path)
-            summary = operating_characteristics(results)
+            summary = operating_characteristics(results, random_seed=random_seed)
             per_dose_table = per_dose(results)
             figure = results_path.with_suffix(".png") if figure is None else figure
             plot = plot_per_dose(per_dose_table, title_of(results))

@@ -200,11 +200,17 @@ class Simulation:
 
 
 def simulation_from_config(
-    config: Mapping[str, Any], design: Design, where: str, *, n_trials: int | None = None
+    config: Mapping[str, Any],
+    design: Design,
+    where: str,
+    *,
+    n_trials: int | None = None,
+    random_seed: int | None = None,
 ) -> Simulation:
     """Build the scenario and the settings of a parsed configuration for ``design``.
 
-    ``n_trials`` (the command line's ``--trials``) stands in for ``[simulation] n_trials``.
+    ``n_trials`` and ``random_seed`` (the command line's ``--trials`` and ``--random-seed``)
+    stand in for ``[simulation] n_trials`` and ``random_seed``.
 
     Raises
     ------
@@ -215,5 +221,7 @@ def simulation_from_config(
     table = dict(config.get("simulation", {}))
     if n_trials is not None:
         table["n_trials"] = n_trials
+    if random_seed is not None:
+        table["random_seed"] = random_seed
     settings = build(SimulationSettings, table, where, "simulation")
     return Simulation(scenario, settings.n_trials, settings.random_seed, settings.n_jobs)

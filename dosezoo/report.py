@@ -614,9 +614,12 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
     return "\n".join(parts)
 
 
-def _metrics_html(results: "xr.Dataset", index: int) -> str:
-    """Every per-trial metric the scenario defines: median, mean and their Monte Carlo SEs."""
-    summary = operating_characteristics(results)
+def _metrics_html(results: "xr.Dataset", index: int, random_seed: int) -> str:
+    """Every per-trial metric the scenario defines: median, mean and their Monte Carlo SEs.
+
+    The medians' SEs are bootstrapped with ``random_seed`` (`operating_characteristics`).
+    """
+    summary = operating_characteristics(results, random_seed=random_seed)
     rows = [
         [
             str(metric),
@@ -631,7 +634,8 @@ def _metrics_html(results: "xr.Dataset", index: int) -> str:
     return _table(
         ["metric", "median", "MCSE (bootstrap)", "mean", "MCSE", "n"],
         rows,
-        caption="Operating characteristics: the scenario's metrics per trial",
+        caption="Operating characteristics: the scenario's metrics per trial (the medians' "
+        f"MCSEs bootstrapped with random seed {random_seed})",
         table_id=f"metrics-{index}",
     )
 
@@ -850,7 +854,7 @@ def _reproduce_html(results: "xr.Dataset") -> str:
     return "\n".join(parts)
 
 
-def _section(index: int, label: str, results: "xr.Dataset") -> str:
+def _section(index: int, label: str, results: "xr.Dataset", random_seed: int) -> str:
     """Return the report of one results file."""
     table = per_dose(results)
     title = title_of(results)
@@ -876,7 +880,7 @@ def _section(index: int, label: str, results: "xr.Dataset") -> str:
             _trial_summary_html(results, table, index),
             _per_dose_html(results, table, index),
             selection,
-            _metrics_html(results, index),
+            _metrics_html(results, index, random_seed),
             "<h3>Dose paths of example trials</h3>",
             f'<p class="note">{_paths_note(results)}</p>',
             paths,
@@ -897,7 +901,7 @@ def _section(index: int, label: str, results: "xr.Dataset") -> str:
     )
 
 
-def html_report(results: "Sequence[tuple[str, xr.Dataset]]") -> str:
+def html_report(results: "Sequence[tuple[str, xr.Dataset]]", *, random_seed: int = 0) -> str:
     """Return the self-contained HTML report of one or more simulations.
 
     Parameters
@@ -905,6 +909,8 @@ def html_report(results: "Sequence[tuple[str, xr.Dataset]]") -> str:
     results : sequence of (str, xarray.Dataset)
         Each simulation's label (its file name) and its results, as `load_results` returns
         them; one section each, in this order.
+    random_seed : int, default 0
+        Seed of the bootstrap of the medians' Monte Carlo SEs (`operating_characteristics`).
 
     Returns
     -------
@@ -937,7 +943,10 @@ def html_report(results: "Sequence[tuple[str, xr.Dataset]]") -> str:
             f'<p class="note">Written by dosezoo {html.escape(__version__)} from the results '
             f"of dosezoo simulate ({html.escape(', '.join(label for label, _ in results))}).</p>",
             contents,
-            *(_section(i, label, data) for i, (label, data) in enumerate(results, start=1)),
+            *(
+                _section(i, label, data, random_seed)
+                for i, (label, data) in enumerate(results, start=1)
+            ),
             "</body>",
             "</html>",
             "",
@@ -945,8 +954,10 @@ def html_report(results: "Sequence[tuple[str, xr.Dataset]]") -> str:
     )
 
 
-def write_html_report(paths: Sequence[Path], output: Path) -> Path:
+def write_html_report(paths: Sequence[Path], output: Path, *, random_seed: int = 0) -> Path:
     """Write the HTML report of the results files ``paths`` to ``output`` and return it.
+
+    ``random_seed`` seeds the bootstrap of the medians' Monte Carlo SEs (`html_report`).
 
     Raises
     ------
@@ -959,5 +970,5 @@ def write_html_report(paths: Sequence[Path], output: Path) -> Path:
     if output.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"--output {output}: the report is HTML; give a file name ending in .html")
     loaded = [(path.name, load_results(path)) for path in paths]
-    output.write_text(html_report(loaded), encoding="utf-8")
+    output.write_text(html_report(loaded, random_seed=random_seed), encoding="utf-8")
     return output

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import xarray as xr
 from typer.testing import CliRunner
@@ -249,6 +250,49 @@ def test_report_saves_the_figure_next_to_the_results_by_default(tmp_path):
     said = "".join(named.output.split())  # the console wraps a long path
     assert f"figureoftheselectionandallocation:{tmp_path / 'allocation.png'}" in said
     assert (tmp_path / "allocation.png").stat().st_size > 10_000
+
+
+def test_report_takes_the_seed_of_its_bootstrap(tmp_path):
+    from dosezoo.simulate import operating_characteristics
+
+    config, _ = _example("boin")
+    output = tmp_path / "boin.nc"
+    assert _run("simulate", config, "-o", output, "--trials", 40, "--no-progress").exit_code == 0
+    figure = tmp_path / "boin.png"
+
+    def mcse_medians(*seed):
+        record = json.loads(_run("report", output, "--figure", figure, "--json", *seed).output)
+        metrics = record["operating_characteristics"]
+        return {name: metric["mcse_median"] for name, metric in metrics.items()}
+
+    default, chosen = mcse_medians(), mcse_medians("--random-seed", 5)
+    assert default == mcse_medians("--random-seed", 0)
+    summary = operating_characteristics(xr.load_dataset(output, engine="h5netcdf"), random_seed=5)
+    expected = {
+        str(metric): float(summary.sel(metric=metric)["mcse_median"])
+        for metric in summary["metric"].values
+    }
+    assert chosen == pytest.approx(expected, nan_ok=True)
+    assert chosen != default
+    page = tmp_path / "report.html"
+    assert _run("report", output, "-o", page, "--random-seed", 5).exit_code == 0
+    assert "bootstrapped with random seed 5" in page.read_text()
+    refused = _run("report", output, "--random-seed", -1)
+    assert refused.exit_code == 2 and "Invalid value for '--random-seed'" in refused.output
+
+
+def test_simulate_takes_a_seed_in_place_of_the_configured_one(tmp_path):
+    config, _ = _example("boin")
+    runs = {}
+    for name, seed in (("configured", ()), ("other", ("--random-seed", "11"))):
+        output = tmp_path / f"{name}.nc"
+        options = ("-o", output, "--trials", 8, "--no-progress", *seed)
+        assert _run("simulate", config, *options).exit_code == 0
+        runs[name] = xr.load_dataset(output, engine="h5netcdf")
+    configured, other = runs["configured"], runs["other"]
+    assert other.attrs["random_seed"] == 11 != configured.attrs["random_seed"]
+    assert other.attrs["simulate_command"].endswith("--trials 8 --random-seed 11")
+    assert not np.array_equal(other["dose"].values, configured["dose"].values, equal_nan=True)
 
 
 def test_report_refuses_what_is_not_a_simulation(tmp_path):
