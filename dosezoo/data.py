@@ -55,6 +55,7 @@ import re
 import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import KW_ONLY, InitVar, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
@@ -243,10 +244,23 @@ def _to_numpy(values: Any) -> np.ndarray:
         if isinstance(values, pd.Series):
             return _pandas_to_numpy(values)
     array = np.asarray(values)
-    if array.dtype.kind not in "biuf":
-        # Keep the caller's objects: np.asarray([40, "abc"]) would turn 40 into "40".
+    if array.dtype.kind not in "biuf" or (
+        array.dtype.kind != "b" and isinstance(values, list | tuple) and _holds_a_bool(values)
+    ):
+        # Keep the caller's objects: np.asarray([40, "abc"]) would turn 40 into "40", and
+        # np.asarray([True, 20.0]) True into a dose of 1.0.
         array = np.asarray(values, dtype=object)
     return array
+
+
+def _holds_a_bool(values: list | tuple) -> bool:
+    """Whether a list of values (nested for the doses of combinations) holds a bool."""
+    return any(
+        _holds_a_bool(value)
+        if isinstance(value, list | tuple)
+        else isinstance(value, bool | np.bool_)
+        for value in values
+    )
 
 
 def _column_array(values: Any, name: str) -> np.ndarray:
@@ -666,7 +680,12 @@ def _validate(
         if array.dtype.kind in "biu":
             covariate_values[name] = array.copy()
         elif _is_numeric_like(array):
-            values, value_checks = _number_checks(where, array, allow_bool=True)
+            # A column of bools (with missing entries) is a yes/no covariate; a bool among
+            # numbers is a slip, which 1.0 or 0.0 would hide.
+            only_bools = all(
+                isinstance(value, bool | np.bool_) for value in array if not _is_missing(value)
+            )
+            values, value_checks = _number_checks(where, array, allow_bool=only_bools)
             checks += value_checks
             covariate_values[name] = values
         else:
@@ -740,7 +759,9 @@ def _validate(
     return _Validated(outcomes, clean, doses, schedule, has_cohort, ignored)
 
 
-def _parse_csv_numbers(values: "pd.Series", *, allow_bool: bool) -> np.ndarray:
+def _parse_csv_numbers(
+    values: "pd.Series", *, allow_bool: bool, whole: tuple[str, RowLabel] | None = None
+) -> np.ndarray:
     """Parse the number-like strings of a CSV column that pandas left as text.
 
     A number is what pandas' own parser reads as one (`_CSV_NUMBER`: ASCII digits, a sign, a
@@ -748,6 +769,15 @@ def _parse_csv_numbers(values: "pd.Series", *, allow_bool: bool) -> np.ndarray:
     and non-ASCII digits, so the same text would be a number in one column and not in
     another. Integers are parsed exactly (a cohort number above 2**53 must not round). Entries
     that are not numbers stay strings, so validation reports them.
+
+    ``whole``, the column's name and the label of its rows, marks a column of whole numbers (a
+    cohort, a 0/1 outcome). There a decimal that a double rounds onto a whole number
+    (``0.99999999999999999`` onto 1) is refused: as written, it is not one.
+
+    Raises
+    ------
+    DataError
+        For such a decimal, naming the column, the row and the value as written.
     """
     array = values.to_numpy(dtype=object, copy=True)
     for i, value in enumerate(array):
@@ -759,7 +789,15 @@ def _parse_csv_numbers(values: "pd.Series", *, allow_bool: bool) -> np.ndarray:
         elif _CSV_INTEGER.fullmatch(text):
             array[i] = int(text)
         elif _CSV_NUMBER.fullmatch(text):
-            array[i] = float(text)
+            number = float(text)
+            if whole is not None and number.is_integer() and Decimal(text) != Decimal(number):
+                name, row_label = whole
+                raise DataError(
+                    f"column {name!r}, {row_label(i)}: value {text!r} is not a whole number, "
+                    f"though a double rounds it to {number:g} (it has more digits than a double "
+                    "holds); write the value meant"
+                )
+            array[i] = number
     return array
 
 
@@ -918,29 +956,48 @@ def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
     return columns
 
 
-def _pandas_csv_columns(text: str, where: str, dose_columns: tuple[str, ...]) -> dict[str, Any]:
+def _pandas_csv_columns(
+    text: str, where: str, dose_columns: tuple[str, ...], row_label: RowLabel
+) -> dict[str, Any]:
     """Read a CSV file with pandas: its columns, those of numbers parsed (`_parse_csv_numbers`).
+
+    The columns of whole numbers (the cohort, an outcome stored as integers) are read as text
+    and parsed there, so that a decimal written with more digits than a double holds cannot
+    round onto a valid value unseen.
 
     Raises
     ------
     DataError
-        If the file is empty or cannot be parsed.
+        If the file is empty or cannot be parsed, or a whole number is not one as written.
     """
     import pandas as pd
 
+    rules = registered_outcomes()
+    whole = {_COHORT, *(name for name, rule in rules.items() if rule.integer)}
     try:
-        df = pd.read_csv(io.StringIO(text), index_col=False, low_memory=False)
+        df = pd.read_csv(
+            io.StringIO(text),
+            index_col=False,
+            low_memory=False,
+            dtype={name: str for name in whole},
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{where} is empty (no header line)") from None
     except pd.errors.ParserError as error:
         raise DataError(f"{where} cannot be parsed: {error}") from None
     source: dict[str, Any] = {str(name): df[name] for name in df.columns}
-    rules = registered_outcomes()
     for name in (*dose_columns, _COHORT, _ENROLLED, *rules):
         column = source.get(name)
         if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
             allow_bool = name in rules and rules[name].allow_bool
-            source[name] = _parse_csv_numbers(column, allow_bool=allow_bool)
+            try:
+                source[name] = _parse_csv_numbers(
+                    column,
+                    allow_bool=allow_bool,
+                    whole=(name, row_label) if name in whole else None,
+                )
+            except DataError as error:
+                raise DataError(f"{where}: {error}") from None
     return source
 
 
@@ -1161,7 +1218,7 @@ class TrialData:
         dose_columns = _names(dose_columns, "dose_columns")
         source = _plain_csv_columns(text)
         if source is None:
-            source = _pandas_csv_columns(text, where, dose_columns)
+            source = _pandas_csv_columns(text, where, dose_columns, row_label)
         try:
             return cls(
                 source,

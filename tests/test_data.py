@@ -1125,6 +1125,69 @@ def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, patt
         TrialData.from_csv(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (
+            "dose,cohort,dlt\n10,1,0\n10,1,0.99999999999999999\n",
+            r"column 'dlt', row 1 \(CSV line 3\): value '0.99999999999999999' is not a whole "
+            r"number, though a double rounds it to 1",
+        ),
+        (
+            "dose,cohort,dlt\n10,1,0\n20,1.9999999999999999,0\n",
+            r"column 'cohort', row 1 \(CSV line 3\): value '1.9999999999999999' is not a whole",
+        ),
+        (
+            "dose,cohort,efficacy,dlt\n10,1,1e-400,0\n",
+            r"column 'efficacy', row 0 \(CSV line 2\): value '1e-400' is not a whole",
+        ),
+    ],
+    ids=["dlt", "cohort", "underflow"],
+)
+def test_csv_decimals_a_double_rounds_onto_a_whole_number_are_refused(tmp_path, text, pattern):
+    # They were read as the whole number: a DLT, cohort 2.
+    path = tmp_path / "trial.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=pattern):
+        TrialData.from_csv(path)
+
+
+def test_csv_whole_numbers_written_as_decimals_are_read(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,cohort,dlt\n10,1.0,0.000000000000000000\n10,1.00,1e0\n20,2e0,TRUE\n")
+    data = TrialData.from_csv(path)
+    np.testing.assert_array_equal(data.column("dlt"), [0, 1, 1])
+    np.testing.assert_array_equal(data.cohort, [1, 1, 2])
+
+
+@pytest.mark.parametrize(
+    ("columns", "covariates", "pattern"),
+    [
+        ({"dose": [True, 20.0]}, (), r"column 'dose', row 0: value True is boolean"),
+        ({"cohort": [1, np.True_]}, (), r"column 'cohort', row 1: value True is boolean"),
+        ({"age": [50.5, True]}, ("age",), r"column 'age', row 1: value True is boolean"),
+        (
+            {"age": pd.Series([50.5, True], dtype=object)},
+            ("age",),
+            r"column 'age', row 1: value True is boolean",
+        ),
+    ],
+    ids=["dose-list", "cohort-list", "covariate-list", "covariate-series"],
+)
+def test_a_bool_among_numbers_is_refused(columns, covariates, pattern):
+    # numpy made a dose of 1.0 of it, a cohort of 1, a covariate value of 1.0
+    source = {"dose": [10.0, 20.0], "cohort": [1, 2], "dlt": [0, 1]} | columns
+    with pytest.raises(DataError, match=pattern):
+        TrialData(source, covariates=covariates)
+
+
+def test_bools_stay_what_they_are_where_they_are_allowed():
+    source = {"dose": [10.0, 20.0], "cohort": [1, 2], "dlt": [True, 0], "fit": [True, False]}
+    data = TrialData(source, covariates=("fit",))
+    np.testing.assert_array_equal(data.column("dlt"), [1, 0])
+    assert data.column("fit").dtype == bool
+
+
 def test_a_data_frame_column_with_spaces_around_its_name_is_named():
     frame = pd.DataFrame({"dose": [10.0], "dlt ": [0]})
     with pytest.raises(DataError, match=r"column 'dlt ' has spaces around its name"):
