@@ -20,6 +20,7 @@ samplers and their derivations are in :mod:`dosezoo.samplers.three_pnd_kernels`.
 """
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, cast
@@ -53,6 +54,8 @@ PARAMETERS = ("beta", "sigma", "nu", "mtd")
 #: needs it to a resolution far below one unit: double precision resolves it up to ``|y| z /
 #: eta`` of about 1e7. A response a million times the toxicity scale is an entry or unit error.
 MAX_RESPONSE_SCALE = 1e6
+#: The largest upper end of sigma, ``eta / z``, whose square a double holds.
+_LARGEST_SQUARABLE = math.sqrt(sys.float_info.max)
 
 
 def check_responses(
@@ -254,6 +257,13 @@ class ThreePND(DoseModel):
             )
         if self.delta <= 0:
             raise ValueError(f"ThreePND: delta must be > 0, got {self.delta!r}")
+        if not self.sigma_max < _LARGEST_SQUARABLE:
+            raise ValueError(
+                f"ThreePND: eta must be below {_LARGEST_SQUARABLE * self.z:.4g} at gamma = "
+                f"{self.gamma!r}, got {self.eta!r}: the posterior squares eta / Phi^-1(gamma), "
+                "the upper end of sigma, and a double cannot hold its square; give the "
+                "responses in a larger unit"
+            )
 
     @property
     def z(self) -> float:

@@ -30,6 +30,8 @@ GOOD = {"eta": 55.0, "gamma": 0.6, "x_min": 20.0, "x_max": 140.0, "delta": 0.5}
         ("delta", 0.0, "delta must be > 0"),
         ("delta", math.inf, "delta must be finite"),
         ("eta", "55", "eta must be a real number"),
+        # the quadrature overflowed, and the error blamed the responses
+        ("eta", 1e300, r"eta must be below 3.397e\+153 at gamma = 0.6, got 1e\+300"),
         ("gamma", True, "gamma must be a real number"),
     ],
 )
