@@ -31,7 +31,7 @@ from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import layout as layout_module
 from dosezoo.simulate import simulate
 from dosezoo.simulate import store as store_module
-from dosezoo.simulate.netcdf import CHECKSUMS
+from dosezoo.simulate.netcdf import CHECKSUMS, DIGEST_TAG, HDF5_SIGNATURE, USER_BLOCK
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
 P_TRUE = (0.05, 0.12, 0.30, 0.45, 0.60)
@@ -598,7 +598,7 @@ def test_loading_a_finished_file_leaves_a_new_runs_batches(reference, tmp_path, 
 
 
 @pytest.mark.parametrize("variable", ["dose", "decision_stop_reason", "trial"])
-def test_a_finished_file_damaged_later_is_refused_by_name(reference, tmp_path, variable):
+def test_a_finished_file_damaged_later_is_refused(reference, tmp_path, variable):
     # HDF5 checks no raw data: bytes zeroed in a finished file's values read back as other,
     # normal-looking results, which a run on the path returned as its own (an audit).
     path = tmp_path / "run.nc"
@@ -611,11 +611,37 @@ def test_a_finished_file_damaged_later_is_refused_by_name(reference, tmp_path, v
         flipped = bytes(255 - byte for byte in stream.read(8))
         stream.seek(offset + size // 2)
         stream.write(flipped)
-    damaged = rf"run\.nc' is damaged: the values of variable '{variable}' are not those dosezoo"
+    damaged = r"run\.nc' is damaged: its bytes are not those dosezoo wrote"
     with pytest.raises(ValueError, match=damaged):
         _run(path)
     with pytest.raises(ValueError, match=damaged):
         store_module.load_netcdf(path)
+    # Without the file's digest (a file written before it), the checksums name the variable.
+    with path.open("r+b") as stream:
+        stream.write(bytes(USER_BLOCK))
+    by_name = rf"run\.nc' is damaged: the values of variable '{variable}' are not those dosezoo"
+    with pytest.raises(ValueError, match=by_name):
+        store_module.load_netcdf(path)
+
+
+def test_a_byte_of_a_finished_file_damaged_anywhere_is_refused_before_it_is_parsed(tmp_path):
+    # One flipped byte of the HDF5 metadata sent h5py into an endless loop, which no signal
+    # stopped; a flip of an attribute (the metrics' names) went unseen (an audit).
+    path = tmp_path / "run.nc"
+    _run(path)
+    intact = path.read_bytes()
+    assert intact.startswith(DIGEST_TAG) and intact[USER_BLOCK:].startswith(HDF5_SIGNATURE)
+    rng = np.random.default_rng(3)
+    offsets = [len(DIGEST_TAG), USER_BLOCK, USER_BLOCK + 60, len(intact) - 1]
+    offsets += sorted(rng.integers(USER_BLOCK, len(intact), size=12))
+    for offset in offsets:
+        damaged = bytearray(intact)
+        damaged[offset] ^= 0x10
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(ValueError, match="is damaged: its bytes are not those"):
+            store_module.load_netcdf(path)
+    path.write_bytes(intact)
+    assert store_module.load_netcdf(path).sizes["trial"] == N_TRIALS
 
 
 def test_a_file_made_from_the_results_by_xarray_loads(tmp_path):

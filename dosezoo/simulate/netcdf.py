@@ -30,9 +30,17 @@ A netCDF-4 file is an HDF5 file laid out by the netCDF-4 data model (Rew, Hartne
   rest of the file); text coordinates, a few labels, stay variable-length UTF-8 strings;
 - the file and its datasets track the creation order of their links and attributes, and the
   root carries ``_NCProperties`` (the writing library, as netCDF-C expects).
+
+A file written with checksums starts with an HDF5 user block of :data:`USER_BLOCK` bytes, which
+HDF5 (h5py, h5netcdf, netCDF-C) skips to find the file's signature after it: there
+:data:`DIGEST_TAG` and the SHA-256 digest of every byte after the block. `load_netcdf` checks it
+before any library parses the file: a file damaged later (a flipped byte of its metadata could
+send HDF5 into an endless loop) is refused, whatever its bytes hold.
 """
 
+import hashlib
 import json
+import os
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,9 +68,17 @@ _REFERENCE_LIST = np.dtype([("dataset", np.uint64), ("dimension", np.int32)], al
 #: changes the file (xarray keeps attributes: a subset of trials saved again) changes the
 #: shapes or the variables, and such a file is not verified.
 CHECKSUMS = "dosezoo_crc32"
+#: Bytes of the HDF5 user block of a file written with checksums (HDF5's smallest).
+USER_BLOCK = 512
+#: How the user block starts; the digest's 64 hexadecimal digits and a newline follow.
+DIGEST_TAG = b"dosezoo results, SHA-256 of the bytes after this block of 512: "
+#: The first bytes of every HDF5 (netCDF-4) file, at its start or after its user block.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def write_netcdf(dataset: "xr.Dataset", path: Path, *, checksums: bool = False) -> None:
+def write_netcdf(
+    dataset: "xr.Dataset", path: str | os.PathLike[str], *, checksums: bool = False
+) -> None:
     """Write ``dataset`` to the netCDF-4 file ``path``, as ``to_netcdf(engine="h5netcdf")``.
 
     Parameters
@@ -72,10 +88,11 @@ def write_netcdf(dataset: "xr.Dataset", path: Path, *, checksums: bool = False) 
         one dimension; every coordinate a dimension coordinate; no encoding (chunking,
         compression or a custom fill value are xarray's to write). Attributes of the dataset
         and of its variables: text, integers or floats.
-    path : pathlib.Path
+    path : str or path-like
         The file to create (an existing one is replaced).
     checksums : bool
-        Also write the attribute :data:`CHECKSUMS`, which :func:`load_netcdf` verifies.
+        Also write the attribute :data:`CHECKSUMS` and the digest of the whole file in its user
+        block, which :func:`load_netcdf` verifies.
 
     Raises
     ------
@@ -86,15 +103,23 @@ def write_netcdf(dataset: "xr.Dataset", path: Path, *, checksums: bool = False) 
     import h5py
 
     _check(dataset)
-    with h5py.File(path, "w", track_order=True) as file:
+    path = Path(path)
+    block = USER_BLOCK if checksums else 0
+    with h5py.File(path, "w", track_order=True, userblock_size=block) as file:
         writer = _Writer(file.id, checksums=checksums)
         writer.write(dataset)
         if checksums:
             text = json.dumps(writer.checksums)
             writer.attribute(file.id, CHECKSUMS, np.array(text, dtype=h5py.string_dtype()))
+    if checksums:
+        with path.open("r+b") as stream:
+            stream.seek(USER_BLOCK)
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()
+            stream.seek(0)
+            stream.write(DIGEST_TAG + digest.encode() + b"\n")
 
 
-def load_netcdf(path: Path) -> "xr.Dataset":
+def load_netcdf(path: str | os.PathLike[str]) -> "xr.Dataset":
     """Load a results file into memory, its text as numpy text (``U``), as it was written.
 
     xarray reads a character array as an array of Python strings (``object``); the rest of
@@ -104,10 +129,13 @@ def load_netcdf(path: Path) -> "xr.Dataset":
     Raises
     ------
     ValueError
-        If a variable's values differ from those written (naming the file and the variable).
+        If the file's bytes, or a variable's values, differ from those written (naming the file,
+        and the variable).
     """
     import xarray as xr  # loaded on use: xarray slows every start-up
 
+    path = Path(path)
+    _verify_digest(path)
     _verify(path)
     loaded = xr.load_dataset(path, engine="h5netcdf")
     loaded.attrs.pop(CHECKSUMS, None)
@@ -115,6 +143,31 @@ def load_netcdf(path: Path) -> "xr.Dataset":
         if variable.dtype.kind == "O" and variable.encoding.get("_Encoding") == "utf-8":
             loaded[name] = variable.astype(str)
     return loaded
+
+
+def is_netcdf4(path: Path) -> bool:
+    """Whether the file starts as a netCDF-4 (HDF5) file, or as one `write_netcdf` made."""
+    with path.open("rb") as stream:
+        start = stream.read(max(len(DIGEST_TAG), len(HDF5_SIGNATURE)))
+    return start.startswith((HDF5_SIGNATURE, DIGEST_TAG))
+
+
+def _verify_digest(path: Path) -> None:
+    """Compare the SHA-256 digest of the bytes after a file's user block with its record there.
+
+    A file without the record (written without checksums, or by another program) passes.
+    """
+    with path.open("rb") as stream:
+        block = stream.read(USER_BLOCK)
+        if not block.startswith(DIGEST_TAG):
+            return
+        recorded = block[len(DIGEST_TAG) : len(DIGEST_TAG) + 64]
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    if digest.encode() != recorded:
+        raise ValueError(
+            f"{str(path)!r} is damaged: its bytes are not those dosezoo wrote (their SHA-256 "
+            "digest differs from the one recorded at its start); run the simulation again"
+        )
 
 
 def _verify(path: Path) -> None:

@@ -54,7 +54,7 @@ import xarray as xr
 from dosezoo.errors import DamagedBatchWarning, StoreLockedError
 from dosezoo.protocols import Design, Scenario
 from dosezoo.simulate.layout import AttrValue, _join, _versions, source_digest
-from dosezoo.simulate.netcdf import load_netcdf, write_netcdf
+from dosezoo.simulate.netcdf import is_netcdf4, load_netcdf, write_netcdf
 
 #: The run settings and the source that made the results (`source_digest`).
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size", "source_sha256")
@@ -65,8 +65,6 @@ _BATCH_GLOB = "trials-*"
 _MANIFEST = "manifest.jsonl"
 _LOCK = "lock"
 _META = "__meta__"
-#: The first bytes of every HDF5 (netCDF-4) file.
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _attr_value(value: object, name: str) -> AttrValue:
@@ -324,9 +322,7 @@ class _Store:
         """
         if not self.path.exists():
             return None
-        with self.path.open("rb") as stream:
-            signature = stream.read(len(_HDF5_SIGNATURE))
-        if signature != _HDF5_SIGNATURE:
+        if not is_netcdf4(self.path):
             raise ValueError(
                 f"path {str(self.path)!r} exists and is not a netCDF file of results; "
                 "choose another path or delete it"
