@@ -50,6 +50,9 @@ for the rest of the trial even when its true rate was a quarter of the target.
 
 Safety stop: the trial stops (no MTD) when the lowest dose has at least ``stop_min_patients``
 (3) patients and :math:`\bar\pi_1 >` ``stop_threshold`` (0.9, BOIN's extra-safe convention).
+The comparison carries its Monte Carlo error (our addition, as the CRM's safety stop): an
+estimate within ``conduct.mcse_margin`` MCSEs of the threshold is made again on a refit with
+more draws, then, still that close, decided on the side of the stop (``bound_by`` ``"mcse"``).
 The admissible set is empty only when the lowest dose fails (iii), i.e.
 :math:`\bar\pi_1 \ge` ``exclusion_threshold``; with ``stop_threshold <= exclusion_threshold``
 that is the safety stop except at the boundary (:math:`\bar\pi_1` exactly equal to both, or
@@ -776,8 +779,22 @@ class TwoStageGPRule(Rule):
 
     # --------------------------------------------------------------- decisions
 
-    def _safety(self, p_above: np.ndarray, counts: LevelCounts) -> str | None:
-        if counts.n[0] >= self.stop_min_patients and p_above[0] > self.stop_threshold:
+    def _safety(
+        self, posterior: DosePosterior, p_above: np.ndarray, counts: LevelCounts
+    ) -> str | None:
+        """Why the safety stop ends the trial, or None.
+
+        The comparison of ``P(p_1 > target)`` with ``stop_threshold`` carries its Monte Carlo
+        error (`DosePosterior.exceeds_value`): an estimate within ``conduct.mcse_margin`` MCSEs
+        of the threshold is decided on the next refit, or on the cautious side, the stop. On
+        the estimate alone, data whose exact probability is 0.916 went on in 4 of 20 seeds.
+        """
+        if counts.n[0] >= self.stop_min_patients and posterior.exceeds_value(
+            "p_above_0",
+            float(p_above[0]),
+            self.stop_threshold,
+            lambda: float(posterior.mcse_above(self.target)[0]),
+        ):
             return (
                 f"safety stop at the lowest dose {self.dose_levels[0]:g}: "
                 f"P(p > {self.target:g}) = {p_above[0]:.3f} > {self.stop_threshold:g}"
@@ -825,7 +842,7 @@ class TwoStageGPRule(Rule):
         }
         quantities |= {f"pi_below_{k}": float(v) for k, v in enumerate(below)}
         quantities |= {f"p_above_{k}": float(v) for k, v in enumerate(above)}
-        reason = self._safety(above, counts)
+        reason = self._safety(posterior, above, counts)
         if reason:
             return Decision(None, stop_reason=reason, quantities=quantities)
         allowed = self.admissible.mask(above, counts.current)
@@ -898,7 +915,7 @@ class TwoStageGPRule(Rule):
             raise ValueError("TwoStageGPRule needs the GP posterior to recommend")
         draws = posterior.rate("p_dlt")
         above = np.mean(draws > self.target, axis=0)
-        reason = self._safety(above, counts)
+        reason = self._safety(posterior, above, counts)
         if reason:
             return Decision(None, stop_reason=f"no MTD: {reason}")
         if above[0] >= self.admissible.exclusion_threshold:

@@ -1,6 +1,8 @@
 """LSE and BO rules and the two-stage design (Seno et al. 2025, Sections 4.3-4.4, App. C.3, D)."""
 
 import math
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
 from dosezoo.designs.base import Design
 from dosezoo.designs.boin import boin_design
@@ -29,6 +32,7 @@ from dosezoo.posterior import Sampling
 from dosezoo.scenarios import BinaryToxicityScenario
 from dosezoo.simulate import run_trial
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 LEVELS = (1.0, 2.0, 3.0, 4.0, 5.0)
 TARGET = 0.2
 
@@ -369,6 +373,12 @@ def test_next_dose_respects_the_admissible_set(trial, weight, bo):
     if decision.stopped and decision.stop_reason.startswith("overdose limit"):
         assert q["p_above_0"] > limit  # the design's hard limit: even the lowest dose
         return
+    if decision.stopped and "mcse" in decision.bound_by:
+        # the safety stop's comparison within mcse_margin MCSEs of its threshold: the stop
+        assert decision.stop_reason.startswith("safety stop")
+        assert q["p_above_0"] <= design.rule.stop_threshold
+        assert q["mcse_margin"] < design.conduct.mcse_margin
+        return
     if decision.stopped:  # the safety stop, or even the lowest dose fails (iii)
         assert (
             q["p_above_0"] > design.rule.stop_threshold
@@ -528,3 +538,23 @@ def test_a_quantile_prior_on_one_dose_names_the_dose_levels():
     # The error named scaled_doses, which the user never gave.
     with pytest.raises(ValueError, match=r"LatentGP: dose_levels needs at least two doses"):
         lse_design(0.3, (1.0,))
+
+
+@pytest.mark.parametrize("seed", [2, 5, 12, 13])
+def test_the_safety_stop_near_its_threshold_takes_the_stop(seed):
+    # 4 DLTs in 6 at the lowest dose: P(p_1 > 0.3) = 0.916 by 4e6 importance draws, above the
+    # 0.9 of the stop. On the 1000-draw estimate alone the trial went on under these seeds
+    # (estimates 0.865-0.892); an estimate within 2 MCSEs of 0.9 is refitted with more draws
+    # (the example's refits), and still that close, stops the trial ("mcse").
+    raw = read_config(EXAMPLES / "lse.toml")
+    design = design_from_config(raw, "lse.toml")
+    design = replace(design, conduct=replace(design.conduct, random_seed=seed))
+    lowest = design.dose_levels[0]
+    data = _data([lowest] * 6, [1, 1, 0, 0, 1, 1])
+    decision = design.next(data)
+    assert decision.stopped and decision.stop_reason.startswith("safety stop")
+    q, threshold = decision.quantities, design.rule.stop_threshold
+    if "mcse" in decision.bound_by:  # still within 2 MCSEs after the refits: the cautious side
+        assert q["p_above_0"] <= threshold and q["mcse_margin"] < design.conduct.mcse_margin
+    else:  # a refit with more draws put the estimate clear of it
+        assert q["p_above_0"] > threshold and q["refits"] >= 1
