@@ -957,7 +957,11 @@ def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
 
 
 def _pandas_csv_columns(
-    text: str, where: str, dose_columns: tuple[str, ...], row_label: RowLabel
+    text: str,
+    where: str,
+    dose_columns: tuple[str, ...],
+    covariates: tuple[str, ...],
+    row_label: RowLabel,
 ) -> dict[str, Any]:
     """Read a CSV file with pandas: its columns, those of numbers parsed (`_parse_csv_numbers`).
 
@@ -986,6 +990,10 @@ def _pandas_csv_columns(
     except pd.errors.ParserError as error:
         raise DataError(f"{where} cannot be parsed: {error}") from None
     source: dict[str, Any] = {str(name): df[name] for name in df.columns}
+    complete = [
+        name for name in (*dose_columns, _COHORT, _ENROLLED, *rules, *covariates) if name in source
+    ]
+    _refuse_missing_markers(text, source, complete, where, row_label)
     for name in (*dose_columns, _COHORT, _ENROLLED, *rules):
         column = source.get(name)
         if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
@@ -999,6 +1007,38 @@ def _pandas_csv_columns(
             except DataError as error:
                 raise DataError(f"{where}: {error}") from None
     return source
+
+
+def _refuse_missing_markers(
+    text: str, source: dict[str, Any], names: list[str], where: str, row_label: RowLabel
+) -> None:
+    """Refuse a missing-value marker (``N/A``, ``NULL``, ...) in a column that must be complete.
+
+    pandas reads such markers as NaN, which validation refused as "value nan": true, but not
+    what the file says. Only the columns with a NaN are read again, from the text.
+
+    Raises
+    ------
+    DataError
+        Naming the column, the row and the marker.
+    """
+    import pandas as pd
+
+    missing = {name: np.flatnonzero(pd.isna(source[name]).to_numpy()) for name in names}
+    if not any(rows.size for rows in missing.values()):
+        return
+    # the rows the readers keep: every line that is not blank (`_check_csv_shape`)
+    lines = [row for row in csv.reader(io.StringIO(text)) if len(row) > 1 or "".join(row).strip()]
+    header = lines[0]
+    for name, rows in missing.items():
+        column = header.index(name)
+        for row in rows:
+            written = lines[row + 1][column] if column < len(lines[row + 1]) else ""
+            if written.strip():
+                raise DataError(
+                    f"{where}: column {name!r}, {row_label(int(row))}: value {written!r} is "
+                    "missing (a missing-value marker); every value of this column must be given"
+                )
 
 
 # --------------------------------------------------------------------------- TrialData
@@ -1216,14 +1256,15 @@ class TrialData:
         text = _csv_text(path)
         row_label = _check_csv_shape(text, where)
         dose_columns = _names(dose_columns, "dose_columns")
+        covariates = _names(covariates, "covariates")
         source = _plain_csv_columns(text)
         if source is None:
-            source = _pandas_csv_columns(text, where, dose_columns, row_label)
+            source = _pandas_csv_columns(text, where, dose_columns, covariates, row_label)
         try:
             return cls(
                 source,
                 dose_columns=dose_columns,
-                covariates=_names(covariates, "covariates"),
+                covariates=covariates,
                 dose_range=dose_range,
                 coded_doses=coded_doses,
                 _row_label=row_label,

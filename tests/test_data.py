@@ -1152,6 +1152,24 @@ def test_csv_decimals_a_double_rounds_onto_a_whole_number_are_refused(tmp_path, 
         TrialData.from_csv(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "covariates", "pattern"),
+    [
+        ("dose,cohort,dlt\n10,1,0\nN/A,1,0\n", (), r"column 'dose', row 1 \(CSV line 3\)"),
+        ("dose,cohort,dlt\n10,1,0\n\n10,1,NULL\n", (), r"column 'dlt', row 1 \(CSV line 4\)"),
+        ("dose,cohort,dlt,site\n10,1,0,NA\n", ("site",), r"column 'site', row 0 \(CSV line 2\)"),
+    ],
+    ids=["dose", "dlt-past-a-blank-line", "covariate"],
+)
+def test_csv_missing_value_markers_are_named_as_written(tmp_path, text, covariates, pattern):
+    # pandas reads them as NaN: the message said "value nan", not what the file says
+    marker = next(m for m in ("N/A", "NULL", "NA") if m in text.split("\n", 1)[1])
+    path = tmp_path / "trial.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=rf"{pattern}: value '{marker}' is missing \(a missing"):
+        TrialData.from_csv(path, covariates=covariates)
+
+
 def test_csv_whole_numbers_written_as_decimals_are_read(tmp_path):
     path = tmp_path / "trial.csv"
     path.write_text("dose,cohort,dlt\n10,1.0,0.000000000000000000\n10,1.00,1e0\n20,2e0,TRUE\n")
