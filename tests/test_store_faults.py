@@ -337,9 +337,11 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-def test_a_killed_parallel_run_leaves_no_worker_behind(tmp_path):
+@pytest.mark.parametrize("running", [0.0, 1.0], ids=["starting-up", "running-batches"])
+def test_a_killed_parallel_run_leaves_no_worker_behind(tmp_path, running):
     # SIGKILL, which no handler sees, left both loky workers blocked on the dead run's pipes,
-    # for good: each with a worker's memory, and the run's output pipes held open.
+    # for good: each with a worker's memory, and the run's output pipes held open. Killed while
+    # its workers still start up (importing, loading kernels), or once they run batches.
     script = tmp_path / "run.py"
     script.write_text(SLOW_PARALLEL_RUN)
     errors = tmp_path / "stderr.txt"
@@ -352,7 +354,7 @@ def test_a_killed_parallel_run_leaves_no_worker_behind(tmp_path):
         while len(workers := _workers_of(run.pid)) < 2 and time.monotonic() < deadline:
             assert run.poll() is None, errors.read_text()
             time.sleep(0.1)
-        time.sleep(1.0)  # into their first batches
+        time.sleep(running)
         assert run.poll() is None, errors.read_text()
     finally:
         run.kill()

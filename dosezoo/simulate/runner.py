@@ -835,6 +835,7 @@ def _run_batches(
             timeout=_IDLE_WORKER_SECONDS,
             env={name: os.environ.get(name, "1") for name in _BLAS_THREADS},
             initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
         )
         running = [
             executor.submit(
@@ -854,16 +855,17 @@ def _run_batches(
             raise
 
 
-def _exit_with_parent() -> None:
-    """In a local worker process: exit once the process that started it has died.
+def _exit_with_parent(parent: int) -> None:
+    """In a local worker process: exit once ``parent``, the process that started it, has died.
 
     A run killed by SIGKILL (which no handler sees) left its loky workers behind for good,
     blocked writing a finished batch into the dead run's pipe or waiting for the lock of it,
     each holding the memory of a whole worker and the dead run's output pipes (a caller waiting
     for them to close hung). A daemon thread notices that the worker was handed to another
-    parent and ends the process; blocked system calls release the interpreter, so it runs.
+    parent and ends the process; blocked system calls release the interpreter, so it runs. The
+    parent's pid comes from the parent: a worker still starting up when its parent died has
+    already been handed to another one when this runs.
     """
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
