@@ -1108,26 +1108,7 @@ def test_a_cohort_written_as_a_decimal_from_2_to_the_53_on_is_refused(tmp_path, 
         ('dose\n"', r"line 2: a quoted field opened here is never closed"),
         # a line of empty fields is a row (a header of unnamed columns here), not a blank line
         (",\n0,1,-1", r"line 1: column '' appears twice"),
-    ],
-    ids=[
-        "past-blank-lines",
-        "extra-field-past-a-blank-line",
-        "spaces-around-a-name",
-        "unparsable-line",
-        "unclosed-quote",
-        "empty-fields-are-not-blank",
-    ],
-)
-def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, pattern):
-    path = tmp_path / "trial.csv"
-    path.write_text(text)
-    with pytest.raises(DataError, match=pattern):
-        TrialData.from_csv(path)
-
-
-@pytest.mark.parametrize(
-    ("text", "pattern"),
-    [
+        # decimals a double rounds onto a whole number were read as it: a DLT, cohort 2
         (
             "dose,cohort,dlt\n10,1,0\n10,1,0.99999999999999999\n",
             r"column 'dlt', row 1 \(CSV line 3\): value '0.99999999999999999' is not a whole "
@@ -1142,10 +1123,19 @@ def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, patt
             r"column 'efficacy', row 0 \(CSV line 2\): value '1e-400' is not a whole",
         ),
     ],
-    ids=["dlt", "cohort", "underflow"],
+    ids=[
+        "past-blank-lines",
+        "extra-field-past-a-blank-line",
+        "spaces-around-a-name",
+        "unparsable-line",
+        "unclosed-quote",
+        "empty-fields-are-not-blank",
+        "dlt-rounding-to-1",
+        "cohort-rounding-to-2",
+        "efficacy-underflowing-to-0",
+    ],
 )
-def test_csv_decimals_a_double_rounds_onto_a_whole_number_are_refused(tmp_path, text, pattern):
-    # They were read as the whole number: a DLT, cohort 2.
+def test_csv_errors_name_the_line_and_the_column_as_written(tmp_path, text, pattern):
     path = tmp_path / "trial.csv"
     path.write_text(text)
     with pytest.raises(DataError, match=pattern):
