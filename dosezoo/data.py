@@ -1029,16 +1029,31 @@ def _refuse_missing_markers(
         return
     # the rows the readers keep: every line that is not blank (`_check_csv_shape`)
     lines = [row for row in csv.reader(io.StringIO(text)) if len(row) > 1 or "".join(row).strip()]
-    header = lines[0]
+    header = lines[0] if lines else []
     for name, rows in missing.items():
+        if name not in header:
+            continue
         column = header.index(name)
         for row in rows:
-            written = lines[row + 1][column] if column < len(lines[row + 1]) else ""
-            if written.strip():
+            # Where pandas kept a row the csv module reads otherwise (a line of a control
+            # character), the field found is not the one pandas read: validation names the NaN.
+            fields = lines[row + 1] if row + 1 < len(lines) else []
+            written = fields[column] if column < len(fields) else ""
+            if written.strip() and _pandas_reads_missing(written):
                 raise DataError(
                     f"{where}: column {name!r}, {row_label(int(row))}: value {written!r} is "
                     "missing (a missing-value marker); every value of this column must be given"
                 )
+
+
+def _pandas_reads_missing(field: str) -> bool:
+    """Whether pandas reads the CSV field ``field`` (as the csv module gives it) as missing."""
+    import pandas as pd
+
+    line = io.StringIO()
+    csv.writer(line).writerow([field])
+    read = pd.read_csv(io.StringIO("field\n" + line.getvalue()), dtype=str, index_col=False)
+    return read.shape == (1, 1) and bool(pd.isna(read.iloc[0, 0]))
 
 
 # --------------------------------------------------------------------------- TrialData
