@@ -27,6 +27,7 @@ import math
 import numbers
 import os
 import pickle
+import queue
 import signal
 import threading
 import time
@@ -851,8 +852,25 @@ def _run_batches(
         except BaseException:
             # An error, an interrupt or a failed save: the batches still running are stopped
             # too (their workers killed; the next run starts new ones), not left to finish.
+            _forget_queued_batches(executor)
             executor.shutdown(wait=False, kill_workers=True)
             raise
+
+
+def _forget_queued_batches(executor: object) -> None:
+    """Empty the queue of batches that loky has not yet handed to a worker.
+
+    loky's shutdown with ``kill_workers`` drops the work items of those batches but leaves
+    their ids in the executor's queue; its manager thread then looked one up and printed a
+    ``KeyError`` traceback after every interrupted parallel run (loky 3.6). Emptied first,
+    the queue holds no id of a dropped item; the items themselves still end as loky ends them.
+    """
+    queued = getattr(executor, "_work_ids", None)
+    while queued is not None:
+        try:
+            queued.get_nowait()
+        except queue.Empty:
+            return
 
 
 def _exit_with_parent(parent: int) -> None:
