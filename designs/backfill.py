@@ -27,7 +27,9 @@ Cleared dose (the default of every design; a rule removes further doses it elimi
 a dose :math:`d_k` below the current escalation dose, with at least ``min_cleared`` patients
 whose outcomes are known, whose observed DLT rate :math:`y_k / n_k` is below
 ``max_dlt_rate``. Rules remove the doses they exclude (BOIN's elimination, the overdose
-control of BLRM, the overdose and futility exclusions of the joint-probit selection).
+control of BLRM, EWOC's feasibility bound, the admissible set of the LSE and BO designs, the
+overdose and futility exclusions of the joint-probit selection), and the design removes those
+over its hard overdose limit (``conduct.max_overdose_probability``).
 """
 
 from dataclasses import dataclass

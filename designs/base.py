@@ -22,7 +22,8 @@ the next cohort a dose where it exceeds ``conduct.max_overdose_probability`` (0.
 whatever the rule's options (monotone, no skipping, coherence, rounding) asked for: the design
 de-escalates to the highest dose within the limit, or stops with the reason "overdose limit"
 (before ``conduct.overdose_min_patients`` patients had the lowest dose level, that level is
-given again instead: the only dose the limit lets through).
+given again instead: the only dose the limit lets through). Nor is a backfill patient given
+such a dose (:meth:`Design.backfill_doses`).
 
 Rules that decide from the patients and DLTs per dose level only (BOIN, 3+3) derive from
 :class:`CountRule`: the rule is written once, for a batch of count states
@@ -170,11 +171,11 @@ class Conduct:
         de-escalates to the highest dose within it (``bound_by`` ``"overdose_limit"``) or
         stops ("overdose limit: ...") (on a posterior with Monte Carlo error, within
         ``mcse_margin`` of it: see there). 0.5 by default: a dose whose posterior says it more
-        likely than not overdoses is never given, whatever the rule's options ask for; 1 turns
-        the limit off. The recommendation at the end records its ``overdose_probability``;
-        it is the rule's (see ``select_within_overdose_limit``), or none ("no MTD: overdose
-        limit: ...") when the lowest dose level exceeds the limit after
-        ``overdose_min_patients`` had it: the state in which the limit stops a trial.
+        likely than not overdoses is never given (to backfill patients neither), whatever the
+        rule's options ask for; 1 turns the limit off. The recommendation at the end records
+        its ``overdose_probability``; it is the rule's (see ``select_within_overdose_limit``),
+        or none ("no MTD: overdose limit: ...") when the lowest dose level exceeds the limit
+        after ``overdose_min_patients`` had it: the state in which the limit stops a trial.
     overdose_min_patients : int
         Patients needed at the lowest dose level before the overdose limit may stop the trial
         (3, as the rules' own safety stops: BOIN's elimination, the CRM's and Optimus's safety
@@ -796,8 +797,10 @@ class Design:
 
         The doses below ``current`` (the pending escalation cohort's) that ``data`` (the
         patients whose outcomes are known) cleared, less those the rule excludes on the
-        posterior its next decision would read (:meth:`Rule.backfill_eligible`); none when
-        that posterior is a refused fit.
+        posterior its next decision would read (:meth:`Rule.backfill_eligible`) and those over
+        the hard overdose limit (``conduct.max_overdose_probability``, as for the next cohort,
+        but with no exception for the lowest dose: a backfill patient may be turned away);
+        none when that posterior is a refused fit.
 
         Raises
         ------
@@ -816,7 +819,10 @@ class Design:
             posterior = self.posterior(data)
             if posterior.report is not None and not posterior.report.ok:
                 return ()
-        return tuple(self.rule.backfill_eligible(posterior, data, cleared))
+        eligible = self.rule.backfill_eligible(posterior, data, cleared)
+        if posterior is None:
+            return tuple(eligible)
+        return tuple(dose for dose in eligible if not self._overdoses(posterior, dose))
 
     # ------------------------------------------------------------------ posterior
 
@@ -1091,6 +1097,11 @@ class Design:
         return posterior.exceeds_value(
             "overdose_probability", p, limit, lambda: self.rule.overdose_mcse(posterior, dose)
         )
+
+    def _overdoses(self, posterior: DosePosterior, dose: float) -> bool:
+        """Whether ``dose`` is over the hard overdose limit (never, without its probability)."""
+        p = self.rule.overdose_probability(posterior, dose)
+        return p is not None and self._over_limit(posterior, dose, p)
 
     def _within_overdose_limit(
         self,

@@ -268,22 +268,43 @@ class EWOCRule(ModelRule):
                 None, stop_reason=f"no MTD: {reason}" if final else reason, quantities=quantities
             )
 
-        def reached(level: float) -> bool:
-            # The feasibility bound at a level, a comparison with Monte Carlo error on a fit.
-            return not posterior.exceeds_value(
-                "p_overdose_next_level",
-                mtd.cdf(level),
-                alpha + CDF_TOLERANCE,
-                lambda: posterior.mcse_mtd_cdf(level),
-            )
-
         dose, bound_by = self._dose(
-            quantile, data, final=final, reached=reached, drawn=posterior.sampled
+            quantile,
+            data,
+            final=final,
+            reached=lambda level: self._feasible(posterior, level, alpha),
+            drawn=posterior.sampled,
         )
         if self.coherent and not final and data.n_patients:
             dose = self._coherent(dose, data, bound_by)
         quantities["p_overdose"] = mtd.cdf(dose)
         return Decision(dose, quantities=quantities, bound_by=tuple(bound_by))
+
+    @staticmethod
+    def _feasible(posterior: DosePosterior, level: float, alpha: float) -> bool:
+        """Whether ``level`` is within the feasibility bound (up to :data:`CDF_TOLERANCE`).
+
+        On a fit, a comparison with its Monte Carlo error.
+        """
+        mtd = EWOCRule._mtd(posterior)
+        return not posterior.exceeds_value(
+            "p_overdose_next_level",
+            mtd.cdf(level),
+            alpha + CDF_TOLERANCE,
+            lambda: posterior.mcse_mtd_cdf(level),
+        )
+
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        r"""Return the cleared levels within the feasibility bound.
+
+        EWOC gives no patient a dose with :math:`P(\mathrm{MTD} < x) > \alpha`, backfill
+        patients neither (as BLRM's overdose control closes its levels to them).
+        """
+        assert posterior is not None  # the rule reads a posterior at every decision
+        alpha = self.alpha_for(data)
+        return tuple(level for level in cleared if self._feasible(posterior, level, alpha))
 
     def reads_counts_only(self) -> bool:
         """Whether the rule reads the counts per level and the current level only.

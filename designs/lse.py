@@ -802,6 +802,21 @@ class TwoStageGPRule(Rule):
             )
         return None
 
+    def backfill_eligible(
+        self, posterior: DosePosterior | None, data: TrialData, cleared: tuple[float, ...]
+    ) -> tuple[float, ...]:
+        r"""Return the cleared doses the design could give now.
+
+        In stage 1, those below BOIN's elimination; in stage 2, those of the admissible set
+        by its conditions (ii) and (iii) (condition (i) bounds an escalation, and backfill
+        doses are below the pending cohort's).
+        """
+        if posterior is None:  # stage 1 reads no posterior
+            return self._stage1().backfill_eligible(None, data, cleared)
+        above = np.mean(posterior.rate("p_dlt") > self.target, axis=0)
+        allowed = self.admissible.mask(above, len(self.dose_levels) - 1)
+        return tuple(dose for dose in cleared if allowed[self.dose_levels.index(dose)])
+
     def choose(self, posterior: DosePosterior | None, data: TrialData) -> Decision:
         r"""Dose for the next cohort, or why the trial stops.
 

@@ -495,8 +495,79 @@ def test_boin_closes_backfill_at_and_above_an_eliminated_dose():
     assert _p_above(np.array(6), np.array(4)) > 0.95 > _p_above(np.array(3), np.array(0))
     assert design.conduct.backfill.cleared(data, LEVELS, 80.0) == (10.0, 20.0, 40.0)
     assert design.backfill_doses(data, 80.0) == (10.0,)
-    plain = crm_design(CRM(SKELETON, TARGET, dose_levels=LEVELS), backfill=design.backfill)
-    assert plain.backfill_doses(data, 80.0) == (10.0, 20.0, 40.0)  # CRM: the default
+    plain = crm_design(
+        CRM(SKELETON, TARGET, dose_levels=LEVELS),
+        backfill=design.backfill,
+        max_overdose_probability=1.0,
+    )
+    assert plain.backfill_doses(data, 80.0) == (10.0, 20.0, 40.0)  # the CRM rule's: all cleared
+
+
+def _crm_p_mtd_below(n: np.ndarray, y: np.ndarray, level: int) -> float:
+    """P(MTD < level) of the CRM, p_k = s_k^exp(b), b ~ N(0, 1.34), by quadrature here.
+
+    The MTD is the level whose rate is closest to the target, a placebo of rate 0 below.
+    """
+    b = np.linspace(-12.0, 12.0, 200_001)
+    log_p = np.exp(b)[:, None] * np.log(SKELETON)
+    log_density = (y * log_p + (n - y) * np.log1p(-np.exp(log_p))).sum(axis=1) - b**2 / 2.68
+    weights = np.exp(log_density - log_density.max())
+    rates = np.column_stack([np.zeros(b.size), np.exp(log_p)])
+    mtd = np.argmin(np.abs(rates - TARGET), axis=1) - 1
+    return float(weights[mtd < level].sum() / weights.sum())
+
+
+def test_the_hard_overdose_limit_closes_backfill_at_a_dose_likely_overdosed():
+    """1 DLT in 3 at 10, none in 3 at 20, then DLTs in the first 2 of the cohort at 40.
+
+    20 is cleared, but more likely than not above the CRM's MTD: no backfill patient is given
+    it, as no escalation cohort would be (a backfill patient got it before).
+    """
+    data = TrialData(
+        {
+            "dose": [10.0] * 3 + [20.0] * 3 + [40.0] * 2,
+            "dlt": [1, 0, 0, 0, 0, 0, 1, 1],
+            "enrolled": [0.0, 0.5, 1.0, 4.0, 4.5, 5.0, 8.0, 8.5],
+            "cohort": [1, 1, 1, 2, 2, 2, 3, 3],
+        }
+    )
+    p_over = _crm_p_mtd_below(np.array([3, 3, 2, 0, 0]), np.array([1, 0, 2, 0, 0]), 1)
+    assert 0.6 < p_over  # 0.654: over the limit of 0.5
+    model, backfill = CRM(SKELETON, TARGET, dose_levels=LEVELS), Backfill(4.0, 3.0)
+    design = crm_design(model, backfill=backfill)
+    assert design.conduct.backfill.cleared(data, LEVELS, 40.0) == (20.0,)
+    assert design.rule.overdose_probability(design.posterior(data), 20.0) == pytest.approx(
+        p_over, abs=1e-4
+    )
+    assert design.backfill_doses(data, 40.0) == ()
+    lax = crm_design(model, backfill=backfill, max_overdose_probability=0.7)
+    assert lax.backfill_doses(data, 40.0) == (20.0,)
+
+
+def test_ewoc_closes_backfill_above_its_feasibility_bound():
+    """A cleared level whose P(MTD < x) exceeds alpha (0.25) but not the hard limit (0.5).
+
+    40, with no DLT in 3, after DLTs in the first 2 patients at 80: P(MTD < 40) = 0.32.
+    """
+    config = read_config(EXAMPLES / "ewoc.toml")
+    design = design_from_config(
+        {**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0, "min_cleared": 1}},
+        "ewoc",
+    )
+    data = TrialData(
+        {
+            "dose": [10.0, 20.0, 40.0, 40.0, 40.0, 80.0, 80.0],
+            "dlt": [0, 0, 0, 0, 0, 1, 1],
+            "enrolled": np.arange(7.0),
+        }
+    )
+    p_below = [design.posterior(data).mtd.cdf(dose) for dose in LEVELS]
+    cleared = design.conduct.backfill.cleared(data, LEVELS, 80.0)
+    assert cleared == (10.0, 20.0, 40.0)
+    feasible = tuple(dose for dose, p in zip(LEVELS, p_below, strict=False) if p <= 0.25)
+    assert set(cleared) - set(feasible)  # the bound has a cleared level to close
+    assert all(p <= 0.5 for p in p_below[:3])  # and the hard limit none
+    assert design.backfill_doses(data, 80.0) == tuple(d for d in cleared if d in feasible)
 
 
 def test_boin12_closes_backfill_at_a_dose_eliminated_for_futility():
@@ -662,3 +733,40 @@ def test_dosezoo_simulate_runs_the_three_plus_three_with_backfill(tmp_path):
     for trial in range(results.sizes["trial"]):  # the escalation: 3 or 6 per level
         escalation = doses[trial][roles[trial] == "escalation"]
         assert all(np.sum(escalation == dose) in (0, 3, 6) for dose in (10, 20, 40, 80, 160))
+
+
+@pytest.mark.parametrize(
+    ("doses", "dlts"),
+    [
+        ([1] * 3 + [2] * 3 + [3] * 6, [0] * 6 + [1, 1, 1, 1, 1, 0]),  # (iii) at 3: P > 0.9
+        ([1] * 3 + [2] * 3 + [1] * 3, [1, 1, 0, 0, 1, 0, 1, 0, 1]),  # (ii): P(p_1 > 0.3) > 0.8
+    ],
+    ids=["excluded", "lowest-only"],
+)
+def test_the_gp_designs_close_backfill_outside_their_admissible_set(doses, dlts):
+    """Stage 2 of the LSE design, the hard overdose limit off: the admissible set alone."""
+    config = read_config(EXAMPLES / "lse.toml")
+    config["conduct"] = {**config["conduct"], "max_overdose_probability": 1.0}
+    design = design_from_config(
+        {**config, "backfill": {"arrival_rate": 1.0, "dlt_window": 1.0, "max_dlt_rate": 1.0}},
+        "lse",
+    )
+    data = TrialData(
+        {
+            "dose": np.asarray(doses, dtype=float),
+            "dlt": dlts,
+            "enrolled": np.arange(float(len(doses))),
+            "cohort": np.arange(len(doses)) // 3 + 1,
+        }
+    )
+    assert design.rule.stage1_end(data) is not None
+    above = np.mean(design.posterior(data).rate("p_dlt") > 0.3, axis=0)
+    admissible = design.rule.admissible
+    # Condition (i) bounds escalation; the others, read here from the thresholds.
+    allowed = (above < admissible.exclusion_threshold) & (
+        (np.arange(above.size) == 0) | (above[0] <= admissible.single_dose_threshold)
+    )
+    cleared = design.conduct.backfill.cleared(data, design.dose_levels, 4.0)
+    expected = tuple(d for d in cleared if allowed[design.dose_levels.index(d)])
+    assert set(cleared) - set(expected)  # the admissible set has a cleared dose to close
+    assert design.backfill_doses(data, 4.0) == expected
