@@ -222,6 +222,7 @@ class OptimusRule(ModelRule):
         for k in range(len(self.dose_levels)):
             for name in ("p_target", "p_overdose", "p_efficacious"):
                 quantities[f"{name}_{k}"] = float(summary[name][k])
+        quantities |= {f"excluded_{k}": float(v) for k, v in enumerate(summary["excluded"])}
         quantities["n_excluded"] = float(np.sum(summary["excluded"]))
         return quantities
 
@@ -260,7 +261,8 @@ class OptimusRule(ModelRule):
         -------
         Decision
             The next dose, or a stop (safety, futility), with per-dose ``p_target_<k>``,
-            ``p_overdose_<k>`` and ``p_efficacious_<k>`` in its quantities.
+            ``p_overdose_<k>``, ``p_efficacious_<k>`` and ``excluded_<k>`` (1.0: overdosed,
+            within Monte Carlo error on the cautious side) in its quantities.
         """
         counts, summary = self._counts_and_summaries(posterior, data, final=False)
         assert posterior is not None  # _counts_and_summaries refuses None

@@ -9,8 +9,10 @@ model of toxicity and efficacy (e.g. :meth:`~dosezoo.designs.optimus.OptimusRule
 the joint probit model): the *minimum active dose* (MAD) is the lowest dose given to patients
 with :math:`P(p_E(d) \ge e_{\min} \mid \text{data}) \ge c_{\text{MAD}}`; the *MTD* is the
 highest dose given to patients that the overdose control allows (:math:`P(p_T(d) > \bar p \mid
-\text{data}) \le c_{od}`) below every dose given that it excludes (toxicity increases with the
-dose: a dose above an excluded one is excluded too); the range is every dose from the MAD to
+\text{data}) \le c_{od}`, and not excluded by the design's own overdose control, which may
+exclude a dose within its Monte Carlo error of the cut-off) below every dose given that it
+excludes (toxicity increases with the dose: a dose above an excluded one is excluded too); the
+range is every dose from the MAD to
 the MTD that were given to patients (empty when the MAD is above the MTD; an escalation that
 skipped a dose leaves it out), and the recommended phase 2 dose set (RP2S) is the top of the
 range and the dose given just below it, the two doses randomised next (DL A > DL B, as in the
@@ -333,6 +335,7 @@ def therapeutic_dose_range(
     *,
     active_probability: float = 0.5,
     overdose_cutoff: float = 0.25,
+    excluded: Sequence[bool] | None = None,
 ) -> DoseRange:
     r"""Return the range from the minimum active dose to the MTD (see the module docstring).
 
@@ -348,6 +351,10 @@ def therapeutic_dose_range(
         :math:`c_{\text{MAD}}` (0.5).
     overdose_cutoff : float
         :math:`c_{od}` (0.25, the joint probit design's).
+    excluded : sequence of bool, optional
+        Per level, whether the design's overdose control excluded it (the joint probit design
+        excludes a dose whose estimate is within its Monte Carlo error of the cut-off): such a
+        dose counts as overdosed whatever ``p_overdose`` says. None: only ``p_overdose``.
 
     Returns
     -------
@@ -375,12 +382,21 @@ def therapeutic_dose_range(
         raise DataError(
             f"{owner}: n_at[{index[0]}] must be a whole number >= 0, got {patients[index]!r}"
         )
+    overdosed = overdose > overdose_cutoff
+    if excluded is not None:
+        marks = np.asarray(excluded)
+        if marks.shape != overdose.shape or marks.dtype != bool:
+            raise DataError(
+                f"{owner}: excluded must be one bool per level ({overdose.size}), got "
+                f"{np.ravel(marks)[:10].tolist()}"
+            )
+        overdosed |= marks
     tried = patients > 0
-    allowed = tried & (overdose <= overdose_cutoff)
+    allowed = tried & ~overdosed
     # The overdose control excludes a dose and, for a monotone toxicity model, those above.
     # It reads the doses given: the summary of a dose an escalation skipped may be its prior
     # alone (per-dose Beta summaries), which says nothing of its toxicity.
-    allowed &= np.logical_and.accumulate(~(tried & (overdose > overdose_cutoff)))
+    allowed &= np.logical_and.accumulate(~(tried & overdosed))
     active = tried & (efficacious >= active_probability)
     mtd = int(np.flatnonzero(allowed).max()) if allowed.any() else -1
     mad = int(np.flatnonzero(active).min()) if active.any() else -1
@@ -490,27 +506,10 @@ class PickTheWinnerStage:
                 f"{owner}: uniforms must hold numbers in [0, 1), shape (m, 2, {n}), got shape "
                 f"{uniforms.shape}"
             )
-        rates = []
-        for name, orr in (("orr_a", orr_a), ("orr_b", orr_b)):
-            rate = np.asarray(number_array(owner, name, orr), float)
-            if rate.shape != uniforms.shape[:1] or not np.all((rate >= 0.0) & (rate <= 1.0)):
-                raise ValueError(
-                    f"{owner}: {name} must hold one response rate in [0, 1] per trial "
-                    f"({uniforms.shape[0]}), got {np.ravel(rate)[:10].tolist()}"
-                )
-            rates.append(rate)
-        response_a = uniforms[:, 0, :n] < rates[0][:, None]
-        response_b = uniforms[:, 1, :n] < rates[1][:, None]
-        n_a = np.full(len(uniforms), n)
-        n_b = np.full(len(uniforms), n)
-        if self.interim:
-            early = self.interim
-            n_a[criteria.status(response_a[:, :early].sum(axis=1), early) == "no-go"] = early
-            n_b[criteria.status(response_b[:, :early].sum(axis=1), early) == "no-go"] = early
-        enrolled = np.arange(n)
-        x_a = (response_a & (enrolled < n_a[:, None])).sum(axis=1)
-        x_b = (response_b & (enrolled < n_b[:, None])).sum(axis=1)
-        status_a, status_b = criteria.status(x_a, n_a), criteria.status(x_b, n_b)
+        rate_a = _response_rates(owner, "orr_a", orr_a, len(uniforms))
+        rate_b = _response_rates(owner, "orr_b", orr_b, len(uniforms))
+        x_a, n_a, status_a = self._arm(uniforms[:, 0, :n] < rate_a[:, None])
+        x_b, n_b, status_b = self._arm(uniforms[:, 1, :n] < rate_b[:, None])
         prior = (criteria.prior_a, criteria.prior_b)
         p_better = np.array(
             [
@@ -536,6 +535,54 @@ class PickTheWinnerStage:
             "p_a_better": p_better,
             "choice": choice,
         }
+
+    def run_one_arm(self, orr: np.ndarray, uniforms: np.ndarray) -> dict[str, np.ndarray]:
+        """Run ``m`` stages of one arm (a range of one dose) from uniforms (m, n_per_arm).
+
+        A patient responds iff the uniform is below ``orr`` of the trial, (m,); the interim
+        look drops the arm as it drops one of two. Returns per trial the ``responses``, the
+        patients ``n`` and the arm's ``status`` (no winner to pick: the dose goes on unless
+        No-Go).
+        """
+        owner = "PickTheWinnerStage.run_one_arm"
+        n = self.n_per_arm
+        uniforms = np.asarray(number_array(owner, "uniforms", uniforms), float)
+        if (
+            uniforms.ndim != 2
+            or uniforms.shape[1] < n
+            or not np.all((uniforms >= 0.0) & (uniforms < 1.0))
+        ):
+            raise ValueError(
+                f"{owner}: uniforms must hold numbers in [0, 1), shape (m, {n}), got shape "
+                f"{uniforms.shape}"
+            )
+        rate = _response_rates(owner, "orr", orr, len(uniforms))
+        responses, patients, status = self._arm(uniforms[:, :n] < rate[:, None])
+        return {"responses": responses, "n": patients, "status": status}
+
+    def _arm(self, responds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Responses, patients and status of one arm per trial from who responds, (m, n).
+
+        Every patient of the arm, or those of the interim look when it assessed the arm No-Go.
+        """
+        criteria, n = self.criteria, self.n_per_arm
+        patients = np.full(len(responds), n)
+        if self.interim:
+            early = self.interim
+            patients[criteria.status(responds[:, :early].sum(axis=1), early) == "no-go"] = early
+        responses = (responds & (np.arange(n) < patients[:, None])).sum(axis=1)
+        return responses, patients, criteria.status(responses, patients)
+
+
+def _response_rates(owner: str, name: str, orr: object, m: int) -> np.ndarray:
+    """``orr`` as one response rate in [0, 1] per trial of ``m``, or an error naming it."""
+    rate = np.asarray(number_array(owner, name, orr), float)
+    if rate.shape != (m,) or not np.all((rate >= 0.0) & (rate <= 1.0)):
+        raise ValueError(
+            f"{owner}: {name} must hold one response rate in [0, 1] per trial ({m}), got "
+            f"{np.ravel(rate)[:10].tolist()}"
+        )
+    return rate
 
 
 def stage_uniforms(seeds: Sequence[np.random.SeedSequence], n_per_arm: int) -> np.ndarray:

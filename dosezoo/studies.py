@@ -406,12 +406,13 @@ def _level_counts(ds: xr.Dataset, levels: tuple[float, ...]) -> dict[str, np.nda
 
 def _range_summaries(
     ds: xr.Dataset, counts: dict[str, np.ndarray], efficacy_threshold: float, overdose_limit: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per trial and level, P(efficacious) and P(overdose) for the dose range.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per trial and level, P(efficacious), P(overdose) and exclusion for the dose range.
 
     The design's own posterior summaries at its final recommendation when it recorded them
-    (the joint probit design: ``p_efficacious_<k>``, ``p_overdose_<k>``); otherwise those of
-    independent Beta(1, 1) posteriors of the counts.
+    (the joint probit design: ``p_efficacious_<k>``, ``p_overdose_<k>``, and ``excluded_<k>``,
+    its overdose control's verdict with the Monte Carlo error); otherwise those of
+    independent Beta(1, 1) posteriors of the counts, exact, with no exclusion of their own.
     """
     levels = counts["n"].shape[1]
     names = [f"decision_p_efficacious_{k}" for k in range(levels)]
@@ -419,15 +420,17 @@ def _range_summaries(
         last = ds["decision_kind"].values == "recommend"
 
         def final(name: str) -> np.ndarray:
-            return np.where(last, ds[name].values, 0.0).sum(axis=1)
+            return np.nan_to_num(np.where(last, ds[name].values, 0.0).sum(axis=1))
 
         p_eff = np.stack([final(name) for name in names], axis=1)
         p_od = np.stack([final(f"decision_p_overdose_{k}") for k in range(levels)], axis=1)
-        return np.nan_to_num(p_eff), np.nan_to_num(p_od)
+        excluded = np.stack([final(f"decision_excluded_{k}") for k in range(levels)], axis=1)
+        return p_eff, p_od, excluded > 0
     n, y, e = counts["n"], counts["y"], counts["e"]
     from scipy.stats import beta  # loaded on use: scipy.stats slows start-up
 
-    return beta.sf(efficacy_threshold, 1 + e, 1 + n - e), beta.sf(overdose_limit, 1 + y, 1 + n - y)
+    p_eff = beta.sf(efficacy_threshold, 1 + e, 1 + n - e)
+    return p_eff, beta.sf(overdose_limit, 1 + y, 1 + n - y), None
 
 
 def optimus_path(
@@ -441,6 +444,12 @@ def optimus_path(
     overdose_limit: float = 0.4,
 ) -> dict[str, np.ndarray]:
     """Continue simulated escalations by the dose range and the randomised pick-the-winner.
+
+    The range reads the design's own posterior summaries at its recommendation where it
+    recorded them (the joint probit design), and a dose its overdose control excluded (on the
+    cautious side of the Monte Carlo error) stays out of the range: an escalation it stopped
+    for safety ends with no dose. Otherwise it reads Beta(1, 1) summaries of the counts. A
+    range of one dose is one arm, with the stage's interim look; it goes on unless No-Go.
 
     Parameters
     ----------
@@ -468,7 +477,9 @@ def optimus_path(
     """
     levels = tuple(scenario.dose_levels)
     counts = _level_counts(ds, levels)
-    p_eff, p_od = _range_summaries(ds, counts, scenario.efficacy_threshold, overdose_limit)
+    p_eff, p_od, excluded = _range_summaries(
+        ds, counts, scenario.efficacy_threshold, overdose_limit
+    )
     n_trials = counts["n"].shape[0]
     ranges = [
         therapeutic_dose_range(
@@ -477,6 +488,7 @@ def optimus_path(
             counts["n"][i],
             active_probability=active_probability,
             overdose_cutoff=overdose_cutoff,
+            excluded=None if excluded is None else excluded[i],
         )
         for i in range(n_trials)
     ]
@@ -500,11 +512,10 @@ def optimus_path(
     one = np.array([len(r.rp2s) == 1 for r in ranges])
     if one.any():
         only = np.array([r.rp2s[0] for r, o in zip(ranges, one, strict=True) if o])
-        responses = (uniforms[one, 0, : stage.n_per_arm] < p_response[only][:, None]).sum(axis=1)
-        status = stage.criteria.status(responses, np.full(only.size, stage.n_per_arm))
-        final[one] = np.where(status == "no-go", -1, only)
-        stage_n[one] = stage.n_per_arm
-        stage_overtoxic[one] = stage.n_per_arm * overtoxic[only]
+        arm = stage.run_one_arm(p_response[only], uniforms[one, 0])
+        final[one] = np.where(arm["status"] == "no-go", -1, only)
+        stage_n[one] = arm["n"]
+        stage_overtoxic[one] = arm["n"] * overtoxic[only]
     optimal = optimal_level(scenario)
     escalation_overtoxic = counts["n"][:, overtoxic].sum(axis=1)
     return {

@@ -3,6 +3,7 @@ MTD-only path, on count designs so that it stays fast."""
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from dosezoo.designs import PickTheWinnerStage, boin12_design, boin_design
 from dosezoo.scenarios import EffToxScenario
@@ -89,3 +90,47 @@ def test_the_comparison_uses_common_random_numbers_and_is_reproducible(tmp_path)
     assert same["optimus"]["sample_size"] == pytest.approx(
         same["mtd_only"]["sample_size"] + same["optimus"]["stage_n"]
     )
+
+
+def test_a_range_of_one_dose_takes_the_interim_look():
+    # A range of one dose ran all 30 patients of its arm even when the interim look at 15 was
+    # No-Go, while each arm of two stopped there.
+    scenario = optimus_scenarios()["flat-efficacy"]
+    ds = simulate(boin_design(0.25, LEVELS), scenario, 200, random_seed=2026, progress=False)
+    stage = PickTheWinnerStage(interim_fraction=0.5)
+    path = optimus_path(ds, scenario, stage, random_seed=2026)
+    one = path["range_size"] == 1
+    dropped = one & (path["stage_n"] == stage.interim)
+    assert one.sum() > dropped.sum() > 0
+    assert set(path["stage_n"][one]) == {stage.interim, stage.n_per_arm}
+    assert np.all(path["final_level"][dropped] == -1)
+
+
+def _joint_probit_trial(p_overdose: float, excluded: bool) -> xr.Dataset:
+    """One escalation of 9 patients at the lowest dose, as the joint probit design records it:
+    its summaries at the recommendation, P(overdose) and its overdose control's verdict."""
+    levels = len(LEVELS)
+    patients = {"dose": [10.0] * 9, "dlt": [1, 1, 0, 1, 0, 0, 1, 0, 0], "efficacy": [1] * 9}
+    data = {name: (("trial", "patient"), [values]) for name, values in patients.items()}
+    data["decision_kind"] = (("trial", "decision"), [["next", "recommend"]])
+    for k in range(levels):
+        for name, value in (
+            ("p_efficacious", 0.9),
+            ("p_overdose", p_overdose if k == 0 else 0.9),
+            ("excluded", float(excluded or k > 0)),
+        ):
+            data[f"decision_{name}_{k}"] = (("trial", "decision"), [[value, value]])
+    return xr.Dataset(data)
+
+
+def test_the_range_keeps_out_a_dose_the_design_excluded():
+    # The joint probit design stopped for safety (its P(overdose) at the lowest dose within its
+    # Monte Carlo error of the cut-off 0.25); the path read the estimate 0.246 alone and ran a
+    # stage of 30 patients at that dose.
+    scenario = optimus_scenarios()["all-toxic"]
+    stage = PickTheWinnerStage()
+    stopped = optimus_path(_joint_probit_trial(0.246, True), scenario, stage, random_seed=1)
+    assert stopped["range_size"][0] == 0 and stopped["stage_n"][0] == 0
+    assert stopped["no_dose"][0] == 1.0
+    allowed = optimus_path(_joint_probit_trial(0.246, False), scenario, stage, random_seed=1)
+    assert allowed["range_size"][0] == 1 and allowed["stage_n"][0] == stage.n_per_arm

@@ -153,6 +153,36 @@ def test_the_dose_range_runs_from_the_minimum_active_dose_to_the_mtd():
         therapeutic_dose_range(p_eff, [0.0, 1.2, 0, 0, 0], [3] * 5)
 
 
+def test_a_dose_the_design_excluded_bounds_the_range_whatever_its_estimate():
+    # The joint probit design excludes a dose whose P(overdose) estimate is within its Monte
+    # Carlo error of the cut-off: 0.246 <= 0.25 counted as allowed, and the path treated there.
+    p_eff, n_at = [0.9, 0.9, 0.9], [9, 6, 3]
+    p_od = [0.246, 0.1, 0.1]
+    assert therapeutic_dose_range(p_eff, p_od, n_at).levels == (0, 1, 2)
+    assert therapeutic_dose_range(p_eff, p_od, n_at, excluded=[True] * 3).levels == ()
+    middle = therapeutic_dose_range(p_eff, p_od, n_at, excluded=[False, True, False])
+    assert middle.levels == (0,)  # and the doses above an excluded one
+    with pytest.raises(DataError, match=r"excluded must be one bool per level \(3\)"):
+        therapeutic_dose_range(p_eff, p_od, n_at, excluded=[0.0, 1.0, 0.0])
+
+
+def test_one_arm_takes_the_interim_look_as_each_of_two_does():
+    stage = PickTheWinnerStage(n_per_arm=20, interim_fraction=0.5)
+    uniforms = np.random.default_rng(3).random((400, 2, 20))
+    orr = np.full(400, 0.2)
+    two = stage.run(orr, orr, uniforms)
+    one = stage.run_one_arm(orr, uniforms[:, 0])
+    np.testing.assert_array_equal(one["n"], two["n_a"])
+    np.testing.assert_array_equal(one["responses"], two["responses_a"])
+    np.testing.assert_array_equal(one["status"], two["status_a"])
+    # Dropped at the interim: its 10 patients, No-Go on their responses.
+    dropped = one["n"] == 10
+    assert 0 < dropped.sum() < 400
+    early = (uniforms[:, 0, :10] < 0.2).sum(axis=1)
+    np.testing.assert_array_equal(stage.criteria.status(early, 10) == "no-go", dropped)
+    assert np.all(one["status"][dropped] == "no-go")
+
+
 @pytest.mark.parametrize(
     ("responses", "n", "message"),
     [
