@@ -83,6 +83,7 @@ __all__ = [
     "Stopping",
     "closest_levels",
     "compose",
+    "conduct_posterior",
     "dataclass_options",
     "mtd_level_below",
     "mtd_level_below_mcse",
@@ -513,6 +514,61 @@ class ModelRule(Rule):
         return self._model
 
 
+def _posterior_seed(model: DoseModel, data: TrialData, conduct: Conduct) -> int:
+    """Return the seed of a fit to ``data``: the conduct's seed and a digest of the data."""
+    statistic = model.sufficient_statistic(data) if model.count_posterior else None
+    return conduct.seed_for(data, model.outcomes, statistic)
+
+
+def conduct_posterior(
+    model: DoseModel,
+    data: TrialData,
+    conduct: Conduct,
+    *,
+    levels: int | None = None,
+    attempt: int = 0,
+) -> DosePosterior:
+    """Compute the posterior of ``data`` under ``model`` as a design with ``conduct`` does.
+
+    The model's fast posterior when ``conduct.engine`` is None or the model's fast engine;
+    otherwise a fit by that engine seeded from the data, judged by ``conduct.convergence`` on
+    the ``levels`` lowest levels (None: all), refitted with more draws up to
+    ``conduct.refits`` times from fit ``attempt`` on (a fit that still fails is returned with
+    its report). :meth:`Design.posterior` is this for the model its rule reads; a rule that
+    reads the posteriors of earlier data (the combination design's stopping rule) asks it of
+    them, so that they are the ones its decisions on those data read.
+    """
+    if model.exact_posterior and conduct.engine in (None, model.fast_engine):
+        return model.posterior(data)
+    seed = _posterior_seed(model, data, conduct)
+    for attempt in range(attempt, conduct.refits + 1):
+        factor = conduct.refit_factor**attempt
+        tune = conduct.tune if conduct.tune is not None else model.default_tune
+        sampling = Sampling(
+            draws=conduct.draws * factor,
+            tune=tune * factor if conduct.refit_tune else tune,
+            chains=conduct.chains,
+            random_seed=seed + attempt,
+            criteria=conduct.convergence,
+            levels=levels,
+        )
+        if conduct.engine in (None, model.fast_engine):
+            posterior = model.posterior(data, sampling)
+        else:
+            idata = model.fit(
+                data,
+                engine=conduct.engine,
+                draws=sampling.draws,
+                tune=sampling.tune,
+                chains=sampling.chains,
+                random_seed=sampling.random_seed,
+            )
+            posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
+        if posterior.report is None or posterior.report.ok:
+            break
+    return replace(posterior, refits=attempt) if attempt else posterior
+
+
 def compose(
     model: DoseModel | None,
     rule_class: type[Rule],
@@ -871,8 +927,7 @@ class Design:
         conduct = self.conduct
         if model.exact_posterior and conduct.engine in (None, model.fast_engine):
             return model.posterior(data)
-        statistic = model.sufficient_statistic(data) if model.count_posterior else None
-        seed = conduct.seed_for(data, model.outcomes, statistic)
+        seed = _posterior_seed(model, data, conduct)
         levels = self.rule.levels_read(data, final=final)
         # A trial run in time asks for the posterior of the same data twice: for the decision
         # and for the backfill doses of the first arrivals after it. The posterior is a
@@ -886,32 +941,7 @@ class Design:
             and cached[1].refits >= attempt
         ):
             return cached[1]
-        for attempt in range(attempt, conduct.refits + 1):
-            factor = conduct.refit_factor**attempt
-            tune = conduct.tune if conduct.tune is not None else model.default_tune
-            sampling = Sampling(
-                draws=conduct.draws * factor,
-                tune=tune * factor if conduct.refit_tune else tune,
-                chains=conduct.chains,
-                random_seed=seed + attempt,
-                criteria=conduct.convergence,
-                levels=levels,
-            )
-            if conduct.engine in (None, model.fast_engine):
-                posterior = model.posterior(data, sampling)
-            else:
-                idata = model.fit(
-                    data,
-                    engine=conduct.engine,
-                    draws=sampling.draws,
-                    tune=sampling.tune,
-                    chains=sampling.chains,
-                    random_seed=sampling.random_seed,
-                )
-                posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
-            if posterior.report is None or posterior.report.ok:
-                break
-        posterior = replace(posterior, refits=attempt) if attempt else posterior
+        posterior = conduct_posterior(model, data, conduct, levels=levels, attempt=attempt)
         if conduct.backfill is not None:
             object.__setattr__(self, "_last_posterior", (key, posterior))
         return posterior

@@ -35,9 +35,12 @@ A stratum stops once :math:`\max_d \alpha_{AEI}(d) < \delta` has held at ``conse
 first new combination (Algorithm 1 updates the rule only inside its loop); :math:`\delta = 0`
 never stops. Decisions are functions of the data: the maximum AEI at earlier iterations is
 that of the fits to the data's prefixes (the patients of the first cohorts), which the rule
-remembers as it decides (and recomputes with the model's empirical-Bayes posterior for a
-prefix it has not seen, e.g. a trial resumed from a file). The cohort column numbers the
-iterations: one cohort per iteration, every arm of a personalised iteration in one cohort.
+remembers as it decides, and recomputes for a prefix it has not seen (a new design, a trial
+resumed from a file) with the fit the decision on it read: the conduct's engine, seeded from
+the prefix (:func:`~dosezoo.designs.base.conduct_posterior`). With a full-Bayes engine an
+empirical-Bayes fit in its place changed the stop (``tests/test_combination_bo.py``). The
+cohort column numbers the iterations: one cohort per iteration, every arm of a personalised
+iteration in one cohort.
 
 Algorithms
 ----------
@@ -81,7 +84,14 @@ from scipy.special import ndtr
 from dosezoo.checks import choice, flag, integer, number_array, positive_int, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
-from dosezoo.designs.base import Conduct, Design, ModelRule, compose, dataclass_options
+from dosezoo.designs.base import (
+    Conduct,
+    Design,
+    ModelRule,
+    compose,
+    conduct_posterior,
+    dataclass_options,
+)
 from dosezoo.designs.registry import Derived, Family, register
 from dosezoo.models.gp_surface import RESPONSE, GPSurface, GPSurfacePosterior
 from dosezoo.posterior import DosePosterior
@@ -354,6 +364,7 @@ class CombinationBORule(ModelRule):
     _cohort_size: int = field(default=0, init=False, repr=False, compare=False)
     _sample_size: int = field(default=0, init=False, repr=False, compare=False)
     _random_seed: int = field(default=0, init=False, repr=False, compare=False)
+    _conduct: Conduct | None = field(default=None, init=False, repr=False, compare=False)
     _history: OrderedDict = field(
         default_factory=OrderedDict, init=False, repr=False, compare=False
     )
@@ -415,6 +426,7 @@ class CombinationBORule(ModelRule):
             _cohort_size=conduct.cohort_size,
             _sample_size=conduct.sample_size,
             _random_seed=conduct.random_seed,
+            _conduct=conduct,
             _history=OrderedDict(),
         )
 
@@ -543,7 +555,12 @@ class CombinationBORule(ModelRule):
         rows = self._prefix_rows(data, cohorts)
         key = self._key(data, rows)
         if key not in self._history:
-            posterior = self.model.posterior(self._prefix(data, rows))
+            prefix = self._prefix(data, rows)
+            assert self._conduct is not None  # bound with the model
+            # The fit the decision on the prefix read (same engine, same seed from the data).
+            posterior = conduct_posterior(
+                self.model, prefix, self._conduct, levels=self.levels_read(prefix, final=False)
+            )
             values = tuple(s.max_acquisition for s in self.surfaces(posterior))
             self._remember(key, values)
         return self._history[key]

@@ -556,3 +556,33 @@ def test_data_without_cohorts_are_refused_since_each_cohort_is_an_iteration():
     assert decision.strata[0].next_dose == (1.0, 1.0)
     with pytest.raises(DataError, match="no column 'cohort'"):
         design.next(TrialData.from_dataframe(frame.drop(columns="cohort"), **schema))
+
+
+@pytest.mark.slow
+def test_a_full_bayes_stop_reads_the_full_bayes_fits_of_earlier_iterations():
+    # The stop (eq 4) reads the maximum AEI of earlier iterations. A new design (a trial
+    # resumed from a file, `dosezoo next-dose`) recomputed them by the empirical-Bayes fit,
+    # the design that decided them had read NUTS fits: the same data stopped one trial and not
+    # the other.
+    scenario = willard2024_scenario("2")
+
+    def design():
+        return combination_bo_design(
+            GPSurface(), cohort_size=4, sample_size=80, delta=0.0067, random_seed=1,
+            engine="nuts", draws=500, tune=500, chains=2,
+        )  # fmt: skip
+
+    sequential = design()
+    data = scenario.empty_data()
+    rng = np.random.default_rng(1)
+    decisions = []
+    for _ in range(7):
+        decisions.append(sequential.next(data))
+        doses = np.tile(decisions[-1].next_dose, (4, 1))
+        data = data.with_cohort(doses, **scenario.respond(doses, rng))
+    last, fresh = sequential.next(data), design()
+    again = fresh.next(data)
+    assert again.quantities["stop_count"] == last.quantities["stop_count"]
+    assert again.quantities["max_aei"] == last.quantities["max_aei"]
+    # The fresh design's value at the sixth cohort is the NUTS fit the sequential one read.
+    assert fresh.rule._max_acquisitions(data, 6) == (decisions[6].quantities["max_aei"],)
