@@ -964,11 +964,15 @@ class WeibullAFT(DoseModel):
         return self.estimate(design, log_time, event, **options)
 
     def map_estimate(self, data: TrialData, **options: Any) -> WeibullMLE:
-        r"""Posterior mode under the model's priors (on :math:`(\beta, \log b)`); always exists.
+        r"""Posterior mode under the model's priors (on :math:`(\beta, \log b)`).
 
         The fallback of the adaptive designs when the MLE does not exist. The returned
         ``observed_information`` is that of the log posterior (likelihood plus prior
-        precision), in :math:`(\beta, b)`.
+        precision), in :math:`(\beta, b)`. The mode exists for any data, but the solver
+        refuses one with :math:`b` outside :math:`(10^{-8}, 10^8)` as it refuses the MLE
+        (:class:`MLENotFound`): event times tied at every dose, which a curve in the dose fits
+        with no spread, put the mode at a vanishing :math:`b` (the adaptive designs then keep
+        their initial design, and record why).
         """
         self.check_data(data, min_patients=1)
         design, log_time, event = self._arrays(data)
