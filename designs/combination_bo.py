@@ -331,9 +331,9 @@ class CombinationBORule(ModelRule):
         to the others), True; False gives each stratum :math:`N / K`.
     optimum_draws : int
         Joint draws of the surface for the posterior probability that the recommended
-        combination is optimal (0: not computed). Their seed is a hash of the data XOR the
-        conduct's ``random_seed``, so designs that differ in their seed differ in this Monte
-        Carlo too.
+        combination is optimal (0: not computed; a full-Bayes fit uses all its draws). Their
+        seed is a hash of the data XOR the conduct's ``random_seed``, so designs that differ
+        in their seed differ in this Monte Carlo too.
     aei_noise : {"sd", "variance"}
         What stands for :math:`\tau` in eq (3): the noise standard deviation
         :math:`\sigma_y` (default: the units of :math:`\sigma`, as Huang et al. 2006), or

@@ -1148,8 +1148,9 @@ class GPSurface(DoseModel):
         r"""Posterior probability that each candidate combination is the optimum, per stratum.
 
         :math:`P(d_{opt} = d \mid \text{data}, z_k)` from joint draws of the surface on the
-        grid (:meth:`~dosezoo.posterior.DosePosterior.joint_draws`: the MCMC draws of a
-        fit, or ``draws`` draws of the exact normal of the empirical-Bayes posterior),
+        grid (:meth:`~dosezoo.posterior.DosePosterior.joint_draws`: every MCMC draw of a fit,
+        whatever ``draws`` says, or ``draws`` draws of the exact normal of the empirical-Bayes
+        posterior),
         :math:`d_{opt,s} = \arg\min_d f_s(d, z_k)` (``argmax`` with ``goal="maximize"``).
 
         Returns
@@ -1159,7 +1160,9 @@ class GPSurface(DoseModel):
         """
         choice("optimum_probabilities", "goal", goal, ("minimize", "maximize"))
         draws = positive_int("optimum_probabilities", "draws", draws)
-        surfaces = posterior.joint_draws("f", draws, random_seed)
+        # Resampling MCMC draws would only add to their Monte Carlo error.
+        exact = "f" in posterior.normal or not posterior.sampled
+        surfaces = posterior.joint_draws("f", draws if exact else None, random_seed)
         n_grid, n_strata = len(self.grid), len(self.strata)
         if surfaces.shape[1] != n_grid * n_strata:
             raise ValueError(

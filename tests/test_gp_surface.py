@@ -242,6 +242,19 @@ def test_joint_covariance_and_optimum_probabilities(fitted):
     np.testing.assert_allclose(draws.mean(axis=0), post.mean("f"), atol=5 * draws.std(0).max() / 60)
 
 
+def test_the_optimum_of_a_sampled_fit_reads_every_draw(fitted):
+    # MCMC draws were resampled (with replacement) to ``draws``, adding to their Monte Carlo
+    # error: every draw is read once.
+    gp, data, _ = fitted
+    sampled = gp.posterior_from_idata(gp.fit(data, engine="eb", draws=300, chains=2, random_seed=3))
+    surfaces = sampled.rate("f").reshape(600, 2, 25)
+    expected = np.stack(
+        [np.bincount(surfaces[:, k].argmin(axis=1), minlength=25) / 600 for k in (0, 1)]
+    )
+    for draws in (50, 5000):
+        np.testing.assert_array_equal(gp.optimum_probabilities(sampled, draws=draws), expected)
+
+
 def test_eb_engine_draws_the_kriging_posterior(fitted):
     gp, data, post = fitted
     idata = gp.fit(data, engine="eb", draws=1000, chains=2, random_seed=3)
