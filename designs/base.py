@@ -856,7 +856,8 @@ class Design:
         posterior its next decision would read (:meth:`Rule.backfill_eligible`) and those over
         the hard overdose limit (``conduct.max_overdose_probability``, as for the next cohort,
         but with no exception for the lowest dose: a backfill patient may be turned away);
-        none when that posterior is a refused fit.
+        none when that posterior is a refused fit. On a fit with Monte Carlo error, a
+        comparison within ``conduct.mcse_margin`` MCSEs of its cut-off closes the dose.
 
         Raises
         ------
@@ -875,9 +876,13 @@ class Design:
             posterior = self.posterior(data)
             if posterior.report is not None and not posterior.report.ok:
                 return ()
-        eligible = self.rule.backfill_eligible(posterior, data, cleared)
         if posterior is None:
-            return tuple(eligible)
+            return tuple(self.rule.backfill_eligible(None, data, cleared))
+        if posterior.sampled:
+            # A dose within ``mcse_margin`` MCSEs of a cut-off counts as beyond it, as at a
+            # decision after its refits: a backfill patient may be turned away, not refitted for.
+            posterior = posterior.deciding(self.conduct.mcse_margin)
+        eligible = self.rule.backfill_eligible(posterior, data, cleared)
         return tuple(dose for dose in eligible if not self._overdoses(posterior, dose))
 
     # ------------------------------------------------------------------ posterior

@@ -770,3 +770,24 @@ def test_the_gp_designs_close_backfill_outside_their_admissible_set(doses, dlts)
     expected = tuple(d for d in cleared if allowed[design.dose_levels.index(d)])
     assert set(cleared) - set(expected)  # the admissible set has a cleared dose to close
     assert design.backfill_doses(data, 4.0) == expected
+
+
+def test_a_dose_within_monte_carlo_error_of_the_cutoff_takes_no_backfill(monkeypatch):
+    """Draws built by hand: P(p_tox > 0.4) at 20 estimated at 0.24, within 2 MCSEs of 0.25."""
+    from dosezoo.designs import optimus_design
+    from dosezoo.models import JointProbit
+    from dosezoo.posterior import DosePosterior
+
+    model = JointProbit(dose_levels=LEVELS)
+    design = optimus_design(model, backfill=Backfill(1.0, 1.0, min_cleared=1))
+    rng = np.random.default_rng(0)
+    p_tox = np.tile([0.05, 0.2, 0.1, 0.2, 0.3], (400, 1))
+    p_tox[:, 1] = np.where(rng.permutation(400) < 96, 0.6, 0.2)  # 96 of 400 draws over 0.4
+    posterior = DosePosterior(LEVELS, {"p_tox": p_tox, "p_response": np.full((400, 5), 0.5)}, None)
+    p_over = posterior.prob_above(0.4, "p_tox")[1]
+    mcse = posterior.mcse_above(0.4, "p_tox")[1]
+    assert p_over == 0.24 and 0.25 - p_over < design.conduct.mcse_margin * mcse
+    monkeypatch.setattr(type(design), "posterior", lambda self, data, **options: posterior)
+    data = TrialData({"dose": [10.0, 20.0], "dlt": [0, 0], "efficacy": [1, 1]})
+    assert design.rule.backfill_eligible(posterior, data, (10.0, 20.0)) == (10.0, 20.0)
+    assert design.backfill_doses(data, 40.0) == (10.0,)
