@@ -555,15 +555,7 @@ def conduct_posterior(
         if conduct.engine in (None, model.fast_engine):
             posterior = model.posterior(data, sampling)
         else:
-            idata = model.fit(
-                data,
-                engine=conduct.engine,
-                draws=sampling.draws,
-                tune=sampling.tune,
-                chains=sampling.chains,
-                random_seed=sampling.random_seed,
-            )
-            posterior = model.posterior_from_idata(idata, conduct.convergence, levels=levels)
+            posterior = model.fitted_posterior(data, sampling, engine=conduct.engine)
         if posterior.report is None or posterior.report.ok:
             break
     return replace(posterior, refits=attempt) if attempt else posterior

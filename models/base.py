@@ -225,20 +225,25 @@ class DoseModel(ABC):
         posteriors ignore it).
         """
 
-    def fitted_posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
-        """Fit the PyMC model with ``sampling``'s settings and read the posterior a rule needs.
+    def fitted_posterior(
+        self, data: TrialData, sampling: Sampling | None = None, *, engine: str | None = None
+    ) -> DosePosterior:
+        """Fit the model by ``engine`` with ``sampling``'s settings; read the rule's posterior.
 
-        The :meth:`posterior` of a model whose only engine is a fit (no exact posterior).
+        Convergence is judged by ``sampling.criteria`` on its ``levels``. The :meth:`posterior`
+        of a model whose only engine is a fit (no exact posterior), and the fit of a design
+        whose conduct names an engine.
         """
         sampling = Sampling() if sampling is None else sampling
         idata = self.fit(
             data,
+            engine=engine,
             draws=sampling.draws,
             tune=sampling.tune,
             chains=sampling.chains,
             random_seed=sampling.random_seed,
         )
-        return self.posterior_from_idata(idata, sampling.criteria)
+        return self.posterior_from_idata(idata, sampling.criteria, levels=sampling.levels)
 
     def data_schema(self) -> dict[str, Any]:
         """Return the keywords of :class:`~dosezoo.data.TrialData` that the model's data need.
