@@ -1432,9 +1432,19 @@ class GPSurface(DoseModel):
     def posterior_from_idata(
         self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
     ) -> DosePosterior:
-        """Read the surface ``f`` (judged by ``criteria``) and the parameters from a fit."""
+        """Read the surface ``f`` and the parameters from a fit, judged by ``criteria``.
+
+        ``f`` is judged, and ``sigma_y`` too when its draws vary: the rule reads its posterior
+        mean (the noise of the acquisition); a fit that holds it fixed (the empirical-Bayes
+        one) has nothing of it to judge.
+        """
         options.pop("levels", None)
-        posterior = DosePosterior.from_idata(idata, criteria, checked=["f"])
+        checked = ["f"]
+        if isinstance(idata, xr.DataTree) and "posterior" in idata.children:
+            noise = idata["posterior"].to_dataset().get("sigma_y")
+            if noise is not None and np.ptp(noise.values) > 0:
+                checked.append("sigma_y")
+        posterior = DosePosterior.from_idata(idata, criteria, checked=checked)
         return replace_levels(posterior, self)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+import xarray as xr
 from scipy import stats
 from scipy.optimize import minimize
 
@@ -433,3 +434,26 @@ def test_grid_levels_and_strata():
     box = GPSurface(dose_bounds=[(10, 50), (0, 2)])
     assert tuple(box.grid[-1]) == (50.0, 2.0)
     np.testing.assert_allclose(box.inputs(box.grid[[0, -1]]), [[0, 0], [1, 1]])
+
+
+def test_a_fit_is_judged_on_sigma_y_too_when_it_was_sampled(fitted):
+    # The rule reads the posterior mean of sigma_y (the acquisition's noise): chains stuck
+    # apart in sigma_y alone were accepted, the surface's draws being fine.
+    gp, data, post = fitted
+    draws = post.joint_draws("f", 4000, random_seed=3).reshape(2, 2000, -1)
+    rng = np.random.default_rng(4)
+
+    def fit(sigma_y: np.ndarray) -> xr.DataTree:
+        dataset = xr.Dataset(
+            {"f": (("chain", "draw", "dose"), draws), "sigma_y": (("chain", "draw"), sigma_y)},
+            coords={"dose": np.arange(draws.shape[2])},
+        )
+        return gp.stamp(xr.DataTree(children={"posterior": xr.DataTree(dataset)}), data)
+
+    mixed = fit(1.0 + 0.1 * rng.standard_normal((2, 2000)))
+    apart = fit(np.array([[0.8], [1.6]]) + 0.01 * rng.standard_normal((2, 2000)))
+    fixed = fit(np.full((2, 2000), 1.2))  # held fixed, as by the empirical-Bayes engine
+    assert gp.posterior_from_idata(mixed).report.ok
+    assert gp.posterior_from_idata(fixed).report.ok
+    failures = gp.posterior_from_idata(apart).report.failures
+    assert failures and all(failure.startswith("sigma_y") for failure in failures)
