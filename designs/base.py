@@ -849,7 +849,9 @@ class Design:
         the hard overdose limit (``conduct.max_overdose_probability``, as for the next cohort,
         but with no exception for the lowest dose: a backfill patient may be turned away);
         none when that posterior is a refused fit. On a fit with Monte Carlo error, a
-        comparison within ``conduct.mcse_margin`` MCSEs of its cut-off closes the dose.
+        comparison within ``conduct.mcse_margin`` MCSEs of its cut-off closes the dose: the
+        hard limit's, and those the rule makes with its Monte Carlo error
+        (:meth:`~dosezoo.posterior.DosePosterior.exceeds`), as its decisions make them.
 
         Raises
         ------

@@ -809,7 +809,8 @@ class TwoStageGPRule(Rule):
 
         In stage 1, those below BOIN's elimination; in stage 2, those of the admissible set
         by its conditions (ii) and (iii) (condition (i) bounds an escalation, and backfill
-        doses are below the pending cohort's).
+        doses are below the pending cohort's), on the estimates alone, as the next dose reads
+        the admissible set.
         """
         if posterior is None:  # stage 1 reads no posterior
             return self._stage1().backfill_eligible(None, data, cleared)
