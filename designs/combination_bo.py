@@ -30,17 +30,19 @@ grid point on ties); combinations may be repeated. AEI is at most EI and tends t
 
 Stopping (eq 4)
 ---------------
-A stratum stops once :math:`\max_d \alpha_{AEI}(d) < \delta` has held at ``consecutive``
-(default :math:`J + 1`) consecutive iterations of the algorithm, counting the fits after the
-first new combination (Algorithm 1 updates the rule only inside its loop); :math:`\delta = 0`
-never stops. Decisions are functions of the data: the maximum AEI at earlier iterations is
-that of the fits to the data's prefixes (the patients of the first cohorts), which the rule
-remembers as it decides, and recomputes for a prefix it has not seen (a new design, a trial
-resumed from a file) with the fit the decision on it read: the conduct's engine, seeded from
-the prefix (:func:`~dosezoo.designs.base.conduct_posterior`). With a full-Bayes engine an
-empirical-Bayes fit in its place changed the stop (``tests/test_combination_bo.py``). The
-cohort column numbers the iterations: one cohort per iteration, every arm of a personalised
-iteration in one cohort.
+A stratum stops once :math:`\max_d \alpha_{AEI}(d) < \delta` (:math:`\alpha_{EI}` with
+``acquisition="ei"``, which is larger: the paper's :math:`\delta` is AEI's) has held at
+``consecutive`` (default :math:`J + 1`) consecutive iterations of the algorithm, counting the
+fits after the first new combination (Algorithm 1 updates the rule only inside its loop);
+:math:`\delta = 0` never stops. Decisions are functions of the data: the maximum AEI at earlier
+iterations is that of the fits to the data's prefixes (the patients of the first cohorts), which
+the rule remembers as it decides, and recomputes for a prefix it has not seen (a new design, a
+trial resumed from a file) with the fit the decision on it read: the conduct's engine, seeded
+from the prefix (:func:`~dosezoo.designs.base.conduct_posterior`); a fit that fails the
+conduct's convergence checks, which no decision could have read, raises
+:class:`ConvergenceError`. With a full-Bayes engine an empirical-Bayes fit in its place changed
+the stop (``tests/test_combination_bo.py``). The cohort column numbers the iterations: one
+cohort per iteration, every arm of a personalised iteration in one cohort.
 
 Algorithms
 ----------
@@ -93,6 +95,7 @@ from dosezoo.designs.base import (
     dataclass_options,
 )
 from dosezoo.designs.registry import Derived, Family, register
+from dosezoo.errors import ConvergenceError
 from dosezoo.models.gp_surface import RESPONSE, GPSurface, GPSurfacePosterior
 from dosezoo.posterior import DosePosterior
 from dosezoo.protocols import Described
@@ -561,6 +564,15 @@ class CombinationBORule(ModelRule):
             posterior = conduct_posterior(
                 self.model, prefix, self._conduct, levels=self.levels_read(prefix, final=False)
             )
+            report = posterior.report
+            if report is not None and not report.ok:
+                # No decision on the prefix could have read this fit: the conduct refuses it.
+                raise ConvergenceError(
+                    f"{type(self).__name__}: the stopping rule reads the fit to the first "
+                    f"{cohorts} cohorts, which failed its checks ({'; '.join(report.failures)}); "
+                    "give the conduct more draws or refits",
+                    report,
+                )
             values = tuple(s.max_acquisition for s in self.surfaces(posterior))
             self._remember(key, values)
         return self._history[key]

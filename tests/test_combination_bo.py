@@ -586,3 +586,36 @@ def test_a_full_bayes_stop_reads_the_full_bayes_fits_of_earlier_iterations():
     assert again.quantities["max_aei"] == last.quantities["max_aei"]
     # The fresh design's value at the sixth cohort is the NUTS fit the sequential one read.
     assert fresh.rule._max_acquisitions(data, 6) == (decisions[6].quantities["max_aei"],)
+
+
+def test_a_refused_fit_of_an_earlier_iteration_is_not_read_by_the_stop(monkeypatch):
+    # A new design recomputes the maximum AEI of earlier iterations; a fit of one that failed
+    # its convergence checks (no decision could have read it) was read all the same.
+    import dataclasses
+
+    from dosezoo.designs import combination_bo
+    from dosezoo.diagnostics import ConvergenceReport
+    from dosezoo.errors import ConvergenceError
+
+    scenario = willard2024_scenario("2")
+    design = combination_bo_design(
+        GPSurface(), cohort_size=4, sample_size=80, delta=0.0067, random_seed=1
+    )
+    data = scenario.empty_data()
+    rng = np.random.default_rng(1)
+    for _ in range(7):
+        doses = np.tile(design.next(data).next_dose, (4, 1))
+        data = data.with_cohort(doses, **scenario.respond(doses, rng))
+    fit = combination_bo.conduct_posterior
+    failed = ConvergenceReport(table=None, divergences=0, failures=("f: R-hat 1.2 > 1.01",))
+
+    def refused(*args, **options):
+        return dataclasses.replace(fit(*args, **options), report=failed)
+
+    monkeypatch.setattr(combination_bo, "conduct_posterior", refused)
+    fresh = combination_bo_design(
+        GPSurface(), cohort_size=4, sample_size=80, delta=0.0067, random_seed=1
+    )
+    with pytest.raises(ConvergenceError, match=r"fit to the first 6 cohorts.*R-hat 1.2"):
+        fresh.next(data)
+    design.next(data)  # the design that decided cohort 6 itself read its own fit
