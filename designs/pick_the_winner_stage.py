@@ -499,13 +499,7 @@ class PickTheWinnerStage:
         """
         criteria, n = self.criteria, self.n_per_arm
         owner = "PickTheWinnerStage.run"
-        uniforms = np.asarray(number_array(owner, "uniforms", uniforms), float)
-        shaped = uniforms.ndim == 3 and uniforms.shape[1] == 2 and uniforms.shape[2] >= n
-        if not shaped or not np.all((uniforms >= 0.0) & (uniforms < 1.0)):
-            raise ValueError(
-                f"{owner}: uniforms must hold numbers in [0, 1), shape (m, 2, {n}), got shape "
-                f"{uniforms.shape}"
-            )
+        uniforms = _checked_uniforms(owner, uniforms, (2, n))
         rate_a = _response_rates(owner, "orr_a", orr_a, len(uniforms))
         rate_b = _response_rates(owner, "orr_b", orr_b, len(uniforms))
         x_a, n_a, status_a = self._arm(uniforms[:, 0, :n] < rate_a[:, None])
@@ -546,16 +540,7 @@ class PickTheWinnerStage:
         """
         owner = "PickTheWinnerStage.run_one_arm"
         n = self.n_per_arm
-        uniforms = np.asarray(number_array(owner, "uniforms", uniforms), float)
-        if (
-            uniforms.ndim != 2
-            or uniforms.shape[1] < n
-            or not np.all((uniforms >= 0.0) & (uniforms < 1.0))
-        ):
-            raise ValueError(
-                f"{owner}: uniforms must hold numbers in [0, 1), shape (m, {n}), got shape "
-                f"{uniforms.shape}"
-            )
+        uniforms = _checked_uniforms(owner, uniforms, (n,))
         rate = _response_rates(owner, "orr", orr, len(uniforms))
         responses, patients, status = self._arm(uniforms[:, :n] < rate[:, None])
         return {"responses": responses, "n": patients, "status": status}
@@ -572,6 +557,23 @@ class PickTheWinnerStage:
             patients[criteria.status(responds[:, :early].sum(axis=1), early) == "no-go"] = early
         responses = (responds & (np.arange(n) < patients[:, None])).sum(axis=1)
         return responses, patients, criteria.status(responses, patients)
+
+
+def _checked_uniforms(owner: str, uniforms: object, shape: tuple[int, ...]) -> np.ndarray:
+    """``uniforms`` as numbers in [0, 1) of shape (m, *shape) (the last axis may be longer)."""
+    values = np.asarray(number_array(owner, "uniforms", uniforms), float)
+    shaped = (
+        values.ndim == 1 + len(shape)
+        and values.shape[1:-1] == shape[:-1]
+        and values.shape[-1] >= shape[-1]
+    )
+    if not shaped or not np.all((values >= 0.0) & (values < 1.0)):
+        expected = ", ".join(map(str, ("m", *shape)))
+        raise ValueError(
+            f"{owner}: uniforms must hold numbers in [0, 1), shape ({expected}), got shape "
+            f"{values.shape}"
+        )
+    return values
 
 
 def _response_rates(owner: str, name: str, orr: object, m: int) -> np.ndarray:
