@@ -527,6 +527,7 @@ def conduct_posterior(
     *,
     levels: int | None = None,
     attempt: int = 0,
+    seed: int | None = None,
 ) -> DosePosterior:
     """Compute the posterior of ``data`` under ``model`` as a design with ``conduct`` does.
 
@@ -536,11 +537,13 @@ def conduct_posterior(
     ``conduct.refits`` times from fit ``attempt`` on (a fit that still fails is returned with
     its report). :meth:`Design.posterior` is this for the model its rule reads; a rule that
     reads the posteriors of earlier data (the combination design's stopping rule) asks it of
-    them, so that they are the ones its decisions on those data read.
+    them, so that they are the ones its decisions on those data read. ``seed`` is the fits'
+    seed as the conduct derives it from the data, for a caller that derived it already.
     """
     if model.exact_posterior and conduct.engine in (None, model.fast_engine):
         return model.posterior(data)
-    seed = _posterior_seed(model, data, conduct)
+    if seed is None:
+        seed = _posterior_seed(model, data, conduct)
     for attempt in range(attempt, conduct.refits + 1):
         factor = conduct.refit_factor**attempt
         tune = conduct.tune if conduct.tune is not None else model.default_tune
@@ -940,7 +943,9 @@ class Design:
             and cached[1].refits >= attempt
         ):
             return cached[1]
-        posterior = conduct_posterior(model, data, conduct, levels=levels, attempt=attempt)
+        posterior = conduct_posterior(
+            model, data, conduct, levels=levels, attempt=attempt, seed=seed
+        )
         if conduct.backfill is not None:
             object.__setattr__(self, "_last_posterior", (key, posterior))
         return posterior
