@@ -738,7 +738,7 @@ def test_dosezoo_simulate_runs_the_three_plus_three_with_backfill(tmp_path):
 @pytest.mark.parametrize(
     ("doses", "dlts"),
     [
-        ([1] * 3 + [2] * 3 + [3] * 6, [0] * 6 + [1, 1, 1, 1, 1, 0]),  # (iii) at 3: P > 0.9
+        ([1] * 3 + [2] * 3 + [3] * 9, [0] * 6 + [1] * 8 + [0]),  # (iii) at 3: P(p_3 > 0.3) > 0.99
         ([1] * 3 + [2] * 3 + [1] * 3, [1, 1, 0, 0, 1, 0, 1, 0, 1]),  # (ii): P(p_1 > 0.3) > 0.8
     ],
     ids=["excluded", "lowest-only"],
