@@ -344,9 +344,11 @@ class DoseModel(ABC):
         xarray.Dataset
             For every prior variable of dims ``(dose,)`` (e.g. ``p_dlt``): ``<name>_mean`` and
             ``<name>_quantile`` (5 %, 50 %, 95 %); ``mtd_quantile`` when the model has an
-            ``mtd``; ``p_mtd`` (dims ``dose``), the prior probability that each level is the
-            MTD (the level whose toxicity rate is closest to the target, or the level nearest
-            the MTD of a model that has one); with ``data``, ``predictive_mean``,
+            ``mtd`` (per group or subject where it has one each), ``mtd_population_quantile``
+            when it has a population MTD; ``p_mtd`` (dims ``dose``), the prior probability
+            that each level is the MTD (the level whose toxicity rate is closest to the
+            target, or the level nearest the MTD of a model that has one); with ``data``,
+            ``predictive_mean``,
             ``predictive_low`` and ``predictive_high`` (5 % and 95 %) per statistic and
             ``data_dose``.
         """
@@ -367,14 +369,15 @@ class DoseModel(ABC):
             if dims == ["dose"]:
                 out[f"{name}_mean"] = variable.mean(sample)
                 out[f"{name}_quantile"] = variable.quantile(quantiles, dim=sample)
-        if "mtd" in prior.data_vars and prior["mtd"].ndim == 2:
-            out["mtd_quantile"] = prior["mtd"].quantile(quantiles, dim=sample)
+        for name in ("mtd", "mtd_population"):  # one per group or subject, or a population's
+            if name in prior.data_vars and prior[name].size:  # no subjects: no MTD of one
+                out[f"{name}_quantile"] = prior[name].quantile(quantiles, dim=sample)
         rate = prior.get(self.toxicity_rate)
         mtd_level = None
         if target is not None and rate is not None and rate.dims[-1:] == ("dose",):
             values = rate.stack(sample=sample).transpose("sample", "dose").to_numpy()
             mtd_level = np.argmin(np.abs(values - target), axis=1)
-        elif "mtd" in prior.data_vars and levels.size:
+        elif "mtd" in prior.data_vars and prior["mtd"].ndim == 2 and levels.size:
             values = prior["mtd"].to_numpy().reshape(-1)
             mtd_level = np.argmin(np.abs(values[:, None] - levels[None]), axis=1)
         if mtd_level is not None and levels.size:

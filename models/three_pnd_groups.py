@@ -50,7 +50,10 @@ density :math:`1 / (u - l)` of :math:`\beta_g` becomes
 The PyMC model draws ``mtd`` uniform on that interval and adds
 :math:`\log \pi(\xi_g \mid \sigma, \nu) + \log(x_{max} - x^*_{min})` as a potential;
 ``beta`` is a deterministic. :meth:`ThreePNDGroups.log_density` computes the same density
-with scipy from the slopes' uniform prior and the Jacobian, an independent check.
+with scipy from the slopes' uniform prior and the Jacobian, an independent check. PyMC's
+forward sampler ignores potentials, so prior draws (``sample_prior_predictive``, the prior
+checks) come from the model written the other way round: ``beta`` uniform on
+:math:`(l, u)` and ``mtd`` its deterministic, the prior as stated above.
 
 Only NUTS fits it (``engine="nuts"``); there is no design for it (a per-group dose rule would
 be the 3PND's posterior-quantile rule applied to each group's MTD, with ``Decision.strata``).
@@ -163,9 +166,12 @@ def labels_column(
 ) -> np.ndarray:
     """Return the covariate ``column`` as text labels, checking them against ``allowed``.
 
-    Raises a DataError naming the column when the data do not declare it, and the column, row
+    Raises a DataError naming the column when the data have patients but do not declare it
+    (data without patients, e.g. a prior check's, have no labels to read), and the column, row
     and value of the first label not in ``allowed`` (when given).
     """
+    if not data.n_patients and column not in data.covariates:
+        return np.zeros(0, dtype=object)
     if column not in data.covariates:
         raise DataError(
             f"column {column!r}: {owner} needs it as a covariate of the data "
@@ -274,8 +280,20 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
         """Build the PyMC model: sigma, nu (or the known nu), one beta per group, the MTDs.
 
         The posterior has ``beta`` and ``mtd`` with dims ``("group",)`` (coordinates: the
-        labels), scalars ``sigma`` and ``nu`` (a Data value when ``nu`` is known).
+        labels), scalars ``sigma`` and ``nu`` (a Data value when ``nu`` is known). It is
+        sampled on the MTD scale (module notes).
         """
+        return self._pymc_model(data, slopes_drawn=False)
+
+    def _prior_model(self, data: TrialData) -> "pm.Model":
+        """Return the same model with ``beta`` drawn uniform and ``mtd`` its deterministic.
+
+        :meth:`build`'s MTD-scale form needs a potential, which PyMC's forward sampler (the
+        prior draws) ignores.
+        """
+        return self._pymc_model(data, slopes_drawn=True)
+
+    def _pymc_model(self, data: TrialData, *, slopes_drawn: bool) -> "pm.Model":
         import pymc as pm
         import pytensor.tensor as pt
 
@@ -296,27 +314,34 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
             range_power = (self.x_max - self.x_min) ** nu
             lower = (self.eta - sigma * z) / range_power
             upper = self.eta / range_power + sigma * z
-            # Sampled on the MTD scale (module notes): xi_g uniform on its support, and the
-            # potential turns that uniform into the density of beta_g's uniform prior.
-            support = self.x_min + ((self.eta - sigma * z) / upper) ** (1.0 / nu)
-            mtd = pm.Uniform(
-                "mtd",
-                lower=support,
-                upper=self.x_max,
-                dims="group",
-            )
-            pm.Potential(
-                "beta_prior",
-                pt.sum(
-                    pt.log(nu * (self.eta - sigma * z))
-                    - (nu + 1.0) * pt.log(mtd - self.x_min)
-                    - pt.log(upper - lower)
-                    + pt.log(self.x_max - support)
-                ),
-            )
-            beta = pm.Deterministic(
-                "beta", (self.eta - sigma * z) / (mtd - self.x_min) ** nu, dims="group"
-            )
+            if slopes_drawn:
+                beta = pm.Uniform("beta", lower=lower, upper=upper, dims="group")
+                # Theorem 1, kept strictly inside the dose range where it rounds to x_max.
+                pm.Deterministic(
+                    "mtd",
+                    pt.minimum(
+                        self.x_min + ((self.eta - sigma * z) / beta) ** (1.0 / nu),
+                        np.nextafter(self.x_max, self.x_min),
+                    ),
+                    dims="group",
+                )
+            else:
+                # Sampled on the MTD scale (module notes): xi_g uniform on its support, and
+                # the potential turns that uniform into the density of beta_g's uniform prior.
+                support = self.x_min + ((self.eta - sigma * z) / upper) ** (1.0 / nu)
+                mtd = pm.Uniform("mtd", lower=support, upper=self.x_max, dims="group")
+                pm.Potential(
+                    "beta_prior",
+                    pt.sum(
+                        pt.log(nu * (self.eta - sigma * z))
+                        - (nu + 1.0) * pt.log(mtd - self.x_min)
+                        - pt.log(upper - lower)
+                        + pt.log(self.x_max - support)
+                    ),
+                )
+                beta = pm.Deterministic(
+                    "beta", (self.eta - sigma * z) / (mtd - self.x_min) ** nu, dims="group"
+                )
             pm.Normal(
                 "y",
                 mu=beta[group_data] * (dose_data - self.x_min) ** nu,

@@ -107,6 +107,37 @@ def test_groups_refuses_an_unknown_group_and_a_missing_column():
         ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "A"))
 
 
+def test_groups_prior_draws_each_slope_uniform_given_sigma_and_nu():
+    # The fitted model is written on the MTD scale with a potential, which PyMC's forward
+    # sampler ignores: its prior draws once put the MTD uniform (median 47 instead of 9.8).
+    model = groups_truth()[0]
+    prior = model.sample_prior_predictive(draws=4000, random_seed=5)["prior"]
+    sigma = prior["sigma"].values.reshape(-1, 1)
+    nu = prior["nu"].values.reshape(-1, 1)
+    beta = prior["beta"].transpose("chain", "draw", "group").values.reshape(-1, 2)
+    power = (model.x_max - model.x_min) ** nu
+    lower, upper = (model.eta - sigma * model.z) / power, model.eta / power + sigma * model.z
+    for position in ((beta - lower) / (upper - lower)).T:
+        assert stats.kstest(position, "uniform").pvalue > 1e-3
+    mtd = prior["mtd"].transpose("chain", "draw", "group").values.reshape(-1, 2)
+    threshold = model.eta - sigma * model.z
+    np.testing.assert_allclose(mtd, model.x_min + (threshold / beta) ** (1 / nu), rtol=1e-9)
+
+
+def test_groups_prior_summary_gives_each_groups_mtd_with_or_without_planned_data():
+    model = groups_truth()[0]
+    alone = model.prior_predictive_summary(draws=500, random_seed=1)
+    assert alone["mtd_quantile"].dims == ("quantile", "group")
+    assert list(alone["group"].values) == ["A", "B"]
+    planned = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [20.0, 40.0], "y": [1.0, 2.0], "group": ["A", "B"]}),
+        covariates=("group",),
+    )
+    summary = model.prior_predictive_summary(planned, draws=500, random_seed=1)
+    assert summary["mtd_quantile"].dims == ("quantile", "group")
+    assert summary["predictive_mean"].dims == ("statistic", "data_dose")
+
+
 @pytest.mark.slow
 def test_groups_nuts_recovers_the_truth():
     model, sigma, nu, mtd, beta = groups_truth()
@@ -246,6 +277,17 @@ def test_repeated_needs_the_subject_column():
     bad.loc[1, "dose"] = 85.0
     with pytest.raises(DataError, match=r"row 1.*85"):
         model.check_data(TrialData.from_dataframe(bad, covariates=("subject",)))
+
+
+def test_repeated_prior_summary_without_patients_gives_the_population_mtd():
+    model = ThreePNDRepeated(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    summary = model.prior_predictive_summary(draws=4000, random_seed=2)
+    assert "mtd_quantile" not in summary  # no subjects, no individual MTDs
+    # x_min + R expit(mu), mu ~ N(0, s^2): quantile q at x_min + R expit(s Phi^-1(q)).
+    q = np.array([0.05, 0.5, 0.95])
+    scale = model.mtd_location_scale
+    exact = model.x_min + (model.x_max - model.x_min) * special.expit(scale * stats.norm.ppf(q))
+    np.testing.assert_allclose(summary["mtd_population_quantile"].values, exact, atol=2.5)
 
 
 def test_repeated_keeps_numeric_patient_ids_of_seven_digits_apart():
