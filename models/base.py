@@ -787,6 +787,15 @@ class DoseModel(ABC):
         """
         return self.build(data)
 
+    def _posterior_predictive_model(self, data: TrialData) -> "pm.Model":
+        """Return the PyMC model whose outcomes :meth:`sample_posterior_predictive` replicates.
+
+        :meth:`build` by default. A model whose likelihood is a marginal over latent values
+        that its posterior holds (e.g. a marginal GP) returns one whose outcomes are drawn
+        given them.
+        """
+        return self.build(data)
+
     def sample_prior_predictive(
         self,
         data: TrialData | None = None,
@@ -851,7 +860,7 @@ class DoseModel(ABC):
         import pymc as pm
 
         self.check_fit(idata, self._checked_data(data, 1), same_order=True)
-        with self.build(data), self._predictive_context():
+        with self._posterior_predictive_model(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
                 idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
             )

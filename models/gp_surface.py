@@ -1227,7 +1227,13 @@ class GPSurface(DoseModel):
         sd = float(np.std(y, ddof=1)) if y.size > 1 else 0.0
         return float(np.mean(y)), sd if sd > 0 else 1.0
 
-    def build(self, data: TrialData, *, surface_given_responses: bool = True) -> "pm.Model":
+    def build(
+        self,
+        data: TrialData,
+        *,
+        surface_given_responses: bool = True,
+        replicates_given_responses: bool = False,
+    ) -> "pm.Model":
         r"""Build the PyMC model: the marginal GP and the surface on the candidate grid.
 
         Free variables ``beta0``, ``eta`` (:math:`\sqrt\nu`), ``ls`` (dims ``input``),
@@ -1258,6 +1264,12 @@ class GPSurface(DoseModel):
             covariance on the grid given the mean responses (the kriging mean and covariance;
             what a fit samples), True; or the prior covariance alone, False: the prior
             predictive's surface, which must not read the planned data's responses.
+        replicates_given_responses : bool
+            ``response_mean`` is the likelihood's marginal GP, False; or, True, the model of
+            a new mean response at each point given the responses (its latent value's
+            kriging distribution plus its noise), what a posterior predictive check
+            replicates. The marginal GP's replicates do not read the responses: their mean
+            is :math:`\beta_0` at every point, however the fitted surface bends.
 
         Returns
         -------
@@ -1297,8 +1309,24 @@ class GPSurface(DoseModel):
             if z0.size:
                 # hetGP's jitter, relative to nu as in the empirical-Bayes K0: a fixed one
                 # outweighs sigma_y**2 for responses on a small scale.
-                k_data = cov(x0) + pt.diag(HETGP_EPS * eta**2 + sigma_y**2 / mult)
-                pm.MvNormal(f"{RESPONSE}_mean", mu=beta0, cov=k_data, observed=z0, dims="point")
+                noise = sigma_y**2 / mult
+                k_data = cov(x0) + pt.diag(HETGP_EPS * eta**2 + noise)
+                chol = pt.linalg.cholesky(k_data)
+                white = pt.linalg.solve_triangular(chol, z0 - beta0, lower=True)
+                if replicates_given_responses:
+                    # With C the latent covariance at the points and D = diag(noise):
+                    # mean z0 - D (C + D)^-1 (z0 - beta0), covariance 2D - D (C + D)^-1 D,
+                    # the form of C - C (C + D)^-1 C + D that keeps it positive definite.
+                    weighted = pt.linalg.solve_triangular(chol, pt.diag(noise), lower=True)
+                    pm.MvNormal(
+                        f"{RESPONSE}_mean",
+                        mu=z0 - weighted.T @ white,
+                        cov=2.0 * pt.diag(noise) - weighted.T @ weighted,
+                        observed=z0,
+                        dims="point",
+                    )
+                else:
+                    pm.MvNormal(f"{RESPONSE}_mean", mu=beta0, cov=k_data, observed=z0, dims="point")
                 if y.size > z0.size:
                     pm.Gamma(
                         f"{RESPONSE}_ss",
@@ -1307,9 +1335,7 @@ class GPSurface(DoseModel):
                         observed=within,
                     )
             if z0.size and surface_given_responses:
-                chol = pt.linalg.cholesky(k_data)
                 cross = pt.linalg.solve_triangular(chol, cov(x0, grid), lower=True)
-                white = pt.linalg.solve_triangular(chol, z0 - beta0, lower=True)
                 mean = beta0 + cross.T @ white
                 conditional = prior - cross.T @ cross
             else:
@@ -1412,6 +1438,10 @@ class GPSurface(DoseModel):
     def _prior_model(self, data: TrialData) -> "pm.Model":
         """Return the model with the surface's prior, not its conditional on the responses."""
         return self.build(data, surface_given_responses=False)
+
+    def _posterior_predictive_model(self, data: TrialData) -> "pm.Model":
+        """Return the model whose mean responses are replicated given the responses."""
+        return self.build(data, replicates_given_responses=True)
 
     def sample_prior_predictive(
         self,

@@ -272,6 +272,27 @@ def test_eb_engine_draws_the_kriging_posterior(fitted):
     assert from_idata.parameter_mean["sigma_y"] == pytest.approx(post.hyperparameters["sigma_y"])
 
 
+def test_posterior_predictive_replicates_the_fitted_surface_plus_noise(fitted):
+    # The likelihood is the marginal GP of the mean responses; its replicates did not read
+    # the responses, and had mean beta0 at every point however the surface bent. A replicate
+    # is the point's latent value given the responses (the fit's f there) plus its noise.
+    gp, data, post = fitted
+    idata = gp.fit(data, engine="eb", draws=2000, chains=2, random_seed=3)
+    replicates = gp.sample_posterior_predictive(idata, data, random_seed=4)
+    mean_response = replicates["posterior_predictive"]["response_mean"]
+    replicated = mean_response.stack(sample=("chain", "draw")).transpose("sample", "point").values
+    points, counts = np.unique(gp.data_points(data), axis=0, return_counts=True)
+    at_level = [int(np.flatnonzero((gp.levels == point).all(axis=1))[0]) for point in points]
+    f = idata["posterior"]["f"].stack(sample=("chain", "draw")).transpose("sample", "dose").values
+    f = f[:, at_level]
+    sigma_y = post.hyperparameters["sigma_y"]
+    expected_sd = np.sqrt(f.var(axis=0) + sigma_y**2 / counts)
+    mcse = np.sqrt(2.0) * expected_sd / np.sqrt(f.shape[0])
+    assert np.all(np.abs(replicated.mean(axis=0) - f.mean(axis=0)) < 5 * mcse)
+    np.testing.assert_allclose(replicated.std(axis=0) / expected_sd, 1.0, atol=0.1)
+    assert np.ptp(f.mean(axis=0)) > 10 * mcse.max()  # a surface that bends: the check can fail
+
+
 def test_pymc_model_prior_predictive_surfaces():
     gp = GPSurface(covariates=("z",), response_scale=(0.0, 1.0))
     prior = gp.sample_prior_predictive(draws=200, random_seed=4)
