@@ -453,10 +453,15 @@ class DoseModel(ABC):
         """
         return dose_groups(data)
 
+    @property
+    def predictive_outcomes(self) -> tuple[str, ...]:
+        """The outcomes whose statistics the predictive checks compare: all by default."""
+        return self.outcomes
+
     def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
         """Statistics per group of each observed outcome, shape (G,) each."""
         out: dict[str, np.ndarray] = {}
-        for name in self.outcomes:
+        for name in self.predictive_outcomes:
             values = np.asarray(data.column(name), dtype=float)
             out.update(outcome_statistics(name, values, group, len(labels)))
         return out
@@ -466,7 +471,7 @@ class DoseModel(ABC):
     ) -> dict[str, np.ndarray]:
         """Statistics per group of each replicated outcome, shape (S, G) each."""
         out: dict[str, np.ndarray] = {}
-        for name in self.outcomes:
+        for name in self.predictive_outcomes:
             values = replicates[name].stack(sample=("chain", "draw")).transpose("sample", ...)
             out.update(outcome_statistics(name, values.to_numpy(), group, len(labels)))
         return out

@@ -547,7 +547,8 @@ class WeibullAFT(DoseModel):
         Log-normal prior of :math:`b` (median 1, log-scale sd 1).
     follow_up : float, optional
         Administrative censoring time of the trial: the censoring time of patients with an
-        event in posterior predictive replicates (none: their replicates are uncensored).
+        event in posterior predictive replicates (none: their replicates are uncensored,
+        and the predictive checks compare the times alone, not the event counts).
 
     Examples
     --------
@@ -1223,6 +1224,16 @@ class WeibullAFT(DoseModel):
         mean = np.log(median.to_numpy()) - b * (np.euler_gamma + math.log(math.log(2.0)))
         variance = np.broadcast_to(b**2 * math.pi**2 / 6.0, mean.shape)
         return {"log_time": (mean, variance, list(median["dose"].values))}
+
+    @property
+    def predictive_outcomes(self) -> tuple[str, ...]:
+        """``time`` and ``event``; without ``follow_up``, ``time`` alone.
+
+        Without a follow-up a patient with an event replicates one every time, so the
+        replicated event count can never fall below the observed one: its p-value is at
+        least 0.5 whatever the fit, a statistic that checks nothing.
+        """
+        return self.outcomes if self.follow_up is not None else ("time",)
 
     def _add_predictive(self, idata: xr.DataTree, group: str) -> None:
         """Add the replicated ``event`` indicator (a time below its censoring time)."""
