@@ -178,6 +178,22 @@ class BLRMRule(ModelRule):
         top = max(target[k] for k in candidates)
         return next(k for k in candidates if target[k] >= top - _TIE_TOLERANCE)
 
+    @classmethod
+    def _bound_by(
+        cls, target: Sequence[float], constraints: Sequence[tuple[str, Sequence[bool]]]
+    ) -> tuple[str, ...]:
+        """Name each constraint that moved the choice, applied in turn (some level allowed)."""
+        names: list[str] = []
+        allowed = [True] * len(target)
+        choice = cls._best(range(len(target)), target)
+        for name, limit in constraints:
+            allowed = [ok and within for ok, within in zip(allowed, limit, strict=True)]
+            moved = cls._best([k for k, ok in enumerate(allowed) if ok], target)
+            if moved != choice:
+                names.append(name)
+                choice = moved
+        return tuple(names)
+
     def reads_counts_only(self) -> bool:
         """Return True: the rule reads the counts per level and the current level only."""
         return True
@@ -196,7 +212,9 @@ class BLRMRule(ModelRule):
         -------
         Decision
             Quantities ``p_underdose_<k>``, ``p_target_<k>``, ``p_excessive_<k>``; ``bound_by``
-            names the options that excluded a level with a larger target probability.
+            names the options that moved the choice away from the level of largest target
+            probability, in the order they apply: ``overdose_cutoff`` (the escalation with
+            overdose control), ``max_increase``, ``no_skipping``.
         """
         assert posterior is not None
         intervals = self.interval_probabilities(posterior)
@@ -237,12 +255,7 @@ class BLRMRule(ModelRule):
                 quantities=quantities,
             )
         level = self._best([k for k, ok in enumerate(allowed) if ok], target)
-        unconstrained = (
-            self._best([k for k, ok in enumerate(safe) if ok], target) if any(safe) else level
-        )
-        bound_by = tuple(
-            name for name, limit in limits if unconstrained != level and not limit[unconstrained]
-        )
+        bound_by = self._bound_by(target, [("overdose_cutoff", safe), *limits])
         next_dose = float(levels[level])
         at_next = data.dose.tolist().count(next_dose)
         if self.stop_min_patients is not None and at_next >= self.stop_min_patients:

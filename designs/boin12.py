@@ -178,6 +178,13 @@ def _utility(
     return 100 * p_eff * (1 - p_tox) + u11 * p_eff * p_tox + u00 * (1 - p_eff) * (1 - p_tox)
 
 
+def _most_desirable(candidates: np.ndarray, desirable: np.ndarray) -> np.ndarray:
+    """Each row's candidate level of largest desirability, the highest among ties (-1: none)."""
+    score = np.where(candidates, desirable, -np.inf)
+    best = score.max(axis=1, keepdims=True)
+    return last_true(candidates & (score >= best - _TIE_TOLERANCE))
+
+
 def _possible_counts(
     owner: str, n: ArrayLike, y: ArrayLike, e: ArrayLike, r: ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -449,9 +456,12 @@ class BOIN12Rule(BOINBoundaryRule):
         candidates[rows, at] |= at_ok
         up = escalate_ok & (above >= 0)
         candidates[rows[up], above[up]] = True
-        score = np.where(candidates, desirable, -np.inf)
-        best = score.max(axis=1, keepdims=True)
-        chosen = last_true(candidates & (score >= best - _TIE_TOLERANCE))
+        chosen = _most_desirable(candidates, desirable)
+        # j + 1 held back by lambda_e (n_star patients or more) where it would have won.
+        held_back = ~escalate_ok & (above >= 0)
+        unrestricted = candidates.copy()
+        unrestricted[rows[held_back], above[held_back]] = True
+        by_lambda_e = held_back & (_most_desirable(unrestricted, desirable) != chosen)
         # The authors' code stops when no candidate is admissible before it explores.
         explore = (
             started
@@ -463,7 +473,8 @@ class BOIN12Rule(BOINBoundaryRule):
         )
 
         level = chosen.copy()
-        bound_by = np.full(size, "desirability", dtype=object)
+        bound_by = np.full(size, "", dtype=object)
+        bound_by[by_lambda_e] = "lambda_e"
         down = deescalate & (below >= 0)
         level[down] = below[down]
         bound_by[down] = "lambda_d"

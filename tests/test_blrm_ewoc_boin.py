@@ -282,6 +282,17 @@ def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
     assert excessive[k] < 0.25
     assert decision.next_dose <= 2 * doses[-1]
     assert k <= LEVELS.index(max(doses)) + 1
+    # The record names an option where, and only where, a level of larger P(target) was
+    # passed over, and each option it names excluded one (overdose_cutoff was never named).
+    target = design.rule.interval_probabilities(posterior)["target"]
+    better = [j for j in range(len(LEVELS)) if target[j] > target[k] + 1e-9]
+    excluded_by = {
+        "overdose_cutoff": [j for j in better if excessive[j] >= 0.25],
+        "max_increase": [j for j in better if LEVELS[j] > 2 * doses[-1]],
+        "no_skipping": [j for j in better if j > LEVELS.index(max(doses)) + 1],
+    }
+    assert bool(decision.bound_by) == bool(better)
+    assert all(excluded_by[name] for name in decision.bound_by)
 
 
 def test_blrm_needs_three_patients_at_the_lowest_level_before_it_stops_for_toxicity():

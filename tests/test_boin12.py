@@ -302,6 +302,22 @@ def test_exploration_does_not_override_a_stop_for_want_of_a_candidate():
     assert decided.stop_reason[0] == "no admissible dose to go to from dose 10"
 
 
+@pytest.mark.parametrize("n_star, level, bound_by", [(6, 2, "lambda_e"), (7, 4, "")])
+def test_the_record_names_lambda_e_where_it_held_back_the_more_desirable_dose(
+    n_star, level, bound_by
+):
+    # 2 DLTs in 6 at 80 (p_hat 0.333 > lambda_e 0.276) and no response: 160, untried, is
+    # the most desirable of j - 1, j, j + 1, but with n_star = 6 patients at 80 the rule may
+    # not escalate, and gives 40. The record said "desirability" on every decision.
+    n, t = np.array([[3, 3, 3, 6, 0]]), np.array([[0, 0, 0, 2, 0]])
+    e, r = np.array([[0, 1, 1, 0, 0]]), np.zeros((1, 5), dtype=np.int64)
+    design = boin12_design(0.35, LEVELS, efficacy_limit=0.25, n_star=n_star)
+    decided = design.decide_counts(n, t, np.array([3]), {"responses": e, "dlt_and_response": r})
+    desirability = design.rule.desirability(n[0], t[0], e[0], r[0])
+    assert int(np.argmax(desirability)) == 4
+    assert decided.level[0] == level and decided.bound_by[0] == bound_by
+
+
 def _data(levels, n, t, e, r, current) -> TrialData:
     """Trial data with these counts per level, the last cohort at ``current``."""
     data = TrialData.empty(outcomes=("dlt", "efficacy"))
