@@ -638,6 +638,7 @@ def report_command(
         pyplot,
         row_label,
         title_of,
+        unselected_at_the_end,
         write_html_report,
     )
     from dosezoo.simulate import operating_characteristics
@@ -688,6 +689,7 @@ def report_command(
             "n_trials": n,
             "operating_characteristics": metrics,
             "p_stopped_early": float(summary["p_stopped_early"]),
+            "unselected_at_the_end": unselected_at_the_end(results),
             **per_dose_table,
             "dose_unit": unit,
             "figure": str(figure),
@@ -698,6 +700,9 @@ def report_command(
     console.print(title_of(results))
     console.print(_summary_table(summary, "Operating characteristics"))
     console.print(_stopped_line(summary, n))
+    for reason, count in unselected_at_the_end(results).items():
+        trials = "trial" if count == 1 else "trials"
+        console.print(f"ran to the end, selected no dose: {count} {trials} ({reason})")
     allocated = {dose_text(row["dose"]): row for row in per_dose_table["allocation"]}
     none = per_dose_table["no_selection"]
     if any(row.get("stratum") for row in per_dose_table["selection"]):

@@ -185,6 +185,26 @@ def selections_over_overdose_limit(results: "xr.Dataset") -> np.ndarray | None:
     return np.isfinite(selected) & np.any(final & (probability > limit), axis=1)
 
 
+def unselected_at_the_end(results: "xr.Dataset") -> dict[str, int]:
+    """Why the trials that ran to their end selected no dose: the reason, and its trials.
+
+    The reason is the stop_reason of the trial's recommendation (e.g. a stopping rule that
+    its last cohort met, or a rule's "no MTD"); trials stopped early, which their own
+    ``stop_reason`` explains, and doses per stratum are left out.
+    """
+    selected = results["recommended_dose"].values
+    if selected.ndim != 1 or "recommended_dose_stratum" in results:
+        return {}
+    unselected = (results["stop_reason"].values == "") & ~np.isfinite(selected)
+    final = results["decision_kind"].values == "recommend"
+    reasons = np.where(final, results["decision_stop_reason"].values, "")
+    found: dict[str, int] = {}
+    for trial in np.flatnonzero(unselected):
+        reason = next((str(r) for r in reasons[trial] if r), "none given")
+        found[reason] = found.get(reason, 0) + 1
+    return dict(sorted(found.items(), key=lambda item: -item[1]))
+
+
 def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     """Return the selection (fraction of trials per dose) and the allocation (patients).
 
@@ -611,6 +631,19 @@ def _trial_summary_html(results: "xr.Dataset", table: dict[str, Any], index: int
         )
     else:
         parts.append('<p class="note">Every trial ran to the sample size.</p>')
+    unselected = unselected_at_the_end(results)
+    if unselected:
+        parts.append(
+            _table(
+                ["reason of the recommendation", "trials", "fraction", "MCSE"],
+                [
+                    [reason, count, *map(lambda v: _number(v, 3), proportion(count / n, n))]
+                    for reason, count in unselected.items()
+                ],
+                caption="Why trials that ran to their end selected no dose",
+                table_id=f"unselected-{index}",
+            )
+        )
     return "\n".join(parts)
 
 

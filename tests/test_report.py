@@ -295,6 +295,33 @@ def test_a_recommendation_off_the_listed_doses_has_a_row_of_its_own(simulated, t
     assert plain.exit_code == 0 and "other dose" not in plain.output
 
 
+def test_a_trial_that_ran_to_its_end_and_selected_no_dose_has_its_reason_reported(
+    simulated, tmp_path
+):
+    # A stopping rule met by the last cohort leaves the trial's stop_reason empty (it was not
+    # stopped early): the reports counted its "none" with no reason anywhere.
+    results = load_results(simulated[0])
+    ran = np.flatnonzero(
+        (results["stop_reason"].values == "") & np.isfinite(results["recommended_dose"].values)
+    )[:2]
+    final = results["decision_kind"].values == "recommend"
+    reason = "toxicity: 3 patients with y >= 55, more than 2"
+    results["decision_stop_reason"] = results["decision_stop_reason"].astype(object)
+    for trial in ran:
+        results["recommended_dose"].values[trial] = np.nan
+        results["decision_stop_reason"].values[trial, final[trial]] = reason
+    table = _Page(html_report([("ended.nc", results)])).row("unselected-1", reason)
+    assert table["trials"] == "2" and table["fraction"] == f"{2 / N_TRIALS:.3f}"
+    path = tmp_path / "ended.nc"
+    results.to_netcdf(path, engine="h5netcdf")
+    printed = _run("report", path, "--figure", tmp_path / "ended.png")
+    assert f"ran to the end, selected no dose: 2 trials ({reason})" in printed.output
+    record = json.loads(_run("report", path, "--json").output)
+    assert record["unselected_at_the_end"] == {reason: 2}
+    plain = _Page(html_report([("plain.nc", load_results(simulated[0]))]))
+    assert "unselected-1" not in plain.tables
+
+
 def test_the_per_dose_truths_are_values_per_dose_not_sets_of_doses():
     # Two levels tied for closest to the target: the true MTDs are both doses, a list as long
     # as the levels, which the table showed as a column of truths ("true mtd_doses").
