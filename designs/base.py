@@ -400,6 +400,13 @@ class Rule(ABC):
         """
         return None
 
+    def check_data(self, data: TrialData) -> None:
+        """Raise a DataError where the data are ones the model takes but the rule cannot read.
+
+        Nothing by default. A design checks its data with its model's ``check_data``, then
+        this (e.g. a model on any positive dose under a rule that reads the dose levels).
+        """
+
     def reads_counts_only(self) -> bool:
         """Whether the decisions read the data only through the counts and current level.
 
@@ -889,6 +896,7 @@ class Design:
             raise TypeError(f"{self.label} needs a TrialData, got {type(data).__name__}")
         if self.model is not None:
             self.model.check_data(data, min_patients=0)
+        self.rule.check_data(data)
         if (
             not data.cohorts_given
             and data.n_patients > 1

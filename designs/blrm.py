@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dosezoo.checks import positive_int, real_number
-from dosezoo.data import TrialData
+from dosezoo.data import DataError, TrialData
 from dosezoo.decision import Decision
 from dosezoo.designs.base import (
     Design,
@@ -193,6 +193,24 @@ class BLRMRule(ModelRule):
                 names.append(name)
                 choice = moved
         return tuple(names)
+
+    def check_data(self, data: TrialData) -> None:
+        """Raise a DataError naming the row of a dose above the highest level.
+
+        The model takes any positive dose, and the design a dose off its levels below the
+        highest (e.g. a cohort at a lower dose): the model reads it, the rule's selection
+        does not. A dose above the levels is none the design could have given (e.g. 200
+        typed for 20), and would lift the no-skipping limit, which reads the highest dose
+        given, above every level.
+        """
+        highest = self.model.dose_levels[-1]
+        doses = data.dose.tolist()
+        if doses and max(doses) > highest:
+            row = next(i for i, dose in enumerate(doses) if dose > highest)
+            raise DataError(
+                f"{self.label}: column 'dose', row {row}: dose {doses[row]!r} is above the "
+                f"highest dose level {highest:g}, which the design cannot exceed"
+            )
 
     def reads_counts_only(self) -> bool:
         """Return True: the rule reads the counts per level and the current level only."""

@@ -295,6 +295,18 @@ def test_blrm_design_never_picks_an_inadmissible_dose(n_cohorts, levels, dlts):
     assert all(excluded_by[name] for name in decision.bound_by)
 
 
+def test_the_blrm_design_refuses_a_dose_above_its_levels_that_the_model_takes():
+    # The model reads any positive dose; 200 typed for 20 lifted the design's no-skipping
+    # limit (next dose 80 instead of 40, no message).
+    design = blrm_design(BLRM(LEVELS, 40.0))
+    doses = [10.0] * 3 + [20.0] * 3 + [40.0] * 3
+    mistyped = _data([*doses[:4], 200.0, *doses[5:]], [0] * 7 + [1, 0])
+    design.model.check_data(mistyped)
+    for decide in (design.next, design.recommend):
+        with pytest.raises(DataError, match=r"column 'dose', row 4: dose 200.0 is above the"):
+            decide(mistyped)
+
+
 def test_blrm_needs_three_patients_at_the_lowest_level_before_it_stops_for_toxicity():
     # One patient with a DLT makes no level admissible under the default prior, as do 2 of 3;
     # like the CRM's, BOIN's and Optimus's safety stops, only the second stops the trial.
