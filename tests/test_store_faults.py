@@ -583,6 +583,24 @@ def test_a_file_where_the_path_needs_a_directory_is_named(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A.nc"]
 
 
+def test_a_path_whose_directory_cannot_be_made_is_named_not_retried_forever(tmp_path, monkeypatch):
+    # Through a symbolic link to a missing directory (an unmounted disk), making the batch
+    # directory raised FileExistsError, which the lock took for a race and retried forever.
+    (tmp_path / "results").symlink_to(tmp_path / "unmounted")
+    with pytest.raises(ValueError, match=r"'.*results' is a symbolic link to '.*unmounted'"):
+        _run(tmp_path / "results" / "run.nc")
+    attempts = []
+
+    def refused(self, *args, **kwargs):
+        attempts.append(self)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(Path, "mkdir", refused)
+    with pytest.raises(ValueError, match=r"batch directory .*run\.nc\.parts' cannot be made"):
+        _run(tmp_path / "run.nc")
+    assert len(attempts) == store_module._MAKE_ATTEMPTS
+
+
 def test_a_foreign_file_with_array_attributes_is_refused_by_name(tmp_path):
     # numpy's "truth value of an array ... is ambiguous" named no file
     path = tmp_path / "foreign.nc"

@@ -36,6 +36,7 @@ import errno
 import fcntl
 import glob
 import hashlib
+import itertools
 import json
 import numbers
 import os
@@ -64,6 +65,9 @@ _FINGERPRINT_PREFIXES = ("design_", "scenario_", "version_")
 _BATCH_GLOB = "trials-*"
 _MANIFEST = "manifest.jsonl"
 _LOCK = "lock"
+#: Tries to make the batch directory: a run that finishes removes it, and another may be
+#: making it again at that moment; a path that fails this often cannot be made.
+_MAKE_ATTEMPTS = 100
 _META = "__meta__"
 
 
@@ -244,7 +248,7 @@ class _Store:
                 f"path {str(self.path)!r}: its batch directory {str(self.parts_dir)!r} is a "
                 "symbolic link; remove the link (the batches are kept next to the results)"
             )
-        while True:
+        for attempt in itertools.count(1):
             lock_path = self.parts_dir / _LOCK
             try:
                 self.parts_dir.mkdir(parents=True, exist_ok=True)
@@ -259,11 +263,25 @@ class _Store:
                     f"path {str(self.path)!r}: {str(parent)!r} is a file, not a directory; "
                     "choose another path"
                 ) from None
-            except (FileNotFoundError, FileExistsError):
+            except (FileNotFoundError, FileExistsError) as error:
                 if self.parts_dir.exists() and not self.parts_dir.is_dir():
                     raise ValueError(
                         f"path {str(self.path)!r}: {str(self.parts_dir)!r}, where its batches "
                         "are kept, is a file; move it away or choose another path"
+                    ) from None
+                dangling = next(
+                    (p for p in self.parts_dir.parents if p.is_symlink() and not p.exists()),
+                    None,
+                )
+                if dangling is not None:
+                    raise ValueError(
+                        f"path {str(self.path)!r}: {str(dangling)!r} is a symbolic link to "
+                        f"{os.readlink(dangling)!r}, which does not exist; choose another path"
+                    ) from None
+                if attempt >= _MAKE_ATTEMPTS:
+                    raise ValueError(
+                        f"path {str(self.path)!r}: its batch directory {str(self.parts_dir)!r} "
+                        f"cannot be made ({error.strerror}); choose another path"
                     ) from None
                 # A run that finished removed the directory meanwhile (pathlib's mkdir reads
                 # a directory made and removed under it as a file that exists): try again.
