@@ -6,13 +6,16 @@ model, so every rule, plot and diagnostic works on any engine's output. Model-de
 work (coords, dims, the deterministics' compiled function) is done once per model.
 """
 
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from dosezoo.checks import integer
 
 if TYPE_CHECKING:
     import pymc as pm
@@ -161,21 +164,61 @@ class IdataBuilder:
 
 
 def check_fit_settings(
-    owner: str, engine: str, engines: tuple[str, ...], draws: object, tune: object, chains: object
+    owner: str,
+    engine: str,
+    engines: tuple[str, ...],
+    draws: object,
+    tune: object,
+    chains: object,
+    random_seed: object = None,
 ) -> None:
-    """Validate a ``fit``'s engine and MCMC sizes, naming the argument and value at fault.
+    """Validate a ``fit``'s engine, MCMC sizes and seed, naming the argument and value at fault.
 
     Raises
     ------
     ValueError
-        Unless ``engine`` is one of ``engines``, ``draws`` and ``chains`` are integers >= 1
-        and ``tune`` an integer >= 0.
+        Unless ``engine`` is one of ``engines``, ``draws`` and ``chains`` are integers >= 1,
+        ``tune`` an integer >= 0, and ``random_seed`` None, an integer >= 0 or a
+        ``numpy.random.Generator``.
     """
     if engine not in engines:
         raise ValueError(f"{owner}: engine must be one of {engines}, got {engine!r}")
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(f"{owner}: {name} must be an integer >= {least}, got {value!r}")
+    if random_seed is not None and not isinstance(random_seed, np.random.Generator):
+        if isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer):
+            raise ValueError(
+                f"{owner}: random_seed must be an integer >= 0, a numpy Generator or None, "
+                f"got {random_seed!r}"
+            )
+        integer(owner, "random_seed", random_seed, minimum=0)
+
+
+#: The settings every engine of ``fit`` receives; other keywords are an engine's own options.
+FIT_SETTINGS = ("draws", "tune", "chains", "random_seed", "progressbar")
+
+
+def check_engine_options(owner: str, engine: str, method: Callable, options: Mapping) -> None:
+    """Raise a ValueError naming the options ``engine`` does not take (e.g. ``drawz=10``).
+
+    An engine's options are the keywords its method names, besides the data and
+    :data:`FIT_SETTINGS`: a catch-all ``**`` of the method takes the settings it does not
+    read, not options.
+    """
+    named = [
+        name
+        for name, parameter in inspect.signature(method).parameters.items()
+        if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        and name not in ("self", "data", *FIT_SETTINGS)
+    ]
+    unknown = sorted(set(options) - set(named))
+    if unknown:
+        takes = f"its options are {named}" if named else "it takes no options"
+        raise ValueError(
+            f"{owner}: engine {engine!r} has no option {', '.join(map(repr, unknown))} ({takes}; "
+            f"every engine takes {', '.join(FIT_SETTINGS)})"
+        )
 
 
 def sample_pymc(

@@ -39,7 +39,13 @@ from dosezoo.checks import positive_int, probability
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import FitMismatchError
-from dosezoo.inference import IdataBuilder, check_fit_settings, fit_identity, sample_pymc
+from dosezoo.inference import (
+    IdataBuilder,
+    check_engine_options,
+    check_fit_settings,
+    fit_identity,
+    sample_pymc,
+)
 from dosezoo.levels import data_from_counts
 from dosezoo.models.workflow import dose_groups, outcome_statistics, ppp_dataset, variance_ratio_ess
 from dosezoo.posterior import DosePosterior, Sampling
@@ -711,9 +717,11 @@ class DoseModel(ABC):
         """
         engine = self.default_engine if engine is None else engine
         tune = self.default_tune if tune is None else tune
-        check_fit_settings(f"{self.model_name}.fit", engine, self.engines(), draws, tune, chains)
-        data = self._checked_data(data, self.min_fit_patients)
+        owner = f"{self.model_name}.fit"
+        check_fit_settings(owner, engine, self.engines(), draws, tune, chains, random_seed)
         run = getattr(self, self._engine_methods[engine])
+        check_engine_options(owner, engine, run, options)
+        data = self._checked_data(data, self.min_fit_patients)
         idata = run(
             data,
             draws=draws,

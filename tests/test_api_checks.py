@@ -9,6 +9,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dosezoo.checks import choice, doses_within, real_array
@@ -17,7 +18,7 @@ from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs import blrm_design
 from dosezoo.errors import DataError
 from dosezoo.levels import count_state, data_from_counts, level_index
-from dosezoo.models import BLRM, CRM, EWOC
+from dosezoo.models import BLRM, CRM, EWOC, ThreePND
 from dosezoo.posterior import DosePosterior, SampledDistribution
 from dosezoo.scenarios import BinaryToxicityScenario
 
@@ -259,3 +260,32 @@ def test_an_engine_posterior_built_with_a_name_that_is_no_field_is_refused():
     # beside the default one (weights None: the nodes read as draws).
     with pytest.raises(AssertionError, match=r"not DosePosterior fields: \{'weight'\}"):
         DosePosterior._of_engine(dose_levels=(1.0,), weight=np.ones(1))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"drawz": 10}, r"engine 'grid' has no option 'drawz' \(it takes no options"),
+        ({"engine": "nuts", "target_accept": 0.9}, r"engine 'nuts' has no option 'target_accept'"),
+        ({"random_seed": -1}, r"random_seed must be an integer >= 0, got -1"),
+        ({"random_seed": "a"}, r"random_seed must be an integer >= 0, a numpy Generator or None"),
+        ({"random_seed": 1.5}, r"random_seed must be an integer >= 0, a numpy Generator or None"),
+    ],
+)
+def test_fit_refuses_an_option_no_engine_reads_and_a_bad_seed(options, message):
+    # A misspelt option (drawz=10) was ignored, the fit made with 1000 draws; a bad seed
+    # failed in numpy's words, naming no argument.
+    data = TrialData.from_dataframe(pd.DataFrame({"dose": [10.0] * 3, "dlt": [0, 0, 1]}))
+    with pytest.raises(ValueError, match=rf"^BLRM\.fit: {message}"):
+        BLRM((10.0, 20.0, 40.0), 20.0).fit(data, **options)
+
+
+def test_fit_takes_an_engines_own_option():
+    model = ThreePND(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [10.0, 20.0, 40.0], "y": [0.3, 0.8, 2.1]})
+    )
+    fit = model.fit(data, engine="kernel", ridge=False, draws=20, tune=20, random_seed=1)
+    assert fit["posterior"].sizes["draw"] == 20
+    with pytest.raises(ValueError, match=r"engine 'quadrature' has no option 'ridge'"):
+        model.fit(data, engine="quadrature", ridge=False)
