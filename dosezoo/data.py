@@ -231,6 +231,26 @@ def _pandas_to_numpy(values: "pd.Series") -> np.ndarray:
     return values.to_numpy(dtype=object, copy=True)
 
 
+def _refuse_unaligned_series(source: Mapping[str, Any], names: Sequence[str]) -> None:
+    """Raise a DataError where pandas Series of the columns have different indexes.
+
+    Columns are paired by position; pandas would pair Series by their index labels, so
+    Series indexed differently (e.g. by patient, in different orders) would mix patients.
+    """
+    pd = _loaded_pandas()
+    if pd is None:
+        return
+    indexed = [(name, source[name].index) for name in names if isinstance(source[name], pd.Series)]
+    for name, index in indexed[1:]:
+        first, first_index = indexed[0]
+        if index is not first_index and not index.equals(first_index):
+            raise DataError(
+                f"columns {first!r} and {name!r} are pandas Series with different indexes; "
+                "columns are paired by position, so give them one index (or a DataFrame, "
+                "which aligns them)"
+            )
+
+
 def _to_numpy(values: Any) -> np.ndarray:
     """Convert column values to a numeric or an object numpy array (any shape)."""
     if type(values) is str:
@@ -505,6 +525,7 @@ def _validate(
         *covariates,
         *schedule,
     ]
+    _refuse_unaligned_series(source, names)
     raw = {name: _column_array(source[name], name) for name in names}
     ignored = tuple(str(name) for name in source.keys() if name not in raw)
     n = raw[dose_columns[0]].shape[0]

@@ -1206,3 +1206,14 @@ def _written(tmp_path, cohort: str):
     path = tmp_path / "exact.csv"
     path.write_text(f"dose,cohort,dlt\n10,1,0\n20,{cohort},0\n")
     return path
+
+
+def test_pandas_series_with_different_indexes_are_refused_not_paired_by_position():
+    # Columns of a mapping were paired by position: P3's DLT went to P1's dose.
+    dose = pd.Series({"P1": 10.0, "P2": 10.0, "P3": 20.0})
+    dlt = pd.Series({"P3": 1, "P1": 0, "P2": 0})
+    with pytest.raises(DataError, match=r"columns 'dose' and 'dlt' are pandas Series with"):
+        TrialData({"dose": dose, "dlt": dlt})
+    aligned = TrialData({"dose": dose, "dlt": dlt.reindex(dose.index)})
+    assert aligned.column("dlt").tolist() == [0, 0, 1]
+    assert TrialData({"dose": dose.to_numpy(), "dlt": dlt}).n_patients == 3  # one Series
