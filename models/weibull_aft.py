@@ -95,7 +95,14 @@ import xarray as xr
 from numba import njit
 from numpy.polynomial.laguerre import laggauss
 
-from dosezoo.checks import doses_within, integer, positive_number, real_array, real_number
+from dosezoo.checks import (
+    doses_within,
+    integer,
+    number_array,
+    positive_number,
+    real_array,
+    real_number,
+)
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
@@ -877,6 +884,11 @@ class WeibullAFT(DoseModel):
         data.require(
             "time", "event", *self.covariates, min_patients=min_patients, model="WeibullAFT"
         )
+        for name in self.covariates:  # coefficients multiply them: numbers, not labels
+            try:
+                number_array("WeibullAFT", f"column {name!r}", data.column(name))
+            except ValueError as error:
+                raise DataError(f"{error} (a covariate of the model)") from None
         lo, hi = self.dose_range
         dose = np.asarray(data.dose, dtype=float)
         outside = np.flatnonzero((dose < lo) | (dose > hi))
