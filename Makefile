@@ -73,7 +73,7 @@ three-pnd-large-sample: $(VENV)/.installed
 three-pnd-rules: $(VENV)/.installed
 	$(PY) benchmarks/three_pnd_rules.py
 
-# Lee (2023)'s O6-BG re-design: one seeded trial and 1000 replicates per design
+# Lee (2023)'s O6-BG re-design: one seeded trial and 500 replicates per design
 # (docs/results/o6bg_redesign.md).
 redesign: $(VENV)/.installed
 	$(PY) benchmarks/o6bg_redesign.py
