@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dosezoo.checks import integer
-
 if TYPE_CHECKING:
     import pymc as pm
     import xarray as xr
@@ -187,12 +185,15 @@ def check_fit_settings(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(f"{owner}: {name} must be an integer >= {least}, got {value!r}")
     if random_seed is not None and not isinstance(random_seed, np.random.Generator):
-        if isinstance(random_seed, bool) or not isinstance(random_seed, int | np.integer):
+        if (
+            isinstance(random_seed, bool)
+            or not isinstance(random_seed, int | np.integer)
+            or random_seed < 0
+        ):
             raise ValueError(
                 f"{owner}: random_seed must be an integer >= 0, a numpy Generator or None, "
                 f"got {random_seed!r}"
             )
-        integer(owner, "random_seed", random_seed, minimum=0)
 
 
 #: The settings every engine of ``fit`` receives; other keywords are an engine's own options.

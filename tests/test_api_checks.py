@@ -267,7 +267,7 @@ def test_an_engine_posterior_built_with_a_name_that_is_no_field_is_refused():
     [
         ({"drawz": 10}, r"engine 'grid' has no option 'drawz' \(it takes no options"),
         ({"engine": "nuts", "target_accept": 0.9}, r"engine 'nuts' has no option 'target_accept'"),
-        ({"random_seed": -1}, r"random_seed must be an integer >= 0, got -1"),
+        ({"random_seed": -1}, r"random_seed must be an integer >= 0, a numpy Generator or None"),
         ({"random_seed": "a"}, r"random_seed must be an integer >= 0, a numpy Generator or None"),
         ({"random_seed": 1.5}, r"random_seed must be an integer >= 0, a numpy Generator or None"),
     ],
