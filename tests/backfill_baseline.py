@@ -23,7 +23,9 @@ not of the rules. The 3+3's was recorded again when an MTD confirmed below a dos
 given named that dose's DLTs instead of "no higher dose to try": against the commit before, only
 the stop reasons of 7 of its 20 trials differ, in their text. The CRM's was recorded again when
 its quadrature went from 12 panels to 8: all the same but the recorded probabilities and means,
-within 4e-10.
+within 4e-10. BOIN12's was recorded again when its decisions stopped naming "desirability" (no
+option moved them) and named "lambda_e" where it held back j + 1: against the commit before,
+only ``decision_bound_by`` differs (119 "desirability" now "", 3 now "lambda_e").
 """
 
 import hashlib
