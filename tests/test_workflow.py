@@ -66,7 +66,7 @@ def test_every_model_checks_its_fit_predictively(name):
     assert check["ppp"].dims == ("statistic", "dose") and check["ppp"].size
     ppp = check["ppp"].to_numpy()
     assert np.all((ppp >= 0) & (ppp <= 1))
-    for outcome in model.outcomes:
+    for outcome in model.predictive_outcomes:
         assert any(str(s).startswith(outcome) for s in check["statistic"].values), outcome
 
 
