@@ -276,6 +276,20 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
         index = np.array([self.groups.index(label) for label in labels], dtype=np.int64)
         return dose, y, index
 
+    def predictive_groups(self, data: TrialData) -> tuple[np.ndarray, list]:
+        """Group patients by group and dose (labels ``"B: 40"``), groups in declared order.
+
+        Each group has its own curve: pooled over groups at a dose, one group's misfit could
+        hide behind the other's.
+        """
+        dose, _, index = self._arrays(data, min_patients=0)
+        if not dose.size:
+            return np.zeros(0, dtype=int), []
+        keys = np.column_stack([index.astype(float), dose])
+        distinct, inverse = np.unique(keys, axis=0, return_inverse=True)
+        labels = [f"{self.groups[int(g)]}: {value:g}" for g, value in distinct]
+        return inverse.reshape(-1), labels
+
     def build(self, data: TrialData) -> "pm.Model":
         """Build the PyMC model: sigma, nu (or the known nu), one beta per group, the MTDs.
 
