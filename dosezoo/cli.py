@@ -793,7 +793,7 @@ def decision_table_command(
         None,
         "--max-patients",
         min=1,
-        help="Largest number of patients at a dose (default: the sample size or 12).",
+        help="Largest number of patients at a dose (default: the sample size or 12, the smaller).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
 ) -> None:
