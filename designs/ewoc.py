@@ -203,8 +203,6 @@ class EWOCRule(ModelRule):
             while level > 0 and not reached(float(levels[level])):
                 level -= 1
         level = max(level, 0)
-        if levels[level] != quantile:  # the level at or below it, as 3PND's rule records
-            bound_by.append("dose_levels")
         # -1 when no level was given (no patient, or every dose below the lowest level)
         highest = bisect.bisect_right(levels, given.max()) - 1 if given.size else -1
         ceiling = highest if final else (highest + 1 if self.no_skipping else len(levels) - 1)
