@@ -1747,7 +1747,7 @@ class TrialData:
             New patients in enrolment order, with the same dose columns, outcomes and
             covariates as the data. Cohort numbers, if given, must not be lower than
             the last cohort of the data; if absent, each new patient is a cohort of
-            their own.
+            their own. Other columns (not a known outcome, e.g. a grade) are not stored.
 
         Returns
         -------
@@ -1757,8 +1757,8 @@ class TrialData:
         Raises
         ------
         DataError
-            If a column is missing or unknown to the data, or a new value is invalid
-            (the message names its row in the new data).
+            If a column is missing, an outcome the data do not have, or a new value is
+            invalid (the message names its row in the new data).
         """
         if (pd := _loaded_pandas()) is None or not isinstance(df, pd.DataFrame):
             raise TypeError(f"append needs a pandas DataFrame; got {type(df).__name__}")
