@@ -354,9 +354,8 @@ class DoseModel(ABC):
             when it has a population MTD; ``p_mtd`` (dims ``dose``), the prior probability
             that each level is the MTD (the level whose toxicity rate is closest to the
             target, or the level nearest the MTD of a model that has one); with ``data``,
-            ``predictive_mean``,
-            ``predictive_low`` and ``predictive_high`` (5 % and 95 %) per statistic and
-            ``data_dose``.
+            ``predictive_mean``, ``predictive_low`` and ``predictive_high`` (5 % and 95 %)
+            per statistic and ``data_dose``.
         """
         import xarray as xr  # loaded on use: xarray slows every start-up
 
