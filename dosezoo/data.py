@@ -240,7 +240,12 @@ def _refuse_unaligned_series(source: Mapping[str, Any], names: Sequence[str]) ->
     pd = _loaded_pandas()
     if pd is None:
         return
-    indexed = [(name, source[name].index) for name in names if isinstance(source[name], pd.Series)]
+    # The plain types first, as in _to_numpy: every cohort a simulation adds comes here.
+    indexed = [
+        (name, value.index)
+        for name in names
+        if type(value := source[name]) not in _NOT_PANDAS and isinstance(value, pd.Series)
+    ]
     for name, index in indexed[1:]:
         first, first_index = indexed[0]
         if index is not first_index and not index.equals(first_index):
