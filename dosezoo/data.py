@@ -29,7 +29,7 @@ y, dlt, efficacy, time, event
     registered there (`dosezoo.outcomes.register_outcome`) is recognised the same way.
 covariates
     Extra columns named by ``covariates``: numeric ones must be finite,
-    non-numeric ones (strata) must not be missing.
+    non-numeric ones (strata) must not be missing, and no column mixes numbers and text.
 enrolled, role
     Optional schedule columns of a trial run in time (backfill): ``enrolled`` the
     time the patient was enrolled, a finite float >= 0, non-decreasing in row order
@@ -358,6 +358,45 @@ def _is_numeric_like(raw: np.ndarray) -> bool:
     return all(_is_missing(v) or isinstance(v, numbers.Real) for v in raw) and not bool(
         np.all(pd.isna(raw))
     )
+
+
+def _value_kind(value: object) -> str:
+    """Describe a covariate value's kind for `_mixed_kinds_check`."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return "a number"
+    return f"of type {type(value).__name__}"
+
+
+def _mixed_kinds_check(where: str, raw: np.ndarray, missing: np.ndarray) -> _Check:
+    """Refuse a covariate that mixes numbers and text (or other kinds of value).
+
+    A covariate holds numbers or labels. One typo among numbers (``6O`` among ages) would
+    otherwise turn the whole column into labels without a word, and ``'1'`` and ``1`` would be
+    two labels. The values of a kind other than the column's most common one are refused (on
+    a tie, the kind of the first value is kept), so the message names the typo, not the values
+    around it. In a CSV file numbers are read as numbers here (`_pandas_csv_columns`), so
+    labels that read as numbers must be written as text that does not (``group 1``).
+    """
+    kinds = np.array(["" if gone else _value_kind(v) for v, gone in zip(raw, missing, strict=True)])
+    present = kinds[~missing]
+    if np.unique(present).size <= 1:
+        return _Check(where, np.zeros(raw.shape[0], dtype=bool), str)
+    names, counts = np.unique(present, return_counts=True)
+    tied = names[counts == counts.max()]
+    usual = present[0] if present[0] in tied else tied[0]
+    usual_count = int(counts[names == usual][0])
+
+    def message(i: int) -> str:
+        return (
+            f"value {_fmt(raw[i])} is {kinds[i]}, while {usual_count} of {present.size} values "
+            f"of the column are {'numbers' if usual == 'a number' else usual}: a covariate "
+            "holds numbers or text labels, not both; correct the value, or write every label "
+            "as text that does not read as a number (e.g. 'group 1')"
+        )
+
+    return _Check(where, ~missing & (kinds != usual), message)
 
 
 def _number_checks(
@@ -723,6 +762,7 @@ def _validate(
                     where, array, missing, "is missing: covariate values must not be missing"
                 )
             )
+            checks.append(_mixed_kinds_check(where, array, missing))
             covariate_values[name] = array.copy()
 
     # Schedule (enrolment time, role).
@@ -1020,7 +1060,9 @@ def _pandas_csv_columns(
         name for name in (*dose_columns, _COHORT, _ENROLLED, *rules, *covariates) if name in source
     ]
     _refuse_missing_markers(text, source, complete, where, row_label)
-    for name in (*dose_columns, _COHORT, _ENROLLED, *rules):
+    # A covariate is parsed too: a column of numbers with one typo must read as numbers and
+    # the typo, which validation refuses (`_mixed_kinds_check`), not as labels.
+    for name in (*dose_columns, _COHORT, _ENROLLED, *rules, *covariates):
         column = source.get(name)
         if column is not None and not pd.api.types.is_numeric_dtype(column.dtype):
             allow_bool = name in rules and rules[name].allow_bool

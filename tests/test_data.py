@@ -1189,6 +1189,46 @@ def test_a_bool_among_numbers_is_refused(columns, covariates, pattern):
         TrialData(source, covariates=covariates)
 
 
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("dose,cohort,dlt,age\n10,1,0,61\n10,1,0,72\n10,1,1,6O\n", r"row 2 \(CSV line 4\)"),
+        ("dose,cohort,dlt,age\n10,1,0,6O\n10,1,0,72\n10,1,1,61\n", r"row 0 \(CSV line 2\)"),
+    ],
+    ids=["typo-last", "typo-first"],
+)
+def test_a_csv_covariate_of_numbers_with_a_typo_names_the_typo(tmp_path, text, pattern):
+    # pandas read the column as text, so the ages became three labels without a word
+    path = tmp_path / "trial.csv"
+    path.write_text(text)
+    with pytest.raises(
+        DataError, match=rf"column 'age', {pattern}: value '6O' is text, while 2 of 3 values"
+    ):
+        TrialData.from_csv(path, covariates=("age",))
+
+
+def test_a_csv_covariate_of_labels_stays_labels(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,cohort,dlt,site\n10,1,0,Leeds\n10,1,0,York\n")
+    data = TrialData.from_csv(path, covariates=("site",))
+    assert list(data.column("site")) == ["Leeds", "York"]
+
+
+@pytest.mark.parametrize(
+    ("values", "pattern"),
+    [
+        (["m", 1, "f"], r"row 1: value 1 is a number, while 2 of 3 values of the column are text"),
+        (["1", 1], r"row 1: value 1 is a number, while 1 of 2 values of the column are text"),
+        (["a", True, "b"], r"row 1: value True is of type bool, while 2 of 3 values"),
+    ],
+    ids=["number-among-labels", "same-label-twice", "bool-among-labels"],
+)
+def test_a_covariate_mixing_kinds_of_value_is_refused(values, pattern):
+    source = {"dose": [10.0] * len(values), "dlt": [0] * len(values), "z": values}
+    with pytest.raises(DataError, match=rf"column 'z', {pattern}"):
+        TrialData(source, covariates=("z",))
+
+
 def test_bools_stay_what_they_are_where_they_are_allowed():
     source = {"dose": [10.0, 20.0], "cohort": [1, 2], "dlt": [True, 0], "fit": [True, False]}
     data = TrialData(source, covariates=("fit",))

@@ -399,7 +399,7 @@ def test_bad_input_names_column_row_and_value():
         gp.posterior(_data(doses, [1.0, 2.0, 3.0], z=[0, 1, 2]))
     # text that float() reads as a level (an underscore, a full-width digit) is not one
     for text in ("0_0", "\uff11"):
-        with pytest.raises(DataError, match=rf"column 'z', row 2: value '{text}' is not a decl"):
+        with pytest.raises(DataError, match=rf"column 'z', row 2: value '{text}' is text, while"):
             gp.posterior(_data(doses, [1.0, 2.0, 3.0], z=[0, 1, text]))
     with pytest.raises(DataError, match=r"column 'response', row 1: value nan"):
         _data(doses, [1.0, np.nan, 3.0], z=[0, 1, 0])
