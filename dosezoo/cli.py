@@ -28,6 +28,7 @@ import dataclasses
 import gc
 import json
 import math
+import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -106,18 +107,24 @@ def _fail(message: str) -> None:
     raise typer.Exit(USAGE_ERROR)
 
 
-def _on_rows_of(data_csv: Path, action: Callable[[], Any]) -> Any:
-    """Run ``action`` on the data of ``data_csv``, naming the file in a model's data error.
+#: A data row in an error: "column 'dose', row 7: ..." or "row 7's response ...".
+_DATA_ROW = re.compile(r"\brow (\d+)(?=:|'s )")
 
-    The loader names the file in its own errors; a model refusing a row (a dose off its
-    levels, a time beyond its follow-up) names only the row.
+
+def _on_rows_of(data_csv: Path, data: "TrialData", action: Callable[[], Any]) -> Any:
+    """Run ``action`` on ``data``, read from ``data_csv``, naming the file and line in its errors.
+
+    The loader names the file and the CSV line in its own errors; a model refusing a row (a
+    dose off its levels, a time beyond its follow-up) knows only the row, which blank lines
+    make differ from the line by more than the header.
     """
     from dosezoo.errors import DataError
 
     try:
         return action()
     except DataError as error:
-        _fail(f"{data_csv}: {error}")
+        located = _DATA_ROW.sub(lambda row: data.row_name(int(row[1])), str(error))
+        _fail(f"{data_csv}: {located}")
     except USER_ERRORS as error:
         _fail(str(error))
 
@@ -461,7 +468,7 @@ def next_dose(
             data = TrialData.from_csv(data_csv, **schema)
         except USER_ERRORS as error:
             _fail(str(error))
-        decision = _on_rows_of(data_csv, lambda: design.next(data))
+        decision = _on_rows_of(data_csv, data, lambda: design.next(data))
     # The dose unit of a model that records one (3PND's decisions depend on it)
     unit = getattr(design.model, "dose_unit", None)
     record = _decision_record(decision, data, design.label) | {"dose_unit": unit}
@@ -878,7 +885,7 @@ def paths_command(
         data = TrialData.from_csv(data_csv, **schema)
     except USER_ERRORS as error:
         _fail(str(error))
-    paths = _on_rows_of(data_csv, lambda: dose_paths(design, data, cohorts))
+    paths = _on_rows_of(data_csv, data, lambda: dose_paths(design, data, cohorts))
     if as_json:
         typer.echo(paths.to_json())
     else:

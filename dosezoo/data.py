@@ -124,11 +124,12 @@ def _default_row_label(row: int) -> str:
 
 
 def _csv_row_label(lines: Sequence[int]) -> RowLabel:
-    """Label row ``r`` with its CSV line, ``lines[r]``."""
+    """Label row ``r`` with its CSV line, ``lines[r]`` (a row added since has none)."""
 
     def label(row: int) -> str:
-        line = lines[row] if 0 <= row < len(lines) else row + 2
-        return f"row {row} (CSV line {line})"
+        if 0 <= row < len(lines):
+            return f"row {row} (CSV line {lines[row]})"
+        return f"row {row}"
 
     return label
 
@@ -920,15 +921,14 @@ def decode_text(raw: bytes, where: str, error: type[Exception], kind: str, advic
         ) from None
 
 
-def _check_csv_shape(text: str, where: str) -> RowLabel:
-    """Refuse duplicated column names and rows with more fields than the header; label rows.
+def _check_csv_shape(text: str, where: str) -> tuple[int, ...]:
+    """Refuse duplicated column names and rows with more fields than the header; number rows.
 
     pandas would rename a duplicate (``dose.1``) and make the extra field of a row the index,
-    shifting every value of that row one column left. Returns the label of a data row with the
-    line it ends on: the rows are those the readers keep, the header and every line that is not
-    blank (pandas and the plain reader skip empty and whitespace-only lines), so that
-    an error names the line a user finds the row on, blank lines or quoted line breaks above it
-    or not.
+    shifting every value of that row one column left. Returns the line each data row ends on:
+    the rows are those the readers keep, the header and every line that is not blank (pandas
+    and the plain reader skip empty and whitespace-only lines), so that an error names the
+    line a user finds the row on, blank lines or quoted line breaks above it or not.
     """
     if text.count('"') % 2:
         # quotes come in pairs (an escaped one is doubled): the last one opens a field that
@@ -945,9 +945,10 @@ def _check_csv_shape(text: str, where: str) -> RowLabel:
                 lines.append(reader.line_num)
     except csv.Error as error:
         raise DataError(f"{where}, line {reader.line_num}: cannot be parsed: {error}") from None
-    label = _csv_row_label(lines[1:])
+    data_lines = tuple(lines[1:])
+    label = _csv_row_label(data_lines)
     if not rows:
-        return label
+        return data_lines
     header = rows[0]
     seen: dict[str, int] = {}
     # 'Dose' next to 'dose' (or ' dose'): the reader would take one and drop the other silently
@@ -975,7 +976,7 @@ def _check_csv_shape(text: str, where: str) -> RowLabel:
                 f"header has {len(header)} columns ({', '.join(header)}); the extra value "
                 f"{fields[len(header)]!r} belongs to no column"
             )
-    return label
+    return data_lines
 
 
 def _plain_csv_columns(text: str) -> dict[str, np.ndarray] | None:
@@ -1198,7 +1199,7 @@ class TrialData:
     covariates: tuple[str, ...] = ()
     dose_range: DoseRange | None = None
     coded_doses: bool = False
-    _row_label: InitVar[RowLabel | None] = None
+    _csv_lines: InitVar[Sequence[int] | None] = None
     outcomes: tuple[str, ...] = field(init=False)
     schedule: tuple[str, ...] = field(init=False)
     _columns: dict[str, np.ndarray] = field(init=False, repr=False)
@@ -1206,9 +1207,10 @@ class TrialData:
     _ranges: dict[str, tuple[float, float]] = field(init=False, repr=False)
     cohorts_given: bool = field(init=False, repr=False)
     ignored_columns: tuple[str, ...] = field(init=False, repr=False)
+    _lines: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(
-        self, source: "Mapping[str, Any] | pd.DataFrame", _row_label: RowLabel | None
+        self, source: "Mapping[str, Any] | pd.DataFrame", _csv_lines: Sequence[int] | None
     ) -> None:
         """Normalise the schema and validate the columns."""
         dose_columns = _names(self.dose_columns, "dose_columns")
@@ -1234,7 +1236,7 @@ class TrialData:
             dose_columns=dose_columns,
             covariates=covariates,
             ranges=ranges,
-            row_label=_row_label or _default_row_label,
+            row_label=_default_row_label if _csv_lines is None else _csv_row_label(_csv_lines),
             coded=self.coded_doses,
         )
         object.__setattr__(self, "dose_columns", dose_columns)
@@ -1247,6 +1249,7 @@ class TrialData:
         object.__setattr__(self, "_ranges", ranges)
         object.__setattr__(self, "cohorts_given", validated.cohorts_given)
         object.__setattr__(self, "ignored_columns", validated.ignored)
+        object.__setattr__(self, "_lines", () if _csv_lines is None else tuple(_csv_lines))
 
     # ------------------------------------------------------------------ constructors
 
@@ -1337,12 +1340,14 @@ class TrialData:
         """
         where = f"CSV file {os.fspath(path)!r}"
         text = _csv_text(path)
-        row_label = _check_csv_shape(text, where)
+        lines = _check_csv_shape(text, where)
         dose_columns = _names(dose_columns, "dose_columns")
         covariates = _names(covariates, "covariates")
         source = _plain_csv_columns(text)
         if source is None:
-            source = _pandas_csv_columns(text, where, dose_columns, covariates, row_label)
+            source = _pandas_csv_columns(
+                text, where, dose_columns, covariates, _csv_row_label(lines)
+            )
         try:
             return cls(
                 source,
@@ -1350,7 +1355,7 @@ class TrialData:
                 covariates=covariates,
                 dose_range=dose_range,
                 coded_doses=coded_doses,
-                _row_label=row_label,
+                _csv_lines=lines,
             )
         except DataError as error:
             raise DataError(f"{where}: {error}") from None
@@ -1575,6 +1580,14 @@ class TrialData:
         return self._with_rows(
             self.outcomes, columns, doses, self.schedule, cohorts_given=self.cohorts_given
         )
+
+    def row_name(self, row: int) -> str:
+        """Name a row as an error does: ``row 7``, or ``row 7 (CSV line 11)`` if read from a file.
+
+        The line is the one the row ends on in the CSV file the data were read from
+        (`from_csv`), blank lines above it counted; rows added since (`with_cohort`) have none.
+        """
+        return _csv_row_label(self._lines)(row)
 
     def require(self, *columns: str, min_patients: int = 1, model: str | None = None) -> None:
         """Check that the data have what a model needs.
@@ -1983,6 +1996,7 @@ class TrialData:
             _ranges=self._ranges,
             cohorts_given=cohorts_given,
             ignored_columns=self.ignored_columns,
+            _lines=self._lines,
         )
         return grown
 
@@ -2050,6 +2064,7 @@ class TrialData:
         state.setdefault("schedule", ())
         state.setdefault("cohorts_given", True)
         state.setdefault("ignored_columns", ())
+        state.setdefault("_lines", ())
         if isinstance(state["dose_range"], dict):
             state["dose_range"] = MappingProxyType(state["dose_range"])
         self.__dict__.update(state)

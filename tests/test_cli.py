@@ -747,15 +747,23 @@ def test_a_models_refusal_of_a_row_names_the_data_file(tmp_path):
     off = tmp_path / "off_level.csv"
     off.write_text("dose,cohort,dlt\n15,1,0\n")
     result = _run("next-dose", off, "--config", EXAMPLES / "crm.toml")
-    _one_line_error(result, r"off_level\.csv: CRM: column 'dose', row 0: dose 15\.0 is not one")
+    pattern = r"off_level\.csv: CRM: column 'dose', row 0 \(CSV line 2\): dose 15\.0 is not one"
+    _one_line_error(result, pattern)
     result = _run("paths", off, "--config", EXAMPLES / "crm.toml")
-    _one_line_error(result, r"off_level\.csv: CRM: column 'dose', row 0")
+    _one_line_error(result, r"off_level\.csv: CRM: column 'dose', row 0 \(CSV line 2\)")
+    # blank lines between cohorts: the row's line is not row + 2
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("dose,cohort,dlt\n10,1,0\n10,1,0\n\n20,2,0\n\n35,3,0\n")
+    result = _run("next-dose", spaced, "--config", EXAMPLES / "crm.toml")
+    _one_line_error(result, r"spaced\.csv: CRM: column 'dose', row 3 \(CSV line 7\): dose 35\.0")
     late = tmp_path / "late.csv"
     rows = (EXAMPLES / "weibull_first_stage.csv").read_text().splitlines()
     dose, _, event = rows[1].split(",")
     late.write_text("\n".join([rows[0], f"{dose},500,{event}", *rows[2:]]) + "\n")
     result = _run("next-dose", late, "--config", EXAMPLES / "weibull_d_optimal.toml")
-    _one_line_error(result, r"late\.csv: column 'time', row 0: value 500 exceeds the follow-up")
+    _one_line_error(
+        result, r"late\.csv: column 'time', row 0 \(CSV line 2\): value 500 exceeds the follow-up"
+    )
 
 
 @pytest.mark.parametrize("name", ["missing/dir/paths.png", "paths.txt"])

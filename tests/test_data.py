@@ -1229,6 +1229,22 @@ def test_a_covariate_mixing_kinds_of_value_is_refused(values, pattern):
         TrialData(source, covariates=("z",))
 
 
+def test_rows_read_from_a_csv_file_are_named_with_their_line(tmp_path):
+    path = tmp_path / "trial.csv"
+    path.write_text("dose,cohort,dlt\n10,1,0\n\n20,2,0\n20,2,1\n")
+    data = TrialData.from_csv(path)
+    assert [data.row_name(row) for row in range(3)] == [
+        "row 0 (CSV line 2)",
+        "row 1 (CSV line 4)",
+        "row 2 (CSV line 5)",
+    ]
+    assert pickle.loads(pickle.dumps(data)).row_name(2) == "row 2 (CSV line 5)"
+    assert data.head(2).row_name(1) == "row 1 (CSV line 4)"
+    grown = data.with_cohort(40.0, dlt=[0])
+    assert (grown.row_name(2), grown.row_name(3)) == ("row 2 (CSV line 5)", "row 3")
+    assert TrialData.from_dataframe(data.to_dataframe()).row_name(2) == "row 2"
+
+
 def test_bools_stay_what_they_are_where_they_are_allowed():
     source = {"dose": [10.0, 20.0], "cohort": [1, 2], "dlt": [True, 0], "fit": [True, False]}
     data = TrialData(source, covariates=("fit",))
