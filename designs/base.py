@@ -98,7 +98,12 @@ RuleOptions = Mapping[str, object]
 
 
 class Stopping(Protocol):
-    """A data-based stopping rule of the conduct (e.g. a count of toxicities)."""
+    """A data-based stopping rule of the conduct (e.g. a count of toxicities).
+
+    A rule may name the outcome columns it reads in a tuple ``outcomes`` (e.g. ``("y",)``):
+    a design whose model has other outcomes refuses it when it is built, rather than at the
+    first decision.
+    """
 
     def reason(self, data: TrialData) -> str | None:
         """Why the trial must stop given ``data``, or None to go on."""
@@ -817,6 +822,15 @@ class Design:
                 f"model with the outcome 'dlt', got {type(self.model).__name__} with outcomes "
                 f"{getattr(self.model, 'outcomes', ())}"
             )
+        outcomes = () if self.model is None else self.model.outcomes
+        for index, piece in enumerate(conduct.stopping):
+            missing = [name for name in getattr(piece, "outcomes", ()) if name not in outcomes]
+            if self.model is not None and missing:
+                raise ValueError(
+                    f"Design: conduct.stopping[{index}] ({type(piece).__name__}) reads the "
+                    f"outcome {missing[0]!r}, which the data of {type(self.model).__name__} do "
+                    f"not have (its outcomes: {', '.join(outcomes)})"
+                )
         object.__setattr__(self, "conduct", conduct)
         object.__setattr__(self, "rule", self.rule.bind(self.model, conduct))
 

@@ -86,6 +86,8 @@ class ToxicityStopping:
 
     threshold: float
     max_toxicities: int
+    #: The outcome it reads: the continuous response.
+    outcomes: ClassVar[tuple[str, ...]] = ("y",)
 
     def __post_init__(self) -> None:
         """Validate the options."""

@@ -312,6 +312,11 @@ def _option_record(option: "Option") -> dict[str, Any]:
     return record
 
 
+def _first_line(doc: str | None) -> str:
+    """Return the summary line of a docstring, as plain text."""
+    return (doc or "").strip().split("\n", 1)[0].replace("``", "")
+
+
 def _options_line(options: Iterable["Option"], from_design: tuple[str, ...] = ()) -> str:
     """Return the options with their defaults; those ``from_design`` names: the design's."""
 
@@ -328,12 +333,20 @@ def _options_line(options: Iterable["Option"], from_design: tuple[str, ...] = ()
 def designs_command(
     as_json: bool = typer.Option(False, "--json", help="Print the registry as JSON."),
 ) -> None:
-    """List the design families with their options and defaults, and the scenario types."""
+    """List the design families, their options and defaults, stopping rules and scenarios."""
     from dosezoo.designs.base import Conduct
-    from dosezoo.designs.registry import FAMILIES, Derived, encode, options_of
+    from dosezoo.designs.registry import FAMILIES, STOPPING, Derived, encode, options_of
     from dosezoo.scenarios.registry import SCENARIO_TYPES
 
     conduct = options_of(Conduct)
+    stopping = {
+        name: {
+            "summary": _first_line(cls.__doc__),
+            "outcomes": list(getattr(cls, "outcomes", ())),
+            "options": [_option_record(o) for o in options_of(cls)],
+        }
+        for name, cls in STOPPING.items()
+    }
     families = {}
     for family in FAMILIES.values():
         families[family.name] = {
@@ -362,6 +375,7 @@ def designs_command(
         record = {
             "families": families,
             "conduct": [_option_record(o) for o in conduct],
+            "stopping": stopping,
             "scenarios": scenarios,
         }
         typer.echo(_dumps(record, indent=2))
@@ -380,6 +394,12 @@ def designs_command(
         )
         lines.append("")
     lines.append(f"[conduct] Conduct (every family): {_options_line(conduct)}")
+    lines += ["", "Stopping rules ([[conduct.stopping]] type = ..., any number, in order):", ""]
+    for name, cls in STOPPING.items():
+        reads = ", ".join(getattr(cls, "outcomes", ()))
+        needs = f" (a family whose data have {reads})" if reads else ""
+        lines.append(f"{name}: {_first_line(cls.__doc__)}{needs}")
+        lines.append(f"  {_options_line(options_of(cls))}")
     lines += ["", "Scenario types ([scenario] type = ..., for simulate):", ""]
     for scenario_type in SCENARIO_TYPES.values():
         lines.append(f"{scenario_type.name}: {scenario_type.summary}")

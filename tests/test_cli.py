@@ -357,6 +357,10 @@ def test_designs_lists_every_family_with_its_options():
         "target",
         "planned_sample_size",
     ]
+    # the conduct's stopping rules, with what they read
+    assert "toxicity: Stop the trial when more than max_toxicities patients" in text.output
+    assert "threshold = (required), max_toxicities = (required)" in text.output
+    assert record["stopping"]["toxicity"]["outcomes"] == ["y"]
 
 
 # --------------------------------------------------------------------------- decision-table

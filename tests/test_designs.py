@@ -7,7 +7,10 @@ from hypothesis import strategies as st
 
 from dosezoo.data import TrialData
 from dosezoo.designs import (
+    Conduct,
+    CRMRule,
     Decision,
+    Design,
     MTDQuantileRule,
     ToxicityStopping,
     mtd_quantile_design,
@@ -15,7 +18,7 @@ from dosezoo.designs import (
 from dosezoo.designs.registry import design_config, design_from_config
 from dosezoo.diagnostics import ConvergenceCriteria, convergence_table
 from dosezoo.errors import ConfigError, ConvergenceError
-from dosezoo.models import ThreePND
+from dosezoo.models import CRM, ThreePND
 from dosezoo.posterior import DosePosterior, SampledDistribution
 
 #: The O6-BG model (as the ``o6bg_model`` fixture): its dose range holds every dose below.
@@ -433,6 +436,16 @@ def test_design_stops_at_the_sample_size_and_on_toxicity(seed_model):
     toxic = _data([6.0, 40.0, 40.0], [0.1, 3.2, 3.1])
     for decision in (design.next(toxic), design.recommend(toxic)):
         assert decision.stop_reason == "toxicity: 2 patients with y >= 3, more than 1"
+
+
+def test_a_stopping_rule_reading_an_outcome_the_model_lacks_is_refused():
+    # it failed at the first decision on binary data, "no column 'y'"
+    crm = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.25, dose_levels=(10, 20, 40, 80, 160))
+    conduct = Conduct(stopping=(ToxicityStopping(threshold=3.0, max_toxicities=1),))
+    with pytest.raises(
+        ValueError, match=r"stopping\[0\] \(ToxicityStopping\) reads the outcome 'y'"
+    ):
+        Design(crm, CRMRule(), conduct)
 
 
 def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):

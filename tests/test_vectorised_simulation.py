@@ -27,7 +27,6 @@ from dosezoo.data import TrialData
 from dosezoo.decision import CountDecisions, Decision
 from dosezoo.designs import Design, blrm_design, crm_design, ewoc_design
 from dosezoo.designs.boin import boin_design
-from dosezoo.designs.mtd_quantile import ToxicityStopping
 from dosezoo.designs.three_plus_three import three_plus_three_design
 from dosezoo.levels import checked_last_cohorts, count_state, data_from_counts
 from dosezoo.models import BLRM, CRM, EWOC
@@ -510,10 +509,10 @@ def test_designs_reading_more_than_the_counts_have_no_lockstep_view():
     assert not ewoc_design(model).counts_view().reads_last_cohort
     assert ewoc_design(model, coherent=True).counts_view().reads_last_cohort
     assert ewoc_design(model, doses="continuous").counts_view() is None
-    stopping = ToxicityStopping(threshold=1.0, max_toxicities=3)
     assert (
         crm_design(
-            CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS), stopping=(stopping,)
+            CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.3, dose_levels=LEVELS),
+            stopping=(_AfterSixPatients(),),
         ).counts_view()
         is None
     )
