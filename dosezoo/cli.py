@@ -890,7 +890,11 @@ def paths_command(
 ) -> None:
     """Show the design's decision after every outcome of the next cohorts (pathways).
 
-    Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT.
+    Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT
+    ("1NNT 2NNN": cohort 1 had one DLT, cohort 2 none). A design that also reads
+    efficacy (boin12, joint-probit) codes each patient with both, efficacy 0/1/2 as
+    E0/E1/E2, comma-separated ("1NE0,NE1,TE2"). Patients of a cohort are exchangeable:
+    each multiset of outcomes is one branch.
     """
     from rich.table import Table
 
@@ -909,7 +913,8 @@ def paths_command(
     if as_json:
         typer.echo(paths.to_json())
     else:
-        table = Table(title=f"Dose transition pathways of {design.label} ({cohorts} cohorts)")
+        ahead = f"{cohorts} cohort" + ("" if cohorts == 1 else "s")
+        table = Table(title=f"Dose transition pathways of {design.label} ({ahead})")
         for column in ("path", "dose", "n_patients", "next_dose", "stop_reason"):
             table.add_column(column)
         for row in paths.table.itertuples():

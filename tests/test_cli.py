@@ -801,6 +801,22 @@ def test_the_paths_table_stops_only_where_the_design_stops(tmp_path):
     assert rows["(now)"] == "10" and rows["1NNN"] == "20" and rows["1NTT"] == "10"
     assert rows["1TTT"] == "stop"
     assert list(rows.values()).count("stop") == 1
+    assert "(1 cohort)" in result.output
+
+
+def test_paths_help_explains_the_codes_of_efficacy(tmp_path):
+    # it explained N and T alone, while a BOIN12 path reads "1NE0,NE1,TE2"
+    assert "E0/E1/E2, comma-separated" in _run("paths", "--help").output
+    result = _run(
+        "paths",
+        EXAMPLES / "efftox_cohorts.csv",
+        "-c",
+        EXAMPLES / "boin12.toml",
+        "--cohorts",
+        1,
+        "--json",
+    )
+    assert "NE0,NE0,TE2" in result.output
 
 
 def _strict_json(text: str) -> dict:
