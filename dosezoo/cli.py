@@ -656,8 +656,8 @@ def report_command(
     from rich.table import Table
 
     from dosezoo.report import (
-        dose_text,
         dose_unit,
+        holds_target,
         load_results,
         per_dose,
         plot_per_dose,
@@ -730,7 +730,7 @@ def report_command(
     for reason, count in unselected_at_the_end(results).items():
         trials = "trial" if count == 1 else "trials"
         console.print(f"ran to the end, selected no dose: {count} {trials} ({reason})")
-    allocated = {dose_text(row["dose"]): row for row in per_dose_table["allocation"]}
+    allocated = {row_label(row): row for row in per_dose_table["allocation"]}
     none = per_dose_table["no_selection"]
     if any(row.get("stratum") for row in per_dose_table["selection"]):
         # Per stratum, fractions of the trials; the patients are counted over every stratum.
@@ -757,8 +757,8 @@ def report_command(
         for column in (dose_column, "selected", "MCSE", "patients (mean)", "MCSE "):
             table.add_column(column, justify="right")
         for chosen in per_dose_table["selection"]:
-            target = " (target)" if chosen["dose"] in per_dose_table["targets"] else ""
-            given = allocated[dose_text(chosen["dose"])]
+            target = " (target)" if holds_target(chosen, per_dose_table["targets"]) else ""
+            given = allocated[row_label(chosen)]
             table.add_row(
                 f"{row_label(chosen)}{target}",
                 f"{chosen['fraction']:.3f}",

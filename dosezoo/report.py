@@ -3,19 +3,24 @@
 `per_dose` reads the selection (fraction of trials recommending each dose, with its binomial
 Monte Carlo standard error sqrt(p (1 - p) / n)) and the allocation (patients per trial at each
 dose, with the standard error of their mean) from the results of `dosezoo.simulate.simulate`;
-`dosezoo report` prints them. `html_report` writes everything a protocol's statistical section
-needs about a simulated design into one self-contained HTML page (inline CSS, figures as
-base64 PNG, no external file or address): the operating characteristics with their Monte Carlo
-standard errors (`dosezoo.simulate.operating_characteristics`), the selection, allocation and
-DLTs per dose, the sample size, the duration when the trials ran in time, the stopping, the
-figures of the selection and allocation and of the dose paths of a few trials, the design's and
-the scenario's options as recorded in the results (``design_*``, ``scenario_*``: their
+`dosezoo report` prints them. A design of continuous doses without dose levels (3PND, EWOC's
+continuous rule, the Weibull D-optimal design) gives each trial doses of its own: past
+`MAX_DOSE_ROWS` distinct doses, the rows are dose intervals of a round width.
+
+`html_report` writes everything a protocol's statistical section needs about a simulated
+design into one self-contained HTML page (inline CSS, figures as base64 PNG, no external file
+or address): the operating characteristics with their Monte Carlo standard errors
+(`dosezoo.simulate.operating_characteristics`), the selection, allocation and DLTs per dose,
+the sample size, the duration when the trials ran in time, the stopping, the figures of the
+selection and allocation and of the dose paths of a few trials, the design's and the
+scenario's options as recorded in the results (``design_*``, ``scenario_*``: their
 ``describe()``), the package versions, and the command that reproduces the results.
 """
 
 import base64
 import html
 import io
+import itertools
 import math
 import platform
 import textwrap
@@ -43,6 +48,10 @@ REPORT_PACKAGES = ("dosezoo", "pymc", "arviz", "numpy", "scipy", "xarray", "h5ne
 #: Example trials drawn in the dose-path figure.
 N_EXAMPLE_TRIALS = 4
 _RUN_KEYS = ("random_seed", "n_trials", "sample_size", "cohort_size", "source_sha256")
+#: Distinct doses a design without dose levels may give before the rows become intervals.
+MAX_DOSE_ROWS = 12
+#: Intervals the doses are split into then, at most (of a round width: 1, 2, 2.5 or 5 x 10^k).
+DOSE_INTERVALS = 10
 
 
 def pyplot() -> Any:
@@ -105,6 +114,54 @@ def dose_levels(results: "xr.Dataset") -> np.ndarray:
         rows = [results["dose"].values.reshape(-1, width), recommended(results).reshape(-1, width)]
         doses = np.concatenate(rows)
         return np.unique(doses[np.all(np.isfinite(doses), axis=1)], axis=0)
+    recorded = _recorded_levels(results)
+    return _doses_seen(results) if recorded is None else recorded
+
+
+def _dose_rows(results: "xr.Dataset") -> list[dict[str, Any]]:
+    """Return the rows of the per-dose tables: ``{"dose": ...}``, with ``"interval"`` for bins.
+
+    The dose levels (`dose_levels`); for a design without levels that gave or recommended more
+    than `MAX_DOSE_ROWS` distinct doses, intervals ``[low, high)`` (the last closed) of a round
+    width covering them, each row's ``dose`` its midpoint: a table of one row per dose would
+    have one per trial.
+    """
+    levels = dose_levels(results)
+    combination = "dose_column" in results.dims
+    if combination or _recorded_levels(results) is not None or levels.size <= MAX_DOSE_ROWS:
+        return [{"dose": level.tolist() if combination else float(level)} for level in levels]
+    low, high = float(levels[0]), float(levels[-1])
+    raw = (high - low) / DOSE_INTERVALS
+    power = 10.0 ** math.floor(math.log10(raw))
+    width = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw)
+    # k x width to 12 digits: 3 x 0.1 is 0.30000000000000004, and the edge is 0.3
+    first, end = math.floor(low / width), math.ceil(high / width)
+    edges = [float(f"{k * width:.12g}") for k in range(first, end + 1)]
+    if edges[-1] < high:
+        edges.append(float(f"{(end + 1) * width:.12g}"))
+    rows = [{"dose": (a + b) / 2, "interval": [a, b]} for a, b in itertools.pairwise(edges)]
+    rows[-1]["closed"] = True
+    return rows
+
+
+def _in_row(row: dict[str, Any], values: np.ndarray) -> np.ndarray:
+    """Mask of the doses ``values`` (..., J) that fall in ``row`` (`_dose_rows`): (...)."""
+    if "interval" not in row:
+        return np.all(values == np.atleast_1d(row["dose"]), axis=-1)
+    low, high = row["interval"]
+    dose = values[..., 0]
+    return (dose >= low) & ((dose <= high) if row.get("closed") else (dose < high))
+
+
+def holds_target(row: dict[str, Any], targets: Sequence[float]) -> bool:
+    """Whether a per-dose row is a target dose, or an interval holding one."""
+    if "interval" in row:
+        return bool(np.any(_in_row(row, np.reshape(targets, (-1, 1)))))
+    return row["dose"] in targets
+
+
+def _recorded_levels(results: "xr.Dataset") -> np.ndarray | None:
+    """Return the dose levels the design or scenario records, or None when none does."""
     for key in ("design_model_dose_levels", "design_rule_dose_levels", "scenario_dose_levels"):
         value = results.attrs.get(key)
         if isinstance(value, str) and value and value != "none":
@@ -112,7 +169,7 @@ def dose_levels(results: "xr.Dataset") -> np.ndarray:
                 return _as_given(results, [float(v) for v in value.split(",")])
             except ValueError:
                 continue
-    return _doses_seen(results)
+    return None
 
 
 def _doses_seen(results: "xr.Dataset") -> np.ndarray:
@@ -148,6 +205,8 @@ def targets(results: "xr.Dataset") -> list[float]:
     if "scenario_mtd_dose" in attrs:
         mtd = attrs["scenario_mtd_dose"]
         return [] if mtd == "none" else [float(mtd)]
+    if "scenario_true_mtd" in attrs:  # a continuous dose (3PND's scenario): an interval holds it
+        return [float(attrs["scenario_true_mtd"])]
     levels, chosen = attrs.get("scenario_dose_levels"), attrs.get("scenario_target_levels")
     if isinstance(levels, str) and isinstance(chosen, str) and chosen != "none":
         doses = _as_given(results, [float(v) for v in levels.split(",")])
@@ -215,7 +274,7 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     the trials, not their strata, are independent). The allocation is per dose, over every
     stratum.
     """
-    levels = dose_levels(results)
+    rows = _dose_rows(results)
     n = results.sizes["trial"]
     combination = "dose_column" in results.dims
     dose = results["dose"].values
@@ -226,33 +285,26 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     picks = chosen.reshape(n, len(strata), width)  # (trial, stratum, J)
     units = n * len(strata)
 
-    def same(values: np.ndarray, level: np.ndarray) -> np.ndarray:
-        # Exactly: the doses given are the levels' floats, and the levels read back exactly
-        # (number_text); a tolerance merged levels below 1e-8 apart.
-        return np.all(values == level, axis=-1)
-
+    # A level matches exactly: the doses given are the levels' floats, and the levels read
+    # back exactly (number_text); a tolerance merged levels below 1e-8 apart.
     selection, allocation = [], []
     for stratum_index, stratum in enumerate(strata):
-        for level in levels:
-            point = np.atleast_1d(level)
-            p = float(np.sum(same(picks[:, stratum_index, :], point)) / n)
-            row = {"dose": point.tolist() if combination else float(level), "fraction": p}
-            row["se"] = math.sqrt(p * (1 - p) / n)
+        for row in rows:
+            p = float(np.sum(_in_row(row, picks[:, stratum_index, :])) / n)
+            record = row | {"fraction": p, "se": math.sqrt(p * (1 - p) / n)}
             if stratum:
-                row["stratum"] = stratum
-            selection.append(row)
-    for level in levels:
-        point = np.atleast_1d(level)
-        given = dose.reshape(n, -1, width)
-        patients = np.sum(same(given, point), axis=1).astype(float)
+                record["stratum"] = stratum
+            selection.append(record)
+    given = dose.reshape(n, -1, width)
+    for row in rows:
+        patients = np.sum(_in_row(row, given), axis=1).astype(float)
         se = float(np.std(patients, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        label = point.tolist() if combination else float(level)
-        allocation.append({"dose": label, "mean": float(patients.mean()), "se": se})
+        allocation.append(row | {"mean": float(patients.mean()), "se": se})
     flat = picks.reshape(units, width)
     none = ~np.all(np.isfinite(flat), axis=1)
     listed = np.zeros(units, dtype=bool)
-    for level in levels:
-        listed |= same(flat, np.atleast_1d(level))
+    for row in rows:
+        listed |= _in_row(row, flat)
     p_none = float(np.mean(none))
     p_other = float(np.mean(~none & ~listed))
     # The trials are the independent units: a trial's strata share its patients.
@@ -272,8 +324,16 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
 
 
 def row_label(row: dict[str, Any]) -> str:
-    """Return the text of a dose row: ``40``, ``(0.25,0.75)``, ``z1=0: (0.25,0.75)``."""
-    text = dose_text(row["dose"])
+    """Return the text of a dose row: ``40``, ``(0.25,0.75)``, ``z1=0: (0.25,0.75)``, ``[20, 30)``.
+
+    An interval of doses (`_dose_rows`) is written as it counts them: half-open, the last
+    one of a table closed.
+    """
+    if "interval" in row:
+        low, high = row["interval"]
+        text = f"[{number_text(low)}, {number_text(high)}{']' if row.get('closed') else ')'}"
+    else:
+        text = dose_text(row["dose"])
     return f"{row['stratum']}: {text}" if row.get("stratum") else text
 
 
@@ -296,7 +356,9 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
     errors = [1.96 * row["se"] for row in table["selection"]]
     errors.append(1.96 * table["no_selection"]["se"])
     chosen = table["targets"]
-    colours = ["tab:green" if row["dose"] in chosen else "tab:blue" for row in table["selection"]]
+    colours = [
+        "tab:green" if holds_target(row, chosen) else "tab:blue" for row in table["selection"]
+    ]
     left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
     left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
     means = [row["mean"] for row in table["allocation"]]
@@ -422,14 +484,6 @@ def proportion(p: float, n: int) -> tuple[float, float]:
     return p, math.sqrt(p * (1 - p) / n) if n else math.nan
 
 
-def _at_dose(results: "xr.Dataset", level: float | np.ndarray) -> np.ndarray:
-    """(trial, patient) mask of the patients given ``level`` (a dose or a combination)."""
-    n = results.sizes["trial"]
-    width = results.sizes.get("dose_column", 1)
-    given = results["dose"].values.reshape(n, -1, width)
-    return np.all(given == np.atleast_1d(level), axis=-1)
-
-
 def dlts_per_dose(results: "xr.Dataset") -> list[dict[str, Any]] | None:
     """Return the DLTs per trial at each dose (mean, Monte Carlo SE); None without DLTs.
 
@@ -439,13 +493,13 @@ def dlts_per_dose(results: "xr.Dataset") -> list[dict[str, Any]] | None:
     if "dlt" not in results:
         return None
     dlt = np.nan_to_num(results["dlt"].values, nan=0.0)
-    rows = []
-    for level in dose_levels(results):
-        mean, se = _mean_se(np.sum(dlt * _at_dose(results, level), axis=1))
-        point = np.atleast_1d(level)
-        label = point.tolist() if "dose_column" in results.dims else float(level)
-        rows.append({"dose": label, "mean": mean, "se": se})
-    return rows
+    n = results.sizes["trial"]
+    given = results["dose"].values.reshape(n, -1, results.sizes.get("dose_column", 1))
+    table = []
+    for row in _dose_rows(results):
+        mean, se = _mean_se(np.sum(dlt * _in_row(row, given), axis=1))
+        table.append(row | {"mean": mean, "se": se})
+    return table
 
 
 def _truth_columns(results: "xr.Dataset") -> dict[str, dict[float, str]]:
@@ -483,7 +537,7 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
     dlts = dlts_per_dose(results)
     truths = _truth_columns(results)
     strata = any(row.get("stratum") for row in table["selection"])
-    selected = {dose_text(row["dose"]): row for row in table["selection"]}
+    selected = {row_label(row): row for row in table["selection"]}
     header = ["dose", *(f"true {name}" for name in truths)]
     if not strata:
         header += ["selected (fraction)", "MCSE (selected)"]
@@ -492,8 +546,8 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
         header += ["DLTs per trial (mean)", "MCSE (DLTs)"]
     rows = []
     for position, given in enumerate(table["allocation"]):
-        key = dose_text(given["dose"])
-        target = " (target)" if given["dose"] in table["targets"] else ""
+        key = row_label(given)
+        target = " (target)" if holds_target(given, table["targets"]) else ""
         row: list[object] = [key + target]
         row += [column.get(float(given["dose"]), "") for column in truths.values()]
         if not strata:

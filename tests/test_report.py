@@ -393,6 +393,42 @@ def test_the_report_keeps_every_dose_level_apart(levels):
     assert results.attrs["scenario_mtd_dose"] == levels[2]
 
 
+def test_continuous_doses_are_reported_in_intervals_of_a_round_width():
+    # Each trial of a design without dose levels gives doses of its own: the tables had a row
+    # per distinct dose, about one per trial, each printed with 16 digits.
+    from dosezoo.designs import MTDQuantileRule, mtd_quantile_design
+    from dosezoo.models import ThreePND
+    from dosezoo.report import MAX_DOSE_ROWS, per_dose, row_label
+    from dosezoo.scenarios import ContinuousToxicityScenario
+
+    model = ThreePND(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0)
+    design = mtd_quantile_design(model, MTDQuantileRule(alpha=0.2), start_dose=10.0, sample_size=6)
+    scenario = ContinuousToxicityScenario(
+        true_mtd=50.0, nu=1.4, sigma=0.5, eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0
+    )
+    results = simulate(design, scenario, 30, random_seed=4, progress=False)
+    picks = results["recommended_dose"].values
+    doses = results["dose"].values[np.isfinite(results["dose"].values)]
+    assert np.unique(np.concatenate([doses, picks])).size > MAX_DOSE_ROWS
+    table = per_dose(results)
+    rows = table["selection"]
+    edges = [rows[0]["interval"][0]] + [row["interval"][1] for row in rows]
+    width = edges[1] - edges[0]
+    assert np.allclose(np.diff(edges), width) and len(rows) <= 10
+    assert width / 10 ** np.floor(np.log10(width)) in (1.0, 2.0, 2.5, 5.0)
+    assert edges[0] <= min(doses.min(), picks.min()) and edges[-1] >= max(doses.max(), picks.max())
+    # numpy's histogram counts as the rows do: half-open bins, the last one closed
+    chosen, _ = np.histogram(picks, bins=edges)
+    np.testing.assert_allclose([row["fraction"] for row in rows], chosen / picks.size)
+    given, _ = np.histogram(doses, bins=edges)
+    np.testing.assert_allclose([row["mean"] for row in table["allocation"]], given / picks.size)
+    assert row_label(rows[0]).startswith("[") and row_label(rows[-1]).endswith("]")
+    page = _Page(html_report([("continuous.nc", results)])).tables["per-dose-1"]
+    marked = [cells[0] for cells in page[1:] if "(target)" in cells[0]]
+    holding = [row_label(row) for row in rows if row["interval"][0] <= 50.0 < row["interval"][1]]
+    assert marked == [f"{holding[0]} (target)"]
+
+
 def test_a_stratified_selection_is_a_fraction_of_the_trials_per_stratum(tmp_path):
     # It was divided by trials times strata: 3 of 4 trials choosing a combination in a stratum
     # read 0.375; the printed report put the allocation over every stratum on one stratum's
