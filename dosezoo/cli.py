@@ -511,7 +511,12 @@ def next_dose(
         typer.echo("\n".join(lines))
         return
     assert decision.next_dose is not None  # not stopped, with no strata: it names a dose
-    dose = dose_text(decision.next_dose) + (f" {unit}" if unit else "")
+    # A dose off the levels (a continuous rule's quantile) to 4 significant digits, as the
+    # quantities are printed; --json keeps every digit.
+    on_levels = decision.next_dose in (design.dose_levels or ())
+    exact = isinstance(decision.next_dose, Sequence) or on_levels
+    dose = dose_text(decision.next_dose) if exact else f"{decision.next_dose:.4g}"
+    dose += f" {unit}" if unit else ""
     typer.echo(f"next dose: {dose} ({_why(decision)})")
 
 

@@ -915,3 +915,18 @@ def test_report_names_the_dose_unit_of_the_design(tmp_path):
     assert printed.exit_code == 0 and "dose (mg/m^2)" in printed.output, printed.output
     record = json.loads(_run("report", results, "--figure", tmp_path / "r.png", "--json").output)
     assert record["dose_unit"] == "mg/m^2"
+
+
+def test_a_dose_off_the_levels_is_printed_to_four_digits(tmp_path):
+    # EWOC's continuous rule printed "next dose: 68.2321891267295"; --json keeps every digit
+    config = tmp_path / "ewoc_continuous.toml"
+    text = (EXAMPLES / "ewoc.toml").read_text()
+    config.write_text(re.sub(r'(?m)^doses = "levels".*$', 'doses = "continuous"', text))
+    data = EXAMPLES / "binary_cohorts.csv"
+    record = json.loads(_run("next-dose", data, "-c", config, "--json").output)
+    assert f"{record['next_dose']:.4g}" != repr(record["next_dose"])
+    printed = _run("next-dose", data, "-c", config).output
+    assert printed.startswith(f"next dose: {record['next_dose']:.4g} (")
+    assert _run("next-dose", data, "-c", EXAMPLES / "ewoc.toml").output.startswith(
+        "next dose: 40 ("
+    )
