@@ -432,7 +432,8 @@ def write(record: dict, tag: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1, default=float))
     write_page(
         name,
-        "Project Optimus: joint probit vs BOIN12 vs CRM vs BOIN, and the whole trial",
+        "Project Optimus: joint probit vs BOIN12 vs CRM vs BOIN, and the whole trial"
+        + (", with backfill" if record["backfill"] else ""),
         page(record, tag),
         make="optimus-study",
         runs=MAKE_RUNS,
