@@ -278,8 +278,19 @@ def markdown(saved: dict) -> str:
         if isinstance(value, int | float)
     ]
     commands = "\n".join(
-        f"- `{report.PYTHON} benchmarks/{command}`"
-        for command in saved.get("commands", {}).values()
+        [
+            *(
+                f"- `{report.PYTHON} benchmarks/{command}`"
+                for command in saved.get("commands", {}).values()
+            ),
+            # the studies' wall times are their own runs', copied by bench_startup.py
+            *(
+                f"- `{report.PYTHON} {command.removeprefix('python ')}` "
+                f"(`{key.removesuffix('_command')}`)"
+                for key, command in sorted(saved.items())
+                if key.endswith("_wall_s_command") and command
+            ),
+        ]
     )
     machine = saved.get("machine", {})
     spread = [
