@@ -205,18 +205,32 @@ def run() -> dict:
     }
 
 
+#: Decision times closer than this fraction are a tie: they move by several per cent from run
+#: to run on a shared machine.
+TIMING_TIE = 0.10
+
+
 def _choice(frame: pd.DataFrame, tolerance: float) -> str:
-    """Say which rule is the fastest whose largest error stays within a third of the tolerance."""
+    """Say which rules are the fastest whose largest error stays within a third of the tolerance.
+
+    Those within `TIMING_TIE` of the fastest such rule's time are named with it: a gap of a few
+    per cent does not rank two rules.
+    """
     error = np.maximum(frame["max_quantile_error"], frame["max_cdf_error"])
     within = frame[error <= tolerance / 3]
     if within.empty:
         return "No rule stays within a third of the tolerance."
-    best = within.loc[within["decision_ms"].idxmin()]
-    rule = f"({best['order']}, {best['phi_panels']}, {best['phi_order']})"
-    shipped = "the shipped one" if best["shipped"] else "not the shipped one"
+    fastest = within["decision_ms"].min()
+    tied = within[within["decision_ms"] <= fastest * (1 + TIMING_TIE)]
+    names = [
+        f"({row.order}, {row.phi_panels}, {row.phi_order})" + (" (shipped)" if row.shipped else "")
+        for row in tied.sort_values("decision_ms").itertuples()
+    ]
+    shipped = "the shipped one is among them" if tied["shipped"].any() else "the shipped one is not"
     return (
-        f"The fastest rule whose largest error stays within a third of the tolerance is {rule}, "
-        f"{shipped}."
+        "The fastest rules whose largest error stays within a third of the tolerance, within "
+        f"{TIMING_TIE:.0%} of the fastest one's decision time (a tie: timings move by several "
+        f"per cent from run to run): {', '.join(names)}; {shipped}."
     )
 
 
