@@ -124,6 +124,9 @@ if TYPE_CHECKING:
 PARAMETERS = kernels.PARAMETERS
 #: Names of the six joint outcome cells, index ``3 T + E``.
 CELLS = ("T0E0", "T0E1", "T0E2", "T1E0", "T1E1", "T1E2")
+#: The posterior predictive check's statistic of the two outcomes together, per dose: the
+#: margins (DLTs, responses by category) do not read the correlation rho, this count does.
+TOXIC_RESPONSES = "dlt and response count"
 #: Gauss-Legendre nodes of the bivariate normal CDF (checked against SciPy in the tests).
 QUADRATURE_NODES = 32
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(QUADRATURE_NODES)
@@ -308,6 +311,16 @@ def _median_matched_tox_locations(
         upper = half + step
     slope = brentq(excess, lower, upper, xtol=1e-12, rtol=1e-14)
     return (z_lowest + z_highest) / 2, float(slope)
+
+
+def _count_toxic_responses(cells: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per dose group, the patients with a DLT and a response: cells T1E1 and T1E2 (3T + E >= 4).
+
+    ``cells`` is (n,) or (S, n); the counts are ``cells.shape[:-1] + (n_groups,)``.
+    """
+    one_hot = np.zeros((group.size, n_groups))
+    one_hot[np.arange(group.size), group] = 1.0
+    return (np.asarray(cells) >= CELLS.index("T1E1")).astype(float) @ one_hot
 
 
 @dataclass(frozen=True)
@@ -1046,6 +1059,20 @@ class JointProbit(DoseModel):
         extended = idata.copy()
         extended["posterior_predictive"] = predictive["posterior_predictive"]
         return extended
+
+    def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
+        """The margins' statistics per dose and :data:`TOXIC_RESPONSES`, shape (G,) each."""
+        cells = 3 * np.asarray(data.column("dlt")) + np.asarray(data.column("efficacy"))
+        toxic_responses = _count_toxic_responses(cells, group, len(labels))
+        return super()._observe(data, group, labels) | {TOXIC_RESPONSES: toxic_responses}
+
+    def _replicate(
+        self, replicates: xr.Dataset, group: np.ndarray, labels: list
+    ) -> dict[str, np.ndarray]:
+        """The replicated statistics of :meth:`_observe`, shape (S, G) each."""
+        cells = replicates["outcome"].stack(sample=("chain", "draw")).transpose("sample", ...)
+        toxic_responses = _count_toxic_responses(cells.to_numpy(), group, len(labels))
+        return super()._replicate(replicates, group, labels) | {TOXIC_RESPONSES: toxic_responses}
 
     def _deterministics(self, draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Return the per-dose deterministics of parameter draws, ``target_met`` included."""

@@ -11,6 +11,7 @@ from dosezoo.data import DataError, TrialData
 from dosezoo.models.joint_probit import (
     CELLS,
     PARAMETERS,
+    TOXIC_RESPONSES,
     JointProbit,
     JointProbitPrior,
     bivariate_normal_cdf_numpy,
@@ -249,6 +250,36 @@ def test_posterior_predictive_replicates_every_patient(model):
     assert set(np.unique(replicated["dlt"])) <= {0, 1}
 
 
+def test_the_predictive_check_counts_toxic_responses_which_read_rho(model):
+    # The check compared the margins alone (DLTs, responses by category), which a wrong
+    # correlation between the two outcomes leaves unchanged.
+    data = small_data()
+    idata = model.fit(data, engine="kernel", draws=400, tune=200, random_seed=4)
+    check = model.posterior_predictive_check(idata, data, random_seed=5)
+    counts = check.sel(statistic=TOXIC_RESPONSES)
+    doses = counts["dose"].values
+    toxic_response = (data.column("dlt") == 1) & (data.column("efficacy") >= 1)
+    np.testing.assert_array_equal(
+        counts["observed"].values, [toxic_response[data.dose == dose].sum() for dose in doses]
+    )
+    # Its replicated mean is the posterior mean of the patients' P(T = 1, E >= 1) summed per
+    # dose, from the rectangle probabilities of each draw.
+    draws = {n: idata["posterior"][n].to_numpy().reshape(-1, 1) for n in PARAMETERS}
+    x = model.standardise(data.dose)
+    cells = cell_probabilities(
+        draws["alpha_tox"] + draws["beta_tox"] * x,
+        draws["alpha_eff"] + draws["beta_eff"] * x + draws["gamma_eff"] * x**2,
+        draws["threshold"],
+        draws["rho"],
+        lib=np,
+    )
+    per_patient = cells[..., CELLS.index("T1E1")] + cells[..., CELLS.index("T1E2")]
+    for dose, replicated in zip(doses, counts["replicated_mean"].values, strict=True):
+        expected = per_patient[:, data.dose == dose].sum(axis=1).mean()
+        # 800 replicates of a count of at most 3 patients (sd <= 1.5): MC sd <= 0.053
+        assert replicated == pytest.approx(expected, abs=0.2)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -345,6 +376,7 @@ def test_predictive_draws_never_run_pymcs_forward_sampler(model, monkeypatch):
         "efficacy=0 count",
         "efficacy=1 count",
         "efficacy=2 count",
+        TOXIC_RESPONSES,
     }
 
 
