@@ -1061,7 +1061,7 @@ class JointProbit(DoseModel):
         return extended
 
     def _observe(self, data: TrialData, group: np.ndarray, labels: list) -> dict[str, np.ndarray]:
-        """The margins' statistics per dose and :data:`TOXIC_RESPONSES`, shape (G,) each."""
+        """Return the margins' statistics per dose and :data:`TOXIC_RESPONSES`, (G,) each."""
         cells = 3 * np.asarray(data.column("dlt")) + np.asarray(data.column("efficacy"))
         toxic_responses = _count_toxic_responses(cells, group, len(labels))
         return super()._observe(data, group, labels) | {TOXIC_RESPONSES: toxic_responses}
@@ -1069,7 +1069,7 @@ class JointProbit(DoseModel):
     def _replicate(
         self, replicates: xr.Dataset, group: np.ndarray, labels: list
     ) -> dict[str, np.ndarray]:
-        """The replicated statistics of :meth:`_observe`, shape (S, G) each."""
+        """Return the replicated statistics of :meth:`_observe`, shape (S, G) each."""
         cells = replicates["outcome"].stack(sample=("chain", "draw")).transpose("sample", ...)
         toxic_responses = _count_toxic_responses(cells.to_numpy(), group, len(labels))
         return super()._replicate(replicates, group, labels) | {TOXIC_RESPONSES: toxic_responses}
