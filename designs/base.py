@@ -341,8 +341,9 @@ class Conduct:
         # resumed, one's trials as the other's).
         record |= {name: getattr(self, name) for name in self.fit_settings}
         if self.engine is not None:
-            # Only a fit by an engine can have Monte Carlo error for the margin to act on;
-            # the records of the exact conducts stay as they were.
+            # A fit by an engine can have Monte Carlo error for the margin to act on (so may a
+            # model's fast posterior: `Design.describe` records it then); the records of the
+            # exact conducts stay as they were.
             record["mcse_margin"] = self.mcse_margin
         record |= {f"convergence_{name}": value for name, value in asdict(self.convergence).items()}
         if self.backfill is not None:
@@ -1376,7 +1377,15 @@ class Design:
                 f"model_{key}": _flat(value) for key, value in self.model.parameters().items()
             }
         record |= {f"rule_{key}": _flat(value) for key, value in self.rule.describe().items()}
-        record |= {f"conduct_{key}": _flat(value) for key, value in self.conduct.describe().items()}
+        conduct = self.conduct.describe()
+        model = self.model
+        if model is not None and not (
+            model.exact_posterior and self.conduct.engine in (None, model.fast_engine)
+        ):
+            # A fast posterior may be sampled too (the joint probit's, the latent GP's): the
+            # margin changes its trials, and a store must tell two margins apart.
+            conduct.setdefault("mcse_margin", self.conduct.mcse_margin)
+        record |= {f"conduct_{key}": _flat(value) for key, value in conduct.items()}
         return record
 
 

@@ -448,6 +448,25 @@ def test_a_stopping_rule_reading_an_outcome_the_model_lacks_is_refused():
         Design(crm, CRMRule(), conduct)
 
 
+def test_a_design_whose_fast_posterior_is_sampled_records_its_mcse_margin():
+    # Left out without an engine: a store of one margin was resumed, or returned, as another's
+    from dosezoo.models.joint_probit import JointProbit
+
+    def design(model, rule, **conduct):
+        return Design(model, rule, Conduct(**conduct))
+
+    probit = JointProbit((10.0, 20.0, 40.0, 80.0, 160.0))
+    rule = design_from_config(
+        {"model": {"type": "joint-probit", "dose_levels": [10, 20, 40, 80, 160]}}, "x"
+    ).rule
+    records = [design(probit, rule, mcse_margin=m).describe() for m in (2.0, 1.0)]
+    assert [r["conduct_mcse_margin"] for r in records] == [2.0, 1.0]
+    crm = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.25, dose_levels=(10, 20, 40, 80, 160))
+    exact = design(crm, CRMRule(), mcse_margin=1.0).describe()
+    assert "conduct_mcse_margin" not in exact  # its grid posterior has no Monte Carlo error
+    assert design(crm, CRMRule(), engine="nuts").describe()["conduct_mcse_margin"] == 2.0
+
+
 def test_mcmc_design_decisions_are_a_function_of_the_data(seed_model):
     design = mtd_quantile_design(
         seed_model,
