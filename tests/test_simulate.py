@@ -1,3 +1,4 @@
+import functools
 import math
 import os
 import pickle
@@ -408,6 +409,35 @@ def test_resume_after_a_kill_equals_the_uninterrupted_run(reference, tmp_path):
     # only the trials not kept were run (one respond call per cohort)
     rerun = np.setdiff1d(np.arange(N_TRIALS), kept)
     assert counting.calls == int(reference["cohort"].sel(trial=rerun).max("patient").sum())
+
+
+@dataclass
+class _InterruptedInNumba(Linear):
+    """A Ctrl-C inside a numba function: Python raises a SystemError with it as the cause."""
+
+    interrupt: bool = True
+
+    def respond(self, doses: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        try:
+            return super().respond(doses, rng)
+        except KeyboardInterrupt as interrupt:
+            cause = interrupt if self.interrupt else ValueError("not an interrupt")
+            raise SystemError("CPUDispatcher returned a result with an exception set") from cause
+
+
+def test_an_interrupt_inside_a_numba_function_is_raised_as_one(tmp_path):
+    # The command line printed the SystemError's traceback, not its "interrupted: ... resumes"
+    path = tmp_path / "sim.nc"
+    run = functools.partial(
+        simulate, Escalate(), n_trials=N_TRIALS, random_seed=SEED, batch_size=4, progress=False
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario=_InterruptedInNumba(fail_after=60), path=path, save_every=0.0)
+    assert list(path.with_name("sim.nc.parts").glob("trials-*.batch"))  # finished work is kept
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario=_InterruptedInNumba(fail_after=60))
+    with pytest.raises(SystemError):  # any other SystemError is left as it is
+        run(scenario=_InterruptedInNumba(fail_after=60, interrupt=False))
 
 
 def test_batches_finished_within_save_every_are_held_then_saved_in_one_file(reference, tmp_path):

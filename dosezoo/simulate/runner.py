@@ -197,7 +197,8 @@ def simulate(
         (design,), scenario, (layout,), n_trials, random_seed, n_jobs, client, batch_size, progress
     )
     if path is None:
-        parts = run([0], np.arange(n_trials), None)
+        with _interrupt_as_such():
+            parts = run([0], np.arange(n_trials), None)
         return _combine([part for (part,) in parts], n_trials, {**fingerprint, **recorded})
     store = _Store(Path(path), fingerprint, save_every=save_every)
     (result,) = _run_stored((store,), run, n_trials, recorded)
@@ -289,7 +290,7 @@ def _run_stored(
 
         try:
             if todo.size:
-                with _terminate_as_exit():
+                with _terminate_as_exit(), _interrupt_as_such():
                     run(pending, todo, save)
             for k in pending:
                 fingerprint = stores[k].fingerprint
@@ -316,6 +317,28 @@ def _checked_save_every(owner: str, save_every: float) -> float:
             f"{owner}: save_every must be a finite number of seconds >= 0; got {save_every!r}"
         )
     return float(save_every)
+
+
+@contextmanager
+def _interrupt_as_such() -> Iterator[None]:
+    """Within the block, a Ctrl-C inside a numba function is raised as the KeyboardInterrupt it is.
+
+    A compiled function returns with the interrupt set, and Python raises ``SystemError: ...
+    returned a result with an exception set`` from it: the command line printed that traceback
+    in place of its "interrupted: ... resumes" line (the finished batches were saved all the
+    same).
+    """
+    try:
+        yield
+    except SystemError as error:
+        causes: list[BaseException] = []
+        cause: BaseException | None = error
+        while cause is not None and cause not in causes:  # a chain may loop back
+            causes.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if not any(isinstance(c, KeyboardInterrupt) for c in causes):
+            raise
+        raise KeyboardInterrupt from error
 
 
 @contextmanager
