@@ -6,6 +6,7 @@ model, so every rule, plot and diagnostic works on any engine's output. Model-de
 work (coords, dims, the deterministics' compiled function) is done once per model.
 """
 
+import copy
 import inspect
 import json
 from collections.abc import Callable, Mapping
@@ -184,6 +185,17 @@ def check_fit_settings(
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
             raise ValueError(f"{owner}: {name} must be an integer >= {least}, got {value!r}")
+    check_random_seed(owner, random_seed)
+
+
+def check_random_seed(owner: str, random_seed: object) -> None:
+    """Refuse a ``random_seed`` other than None, an integer >= 0 or a ``numpy.random.Generator``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``owner`` and the value.
+    """
     if random_seed is not None and not isinstance(random_seed, np.random.Generator):
         if (
             isinstance(random_seed, bool)
@@ -264,3 +276,33 @@ def fit_identity(model_name: str, parameters: dict, engine: str) -> dict:
         "engine": engine,
         "dosezoo_version": version("dosezoo"),
     }
+
+
+def random_generator(
+    seed: int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None,
+) -> np.random.Generator:
+    """Return a generator made from ``seed`` exactly as PyMC's ``get_random_generator`` does.
+
+    An integer, a ``SeedSequence`` (copied) or None go through ``numpy.random.default_rng``;
+    a ``Generator`` or ``BitGenerator`` is copied with its seed sequence and state, so the
+    caller's generator does not advance and spawned children match PyMC's: every entry point
+    that takes a ``random_seed`` reads it so (an integer and a ``Generator`` made from it give
+    the same draws, and the same ``Generator`` gives the same draws twice). Written here so the
+    kernel and exact engines and the posteriors seed their draws without importing PyMC.
+
+    Raises
+    ------
+    TypeError
+        For a legacy ``numpy.random.RandomState``, which cannot spawn streams.
+    """
+    if isinstance(seed, np.random.RandomState):
+        raise TypeError(
+            "random_seed: a numpy.random.RandomState cannot spawn independent streams; "
+            "give an integer, a SeedSequence, a BitGenerator or a Generator"
+        )
+    if isinstance(seed, np.random.Generator | np.random.BitGenerator):
+        bits = seed.bit_generator if isinstance(seed, np.random.Generator) else seed
+        copied = type(bits)(np.random.SeedSequence(**bits.seed_seq.state))  # type: ignore[attr-defined]
+        copied.state = bits.state
+        return np.random.Generator(copied)
+    return np.random.default_rng(copy.deepcopy(seed))

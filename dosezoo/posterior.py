@@ -61,6 +61,7 @@ from dosezoo.checks import (
     real_number,
 )
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, mean_ess
+from dosezoo.inference import check_random_seed, random_generator
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -723,7 +724,8 @@ class DosePosterior:
         random_seed : int or numpy.random.Generator, optional
             Seed of the resampling or of the normal draws.
         """
-        rng = np.random.default_rng(random_seed)
+        check_random_seed("joint_draws", random_seed)
+        rng = random_generator(random_seed)
         if name in self.normal:
             if draws is None:
                 raise ValueError(f"joint_draws: {name!r} is exactly normal; give draws")

@@ -24,7 +24,6 @@ A new model writes ``build``, ``parameters``, ``check_data``, ``posterior`` and 
 its outcome columns are declared in ``outcomes``.
 """
 
-import copy
 import json
 import time
 from abc import ABC, abstractmethod
@@ -43,7 +42,9 @@ from dosezoo.inference import (
     IdataBuilder,
     check_engine_options,
     check_fit_settings,
+    check_random_seed,
     fit_identity,
+    random_generator,
     sample_pymc,
 )
 from dosezoo.levels import data_from_counts
@@ -833,9 +834,12 @@ class DoseModel(ABC):
         """
         import pymc as pm
 
+        check_random_seed(f"{self.model_name}.sample_prior_predictive", random_seed)
         data = TrialData.empty(outcomes=self.outcomes) if data is None else data
         with self._prior_model(data), self._predictive_context():
-            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+            idata = pm.sample_prior_predictive(
+                draws=draws, random_seed=random_generator(random_seed)
+            )
         self._add_predictive(idata, "prior_predictive")
         idata.attrs.update(self.identity("prior"))
         return idata
@@ -871,41 +875,17 @@ class DoseModel(ABC):
         """
         import pymc as pm
 
+        check_random_seed(f"{self.model_name}.sample_posterior_predictive", random_seed)
         self.check_fit(idata, self._checked_data(data, 1), same_order=True)
         with self._posterior_predictive_model(data), self._predictive_context():
             extended = pm.sample_posterior_predictive(
-                idata.copy(), extend_inferencedata=True, random_seed=random_seed, progressbar=False
+                idata.copy(),
+                extend_inferencedata=True,
+                random_seed=random_generator(random_seed),
+                progressbar=False,
             )
         self._add_predictive(extended, "posterior_predictive")
         return extended
-
-
-def random_generator(
-    seed: int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None,
-) -> np.random.Generator:
-    """Return a generator made from ``seed`` exactly as PyMC's ``get_random_generator`` does.
-
-    An integer, a ``SeedSequence`` (copied) or None go through ``numpy.random.default_rng``;
-    a ``Generator`` or ``BitGenerator`` is copied with its seed sequence and state, so the
-    caller's generator does not advance and spawned children match PyMC's. Written here so the
-    kernel and exact engines seed their draws without importing PyMC.
-
-    Raises
-    ------
-    TypeError
-        For a legacy ``numpy.random.RandomState``, which cannot spawn streams.
-    """
-    if isinstance(seed, np.random.RandomState):
-        raise TypeError(
-            "random_seed: a numpy.random.RandomState cannot spawn independent streams; "
-            "give an integer, a SeedSequence, a BitGenerator or a Generator"
-        )
-    if isinstance(seed, np.random.Generator | np.random.BitGenerator):
-        bits = seed.bit_generator if isinstance(seed, np.random.Generator) else seed
-        copied = type(bits)(np.random.SeedSequence(**bits.seed_seq.state))  # type: ignore[attr-defined]
-        copied.state = bits.state
-        return np.random.Generator(copied)
-    return np.random.default_rng(copy.deepcopy(seed))
 
 
 def chain_generators(random_seed: int | np.random.Generator | None, chains: int) -> Iterator:

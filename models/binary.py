@@ -32,7 +32,8 @@ import numpy as np
 from dosezoo.checks import real_number
 from dosezoo.data import TrialData
 from dosezoo.errors import DataError
-from dosezoo.models.base import DoseModel, engine, random_generator
+from dosezoo.inference import random_generator
+from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import Deferred, DosePosterior, OrderedLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 from dosezoo.samplers.logistic_quadrature import LogisticQuadrature

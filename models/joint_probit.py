@@ -109,9 +109,9 @@ from dosezoo.checks import (
 )
 from dosezoo.data import DataError, TrialData
 from dosezoo.diagnostics import ConvergenceCriteria, ConvergenceReport, pareto_khat
-from dosezoo.inference import _attrs
+from dosezoo.inference import _attrs, check_random_seed, random_generator
 from dosezoo.levels import checked_counts, validate_dose_levels
-from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
+from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import joint_probit_imh as imh
 from dosezoo.samplers import joint_probit_kernels as kernels
@@ -1005,6 +1005,7 @@ class JointProbit(DoseModel):
 
         data = TrialData.empty(outcomes=self.outcomes) if data is None else data
         draws = positive_int("JointProbit.sample_prior_predictive", "draws", draws)
+        check_random_seed("JointProbit.sample_prior_predictive", random_seed)
         x, tox, eff = self.arrays(data)
         rng = random_generator(random_seed)
         p = self.prior
@@ -1050,6 +1051,7 @@ class JointProbit(DoseModel):
         the rectangle probabilities of each draw's parameters; a fit that is not this model's
         fit to ``data`` is refused (:meth:`check_fit`).
         """
+        check_random_seed("JointProbit.sample_posterior_predictive", random_seed)
         self.check_fit(idata, data, same_order=True)
         x, tox, eff = self.arrays(data)
         posterior = idata["posterior"]

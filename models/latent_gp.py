@@ -77,6 +77,7 @@ from scipy.special import expit, logit, ndtr, ndtri
 from dosezoo.checks import doses_within, number_array, real_array, real_number, sampler_sizes
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceReport
+from dosezoo.inference import check_random_seed, random_generator
 from dosezoo.levels import checked_level_pair, level_counts, level_index, validate_dose_levels
 from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.models.workflow import (
@@ -742,7 +743,8 @@ class LatentGP(DoseModel):
         if isinstance(n_draws, bool) or not isinstance(n_draws, int | np.integer) or n_draws < 1:
             raise ValueError(f"{owner}: n_draws must be an integer >= 1, got {n_draws!r}")
         m = self._prior_mean(owner, mean)
-        rng = np.random.default_rng(random_seed)
+        check_random_seed(owner, random_seed)
+        rng = random_generator(random_seed)
         sigma = np.exp(self.log_sigma_mu + self.log_sigma_sd * rng.standard_normal(n_draws))
         z = rng.standard_normal((n_draws, self.n_doses))
         f = m[None, :] + sigma[:, None] * (z @ self.chol.T)

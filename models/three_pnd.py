@@ -32,8 +32,8 @@ from scipy.special import ndtr, ndtri
 
 from dosezoo.checks import real_array, real_number, sampler_sizes
 from dosezoo.data import DataError, TrialData
-from dosezoo.inference import sample_pymc
-from dosezoo.models.base import DoseModel, chain_generators, engine, random_generator
+from dosezoo.inference import random_generator, sample_pymc
+from dosezoo.models.base import DoseModel, chain_generators, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers import three_pnd_kernels as kernels
 from dosezoo.samplers.three_pnd_quadrature import (

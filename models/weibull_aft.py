@@ -106,6 +106,7 @@ from dosezoo.checks import (
 from dosezoo.data import TrialData
 from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.errors import DataError
+from dosezoo.inference import random_generator
 from dosezoo.models.base import DoseModel, engine
 from dosezoo.posterior import DosePosterior, Sampling
 from dosezoo.samplers.linalg import cholesky, cholesky_solve
@@ -1316,7 +1317,7 @@ class WeibullAFT(DoseModel):
         """
         sampling = sampling or Sampling()
         mode = self.map_estimate(data)
-        rng = np.random.default_rng(sampling.random_seed)
+        rng = random_generator(sampling.random_seed)
         theta = self.normal_draws(mode, sampling.draws * sampling.chains, rng)
         return self._points_posterior(theta, chains=sampling.chains, mode=mode)
 
@@ -1360,7 +1361,7 @@ class WeibullAFT(DoseModel):
         """Draw from the Laplace approximation, in ``pm.sample``'s schema (attrs: the mode)."""
         started = clock.perf_counter()
         mode = self.map_estimate(data)
-        rng = np.random.default_rng(random_seed)
+        rng = random_generator(random_seed)
         theta = self.normal_draws(mode, draws * chains, rng).reshape(chains, draws, -1)
         p = self.n_coefficients
         free = {"beta": theta[:, :, :p], "b": theta[:, :, -1]}

@@ -7,6 +7,7 @@ stacked as a count rule's row would read as a stop.
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,8 @@ from dosezoo.levels import count_state, data_from_counts, level_index
 from dosezoo.models import BLRM, CRM, EWOC, ThreePND
 from dosezoo.posterior import DosePosterior, SampledDistribution
 from dosezoo.scenarios import BinaryToxicityScenario
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 LEVELS = (10.0, 20.0, 40.0, 60.0, 80.0)
 
@@ -289,3 +292,58 @@ def test_fit_takes_an_engines_own_option():
     assert fit["posterior"].sizes["draw"] == 20
     with pytest.raises(ValueError, match=r"engine 'quadrature' has no option 'ridge'"):
         model.fit(data, engine="quadrature", ridge=False)
+
+
+def _weibull_fit_draws(seed):
+    from dosezoo.config import design_from_config, read_config
+
+    config = EXAMPLES / "weibull_d_optimal.toml"
+    model = design_from_config(read_config(config), str(config)).model
+    data = TrialData.from_csv(EXAMPLES / "weibull_first_stage.csv", **model.data_schema())
+    fit = model.fit(data, engine="laplace", draws=50, chains=2, random_seed=seed)
+    return fit["posterior"]["b"].values
+
+
+def _crm_and_data():
+    crm = CRM((0.05, 0.12, 0.25, 0.40, 0.55), 0.25, dose_levels=(10, 20, 40, 80, 160))
+    return crm, TrialData.from_csv(EXAMPLES / "binary_cohorts.csv")
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda seed: (
+            (lambda m, d: m.fit(d, engine="grid", draws=50, random_seed=seed))(*_crm_and_data())[
+                "posterior"
+            ]["beta"].values
+        ),
+        _weibull_fit_draws,
+        lambda seed: (lambda m, d: m.posterior(d))(*_crm_and_data()).joint_draws(
+            "p_dlt", 50, random_seed=seed
+        ),
+        lambda seed: (
+            _crm_and_data()[0]
+            .prior_predictive_summary(draws=100, random_seed=seed)["p_dlt_mean"]
+            .values
+        ),
+    ],
+    ids=["grid-fit", "laplace-fit", "joint-draws", "prior-predictive"],
+)
+def test_a_generator_as_seed_is_read_alike_everywhere(draw):
+    # Fits copied a Generator; the Laplace fit, joint_draws and the predictive checks advanced
+    # it (each call new draws), and there Generator(5) and 5 drew differently.
+    generator = np.random.default_rng(5)
+    state = generator.bit_generator.state
+    first = draw(generator)
+    assert generator.bit_generator.state == state  # the caller's generator does not advance
+    np.testing.assert_array_equal(draw(generator), first)
+    np.testing.assert_array_equal(draw(5), first)
+
+
+def test_the_predictive_checks_refuse_a_bad_seed_by_name():
+    crm, data = _crm_and_data()
+    for seed in (-1, np.random.SeedSequence(1), 1.5):
+        with pytest.raises(ValueError, match=r"CRM\.sample_prior_predictive: random_seed must"):
+            crm.prior_predictive_summary(draws=10, random_seed=seed)
+        with pytest.raises(ValueError, match=r"joint_draws: random_seed must"):
+            crm.posterior(data).joint_draws("p_dlt", 10, random_seed=seed)
