@@ -547,10 +547,8 @@ def _summary_table(summary: "xr.Dataset", title: str) -> "Table":
     return table
 
 
-def _stopped_line(summary: "xr.Dataset", n_trials: int) -> str:
-    from dosezoo.report import proportion
-
-    p, se = proportion(float(summary["p_stopped_early"]), n_trials)
+def _stopped_line(summary: "xr.Dataset") -> str:
+    p, se = float(summary["p_stopped_early"]), float(summary["mcse_p_stopped_early"])
     return (
         f"stopped early: {p:.3f} (MCSE {se:.3f}): before the sample size, by a stopping rule or "
         "by the design's own end (3+3)"
@@ -623,7 +621,7 @@ def simulate_command(
     console.print(
         _summary_table(summary, f"Operating characteristics over {n_trials} trials ({output})")
     )
-    console.print(_stopped_line(summary, n_trials))
+    console.print(_stopped_line(summary))
     console.print(f"dosezoo report {output} for the selection and allocation per dose")
 
 
@@ -721,6 +719,7 @@ def report_command(
             "n_trials": n,
             "operating_characteristics": metrics,
             "p_stopped_early": float(summary["p_stopped_early"]),
+            "mcse_p_stopped_early": float(summary["mcse_p_stopped_early"]),
             "unselected_at_the_end": unselected_at_the_end(results),
             **per_dose_table,
             "dose_unit": unit,
@@ -731,7 +730,7 @@ def report_command(
     console = _console()
     console.print(title_of(results))
     console.print(_summary_table(summary, "Operating characteristics"))
-    console.print(_stopped_line(summary, n))
+    console.print(_stopped_line(summary))
     for reason, count in unselected_at_the_end(results).items():
         trials = "trial" if count == 1 else "trials"
         console.print(f"ran to the end, selected no dose: {count} {trials} ({reason})")

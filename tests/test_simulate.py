@@ -633,6 +633,7 @@ def test_mcse_of_the_median_matches_the_normal_asymptotics():
         asymptotic = 1.2533 * np.std(x, ddof=1) / np.sqrt(x.size)
         assert abs(float(oc["mcse_median"].sel(metric=name)) / asymptotic - 1) < 0.3
     assert float(oc["p_stopped_early"]) == 0.25
+    assert float(oc["mcse_p_stopped_early"]) == pytest.approx(np.sqrt(0.25 * 0.75 / n))
 
 
 @pytest.mark.parametrize(

@@ -216,9 +216,11 @@ def test_bad_data_raise_data_error_naming_column_row_value():
     with pytest.raises(DataError, match="no events"):
         model.fit(trial([0.0, 0.5, 1.0], [3.0, 3.0, 3.0], [0, 0, 0]), engine="nuts")
     # A covariate of labels failed in numpy's words ("could not convert string to float").
-    frame = pd.DataFrame({"dose": [0.0, 0.5], "time": [1.0, 2.0], "event": [1, 1], "sex": [0, "f"]})
+    frame = pd.DataFrame(
+        {"dose": [0.0, 0.5], "time": [1.0, 2.0], "event": [1, 1], "sex": ["m", "f"]}
+    )
     labelled = TrialData.from_dataframe(frame, covariates=("sex",))
-    with pytest.raises(DataError, match=r"column 'sex' \(row 1\) holds 'f', not a number"):
+    with pytest.raises(DataError, match=r"column 'sex' \(row 0\) holds 'm', not a number"):
         WeibullAFT(covariates=("sex",)).check_data(labelled)
 
 

@@ -68,8 +68,9 @@ def operating_characteristics(
     xarray.Dataset
         Dim ``metric`` (the names in ``results.attrs["metrics"]``), data variables
         ``median``, ``mean``, ``mcse_median`` (bootstrap SD of the median), ``mcse_mean``
-        (SD / sqrt(n)), ``n`` and the scalar ``p_stopped_early`` (fraction of trials with
-        a non-empty ``stop_reason``). The SEs are NaN when n < 2. Attributes: those of
+        (SD / sqrt(n)), ``n``, the scalar ``p_stopped_early`` (fraction of trials with
+        a non-empty ``stop_reason``) and its binomial Monte Carlo SE ``mcse_p_stopped_early``,
+        sqrt(p (1 - p) / trials). The SEs are NaN when n < 2. Attributes: those of
         ``results`` plus ``bootstrap_seed`` and ``n_bootstrap``. The bootstrap SD of a
         median is poor for a metric that takes few values (a 0/1 metric's is often 0):
         read such a metric by its mean and ``mcse_mean``.
@@ -106,6 +107,7 @@ def operating_characteristics(
     ]
     columns = list(zip(*rows, strict=True)) if rows else [()] * 5
     stopped = results["stop_reason"].values != ""
+    p_stopped = float(np.mean(stopped))
     return xr.Dataset(
         {
             "median": ("metric", np.array(columns[0], dtype=float)),
@@ -113,7 +115,8 @@ def operating_characteristics(
             "mcse_median": ("metric", np.array(columns[2], dtype=float)),
             "mcse_mean": ("metric", np.array(columns[3], dtype=float)),
             "n": ("metric", np.array(columns[4], dtype=np.int64)),
-            "p_stopped_early": float(np.mean(stopped)),
+            "p_stopped_early": p_stopped,
+            "mcse_p_stopped_early": math.sqrt(p_stopped * (1 - p_stopped) / stopped.size),
         },
         coords={"metric": np.array(names, dtype=str)},
         attrs={**results.attrs, "bootstrap_seed": random_seed, "n_bootstrap": n_bootstrap},
