@@ -147,7 +147,9 @@ def summary(record: dict) -> str:
         "",
         "## Patients with undetectable AGT, patients at 120 mg/m^2, sample size",
         "",
-        f"Means over {n} replicated trials per design ± Monte Carlo standard error. "
+        f"Means and shares over {n} replicated trials per design ± Monte Carlo standard error "
+        "(the shares of recommended doses, not to crowd the table, without theirs: the binomial "
+        "sqrt(p (1 - p) / trials), in the JSON). "
         "Undetectable AGT (< 5 fmol/mg) is the paper's headline count; it is also EWOC's "
         "DLT. The scenario has no true MTD: as the paper, a patient at 120 mg/m^2 (above "
         "every dose the real trial gave) counts as overdosed. *Decisions over the bound*: the "
@@ -171,9 +173,11 @@ def summary(record: dict) -> str:
             f"| {name} (alpha = {r['alpha']}) "
             f"| {r['mean_n_agt_below_5']:.2f} ± {r['mean_n_agt_below_5_se']:.2f} "
             f"| {r['mean_n_above_100']:.2f} ± {r['mean_n_above_100_se']:.2f} "
-            f"| {r['p_any_patient_above_100']:.1%} "
-            f"| {r['mean_sample_size']:.1f} | {r['share_decisions_over_bound']:.1%} "
-            f"| {r['share_recommended_over_limit']:.1%} | "
+            f"| {r['p_any_patient_above_100']:.1%} ± {r['p_any_patient_above_100_se']:.1%} "
+            f"| {r['mean_sample_size']:.1f} ± {r['mean_sample_size_se']:.1f} "
+            f"| {r['share_decisions_over_bound']:.1%} ± {r['share_decisions_over_bound_se']:.1%} "
+            f"| {r['share_recommended_over_limit']:.1%} "
+            f"± {r['share_recommended_over_limit_se']:.1%} | "
             + " | ".join(f"{r['recommended'][level]:.1%}" for level in levels)
             + " |"
         )

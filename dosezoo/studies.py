@@ -6,6 +6,7 @@ scripts that reproduce them (``benchmarks/lee2023_study.py``, ``benchmarks/o6bg_
 ``benchmarks/optimus_study.py``), the notebooks and ``dosezoo demo``.
 """
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -270,27 +271,35 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
     dict
         ``final_dose`` and ``recommended`` (share of trials per level), the means over trials
         of ``n_agt_below_5`` (patients with undetectable AGT), ``n_above_100`` (patients at
-        120 mg/m^2, above every dose the real trial found tolerable) and ``sample_size``, each
-        with its Monte Carlo standard error (``*_se``), ``p_any_patient_above_100``, and
-        ``share_decisions_over_bound``: the share of the dose decisions (after the start dose)
-        whose dose has a posterior probability of overdosing, ``P(MTD < dose)``, above the
-        feasibility bound of that decision by more than :data:`BOUND_TOLERANCE` (the options,
-        e.g. rounding to the nearest level, moved it there); ``share_recommended_over_limit``:
-        the share of trials whose recommended dose has ``P(MTD < dose)`` above the hard
-        overdose limit (:func:`~dosezoo.report.selections_over_overdose_limit`).
+        120 mg/m^2, above every dose the real trial found tolerable) and ``sample_size``,
+        ``p_any_patient_above_100``, and ``share_decisions_over_bound``: the share of the dose
+        decisions (after the start dose) whose dose has a posterior probability of
+        overdosing, ``P(MTD < dose)``, above the feasibility bound of that decision by more
+        than :data:`BOUND_TOLERANCE` (the options, e.g. rounding to the nearest level, moved
+        it there); ``share_recommended_over_limit``: the share of trials whose recommended
+        dose has ``P(MTD < dose)`` above the hard overdose limit
+        (:func:`~dosezoo.report.selections_over_overdose_limit`). Each with its Monte Carlo
+        standard error (``*_se``): of a mean, SD / sqrt(trials); of a share of trials, the
+        binomial sqrt(p (1 - p) / trials); of the share of decisions, a ratio of two sums
+        over trials, whose decisions are not independent, the ratio estimator's (the
+        linearised SE over trials).
     """
 
     def shares(values: np.ndarray) -> dict[str, float]:
         return {f"{level:g}": float(np.mean(values == level)) for level in O6BG_LEVELS}
+
+    def binomial_se(share: float) -> float:
+        return math.sqrt(share * (1 - share) / n_trials)
 
     n_trials = results.sizes["trial"]
     summary: dict[str, Any] = {
         "alpha": alpha,
         "n_trials": n_trials,
         "random_seed": random_seed,
-        "final_dose": shares(results["final_dose"].values),
-        "recommended": shares(results["recommended"].values),
     }
+    for name in ("final_dose", "recommended"):
+        summary[name] = shares(results[name].values)
+        summary[f"{name}_se"] = {level: binomial_se(p) for level, p in summary[name].items()}
     sample_size = (~np.isnan(results["dose"].values)).sum(axis=1).astype(float)
     for name, values in (
         ("n_agt_below_5", results["n_agt_below_5"].values),
@@ -300,12 +309,18 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
         summary[f"mean_{name}"] = float(np.mean(values))
         summary[f"mean_{name}_se"] = float(np.std(values, ddof=1) / np.sqrt(n_trials))
     summary["p_any_patient_above_100"] = float(np.mean(results["n_above_100"].values > 0))
+    summary["p_any_patient_above_100_se"] = binomial_se(summary["p_any_patient_above_100"])
     chosen = results["decision_kind"].values == "next"
     p_overdose = np.where(chosen, results["decision_p_overdose"].values, np.nan)
     bound = results["decision_alpha"].values
     rated = ~np.isnan(p_overdose)  # not the start dose
-    over = p_overdose[rated] > bound[rated] + BOUND_TOLERANCE
-    summary["share_decisions_over_bound"] = float(np.mean(over))
+    over = rated & (np.where(rated, p_overdose, 0.0) > bound + BOUND_TOLERANCE)
+    decisions, overs = rated.sum(axis=1).astype(float), over.sum(axis=1).astype(float)
+    share = float(overs.sum() / decisions.sum())
+    summary["share_decisions_over_bound"] = share
+    summary["share_decisions_over_bound_se"] = float(
+        np.std(overs - share * decisions, ddof=1) / math.sqrt(n_trials) / decisions.mean()
+    )
     over_limit = selections_over_overdose_limit(results)
     if over_limit is None:
         raise ValueError(
@@ -313,6 +328,9 @@ def o6bg_summary(results: xr.Dataset, alpha: float, random_seed: int) -> dict:
             "whose rule reports no probability of overdosing)"
         )
     summary["share_recommended_over_limit"] = float(np.mean(over_limit))
+    summary["share_recommended_over_limit_se"] = binomial_se(
+        summary["share_recommended_over_limit"]
+    )
     return summary
 
 

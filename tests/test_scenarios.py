@@ -253,6 +253,30 @@ def test_o6bg_replicates_summarise_the_final_doses(tmp_path):
     assert 0.0 <= summary["p_any_patient_above_100"] <= 1.0
 
 
+def test_o6bg_summary_gives_each_share_its_monte_carlo_se():
+    # The shares had no SE; the share of decisions is a ratio over trials whose decisions are
+    # not independent, so its SE is checked against a bootstrap of the trials.
+    from dosezoo.studies import o6bg_design, o6bg_scenario, o6bg_simulate, o6bg_summary
+
+    results = o6bg_simulate(o6bg_design(0.25), o6bg_scenario(), 40, 5, 1)
+    summary = o6bg_summary(results, 0.25, 5)
+    n = results.sizes["trial"]
+    for name in ("p_any_patient_above_100", "share_recommended_over_limit"):
+        p = summary[name]
+        assert summary[f"{name}_se"] == pytest.approx(np.sqrt(p * (1 - p) / n))
+    for level, p in summary["final_dose"].items():
+        assert summary["final_dose_se"][level] == pytest.approx(np.sqrt(p * (1 - p) / n))
+    rng = np.random.default_rng(1)
+    boot = [
+        o6bg_summary(results.isel(trial=rng.integers(0, n, n)), 0.25, 5)[
+            "share_decisions_over_bound"
+        ]
+        for _ in range(300)
+    ]
+    assert 0 < summary["share_decisions_over_bound"] < 1
+    assert summary["share_decisions_over_bound_se"] == pytest.approx(np.std(boot), rel=0.3)
+
+
 def test_seno2025_table1():
     assert [seno2025_target(n) for n in (1, 10, 11, 20)] == [0.2, 0.2, 0.3, 0.3]
     with pytest.raises(ValueError, match=r"Seno et al\. \(2025\) scenario must be one of 1\.\.20"):
