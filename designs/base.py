@@ -365,6 +365,9 @@ class Rule(ABC):
     uses_start_dose: ClassVar[bool] = True
     #: Quantities the decision of the first cohort (the start dose) records.
     start_quantities: ClassVar[dict[str, float]] = {}
+    #: Whether the trial ends by selecting a dose (False: its end is an estimate, e.g. the
+    #: Weibull D-optimal design's dose-response curve; reports then show the allocation only).
+    selects_dose: ClassVar[bool] = True
 
     def _bound(self, **values: object) -> Self:
         """Return a copy holding ``values`` in its bound (``init=False``) fields.
@@ -1371,6 +1374,8 @@ class Design:
     def describe(self) -> Described:
         """Flat record of the design: model, rule and conduct (for simulation results)."""
         record: Described = {"name": self.label}
+        if not self.rule.selects_dose:  # recorded only then: other records stay as they were
+            record["selects_dose"] = False
         if self.model is not None:
             record["model"] = self.model.model_name
             record |= {

@@ -217,6 +217,7 @@ class DOptimalRule(ModelRule):
     """
 
     label: ClassVar[str] = "D-optimal"
+    selects_dose: ClassVar[bool] = False
     model_type: ClassVar[type] = WeibullAFT
 
     first_stage: int

@@ -547,6 +547,18 @@ def _summary_table(summary: "xr.Dataset", title: str) -> "Table":
     return table
 
 
+def _allocation_table(title: str, allocated: dict[str, dict], unit: str | None) -> "Table":
+    """Return the table of the patients per trial at each dose (mean, Monte Carlo SE)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in (f"dose ({unit})" if unit else "dose", "patients (mean)", "MCSE"):
+        table.add_column(column, justify="right")
+    for key, given in allocated.items():
+        table.add_row(key, f"{given['mean']:.2f}", f"{given['se']:.2f}")
+    return table
+
+
 def _stopped_line(summary: "xr.Dataset") -> str:
     p, se = float(summary["p_stopped_early"]), float(summary["mcse_p_stopped_early"])
     return (
@@ -749,12 +761,9 @@ def report_command(
             "none (of trials and strata)", f"{none['fraction']:.3f}", f"{none['se']:.3f}"
         )
         console.print(chosen_table)
-        table = Table(title="Allocation per dose (every stratum)")
-        for column in (f"dose ({unit})" if unit else "dose", "patients (mean)", "MCSE"):
-            table.add_column(column, justify="right")
-        for key, given in allocated.items():
-            table.add_row(key, f"{given['mean']:.2f}", f"{given['se']:.2f}")
-        console.print(table)
+        console.print(_allocation_table("Allocation per dose (every stratum)", allocated, unit))
+    elif not per_dose_table["selects_dose"]:  # its trials end with an estimate, not a dose
+        console.print(_allocation_table("Allocation per dose", allocated, unit))
     else:
         table = Table(title="Selection and allocation per dose")
         dose_column = f"dose ({unit})" if unit else "dose"
@@ -777,7 +786,8 @@ def report_command(
             table.add_row("other dose", f"{other:.3f}", f"{se:.3f}", "", "")
         console.print(table)
     console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")
-    console.print(f"figure of the selection and allocation: {figure}")
+    shown = "selection and allocation" if per_dose_table["selects_dose"] else "allocation"
+    console.print(f"figure of the {shown}: {figure}")
 
 
 # --------------------------------------------------------------------------- decision-table

@@ -244,6 +244,11 @@ def selections_over_overdose_limit(results: "xr.Dataset") -> np.ndarray | None:
     return np.isfinite(selected) & np.any(final & (probability > limit), axis=1)
 
 
+def selects_dose(results: "xr.Dataset") -> bool:
+    """Whether the design's trials end by selecting a dose (its rule's ``selects_dose``)."""
+    return bool(results.attrs.get("design_selects_dose", True))
+
+
 def unselected_at_the_end(results: "xr.Dataset") -> dict[str, int]:
     """Why the trials that ran to their end selected no dose: the reason, and its trials.
 
@@ -251,6 +256,8 @@ def unselected_at_the_end(results: "xr.Dataset") -> dict[str, int]:
     its last cohort met, or a rule's "no MTD"); trials stopped early, which their own
     ``stop_reason`` explains, and doses per stratum are left out.
     """
+    if not selects_dose(results):  # its trials end with an estimate: none "selected no dose"
+        return {}
     selected = results["recommended_dose"].values
     if selected.ndim != 1 or "recommended_dose_stratum" in results:
         return {}
@@ -272,7 +279,8 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
     share of no or other selection sum to 1), and ``no_selection`` and ``other_selection``
     are over the trials and strata (the MCSE of ``no_selection`` from the fraction per trial:
     the trials, not their strata, are independent). The allocation is per dose, over every
-    stratum.
+    stratum. ``selects_dose`` is False for a design whose trials end with an estimate, not a
+    dose (the Weibull D-optimal design): its reports show the allocation alone.
     """
     rows = _dose_rows(results)
     n = results.sizes["trial"]
@@ -314,6 +322,7 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
         else _mean_se(none.reshape(n, len(strata)).mean(axis=1))[1]
     )
     return {
+        "selects_dose": selects_dose(results),
         "targets": targets(results),
         "selection": selection,
         "no_selection": {"fraction": p_none, "se": se_none},
@@ -342,10 +351,17 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
 
     ``table`` is what `per_dose` returns; the scenario's target doses are drawn in green.
     With more than 12 doses (or strata and doses) the panels are 16 inches wide, side by side,
-    or, ``stacked``, 10 inches wide one above the other (for a page).
+    or, ``stacked``, 10 inches wide one above the other (for a page). A design that selects no
+    dose has the allocation's panel alone.
     """
     plt = pyplot()
     wide = len(table["selection"]) > 12
+    if not table["selects_dose"]:
+        fig, right = plt.subplots(1, 1, figsize=(10 if wide else 6, 4))
+        _allocation_panel(right, table, wide)
+        fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals)", fontsize=10)
+        fig.tight_layout()
+        return fig
     if wide and stacked:
         fig, (left, right) = plt.subplots(2, 1, figsize=(10, 8))
     else:
@@ -361,9 +377,20 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
     ]
     left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
     left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
+    if wide:
+        left.tick_params(axis="x", labelrotation=90, labelsize=6)
+    _allocation_panel(right, table, wide)
+    note = "; green: the scenario's true MTD / target doses" if chosen else ""
+    fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _allocation_panel(axes: Any, table: dict[str, Any], wide: bool) -> None:
+    """Draw the patients per trial at each dose of `per_dose`'s table, with 95% MC bars."""
     means = [row["mean"] for row in table["allocation"]]
     spread = [1.96 * row["se"] if math.isfinite(row["se"]) else 0.0 for row in table["allocation"]]
-    right.bar(
+    axes.bar(
         [row_label(row) for row in table["allocation"]],
         means,
         yerr=spread,
@@ -371,13 +398,8 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
         color="tab:orange",
     )
     if wide:
-        left.tick_params(axis="x", labelrotation=90, labelsize=6)
-        right.tick_params(axis="x", labelrotation=90, labelsize=6)
-    right.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
-    note = "; green: the scenario's true MTD / target doses" if chosen else ""
-    fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
-    fig.tight_layout()
-    return fig
+        axes.tick_params(axis="x", labelrotation=90, labelsize=6)
+    axes.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
 
 
 def dose_unit(results: "xr.Dataset") -> str | None:
@@ -537,9 +559,11 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
     dlts = dlts_per_dose(results)
     truths = _truth_columns(results)
     strata = any(row.get("stratum") for row in table["selection"])
+    # per stratum, the selection has a table of its own; a design that selects none, none
+    shown = not strata and table["selects_dose"]
     selected = {row_label(row): row for row in table["selection"]}
     header = ["dose", *(f"true {name}" for name in truths)]
-    if not strata:
+    if shown:
         header += ["selected (fraction)", "MCSE (selected)"]
     header += ["patients per trial (mean)", "MCSE (patients)"]
     if dlts is not None:
@@ -550,14 +574,14 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
         target = " (target)" if holds_target(given, table["targets"]) else ""
         row: list[object] = [key + target]
         row += [column.get(float(given["dose"]), "") for column in truths.values()]
-        if not strata:
+        if shown:
             row += [_number(selected[key]["fraction"], 3), _number(selected[key]["se"], 3)]
         row += [_number(given["mean"], 2), _number(given["se"], 2)]
         if dlts is not None:
             row += [_number(dlts[position]["mean"], 2), _number(dlts[position]["se"], 2)]
         rows.append(row)
     none = table["no_selection"]
-    if not strata:
+    if shown:
         blank = [""] * len(truths)
         tail = [""] * (2 + (2 if dlts is not None else 0))
         rows.append(["none", *blank, _number(none["fraction"], 3), _number(none["se"], 3), *tail])
@@ -570,7 +594,8 @@ def _per_dose_html(results: "xr.Dataset", table: dict[str, Any], index: int) -> 
             header,
             rows,
             caption=(
-                f"Selection, allocation{' and DLTs' if dlts is not None else ''} per dose"
+                ("Selection, allocation" if table["selects_dose"] else "Allocation")
+                + f"{' and DLTs' if dlts is not None else ''} per dose"
                 + (" (selection per stratum below)" if strata else "")
             ),
             table_id=f"per-dose-{index}",

@@ -476,3 +476,26 @@ def test_results_recorded_with_six_digits_still_match_their_levels():
     chosen = sum(row["fraction"] for row in table["selection"])
     assert chosen + table["no_selection"]["fraction"] == pytest.approx(1)
     assert table["other_selection"] == 0.0
+
+
+def test_a_design_that_selects_no_dose_is_reported_by_its_allocation(tmp_path):
+    # The Weibull D-optimal design ends with an estimate of the curve: its report had a
+    # selection column of zeros, "none 1.000" and a line of trials that "selected no dose".
+    from dosezoo.report import per_dose, unselected_at_the_end
+
+    output = tmp_path / "weibull.nc"
+    config = ROOT / "examples" / "weibull_d_optimal.toml"
+    result = _run("simulate", config, "--output", output, "--trials", 3, "--no-progress")
+    assert result.exit_code == 0, result.output
+    results = load_results(output)
+    assert results.attrs["design_selects_dose"] == 0
+    assert per_dose(results)["selects_dose"] is False and unselected_at_the_end(results) == {}
+    printed = _run("report", output, "--figure", tmp_path / "w.png").output
+    assert "Allocation per dose" in printed and "selected" not in printed
+    assert "figure of the allocation:" in printed
+    page = _Page(html_report([("weibull.nc", results)])).tables["per-dose-1"]
+    assert page[0] == ["dose", "patients per trial (mean)", "MCSE (patients)"]
+    assert all(cells[0] != "none" for cells in page)
+    _run("simulate", BOIN, "--output", tmp_path / "boin.nc", "--trials", 3, "--no-progress")
+    boin = load_results(tmp_path / "boin.nc")
+    assert "design_selects_dose" not in boin.attrs and per_dose(boin)["selects_dose"] is True
