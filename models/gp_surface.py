@@ -1453,7 +1453,10 @@ class GPSurface(DoseModel):
         """Draw surfaces from the prior (set ``response_scale`` when there are no data).
 
         As :meth:`DoseModel.sample_prior_predictive`, with empty data in the model's schema
-        by default and the levels named on the ``dose`` dim.
+        by default and the levels named on the ``dose`` dim. Without ``response_scale`` the
+        priors are scaled by the responses of ``data`` (the prior a fit to them uses): for
+        planned patients, whose responses are placeholders, set ``response_scale`` to the
+        location and scale of the responses expected.
         """
         data = self.empty_data() if data is None else data
         idata = super().sample_prior_predictive(data, draws=draws, random_seed=random_seed)
