@@ -689,7 +689,6 @@ class CombinationBORule(ModelRule):
             return Decision(
                 self._point(best),
                 quantities=q | self._arrays(surface),
-                bound_by=(self.acquisition,),
                 diagnostics=diagnostics,
             )
         rows = self._stratum_rows(data)
@@ -720,7 +719,6 @@ class CombinationBORule(ModelRule):
                         self._point(chosen),
                         quantities=own,
                         stratum=stratum,
-                        bound_by=(self.acquisition,),
                     )
                 )
         everyone_stopped = all(d.stopped for d in strata)

@@ -147,6 +147,9 @@ def test_personalised_decision_names_one_combination_per_stratum():
         assert stratum.quantities["mean"].shape == (25,)
         assert len(stratum.next_dose) == 2
         assert stratum.quantities["max_aei"] == pytest.approx(stratum.quantities["aei"].max())
+        # the acquisition's maximum is the unconstrained choice: no option moved it
+        assert stratum.bound_by == ()
+    assert all(d.bound_by == ("initial_design",) for d in first.strata)
     recommendation = design.recommend(data)
     assert [d.stratum for d in recommendation.strata] == [{"z1": 0.0}, {"z1": 1.0}]
 
