@@ -521,10 +521,10 @@ def next_dose(
 
 
 def _why(decision: "Decision") -> str:
-    """Return the quantities of a decision and the options that bound it, as next-dose prints."""
+    """Return the quantities of a decision and what bound it, as next-dose prints."""
     scalars = _scalars(decision.quantities)
     parts = [", ".join(f"{key} = {value:.4g}" for key, value in scalars.items())]
-    parts.append(f"options that bound it: {', '.join(decision.bound_by) or 'none'}")
+    parts.append(f"bound by: {', '.join(decision.bound_by) or 'none'}")
     return "; ".join(filter(None, parts))
 
 

@@ -35,8 +35,9 @@ class Decision:
         The posterior quantities the decision used (e.g. the MTD quantile and the
         posterior probability of overdosing at the chosen dose).
     bound_by : tuple of str
-        The options that moved the dose away from the unconstrained choice, in the order
-        they were applied (e.g. ``("max_increment", "dose_levels")``).
+        What moved the dose away from the rule's unconstrained choice, in the order applied:
+        options (e.g. ``("max_increment", "dose_levels")``, the conduct's ``start_dose``) or
+        the constraints a rule names (BOIN's ``eliminated`` doses, ``highest_dose``).
     diagnostics : pandas.DataFrame or None
         Convergence diagnostics of the fit, per variable the decision used (the table of the
         posterior's :class:`~dosezoo.diagnostics.ConvergenceReport`, also on a stop because

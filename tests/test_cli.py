@@ -637,7 +637,7 @@ def test_next_dose_on_empty_data_is_a_clean_line(tmp_path):
     result = _run("next-dose", empty, "-c", CONFIG)
     assert result.exit_code == 0, result.output
     # the example records its dose unit, which the line names (3PND's decisions depend on it)
-    assert result.output == "next dose: 40 mg/m^2 (options that bound it: start_dose)\n"
+    assert result.output == "next dose: 40 mg/m^2 (bound by: start_dose)\n"
     as_json = json.loads(_run("next-dose", empty, "-c", CONFIG, "--json").output)
     assert as_json["next_dose"] == 40 and as_json["dose_unit"] == "mg/m^2"
     assert (
@@ -657,8 +657,8 @@ def test_next_dose_per_stratum_on_empty_data_says_what_bound_each(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output == (
         "next dose per stratum:\n"
-        "  z1=0: (1,0) (options that bound it: initial_design)\n"
-        "  z1=1: (1,0) (options that bound it: initial_design)\n"
+        "  z1=0: (1,0) (bound by: initial_design)\n"
+        "  z1=1: (1,0) (bound by: initial_design)\n"
     )
 
 
