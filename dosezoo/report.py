@@ -377,8 +377,7 @@ def plot_per_dose(table: dict[str, Any], title: str, *, stacked: bool = False) -
     ]
     left.bar(labels, fractions, yerr=errors, capsize=3, color=[*colours, "tab:gray"])
     left.set(title="Selection", xlabel="recommended dose", ylabel="fraction of trials")
-    if wide:
-        left.tick_params(axis="x", labelrotation=90, labelsize=6)
+    _fit_labels(left, labels, wide)
     _allocation_panel(right, table, wide)
     note = "; green: the scenario's true MTD / target doses" if chosen else ""
     fig.suptitle(f"{title}  (error bars: 95% Monte Carlo intervals{note})", fontsize=10)
@@ -390,16 +389,18 @@ def _allocation_panel(axes: Any, table: dict[str, Any], wide: bool) -> None:
     """Draw the patients per trial at each dose of `per_dose`'s table, with 95% MC bars."""
     means = [row["mean"] for row in table["allocation"]]
     spread = [1.96 * row["se"] if math.isfinite(row["se"]) else 0.0 for row in table["allocation"]]
-    axes.bar(
-        [row_label(row) for row in table["allocation"]],
-        means,
-        yerr=spread,
-        capsize=3,
-        color="tab:orange",
-    )
+    labels = [row_label(row) for row in table["allocation"]]
+    axes.bar(labels, means, yerr=spread, capsize=3, color="tab:orange")
+    _fit_labels(axes, labels, wide)
+    axes.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
+
+
+def _fit_labels(axes: Any, labels: Sequence[str], wide: bool) -> None:
+    """Turn the dose labels of a panel so that they do not overlap (intervals are long)."""
     if wide:
         axes.tick_params(axis="x", labelrotation=90, labelsize=6)
-    axes.set(title="Allocation", xlabel="dose", ylabel="patients per trial (mean)")
+    elif sum(map(len, labels)) > 40:
+        axes.tick_params(axis="x", labelrotation=45)
 
 
 def dose_unit(results: "xr.Dataset") -> str | None:
