@@ -679,6 +679,7 @@ def report_command(
         proportion,
         pyplot,
         row_label,
+        selections_over_overdose_limit,
         title_of,
         unselected_at_the_end,
         write_html_report,
@@ -717,6 +718,8 @@ def report_command(
         return
     n = results.sizes["trial"]
     unit = dose_unit(results)
+    over = selections_over_overdose_limit(results)
+    over_limit = None if over is None else proportion(float(over.mean()), n)
     if as_json:
         metrics = {
             str(metric): {
@@ -733,6 +736,9 @@ def report_command(
             "p_stopped_early": float(summary["p_stopped_early"]),
             "mcse_p_stopped_early": float(summary["mcse_p_stopped_early"]),
             "unselected_at_the_end": unselected_at_the_end(results),
+            "selected_over_overdose_limit": (
+                None if over_limit is None else {"fraction": over_limit[0], "se": over_limit[1]}
+            ),
             **per_dose_table,
             "dose_unit": unit,
             "figure": str(figure),
@@ -746,6 +752,12 @@ def report_command(
     for reason, count in unselected_at_the_end(results).items():
         trials = "trial" if count == 1 else "trials"
         console.print(f"ran to the end, selected no dose: {count} {trials} ({reason})")
+    if over_limit is not None:
+        limit = results.attrs["design_conduct_max_overdose_probability"]
+        console.print(
+            f"selected a dose with P(overdose) > the overdose limit {limit:g}: "
+            f"{over_limit[0]:.3f} (MCSE {over_limit[1]:.3f})"
+        )
     allocated = {row_label(row): row for row in per_dose_table["allocation"]}
     none = per_dose_table["no_selection"]
     if any(row.get("stratum") for row in per_dose_table["selection"]):

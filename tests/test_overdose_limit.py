@@ -6,6 +6,7 @@ options asked for (monotone, no skipping, coherence, rounding), the design de-es
 highest dose within the limit, or stops with the reason "overdose limit".
 """
 
+import json
 import math
 from dataclasses import replace
 from fractions import Fraction
@@ -16,7 +17,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from dosezoo.cli import app
 from dosezoo.config import design_from_config, read_config
 from dosezoo.data import TrialData
 from dosezoo.designs import Design, crm_design, ewoc_design
@@ -271,17 +274,25 @@ def test_no_held_recommendation_has_p_overdose_above_the_limit(name, data):
     _assert_within_the_limit(design, _random_trial(design, name, data), final=True)
 
 
-def test_results_and_reports_count_the_recommendations_over_the_limit():
+def test_results_and_reports_count_the_recommendations_over_the_limit(tmp_path):
     # Lee (2023)'s increasing feasibility bound recommends, in most trials of the O6-BG
     # re-design, a level whose P(MTD < level) exceeds 0.5; held to the limit, none does.
     design, scenario = o6bg_arms()["3PND increasing alpha, accelerated"]
-    results = simulate(design, scenario, 12, random_seed=2023, progress=False)
+    path = tmp_path / "over.nc"
+    results = simulate(design, scenario, 12, random_seed=2023, progress=False, path=path)
     over = selections_over_overdose_limit(results)
     final = results["decision_kind"].values == "recommend"
     assert final.sum(axis=1).tolist() == [1] * 12
     probability = results["decision_overdose_probability"].values[final]
     assert over.tolist() == (probability > 0.5).tolist() and over.any()
     assert "dose selected with P(overdose) &gt; the overdose limit" in html_report([("x", results)])
+    # the printed report and its JSON too: the README says reports count them
+    report = ["report", str(path), "--figure", str(tmp_path / "over.png")]
+    share = over.mean()
+    printed = CliRunner().invoke(app, report).output
+    assert f"P(overdose) > the overdose limit 0.5: {share:.3f} (MCSE " in printed
+    record = json.loads(CliRunner().invoke(app, [*report, "--json"]).output)
+    assert record["selected_over_overdose_limit"]["fraction"] == pytest.approx(share)
     conduct = replace(design.conduct, select_within_overdose_limit=True)
     held = simulate(
         Design(design.model, design.rule, conduct), scenario, 12, random_seed=2023, progress=False
