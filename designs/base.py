@@ -368,6 +368,10 @@ class Rule(ABC):
     #: Whether the trial ends by selecting a dose (False: its end is an estimate, e.g. the
     #: Weibull D-optimal design's dose-response curve; reports then show the allocation only).
     selects_dose: ClassVar[bool] = True
+    #: The values of an outcome the rule tells apart, where it reads fewer than the outcome
+    #: has (BOIN12 reads whether a patient responded, efficacy 0 or 1, not 1 from 2): dose
+    #: pathways enumerate these alone.
+    outcome_values: ClassVar[Mapping[str, tuple[int, ...]]] = {}
 
     def _bound(self, **values: object) -> Self:
         """Return a copy holding ``values`` in its bound (``init=False``) fields.

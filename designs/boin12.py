@@ -293,6 +293,8 @@ class BOIN12Rule(BOINBoundaryRule):
 
     label: ClassVar[str] = "BOIN12"
     counted_outcomes: ClassVar[tuple[str, ...]] = ("dlt", "efficacy")
+    #: A response is efficacy >= 1: a high response (2) decides as a response (1).
+    outcome_values: ClassVar[Mapping[str, tuple[int, ...]]] = {"efficacy": (0, 1)}
 
     _: KW_ONLY
     efficacy_limit: float = 0.25

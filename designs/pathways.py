@@ -12,7 +12,8 @@ so a cohort's outcome is a multiset of per-patient outcomes (a cohort of 3 with 
 4 outcomes, not 8), written ``"<cohort number><codes>"`` with ``N`` (no DLT) and ``T`` (DLT),
 e.g. ``"1NNT 2NNN"``; other discrete outcomes add their value to the code (``efficacy`` 0/1/2 as
 ``E0``/``E1``/``E2``, so a patient of the joint probit is e.g. ``TE1``, and a cohort's codes are
-comma-separated). Outcomes must be discrete: a design of a continuous response (3PND) or of
+comma-separated; a rule that tells fewer values apart names them in its ``outcome_values``, and
+only those are enumerated: BOIN12 reads whether a patient responded, ``E0`` or ``E1``). Outcomes must be discrete: a design of a continuous response (3PND) or of
 event times has no finite tree, and asking for its pathways raises a ``ValueError`` saying so
 (discretising a continuous outcome would make the tree depend on the chosen cut points, which
 the design does not have). A design that decides per stratum or for several arms at once (the
@@ -27,7 +28,7 @@ reuse.
 
 import itertools
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,9 @@ def _patient_code(outcome: dict[str, int]) -> str:
 
 
 def cohort_outcomes(
-    outcomes: Sequence[str], cohort_size: int
+    outcomes: Sequence[str],
+    cohort_size: int,
+    values_read: Mapping[str, tuple[int, ...]] | None = None,
 ) -> list[tuple[str, dict[str, np.ndarray]]]:
     """Return every outcome of a cohort: its code and the outcome columns of its patients.
 
@@ -69,6 +72,9 @@ def cohort_outcomes(
         values).
     cohort_size : int
         Patients in the cohort.
+    values_read : mapping of str to tuple of int, optional
+        The values of an outcome that the rule tells apart, in place of all it allows (the
+        rule's ``outcome_values``).
 
     Returns
     -------
@@ -91,7 +97,8 @@ def cohort_outcomes(
                 f"dose pathways need outcomes with finitely many values; {name!r} is "
                 "continuous (pathways are defined for binary and ordinal outcomes only)"
             )
-        values.append(tuple(int(v) for v in outcome.allowed))
+        allowed = (values_read or {}).get(name, outcome.allowed)
+        values.append(tuple(int(v) for v in allowed))
     patients = [dict(zip(outcomes, combo, strict=True)) for combo in itertools.product(*values)]
     result = []
     for cohort in itertools.combinations_with_replacement(range(len(patients)), cohort_size):
@@ -203,7 +210,7 @@ def dose_paths(
             )
         )
     )
-    branches = cohort_outcomes(outcome_columns, size)
+    branches = cohort_outcomes(outcome_columns, size, design.rule.outcome_values)
     memo: dict[Hashable, Any] = {}
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()

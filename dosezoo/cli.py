@@ -918,9 +918,9 @@ def paths_command(
 
     Outcomes are coded per cohort as in R's escalation: N = no DLT, T = DLT
     ("1NNT 2NNN": cohort 1 had one DLT, cohort 2 none). A design that also reads
-    efficacy (boin12, joint-probit) codes each patient with both, efficacy 0/1/2 as
-    E0/E1/E2, comma-separated ("1NE0,NE1,TE2"). Patients of a cohort are exchangeable:
-    each multiset of outcomes is one branch.
+    efficacy codes each patient with both, comma-separated: joint-probit's efficacy
+    0/1/2 as E0/E1/E2 ("1NE0,NE1,TE2"), boin12's response or none as E1/E0. Patients
+    of a cohort are exchangeable: each multiset of outcomes is one branch.
     """
     from rich.table import Table
 

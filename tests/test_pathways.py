@@ -50,7 +50,8 @@ def test_every_design_has_pathways_or_says_why_not(name):
         model_outcomes = case.design.model.outcomes if case.design.model else ("dlt",)
         counted = getattr(case.design.rule, "counted_outcomes", ())
         outcomes = tuple(dict.fromkeys((*model_outcomes, *counted)))
-        assert len(children) == len(cohort_outcomes(outcomes, case.design.cohort_size))
+        read = case.design.rule.outcome_values
+        assert len(children) == len(cohort_outcomes(outcomes, case.design.cohort_size, read))
         assert (children["n_patients"] == case.data.n_patients + case.design.cohort_size).all()
 
 
@@ -91,6 +92,28 @@ def test_crm_pathways_agree_with_the_design_on_each_extended_trial():
             trial = trial.with_cohort(table.loc[member, "dose"], dlt=dlt)
         expected = design.next(trial)  # no memo: computed afresh
         assert row["next_dose"] == expected.next_dose, (row["path"], expected)
+
+
+def test_boin12_pathways_tell_a_response_from_none_only():
+    # BOIN12 reads efficacy >= 1: the tree enumerated efficacy 1 and 2 apart, 56 branches of a
+    # cohort of 3 (about 3000 rows for 2 cohorts) where 20 differ.
+    config = EXAMPLES / "boin12.toml"
+    design = design_from_config(read_config(config), str(config))
+    data = TrialData.from_csv(EXAMPLES / "efftox_cohorts.csv")
+    table = dose_paths(design, data, 1).table
+    branches = table[table["cohort"] == 1]
+    assert len(branches) == 20 and not branches["path"].str.contains("E2").any()
+    for row in branches.itertuples():
+        codes = row.path[1:].split(",")
+        dlt = [1 if code[0] == "T" else 0 for code in codes]
+        for high in (1, 2):  # a high response decides as a response
+            efficacy = [high if code.endswith("E1") else 0 for code in codes]
+            trial = data.with_cohort(row.dose, dlt=dlt, efficacy=efficacy)
+            decision = design.next(trial)
+            assert (row.next_dose, row.stop_reason or None) == (
+                decision.next_dose,
+                decision.stop_reason,
+            ), (row.path, high)
 
 
 def test_three_plus_three_pathways_follow_the_rule():
