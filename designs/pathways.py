@@ -13,10 +13,11 @@ so a cohort's outcome is a multiset of per-patient outcomes (a cohort of 3 with 
 e.g. ``"1NNT 2NNN"``; other discrete outcomes add their value to the code (``efficacy`` 0/1/2 as
 ``E0``/``E1``/``E2``, so a patient of the joint probit is e.g. ``TE1``, and a cohort's codes are
 comma-separated; a rule that tells fewer values apart names them in its ``outcome_values``, and
-only those are enumerated: BOIN12 reads whether a patient responded, ``E0`` or ``E1``). Outcomes must be discrete: a design of a continuous response (3PND) or of
-event times has no finite tree, and asking for its pathways raises a ``ValueError`` saying so
-(discretising a continuous outcome would make the tree depend on the chosen cut points, which
-the design does not have). A design that decides per stratum or for several arms at once (the
+only those are enumerated: BOIN12 reads whether a patient responded, ``E0`` or ``E1``).
+Outcomes must be discrete: a design of a continuous response (3PND) or of event times has no
+finite tree, and asking for its pathways raises a ``ValueError`` saying so (discretising a
+continuous outcome would make the tree depend on the chosen cut points, which the design does
+not have). A design that decides per stratum or for several arms at once (the
 combination design's initial cohorts) has no single branch dose and is refused the same way.
 
 Each node's posterior is memoised by the model's sufficient statistic of the data

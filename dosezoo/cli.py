@@ -797,7 +797,12 @@ def report_command(
             _, se = proportion(other, n)
             table.add_row("other dose", f"{other:.3f}", f"{se:.3f}", "", "")
         console.print(table)
-    console.print(f"patients per trial (mean): {per_dose_table['patients_per_trial']:.2f}")
+    patients = results["n_patients"].values
+    console.print(
+        f"patients per trial: mean {per_dose_table['patients_per_trial']:.2f} "
+        f"(MCSE {per_dose_table['patients_per_trial_se']:.2f}), median {np.median(patients):g}, "
+        f"range {patients.min():g} to {patients.max():g}"
+    )
     shown = "selection and allocation" if per_dose_table["selects_dose"] else "allocation"
     console.print(f"figure of the {shown}: {figure}")
 

@@ -329,6 +329,7 @@ def per_dose(results: "xr.Dataset") -> dict[str, Any]:
         "other_selection": p_other,
         "allocation": allocation,
         "patients_per_trial": float(np.mean(results["n_patients"].values)),
+        "patients_per_trial_se": _mean_se(results["n_patients"].values.astype(float))[1],
     }
 
 

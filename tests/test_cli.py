@@ -229,6 +229,9 @@ def test_simulate_and_report_for_every_family(tmp_path, name):
     ] == pytest.approx(1)
     patients = sum(row["mean"] for row in record["allocation"])
     assert patients == pytest.approx(record["patients_per_trial"])
+    sizes = results["n_patients"].values
+    assert record["patients_per_trial_se"] == pytest.approx(np.std(sizes, ddof=1) / np.sqrt(3))
+    assert f"patients per trial: mean {sizes.mean():.2f} (MCSE " in report.output
     for metric in record["operating_characteristics"].values():
         assert set(metric) == {"median", "mcse_median", "mean", "mcse_mean", "n"}
     page = tmp_path / "report.html"
