@@ -395,7 +395,13 @@ def test_lockstep_simulation_equals_the_per_trial_engine(shape):
     design = boin12_design(0.3, LEVELS, efficacy_limit=0.2)
     p_tox = (0.04, 0.10, 0.20, 0.32, 0.45) if shape == "plateau" else (0.5, 0.6, 0.7, 0.8, 0.9)
     scenario = EffToxScenario(
-        LEVELS, p_tox, (0.10, 0.40, 0.45, 0.46, 0.46), rho=0.3, planned_sample_size=36
+        LEVELS,
+        p_tox,
+        (0.10, 0.40, 0.45, 0.46, 0.46),
+        rho=0.3,
+        planned_sample_size=36,
+        utility=(60.0, 40.0),  # the OBD metrics too
+        utility_limits=(0.3, 0.2),
     )
     assert isinstance(design, CountRuleDesign) and isinstance(scenario, LevelScenario)
 
@@ -417,6 +423,7 @@ def test_lockstep_simulation_equals_the_per_trial_engine(shape):
     per_trial = simulate(PerTrial(design), scenario, 60, random_seed=7, progress=False)
     lockstep = simulate(design, scenario, 60, random_seed=7, progress=False)
     xr.testing.assert_identical(lockstep, per_trial)
+    assert "obd_selection" in lockstep.attrs["metrics"]
     if shape == "all-toxic":
         # No dose is acceptable: most trials stop with no OBD (an unlucky few select one).
         assert float(lockstep["no_selection"].mean()) >= 0.9

@@ -1,6 +1,7 @@
 """Efficacy-toxicity scenarios: rates, correlation, common random numbers, metrics, protocol."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from dosezoo.scenarios import EffToxScenario, standard_efftox_scenarios
 from dosezoo.simulate import run_trial
 
 LEVELS = (10.0, 20.0, 40.0, 80.0, 160.0)
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def scenario(**kwargs) -> EffToxScenario:
@@ -134,3 +136,84 @@ def test_bad_truth_is_refused_naming_the_field(kwargs, message):
 def test_doses_off_the_levels_are_refused():
     with pytest.raises(ValueError, match=r"dose 15\.0 is not one of the dose levels"):
         scenario().respond(np.array([15.0]), np.random.default_rng(0))
+
+
+# --------------------------------------------------------------------------- OBD (BOIN12)
+
+
+def test_the_true_utility_is_the_mean_utility_of_the_patients():
+    # at rho = 0, BOIN12's own formula, which takes toxicity and response independent
+    from dosezoo.designs.boin12 import boin12_utility
+
+    p_tox, p_response = (0.04, 0.10, 0.20, 0.32, 0.45), (0.10, 0.40, 0.45, 0.46, 0.46)
+    independent = EffToxScenario(
+        LEVELS,
+        p_tox,
+        p_response,
+        planned_sample_size=36,
+        utility=(60, 40),
+        utility_limits=(0.35, 0.25),
+    )
+    expected = [boin12_utility(e, t, 60, 40) for t, e in zip(p_tox, p_response, strict=True)]
+    np.testing.assert_allclose(independent.utilities, expected, rtol=1e-12)
+    # at rho = 0.6, with u11 + u00 != 100 (where the joint law matters), against the patients
+    # the scenario draws: 200,000 per level, the utility's sd is <= 50, its MC error <= 0.12
+    correlated = EffToxScenario(
+        LEVELS,
+        p_tox,
+        p_response,
+        rho=0.6,
+        planned_sample_size=36,
+        utility=(20, 30),
+        utility_limits=(0.35, 0.25),
+    )
+    rng = np.random.default_rng(3)
+    for level in range(len(LEVELS)):
+        levels = np.full(200_000, level)
+        drawn = correlated.outcomes_at_levels(levels, correlated.draw_latent(rng, levels.size))
+        tox, response = drawn["dlt"] == 1, drawn["efficacy"] >= 1
+        patients = np.select(
+            [response & ~tox, response & tox, ~response & ~tox], [100.0, 20.0, 30.0], 0.0
+        )
+        assert correlated.utilities[level] == pytest.approx(patients.mean(), abs=0.5)
+
+
+def test_the_obd_is_the_admissible_level_of_highest_utility_and_scored_so():
+    plateau = standard_efftox_scenarios(utility=(60.0, 40.0), utility_limits=(0.35, 0.25))[
+        "plateau"
+    ]
+    # admissible: p_tox <= 0.35 and p_response >= 0.25, levels 1-3; level 1 has utility 60
+    assert plateau.obd_level == 1 and plateau.target_levels == (2, 3)
+    data = TrialData.from_dataframe(
+        pd.DataFrame({"dose": [20.0] * 3 + [40.0] * 3, "dlt": [0] * 6, "efficacy": [1] * 6})
+    )
+    at_obd = plateau.trial_metrics(data, Decision(20.0))
+    assert (at_obd["obd_selection"], at_obd["correct_selection"]) == (1.0, 0.0)
+    assert at_obd["n_at_obd_fraction"] == 0.5 and at_obd["selected_utility"] == 60.0
+    none = plateau.trial_metrics(data, Decision(None, stop_reason="no OBD"))
+    assert none["obd_selection"] == 0.0 and math.isnan(none["selected_utility"])
+    toxic = EffToxScenario(
+        LEVELS,
+        (0.5, 0.6, 0.7, 0.8, 0.9),
+        (0.3,) * 5,
+        planned_sample_size=36,
+        utility=(60.0, 40.0),
+        utility_limits=(0.35, 0.25),
+    )
+    assert toxic.obd_level == -1  # no admissible level: selecting none is right
+    assert toxic.trial_metrics(data, Decision(None, stop_reason="x"))["obd_selection"] == 1.0
+    assert "obd_selection" not in scenario().trial_metrics(data, Decision(20.0))
+    with pytest.raises(ValueError, match="a utility needs its utility_limits"):
+        scenario(utility=(60.0, 40.0))
+    with pytest.raises(ValueError, match=r"utility_limits\[1\] must lie in \(0, 1\)"):
+        scenario(utility=(60.0, 40.0), utility_limits=(0.35, 1.5))
+
+
+def test_a_boin12_configuration_scores_its_own_obd():
+    from dosezoo.config import design_from_config, read_config, simulation_from_config
+
+    config = EXAMPLES / "boin12.toml"
+    raw = read_config(config)
+    design = design_from_config(raw, str(config))
+    scenario = simulation_from_config(raw, design, str(config)).scenario
+    assert scenario.utility == (60.0, 40.0) and scenario.utility_limits == (0.35, 0.25)

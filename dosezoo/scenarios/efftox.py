@@ -36,6 +36,19 @@ Per-trial metrics:
   need not be a design's own sample size), ``n_treated``;
 - ``range_size`` and ``range_has_target`` (1 if the recommended dose range holds a target
   dose) when the recommendation carries a range (``in_range_<k>`` quantities), NaN otherwise.
+
+With a ``utility`` (the BOIN12 design of Lin et al. 2020 gives its own: ``u11``, ``u00``, and
+its limits ``phi_T``, ``phi_E``), a trial is also scored against the optimal biological dose
+(OBD) of that design: the admissible level (:math:`p_{T,k} \le \phi_T`,
+:math:`p_{R,k} \ge \phi_E`) of highest true utility (the lowest among ties), none if no level
+is admissible. The true utility of a level is the mean of the patients' utilities, 100 for a
+response without toxicity, ``u11`` for a response with toxicity, ``u00`` for neither and 0 for
+toxicity alone, under the scenario's joint distribution of toxicity and response (the latent
+correlation :math:`\rho`; BOIN12's own estimate takes them independent, which is the same at
+:math:`\rho = 0`). Metrics: ``obd_selection`` (1 if the OBD is selected, or none when there
+is none), ``n_at_obd_fraction`` (patients at the OBD over treated) and ``selected_utility``
+(the true utility of the selected level; NaN if none). Lin (2023)'s criterion above is kept
+for every design, so that designs with other targets are scored on one footing.
 """
 
 import functools
@@ -46,8 +59,9 @@ from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 from scipy.special import ndtri
+from scipy.stats import multivariate_normal
 
-from dosezoo.checks import number_array, probability
+from dosezoo.checks import number_array, probability, real_number
 from dosezoo.data import TrialData
 from dosezoo.decision import Decision
 from dosezoo.levels import (
@@ -111,6 +125,13 @@ class EffToxScenario:
         Target toxicity interval (0.16, 0.33).
     efficacy_threshold : float
         Smallest acceptable response rate (0.2).
+    utility : (float, float), optional
+        ``(u11, u00)``: the utilities of a response with toxicity and of neither, on BOIN12's
+        scale (100 for a response alone, 0 for toxicity alone). Given, trials are also scored
+        against the OBD (see the module docstring).
+    utility_limits : (float, float)
+        ``(phi_T, phi_E)``: the largest acceptable toxicity and the smallest acceptable
+        response rate of an admissible level (BOIN12's; required with ``utility``).
     name : str
         A label (e.g. "plateau").
 
@@ -118,6 +139,10 @@ class EffToxScenario:
     ----------
     target_levels : tuple of int
         0-based levels meeting the criterion of Lin (2023).
+    utilities : tuple of float
+        The true utility of each level (empty without ``utility``).
+    obd_level : int
+        0-based level of the OBD; -1 when no level is admissible or without ``utility``.
     """
 
     dose_levels: tuple[float, ...]
@@ -129,9 +154,13 @@ class EffToxScenario:
     planned_sample_size: int
     tox_interval: tuple[float, float] = (0.16, 0.33)
     efficacy_threshold: float = 0.2
+    utility: tuple[float, float] | None = None
+    utility_limits: tuple[float, float] | None = None
     name: str = ""
     outcomes: tuple[str, ...] = field(default=("dlt", "efficacy"), init=False)
     target_levels: tuple[int, ...] = field(init=False)
+    utilities: tuple[float, ...] = field(init=False)
+    obd_level: int = field(init=False)
 
     def __post_init__(self) -> None:
         """Validate the truth, naming the field and value at fault."""
@@ -167,6 +196,7 @@ class EffToxScenario:
         target = tuple(
             k for k in range(size) if low <= p_tox[k] <= high and p_response[k] >= threshold
         )
+        utility, limits, utilities, obd = self._obd(owner, p_tox, p_response, float(rho))
         for name, value in (
             ("dose_levels", levels),
             ("p_tox", p_tox),
@@ -178,8 +208,41 @@ class EffToxScenario:
             ("efficacy_threshold", threshold),
             ("name", str(self.name)),
             ("target_levels", target),
+            ("utility", utility),
+            ("utility_limits", limits),
+            ("utilities", utilities),
+            ("obd_level", obd),
         ):
             object.__setattr__(self, name, value)
+
+    def _obd(
+        self, owner: str, p_tox: tuple[float, ...], p_response: tuple[float, ...], rho: float
+    ) -> tuple[tuple[float, float] | None, tuple[float, float] | None, tuple[float, ...], int]:
+        """Check ``utility`` and its limits; return them, the true utilities and the OBD."""
+        if self.utility is None:
+            if self.utility_limits is not None:
+                raise ValueError(f"{owner}: utility_limits need a utility (u11, u00)")
+            return None, None, (), -1
+        if isinstance(self.utility, str) or len(self.utility) != 2:
+            raise ValueError(f"{owner}: utility must be a pair (u11, u00), got {self.utility!r}")
+        u11, u00 = (real_number(owner, f"utility[{k}]", v) for k, v in enumerate(self.utility))
+        if self.utility_limits is None:
+            raise ValueError(f"{owner}: a utility needs its utility_limits (phi_T, phi_E)")
+        phi_t, phi_e = _probabilities(
+            owner, "utility_limits", self.utility_limits, 2, "it must be a pair (phi_T, phi_E)"
+        )
+        # P(toxicity and response): the latent pair beyond both thresholds, -ndtri(p) each
+        joint = multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, rho], [rho, 1.0]])
+        utilities = []
+        for tox, response in zip(p_tox, p_response, strict=True):
+            both = float(joint.cdf([ndtri(tox), ndtri(response)]))
+            neither = 1 - tox - response + both
+            utilities.append(100 * (response - both) + u11 * both + u00 * neither)
+        admissible = [
+            k for k in range(len(p_tox)) if p_tox[k] <= phi_t and p_response[k] >= phi_e
+        ]
+        obd = max(admissible, key=lambda k: (utilities[k], -k)) if admissible else -1
+        return (u11, u00), (phi_t, phi_e), tuple(utilities), obd
 
     @functools.cached_property
     def _thresholds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,6 +349,14 @@ class EffToxScenario:
             members = [k for k, v in enumerate(in_range) if v]
             metrics["range_size"] = float(len(members))
             metrics["range_has_target"] = float(any(k in self.target_levels for k in members))
+        if self.utility is not None:
+            obd = self.obd_level
+            at_obd = float(counts.n[obd]) if obd >= 0 else 0.0
+            metrics |= {
+                "obd_selection": float(selected == obd),
+                "n_at_obd_fraction": per_treated(at_obd),
+                "selected_utility": self.utilities[selected] if selected >= 0 else math.nan,
+            }
         return metrics
 
     def metrics_at_counts(
@@ -332,6 +403,14 @@ class EffToxScenario:
             return np.where(selected >= 0, np.asarray(rates)[np.maximum(selected, 0)], math.nan)
 
         correct = np.isin(selected, target) if target else selected < 0
+        by_utility: dict[str, np.ndarray] = {}
+        if self.utility is not None:
+            obd = self.obd_level
+            by_utility = {
+                "obd_selection": (selected == obd).astype(float),
+                "n_at_obd_fraction": per_treated(n[:, obd] if obd >= 0 else np.zeros(len(n))),
+                "selected_utility": true_rate(self.utilities),
+            }
         return {
             "correct_selection": correct.astype(float),
             "no_selection": (selected < 0).astype(float),
@@ -348,6 +427,7 @@ class EffToxScenario:
             "n_treated": treated,
             "range_size": np.full(selected.shape, math.nan),
             "range_has_target": np.full(selected.shape, math.nan),
+            **by_utility,
         }
 
     def describe(self) -> Described:
@@ -371,11 +451,26 @@ class EffToxScenario:
             "efficacy_threshold": self.efficacy_threshold,
             "target_levels": ",".join(str(k) for k in self.target_levels) or "none",
             "planned_sample_size": self.planned_sample_size,
+            # recorded only with a utility: the records of other scenarios stay as they were
+            **(
+                {}
+                if self.utility is None or self.utility_limits is None
+                else {
+                    "utility": joined(self.utility),
+                    "utility_limits": joined(self.utility_limits),
+                    "utilities": joined(self.utilities),
+                    "obd_level": str(self.obd_level) if self.obd_level >= 0 else "none",
+                }
+            ),
         }
 
 
 def standard_efftox_scenarios(
-    *, planned_sample_size: int = 36, rho: float = 0.3
+    *,
+    planned_sample_size: int = 36,
+    rho: float = 0.3,
+    utility: tuple[float, float] | None = None,
+    utility_limits: tuple[float, float] | None = None,
 ) -> dict[str, EffToxScenario]:
     """Three efficacy shapes on the doses 10, 20, 40, 80, 160 (the study of this package).
 
@@ -402,6 +497,8 @@ def standard_efftox_scenarios(
             p_response,
             rho=rho,
             planned_sample_size=planned_sample_size,
+            utility=utility,
+            utility_limits=utility_limits,
             name=name,
         )
         for name, (p_tox, p_response) in shapes.items()
@@ -409,22 +506,35 @@ def standard_efftox_scenarios(
 
 
 def _from_design(design: object) -> dict[str, object]:
-    """Return the design's levels, sample size, and its rule's target interval and threshold."""
+    """Return the design's levels, sample size, and its rule's targets.
+
+    The rule's target interval and threshold (the joint probit's), or its utility and limits
+    (BOIN12's ``u11``, ``u00``, ``phi_T`` and ``phi_E``).
+    """
     rule = getattr(design, "rule", None)
     values = {
         "dose_levels": design_attribute(design, "dose_levels"),
-        "planned_sample_size": design_attribute(design, "sample_size"),
         "tox_interval": design_attribute(rule, "tox_interval"),
         "efficacy_threshold": design_attribute(rule, "efficacy_threshold"),
     }
-    return {key: value for key, value in values.items() if value is not None}
+    return {key: value for key, value in values.items() if value is not None} | _planned(design)
 
 
 def standard_efftox_scenario(
-    shape: str, *, rho: float = 0.3, planned_sample_size: int = 36
+    shape: str,
+    *,
+    rho: float = 0.3,
+    planned_sample_size: int = 36,
+    utility: tuple[float, float] | None = None,
+    utility_limits: tuple[float, float] | None = None,
 ) -> EffToxScenario:
     """One of :func:`standard_efftox_scenarios` (``"monotone"``, ``"plateau"``, ``"bell"``)."""
-    scenarios = standard_efftox_scenarios(planned_sample_size=planned_sample_size, rho=rho)
+    scenarios = standard_efftox_scenarios(
+        planned_sample_size=planned_sample_size,
+        rho=rho,
+        utility=utility,
+        utility_limits=utility_limits,
+    )
     if shape not in scenarios:
         listed = ", ".join(repr(name) for name in scenarios)
         raise ValueError(f"standard_efftox_scenario: shape must be one of {listed}, got {shape!r}")
@@ -432,8 +542,16 @@ def standard_efftox_scenario(
 
 
 def _planned(design: object) -> dict[str, object]:
-    planned = design_attribute(design, "sample_size")
-    return {} if planned is None else {"planned_sample_size": planned}
+    """Return the design's sample size, and a utility design's utility and its limits."""
+    rule = getattr(design, "rule", None)
+    u11, u00 = design_attribute(rule, "u11"), design_attribute(rule, "u00")
+    limits = (design_attribute(rule, "target"), design_attribute(rule, "efficacy_limit"))
+    values = {
+        "planned_sample_size": design_attribute(design, "sample_size"),
+        "utility": None if u11 is None or u00 is None else (u11, u00),
+        "utility_limits": None if u11 is None or None in limits else limits,
+    }
+    return {key: value for key, value in values.items() if value is not None}
 
 
 register_scenario(
@@ -445,7 +563,14 @@ register_scenario(
         ),
         build=EffToxScenario,
         from_design=_from_design,
-        design_keys=("dose_levels", "planned_sample_size", "tox_interval", "efficacy_threshold"),
+        design_keys=(
+            "dose_levels",
+            "planned_sample_size",
+            "tox_interval",
+            "efficacy_threshold",
+            "utility",
+            "utility_limits",
+        ),
     )
 )
 register_scenario(
@@ -457,6 +582,6 @@ register_scenario(
         ),
         build=standard_efftox_scenario,
         from_design=_planned,
-        design_keys=("planned_sample_size",),
+        design_keys=("planned_sample_size", "utility", "utility_limits"),
     )
 )
