@@ -623,7 +623,10 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
     edges, and ``l`` and ``exp(l - peak)`` there, (r, P, order) each.
 
     Status 0: fitted; 1: ``l`` is NaN somewhere; 2: the posterior's mass is not bounded
-    within the scan's largest span or along a ray; 3: the rule did not settle.
+    within the scan's largest span or along a ray; 3: the rule did not settle; 4: a point of
+    the scan outside the rule's box has ``l`` within :math:`D / 2` of the peak (a second mode
+    that a valley deeper than :math:`D` parts from the first: the rays, which start at the
+    mode, stop in the valley).
     """
     none = np.zeros(0)
     failed = np.zeros((0, 0, 0))
@@ -634,6 +637,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
     best1, best2 = 0.0, 0.0
     found = False
     step1, step2 = 0.0, 0.0
+    scanned = np.empty((_SCAN_POINTS, _SCAN_POINTS))
     for _ in range(_MAX_DOUBLINGS + 1):
         step1 = 2.0 * span * scale0[0] / (_SCAN_POINTS - 1)
         step2 = 2.0 * span * scale0[1] / (_SCAN_POINTS - 1)
@@ -646,6 +650,7 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                 value = _row_log_density(leading, t2, problem)
                 if math.isnan(value):
                     return 1, centre, chol, 0.0, none, none, none, none, failed, failed
+                scanned[i, j] = value
                 if value > best:
                     best, best1, best2 = value, t1, t2
                     edge = i in (0, _SCAN_POINTS - 1) or j in (0, _SCAN_POINTS - 1)
@@ -731,6 +736,17 @@ def _fit(problem, centre0, scale0, gl_nodes, gl_weights, gl_tail):
                     split[p] = True
                     break
         if not split.any():
+            # The rule holds the mode's basin; a scan point out of its box as dense as half the
+            # drop is another basin's, whose mass the rule would miss.
+            for i in range(_SCAN_POINTS):
+                for j in range(_SCAN_POINTS):
+                    if scanned[i, j] <= peak - 0.5 * LOG_DENSITY_DROP:
+                        continue
+                    z_1 = (centre0[0] - span * scale0[0] + i * step1 - centre[0]) / chol[0]
+                    t2 = centre0[1] - span * scale0[1] + j * step2
+                    z_2 = (t2 - centre[1] - chol[1] * z_1) / chol[2]
+                    if not (outer[0] <= z_1 <= outer[-1] and edges[0] <= z_2 <= edges[-1]):
+                        return 4, centre, chol, 0.0, none, none, none, none, failed, failed
             return 0, centre, chol, peak, outer, z1, w1, edges, values, density
         halved = np.empty(outer.size + split.sum())
         count = 0
@@ -1125,7 +1141,8 @@ class LogisticQuadrature:
         ------
         FloatingPointError
             If the log density is NaN, its mass is not bounded within ``10 * 2**6`` prior
-            scales, or the rule does not settle.
+            scales, the rule does not settle, or the posterior has a second mode out of the
+            rule's box.
         """
         problem = _problem(
             int(model),
@@ -1153,6 +1170,11 @@ class LogisticQuadrature:
             )
         if status == 3:
             raise FloatingPointError("the quadrature rule did not settle")
+        if status == 4:
+            raise FloatingPointError(
+                "the posterior has a second mode, apart from the one the quadrature rule is "
+                "fitted to (engine 'grid' integrates it on a grid that spans both)"
+            )
         return cls(problem, nodes, weights, mean, table[0][:, None], table, total, outer, peak)
 
     @cached_property

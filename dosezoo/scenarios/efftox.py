@@ -238,9 +238,7 @@ class EffToxScenario:
             both = float(joint.cdf([ndtri(tox), ndtri(response)]))
             neither = 1 - tox - response + both
             utilities.append(100 * (response - both) + u11 * both + u00 * neither)
-        admissible = [
-            k for k in range(len(p_tox)) if p_tox[k] <= phi_t and p_response[k] >= phi_e
-        ]
+        admissible = [k for k in range(len(p_tox)) if p_tox[k] <= phi_t and p_response[k] >= phi_e]
         obd = max(admissible, key=lambda k: (utilities[k], -k)) if admissible else -1
         return (u11, u00), (phi_t, phi_e), tuple(utilities), obd
 
