@@ -42,7 +42,11 @@ product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
    tail's scale; skewed posteriors, e.g. EWOC's under uniform priors, have exponential tails
    that reach 30 units out). A side whose outermost nodes still have a density above
    :math:`e^{-D/2}` of the peak is moved out by half the box's width and the rule refitted (a
-   posterior that bulges between two rays).
+   posterior that bulges between two rays). A point of the scan outside the box as dense as
+   that is another mode's, parted from the first by a valley deeper than :math:`D`, where the
+   rays stop (a strongly correlated prior and data at one dose can leave one on flat curves):
+   the fit is refused rather than that mass missed, and the grid engine, whose coarse scan
+   bounds every region within its drop of the peak, integrates such a posterior.
 3. **The rule.** Each axis of the box is cut into panels: one of :data:`MAX_PANEL_WIDTH`
    whitened units centred on the mode, then panels wider by :data:`_GROWTH` each outwards, where
    the density is falling (:func:`_graded`); each panel has the :data:`ORDER`-point
