@@ -129,7 +129,7 @@ def _csv_row_label(lines: Sequence[int]) -> RowLabel:
     def label(row: int) -> str:
         if 0 <= row < len(lines):
             return f"row {row} (CSV line {lines[row]})"
-        return f"row {row}"
+        return _default_row_label(row)
 
     return label
 

@@ -126,10 +126,12 @@ def _dose_rows(results: "xr.Dataset") -> list[dict[str, Any]]:
     width covering them, each row's ``dose`` its midpoint: a table of one row per dose would
     have one per trial.
     """
-    levels = dose_levels(results)
-    combination = "dose_column" in results.dims
-    if combination or _recorded_levels(results) is not None or levels.size <= MAX_DOSE_ROWS:
-        return [{"dose": level.tolist() if combination else float(level)} for level in levels]
+    if "dose_column" in results.dims:
+        return [{"dose": combination.tolist()} for combination in dose_levels(results)]
+    recorded = _recorded_levels(results)
+    levels = _doses_seen(results) if recorded is None else recorded
+    if recorded is not None or levels.size <= MAX_DOSE_ROWS:
+        return [{"dose": float(level)} for level in levels]
     low, high = float(levels[0]), float(levels[-1])
     raw = (high - low) / DOSE_INTERVALS
     power = 10.0 ** math.floor(math.log10(raw))

@@ -59,7 +59,6 @@ from dataclasses import KW_ONLY, dataclass, field
 
 import numpy as np
 from scipy.special import ndtri
-from scipy.stats import multivariate_normal
 
 from dosezoo.checks import number_array, probability, real_number
 from dosezoo.data import TrialData
@@ -231,6 +230,9 @@ class EffToxScenario:
         phi_t, phi_e = _probabilities(
             owner, "utility_limits", self.utility_limits, 2, "it must be a pair (phi_T, phi_E)"
         )
+        # loaded on use: scipy.stats costs a worker's start 0.6 s, and only a utility reads it
+        from scipy.stats import multivariate_normal
+
         # P(toxicity and response): the latent pair beyond both thresholds, -ndtri(p) each
         joint = multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, rho], [rho, 1.0]])
         utilities = []
