@@ -74,6 +74,7 @@ __all__ = [
     "LevelTails",
     "NormalLevels",
     "OrderedLevelTails",
+    "QuantileLevelTails",
     "SampledDistribution",
     "indicator_mcse",
 ]
@@ -174,7 +175,16 @@ class LevelTails(Protocol):
 
 
 @runtime_checkable
-class OrderedLevelTails(LevelTails, Protocol):
+class QuantileLevelTails(LevelTails, Protocol):
+    """Exact tails that also give the rate's quantiles per level (inverting the tails)."""
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Return the posterior ``q``-quantile of the rate per level, shape (K,)."""
+        ...
+
+
+@runtime_checkable
+class OrderedLevelTails(QuantileLevelTails, Protocol):
     """Exact tails of a rate that increases across the levels at every point of the posterior.
 
     What a one-parameter model gives (the CRM): the rate at each level monotone in the
@@ -187,10 +197,6 @@ class OrderedLevelTails(LevelTails, Protocol):
         The level whose rate is closest to the target, the lower among ties, a placebo level
         of rate 0 below the lowest included.
         """
-        ...
-
-    def quantile(self, q: float) -> np.ndarray:
-        """Return the posterior ``q``-quantile of the rate per level, shape (K,)."""
         ...
 
 
@@ -399,8 +405,8 @@ class DosePosterior:
     tails : mapping of str to LevelTails
         Rates whose tail probabilities the engine computes exactly (by integration); the
         probabilities above, below and between thresholds read these instead of the points
-        (and, for an :class:`OrderedLevelTails`, the MTD level's probabilities and the rates'
-        quantiles).
+        (and, for a :class:`QuantileLevelTails`, the rates' quantiles; for an
+        :class:`OrderedLevelTails`, the MTD level's probabilities too).
     means : mapping of str to numpy.ndarray
         Posterior means of rates per level, shape (K,), that the engine computed with its
         weights (the CRM's kernel), each within the range of the rate's points: the weights

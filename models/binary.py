@@ -34,7 +34,7 @@ from dosezoo.data import TrialData
 from dosezoo.errors import DataError
 from dosezoo.inference import random_generator
 from dosezoo.models.base import DoseModel, engine
-from dosezoo.posterior import Deferred, DosePosterior, OrderedLevelTails, Sampling
+from dosezoo.posterior import Deferred, DosePosterior, QuantileLevelTails, Sampling
 from dosezoo.samplers.grid import GridPosterior, adaptive_grid
 from dosezoo.samplers.logistic_quadrature import LogisticQuadrature
 
@@ -49,6 +49,10 @@ __all__ = [
     "GridTails",
     "LogisticQuadratureModel",
 ]
+
+#: :meth:`GridTails.quantile` works in ``logit t`` within this bound, to this width of its
+#: bracket, in at most this many steps of regula falsi.
+_QUANTILE_LOGIT_BOUND, _QUANTILE_TOLERANCE, _QUANTILE_MAX_STEPS = 34.0, 1e-8, 100
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,7 @@ class BinaryDoseModel(DoseModel):
                 f"{self.model_name}.summary: target must lie in (0, 1), got {target!r}"
             )
         tails = posterior.tails.get("p_dlt")
-        if isinstance(tails, OrderedLevelTails):
+        if isinstance(tails, QuantileLevelTails):
             lower, upper = tails.quantile(0.025), tails.quantile(0.975)
         else:
             lower, upper = _weighted_quantiles(posterior, (0.025, 0.975))
@@ -237,6 +241,81 @@ class GridTails:
         """Return ``P(p_k > threshold)`` per level, shape (K,)."""
         threshold = float(threshold)
         return self.rule.tail_mass(lambda rows: self.model.rate_cut(rows, threshold))
+
+    def quantile(self, q: float) -> np.ndarray:
+        r"""Return the ``q``-quantile of ``p_k`` per level, shape (K,), inverting the tails.
+
+        The :math:`t_k` where :math:`P(p_k > t_k) = 1 - q`, found in :math:`u = \operatorname{logit}
+        t` for all levels at once, one integral of the tails per step (a threshold per level):
+        steps doubling out from :math:`u = 0` bracket it, then the Illinois variant of regula
+        falsi narrows the bracket to :data:`_QUANTILE_TOLERANCE`. The tails are exact to about
+        1e-5, the quantile as exact as that in probability. Not the quantile of the rule's
+        points: their weights resolve the density, not the rates, and a point's weight is a
+        step of the discrete CDF (the 97.5 % point erred by 0.019 with one patient, 0.049
+        under a vague prior). A quantile beyond :math:`u = \pm`:data:`_QUANTILE_LOGIT_BOUND`
+        is that bound's rate (0 or 1 within 2e-15).
+        """
+        from scipy.special import expit  # loaded on use, as pandas is
+
+        q = real_number("GridTails.quantile", "q", q)
+        if not 0.0 < q < 1.0:
+            raise ValueError(f"GridTails.quantile: q must lie in (0, 1), got {q!r}")
+        goal = 1.0 - q
+        bound = _QUANTILE_LOGIT_BOUND
+        levels = len(self.model.dose_levels)
+
+        def excess(u: np.ndarray) -> np.ndarray:
+            thresholds = expit(u)
+
+            def cuts(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                pairs = [self.model.rate_cut(rows, float(t)) for t in thresholds]
+                cut = np.stack([cut[:, k] for k, (cut, _) in enumerate(pairs)], axis=1)
+                above = np.stack([above[:, k] for k, (_, above) in enumerate(pairs)], axis=1)
+                return cut, above
+
+            return self.rule.tail_mass(cuts) - goal
+
+        # P(p_k > expit(u)) - goal falls with u: lo where it is >= 0, hi where it is < 0.
+        lo, hi = np.full(levels, -bound), np.full(levels, bound)
+        f_lo, f_hi = np.full(levels, np.nan), np.full(levels, np.nan)
+        u, step = np.zeros(levels), np.ones(levels)
+        while True:
+            f = excess(u)
+            rising = f >= 0.0
+            lo, f_lo = np.where(rising, u, lo), np.where(rising, f, f_lo)
+            hi, f_hi = np.where(rising, hi, u), np.where(rising, f_hi, f)
+            open_low, open_high = np.isnan(f_lo), np.isnan(f_hi)
+            if not (open_low | open_high).any():
+                break
+            at_bound = np.where(open_low, hi <= -bound, lo >= bound)
+            if (at_bound | ~(open_low | open_high)).all():
+                break
+            u = np.where(open_high, np.minimum(lo + step, bound), u)
+            u = np.where(open_low, np.maximum(hi - step, -bound), u)
+            step *= 2.0
+        done = np.isnan(f_lo) | np.isnan(f_hi)
+        result = np.where(np.isnan(f_lo), -bound, bound)
+        # Illinois: a secant step in the bracket; an end kept twice has its value halved.
+        kept = np.zeros(levels, dtype=int)
+        for _ in range(_QUANTILE_MAX_STEPS):
+            active = ~done & (hi - lo > _QUANTILE_TOLERANCE)
+            if not active.any():
+                break
+            with np.errstate(invalid="ignore", divide="ignore"):
+                u = np.where(active, hi - f_hi * (hi - lo) / (f_hi - f_lo), 0.5 * (lo + hi))
+            u = np.where(np.isfinite(u) & (u > lo) & (u < hi), u, 0.5 * (lo + hi))
+            f = excess(u)
+            rising = active & (f >= 0.0)
+            falling = active & (f < 0.0)
+            f_hi = np.where(rising & (kept == 1), 0.5 * f_hi, f_hi)
+            f_lo = np.where(falling & (kept == -1), 0.5 * f_lo, f_lo)
+            kept = np.where(rising, 1, np.where(falling, -1, kept))
+            lo, f_lo = np.where(rising, u, lo), np.where(rising, f, f_lo)
+            hi, f_hi = np.where(falling, u, hi), np.where(falling, f, f_hi)
+            done |= active & (f == 0.0)
+            result = np.where(active, u, result)
+        result = np.where(done, result, 0.5 * (lo + hi))
+        return expit(result)
 
 
 class GridDoseModel(BinaryDoseModel):
@@ -539,8 +618,9 @@ class LogisticQuadratureModel(GridDoseModel):
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature (no cache).
 
-        The rates at the nodes and the parameters' means are computed when first read: the
-        rules of these models read tails only, and the rates cost as much as the rule.
+        The rates at the nodes, their means and the parameters' means are computed when first
+        read: the rules of these models read tails only, and the rates cost as much as the
+        rule.
         """
         quadrature = self.quadrature(summary)
         return DosePosterior._of_engine(
@@ -548,6 +628,7 @@ class LogisticQuadratureModel(GridDoseModel):
             rates=Deferred(lambda: {"p_dlt": quadrature.rates}, keys=("p_dlt",)),
             weights=quadrature.weights,
             tails={"p_dlt": GridTails(quadrature, self)},
+            means=Deferred(lambda: {"p_dlt": quadrature.rate_means()}, keys=("p_dlt",)),
             parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),
             grid=quadrature,
             **self._posterior_fields(quadrature),

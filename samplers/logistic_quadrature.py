@@ -62,8 +62,15 @@ product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
    times for a normal density, which is why their thresholds are loose). An outer panel is
    halved while, along it, the rows' masses below an inner edge (the tails of events that cut
    the rows at different places) are not resolved (the same bound against
-   :data:`_OUTER_RESOLUTION`). Expectations (the posterior means of the parameters and of every
-   :math:`p_k`) are weighted sums over the nodes.
+   :data:`_OUTER_RESOLUTION`). The posterior means of the parameters are weighted sums over
+   the nodes; those of the :math:`p_k` are not (`LogisticQuadrature.rate_means`): the nodes
+   resolve the density, not a rate's sigmoid, which turns within a few units of its logit
+   where a vague prior's panel spans tens. Each row's panels are cut into sub-intervals of at
+   most 2 units of every level's logit, :math:`\ell` evaluated there, and an outer panel is
+   halved, with rows of its own, while the rows' integrals of :math:`p_k f` are not resolved
+   (the same Legendre bound, against :data:`_MEAN_RESOLUTION`). Under a prior of sd (10, 3)
+   with no data the mean at the reference dose was 0.4606 against 0.4457 exact; it is now
+   within 1e-6 (``tests/test_binary_tails.py``).
 4. **Tails.** Every event a rule of these models reads is, given :math:`\theta_1`, a half-line
    of :math:`\theta_2` (the models' ``rate_cut``; EWOC's MTD is :math:`\theta_2` mapped to
    doses): its mass is the outer rule's weighted sum, over the rows, of the row's mass below
@@ -873,15 +880,82 @@ def _new_rows(z1, table, peak, gl_nodes, gl_weights, gl_monomial, problem):
 @numba.njit(cache=True, error_model="numpy")
 def _rates(nodes, problem):
     """``p_k`` at the levels for every node, shape (m, K)."""
-    levels = problem[4]
-    out = np.empty((nodes.shape[0], levels.size))
+    levels = problem[4].size
+    out = np.empty((nodes.shape[0], levels))
+    logits = np.empty(levels)
     for i in range(nodes.shape[0]):
-        _, a, b, _ = _prior_and_linear(_leading(nodes[i, 0], problem), nodes[i, 1], problem)
-        for k in range(levels.size):
-            # At x = 0 (BLRM's reference dose) logit p = a, even where the slope b overflows.
-            linear = a if levels[k] == 0.0 else a + b * levels[k]
-            out[i, k] = 1.0 / (1.0 + math.exp(-linear))
+        _logits(_leading(nodes[i, 0], problem), nodes[i, 1], problem, logits)
+        for k in range(levels):
+            out[i, k] = 1.0 / (1.0 + math.exp(-logits[k]))
     return out
+
+
+#: A panel's sub-intervals in :func:`_row_rate_integrals` each span at most this many units of
+#: ``logit p`` (the sigmoid's scale; its Gauss-Legendre rule of :data:`ORDER` points is then
+#: exact to about 1e-9), and at most this many per panel.
+_LOGIT_STEP, _MAX_PIECES = 2.0, 256
+#: An outer panel is halved for the rates' means while the bound of its rows' integrals of
+#: some ``p_k f`` exceeds this share of the total mass (`LogisticQuadrature.rate_means`).
+_MEAN_RESOLUTION = 1e-4
+#: Beyond this ``|logit p|`` a rate is 0 or 1 to within ``e^-40``: no sub-interval needed.
+_LOGIT_FLAT = 40.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _logits(leading, t2, problem, out):
+    """``logit p_k`` at the levels, at ``t2`` on the row whose ``t1`` gives ``leading``."""
+    _, a, b, _ = _prior_and_linear(leading, t2, problem)
+    levels = problem[4]
+    for k in range(levels.size):
+        # At x = 0 (BLRM's reference dose) logit p = a, even where the slope b overflows.
+        out[k] = a if levels[k] == 0.0 else a + b * levels[k]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _row_rate_integrals(table, peak, problem, gl_nodes, gl_weights):
+    r"""Each row's integrals of :math:`p_k f` (r, K) and of :math:`f` (r,), rates resolved.
+
+    Unnormalised (the density relative to ``exp(peak)``) and without the rows' outer weights.
+    The rule's nodes resolve the density,
+    but a rate :math:`\sigma(\eta_k)` turns from 0 to 1 within a few units of
+    :math:`\eta_k`, where a vague prior's panel spans tens. Each inner panel is cut into as
+    many equal sub-intervals as make each span at most :data:`_LOGIT_STEP` of every level's
+    :math:`\eta_k` (clipped to :math:`\pm`:data:`_LOGIT_FLAT`; :math:`\eta_k` is monotone in
+    :math:`\theta_2` on a row, so the panel's edges bound it), each with the Gauss-Legendre
+    rule and ``l`` evaluated there (a panel of one sub-interval is the rule's own nodes). Not
+    the interpolant of ``l`` the tails read within the one panel a cut falls in: across a wide
+    outer panel of the inner axis it may overshoot the density many times over.
+    """
+    rows_t1, z1, centre, chol, edges = table[0], table[2], table[3], table[4], table[5]
+    levels = problem[4].size
+    order = gl_nodes.size
+    sums = np.zeros((z1.size, levels))
+    masses = np.zeros(z1.size)
+    low, high, logits = np.empty(levels), np.empty(levels), np.empty(levels)
+    for i in range(z1.size):
+        leading = _leading(rows_t1[i], problem)
+        for p in range(edges.size - 1):
+            _logits(leading, _point(z1[i], edges[p], centre, chol)[1], problem, low)
+            _logits(leading, _point(z1[i], edges[p + 1], centre, chol)[1], problem, high)
+            span = 0.0
+            for k in range(levels):
+                lower = min(max(low[k], -_LOGIT_FLAT), _LOGIT_FLAT)
+                upper = min(max(high[k], -_LOGIT_FLAT), _LOGIT_FLAT)
+                span = max(span, abs(upper - lower))
+            pieces = min(max(math.ceil(span / _LOGIT_STEP), 1), _MAX_PIECES)
+            half = 0.5 * (edges[p + 1] - edges[p])
+            for piece in range(pieces):
+                for q in range(order):
+                    # the point's coordinate in the panel, in [-1, 1]
+                    t = -1.0 + (2.0 * piece + gl_nodes[q] + 1.0) / pieces
+                    t2 = _point(z1[i], edges[p] + half * (t + 1.0), centre, chol)[1]
+                    density = math.exp(_row_log_density(leading, t2, problem) - peak)
+                    weight = half * gl_weights[q] / pieces * density
+                    _logits(leading, t2, problem, logits)
+                    masses[i] += weight
+                    for k in range(levels):
+                        sums[i, k] += weight / (1.0 + math.exp(-logits[k]))
+    return sums, masses
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -1185,6 +1259,71 @@ class LogisticQuadrature:
     def rates(self) -> np.ndarray:
         """``p_k`` at every node, shape (m, K) (computed when first read)."""
         return _rates(self.nodes, self.problem)
+
+    def rate_means(self) -> np.ndarray:
+        """Return the posterior means of ``p_k`` at the levels, shape (K,), the rates resolved.
+
+        Not ``weights @ rates``: the nodes resolve the density, not the rates' sigmoids, which
+        a vague prior's panels are wide enough to miss by 0.015. Along the rows the panels are
+        cut where a rate turns (`_row_rate_integrals`); across them, an outer panel is halved,
+        with rows of its own, while the rows' integrals of some ``p_k f`` are not resolved
+        there (the bound of `_unresolved` above :data:`_MEAN_RESOLUTION` of the total mass;
+        BLRM's rates away from the reference dose turn with ``beta``, across the rows).
+        """
+        sums, masses = _row_rate_integrals(
+            self.table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS
+        )
+        order = _GL_NODES.size
+        total_sums, total_mass = np.zeros(sums.shape[1]), 0.0
+        for p in range(self.outer.size - 1):
+            rows = slice(p * order, (p + 1) * order)
+            panel_sums, panel_mass = self._outer_panel_rates(
+                (self.outer[p], self.outer[p + 1]), sums[rows], masses[rows], 0
+            )
+            total_sums += panel_sums
+            total_mass += panel_mass
+        return np.clip(total_sums / total_mass, 0.0, 1.0)
+
+    def _outer_panel_rates(
+        self, interval: tuple[float, float], sums: np.ndarray, masses: np.ndarray, depth: int
+    ) -> tuple[np.ndarray, float]:
+        """Return an outer panel's integrals of ``p_k f`` (K,) and of ``f`` (`rate_means`).
+
+        ``sums`` (order, K) and ``masses`` (order,) are the integrals along its rows, at the
+        Gauss-Legendre points of ``interval``.
+        """
+        low, high = interval
+        half = 0.5 * (high - low)
+        panel_sums, panel_mass = half * (_GL_WEIGHTS @ sums), half * float(_GL_WEIGHTS @ masses)
+        if depth == _MAX_HALVINGS or panel_mass <= _MEAN_RESOLUTION * self.total:
+            return panel_sums, panel_mass
+        tolerance = _MEAN_RESOLUTION * self.total
+        if all(
+            _unresolved(np.ascontiguousarray(sums[:, k]), half, _GL_TAIL) <= tolerance
+            for k in range(sums.shape[1])
+        ):
+            return panel_sums, panel_mass
+        middle = 0.5 * (low + high)
+        parts = ((low, middle), (middle, high))
+        z1 = np.concatenate([start + 0.5 * half * (_GL_NODES + 1.0) for start, _ in parts])
+        status, table = _new_rows(
+            z1, self.table, self.peak, _GL_NODES, _GL_WEIGHTS, _GL_MONOMIAL, self.problem
+        )
+        if status:
+            raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
+        part_sums, part_masses = _row_rate_integrals(
+            table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS
+        )
+        order = _GL_NODES.size
+        panel_sums, panel_mass = np.zeros(sums.shape[1]), 0.0
+        for j, part in enumerate(parts):
+            rows = slice(j * order, (j + 1) * order)
+            more_sums, more_mass = self._outer_panel_rates(
+                part, part_sums[rows], part_masses[rows], depth + 1
+            )
+            panel_sums += more_sums
+            panel_mass += more_mass
+        return panel_sums, panel_mass
 
     def tail_mass(self, cuts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Mass where ``theta_2`` is above or below a cut per row, of each of ``c`` events, (c,).

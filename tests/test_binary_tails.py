@@ -783,3 +783,161 @@ def test_a_second_posterior_mode_is_refused_by_the_quadrature_not_missed():
     rates = fit["posterior"]["p_dlt"].values.reshape(-1, 5)
     np.testing.assert_allclose((rates[:, :3] >= 0.33).mean(axis=0), reference, atol=0.012)
     assert reference > 0.1  # the mass the rule missed
+
+
+# --------------------------------------------------------- means and quantiles of p_k
+
+#: The posterior means of p_k are held to far less than the tails' requirement: the rule's
+#: nodes alone erred by 0.015 under a vague prior, the refined means by about 1e-6.
+MEAN_TOLERANCE = 1e-4
+VAGUE_BLRM = BLRMPrior(mean=(logit(0.2), 0.0), sd=(10.0, 3.0))
+BLRM_MOMENT_CASES = {
+    **{
+        name: (BLRMPrior(mean=(logit(0.2), 0.0), sd=(2.0, 1.0), correlation=0.3), data)
+        for name, data in DATA_SETS.items()
+    },
+    "vague_no_data": (VAGUE_BLRM, TrialData.empty(outcomes=("dlt",))),
+    "vague_one_patient": (VAGUE_BLRM, DATA_SETS["one_patient"]),
+    # log alpha well known, log beta as vague as its prior: the rates away from the reference
+    # dose turn with beta, across the rule's rows (the nodes erred by 0.0065 at 160)
+    "vague_three_of_sixty": (VAGUE_BLRM, _data([40] * 60, [1] * 3 + [0] * 57)),
+}
+
+
+def _blrm_grid(prior, data):
+    """The natural coordinates' cell centres and masses of the BLRM posterior, 8 sds wide."""
+    dose, n, y = _counts(data) if len(data.dose) else ((), (), ())
+    x = np.log(np.asarray(dose, float) / 40.0)
+    (mean_a, mean_b), (sd_a, sd_b), rho = prior.mean, prior.sd, prior.correlation
+
+    def log_posterior(lb, la):
+        za, zb = (la - mean_a) / sd_a, (lb - mean_b) / sd_b
+        total = -0.5 * (za**2 - 2 * rho * za * zb + zb**2) / (1 - rho**2)
+        for xi, ni, yi in zip(x, n, y, strict=True):
+            eta = la + np.exp(lb) * xi
+            total = total - yi * np.logaddexp(0, -eta) - (ni - yi) * np.logaddexp(0, eta)
+        return total
+
+    b_range = (mean_b - 8 * sd_b, mean_b + 8 * sd_b)
+    a_range = (mean_a - 8 * sd_a, mean_a + 8 * sd_a)
+    b, a, w = _midpoint_2d(log_posterior, b_range, a_range)
+    return b, a, np.linspace(*a_range, a.size + 1), w
+
+
+@pytest.mark.parametrize("name", list(BLRM_MOMENT_CASES))
+def test_blrm_means_and_quantiles_of_the_rates_match_a_3000_grid(name):
+    """The summary's mean and 95% interval of each p_k, against the grid in log alpha, log beta.
+
+    A quantile is checked where it is exact, in probability: the grid's P(p_k > t_k) at the
+    quadrature's t_k (the grid's own quantile of p at the reference dose steps with its cells).
+    """
+    prior, data = BLRM_MOMENT_CASES[name]
+    model = BLRM(LEVELS, 40.0, prior=prior)
+    b, a, a_edges, w = _blrm_grid(prior, data)
+    posterior = model.posterior(data)
+    expected = [
+        float(np.sum(w * expit(a[None, :] + np.exp(b)[:, None] * np.log(d / 40.0)))) for d in LEVELS
+    ]
+    assert posterior.mean() == pytest.approx(expected, abs=MEAN_TOLERANCE)
+    summary = model.summary(posterior, target=0.33)
+    for column, q in (("q2.5", 0.025), ("q97.5", 0.975)):
+        quantile = summary[column].to_numpy()
+        assert quantile.tolist() == posterior.tails["p_dlt"].quantile(q).tolist()
+        above = [
+            1.0 - _mass_below(w, a_edges, logit(t) - np.exp(b) * np.log(d / 40.0))
+            for t, d in zip(quantile, LEVELS, strict=True)
+        ]
+        _assert_quantiles(quantile, above, q)
+
+
+def _assert_quantiles(quantile, above, q):
+    """``above`` (the grid's P(p_k > t_k)) is ``1 - q``, or beyond it where ``t_k`` is a bound.
+
+    Under the vague prior, beta's tail makes the low doses' 2.5 % point smaller than
+    ``expit(-34)``: the search's bound, reported as it.
+    """
+    for t, mass in zip(quantile, above, strict=True):
+        if t == expit(-34.0):
+            assert mass <= 1.0 - q + PROBABILITY_TOLERANCE
+        elif t == expit(34.0):
+            assert mass >= 1.0 - q - PROBABILITY_TOLERANCE
+        else:
+            assert mass == pytest.approx(1.0 - q, abs=PROBABILITY_TOLERANCE)
+
+
+def test_the_blrm_mean_at_the_reference_dose_under_a_vague_prior_is_a_normal_integral():
+    # With no data p = expit(log alpha) there, log alpha ~ N(logit 0.2, 10^2): the nodes' mean
+    # was 0.4606.
+    posterior = BLRM(LEVELS, 40.0, prior=VAGUE_BLRM).posterior(TrialData.empty(outcomes=("dlt",)))
+    mean, sd = VAGUE_BLRM.mean[0], VAGUE_BLRM.sd[0]
+    exact = integrate.quad(lambda z: expit(mean + sd * z) * stats.norm.pdf(z), -12, 12)[0]
+    assert posterior.mean()[LEVELS.index(40.0)] == pytest.approx(exact, abs=1e-6)
+    assert exact == pytest.approx(0.4457, abs=1e-4)
+    for q in (0.025, 0.5, 0.975):
+        assert posterior.tails["p_dlt"].quantile(q)[LEVELS.index(40.0)] == pytest.approx(
+            expit(mean + sd * stats.norm.ppf(q)), rel=1e-5
+        )
+
+
+@pytest.mark.parametrize(
+    ("priors", "name"),
+    [
+        (((1.0, 1.0), (1.0, 1.0)), "small"),
+        (((0.5, 0.5), (0.5, 0.5)), "one_patient"),
+        (((0.5, 0.5), (0.5, 0.5)), "toxic_start"),
+    ],
+    ids=["uniform-small", "jeffreys-one_patient", "jeffreys-toxic_start"],
+)
+def test_ewoc_means_and_quantiles_of_the_rates_match_a_3000_grid(priors, name):
+    """Against a grid in the logits of the two fractions (Beta(0.5, 0.5) densities are
+    unbounded at the ends of the natural ones, where a midpoint rule errs by 4e-4); the nodes'
+    means erred by 8.5e-4 with one patient under those priors."""
+    theta, x_min, x_max, data = 0.25, 10.0, 160.0, DATA_SETS[name]
+    (a1, b1), (a2, b2) = priors
+    model = EWOC(theta, x_min, x_max, dose_levels=LEVELS, rho0_prior=priors[0], mtd_prior=priors[1])
+    likelihood = _ewoc_log_posterior(theta, x_min, data)
+
+    def log_posterior(s, t):
+        # Beta densities of expit(s), expit(t) with the logits' Jacobians
+        prior = a1 * log_expit(s) + b1 * log_expit(-s) + a2 * log_expit(t) + b2 * log_expit(-t)
+        return likelihood(theta * expit(s), x_min + (x_max - x_min) * expit(t)) + prior
+
+    # a logit of 30: within 1e-11 of the dose range's ends, and e^-15 of the mass beyond
+    box = (-30.0, 30.0)
+    s, t, w = _midpoint_2d(log_posterior, box, box)
+    rho0, gamma = theta * expit(s), x_min + (x_max - x_min) * expit(t)
+    slope = (logit(theta) - logit(rho0))[:, None] / (gamma[None, :] - x_min)
+    posterior = model.posterior(data)
+    expected = [
+        float(np.sum(w * expit(logit(rho0)[:, None] + slope * (d - x_min)))) for d in LEVELS
+    ]
+    assert posterior.mean() == pytest.approx(expected, abs=MEAN_TOLERANCE)
+    edges = np.linspace(*box, s.size + 1)
+    for q in (0.025, 0.975):
+        quantile = posterior.tails["p_dlt"].quantile(q)
+        # the lowest level's p is rho0: a cell's share of s above logit(t / theta)
+        cut = logit(quantile[0] / theta)
+        above = [float(np.clip((edges[1:] - cut) / np.diff(edges), 0, 1) @ w.sum(axis=1))]
+        for p, d in zip(quantile[1:], LEVELS[1:], strict=True):
+            # given rho0 < p, p(d) > p iff gamma < x_min + reach (d - x_min); always otherwise
+            gap = logit(p) - logit(rho0)
+            reach = np.where(
+                gap > 0, (logit(theta) - logit(rho0)) / np.where(gap > 0, gap, 1), np.inf
+            )
+            share = np.clip(reach * (d - x_min) / (x_max - x_min), 0.0, 1.0)
+            with np.errstate(divide="ignore"):
+                above.append(float(_mass_below(w, edges, logit(share))))
+        _assert_quantiles(quantile, above, q)
+
+
+def test_a_rate_quantile_past_the_logit_bound_is_the_bound_and_q_is_checked():
+    # Under a prior of sd 30 for log alpha, the 1e-6 quantile at the reference dose is
+    # expit(-144), past the search's bound of logit 34.
+    prior = BLRMPrior(mean=(logit(0.2), 0.0), sd=(30.0, 1.0))
+    posterior = BLRM(LEVELS, 40.0, prior=prior).posterior(TrialData.empty(outcomes=("dlt",)))
+    tails = posterior.tails["p_dlt"]
+    assert tails.quantile(1e-6)[LEVELS.index(40.0)] == pytest.approx(expit(-34.0))
+    assert tails.quantile(1 - 1e-6)[LEVELS.index(40.0)] == pytest.approx(expit(34.0))
+    for q in (0.0, 1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"GridTails\.quantile: q must"):
+            tails.quantile(q)
