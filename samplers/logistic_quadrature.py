@@ -894,6 +894,10 @@ def _rates(nodes, problem):
 #: ``logit p`` (the sigmoid's scale; its Gauss-Legendre rule of :data:`ORDER` points is then
 #: exact to about 1e-9), and at most this many per panel.
 _LOGIT_STEP, _MAX_PIECES = 2.0, 256
+#: :meth:`LogisticQuadrature.quantile` finds the quantile on the refined CDF where the outer
+#: rule's CDF at its quantile is further than this from it, to this width of its bracket
+#: (relative to ``max(1, |theta_2|)``).
+_QUANTILE_CDF_TOLERANCE, _QUANTILE_WIDTH = 1e-5, 1e-6
 #: An outer panel is halved for the rates' means while the bound of its rows' integrals of
 #: some ``p_k f`` exceeds this share of the total mass (`LogisticQuadrature.rate_means`).
 _MEAN_RESOLUTION = 1e-4
@@ -1004,6 +1008,32 @@ def _row_below(p, t, i, table, gl_nodes, gl_weights):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _row_below_exact(p, t, i, table, peak, problem, gl_nodes, gl_weights):
+    """`_row_below` with ``l`` evaluated in the cut panel, not interpolated.
+
+    For rows the rule's inner panels were not resolved on (`_new_rows`, the rows of
+    :meth:`LogisticQuadrature._refined`): between the nodes of a far panel of a ridge the
+    interpolant may overshoot the density many times over (an event's mass in an outer panel
+    30 times that panel's, P(MTD < 40) 0.5353 for 0.5230).
+    """
+    edges, cumulative = table[5], table[6]
+    if p < 0:
+        return 0.0
+    if p == edges.size - 1:
+        return cumulative[i, p]
+    z1, centre, chol = table[2], table[3], table[4]
+    leading = _leading(table[0][i], problem)
+    half = 0.5 * (edges[p + 1] - edges[p])
+    share = 0.5 * (t + 1.0)
+    part = 0.0
+    for q in range(gl_nodes.size):
+        z2 = edges[p] + half * share * (gl_nodes[q] + 1.0)
+        t2 = _point(z1[i], z2, centre, chol)[1]
+        part += gl_weights[q] * math.exp(_row_log_density(leading, t2, problem) - peak)
+    return cumulative[i, p] + half * share * part
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _z_cut(cut, i, table):
     """Return the cut ``theta_2 = cut`` of row ``i`` in ``z_2``."""
     z1, centre, chol = table[2], table[3], table[4]
@@ -1011,10 +1041,12 @@ def _z_cut(cut, i, table):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _side_masses(cut, above, table, gl_nodes, gl_weights):
+def _side_masses(cut, above, table, gl_nodes, gl_weights, exact, peak, problem):
     """Each row's mass where ``theta_2 > cut`` (``above``) or ``< cut``, per event, (r, c).
 
-    Unnormalised and without the rows' outer weights; ``cut`` and ``above`` are (r, c).
+    Unnormalised and without the rows' outer weights; ``cut`` and ``above`` are (r, c). With
+    ``exact``, the cut panel's part by `_row_below_exact` (``peak`` and ``problem`` read only
+    then).
     """
     cumulative = table[6]
     panels = cumulative.shape[1] - 1
@@ -1022,7 +1054,10 @@ def _side_masses(cut, above, table, gl_nodes, gl_weights):
     for c in range(cut.shape[1]):
         for i in range(cut.shape[0]):
             p, t = _locate(_z_cut(cut[i, c], i, table), table[5])
-            below = _row_below(p, t, i, table, gl_nodes, gl_weights)
+            if exact:
+                below = _row_below_exact(p, t, i, table, peak, problem, gl_nodes, gl_weights)
+            else:
+                below = _row_below(p, t, i, table, gl_nodes, gl_weights)
             out[i, c] = cumulative[i, panels] - below if above[i, c] else below
     return out
 
@@ -1339,7 +1374,14 @@ class LogisticQuadrature:
         cut, above = cuts(self.rows)
         cut = np.asarray(cut, dtype=float)
         side = _side_masses(
-            cut, np.asarray(above, dtype=np.bool_), self.table, _GL_NODES, _GL_WEIGHTS
+            cut,
+            np.asarray(above, dtype=np.bool_),
+            self.table,
+            _GL_NODES,
+            _GL_WEIGHTS,
+            False,
+            self.peak,
+            self.problem,
         )
         sums = _event_sums(side, self.table[1])
         order = _GL_NODES.size
@@ -1403,7 +1445,10 @@ class LogisticQuadrature:
         cut, above = cuts(table[0][:, None])
         cut = np.ascontiguousarray(np.asarray(cut, dtype=float)[:, events])
         above = np.ascontiguousarray(np.asarray(above, dtype=np.bool_)[:, events])
-        side = _side_masses(cut, above, table, _GL_NODES, _GL_WEIGHTS)
+        # these rows' inner panels were resolved for the rule's rows, not for them
+        side = _side_masses(
+            cut, above, table, _GL_NODES, _GL_WEIGHTS, True, self.peak, self.problem
+        )
         kinds = _kinds(cut)
         order = _GL_NODES.size
         halves = [
@@ -1464,14 +1509,52 @@ class LogisticQuadrature:
         return float(self.tail_mass(same_cut)[0])
 
     def quantile(self, q: float) -> float:
-        """Return the ``q``-quantile of ``theta_2``, ``q`` in (0, 1).
+        """Return the ``q``-quantile of ``theta_2``, ``q`` in (0, 1): where :meth:`cdf` is ``q``.
 
-        To 1e-6 of ``max(1, |theta_2|)`` at worst (the last bisection); the last Newton step
-        is that short, and the quantile within about its square.
+        Newton's method on the outer rule's CDF (`_quantile`, to 1e-6 of ``max(1, |theta_2|)``
+        at worst, the last bisection); where :meth:`cdf` differs there by more than
+        :data:`_QUANTILE_CDF_TOLERANCE` (its rows sweep across the cut, which the outer rule
+        alone misses: on a ridge of 150 patients at one dose the 0.1-quantile was 0.67 % of
+        the dose range off), the quantile is found again on :meth:`cdf` itself, bracketed
+        by steps of the marginal density's Newton step, doubling, then narrowed by the
+        Illinois variant of regula falsi to the same width.
         """
         from scipy.special import ndtri
 
+        q = float(q)
         # Start from the normal approximation at the mode.
         centre, chol = self.table[3], self.table[4]
         start = centre[1] + math.hypot(chol[1], chol[2]) * float(ndtri(q))
-        return _quantile(float(q), start, self.table, self.total, _GL_NODES, _GL_WEIGHTS)
+        x = _quantile(q, start, self.table, self.total, _GL_NODES, _GL_WEIGHTS)
+        f = self.cdf(x) - q
+        if abs(f) <= _QUANTILE_CDF_TOLERANCE:
+            return x
+        _, density = _cdf_and_density(x, self.table, self.total, _GL_NODES, _GL_WEIGHTS)
+        step = 2.0 * abs(f) / density if density > 0.0 else 1.0
+        # the CDF rises with x: f < 0 below the quantile
+        known, f_known = x, f
+        other = x - step if f > 0.0 else x + step
+        f_other = self.cdf(other) - q
+        while (f_other > 0.0) == (f > 0.0):
+            known, f_known = other, f_other
+            step *= 2.0
+            other = other - step if f > 0.0 else other + step
+            f_other = self.cdf(other) - q
+        (lo, f_lo), (hi, f_hi) = sorted([(known, f_known), (other, f_other)])
+        kept = 0
+        while hi - lo > _QUANTILE_WIDTH * max(1.0, abs(lo), abs(hi)):
+            x = hi - f_hi * (hi - lo) / (f_hi - f_lo)
+            if not lo < x < hi:
+                x = 0.5 * (lo + hi)
+            f = self.cdf(x) - q
+            if f == 0.0:
+                return x
+            if f < 0.0:
+                lo, f_lo = x, f
+                f_hi = 0.5 * f_hi if kept == 1 else f_hi
+                kept = 1
+            else:
+                hi, f_hi = x, f
+                f_lo = 0.5 * f_lo if kept == -1 else f_lo
+                kept = -1
+        return 0.5 * (lo + hi)

@@ -467,6 +467,12 @@ EWOC_CASES = {
     # A longer ridge, where the quadrature errs most (about 3e-4 in P(MTD < dose)) of the states
     # of the benchmark's simulations.
     "long_ridge": (0.3, 10.0, 80.0, _data([10] * 3 + [20] * 27, [0] * 3 + [1] * 8 + [0] * 19)),
+    # Ridges an audit found (2026-12): the rows integrated again where a cut sweeps across
+    # them read l's interpolant, unresolved between their nodes, and P(MTD < 40) was 0.5353 for
+    # 0.5230; the MTD's quantiles inverted the outer rule alone, the 0.1-quantile 49.10 for
+    # 50.16 with 150 patients at 40.
+    "ridge_80_at_20": (0.25, 0.0, 160.0, _data([20] * 80, [1] * 24 + [0] * 56)),
+    "ridge_150_at_40": (0.25, 0.0, 160.0, _data([40] * 150, [1] * 28 + [0] * 122)),
     # 203 patients at 7 levels: the rows of the ridge cross a fixed MTD within a tenth of an
     # outer panel, and the CDF by the outer rule alone erred by 1.1e-2 (an independent audit:
     # P(MTD < 10) 0.5719 for 0.5613).
