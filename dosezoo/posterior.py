@@ -412,6 +412,17 @@ class DosePosterior:
         weights (the CRM's kernel), each within the range of the rate's points: the weights
         sum to 1 only within rounding, so ``weights @ points`` of points all at 1 can exceed 1
         by an ulp. :meth:`mean` reads these first; read-only arrays.
+    variances : mapping of str to numpy.ndarray
+        Posterior variances of rates per level that the engine computed (the BLRM's and EWOC's
+        quadrature, whose nodes resolve the density but not a rate's sigmoid); read first by
+        :meth:`variance`.
+    quadrature_points : bool
+        Whether the points are a quadrature rule fitted to the density (the CRM's, BLRM's and
+        EWOC's exact engines, the grid) or each level's own quantiles (BOIN), not joint draws:
+        their weights integrate smooth functions, not an event's indicator (off by up to 0.08)
+        nor, for BOIN, a function across levels. :meth:`probability`, :meth:`mcse` and
+        :meth:`joint_draws` refuse them; the tails (:meth:`prob_above`, :meth:`prob_below`,
+        :meth:`prob_between`) are exact.
     caution : float
         In :meth:`exceeds`, an estimate within ``caution`` MCSEs of its cutoff counts as
         beyond it (0: the estimate decides); set by :meth:`deciding`.
@@ -432,6 +443,8 @@ class DosePosterior:
     normal: Mapping[str, NormalLevels] = field(default_factory=dict)
     tails: Mapping[str, LevelTails] = field(default_factory=dict)
     means: Mapping[str, np.ndarray] = field(default_factory=dict)
+    variances: Mapping[str, np.ndarray] = field(default_factory=dict)
+    quadrature_points: bool = False
     caution: float = 0.0
     #: The comparisons :meth:`exceeds` made, on a posterior read for a decision (None: not
     #: recorded).
@@ -503,18 +516,20 @@ class DosePosterior:
             if not abs(float(weights.sum()) - 1.0) <= 1e-6:
                 raise ValueError(f"{owner}: weights must sum to 1, got {float(weights.sum())!r}")
             points = weights.size
-        for name, value in self.means.items():
-            if not (isinstance(value, np.ndarray) and value.shape == (len(self.dose_levels),)):
-                raise ValueError(
-                    f"{owner}: means[{name!r}] must be an array of shape "
-                    f"({len(self.dose_levels)},), one per level"
-                )
-            index = first_true(~np.isfinite(value))
-            if index is not None:
-                raise ValueError(
-                    f"{owner}: means[{name!r}]{index_text(index)} must be finite, got "
-                    f"{float(value[index])!r}"
-                )
+        for field_name, moments in (("means", self.means), ("variances", self.variances)):
+            for name, value in moments.items():
+                shape = (len(self.dose_levels),)
+                if not (isinstance(value, np.ndarray) and value.shape == shape):
+                    raise ValueError(
+                        f"{owner}: {field_name}[{name!r}] must be an array of shape "
+                        f"({len(self.dose_levels)},), one per level"
+                    )
+                index = first_true(~np.isfinite(value))
+                if index is not None:
+                    raise ValueError(
+                        f"{owner}: {field_name}[{name!r}]{index_text(index)} must be finite, "
+                        f"got {float(value[index])!r}"
+                    )
         rates = self.rates
         if isinstance(rates, Deferred) and not rates.computed:
             return self
@@ -701,10 +716,13 @@ class DosePosterior:
     def variance(self, name: str) -> np.ndarray:
         """Posterior variance of a quantity per level, shape (K,).
 
-        Exact for a quantity in ``normal``; otherwise the (weighted) variance of the points.
+        Exact for a quantity in ``normal``; the engine's own (``variances``) when it computed
+        it; otherwise the (weighted) variance of the points.
         """
         if name in self.normal:
             return self.normal[name].variance
+        if name in self.variances:
+            return self.variances[name]
         points = self.rate(name)
         return self.expectation((points - self.expectation(points)) ** 2)
 
@@ -731,6 +749,7 @@ class DosePosterior:
             Seed of the resampling or of the normal draws.
         """
         check_random_seed("joint_draws", random_seed)
+        self._refuse_quadrature_points("joint_draws")
         rng = random_generator(random_seed)
         if name in self.normal:
             if draws is None:
@@ -816,7 +835,20 @@ class DosePosterior:
         numpy.ndarray
             Shape (K,).
         """
+        self._refuse_quadrature_points("probability")
         return self.expectation(event(self.rates))
+
+    def _refuse_quadrature_points(self, method: str) -> None:
+        """Raise ValueError when the points are a quadrature rule (``quadrature_points``)."""
+        if self.quadrature_points:
+            raise ValueError(
+                f"{method}: this posterior's points are a quadrature rule fitted to its density "
+                "(or each level's quantiles), not joint draws: they integrate smooth functions, "
+                "not an event's indicator (off by up to 0.08) nor a function across levels. "
+                "Read prob_above, prob_below or prob_between (exact) for an event of one level, "
+                "or fit the model (engine 'grid' or 'nuts') and read DosePosterior.from_idata "
+                "for events across levels"
+            )
 
     def mcse(self, event: Callable[[Mapping[str, np.ndarray]], np.ndarray]) -> np.ndarray:
         r"""Monte Carlo standard error of :meth:`probability` of ``event``, per level.
@@ -825,6 +857,7 @@ class DosePosterior:
         over the chains (:func:`indicator_mcse`); zero for points with weights (no Monte Carlo
         error). An indicator that is constant over the draws has no error either.
         """
+        self._refuse_quadrature_points("mcse")
         indicator = np.asarray(event(self.rates), dtype=float)
         if self.weights is not None:
             return np.zeros(indicator.shape[1])

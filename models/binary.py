@@ -445,6 +445,7 @@ class GridDoseModel(BinaryDoseModel):
             rates={"p_dlt": p_dlt},
             weights=grid.weights,
             tails={"p_dlt": GridTails(grid, self)},
+            quadrature_points=True,
             parameter_mean={
                 name: float(grid.weights @ value)
                 for name, value in free.items()
@@ -628,7 +629,9 @@ class LogisticQuadratureModel(GridDoseModel):
             rates=Deferred(lambda: {"p_dlt": quadrature.rates}, keys=("p_dlt",)),
             weights=quadrature.weights,
             tails={"p_dlt": GridTails(quadrature, self)},
-            means=Deferred(lambda: {"p_dlt": quadrature.rate_means()}, keys=("p_dlt",)),
+            means=Deferred(lambda: {"p_dlt": quadrature.rate_moments[0]}, keys=("p_dlt",)),
+            variances=Deferred(lambda: {"p_dlt": quadrature.rate_moments[1]}, keys=("p_dlt",)),
+            quadrature_points=True,
             parameter_mean=Deferred(lambda: self.parameter_means(quadrature)),
             grid=quadrature,
             **self._posterior_fields(quadrature),

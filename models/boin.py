@@ -32,19 +32,37 @@ if TYPE_CHECKING:
     import pymc as pm
 
 
-__all__ = ["BOIN", "BetaPosterior"]
+__all__ = ["BOIN", "BetaPosterior", "BetaTails"]
 
 #: Quantiles per level that represent a BetaPosterior as points (for summaries and events).
 _QUANTILE_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class BetaTails:
+    """Exact tails and quantiles of independent Beta(a_k, b_k) rates (``QuantileLevelTails``)."""
+
+    a: np.ndarray
+    b: np.ndarray
+
+    def prob_above(self, threshold: float) -> np.ndarray:
+        """Return ``P(p_k > threshold)`` per level, shape (K,)."""
+        return betaincc(self.a, self.b, threshold)
+
+    def quantile(self, q: float) -> np.ndarray:
+        """Return the ``q``-quantile of ``p_k`` per level, shape (K,) (``betaincinv``)."""
+        return betaincinv(self.a, self.b, q)
 
 
 @dataclass(frozen=True, eq=False)
 class BetaPosterior(DosePosterior):
     r"""Independent Beta posteriors of the DLT probability per level, exact.
 
-    The probabilities are the Beta CDFs themselves; as points (``rates``, for summaries and
-    events of one level) each level is represented by the :math:`(i + 1/2) / m` quantiles of
-    its Beta, ``m`` = 2000, equally weighted.
+    The probabilities and quantiles are the Beta's own (:class:`BetaTails`); as points
+    (``rates``, for smooth summaries of one level) each level is represented by the
+    :math:`(i + 1/2) / m` quantiles of its Beta, ``m`` = 2000, equally weighted: the same
+    quantile at every level in a row, so no events or joint draws are read from them
+    (``quadrature_points``).
 
     Attributes
     ----------
@@ -164,6 +182,9 @@ class BOIN(BinaryDoseModel):
             dose_levels=self.dose_levels,
             rates={"p_dlt": betaincinv(a, b, quantiles[:, None])},
             weights=np.full(_QUANTILE_POINTS, 1.0 / _QUANTILE_POINTS),
+            # the same quantile at every level in a row: no joint draws
+            quadrature_points=True,
+            tails={"p_dlt": BetaTails(a.astype(float), b.astype(float))},
             a=a.astype(float),
             b=b.astype(float),
         )

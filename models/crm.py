@@ -390,6 +390,7 @@ class CRM(GridDoseModel):
             weights=quadrature.weights,
             means={"p_dlt": quadrature.means},
             tails={"p_dlt": CRMTails(quadrature, self)},
+            quadrature_points=True,
             parameter_mean={"beta": quadrature.beta_mean},
             point_estimates={"p_dlt": quadrature.plugin},
             grid=quadrature,

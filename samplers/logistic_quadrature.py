@@ -63,7 +63,7 @@ product of Gauss-Legendre rules fitted to it, as the CRM's one parameter is
    halved while, along it, the rows' masses below an inner edge (the tails of events that cut
    the rows at different places) are not resolved (the same bound against
    :data:`_OUTER_RESOLUTION`). The posterior means of the parameters are weighted sums over
-   the nodes; those of the :math:`p_k` are not (`LogisticQuadrature.rate_means`): the nodes
+   the nodes; those of the :math:`p_k` are not (`LogisticQuadrature.rate_moments`): the nodes
    resolve the density, not a rate's sigmoid, which turns within a few units of its logit
    where a vague prior's panel spans tens. Each row's panels are cut into sub-intervals of at
    most 2 units of every level's logit, :math:`\ell` evaluated there, and an outer panel is
@@ -899,7 +899,7 @@ _LOGIT_STEP, _MAX_PIECES = 2.0, 256
 #: (relative to ``max(1, |theta_2|)``).
 _QUANTILE_CDF_TOLERANCE, _QUANTILE_WIDTH = 1e-5, 1e-6
 #: An outer panel is halved for the rates' means while the bound of its rows' integrals of
-#: some ``p_k f`` exceeds this share of the total mass (`LogisticQuadrature.rate_means`).
+#: some ``p_k f`` exceeds this share of the total mass (`LogisticQuadrature.rate_moments`).
 _MEAN_RESOLUTION = 1e-4
 #: Beyond this ``|logit p|`` a rate is 0 or 1 to within ``e^-40``: no sub-interval needed.
 _LOGIT_FLAT = 40.0
@@ -917,7 +917,7 @@ def _logits(leading, t2, problem, out):
 
 @numba.njit(cache=True, error_model="numpy")
 def _row_rate_integrals(table, peak, problem, gl_nodes, gl_weights):
-    r"""Each row's integrals of :math:`p_k f` (r, K) and of :math:`f` (r,), rates resolved.
+    r"""Each row's integrals of :math:`p_k f`, :math:`p_k^2 f` (r, K) and :math:`f` (r,).
 
     Unnormalised (the density relative to ``exp(peak)``) and without the rows' outer weights.
     The rule's nodes resolve the density,
@@ -934,6 +934,7 @@ def _row_rate_integrals(table, peak, problem, gl_nodes, gl_weights):
     levels = problem[4].size
     order = gl_nodes.size
     sums = np.zeros((z1.size, levels))
+    squares = np.zeros((z1.size, levels))
     masses = np.zeros(z1.size)
     low, high, logits = np.empty(levels), np.empty(levels), np.empty(levels)
     for i in range(z1.size):
@@ -958,8 +959,10 @@ def _row_rate_integrals(table, peak, problem, gl_nodes, gl_weights):
                     _logits(leading, t2, problem, logits)
                     masses[i] += weight
                     for k in range(levels):
-                        sums[i, k] += weight / (1.0 + math.exp(-logits[k]))
-    return sums, masses
+                        rate = 1.0 / (1.0 + math.exp(-logits[k]))
+                        sums[i, k] += weight * rate
+                        squares[i, k] += weight * rate * rate
+    return sums, squares, masses
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -1295,49 +1298,58 @@ class LogisticQuadrature:
         """``p_k`` at every node, shape (m, K) (computed when first read)."""
         return _rates(self.nodes, self.problem)
 
-    def rate_means(self) -> np.ndarray:
-        """Return the posterior means of ``p_k`` at the levels, shape (K,), the rates resolved.
+    @cached_property
+    def rate_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior means and variances of ``p_k`` at the levels, (K,) each, resolved.
 
-        Not ``weights @ rates``: the nodes resolve the density, not the rates' sigmoids, which
-        a vague prior's panels are wide enough to miss by 0.015. Along the rows the panels are
-        cut where a rate turns (`_row_rate_integrals`); across them, an outer panel is halved,
-        with rows of its own, while the rows' integrals of some ``p_k f`` are not resolved
-        there (the bound of `_unresolved` above :data:`_MEAN_RESOLUTION` of the total mass;
-        BLRM's rates away from the reference dose turn with ``beta``, across the rows).
+        Not the nodes' weighted moments: the nodes resolve the density, not the rates'
+        sigmoids, which a vague prior's panels are wide enough to miss (the mean by 0.015, the
+        sd by 6e-3). Along the rows the panels are cut where a rate turns
+        (`_row_rate_integrals`); across them, an outer panel is halved, with rows of its own,
+        while the rows' integrals of some ``p_k f`` are not resolved there (the bound of
+        `_unresolved` above :data:`_MEAN_RESOLUTION` of the total mass; BLRM's rates away
+        from the reference dose turn with ``beta``, across the rows).
         """
-        sums, masses = _row_rate_integrals(
-            self.table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS
-        )
+        integrals = _row_rate_integrals(self.table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS)
         order = _GL_NODES.size
-        total_sums, total_mass = np.zeros(sums.shape[1]), 0.0
+        total = np.zeros((2, integrals[0].shape[1]))
+        total_mass = 0.0
         for p in range(self.outer.size - 1):
             rows = slice(p * order, (p + 1) * order)
-            panel_sums, panel_mass = self._outer_panel_rates(
-                (self.outer[p], self.outer[p + 1]), sums[rows], masses[rows], 0
+            panel, mass = self._outer_panel_rates(
+                (self.outer[p], self.outer[p + 1]),
+                (integrals[0][rows], integrals[1][rows], integrals[2][rows]),
+                0,
             )
-            total_sums += panel_sums
-            total_mass += panel_mass
-        return np.clip(total_sums / total_mass, 0.0, 1.0)
+            total += panel
+            total_mass += mass
+        mean = np.clip(total[0] / total_mass, 0.0, 1.0)
+        return mean, np.maximum(total[1] / total_mass - mean**2, 0.0)
 
     def _outer_panel_rates(
-        self, interval: tuple[float, float], sums: np.ndarray, masses: np.ndarray, depth: int
+        self,
+        interval: tuple[float, float],
+        integrals: tuple[np.ndarray, np.ndarray, np.ndarray],
+        depth: int,
     ) -> tuple[np.ndarray, float]:
-        """Return an outer panel's integrals of ``p_k f`` (K,) and of ``f`` (`rate_means`).
+        """Return an outer panel's integrals of ``p_k f`` and ``p_k^2 f`` (2, K) and of ``f``.
 
-        ``sums`` (order, K) and ``masses`` (order,) are the integrals along its rows, at the
-        Gauss-Legendre points of ``interval``.
+        ``integrals`` are its rows' (`_row_rate_integrals`), at the Gauss-Legendre points of
+        ``interval`` (`rate_moments`).
         """
+        sums, squares, masses = integrals
         low, high = interval
         half = 0.5 * (high - low)
-        panel_sums, panel_mass = half * (_GL_WEIGHTS @ sums), half * float(_GL_WEIGHTS @ masses)
-        if depth == _MAX_HALVINGS or panel_mass <= _MEAN_RESOLUTION * self.total:
-            return panel_sums, panel_mass
+        panel = half * np.stack([_GL_WEIGHTS @ sums, _GL_WEIGHTS @ squares])
+        panel_mass = half * float(_GL_WEIGHTS @ masses)
         tolerance = _MEAN_RESOLUTION * self.total
+        if depth == _MAX_HALVINGS or panel_mass <= tolerance:
+            return panel, panel_mass
         if all(
             _unresolved(np.ascontiguousarray(sums[:, k]), half, _GL_TAIL) <= tolerance
             for k in range(sums.shape[1])
         ):
-            return panel_sums, panel_mass
+            return panel, panel_mass
         middle = 0.5 * (low + high)
         parts = ((low, middle), (middle, high))
         z1 = np.concatenate([start + 0.5 * half * (_GL_NODES + 1.0) for start, _ in parts])
@@ -1346,19 +1358,17 @@ class LogisticQuadrature:
         )
         if status:
             raise FloatingPointError("the log posterior is NaN at a point of the quadrature")
-        part_sums, part_masses = _row_rate_integrals(
-            table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS
-        )
+        refined = _row_rate_integrals(table, self.peak, self.problem, _GL_NODES, _GL_WEIGHTS)
         order = _GL_NODES.size
-        panel_sums, panel_mass = np.zeros(sums.shape[1]), 0.0
+        panel, panel_mass = np.zeros_like(panel), 0.0
         for j, part in enumerate(parts):
             rows = slice(j * order, (j + 1) * order)
-            more_sums, more_mass = self._outer_panel_rates(
-                part, part_sums[rows], part_masses[rows], depth + 1
+            more, more_mass = self._outer_panel_rates(
+                part, (refined[0][rows], refined[1][rows], refined[2][rows]), depth + 1
             )
-            panel_sums += more_sums
+            panel += more
             panel_mass += more_mass
-        return panel_sums, panel_mass
+        return panel, panel_mass
 
     def tail_mass(self, cuts: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Mass where ``theta_2`` is above or below a cut per row, of each of ``c`` events, (c,).

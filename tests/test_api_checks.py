@@ -309,6 +309,12 @@ def _crm_and_data():
     return crm, TrialData.from_csv(EXAMPLES / "binary_cohorts.csv")
 
 
+def _crm_fit_posterior():
+    """The posterior of a grid fit's draws (joint draws; the exact posterior's nodes are not)."""
+    crm, data = _crm_and_data()
+    return DosePosterior.from_idata(crm.fit(data, engine="grid", draws=50, random_seed=1))
+
+
 @pytest.mark.parametrize(
     "draw",
     [
@@ -318,9 +324,7 @@ def _crm_and_data():
             ]["beta"].values
         ),
         _weibull_fit_draws,
-        lambda seed: (lambda m, d: m.posterior(d))(*_crm_and_data()).joint_draws(
-            "p_dlt", 50, random_seed=seed
-        ),
+        lambda seed: _crm_fit_posterior().joint_draws("p_dlt", 50, random_seed=seed),
         lambda seed: (
             _crm_and_data()[0]
             .prior_predictive_summary(draws=100, random_seed=seed)["p_dlt_mean"]
@@ -341,9 +345,9 @@ def test_a_generator_as_seed_is_read_alike_everywhere(draw):
 
 
 def test_the_predictive_checks_refuse_a_bad_seed_by_name():
-    crm, data = _crm_and_data()
+    crm, _ = _crm_and_data()
     for seed in (-1, np.random.SeedSequence(1), 1.5):
         with pytest.raises(ValueError, match=r"CRM\.sample_prior_predictive: random_seed must"):
             crm.prior_predictive_summary(draws=10, random_seed=seed)
         with pytest.raises(ValueError, match=r"joint_draws: random_seed must"):
-            crm.posterior(data).joint_draws("p_dlt", 10, random_seed=seed)
+            _crm_fit_posterior().joint_draws("p_dlt", 10, random_seed=seed)

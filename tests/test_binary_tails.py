@@ -841,10 +841,11 @@ def test_blrm_means_and_quantiles_of_the_rates_match_a_3000_grid(name):
     model = BLRM(LEVELS, 40.0, prior=prior)
     b, a, a_edges, w = _blrm_grid(prior, data)
     posterior = model.posterior(data)
-    expected = [
-        float(np.sum(w * expit(a[None, :] + np.exp(b)[:, None] * np.log(d / 40.0)))) for d in LEVELS
-    ]
+    rates = [expit(a[None, :] + np.exp(b)[:, None] * np.log(d / 40.0)) for d in LEVELS]
+    expected = [float(np.sum(w * p)) for p in rates]
     assert posterior.mean() == pytest.approx(expected, abs=MEAN_TOLERANCE)
+    variances = [float(np.sum(w * (p - m) ** 2)) for p, m in zip(rates, expected, strict=True)]
+    assert posterior.variance("p_dlt") == pytest.approx(variances, abs=MEAN_TOLERANCE)
     summary = model.summary(posterior, target=0.33)
     for column, q in (("q2.5", 0.025), ("q97.5", 0.975)):
         quantile = summary[column].to_numpy()
@@ -914,10 +915,11 @@ def test_ewoc_means_and_quantiles_of_the_rates_match_a_3000_grid(priors, name):
     rho0, gamma = theta * expit(s), x_min + (x_max - x_min) * expit(t)
     slope = (logit(theta) - logit(rho0))[:, None] / (gamma[None, :] - x_min)
     posterior = model.posterior(data)
-    expected = [
-        float(np.sum(w * expit(logit(rho0)[:, None] + slope * (d - x_min)))) for d in LEVELS
-    ]
+    rates = [expit(logit(rho0)[:, None] + slope * (d - x_min)) for d in LEVELS]
+    expected = [float(np.sum(w * p)) for p in rates]
     assert posterior.mean() == pytest.approx(expected, abs=MEAN_TOLERANCE)
+    variances = [float(np.sum(w * (p - m) ** 2)) for p, m in zip(rates, expected, strict=True)]
+    assert posterior.variance("p_dlt") == pytest.approx(variances, abs=MEAN_TOLERANCE)
     edges = np.linspace(*box, s.size + 1)
     for q in (0.025, 0.975):
         quantile = posterior.tails["p_dlt"].quantile(q)
@@ -947,3 +949,46 @@ def test_a_rate_quantile_past_the_logit_bound_is_the_bound_and_q_is_checked():
     for q in (0.0, 1.0, float("nan")):
         with pytest.raises(ValueError, match=r"GridTails\.quantile: q must"):
             tails.quantile(q)
+
+
+@pytest.mark.parametrize("name", ["CRM", "BLRM", "EWOC", "BLRM grid", "BOIN"])
+def test_events_of_the_rates_are_refused_on_quadrature_points_not_miscounted(name):
+    # The nodes' weights integrate smooth functions, not an indicator: with no data the BLRM's
+    # nodes gave P(p_40 > 0.33) = 0.291 for 0.367; BOIN's points put the same quantile at every
+    # level, so P(p_40 > p_20) read 0.989 for 0.652 (an audit, 2026-12).
+    from dosezoo.models import BOIN
+    from dosezoo.models.binary import GridDoseModel
+
+    class GridBLRM(BLRM):
+        def _posterior(self, summary):  # the adaptive grid, as a model that defines it alone
+            return GridDoseModel._posterior(self, summary)
+
+    model = {
+        "CRM": CRM((0.05, 0.12, 0.25, 0.4, 0.55), 0.25, dose_levels=LEVELS),
+        "BLRM": BLRM(LEVELS, 40.0),
+        "EWOC": EWOC(0.25, 0.0, 160.0, dose_levels=LEVELS),
+        "BLRM grid": GridBLRM(LEVELS, 40.0),
+        "BOIN": BOIN(0.25, dose_levels=LEVELS),
+    }[name]
+    posterior = model.posterior(DATA_SETS["small"])
+    assert posterior.quadrature_points
+    for method, call in (
+        ("probability", lambda: posterior.probability(lambda r: r["p_dlt"] > 0.33)),
+        ("mcse", lambda: posterior.mcse(lambda r: r["p_dlt"] > 0.33)),
+        ("joint_draws", lambda: posterior.joint_draws("p_dlt", 100, random_seed=1)),
+    ):
+        with pytest.raises(ValueError, match=rf"{method}: this posterior's points are a quad"):
+            call()
+    assert 0.0 <= posterior.prob_above(0.33)[2] <= 1.0  # the exact tails stay
+
+
+def test_the_boin_summary_interval_is_the_betas_own():
+    # It was read from 2000 quantile points per level: off by 1e-3 in the rate at q97.5.
+    from dosezoo.models import BOIN
+
+    model = BOIN(0.25, dose_levels=LEVELS, prior_a=0.5, prior_b=1.5)
+    posterior = model.posterior(DATA_SETS["longer"])
+    summary = model.summary(posterior, target=0.25)
+    for column, q in (("q2.5", 0.025), ("q97.5", 0.975)):
+        exact = stats.beta.ppf(q, posterior.a, posterior.b)
+        np.testing.assert_allclose(summary[column].to_numpy(), exact, rtol=1e-12)
