@@ -293,6 +293,7 @@ class GridTails:
             u = np.where(open_high, np.minimum(lo + step, bound), u)
             u = np.where(open_low, np.maximum(hi - step, -bound), u)
             step *= 2.0
+        # not bracketed within the bound: the bound itself
         done = np.isnan(f_lo) | np.isnan(f_hi)
         result = np.where(np.isnan(f_lo), -bound, bound)
         # Illinois: a secant step in the bracket; an end kept twice has its value halved.
@@ -312,8 +313,9 @@ class GridTails:
             kept = np.where(rising, 1, np.where(falling, -1, kept))
             lo, f_lo = np.where(rising, u, lo), np.where(rising, f, f_lo)
             hi, f_hi = np.where(falling, u, hi), np.where(falling, f, f_hi)
-            done |= active & (f == 0.0)
-            result = np.where(active, u, result)
+            exact = active & (f == 0.0)
+            result = np.where(exact, u, result)
+            done |= exact
         result = np.where(done, result, 0.5 * (lo + hi))
         return expit(result)
 
@@ -619,9 +621,9 @@ class LogisticQuadratureModel(GridDoseModel):
     def _posterior(self, summary: DoseSummary) -> DosePosterior:
         """Integrate the posterior by quadrature (no cache).
 
-        The rates at the nodes, their means and the parameters' means are computed when first
-        read: the rules of these models read tails only, and the rates cost as much as the
-        rule.
+        The rates at the nodes, the rates' means and variances and the parameters' means are
+        computed when first read: the rules of these models read tails only, and the rates
+        cost as much as the rule.
         """
         quadrature = self.quadrature(summary)
         return DosePosterior._of_engine(
