@@ -226,7 +226,7 @@ class BinaryDoseModel(DoseModel):
 
 @dataclass(frozen=True, eq=False)
 class GridTails:
-    """Exact tail probabilities of ``p_dlt`` per level on a rule of rows (``LevelTails``).
+    """Exact tail probabilities and quantiles of ``p_dlt`` per level on a rule of rows.
 
     ``P(p_k > t)`` integrates, row by row of the rule (the adaptive grid's cells or the
     Gauss-Legendre rule's nodes), the half-line of the last coordinate where the model's DLT
