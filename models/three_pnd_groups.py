@@ -33,33 +33,73 @@ Where the paper is ambiguous, and what this module does:
   (``group_column``, default ``"group"``) whose values are the declared labels ``groups``;
   numbers are read as their shortest text (``1.0`` is ``"1"``).
 
-**Sampling on the MTD scale.** NUTS on :math:`(\beta_g, \sigma, \nu)` crawls along the ridge
-:math:`\beta_g (\bar x - x_{min})^\nu \approx` const of the likelihood (long trajectories,
-slow fits). The model is the same written in :math:`\xi_g = \xi(\beta_g, \nu, \sigma)`:
-:math:`\beta_g = (\eta - \sigma z) / (\xi_g - x_{min})^\nu` is decreasing in :math:`\xi_g`, so
-:math:`\beta_g \in (l, u)` is :math:`\xi_g \in (x^*_{min}(\sigma, \nu), x_{max})` with
-Lee's eq (13), :math:`x^*_{min} = x_{min} + ((\eta - \sigma z) / u)^{1/\nu}`, and the uniform
-density :math:`1 / (u - l)` of :math:`\beta_g` becomes
+**Sampling on the slopes' conditional quantiles.** Given :math:`(\sigma, \nu)` each slope's
+posterior is known exactly: with :math:`w_i = (x_i - x_{min})^\nu` and a group's
+:math:`S_{ww} = \sum w_i^2`, :math:`S_{wy} = \sum w_i y_i`, it is the normal
+:math:`N(\mu_g, s_g^2)`, :math:`\mu_g = S_{wy} / S_{ww}`, :math:`s_g = \sigma / \sqrt{S_{ww}}`,
+truncated to :math:`(l, u)`; a group without patients keeps its uniform prior. NUTS samples
+``beta_quantile`` :math:`q_g \in (0, 1)` and sets :math:`\beta_g` to the :math:`q_g`-quantile
+of that conditional, :math:`\beta_g = \mu_g + s_g \Phi^{-1}(\Phi(a_g) + q_g (\Phi(b_g) -
+\Phi(a_g)))` with :math:`a_g, b_g = (l - \mu_g) / s_g, (u - \mu_g) / s_g` (or
+:math:`l + (u - l) q_g`), and adds the potential
 
 .. math::
 
-    \pi(\xi_g \mid \sigma, \nu) = \frac{1}{u - l} \left|\frac{d\beta_g}{d\xi_g}\right|
-        = \frac{\nu (\eta - \sigma z) (\xi_g - x_{min})^{-\nu - 1}}{u - l},
-        \quad x^*_{min} < \xi_g < x_{max}.
+    \log\left|\frac{d\beta_g}{dq_g}\right| - \log(u - l)
+        = \log s_g + \log(\Phi(b_g) - \Phi(a_g)) - \log\phi(t_g) - \log(u - l),
+        \quad t_g = (\beta_g - \mu_g) / s_g,
 
-The PyMC model draws ``mtd`` uniform on that interval and adds
-:math:`\log \pi(\xi_g \mid \sigma, \nu) + \log(x_{max} - x^*_{min})` as a potential;
-``beta`` is a deterministic. :meth:`ThreePNDGroups.log_density` computes the same density
-with scipy from the slopes' uniform prior and the Jacobian, an independent check. PyMC's
-forward sampler ignores potentials, so prior draws (``sample_prior_predictive``, the prior
-checks) come from the model written the other way round: ``beta`` uniform on
-:math:`(l, u)` and ``mtd`` its deterministic, the prior as stated above.
+the uniform prior density of :math:`\beta_g` times the Jacobian. The model is the one above,
+written in other coordinates, and its posterior of :math:`q` is exactly uniform, independent
+of :math:`(\sigma, \nu)`: NUTS works on the marginal posterior of :math:`(\sigma, \nu)` alone.
+Normal CDFs are taken in the lower tail (an interval above :math:`\mu_g` is reflected) and in
+logs. NUTS on :math:`(\beta_g, \sigma, \nu)` crawls along the ridge :math:`\beta_g (\bar x -
+x_{min})^\nu \approx` const of the likelihood; on the MTD scale (:math:`\xi_g` uniform on its
+:math:`\sigma`-dependent support, with a potential) a group's coordinate has a conditional
+spread proportional to :math:`\sigma` while :math:`\sigma` ranges over decades, a funnel: with
+one patient in a group NUTS diverged hundreds of times and undersampled small :math:`\sigma`,
+which moved even an empty group's MTD (one patient at 40 with response 1.5, :math:`\nu = 1.2`
+known: the empty group's 0.9-quantile was 65.4 against 72.4 by quadrature).
+:meth:`log_density` gives the density on the MTD scale with scipy, an independent check of
+:meth:`build`'s. PyMC's forward sampler ignores potentials, so prior draws
+(``sample_prior_predictive``, the prior checks) come from the model written the other way
+round: ``beta`` uniform on :math:`(l, u)` and ``mtd`` its deterministic, the prior as stated
+above.
+
+**Sigma about its cliff (known nu).** On the slopes' quantiles the marginal of
+:math:`\sigma` can end in a cliff: where a group's mean lies above every curve the prior allows
+as :math:`\sigma \to 0` (:math:`\mu_g > m_0 = \eta R^{-\nu}`), its mass :math:`\Phi(b_g)` falls
+from about one to nothing as :math:`\sigma` drops below :math:`h_g = (\mu_g - m_0) / z`, within
+:math:`1 / (z \sqrt{S_{ww}})` in :math:`\log\sigma` (below :math:`m_0`: :math:`h_g = (m_0 -
+\mu_g) / (z R^{-\nu})`, the same with :math:`z R^{-\nu}`). One patient at 40 with response
+1.5 (:math:`\nu = 1.2`) gives a marginal nearly flat in :math:`\log\sigma` from 1 down to
+0.0033, where it drops within about 1 % of :math:`\sigma`: NUTS on the logit of
+:math:`\sigma / \sigma_{max}` met it with hundreds of divergent transitions. So with a known
+:math:`\nu` sigma is sampled on ``sigma_position`` :math:`\zeta`, with
+
+.. math::
+
+    \operatorname{logit}(\sigma / \sigma_{max}) = \operatorname{logit}(h / \sigma_{max})
+        + (\zeta - S) / K + S, \qquad S = \log(1 + e^{\zeta - c}),
+
+:math:`h` the largest :math:`h_g` (clipped to :math:`[10^{-12}, 0.5] \, \sigma_{max}`),
+:math:`K` that group's :math:`z_g \sqrt{S_{ww}}` and :math:`c = 4`: below :math:`c` one unit
+of :math:`\zeta` is the cliff's width, above it one unit of the logit. The map is a bijection;
+its Jacobian :math:`\sigma_{max} \, s(x) (1 - s(x)) ((1 - s(\zeta - c)) / K + s(\zeta - c))`
+(:math:`s` the logistic function) and sigma's truncated half-Cauchy density are a potential.
+The one patient above then gives no divergent transition, with a step size of 0.53 where the
+logit had 0.05. With :math:`\nu` free the cliff moves with :math:`\nu`, and a map that follows
+it ties :math:`\zeta` to :math:`\nu` (60 patients: step size 2.5e-4, R-hat 1.87), so sigma
+keeps its logit there; one patient with a free :math:`\nu` still gives divergent transitions
+(the posterior narrows to the curve through the patient as :math:`\sigma \to 0`), and
+:meth:`group_mtds` warns whenever a fit fails its convergence checks.
 
 Only NUTS fits it (``engine="nuts"``); there is no design for it (a per-group dose rule would
 be the 3PND's posterior-quantile rule applied to each group's MTD, with ``Decision.strata``).
 """
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -78,6 +118,57 @@ from dosezoo.protocols import number_text
 
 if TYPE_CHECKING:
     import pymc as pm
+
+
+#: Widths of the cliff of sigma's marginal over which ``sigma_position`` resolves it finely,
+#: before it turns to the log scale (module notes).
+_CLIFF_WIDTHS = 4.0
+#: Below this log-probability the normal quantile is taken from its asymptotic series
+#: (``erfcinv`` of the probability itself would underflow).
+_LOG_TAIL = -700.0
+
+
+def _log_ndtr(x: Any) -> Any:
+    """``log Phi(x)`` as a PyTensor expression, accurate in the lower tail (PyMC's)."""
+    from pymc.distributions.dist_math import normal_lcdf
+
+    return normal_lcdf(0.0, 1.0, x)
+
+
+def _log_ndtr_ratio(a: Any, b: Any, gap: Any) -> Any:
+    """``log Phi(a) - log Phi(b)`` for ``a < b``, given ``gap = a - b`` computed apart.
+
+    Far in the tail ``a`` and ``b`` may round to one number and their logs cancel: below
+    ``b = -1`` each log is ``log(erfcx(-z / sqrt 2) / 2) - z^2 / 2`` (PyMC's form), and the
+    squares' difference is ``gap (a + b)``.
+    """
+    import pytensor.tensor as pt
+
+    root_half = math.sqrt(0.5)
+    tails = (
+        pt.log(pt.erfcx(-pt.minimum(a, -1.0) * root_half))
+        - pt.log(pt.erfcx(-pt.minimum(b, -1.0) * root_half))
+        - 0.5 * gap * (a + b)
+    )
+    return pt.switch(b < -1.0, tails, _log_ndtr(a) - _log_ndtr(b))
+
+
+def _ndtri_of_log(log_p: Any) -> Any:
+    r"""``Phi^{-1}(exp(log_p))`` as a PyTensor expression, for any ``log_p <= 0``.
+
+    ``erfcinv`` down to :data:`_LOG_TAIL`; below it three fixed-point steps of
+    :math:`t^2 = -2 L - \log(2\pi) - 2 \log(-t)`, the series :math:`\Phi(t) \approx
+    \phi(t) / (-t)` (relative error :math:`1/t^2 < 10^{-3}` there). Each branch reads its
+    input clipped to its own range, so neither gives the other's gradient a NaN.
+    """
+    import pytensor.tensor as pt
+
+    central = -math.sqrt(2.0) * pt.erfcinv(2.0 * pt.exp(pt.maximum(log_p, _LOG_TAIL)))
+    far = pt.minimum(log_p, _LOG_TAIL)
+    tail = -pt.sqrt(-2.0 * far)
+    for _ in range(3):
+        tail = -pt.sqrt(-2.0 * far - math.log(2.0 * math.pi) - 2.0 * pt.log(-tail))
+    return pt.switch(log_p > _LOG_TAIL, central, tail)
 
 
 class ThreePNDScale:
@@ -295,67 +386,55 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
 
         The posterior has ``beta`` and ``mtd`` with dims ``("group",)`` (coordinates: the
         labels), scalars ``sigma`` and ``nu`` (a Data value when ``nu`` is known). It is
-        sampled on the MTD scale (module notes).
+        sampled on the slopes' conditional quantiles (module notes).
         """
         return self._pymc_model(data, slopes_drawn=False)
 
     def _prior_model(self, data: TrialData) -> "pm.Model":
         """Return the same model with ``beta`` drawn uniform and ``mtd`` its deterministic.
 
-        :meth:`build`'s MTD-scale form needs a potential, which PyMC's forward sampler (the
+        :meth:`build`'s form needs a potential, which PyMC's forward sampler (the
         prior draws) ignores.
         """
         return self._pymc_model(data, slopes_drawn=True)
 
     def _pymc_model(self, data: TrialData, *, slopes_drawn: bool) -> "pm.Model":
         import pymc as pm
-        import pytensor.tensor as pt
 
         dose, y, index = self._arrays(data, min_patients=0)
         coords = {"patient": np.arange(dose.size), "group": list(self.groups)}
-        z = self.z
         with pm.Model(coords=coords) as model:
             dose_data = pm.Data("dose", dose, dims="patient")
             group_data = pm.Data("group_index", index, dims="patient")
-            sigma = pm.Truncated(
-                "sigma",
-                pm.HalfCauchy.dist(1.0),
-                lower=0.0,
-                upper=self.sigma_max,
-                initval=min(1.0, 0.5 * self.sigma_max),
-            )
             nu = pm.LogNormal("nu", 0.0, self.delta) if self.nu is None else pm.Data("nu", self.nu)
-            range_power = (self.x_max - self.x_min) ** nu
-            lower = (self.eta - sigma * z) / range_power
-            upper = self.eta / range_power + sigma * z
-            if slopes_drawn:
-                beta = pm.Uniform("beta", lower=lower, upper=upper, dims="group")
-                # Theorem 1, kept strictly inside the dose range where it rounds to x_max.
-                pm.Deterministic(
-                    "mtd",
-                    pt.minimum(
-                        self.x_min + ((self.eta - sigma * z) / beta) ** (1.0 / nu),
-                        np.nextafter(self.x_max, self.x_min),
-                    ),
-                    dims="group",
+            # Each group's observed flag, S_ww and S_wy / S_ww (the posterior's coordinates).
+            statistics = None if slopes_drawn else self._group_statistics(dose_data, y, index, nu)
+            if statistics is None or self.nu is None:
+                sigma = pm.Truncated(
+                    "sigma",
+                    pm.HalfCauchy.dist(1.0),
+                    lower=0.0,
+                    upper=self.sigma_max,
+                    initval=min(1.0, 0.5 * self.sigma_max),
                 )
             else:
-                # Sampled on the MTD scale (module notes): xi_g uniform on its support, and
-                # the potential turns that uniform into the density of beta_g's uniform prior.
-                support = self.x_min + ((self.eta - sigma * z) / upper) ** (1.0 / nu)
-                mtd = pm.Uniform("mtd", lower=support, upper=self.x_max, dims="group")
-                pm.Potential(
-                    "beta_prior",
-                    pt.sum(
-                        pt.log(nu * (self.eta - sigma * z))
-                        - (nu + 1.0) * pt.log(mtd - self.x_min)
-                        - pt.log(upper - lower)
-                        + pt.log(self.x_max - support)
-                    ),
+                # Resolved about the cliff of its marginal (module notes).
+                position = pm.Flat("sigma_position")
+                sigma = pm.Deterministic(
+                    "sigma", self._sigma_about_the_cliff(position, *statistics, nu)
                 )
+            lower, width = self._slope_support(sigma, nu)
+            if statistics is None:
+                beta = pm.Uniform("beta", lower=lower, upper=lower + width, dims="group")
+            else:
+                # Sampled on the slopes' conditional quantiles (module notes).
+                quantile = pm.Uniform("beta_quantile", 0.0, 1.0, dims="group")
                 beta = pm.Deterministic(
-                    "beta", (self.eta - sigma * z) / (mtd - self.x_min) ** nu, dims="group"
+                    "beta",
+                    self._slopes_from_quantiles(*statistics, sigma, lower, width, quantile),
+                    dims="group",
                 )
+            pm.Deterministic("mtd", self._mtd_tensor(beta, sigma, nu), dims="group")
             pm.Normal(
                 "y",
                 mu=beta[group_data] * (dose_data - self.x_min) ** nu,
@@ -365,6 +444,120 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
             )
         return model
 
+    def _mtd_tensor(self, beta: Any, sigma: Any, nu: Any) -> Any:
+        """Theorem 1's MTD of each slope, kept strictly below x_max where it rounds to it."""
+        import pytensor.tensor as pt
+
+        return pt.minimum(
+            self.x_min + ((self.eta - sigma * self.z) / beta) ** (1.0 / nu),
+            np.nextafter(self.x_max, self.x_min),
+        )
+
+    def _slope_support(self, sigma: Any, nu: Any) -> tuple[Any, Any]:
+        """Return ``l`` and ``u - l`` of the slopes' uniform prior given sigma and nu.
+
+        The width ``sigma z (1 + R^-nu)`` is formed apart: ``u - l`` rounds to 0 once it is
+        below the precision of ``eta R^-nu``.
+        """
+        range_power = (self.x_max - self.x_min) ** nu
+        return (self.eta - sigma * self.z) / range_power, sigma * self.z * (1.0 + 1.0 / range_power)
+
+    def _group_statistics(
+        self, dose: Any, y: np.ndarray, index: np.ndarray, nu: Any
+    ) -> tuple[np.ndarray, Any, Any]:
+        """Return which groups have patients, their ``S_ww`` (1 if none) and ``S_wy / S_ww``."""
+        import pytensor.tensor as pt
+
+        observed = np.bincount(index, minlength=len(self.groups)) > 0
+        one_hot = np.eye(len(self.groups))[index]
+        w = (dose - self.x_min) ** nu
+        s_ww = pt.switch(observed, pt.dot(w**2, one_hot), 1.0)
+        return observed, s_ww, pt.dot(w * y, one_hot) / s_ww
+
+    def _sigma_about_the_cliff(
+        self, position: Any, observed: np.ndarray, s_ww: Any, centre: Any, nu: Any
+    ) -> Any:
+        r"""Return sigma at ``position``, resolved about the cliff of its marginal; add its prior.
+
+        The logit :math:`x` of :math:`\sigma / \sigma_{max}` is :math:`x_c + (\zeta - S) / K +
+        S`, :math:`S = \log(1 + e^{\zeta - c})` (:math:`\zeta` = ``position``, :math:`c` =
+        :data:`_CLIFF_WIDTHS`), with :math:`x_c` the logit of the cliff :math:`h = \max_g
+        |\mu_g - \eta R^{-\nu}| / z_g` (:math:`z_g = z` for a group mean above
+        :math:`\eta R^{-\nu}`, :math:`z R^{-\nu}` below) and :math:`K = z_g \sqrt{S_{ww}}` of
+        that group, the rate at which the group's mass :math:`\Phi(b_g)` falls there per unit of
+        :math:`\log\sigma` (module notes). Add the truncated half-Cauchy density of sigma and
+        the Jacobian :math:`|d\sigma / d\zeta|` as a potential.
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        range_power = (self.x_max - self.x_min) ** nu
+        above = centre > self.eta / range_power
+        edge_rate = pt.switch(above, self.z, self.z / range_power)
+        cliffs = pt.switch(observed, pt.abs(centre - self.eta / range_power) / edge_rate, 0.0)
+        widest = pt.argmax(cliffs)
+        # Clipped so the logit stays finite; the map is a bijection whatever x_c is.
+        ratio = pt.clip(cliffs[widest] / self.sigma_max, 1e-12, 0.5)
+        sharpness = edge_rate[widest] * pt.sqrt(s_ww[widest])
+        beyond = pt.softplus(position - _CLIFF_WIDTHS)
+        logit = pt.log(ratio) - pt.log1p(-ratio) + (position - beyond) / sharpness + beyond
+        sigma = self.sigma_max * pt.sigmoid(logit)
+        # dx/dzeta = (1 - s) / K + s with s the logistic function of zeta - c.
+        log_slope = pt.logaddexp(
+            -pt.softplus(position - _CLIFF_WIDTHS) - pt.log(sharpness),
+            -pt.softplus(_CLIFF_WIDTHS - position),
+        )
+        log_jacobian = (
+            math.log(self.sigma_max) - pt.softplus(-logit) - pt.softplus(logit) + log_slope
+        )
+        log_prior = (
+            math.log(2.0 / math.pi)
+            - pt.log1p(sigma**2)
+            - math.log(2.0 / math.pi * math.atan(self.sigma_max))
+        )
+        pm.Potential("sigma_prior", log_prior + log_jacobian)
+        return sigma
+
+    def _slopes_from_quantiles(
+        self,
+        observed: np.ndarray,
+        s_ww: Any,
+        centre: Any,
+        sigma: Any,
+        lower: Any,
+        width: Any,
+        quantile: Any,
+    ) -> Any:
+        r"""Return each slope as the ``quantile`` of its conditional posterior given sigma and nu.
+
+        A group with data has the truncated normal :math:`N(\mu_g, s_g^2)` on :math:`(l, u)`,
+        with :math:`\mu_g = S_{wy} / S_{ww}`, :math:`s_g = \sigma / \sqrt{S_{ww}}`; a group
+        without data its uniform prior. Add the potential that makes ``quantile`` uniform:
+        :math:`\log|d\beta_g / dq_g| - \log(u - l)` (module notes).
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        spread = sigma / pt.sqrt(s_ww)
+        gap = -width / spread
+        a = (lower - centre) / spread
+        b = a - gap
+        # Work in the lower tail, where normal CDFs keep their precision: an interval above
+        # the centre is reflected.
+        flip = a + b > 0.0
+        a_low, b_low = pt.switch(flip, -b, a), pt.switch(flip, -a, b)
+        q_low = pt.switch(flip, 1.0 - quantile, quantile)
+        log_a, log_b = _log_ndtr(a_low), _log_ndtr(b_low)
+        log_p = pt.logaddexp(pt.log1p(-q_low) + log_a, pt.log(q_low) + log_b)
+        t = _ndtri_of_log(log_p)
+        t = pt.switch(flip, -t, t)
+        log_mass = log_b + pt.log1mexp(_log_ndtr_ratio(a_low, b_low, gap))
+        log_jacobian = (
+            pt.log(spread) + log_mass + 0.5 * t**2 + 0.5 * math.log(2.0 * math.pi)
+        ) - pt.log(width)
+        pm.Potential("beta_prior", pt.sum(pt.switch(observed, log_jacobian, 0.0)))
+        return pt.switch(observed, centre + spread * t, lower + width * quantile)
+
     def log_density(
         self, data: TrialData, mtd: Sequence[float], sigma: float, nu: float | None = None
     ) -> float:
@@ -373,8 +566,9 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
         The normal log-likelihood of eq (6) at :math:`\beta_g = (\eta - \sigma z) / (\xi_g -
         x_{min})^\nu`, the uniform prior density :math:`1 / (u - l)` of each slope times the
         Jacobian :math:`|d\beta_g / d\xi_g|`, the truncated half-Cauchy of sigma and the
-        log-normal of nu (unless known); ``-inf`` outside the support. It is the density
-        :meth:`build`'s model has on its constrained values: an independent check of it.
+        log-normal of nu (unless known); ``-inf`` outside the support. With the Jacobian
+        :math:`|d\xi_g / dq_g|` of the slopes' quantiles it is the density :meth:`build`'s
+        model has on its constrained values: an independent check of it.
         """
         from scipy import stats
 
@@ -421,7 +615,8 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
     ) -> DosePosterior:
         """Read the scalar parameters' means and the convergence of ``beta`` and ``mtd``."""
         post = idata["posterior"].to_dataset()
-        scalars = scalar_means(post)
+        # sigma_position is a coordinate of the sampler, not a parameter of the model.
+        scalars = {k: v for k, v in scalar_means(post).items() if k != "sigma_position"}
         return DosePosterior(
             dose_levels=(),
             rates={},
@@ -430,8 +625,35 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
             report=(criteria or ConvergenceCriteria()).check(idata, ["beta", "mtd"]),
         )
 
-    def group_mtds(self, idata: xr.DataTree) -> dict[str, SampledDistribution]:
-        """Return each group's MTD posterior (draws of a fit), by group label."""
+    def group_mtds(
+        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None
+    ) -> dict[str, SampledDistribution]:
+        """Return each group's MTD posterior (draws of a fit), by group label.
+
+        Parameters
+        ----------
+        idata : xarray.DataTree
+            A fit of this model.
+        criteria : ConvergenceCriteria, optional
+            What the fit must meet (default: :class:`~dosezoo.diagnostics.ConvergenceCriteria`).
+
+        Warns
+        -----
+        RuntimeWarning
+            When the fit fails ``criteria`` on ``beta`` and ``mtd``, naming each failure: the
+            draws are returned, but their quantiles may be wrong (module notes: with one or two
+            patients a group's MTD meets a funnel in sigma).
+        """
+        report = (criteria or ConvergenceCriteria()).check(idata, ["beta", "mtd"])
+        if not report.ok:
+            warnings.warn(
+                f"{self.model_name}.group_mtds: the fit fails its convergence checks "
+                f"({'; '.join(report.failures)}), so the MTDs' quantiles may be wrong; with one "
+                "or two patients in a group NUTS meets a funnel in sigma, and more draws or "
+                "tuning do not remove it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         mtd = idata["posterior"]["mtd"]
         return {
             label: SampledDistribution(mtd.sel(group=label).transpose("chain", "draw").to_numpy())

@@ -6,12 +6,15 @@ scipy computation, and bad data are refused naming the column, row and value. Sl
 (the 95 % posterior intervals cover the true parameters and MTDs).
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import special, stats
 
 from dosezoo.data import DataError, TrialData
+from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.three_pnd_groups import ThreePNDGroups
 from dosezoo.models.three_pnd_plateau import ThreePNDPlateau
 from dosezoo.models.three_pnd_repeated import ThreePNDRepeated
@@ -70,24 +73,126 @@ def groups_data(n: int, seed: int) -> TrialData:
     return TrialData.from_dataframe(frame, covariates=("group",))
 
 
+def sigma_and_log_jacobian(pymc_model, values) -> tuple[float, float]:
+    """The model's sigma at ``values`` and ``log |dsigma / dsigma_position|`` by differences.
+
+    Sigma itself when it is the free variable (nu free), with no Jacobian.
+    """
+    if "sigma_position" not in values:
+        return float(values["sigma"]), 0.0
+    sigma = pymc_model.compile_fn(
+        pymc_model.replace_rvs_by_values([pymc_model["sigma"]])[0],
+        inputs=pymc_model.value_vars,
+        on_unused_input="ignore",
+        mode="FAST_COMPILE",
+    )
+    point = {"sigma_position": float(values["sigma_position"])}
+    if "nu" in values:
+        point["nu_log__"] = float(np.log(values["nu"]))
+    point["beta_quantile_interval__"] = special.logit(values["beta_quantile"])
+    step = 1e-6
+    up, down = (dict(point, sigma_position=point["sigma_position"] + h) for h in (step, -step))
+    slope = (float(sigma(up)) - float(sigma(down))) / (2 * step)
+    return float(sigma(point)), float(np.log(slope))
+
+
+def quantile_log_density(model, data, pymc_model, values) -> float:
+    """The density of the model's free values from scipy: the MTD scale's, times |dxi/dq|.
+
+    Each slope is scipy's truncated-normal quantile of its conditional posterior given sigma
+    and nu (a uniform for a group without patients); ``dbeta/dq`` is one over that density.
+    Sigma and the Jacobian of its position are read from the model, the latter by differences.
+    """
+    sigma, log_jacobian = sigma_and_log_jacobian(pymc_model, values)
+    quantile = np.asarray(values["beta_quantile"])
+    nu = model.nu if model.nu is not None else float(values["nu"])
+    dose, y = np.asarray(data.dose), np.asarray(data.column("y"))
+    index = np.array([model.groups.index(str(g)) for g in data.column("group")])
+    power = (model.x_max - model.x_min) ** nu
+    lower, upper = (model.eta - sigma * model.z) / power, model.eta / power + sigma * model.z
+    w = (dose - model.x_min) ** nu
+    beta = np.empty(len(model.groups))
+    for g, q in enumerate(quantile):
+        mine = index == g
+        if not mine.any():
+            beta[g] = lower + (upper - lower) * q
+            log_jacobian += np.log(upper - lower)
+            continue
+        s_ww = np.sum(w[mine] ** 2)
+        centre, spread = np.sum(w[mine] * y[mine]) / s_ww, sigma / np.sqrt(s_ww)
+        a, b = (lower - centre) / spread, (upper - centre) / spread
+        beta[g] = stats.truncnorm.ppf(q, a, b, loc=centre, scale=spread)
+        log_jacobian -= stats.truncnorm.logpdf(beta[g], a, b, loc=centre, scale=spread)
+    mtd = model.mtd_of(beta, sigma, nu)
+    log_jacobian += np.sum(np.log((mtd - model.x_min) / (nu * beta)))
+    return model.log_density(data, mtd, sigma, nu) + log_jacobian
+
+
 def test_groups_log_density_matches_scipy():
     model = groups_truth()[0]
     data = groups_data(20, seed=1)
     pymc_model = model.build(data)
-    assert set(pymc_model.named_vars) >= {"sigma", "nu", "mtd", "beta", "y"}
+    assert set(pymc_model.named_vars) >= {"sigma", "nu", "beta_quantile", "mtd", "beta", "y"}
     for values, logp in constrained_and_logp(pymc_model, seeds=range(3)):
         assert np.isfinite(logp)
-        expected = model.log_density(data, values["mtd"], values["sigma"], values["nu"])
-        assert logp == pytest.approx(expected, rel=1e-7)
+        expected = quantile_log_density(model, data, pymc_model, values)
+        assert logp == pytest.approx(expected, rel=1e-6)
 
 
-def test_groups_known_nu_log_density_matches_scipy():
-    model = ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B"), nu=1.2)
+def test_groups_known_nu_log_density_matches_scipy_with_an_empty_group():
+    model = ThreePNDGroups(
+        eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B", "C"), nu=1.2
+    )
     data = groups_data(20, seed=2)
     pymc_model = model.build(data)
     assert "nu" not in {rv.name for rv in pymc_model.free_RVs}
-    [(values, logp)] = constrained_and_logp(pymc_model, seeds=(4,))
-    assert logp == pytest.approx(model.log_density(data, values["mtd"], values["sigma"]))
+    for values, logp in constrained_and_logp(pymc_model, seeds=(4, 5)):
+        expected = quantile_log_density(model, data, pymc_model, values)
+        assert logp == pytest.approx(expected, rel=1e-6)
+
+
+def test_groups_slope_quantiles_are_uniform_given_sigma_and_nu_whatever_the_data():
+    # The slopes are integrated out exactly: the density does not move with the quantiles,
+    # also where the responses lie far above what the prior allows at this sigma (the
+    # quantile's tail series) and with one patient.
+    model = ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B"), nu=1.2)
+    for dose, y, group in (
+        ([40.0], [1.5], ["A"]),
+        ([20.0, 40.0, 60.0], [150.0, 300.0, 450.0], "B"),
+    ):
+        frame = pd.DataFrame({"dose": dose, "y": y, "group": group})
+        pymc_model = model.build(TrialData.from_dataframe(frame, covariates=("group",)))
+        logp = pymc_model.compile_logp(jacobian=False)
+        beta = pymc_model.compile_fn(
+            pymc_model.replace_rvs_by_values([pymc_model["beta"]])[0],
+            inputs=pymc_model.value_vars,
+            mode="FAST_COMPILE",
+        )
+        for position in (-9.0, -3.0, 0.0, 2.0, 9.0):
+            values = [
+                logp({"sigma_position": position, "beta_quantile_interval__": np.array([q, -q])})
+                for q in (-4.0, -1.0, 0.5, 3.0)
+            ]
+            assert np.all(np.isfinite(values)) and np.ptp(values) < 1e-9 * max(1, abs(values[0]))
+            slopes = beta({"sigma_position": position, "beta_quantile_interval__": np.ones(2)})
+            assert np.all(np.isfinite(slopes) & (slopes > 0))
+
+
+def test_group_mtds_warn_when_the_fit_fails_its_checks():
+    model = ThreePNDGroups(eta=3.0, gamma=0.9, x_min=5.0, x_max=80.0, groups=("A", "B"), nu=1.2)
+    frame = pd.DataFrame({"dose": [40.0], "y": [1.5], "group": ["A"]})
+    data = TrialData.from_dataframe(frame, covariates=("group",))
+    idata = model.fit(data, draws=100, tune=100, chains=2, random_seed=1)
+    strict = ConvergenceCriteria(min_ess_bulk=1e6)
+    with pytest.warns(RuntimeWarning, match=r"group_mtds: the fit fails .*bulk ESS \d+ < 1e\+06"):
+        model.group_mtds(idata, strict)
+    lenient = ConvergenceCriteria(
+        max_rhat=100.0, min_ess_bulk=0.0, min_ess_tail=0.0, max_divergences=10**6
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mtds = model.group_mtds(idata, lenient)
+    assert set(mtds) == {"A", "B"}
 
 
 def test_groups_beta_is_the_slope_of_the_mtd():
