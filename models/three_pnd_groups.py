@@ -187,6 +187,23 @@ class ThreePNDScale:
         """Upper end ``eta / z`` of the support of sigma."""
         return self.eta / self.z
 
+    def sigma_prior(self, name: str | None = "sigma") -> Any:
+        """Return sigma's prior, ``C+(0, 1)`` truncated to ``(0, eta / z)``.
+
+        A variable ``name`` of the PyMC model in context, or (``name=None``) the distribution.
+        """
+        import pymc as pm
+
+        if name is None:
+            return pm.Truncated.dist(pm.HalfCauchy.dist(1.0), lower=0.0, upper=self.sigma_max)
+        return pm.Truncated(
+            name,
+            pm.HalfCauchy.dist(1.0),
+            lower=0.0,
+            upper=self.sigma_max,
+            initval=min(1.0, 0.5 * self.sigma_max),
+        )
+
 
 def scalar_means(post: xr.Dataset) -> dict[str, float]:
     """Return the posterior mean of every scalar parameter (dims ``chain, draw``)."""
@@ -410,13 +427,7 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
             # Each group's observed flag, S_ww and S_wy / S_ww (the posterior's coordinates).
             statistics = None if slopes_drawn else self._group_statistics(dose_data, y, index, nu)
             if statistics is None or self.nu is None:
-                sigma = pm.Truncated(
-                    "sigma",
-                    pm.HalfCauchy.dist(1.0),
-                    lower=0.0,
-                    upper=self.sigma_max,
-                    initval=min(1.0, 0.5 * self.sigma_max),
-                )
+                sigma = self.sigma_prior()
             else:
                 # Resolved about the cliff of its marginal (module notes).
                 position = pm.Flat("sigma_position")
@@ -510,11 +521,7 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
         log_jacobian = (
             math.log(self.sigma_max) - pt.softplus(-logit) - pt.softplus(logit) + log_slope
         )
-        log_prior = (
-            math.log(2.0 / math.pi)
-            - pt.log1p(sigma**2)
-            - math.log(2.0 / math.pi * math.atan(self.sigma_max))
-        )
+        log_prior = pm.logp(self.sigma_prior(name=None), sigma)
         pm.Potential("sigma_prior", log_prior + log_jacobian)
         return sigma
 

@@ -192,13 +192,7 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
         y = np.asarray(data.column("y"), dtype=float)
         with pm.Model(coords={"patient": np.arange(dose.size)}) as model:
             dose_data = pm.Data("dose", dose, dims="patient")
-            sigma = pm.Truncated(
-                "sigma",
-                pm.HalfCauchy.dist(1.0),
-                lower=0.0,
-                upper=self.sigma_max,
-                initval=min(1.0, 0.5 * self.sigma_max),
-            )
+            sigma = self.sigma_prior()
             hill = pm.LogNormal("hill", 0.0, self.delta)
             rho = pm.LogNormal("rho", 0.0, self.plateau_scale)
             mtd = pm.Uniform("mtd", lower=self.x_min, upper=self.x_max)

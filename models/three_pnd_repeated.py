@@ -190,13 +190,7 @@ class ThreePNDRepeated(ThreePNDScale, DoseModel):
         with pm.Model(coords=coords) as model:
             dose_data = pm.Data("dose", dose, dims="measurement")
             subject = pm.Data("subject_index", index, dims="measurement")
-            sigma = pm.Truncated(
-                "sigma",
-                pm.HalfCauchy.dist(1.0),
-                lower=0.0,
-                upper=self.sigma_max,
-                initval=min(1.0, 0.5 * self.sigma_max),
-            )
+            sigma = self.sigma_prior()
             mu_mtd = pm.Normal("mu_mtd", 0.0, self.mtd_location_scale)
             tau_mtd = pm.HalfNormal("tau_mtd", self.mtd_spread_scale)
             mu_log_nu = pm.Normal("mu_log_nu", 0.0, self.delta)
