@@ -62,12 +62,12 @@ L-BFGS-B for these at most a handful of parameters) from hetGP's start and from 
 of the box first (a cell: which half of its range each length-scale and the nugget lie in).
 On these small designs the likelihood is flat, often bimodal (interpolating the data with a
 small nugget, or smoothing them with a large one) and its maximum often sits on a bound; the
-posterior says which parameters do (:attr:`GPSurfacePosterior.on_bound`). hetGP's single
-start, or 4 starts from cells of the length-scales alone, stopped 1e-3 to 0.24 below the
-maximum on 7 of 260 random data sets of 2 to 8 points (with replicates, outliers, rounding,
-strata), and the design's next combination changed; the default 16 starts of 128 points
-came within 2e-5 of it on all 260, the maximum taken from a dense grid of the box polished by
-L-BFGS-B (the tests check two of the seven against scipy's L-BFGS-B from random starts). A
+posterior says which parameters do (:attr:`GPSurfacePosterior.on_bound`). 4 starts of 32
+points from cells of the length-scales alone stopped 1e-3 to 0.24 below the maximum on 7 of
+260 random data sets of 2 to 8 points (with replicates, outliers, rounding, strata), and the
+design's next combination changed; the default 16 starts of 128 points came within 2e-5 of it
+on all 260, the maximum taken from a dense grid of the box polished by L-BFGS-B (the tests
+check two of the seven against scipy's L-BFGS-B from random starts). A
 column that is constant in the data (e.g. one stratum only) gets :math:`r_j = 1` where hetGP
 would divide by zero.
 
