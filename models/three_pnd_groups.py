@@ -651,6 +651,11 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
             draws are returned, but their quantiles may be wrong (module notes: with one or two
             patients a group's MTD meets a funnel in sigma).
         """
+        if criteria is not None and not isinstance(criteria, ConvergenceCriteria):
+            raise TypeError(
+                f"{self.model_name}.group_mtds: criteria must be a ConvergenceCriteria or None, "
+                f"got {criteria!r}"
+            )
         report = (criteria or ConvergenceCriteria()).check(idata, ["beta", "mtd"])
         if not report.ok:
             warnings.warn(

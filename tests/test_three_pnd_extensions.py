@@ -193,6 +193,8 @@ def test_group_mtds_warn_when_the_fit_fails_its_checks():
         warnings.simplefilter("error")
         mtds = model.group_mtds(idata, lenient)
     assert set(mtds) == {"A", "B"}
+    with pytest.raises(TypeError, match=r"criteria must be a ConvergenceCriteria or None, got"):
+        model.group_mtds(idata, {"max_divergences": 5})
 
 
 def test_groups_beta_is_the_slope_of_the_mtd():
