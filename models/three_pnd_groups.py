@@ -171,6 +171,35 @@ def _ndtri_of_log(log_p: Any) -> Any:
     return pt.switch(log_p > _LOG_TAIL, central, tail)
 
 
+def truncated_normal_quantile(
+    centre: Any, spread: Any, lower: Any, width: Any, quantile: Any
+) -> tuple[Any, Any]:
+    r"""Return the ``quantile`` of :math:`N(\mu, s^2)` truncated to :math:`(l, l + w)`, in PyTensor.
+
+    Returns the quantile's standard score :math:`t` (the value is :math:`\mu + s t`) and
+    :math:`\log|d(\mu + s t) / dq| = \log s + \log(\Phi(b) - \Phi(a)) - \log\phi(t)`,
+    :math:`a, b = (l - \mu) / s, (l + w - \mu) / s`. The width :math:`w` is given apart from
+    :math:`l` (it may be below the precision of :math:`l`). Normal CDFs are taken in the lower
+    tail, where they keep their precision (an interval above :math:`\mu` is reflected), and
+    in logs.
+    """
+    import pytensor.tensor as pt
+
+    gap = -width / spread
+    a = (lower - centre) / spread
+    b = a - gap
+    flip = a + b > 0.0
+    a_low, b_low = pt.switch(flip, -b, a), pt.switch(flip, -a, b)
+    q_low = pt.switch(flip, 1.0 - quantile, quantile)
+    log_a, log_b = _log_ndtr(a_low), _log_ndtr(b_low)
+    log_p = pt.logaddexp(pt.log1p(-q_low) + log_a, pt.log(q_low) + log_b)
+    score = _ndtri_of_log(log_p)
+    score = pt.switch(flip, -score, score)
+    log_mass = log_b + pt.log1mexp(_log_ndtr_ratio(a_low, b_low, gap))
+    log_jacobian = pt.log(spread) + log_mass + 0.5 * score**2 + 0.5 * math.log(2.0 * math.pi)
+    return score, log_jacobian
+
+
 class ThreePNDScale:
     """The 3PND's ``z`` and ``sigma_max``, shared by the extensions (fields eta, gamma)."""
 
@@ -546,24 +575,9 @@ class ThreePNDGroups(ThreePNDScale, DoseModel):
         import pytensor.tensor as pt
 
         spread = sigma / pt.sqrt(s_ww)
-        gap = -width / spread
-        a = (lower - centre) / spread
-        b = a - gap
-        # Work in the lower tail, where normal CDFs keep their precision: an interval above
-        # the centre is reflected.
-        flip = a + b > 0.0
-        a_low, b_low = pt.switch(flip, -b, a), pt.switch(flip, -a, b)
-        q_low = pt.switch(flip, 1.0 - quantile, quantile)
-        log_a, log_b = _log_ndtr(a_low), _log_ndtr(b_low)
-        log_p = pt.logaddexp(pt.log1p(-q_low) + log_a, pt.log(q_low) + log_b)
-        t = _ndtri_of_log(log_p)
-        t = pt.switch(flip, -t, t)
-        log_mass = log_b + pt.log1mexp(_log_ndtr_ratio(a_low, b_low, gap))
-        log_jacobian = (
-            pt.log(spread) + log_mass + 0.5 * t**2 + 0.5 * math.log(2.0 * math.pi)
-        ) - pt.log(width)
-        pm.Potential("beta_prior", pt.sum(pt.switch(observed, log_jacobian, 0.0)))
-        return pt.switch(observed, centre + spread * t, lower + width * quantile)
+        score, log_jacobian = truncated_normal_quantile(centre, spread, lower, width, quantile)
+        pm.Potential("beta_prior", pt.sum(pt.switch(observed, log_jacobian - pt.log(width), 0.0)))
+        return pt.switch(observed, centre + spread * score, lower + width * quantile)
 
     def log_density(
         self, data: TrialData, mtd: Sequence[float], sigma: float, nu: float | None = None

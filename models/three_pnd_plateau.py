@@ -53,11 +53,46 @@ role of the 3PND's, ``plateau_scale`` :math:`s` (1) puts the plateau's median at
 :math:`2 \eta^*`. The model is sampled in these coordinates (``sigma``, ``hill``,
 ``rho``, ``mtd``); ``emax`` and ``ed50`` (:math:`x_{min} + D`) are deterministics.
 
+**Sampling on the anchor dose's mean.** With one patient, NUTS on ``(sigma, hill, rho, mtd)``
+met a funnel: the marginal of :math:`\sigma` keeps mass near 0 (the curve can pass through the
+patient), where the MTD's conditional narrows in proportion to :math:`\sigma`. One patient at
+40 with response 3.5 (4 chains of 5000 draws): :math:`P(\sigma < 0.05)` was 0.045 +- 0.007
+with 451 divergent transitions, and with another seed a chain stuck (0.089 +- 0.046), against
+0.075 by importance sampling; with response 1.5 it was 0.002-0.004 against 0.018.
+So with data the MTD is sampled through the mean response :math:`m = f(x_a)` at an *anchor*
+dose :math:`x_a` (the dose with the most patients, the highest of those tied), :math:`n_a`
+patients with mean response :math:`\bar y_a`. Given :math:`(\sigma, h, \rho)`, :math:`m`
+falls from :math:`E` to :math:`m_{lo} = E / (1 + \rho (R / u_a)^h)` as the MTD runs over the
+dose range (:math:`u_a = x_a - x_{min}`), with inverse
+
+.. math::
+
+    \mathrm{MTD} = x_{min} + u_a \left(\frac{E - m}{\rho \, m}\right)^{1/h}, \qquad
+    \left|\frac{d\,\mathrm{MTD}}{dm}\right| = \frac{(\mathrm{MTD} - x_{min}) E}{h \, m (E - m)}.
+
+NUTS samples ``mtd_quantile`` :math:`q \in (0, 1)` and sets :math:`m` to the
+:math:`q`-quantile of :math:`N(\bar y_a, \sigma^2 / n_a)` truncated to :math:`(m_{lo}, E)`,
+the anchor dose's likelihood as a function of :math:`m`; the potential :math:`-\log R + \log
+|d\mathrm{MTD}/dm| + \log|dm/dq|` is the MTD's uniform prior density times the Jacobian. The
+model is the one above in other coordinates. The anchor's likelihood cancels in :math:`q`, so
+with every patient at one dose the posterior of :math:`q` given :math:`(\sigma, h, \rho)` is
+proportional to the smooth :math:`|d\mathrm{MTD}/dm|` however small :math:`\sigma` is. The
+patient with response 3.5 then gives 0.077 +- 0.003 and 0.075 +- 0.003 (two seeds;
+``test_plateau_nuts_matches_importance_sampling_with_one_patient`` checks it), the one with
+1.5 gives 0.020 +- 0.003 and 0.025 +- 0.003. About 1 % of transitions still diverge with one
+patient, at the edge of the region of :math:`(h, \rho)` whose curves reach the patient as
+:math:`\sigma \to 0`. With one patient at each of two or three doses the curve can pass
+through every patient as :math:`\sigma \to 0`, a funnel in :math:`(h, \rho)` that the anchor
+does not remove: NUTS diverges on 2-6 % of transitions there and a chain can stick, which the
+convergence report shows. Without data the MTD is uniform (PyMC's forward sampler, which
+draws the prior, ignores potentials, so prior draws always come from that form).
+
 Only NUTS fits it (``engine="nuts"``). No design is needed: the 3PND's rule (the posterior
 ``alpha``-quantile of the MTD) reads any model's ``mtd``, but ``MTDQuantileRule`` is written
 for the 3PND's exact posterior; with this model, take the quantile of the fit's ``mtd``.
 """
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,9 +105,15 @@ from scipy.special import ndtr
 
 from dosezoo.checks import doses_within, real_number
 from dosezoo.data import TrialData
+from dosezoo.diagnostics import ConvergenceCriteria
 from dosezoo.models.base import DoseModel
 from dosezoo.models.three_pnd import check_responses
-from dosezoo.models.three_pnd_groups import ThreePNDScale, check_curve_parameters, check_hyper
+from dosezoo.models.three_pnd_groups import (
+    ThreePNDScale,
+    check_curve_parameters,
+    check_hyper,
+    truncated_normal_quantile,
+)
 from dosezoo.posterior import DosePosterior, Sampling
 
 if TYPE_CHECKING:
@@ -184,7 +225,18 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
     # ------------------------------------------------------------------ model
 
     def build(self, data: TrialData) -> "pm.Model":
-        """Build the PyMC model in the coordinates ``sigma, hill, rho, mtd`` (module notes)."""
+        """Build the PyMC model: ``sigma, hill, rho`` and the MTD on the anchor's quantile.
+
+        Free: ``sigma``, ``hill``, ``rho`` and ``mtd_quantile`` (``mtd`` itself, uniform,
+        without data); deterministics ``mtd``, ``emax`` and ``ed50`` (module notes).
+        """
+        return self._pymc_model(data, mtd_drawn=False)
+
+    def _prior_model(self, data: TrialData) -> "pm.Model":
+        """Return the same model with ``mtd`` drawn uniform, as PyMC's forward sampler needs."""
+        return self._pymc_model(data, mtd_drawn=True)
+
+    def _pymc_model(self, data: TrialData, *, mtd_drawn: bool) -> "pm.Model":
         import pymc as pm
 
         self.check_data(data)
@@ -195,9 +247,13 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
             sigma = self.sigma_prior()
             hill = pm.LogNormal("hill", 0.0, self.delta)
             rho = pm.LogNormal("rho", 0.0, self.plateau_scale)
-            mtd = pm.Uniform("mtd", lower=self.x_min, upper=self.x_max)
             threshold = self.eta - sigma * self.z
             emax = pm.Deterministic("emax", threshold * (1.0 + rho))
+            if mtd_drawn or not dose.size:
+                mtd = pm.Uniform("mtd", lower=self.x_min, upper=self.x_max)
+            else:
+                anchored = self._mtd_from_anchor(self.anchor(data), hill, rho, sigma, emax)
+                mtd = pm.Deterministic("mtd", anchored)
             ed50 = pm.Deterministic("ed50", self.x_min + (mtd - self.x_min) * rho ** (1.0 / hill))
             offset = dose_data - self.x_min
             pm.Normal(
@@ -208,6 +264,46 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
                 dims="patient",
             )
         return model
+
+    def anchor(self, data: TrialData) -> tuple[float, int, float]:
+        """Return the anchor dose, its number of patients and their mean response (module notes).
+
+        The dose with the most patients, the highest of those tied.
+        """
+        self.check_data(data, min_patients=1)
+        dose = np.asarray(data.dose, dtype=float)
+        levels, counts = np.unique(dose, return_counts=True)
+        level = levels[np.flatnonzero(counts == counts.max())[-1]]
+        at_anchor = dose == level
+        mean = float(np.mean(np.asarray(data.column("y"), dtype=float)[at_anchor]))
+        return float(level), int(at_anchor.sum()), mean
+
+    def _mtd_from_anchor(
+        self, anchor: tuple[float, int, float], hill: Any, rho: Any, sigma: Any, emax: Any
+    ) -> Any:
+        """Return the MTD of ``mtd_quantile``'s mean at the ``anchor`` dose; add its potential."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        level, n_anchor, mean = anchor
+        span, reach = self.x_max - self.x_min, level - self.x_min
+        beyond = rho * (span / reach) ** hill
+        # m runs over (E / (1 + beyond), E); its width is formed apart from its lower end.
+        spread = sigma / math.sqrt(n_anchor)
+        quantile = pm.Uniform("mtd_quantile", 0.0, 1.0)
+        score, log_dm_dq = truncated_normal_quantile(
+            mean, spread, emax / (1.0 + beyond), emax / (1.0 + 1.0 / beyond), quantile
+        )
+        at_anchor = mean + spread * score
+        # E - m from the score: m itself rounds to E where the MTD nears x_min.
+        below_plateau = pt.maximum((emax - mean) - spread * score, np.finfo(float).tiny)
+        offset = reach * (below_plateau / (rho * at_anchor)) ** (1.0 / hill)
+        log_dmtd_dm = (
+            pt.log(offset) + pt.log(emax) - pt.log(hill) - pt.log(at_anchor) - pt.log(below_plateau)
+        )
+        pm.Potential("mtd_prior", log_dmtd_dm + log_dm_dq - math.log(span))
+        inside = (np.nextafter(self.x_min, self.x_max), np.nextafter(self.x_max, self.x_min))
+        return pt.clip(self.x_min + offset, *inside)
 
     def log_density(self, data: TrialData, values: Mapping[str, float]) -> float:
         """Return the log posterior density (unnormalised) of ``sigma, hill, rho, mtd``, by scipy.
@@ -241,6 +337,15 @@ class ThreePNDPlateau(ThreePNDScale, DoseModel):
     def posterior(self, data: TrialData, sampling: Sampling | None = None) -> DosePosterior:
         """Fit NUTS and read the MTD's posterior draws (judged by the convergence criteria)."""
         return self.fitted_posterior(data, sampling)
+
+    def posterior_from_idata(
+        self, idata: xr.DataTree, criteria: ConvergenceCriteria | None = None, **options: Any
+    ) -> DosePosterior:
+        """Read the MTD's draws, the parameters' means and the convergence of a fit."""
+        posterior = DosePosterior.from_idata(idata, criteria, **options)
+        # mtd_quantile is a coordinate of the sampler, not a parameter of the model.
+        means = {k: v for k, v in posterior.parameter_mean.items() if k != "mtd_quantile"}
+        return dataclasses.replace(posterior, parameter_mean=means)
 
     def prob_toxicity(self, idata: xr.DataTree, doses: ArrayLike) -> xr.DataArray:
         """Return ``P(Y >= eta | x) = 1 - Phi((eta - f(x)) / sigma)`` per draw.
