@@ -453,6 +453,30 @@ def _distinct(
     return x0, mult, z0, within, index
 
 
+def _refuse_equal_replicates(
+    y: np.ndarray, mult: np.ndarray, within: float, index: np.ndarray
+) -> None:
+    r"""Raise a DataError when there are replicates and each point's are equal.
+
+    The PyMC model's within-point sum of squares :math:`W \sim \sigma_y^2 \chi^2_{N - n}`
+    then has :math:`W = 0`: the likelihood of the responses grows as
+    :math:`\sigma_y^{-(N - n)}` as :math:`\sigma_y \to 0` (the mean responses' covariance
+    keeps its jitter), and the posterior of :math:`\sigma_y` is improper. "Equal" is within
+    ``1e-12`` of the responses' size, as in :func:`fit_hetgp` (rounding leaves a :math:`W` of
+    ``1e-32`` that PyMC samples as :math:`\sigma_y \approx 10^{-16}`).
+    """
+    extra = y.size - mult.size
+    if not extra or within > extra * (1e-12 * np.max(np.abs(y))) ** 2:
+        return
+    rows = np.flatnonzero(index == int(np.argmax(mult > 1)))
+    raise DataError(
+        f"column {RESPONSE!r}, rows {rows.tolist()}: the responses of each repeated (dose, "
+        f"covariate) point are equal (here {float(y[rows[0]])!r}), so the posterior of sigma_y "
+        "is improper (it grows as sigma_y^-(N - n) near 0) and NUTS cannot fit it; the 'eb' "
+        "engine bounds the nugget and fits these data"
+    )
+
+
 def hetgp_bounds(x0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     r"""HetGP's ``auto_bounds`` for the Gaussian kernel: the box of the length-scales theta.
 
@@ -1294,7 +1318,9 @@ class GPSurface(DoseModel):
         width = len(self.level_columns)
         n_levels = grid.shape[0]
         if y.size:
-            x0, mult, z0, within, _ = _distinct(self.inputs(self.data_points(data)), y)
+            x0, mult, z0, within, index = _distinct(self.inputs(self.data_points(data)), y)
+            if surface_given_responses:
+                _refuse_equal_replicates(y, mult, within, index)
         else:
             x0, mult, z0, within = np.empty((0, width)), np.empty(0), np.empty(0), 0.0
         coords = {

@@ -449,6 +449,26 @@ def test_constant_responses_are_refused(value):
         GPSurface().posterior(_data(doses, np.full(20, value)))
 
 
+def test_nuts_refuses_replicates_that_are_all_equal_and_eb_fits_them():
+    # W ~ sigma_y^2 chi^2_{N - n} at W = 0: PyMC's gamma density was -inf at the start (one
+    # replicate: "Initial evaluation ... failed"), or, where rounding left W = 1e-32,
+    # sampled sigma_y near 1e-16.
+    gp = GPSurface()
+    base = np.array([[0.0, 0.0], [0.0, 1.0], [0.5, 0.5], [1.0, 0.0], [1.0, 1.0]])
+    means = np.array([1.0, 0.3, -0.2, 0.8, 1.4])
+    for doses, y, rows in (
+        (np.vstack([base, base[:1]]), np.append(means, means[0]), r"\[0, 5\]"),
+        (np.repeat(base, 3, axis=0), np.repeat(means, 3), r"\[0, 1, 2\]"),
+    ):
+        data = _data(doses, y)
+        with pytest.raises(DataError, match=rf"column 'response', rows {rows}: .* improper"):
+            gp.build(data)
+        assert gp.posterior(data).hyperparameters["sigma_y"] > 0
+        gp.sample_prior_predictive(data, draws=5, random_seed=1)  # the prior reads no responses
+    # A replicate apart by 1e-9 leaves a proper posterior.
+    gp.build(_data(np.vstack([base, base[:1]]), np.append(means, means[0] + 1e-9)))
+
+
 def test_a_constant_stratum_in_varied_data_is_fitted():
     # The other stratum's spread gives nu an estimate: nothing to refuse.
     doses = np.tile(np.repeat([[0, 0], [0, 1], [0.5, 0.5], [1, 0], [1, 1]], 2, axis=0), (2, 1))
