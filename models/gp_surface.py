@@ -69,7 +69,10 @@ design's next combination changed; the default 16 starts of 128 points came with
 on all 260, the maximum taken from a dense grid of the box polished by L-BFGS-B (the tests
 check two of the seven against scipy's L-BFGS-B from random starts). A
 column that is constant in the data (e.g. one stratum only) gets :math:`r_j = 1` where hetGP
-would divide by zero.
+would divide by zero; the likelihood does not depend on its :math:`\theta_j`, which keeps
+hetGP's start :math:`\sqrt{\text{lower}_j \, \text{upper}_j}` (hetGP's own optimiser, with
+a zero gradient there, would not move it; the winning start's value was arbitrary and set how
+much an unseen stratum borrows).
 
 The posterior of the surface given the estimates is the universal-kriging predictor (eq 2;
 Binois and Gramacy 2021, hetGP's ``predict``), with :math:`k(x) = \mathcal K(X_0, x)`:
@@ -631,6 +634,12 @@ def fit_hetgp(
     )  # fmt: skip
     if not np.isfinite(value):
         raise DataError("the GP likelihood could not be evaluated at any start (singular data)")
+    # A column constant in the data leaves the likelihood flat in its theta (every distance
+    # along it is 0), so the winning start's value would be arbitrary, yet it sets how the
+    # surface at another stratum borrows: it keeps hetGP's start, where hetGP's own
+    # optimiser (gradient 0) leaves it.
+    constant = np.ptp(x0, axis=0) == 0.0
+    best[:p][constant] = first[:p][constant]
     theta, g = np.exp(best[:p]), float(np.exp(best[p]))
     k = _correlation(x0, x0, theta) + np.diag(HETGP_EPS + g / mult)
     low, _ = cholesky(k)

@@ -478,6 +478,24 @@ def test_a_constant_stratum_in_varied_data_is_fitted():
     assert np.sqrt(post.variance("f")).min() > 1e-2
 
 
+def test_a_covariate_constant_in_the_data_keeps_hetgps_start_whatever_the_starts():
+    # The likelihood is flat in its theta, which was the winning start's: 0.51, 0.55 and 0.16
+    # for 16, 4 and 8 starts, and the unseen stratum's surface moved with it.
+    rng = np.random.default_rng(1)
+    doses = rng.uniform(0, 1, (8, 2))
+    y = np.sin(3 * doses[:, 0]) + doses[:, 1] + rng.normal(0, 0.1, 8)
+    data = _data(doses, y, z=np.zeros(8))
+    fits = [
+        GPSurface(covariates=("z",), n_starts=n, screen=8 * n).posterior(data) for n in (16, 4, 8)
+    ]
+    inputs = GPSurface(covariates=("z",)).inputs(GPSurface(covariates=("z",)).data_points(data))
+    low, high = hetgp_bounds(np.unique(inputs, axis=0))
+    for post in fits:
+        assert post.hyperparameters["theta_z"] == pytest.approx(math.sqrt(low[2] * high[2]))
+        assert post.log_likelihood == pytest.approx(fits[0].log_likelihood, abs=1e-9)
+        np.testing.assert_allclose(post.mean("f"), fits[0].mean("f"), atol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
