@@ -400,10 +400,26 @@ def test_an_interrupted_parallel_run_reports_the_interrupt_alone(tmp_path, runni
         run.wait(timeout=60)
     finally:
         run.kill()
-    message = errors.read_text()
+    message = _without_resource_tracker_warnings(errors.read_text())
     assert message.rstrip().endswith("KeyboardInterrupt"), message
     assert "Exception in thread" not in message, message
     assert not _workers_left(workers)
+
+
+def _without_resource_tracker_warnings(message: str) -> str:
+    """``message`` without the UserWarnings of loky's resource tracker and their source lines.
+
+    The tracker, a process of its own that outlives the run by a moment, may warn of a
+    semaphore that a killed worker held (1 interrupted run in 65 here): loky's notice, not a
+    traceback of the run's.
+    """
+    kept, lines = [], iter(message.splitlines())
+    for line in lines:
+        if "UserWarning: resource_tracker:" in line:
+            next(lines, None)  # the warnings.warn(...) line that follows
+            continue
+        kept.append(line)
+    return "\n".join(kept)
 
 
 @pytest.mark.parametrize(
