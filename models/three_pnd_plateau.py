@@ -50,8 +50,9 @@ So :math:`E > \eta^*` (the curve crosses the threshold) and, given the shape, :m
 U(0, R \rho^{1/h})`: the MTD is uniform on the dose range conditionally, where the 3PND's
 uniform slope induces the MTD density of Lee's proof of Theorem 2. ``delta`` (0.5) plays the
 role of the 3PND's, ``plateau_scale`` :math:`s` (1) puts the plateau's median at
-:math:`2 \eta^*`. The model is sampled in these coordinates (``sigma``, ``hill``,
-``rho``, ``mtd``); ``emax`` and ``ed50`` (:math:`x_{min} + D`) are deterministics.
+:math:`2 \eta^*`. The model is written in these coordinates (``sigma``, ``hill``,
+``rho``, ``mtd``); ``emax`` and ``ed50`` (:math:`x_{min} + D`) are deterministics. With data
+NUTS samples the MTD on another coordinate (below).
 
 **Sampling on the anchor dose's mean.** With one patient, NUTS on ``(sigma, hill, rho, mtd)``
 met a funnel: the marginal of :math:`\sigma` keeps mass near 0 (the curve can pass through the
