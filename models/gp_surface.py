@@ -152,6 +152,12 @@ register_outcome(Outcome(RESPONSE))
 HETGP_EPS = math.sqrt(np.finfo(float).eps)
 #: hetGP's default bounds of the nugget g (``noiseControl$g_bounds``).
 HETGP_G_BOUNDS = (HETGP_EPS, 100.0)
+#: Starts of the empirical-Bayes optimiser and Sobol points screened for them (module notes).
+EB_STARTS, EB_SCREEN = 16, 128
+#: Responses closer than this, relative to their size, are equal: with all of them equal the
+#: GP's variance has no maximum, and with each point's replicates equal sigma_y's posterior
+#: is improper.
+EQUAL_RESPONSES = 1e-12
 #: Inverse-gamma prior of the dose length-scales of the PyMC model (95% in [0.1, 2]).
 LENGTHSCALE_PRIOR = (2.153, 0.5836)
 #: Inverse-gamma prior of the covariate length-scales (95% in [0.35, 4]: for a binary
@@ -465,11 +471,11 @@ def _refuse_equal_replicates(
     then has :math:`W = 0`: the likelihood of the responses grows as
     :math:`\sigma_y^{-(N - n)}` as :math:`\sigma_y \to 0` (the mean responses' covariance
     keeps its jitter), and the posterior of :math:`\sigma_y` is improper. "Equal" is within
-    ``1e-12`` of the responses' size, as in :func:`fit_hetgp` (rounding leaves a :math:`W` of
-    ``1e-32`` that PyMC samples as :math:`\sigma_y \approx 10^{-16}`).
+    :data:`EQUAL_RESPONSES` of the responses' size, as in :func:`fit_hetgp` (rounding leaves
+    a :math:`W` of ``1e-32`` that PyMC samples as :math:`\sigma_y \approx 10^{-16}`).
     """
     extra = y.size - mult.size
-    if not extra or within > extra * (1e-12 * np.max(np.abs(y))) ** 2:
+    if not extra or within > extra * (EQUAL_RESPONSES * np.max(np.abs(y))) ** 2:
         return
     rows = np.flatnonzero(index == int(np.argmax(mult > 1)))
     raise DataError(
@@ -573,8 +579,8 @@ def fit_hetgp(
     inputs: np.ndarray,
     y: np.ndarray,
     *,
-    n_starts: int = 16,
-    screen: int = 128,
+    n_starts: int = EB_STARTS,
+    screen: int = EB_SCREEN,
     max_iter: int = 100,
     pgtol: float = 1e-5,
     ftol: float = 1e7 * np.finfo(float).eps,
@@ -609,7 +615,7 @@ def fit_hetgp(
     x0, mult, z0, within, index = _distinct(np.asarray(inputs, dtype=float), y)
     # With every response equal the concentrated likelihood grows without bound as nu -> 0;
     # the spread is judged relative to the responses' size, free of their units.
-    if y.size and np.ptp(y) <= 1e-12 * np.max(np.abs(y)):
+    if y.size and np.ptp(y) <= EQUAL_RESPONSES * np.max(np.abs(y)):
         raise DataError(
             f"column {RESPONSE!r}: the responses are all equal ({float(y[0])!r}), so the GP's "
             "variance has no maximum-likelihood estimate"
@@ -853,8 +859,8 @@ class GPSurface(DoseModel):
     covariate_levels: Mapping[str, tuple[float, ...]] = None  # type: ignore[assignment]
     dose_bounds: tuple[tuple[float, float], ...] = None  # type: ignore[assignment]
     grid_step: float = 0.25
-    n_starts: int = 16
-    screen: int = 128
+    n_starts: int = EB_STARTS
+    screen: int = EB_SCREEN
     response_scale: tuple[float, float] | None = None
     lengthscale_prior: tuple[float, float] = LENGTHSCALE_PRIOR
     covariate_lengthscale_prior: tuple[float, float] = COVARIATE_LENGTHSCALE_PRIOR

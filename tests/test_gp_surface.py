@@ -488,7 +488,8 @@ def test_a_covariate_constant_in_the_data_keeps_hetgps_start_whatever_the_starts
     fits = [
         GPSurface(covariates=("z",), n_starts=n, screen=8 * n).posterior(data) for n in (16, 4, 8)
     ]
-    inputs = GPSurface(covariates=("z",)).inputs(GPSurface(covariates=("z",)).data_points(data))
+    gp = GPSurface(covariates=("z",))
+    inputs = gp.inputs(gp.data_points(data))
     low, high = hetgp_bounds(np.unique(inputs, axis=0))
     for post in fits:
         assert post.hyperparameters["theta_z"] == pytest.approx(math.sqrt(low[2] * high[2]))
